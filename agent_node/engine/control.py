@@ -1,0 +1,134 @@
+"""Operations on executions that need no running engine: create, signal,
+cancel, expire. The CLI uses them directly; the engine through ``control``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent_node.errors import InvalidSignal, StateValidationError, UnknownExecution
+from agent_node.store.base import Store, Txn
+from agent_node.store.records import Claim, ExecutionRecord, WaitRecord
+from agent_node.workflow.compiled import CompiledWorkflow
+
+from . import faults, plans
+from .executor import Executor, ResumeContext
+from .registry import WorkflowRegistry
+
+__all__ = ["Control"]
+
+
+class Control:
+    def __init__(
+        self, store: Store, workflows: WorkflowRegistry, executors: Mapping[str, Executor]
+    ) -> None:
+        self.store = store
+        self.workflows = workflows
+        self.executors = executors
+
+    async def create(
+        self,
+        workflow: CompiledWorkflow,
+        state: BaseModel | Mapping[str, Any],
+        execution_id: str | None = None,
+        lease: plans.Lease | None = None,
+    ) -> tuple[str, list[Claim] | None]:
+        """Create an execution; ``(id, None)`` when that id exists already."""
+        self.workflows.add(workflow)
+        execution_id = execution_id or str(uuid.uuid4())
+        data = _validated_input(workflow, state)
+        now = time.time()
+        record = ExecutionRecord(
+            execution_id,
+            workflow.ir.id,
+            workflow.ir.version,
+            workflow.ref,
+            "pending",
+            plans.dumps(data),
+            "",
+            0,
+            None,
+            None,
+            None,
+            now,
+            now,
+        )
+
+        def plan(txn: Txn) -> list[Claim]:
+            leased = plans.start_execution(txn, workflow, lease)
+            return [Claim(item, txn.execution) for item in leased]
+
+        claims = await self.store.create(record, plan)
+        return execution_id, claims
+
+    async def signal(self, execution_id: str, event: str, payload: Any = None) -> None:
+        """Deliver ``event`` to the execution's wait for it."""
+        try:
+            plans.dumps(payload)
+        except (TypeError, ValueError) as exc:
+            raise InvalidSignal(f"the payload of {event!r} is not JSON: {exc}") from None
+        workflow = await self._workflow_of(execution_id)
+
+        def plan(txn: Txn) -> None:
+            wait = plans.find_event_wait(txn, event)
+            faults.hit("in_wait_resolution", wait.node)
+            spec = workflow.node(wait.node)
+            ctx = ResumeContext(
+                execution_id, workflow, spec, wait.visit, json.loads(txn.execution.state), txn.now
+            )
+            outcome = self.executors[spec.type].resume(ctx, payload)
+            plans.resolve_wait(txn, workflow, wait, outcome, {"event": event, "payload": payload})
+
+        await self.store.apply(execution_id, plan, related=True)
+        faults.hit("after_wait_resolution")
+
+    async def expire(self, wait: WaitRecord) -> None:
+        """Resolve a wait whose deadline passed (a no-op if it was resolved)."""
+        try:
+            workflow = await self._workflow_of(wait.execution_id)
+        except UnknownExecution:
+            return
+
+        def plan(txn: Txn) -> None:
+            current = next(
+                (w for w in txn.waits or () if (w.node, w.visit) == (wait.node, wait.visit)), None
+            )
+            if current is None or current.deadline is None or current.deadline > txn.now:
+                return
+            spec = workflow.node(current.node)
+            ctx = ResumeContext(
+                wait.execution_id, workflow, spec, current.visit, json.loads(txn.execution.state), txn.now
+            )
+            outcome = self.executors[spec.type].expire(ctx)
+            plans.resolve_wait(txn, workflow, current, outcome, {"expired": True})
+
+        await self.store.apply(wait.execution_id, plan, related=True)
+
+    async def cancel(self, execution_id: str, reason: str = "cancelled") -> bool:
+        """Cancel the execution; ``False`` when it had ended already."""
+        cancelled: bool = await self.store.apply(
+            execution_id, lambda txn: plans.cancel_execution(txn, reason), related=True
+        )
+        return cancelled
+
+    async def _workflow_of(self, execution_id: str) -> CompiledWorkflow:
+        record = await self.store.get(execution_id)
+        if record is None:
+            raise UnknownExecution(execution_id)
+        return self.workflows.get(record.workflow_id, record.workflow_version, record.workflow_ref)
+
+
+def _validated_input(
+    workflow: CompiledWorkflow, state: BaseModel | Mapping[str, Any]
+) -> dict[str, Any]:
+    raw = state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)
+    try:
+        data: dict[str, Any] = workflow.state_model.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        raise StateValidationError(f"the input does not fit {workflow.key}'s state: {exc}") from None
+    return data

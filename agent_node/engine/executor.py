@@ -1,0 +1,140 @@
+"""The contract between the engine and node executors.
+
+One executor per node type (``agent_node/nodes/<type>.py``). The engine calls
+:meth:`Executor.execute` once per attempt of a node visit, with a
+:class:`NodeContext`, and the executor answers with an :data:`Outcome`:
+
+* :class:`Advance` — the node finished: an optional new state (or patch) and
+  the next node (``None`` ends this path of the execution);
+* :class:`Fork` — start several branches that meet at a join node;
+* :class:`Park` — wait for an external event or a deadline; the engine
+  records a wait row and drops everything from memory;
+* :class:`Finish` — end the whole execution, completed or failed.
+
+Rules an executor must keep:
+
+* ``execute`` may run more than once for one visit (a crash between its
+  effect and the commit): effects that leave the process must use
+  ``ctx.idempotency_key``. The engine commits at most one result per visit.
+* Raising any ``Exception`` is a failed attempt, retried per the node's
+  retry policy. Never catch :class:`~agent_node.errors.ControlSignal` or
+  ``asyncio.CancelledError``: they mean the execution was cancelled or the
+  worker is stopping.
+* A node that parks gets :meth:`Executor.resume` called — synchronously,
+  inside the transaction that resolves the wait — with the payload that
+  arrived, or :meth:`Executor.expire` when the wait's deadline passed. Both
+  must be pure (no I/O): they only map the payload into an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import NodeSpec
+
+__all__ = [
+    "Advance",
+    "Executor",
+    "Finish",
+    "Fork",
+    "NodeContext",
+    "Outcome",
+    "Park",
+    "ResumeContext",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeContext:
+    """What one attempt of one node visit sees."""
+
+    execution_id: str
+    workflow: CompiledWorkflow
+    spec: NodeSpec
+    visit: int
+    attempt: int
+    #: The state as a validated model instance (do not mutate it in place).
+    state: BaseModel
+    #: The same state as JSON-shaped data, for expressions and templates.
+    data: Mapping[str, Any]
+    now: float
+
+    @property
+    def idempotency_key(self) -> str:
+        """``execution/node/visit``: the same for every attempt of this visit."""
+        return f"{self.execution_id}/{self.spec.id}/{self.visit}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeContext:
+    """What :meth:`Executor.resume` and :meth:`Executor.expire` see."""
+
+    execution_id: str
+    workflow: CompiledWorkflow
+    spec: NodeSpec
+    visit: int
+    data: Mapping[str, Any]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    """The node finished. ``state`` is a new state, ``patch`` changed keys
+    (give one or neither). ``next`` is the following node, ``None`` to end
+    this path; ``output`` and ``usage`` are recorded in the event."""
+
+    next: str | None
+    state: BaseModel | None = None
+    patch: Mapping[str, Any] | None = None
+    output: Any = None
+    usage: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fork:
+    """Start every branch now; they continue together at ``join``."""
+
+    branches: tuple[str, ...]
+    join: str
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """Wait. ``kind`` is ``event`` (named ``event``) or ``timer``; the wait
+    expires at ``deadline`` (epoch seconds) when one is given."""
+
+    kind: Literal["event", "timer"]
+    event: str | None = None
+    deadline: float | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """End the execution now (other branches are dropped)."""
+
+    status: Literal["completed", "failed"] = "completed"
+    error: str | None = None
+    output: Any = None
+
+
+Outcome = Advance | Fork | Park | Finish
+
+
+class Executor(Protocol):
+    """Runs one node type. See the module docstring for the contract."""
+
+    async def execute(self, ctx: NodeContext) -> Outcome: ...
+
+    def resume(self, ctx: ResumeContext, payload: Any) -> Outcome:
+        """Map an arrived payload to an outcome (nodes that park only)."""
+        ...
+
+    def expire(self, ctx: ResumeContext) -> Outcome:
+        """The wait's deadline passed (nodes that park with a deadline only)."""
+        ...

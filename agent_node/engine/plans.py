@@ -1,0 +1,369 @@
+"""The rules of the engine as pure plan functions over a :class:`Txn`.
+
+Every change to an execution is one of these plans, run by the store inside
+the transaction that holds the execution's row (see
+:mod:`agent_node.store.base`). They decide which events are appended, which
+node visits become ready, which waits exist and what the status is — for all
+three stores alike. No I/O happens here.
+
+Event kinds and their ``data``:
+
+``execution_started``   ``{"workflow", "input"}``
+``node_started``        (the attempt is in the row)
+``node_completed``      ``{"patch"?, "next", "duration"?, "output"?, "usage"?}``
+``node_failed``         ``{"error", "type", "retry_at", "duration"}``
+``wait_started``        ``{"kind", "event"?, "deadline"?}``
+``wait_resolved``       ``{"event"?, "payload"?, "expired"?}``
+``execution_completed`` ``{"output"?}`` · ``execution_failed`` ``{"error"}`` ·
+``execution_canceled``  ``{"reason"}``
+
+The cursor (column ``cursor``) holds what routing needs beyond the state:
+visit counts per node (``v``) and open joins (``j``: ``[expected, arrived]``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_node.errors import InvalidSignal
+from agent_node.store.base import Txn
+from agent_node.store.records import TERMINAL, WaitRecord, WorkItem
+from agent_node.workflow.compiled import CompiledWorkflow
+
+from .executor import Advance, Finish, Fork, Outcome, Park
+
+__all__ = [
+    "Lease",
+    "StateChange",
+    "cancel_execution",
+    "complete_node",
+    "dumps",
+    "fail_node",
+    "resolve_wait",
+    "start_claimed",
+    "start_execution",
+]
+
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Lease new ready visits to ``owner`` (the worker continues with them)."""
+
+    owner: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A node's effect on the state: changed keys, and the whole new state as
+    JSON computed against the state at ``base_seq``."""
+
+    patch: Mapping[str, Any]
+    state_json: str
+    base_seq: int
+
+
+@dataclass(slots=True)
+class _Cursor:
+    visits: dict[str, int] = field(default_factory=dict)
+    joins: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, text: str) -> _Cursor:
+        raw = json.loads(text) if text else {}
+        return cls(raw.get("v", {}), raw.get("j", {}))
+
+    def dump(self) -> str:
+        return dumps({"v": self.visits, "j": self.joins} if self.joins else {"v": self.visits})
+
+
+# -- start ---------------------------------------------------------------------
+
+
+def start_execution(
+    txn: Txn, workflow: CompiledWorkflow, lease: Lease | None
+) -> list[WorkItem]:
+    """A new execution: log its input and make the start node ready."""
+    record = txn.execution
+    txn.event("execution_started", data=f'{{"workflow":{dumps(workflow.key)},"input":{record.state}}}')
+    cursor = _Cursor()
+    leased = _enqueue(txn, cursor, [workflow.ir.start], lease)
+    record.cursor = cursor.dump()
+    return leased
+
+
+def start_claimed(txn: Txn, items: list[WorkItem] | tuple[WorkItem, ...]) -> None:
+    """Claimed visits begin a new attempt each."""
+    for item in items:
+        txn.event("node_started", item.node, item.visit, item.attempt)
+    if txn.execution.status == "pending":
+        txn.execution.status = "running"
+
+
+# -- a node's result -----------------------------------------------------------
+
+
+def complete_node(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    item: WorkItem,
+    outcome: Outcome,
+    change: StateChange | None,
+    duration: float,
+    lease: Lease | None,
+) -> list[WorkItem]:
+    """Commit one attempt's outcome; returns the visits leased to ``lease``."""
+    record = txn.execution
+    txn.delete_work(item.node, item.visit)
+    if change is not None and change.patch:
+        record.state = _merged_state(record.state, record.last_seq, change)
+    cursor = _Cursor.load(record.cursor)
+    info: dict[str, Any] = {"duration": round(duration, 6)}
+    if change is not None and change.patch:
+        info["patch"] = change.patch
+    leased = _apply(txn, workflow, cursor, item.node, item.visit, outcome, info, lease)
+    record.cursor = cursor.dump()
+    return leased
+
+
+def fail_node(
+    txn: Txn,
+    item: WorkItem,
+    error: BaseException,
+    retry_at: float | None,
+    duration: float,
+) -> None:
+    """Record a failed attempt: schedule the retry, or fail the execution."""
+    message = str(error) or type(error).__name__
+    txn.event(
+        "node_failed",
+        item.node,
+        item.visit,
+        item.attempt,
+        dumps(
+            {
+                "error": message,
+                "type": type(error).__name__,
+                "retry_at": retry_at,
+                "duration": round(duration, 6),
+            }
+        ),
+    )
+    if retry_at is not None:
+        txn.put_work(
+            WorkItem(
+                item.execution_id, item.node, item.visit, item.attempt, retry_at, None, None, item.fence
+            )
+        )
+        return
+    txn.delete_work(item.node, item.visit)
+    _finish(txn, Finish("failed", f"node {item.node!r} failed: {message}"))
+
+
+# -- waits -----------------------------------------------------------------------
+
+
+def resolve_wait(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    wait: WaitRecord,
+    outcome: Outcome,
+    info: dict[str, Any],
+) -> list[WorkItem]:
+    """Resolve a parked visit with ``outcome`` (from the executor's resume or
+    expire). The caller checked that ``wait`` is one of ``txn.waits``."""
+    record = txn.execution
+    txn.delete_wait(wait.node, wait.visit)
+    txn.event("wait_resolved", wait.node, wait.visit, data=dumps(info))
+    cursor = _Cursor.load(record.cursor)
+    details: dict[str, Any] = {}
+    if isinstance(outcome, Advance) and outcome.patch:
+        record.state = validated_patch(workflow, record.state, outcome.patch)
+        details["patch"] = dict(outcome.patch)
+    leased = _apply(txn, workflow, cursor, wait.node, wait.visit, outcome, details, None)
+    record.cursor = cursor.dump()
+    return leased
+
+
+def find_event_wait(txn: Txn, event: str) -> WaitRecord:
+    """The execution's wait for ``event``; raises :class:`InvalidSignal`."""
+    record = txn.execution
+    if record.status in TERMINAL:
+        raise InvalidSignal(f"execution {record.id} is {record.status}; it takes no more events")
+    waits = txn.waits or []
+    for wait in waits:
+        if wait.kind == "event" and wait.event == event:
+            return wait
+    expected = sorted({w.event for w in waits if w.kind == "event" and w.event})
+    hint = f"; it waits for {', '.join(map(repr, expected))}" if expected else ""
+    raise InvalidSignal(f"execution {record.id} is not waiting for event {event!r}{hint}")
+
+
+def validated_patch(workflow: CompiledWorkflow, state_json: str, patch: Mapping[str, Any]) -> str:
+    """Apply ``patch`` and validate the whole state; raises :class:`InvalidSignal`."""
+    from pydantic import ValidationError
+
+    merged = {**json.loads(state_json), **patch}
+    try:
+        model = workflow.state_model.model_validate(merged)
+    except ValidationError as exc:
+        raise InvalidSignal(f"the payload does not fit the workflow's state: {exc}") from None
+    return dumps(model.model_dump(mode="json"))
+
+
+# -- cancel ----------------------------------------------------------------------
+
+
+def cancel_execution(txn: Txn, reason: str) -> bool:
+    """Cancel unless already terminal; returns whether it was cancelled."""
+    record = txn.execution
+    if record.status in TERMINAL:
+        return False
+    _drop_everything(txn)
+    txn.event("execution_canceled", data=dumps({"reason": reason}))
+    record.status = "canceled"
+    record.error = reason
+    txn.notify("cancel")
+    txn.notify("status")
+    return True
+
+
+# -- shared steps ------------------------------------------------------------------
+
+
+def _apply(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    cursor: _Cursor,
+    node: str,
+    visit: int,
+    outcome: Outcome,
+    info: dict[str, Any],
+    lease: Lease | None,
+) -> list[WorkItem]:
+    if isinstance(outcome, Advance):
+        info["next"] = outcome.next
+        if outcome.output is not None:
+            info["output"] = outcome.output
+        if outcome.usage:
+            info["usage"] = dict(outcome.usage)
+        txn.event("node_completed", node, visit, data=dumps(info))
+        return _goto(txn, workflow, cursor, outcome.next, lease)
+    if isinstance(outcome, Fork):
+        info["next"] = list(outcome.branches)
+        txn.event("node_completed", node, visit, data=dumps(info))
+        cursor.joins[outcome.join] = [len(outcome.branches), 0]
+        return _enqueue(txn, cursor, list(outcome.branches), lease)
+    if isinstance(outcome, Park):
+        _park(txn, node, visit, outcome)
+        return []
+    info["next"] = None
+    txn.event("node_completed", node, visit, data=dumps(info))
+    _finish(txn, outcome)
+    return []
+
+
+def _goto(
+    txn: Txn, workflow: CompiledWorkflow, cursor: _Cursor, target: str | None, lease: Lease | None
+) -> list[WorkItem]:
+    if target is None:
+        _settle(txn)
+        return []
+    if workflow.node(target).type == "join":
+        expected, arrived = cursor.joins.get(target, [1, 0])
+        if arrived + 1 < expected:
+            cursor.joins[target] = [expected, arrived + 1]
+            return []
+        cursor.joins.pop(target, None)
+    return _enqueue(txn, cursor, [target], lease)
+
+
+def _enqueue(
+    txn: Txn, cursor: _Cursor, nodes: list[str], lease: Lease | None
+) -> list[WorkItem]:
+    record = txn.execution
+    leased: list[WorkItem] = []
+    for node in nodes:
+        visit = cursor.visits.get(node, 0) + 1
+        cursor.visits[node] = visit
+        if lease is None:
+            txn.put_work(WorkItem(record.id, node, visit, 0, txn.now, None, None, 0))
+            continue
+        item = WorkItem(record.id, node, visit, 1, txn.now, lease.owner, lease.until, 1)
+        txn.put_work(item)
+        txn.event("node_started", node, visit, 1)
+        leased.append(item)
+    record.status = "running"
+    return leased
+
+
+def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
+    record = txn.execution
+    info: dict[str, Any] = {"kind": park.kind, **park.info}
+    if park.event is not None:
+        info["event"] = park.event
+    if park.deadline is not None:
+        info["deadline"] = park.deadline
+    txn.event("wait_started", node, visit, data=dumps(info))
+    txn.put_wait(WaitRecord(record.id, node, visit, park.kind, park.event, park.deadline))
+    _settle(txn)
+
+
+def _settle(txn: Txn) -> None:
+    """After a path ended or parked: running, waiting, or completed."""
+    record = txn.execution
+    if txn.work is None or txn.waits is None:
+        raise RuntimeError("this plan needs the execution's work and wait rows (related=True)")
+    deleted_work = set(txn.work_del)
+    work = [w for w in txn.work or () if (w.node, w.visit) not in deleted_work]
+    if work or txn.work_put:
+        record.status = "running"
+        return
+    deleted_waits = set(txn.waits_del)
+    waits = [w for w in txn.waits or () if (w.node, w.visit) not in deleted_waits]
+    if waits or txn.waits_put:
+        record.status = "waiting"
+        txn.notify("status")
+        return
+    _finish(txn, Finish("completed"))
+
+
+def _finish(txn: Txn, finish: Finish) -> None:
+    record = txn.execution
+    _drop_everything(txn)
+    if finish.status == "completed":
+        data = dumps({"output": finish.output}) if finish.output is not None else None
+        txn.event("execution_completed", data=data)
+        record.status = "completed"
+    else:
+        txn.event("execution_failed", data=dumps({"error": finish.error}))
+        record.status = "failed"
+        record.error = finish.error
+    txn.notify("status")
+
+
+def _drop_everything(txn: Txn) -> None:
+    deleted = set(txn.work_del)
+    for item in txn.work or ():
+        if (item.node, item.visit) not in deleted:
+            txn.delete_work(item.node, item.visit)
+    txn.work_put.clear()
+    deleted_waits = set(txn.waits_del)
+    for wait in txn.waits or ():
+        if (wait.node, wait.visit) not in deleted_waits:
+            txn.delete_wait(wait.node, wait.visit)
+    txn.waits_put.clear()
+
+
+def _merged_state(current: str, last_seq: int, change: StateChange) -> str:
+    if last_seq == change.base_seq:
+        return change.state_json
+    # Another branch committed since this node read the state: keep its keys.
+    merged = json.loads(current)
+    merged.update(change.patch)
+    return dumps(merged)

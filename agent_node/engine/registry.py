@@ -1,0 +1,46 @@
+"""Which workflows an engine can run, and how it finds one it has not seen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent_node.errors import ConfigError
+from agent_node.workflow.compiled import CompiledWorkflow
+
+__all__ = ["Loader", "WorkflowRegistry"]
+
+#: Loads a workflow from the reference an execution recorded (file or module:attr).
+Loader = Callable[[str], CompiledWorkflow]
+
+
+class WorkflowRegistry:
+    def __init__(self, loader: Loader | None = None) -> None:
+        self._workflows: dict[str, CompiledWorkflow] = {}
+        self._loader = loader
+
+    def add(self, workflow: CompiledWorkflow) -> CompiledWorkflow:
+        known = self._workflows.get(workflow.key)
+        if known is not None and known is not workflow and known.ir != workflow.ir:
+            raise ConfigError(
+                f"two different definitions of workflow {workflow.key}: bump its version"
+            )
+        self._workflows[workflow.key] = workflow
+        return workflow
+
+    def get(self, workflow_id: str, version: str, ref: str | None) -> CompiledWorkflow:
+        key = f"{workflow_id}@{version}"
+        found = self._workflows.get(key)
+        if found is not None:
+            return found
+        if ref is None or self._loader is None:
+            raise ConfigError(f"workflow {key} is not known here and has no reference to load")
+        loaded = self._loader(ref)
+        if loaded.key != key:
+            raise ConfigError(
+                f"{ref} now defines {loaded.key}, but the execution needs {key}:"
+                " keep the old version available to finish its executions"
+            )
+        return self.add(loaded)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._workflows

@@ -1,0 +1,133 @@
+"""One exception tree for the whole package.
+
+::
+
+    AgentNodeError                      (Exception)
+    ├── UsageError                      a mistake by the caller or the author
+    │   ├── ConfigError                 bad configuration, store URL, CLI input
+    │   ├── WorkflowDefinitionError     a workflow that does not compile
+    │   │   └── (carries file, node and field of the mistake)
+    │   ├── UnknownExecution            no execution has that id
+    │   └── InvalidSignal               no wait of that execution accepts the event
+    └── RuntimeFailure                  something went wrong while running
+        ├── NodeFailed                  a node's body raised, or its result is invalid
+        ├── NodeTimeout                 a node ran past its timeout
+        ├── StateValidationError        a state (patch) does not match the schema
+        ├── Fenced                      our lease was taken over; the write was refused
+        └── StoreError                  the store is unreachable or corrupt
+
+    ControlSignal                       (BaseException: `except Exception` can't swallow it)
+    └── Cancelled                       the execution was cancelled while this node ran
+
+Control signals derive from ``BaseException`` so that user code written as
+``try: ... except Exception: ...`` inside a step cannot hide them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentNodeError",
+    "Cancelled",
+    "ConfigError",
+    "ControlSignal",
+    "Fenced",
+    "InvalidSignal",
+    "NodeFailed",
+    "NodeTimeout",
+    "RuntimeFailure",
+    "StateValidationError",
+    "StoreError",
+    "UnknownExecution",
+    "UsageError",
+    "WorkflowDefinitionError",
+]
+
+
+class AgentNodeError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class UsageError(AgentNodeError):
+    """The caller or the workflow's author made a mistake."""
+
+
+class ConfigError(UsageError):
+    """Bad configuration: store URL, CLI flag, config file."""
+
+
+class WorkflowDefinitionError(UsageError):
+    """A workflow that does not compile.
+
+    ``where`` names the place of the mistake: ``file``, ``node`` and ``field``
+    are each given when known, and appear in the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        node: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.node = node
+        self.field = field
+        self.reason = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = [
+            f"{label} {value!r}"
+            for label, value in (("file", self.file), ("node", self.node), ("field", self.field))
+            if value
+        ]
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+    def in_file(self, file: str) -> WorkflowDefinitionError:
+        """The same error, now naming the file it came from."""
+        return WorkflowDefinitionError(self.reason, file=file, node=self.node, field=self.field)
+
+
+class UnknownExecution(UsageError):
+    """No execution has this id."""
+
+    def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
+        super().__init__(f"no execution with id {execution_id!r}")
+
+
+class InvalidSignal(UsageError):
+    """The execution has no wait that accepts this event."""
+
+
+class RuntimeFailure(AgentNodeError):
+    """Something went wrong while running a workflow."""
+
+
+class NodeFailed(RuntimeFailure):
+    """A node's body raised, or returned something invalid."""
+
+
+class NodeTimeout(NodeFailed):
+    """A node ran past its timeout."""
+
+
+class StateValidationError(NodeFailed):
+    """A state or state patch does not validate against the workflow's schema."""
+
+
+class Fenced(RuntimeFailure):
+    """Our lease on a work item was taken over: the write was refused."""
+
+
+class StoreError(RuntimeFailure):
+    """The store failed (unreachable, corrupt, or a schema it cannot use)."""
+
+
+class ControlSignal(BaseException):
+    """Flow control, not failure. Derives from BaseException on purpose."""
+
+
+class Cancelled(ControlSignal):
+    """The execution was cancelled while this node was running."""

@@ -1,0 +1,28 @@
+"""One executor per node type (see :mod:`agent_node.engine.executor`).
+
+Adding a node type is one module here: its spec (a :class:`NodeSpec`
+subclass registered with ``@node_type``) and its executor, added to
+:func:`default_executors`.
+"""
+
+from __future__ import annotations
+
+from agent_node.engine.executor import Executor
+from agent_node.nodes.branch import BranchExecutor
+from agent_node.nodes.end import EndExecutor
+from agent_node.nodes.parallel import JoinExecutor, ParallelExecutor
+from agent_node.nodes.python import PythonExecutor
+from agent_node.nodes.wait import WaitExecutor
+
+__all__ = ["default_executors"]
+
+
+def default_executors() -> dict[str, Executor]:
+    return {
+        "python": PythonExecutor(),
+        "branch": BranchExecutor(),
+        "parallel": ParallelExecutor(),
+        "join": JoinExecutor(),
+        "wait": WaitExecutor(),
+        "end": EndExecutor(),
+    }

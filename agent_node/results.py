@@ -1,0 +1,123 @@
+"""What a run returns: the final state, the event log, and a per-node timeline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent_node.store.records import EventRecord
+
+__all__ = ["Event", "NodeRun", "RunResult", "build_timeline", "to_event"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of an execution's log."""
+
+    seq: int
+    kind: str
+    node: str | None
+    visit: int | None
+    attempt: int | None
+    at: float
+    data: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "node": self.node,
+            "visit": self.visit,
+            "attempt": self.attempt,
+            "at": self.at,
+            "data": self.data,
+        }
+
+
+def to_event(record: EventRecord) -> Event:
+    data = json.loads(record.data) if record.data else None
+    return Event(record.seq, record.kind, record.node, record.visit, record.attempt, record.at, data)
+
+
+@dataclass(slots=True)
+class NodeRun:
+    """One attempt of one node visit, as the timeline shows it.
+
+    ``status``: completed · failed · retrying (failed, retry scheduled) ·
+    waiting · interrupted (its worker died; a later attempt took over) ·
+    running.
+    """
+
+    node: str
+    visit: int
+    attempt: int
+    status: str
+    started_at: float
+    ended_at: float | None = None
+    detail: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+def build_timeline(events: list[Event]) -> list[NodeRun]:
+    """Fold the log into node attempts, in the order they started."""
+    runs: list[NodeRun] = []
+    open_runs: dict[tuple[str, int], NodeRun] = {}
+    for event in events:
+        if event.node is None or event.visit is None:
+            continue
+        key = (event.node, event.visit)
+        current = open_runs.get(key)
+        if event.kind == "node_started":
+            if current is not None:
+                current.status = "interrupted"
+            run = NodeRun(event.node, event.visit, event.attempt or 1, "running", event.at)
+            runs.append(run)
+            open_runs[key] = run
+        elif current is not None:
+            _close(current, event)
+            if current.status in {"completed", "failed", "retrying"}:
+                del open_runs[key]
+    return runs
+
+
+def _close(run: NodeRun, event: Event) -> None:
+    data = event.data or {}
+    if event.kind == "node_completed":
+        run.status, run.ended_at = "completed", event.at
+        run.extra.update({k: v for k, v in data.items() if k in {"next", "output", "usage"}})
+    elif event.kind == "node_failed":
+        run.status = "retrying" if data.get("retry_at") else "failed"
+        run.ended_at, run.detail = event.at, data.get("error")
+    elif event.kind == "wait_started":
+        run.status = "waiting"
+        run.detail = data.get("event") or data.get("kind")
+    elif event.kind == "wait_resolved":
+        run.status = "running"
+        run.detail = "timed out" if data.get("expired") else f"got {data.get('event')!r}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of ``Workflow.run``: terminal, or parked on an event."""
+
+    execution_id: str
+    status: str
+    state: BaseModel
+    error: str | None
+    events: list[Event]
+    output: Any = None
+
+    @property
+    def timeline(self) -> list[NodeRun]:
+        return build_timeline(self.events)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed"

@@ -1,0 +1,169 @@
+"""An open store plus an engine: how a process runs workflows.
+
+``Runtime`` is what ``Workflow.run`` uses under the hood (one per event loop
+and store URL, shared by concurrent runs so their commits are grouped), what
+``agent-node run``/``batch``/``resume``/``worker`` build on, and what an
+application may hold itself::
+
+    async with Runtime("sqlite:///app.db") as rt:
+        result = await rt.run(workflow, State(query="hi"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from agent_node.engine import faults
+from agent_node.engine.engine import Engine, EngineState
+from agent_node.engine.registry import Loader, WorkflowRegistry
+from agent_node.errors import ConfigError, UnknownExecution, UsageError
+from agent_node.nodes import default_executors
+from agent_node.results import RunResult, to_event
+from agent_node.store import Store, default_store_url, store_from_url
+from agent_node.store.records import ExecutionRecord
+from agent_node.workflow.compiled import CompiledWorkflow
+
+__all__ = ["Runtime", "close_shared_runtimes", "shared_runtime"]
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        node: str = "local",
+        scope: Literal["own", "all"] = "own",
+        loader: Loader | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self.store: Store = (
+            store_from_url(store or default_store_url()) if not hasattr(store, "apply") else store  # type: ignore[arg-type]
+        )
+        if loader is None:
+            from agent_node.sdk import load_workflow
+
+            loader = load_workflow
+        self.workflows = WorkflowRegistry(loader)
+        self.engine = Engine(
+            self.store, self.workflows, default_executors(), node=node, scope=scope, **engine_options
+        )
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.engine.start()
+
+    async def close(self) -> None:
+        if self.engine.state is EngineState.RUNNING:
+            await self.engine.stop()
+        await self.store.close()
+
+    @property
+    def running(self) -> bool:
+        return self.engine.state is EngineState.RUNNING
+
+    async def run(
+        self,
+        workflow: CompiledWorkflow,
+        state: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+    ) -> RunResult:
+        """Start (or, for an existing ``execution_id``, resume) an execution and
+        wait until it ends or parks on an external event."""
+        execution_id = await self.start_execution(workflow, state, execution_id=execution_id)
+        try:
+            record = await self.engine.wait(execution_id)
+        except faults.InjectedCrash:
+            await self.engine.abandon()
+            raise
+        finally:
+            self.engine.release(execution_id)
+        return await self.result(workflow, record)
+
+    async def start_execution(
+        self,
+        workflow: CompiledWorkflow,
+        state: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+    ) -> str:
+        self.workflows.add(workflow)
+        if execution_id is not None:
+            existing = await self.store.get(execution_id)
+            if existing is not None:
+                _check_same_workflow(workflow, existing)
+                self.engine.drive(execution_id)
+                return execution_id
+        if state is None:
+            raise UnknownExecution(execution_id) if execution_id else UsageError(
+                "give an input state, or the execution_id of an execution to resume"
+            )
+        if not isinstance(state, BaseModel | Mapping):
+            raise UsageError(f"the input state must be a {workflow.state_model.__name__} or a dict")
+        try:
+            new_id, _ = await self.engine.submit(workflow, state, execution_id=execution_id)
+        except faults.InjectedCrash:
+            await self.engine.abandon()
+            raise
+        return new_id
+
+    async def result(self, workflow: CompiledWorkflow, record: ExecutionRecord) -> RunResult:
+        import json
+
+        events = [to_event(e) for e in await self.store.events(record.id)]
+        final = events[-1] if events else None
+        output = (final.data or {}).get("output") if final and final.data else None
+        state = workflow.state_model.model_validate(json.loads(record.state))
+        return RunResult(record.id, record.status, state, record.error, events, output)
+
+
+def _check_same_workflow(workflow: CompiledWorkflow, record: ExecutionRecord) -> None:
+    if (record.workflow_id, record.workflow_version) != (workflow.ir.id, workflow.ir.version):
+        raise ConfigError(
+            f"execution {record.id} runs {record.workflow_id}@{record.workflow_version},"
+            f" not {workflow.key}"
+        )
+
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Runtime]] = (
+    weakref.WeakKeyDictionary()
+)
+_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_runtime(store_url: str | None = None) -> Runtime:
+    """The runtime of this event loop for ``store_url`` (started on first use)."""
+    url = store_url or default_store_url()
+    loop = asyncio.get_running_loop()
+    lock = _locks.setdefault(loop, asyncio.Lock())
+    async with lock:
+        runtimes = _shared.setdefault(loop, {})
+        runtime = runtimes.get(url)
+        if runtime is None or not runtime.running:
+            if runtime is not None:
+                await runtime.close()
+            runtime = Runtime(url)
+            await runtime.start()
+            runtimes[url] = runtime
+        return runtime
+
+
+async def close_shared_runtimes() -> None:
+    """Close every shared runtime of the running loop (stops their engines)."""
+    runtimes = _shared.pop(asyncio.get_running_loop(), {})
+    for runtime in runtimes.values():
+        await runtime.close()

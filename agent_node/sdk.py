@@ -1,0 +1,366 @@
+"""The Python SDK: author a workflow with decorators, run it durably.
+
+::
+
+    wf = Workflow("greet", version="1")
+
+    @wf.state
+    class State(BaseModel):
+        name: str
+        greeting: str = ""
+
+    @wf.step
+    async def hello(state: State) -> State:
+        return state.model_copy(update={"greeting": f"Hello, {state.name}"})
+
+    result = wf.run_sync(State(name="Ada"))
+
+Nodes follow each other in declaration order unless ``next=`` says
+otherwise; the last one ends the execution. ``next`` takes a node name, a
+step function, ``None`` (end here), a function of the state returning a node
+name (with ``routes=`` listing the names it may return), or a dict mapping
+node names to predicates (the first that holds wins).
+
+This module sits above the engine (it composes the workflow layer, the engine
+and the runtime); ``agent_node.workflow`` knows nothing of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from agent_node.errors import ConfigError, UsageError, WorkflowDefinitionError
+from agent_node.results import RunResult
+from agent_node.workflow.compiled import CompiledWorkflow, RouteFn, StepFn
+from agent_node.workflow.compiler import compile_workflow
+from agent_node.workflow.ir import NodeSpec, RetryPolicy, WorkflowIR
+
+__all__ = ["Workflow", "load_workflow"]
+
+M = TypeVar("M", bound=type[BaseModel])
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "<next in declaration order>"
+
+
+DEFAULT: Any = _Default()
+Next = str | Callable[..., Any] | Mapping[str, Callable[[Any], bool]] | None
+
+
+class Workflow:
+    def __init__(
+        self,
+        id: str,
+        version: str = "1",
+        *,
+        description: str | None = None,
+        start: str | None = None,
+        store: str | None = None,
+    ) -> None:
+        self.id = id
+        self.version = str(version)
+        self.description = description
+        self.start = start
+        self.store = store
+        self._state_model: type[BaseModel] | None = None
+        self._order: list[str] = []
+        self._specs: dict[str, dict[str, Any]] = {}
+        self._next: dict[str, Any] = {}
+        self._functions: dict[str, StepFn] = {}
+        self._routers: dict[str, RouteFn] = {}
+        self._compiled: CompiledWorkflow | None = None
+        self._module = _caller_module()
+
+    # -- authoring -------------------------------------------------------------
+
+    def state(self, model: M) -> M:
+        """Declare the state model (a pydantic ``BaseModel``)."""
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise WorkflowDefinitionError(f"@{self.id}.state needs a pydantic BaseModel class")
+        self._state_model = model
+        self._compiled = None
+        return model
+
+    def step(
+        self,
+        fn: F | None = None,
+        *,
+        name: str | None = None,
+        next: Next = DEFAULT,
+        routes: Sequence[str] | None = None,
+        retry: int | RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+    ) -> Any:
+        """Declare an async step ``(state) -> state | dict of changes | None``."""
+
+        def register(func: F) -> F:
+            if not inspect.iscoroutinefunction(func):
+                raise WorkflowDefinitionError(
+                    "a step must be an async function (async def)", node=name or func.__name__
+                )
+            node_id = name or func.__name__
+            spec: dict[str, Any] = {"type": "python", "function": _qualified(func)}
+            self._add(node_id, spec, next, retry=retry, timeout=timeout)
+            self._functions[node_id] = func
+            if routes is not None:
+                spec["routes"] = list(routes)
+            return func
+
+        return register(fn) if fn is not None else register
+
+    def branch(
+        self,
+        name: str,
+        cases: Mapping[str, str] | Sequence[tuple[str, str]],
+        *,
+        default: str | None = None,
+    ) -> None:
+        """Go to the first node whose condition (a safe expression over
+        ``state``) holds: ``{"approve": "state.score > 0.8"}``."""
+        pairs = list(cases.items()) if isinstance(cases, Mapping) else list(cases)
+        spec = {
+            "type": "branch",
+            "cases": [{"when": when, "next": target} for target, when in pairs],
+            "default": default,
+        }
+        self._add(name, spec, None)
+
+    def parallel(self, name: str, branches: Sequence[str | Callable[..., Any]], *, join: str) -> None:
+        """Run ``branches`` at once; they continue together at the ``join`` node."""
+        spec = {"type": "parallel", "branches": [_name(b) for b in branches], "join": join}
+        self._add(name, spec, None)
+
+    def join(self, name: str, *, next: Next = DEFAULT) -> None:
+        self._add(name, {"type": "join"}, next)
+
+    def wait(
+        self,
+        name: str,
+        *,
+        event: str | None = None,
+        duration: float | str | None = None,
+        until: str | None = None,
+        timeout: float | str | None = None,
+        output: str | None = None,
+        on_timeout: str | None = None,
+        next: Next = DEFAULT,
+    ) -> None:
+        """Park for an external ``event`` (delivered with ``signal``; its payload
+        goes to the state key ``output``), or for a timer (``duration``/``until``)."""
+        spec = {
+            "type": "wait",
+            "event": event,
+            "duration": duration,
+            "until": until,
+            "output": output,
+            "on_timeout": on_timeout,
+        }
+        self._add(name, {k: v for k, v in spec.items() if v is not None}, next, timeout=timeout)
+
+    def end(
+        self,
+        name: str = "end",
+        *,
+        status: str = "completed",
+        message: str | None = None,
+        output: Sequence[str] | None = None,
+    ) -> None:
+        spec = {"type": "end", "status": status, "message": message, "output": output}
+        self._add(name, {k: v for k, v in spec.items() if v is not None}, None)
+
+    def _add(
+        self,
+        node_id: str,
+        spec: dict[str, Any],
+        next: Next,
+        *,
+        retry: Any = None,
+        timeout: Any = None,
+    ) -> None:
+        if node_id in self._specs:
+            raise WorkflowDefinitionError("two nodes with this name", node=node_id)
+        if retry is not None:
+            spec["retry"] = retry.model_dump() if isinstance(retry, RetryPolicy) else retry
+        if timeout is not None:
+            spec["timeout"] = timeout
+        self._order.append(node_id)
+        self._specs[node_id] = spec
+        self._next[node_id] = next
+        self._compiled = None
+
+    # -- compiling -------------------------------------------------------------
+
+    def compile(self) -> CompiledWorkflow:
+        """The validated, compiled workflow (cached until the definition changes)."""
+        if self._compiled is None:
+            self._compiled = self._build()
+        return self._compiled
+
+    def _build(self) -> CompiledWorkflow:
+        if self._state_model is None:
+            raise WorkflowDefinitionError(f"workflow {self.id!r} has no @state model")
+        if not self._order:
+            raise WorkflowDefinitionError(f"workflow {self.id!r} has no nodes")
+        nodes: dict[str, NodeSpec] = {}
+        for index, node_id in enumerate(self._order):
+            spec = dict(self._specs[node_id])
+            following = self._order[index + 1] if index + 1 < len(self._order) else None
+            self._resolve_next(node_id, spec, self._next[node_id], following)
+            nodes[node_id] = _parse(node_id, spec)
+        ir = WorkflowIR(
+            id=self.id,
+            version=self.version,
+            description=self.description,
+            state_schema=self._state_model.model_json_schema(),
+            start=self.start or self._order[0],
+            nodes=nodes,
+        )
+        return compile_workflow(
+            ir,
+            self._state_model,
+            functions=self._functions,
+            routers=self._routers,
+            ref=self._ref(),
+        )
+
+    def _resolve_next(
+        self, node_id: str, spec: dict[str, Any], nxt: Any, following: str | None
+    ) -> None:
+        if spec["type"] in {"branch", "parallel", "end"}:
+            return
+        if nxt is DEFAULT:
+            spec["next"] = following
+        elif nxt is None or isinstance(nxt, str):
+            spec["next"] = nxt
+        elif callable(nxt) and _name(nxt) in self._specs and nxt in self._functions.values():
+            spec["next"] = _name(nxt)
+        elif isinstance(nxt, Mapping):
+            self._routers[node_id] = _predicate_router(node_id, dict(nxt))
+            spec.update(routes=list(nxt), dynamic_next=True)
+        elif callable(nxt) and spec["type"] == "python":
+            self._routers[node_id] = nxt
+            spec.setdefault("routes", list(self._order))
+            spec["dynamic_next"] = True
+        else:
+            raise WorkflowDefinitionError(f"cannot route by {nxt!r}", node=node_id, field="next")
+
+    def _ref(self) -> str | None:
+        module = sys.modules.get(self._module or "")
+        if module is None:
+            return None
+        name = next((k for k, v in vars(module).items() if v is self), None)
+        if name is None:
+            return None
+        if self._module == "__main__":
+            path = getattr(module, "__file__", None)
+            return f"{Path(path).resolve()}:{name}" if path else None
+        return f"{self._module}:{name}"
+
+    # -- running ---------------------------------------------------------------
+
+    async def run(
+        self,
+        state: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        store: str | None = None,
+    ) -> RunResult:
+        """Run durably until the execution ends or waits for an external event.
+
+        Re-running with the ``execution_id`` of an interrupted execution
+        resumes it; nodes that completed are not run again.
+        """
+        from agent_node.runtime import shared_runtime
+
+        runtime = await shared_runtime(store or self.store)
+        return await runtime.run(self.compile(), state, execution_id=execution_id)
+
+    def run_sync(
+        self,
+        state: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        store: str | None = None,
+    ) -> RunResult:
+        """``run`` in a fresh event loop (not from inside a running one)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise UsageError("run_sync was called inside a running event loop: await run() instead")
+        return asyncio.run(self._run_once(state, execution_id, store))
+
+    async def _run_once(
+        self, state: BaseModel | Mapping[str, Any] | None, execution_id: str | None, store: str | None
+    ) -> RunResult:
+        from agent_node.runtime import Runtime
+
+        async with Runtime(store or self.store) as runtime:
+            return await runtime.run(self.compile(), state, execution_id=execution_id)
+
+
+def load_workflow(ref: str) -> CompiledWorkflow:
+    """Load a workflow from a YAML file, a Python file (``path.py:attr``) or a
+    module attribute (``package.module:attr``)."""
+    if ref.endswith((".yaml", ".yml")) and ":" not in Path(ref).name:
+        from agent_node.workflow.yaml_loader import load_yaml_workflow
+
+        return load_yaml_workflow(ref)
+    from agent_node.workflow.refs import import_object
+
+    target = import_object(ref)
+    if isinstance(target, Workflow):
+        return target.compile()
+    if isinstance(target, CompiledWorkflow):
+        return target
+    raise ConfigError(f"{ref} is a {type(target).__name__}, not a Workflow")
+
+
+def _parse(node_id: str, spec: dict[str, Any]) -> NodeSpec:
+    from pydantic import ValidationError
+
+    from agent_node.workflow.ir import parse_node
+
+    try:
+        return parse_node(node_id, spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise WorkflowDefinitionError(first["msg"], node=node_id, field=field) from None
+    except ValueError as exc:
+        raise WorkflowDefinitionError(str(exc), node=node_id, field="type") from None
+
+
+def _predicate_router(node_id: str, predicates: dict[str, Callable[[Any], bool]]) -> RouteFn:
+    def route(state: Any) -> str | None:
+        for target, predicate in predicates.items():
+            if predicate(state):
+                return target
+        raise UsageError(f"node {node_id!r}: no route predicate held ({', '.join(predicates)})")
+
+    return route
+
+
+def _name(target: str | Callable[..., Any]) -> str:
+    return target if isinstance(target, str) else target.__name__
+
+
+def _qualified(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}:{func.__qualname__}"
+
+
+def _caller_module() -> str | None:
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_back if frame and frame.f_back else None
+    return caller.f_globals.get("__name__") if caller else None

@@ -1,0 +1,90 @@
+"""Persistence: the :class:`Store` protocol and its three implementations.
+
+``store_from_url`` picks one by URL:
+
+* ``memory://`` — in-process, nothing durable, fastest;
+* ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
+  (``?synchronous=full`` to survive power loss, default ``normal``);
+* ``postgresql://user@host:port/db`` (``postgresql+asyncpg://`` accepted).
+
+The SQL implementations are imported only when their URL is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from agent_node.errors import ConfigError
+from agent_node.store.base import Fence, Plan, Store, Txn
+from agent_node.store.records import (
+    ACTIVE,
+    TERMINAL,
+    Claim,
+    EventRecord,
+    ExecutionRecord,
+    ExecutionStatus,
+    WaitRecord,
+    WorkItem,
+)
+
+__all__ = [
+    "ACTIVE",
+    "DEFAULT_STORE_URL",
+    "TERMINAL",
+    "Claim",
+    "EventRecord",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "Fence",
+    "Plan",
+    "Store",
+    "Txn",
+    "WaitRecord",
+    "WorkItem",
+    "default_store_url",
+    "store_from_url",
+]
+
+DEFAULT_STORE_URL = "sqlite:///.agent-node/agent-node.db"
+
+
+def default_store_url() -> str:
+    """``$AGENT_NODE_STORE``, else SQLite under ``.agent-node/`` in the working directory."""
+    return os.environ.get("AGENT_NODE_STORE") or DEFAULT_STORE_URL
+
+
+def store_from_url(url: str) -> Store:
+    """A (not yet opened) store for ``url``; raises :class:`ConfigError` on a bad URL."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "memory":
+        from agent_node.store.memory import MemoryStore
+
+        return MemoryStore(url)
+    if scheme == "sqlite":
+        return _sqlite(url)
+    if scheme in {"postgresql", "postgres", "postgresql+asyncpg"}:
+        from agent_node.store.postgres import PostgresStore
+
+        dsn = "postgresql://" + url.split("://", 1)[1]
+        return PostgresStore(url, dsn)
+    raise ConfigError(
+        f"unsupported store URL {url!r}: use memory://, sqlite:///path.db or postgresql://…"
+    )
+
+
+def _sqlite(url: str) -> Store:
+    from agent_node.store.sqlite import SqliteStore
+
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise ConfigError(f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////abs.db")
+    raw = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not raw:
+        raise ConfigError(f"bad SQLite URL {url!r}: no file path")
+    options = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(options) - {"synchronous"}
+    if unknown:
+        raise ConfigError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
+    return SqliteStore(url, Path(raw), synchronous=options.get("synchronous", "normal"))

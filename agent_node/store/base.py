@@ -1,0 +1,207 @@
+"""The store protocol: what the engine needs from persistence, and nothing more.
+
+Three implementations pass one shared test suite: :mod:`.memory` (fastest,
+nothing durable), :mod:`.sqlite` (embedded default) and :mod:`.postgres`
+(many worker processes and nodes share one database).
+
+How writes work. Every change to an execution happens inside **one
+transaction per execution**, described by a *plan*: a plain function the
+engine passes in. The store locks the execution's row, hands the plan a
+:class:`Txn` holding the row as it is now (and, when asked, the execution's
+work and wait rows), lets the plan record what must change, then writes it
+all and commits. A plan that raises leaves nothing behind. So the rules of
+the engine (which events, which next node, which status) live once, in the
+engine; a store only knows rows.
+
+Fencing. A write from a worker that runs a node names the lease it holds
+(:class:`Fence`). The store checks it *first* — before locking the execution
+row — and raises :class:`~agent_node.errors.Fenced` when the lease was taken
+over, so a zombie can never commit. Lock order is always work rows, then the
+execution row (claims take them in the same order), so writers cannot
+deadlock each other.
+
+Notifications. After a commit the store tells subscribers, in this process
+and (PostgreSQL) in every other process, what changed: ``("work", id)`` when
+a node became ready, ``("status", id)`` when an execution parked or ended,
+``("cancel", id)`` when it was cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from agent_node.store.records import (
+    Claim,
+    EventRecord,
+    ExecutionRecord,
+    WaitRecord,
+    WorkItem,
+)
+
+__all__ = ["ClaimPlan", "Fence", "Listener", "Plan", "Store", "Txn"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+#: A notification callback: ``(kind, execution_id)``.
+Listener = Callable[[str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The lease a write relies on: the work item's key and the fence we hold."""
+
+    node: str
+    visit: int
+    fence: int
+    owner: str
+
+
+@dataclass(slots=True)
+class Txn:
+    """One execution's pending changes, built by a plan inside a transaction.
+
+    ``execution`` is the locked row; a plan changes its fields in place.
+    ``work`` and ``waits`` are the execution's rows when the caller asked for
+    them (``related=True``), else ``None``.
+    """
+
+    execution: ExecutionRecord
+    now: float
+    is_new: bool = False
+    work: list[WorkItem] | None = None
+    waits: list[WaitRecord] | None = None
+    events: list[EventRecord] = field(default_factory=list)
+    work_put: list[WorkItem] = field(default_factory=list)
+    work_del: list[tuple[str, int]] = field(default_factory=list)
+    waits_put: list[WaitRecord] = field(default_factory=list)
+    waits_del: list[tuple[str, int]] = field(default_factory=list)
+    notices: set[str] = field(default_factory=set)
+
+    def event(
+        self,
+        kind: str,
+        node: str | None = None,
+        visit: int | None = None,
+        attempt: int | None = None,
+        data: str | None = None,
+    ) -> EventRecord:
+        """Append an event; its ``seq`` follows the execution's last one."""
+        record = self.execution
+        record.last_seq += 1
+        ev = EventRecord(record.id, record.last_seq, kind, node, visit, attempt, self.now, data)
+        self.events.append(ev)
+        return ev
+
+    def put_work(self, item: WorkItem) -> None:
+        """Insert or replace a work row; a ready one wakes workers."""
+        self.work_put.append(item)
+        if item.lease_owner is None:
+            self.notices.add("work")
+
+    def delete_work(self, node: str, visit: int) -> None:
+        self.work_del.append((node, visit))
+
+    def put_wait(self, wait: WaitRecord) -> None:
+        self.waits_put.append(wait)
+
+    def delete_wait(self, node: str, visit: int) -> None:
+        self.waits_del.append((node, visit))
+
+    def notify(self, kind: str) -> None:
+        self.notices.add(kind)
+
+
+Plan = Callable[[Txn], T]
+#: Called once per claimed execution, with the items claimed for it.
+ClaimPlan = Callable[[Txn, Sequence[WorkItem]], None]
+
+
+class Store(Protocol):
+    """Persistence for executions. All times are epoch seconds (float)."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and create the schema if it is missing."""
+
+    async def close(self) -> None:
+        """Release connections; pending writes finish first."""
+
+    async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
+        """Insert a new execution and run ``plan`` on it in the same transaction.
+
+        Returns the plan's value, or ``None`` (writing nothing) when an
+        execution with that id exists already.
+        """
+
+    async def apply(
+        self,
+        execution_id: str,
+        plan: Plan[T],
+        *,
+        fence: Fence | None = None,
+        related: bool = False,
+    ) -> T:
+        """Run ``plan`` on the execution in one transaction (see module doc).
+
+        Raises :class:`~agent_node.errors.UnknownExecution` for an unknown id
+        and :class:`~agent_node.errors.Fenced` when ``fence`` is stale.
+        """
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease_until: float,
+        limit: int,
+        plan: ClaimPlan,
+        execution_ids: Collection[str] | None = None,
+    ) -> list[Claim]:
+        """Lease up to ``limit`` ready work items (available, and unleased or
+        with an expired lease), bumping ``fence`` and ``attempt``; ``plan``
+        records their start. Only items of ``execution_ids`` when given."""
+
+    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+        """Extend every lease ``owner`` holds; returns the ``(execution, node,
+        visit)`` keys still held, so the owner learns which it lost."""
+
+    async def expire_leases(self, owners: Collection[str], now: float) -> int:
+        """Make the leases of ``owners`` claimable at once (they are dead or stopping)."""
+
+    async def lease_owners(self) -> list[str]:
+        """Distinct owners of current leases (for dead-owner recovery)."""
+
+    async def due_waits(
+        self, now: float, limit: int, execution_ids: Collection[str] | None = None
+    ) -> list[WaitRecord]:
+        """Waits whose deadline has passed."""
+
+    async def next_due(self, execution_ids: Collection[str] | None = None) -> float | None:
+        """The earliest time something becomes due: a delayed work item, an
+        expiring lease, or a wait deadline."""
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None: ...
+
+    async def list_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        """Newest first."""
+
+    async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
+        """The log of one execution, in ``seq`` order, from ``after + 1``."""
+
+    async def work(self, execution_id: str) -> list[WorkItem]: ...
+
+    async def waits(self, execution_id: str) -> list[WaitRecord]: ...
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` on every notification; returns the unsubscribe."""

@@ -1,0 +1,230 @@
+"""The in-memory store: the same contract as the SQL stores, nothing durable.
+
+Every method runs without awaiting anything, so each one is atomic on the
+event loop; a plan works on copies and its changes land only if it returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from typing import TypeVar
+
+from agent_node.errors import Fenced, UnknownExecution
+from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.notify import Notifier
+from agent_node.store.records import (
+    Claim,
+    EventRecord,
+    ExecutionRecord,
+    WaitRecord,
+    WorkItem,
+)
+
+__all__ = ["MemoryStore"]
+
+T = TypeVar("T")
+_Key = tuple[str, int]
+
+
+class MemoryStore:
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._executions: dict[str, ExecutionRecord] = {}
+        self._events: dict[str, list[EventRecord]] = {}
+        self._work: dict[str, dict[_Key, WorkItem]] = {}
+        self._waits: dict[str, dict[_Key, WaitRecord]] = {}
+        self._notifier = Notifier()
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self._notifier.subscribe(listener)
+
+    # -- writes --------------------------------------------------------------
+
+    async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
+        if execution.id in self._executions:
+            return None
+        txn = Txn(replace(execution), execution.created_at, is_new=True, work=[], waits=[])
+        result = plan(txn)
+        self._flush(txn)
+        return result
+
+    async def apply(
+        self,
+        execution_id: str,
+        plan: Plan[T],
+        *,
+        fence: Fence | None = None,
+        related: bool = False,
+    ) -> T:
+        if fence is not None:
+            self._check_fence(execution_id, fence)
+        current = self._executions.get(execution_id)
+        if current is None:
+            raise UnknownExecution(execution_id)
+        txn = Txn(replace(current), time.time(), work=None, waits=None)
+        if related:
+            txn.work = [replace(w) for w in self._work.get(execution_id, {}).values()]
+            txn.waits = [replace(w) for w in self._waits.get(execution_id, {}).values()]
+        result = plan(txn)
+        self._flush(txn)
+        return result
+
+    def _check_fence(self, execution_id: str, fence: Fence) -> None:
+        item = self._work.get(execution_id, {}).get((fence.node, fence.visit))
+        if item is None or item.fence != fence.fence or item.lease_owner != fence.owner:
+            raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
+
+    def _flush(self, txn: Txn) -> None:
+        record = txn.execution
+        record.updated_at = txn.now
+        self._executions[record.id] = record
+        self._events.setdefault(record.id, []).extend(txn.events)
+        work = self._work.setdefault(record.id, {})
+        for key in txn.work_del:
+            work.pop(key, None)
+        for item in txn.work_put:
+            work[(item.node, item.visit)] = item
+        waits = self._waits.setdefault(record.id, {})
+        for key in txn.waits_del:
+            waits.pop(key, None)
+        for wait in txn.waits_put:
+            waits[(wait.node, wait.visit)] = wait
+        if not work:
+            del self._work[record.id]
+        if not waits:
+            del self._waits[record.id]
+        for kind in txn.notices:
+            self._notifier.publish(kind, record.id)
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease_until: float,
+        limit: int,
+        plan: ClaimPlan,
+        execution_ids: Collection[str] | None = None,
+    ) -> list[Claim]:
+        by_execution: dict[str, list[WorkItem]] = {}
+        found = 0
+        for execution_id in self._candidates(execution_ids):
+            for item in self._work.get(execution_id, {}).values():
+                if found < limit and _ready(item, now):
+                    by_execution.setdefault(execution_id, []).append(item)
+                    found += 1
+        claims: list[Claim] = []
+        for execution_id, items in by_execution.items():
+            leased = []
+            for item in items:
+                item.lease_owner, item.lease_expires_at = owner, lease_until
+                item.fence += 1
+                item.attempt += 1
+                leased.append(replace(item))
+            txn = Txn(replace(self._executions[execution_id]), now)
+            plan(txn, leased)
+            self._flush(txn)
+            claims.extend(Claim(item, replace(txn.execution)) for item in leased)
+        return claims
+
+    def _candidates(self, execution_ids: Collection[str] | None) -> list[str]:
+        if execution_ids is None:
+            return list(self._work)
+        return [e for e in execution_ids if e in self._work]
+
+    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+        held = []
+        for items in self._work.values():
+            for item in items.values():
+                if item.lease_owner == owner:
+                    item.lease_expires_at = until
+                    held.append((item.execution_id, item.node, item.visit))
+        return held
+
+    async def expire_leases(self, owners: Collection[str], now: float) -> int:
+        count = 0
+        for items in self._work.values():
+            for item in items.values():
+                if item.lease_owner in owners:
+                    item.lease_expires_at = now
+                    count += 1
+        if count:
+            for execution_id in list(self._work):
+                self._notifier.publish("work", execution_id)
+        return count
+
+    async def lease_owners(self) -> list[str]:
+        return sorted(
+            {i.lease_owner for w in self._work.values() for i in w.values() if i.lease_owner}
+        )
+
+    # -- reads ---------------------------------------------------------------
+
+    async def due_waits(
+        self, now: float, limit: int, execution_ids: Collection[str] | None = None
+    ) -> list[WaitRecord]:
+        source = self._waits if execution_ids is None else {
+            e: self._waits[e] for e in execution_ids if e in self._waits
+        }
+        due = [
+            replace(w)
+            for waits in source.values()
+            for w in waits.values()
+            if w.deadline is not None and w.deadline <= now
+        ]
+        return sorted(due, key=lambda w: w.deadline or 0.0)[:limit]
+
+    async def next_due(self, execution_ids: Collection[str] | None = None) -> float | None:
+        times: list[float] = []
+        for execution_id in self._candidates(execution_ids):
+            for item in self._work[execution_id].values():
+                times.append(item.lease_expires_at or 0.0 if item.lease_owner else item.available_at)
+        ids = self._waits if execution_ids is None else [e for e in execution_ids if e in self._waits]
+        times.extend(
+            w.deadline for e in ids for w in self._waits[e].values() if w.deadline is not None
+        )
+        return min(times, default=None)
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        record = self._executions.get(execution_id)
+        return replace(record) if record else None
+
+    async def list_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        rows = [
+            replace(r)
+            for r in self._executions.values()
+            if (status is None or r.status in status)
+            and (workflow_id is None or r.workflow_id == workflow_id)
+        ]
+        rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return rows[offset : offset + limit]
+
+    async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
+        return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]
+
+    async def work(self, execution_id: str) -> list[WorkItem]:
+        return [replace(w) for w in self._work.get(execution_id, {}).values()]
+
+    async def waits(self, execution_id: str) -> list[WaitRecord]:
+        return [replace(w) for w in self._waits.get(execution_id, {}).values()]
+
+
+def _ready(item: WorkItem, now: float) -> bool:
+    if item.available_at > now:
+        return False
+    return item.lease_owner is None or (item.lease_expires_at or 0.0) < now

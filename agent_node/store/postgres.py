@@ -1,0 +1,319 @@
+"""The PostgreSQL store: many worker processes (and nodes) share one database.
+
+* Claiming uses ``FOR UPDATE SKIP LOCKED``, so workers never wait on each
+  other's rows and never claim the same item.
+* Notifications travel with ``NOTIFY agent_node, 'kind:execution_id'`` sent
+  inside the writing transaction (delivered only if it commits); every store
+  ``LISTEN``\\ s on one dedicated connection.
+* Deadlocks and serialization failures (possible only around zombie leases)
+  are retried a few times; the transaction is all-or-nothing, so a retry is
+  safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
+
+import asyncpg
+
+from agent_node.errors import Fenced, StoreError, UnknownExecution
+from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.notify import Notifier
+from agent_node.store.records import Claim, EventRecord, ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.schema import SCHEMA_VERSION, ddl
+from agent_node.store.sql import (
+    EXECUTION_COLUMNS,
+    WORK_COLUMNS,
+    Statements,
+    event_from_row,
+    execution_from_row,
+    flush_statements,
+    numbered,
+    wait_from_row,
+    work_from_row,
+)
+
+__all__ = ["PostgresStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_STMTS = Statements(postgres=True)
+_CHANNEL = "agent_node"
+_RETRIES = 5
+_SCHEMA_LOCK = 0x6167656E74  # "agent": serialises concurrent schema creation
+
+_CLAIM = (
+    "UPDATE work w SET lease_owner = $1, lease_expires_at = $2, fence = w.fence + 1,"
+    " attempt = w.attempt + 1 FROM (SELECT execution_id, node, visit FROM work"
+    " WHERE available_at <= $3 AND (lease_owner IS NULL OR lease_expires_at < $3){scope}"
+    " ORDER BY available_at LIMIT $4 FOR UPDATE SKIP LOCKED) s"
+    " WHERE w.execution_id = s.execution_id AND w.node = s.node AND w.visit = s.visit"
+    " RETURNING " + ", ".join(f"w.{c.strip()}" for c in WORK_COLUMNS.split(","))
+)
+
+
+class PostgresStore:
+    def __init__(self, url: str, dsn: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listen: asyncpg.Connection | None = None
+        self._notifier = Notifier()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self.pool_size, command_timeout=60
+            )
+            self._listen = await asyncpg.connect(self.dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to {self.url}: {exc}") from exc
+        await self._listen.add_listener(_CHANNEL, self._on_notify)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+            for statement in ddl("postgresql"):
+                await conn.execute(statement)
+            version = await conn.fetchval("SELECT value FROM schema_info WHERE key = 'version'")
+            if version is None:
+                await conn.execute(
+                    "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
+                    str(SCHEMA_VERSION),
+                )
+            elif int(version) != SCHEMA_VERSION:
+                raise StoreError(
+                    f"store schema version {version}, this agent-node needs {SCHEMA_VERSION}"
+                )
+
+    async def close(self) -> None:
+        listen, self._listen = self._listen, None
+        pool, self._pool = self._pool, None
+        if listen is not None:
+            await listen.close()
+        if pool is not None:
+            await pool.close()
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self._notifier.subscribe(listener)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        kind, _, execution_id = payload.partition(":")
+        self._notifier.publish(kind, execution_id)
+
+    # -- plumbing ------------------------------------------------------------
+
+    async def _transact(self, job: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        pool = self._require()
+        for attempt in range(1, _RETRIES + 1):
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    return await job(conn)
+            except (
+                asyncpg.exceptions.DeadlockDetectedError,
+                asyncpg.exceptions.SerializationError,
+            ):
+                if attempt == _RETRIES:
+                    raise
+                await asyncio.sleep(0.01 * attempt)
+            except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
+                raise StoreError(f"PostgreSQL {self.url}: {exc}") from exc
+        raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _require(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError(f"the store {self.url} is not open")
+        return self._pool
+
+    async def _fetch(self, sql: str, *params: Any) -> list[Any]:
+        async with self._require().acquire() as conn:
+            return list(await conn.fetch(sql, *params))
+
+    # -- writes --------------------------------------------------------------
+
+    async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
+        async def job(conn: asyncpg.Connection) -> T | None:
+            exists = await conn.fetchval("SELECT 1 FROM executions WHERE id = $1", execution.id)
+            if exists:
+                return None
+            txn = Txn(execution, execution.created_at, is_new=True, work=[], waits=[])
+            result = plan(txn)
+            await _flush(conn, txn)
+            return result
+
+        return await self._transact(job)
+
+    async def apply(
+        self,
+        execution_id: str,
+        plan: Plan[T],
+        *,
+        fence: Fence | None = None,
+        related: bool = False,
+    ) -> T:
+        async def job(conn: asyncpg.Connection) -> T:
+            if fence is not None:
+                await _check_fence(conn, execution_id, fence)
+            row = await conn.fetchrow(_STMTS.lock_execution, execution_id)
+            if row is None:
+                raise UnknownExecution(execution_id)
+            txn = Txn(execution_from_row(tuple(row)), time.time())
+            if related:
+                txn.work = [work_from_row(tuple(r)) for r in await conn.fetch(_STMTS.work_of, execution_id)]
+                txn.waits = [
+                    wait_from_row(tuple(r)) for r in await conn.fetch(_STMTS.waits_of, execution_id)
+                ]
+            result = plan(txn)
+            await _flush(conn, txn)
+            return result
+
+        return await self._transact(job)
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease_until: float,
+        limit: int,
+        plan: ClaimPlan,
+        execution_ids: Collection[str] | None = None,
+    ) -> list[Claim]:
+        ids = list(execution_ids) if execution_ids is not None else None
+        if ids is not None and not ids:
+            return []
+        sql = _CLAIM.format(scope=" AND execution_id = ANY($5::text[])" if ids else "")
+        params: list[Any] = [owner, lease_until, now, limit, *([ids] if ids else [])]
+
+        async def job(conn: asyncpg.Connection) -> list[Claim]:
+            items = [work_from_row(tuple(r)) for r in await conn.fetch(sql, *params)]
+            by_execution: dict[str, list[WorkItem]] = {}
+            for item in items:
+                by_execution.setdefault(item.execution_id, []).append(item)
+            claims: list[Claim] = []
+            for execution_id in sorted(by_execution):
+                row = await conn.fetchrow(_STMTS.lock_execution, execution_id)
+                txn = Txn(execution_from_row(tuple(row)), now)
+                plan(txn, by_execution[execution_id])
+                await _flush(conn, txn)
+                claims.extend(Claim(item, txn.execution) for item in by_execution[execution_id])
+            return claims
+
+        return await self._transact(job)
+
+    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+        rows = await self._fetch(_STMTS.extend_leases, until, owner)
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def expire_leases(self, owners: Collection[str], now: float) -> int:
+        names = list(owners)
+        if not names:
+            return 0
+
+        async def job(conn: asyncpg.Connection) -> int:
+            status = await conn.execute(
+                "UPDATE work SET lease_expires_at = $1 WHERE lease_owner = ANY($2::text[])",
+                now,
+                names,
+            )
+            count = int(status.split()[-1])
+            if count:
+                await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, "work:*")
+            return count
+
+        return await self._transact(job)
+
+    # -- reads ---------------------------------------------------------------
+
+    async def lease_owners(self) -> list[str]:
+        return [r[0] for r in await self._fetch(_STMTS.lease_owners)]
+
+    async def due_waits(
+        self, now: float, limit: int, execution_ids: Collection[str] | None = None
+    ) -> list[WaitRecord]:
+        if execution_ids is None:
+            rows = await self._fetch(_STMTS.due_waits, now, limit)
+        else:
+            sql = numbered(
+                "SELECT execution_id, node, visit, kind, event, deadline FROM waits"
+                " WHERE deadline IS NOT NULL AND deadline <= ? AND execution_id = ANY(?::text[])"
+                " ORDER BY deadline LIMIT ?"
+            )
+            rows = await self._fetch(sql, now, list(execution_ids), limit)
+        return [wait_from_row(tuple(r)) for r in rows]
+
+    async def next_due(self, execution_ids: Collection[str] | None = None) -> float | None:
+        if execution_ids is None:
+            work = await self._fetch(_STMTS.next_work)
+            wait = await self._fetch(_STMTS.next_wait)
+        else:
+            ids = list(execution_ids)
+            work = await self._fetch(_STMTS.next_work + " WHERE execution_id = ANY($1::text[])", ids)
+            wait = await self._fetch(_STMTS.next_wait + " AND execution_id = ANY($1::text[])", ids)
+        times = [t for t in (work[0][0], wait[0][0]) if t is not None]
+        return min(times, default=None)
+
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        rows = await self._fetch(_STMTS.get_execution, execution_id)
+        return execution_from_row(tuple(rows[0])) if rows else None
+
+    async def list_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            params.append(list(status))
+            clauses.append(f"status = ANY(${len(params)}::text[])")
+        if workflow_id is not None:
+            params.append(workflow_id)
+            clauses.append(f"workflow_id = ${len(params)}")
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        n = len(params)
+        sql = (
+            f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
+            f" ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}"
+        )
+        rows = await self._fetch(sql, *params, limit, offset)
+        return [execution_from_row(tuple(r)) for r in rows]
+
+    async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
+        rows = await self._fetch(_STMTS.events_of, execution_id, after)
+        return [event_from_row(tuple(r)) for r in rows]
+
+    async def work(self, execution_id: str) -> list[WorkItem]:
+        return [work_from_row(tuple(r)) for r in await self._fetch(_STMTS.work_of, execution_id)]
+
+    async def waits(self, execution_id: str) -> list[WaitRecord]:
+        return [wait_from_row(tuple(r)) for r in await self._fetch(_STMTS.waits_of, execution_id)]
+
+
+async def _check_fence(conn: asyncpg.Connection, execution_id: str, fence: Fence) -> None:
+    row = await conn.fetchrow(
+        _STMTS.check_fence, execution_id, fence.node, fence.visit, fence.fence, fence.owner
+    )
+    if row is None:
+        raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
+
+
+async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:
+    for sql, rows in flush_statements(txn, _STMTS):
+        if len(rows) == 1:
+            await conn.execute(sql, *rows[0])
+        else:
+            await conn.executemany(sql, rows)
+    for kind in txn.notices:
+        await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, f"{kind}:{txn.execution.id}")
+

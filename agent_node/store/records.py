@@ -1,0 +1,105 @@
+"""Rows of the store as plain dataclasses, and the execution lifecycle.
+
+These mirror the tables in :mod:`agent_node.store.schema` one to one. JSON
+columns (``state``, ``cursor``, ``data``, ``metadata``) stay JSON text here:
+the engine decides when parsing is worth its cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "Claim",
+    "EventRecord",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "WaitRecord",
+    "WorkItem",
+]
+
+#: pending: created, nothing started · running: a node is ready or running ·
+#: waiting: parked on waits only · completed / failed / canceled: terminal.
+ExecutionStatus = Literal["pending", "running", "waiting", "completed", "failed", "canceled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "canceled"})
+ACTIVE: frozenset[str] = frozenset({"pending", "running", "waiting"})
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """The projection of one execution (table ``executions``)."""
+
+    id: str
+    workflow_id: str
+    workflow_version: str
+    workflow_ref: str | None
+    status: ExecutionStatus
+    state: str
+    cursor: str
+    last_seq: int
+    error: str | None
+    context_id: str | None
+    metadata: str | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One entry of the append-only log (table ``events``)."""
+
+    execution_id: str
+    seq: int
+    kind: str
+    node: str | None
+    visit: int | None
+    attempt: int | None
+    at: float
+    data: str | None
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """A ready (or running) node visit (table ``work``).
+
+    ``attempt`` is the number of the latest attempt started (0 = never
+    claimed). ``fence`` grows by one on every claim; a write is accepted only
+    from the holder of the current fence.
+    """
+
+    execution_id: str
+    node: str
+    visit: int
+    attempt: int
+    available_at: float
+    lease_owner: str | None
+    lease_expires_at: float | None
+    fence: int
+
+    @property
+    def key(self) -> str:
+        """The attempt-independent idempotency key ``execution/node/visit``."""
+        return f"{self.execution_id}/{self.node}/{self.visit}"
+
+
+@dataclass(slots=True)
+class WaitRecord:
+    """A parked node visit (table ``waits``): an event, a timer, or a join."""
+
+    execution_id: str
+    node: str
+    visit: int
+    kind: str
+    event: str | None
+    deadline: float | None
+
+
+@dataclass(slots=True)
+class Claim:
+    """A work item leased to us, with its execution as it was when claimed."""
+
+    work: WorkItem
+    execution: ExecutionRecord

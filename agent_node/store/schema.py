@@ -1,0 +1,116 @@
+"""The database schema, as SQLAlchemy Core tables (one place, both dialects).
+
+SQLAlchemy is used for the schema only: its DDL is compiled per dialect and
+run by the store's own driver connection. The hot path speaks to the driver
+directly (``sqlite3``, ``asyncpg``) with the statements in :mod:`.sql`,
+because an ORM or Core round trip costs more than the commit it wraps.
+
+Tables (see DESIGN.md, "Durability"):
+
+* ``executions`` — the projection: status and state snapshot, updated in the
+  same transaction as the events that change it.
+* ``events`` — the append-only log, unique on ``(execution_id, seq)``.
+* ``work`` — the ready queue with leases and fences.
+* ``waits`` — parked node visits: events, timers, joins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
+__all__ = ["SCHEMA_VERSION", "ddl"]
+
+SCHEMA_VERSION = 1
+
+
+def _metadata() -> MetaData:
+    from sqlalchemy import Column, Double, Index, Integer, MetaData, Table, Text
+
+    metadata = MetaData()
+    Table(
+        "executions",
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column("workflow_id", Text, nullable=False),
+        Column("workflow_version", Text, nullable=False),
+        Column("workflow_ref", Text),
+        Column("status", Text, nullable=False),
+        Column("state", Text, nullable=False),
+        Column("cursor", Text, nullable=False),
+        Column("last_seq", Integer, nullable=False),
+        Column("error", Text),
+        Column("context_id", Text),
+        Column("metadata", Text),
+        Column("created_at", Double, nullable=False),
+        Column("updated_at", Double, nullable=False),
+        Index("ix_executions_status", "status", "created_at"),
+    )
+    Table(
+        "events",
+        metadata,
+        Column("execution_id", Text, primary_key=True),
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("kind", Text, nullable=False),
+        Column("node", Text),
+        Column("visit", Integer),
+        Column("attempt", Integer),
+        Column("at", Double, nullable=False),
+        Column("data", Text),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "work",
+        metadata,
+        Column("execution_id", Text, primary_key=True),
+        Column("node", Text, primary_key=True),
+        Column("visit", Integer, primary_key=True, autoincrement=False),
+        Column("attempt", Integer, nullable=False),
+        Column("available_at", Double, nullable=False),
+        Column("lease_owner", Text),
+        Column("lease_expires_at", Double),
+        Column("fence", Integer, nullable=False),
+        Index("ix_work_available", "available_at"),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "waits",
+        metadata,
+        Column("execution_id", Text, primary_key=True),
+        Column("node", Text, primary_key=True),
+        Column("visit", Integer, primary_key=True, autoincrement=False),
+        Column("kind", Text, nullable=False),
+        Column("event", Text),
+        Column("deadline", Double),
+        Index(
+            "ix_waits_deadline",
+            "deadline",
+            sqlite_where=Column("deadline").isnot(None),
+            postgresql_where=Column("deadline").isnot(None),
+        ),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "schema_info",
+        metadata,
+        Column("key", Text, primary_key=True),
+        Column("value", Text, nullable=False),
+    )
+    return metadata
+
+
+def ddl(dialect_name: str) -> list[str]:
+    """``CREATE … IF NOT EXISTS`` statements for ``sqlite`` or ``postgresql``."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect_name]
+    statements: list[str] = []
+    for table in _metadata().sorted_tables:
+        statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            create = CreateIndex(index, if_not_exists=True)
+            statements.append(str(create.compile(dialect=dialect)))
+    return statements

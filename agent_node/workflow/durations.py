@@ -1,0 +1,27 @@
+"""Durations as authors write them: ``30``, ``1.5``, ``"500ms"``, ``"2s"``, ``"5m"``, ``"1h"``."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds as a float; raises ``ValueError`` naming the accepted forms."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _PATTERN.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    else:
+        raise ValueError(
+            f"not a duration: {value!r} (use seconds as a number, or '500ms', '2s', '5m', '1h', '1d')"
+        )
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {value!r}")
+    return seconds

@@ -1,0 +1,309 @@
+"""The workflow IR: what both authoring surfaces (Python SDK, YAML) compile to.
+
+A workflow is a graph of nodes keyed by id. Every node spec is a frozen
+pydantic model with a ``type`` discriminator. The engine understands the
+control-flow types defined here (python, branch, parallel, join, wait, end);
+each further node type (model, tool, http, eval, delegate) is one module under
+``agent_node/nodes/`` that subclasses :class:`NodeSpec`, decorates it with
+:func:`node_type`, and registers an executor for it — nothing else changes.
+
+Graph conventions:
+
+* ``next: None`` on a node that can continue means "the execution ends here".
+* A node reports its static successors through :meth:`NodeSpec.successors`,
+  the expressions and templates it evaluates through :meth:`expressions` and
+  :meth:`templates`, and the state keys it writes through :meth:`writes`.
+  Compile-time validation uses only these four hooks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+
+from agent_node.workflow.durations import parse_duration
+
+__all__ = [
+    "NODE_TYPES",
+    "BranchCase",
+    "BranchNode",
+    "EndNode",
+    "JoinNode",
+    "NodeSpec",
+    "ParallelNode",
+    "PythonNode",
+    "RetryPolicy",
+    "WaitNode",
+    "WorkflowIR",
+    "node_type",
+    "parse_node",
+]
+
+
+def _duration(value: object) -> object:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class RetryPolicy(BaseModel):
+    """How a failing node is retried: exponential backoff with jitter.
+
+    ``max_attempts`` counts every attempt, the first included (1 = no retry).
+    The delay before attempt ``n + 1`` is ``initial_delay * backoff ** (n - 1)``,
+    capped at ``max_delay``, then spread by ``± jitter`` (a fraction).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=3, ge=1, le=1000)
+    initial_delay: float = Field(default=0.5, ge=0)
+    backoff: float = Field(default=2.0, ge=1.0)
+    max_delay: float = Field(default=60.0, ge=0)
+    jitter: float = Field(default=0.1, ge=0, le=1)
+
+    _durations = field_validator("initial_delay", "max_delay", mode="before")(_duration)
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        base = min(self.max_delay, self.initial_delay * self.backoff ** max(0, attempt - 1))
+        return max(0.0, base * (1 + self.jitter * (2 * rng() - 1)))
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class NodeSpec(BaseModel):
+    """Base of every node type. Subclasses set ``type`` to a ``Literal``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    id: str = ""
+    description: str | None = None
+    retry: RetryPolicy | None = None
+    timeout: float | None = Field(default=None, gt=0)
+
+    #: Whether this type has a plain ``next`` field (False for branch/parallel).
+    has_next: ClassVar[bool] = True
+
+    _timeout = field_validator("timeout", mode="before")(_duration)
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _retry_shorthand(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"max_attempts": value}
+        return value
+
+    def successors(self) -> list[str]:
+        """Ids this node can continue to, as written (validated against the graph)."""
+        nxt = getattr(self, "next", None)
+        return [nxt] if isinstance(nxt, str) else []
+
+    def can_end(self) -> bool:
+        """Whether the execution can end right after this node."""
+        return self.has_next and getattr(self, "next", None) is None
+
+    def expressions(self) -> list[tuple[str, str]]:
+        """``(field, source)`` of every safe expression this node evaluates."""
+        return []
+
+    def templates(self) -> list[tuple[str, str]]:
+        """``(field, source)`` of every template this node renders."""
+        return []
+
+    def writes(self) -> list[tuple[str, str]]:
+        """``(field, state key)`` of every state key this node writes by name."""
+        return []
+
+
+NODE_TYPES: dict[str, type[NodeSpec]] = {}
+
+_Spec = TypeVar("_Spec", bound=type[NodeSpec])
+
+
+def node_type(cls: _Spec) -> _Spec:
+    """Register a node spec class under its ``type`` literal."""
+    literal = cls.model_fields["type"].default
+    if not isinstance(literal, str):
+        raise TypeError(f"{cls.__name__}.type needs a string default")
+    NODE_TYPES[literal] = cls
+    return cls
+
+
+def parse_node(node_id: str, raw: Mapping[str, Any]) -> NodeSpec:
+    """Build the spec of one node from its mapping (``type`` picks the class)."""
+    kind = raw.get("type")
+    cls = NODE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(sorted(NODE_TYPES))
+        raise ValueError(f"unknown node type {kind!r} (known: {known})")
+    return cls.model_validate({**raw, "id": node_id})
+
+
+@node_type
+class PythonNode(NodeSpec):
+    """A Python step: an async function taking and returning the state.
+
+    ``function`` is an import reference (``package.module:attr``) for YAML;
+    the Python SDK binds the callable directly. When the SDK routes with a
+    function, ``routes`` lists the targets it may return (``None`` = unknown).
+    """
+
+    type: Literal["python"] = "python"
+    function: str | None = None
+    next: str | None = None
+    routes: list[str] | None = None
+    dynamic_next: bool = False
+
+    def successors(self) -> list[str]:
+        return [*super().successors(), *(self.routes or [])]
+
+    def can_end(self) -> bool:
+        return self.dynamic_next or self.next is None
+
+
+class BranchCase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    when: str
+    next: str
+
+
+@node_type
+class BranchNode(NodeSpec):
+    """Goes to the first case whose ``when`` expression holds, else ``default``."""
+
+    type: Literal["branch"] = "branch"
+    cases: list[BranchCase] = Field(min_length=1)
+    default: str | None = None
+    has_next: ClassVar[bool] = False
+
+    def successors(self) -> list[str]:
+        targets = [case.next for case in self.cases]
+        return [*targets, self.default] if self.default else targets
+
+    def can_end(self) -> bool:
+        return False
+
+    def expressions(self) -> list[tuple[str, str]]:
+        return [(f"cases[{i}].when", case.when) for i, case in enumerate(self.cases)]
+
+
+@node_type
+class ParallelNode(NodeSpec):
+    """Starts every branch at once; the branches meet again at ``join``."""
+
+    type: Literal["parallel"] = "parallel"
+    branches: list[str] = Field(min_length=1)
+    join: str
+    has_next: ClassVar[bool] = False
+
+    def successors(self) -> list[str]:
+        return list(self.branches)
+
+    def can_end(self) -> bool:
+        return False
+
+
+@node_type
+class JoinNode(NodeSpec):
+    """Continues once every branch of the parallel node that leads here arrived."""
+
+    type: Literal["join"] = "join"
+    next: str | None = None
+
+
+@node_type
+class WaitNode(NodeSpec):
+    """Parks the execution: for an external ``event`` (optionally with a
+    ``timeout``), or as a timer (``duration`` or ``until``).
+
+    The event's payload is written to the state key ``output`` when given.
+    On timeout the execution goes to ``on_timeout``, or fails when unset.
+    A waiting execution is a row in the store, never a coroutine.
+    """
+
+    type: Literal["wait"] = "wait"
+    event: str | None = None
+    duration: float | None = Field(default=None, ge=0)
+    until: str | None = None
+    output: str | None = None
+    on_timeout: str | None = None
+    next: str | None = None
+
+    _duration = field_validator("duration", mode="before")(_duration)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WaitNode:
+        kinds = sum(x is not None for x in (self.event, self.duration, self.until))
+        if kinds != 1:
+            raise ValueError("a wait needs exactly one of 'event', 'duration' or 'until'")
+        if self.event is None and (self.timeout is not None or self.on_timeout is not None):
+            raise ValueError("'timeout' and 'on_timeout' apply to event waits only")
+        if self.event is None and self.output is not None:
+            raise ValueError("'output' applies to event waits only")
+        return self
+
+    def successors(self) -> list[str]:
+        return [*super().successors(), *([self.on_timeout] if self.on_timeout else [])]
+
+    def templates(self) -> list[tuple[str, str]]:
+        found = [("event", self.event)] if self.event and "{" in self.event else []
+        return [*found, *([("until", self.until)] if self.until else [])]
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [("output", self.output)] if self.output else []
+
+
+@node_type
+class EndNode(NodeSpec):
+    """Ends the execution. ``status: failed`` with a ``message`` template ends it
+    as failed; ``output`` names the state keys that form the result (default:
+    the whole state)."""
+
+    type: Literal["end"] = "end"
+    status: Literal["completed", "failed"] = "completed"
+    message: str | None = None
+    output: list[str] | None = None
+    has_next: ClassVar[bool] = False
+
+    def can_end(self) -> bool:
+        return True
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [("message", self.message)] if self.message else []
+
+    def writes(self) -> list[tuple[str, str]]:
+        # Not written, but must exist in the state: validated the same way.
+        return [(f"output[{i}]", key) for i, key in enumerate(self.output or [])]
+
+
+class WorkflowIR(BaseModel):
+    """A whole workflow: header plus node map. ``state_schema`` is JSON Schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    version: str = Field(min_length=1)
+    description: str | None = None
+    state_schema: dict[str, Any]
+    start: str
+    nodes: dict[str, SerializeAsAny[NodeSpec]]
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
+
+    @property
+    def key(self) -> str:
+        """``id@version``: how executions name the workflow they run."""
+        return f"{self.id}@{self.version}"
