@@ -261,8 +261,9 @@ class Workflow:
         name = next((k for k, v in vars(module).items() if v is self), None)
         if name is None:
             return None
-        if self._module == "__main__":
-            path = getattr(module, "__file__", None)
+        path = getattr(module, "__file__", None)
+        if self._module == "__main__" or (self._module or "").startswith("agent_node_ref_"):
+            # A script or a file loaded by path: other processes find it by path.
             return f"{Path(path).resolve()}:{name}" if path else None
         return f"{self._module}:{name}"
 

@@ -174,9 +174,11 @@ class Engine:
         self._driven.add(execution_id)
         self._wake.set()
 
-    async def wait(self, execution_id: str, *, through_timers: bool = True) -> ExecutionRecord:
-        """Until the execution is terminal, or parked on an external event
-        (``through_timers``: a wait for a timer alone does not return)."""
+    async def wait(
+        self, execution_id: str, *, until: Literal["parked", "terminal"] = "parked"
+    ) -> ExecutionRecord:
+        """Until the execution is terminal or, with ``until="parked"``, waits
+        for an external event (a wait for a timer alone does not return)."""
         waiter = self._status_waiters.setdefault(execution_id, asyncio.Event())
         try:
             while True:
@@ -187,8 +189,9 @@ class Engine:
                 if record is None:
                     raise UnknownExecution(execution_id)
                 if record.status in TERMINAL or (
-                    record.status == "waiting"
-                    and (not through_timers or await self._waits_for_event(execution_id))
+                    until == "parked"
+                    and record.status == "waiting"
+                    and await self._waits_for_event(execution_id)
                 ):
                     return record
                 if self.state is not EngineState.RUNNING:
