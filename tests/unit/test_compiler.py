@@ -1,0 +1,219 @@
+"""Compile-time validation of workflows, shared by the SDK and YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from agent_node.errors import WorkflowDefinitionError
+from agent_node.workflow.compiled import StepFn
+from agent_node.workflow.compiler import compile_workflow
+from agent_node.workflow.ir import WorkflowIR, parse_node
+
+
+class State(BaseModel):
+    score: float = 0.0
+    decision: str | None = None
+    name: str = ""
+
+
+async def step(state: Any) -> None:
+    return None
+
+
+def route(state: Any) -> str | None:
+    return "done"
+
+
+def workflow(nodes: dict[str, Any], start: str = "a") -> WorkflowIR:
+    specs = {node_id: parse_node(node_id, raw) for node_id, raw in nodes.items()}
+    return WorkflowIR(id="wf", version="1", state_schema={}, start=start, nodes=specs)
+
+
+def compile_nodes(
+    nodes: dict[str, Any], functions: dict[str, StepFn] | None = None, **kw: Any
+) -> Any:
+    return compile_workflow(workflow(nodes, **kw), State, functions=functions, file="wf.yaml")
+
+
+def failure(nodes: dict[str, Any], **kw: Any) -> WorkflowDefinitionError:
+    with pytest.raises(WorkflowDefinitionError) as caught:
+        compile_nodes(nodes, **kw)
+    return caught.value
+
+
+TRIAGE: dict[str, dict[str, Any]] = {
+    "a": {"type": "python", "next": "route"},
+    "route": {
+        "type": "branch",
+        "cases": [{"when": "state.score > 0.8", "next": "done"}],
+        "default": "review",
+    },
+    "review": {
+        "type": "wait",
+        "event": "approval-{{ state.name }}",
+        "timeout": "1h",
+        "output": "decision",
+        "on_timeout": "done",
+        "next": "done",
+    },
+    "done": {"type": "end", "message": "decided {{ state.decision }}", "output": ["decision"]},
+}
+
+
+def test_compiles_and_binds_expressions_and_templates() -> None:
+    compiled = compile_workflow(
+        workflow(TRIAGE), State, functions={"a": step}, routers={"a": route}, ref="here"
+    )
+    assert compiled.ref == "here"
+    assert compiled.functions == {"a": step}
+    assert compiled.routers == {"a": route}
+    assert set(compiled.expressions) == {("route", "cases[0].when")}
+    assert set(compiled.templates) == {("review", "event"), ("done", "message")}
+    assert compiled.expression("route", "cases[0].when").evaluate({"score": 0.9}) is True
+    assert compiled.template("review", "event").render({"name": "x"}) == "approval-x"
+
+
+def test_parallel_with_join_compiles() -> None:
+    nodes = {
+        "a": {"type": "parallel", "branches": ["b", "c"], "join": "j"},
+        "b": {"type": "python", "next": "j"},
+        "c": {"type": "python", "next": "j"},
+        "j": {"type": "join"},
+    }
+    assert compile_nodes(nodes, functions={"b": step, "c": step}).ir.start == "a"
+
+
+def test_start_must_be_a_node() -> None:
+    error = failure({"a": {"type": "end"}}, start="nope")
+    assert (error.node, error.field, error.file) == (None, "start", "wf.yaml")
+    assert "start 'nope' is not a node" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "field"),
+    [
+        ({"a": {"type": "join", "next": "ghost"}}, "next"),
+        (
+            {
+                "a": {
+                    "type": "branch",
+                    "cases": [{"when": "true", "next": "z"}, {"when": "false", "next": "ghost"}],
+                    "default": "z",
+                },
+                "z": {"type": "end"},
+            },
+            "cases[1].next",
+        ),
+        (
+            {"a": {"type": "branch", "cases": [{"when": "true", "next": "z"}], "default": "ghost"}},
+            "default",
+        ),
+        (
+            {"a": {"type": "wait", "event": "e", "on_timeout": "ghost", "next": "z"}},
+            "on_timeout",
+        ),
+        ({"a": {"type": "parallel", "branches": ["z", "ghost"], "join": "z"}}, "branches[1]"),
+        ({"a": {"type": "python", "description": "ghost", "routes": ["ghost"]}}, "routes[0]"),
+    ],
+)
+def test_unknown_successor_names_the_field(nodes: dict[str, Any], field: str) -> None:
+    nodes.setdefault("z", {"type": "end"})
+    error = failure(nodes)
+    assert (error.node, error.field) == ("a", field)
+    assert "'ghost' is not a node" in str(error)
+
+
+def test_router_targets_must_be_nodes() -> None:
+    nodes = {"a": {"type": "python", "routes": ["z", "ghost"]}, "z": {"type": "end"}}
+    error = failure(nodes, functions={"a": step})
+    assert (error.node, error.field) == ("a", "routes[1]")
+
+
+def test_join_of_a_parallel_must_be_a_join() -> None:
+    nodes = {
+        "a": {"type": "parallel", "branches": ["b"], "join": "b"},
+        "b": {"type": "end"},
+    }
+    error = failure(nodes)
+    assert (error.node, error.field) == ("a", "join")
+    assert "is not a node of type join" in str(error)
+
+
+def test_unreachable_node() -> None:
+    error = failure({"a": {"type": "end"}, "island": {"type": "end"}})
+    assert error.node == "island"
+    assert "unreachable from start 'a'" in str(error)
+
+
+def test_loop_without_exit_has_no_path_to_an_end() -> None:
+    nodes = {
+        "a": {"type": "python", "next": "b"},
+        "b": {"type": "branch", "cases": [{"when": "true", "next": "a"}], "default": "a"},
+    }
+    error = failure(nodes, functions={"a": step})
+    assert error.node == "a"
+    assert "no path from this node to an end" in str(error)
+
+
+def test_loop_with_exit_compiles() -> None:
+    nodes = {
+        "a": {"type": "python", "next": "b"},
+        "b": {
+            "type": "branch",
+            "cases": [{"when": "state.score < 1", "next": "a"}],
+            "default": "z",
+        },
+        "z": {"type": "end"},
+    }
+    assert compile_nodes(nodes, functions={"a": step})
+
+
+def test_unknown_state_key_in_wait_output() -> None:
+    nodes = {"a": {"type": "wait", "event": "e", "output": "verdict"}}
+    error = failure(nodes)
+    assert (error.node, error.field) == ("a", "output")
+    assert "unknown state key 'verdict' (known: decision, name, score)" in str(error)
+
+
+def test_unknown_state_key_in_end_output() -> None:
+    error = failure({"a": {"type": "end", "output": ["score", "total"]}})
+    assert (error.node, error.field) == ("a", "output[1]")
+
+
+def test_unknown_state_key_in_expression() -> None:
+    nodes = {
+        "a": {"type": "branch", "cases": [{"when": "state.scor > 1", "next": "z"}]},
+        "z": {"type": "end"},
+    }
+    error = failure(nodes)
+    assert (error.node, error.field) == ("a", "cases[0].when")
+    assert "unknown state key 'scor'" in str(error)
+
+
+def test_bad_expression_syntax() -> None:
+    nodes = {
+        "a": {"type": "branch", "cases": [{"when": "state.score >", "next": "z"}]},
+        "z": {"type": "end"},
+    }
+    assert "invalid syntax" in str(failure(nodes))
+
+
+def test_unknown_state_key_in_template() -> None:
+    error = failure({"a": {"type": "end", "message": "bad {{ state.nam }}"}})
+    assert (error.node, error.field) == ("a", "message")
+    assert "unknown state key 'nam'" in str(error)
+
+
+def test_python_node_needs_a_function() -> None:
+    error = failure({"a": {"type": "python"}})
+    assert (error.node, error.field) == ("a", "function")
+
+
+def test_functions_bind_only_python_nodes() -> None:
+    error = failure({"a": {"type": "end"}}, functions={"a": step})
+    assert (error.node, error.field) == ("a", "function")
+    error = failure({"a": {"type": "end"}}, functions={"ghost": step})
+    assert error.node == "ghost"
