@@ -1,0 +1,151 @@
+"""What every command shares: the ``--store`` option, error translation, JSON input.
+
+Errors are translated at this one boundary: an :class:`AgentNodeError` (or a
+file the command could not read) becomes one red ``error: ...`` line on
+stderr and an exit code — 2 for a usage mistake, 1 for a runtime failure —
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import click
+
+from agent_node.errors import AgentNodeError, ConfigError, UsageError
+from agent_node.runtime import Runtime
+from agent_node.sdk import load_workflow
+from agent_node.store import Store, default_store_url, store_from_url
+from agent_node.workflow.compiled import CompiledWorkflow
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "fail",
+    "handle_errors",
+    "load_target",
+    "open_store",
+    "parse_json",
+    "parse_json_object",
+    "run_async",
+    "started_runtime",
+    "store_option",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    default=default_store_url,
+    show_default="$AGENT_NODE_STORE, else sqlite:///.agent-node/agent-node.db",
+    metavar="URL",
+    help="Where executions live: memory://, sqlite:///path.db or postgresql://...",
+)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: message`` in red on stderr and exit with ``code``."""
+    click.secho(f"error: {message}", fg="red", err=True)
+    raise click.exceptions.Exit(code)
+
+
+def handle_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Turn the package's errors into one clear line and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except UsageError as exc:
+            fail(str(exc), EXIT_USAGE)
+        except AgentNodeError as exc:
+            fail(str(exc), EXIT_FAILURE)
+        except OSError as exc:
+            fail(str(exc), EXIT_FAILURE)
+
+    return wrapper
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@asynccontextmanager
+async def open_store(url: str) -> AsyncIterator[Store]:
+    """An open store, closed on the way out whatever happens."""
+    store = store_from_url(url)
+    try:
+        await store.open()
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def started_runtime(
+    url: str, workflows: Iterable[CompiledWorkflow] = (), **options: Any
+) -> AsyncIterator[Runtime]:
+    """A started :class:`Runtime` that knows ``workflows`` before it claims
+    anything; closed (engine stopped, store closed) on the way out."""
+    runtime = Runtime(url, **options)
+    for workflow in workflows:
+        runtime.workflows.add(workflow)
+    try:
+        await runtime.start()
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+def parse_json(text: str, option: str) -> Any:
+    """``text`` as JSON; ``@path`` reads the JSON from a file."""
+    source = option
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{option}: cannot read {source!r}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+
+
+def parse_json_object(text: str, option: str) -> dict[str, Any]:
+    value = parse_json(text, option)
+    if not isinstance(value, dict):
+        raise ConfigError(f"{option} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def load_target(ref: str) -> CompiledWorkflow:
+    """Load a workflow and record a reference to it that other processes can load.
+
+    A workflow loaded from ``path/to/file.py:attr`` lives in a module named
+    after its path, which no other process can import; an absolute path can.
+    """
+    compiled = load_workflow(ref)
+    return dataclasses.replace(compiled, ref=_portable_ref(ref))
+
+
+def _portable_ref(ref: str) -> str:
+    target, colon, attr = ref.rpartition(":")
+    is_file = not colon or target.endswith(".py") or "/" in target or "\\" in target
+    if not is_file:
+        return ref
+    if not colon:
+        return str(Path(ref).resolve())
+    return f"{Path(target).resolve()}:{attr}"

@@ -1,0 +1,252 @@
+"""Commands on single executions: run, executions, inspect, events, signal, cancel."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, get_args
+
+import click
+
+from agent_node.engine.control import Control
+from agent_node.engine.registry import WorkflowRegistry
+from agent_node.errors import ConfigError, UnknownExecution
+from agent_node.nodes import default_executors
+from agent_node.results import Event, RunResult, build_timeline, to_event
+from agent_node.sdk import load_workflow
+from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
+from agent_node.workflow.compiled import CompiledWorkflow
+
+from .common import (
+    EXIT_FAILURE,
+    handle_errors,
+    load_target,
+    open_store,
+    parse_json,
+    parse_json_object,
+    run_async,
+    started_runtime,
+    store_option,
+)
+
+__all__ = ["cancel", "events", "executions", "inspect", "run", "signal"]
+
+STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
+
+#: A payload to show in the ``signal`` hint, by the JSON type of the state key it fills.
+_EXAMPLE_PAYLOADS = {
+    "object": "{}",
+    "array": "[]",
+    "string": '"yes"',
+    "integer": "0",
+    "number": "0",
+    "boolean": "true",
+}
+
+
+# -- run -------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("target")
+@click.option(
+    "--input", "input_text", metavar="JSON", help="Input state: a JSON object or @file.json."
+)
+@click.option("--execution-id", metavar="ID", help="Id of the new execution, or of one to resume.")
+@store_option
+@handle_errors
+def run(target: str, input_text: str | None, execution_id: str | None, store_url: str) -> None:
+    """Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr)."""
+    state = parse_json_object(input_text, "--input") if input_text is not None else None
+    workflow = load_target(target)
+    result, waits = run_async(_run(store_url, workflow, state, execution_id))
+    _show_run(store_url, workflow, result, waits)
+    if result.status not in {"completed", "waiting"}:
+        raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+async def _run(
+    url: str, workflow: CompiledWorkflow, state: dict[str, Any] | None, execution_id: str | None
+) -> tuple[RunResult, list[WaitRecord]]:
+    async with started_runtime(url) as runtime:
+        result = await runtime.run(workflow, state, execution_id=execution_id)
+        return result, await runtime.store.waits(result.execution_id)
+
+
+def _show_run(
+    url: str, workflow: CompiledWorkflow, result: RunResult, waits: list[WaitRecord]
+) -> None:
+    from rich.text import Text
+
+    from . import render
+
+    console = render.make_console()
+    console.print(render.state_json(result.state.model_dump(mode="json")))
+    console.print(render.timeline_table(result.timeline))
+    console.print(
+        Text.assemble(
+            "execution ", (result.execution_id, "bold"), " ", render.status_text(result.status)
+        )
+    )
+    if result.error:
+        console.print(Text(f"error: {result.error}", style="red"))
+    for wait in waits:
+        console.print(f"waiting for {render.describe_wait(wait)}", markup=False)
+        if wait.kind == "event" and wait.event is not None:
+            command = _signal_command(url, result.execution_id, wait, workflow)
+            console.print(f"continue with: {command}", markup=False, soft_wrap=True)
+
+
+def _signal_command(
+    url: str, execution_id: str, wait: WaitRecord, workflow: CompiledWorkflow
+) -> str:
+    words = ["agent-node", "signal", execution_id, wait.event or "", "--data"]
+    words.append(_example_payload(workflow, wait.node))
+    if url != default_store_url():
+        words += ["--store", url]
+    return shlex.join(words)
+
+
+def _example_payload(workflow: CompiledWorkflow, node_id: str) -> str:
+    output = getattr(workflow.node(node_id), "output", None)
+    if not output:
+        return "{}"
+    schema = workflow.state_model.model_json_schema().get("properties", {}).get(output, {})
+    kinds = [schema.get("type"), *(option.get("type") for option in schema.get("anyOf", []))]
+    return next((_EXAMPLE_PAYLOADS[k] for k in kinds if k in _EXAMPLE_PAYLOADS), "{}")
+
+
+# -- executions / inspect / events --------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--status", "statuses", multiple=True, metavar="S", help="Only this status (repeatable)."
+)
+@click.option(
+    "--workflow", "workflow_id", metavar="ID", help="Only executions of this workflow id."
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@store_option
+@handle_errors
+def executions(
+    statuses: tuple[str, ...], workflow_id: str | None, limit: int, store_url: str
+) -> None:
+    """List executions, newest first."""
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise ConfigError(f"unknown status {unknown[0]!r}: use one of {', '.join(STATUSES)}")
+    records = run_async(_list(store_url, list(statuses) or None, workflow_id, limit))
+    from . import render
+
+    render.make_console().print(render.executions_table(records))
+
+
+async def _list(
+    url: str, statuses: list[str] | None, workflow_id: str | None, limit: int
+) -> list[ExecutionRecord]:
+    async with open_store(url) as store:
+        return await store.list_executions(status=statuses, workflow_id=workflow_id, limit=limit)
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@store_option
+@handle_errors
+def inspect(execution_id: str, store_url: str) -> None:
+    """Show an execution: status, waits, state and the timeline of its nodes."""
+    record, waits, log = run_async(_inspect(store_url, execution_id))
+    from . import render
+
+    console = render.make_console()
+    console.print(render.execution_header(record, waits))
+    console.print("state", style="bold")
+    console.print(render.state_json(record.state))
+    console.print(render.timeline_table(build_timeline(log)))
+
+
+async def _inspect(
+    url: str, execution_id: str
+) -> tuple[ExecutionRecord, list[WaitRecord], list[Event]]:
+    async with open_store(url) as store:
+        record = await _get(store, execution_id)
+        waits = await store.waits(execution_id)
+        log = [to_event(e) for e in await store.events(execution_id)]
+        return record, waits, log
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option(
+    "--after", default=0, type=click.IntRange(min=0), metavar="SEQ", help="Only events after SEQ."
+)
+@store_option
+@handle_errors
+def events(execution_id: str, after: int, store_url: str) -> None:
+    """Print the event log of an execution, one JSON object per line."""
+    for event in run_async(_events(store_url, execution_id, after)):
+        click.echo(json.dumps(event.as_json(), separators=(",", ":")))
+
+
+async def _events(url: str, execution_id: str, after: int) -> list[Event]:
+    async with open_store(url) as store:
+        await _get(store, execution_id)
+        return [to_event(e) for e in await store.events(execution_id, after)]
+
+
+async def _get(store: Store, execution_id: str) -> ExecutionRecord:
+    record = await store.get(execution_id)
+    if record is None:
+        raise UnknownExecution(execution_id)
+    return record
+
+
+# -- signal / cancel ---------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.argument("event")
+@click.option(
+    "--data", "data_text", metavar="JSON", help="The event's payload: JSON or @file.json."
+)
+@store_option
+@handle_errors
+def signal(execution_id: str, event: str, data_text: str | None, store_url: str) -> None:
+    """Deliver EVENT to the execution ID, which waits for it."""
+    payload = parse_json(data_text, "--data") if data_text is not None else None
+    record = run_async(_signal(store_url, execution_id, event, payload))
+    click.echo(f"delivered {event!r} to {execution_id}; it is {record.status}")
+    if record.status in {"pending", "running"}:
+        store = "" if store_url == default_store_url() else f" --store {shlex.quote(store_url)}"
+        click.echo(f"a running `agent-node worker` continues it, or: agent-node resume{store}")
+
+
+async def _signal(url: str, execution_id: str, event: str, payload: Any) -> ExecutionRecord:
+    async with open_store(url) as store:
+        await _control(store).signal(execution_id, event, payload)
+        return await _get(store, execution_id)
+
+
+@click.command()
+@click.argument("execution_id", metavar="ID")
+@click.option("--reason", default="cancelled from the command line", show_default=True)
+@store_option
+@handle_errors
+def cancel(execution_id: str, reason: str, store_url: str) -> None:
+    """Cancel the execution ID (a no-op when it has ended)."""
+    cancelled, record = run_async(_cancel(store_url, execution_id, reason))
+    if cancelled:
+        click.echo(f"cancelled {execution_id}")
+    else:
+        click.echo(f"{execution_id} had already ended ({record.status}); nothing to cancel")
+
+
+async def _cancel(url: str, execution_id: str, reason: str) -> tuple[bool, ExecutionRecord]:
+    async with open_store(url) as store:
+        cancelled = await _control(store).cancel(execution_id, reason)
+        return cancelled, await _get(store, execution_id)
+
+
+def _control(store: Store) -> Control:
+    return Control(store, WorkflowRegistry(load_workflow), default_executors())

@@ -1,0 +1,150 @@
+"""Rich renderings of executions, states and timelines.
+
+Imported only by commands that draw something, so ``agent-node --help``
+never pays for rich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.json import JSON
+from rich.table import Table
+from rich.text import Text
+
+from agent_node.results import NodeRun
+from agent_node.store.records import ExecutionRecord, WaitRecord
+
+__all__ = [
+    "describe_wait",
+    "execution_header",
+    "executions_table",
+    "make_console",
+    "state_json",
+    "status_text",
+    "timeline_table",
+    "truncate",
+    "when",
+]
+
+#: Width used when the output is not a terminal (a pipe, a file, a test),
+#: so that ids and commands are not wrapped at rich's default of 80 columns.
+_PIPE_WIDTH = 160
+
+_STATUS_STYLES = {
+    "completed": "green",
+    "running": "cyan",
+    "pending": "cyan",
+    "waiting": "yellow",
+    "retrying": "yellow",
+    "interrupted": "magenta",
+    "failed": "red",
+    "canceled": "red",
+}
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH
+    return console
+
+
+def when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def truncate(text: str | None, limit: int = 60) -> str:
+    if not text:
+        return ""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLES.get(status, ""))
+
+
+def state_json(data: Mapping[str, Any] | str) -> JSON:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return JSON(text, indent=2)
+
+
+def timeline_table(runs: Sequence[NodeRun]) -> Table:
+    table = Table(title="timeline", title_justify="left")
+    table.add_column("node", no_wrap=True)
+    table.add_column("visit", justify="right")
+    table.add_column("attempt", justify="right")
+    table.add_column("status")
+    table.add_column("duration ms", justify="right")
+    table.add_column("detail")
+    for run in runs:
+        duration = "" if run.duration is None else f"{run.duration * 1000:.1f}"
+        table.add_row(
+            run.node,
+            str(run.visit),
+            str(run.attempt),
+            status_text(run.status),
+            duration,
+            truncate(_detail(run), 80),
+        )
+    return table
+
+
+def _detail(run: NodeRun) -> str:
+    if run.detail:
+        return run.detail
+    following = run.extra.get("next")
+    if isinstance(following, list):
+        return "→ " + ", ".join(map(str, following))
+    return f"→ {following}" if following else ""
+
+
+def executions_table(records: Iterable[ExecutionRecord]) -> Table:
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("workflow", no_wrap=True)
+    table.add_column("status")
+    table.add_column("created", no_wrap=True)
+    table.add_column("updated", no_wrap=True)
+    table.add_column("error")
+    for record in records:
+        table.add_row(
+            record.id,
+            f"{record.workflow_id}@{record.workflow_version}",
+            status_text(record.status),
+            when(record.created_at),
+            when(record.updated_at),
+            truncate(record.error, 50),
+        )
+    return table
+
+
+def execution_header(record: ExecutionRecord, waits: Sequence[WaitRecord]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    grid.add_row("execution", record.id)
+    grid.add_row("workflow", f"{record.workflow_id}@{record.workflow_version}")
+    grid.add_row("status", status_text(record.status))
+    grid.add_row("created", when(record.created_at))
+    grid.add_row("updated", when(record.updated_at))
+    if record.error:
+        grid.add_row("error", Text(record.error, style="red"))
+    for wait in waits:
+        grid.add_row("waits for", describe_wait(wait))
+    return grid
+
+
+def describe_wait(wait: WaitRecord) -> str:
+    """``event 'approved' at node 'ask'``, ``timer at node 'sleep' (due ...)``."""
+    what = f"event {wait.event!r}" if wait.kind == "event" else wait.kind
+    due = f" (due {when(wait.deadline)})" if wait.deadline is not None else ""
+    return f"{what} at node {wait.node!r}{due}"

@@ -1,0 +1,199 @@
+"""Commands that run an engine over the whole store: ``resume`` and ``worker``.
+
+``resume`` drives every pending or running execution until each has ended
+or parked on a wait, then exits; ``worker`` keeps claiming work (including
+timers as they fall due) until it is told to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from agent_node.runtime import Runtime
+from agent_node.store import ExecutionRecord, WaitRecord
+from agent_node.workflow.compiled import CompiledWorkflow
+
+from .common import (
+    EXIT_FAILURE,
+    handle_errors,
+    load_target,
+    run_async,
+    started_runtime,
+    store_option,
+)
+
+__all__ = ["resume", "worker"]
+
+_POLL = 0.2
+_ACTIVE = ["pending", "running"]
+
+node_option = click.option(
+    "--node",
+    default="local",
+    show_default=True,
+    metavar="NAME",
+    help="Node name: leases held by dead processes of this node are reclaimed at once.",
+)
+
+
+# -- resume ------------------------------------------------------------------------
+
+
+@dataclass
+class ResumeReport:
+    records: list[ExecutionRecord] = field(default_factory=list)
+    timers: int = 0
+    stuck: list[ExecutionRecord] = field(default_factory=list)
+
+
+@click.command()
+@node_option
+@click.option(
+    "--idle-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Give up when no execution made progress for this long.",
+)
+@store_option
+@handle_errors
+def resume(node: str, idle_timeout: float, store_url: str) -> None:
+    """Run every pending or running execution until it ends or waits.
+
+    Exits 1 when an execution failed or made no progress for --idle-timeout.
+    """
+    report = run_async(_resume(store_url, node, idle_timeout))
+    _show_resume(report)
+    if report.stuck or any(r.status in {"failed", "canceled"} for r in report.records):
+        raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+async def _resume(url: str, node: str, idle_timeout: float) -> ResumeReport:
+    report = ResumeReport()
+    async with started_runtime(url, scope="all", node=node) as runtime:
+        seen: dict[str, int] = {}
+        last_progress = time.monotonic()
+        while active := await runtime.store.list_executions(status=_ACTIVE, limit=10_000):
+            moved = [r for r in active if seen.get(r.id) != r.last_seq]
+            seen.update((r.id, r.last_seq) for r in moved)
+            if moved or await _busy(runtime, active):
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > idle_timeout:
+                report.stuck = active
+                break
+            await asyncio.sleep(_POLL)
+        for execution_id in seen:
+            record = await runtime.store.get(execution_id)
+            if record is not None:
+                report.records.append(record)
+                report.timers += await _has_timer(runtime, record)
+    return report
+
+
+async def _busy(runtime: Runtime, active: Sequence[ExecutionRecord]) -> bool:
+    """Whether a quiet execution is still making progress: one of its nodes runs
+    here (a slow step), or a retry is scheduled for later."""
+    owner, now = str(runtime.engine.owner), time.time()
+    for record in active:
+        for item in await runtime.store.work(record.id):
+            if item.lease_owner == owner or item.available_at > now:
+                return True
+    return False
+
+
+async def _has_timer(runtime: Runtime, record: ExecutionRecord) -> bool:
+    if record.status != "waiting":
+        return False
+    waits: list[WaitRecord] = await runtime.store.waits(record.id)
+    return any(w.kind != "event" or w.deadline is not None for w in waits)
+
+
+def _show_resume(report: ResumeReport) -> None:
+    if not report.records and not report.stuck:
+        click.echo("nothing to resume: no pending or running executions")
+        return
+    counts = Counter(r.status for r in report.records)
+    shown = ["completed", "failed", "waiting", *(s for s in counts if s in {"canceled", *_ACTIVE})]
+    summary = ", ".join(f"{counts[status]} {status}" for status in shown)
+    click.echo(f"resumed {len(report.records)} execution(s): {summary}")
+    for record in report.records:
+        if record.status == "failed":
+            click.secho(f"  {record.id} failed: {record.error}", fg="red")
+    if report.timers:
+        click.echo(
+            f"{report.timers} execution(s) wait for a timer or timeout:"
+            " a running `agent-node worker` fires it when due"
+        )
+    if report.stuck:
+        names = ", ".join(f"{r.id} ({r.workflow_id}@{r.workflow_version})" for r in report.stuck)
+        click.secho(
+            f"error: no progress for the idle timeout; gave up on {names}"
+            " (is its workflow loadable here, or is another worker holding it?)",
+            fg="red",
+            err=True,
+        )
+
+
+# -- worker ------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("workflows", nargs=-1, metavar="[WORKFLOW]...")
+@node_option
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Node visits run at once (default: the engine's, 512).",
+)
+@store_option
+@handle_errors
+def worker(workflows: tuple[str, ...], node: str, concurrency: int | None, store_url: str) -> None:
+    """Claim and run work of every execution until SIGTERM or SIGINT.
+
+    WORKFLOW (a file or module:attr) is loaded up front; executions of other
+    workflows are loaded from the reference they recorded.
+    """
+    loaded = [load_target(ref) for ref in workflows]
+    options: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
+    run_async(_work(store_url, node, loaded, options))
+
+
+async def _work(
+    url: str, node: str, workflows: list[CompiledWorkflow], options: dict[str, Any]
+) -> None:
+    stop = asyncio.Event()
+    with _stop_on_signals(stop):
+        async with started_runtime(url, workflows, scope="all", node=node, **options) as runtime:
+            known = ", ".join(w.key for w in workflows) or "loaded on demand"
+            click.echo(f"worker {runtime.engine.owner} on {url} (workflows: {known})")
+            click.echo("stop with SIGTERM or Ctrl-C")
+            await stop.wait()
+            click.echo("stopping: releasing leases")
+    click.echo("stopped")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # Not every platform's loop supports signal handlers; Ctrl-C still interrupts there.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
