@@ -7,6 +7,7 @@ Public API (everything else is private and may change)::
 
 from __future__ import annotations
 
+from agent_node.engine.context import current_node
 from agent_node.errors import (
     AgentNodeError,
     Cancelled,
@@ -42,6 +43,7 @@ __all__ = [
     "Workflow",
     "WorkflowDefinitionError",
     "close_shared_runtimes",
+    "current_node",
     "load_workflow",
 ]
 

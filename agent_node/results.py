@@ -39,7 +39,9 @@ class Event:
 
 def to_event(record: EventRecord) -> Event:
     data = json.loads(record.data) if record.data else None
-    return Event(record.seq, record.kind, record.node, record.visit, record.attempt, record.at, data)
+    return Event(
+        record.seq, record.kind, record.node, record.visit, record.attempt, record.at, data
+    )
 
 
 @dataclass(slots=True)
@@ -47,8 +49,8 @@ class NodeRun:
     """One attempt of one node visit, as the timeline shows it.
 
     ``status``: completed · failed · retrying (failed, retry scheduled) ·
-    waiting · interrupted (its worker died; a later attempt took over) ·
-    running.
+    waiting · interrupted (its worker died and a later attempt took over, or
+    the execution ended elsewhere) · canceled · running.
     """
 
     node: str
@@ -70,6 +72,12 @@ def build_timeline(events: list[Event]) -> list[NodeRun]:
     runs: list[NodeRun] = []
     open_runs: dict[tuple[str, int], NodeRun] = {}
     for event in events:
+        if event.kind in _ENDS_EXECUTION:
+            for run in open_runs.values():
+                run.status = _ENDS_EXECUTION[event.kind]
+                run.ended_at = event.at
+            open_runs.clear()
+            continue
         if event.node is None or event.visit is None:
             continue
         key = (event.node, event.visit)
@@ -85,6 +93,14 @@ def build_timeline(events: list[Event]) -> list[NodeRun]:
             if current.status in {"completed", "failed", "retrying"}:
                 del open_runs[key]
     return runs
+
+
+#: What an execution-level end makes of attempts still open.
+_ENDS_EXECUTION = {
+    "execution_canceled": "canceled",
+    "execution_failed": "interrupted",
+    "execution_completed": "interrupted",
+}
 
 
 def _close(run: NodeRun, event: Event) -> None:

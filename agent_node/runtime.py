@@ -41,16 +41,21 @@ class Runtime:
         loader: Loader | None = None,
         **engine_options: Any,
     ) -> None:
-        self.store: Store = (
-            store_from_url(store or default_store_url()) if not hasattr(store, "apply") else store  # type: ignore[arg-type]
-        )
+        if store is None or isinstance(store, str):
+            store = store_from_url(store or default_store_url())
+        self.store: Store = store
         if loader is None:
             from agent_node.sdk import load_workflow
 
             loader = load_workflow
         self.workflows = WorkflowRegistry(loader)
         self.engine = Engine(
-            self.store, self.workflows, default_executors(), node=node, scope=scope, **engine_options
+            self.store,
+            self.workflows,
+            default_executors(),
+            node=node,
+            scope=scope,
+            **engine_options,
         )
 
     async def __aenter__(self) -> Runtime:
@@ -107,8 +112,12 @@ class Runtime:
                 self.engine.drive(execution_id)
                 return execution_id
         if state is None:
-            raise UnknownExecution(execution_id) if execution_id else UsageError(
-                "give an input state, or the execution_id of an execution to resume"
+            raise (
+                UnknownExecution(execution_id)
+                if execution_id
+                else UsageError(
+                    "give an input state, or the execution_id of an execution to resume"
+                )
             )
         if not isinstance(state, BaseModel | Mapping):
             raise UsageError(f"the input state must be a {workflow.state_model.__name__} or a dict")

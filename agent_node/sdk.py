@@ -135,7 +135,9 @@ class Workflow:
         }
         self._add(name, spec, None)
 
-    def parallel(self, name: str, branches: Sequence[str | Callable[..., Any]], *, join: str) -> None:
+    def parallel(
+        self, name: str, branches: Sequence[str | Callable[..., Any]], *, join: str
+    ) -> None:
         """Run ``branches`` at once; they continue together at the ``join`` node."""
         spec = {"type": "parallel", "branches": [_name(b) for b in branches], "join": join}
         self._add(name, spec, None)
@@ -303,7 +305,10 @@ class Workflow:
         return asyncio.run(self._run_once(state, execution_id, store))
 
     async def _run_once(
-        self, state: BaseModel | Mapping[str, Any] | None, execution_id: str | None, store: str | None
+        self,
+        state: BaseModel | Mapping[str, Any] | None,
+        execution_id: str | None,
+        store: str | None,
     ) -> RunResult:
         from agent_node.runtime import Runtime
 

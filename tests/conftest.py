@@ -20,7 +20,9 @@ import pytest
 from agent_node.engine import faults
 
 PG_URL = os.environ.get("AGENT_NODE_TEST_PG_URL")
-PG_SKIP = "set AGENT_NODE_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test) to run PostgreSQL tests"
+PG_SKIP = (
+    "PostgreSQL tests need AGENT_NODE_TEST_PG_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+)
 
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", "", None}
 _real_connect = socket.socket.connect

@@ -102,7 +102,12 @@ class Control:
                 return
             spec = workflow.node(current.node)
             ctx = ResumeContext(
-                wait.execution_id, workflow, spec, current.visit, json.loads(txn.execution.state), txn.now
+                wait.execution_id,
+                workflow,
+                spec,
+                current.visit,
+                json.loads(txn.execution.state),
+                txn.now,
             )
             outcome = self.executors[spec.type].expire(ctx)
             plans.resolve_wait(txn, workflow, current, outcome, {"expired": True})
@@ -130,5 +135,7 @@ def _validated_input(
     try:
         data: dict[str, Any] = workflow.state_model.model_validate(raw).model_dump(mode="json")
     except ValidationError as exc:
-        raise StateValidationError(f"the input does not fit {workflow.key}'s state: {exc}") from None
+        raise StateValidationError(
+            f"the input does not fit {workflow.key}'s state: {exc}"
+        ) from None
     return data

@@ -40,9 +40,10 @@ from agent_node.errors import (
 from agent_node.store.base import Fence, Store, Txn
 from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WorkItem
 from agent_node.workflow.compiled import CompiledWorkflow
-from agent_node.workflow.ir import NO_RETRY
+from agent_node.workflow.ir import NO_RETRY, RetryPolicy
 
 from . import faults, plans
+from .context import node_context
 from .control import Control
 from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park
 from .owner import Owner, is_dead, new_owner
@@ -52,6 +53,8 @@ from .state import coerce_state
 __all__ = ["Engine", "EngineState"]
 
 log = logging.getLogger("agent_node.engine")
+#: How often a worker retries a node whose workflow it cannot load.
+_NOT_HERE = RetryPolicy(initial_delay=30.0, backoff=1.0, max_delay=30.0, jitter=0.2)
 
 
 class EngineState(enum.Enum):
@@ -104,7 +107,9 @@ class Engine:
         self.state = EngineState.RUNNING
         self._loops.append(asyncio.create_task(self._claim_loop(), name="agent-node claim loop"))
         if self.heartbeat_enabled:
-            self._loops.append(asyncio.create_task(self._heartbeat_loop(), name="agent-node heartbeat"))
+            self._loops.append(
+                asyncio.create_task(self._heartbeat_loop(), name="agent-node heartbeat")
+            )
 
     async def stop(self) -> None:
         """Stop cleanly: interrupt running nodes and release their leases at once."""
@@ -151,7 +156,7 @@ class Engine:
     async def submit(
         self,
         workflow: CompiledWorkflow,
-        state: BaseModel,
+        state: BaseModel | Mapping[str, Any],
         *,
         execution_id: str | None = None,
         run_here: bool = True,
@@ -195,9 +200,8 @@ class Engine:
                 ):
                     return record
                 if self.state is not EngineState.RUNNING:
-                    raise UsageError(f"the engine is {self.state.value}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), self.poll_interval)
+                    raise self.crash or UsageError(f"the engine is {self.state.value}")
+                await _wait_event(waiter, self.poll_interval)
         finally:
             self._status_waiters.pop(execution_id, None)
 
@@ -237,8 +241,7 @@ class Engine:
                 await asyncio.sleep(0)
                 continue
             delay = await self._idle_delay()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await _wait_event(self._wake, delay)
 
     async def _claim_and_fire(self) -> bool:
         scope = None if self.scope == "all" else list(self._driven)
@@ -278,7 +281,9 @@ class Engine:
             if not self._tasks:
                 continue
             try:
-                held = set(await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl))
+                held = set(
+                    await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl)
+                )
             except StoreError:
                 log.exception("heartbeat failed")
                 continue
@@ -328,14 +333,23 @@ class Engine:
             workflow = self.workflows.get(
                 record.workflow_id, record.workflow_version, record.workflow_ref
             )
+        except UsageError as exc:
+            # Not runnable here (yet): another worker, or a later deploy, may have it.
+            log.error("cannot run %s here: %s", item.key, exc)
+            await self._fail(item, exc, 0.0, final=False, policy=_NOT_HERE)
+            return None, None
+        try:
             state, data = _load_state(workflow, record.state, cache)
-        except (UsageError, StateValidationError) as exc:
+        except StateValidationError as exc:
             await self._fail(item, exc, 0.0, final=True)
             return None, None
         spec = workflow.node(item.node)
-        ctx = NodeContext(record.id, workflow, spec, item.visit, item.attempt, state, data, time.time())
+        ctx = NodeContext(
+            record.id, workflow, spec, item.visit, item.attempt, state, data, time.time()
+        )
         faults.hit("after_claim", item.node)
         started = time.perf_counter()
+        token = node_context.set(ctx)
         try:
             async with asyncio.timeout(spec.timeout):
                 outcome = await self.executors[spec.type].execute(ctx)
@@ -345,8 +359,10 @@ class Engine:
         except Exception as exc:
             error = exc
         else:
+            node_context.reset(token)
             faults.hit("after_effect", item.node)
             return await self._commit(workflow, item, outcome, change, started, new_cache)
+        node_context.reset(token)
         faults.hit("after_effect", item.node)
         policy = spec.retry or NO_RETRY
         retry = item.attempt < policy.max_attempts
@@ -395,7 +411,7 @@ class Engine:
         duration: float,
         *,
         final: bool,
-        policy: Any = NO_RETRY,
+        policy: RetryPolicy = NO_RETRY,
     ) -> None:
         retry_at = None if final else time.time() + policy.delay(item.attempt)
         if final:
@@ -411,6 +427,14 @@ class Engine:
             log.warning("dropped the failure of %s: %s", item.key, exc)
         if retry_at is not None:
             self._wake.set()
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait for ``event`` at most ``timeout`` seconds. (Not ``asyncio.wait_for``:
+    on Python 3.11 it swallows a cancellation that races with the event.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 def _fence(item: WorkItem) -> Fence:

@@ -38,7 +38,7 @@ POINTS = frozenset(
 )
 
 
-class InjectedCrash(BaseException):  # noqa: N818 - it is a crash, not an error
+class InjectedCrash(BaseException):
     """A simulated process crash at a named fault point."""
 
 

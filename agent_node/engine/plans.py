@@ -24,7 +24,7 @@ visit counts per node (``v``) and open joins (``j``: ``[expected, arrived]``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,19 +85,19 @@ class _Cursor:
 # -- start ---------------------------------------------------------------------
 
 
-def start_execution(
-    txn: Txn, workflow: CompiledWorkflow, lease: Lease | None
-) -> list[WorkItem]:
+def start_execution(txn: Txn, workflow: CompiledWorkflow, lease: Lease | None) -> list[WorkItem]:
     """A new execution: log its input and make the start node ready."""
     record = txn.execution
-    txn.event("execution_started", data=f'{{"workflow":{dumps(workflow.key)},"input":{record.state}}}')
+    txn.event(
+        "execution_started", data=f'{{"workflow":{dumps(workflow.key)},"input":{record.state}}}'
+    )
     cursor = _Cursor()
     leased = _enqueue(txn, cursor, [workflow.ir.start], lease)
     record.cursor = cursor.dump()
     return leased
 
 
-def start_claimed(txn: Txn, items: list[WorkItem] | tuple[WorkItem, ...]) -> None:
+def start_claimed(txn: Txn, items: Sequence[WorkItem]) -> None:
     """Claimed visits begin a new attempt each."""
     for item in items:
         txn.event("node_started", item.node, item.visit, item.attempt)
@@ -157,7 +157,14 @@ def fail_node(
     if retry_at is not None:
         txn.put_work(
             WorkItem(
-                item.execution_id, item.node, item.visit, item.attempt, retry_at, None, None, item.fence
+                item.execution_id,
+                item.node,
+                item.visit,
+                item.attempt,
+                retry_at,
+                None,
+                None,
+                item.fence,
             )
         )
         return
@@ -283,9 +290,7 @@ def _goto(
     return _enqueue(txn, cursor, [target], lease)
 
 
-def _enqueue(
-    txn: Txn, cursor: _Cursor, nodes: list[str], lease: Lease | None
-) -> list[WorkItem]:
+def _enqueue(txn: Txn, cursor: _Cursor, nodes: list[str], lease: Lease | None) -> list[WorkItem]:
     record = txn.execution
     leased: list[WorkItem] = []
     for node in nodes:

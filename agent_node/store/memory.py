@@ -171,9 +171,11 @@ class MemoryStore:
     async def due_waits(
         self, now: float, limit: int, execution_ids: Collection[str] | None = None
     ) -> list[WaitRecord]:
-        source = self._waits if execution_ids is None else {
-            e: self._waits[e] for e in execution_ids if e in self._waits
-        }
+        source = (
+            self._waits
+            if execution_ids is None
+            else {e: self._waits[e] for e in execution_ids if e in self._waits}
+        )
         due = [
             replace(w)
             for waits in source.values()
@@ -186,8 +188,12 @@ class MemoryStore:
         times: list[float] = []
         for execution_id in self._candidates(execution_ids):
             for item in self._work[execution_id].values():
-                times.append(item.lease_expires_at or 0.0 if item.lease_owner else item.available_at)
-        ids = self._waits if execution_ids is None else [e for e in execution_ids if e in self._waits]
+                times.append(
+                    item.lease_expires_at or 0.0 if item.lease_owner else item.available_at
+                )
+        ids = (
+            self._waits if execution_ids is None else [e for e in execution_ids if e in self._waits]
+        )
         times.extend(
             w.deadline for e in ids for w in self._waits[e].values() if w.deadline is not None
         )

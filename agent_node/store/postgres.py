@@ -166,7 +166,9 @@ class PostgresStore:
                 raise UnknownExecution(execution_id)
             txn = Txn(execution_from_row(tuple(row)), time.time())
             if related:
-                txn.work = [work_from_row(tuple(r)) for r in await conn.fetch(_STMTS.work_of, execution_id)]
+                txn.work = [
+                    work_from_row(tuple(r)) for r in await conn.fetch(_STMTS.work_of, execution_id)
+                ]
                 txn.waits = [
                     wait_from_row(tuple(r)) for r in await conn.fetch(_STMTS.waits_of, execution_id)
                 ]
@@ -255,7 +257,9 @@ class PostgresStore:
             wait = await self._fetch(_STMTS.next_wait)
         else:
             ids = list(execution_ids)
-            work = await self._fetch(_STMTS.next_work + " WHERE execution_id = ANY($1::text[])", ids)
+            work = await self._fetch(
+                _STMTS.next_work + " WHERE execution_id = ANY($1::text[])", ids
+            )
             wait = await self._fetch(_STMTS.next_wait + " AND execution_id = ANY($1::text[])", ids)
         times = [t for t in (work[0][0], wait[0][0]) if t is not None]
         return min(times, default=None)
@@ -316,4 +320,3 @@ async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:
             await conn.executemany(sql, rows)
     for kind in txn.notices:
         await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, f"{kind}:{txn.execution.id}")
-

@@ -103,10 +103,14 @@ def _metadata() -> MetaData:
 
 def ddl(dialect_name: str) -> list[str]:
     """``CREATE … IF NOT EXISTS`` statements for ``sqlite`` or ``postgresql``."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects.postgresql.base import PGDialect
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+    from sqlalchemy.engine.interfaces import Dialect
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    dialect = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}[dialect_name]
+    dialect: Dialect = (
+        SQLiteDialect() if dialect_name == "sqlite" else PGDialect()  # type: ignore[no-untyped-call]
+    )
     statements: list[str] = []
     for table in _metadata().sorted_tables:
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))

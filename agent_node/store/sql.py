@@ -63,7 +63,9 @@ class Statements:
             "SELECT fence FROM work WHERE execution_id = ? AND node = ? AND visit = ?"
             f" AND fence = ? AND lease_owner = ?{lock}"
         )
-        self.insert_events = q(f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        self.insert_events = q(
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
         self.put_work = q(
             f"INSERT INTO work ({WORK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (execution_id, node, visit) DO UPDATE SET attempt = excluded.attempt,"

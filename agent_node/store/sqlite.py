@@ -196,7 +196,9 @@ class SqliteStore:
             txn = Txn(execution_from_row(row), time.time())
             if related:
                 txn.work = [work_from_row(r) for r in conn.execute(_STMTS.work_of, (execution_id,))]
-                txn.waits = [wait_from_row(r) for r in conn.execute(_STMTS.waits_of, (execution_id,))]
+                txn.waits = [
+                    wait_from_row(r) for r in conn.execute(_STMTS.waits_of, (execution_id,))
+                ]
             result = plan(txn)
             return result, _flush(conn, txn)
 

@@ -20,7 +20,8 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     else:
         raise ValueError(
-            f"not a duration: {value!r} (use seconds as a number, or '500ms', '2s', '5m', '1h', '1d')"
+            f"not a duration: {value!r}"
+            " (use seconds as a number, or '500ms', '2s', '5m', '1h', '1d')"
         )
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {value!r}")

@@ -131,7 +131,7 @@ _Spec = TypeVar("_Spec", bound=type[NodeSpec])
 
 def node_type(cls: _Spec) -> _Spec:
     """Register a node spec class under its ``type`` literal."""
-    literal = cls.model_fields["type"].default
+    literal = cls.__pydantic_fields__["type"].default
     if not isinstance(literal, str):
         raise TypeError(f"{cls.__name__}.type needs a string default")
     NODE_TYPES[literal] = cls

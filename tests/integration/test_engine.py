@@ -83,7 +83,9 @@ async def test_sequential_steps_commit_in_order(store_url: str, runtime_factory:
     ]
 
 
-async def test_rerun_of_a_completed_execution_runs_nothing(store_url: str, runtime_factory: Any) -> None:
+async def test_rerun_of_a_completed_execution_runs_nothing(
+    store_url: str, runtime_factory: Any
+) -> None:
     wf, calls = counting_workflow()
     rt: Runtime = await runtime_factory(store_url)
     first = await rt.run(wf.compile(), Count(), execution_id="fixed-id")
@@ -92,7 +94,9 @@ async def test_rerun_of_a_completed_execution_runs_nothing(store_url: str, runti
     assert calls == Counter(first=1, second=1, third=1)
 
 
-async def test_routing_by_function_predicates_and_branch(store_url: str, runtime_factory: Any) -> None:
+async def test_routing_by_function_predicates_and_branch(
+    store_url: str, runtime_factory: Any
+) -> None:
     wf = Workflow("route", version="1")
     wf.state(Count)
 
@@ -108,7 +112,9 @@ async def test_routing_by_function_predicates_and_branch(store_url: str, runtime
     async def big(s: Count) -> Count:
         return s.model_copy(update={"trail": [*s.trail, "big"]})
 
-    wf.branch("judge", {"high": "state.n >= 3 and state.n < 100 and len(state.trail) > 0"}, default="low")
+    wf.branch(
+        "judge", {"high": "state.n >= 3 and state.n < 100 and len(state.trail) > 0"}, default="low"
+    )
     wf.end("high", output=["n"])
     wf.end("low", status="failed", message="out of range: {{ state.n }}")
 
@@ -123,7 +129,9 @@ async def test_routing_by_function_predicates_and_branch(store_url: str, runtime
     assert low.status == "failed" and low.error == "out of range: 201"
 
 
-async def test_parallel_branches_meet_at_the_join_once(store_url: str, runtime_factory: Any) -> None:
+async def test_parallel_branches_meet_at_the_join_once(
+    store_url: str, runtime_factory: Any
+) -> None:
     class Par(BaseModel):
         left: str = ""
         right: str = ""
@@ -236,7 +244,9 @@ async def test_wait_for_an_event_then_signal(store_url: str, runtime_factory: An
     parked = await rt.run(wf.compile(), {"request": "deploy"})
     assert parked.status == "waiting"
     assert [w.event for w in await rt.store.waits(parked.execution_id)] == ["decision"]
-    with pytest.raises(InvalidSignal, match="not waiting for event 'nope'; it waits for 'decision'"):
+    with pytest.raises(
+        InvalidSignal, match="not waiting for event 'nope'; it waits for 'decision'"
+    ):
         await rt.engine.control.signal(parked.execution_id, "nope", {})
     await rt.engine.control.signal(parked.execution_id, "decision", {"ok": True})
     done = await rt.run(wf.compile(), execution_id=parked.execution_id)
@@ -247,7 +257,9 @@ async def test_wait_for_an_event_then_signal(store_url: str, runtime_factory: An
         await rt.engine.control.signal(parked.execution_id, "decision", {"ok": False})
 
 
-async def test_signal_payload_that_does_not_fit_the_state(store_url: str, runtime_factory: Any) -> None:
+async def test_signal_payload_that_does_not_fit_the_state(
+    store_url: str, runtime_factory: Any
+) -> None:
     wf = waiting_workflow()
     rt: Runtime = await runtime_factory(store_url)
     parked = await rt.run(wf.compile(), {})
@@ -257,7 +269,9 @@ async def test_signal_payload_that_does_not_fit_the_state(store_url: str, runtim
     assert record is not None and record.status == "waiting"
 
 
-async def test_event_wait_times_out_to_route_or_failure(store_url: str, runtime_factory: Any) -> None:
+async def test_event_wait_times_out_to_route_or_failure(
+    store_url: str, runtime_factory: Any
+) -> None:
     rt: Runtime = await runtime_factory(store_url, poll_interval=0.05)
     outcomes = []
     for wf in (waiting_workflow(0.1, "too_late"), waiting_workflow(0.1)):
