@@ -116,7 +116,10 @@ def _close(run: NodeRun, event: Event) -> None:
         run.detail = data.get("event") or data.get("kind")
     elif event.kind == "wait_resolved":
         run.status = "running"
-        run.detail = "timed out" if data.get("expired") else f"got {data.get('event')!r}"
+        if data.get("expired"):
+            run.detail = "timer fired" if run.detail == "timer" else "timed out"
+        else:
+            run.detail = f"got {data.get('event')!r}"
 
 
 @dataclass(frozen=True)

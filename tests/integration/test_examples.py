@@ -1,0 +1,72 @@
+"""The README's Python example and the shipped examples run as documented."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent_node import Workflow, load_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## A workflow in Python\s+```python\n(.*?)```", readme, re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)  # the default store lives under ./.agent-node/
+    namespace: dict[str, object] = {"__name__": "readme_example"}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert getattr(result, "status", None) == "waiting"
+    assert (tmp_path / ".agent-node" / "agent-node.db").exists()
+    wf = namespace["wf"]
+    assert isinstance(wf, Workflow)
+    execution_id = getattr(result, "execution_id", "")
+    resumed = wf.run_sync(execution_id=execution_id)
+    assert resumed.status == "waiting"
+
+
+def test_hello_example_through_the_cli(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/hello.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent_node.cli.main",
+            "run",
+            str(ROOT / "examples/hello/workflow.yaml"),
+            "--input",
+            '{"name": "Ada Lovelace"}',
+            "--store",
+            store,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Ada Lovelace is a long name (11 letters)" in done.stdout
+    assert re.search(r"execution \S+ completed", done.stdout)
+
+
+async def test_approval_example_waits_then_pays(tmp_path: Path) -> None:
+    compiled = load_workflow(str(ROOT / "examples/approval/approval.py") + ":wf")
+    from agent_node import Runtime
+
+    async with Runtime(f"sqlite:///{tmp_path}/approval.db") as runtime:
+        parked = await runtime.run(compiled, {"employee": "Ada", "amount": 250})
+        assert parked.status == "waiting"
+        await runtime.engine.control.signal(parked.execution_id, "decision", {"approved": True})
+        paid = await runtime.run(compiled, execution_id=parked.execution_id)
+        small = await runtime.run(compiled, {"employee": "Bob", "amount": 20})
+    assert (
+        paid.status == "completed" and json.loads(paid.state.model_dump_json())["status"] == "paid"
+    )
+    assert small.status == "completed" and small.state.model_dump()["status"] == "paid"
