@@ -1,0 +1,204 @@
+"""Running one claimed node visit: execute it, commit its outcome, go on.
+
+The engine hands a claim to :meth:`Runner.run_one`, which builds the
+node's context, runs its executor under the node's timeout, turns the
+outcome into a state change, and commits it under the claim's fence. When
+the outcome leads to more nodes, they are leased to the same owner in the
+same transaction: the first comes back as the next claim to run, the others
+(a fork) as extra claims for the engine to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent_node.errors import (
+    Fenced,
+    NodeTimeout,
+    StateValidationError,
+    UnknownExecution,
+    UsageError,
+)
+from agent_node.store.base import Fence, Store, Txn
+from agent_node.store.records import Claim, ExecutionRecord, WorkItem
+from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import NO_RETRY, RetryPolicy
+
+from . import faults, plans
+from .context import node_context
+from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park
+from .registry import WorkflowRegistry
+from .state import coerce_state
+
+__all__ = ["Runner", "StateCache"]
+
+log = logging.getLogger("agent_node.engine")
+#: How often a worker retries a node whose workflow it cannot load.
+_NOT_HERE = RetryPolicy(initial_delay=30.0, backoff=1.0, max_delay=30.0, jitter=0.2)
+#: The state a chain of nodes carries along: (JSON, model, data).
+StateCache = tuple[str, BaseModel, dict[str, Any]]
+#: What a run returns: the next claim to run here, extra claims to start, the cache.
+Step = tuple[Claim | None, list[Claim], StateCache | None]
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        workflows: WorkflowRegistry,
+        executors: Mapping[str, Executor],
+        *,
+        owner: str,
+        lease_ttl: float,
+    ) -> None:
+        self.store = store
+        self.workflows = workflows
+        self.executors = executors
+        self.owner = owner
+        self.lease_ttl = lease_ttl
+
+    async def run_one(self, claim: Claim, cache: StateCache | None) -> Step:
+        item, record = claim.work, claim.execution
+        try:
+            workflow = self.workflows.get(
+                record.workflow_id, record.workflow_version, record.workflow_ref
+            )
+        except UsageError as exc:
+            # Not runnable here (yet): another worker, or a later deploy, may have it.
+            log.error("cannot run %s here: %s", item.key, exc)
+            await self._fail(item, exc, 0.0, final=False, policy=_NOT_HERE)
+            return None, [], None
+        try:
+            state, data = _load_state(workflow, record.state, cache)
+        except StateValidationError as exc:
+            await self._fail(item, exc, 0.0, final=True)
+            return None, [], None
+        spec = workflow.node(item.node)
+        ctx = NodeContext(
+            record.id, workflow, spec, item.visit, item.attempt, state, data, time.time()
+        )
+        faults.hit("after_claim", item.node)
+        started = time.perf_counter()
+        token = node_context.set(ctx)
+        try:
+            async with asyncio.timeout(spec.timeout):
+                outcome = await self.executors[spec.type].execute(ctx)
+            change, new_cache = _state_change(ctx, record, outcome)
+        except TimeoutError:
+            error: Exception = NodeTimeout(f"node {spec.id!r} timed out after {spec.timeout}s")
+        except Exception as exc:
+            error = exc
+        else:
+            node_context.reset(token)
+            faults.hit("after_effect", item.node)
+            return await self._commit(workflow, item, outcome, change, started, new_cache)
+        node_context.reset(token)
+        faults.hit("after_effect", item.node)
+        policy = spec.retry or NO_RETRY
+        retry = item.attempt < policy.max_attempts
+        await self._fail(item, error, time.perf_counter() - started, final=not retry, policy=policy)
+        return None, [], None
+
+    async def _commit(
+        self,
+        workflow: CompiledWorkflow,
+        item: WorkItem,
+        outcome: Outcome,
+        change: plans.StateChange | None,
+        started: float,
+        cache: StateCache | None,
+    ) -> Step:
+        duration = time.perf_counter() - started
+        lease = plans.Lease(self.owner, time.time() + self.lease_ttl)
+
+        def plan(txn: Txn) -> tuple[list[WorkItem], ExecutionRecord]:
+            leased = plans.complete_node(txn, workflow, item, outcome, change, duration, lease)
+            return leased, txn.execution
+
+        try:
+            leased, record = await self.store.apply(
+                item.execution_id,
+                plan,
+                fence=_fence(item),
+                related=_needs_related(workflow, outcome),
+            )
+        except (Fenced, UnknownExecution) as exc:
+            log.warning("dropped the result of %s: %s", item.key, exc)
+            return None, [], None
+        faults.hit("after_commit", item.node)
+        if not leased:
+            return None, [], None
+        extras = [Claim(extra, record) for extra in leased[1:]]
+        if cache is not None and record.state != cache[0]:
+            cache = None
+        return Claim(leased[0], record), extras, cache
+
+    async def _fail(
+        self,
+        item: WorkItem,
+        error: Exception,
+        duration: float,
+        *,
+        final: bool,
+        policy: RetryPolicy = NO_RETRY,
+    ) -> None:
+        retry_at = None if final else time.time() + policy.delay(item.attempt)
+        if final:
+            log.info("node %s failed for good: %s", item.key, error)
+        try:
+            await self.store.apply(
+                item.execution_id,
+                lambda txn: plans.fail_node(txn, item, error, retry_at, duration),
+                fence=_fence(item),
+                related=final,
+            )
+        except (Fenced, UnknownExecution) as exc:
+            log.warning("dropped the failure of %s: %s", item.key, exc)
+
+
+def _fence(item: WorkItem) -> Fence:
+    return Fence(item.node, item.visit, item.fence, item.lease_owner or "")
+
+
+def _needs_related(workflow: CompiledWorkflow, outcome: Outcome) -> bool:
+    if isinstance(outcome, Park | Finish):
+        return True
+    return isinstance(outcome, Advance) and (
+        outcome.next is None or workflow.node(outcome.next).type == "join"
+    )
+
+
+def _load_state(
+    workflow: CompiledWorkflow, text: str, cache: StateCache | None
+) -> tuple[BaseModel, dict[str, Any]]:
+    if cache is not None and cache[0] == text:
+        return cache[1], cache[2]
+    data = json.loads(text)
+    try:
+        return workflow.state_model.model_validate(data), data
+    except ValidationError as exc:
+        raise StateValidationError(f"the stored state does not fit {workflow.key}: {exc}") from None
+
+
+def _state_change(
+    ctx: NodeContext, record: ExecutionRecord, outcome: Outcome
+) -> tuple[plans.StateChange | None, tuple[str, BaseModel, dict[str, Any]] | None]:
+    if not isinstance(outcome, Advance) or (outcome.state is None and not outcome.patch):
+        return None, (record.state, ctx.state, dict(ctx.data))
+    model = outcome.state
+    if model is None:
+        model = coerce_state(ctx, outcome.patch)
+    data = model.model_dump(mode="json")
+    old = ctx.data
+    patch = {k: v for k, v in data.items() if k not in old or old[k] != v}
+    if not patch:
+        return None, (record.state, ctx.state, dict(ctx.data))
+    text = plans.dumps(data)
+    return plans.StateChange(patch, text, record.last_seq), (text, model, data)
