@@ -10,7 +10,6 @@ from __future__ import annotations
 from agent_node.engine.context import current_node
 from agent_node.errors import (
     AgentNodeError,
-    Cancelled,
     ConfigError,
     InvalidSignal,
     NodeFailed,
@@ -27,7 +26,6 @@ from agent_node.workflow.ir import RetryPolicy
 
 __all__ = [
     "AgentNodeError",
-    "Cancelled",
     "ConfigError",
     "Event",
     "InvalidSignal",

@@ -17,17 +17,18 @@
         └── StoreError                  the store is unreachable or corrupt
 
     ControlSignal                       (BaseException: `except Exception` can't swallow it)
-    └── Cancelled                       the execution was cancelled while this node ran
+    └── faults.InjectedCrash            a simulated crash at a named fault point (tests)
 
-Control signals derive from ``BaseException`` so that user code written as
-``try: ... except Exception: ...`` inside a step cannot hide them.
+Cancellation is a control signal too: cancelling an execution cancels the
+asyncio task running its node, so the step sees ``asyncio.CancelledError``
+— a ``BaseException``, which ``try: ... except Exception:`` inside a step
+cannot swallow. The engine then commits nothing for that attempt.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AgentNodeError",
-    "Cancelled",
     "ConfigError",
     "ControlSignal",
     "Fenced",
@@ -127,7 +128,3 @@ class StoreError(RuntimeFailure):
 
 class ControlSignal(BaseException):
     """Flow control, not failure. Derives from BaseException on purpose."""
-
-
-class Cancelled(ControlSignal):
-    """The execution was cancelled while this node was running."""

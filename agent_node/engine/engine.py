@@ -220,7 +220,7 @@ class Engine:
         elif kind == "cancel":
             for key, task in list(self._tasks.items()):
                 if key[0] == execution_id:
-                    task.cancel()
+                    task.cancel(f"execution {execution_id} was canceled")
 
     # -- the claim loop ------------------------------------------------------------
 

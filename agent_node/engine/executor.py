@@ -17,9 +17,9 @@ Rules an executor must keep:
   effect and the commit): effects that leave the process must use
   ``ctx.idempotency_key``. The engine commits at most one result per visit.
 * Raising any ``Exception`` is a failed attempt, retried per the node's
-  retry policy. Never catch :class:`~agent_node.errors.ControlSignal` or
-  ``asyncio.CancelledError``: they mean the execution was cancelled or the
-  worker is stopping.
+  retry policy. Never swallow :class:`~agent_node.errors.ControlSignal` or
+  ``asyncio.CancelledError``: they mean the execution was cancelled, the
+  worker is stopping, or (tests) the process "crashed".
 * A node that parks gets :meth:`Executor.resume` called — synchronously,
   inside the transaction that resolves the wait — with the payload that
   arrived, or :meth:`Executor.expire` when the wait's deadline passed. Both

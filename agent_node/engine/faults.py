@@ -24,6 +24,8 @@ import os
 import signal
 from dataclasses import dataclass
 
+from agent_node.errors import ControlSignal
+
 __all__ = ["POINTS", "InjectedCrash", "arm", "disarm", "hit"]
 
 POINTS = frozenset(
@@ -38,7 +40,7 @@ POINTS = frozenset(
 )
 
 
-class InjectedCrash(BaseException):
+class InjectedCrash(ControlSignal):
     """A simulated process crash at a named fault point."""
 
 
