@@ -271,9 +271,11 @@ class Engine:
         return max(0.0, min(self.poll_interval, due - time.time() + 0.001))
 
     async def _heartbeat_loop(self) -> None:
+        suspects: set[tuple[str, str, int]] = set()
         while self.state is EngineState.RUNNING:
             await asyncio.sleep(self.lease_ttl / 3)
             if not self._tasks:
+                suspects.clear()
                 continue
             try:
                 held = set(
@@ -286,6 +288,25 @@ class Engine:
                 if key not in held:
                     log.warning("lost the lease on %s/%s/%d; stopping it", *key)
                     task.cancel()
+            # A lease we hold with no task running it (its task died) must not
+            # be extended forever. Seen twice in a row, so never one that a
+            # commit has just taken for the next node.
+            orphans = held - set(self._tasks)
+            for key in orphans & suspects:
+                await self._release(*key)
+            suspects = orphans - suspects
+
+    async def _release(self, execution_id: str, node: str, visit: int) -> None:
+        log.warning(
+            "releasing the lease on %s/%s/%d: nothing runs it here", execution_id, node, visit
+        )
+        owner = str(self.owner)
+        with contextlib.suppress(StoreError, UnknownExecution):
+            await self.store.apply(
+                execution_id,
+                lambda txn: plans.release_lease(txn, node, visit, owner),
+                related=True,
+            )
 
     # -- running nodes -------------------------------------------------------------
 

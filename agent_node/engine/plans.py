@@ -42,6 +42,7 @@ __all__ = [
     "complete_node",
     "dumps",
     "fail_node",
+    "release_lease",
     "resolve_wait",
     "start_claimed",
     "start_execution",
@@ -170,6 +171,17 @@ def fail_node(
         return
     txn.delete_work(item.node, item.visit)
     _finish(txn, Finish("failed", f"node {item.node!r} failed: {message}"))
+
+
+def release_lease(txn: Txn, node: str, visit: int, owner: str) -> None:
+    """Make a visit leased to ``owner`` claimable at once (nothing runs it)."""
+    for item in txn.work or ():
+        if (item.node, item.visit) == (node, visit) and item.lease_owner == owner:
+            txn.put_work(
+                WorkItem(
+                    item.execution_id, node, visit, item.attempt, txn.now, None, None, item.fence
+                )
+            )
 
 
 # -- waits -----------------------------------------------------------------------

@@ -75,23 +75,35 @@ class PostgresStore:
                 self.dsn, min_size=1, max_size=self.pool_size, command_timeout=60
             )
             self._listen = await asyncpg.connect(self.dsn)
-        except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"cannot connect to {self.url}: {exc}") from exc
-        await self._listen.add_listener(_CHANNEL, self._on_notify)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-            for statement in ddl("postgresql"):
-                await conn.execute(statement)
-            version = await conn.fetchval("SELECT value FROM schema_info WHERE key = 'version'")
-            if version is None:
-                await conn.execute(
-                    "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
-                    str(SCHEMA_VERSION),
-                )
-            elif int(version) != SCHEMA_VERSION:
-                raise StoreError(
-                    f"store schema version {version}, this agent-node needs {SCHEMA_VERSION}"
-                )
+            await self._listen.add_listener(_CHANNEL, self._on_notify)
+            await self._ensure_schema(self._pool)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, OSError | asyncpg.PostgresError):
+                raise StoreError(f"cannot open {self.url}: {exc}") from exc
+            raise
+
+    async def _ensure_schema(self, pool: asyncpg.Pool) -> None:
+        """Create the schema once. An existing schema is only read: its DDL
+        would take SHARE locks on the tables that live workers write, in an
+        order that can deadlock with them."""
+        async with pool.acquire() as conn:
+            if await _schema_version(conn) == SCHEMA_VERSION:
+                return
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
+                version = await _schema_version(conn)
+                if version is None:
+                    for statement in ddl("postgresql"):
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
+                        str(SCHEMA_VERSION),
+                    )
+                elif version != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store schema version {version}, this agent-node needs {SCHEMA_VERSION}"
+                    )
 
     async def close(self) -> None:
         listen, self._listen = self._listen, None
@@ -320,3 +332,10 @@ async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:
             await conn.executemany(sql, rows)
     for kind in txn.notices:
         await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, f"{kind}:{txn.execution.id}")
+
+
+async def _schema_version(conn: asyncpg.Connection) -> int | None:
+    if await conn.fetchval("SELECT to_regclass('schema_info')") is None:
+        return None
+    value = await conn.fetchval("SELECT value FROM schema_info WHERE key = 'version'")
+    return None if value is None else int(value)

@@ -1,0 +1,129 @@
+"""Real child processes for the end-to-end tests, and what to read back.
+
+Children write stdout and stderr to files (a pipe nobody drains can block a
+child), run with ``tests/`` on ``PYTHONPATH`` (``flows.py`` imports
+``support.effects``) and are always reaped, so no test leaves one behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from support.checks import assert_well_formed
+
+from agent_node.results import Event, to_event
+from agent_node.store import ExecutionRecord, Store, store_from_url
+
+E2E = Path(__file__).resolve().parent
+FIVE_STEPS = f"{E2E / 'flows.py'}:five_steps"
+CLI = (sys.executable, "-m", "agent_node.cli.main")
+
+
+class Child:
+    """One subprocess; its output goes to ``<name>.out`` and ``<name>.err``."""
+
+    def __init__(self, name: str, args: Sequence[str], env: dict[str, str], cwd: Path) -> None:
+        self.name = name
+        self.out_path = cwd / f"{name}.out"
+        self.err_path = cwd / f"{name}.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.proc = subprocess.Popen(list(args), cwd=cwd, env=env, stdout=out, stderr=err)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def out(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def err(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def describe(self) -> str:
+        return f"{self.name} (exit {self.proc.poll()}):\n{self.out()}\n{self.err()}"
+
+    def send(self, signum: signal.Signals) -> None:
+        os.kill(self.proc.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def reap(self) -> None:
+        """Kill the process if it still runs (a stopped one too) and collect it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+#: The ``spawn`` fixture: ``spawn(name, args, env)`` starts a reaped child.
+Spawn = Callable[[str, Sequence[str], dict[str, str]], Child]
+
+
+def child_env(effects: Path, step_sleep: float) -> dict[str, str]:
+    tests_dir = str(E2E.parent)
+    inherited = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{tests_dir}{os.pathsep}{inherited}" if inherited else tests_dir,
+        "PYTHONUNBUFFERED": "1",
+        "AGENT_NODE_TEST_EFFECTS": str(effects),
+        "AGENT_NODE_TEST_STEP_SLEEP": str(step_sleep),
+    }
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    what: str,
+    *,
+    timeout: float,
+    interval: float = 0.02,
+    alive: Sequence[Child] = (),
+) -> None:
+    """Poll ``condition`` until it holds; fail early when a child of ``alive`` exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = condition()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return
+        for child in alive:
+            assert child.proc.poll() is None, f"{child.name} exited while waiting for {what}: " + (
+                child.describe()
+            )
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Store]:
+    """One open store for the whole test. (Opening a PostgreSQL store while
+    workers write can deadlock with them: see ``test_pg_workers.py``.)"""
+    store = store_from_url(url)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def read_logs(
+    store: Store, ids: Sequence[str]
+) -> dict[str, tuple[ExecutionRecord, list[Event]]]:
+    """Each execution's record and its well-formed event log."""
+    found: dict[str, tuple[ExecutionRecord, list[Event]]] = {}
+    for execution_id in ids:
+        record = await store.get(execution_id)
+        assert record is not None, f"{execution_id} is missing"
+        events = [to_event(e) for e in await store.events(execution_id)]
+        assert_well_formed(events)
+        found[execution_id] = (record, events)
+    return found

@@ -1,0 +1,69 @@
+"""Leases outlive neither their owner nor their task."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent_node import Runtime, Workflow
+from agent_node.errors import StoreError
+from agent_node.store.base import Fence, Plan
+from agent_node.store.memory import MemoryStore
+
+
+class LosesOneCommit(MemoryStore):
+    """A store whose connection drops during the first fenced commit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = False
+
+    async def apply(
+        self,
+        execution_id: str,
+        plan: Plan[Any],
+        *,
+        fence: Fence | None = None,
+        related: bool = False,
+    ) -> Any:
+        if fence is not None and fence.node == "flaky" and not self.dropped:
+            self.dropped = True
+            raise StoreError("connection lost")
+        return await super().apply(execution_id, plan, fence=fence, related=related)
+
+
+class S(BaseModel):
+    done: bool = False
+
+
+async def test_a_lease_whose_task_died_is_released_by_the_heartbeat() -> None:
+    wf = Workflow("leases", version="1")
+    wf.state(S)
+
+    @wf.step(next=None)
+    async def flaky(s: S) -> dict[str, Any]:
+        return {"done": True}
+
+    slow = Workflow("slow", version="1")
+    slow.state(S)
+
+    @slow.step
+    async def nap(s: S) -> S:
+        await asyncio.sleep(3)
+        return s
+
+    store = LosesOneCommit()
+    async with Runtime(store, lease_ttl=0.3, poll_interval=0.05) as runtime:
+        busy = asyncio.create_task(runtime.run(slow.compile(), S()))  # keeps the heartbeat beating
+        started = time.monotonic()
+        result = await runtime.run(wf.compile(), S())
+        elapsed = time.monotonic() - started
+        await busy
+    assert store.dropped
+    assert result.status == "completed" and result.state == S(done=True)
+    attempts = [e.attempt for e in result.events if e.kind == "node_started"]
+    assert attempts == [1, 2]
+    assert elapsed < 2.0  # released by the heartbeat, not after the slow node ended
