@@ -18,6 +18,7 @@ caps a step at the cost of several hops. The durability contract is the same
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import sqlite3
 import threading
@@ -50,6 +51,9 @@ _Notices = list[tuple[str, str]]
 _Job = Callable[[sqlite3.Connection], tuple[Any, _Notices]]
 _STMTS = Statements(postgres=False)
 _MAX_BATCH = 512
+# A set of ids as one JSON parameter: one statement text whatever the set's
+# size, so the driver's statement cache does not fill with IN-list variants.
+_IDS = "(SELECT value FROM json_each(?))"
 
 
 class SqliteStore:
@@ -218,7 +222,7 @@ class SqliteStore:
         ids = list(execution_ids) if execution_ids is not None else None
         if ids is not None and not ids:
             return []
-        scope = f" AND execution_id IN {in_list(len(ids))}" if ids else ""
+        scope = f" AND execution_id IN {_IDS}" if ids else ""
         sql = (
             "UPDATE work SET lease_owner = ?, lease_expires_at = ?, fence = fence + 1,"
             " attempt = attempt + 1 WHERE (execution_id, node, visit) IN"
@@ -228,7 +232,7 @@ class SqliteStore:
         )
 
         def job(conn: sqlite3.Connection) -> tuple[list[Claim], _Notices]:
-            params = [owner, lease_until, now, now, *(ids or []), limit]
+            params = [owner, lease_until, now, now, *([json.dumps(ids)] if ids else []), limit]
             items = [work_from_row(r) for r in conn.execute(sql, params).fetchall()]
             return _start_claims(conn, items, plan, now)
 
@@ -269,19 +273,17 @@ class SqliteStore:
             ids = list(execution_ids)
             if not ids:
                 return []
-            sql = _STMTS.due_waits.replace(
-                "ORDER BY", f"AND execution_id IN {in_list(len(ids))} ORDER BY"
-            )
-            rows = await self._fetch(sql, (now, *ids, limit))
+            sql = _STMTS.due_waits.replace("ORDER BY", f"AND execution_id IN {_IDS} ORDER BY")
+            rows = await self._fetch(sql, (now, json.dumps(ids), limit))
         return [wait_from_row(r) for r in rows]
 
     async def next_due(self, execution_ids: Collection[str] | None = None) -> float | None:
         ids = list(execution_ids) if execution_ids is not None else None
         if ids is not None and not ids:
             return None
-        scope_work = f" WHERE execution_id IN {in_list(len(ids))}" if ids else ""
-        scope_wait = f" AND execution_id IN {in_list(len(ids))}" if ids else ""
-        params = tuple(ids or ())
+        scope_work = f" WHERE execution_id IN {_IDS}" if ids else ""
+        scope_wait = f" AND execution_id IN {_IDS}" if ids else ""
+        params = (json.dumps(ids),) if ids else ()
         work = await self._fetch(_STMTS.next_work + scope_work, params)
         wait = await self._fetch(_STMTS.next_wait + scope_wait, params)
         times = [t for t in (work[0][0], wait[0][0]) if t is not None]
