@@ -4,7 +4,8 @@
 
 * ``memory://`` — in-process, nothing durable, fastest;
 * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
-  (``?synchronous=full`` to survive power loss, default ``normal``);
+  (``?synchronous=full`` to survive power loss, default ``normal``;
+  ``?cache_kib=N`` for the page cache, default 512);
 * ``postgresql://user@host:port/db`` (``postgresql+asyncpg://`` accepted).
 
 The SQL implementations are imported only when their URL is used.
@@ -84,7 +85,12 @@ def _sqlite(url: str) -> Store:
     if not raw:
         raise ConfigError(f"bad SQLite URL {url!r}: no file path")
     options = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(options) - {"synchronous"}
+    unknown = set(options) - {"synchronous", "cache_kib"}
     if unknown:
         raise ConfigError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
-    return SqliteStore(url, Path(raw), synchronous=options.get("synchronous", "normal"))
+    cache = options.get("cache_kib", "512")
+    if not cache.isdigit() or int(cache) < 64:
+        raise ConfigError(f"cache_kib must be a whole number of KiB, at least 64, not {cache!r}")
+    return SqliteStore(
+        url, Path(raw), synchronous=options.get("synchronous", "normal"), cache_kib=int(cache)
+    )
