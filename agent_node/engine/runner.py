@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_node.errors import (
     Fenced,
+    NodeFailed,
     NodeTimeout,
     StateValidationError,
     UnknownExecution,
@@ -40,6 +41,9 @@ from .state import coerce_state
 __all__ = ["Runner", "StateCache"]
 
 log = logging.getLogger("agent_node.engine")
+#: Attempts a node may lose to crashed workers beyond its retry policy before
+#: it fails: a body that kills its worker every time must not loop forever.
+CRASH_ALLOWANCE = 10
 #: How often a worker retries a node whose workflow it cannot load.
 _NOT_HERE = RetryPolicy(initial_delay=30.0, backoff=1.0, max_delay=30.0, jitter=0.2)
 #: The state a chain of nodes carries along: (JSON, model, data).
@@ -81,6 +85,14 @@ class Runner:
             await self._fail(item, exc, 0.0, final=True)
             return None, [], None
         spec = workflow.node(item.node)
+        allowed = (spec.retry or NO_RETRY).max_attempts + CRASH_ALLOWANCE
+        if item.attempt > allowed:
+            crashed = NodeFailed(
+                f"node {spec.id!r} was interrupted {item.attempt - 1} times (its worker died"
+                " or lost its lease each time); not starting it again"
+            )
+            await self._fail(item, crashed, 0.0, final=True)
+            return None, [], None
         ctx = NodeContext(
             record.id, workflow, spec, item.visit, item.attempt, state, data, time.time()
         )

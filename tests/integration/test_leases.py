@@ -67,3 +67,31 @@ async def test_a_lease_whose_task_died_is_released_by_the_heartbeat() -> None:
     attempts = [e.attempt for e in result.events if e.kind == "node_started"]
     assert attempts == [1, 2]
     assert elapsed < 2.0  # released by the heartbeat, not after the slow node ended
+
+
+async def test_a_node_that_keeps_killing_its_worker_fails_instead_of_looping(tmp_path: Any) -> None:
+    from agent_node.engine.runner import CRASH_ALLOWANCE
+    from agent_node.store.records import WorkItem
+
+    wf = Workflow("poison", version="1")
+    wf.state(S)
+    ran: list[int] = []
+
+    @wf.step(next=None)
+    async def poison(s: S) -> S:
+        ran.append(1)
+        return s
+
+    async with Runtime(f"sqlite:///{tmp_path}/s.db", poll_interval=0.05) as runtime:
+        compiled = wf.compile()
+        execution_id, _ = await runtime.engine.control.create(compiled, S(), "poison-1")
+        # As if CRASH_ALLOWANCE + 1 workers had died inside it, one after another.
+        crashed = WorkItem(execution_id, "poison", 1, CRASH_ALLOWANCE + 1, 0.0, None, None, 11)
+        await runtime.store.apply(execution_id, lambda txn: txn.put_work(crashed))
+        result = await runtime.run(compiled, execution_id=execution_id)
+    assert ran == []
+    assert result.status == "failed"
+    assert result.error == (
+        f"node 'poison' failed: node 'poison' was interrupted {CRASH_ALLOWANCE + 1} times"
+        " (its worker died or lost its lease each time); not starting it again"
+    )
