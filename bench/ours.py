@@ -17,8 +17,11 @@ warm-ups and medians); every run goes through ONE ``Runtime``:
             closest to the peers (LangGraph: the only node calls
             ``interrupt()``; DBOS: the workflow body immediately awaits
             ``recv``).  One warm-up park/signal/resume cycle, then 2,000
-            ``rt.run`` (gathered in chunks of 200; each returns once its
-            execution is parked).  RSS as the peers (gc, +1 s settle).  Disk
+            ``rt.run`` one after another (each returns once its execution is
+            parked), as the LangGraph bench parks its 2,000.  The marginal
+            probe parks 200 at a time and reports the first and the next
+            2,000 separately (the first includes the allocator's one-time
+            growth for 200 runs in flight).  RSS as the peers (gc, +1 s settle).  Disk
             (sqlite only): the runtime is closed, the WAL checkpointed
             (TRUNCATE) and db+wal+shm compared with the same store holding 0
             executions (a schema-only file created the same way).  Idle CPU:
@@ -84,7 +87,11 @@ SYSTEM = "ours"
 KINDS = ("sqlite", "sqlite-full", "memory", "postgres")
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PROBE = "_restart_probe"  # internal: ours.py _restart_probe <sqlite url>
+MARGINAL = "_marginal_probe"  # internal: ours.py _marginal_probe <url>
 WAIT_CHUNK = 200
+#: Executions parked at once in the headline wait2000 measurement: one at a
+#: time, like the LangGraph bench (the marginal probe uses WAIT_CHUNK).
+PARK_IN_FLIGHT = 1
 STORE_IMPORT = (
     "import agent_node; import agent_node.store.sqlite; "
     "from agent_node.store.schema import ddl; ddl('sqlite')"
@@ -270,9 +277,9 @@ async def wait2000(kind: str, url: str, directory: Path) -> dict:
 
     rss0, heap0, blocks0 = rss_bytes(), sqlite_heap(), sys.getallocatedblocks()
     t0 = time.perf_counter()
-    for start in range(0, WAIT_COUNT, WAIT_CHUNK):
+    for start in range(0, WAIT_COUNT, PARK_IN_FLIGHT):
         res = await asyncio.gather(
-            *(rt.run(wait_wf, State()) for _ in range(min(WAIT_CHUNK, WAIT_COUNT - start)))
+            *(rt.run(wait_wf, State()) for _ in range(min(PARK_IN_FLIGHT, WAIT_COUNT - start)))
         )
         assert all(x.status == "waiting" for x in res), {x.status for x in res}
     del res
@@ -331,6 +338,11 @@ async def wait2000(kind: str, url: str, directory: Path) -> dict:
         worker_tasks=worker_tasks,
         threads=thread_count(),
     )
+    m.update(
+        marginal_probe(
+            "memory://" if kind == "memory" else sqlite_url(directory / "m" / "m.db", kind)
+        )
+    )
     if not is_sqlite:
         m["disk_bytes_per_wait"] = None
         m["disk_note"] = "memory store: nothing on disk"
@@ -367,6 +379,46 @@ def restart_probe(url: str, empty_url: str, repeats: int = 3) -> dict:
     }
 
 
+def marginal_probe(url: str) -> dict:
+    """RSS per wait of a SECOND batch of 2,000 parked in the same way, in a fresh process.
+
+    Diagnostic: once the allocator has reached the high-water mark of 200 runs in
+    flight, this is what one more waiting execution costs."""
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), MARGINAL, url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return {
+        "rss_bytes_per_wait_first_2000": round((r["rss1"] - r["rss0"]) / WAIT_COUNT, 1),
+        "rss_bytes_per_wait_next_2000": round((r["rss2"] - r["rss1"]) / WAIT_COUNT, 1),
+    }
+
+
+async def _marginal(url: str) -> None:
+    from agent_node import Runtime
+
+    _seq, _conc, wait_wf, State = build_workflows()
+    async with Runtime(url) as rt:
+        r = await rt.run(wait_wf, State())
+        await rt.engine.control.signal(r.execution_id, "go", True)
+        await rt.run(wait_wf, execution_id=r.execution_id)
+        del r
+        await asyncio.sleep(0.5)
+        rss = [rss_bytes()]
+        for _ in range(2):
+            for _start in range(0, WAIT_COUNT, WAIT_CHUNK):
+                res = await asyncio.gather(*(rt.run(wait_wf, State()) for _ in range(WAIT_CHUNK)))
+                assert all(x.status == "waiting" for x in res)
+            del res
+            await asyncio.sleep(1.0)
+            rss.append(rss_bytes())
+    print(json.dumps({"rss0": rss[0], "rss1": rss[1], "rss2": rss[2]}), flush=True)
+
+
 async def _probe(url: str) -> None:
     from agent_node import Runtime
 
@@ -382,15 +434,35 @@ async def _probe(url: str) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def git_head() -> str:
+    """The checked-out commit of this repository (read-only ``git rev-parse``)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == PROBE:
         block_network()
         asyncio.run(_probe(sys.argv[2]))
         return
+    if len(sys.argv) == 3 and sys.argv[1] == MARGINAL:
+        block_network()
+        asyncio.run(_marginal(sys.argv[2]))
+        return
     args = parse_args(default_variant="sqlite", variant_flag="--store-kind", variant_choices=KINDS)
     block_network()
     kind = args.variant
     versions = package_versions("agent-node", "pydantic", "asyncpg", "sqlalchemy")
+    versions["agent-node-commit"] = git_head()
     directory = Path(args.dir).resolve()
 
     if args.scenario == "import":
@@ -465,8 +537,8 @@ def main() -> None:
             kind,
             "wait2000",
             result,
-            note=f"{base}; workflow = a single wf.wait(event=) node; 2,000 rt.run in chunks of "
-            f"{WAIT_CHUNK}, each returns when parked; idle CPU with a scope='all' worker "
+            note=f"{base}; workflow = a single wf.wait(event=) node; 2,000 rt.run one at a time "
+            "(as LangGraph), each returns when parked; idle CPU with a scope='all' worker "
             "Runtime open on the store",
             versions=versions,
         )
