@@ -16,6 +16,7 @@ from agent_node import __version__
 
 from .batch import batch
 from .executions import cancel, events, executions, inspect, run, signal
+from .serve import serve
 from .workers import resume, worker
 
 __all__ = ["cli", "main"]
@@ -27,7 +28,7 @@ def cli() -> None:
     """Durable agent workflows: run them, inspect them, keep workers running."""
 
 
-for command in (run, executions, inspect, events, signal, cancel, resume, worker, batch):
+for command in (run, executions, inspect, events, signal, cancel, resume, worker, batch, serve):
     cli.add_command(command)
 
 

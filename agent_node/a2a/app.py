@@ -1,0 +1,38 @@
+"""The node's HTTP application (Starlette): the Agent Card endpoints for now.
+
+``/.well-known/agent-card.json`` is where A2A 0.3 and 1.0 clients look;
+``/.well-known/agent.json`` is where older clients (0.2) look. Both serve
+the same document, with ``ETag`` and ``Cache-Control``; a request whose
+``If-None-Match`` matches gets ``304 Not Modified``.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from agent_node.a2a.card import CardDocument
+
+__all__ = ["CARD_PATHS", "create_app"]
+
+CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
+
+
+def create_app(card: CardDocument) -> Starlette:
+    async def serve_card(request: Request) -> Response:
+        headers = {"ETag": card.etag, "Cache-Control": card.cache_control}
+        if _matches(request.headers.get("if-none-match"), card.etag):
+            return Response(status_code=304, headers=headers)
+        return Response(card.body, media_type="application/json", headers=headers)
+
+    routes = [Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS]
+    return Starlette(routes=routes)
+
+
+def _matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in candidates or etag in candidates

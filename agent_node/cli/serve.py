@@ -1,0 +1,45 @@
+"""``agent-node serve``: run an agent node from its configuration file."""
+
+from __future__ import annotations
+
+import click
+
+from agent_node.config import NodeConfig, load_config
+
+from .common import handle_errors, run_async
+
+__all__ = ["serve"]
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_path",
+    default="agent-node.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The node's configuration file.",
+)
+@click.option("--host", default=None, help="Listen address (overrides the file).")
+@click.option("--port", type=int, default=None, help="Listen port; 0 picks a free one.")
+@click.option("--store", default=None, help="Store URL (overrides the file).")
+@handle_errors
+def serve(config_path: str, host: str | None, port: int | None, store: str | None) -> None:
+    """Serve an agent node: its Agent Card now; A2A JSON-RPC is coming next.
+
+    Runs every execution of its store as a worker, and stops cleanly on
+    Ctrl-C or SIGTERM.
+    """
+    from agent_node.node import AgentNode
+
+    config = load_config(config_path).with_overrides(host=host, port=port, store=store)
+    node = AgentNode(config)
+
+    def ready(actual: NodeConfig) -> None:
+        skills = ", ".join(node.workflows) or "none"
+        click.echo(f"agent node {actual.name!r} listening on {actual.url}")
+        click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
+        click.echo(f"skills: {skills}; store: {actual.store or 'default'}", err=True)
+
+    run_async(node.serve(ready))
+    click.echo(f"agent node {config.name!r} stopped")

@@ -1,0 +1,176 @@
+"""A node's configuration: ``agent-node.yaml``.
+
+::
+
+    name: researcher                    # the node's name (lease owners, logs)
+    listen: {host: 127.0.0.1, port: 8470}
+    public_url: https://researcher.example.org   # optional: what the card advertises
+    store: sqlite:///.agent-node/researcher.db   # optional: default $AGENT_NODE_STORE
+    card: cards/researcher.yaml         # the Agent Card source (name, skills' words)
+    skills:                             # each skill runs one workflow
+      - id: research
+        workflow: workflows/research.yaml        # YAML file, file.py:attr or module:attr
+        default: true                   # the skill a message without one goes to
+
+Paths are relative to the configuration file. Command-line flags override
+the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
+:class:`~agent_node.errors.ConfigError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent_node.errors import ConfigError
+
+__all__ = ["CardSource", "ListenConfig", "NodeConfig", "SkillConfig", "SkillText", "load_config"]
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ListenConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (printed at start).
+    port: int = Field(default=8470, ge=0, le=65535)
+
+
+class SkillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=_ID)
+    workflow: str = Field(min_length=1)
+    default: bool = False
+
+
+class SkillText(BaseModel):
+    """How the card describes a skill (the card source's ``skills`` entries)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] = []
+    examples: list[str] = []
+    input_modes: list[str] | None = Field(default=None, alias="inputModes")
+    output_modes: list[str] | None = Field(default=None, alias="outputModes")
+
+
+class CardSource(BaseModel):
+    """The hand-written part of an Agent Card (a YAML file in ``cards/``).
+
+    Skills are listed by id with their words only; which skills exist comes
+    from the node configuration, so nothing is written twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    version: str = "1.0.0"
+    provider: dict[str, str] | None = None
+    documentation_url: str | None = Field(default=None, alias="documentationUrl")
+    icon_url: str | None = Field(default=None, alias="iconUrl")
+    default_input_modes: list[str] = Field(
+        default=["text/plain", "application/json"], alias="defaultInputModes"
+    )
+    default_output_modes: list[str] = Field(
+        default=["text/plain", "application/json"], alias="defaultOutputModes"
+    )
+    skills: dict[str, SkillText] = {}
+
+
+class NodeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_ID)
+    listen: ListenConfig = ListenConfig()
+    public_url: str | None = None
+    store: str | None = None
+    card: str | None = None
+    skills: list[SkillConfig] = []
+    #: Where relative paths are resolved: the configuration file's directory.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _skills_are_distinct(self) -> NodeConfig:
+        ids = [skill.id for skill in self.skills]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"skill ids must be distinct; repeated: {', '.join(duplicates)}")
+        if sum(skill.default for skill in self.skills) > 1:
+            raise ValueError("at most one skill can be the default")
+        return self
+
+    def with_overrides(
+        self, *, host: str | None = None, port: int | None = None, store: str | None = None
+    ) -> NodeConfig:
+        listen = self.listen.model_copy(
+            update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        )
+        update: dict[str, Any] = {"listen": listen}
+        if store is not None:
+            update["store"] = store
+        return self.model_copy(update=update)
+
+    def path(self, relative: str) -> Path:
+        """A path from the configuration, resolved against its directory."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def workflow_ref(self, skill: SkillConfig) -> str:
+        """The skill's workflow reference with file paths made absolute."""
+        target, colon, attr = skill.workflow.rpartition(":")
+        if not colon:
+            return str(self.path(skill.workflow).resolve())
+        if target.endswith(".py") or "/" in target:
+            return f"{self.path(target).resolve()}:{attr}"
+        return skill.workflow
+
+    @property
+    def url(self) -> str:
+        """The base URL peers reach this node at (``public_url``, else the listen address)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.listen.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.listen.port}"
+
+    def card_source(self) -> CardSource:
+        if self.card is None:
+            return CardSource(name=self.name, description=f"agent-node {self.name}")
+        return _load_model(CardSource, self.path(self.card))
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate ``agent-node.yaml``."""
+    file = Path(path)
+    return _load_model(NodeConfig, file, base_dir=file.resolve().parent)
+
+
+def _load_model(model: type[M], file: Path, **extra: Any) -> M:
+    import yaml
+
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read it: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "cannot parse it"
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping at the top, not {type(raw).__name__}")
+    try:
+        return model.model_validate({**raw, **extra})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{file}: field {field!r}: {first['msg']}{more}") from None

@@ -1,0 +1,108 @@
+"""An agent node: configuration in, a serving process out.
+
+:class:`AgentNode` loads the skills' workflows, opens the store, starts a
+worker engine (``scope="all"``: it runs and recovers every execution of its
+store), builds the Agent Card and serves it with uvicorn. The listening
+socket is bound before the card is built, so ``port: 0`` advertises the
+port actually chosen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from agent_node.config import NodeConfig
+from agent_node.errors import ConfigError, UsageError
+from agent_node.workflow.compiled import CompiledWorkflow
+
+__all__ = ["AgentNode"]
+
+
+class AgentNode:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.workflows: dict[str, CompiledWorkflow] = {}
+
+    def load_workflows(self) -> dict[str, CompiledWorkflow]:
+        """Load every skill's workflow; errors name the skill."""
+        from agent_node.sdk import load_workflow
+
+        for skill in self.config.skills:
+            try:
+                self.workflows[skill.id] = load_workflow(self.config.workflow_ref(skill))
+            except UsageError as exc:
+                raise ConfigError(f"skill {skill.id!r}: {exc}") from None
+        return self.workflows
+
+    async def serve(self, ready: Callable[[NodeConfig], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then stop cleanly."""
+        import uvicorn
+
+        from agent_node.a2a.app import create_app
+        from agent_node.a2a.card import CardDocument, build_card
+        from agent_node.runtime import Runtime
+
+        workflows = self.load_workflows()
+        sock = _bind(self.config.listen.host, self.config.listen.port)
+        config = self.config.with_overrides(port=sock.getsockname()[1])
+        card = CardDocument.of(build_card(config, workflows))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(card), log_level="warning", lifespan="off")
+        )
+        runtime = Runtime(config.store, node=config.name, scope="all")
+        for workflow in workflows.values():
+            runtime.workflows.add(workflow)
+        await runtime.start()
+        try:
+            with _stop_on_signals(server):
+                announce = asyncio.create_task(_announce(server, config, ready))
+                await server.serve(sockets=[sock])
+                announce.cancel()
+        finally:
+            await runtime.close()
+            sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _announce(
+    server: Any, config: NodeConfig, ready: Callable[[NodeConfig], None] | None
+) -> None:
+    while not server.started:
+        await asyncio.sleep(0.01)
+    if ready is not None:
+        ready(config)
+
+
+@contextmanager
+def _stop_on_signals(server: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM ask uvicorn to stop, also before it installs its own
+    handlers. uvicorn re-raises the signal that stopped it after restoring
+    the handlers it found — ours — so the node goes on to close its runtime
+    instead of dying half way."""
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,63 @@
+"""Node configuration: defaults, paths relative to the file, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_node.config import load_config
+from agent_node.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conf" / "agent-node.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_defaults_paths_and_overrides(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "name: n1\nskills:\n  - {id: a, workflow: flows/a.yaml}\n"
+            "  - {id: b, workflow: steps.py:wf}\n  - {id: c, workflow: pkg.mod:wf}\n",
+        )
+    )
+    assert (config.listen.host, config.listen.port, config.store) == ("127.0.0.1", 8470, None)
+    assert config.url == "http://127.0.0.1:8470"
+    a, b, c = config.skills
+    assert config.workflow_ref(a) == str((tmp_path / "conf/flows/a.yaml").resolve())
+    assert config.workflow_ref(b) == f"{(tmp_path / 'conf/steps.py').resolve()}:wf"
+    assert config.workflow_ref(c) == "pkg.mod:wf"
+    moved = config.with_overrides(host="::1", port=9000, store="memory://")
+    assert (moved.url, moved.store) == ("http://[::1]:9000", "memory://")
+    public = config.model_copy(update={"public_url": "https://agents.example.org/"})
+    assert public.url == "https://agents.example.org"
+    assert config.card_source().name == "n1"  # no card source: the node's name
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: bad name\n", "field 'name'"),
+        ("- a list\n", "expected a mapping at the top, not list"),
+        ("name: n\nlisten: {port: 70000}\n", "field 'listen.port'"),
+        (
+            "name: n\nskills:\n  - {id: a, workflow: x, default: true}\n"
+            "  - {id: b, workflow: y, default: true}\n",
+            "at most one skill can be the default",
+        ),
+    ],
+)
+def test_mistakes_name_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_config(tmp_path / "absent.yaml")
