@@ -113,7 +113,8 @@ def _close(run: NodeRun, event: Event) -> None:
         run.ended_at, run.detail = event.at, data.get("error")
     elif event.kind == "wait_started":
         run.status = "waiting"
-        run.detail = data.get("event") or data.get("kind")
+        prompt = data.get("prompt")
+        run.detail = f"asks: {prompt}" if prompt else data.get("event") or data.get("kind")
     elif event.kind == "wait_resolved":
         run.status = "running"
         if data.get("expired"):

@@ -150,6 +150,7 @@ class Workflow:
         name: str,
         *,
         event: str | None = None,
+        input: str | None = None,
         duration: float | str | None = None,
         until: str | None = None,
         timeout: float | str | None = None,
@@ -158,10 +159,12 @@ class Workflow:
         next: Next = DEFAULT,
     ) -> None:
         """Park for an external ``event`` (delivered with ``signal``; its payload
-        goes to the state key ``output``), or for a timer (``duration``/``until``)."""
+        goes to the state key ``output``), for human ``input`` (a prompt; over
+        A2A the task asks its caller), or for a timer (``duration``/``until``)."""
         spec = {
             "type": "wait",
             "event": event,
+            "input": input,
             "duration": duration,
             "until": until,
             "output": output,

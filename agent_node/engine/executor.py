@@ -105,10 +105,12 @@ class Fork:
 
 @dataclass(frozen=True, slots=True)
 class Park:
-    """Wait. ``kind`` is ``event`` (named ``event``) or ``timer``; the wait
-    expires at ``deadline`` (epoch seconds) when one is given."""
+    """Wait. ``kind`` is ``event`` (resolved by the event named ``event``),
+    ``input`` (human input: resolved by the event ``input``; ``info`` holds
+    the ``prompt``) or ``timer``; the wait expires at ``deadline`` (epoch
+    seconds) when one is given."""
 
-    kind: Literal["event", "timer"]
+    kind: Literal["event", "input", "timer"]
     event: str | None = None
     deadline: float | None = None
     info: Mapping[str, Any] = field(default_factory=dict)

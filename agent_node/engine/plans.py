@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+#: Wait kinds resolved by an arriving event (the rest are timers and joins).
+ANSWERED_KINDS = frozenset({"event", "input"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +218,9 @@ def find_event_wait(txn: Txn, event: str) -> WaitRecord:
         raise InvalidSignal(f"execution {record.id} is {record.status}; it takes no more events")
     waits = txn.waits or []
     for wait in waits:
-        if wait.kind == "event" and wait.event == event:
+        if wait.kind in ANSWERED_KINDS and wait.event == event:
             return wait
-    expected = sorted({w.event for w in waits if w.kind == "event" and w.event})
+    expected = sorted({w.event for w in waits if w.kind in ANSWERED_KINDS and w.event})
     hint = f"; it waits for {', '.join(map(repr, expected))}" if expected else ""
     raise InvalidSignal(f"execution {record.id} is not waiting for event {event!r}{hint}")
 

@@ -1,4 +1,4 @@
-"""``wait``: park for an external event (optional timeout) or a timer.
+"""``wait``: park for an external event or human input (optional timeout), or a timer.
 
 Nothing stays in memory while an execution waits: the engine writes a wait
 row and forgets it. ``signal`` resolves an event wait through :meth:`resume`
@@ -21,7 +21,7 @@ from agent_node.engine.executor import (
 )
 from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
-from agent_node.workflow.ir import WaitNode
+from agent_node.workflow.ir import INPUT_EVENT, WaitNode
 
 __all__ = ["WaitExecutor"]
 
@@ -35,11 +35,14 @@ def _spec(spec: object) -> WaitNode:
 class WaitExecutor(Parkless):
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
+        deadline = ctx.now + spec.timeout if spec.timeout is not None else None
+        if spec.input is not None:
+            prompt = ctx.workflow.template(spec.id, "input").render(ctx.data)
+            return Park("input", event=INPUT_EVENT, deadline=deadline, info={"prompt": prompt})
         if spec.event is not None:
             event = spec.event
             if (spec.id, "event") in ctx.workflow.templates:
                 event = ctx.workflow.template(spec.id, "event").render(ctx.data)
-            deadline = ctx.now + spec.timeout if spec.timeout is not None else None
             return Park("event", event=event, deadline=deadline)
         if spec.duration is not None:
             return Park("timer", deadline=ctx.now + spec.duration)
@@ -53,11 +56,12 @@ class WaitExecutor(Parkless):
 
     def expire(self, ctx: ResumeContext) -> Outcome:
         spec = _spec(ctx.spec)
-        if spec.event is None:
+        if spec.awaited is None:
             return Advance(next=spec.next)
         if spec.on_timeout is not None:
             return Advance(next=spec.on_timeout, output={"timed_out": True})
-        return Finish("failed", f"wait {spec.id!r} for event {spec.event!r} timed out")
+        what = "input" if spec.input is not None else f"event {spec.event!r}"
+        return Finish("failed", f"wait {spec.id!r} for {what} timed out")
 
 
 def _instant(node: str, text: str) -> float:

@@ -387,3 +387,35 @@ async def test_many_concurrent_runs_share_one_runtime(store_url: str, runtime_fa
     assert all(r.status == "completed" for r in results)
     assert sorted(r.state.n for r in results) == sorted((i + 1) * 10 for i in range(50))  # type: ignore[attr-defined]
     assert calls == Counter(first=50, second=50, third=50)
+
+
+async def test_a_wait_for_human_input_asks_then_takes_the_answer(
+    store_url: str, runtime_factory: Any
+) -> None:
+    class Trip(BaseModel):
+        city: str
+        dates: str | None = None
+        booked: str = ""
+
+    wf = Workflow("trip", version="1")
+    wf.state(Trip)
+    wf.wait("ask_dates", input="When do you want to go to {{ state.city }}?", output="dates")
+
+    @wf.step
+    async def book(s: Trip) -> dict[str, Any]:
+        return {"booked": f"{s.city} on {s.dates}"}
+
+    rt: Runtime = await runtime_factory(store_url)
+    parked = await rt.run(wf.compile(), {"city": "Lisbon"})
+    assert parked.status == "waiting"
+    asked = next(e for e in parked.events if e.kind == "wait_started")
+    assert asked.data == {
+        "kind": "input",
+        "prompt": "When do you want to go to Lisbon?",
+        "event": "input",
+    }
+    assert parked.timeline[-1].detail == "asks: When do you want to go to Lisbon?"
+    await rt.engine.control.signal(parked.execution_id, "input", "the first week of May")
+    done = await rt.run(wf.compile(), execution_id=parked.execution_id)
+    assert done.status == "completed"
+    assert done.state.booked == "Lisbon on the first week of May"  # type: ignore[attr-defined]
