@@ -47,6 +47,8 @@ from .runner import Runner, StateCache
 __all__ = ["Engine", "EngineState"]
 
 log = logging.getLogger("agent_node.engine")
+#: A node visit: (execution id, node id, visit).
+_Key = tuple[str, str, int]
 
 
 class EngineState(enum.Enum):
@@ -86,7 +88,7 @@ class Engine:
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
         self._driven: set[str] = set()
-        self._tasks: dict[tuple[str, str, int], asyncio.Task[None]] = {}
+        self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._status_waiters: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -271,12 +273,23 @@ class Engine:
         return max(0.0, min(self.poll_interval, due - time.time() + 0.001))
 
     async def _heartbeat_loop(self) -> None:
-        suspects: set[tuple[str, str, int]] = set()
+        """Extend our leases; stop nodes whose lease was taken over; release
+        leases no task runs.
+
+        A heartbeat races with commits: while it runs, a node may commit,
+        give up its lease and take the next node's. So both verdicts need two
+        beats in a row — a node missing from what we hold, still on the same
+        visit; a lease we hold that no task runs — before anything is done.
+        (Stopping a node early only saves work: its commit would be refused.)
+        """
+        missing: dict[_Key, asyncio.Task[None]] = {}
+        orphans: set[_Key] = set()
         while self.state is EngineState.RUNNING:
             await asyncio.sleep(self.lease_ttl / 3)
             if not self._tasks:
-                suspects.clear()
+                missing, orphans = {}, set()
                 continue
+            running = dict(self._tasks)
             try:
                 held = set(
                     await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl)
@@ -284,17 +297,20 @@ class Engine:
             except StoreError:
                 log.exception("heartbeat failed")
                 continue
-            for key, task in list(self._tasks.items()):
-                if key not in held:
+            now_missing = {
+                key: task
+                for key, task in running.items()
+                if key not in held and self._tasks.get(key) is task
+            }
+            for key, task in now_missing.items():
+                if missing.get(key) is task:
                     log.warning("lost the lease on %s/%s/%d; stopping it", *key)
                     task.cancel()
-            # A lease we hold with no task running it (its task died) must not
-            # be extended forever. Seen twice in a row, so never one that a
-            # commit has just taken for the next node.
-            orphans = held - set(self._tasks)
-            for key in orphans & suspects:
+            missing = now_missing
+            now_orphans = held - set(running) - set(self._tasks)
+            for key in now_orphans & orphans:
                 await self._release(*key)
-            suspects = orphans - suspects
+            orphans = now_orphans
 
     async def _release(self, execution_id: str, node: str, visit: int) -> None:
         log.warning(
@@ -317,7 +333,7 @@ class Engine:
         self._tasks[key] = task
         task.add_done_callback(lambda t: self._task_done(key, t))
 
-    def _task_done(self, key: tuple[str, str, int], task: asyncio.Task[None]) -> None:
+    def _task_done(self, key: _Key, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
         self._wake.set()
@@ -331,17 +347,26 @@ class Engine:
             log.error("node task %s failed", key, exc_info=exc)
 
     async def _drive(self, claim: Claim) -> None:
+        """Run a claimed visit and the ones it leads to, keeping ``_tasks``
+        keyed by the visit this task runs now (also when it is cancelled)."""
+        task = asyncio.current_task()
         cache: StateCache | None = None
         current: Claim | None = claim
-        while current is not None:
-            key = (current.work.execution_id, current.work.node, current.work.visit)
-            task = asyncio.current_task()
-            if task is not None and self._tasks.get(key) is not task:
-                self._tasks[key] = task
-            current, extras, cache = await self._runner.run_one(current, cache)
-            self._tasks.pop(key, None)
-            for extra in extras:
-                self._spawn(extra)
+        key: _Key | None = None
+        try:
+            while current is not None:
+                key = (current.work.execution_id, current.work.node, current.work.visit)
+                if task is not None:
+                    self._tasks[key] = task
+                current, extras, cache = await self._runner.run_one(current, cache)
+                if self._tasks.get(key) is task:
+                    del self._tasks[key]
+                key = None
+                for extra in extras:
+                    self._spawn(extra)
+        finally:
+            if key is not None and self._tasks.get(key) is task:
+                del self._tasks[key]
 
 
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:

@@ -95,3 +95,62 @@ async def test_a_node_that_keeps_killing_its_worker_fails_instead_of_looping(tmp
         f"node 'poison' failed: node 'poison' was interrupted {CRASH_ALLOWANCE + 1} times"
         " (its worker died or lost its lease each time); not starting it again"
     )
+
+
+async def test_heartbeats_racing_commits_never_stop_healthy_nodes(
+    durable_url: str, caplog: Any
+) -> None:
+    """Heartbeats every 0.1 s while a chain of quick nodes commits and moves
+    on: a lease that changed hands to the next node mid-heartbeat is not lost."""
+    import logging
+
+    wf = Workflow("chain", version="1")
+    wf.state(S)
+    for index in range(400):
+
+        async def step(s: S) -> None:
+            await asyncio.sleep(0.002)
+
+        step.__name__ = f"s{index}"
+        wf.step(step)
+
+    caplog.set_level(logging.WARNING, logger="agent_node.engine")
+    async with Runtime(durable_url, lease_ttl=0.3, poll_interval=0.05) as runtime:
+        result = await asyncio.wait_for(runtime.run(wf.compile(), S()), 60)
+    assert result.status == "completed"
+    assert [r.message for r in caplog.records if "lost the lease" in r.message] == []
+
+
+async def test_a_node_whose_lease_was_taken_over_is_stopped(durable_url: str) -> None:
+    import time as clock
+    from dataclasses import replace
+
+    wf = Workflow("stolen", version="1")
+    wf.state(S)
+    entered = asyncio.Event()
+    stopped: list[float] = []
+
+    @wf.step
+    async def slow(s: S) -> S:
+        entered.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.append(clock.monotonic())
+            raise
+        return s
+
+    async with Runtime(durable_url, lease_ttl=0.3, poll_interval=0.05) as runtime:
+        execution_id = await runtime.start_execution(wf.compile(), S())
+        await asyncio.wait_for(entered.wait(), 10)
+        (item,) = await runtime.store.work(execution_id)
+        thief = replace(item, lease_owner="thief", fence=item.fence + 1, lease_expires_at=1e12)
+        await runtime.store.apply(execution_id, lambda txn: txn.put_work(thief))
+        taken = clock.monotonic()
+        for _ in range(200):
+            if stopped:
+                break
+            await asyncio.sleep(0.01)
+        assert stopped and stopped[0] - taken < 1.0  # two heartbeats, 0.1 s apart
+        (still,) = await runtime.store.work(execution_id)
+        assert still.lease_owner == "thief"  # we stopped; we did not release its lease
