@@ -1,0 +1,337 @@
+"""The A2A protocol errors: one table, one exception class per row.
+
+::
+
+    AgentNodeError                          (agent_node.errors)
+    └── A2AError                            an error the peer sees as a JSON-RPC error
+        ├── ParseError                      -32700  body is not JSON
+        ├── InvalidRequest                  -32600  not a JSON-RPC request
+        ├── MethodNotFound                  -32601
+        ├── InvalidParams                   -32602  params do not validate
+        ├── InternalError                   -32603
+        ├── TaskNotFound                    -32001
+        ├── TaskNotCancelable               -32002
+        ├── PushNotificationNotSupported    -32003
+        ├── UnsupportedOperation            -32004
+        ├── ContentTypeNotSupported         -32005
+        ├── InvalidAgentResponse            -32006
+        ├── ExtendedAgentCardNotConfigured  -32007
+        ├── ExtensionSupportRequired        -32008
+        └── VersionNotSupported             -32009
+
+:class:`ProtocolError` holds the table: JSON-RPC code, the specification's
+error name, the ``google.rpc.ErrorInfo`` reason, and the HTTP and gRPC
+statuses. The statuses follow the TCK (1.0-dev), which differs from the
+specification's table in three places: TaskNotCancelable is 409 (spec: 400),
+ContentTypeNotSupported is 415 (spec: 400), and PushNotificationNotSupported,
+UnsupportedOperation and VersionNotSupported are gRPC ``UNIMPLEMENTED``
+(spec: ``FAILED_PRECONDITION``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar, Literal
+
+from agent_node.errors import AgentNodeError
+
+__all__ = [
+    "ERROR_INFO_DOMAIN",
+    "ERROR_INFO_TYPE",
+    "A2AError",
+    "ContentTypeNotSupported",
+    "ErrorRow",
+    "ExtendedAgentCardNotConfigured",
+    "ExtensionSupportRequired",
+    "InternalError",
+    "InvalidAgentResponse",
+    "InvalidParams",
+    "InvalidRequest",
+    "MethodNotFound",
+    "ParseError",
+    "ProtocolError",
+    "PushNotificationNotSupported",
+    "TaskNotCancelable",
+    "TaskNotFound",
+    "UnsupportedOperation",
+    "VersionNotSupported",
+    "error_class",
+    "from_jsonrpc_error",
+    "to_jsonrpc_error",
+]
+
+ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+ERROR_INFO_DOMAIN = "a2a-protocol.org"
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """One protocol error: how each binding spells it."""
+
+    code: int
+    name: str
+    reason: str
+    http_status: int
+    grpc_status: str
+    message: str
+
+
+class ProtocolError(Enum):
+    """The table of every protocol error (JSON-RPC standard ones first)."""
+
+    PARSE_ERROR = ErrorRow(
+        -32700, "JSONParseError", "JSON_PARSE", 400, "INVALID_ARGUMENT", "Invalid JSON payload"
+    )
+    INVALID_REQUEST = ErrorRow(
+        -32600,
+        "InvalidRequestError",
+        "INVALID_REQUEST",
+        400,
+        "INVALID_ARGUMENT",
+        "Request payload validation error",
+    )
+    METHOD_NOT_FOUND = ErrorRow(
+        -32601, "MethodNotFoundError", "METHOD_NOT_FOUND", 404, "UNIMPLEMENTED", "Method not found"
+    )
+    INVALID_PARAMS = ErrorRow(
+        -32602,
+        "InvalidParamsError",
+        "INVALID_PARAMS",
+        400,
+        "INVALID_ARGUMENT",
+        "Invalid parameters",
+    )
+    INTERNAL_ERROR = ErrorRow(
+        -32603, "InternalError", "INTERNAL", 500, "INTERNAL", "Internal error"
+    )
+    TASK_NOT_FOUND = ErrorRow(
+        -32001, "TaskNotFoundError", "TASK_NOT_FOUND", 404, "NOT_FOUND", "Task not found"
+    )
+    TASK_NOT_CANCELABLE = ErrorRow(
+        -32002,
+        "TaskNotCancelableError",
+        "TASK_NOT_CANCELABLE",
+        409,
+        "FAILED_PRECONDITION",
+        "Task cannot be canceled",
+    )
+    PUSH_NOTIFICATION_NOT_SUPPORTED = ErrorRow(
+        -32003,
+        "PushNotificationNotSupportedError",
+        "PUSH_NOTIFICATION_NOT_SUPPORTED",
+        400,
+        "UNIMPLEMENTED",
+        "Push notifications are not supported",
+    )
+    UNSUPPORTED_OPERATION = ErrorRow(
+        -32004,
+        "UnsupportedOperationError",
+        "UNSUPPORTED_OPERATION",
+        400,
+        "UNIMPLEMENTED",
+        "This operation is not supported",
+    )
+    CONTENT_TYPE_NOT_SUPPORTED = ErrorRow(
+        -32005,
+        "ContentTypeNotSupportedError",
+        "CONTENT_TYPE_NOT_SUPPORTED",
+        415,
+        "INVALID_ARGUMENT",
+        "Incompatible content types",
+    )
+    INVALID_AGENT_RESPONSE = ErrorRow(
+        -32006,
+        "InvalidAgentResponseError",
+        "INVALID_AGENT_RESPONSE",
+        500,
+        "INTERNAL",
+        "Invalid agent response",
+    )
+    EXTENDED_AGENT_CARD_NOT_CONFIGURED = ErrorRow(
+        -32007,
+        "ExtendedAgentCardNotConfiguredError",
+        "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+        400,
+        "FAILED_PRECONDITION",
+        "Extended agent card not configured",
+    )
+    EXTENSION_SUPPORT_REQUIRED = ErrorRow(
+        -32008,
+        "ExtensionSupportRequiredError",
+        "EXTENSION_SUPPORT_REQUIRED",
+        400,
+        "FAILED_PRECONDITION",
+        "A required extension is not supported by the client",
+    )
+    VERSION_NOT_SUPPORTED = ErrorRow(
+        -32009,
+        "VersionNotSupportedError",
+        "VERSION_NOT_SUPPORTED",
+        400,
+        "UNIMPLEMENTED",
+        "Protocol version not supported",
+    )
+
+    @property
+    def row(self) -> ErrorRow:
+        """The row's data (``Enum.value``, typed)."""
+        value: ErrorRow = self.value
+        return value
+
+
+class A2AError(AgentNodeError):
+    """An error reported to an A2A peer. Subclasses name their :class:`ProtocolError` row.
+
+    ``message`` defaults to the row's message; ``metadata`` (string values, as
+    ``google.rpc.ErrorInfo`` requires) travels in the ErrorInfo of a 1.0
+    error and as ``data`` of a 0.3 one, so it must hold nothing secret.
+    """
+
+    error: ClassVar[ProtocolError] = ProtocolError.INTERNAL_ERROR
+
+    def __init__(self, message: str | None = None, *, metadata: dict[str, str] | None = None):
+        self.message = message or self.error.row.message
+        self.metadata = dict(metadata or {})
+        super().__init__(self.message)
+
+
+class ParseError(A2AError):
+    """The request body is not JSON (or has the wrong content type to be read)."""
+
+    error = ProtocolError.PARSE_ERROR
+
+
+class InvalidRequest(A2AError):
+    """The body is JSON but not a JSON-RPC 2.0 request."""
+
+    error = ProtocolError.INVALID_REQUEST
+
+
+class MethodNotFound(A2AError):
+    """No such method (in the protocol version the request speaks)."""
+
+    error = ProtocolError.METHOD_NOT_FOUND
+
+
+class InvalidParams(A2AError):
+    """The params do not validate against the method's request object."""
+
+    error = ProtocolError.INVALID_PARAMS
+
+
+class InternalError(A2AError):
+    """The server failed; the message says nothing about its internals."""
+
+    error = ProtocolError.INTERNAL_ERROR
+
+
+class TaskNotFound(A2AError):
+    """No task with that id (or not one the caller may see)."""
+
+    error = ProtocolError.TASK_NOT_FOUND
+
+
+class TaskNotCancelable(A2AError):
+    """The task is in a state that cannot be canceled."""
+
+    error = ProtocolError.TASK_NOT_CANCELABLE
+
+
+class PushNotificationNotSupported(A2AError):
+    """The agent does not declare ``capabilities.pushNotifications``."""
+
+    error = ProtocolError.PUSH_NOTIFICATION_NOT_SUPPORTED
+
+
+class UnsupportedOperation(A2AError):
+    """Not supported here, e.g. a message to a terminal task or streaming when undeclared."""
+
+    error = ProtocolError.UNSUPPORTED_OPERATION
+
+
+class ContentTypeNotSupported(A2AError):
+    """The media type of the request (body or part) is not accepted."""
+
+    error = ProtocolError.CONTENT_TYPE_NOT_SUPPORTED
+
+
+class InvalidAgentResponse(A2AError):
+    """A peer agent answered with something that is not a valid A2A response."""
+
+    error = ProtocolError.INVALID_AGENT_RESPONSE
+
+
+class ExtendedAgentCardNotConfigured(A2AError):
+    """``GetExtendedAgentCard`` while the agent has no extended card."""
+
+    error = ProtocolError.EXTENDED_AGENT_CARD_NOT_CONFIGURED
+
+
+class ExtensionSupportRequired(A2AError):
+    """The agent requires an extension the client did not declare."""
+
+    error = ProtocolError.EXTENSION_SUPPORT_REQUIRED
+
+
+class VersionNotSupported(A2AError):
+    """The ``A2A-Version`` the client asked for is not served here."""
+
+    error = ProtocolError.VERSION_NOT_SUPPORTED
+
+
+_BY_ERROR: dict[ProtocolError, type[A2AError]] = {
+    cls.error: cls for cls in A2AError.__subclasses__()
+}
+_BY_CODE: dict[int, type[A2AError]] = {err.row.code: cls for err, cls in _BY_ERROR.items()}
+
+
+def error_class(error: ProtocolError) -> type[A2AError]:
+    """The exception class of a table row."""
+    return _BY_ERROR[error]
+
+
+def to_jsonrpc_error(exc: BaseException, version: Literal["1.0", "0.3"]) -> dict[str, Any]:
+    """The JSON-RPC ``error`` object for ``exc``.
+
+    Any exception that is not an :class:`A2AError` becomes a bare
+    InternalError, its text withheld. 1.0 puts a ``google.rpc.ErrorInfo`` in
+    a ``data`` array; 0.3 has no ErrorInfo and sends the metadata, if any, as
+    a plain ``data`` object.
+    """
+    err = exc if isinstance(exc, A2AError) else InternalError()
+    row = err.error.row
+    body: dict[str, Any] = {"code": row.code, "message": err.message}
+    if version == "1.0":
+        info: dict[str, Any] = {
+            "@type": ERROR_INFO_TYPE,
+            "reason": row.reason,
+            "domain": ERROR_INFO_DOMAIN,
+        }
+        if err.metadata:
+            info["metadata"] = dict(err.metadata)
+        body["data"] = [info]
+    elif err.metadata:
+        body["data"] = dict(err.metadata)
+    return body
+
+
+def from_jsonrpc_error(error: dict[str, Any]) -> A2AError:
+    """The exception for a peer's JSON-RPC ``error`` object, 1.0 or 0.3 shaped.
+
+    An unknown code becomes :class:`InternalError`; ErrorInfo metadata (1.0) or
+    a flat ``data`` object of strings (0.3) becomes ``metadata``.
+    """
+    code = error.get("code")
+    cls = _BY_CODE.get(code, InternalError) if isinstance(code, int) else InternalError
+    message = error.get("message")
+    return cls(message if isinstance(message, str) else None, metadata=_metadata(error.get("data")))
+
+
+def _metadata(data: object) -> dict[str, str]:
+    if isinstance(data, list):
+        infos = [d for d in data if isinstance(d, dict) and d.get("@type") == ERROR_INFO_TYPE]
+        data = infos[0].get("metadata") if infos else None
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str)}

@@ -1,0 +1,79 @@
+"""The protocol error table: codes, reasons, HTTP statuses, and both JSON-RPC shapes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pytest
+
+from agent_node.a2a import errors as e
+from agent_node.errors import AgentNodeError
+
+# From TCK.md (1.0-dev) and the specification's JSON-RPC table.
+EXPECTED: list[tuple[type[e.A2AError], int, str, int]] = [
+    (e.ParseError, -32700, "JSON_PARSE", 400),
+    (e.InvalidRequest, -32600, "INVALID_REQUEST", 400),
+    (e.MethodNotFound, -32601, "METHOD_NOT_FOUND", 404),
+    (e.InvalidParams, -32602, "INVALID_PARAMS", 400),
+    (e.InternalError, -32603, "INTERNAL", 500),
+    (e.TaskNotFound, -32001, "TASK_NOT_FOUND", 404),
+    (e.TaskNotCancelable, -32002, "TASK_NOT_CANCELABLE", 409),
+    (e.PushNotificationNotSupported, -32003, "PUSH_NOTIFICATION_NOT_SUPPORTED", 400),
+    (e.UnsupportedOperation, -32004, "UNSUPPORTED_OPERATION", 400),
+    (e.ContentTypeNotSupported, -32005, "CONTENT_TYPE_NOT_SUPPORTED", 415),
+    (e.InvalidAgentResponse, -32006, "INVALID_AGENT_RESPONSE", 500),
+    (e.ExtendedAgentCardNotConfigured, -32007, "EXTENDED_AGENT_CARD_NOT_CONFIGURED", 400),
+    (e.ExtensionSupportRequired, -32008, "EXTENSION_SUPPORT_REQUIRED", 400),
+    (e.VersionNotSupported, -32009, "VERSION_NOT_SUPPORTED", 400),
+]
+
+
+def test_every_row_has_exactly_one_class() -> None:
+    assert {cls.error for cls, *_ in EXPECTED} == set(e.ProtocolError)
+    assert len(EXPECTED) == len(e.ProtocolError)
+    for cls, *_ in EXPECTED:
+        assert e.error_class(cls.error) is cls
+
+
+@pytest.mark.parametrize(("cls", "code", "reason", "http"), EXPECTED)
+def test_row(cls: type[e.A2AError], code: int, reason: str, http: int) -> None:
+    row = cls.error.row
+    assert (row.code, row.reason, row.http_status) == (code, reason, http)
+    assert row.name.endswith("Error") and row.message
+    assert issubclass(cls, AgentNodeError)
+
+
+@pytest.mark.parametrize(("cls", "code", "reason", "http"), EXPECTED)
+def test_jsonrpc_shapes(cls: type[e.A2AError], code: int, reason: str, http: int) -> None:
+    exc = cls()
+    assert e.to_jsonrpc_error(exc, "1.0") == {
+        "code": code,
+        "message": cls.error.row.message,
+        "data": [{"@type": e.ERROR_INFO_TYPE, "reason": reason, "domain": "a2a-protocol.org"}],
+    }
+    assert e.to_jsonrpc_error(exc, "0.3") == {"code": code, "message": cls.error.row.message}
+
+
+def test_metadata_travels_in_error_info_or_as_plain_data() -> None:
+    exc = e.TaskNotFound("no task t9", metadata={"taskId": "t9"})
+    new = e.to_jsonrpc_error(exc, "1.0")
+    assert new["message"] == "no task t9"
+    assert new["data"][0]["metadata"] == {"taskId": "t9"}
+    assert e.to_jsonrpc_error(exc, "0.3")["data"] == {"taskId": "t9"}
+
+
+def test_foreign_exceptions_become_a_bare_internal_error() -> None:
+    body = e.to_jsonrpc_error(RuntimeError("password=hunter2"), "1.0")
+    assert body["code"] == -32603 and "hunter2" not in str(body)
+
+
+@pytest.mark.parametrize("version", ["1.0", "0.3"])
+def test_peer_errors_parse_back(version: Literal["1.0", "0.3"]) -> None:
+    body = e.to_jsonrpc_error(e.TaskNotCancelable(metadata={"taskId": "t"}), version)
+    exc = e.from_jsonrpc_error(body)
+    assert type(exc) is e.TaskNotCancelable and exc.metadata == {"taskId": "t"}
+
+
+def test_unknown_peer_code_is_internal() -> None:
+    exc = e.from_jsonrpc_error({"code": -31999, "message": "odd", "data": "x"})
+    assert type(exc) is e.InternalError and exc.message == "odd"
