@@ -72,7 +72,11 @@ class PostgresStore:
             return
         try:
             self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, command_timeout=60
+                self.dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                command_timeout=60,
+                reset=_keep_session,
             )
             self._listen = await asyncpg.connect(self.dsn)
             await self._listen.add_listener(_CHANNEL, self._on_notify)
@@ -339,3 +343,9 @@ async def _schema_version(conn: asyncpg.Connection) -> int | None:
         return None
     value = await conn.fetchval("SELECT value FROM schema_info WHERE key = 'version'")
     return None if value is None else int(value)
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Skip the pool's reset query on release (a round trip per transaction):
+    pooled connections never change session state — no SET, no LISTEN (that
+    has its own connection), only transaction-scoped advisory locks."""
