@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -20,7 +20,10 @@ from . import faults, plans
 from .executor import Executor, ResumeContext
 from .registry import WorkflowRegistry
 
-__all__ = ["Control"]
+__all__ = ["Control", "Note"]
+
+#: An extra event for the log: ``(kind, JSON-able data)``.
+Note = tuple[str, Any]
 
 
 class Control:
@@ -37,8 +40,15 @@ class Control:
         state: BaseModel | Mapping[str, Any],
         execution_id: str | None = None,
         lease: plans.Lease | None = None,
+        *,
+        context_id: str | None = None,
+        notes: Sequence[Note] = (),
     ) -> tuple[str, list[Claim] | None]:
-        """Create an execution; ``(id, None)`` when that id exists already."""
+        """Create an execution; ``(id, None)`` when that id exists already.
+
+        ``context_id`` groups executions (an A2A context); ``notes`` are
+        events logged right after ``execution_started`` (e.g. the message
+        that started it), so the log alone can answer for them."""
         self.workflows.add(workflow)
         execution_id = execution_id or str(uuid.uuid4())
         data = _validated_input(workflow, state)
@@ -53,21 +63,24 @@ class Control:
             "",
             0,
             None,
-            None,
+            context_id,
             None,
             now,
             now,
         )
 
         def plan(txn: Txn) -> list[Claim]:
-            leased = plans.start_execution(txn, workflow, lease)
+            leased = plans.start_execution(txn, workflow, lease, notes)
             return [Claim(item, txn.execution) for item in leased]
 
         claims = await self.store.create(record, plan)
         return execution_id, claims
 
-    async def signal(self, execution_id: str, event: str, payload: Any = None) -> None:
-        """Deliver ``event`` to the execution's wait for it."""
+    async def signal(
+        self, execution_id: str, event: str, payload: Any = None, *, notes: Sequence[Note] = ()
+    ) -> None:
+        """Deliver ``event`` to the execution's wait for it; ``notes`` are logged
+        before the resolution (e.g. the message that carried the answer)."""
         try:
             plans.dumps(payload)
         except (TypeError, ValueError) as exc:
@@ -77,6 +90,7 @@ class Control:
         def plan(txn: Txn) -> None:
             wait = plans.find_event_wait(txn, event)
             faults.hit("in_wait_resolution", wait.node)
+            plans.log_notes(txn, notes)
             spec = workflow.node(wait.node)
             ctx = ResumeContext(
                 execution_id, workflow, spec, wait.visit, json.loads(txn.execution.state), txn.now

@@ -23,7 +23,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -38,7 +38,7 @@ from agent_node.store.records import TERMINAL, Claim, ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
-from .control import Control
+from .control import Control, Note
 from .executor import Executor
 from .owner import Owner, is_dead, new_owner
 from .registry import WorkflowRegistry
@@ -157,12 +157,16 @@ class Engine:
         *,
         execution_id: str | None = None,
         run_here: bool = True,
+        context_id: str | None = None,
+        notes: Sequence[Note] = (),
     ) -> tuple[str, bool]:
         """Create an execution; returns ``(id, created)``. With ``run_here`` its
         first node is leased to this engine and started at once."""
         self._require(EngineState.RUNNING)
         lease = plans.Lease(str(self.owner), time.time() + self.lease_ttl) if run_here else None
-        execution_id, leased = await self.control.create(workflow, state, execution_id, lease)
+        execution_id, leased = await self.control.create(
+            workflow, state, execution_id, lease, context_id=context_id, notes=notes
+        )
         if leased is None:
             return execution_id, False
         self.drive(execution_id)

@@ -42,6 +42,7 @@ __all__ = [
     "complete_node",
     "dumps",
     "fail_node",
+    "log_notes",
     "release_lease",
     "resolve_wait",
     "start_claimed",
@@ -88,16 +89,28 @@ class _Cursor:
 # -- start ---------------------------------------------------------------------
 
 
-def start_execution(txn: Txn, workflow: CompiledWorkflow, lease: Lease | None) -> list[WorkItem]:
-    """A new execution: log its input and make the start node ready."""
+def start_execution(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    lease: Lease | None,
+    notes: Sequence[tuple[str, Any]] = (),
+) -> list[WorkItem]:
+    """A new execution: log its input (and ``notes``), make the start node ready."""
     record = txn.execution
     txn.event(
         "execution_started", data=f'{{"workflow":{dumps(workflow.key)},"input":{record.state}}}'
     )
+    log_notes(txn, notes)
     cursor = _Cursor()
     leased = _enqueue(txn, cursor, [workflow.ir.start], lease)
     record.cursor = cursor.dump()
     return leased
+
+
+def log_notes(txn: Txn, notes: Sequence[tuple[str, Any]]) -> None:
+    """Extra events from the edge (e.g. ``message_received``), data as JSON."""
+    for kind, data in notes:
+        txn.event(kind, data=dumps(data))
 
 
 def start_claimed(txn: Txn, items: Sequence[WorkItem]) -> None:

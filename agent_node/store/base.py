@@ -191,6 +191,7 @@ class Store(Protocol):
         *,
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
+        context_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:

@@ -208,6 +208,7 @@ class MemoryStore:
         *,
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
+        context_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
@@ -216,6 +217,7 @@ class MemoryStore:
             for r in self._executions.values()
             if (status is None or r.status in status)
             and (workflow_id is None or r.workflow_id == workflow_id)
+            and (context_id is None or r.context_id == context_id)
         ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return rows[offset : offset + limit]

@@ -289,6 +289,7 @@ class PostgresStore:
         *,
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
+        context_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
@@ -300,6 +301,9 @@ class PostgresStore:
         if workflow_id is not None:
             params.append(workflow_id)
             clauses.append(f"workflow_id = ${len(params)}")
+        if context_id is not None:
+            params.append(context_id)
+            clauses.append(f"context_id = ${len(params)}")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         n = len(params)
         sql = (

@@ -309,10 +309,11 @@ class SqliteStore:
         *,
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
+        context_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id)
+        where, params = _filters(status, workflow_id, context_id)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
             " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -383,7 +384,9 @@ def _start_claims(
     return claims, notices
 
 
-def _filters(status: Collection[str] | None, workflow_id: str | None) -> tuple[str, list[Any]]:
+def _filters(
+    status: Collection[str] | None, workflow_id: str | None, context_id: str | None
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if status is not None:
@@ -393,4 +396,7 @@ def _filters(status: Collection[str] | None, workflow_id: str | None) -> tuple[s
     if workflow_id is not None:
         clauses.append("workflow_id = ?")
         params.append(workflow_id)
+    if context_id is not None:
+        clauses.append("context_id = ?")
+        params.append(context_id)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -176,6 +176,12 @@ async def test_list_executions_filters_newest_first(store: Store) -> None:
     assert [r.id for r in await store.list_executions(limit=1, offset=1)] == ["mid"]
     assert await store.list_executions(workflow_id="other") == []
 
+    def join_context(txn: Txn) -> None:
+        txn.execution.context_id = "ctx-1"
+
+    await store.apply("old", join_context)
+    assert [r.id for r in await store.list_executions(context_id="ctx-1")] == ["old"]
+
 
 async def test_notifications_after_commit(store: Store) -> None:
     seen: list[tuple[str, str]] = []

@@ -1,0 +1,55 @@
+"""What the JSON-RPC transport calls: one method per A2A operation.
+
+The transport (:mod:`agent_node.a2a.jsonrpc`) parses and validates a
+request into the 1.0 model, calls the matching method here, and renders the
+result (or the :class:`~agent_node.a2a.errors.A2AError` raised) in the
+caller's protocol version. Implementations never see JSON-RPC or 0.3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from agent_node.a2a.models import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    ListTasksResponse,
+    SendMessageRequest,
+    SendMessageResponse,
+    Task,
+)
+
+__all__ = ["CallContext", "TaskHandler"]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who calls, and how."""
+
+    #: The caller's identity (its certificate's URI SAN, later); None when unknown.
+    caller: str | None = None
+    #: The ``Idempotency-Key`` header: a repeated send returns the same task.
+    idempotency_key: str | None = None
+    version: Literal["1.0", "0.3"] = "1.0"
+    #: W3C trace context, carried on to the workflow.
+    traceparent: str | None = None
+    extensions: tuple[str, ...] = field(default_factory=tuple)
+
+
+class TaskHandler(Protocol):
+    async def send_message(
+        self, request: SendMessageRequest, ctx: CallContext
+    ) -> SendMessageResponse:
+        """Start a task (or continue one: ``message.taskId``). Blocks until the
+        task is terminal or interrupted unless ``returnImmediately``."""
+        ...
+
+    async def get_task(self, request: GetTaskRequest, ctx: CallContext) -> Task: ...
+
+    async def list_tasks(
+        self, request: ListTasksRequest, ctx: CallContext
+    ) -> ListTasksResponse: ...
+
+    async def cancel_task(self, request: CancelTaskRequest, ctx: CallContext) -> Task: ...

@@ -1,0 +1,165 @@
+"""An A2A task is an execution: how one is shown as the other, and back.
+
+Status: pending → SUBMITTED; running, or parked on anything but human input
+→ WORKING; parked on human input → INPUT_REQUIRED, with the prompt as the
+status message; completed → COMPLETED; failed → FAILED (the error as the
+status message); canceled → CANCELED.
+
+History comes from the log: every ``message_received`` event (the caller's
+messages, as received) and every input prompt (the agent's messages).
+
+Artifacts: a completed execution's output (the ``end`` node's output, else
+the final state) is one artifact named ``result``: a ``data`` part holding
+it, preceded by a ``text`` part when it has a string under ``reply``.
+
+Input: a message fills the state fields named ``text`` (its text parts,
+joined), ``data`` (its data parts, merged), ``message`` (the whole message),
+and any field named like a key of its data parts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent_node.a2a.errors import InvalidParams
+from agent_node.a2a.models import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
+from agent_node.results import Event
+from agent_node.store.records import ExecutionRecord, WaitRecord
+
+__all__ = ["MESSAGE_EVENT", "answer_from_message", "render_task", "state_from_message"]
+
+#: The event kind that logs a message received from the caller.
+MESSAGE_EVENT = "message_received"
+
+_SIMPLE_STATUS = {
+    "pending": TaskState.SUBMITTED,
+    "running": TaskState.WORKING,
+    "completed": TaskState.COMPLETED,
+    "failed": TaskState.FAILED,
+    "canceled": TaskState.CANCELED,
+}
+
+
+def render_task(
+    record: ExecutionRecord,
+    events: list[Event],
+    waits: list[WaitRecord],
+    *,
+    history_length: int | None = None,
+    include_artifacts: bool = True,
+) -> Task:
+    context_id = record.context_id or record.id
+    history = _history(record.id, context_id, events)
+    if history_length is not None:
+        history = history[-history_length:] if history_length > 0 else []
+    artifacts = _artifacts(record, events) if include_artifacts else None
+    return Task(
+        id=record.id,
+        context_id=context_id,
+        status=_status(record, events, waits, context_id),
+        artifacts=artifacts or None,
+        history=history or None,
+    )
+
+
+def _status(
+    record: ExecutionRecord, events: list[Event], waits: list[WaitRecord], context_id: str
+) -> TaskStatus:
+    stamp = datetime.fromtimestamp(record.updated_at, UTC).isoformat().replace("+00:00", "Z")
+    if record.status == "waiting":
+        asking = [w for w in waits if w.kind == "input"]
+        if not asking:
+            return TaskStatus(state=TaskState.WORKING, timestamp=stamp)
+        prompt = _prompt_of(events, asking[0])
+        message = _agent_message(record.id, context_id, f"prompt-{asking[0].node}", prompt)
+        return TaskStatus(state=TaskState.INPUT_REQUIRED, message=message, timestamp=stamp)
+    state = _SIMPLE_STATUS[record.status]
+    error: Message | None = None
+    if record.status == "failed" and record.error:
+        error = _agent_message(record.id, context_id, "error", record.error)
+    return TaskStatus(state=state, message=error, timestamp=stamp)
+
+
+def _prompt_of(events: list[Event], wait: WaitRecord) -> str:
+    for event in reversed(events):
+        if event.kind == "wait_started" and (event.node, event.visit) == (wait.node, wait.visit):
+            return str((event.data or {}).get("prompt") or "Input required.")
+    return "Input required."
+
+
+def _history(task_id: str, context_id: str, events: list[Event]) -> list[Message]:
+    history: list[Message] = []
+    for event in events:
+        if event.kind == MESSAGE_EVENT and event.data:
+            history.append(Message.model_validate(event.data))
+        elif event.kind == "wait_started" and event.data and event.data.get("prompt"):
+            history.append(
+                _agent_message(task_id, context_id, f"prompt-{event.seq}", event.data["prompt"])
+            )
+    return history
+
+
+def _artifacts(record: ExecutionRecord, events: list[Event]) -> list[Artifact]:
+    if record.status != "completed":
+        return []
+    last = events[-1] if events else None
+    output = (
+        (last.data or {}).get("output") if last and last.kind == "execution_completed" else None
+    )
+    if output is None:
+        output = json.loads(record.state)
+    parts: list[Part] = []
+    if isinstance(output, Mapping) and isinstance(output.get("reply"), str):
+        parts.append(Part(text=output["reply"]))
+    parts.append(Part(data=output))
+    return [Artifact(artifact_id=f"{record.id}-result", name="result", parts=parts)]
+
+
+def _agent_message(task_id: str, context_id: str, suffix: str, text: str) -> Message:
+    return Message(
+        message_id=f"{task_id}-{suffix}",
+        role=Role.AGENT,
+        parts=[Part(text=text)],
+        task_id=task_id,
+        context_id=context_id,
+    )
+
+
+def _text_and_data(message: Message) -> tuple[str | None, dict[str, Any]]:
+    texts = [p.text for p in message.parts if p.text is not None]
+    data: dict[str, Any] = {}
+    for part in message.parts:
+        if isinstance(part.data, Mapping):
+            data.update(part.data)
+    return ("\n".join(texts) if texts else None), data
+
+
+def state_from_message(model: type[BaseModel], message: Message) -> dict[str, Any]:
+    """The input state for a new task (see the module docstring)."""
+    text, data = _text_and_data(message)
+    fields = model.model_fields
+    state: dict[str, Any] = {key: value for key, value in data.items() if key in fields}
+    if "text" in fields and text is not None:
+        state["text"] = text
+    if "data" in fields and data:
+        state["data"] = data
+    if "message" in fields:
+        state["message"] = message.to_json()
+    try:
+        return model.model_validate(state).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(state)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidParams(f"the message does not fit the skill's input: {problems}") from None
+
+
+def answer_from_message(message: Message) -> Any:
+    """What a follow-up message answers an input wait with: its text, else its data."""
+    text, data = _text_and_data(message)
+    return text if text is not None else data

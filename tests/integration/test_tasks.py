@@ -1,0 +1,193 @@
+"""A2A operations on real executions, through the task service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from agent_node import Runtime, Workflow
+from agent_node.a2a.errors import (
+    InvalidParams,
+    TaskNotCancelable,
+    TaskNotFound,
+    UnsupportedOperation,
+)
+from agent_node.a2a.handler import CallContext
+from agent_node.a2a.models import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageConfiguration,
+    SendMessageRequest,
+    TaskState,
+)
+from agent_node.a2a.tasks import TaskService
+
+
+class Greeting(BaseModel):
+    text: str = ""
+    name: str = "stranger"
+    reply: str = ""
+
+
+class Booking(BaseModel):
+    text: str = ""
+    dates: str | None = None
+    reply: str = ""
+
+
+def greeter() -> Workflow:
+    wf = Workflow("greeter", version="1", description="Greets whoever writes.")
+    wf.state(Greeting)
+
+    @wf.step
+    async def greet(s: Greeting) -> dict[str, Any]:
+        return {"reply": f"Hello, {s.name}! You said: {s.text}"}
+
+    wf.end("done", output=["reply", "name"])
+    return wf
+
+
+def booker() -> Workflow:
+    wf = Workflow("booker", version="1")
+    wf.state(Booking)
+    wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
+
+    @wf.step(next=None)
+    async def book(s: Booking) -> dict[str, Any]:
+        return {"reply": f"Booked {s.text} for {s.dates}"}
+
+    return wf
+
+
+@pytest.fixture
+async def service(durable_url: str) -> AsyncIterator[TaskService]:
+    async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
+        skills = {"greet": greeter().compile(), "book": booker().compile()}
+        yield TaskService(runtime, skills, default_skill="greet")
+
+
+def send(
+    text: str = "hi", *, data: dict[str, Any] | None = None, **fields: Any
+) -> SendMessageRequest:
+    parts = [Part(text=text)] + ([Part(data=data)] if data else [])
+    config = fields.pop("configuration", None)
+    meta = fields.pop("metadata", None)
+    message = Message(message_id="m-1", role=Role.USER, parts=parts, **fields)
+    return SendMessageRequest(message=message, configuration=config, metadata=meta)
+
+
+CTX = CallContext()
+
+
+async def test_a_blocking_send_returns_the_completed_task_with_its_artifact(
+    service: TaskService,
+) -> None:
+    response = await service.send_message(send("good morning", data={"name": "Ada"}), CTX)
+    task = response.task
+    assert task is not None and task.status.state == TaskState.COMPLETED
+    (artifact,) = task.artifacts or []
+    assert artifact.parts[0].text == "Hello, Ada! You said: good morning"
+    assert artifact.parts[1].data == {"reply": "Hello, Ada! You said: good morning", "name": "Ada"}
+    (received,) = task.history or []
+    assert received.message_id == "m-1" and received.task_id == task.id
+    assert received.context_id == task.context_id
+    fetched = await service.get_task(GetTaskRequest(id=task.id, history_length=0), CTX)
+    assert fetched.status.state == TaskState.COMPLETED and fetched.history is None
+
+
+async def test_return_immediately_and_a_kept_context(service: TaskService) -> None:
+    request = send(
+        context_id="ctx-42", configuration=SendMessageConfiguration(return_immediately=True)
+    )
+    task = (await service.send_message(request, CTX)).task
+    assert task is not None and task.context_id == "ctx-42"
+    assert task.status.state in {TaskState.SUBMITTED, TaskState.WORKING, TaskState.COMPLETED}
+    await service.runtime.engine.wait(task.id)
+    done = await service.get_task(GetTaskRequest(id=task.id), CTX)
+    assert done.status.state == TaskState.COMPLETED
+
+
+async def test_an_idempotency_key_returns_the_same_task_per_caller(service: TaskService) -> None:
+    alice = CallContext(caller="spiffe://test/agent/alice", idempotency_key="order-7")
+    first = (await service.send_message(send("one"), alice)).task
+    again = (await service.send_message(send("two"), alice)).task
+    other = (
+        await service.send_message(
+            send("one"), CallContext(caller="bob", idempotency_key="order-7")
+        )
+    ).task
+    plain = [(await service.send_message(send("one"), CTX)).task for _ in range(2)]
+    assert first is not None and again is not None and other is not None
+    assert again.id == first.id and len(again.history or []) == 1  # nothing new started
+    assert other.id != first.id
+    assert plain[0] is not None and plain[1] is not None and plain[0].id != plain[1].id
+
+
+async def test_input_required_then_the_answer_completes_it(service: TaskService) -> None:
+    asked = (await service.send_message(send("Lisbon", metadata={"skill": "book"}), CTX)).task
+    assert asked is not None and asked.status.state == TaskState.INPUT_REQUIRED
+    assert asked.status.message is not None
+    assert asked.status.message.parts[0].text == "When do you want to go to Lisbon?"
+    answer = send("early May", task_id=asked.id)
+    done = (await service.send_message(answer, CTX)).task
+    assert done is not None and done.status.state == TaskState.COMPLETED
+    assert done.context_id == asked.context_id
+    assert [(m.role, m.parts[0].text) for m in done.history or []] == [
+        (Role.USER, "Lisbon"),
+        (Role.AGENT, "When do you want to go to Lisbon?"),
+        (Role.USER, "early May"),
+    ]
+    assert (done.artifacts or [])[0].parts[0].text == "Booked Lisbon for early May"
+    with pytest.raises(UnsupportedOperation, match="is completed"):
+        await service.send_message(send("again", task_id=done.id), CTX)
+
+
+async def test_errors_for_unknown_tasks_skills_and_contexts(service: TaskService) -> None:
+    with pytest.raises(TaskNotFound):
+        await service.get_task(GetTaskRequest(id="nope"), CTX)
+    with pytest.raises(TaskNotFound):
+        await service.send_message(send("x", task_id="nope"), CTX)
+    with pytest.raises(InvalidParams, match="no skill 'translate' here"):
+        await service.send_message(send("x", metadata={"skill": "translate"}), CTX)
+    with pytest.raises(InvalidParams, match="does not fit the skill's input"):
+        await service.send_message(send("x", data={"name": 42}), CTX)
+    asked = (await service.send_message(send("Rome", metadata={"skill": "book"}), CTX)).task
+    assert asked is not None
+    with pytest.raises(InvalidParams, match="belongs to context"):
+        await service.send_message(send("May", task_id=asked.id, context_id="other"), CTX)
+
+
+async def test_cancel_and_list_by_context_with_pages(service: TaskService) -> None:
+    ids = []
+    for index in range(5):
+        task = (await service.send_message(send(f"#{index}", context_id="ctx-list"), CTX)).task
+        assert task is not None
+        ids.append(task.id)
+    asked = (await service.send_message(send("Oslo", metadata={"skill": "book"}), CTX)).task
+    assert asked is not None
+    canceled = await service.cancel_task(CancelTaskRequest(id=asked.id), CTX)
+    assert canceled.status.state == TaskState.CANCELED
+    with pytest.raises(TaskNotCancelable):
+        await service.cancel_task(CancelTaskRequest(id=asked.id), CTX)
+    first = await service.list_tasks(ListTasksRequest(context_id="ctx-list", page_size=2), CTX)
+    assert len(first.tasks) == 2 and first.next_page_token
+    seen = [t.id for t in first.tasks]
+    token = first.next_page_token
+    while token:
+        page = await service.list_tasks(
+            ListTasksRequest(context_id="ctx-list", page_size=2, page_token=token), CTX
+        )
+        seen += [t.id for t in page.tasks]
+        token = page.next_page_token
+    assert sorted(seen) == sorted(ids)
+    completed = await service.list_tasks(ListTasksRequest(status=TaskState.CANCELED), CTX)
+    assert [t.id for t in completed.tasks] == [asked.id]
+    with pytest.raises(InvalidParams, match="pageToken"):
+        await service.list_tasks(ListTasksRequest(page_token="%%%"), CTX)
