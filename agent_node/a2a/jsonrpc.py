@@ -1,0 +1,418 @@
+"""The JSON-RPC 2.0 binding of A2A: the Starlette endpoint for ``POST /a2a``.
+
+A request passes these checks in order; the first that fails answers with
+its JSON-RPC error (HTTP 200, except 413 for a body too large) and the
+handler is not called:
+
+1. ``Content-Type`` is ``application/json`` (parameters allowed), checked
+   before the body is read: else -32005 ContentTypeNotSupported.
+2. The body fits :attr:`Limits.max_body_bytes`: ``Content-Length`` first, then
+   counted while it streams, so a false or missing length cannot bypass it.
+3. The body is UTF-8 JSON without ``NaN``, infinities or unpaired surrogates: -32700.
+4. Nesting is at most :attr:`Limits.max_depth`: -32600.
+5. The envelope is a single JSON-RPC 2.0 request with an ``id`` (A2A uses no
+   notifications, and batches are refused): -32600.
+6. ``A2A-Version`` (header, else ``?A2A-Version=``) is ``1.0``, or ``0.3``
+   when absent or empty: else -32009.
+7. The method is known: -32601. Each 1.0 name is accepted under either
+   version; a 0.3 caller may also use the 0.3 names, whose params are
+   converted by :mod:`agent_node.a2a.compat`.
+8. Methods the agent's capabilities rule out are answered here (-32003,
+   -32004, -32007).
+9. The params validate against the 1.0 request model and the part limits: -32602.
+
+Choice: a request's shapes follow its method name. A 0.3 name gets 0.3
+params, results and errors (``CallContext.version == "0.3"``); a 1.0 name
+gets 1.0 ones even without the ``A2A-Version`` header, because ``ListTasks``
+has no 0.3 shape and a client that writes 1.0 names reads 1.0 results.
+Errors found before the method is known follow the header.
+
+An :class:`~agent_node.a2a.errors.A2AError` raised by the handler is passed
+on; any other exception is logged and answered with a bare -32603.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agent_node.a2a import compat
+from agent_node.a2a.card_models import AgentCapabilities
+from agent_node.a2a.errors import (
+    A2AError,
+    ContentTypeNotSupported,
+    ExtendedAgentCardNotConfigured,
+    InternalError,
+    InvalidParams,
+    InvalidRequest,
+    MethodNotFound,
+    ParseError,
+    PushNotificationNotSupported,
+    UnsupportedOperation,
+    VersionNotSupported,
+    to_jsonrpc_error,
+)
+from agent_node.a2a.handler import CallContext, TaskHandler
+from agent_node.a2a.models import (
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetExtendedAgentCardRequest,
+    GetTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTasksRequest,
+    Part,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    TaskPushNotificationConfig,
+    WireModel,
+)
+
+__all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint"]
+
+log = logging.getLogger(__name__)
+
+Version = Literal["1.0", "0.3"]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request, enforced before the handler runs."""
+
+    #: Largest body in bytes (1 MiB); larger is HTTP 413 with -32600.
+    max_body_bytes: int = 1024 * 1024
+    #: Deepest nesting of arrays and objects, the envelope counting as 1 (32): -32600.
+    max_depth: int = 32
+    #: Most parts in a sent message (64): -32602.
+    max_parts: int = 64
+    #: Largest ``text`` (UTF-8) or ``raw`` (decoded) part in bytes (256 KiB): -32602.
+    max_part_bytes: int = 256 * 1024
+    #: Longest ``Idempotency-Key`` header in characters (200): -32602.
+    max_idempotency_key: int = 200
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _BodyTooLarge(InvalidRequest):
+    """-32600, sent with HTTP 413."""
+
+
+# Routes: one row per 1.0 method
+
+
+Gate = Callable[[AgentCapabilities], A2AError | None]
+
+
+@dataclass(frozen=True)
+class _Route:
+    #: The 1.0 params model.
+    request: type[WireModel]
+    #: The :class:`TaskHandler` coroutine that serves it.
+    call: str
+    #: The error the transport answers with instead of calling the handler, if any.
+    gate: Gate | None = None
+    #: Limits beyond the model's own validation.
+    check: Callable[[Any, Limits], None] | None = None
+
+
+def _streaming(caps: AgentCapabilities) -> A2AError:
+    # Streaming needs an SSE response and handler methods that do not exist yet.
+    if not caps.streaming:
+        return UnsupportedOperation("streaming is not supported by this agent")
+    return UnsupportedOperation("streaming is not implemented by this node yet")
+
+
+def _push(caps: AgentCapabilities) -> A2AError:
+    if not caps.push_notifications:
+        return PushNotificationNotSupported()
+    return UnsupportedOperation("push notification configs are not implemented by this node yet")
+
+
+def _extended_card(caps: AgentCapabilities) -> A2AError:
+    return ExtendedAgentCardNotConfigured()
+
+
+def _check_message(request: SendMessageRequest, limits: Limits) -> None:
+    parts = request.message.parts
+    if len(parts) > limits.max_parts:
+        raise InvalidParams(f"message.parts: {len(parts)} parts, limit {limits.max_parts}")
+    for index, part in enumerate(parts):
+        size = _part_bytes(part)
+        if size > limits.max_part_bytes:
+            raise InvalidParams(
+                f"message.parts.{index}: {size} bytes, limit {limits.max_part_bytes}"
+            )
+
+
+def _part_bytes(part: Part) -> int:
+    if part.text is not None:
+        return len(part.text.encode("utf-8"))
+    if part.raw is not None:
+        return len(part.raw.rstrip("=")) * 3 // 4
+    return 0
+
+
+_ROUTES: dict[str, _Route] = {
+    "SendMessage": _Route(SendMessageRequest, "send_message", check=_check_message),
+    "GetTask": _Route(GetTaskRequest, "get_task"),
+    "ListTasks": _Route(ListTasksRequest, "list_tasks"),
+    "CancelTask": _Route(CancelTaskRequest, "cancel_task"),
+    "SendStreamingMessage": _Route(
+        SendMessageRequest, "send_streaming_message", _streaming, _check_message
+    ),
+    "SubscribeToTask": _Route(SubscribeToTaskRequest, "subscribe_to_task", _streaming),
+    "CreateTaskPushNotificationConfig": _Route(
+        TaskPushNotificationConfig, "create_task_push_notification_config", _push
+    ),
+    "GetTaskPushNotificationConfig": _Route(
+        GetTaskPushNotificationConfigRequest, "get_task_push_notification_config", _push
+    ),
+    "ListTaskPushNotificationConfigs": _Route(
+        ListTaskPushNotificationConfigsRequest, "list_task_push_notification_configs", _push
+    ),
+    "DeleteTaskPushNotificationConfig": _Route(
+        DeleteTaskPushNotificationConfigRequest, "delete_task_push_notification_config", _push
+    ),
+    "GetExtendedAgentCard": _Route(
+        GetExtendedAgentCardRequest, "get_extended_agent_card", _extended_card
+    ),
+}
+
+
+# The endpoint
+
+
+def jsonrpc_endpoint(
+    handler: TaskHandler,
+    *,
+    capabilities: AgentCapabilities | dict[str, Any],
+    limits: Limits = DEFAULT_LIMITS,
+) -> Endpoint:
+    """The Starlette endpoint serving A2A JSON-RPC (1.0 and 0.3) for ``handler``.
+
+    ``capabilities`` is the Agent Card's (model or JSON): it decides which
+    optional methods are refused here without calling the handler.
+    """
+    caps = AgentCapabilities.model_validate(capabilities)
+
+    async def endpoint(request: Request) -> Response:
+        requested = _requested_version(request)
+        version: Version = requested or "1.0"
+        rpc_id: Any = None
+        try:
+            payload = await _read_json(request, limits)
+            rpc_id = _request_id(payload)
+            method, params = _envelope(payload)
+            if requested is None:
+                raise VersionNotSupported(metadata={"supported": "1.0, 0.3"})
+            name, version, params = _resolve(method, params, requested)
+            route = _ROUTES[name]
+            if route.gate is not None and (refusal := route.gate(caps)) is not None:
+                raise refusal
+            model = _validate(route, params, limits)
+            ctx = _call_context(request, version, limits)
+            result = await getattr(handler, route.call)(model, ctx)
+            return _result_response(rpc_id, _render(name, version, result))
+        except A2AError as exc:
+            return _error_response(rpc_id, exc, version)
+        except Exception:
+            log.exception("A2A JSON-RPC request failed (id %r)", rpc_id)
+            return _error_response(rpc_id, InternalError("internal error"), version)
+
+    return endpoint
+
+
+def _requested_version(request: Request) -> Version | None:
+    """The version the caller asks for; None when it is not served here."""
+    value = request.headers.get("a2a-version") or request.query_params.get("A2A-Version") or ""
+    value = value.strip()
+    if value == "1.0":
+        return "1.0"
+    if value in ("", "0.3"):
+        return "0.3"
+    return None
+
+
+# Reading
+
+
+async def _read_json(request: Request, limits: Limits) -> Any:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ContentTypeNotSupported(
+            f"Content-Type must be application/json, not {media_type[:100] or 'none'!r}"
+        )
+    payload = _parse(await _read_body(request, limits.max_body_bytes))
+    if _depth(payload) > limits.max_depth:
+        raise InvalidRequest(f"request nested deeper than {limits.max_depth} levels")
+    return payload
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge(f"request body too large ({int(declared)} bytes, limit {limit})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge(f"request body too large ({size} bytes, limit {limit})")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse, parse_float=_float)
+        # Unpaired surrogates parse but cannot be stored or echoed as UTF-8.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise InvalidRequest("request nested too deeply") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError and UnicodeEncodeError among them
+        raise ParseError("invalid JSON") from None
+    return payload
+
+
+def _refuse(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _depth(payload: Any) -> int:
+    """The nesting depth of a parsed document (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(payload, 1)] if isinstance(payload, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _valid_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return value is None or isinstance(value, str | int | float)
+
+
+def _request_id(payload: Any) -> Any:
+    """The id to answer with: the request's, or null when it has none that is valid."""
+    if isinstance(payload, dict) and _valid_id(payload.get("id")):
+        return payload.get("id")
+    return None
+
+
+def _envelope(payload: Any) -> tuple[str, dict[str, Any]]:
+    """The method and params of a JSON-RPC 2.0 request."""
+    if isinstance(payload, list):
+        raise InvalidRequest("batch requests are not supported")
+    if not isinstance(payload, dict):
+        raise InvalidRequest("request must be a JSON object")
+    if payload.get("jsonrpc") != "2.0":
+        raise InvalidRequest('"jsonrpc" must be "2.0"')
+    if "id" not in payload:
+        raise InvalidRequest('"id" is required (notifications are not supported)')
+    if not _valid_id(payload["id"]):
+        raise InvalidRequest('"id" must be a string, a number or null')
+    method = payload.get("method")
+    if not isinstance(method, str):
+        raise InvalidRequest('"method" must be a string')
+    params = payload.get("params", {})
+    if not isinstance(params, dict):
+        raise InvalidRequest('"params" must be an object')
+    return method, params
+
+
+# Dispatch
+
+
+def _resolve(
+    method: str, params: dict[str, Any], requested: Version
+) -> tuple[str, Version, dict[str, Any]]:
+    """The 1.0 method, the caller's dialect and the 1.0 params of a request."""
+    if method in _ROUTES:
+        return method, "1.0", params
+    if requested == "0.3" and method in compat.METHODS_FROM_V03:
+        try:
+            name, converted = compat.request_params_from_v03(method, params)
+        except KeyError as exc:
+            raise InvalidParams(f"{exc.args[0]}: field required") from None
+        except (TypeError, AttributeError, ValueError):
+            raise InvalidParams(f"params do not match {method}") from None
+        return name, "0.3", converted
+    raise MethodNotFound(f"method not found: {method[:100]!r}")
+
+
+def _validate(route: _Route, params: dict[str, Any], limits: Limits) -> WireModel:
+    try:
+        model = route.request.model_validate(params)
+    except ValidationError as exc:
+        raise InvalidParams(_describe(exc)) from None
+    if route.check is not None:
+        route.check(model, limits)
+    return model
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first problem, naming its field; never the offending value."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "params"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _call_context(request: Request, version: Version, limits: Limits) -> CallContext:
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > limits.max_idempotency_key:
+        raise InvalidParams(f"Idempotency-Key longer than {limits.max_idempotency_key} characters")
+    extensions = request.headers.get("a2a-extensions", "")
+    return CallContext(
+        caller=None,  # from the client certificate, once mutual TLS is served
+        idempotency_key=key,
+        version=version,
+        traceparent=request.headers.get("traceparent"),
+        extensions=tuple(uri.strip() for uri in extensions.split(",") if uri.strip()),
+    )
+
+
+def _render(name: str, version: Version, result: Any) -> Any:
+    if not isinstance(result, WireModel):
+        raise TypeError(f"{name} handler returned {type(result).__name__}, not a wire model")
+    document = result.to_json()
+    return compat.result_to_v03(name, document) if version == "0.3" else document
+
+
+# Responses
+
+
+def _result_response(rpc_id: Any, result: Any) -> Response:
+    body = {"jsonrpc": "2.0", "id": rpc_id, "result": result}
+    content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(content.encode("utf-8"), media_type="application/json")
+
+
+def _error_response(rpc_id: Any, exc: A2AError, version: Version) -> Response:
+    body = {"jsonrpc": "2.0", "id": rpc_id, "error": to_jsonrpc_error(exc, version)}
+    # ASCII escapes: an error must be sendable whatever text its message holds.
+    content = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+    status = 413 if isinstance(exc, _BodyTooLarge) else 200
+    return Response(content, status_code=status, media_type="application/json")
