@@ -2,7 +2,8 @@
 
 :class:`AgentNode` loads the skills' workflows, opens the store, starts a
 worker engine (``scope="all"``: it runs and recovers every execution of its
-store), builds the Agent Card and serves it with uvicorn. The listening
+store), builds the Agent Card and serves it, with the A2A JSON-RPC endpoint
+at ``/a2a``, with uvicorn. The listening
 socket is bound before the card is built, so ``port: 0`` advertises the
 port actually chosen.
 """
@@ -45,16 +46,21 @@ class AgentNode:
 
         from agent_node.a2a.app import create_app
         from agent_node.a2a.card import CardDocument, build_card
+        from agent_node.a2a.jsonrpc import jsonrpc_endpoint
+        from agent_node.a2a.tasks import TaskService
         from agent_node.runtime import Runtime
 
         workflows = self.load_workflows()
         sock = _bind(self.config.listen.host, self.config.listen.port)
         config = self.config.with_overrides(port=sock.getsockname()[1])
         card = CardDocument.of(build_card(config, workflows))
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(card), log_level="warning", lifespan="off")
-        )
         runtime = Runtime(config.store, node=config.name, scope="all")
+        default = next((s.id for s in config.skills if s.default), None)
+        tasks = TaskService(runtime, workflows, default_skill=default)
+        endpoint = jsonrpc_endpoint(tasks, capabilities=dict(card.card["capabilities"]))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(card, endpoint), log_level="warning", lifespan="off")
+        )
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
         await runtime.start()

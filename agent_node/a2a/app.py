@@ -1,4 +1,4 @@
-"""The node's HTTP application (Starlette): the Agent Card endpoints for now.
+"""The node's HTTP application (Starlette): the Agent Card and the A2A endpoint.
 
 ``/.well-known/agent-card.json`` is where A2A 0.3 and 1.0 clients look;
 ``/.well-known/agent.json`` is where older clients (0.2) look. Both serve
@@ -8,19 +8,26 @@ the same document, with ``ETag`` and ``Cache-Control``; a request whose
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agent_node.a2a.card import CardDocument
+from agent_node.a2a.card import PROTOCOL_PATH, CardDocument
 
-__all__ = ["CARD_PATHS", "create_app"]
+__all__ = ["CARD_PATHS", "Endpoint", "create_app"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 
 
-def create_app(card: CardDocument) -> Starlette:
+def create_app(card: CardDocument, a2a: Endpoint | None = None) -> Starlette:
+    """The app: the card on both well-known paths, and ``a2a`` (the JSON-RPC
+    endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` when given."""
+
     async def serve_card(request: Request) -> Response:
         headers = {"ETag": card.etag, "Cache-Control": card.cache_control}
         if _matches(request.headers.get("if-none-match"), card.etag):
@@ -28,6 +35,8 @@ def create_app(card: CardDocument) -> Starlette:
         return Response(card.body, media_type="application/json", headers=headers)
 
     routes = [Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS]
+    if a2a is not None:
+        routes.append(Route(PROTOCOL_PATH, a2a, methods=["POST"]))
     return Starlette(routes=routes)
 
 

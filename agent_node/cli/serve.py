@@ -25,7 +25,7 @@ __all__ = ["serve"]
 @click.option("--store", default=None, help="Store URL (overrides the file).")
 @handle_errors
 def serve(config_path: str, host: str | None, port: int | None, store: str | None) -> None:
-    """Serve an agent node: its Agent Card now; A2A JSON-RPC is coming next.
+    """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
 
     Runs every execution of its store as a worker, and stops cleanly on
     Ctrl-C or SIGTERM.

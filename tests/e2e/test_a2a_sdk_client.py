@@ -1,0 +1,149 @@
+"""The official a2a-sdk client (1.x) against a running node: interop, not mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from a2a.client import ClientConfig, create_client
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    TaskState,
+)
+from google.protobuf import json_format
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIG = """\
+name: interop
+listen: {host: 127.0.0.1, port: 0}
+store: sqlite:///state/interop.db
+card: cards/interop.yaml
+skills:
+  - {id: greet, workflow: workflows/workflow.yaml, default: true}
+  - {id: book, workflow: book.py:wf}
+"""
+CARD = "name: Interop\ndescription: An agent for the interop tests.\n"
+BOOK = """
+from pydantic import BaseModel
+from agent_node import Workflow
+
+wf = Workflow("book", version="1")
+
+@wf.state
+class Booking(BaseModel):
+    text: str = ""
+    dates: str | None = None
+    reply: str = ""
+
+wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
+
+@wf.step
+async def book(s: Booking) -> dict:
+    return {"reply": f"Booked {s.text} for {s.dates}"}
+"""
+
+
+@pytest.fixture(scope="module")
+def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("interop")
+    (directory / "cards").mkdir()
+    shutil.copytree(ROOT / "examples/hello", directory / "workflows")
+    (directory / "agent-node.yaml").write_text(CONFIG)
+    (directory / "cards/interop.yaml").write_text(CARD)
+    (directory / "book.py").write_text(BOOK)
+    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", "agent-node.yaml"]
+    process = subprocess.Popen(
+        command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on" in first, first + (process.stderr.read() if process.stderr else "")
+        yield first.split()[-1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+
+
+@pytest.fixture
+async def client(node_url: str) -> AsyncIterator[object]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        sdk = await create_client(node_url, ClientConfig(streaming=False, httpx_client=http))
+        yield sdk
+        await sdk.close()
+
+
+def message(text: str, **fields: object) -> Message:
+    return Message(message_id="sdk-1", role=Role.ROLE_USER, parts=[Part(text=text)], **fields)
+
+
+def data_message(data: dict[str, object], **fields: object) -> Message:
+    body = {"messageId": "sdk-2", "role": "ROLE_USER", "parts": [{"data": data}], **fields}
+    return json_format.ParseDict(body, Message())
+
+
+async def only_task(client: object, request: SendMessageRequest) -> object:
+    responses = [r async for r in client.send_message(request)]  # type: ignore[attr-defined]
+    assert len(responses) == 1 and responses[0].HasField("task")
+    return responses[0].task
+
+
+async def test_discover_and_send_blocking(client: object) -> None:
+    request = SendMessageRequest(message=data_message({"name": "Ada Lovelace"}))
+    task = await only_task(client, request)
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED  # type: ignore[attr-defined]
+    (artifact,) = task.artifacts  # type: ignore[attr-defined]
+    output = json_format.MessageToDict(artifact)["parts"][-1]["data"]
+    assert output == {
+        "greeting": "Hello, Ada Lovelace!",
+        "verdict": "Ada Lovelace is a long name (11 letters)",
+    }
+
+
+async def test_send_non_blocking_then_get_and_list(client: object, node_url: str) -> None:
+    request = SendMessageRequest(message=data_message({"name": "Grace"}, contextId="sdk-ctx"))
+    request.configuration.return_immediately = True
+    task = await only_task(client, request)
+    for _ in range(100):
+        got = await client.get_task(GetTaskRequest(id=task.id))  # type: ignore[attr-defined]
+        if got.status.state == TaskState.TASK_STATE_COMPLETED:
+            break
+        await asyncio.sleep(0.05)
+    assert got.status.state == TaskState.TASK_STATE_COMPLETED
+    assert got.context_id == "sdk-ctx"
+    listed = await client.list_tasks(ListTasksRequest(context_id="sdk-ctx"))  # type: ignore[attr-defined]
+    assert [t.id for t in listed.tasks] == [task.id]  # type: ignore[attr-defined]
+
+
+async def test_input_required_answer_and_cancel(client: object) -> None:
+    book = message("Lisbon")
+    book.metadata.update({"skill": "book"})
+    asked = await only_task(client, SendMessageRequest(message=book))
+    assert asked.status.state == TaskState.TASK_STATE_INPUT_REQUIRED  # type: ignore[attr-defined]
+    answer = message("early May", task_id=asked.id)  # type: ignore[attr-defined]
+    done = await only_task(client, SendMessageRequest(message=answer))
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED  # type: ignore[attr-defined]
+    other = await only_task(client, SendMessageRequest(message=book))
+    canceled = await client.cancel_task(CancelTaskRequest(id=other.id))  # type: ignore[attr-defined]
+    assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+
+
+async def test_an_unknown_task_is_task_not_found(client: object) -> None:
+    with pytest.raises(Exception) as caught:
+        await client.get_task(GetTaskRequest(id="no-such-task"))  # type: ignore[attr-defined]
+    assert type(caught.value).__name__ == "TaskNotFoundError", repr(caught.value)
