@@ -93,6 +93,10 @@ class NodeConfig(BaseModel):
     public_url: str | None = None
     store: str | None = None
     card: str | None = None
+    #: Also serve the A2A 0.3 card fields (``url``, ``protocolVersion``, …) so
+    #: 0.3 clients can read the card. The 1.0 conformance suite refuses fields
+    #: outside the 1.0 schema: turn this off to run it.
+    card_v03_fields: bool = True
     skills: list[SkillConfig] = []
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -6,6 +6,9 @@ the node listens, come from the node configuration; a skill with no words
 in the card source takes its workflow's description. Nothing is written in
 two places.
 
+Both generations read it: the 1.0 fields, plus (a setting, on by default)
+the 0.3 top-level fields that 0.3 clients need.
+
 Served with a strong ``ETag`` (a hash of the card's canonical JSON) and
 ``Cache-Control: max-age``, so clients can cache it and revalidate cheaply.
 """
@@ -18,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent_node.a2a.card_models import AgentCard
+from agent_node.a2a.compat_card import card_v03_fields
 from agent_node.config import CardSource, NodeConfig
 from agent_node.workflow.compiled import CompiledWorkflow
 
@@ -45,7 +50,9 @@ class CardDocument:
 
 
 def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) -> dict[str, Any]:
-    """The A2A 1.0 card of a node hosting ``workflows`` (skill id → workflow)."""
+    """The card of a node hosting ``workflows`` (skill id → workflow): A2A 1.0,
+    plus the 0.3 fields unless ``card_v03_fields`` is off. Validated against
+    the card model, so a card we serve is one a 1.0 client can parse."""
     source = config.card_source()
     endpoint = config.url + PROTOCOL_PATH
     card: dict[str, Any] = {
@@ -67,6 +74,9 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
         "iconUrl": source.icon_url,
     }
     card.update({key: value for key, value in optional.items() if value})
+    AgentCard.model_validate(card)
+    if config.card_v03_fields:
+        card.update(card_v03_fields(card, endpoint))
     return card
 
 

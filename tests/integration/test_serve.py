@@ -81,6 +81,9 @@ def test_the_card_is_served_on_both_paths_with_caching(
         {"url": f"{url}/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
         {"url": f"{url}/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
     ]
+    # 0.3 clients read these (a setting, on by default).
+    assert (card["url"], card["preferredTransport"]) == (f"{url}/a2a", "JSONRPC")
+    assert card["protocolVersion"].startswith("0.3")
     (skill,) = card["skills"]
     # Words from the card source; the description from the hosted workflow.
     assert skill == {
