@@ -70,3 +70,21 @@ async def test_approval_example_waits_then_pays(tmp_path: Path) -> None:
         paid.status == "completed" and json.loads(paid.state.model_dump_json())["status"] == "paid"
     )
     assert small.status == "completed" and small.state.model_dump()["status"] == "paid"
+
+
+def test_the_greeter_agent_example_loads_and_builds_its_card() -> None:
+    from agent_node.a2a.card import build_card
+    from agent_node.config import load_config
+    from agent_node.node import AgentNode
+
+    config = load_config(ROOT / "examples/greeter/agent-node.yaml")
+    node = AgentNode(config)
+    card = build_card(config, node.load_workflows())
+    assert card["name"] == "Greeter"
+    assert [(s["id"], s["name"]) for s in card["skills"]] == [
+        ("greet", "Greet"),
+        ("book", "Book a trip"),
+    ]
+    assert card["skills"][1]["description"] == (
+        "Asks when you want to travel to the place you name, then books it."
+    )
