@@ -8,6 +8,7 @@ caller's protocol version. Implementations never see JSON-RPC or 0.3.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -18,6 +19,8 @@ from agent_node.a2a.models import (
     ListTasksResponse,
     SendMessageRequest,
     SendMessageResponse,
+    StreamResponse,
+    SubscribeToTaskRequest,
     Task,
 )
 
@@ -44,6 +47,25 @@ class TaskHandler(Protocol):
     ) -> SendMessageResponse:
         """Start a task (or continue one: ``message.taskId``). Blocks until the
         task is terminal or interrupted unless ``returnImmediately``."""
+        ...
+
+    async def send_streaming_message(
+        self, request: SendMessageRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        """Start or continue a task as :meth:`send_message` does, without
+        waiting; the events: the task, then its status and artifact updates,
+        ending after a terminal or interrupted state. Errors found before the
+        stream exists (unknown task, bad params) are raised by the call itself;
+        closing the iterator early stops following the task. Optional: a
+        handler without it answers UnsupportedOperation."""
+        ...
+
+    async def subscribe_to_task(
+        self, request: SubscribeToTaskRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        """The events of a task that is not terminal (else UnsupportedOperation):
+        the task as it is now, then its updates, ending after a terminal state.
+        Optional, like :meth:`send_streaming_message`."""
         ...
 
     async def get_task(self, request: GetTaskRequest, ctx: CallContext) -> Task: ...

@@ -29,6 +29,8 @@ Errors found before the method is known follow the header.
 
 An :class:`~agent_node.a2a.errors.A2AError` raised by the handler is passed
 on; any other exception is logged and answered with a bare -32603.
+A streaming method's events are sent as Server-Sent Events (:mod:`.sse`);
+an error raised before its first event is answered as above.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from agent_node.a2a import compat
+from agent_node.a2a import compat, sse
 from agent_node.a2a.card_models import AgentCapabilities
 from agent_node.a2a.errors import (
     A2AError,
@@ -123,13 +125,14 @@ class _Route:
     gate: Gate | None = None
     #: Limits beyond the model's own validation.
     check: Callable[[Any, Limits], None] | None = None
+    #: The handler returns events, answered as Server-Sent Events (:mod:`.sse`).
+    stream: bool = False
 
 
-def _streaming(caps: AgentCapabilities) -> A2AError:
-    # Streaming needs an SSE response and handler methods that do not exist yet.
+def _streaming(caps: AgentCapabilities) -> A2AError | None:
     if not caps.streaming:
         return UnsupportedOperation("streaming is not supported by this agent")
-    return UnsupportedOperation("streaming is not implemented by this node yet")
+    return None
 
 
 def _push(caps: AgentCapabilities) -> A2AError:
@@ -168,9 +171,9 @@ _ROUTES: dict[str, _Route] = {
     "ListTasks": _Route(ListTasksRequest, "list_tasks"),
     "CancelTask": _Route(CancelTaskRequest, "cancel_task"),
     "SendStreamingMessage": _Route(
-        SendMessageRequest, "send_streaming_message", _streaming, _check_message
+        SendMessageRequest, "send_streaming_message", _streaming, _check_message, stream=True
     ),
-    "SubscribeToTask": _Route(SubscribeToTaskRequest, "subscribe_to_task", _streaming),
+    "SubscribeToTask": _Route(SubscribeToTaskRequest, "subscribe_to_task", _streaming, stream=True),
     "CreateTaskPushNotificationConfig": _Route(
         TaskPushNotificationConfig, "create_task_push_notification_config", _push
     ),
@@ -221,7 +224,12 @@ def jsonrpc_endpoint(
                 raise refusal
             model = _validate(route, params, limits)
             ctx = _call_context(request, version, limits)
-            result = await getattr(handler, route.call)(model, ctx)
+            call = getattr(handler, route.call, None)
+            if call is None:
+                raise UnsupportedOperation(f"{name} is not implemented by this node")
+            result = await call(model, ctx)
+            if route.stream:
+                return sse.event_stream(rpc_id, name, version, result)
             return _result_response(rpc_id, _render(name, version, result))
         except A2AError as exc:
             return _error_response(rpc_id, exc, version)

@@ -5,6 +5,11 @@
   default one) with the state the message fills; with ``taskId`` it answers
   the task's wait for input. It blocks until the task is terminal or
   interrupted, unless ``returnImmediately``.
+* ``SendStreamingMessage`` starts or continues a task the same way without
+  waiting, and streams it (:mod:`agent_node.a2a.streaming`): first the task
+  as accepted (SUBMITTED, or WORKING for a follow-up), then its changes,
+  until it is terminal or interrupted. ``SubscribeToTask`` streams a task
+  that is not terminal, from how it is now until it is terminal.
 * A send with an ``Idempotency-Key`` is deduplicated on (caller, key): the
   task id is derived from both, and a repeat finds the task already there.
   ``messageId`` is never a dedupe key (clients and the TCK reuse them).
@@ -15,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from agent_node.a2a.errors import (
     InvalidParams,
@@ -32,8 +37,13 @@ from agent_node.a2a.models import (
     Message,
     SendMessageRequest,
     SendMessageResponse,
+    StreamResponse,
+    SubscribeToTaskRequest,
     Task,
+    TaskState,
+    TaskStatus,
 )
+from agent_node.a2a.streaming import POLL_SECONDS, Follower, Watches
 from agent_node.a2a.taskview import (
     MESSAGE_EVENT,
     answer_from_message,
@@ -66,10 +76,14 @@ class TaskService:
         runtime: Runtime,
         skills: Mapping[str, CompiledWorkflow],
         default_skill: str | None = None,
+        *,
+        poll: float = POLL_SECONDS,
     ) -> None:
         self.runtime = runtime
         self.skills = dict(skills)
         self.default_skill = default_skill or (next(iter(self.skills)) if self.skills else None)
+        #: The tasks being streamed; ``poll`` is their safety poll, in seconds.
+        self.watches = Watches(runtime.store, self._task, poll)
 
     # -- SendMessage -------------------------------------------------------------
 
@@ -136,6 +150,32 @@ class TaskService:
             known = ", ".join(sorted(self.skills)) or "none"
             raise InvalidParams(f"no skill {skill!r} here (skills: {known})")
         return self.skills[skill]
+
+    # -- SendStreamingMessage, SubscribeToTask -----------------------------------
+
+    async def send_streaming_message(
+        self, request: SendMessageRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        message = request.message
+        if message.task_id:
+            task_id, accepted = await self._continue(message), TaskState.WORKING
+        else:
+            task_id, accepted = await self._start(request, ctx), TaskState.SUBMITTED
+        config = request.configuration
+        task = await self._task(task_id, history_length=config.history_length if config else None)
+        status = TaskStatus(state=accepted, timestamp=task.status.timestamp)
+        base = task.model_copy(update={"status": status, "artifacts": None})
+        return Follower(await self.watches.private(task_id, base), at_interrupt=True)
+
+    async def subscribe_to_task(
+        self, request: SubscribeToTaskRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        record = await self._record(request.id)
+        if record.status in TERMINAL:
+            raise UnsupportedOperation(
+                f"task {request.id} is {record.status}; a terminal task cannot be subscribed to"
+            )
+        return Follower(await self.watches.shared(request.id), at_interrupt=False)
 
     # -- GetTask, ListTasks, CancelTask -------------------------------------------
 

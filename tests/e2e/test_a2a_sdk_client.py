@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2a.client import ClientConfig, create_client
+from a2a.client import A2ACardResolver, ClientConfig, create_client
 from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
@@ -21,6 +21,7 @@ from a2a.types import (
     Part,
     Role,
     SendMessageRequest,
+    SubscribeToTaskRequest,
     TaskState,
 )
 from google.protobuf import json_format
@@ -147,3 +148,33 @@ async def test_an_unknown_task_is_task_not_found(client: object) -> None:
     with pytest.raises(Exception) as caught:
         await client.get_task(GetTaskRequest(id="no-such-task"))  # type: ignore[attr-defined]
     assert type(caught.value).__name__ == "TaskNotFoundError", repr(caught.value)
+
+
+async def test_streaming_send_and_subscribe(node_url: str) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        card = await A2ACardResolver(http, node_url).get_agent_card()
+        if not card.capabilities.streaming:
+            pytest.skip("the node's card does not declare capabilities.streaming")
+        sdk = await create_client(card, ClientConfig(streaming=True, httpx_client=http))
+        try:
+            greet = SendMessageRequest(message=data_message({"name": "Ada"}))
+            done = [e async for e in sdk.send_message(greet)]
+            assert done[0].HasField("task") and done[-1].HasField("status_update")
+            assert done[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+            assert [e for e in done if e.HasField("artifact_update")]
+
+            book = message("Lisbon")
+            book.metadata.update({"skill": "book"})
+            asked = [e async for e in sdk.send_message(SendMessageRequest(message=book))]
+            last = asked[-1].status_update
+            assert last.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+            subscription = sdk.subscribe(SubscribeToTaskRequest(id=last.task_id))
+            first = await anext(subscription)
+            assert first.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+            answer = message("early May", task_id=last.task_id)
+            answered = [e async for e in sdk.send_message(SendMessageRequest(message=answer))]
+            assert answered[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+            followed = [e async for e in subscription]
+            assert followed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+        finally:
+            await sdk.close()

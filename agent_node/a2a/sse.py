@@ -1,0 +1,101 @@
+"""Server-Sent Events for the streaming JSON-RPC methods.
+
+Each event is one line ``data: <json>`` and a blank line, where the JSON is a
+whole JSON-RPC response: ``{"jsonrpc": "2.0", "id": …, "result": <event>}``.
+The event is the 1.0 ``StreamResponse``, or for a 0.3 caller the bare 0.3
+event (``kind``; a status update says ``final`` when the stream ends after it).
+An error once the stream has begun is sent as one event with a JSON-RPC
+``error`` body, and the stream ends.
+
+The handler's iterator is always closed when the response ends, also when
+the client went away, so that it stops following its task at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Literal
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from agent_node.a2a import compat
+from agent_node.a2a.errors import A2AError, InternalError, to_jsonrpc_error
+from agent_node.a2a.models import StreamResponse
+from agent_node.a2a.streaming import ends_stream
+
+__all__ = ["EventStreamResponse", "event_stream"]
+
+log = logging.getLogger(__name__)
+
+Version = Literal["1.0", "0.3"]
+
+#: Streams that end at an interrupted state too (a subscription waits on).
+_UNTIL_INTERRUPTED = frozenset({"SendStreamingMessage"})
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` response that closes its events when it ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, content: AsyncGenerator[bytes, None], events: AsyncIterator[StreamResponse]
+    ) -> None:
+        super().__init__(content, headers={"Cache-Control": "no-cache"})
+        self._content = content
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._content.aclose()
+            await _close(self._events)
+
+
+def event_stream(
+    rpc_id: Any, method: str, version: Version, events: AsyncIterator[StreamResponse]
+) -> EventStreamResponse:
+    """The response streaming ``events`` of the 1.0 ``method`` to a ``version`` caller."""
+    return EventStreamResponse(_frames(rpc_id, method, version, events), events)
+
+
+async def _frames(
+    rpc_id: Any, method: str, version: Version, events: AsyncIterator[StreamResponse]
+) -> AsyncGenerator[bytes, None]:
+    at_interrupt = method in _UNTIL_INTERRUPTED
+    try:
+        async for event in events:
+            if not isinstance(event, StreamResponse):
+                raise TypeError(f"{method} handler streamed {type(event).__name__}")
+            result = event.to_json()
+            if version == "0.3":
+                final = ends_stream(event, at_interrupt=at_interrupt)
+                result = compat.stream_event_to_v03(result, final=final)
+            yield _frame({"jsonrpc": "2.0", "id": rpc_id, "result": result}, ascii_only=False)
+    except A2AError as exc:
+        yield _error_frame(rpc_id, exc, version)
+    except Exception:
+        log.exception("A2A stream failed (id %r)", rpc_id)
+        yield _error_frame(rpc_id, InternalError("internal error"), version)
+    finally:
+        await _close(events)
+
+
+async def _close(events: AsyncIterator[StreamResponse]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _error_frame(rpc_id: Any, exc: A2AError, version: Version) -> bytes:
+    body = {"jsonrpc": "2.0", "id": rpc_id, "error": to_jsonrpc_error(exc, version)}
+    return _frame(body, ascii_only=True)
+
+
+def _frame(body: dict[str, Any], *, ascii_only: bool) -> bytes:
+    text = json.dumps(body, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()

@@ -1,0 +1,198 @@
+"""The official a2a-sdk 0.3.x client against a running node: A2A 0.3 interop.
+
+a2a-sdk 0.3 and 1.x cannot share one environment, so the 0.3 client runs in a
+virtual environment of its own, created once and kept in the user's cache
+(``~/.cache/agent-node-tests/a2a-sdk-03-venv``, outside the repository), and
+drives the node through ``sdk03_client.py``: one scenario per run, one JSON
+line back. No ``A2A-Version`` header is sent, so the node answers in 0.3.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).resolve().parent / "sdk03_client.py"
+REQUIREMENTS = ("a2a-sdk>=0.3.20,<0.4", "httpx")
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-node-tests"
+VENV = CACHE / "a2a-sdk-03-venv"
+PYTHON = VENV / "bin" / "python"
+# Written once pip has installed REQUIREMENTS; the fixture still checks the import.
+STAMP = VENV / "agent-node-requirements.txt"
+CHECK = (
+    "import a2a, httpx, re, importlib.metadata as m; v = m.version('a2a-sdk'); "
+    "found = re.match(r'0\\.3\\.(\\d+)', v); assert found and int(found[1]) >= 20, v; print(v)"
+)
+READY = STAMP.is_file() and STAMP.read_text() == "\n".join(REQUIREMENTS)
+
+# Creating the venv (the first run on a machine) takes pip's time; after that
+# each test stays within the suite's usual 120 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 if READY else 300)]
+
+CONFIG = """\
+name: interop03
+listen: {host: 127.0.0.1, port: 0}
+store: sqlite:///state/interop03.db
+card: cards/interop03.yaml
+skills:
+  - {id: greet, workflow: workflows/workflow.yaml, default: true}
+  - {id: book, workflow: book.py:wf}
+"""
+CARD = "name: Interop 0.3\ndescription: An agent for the A2A 0.3 interop tests.\n"
+BOOK = """
+from pydantic import BaseModel
+from agent_node import Workflow
+
+wf = Workflow("book", version="1")
+
+@wf.state
+class Booking(BaseModel):
+    text: str = ""
+    dates: str | None = None
+    reply: str = ""
+
+wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
+
+@wf.step
+async def book(s: Booking) -> dict:
+    return {"reply": f"Booked {s.text} for {s.dates}"}
+"""
+ADA = {"greeting": "Hello, Ada Lovelace!", "verdict": "Ada Lovelace is a long name (11 letters)"}
+
+
+def _venv_works() -> bool:
+    if not PYTHON.exists():
+        return False
+    check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
+    return check.returncode == 0
+
+
+def _create_venv() -> None:
+    shutil.rmtree(VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", VENV], check=True, timeout=120)
+    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", *REQUIREMENTS]
+    installed = subprocess.run(pip, capture_output=True, text=True, timeout=240)
+    if installed.returncode != 0:
+        shutil.rmtree(VENV, ignore_errors=True)
+        output = (installed.stdout + installed.stderr).strip().splitlines()[-8:]
+        pytest.skip(
+            "cannot install the a2a-sdk 0.3 client with pip (no package index?): "
+            + " | ".join(output)
+        )
+    STAMP.write_text("\n".join(REQUIREMENTS))
+
+
+@pytest.fixture(scope="module")
+def sdk03_python() -> Path:
+    """The interpreter of a venv holding a2a-sdk 0.3.x, made once and reused."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "a2a-sdk-03-venv.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build it once
+        if not (STAMP.is_file() and _venv_works()):
+            _create_venv()
+        check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, f"the a2a-sdk 0.3 venv at {VENV} is broken: {check.stderr}"
+    return PYTHON
+
+
+@pytest.fixture(scope="module")
+def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("interop03")
+    (directory / "cards").mkdir()
+    shutil.copytree(ROOT / "examples/hello", directory / "workflows")
+    (directory / "agent-node.yaml").write_text(CONFIG)
+    (directory / "cards/interop03.yaml").write_text(CARD)
+    (directory / "book.py").write_text(BOOK)
+    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", "agent-node.yaml"]
+    log = directory / "node.err"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on" in first, first + log.read_text()
+        yield first.split()[-1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+
+
+def run(python: Path, url: str, scenario: str) -> dict[str, Any]:
+    """One scenario of ``sdk03_client.py`` in the 0.3 venv; its JSON answer."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run(
+        [python, SCRIPT, url, scenario], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, f"{scenario} failed (exit {done.returncode}):\n{done.stderr}"
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def served_card(url: str) -> dict[str, Any]:
+    card: dict[str, Any] = httpx.get(f"{url}/.well-known/agent-card.json", timeout=10).json()
+    return card
+
+
+def test_discover(sdk03_python: Path, node_url: str) -> None:
+    card = run(sdk03_python, node_url, "discover")
+    assert card["name"] == "Interop 0.3"
+    # The SDK defaults a missing protocolVersion to 0.3.0: the node must serve the fields.
+    assert card["served_v03_fields"] == [
+        "url",
+        "protocolVersion",
+        "preferredTransport",
+        "additionalInterfaces",
+    ]
+    assert card["protocolVersion"].startswith("0.3")
+    assert card["url"] == f"{node_url}/a2a"
+    assert card["preferredTransport"] == "JSONRPC"
+
+
+def test_send_blocking(sdk03_python: Path, node_url: str) -> None:
+    task = run(sdk03_python, node_url, "send")
+    assert task["kind"] == "task"
+    assert task["state"] == "completed"
+    assert task["data"] == ADA
+
+
+def test_send_non_blocking_then_get(sdk03_python: Path, node_url: str) -> None:
+    task = run(sdk03_python, node_url, "get")
+    assert task["sent_state"] in ("submitted", "working", "completed")
+    assert task["state"] == "completed"
+    assert task["data"] == {
+        "greeting": "Hello, Grace!",
+        "verdict": "Grace is a short name (5 letters)",
+    }
+
+
+def test_input_required_then_cancel(sdk03_python: Path, node_url: str) -> None:
+    task = run(sdk03_python, node_url, "cancel")
+    assert task["asked_state"] == "input-required"
+    assert task["state"] == "canceled"
+
+
+def test_stream(sdk03_python: Path, node_url: str) -> None:
+    result = run(sdk03_python, node_url, "stream")
+    if served_card(node_url)["capabilities"].get("streaming"):
+        events = result["events"]
+        assert "error_code" not in result, result
+        assert events[0]["kind"] == "task", events
+        assert events[-1] == {"kind": "status-update", "state": "completed", "final": True}
+        assert all(not e.get("final") for e in events[:-1]), events
+    else:
+        assert result["events"] == []
+        assert result["error_code"] == -32004, result  # UnsupportedOperation
