@@ -63,6 +63,7 @@ from agent_node.a2a.errors import (
     to_jsonrpc_error,
 )
 from agent_node.a2a.handler import CallContext, TaskHandler
+from agent_node.a2a.limits import DEFAULT_LIMITS, Limits, check_message, depth
 from agent_node.a2a.models import (
     CancelTaskRequest,
     DeleteTaskPushNotificationConfigRequest,
@@ -71,7 +72,6 @@ from agent_node.a2a.models import (
     GetTaskRequest,
     ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
-    Part,
     SendMessageRequest,
     SubscribeToTaskRequest,
     TaskPushNotificationConfig,
@@ -84,25 +84,6 @@ log = logging.getLogger(__name__)
 
 Version = Literal["1.0", "0.3"]
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one request, enforced before the handler runs."""
-
-    #: Largest body in bytes (1 MiB); larger is HTTP 413 with -32600.
-    max_body_bytes: int = 1024 * 1024
-    #: Deepest nesting of arrays and objects, the envelope counting as 1 (32): -32600.
-    max_depth: int = 32
-    #: Most parts in a sent message (64): -32602.
-    max_parts: int = 64
-    #: Largest ``text`` (UTF-8) or ``raw`` (decoded) part in bytes (256 KiB): -32602.
-    max_part_bytes: int = 256 * 1024
-    #: Longest ``Idempotency-Key`` header in characters (200): -32602.
-    max_idempotency_key: int = 200
-
-
-DEFAULT_LIMITS = Limits()
 
 
 class _BodyTooLarge(InvalidRequest):
@@ -145,33 +126,13 @@ def _extended_card(caps: AgentCapabilities) -> A2AError:
     return ExtendedAgentCardNotConfigured()
 
 
-def _check_message(request: SendMessageRequest, limits: Limits) -> None:
-    parts = request.message.parts
-    if len(parts) > limits.max_parts:
-        raise InvalidParams(f"message.parts: {len(parts)} parts, limit {limits.max_parts}")
-    for index, part in enumerate(parts):
-        size = _part_bytes(part)
-        if size > limits.max_part_bytes:
-            raise InvalidParams(
-                f"message.parts.{index}: {size} bytes, limit {limits.max_part_bytes}"
-            )
-
-
-def _part_bytes(part: Part) -> int:
-    if part.text is not None:
-        return len(part.text.encode("utf-8"))
-    if part.raw is not None:
-        return len(part.raw.rstrip("=")) * 3 // 4
-    return 0
-
-
 _ROUTES: dict[str, _Route] = {
-    "SendMessage": _Route(SendMessageRequest, "send_message", check=_check_message),
+    "SendMessage": _Route(SendMessageRequest, "send_message", check=check_message),
     "GetTask": _Route(GetTaskRequest, "get_task"),
     "ListTasks": _Route(ListTasksRequest, "list_tasks"),
     "CancelTask": _Route(CancelTaskRequest, "cancel_task"),
     "SendStreamingMessage": _Route(
-        SendMessageRequest, "send_streaming_message", _streaming, _check_message, stream=True
+        SendMessageRequest, "send_streaming_message", _streaming, check_message, stream=True
     ),
     "SubscribeToTask": _Route(SubscribeToTaskRequest, "subscribe_to_task", _streaming, stream=True),
     "CreateTaskPushNotificationConfig": _Route(
@@ -261,7 +222,7 @@ async def _read_json(request: Request, limits: Limits) -> Any:
             f"Content-Type must be application/json, not {media_type[:100] or 'none'!r}"
         )
     payload = _parse(await _read_body(request, limits.max_body_bytes))
-    if _depth(payload) > limits.max_depth:
+    if depth(payload) > limits.max_depth:
         raise InvalidRequest(f"request nested deeper than {limits.max_depth} levels")
     return payload
 
@@ -301,18 +262,6 @@ def _float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text} is out of range")
     return value
-
-
-def _depth(payload: Any) -> int:
-    """The nesting depth of a parsed document (a scalar is 0), without recursion."""
-    deepest = 0
-    stack = [(payload, 1)] if isinstance(payload, dict | list) else []
-    while stack:
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
 
 
 def _valid_id(value: Any) -> bool:
