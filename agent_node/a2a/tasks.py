@@ -48,6 +48,7 @@ from agent_node.a2a.taskview import (
     MESSAGE_EVENT,
     answer_from_message,
     render_task,
+    reply_message,
     state_from_message,
 )
 from agent_node.errors import InvalidSignal
@@ -98,8 +99,19 @@ class TaskService:
         config = request.configuration
         if not (config and config.return_immediately):
             await self.runtime.engine.wait(task_id)
+            reply = await self._reply(task_id)
+            if reply is not None:
+                return SendMessageResponse(message=reply)
         history = config.history_length if config else None
         return SendMessageResponse(task=await self._task(task_id, history_length=history))
+
+    async def _reply(self, task_id: str) -> Message | None:
+        record = await self._record(task_id)
+        if record.status != "completed":
+            return None
+        return reply_message(
+            record, [to_event(e) for e in await self.runtime.store.events(task_id)]
+        )
 
     async def _start(self, request: SendMessageRequest, ctx: CallContext) -> str:
         message = request.message

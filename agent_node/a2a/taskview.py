@@ -8,9 +8,17 @@ status message); canceled → CANCELED.
 History comes from the log: every ``message_received`` event (the caller's
 messages, as received) and every input prompt (the agent's messages).
 
-Artifacts: a completed execution's output (the ``end`` node's output, else
-the final state) is one artifact named ``result``: a ``data`` part holding
-it, preceded by a ``text`` part when it has a string under ``reply``.
+The answer: a completed execution's output (the ``end`` node's output,
+else the final state) is one artifact named ``result``: a ``data`` part
+holding it, preceded by a ``text`` part when it has a string ``reply``. An
+output can also say exactly what the caller gets:
+
+* ``artifacts`` — a list of A2A artifacts (``{parts: [...], name?, ...}``),
+  sent as they are instead of ``result`` (an invalid one falls back to
+  ``result`` and is logged);
+* ``status_message`` — the text of the final status message;
+* ``respond_with: "message"`` — answer ``SendMessage`` with a Message
+  holding ``reply``, not with the task.
 
 Input: a message fills the state fields named ``text`` (its text parts,
 joined), ``data`` (its data parts, merged), ``message`` (the whole message),
@@ -20,6 +28,7 @@ and any field named like a key of its data parts.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +40,16 @@ from agent_node.a2a.models import Artifact, Message, Part, Role, Task, TaskState
 from agent_node.results import Event
 from agent_node.store.records import ExecutionRecord, WaitRecord
 
-__all__ = ["MESSAGE_EVENT", "answer_from_message", "render_task", "state_from_message"]
+__all__ = [
+    "MESSAGE_EVENT",
+    "answer_from_message",
+    "output_of",
+    "render_task",
+    "reply_message",
+    "state_from_message",
+]
+
+log = logging.getLogger(__name__)
 
 #: The event kind that logs a message received from the caller.
 MESSAGE_EVENT = "message_received"
@@ -79,10 +97,24 @@ def _status(
         message = _agent_message(record.id, context_id, f"prompt-{asking[0].node}", prompt)
         return TaskStatus(state=TaskState.INPUT_REQUIRED, message=message, timestamp=stamp)
     state = _SIMPLE_STATUS[record.status]
-    error: Message | None = None
+    said: Message | None = None
     if record.status == "failed" and record.error:
-        error = _agent_message(record.id, context_id, "error", record.error)
-    return TaskStatus(state=state, message=error, timestamp=stamp)
+        said = _agent_message(record.id, context_id, "error", record.error)
+    elif record.status == "completed":
+        output = output_of(record, events)
+        if isinstance(output, Mapping) and isinstance(output.get("status_message"), str):
+            said = _agent_message(record.id, context_id, "status", output["status_message"])
+    return TaskStatus(state=state, message=said, timestamp=stamp)
+
+
+def reply_message(record: ExecutionRecord, events: list[Event]) -> Message | None:
+    """The Message to answer with, when a completed task's output asks for one."""
+    output = output_of(record, events) if record.status == "completed" else None
+    if not isinstance(output, Mapping) or output.get("respond_with") != "message":
+        return None
+    text = output.get("reply")
+    context_id = record.context_id or record.id
+    return _agent_message(record.id, context_id, "reply", text if isinstance(text, str) else "")
 
 
 def _prompt_of(events: list[Event], wait: WaitRecord) -> str:
@@ -104,15 +136,28 @@ def _history(task_id: str, context_id: str, events: list[Event]) -> list[Message
     return history
 
 
-def _artifacts(record: ExecutionRecord, events: list[Event]) -> list[Artifact]:
-    if record.status != "completed":
-        return []
+def output_of(record: ExecutionRecord, events: list[Event]) -> Any:
+    """A completed execution's output: the end node's, else the final state."""
     last = events[-1] if events else None
     output = (
         (last.data or {}).get("output") if last and last.kind == "execution_completed" else None
     )
-    if output is None:
-        output = json.loads(record.state)
+    return json.loads(record.state) if output is None else output
+
+
+def _artifacts(record: ExecutionRecord, events: list[Event]) -> list[Artifact]:
+    if record.status != "completed":
+        return []
+    output = output_of(record, events)
+    explicit = output.get("artifacts") if isinstance(output, Mapping) else None
+    if isinstance(explicit, list):
+        try:
+            return [
+                Artifact.model_validate({"artifactId": f"{record.id}-{i}", **artifact})
+                for i, artifact in enumerate(explicit)
+            ]
+        except (TypeError, ValidationError) as exc:
+            log.warning("task %s: its output's artifacts are not A2A artifacts: %s", record.id, exc)
     parts: list[Part] = []
     if isinstance(output, Mapping) and isinstance(output.get("reply"), str):
         parts.append(Part(text=output["reply"]))

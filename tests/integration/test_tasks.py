@@ -191,3 +191,51 @@ async def test_cancel_and_list_by_context_with_pages(service: TaskService) -> No
     assert [t.id for t in completed.tasks] == [asked.id]
     with pytest.raises(InvalidParams, match="pageToken"):
         await service.list_tasks(ListTasksRequest(page_token="%%%"), CTX)
+
+
+class Answer(BaseModel):
+    text: str = ""
+    reply: str = ""
+    status_message: str | None = None
+    respond_with: str | None = None
+    artifacts: list[dict[str, Any]] | None = None
+
+
+def answering(kind: str) -> Workflow:
+    """A workflow whose output shapes the A2A answer, by the message's text."""
+    wf = Workflow(f"answer-{kind}", version="1")
+    wf.state(Answer)
+
+    @wf.step
+    async def decide(s: Answer) -> dict[str, Any]:
+        if s.text == "message":
+            return {"reply": "Direct message response", "respond_with": "message"}
+        if s.text == "files":
+            raw = {"raw": "dGNr", "filename": "output.txt", "mediaType": "text/plain"}
+            return {"artifacts": [{"parts": [raw]}, {"name": "d", "parts": [{"data": {"k": 1}}]}]}
+        if s.text == "broken":
+            return {"artifacts": [{"parts": []}], "reply": "fallback"}
+        return {"reply": "done", "status_message": "Hello from TCK"}
+
+    return wf
+
+
+async def test_the_output_shapes_the_answer(durable_url: str) -> None:
+    async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
+        service = TaskService(runtime, {"answer": answering("x").compile()})
+        said = await service.send_message(send("hello"), CTX)
+        assert said.task is not None and said.task.status.message is not None
+        assert said.task.status.message.parts[0].text == "Hello from TCK"
+        direct = await service.send_message(send("message"), CTX)
+        assert direct.task is None and direct.message is not None
+        assert direct.message.role == Role.AGENT
+        assert direct.message.parts[0].text == "Direct message response"
+        files = (await service.send_message(send("files"), CTX)).task
+        assert files is not None
+        first, second = files.artifacts or []
+        assert first.parts[0].raw == "dGNr" and first.parts[0].filename == "output.txt"
+        assert (second.name, second.parts[0].data) == ("d", {"k": 1})
+        broken = (await service.send_message(send("broken"), CTX)).task
+        assert broken is not None
+        (fallback,) = broken.artifacts or []
+        assert fallback.name == "result" and fallback.parts[0].text == "fallback"
