@@ -36,7 +36,10 @@ def create_app(card: CardDocument, a2a: Endpoint | None = None) -> Starlette:
 
     routes = [Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS]
     if a2a is not None:
+        # Clients that join the card's URL with "/" (the TCK does) post to
+        # /a2a/: answer there too, rather than redirecting a POST.
         routes.append(Route(PROTOCOL_PATH, a2a, methods=["POST"]))
+        routes.append(Route(PROTOCOL_PATH + "/", a2a, methods=["POST"]))
     return Starlette(routes=routes)
 
 

@@ -212,8 +212,11 @@ class TaskService:
         ]
         more = len(records) > size
         token = _token(offset + size) if more else ""
+        total = await self.runtime.store.count_executions(
+            status=status, context_id=request.context_id
+        )
         return ListTasksResponse(
-            tasks=tasks, next_page_token=token, page_size=size, total_size=offset + len(records)
+            tasks=tasks, next_page_token=token, page_size=size, total_size=total
         )
 
     async def cancel_task(self, request: CancelTaskRequest, ctx: CallContext) -> Task:

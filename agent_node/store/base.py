@@ -197,6 +197,15 @@ class Store(Protocol):
     ) -> list[ExecutionRecord]:
         """Newest first."""
 
+    async def count_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        context_id: str | None = None,
+    ) -> int:
+        """How many executions :meth:`list_executions` would list, unpaged."""
+
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         """The log of one execution, in ``seq`` order, from ``after + 1``."""
 

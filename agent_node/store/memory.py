@@ -222,6 +222,21 @@ class MemoryStore:
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return rows[offset : offset + limit]
 
+    async def count_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        context_id: str | None = None,
+    ) -> int:
+        listed = await self.list_executions(
+            status=status,
+            workflow_id=workflow_id,
+            context_id=context_id,
+            limit=len(self._executions),
+        )
+        return len(listed)
+
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]
 

@@ -293,18 +293,7 @@ class PostgresStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            params.append(list(status))
-            clauses.append(f"status = ANY(${len(params)}::text[])")
-        if workflow_id is not None:
-            params.append(workflow_id)
-            clauses.append(f"workflow_id = ${len(params)}")
-        if context_id is not None:
-            params.append(context_id)
-            clauses.append(f"context_id = ${len(params)}")
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where, params = _filters(status, workflow_id, context_id)
         n = len(params)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
@@ -312,6 +301,17 @@ class PostgresStore:
         )
         rows = await self._fetch(sql, *params, limit, offset)
         return [execution_from_row(tuple(r)) for r in rows]
+
+    async def count_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        context_id: str | None = None,
+    ) -> int:
+        where, params = _filters(status, workflow_id, context_id)
+        rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", *params)
+        return int(rows[0][0])
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(_STMTS.events_of, execution_id, after)
@@ -353,3 +353,20 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """Skip the pool's reset query on release (a round trip per transaction):
     pooled connections never change session state — no SET, no LISTEN (that
     has its own connection), only transaction-scoped advisory locks."""
+
+
+def _filters(
+    status: Collection[str] | None, workflow_id: str | None, context_id: str | None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        params.append(list(status))
+        clauses.append(f"status = ANY(${len(params)}::text[])")
+    if workflow_id is not None:
+        params.append(workflow_id)
+        clauses.append(f"workflow_id = ${len(params)}")
+    if context_id is not None:
+        params.append(context_id)
+        clauses.append(f"context_id = ${len(params)}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -321,6 +321,17 @@ class SqliteStore:
         rows = await self._fetch(sql, (*params, limit, offset))
         return [execution_from_row(r) for r in rows]
 
+    async def count_executions(
+        self,
+        *,
+        status: Collection[str] | None = None,
+        workflow_id: str | None = None,
+        context_id: str | None = None,
+    ) -> int:
+        where, params = _filters(status, workflow_id, context_id)
+        rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
+        return int(rows[0][0])
+
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(_STMTS.events_of, (execution_id, after))
         return [event_from_row(r) for r in rows]

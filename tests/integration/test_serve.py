@@ -176,3 +176,15 @@ def test_a_port_in_use_is_a_clear_error(node_dir: Path) -> None:
         _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_json_rpc_is_answered_with_and_without_a_trailing_slash(
+    served: tuple[str, subprocess.Popen[str]],
+) -> None:
+    url, _ = served
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "nope"}}
+    headers = {"A2A-Version": "1.0"}
+    for path in ("/a2a", "/a2a/"):  # clients that join the card's URL with "/" post to /a2a/
+        answer = httpx.post(f"{url}{path}", json=body, headers=headers)
+        assert answer.status_code == 200, path
+        assert answer.json()["error"]["code"] == -32001

@@ -181,6 +181,8 @@ async def test_list_executions_filters_newest_first(store: Store) -> None:
 
     await store.apply("old", join_context)
     assert [r.id for r in await store.list_executions(context_id="ctx-1")] == ["old"]
+    assert await store.count_executions() == 3
+    assert await store.count_executions(status=["completed", "pending"], context_id="ctx-1") == 1
 
 
 async def test_notifications_after_commit(store: Store) -> None:

@@ -178,6 +178,7 @@ async def test_cancel_and_list_by_context_with_pages(service: TaskService) -> No
         await service.cancel_task(CancelTaskRequest(id=asked.id), CTX)
     first = await service.list_tasks(ListTasksRequest(context_id="ctx-list", page_size=2), CTX)
     assert len(first.tasks) == 2 and first.next_page_token
+    assert first.total_size == 5  # before pagination
     seen = [t.id for t in first.tasks]
     token = first.next_page_token
     while token:
