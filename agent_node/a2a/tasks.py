@@ -141,17 +141,31 @@ class TaskService:
         if message.context_id and message.context_id != context_id:
             raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
         received = message.model_copy(update={"context_id": context_id})
+        answer = answer_from_message(message)
+        if await self._answer_field(record) == "message":
+            answer = received.to_json()
         try:
             await self.runtime.engine.control.signal(
                 task_id,
                 INPUT_EVENT,
-                answer_from_message(message),
+                answer,
                 notes=[(MESSAGE_EVENT, received.to_json())],
             )
         except InvalidSignal as exc:
             raise UnsupportedOperation(f"task {task_id} is not asking for input ({exc})") from None
         self.runtime.engine.drive(task_id)
         return task_id
+
+    async def _answer_field(self, record: ExecutionRecord) -> str | None:
+        """The state field the task's input wait writes its answer to."""
+        workflow = next((w for w in self.skills.values() if w.ir.id == record.workflow_id), None)
+        if workflow is None:
+            return None
+        for wait in await self.runtime.store.waits(record.id):
+            spec = workflow.ir.nodes.get(wait.node)
+            if wait.kind == "input" and spec is not None:
+                return getattr(spec, "output", None)
+        return None
 
     def _skill_of(
         self, message: Message, metadata: Mapping[str, object] | None

@@ -20,9 +20,13 @@ output can also say exactly what the caller gets:
 * ``respond_with: "message"`` — answer ``SendMessage`` with a Message
   holding ``reply``, not with the task.
 
+These three are instructions, never echoed in the ``result`` artifact.
+
 Input: a message fills the state fields named ``text`` (its text parts,
 joined), ``data`` (its data parts, merged), ``message`` (the whole message),
-and any field named like a key of its data parts.
+and any field named like a key of its data parts. A follow-up message
+answers a wait for input with its text, else its data — or with the whole
+message when the wait's ``output`` field is named ``message``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Output keys that instruct the A2A layer; they are not part of the answer.
+CONTROL_KEYS = frozenset({"artifacts", "status_message", "respond_with"})
 
 #: The event kind that logs a message received from the caller.
 MESSAGE_EVENT = "message_received"
@@ -159,8 +166,10 @@ def _artifacts(record: ExecutionRecord, events: list[Event]) -> list[Artifact]:
         except (TypeError, ValidationError) as exc:
             log.warning("task %s: its output's artifacts are not A2A artifacts: %s", record.id, exc)
     parts: list[Part] = []
-    if isinstance(output, Mapping) and isinstance(output.get("reply"), str):
-        parts.append(Part(text=output["reply"]))
+    if isinstance(output, Mapping):
+        if isinstance(output.get("reply"), str):
+            parts.append(Part(text=output["reply"]))
+        output = {key: value for key, value in output.items() if key not in CONTROL_KEYS}
     parts.append(Part(data=output))
     return [Artifact(artifact_id=f"{record.id}-result", name="result", parts=parts)]
 

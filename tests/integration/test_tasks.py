@@ -240,3 +240,13 @@ async def test_the_output_shapes_the_answer(durable_url: str) -> None:
         assert broken is not None
         (fallback,) = broken.artifacts or []
         assert fallback.name == "result" and fallback.parts[0].text == "fallback"
+
+
+async def test_control_keys_are_not_echoed_in_the_result(durable_url: str) -> None:
+    async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
+        service = TaskService(runtime, {"answer": answering("y").compile()})
+        task = (await service.send_message(send("hello"), CTX)).task
+    assert task is not None
+    (result,) = task.artifacts or []
+    # The final state, less the keys that only instruct the A2A layer.
+    assert result.parts[-1].data == {"text": "hello", "reply": "done"}
