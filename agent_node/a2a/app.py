@@ -29,7 +29,11 @@ def create_app(card: CardDocument, a2a: Endpoint | None = None) -> Starlette:
     endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` when given."""
 
     async def serve_card(request: Request) -> Response:
-        headers = {"ETag": card.etag, "Cache-Control": card.cache_control}
+        headers = {
+            "ETag": card.etag,
+            "Last-Modified": card.last_modified,
+            "Cache-Control": card.cache_control,
+        }
         if _matches(request.headers.get("if-none-match"), card.etag):
             return Response(status_code=304, headers=headers)
         return Response(card.body, media_type="application/json", headers=headers)

@@ -9,8 +9,9 @@ two places.
 Both generations read it: the 1.0 fields, plus (a setting, on by default)
 the 0.3 top-level fields that 0.3 clients need.
 
-Served with a strong ``ETag`` (a hash of the card's canonical JSON) and
-``Cache-Control: max-age``, so clients can cache it and revalidate cheaply.
+Served with a strong ``ETag`` (a hash of the card's canonical JSON),
+``Last-Modified`` and ``Cache-Control: max-age``, so clients can cache it
+and revalidate cheaply.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import formatdate
 from typing import Any
 
 from agent_node.a2a.card_models import AgentCard
@@ -40,13 +42,16 @@ class CardDocument:
     card: Mapping[str, Any]
     body: bytes
     etag: str
+    #: When this node built the card (an HTTP date).
+    last_modified: str
     cache_control: str = f"public, max-age={MAX_AGE}"
 
     @classmethod
     def of(cls, card: Mapping[str, Any]) -> CardDocument:
         body = json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode()
         canonical = json.dumps(card, sort_keys=True, separators=(",", ":")).encode()
-        return cls(card, body, f'"{hashlib.sha256(canonical).hexdigest()[:32]}"')
+        etag = f'"{hashlib.sha256(canonical).hexdigest()[:32]}"'
+        return cls(card, body, etag, formatdate(usegmt=True))
 
 
 def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) -> dict[str, Any]:

@@ -95,6 +95,7 @@ def test_the_card_is_served_on_both_paths_with_caching(
     }
     etag = first.headers["etag"]
     assert first.headers["cache-control"] == "public, max-age=300"
+    assert first.headers["last-modified"].endswith(" GMT")
     revalidated = httpx.get(f"{url}/.well-known/agent-card.json", headers={"If-None-Match": etag})
     assert revalidated.status_code == 304 and revalidated.content == b""
     assert httpx.head(f"{url}/.well-known/agent-card.json").headers["etag"] == etag
