@@ -1,0 +1,56 @@
+"""The conformance agent's scenarios through the real task service (the TCK
+itself is run by hand: examples/conformance/README.md)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agent_node import Runtime, load_workflow
+from agent_node.a2a.handler import CallContext
+from agent_node.a2a.models import Message, Part, Role, SendMessageRequest, TaskState
+from agent_node.a2a.tasks import TaskService
+
+ROOT = Path(__file__).resolve().parents[2]
+CTX = CallContext()
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[TaskService]:
+    workflow = load_workflow(str(ROOT / "examples/conformance/conformance.py") + ":wf")
+    async with Runtime(f"sqlite:///{tmp_path}/c.db", scope="all", poll_interval=0.05) as runtime:
+        yield TaskService(runtime, {"conformance": workflow})
+
+
+def send(message_id: str, task_id: str | None = None) -> SendMessageRequest:
+    message = Message(
+        message_id=message_id, role=Role.USER, parts=[Part(text="hi")], task_id=task_id
+    )
+    return SendMessageRequest(message=message)
+
+
+async def test_complete_message_and_artifacts(agent: TaskService) -> None:
+    done = (await agent.send_message(send("tck-complete-task-1a2b3c4d"), CTX)).task
+    assert done is not None and done.status.state == TaskState.COMPLETED
+    assert done.status.message is not None and done.status.message.parts[0].text == "Hello from TCK"
+    direct = await agent.send_message(send("tck-message-response-1a2b3c4d"), CTX)
+    assert direct.message is not None and direct.message.parts[0].text == "Direct message response"
+    url = (await agent.send_message(send("tck-artifact-file-url-1a2b3c4d"), CTX)).task
+    raw = (await agent.send_message(send("tck-artifact-file-1a2b3c4d"), CTX)).task
+    data = (await agent.send_message(send("tck-artifact-data-1a2b3c4d"), CTX)).task
+    assert url is not None and raw is not None and data is not None
+    assert (url.artifacts or [])[0].parts[0].url == "https://example.com/output.txt"
+    assert (raw.artifacts or [])[0].parts[0].raw == "dGNr"
+    assert (data.artifacts or [])[0].parts[0].data == {"key": "value", "count": 42}
+
+
+async def test_input_required_stays_until_completed(agent: TaskService) -> None:
+    asked = (await agent.send_message(send("tck-input-required-1a2b3c4d"), CTX)).task
+    assert asked is not None and asked.status.state == TaskState.INPUT_REQUIRED
+    again = (await agent.send_message(send("tck-input-required-1a2b3c4d", asked.id), CTX)).task
+    assert again is not None and again.status.state == TaskState.INPUT_REQUIRED
+    done = (await agent.send_message(send("tck-complete-task-1a2b3c4d", asked.id), CTX)).task
+    assert done is not None and done.status.state == TaskState.COMPLETED
+    assert len(done.history or []) == 5  # three messages in, two prompts out
