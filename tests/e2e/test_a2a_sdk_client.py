@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,60 +20,15 @@ from a2a.types import (
     TaskState,
 )
 from google.protobuf import json_format
+from support.nodes import serving
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-
-CONFIG = """\
-name: interop
-listen: {host: 127.0.0.1, port: 0}
-store: sqlite:///state/interop.db
-card: cards/interop.yaml
-skills:
-  - {id: greet, workflow: workflows/workflow.yaml, default: true}
-  - {id: book, workflow: book.py:wf}
-"""
-CARD = "name: Interop\ndescription: An agent for the interop tests.\n"
-BOOK = """
-from pydantic import BaseModel
-from agent_node import Workflow
-
-wf = Workflow("book", version="1")
-
-@wf.state
-class Booking(BaseModel):
-    text: str = ""
-    dates: str | None = None
-    reply: str = ""
-
-wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
-
-@wf.step
-async def book(s: Booking) -> dict:
-    return {"reply": f"Booked {s.text} for {s.dates}"}
-"""
 
 
 @pytest.fixture(scope="module")
 def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("interop")
-    (directory / "cards").mkdir()
-    shutil.copytree(ROOT / "examples/hello", directory / "workflows")
-    (directory / "agent-node.yaml").write_text(CONFIG)
-    (directory / "cards/interop.yaml").write_text(CARD)
-    (directory / "book.py").write_text(BOOK)
-    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", "agent-node.yaml"]
-    process = subprocess.Popen(
-        command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on" in first, first + (process.stderr.read() if process.stderr else "")
-        yield first.split()[-1]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=15)
+    with serving(tmp_path_factory.mktemp("interop")) as url:
+        yield url
 
 
 @pytest.fixture

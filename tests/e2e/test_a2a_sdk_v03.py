@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,8 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from support.nodes import ADA, serving
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).resolve().parent / "sdk03_client.py"
 REQUIREMENTS = ("a2a-sdk>=0.3.20,<0.4", "httpx")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-node-tests"
@@ -40,36 +39,6 @@ READY = STAMP.is_file() and STAMP.read_text() == "\n".join(REQUIREMENTS)
 # Creating the venv (the first run on a machine) takes pip's time; after that
 # each test stays within the suite's usual 120 s.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 if READY else 300)]
-
-CONFIG = """\
-name: interop03
-listen: {host: 127.0.0.1, port: 0}
-store: sqlite:///state/interop03.db
-card: cards/interop03.yaml
-skills:
-  - {id: greet, workflow: workflows/workflow.yaml, default: true}
-  - {id: book, workflow: book.py:wf}
-"""
-CARD = "name: Interop 0.3\ndescription: An agent for the A2A 0.3 interop tests.\n"
-BOOK = """
-from pydantic import BaseModel
-from agent_node import Workflow
-
-wf = Workflow("book", version="1")
-
-@wf.state
-class Booking(BaseModel):
-    text: str = ""
-    dates: str | None = None
-    reply: str = ""
-
-wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
-
-@wf.step
-async def book(s: Booking) -> dict:
-    return {"reply": f"Booked {s.text} for {s.dates}"}
-"""
-ADA = {"greeting": "Hello, Ada Lovelace!", "verdict": "Ada Lovelace is a long name (11 letters)"}
 
 
 def _venv_works() -> bool:
@@ -109,26 +78,8 @@ def sdk03_python() -> Path:
 
 @pytest.fixture(scope="module")
 def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("interop03")
-    (directory / "cards").mkdir()
-    shutil.copytree(ROOT / "examples/hello", directory / "workflows")
-    (directory / "agent-node.yaml").write_text(CONFIG)
-    (directory / "cards/interop03.yaml").write_text(CARD)
-    (directory / "book.py").write_text(BOOK)
-    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", "agent-node.yaml"]
-    log = directory / "node.err"
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            command, cwd=directory, stdout=subprocess.PIPE, stderr=err, text=True
-        )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on" in first, first + log.read_text()
-        yield first.split()[-1]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=15)
+    with serving(tmp_path_factory.mktemp("interop03")) as url:
+        yield url
 
 
 def run(python: Path, url: str, scenario: str) -> dict[str, Any]:
@@ -149,7 +100,7 @@ def served_card(url: str) -> dict[str, Any]:
 
 def test_discover(sdk03_python: Path, node_url: str) -> None:
     card = run(sdk03_python, node_url, "discover")
-    assert card["name"] == "Interop 0.3"
+    assert card["name"] == "Greeter"
     # The SDK defaults a missing protocolVersion to 0.3.0: the node must serve the fields.
     assert card["served_v03_fields"] == [
         "url",

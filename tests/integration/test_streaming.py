@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from agent_node import Runtime, Workflow
+from agent_node import Runtime, Workflow, load_workflow
 from agent_node.a2a.errors import TaskNotFound
 from agent_node.a2a.handler import CallContext
 from agent_node.a2a.jsonrpc import jsonrpc_endpoint
@@ -28,10 +28,14 @@ from agent_node.a2a.models import (
     TaskStatus,
 )
 from agent_node.a2a.tasks import TaskService
+from agent_node.workflow.compiled import CompiledWorkflow
 
 V10 = {"A2A-Version": "1.0"}
 STREAMING = {"streaming": True}
 CTX = CallContext()
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Booking(BaseModel):
@@ -52,22 +56,15 @@ def greeter() -> Workflow:
     return wf
 
 
-def booker() -> Workflow:
-    wf = Workflow("booker", version="1")
-    wf.state(Booking)
-    wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
-
-    @wf.step(next=None)
-    async def book(s: Booking) -> dict[str, Any]:
-        return {"reply": f"Booked {s.text} for {s.dates}"}
-
-    return wf
+def booker() -> CompiledWorkflow:
+    """The shipped example's book skill: asks when (INPUT_REQUIRED), then books."""
+    return load_workflow(str(ROOT / "examples/greeter/book.py") + ":wf")
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[TaskService]:
     async with Runtime(f"sqlite:///{tmp_path}/store.db", scope="all") as runtime:
-        skills = {"greet": greeter().compile(), "book": booker().compile()}
+        skills = {"greet": greeter().compile(), "book": booker()}
         yield TaskService(runtime, skills, default_skill="greet")
 
 
@@ -162,7 +159,7 @@ async def test_input_required_ends_the_send_and_subscribers_follow_to_the_end(
     assert followed[0]["task"]["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
     assert states(followed)[-1] == "TASK_STATE_COMPLETED"
     (added,) = [e["artifactUpdate"]["artifact"] for e in followed if "artifactUpdate" in e]
-    assert added["parts"][0] == {"text": "Booked Lisbon for early May"}
+    assert added["parts"][0] == {"text": "Booked Lisbon for early May."}
     assert len(service.watches) == 0
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from agent_node import Runtime, Workflow
+from agent_node import Runtime, Workflow, load_workflow
 from agent_node.a2a.errors import (
     InvalidParams,
     TaskNotCancelable,
@@ -28,17 +29,14 @@ from agent_node.a2a.models import (
     TaskState,
 )
 from agent_node.a2a.tasks import TaskService
+from agent_node.workflow.compiled import CompiledWorkflow
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Greeting(BaseModel):
     text: str = ""
     name: str = "stranger"
-    reply: str = ""
-
-
-class Booking(BaseModel):
-    text: str = ""
-    dates: str | None = None
     reply: str = ""
 
 
@@ -54,22 +52,15 @@ def greeter() -> Workflow:
     return wf
 
 
-def booker() -> Workflow:
-    wf = Workflow("booker", version="1")
-    wf.state(Booking)
-    wf.wait("ask", input="When do you want to go to {{ state.text }}?", output="dates")
-
-    @wf.step(next=None)
-    async def book(s: Booking) -> dict[str, Any]:
-        return {"reply": f"Booked {s.text} for {s.dates}"}
-
-    return wf
+def booker() -> CompiledWorkflow:
+    """The shipped example's book skill: asks when (INPUT_REQUIRED), then books."""
+    return load_workflow(str(ROOT / "examples/greeter/book.py") + ":wf")
 
 
 @pytest.fixture
 async def service(durable_url: str) -> AsyncIterator[TaskService]:
     async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
-        skills = {"greet": greeter().compile(), "book": booker().compile()}
+        skills = {"greet": greeter().compile(), "book": booker()}
         yield TaskService(runtime, skills, default_skill="greet")
 
 
@@ -144,7 +135,7 @@ async def test_input_required_then_the_answer_completes_it(service: TaskService)
         (Role.AGENT, "When do you want to go to Lisbon?"),
         (Role.USER, "early May"),
     ]
-    assert (done.artifacts or [])[0].parts[0].text == "Booked Lisbon for early May"
+    assert (done.artifacts or [])[0].parts[0].text == "Booked Lisbon for early May."
     with pytest.raises(UnsupportedOperation, match="is completed"):
         await service.send_message(send("again", task_id=done.id), CTX)
 
