@@ -137,13 +137,10 @@ def test_input_required_then_cancel(sdk03_python: Path, node_url: str) -> None:
 
 
 def test_stream(sdk03_python: Path, node_url: str) -> None:
+    assert served_card(node_url)["capabilities"]["streaming"] is True
     result = run(sdk03_python, node_url, "stream")
-    if served_card(node_url)["capabilities"].get("streaming"):
-        events = result["events"]
-        assert "error_code" not in result, result
-        assert events[0]["kind"] == "task", events
-        assert events[-1] == {"kind": "status-update", "state": "completed", "final": True}
-        assert all(not e.get("final") for e in events[:-1]), events
-    else:
-        assert result["events"] == []
-        assert result["error_code"] == -32004, result  # UnsupportedOperation
+    events = result["events"]
+    assert "error_code" not in result, result
+    assert events[0]["kind"] == "task", events
+    assert events[-1] == {"kind": "status-update", "state": "completed", "final": True}
+    assert all(not e.get("final") for e in events[:-1]), events
