@@ -136,6 +136,24 @@ def waiters_registered() -> int:
         return -1
 
 
+def emit_wait(measured: tuple[int, int, int, int, float, float, float], how: str) -> None:
+    """One wait2000 row, the same for the sync and the async API."""
+    rss0, rss1, disk0, disk1, cpu, idle, park_s = measured
+    metrics = wait_metrics(
+        rss0,
+        rss1,
+        disk0,
+        disk1,
+        cpu,
+        idle,
+        park_s=round(park_s, 2),
+        pending_in_db=pending_in_db(),
+        waiters_registered=waiters_registered(),
+        threads=thread_count(),
+    )
+    emit(SYSTEM, VARIANT, "wait2000", metrics, note=f"{NOTE_BASE}; {how}", versions=VERSIONS)
+
+
 def pending_in_db() -> int:
     con = sqlite3.connect(str(DB_PATH), timeout=30)
     try:
@@ -208,25 +226,10 @@ def run_sync() -> None:
         time.sleep(1.0)
         rss1, disk1 = rss_bytes(), disk_bytes(args.dir)
         cpu, idle = idle_cpu_blocking(IDLE_SECONDS)
-        emit(
-            SYSTEM,
-            VARIANT,
-            "wait2000",
-            wait_metrics(
-                rss0,
-                rss1,
-                disk0,
-                disk1,
-                cpu,
-                idle,
-                park_s=round(park_s, 2),
-                pending_in_db=pending_in_db(),
-                waiters_registered=waiters_registered(),
-                threads=thread_count(),
-            ),
-            note=f"{NOTE_BASE}; DBOS.recv(timeout=1 day) in sync workflows: one blocked executor "
+        emit_wait(
+            (rss0, rss1, disk0, disk1, cpu, idle, park_s),
+            "DBOS.recv(timeout=1 day) in sync workflows: one blocked executor "
             "thread per wait; SQLite listener polls every waiter each second",
-            versions=VERSIONS,
         )
         sys.stdout.flush()
         os._exit(0)  # don't wait for 2,000 parked threads
@@ -289,26 +292,11 @@ async def run_async() -> None:
         await asyncio.sleep(1.0)
         rss1, disk1 = rss_bytes(), disk_bytes(args.dir)
         cpu, idle = await idle_cpu_async(IDLE_SECONDS)
-        emit(
-            SYSTEM,
-            VARIANT,
-            "wait2000",
-            wait_metrics(
-                rss0,
-                rss1,
-                disk0,
-                disk1,
-                cpu,
-                idle,
-                park_s=round(park_s, 2),
-                pending_in_db=pending_in_db(),
-                waiters_registered=waiters_registered(),
-                threads=thread_count(),
-            ),
-            note=f"{NOTE_BASE}; await DBOS.recv_async(timeout=1 day) in async workflows "
+        emit_wait(
+            (rss0, rss1, disk0, disk1, cpu, idle, park_s),
+            "await DBOS.recv_async(timeout=1 day) in async workflows "
             "(DBOS.start_workflow_async x2000); SQLite listener thread polls every waiter each "
             "second",
-            versions=VERSIONS,
         )
         sys.stdout.flush()
         os._exit(0)
