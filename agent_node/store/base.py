@@ -36,6 +36,8 @@ from agent_node.store.records import (
     Claim,
     EventRecord,
     ExecutionRecord,
+    PushClaim,
+    PushConfigRecord,
     WaitRecord,
     WorkItem,
 )
@@ -212,6 +214,28 @@ class Store(Protocol):
     async def work(self, execution_id: str) -> list[WorkItem]: ...
 
     async def waits(self, execution_id: str) -> list[WaitRecord]: ...
+
+    # -- push configs: the A2A push outbox (see PushConfigRecord) -------------
+
+    async def put_push_config(self, config: PushConfigRecord) -> None:
+        """Insert the config ``(task_id, id)``, or replace it (dropping any lease)."""
+
+    async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
+        """The task's push configs, oldest first."""
+
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        """Remove one; False when there was none."""
+
+    async def claim_pushes(
+        self, owner: str, *, now: float, lease_until: float, limit: int
+    ) -> list[PushClaim]:
+        """Lease up to ``limit`` configs with a change to push: not settled,
+        due, unleased (or the lease expired), and their task parked or
+        terminal with events past the config's cursor."""
+
+    async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
+        """Write back a leased config's cursor and retry state and drop the
+        lease; False when ``owner`` no longer held it (replaced or deleted)."""
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on every notification; returns the unsubscribe."""

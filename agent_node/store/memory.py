@@ -18,6 +18,8 @@ from agent_node.store.records import (
     Claim,
     EventRecord,
     ExecutionRecord,
+    PushClaim,
+    PushConfigRecord,
     WaitRecord,
     WorkItem,
 )
@@ -35,6 +37,7 @@ class MemoryStore:
         self._events: dict[str, list[EventRecord]] = {}
         self._work: dict[str, dict[_Key, WorkItem]] = {}
         self._waits: dict[str, dict[_Key, WaitRecord]] = {}
+        self._pushes: dict[tuple[str, str], PushConfigRecord] = {}
         self._notifier = Notifier()
 
     async def open(self) -> None:
@@ -165,6 +168,44 @@ class MemoryStore:
         return sorted(
             {i.lease_owner for w in self._work.values() for i in w.values() if i.lease_owner}
         )
+
+    # -- push configs --------------------------------------------------------
+
+    async def put_push_config(self, config: PushConfigRecord) -> None:
+        self._pushes[(config.task_id, config.id)] = replace(config)
+
+    async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
+        found = [replace(c) for c in self._pushes.values() if c.task_id == task_id]
+        return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        return self._pushes.pop((task_id, config_id), None) is not None
+
+    async def claim_pushes(
+        self, owner: str, *, now: float, lease_until: float, limit: int
+    ) -> list[PushClaim]:
+        due: list[PushClaim] = []
+        for config in sorted(self._pushes.values(), key=lambda c: c.next_attempt_at):
+            task = self._executions.get(config.task_id)
+            if len(due) == limit:
+                break
+            if task is None or config.settled or config.next_attempt_at > now:
+                continue
+            if config.lease_owner is not None and (config.lease_expires_at or 0.0) >= now:
+                continue
+            if task.last_seq > config.pushed_seq and task.status not in ("pending", "running"):
+                config.lease_owner, config.lease_expires_at = owner, lease_until
+                due.append(PushClaim(replace(config), task.last_seq, task.status))
+        return due
+
+    async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
+        held = self._pushes.get((config.task_id, config.id))
+        if held is None or held.lease_owner != owner:
+            return False
+        self._pushes[(config.task_id, config.id)] = replace(
+            config, lease_owner=None, lease_expires_at=None
+        )
+        return True
 
     # -- reads ---------------------------------------------------------------
 

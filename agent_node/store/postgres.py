@@ -23,16 +23,30 @@ import asyncpg
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
-from agent_node.store.records import Claim, EventRecord, ExecutionRecord, WaitRecord, WorkItem
-from agent_node.store.schema import SCHEMA_VERSION, ddl
+from agent_node.store.records import (
+    Claim,
+    EventRecord,
+    ExecutionRecord,
+    PushClaim,
+    PushConfigRecord,
+    WaitRecord,
+    WorkItem,
+)
+from agent_node.store.schema import MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
     EXECUTION_COLUMNS,
+    PENDING_PUSHES,
+    PUSH_COLUMNS,
     WORK_COLUMNS,
     Statements,
     event_from_row,
     execution_from_row,
     flush_statements,
     numbered,
+    push_claim_from_row,
+    push_from_row,
+    push_row,
+    release_row,
     wait_from_row,
     work_from_row,
 )
@@ -53,6 +67,14 @@ _CLAIM = (
     " ORDER BY available_at LIMIT $4 FOR UPDATE SKIP LOCKED) s"
     " WHERE w.execution_id = s.execution_id AND w.node = s.node AND w.visit = s.visit"
     " RETURNING " + ", ".join(f"w.{c.strip()}" for c in WORK_COLUMNS.split(","))
+)
+_CLAIM_PUSHES = numbered(
+    "UPDATE push_configs p SET lease_owner = ?, lease_expires_at = ?"
+    " FROM (SELECT c.task_id, c.id, e.last_seq, e.status "
+    + PENDING_PUSHES
+    + " FOR UPDATE OF c SKIP LOCKED) s WHERE p.task_id = s.task_id AND p.id = s.id RETURNING "
+    + ", ".join(f"p.{c.strip()}" for c in PUSH_COLUMNS.split(","))
+    + ", s.last_seq, s.status"
 )
 
 
@@ -104,9 +126,20 @@ class PostgresStore:
                         "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
                         str(SCHEMA_VERSION),
                     )
-                elif version != SCHEMA_VERSION:
+                elif version > SCHEMA_VERSION:
                     raise StoreError(
-                        f"store schema version {version}, this agent-node needs {SCHEMA_VERSION}"
+                        f"store schema version {version} is newer than this agent-node's"
+                        f" {SCHEMA_VERSION}; upgrade agent-node"
+                    )
+                elif version < SCHEMA_VERSION:
+                    # Only the tables newer versions added: no DDL touches the
+                    # tables live workers of the older version are writing.
+                    for newer in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in ddl("postgresql", MIGRATIONS[newer]):
+                            await conn.execute(statement)
+                    await conn.execute(
+                        "UPDATE schema_info SET value = $1 WHERE key = 'version'",
+                        str(SCHEMA_VERSION),
                     )
 
     async def close(self) -> None:
@@ -247,6 +280,35 @@ class PostgresStore:
             return count
 
         return await self._transact(job)
+
+    # -- push configs --------------------------------------------------------
+
+    async def put_push_config(self, config: PushConfigRecord) -> None:
+        async with self._require().acquire() as conn:
+            await conn.execute(_STMTS.put_push, *push_row(config))
+
+    async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
+        rows = await self._fetch(_STMTS.push_configs_of, task_id)
+        return [push_from_row(tuple(r)) for r in rows]
+
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        async with self._require().acquire() as conn:
+            status = await conn.execute(_STMTS.delete_push, task_id, config_id)
+        return int(status.split()[-1]) > 0
+
+    async def claim_pushes(
+        self, owner: str, *, now: float, lease_until: float, limit: int
+    ) -> list[PushClaim]:
+        async def job(conn: asyncpg.Connection) -> list[PushClaim]:
+            rows = await conn.fetch(_CLAIM_PUSHES, owner, lease_until, now, now, limit)
+            return [push_claim_from_row(tuple(r)) for r in rows]
+
+        return await self._transact(job)
+
+    async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
+        async with self._require().acquire() as conn:
+            status = await conn.execute(_STMTS.release_push, *release_row(owner, config))
+        return int(status.split()[-1]) > 0
 
     # -- reads ---------------------------------------------------------------
 

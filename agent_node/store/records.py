@@ -17,6 +17,8 @@ __all__ = [
     "EventRecord",
     "ExecutionRecord",
     "ExecutionStatus",
+    "PushClaim",
+    "PushConfigRecord",
     "WaitRecord",
     "WorkItem",
 ]
@@ -103,3 +105,41 @@ class Claim:
 
     work: WorkItem
     execution: ExecutionRecord
+
+
+@dataclass(slots=True)
+class PushConfigRecord:
+    """Where to push a task's changes, and how far pushing got (table ``push_configs``).
+
+    The row is its own outbox: ``pushed_seq`` is a cursor over the task's
+    event log. A task whose ``last_seq`` passed the cursor while it is parked
+    or terminal has a change to push; a successful POST (or giving up on it)
+    moves the cursor, and a terminal task pushed to the end is ``settled``.
+    ``attempts`` and ``next_attempt_at`` pace the retries of the change due;
+    the lease keeps two senders from pushing the same change at once.
+    """
+
+    task_id: str
+    id: str
+    #: The config as the caller set it: the 1.0 ``TaskPushNotificationConfig`` JSON.
+    config: str
+    #: The protocol version of the caller that set it: the shape of the pushes.
+    version: str
+    caller: str | None
+    created_at: float
+    pushed_seq: int = 0
+    settled: bool = False
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+
+@dataclass(slots=True)
+class PushClaim:
+    """A push config leased for delivery, with its task's position when claimed."""
+
+    config: PushConfigRecord
+    last_seq: int
+    status: ExecutionStatus

@@ -12,18 +12,26 @@ Tables (see DESIGN.md, "Durability"):
 * ``events`` — the append-only log, unique on ``(execution_id, seq)``.
 * ``work`` — the ready queue with leases and fences.
 * ``waits`` — parked node visits: events, timers, joins.
+* ``push_configs`` — A2A push targets of tasks, each with its delivery
+  cursor over the task's events (the push outbox; schema version 2).
+
+Versions only ever add tables: :data:`MIGRATIONS` names the tables each
+version added, and opening an older store creates just those.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-__all__ = ["SCHEMA_VERSION", "ddl"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ddl"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The tables each schema version added to the one before.
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("push_configs",)}
 
 
 def _metadata() -> MetaData:
@@ -93,6 +101,30 @@ def _metadata() -> MetaData:
         sqlite_with_rowid=False,
     )
     Table(
+        "push_configs",
+        metadata,
+        Column("task_id", Text, primary_key=True),
+        Column("id", Text, primary_key=True),
+        Column("config", Text, nullable=False),
+        Column("version", Text, nullable=False),
+        Column("caller", Text),
+        Column("created_at", Double, nullable=False),
+        Column("pushed_seq", Integer, nullable=False),
+        Column("settled", Integer, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("next_attempt_at", Double, nullable=False),
+        Column("last_error", Text),
+        Column("lease_owner", Text),
+        Column("lease_expires_at", Double),
+        Index(
+            "ix_push_configs_pending",
+            "next_attempt_at",
+            sqlite_where=Column("settled") == 0,
+            postgresql_where=Column("settled") == 0,
+        ),
+        sqlite_with_rowid=False,
+    )
+    Table(
         "schema_info",
         metadata,
         Column("key", Text, primary_key=True),
@@ -101,8 +133,9 @@ def _metadata() -> MetaData:
     return metadata
 
 
-def ddl(dialect_name: str) -> list[str]:
-    """``CREATE … IF NOT EXISTS`` statements for ``sqlite`` or ``postgresql``."""
+def ddl(dialect_name: str, tables: Collection[str] | None = None) -> list[str]:
+    """``CREATE … IF NOT EXISTS`` statements for ``sqlite`` or ``postgresql``:
+    every table, or only ``tables``."""
     from sqlalchemy.dialects.postgresql.base import PGDialect
     from sqlalchemy.dialects.sqlite.base import SQLiteDialect
     from sqlalchemy.engine.interfaces import Dialect
@@ -113,6 +146,8 @@ def ddl(dialect_name: str) -> list[str]:
     )
     statements: list[str] = []
     for table in _metadata().sorted_tables:
+        if tables is not None and table.name not in tables:
+            continue
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             create = CreateIndex(index, if_not_exists=True)

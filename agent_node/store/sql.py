@@ -13,15 +13,28 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agent_node.store.base import Txn
-from agent_node.store.records import EventRecord, ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.records import (
+    EventRecord,
+    ExecutionRecord,
+    PushClaim,
+    PushConfigRecord,
+    WaitRecord,
+    WorkItem,
+)
 
 __all__ = [
     "EXECUTION_COLUMNS",
+    "PENDING_PUSHES",
+    "PUSH_COLUMNS",
     "Statements",
     "event_from_row",
     "execution_from_row",
     "flush_statements",
     "numbered",
+    "push_claim_from_row",
+    "push_from_row",
+    "push_row",
+    "release_row",
     "wait_from_row",
     "work_from_row",
 ]
@@ -35,6 +48,20 @@ WORK_COLUMNS = (
     "execution_id, node, visit, attempt, available_at, lease_owner, lease_expires_at, fence"
 )
 WAIT_COLUMNS = "execution_id, node, visit, kind, event, deadline"
+PUSH_COLUMNS = (
+    "task_id, id, config, version, caller, created_at, pushed_seq, settled, attempts,"
+    " next_attempt_at, last_error, lease_owner, lease_expires_at"
+)
+#: Configs with a change to push (params: now, now, limit); ``c`` and ``e`` are
+#: the config and its task. Parked or terminal tasks only: a running task's
+#: changes are pushed when it next stops.
+PENDING_PUSHES = (
+    "FROM push_configs c JOIN executions e ON e.id = c.task_id"
+    " WHERE c.settled = 0 AND c.next_attempt_at <= ?"
+    " AND (c.lease_owner IS NULL OR c.lease_expires_at < ?)"
+    " AND e.last_seq > c.pushed_seq AND e.status IN ('waiting', 'completed', 'failed', 'canceled')"
+    " ORDER BY c.next_attempt_at LIMIT ?"
+)
 
 
 def numbered(sql: str) -> str:
@@ -98,6 +125,24 @@ class Statements:
             " ELSE lease_expires_at END) FROM work"
         )
         self.next_wait = "SELECT MIN(deadline) FROM waits WHERE deadline IS NOT NULL"
+        self.put_push = q(
+            f"INSERT INTO push_configs ({PUSH_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, id) DO UPDATE"
+            " SET config = excluded.config, version = excluded.version, caller = excluded.caller,"
+            " created_at = excluded.created_at, pushed_seq = excluded.pushed_seq,"
+            " settled = excluded.settled, attempts = excluded.attempts,"
+            " next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error,"
+            " lease_owner = excluded.lease_owner, lease_expires_at = excluded.lease_expires_at"
+        )
+        self.push_configs_of = q(
+            f"SELECT {PUSH_COLUMNS} FROM push_configs WHERE task_id = ? ORDER BY created_at, id"
+        )
+        self.delete_push = q("DELETE FROM push_configs WHERE task_id = ? AND id = ?")
+        self.release_push = q(
+            "UPDATE push_configs SET pushed_seq = ?, settled = ?, attempts = ?,"
+            " next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE task_id = ? AND id = ? AND lease_owner = ?"
+        )
 
 
 def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[Any, ...]]]]:
@@ -176,6 +221,49 @@ def work_row(w: WorkItem) -> tuple[Any, ...]:
 
 def wait_row(w: WaitRecord) -> tuple[Any, ...]:
     return (w.execution_id, w.node, w.visit, w.kind, w.event, w.deadline)
+
+
+def push_row(c: PushConfigRecord) -> tuple[Any, ...]:
+    return (
+        c.task_id,
+        c.id,
+        c.config,
+        c.version,
+        c.caller,
+        c.created_at,
+        c.pushed_seq,
+        int(c.settled),
+        c.attempts,
+        c.next_attempt_at,
+        c.last_error,
+        c.lease_owner,
+        c.lease_expires_at,
+    )
+
+
+def release_row(owner: str, c: PushConfigRecord) -> tuple[Any, ...]:
+    """The parameters of ``Statements.release_push``."""
+    return (
+        c.pushed_seq,
+        int(c.settled),
+        c.attempts,
+        c.next_attempt_at,
+        c.last_error,
+        c.task_id,
+        c.id,
+        owner,
+    )
+
+
+def push_from_row(row: Sequence[Any]) -> PushConfigRecord:
+    record = PushConfigRecord(*row[:13])
+    record.settled = bool(record.settled)
+    return record
+
+
+def push_claim_from_row(row: Sequence[Any]) -> PushClaim:
+    """A row of ``PUSH_COLUMNS`` then the task's ``last_seq`` and ``status``."""
+    return PushClaim(push_from_row(row), row[13], row[14])
 
 
 def execution_from_row(row: Sequence[Any]) -> ExecutionRecord:

@@ -35,16 +35,30 @@ from typing import Any, TypeVar
 from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
-from agent_node.store.records import Claim, EventRecord, ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.records import (
+    Claim,
+    EventRecord,
+    ExecutionRecord,
+    PushClaim,
+    PushConfigRecord,
+    WaitRecord,
+    WorkItem,
+)
 from agent_node.store.schema import SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
     EXECUTION_COLUMNS,
+    PENDING_PUSHES,
+    PUSH_COLUMNS,
     WORK_COLUMNS,
     Statements,
     event_from_row,
     execution_from_row,
     flush_statements,
     in_list,
+    push_claim_from_row,
+    push_from_row,
+    push_row,
+    release_row,
     wait_from_row,
     work_from_row,
 )
@@ -270,6 +284,48 @@ class SqliteStore:
         count: int = await self._submit(job)
         return count
 
+    # -- push configs --------------------------------------------------------
+
+    async def put_push_config(self, config: PushConfigRecord) -> None:
+        await self._write(_STMTS.put_push, push_row(config))
+
+    async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
+        return [push_from_row(r) for r in await self._fetch(_STMTS.push_configs_of, (task_id,))]
+
+    async def delete_push_config(self, task_id: str, config_id: str) -> bool:
+        return await self._write(_STMTS.delete_push, (task_id, config_id)) > 0
+
+    async def claim_pushes(
+        self, owner: str, *, now: float, lease_until: float, limit: int
+    ) -> list[PushClaim]:
+        select = f"SELECT {', '.join('c.' + c.strip() for c in PUSH_COLUMNS.split(','))},"
+        select += f" e.last_seq, e.status {PENDING_PUSHES}"
+        lease = (
+            "UPDATE push_configs SET lease_owner = ?, lease_expires_at = ?"
+            " WHERE task_id = ? AND id = ?"
+        )
+
+        def job(conn: sqlite3.Connection) -> tuple[list[PushClaim], _Notices]:
+            claims = [push_claim_from_row(r) for r in conn.execute(select, (now, now, limit))]
+            for claim in claims:
+                claim.config.lease_owner, claim.config.lease_expires_at = owner, lease_until
+            rows = [(owner, lease_until, c.config.task_id, c.config.id) for c in claims]
+            conn.executemany(lease, rows)
+            return claims, []
+
+        claims: list[PushClaim] = await self._submit(job)
+        return claims
+
+    async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
+        return await self._write(_STMTS.release_push, release_row(owner, config)) > 0
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:
+            return conn.execute(sql, params).rowcount, []
+
+        count: int = await self._submit(job)
+        return count
+
     # -- reads ---------------------------------------------------------------
 
     async def lease_owners(self) -> list[str]:
@@ -351,6 +407,7 @@ class SqliteStore:
 
 
 def _create_schema(conn: sqlite3.Connection) -> tuple[None, _Notices]:
+    """Create the schema, or bring an older one up to date (versions only add tables)."""
     for statement in ddl("sqlite"):
         conn.execute(statement)
     row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
@@ -358,8 +415,16 @@ def _create_schema(conn: sqlite3.Connection) -> tuple[None, _Notices]:
         conn.execute(
             "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
         )
-    elif int(row[0]) != SCHEMA_VERSION:
-        raise StoreError(f"store schema version {row[0]}, this agent-node needs {SCHEMA_VERSION}")
+    elif int(row[0]) > SCHEMA_VERSION:
+        raise StoreError(
+            f"store schema version {row[0]} is newer than this agent-node's {SCHEMA_VERSION};"
+            " upgrade agent-node"
+        )
+    elif int(row[0]) < SCHEMA_VERSION:
+        # The DDL above (IF NOT EXISTS) created the tables newer versions added.
+        conn.execute(
+            "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
+        )
     return None, []
 
 

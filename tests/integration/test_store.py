@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
-from agent_node.errors import Fenced, UnknownExecution
+from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store import Store, Txn, store_from_url
 from agent_node.store.base import Fence
-from agent_node.store.records import ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.records import ExecutionRecord, PushConfigRecord, WaitRecord, WorkItem
+from agent_node.store.schema import SCHEMA_VERSION, ddl
 
 
 @pytest.fixture
@@ -198,3 +201,138 @@ async def test_notifications_after_commit(store: Store) -> None:
     await asyncio.wait_for(arrived.wait(), 5)
     unsubscribe()
     assert ("work", "e1") in seen
+
+
+# -- push configs: the A2A push outbox ----------------------------------------
+
+
+def push_config(task_id: str, config_id: str = "c1", *, created: float = 1.0) -> PushConfigRecord:
+    config = f'{{"taskId":"{task_id}","id":"{config_id}","url":"https://hook.test/x"}}'
+    return PushConfigRecord(task_id, config_id, config, "1.0", "caller-a", created)
+
+
+async def set_status(store: Store, execution_id: str, status: str, events: int = 1) -> None:
+    def plan(txn: Txn) -> None:
+        for _ in range(events):
+            txn.event("node_completed")
+        txn.execution.status = status  # type: ignore[assignment]
+
+    await store.apply(execution_id, plan)
+
+
+async def test_push_configs_put_list_replace_delete(store: Store) -> None:
+    await store.put_push_config(push_config("t1", "b", created=2.0))
+    await store.put_push_config(push_config("t1", "a", created=1.0))
+    await store.put_push_config(push_config("t2", "a"))
+    assert [c.id for c in await store.push_configs("t1")] == ["a", "b"]
+    replaced = push_config("t1", "b", created=2.0)
+    replaced.config = replaced.config.replace("hook.test/x", "hook.test/y")
+    await store.put_push_config(replaced)
+    (stored,) = [c for c in await store.push_configs("t1") if c.id == "b"]
+    assert stored == replaced and stored.settled is False
+    assert await store.delete_push_config("t1", "b") is True
+    assert await store.delete_push_config("t1", "b") is False
+    assert [c.id for c in await store.push_configs("t1")] == ["a"]
+    assert await store.push_configs("nobody") == []
+
+
+async def test_claim_pushes_only_parked_or_terminal_tasks_past_the_cursor(store: Store) -> None:
+    for task in ("running", "parked", "done", "pushed"):
+        await create_with_work(store, task)
+        await store.put_push_config(push_config(task))
+    await set_status(store, "parked", "waiting")
+    await set_status(store, "done", "completed", events=2)
+    await set_status(store, "pushed", "completed")
+    (pushed,) = await store.push_configs("pushed")
+    pushed.pushed_seq, pushed.settled = 2, True
+    await store.put_push_config(pushed)
+    await store.put_push_config(push_config("no-such-task"))
+
+    now = time.time()
+    claims = await store.claim_pushes("me", now=now, lease_until=now + 30, limit=10)
+    assert sorted((c.config.task_id, c.last_seq, c.status) for c in claims) == [
+        ("done", 3, "completed"),
+        ("parked", 2, "waiting"),
+    ]
+    assert all(c.config.lease_owner == "me" for c in claims)
+    # Leased: nobody else gets them until the lease expires.
+    assert await store.claim_pushes("other", now=now, lease_until=now + 30, limit=10) == []
+    later = now + 60
+    retaken = await store.claim_pushes("other", now=later, lease_until=later + 30, limit=1)
+    assert len(retaken) == 1
+
+
+async def test_release_push_moves_the_cursor_and_needs_the_lease(store: Store) -> None:
+    await create_with_work(store, "t1")
+    await store.put_push_config(push_config("t1"))
+    await set_status(store, "t1", "waiting")
+    now = time.time()
+    (claim,) = await store.claim_pushes("me", now=now, lease_until=now + 30, limit=5)
+    config = claim.config
+    config.attempts, config.next_attempt_at, config.last_error = 1, now + 1000, "HTTP 503"
+    assert await store.release_push("thief", config) is False
+    assert await store.release_push("me", config) is True
+    assert await store.release_push("me", config) is False  # released: no longer held
+    # Retry not due yet.
+    assert await store.claim_pushes("me", now=now, lease_until=now + 30, limit=5) == []
+    (stored,) = await store.push_configs("t1")
+    assert (stored.attempts, stored.last_error, stored.lease_owner) == (1, "HTTP 503", None)
+
+    (claim,) = await store.claim_pushes("me", now=now + 2000, lease_until=now + 2030, limit=5)
+    config = claim.config
+    config.pushed_seq, config.attempts, config.last_error = claim.last_seq, 0, None
+    assert await store.release_push("me", config) is True
+    # Delivered up to the task's last event: nothing more until it changes.
+    assert await store.claim_pushes("me", now=now + 3000, lease_until=now + 3030, limit=5) == []
+    await set_status(store, "t1", "completed")
+    (claim,) = await store.claim_pushes("me", now=now + 3000, lease_until=now + 3030, limit=5)
+    config = claim.config
+    config.pushed_seq, config.settled = claim.last_seq, True
+    assert await store.release_push("me", config) is True
+    assert await store.claim_pushes("me", now=now + 4000, lease_until=now + 4030, limit=5) == []
+    (stored,) = await store.push_configs("t1")
+    assert stored.settled is True and stored.pushed_seq == 3
+
+
+async def test_a_version_1_store_is_upgraded_in_place(durable_url: str) -> None:
+    """A store written by the previous release (no push_configs) opens, keeps its
+    rows and gains the new table."""
+    v1_tables = ["executions", "events", "work", "waits", "schema_info"]
+    dialect = "sqlite" if durable_url.startswith("sqlite") else "postgresql"
+    statements = [*ddl(dialect, v1_tables), "INSERT INTO schema_info VALUES ('version', '1')"]
+    await _run_sql(durable_url, statements)
+    old = store_from_url(durable_url)
+    await old.open()
+    await create_with_work(old, "kept")
+    await old.put_push_config(push_config("kept"))
+    assert [c.id for c in await old.push_configs("kept")] == ["c1"]
+    await old.close()
+    version = await _run_sql(durable_url, [], "SELECT value FROM schema_info")
+    assert version == str(SCHEMA_VERSION)
+
+
+async def test_a_store_newer_than_the_code_is_refused(durable_url: str) -> None:
+    s = store_from_url(durable_url)
+    await s.open()
+    await s.close()
+    await _run_sql(durable_url, ["UPDATE schema_info SET value = '99'"])
+    newer = store_from_url(durable_url)
+    with pytest.raises(StoreError, match="version 99 is newer"):
+        await newer.open()
+
+
+async def _run_sql(url: str, statements: list[str], query: str | None = None) -> object:
+    """Run statements (and one query) with the driver directly, outside any store."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            for statement in statements:
+                conn.execute(statement)
+            return conn.execute(query).fetchone()[0] if query else None
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+        return await conn.fetchval(query) if query else None
+    finally:
+        await conn.close()
