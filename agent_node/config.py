@@ -11,6 +11,10 @@
       - id: research
         workflow: workflows/research.yaml        # YAML file, file.py:attr or module:attr
         default: true                   # the skill a message without one goes to
+    push:                               # A2A push notifications to callers
+      allow: [127.0.0.1, localhost]     # hosts/networks allowed although not public
+      attempts: 8                       # tries per change before giving up on it
+      timeout: 10                       # seconds per POST
 
 Paths are relative to the configuration file. Command-line flags override
 the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
@@ -26,7 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent_node.errors import ConfigError
 
-__all__ = ["CardSource", "ListenConfig", "NodeConfig", "SkillConfig", "SkillText", "load_config"]
+__all__ = [
+    "CardSource",
+    "ListenConfig",
+    "NodeConfig",
+    "PushSettings",
+    "SkillConfig",
+    "SkillText",
+    "load_config",
+]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 M = TypeVar("M", bound=BaseModel)
@@ -59,6 +71,41 @@ class SkillText(BaseModel):
     examples: list[str] = []
     input_modes: list[str] | None = Field(default=None, alias="inputModes")
     output_modes: list[str] | None = Field(default=None, alias="outputModes")
+
+
+class PushSettings(BaseModel):
+    """Push notifications to callers (A2A ``CreateTaskPushNotificationConfig``).
+
+    Push URLs must be ``http(s)`` and reach a public address: loopback,
+    private, link-local and other non-global addresses are refused (SSRF),
+    both when a config is set and, after resolving the host, before each
+    POST, unless the host or its network is in ``allow``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Host names (exact, case-insensitive) and IP networks (``10.0.0.0/8``,
+    #: ``::1``) push URLs may reach although they are not public.
+    allow: list[str] = []
+    #: Tries per change before giving up on it (the next change is tried anew).
+    attempts: int = Field(default=8, ge=1, le=100)
+    #: Seconds one POST may take.
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _allow_entries_parse(self) -> PushSettings:
+        import ipaddress
+
+        for entry in self.allow:
+            if "/" in entry or entry.replace(".", "").isdigit() or ":" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"push.allow: {entry!r} is not an IP network") from None
+            elif not entry or any(c.isspace() for c in entry):
+                raise ValueError(f"push.allow: {entry!r} is not a host name")
+        return self
 
 
 class CardSource(BaseModel):
@@ -98,6 +145,7 @@ class NodeConfig(BaseModel):
     #: outside the 1.0 schema: turn this off to run it.
     card_v03_fields: bool = True
     skills: list[SkillConfig] = []
+    push: PushSettings = PushSettings()
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -3,7 +3,7 @@
 :class:`AgentNode` loads the skills' workflows, opens the store, starts a
 worker engine (``scope="all"``: it runs and recovers every execution of its
 store), builds the Agent Card and serves it, with the A2A JSON-RPC endpoint
-at ``/a2a``, with uvicorn. The listening
+at ``/a2a``, with uvicorn, and delivers push notifications. The listening
 socket is bound before the card is built, so ``port: 0`` advertises the
 port actually chosen.
 """
@@ -47,6 +47,7 @@ class AgentNode:
         from agent_node.a2a.app import create_app
         from agent_node.a2a.card import CardDocument, build_card
         from agent_node.a2a.jsonrpc import jsonrpc_endpoint
+        from agent_node.a2a.push import PushSender
         from agent_node.a2a.tasks import TaskService
         from agent_node.runtime import Runtime
 
@@ -57,6 +58,9 @@ class AgentNode:
         runtime = Runtime(config.store, node=config.name, scope="all")
         default = next((s.id for s in config.skills if s.default), None)
         tasks = TaskService(runtime, workflows, default_skill=default)
+        if config.push.enabled:
+            owner = f"{runtime.engine.owner}:push"
+            tasks.push = PushSender(runtime.store, tasks.render_push, config.push, owner=owner)
         endpoint = jsonrpc_endpoint(tasks, capabilities=dict(card.card["capabilities"]))
         server = uvicorn.Server(
             uvicorn.Config(create_app(card, endpoint), log_level="warning", lifespan="off")
@@ -64,12 +68,16 @@ class AgentNode:
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
         await runtime.start()
+        if tasks.push is not None:
+            await tasks.push.start()
         try:
             with _stop_on_signals(server):
                 announce = asyncio.create_task(_announce(server, config, ready))
                 await server.serve(sockets=[sock])
                 announce.cancel()
         finally:
+            if tasks.push is not None:
+                await tasks.push.close()
             await runtime.close()
             sock.close()
 

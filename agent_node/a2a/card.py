@@ -68,7 +68,7 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
             {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
             {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
         ],
-        "capabilities": {"streaming": True, "pushNotifications": False},
+        "capabilities": {"streaming": True, "pushNotifications": config.push.enabled},
         "defaultInputModes": source.default_input_modes,
         "defaultOutputModes": source.default_output_modes,
         "skills": [_skill(source, skill_id, wf) for skill_id, wf in workflows.items()],

@@ -116,10 +116,10 @@ def _streaming(caps: AgentCapabilities) -> A2AError | None:
     return None
 
 
-def _push(caps: AgentCapabilities) -> A2AError:
+def _push(caps: AgentCapabilities) -> A2AError | None:
     if not caps.push_notifications:
         return PushNotificationNotSupported()
-    return UnsupportedOperation("push notification configs are not implemented by this node yet")
+    return None
 
 
 def _extended_card(caps: AgentCapabilities) -> A2AError:

@@ -34,6 +34,7 @@ __all__ = [
     "AuthenticationInfo",
     "CancelTaskRequest",
     "DeleteTaskPushNotificationConfigRequest",
+    "Empty",
     "GetExtendedAgentCardRequest",
     "GetTaskPushNotificationConfigRequest",
     "GetTaskRequest",
@@ -406,6 +407,10 @@ class ListTaskPushNotificationConfigsResponse(WireModel):
 
     configs: list[TaskPushNotificationConfig] | None = None
     next_page_token: str | None = None
+
+
+class Empty(WireModel):
+    """``google.protobuf.Empty``: the result of ``DeleteTaskPushNotificationConfig``."""
 
 
 class GetExtendedAgentCardRequest(WireModel):

@@ -14,16 +14,27 @@
   task id is derived from both, and a repeat finds the task already there.
   ``messageId`` is never a dedupe key (clients and the TCK reuse them).
 * A client's ``contextId`` is kept; without one the task gets a new context.
+* Push configs (the four ``…PushNotificationConfig`` methods, or
+  ``taskPushNotificationConfig`` in a send) are stored beside the task and
+  delivered by :class:`~agent_node.a2a.push.PushSender`. A config set with a
+  new task gets every change of it; one set later gets the changes from
+  then on. The config id defaults to the task id; a task has at most
+  :data:`MAX_PUSH_CONFIGS`.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+from agent_node.a2a import compat
 from agent_node.a2a.errors import (
     InvalidParams,
+    PushNotificationNotSupported,
     TaskNotCancelable,
     TaskNotFound,
     UnsupportedOperation,
@@ -31,7 +42,12 @@ from agent_node.a2a.errors import (
 from agent_node.a2a.handler import CallContext
 from agent_node.a2a.models import (
     CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    Empty,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
     ListTasksRequest,
     ListTasksResponse,
     Message,
@@ -40,9 +56,11 @@ from agent_node.a2a.models import (
     StreamResponse,
     SubscribeToTaskRequest,
     Task,
+    TaskPushNotificationConfig,
     TaskState,
     TaskStatus,
 )
+from agent_node.a2a.push import PushSender, check_push_url
 from agent_node.a2a.streaming import POLL_SECONDS, Follower, Watches
 from agent_node.a2a.taskview import (
     MESSAGE_EVENT,
@@ -54,11 +72,16 @@ from agent_node.a2a.taskview import (
 from agent_node.errors import InvalidSignal
 from agent_node.results import to_event
 from agent_node.runtime import Runtime
-from agent_node.store.records import TERMINAL, ExecutionRecord
+from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import INPUT_EVENT
 
-__all__ = ["TaskService"]
+__all__ = ["MAX_PUSH_CONFIGS", "TaskService"]
+
+#: Push configs one task may have.
+MAX_PUSH_CONFIGS = 10
+#: The largest push config accepted, as JSON (URL, token and credentials).
+MAX_PUSH_CONFIG_BYTES = 8192
 
 _IDEMPOTENCY = uuid.UUID("6f1d0c8e-52a4-4d43-9a55-2f6c1c9a4b21")
 _STATUS_FILTER = {
@@ -79,8 +102,11 @@ class TaskService:
         default_skill: str | None = None,
         *,
         poll: float = POLL_SECONDS,
+        push: PushSender | None = None,
     ) -> None:
         self.runtime = runtime
+        #: Delivers push notifications; None: this agent does not push.
+        self.push = push
         self.skills = dict(skills)
         self.default_skill = default_skill or (next(iter(self.skills)) if self.skills else None)
         #: The tasks being streamed; ``poll`` is their safety poll, in seconds.
@@ -93,7 +119,7 @@ class TaskService:
     ) -> SendMessageResponse:
         message = request.message
         if message.task_id:
-            task_id = await self._continue(message)
+            task_id = await self._continue(request, ctx)
         else:
             task_id = await self._start(request, ctx)
         config = request.configuration
@@ -120,6 +146,9 @@ class TaskService:
         task_id = _task_id(ctx)
         context_id = message.context_id or str(uuid.uuid4())
         received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
+        if (push := _push_config_of(request)) is not None:
+            # Before the task exists, so no change of it can be missed.
+            await self._set_push(push, task_id, ctx, None)
         self.runtime.workflows.add(workflow)
         await self.runtime.engine.submit(
             workflow,
@@ -130,7 +159,8 @@ class TaskService:
         )
         return task_id
 
-    async def _continue(self, message: Message) -> str:
+    async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
+        message = request.message
         task_id = message.task_id or ""
         record = await self._record(task_id)
         if record.status in TERMINAL:
@@ -141,6 +171,8 @@ class TaskService:
         if message.context_id and message.context_id != context_id:
             raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
         received = message.model_copy(update={"context_id": context_id})
+        if (push := _push_config_of(request)) is not None:
+            await self._set_push(push, task_id, ctx, record)
         answer = answer_from_message(message)
         if await self._answer_field(record) == "message":
             answer = received.to_json()
@@ -184,7 +216,7 @@ class TaskService:
     ) -> AsyncIterator[StreamResponse]:
         message = request.message
         if message.task_id:
-            task_id, accepted = await self._continue(message), TaskState.WORKING
+            task_id, accepted = await self._continue(request, ctx), TaskState.WORKING
         else:
             task_id, accepted = await self._start(request, ctx), TaskState.SUBMITTED
         config = request.configuration
@@ -240,6 +272,86 @@ class TaskService:
         await self.runtime.engine.control.cancel(request.id, "canceled by the caller")
         return await self._task(request.id)
 
+    # -- push notification configs -----------------------------------------------
+
+    async def create_task_push_notification_config(
+        self, request: TaskPushNotificationConfig, ctx: CallContext
+    ) -> TaskPushNotificationConfig:
+        if not request.task_id:
+            raise InvalidParams("taskId: field required")
+        record = await self._record(request.task_id)
+        return await self._set_push(request, record.id, ctx, record)
+
+    async def get_task_push_notification_config(
+        self, request: GetTaskPushNotificationConfigRequest, ctx: CallContext
+    ) -> TaskPushNotificationConfig:
+        await self._record(request.task_id)
+        for stored in await self.runtime.store.push_configs(request.task_id):
+            if stored.id == request.id:
+                return TaskPushNotificationConfig.model_validate_json(stored.config)
+        raise TaskNotFound(f"task {request.task_id} has no push notification config {request.id!r}")
+
+    async def list_task_push_notification_configs(
+        self, request: ListTaskPushNotificationConfigsRequest, ctx: CallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        await self._record(request.task_id)
+        stored = await self.runtime.store.push_configs(request.task_id)
+        configs = [TaskPushNotificationConfig.model_validate_json(c.config) for c in stored]
+        # At most MAX_PUSH_CONFIGS: always one page.
+        return ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token="")
+
+    async def delete_task_push_notification_config(
+        self, request: DeleteTaskPushNotificationConfigRequest, ctx: CallContext
+    ) -> Empty:
+        await self._record(request.task_id)
+        await self.runtime.store.delete_push_config(request.task_id, request.id)
+        return Empty()
+
+    async def _set_push(
+        self,
+        config: TaskPushNotificationConfig,
+        task_id: str,
+        ctx: CallContext,
+        record: ExecutionRecord | None,
+    ) -> TaskPushNotificationConfig:
+        """Store a push config of ``task_id``: from the start for a new task
+        (``record`` None), else from the task's current event on."""
+        if self.push is None:
+            raise PushNotificationNotSupported()
+        check_push_url(config.url, self.push.allow)
+        config = config.model_copy(update={"task_id": task_id, "id": config.id or task_id})
+        document = json.dumps(config.to_json(), ensure_ascii=False, separators=(",", ":"))
+        if len(document.encode("utf-8")) > MAX_PUSH_CONFIG_BYTES:
+            raise InvalidParams(f"push config larger than {MAX_PUSH_CONFIG_BYTES} bytes")
+        store = self.runtime.store
+        existing = {c.id for c in await store.push_configs(task_id)} if record else set()
+        if config.id not in existing and len(existing) >= MAX_PUSH_CONFIGS:
+            raise InvalidParams(
+                f"task {task_id} has {MAX_PUSH_CONFIGS} push configs already; delete one first"
+            )
+        settled = record is not None and record.status in TERMINAL
+        await store.put_push_config(
+            PushConfigRecord(
+                task_id=task_id,
+                id=config.id or task_id,
+                config=document,
+                version=ctx.version,
+                caller=ctx.caller,
+                created_at=time.time(),
+                pushed_seq=record.last_seq if record else 0,
+                settled=settled,
+            )
+        )
+        if not settled:
+            self.push.watch(task_id)
+        return config
+
+    async def render_push(self, task_id: str, version: str) -> Any:
+        """The body of a push about ``task_id``: a 1.0 ``StreamResponse`` holding
+        the task, or for a 0.3 caller the 0.3 task object."""
+        task = (await self._task(task_id)).to_json()
+        return compat.result_to_v03("GetTask", task) if version == "0.3" else {"task": task}
+
     # -- rendering ---------------------------------------------------------------
 
     async def _record(self, task_id: str) -> ExecutionRecord:
@@ -262,6 +374,11 @@ class TaskService:
             history_length=history_length,
             include_artifacts=include_artifacts,
         )
+
+
+def _push_config_of(request: SendMessageRequest) -> TaskPushNotificationConfig | None:
+    config = request.configuration
+    return config.task_push_notification_config if config else None
 
 
 def _task_id(ctx: CallContext) -> str:

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, create_client
 from a2a.types import (
+    AuthenticationInfo,
     CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
     Message,
     Part,
     Role,
     SendMessageRequest,
+    StreamResponse,
     SubscribeToTaskRequest,
+    TaskPushNotificationConfig,
     TaskState,
 )
 from google.protobuf import json_format
 from support.nodes import serving
+from support.webhook import receiving
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +135,47 @@ async def test_streaming_send_and_subscribe(node_url: str) -> None:
             assert followed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
         finally:
             await sdk.close()
+
+
+async def test_push_configs_and_delivery(client: object) -> None:
+    sdk: Any = client
+    async with receiving() as hook:
+        auth = AuthenticationInfo(scheme="Bearer", credentials="sdk-cred")
+        push = TaskPushNotificationConfig(id="sdk-push", url=f"{hook.url}/a2a-hook", token="t-1")
+        push.authentication.CopyFrom(auth)
+        book = message("Lisbon")
+        book.metadata.update({"skill": "book"})
+        request = SendMessageRequest(message=book)
+        request.configuration.task_push_notification_config.CopyFrom(push)
+        asked = await only_task(sdk, request)
+
+        extra = TaskPushNotificationConfig(
+            task_id=asked.id, id="extra", url="https://example.com/tck-push-webhook"
+        )
+        created = await sdk.create_task_push_notification_config(extra)
+        assert (created.task_id, created.id, created.url) == (asked.id, "extra", extra.url)
+        got = await sdk.get_task_push_notification_config(
+            GetTaskPushNotificationConfigRequest(task_id=asked.id, id="sdk-push")
+        )
+        assert got.url == push.url and got.authentication.credentials == "sdk-cred"
+        listed = await sdk.list_task_push_notification_configs(
+            ListTaskPushNotificationConfigsRequest(task_id=asked.id)
+        )
+        assert sorted(c.id for c in listed.configs) == ["extra", "sdk-push"]
+        delete = DeleteTaskPushNotificationConfigRequest(task_id=asked.id, id="extra")
+        await sdk.delete_task_push_notification_config(delete)
+        await sdk.delete_task_push_notification_config(delete)  # idempotent
+
+        await only_task(sdk, SendMessageRequest(message=message("May", task_id=asked.id)))
+        await hook.wait_for(
+            lambda pushes: any(
+                p.body["task"]["status"]["state"] == "TASK_STATE_COMPLETED" for p in pushes
+            ),
+            "the completed task's push",
+        )
+    for received in hook.accepted():
+        assert received.path == "/a2a-hook"
+        assert received.headers["authorization"] == "Bearer sdk-cred"
+        assert received.headers["x-a2a-notification-token"] == "t-1"
+        parsed = json_format.ParseDict(received.body, StreamResponse())
+        assert parsed.task.id == asked.id

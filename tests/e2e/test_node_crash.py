@@ -1,4 +1,5 @@
-"""A node SIGKILLed while its A2A tasks are WORKING restarts and completes them."""
+"""A node SIGKILLed while its A2A tasks are WORKING restarts, completes them,
+and delivers their push notifications."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from e2e.procs import CLI, FIVE_STEPS, Child, Spawn, child_env, opened, read_logs, wait_until
 from support.effects import Effects
+from support.webhook import receiving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -20,6 +22,7 @@ def config(tmp_path: Path, store: str) -> Path:
     path.write_text(
         "name: crashnode\nlisten: {host: 127.0.0.1, port: 0}\n"
         f"store: {store}\nskills:\n  - {{id: five, workflow: '{FIVE_STEPS}', default: true}}\n"
+        "push: {allow: [127.0.0.1]}\n"
     )
     return path
 
@@ -44,6 +47,21 @@ async def start_node(spawn: Spawn, name: str, conf: Path, env: dict[str, str]) -
 async def test_a_killed_node_finishes_its_working_tasks_after_restart(
     durable_url: str, spawn: Spawn, tmp_path: Path
 ) -> None:
+    async with receiving() as hook:
+        ids = await kill_and_restart(durable_url, spawn, tmp_path, hook.url)
+        await hook.wait_for(
+            lambda pushes: {p.body["task"]["id"] for p in pushes} == set(ids),
+            "a push for every task",
+            timeout=30,
+        )
+    for received in hook.accepted():
+        assert received.body["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert received.headers["authorization"] == "Bearer crash-test"
+
+
+async def kill_and_restart(
+    durable_url: str, spawn: Spawn, tmp_path: Path, hook_url: str
+) -> list[str]:
     effects = Effects(tmp_path / "effects.db")
     env = child_env(tmp_path / "effects.db", step_sleep=0.05)
     conf = config(tmp_path, durable_url)
@@ -55,7 +73,12 @@ async def test_a_killed_node_finishes_its_working_tasks_after_restart(
             "role": "ROLE_USER",
             "parts": [{"data": {"item": item}}],
         }
-        params = {"message": message, "configuration": {"returnImmediately": True}}
+        push = {
+            "url": hook_url,
+            "authentication": {"scheme": "Bearer", "credentials": "crash-test"},
+        }
+        configuration = {"returnImmediately": True, "taskPushNotificationConfig": push}
+        params = {"message": message, "configuration": configuration}
         ids.append(rpc(url, "SendMessage", params)["task"]["id"])  # type: ignore[index]
     total = TASKS * 5
     await wait_until(
@@ -82,3 +105,4 @@ async def test_a_killed_node_finishes_its_working_tasks_after_restart(
         if e.kind == "node_started" and (e.attempt or 0) > 1
     ]
     assert restarted, "no node was interrupted by the kill"
+    return ids

@@ -28,6 +28,8 @@ def greeter_config(directory: Path) -> Path:
         f"card: {ROOT / 'cards/greeter.yaml'}\nskills:\n"
         f"  - {{id: greet, workflow: '{ROOT / 'examples/hello/workflow.yaml'}', default: true}}\n"
         f"  - {{id: book, workflow: '{ROOT / 'examples/greeter/book.py'}:wf'}}\n"
+        # The tests' webhook receivers listen on loopback.
+        "push: {allow: [127.0.0.0/8]}\n"
     )
     return config
 
