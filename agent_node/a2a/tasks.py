@@ -84,13 +84,14 @@ MAX_PUSH_CONFIGS = 10
 MAX_PUSH_CONFIG_BYTES = 8192
 
 _IDEMPOTENCY = uuid.UUID("6f1d0c8e-52a4-4d43-9a55-2f6c1c9a4b21")
-_STATUS_FILTER = {
-    "TASK_STATE_SUBMITTED": ["pending"],
-    "TASK_STATE_WORKING": ["running", "waiting"],
-    "TASK_STATE_INPUT_REQUIRED": ["waiting"],
-    "TASK_STATE_COMPLETED": ["completed"],
-    "TASK_STATE_FAILED": ["failed"],
-    "TASK_STATE_CANCELED": ["canceled"],
+#: A2A task state -> (execution statuses, waiting for input?) for ListTasks.
+_STATUS_FILTER: dict[str, tuple[list[str], bool | None]] = {
+    "TASK_STATE_SUBMITTED": (["pending"], None),
+    "TASK_STATE_WORKING": (["running", "waiting"], False),
+    "TASK_STATE_INPUT_REQUIRED": (["waiting"], True),
+    "TASK_STATE_COMPLETED": (["completed"], None),
+    "TASK_STATE_FAILED": (["failed"], None),
+    "TASK_STATE_CANCELED": (["canceled"], None),
 }
 
 
@@ -243,9 +244,13 @@ class TaskService:
     async def list_tasks(self, request: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
         size = request.page_size or 50
         offset = _offset(request.page_token)
-        status = _STATUS_FILTER.get(str(request.status)) if request.status else None
+        status, asking = _STATUS_FILTER.get(str(request.status), (None, None))
         records = await self.runtime.store.list_executions(
-            status=status, context_id=request.context_id, limit=size + 1, offset=offset
+            status=status,
+            context_id=request.context_id,
+            asking=asking,
+            limit=size + 1,
+            offset=offset,
         )
         page = records[:size]
         tasks = [
@@ -259,7 +264,7 @@ class TaskService:
         more = len(records) > size
         token = _token(offset + size) if more else ""
         total = await self.runtime.store.count_executions(
-            status=status, context_id=request.context_id
+            status=status, context_id=request.context_id, asking=asking
         )
         return ListTasksResponse(
             tasks=tasks, next_page_token=token, page_size=size, total_size=total

@@ -194,10 +194,13 @@ class Store(Protocol):
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        """Newest first."""
+        """Newest first. ``asking``: only executions waiting for input (an
+        ``input`` wait while ``waiting``: A2A's INPUT_REQUIRED), or only the
+        others (False)."""
 
     async def count_executions(
         self,
@@ -205,6 +208,7 @@ class Store(Protocol):
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 

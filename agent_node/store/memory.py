@@ -250,6 +250,7 @@ class MemoryStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
@@ -259,6 +260,7 @@ class MemoryStore:
             if (status is None or r.status in status)
             and (workflow_id is None or r.workflow_id == workflow_id)
             and (context_id is None or r.context_id == context_id)
+            and (asking is None or self._asking(r) == asking)
         ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return rows[offset : offset + limit]
@@ -269,14 +271,20 @@ class MemoryStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
     ) -> int:
         listed = await self.list_executions(
             status=status,
             workflow_id=workflow_id,
             context_id=context_id,
+            asking=asking,
             limit=len(self._executions),
         )
         return len(listed)
+
+    def _asking(self, record: ExecutionRecord) -> bool:
+        waits = self._waits.get(record.id, {}).values()
+        return record.status == "waiting" and any(w.kind == "input" for w in waits)
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]

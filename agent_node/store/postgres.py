@@ -34,6 +34,7 @@ from agent_node.store.records import (
 )
 from agent_node.store.schema import MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
+    ASKING,
     EXECUTION_COLUMNS,
     PENDING_PUSHES,
     PUSH_COLUMNS,
@@ -352,10 +353,11 @@ class PostgresStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id)
+        where, params = _filters(status, workflow_id, context_id, asking)
         n = len(params)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
@@ -370,8 +372,9 @@ class PostgresStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id)
+        where, params = _filters(status, workflow_id, context_id, asking)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", *params)
         return int(rows[0][0])
 
@@ -418,7 +421,10 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 
 
 def _filters(
-    status: Collection[str] | None, workflow_id: str | None, context_id: str | None
+    status: Collection[str] | None,
+    workflow_id: str | None,
+    context_id: str | None,
+    asking: bool | None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -431,4 +437,6 @@ def _filters(
     if context_id is not None:
         params.append(context_id)
         clauses.append(f"context_id = ${len(params)}")
+    if asking is not None:
+        clauses.append(ASKING if asking else f"NOT {ASKING}")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

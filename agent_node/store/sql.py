@@ -23,6 +23,7 @@ from agent_node.store.records import (
 )
 
 __all__ = [
+    "ASKING",
     "EXECUTION_COLUMNS",
     "PENDING_PUSHES",
     "PUSH_COLUMNS",
@@ -48,6 +49,11 @@ WORK_COLUMNS = (
     "execution_id, node, visit, attempt, available_at, lease_owner, lease_expires_at, fence"
 )
 WAIT_COLUMNS = "execution_id, node, visit, kind, event, deadline"
+#: An execution waiting for input (A2A's INPUT_REQUIRED), as a WHERE condition.
+ASKING = (
+    "(status = 'waiting' AND EXISTS (SELECT 1 FROM waits w"
+    " WHERE w.execution_id = executions.id AND w.kind = 'input'))"
+)
 PUSH_COLUMNS = (
     "task_id, id, config, version, caller, created_at, pushed_seq, settled, attempts,"
     " next_attempt_at, last_error, lease_owner, lease_expires_at"

@@ -46,6 +46,7 @@ from agent_node.store.records import (
 )
 from agent_node.store.schema import SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
+    ASKING,
     EXECUTION_COLUMNS,
     PENDING_PUSHES,
     PUSH_COLUMNS,
@@ -366,10 +367,11 @@ class SqliteStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id)
+        where, params = _filters(status, workflow_id, context_id, asking)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
             " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -383,8 +385,9 @@ class SqliteStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
+        asking: bool | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id)
+        where, params = _filters(status, workflow_id, context_id, asking)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
         return int(rows[0][0])
 
@@ -461,7 +464,10 @@ def _start_claims(
 
 
 def _filters(
-    status: Collection[str] | None, workflow_id: str | None, context_id: str | None
+    status: Collection[str] | None,
+    workflow_id: str | None,
+    context_id: str | None,
+    asking: bool | None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -475,4 +481,6 @@ def _filters(
     if context_id is not None:
         clauses.append("context_id = ?")
         params.append(context_id)
+    if asking is not None:
+        clauses.append(ASKING if asking else f"NOT {ASKING}")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,32 @@ async def test_control_keys_are_not_echoed_in_the_result(durable_url: str) -> No
     (result,) = task.artifacts or []
     # The final state, less the keys that only instruct the A2A layer.
     assert result.parts[-1].data == {"text": "hello", "reply": "done"}
+
+
+async def test_list_tells_input_required_from_working(durable_url: str) -> None:
+    """Both are parked executions; only a wait for input is INPUT_REQUIRED."""
+    napping = Workflow("napping", version="1")
+    napping.state(Greeting)
+    napping.wait("nap", duration="1h")
+    async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
+        skills = {"nap": napping.compile(), "book": booker()}
+        service = TaskService(runtime, skills, default_skill="nap")
+        # On a timer a task is WORKING, not interrupted: a blocking send would wait an hour.
+        immediately = SendMessageConfiguration(return_immediately=True)
+        nap = (await service.send_message(send("zz", configuration=immediately), CTX)).task
+        ask = (await service.send_message(send("Rome", metadata={"skill": "book"}), CTX)).task
+        assert nap is not None
+        while (record := await runtime.store.get(nap.id)) and record.status != "waiting":
+            await asyncio.sleep(0.02)
+        assert (await service.get_task(GetTaskRequest(id=nap.id), CTX)).status.state == (
+            TaskState.WORKING
+        )
+        assert ask is not None and ask.status.state == TaskState.INPUT_REQUIRED
+        for state, expected in [
+            (TaskState.WORKING, [nap.id]),
+            (TaskState.INPUT_REQUIRED, [ask.id]),
+            (TaskState.COMPLETED, []),
+        ]:
+            listed = await service.list_tasks(ListTasksRequest(status=state), CTX)
+            assert [t.id for t in listed.tasks] == expected, state
+            assert listed.total_size == len(expected)
