@@ -233,8 +233,11 @@ class PushSender:
             timeout = self.poll
             if self._retry_at is not None:
                 timeout = max(0.0, min(timeout, self._retry_at - time.time()))
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation
+            # that races with the event, and close() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.deliver_due()

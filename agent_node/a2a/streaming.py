@@ -121,8 +121,11 @@ class Watch:
     async def _run(self) -> None:
         try:
             while self.latest is not None and not TaskState(self.latest.status.state).is_terminal:
+                # Not asyncio.wait_for: on 3.11 it runs the wait in a task of
+                # its own, so a cancel takes an extra turn (or is swallowed).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
                 self._wake.clear()
                 task = await self._render(self.task_id)
                 for event in self._changes(task):
