@@ -70,7 +70,7 @@ from agent_node.a2a.taskview import (
     state_from_message,
 )
 from agent_node.errors import InvalidSignal
-from agent_node.results import to_event
+from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -124,21 +124,17 @@ class TaskService:
         else:
             task_id = await self._start(request, ctx)
         config = request.configuration
-        if not (config and config.return_immediately):
-            await self.runtime.engine.wait(task_id)
-            reply = await self._reply(task_id)
-            if reply is not None:
-                return SendMessageResponse(message=reply)
         history = config.history_length if config else None
-        return SendMessageResponse(task=await self._task(task_id, history_length=history))
-
-    async def _reply(self, task_id: str) -> Message | None:
-        record = await self._record(task_id)
-        if record.status != "completed":
-            return None
-        return reply_message(
-            record, [to_event(e) for e in await self.runtime.store.events(task_id)]
-        )
+        if config and config.return_immediately:
+            return SendMessageResponse(task=await self._task(task_id, history_length=history))
+        # The record the wait ends on and one read of the log make the answer.
+        record = await self.runtime.engine.wait(task_id)
+        events = [to_event(e) for e in await self.runtime.store.events(task_id)]
+        reply = reply_message(record, events)
+        if reply is not None:
+            return SendMessageResponse(message=reply)
+        task = await self._render(record, events, history_length=history)
+        return SendMessageResponse(task=task)
 
     async def _start(self, request: SendMessageRequest, ctx: CallContext) -> str:
         message = request.message
@@ -369,9 +365,20 @@ class TaskService:
         self, task_id: str, *, history_length: int | None = None, include_artifacts: bool = True
     ) -> Task:
         record = await self._record(task_id)
-        store = self.runtime.store
-        events = [to_event(e) for e in await store.events(task_id)]
-        waits = await store.waits(task_id) if record.status == "waiting" else []
+        events = [to_event(e) for e in await self.runtime.store.events(task_id)]
+        return await self._render(
+            record, events, history_length=history_length, include_artifacts=include_artifacts
+        )
+
+    async def _render(
+        self,
+        record: ExecutionRecord,
+        events: list[Event],
+        *,
+        history_length: int | None = None,
+        include_artifacts: bool = True,
+    ) -> Task:
+        waits = await self.runtime.store.waits(record.id) if record.status == "waiting" else []
         return render_task(
             record,
             events,
