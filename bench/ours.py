@@ -1,6 +1,6 @@
 """agent-node ("ours") on the same scenarios as the peers.
 
-    /work/main/.venv/bin/python bench/ours.py <seq200|conc200|wait2000|import>
+    .venv/bin/python bench/ours.py <seq200|conc200|wait2000|import>
         [--store-kind sqlite|memory|postgres] --dir TMPDIR
 
 The methodology is the one of ``bench/peers/*`` (``bench/common.py`` sizes,

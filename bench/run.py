@@ -53,7 +53,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
             "wait2000": ["sqlite", "memory"],
             "import": ["sqlite"],
         },
-        "hint": "bench/ours.py is written separately; /work/main/.venv must exist",
+        "hint": "bench/ours.py is written separately; the project venv .venv must exist",
     },
     "dbos": {
         "python": PEERS_PY,

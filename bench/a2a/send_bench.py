@@ -1,0 +1,429 @@
+"""A2A ``SendMessage`` throughput: agent-node against the a2a-sdk server, in one run.
+
+    .venv/bin/python bench/a2a/send_bench.py \
+        [--systems ours,sdk-memory,sdk-sqlite,starlette] [--duration 8] [--warmup 2] \
+        [--connections 32] [--client raw|httpx] [--json bench/results/a2a_send.json] [--keep-tmp]
+
+Systems (each a fresh server subprocess on a free loopback port, fresh scratch dir):
+
+* ``ours``: ``agent-node serve --config bench/a2a/echo-node.yaml`` on
+  ``sqlite:///<scratch>/bench.db``: every task a durable execution of the
+  one-step echo workflow (``echo_workflow.py``).
+* ``sdk-memory`` / ``sdk-sqlite``: ``sdk_server.py``, an a2a-sdk 1.x echo
+  ``AgentExecutor`` on ``InMemoryTaskStore`` / ``DatabaseTaskStore`` on
+  ``sqlite+aiosqlite:///<scratch>/sdk.db``.
+* ``starlette``: ``starlette_server.py``, a bare JSON endpoint (calibration).
+
+Method: the server is pinned to core 0 (``taskset -c 0``) and the load
+client (``load.py``) to core 1; this process also moves to core 1. The
+client keeps ``--connections`` keep-alive connections, one per client, sends
+blocking A2A 1.0 ``SendMessage`` requests, checks every answer, warms up for
+``--warmup`` s and measures ``--duration`` s. Reported per system: requests/s,
+p50/p99 latency, server CPU (user + sys of the server and its descendants
+over the window) per request and as % of a core, server RSS at the end, the
+client's own CPU (a client near 100 % is the bottleneck, and flagged), and
+errors (a run with any error is flagged). Then the targets, PASS/FAIL.
+
+Needs the project's venv (psutil, a2a-sdk with its ``http-server`` and
+``sqlite`` extras) and ``taskset``. Scratch dirs go under
+``bench/results/tmp/`` and are deleted unless ``--keep-tmp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+BENCH = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+SERVER_CORE, CLIENT_CORE = 0, 1
+CARD_PATH = "/.well-known/agent-card.json"
+ALL_SYSTEMS = ("ours", "sdk-memory", "sdk-sqlite", "starlette")
+
+#: A client using more than this share of its core may be what limits the rate.
+CLIENT_BOUND_PCT = 90.0
+#: A server using less than this share of its core under a closed loop of
+#: ``--connections`` clients is waiting on something other than its CPU.
+SERVER_IDLE_PCT = 75.0
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    note: str
+    check: str  # load.py --check
+
+    def command(self, port: int, scratch: Path) -> list[str]:
+        py = sys.executable
+        if self.name == "ours":
+            return [
+                str(VENV_BIN / "agent-node"),
+                "serve",
+                "--config",
+                str(HERE / "echo-node.yaml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--store",
+                f"sqlite:///{scratch / 'bench.db'}",
+            ]
+        if self.name == "sdk-memory":
+            return [py, str(HERE / "sdk_server.py"), "--port", str(port), "--store", "memory"]
+        if self.name == "sdk-sqlite":
+            url = f"sqlite+aiosqlite:///{scratch / 'sdk.db'}"
+            return [py, str(HERE / "sdk_server.py"), "--port", str(port), "--store", url]
+        if self.name == "starlette":
+            return [py, str(HERE / "starlette_server.py"), "--port", str(port)]
+        raise ValueError(self.name)
+
+
+SYSTEMS = {
+    "ours": System("ours", "agent-node serve, SQLite store (WAL, synchronous=NORMAL)", "task"),
+    "sdk-memory": System("sdk-memory", "a2a-sdk DefaultRequestHandler, InMemoryTaskStore", "task"),
+    "sdk-sqlite": System(
+        "sdk-sqlite", "a2a-sdk DefaultRequestHandler, DatabaseTaskStore (aiosqlite)", "task"
+    ),
+    "starlette": System("starlette", "bare Starlette JSON endpoint (calibration)", "json"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str], pin: bool) -> list[str]:
+    # taskset execs the command, so the pid Popen returns is the server's own.
+    return ["taskset", "-c", str(core), *command] if pin else command
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 60.0) -> None:
+    """Poll the card endpoint until it answers 200 (or the server dies)."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{port}{CARD_PATH}"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server not ready on port {port} after {timeout:.0f} s")
+
+
+def tree_rss(pid: int) -> int:
+    proc = psutil.Process(pid)
+    total = int(proc.memory_info().rss)
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += child.memory_info().rss
+    return total
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM (agent-node and uvicorn shut down cleanly on it), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def run_system(system: System, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    scratch.mkdir(parents=True)
+    port = free_port()
+    log = scratch / "server.log"
+    row: dict[str, Any] = {"system": system.name, "note": system.note}
+    with log.open("wb") as out:
+        # cwd = scratch: nothing a server writes by default lands in the repository.
+        proc = subprocess.Popen(
+            pinned(SERVER_CORE, system.command(port, scratch), args.pin),
+            cwd=scratch,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_ready(proc, port)
+        load = [
+            sys.executable,
+            str(HERE / "load.py"),
+            "--url",
+            f"http://127.0.0.1:{port}/a2a",
+            "--server-pid",
+            str(proc.pid),
+            "--connections",
+            str(args.connections),
+            "--warmup",
+            str(args.warmup),
+            "--duration",
+            str(args.duration),
+            "--check",
+            system.check,
+            "--client",
+            args.client,
+        ]
+        done = subprocess.run(
+            pinned(CLIENT_CORE, load, args.pin),
+            capture_output=True,
+            text=True,
+            timeout=args.warmup + args.duration + 120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"load client exit {done.returncode}: {done.stderr[-2000:]}")
+        row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        row["server_rss_bytes"] = tree_rss(proc.pid)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} during the run")
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+        row["failed"] = str(exc)
+    finally:
+        row["server_exit"] = stop(proc)
+    if row.get("failed") or row.get("errors_total"):
+        row["server_log_tail"] = tail(log)
+    row["flags"] = flags(row)
+    return row
+
+
+def flags(row: dict[str, Any]) -> list[str]:
+    out = []
+    if row.get("failed"):
+        out.append("FAILED")
+    if row.get("errors_total"):
+        out.append(f"ERRORS({row['errors_total']})")
+    if row.get("client_cpu_pct", 0) > CLIENT_BOUND_PCT:
+        out.append("CLIENT-BOUND")
+    if "server_cpu_pct" in row and row["server_cpu_pct"] < SERVER_IDLE_PCT:
+        out.append("SERVER-NOT-SATURATED")
+    return out
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return format(value, spec)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = [
+        "system",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "srv CPU ms/req",
+        "srv CPU %",
+        "srv RSS MiB",
+        "client CPU %",
+        "requests",
+        "errors",
+        "flags",
+    ]
+    table = [header]
+    for r in rows:
+        rss = r.get("server_rss_bytes")
+        table.append(
+            [
+                r["system"],
+                fmt(r.get("rps"), ",.0f"),
+                fmt(r.get("p50_ms"), ".1f"),
+                fmt(r.get("p99_ms"), ".1f"),
+                fmt(r.get("server_cpu_ms_per_req"), ".3f"),
+                fmt(r.get("server_cpu_pct"), ".0f"),
+                fmt(rss / 2**20 if rss else None, ".1f"),
+                fmt(r.get("client_cpu_pct"), ".0f"),
+                fmt(r.get("requests"), ","),
+                fmt(r.get("errors_total"), "d"),
+                " ".join(r.get("flags", [])) or "ok",
+            ]
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for n, line in enumerate(table):
+        cells = [
+            c.ljust(w) if i in (0, 10) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print(
+        f"flags: CLIENT-BOUND = client CPU > {CLIENT_BOUND_PCT:g} % of its core;"
+        f" SERVER-NOT-SATURATED = server CPU < {SERVER_IDLE_PCT:g} % of its core"
+        " (the rate is limited by waiting, not by the server's CPU)"
+    )
+    for r in rows:
+        if r.get("failed"):
+            print(f"\n{r['system']} FAILED: {r['failed']}")
+        if r.get("error_samples"):
+            print(f"\n{r['system']} errors {r.get('error_kinds')}: {r['error_samples']}")
+        if r.get("server_log_tail"):
+            print(f"{r['system']} server log (tail):\n{r['server_log_tail']}")
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets for ``ours``; a target whose inputs are missing is n/a."""
+    by = {r["system"]: r for r in rows if not r.get("failed")}
+    ours = by.get("ours")
+
+    def ratio(peer: str) -> float | None:
+        if ours is None or peer not in by or not by[peer].get("rps"):
+            return None
+        return float(ours["rps"]) / float(by[peer]["rps"])
+
+    mem, sql = ratio("sdk-memory"), ratio("sdk-sqlite")
+    cpu = ours.get("server_cpu_ms_per_req") if ours else None
+    p99 = ours.get("p99_ms") if ours else None
+    clean = ours is not None and not ours.get("errors_total")
+    return [
+        {"target": "ours req/s >= 3x sdk-memory", "value": mem, "unit": "x", "ok": _ge(mem, 3)},
+        {"target": "ours req/s >= 15x sdk-sqlite", "value": sql, "unit": "x", "ok": _ge(sql, 15)},
+        {
+            "target": "ours server CPU <= 1 ms/request",
+            "value": cpu,
+            "unit": "ms",
+            "ok": None if cpu is None else cpu <= 1.0,
+        },
+        {
+            "target": "ours p99 < 60 ms",
+            "value": p99,
+            "unit": "ms",
+            "ok": None if p99 is None else p99 < 60.0,
+        },
+        {
+            "target": "ours answered every request correctly",
+            "value": ours.get("errors_total") if ours else None,
+            "unit": "errors",
+            "ok": None if ours is None else clean,
+        },
+    ]
+
+
+def _ge(value: float | None, bound: float) -> bool | None:
+    return None if value is None else value >= bound
+
+
+def print_targets(results: list[dict[str, Any]]) -> None:
+    print("\nTargets (ours):")
+    for t in results:
+        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[t["ok"]]
+        value = "-" if t["value"] is None else f"{t['value']:,.3g} {t['unit']}"
+        print(f"  {verdict:4}  {t['target']:40} {value}")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for dist in ("agent-node", "a2a-sdk", "starlette", "uvicorn", "sqlalchemy", "aiosqlite"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    for optional in ("httptools", "uvloop"):  # uvicorn uses them when installed
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[optional] = metadata.version(optional)
+    return out
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", default=",".join(ALL_SYSTEMS))
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--keep-tmp", action="store_true", help="keep the scratch dirs")
+    args = parser.parse_args()
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown:
+        parser.error(f"unknown systems {unknown}; choose from {', '.join(ALL_SYSTEMS)}")
+
+    cores = os.cpu_count() or 1
+    args.pin = cores >= 2 and shutil.which("taskset") is not None
+    if args.pin:
+        os.sched_setaffinity(0, {CLIENT_CORE})  # keep this process off the server's core
+    else:
+        print("warning: fewer than 2 cores or no taskset: nothing is pinned", file=sys.stderr)
+
+    root = BENCH / "results" / "tmp" / f"a2a-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    rows = []
+    try:
+        for name in names:
+            print(f"running {name} ...", file=sys.stderr, flush=True)
+            rows.append(run_system(SYSTEMS[name], args, root / name))
+    finally:
+        if not args.keep_tmp:
+            shutil.rmtree(root, ignore_errors=True)
+
+    where = f"server on core {SERVER_CORE}, client on core {CLIENT_CORE}"
+    print(
+        f"\nA2A SendMessage (JSON-RPC, blocking, A2A-Version 1.0): {args.connections} connections,"
+        f" {args.warmup:g} s warm-up + {args.duration:g} s measured, {args.client} client;"
+        f" {where if args.pin else 'NOT pinned'}"
+    )
+    print_table(rows)
+    results = targets(rows)
+    print_targets(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "benchmark": "a2a-send",
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "settings": {
+                "systems": names,
+                "duration_s": args.duration,
+                "warmup_s": args.warmup,
+                "connections": args.connections,
+                "client": args.client,
+                "pinned": args.pin,
+                "cores": cores,
+            },
+            "rows": rows,
+            "targets": results,
+            "versions": versions(),
+        }
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    bad = any(r.get("failed") or r.get("errors_total") for r in rows)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
