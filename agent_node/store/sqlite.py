@@ -17,6 +17,11 @@ Why not aiosqlite: it hops threads per statement and commits per call, which
 caps a step at the cost of several hops. The durability contract is the same
 — a job's result is returned only after its transaction committed.
 
+Checkpoints (copying the WAL into the database file, with an fsync) run on
+a thread of their own, a quarter second after commits, never in a commit:
+SQLite's automatic checkpoint would stall the writer — and every request
+waiting on it — for the length of an fsync every thousand pages.
+
 Reads do not hop: they run on the calling thread, on a read-only connection
 of that thread's own (WAL readers never wait for the writer). A read sees
 every write whose result was returned before it, because results are
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import sqlite3
 import threading
@@ -79,12 +85,16 @@ from agent_node.store.sql import (
 
 __all__ = ["SqliteStore"]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 _Notices = list[tuple[str, str]]
 _Job = Callable[[sqlite3.Connection], tuple[Any, _Notices]]
 _Entry = tuple[_Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _STMTS = Statements(postgres=False)
 _MAX_BATCH = 512
+#: How long commits accumulate before the checkpoint thread runs (seconds).
+_CHECKPOINT_DELAY = 0.25
 # A set of ids as one JSON parameter: one statement text whatever the set's
 # size, so the driver's statement cache does not fill with IN-list variants.
 _IDS = "(SELECT value FROM json_each(?))"
@@ -106,6 +116,10 @@ class SqliteStore:
         #: Jobs submitted in the current iteration of each event loop.
         self._pending: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        #: Set after each commit, and to stop the checkpoint thread.
+        self._committed = threading.Event()
+        self._closing = False
         self._notifier = Notifier()
         #: Each reading thread's connection (see the module doc).
         self._local = threading.local()
@@ -120,6 +134,11 @@ class SqliteStore:
         self._thread = threading.Thread(target=self._serve, name=f"sqlite:{self.path}", daemon=True)
         self._thread.start()
         await self._submit(_create_schema)
+        self._closing = False
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name=f"sqlite checkpoints:{self.path}", daemon=True
+        )
+        self._checkpointer.start()
 
     async def close(self) -> None:
         thread, self._thread = self._thread, None
@@ -130,6 +149,11 @@ class SqliteStore:
         self._pending.clear()
         self._jobs.put(None)
         await asyncio.to_thread(thread.join)
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            self._closing = True
+            self._committed.set()
+            await asyncio.to_thread(checkpointer.join)
         readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
@@ -146,6 +170,7 @@ class SqliteStore:
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
         try:
             while (first := self._jobs.get()) is not None:
                 batch = list(first)
@@ -159,6 +184,26 @@ class SqliteStore:
                         break
                     batch.extend(more)
                 self._run_batch(conn, batch)
+                self._committed.set()
+        finally:
+            conn.close()
+
+    def _checkpoints(self) -> None:
+        """Checkpoint the WAL a moment after commits (PASSIVE: never blocks the writer)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._committed.wait()
+                time.sleep(_CHECKPOINT_DELAY)
+                # Clear, then look: close() sets the flag before the event, so
+                # a close at any point is seen now or wakes the next wait.
+                self._committed.clear()
+                if self._closing:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
         finally:
             conn.close()
 
