@@ -64,6 +64,7 @@ from agent_node.a2a.push import PushSender, check_push_url
 from agent_node.a2a.streaming import POLL_SECONDS, Follower, Watches
 from agent_node.a2a.taskview import (
     MESSAGE_EVENT,
+    TASK_EVENTS,
     answer_from_message,
     render_task,
     reply_message,
@@ -119,24 +120,27 @@ class TaskService:
         self, request: SendMessageRequest, ctx: CallContext
     ) -> SendMessageResponse:
         message = request.message
+        config = request.configuration
+        blocking = not (config and config.return_immediately)
         if message.task_id:
             task_id = await self._continue(request, ctx)
         else:
-            task_id = await self._start(request, ctx)
-        config = request.configuration
+            task_id = await self._start(request, ctx, then_wait=blocking)
         history = config.history_length if config else None
-        if config and config.return_immediately:
+        if not blocking:
             return SendMessageResponse(task=await self._task(task_id, history_length=history))
         # The record the wait ends on and one read of the log make the answer.
         record = await self.runtime.engine.wait(task_id)
-        events = [to_event(e) for e in await self.runtime.store.events(task_id)]
+        events = await self._events(task_id)
         reply = reply_message(record, events)
         if reply is not None:
             return SendMessageResponse(message=reply)
         task = await self._render(record, events, history_length=history)
         return SendMessageResponse(task=task)
 
-    async def _start(self, request: SendMessageRequest, ctx: CallContext) -> str:
+    async def _start(
+        self, request: SendMessageRequest, ctx: CallContext, *, then_wait: bool = False
+    ) -> str:
         message = request.message
         workflow = self._skill_of(message, request.metadata)
         state = state_from_message(workflow.state_model, message)
@@ -147,13 +151,22 @@ class TaskService:
             # Before the task exists, so no change of it can be missed.
             await self._set_push(push, task_id, ctx, None)
         self.runtime.workflows.add(workflow)
-        await self.runtime.engine.submit(
-            workflow,
-            state,
-            execution_id=task_id,
-            context_id=context_id,
-            notes=[(MESSAGE_EVENT, received.to_json())],
-        )
+        engine = self.runtime.engine
+        watch = then_wait and ctx.idempotency_key is None  # a repeat finds an old task
+        if watch:
+            engine.watch_status(task_id)
+        try:
+            await engine.submit(
+                workflow,
+                state,
+                execution_id=task_id,
+                context_id=context_id,
+                notes=[(MESSAGE_EVENT, received.to_json())],
+            )
+        except BaseException:
+            if watch:
+                engine.release_status_watch(task_id)
+            raise
         return task_id
 
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
@@ -365,10 +378,16 @@ class TaskService:
         self, task_id: str, *, history_length: int | None = None, include_artifacts: bool = True
     ) -> Task:
         record = await self._record(task_id)
-        events = [to_event(e) for e in await self.runtime.store.events(task_id)]
+        events = await self._events(task_id)
         return await self._render(
             record, events, history_length=history_length, include_artifacts=include_artifacts
         )
+
+    async def _events(self, task_id: str) -> list[Event]:
+        """The task's events that rendering reads (the others stay unparsed)."""
+        return [
+            to_event(e) for e in await self.runtime.store.events(task_id) if e.kind in TASK_EVENTS
+        ]
 
     async def _render(
         self,

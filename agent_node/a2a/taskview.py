@@ -46,6 +46,7 @@ from agent_node.store.records import ExecutionRecord, WaitRecord
 
 __all__ = [
     "MESSAGE_EVENT",
+    "TASK_EVENTS",
     "answer_from_message",
     "output_of",
     "render_task",
@@ -60,6 +61,9 @@ CONTROL_KEYS = frozenset({"artifacts", "status_message", "respond_with"})
 
 #: The event kind that logs a message received from the caller.
 MESSAGE_EVENT = "message_received"
+#: The only event kinds a task is rendered from: the rest of a log can be
+#: left unparsed (``execution_completed`` is always an execution's last event).
+TASK_EVENTS = frozenset({MESSAGE_EVENT, "wait_started", "execution_completed"})
 
 _SIMPLE_STATUS = {
     "pending": TaskState.SUBMITTED,
@@ -78,6 +82,7 @@ def render_task(
     history_length: int | None = None,
     include_artifacts: bool = True,
 ) -> Task:
+    """The task of ``record``; ``events``: its log, or just its :data:`TASK_EVENTS`."""
     context_id = record.context_id or record.id
     history = _history(record.id, context_id, events)
     if history_length is not None:

@@ -180,14 +180,33 @@ class Engine:
         self._driven.add(execution_id)
         self._wake.set()
 
+    def watch_status(self, execution_id: str) -> None:
+        """Catch status changes of ``execution_id`` from now on, for a
+        :meth:`wait` that follows (it then skips its first read). Call it
+        before the execution is created; :meth:`wait` must follow."""
+        self._status_waiters.setdefault(execution_id, asyncio.Event())
+
+    def release_status_watch(self, execution_id: str) -> None:
+        """Undo :meth:`watch_status` when no :meth:`wait` will follow."""
+        self._status_waiters.pop(execution_id, None)
+
     async def wait(
         self, execution_id: str, *, until: Literal["parked", "terminal"] = "parked"
     ) -> ExecutionRecord:
         """Until the execution is terminal or, with ``until="parked"``, waits
         for an external event (a wait for a timer alone does not return)."""
-        waiter = self._status_waiters.setdefault(execution_id, asyncio.Event())
+        waiter = self._status_waiters.get(execution_id)
+        # Watched since before it was created: nothing to read until it changes.
+        read_now = waiter is None or waiter.is_set()
+        if waiter is None:
+            waiter = self._status_waiters[execution_id] = asyncio.Event()
         try:
             while True:
+                if not read_now:
+                    if self.state is not EngineState.RUNNING:
+                        raise self.crash or UsageError(f"the engine is {self.state.value}")
+                    await _wait_event(waiter, self.poll_interval)
+                read_now = False
                 waiter.clear()
                 if self.crash is not None:
                     raise self.crash
@@ -200,9 +219,6 @@ class Engine:
                     and await self._waits_for_event(execution_id)
                 ):
                     return record
-                if self.state is not EngineState.RUNNING:
-                    raise self.crash or UsageError(f"the engine is {self.state.value}")
-                await _wait_event(waiter, self.poll_interval)
         finally:
             self._status_waiters.pop(execution_id, None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -419,3 +420,24 @@ async def test_a_wait_for_human_input_asks_then_takes_the_answer(
     done = await rt.run(wf.compile(), execution_id=parked.execution_id)
     assert done.status == "completed"
     assert done.state.booked == "Lisbon on the first week of May"  # type: ignore[attr-defined]
+
+
+async def test_a_wait_watched_from_before_creation_sees_the_end(
+    store_url: str, runtime_factory: Any
+) -> None:
+    """watch_status before submit: wait() needs no first read, and it still sees
+    an end that came before wait() was called."""
+    wf, _ = counting_workflow("watched")
+    rt: Runtime = await runtime_factory(store_url, scope="all")
+    engine = rt.engine
+    compiled = wf.compile()
+    rt.workflows.add(compiled)
+    engine.watch_status("w-1")
+    await engine.submit(compiled, Count(), execution_id="w-1")
+    await asyncio.sleep(0.2)  # it has ended before anyone waits
+    record = await asyncio.wait_for(engine.wait("w-1"), 0.1 if store_url.startswith("m") else 5)
+    assert record.status == "completed" and json.loads(record.state)["n"] == 10
+    assert "w-1" not in engine._status_waiters  # the watch ends with the wait
+    engine.watch_status("w-2")
+    engine.release_status_watch("w-2")
+    assert engine._status_waiters == {}
