@@ -410,7 +410,11 @@ _RESULT_FROM_V03: dict[str, Callable[[Any], Any]] = {
     "CancelTask": task_from_v03,
     "CreateTaskPushNotificationConfig": push_config_from_v03,
     "GetTaskPushNotificationConfig": push_config_from_v03,
-    "ListTaskPushNotificationConfigs": lambda r: {"configs": _each(r, push_config_from_v03)},
+    # 0.3 lists every config at once: the one page is the last.
+    "ListTaskPushNotificationConfigs": lambda r: {
+        "configs": _each(r, push_config_from_v03),
+        "nextPageToken": "",
+    },
     "DeleteTaskPushNotificationConfig": lambda r: {},
     "GetExtendedAgentCard": lambda card: card_from_v03(card),
 }

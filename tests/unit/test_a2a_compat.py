@@ -185,7 +185,8 @@ def test_push_config_methods() -> None:
     assert listing == ("ListTaskPushNotificationConfigs", {"taskId": "t1"})
     assert compat.result_to_v03("ListTaskPushNotificationConfigs", {"configs": [flat]}) == [nested]
     assert compat.result_from_v03("ListTaskPushNotificationConfigs", [nested]) == {
-        "configs": [flat]
+        "configs": [flat],
+        "nextPageToken": "",
     }
     assert compat.result_to_v03("DeleteTaskPushNotificationConfig", {}) is None
 

@@ -22,6 +22,19 @@ METHODS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "GetTask": (m.GetTaskRequest, m.Task),
     "ListTasks": (m.ListTasksRequest, m.ListTasksResponse),
     "CancelTask": (m.CancelTaskRequest, m.Task),
+    "CreateTaskPushNotificationConfig": (
+        m.TaskPushNotificationConfig,
+        m.TaskPushNotificationConfig,
+    ),
+    "GetTaskPushNotificationConfig": (
+        m.GetTaskPushNotificationConfigRequest,
+        m.TaskPushNotificationConfig,
+    ),
+    "ListTaskPushNotificationConfigs": (
+        m.ListTaskPushNotificationConfigsRequest,
+        m.ListTaskPushNotificationConfigsResponse,
+    ),
+    "DeleteTaskPushNotificationConfig": (m.DeleteTaskPushNotificationConfigRequest, m.Empty),
 }
 
 MESSAGE = {"messageId": "m-1", "role": "ROLE_USER", "parts": [{"text": "hi"}]}
