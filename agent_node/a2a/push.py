@@ -27,7 +27,9 @@ SSRF. Push URLs must be ``http(s)`` without user info. Their host must be a
 public address: loopback, private, link-local, multicast and reserved
 addresses are refused — checked on the URL when a config is set, and on
 every resolved address before each POST (a name can point anywhere) —
-unless the host name or the address's network is in ``push.allow``.
+unless the host name or the address's network is in ``push.allow``. The
+POST then connects to the address that was checked (with the original
+``Host`` and TLS server name), so DNS cannot answer differently in between.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from agent_node.a2a.errors import InvalidParams
 from agent_node.config import PushSettings
@@ -126,10 +130,12 @@ def check_push_url(url: str, allow: AllowList) -> None:
         )
 
 
-async def _checked_addresses(host: str, port: int, allow: AllowList) -> None:
-    """Resolve ``host`` and refuse it when any address is not allowed."""
+async def _checked_addresses(host: str, port: int, allow: AllowList) -> list[str | None]:
+    """Resolve ``host``; refuse it when any of its addresses is not allowed.
+    Returns the addresses to try, in order, or ``[None]`` for an allow-listed
+    name (the operator vouches for it wherever it points)."""
     if allow.permits_host(host):
-        return
+        return [None]
     literal = _literal(host)
     if literal is not None:
         addresses = [literal]
@@ -143,6 +149,21 @@ async def _checked_addresses(host: str, port: int, allow: AllowList) -> None:
     refused = sorted({str(a) for a in addresses if not allow.permits(a)})
     if refused:
         raise PushRefused(f"{host} resolves to {', '.join(refused)}, which is not public")
+    return list(dict.fromkeys(str(a) for a in addresses))
+
+
+def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL to POST to, connecting to the checked ``address`` (so a name that
+    resolves differently a moment later cannot redirect the push), with the
+    Host header and the TLS server name of the original host."""
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    headers = {"Host": parts.netloc.rpartition("@")[2]}
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), headers, extensions
 
 
 def _literal(host: str) -> IPAddress | None:
@@ -198,8 +219,6 @@ class PushSender:
         if self._loop is not None:
             return
         if self._client is None:
-            import httpx
-
             self._client = httpx.AsyncClient(
                 follow_redirects=False, timeout=self.settings.timeout, trust_env=False
             )
@@ -299,7 +318,7 @@ class PushSender:
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            await _checked_addresses(parts.hostname or "", port, self.allow)
+            addresses = await _checked_addresses(parts.hostname or "", port, self.allow)
             body = await self.render(config.task_id, config.version)
         except PushRefused as exc:
             return f"refused: {exc}", False
@@ -312,10 +331,22 @@ class PushSender:
         if auth.get("scheme") and auth.get("credentials"):
             headers["Authorization"] = f"{auth['scheme']} {auth['credentials']}"
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        try:
-            response = await self._client.post(url, content=content, headers=headers)
-        except Exception as exc:  # httpx.HTTPError and OS errors alike: try again later
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, True
+        response = None
+        error = "no address"
+        for address in addresses:  # each checked address, until one connects
+            post_url, host, extensions = _pinned(url, address)
+            try:
+                response = await self._client.post(
+                    post_url, content=content, headers={**headers, **host}, extensions=extensions
+                )
+            except httpx.ConnectError as exc:  # refused or unreachable: the next address
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                continue
+            except Exception as exc:  # timeouts, protocol and OS errors: try again later
+                return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), True
+            break
+        if response is None:
+            return error, True
         if 200 <= response.status_code < 300:
             return None, False
         status = response.status_code

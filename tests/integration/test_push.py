@@ -445,3 +445,34 @@ async def test_push_config_methods_over_json_rpc_1_0_and_0_3(
         await hook.wait_for(reached("TASK_STATE_COMPLETED"), "the push to config 'one'")
         assert states(hook.accepted()) == ["TASK_STATE_COMPLETED"]
         assert {p.path for p in hook.accepted()} == {"/h"}
+
+
+async def test_a_push_by_name_goes_to_the_checked_address_with_its_host_header(
+    durable_url: str, hook: Receiver
+) -> None:
+    """localhost resolves to loopback addresses (allowed here by network, not by
+    name): the POST connects to a checked address, with the URL's Host."""
+    port = hook.url.rsplit(":", 1)[1]
+    settings = PushSettings(allow=["127.0.0.0/8", "::1"])
+    async with node(durable_url, settings) as service:
+        push = target(f"http://localhost:{port}/by-name")
+        await service.send_message(send("hi", push=push), CTX)
+        await hook.wait_for(lambda pushes: len(pushes) == 1, "the push by name")
+    (received,) = hook.accepted()
+    assert received.path == "/by-name" and received.headers["host"] == f"localhost:{port}"
+
+
+def test_pinned_urls_keep_host_and_tls_name() -> None:
+    from agent_node.a2a.push import _pinned
+
+    assert _pinned("https://hooks.example.com/a?b=1", "93.184.216.34") == (
+        "https://93.184.216.34/a?b=1",
+        {"Host": "hooks.example.com"},
+        {"sni_hostname": "hooks.example.com"},
+    )
+    assert _pinned("http://hooks.example.com:8080/a", "2001:db8::1") == (
+        "http://[2001:db8::1]:8080/a",
+        {"Host": "hooks.example.com:8080"},
+        {},
+    )
+    assert _pinned("http://allowed.internal/a", None) == ("http://allowed.internal/a", {}, {})
