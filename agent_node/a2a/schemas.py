@@ -1,7 +1,10 @@
-"""JSON Schemas of the A2A 1.0 objects, generated from the models.
+"""JSON Schemas of the A2A 1.0 and 0.3 objects, generated from the models.
 
-The generated files live in ``protocols/a2a-1.0/<Name>.schema.json`` and a
-test checks they match the models. After changing a model, regenerate them::
+The generated files live in ``protocols/a2a-1.0/<Name>.schema.json`` (from
+:mod:`~agent_node.a2a.models` and :mod:`~agent_node.a2a.card_models`) and
+``protocols/a2a-0.3/<Name>.schema.json`` (from
+:mod:`~agent_node.a2a.models_v03`); a test checks they match the models.
+After changing a model, regenerate both folders::
 
     python -m agent_node.a2a.schemas --write protocols/
 """
@@ -15,12 +18,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent_node.a2a import card_models, models
+from agent_node.a2a import card_models, models, models_v03
 
-__all__ = ["SCHEMA_DIR", "SCHEMA_MODELS", "generate_schemas", "main", "render", "write_schemas"]
+__all__ = [
+    "SCHEMA_DIR",
+    "SCHEMA_DIR_V03",
+    "SCHEMA_MODELS",
+    "SCHEMA_MODELS_V03",
+    "SCHEMA_SETS",
+    "generate_schemas",
+    "main",
+    "render",
+    "write_schemas",
+]
 
 SCHEMA_DIR = "a2a-1.0"
-"""The folder, under ``protocols/``, that holds the generated schemas."""
+"""The folder, under ``protocols/``, that holds the 1.0 schemas."""
+
+SCHEMA_DIR_V03 = "a2a-0.3"
+"""The folder, under ``protocols/``, that holds the 0.3 schemas."""
 
 SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     card_models.AgentCard,
@@ -41,12 +57,35 @@ SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
     models.Task,
     models.TaskPushNotificationConfig,
 )
-"""The top-level objects a schema file is written for: every request, response and event."""
+"""The top-level 1.0 objects a schema file is written for: every request, response and event."""
+
+SCHEMA_MODELS_V03: tuple[type[BaseModel], ...] = (
+    models_v03.AgentCard,
+    models_v03.DeleteTaskPushNotificationConfigParams,
+    models_v03.GetTaskPushNotificationConfigParams,
+    models_v03.ListTaskPushNotificationConfigParams,
+    models_v03.ListTaskPushNotificationConfigResult,
+    models_v03.Message,
+    models_v03.MessageSendParams,
+    models_v03.SendMessageResult,
+    models_v03.StreamEvent,
+    models_v03.Task,
+    models_v03.TaskIdParams,
+    models_v03.TaskPushNotificationConfig,
+    models_v03.TaskQueryParams,
+)
+"""The top-level 0.3 objects a schema file is written for: every params, result and event."""
+
+SCHEMA_SETS: dict[str, tuple[type[BaseModel], ...]] = {
+    SCHEMA_DIR: SCHEMA_MODELS,
+    SCHEMA_DIR_V03: SCHEMA_MODELS_V03,
+}
+"""Folder under ``protocols/`` -> the models whose schemas it holds."""
 
 
-def generate_schemas() -> dict[str, dict[str, Any]]:
-    """Object name -> its JSON Schema (JSON names, validation mode)."""
-    return {model.__name__: model.model_json_schema(by_alias=True) for model in SCHEMA_MODELS}
+def generate_schemas(folder: str = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
+    """Object name -> its JSON Schema (JSON names, validation mode), for one folder."""
+    return {model.__name__: model.model_json_schema(by_alias=True) for model in SCHEMA_SETS[folder]}
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -55,10 +94,16 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def write_schemas(protocols: Path) -> list[Path]:
-    """Write every schema under ``protocols/a2a-1.0/``, removing stale ones; returns the files."""
-    folder = protocols / SCHEMA_DIR
+    """Write every schema under ``protocols/<folder>/`` for each folder of
+    :data:`SCHEMA_SETS`, removing stale ones; returns the files written."""
+    written: list[Path] = []
+    for name in SCHEMA_SETS:
+        written += _write_folder(protocols / name, generate_schemas(name))
+    return written
+
+
+def _write_folder(folder: Path, schemas: dict[str, dict[str, Any]]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    schemas = generate_schemas()
     for stale in folder.glob("*.schema.json"):
         if stale.name.removesuffix(".schema.json") not in schemas:
             stale.unlink()
