@@ -15,6 +15,7 @@ import click
 from agent_node import __version__
 
 from .batch import batch
+from .certs import certs
 from .executions import cancel, events, executions, inspect, run, signal
 from .serve import serve
 from .workers import resume, worker
@@ -28,7 +29,19 @@ def cli() -> None:
     """Durable agent workflows: run them, inspect them, keep workers running."""
 
 
-for command in (run, executions, inspect, events, signal, cancel, resume, worker, batch, serve):
+for command in (
+    run,
+    executions,
+    inspect,
+    events,
+    signal,
+    cancel,
+    resume,
+    worker,
+    batch,
+    serve,
+    certs,
+):
     cli.add_command(command)
 
 

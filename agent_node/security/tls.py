@@ -1,0 +1,88 @@
+"""SSL contexts for mutual TLS, and who a peer certificate says it is.
+
+One place builds every context, server and client alike, so the whole
+node agrees on the rules: TLS 1.2 or newer, the peer must present a
+certificate that chains to the trust bundle (one or more CA files), and a
+client checks the server's name against its certificate's SANs.
+
+Identity: a certificate's first URI SAN (``spiffe://domain/agent/name``),
+else its subject CN. It is what authorization policies and tasks record.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from agent_node.errors import ConfigError
+
+__all__ = ["client_context", "identity_of", "server_context"]
+
+
+def server_context(
+    cert: Path, key: Path, trust: Sequence[Path], *, require_client_cert: bool = True
+) -> ssl.SSLContext:
+    """What a node serves with: its chain and key; clients verified against ``trust``.
+
+    ``require_client_cert=False`` asks for a certificate without requiring
+    it (for a public card endpoint); the app then refuses whatever needs one.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _common(context, cert, key, trust)
+    context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    return context
+
+
+def client_context(cert: Path | None, key: Path | None, trust: Sequence[Path]) -> ssl.SSLContext:
+    """What a node calls peers with: its certificate (when given), servers
+    verified against ``trust`` and their host name."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _common(context, cert, key, trust)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _common(
+    context: ssl.SSLContext, cert: Path | None, key: Path | None, trust: Sequence[Path]
+) -> None:
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not trust:
+        raise ConfigError("tls: a trust bundle (one or more CA files) is required")
+    for bundle in trust:
+        try:
+            context.load_verify_locations(cafile=str(bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"tls: trust bundle {bundle}: {_reason(exc)}") from None
+    if cert is not None:
+        try:
+            context.load_cert_chain(str(cert), str(key) if key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"tls: certificate {cert} / key {key}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return getattr(exc, "reason", None) or str(exc)
+
+
+def identity_of(der: bytes) -> str | None:
+    """The identity a DER certificate names: its first URI SAN, else its CN."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        if uris:
+            return str(uris[0])
+    except x509.ExtensionNotFound:
+        pass
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
