@@ -11,6 +11,10 @@
       - id: research
         workflow: workflows/research.yaml        # YAML file, file.py:attr or module:attr
         default: true                   # the skill a message without one goes to
+    tls:                                # mutual TLS (see certs/README.md)
+      cert: certs/researcher.pem        # this node's certificate (chain) and key
+      key: certs/researcher-key.pem
+      trust: [certs/ca.pem]             # CA files peers' certificates must chain to
     push:                               # A2A push notifications to callers
       allow: [127.0.0.1, localhost]     # hosts/networks allowed although not public
       attempts: 8                       # tries per change before giving up on it
@@ -24,11 +28,14 @@ the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent_node.errors import ConfigError
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "CardSource",
@@ -37,6 +44,7 @@ __all__ = [
     "PushSettings",
     "SkillConfig",
     "SkillText",
+    "TlsSettings",
     "load_config",
 ]
 
@@ -108,6 +116,16 @@ class PushSettings(BaseModel):
         return self
 
 
+class TlsSettings(BaseModel):
+    """Mutual TLS: what the node presents, and what its peers must chain to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    trust: list[str] = Field(min_length=1)
+
+
 class CardSource(BaseModel):
     """The hand-written part of an Agent Card (a YAML file in ``cards/``).
 
@@ -146,6 +164,8 @@ class NodeConfig(BaseModel):
     card_v03_fields: bool = True
     skills: list[SkillConfig] = []
     push: PushSettings = PushSettings()
+    #: Serve HTTPS, requiring client certificates; None: plain HTTP.
+    tls: TlsSettings | None = None
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -160,7 +180,12 @@ class NodeConfig(BaseModel):
         return self
 
     def with_overrides(
-        self, *, host: str | None = None, port: int | None = None, store: str | None = None
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        store: str | None = None,
+        tls: TlsSettings | None = None,
     ) -> NodeConfig:
         listen = self.listen.model_copy(
             update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -168,7 +193,18 @@ class NodeConfig(BaseModel):
         update: dict[str, Any] = {"listen": listen}
         if store is not None:
             update["store"] = store
+        if tls is not None:
+            update["tls"] = tls
         return self.model_copy(update=update)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server context for ``tls`` (paths resolved), or None for plain HTTP."""
+        if self.tls is None:
+            return None
+        from agent_node.security.tls import server_context
+
+        trust = [self.path(p) for p in self.tls.trust]
+        return server_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
 
     def path(self, relative: str) -> Path:
         """A path from the configuration, resolved against its directory."""
@@ -191,7 +227,8 @@ class NodeConfig(BaseModel):
             return self.public_url.rstrip("/")
         host = self.listen.host
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self.listen.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{shown}:{self.listen.port}"
 
     def card_source(self) -> CardSource:
         if self.card is None:

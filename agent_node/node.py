@@ -42,16 +42,16 @@ class AgentNode:
 
     async def serve(self, ready: Callable[[NodeConfig], None] | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then stop cleanly."""
-        import uvicorn
-
         from agent_node.a2a.app import create_app
         from agent_node.a2a.card import CardDocument, build_card
         from agent_node.a2a.jsonrpc import jsonrpc_endpoint
         from agent_node.a2a.push import PushSender
         from agent_node.a2a.tasks import TaskService
         from agent_node.runtime import Runtime
+        from agent_node.transport import uvicorn_config
 
         workflows = self.load_workflows()
+        tls = self.config.ssl_context()  # before binding: bad files fail fast
         sock = _bind(self.config.listen.host, self.config.listen.port)
         config = self.config.with_overrides(port=sock.getsockname()[1])
         card = CardDocument.of(build_card(config, workflows))
@@ -62,9 +62,9 @@ class AgentNode:
             owner = f"{runtime.engine.owner}:push"
             tasks.push = PushSender(runtime.store, tasks.render_push, config.push, owner=owner)
         endpoint = jsonrpc_endpoint(tasks, capabilities=dict(card.card["capabilities"]))
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(card, endpoint), log_level="warning", lifespan="off")
-        )
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn_config(create_app(card, endpoint), tls))
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
         await runtime.start()

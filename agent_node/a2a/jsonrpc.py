@@ -77,6 +77,7 @@ from agent_node.a2a.models import (
     TaskPushNotificationConfig,
     WireModel,
 )
+from agent_node.transport import caller_of
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint"]
 
@@ -343,7 +344,7 @@ def _call_context(request: Request, version: Version, limits: Limits) -> CallCon
         raise InvalidParams(f"Idempotency-Key longer than {limits.max_idempotency_key} characters")
     extensions = request.headers.get("a2a-extensions", "")
     return CallContext(
-        caller=None,  # from the client certificate, once mutual TLS is served
+        caller=caller_of(request.scope),  # from the client certificate (mutual TLS)
         idempotency_key=key,
         version=version,
         traceparent=request.headers.get("traceparent"),

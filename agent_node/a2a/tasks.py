@@ -162,6 +162,7 @@ class TaskService:
                 execution_id=task_id,
                 context_id=context_id,
                 notes=[(MESSAGE_EVENT, received.to_json())],
+                metadata={"caller": ctx.caller} if ctx.caller else None,
             )
         except BaseException:
             if watch:

@@ -94,6 +94,7 @@ def render_task(
         status=_status(record, events, waits, context_id),
         artifacts=artifacts or None,
         history=history or None,
+        metadata=json.loads(record.metadata) if record.metadata else None,
     )
 
 

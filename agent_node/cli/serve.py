@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from agent_node.config import NodeConfig, load_config
+from agent_node.config import NodeConfig, TlsSettings, load_config
 
 from .common import handle_errors, run_async
 
@@ -23,16 +25,41 @@ __all__ = ["serve"]
 @click.option("--host", default=None, help="Listen address (overrides the file).")
 @click.option("--port", type=int, default=None, help="Listen port; 0 picks a free one.")
 @click.option("--store", default=None, help="Store URL (overrides the file).")
+@click.option(
+    "--cert-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Serve mutual TLS with what `agent-node certs` wrote here (with --identity).",
+)
+@click.option("--identity", default=None, help="The NAME given to `agent-node certs issue`.")
 @handle_errors
-def serve(config_path: str, host: str | None, port: int | None, store: str | None) -> None:
+def serve(
+    config_path: str,
+    host: str | None,
+    port: int | None,
+    store: str | None,
+    cert_dir: Path | None,
+    identity: str | None,
+) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
 
     Runs every execution of its store as a worker, and stops cleanly on
-    Ctrl-C or SIGTERM.
+    Ctrl-C or SIGTERM. With TLS settings (the file's ``tls:``, or --cert-dir
+    and --identity) it serves HTTPS and requires client certificates.
     """
     from agent_node.node import AgentNode
 
-    config = load_config(config_path).with_overrides(host=host, port=port, store=store)
+    if (cert_dir is None) != (identity is None):
+        raise click.UsageError("--cert-dir and --identity go together")
+    tls = None
+    if cert_dir is not None and identity is not None:
+        folder = cert_dir.resolve()
+        tls = TlsSettings(
+            cert=str(folder / f"{identity}.pem"),
+            key=str(folder / f"{identity}-key.pem"),
+            trust=[str(folder / "ca.pem")],
+        )
+    config = load_config(config_path).with_overrides(host=host, port=port, store=store, tls=tls)
     node = AgentNode(config)
 
     def ready(actual: NodeConfig) -> None:

@@ -43,6 +43,7 @@ class Control:
         *,
         context_id: str | None = None,
         notes: Sequence[Note] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> tuple[str, list[Claim] | None]:
         """Create an execution; ``(id, None)`` when that id exists already.
 
@@ -64,7 +65,7 @@ class Control:
             0,
             None,
             context_id,
-            None,
+            plans.dumps(dict(metadata)) if metadata else None,
             now,
             now,
         )

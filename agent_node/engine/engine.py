@@ -159,13 +159,21 @@ class Engine:
         run_here: bool = True,
         context_id: str | None = None,
         notes: Sequence[Note] = (),
+        metadata: Mapping[str, Any] | None = None,
     ) -> tuple[str, bool]:
         """Create an execution; returns ``(id, created)``. With ``run_here`` its
-        first node is leased to this engine and started at once."""
+        first node is leased to this engine and started at once. ``metadata``
+        is kept on the execution (e.g. the A2A caller that created it)."""
         self._require(EngineState.RUNNING)
         lease = plans.Lease(str(self.owner), time.time() + self.lease_ttl) if run_here else None
         execution_id, leased = await self.control.create(
-            workflow, state, execution_id, lease, context_id=context_id, notes=notes
+            workflow,
+            state,
+            execution_id,
+            lease,
+            context_id=context_id,
+            notes=notes,
+            metadata=metadata,
         )
         if leased is None:
             return execution_id, False

@@ -1,0 +1,123 @@
+"""`agent-node serve` over mutual TLS: real uvicorn, real certificates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from support.nodes import ROOT
+
+from agent_node.security import pki
+from agent_node.security.tls import client_context
+
+pytestmark = pytest.mark.slow
+
+V10 = {"A2A-Version": "1.0"}
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("mtls") / "certs"
+    pki.init_ca(folder, trust_domain="example.org")
+    for name in ("greeter", "bob"):
+        pki.issue(folder, name)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    pki.issue(folder, "carol", days=1, not_before=past)
+    rogue = folder.parent / "rogue"
+    pki.init_ca(rogue, trust_domain="example.org")
+    pki.issue(rogue, "mallory")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def node_url(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("mtls-node")
+    config = directory / "agent-node.yaml"
+    config.write_text(
+        "name: greeter\nlisten: {host: 127.0.0.1, port: 0}\n"
+        f"store: sqlite:///{directory}/node.db\n"
+        f"skills:\n  - {{id: greet, workflow: '{ROOT / 'examples/hello/workflow.yaml'}'}}\n"
+    )
+    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", str(config)]
+    command += ["--cert-dir", str(certs), "--identity", "greeter"]
+    with (directory / "node.err").open("w") as err:
+        process = subprocess.Popen(
+            command, cwd=directory, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert "listening on https://" in first, first + (directory / "node.err").read_text()
+        yield first.split()[-1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+
+
+def client(certs: Path, name: str | None, folder: Path | None = None) -> httpx.Client:
+    where = folder or certs
+    if name is None:
+        context = client_context(None, None, [certs / "ca.pem"])
+    else:
+        context = client_context(
+            where / f"{name}.pem", where / f"{name}-key.pem", [certs / "ca.pem"]
+        )
+    return httpx.Client(verify=context, timeout=10)
+
+
+def send(http: httpx.Client, url: str) -> httpx.Response:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {
+            "message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"data": {"name": "Ada"}}]}
+        },
+    }
+    return http.post(f"{url}/a2a", json=body, headers=V10)
+
+
+def test_a_valid_caller_is_served_and_named_on_its_task(certs: Path, node_url: str) -> None:
+    with client(certs, "bob") as http:
+        card = http.get(f"{node_url}/.well-known/agent-card.json").json()
+        assert card["supportedInterfaces"][0]["url"] == f"{node_url}/a2a"
+        task = send(http, node_url).json()["result"]["task"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert task["metadata"] == {"caller": "spiffe://example.org/agent/bob"}
+        again = http.post(
+            f"{node_url}/a2a",
+            json={"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task["id"]}},
+            headers=V10,
+        ).json()["result"]
+        assert again["metadata"] == {"caller": "spiffe://example.org/agent/bob"}
+
+
+@pytest.mark.parametrize("who", ["no certificate", "rogue CA", "expired"])
+def test_callers_without_a_valid_certificate_are_refused(
+    certs: Path, node_url: str, who: str
+) -> None:
+    http = {
+        "no certificate": lambda: client(certs, None),
+        "rogue CA": lambda: client(certs, "mallory", certs.parent / "rogue"),
+        "expired": lambda: client(certs, "carol"),
+    }[who]()
+    # TLS 1.3: the handshake completes on the client's side, then the server
+    # hangs up without answering (LIBS.md).
+    with http, pytest.raises(httpx.RemoteProtocolError, match="Server disconnected"):
+        send(http, node_url)
+
+
+def test_our_client_refuses_a_node_whose_names_do_not_match(certs: Path, node_url: str) -> None:
+    # The node's certificate names localhost and 127.0.0.1: reached as
+    # peer.example.org (the TLS server name checked), it is refused.
+    with client(certs, "bob") as http, pytest.raises(httpx.ConnectError, match="Hostname mismatch"):
+        http.get(
+            f"{node_url}/.well-known/agent-card.json",
+            extensions={"sni_hostname": "peer.example.org"},
+        )
