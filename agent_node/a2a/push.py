@@ -323,7 +323,7 @@ class PushSender:
         except PushRefused as exc:
             return f"refused: {exc}", False
         except Exception as exc:  # cannot resolve, or cannot render now: try again later
-            return f"{type(exc).__name__}: {exc}", True
+            return _describe(exc), True
         headers = {"Content-Type": "application/json"}
         if target.get("token"):
             headers["X-A2A-Notification-Token"] = str(target["token"])
@@ -340,10 +340,10 @@ class PushSender:
                     post_url, content=content, headers={**headers, **host}, extensions=extensions
                 )
             except httpx.ConnectError as exc:  # refused or unreachable: the next address
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                error = _describe(exc)
                 continue
             except Exception as exc:  # timeouts, protocol and OS errors: try again later
-                return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), True
+                return _describe(exc), True
             break
         if response is None:
             return error, True
@@ -351,6 +351,11 @@ class PushSender:
             return None, False
         status = response.status_code
         return f"HTTP {status}", status >= 500 or status in _RETRYABLE
+
+
+def _describe(exc: BaseException) -> str:
+    """An error as ``last_error`` keeps it: its type, and its message when it has one."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _target(config: str) -> str:
