@@ -15,6 +15,14 @@
       cert: certs/researcher.pem        # this node's certificate (chain) and key
       key: certs/researcher-key.pem
       trust: [certs/ca.pem]             # CA files peers' certificates must chain to
+    card_public: false                  # true: the card needs no client certificate
+    policy:                             # who may do what, by certificate identity
+      callers: ["*"]                    # skills without a rule of their own (default: any)
+      skills: {research: ["spiffe://example.org/agent/coordinator"]}
+      operators: ["spiffe://example.org/agent/ops-*"]   # the operator API (default: none)
+    limits:                             # the edge: every refusal is a clear error
+      max_body_bytes: 1048576
+      max_concurrent_per_caller: 64
     push:                               # A2A push notifications to callers
       allow: [127.0.0.1, localhost]     # hosts/networks allowed although not public
       attempts: 8                       # tries per change before giving up on it
@@ -39,8 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CardSource",
+    "Limits",
     "ListenConfig",
     "NodeConfig",
+    "PolicySettings",
     "PushSettings",
     "SkillConfig",
     "SkillText",
@@ -116,6 +126,68 @@ class PushSettings(BaseModel):
         return self
 
 
+class Limits(BaseModel):
+    """Bounds on what one request (and one caller) may ask of the node.
+
+    Each is enforced before a handler runs, and each refusal is a clear error:
+    the body and nesting caps are JSON-RPC -32600 (HTTP 413 for the body), the
+    part caps -32602, the header caps HTTP 431, the per-caller cap HTTP 429
+    with JSON-RPC -32032 and ``Retry-After``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Largest body in bytes (1 MiB).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    #: Deepest nesting of arrays and objects, the envelope counting as 1.
+    max_depth: int = Field(default=32, ge=4, le=512)
+    #: Most parts in a sent message.
+    max_parts: int = Field(default=64, ge=1)
+    #: Largest ``text`` (UTF-8) or ``raw`` (decoded) part in bytes (256 KiB).
+    max_part_bytes: int = Field(default=256 * 1024, ge=1)
+    #: Longest ``Idempotency-Key`` header in characters.
+    max_idempotency_key: int = Field(default=200, ge=1, le=4096)
+    #: Most header fields in one request.
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    #: Largest request line plus header fields, in bytes (16 KiB).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: Requests one caller identity may have in flight at once (streams count
+    #: while they are open); 0: no cap. Plain-HTTP callers share one budget.
+    max_concurrent_per_caller: int = Field(default=64, ge=0)
+
+
+class PolicySettings(BaseModel):
+    """Who may do what, by the identity of the caller's certificate.
+
+    Each entry is an identity (``spiffe://example.org/agent/alice``, or a
+    certificate CN) or a glob over identities (``spiffe://example.org/*``);
+    ``*`` is anyone whose certificate chains to the trust bundle. A task
+    belongs to the identity that created it: only that caller (and
+    operators) may read, continue, cancel or subscribe to it, and ListTasks
+    shows a caller its own tasks. Without TLS (``--insecure-dev``) nobody has
+    an identity and none of this applies.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Who may call skills that have no rule of their own in ``skills``.
+    callers: list[str] = ["*"]
+    #: Per skill id: who may call it (instead of ``callers``).
+    skills: dict[str, list[str]] = {}
+    #: Who may use the operator API (``/ops``) and every task. Default: nobody.
+    operators: list[str] = []
+
+    @model_validator(mode="after")
+    def _patterns_are_not_empty(self) -> PolicySettings:
+        lists = {"callers": self.callers, "operators": self.operators}
+        lists.update({f"skills.{skill}": ids for skill, ids in self.skills.items()})
+        for where, patterns in lists.items():
+            for pattern in patterns:
+                if not pattern.strip() or pattern != pattern.strip():
+                    raise ValueError(f"policy.{where}: {pattern!r} is not an identity or glob")
+        return self
+
+
 class TlsSettings(BaseModel):
     """Mutual TLS: what the node presents, and what its peers must chain to."""
 
@@ -164,8 +236,14 @@ class NodeConfig(BaseModel):
     card_v03_fields: bool = True
     skills: list[SkillConfig] = []
     push: PushSettings = PushSettings()
-    #: Serve HTTPS, requiring client certificates; None: plain HTTP.
+    #: Serve HTTPS, requiring client certificates; None: plain HTTP, which
+    #: ``agent-node serve`` allows only with ``--insecure-dev`` on loopback.
     tls: TlsSettings | None = None
+    #: The Agent Card needs no client certificate (discovery by outsiders);
+    #: everything else still does.
+    card_public: bool = False
+    policy: PolicySettings = PolicySettings()
+    limits: Limits = Limits()
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -177,6 +255,9 @@ class NodeConfig(BaseModel):
             raise ValueError(f"skill ids must be distinct; repeated: {', '.join(duplicates)}")
         if sum(skill.default for skill in self.skills) > 1:
             raise ValueError("at most one skill can be the default")
+        unknown = sorted(set(self.policy.skills) - set(ids))
+        if unknown:
+            raise ValueError(f"policy.skills names skills this node lacks: {', '.join(unknown)}")
         return self
 
     def with_overrides(
@@ -204,7 +285,22 @@ class NodeConfig(BaseModel):
         from agent_node.security.tls import server_context
 
         trust = [self.path(p) for p in self.tls.trust]
-        return server_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
+        return server_context(
+            self.path(self.tls.cert),
+            self.path(self.tls.key),
+            trust,
+            require_client_cert=not self.card_public,
+        )
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """What this node calls peers with (delegation, push delivery): its own
+        certificate, peers verified against the trust bundle; None without TLS."""
+        if self.tls is None:
+            return None
+        from agent_node.security.tls import client_context
+
+        trust = [self.path(p) for p in self.tls.trust]
+        return client_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
 
     def path(self, relative: str) -> Path:
         """A path from the configuration, resolved against its directory."""

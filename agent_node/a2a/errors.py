@@ -17,7 +17,10 @@
         ├── InvalidAgentResponse            -32006
         ├── ExtendedAgentCardNotConfigured  -32007
         ├── ExtensionSupportRequired        -32008
-        └── VersionNotSupported             -32009
+        ├── VersionNotSupported             -32009
+        ├── Unauthenticated                 -32030  no client certificate (agent-node)
+        ├── PermissionDenied                -32031  the policy forbids it (agent-node)
+        └── TooManyRequests                 -32032  the caller's concurrency cap (agent-node)
 
 :class:`ProtocolError` holds the table: JSON-RPC code, the specification's
 error name, the ``google.rpc.ErrorInfo`` reason, and the HTTP and gRPC
@@ -26,6 +29,12 @@ specification's table in three places: TaskNotCancelable is 409 (spec: 400),
 ContentTypeNotSupported is 415 (spec: 400), and PushNotificationNotSupported,
 UnsupportedOperation and VersionNotSupported are gRPC ``UNIMPLEMENTED``
 (spec: ``FAILED_PRECONDITION``).
+
+A2A defines no JSON-RPC codes for authentication, authorization or rate
+limits (its HTTP bindings use 401, 403 and 429). This node answers them
+with three codes of its own from JSON-RPC's server-error range, next to
+A2A's, with the ErrorInfo domain :data:`NODE_ERROR_DOMAIN` so no client
+mistakes them for A2A's.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from agent_node.errors import AgentNodeError
 __all__ = [
     "ERROR_INFO_DOMAIN",
     "ERROR_INFO_TYPE",
+    "NODE_ERROR_DOMAIN",
     "A2AError",
     "ContentTypeNotSupported",
     "ErrorRow",
@@ -50,10 +60,13 @@ __all__ = [
     "InvalidRequest",
     "MethodNotFound",
     "ParseError",
+    "PermissionDenied",
     "ProtocolError",
     "PushNotificationNotSupported",
     "TaskNotCancelable",
     "TaskNotFound",
+    "TooManyRequests",
+    "Unauthenticated",
     "UnsupportedOperation",
     "VersionNotSupported",
     "error_class",
@@ -63,6 +76,8 @@ __all__ = [
 
 ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 ERROR_INFO_DOMAIN = "a2a-protocol.org"
+#: The ErrorInfo domain of the errors this node adds to A2A's table.
+NODE_ERROR_DOMAIN = "agent-node"
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,7 @@ class ErrorRow:
     http_status: int
     grpc_status: str
     message: str
+    domain: str = ERROR_INFO_DOMAIN
 
 
 class ProtocolError(Enum):
@@ -171,6 +187,33 @@ class ProtocolError(Enum):
         400,
         "UNIMPLEMENTED",
         "Protocol version not supported",
+    )
+    UNAUTHENTICATED = ErrorRow(
+        -32030,
+        "UnauthenticatedError",
+        "UNAUTHENTICATED",
+        401,
+        "UNAUTHENTICATED",
+        "A client certificate is required",
+        NODE_ERROR_DOMAIN,
+    )
+    PERMISSION_DENIED = ErrorRow(
+        -32031,
+        "PermissionDeniedError",
+        "PERMISSION_DENIED",
+        403,
+        "PERMISSION_DENIED",
+        "The caller may not do this",
+        NODE_ERROR_DOMAIN,
+    )
+    TOO_MANY_REQUESTS = ErrorRow(
+        -32032,
+        "TooManyRequestsError",
+        "TOO_MANY_REQUESTS",
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Too many requests in flight for this caller",
+        NODE_ERROR_DOMAIN,
     )
 
     @property
@@ -280,6 +323,24 @@ class VersionNotSupported(A2AError):
     error = ProtocolError.VERSION_NOT_SUPPORTED
 
 
+class Unauthenticated(A2AError):
+    """The request needs a client certificate and came without one."""
+
+    error = ProtocolError.UNAUTHENTICATED
+
+
+class PermissionDenied(A2AError):
+    """The node's policy does not let this caller do this."""
+
+    error = ProtocolError.PERMISSION_DENIED
+
+
+class TooManyRequests(A2AError):
+    """The caller has as many requests in flight as its cap allows."""
+
+    error = ProtocolError.TOO_MANY_REQUESTS
+
+
 _BY_ERROR: dict[ProtocolError, type[A2AError]] = {
     cls.error: cls for cls in A2AError.__subclasses__()
 }
@@ -306,7 +367,7 @@ def to_jsonrpc_error(exc: BaseException, version: Literal["1.0", "0.3"]) -> dict
         info: dict[str, Any] = {
             "@type": ERROR_INFO_TYPE,
             "reason": row.reason,
-            "domain": ERROR_INFO_DOMAIN,
+            "domain": row.domain,
         }
         if err.metadata:
             info["metadata"] = dict(err.metadata)

@@ -1,35 +1,19 @@
 """Bounds on one A2A request, enforced before its handler runs.
 
-Every bound has a default here and a documented refusal: what a client
-sends that exceeds one gets a clear JSON-RPC error (or HTTP 413), and never
-reaches the task service.
+The bounds are :class:`agent_node.config.Limits` (the ``limits:`` section
+of ``agent-node.yaml``): what a client sends that exceeds one gets a clear
+JSON-RPC error (or HTTP 413), and never reaches the task service.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from agent_node.a2a.errors import InvalidParams
 from agent_node.a2a.models import Part, SendMessageRequest
+from agent_node.config import Limits
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "check_message", "depth"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one request, enforced before the handler runs."""
-
-    #: Largest body in bytes (1 MiB); larger is HTTP 413 with -32600.
-    max_body_bytes: int = 1024 * 1024
-    #: Deepest nesting of arrays and objects, the envelope counting as 1 (32): -32600.
-    max_depth: int = 32
-    #: Most parts in a sent message (64): -32602.
-    max_parts: int = 64
-    #: Largest ``text`` (UTF-8) or ``raw`` (decoded) part in bytes (256 KiB): -32602.
-    max_part_bytes: int = 256 * 1024
-    #: Longest ``Idempotency-Key`` header in characters (200): -32602.
-    max_idempotency_key: int = 200
 
 
 DEFAULT_LIMITS = Limits()

@@ -20,12 +20,20 @@
   new task gets every change of it; one set later gets the changes from
   then on. The config id defaults to the task id; a task has at most
   :data:`MAX_PUSH_CONFIGS`.
+* Authorization (:class:`~agent_node.security.authz.Policy`): a new task
+  needs the caller to be allowed its skill (else PermissionDenied, logged,
+  nothing created); every other method works only on tasks the caller
+  created (or on any, for an operator), and answers TaskNotFound for the
+  rest, so a task's existence is not disclosed. ListTasks lists the
+  caller's own tasks. The caller is recorded as the task's
+  ``metadata.caller``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -34,6 +42,7 @@ from typing import Any
 from agent_node.a2a import compat
 from agent_node.a2a.errors import (
     InvalidParams,
+    PermissionDenied,
     PushNotificationNotSupported,
     TaskNotCancelable,
     TaskNotFound,
@@ -73,11 +82,14 @@ from agent_node.a2a.taskview import (
 from agent_node.errors import InvalidSignal
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
+from agent_node.security.authz import Policy
 from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import INPUT_EVENT
 
 __all__ = ["MAX_PUSH_CONFIGS", "TaskService"]
+
+log = logging.getLogger(__name__)
 
 #: Push configs one task may have.
 MAX_PUSH_CONFIGS = 10
@@ -105,8 +117,11 @@ class TaskService:
         *,
         poll: float = POLL_SECONDS,
         push: PushSender | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.runtime = runtime
+        #: Who may do what; open (everything allowed) when not given.
+        self.policy = policy or Policy.open()
         #: Delivers push notifications; None: this agent does not push.
         self.push = push
         self.skills = dict(skills)
@@ -142,7 +157,13 @@ class TaskService:
         self, request: SendMessageRequest, ctx: CallContext, *, then_wait: bool = False
     ) -> str:
         message = request.message
-        workflow = self._skill_of(message, request.metadata)
+        skill, workflow = self._skill_of(message, request.metadata)
+        if not self.policy.may_call(skill, ctx.caller):
+            log.warning("denied: %s may not call skill %r", ctx.caller or "anonymous", skill)
+            raise PermissionDenied(
+                f"{ctx.caller or 'an anonymous caller'} may not call skill {skill!r}",
+                metadata={"skill": skill},
+            )
         state = state_from_message(workflow.state_model, message)
         task_id = _task_id(ctx)
         context_id = message.context_id or str(uuid.uuid4())
@@ -173,7 +194,7 @@ class TaskService:
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
         message = request.message
         task_id = message.task_id or ""
-        record = await self._record(task_id)
+        record = await self._record(task_id, ctx)
         if record.status in TERMINAL:
             raise UnsupportedOperation(
                 f"task {task_id} is {record.status}; it takes no more messages"
@@ -212,13 +233,13 @@ class TaskService:
 
     def _skill_of(
         self, message: Message, metadata: Mapping[str, object] | None
-    ) -> CompiledWorkflow:
+    ) -> tuple[str, CompiledWorkflow]:
         named = (message.metadata or {}).get("skill") or (metadata or {}).get("skill")
         skill = named if isinstance(named, str) else self.default_skill
         if skill is None or skill not in self.skills:
             known = ", ".join(sorted(self.skills)) or "none"
             raise InvalidParams(f"no skill {skill!r} here (skills: {known})")
-        return self.skills[skill]
+        return skill, self.skills[skill]
 
     # -- SendStreamingMessage, SubscribeToTask -----------------------------------
 
@@ -239,7 +260,7 @@ class TaskService:
     async def subscribe_to_task(
         self, request: SubscribeToTaskRequest, ctx: CallContext
     ) -> AsyncIterator[StreamResponse]:
-        record = await self._record(request.id)
+        record = await self._record(request.id, ctx)
         if record.status in TERMINAL:
             raise UnsupportedOperation(
                 f"task {request.id} is {record.status}; a terminal task cannot be subscribed to"
@@ -249,16 +270,21 @@ class TaskService:
     # -- GetTask, ListTasks, CancelTask -------------------------------------------
 
     async def get_task(self, request: GetTaskRequest, ctx: CallContext) -> Task:
-        return await self._task(request.id, history_length=request.history_length)
+        record = await self._record(request.id, ctx)
+        events = await self._events(record.id)
+        return await self._render(record, events, history_length=request.history_length)
 
     async def list_tasks(self, request: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
         size = request.page_size or 50
         offset = _offset(request.page_token)
         status, asking = _STATUS_FILTER.get(str(request.status), (None, None))
+        # An operator (or a node without identities) sees every task.
+        caller = None if self.policy.is_operator(ctx.caller) else ctx.caller or ""
         records = await self.runtime.store.list_executions(
             status=status,
             context_id=request.context_id,
             asking=asking,
+            caller=caller,
             limit=size + 1,
             offset=offset,
         )
@@ -274,14 +300,14 @@ class TaskService:
         more = len(records) > size
         token = _token(offset + size) if more else ""
         total = await self.runtime.store.count_executions(
-            status=status, context_id=request.context_id, asking=asking
+            status=status, context_id=request.context_id, asking=asking, caller=caller
         )
         return ListTasksResponse(
             tasks=tasks, next_page_token=token, page_size=size, total_size=total
         )
 
     async def cancel_task(self, request: CancelTaskRequest, ctx: CallContext) -> Task:
-        record = await self._record(request.id)
+        record = await self._record(request.id, ctx)
         if record.status in TERMINAL:
             raise TaskNotCancelable(f"task {request.id} is {record.status}")
         await self.runtime.engine.control.cancel(request.id, "canceled by the caller")
@@ -294,13 +320,13 @@ class TaskService:
     ) -> TaskPushNotificationConfig:
         if not request.task_id:
             raise InvalidParams("taskId: field required")
-        record = await self._record(request.task_id)
+        record = await self._record(request.task_id, ctx)
         return await self._set_push(request, record.id, ctx, record)
 
     async def get_task_push_notification_config(
         self, request: GetTaskPushNotificationConfigRequest, ctx: CallContext
     ) -> TaskPushNotificationConfig:
-        await self._record(request.task_id)
+        await self._record(request.task_id, ctx)
         for stored in await self.runtime.store.push_configs(request.task_id):
             if stored.id == request.id:
                 return TaskPushNotificationConfig.model_validate_json(stored.config)
@@ -309,7 +335,7 @@ class TaskService:
     async def list_task_push_notification_configs(
         self, request: ListTaskPushNotificationConfigsRequest, ctx: CallContext
     ) -> ListTaskPushNotificationConfigsResponse:
-        await self._record(request.task_id)
+        await self._record(request.task_id, ctx)
         stored = await self.runtime.store.push_configs(request.task_id)
         configs = [TaskPushNotificationConfig.model_validate_json(c.config) for c in stored]
         # At most MAX_PUSH_CONFIGS: always one page.
@@ -318,7 +344,7 @@ class TaskService:
     async def delete_task_push_notification_config(
         self, request: DeleteTaskPushNotificationConfigRequest, ctx: CallContext
     ) -> Empty:
-        await self._record(request.task_id)
+        await self._record(request.task_id, ctx)
         await self.runtime.store.delete_push_config(request.task_id, request.id)
         return Empty()
 
@@ -369,8 +395,16 @@ class TaskService:
 
     # -- rendering ---------------------------------------------------------------
 
-    async def _record(self, task_id: str) -> ExecutionRecord:
+    async def _record(self, task_id: str, ctx: CallContext | None = None) -> ExecutionRecord:
+        """The task's record; with ``ctx``, only if that caller may use it."""
         record = await self.runtime.store.get(task_id)
+        if (
+            record is not None
+            and ctx is not None
+            and not self.policy.may_see(record.caller, ctx.caller)
+        ):
+            log.warning("denied: %s may not use task %s", ctx.caller or "anonymous", task_id)
+            record = None
         if record is None:
             raise TaskNotFound(f"no task {task_id!r}")
         return record

@@ -195,12 +195,14 @@ class Store(Protocol):
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
         """Newest first. ``asking``: only executions waiting for input (an
         ``input`` wait while ``waiting``: A2A's INPUT_REQUIRED), or only the
-        others (False)."""
+        others (False). ``caller``: only those whose ``metadata`` names that
+        ``caller`` (the identity that created them)."""
 
     async def count_executions(
         self,
@@ -209,6 +211,7 @@ class Store(Protocol):
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 

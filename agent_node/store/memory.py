@@ -251,6 +251,7 @@ class MemoryStore:
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
@@ -261,6 +262,7 @@ class MemoryStore:
             and (workflow_id is None or r.workflow_id == workflow_id)
             and (context_id is None or r.context_id == context_id)
             and (asking is None or self._asking(r) == asking)
+            and (caller is None or r.caller == caller)
         ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return rows[offset : offset + limit]
@@ -272,12 +274,14 @@ class MemoryStore:
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
     ) -> int:
         listed = await self.list_executions(
             status=status,
             workflow_id=workflow_id,
             context_id=context_id,
             asking=asking,
+            caller=caller,
             limit=len(self._executions),
         )
         return len(listed)

@@ -354,10 +354,11 @@ class PostgresStore:
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id, asking)
+        where, params = _filters(status, workflow_id, context_id, asking, caller)
         n = len(params)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
@@ -373,8 +374,9 @@ class PostgresStore:
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id, asking)
+        where, params = _filters(status, workflow_id, context_id, asking, caller)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", *params)
         return int(rows[0][0])
 
@@ -425,6 +427,7 @@ def _filters(
     workflow_id: str | None,
     context_id: str | None,
     asking: bool | None,
+    caller: str | None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -439,4 +442,7 @@ def _filters(
         clauses.append(f"context_id = ${len(params)}")
     if asking is not None:
         clauses.append(ASKING if asking else f"NOT {ASKING}")
+    if caller is not None:
+        params.append(caller)
+        clauses.append(f"(metadata::jsonb ->> 'caller') = ${len(params)}")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -7,6 +7,7 @@ the engine decides when parsing is worth its cost.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +48,14 @@ class ExecutionRecord:
     metadata: str | None
     created_at: float
     updated_at: float
+
+    @property
+    def caller(self) -> str | None:
+        """The identity that created the execution (``metadata.caller``), if any."""
+        if not self.metadata or '"caller"' not in self.metadata:
+            return None
+        value = json.loads(self.metadata).get("caller")
+        return value if isinstance(value, str) else None
 
 
 @dataclass(slots=True)

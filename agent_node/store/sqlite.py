@@ -443,10 +443,11 @@ class SqliteStore:
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id, asking)
+        where, params = _filters(status, workflow_id, context_id, asking, caller)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
             " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -461,8 +462,9 @@ class SqliteStore:
         workflow_id: str | None = None,
         context_id: str | None = None,
         asking: bool | None = None,
+        caller: str | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id, asking)
+        where, params = _filters(status, workflow_id, context_id, asking, caller)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
         return int(rows[0][0])
 
@@ -556,6 +558,7 @@ def _filters(
     workflow_id: str | None,
     context_id: str | None,
     asking: bool | None,
+    caller: str | None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -571,4 +574,7 @@ def _filters(
         params.append(context_id)
     if asking is not None:
         clauses.append(ASKING if asking else f"NOT {ASKING}")
+    if caller is not None:
+        clauses.append("json_extract(metadata, '$.caller') = ?")
+        params.append(caller)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -10,21 +10,37 @@ from agent_node.a2a import errors as e
 from agent_node.errors import AgentNodeError
 
 # From TCK.md (1.0-dev) and the specification's JSON-RPC table.
-EXPECTED: list[tuple[type[e.A2AError], int, str, int]] = [
-    (e.ParseError, -32700, "JSON_PARSE", 400),
-    (e.InvalidRequest, -32600, "INVALID_REQUEST", 400),
-    (e.MethodNotFound, -32601, "METHOD_NOT_FOUND", 404),
-    (e.InvalidParams, -32602, "INVALID_PARAMS", 400),
-    (e.InternalError, -32603, "INTERNAL", 500),
-    (e.TaskNotFound, -32001, "TASK_NOT_FOUND", 404),
-    (e.TaskNotCancelable, -32002, "TASK_NOT_CANCELABLE", 409),
-    (e.PushNotificationNotSupported, -32003, "PUSH_NOTIFICATION_NOT_SUPPORTED", 400),
-    (e.UnsupportedOperation, -32004, "UNSUPPORTED_OPERATION", 400),
-    (e.ContentTypeNotSupported, -32005, "CONTENT_TYPE_NOT_SUPPORTED", 415),
-    (e.InvalidAgentResponse, -32006, "INVALID_AGENT_RESPONSE", 500),
-    (e.ExtendedAgentCardNotConfigured, -32007, "EXTENDED_AGENT_CARD_NOT_CONFIGURED", 400),
-    (e.ExtensionSupportRequired, -32008, "EXTENSION_SUPPORT_REQUIRED", 400),
-    (e.VersionNotSupported, -32009, "VERSION_NOT_SUPPORTED", 400),
+EXPECTED: list[tuple[type[e.A2AError], int, str, int, str]] = [
+    (e.ParseError, -32700, "JSON_PARSE", 400, "a2a-protocol.org"),
+    (e.InvalidRequest, -32600, "INVALID_REQUEST", 400, "a2a-protocol.org"),
+    (e.MethodNotFound, -32601, "METHOD_NOT_FOUND", 404, "a2a-protocol.org"),
+    (e.InvalidParams, -32602, "INVALID_PARAMS", 400, "a2a-protocol.org"),
+    (e.InternalError, -32603, "INTERNAL", 500, "a2a-protocol.org"),
+    (e.TaskNotFound, -32001, "TASK_NOT_FOUND", 404, "a2a-protocol.org"),
+    (e.TaskNotCancelable, -32002, "TASK_NOT_CANCELABLE", 409, "a2a-protocol.org"),
+    (
+        e.PushNotificationNotSupported,
+        -32003,
+        "PUSH_NOTIFICATION_NOT_SUPPORTED",
+        400,
+        "a2a-protocol.org",
+    ),
+    (e.UnsupportedOperation, -32004, "UNSUPPORTED_OPERATION", 400, "a2a-protocol.org"),
+    (e.ContentTypeNotSupported, -32005, "CONTENT_TYPE_NOT_SUPPORTED", 415, "a2a-protocol.org"),
+    (e.InvalidAgentResponse, -32006, "INVALID_AGENT_RESPONSE", 500, "a2a-protocol.org"),
+    (
+        e.ExtendedAgentCardNotConfigured,
+        -32007,
+        "EXTENDED_AGENT_CARD_NOT_CONFIGURED",
+        400,
+        "a2a-protocol.org",
+    ),
+    (e.ExtensionSupportRequired, -32008, "EXTENSION_SUPPORT_REQUIRED", 400, "a2a-protocol.org"),
+    (e.VersionNotSupported, -32009, "VERSION_NOT_SUPPORTED", 400, "a2a-protocol.org"),
+    # The node's own, for what A2A has no JSON-RPC code for.
+    (e.Unauthenticated, -32030, "UNAUTHENTICATED", 401, "agent-node"),
+    (e.PermissionDenied, -32031, "PERMISSION_DENIED", 403, "agent-node"),
+    (e.TooManyRequests, -32032, "TOO_MANY_REQUESTS", 429, "agent-node"),
 ]
 
 
@@ -35,21 +51,23 @@ def test_every_row_has_exactly_one_class() -> None:
         assert e.error_class(cls.error) is cls
 
 
-@pytest.mark.parametrize(("cls", "code", "reason", "http"), EXPECTED)
-def test_row(cls: type[e.A2AError], code: int, reason: str, http: int) -> None:
+@pytest.mark.parametrize(("cls", "code", "reason", "http", "domain"), EXPECTED)
+def test_row(cls: type[e.A2AError], code: int, reason: str, http: int, domain: str) -> None:
     row = cls.error.row
-    assert (row.code, row.reason, row.http_status) == (code, reason, http)
+    assert (row.code, row.reason, row.http_status, row.domain) == (code, reason, http, domain)
     assert row.name.endswith("Error") and row.message
     assert issubclass(cls, AgentNodeError)
 
 
-@pytest.mark.parametrize(("cls", "code", "reason", "http"), EXPECTED)
-def test_jsonrpc_shapes(cls: type[e.A2AError], code: int, reason: str, http: int) -> None:
+@pytest.mark.parametrize(("cls", "code", "reason", "http", "domain"), EXPECTED)
+def test_jsonrpc_shapes(
+    cls: type[e.A2AError], code: int, reason: str, http: int, domain: str
+) -> None:
     exc = cls()
     assert e.to_jsonrpc_error(exc, "1.0") == {
         "code": code,
         "message": cls.error.row.message,
-        "data": [{"@type": e.ERROR_INFO_TYPE, "reason": reason, "domain": "a2a-protocol.org"}],
+        "data": [{"@type": e.ERROR_INFO_TYPE, "reason": reason, "domain": domain}],
     }
     assert e.to_jsonrpc_error(exc, "0.3") == {"code": code, "message": cls.error.row.message}
 

@@ -49,6 +49,13 @@ def test_defaults_paths_and_overrides(tmp_path: Path) -> None:
             "  - {id: b, workflow: y, default: true}\n",
             "at most one skill can be the default",
         ),
+        (
+            "name: n\nskills: [{id: a, workflow: x}]\npolicy: {skills: {b: ['*']}}\n",
+            "policy.skills names skills this node lacks: b",
+        ),
+        ("name: n\nlimits: {max_header: 3}\n", "field 'limits.max_header': Extra inputs"),
+        ("name: n\nlimits: {max_concurrent_per_caller: -1}\n", "limits.max_concurrent_per_caller"),
+        ("name: n\npolicy: {operators: ['']}\n", "is not an identity or glob"),
     ],
 )
 def test_mistakes_name_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
