@@ -6,11 +6,18 @@ store), builds the Agent Card and serves it, with the A2A JSON-RPC endpoint
 at ``/a2a``, with uvicorn, and delivers push notifications. The listening
 socket is bound before the card is built, so ``port: 0`` advertises the
 port actually chosen.
+
+A node serves mutual TLS (``tls:`` in its configuration). Plain HTTP is for
+development only: it needs ``insecure_dev`` and a loopback listen address,
+and says so loudly on every start. With TLS the node's policy
+(``policy:``) decides who may call which skill and use the operator API;
+without, nobody has an identity and everything is allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -21,13 +28,38 @@ from agent_node.config import NodeConfig
 from agent_node.errors import ConfigError, UsageError
 from agent_node.workflow.compiled import CompiledWorkflow
 
-__all__ = ["AgentNode"]
+__all__ = ["INSECURE_WARNING", "AgentNode"]
+
+INSECURE_WARNING = (
+    "WARNING: --insecure-dev: serving plain HTTP on {host} with no authentication;"
+    " any local process can call this node. For development only."
+)
 
 
 class AgentNode:
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, *, insecure_dev: bool = False) -> None:
         self.config = config
+        #: Serve plain HTTP (loopback only) instead of mutual TLS.
+        self.insecure_dev = insecure_dev
         self.workflows: dict[str, CompiledWorkflow] = {}
+
+    def check_transport(self) -> None:
+        """Refuse what the node must not serve: no TLS without ``insecure_dev``,
+        plain HTTP on a non-loopback address, or both modes at once."""
+        host = self.config.listen.host
+        if self.config.tls is None and not self.insecure_dev:
+            raise ConfigError(
+                "no TLS settings: give `tls:` in the configuration or --cert-dir and"
+                " --identity (see `agent-node certs`), or --insecure-dev for plain HTTP"
+                " on loopback"
+            )
+        if self.config.tls is not None and self.insecure_dev:
+            raise ConfigError("--insecure-dev serves plain HTTP: drop the TLS settings, or it")
+        if self.insecure_dev and not _is_loopback(host):
+            raise ConfigError(
+                f"--insecure-dev serves only on a loopback address (127.0.0.1, ::1,"
+                f" localhost), not {host!r}"
+            )
 
     def load_workflows(self) -> dict[str, CompiledWorkflow]:
         """Load every skill's workflow; errors name the skill."""
@@ -42,29 +74,43 @@ class AgentNode:
 
     async def serve(self, ready: Callable[[NodeConfig], None] | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then stop cleanly."""
-        from agent_node.a2a.app import create_app
+        from agent_node.a2a.app import Guard, create_app
         from agent_node.a2a.card import CardDocument, build_card
         from agent_node.a2a.jsonrpc import jsonrpc_endpoint
+        from agent_node.a2a.ops import ops_routes
         from agent_node.a2a.push import PushSender
         from agent_node.a2a.tasks import TaskService
         from agent_node.runtime import Runtime
+        from agent_node.security.authz import Policy
         from agent_node.transport import uvicorn_config
 
+        self.check_transport()
         workflows = self.load_workflows()
         tls = self.config.ssl_context()  # before binding: bad files fail fast
+        outgoing = self.config.client_ssl_context()
         sock = _bind(self.config.listen.host, self.config.listen.port)
         config = self.config.with_overrides(port=sock.getsockname()[1])
         card = CardDocument.of(build_card(config, workflows))
         runtime = Runtime(config.store, node=config.name, scope="all")
         default = next((s.id for s in config.skills if s.default), None)
-        tasks = TaskService(runtime, workflows, default_skill=default)
+        policy = Policy.of(config.policy) if tls is not None else Policy.open()
+        tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
         if config.push.enabled:
             owner = f"{runtime.engine.owner}:push"
-            tasks.push = PushSender(runtime.store, tasks.render_push, config.push, owner=owner)
-        endpoint = jsonrpc_endpoint(tasks, capabilities=dict(card.card["capabilities"]))
+            tasks.push = PushSender(
+                runtime.store, tasks.render_push, config.push, owner=owner, tls=outgoing
+            )
+        endpoint = jsonrpc_endpoint(
+            tasks, capabilities=dict(card.card["capabilities"]), limits=config.limits
+        )
+        guard = Guard(
+            require_identity=tls is not None,
+            max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
+        )
+        app = create_app(card, endpoint, routes=ops_routes(runtime, policy), guard=guard)
         import uvicorn
 
-        server = uvicorn.Server(uvicorn_config(create_app(card, endpoint), tls))
+        server = uvicorn.Server(uvicorn_config(app, tls, config.limits))
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
         await runtime.start()
@@ -80,6 +126,15 @@ class AgentNode:
                 await tasks.push.close()
             await runtime.close()
             sock.close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,18 +1,26 @@
 """How a node is served: uvicorn, over mutual TLS when configured.
 
-The one place that sets uvicorn up. Uvicorn does not hand the peer
-certificate to the app, so the HTTP protocol it runs is subclassed: on each
-connection the peer's certificate is read once from the TLS session, and
-every request on that connection carries it in its ASGI scope — the leaf as
-``scope["extensions"]["tls"]["client_cert_chain"]`` (the ASGI TLS extension)
-and the identity it names (:func:`agent_node.security.tls.identity_of`) as
-``scope["agent_node.caller"]``.
+The one place that sets uvicorn up, with its HTTP protocol subclassed for
+two things uvicorn does not do:
+
+* The peer certificate. On each TLS connection the peer's certificate is
+  read once from the session, and every request on that connection carries
+  it in its ASGI scope — the leaf as
+  ``scope["extensions"]["tls"]["client_cert_chain"]`` (the ASGI TLS
+  extension) and the identity it names
+  (:func:`agent_node.security.tls.identity_of`) as ``scope["agent_node.caller"]``.
+* Header caps. A request with more than ``limits.max_headers`` header fields,
+  or a request line and headers longer than ``limits.max_header_bytes``, is
+  answered ``431 Request Header Fields Too Large`` and its connection closed,
+  while it is still being parsed: it never reaches the app.
 """
 
 from __future__ import annotations
 
 import ssl
 from typing import Any
+
+from agent_node.config import Limits
 
 __all__ = ["CALLER", "caller_of", "uvicorn_config"]
 
@@ -26,27 +34,37 @@ def caller_of(scope: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def uvicorn_config(app: Any, tls: ssl.SSLContext | None) -> Any:
-    """A uvicorn config serving ``app``, over ``tls`` when given."""
+def uvicorn_config(app: Any, tls: ssl.SSLContext | None, limits: Limits | None = None) -> Any:
+    """A uvicorn config serving ``app``, over ``tls`` when given, within ``limits``."""
     import uvicorn
 
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "off"}
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "off",
+        "http": _node_protocol(limits or Limits()),
+    }
     if tls is not None:
-        options["http"] = _peer_aware_protocol()
         options["ssl_context_factory"] = lambda _config, _default: tls
     return uvicorn.Config(app, **options)
 
 
-def _peer_aware_protocol() -> type[Any]:
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:  # pragma: no cover - httptools is a dependency
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
+class _HeadersTooLarge(Exception):
+    pass
+
+
+def _node_protocol(limits: Limits) -> type[Any]:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from agent_node.security.tls import identity_of
 
-    class PeerAwareProtocol(Base):
-        """Adds the TLS peer's certificate and identity to every request's scope."""
+    max_headers, max_bytes = limits.max_headers, limits.max_header_bytes
+
+    class NodeProtocol(HttpToolsProtocol):
+        """Adds the TLS peer to every request's scope; caps headers."""
+
+        _header_count = 0
+        _header_bytes = 0
+        _oversized: str | None = None
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -66,4 +84,42 @@ def _peer_aware_protocol() -> type[Any]:
 
             self.app = with_peer
 
-    return PeerAwareProtocol
+        def on_message_begin(self) -> None:
+            self._header_count = 0
+            self._header_bytes = 0
+            super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url), 0)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4, 1)
+            super().on_header(name, value)
+
+        def _count(self, size: int, headers: int) -> None:
+            self._header_bytes += size
+            self._header_count += headers
+            if self._header_count > max_headers:
+                self._oversized = f"more than {max_headers} header fields"
+            elif self._header_bytes > max_bytes:
+                self._oversized = f"request line and headers over {max_bytes} bytes"
+            else:
+                return
+            raise _HeadersTooLarge(self._oversized)  # uvicorn answers via send_400_response
+
+        def send_400_response(self, msg: str) -> None:
+            if self._oversized is None:
+                super().send_400_response(msg)
+                return
+            text = f"Request Header Fields Too Large: {self._oversized}".encode()
+            self.logger.warning("refused a request: %s", self._oversized)
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-type: text/plain; charset=utf-8\r\n"
+                b"content-length: " + str(len(text)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + text
+            )
+            self.transport.close()
+
+    return NodeProtocol

@@ -1,4 +1,5 @@
-"""The node's HTTP application (Starlette): the Agent Card and the A2A endpoint.
+"""The node's HTTP application (Starlette): the Agent Card, the A2A endpoint
+and the operator API.
 
 ``/.well-known/agent-card.json`` is where A2A 0.3 and 1.0 clients look;
 ``/.well-known/agent.json`` is where older clients (0.2) look. Both serve
@@ -8,31 +9,88 @@ the same document, with ``ETag`` and ``Cache-Control``; a request whose
 A ``POST`` to the A2A endpoint goes straight to it, ahead of Starlette's
 router and middleware (about a tenth of the CPU of a request that completes
 at once); the endpoint answers every failure itself, so they had nothing to
-add. Everything else (cards, 404, 405) goes through Starlette.
+add. Everything else (cards, the operator API, 404, 405) goes through Starlette.
+
+Every request first passes the :class:`Guard`, before its body is read:
+
+* With mutual TLS, a request without a client certificate gets no further
+  than the card (the server lets such a connection in only when the card is
+  public, ``card_public``): the A2A endpoint answers HTTP 401 with JSON-RPC
+  -32030, anything else a 401 JSON error.
+* At most ``limits.max_concurrent_per_caller`` requests of one identity are
+  in flight at once (a stream counts until it closes); one more gets HTTP
+  429 with JSON-RPC -32032 and ``Retry-After``, and the refusal is logged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent_node.a2a.card import PROTOCOL_PATH, CardDocument
+from agent_node.a2a.errors import A2AError, TooManyRequests, Unauthenticated
+from agent_node.a2a.jsonrpc import refusal
+from agent_node.transport import caller_of
 
-__all__ = ["CARD_PATHS", "Endpoint", "create_app"]
+__all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
+
+log = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 
 
-def create_app(card: CardDocument, a2a: Endpoint | None = None) -> ASGIApp:
-    """The app: the card on both well-known paths, and ``a2a`` (the JSON-RPC
-    endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` when given."""
+@dataclass
+class Guard:
+    """Checks made on every request before its body is read (see the module doc)."""
+
+    #: Refuse requests without a client identity (everything but the card).
+    require_identity: bool = False
+    #: Requests one identity may have in flight; 0: no cap.
+    max_concurrent_per_caller: int = 0
+    _in_flight: dict[str | None, int] = field(default_factory=dict, repr=False)
+
+    def refuse(self, scope: Scope) -> A2AError | None:
+        caller = caller_of(scope)
+        if self.require_identity and caller is None and scope["path"] not in CARD_PATHS:
+            return Unauthenticated("this node requires a client certificate (mutual TLS)")
+        cap = self.max_concurrent_per_caller
+        if cap and self._in_flight.get(caller, 0) >= cap:
+            log.warning("refused: %s has %d requests in flight", caller or "anonymous", cap)
+            return TooManyRequests(f"{cap} requests in flight already; retry when one is done")
+        return None
+
+    def enter(self, scope: Scope) -> str | None:
+        caller = caller_of(scope)
+        self._in_flight[caller] = self._in_flight.get(caller, 0) + 1
+        return caller
+
+    def leave(self, caller: str | None) -> None:
+        left = self._in_flight[caller] - 1
+        if left:
+            self._in_flight[caller] = left
+        else:
+            del self._in_flight[caller]
+
+
+def create_app(
+    card: CardDocument,
+    a2a: Endpoint | None = None,
+    *,
+    routes: Sequence[BaseRoute] = (),
+    guard: Guard | None = None,
+) -> ASGIApp:
+    """The app: the card on both well-known paths, ``a2a`` (the JSON-RPC
+    endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` when given, and
+    any other ``routes`` (the operator API), all behind ``guard``."""
 
     async def serve_card(request: Request) -> Response:
         headers = {
@@ -44,30 +102,55 @@ def create_app(card: CardDocument, a2a: Endpoint | None = None) -> ASGIApp:
             return Response(status_code=304, headers=headers)
         return Response(card.body, media_type="application/json", headers=headers)
 
-    routes = [Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS]
+    table: list[BaseRoute] = [
+        Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS
+    ]
     if a2a is not None:
         # Clients that join the card's URL with "/" (the TCK does) post to
         # /a2a/: answer there too, rather than redirecting a POST.
-        routes.append(Route(PROTOCOL_PATH, a2a, methods=["POST"]))
-        routes.append(Route(PROTOCOL_PATH + "/", a2a, methods=["POST"]))
-    app = Starlette(routes=routes)
-    return app if a2a is None else _Shortcut(app, a2a)
+        table.append(Route(PROTOCOL_PATH, a2a, methods=["POST"]))
+        table.append(Route(PROTOCOL_PATH + "/", a2a, methods=["POST"]))
+    table.extend(routes)
+    return _Front(Starlette(routes=table), a2a, guard or Guard())
 
 
-class _Shortcut:
-    """``POST /a2a`` (and ``/a2a/``) to the endpoint directly; the rest to ``app``."""
+class _Front:
+    """The guard, then ``POST /a2a`` (and ``/a2a/``) to the endpoint directly;
+    the rest to ``app``."""
 
-    def __init__(self, app: ASGIApp, endpoint: Endpoint) -> None:
+    def __init__(self, app: ASGIApp, endpoint: Endpoint | None, guard: Guard) -> None:
         self.app = app
         self.endpoint = endpoint
-        self.paths = {PROTOCOL_PATH, PROTOCOL_PATH + "/"}
+        self.guard = guard
+        self.paths = {PROTOCOL_PATH, PROTOCOL_PATH + "/"} if endpoint else set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
-            response = await self.endpoint(Request(scope, receive))
-            await response(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        to_a2a = scope["method"] == "POST" and scope["path"] in self.paths
+        refused = self.guard.refuse(scope)
+        if refused is not None:
+            await _refusal(refused, scope, to_a2a)(scope, receive, send)
+            return
+        caller = self.guard.enter(scope)
+        try:
+            if to_a2a and self.endpoint is not None:
+                response = await self.endpoint(Request(scope, receive))
+                await response(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            self.guard.leave(caller)
+
+
+def _refusal(error: A2AError, scope: Scope, to_a2a: bool) -> Response:
+    headers = {"Retry-After": "1"} if isinstance(error, TooManyRequests) else {}
+    if to_a2a:
+        return refusal(error, Request(scope), headers)
+    row = error.error.row
+    body = {"error": {"code": row.http_status, "status": row.reason, "message": error.message}}
+    return JSONResponse(body, row.http_status, headers=headers)
 
 
 def _matches(header: str | None, etag: str) -> bool:

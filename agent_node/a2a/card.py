@@ -9,6 +9,10 @@ two places.
 Both generations read it: the 1.0 fields, plus (a setting, on by default)
 the 0.3 top-level fields that 0.3 clients need.
 
+A node serving mutual TLS declares it: a security scheme ``mtls``
+(``mtlsSecurityScheme`` in 1.0; the 0.3 fields add ``"type": "mutualTLS"``
+to the same object) required by the card and by every skill.
+
 Served with a strong ``ETag`` (a hash of the card's canonical JSON),
 ``Last-Modified`` and ``Cache-Control: max-age``, so clients can cache it
 and revalidate cheaply.
@@ -33,6 +37,9 @@ __all__ = ["PROTOCOL_PATH", "CardDocument", "build_card"]
 #: Where the JSON-RPC endpoint lives on a node.
 PROTOCOL_PATH = "/a2a"
 MAX_AGE = 300
+#: The name of the mutual-TLS security scheme in a card.
+MTLS_SCHEME = "mtls"
+_MTLS_REQUIRED: list[dict[str, Any]] = [{"schemes": {MTLS_SCHEME: {"list": []}}}]
 
 
 @dataclass(frozen=True)
@@ -79,10 +86,23 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
         "iconUrl": source.icon_url,
     }
     card.update({key: value for key, value in optional.items() if value})
+    if config.tls is not None:
+        _declare_mtls(card)
     AgentCard.model_validate(card)
     if config.card_v03_fields:
         card.update(card_v03_fields(card, endpoint))
     return card
+
+
+def _declare_mtls(card: dict[str, Any]) -> None:
+    description = (
+        "Mutual TLS: present a client certificate that chains to this node's trust"
+        " bundle; the caller is the certificate's URI SAN (else its CN)."
+    )
+    card["securitySchemes"] = {MTLS_SCHEME: {"mtlsSecurityScheme": {"description": description}}}
+    card["securityRequirements"] = _MTLS_REQUIRED
+    for skill in card["skills"]:
+        skill["securityRequirements"] = _MTLS_REQUIRED
 
 
 def _skill(source: CardSource, skill_id: str, workflow: CompiledWorkflow) -> dict[str, Any]:

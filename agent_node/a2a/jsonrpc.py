@@ -79,7 +79,7 @@ from agent_node.a2a.models import (
 )
 from agent_node.transport import caller_of
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint", "refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +366,17 @@ def _result_response(rpc_id: Any, result: Any) -> Response:
     body = {"jsonrpc": "2.0", "id": rpc_id, "result": result}
     content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return Response(content.encode("utf-8"), media_type="application/json")
+
+
+def refusal(exc: A2AError, request: Request, headers: dict[str, str] | None = None) -> Response:
+    """A JSON-RPC error for a request refused before its body is read (so
+    its ``id`` is null), with the error's HTTP status (401, 429, ...)."""
+    version = _requested_version(request) or "1.0"
+    body = {"jsonrpc": "2.0", "id": None, "error": to_jsonrpc_error(exc, version)}
+    content = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+    return Response(
+        content, exc.error.row.http_status, headers=headers, media_type="application/json"
+    )
 
 
 def _error_response(rpc_id: Any, exc: A2AError, version: Version) -> Response:

@@ -30,6 +30,9 @@ every resolved address before each POST (a name can point anywhere) —
 unless the host name or the address's network is in ``push.allow``. The
 POST then connects to the address that was checked (with the original
 ``Host`` and TLS server name), so DNS cannot answer differently in between.
+
+Over mutual TLS the sender presents the node's certificate and verifies
+HTTPS receivers against the node's trust bundle (:mod:`.client`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import json
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from agent_node.a2a.client import http_client
 from agent_node.a2a.errors import InvalidParams
 from agent_node.config import PushSettings
 from agent_node.store.base import Store
@@ -197,6 +202,7 @@ class PushSender:
         poll: float = 2.0,
         concurrency: int = 16,
         client: Any = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.store = store
         self.render = render
@@ -207,6 +213,8 @@ class PushSender:
         self.concurrency = concurrency
         self._client = client
         self._own_client = client is None
+        #: What pushes are sent with (mutual TLS: the node's certificate).
+        self.tls = tls
         self._watched: set[str] = set()
         self._wake = asyncio.Event()
         self._retry_at: float | None = None
@@ -219,9 +227,7 @@ class PushSender:
         if self._loop is not None:
             return
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                follow_redirects=False, timeout=self.settings.timeout, trust_env=False
-            )
+            self._client = http_client(self.tls, timeout=self.settings.timeout)
         self._unsubscribe = self.store.subscribe(self._on_notice)
         self._loop = asyncio.create_task(self._run(), name="push-sender")
 

@@ -134,6 +134,8 @@ def execution_header(record: ExecutionRecord, waits: Sequence[WaitRecord]) -> Ta
     grid.add_row("execution", record.id)
     grid.add_row("workflow", f"{record.workflow_id}@{record.workflow_version}")
     grid.add_row("status", status_text(record.status))
+    if record.caller:
+        grid.add_row("caller", record.caller)
     grid.add_row("created", when(record.created_at))
     grid.add_row("updated", when(record.updated_at))
     if record.error:

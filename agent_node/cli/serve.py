@@ -32,6 +32,11 @@ __all__ = ["serve"]
     help="Serve mutual TLS with what `agent-node certs` wrote here (with --identity).",
 )
 @click.option("--identity", default=None, help="The NAME given to `agent-node certs issue`.")
+@click.option(
+    "--insecure-dev",
+    is_flag=True,
+    help="Serve plain HTTP without authentication, on a loopback address only (development).",
+)
 @handle_errors
 def serve(
     config_path: str,
@@ -40,14 +45,16 @@ def serve(
     store: str | None,
     cert_dir: Path | None,
     identity: str | None,
+    insecure_dev: bool,
 ) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
 
     Runs every execution of its store as a worker, and stops cleanly on
-    Ctrl-C or SIGTERM. With TLS settings (the file's ``tls:``, or --cert-dir
-    and --identity) it serves HTTPS and requires client certificates.
+    Ctrl-C or SIGTERM. It serves HTTPS and requires client certificates
+    (the file's ``tls:``, or --cert-dir and --identity); --insecure-dev
+    serves plain HTTP on loopback instead, for development.
     """
-    from agent_node.node import AgentNode
+    from agent_node.node import INSECURE_WARNING, AgentNode
 
     if (cert_dir is None) != (identity is None):
         raise click.UsageError("--cert-dir and --identity go together")
@@ -60,9 +67,12 @@ def serve(
             trust=[str(folder / "ca.pem")],
         )
     config = load_config(config_path).with_overrides(host=host, port=port, store=store, tls=tls)
-    node = AgentNode(config)
+    node = AgentNode(config, insecure_dev=insecure_dev)
+    node.check_transport()
 
     def ready(actual: NodeConfig) -> None:
+        if insecure_dev:
+            click.secho(INSECURE_WARNING.format(host=actual.listen.host), fg="yellow", err=True)
         skills = ", ".join(node.workflows) or "none"
         click.echo(f"agent node {actual.name!r} listening on {actual.url}")
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from support.nodes import ROOT
+from support.nodes import serving_mtls
+from support.tls import caller_context
 
 from agent_node.security import pki
-from agent_node.security.tls import client_context
 
 pytestmark = pytest.mark.slow
 
@@ -37,38 +34,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def node_url(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    directory = tmp_path_factory.mktemp("mtls-node")
-    config = directory / "agent-node.yaml"
-    config.write_text(
-        "name: greeter\nlisten: {host: 127.0.0.1, port: 0}\n"
-        f"store: sqlite:///{directory}/node.db\n"
-        f"skills:\n  - {{id: greet, workflow: '{ROOT / 'examples/hello/workflow.yaml'}'}}\n"
-    )
-    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", str(config)]
-    command += ["--cert-dir", str(certs), "--identity", "greeter"]
-    with (directory / "node.err").open("w") as err:
-        process = subprocess.Popen(
-            command, cwd=directory, stdout=subprocess.PIPE, stderr=err, text=True
-        )
-    try:
-        assert process.stdout is not None
-        first = process.stdout.readline()
-        assert "listening on https://" in first, first + (directory / "node.err").read_text()
-        yield first.split()[-1]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=15)
+    with serving_mtls(tmp_path_factory.mktemp("mtls-node"), certs) as url:
+        yield url
 
 
 def client(certs: Path, name: str | None, folder: Path | None = None) -> httpx.Client:
-    where = folder or certs
-    if name is None:
-        context = client_context(None, None, [certs / "ca.pem"])
-    else:
-        context = client_context(
-            where / f"{name}.pem", where / f"{name}-key.pem", [certs / "ca.pem"]
-        )
-    return httpx.Client(verify=context, timeout=10)
+    return httpx.Client(verify=caller_context(certs, name, folder), timeout=10)
 
 
 def send(http: httpx.Client, url: str) -> httpx.Response:

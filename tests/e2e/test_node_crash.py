@@ -37,7 +37,7 @@ def rpc(url: str, method: str, params: dict[str, object]) -> dict[str, object]:
 
 
 async def start_node(spawn: Spawn, name: str, conf: Path, env: dict[str, str]) -> tuple[Child, str]:
-    node = spawn(name, [*CLI, "serve", "--config", str(conf)], env)
+    node = spawn(name, [*CLI, "serve", "--insecure-dev", "--config", str(conf)], env)
     await wait_until(
         lambda: "listening on" in node.out(), f"{name} to listen", timeout=30, alive=[node]
     )

@@ -55,7 +55,7 @@ def agent_node(directory: Path, *args: str) -> subprocess.Popen[str]:
 
 @pytest.fixture
 def served(node_dir: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    process = agent_node(node_dir, "serve", "--config", "agent-node.yaml")
+    process = agent_node(node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml")
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
@@ -114,7 +114,7 @@ async def test_a_serving_node_runs_the_pending_executions_of_its_store(node_dir:
     store = f"sqlite:///{node_dir}/state/greeter.db"
     async with Runtime(store) as runtime:
         execution_id, _ = await runtime.engine.control.create(workflow, {"name": "Grace Hopper"})
-    process = agent_node(node_dir, "serve", "--config", "agent-node.yaml")
+    process = agent_node(node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml")
     try:
         async with Runtime(store) as runtime:
             deadline = time.monotonic() + 20
@@ -159,7 +159,7 @@ def test_configuration_mistakes_are_one_clear_line(
     node_dir: Path, edit: object, message: str
 ) -> None:
     edit(node_dir)  # type: ignore[operator]
-    process = agent_node(node_dir, "serve", "--config", "agent-node.yaml")
+    process = agent_node(node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml")
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2, err
     assert err.startswith("error: ") and message in err, err
@@ -173,7 +173,9 @@ def test_a_port_in_use_is_a_clear_error(node_dir: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = agent_node(node_dir, "serve", "--config", "agent-node.yaml", "--port", str(port))
+        process = agent_node(
+            node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml", "--port", str(port)
+        )
         _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{port}" in err
@@ -189,3 +191,38 @@ def test_json_rpc_is_answered_with_and_without_a_trailing_slash(
         answer = httpx.post(f"{url}{path}", json=body, headers=headers)
         assert answer.status_code == 200, path
         assert answer.json()["error"]["code"] == -32001
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "error: no TLS settings: give `tls:` in the configuration or --cert-dir"),
+        (
+            ("--insecure-dev", "--host", "0.0.0.0"),
+            "error: --insecure-dev serves only on a loopback address (127.0.0.1, ::1,"
+            " localhost), not '0.0.0.0'",
+        ),
+        (
+            ("--insecure-dev", "--cert-dir", "certs", "--identity", "greeter"),
+            "error: --insecure-dev serves plain HTTP: drop the TLS settings, or it",
+        ),
+    ],
+)
+def test_plain_http_needs_insecure_dev_and_loopback(
+    node_dir: Path, args: tuple[str, ...], message: str
+) -> None:
+    process = agent_node(node_dir, "serve", "--config", "agent-node.yaml", *args)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 2, err
+    assert err.startswith(message), err
+    assert "listening" not in out
+
+
+def test_insecure_dev_warns_on_every_start(served: tuple[str, subprocess.Popen[str]]) -> None:
+    url, process = served
+    assert url.startswith("http://127.0.0.1:")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=15)
+    assert err.startswith(
+        "WARNING: --insecure-dev: serving plain HTTP on 127.0.0.1 with no authentication;"
+    ), err

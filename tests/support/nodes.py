@@ -3,6 +3,8 @@
 The interop tests talk to it as third-party clients would: its skills are
 ``greet`` (examples/hello, the default) and ``book`` (examples/greeter/book.py,
 which asks for input); its card's words come from cards/greeter.yaml.
+:func:`serving` runs it over plain HTTP (``--insecure-dev``);
+:func:`serving_mtls` over mutual TLS with certificates from ``agent-node certs``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ADA = {"greeting": "Hello, Ada Lovelace!", "verdict": "Ada Lovelace is a long name (11 letters)"}
 
 
-def greeter_config(directory: Path) -> Path:
-    """A node configuration for the greeter example, its store in ``directory``."""
+def greeter_config(directory: Path, extra: str = "") -> Path:
+    """A node configuration for the greeter example, its store in ``directory``;
+    ``extra`` is appended (YAML: ``policy:``, ``limits:``, ...)."""
     config = directory / "agent-node.yaml"
     config.write_text(
         "name: greeter\nlisten: {host: 127.0.0.1, port: 0}\n"
@@ -29,28 +32,43 @@ def greeter_config(directory: Path) -> Path:
         f"  - {{id: greet, workflow: '{ROOT / 'examples/hello/workflow.yaml'}', default: true}}\n"
         f"  - {{id: book, workflow: '{ROOT / 'examples/greeter/book.py'}:wf'}}\n"
         # The tests' webhook receivers listen on loopback.
-        "push: {allow: [127.0.0.0/8]}\n"
+        "push: {allow: [127.0.0.0/8]}\n" + extra
     )
     return config
 
 
 @contextmanager
 def serving(directory: Path) -> Iterator[str]:
-    """Serve the greeter example from ``directory``; yields its base URL."""
-    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config"]
+    """Serve the greeter example from ``directory`` over plain HTTP; yields its base URL."""
+    with _served(directory, greeter_config(directory), ["--insecure-dev"]) as url:
+        yield url
+
+
+@contextmanager
+def serving_mtls(
+    directory: Path, certs: Path, extra: str = "", identity: str = "greeter"
+) -> Iterator[str]:
+    """Serve the greeter example over mutual TLS as ``identity`` (its certificate
+    in ``certs``, as ``agent-node certs issue`` wrote it); yields its base URL.
+    The node's stderr goes to ``directory/node.err``."""
+    tls = ["--cert-dir", str(certs), "--identity", identity]
+    with _served(directory, greeter_config(directory, extra), tls) as url:
+        assert url.startswith("https://"), url
+        yield url
+
+
+@contextmanager
+def _served(directory: Path, config: Path, flags: list[str]) -> Iterator[str]:
+    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", str(config)]
     log = directory / "node.err"
     with log.open("w") as err:
         process = subprocess.Popen(
-            [*command, str(greeter_config(directory))],
-            cwd=directory,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
+            [*command, *flags], cwd=directory, stdout=subprocess.PIPE, stderr=err, text=True
         )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
-        assert "listening on" in first, first + log.read_text()
+        assert "agent node 'greeter' listening on" in first, first + log.read_text()
         yield first.split()[-1]
     finally:
         process.send_signal(signal.SIGTERM)

@@ -2,7 +2,9 @@
 
 It runs uvicorn in the test's own event loop on a free loopback port and
 records every POST it gets. ``fail_with`` queues status codes to answer with
-before it starts answering 200.
+before it starts answering 200. Given a server SSL context it serves HTTPS
+(through the node's own transport, so each push records the identity of the
+client certificate it came with).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from agent_node.transport import caller_of, uvicorn_config
+
 
 @dataclass
 class Push:
@@ -29,6 +34,8 @@ class Push:
     body: Any
     #: The status code it was answered with.
     status: int
+    #: The identity of the client certificate (HTTPS receivers only).
+    caller: str | None = None
 
 
 @dataclass
@@ -59,19 +66,27 @@ class Receiver:
     async def _receive(self, request: Request) -> Response:
         raw = await request.body()
         status = self.fail_with.pop(0) if self.fail_with else 200
-        self.pushes.append(Push(request.url.path, dict(request.headers), json.loads(raw), status))
+        push = Push(
+            request.url.path,
+            dict(request.headers),
+            json.loads(raw),
+            status,
+            caller_of(request.scope),
+        )
+        self.pushes.append(push)
         self._arrived.set()
         return Response(status_code=status)
 
 
 @asynccontextmanager
-async def receiving() -> AsyncIterator[Receiver]:
+async def receiving(tls: ssl.SSLContext | None = None) -> AsyncIterator[Receiver]:
     """A receiver listening on ``127.0.0.1`` at ``<url>/<any path>``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    receiver = Receiver(f"http://127.0.0.1:{sock.getsockname()[1]}")
+    scheme = "https" if tls else "http"
+    receiver = Receiver(f"{scheme}://127.0.0.1:{sock.getsockname()[1]}")
     app = Starlette(routes=[Route("/{path:path}", receiver._receive, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn_config(app, tls))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         assert not task.done(), "the webhook receiver did not start"
