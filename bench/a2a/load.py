@@ -2,6 +2,7 @@
 
     python bench/a2a/load.py --url http://127.0.0.1:P/a2a --server-pid PID \
         [--connections 32] [--warmup 2] [--duration 8] [--check task|json] [--client raw|httpx]
+    python bench/a2a/load.py --url https://127.0.0.1:P/a2a --tls-dir CERTS ...   # mutual TLS
 
 ``--connections`` clients each keep one HTTP/1.1 keep-alive connection and send
 blocking A2A 1.0 ``SendMessage`` requests back to back (closed loop: a client
@@ -23,6 +24,24 @@ chunked bodies): about a tenth of httpx's CPU per request, so that one core
 of client can saturate one core of the fastest server. ``--client httpx``
 runs 32 separate ``httpx.AsyncClient``\\ s instead, for comparison.
 
+``--tls-dir`` (with an ``https`` URL) speaks mutual TLS: every connection
+presents ``client.pem`` and checks the server against ``ca.pem`` through
+``mtls.client_context`` (agent-node's own client settings). Connections are
+keep-alive, so the handshake is paid once per connection, not per request;
+a fresh context holds no session to resume, so each one is a full handshake.
+
+Connection set-up (raw client only), before the warm-up: ``CONNECT_ROUNDS``
+times, all ``--connections`` connections are opened at once (TCP, plus the
+TLS handshake with ``--tls-dir``), then closed again; ``connect_ms`` is the
+mean time until the last of a round is established. The server's CPU over
+the rounds and a short settle after them (``CONNECT_SETTLE_S``: its last
+handshake and close steps may still be running when the client is done)
+divided by the connections opened is ``connect_server_cpu_ms_per_conn``:
+what one connection costs the server to accept, set up and close. Against
+the plain row of the same server, that is the TLS handshake. Several rounds
+because psutil counts CPU in 10 ms ticks. Then the connections the load runs
+on are opened, outside that measurement.
+
 Prints one JSON object on stdout.
 """
 
@@ -30,19 +49,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
 import socket
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
 
 COMPLETED = "TASK_STATE_COMPLETED"
+#: After the connection burst: the server may still be verifying the client's
+#: last certificate when the client already counts its handshake done (TLS 1.3).
+CONNECT_SETTLE_S = 0.25
+#: Connection bursts measured: 4 x 32 = 128 connections, ~0.08 ms per tick.
+CONNECT_ROUNDS = 4
 
 
 class CheckError(Exception):
@@ -115,8 +142,8 @@ def check_answer(status: int, body: bytes, text: str, rpc_id: int, mode: str) ->
 class RawConnection:
     """One keep-alive HTTP/1.1 connection: send a POST, read the answer."""
 
-    def __init__(self, host: str, port: int, path: str) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, path: str, tls: ssl.SSLContext | None) -> None:
+        self.host, self.port, self.tls = host, port, tls
         self.head = (
             f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             "Content-Type: application/json\r\nA2A-Version: 1.0\r\nContent-Length: "
@@ -125,10 +152,31 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        """Connect (and with TLS, complete the handshake: open_connection awaits it)."""
+        # The name checked against the server's SANs; asyncio refuses one without TLS.
+        name = self.host if self.tls is not None else None
+        self.reader, self.writer = await asyncio.open_connection(
+            self.host, self.port, ssl=self.tls, server_hostname=name
+        )
         sock = self.writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def tls_info(self) -> dict[str, Any] | None:
+        """The negotiated protocol and cipher (None over plain TCP or when closed)."""
+        ssl_object = self.writer.get_extra_info("ssl_object") if self.writer else None
+        if ssl_object is None:
+            return None
+        cipher = ssl_object.cipher()
+        return {"version": ssl_object.version(), "cipher": cipher[0] if cipher else None}
+
+    async def aclose(self) -> None:
+        """Close, and wait until the transport is gone (TLS: close_notify sent)."""
+        writer = self.writer
+        self.close()
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     def close(self) -> None:
         if self.writer is not None:
@@ -170,9 +218,14 @@ class RawConnection:
             await self.reader.readexactly(2)
 
 
-async def raw_client(worker: int, url: str, mode: str, tag: str, stats: Stats) -> None:
+def raw_connection(url: str, tls: ssl.SSLContext | None) -> RawConnection:
     parts = urlsplit(url)
-    conn = RawConnection(parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return RawConnection(parts.hostname or "127.0.0.1", port, parts.path or "/", tls)
+
+
+async def raw_client(worker: int, conn: RawConnection, mode: str, tag: str, stats: Stats) -> None:
+    """A closed loop on ``conn`` (reopened after an error, paying a new handshake)."""
     seq = 0
     try:
         while not stats.done:
@@ -197,12 +250,15 @@ async def raw_client(worker: int, url: str, mode: str, tag: str, stats: Stats) -
 # -- httpx, for comparison ------------------------------------------------------------
 
 
-async def httpx_client(worker: int, url: str, mode: str, tag: str, stats: Stats) -> None:
+async def httpx_client(
+    worker: int, url: str, tls: ssl.SSLContext | None, mode: str, tag: str, stats: Stats
+) -> None:
     import httpx
 
     headers = {"Content-Type": "application/json", "A2A-Version": "1.0"}
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    verify: ssl.SSLContext | bool = tls if tls is not None else True  # True: httpx's default
+    async with httpx.AsyncClient(limits=limits, timeout=30.0, verify=verify) as client:
         seq = 0
         while not stats.done:
             seq += 1
@@ -244,26 +300,87 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[rank] * 1000
 
 
+def my_cpu(me: psutil.Process) -> float:
+    return float(sum(me.cpu_times()[:2]))
+
+
+async def open_all(conns: list[RawConnection], stats: Stats) -> int:
+    """Open every connection at once; the number that failed (each counted as an error)."""
+    opened = await asyncio.gather(*(c.open() for c in conns), return_exceptions=True)
+    failed = [o for o in opened if isinstance(o, BaseException)]
+    for exc in failed:
+        stats.error(exc)  # that client reconnects on its first request
+    return len(failed)
+
+
+async def connect_all(
+    conns: list[RawConnection], server: psutil.Process, me: psutil.Process, stats: Stats
+) -> dict[str, Any]:
+    """Measure connection set-up, then open ``conns`` for the load (see the module's docstring)."""
+    server_cpu0, my_cpu0 = tree_cpu(server), my_cpu(me)
+    walls, errors, tls = [], 0, None
+    for _ in range(CONNECT_ROUNDS):
+        t0 = time.perf_counter()
+        errors += await open_all(conns, stats)
+        walls.append(time.perf_counter() - t0)
+        tls = tls or next((info for c in conns if (info := c.tls_info())), None)
+        await asyncio.gather(*(c.aclose() for c in conns))
+    await asyncio.sleep(CONNECT_SETTLE_S)
+    server_cpu, client_cpu = tree_cpu(server) - server_cpu0, my_cpu(me) - my_cpu0
+    errors += await open_all(conns, stats)
+    opened = CONNECT_ROUNDS * len(conns)
+    return {
+        "connect_rounds": CONNECT_ROUNDS,
+        "connect_ms": sum(walls) / len(walls) * 1000,
+        "connect_server_cpu_ms_per_conn": server_cpu * 1000 / opened,
+        "connect_client_cpu_ms_per_conn": client_cpu * 1000 / opened,
+        "connect_errors": errors,
+        "tls": tls,
+    }
+
+
+async def start_clients(
+    args: argparse.Namespace, server: psutil.Process, me: psutil.Process, stats: Stats, tag: str
+) -> tuple[list[asyncio.Task[None]], dict[str, Any]]:
+    """The client tasks, and (raw client) the connection set-up figures."""
+    tls = None
+    if args.tls_dir is not None:
+        import mtls  # bench/a2a/mtls.py: imports agent-node, so only when asked for
+
+        tls = mtls.client_context(args.tls_dir)
+    n = args.connections
+    if args.client == "httpx":
+        # httpx connects lazily, inside its first request: no separate set-up figures.
+        tasks = [
+            asyncio.create_task(httpx_client(i, args.url, tls, args.check, tag, stats))
+            for i in range(n)
+        ]
+        return tasks, {}
+    conns = [raw_connection(args.url, tls) for _ in range(n)]
+    setup = await connect_all(conns, server, me, stats)
+    tasks = [
+        asyncio.create_task(raw_client(i, conn, args.check, tag, stats))
+        for i, conn in enumerate(conns)
+    ]
+    return tasks, setup
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = psutil.Process(args.server_pid)
     me = psutil.Process()
     stats = Stats()
     tag = f"{os.getpid()}-{time.monotonic_ns() % 1_000_000}"
-    client = raw_client if args.client == "raw" else httpx_client
-    workers = [
-        asyncio.create_task(client(i, args.url, args.check, tag, stats))
-        for i in range(args.connections)
-    ]
+    workers, setup = await start_clients(args, server, me, stats, tag)
     await asyncio.sleep(args.warmup)
 
     # The window opens and closes when the CPU times are read.
-    server_cpu0, my_cpu0 = tree_cpu(server), sum(me.cpu_times()[:2])
+    server_cpu0, my_cpu0 = tree_cpu(server), my_cpu(me)
     t0 = time.perf_counter()
     stats.window = True
     await asyncio.sleep(args.duration)
     stats.window = False
     t1 = time.perf_counter()
-    server_cpu1, my_cpu1 = tree_cpu(server), sum(me.cpu_times()[:2])
+    server_cpu1, my_cpu1 = tree_cpu(server), my_cpu(me)
 
     stats.done = True  # each client stops after its answer in flight
     _, pending = await asyncio.wait(workers, timeout=10)
@@ -295,6 +412,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors_total": stats.errors_total,
         "error_kinds": dict(stats.error_kinds),
         "error_samples": stats.error_samples,
+        **setup,
     }
 
 
@@ -307,7 +425,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--check", choices=["task", "json"], default="task")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--tls-dir", type=Path, help="mutual TLS with mtls.py's files here")
     args = parser.parse_args()
+    if (args.tls_dir is not None) != args.url.startswith("https:"):
+        parser.error("--tls-dir goes with an https URL, and only with one")
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
 

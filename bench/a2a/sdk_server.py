@@ -2,6 +2,7 @@
 
     python bench/a2a/sdk_server.py --port P --store memory
     python bench/a2a/sdk_server.py --port P --store sqlite+aiosqlite:////abs/path/sdk.db
+    python bench/a2a/sdk_server.py --port P --store memory --tls-dir CERTS   # mutual TLS
 
 Built from the SDK's 1.x server pieces (1.x has no ``A2AStarletteApplication``):
 an ``AgentExecutor`` behind ``DefaultRequestHandler`` (``DefaultRequestHandlerV2``
@@ -15,14 +16,21 @@ journal, ``synchronous=FULL``).
 The JSON-RPC endpoint is mounted at ``/a2a`` (the SDK's default is ``/``) so
 that the load client sends the same bytes to every system. The SDK reads the
 protocol version from the ``A2A-Version`` header like agent-node does.
+
+``--tls-dir`` serves HTTPS with the benchmark's certificates (``mtls.py``):
+the same ``server_context`` agent-node serves with, client certificates
+required. The HTTP implementation stays uvicorn's ``auto``, i.e. httptools
+(installed in the venv), which is also what agent-node runs over TLS.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import mtls  # bench/a2a/mtls.py: this script's directory is on sys.path
 import uvicorn
 from a2a.helpers import get_message_text, new_task_from_user_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -89,9 +97,11 @@ async def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--store", default="memory", help="memory | a sqlite+aiosqlite URL")
+    parser.add_argument("--tls-dir", type=Path, help="serve mutual TLS with mtls.py's files here")
     args = parser.parse_args()
 
-    card = _card(f"http://{args.host}:{args.port}{RPC_PATH}")
+    scheme = "https" if args.tls_dir else "http"
+    card = _card(f"{scheme}://{args.host}:{args.port}{RPC_PATH}")
     store, engine = await _store(args.store)
     handler = DefaultRequestHandler(
         agent_executor=EchoExecutor(), task_store=store, agent_card=card
@@ -100,7 +110,14 @@ async def main() -> None:
         routes=[*create_agent_card_routes(card), *create_jsonrpc_routes(handler, RPC_PATH)]
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            lifespan="off",
+            **mtls.uvicorn_options(args.tls_dir),
+        )
     )
     try:
         await server.serve()

@@ -1,18 +1,24 @@
 """A2A ``SendMessage`` throughput: agent-node against the a2a-sdk server, in one run.
 
     .venv/bin/python bench/a2a/send_bench.py \
-        [--systems ours,sdk-memory,sdk-sqlite,starlette] [--duration 8] [--warmup 2] \
+        [--systems ours,ours-mtls,sdk-memory,sdk-memory-mtls,...] [--duration 8] [--warmup 2] \
         [--connections 32] [--client raw|httpx] [--json bench/results/a2a_send.json] [--keep-tmp]
 
 Systems (each a fresh server subprocess on a free loopback port, fresh scratch dir):
 
-* ``ours``: ``agent-node serve --config bench/a2a/echo-node.yaml`` on
-  ``sqlite:///<scratch>/bench.db``: every task a durable execution of the
+* ``ours``: ``agent-node serve --config bench/a2a/echo-node.yaml --insecure-dev``
+  on ``sqlite:///<scratch>/bench.db``: every task a durable execution of the
   one-step echo workflow (``echo_workflow.py``).
 * ``sdk-memory`` / ``sdk-sqlite``: ``sdk_server.py``, an a2a-sdk 1.x echo
   ``AgentExecutor`` on ``InMemoryTaskStore`` / ``DatabaseTaskStore`` on
   ``sqlite+aiosqlite:///<scratch>/sdk.db``.
 * ``starlette``: ``starlette_server.py``, a bare JSON endpoint (calibration).
+* ``<system>-mtls``: the same server over mutual TLS (``ours-mtls``:
+  ``--cert-dir <certs> --identity server`` instead of ``--insecure-dev``; the
+  others: ``--tls-dir <certs>``), measured with the same load client over
+  HTTPS with a client certificate. The certificates are made once per run by
+  agent-node's own PKI and every SSL context by ``agent_node.security.tls``
+  (``mtls.py``), so all servers and the client share identical TLS settings.
 
 Method: the server is pinned to core 0 (``taskset -c 0``) and the load
 client (``load.py``) to core 1; this process also moves to core 1. The
@@ -22,7 +28,10 @@ blocking A2A 1.0 ``SendMessage`` requests, checks every answer, warms up for
 p50/p99 latency, server CPU (user + sys of the server and its descendants
 over the window) per request and as % of a core, server RSS at the end, the
 client's own CPU (a client near 100 % is the bottleneck, and flagged), and
-errors (a run with any error is flagged). Then the targets, PASS/FAIL.
+errors (a run with any error is flagged). Then what the connections cost to
+open (all at once, before the warm-up: the TLS handshakes, which keep-alive
+pays once per connection), what mutual TLS costs each server against its
+plain row, and the targets, PASS/FAIL.
 
 Needs the project's venv (psutil, a2a-sdk with its ``http-server`` and
 ``sqlite`` extras) and ``taskset``. Scratch dirs go under
@@ -40,6 +49,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -49,6 +59,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import mtls  # bench/a2a/mtls.py: this script's directory is on sys.path
 import psutil
 
 HERE = Path(__file__).resolve().parent
@@ -56,7 +67,15 @@ BENCH = HERE.parent
 VENV_BIN = Path(sys.executable).parent
 SERVER_CORE, CLIENT_CORE = 0, 1
 CARD_PATH = "/.well-known/agent-card.json"
-ALL_SYSTEMS = ("ours", "sdk-memory", "sdk-sqlite", "starlette")
+MTLS = "-mtls"  # the suffix of a system's mutual-TLS twin
+ALL_SYSTEMS = tuple(
+    name + suffix
+    for name in ("ours", "sdk-memory", "sdk-sqlite", "starlette")
+    for suffix in ("", MTLS)
+)
+#: sdk-sqlite-mtls is left out: no target reads it, and over TLS sdk-sqlite
+#: would measure its store's locking again, not TLS.
+DEFAULT_SYSTEMS = tuple(name for name in ALL_SYSTEMS if name != "sdk-sqlite" + MTLS)
 
 #: A client using more than this share of its core may be what limits the rate.
 CLIENT_BOUND_PCT = 90.0
@@ -70,10 +89,28 @@ class System:
     name: str
     note: str
     check: str  # load.py --check
+    tls: bool = False
 
-    def command(self, port: int, scratch: Path) -> list[str]:
+    @property
+    def base(self) -> str:
+        """The plain system this one is (or is the mutual-TLS twin of)."""
+        return self.name.removesuffix(MTLS)
+
+    def command(self, port: int, scratch: Path, certs: Path | None) -> list[str]:
+        """The server's command line; ``certs`` (mtls.py's folder) for a TLS system."""
+        return [*self._serve(port, scratch), *self._tls_options(certs)]
+
+    def _tls_options(self, certs: Path | None) -> list[str]:
+        if self.base == "ours":
+            if certs is None:
+                # agent-node refuses plain HTTP unless told it is a loopback dev setup.
+                return ["--insecure-dev"]
+            return ["--cert-dir", str(certs), "--identity", mtls.SERVER]
+        return [] if certs is None else ["--tls-dir", str(certs)]
+
+    def _serve(self, port: int, scratch: Path) -> list[str]:
         py = sys.executable
-        if self.name == "ours":
+        if self.base == "ours":
             return [
                 str(VENV_BIN / "agent-node"),
                 "serve",
@@ -86,23 +123,34 @@ class System:
                 "--store",
                 f"sqlite:///{scratch / 'bench.db'}",
             ]
-        if self.name == "sdk-memory":
+        if self.base == "sdk-memory":
             return [py, str(HERE / "sdk_server.py"), "--port", str(port), "--store", "memory"]
-        if self.name == "sdk-sqlite":
+        if self.base == "sdk-sqlite":
             url = f"sqlite+aiosqlite:///{scratch / 'sdk.db'}"
             return [py, str(HERE / "sdk_server.py"), "--port", str(port), "--store", url]
-        if self.name == "starlette":
+        if self.base == "starlette":
             return [py, str(HERE / "starlette_server.py"), "--port", str(port)]
         raise ValueError(self.name)
 
 
-SYSTEMS = {
+PLAIN_SYSTEMS = {
     "ours": System("ours", "agent-node serve, SQLite store (WAL, synchronous=NORMAL)", "task"),
     "sdk-memory": System("sdk-memory", "a2a-sdk DefaultRequestHandler, InMemoryTaskStore", "task"),
     "sdk-sqlite": System(
         "sdk-sqlite", "a2a-sdk DefaultRequestHandler, DatabaseTaskStore (aiosqlite)", "task"
     ),
     "starlette": System("starlette", "bare Starlette JSON endpoint (calibration)", "json"),
+}
+
+
+def _mtls_twin(plain: System) -> System:
+    note = f"{plain.note}; mutual TLS (agent_node.security.tls contexts)"
+    return System(plain.name + MTLS, note, plain.check, tls=True)
+
+
+SYSTEMS = {
+    **PLAIN_SYSTEMS,
+    **{s.name + MTLS: _mtls_twin(s) for s in PLAIN_SYSTEMS.values()},
 }
 
 
@@ -117,15 +165,24 @@ def pinned(core: int, command: list[str], pin: bool) -> list[str]:
     return ["taskset", "-c", str(core), *command] if pin else command
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float = 60.0) -> None:
-    """Poll the card endpoint until it answers 200 (or the server dies)."""
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    timeout: float = 60.0,
+) -> None:
+    """Poll the card endpoint until it answers 200 (or the server dies).
+
+    With ``tls`` (the client's context, certificate included) over HTTPS:
+    a mutual-TLS server asks for the client certificate on every connection.
+    """
     deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{port}{CARD_PATH}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}{CARD_PATH}"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with status {proc.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
+            with urllib.request.urlopen(url, timeout=1, context=tls) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -162,26 +219,30 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def run_system(system: System, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+def run_system(
+    system: System, args: argparse.Namespace, scratch: Path, certs: Path | None
+) -> dict[str, Any]:
+    """Start ``system``'s server, load it, stop it: its row (``failed`` if it could not run)."""
     scratch.mkdir(parents=True)
     port = free_port()
     log = scratch / "server.log"
-    row: dict[str, Any] = {"system": system.name, "note": system.note}
+    row: dict[str, Any] = {"system": system.name, "note": system.note, "mtls": system.tls}
+    certs = certs if system.tls else None
     with log.open("wb") as out:
         # cwd = scratch: nothing a server writes by default lands in the repository.
         proc = subprocess.Popen(
-            pinned(SERVER_CORE, system.command(port, scratch), args.pin),
+            pinned(SERVER_CORE, system.command(port, scratch, certs), args.pin),
             cwd=scratch,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_ready(proc, port)
+        wait_ready(proc, port, mtls.client_context(certs) if certs else None)
         load = [
             sys.executable,
             str(HERE / "load.py"),
             "--url",
-            f"http://127.0.0.1:{port}/a2a",
+            f"{'https' if certs else 'http'}://127.0.0.1:{port}/a2a",
             "--server-pid",
             str(proc.pid),
             "--connections",
@@ -194,6 +255,7 @@ def run_system(system: System, args: argparse.Namespace, scratch: Path) -> dict[
             system.check,
             "--client",
             args.client,
+            *(["--tls-dir", str(certs)] if certs else []),
         ]
         done = subprocess.run(
             pinned(CLIENT_CORE, load, args.pin),
@@ -239,6 +301,19 @@ def fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def print_grid(table: list[list[str]], left: set[int]) -> None:
+    """Aligned columns (those in ``left`` flush left), a rule under the header line."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for n, line in enumerate(table):
+        cells = [
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = [
         "system",
@@ -271,15 +346,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 " ".join(r.get("flags", [])) or "ok",
             ]
         )
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for n, line in enumerate(table):
-        cells = [
-            c.ljust(w) if i in (0, 10) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_grid(table, left={0, 10})
     print(
         f"flags: CLIENT-BOUND = client CPU > {CLIENT_BOUND_PCT:g} % of its core;"
         f" SERVER-NOT-SATURATED = server CPU < {SERVER_IDLE_PCT:g} % of its core"
@@ -294,20 +361,84 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             print(f"{r['system']} server log (tail):\n{r['server_log_tail']}")
 
 
+def print_connect(rows: list[dict[str, Any]]) -> None:
+    """The connection burst before the warm-up (raw client only): the handshake's cost."""
+    measured = [r for r in rows if "connect_ms" in r]
+    if not measured:
+        return
+    n, rounds = measured[0].get("connections"), measured[0].get("connect_rounds")
+    print(
+        f"\nConnection set-up, before the warm-up: {rounds} rounds of {n} connections opened at"
+        " once, then closed (keep-alive pays this once per connection, outside the window)"
+    )
+    header = ["system", "TLS", "open all ms", "srv CPU ms/conn", "client CPU ms/conn", "errors"]
+    table = [header]
+    for r in measured:
+        tls = r.get("tls") or {}
+        table.append(
+            [
+                r["system"],
+                f"{tls.get('version')} {tls.get('cipher')}" if tls else "-",
+                fmt(r.get("connect_ms"), ".1f"),
+                fmt(r.get("connect_server_cpu_ms_per_conn"), ".3f"),
+                fmt(r.get("connect_client_cpu_ms_per_conn"), ".3f"),
+                fmt(r.get("connect_errors"), "d"),
+            ]
+        )
+    print_grid(table, left={0, 1})
+
+
+def tls_costs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each system measured both ways: what mutual TLS keeps of its rate, adds to its CPU."""
+    by = {r["system"]: r for r in rows if not r.get("failed")}
+    out = []
+    for plain in PLAIN_SYSTEMS:
+        a, b = by.get(plain), by.get(plain + MTLS)
+        if a is None or b is None:
+            continue
+        cpu_a, cpu_b = a.get("server_cpu_ms_per_req"), b.get("server_cpu_ms_per_req")
+        out.append(
+            {
+                "system": plain,
+                "rps_kept": _ratio(b, a),
+                "server_cpu_ms_per_req_added": None if None in (cpu_a, cpu_b) else cpu_b - cpu_a,
+                "handshake_server_cpu_ms_added": _diff(b, a, "connect_server_cpu_ms_per_conn"),
+            }
+        )
+    return out
+
+
+def print_tls_costs(costs: list[dict[str, Any]]) -> None:
+    if not costs:
+        return
+    print("\nMutual TLS against plain HTTP, same server (ratio and differences of the rows above):")
+    for c in costs:
+        print(
+            f"  {c['system']:12} keeps {fmt(c['rps_kept'], '.2f')}x of its req/s;"
+            f" server CPU {fmt(c['server_cpu_ms_per_req_added'], '+.3f')} ms/req;"
+            f" handshake {fmt(c['handshake_server_cpu_ms_added'], '+.3f')} ms server CPU/conn"
+        )
+
+
+def _ratio(row: dict[str, Any] | None, peer: dict[str, Any] | None) -> float | None:
+    """``row``'s req/s over ``peer``'s (None when either is missing or zero)."""
+    if row is None or peer is None or not peer.get("rps") or row.get("rps") is None:
+        return None
+    return float(row["rps"]) / float(peer["rps"])
+
+
+def _diff(row: dict[str, Any], base: dict[str, Any], key: str) -> float | None:
+    a, b = row.get(key), base.get(key)
+    return None if a is None or b is None else float(a) - float(b)
+
+
 def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets for ``ours``; a target whose inputs are missing is n/a."""
+    """The issue's targets for ``ours`` and ``ours-mtls``; one whose inputs are missing is n/a."""
     by = {r["system"]: r for r in rows if not r.get("failed")}
     ours = by.get("ours")
-
-    def ratio(peer: str) -> float | None:
-        if ours is None or peer not in by or not by[peer].get("rps"):
-            return None
-        return float(ours["rps"]) / float(by[peer]["rps"])
-
-    mem, sql = ratio("sdk-memory"), ratio("sdk-sqlite")
+    mem, sql = _ratio(ours, by.get("sdk-memory")), _ratio(ours, by.get("sdk-sqlite"))
     cpu = ours.get("server_cpu_ms_per_req") if ours else None
     p99 = ours.get("p99_ms") if ours else None
-    clean = ours is not None and not ours.get("errors_total")
     return [
         {"target": "ours req/s >= 3x sdk-memory", "value": mem, "unit": "x", "ok": _ge(mem, 3)},
         {"target": "ours req/s >= 15x sdk-sqlite", "value": sql, "unit": "x", "ok": _ge(sql, 15)},
@@ -323,13 +454,40 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "unit": "ms",
             "ok": None if p99 is None else p99 < 60.0,
         },
-        {
-            "target": "ours answered every request correctly",
-            "value": ours.get("errors_total") if ours else None,
-            "unit": "errors",
-            "ok": None if ours is None else clean,
-        },
+        _clean("ours", ours),
+        *mtls_targets(by),
     ]
+
+
+def mtls_targets(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mutual TLS costs ours < 25 % of its plain rate, and keeps it >= 3x the SDK over mTLS."""
+    mtls_row = by.get("ours" + MTLS)
+    kept = _ratio(mtls_row, by.get("ours"))
+    sdk = _ratio(mtls_row, by.get("sdk-memory" + MTLS))
+    return [
+        {
+            "target": "ours-mtls req/s >= 0.75x ours (mTLS < 25 %)",
+            "value": kept,
+            "unit": "x",
+            "ok": _ge(kept, 0.75),
+        },
+        {
+            "target": "ours-mtls req/s >= 3x sdk-memory-mtls",
+            "value": sdk,
+            "unit": "x",
+            "ok": _ge(sdk, 3),
+        },
+        _clean("ours" + MTLS, mtls_row),
+    ]
+
+
+def _clean(name: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "target": f"{name} answered every request correctly",
+        "value": row.get("errors_total") if row else None,
+        "unit": "errors",
+        "ok": None if row is None else not row.get("errors_total"),
+    }
 
 
 def _ge(value: float | None, bound: float) -> bool | None:
@@ -341,12 +499,17 @@ def print_targets(results: list[dict[str, Any]]) -> None:
     for t in results:
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[t["ok"]]
         value = "-" if t["value"] is None else f"{t['value']:,.3g} {t['unit']}"
-        print(f"  {verdict:4}  {t['target']:40} {value}")
+        print(f"  {verdict:4}  {t['target']:46} {value}")
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
-    for dist in ("agent-node", "a2a-sdk", "starlette", "uvicorn", "sqlalchemy", "aiosqlite"):
+    out = {
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "openssl": ssl.OPENSSL_VERSION,  # what every TLS row runs on, both ends
+    }
+    dists = ("agent-node", "a2a-sdk", "starlette", "uvicorn", "sqlalchemy", "aiosqlite")
+    for dist in (*dists, "cryptography"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -360,9 +523,55 @@ def versions() -> dict[str, str]:
 # -- main -------------------------------------------------------------------------------------
 
 
+def run_all(names: list[str], args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
+    """Every system's row, in order; the certificates are made once, for all of them."""
+    certs = None
+    if any(SYSTEMS[name].tls for name in names):
+        certs = mtls.make(root / "certs")
+    rows = []
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.append(run_system(SYSTEMS[name], args, root / name, certs))
+    return rows
+
+
+def write_json(path: Path, args: argparse.Namespace, names: list[str], **parts: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tls = None
+    if any(SYSTEMS[name].tls for name in names):
+        tls = {
+            "certificates": f"agent_node.security.pki, trust domain {mtls.TRUST_DOMAIN},"
+            " P-256 keys, one CA; server and client leaf each presented with the CA",
+            "contexts": "agent_node.security.tls server_context / client_context"
+            " (TLS >= 1.2, client certificate required, host name checked)",
+        }
+    document = {
+        "benchmark": "a2a-send",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {
+            "systems": names,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "connections": args.connections,
+            "client": args.client,
+            "pinned": args.pin,
+            "cores": os.cpu_count() or 1,
+            "mtls": tls,
+        },
+        **parts,
+        "versions": versions(),
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwrote {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", default=",".join(ALL_SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"comma-separated, from {', '.join(ALL_SYSTEMS)}",
+    )
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds")
     parser.add_argument("--connections", type=int, default=32)
@@ -383,11 +592,8 @@ def main() -> int:
         print("warning: fewer than 2 cores or no taskset: nothing is pinned", file=sys.stderr)
 
     root = BENCH / "results" / "tmp" / f"a2a-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    rows = []
     try:
-        for name in names:
-            print(f"running {name} ...", file=sys.stderr, flush=True)
-            rows.append(run_system(SYSTEMS[name], args, root / name))
+        rows = run_all(names, args, root)
     finally:
         if not args.keep_tmp:
             shutil.rmtree(root, ignore_errors=True)
@@ -399,28 +605,13 @@ def main() -> int:
         f" {where if args.pin else 'NOT pinned'}"
     )
     print_table(rows)
+    print_connect(rows)
+    costs = tls_costs(rows)
+    print_tls_costs(costs)
     results = targets(rows)
     print_targets(results)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        document = {
-            "benchmark": "a2a-send",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "settings": {
-                "systems": names,
-                "duration_s": args.duration,
-                "warmup_s": args.warmup,
-                "connections": args.connections,
-                "client": args.client,
-                "pinned": args.pin,
-                "cores": cores,
-            },
-            "rows": rows,
-            "targets": results,
-            "versions": versions(),
-        }
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+        write_json(args.json, args, names, rows=rows, tls_costs=costs, targets=results)
     bad = any(r.get("failed") or r.get("errors_total") for r in rows)
     return 1 if bad else 0
 
