@@ -34,6 +34,7 @@ from typing import Protocol, TypeVar
 
 from agent_node.store.records import (
     Claim,
+    DelegationRecord,
     EventRecord,
     ExecutionRecord,
     PushClaim,
@@ -80,6 +81,8 @@ class Txn:
     work_del: list[tuple[str, int]] = field(default_factory=list)
     waits_put: list[WaitRecord] = field(default_factory=list)
     waits_del: list[tuple[str, int]] = field(default_factory=list)
+    delegations_put: list[DelegationRecord] = field(default_factory=list)
+    delegations_del: list[tuple[str, int]] = field(default_factory=list)
     notices: set[str] = field(default_factory=set)
 
     def event(
@@ -111,6 +114,12 @@ class Txn:
 
     def delete_wait(self, node: str, visit: int) -> None:
         self.waits_del.append((node, visit))
+
+    def put_delegation(self, delegation: DelegationRecord) -> None:
+        self.delegations_put.append(delegation)
+
+    def delete_delegation(self, node: str, visit: int) -> None:
+        self.delegations_del.append((node, visit))
 
     def notify(self, kind: str) -> None:
         self.notices.add(kind)
@@ -243,6 +252,26 @@ class Store(Protocol):
     async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
         """Write back a leased config's cursor and retry state and drop the
         lease; False when ``owner`` no longer held it (replaced or deleted)."""
+
+    # -- delegations (rows written by plans through Txn.put_delegation) ------
+
+    async def delegations_of_task(self, remote_task_id: str) -> list[DelegationRecord]:
+        """The delegations waiting on a peer's task (a push about it arrived)."""
+
+    async def delegations(self, execution_id: str) -> list[DelegationRecord]:
+        """An execution's delegations, oldest first."""
+
+    async def claim_delegations(
+        self, *, now: float, lease_until: float, limit: int
+    ) -> list[DelegationRecord]:
+        """Delegations due a poll (``next_poll_at <= now``), their
+        ``next_poll_at`` moved to ``lease_until`` in the same statement, so
+        two watchdogs sharing a store never poll one at the same time."""
+
+    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
+        """Write back ``next_poll_at`` and ``polls`` (no-op if the row is gone)."""
+
+    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None: ...
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on every notification; returns the unsubscribe."""

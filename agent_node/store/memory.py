@@ -16,6 +16,7 @@ from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Claim,
+    DelegationRecord,
     EventRecord,
     ExecutionRecord,
     PushClaim,
@@ -38,6 +39,7 @@ class MemoryStore:
         self._work: dict[str, dict[_Key, WorkItem]] = {}
         self._waits: dict[str, dict[_Key, WaitRecord]] = {}
         self._pushes: dict[tuple[str, str], PushConfigRecord] = {}
+        self._delegations: dict[tuple[str, str, int], DelegationRecord] = {}
         self._notifier = Notifier()
 
     async def open(self) -> None:
@@ -100,6 +102,11 @@ class MemoryStore:
             waits.pop(key, None)
         for wait in txn.waits_put:
             waits[(wait.node, wait.visit)] = wait
+        for node, visit in txn.delegations_del:
+            self._delegations.pop((record.id, node, visit), None)
+        for delegation in txn.delegations_put:
+            at = (delegation.execution_id, delegation.node, delegation.visit)
+            self._delegations[at] = replace(delegation)
         if not work:
             del self._work[record.id]
         if not waits:
@@ -206,6 +213,36 @@ class MemoryStore:
             config, lease_owner=None, lease_expires_at=None
         )
         return True
+
+    # -- delegations ---------------------------------------------------------
+
+    async def delegations_of_task(self, remote_task_id: str) -> list[DelegationRecord]:
+        return [
+            replace(d) for d in self._delegations.values() if d.remote_task_id == remote_task_id
+        ]
+
+    async def delegations(self, execution_id: str) -> list[DelegationRecord]:
+        found = [replace(d) for d in self._delegations.values() if d.execution_id == execution_id]
+        return sorted(found, key=lambda d: d.sent_at)
+
+    async def claim_delegations(
+        self, *, now: float, lease_until: float, limit: int
+    ) -> list[DelegationRecord]:
+        due = sorted(
+            (d for d in self._delegations.values() if d.next_poll_at <= now),
+            key=lambda d: d.next_poll_at,
+        )[:limit]
+        for delegation in due:
+            delegation.next_poll_at = lease_until
+        return [replace(d) for d in due]
+
+    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
+        held = self._delegations.get((delegation.execution_id, delegation.node, delegation.visit))
+        if held is not None:
+            held.next_poll_at, held.polls = delegation.next_poll_at, delegation.polls
+
+    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
+        self._delegations.pop((execution_id, node, visit), None)
 
     # -- reads ---------------------------------------------------------------
 

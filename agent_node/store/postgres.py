@@ -25,6 +25,7 @@ from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Claim,
+    DelegationRecord,
     EventRecord,
     ExecutionRecord,
     PushClaim,
@@ -35,11 +36,13 @@ from agent_node.store.records import (
 from agent_node.store.schema import MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
     ASKING,
+    DELEGATION_COLUMNS,
     EXECUTION_COLUMNS,
     PENDING_PUSHES,
     PUSH_COLUMNS,
     WORK_COLUMNS,
     Statements,
+    delegation_from_row,
     event_from_row,
     execution_from_row,
     flush_statements,
@@ -76,6 +79,14 @@ _CLAIM_PUSHES = numbered(
     + " FOR UPDATE OF c SKIP LOCKED) s WHERE p.task_id = s.task_id AND p.id = s.id RETURNING "
     + ", ".join(f"p.{c.strip()}" for c in PUSH_COLUMNS.split(","))
     + ", s.last_seq, s.status"
+)
+
+_CLAIM_DELEGATIONS = (
+    "UPDATE delegations d SET next_poll_at = $1 FROM (SELECT execution_id, node, visit"
+    " FROM delegations WHERE next_poll_at <= $2 ORDER BY next_poll_at LIMIT $3"
+    " FOR UPDATE SKIP LOCKED) s WHERE d.execution_id = s.execution_id AND d.node = s.node"
+    " AND d.visit = s.visit RETURNING "
+    + ", ".join(f"d.{c.strip()}" for c in DELEGATION_COLUMNS.split(","))
 )
 
 
@@ -310,6 +321,41 @@ class PostgresStore:
         async with self._require().acquire() as conn:
             status = await conn.execute(_STMTS.release_push, *release_row(owner, config))
         return int(status.split()[-1]) > 0
+
+    # -- delegations ---------------------------------------------------------
+
+    async def delegations_of_task(self, remote_task_id: str) -> list[DelegationRecord]:
+        rows = await self._fetch(_STMTS.delegations_of_task, remote_task_id)
+        return [delegation_from_row(tuple(r)) for r in rows]
+
+    async def delegations(self, execution_id: str) -> list[DelegationRecord]:
+        rows = await self._fetch(_STMTS.delegations_of, execution_id)
+        return [delegation_from_row(tuple(r)) for r in rows]
+
+    async def claim_delegations(
+        self, *, now: float, lease_until: float, limit: int
+    ) -> list[DelegationRecord]:
+        async def job(conn: asyncpg.Connection) -> list[DelegationRecord]:
+            rows = await conn.fetch(_CLAIM_DELEGATIONS, lease_until, now, limit)
+            return [delegation_from_row(tuple(r)) for r in rows]
+
+        return await self._transact(job)
+
+    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
+        d = delegation
+        async with self._require().acquire() as conn:
+            await conn.execute(
+                _STMTS.reschedule_delegation,
+                d.next_poll_at,
+                d.polls,
+                d.execution_id,
+                d.node,
+                d.visit,
+            )
+
+    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
+        async with self._require().acquire() as conn:
+            await conn.execute(_STMTS.delete_delegation, execution_id, node, visit)
 
     # -- reads ---------------------------------------------------------------
 

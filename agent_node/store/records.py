@@ -109,6 +109,34 @@ class WaitRecord:
 
 
 @dataclass(slots=True)
+class DelegationRecord:
+    """A task sent to a peer agent that a delegate node's wait is parked on
+    (table ``delegations``; schema version 3).
+
+    Written in the transaction that parks the wait (``delegation_sent``), and
+    deleted in the one that resolves it. A row whose wait is gone (the
+    execution was canceled, or the wait timed out) tells the watchdog to
+    cancel the peer's task, then the row goes. ``next_poll_at`` is when the
+    watchdog asks the peer for the task next, if no push came first.
+    """
+
+    execution_id: str
+    node: str
+    visit: int
+    #: The peer's configured name (or its base URL when it was discovered).
+    peer: str
+    remote_task_id: str
+    #: The JSON-RPC URL the task was sent to, and the protocol version spoken.
+    endpoint: str
+    version: str
+    #: The identity the peer's certificate named; pushes must come from it.
+    identity: str | None
+    sent_at: float
+    next_poll_at: float
+    polls: int = 0
+
+
+@dataclass(slots=True)
 class Claim:
     """A work item leased to us, with its execution as it was when claimed."""
 

@@ -14,6 +14,9 @@ Tables (see DESIGN.md, "Durability"):
 * ``waits`` — parked node visits: events, timers, joins.
 * ``push_configs`` — A2A push targets of tasks, each with its delivery
   cursor over the task's events (the push outbox; schema version 2).
+* ``delegations`` — tasks sent to peer agents that waits are parked on,
+  found by the peer's task id (pushes) and by poll time (the watchdog);
+  schema version 3.
 
 Versions only ever add tables: :data:`MIGRATIONS` names the tables each
 version added, and opening an older store creates just those.
@@ -29,9 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ddl"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The tables each schema version added to the one before.
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("push_configs",)}
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("push_configs",), 3: ("delegations",)}
 
 
 def _metadata() -> MetaData:
@@ -122,6 +125,24 @@ def _metadata() -> MetaData:
             sqlite_where=Column("settled") == 0,
             postgresql_where=Column("settled") == 0,
         ),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "delegations",
+        metadata,
+        Column("execution_id", Text, primary_key=True),
+        Column("node", Text, primary_key=True),
+        Column("visit", Integer, primary_key=True, autoincrement=False),
+        Column("peer", Text, nullable=False),
+        Column("remote_task_id", Text, nullable=False),
+        Column("endpoint", Text, nullable=False),
+        Column("version", Text, nullable=False),
+        Column("identity", Text),
+        Column("sent_at", Double, nullable=False),
+        Column("next_poll_at", Double, nullable=False),
+        Column("polls", Integer, nullable=False),
+        Index("ix_delegations_task", "remote_task_id"),
+        Index("ix_delegations_poll", "next_poll_at"),
         sqlite_with_rowid=False,
     )
     Table(

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent_node.store.base import Txn
 from agent_node.store.records import (
+    DelegationRecord,
     EventRecord,
     ExecutionRecord,
     PushClaim,
@@ -24,10 +25,12 @@ from agent_node.store.records import (
 
 __all__ = [
     "ASKING",
+    "DELEGATION_COLUMNS",
     "EXECUTION_COLUMNS",
     "PENDING_PUSHES",
     "PUSH_COLUMNS",
     "Statements",
+    "delegation_from_row",
     "event_from_row",
     "execution_from_row",
     "flush_statements",
@@ -49,6 +52,10 @@ WORK_COLUMNS = (
     "execution_id, node, visit, attempt, available_at, lease_owner, lease_expires_at, fence"
 )
 WAIT_COLUMNS = "execution_id, node, visit, kind, event, deadline"
+DELEGATION_COLUMNS = (
+    "execution_id, node, visit, peer, remote_task_id, endpoint, version, identity, sent_at,"
+    " next_poll_at, polls"
+)
 #: An execution waiting for input (A2A's INPUT_REQUIRED), as a WHERE condition.
 ASKING = (
     "(status = 'waiting' AND EXISTS (SELECT 1 FROM waits w"
@@ -144,6 +151,27 @@ class Statements:
             f"SELECT {PUSH_COLUMNS} FROM push_configs WHERE task_id = ? ORDER BY created_at, id"
         )
         self.delete_push = q("DELETE FROM push_configs WHERE task_id = ? AND id = ?")
+        self.put_delegation = q(
+            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(11)}"
+            " ON CONFLICT (execution_id, node, visit) DO UPDATE SET peer = excluded.peer,"
+            " remote_task_id = excluded.remote_task_id, endpoint = excluded.endpoint,"
+            " version = excluded.version, identity = excluded.identity,"
+            " sent_at = excluded.sent_at, next_poll_at = excluded.next_poll_at,"
+            " polls = excluded.polls"
+        )
+        self.delete_delegation = q(
+            "DELETE FROM delegations WHERE execution_id = ? AND node = ? AND visit = ?"
+        )
+        self.delegations_of_task = q(
+            f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE remote_task_id = ?"
+        )
+        self.delegations_of = q(
+            f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE execution_id = ? ORDER BY sent_at"
+        )
+        self.reschedule_delegation = q(
+            "UPDATE delegations SET next_poll_at = ?, polls = ?"
+            " WHERE execution_id = ? AND node = ? AND visit = ?"
+        )
         self.release_push = q(
             "UPDATE push_configs SET pushed_seq = ?, settled = ?, attempts = ?,"
             " next_attempt_at = ?, last_error = ?, lease_owner = NULL, lease_expires_at = NULL"
@@ -166,6 +194,10 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
         out.append((stmts.delete_wait, [(eid, n, v) for n, v in txn.waits_del]))
     if txn.waits_put:
         out.append((stmts.put_wait, [wait_row(w) for w in txn.waits_put]))
+    if txn.delegations_del:
+        out.append((stmts.delete_delegation, [(eid, n, v) for n, v in txn.delegations_del]))
+    if txn.delegations_put:
+        out.append((stmts.put_delegation, [delegation_row(d) for d in txn.delegations_put]))
     if txn.events:
         out.append((stmts.insert_events, [event_row(e) for e in txn.events]))
     if not txn.is_new:
@@ -227,6 +259,26 @@ def work_row(w: WorkItem) -> tuple[Any, ...]:
 
 def wait_row(w: WaitRecord) -> tuple[Any, ...]:
     return (w.execution_id, w.node, w.visit, w.kind, w.event, w.deadline)
+
+
+def delegation_row(d: DelegationRecord) -> tuple[Any, ...]:
+    return (
+        d.execution_id,
+        d.node,
+        d.visit,
+        d.peer,
+        d.remote_task_id,
+        d.endpoint,
+        d.version,
+        d.identity,
+        d.sent_at,
+        d.next_poll_at,
+        d.polls,
+    )
+
+
+def delegation_from_row(row: Sequence[Any]) -> DelegationRecord:
+    return DelegationRecord(*row)
 
 
 def push_row(c: PushConfigRecord) -> tuple[Any, ...]:

@@ -56,6 +56,7 @@ from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Claim,
+    DelegationRecord,
     EventRecord,
     ExecutionRecord,
     PushClaim,
@@ -66,11 +67,13 @@ from agent_node.store.records import (
 from agent_node.store.schema import SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
     ASKING,
+    DELEGATION_COLUMNS,
     EXECUTION_COLUMNS,
     PENDING_PUSHES,
     PUSH_COLUMNS,
     WORK_COLUMNS,
     Statements,
+    delegation_from_row,
     event_from_row,
     execution_from_row,
     flush_statements,
@@ -394,6 +397,40 @@ class SqliteStore:
 
     async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
         return await self._write(_STMTS.release_push, release_row(owner, config)) > 0
+
+    # -- delegations ---------------------------------------------------------
+
+    async def delegations_of_task(self, remote_task_id: str) -> list[DelegationRecord]:
+        rows = await self._fetch(_STMTS.delegations_of_task, (remote_task_id,))
+        return [delegation_from_row(r) for r in rows]
+
+    async def delegations(self, execution_id: str) -> list[DelegationRecord]:
+        rows = await self._fetch(_STMTS.delegations_of, (execution_id,))
+        return [delegation_from_row(r) for r in rows]
+
+    async def claim_delegations(
+        self, *, now: float, lease_until: float, limit: int
+    ) -> list[DelegationRecord]:
+        sql = (
+            "UPDATE delegations SET next_poll_at = ? WHERE (execution_id, node, visit) IN"
+            " (SELECT execution_id, node, visit FROM delegations WHERE next_poll_at <= ?"
+            f" ORDER BY next_poll_at LIMIT ?) RETURNING {DELEGATION_COLUMNS}"
+        )
+
+        def job(conn: sqlite3.Connection) -> tuple[list[DelegationRecord], _Notices]:
+            rows = conn.execute(sql, (lease_until, now, limit)).fetchall()
+            return [delegation_from_row(r) for r in rows], []
+
+        claimed: list[DelegationRecord] = await self._submit(job)
+        return claimed
+
+    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
+        d = delegation
+        params = (d.next_poll_at, d.polls, d.execution_id, d.node, d.visit)
+        await self._write(_STMTS.reschedule_delegation, params)
+
+    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
+        await self._write(_STMTS.delete_delegation, (execution_id, node, visit))
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:

@@ -13,7 +13,13 @@ import pytest
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store import Store, Txn, store_from_url
 from agent_node.store.base import Fence
-from agent_node.store.records import ExecutionRecord, PushConfigRecord, WaitRecord, WorkItem
+from agent_node.store.records import (
+    DelegationRecord,
+    ExecutionRecord,
+    PushConfigRecord,
+    WaitRecord,
+    WorkItem,
+)
 from agent_node.store.schema import SCHEMA_VERSION, ddl
 
 
@@ -336,3 +342,49 @@ async def _run_sql(url: str, statements: list[str], query: str | None = None) ->
         return await conn.fetchval(query) if query else None
     finally:
         await conn.close()
+
+
+def delegation(execution_id: str, node: str = "ask", *, task: str = "r1", at: float = 10.0):
+    return DelegationRecord(
+        execution_id, node, 1, "writer", task, "https://w/a2a", "1.0", "spiffe://d/w", 1.0, at
+    )
+
+
+async def test_delegations_are_written_with_the_wait_and_found_by_task(store: Store) -> None:
+    await create_with_work(store, "e1")
+
+    def park(txn: Txn) -> None:
+        txn.put_wait(WaitRecord("e1", "ask", 1, "delegation", "delegation:r1", None))
+        txn.put_delegation(delegation("e1", task="r1", at=10.0))
+        txn.put_delegation(delegation("e1", "other", task="r2", at=20.0))
+
+    await store.apply("e1", park, related=True)
+    assert [d.node for d in await store.delegations_of_task("r1")] == ["ask"]
+    assert await store.delegations_of_task("nope") == []
+    assert [d.remote_task_id for d in await store.delegations("e1")] == ["r1", "r2"]
+    assert await store.delegations("e2") == []
+
+    await store.apply("e1", lambda txn: txn.delete_delegation("other", 1), related=True)
+    assert [d.remote_task_id for d in await store.delegations("e1")] == ["r1"]
+
+
+async def test_claiming_delegations_moves_their_poll_time(store: Store) -> None:
+    await create_with_work(store, "e1")
+
+    def park(txn: Txn) -> None:
+        for node, at in (("a", 10.0), ("b", 30.0), ("c", 5.0)):
+            txn.put_delegation(delegation("e1", node, task=f"r-{node}", at=at))
+
+    await store.apply("e1", park)
+    claimed = await store.claim_delegations(now=15.0, lease_until=100.0, limit=10)
+    assert sorted((d.node, d.next_poll_at) for d in claimed) == [("a", 100.0), ("c", 100.0)]
+    # Claimed rows are leased: a second watchdog gets only what is still due.
+    assert await store.claim_delegations(now=15.0, lease_until=100.0, limit=10) == []
+    first = next(d for d in claimed if d.node == "c")
+    first.next_poll_at, first.polls = 12.0, 3
+    await store.reschedule_delegation(first)
+    again = await store.claim_delegations(now=15.0, lease_until=200.0, limit=1)
+    assert [(d.node, d.polls, d.next_poll_at) for d in again] == [("c", 3, 200.0)]
+    await store.delete_delegation("e1", "c", 1)
+    await store.reschedule_delegation(first)  # gone: a no-op
+    assert sorted(d.node for d in await store.delegations("e1")) == ["a", "b"]
