@@ -19,6 +19,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
+from agent_node.config import TlsSettings
 from agent_node.errors import AgentNodeError, ConfigError, UsageError
 from agent_node.runtime import Runtime
 from agent_node.sdk import load_workflow
@@ -37,6 +38,7 @@ __all__ = [
     "run_async",
     "started_runtime",
     "store_option",
+    "tls_from_cert_dir",
 ]
 
 P = ParamSpec("P")
@@ -149,3 +151,17 @@ def _portable_ref(ref: str) -> str:
     if not colon:
         return str(Path(ref).resolve())
     return f"{Path(target).resolve()}:{attr}"
+
+
+def tls_from_cert_dir(cert_dir: Path | None, identity: str | None) -> TlsSettings | None:
+    """``--cert-dir DIR --identity NAME``: what ``agent-node certs issue NAME`` wrote."""
+    if (cert_dir is None) != (identity is None):
+        raise click.UsageError("--cert-dir and --identity go together")
+    if cert_dir is None or identity is None:
+        return None
+    folder = cert_dir.resolve()
+    return TlsSettings(
+        cert=str(folder / f"{identity}.pem"),
+        key=str(folder / f"{identity}-key.pem"),
+        trust=[str(folder / "ca.pem")],
+    )

@@ -17,6 +17,7 @@ from agent_node import __version__
 from .batch import batch
 from .certs import certs
 from .executions import cancel, events, executions, inspect, run, signal
+from .peers import peers
 from .serve import serve
 from .workers import resume, worker
 
@@ -40,6 +41,7 @@ for command in (
     worker,
     batch,
     serve,
+    peers,
     certs,
 ):
     cli.add_command(command)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from agent_node.config import NodeConfig, TlsSettings, load_config
+from agent_node.config import NodeConfig, load_config
 
-from .common import handle_errors, run_async
+from .common import handle_errors, run_async, tls_from_cert_dir
 
 __all__ = ["serve"]
 
@@ -56,16 +56,7 @@ def serve(
     """
     from agent_node.node import INSECURE_WARNING, AgentNode
 
-    if (cert_dir is None) != (identity is None):
-        raise click.UsageError("--cert-dir and --identity go together")
-    tls = None
-    if cert_dir is not None and identity is not None:
-        folder = cert_dir.resolve()
-        tls = TlsSettings(
-            cert=str(folder / f"{identity}.pem"),
-            key=str(folder / f"{identity}-key.pem"),
-            trust=[str(folder / "ca.pem")],
-        )
+    tls = tls_from_cert_dir(cert_dir, identity)
     config = load_config(config_path).with_overrides(host=host, port=port, store=store, tls=tls)
     node = AgentNode(config, insecure_dev=insecure_dev)
     node.check_transport()

@@ -1,0 +1,424 @@
+"""Peers' Agent Cards: fetched over mutual TLS, validated, cached, chosen by skill.
+
+:func:`fetch_card` reads one card: ``/.well-known/agent-card.json``, else
+(404) the legacy ``/.well-known/agent.json``; at most :data:`MAX_CARD_BYTES`;
+a JSON object that validates as a 1.0 card once a 0.3 card is converted (a
+card with ``supportedInterfaces`` is 1.0, even if it carries the 0.3 fields
+too, as ours does). It checks who answered: the identity the server's TLS
+certificate names must be the one configured for the peer. When the card is
+signed, every signature must verify (:mod:`agent_node.a2a.signing`) over the
+card exactly as served, before any conversion.
+
+:class:`Directory` holds the configured peers' cards, one per node. A card is
+reused while fresh (``Cache-Control: max-age``, default
+:data:`DEFAULT_MAX_AGE`; ``no-store``/``no-cache``: never), then revalidated
+with ``If-None-Match``; concurrent asks for one peer share one request. A
+card that cannot be fetched or revalidated is dropped, never served stale:
+the next ask tries again (and :meth:`Directory.forget` drops one after a
+failed call, so a peer that moved or changed is re-read).
+
+Every failure is a :class:`PeerUnavailable` naming the peer, the URL and
+the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urljoin
+
+import httpx
+from pydantic import ValidationError
+
+from agent_node.a2a.card_models import AgentCard
+from agent_node.a2a.compat_card import card_from_v03
+from agent_node.a2a.signing import CardSignatureError, verify_card
+from agent_node.config import PeerConfig
+from agent_node.errors import ConfigError, RuntimeFailure
+from agent_node.security.tls import identity_of
+
+__all__ = [
+    "CARD_PATH",
+    "DEFAULT_MAX_AGE",
+    "LEGACY_CARD_PATH",
+    "MAX_CARD_BYTES",
+    "Directory",
+    "PeerCard",
+    "PeerUnavailable",
+    "fetch_card",
+    "peer_identity",
+]
+
+log = logging.getLogger(__name__)
+
+CARD_PATH = "/.well-known/agent-card.json"
+#: Where 0.2 agents (and JamJet) publish theirs.
+LEGACY_CARD_PATH = "/.well-known/agent.json"
+MAX_CARD_BYTES = 1024 * 1024
+#: Seconds a card without ``Cache-Control: max-age`` is reused.
+DEFAULT_MAX_AGE = 300.0
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_REUSE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.IGNORECASE)
+
+Clock = Callable[[], float]
+Version = Literal["1.0", "0.3"]
+
+
+@dataclass(frozen=True)
+class PeerCard:
+    """A peer's validated card, and what it takes to call the peer."""
+
+    #: The peer's configured name (the URL for an ad-hoc fetch).
+    name: str
+    base_url: str
+    #: The card as A2A 1.0 JSON (a 0.3 card converted).
+    card: Mapping[str, Any]
+    #: The JSON-RPC URL to call: the card's preferred interface of ``version``.
+    endpoint: str
+    #: What to speak: 1.0 when the card offers a 1.0 JSON-RPC interface, else 0.3.
+    version: Version
+    #: The identity the server's TLS certificate named (None over plain HTTP).
+    identity: str | None
+    etag: str | None
+    fetched_at: float
+    #: When the card must be revalidated before it is used again.
+    expires_at: float
+    #: The identity of a verified signature; None when unsigned (or signed by a bare key).
+    signed_by: str | None
+    #: Where the card was read (the well-known path that answered).
+    card_url: str
+
+    def skills(self) -> list[str]:
+        """The ids of the card's skills, in its order."""
+        return [str(skill.get("id")) for skill in self.card.get("skills", [])]
+
+    def has(self, *, skill: str | None = None, tag: str | None = None) -> bool:
+        """Whether one of its skills has id ``skill`` and tag ``tag`` (each when given)."""
+        return any(
+            (skill is None or entry.get("id") == skill)
+            and (tag is None or tag in (entry.get("tags") or []))
+            for entry in self.card.get("skills", [])
+        )
+
+
+class PeerUnavailable(RuntimeFailure):
+    """A peer's card could not be fetched, is invalid, or came from the wrong
+    identity; or no peer offers what was asked (``peer`` and ``url`` None)."""
+
+    def __init__(self, reason: str, *, peer: str | None = None, url: str | None = None) -> None:
+        self.peer = peer
+        self.url = url
+        self.reason = reason
+        super().__init__(f"peer {peer!r} ({url}): {reason}" if peer else reason)
+
+
+def peer_identity(response: httpx.Response) -> str | None:
+    """The identity (URI SAN, else CN) of the certificate the server of
+    ``response`` presented; None over plain HTTP. Read it while the response's
+    connection is open (inside ``client.stream``, or before the client closes)."""
+    stream = response.extensions.get("network_stream")
+    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return identity_of(der) if der else None
+
+
+async def fetch_card(
+    client: httpx.AsyncClient,
+    base_url: str,
+    *,
+    name: str | None = None,
+    expected_identity: str | None = None,
+    previous: PeerCard | None = None,
+    trust: Sequence[Path] = (),
+    clock: Clock = time.time,
+) -> PeerCard:
+    """Fetch, check and validate the card of the agent at ``base_url``.
+
+    ``previous`` (an earlier result) is revalidated: its ETag is sent as
+    ``If-None-Match`` to the URL it came from, and a 304 returns it with a new
+    expiry. ``trust`` is what signers' certificates must chain to. Raises
+    :class:`PeerUnavailable`.
+    """
+    fetch = _Fetch(client, base_url.rstrip("/"), name or base_url, expected_identity, clock)
+    if previous is not None and previous.etag is not None:
+        return await fetch.revalidate(previous, trust)
+    return await fetch.first(trust)
+
+
+@dataclass
+class _Fetch:
+    """One fetch of one peer's card."""
+
+    client: httpx.AsyncClient
+    base_url: str
+    peer: str
+    expected_identity: str | None
+    clock: Clock
+
+    async def first(self, trust: Sequence[Path]) -> PeerCard:
+        url = self.base_url + CARD_PATH
+        status, headers, body, identity = await self._get(url, {})
+        if status == 404:
+            url = self.base_url + LEGACY_CARD_PATH
+            status, headers, body, identity = await self._get(url, {})
+        if status == 404:
+            raise self._failure(url, f"no Agent Card at {CARD_PATH} or {LEGACY_CARD_PATH}")
+        return self._card(url, status, headers, body, identity, trust)
+
+    async def revalidate(self, previous: PeerCard, trust: Sequence[Path]) -> PeerCard:
+        url = previous.card_url
+        etag = {"If-None-Match": previous.etag or ""}
+        status, headers, body, identity = await self._get(url, etag)
+        if status != 304:
+            return self._card(url, status, headers, body, identity, trust)
+        now = self.clock()
+        return dataclasses.replace(
+            previous,
+            identity=identity,
+            etag=headers.get("etag") or previous.etag,
+            fetched_at=now,
+            expires_at=_expiry(headers, now),
+        )
+
+    async def _get(
+        self, url: str, headers: Mapping[str, str]
+    ) -> tuple[int, httpx.Headers, bytes, str | None]:
+        """Status, headers, body (capped) and the server's identity (checked)."""
+        try:
+            async with self.client.stream(
+                "GET", url, headers={"Accept": "application/json", **headers}
+            ) as response:
+                identity = self._check_identity(url, peer_identity(response))
+                body = await self._read(url, response) if response.status_code == 200 else b""
+                return response.status_code, response.headers, body, identity
+        except httpx.HTTPError as exc:
+            raise self._failure(url, f"cannot fetch the card: {_transport_reason(exc)}") from None
+
+    def _check_identity(self, url: str, identity: str | None) -> str | None:
+        expected = self.expected_identity
+        if expected is not None and identity != expected:
+            shown = identity or "no certificate (plain HTTP)"
+            raise self._failure(url, f"the server presented {shown}, expected {expected}")
+        return identity
+
+    async def _read(self, url: str, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_CARD_BYTES:
+            raise self._failure(url, f"the card is over {MAX_CARD_BYTES} bytes")
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_CARD_BYTES:
+                raise self._failure(url, f"the card is over {MAX_CARD_BYTES} bytes")
+        return bytes(body)
+
+    def _card(
+        self,
+        url: str,
+        status: int,
+        headers: httpx.Headers,
+        body: bytes,
+        identity: str | None,
+        trust: Sequence[Path],
+    ) -> PeerCard:
+        if status != 200:
+            hint = " (redirects are not followed)" if 300 <= status < 400 else ""
+            raise self._failure(url, f"HTTP {status}{hint}")
+        raw = self._json(url, body)
+        card = self._validated(url, raw)
+        version, endpoint = self._endpoint(url, card)
+        try:
+            signed_by = verify_card(raw, trust)
+        except CardSignatureError as exc:
+            raise self._failure(url, f"invalid card signature: {exc}") from None
+        now = self.clock()
+        return PeerCard(
+            name=self.peer,
+            base_url=self.base_url,
+            card=card,
+            endpoint=endpoint,
+            version=version,
+            identity=identity,
+            etag=headers.get("etag"),
+            fetched_at=now,
+            expires_at=_expiry(headers, now),
+            signed_by=signed_by,
+            card_url=url,
+        )
+
+    def _json(self, url: str, body: bytes) -> dict[str, Any]:
+        try:
+            raw = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self._failure(url, f"the card is not JSON: {exc}") from None
+        except RecursionError:
+            raise self._failure(url, "the card is nested too deeply") from None
+        if not isinstance(raw, dict):
+            raise self._failure(url, f"the card is a JSON {type(raw).__name__}, not an object")
+        return raw
+
+    def _validated(self, url: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """The card as 1.0 JSON: a 0.3 card (``url``, no ``supportedInterfaces``) converted."""
+        is_v03 = "supportedInterfaces" not in raw and ("url" in raw or "protocolVersion" in raw)
+        try:
+            card = card_from_v03(raw) if is_v03 else raw
+            AgentCard.model_validate(card)
+        except ValidationError as exc:
+            raise self._failure(url, f"not a valid Agent Card: {_first_error(exc)}") from None
+        except (AttributeError, TypeError) as exc:  # a 0.3 card whose parts have wrong types
+            raise self._failure(url, f"not a valid A2A 0.3 Agent Card: {exc}") from None
+        return card
+
+    def _endpoint(self, url: str, card: Mapping[str, Any]) -> tuple[Version, str]:
+        """The preferred JSON-RPC interface: 1.0 if any, else 0.3."""
+        interfaces = [
+            i for i in card["supportedInterfaces"] if i.get("protocolBinding") == "JSONRPC"
+        ]
+        for version in ("1.0", "0.3"):
+            for interface in interfaces:
+                offered = str(interface.get("protocolVersion", ""))
+                if offered == version or offered.startswith(version + "."):
+                    return version, urljoin(url, str(interface["url"]))
+        raise self._failure(url, "the card offers no JSON-RPC interface of A2A 1.0 or 0.3")
+
+    def _failure(self, url: str, reason: str) -> PeerUnavailable:
+        return PeerUnavailable(reason, peer=self.peer, url=url)
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where.lstrip('.') or '(top)'}: {first['msg']}{more}"
+
+
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    # Under TLS 1.3 a server refusing our certificate just hangs up.
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the server closed the connection (did it refuse our certificate?): {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _expiry(headers: httpx.Headers, now: float) -> float:
+    cache_control = headers.get("cache-control", "")
+    if _NO_REUSE.search(cache_control):
+        return now
+    found = _MAX_AGE.search(cache_control)
+    return now + (float(found.group(1)) if found else DEFAULT_MAX_AGE)
+
+
+class Directory:
+    """The configured peers' cards, cached (ETag + max-age); one per node.
+
+    Safe for concurrent use from one event loop: asks for one peer while its
+    card is being fetched wait for that fetch instead of starting another.
+    """
+
+    def __init__(
+        self,
+        peers: Sequence[PeerConfig],
+        client: httpx.AsyncClient,
+        *,
+        trust: Sequence[Path] = (),
+        clock: Clock = time.time,
+    ) -> None:
+        self._peers = {peer.name: peer for peer in peers}
+        self._client = client
+        self._trust = tuple(trust)
+        self._clock = clock
+        self._cards: dict[str, PeerCard] = {}
+        self._fetching: dict[str, asyncio.Task[PeerCard]] = {}
+
+    async def card(self, name: str) -> PeerCard:
+        """Peer ``name``'s card: cached while fresh, else (re)fetched.
+
+        Raises :class:`PeerUnavailable`, or :class:`ConfigError` when no peer
+        has that name.
+        """
+        peer = self._peer(name)
+        cached = self._cards.get(name)
+        if cached is not None and self._clock() < cached.expires_at:
+            return cached
+        task = self._fetching.get(name)
+        if task is None:
+            task = asyncio.create_task(self._refresh(peer, cached), name=f"card of {name}")
+            self._fetching[name] = task
+            task.add_done_callback(lambda done: self._fetched(name, done))
+        # Shielded: one waiter giving up must not cancel the fetch the others wait for.
+        return await asyncio.shield(task)
+
+    async def find(self, *, skill: str | None = None, tag: str | None = None) -> PeerCard:
+        """The first configured peer whose card has a skill with id ``skill``
+        and tag ``tag`` (each when given). Peers that cannot be reached are
+        skipped (logged); none left raises :class:`PeerUnavailable`."""
+        wanted = " and ".join(
+            f"{label} {value!r}" for label, value in (("skill", skill), ("tag", tag)) if value
+        )
+        if not wanted:
+            raise ConfigError("finding a peer takes a skill id or a tag")
+        unreachable: list[str] = []
+        for result in await self.all():
+            if isinstance(result, PeerUnavailable):
+                log.warning("finding a peer with %s: skipped %s", wanted, result)
+                unreachable.append(f"{result.peer} ({result.reason})")
+            elif result.has(skill=skill, tag=tag):
+                return result
+        reason = f"no configured peer offers {wanted}"
+        if unreachable:
+            reason += f"; unreachable: {'; '.join(unreachable)}"
+        raise PeerUnavailable(reason)
+
+    def forget(self, name: str) -> None:
+        """Drop peer ``name``'s cached card (after a failed call): the next use refetches.
+
+        A name no longer configured is no error (a delegation sent before a
+        configuration change may still fail afterwards)."""
+        self._cards.pop(name, None)
+
+    async def all(self) -> list[PeerCard | PeerUnavailable]:
+        """Every configured peer's card, or why it is unavailable, in configuration order."""
+        return await asyncio.gather(*(self._card_or_failure(name) for name in self._peers))
+
+    async def _card_or_failure(self, name: str) -> PeerCard | PeerUnavailable:
+        try:
+            return await self.card(name)
+        except PeerUnavailable as exc:
+            return exc
+
+    async def _refresh(self, peer: PeerConfig, cached: PeerCard | None) -> PeerCard:
+        try:
+            card = await fetch_card(
+                self._client,
+                peer.url,
+                name=peer.name,
+                expected_identity=peer.identity,
+                previous=cached,
+                trust=self._trust,
+                clock=self._clock,
+            )
+        except PeerUnavailable:
+            self._cards.pop(peer.name, None)
+            raise
+        self._cards[peer.name] = card
+        return card
+
+    def _fetched(self, name: str, task: asyncio.Task[PeerCard]) -> None:
+        if self._fetching.get(name) is task:
+            del self._fetching[name]
+        if not task.cancelled():
+            task.exception()  # its waiters had it; do not report it as never retrieved
+
+    def _peer(self, name: str) -> PeerConfig:
+        peer = self._peers.get(name)
+        if peer is None:
+            known = ", ".join(self._peers) or "none (add them under peers: in agent-node.yaml)"
+            raise ConfigError(f"no peer named {name!r}; configured peers: {known}")
+        return peer
