@@ -20,6 +20,9 @@
       callers: ["*"]                    # skills without a rule of their own (default: any)
       skills: {research: ["spiffe://example.org/agent/coordinator"]}
       operators: ["spiffe://example.org/agent/ops-*"]   # the operator API (default: none)
+    peers:                              # agents this node may delegate to
+      - {name: writer, url: https://writer.example.org:8470,
+         identity: "spiffe://example.org/agent/writer"}    # optional: who it must be
     limits:                             # the edge: every refusal is a clear error
       max_body_bytes: 1048576
       max_concurrent_per_caller: 64
@@ -50,6 +53,7 @@ __all__ = [
     "Limits",
     "ListenConfig",
     "NodeConfig",
+    "PeerConfig",
     "PolicySettings",
     "PushSettings",
     "SkillConfig",
@@ -188,6 +192,21 @@ class PolicySettings(BaseModel):
         return self
 
 
+class PeerConfig(BaseModel):
+    """A peer agent this node may delegate to: where it is and who it must be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: How workflows name it (``delegate: {peer: NAME}``).
+    name: str = Field(pattern=_ID)
+    #: Its base URL: the Agent Card is fetched from its well-known paths here.
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    #: The identity its certificate must name (URI SAN, else CN); None: any
+    #: identity the trust bundle vouches for. Pushes about our delegations
+    #: are accepted only from this identity.
+    identity: str | None = None
+
+
 class TlsSettings(BaseModel):
     """Mutual TLS: what the node presents, and what its peers must chain to."""
 
@@ -243,6 +262,7 @@ class NodeConfig(BaseModel):
     #: everything else still does.
     card_public: bool = False
     policy: PolicySettings = PolicySettings()
+    peers: list[PeerConfig] = []
     limits: Limits = Limits()
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -255,6 +275,10 @@ class NodeConfig(BaseModel):
             raise ValueError(f"skill ids must be distinct; repeated: {', '.join(duplicates)}")
         if sum(skill.default for skill in self.skills) > 1:
             raise ValueError("at most one skill can be the default")
+        names = [peer.name for peer in self.peers]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"peer names must be distinct; repeated: {', '.join(repeated)}")
         unknown = sorted(set(self.policy.skills) - set(ids))
         if unknown:
             raise ValueError(f"policy.skills names skills this node lacks: {', '.join(unknown)}")
@@ -284,7 +308,7 @@ class NodeConfig(BaseModel):
             return None
         from agent_node.security.tls import server_context
 
-        trust = [self.path(p) for p in self.tls.trust]
+        trust = self.trust_paths()
         return server_context(
             self.path(self.tls.cert),
             self.path(self.tls.key),
@@ -299,8 +323,12 @@ class NodeConfig(BaseModel):
             return None
         from agent_node.security.tls import client_context
 
-        trust = [self.path(p) for p in self.tls.trust]
+        trust = self.trust_paths()
         return client_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
+
+    def trust_paths(self) -> list[Path]:
+        """The trust bundle's files (resolved); none without TLS."""
+        return [self.path(p) for p in self.tls.trust] if self.tls else []
 
     def path(self, relative: str) -> Path:
         """A path from the configuration, resolved against its directory."""

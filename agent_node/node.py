@@ -22,6 +22,7 @@ import signal
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from agent_node.config import NodeConfig
@@ -74,26 +75,70 @@ class AgentNode:
 
     async def serve(self, ready: Callable[[NodeConfig], None] | None = None) -> None:
         """Serve until SIGINT or SIGTERM, then stop cleanly."""
-        from agent_node.a2a.app import Guard, create_app
-        from agent_node.a2a.card import CardDocument, build_card
-        from agent_node.a2a.jsonrpc import jsonrpc_endpoint
-        from agent_node.a2a.ops import ops_routes
-        from agent_node.a2a.push import PushSender
-        from agent_node.a2a.tasks import TaskService
-        from agent_node.runtime import Runtime
-        from agent_node.security.authz import Policy
+        import uvicorn
+
         from agent_node.transport import uvicorn_config
 
         self.check_transport()
         workflows = self.load_workflows()
         tls = self.config.ssl_context()  # before binding: bad files fail fast
-        outgoing = self.config.client_ssl_context()
         sock = _bind(self.config.listen.host, self.config.listen.port)
         config = self.config.with_overrides(port=sock.getsockname()[1])
+        parts = _Parts.assemble(config, workflows, tls is not None)
+        server = uvicorn.Server(uvicorn_config(parts.app, tls, config.limits))
+        try:
+            await parts.start()
+            with _stop_on_signals(server):
+                announce = asyncio.create_task(_announce(server, config, ready))
+                await server.serve(sockets=[sock])
+                announce.cancel()
+        finally:
+            await parts.close()
+            sock.close()
+
+
+@dataclass
+class _Parts:
+    """What a serving node is made of, started and closed in order."""
+
+    runtime: Any
+    tasks: Any
+    app: Any
+    http: Any
+    watchdog: Any
+
+    @classmethod
+    def assemble(
+        cls, config: NodeConfig, workflows: dict[str, CompiledWorkflow], secure: bool
+    ) -> _Parts:
+        from starlette.routing import Route
+
+        from agent_node.a2a.app import Guard, create_app
+        from agent_node.a2a.card import CardDocument, build_card
+        from agent_node.a2a.client import http_client
+        from agent_node.a2a.delegation import PUSH_PATH, PeerDelegator, Watchdog, push_endpoint
+        from agent_node.a2a.discovery import Directory
+        from agent_node.a2a.jsonrpc import jsonrpc_endpoint
+        from agent_node.a2a.ops import ops_routes
+        from agent_node.a2a.push import PushSender
+        from agent_node.a2a.tasks import TaskService
+        from agent_node.nodes.delegate import DelegateExecutor
+        from agent_node.runtime import Runtime
+        from agent_node.security.authz import Policy
+
+        outgoing = config.client_ssl_context()
+        http = http_client(outgoing, timeout=30.0)
+        directory = Directory(config.peers, http, trust=config.trust_paths())
+        delegator = PeerDelegator(
+            directory, http, push_url=config.url + PUSH_PATH, secret=_secret(config)
+        )
+        executors = {"delegate": DelegateExecutor(delegator)}
+        runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
+        for workflow in workflows.values():
+            runtime.workflows.add(workflow)
         card = CardDocument.of(build_card(config, workflows))
-        runtime = Runtime(config.store, node=config.name, scope="all")
         default = next((s.id for s in config.skills if s.default), None)
-        policy = Policy.of(config.policy) if tls is not None else Policy.open()
+        policy = Policy.of(config.policy) if secure else Policy.open()
         tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
         if config.push.enabled:
             owner = f"{runtime.engine.owner}:push"
@@ -104,37 +149,37 @@ class AgentNode:
             tasks, capabilities=dict(card.card["capabilities"]), limits=config.limits
         )
         guard = Guard(
-            require_identity=tls is not None,
+            require_identity=secure,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
         )
-        app = create_app(card, endpoint, routes=ops_routes(runtime, policy), guard=guard)
-        import uvicorn
+        pushes = push_endpoint(runtime, delegator, require_identity=secure)
+        routes = [Route(PUSH_PATH, pushes, methods=["POST"]), *ops_routes(runtime, policy)]
+        app = create_app(card, endpoint, routes=routes, guard=guard)
+        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator))
 
-        server = uvicorn.Server(uvicorn_config(app, tls, config.limits))
-        for workflow in workflows.values():
-            runtime.workflows.add(workflow)
-        await runtime.start()
-        if tasks.push is not None:
-            await tasks.push.start()
-        try:
-            with _stop_on_signals(server):
-                announce = asyncio.create_task(_announce(server, config, ready))
-                await server.serve(sockets=[sock])
-                announce.cancel()
-        finally:
-            if tasks.push is not None:
-                await tasks.push.close()
-            await runtime.close()
-            sock.close()
+    async def start(self) -> None:
+        await self.runtime.start()
+        if self.tasks.push is not None:
+            await self.tasks.push.start()
+        await self.watchdog.start()
+
+    async def close(self) -> None:
+        await self.watchdog.close()
+        if self.tasks.push is not None:
+            await self.tasks.push.close()
+        await self.runtime.close()
+        await self.http.aclose()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _secret(config: NodeConfig) -> bytes:
+    """The key of this node's delegation tokens: from its TLS key, so replicas
+    sharing an identity agree; from its name without TLS (development only)."""
+    import hashlib
+
+    material = config.name.encode()
+    if config.tls is not None:
+        material = config.path(config.tls.key).read_bytes()
+    return hashlib.sha256(b"agent-node delegation tokens\0" + material).digest()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -190,3 +235,12 @@ def _stop_on_signals(server: Any) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -111,16 +111,39 @@ def _close(run: NodeRun, event: Event) -> None:
     elif event.kind == "node_failed":
         run.status = "retrying" if data.get("retry_at") else "failed"
         run.ended_at, run.detail = event.at, data.get("error")
+    elif event.kind == "delegation_sent":
+        run.extra["delegation"] = {k: data.get(k) for k in ("peer", "task_id", "version")}
     elif event.kind == "wait_started":
         run.status = "waiting"
-        prompt = data.get("prompt")
-        run.detail = f"asks: {prompt}" if prompt else data.get("event") or data.get("kind")
+        run.detail = _waiting(run, data)
     elif event.kind == "wait_resolved":
         run.status = "running"
         if data.get("expired"):
             run.detail = "timer fired" if run.detail == "timer" else "timed out"
         else:
-            run.detail = f"got {data.get('event')!r}"
+            run.detail = _resolved(run, data, event.at)
+
+
+def _waiting(run: NodeRun, data: dict[str, Any]) -> str | None:
+    sent = run.extra.get("delegation")
+    if sent:
+        return f"delegated to {sent['peer']} (task {sent['task_id']}, A2A {sent['version']})"
+    prompt = data.get("prompt")
+    return f"asks: {prompt}" if prompt else data.get("event") or data.get("kind")
+
+
+def _resolved(run: NodeRun, data: dict[str, Any], at: float) -> str:
+    """``got 'event'``; for a delegation: the peer, its task, how it ended and
+    the round trip from sending to learning it."""
+    sent = run.extra.get("delegation")
+    payload = data.get("payload")
+    if not sent or not isinstance(payload, dict):
+        return f"got {data.get('event')!r}"
+    task = payload.get("task") or {}
+    state = str((task.get("status") or {}).get("state", "")).removeprefix("TASK_STATE_")
+    rtt = (at - float(payload.get("sent_at") or at)) * 1000
+    via = payload.get("via", "?")
+    return f"{sent['peer']} task {sent['task_id']}: {state.lower()}, {rtt:.0f} ms (via {via})"
 
 
 @dataclass(frozen=True)

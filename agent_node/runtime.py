@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from agent_node.engine import faults
 from agent_node.engine.engine import Engine, EngineState
+from agent_node.engine.executor import Executor
 from agent_node.engine.registry import Loader, WorkflowRegistry
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.nodes import default_executors
@@ -39,6 +40,7 @@ class Runtime:
         node: str = "local",
         scope: Literal["own", "all"] = "own",
         loader: Loader | None = None,
+        executors: Mapping[str, Executor] | None = None,
         **engine_options: Any,
     ) -> None:
         if store is None or isinstance(store, str):
@@ -52,7 +54,7 @@ class Runtime:
         self.engine = Engine(
             self.store,
             self.workflows,
-            default_executors(),
+            {**default_executors(), **(executors or {})},
             node=node,
             scope=scope,
             **engine_options,

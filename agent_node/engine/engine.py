@@ -231,7 +231,7 @@ class Engine:
             self._status_waiters.pop(execution_id, None)
 
     async def _waits_for_event(self, execution_id: str) -> bool:
-        return any(w.kind in plans.ANSWERED_KINDS for w in await self.store.waits(execution_id))
+        return any(w.kind in plans.EXTERNAL_KINDS for w in await self.store.waits(execution_id))
 
     def release(self, execution_id: str) -> None:
         self._driven.discard(execution_id)

@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from agent_node.store.records import DelegationRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NodeSpec
 
@@ -107,13 +108,16 @@ class Fork:
 class Park:
     """Wait. ``kind`` is ``event`` (resolved by the event named ``event``),
     ``input`` (human input: resolved by the event ``input``; ``info`` holds
-    the ``prompt``) or ``timer``; the wait expires at ``deadline`` (epoch
-    seconds) when one is given."""
+    the ``prompt``), ``delegation`` (a task sent to a peer: resolved by the
+    event ``event`` when the peer's result arrives; ``delegation`` is the row
+    written with the wait) or ``timer``; the wait expires at ``deadline``
+    (epoch seconds) when one is given."""
 
-    kind: Literal["event", "input", "timer"]
+    kind: Literal["event", "input", "delegation", "timer"]
     event: str | None = None
     deadline: float | None = None
     info: Mapping[str, Any] = field(default_factory=dict)
+    delegation: DelegationRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ dictionary lookup. Armed from a test (:func:`arm`), it raises
 :class:`InjectedCrash` — a ``BaseException`` nothing in the engine catches, so
 the engine stops as if its process died: leases stay held, nothing is
 released. Armed through the environment (``AGENT_NODE_FAULTS=point[:N]``,
-comma-separated), the N-th hit SIGKILLs the process itself, for crash tests
-with real subprocesses.
+comma-separated; ``point@node[:N]`` counts only that node's hits), the N-th
+hit SIGKILLs the process itself, for crash tests with real subprocesses.
 
 Points:
 
@@ -80,8 +80,9 @@ def hit(point: str, node: str | None = None) -> None:
 
 def _arm_from_environment() -> None:
     for item in filter(None, os.environ.get("AGENT_NODE_FAULTS", "").split(",")):
-        point, _, count = item.strip().partition(":")
-        arm(point, skip=max(0, int(count or "1") - 1), kill=True)
+        where, _, count = item.strip().partition(":")
+        point, _, node = where.partition("@")
+        arm(point, skip=max(0, int(count or "1") - 1), kill=True, node=node or None)
 
 
 _arm_from_environment()

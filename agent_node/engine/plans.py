@@ -12,6 +12,8 @@ Event kinds and their ``data``:
 ``node_started``        (the attempt is in the row)
 ``node_completed``      ``{"patch"?, "next", "duration"?, "output"?, "usage"?}``
 ``node_failed``         ``{"error", "type", "retry_at", "duration"}``
+``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"}``
+                        (before the ``wait_started`` of a delegate node)
 ``wait_started``        ``{"kind", "event"?, "deadline"?}``
 ``wait_resolved``       ``{"event"?, "payload"?, "expired"?}``
 ``execution_completed`` ``{"output"?}`` · ``execution_failed`` ``{"error"}`` ·
@@ -51,7 +53,9 @@ __all__ = [
 
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 #: Wait kinds resolved by an arriving event (the rest are timers and joins).
-ANSWERED_KINDS = frozenset({"event", "input"})
+ANSWERED_KINDS = frozenset({"event", "input", "delegation"})
+#: Of those, the ones someone outside must answer (a delegation answers itself).
+EXTERNAL_KINDS = frozenset({"event", "input"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +217,10 @@ def resolve_wait(
     expire). The caller checked that ``wait`` is one of ``txn.waits``."""
     record = txn.execution
     txn.delete_wait(wait.node, wait.visit)
+    if wait.kind == "delegation" and not info.get("expired"):
+        # Answered: the peer's task is done with. (Expired: the row stays, and
+        # the watchdog cancels the peer's task before dropping it.)
+        txn.delete_delegation(wait.node, wait.visit)
     txn.event("wait_resolved", wait.node, wait.visit, data=dumps(info))
     cursor = _Cursor.load(record.cursor)
     details: dict[str, Any] = {}
@@ -341,6 +349,17 @@ def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
         info["event"] = park.event
     if park.deadline is not None:
         info["deadline"] = park.deadline
+    if park.delegation is not None:
+        sent = park.delegation
+        details = {
+            "peer": sent.peer,
+            "task_id": sent.remote_task_id,
+            "endpoint": sent.endpoint,
+            "version": sent.version,
+            "identity": sent.identity,
+        }
+        txn.event("delegation_sent", node, visit, data=dumps(details))
+        txn.put_delegation(sent)
     txn.event("wait_started", node, visit, data=dumps(info))
     txn.put_wait(WaitRecord(record.id, node, visit, park.kind, park.event, park.deadline))
     _settle(txn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from agent_node.engine.executor import Executor
 from agent_node.nodes.branch import BranchExecutor
+from agent_node.nodes.delegate import DelegateExecutor
 from agent_node.nodes.end import EndExecutor
 from agent_node.nodes.parallel import JoinExecutor, ParallelExecutor
 from agent_node.nodes.python import PythonExecutor
@@ -24,5 +25,6 @@ def default_executors() -> dict[str, Executor]:
         "parallel": ParallelExecutor(),
         "join": JoinExecutor(),
         "wait": WaitExecutor(),
+        "delegate": DelegateExecutor(),
         "end": EndExecutor(),
     }

@@ -1,0 +1,329 @@
+"""``delegate``: hand a sub-task to a peer agent over A2A and park until it is done.
+
+The node sends one message to a peer (named, or found by skill id or tag)
+and parks on a durable wait: nothing stays in memory, no lease is held. The
+wait and a ``delegations`` row (the peer, its task id, when to poll it) are
+committed with ``delegation_sent`` in one transaction, after the peer
+accepted the task. It resumes once, when the peer's task reaches a state
+the node acts on — from a push of the peer, or from the watchdog polling the
+peer — whichever process sees it first:
+
+* COMPLETED: the peer's answer goes into the state (``output``: the whole
+  result; ``fields``: single values of it), then ``next``;
+* FAILED, REJECTED, CANCELED, AUTH_REQUIRED: ``on_failed`` when set, else
+  the execution fails with the peer's message;
+* INPUT_REQUIRED: ``on_input_required`` when set (the peer's question in
+  ``output``), else as a failure;
+* no answer within ``timeout``: ``on_timeout`` when set, else it fails; the
+  peer's task is then canceled (by the watchdog: see
+  :mod:`agent_node.a2a.delegation`).
+
+The result of a delegation, as ``output`` gets it::
+
+    {"peer": "writer", "task_id": "…", "state": "TASK_STATE_COMPLETED",
+     "text": "all text parts of the artifacts", "data": {merged data parts},
+     "message": "the status message's text", "rtt": 0.012}
+
+``fields`` maps state keys to paths in it: ``text``, ``message``, ``state``,
+``data`` or ``data.<key>``.
+
+Effects are idempotent: the message's ``messageId`` and the
+``Idempotency-Key`` header are the attempt's idempotency key, so a send
+repeated after a crash finds the task the first one created.
+
+The network is behind :class:`PeerClient` (implemented in ``agent_node.a2a``):
+this module never imports an HTTP client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import Field, model_validator
+
+from agent_node.engine.executor import (
+    Advance,
+    Finish,
+    NodeContext,
+    Outcome,
+    Park,
+    ResumeContext,
+)
+from agent_node.errors import NodeFailed
+from agent_node.store.records import DelegationRecord
+from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+
+__all__ = [
+    "DELEGATION_EVENT",
+    "DelegateExecutor",
+    "DelegateNode",
+    "Delegation",
+    "PeerClient",
+    "Receipt",
+    "delegation_event",
+    "outcome_of",
+]
+
+#: The prefix of the event a delegation's wait is resolved by.
+DELEGATION_EVENT = "delegation:"
+#: A2A task states a delegation resumes on (the rest: it goes on waiting).
+SETTLED = frozenset(
+    {
+        "TASK_STATE_COMPLETED",
+        "TASK_STATE_FAILED",
+        "TASK_STATE_CANCELED",
+        "TASK_STATE_REJECTED",
+        "TASK_STATE_AUTH_REQUIRED",
+        "TASK_STATE_INPUT_REQUIRED",
+    }
+)
+_PATHS = ("text", "message", "state", "data", "task_id", "peer")
+#: The watchdog's first poll of a delegation with no news, in seconds.
+FIRST_POLL = 5.0
+
+
+def delegation_event(remote_task_id: str) -> str:
+    return DELEGATION_EVENT + remote_task_id
+
+
+@node_type
+class DelegateNode(NodeSpec):
+    """Sends a message to a peer agent and waits for its task (see the module doc).
+
+    ``peer`` names a configured peer; else ``skill`` or ``tag`` picks the
+    first peer whose card offers it. ``skill`` is also sent as the
+    message's ``metadata.skill``. ``text`` (a template) becomes a text part;
+    ``data`` (state keys) a data part holding those keys; with neither, the
+    whole state is sent as a data part.
+    """
+
+    type: Literal["delegate"] = "delegate"
+    peer: str | None = None
+    skill: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    data: list[str] | None = None
+    output: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+    on_timeout: str | None = None
+    on_failed: str | None = None
+    on_input_required: str | None = None
+    next: str | None = None
+    #: Whether the peer is asked to push (else it is only polled).
+    push: bool = True
+    #: Sending is retried by default (a peer restarting, a network blip): the
+    #: idempotency key makes a repeated send find the task the first created.
+    retry: RetryPolicy | None = RetryPolicy(max_attempts=5, initial_delay=1.0, max_delay=30.0)
+
+    has_next: ClassVar[bool] = True
+    poll: float = Field(default=FIRST_POLL, gt=0)
+
+    @model_validator(mode="after")
+    def _target(self) -> DelegateNode:
+        if self.peer is None and self.skill is None and self.tag is None:
+            raise ValueError("a delegate node needs 'peer', 'skill' or 'tag'")
+        for key, path in self.fields.items():
+            if path not in _PATHS and not path.startswith("data."):
+                raise ValueError(
+                    f"fields.{key}: {path!r} is not one of {', '.join(_PATHS)} or data.<key>"
+                )
+        if self.on_input_required is not None and self.output is None:
+            raise ValueError("'on_input_required' needs 'output' (where the question goes)")
+        return self
+
+    def successors(self) -> list[str]:
+        routes = (self.on_timeout, self.on_failed, self.on_input_required)
+        return [*super().successors(), *(r for r in routes if r)]
+
+    def templates(self) -> list[tuple[str, str]]:
+        return [("text", self.text)] if self.text else []
+
+    def writes(self) -> list[tuple[str, str]]:
+        written = [("output", self.output)] if self.output else []
+        return written + [(f"fields.{key}", key) for key in self.fields]
+
+
+@dataclass(frozen=True, slots=True)
+class Delegation:
+    """What the delegate node asks :class:`PeerClient` to send."""
+
+    peer: str | None
+    skill: str | None
+    tag: str | None
+    text: str | None
+    data: Mapping[str, Any] | None
+    #: The attempt's idempotency key: messageId and ``Idempotency-Key``.
+    idempotency_key: str
+    #: Ask the peer to push (a per-delegation token proves the push is real).
+    push: bool = True
+    #: W3C trace context of this execution, carried to the peer.
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the peer answered: its task as a 1.0 JSON object, and how it was reached."""
+
+    peer: str
+    endpoint: str
+    version: str
+    identity: str | None
+    task: Mapping[str, Any]
+
+    @property
+    def task_id(self) -> str:
+        return str(self.task.get("id", ""))
+
+    @property
+    def state(self) -> str:
+        return str((self.task.get("status") or {}).get("state", ""))
+
+
+class PeerClient(Protocol):
+    """The network side of delegation (``agent_node.a2a.delegation`` implements it)."""
+
+    async def send(self, delegation: Delegation) -> Receipt:
+        """Send the message (``returnImmediately``); raise on any failure
+        (the node's retry policy decides what happens next)."""
+        ...
+
+
+class DelegateExecutor:
+    """Runs delegate nodes through ``peers`` (None: a runtime without peers)."""
+
+    def __init__(self, peers: PeerClient | None = None) -> None:
+        self.peers = peers
+
+    async def execute(self, ctx: NodeContext) -> Outcome:
+        spec = _spec(ctx.spec)
+        if self.peers is None:
+            raise NodeFailed(
+                f"delegate node {spec.id!r}: this runtime has no peers"
+                " (run the workflow in `agent-node serve` with `peers:` configured)"
+            )
+        receipt = await self.peers.send(_delegation(ctx, spec))
+        if receipt.state in SETTLED:  # the peer answered at once
+            return outcome_of(spec, receipt.peer, receipt.task, rtt=0.0)
+        deadline = ctx.now + spec.timeout if spec.timeout is not None else None
+        record = DelegationRecord(
+            ctx.execution_id,
+            spec.id,
+            ctx.visit,
+            receipt.peer,
+            receipt.task_id,
+            receipt.endpoint,
+            receipt.version,
+            receipt.identity,
+            ctx.now,
+            ctx.now + spec.poll,
+        )
+        info = {"peer": receipt.peer, "task_id": receipt.task_id}
+        event = delegation_event(receipt.task_id)
+        return Park("delegation", event=event, deadline=deadline, info=info, delegation=record)
+
+    def resume(self, ctx: ResumeContext, payload: Any) -> Outcome:
+        spec = _spec(ctx.spec)
+        body = payload if isinstance(payload, Mapping) else {}
+        task = body.get("task")
+        if not isinstance(task, Mapping):
+            raise NodeFailed(f"delegate node {spec.id!r}: resumed without the peer's task")
+        rtt = ctx.now - float(body.get("sent_at", ctx.now))
+        return outcome_of(spec, str(body.get("peer", "")), task, rtt=rtt)
+
+    def expire(self, ctx: ResumeContext) -> Outcome:
+        spec = _spec(ctx.spec)
+        if spec.on_timeout is not None:
+            return Advance(next=spec.on_timeout, output={"timed_out": True})
+        return Finish("failed", f"delegate node {spec.id!r}: the peer did not answer in time")
+
+
+def outcome_of(spec: DelegateNode, peer: str, task: Mapping[str, Any], *, rtt: float) -> Outcome:
+    """Where a delegation goes once the peer's task is ``task`` (pure)."""
+    result = _result(peer, task, rtt)
+    state = result["state"]
+    if state == "TASK_STATE_COMPLETED":
+        try:
+            patch = _patch(spec, result)
+        except NodeFailed as exc:
+            return Finish("failed", str(exc))
+        return Advance(next=spec.next, patch=patch, output=_summary(result))
+    if state == "TASK_STATE_INPUT_REQUIRED" and spec.on_input_required is not None:
+        patch = {spec.output: result} if spec.output else None
+        return Advance(next=spec.on_input_required, patch=patch, output=_summary(result))
+    if spec.on_failed is not None:
+        patch = {spec.output: result} if spec.output else None
+        return Advance(next=spec.on_failed, patch=patch, output=_summary(result))
+    reason = result["message"] or state.removeprefix("TASK_STATE_").lower().replace("_", " ")
+    return Finish(
+        "failed", f"delegate node {spec.id!r}: peer {peer!r} task {result['task_id']}: {reason}"
+    )
+
+
+def _result(peer: str, task: Mapping[str, Any], rtt: float) -> dict[str, Any]:
+    texts: list[str] = []
+    data: dict[str, Any] = {}
+    for artifact in task.get("artifacts") or []:
+        for part in artifact.get("parts") or []:
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif isinstance(part.get("data"), Mapping):
+                data.update(part["data"])
+    status = task.get("status") or {}
+    message = status.get("message") or {}
+    said = [p["text"] for p in message.get("parts") or [] if isinstance(p.get("text"), str)]
+    return {
+        "peer": peer,
+        "task_id": str(task.get("id", "")),
+        "state": str(status.get("state", "")),
+        "text": "\n".join(texts),
+        "data": data,
+        "message": "\n".join(said),
+        "rtt": round(max(rtt, 0.0), 6),
+    }
+
+
+def _patch(spec: DelegateNode, result: Mapping[str, Any]) -> dict[str, Any] | None:
+    patch: dict[str, Any] = {spec.output: dict(result)} if spec.output else {}
+    for key, path in spec.fields.items():
+        if path.startswith("data."):
+            name = path.removeprefix("data.")
+            if name not in result["data"]:
+                raise NodeFailed(
+                    f"delegate node {spec.id!r}: the peer's answer has no data key {name!r}"
+                    f" (it has: {', '.join(sorted(result['data'])) or 'none'})"
+                )
+            patch[key] = result["data"][name]
+        else:
+            patch[key] = result[path]
+    return patch or None
+
+
+def _summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``node_completed`` records (``inspect`` shows it)."""
+    return {k: result[k] for k in ("peer", "task_id", "state", "rtt")}
+
+
+def _delegation(ctx: NodeContext, spec: DelegateNode) -> Delegation:
+    text = ctx.workflow.template(spec.id, "text").render(ctx.data) if spec.text else None
+    data: Mapping[str, Any] | None
+    if spec.data is not None:
+        data = {key: ctx.data.get(key) for key in spec.data}
+    else:
+        data = None if text is not None else dict(ctx.data)
+    return Delegation(
+        peer=spec.peer,
+        skill=spec.skill,
+        tag=spec.tag,
+        text=text,
+        data=data,
+        idempotency_key=ctx.idempotency_key,
+        push=spec.push,
+    )
+
+
+def _spec(spec: object) -> DelegateNode:
+    if not isinstance(spec, DelegateNode):
+        raise NodeFailed(f"node {getattr(spec, 'id', '?')!r} is not a delegate node")
+    return spec

@@ -1,0 +1,356 @@
+"""Delegation between real node processes over mutual TLS: A's workflow hands a
+sub-task to B (and B to C), parks, and resumes once when the result arrives —
+by push or by the watchdog — whichever process was SIGKILLed in between."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e.procs import CLI, Child, Spawn, child_env, opened, wait_until
+from support.nodes import ROOT
+from support.tls import caller_context
+
+from agent_node.a2a.delegation import push_token
+from agent_node.config import load_config
+from agent_node.node import _secret
+from agent_node.results import to_event
+from agent_node.security import pki
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+D = "spiffe://example.org/agent"
+V10 = {"A2A-Version": "1.0"}
+HELLO = ROOT / "examples/hello/workflow.yaml"  # parks on a 500 ms timer, then completes
+
+RELAY = """\
+workflow:
+  id: relay
+  version: "1"
+  start: ask
+  state_schema:
+    type: object
+    properties:
+      name: {{type: string}}
+      answer: {{type: object}}
+      verdict: {{type: string}}
+    required: [name]
+nodes:
+  ask:
+    type: delegate
+    peer: {peer}
+    skill: {skill}
+    data: [name]
+    output: answer
+    fields: {{verdict: data.verdict}}
+    poll: {poll}
+    next: done
+  done: {{type: end, output: [verdict]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("delegation") / "certs"
+    pki.init_ca(folder, trust_domain="example.org")
+    for name in ("a", "b", "c", "alice"):
+        pki.issue(folder, name)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Net:
+    """The nodes of one test: their folders, ports and processes."""
+
+    root: Path
+    certs: Path
+    spawn: Spawn
+
+    def url(self, name: str) -> str:
+        return f"https://127.0.0.1:{self.port(name)}"
+
+    def port(self, name: str) -> int:
+        file = self.root / f"{name}.port"
+        if not file.exists():
+            file.write_text(str(free_port()))
+        return int(file.read_text())
+
+    def configure(
+        self, name: str, skills: dict[str, Path], peers: list[str], extra: str = ""
+    ) -> Path:
+        lines = [
+            f"name: {name}",
+            f"listen: {{host: 127.0.0.1, port: {self.port(name)}}}",
+            f"store: sqlite:///{self.root}/{name}.db",
+            "push: {allow: [127.0.0.0/8]}",
+            "skills:",
+            *[f"  - {{id: {skill}, workflow: '{flow}'}}" for skill, flow in skills.items()],
+        ]
+        if peers:
+            lines.append("peers:")
+            lines += [
+                f"  - {{name: {p}, url: '{self.url(p)}', identity: '{D}/{p}'}}" for p in peers
+            ]
+        path = self.root / f"{name}.yaml"
+        path.write_text("\n".join(lines) + "\n" + extra)
+        return path
+
+    def relay(self, name: str, peer: str, skill: str, poll: float = 5.0) -> Path:
+        path = self.root / f"{name}-relay.yaml"
+        path.write_text(RELAY.format(peer=peer, skill=skill, poll=poll))
+        return path
+
+    async def start(self, name: str, faults: str = "") -> Child:
+        env = child_env(self.root / "effects", 0.0)
+        if faults:
+            env["AGENT_NODE_FAULTS"] = faults
+        config = self.root / f"{name}.yaml"
+        args = [*CLI, "serve", "--config", str(config), "--cert-dir", str(self.certs)]
+        child = self.spawn(name, [*args, "--identity", name], env)
+        await wait_until(
+            lambda: "listening on" in child.out(), f"{name} to listen", timeout=30, alive=[child]
+        )
+        return child
+
+    def store(self, name: str) -> str:
+        return f"sqlite:///{self.root}/{name}.db"
+
+
+@pytest.fixture
+def net(tmp_path: Path, certs: Path, spawn: Spawn) -> Net:
+    return Net(tmp_path, certs, spawn)
+
+
+def client(certs: Path, name: str = "alice") -> httpx.AsyncClient:
+    return httpx.AsyncClient(verify=caller_context(certs, name), timeout=30)
+
+
+async def send(net: Net, node: str, name: str, *, blocking: bool = True) -> dict[str, Any]:
+    message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": {"name": name}}]}
+    params: dict[str, Any] = {"message": message}
+    if not blocking:
+        params["configuration"] = {"returnImmediately": True}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
+    async with client(net.certs) as http:
+        answer = (await http.post(f"{net.url(node)}/a2a", json=body, headers=V10)).json()
+    assert "result" in answer, answer
+    task: dict[str, Any] = answer["result"]["task"]
+    return task
+
+
+async def events_of(url: str, execution_id: str) -> list[Any]:
+    async with opened(url) as store:
+        return [to_event(e) for e in await store.events(execution_id)]
+
+
+async def tasks_of(url: str) -> list[Any]:
+    async with opened(url) as store:
+        return await store.list_executions(limit=1000)
+
+
+async def finished(url: str, execution_id: str) -> bool:
+    async with opened(url) as store:
+        record = await store.get(execution_id)
+    return record is not None and record.status in {"completed", "failed", "canceled"}
+
+
+def verdict(task: dict[str, Any]) -> str:
+    value: str = task["artifacts"][0]["parts"][0]["data"]["verdict"]
+    return value
+
+
+def kinds(events: list[Any], node: str = "ask") -> list[str]:
+    return [e.kind for e in events if e.node == node and e.kind != "node_started"]
+
+
+# -- the paths ---------------------------------------------------------------------
+
+
+async def test_a_delegation_resumes_by_push(net: Net) -> None:
+    net.configure("b", {"greet": HELLO}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "greet")}, ["b"])
+    await net.start("b")
+    await net.start("a")
+    task = await send(net, "a", "Ada Lovelace")
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert verdict(task) == "Ada Lovelace is a long name (11 letters)"
+    events = await events_of(net.store("a"), task["id"])
+    assert kinds(events) == ["delegation_sent", "wait_started", "wait_resolved", "node_completed"]
+    sent = next(e for e in events if e.kind == "delegation_sent").data
+    assert (sent["peer"], sent["identity"], sent["version"]) == ("b", f"{D}/b", "1.0")
+    resolved = next(e for e in events if e.kind == "wait_resolved").data
+    assert resolved["payload"]["via"] == "push"
+    (b_task,) = await tasks_of(net.store("b"))
+    assert b_task.id == sent["task_id"] and b_task.caller == f"{D}/a"
+    async with opened(net.store("a")) as store:
+        assert await store.delegations(task["id"]) == []  # done with
+
+
+async def test_a_peer_that_does_not_push_is_polled(net: Net) -> None:
+    config = net.configure("b", {"greet": HELLO}, [])
+    config.write_text(
+        config.read_text().replace("push: {allow: [127.0.0.0/8]}", "push: {enabled: false}")
+    )
+    net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.3)}, ["b"])
+    await net.start("b")
+    await net.start("a")
+    task = await send(net, "a", "Grace")
+    assert verdict(task) == "Grace is a short name (5 letters)"
+    events = await events_of(net.store("a"), task["id"])
+    resolved = next(e for e in events if e.kind == "wait_resolved").data
+    assert resolved["payload"]["via"] == "poll"
+
+
+async def test_lost_pushes_are_made_up_for_by_the_watchdog(net: Net) -> None:
+    # A tells B to push to an address where nobody listens: every push is lost.
+    dead = free_port()
+    net.configure("b", {"greet": HELLO}, [])
+    net.configure(
+        "a",
+        {"relay": net.relay("a", "b", "greet", poll=0.5)},
+        ["b"],
+        extra=f"public_url: https://127.0.0.1:{dead}\n",
+    )
+    await net.start("b")
+    await net.start("a")
+    task = await send(net, "a", "Alan Turing")
+    assert verdict(task) == "Alan Turing is a long name (10 letters)"
+    events = await events_of(net.store("a"), task["id"])
+    assert next(e for e in events if e.kind == "wait_resolved").data["payload"]["via"] == "poll"
+
+
+async def test_a_chain_of_three_agents(net: Net) -> None:
+    net.configure("c", {"greet": HELLO}, [])
+    net.configure("b", {"relay": net.relay("b", "c", "greet")}, ["c"])
+    net.configure("a", {"relay": net.relay("a", "b", "relay")}, ["b"])
+    for name in ("c", "b", "a"):
+        await net.start(name)
+    task = await send(net, "a", "Barbara Liskov")
+    assert verdict(task) == "Barbara Liskov is a long name (13 letters)"
+    a_sent = next(
+        e for e in await events_of(net.store("a"), task["id"]) if e.kind == "delegation_sent"
+    )
+    b_task = a_sent.data["task_id"]
+    b_sent = next(e for e in await events_of(net.store("b"), b_task) if e.kind == "delegation_sent")
+    (c_task,) = await tasks_of(net.store("c"))
+    assert c_task.id == b_sent.data["task_id"]
+    assert [t.caller for t in await tasks_of(net.store("b"))] == [f"{D}/a"]
+    assert c_task.caller == f"{D}/b"
+
+
+# -- forged and repeated pushes ------------------------------------------------------
+
+
+async def test_forged_pushes_are_refused_and_duplicates_do_nothing(net: Net) -> None:
+    net.configure("b", {"greet": HELLO}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "greet")}, ["b"])
+    await net.start("b")
+    a = await net.start("a")
+    task = await send(net, "a", "Edsger", blocking=False)
+    async with opened(net.store("a")) as store:
+        await wait_until(lambda: _delegated(store, task["id"]), "the delegation", timeout=10)
+        (record,) = await store.delegations(task["id"])
+    key = f"{record.execution_id}/{record.node}/{record.visit}"
+    token = push_token(_secret(load_config(net.root / "a.yaml")), key)
+    forged = {"task": {"id": record.remote_task_id, "status": {"state": "TASK_STATE_FAILED"}}}
+    url = f"{net.url('a')}/a2a/push"
+    async with client(net.certs, "b") as as_b, client(net.certs, "alice") as as_alice:
+        wrong = await as_b.post(url, json=forged, headers={"X-A2A-Notification-Token": "nope"})
+        assert wrong.status_code == 403
+        stolen = await as_alice.post(url, json=forged, headers={"X-A2A-Notification-Token": token})
+        assert stolen.status_code == 403
+    assert "refused a push about task" in a.err()
+    await wait_until(lambda: finished(net.store("a"), task["id"]), "A to finish", timeout=20)
+    events = await events_of(net.store("a"), task["id"])
+    assert kinds(events).count("wait_resolved") == 1
+    assert events[-1].kind == "execution_completed"  # the forged FAILED changed nothing
+    # B's own push, delivered again: the wait is gone, so nothing happens.
+    done = {"task": {"id": record.remote_task_id, "status": {"state": "TASK_STATE_COMPLETED"}}}
+    async with client(net.certs, "b") as as_b:
+        again = await as_b.post(url, json=done, headers={"X-A2A-Notification-Token": token})
+    assert again.status_code == 200
+    assert len(await events_of(net.store("a"), task["id"])) == len(events)
+
+
+async def _delegated(store: Any, execution_id: str) -> bool:
+    return bool(await store.delegations(execution_id))
+
+
+# -- crashes -----------------------------------------------------------------------------
+
+
+async def test_caller_killed_right_after_delegation_sent(net: Net) -> None:
+    net.configure("b", {"greet": HELLO}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "greet", poll=1.0)}, ["b"])
+    await net.start("b")
+    a = await net.start("a", faults="after_commit@ask:1")
+    task = await send(net, "a", "Ada Lovelace", blocking=False)
+    await wait_until(lambda: a.proc.poll() is not None, "A to be killed", timeout=15)
+    assert a.proc.returncode == -signal.SIGKILL
+    # B finishes meanwhile; its pushes to A fail while A is down.
+    (b_task,) = await tasks_of(net.store("b"))
+    await wait_until(lambda: finished(net.store("b"), b_task.id), "B to finish", timeout=15)
+    await net.start("a")
+    await wait_until(lambda: finished(net.store("a"), task["id"]), "A to resume", timeout=30)
+    events = await events_of(net.store("a"), task["id"])
+    assert kinds(events).count("delegation_sent") == 1
+    assert kinds(events).count("wait_resolved") == 1
+    assert events[-1].kind == "execution_completed"
+    assert len(await tasks_of(net.store("b"))) == 1
+
+
+async def test_caller_killed_before_delegation_sent_resends_with_the_same_key(net: Net) -> None:
+    net.configure("b", {"greet": HELLO}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "greet", poll=1.0)}, ["b"])
+    await net.start("b")
+    a = await net.start("a", faults="after_effect@ask:1")  # sent, not committed
+    task = await send(net, "a", "Ada Lovelace", blocking=False)
+    await wait_until(lambda: a.proc.poll() is not None, "A to be killed", timeout=15)
+    assert len(await tasks_of(net.store("b"))) == 1
+    await net.start("a")
+    await wait_until(lambda: finished(net.store("a"), task["id"]), "A to finish", timeout=30)
+    events = await events_of(net.store("a"), task["id"])
+    assert events[-1].kind == "execution_completed"
+    (b_task,) = await tasks_of(net.store("b"))  # the resend found B's task: still one
+    # B was done by then, so the resend's answer was final: no wait was needed.
+    completed = next(e for e in events if e.kind == "node_completed" and e.node == "ask")
+    assert completed.data["output"]["task_id"] == b_task.id
+    assert kinds(events).count("node_completed") == 1
+
+
+async def test_worker_killed_mid_task_finishes_after_restart_and_pushes(net: Net) -> None:
+    slow = net.root / "slow.yaml"
+    slow.write_text(HELLO.read_text().replace("duration: 500ms", "duration: 3s"))
+    assert slow.read_text() != HELLO.read_text()
+    net.configure("b", {"greet": _with_steps(slow)}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "greet", poll=30.0)}, ["b"])
+    b = await net.start("b")
+    await net.start("a")
+    task = await send(net, "a", "Ada Lovelace", blocking=False)
+    async with opened(net.store("a")) as store:
+        await wait_until(lambda: _delegated(store, task["id"]), "the delegation", timeout=10)
+    b.send(signal.SIGKILL)
+    b.wait(10)
+    await net.start("b")
+    await wait_until(lambda: finished(net.store("a"), task["id"]), "A to resume", timeout=30)
+    events = await events_of(net.store("a"), task["id"])
+    resolved = next(e for e in events if e.kind == "wait_resolved").data["payload"]
+    assert resolved["via"] == "push" and events[-1].kind == "execution_completed"
+    assert len(await tasks_of(net.store("b"))) == 1
+
+
+def _with_steps(flow: Path) -> Path:
+    """``flow`` refers to ``steps.py`` next to it: copy that beside the copy."""
+    (flow.parent / "steps.py").write_text((HELLO.parent / "steps.py").read_text())
+    return flow
