@@ -172,6 +172,47 @@ class Workflow:
         }
         self._add(name, {k: v for k, v in spec.items() if v is not None}, next, timeout=timeout)
 
+    def delegate(
+        self,
+        name: str,
+        *,
+        peer: str | None = None,
+        skill: str | None = None,
+        tag: str | None = None,
+        text: str | None = None,
+        data: Sequence[str] | None = None,
+        output: str | None = None,
+        fields: Mapping[str, str] | None = None,
+        timeout: float | str | None = None,
+        on_timeout: str | None = None,
+        on_failed: str | None = None,
+        on_input_required: str | None = None,
+        poll: float | None = None,
+        retry: RetryPolicy | None = None,
+        next: Next = DEFAULT,
+    ) -> None:
+        """Hand a sub-task to a peer agent over A2A and park until its task is
+        done (see :mod:`agent_node.nodes.delegate`): ``peer`` by name, or the
+        first peer whose card offers ``skill`` / ``tag``; ``text`` (a template)
+        and ``data`` (state keys) make the message; ``output`` gets the whole
+        answer, ``fields`` single values of it (``{"summary": "data.summary"}``)."""
+        spec = {
+            "type": "delegate",
+            "peer": peer,
+            "skill": skill,
+            "tag": tag,
+            "text": text,
+            "data": list(data) if data is not None else None,
+            "output": output,
+            "fields": dict(fields) if fields else None,
+            "on_timeout": on_timeout,
+            "on_failed": on_failed,
+            "on_input_required": on_input_required,
+            "poll": poll,
+        }
+        given = {k: v for k, v in spec.items() if v is not None}
+        self._add(name, given, next, retry=retry, timeout=timeout)
+
     def end(
         self,
         name: str = "end",

@@ -84,6 +84,7 @@ from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
 from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
+from agent_node.tracing import new_traceparent, valid_traceparent
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import INPUT_EVENT
 
@@ -183,7 +184,7 @@ class TaskService:
                 execution_id=task_id,
                 context_id=context_id,
                 notes=[(MESSAGE_EVENT, received.to_json())],
-                metadata={"caller": ctx.caller} if ctx.caller else None,
+                metadata=_metadata(ctx),
             )
         except BaseException:
             if watch:
@@ -440,6 +441,14 @@ class TaskService:
             history_length=history_length,
             include_artifacts=include_artifacts,
         )
+
+
+def _metadata(ctx: CallContext) -> dict[str, str]:
+    """What a new task records of its call: who made it, and in which trace."""
+    trace = valid_traceparent(ctx.traceparent) or new_traceparent()
+    if ctx.caller is None:
+        return {"traceparent": trace}
+    return {"caller": ctx.caller, "traceparent": trace}
 
 
 def _push_config_of(request: SendMessageRequest) -> TaskPushNotificationConfig | None:

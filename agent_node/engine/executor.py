@@ -64,6 +64,8 @@ class NodeContext:
     #: The same state as JSON-shaped data, for expressions and templates.
     data: Mapping[str, Any]
     now: float
+    #: The execution's W3C trace context, when it has one (A2A tasks do).
+    traceparent: str | None = None
 
     @property
     def idempotency_key(self) -> str:

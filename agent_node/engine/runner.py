@@ -94,7 +94,15 @@ class Runner:
             await self._fail(item, crashed, 0.0, final=True)
             return None, [], None
         ctx = NodeContext(
-            record.id, workflow, spec, item.visit, item.attempt, state, data, time.time()
+            record.id,
+            workflow,
+            spec,
+            item.visit,
+            item.attempt,
+            state,
+            data,
+            time.time(),
+            record.traceparent,
         )
         faults.hit("after_claim", item.node)
         started = time.perf_counter()

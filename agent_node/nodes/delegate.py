@@ -53,6 +53,7 @@ from agent_node.engine.executor import (
 )
 from agent_node.errors import NodeFailed
 from agent_node.store.records import DelegationRecord
+from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
 
 __all__ = [
@@ -320,6 +321,7 @@ def _delegation(ctx: NodeContext, spec: DelegateNode) -> Delegation:
         data=data,
         idempotency_key=ctx.idempotency_key,
         push=spec.push,
+        traceparent=child_traceparent(ctx.traceparent, ctx.idempotency_key),
     )
 
 

@@ -52,9 +52,17 @@ class ExecutionRecord:
     @property
     def caller(self) -> str | None:
         """The identity that created the execution (``metadata.caller``), if any."""
-        if not self.metadata or '"caller"' not in self.metadata:
+        return self._meta("caller")
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context the execution runs in (``metadata.traceparent``)."""
+        return self._meta("traceparent")
+
+    def _meta(self, key: str) -> str | None:
+        if not self.metadata or f'"{key}"' not in self.metadata:
             return None
-        value = json.loads(self.metadata).get("caller")
+        value = json.loads(self.metadata).get(key)
         return value if isinstance(value, str) else None
 
 

@@ -4,6 +4,8 @@ by push or by the watchdog — whichever process was SIGKILLed in between."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import signal
 import socket
 from dataclasses import dataclass
@@ -136,14 +138,17 @@ def client(certs: Path, name: str = "alice") -> httpx.AsyncClient:
     return httpx.AsyncClient(verify=caller_context(certs, name), timeout=30)
 
 
-async def send(net: Net, node: str, name: str, *, blocking: bool = True) -> dict[str, Any]:
+async def send(
+    net: Net, node: str, name: str, *, blocking: bool = True, trace: str | None = None
+) -> dict[str, Any]:
     message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"data": {"name": name}}]}
     params: dict[str, Any] = {"message": message}
     if not blocking:
         params["configuration"] = {"returnImmediately": True}
     body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
+    headers = {**V10, "traceparent": trace} if trace else V10
     async with client(net.certs) as http:
-        answer = (await http.post(f"{net.url(node)}/a2a", json=body, headers=V10)).json()
+        answer = (await http.post(f"{net.url(node)}/a2a", json=body, headers=headers)).json()
     assert "result" in answer, answer
     task: dict[str, Any] = answer["result"]["task"]
     return task
@@ -236,7 +241,8 @@ async def test_a_chain_of_three_agents(net: Net) -> None:
     net.configure("a", {"relay": net.relay("a", "b", "relay")}, ["b"])
     for name in ("c", "b", "a"):
         await net.start(name)
-    task = await send(net, "a", "Barbara Liskov")
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    task = await send(net, "a", "Barbara Liskov", trace=trace)
     assert verdict(task) == "Barbara Liskov is a long name (13 letters)"
     a_sent = next(
         e for e in await events_of(net.store("a"), task["id"]) if e.kind == "delegation_sent"
@@ -245,8 +251,14 @@ async def test_a_chain_of_three_agents(net: Net) -> None:
     b_sent = next(e for e in await events_of(net.store("b"), b_task) if e.kind == "delegation_sent")
     (c_task,) = await tasks_of(net.store("c"))
     assert c_task.id == b_sent.data["task_id"]
-    assert [t.caller for t in await tasks_of(net.store("b"))] == [f"{D}/a"]
-    assert c_task.caller == f"{D}/b"
+    (b_record,) = await tasks_of(net.store("b"))
+    assert (b_record.caller, c_task.caller) == (f"{D}/a", f"{D}/b")
+    # One trace across the three agents: each hop a span of the caller's trace.
+    (a_record,) = await tasks_of(net.store("a"))
+    assert a_record.traceparent == trace
+    trace_ids = {r.traceparent.split("-")[1] for r in (a_record, b_record, c_task) if r.traceparent}
+    assert trace_ids == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    assert len({r.traceparent for r in (a_record, b_record, c_task)}) == 3
 
 
 # -- forged and repeated pushes ------------------------------------------------------
@@ -354,3 +366,93 @@ def _with_steps(flow: Path) -> Path:
     """``flow`` refers to ``steps.py`` next to it: copy that beside the copy."""
     (flow.parent / "steps.py").write_text((HELLO.parent / "steps.py").read_text())
     return flow
+
+
+# -- cancel and scale -------------------------------------------------------------------
+
+HOLD = """\
+workflow:
+  id: hold
+  version: "1"
+  start: hold
+  state_schema: {type: object, properties: {name: {type: string}}}
+nodes:
+  hold: {type: wait, event: never-comes, next: done}
+  done: {type: end}
+"""
+
+
+async def test_canceling_a_task_cancels_its_delegation_on_the_peer(net: Net) -> None:
+    hold = net.root / "hold.yaml"
+    hold.write_text(HOLD)
+    net.configure("b", {"hold": hold}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "hold", poll=30.0)}, ["b"])
+    await net.start("b")
+    await net.start("a")
+    task = await send(net, "a", "Ada", blocking=False)
+    async with opened(net.store("a")) as store:
+        await wait_until(lambda: _delegated(store, task["id"]), "the delegation", timeout=10)
+    body = {"jsonrpc": "2.0", "id": 2, "method": "CancelTask", "params": {"id": task["id"]}}
+    async with client(net.certs) as http:
+        canceled = (await http.post(f"{net.url('a')}/a2a", json=body, headers=V10)).json()
+    assert canceled["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+    (b_task,) = await tasks_of(net.store("b"))
+    await wait_until(lambda: finished(net.store("b"), b_task.id), "B's task to end", timeout=15)
+    async with opened(net.store("b")) as store:
+        record = await store.get(b_task.id)
+        assert record is not None and record.status == "canceled"
+    async with opened(net.store("a")) as store:
+        await wait_until(lambda: _undelegated(store, task["id"]), "the row to go", timeout=10)
+
+
+async def _undelegated(store: Any, execution_id: str) -> bool:
+    return not await store.delegations(execution_id)
+
+
+@pytest.mark.timeout(240)
+async def test_a_thousand_concurrent_delegations_none_lost_or_doubled(net: Net) -> None:
+    count = 1000
+    net.configure("b", {"greet": HELLO}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "greet", poll=2.0)}, ["b"])
+    await net.start("b")
+    await net.start("a")
+    gate = asyncio.Semaphore(64)
+
+    async def one(i: int) -> str:
+        async with gate:
+            return (await send(net, "a", f"Name {i}", blocking=False))["id"]
+
+    ids = await asyncio.gather(*(one(i) for i in range(count)))
+    assert len(set(ids)) == count
+
+    async def all_done() -> bool:
+        async with opened(net.store("a")) as store:
+            return await store.count_executions(status=["completed"]) == count
+
+    await wait_until(all_done, "every delegation to come back", timeout=180, interval=1.0)
+    async with opened(net.store("a")) as store:
+        sent: list[str] = []
+        for execution_id in ids:
+            events = [to_event(e) for e in await store.events(execution_id)]
+            assert kinds(events).count("wait_resolved") + _direct(events) == 1, execution_id
+            sent.append(_remote_task(events))
+            record = await store.get(execution_id)
+            assert record is not None and json.loads(record.state)["verdict"].startswith("Name ")
+        assert await store.count_executions(status=["failed", "waiting", "running"]) == 0
+    b_tasks = await tasks_of(net.store("b"))
+    assert len(b_tasks) == count and len(set(sent)) == count
+    assert {t.id for t in b_tasks} == set(sent)
+
+
+def _direct(events: list[Any]) -> int:
+    """1 when the peer's answer to the send was final (no wait was needed)."""
+    return int("delegation_sent" not in kinds(events))
+
+
+def _remote_task(events: list[Any]) -> str:
+    for event in events:
+        if event.kind == "delegation_sent":
+            return str(event.data["task_id"])
+        if event.kind == "node_completed" and event.node == "ask":
+            return str(event.data["output"]["task_id"])
+    raise AssertionError("no delegation in the log")
