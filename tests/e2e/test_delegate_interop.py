@@ -70,7 +70,7 @@ nodes:
     fields: {{verdict: data.verdict, judge: data.judge, note: text}}
     poll: {poll}
     next: done
-  done: {{type: end, output: [verdict, judge, note]}}
+  done: {{type: end, output: [verdict, judge, note, answer]}}
 """
 
 # -- the a2a-sdk 0.3 server's venv ------------------------------------------------------
@@ -116,12 +116,13 @@ def sdk03_server_python() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / "a2a-sdk-03-server-venv.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build it once
-        if not (STAMP.is_file() and STAMP.read_text() == "\n".join(SERVER_REQUIREMENTS)):
-            _create_venv()
-        elif not _venv_works():
+        stamped = STAMP.is_file() and STAMP.read_text() == "\n".join(SERVER_REQUIREMENTS)
+        if not (stamped and _venv_works()):
             _create_venv()
         check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
-        assert check.returncode == 0, f"the a2a-sdk 0.3 server venv at {VENV} is broken: {check}"
+        assert check.returncode == 0, (
+            f"the a2a-sdk 0.3 server venv {VENV} is broken: {check.stderr}"
+        )
     return PYTHON
 
 
@@ -252,13 +253,17 @@ async def delegate(
     kinds = [e.kind for e in events if e.node == "ask" and e.kind != "node_started"]
     assert kinds == ["delegation_sent", "wait_started", "wait_resolved", "node_completed"]
     sent = of(events, "delegation_sent")
-    assert (sent["peer"], sent["identity"], sent["version"]) == (peer.name, f"{D}/{peer.name}", version)
+    identity = f"{D}/{peer.name}"
+    assert (sent["peer"], sent["identity"], sent["version"]) == (peer.name, identity, version)
     resolved = of(events, "wait_resolved")["payload"]
     assert resolved["via"] == via
-    output = of(events, "node_completed")["output"]
-    assert output["state"] == "TASK_STATE_COMPLETED" and output["task_id"] == sent["task_id"]
-    assert output["data"] == {"verdict": VERDICT, "judge": answer["judge"]}
-    assert output["text"] == answer["note"]
+    assert of(events, "node_completed")["output"]["task_id"] == sent["task_id"]
+    # The whole result went into the state too (``output: answer``).
+    whole = answer["answer"]
+    assert (whole["peer"], whole["task_id"]) == (peer.name, sent["task_id"])
+    assert whole["state"] == "TASK_STATE_COMPLETED"
+    assert whole["data"] == {"verdict": VERDICT, "judge": answer["judge"]}
+    assert whole["text"] == answer["note"]
 
     # What the peer was sent: the attempt's idempotency key as messageId and header.
     (executed,) = peer.entries("execute")
@@ -295,9 +300,7 @@ async def test_sdk_peer_pushes_its_result(tmp_path: Path, certs: Path, spawn: Sp
     executed = await delegate(peer, node, tmp_path, certs, "1.0", via="push")
     assert executed["return_immediately"] is True
     assert executed["headers"]["a2a-version"] == "1.0"
-    await wait_until(
-        lambda: _pushed_completion(peer), "the last push to be logged", timeout=10
-    )
+    await wait_until(lambda: _pushed_completion(peer), "the last push to be logged", timeout=10)
     pushes = check_pushes(peer, node, executed)
     # One StreamResponse per event, as the SDK's BasePushNotificationSender sends them.
     shapes = [next(iter(p["body"])) for p in pushes]

@@ -8,7 +8,7 @@ import asyncio
 import json
 import signal
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class Net:
     root: Path
     certs: Path
     spawn: Spawn
+    #: Store URLs other than each node's own SQLite file.
+    stores: dict[str, str] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         return f"https://127.0.0.1:{self.port(name)}"
@@ -89,12 +91,20 @@ class Net:
         return int(file.read_text())
 
     def configure(
-        self, name: str, skills: dict[str, Path], peers: list[str], extra: str = ""
+        self,
+        name: str,
+        skills: dict[str, Path],
+        peers: list[str],
+        extra: str = "",
+        *,
+        node: str | None = None,
     ) -> Path:
+        """``name``'s config; ``node``: the node it is a replica of (its name,
+        identity and store), when not itself."""
         lines = [
-            f"name: {name}",
+            f"name: {node or name}",
             f"listen: {{host: 127.0.0.1, port: {self.port(name)}}}",
-            f"store: sqlite:///{self.root}/{name}.db",
+            f"store: {self.store(node or name)}",
             "push: {allow: [127.0.0.0/8]}",
             "skills:",
             *[f"  - {{id: {skill}, workflow: '{flow}'}}" for skill, flow in skills.items()],
@@ -113,20 +123,20 @@ class Net:
         path.write_text(RELAY.format(peer=peer, skill=skill, poll=poll))
         return path
 
-    async def start(self, name: str, faults: str = "") -> Child:
+    async def start(self, name: str, faults: str = "", *, identity: str | None = None) -> Child:
         env = child_env(self.root / "effects", 0.0)
         if faults:
             env["AGENT_NODE_FAULTS"] = faults
         config = self.root / f"{name}.yaml"
         args = [*CLI, "serve", "--config", str(config), "--cert-dir", str(self.certs)]
-        child = self.spawn(name, [*args, "--identity", name], env)
+        child = self.spawn(name, [*args, "--identity", identity or name], env)
         await wait_until(
             lambda: "listening on" in child.out(), f"{name} to listen", timeout=30, alive=[child]
         )
         return child
 
     def store(self, name: str) -> str:
-        return f"sqlite:///{self.root}/{name}.db"
+        return self.stores.get(name, f"sqlite:///{self.root}/{name}.db")
 
 
 @pytest.fixture
@@ -456,3 +466,79 @@ def _remote_task(events: list[Any]) -> str:
         if event.kind == "node_completed" and event.node == "ask":
             return str(event.data["output"]["task_id"])
     raise AssertionError("no delegation in the log")
+
+
+# -- scale-out on PostgreSQL ------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+async def test_replicas_on_postgresql_share_delegations(net: Net, pg_url: str) -> None:
+    """a1 and a2 are one node (identity a) on one database. Peers push to the
+    public URL, here a2's: a delegation a1 sent is resumed by a push a2
+    receives; killing a1, then a2, loses nothing."""
+    net.stores["a"] = pg_url
+    slow = _with_steps(net.root / "slow.yaml")
+    slow.write_text(HELLO.read_text().replace("duration: 500ms", "duration: 2s"))
+    net.configure("b", {"greet": slow}, [])
+    relay = net.relay("a", "b", "greet", poll=1.0)
+    public = f"public_url: {net.url('a2')}\n"
+    net.configure("a1", {"relay": relay}, ["b"], public, node="a")
+    net.configure("a2", {"relay": relay}, ["b"], public, node="a")
+    await net.start("b")
+    a1 = await net.start("a1", identity="a")
+    a2 = await net.start("a2", identity="a")
+    card = await _card(net, "a1")
+    assert card["supportedInterfaces"][0]["url"] == f"{net.url('a2')}/a2a"
+
+    first = [(await send(net, "a1", f"Name {i}", blocking=False))["id"] for i in range(10)]
+    async with opened(pg_url) as store:
+        await wait_until(lambda: _all_delegated(store, first), "10 delegations", timeout=20)
+    a1.send(signal.SIGKILL)  # the sender dies; the pushes go to a2 anyway
+    a1.wait(10)
+    await wait_until(lambda: _all_finished(pg_url, first), "a2 to resume them", timeout=60)
+    vias = await _vias(pg_url, first)
+    assert vias == ["push"] * 10
+
+    a1 = await net.start("a1", identity="a")
+    a2.send(signal.SIGKILL)  # now the push receiver dies: a1 polls instead
+    a2.wait(10)
+    second = [(await send(net, "a1", f"Name {i}", blocking=False))["id"] for i in range(5)]
+    await wait_until(lambda: _all_finished(pg_url, second), "a1 to poll them", timeout=60)
+    assert await _vias(pg_url, second) == ["poll"] * 5
+    assert len(await tasks_of(net.store("b"))) == 15
+
+
+async def _card(net: Net, node: str) -> dict[str, Any]:
+    async with client(net.certs) as http:
+        card: dict[str, Any] = (
+            await http.get(f"{net.url(node)}/.well-known/agent-card.json")
+        ).json()
+    return card
+
+
+async def _all_delegated(store: Any, ids: list[str]) -> bool:
+    for execution_id in ids:
+        if not await store.delegations(execution_id):
+            return False
+    return True
+
+
+async def _all_finished(url: str, ids: list[str]) -> bool:
+    async with opened(url) as store:
+        for execution_id in ids:
+            record = await store.get(execution_id)
+            if record is None or record.status != "completed":
+                return False
+    return True
+
+
+async def _vias(url: str, ids: list[str]) -> list[str]:
+    found = []
+    async with opened(url) as store:
+        for execution_id in ids:
+            events = [to_event(e) for e in await store.events(execution_id)]
+            assert kinds(events).count("wait_resolved") == 1, execution_id
+            resolved = next(e for e in events if e.kind == "wait_resolved")
+            found.append(resolved.data["payload"]["via"])
+    return found
