@@ -36,6 +36,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -151,6 +152,26 @@ class PeerDelegator:
         if not isinstance(result, Mapping):
             raise DelegationFailed(f"peer {record.peer!r} answered GetTask with no task")
         return result
+
+    async def relay(self, record: DelegationRecord) -> None:
+        """Send our caller's answer (``record.relay``) to the peer's task that
+        asked for it. A peer that refuses it (the task moved on: the answer
+        came twice, after a crash) is done with it too."""
+        answer = json.loads(record.relay or "{}")
+        digest = hashlib.sha256((record.relay or "").encode()).hexdigest()[:12]
+        message = {
+            "messageId": f"{_key(record)}/answer/{digest}",
+            "role": "ROLE_USER",
+            "taskId": record.remote_task_id,
+            "parts": answer.get("parts") or [{"text": ""}],
+        }
+        params = {"message": message, "configuration": {"returnImmediately": True}}
+        try:
+            await self._call(_card_of(record), "SendMessage", params, {})
+        except DelegationFailed as exc:
+            if not exc.refused:
+                raise
+            log.info("delegation %s: the peer refused the relayed answer: %s", _key(record), exc)
 
     async def cancel_task(self, record: DelegationRecord) -> None:
         card = _card_of(record)
@@ -280,12 +301,13 @@ def push_endpoint(
         caller = caller_of(request.scope)
         if require_identity and caller is None:
             return _refuse(401, "a client certificate is required")
-        raw = await request.body()
-        if len(raw) > MAX_PUSH_BYTES:
-            return _refuse(413, "push body too large")
-        task_id, task = _pushed_task(raw)
-        if not task_id:
+        raw = await _read_capped(request, MAX_PUSH_BYTES)
+        if raw is None:
+            return _refuse(413, f"push body larger than {MAX_PUSH_BYTES} bytes")
+        push = _pushed_task(raw)
+        if push is None:
             return _refuse(400, "not a push of an A2A task (StreamResponse or 0.3 task)")
+        task_id = push.task_id
         token = request.headers.get(TOKEN_HEADER, "")
         records = await runtime.store.delegations_of_task(task_id)
         if not records:
@@ -298,10 +320,12 @@ def push_endpoint(
                 caller or "anonymous",
             )
             return _refuse(403, "this push does not match a delegation of this node")
+        if not push.settled:
+            return JSONResponse({"ok": True})
         for record in accepted:
-            settled = task if task and _state(task) in SETTLED else None
-            if settled is None and task is None:  # a status update: read the task itself
-                with contextlib.suppress(Exception):
+            settled = push.task
+            if settled is None:  # a status update: read the task itself
+                with contextlib.suppress(DelegationFailed, PeerUnavailable):
                     fetched = await delegator.get_task(record)
                     settled = fetched if _state(fetched) in SETTLED else None
             if settled is not None:
@@ -318,24 +342,54 @@ def _genuine(record: DelegationRecord, caller: str | None, token: str, secret: b
     return record.identity is None or record.identity == caller
 
 
-def _pushed_task(raw: bytes) -> tuple[str | None, Mapping[str, Any] | None]:
-    """The task id a push is about, and the task when the push carries it whole."""
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class _Push:
+    """What a push says: the task it is about, the task itself when it came
+    whole, and whether the task is settled (a state delegation acts on)."""
+
+    task_id: str
+    task: Mapping[str, Any] | None
+    settled: bool
+
+
+def _pushed_task(raw: bytes) -> _Push | None:
+    """Read a push: a 1.0 ``StreamResponse`` or a 0.3 task; None for anything else.
+
+    A 1.0 peer may push every event of the task as it happens (a2a-sdk 1.x
+    does): an artifact update, or a status update to a state we do not act
+    on, is acknowledged and ignored; a settled status update names only the
+    task, which is then read whole."""
     try:
         body = json.loads(raw)
     except ValueError:
-        return None, None
+        return None
     if not isinstance(body, dict):
-        return None, None
+        return None
     if body.get("kind") == "task":  # a 0.3 receiver's shape
         with contextlib.suppress(Exception):
             body = {"task": compat.task_from_v03(body)}
     task = body.get("task")
     if isinstance(task, dict) and isinstance(task.get("id"), str):
-        return task["id"], task
+        return _Push(task["id"], task, _state(task) in SETTLED)
     update = body.get("statusUpdate")
     if isinstance(update, dict) and isinstance(update.get("taskId"), str):
-        return update["taskId"], None
-    return None, None
+        return _Push(update["taskId"], None, _state(update) in SETTLED)
+    update = body.get("artifactUpdate")
+    if isinstance(update, dict) and isinstance(update.get("taskId"), str):
+        return _Push(update["taskId"], None, False)
+    return None
 
 
 def _state(task: Mapping[str, Any]) -> str:
@@ -380,6 +434,8 @@ class Watchdog:
     def _on_notice(self, kind: str, execution_id: str) -> None:
         if kind == "cancel":  # its delegations' peer tasks are to be canceled now
             self._canceled.add(execution_id)
+            self._wake.set()
+        elif kind == "delegation":  # an answer to relay, due now
             self._wake.set()
 
     async def close(self) -> None:
@@ -426,12 +482,24 @@ class Watchdog:
     async def _check(self, record: DelegationRecord) -> None:
         store = self.runtime.store
         waits = await store.waits(record.execution_id)
-        waiting = any(
-            (w.node, w.visit, w.kind) == (record.node, record.visit, "delegation") for w in waits
+        kind = next(
+            (w.kind for w in waits if (w.node, w.visit) == (record.node, record.visit)), None
         )
+        waiting = kind == "delegation"
+        if kind == "input":  # the peer's question is our caller's to answer: nothing to poll
+            record.next_poll_at = time.time() + self.max_poll
+            await store.reschedule_delegation(record)
+            return
         try:
             if not waiting:
                 await self._abandon(record)
+                return
+            if record.relay is not None:
+                await self.delegator.relay(record)
+                # Not polled at once: the peer may not have taken the answer in yet.
+                record.relay, record.polls = None, 0
+                record.next_poll_at = time.time() + 1.0
+                await store.reschedule_delegation(record)
                 return
             task = await self.delegator.get_task(record)
             if _state(task) in SETTLED and await self._resolve(record, task, "poll"):

@@ -229,7 +229,8 @@ class TaskService:
         for wait in await self.runtime.store.waits(record.id):
             spec = workflow.ir.nodes.get(wait.node)
             if wait.kind == "input" and spec is not None:
-                return getattr(spec, "output", None)
+                # A delegate node relays the whole message to the peer that asked.
+                return "message" if spec.type == "delegate" else getattr(spec, "output", None)
         return None
 
     def _skill_of(

@@ -87,14 +87,25 @@ class Control:
         except (TypeError, ValueError) as exc:
             raise InvalidSignal(f"the payload of {event!r} is not JSON: {exc}") from None
         workflow = await self._workflow_of(execution_id)
+        delegates = any(n.type == "delegate" for n in workflow.ir.nodes.values())
+        delegations = await self.store.delegations(execution_id) if delegates else []
 
         def plan(txn: Txn) -> None:
             wait = plans.find_event_wait(txn, event)
             faults.hit("in_wait_resolution", wait.node)
             plans.log_notes(txn, notes)
             spec = workflow.node(wait.node)
+            sent = next(
+                (d for d in delegations if (d.node, d.visit) == (wait.node, wait.visit)), None
+            )
             ctx = ResumeContext(
-                execution_id, workflow, spec, wait.visit, json.loads(txn.execution.state), txn.now
+                execution_id,
+                workflow,
+                spec,
+                wait.visit,
+                json.loads(txn.execution.state),
+                txn.now,
+                sent,
             )
             outcome = self.executors[spec.type].resume(ctx, payload)
             plans.resolve_wait(txn, workflow, wait, outcome, {"event": event, "payload": payload})

@@ -83,6 +83,8 @@ class ResumeContext:
     visit: int
     data: Mapping[str, Any]
     now: float
+    #: The delegation of this visit, for delegate nodes that have one.
+    delegation: DelegationRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

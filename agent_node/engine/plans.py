@@ -14,6 +14,8 @@ Event kinds and their ``data``:
 ``node_failed``         ``{"error", "type", "retry_at", "duration"}``
 ``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"}``
                         (before the ``wait_started`` of a delegate node)
+``delegation_answered`` ``{"peer", "task_id"}``: our caller answered the peer's
+                        question; the watchdog relays it to the peer's task
 ``wait_started``        ``{"kind", "event"?, "deadline"?}``
 ``wait_resolved``       ``{"event"?, "payload"?, "expired"?}``
 ``execution_completed`` ``{"output"?}`` · ``execution_failed`` ``{"error"}`` ·
@@ -217,9 +219,10 @@ def resolve_wait(
     expire). The caller checked that ``wait`` is one of ``txn.waits``."""
     record = txn.execution
     txn.delete_wait(wait.node, wait.visit)
-    if wait.kind == "delegation" and not info.get("expired"):
+    if wait.kind == "delegation" and not info.get("expired") and not isinstance(outcome, Park):
         # Answered: the peer's task is done with. (Expired: the row stays, and
-        # the watchdog cancels the peer's task before dropping it.)
+        # the watchdog cancels the peer's task before dropping it; parked
+        # again: the peer asks our caller something, and will answer later.)
         txn.delete_delegation(wait.node, wait.visit)
     txn.event("wait_resolved", wait.node, wait.visit, data=dumps(info))
     cursor = _Cursor.load(record.cursor)
@@ -351,14 +354,13 @@ def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
         info["deadline"] = park.deadline
     if park.delegation is not None:
         sent = park.delegation
-        details = {
-            "peer": sent.peer,
-            "task_id": sent.remote_task_id,
-            "endpoint": sent.endpoint,
-            "version": sent.version,
-            "identity": sent.identity,
-        }
-        txn.event("delegation_sent", node, visit, data=dumps(details))
+        details: dict[str, Any] = {"peer": sent.peer, "task_id": sent.remote_task_id}
+        if sent.relay is None:
+            details.update(endpoint=sent.endpoint, version=sent.version, identity=sent.identity)
+            txn.event("delegation_sent", node, visit, data=dumps(details))
+        else:
+            txn.event("delegation_answered", node, visit, data=dumps(details))
+            txn.notify("delegation")
         txn.put_delegation(sent)
     txn.event("wait_started", node, visit, data=dumps(info))
     txn.put_wait(WaitRecord(record.id, node, visit, park.kind, park.event, park.deadline))

@@ -13,7 +13,11 @@ peer — whichever process sees it first:
 * FAILED, REJECTED, CANCELED, AUTH_REQUIRED: ``on_failed`` when set, else
   the execution fails with the peer's message;
 * INPUT_REQUIRED: ``on_input_required`` when set (the peer's question in
-  ``output``), else as a failure;
+  ``output``); else the question bubbles up: the visit waits for input with
+  the peer's question as its prompt (over A2A our own task is
+  INPUT_REQUIRED to our caller), and the answer is relayed down to the
+  peer's task (by the watchdog, from the ``delegations`` row, so a crash
+  cannot lose it) while the visit waits on the peer again;
 * no answer within ``timeout``: ``on_timeout`` when set, else it fails; the
   peer's task is then canceled (by the watchdog: see
   :mod:`agent_node.a2a.delegation`).
@@ -37,8 +41,9 @@ this module never imports an HTTP client.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, model_validator
@@ -54,7 +59,7 @@ from agent_node.engine.executor import (
 from agent_node.errors import NodeFailed
 from agent_node.store.records import DelegationRecord
 from agent_node.tracing import child_traceparent
-from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import INPUT_EVENT, NodeSpec, RetryPolicy, node_type
 
 __all__ = [
     "DELEGATION_EVENT",
@@ -205,7 +210,8 @@ class DelegateExecutor:
                 " (run the workflow in `agent-node serve` with `peers:` configured)"
             )
         receipt = await self.peers.send(_delegation(ctx, spec))
-        if receipt.state in SETTLED:  # the peer answered at once
+        asks = receipt.state == "TASK_STATE_INPUT_REQUIRED" and spec.on_input_required is None
+        if receipt.state in SETTLED and not asks:  # the peer answered at once
             return outcome_of(spec, receipt.peer, receipt.task, rtt=0.0)
         deadline = ctx.now + spec.timeout if spec.timeout is not None else None
         record = DelegationRecord(
@@ -218,7 +224,7 @@ class DelegateExecutor:
             receipt.version,
             receipt.identity,
             ctx.now,
-            ctx.now + spec.poll,
+            ctx.now if asks else ctx.now + spec.poll,  # a question: look at once
         )
         info = {"peer": receipt.peer, "task_id": receipt.task_id}
         event = delegation_event(receipt.task_id)
@@ -228,8 +234,14 @@ class DelegateExecutor:
         spec = _spec(ctx.spec)
         body = payload if isinstance(payload, Mapping) else {}
         task = body.get("task")
-        if not isinstance(task, Mapping):
-            raise NodeFailed(f"delegate node {spec.id!r}: resumed without the peer's task")
+        sent = ctx.delegation
+        if not isinstance(task, Mapping):  # our caller answered the peer's question
+            if sent is None:
+                raise NodeFailed(f"delegate node {spec.id!r}: no delegation to answer")
+            return _relay(spec, sent, payload, ctx.now)
+        asks = _state(task) == "TASK_STATE_INPUT_REQUIRED" and spec.on_input_required is None
+        if asks and sent is not None:
+            return _ask(sent, task)
         rtt = ctx.now - float(body.get("sent_at", ctx.now))
         return outcome_of(spec, str(body.get("peer", "")), task, rtt=rtt)
 
@@ -238,6 +250,35 @@ class DelegateExecutor:
         if spec.on_timeout is not None:
             return Advance(next=spec.on_timeout, output={"timed_out": True})
         return Finish("failed", f"delegate node {spec.id!r}: the peer did not answer in time")
+
+
+def _ask(sent: DelegationRecord, task: Mapping[str, Any]) -> Park:
+    """The peer asks for input: ask our caller the same (the row stays)."""
+    question = _result(sent.peer, task, 0.0)["message"] or f"{sent.peer} asks for input."
+    asked = {"peer": sent.peer, "task_id": sent.remote_task_id}
+    return Park("input", event=INPUT_EVENT, info={"prompt": question, "asked_by": asked})
+
+
+def _relay(spec: DelegateNode, sent: DelegationRecord, answer: Any, now: float) -> Park:
+    """Our caller's answer: keep it on the row for the watchdog to relay, and
+    wait on the peer again."""
+    if isinstance(answer, Mapping) and isinstance(answer.get("parts"), list):
+        message = {"parts": answer["parts"]}
+    elif isinstance(answer, str):
+        message = {"parts": [{"text": answer}]}
+    else:
+        message = {
+            "parts": [{"data": answer if isinstance(answer, Mapping) else {"answer": answer}}]
+        }
+    relayed = replace(sent, relay=json.dumps(message), next_poll_at=now, polls=0)
+    deadline = sent.sent_at + spec.timeout if spec.timeout is not None else None
+    info = {"peer": sent.peer, "task_id": sent.remote_task_id}
+    event = delegation_event(sent.remote_task_id)
+    return Park("delegation", event=event, deadline=deadline, info=info, delegation=relayed)
+
+
+def _state(task: Mapping[str, Any]) -> str:
+    return str((task.get("status") or {}).get("state", ""))
 
 
 def outcome_of(spec: DelegateNode, peer: str, task: Mapping[str, Any], *, rtt: float) -> Outcome:

@@ -269,7 +269,7 @@ class Store(Protocol):
         two watchdogs sharing a store never poll one at the same time."""
 
     async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
-        """Write back ``next_poll_at`` and ``polls`` (no-op if the row is gone)."""
+        """Write back ``next_poll_at``, ``polls`` and ``relay`` (no-op if the row is gone)."""
 
     async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None: ...
 

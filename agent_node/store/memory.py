@@ -240,6 +240,7 @@ class MemoryStore:
         held = self._delegations.get((delegation.execution_id, delegation.node, delegation.visit))
         if held is not None:
             held.next_poll_at, held.polls = delegation.next_poll_at, delegation.polls
+            held.relay = delegation.relay
 
     async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
         self._delegations.pop((execution_id, node, visit), None)

@@ -348,6 +348,7 @@ class PostgresStore:
                 _STMTS.reschedule_delegation,
                 d.next_poll_at,
                 d.polls,
+                d.relay,
                 d.execution_id,
                 d.node,
                 d.visit,

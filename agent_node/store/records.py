@@ -125,7 +125,10 @@ class DelegationRecord:
     deleted in the one that resolves it. A row whose wait is gone (the
     execution was canceled, or the wait timed out) tells the watchdog to
     cancel the peer's task, then the row goes. ``next_poll_at`` is when the
-    watchdog asks the peer for the task next, if no push came first.
+    watchdog asks the peer for the task next, if no push came first. While
+    the peer asks for input that our caller must give, the visit waits for
+    input instead and the row stays; the answer is kept in ``relay`` until
+    the watchdog has sent it on to the peer's task.
     """
 
     execution_id: str
@@ -142,6 +145,9 @@ class DelegationRecord:
     sent_at: float
     next_poll_at: float
     polls: int = 0
+    #: Our caller's answer to the peer's question, not yet relayed to the
+    #: peer's task (the message as 1.0 JSON); None when there is none.
+    relay: str | None = None
 
 
 @dataclass(slots=True)

@@ -141,6 +141,7 @@ def _metadata() -> MetaData:
         Column("sent_at", Double, nullable=False),
         Column("next_poll_at", Double, nullable=False),
         Column("polls", Integer, nullable=False),
+        Column("relay", Text),
         Index("ix_delegations_task", "remote_task_id"),
         Index("ix_delegations_poll", "next_poll_at"),
         sqlite_with_rowid=False,

@@ -54,7 +54,7 @@ WORK_COLUMNS = (
 WAIT_COLUMNS = "execution_id, node, visit, kind, event, deadline"
 DELEGATION_COLUMNS = (
     "execution_id, node, visit, peer, remote_task_id, endpoint, version, identity, sent_at,"
-    " next_poll_at, polls"
+    " next_poll_at, polls, relay"
 )
 #: An execution waiting for input (A2A's INPUT_REQUIRED), as a WHERE condition.
 ASKING = (
@@ -152,12 +152,12 @@ class Statements:
         )
         self.delete_push = q("DELETE FROM push_configs WHERE task_id = ? AND id = ?")
         self.put_delegation = q(
-            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(11)}"
+            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(12)}"
             " ON CONFLICT (execution_id, node, visit) DO UPDATE SET peer = excluded.peer,"
             " remote_task_id = excluded.remote_task_id, endpoint = excluded.endpoint,"
             " version = excluded.version, identity = excluded.identity,"
             " sent_at = excluded.sent_at, next_poll_at = excluded.next_poll_at,"
-            " polls = excluded.polls"
+            " polls = excluded.polls, relay = excluded.relay"
         )
         self.delete_delegation = q(
             "DELETE FROM delegations WHERE execution_id = ? AND node = ? AND visit = ?"
@@ -169,7 +169,7 @@ class Statements:
             f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE execution_id = ? ORDER BY sent_at"
         )
         self.reschedule_delegation = q(
-            "UPDATE delegations SET next_poll_at = ?, polls = ?"
+            "UPDATE delegations SET next_poll_at = ?, polls = ?, relay = ?"
             " WHERE execution_id = ? AND node = ? AND visit = ?"
         )
         self.release_push = q(
@@ -274,6 +274,7 @@ def delegation_row(d: DelegationRecord) -> tuple[Any, ...]:
         d.sent_at,
         d.next_poll_at,
         d.polls,
+        d.relay,
     )
 
 

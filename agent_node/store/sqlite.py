@@ -426,7 +426,7 @@ class SqliteStore:
 
     async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
         d = delegation
-        params = (d.next_poll_at, d.polls, d.execution_id, d.node, d.visit)
+        params = (d.next_poll_at, d.polls, d.relay, d.execution_id, d.node, d.visit)
         await self._write(_STMTS.reschedule_delegation, params)
 
     async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:

@@ -39,17 +39,17 @@ workflow:
     type: object
     properties:
       name: {{type: string}}
+      text: {{type: string}}
       answer: {{type: object}}
       verdict: {{type: string}}
-    required: [name]
 nodes:
   ask:
     type: delegate
     peer: {peer}
     skill: {skill}
-    data: [name]
+    {message}
     output: answer
-    fields: {{verdict: data.verdict}}
+    fields: {{verdict: {verdict}}}
     poll: {poll}
     next: done
   done: {{type: end, output: [verdict]}}
@@ -118,9 +118,24 @@ class Net:
         path.write_text("\n".join(lines) + "\n" + extra)
         return path
 
-    def relay(self, name: str, peer: str, skill: str, poll: float = 5.0) -> Path:
+    def relay(
+        self,
+        name: str,
+        peer: str,
+        skill: str,
+        poll: float = 5.0,
+        *,
+        as_text: bool = False,
+        keep: str = "data.verdict",
+    ) -> Path:
+        """A workflow that delegates ``skill`` to ``peer``: the name as a data
+        part, or ``as_text`` the message's text; ``keep`` is what of the answer
+        becomes the verdict."""
         path = self.root / f"{name}-relay.yaml"
-        path.write_text(RELAY.format(peer=peer, skill=skill, poll=poll))
+        message = "text: '{{ state.text }}'" if as_text else "data: [name]"
+        path.write_text(
+            RELAY.format(peer=peer, skill=skill, poll=poll, message=message, verdict=keep)
+        )
         return path
 
     async def start(self, name: str, faults: str = "", *, identity: str | None = None) -> Child:
@@ -542,3 +557,55 @@ async def _vias(url: str, ids: list[str]) -> list[str]:
             resolved = next(e for e in events if e.kind == "wait_resolved")
             found.append(resolved.data["payload"]["via"])
     return found
+
+
+# -- a peer asks for input ----------------------------------------------------------------
+
+BOOK = ROOT / "examples/greeter/book.py"  # asks "When do you want to go to X?", then books
+
+
+async def test_a_question_bubbles_up_a_chain_and_the_answer_comes_down(net: Net) -> None:
+    net.configure("c", {"book": Path(f"{BOOK}:wf")}, [])
+    net.configure("b", {"relay": net.relay("b", "c", "book", as_text=True, keep="text")}, ["c"])
+    net.configure("a", {"relay": net.relay("a", "b", "relay", as_text=True)}, ["b"])
+    for name in ("c", "b", "a"):
+        await net.start(name)
+    task = await send_text(net, "a", {"parts": [{"text": "Lisbon"}]})
+    assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+    question = task["status"]["message"]["parts"][0]["text"]
+    assert question == "When do you want to go to Lisbon?"  # C's question, asked at A
+
+    answer = {"taskId": task["id"], "parts": [{"text": "in May"}]}
+    done = await send_text(net, "a", answer)
+    if done["status"]["state"] != "TASK_STATE_COMPLETED":
+        await wait_until(lambda: finished(net.store("a"), task["id"]), "A to finish", timeout=30)
+        done = await get_task(net, "a", task["id"])
+    assert done["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert verdict(done) == "Booked Lisbon for in May."
+    a_events = await events_of(net.store("a"), task["id"])
+    assert kinds(a_events).count("delegation_sent") == 1
+    assert kinds(a_events).count("delegation_answered") == 1
+    (c_task,) = await tasks_of(net.store("c"))
+    assert c_task.status == "completed" and len(await tasks_of(net.store("b"))) == 1
+
+
+async def send_text(net: Net, node: str, message: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendMessage",
+        "params": {"message": {"messageId": "m", "role": "ROLE_USER", **message}},
+    }
+    async with client(net.certs) as http:
+        answer = (await http.post(f"{net.url(node)}/a2a", json=body, headers=V10)).json()
+    assert "result" in answer, answer
+    task: dict[str, Any] = answer["result"]["task"]
+    return task
+
+
+async def get_task(net: Net, node: str, task_id: str) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task_id}}
+    async with client(net.certs) as http:
+        answer = (await http.post(f"{net.url(node)}/a2a", json=body, headers=V10)).json()
+    task: dict[str, Any] = answer["result"]
+    return task
