@@ -261,6 +261,9 @@ class NodeConfig(BaseModel):
     #: The Agent Card needs no client certificate (discovery by outsiders);
     #: everything else still does.
     card_public: bool = False
+    #: Sign the card with the node's TLS key (JWS over the JCS card, the
+    #: certificate chain in ``x5c``), so peers can check who published it.
+    sign_card: bool = True
     policy: PolicySettings = PolicySettings()
     peers: list[PeerConfig] = []
     limits: Limits = Limits()

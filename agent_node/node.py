@@ -136,7 +136,7 @@ class _Parts:
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
-        card = CardDocument.of(build_card(config, workflows))
+        card = CardDocument.of(_signed(config, build_card(config, workflows)))
         default = next((s.id for s in config.skills if s.default), None)
         policy = Policy.of(config.policy) if secure else Policy.open()
         tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
@@ -169,6 +169,17 @@ class _Parts:
             await self.tasks.push.close()
         await self.runtime.close()
         await self.http.aclose()
+
+
+def _signed(config: NodeConfig, card: dict[str, Any]) -> dict[str, Any]:
+    """The card, signed with the node's TLS key when it serves TLS (``sign_card``)."""
+    if config.tls is None or not config.sign_card:
+        return card
+    from agent_node.a2a.signing import sign_card
+
+    return sign_card(
+        card, config.path(config.tls.key), config.path(config.tls.cert), kid=f"{config.name}-tls"
+    )
 
 
 def _secret(config: NodeConfig) -> bytes:

@@ -18,6 +18,7 @@ from support.nodes import serving_mtls
 from support.tls import caller_context
 from support.webhook import receiving
 
+from agent_node.a2a.signing import verify_card
 from agent_node.security import pki
 from agent_node.security.tls import server_context
 
@@ -303,6 +304,8 @@ def test_the_card_declares_mutual_tls_in_both_generations(certs: Path, node: Nod
     assert card["securityRequirements"] == required and card["security"] == [{"mtls": []}]
     assert all(skill["securityRequirements"] == required for skill in card["skills"])
     assert all(skill["security"] == [{"mtls": []}] for skill in card["skills"])
+    # Signed with the node's key; the signature names the node's identity.
+    assert verify_card(card, [certs / "ca.pem"]) == f"{DOMAIN}/greeter"
 
 
 def test_a_public_card_needs_no_certificate_but_nothing_else_is_public(
