@@ -35,7 +35,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,7 +121,8 @@ class PeerDelegator:
         if delegation.skill is not None:
             message["metadata"] = {"skill": delegation.skill}
         configuration: dict[str, Any] = {"returnImmediately": True}
-        pushes = bool((card.card.get("capabilities") or {}).get("pushNotifications"))
+        capabilities = card.card.get("capabilities") or {}
+        pushes = bool(capabilities.get("pushNotifications"))
         if delegation.push and pushes and self.push_url is not None:
             configuration["taskPushNotificationConfig"] = {
                 "url": self.push_url,
@@ -144,7 +145,10 @@ class PeerDelegator:
         task = result.get("task") if isinstance(result, Mapping) else None
         if not isinstance(task, Mapping):
             task = _task_of_message(result)
-        return Receipt(card.name, card.endpoint, card.version, identity, task)
+        follow = "taskPushNotificationConfig" not in configuration and bool(
+            capabilities.get("streaming")
+        )
+        return Receipt(card.name, card.endpoint, card.version, identity, task, follow)
 
     async def get_task(self, record: DelegationRecord) -> Mapping[str, Any]:
         card = _card_of(record)
@@ -152,6 +156,31 @@ class PeerDelegator:
         if not isinstance(result, Mapping):
             raise DelegationFailed(f"peer {record.peer!r} answered GetTask with no task")
         return result
+
+    async def follow(self, record: DelegationRecord) -> Mapping[str, Any] | None:
+        """Follow the peer's task over SSE (``SubscribeToTask``) until it
+        settles; returns it then, or None when the stream ends first."""
+        card = _card_of(record)
+        name, params = "SubscribeToTask", {"id": record.remote_task_id}
+        headers = {"Accept": "text/event-stream"}
+        if card.version == "0.3":
+            name, params = compat.request_params_to_v03(name, params)
+        else:
+            headers["A2A-Version"] = "1.0"
+        body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": params}
+        timeout = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
+        async with self.client.stream(
+            "POST", card.endpoint, json=body, headers=headers, timeout=timeout
+        ) as response:
+            if card.identity is not None and peer_identity(response) != card.identity:
+                raise DelegationFailed(f"peer {card.name!r} answered as someone else")
+            async for event in _sse_results(response):
+                if card.version == "0.3":
+                    event = compat.stream_event_from_v03(event)
+                state = _state(event.get("task") or event.get("statusUpdate") or {})
+                if state in SETTLED:
+                    return await self.get_task(record)  # whole, with its artifacts
+        return None
 
     async def relay(self, record: DelegationRecord) -> None:
         """Send our caller's answer (``record.relay``) to the peer's task that
@@ -214,6 +243,33 @@ class PeerDelegator:
         if card.version == "0.3":
             result = compat.result_from_v03(method, result)
         return result, identity
+
+
+async def _sse_results(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON-RPC ``result`` of each Server-Sent Event of ``response``."""
+    if response.status_code != 200:
+        raise DelegationFailed(f"SubscribeToTask answered HTTP {response.status_code}")
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        answer = json.loads(await response.aread() or b"{}")
+        error = answer.get("error") if isinstance(answer, dict) else None
+        reason = error.get("message") if isinstance(error, dict) else "not an event stream"
+        raise DelegationFailed(f"SubscribeToTask: {reason}", refused=True)
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+            continue
+        if line or not data:
+            continue
+        try:
+            message = json.loads("".join(data))
+        except ValueError:
+            message = None
+        data = []
+        if isinstance(message, dict) and isinstance(message.get("error"), dict):
+            raise DelegationFailed(f"SubscribeToTask: {message['error'].get('message')}")
+        if isinstance(message, dict) and isinstance(message.get("result"), dict):
+            yield message["result"]
 
 
 def _answer(card: PeerCard, response: httpx.Response) -> dict[str, Any]:
@@ -414,6 +470,7 @@ class Watchdog:
         interval: float = 1.0,
         max_poll: float = 60.0,
         concurrency: int = 16,
+        max_follow: int = 100,
     ) -> None:
         self.runtime = runtime
         self.delegator = delegator
@@ -425,6 +482,10 @@ class Watchdog:
         self._wake = asyncio.Event()
         self._canceled: set[str] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        #: Delegations followed over SSE (peers that stream but do not push).
+        self._following: dict[str, asyncio.Task[None]] = {}
+        self._unfollowable: set[str] = set()
+        self.max_follow = max_follow
 
     async def start(self) -> None:
         if self._task is None:
@@ -447,6 +508,10 @@ class Watchdog:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        following, self._following = list(self._following.values()), {}
+        for stream in following:
+            stream.cancel()
+        await asyncio.gather(*following, return_exceptions=True)
 
     async def _due_now(self, execution_id: str) -> None:
         """Make ``execution_id``'s delegations due (it was canceled)."""
@@ -494,6 +559,8 @@ class Watchdog:
             if not waiting:
                 await self._abandon(record)
                 return
+            if _key(record) in self._following or await self._follows(record):
+                return
             if record.relay is not None:
                 await self.delegator.relay(record)
                 # Not polled at once: the peer may not have taken the answer in yet.
@@ -514,6 +581,41 @@ class Watchdog:
         delay = min(self.max_poll, 2.0 ** min(record.polls, 16))
         record.next_poll_at = time.time() + delay
         await store.reschedule_delegation(record)
+
+    async def _follows(self, record: DelegationRecord) -> bool:
+        """Start following ``record``'s task over SSE when its peer streams but
+        does not push (and there is room); whether it is followed now."""
+        key = _key(record)
+        if record.relay is not None or key in self._unfollowable:
+            return False
+        if len(self._following) >= self.max_follow:
+            return False
+        try:
+            card = await self.delegator.directory.card(record.peer)
+        except (PeerUnavailable, UsageError):
+            return False
+        capabilities = card.card.get("capabilities") or {}
+        if capabilities.get("pushNotifications") or not capabilities.get("streaming"):
+            return False
+        record.next_poll_at = time.time() + self.max_poll  # polls: a safety net only
+        await self.runtime.store.reschedule_delegation(record)
+        self._following[key] = asyncio.create_task(self._follow(record), name=f"follow {key}")
+        return True
+
+    async def _follow(self, record: DelegationRecord) -> None:
+        resumed = False
+        try:
+            task = await self.delegator.follow(record)
+            resumed = task is not None and await self._resolve(record, task, "stream")
+        except (DelegationFailed, PeerUnavailable, httpx.HTTPError) as exc:
+            log.info("delegation %s: cannot follow peer %r: %s", _key(record), record.peer, exc)
+            self._unfollowable.add(_key(record))  # polled from now on
+        finally:
+            self._following.pop(_key(record), None)
+        if not resumed:  # poll now (a stream that could not start: the task may be done)
+            record.next_poll_at = time.time()
+            await self.runtime.store.reschedule_delegation(record)
+            self._wake.set()
 
     async def _abandon(self, record: DelegationRecord) -> None:
         """The wait is gone (canceled, timed out): cancel the peer's task, drop the row.

@@ -360,6 +360,7 @@ def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
             txn.event("delegation_sent", node, visit, data=dumps(details))
         else:
             txn.event("delegation_answered", node, visit, data=dumps(details))
+        if sent.next_poll_at <= txn.now:  # the watchdog has something to do at once
             txn.notify("delegation")
         txn.put_delegation(sent)
     txn.event("wait_started", node, visit, data=dumps(info))

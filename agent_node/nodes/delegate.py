@@ -177,6 +177,8 @@ class Receipt:
     version: str
     identity: str | None
     task: Mapping[str, Any]
+    #: The peer will not push but streams: follow the task over SSE at once.
+    follow: bool = False
 
     @property
     def task_id(self) -> str:
@@ -224,7 +226,7 @@ class DelegateExecutor:
             receipt.version,
             receipt.identity,
             ctx.now,
-            ctx.now if asks else ctx.now + spec.poll,  # a question: look at once
+            ctx.now if asks or receipt.follow else ctx.now + spec.poll,  # look at once
         )
         info = {"peer": receipt.peer, "task_id": receipt.task_id}
         event = delegation_event(receipt.task_id)

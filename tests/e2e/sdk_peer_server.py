@@ -119,7 +119,7 @@ class JudgeExecutor(AgentExecutor):
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
 
 
-def card(url: str, push: bool) -> AgentCard:
+def card(url: str, push: bool, stream: bool = False) -> AgentCard:
     return AgentCard(
         name="a2a-sdk judge",
         description="Judges names (an interop peer built with the a2a-sdk 1.x server).",
@@ -127,7 +127,7 @@ def card(url: str, push: bool) -> AgentCard:
         supported_interfaces=[
             AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
         ],
-        capabilities=AgentCapabilities(streaming=False, push_notifications=push),
+        capabilities=AgentCapabilities(streaming=stream, push_notifications=push),
         default_input_modes=["application/json"],
         default_output_modes=["application/json", "text/plain"],
         skills=[
@@ -168,10 +168,11 @@ async def main() -> None:
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--push", action="store_true", help="declare and send pushes")
+    parser.add_argument("--stream", action="store_true", help="declare streaming")
     args = parser.parse_args()
 
     log = Log(args.log)
-    agent_card = card(f"https://127.0.0.1:{args.port}{RPC_PATH}", args.push)
+    agent_card = card(f"https://127.0.0.1:{args.port}{RPC_PATH}", args.push, args.stream)
     pushes: dict[str, Any] = {}
     http = push_client(args.certs, args.name, log)
     if args.push:

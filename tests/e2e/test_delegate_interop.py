@@ -165,12 +165,20 @@ class Peer:
 
 
 async def start_peer(
-    spawn: Spawn, root: Path, certs: Path, python: Path, name: str, *, push: bool
+    spawn: Spawn,
+    root: Path,
+    certs: Path,
+    python: Path,
+    name: str,
+    *,
+    push: bool,
+    stream: bool = False,
 ) -> Peer:
     script = E2E / ("sdk03_peer_server.py" if name == "sdk03" else "sdk_peer_server.py")
     port, log = free_port(), root / f"{name}.log.jsonl"
     args = [str(python), str(script), "--port", str(port), "--certs", str(certs)]
     args += ["--name", name, "--log", str(log), *(["--push"] if push else [])]
+    args += ["--stream"] if stream else []
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     peer = Peer(name, f"https://127.0.0.1:{port}", log, spawn(name, args, env))
 
@@ -324,6 +332,17 @@ async def test_sdk_peer_without_push_is_polled(tmp_path: Path, certs: Path, spaw
     executed = await delegate(peer, node, tmp_path, certs, "1.0", via="poll")
     assert executed["push"] is None  # its card said it does not push: none was asked for
     assert peer.entries("push") == []
+
+
+async def test_sdk_peer_that_streams_but_does_not_push_is_followed(
+    tmp_path: Path, certs: Path, spawn: Spawn
+) -> None:
+    peer = await start_peer(
+        spawn, tmp_path, certs, Path(sys.executable), "sdk", push=False, stream=True
+    )
+    node = await start_node(spawn, tmp_path, certs, peer, poll=30.0)
+    executed = await delegate(peer, node, tmp_path, certs, "1.0", via="stream")
+    assert executed["push"] is None and peer.entries("push") == []
 
 
 # -- a2a-sdk 0.3.x (A2A 0.3) ----------------------------------------------------------------------

@@ -227,7 +227,7 @@ async def test_a_delegation_resumes_by_push(net: Net) -> None:
         assert await store.delegations(task["id"]) == []  # done with
 
 
-async def test_a_peer_that_does_not_push_is_polled(net: Net) -> None:
+async def test_a_peer_that_streams_but_does_not_push_is_followed_over_sse(net: Net) -> None:
     config = net.configure("b", {"greet": HELLO}, [])
     config.write_text(
         config.read_text().replace("push: {allow: [127.0.0.0/8]}", "push: {enabled: false}")
@@ -239,7 +239,7 @@ async def test_a_peer_that_does_not_push_is_polled(net: Net) -> None:
     assert verdict(task) == "Grace is a short name (5 letters)"
     events = await events_of(net.store("a"), task["id"])
     resolved = next(e for e in events if e.kind == "wait_resolved").data
-    assert resolved["payload"]["via"] == "poll"
+    assert resolved["payload"]["via"] == "stream"
 
 
 async def test_lost_pushes_are_made_up_for_by_the_watchdog(net: Net) -> None:
