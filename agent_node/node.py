@@ -116,12 +116,14 @@ class _Parts:
         from agent_node.a2a.app import Guard, create_app
         from agent_node.a2a.card import CardDocument, build_card
         from agent_node.a2a.client import http_client
-        from agent_node.a2a.delegation import PUSH_PATH, PeerDelegator, Watchdog, push_endpoint
+        from agent_node.a2a.delegator import PeerDelegator
         from agent_node.a2a.discovery import Directory
         from agent_node.a2a.jsonrpc import jsonrpc_endpoint
         from agent_node.a2a.ops import ops_routes
         from agent_node.a2a.push import PushSender
+        from agent_node.a2a.push_receiver import PUSH_PATH, push_endpoint
         from agent_node.a2a.tasks import TaskService
+        from agent_node.a2a.watchdog import Watchdog
         from agent_node.nodes.delegate import DelegateExecutor
         from agent_node.runtime import Runtime
         from agent_node.security.authz import Policy

@@ -20,7 +20,7 @@ peer — whichever process sees it first:
   cannot lose it) while the visit waits on the peer again;
 * no answer within ``timeout``: ``on_timeout`` when set, else it fails; the
   peer's task is then canceled (by the watchdog: see
-  :mod:`agent_node.a2a.delegation`).
+  :mod:`agent_node.a2a.watchdog`).
 
 The result of a delegation, as ``output`` gets it::
 
@@ -190,7 +190,7 @@ class Receipt:
 
 
 class PeerClient(Protocol):
-    """The network side of delegation (``agent_node.a2a.delegation`` implements it)."""
+    """The network side of delegation (``agent_node.a2a.delegator`` implements it)."""
 
     async def send(self, delegation: Delegation) -> Receipt:
         """Send the message (``returnImmediately``); raise on any failure

@@ -6,9 +6,10 @@ extras, and uvicorn; it cannot share one with the 1.x SDK), started by
 
     python sdk03_peer_server.py --port P --certs DIR --name sdk03 --log FILE [--push]
 
-The 0.3 twin of ``sdk_peer_server.py``: an ``A2AStarletteApplication`` with
-the SDK's ``DefaultRequestHandler`` and ``InMemoryTaskStore``, a 0.3 card
-(``url``, ``protocolVersion: 0.3.0``, ``preferredTransport: JSONRPC``, no
+The 0.3 twin of ``sdk_peer_server.py`` (what they share is in
+``peer_common.py``): an ``A2AStarletteApplication`` with the SDK's
+``DefaultRequestHandler`` and ``InMemoryTaskStore``, a 0.3 card (``url``,
+``protocolVersion: 0.3.0``, ``preferredTransport: JSONRPC``, no
 ``supportedInterfaces``), served by uvicorn with its ordinary TLS options
 (``DIR/NAME.pem``, client certificates required, trust ``DIR/ca.pem``). The
 judge works a moment (``--delay``), then completes the task with one
@@ -23,15 +24,9 @@ delivered (URL, headers, body, the receiver's HTTP status).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib.metadata
-import json
-import ssl
-from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.apps import A2AStarletteApplication
@@ -54,19 +49,7 @@ from a2a.types import (
     TaskStatus,
     TextPart,
 )
-
-JUDGE = f"a2a-sdk {importlib.metadata.version('a2a-sdk')}"
-
-
-class Log:
-    """Appends one JSON object per line to a file (the test reads it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, **entry: Any) -> None:
-        with self.path.open("a") as out:
-            out.write(json.dumps(entry) + "\n")
+from peer_common import Log, arguments, logged_headers, push_client, server_options, verdict
 
 
 class JudgeExecutor(AgentExecutor):
@@ -96,7 +79,7 @@ class JudgeExecutor(AgentExecutor):
             metadata=message.metadata or {},
             blocking=config.blocking if config is not None else None,
             push=push.model_dump(mode="json", exclude_none=True) if push is not None else None,
-            headers={k: headers.get(k) for k in ("idempotency-key", "a2a-version")},
+            headers=logged_headers(headers),
         )
         task = context.current_task or Task(
             id=context.task_id,
@@ -108,12 +91,8 @@ class JudgeExecutor(AgentExecutor):
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.start_work()
         await asyncio.sleep(self.delay)
-        name = str(data.get("name", ""))
-        verdict = f"{name} has {sum(c.isalpha() for c in name)} letters"
-        parts = [
-            Part(root=DataPart(data={"verdict": verdict, "judge": JUDGE})),
-            Part(root=TextPart(text=f"judged by {JUDGE}")),
-        ]
+        judged, note = verdict(data)
+        parts = [Part(root=DataPart(data=judged)), Part(root=TextPart(text=note))]
         await updater.add_artifact(parts, name="verdict")
         await updater.complete()
 
@@ -140,39 +119,8 @@ def card(url: str, push: bool) -> AgentCard:
     )
 
 
-def client_context(certs: Path, name: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs / "ca.pem")
-    context.load_cert_chain(certs / f"{name}.pem", certs / f"{name}-key.pem")
-    return context
-
-
-def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
-    """The client the SDK pushes with; every push it delivers is logged."""
-
-    async def logged(response: httpx.Response) -> None:
-        request = response.request
-        log.write(
-            event="push",
-            url=str(request.url),
-            headers=dict(request.headers),
-            body=json.loads(request.content),
-            status=response.status_code,
-        )
-
-    return httpx.AsyncClient(
-        verify=client_context(certs, name), timeout=10, event_hooks={"response": [logged]}
-    )
-
-
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--certs", type=Path, required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--log", type=Path, required=True)
-    parser.add_argument("--delay", type=float, default=1.0)
-    parser.add_argument("--push", action="store_true", help="declare and send pushes")
-    args = parser.parse_args()
+    args = arguments(__doc__).parse_args()
 
     log = Log(args.log)
     agent_card = card(f"https://127.0.0.1:{args.port}/", args.push)
@@ -188,19 +136,8 @@ async def main() -> None:
         agent_executor=JudgeExecutor(log, args.delay), task_store=InMemoryTaskStore(), **pushes
     )
     app = A2AStarletteApplication(agent_card=agent_card, http_handler=handler).build()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        lifespan="off",
-        ssl_certfile=args.certs / f"{args.name}.pem",
-        ssl_keyfile=args.certs / f"{args.name}-key.pem",
-        ssl_ca_certs=str(args.certs / "ca.pem"),
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
-    )
     try:
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(uvicorn.Config(app, **server_options(args))).serve()
     finally:
         await http.aclose()
 

@@ -16,20 +16,15 @@ machinery (``InMemoryPushNotificationConfigStore``,
 ``BasePushNotificationSender``) delivers them with a client certificate
 (``DIR/NAME.pem`` again). ``--log`` receives one JSON line per request the
 judge executed (what the caller sent) and per push delivered (URL, headers,
-body, the receiver's HTTP status), for the test to check.
+body, the receiver's HTTP status), for the test to check. What it shares
+with its 0.3 twin, ``sdk03_peer_server.py``, is in ``peer_common.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import importlib.metadata
-import json
-import ssl
-from pathlib import Path
 from typing import Any
 
-import httpx
 import uvicorn
 from a2a.helpers import get_data_parts, new_data_part, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -52,21 +47,10 @@ from a2a.types.a2a_pb2 import (
     TaskStatus,
 )
 from google.protobuf.json_format import MessageToDict
+from peer_common import Log, arguments, logged_headers, push_client, server_options, verdict
 from starlette.applications import Starlette
 
 RPC_PATH = "/"  # the SDK's default
-JUDGE = f"a2a-sdk {importlib.metadata.version('a2a-sdk')}"
-
-
-class Log:
-    """Appends one JSON object per line to a file (the test reads it)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, **entry: Any) -> None:
-        with self.path.open("a") as out:
-            out.write(json.dumps(entry) + "\n")
 
 
 class JudgeExecutor(AgentExecutor):
@@ -92,7 +76,7 @@ class JudgeExecutor(AgentExecutor):
             metadata=MessageToDict(message.metadata),
             return_immediately=bool(config and config.return_immediately),
             push=MessageToDict(push) if push is not None and push.url else None,
-            headers={k: headers.get(k) for k in ("idempotency-key", "a2a-version")},
+            headers=logged_headers(headers),
         )
         task = context.current_task or Task(
             id=context.task_id,
@@ -104,12 +88,8 @@ class JudgeExecutor(AgentExecutor):
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.start_work()
         await asyncio.sleep(self.delay)
-        name = str(data.get("name", ""))
-        verdict = f"{name} has {sum(c.isalpha() for c in name)} letters"
-        parts = [
-            new_data_part({"verdict": verdict, "judge": JUDGE}),
-            new_text_part(f"judged by {JUDGE}"),
-        ]
+        judged, note = verdict(data)
+        parts = [new_data_part(judged), new_text_part(note)]
         await updater.add_artifact(parts, name="verdict")
         await updater.complete()
 
@@ -136,38 +116,8 @@ def card(url: str, push: bool, stream: bool = False) -> AgentCard:
     )
 
 
-def client_context(certs: Path, name: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs / "ca.pem")
-    context.load_cert_chain(certs / f"{name}.pem", certs / f"{name}-key.pem")
-    return context
-
-
-def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
-    """The client the SDK pushes with; every push it delivers is logged."""
-
-    async def logged(response: httpx.Response) -> None:
-        request = response.request
-        log.write(
-            event="push",
-            url=str(request.url),
-            headers=dict(request.headers),
-            body=json.loads(request.content),
-            status=response.status_code,
-        )
-
-    return httpx.AsyncClient(
-        verify=client_context(certs, name), timeout=10, event_hooks={"response": [logged]}
-    )
-
-
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--certs", type=Path, required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--log", type=Path, required=True)
-    parser.add_argument("--delay", type=float, default=1.0)
-    parser.add_argument("--push", action="store_true", help="declare and send pushes")
+    parser = arguments(__doc__)
     parser.add_argument("--stream", action="store_true", help="declare streaming")
     args = parser.parse_args()
 
@@ -190,19 +140,8 @@ async def main() -> None:
     app = Starlette(
         routes=[*create_agent_card_routes(agent_card), *create_jsonrpc_routes(handler, RPC_PATH)]
     )
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        lifespan="off",
-        ssl_certfile=args.certs / f"{args.name}.pem",
-        ssl_keyfile=args.certs / f"{args.name}-key.pem",
-        ssl_ca_certs=str(args.certs / "ca.pem"),
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
-    )
     try:
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(uvicorn.Config(app, **server_options(args))).serve()
     finally:
         await http.aclose()
 

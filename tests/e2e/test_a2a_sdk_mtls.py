@@ -25,10 +25,9 @@ from a2a.types import (
     TaskState,
 )
 from google.protobuf import json_format
+from support.certs import make_certs
 from support.nodes import ADA, serving_mtls
 from support.tls import caller_context
-
-from agent_node.security import pki
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +39,7 @@ HUNG_UP = "Server disconnected without sending a response."
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("sdk-mtls") / "certs"
-    pki.init_ca(folder, trust_domain="example.org")
-    for name in ("greeter", "alice"):
-        pki.issue(folder, name)
-    return folder
+    return make_certs(tmp_path_factory.mktemp("sdk-mtls") / "certs", "greeter", "alice")
 
 
 @pytest.fixture(scope="module")

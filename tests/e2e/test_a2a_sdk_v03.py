@@ -9,71 +9,36 @@ line back. No ``A2A-Version`` header is sent, so the node answers in 0.3.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e.venvs import CachedVenv
 from support.nodes import ADA, serving
 
 SCRIPT = Path(__file__).resolve().parent / "sdk03_client.py"
-REQUIREMENTS = ("a2a-sdk>=0.3.20,<0.4", "httpx")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-node-tests"
-VENV = CACHE / "a2a-sdk-03-venv"
-PYTHON = VENV / "bin" / "python"
-# Written once pip has installed REQUIREMENTS; the fixture still checks the import.
-STAMP = VENV / "agent-node-requirements.txt"
-CHECK = (
-    "import a2a, httpx, re, importlib.metadata as m; v = m.version('a2a-sdk'); "
-    "found = re.match(r'0\\.3\\.(\\d+)', v); assert found and int(found[1]) >= 20, v; print(v)"
+SDK03 = CachedVenv(
+    name="a2a-sdk-03-venv",
+    requirements=("a2a-sdk>=0.3.20,<0.4", "httpx"),
+    check="import a2a, httpx, re, importlib.metadata as m; v = m.version('a2a-sdk'); "
+    "found = re.match(r'0\\.3\\.(\\d+)', v); assert found and int(found[1]) >= 20, v; print(v)",
+    purpose="the a2a-sdk 0.3 client",
 )
-READY = STAMP.is_file() and STAMP.read_text() == "\n".join(REQUIREMENTS)
 
 # Creating the venv (the first run on a machine) takes pip's time; after that
 # each test stays within the suite's usual 120 s.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 if READY else 300)]
-
-
-def _venv_works() -> bool:
-    if not PYTHON.exists():
-        return False
-    check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
-    return check.returncode == 0
-
-
-def _create_venv() -> None:
-    shutil.rmtree(VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", VENV], check=True, timeout=120)
-    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", *REQUIREMENTS]
-    installed = subprocess.run(pip, capture_output=True, text=True, timeout=240)
-    if installed.returncode != 0:
-        shutil.rmtree(VENV, ignore_errors=True)
-        output = (installed.stdout + installed.stderr).strip().splitlines()[-8:]
-        pytest.skip(
-            "cannot install the a2a-sdk 0.3 client with pip (no package index?): "
-            + " | ".join(output)
-        )
-    STAMP.write_text("\n".join(REQUIREMENTS))
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120 if SDK03.ready() else 300)]
 
 
 @pytest.fixture(scope="module")
 def sdk03_python() -> Path:
     """The interpreter of a venv holding a2a-sdk 0.3.x, made once and reused."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / "a2a-sdk-03-venv.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build it once
-        if not (STAMP.is_file() and _venv_works()):
-            _create_venv()
-        check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
-        assert check.returncode == 0, f"the a2a-sdk 0.3 venv at {VENV} is broken: {check.stderr}"
-    return PYTHON
+    return SDK03.interpreter()
 
 
 @pytest.fixture(scope="module")

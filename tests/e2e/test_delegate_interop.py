@@ -18,13 +18,9 @@ tests keep theirs next to it, untouched).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import shutil
-import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +29,12 @@ from typing import Any
 import httpx
 import pytest
 from e2e.procs import CLI, Child, Spawn, child_env, opened, wait_until
+from e2e.venvs import CachedVenv
+from support.certs import make_certs
+from support.ports import free_port
 from support.tls import caller_context
 
 from agent_node.results import to_event
-from agent_node.security import pki
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -75,55 +73,20 @@ nodes:
 
 # -- the a2a-sdk 0.3 server's venv ------------------------------------------------------
 
-SERVER_REQUIREMENTS = ("a2a-sdk[http-server]>=0.3.20,<0.4", "httpx", "uvicorn")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-node-tests"
-VENV = CACHE / "a2a-sdk-03-server-venv"
-PYTHON = VENV / "bin" / "python"
-# Written once pip has installed SERVER_REQUIREMENTS; the fixture still checks the imports.
-STAMP = VENV / "agent-node-requirements.txt"
-CHECK = (
-    "import a2a.server.apps, httpx, sse_starlette, starlette, uvicorn, re; "
+SDK03_SERVER = CachedVenv(
+    name="a2a-sdk-03-server-venv",
+    requirements=("a2a-sdk[http-server]>=0.3.20,<0.4", "httpx", "uvicorn"),
+    check="import a2a.server.apps, httpx, sse_starlette, starlette, uvicorn, re; "
     "import importlib.metadata as m; v = m.version('a2a-sdk'); "
-    "found = re.match(r'0\\.3\\.(\\d+)', v); assert found and int(found[1]) >= 20, v; print(v)"
+    "found = re.match(r'0\\.3\\.(\\d+)', v); assert found and int(found[1]) >= 20, v; print(v)",
+    purpose="the a2a-sdk 0.3 server",
 )
-
-
-def _venv_works() -> bool:
-    if not PYTHON.exists():
-        return False
-    check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
-    return check.returncode == 0
-
-
-def _create_venv() -> None:
-    shutil.rmtree(VENV, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", VENV], check=True, timeout=120)
-    pip = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", *SERVER_REQUIREMENTS]
-    installed = subprocess.run(pip, capture_output=True, text=True, timeout=240)
-    if installed.returncode != 0:
-        shutil.rmtree(VENV, ignore_errors=True)
-        output = (installed.stdout + installed.stderr).strip().splitlines()[-8:]
-        pytest.skip(
-            "cannot install the a2a-sdk 0.3 server with pip (no package index?): "
-            + " | ".join(output)
-        )
-    STAMP.write_text("\n".join(SERVER_REQUIREMENTS))
 
 
 @pytest.fixture(scope="module")
 def sdk03_server_python() -> Path:
     """The interpreter of a venv holding the a2a-sdk 0.3.x server, made once and reused."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / "a2a-sdk-03-server-venv.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions build it once
-        stamped = STAMP.is_file() and STAMP.read_text() == "\n".join(SERVER_REQUIREMENTS)
-        if not (stamped and _venv_works()):
-            _create_venv()
-        check = subprocess.run([PYTHON, "-c", CHECK], capture_output=True, text=True, timeout=60)
-        assert check.returncode == 0, (
-            f"the a2a-sdk 0.3 server venv {VENV} is broken: {check.stderr}"
-        )
-    return PYTHON
+    return SDK03_SERVER.interpreter()
 
 
 # -- certificates, processes -------------------------------------------------------------
@@ -131,17 +94,7 @@ def sdk03_server_python() -> Path:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("interop") / "certs"
-    pki.init_ca(folder, trust_domain="example.org")
-    for name in ("a", "sdk", "sdk03", "alice"):
-        pki.issue(folder, name)
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return make_certs(tmp_path_factory.mktemp("interop") / "certs", "a", "sdk", "sdk03", "alice")
 
 
 def client(certs: Path, name: str = "alice") -> httpx.AsyncClient:

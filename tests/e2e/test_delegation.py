@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,15 @@ from typing import Any
 import httpx
 import pytest
 from e2e.procs import CLI, Child, Spawn, child_env, opened, wait_until
+from support.certs import make_certs
 from support.nodes import ROOT
+from support.ports import free_port
 from support.tls import caller_context
 
-from agent_node.a2a.delegation import push_token
+from agent_node.a2a.delegator import push_token
 from agent_node.config import load_config
 from agent_node.node import _secret
 from agent_node.results import to_event
-from agent_node.security import pki
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -58,17 +58,7 @@ nodes:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("delegation") / "certs"
-    pki.init_ca(folder, trust_domain="example.org")
-    for name in ("a", "b", "c", "alice"):
-        pki.issue(folder, name)
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return make_certs(tmp_path_factory.mktemp("delegation") / "certs", "a", "b", "c", "alice")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.certs import make_certs
 from support.nodes import serving_mtls
 from support.tls import caller_context
 
@@ -20,15 +21,10 @@ V10 = {"A2A-Version": "1.0"}
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("mtls") / "certs"
-    pki.init_ca(folder, trust_domain="example.org")
-    for name in ("greeter", "bob"):
-        pki.issue(folder, name)
+    folder = make_certs(tmp_path_factory.mktemp("mtls") / "certs", "greeter", "bob")
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     pki.issue(folder, "carol", days=1, not_before=past)
-    rogue = folder.parent / "rogue"
-    pki.init_ca(rogue, trust_domain="example.org")
-    pki.issue(rogue, "mallory")
+    make_certs(folder.parent / "rogue", "mallory")
     return folder
 
 

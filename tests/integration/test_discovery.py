@@ -28,6 +28,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from support.certs import make_certs
+from support.ports import free_port
 
 from agent_node import Workflow
 from agent_node.a2a.app import create_app
@@ -46,7 +48,6 @@ from agent_node.a2a.signing import sign_card
 from agent_node.cli.main import cli
 from agent_node.config import NodeConfig, PeerConfig
 from agent_node.errors import ConfigError
-from agent_node.security import pki
 from agent_node.security.tls import client_context, server_context
 from agent_node.transport import uvicorn_config
 
@@ -58,12 +59,8 @@ MALLORY = "spiffe://example.org/agent/mallory"
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """CA example.org: alice (us), writer, researcher, legacy, mallory; a rogue CA's eve."""
     folder = tmp_path_factory.mktemp("pki") / "certs"
-    pki.init_ca(folder, trust_domain="example.org")
-    for name in ("alice", "writer", "researcher", "legacy", "mallory"):
-        pki.issue(folder, name)
-    rogue = folder.parent / "rogue"
-    pki.init_ca(rogue, trust_domain="example.org")
-    pki.issue(rogue, "eve")
+    make_certs(folder, "alice", "writer", "researcher", "legacy", "mallory")
+    make_certs(folder.parent / "rogue", "eve")
     return folder
 
 
@@ -153,9 +150,7 @@ async def peer(tls: ssl.SSLContext | None) -> AsyncIterator[FakePeer]:
 
 
 def a_closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"https://127.0.0.1:{sock.getsockname()[1]}"
+    return f"https://127.0.0.1:{free_port()}"
 
 
 class Text(BaseModel):

@@ -1,0 +1,99 @@
+"""What the two a2a-sdk peer servers share, whichever SDK they run with.
+
+``sdk_peer_server.py`` (a2a-sdk 1.x) and ``sdk03_peer_server.py`` (a2a-sdk
+0.3.x) run as scripts in different virtual environments, so this module is
+imported from their own folder (``sys.path[0]``) and uses only the standard
+library and httpx, which both environments hold: the JSON-lines log the test
+reads, the judge's verdict, the command line, the client certificate the SDK
+pushes with, and uvicorn's mutual-TLS options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+JUDGE = f"a2a-sdk {importlib.metadata.version('a2a-sdk')}"
+#: The request headers an ``execute`` entry records (None when absent).
+LOGGED_HEADERS = ("idempotency-key", "a2a-version")
+
+
+class Log:
+    """Appends one JSON object per line to a file (the test reads it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, **entry: Any) -> None:
+        with self.path.open("a") as out:
+            out.write(json.dumps(entry) + "\n")
+
+
+def logged_headers(headers: Mapping[str, str]) -> dict[str, str | None]:
+    """The LOGGED_HEADERS of a request, as an ``execute`` entry records them."""
+    return {k: headers.get(k) for k in LOGGED_HEADERS}
+
+
+def verdict(data: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+    """The judge's artifact for a message's data: its data part and its text part."""
+    name = str(data.get("name", ""))
+    judged = f"{name} has {sum(c.isalpha() for c in name)} letters"
+    return {"verdict": judged, "judge": JUDGE}, f"judged by {JUDGE}"
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options both servers take (see their docstrings); ``doc``: the server's."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--certs", type=Path, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--delay", type=float, default=1.0)
+    parser.add_argument("--push", action="store_true", help="declare and send pushes")
+    return parser
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``uvicorn.Config`` options: loopback on ``--port``, ``DIR/NAME.pem`` as the
+    certificate, client certificates required and checked against ``DIR/ca.pem``."""
+    return {
+        "host": "127.0.0.1",
+        "port": args.port,
+        "log_level": "warning",
+        "lifespan": "off",
+        "ssl_certfile": args.certs / f"{args.name}.pem",
+        "ssl_keyfile": args.certs / f"{args.name}-key.pem",
+        "ssl_ca_certs": str(args.certs / "ca.pem"),
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+    }
+
+
+def client_context(certs: Path, name: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs / "ca.pem")
+    context.load_cert_chain(certs / f"{name}.pem", certs / f"{name}-key.pem")
+    return context
+
+
+def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
+    """The client the SDK pushes with; every push it delivers is logged."""
+
+    async def logged(response: httpx.Response) -> None:
+        request = response.request
+        log.write(
+            event="push",
+            url=str(request.url),
+            headers=dict(request.headers),
+            body=json.loads(request.content),
+            status=response.status_code,
+        )
+
+    return httpx.AsyncClient(
+        verify=client_context(certs, name), timeout=10, event_hooks={"response": [logged]}
+    )
