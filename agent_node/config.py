@@ -23,6 +23,12 @@
     peers:                              # agents this node may delegate to
       - {name: writer, url: https://writer.example.org:8470,
          identity: "spiffe://example.org/agent/writer"}    # optional: who it must be
+    models:                             # model nodes (litellm)
+      default: ollama_chat/llama3.2:1b   # when a node names none
+      api_base: http://localhost:11434   # Ollama's URL (else $OLLAMA_API_BASE)
+    mcp:                                # MCP servers whose tools tool/model nodes use
+      - {name: files, command: [python, -m, my_files_server]}      # stdio
+      - {name: search, url: http://127.0.0.1:9000/mcp}             # streamable HTTP
     limits:                             # the edge: every refusal is a clear error
       max_body_bytes: 1048576
       max_concurrent_per_caller: 64
@@ -52,6 +58,8 @@ __all__ = [
     "CardSource",
     "Limits",
     "ListenConfig",
+    "McpServerConfig",
+    "ModelSettings",
     "NodeConfig",
     "PeerConfig",
     "PolicySettings",
@@ -207,6 +215,42 @@ class PeerConfig(BaseModel):
     identity: str | None = None
 
 
+class ModelSettings(BaseModel):
+    """Model nodes: which model when a node names none, and where Ollama is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Any model string litellm accepts; ``ollama_chat/<model>`` for local use.
+    default: str = "ollama_chat/llama3.2:1b"
+    #: Ollama's base URL; None: ``$OLLAMA_API_BASE``, else http://localhost:11434.
+    api_base: str | None = None
+    #: Seconds one model call may take.
+    timeout: float = Field(default=120.0, gt=0)
+
+
+class McpServerConfig(BaseModel):
+    """An MCP server whose tools the node's tool and model nodes may call:
+    started over stdio (``command``) or reached over streamable HTTP (``url``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=_ID)
+    command: list[str] | None = Field(default=None, min_length=1)
+    #: Environment variables for a stdio server (added to a minimal default).
+    env: dict[str, str] = {}
+    #: Working directory of a stdio server, relative to the configuration file.
+    cwd: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    #: HTTP headers for a streamable-HTTP server (e.g. Authorization).
+    headers: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"mcp server {self.name!r}: give exactly one of 'command' or 'url'")
+        return self
+
+
 class TlsSettings(BaseModel):
     """Mutual TLS: what the node presents, and what its peers must chain to."""
 
@@ -266,6 +310,8 @@ class NodeConfig(BaseModel):
     sign_card: bool = True
     policy: PolicySettings = PolicySettings()
     peers: list[PeerConfig] = []
+    models: ModelSettings = ModelSettings()
+    mcp: list[McpServerConfig] = []
     limits: Limits = Limits()
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -278,10 +324,13 @@ class NodeConfig(BaseModel):
             raise ValueError(f"skill ids must be distinct; repeated: {', '.join(duplicates)}")
         if sum(skill.default for skill in self.skills) > 1:
             raise ValueError("at most one skill can be the default")
-        names = [peer.name for peer in self.peers]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"peer names must be distinct; repeated: {', '.join(repeated)}")
+        for kind, names in (
+            ("peer", [peer.name for peer in self.peers]),
+            ("mcp server", [server.name for server in self.mcp]),
+        ):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"{kind} names must be distinct; repeated: {', '.join(repeated)}")
         unknown = sorted(set(self.policy.skills) - set(ids))
         if unknown:
             raise ValueError(f"policy.skills names skills this node lacks: {', '.join(unknown)}")
