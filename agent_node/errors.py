@@ -11,6 +11,7 @@
     │   └── InvalidSignal               no wait of that execution accepts the event
     └── RuntimeFailure                  something went wrong while running
         ├── NodeFailed                  a node's body raised, or its result is invalid
+        ├── PermanentFailure            a NodeFailed that no retry can mend: not retried
         ├── NodeTimeout                 a node ran past its timeout
         ├── StateValidationError        a state (patch) does not match the schema
         ├── Fenced                      our lease was taken over; the write was refused
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidSignal",
     "NodeFailed",
     "NodeTimeout",
+    "PermanentFailure",
     "RuntimeFailure",
     "StateValidationError",
     "StoreError",
@@ -108,6 +110,11 @@ class RuntimeFailure(AgentNodeError):
 
 class NodeFailed(RuntimeFailure):
     """A node's body raised, or returned something invalid."""
+
+
+class PermanentFailure(NodeFailed):
+    """A failure no retry can mend (a 404, a peer refusing the request):
+    the node fails at once, whatever its retry policy."""
 
 
 class NodeTimeout(NodeFailed):

@@ -23,6 +23,7 @@ from agent_node.errors import (
     Fenced,
     NodeFailed,
     NodeTimeout,
+    PermanentFailure,
     StateValidationError,
     UnknownExecution,
     UsageError,
@@ -122,7 +123,7 @@ class Runner:
         node_context.reset(token)
         faults.hit("after_effect", item.node)
         policy = spec.retry or NO_RETRY
-        retry = item.attempt < policy.max_attempts
+        retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
         await self._fail(item, error, time.perf_counter() - started, final=not retry, policy=policy)
         return None, [], None
 
