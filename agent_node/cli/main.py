@@ -19,6 +19,7 @@ from .certs import certs
 from .executions import cancel, events, executions, inspect, run, signal
 from .peers import peers
 from .serve import serve
+from .tools import tools
 from .workers import resume, worker
 
 __all__ = ["cli", "main"]
@@ -42,6 +43,7 @@ for command in (
     batch,
     serve,
     peers,
+    tools,
     certs,
 ):
     cli.add_command(command)

@@ -1,0 +1,98 @@
+"""A small MCP server the tool-node tests and the tool bench start.
+
+Run as ``python tests/support/mcp_server.py`` it serves stdio; with
+``--http PORT`` it serves streamable HTTP on ``127.0.0.1:PORT/mcp``;
+``--prefix P`` names every tool ``P<name>`` (two servers with distinct
+tools). Tools:
+
+* ``add(a, b)`` — the sum, as text and as structured content ``{"result": …}``;
+* ``echo(text)`` — the text back (text content only);
+* ``forecast(city, days)`` — structured content only (a dict);
+* ``fail(message)`` — an error result (``is_error``) with ``message``;
+* ``pid()`` — the server's process id (tests kill it);
+* ``sleep(seconds)`` — answers after a delay (concurrency checks);
+* ``seen()`` — the request's ``_meta`` and ``X-Test`` header, the server's
+  working directory and ``$MCP_TEST_VALUE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def echo(text: str) -> str:
+    """Return the text unchanged."""
+    return text
+
+
+def forecast(city: str, days: int = 1) -> dict[str, Any]:
+    """A made-up weather forecast."""
+    return {"city": city, "days": [{"day": d + 1, "high": 20 + d} for d in range(days)]}
+
+
+def fail(message: str = "it failed") -> CallToolResult:
+    """Always an error result."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+
+
+def broken() -> str:
+    """Raises inside the tool (the SDK turns it into an error result)."""
+    raise ToolError("the tool raised")
+
+
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
+
+
+async def sleep(seconds: float) -> float:
+    """Answer after ``seconds``."""
+    await anyio.sleep(seconds)
+    return seconds
+
+
+def build(prefix: str = "") -> MCPServer:
+    server = MCPServer("agent-node-test-tools", log_level="WARNING")
+    for tool in (add, forecast, fail, broken, pid, sleep, seen):
+        server.add_tool(tool, name=prefix + tool.__name__)
+    server.add_tool(echo, name=prefix + "echo", structured_output=False)
+    return server
+
+
+def seen(ctx: Context) -> dict[str, Any]:
+    """What the request carried — its ``_meta`` and (over HTTP) the ``X-Test``
+    header — and where this server runs: its directory and ``$MCP_TEST_VALUE``."""
+    return {
+        "meta": dict(ctx.request_context.meta or {}),
+        "x_test": (ctx.headers or {}).get("x-test"),
+        "cwd": os.getcwd(),
+        "env": os.environ.get("MCP_TEST_VALUE"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--http", type=int, default=None, metavar="PORT")
+    parser.add_argument("--prefix", default="")
+    args = parser.parse_args()
+    server = build(args.prefix)
+    if args.http is None:
+        server.run()
+    else:
+        server.run("streamable-http", host="127.0.0.1", port=args.http)
+
+
+if __name__ == "__main__":
+    main()
