@@ -106,6 +106,7 @@ class _Parts:
     app: Any
     http: Any
     watchdog: Any
+    tools: Any
 
     @classmethod
     def assemble(
@@ -124,7 +125,10 @@ class _Parts:
         from agent_node.a2a.push_receiver import PUSH_PATH, push_endpoint
         from agent_node.a2a.tasks import TaskService
         from agent_node.a2a.watchdog import Watchdog
+        from agent_node.engine.executor import Executor
+        from agent_node.integrations.mcp import McpPool
         from agent_node.nodes.delegate import DelegateExecutor
+        from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
         from agent_node.security.authz import Policy
 
@@ -134,7 +138,11 @@ class _Parts:
         delegator = PeerDelegator(
             directory, http, push_url=config.url + PUSH_PATH, secret=_secret(config)
         )
-        executors = {"delegate": DelegateExecutor(delegator)}
+        pool = McpPool.from_config(config)  # opens nothing until a tool is first called
+        executors: dict[str, Executor] = {
+            "delegate": DelegateExecutor(delegator),
+            "tool": ToolExecutor(pool),
+        }
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
@@ -157,7 +165,7 @@ class _Parts:
         pushes = push_endpoint(runtime, delegator, require_identity=secure)
         routes = [Route(PUSH_PATH, pushes, methods=["POST"]), *ops_routes(runtime, policy)]
         app = create_app(card, endpoint, routes=routes, guard=guard)
-        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator))
+        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool)
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -170,6 +178,7 @@ class _Parts:
         if self.tasks.push is not None:
             await self.tasks.push.close()
         await self.runtime.close()
+        await self.tools.aclose()  # after the runtime: no node may open a session now
         await self.http.aclose()
 
 

@@ -213,6 +213,66 @@ class Workflow:
         given = {k: v for k, v in spec.items() if v is not None}
         self._add(name, given, next, retry=retry, timeout=timeout)
 
+    def tool(
+        self,
+        name: str,
+        *,
+        tool: str,
+        server: str | None = None,
+        arguments: Mapping[str, Any] | None = None,
+        output: str | None = None,
+        timeout: float | str | None = None,
+        retry: RetryPolicy | None = None,
+        next: Next = DEFAULT,
+    ) -> None:
+        """Call ``tool`` on an MCP server of the node (see :mod:`agent_node.nodes.tool`);
+        ``arguments`` may hold templates (``"{{ state.query }}"`` keeps its type)."""
+        spec = {
+            "type": "tool",
+            "tool": tool,
+            "server": server,
+            "arguments": dict(arguments) if arguments else None,
+            "output": output,
+        }
+        given = {k: v for k, v in spec.items() if v is not None}
+        self._add(name, given, next, retry=retry, timeout=timeout)
+
+    def http(
+        self,
+        name: str,
+        *,
+        url: str,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        body: str | Mapping[str, Any] | Sequence[Any] | None = None,
+        output: str | None = None,
+        fields: Mapping[str, str] | None = None,
+        status_output: str | None = None,
+        expect: Sequence[int] | None = None,
+        max_bytes: int | None = None,
+        timeout: float | str | None = None,
+        retry: RetryPolicy | None = None,
+        next: Next = DEFAULT,
+    ) -> None:
+        """Send one HTTP request (see :mod:`agent_node.nodes.http`); the answer
+        goes to ``output`` / ``fields`` / ``status_output``."""
+        spec = {
+            "type": "http",
+            "url": url,
+            "method": method,
+            "headers": dict(headers) if headers else None,
+            "query": dict(query) if query else None,
+            "body": body,
+            "output": output,
+            "fields": dict(fields) if fields else None,
+            "status_output": status_output,
+            "expect": list(expect) if expect else None,
+            "max_bytes": max_bytes,
+        }
+        given = {k: v for k, v in spec.items() if v is not None}
+        self._add(name, given, next, retry=retry, timeout=timeout)
+
     def end(
         self,
         name: str = "end",

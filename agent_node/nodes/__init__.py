@@ -11,8 +11,11 @@ from agent_node.engine.executor import Executor
 from agent_node.nodes.branch import BranchExecutor
 from agent_node.nodes.delegate import DelegateExecutor
 from agent_node.nodes.end import EndExecutor
+from agent_node.nodes.http import HttpExecutor
+from agent_node.nodes.model import ModelExecutor
 from agent_node.nodes.parallel import JoinExecutor, ParallelExecutor
 from agent_node.nodes.python import PythonExecutor
+from agent_node.nodes.tool import ToolExecutor
 from agent_node.nodes.wait import WaitExecutor
 
 __all__ = ["default_executors"]
@@ -26,5 +29,8 @@ def default_executors() -> dict[str, Executor]:
         "join": JoinExecutor(),
         "wait": WaitExecutor(),
         "delegate": DelegateExecutor(),
+        "tool": ToolExecutor(),
+        "http": HttpExecutor(),
+        "model": ModelExecutor(),
         "end": EndExecutor(),
     }

@@ -1,0 +1,283 @@
+"""Models through litellm: one chat completion per :meth:`LlmClient.complete`.
+
+litellm is imported on the first call (it takes ~3 s and ~175 MB), in a
+worker thread so the event loop keeps running other executions meanwhile,
+and never at ``import agent_node``. Before the import the environment is
+made offline and quiet (unless the operator set these already):
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` (no price map fetched from the
+internet) and ``LITELLM_MODE=PRODUCTION`` (no ``load_dotenv()`` of ``./.env``).
+
+Ollama (``ollama_chat/<model>``, ``ollama/<model>``):
+
+* the base URL is :attr:`ModelSettings.api_base`, else ``$OLLAMA_API_BASE``,
+  else ``http://localhost:11434``. It is passed as ``api_base`` *and* written
+  to ``$OLLAMA_API_BASE``, because litellm asks some endpoints (``/api/show``)
+  there whatever ``api_base`` says. The variable is process-wide: two
+  clients with different bases in one process take turns setting it.
+* an ``ollama_chat`` model is registered with litellm as a local model that
+  costs nothing, once. Otherwise litellm asks ``/api/show`` for its price
+  three to five times per call, with a *blocking* HTTP client, partly on the
+  event loop; a user's own price entry for the model is left alone.
+* requests go through this client's own connection pool (plain httpx, no
+  proxy from the environment), closed by :meth:`LlmClient.aclose`. Other
+  providers use litellm's clients and their usual environment.
+
+Every failure leaves as :class:`~agent_node.errors.NodeFailed` naming the
+model — :class:`~agent_node.nodes.model.ModelRefused` when the server refused
+the request itself (a 4xx other than 408, 409, 425, 429) — and cancellation
+passes through untouched. This module implements
+:class:`~agent_node.nodes.model.ModelClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from agent_node.config import ModelSettings
+from agent_node.errors import NodeFailed
+from agent_node.nodes.model import Completion, ModelRefused, ToolCall
+
+__all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
+
+DEFAULT_OLLAMA = "http://localhost:11434"
+_OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
+_QUIET_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION"}
+_MAX_ERROR = 500
+#: 4xx statuses a later attempt may get past; every other 4xx is a refusal.
+_RETRYABLE = frozenset({408, 409, 425, 429})
+_UNANSWERED = frozenset({"APIConnectionError", "Timeout", "APITimeoutError"})
+#: litellm's prefixes: "litellm.NotFoundError: Ollama_chatException - …".
+_NOISE = re.compile(r"^(litellm\.\w+: )?(\w+Exception - )?")
+
+
+_loaded: ModuleType | None = None
+
+
+def load_litellm() -> ModuleType:
+    """Import litellm (offline and quiet, see the module doc); blocking."""
+    global _loaded
+    if _loaded is None:
+        for name, value in _QUIET_ENV.items():
+            os.environ.setdefault(name, value)
+        import litellm
+
+        litellm.suppress_debug_info = True
+        _complete_schemas()
+        _loaded = litellm
+    return _loaded
+
+
+def _complete_schemas() -> None:
+    """Build the schemas of litellm's message models now, quietly.
+
+    pydantic builds them on first use and warns then (litellm's TypedDicts use
+    ``ReadOnly``); where warnings are errors (``-W error``, our tests) the
+    build fails, and it is tried again — and fails — on every message.
+    """
+    from litellm.types import utils
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier", category=UserWarning)
+        for name in ("Message", "Delta"):
+            model = getattr(utils, name, None)
+            if model is not None:
+                model.model_rebuild()
+
+
+class LlmClient:
+    """Chat completions through litellm (see the module doc).
+
+    One client serves one event loop at a time: its Ollama connection pool
+    belongs to the loop that made it (a call from another loop gets a new one).
+    """
+
+    def __init__(self, settings: ModelSettings | None = None) -> None:
+        self.settings = settings or ModelSettings()
+        #: Where Ollama models are asked.
+        self.ollama_base = (
+            self.settings.api_base or os.environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA
+        ).rstrip("/")
+        self._http: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._registered: set[str] = set()
+
+    @property
+    def default_model(self) -> str:
+        """The model of nodes that name none (``models.default``)."""
+        return self.settings.default
+
+    async def __aenter__(self) -> LlmClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Ollama connection pool (a later call opens a new one)."""
+        http, self._http = self._http, None
+        if http is not None and not http[0].is_closed():
+            await http[1].close()
+
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """One chat completion. ``tools`` are OpenAI-style function tools,
+        ``response_format`` OpenAI's (``json_schema`` becomes Ollama's
+        ``format``). With ``stream`` the answer is streamed and assembled."""
+        litellm = await _litellm()
+        options: dict[str, Any] = {"timeout": self.settings.timeout}
+        given = {"temperature": temperature, "max_tokens": max_tokens}
+        options.update({key: value for key, value in given.items() if value is not None})
+        if tools:
+            options["tools"] = [dict(tool) for tool in tools]
+        if response_format is not None:
+            options["response_format"] = dict(response_format)
+        if model.startswith(_OLLAMA_PREFIXES):
+            options.update(await self._ollama(litellm, model))
+        started = time.perf_counter()
+        with _translated(model):
+            if stream:
+                response = await _streamed(litellm, model, messages, options)
+            else:
+                response = await litellm.acompletion(
+                    model=model, messages=list(messages), **options
+                )
+            latency = time.perf_counter() - started
+            return _completion(litellm, model, response, latency)
+
+    async def _ollama(self, litellm: ModuleType, model: str) -> dict[str, Any]:
+        if os.environ.get("OLLAMA_API_BASE") != self.ollama_base:
+            os.environ["OLLAMA_API_BASE"] = self.ollama_base
+        if model.startswith("ollama_chat/") and model not in self._registered:
+            if model not in litellm.model_cost:
+                local = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+                entry = {model: {**local, "litellm_provider": "ollama_chat", "mode": "chat"}}
+                # It asks /api/show once, with a blocking client: off the loop.
+                await asyncio.to_thread(litellm.register_model, entry)
+            self._registered.add(model)
+        return {"api_base": self.ollama_base, "client": self._pool()}
+
+    def _pool(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http[0] is not loop:
+            import httpx
+            from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+            # A transport of our own: litellm's default pool is shared,
+            # cached beyond our lifetime and never closed.
+            handler = AsyncHTTPHandler(
+                timeout=self.settings.timeout, transport=httpx.AsyncHTTPTransport()
+            )
+            self._http = (loop, handler)
+        return self._http[1]
+
+
+async def _litellm() -> ModuleType:
+    # The first import takes seconds: off the event loop.
+    return _loaded if _loaded is not None else await asyncio.to_thread(load_litellm)
+
+
+async def _streamed(
+    litellm: ModuleType, model: str, messages: Sequence[Mapping[str, Any]], options: Any
+) -> Any:
+    stream = await litellm.acompletion(
+        model=model,
+        messages=list(messages),
+        stream=True,
+        stream_options={"include_usage": True},
+        **options,
+    )
+    chunks = [chunk async for chunk in stream]
+    built = litellm.stream_chunk_builder(chunks, messages=list(messages))
+    if built is None:
+        raise NodeFailed(f"model {model!r}: the stream ended without an answer")
+    return built
+
+
+def _completion(litellm: ModuleType, model: str, response: Any, latency: float) -> Completion:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise NodeFailed(f"model {model!r}: the answer has no choices")
+    message = choices[0].message
+    calls = tuple(
+        ToolCall(
+            id=str(call.id or f"call_{index}"),
+            name=str(call.function.name or ""),
+            arguments=_arguments(call.function.arguments),
+        )
+        for index, call in enumerate(getattr(message, "tool_calls", None) or [])
+    )
+    return Completion(
+        model=model,
+        text=message.content or "",
+        tool_calls=calls,
+        usage=_usage(getattr(response, "usage", None)),
+        cost=_cost(litellm, response),
+        latency_s=latency,
+    )
+
+
+def _arguments(raw: object) -> str:
+    if isinstance(raw, str):
+        return raw
+    return json.dumps(raw if raw is not None else {})
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+    completion = int(getattr(usage, "completion_tokens", 0) or 0)
+    total = int(getattr(usage, "total_tokens", 0) or 0) or prompt + completion
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+
+def _cost(litellm: ModuleType, response: Any) -> float | None:
+    hidden = getattr(response, "_hidden_params", None) or {}
+    cost = hidden.get("response_cost")
+    if cost is None:
+        try:
+            cost = litellm.completion_cost(completion_response=response)
+        except Exception:  # an unpriced model: no cost, not a failure
+            return None
+    return float(cost) if isinstance(cost, int | float) else None
+
+
+@contextmanager
+def _translated(model: str) -> Iterator[None]:
+    """litellm's (and httpx's) exceptions → ``NodeFailed`` naming the model."""
+    try:
+        yield
+    except NodeFailed:
+        raise
+    except Exception as exc:
+        status = getattr(exc, "status_code", None)
+        refused = isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE
+        failure = ModelRefused if refused else NodeFailed
+        raise failure(f"model {model!r}: {_describe(exc)}") from exc
+
+
+def _describe(exc: Exception) -> str:
+    kind = type(exc).__name__
+    text = str(getattr(exc, "message", "") or exc).strip()
+    text = _NOISE.sub("", text).strip() or kind
+    status = getattr(exc, "status_code", None)
+    # litellm gives connection failures and timeouts a made-up status.
+    answered = isinstance(status, int) and kind not in _UNANSWERED
+    where = f"{kind} (HTTP {status})" if answered else kind
+    short = text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+    return f"{where}: {short}"

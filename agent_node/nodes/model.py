@@ -1,0 +1,498 @@
+"""``model``: ask a language model, put its answer into the state.
+
+The node sends one conversation to a model (any model string litellm
+accepts; ``model`` unset: the node's default, ``models.default``):
+
+* ``system`` (a template) as the system message, then the chat history held
+  in the state key ``messages`` (a list of OpenAI-style messages) when given,
+  then ``prompt`` (a template) as the user's message;
+* ``output`` gets the answer: its text, or — with ``schema`` — the parsed,
+  validated object;
+* ``messages`` (when given) gets the history plus this turn: the prompt, any
+  tool calls and their results, and the answer.
+
+Structured output: ``schema`` is a JSON Schema object (or the ``key: type``
+shorthand of state schemas), or ``"package.module:Model"`` naming a pydantic
+model. It is sent as the response format (Ollama's ``format``) and the
+answer is validated against it. An answer that does not parse or validate
+gets ONE repair: the error is sent back to the model, which is asked again;
+a second invalid answer fails the execution (the repair exchange is not
+added to ``messages``).
+
+Tools: ``tools`` names the tools the model may call (MCP tools, through
+:class:`ToolBox`). When the model asks for tools, they are called — a turn's
+calls concurrently — their results are sent back and the model is asked
+again, for at most ``max_tool_rounds`` rounds; a model still asking after
+that fails the attempt. A tool the node does not offer, or arguments that
+are not a JSON object, are answered with an error the model can read; a
+tool that cannot be reached fails the attempt.
+
+Failures: a model server that refuses the request itself (HTTP 4xx other
+than 408, 409, 425, 429: an unknown model, bad credentials, a context too
+long) fails the execution at once — asking again changes nothing. Anything
+else (a timeout, a server error, a connection refused) fails the attempt,
+retried per ``retry`` (default: 3 attempts, 1 s then 2 s apart). Each
+attempt gets its own repair. Model calls carry no idempotency key: a retried
+attempt asks the model again (and calls its tools again).
+
+What the node records in ``node_completed``: ``usage`` — the model, the
+number of calls, tokens (prompt, completion, total), cost in USD (None when
+the model has no price), seconds spent waiting for the model, and tool calls
+made; ``output`` — the model, the start of the answer and the tools called.
+
+The model is reached through :class:`ModelClient`
+(:class:`agent_node.integrations.llm.LlmClient`, litellm, imported on first
+use), so this module never imports litellm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
+from agent_node.errors import NodeFailed
+from agent_node.nodes.base import Parkless
+from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+
+__all__ = [
+    "Completion",
+    "ModelClient",
+    "ModelExecutor",
+    "ModelNode",
+    "ModelRefused",
+    "ToolBox",
+    "ToolCall",
+]
+
+_EXCERPT = 200
+#: (Inside a node spec ``type`` is the discriminator field, not the builtin.)
+_Shape = type[BaseModel]
+_FENCED = re.compile(r"\A\s*```[A-Za-z0-9_-]*\s*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
+_REPAIR = (
+    "Your answer does not match the required JSON schema:\n{error}\n"
+    "Answer again with only the corrected JSON object."
+)
+
+
+@node_type
+class ModelNode(NodeSpec):
+    """Asks a model; its answer goes into the state (see the module doc)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
+    )
+
+    type: Literal["model"] = "model"
+    #: Any model string litellm accepts; None: the node's ``models.default``.
+    model: str | None = Field(default=None, min_length=1)
+    system: str | None = None
+    prompt: str | None = None
+    #: The state key holding the chat history (read, then written back longer).
+    messages: str | None = None
+    output: str | None = None
+    #: JSON Schema of the answer, or ``"module:Model"`` (a pydantic model).
+    answer_schema: dict[str, Any] | str | None = Field(default=None, alias="schema")
+    tools: list[str] = Field(default_factory=list)
+    max_tool_rounds: int = Field(default=8, ge=1, le=100)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    stream: bool = False
+    next: str | None = None
+    retry: RetryPolicy | None = RetryPolicy(max_attempts=3, initial_delay=1.0, max_delay=30.0)
+
+    has_next: ClassVar[bool] = True
+    _answer: _Shape | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelNode:
+        if self.prompt is None and self.messages is None:
+            raise ValueError("a model node needs 'prompt' or 'messages'")
+        if len(set(self.tools)) != len(self.tools) or not all(self.tools):
+            raise ValueError("'tools' must name distinct tools")
+        if isinstance(self.answer_schema, dict):
+            self._answer = _schema_model(self.answer_schema, self.id)
+        elif isinstance(self.answer_schema, str) and ":" not in self.answer_schema:
+            raise ValueError("'schema' as a string names a pydantic model: 'package.module:Model'")
+        return self
+
+    def templates(self) -> list[tuple[str, str]]:
+        given = (("system", self.system), ("prompt", self.prompt))
+        return [(name, source) for name, source in given if source is not None]
+
+    def writes(self) -> list[tuple[str, str]]:
+        given = (("output", self.output), ("messages", self.messages))
+        return [(name, key) for name, key in given if key is not None]
+
+    def answer_model(self) -> _Shape | None:
+        """The model the answer is validated with (imported on first use)."""
+        if self._answer is None and isinstance(self.answer_schema, str):
+            self._answer = _imported_model(self.answer_schema, self.id)
+        return self._answer
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked for. ``arguments`` is the JSON text it sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What one model call answered, and what it cost."""
+
+    model: str
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
+    usage: Mapping[str, int] = field(default_factory=dict)
+    #: In USD, as the client prices the call; None when it cannot.
+    cost: float | None = None
+    latency_s: float = 0.0
+
+    def message(self) -> dict[str, Any]:
+        """This answer as an OpenAI-style assistant message (for the next turn)."""
+        said: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            said["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in self.tool_calls
+            ]
+        return said
+
+
+class ModelRefused(NodeFailed):
+    """The model's server refused the request itself: asking again changes nothing."""
+
+
+class ModelClient(Protocol):
+    """How the node reaches models (:class:`agent_node.integrations.llm.LlmClient`).
+
+    ``complete`` raises :class:`~agent_node.errors.NodeFailed` naming the
+    model on any failure — :class:`ModelRefused` when the request itself was
+    refused — and never swallows cancellation.
+    """
+
+    @property
+    def default_model(self) -> str:
+        """The model of nodes that name none."""
+        ...
+
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion: ...
+
+
+class ToolBox(Protocol):
+    """The tools models may call (the MCP pool, behind a small adapter)."""
+
+    async def schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """OpenAI-style function tools (``{"type": "function", "function":
+        {"name", "description", "parameters"}}``) for ``names``, in order;
+        ``NodeFailed`` when one is unknown."""
+        ...
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        """The tool's answer as text (a tool's own error is an answer too);
+        ``NodeFailed`` when the tool cannot be reached."""
+        ...
+
+
+class ModelExecutor(Parkless):
+    """Runs model nodes through ``client`` and ``tools``.
+
+    Without a client, one is made on first use from the default
+    :class:`~agent_node.config.ModelSettings` (and closed by :meth:`aclose`);
+    without tools, nodes that name tools fail.
+    """
+
+    def __init__(
+        self,
+        client: ModelClient | None = None,
+        tools: ToolBox | None = None,
+    ) -> None:
+        self.client = client
+        self.tools = tools
+        self._made: Any = None
+
+    async def aclose(self) -> None:
+        """Close the client this executor made itself (not one it was given)."""
+        made, self._made = self._made, None
+        if made is not None:
+            await made.aclose()
+
+    async def execute(self, ctx: NodeContext) -> Outcome:
+        spec = _spec(ctx.spec)
+        client = self._client()
+        model = spec.model or client.default_model
+        conversation = _Conversation(spec, model, client, _messages(ctx, spec))
+        try:
+            conversation.offered = await self._offered(spec)
+            answer = await self._answer(conversation)
+            value = answer.text
+            shape = spec.answer_model()
+            if shape is not None:
+                value, answer = await self._structured(conversation, shape, answer)
+        except ModelRefused as exc:
+            return Finish("failed", f"model node {spec.id!r}: {exc}")
+        conversation.turn.append(answer.message())
+        return Advance(
+            next=spec.next,
+            patch=_patch(ctx, spec, value, conversation.turn) or None,
+            output=conversation.summary(answer),
+            usage=conversation.usage(),
+        )
+
+    def _client(self) -> ModelClient:
+        if self.client is not None:
+            return self.client
+        if self._made is None:
+            # The adapter sits above this layer; it is reached only when no
+            # client was wired in (a bare Runtime), and imports litellm lazily.
+            from agent_node.integrations.llm import LlmClient
+
+            self._made = LlmClient()
+        client: ModelClient = self._made
+        return client
+
+    async def _offered(self, spec: ModelNode) -> list[dict[str, Any]] | None:
+        if not spec.tools:
+            return None
+        if self.tools is None:
+            raise NodeFailed(
+                f"model node {spec.id!r}: this runtime has no tools (configure `mcp:` servers)"
+            )
+        return await self.tools.schemas(spec.tools)
+
+    async def _answer(self, conversation: _Conversation) -> Completion:
+        """Ask, answering tool calls until the model answers in text."""
+        spec = conversation.spec
+        completion = await conversation.ask()
+        for _ in range(spec.max_tool_rounds):
+            if not completion.tool_calls:
+                return completion
+            results = await asyncio.gather(
+                *(self._use(spec, call) for call in completion.tool_calls)
+            )
+            conversation.add(completion.message(), *results)
+            completion = await conversation.ask()
+        if completion.tool_calls:
+            raise NodeFailed(
+                f"model node {spec.id!r}: the model still calls tools after"
+                f" {spec.max_tool_rounds} rounds (max_tool_rounds)"
+            )
+        return completion
+
+    async def _use(self, spec: ModelNode, call: ToolCall) -> dict[str, Any]:
+        answer = {"role": "tool", "tool_call_id": call.id, "name": call.name}
+        if call.name not in spec.tools or self.tools is None:
+            offered = ", ".join(spec.tools) or "none"
+            return {**answer, "content": f"error: no tool {call.name!r} (tools: {offered})"}
+        try:
+            args = json.loads(call.arguments or "{}")
+        except ValueError as exc:
+            return {**answer, "content": f"error: the arguments are not JSON: {exc}"}
+        if not isinstance(args, dict):
+            return {**answer, "content": "error: the arguments must be a JSON object"}
+        return {**answer, "content": await self.tools.call(call.name, args)}
+
+    async def _structured(
+        self, conversation: _Conversation, shape: type[BaseModel], answer: Completion
+    ) -> tuple[Any, Completion]:
+        """The answer parsed and validated, after one repair when needed."""
+        try:
+            return _parsed(shape, answer.text), answer
+        except _Invalid as first:
+            repair = {"role": "user", "content": _REPAIR.format(error=first)}
+            conversation.aside(answer.message(), repair)
+        again = await self._answer(conversation)
+        try:
+            return _parsed(shape, again.text), again
+        except _Invalid as second:
+            raise ModelRefused(
+                f"the answer does not match the schema, even after a repair: {second}"
+            ) from None
+
+
+@dataclass
+class _Conversation:
+    """One attempt's exchange with the model, and what it cost."""
+
+    spec: ModelNode
+    model: str
+    client: ModelClient
+    #: Everything sent so far.
+    messages: list[dict[str, Any]]
+    #: What the history gains (the prompt, tool calls and results).
+    turn: list[dict[str, Any]] = field(default_factory=list)
+    offered: list[dict[str, Any]] | None = None
+    completions: list[Completion] = field(default_factory=list)
+    tools_called: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.spec.prompt is not None:
+            self.turn.append(self.messages[-1])
+
+    async def ask(self) -> Completion:
+        spec = self.spec
+        completion = await self.client.complete(
+            self.model,
+            self.messages,
+            tools=self.offered,
+            response_format=_response_format(spec),
+            stream=spec.stream,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+        )
+        self.completions.append(completion)
+        self.tools_called.extend(call.name for call in completion.tool_calls)
+        return completion
+
+    def add(self, *messages: dict[str, Any]) -> None:
+        self.messages.extend(messages)
+        self.turn.extend(messages)
+
+    def aside(self, *messages: dict[str, Any]) -> None:
+        """Sent to the model, but not kept in the history."""
+        self.messages.extend(messages)
+
+    def usage(self) -> dict[str, Any]:
+        def tokens(kind: str) -> int:
+            return sum(int(c.usage.get(kind, 0)) for c in self.completions)
+
+        costs = [c.cost for c in self.completions if c.cost is not None]
+        return {
+            "model": self.model,
+            "calls": len(self.completions),
+            "prompt_tokens": tokens("prompt_tokens"),
+            "completion_tokens": tokens("completion_tokens"),
+            "total_tokens": tokens("total_tokens"),
+            "cost": round(sum(costs), 8) if costs else None,
+            "latency_s": round(sum(c.latency_s for c in self.completions), 6),
+            "tool_calls": len(self.tools_called),
+        }
+
+    def summary(self, answer: Completion) -> dict[str, Any]:
+        text = answer.text if len(answer.text) <= _EXCERPT else answer.text[: _EXCERPT - 1] + "…"
+        return {"model": self.model, "text": text, "tools": list(self.tools_called)}
+
+
+class _Invalid(Exception):
+    """An answer that does not parse or validate (the message says why)."""
+
+
+def _parsed(shape: type[BaseModel], text: str) -> Any:
+    fenced = _FENCED.match(text)
+    body = fenced.group("body") if fenced else text
+    try:
+        return shape.model_validate_json(body).model_dump(mode="json")
+    except ValidationError as exc:
+        problems = [
+            f"- {'.'.join(map(str, error['loc'])) or '(the answer)'}: {error['msg']}"
+            for error in exc.errors(include_url=False)[:10]
+        ]
+        raise _Invalid("\n".join(problems)) from None
+
+
+def _response_format(spec: ModelNode) -> dict[str, Any] | None:
+    shape = spec.answer_model()
+    if shape is None:
+        return None
+    if isinstance(spec.answer_schema, dict) and _is_full_schema(spec.answer_schema):
+        schema = spec.answer_schema  # as the author wrote it
+    else:
+        schema = shape.model_json_schema()
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", spec.id or "answer")[:64] or "answer"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+
+
+def _is_full_schema(schema: Mapping[str, Any]) -> bool:
+    return "type" in schema or "properties" in schema
+
+
+def _messages(ctx: NodeContext, spec: ModelNode) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    if spec.system is not None:
+        system = ctx.workflow.template(spec.id, "system").render(ctx.data)
+        sent.append({"role": "system", "content": system})
+    sent.extend(_history(ctx, spec))
+    if spec.prompt is not None:
+        prompt = ctx.workflow.template(spec.id, "prompt").render(ctx.data)
+        sent.append({"role": "user", "content": prompt})
+    return sent
+
+
+def _history(ctx: NodeContext, spec: ModelNode) -> list[dict[str, Any]]:
+    if spec.messages is None:
+        return []
+    held = ctx.data.get(spec.messages)
+    if held is None:
+        return []
+    if not isinstance(held, list) or not all(
+        isinstance(m, Mapping) and isinstance(m.get("role"), str) for m in held
+    ):
+        raise NodeFailed(
+            f"model node {spec.id!r}: state key {spec.messages!r} must hold a list of"
+            " messages ({'role': ..., 'content': ...})"
+        )
+    return [dict(message) for message in held]
+
+
+def _patch(
+    ctx: NodeContext, spec: ModelNode, value: Any, turn: list[dict[str, Any]]
+) -> dict[str, Any]:
+    patch: dict[str, Any] = {}
+    if spec.output is not None:
+        patch[spec.output] = value
+    if spec.messages is not None:
+        patch[spec.messages] = [*_history(ctx, spec), *turn]
+    return patch
+
+
+def _schema_model(schema: Mapping[str, Any], node_id: str) -> type[BaseModel]:
+    from agent_node.workflow.schema import SchemaError, model_from_json_schema
+
+    try:
+        return model_from_json_schema(schema, name=f"{node_id or 'Model'}Answer")
+    except SchemaError as exc:
+        raise ValueError(f"schema: {exc}".replace("state_schema", "schema")) from None
+
+
+def _imported_model(ref: str, node_id: str) -> type[BaseModel]:
+    from agent_node.errors import ConfigError
+    from agent_node.workflow.refs import import_object
+
+    try:
+        target = import_object(ref)
+    except ConfigError as exc:
+        raise NodeFailed(f"model node {node_id!r}: schema {ref!r}: {exc}") from None
+    if not (isinstance(target, type) and issubclass(target, BaseModel)):
+        raise NodeFailed(f"model node {node_id!r}: schema {ref!r} is not a pydantic model")
+    return target
+
+
+def _spec(spec: object) -> ModelNode:
+    if not isinstance(spec, ModelNode):
+        raise NodeFailed(f"node {getattr(spec, 'id', '?')!r} is not a model node")
+    return spec
