@@ -107,6 +107,7 @@ class _Parts:
     http: Any
     watchdog: Any
     tools: Any
+    llm: Any
 
     @classmethod
     def assemble(
@@ -126,8 +127,10 @@ class _Parts:
         from agent_node.a2a.tasks import TaskService
         from agent_node.a2a.watchdog import Watchdog
         from agent_node.engine.executor import Executor
-        from agent_node.integrations.mcp import McpPool
+        from agent_node.integrations.llm import LlmClient
+        from agent_node.integrations.mcp import McpPool, McpToolBox
         from agent_node.nodes.delegate import DelegateExecutor
+        from agent_node.nodes.model import ModelExecutor
         from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
         from agent_node.security.authz import Policy
@@ -139,9 +142,11 @@ class _Parts:
             directory, http, push_url=config.url + PUSH_PATH, secret=_secret(config)
         )
         pool = McpPool.from_config(config)  # opens nothing until a tool is first called
+        llm = LlmClient(config.models)
         executors: dict[str, Executor] = {
             "delegate": DelegateExecutor(delegator),
             "tool": ToolExecutor(pool),
+            "model": ModelExecutor(llm, McpToolBox(pool)),
         }
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
         for workflow in workflows.values():
@@ -165,7 +170,7 @@ class _Parts:
         pushes = push_endpoint(runtime, delegator, require_identity=secure)
         routes = [Route(PUSH_PATH, pushes, methods=["POST"]), *ops_routes(runtime, policy)]
         app = create_app(card, endpoint, routes=routes, guard=guard)
-        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool)
+        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm)
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -179,6 +184,7 @@ class _Parts:
             await self.tasks.push.close()
         await self.runtime.close()
         await self.tools.aclose()  # after the runtime: no node may open a session now
+        await self.llm.aclose()
         await self.http.aclose()
 
 

@@ -63,7 +63,15 @@ if TYPE_CHECKING:
     from mcp.shared.message import SessionMessage
     from mcp_types import CallToolResult, ContentBlock, RequestParamsMeta
 
-__all__ = ["CLOSE_TIMEOUT", "OPEN_TIMEOUT", "McpPool", "PoolState", "ToolInfo", "ToolResult"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "OPEN_TIMEOUT",
+    "McpPool",
+    "McpToolBox",
+    "PoolState",
+    "ToolInfo",
+    "ToolResult",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +173,12 @@ class McpPool:
         names = [server] if server is not None else self.servers
         listings = await asyncio.gather(*(self._tools(name, fresh=True) for name in names))
         return dict(zip(names, listings, strict=True))
+
+    async def tool_info(self, tool: str) -> tuple[str, ToolInfo]:
+        """The server offering ``tool`` and how it lists it (cached listings)."""
+        server = await self.server_for(tool)
+        listed = await self._tools(server, fresh=False)
+        return server, next(info for info in listed if info.name == tool)
 
     async def server_for(self, tool: str) -> str:
         """The one server offering ``tool``; ``NodeFailed`` when none or several do.
@@ -542,3 +556,26 @@ def _http_transport(url: str, headers: dict[str, str]) -> Transport:
                 yield streams
 
     return connect()
+
+
+class McpToolBox:
+    """The pool's tools as model nodes call them (``agent_node.nodes.model.ToolBox``)."""
+
+    def __init__(self, pool: McpPool) -> None:
+        self.pool = pool
+
+    async def schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for name in names:
+            _, info = await self.pool.tool_info(name)
+            function = {
+                "name": name,
+                "description": info.description or "",
+                "parameters": info.input_schema,
+            }
+            found.append({"type": "function", "function": function})
+        return found
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        result = await self.pool.call(await self.pool.server_for(name), name, args)
+        return f"error: {result.content_text}" if result.is_error else result.content_text
