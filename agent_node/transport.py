@@ -26,6 +26,8 @@ __all__ = ["CALLER", "caller_of", "uvicorn_config"]
 
 #: The ASGI scope key holding the caller's identity (None: no certificate).
 CALLER = "agent_node.caller"
+#: Seconds a stopping node waits for requests in flight.
+GRACEFUL_SHUTDOWN = 5
 
 
 def caller_of(scope: Any) -> str | None:
@@ -42,6 +44,10 @@ def uvicorn_config(app: Any, tls: ssl.SSLContext | None, limits: Limits | None =
         "log_level": "warning",
         "lifespan": "off",
         "http": _node_protocol(limits or Limits()),
+        # A stop waits this long for requests in flight (a blocking send may
+        # wait on a peer for minutes): their tasks are durable, callers can
+        # ask again after the restart.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
     }
     if tls is not None:
         options["ssl_context_factory"] = lambda _config, _default: tls

@@ -9,10 +9,12 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,8 @@ __all__ = ["PUSH_PATH", "push_endpoint", "resolver"]
 PUSH_PATH = "/a2a/push"
 TOKEN_HEADER = "x-a2a-notification-token"
 MAX_PUSH_BYTES = 4 * 1024 * 1024
+#: How long a push may wait for its delegation to be committed (seconds).
+EARLY_PUSH_GRACE = 2.0
 
 
 Resolve = Callable[[DelegationRecord, Mapping[str, Any], str], Awaitable[bool]]
@@ -83,7 +87,7 @@ def push_endpoint(
             return _refuse(400, "not a push of an A2A task (StreamResponse or 0.3 task)")
         task_id = push.task_id
         token = request.headers.get(TOKEN_HEADER, "")
-        records = await runtime.store.delegations_of_task(task_id)
+        records = await _records_of(runtime, task_id)
         if not records:
             return JSONResponse({"ignored": "no delegation waits on this task"})
         accepted = [r for r in records if _genuine(r, caller, token, delegator.secret)]
@@ -107,6 +111,20 @@ def push_endpoint(
         return JSONResponse({"ok": True})
 
     return endpoint
+
+
+async def _records_of(runtime: Runtime, task_id: str) -> list[DelegationRecord]:
+    """The delegations waiting on ``task_id``. A fast peer can push before the
+    sender has committed ``delegation_sent`` (it does so as soon as the peer
+    answers the send): give that commit a moment rather than drop the push."""
+    deadline = time.monotonic() + EARLY_PUSH_GRACE
+    delay = 0.005
+    while True:
+        records = await runtime.store.delegations_of_task(task_id)
+        if records or time.monotonic() >= deadline:
+            return records
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _genuine(record: DelegationRecord, caller: str | None, token: str, secret: bytes) -> bool:

@@ -38,6 +38,8 @@ __all__ = ["Watchdog"]
 
 #: Polls of a peer that does not answer before its task is left uncanceled.
 ABANDON_TRIES = 10
+#: Delegations remembered as not followable over SSE, at most.
+MAX_REMEMBERED = 10_000
 
 
 class Watchdog:

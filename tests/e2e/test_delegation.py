@@ -5,6 +5,7 @@ by push or by the watchdog — whichever process was SIGKILLed in between."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 from dataclasses import dataclass, field
@@ -599,3 +600,24 @@ async def get_task(net: Net, node: str, task_id: str) -> dict[str, Any]:
         answer = (await http.post(f"{net.url(node)}/a2a", json=body, headers=V10)).json()
     task: dict[str, Any] = answer["result"]
     return task
+
+
+async def test_a_node_stops_on_sigterm_while_a_blocking_send_waits_on_a_peer(net: Net) -> None:
+    hold = net.root / "hold.yaml"
+    hold.write_text(HOLD)
+    net.configure("b", {"hold": hold}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "hold", poll=30.0)}, ["b"])
+    await net.start("b")
+    a = await net.start("a")
+    waiting = asyncio.create_task(send(net, "a", "Ada"))  # blocks: B never answers
+    async with opened(net.store("a")) as store:
+        await wait_until(lambda: _parked(store), "the delegation", timeout=10)
+    a.send(signal.SIGTERM)
+    assert a.wait(15) == 0, a.describe()  # within the graceful-shutdown bound
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await waiting
+
+
+async def _parked(store: Any) -> bool:
+    return any(r.status == "waiting" for r in await store.list_executions(limit=10))
