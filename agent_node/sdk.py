@@ -213,6 +213,47 @@ class Workflow:
         given = {k: v for k, v in spec.items() if v is not None}
         self._add(name, given, next, retry=retry, timeout=timeout)
 
+    def model(
+        self,
+        name: str,
+        *,
+        prompt: str | None = None,
+        system: str | None = None,
+        model: str | None = None,
+        messages: str | None = None,
+        output: str | None = None,
+        schema: type[BaseModel] | Mapping[str, Any] | str | None = None,
+        tools: Sequence[str] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stream: bool = False,
+        timeout: float | str | None = None,
+        retry: RetryPolicy | None = None,
+        next: Next = DEFAULT,
+    ) -> None:
+        """Ask a model through litellm (see :mod:`agent_node.nodes.model`):
+        ``prompt`` and ``system`` are templates over the state; the answer goes
+        to ``output``, validated against ``schema`` (a pydantic model, a JSON
+        Schema or ``"module:Model"``) with one repair round; ``tools`` names
+        MCP tools the model may call."""
+        if isinstance(schema, type):
+            schema = f"{schema.__module__}:{schema.__qualname__}"
+        spec = {
+            "type": "model",
+            "prompt": prompt,
+            "system": system,
+            "model": model,
+            "messages": messages,
+            "output": output,
+            "schema": dict(schema) if isinstance(schema, Mapping) else schema,
+            "tools": list(tools) if tools else None,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "stream": stream or None,
+        }
+        given = {k: v for k, v in spec.items() if v is not None}
+        self._add(name, given, next, retry=retry, timeout=timeout)
+
     def tool(
         self,
         name: str,

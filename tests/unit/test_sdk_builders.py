@@ -1,0 +1,60 @@
+"""The SDK builders of the node types that reach out (delegate, model, tool,
+http) compile to the same IR as their YAML."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from agent_node import Workflow
+from agent_node.nodes.delegate import DelegateNode
+from agent_node.nodes.http import HttpNode
+from agent_node.nodes.model import ModelNode
+from agent_node.nodes.tool import ToolNode
+
+
+class Answer(BaseModel):
+    title: str
+
+
+def test_the_builders_compile_to_their_node_specs() -> None:
+    wf = Workflow("builders", version="1")
+
+    @wf.state
+    class State(BaseModel):
+        topic: str = ""
+        summary: str = ""
+        draft: dict[str, str] | None = None
+        found: str = ""
+        status: int = 0
+
+    wf.delegate(
+        "ask",
+        peer="writer",
+        data=["topic"],
+        fields={"summary": "data.summary"},
+        timeout="5m",
+        on_timeout="fetch",
+        next="fetch",
+    )
+    wf.http("fetch", url="https://example.org/{{ state.topic }}", status_output="status")
+    wf.tool("look", tool="search", arguments={"q": "{{ state.topic }}"}, output="found")
+    wf.model("write", prompt="Write about {{ state.topic }}", output="draft", schema=Answer)
+    wf.end("done")
+    nodes = wf.compile().ir.nodes
+
+    ask = nodes["ask"]
+    assert isinstance(ask, DelegateNode)
+    assert (ask.peer, ask.data, ask.fields, ask.timeout) == (
+        "writer",
+        ["topic"],
+        {"summary": "data.summary"},
+        300.0,
+    )
+    assert (ask.on_timeout, ask.next) == ("fetch", "fetch")
+    fetch = nodes["fetch"]
+    assert isinstance(fetch, HttpNode) and fetch.method == "GET" and fetch.next == "look"
+    look = nodes["look"]
+    assert isinstance(look, ToolNode) and look.tool == "search" and look.output == "found"
+    write = nodes["write"]
+    assert isinstance(write, ModelNode)
+    assert write.answer_schema == f"{__name__}:Answer" and write.next == "done"
