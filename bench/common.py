@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -420,3 +420,49 @@ def timed(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+# -- latency of one call, path by path (bench/models, bench/tools) ----------------------
+
+Timed = Callable[[], Awaitable[Any]]
+
+
+async def atimed(call: Timed) -> float:
+    """Seconds one awaited call takes."""
+    started = time.perf_counter()
+    await call()
+    return time.perf_counter() - started
+
+
+def latency_stats(samples: list[float]) -> dict[str, float]:
+    """p50, p99 and mean in ms of ``samples`` (seconds)."""
+    ms = sorted(s * 1000 for s in samples)
+    return {
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "n": len(ms),
+    }
+
+
+def add_overheads(rows: dict[str, dict[str, float]], base: str, names: Iterable[str]) -> None:
+    """Each of ``names`` gets its p50 and p99 minus those of row ``base``."""
+    for name in names:
+        rows[name]["overhead_p50_ms"] = round(rows[name]["p50_ms"] - rows[base]["p50_ms"], 3)
+        rows[name]["overhead_p99_ms"] = round(rows[name]["p99_ms"] - rows[base]["p99_ms"], 3)
+
+
+def latency_table(rows: dict[str, dict[str, float]], width: int = 18) -> str:
+    """Rows of :func:`latency_stats` (with overheads, when added) as a table."""
+    head = f"{'path':<{width}}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'+p50 ms':>10}"
+    head += f"{'+p99 ms':>10}"
+    lines = [head, "-" * len(head)]
+    for name, row in rows.items():
+        extra = (
+            f"{row['overhead_p50_ms']:>10.3f}{row['overhead_p99_ms']:>10.3f}"
+            if "overhead_p50_ms" in row
+            else f"{'':>10}{'':>10}"
+        )
+        values = f"{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['mean_ms']:>10.3f}"
+        lines.append(f"{name:<{width}}{values}{extra}")
+    return "\n".join(lines)

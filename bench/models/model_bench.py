@@ -41,11 +41,9 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +51,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from common import block_network, log, package_versions  # noqa: E402
+from common import (  # noqa: E402
+    Timed,
+    add_overheads,
+    atimed,
+    block_network,
+    latency_stats,
+    latency_table,
+    log,
+    package_versions,
+)
 
 MODEL = "ollama_chat/llama3.2:1b"
 WORKFLOW = """
@@ -70,7 +77,6 @@ nodes:
     output: answer
     stream: STREAM
 """
-Timed = Callable[[], Awaitable[Any]]
 
 
 def start_fake(reply: str) -> tuple[subprocess.Popen[str], str]:
@@ -86,22 +92,6 @@ def start_fake(reply: str) -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise SystemExit(f"the fake Ollama did not start (said {url!r})")
     return proc, url
-
-
-def stats(samples: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples)
-    return {
-        "p50_ms": round(statistics.median(ms), 3),
-        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "n": len(ms),
-    }
-
-
-async def timed(call: Timed) -> float:
-    started = time.perf_counter()
-    await call()
-    return time.perf_counter() - started
 
 
 async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
@@ -127,7 +117,7 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             return litellm.stream_chunk_builder(chunks, messages=messages)
         return response
 
-    defaults = [await timed(newcomer) for _ in range(max(10, args.warmup))]
+    defaults = [await atimed(newcomer) for _ in range(max(10, args.warmup))]
 
     client = LlmClient(ModelSettings(default=MODEL, api_base=url))
     await client.complete(MODEL, messages)  # registers the model
@@ -179,34 +169,18 @@ async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
             # Rotated: litellm's logging runs on after each call, into the next.
             shift = round_ % len(order)
             for name in order[shift:] + order[:shift]:
-                elapsed = await timed(paths[name])
+                elapsed = await atimed(paths[name])
                 if round_ >= args.warmup:
                     samples[name].append(elapsed)
     finally:
         await runtime.close()
         await client.aclose()
         await pool.close()
-    rows = {"litellm defaults": stats(defaults)} | {k: stats(v) for k, v in samples.items()}
-    base = rows["direct"]
-    for name in ("client", "executor", "workflow"):
-        rows[name]["overhead_p50_ms"] = round(rows[name]["p50_ms"] - base["p50_ms"], 3)
-        rows[name]["overhead_p99_ms"] = round(rows[name]["p99_ms"] - base["p99_ms"], 3)
+    rows = {"litellm defaults": latency_stats(defaults)} | {
+        k: latency_stats(v) for k, v in samples.items()
+    }
+    add_overheads(rows, "direct", ("client", "executor", "workflow"))
     return rows
-
-
-def table(rows: dict[str, dict[str, float]]) -> str:
-    head = f"{'path':<18}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'+p50 ms':>10}{'+p99 ms':>10}"
-    lines = [head, "-" * len(head)]
-    for name, row in rows.items():
-        extra = (
-            f"{row['overhead_p50_ms']:>10.3f}{row['overhead_p99_ms']:>10.3f}"
-            if "overhead_p50_ms" in row
-            else f"{'':>10}{'':>10}"
-        )
-        lines.append(
-            f"{name:<18}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['mean_ms']:>10.3f}{extra}"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -225,7 +199,7 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    print(table(rows))
+    print(latency_table(rows, 18))
     executor = rows["executor"]["overhead_p50_ms"]
     verdict = "met" if executor < 2.0 else "MISSED"
     print(f"\nmodel node p50 overhead: {executor:.3f} ms (target < 2 ms: {verdict})")

@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -44,7 +42,16 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from common import block_network, log, package_versions  # noqa: E402
+from common import (  # noqa: E402
+    Timed,
+    add_overheads,
+    atimed,
+    block_network,
+    latency_stats,
+    latency_table,
+    log,
+    package_versions,
+)
 
 SERVER = [sys.executable, str(ROOT / "tests/support/mcp_server.py")]
 WORKFLOW = """
@@ -57,23 +64,6 @@ nodes:
   add: {type: tool, server: bench, tool: add, arguments: {a: "{{ state.a }}", b: 2}, output: sum}
 """
 TARGET_MS = 5.0
-Timed = Callable[[], Awaitable[Any]]
-
-
-def stats(samples: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples)
-    return {
-        "p50_ms": round(statistics.median(ms), 3),
-        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-        "n": len(ms),
-    }
-
-
-async def timed(call: Timed) -> float:
-    started = time.perf_counter()
-    await call()
-    return time.perf_counter() - started
 
 
 async def measure(args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], int]:
@@ -133,33 +123,15 @@ async def measure(args: argparse.Namespace) -> tuple[dict[str, dict[str, float]]
         samples: dict[str, list[float]] = {name: [] for name in paths}
         for round_ in range(args.warmup + args.n):
             for name, call in paths.items():
-                elapsed = await timed(call)
+                elapsed = await atimed(call)
                 if round_ >= args.warmup:
                     samples[name].append(elapsed)
         spawns = pool.spawns
 
-    rows = {k: stats(v) for k, v in samples.items()}
-    rows["node duration"] = stats(durations[args.warmup :])
-    base = rows["direct"]
-    for name in ("pool", "executor", "workflow", "node duration"):
-        rows[name]["overhead_p50_ms"] = round(rows[name]["p50_ms"] - base["p50_ms"], 3)
-        rows[name]["overhead_p99_ms"] = round(rows[name]["p99_ms"] - base["p99_ms"], 3)
+    rows = {k: latency_stats(v) for k, v in samples.items()}
+    rows["node duration"] = latency_stats(durations[args.warmup :])
+    add_overheads(rows, "direct", ("pool", "executor", "workflow", "node duration"))
     return rows, spawns
-
-
-def table(rows: dict[str, dict[str, float]]) -> str:
-    head = f"{'path':<16}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'+p50 ms':>10}{'+p99 ms':>10}"
-    lines = [head, "-" * len(head)]
-    for name, row in rows.items():
-        extra = (
-            f"{row['overhead_p50_ms']:>10.3f}{row['overhead_p99_ms']:>10.3f}"
-            if "overhead_p50_ms" in row
-            else f"{'':>10}{'':>10}"
-        )
-        lines.append(
-            f"{name:<16}{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['mean_ms']:>10.3f}{extra}"
-        )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -171,7 +143,7 @@ def main() -> None:
     block_network()
     log(f"two stdio servers; {args.warmup} + {args.n} rounds")
     rows, spawns = asyncio.run(measure(args))
-    print(table(rows))
+    print(latency_table(rows, 16))
     node = rows["executor"]["p50_ms"]
     verdict = "met" if node < TARGET_MS and spawns == 1 else "MISSED"
     print(f"\ntool node p50: {node:.3f} ms, pool spawns: {spawns} (target < 5 ms, 1: {verdict})")
