@@ -130,6 +130,7 @@ class _Parts:
         from agent_node.integrations.llm import LlmClient
         from agent_node.integrations.mcp import McpPool, McpToolBox
         from agent_node.nodes.delegate import DelegateExecutor
+        from agent_node.nodes.eval import EvalExecutor
         from agent_node.nodes.model import ModelExecutor
         from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
@@ -143,10 +144,12 @@ class _Parts:
         )
         pool = McpPool.from_config(config)  # opens nothing until a tool is first called
         llm = LlmClient(config.models)
+        models = ModelExecutor(llm, McpToolBox(pool))
         executors: dict[str, Executor] = {
             "delegate": DelegateExecutor(delegator),
             "tool": ToolExecutor(pool),
-            "model": ModelExecutor(llm, McpToolBox(pool)),
+            "model": models,
+            "eval": EvalExecutor(models),
         }
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
         for workflow in workflows.values():

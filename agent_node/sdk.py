@@ -254,6 +254,43 @@ class Workflow:
         given = {k: v for k, v in spec.items() if v is not None}
         self._add(name, given, next, retry=retry, timeout=timeout)
 
+    def eval(
+        self,
+        name: str,
+        *,
+        scorers: Sequence[Mapping[str, Any]],
+        threshold: float | None = None,
+        on_fail: str | None = None,
+        revise: str | Callable[..., Any] | None = None,
+        feedback: str | None = None,
+        max_revisions: int | None = None,
+        exhausted: str | None = None,
+        route: str | Callable[..., Any] | None = None,
+        output: str | None = None,
+        retry: RetryPolicy | None = None,
+        next: Next = DEFAULT,
+    ) -> None:
+        """Score the work so far (see :mod:`agent_node.nodes.eval`): ``scorers``
+        are ``{"type": "llm_judge", "rubric": …, "input": "{{ state.draft }}"}``,
+        ``{"type": "assertion", "expr": …}``, ``{"type": "latency"|"cost",
+        "max": …}``; ``on_fail="retry_with_feedback"`` re-runs ``revise`` with
+        the reasons in the state key ``feedback``, at most ``max_revisions``
+        times."""
+        spec = {
+            "type": "eval",
+            "scorers": [dict(scorer) for scorer in scorers],
+            "threshold": threshold,
+            "on_fail": on_fail,
+            "revise": _name(revise) if revise is not None else None,
+            "feedback": feedback,
+            "max_revisions": max_revisions,
+            "exhausted": exhausted,
+            "route": _name(route) if route is not None else None,
+            "output": output,
+        }
+        given = {k: v for k, v in spec.items() if v is not None}
+        self._add(name, given, next, retry=retry)
+
     def tool(
         self,
         name: str,

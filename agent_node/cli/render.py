@@ -99,12 +99,38 @@ def timeline_table(runs: Sequence[NodeRun]) -> Table:
 
 
 def _detail(run: NodeRun) -> str:
-    if run.detail:
-        return run.detail
-    following = run.extra.get("next")
+    said = run.detail or _scores(run.extra.get("output")) or _route(run.extra.get("next"))
+    return " · ".join(part for part in (said, _usage(run.extra.get("usage"))) if part)
+
+
+def _route(following: object) -> str:
     if isinstance(following, list):
         return "→ " + ", ".join(map(str, following))
     return f"→ {following}" if following else ""
+
+
+def _scores(output: object) -> str:
+    """An eval node's verdict: ``quality 0.40 ✗, cost 1.00 ✓ → revise``."""
+    if not isinstance(output, Mapping) or not isinstance(output.get("scores"), list):
+        return ""
+    marks = [
+        f"{s.get('name')} {float(s.get('score') or 0):.2f} {'✓' if s.get('passed') else '✗'}"
+        for s in output["scores"]
+        if isinstance(s, Mapping)
+    ]
+    return f"{', '.join(marks)} → {output.get('action')}"
+
+
+def _usage(usage: object) -> str:
+    """What a model call cost: ``412 tok · $0.0012 · 1.3 s``."""
+    if not isinstance(usage, Mapping) or not usage.get("total_tokens"):
+        return ""
+    parts = [f"{usage['total_tokens']} tok"]
+    if usage.get("cost"):
+        parts.append(f"${float(usage['cost']):.4f}")
+    if usage.get("latency_s"):
+        parts.append(f"{float(usage['latency_s']):.1f} s")
+    return " · ".join(parts)
 
 
 def executions_table(records: Iterable[ExecutionRecord]) -> Table:

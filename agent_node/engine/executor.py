@@ -28,13 +28,13 @@ Rules an executor must keep:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from agent_node.store.records import DelegationRecord
+from agent_node.store.records import DelegationRecord, EventRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NodeSpec
 
@@ -66,6 +66,8 @@ class NodeContext:
     now: float
     #: The execution's W3C trace context, when it has one (A2A tasks do).
     traceparent: str | None = None
+    #: Reads the execution's event log so far (eval nodes score latency and cost).
+    history: Callable[[], Awaitable[list[EventRecord]]] | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -308,6 +308,8 @@ def _apply(
         _park(txn, node, visit, outcome)
         return []
     info["next"] = None
+    if outcome.status == "failed" and outcome.output is not None:
+        info["output"] = outcome.output  # why it failed (a completion's output is the result's)
     txn.event("node_completed", node, visit, data=dumps(info))
     _finish(txn, outcome)
     return []

@@ -11,6 +11,7 @@ same transaction: the first comes back as the next claim to run, the others
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -104,6 +105,7 @@ class Runner:
             data,
             time.time(),
             record.traceparent,
+            functools.partial(self.store.events, record.id),
         )
         faults.hit("after_claim", item.node)
         started = time.perf_counter()

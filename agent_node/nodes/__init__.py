@@ -11,6 +11,7 @@ from agent_node.engine.executor import Executor
 from agent_node.nodes.branch import BranchExecutor
 from agent_node.nodes.delegate import DelegateExecutor
 from agent_node.nodes.end import EndExecutor
+from agent_node.nodes.eval import EvalExecutor
 from agent_node.nodes.http import HttpExecutor
 from agent_node.nodes.model import ModelExecutor
 from agent_node.nodes.parallel import JoinExecutor, ParallelExecutor
@@ -22,6 +23,7 @@ __all__ = ["default_executors"]
 
 
 def default_executors() -> dict[str, Executor]:
+    models = ModelExecutor()
     return {
         "python": PythonExecutor(),
         "branch": BranchExecutor(),
@@ -31,6 +33,7 @@ def default_executors() -> dict[str, Executor]:
         "delegate": DelegateExecutor(),
         "tool": ToolExecutor(),
         "http": HttpExecutor(),
-        "model": ModelExecutor(),
+        "model": models,
+        "eval": EvalExecutor(models),
         "end": EndExecutor(),
     }

@@ -67,6 +67,7 @@ __all__ = [
     "ModelExecutor",
     "ModelNode",
     "ModelRefused",
+    "Reply",
     "ToolBox",
     "ToolCall",
 ]
@@ -174,6 +175,18 @@ class Completion:
         return said
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one attempt of a model node got: the answer (text, or the parsed
+    object with a schema), the turn the history gains, and the summary and
+    usage recorded in ``node_completed``."""
+
+    value: Any
+    turn: list[dict[str, Any]]
+    summary: dict[str, Any]
+    usage: dict[str, Any]
+
+
 class ModelRefused(NodeFailed):
     """The model's server refused the request itself: asking again changes nothing."""
 
@@ -244,25 +257,33 @@ class ModelExecutor(Parkless):
 
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
-        client = self._client()
-        model = spec.model or client.default_model
-        conversation = _Conversation(spec, model, client, _messages(ctx, spec))
         try:
-            conversation.offered = await self._offered(spec)
-            answer = await self._answer(conversation)
-            value = answer.text
-            shape = spec.answer_model()
-            if shape is not None:
-                value, answer = await self._structured(conversation, shape, answer)
+            reply = await self.converse(spec, _messages(ctx, spec))
         except ModelRefused as exc:
             return Finish("failed", f"model node {spec.id!r}: {exc}")
-        conversation.turn.append(answer.message())
         return Advance(
             next=spec.next,
-            patch=_patch(ctx, spec, value, conversation.turn) or None,
-            output=conversation.summary(answer),
-            usage=conversation.usage(),
+            patch=_patch(ctx, spec, reply.value, reply.turn) or None,
+            output=reply.summary,
+            usage=reply.usage,
         )
+
+    async def converse(self, spec: ModelNode, messages: list[dict[str, Any]]) -> Reply:
+        """One attempt of ``spec`` over ``messages`` (already rendered): tool
+        rounds, then the structured answer with its repair. Raises
+        :class:`ModelRefused` when no later attempt can succeed, ``NodeFailed``
+        when one might. The eval node's judge asks through here too."""
+        client = self._client()
+        model = spec.model or client.default_model
+        conversation = _Conversation(spec, model, client, messages)
+        conversation.offered = await self._offered(spec)
+        answer = await self._answer(conversation)
+        value: Any = answer.text
+        shape = spec.answer_model()
+        if shape is not None:
+            value, answer = await self._structured(conversation, shape, answer)
+        conversation.turn.append(answer.message())
+        return Reply(value, conversation.turn, conversation.summary(answer), conversation.usage())
 
     def _client(self) -> ModelClient:
         if self.client is not None:
