@@ -17,6 +17,7 @@ two things uvicorn does not do:
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = ["CALLER", "caller_of", "uvicorn_config"]
 CALLER = "agent_node.caller"
 #: Seconds a stopping node waits for requests in flight.
 GRACEFUL_SHUTDOWN = 5
+#: Seconds an idle TLS connection gets to close politely when the node stops.
+SSL_CLOSE_GRACE = 0.3
 
 
 def caller_of(scope: Any) -> str | None:
@@ -58,6 +61,31 @@ class _HeadersTooLarge(Exception):
     pass
 
 
+class _QuickTlsClose:
+    """Stopping, an idle TLS connection closes by waiting for the client's
+    close_notify, which an idle pooled client (a peer node, itself stopping)
+    never sends: every stop took the whole graceful timeout. Idle, nothing is
+    left to send, so the connection is aborted after a moment."""
+
+    cycle: Any
+    transport: Any
+    _lost = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def shutdown(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        super().shutdown()  # type: ignore[misc]
+        if idle and self.transport.get_extra_info("ssl_object") is not None:
+            asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, self._abort_unless_lost)
+
+    def _abort_unless_lost(self) -> None:
+        if not self._lost:
+            self.transport.abort()
+
+
 def _node_protocol(limits: Limits) -> type[Any]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -65,7 +93,7 @@ def _node_protocol(limits: Limits) -> type[Any]:
 
     max_headers, max_bytes = limits.max_headers, limits.max_header_bytes
 
-    class NodeProtocol(HttpToolsProtocol):
+    class NodeProtocol(_QuickTlsClose, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
         _header_count = 0

@@ -16,6 +16,7 @@ from agent_node import __version__
 
 from .batch import batch
 from .certs import certs
+from .demo import demo
 from .executions import cancel, events, executions, inspect, run, signal
 from .peers import peers
 from .serve import serve
@@ -32,6 +33,7 @@ def cli() -> None:
 
 
 for command in (
+    demo,
     run,
     executions,
     inspect,

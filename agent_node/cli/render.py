@@ -22,6 +22,7 @@ from agent_node.store.records import ExecutionRecord, WaitRecord
 
 __all__ = [
     "describe_wait",
+    "detail",
     "execution_header",
     "executions_table",
     "make_console",
@@ -93,12 +94,12 @@ def timeline_table(runs: Sequence[NodeRun]) -> Table:
             str(run.attempt),
             status_text(run.status),
             duration,
-            truncate(_detail(run), 80),
+            truncate(detail(run), 80),
         )
     return table
 
 
-def _detail(run: NodeRun) -> str:
+def detail(run: NodeRun) -> str:
     said = run.detail or _scores(run.extra.get("output")) or _route(run.extra.get("next"))
     return " · ".join(part for part in (said, _usage(run.extra.get("usage"))) if part)
 

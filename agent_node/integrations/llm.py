@@ -44,6 +44,7 @@ from typing import Any
 
 from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed
+from agent_node.integrations import scripted
 from agent_node.nodes.model import Completion, ModelRefused, ToolCall
 
 __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
@@ -139,7 +140,11 @@ class LlmClient:
     ) -> Completion:
         """One chat completion. ``tools`` are OpenAI-style function tools,
         ``response_format`` OpenAI's (``json_schema`` becomes Ollama's
-        ``format``). With ``stream`` the answer is streamed and assembled."""
+        ``format``). With ``stream`` the answer is streamed and assembled.
+        ``scripted/…`` models are the offline scripted model
+        (:mod:`agent_node.integrations.scripted`): litellm is not loaded."""
+        if model.startswith(scripted.PREFIX):
+            return await scripted.complete(model, messages, response_format)
         litellm = await _litellm()
         options: dict[str, Any] = {"timeout": self.settings.timeout}
         given = {"temperature": temperature, "max_tokens": max_tokens}
