@@ -29,6 +29,7 @@ token when a send is repeated after a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -39,7 +40,7 @@ from typing import Any
 import httpx
 
 from agent_node.a2a import compat
-from agent_node.a2a.discovery import Directory, PeerCard, peer_identity
+from agent_node.a2a.discovery import Directory, PeerCard, PeerUnavailable, peer_identity
 from agent_node.a2a.errors import from_jsonrpc_error
 from agent_node.errors import RuntimeFailure
 from agent_node.nodes.delegate import SETTLED, Delegation, Receipt
@@ -130,7 +131,7 @@ class PeerDelegator:
         return Receipt(card.name, card.endpoint, card.version, identity, task, follow)
 
     async def get_task(self, record: DelegationRecord) -> Mapping[str, Any]:
-        card = _card_of(record)
+        card = await self._reach(record)
         result, _ = await self._call(card, "GetTask", {"id": record.remote_task_id}, {})
         if not isinstance(result, Mapping):
             raise DelegationFailed(f"peer {record.peer!r} answered GetTask with no task")
@@ -139,7 +140,7 @@ class PeerDelegator:
     async def follow(self, record: DelegationRecord) -> Mapping[str, Any] | None:
         """Follow the peer's task over SSE (``SubscribeToTask``) until it
         settles; returns it then, or None when the stream ends first."""
-        card = _card_of(record)
+        card = await self._reach(record)
         name, params = "SubscribeToTask", {"id": record.remote_task_id}
         headers = {"Accept": "text/event-stream"}
         if card.version == "0.3":
@@ -175,7 +176,7 @@ class PeerDelegator:
         }
         params = {"message": message, "configuration": {"returnImmediately": True}}
         try:
-            await self._call(_card_of(record), "SendMessage", params, {})
+            await self._call(await self._reach(record), "SendMessage", params, {})
         except DelegationFailed as exc:
             if not exc.refused:
                 raise
@@ -186,8 +187,24 @@ class PeerDelegator:
             )
 
     async def cancel_task(self, record: DelegationRecord) -> None:
-        card = _card_of(record)
+        card = await self._reach(record)
         await self._call(card, "CancelTask", {"id": record.remote_task_id}, {})
+
+    async def _reach(self, record: DelegationRecord) -> PeerCard:
+        """Where the peer's task is reached now. A configured peer may have
+        moved since the task was sent (a redeploy, a new port): its current
+        card is used when it is the same identity. Otherwise, or when its card
+        cannot be had, the endpoint the task was sent to."""
+        recorded = _card_of(record)
+        if not self.directory.knows(record.peer):
+            return recorded
+        try:
+            card = await self.directory.card(record.peer)
+        except PeerUnavailable:
+            return recorded
+        if record.identity is not None and card.identity not in (None, record.identity):
+            return recorded
+        return dataclasses.replace(card, identity=record.identity or card.identity)
 
     async def _resolve(self, delegation: Delegation) -> PeerCard:
         if delegation.peer is not None:

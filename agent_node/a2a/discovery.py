@@ -376,6 +376,10 @@ class Directory:
             reason += f"; unreachable: {'; '.join(unreachable)}"
         raise PeerUnavailable(reason)
 
+    def knows(self, name: str) -> bool:
+        """Whether ``name`` is a configured peer."""
+        return name in self._peers
+
     def forget(self, name: str) -> None:
         """Drop peer ``name``'s cached card (after a failed call): the next use refetches.
 

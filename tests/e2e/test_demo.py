@@ -1,0 +1,174 @@
+"""``agent-node demo`` end to end, offline: three real agent processes over
+mutual TLS, the question answered after one revision, Ctrl-C, resume, fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from agent_node.results import to_event
+from agent_node.store import store_from_url
+
+DEMO = [sys.executable, "-m", "agent_node.cli.main", "demo", "--offline", "--no-live"]
+
+
+def ports() -> int:
+    """A base port with the next two free as well."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base > 65000:
+            continue
+        try:
+            for port in range(base, base + 3):
+                with socket.socket() as taken:
+                    taken.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no three consecutive free ports")
+
+
+def demo(home: Path, *flags: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    args = [*DEMO, "--home", str(home), "--port", str(ports()), *flags]
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, cwd=home.parent, env=env
+    )
+
+
+def tasks(home: Path, agent: str) -> list[Any]:
+    async def read() -> list[Any]:
+        store = store_from_url(f"sqlite:///{home / agent}.db")
+        await store.open()
+        try:
+            return await store.list_executions(limit=100)
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def events(home: Path, agent: str, task: str) -> list[Any]:
+    async def read() -> list[Any]:
+        store = store_from_url(f"sqlite:///{home / agent}.db")
+        await store.open()
+        try:
+            return [to_event(e) for e in await store.events(task)]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def agents_running(home: Path) -> list[str]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "serve" in line and str(home) in line:
+            found.append(line)
+    return found
+
+
+def reviews(home: Path, task: str) -> list[str]:
+    return [
+        e.data["output"]["action"]
+        for e in events(home, "coordinator", task)
+        if e.kind == "node_completed" and e.node == "review"
+    ]
+
+
+def test_the_demo_answers_offline_after_one_revision(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    done = demo(home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "OFFLINE SCRIPTED MODEL" in out
+    assert "In short, durable workflows" in out  # the revised answer
+    assert "quality 0.40 ✗" in out and "quality 1.00 ✓" in out
+    assert "agent-node inspect" in out and "agent-node serve --config" in out
+    # Three stores, one per agent: one question, one research, two drafts.
+    [root] = tasks(home, "coordinator")
+    assert root.status == "completed"
+    assert root.id in out
+    assert reviews(home, root.id) == ["revise", "pass"]
+    assert len(tasks(home, "researcher")) == 1
+    assert [t.status for t in tasks(home, "writer")] == ["completed", "completed"]
+    # Every task came over mutual TLS, from the identity the policy expects.
+    for agent in ("researcher", "writer"):
+        assert {task.caller for task in tasks(home, agent)} == {
+            "spiffe://example.org/agent/coordinator"
+        }
+    assert root.caller == "spiffe://example.org/agent/user"
+    # Its own certificates, keys private; the configurations run by hand.
+    assert oct((home / "certs" / "coordinator-key.pem").stat().st_mode & 0o777) == "0o600"
+    config = (home / "coordinator.yaml").read_text()
+    assert "scripted/demo" in config and "agent-node serve --config" in config
+    assert agents_running(home) == []
+
+
+def test_ctrl_c_stops_all_three_and_the_next_run_resumes(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    base = ports()
+    args = [*DEMO, "--home", str(home), "--port", str(base), "--pace", "1"]
+    child = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+    )
+    assert child.stdout is not None
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if "review:" in line:  # the first verdict is in; the revision is under way
+            child.send_signal(signal.SIGINT)
+            break
+    rest, _ = child.communicate(timeout=30)
+    assert child.returncode == 130, "".join(seen) + rest
+    assert "stopped" in rest and "again to resume" in rest
+    assert agents_running(home) == []
+    [root] = tasks(home, "coordinator")
+    assert root.status not in {"completed", "failed", "canceled"}
+
+    # No terminal: it resumes the unanswered question, on other ports — the
+    # coordinator's parked delegation follows the writer to its new address.
+    again = demo(home)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming the question" in again.stdout and root.id in again.stdout
+    [resumed] = tasks(home, "coordinator")
+    assert (resumed.id, resumed.status) == (root.id, "completed")
+    assert reviews(home, root.id) == ["revise", "pass"]  # nothing ran twice
+    assert len(tasks(home, "researcher")) == 1
+    assert len(tasks(home, "writer")) == 2
+
+    fresh = demo(home, "--fresh", "--question", "Why do tides happen?")
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    [new] = tasks(home, "coordinator")
+    assert new.id != root.id and new.status == "completed"
+    assert "Why do tides happen?" in fresh.stdout
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    base = ports()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        taken.listen()
+        args = [*DEMO, "--home", str(tmp_path / "demo"), "--port", str(base)]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"port {base + 1} (researcher) is in use" in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_the_demo_explains_itself(flag: str) -> None:
+    done = subprocess.run([*DEMO[:4], flag], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert "--offline" in done.stdout and "--question" in done.stdout and "--fresh" in done.stdout
