@@ -44,6 +44,7 @@ the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -71,6 +72,7 @@ __all__ = [
 ]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+DEFAULT_MODEL = "ollama_chat/llama3.2:1b"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -221,7 +223,10 @@ class ModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: Any model string litellm accepts; ``ollama_chat/<model>`` for local use.
-    default: str = "ollama_chat/llama3.2:1b"
+    #: Unset: ``$AGENT_NODE_MODEL``, else ``ollama_chat/llama3.2:1b``.
+    default: str = Field(
+        default_factory=lambda: os.environ.get("AGENT_NODE_MODEL") or DEFAULT_MODEL
+    )
     #: Ollama's base URL; None: ``$OLLAMA_API_BASE``, else http://localhost:11434.
     api_base: str | None = None
     #: Seconds one model call may take.

@@ -51,10 +51,11 @@ class Runtime:
 
             loader = load_workflow
         self.workflows = WorkflowRegistry(loader)
+        self._made = default_executors()
         self.engine = Engine(
             self.store,
             self.workflows,
-            {**default_executors(), **(executors or {})},
+            {**self._made, **(executors or {})},
             node=node,
             scope=scope,
             **engine_options,
@@ -75,6 +76,12 @@ class Runtime:
         if self.engine.state is EngineState.RUNNING:
             await self.engine.stop()
         await self.store.close()
+        # The default executors' own clients (a model client made on first
+        # use); executors handed in belong to whoever made them.
+        for executor in self._made.values():
+            closing = getattr(executor, "aclose", None)
+            if closing is not None:
+                await closing()
 
     @property
     def running(self) -> bool:

@@ -18,6 +18,7 @@ from .batch import batch
 from .certs import certs
 from .demo import demo
 from .executions import cancel, events, executions, inspect, run, signal
+from .init import init
 from .peers import peers
 from .serve import serve
 from .tools import tools
@@ -34,6 +35,7 @@ def cli() -> None:
 
 for command in (
     demo,
+    init,
     run,
     executions,
     inspect,

@@ -6,7 +6,8 @@
 network: a *researcher* (the system prompt mentions research) answers with
 notes, a *writer* (it mentions writing) with a paragraph built from the
 notes, and a *judge* (the answer's schema has a ``score``) grades a text:
-low when it has no conclusion, high when it has one. So the demo's first
+low when it has no conclusion, high when it has one. Anything else is
+answered with what was asked, marked as the scripted model's. So the demo's first
 draft is sent back for one revision, and the revision passes — the path the
 demo exists to show, on any machine.
 
@@ -26,7 +27,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent_node.errors import NodeFailed
 from agent_node.nodes.model import Completion
 
 __all__ = ["PREFIX", "complete"]
@@ -76,10 +76,7 @@ async def complete(
     elif "writ" in system.lower():
         text = _draft(asked)
     else:
-        raise NodeFailed(
-            f"model {model!r} is the offline scripted model: it plays the demo's researcher,"
-            " writer and judge only (start Ollama, or name another model, for anything else)"
-        )
+        text = _echo(asked)
     return Completion(model=model, text=text, latency_s=time.perf_counter() - started)
 
 
@@ -128,6 +125,14 @@ def _draft(asked: str) -> str:
     known = _known(question)
     conclusion = known[1] if known else "this answer is canned; run with Ollama for a real one."
     return f"{body} {CONCLUSION}, {conclusion}"
+
+
+def _echo(asked: str) -> str:
+    said = asked if len(asked) <= 200 else asked[:199] + "…"
+    return (
+        f"[offline scripted model] I cannot think; you asked: {said!r}. Name a real model"
+        " (models.default) for a real answer."
+    )
 
 
 def _judge(asked: str) -> str:

@@ -14,11 +14,13 @@ from typing import Any
 
 import psutil
 import pytest
+from support.fake_ollama import MODEL, json_reply, serving, text
 
 from agent_node.results import to_event
 from agent_node.store import store_from_url
 
 DEMO = [sys.executable, "-m", "agent_node.cli.main", "demo", "--offline", "--no-live"]
+ONLINE = [flag for flag in DEMO if flag != "--offline"]
 
 
 def ports() -> int:
@@ -39,8 +41,10 @@ def ports() -> int:
     raise RuntimeError("no three consecutive free ports")
 
 
-def demo(home: Path, *flags: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    args = [*DEMO, "--home", str(home), "--port", str(ports()), *flags]
+def demo(
+    home: Path, *flags: str, timeout: float = 60, command: list[str] = DEMO
+) -> subprocess.CompletedProcess[str]:
+    args = [*command, "--home", str(home), "--port", str(ports()), *flags]
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
         args, capture_output=True, text=True, timeout=timeout, cwd=home.parent, env=env
@@ -172,3 +176,37 @@ def test_the_demo_explains_itself(flag: str) -> None:
     done = subprocess.run([*DEMO[:4], flag], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
     assert "--offline" in done.stdout and "--question" in done.stdout and "--fresh" in done.stdout
+
+
+def test_the_demo_uses_ollama_when_it_answers(tmp_path: Path) -> None:
+    """The real-model path: three agents asking (a fake) Ollama through litellm."""
+    home = tmp_path / "demo"
+    with serving() as ollama:
+        ollama.script(
+            text("- Tides follow the moon.\n- There are two a day."),
+            text("Tides follow the moon, twice a day."),
+            json_reply({"score": 2, "reason": "No conclusion."}),
+            text("Tides follow the moon, twice a day. In short: the moon moves the sea."),
+            json_reply({"score": 5, "reason": "Clear."}),
+        )
+        done = demo(home, "--ollama", ollama.url, "-q", "Why tides?", command=ONLINE, timeout=180)
+        chats = ollama.chats()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Ollama at {ollama.url}, model {MODEL}" in done.stdout
+    assert "In short: the moon moves the sea." in done.stdout
+    systems = [chat.body["messages"][0]["content"] for chat in chats]
+    assert [s.split(".")[0] for s in systems] == [
+        "You are a careful researcher",
+        "You are a writer",
+        "You are a strict, fair evaluator",
+        "You are a writer",
+        "You are a strict, fair evaluator",
+    ]
+    assert "No conclusion." in chats[3].body["messages"][-1]["content"]  # the feedback
+    [root] = tasks(home, "coordinator")
+    [first, _] = [
+        e.data for e in events(home, "coordinator", root.id)
+        if e.kind == "node_completed" and e.node == "review"
+    ]  # fmt: skip
+    assert first["usage"]["model"] == f"ollama_chat/{MODEL}"
+    assert first["usage"]["total_tokens"] > 0

@@ -1,0 +1,64 @@
+"""``agent-node init NAME``: the agent it writes serves over mutual TLS and answers."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from support.ports import free_port
+from support.tls import caller_context
+
+CLI = [sys.executable, "-m", "agent_node.cli.main"]
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_a_new_agent_serves_and_answers(tmp_path: Path) -> None:
+    port = free_port()
+    made = cli(tmp_path, "init", "helper", "--port", str(port), "--model", "scripted/any")
+    assert made.returncode == 0, made.stderr
+    assert "made a development CA" in made.stdout
+    assert "spiffe://agent-node.local/agent/helper" in made.stdout
+    for name in ("agent-node.yaml", "card.yaml", "ask.yaml"):
+        assert (tmp_path / "helper" / name).is_file()
+    assert cli(tmp_path, "certs", "issue", "me").returncode == 0
+
+    config = str(tmp_path / "helper" / "agent-node.yaml")
+    server = subprocess.Popen(
+        [*CLI, "serve", "--config", config], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        assert "listening on" in server.stdout.readline()
+        message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Hello!"}]}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+        with httpx.Client(verify=caller_context(tmp_path / "certs", "me"), timeout=30) as http:
+            card = http.get(f"https://localhost:{port}/.well-known/agent-card.json").json()
+            base = f"https://localhost:{port}"
+            answer = http.post(f"{base}/a2a", json=body, headers={"A2A-Version": "1.0"})
+        task = answer.json()["result"]["task"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+        [part, *_] = task["artifacts"][0]["parts"]
+        assert part["text"].startswith("[offline scripted model]") and "Hello!" in part["text"]
+        assert card["name"] == "Helper" and card["skills"][0]["id"] == "ask"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=15)
+
+
+def test_a_second_agent_shares_the_ca_and_nothing_is_overwritten(tmp_path: Path) -> None:
+    assert cli(tmp_path, "init", "one").returncode == 0
+    ca = (tmp_path / "certs" / "ca.pem").read_bytes()
+    second = cli(tmp_path, "init", "two", "--dir", "agents")
+    assert second.returncode == 0, second.stderr
+    assert "made a development CA" not in second.stdout
+    assert (tmp_path / "certs" / "ca.pem").read_bytes() == ca
+    assert "../../certs/two.pem" in (tmp_path / "agents" / "two" / "agent-node.yaml").read_text()
+    again = cli(tmp_path, "init", "one")
+    assert again.returncode == 2
+    assert "exists and is not empty" in again.stderr
