@@ -88,3 +88,25 @@ def test_the_greeter_agent_example_loads_and_builds_its_card() -> None:
     assert card["skills"][1]["description"] == (
         "Asks when you want to travel to the place you name, then books it."
     )
+
+
+@pytest.mark.parametrize("agent", ["coordinator", "researcher", "writer"])
+def test_the_network_agents_load_as_written(agent: str) -> None:
+    """examples/network/ runs by hand as its README says: certificates from
+    the repository's certs/, the identities the peers and policies name."""
+    from agent_node.a2a.card import build_card
+    from agent_node.config import load_config
+    from agent_node.node import AgentNode
+
+    config = load_config(ROOT / f"examples/network/{agent}.yaml")
+    assert config.tls is not None
+    assert config.path(config.tls.cert).resolve() == ROOT / "certs" / f"{agent}.pem"
+    card = build_card(config, AgentNode(config).load_workflows())
+    assert card["name"] == agent.title()
+    if agent == "coordinator":
+        assert [(p.name, p.identity) for p in config.peers] == [
+            ("researcher", "spiffe://example.org/agent/researcher"),
+            ("writer", "spiffe://example.org/agent/writer"),
+        ]
+    else:
+        assert config.policy.callers == ["spiffe://example.org/agent/coordinator"]
