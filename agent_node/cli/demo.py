@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+import httpx
 from rich.console import Console
 from rich.panel import Panel
 
@@ -25,6 +27,9 @@ from agent_node.errors import AgentNodeError
 
 from .common import handle_errors, run_async
 from .render import make_console
+
+if TYPE_CHECKING:
+    from agent_node.demo.network import Network
 
 __all__ = ["DEFAULT_QUESTION", "demo"]
 
@@ -116,22 +121,19 @@ def demo(
         raise click.exceptions.Exit(130) from None
 
 
+@dataclass
 class _Options:
-    def __init__(
-        self,
-        question: str,
-        offline: bool,
-        model: str,
-        ollama: str | None,
-        home: Path,
-        network: Path | None,
-        port: int,
-        mode: str | None,
-    ) -> None:
-        self.question, self.offline, self.model, self.ollama = question, offline, model, ollama
-        self.home, self.network, self.port, self.mode = home, network, port, mode
-        self.live = False
-        self.pace = 0.0
+    question: str
+    offline: bool
+    model: str
+    ollama: str | None
+    home: Path
+    network: Path | None
+    port: int
+    #: "fresh", "resume", or None: resume an unanswered question if the user agrees.
+    mode: str | None
+    live: bool = False
+    pace: float = 0.0
 
 
 async def _demo(options: _Options, console: Console) -> None:
@@ -155,11 +157,15 @@ async def _demo(options: _Options, console: Console) -> None:
     try:
         await net.start(env)
         await _ask_and_show(net, options, console, question, resume, began)
+    except httpx.HTTPError as exc:
+        raise AgentNodeError(
+            f"the demo lost touch with the agents: {exc}. {net.casualties()}"
+        ) from None
     finally:
         await net.stop()
 
 
-async def _what_to_ask(net: Any, options: _Options, console: Console) -> tuple[str, str | None]:
+async def _what_to_ask(net: Network, options: _Options, console: Console) -> tuple[str, str | None]:
     """The question, and the task to resume (None: ask anew)."""
     last = net.last_run
     if options.mode == "fresh" or not last:
@@ -180,7 +186,7 @@ async def _what_to_ask(net: Any, options: _Options, console: Console) -> tuple[s
     return asked, str(last["task"])
 
 
-async def _unfinished(net: Any, task: str) -> bool:
+async def _unfinished(net: Network, task: str) -> bool:
     from agent_node.store import TERMINAL
 
     from .common import open_store
@@ -194,7 +200,12 @@ async def _unfinished(net: Any, task: str) -> bool:
 
 
 async def _ask_and_show(
-    net: Any, options: _Options, console: Console, question: str, resume: str | None, began: float
+    net: Network,
+    options: _Options,
+    console: Console,
+    question: str,
+    resume: str | None,
+    began: float,
 ) -> None:
     from agent_node.a2a.client import http_client
     from agent_node.security.tls import client_context
@@ -260,7 +271,7 @@ def _show_answer(console: Console, task: dict[str, Any], status: str, took: floa
     console.print(f"answered in {took:.1f} s")
 
 
-def _show_next(console: Console, net: Any, task_id: str) -> None:
+def _show_next(console: Console, net: Network, task_id: str) -> None:
     coordinator = net.agents["coordinator"]
     cert, key, ca = net.user_files()
     ask = (

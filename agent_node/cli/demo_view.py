@@ -10,6 +10,7 @@ place; elsewhere it prints a line as each step ends.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -96,10 +97,13 @@ def steps_table(steps: list[Step], title: str) -> Table:
     table.add_column("status")
     table.add_column("ms", justify="right")
     table.add_column("what happened")
+    now = time.time()
     for step in steps:
         run = step.run
         node = run.node if run.visit == 1 else f"{run.node} #{run.visit}"
         duration = "" if run.duration is None else f"{run.duration * 1000:.0f}"
+        if run.duration is None and run.status in {"running", "waiting"}:
+            duration = f"{(now - run.started_at) * 1000:.0f}…"  # so far
         agent = step.agent if step.depth == 0 else f"  └ {step.agent}"
         table.add_row(agent, node, status_text(run.status), duration, truncate(detail(run), 90))
     return table

@@ -197,6 +197,15 @@ class Network:
             raise UsageError(f"{agent.name} did not start:\n" + "\n".join(tail))
         asyncio.get_running_loop().create_task(_drain(stdout))
 
+    def casualties(self) -> str:
+        """Which agents have exited, and where their logs are (for an error)."""
+        gone = [
+            f"{a.name} exited ({a.process.returncode}), its log: {a.log}"
+            for a in self.agents.values()
+            if a.process is not None and a.process.returncode is not None
+        ]
+        return "; ".join(gone) or f"all three are running; their logs: {self.home / 'logs'}"
+
     async def stop(self) -> None:
         """SIGTERM each agent, then SIGKILL what has not stopped in time."""
         running = [

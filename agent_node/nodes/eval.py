@@ -216,7 +216,7 @@ class EvalExecutor(Parkless):
         action, target = _decide(spec, ctx.visit, passed)
         mean = round(sum(score.score for score in scores) / len(scores), 4)
         verdict = {"passed": passed, "score": mean, "scores": [s.model_dump() for s in scores]}
-        output = {**verdict, "action": action, "revision": min(ctx.visit, spec.max_revisions + 1)}
+        output = {**verdict, "action": action}
         if action == "fail":
             return Finish("failed", f"eval node {spec.id!r}: {_shortfall(scores)}", output)
         patch: dict[str, Any] = {spec.output: verdict} if spec.output else {}

@@ -1,0 +1,33 @@
+"""What ``inspect``'s timeline says of a node: its verdict, its model usage."""
+
+from __future__ import annotations
+
+from agent_node.cli.render import detail
+from agent_node.results import NodeRun
+
+
+def run(**extra: object) -> NodeRun:
+    return NodeRun("review", 1, 1, "completed", 0.0, 1.0, extra=dict(extra))
+
+
+def test_an_eval_node_shows_each_score_and_what_it_led_to() -> None:
+    output = {
+        "scores": [
+            {"name": "quality", "score": 0.4, "passed": False},
+            {"name": "cost", "score": 1.0, "passed": True},
+        ],
+        "action": "revise",
+    }
+    usage = {"total_tokens": 412, "cost": 0.00123, "latency_s": 1.31}
+    assert detail(run(output=output, usage=usage, next="write")) == (
+        "quality 0.40 ✗, cost 1.00 ✓ → revise · 412 tok · $0.0012 · 1.3 s"
+    )
+
+
+def test_a_model_node_shows_its_route_and_tokens() -> None:
+    usage = {"total_tokens": 90, "cost": None, "latency_s": 0.25}
+    assert detail(run(output={"text": "hi"}, usage=usage, next="done")) == (
+        "→ done · 90 tok · 0.2 s"
+    )
+    assert detail(run(next=["a", "b"])) == "→ a, b"
+    assert detail(run()) == ""
