@@ -210,3 +210,56 @@ def test_the_demo_uses_ollama_when_it_answers(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert first["usage"]["model"] == f"ollama_chat/{MODEL}"
     assert first["usage"]["total_tokens"] > 0
+
+
+def on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
+    """Run ``args`` on a pseudo-terminal; type ``answer`` at the first question."""
+    import pty
+    import select
+    import time
+
+    main, child_side = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "50", "TERM": "xterm"}
+    child = subprocess.Popen(
+        args, stdin=child_side, stdout=child_side, stderr=child_side, cwd=cwd, env=env
+    )
+    os.close(child_side)
+    seen, asked = b"", False
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            seen += chunk
+        if not asked and b"Resume it?" in seen:
+            os.write(main, answer.encode() + b"\r")
+            asked = True
+        if child.poll() is not None and not ready:
+            break
+    os.close(main)
+    return child.wait(timeout=30), seen.decode(errors="replace")
+
+
+def test_on_a_terminal_the_user_chooses_to_resume_or_start_fresh(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    base = ports()
+    args = [*DEMO, "--home", str(home), "--port", str(base), "--pace", "1"]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if "research:" in line:
+            child.send_signal(signal.SIGINT)
+            break
+    child.communicate(timeout=30)
+    [stopped] = tasks(home, "coordinator")
+
+    live = [flag for flag in DEMO if flag != "--no-live"]
+    code, screen = on_a_terminal([*live, "--home", str(home), "--port", str(base)], tmp_path, "n")
+    assert code == 0, screen
+    assert "An earlier run stopped before answering" in screen
+    assert "what the agents do" in screen  # the live table
+    answered = [t for t in tasks(home, "coordinator") if t.status == "completed"]
+    assert [t.id for t in answered] != [stopped.id] and len(answered) == 1
