@@ -159,10 +159,11 @@ def inspect(execution_id: str, store_url: str) -> None:
     from . import render
 
     console = render.make_console()
-    console.print(render.execution_header(record, waits))
+    timeline = build_timeline(log)
+    console.print(render.execution_header(record, waits, timeline))
     console.print("state", style="bold")
     console.print(render.state_json(record.state))
-    console.print(render.timeline_table(build_timeline(log)))
+    console.print(render.timeline_table(timeline))
 
 
 async def _inspect(

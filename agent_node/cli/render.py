@@ -26,6 +26,7 @@ __all__ = [
     "execution_header",
     "executions_table",
     "make_console",
+    "model_usage",
     "state_json",
     "status_text",
     "timeline_table",
@@ -154,7 +155,9 @@ def executions_table(records: Iterable[ExecutionRecord]) -> Table:
     return table
 
 
-def execution_header(record: ExecutionRecord, waits: Sequence[WaitRecord]) -> Table:
+def execution_header(
+    record: ExecutionRecord, waits: Sequence[WaitRecord], runs: Sequence[NodeRun] = ()
+) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -169,7 +172,23 @@ def execution_header(record: ExecutionRecord, waits: Sequence[WaitRecord]) -> Ta
         grid.add_row("error", Text(record.error, style="red"))
     for wait in waits:
         grid.add_row("waits for", describe_wait(wait))
+    spent = model_usage(runs)
+    if spent:
+        grid.add_row("models", spent)
     return grid
+
+
+def model_usage(runs: Sequence[NodeRun]) -> str:
+    """What the execution's model calls took together: ``3 calls · 1,240 tok · $0.0031``."""
+    usages = [u for u in (run.extra.get("usage") for run in runs) if isinstance(u, Mapping)]
+    calls = sum(int(u.get("calls") or 0) for u in usages)
+    if not calls:
+        return ""
+    tokens = sum(int(u.get("total_tokens") or 0) for u in usages)
+    costs = [float(u["cost"]) for u in usages if u.get("cost") is not None]
+    parts = [f"{calls} call{'s' if calls > 1 else ''}", f"{tokens:,} tok"]
+    parts.append(f"${sum(costs):.4f}" if costs else "no price")
+    return " · ".join(parts)
 
 
 def describe_wait(wait: WaitRecord) -> str:

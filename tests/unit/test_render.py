@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_node.cli.render import detail
+from agent_node.cli.render import detail, model_usage
 from agent_node.results import NodeRun
 
 
@@ -31,3 +31,11 @@ def test_a_model_node_shows_its_route_and_tokens() -> None:
     )
     assert detail(run(next=["a", "b"])) == "→ a, b"
     assert detail(run()) == ""
+
+
+def test_the_header_sums_the_model_calls() -> None:
+    judged = run(usage={"calls": 2, "total_tokens": 1000, "cost": 0.002})
+    drafted = run(usage={"calls": 1, "total_tokens": 240, "cost": None})
+    assert model_usage([judged, drafted, run()]) == "3 calls · 1,240 tok · $0.0020"
+    assert model_usage([drafted]) == "1 call · 240 tok · no price"
+    assert model_usage([run()]) == ""
