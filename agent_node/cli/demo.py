@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 from rich.console import Console
 from rich.panel import Panel
 
@@ -137,6 +136,8 @@ class _Options:
 
 
 async def _demo(options: _Options, console: Console) -> None:
+    import httpx
+
     from agent_node.demo.models import choose_model
     from agent_node.demo.network import Network, find_network
 
