@@ -116,7 +116,7 @@ def _draft(asked: str) -> str:
     section = asked.partition("Notes:")[2] or asked
     section = re.split(r"\n\s*An editor\b", section, maxsplit=1)[0]
     notes = [m.group("item").strip() for m in _BULLET.finditer(section)]
-    body = " ".join(note if note.endswith(".") else note + "." for note in notes[:5])
+    body = " ".join(note if note.endswith((".", "?", "!")) else note + "." for note in notes[:5])
     if not body:
         body = f"This is the scripted writer's answer to: {question}."
     revising = "feedback" in asked.lower() or "revise" in asked.lower()
