@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import os
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -30,6 +32,10 @@ from agent_node.errors import ConfigError, UsageError
 from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["INSECURE_WARNING", "AgentNode"]
+
+log = logging.getLogger(__name__)
+#: Seconds between checks that a node's supervising parent is alive.
+ORPHAN_CHECK = 0.5
 
 INSECURE_WARNING = (
     "WARNING: --insecure-dev: serving plain HTTP on {host} with no authentication;"
@@ -73,8 +79,11 @@ class AgentNode:
                 raise ConfigError(f"skill {skill.id!r}: {exc}") from None
         return self.workflows
 
-    async def serve(self, ready: Callable[[NodeConfig], None] | None = None) -> None:
-        """Serve until SIGINT or SIGTERM, then stop cleanly."""
+    async def serve(
+        self, ready: Callable[[NodeConfig], None] | None = None, *, parent: int | None = None
+    ) -> None:
+        """Serve until SIGINT or SIGTERM — or, with ``parent``, until the
+        process of that id is no longer this one's parent — then stop cleanly."""
         import uvicorn
 
         from agent_node.transport import uvicorn_config
@@ -90,8 +99,10 @@ class AgentNode:
             await parts.start()
             with _stop_on_signals(server):
                 announce = asyncio.create_task(_announce(server, config, ready))
+                orphaned = asyncio.create_task(_stop_when_orphaned(server, parent))
                 await server.serve(sockets=[sock])
                 announce.cancel()
+                orphaned.cancel()
         finally:
             await parts.close()
             sock.close()
@@ -237,6 +248,17 @@ async def _announce(
     _freeze_startup_objects()
     if ready is not None:
         ready(config)
+
+
+async def _stop_when_orphaned(server: Any, parent: int | None) -> None:
+    """Stop once ``parent`` is gone (this process is handed to another parent):
+    a supervisor killed with SIGKILL leaves no node running behind it."""
+    if parent is None:
+        return
+    while os.getppid() == parent:
+        await asyncio.sleep(ORPHAN_CHECK)
+    log.warning("the parent process %d is gone: stopping", parent)
+    server.should_exit = True
 
 
 def _freeze_startup_objects() -> None:

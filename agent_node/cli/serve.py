@@ -37,6 +37,13 @@ __all__ = ["serve"]
     is_flag=True,
     help="Serve plain HTTP without authentication, on a loopback address only (development).",
 )
+@click.option(
+    "--parent-pid",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Stop when the process PID (a supervisor: agent-node demo) is gone.",
+)
 @handle_errors
 def serve(
     config_path: str,
@@ -46,6 +53,7 @@ def serve(
     cert_dir: Path | None,
     identity: str | None,
     insecure_dev: bool,
+    parent_pid: int | None,
 ) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
 
@@ -69,5 +77,5 @@ def serve(
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
         click.echo(f"skills: {skills}; store: {actual.store or 'default'}", err=True)
 
-    run_async(node.serve(ready))
+    run_async(node.serve(ready, parent=parent_pid))
     click.echo(f"agent node {config.name!r} stopped")

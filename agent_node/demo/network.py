@@ -163,14 +163,8 @@ class Network:
         await asyncio.gather(*(self._start(agent, env) for agent in self.agents.values()))
 
     async def _start(self, agent: Agent, env: dict[str, str]) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "agent_node.cli.main",
-            "serve",
-            "--config",
-            str(agent.config),
-        ]
+        serve = [sys.executable, "-m", "agent_node.cli.main", "serve"]
+        command = [*serve, "--config", str(agent.config), "--parent-pid", str(os.getpid())]
         with agent.log.open("ab") as log:
             log.write(f"--- agent-node demo starts {agent.name} ---\n".encode())
             log.flush()
@@ -180,7 +174,9 @@ class Network:
                 stderr=log,
                 env={**os.environ, **env},
                 cwd=self.home,
-                start_new_session=True,  # Ctrl-C reaches the demo, which stops them in order
+                # Ctrl-C reaches the demo, which stops them in order; if the demo
+                # is killed outright, each agent sees its parent gone and stops.
+                start_new_session=True,
             )
         stdout = agent.process.stdout
         if stdout is None:

@@ -263,3 +263,23 @@ def test_on_a_terminal_the_user_chooses_to_resume_or_start_fresh(tmp_path: Path)
     assert "what the agents do" in screen  # the live table
     answered = [t for t in tasks(home, "coordinator") if t.status == "completed"]
     assert [t.id for t in answered] != [stopped.id] and len(answered) == 1
+
+
+def test_agents_stop_when_the_demo_is_killed_outright(tmp_path: Path) -> None:
+    import time
+
+    home = tmp_path / "demo"
+    args = [*DEMO, "--home", str(home), "--port", str(ports()), "--pace", "5"]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("coordinator task"):
+            break
+    assert len(agents_running(home)) == 3
+    child.kill()  # SIGKILL: the demo stops nothing itself
+    child.wait(timeout=10)
+    child.stdout.close()
+    deadline = time.monotonic() + 15
+    while agents_running(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert agents_running(home) == []
