@@ -7,7 +7,10 @@ Each scorer gives a score between 0 and 1 and a verdict:
   through the model node's machinery (:meth:`ModelExecutor.converse`: the
   node's model client, structured output with one repair), at temperature 0.
   Its score is ``grade / scale``; it passes at ``threshold`` (the scorer's,
-  else the node's) or above.
+  else the node's) or above. A judge whose answer still does not parse after
+  its repair gives no verdict: a failed score of 0 saying so (``on_fail``
+  decides); a judge that cannot be asked at all (an unknown model) fails the
+  execution, and one that cannot be reached fails the attempt (retried).
 * ``assertion`` — a safe expression over the state (the language of branch
   conditions); 1 when it holds, else 0 with ``message`` as the reason.
 * ``latency`` — seconds since the execution started, or the last completed
@@ -48,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
-from agent_node.nodes.model import ModelExecutor, ModelNode, ModelRefused
+from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
 from agent_node.store.records import EventRecord
 from agent_node.workflow.durations import parse_duration
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
@@ -261,7 +264,14 @@ class EvalExecutor(Parkless):
             {"role": "system", "content": _JUDGE_SYSTEM.format(scale=scorer.scale)},
             {"role": "user", "content": _JUDGE_PROMPT.format(rubric=rubric, submission=submission)},
         ]
-        reply = await self.models.converse(spec.judge(index), messages)
+        try:
+            reply = await self.models.converse(spec.judge(index), messages)
+        except InvalidAnswer as exc:
+            # No verdict is not a pass: a failed score, so on_fail decides.
+            reason = f"the judge gave no readable verdict: {exc}"
+            return Score(
+                name=scorer.label, type=scorer.type, score=0.0, passed=False, reason=reason
+            )
         usage.append(reply.usage)
         grade = min(max(int(reply.value["score"]), 1), scorer.scale)
         score = round(grade / scorer.scale, 4)

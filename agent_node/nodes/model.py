@@ -63,6 +63,7 @@ from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
 
 __all__ = [
     "Completion",
+    "InvalidAnswer",
     "ModelClient",
     "ModelExecutor",
     "ModelNode",
@@ -189,6 +190,10 @@ class Reply:
 
 class ModelRefused(NodeFailed):
     """The model's server refused the request itself: asking again changes nothing."""
+
+
+class InvalidAnswer(ModelRefused):
+    """The answer did not match the schema, even after its repair."""
 
 
 class ModelClient(Protocol):
@@ -351,7 +356,7 @@ class ModelExecutor(Parkless):
         try:
             return _parsed(shape, again.text), again
         except _Invalid as second:
-            raise ModelRefused(
+            raise InvalidAnswer(
                 f"the answer does not match the schema, even after a repair: {second}"
             ) from None
 

@@ -175,6 +175,17 @@ async def test_a_judge_answer_that_is_not_json_is_repaired(
     assert completions(result, "check")[0]["usage"]["calls"] == 2
 
 
+async def test_a_judge_without_a_readable_verdict_is_a_failed_score(
+    ollama: FakeOllama, client: LlmClient, runtime_factory: Any
+) -> None:
+    ollama.script(text("a"), text("Four, I think."), text("Still four."))
+    result = await run(runtime_factory, client, workflow(JUDGE + "on_fail: continue\n"))
+    assert result.status == "completed", result.error
+    [verdict] = completions(result, "check")[0]["output"]["scores"]
+    assert (verdict["passed"], verdict["score"]) == (False, 0.0)
+    assert verdict["reason"].startswith("the judge gave no readable verdict")
+
+
 async def test_assertion_latency_and_cost_scorers(
     ollama: FakeOllama, client: LlmClient, runtime_factory: Any
 ) -> None:
