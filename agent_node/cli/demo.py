@@ -25,7 +25,7 @@ from rich.panel import Panel
 from agent_node.errors import AgentNodeError
 
 from .common import handle_errors, run_async
-from .render import make_console
+from .render import make_console, model_usage
 
 if TYPE_CHECKING:
     from agent_node.demo.network import Network
@@ -227,6 +227,10 @@ async def _ask_and_show(
     if not options.live:
         console.print(steps_table(steps, "timeline across the three agents"))
     _show_answer(console, task, watcher.status, took)
+    runs = [step.run for step in steps]
+    counted = any((run.extra.get("usage") or {}).get("total_tokens") for run in runs)
+    if counted:  # the scripted model counts no tokens
+        console.print(f"model calls across the three agents: {model_usage(runs)}")
     _show_next(console, net, task_id)
 
 

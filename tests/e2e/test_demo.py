@@ -194,6 +194,7 @@ def test_the_demo_uses_ollama_when_it_answers(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Ollama at {ollama.url}, model {MODEL}" in done.stdout
     assert "In short: the moon moves the sea." in done.stdout
+    assert "model calls across the three agents: 5 calls ·" in done.stdout
     systems = [chat.body["messages"][0]["content"] for chat in chats]
     assert [s.split(".")[0] for s in systems] == [
         "You are a careful researcher",
