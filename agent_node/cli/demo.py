@@ -278,21 +278,31 @@ def _show_answer(console: Console, task: dict[str, Any], status: str, took: floa
 
 def _show_next(console: Console, net: Network, task_id: str) -> None:
     coordinator = net.agents["coordinator"]
-    cert, key, ca = net.user_files()
+    cert, key, ca = (_shown(path) for path in net.user_files())
     ask = (
         '{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message":'
         ' {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Why do tides happen?"}]}}}'
     )
+    store = f"sqlite:///{_shown(coordinator.config.with_suffix('.db'))}"
+    serve = [f"    agent-node serve --config {_shown(a.config)}\n" for a in net.agents.values()]
     console.print(
         "\n[bold]next[/]\n"
         "  the coordinator's timeline, with each delegation, score and model call:\n"
-        f"    agent-node inspect {task_id} --store {coordinator.store}\n"
+        f"    agent-node inspect {task_id} --store {store}\n"
         "  run the agents by hand, one terminal each:\n"
-        + "".join(f"    agent-node serve --config {a.config}\n" for a in net.agents.values())
+        + "".join(serve)
         + "  and ask the coordinator yourself (as the demo's user certificate):\n"
         f"    curl --cacert {ca} --cert {cert} --key {key} {coordinator.url}/a2a"
         f" -H 'A2A-Version: 1.0' -H 'Content-Type: application/json' -d '{ask}'\n"
-        f"  the network's files, explained: {net.source / 'README.md'}",
+        f"  the network's files, explained: {_shown(net.source / 'README.md')}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

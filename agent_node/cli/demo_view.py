@@ -10,6 +10,7 @@ place; elsewhere it prints a line as each step ends.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ from agent_node.results import Event, NodeRun, build_timeline
 
 from .render import detail, status_text, truncate
 
-__all__ = ["Step", "Watcher", "follow", "steps_table"]
+__all__ = ["Step", "Watcher", "follow", "short_ids", "steps_table"]
 
 POLL = 0.15
+_UUID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _ENDS = {
     "execution_completed": "completed",
     "execution_failed": "failed",
@@ -86,6 +88,11 @@ class Watcher:
         return events
 
 
+def short_ids(text: str) -> str:
+    """Task ids cut to their first eight digits (the view is narrow; inspect has them whole)."""
+    return _UUID.sub(r"\1", text)
+
+
 def _status(events: list[Event]) -> str:
     return next((_ENDS[e.kind] for e in reversed(events) if e.kind in _ENDS), "running")
 
@@ -105,7 +112,8 @@ def steps_table(steps: list[Step], title: str) -> Table:
         if run.duration is None and run.status in {"running", "waiting"}:
             duration = f"{(now - run.started_at) * 1000:.0f}…"  # so far
         agent = step.agent if step.depth == 0 else f"  └ {step.agent}"
-        table.add_row(agent, node, status_text(run.status), duration, truncate(detail(run), 90))
+        said = truncate(short_ids(detail(run)), 90)
+        table.add_row(agent, node, status_text(run.status), duration, said)
     return table
 
 
@@ -141,7 +149,7 @@ def _print_step(console: Console, step: Step) -> None:
     console.print(
         f"{indent}[bold]{step.agent}[/] {run.node}: ",
         status_text(run.status),
-        f"{took}  {truncate(detail(run), 100)}",
+        f"{took}  {truncate(short_ids(detail(run)), 100)}",
         sep="",
         highlight=False,
     )
