@@ -3,17 +3,14 @@ assertion, latency and cost scorers, and what a failed evaluation does."""
 
 from __future__ import annotations
 
-import os
 import re
 import textwrap
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from support.fake_ollama import FakeOllama, json_reply, serving, text
+from support.fake_ollama import FakeOllama, json_reply, text
 
 from agent_node import Workflow
-from agent_node.config import ModelSettings
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.integrations.llm import LlmClient
 from agent_node.nodes.eval import EvalExecutor
@@ -58,29 +55,6 @@ scorers:
     rubric: "Does it explain {{ state.topic }} and end with a conclusion?"
     input: "{{ state.draft }}"
 """
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOllama]:
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def ollama(fake: FakeOllama) -> Iterator[FakeOllama]:
-    before = os.environ.get("OLLAMA_API_BASE")
-    fake.reset()
-    yield fake
-    if before is None:
-        os.environ.pop("OLLAMA_API_BASE", None)
-    else:
-        os.environ["OLLAMA_API_BASE"] = before
-
-
-@pytest.fixture
-async def client(ollama: FakeOllama) -> AsyncIterator[LlmClient]:
-    async with LlmClient(ModelSettings(default=MODEL, api_base=ollama.url, timeout=10)) as made:
-        yield made
 
 
 def workflow(check: str) -> CompiledWorkflow:

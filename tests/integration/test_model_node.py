@@ -8,13 +8,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from support.fake_ollama import FakeOllama, error, json_reply, serving, text, tool_call
+from support.fake_ollama import FakeOllama, error, json_reply, text, tool_call
 
 from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed, WorkflowDefinitionError
@@ -34,30 +34,6 @@ STATE = """
       answer: {default: null}
       history: {type: array, items: {type: object}, default: []}
 """
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOllama]:
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def ollama(fake: FakeOllama) -> Iterator[FakeOllama]:
-    """The module's fake, emptied; ``$OLLAMA_API_BASE`` as it was, afterwards."""
-    before = os.environ.get("OLLAMA_API_BASE")
-    fake.reset()
-    yield fake
-    if before is None:
-        os.environ.pop("OLLAMA_API_BASE", None)
-    else:
-        os.environ["OLLAMA_API_BASE"] = before
-
-
-@pytest.fixture
-async def client(ollama: FakeOllama) -> AsyncIterator[LlmClient]:
-    async with LlmClient(ModelSettings(default=MODEL, api_base=ollama.url, timeout=10)) as made:
-        yield made
 
 
 class Reading(BaseModel):

@@ -1,0 +1,42 @@
+"""Fixtures of the integration tests: a fake Ollama and a litellm client on it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from support.fake_ollama import FakeOllama, serving
+
+from agent_node.config import ModelSettings
+from agent_node.integrations.llm import LlmClient
+
+#: The model the ``client`` fixture asks when a node names none.
+FAKE_MODEL = "ollama_chat/llama3.2:1b"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOllama]:
+    """One fake Ollama per test module."""
+    with serving() as server:
+        yield server
+
+
+@pytest.fixture
+def ollama(fake: FakeOllama) -> Iterator[FakeOllama]:
+    """The module's fake, emptied; ``$OLLAMA_API_BASE`` as it was, afterwards."""
+    before = os.environ.get("OLLAMA_API_BASE")
+    fake.reset()
+    yield fake
+    if before is None:
+        os.environ.pop("OLLAMA_API_BASE", None)
+    else:
+        os.environ["OLLAMA_API_BASE"] = before
+
+
+@pytest.fixture
+async def client(ollama: FakeOllama) -> AsyncIterator[LlmClient]:
+    """A litellm client whose default model is the fake's."""
+    settings = ModelSettings(default=FAKE_MODEL, api_base=ollama.url, timeout=10)
+    async with LlmClient(settings) as made:
+        yield made
