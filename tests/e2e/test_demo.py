@@ -14,31 +14,19 @@ from typing import Any
 
 import psutil
 import pytest
+from e2e.procs import opened
 from support.fake_ollama import MODEL, json_reply, serving, text
+from support.ports import free_ports
 
 from agent_node.results import to_event
-from agent_node.store import store_from_url
 
 DEMO = [sys.executable, "-m", "agent_node.cli.main", "demo", "--offline", "--no-live"]
 ONLINE = [flag for flag in DEMO if flag != "--offline"]
 
 
 def ports() -> int:
-    """A base port with the next two free as well."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base > 65000:
-            continue
-        try:
-            for port in range(base, base + 3):
-                with socket.socket() as taken:
-                    taken.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no three consecutive free ports")
+    """A base port for the three agents."""
+    return free_ports(3)
 
 
 def demo(
@@ -53,24 +41,16 @@ def demo(
 
 def tasks(home: Path, agent: str) -> list[Any]:
     async def read() -> list[Any]:
-        store = store_from_url(f"sqlite:///{home / agent}.db")
-        await store.open()
-        try:
+        async with opened(f"sqlite:///{home / agent}.db") as store:
             return await store.list_executions(limit=100)
-        finally:
-            await store.close()
 
     return asyncio.run(read())
 
 
 def events(home: Path, agent: str, task: str) -> list[Any]:
     async def read() -> list[Any]:
-        store = store_from_url(f"sqlite:///{home / agent}.db")
-        await store.open()
-        try:
+        async with opened(f"sqlite:///{home / agent}.db") as store:
             return [to_event(e) for e in await store.events(task)]
-        finally:
-            await store.close()
 
     return asyncio.run(read())
 
