@@ -141,7 +141,6 @@ class _Parts:
         from agent_node.integrations.llm import LlmClient
         from agent_node.integrations.mcp import McpPool, McpToolBox
         from agent_node.nodes.delegate import DelegateExecutor
-        from agent_node.nodes.eval import EvalExecutor
         from agent_node.nodes.model import ModelExecutor
         from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
@@ -160,7 +159,6 @@ class _Parts:
             "delegate": DelegateExecutor(delegator),
             "tool": ToolExecutor(pool),
             "model": models,
-            "eval": EvalExecutor(models),
         }
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
         for workflow in workflows.values():

@@ -24,6 +24,7 @@ from agent_node.engine.executor import Executor
 from agent_node.engine.registry import Loader, WorkflowRegistry
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.nodes import default_executors
+from agent_node.nodes.model import ModelExecutor
 from agent_node.results import RunResult, to_event
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.store.records import ExecutionRecord
@@ -51,11 +52,15 @@ class Runtime:
 
             loader = load_workflow
         self.workflows = WorkflowRegistry(loader)
-        self._made = default_executors()
+        given = dict(executors or {})
+        models = given.get("model")
+        # Judges ask through the model executor given, so both share one client.
+        made = default_executors(models if isinstance(models, ModelExecutor) else None)
+        self._made = {kind: e for kind, e in made.items() if kind not in given}
         self.engine = Engine(
             self.store,
             self.workflows,
-            {**self._made, **(executors or {})},
+            {**made, **given},
             node=node,
             scope=scope,
             **engine_options,

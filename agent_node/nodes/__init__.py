@@ -22,8 +22,10 @@ from agent_node.nodes.wait import WaitExecutor
 __all__ = ["default_executors"]
 
 
-def default_executors() -> dict[str, Executor]:
-    models = ModelExecutor()
+def default_executors(models: ModelExecutor | None = None) -> dict[str, Executor]:
+    """One executor per node type; eval nodes' judges ask through ``models``
+    (the model nodes' executor; a new one when not given)."""
+    models = models or ModelExecutor()
     return {
         "python": PythonExecutor(),
         "branch": BranchExecutor(),

@@ -13,7 +13,6 @@ from support.fake_ollama import FakeOllama, json_reply, text
 from agent_node import Workflow
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.integrations.llm import LlmClient
-from agent_node.nodes.eval import EvalExecutor
 from agent_node.nodes.model import ModelExecutor
 from agent_node.results import Event, RunResult
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -65,9 +64,8 @@ def workflow(check: str) -> CompiledWorkflow:
 async def run(
     runtime_factory: Any, client: LlmClient, wf: CompiledWorkflow, url: str = "memory://"
 ) -> RunResult:
-    models = ModelExecutor(client)
-    executors = {"model": models, "eval": EvalExecutor(models)}
-    runtime = await runtime_factory(url, executors=executors)
+    # Only the model executor: the runtime's eval executor asks through it.
+    runtime = await runtime_factory(url, executors={"model": ModelExecutor(client)})
     result: RunResult = await runtime.run(wf, {})
     return result
 
