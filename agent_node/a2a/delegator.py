@@ -1,39 +1,40 @@
-"""Delegation over A2A: sending to peers (this module), and learning their results.
+"""Delegation over A2A, the network side: the calls a delegation makes to its peer.
 
-Three parts, one per direction of news:
+Three modules share the work (the state machine itself is pure, in
+:mod:`agent_node.nodes.delegation`):
 
-* :class:`PeerDelegator` implements the delegate node's
-  :class:`~agent_node.nodes.delegate.PeerClient`: it resolves the peer
-  (:class:`~agent_node.a2a.discovery.Directory`), and sends ``SendMessage``
-  with ``returnImmediately``, ``messageId`` and ``Idempotency-Key`` = the
-  attempt's idempotency key, and a push config pointing at our
-  ``/a2a/push`` with a token for this delegation; in A2A 1.0, or 0.3 when
-  that is all the peer's card offers.
-* :func:`~agent_node.a2a.push_receiver.push_endpoint` is ``POST /a2a/push``:
-  a peer's push about one of our delegations resumes the waiting execution
-  when it comes from the identity the task was sent to with the right
-  token, and the task is settled.
-  Anything else is refused (403, logged) or, for news we do not act on,
-  acknowledged and ignored; a duplicate finds the wait gone and does nothing.
-* :class:`~agent_node.a2a.watchdog.Watchdog` polls ``GetTask`` for delegations with no news (each
-  after ``poll`` seconds, then doubling up to ``max_poll``), so a lost push
-  never hangs a workflow, and a peer that cannot push is simply polled.
-  A delegation whose wait is gone (the execution was canceled, or the wait
-  timed out) has its peer task canceled, then its row is dropped.
+* :class:`PeerDelegator` (this module) makes the calls: ``SendMessage`` with
+  ``returnImmediately``, ``messageId`` and ``Idempotency-Key`` = the visit's
+  idempotency key, and a push config pointing at our ``/a2a/push`` with this
+  delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
+  our caller's answer, ``CancelTask``. In A2A 1.0, or 0.3 when that is all
+  the peer's card offers. Every failure is a :class:`PeerError` that says
+  whether trying again later may help (``transient``: the peer could not be
+  reached, timed out, was busy — 408, 429, 5xx, honouring ``Retry-After`` —
+  or answered ``-32603``) or not (the request itself is wrong or
+  forbidden), and names the peer, never its URL.
+* :class:`~agent_node.a2a.watchdog.Watchdog` drives each delegation row.
+* :func:`~agent_node.a2a.push_receiver.push_endpoint` takes peers' pushes.
 
-Tokens are an HMAC of the delegation's idempotency key under a secret of the
-node (derived from its TLS key, so replicas sharing an identity agree; a
-node without TLS derives it from its name): nothing to store, and the same
-token when a send is repeated after a crash.
+Tokens name their delegation: ``<key, base64url>.<HMAC of the key>`` under a
+secret of the node (derived from its TLS key, so replicas sharing an
+identity agree). A push is matched to its row by the key it carries — even
+before the peer's answer to the send has told us the task's id — and proven
+by the HMAC: nothing to store, and the same token when a send is repeated.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import email.utils
 import hashlib
 import hmac
 import json
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -42,40 +43,64 @@ import httpx
 from agent_node.a2a import compat
 from agent_node.a2a.discovery import Directory, PeerCard, PeerUnavailable, peer_identity
 from agent_node.a2a.errors import from_jsonrpc_error
-from agent_node.errors import RuntimeFailure
-from agent_node.nodes.delegate import SETTLED, Delegation, Receipt
+from agent_node.errors import ConfigError, NodeFailed, RuntimeFailure
+from agent_node.nodes.delegate import Delegation, Receipt
+from agent_node.nodes.delegation import task_state
 from agent_node.store.records import DelegationRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DelegationFailed", "PeerDelegator", "delegation_key", "push_token", "task_state"]
+__all__ = ["PeerDelegator", "PeerError", "push_token", "task_state", "token_key"]
 
 PUSH_NOT_SUPPORTED = -32003
+#: JSON-RPC errors that say the peer could not serve the request now (internal
+#: error, our rate limit): worth trying again. Any other says the request is
+#: wrong or forbidden.
+TRANSIENT_CODES = frozenset({-32603, -32032})
+#: HTTP statuses worth trying again.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 
 
-class DelegationFailed(RuntimeFailure):
-    """A call to a peer failed (the node's retry policy applies). ``refused``:
-    the peer answered with an error, as opposed to not answering at all."""
+class PeerError(RuntimeFailure):
+    """A call to a peer failed. ``transient``: trying again later may help;
+    ``retry_after``: seconds the peer asked us to wait; ``code``: its
+    JSON-RPC error code, when it answered with one."""
 
-    def __init__(self, message: str, *, refused: bool = False, code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        code: int | None = None,
+    ) -> None:
         super().__init__(message)
-        self.refused = refused
-        #: The peer's JSON-RPC error code, when it answered with one.
+        self.transient = transient
+        self.retry_after = retry_after
         self.code = code
 
 
-def push_token(secret: bytes, idempotency_key: str) -> str:
-    """The token a peer must send back with pushes about one delegation."""
-    return hmac.new(secret, idempotency_key.encode(), hashlib.sha256).hexdigest()
+def push_token(secret: bytes, key: str) -> str:
+    """The token a peer must send back with pushes about the delegation of
+    idempotency key ``key``: the key itself, and proof we made it."""
+    mac = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=") + "." + mac
 
 
-def delegation_key(record: DelegationRecord) -> str:
-    """The idempotency key of the visit that sent ``record``: ``execution/node/visit``."""
-    return f"{record.execution_id}/{record.node}/{record.visit}"
+def token_key(secret: bytes, token: str) -> str | None:
+    """The idempotency key a genuine ``token`` names; None for any other."""
+    encoded, _, mac = token.rpartition(".")
+    try:
+        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    expected = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+    return key if hmac.compare_digest(expected, mac) else None
 
 
 class PeerDelegator:
-    """Sends delegations and reads peers' tasks (see the module doc)."""
+    """Makes a delegation's calls to its peer (see the module doc)."""
 
     def __init__(
         self,
@@ -91,8 +116,16 @@ class PeerDelegator:
         self.push_url = push_url
         self.secret = secret
 
-    async def send(self, delegation: Delegation) -> Receipt:
-        card = await self._resolve(delegation)
+    def check(self, delegation: Delegation) -> None:
+        """Refuse at once a delegation to a peer that is not configured."""
+        if delegation.peer is not None and not self.directory.knows(delegation.peer):
+            raise NodeFailed(f"no peer named {delegation.peer!r} is configured (see peers:)")
+
+    async def send(self, row: DelegationRecord) -> Receipt:
+        """Send the row's request; the peer's answer (its task, or a message
+        as a completed task). Raises :class:`PeerError`."""
+        delegation = Delegation.from_json(row.request or "{}")
+        card = await self._resolve(delegation, row)
         message: dict[str, Any] = {
             "messageId": delegation.idempotency_key,
             "role": "ROLE_USER",
@@ -102,8 +135,7 @@ class PeerDelegator:
             message["metadata"] = {"skill": delegation.skill}
         configuration: dict[str, Any] = {"returnImmediately": True}
         capabilities = card.card.get("capabilities") or {}
-        pushes = bool(capabilities.get("pushNotifications"))
-        if delegation.push and pushes and self.push_url is not None:
+        if delegation.push and capabilities.get("pushNotifications") and self.push_url:
             configuration["taskPushNotificationConfig"] = {
                 "url": self.push_url,
                 "token": push_token(self.secret, delegation.idempotency_key),
@@ -114,7 +146,7 @@ class PeerDelegator:
             headers["traceparent"] = delegation.traceparent
         try:
             result, identity = await self._call(card, "SendMessage", params, headers)
-        except DelegationFailed as exc:
+        except PeerError as exc:
             if exc.code != PUSH_NOT_SUPPORTED or "taskPushNotificationConfig" not in configuration:
                 raise
             # Its card said it pushes, but it no longer does (a cached card):
@@ -124,24 +156,24 @@ class PeerDelegator:
             result, identity = await self._call(card, "SendMessage", params, headers)
         task = result.get("task") if isinstance(result, Mapping) else None
         if not isinstance(task, Mapping):
-            task = _task_of_message(result)
+            task = _task_of_message(card, result)
         follow = "taskPushNotificationConfig" not in configuration and bool(
             capabilities.get("streaming")
         )
         return Receipt(card.name, card.endpoint, card.version, identity, task, follow)
 
-    async def get_task(self, record: DelegationRecord) -> Mapping[str, Any]:
-        card = await self._reach(record)
-        result, _ = await self._call(card, "GetTask", {"id": record.remote_task_id}, {})
-        if not isinstance(result, Mapping):
-            raise DelegationFailed(f"peer {record.peer!r} answered GetTask with no task")
+    async def get_task(self, row: DelegationRecord) -> Mapping[str, Any]:
+        card = await self._reach(row)
+        result, _ = await self._call(card, "GetTask", {"id": row.remote_task_id}, {})
+        if not isinstance(result, Mapping) or not isinstance(result.get("status"), Mapping):
+            raise PeerError(f"peer {card.name!r} answered GetTask with no task", transient=True)
         return result
 
-    async def follow(self, record: DelegationRecord) -> Mapping[str, Any] | None:
-        """Follow the peer's task over SSE (``SubscribeToTask``) until it
-        settles; returns it then, or None when the stream ends first."""
-        card = await self._reach(record)
-        name, params = "SubscribeToTask", {"id": record.remote_task_id}
+    async def follow(self, row: DelegationRecord) -> AsyncIterator[Mapping[str, Any]]:
+        """Follow the peer's task over SSE (``SubscribeToTask``): each task
+        or status update it streams, until the stream ends."""
+        card = await self._reach(row)
+        name, params = "SubscribeToTask", {"id": row.remote_task_id}
         headers = {"Accept": "text/event-stream"}
         if card.version == "0.3":
             name, params = compat.request_params_to_v03(name, params)
@@ -149,67 +181,97 @@ class PeerDelegator:
             headers["A2A-Version"] = "1.0"
         body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": params}
         timeout = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
-        async with self.client.stream(
-            "POST", card.endpoint, json=body, headers=headers, timeout=timeout
-        ) as response:
-            if card.identity is not None and peer_identity(response) != card.identity:
-                raise DelegationFailed(f"peer {card.name!r} answered as someone else")
-            async for event in _sse_results(response):
-                if card.version == "0.3":
-                    event = compat.stream_event_from_v03(event)
-                state = task_state(event.get("task") or event.get("statusUpdate") or {})
-                if state in SETTLED:
-                    return await self.get_task(record)  # whole, with its artifacts
-        return None
+        try:
+            async with self.client.stream(
+                "POST", card.endpoint, json=body, headers=headers, timeout=timeout
+            ) as response:
+                self._check_identity(card, peer_identity(response))
+                async for event in _sse_results(card, response):
+                    if card.version == "0.3":
+                        event = compat.stream_event_from_v03(event)
+                    yield event
+        except httpx.HTTPError as exc:
+            raise _unreachable(card, exc) from None
 
-    async def relay(self, record: DelegationRecord) -> None:
-        """Send our caller's answer (``record.relay``) to the peer's task that
-        asked for it. A peer that refuses it (the task moved on: the answer
-        came twice, after a crash) is done with it too."""
-        answer = json.loads(record.relay or "{}")
-        digest = hashlib.sha256((record.relay or "").encode()).hexdigest()[:12]
+    async def relay(self, row: DelegationRecord) -> bool:
+        """Send our caller's answer (``row.relay``) to the peer's task that
+        asked for it; False when the peer refused it (the task moved on: the
+        answer came twice, after a crash), which is as done."""
+        answer = json.loads(row.relay or "{}")
         message = {
-            "messageId": f"{delegation_key(record)}/answer/{digest}",
+            "messageId": f"{row.key}/answer/{row.turn}",
             "role": "ROLE_USER",
-            "taskId": record.remote_task_id,
+            "taskId": row.remote_task_id,
             "parts": answer.get("parts") or [{"text": ""}],
         }
         params = {"message": message, "configuration": {"returnImmediately": True}}
         try:
-            await self._call(await self._reach(record), "SendMessage", params, {})
-        except DelegationFailed as exc:
-            if not exc.refused:
+            await self._call(await self._reach(row), "SendMessage", params, {})
+        except PeerError as exc:
+            if exc.transient:
                 raise
-            log.info(
-                "delegation %s: the peer refused the relayed answer: %s",
-                delegation_key(record),
-                exc,
-            )
+            log.info("delegation %s: the peer refused the relayed answer: %s", row.key, exc)
+            return False
+        return True
 
-    async def cancel_task(self, record: DelegationRecord) -> None:
-        card = await self._reach(record)
-        await self._call(card, "CancelTask", {"id": record.remote_task_id}, {})
+    async def cancel_task(self, row: DelegationRecord) -> None:
+        """Cancel the peer's task; one that is over already counts as canceled."""
+        card = await self._reach(row)
+        try:
+            await self._call(card, "CancelTask", {"id": row.remote_task_id}, {})
+        except PeerError as exc:
+            if exc.transient:
+                raise
+            log.info("delegation %s: the peer did not cancel its task: %s", row.key, exc)
 
-    async def _reach(self, record: DelegationRecord) -> PeerCard:
+    async def _reach(self, row: DelegationRecord) -> PeerCard:
         """Where the peer's task is reached now. A configured peer may have
         moved since the task was sent (a redeploy, a new port): its current
         card is used when it is the same identity. Otherwise, or when its card
         cannot be had, the endpoint the task was sent to."""
-        recorded = _card_of(record)
-        if not self.directory.knows(record.peer):
-            return recorded
+        known = self.directory.knows(row.peer)
+        if not row.endpoint and not known:
+            raise PeerError(f"peer {row.peer!r} is not configured any more", transient=False)
+        if not known:
+            return _card_of(row)
         try:
-            card = await self.directory.card(record.peer)
-        except PeerUnavailable:
-            return recorded
-        if record.identity is not None and card.identity not in (None, record.identity):
-            return recorded
-        return dataclasses.replace(card, identity=record.identity or card.identity)
+            card = await self.directory.card(row.peer)
+        except PeerUnavailable as exc:
+            if not row.endpoint:
+                raise _unavailable(exc) from None
+            return _card_of(row)
+        if row.identity is not None and card.identity not in (None, row.identity):
+            return _card_of(row) if row.endpoint else card
+        return dataclasses.replace(card, identity=row.identity or card.identity)
 
-    async def _resolve(self, delegation: Delegation) -> PeerCard:
-        if delegation.peer is not None:
-            return await self.directory.card(delegation.peer)
-        return await self.directory.find(skill=delegation.skill, tag=delegation.tag)
+    async def _resolve(self, delegation: Delegation, row: DelegationRecord) -> PeerCard:
+        """The peer's card: the one named, or the first whose card offers the
+        skill or tag (an unreachable peer may: then try again later)."""
+        try:
+            if delegation.peer is not None:
+                return await self.directory.card(delegation.peer)
+            if row.peer and self.directory.knows(row.peer):
+                return await self.directory.card(row.peer)  # chosen by an earlier try
+            found = await self.directory.all()
+        except PeerUnavailable as exc:
+            raise _unavailable(exc) from None
+        except ConfigError as exc:
+            raise PeerError(str(exc), transient=False) from None
+        unreachable = [f for f in found if isinstance(f, PeerUnavailable)]
+        for card in found:
+            if isinstance(card, PeerCard) and card.has(skill=delegation.skill, tag=delegation.tag):
+                return card
+        wanted = " and ".join(
+            f"{label} {value!r}"
+            for label, value in (("skill", delegation.skill), ("tag", delegation.tag))
+            if value
+        )
+        if unreachable:
+            names = ", ".join(repr(f.peer) for f in unreachable)
+            raise PeerError(
+                f"no reachable peer offers {wanted} ({names} unreachable)", transient=True
+            )
+        raise PeerError(f"no configured peer offers {wanted}", transient=False)
 
     async def _call(
         self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]
@@ -225,35 +287,41 @@ class PeerDelegator:
             identity = peer_identity(response)
         except httpx.HTTPError as exc:
             self.directory.forget(card.name)
-            raise DelegationFailed(f"peer {card.name!r}: {type(exc).__name__}: {exc}") from None
-        if card.identity is not None and identity != card.identity:
-            raise DelegationFailed(
-                f"peer {card.name!r} answered as {identity!r}, not {card.identity!r}"
-            )
-        answer = _answer(card, response)
+            raise _unreachable(card, exc) from None
+        self._check_identity(card, identity)
+        answer = _answer(card, method, response)
         if "error" in answer:
             raw = answer["error"]
             error = from_jsonrpc_error(raw if isinstance(raw, dict) else {})
-            raise DelegationFailed(
-                f"peer {card.name!r} refused {method}: {error.message}",
-                refused=True,
-                code=error.error.row.code,
+            code = error.error.row.code
+            raise PeerError(
+                f"peer {card.name!r} refused {method}: {_scrub(error.message)}",
+                transient=code in TRANSIENT_CODES,
+                retry_after=_retry_after(response),
+                code=code,
             )
         result = answer.get("result")
         if card.version == "0.3":
             result = compat.result_from_v03(method, result)
         return result, identity
 
+    def _check_identity(self, card: PeerCard, identity: str | None) -> None:
+        if card.identity is not None and identity != card.identity:
+            raise PeerError(
+                f"peer {card.name!r} answered as {identity!r}, not {card.identity!r}",
+                transient=False,
+            )
 
-async def _sse_results(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+
+async def _sse_results(card: PeerCard, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
     """The JSON-RPC ``result`` of each Server-Sent Event of ``response``."""
     if response.status_code != 200:
-        raise DelegationFailed(f"SubscribeToTask answered HTTP {response.status_code}")
+        raise PeerError(
+            f"peer {card.name!r} answered SubscribeToTask with HTTP {response.status_code}",
+            transient=response.status_code in TRANSIENT_STATUSES,
+        )
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
-        answer = json.loads(await response.aread() or b"{}")
-        error = answer.get("error") if isinstance(answer, dict) else None
-        reason = error.get("message") if isinstance(error, dict) else "not an event stream"
-        raise DelegationFailed(f"SubscribeToTask: {reason}", refused=True)
+        raise PeerError(f"peer {card.name!r} does not stream this task", transient=False)
     data: list[str] = []
     async for line in response.aiter_lines():
         if line.startswith("data:"):
@@ -267,37 +335,98 @@ async def _sse_results(response: httpx.Response) -> AsyncIterator[dict[str, Any]
             message = None
         data = []
         if isinstance(message, dict) and isinstance(message.get("error"), dict):
-            raise DelegationFailed(f"SubscribeToTask: {message['error'].get('message')}")
+            reason = _scrub(str(message["error"].get("message")))
+            raise PeerError(f"peer {card.name!r} ended its stream: {reason}", transient=False)
         if isinstance(message, dict) and isinstance(message.get("result"), dict):
             yield message["result"]
 
 
-def _answer(card: PeerCard, response: httpx.Response) -> dict[str, Any]:
+def _answer(card: PeerCard, method: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC answer of ``response``; a :class:`PeerError` for HTTP
+    errors and for bodies that are not JSON-RPC."""
+    status = response.status_code
     try:
         answer = response.json()
     except ValueError:
         answer = None
-    if not isinstance(answer, dict):
-        raise DelegationFailed(
-            f"peer {card.name!r} answered HTTP {response.status_code} without JSON-RPC"
-        )
-    return answer
+    if isinstance(answer, dict) and ("result" in answer or "error" in answer):
+        if status < 400 or isinstance(answer.get("error"), dict):
+            return answer
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    what = "JSON-RPC" if isinstance(answer, dict) else kind
+    raise PeerError(
+        f"peer {card.name!r} answered {method} with HTTP {status} ({what}): "
+        + (_excerpt(response.text) or "empty body"),
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=_retry_after(response),
+    )
 
 
-def _card_of(record: DelegationRecord) -> PeerCard:
+def _unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:
+    detail = _scrub(str(exc)) or type(exc).__name__
+    # A transport failure (refused, reset, timed out) is the network's;
+    # anything else httpx raises (an invalid URL, a TLS verification error)
+    # is ours or the peer's configuration.
+    transient = isinstance(exc, httpx.TransportError) and not _is_tls_refusal(exc)
+    return PeerError(
+        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}", transient=transient
+    )
+
+
+def _is_tls_refusal(exc: httpx.HTTPError) -> bool:
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or type(exc).__name__ == "IdentityMismatch"
+
+
+def _unavailable(exc: PeerUnavailable) -> PeerError:
+    """A peer whose card cannot be had now: try again later."""
+    name = exc.peer or "?"
+    return PeerError(f"peer {name!r} unavailable: {_scrub(exc.reason)}", transient=True)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _scrub(text: str) -> str:
+    """``text`` without URLs (they name internal hosts a caller must not see)."""
+    return _URL.sub("<url>", text)
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    """A short, single-line, URL-free excerpt of a body (an HTML error page)."""
+    plain = re.sub(r"<[^>]*>", " ", text)
+    plain = " ".join(plain.split())
+    plain = _scrub(plain)
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"
+
+
+def _card_of(row: DelegationRecord) -> PeerCard:
     """Enough of a card to call the endpoint a delegation was sent to."""
     return PeerCard(
-        name=record.peer,
-        base_url=record.endpoint,
+        name=row.peer,
+        base_url=row.endpoint,
         card={},
-        endpoint=record.endpoint,
-        version="0.3" if record.version == "0.3" else "1.0",
-        identity=record.identity,
+        endpoint=row.endpoint,
+        version="0.3" if row.version == "0.3" else "1.0",
+        identity=row.identity,
         etag=None,
-        fetched_at=record.sent_at,
-        expires_at=record.sent_at,
+        fetched_at=row.sent_at,
+        expires_at=row.sent_at,
         signed_by=None,
-        card_url=record.endpoint,
+        card_url=row.endpoint,
     )
 
 
@@ -310,19 +439,17 @@ def _parts(delegation: Delegation) -> list[dict[str, Any]]:
     return parts or [{"text": ""}]
 
 
-def _task_of_message(result: Any) -> Mapping[str, Any]:
+def _task_of_message(card: PeerCard, result: Any) -> Mapping[str, Any]:
     """A peer that answered with a Message instead of a task: a completed
     task holding the message's parts, so the workflow goes on alike."""
     message = result.get("message") if isinstance(result, Mapping) else None
     if not isinstance(message, Mapping):
-        raise DelegationFailed("the peer answered SendMessage with neither a task nor a message")
+        raise PeerError(
+            f"peer {card.name!r} answered SendMessage with neither a task nor a message",
+            transient=False,
+        )
     return {
         "id": "",
         "status": {"state": "TASK_STATE_COMPLETED", "message": dict(message)},
         "artifacts": [{"artifactId": "message", "parts": list(message.get("parts") or [])}],
     }
-
-
-def task_state(task: Mapping[str, Any]) -> str:
-    """The ``status.state`` of an A2A task (or status update) as JSON."""
-    return str((task.get("status") or {}).get("state", ""))

@@ -380,6 +380,15 @@ class Directory:
         """Whether ``name`` is a configured peer."""
         return name in self._peers
 
+    def identity_of(self, name: str) -> str | None:
+        """The identity peer ``name`` is known by: configured, or the one that
+        served its card (None: not known yet)."""
+        peer = self._peers.get(name)
+        if peer is not None and peer.identity is not None:
+            return peer.identity
+        cached = self._cards.get(name)
+        return cached.identity if cached is not None else None
+
     def forget(self, name: str) -> None:
         """Drop peer ``name``'s cached card (after a failed call): the next use refetches.
 

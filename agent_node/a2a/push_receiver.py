@@ -1,79 +1,48 @@
 """``POST /a2a/push``: peers' pushes about our delegations (see :mod:`.delegator`).
 
-A push resumes the waiting execution only when it comes from the identity
-the task was sent to, with the token of that delegation, and says the task
-is settled; anything else is refused (403, logged) or, for news we do not
-act on, acknowledged and ignored. A duplicate finds the wait gone and does
-nothing.
+A push names its delegation by its token (``<key>.<HMAC>``, see
+:func:`~agent_node.a2a.delegator.push_token`): the row is found at once,
+whether or not the peer's answer to the send has arrived yet. It is news
+for the row (:func:`~agent_node.a2a.watchdog.inform`) when the token is
+genuine and the push comes from the identity the peer is known by;
+anything else is refused (403, logged). A status update that settles the
+task names only the task, which is then read whole. A duplicate or stale
+push changes nothing: the row's state machine decides.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent_node.a2a import compat
-from agent_node.a2a.delegator import (
-    DelegationFailed,
-    PeerDelegator,
-    delegation_key,
-    push_token,
-    task_state,
-)
-from agent_node.a2a.discovery import PeerUnavailable
-from agent_node.errors import UsageError
-from agent_node.nodes.delegate import SETTLED, delegation_event
+from agent_node.a2a.delegator import PeerDelegator, PeerError, token_key
+from agent_node.a2a.watchdog import inform
+from agent_node.nodes.delegation import TERMINAL_STATES
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
 from agent_node.transport import caller_of
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PUSH_PATH", "push_endpoint", "resolver"]
+__all__ = ["PUSH_PATH", "push_endpoint"]
 
 PUSH_PATH = "/a2a/push"
 TOKEN_HEADER = "x-a2a-notification-token"
 MAX_PUSH_BYTES = 4 * 1024 * 1024
-#: How long a push may wait for its delegation to be committed (seconds).
-EARLY_PUSH_GRACE = 2.0
-
-
-Resolve = Callable[[DelegationRecord, Mapping[str, Any], str], Awaitable[bool]]
-
-
-def resolver(runtime: Runtime) -> Resolve:
-    """Resume the wait of ``record`` with the peer's settled ``task``; False
-    when there was nothing to resume (already resolved, canceled, …)."""
-
-    async def resolve(record: DelegationRecord, task: Mapping[str, Any], via: str) -> bool:
-        payload = {"task": dict(task), "peer": record.peer, "sent_at": record.sent_at, "via": via}
-        event = delegation_event(record.remote_task_id)
-        try:
-            await runtime.engine.control.signal(record.execution_id, event, payload)
-        except UsageError as exc:  # no such wait any more: a duplicate, or it ended
-            log.debug("delegation %s: nothing to resume (%s)", delegation_key(record), exc)
-            return False
-        runtime.engine.drive(record.execution_id)
-        return True
-
-    return resolve
 
 
 def push_endpoint(
     runtime: Runtime, delegator: PeerDelegator, *, require_identity: bool
 ) -> Callable[[Request], Awaitable[Response]]:
     """``POST /a2a/push``: peers' pushes about our delegations (see the module doc)."""
-    resolve = resolver(runtime)
 
     async def endpoint(request: Request) -> Response:
         caller = caller_of(request.scope)
@@ -85,53 +54,52 @@ def push_endpoint(
         push = _pushed_task(raw)
         if push is None:
             return _refuse(400, "not a push of an A2A task (StreamResponse or 0.3 task)")
-        task_id = push.task_id
-        token = request.headers.get(TOKEN_HEADER, "")
-        records = await _records_of(runtime, task_id)
-        if not records:
-            return JSONResponse({"ignored": "no delegation waits on this task"})
-        accepted = [r for r in records if _genuine(r, caller, token, delegator.secret)]
-        if not accepted:
+        genuine, row = await _row_of(runtime, delegator, request.headers.get(TOKEN_HEADER, ""))
+        if genuine and row is None:
+            return JSONResponse({"ignored": "that delegation is settled"})
+        if row is None:
             log.warning(
-                "refused a push about task %s from %s: wrong token or identity",
-                task_id,
+                "refused a push about task %s from %s: not a token of this node",
+                push.task_id,
                 caller or "anonymous",
             )
             return _refuse(403, "this push does not match a delegation of this node")
-        if not push.settled:
-            return JSONResponse({"ok": True})
-        for record in accepted:
-            settled = push.task
-            if settled is None:  # a status update: read the task itself
-                with contextlib.suppress(DelegationFailed, PeerUnavailable):
-                    fetched = await delegator.get_task(record)
-                    settled = fetched if task_state(fetched) in SETTLED else None
-            if settled is not None:
-                await resolve(record, settled, "push")
+        expected = row.identity or delegator.directory.identity_of(row.peer)
+        if expected is not None and caller != expected:
+            log.warning(
+                "refused a push about delegation %s from %s: its peer is %s",
+                row.key,
+                caller or "anonymous",
+                expected,
+            )
+            return _refuse(403, "this push does not come from the delegation's peer")
+        if row.remote_task_id and push.task_id != row.remote_task_id:
+            return _refuse(403, "this push is about another task than the delegation's")
+        task = push.task
+        if task is None and push.state in TERMINAL_STATES:  # read it whole
+            with contextlib.suppress(PeerError):
+                task = await delegator.get_task(replace(row, remote_task_id=push.task_id))
+        if task is None:
+            task = {"id": push.task_id, "status": push.status}
+        await inform(runtime, row, {"kind": "task", "task": dict(task), "via": "push"})
         return JSONResponse({"ok": True})
 
     return endpoint
 
 
-async def _records_of(runtime: Runtime, task_id: str) -> list[DelegationRecord]:
-    """The delegations waiting on ``task_id``. A fast peer can push before the
-    sender has committed ``delegation_sent`` (it does so as soon as the peer
-    answers the send): give that commit a moment rather than drop the push."""
-    deadline = time.monotonic() + EARLY_PUSH_GRACE
-    delay = 0.005
-    while True:
-        records = await runtime.store.delegations_of_task(task_id)
-        if records or time.monotonic() >= deadline:
-            return records
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def _genuine(record: DelegationRecord, caller: str | None, token: str, secret: bytes) -> bool:
-    expected = push_token(secret, delegation_key(record))
-    if not hmac.compare_digest(expected, token):
-        return False
-    return record.identity is None or record.identity == caller
+async def _row_of(
+    runtime: Runtime, delegator: PeerDelegator, token: str
+) -> tuple[bool, DelegationRecord | None]:
+    """Whether ``token`` is genuine, and the delegation it names (None when
+    it is settled, or the token is not ours)."""
+    key = token_key(delegator.secret, token)
+    if key is None:
+        return False, None
+    execution_id, _, rest = key.partition("/")
+    node, _, visit = rest.rpartition("/")
+    if not node or not visit.isdigit():
+        return False, None
+    return True, await runtime.store.delegation(execution_id, node, int(visit))
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -148,21 +116,24 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
 
 @dataclass(frozen=True)
 class _Push:
-    """What a push says: the task it is about, the task itself when it came
-    whole, and whether the task is settled (a state delegation acts on)."""
+    """What a push says: the task it is about, its status, and the task
+    itself when it came whole."""
 
     task_id: str
+    status: Mapping[str, Any]
     task: Mapping[str, Any] | None
-    settled: bool
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state", ""))
 
 
 def _pushed_task(raw: bytes) -> _Push | None:
     """Read a push: a 1.0 ``StreamResponse`` or a 0.3 task; None for anything else.
 
     A 1.0 peer may push every event of the task as it happens (a2a-sdk 1.x
-    does): an artifact update, or a status update to a state we do not act
-    on, is acknowledged and ignored; a settled status update names only the
-    task, which is then read whole."""
+    does): a status update names only the task; an artifact update says
+    nothing of its state (an empty status: news that changes nothing)."""
     try:
         body = json.loads(raw)
     except ValueError:
@@ -172,15 +143,18 @@ def _pushed_task(raw: bytes) -> _Push | None:
     if body.get("kind") == "task":  # a 0.3 receiver's shape
         with contextlib.suppress(Exception):
             body = {"task": compat.task_from_v03(body)}
+    elif body.get("kind") == "status-update":
+        with contextlib.suppress(Exception):
+            body = compat.stream_event_from_v03(body)
     task = body.get("task")
     if isinstance(task, dict) and isinstance(task.get("id"), str):
-        return _Push(task["id"], task, task_state(task) in SETTLED)
-    update = body.get("statusUpdate")
-    if isinstance(update, dict) and isinstance(update.get("taskId"), str):
-        return _Push(update["taskId"], None, task_state(update) in SETTLED)
-    update = body.get("artifactUpdate")
-    if isinstance(update, dict) and isinstance(update.get("taskId"), str):
-        return _Push(update["taskId"], None, False)
+        status = task.get("status")
+        return _Push(task["id"], status if isinstance(status, dict) else {}, task)
+    for name in ("statusUpdate", "artifactUpdate"):
+        update = body.get(name)
+        if isinstance(update, dict) and isinstance(update.get("taskId"), str):
+            status = update.get("status")
+            return _Push(update["taskId"], status if isinstance(status, dict) else {}, None)
     return None
 
 

@@ -1,17 +1,33 @@
-"""The delegation watchdog: what happens to delegations with no news.
+"""The delegation watchdog: it drives every delegation row that is due.
 
-Each delegation row is claimed when due (``next_poll_at``; on PostgreSQL two
-watchdogs never claim one at once) and looked at:
+Rows are claimed when due (``next_poll_at``; on PostgreSQL two watchdogs
+never claim one at once), at most ``concurrency`` at a time, and taken up by
+their state (:class:`~agent_node.store.records.DelegationRecord`):
 
-* its wait is gone (the execution was canceled, or the wait timed out): the
-  peer's task is canceled, then the row dropped;
-* the visit waits for our caller's answer to the peer's question: nothing
-  to do until it comes;
-* an answer is kept on the row: it is relayed to the peer's task;
-* the peer streams but does not push: its task is followed over SSE
-  (``SubscribeToTask``), polls being a slow safety net;
-* else the peer is asked (``GetTask``), after ``poll`` seconds and then with
-  a doubling backoff up to ``max_poll``; a settled task resumes the wait.
+* ``sending``: the request is sent. The peer's answer is news for the row;
+  a refusal for good fails the visit; a peer that cannot be reached, times
+  out or is busy leaves the row in ``sending``, due again after a capped,
+  jittered exponential backoff (``Retry-After`` honoured) — for as long as
+  the delegate node's ``timeout`` allows, holding nothing but the row;
+* ``sent``: the peer's task is polled (``GetTask``), after ``poll`` seconds
+  and then with a doubling backoff up to ``max_poll`` — or, when the peer
+  streams but does not push, followed over SSE (``SubscribeToTask``), polls
+  being a slow safety net;
+* ``answered`` with an answer kept: it is relayed to the peer's task;
+* ``asked``: our caller has the question; a slow poll notices a peer that
+  settled meanwhile;
+* ``canceling``: the peer's task is canceled (a task whose id a lost send
+  never told is found by sending again: the idempotency key makes that the
+  same task), then the row is dropped.
+
+All news goes through :func:`inform`, one transaction that decides from the
+row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
+only writes scheduling columns, conditionally on the row's state and turn.
+
+A peer that cannot be reached is remembered for a moment: rows of it that
+come due meanwhile are put back without a call, so a thousand parked
+delegations cost one probe per moment, not a thousand connection attempts.
+The first call that succeeds makes all of its backed-off rows due at once.
 """
 
 from __future__ import annotations
@@ -19,31 +35,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
-import httpx
-
-from agent_node.a2a.delegator import DelegationFailed, PeerDelegator, delegation_key, task_state
-from agent_node.a2a.discovery import PeerUnavailable
-from agent_node.a2a.push_receiver import resolver
-from agent_node.errors import UsageError
-from agent_node.nodes.delegate import SETTLED
+from agent_node.a2a.delegator import PeerDelegator, PeerError
+from agent_node.engine import faults
+from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, task_state
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Watchdog"]
+__all__ = ["Watchdog", "inform"]
 
-#: Polls of a peer that does not answer before its task is left uncanceled.
+#: Tries at canceling a peer's task that cannot be reached before giving up.
 ABANDON_TRIES = 10
-#: Delegations remembered as not followable over SSE, at most.
-MAX_REMEMBERED = 10_000
+#: Seconds a peer that could not be reached is not called again.
+PROBE_INTERVAL = 1.0
+
+
+async def inform(runtime: Runtime, row: DelegationRecord, news: Mapping[str, Any]) -> bool:
+    """Apply ``news`` to ``row``'s visit and run what it made ready; False
+    when its execution is gone."""
+    done = await runtime.engine.control.inform(row.execution_id, row.node, row.visit, news)
+    if done:
+        runtime.engine.drive(row.execution_id)
+    return done
 
 
 class Watchdog:
-    """Polls delegations that had no news (see the module doc)."""
+    """Drives delegation rows (see the module doc)."""
 
     def __init__(
         self,
@@ -52,34 +75,36 @@ class Watchdog:
         *,
         interval: float = 1.0,
         max_poll: float = 60.0,
-        concurrency: int = 16,
+        max_backoff: float = 30.0,
+        concurrency: int = 32,
         max_follow: int = 100,
     ) -> None:
         self.runtime = runtime
         self.delegator = delegator
         self.interval = interval
         self.max_poll = max_poll
+        self.max_backoff = max_backoff
         self.concurrency = concurrency
-        self._resolve = resolver(runtime)
+        self.max_follow = max_follow
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self._canceled: set[str] = set()
-        self._unsubscribe: Callable[[], None] | None = None
-        #: Delegations followed over SSE (peers that stream but do not push).
+        self._unsubscribe: Any = None
+        self._active: set[asyncio.Task[None]] = set()
+        #: Peer tasks followed over SSE, by delegation key.
         self._following: dict[str, asyncio.Task[None]] = {}
         self._unfollowable: set[str] = set()
-        self.max_follow = max_follow
+        #: Peers that could not be reached, and until when they are not called.
+        self._down: dict[str, float] = {}
+        #: Peers that answered since this watchdog started.
+        self._up: set[str] = set()
 
     async def start(self) -> None:
         if self._task is None:
             self._unsubscribe = self.runtime.store.subscribe(self._on_notice)
             self._task = asyncio.create_task(self._run(), name="delegation-watchdog")
 
-    def _on_notice(self, kind: str, execution_id: str) -> None:
-        if kind == "cancel":  # its delegations' peer tasks are to be canceled now
-            self._canceled.add(execution_id)
-            self._wake.set()
-        elif kind == "delegation":  # an answer to relay, due now
+    def _on_notice(self, kind: str, _execution_id: str) -> None:
+        if kind in ("delegation", "cancel"):  # a row is due now
             self._wake.set()
 
     async def close(self) -> None:
@@ -91,133 +116,210 @@ class Watchdog:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        following, self._following = list(self._following.values()), {}
-        for stream in following:
-            stream.cancel()
-        await asyncio.gather(*following, return_exceptions=True)
-
-    async def _due_now(self, execution_id: str) -> None:
-        """Make ``execution_id``'s delegations due (it was canceled)."""
-        for record in await self.runtime.store.delegations(execution_id):
-            record.next_poll_at = 0.0
-            await self.runtime.store.reschedule_delegation(record)
+        pending = [*self._active, *self._following.values()]
+        self._following = {}
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._wake.wait()
-            self._wake.clear()
             try:
                 await self.check_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delegation watchdog: cannot read the store; trying again")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+            self._wake.clear()
 
     async def check_due(self) -> int:
-        """Poll every delegation due now; returns how many were looked at."""
-        while self._canceled:
-            await self._due_now(self._canceled.pop())
-        now = time.time()
-        store = self.runtime.store
-        due = await store.claim_delegations(
-            now=now, lease_until=now + self.max_poll, limit=self.concurrency
-        )
-        await asyncio.gather(*(self._check(record) for record in due))
-        return len(due)
-
-    async def _check(self, record: DelegationRecord) -> None:
-        store = self.runtime.store
-        waits = await store.waits(record.execution_id)
-        kind = next(
-            (w.kind for w in waits if (w.node, w.visit) == (record.node, record.visit)), None
-        )
-        waiting = kind == "delegation"
-        if kind == "input":  # the peer's question is our caller's to answer: nothing to poll
-            record.next_poll_at = time.time() + self.max_poll
-            await store.reschedule_delegation(record)
-            return
-        try:
-            if not waiting:
-                await self._abandon(record)
-                return
-            if delegation_key(record) in self._following or await self._follows(record):
-                return
-            if record.relay is not None:
-                await self.delegator.relay(record)
-                # Not polled at once: the peer may not have taken the answer in yet.
-                record.relay, record.polls = None, 0
-                record.next_poll_at = time.time() + 1.0
-                await store.reschedule_delegation(record)
-                return
-            task = await self.delegator.get_task(record)
-            if task_state(task) in SETTLED and await self._resolve(record, task, "poll"):
-                return
-        except (DelegationFailed, PeerUnavailable) as exc:
-            log.info(
-                "delegation %s: peer %r: %s; will retry", delegation_key(record), record.peer, exc
+        """Take up every row due now, as far as free slots allow; how many."""
+        taken = 0
+        while (free := self.concurrency - len(self._active)) > 0:
+            now = time.time()
+            due = await self.runtime.store.claim_delegations(
+                now=now, lease_until=now + self.max_poll, limit=free
             )
-            if not waiting and record.polls >= ABANDON_TRIES:
-                log.warning(
-                    "delegation %s: gave up canceling the peer's task", delegation_key(record)
-                )
-                await store.delete_delegation(record.execution_id, record.node, record.visit)
-                return
-        record.polls += 1
-        delay = min(self.max_poll, 2.0 ** min(record.polls, 16))
-        record.next_poll_at = time.time() + delay
-        await store.reschedule_delegation(record)
+            for row in due:
+                job = asyncio.create_task(self._take(row), name=f"delegation {row.key}")
+                self._active.add(job)
+                job.add_done_callback(self._done)
+            taken += len(due)
+            if len(due) < free:
+                break
+        return taken
 
-    async def _follows(self, record: DelegationRecord) -> bool:
-        """Start following ``record``'s task over SSE when its peer streams but
-        does not push (and there is room); whether it is followed now."""
-        key = delegation_key(record)
-        if record.relay is not None or key in self._unfollowable:
+    def _done(self, job: asyncio.Task[None]) -> None:
+        self._active.discard(job)
+        self._wake.set()  # a slot is free: rows may be waiting for one
+
+    async def _take(self, row: DelegationRecord) -> None:
+        try:
+            await faults.reached("watchdog_claimed", row)
+            if row.state == "canceling":
+                await self._cancel(row)
+            elif self._is_down(row.peer):
+                await self._later(row, PeerError("waiting for it to come back", transient=True))
+            elif row.state == "sending":
+                await self._send(row)
+            elif row.state == "answered" and row.relay is not None:
+                await self._relay(row)
+            else:
+                await self._look(row)
+        except PeerError as exc:
+            if row.state == "canceling" and (not exc.transient or row.polls >= ABANDON_TRIES):
+                log.warning("delegation %s: gave up canceling the peer's task: %s", row.key, exc)
+                await self.runtime.store.drop_delegation(row)
+                return
+            await self._later(row, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("delegation %s: unexpected failure; will retry", row.key)
+            await self._later(row, PeerError(type(exc).__name__, transient=True))
+
+    async def _send(self, row: DelegationRecord) -> None:
+        receipt = await self.delegator.send(row)
+        await self._alive(receipt.peer)
+        news = {
+            "kind": "accepted",
+            "task": dict(receipt.task),
+            "peer": receipt.peer,
+            "endpoint": receipt.endpoint,
+            "version": receipt.version,
+            "identity": receipt.identity,
+            "follow": receipt.follow,
+        }
+        await inform(self.runtime, row, news)
+
+    async def _relay(self, row: DelegationRecord) -> None:
+        await self.delegator.relay(row)
+        await faults.reached("watchdog_relayed", row)
+        await inform(self.runtime, row, {"kind": "relayed", "turn": row.turn})
+
+    async def _look(self, row: DelegationRecord) -> None:
+        """Poll the peer's task (or start following it over SSE)."""
+        if row.key in self._following or await self._follows(row):
+            await self._reschedule(row, time.time() + self.max_poll)  # polls: a safety net
+            return
+        task = await self.delegator.get_task(row)
+        await self._alive(row.peer)
+        await faults.reached("watchdog_polled", row)
+        await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
+        if row.state == "asked":
+            delay = ASKED_POLL
+        else:
+            delay = min(self.max_poll, 2.0 ** min(row.polls, 16))
+        await self._reschedule(row, time.time() + delay)
+
+    async def _cancel(self, row: DelegationRecord) -> None:
+        if not row.remote_task_id:
+            # A send may have reached the peer before we lost its answer: ask
+            # again with the same key to learn the task (and cancel it below).
+            receipt = await self.delegator.send(row)
+            row.remote_task_id = receipt.task_id
+            row.endpoint, row.version = receipt.endpoint, receipt.version
+        if row.remote_task_id:
+            await self.delegator.cancel_task(row)
+            log.info("delegation %s: canceled the peer's task %s", row.key, row.remote_task_id)
+        await self.runtime.store.drop_delegation(row)
+
+    async def _later(self, row: DelegationRecord, exc: PeerError) -> None:
+        """Try ``row`` again after a backoff (a transient failure), or fail
+        its visit (a refusal for good)."""
+        if not exc.transient:  # the peer refused the send, or lost its task
+            log.info("delegation %s: %s", row.key, exc)
+            await inform(self.runtime, row, {"kind": "failed", "error": str(exc)})
+            return
+        if exc.transient and "unreachable" in str(exc):
+            self._up.discard(row.peer)
+            self._down[row.peer] = time.time() + PROBE_INTERVAL
+        delay = min(self.max_backoff, 2.0 ** max(0, row.polls - 1)) * random.uniform(0.8, 1.2)
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        log.info("delegation %s: %s; trying again in %.1f s", row.key, exc, delay)
+        await self._reschedule(row, time.time() + delay, str(exc))
+
+    async def _reschedule(self, row: DelegationRecord, at: float, error: str | None = None) -> None:
+        await faults.reached("watchdog_reschedule", row)
+        await self.runtime.store.reschedule_delegation(row, at, error)
+
+    def _is_down(self, peer: str) -> bool:
+        until = self._down.get(peer)
+        if until is None:
             return False
-        if len(self._following) >= self.max_follow:
+        if time.time() >= until:
+            del self._down[peer]  # probe it again
+            return False
+        return True
+
+    async def _alive(self, peer: str) -> None:
+        """``peer`` answered: its rows that were backed off are due now."""
+        self._down.pop(peer, None)
+        if peer in self._up:
+            return
+        self._up.add(peer)
+        woken = await self.runtime.store.wake_delegations(peer, "sending", time.time())
+        if woken:
+            log.info("peer %r answers again: sending %d delegations that waited", peer, woken)
+            self._wake.set()
+
+    async def _follows(self, row: DelegationRecord) -> bool:
+        """Start following ``row``'s task over SSE when its peer streams but
+        does not push (and there is room); whether it is followed now."""
+        if row.key in self._unfollowable or len(self._following) >= self.max_follow:
+            return False
+        if not self.delegator.directory.knows(row.peer):
             return False
         try:
-            card = await self.delegator.directory.card(record.peer)
-        except (PeerUnavailable, UsageError):
+            card = await self.delegator.directory.card(row.peer)
+        except Exception:
             return False
         capabilities = card.card.get("capabilities") or {}
         if capabilities.get("pushNotifications") or not capabilities.get("streaming"):
             return False
-        record.next_poll_at = time.time() + self.max_poll  # polls: a safety net only
-        await self.runtime.store.reschedule_delegation(record)
-        self._following[key] = asyncio.create_task(self._follow(record), name=f"follow {key}")
+        self._following[row.key] = asyncio.create_task(self._follow(row), name=f"follow {row.key}")
         return True
 
-    async def _follow(self, record: DelegationRecord) -> None:
-        resumed = False
+    async def _follow(self, row: DelegationRecord) -> None:
+        """Inform the row of each event of the peer's stream; poll at once
+        when the stream ends before the task is over."""
+        over = False
         try:
-            task = await self.delegator.follow(record)
-            resumed = task is not None and await self._resolve(record, task, "stream")
-        except (DelegationFailed, PeerUnavailable, httpx.HTTPError) as exc:
-            log.info(
-                "delegation %s: cannot follow peer %r: %s", delegation_key(record), record.peer, exc
-            )
-            self._unfollowable.add(delegation_key(record))  # polled from now on
+            async for event in self.delegator.follow(row):
+                task = _task_of_event(row, event)
+                if task is None:
+                    continue
+                if task_state(task) in TERMINAL_STATES:
+                    task = dict(await self.delegator.get_task(row))  # whole, with artifacts
+                    over = True
+                await inform(self.runtime, row, {"kind": "task", "task": task, "via": "stream"})
+                if over:
+                    break
+        except PeerError as exc:
+            log.info("delegation %s: cannot follow peer %r: %s", row.key, row.peer, exc)
+            self._unfollowable.add(row.key)
+            if len(self._unfollowable) > 10_000:
+                self._unfollowable.clear()
         finally:
-            self._following.pop(delegation_key(record), None)
-        if not resumed:  # poll now (a stream that could not start: the task may be done)
-            record.next_poll_at = time.time()
-            await self.runtime.store.reschedule_delegation(record)
-            self._wake.set()
+            self._following.pop(row.key, None)
+        if not over:
+            current = await self.runtime.store.delegation(row.execution_id, row.node, row.visit)
+            if current is not None:
+                await self.runtime.store.reschedule_delegation(current, time.time())
+                self._wake.set()
 
-    async def _abandon(self, record: DelegationRecord) -> None:
-        """The wait is gone (canceled, timed out): cancel the peer's task, drop the row.
-        A peer that cannot be reached is tried again (raises); one that refuses
-        (the task ended already, say) is done with."""
-        try:
-            await self.delegator.cancel_task(record)
-        except DelegationFailed as exc:
-            if not exc.refused:
-                raise
-        await self.runtime.store.delete_delegation(record.execution_id, record.node, record.visit)
-        log.info(
-            "delegation %s: canceled the peer's task %s",
-            delegation_key(record),
-            record.remote_task_id,
-        )
+
+def _task_of_event(row: DelegationRecord, event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The peer's task as one stream event shows it (a task, or a status
+    update of it); None for events that say nothing of its state."""
+    task = event.get("task")
+    if isinstance(task, Mapping):
+        return dict(task)
+    update = event.get("statusUpdate")
+    if isinstance(update, Mapping) and isinstance(update.get("status"), Mapping):
+        return {"id": update.get("taskId") or row.remote_task_id, "status": update["status"]}
+    return None

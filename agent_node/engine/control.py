@@ -7,17 +7,17 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
 from agent_node.errors import InvalidSignal, StateValidationError, UnknownExecution
 from agent_node.store.base import Store, Txn
-from agent_node.store.records import Claim, ExecutionRecord, WaitRecord
+from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
-from .executor import Executor, ResumeContext
+from .executor import Executor, Informed, ResumeContext
 from .registry import WorkflowRegistry
 
 __all__ = ["Control", "Note"]
@@ -87,31 +87,54 @@ class Control:
         except (TypeError, ValueError) as exc:
             raise InvalidSignal(f"the payload of {event!r} is not JSON: {exc}") from None
         workflow = await self._workflow_of(execution_id)
-        delegates = any(n.type == "delegate" for n in workflow.ir.nodes.values())
-        delegations = await self.store.delegations(execution_id) if delegates else []
 
         def plan(txn: Txn) -> None:
             wait = plans.find_event_wait(txn, event)
             faults.hit("in_wait_resolution", wait.node)
             plans.log_notes(txn, notes)
-            spec = workflow.node(wait.node)
-            sent = next(
-                (d for d in delegations if (d.node, d.visit) == (wait.node, wait.visit)), None
-            )
-            ctx = ResumeContext(
-                execution_id,
-                workflow,
-                spec,
-                wait.visit,
-                json.loads(txn.execution.state),
-                txn.now,
-                sent,
-            )
-            outcome = self.executors[spec.type].resume(ctx, payload)
+            ctx = _resume_context(txn, workflow, wait.node, wait.visit, wait)
+            outcome = self.executors[ctx.spec.type].resume(ctx, payload)
             plans.resolve_wait(txn, workflow, wait, outcome, {"event": event, "payload": payload})
 
         await self.store.apply(execution_id, plan, related=True)
         faults.hit("after_wait_resolution")
+
+    async def inform(
+        self,
+        execution_id: str,
+        node: str,
+        visit: int,
+        news: Mapping[str, Any],
+        *,
+        notes: Sequence[Note] = (),
+    ) -> bool:
+        """Hand ``news`` about one visit to its executor's ``inform`` (see
+        :class:`~agent_node.engine.executor.Informed`), in one transaction
+        with the visit's wait and delegation as they are now; ``notes`` are
+        logged first. False when the execution has ended or is unknown."""
+        try:
+            workflow = await self._workflow_of(execution_id)
+        except UnknownExecution:
+            return False
+
+        def plan(txn: Txn) -> bool:
+            if txn.execution.status in TERMINAL and not txn.delegations:
+                return False
+            wait = plans.find_visit_wait(txn, node, visit)
+            ctx = _resume_context(txn, workflow, node, visit, wait)
+            informed = cast(Informed, self.executors[ctx.spec.type])
+            faults.hit("in_inform", node)
+            reaction = informed.inform(ctx, news)
+            plans.log_notes(txn, notes)
+            info = {"event": "news", "payload": dict(news)}
+            plans.inform_visit(txn, workflow, node, visit, wait, reaction, info)
+            return True
+
+        try:
+            informed: bool = await self.store.apply(execution_id, plan, related=True)
+        except UnknownExecution:
+            return False
+        return informed
 
     async def expire(self, wait: WaitRecord) -> None:
         """Resolve a wait whose deadline passed (a no-op if it was resolved)."""
@@ -126,16 +149,8 @@ class Control:
             )
             if current is None or current.deadline is None or current.deadline > txn.now:
                 return
-            spec = workflow.node(current.node)
-            ctx = ResumeContext(
-                wait.execution_id,
-                workflow,
-                spec,
-                current.visit,
-                json.loads(txn.execution.state),
-                txn.now,
-            )
-            outcome = self.executors[spec.type].expire(ctx)
+            ctx = _resume_context(txn, workflow, current.node, current.visit, current)
+            outcome = self.executors[ctx.spec.type].expire(ctx)
             plans.resolve_wait(txn, workflow, current, outcome, {"expired": True})
 
         await self.store.apply(wait.execution_id, plan, related=True)
@@ -152,6 +167,25 @@ class Control:
         if record is None:
             raise UnknownExecution(execution_id)
         return self.workflows.get(record.workflow_id, record.workflow_version, record.workflow_ref)
+
+
+def _resume_context(
+    txn: Txn, workflow: CompiledWorkflow, node: str, visit: int, wait: WaitRecord | None
+) -> ResumeContext:
+    """What an executor sees of one visit inside the transaction on it."""
+    delegation = next(
+        (d for d in txn.delegations or () if (d.node, d.visit) == (node, visit)), None
+    )
+    return ResumeContext(
+        txn.execution.id,
+        workflow,
+        workflow.node(node),
+        visit,
+        json.loads(txn.execution.state),
+        txn.now,
+        delegation,
+        wait,
+    )
 
 
 def _validated_input(

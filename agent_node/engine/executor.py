@@ -24,6 +24,10 @@ Rules an executor must keep:
   inside the transaction that resolves the wait — with the payload that
   arrived, or :meth:`Executor.expire` when the wait's deadline passed. Both
   must be pure (no I/O): they only map the payload into an outcome.
+* A node whose visit keeps state of its own beside its wait (a delegation)
+  may also implement :meth:`Informed.inform`: news from the machinery that
+  works for the visit (the watchdog, a push), pure like ``resume``, which
+  may resolve the wait or :class:`Keep` it (changing the visit's row).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-from agent_node.store.records import DelegationRecord, EventRecord
+from agent_node.store.records import DelegationRecord, EventRecord, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NodeSpec
 
@@ -43,9 +47,12 @@ __all__ = [
     "Executor",
     "Finish",
     "Fork",
+    "Informed",
+    "Keep",
     "NodeContext",
     "Outcome",
     "Park",
+    "Reaction",
     "ResumeContext",
 ]
 
@@ -85,8 +92,11 @@ class ResumeContext:
     visit: int
     data: Mapping[str, Any]
     now: float
-    #: The delegation of this visit, for delegate nodes that have one.
+    #: The delegation of this visit, for delegate nodes that have one (as
+    #: read in the transaction that resumes it).
     delegation: DelegationRecord | None = None
+    #: The visit's wait (None: it has none any more, for ``inform``).
+    wait: WaitRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +145,19 @@ class Finish:
     output: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """The visit's wait stays as it is (news that changes nothing for it, or
+    that it has no wait any more); ``delegation`` replaces the visit's
+    delegation row."""
+
+    delegation: DelegationRecord | None = None
+
+
 Outcome = Advance | Fork | Park | Finish
+#: What :meth:`Informed.inform` answers, and the events to log first
+#: (``(kind, data)``, about the visit).
+Reaction = tuple[Advance | Fork | Park | Finish | Keep, tuple[tuple[str, Mapping[str, Any]], ...]]
 
 
 class Executor(Protocol):
@@ -149,4 +171,13 @@ class Executor(Protocol):
 
     def expire(self, ctx: ResumeContext) -> Outcome:
         """The wait's deadline passed (nodes that park with a deadline only)."""
+        ...
+
+
+class Informed(Protocol):
+    """An executor that takes news about its visits (see the module doc)."""
+
+    def inform(self, ctx: ResumeContext, news: Mapping[str, Any]) -> Reaction:
+        """Map news about the visit (``ctx.wait`` is its wait, or None) to a
+        resolution of the wait or a :class:`Keep`. Pure, like ``resume``."""
         ...

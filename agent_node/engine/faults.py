@@ -16,17 +16,25 @@ Points:
 ``after_commit``       the result is committed; the next node has not started
 ``in_wait_resolution`` inside the transaction that resolves a wait (rolled back)
 ``after_wait_resolution`` the resolution is committed; the next node has not run
+``in_inform``          inside the transaction that applies news about a visit
+
+Interleave points are their asynchronous twins, for race tests: at
+:func:`reached` the code awaits what a test put there with :func:`on` (say,
+another writer's transaction), so two writers meet at an exact place rather
+than by luck. Unset, a point costs one dictionary lookup.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agent_node.errors import ControlSignal
 
-__all__ = ["POINTS", "InjectedCrash", "arm", "disarm", "hit"]
+__all__ = ["POINTS", "InjectedCrash", "arm", "disarm", "hit", "on", "reached"]
 
 POINTS = frozenset(
     {
@@ -36,6 +44,7 @@ POINTS = frozenset(
         "after_commit",
         "in_wait_resolution",
         "after_wait_resolution",
+        "in_inform",
     }
 )
 
@@ -63,6 +72,7 @@ def arm(point: str, *, skip: int = 0, node: str | None = None, kill: bool = Fals
 
 def disarm() -> None:
     _armed.clear()
+    _interleaved.clear()
 
 
 def hit(point: str, node: str | None = None) -> None:
@@ -76,6 +86,26 @@ def hit(point: str, node: str | None = None) -> None:
     if arming.kill:
         os.kill(os.getpid(), signal.SIGKILL)
     raise InjectedCrash(f"injected crash at {point}" + (f" (node {node})" if node else ""))
+
+
+Interleave = Callable[[str, Any], Awaitable[None]]
+_interleaved: dict[str, Interleave] = {}
+
+
+def on(point: str, action: Interleave | None) -> None:
+    """Await ``action(point, subject)`` whenever the code reaches ``point``
+    (None: stop)."""
+    if action is None:
+        _interleaved.pop(point, None)
+    else:
+        _interleaved[point] = action
+
+
+async def reached(point: str, subject: Any = None) -> None:
+    """An interleave point: run what a test put here, if anything."""
+    action = _interleaved.get(point)
+    if action is not None:
+        await action(point, subject)
 
 
 def _arm_from_environment() -> None:

@@ -12,8 +12,9 @@ Event kinds and their ``data``:
 ``node_started``        (the attempt is in the row)
 ``node_completed``      ``{"patch"?, "next", "duration"?, "output"?, "usage"?}``
 ``node_failed``         ``{"error", "type", "retry_at", "duration"}``
-``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"}``
-                        (before the ``wait_started`` of a delegate node)
+``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"}``:
+                        the peer took the task a delegate node's wait
+                        (``wait_started``, before) handed it
 ``delegation_answered`` ``{"peer", "task_id"}``: our caller answered the peer's
                         question; the watchdog relays it to the peer's task
 ``wait_started``        ``{"kind", "event"?, "deadline"?}``
@@ -29,15 +30,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent_node.errors import InvalidSignal
 from agent_node.store.base import Txn
-from agent_node.store.records import TERMINAL, WaitRecord, WorkItem
+from agent_node.store.records import TERMINAL, DelegationRecord, WaitRecord, WorkItem
 from agent_node.workflow.compiled import CompiledWorkflow
 
-from .executor import Advance, Finish, Fork, Outcome, Park
+from .executor import Advance, Finish, Fork, Keep, Outcome, Park, Reaction
 
 __all__ = [
     "Lease",
@@ -46,6 +47,7 @@ __all__ = [
     "complete_node",
     "dumps",
     "fail_node",
+    "inform_visit",
     "log_notes",
     "release_lease",
     "resolve_wait",
@@ -217,14 +219,15 @@ def resolve_wait(
 ) -> list[WorkItem]:
     """Resolve a parked visit with ``outcome`` (from the executor's resume or
     expire). The caller checked that ``wait`` is one of ``txn.waits``."""
-    record = txn.execution
     txn.delete_wait(wait.node, wait.visit)
-    if wait.kind == "delegation" and not info.get("expired") and not isinstance(outcome, Park):
-        # Answered: the peer's task is done with. (Expired: the row stays, and
-        # the watchdog cancels the peer's task before dropping it; parked
-        # again: the peer asks our caller something, and will answer later.)
-        txn.delete_delegation(wait.node, wait.visit)
+    if not isinstance(outcome, Park):
+        held = _delegation_of(txn, wait.node, wait.visit)
+        if held is not None and info.get("expired"):
+            _cancel_delegation(txn, held)  # the watchdog cancels the peer's task
+        elif held is not None:  # answered: the peer's task is done with
+            txn.delete_delegation(wait.node, wait.visit)
     txn.event("wait_resolved", wait.node, wait.visit, data=dumps(info))
+    record = txn.execution
     cursor = _Cursor.load(record.cursor)
     details: dict[str, Any] = {}
     if isinstance(outcome, Advance) and outcome.patch:
@@ -233,6 +236,35 @@ def resolve_wait(
     leased = _apply(txn, workflow, cursor, wait.node, wait.visit, outcome, details, None)
     record.cursor = cursor.dump()
     return leased
+
+
+def inform_visit(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    node: str,
+    visit: int,
+    wait: WaitRecord | None,
+    reaction: Reaction,
+    info: dict[str, Any],
+) -> list[WorkItem]:
+    """Apply an executor's reaction to news about a visit: log its events,
+    then keep the visit's wait (changing its delegation row) or resolve the
+    wait like :func:`resolve_wait`."""
+    outcome, events = reaction
+    for kind, data in events:
+        txn.event(kind, node, visit, data=dumps(dict(data)))
+    if isinstance(outcome, Keep):
+        if outcome.delegation is not None:
+            _update_delegation(txn, outcome.delegation)
+        return []
+    if wait is None:
+        raise InvalidSignal("news about a visit that waits for nothing cannot resolve it")
+    return resolve_wait(txn, workflow, wait, outcome, info)
+
+
+def find_visit_wait(txn: Txn, node: str, visit: int) -> WaitRecord | None:
+    """The wait of one visit, if it has one."""
+    return next((w for w in txn.waits or () if (w.node, w.visit) == (node, visit)), None)
 
 
 def find_event_wait(txn: Txn, event: str) -> WaitRecord:
@@ -355,16 +387,11 @@ def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
     if park.deadline is not None:
         info["deadline"] = park.deadline
     if park.delegation is not None:
-        sent = park.delegation
-        details: dict[str, Any] = {"peer": sent.peer, "task_id": sent.remote_task_id}
-        if sent.relay is None:
-            details.update(endpoint=sent.endpoint, version=sent.version, identity=sent.identity)
-            txn.event("delegation_sent", node, visit, data=dumps(details))
-        else:
+        row = park.delegation
+        if row.state == "answered" and row.relay is not None:
+            details = {"peer": row.peer, "task_id": row.remote_task_id, "turn": row.turn}
             txn.event("delegation_answered", node, visit, data=dumps(details))
-        if sent.next_poll_at <= txn.now:  # the watchdog has something to do at once
-            txn.notify("delegation")
-        txn.put_delegation(sent)
+        _update_delegation(txn, row)
     txn.event("wait_started", node, visit, data=dumps(info))
     txn.put_wait(WaitRecord(record.id, node, visit, park.kind, park.event, park.deadline))
     _settle(txn)
@@ -414,6 +441,51 @@ def _drop_everything(txn: Txn) -> None:
         if (wait.node, wait.visit) not in deleted_waits:
             txn.delete_wait(wait.node, wait.visit)
     txn.waits_put.clear()
+    visits = {(d.node, d.visit) for d in [*(txn.delegations or ()), *txn.delegations_put]}
+    for node, visit in sorted(visits):
+        held = _delegation_of(txn, node, visit)
+        if held is not None:
+            _cancel_delegation(txn, held)
+
+
+# -- delegation rows ----------------------------------------------------------------
+
+
+def _delegation_of(txn: Txn, node: str, visit: int) -> DelegationRecord | None:
+    """The visit's delegation row as this transaction left it so far."""
+    if (node, visit) in txn.delegations_del:
+        return None
+    for new in [*(d for d, _ in txn.delegations_set), *txn.delegations_put]:
+        if (new.node, new.visit) == (node, visit):
+            return new
+    return next((d for d in txn.delegations or () if (d.node, d.visit) == (node, visit)), None)
+
+
+def _update_delegation(txn: Txn, row: DelegationRecord) -> None:
+    """Write ``row`` as its visit's delegation: a conditional update of the row
+    this transaction read, or an insert (once per transaction and row: a
+    second write replaces the first); the watchdog is woken when it is due."""
+    at = (row.node, row.visit)
+    txn.delegations_put[:] = [d for d in txn.delegations_put if (d.node, d.visit) != at]
+    txn.delegations_set[:] = [(d, e) for d, e in txn.delegations_set if (d.node, d.visit) != at]
+    read = next((d for d in txn.delegations or () if (d.node, d.visit) == at), None)
+    if read is None:
+        txn.put_delegation(row)
+    else:
+        txn.update_delegation(row, read)
+    if row.next_poll_at <= txn.now:
+        txn.notify("delegation")
+
+
+def _cancel_delegation(txn: Txn, held: DelegationRecord) -> None:
+    """The visit's wait went away: its peer task is to be canceled (a row
+    that was never taken up for sending has nothing to cancel: it goes)."""
+    if held.state == "canceling":
+        return
+    if held.state == "sending" and held.polls == 0 and not held.remote_task_id:
+        txn.delete_delegation(held.node, held.visit)
+        return
+    _update_delegation(txn, replace(held, state="canceling", next_poll_at=txn.now, polls=0))
 
 
 def _merged_state(current: str, last_seq: int, change: StateChange) -> str:

@@ -1,26 +1,28 @@
 """``delegate``: hand a sub-task to a peer agent over A2A and park until it is done.
 
-The node sends one message to a peer (named, or found by skill id or tag)
-and parks on a durable wait: nothing stays in memory, no lease is held. The
-wait and a ``delegations`` row (the peer, its task id, when to poll it) are
-committed with ``delegation_sent`` in one transaction, after the peer
-accepted the task. It resumes once, when the peer's task reaches a state
-the node acts on — from a push of the peer, or from the watchdog polling the
-peer — whichever process sees it first:
+The node does no I/O itself: it records the delegation — a ``delegations``
+row in state ``sending`` holding what to send — with its durable wait, in
+the transaction that parks the visit. The watchdog
+(:mod:`agent_node.a2a.watchdog`) sends it (``SendMessage`` with
+``returnImmediately``; ``messageId`` and ``Idempotency-Key`` = the visit's
+idempotency key, so a repeated send finds the task the first one created),
+and news of the peer's task — the send's answer, a push, a stream, a poll —
+moves the row (:mod:`agent_node.nodes.delegation`) until the task settles:
 
 * COMPLETED: the peer's answer goes into the state (``output``: the whole
   result; ``fields``: single values of it), then ``next``;
-* FAILED, REJECTED, CANCELED, AUTH_REQUIRED: ``on_failed`` when set, else
+* FAILED, REJECTED, CANCELED, AUTH_REQUIRED, or the send refused for good
+  (the request itself is wrong or forbidden): ``on_failed`` when set, else
   the execution fails with the peer's message;
 * INPUT_REQUIRED: ``on_input_required`` when set (the peer's question in
   ``output``); else the question bubbles up: the visit waits for input with
   the peer's question as its prompt (over A2A our own task is
   INPUT_REQUIRED to our caller), and the answer is relayed down to the
-  peer's task (by the watchdog, from the ``delegations`` row, so a crash
-  cannot lose it) while the visit waits on the peer again;
-* no answer within ``timeout``: ``on_timeout`` when set, else it fails; the
-  peer's task is then canceled (by the watchdog: see
-  :mod:`agent_node.a2a.watchdog`).
+  peer's task (by the watchdog, from the row, so a crash cannot lose it)
+  while the visit waits on the peer again;
+* no answer within ``timeout`` — an unreachable peer included: it is tried
+  again with a capped backoff meanwhile, holding nothing but the row —
+  ``on_timeout`` when set, else it fails; the peer's task is then canceled.
 
 The result of a delegation, as ``output`` gets it::
 
@@ -31,19 +33,16 @@ The result of a delegation, as ``output`` gets it::
 ``fields`` maps state keys to paths in it: ``text``, ``message``, ``state``,
 ``data`` or ``data.<key>``.
 
-Effects are idempotent: the message's ``messageId`` and the
-``Idempotency-Key`` header are the attempt's idempotency key, so a send
-repeated after a crash finds the task the first one created.
-
 The network is behind :class:`PeerClient` (implemented in ``agent_node.a2a``):
 this module never imports an HTTP client.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, model_validator
@@ -54,15 +53,18 @@ from agent_node.engine.executor import (
     NodeContext,
     Outcome,
     Park,
+    Reaction,
     ResumeContext,
 )
 from agent_node.errors import NodeFailed
+from agent_node.nodes.delegation import SETTLED, react, relay_row
 from agent_node.store.records import DelegationRecord
 from agent_node.tracing import child_traceparent
-from agent_node.workflow.ir import INPUT_EVENT, NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
 
 __all__ = [
     "DELEGATION_EVENT",
+    "SETTLED",
     "DelegateExecutor",
     "DelegateNode",
     "Delegation",
@@ -74,24 +76,14 @@ __all__ = [
 
 #: The prefix of the event a delegation's wait is resolved by.
 DELEGATION_EVENT = "delegation:"
-#: A2A task states a delegation resumes on (the rest: it goes on waiting).
-SETTLED = frozenset(
-    {
-        "TASK_STATE_COMPLETED",
-        "TASK_STATE_FAILED",
-        "TASK_STATE_CANCELED",
-        "TASK_STATE_REJECTED",
-        "TASK_STATE_AUTH_REQUIRED",
-        "TASK_STATE_INPUT_REQUIRED",
-    }
-)
 _PATHS = ("text", "message", "state", "data", "task_id", "peer")
 #: The watchdog's first poll of a delegation with no news, in seconds.
 FIRST_POLL = 5.0
 
 
-def delegation_event(remote_task_id: str) -> str:
-    return DELEGATION_EVENT + remote_task_id
+def delegation_event(key: str) -> str:
+    """The event a delegation's wait is named by (its visit's idempotency key)."""
+    return DELEGATION_EVENT + key
 
 
 @node_type
@@ -119,9 +111,9 @@ class DelegateNode(NodeSpec):
     next: str | None = None
     #: Whether the peer is asked to push (else it is only polled).
     push: bool = True
-    #: Sending is retried by default (a peer restarting, a network blip): the
-    #: idempotency key makes a repeated send find the task the first created.
-    retry: RetryPolicy | None = RetryPolicy(max_attempts=5, initial_delay=1.0, max_delay=30.0)
+    #: Parking cannot fail but for a bug: sending is the watchdog's, tried
+    #: again until ``timeout`` whatever the network does (see the module doc).
+    retry: RetryPolicy | None = None
 
     has_next: ClassVar[bool] = True
     poll: float = Field(default=FIRST_POLL, gt=0)
@@ -167,6 +159,13 @@ class Delegation:
     #: W3C trace context of this execution, carried to the peer.
     traceparent: str | None = None
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Delegation:
+        return cls(**json.loads(text))
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -190,16 +189,16 @@ class Receipt:
 
 
 class PeerClient(Protocol):
-    """The network side of delegation (``agent_node.a2a.delegator`` implements it)."""
+    """The network side of delegation (``agent_node.a2a`` implements it)."""
 
-    async def send(self, delegation: Delegation) -> Receipt:
-        """Send the message (``returnImmediately``); raise on any failure
-        (the node's retry policy decides what happens next)."""
+    def check(self, delegation: Delegation) -> None:
+        """Raise :class:`~agent_node.errors.NodeFailed` when ``delegation``
+        can never be sent (its peer is not configured, say); no I/O."""
         ...
 
 
 class DelegateExecutor:
-    """Runs delegate nodes through ``peers`` (None: a runtime without peers)."""
+    """Runs delegate nodes for a node with ``peers`` (None: a runtime without peers)."""
 
     def __init__(self, peers: PeerClient | None = None) -> None:
         self.peers = peers
@@ -211,79 +210,69 @@ class DelegateExecutor:
                 f"delegate node {spec.id!r}: this runtime has no peers"
                 " (run the workflow in `agent-node serve` with `peers:` configured)"
             )
-        receipt = await self.peers.send(_delegation(ctx, spec))
-        asks = receipt.state == "TASK_STATE_INPUT_REQUIRED" and spec.on_input_required is None
-        if receipt.state in SETTLED and not asks:  # the peer answered at once
-            return outcome_of(spec, receipt.peer, receipt.task, rtt=0.0)
-        deadline = ctx.now + spec.timeout if spec.timeout is not None else None
+        delegation = _delegation(ctx, spec)
+        self.peers.check(delegation)
         record = DelegationRecord(
             ctx.execution_id,
             spec.id,
             ctx.visit,
-            receipt.peer,
-            receipt.task_id,
-            receipt.endpoint,
-            receipt.version,
-            receipt.identity,
-            ctx.now,
-            ctx.now if asks or receipt.follow else ctx.now + spec.poll,  # look at once
+            peer=spec.peer or "",
+            remote_task_id="",
+            endpoint="",
+            version="",
+            identity=None,
+            sent_at=ctx.now,
+            next_poll_at=ctx.now,  # the watchdog sends it at once
+            state="sending",
+            request=delegation.to_json(),
         )
-        info = {"peer": receipt.peer, "task_id": receipt.task_id}
-        event = delegation_event(receipt.task_id)
-        return Park("delegation", event=event, deadline=deadline, info=info, delegation=record)
+        deadline = ctx.now + spec.timeout if spec.timeout is not None else None
+        target = {"peer": spec.peer} if spec.peer else {"skill": spec.skill, "tag": spec.tag}
+        event = delegation_event(ctx.idempotency_key)
+        return Park("delegation", event=event, deadline=deadline, info=target, delegation=record)
 
     def resume(self, ctx: ResumeContext, payload: Any) -> Outcome:
+        """Our caller answered the peer's question: keep the answer on the row
+        for the watchdog to relay, and wait on the peer again."""
         spec = _spec(ctx.spec)
-        body = payload if isinstance(payload, Mapping) else {}
-        task = body.get("task")
-        sent = ctx.delegation
-        if not isinstance(task, Mapping):  # our caller answered the peer's question
-            if sent is None:
-                raise NodeFailed(f"delegate node {spec.id!r}: no delegation to answer")
-            return _relay(spec, sent, payload, ctx.now)
-        asks = _state(task) == "TASK_STATE_INPUT_REQUIRED" and spec.on_input_required is None
-        if asks and sent is not None:
-            return _ask(sent, task)
-        rtt = ctx.now - float(body.get("sent_at", ctx.now))
-        return outcome_of(spec, str(body.get("peer", "")), task, rtt=rtt)
+        asked = ctx.delegation
+        if asked is None or asked.state != "asked":
+            raise NodeFailed(f"delegate node {spec.id!r}: no question of a peer to answer")
+        relayed = relay_row(asked, payload, ctx.now)
+        deadline = asked.sent_at + spec.timeout if spec.timeout is not None else None
+        info = {"peer": asked.peer, "task_id": asked.remote_task_id}
+        event = delegation_event(f"{asked.execution_id}/{asked.node}/{asked.visit}")
+        return Park("delegation", event=event, deadline=deadline, info=info, delegation=relayed)
+
+    def inform(self, ctx: ResumeContext, news: Mapping[str, Any]) -> Reaction:
+        """News of the peer's task (see :mod:`agent_node.nodes.delegation`)."""
+        spec = _spec(ctx.spec)
+
+        def settle(peer: str, task: Mapping[str, Any], rtt: float) -> Advance | Finish:
+            return outcome_of(spec, peer, task, rtt=rtt)
+
+        def fail(reason: str) -> Advance | Finish:
+            if spec.on_failed is not None:
+                failed = {"peer": spec.peer, "state": "failed", "message": reason}
+                patch = {spec.output: failed} if spec.output else None
+                return Advance(next=spec.on_failed, patch=patch, output=failed)
+            return Finish("failed", f"delegate node {spec.id!r}: {reason}")
+
+        routes = spec.on_input_required is not None
+        return react(ctx, news, settle, routes, fail, spec.poll)
 
     def expire(self, ctx: ResumeContext) -> Outcome:
         spec = _spec(ctx.spec)
         if spec.on_timeout is not None:
             return Advance(next=spec.on_timeout, output={"timed_out": True})
-        return Finish("failed", f"delegate node {spec.id!r}: the peer did not answer in time")
+        row = ctx.delegation
+        why = f" (last attempt: {row.last_error})" if row is not None and row.last_error else ""
+        return Finish("failed", f"delegate node {spec.id!r}: the peer did not answer in time{why}")
 
 
-def _ask(sent: DelegationRecord, task: Mapping[str, Any]) -> Park:
-    """The peer asks for input: ask our caller the same (the row stays)."""
-    question = _result(sent.peer, task, 0.0)["message"] or f"{sent.peer} asks for input."
-    asked = {"peer": sent.peer, "task_id": sent.remote_task_id}
-    return Park("input", event=INPUT_EVENT, info={"prompt": question, "asked_by": asked})
-
-
-def _relay(spec: DelegateNode, sent: DelegationRecord, answer: Any, now: float) -> Park:
-    """Our caller's answer: keep it on the row for the watchdog to relay, and
-    wait on the peer again."""
-    if isinstance(answer, Mapping) and isinstance(answer.get("parts"), list):
-        message = {"parts": answer["parts"]}
-    elif isinstance(answer, str):
-        message = {"parts": [{"text": answer}]}
-    else:
-        message = {
-            "parts": [{"data": answer if isinstance(answer, Mapping) else {"answer": answer}}]
-        }
-    relayed = replace(sent, relay=json.dumps(message), next_poll_at=now, polls=0)
-    deadline = sent.sent_at + spec.timeout if spec.timeout is not None else None
-    info = {"peer": sent.peer, "task_id": sent.remote_task_id}
-    event = delegation_event(sent.remote_task_id)
-    return Park("delegation", event=event, deadline=deadline, info=info, delegation=relayed)
-
-
-def _state(task: Mapping[str, Any]) -> str:
-    return str((task.get("status") or {}).get("state", ""))
-
-
-def outcome_of(spec: DelegateNode, peer: str, task: Mapping[str, Any], *, rtt: float) -> Outcome:
+def outcome_of(
+    spec: DelegateNode, peer: str, task: Mapping[str, Any], *, rtt: float
+) -> Advance | Finish:
     """Where a delegation goes once the peer's task is ``task`` (pure)."""
     result = _result(peer, task, rtt)
     state = result["state"]

@@ -67,8 +67,9 @@ class Txn:
     """One execution's pending changes, built by a plan inside a transaction.
 
     ``execution`` is the locked row; a plan changes its fields in place.
-    ``work`` and ``waits`` are the execution's rows when the caller asked for
-    them (``related=True``), else ``None``.
+    ``work``, ``waits`` and ``delegations`` are the execution's rows when the
+    caller asked for them (``related=True``), else ``None``; read under the
+    execution's lock, they are current for the whole transaction.
     """
 
     execution: ExecutionRecord
@@ -76,12 +77,15 @@ class Txn:
     is_new: bool = False
     work: list[WorkItem] | None = None
     waits: list[WaitRecord] | None = None
+    delegations: list[DelegationRecord] | None = None
     events: list[EventRecord] = field(default_factory=list)
     work_put: list[WorkItem] = field(default_factory=list)
     work_del: list[tuple[str, int]] = field(default_factory=list)
     waits_put: list[WaitRecord] = field(default_factory=list)
     waits_del: list[tuple[str, int]] = field(default_factory=list)
     delegations_put: list[DelegationRecord] = field(default_factory=list)
+    #: Conditional updates: the new row, and the ``(state, turn)`` it was read in.
+    delegations_set: list[tuple[DelegationRecord, tuple[str, int]]] = field(default_factory=list)
     delegations_del: list[tuple[str, int]] = field(default_factory=list)
     notices: set[str] = field(default_factory=set)
 
@@ -116,7 +120,14 @@ class Txn:
         self.waits_del.append((node, visit))
 
     def put_delegation(self, delegation: DelegationRecord) -> None:
+        """Insert a new delegation row."""
         self.delegations_put.append(delegation)
+
+    def update_delegation(self, delegation: DelegationRecord, read: DelegationRecord) -> None:
+        """Replace the row ``read`` (one of ``self.delegations``) by
+        ``delegation``; the store checks the row is still in ``read``'s state
+        and turn, and fails the transaction if not."""
+        self.delegations_set.append((delegation, (read.state, read.turn)))
 
     def delete_delegation(self, node: str, visit: int) -> None:
         self.delegations_del.append((node, visit))
@@ -261,17 +272,29 @@ class Store(Protocol):
     async def delegations(self, execution_id: str) -> list[DelegationRecord]:
         """An execution's delegations, oldest first."""
 
+    async def delegation(self, execution_id: str, node: str, visit: int) -> DelegationRecord | None:
+        """One delegation row, as it is now."""
+
     async def claim_delegations(
         self, *, now: float, lease_until: float, limit: int
     ) -> list[DelegationRecord]:
-        """Delegations due a poll (``next_poll_at <= now``), their
-        ``next_poll_at`` moved to ``lease_until`` in the same statement, so
-        two watchdogs sharing a store never poll one at the same time."""
+        """Delegations due (``next_poll_at <= now``), in one statement: their
+        ``next_poll_at`` moved to ``lease_until``, ``polls`` counted up and
+        ``last_error`` cleared, so two watchdogs sharing a store never take
+        up one row at the same time; the rows as updated."""
 
-    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
-        """Write back ``next_poll_at``, ``polls`` and ``relay`` (no-op if the row is gone)."""
+    async def reschedule_delegation(
+        self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None
+    ) -> bool:
+        """Set ``next_poll_at`` and ``last_error`` of the row if it is still in
+        ``delegation``'s state and turn; False when it moved on (or is gone)."""
 
-    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None: ...
+    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
+        """Make rows of ``peer`` in ``state`` that were backed off after a
+        failure due ``now`` (the peer answers again); how many."""
+
+    async def drop_delegation(self, delegation: DelegationRecord) -> bool:
+        """Delete the row if it is still in ``delegation``'s state and turn."""
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on every notification; returns the unsubscribe."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import TypeVar
 
-from agent_node.errors import Fenced, UnknownExecution
+from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
@@ -78,6 +78,9 @@ class MemoryStore:
         if related:
             txn.work = [replace(w) for w in self._work.get(execution_id, {}).values()]
             txn.waits = [replace(w) for w in self._waits.get(execution_id, {}).values()]
+            txn.delegations = [
+                replace(d) for d in self._delegations.values() if d.execution_id == execution_id
+            ]
         result = plan(txn)
         self._flush(txn)
         return result
@@ -88,6 +91,12 @@ class MemoryStore:
             raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
 
     def _flush(self, txn: Txn) -> None:
+        for delegation, (state, turn) in txn.delegations_set:  # checked before any write
+            held = self._delegations.get(
+                (delegation.execution_id, delegation.node, delegation.visit)
+            )
+            if held is None or (held.state, held.turn) != (state, turn):
+                raise StoreError(f"delegation {delegation.key} changed under a transaction")
         record = txn.execution
         record.updated_at = txn.now
         self._executions[record.id] = record
@@ -104,7 +113,7 @@ class MemoryStore:
             waits[(wait.node, wait.visit)] = wait
         for node, visit in txn.delegations_del:
             self._delegations.pop((record.id, node, visit), None)
-        for delegation in txn.delegations_put:
+        for delegation in [*txn.delegations_put, *(d for d, _ in txn.delegations_set)]:
             at = (delegation.execution_id, delegation.node, delegation.visit)
             self._delegations[at] = replace(delegation)
         if not work:
@@ -225,6 +234,10 @@ class MemoryStore:
         found = [replace(d) for d in self._delegations.values() if d.execution_id == execution_id]
         return sorted(found, key=lambda d: d.sent_at)
 
+    async def delegation(self, execution_id: str, node: str, visit: int) -> DelegationRecord | None:
+        held = self._delegations.get((execution_id, node, visit))
+        return replace(held) if held is not None else None
+
     async def claim_delegations(
         self, *, now: float, lease_until: float, limit: int
     ) -> list[DelegationRecord]:
@@ -234,16 +247,41 @@ class MemoryStore:
         )[:limit]
         for delegation in due:
             delegation.next_poll_at = lease_until
+            delegation.polls += 1
+            delegation.last_error = None
         return [replace(d) for d in due]
 
-    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
-        held = self._delegations.get((delegation.execution_id, delegation.node, delegation.visit))
+    async def reschedule_delegation(
+        self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None
+    ) -> bool:
+        held = self._held(delegation)
         if held is not None:
-            held.next_poll_at, held.polls = delegation.next_poll_at, delegation.polls
-            held.relay = delegation.relay
+            held.next_poll_at, held.last_error = next_poll_at, error
+        return held is not None
 
-    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
-        self._delegations.pop((execution_id, node, visit), None)
+    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
+        woken = [
+            d
+            for d in self._delegations.values()
+            if d.peer == peer and d.state == state and d.next_poll_at > now and d.last_error
+        ]
+        for delegation in woken:
+            delegation.next_poll_at = now
+        return len(woken)
+
+    async def drop_delegation(self, delegation: DelegationRecord) -> bool:
+        held = self._held(delegation)
+        if held is not None:
+            del self._delegations[(held.execution_id, held.node, held.visit)]
+        return held is not None
+
+    def _held(self, delegation: DelegationRecord) -> DelegationRecord | None:
+        """The row of ``delegation`` if it is still in its state and turn."""
+        d = delegation
+        held = self._delegations.get((d.execution_id, d.node, d.visit))
+        if held is None or (held.state, held.turn) != (d.state, d.turn):
+            return None
+        return held
 
     # -- reads ---------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
-from agent_node.store.schema import MIGRATIONS, SCHEMA_VERSION, ddl
+from agent_node.store.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
@@ -43,6 +43,7 @@ from agent_node.store.sql import (
     WORK_COLUMNS,
     Statements,
     delegation_from_row,
+    delegation_update_row,
     event_from_row,
     execution_from_row,
     flush_statements,
@@ -82,7 +83,8 @@ _CLAIM_PUSHES = numbered(
 )
 
 _CLAIM_DELEGATIONS = (
-    "UPDATE delegations d SET next_poll_at = $1 FROM (SELECT execution_id, node, visit"
+    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1, last_error = NULL"
+    " FROM (SELECT execution_id, node, visit"
     " FROM delegations WHERE next_poll_at <= $2 ORDER BY next_poll_at LIMIT $3"
     " FOR UPDATE SKIP LOCKED) s WHERE d.execution_id = s.execution_id AND d.node = s.node"
     " AND d.visit = s.visit RETURNING "
@@ -149,6 +151,11 @@ class PostgresStore:
                     for newer in range(version + 1, SCHEMA_VERSION + 1):
                         for statement in ddl("postgresql", MIGRATIONS[newer]):
                             await conn.execute(statement)
+                        for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
+                            await conn.execute(
+                                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+                                f" {declaration}"
+                            )
                     await conn.execute(
                         "UPDATE schema_info SET value = $1 WHERE key = 'version'",
                         str(SCHEMA_VERSION),
@@ -204,7 +211,9 @@ class PostgresStore:
             exists = await conn.fetchval("SELECT 1 FROM executions WHERE id = $1", execution.id)
             if exists:
                 return None
-            txn = Txn(execution, execution.created_at, is_new=True, work=[], waits=[])
+            txn = Txn(
+                execution, execution.created_at, is_new=True, work=[], waits=[], delegations=[]
+            )
             result = plan(txn)
             await _flush(conn, txn)
             return result
@@ -232,6 +241,10 @@ class PostgresStore:
                 ]
                 txn.waits = [
                     wait_from_row(tuple(r)) for r in await conn.fetch(_STMTS.waits_of, execution_id)
+                ]
+                txn.delegations = [
+                    delegation_from_row(tuple(r))
+                    for r in await conn.fetch(_STMTS.lock_delegations_of, execution_id)
                 ]
             result = plan(txn)
             await _flush(conn, txn)
@@ -332,6 +345,10 @@ class PostgresStore:
         rows = await self._fetch(_STMTS.delegations_of, execution_id)
         return [delegation_from_row(tuple(r)) for r in rows]
 
+    async def delegation(self, execution_id: str, node: str, visit: int) -> DelegationRecord | None:
+        rows = await self._fetch(_STMTS.delegation, execution_id, node, visit)
+        return delegation_from_row(tuple(rows[0])) if rows else None
+
     async def claim_delegations(
         self, *, now: float, lease_until: float, limit: int
     ) -> list[DelegationRecord]:
@@ -341,22 +358,37 @@ class PostgresStore:
 
         return await self._transact(job)
 
-    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
+    async def reschedule_delegation(
+        self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None
+    ) -> bool:
         d = delegation
-        async with self._require().acquire() as conn:
-            await conn.execute(
-                _STMTS.reschedule_delegation,
-                d.next_poll_at,
-                d.polls,
-                d.relay,
-                d.execution_id,
-                d.node,
-                d.visit,
-            )
+        return await self._count(
+            _STMTS.reschedule_delegation,
+            next_poll_at,
+            error,
+            d.execution_id,
+            d.node,
+            d.visit,
+            d.state,
+            d.turn,
+        )
 
-    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
+    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
         async with self._require().acquire() as conn:
-            await conn.execute(_STMTS.delete_delegation, execution_id, node, visit)
+            status = await conn.execute(_STMTS.wake_delegations, now, peer, state, now)
+        return int(status.split()[-1])
+
+    async def drop_delegation(self, delegation: DelegationRecord) -> bool:
+        d = delegation
+        return await self._count(
+            _STMTS.drop_delegation, d.execution_id, d.node, d.visit, d.state, d.turn
+        )
+
+    async def _count(self, sql: str, *params: Any) -> bool:
+        """Run one write; whether it changed a row."""
+        async with self._require().acquire() as conn:
+            status = await conn.execute(sql, *params)
+        return int(status.split()[-1]) > 0
 
     # -- reads ---------------------------------------------------------------
 
@@ -452,6 +484,12 @@ async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:
             await conn.execute(sql, *rows[0])
         else:
             await conn.executemany(sql, rows)
+    for delegation, expected in txn.delegations_set:
+        status = await conn.execute(
+            _STMTS.update_delegation, *delegation_update_row(delegation, expected)
+        )
+        if status != "UPDATE 1":
+            raise StoreError(f"delegation {delegation.key} changed under a transaction")
     for kind in txn.notices:
         await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, f"{kind}:{txn.execution.id}")
 

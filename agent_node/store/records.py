@@ -15,6 +15,8 @@ __all__ = [
     "ACTIVE",
     "TERMINAL",
     "Claim",
+    "DelegationRecord",
+    "DelegationState",
     "EventRecord",
     "ExecutionRecord",
     "ExecutionStatus",
@@ -116,38 +118,77 @@ class WaitRecord:
     deadline: float | None
 
 
+#: The states of a delegation row (see :class:`DelegationRecord`).
+DelegationState = Literal["sending", "sent", "asked", "answered", "canceling"]
+
+
 @dataclass(slots=True)
 class DelegationRecord:
-    """A task sent to a peer agent that a delegate node's wait is parked on
-    (table ``delegations``; schema version 3).
+    """A task handed to a peer agent: the state machine of one delegation
+    (table ``delegations``; schema version 3, states since version 4).
 
-    Written in the transaction that parks the wait (``delegation_sent``), and
-    deleted in the one that resolves it. A row whose wait is gone (the
-    execution was canceled, or the wait timed out) tells the watchdog to
-    cancel the peer's task, then the row goes. ``next_poll_at`` is when the
-    watchdog asks the peer for the task next, if no push came first. While
-    the peer asks for input that our caller must give, the visit waits for
-    input instead and the row stays; the answer is kept in ``relay`` until
-    the watchdog has sent it on to the peer's task.
+    The row is written with the delegate node's wait, **before** anything is
+    sent, and moves ``sending → sent → (asked ⇄ answered)* →`` settled (the
+    row is deleted with the wait's resolution), or ``canceling`` when the
+    wait went away first (the execution was canceled or ended, or the wait
+    timed out) until the peer's task is canceled:
+
+    * ``sending``: ``request`` is to be sent; ``remote_task_id`` is "" until
+      the peer's answer (or an early push) names its task. An unreachable
+      peer leaves the row here, due again after a backoff.
+    * ``sent``: the peer has the task; news comes by push, stream or poll.
+    * ``asked``: the peer asked for input (``question``); the visit waits
+      for our caller's answer.
+    * ``answered``: our caller answered (``turn`` counts the answers);
+      ``relay`` holds the answer until it has been sent to the peer's task.
+    * ``canceling``: the peer's task is to be canceled, then the row goes.
+
+    Content (state, turn, relay, question, the peer's task) changes only in
+    a transaction on the execution that read the row under its lock, as a
+    conditional update on ``(state, turn)``; the watchdog's scheduling
+    columns (``next_poll_at``, ``polls``, ``last_error``) are written by
+    separate conditional statements, so no writer ever puts back a copy it
+    read earlier.
     """
 
     execution_id: str
     node: str
     visit: int
-    #: The peer's configured name (or its base URL when it was discovered).
+    #: The peer's configured name (or its base URL when it was discovered);
+    #: "" while a peer found by skill or tag has not been chosen yet.
     peer: str
+    #: The peer's task ("" until known).
     remote_task_id: str
-    #: The JSON-RPC URL the task was sent to, and the protocol version spoken.
+    #: The JSON-RPC URL the task was sent to, and the protocol version spoken
+    #: ("" until sent).
     endpoint: str
     version: str
     #: The identity the peer's certificate named; pushes must come from it.
     identity: str | None
+    #: When the delegation was recorded (before the first send).
     sent_at: float
+    #: When the watchdog looks at the row next (a send, a relay, a poll, a cancel).
     next_poll_at: float
+    #: How often the watchdog took the row up since the last progress (its backoff).
     polls: int = 0
     #: Our caller's answer to the peer's question, not yet relayed to the
     #: peer's task (the message as 1.0 JSON); None when there is none.
     relay: str | None = None
+    state: DelegationState = "sent"
+    #: Answers relayed so far (the relay's messageId carries it).
+    turn: int = 0
+    #: What to send: the delegation as JSON (see ``nodes.delegate.Delegation``).
+    request: str | None = None
+    #: The peer's last question: ``{"id", "at", "text"}`` of its status message
+    #: (news asking again is a new question only if it is newer).
+    question: str | None = None
+    #: Why the last attempt to reach the peer failed (None after progress).
+    last_error: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of the visit: ``execution/node/visit``."""
+        return f"{self.execution_id}/{self.node}/{self.visit}"
 
 
 @dataclass(slots=True)

@@ -16,10 +16,13 @@ Tables (see DESIGN.md, "Durability"):
   cursor over the task's events (the push outbox; schema version 2).
 * ``delegations`` — tasks sent to peer agents that waits are parked on,
   found by the peer's task id (pushes) and by poll time (the watchdog);
-  schema version 3.
+  schema version 3; version 4 made each row a state machine (``state``,
+  ``turn``, ``request``, ``question``, ``last_error``).
 
-Versions only ever add tables: :data:`MIGRATIONS` names the tables each
-version added, and opening an older store creates just those.
+Versions only ever add: :data:`MIGRATIONS` names the tables each version
+added and :data:`ADDED_COLUMNS` the columns (with the DDL that adds them to
+an existing table, defaults keeping old rows meaningful); opening an older
+store creates just those.
 """
 
 from __future__ import annotations
@@ -30,11 +33,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "ddl"]
+__all__ = ["ADDED_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "ddl"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The tables each schema version added to the one before.
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("push_configs",), 3: ("delegations",)}
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("push_configs",), 3: ("delegations",), 4: ()}
+#: The columns each schema version added to existing tables: ``(table,
+#: column, type and default)``. A v3 delegation row was sent already.
+ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    4: (
+        ("delegations", "state", "TEXT NOT NULL DEFAULT 'sent'"),
+        ("delegations", "turn", "INTEGER NOT NULL DEFAULT 0"),
+        ("delegations", "request", "TEXT"),
+        ("delegations", "question", "TEXT"),
+        ("delegations", "last_error", "TEXT"),
+    )
+}
 
 
 def _metadata() -> MetaData:
@@ -142,6 +156,11 @@ def _metadata() -> MetaData:
         Column("next_poll_at", Double, nullable=False),
         Column("polls", Integer, nullable=False),
         Column("relay", Text),
+        Column("state", Text, nullable=False, server_default="sent"),
+        Column("turn", Integer, nullable=False, server_default="0"),
+        Column("request", Text),
+        Column("question", Text),
+        Column("last_error", Text),
         Index("ix_delegations_task", "remote_task_id"),
         Index("ix_delegations_poll", "next_poll_at"),
         sqlite_with_rowid=False,

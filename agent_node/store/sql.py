@@ -31,6 +31,7 @@ __all__ = [
     "PUSH_COLUMNS",
     "Statements",
     "delegation_from_row",
+    "delegation_update_row",
     "event_from_row",
     "execution_from_row",
     "flush_statements",
@@ -54,8 +55,15 @@ WORK_COLUMNS = (
 WAIT_COLUMNS = "execution_id, node, visit, kind, event, deadline"
 DELEGATION_COLUMNS = (
     "execution_id, node, visit, peer, remote_task_id, endpoint, version, identity, sent_at,"
-    " next_poll_at, polls, relay"
+    " next_poll_at, polls, relay, state, turn, request, question, last_error"
 )
+#: The columns a delegation's content update writes (all but the key).
+_DELEGATION_SET = (
+    "peer = ?, remote_task_id = ?, endpoint = ?, version = ?, identity = ?, sent_at = ?,"
+    " next_poll_at = ?, polls = ?, relay = ?, state = ?, turn = ?, request = ?, question = ?,"
+    " last_error = ?"
+)
+_DELEGATION_KEY = "execution_id = ? AND node = ? AND visit = ?"
 #: An execution waiting for input (A2A's INPUT_REQUIRED), as a WHERE condition.
 ASKING = (
     "(status = 'waiting' AND EXISTS (SELECT 1 FROM waits w"
@@ -152,25 +160,36 @@ class Statements:
         )
         self.delete_push = q("DELETE FROM push_configs WHERE task_id = ? AND id = ?")
         self.put_delegation = q(
-            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(12)}"
-            " ON CONFLICT (execution_id, node, visit) DO UPDATE SET peer = excluded.peer,"
-            " remote_task_id = excluded.remote_task_id, endpoint = excluded.endpoint,"
-            " version = excluded.version, identity = excluded.identity,"
-            " sent_at = excluded.sent_at, next_poll_at = excluded.next_poll_at,"
-            " polls = excluded.polls, relay = excluded.relay"
+            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(17)}"
         )
-        self.delete_delegation = q(
-            "DELETE FROM delegations WHERE execution_id = ? AND node = ? AND visit = ?"
+        self.update_delegation = q(
+            f"UPDATE delegations SET {_DELEGATION_SET} WHERE {_DELEGATION_KEY}"
+            " AND state = ? AND turn = ?"
         )
+        self.delete_delegation = q(f"DELETE FROM delegations WHERE {_DELEGATION_KEY}")
+        self.drop_delegation = q(
+            f"DELETE FROM delegations WHERE {_DELEGATION_KEY} AND state = ? AND turn = ?"
+        )
+        self.delegation = q(f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE {_DELEGATION_KEY}")
         self.delegations_of_task = q(
             f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE remote_task_id = ?"
         )
         self.delegations_of = q(
             f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE execution_id = ? ORDER BY sent_at"
         )
+        # Read by a transaction on the execution: locked, so that a watchdog's
+        # claim of one of them is seen, or waits (SKIP LOCKED) until the commit.
+        self.lock_delegations_of = q(
+            f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE execution_id = ?{lock}"
+        )
         self.reschedule_delegation = q(
-            "UPDATE delegations SET next_poll_at = ?, polls = ?, relay = ?"
-            " WHERE execution_id = ? AND node = ? AND visit = ?"
+            "UPDATE delegations SET next_poll_at = ?, last_error = ?"
+            f" WHERE {_DELEGATION_KEY} AND state = ? AND turn = ?"
+        )
+        # Rows backed off after a failure (a claimed row has no last_error).
+        self.wake_delegations = q(
+            "UPDATE delegations SET next_poll_at = ? WHERE peer = ? AND state = ?"
+            " AND next_poll_at > ? AND last_error IS NOT NULL"
         )
         self.release_push = q(
             "UPDATE push_configs SET pushed_seq = ?, settled = ?, attempts = ?,"
@@ -198,6 +217,8 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
         out.append((stmts.delete_delegation, [(eid, n, v) for n, v in txn.delegations_del]))
     if txn.delegations_put:
         out.append((stmts.put_delegation, [delegation_row(d) for d in txn.delegations_put]))
+    # Conditional updates (delegations_set) are run one by one by the store:
+    # each must change exactly one row (see delegation_update_row).
     if txn.events:
         out.append((stmts.insert_events, [event_row(e) for e in txn.events]))
     if not txn.is_new:
@@ -262,10 +283,11 @@ def wait_row(w: WaitRecord) -> tuple[Any, ...]:
 
 
 def delegation_row(d: DelegationRecord) -> tuple[Any, ...]:
+    return (d.execution_id, d.node, d.visit, *_delegation_content(d))
+
+
+def _delegation_content(d: DelegationRecord) -> tuple[Any, ...]:
     return (
-        d.execution_id,
-        d.node,
-        d.visit,
         d.peer,
         d.remote_task_id,
         d.endpoint,
@@ -275,7 +297,18 @@ def delegation_row(d: DelegationRecord) -> tuple[Any, ...]:
         d.next_poll_at,
         d.polls,
         d.relay,
+        d.state,
+        d.turn,
+        d.request,
+        d.question,
+        d.last_error,
     )
+
+
+def delegation_update_row(d: DelegationRecord, expected: tuple[str, int]) -> tuple[Any, ...]:
+    """Parameters of ``update_delegation``: ``d`` where the row is still in
+    the ``(state, turn)`` the transaction read."""
+    return (*_delegation_content(d), d.execution_id, d.node, d.visit, *expected)
 
 
 def delegation_from_row(row: Sequence[Any]) -> DelegationRecord:

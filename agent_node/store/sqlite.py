@@ -64,7 +64,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
-from agent_node.store.schema import SCHEMA_VERSION, ddl
+from agent_node.store.schema import ADDED_COLUMNS, SCHEMA_VERSION, ddl
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
@@ -74,6 +74,7 @@ from agent_node.store.sql import (
     WORK_COLUMNS,
     Statements,
     delegation_from_row,
+    delegation_update_row,
     event_from_row,
     execution_from_row,
     flush_statements,
@@ -280,7 +281,9 @@ class SqliteStore:
         def job(conn: sqlite3.Connection) -> tuple[T | None, _Notices]:
             if conn.execute(_STMTS.get_execution, (execution.id,)).fetchone() is not None:
                 return None, []
-            txn = Txn(execution, execution.created_at, is_new=True, work=[], waits=[])
+            txn = Txn(
+                execution, execution.created_at, is_new=True, work=[], waits=[], delegations=[]
+            )
             result = plan(txn)
             return result, _flush(conn, txn)
 
@@ -306,6 +309,10 @@ class SqliteStore:
                 txn.work = [work_from_row(r) for r in conn.execute(_STMTS.work_of, (execution_id,))]
                 txn.waits = [
                     wait_from_row(r) for r in conn.execute(_STMTS.waits_of, (execution_id,))
+                ]
+                txn.delegations = [
+                    delegation_from_row(r)
+                    for r in conn.execute(_STMTS.lock_delegations_of, (execution_id,))
                 ]
             result = plan(txn)
             return result, _flush(conn, txn)
@@ -408,13 +415,18 @@ class SqliteStore:
         rows = await self._fetch(_STMTS.delegations_of, (execution_id,))
         return [delegation_from_row(r) for r in rows]
 
+    async def delegation(self, execution_id: str, node: str, visit: int) -> DelegationRecord | None:
+        rows = await self._fetch(_STMTS.delegation, (execution_id, node, visit))
+        return delegation_from_row(rows[0]) if rows else None
+
     async def claim_delegations(
         self, *, now: float, lease_until: float, limit: int
     ) -> list[DelegationRecord]:
         sql = (
-            "UPDATE delegations SET next_poll_at = ? WHERE (execution_id, node, visit) IN"
-            " (SELECT execution_id, node, visit FROM delegations WHERE next_poll_at <= ?"
-            f" ORDER BY next_poll_at LIMIT ?) RETURNING {DELEGATION_COLUMNS}"
+            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1, last_error = NULL"
+            " WHERE (execution_id, node, visit) IN (SELECT execution_id, node, visit"
+            " FROM delegations WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?)"
+            f" RETURNING {DELEGATION_COLUMNS}"
         )
 
         def job(conn: sqlite3.Connection) -> tuple[list[DelegationRecord], _Notices]:
@@ -424,13 +436,20 @@ class SqliteStore:
         claimed: list[DelegationRecord] = await self._submit(job)
         return claimed
 
-    async def reschedule_delegation(self, delegation: DelegationRecord) -> None:
+    async def reschedule_delegation(
+        self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None
+    ) -> bool:
         d = delegation
-        params = (d.next_poll_at, d.polls, d.relay, d.execution_id, d.node, d.visit)
-        await self._write(_STMTS.reschedule_delegation, params)
+        params = (next_poll_at, error, d.execution_id, d.node, d.visit, d.state, d.turn)
+        return await self._write(_STMTS.reschedule_delegation, params) > 0
 
-    async def delete_delegation(self, execution_id: str, node: str, visit: int) -> None:
-        await self._write(_STMTS.delete_delegation, (execution_id, node, visit))
+    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
+        return await self._write(_STMTS.wake_delegations, (now, peer, state, now))
+
+    async def drop_delegation(self, delegation: DelegationRecord) -> bool:
+        d = delegation
+        params = (d.execution_id, d.node, d.visit, d.state, d.turn)
+        return await self._write(_STMTS.drop_delegation, params) > 0
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:
@@ -551,7 +570,13 @@ def _create_schema(conn: sqlite3.Connection) -> tuple[None, _Notices]:
             " upgrade agent-node"
         )
     elif int(row[0]) < SCHEMA_VERSION:
-        # The DDL above (IF NOT EXISTS) created the tables newer versions added.
+        # The DDL above (IF NOT EXISTS) created the tables newer versions
+        # added; the columns they added to older tables are added here.
+        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+            for table, column, declaration in ADDED_COLUMNS.get(version, ()):
+                present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         conn.execute(
             "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
         )
@@ -570,6 +595,12 @@ def _flush(conn: sqlite3.Connection, txn: Txn) -> _Notices:
             conn.execute(sql, rows[0])
         else:
             conn.executemany(sql, rows)
+    for delegation, expected in txn.delegations_set:
+        changed = conn.execute(
+            _STMTS.update_delegation, delegation_update_row(delegation, expected)
+        )
+        if changed.rowcount != 1:
+            raise StoreError(f"delegation {delegation.key} changed under a transaction")
     return [(kind, txn.execution.id) for kind in txn.notices]
 
 

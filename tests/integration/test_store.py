@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -344,9 +345,21 @@ async def _run_sql(url: str, statements: list[str], query: str | None = None) ->
         await conn.close()
 
 
-def delegation(execution_id: str, node: str = "ask", *, task: str = "r1", at: float = 10.0):
+def delegation(
+    execution_id: str, node: str = "ask", *, task: str = "r1", at: float = 10.0, state: str = "sent"
+) -> DelegationRecord:
     return DelegationRecord(
-        execution_id, node, 1, "writer", task, "https://w/a2a", "1.0", "spiffe://d/w", 1.0, at
+        execution_id,
+        node,
+        1,
+        "writer",
+        task,
+        "https://w/a2a",
+        "1.0",
+        "spiffe://d/w",
+        1.0,
+        at,
+        state=state,  # type: ignore[arg-type]
     )
 
 
@@ -363,9 +376,40 @@ async def test_delegations_are_written_with_the_wait_and_found_by_task(store: St
     assert await store.delegations_of_task("nope") == []
     assert [d.remote_task_id for d in await store.delegations("e1")] == ["r1", "r2"]
     assert await store.delegations("e2") == []
+    assert (await store.delegation("e1", "ask", 1)) == delegation("e1", task="r1", at=10.0)
+    assert await store.delegation("e1", "ask", 2) is None
 
     await store.apply("e1", lambda txn: txn.delete_delegation("other", 1), related=True)
     assert [d.remote_task_id for d in await store.delegations("e1")] == ["r1"]
+
+
+async def test_a_transaction_reads_delegations_under_the_lock_and_updates_conditionally(
+    store: Store,
+) -> None:
+    await create_with_work(store, "e1")
+    await store.apply("e1", lambda txn: txn.put_delegation(delegation("e1", state="sending")))
+
+    def answer(txn: Txn) -> None:
+        (read,) = txn.delegations or []
+        assert read.state == "sending"
+        txn.update_delegation(replace(read, state="asked", question='{"id": "q1"}'), read)
+
+    await store.apply("e1", answer, related=True)
+    stored = await store.delegation("e1", "ask", 1)
+    assert stored is not None and (stored.state, stored.question) == ("asked", '{"id": "q1"}')
+
+    # A copy read before that change cannot be written back: the whole
+    # transaction fails, and nothing of it stays.
+    stale = delegation("e1", state="sending")
+
+    def write_back(txn: Txn) -> None:
+        txn.event("noted")
+        txn.update_delegation(replace(stale, relay="lost?"), stale)
+
+    with pytest.raises(StoreError, match="changed under a transaction"):
+        await store.apply("e1", write_back, related=True)
+    assert await store.delegation("e1", "ask", 1) == stored
+    assert [e.kind for e in await store.events("e1")] == ["execution_started"]
 
 
 async def test_claiming_delegations_moves_their_poll_time(store: Store) -> None:
@@ -377,14 +421,75 @@ async def test_claiming_delegations_moves_their_poll_time(store: Store) -> None:
 
     await store.apply("e1", park)
     claimed = await store.claim_delegations(now=15.0, lease_until=100.0, limit=10)
-    assert sorted((d.node, d.next_poll_at) for d in claimed) == [("a", 100.0), ("c", 100.0)]
+    assert sorted((d.node, d.next_poll_at, d.polls) for d in claimed) == [
+        ("a", 100.0, 1),
+        ("c", 100.0, 1),
+    ]
     # Claimed rows are leased: a second watchdog gets only what is still due.
     assert await store.claim_delegations(now=15.0, lease_until=100.0, limit=10) == []
     first = next(d for d in claimed if d.node == "c")
-    first.next_poll_at, first.polls = 12.0, 3
-    await store.reschedule_delegation(first)
+    assert await store.reschedule_delegation(first, 12.0, "peer 'writer' unreachable") is True
     again = await store.claim_delegations(now=15.0, lease_until=200.0, limit=1)
-    assert [(d.node, d.polls, d.next_poll_at) for d in again] == [("c", 3, 200.0)]
-    await store.delete_delegation("e1", "c", 1)
-    await store.reschedule_delegation(first)  # gone: a no-op
+    assert [(d.node, d.polls, d.next_poll_at, d.last_error) for d in again] == [
+        ("c", 2, 200.0, None)
+    ]
+    # A row that moved on (another state or turn) is not rescheduled from an old copy.
+    assert await store.reschedule_delegation(replace(first, turn=1), 1.0) is False
+    assert await store.drop_delegation(replace(first, state="canceling")) is False
+    assert await store.drop_delegation(first) is True
+    assert await store.reschedule_delegation(first, 12.0) is False  # gone
     assert sorted(d.node for d in await store.delegations("e1")) == ["a", "b"]
+
+
+async def test_waking_a_peers_backed_off_delegations(store: Store) -> None:
+    await create_with_work(store, "e1")
+
+    def park(txn: Txn) -> None:
+        for node in ("a", "b", "c"):
+            txn.put_delegation(delegation("e1", node, at=0.0, state="sending"))
+
+    await store.apply("e1", park)
+    a, b, _being_sent = sorted(
+        await store.claim_delegations(now=1.0, lease_until=100.0, limit=10), key=lambda d: d.node
+    )
+    await store.reschedule_delegation(a, 50.0, "unreachable")  # backed off
+    await store.reschedule_delegation(b, 50.0)  # polled later, no failure
+    # c is still claimed (being sent): waking must not hand it out twice.
+    assert await store.wake_delegations("writer", "sending", 2.0) == 1
+    due = await store.claim_delegations(now=2.0, lease_until=100.0, limit=10)
+    assert [d.node for d in due] == ["a"]
+    assert await store.wake_delegations("someone-else", "sending", 2.0) == 0
+
+
+async def test_a_version_3_delegation_is_upgraded_as_sent(durable_url: str) -> None:
+    """A delegation parked by the previous release keeps its row, read as
+    ``sent`` (it was sent before it was written), with the new columns empty."""
+    dialect = "sqlite" if durable_url.startswith("sqlite") else "postgresql"
+    v3 = [
+        *ddl(dialect, ["executions", "events", "work", "waits", "push_configs", "schema_info"]),
+        "CREATE TABLE delegations (execution_id TEXT NOT NULL, node TEXT NOT NULL,"
+        " visit INTEGER NOT NULL, peer TEXT NOT NULL, remote_task_id TEXT NOT NULL,"
+        " endpoint TEXT NOT NULL, version TEXT NOT NULL, identity TEXT,"
+        " sent_at DOUBLE PRECISION NOT NULL, next_poll_at DOUBLE PRECISION NOT NULL,"
+        " polls INTEGER NOT NULL, relay TEXT, PRIMARY KEY (execution_id, node, visit))",
+        "INSERT INTO delegations VALUES ('e', 'ask', 1, 'writer', 'r1', 'https://w/a2a', '1.0',"
+        " NULL, 1.0, 2.0, 3, NULL)",
+        "INSERT INTO schema_info VALUES ('version', '3')",
+    ]
+    await _run_sql(durable_url, v3)
+    upgraded = store_from_url(durable_url)
+    await upgraded.open()
+    try:
+        row = await upgraded.delegation("e", "ask", 1)
+    finally:
+        await upgraded.close()
+    assert row is not None
+    assert (row.state, row.turn, row.remote_task_id, row.polls, row.request) == (
+        "sent",
+        0,
+        "r1",
+        3,
+        None,
+    )
+    version = await _run_sql(durable_url, [], "SELECT value FROM schema_info")
+    assert version == str(SCHEMA_VERSION)
