@@ -380,6 +380,10 @@ class Directory:
         """Whether ``name`` is a configured peer."""
         return name in self._peers
 
+    def cached(self, name: str) -> PeerCard | None:
+        """Peer ``name``'s card as last fetched, fresh or not (no I/O)."""
+        return self._cards.get(name)
+
     def identity_of(self, name: str) -> str | None:
         """The identity peer ``name`` is known by: configured, or the one that
         served its card (None: not known yet)."""

@@ -81,7 +81,11 @@ def push_endpoint(
                 task = await delegator.get_task(replace(row, remote_task_id=push.task_id))
         if task is None:
             task = {"id": push.task_id, "status": push.status}
-        await inform(runtime, row, {"kind": "task", "task": dict(task), "via": "push"})
+        news = {"kind": "task", "task": dict(task), "via": "push", "identity": caller}
+        card = delegator.directory.cached(row.peer)
+        if card is not None:  # where the task is, for a push that came before the send's answer
+            news.update(peer=card.name, endpoint=card.endpoint, version=card.version)
+        await inform(runtime, row, news)
         return JSONResponse({"ok": True})
 
     return endpoint

@@ -183,6 +183,7 @@ class Watchdog:
 
     async def _send(self, row: DelegationRecord) -> None:
         receipt = await self.delegator.send(row)
+        faults.hit("after_send", row.node)
         await self._alive(receipt.peer)
         news = {
             "kind": "accepted",
@@ -197,6 +198,7 @@ class Watchdog:
 
     async def _relay(self, row: DelegationRecord) -> None:
         await self.delegator.relay(row)
+        faults.hit("after_relay", row.node)
         await faults.reached("watchdog_relayed", row)
         await inform(self.runtime, row, {"kind": "relayed", "turn": row.turn})
 

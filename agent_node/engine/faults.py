@@ -17,6 +17,8 @@ Points:
 ``in_wait_resolution`` inside the transaction that resolves a wait (rolled back)
 ``after_wait_resolution`` the resolution is committed; the next node has not run
 ``in_inform``          inside the transaction that applies news about a visit
+``after_send``         a delegation's peer took the task; its answer is not recorded
+``after_relay``        our caller's answer reached the peer; that is not recorded
 
 Interleave points are their asynchronous twins, for race tests: at
 :func:`reached` the code awaits what a test put there with :func:`on` (say,
@@ -45,6 +47,8 @@ POINTS = frozenset(
         "in_wait_resolution",
         "after_wait_resolution",
         "in_inform",
+        "after_send",
+        "after_relay",
     }
 )
 

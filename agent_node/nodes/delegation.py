@@ -150,11 +150,10 @@ def _learned(
     ``delegation_sent``), and where it was reached."""
     task_id = str(task.get("id") or "")
     changes: dict[str, Any] = {}
-    if news.get("kind") == "accepted":
-        for field in ("peer", "endpoint", "version", "identity"):
-            value = news.get(field)
-            if value and getattr(row, field) != value:
-                changes[field] = value
+    for field in ("peer", "endpoint", "version", "identity"):
+        value = news.get(field)
+        if value and not getattr(row, field):
+            changes[field] = value
     if task_id and not row.remote_task_id:
         changes["remote_task_id"] = task_id
     events: tuple[tuple[str, Mapping[str, Any]], ...] = NO_EVENTS

@@ -212,7 +212,7 @@ async def delegate(
     events = await events_of(root, task["id"])
     # The peer answered non-terminal (working): sent, parked, resumed once.
     kinds = [e.kind for e in events if e.node == "ask" and e.kind != "node_started"]
-    assert kinds == ["delegation_sent", "wait_started", "wait_resolved", "node_completed"]
+    assert kinds == ["wait_started", "delegation_sent", "wait_resolved", "node_completed"]
     sent = of(events, "delegation_sent")
     identity = f"{D}/{peer.name}"
     assert (sent["peer"], sent["identity"], sent["version"]) == (peer.name, identity, version)
@@ -240,7 +240,8 @@ async def delegate(
 def check_pushes(peer: Peer, node: str, executed: dict[str, Any]) -> list[dict[str, Any]]:
     """Every push the peer delivered went to our endpoint with our token and was taken."""
     target = executed["push"]
-    assert target["url"] == f"{node}/a2a/push" and re.fullmatch(r"[0-9a-f]{64}", target["token"])
+    assert target["url"] == f"{node}/a2a/push"
+    assert re.fullmatch(r"[A-Za-z0-9_-]+\.[0-9a-f]{64}", target["token"])  # key.HMAC
     pushes = peer.entries("push")
     assert pushes, "the peer pushed nothing"
     for push in pushes:
