@@ -152,6 +152,11 @@ class Watchdog:
                 break
         return taken
 
+    async def idle(self) -> None:
+        """Wait until no row is being taken up (rows due meanwhile included)."""
+        while self._active:
+            await asyncio.gather(*self._active, return_exceptions=True)
+
     def _done(self, job: asyncio.Task[None]) -> None:
         self._active.discard(job)
         self._wake.set()  # a slot is free: rows may be waiting for one
