@@ -269,9 +269,11 @@ class Watchdog:
         if peer in self._up:
             return
         self._up.add(peer)
-        woken = await self.runtime.store.wake_delegations(peer, "sending", time.time())
+        now, woken = time.time(), 0
+        for state in ("sending", "sent", "answered", "asked"):
+            woken += await self.runtime.store.wake_delegations(peer, state, now)
         if woken:
-            log.info("peer %r answers again: sending %d delegations that waited", peer, woken)
+            log.info("peer %r answers again: taking up %d delegations that waited", peer, woken)
             self._wake.set()
 
     async def _follows(self, row: DelegationRecord) -> bool:
