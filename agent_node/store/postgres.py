@@ -130,36 +130,48 @@ class PostgresStore:
         async with pool.acquire() as conn:
             if await _schema_version(conn) == SCHEMA_VERSION:
                 return
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
-                version = await _schema_version(conn)
-                if version is None:
-                    for statement in ddl("postgresql"):
+            # A session lock taken before the transaction: the transaction then
+            # starts after the one that held it committed, and sees its tables.
+            # (Taken inside, the catalog lookups of the transaction that waited
+            # may still miss tables created meanwhile, and it would create the
+            # schema a second time.)
+            await conn.execute("SELECT pg_advisory_lock($1)", _SCHEMA_LOCK)
+            try:
+                await self._create_schema(conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK)
+
+    async def _create_schema(self, conn: asyncpg.Connection) -> None:
+        """Create or upgrade the schema (the caller holds the schema lock)."""
+        async with conn.transaction():
+            version = await _schema_version(conn)
+            if version is None:
+                for statement in ddl("postgresql"):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
+                    str(SCHEMA_VERSION),
+                )
+            elif version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store schema version {version} is newer than this agent-node's"
+                    f" {SCHEMA_VERSION}; upgrade agent-node"
+                )
+            elif version < SCHEMA_VERSION:
+                # Only what newer versions added: new tables, and columns
+                # (with defaults; ALTER TABLE holds its table's lock a moment).
+                for newer in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in ddl("postgresql", MIGRATIONS[newer]):
                         await conn.execute(statement)
-                    await conn.execute(
-                        "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
-                        str(SCHEMA_VERSION),
-                    )
-                elif version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"store schema version {version} is newer than this agent-node's"
-                        f" {SCHEMA_VERSION}; upgrade agent-node"
-                    )
-                elif version < SCHEMA_VERSION:
-                    # Only the tables newer versions added: no DDL touches the
-                    # tables live workers of the older version are writing.
-                    for newer in range(version + 1, SCHEMA_VERSION + 1):
-                        for statement in ddl("postgresql", MIGRATIONS[newer]):
-                            await conn.execute(statement)
-                        for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
-                            await conn.execute(
-                                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
-                                f" {declaration}"
-                            )
-                    await conn.execute(
-                        "UPDATE schema_info SET value = $1 WHERE key = 'version'",
-                        str(SCHEMA_VERSION),
-                    )
+                    for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
+                        await conn.execute(
+                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
+                            f" {declaration}"
+                        )
+                await conn.execute(
+                    "UPDATE schema_info SET value = $1 WHERE key = 'version'",
+                    str(SCHEMA_VERSION),
+                )
 
     async def close(self) -> None:
         listen, self._listen = self._listen, None

@@ -493,3 +493,21 @@ async def test_a_version_3_delegation_is_upgraded_as_sent(durable_url: str) -> N
     )
     version = await _run_sql(durable_url, [], "SELECT value FROM schema_info")
     assert version == str(SCHEMA_VERSION)
+
+
+@pytest.mark.postgres
+async def test_replicas_opening_an_empty_postgresql_database_together(pg_url: str) -> None:
+    """Six replicas start at once on an empty database: one creates the
+    schema, every one opens (it used to fail all but one on a duplicate key
+    in schema_info)."""
+    stores = [store_from_url(pg_url) for _ in range(6)]
+    opened = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+    try:
+        assert [r for r in opened if r is not None] == []
+        await create_with_work(stores[0], "e1")
+        assert (await stores[5].get("e1")) is not None
+    finally:
+        for s in stores:
+            await s.close()
+    version = await _run_sql(pg_url, [], "SELECT value FROM schema_info")
+    assert version == str(SCHEMA_VERSION)
