@@ -189,6 +189,7 @@ class Watchdog:
     async def _send(self, row: DelegationRecord) -> None:
         receipt = await self.delegator.send(row)
         faults.hit("after_send", row.node)
+        await faults.reached("watchdog_sent", row)
         await self._alive(receipt.peer)
         news = {
             "kind": "accepted",

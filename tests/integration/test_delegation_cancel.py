@@ -1,0 +1,120 @@
+"""Canceling our task at any moment of its delegation ends with the peer's
+task canceled, or never created: before the send, while it is in flight
+(claimed; sent but its answer not recorded), after it, during a relay, and
+when the send's answer was lost (the send is repeated with the same key to
+learn the task). On every store; the moments are forced with interleave
+points (see :mod:`support.delegation_rig`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from support.delegation_rig import Rig, delegating, rig
+
+from agent_node.engine import faults
+
+HANG = delegating("hang")
+ASK = delegating("ask")
+
+
+@pytest.fixture
+async def r(store_url: str) -> AsyncIterator[Rig]:
+    async with rig(store_url) as made:
+        yield made
+
+
+async def _canceled(r: Rig, execution_id: str) -> None:
+    """Drive until the row is gone; the execution is canceled, and so is
+    every task the peer made."""
+    for _ in range(10):
+        if await r.row(execution_id) is None:
+            break
+        await r.due_now(execution_id)
+        await r.drive()
+    assert await r.row(execution_id) is None
+    record = await r.runtime.store.get(execution_id)
+    assert record is not None and record.status == "canceled"
+    assert sorted(r.peer.canceled) == sorted(r.peer.tasks)
+    states = {t["status"]["state"] for t in r.peer.tasks.values()}
+    assert states <= {"TASK_STATE_CANCELED"}
+
+
+def _cancel_at(r: Rig, point: str, execution_id: str, state: str) -> list[str]:
+    done: list[str] = []
+
+    async def cancel(at: str, row: Any) -> None:
+        if not done and row.state == state:
+            done.append(at)
+            await r.runtime.engine.control.cancel(execution_id)
+
+    faults.on(point, cancel)
+    return done
+
+
+async def test_before_the_send_nothing_reaches_the_peer(r: Rig) -> None:
+    execution_id = await r.start(HANG)
+    await r.runtime.engine.control.cancel(execution_id)
+    await _canceled(r, execution_id)
+    assert r.peer.messages == []
+
+
+@pytest.mark.parametrize("point", ["watchdog_claimed", "watchdog_sent"])
+async def test_while_the_send_is_in_flight(r: Rig, point: str) -> None:
+    execution_id = await r.start(HANG)
+    done = _cancel_at(r, point, execution_id, "sending")
+    await r.drive()
+    assert done == [point]
+    await _canceled(r, execution_id)
+    assert list(r.peer.tasks) == ["t1"]
+
+
+async def test_after_the_send(r: Rig) -> None:
+    execution_id = await r.start(HANG)
+    await r.drive()
+    row = await r.row(execution_id)
+    assert row is not None and (row.state, row.remote_task_id) == ("sent", "t1")
+    await r.runtime.engine.control.cancel(execution_id)
+    await _canceled(r, execution_id)
+
+
+async def test_during_a_relay(r: Rig) -> None:
+    execution_id = await r.start(ASK)
+    await r.drive()
+    done = _cancel_at(r, "watchdog_relayed", execution_id, "answered")
+    await r.runtime.engine.control.signal(execution_id, "input", "Ada")
+    await r.drive()
+    assert done == ["watchdog_relayed"]
+    # The peer completed with the answer before the cancel reached it: a
+    # task that is over counts as canceled, nothing is left running.
+    for _ in range(5):
+        await r.due_now(execution_id)
+        await r.drive()
+    assert await r.row(execution_id) is None
+    record = await r.runtime.store.get(execution_id)
+    assert record is not None and record.status == "canceled"
+    assert r.peer.canceled == ["t1"]
+
+
+async def test_when_the_sends_answer_was_lost(r: Rig) -> None:
+    """The peer made the task but its answer never came (503 after the fact):
+    canceling sends again with the same key, learns the task, cancels it."""
+    lost: list[str] = []
+
+    def answer(body: dict[str, Any]) -> httpx.Response | None:
+        if body["method"] == "SendMessage" and not lost:
+            lost.append(r.peer._message(body["params"]["message"])["id"])
+            return httpx.Response(503, text="<html>busy</html>")
+        return None
+
+    r.peer.answer = answer
+    execution_id = await r.start(HANG)
+    await r.drive()
+    row = await r.row(execution_id)
+    assert row is not None and (row.state, row.remote_task_id) == ("sending", "")
+    assert row.last_error is not None and "HTTP 503" in row.last_error
+    await r.runtime.engine.control.cancel(execution_id)
+    await _canceled(r, execution_id)
+    assert lost == ["t1"] and list(r.peer.tasks) == ["t1"]
