@@ -86,6 +86,10 @@ class Watchdog:
         self.max_backoff = max_backoff
         self.concurrency = concurrency
         self.max_follow = max_follow
+        #: How long a claimed row is ours: past any backoff (a wake-up of the
+        #: backed-off rows of a peer that answers again must not hand out a
+        #: row being worked on), and past any call's timeouts.
+        self._lease = max(2 * max_poll, 4 * max_backoff)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
@@ -141,7 +145,7 @@ class Watchdog:
         while (free := self.concurrency - len(self._active)) > 0:
             now = time.time()
             due = await self.runtime.store.claim_delegations(
-                now=now, lease_until=now + self.max_poll, limit=free
+                now=now, lease_until=now + self._lease, limit=free
             )
             for row in due:
                 job = asyncio.create_task(self._take(row), name=f"delegation {row.key}")
@@ -245,7 +249,7 @@ class Watchdog:
         if exc.transient and "unreachable" in str(exc):
             self._up.discard(row.peer)
             self._down[row.peer] = time.time() + PROBE_INTERVAL
-        delay = min(self.max_backoff, 2.0 ** max(0, row.polls - 1)) * random.uniform(0.8, 1.2)
+        delay = min(self.max_backoff, 2.0 ** max(0, row.polls - 1) * random.uniform(0.8, 1.2))
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
         log.info("delegation %s: %s; trying again in %.1f s", row.key, exc, delay)
@@ -272,7 +276,9 @@ class Watchdog:
         self._up.add(peer)
         now, woken = time.time(), 0
         for state in ("sending", "sent", "answered", "asked"):
-            woken += await self.runtime.store.wake_delegations(peer, state, now)
+            woken += await self.runtime.store.wake_delegations(
+                peer, state, now, now + self.max_backoff
+            )
         if woken:
             log.info("peer %r answers again: taking up %d delegations that waited", peer, woken)
             self._wake.set()

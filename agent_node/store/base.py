@@ -279,9 +279,9 @@ class Store(Protocol):
         self, *, now: float, lease_until: float, limit: int
     ) -> list[DelegationRecord]:
         """Delegations due (``next_poll_at <= now``), in one statement: their
-        ``next_poll_at`` moved to ``lease_until``, ``polls`` counted up and
-        ``last_error`` cleared, so two watchdogs sharing a store never take
-        up one row at the same time; the rows as updated."""
+        ``next_poll_at`` moved to ``lease_until`` and ``polls`` counted up,
+        so two watchdogs sharing a store never take up one row at the same
+        time; the rows as updated."""
 
     async def reschedule_delegation(
         self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None
@@ -289,9 +289,11 @@ class Store(Protocol):
         """Set ``next_poll_at`` and ``last_error`` of the row if it is still in
         ``delegation``'s state and turn; False when it moved on (or is gone)."""
 
-    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
+    async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         """Make rows of ``peer`` in ``state`` that were backed off after a
-        failure due ``now`` (the peer answers again); how many."""
+        failure (``last_error``) to a time before ``within``, due ``now``
+        (the peer answers again); how many. Rows taken up (leased past
+        ``within``) are left alone: they are being worked on."""
 
     async def drop_delegation(self, delegation: DelegationRecord) -> bool:
         """Delete the row if it is still in ``delegation``'s state and turn."""

@@ -248,7 +248,6 @@ class MemoryStore:
         for delegation in due:
             delegation.next_poll_at = lease_until
             delegation.polls += 1
-            delegation.last_error = None
         return [replace(d) for d in due]
 
     async def reschedule_delegation(
@@ -259,11 +258,14 @@ class MemoryStore:
             held.next_poll_at, held.last_error = next_poll_at, error
         return held is not None
 
-    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
+    async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         woken = [
             d
             for d in self._delegations.values()
-            if d.peer == peer and d.state == state and d.next_poll_at > now and d.last_error
+            if d.peer == peer
+            and d.state == state
+            and now < d.next_poll_at <= within
+            and d.last_error
         ]
         for delegation in woken:
             delegation.next_poll_at = now

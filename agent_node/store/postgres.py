@@ -83,7 +83,7 @@ _CLAIM_PUSHES = numbered(
 )
 
 _CLAIM_DELEGATIONS = (
-    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1, last_error = NULL"
+    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1"
     " FROM (SELECT execution_id, node, visit"
     " FROM delegations WHERE next_poll_at <= $2 ORDER BY next_poll_at LIMIT $3"
     " FOR UPDATE SKIP LOCKED) s WHERE d.execution_id = s.execution_id AND d.node = s.node"
@@ -165,8 +165,7 @@ class PostgresStore:
                         await conn.execute(statement)
                     for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
                         await conn.execute(
-                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
-                            f" {declaration}"
+                            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {declaration}"
                         )
                 await conn.execute(
                     "UPDATE schema_info SET value = $1 WHERE key = 'version'",
@@ -385,9 +384,9 @@ class PostgresStore:
             d.turn,
         )
 
-    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
+    async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         async with self._require().acquire() as conn:
-            status = await conn.execute(_STMTS.wake_delegations, now, peer, state, now)
+            status = await conn.execute(_STMTS.wake_delegations, now, peer, state, now, within)
         return int(status.split()[-1])
 
     async def drop_delegation(self, delegation: DelegationRecord) -> bool:

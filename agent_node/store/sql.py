@@ -186,10 +186,10 @@ class Statements:
             "UPDATE delegations SET next_poll_at = ?, last_error = ?"
             f" WHERE {_DELEGATION_KEY} AND state = ? AND turn = ?"
         )
-        # Rows backed off after a failure (a claimed row has no last_error).
+        # Rows backed off after a failure (a claimed row is leased further).
         self.wake_delegations = q(
             "UPDATE delegations SET next_poll_at = ? WHERE peer = ? AND state = ?"
-            " AND next_poll_at > ? AND last_error IS NOT NULL"
+            " AND next_poll_at > ? AND next_poll_at <= ? AND last_error IS NOT NULL"
         )
         self.release_push = q(
             "UPDATE push_configs SET pushed_seq = ?, settled = ?, attempts = ?,"

@@ -423,7 +423,7 @@ class SqliteStore:
         self, *, now: float, lease_until: float, limit: int
     ) -> list[DelegationRecord]:
         sql = (
-            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1, last_error = NULL"
+            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1"
             " WHERE (execution_id, node, visit) IN (SELECT execution_id, node, visit"
             " FROM delegations WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?)"
             f" RETURNING {DELEGATION_COLUMNS}"
@@ -443,8 +443,8 @@ class SqliteStore:
         params = (next_poll_at, error, d.execution_id, d.node, d.visit, d.state, d.turn)
         return await self._write(_STMTS.reschedule_delegation, params) > 0
 
-    async def wake_delegations(self, peer: str, state: str, now: float) -> int:
-        return await self._write(_STMTS.wake_delegations, (now, peer, state, now))
+    async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
+        return await self._write(_STMTS.wake_delegations, (now, peer, state, now, within))
 
     async def drop_delegation(self, delegation: DelegationRecord) -> bool:
         d = delegation

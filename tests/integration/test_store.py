@@ -431,7 +431,7 @@ async def test_claiming_delegations_moves_their_poll_time(store: Store) -> None:
     assert await store.reschedule_delegation(first, 12.0, "peer 'writer' unreachable") is True
     again = await store.claim_delegations(now=15.0, lease_until=200.0, limit=1)
     assert [(d.node, d.polls, d.next_poll_at, d.last_error) for d in again] == [
-        ("c", 2, 200.0, None)
+        ("c", 2, 200.0, "peer 'writer' unreachable")
     ]
     # A row that moved on (another state or turn) is not rescheduled from an old copy.
     assert await store.reschedule_delegation(replace(first, turn=1), 1.0) is False
@@ -455,10 +455,10 @@ async def test_waking_a_peers_backed_off_delegations(store: Store) -> None:
     await store.reschedule_delegation(a, 50.0, "unreachable")  # backed off
     await store.reschedule_delegation(b, 50.0)  # polled later, no failure
     # c is still claimed (being sent): waking must not hand it out twice.
-    assert await store.wake_delegations("writer", "sending", 2.0) == 1
+    assert await store.wake_delegations("writer", "sending", 2.0, 60.0) == 1
     due = await store.claim_delegations(now=2.0, lease_until=100.0, limit=10)
     assert [d.node for d in due] == ["a"]
-    assert await store.wake_delegations("someone-else", "sending", 2.0) == 0
+    assert await store.wake_delegations("someone-else", "sending", 2.0, 60.0) == 0
 
 
 async def test_a_version_3_delegation_is_upgraded_as_sent(durable_url: str) -> None:

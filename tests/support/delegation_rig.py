@@ -73,7 +73,7 @@ class Rig:
     async def due_now(self, execution_id: str) -> None:
         row = await self.row(execution_id)
         if row is not None:
-            await self.runtime.store.reschedule_delegation(row, 0.0)
+            await self.runtime.store.reschedule_delegation(row, 0.0, row.last_error)
 
     async def drive(self) -> None:
         """Take up every row due now, and wait until that is done."""

@@ -1,0 +1,138 @@
+"""A peer's bad answers: what parks, what fails, and what the caller reads.
+
+A peer that answers HTTP 500 with an HTML page, 503, or 429 with
+``Retry-After`` is busy or broken for now: the delegation stays parked in
+``sending`` (the error kept on its row) and is tried again after a backoff,
+the peer's ``Retry-After`` honoured, until the node's ``timeout``. A
+JSON-RPC error saying the request is wrong, or a 200 that is not JSON-RPC,
+fails it at once. Every error our caller reads names the peer by name and
+says what was wrong; none carries a URL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from support.delegation_rig import Rig, delegating, rig
+
+
+@pytest.fixture
+async def r(store_url: str) -> AsyncIterator[Rig]:
+    async with rig(store_url) as made:
+        yield made
+
+
+def _sends(r: Rig, response: httpx.Response, times: int = 10**9) -> list[dict[str, Any]]:
+    """Answer the first ``times`` sends with ``response``; the sends seen."""
+    seen: list[dict[str, Any]] = []
+
+    def answer(body: dict[str, Any]) -> httpx.Response | None:
+        if body["method"] == "SendMessage":
+            seen.append(body)
+            if len(seen) <= times:
+                return response
+        return None
+
+    r.peer.answer = answer
+    return seen
+
+
+HTML_500 = httpx.Response(
+    500,
+    headers={"content-type": "text/html"},
+    text="<html><body><h1>Internal Server Error</h1> see http://10.0.0.7:8080/debug</body></html>",
+)
+
+
+async def test_an_html_500_parks_the_delegation_and_it_completes_when_the_peer_recovers(
+    r: Rig,
+) -> None:
+    seen = _sends(r, HTML_500, times=2)
+    execution_id = await r.start(delegating("hello"))
+    await r.drive()
+    row = await r.row(execution_id)
+    assert row is not None and row.state == "sending"
+    assert row.last_error == (
+        "peer 'p' answered SendMessage with HTTP 500 (text/html): Internal Server Error see <url>"
+    )
+    assert row.next_poll_at > time.time()  # backed off
+    record = await r.finish(execution_id)
+    assert record.status == "completed" and len(seen) == 3
+
+
+async def test_a_peer_that_stays_broken_fails_at_the_timeout_naming_it(r: Rig) -> None:
+    _sends(r, HTML_500)
+    execution_id = await r.start(delegating("hello", "timeout: 1s"))
+    await r.drive()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        record = await r.runtime.store.get(execution_id)
+        assert record is not None
+        if record.status == "failed":
+            break
+        await r.due_now(execution_id)
+        await r.drive()
+        await asyncio.sleep(0.05)
+    assert record.status == "failed"
+    assert record.error is not None
+    assert "the peer did not answer in time" in record.error
+    assert "peer 'p' answered SendMessage with HTTP 500 (text/html)" in record.error
+    assert "://" not in record.error
+
+
+async def test_retry_after_is_honoured(r: Rig) -> None:
+    _sends(r, httpx.Response(429, headers={"retry-after": "120"}, text="slow down"), times=1)
+    execution_id = await r.start(delegating("hello"))
+    before = time.time()
+    await r.drive()
+    row = await r.row(execution_id)
+    assert row is not None and row.state == "sending"
+    assert row.next_poll_at >= before + 119
+
+
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        (
+            httpx.Response(
+                200,
+                json={
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "error": {"code": -32602, "message": "bad params, see https://x.internal/"},
+                },
+            ),
+            "peer 'p' refused SendMessage: bad params, see <url>",
+        ),
+        (
+            httpx.Response(200, headers={"content-type": "text/html"}, text="<p>Welcome</p>"),
+            "peer 'p' answered SendMessage with HTTP 200 (text/html): Welcome",
+        ),
+        (
+            httpx.Response(404, text="no such route"),
+            "peer 'p' answered SendMessage with HTTP 404 (text/plain): no such route",
+        ),
+    ],
+)
+async def test_a_refusal_fails_at_once(r: Rig, response: httpx.Response, reason: str) -> None:
+    seen = _sends(r, response)
+    execution_id = await r.start(delegating("hello"))
+    await r.drive()
+    record = await r.runtime.store.get(execution_id)
+    assert record is not None and record.status == "failed"
+    assert record.error == f"delegate node 'hand': {reason}"
+    assert len(seen) == 1 and await r.row(execution_id) is None
+
+
+async def test_a_refusal_routes_to_on_failed(r: Rig) -> None:
+    _sends(r, httpx.Response(400, text="nope"))
+    execution_id = await r.start(delegating("hello", "on_failed: failed"))
+    await r.drive()
+    record = await r.finish(execution_id)
+    assert record.status == "completed"
+    events = await r.runtime.store.events(execution_id)
+    assert [e.node for e in events if e.kind == "node_completed"] == ["hand", "failed"]
