@@ -111,8 +111,10 @@ def _close(run: NodeRun, event: Event) -> None:
     elif event.kind == "node_failed":
         run.status = "retrying" if data.get("retry_at") else "failed"
         run.ended_at, run.detail = event.at, data.get("error")
-    elif event.kind == "delegation_sent":
+    elif event.kind == "delegation_sent":  # the peer took the task the wait handed it
         run.extra["delegation"] = {k: data.get(k) for k in ("peer", "task_id", "version")}
+        if run.status == "waiting":
+            run.detail = _waiting(run, {})
     elif event.kind == "wait_started":
         run.status = "waiting"
         run.detail = _waiting(run, data)
@@ -128,6 +130,9 @@ def _waiting(run: NodeRun, data: dict[str, Any]) -> str | None:
     sent = run.extra.get("delegation")
     if sent:
         return f"delegated to {sent['peer']} (task {sent['task_id']}, A2A {sent['version']})"
+    if data.get("kind") == "delegation":  # recorded; not taken by the peer yet
+        target = data.get("peer") or data.get("skill") or data.get("tag")
+        return f"sending to {target}"
     prompt = data.get("prompt")
     return f"asks: {prompt}" if prompt else data.get("event") or data.get("kind")
 
