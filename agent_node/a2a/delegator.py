@@ -8,11 +8,9 @@ Three modules share the work (the state machine itself is pure, in
   idempotency key, and a push config pointing at our ``/a2a/push`` with this
   delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
   our caller's answer, ``CancelTask``. In A2A 1.0, or 0.3 when that is all
-  the peer's card offers. Every failure is a :class:`PeerError` that says
-  whether trying again later may help (``transient``: the peer could not be
-  reached, timed out, was busy — 408, 429, 5xx, honouring ``Retry-After`` —
-  or answered ``-32603``) or not (the request itself is wrong or
-  forbidden), and names the peer, never its URL.
+  the peer's card offers. Every failure is a
+  :class:`~agent_node.a2a.peer_errors.PeerError` that says whether trying
+  again later may help, and names the peer, never its URL.
 * :class:`~agent_node.a2a.watchdog.Watchdog` drives each delegation row.
 * :func:`~agent_node.a2a.push_receiver.push_endpoint` takes peers' pushes.
 
@@ -28,13 +26,10 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import email.utils
 import hashlib
 import hmac
 import json
 import logging
-import re
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -43,42 +38,26 @@ import httpx
 from agent_node.a2a import compat
 from agent_node.a2a.discovery import Directory, PeerCard, PeerUnavailable, peer_identity
 from agent_node.a2a.errors import from_jsonrpc_error
-from agent_node.errors import ConfigError, NodeFailed, RuntimeFailure
+from agent_node.a2a.peer_errors import (
+    TRANSIENT_CODES,
+    TRANSIENT_STATUSES,
+    PeerError,
+    answer_of,
+    retry_after,
+    scrub,
+    unavailable,
+    unreachable,
+)
+from agent_node.errors import ConfigError, NodeFailed
 from agent_node.nodes.delegate import Delegation, Receipt
 from agent_node.nodes.delegation import task_state
 from agent_node.store.records import DelegationRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PeerDelegator", "PeerError", "push_token", "task_state", "token_key"]
+__all__ = ["PeerDelegator", "push_token", "task_state", "token_key"]
 
 PUSH_NOT_SUPPORTED = -32003
-#: JSON-RPC errors that say the peer could not serve the request now (internal
-#: error, our rate limit): worth trying again. Any other says the request is
-#: wrong or forbidden.
-TRANSIENT_CODES = frozenset({-32603, -32032})
-#: HTTP statuses worth trying again.
-TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
-
-
-class PeerError(RuntimeFailure):
-    """A call to a peer failed. ``transient``: trying again later may help;
-    ``retry_after``: seconds the peer asked us to wait; ``code``: its
-    JSON-RPC error code, when it answered with one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        transient: bool,
-        retry_after: float | None = None,
-        code: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.transient = transient
-        self.retry_after = retry_after
-        self.code = code
 
 
 def push_token(secret: bytes, key: str) -> str:
@@ -191,7 +170,7 @@ class PeerDelegator:
                         event = compat.stream_event_from_v03(event)
                     yield event
         except httpx.HTTPError as exc:
-            raise _unreachable(card, exc) from None
+            raise unreachable(card, exc) from None
 
     async def relay(self, row: DelegationRecord) -> bool:
         """Send our caller's answer (``row.relay``) to the peer's task that
@@ -238,7 +217,7 @@ class PeerDelegator:
             card = await self.directory.card(row.peer)
         except PeerUnavailable as exc:
             if not row.endpoint:
-                raise _unavailable(exc) from None
+                raise unavailable(exc) from None
             return _card_of(row)
         if row.identity is not None and card.identity not in (None, row.identity):
             return _card_of(row) if row.endpoint else card
@@ -254,7 +233,7 @@ class PeerDelegator:
                 return await self.directory.card(row.peer)  # chosen by an earlier try
             found = await self.directory.all()
         except PeerUnavailable as exc:
-            raise _unavailable(exc) from None
+            raise unavailable(exc) from None
         except ConfigError as exc:
             raise PeerError(str(exc), transient=False) from None
         unreachable = [f for f in found if isinstance(f, PeerUnavailable)]
@@ -287,17 +266,17 @@ class PeerDelegator:
             identity = peer_identity(response)
         except httpx.HTTPError as exc:
             self.directory.forget(card.name)
-            raise _unreachable(card, exc) from None
+            raise unreachable(card, exc) from None
         self._check_identity(card, identity)
-        answer = _answer(card, method, response)
+        answer = answer_of(card, method, response)
         if "error" in answer:
             raw = answer["error"]
             error = from_jsonrpc_error(raw if isinstance(raw, dict) else {})
             code = error.error.row.code
             raise PeerError(
-                f"peer {card.name!r} refused {method}: {_scrub(error.message)}",
+                f"peer {card.name!r} refused {method}: {scrub(error.message)}",
                 transient=code in TRANSIENT_CODES,
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
                 code=code,
             )
         result = answer.get("result")
@@ -335,82 +314,10 @@ async def _sse_results(card: PeerCard, response: httpx.Response) -> AsyncIterato
             message = None
         data = []
         if isinstance(message, dict) and isinstance(message.get("error"), dict):
-            reason = _scrub(str(message["error"].get("message")))
+            reason = scrub(str(message["error"].get("message")))
             raise PeerError(f"peer {card.name!r} ended its stream: {reason}", transient=False)
         if isinstance(message, dict) and isinstance(message.get("result"), dict):
             yield message["result"]
-
-
-def _answer(card: PeerCard, method: str, response: httpx.Response) -> dict[str, Any]:
-    """The JSON-RPC answer of ``response``; a :class:`PeerError` for HTTP
-    errors and for bodies that are not JSON-RPC."""
-    status = response.status_code
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and ("result" in answer or "error" in answer):
-        if status < 400 or isinstance(answer.get("error"), dict):
-            return answer
-    kind = response.headers.get("content-type", "no content type").split(";")[0]
-    what = "JSON-RPC" if isinstance(answer, dict) else kind
-    raise PeerError(
-        f"peer {card.name!r} answered {method} with HTTP {status} ({what}): "
-        + (_excerpt(response.text) or "empty body"),
-        transient=status in TRANSIENT_STATUSES,
-        retry_after=_retry_after(response),
-    )
-
-
-def _unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:
-    detail = _scrub(str(exc)) or type(exc).__name__
-    # A transport failure (refused, reset, timed out) is the network's;
-    # anything else httpx raises (an invalid URL, a TLS verification error)
-    # is ours or the peer's configuration.
-    transient = isinstance(exc, httpx.TransportError) and not _is_tls_refusal(exc)
-    return PeerError(
-        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}", transient=transient
-    )
-
-
-def _is_tls_refusal(exc: httpx.HTTPError) -> bool:
-    text = str(exc)
-    return "CERTIFICATE_VERIFY_FAILED" in text or type(exc).__name__ == "IdentityMismatch"
-
-
-def _unavailable(exc: PeerUnavailable) -> PeerError:
-    """A peer whose card cannot be had now: try again later."""
-    name = exc.peer or "?"
-    return PeerError(f"peer {name!r} unavailable: {_scrub(exc.reason)}", transient=True)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _scrub(text: str) -> str:
-    """``text`` without URLs (they name internal hosts a caller must not see)."""
-    return _URL.sub("<url>", text)
-
-
-def _excerpt(text: str, limit: int = 120) -> str:
-    """A short, single-line, URL-free excerpt of a body (an HTML error page)."""
-    plain = re.sub(r"<[^>]*>", " ", text)
-    plain = " ".join(plain.split())
-    plain = _scrub(plain)
-    return plain if len(plain) <= limit else plain[: limit - 1] + "…"
 
 
 def _card_of(row: DelegationRecord) -> PeerCard:

@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from agent_node.a2a import compat
-from agent_node.a2a.delegator import PeerDelegator, PeerError, token_key
+from agent_node.a2a.delegator import PeerDelegator, token_key
+from agent_node.a2a.peer_errors import PeerError
 from agent_node.a2a.watchdog import inform
 from agent_node.nodes.delegation import TERMINAL_STATES
 from agent_node.runtime import Runtime

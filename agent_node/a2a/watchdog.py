@@ -40,7 +40,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from agent_node.a2a.delegator import PeerDelegator, PeerError
+from agent_node.a2a.delegator import PeerDelegator
+from agent_node.a2a.peer_errors import PeerError
 from agent_node.engine import faults
 from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, task_state
 from agent_node.runtime import Runtime

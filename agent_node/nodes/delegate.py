@@ -57,7 +57,7 @@ from agent_node.engine.executor import (
     ResumeContext,
 )
 from agent_node.errors import NodeFailed
-from agent_node.nodes.delegation import SETTLED, react, relay_row
+from agent_node.nodes.delegation import SETTLED, react, relay_row, scrub
 from agent_node.store.records import DelegationRecord
 from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
@@ -288,7 +288,7 @@ def outcome_of(
     if spec.on_failed is not None:
         patch = {spec.output: result} if spec.output else None
         return Advance(next=spec.on_failed, patch=patch, output=_summary(result))
-    reason = result["message"] or state.removeprefix("TASK_STATE_").lower().replace("_", " ")
+    reason = scrub(result["message"]) or state.removeprefix("TASK_STATE_").lower().replace("_", " ")
     return Finish(
         "failed", f"delegate node {spec.id!r}: peer {peer!r} task {result['task_id']}: {reason}"
     )

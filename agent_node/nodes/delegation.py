@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -43,7 +44,15 @@ from agent_node.engine.executor import (
 from agent_node.store.records import DelegationRecord
 from agent_node.workflow.ir import INPUT_EVENT
 
-__all__ = ["ASKED_POLL", "SETTLED", "TERMINAL_STATES", "react", "relay_row", "task_state"]
+__all__ = [
+    "ASKED_POLL",
+    "SETTLED",
+    "TERMINAL_STATES",
+    "react",
+    "relay_row",
+    "scrub",
+    "task_state",
+]
 
 #: A2A task states a delegation resumes on (the rest: it goes on waiting).
 TERMINAL_STATES = frozenset(
@@ -64,6 +73,15 @@ AFTER_RELAY = 1.0
 #: Maps a settled task to the visit's outcome: ``(peer, task, rtt)``.
 Settle = Callable[[str, Mapping[str, Any], float], Advance | Finish]
 NO_EVENTS: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def scrub(text: str) -> str:
+    """``text`` without URLs: a peer's words reach our caller, its internal
+    hosts (or its own peers') must not."""
+    return _URL.sub("<url>", text)
 
 
 def task_state(task: Mapping[str, Any]) -> str:
