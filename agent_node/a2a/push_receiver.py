@@ -26,7 +26,7 @@ from agent_node.a2a import compat
 from agent_node.a2a.delegator import PeerDelegator, token_key
 from agent_node.a2a.peer_errors import PeerError
 from agent_node.a2a.watchdog import inform
-from agent_node.nodes.delegation import TERMINAL_STATES
+from agent_node.nodes.delegation import TERMINAL_STATES, matters
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
 from agent_node.transport import caller_of
@@ -82,6 +82,8 @@ def push_endpoint(
                 task = await delegator.get_task(replace(row, remote_task_id=push.task_id))
         if task is None:
             task = {"id": push.task_id, "status": push.status}
+        if not matters(row, task):
+            return JSONResponse({"ok": True})
         news = {"kind": "task", "task": dict(task), "via": "push", "identity": caller}
         card = delegator.directory.cached(row.peer)
         if card is not None:  # where the task is, for a push that came before the send's answer

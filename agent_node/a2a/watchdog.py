@@ -43,7 +43,7 @@ from typing import Any
 from agent_node.a2a.delegator import PeerDelegator
 from agent_node.a2a.peer_errors import PeerError
 from agent_node.engine import faults
-from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, task_state
+from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, matters, task_state
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
 
@@ -221,7 +221,8 @@ class Watchdog:
         task = await self.delegator.get_task(row)
         await self._alive(row.peer)
         await faults.reached("watchdog_polled", row)
-        await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
+        if matters(row, task):
+            await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
         if row.state == "asked":
             delay = ASKED_POLL
         else:

@@ -48,6 +48,7 @@ __all__ = [
     "ASKED_POLL",
     "SETTLED",
     "TERMINAL_STATES",
+    "matters",
     "react",
     "relay_row",
     "scrub",
@@ -133,6 +134,17 @@ def react(
     elif row.state == "answered" and row.relay is None:
         row = _moved(row)  # working on the answer: a next question is new
     return Keep(row if row != ctx.delegation else None), events
+
+
+def matters(row: DelegationRecord, task: Mapping[str, Any]) -> bool:
+    """Whether news that ``task`` is as it is could move ``row`` (a cheap
+    look before a transaction: news that cannot is acknowledged and dropped)."""
+    state = task_state(task)
+    if row.state == "sent":
+        return state in SETTLED
+    if row.state == "asked":
+        return state in TERMINAL_STATES
+    return True  # sending, canceling: its task id; answered: the next turn
 
 
 def relay_row(row: DelegationRecord, answer: Any, now: float) -> DelegationRecord:
