@@ -75,7 +75,8 @@ async def _all_sent(url: str, ids: list[str]) -> bool:
 
 async def test_peers_down_for_minutes_then_every_delegation_completes_once(net: Net) -> None:
     slow = _with_steps(net.root / "slow.yaml")
-    slow.write_text(HELLO.read_text().replace("duration: 500ms", "duration: 5s"))
+    # C's tasks outlast the sending and the kill: they are in flight when it dies.
+    slow.write_text(HELLO.read_text().replace("duration: 500ms", "duration: 60s"))
     net.configure("b", {"greet": HELLO}, [])
     net.configure("c", {"greet": slow}, [])
     to_b = net.relay("ab", "b", "greet", poll=2.0)
@@ -89,6 +90,7 @@ async def test_peers_down_for_minutes_then_every_delegation_completes_once(net: 
     await wait_until(lambda: _all_sent(net.store("a"), two), "C to have them all", timeout=300)
     c.send(signal.SIGKILL)
     c.wait(10)
+    assert await _count(net.store("c"), status=["completed"]) == 0  # all in flight
     one = await _send_all(net, "one", COUNT)  # B is down: they park in sending
 
     process = psutil.Process(a.pid)
