@@ -70,11 +70,12 @@ def js_peer(
 
 
 def js_client(
-    generation: str, *, url: str, certs: Path, name: str, webhook: str
+    generation: str, *, url: str, certs: Path, name: str, hook: str
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the ``generation`` client
     driver against the node at ``url``: it presents ``certs/NAME.pem``, trusts
-    ``certs/ca.pem``, registers pushes to ``webhook``, and prints one JSON report."""
+    ``certs/ca.pem``, receives pushes on a webhook serving ``certs/HOOK.pem``,
+    and prints one JSON report (``tests/e2e/js/client_common.mjs``)."""
     argv = GENERATIONS[generation].script(SCRIPTS[generation][1])
-    argv += ["--url", url, "--certs", str(certs), "--name", name, "--webhook", webhook]
+    argv += ["--url", url, "--certs", str(certs), "--name", name, "--hook", hook]
     return argv, {}
