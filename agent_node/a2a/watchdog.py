@@ -129,16 +129,32 @@ class Watchdog:
 
     async def _run(self) -> None:
         while True:
+            pause = None
             try:
                 await self.check_due()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("delegation watchdog: cannot read the store; trying again")
+                pause = self.interval
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(pause or await self._pause()):
                     await self._wake.wait()
             self._wake.clear()
+
+    async def _pause(self) -> float:
+        """How long to sleep unless woken: until the next row is due (a
+        delegate node's first ``poll`` may be shorter than the tick), at most
+        ``interval``. Rows made due *now* wake the loop by a store notice."""
+        if self._wake.is_set() or len(self._active) >= self.concurrency:
+            return 0.0 if self._wake.is_set() else self.interval
+        try:
+            due = await self.runtime.store.next_delegation_at()
+        except Exception:
+            return self.interval
+        if due is None:
+            return self.interval
+        return min(self.interval, max(0.005, due - time.time()))
 
     async def check_due(self) -> int:
         """Take up every row due now, as far as free slots allow; how many."""

@@ -289,6 +289,10 @@ class Store(Protocol):
         """Set ``next_poll_at`` and ``last_error`` of the row if it is still in
         ``delegation``'s state and turn; False when it moved on (or is gone)."""
 
+    async def next_delegation_at(self) -> float | None:
+        """When the next delegation row is due (``next_poll_at``, maybe in the
+        past), or None when there is none: how long a watchdog may sleep."""
+
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         """Make rows of ``peer`` in ``state`` that were backed off after a
         failure (``last_error``) to a time before ``within``, due ``now``

@@ -258,6 +258,9 @@ class MemoryStore:
             held.next_poll_at, held.last_error = next_poll_at, error
         return held is not None
 
+    async def next_delegation_at(self) -> float | None:
+        return min((d.next_poll_at for d in self._delegations.values()), default=None)
+
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         woken = [
             d

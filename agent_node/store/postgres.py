@@ -384,6 +384,10 @@ class PostgresStore:
             d.turn,
         )
 
+    async def next_delegation_at(self) -> float | None:
+        rows = await self._fetch(_STMTS.next_delegation_at)
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         async with self._require().acquire() as conn:
             status = await conn.execute(_STMTS.wake_delegations, now, peer, state, now, within)

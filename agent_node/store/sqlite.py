@@ -443,6 +443,10 @@ class SqliteStore:
         params = (next_poll_at, error, d.execution_id, d.node, d.visit, d.state, d.turn)
         return await self._write(_STMTS.reschedule_delegation, params) > 0
 
+    async def next_delegation_at(self) -> float | None:
+        rows = await self._fetch(_STMTS.next_delegation_at, ())
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         return await self._write(_STMTS.wake_delegations, (now, peer, state, now, within))
 

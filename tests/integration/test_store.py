@@ -419,8 +419,11 @@ async def test_claiming_delegations_moves_their_poll_time(store: Store) -> None:
         for node, at in (("a", 10.0), ("b", 30.0), ("c", 5.0)):
             txn.put_delegation(delegation("e1", node, task=f"r-{node}", at=at))
 
+    assert await store.next_delegation_at() is None
     await store.apply("e1", park)
+    assert await store.next_delegation_at() == 5.0  # the watchdog sleeps until then
     claimed = await store.claim_delegations(now=15.0, lease_until=100.0, limit=10)
+    assert await store.next_delegation_at() == 30.0
     assert sorted((d.node, d.next_poll_at, d.polls) for d in claimed) == [
         ("a", 100.0, 1),
         ("c", 100.0, 1),
