@@ -1,0 +1,239 @@
+"""Delegation round trip A -> B when B is a server we did not write.
+
+    .venv/bin/python bench/delegation/foreign_rtt_bench.py \
+        [--kinds ours,a2a-sdk-1,a2a-sdk-0.3,a2a-js-1,a2a-js-0.3] [--paths push,sse,poll] \
+        [--n 200] [--warmup 20] [--poll 0.2] [--json bench/results/foreign_rtt.json]
+
+A is an ``agent-node serve`` process whose skill ``relay`` is one delegate
+node to peer ``f`` (its ``poll``: ``--poll`` s), then the end. B (``f``) is,
+per kind, a real process over mutual TLS serving the scenario contract of
+``tests/e2e/foreign`` (the official SDKs: a2a-sdk 1.x and 0.3.x in Python,
+``@a2a-js/sdk`` 1.x and 0.3.x on Node.js, each from its cached venv or npm
+folder), or ``ours``: another ``agent-node serve`` whose skill finishes at
+once (one python step). Each delegation asks for ``slow 0``: the peer
+answers A's ``returnImmediately`` send with its task WORKING and completes it
+right after, so the result comes back by the path under test:
+
+* ``push``: the peer's card declares push; A asks for pushes and the SDK's
+  own push sender delivers to A's ``/a2a/push``;
+* ``sse``: no push, streaming: A follows the task (``SubscribeToTask``);
+* ``poll``: neither: A's watchdog polls ``GetTask`` (first after ``--poll``).
+
+For ``ours`` B, ``sse`` is B with push disabled (its card still streams);
+``poll`` is not offered by our node (it always streams) and is skipped.
+
+The figure: from A's delegate node starting (its ``node_started``) to A's
+resume (``wait_resolved``; or the node's completion when the send's answer
+was already final), read from A's event log after the run, for ``--n``
+sequential blocking sends to A after ``--warmup``; p50 and p99 in ms, the
+client's end-to-end p50, and how many resumed by each path. All kinds run
+in the same invocation, one after the other, so their figures compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import httpx  # noqa: E402
+from e2e.foreign.js_peers import js_peer  # noqa: E402
+from e2e.procs import Child, child_env, opened, wait_until  # noqa: E402
+from e2e.test_delegation import V10, Net  # noqa: E402
+from support.certs import make_certs  # noqa: E402
+from support.tls import caller_context  # noqa: E402
+
+KINDS = ("ours", "a2a-sdk-1", "a2a-sdk-0.3", "a2a-js-1", "a2a-js-0.3")
+PATHS = {"push": (True, False), "sse": (False, True), "poll": (False, False)}
+INSTANT = Path(f"{ROOT / 'bench' / 'delegation' / 'instant.py'}:wf")
+
+RELAY = """\
+workflow:
+  id: relay
+  version: "1"
+  start: ask
+  state_schema:
+    type: object
+    properties:
+      text: {{type: string}}
+      answer: {{type: object}}
+    required: [text]
+nodes:
+  ask:
+    type: delegate
+    peer: f
+    text: "{{{{ state.text }}}}"
+    output: answer
+    poll: {poll}
+    next: done
+  done: {{type: end, output: [answer]}}
+"""
+
+
+def _launcher(kind: str) -> tuple[Any, str]:
+    if kind.startswith("a2a-js-"):
+        return js_peer, kind.removeprefix("a2a-js-")
+    from e2e.foreign.python_peers import python_peer
+
+    return python_peer, kind.removeprefix("a2a-sdk-")
+
+
+class Spawner:
+    """The children of one case, all reaped when it ends."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.children: list[Child] = []
+
+    def __call__(self, name: str, args: Any, env: dict[str, str]) -> Child:
+        child = Child(name, args, env, self.root)
+        self.children.append(child)
+        return child
+
+    def reap(self) -> None:
+        for child in self.children:
+            child.reap()
+
+
+async def _start_peer(net: Net, spawn: Spawner, kind: str, path: str) -> Child:
+    push, streaming = PATHS[path]
+    if kind == "ours":
+        config = net.configure("f", {"work": INSTANT}, [])
+        if not push:
+            allowed, off = "push: {allow: [127.0.0.0/8]}", "push: {enabled: false}"
+            config.write_text(config.read_text().replace(allowed, off))
+        return await net.start("f")
+    launcher, generation = _launcher(kind)
+    log = net.root / "peer.jsonl"
+    argv, env = launcher(
+        generation, port=net.port("f"), certs=net.certs, name="f", log=log, push=push,
+        streaming=streaming,
+    )  # fmt: skip
+    peer = spawn("f", argv, {**child_env(net.root / "effects", 0.0), **env})
+    await wait_until(lambda: _served(net), f"the {kind} peer", timeout=180, alive=[peer])
+    return peer
+
+
+async def _served(net: Net) -> bool:
+    try:
+        async with httpx.AsyncClient(verify=caller_context(net.certs, "alice"), timeout=2) as http:
+            return (await http.get(f"{net.url('f')}/.well-known/agent-card.json")).is_success
+    except httpx.HTTPError:
+        return False
+
+
+async def _round_trips(net: Net, n: int, warmup: int) -> tuple[list[str], list[float]]:
+    """``warmup`` + ``n`` blocking sends to A, one at a time: the measured
+    task ids and the client's latency of each (s)."""
+    ids: list[str] = []
+    latencies: list[float] = []
+    async with httpx.AsyncClient(verify=caller_context(net.certs, "alice"), timeout=60) as http:
+        for i in range(warmup + n):
+            parts = [{"text": f"slow 0 {i}"}]
+            message = {"messageId": f"m{i}", "role": "ROLE_USER", "parts": parts}
+            params = {"message": message}
+            body = {"jsonrpc": "2.0", "id": i, "method": "SendMessage", "params": params}
+            began = time.perf_counter()
+            answer = (await http.post(f"{net.url('a')}/a2a", json=body, headers=V10)).json()
+            took = time.perf_counter() - began
+            task = answer.get("result", {}).get("task", {})
+            state = task.get("status", {}).get("state")
+            if state != "TASK_STATE_COMPLETED":
+                raise SystemExit(f"send {i} ended {state}: {json.dumps(answer)[:1500]}")
+            if i >= warmup:
+                ids.append(task["id"])
+                latencies.append(took)
+    return ids, latencies
+
+
+async def _resumes(net: Net, ids: list[str]) -> tuple[list[float], dict[str, int]]:
+    """Per execution: A's delegate node start -> resume (s); and how many
+    resumed by each path (``via`` of ``wait_resolved``, ``answer`` when the
+    send's answer was final)."""
+    spans: list[float] = []
+    via: dict[str, int] = {}
+    async with opened(net.store("a")) as store:
+        for execution_id in ids:
+            events = [e for e in await store.events(execution_id) if e.node == "ask"]
+            started = next(e.at for e in events if e.kind == "node_started")
+            resolved = next((e for e in events if e.kind == "wait_resolved"), None)
+            if resolved is None:
+                end = next(e.at for e in events if e.kind == "node_completed")
+                how = "answer"
+            else:
+                end = resolved.at
+                how = str((json.loads(resolved.data or "{}").get("payload") or {}).get("via", "?"))
+            spans.append(end - started)
+            via[how] = via.get(how, 0) + 1
+    return spans, via
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_case(kind: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"foreign-rtt-{kind}-{path}-") as scratch:
+        root = Path(scratch)
+        spawn = Spawner(root)
+        try:
+            net = Net(root, make_certs(root / "certs", "a", "f", "alice"), spawn)
+            await _start_peer(net, spawn, kind, path)
+            relay = root / "relay.yaml"
+            relay.write_text(RELAY.format(poll=args.poll))
+            net.configure("a", {"relay": relay}, ["f"])
+            await net.start("a")
+            ids, latencies = await _round_trips(net, args.n, args.warmup)
+            spans, via = await _resumes(net, ids)
+        finally:
+            spawn.reap()
+    return {
+        "kind": kind,
+        "path": path,
+        "n": len(spans),
+        "p50_ms": 1e3 * statistics.median(spans),
+        "p99_ms": 1e3 * _pct(spans, 0.99),
+        "client_p50_ms": 1e3 * statistics.median(latencies),
+        "via": via,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--paths", default=",".join(PATHS))
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--poll", type=float, default=0.2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    print(f"{'peer':<13} {'path':<5} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'client p50':>10}  via")
+    for kind in args.kinds.split(","):
+        for path in args.paths.split(","):
+            if kind == "ours" and path == "poll":
+                continue
+            row = await run_case(kind, path, args)
+            rows.append(row)
+            print(
+                f"{kind:<13} {path:<5} {row['n']:>4} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+                f" {row['client_p50_ms']:>10.2f}  {row['via']}",
+                flush=True,
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
