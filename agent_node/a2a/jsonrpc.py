@@ -94,7 +94,8 @@ class _BodyTooLarge(InvalidRequest):
 # Routes: one row per 1.0 method
 
 
-Gate = Callable[[AgentCapabilities], A2AError | None]
+#: The caller's dialect matters to one gate only: the extended card's.
+Gate = Callable[[AgentCapabilities, Version], A2AError | None]
 
 
 @dataclass(frozen=True)
@@ -111,19 +112,26 @@ class _Route:
     stream: bool = False
 
 
-def _streaming(caps: AgentCapabilities) -> A2AError | None:
+def _streaming(caps: AgentCapabilities, version: Version) -> A2AError | None:
     if not caps.streaming:
         return UnsupportedOperation("streaming is not supported by this agent")
     return None
 
 
-def _push(caps: AgentCapabilities) -> A2AError | None:
+def _push(caps: AgentCapabilities, version: Version) -> A2AError | None:
     if not caps.push_notifications:
         return PushNotificationNotSupported()
     return None
 
 
-def _extended_card(caps: AgentCapabilities) -> A2AError:
+def _extended_card(caps: AgentCapabilities, version: Version) -> A2AError:
+    """This node serves no extended card. A2A 1.0 (§3.3.4) answers a card that
+    does not declare ``capabilities.extendedAgentCard`` with
+    UnsupportedOperation, and one that declares it with -32007; A2A 0.3's
+    ``agent/getAuthenticatedExtendedCard`` knew only -32007
+    (AuthenticatedExtendedCardNotConfigured), which its clients expect."""
+    if version == "1.0" and not caps.extended_agent_card:
+        return UnsupportedOperation("this agent declares no extended agent card")
     return ExtendedAgentCardNotConfigured()
 
 
@@ -182,7 +190,7 @@ def jsonrpc_endpoint(
                 raise VersionNotSupported(metadata={"supported": "1.0, 0.3"})
             name, version, params = _resolve(method, params, requested)
             route = _ROUTES[name]
-            if route.gate is not None and (refusal := route.gate(caps)) is not None:
+            if route.gate is not None and (refusal := route.gate(caps, version)) is not None:
                 raise refusal
             model = _validate(route, params, limits)
             ctx = _call_context(request, version, limits)

@@ -301,22 +301,11 @@ def test_the_client_keeps_the_public_card_when_no_extended_card_is_declared(runs
         assert not card.get("capabilities", {}).get(declared) and not card.get(declared)
 
 
-def test_asking_for_the_undeclared_extended_card_is_refused(
-    runs: Runs, request: pytest.FixtureRequest
-) -> None:
+def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
     """A2A 1.0 §3.3.4: with ``capabilities.extendedAgentCard`` absent,
     GetExtendedAgentCard MUST answer UnsupportedOperationError (-32004);
     -32007 is for an agent that declares one but has none. A2A 0.3 knew only
     -32007 (AuthenticatedExtendedCardNotConfigured)."""
-    if runs.v1:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the node answers GetExtendedAgentCard with -32007 "
-                "(ExtendedAgentCardNotConfigured) although its card does not declare "
-                "capabilities.extendedAgentCard; A2A 1.0 §3.3.4 requires -32004",
-            )
-        )
     expected = (
         ("JsonRpcUnsupportedOperationError", -32004)
         if runs.v1

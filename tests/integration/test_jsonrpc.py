@@ -451,7 +451,8 @@ GATED = [
     ("GetTaskPushNotificationConfig", {"taskId": "t", "id": "c"}, -32003, None),
     ("ListTaskPushNotificationConfigs", {"taskId": "t"}, -32003, None),
     ("DeleteTaskPushNotificationConfig", {"taskId": "t", "id": "c"}, -32003, None),
-    ("GetExtendedAgentCard", {}, -32007, "EXTENDED_AGENT_CARD_NOT_CONFIGURED"),
+    # A2A 1.0 §3.3.4: not declared -> UnsupportedOperation (0.3 knew only -32007).
+    ("GetExtendedAgentCard", {}, -32004, "UNSUPPORTED_OPERATION"),
 ]
 GATED_V03 = [
     ("message/stream", {"message": message_v03()}, -32004),
@@ -498,6 +499,8 @@ async def test_declared_but_unimplemented_capabilities(handler: FakeHandler) -> 
         for method, params, _, _ in GATED:
             document = await call(client, rpc(method, params))
             assert document["error"]["code"] in (-32004, -32007)
+        declared = await call(client, rpc("GetExtendedAgentCard", {}))
+        assert_error(declared, -32007, "EXTENDED_AGENT_CARD_NOT_CONFIGURED")
     assert handler.calls == []
 
 
