@@ -30,7 +30,10 @@ Errors found before the method is known follow the header.
 An :class:`~agent_node.a2a.errors.A2AError` raised by the handler is passed
 on; any other exception is logged and answered with a bare -32603.
 A streaming method's events are sent as Server-Sent Events (:mod:`.sse`);
-an error raised before its first event is answered as above.
+an error raised before its first event is answered as above, except to a
+0.3 streaming method (``message/stream``, ``tasks/resubscribe``) once it is
+known: 0.3 clients read only an event stream there, so the error is its one
+event.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -73,6 +76,7 @@ from agent_node.a2a.models import (
     ListTaskPushNotificationConfigsRequest,
     ListTasksRequest,
     SendMessageRequest,
+    StreamResponse,
     SubscribeToTaskRequest,
     TaskPushNotificationConfig,
     WireModel,
@@ -182,6 +186,7 @@ def jsonrpc_endpoint(
         requested = _requested_version(request)
         version: Version = requested or "1.0"
         rpc_id: Any = None
+        streamed: str | None = None  # a 0.3 streaming method, whose errors are events
         try:
             payload = await _read_json(request, limits)
             rpc_id = _request_id(payload)
@@ -190,6 +195,7 @@ def jsonrpc_endpoint(
                 raise VersionNotSupported(metadata={"supported": "1.0, 0.3"})
             name, version, params = _resolve(method, params, requested)
             route = _ROUTES[name]
+            streamed = name if route.stream and version == "0.3" else None
             if route.gate is not None and (refusal := route.gate(caps, version)) is not None:
                 raise refusal
             model = _validate(route, params, limits)
@@ -202,10 +208,10 @@ def jsonrpc_endpoint(
                 return sse.event_stream(rpc_id, name, version, result)
             return _result_response(rpc_id, _render(name, version, result))
         except A2AError as exc:
-            return _error_response(rpc_id, exc, version)
+            return _error_response(rpc_id, exc, version, streamed)
         except Exception:
             log.exception("A2A JSON-RPC request failed (id %r)", rpc_id)
-            return _error_response(rpc_id, InternalError("internal error"), version)
+            return _error_response(rpc_id, InternalError("internal error"), version, streamed)
 
     return endpoint
 
@@ -370,6 +376,11 @@ def _render(name: str, version: Version, result: Any) -> Any:
 # Responses
 
 
+async def _raising(exc: A2AError) -> AsyncIterator[StreamResponse]:
+    raise exc
+    yield  # an async generator that fails at its first event
+
+
 def _result_response(rpc_id: Any, result: Any) -> Response:
     body = {"jsonrpc": "2.0", "id": rpc_id, "result": result}
     content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -387,7 +398,14 @@ def refusal(exc: A2AError, request: Request, headers: dict[str, str] | None = No
     )
 
 
-def _error_response(rpc_id: Any, exc: A2AError, version: Version) -> Response:
+def _error_response(
+    rpc_id: Any, exc: A2AError, version: Version, streamed: str | None = None
+) -> Response:
+    if streamed is not None:
+        # 0.3 clients of a streaming method read only an event stream (a2a-sdk
+        # 0.3 and @a2a-js/sdk 0.3 refuse any other media type), as 0.3 servers
+        # send errors: one event with the JSON-RPC error, then the end.
+        return sse.event_stream(rpc_id, streamed, version, _raising(exc))
     body = {"jsonrpc": "2.0", "id": rpc_id, "error": to_jsonrpc_error(exc, version)}
     # ASCII escapes: an error must be sendable whatever text its message holds.
     content = json.dumps(body, ensure_ascii=True, separators=(",", ":"))

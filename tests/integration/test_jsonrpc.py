@@ -455,8 +455,6 @@ GATED = [
     ("GetExtendedAgentCard", {}, -32004, "UNSUPPORTED_OPERATION"),
 ]
 GATED_V03 = [
-    ("message/stream", {"message": message_v03()}, -32004),
-    ("tasks/resubscribe", {"id": "t"}, -32004),
     ("tasks/pushNotificationConfig/set", {"taskId": "t"}, -32003),
     ("tasks/pushNotificationConfig/get", {"id": "t"}, -32003),
     ("tasks/pushNotificationConfig/list", {"id": "t"}, -32003),
@@ -491,6 +489,26 @@ async def test_capability_gated_0_3(
     client: httpx.AsyncClient, method: str, params: dict[str, Any], code: int
 ) -> None:
     assert_error(await call(client, rpc(method, params), headers={}), code, None)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [("message/stream", {"message": message_v03()}), ("tasks/resubscribe", {"id": "t"})],
+)
+async def test_a_0_3_stream_refused_is_an_event_stream_of_the_error(
+    client: httpx.AsyncClient, handler: FakeHandler, method: str, params: dict[str, Any]
+) -> None:
+    """0.3 clients of a streaming method (a2a-sdk 0.3, @a2a-js/sdk 0.3) read
+    only ``text/event-stream``: the error comes as its one event."""
+    response = await client.post("/a2a", json=rpc(method, params, id="s-1"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    lines = [line for line in response.text.splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("data: ")
+    document = json.loads(lines[0].removeprefix("data: "))
+    assert document["id"] == "s-1"
+    assert_error(document, -32004, None)
+    assert handler.calls == []
 
 
 async def test_declared_but_unimplemented_capabilities(handler: FakeHandler) -> None:
