@@ -341,10 +341,26 @@ class Watchdog:
         finally:
             self._following.pop(row.key, None)
         if not over:
+            over = await self._over_by_poll(row)
+        if not over:
             current = await self.runtime.store.delegation(row.execution_id, row.node, row.visit)
             if current is not None:
                 await self.runtime.store.reschedule_delegation(current, time.time())
                 self._wake.set()
+
+    async def _over_by_poll(self, row: DelegationRecord) -> bool:
+        """A stream refused or ended before the peer's task did: poll once at
+        once, as a peer refuses to stream a task already over (a fast one
+        settles before we subscribe). Whether that poll found it over (and
+        informed the row); anything else is left to the row's next claim."""
+        try:
+            task = await self.delegator.get_task(row)
+        except PeerError:
+            return False
+        if task_state(task) not in TERMINAL_STATES:
+            return False
+        await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
+        return True
 
 
 def _task_of_event(row: DelegationRecord, event: Mapping[str, Any]) -> dict[str, Any] | None:
