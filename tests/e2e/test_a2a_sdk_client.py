@@ -1,181 +1,248 @@
-"""The official a2a-sdk client (1.x) against a running node: interop, not mocks."""
+"""The official a2a-sdk 1.x client (Python) against our node over mutual TLS.
+
+The driver ``tests/e2e/sdk_clients/client_v1.py`` runs in a venv of its own
+holding the newest 1.x release (:data:`e2e.venvs.SDK_CLIENTS`) against
+``agent-node serve`` running the greeter example: it performs every operation
+the SDK's ``Client`` offers — card resolution at both well-known paths and
+``create_client`` from the URL, blocking and non-blocking sends, streamed
+sends, GetTask with ``historyLength``, ListTasks with paging, cancel, follow-ups
+on an input-required task (``taskId`` with and without ``contextId``, sent and
+streamed), SubscribeToTask, the four push-config calls with a push delivered to
+the driver's own mutual-TLS webhook, the extended card, and the errors
+(task not found, unsupported operation, TaskNotCancelable) — and reports what
+each returned. It runs five times in a row against one node; every test
+asserts on all five reports (no flake allowed).
+
+Each run is made twice: ``1.0``, where the SDK picks the card's A2A 1.0
+JSON-RPC interface, and ``0.3``, where it is given only the card's 0.3
+interface and its compatibility transport speaks A2A 0.3 to the node. The
+node serves JSON-RPC only (no HTTP+JSON or gRPC binding), so the SDK's REST
+and gRPC transports have nothing to talk to.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
-from a2a.client import A2ACardResolver, ClientConfig, create_client
-from a2a.types import (
-    AuthenticationInfo,
-    CancelTaskRequest,
-    DeleteTaskPushNotificationConfigRequest,
-    GetTaskPushNotificationConfigRequest,
-    GetTaskRequest,
-    ListTaskPushNotificationConfigsRequest,
-    ListTasksRequest,
-    Message,
-    Part,
-    Role,
-    SendMessageRequest,
-    StreamResponse,
-    SubscribeToTaskRequest,
-    TaskPushNotificationConfig,
-    TaskState,
+from e2e.sdk_clients.runs import (
+    ALICE,
+    BOOKED,
+    QUESTION,
+    Runs,
+    check_pushes,
+    check_stream,
+    data,
+    run,
+    state,
+    texts,
 )
-from google.protobuf import json_format
-from support.nodes import serving
-from support.webhook import receiving
+from e2e.venvs import SDK_CLIENTS
+from support.nodes import ADA
 
-pytestmark = pytest.mark.slow
+SDK = SDK_CLIENTS["1"]
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300 if SDK.ready() else 600)]
 
-@pytest.fixture(scope="module")
-def node_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serving(tmp_path_factory.mktemp("interop")) as url:
-        yield url
-
-
-@pytest.fixture
-async def client(node_url: str) -> AsyncIterator[object]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        sdk = await create_client(node_url, ClientConfig(streaming=False, httpx_client=http))
-        yield sdk
-        await sdk.close()
-
-
-def message(text: str, **fields: object) -> Message:
-    return Message(message_id="sdk-1", role=Role.ROLE_USER, parts=[Part(text=text)], **fields)
-
-
-def data_message(data: dict[str, object], **fields: object) -> Message:
-    body = {"messageId": "sdk-2", "role": "ROLE_USER", "parts": [{"data": data}], **fields}
-    return json_format.ParseDict(body, Message())
-
-
-async def only_task(client: object, request: SendMessageRequest) -> object:
-    responses = [r async for r in client.send_message(request)]  # type: ignore[attr-defined]
-    assert len(responses) == 1 and responses[0].HasField("task")
-    return responses[0].task
+#: The public methods of the SDK's ``Client``, each exercised by a step.
+OPERATIONS = {
+    "send_message": "send_blocking",
+    "get_task": "get_task",
+    "list_tasks": "list_tasks",
+    "cancel_task": "cancel",
+    "subscribe": "subscribe",
+    "create_task_push_notification_config": "push",
+    "get_task_push_notification_config": "push",
+    "list_task_push_notification_configs": "push",
+    "delete_task_push_notification_config": "push",
+    "get_extended_agent_card": "extended_card",
+}
+#: Its other methods: no requests of their own.
+HELPERS = {"add_interceptor", "close"}
+#: The driver's other steps.
+OTHER_STEPS = {
+    "card",
+    "send_non_blocking",
+    "send_stream",
+    "follow_up",
+    "follow_up_stream",
+    "errors",
+}
+TRANSPORTS = {"1.0": "JsonRpcTransport", "0.3": "CompatJsonRpcTransport"}
 
 
-async def test_discover_and_send_blocking(client: object) -> None:
-    request = SendMessageRequest(message=data_message({"name": "Ada Lovelace"}))
-    task = await only_task(client, request)
-    assert task.status.state == TaskState.TASK_STATE_COMPLETED  # type: ignore[attr-defined]
-    (artifact,) = task.artifacts  # type: ignore[attr-defined]
-    output = json_format.MessageToDict(artifact)["parts"][-1]["data"]
-    assert output == {
-        "greeting": "Hello, Ada Lovelace!",
-        "verdict": "Ada Lovelace is a long name (11 letters)",
-    }
+@pytest.fixture(scope="module", params=["1.0", "0.3"], ids=["a2a-sdk-1", "a2a-sdk-1-as-0.3"])
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    dialect = str(request.param)
+    folder = tmp_path_factory.mktemp(f"sdk1-client-{dialect}")
+    return run(SDK.interpreter(), "client_v1.py", folder, dialect)
 
 
-async def test_send_non_blocking_then_get_and_list(client: object, node_url: str) -> None:
-    request = SendMessageRequest(message=data_message({"name": "Grace"}, contextId="sdk-ctx"))
-    request.configuration.return_immediately = True
-    task = await only_task(client, request)
-    for _ in range(100):
-        got = await client.get_task(GetTaskRequest(id=task.id))  # type: ignore[attr-defined]
-        if got.status.state == TaskState.TASK_STATE_COMPLETED:
-            break
-        await asyncio.sleep(0.05)
-    assert got.status.state == TaskState.TASK_STATE_COMPLETED
-    assert got.context_id == "sdk-ctx"
-    listed = await client.list_tasks(ListTasksRequest(context_id="sdk-ctx"))  # type: ignore[attr-defined]
-    assert [t.id for t in listed.tasks] == [task.id]  # type: ignore[attr-defined]
+def test_every_operation_of_the_client_is_exercised(runs: Runs) -> None:
+    for found in runs.each("operations"):
+        assert set(found["client"]) == set(OPERATIONS) | HELPERS
+        assert found["transport"] == TRANSPORTS[str(runs.dialect)]
+    steps = {*OPERATIONS.values(), *OTHER_STEPS}
+    if runs.dialect == "0.3":
+        steps.remove("list_tasks")  # refused by the SDK itself: see below
+    for key in steps:
+        list(runs.each(key))  # every step ran without an error, every round
 
 
-async def test_input_required_answer_and_cancel(client: object) -> None:
-    book = message("Lisbon")
-    book.metadata.update({"skill": "book"})
-    asked = await only_task(client, SendMessageRequest(message=book))
-    assert asked.status.state == TaskState.TASK_STATE_INPUT_REQUIRED  # type: ignore[attr-defined]
-    answer = message("early May", task_id=asked.id)  # type: ignore[attr-defined]
-    done = await only_task(client, SendMessageRequest(message=answer))
-    assert done.status.state == TaskState.TASK_STATE_COMPLETED  # type: ignore[attr-defined]
-    other = await only_task(client, SendMessageRequest(message=book))
-    canceled = await client.cancel_task(CancelTaskRequest(id=other.id))  # type: ignore[attr-defined]
-    assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+def test_the_card_resolves_at_both_well_known_paths(runs: Runs) -> None:
+    for card in runs.each("card"):
+        resolved = card["well_known"]
+        assert card["legacy_path"] == resolved
+        assert resolved["name"] == "Greeter"
+        assert resolved["capabilities"] == {"streaming": True, "pushNotifications": True}
+        assert [(i["url"], i["protocolBinding"], i["protocolVersion"]) for i in
+                resolved["supportedInterfaces"]] == [
+            (f"{runs.url}/a2a", "JSONRPC", "1.0"),
+            (f"{runs.url}/a2a", "JSONRPC", "0.3"),
+        ]  # fmt: skip
+        assert {s["id"] for s in resolved["skills"]} == {"greet", "book"}
+        # create_client(url) resolves the card itself and streams by default.
+        events = card["create_client_from_url"]
+        check_stream(events, first={"submitted", "working"}, last="completed")
 
 
-async def test_an_unknown_task_is_task_not_found(client: object) -> None:
-    with pytest.raises(Exception) as caught:
-        await client.get_task(GetTaskRequest(id="no-such-task"))  # type: ignore[attr-defined]
-    assert type(caught.value).__name__ == "TaskNotFoundError", repr(caught.value)
+def test_send_blocking_completes_with_the_greeting(runs: Runs) -> None:
+    for task in runs.each("send_blocking"):
+        assert state(task) == "completed"
+        assert data(task) == [ADA]
+        assert task["metadata"]["caller"] == ALICE
 
 
-async def test_streaming_send_and_subscribe(node_url: str) -> None:
-    async with httpx.AsyncClient(timeout=30) as http:
-        card = await A2ACardResolver(http, node_url).get_agent_card()
-        assert card.capabilities.streaming  # the node declares it; the client relies on it
-        sdk = await create_client(card, ClientConfig(streaming=True, httpx_client=http))
-        try:
-            greet = SendMessageRequest(message=data_message({"name": "Ada"}))
-            done = [e async for e in sdk.send_message(greet)]
-            assert done[0].HasField("task") and done[-1].HasField("status_update")
-            assert done[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
-            assert [e for e in done if e.HasField("artifact_update")]
-
-            book = message("Lisbon")
-            book.metadata.update({"skill": "book"})
-            asked = [e async for e in sdk.send_message(SendMessageRequest(message=book))]
-            last = asked[-1].status_update
-            assert last.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
-            subscription = sdk.subscribe(SubscribeToTaskRequest(id=last.task_id))
-            first = await anext(subscription)
-            assert first.task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
-            answer = message("early May", task_id=last.task_id)
-            answered = [e async for e in sdk.send_message(SendMessageRequest(message=answer))]
-            assert answered[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
-            followed = [e async for e in subscription]
-            assert followed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
-        finally:
-            await sdk.close()
+def test_send_non_blocking_returns_at_once_then_completes(runs: Runs) -> None:
+    for step in runs.each("send_non_blocking"):
+        returned, later = step["returned"], step["later"]
+        assert state(returned) in {"submitted", "working"}
+        assert later["id"] == returned["id"] and state(later) == "completed"
+        assert data(later) == [ADA]
 
 
-async def test_push_configs_and_delivery(client: object) -> None:
-    sdk: Any = client
-    async with receiving() as hook:
-        auth = AuthenticationInfo(scheme="Bearer", credentials="sdk-cred")
-        push = TaskPushNotificationConfig(id="sdk-push", url=f"{hook.url}/a2a-hook", token="t-1")
-        push.authentication.CopyFrom(auth)
-        book = message("Lisbon")
-        book.metadata.update({"skill": "book"})
-        request = SendMessageRequest(message=book)
-        request.configuration.task_push_notification_config.CopyFrom(push)
-        asked = await only_task(sdk, request)
+def test_the_streamed_send_ends_completed(runs: Runs) -> None:
+    for events in runs.each("send_stream"):
+        artifacts = check_stream(events, first={"submitted", "working"}, last="completed")
+        assert [a["parts"][-1]["data"] for a in artifacts] == [ADA]
 
-        extra = TaskPushNotificationConfig(
-            task_id=asked.id, id="extra", url="https://example.com/tck-push-webhook"
+
+def test_get_task_honours_history_length(runs: Runs) -> None:
+    for step in runs.each("get_task"):
+        history = [(m["role"], m["parts"][0]["text"]) for m in step["full"]["history"]]
+        assert history == [
+            ("ROLE_USER", "Lisbon"),
+            ("ROLE_AGENT", QUESTION),
+            ("ROLE_USER", "early May"),
+        ]
+        assert [m["parts"][0]["text"] for m in step["last_one"]["history"]] == ["early May"]
+        assert step["none"].get("history", []) == []
+        assert texts(step["full"]) == texts(step["none"]) == [BOOKED]
+
+
+def test_list_tasks_filters_by_context_and_pages(runs: Runs) -> None:
+    if runs.dialect == "0.3":  # A2A 0.3 has no ListTasks: the SDK refuses it itself
+        for error in runs.failures("list_tasks"):
+            assert error["name"] == "NotImplementedError"
+        return
+    for step in runs.each("list_tasks"):
+        listed = step["listed"]["tasks"]
+        assert sorted(t["id"] for t in listed) == sorted(step["sent"])
+        assert {state(t) for t in listed} == {"completed"}
+        first, second = step["pages"]
+        assert len(first["tasks"]) == len(second["tasks"]) == 1
+        assert first["nextPageToken"] and not second.get("nextPageToken")
+        assert {first["tasks"][0]["id"], second["tasks"][0]["id"]} == set(step["sent"])
+
+
+def test_cancel_ends_an_input_required_task(runs: Runs) -> None:
+    for task in runs.each("cancel"):
+        assert state(task) == "canceled"
+        assert task["metadata"]["caller"] == ALICE
+
+
+def test_a_follow_up_with_task_and_context_answers_the_question(runs: Runs) -> None:
+    for step in runs.each("follow_up"):
+        asked, answered = step["asked"], step["answered"]
+        assert state(asked) == "input-required"
+        question = asked["status"]["message"]
+        assert (question["role"], question["parts"][0]["text"]) == ("ROLE_AGENT", QUESTION)
+        assert (answered["id"], answered["contextId"]) == (asked["id"], asked["contextId"])
+        assert state(answered) == "completed" and texts(answered) == [BOOKED]
+
+
+def test_a_streamed_follow_up_answers_the_streamed_question(runs: Runs) -> None:
+    for step in runs.each("follow_up_stream"):
+        check_stream(step["asked"], first={"submitted", "working"}, last="input-required")
+        question = step["asked"][-1]["statusUpdate"]["status"]["message"]
+        assert question["parts"][0]["text"] == QUESTION
+        artifacts = check_stream(
+            step["answered"], first={"input-required", "working"}, last="completed"
         )
-        created = await sdk.create_task_push_notification_config(extra)
-        assert (created.task_id, created.id, created.url) == (asked.id, "extra", extra.url)
-        got = await sdk.get_task_push_notification_config(
-            GetTaskPushNotificationConfigRequest(task_id=asked.id, id="sdk-push")
-        )
-        assert got.url == push.url and got.authentication.credentials == "sdk-cred"
-        listed = await sdk.list_task_push_notification_configs(
-            ListTaskPushNotificationConfigsRequest(task_id=asked.id)
-        )
-        assert sorted(c.id for c in listed.configs) == ["extra", "sdk-push"]
-        delete = DeleteTaskPushNotificationConfigRequest(task_id=asked.id, id="extra")
-        await sdk.delete_task_push_notification_config(delete)
-        await sdk.delete_task_push_notification_config(delete)  # idempotent
+        assert step["answered"][0]["task"]["id"] == step["asked"][0]["task"]["id"]
+        assert [p["text"] for p in artifacts[-1]["parts"] if "text" in p] == [BOOKED]
 
-        await only_task(sdk, SendMessageRequest(message=message("May", task_id=asked.id)))
-        await hook.wait_for(
-            lambda pushes: any(
-                p.body["task"]["status"]["state"] == "TASK_STATE_COMPLETED" for p in pushes
-            ),
-            "the completed task's push",
+
+def test_a_subscription_follows_the_task_to_its_end(runs: Runs) -> None:
+    for step in runs.each("subscribe"):
+        artifacts = check_stream(step["events"], first={"input-required"}, last="completed")
+        assert step["events"][0]["task"]["id"] == step["task_id"]
+        assert [p["text"] for p in artifacts[-1]["parts"] if "text" in p] == [BOOKED]
+        assert state(step["answered"]) == "completed"
+
+
+def test_push_configs_create_get_list_delete_and_a_push_arrives(runs: Runs) -> None:
+    for step in runs.each("push"):
+        task_id = step["task_id"]
+        created = step["created"]
+        assert (created["taskId"], created["id"], created["url"]) == (
+            task_id,
+            "extra",
+            "https://example.com/py-push",
         )
-    for received in hook.accepted():
-        assert received.path == "/a2a-hook"
-        assert received.headers["authorization"] == "Bearer sdk-cred"
-        assert received.headers["x-a2a-notification-token"] == "t-1"
-        parsed = json_format.ParseDict(received.body, StreamResponse())
-        assert parsed.task.id == asked.id
+        got = step["got"]
+        assert (got["taskId"], got["id"], got["token"]) == (task_id, "py-push", "py-token")
+        assert got["url"].endswith("/py-hook")
+        assert got["authentication"] == {"scheme": "Bearer", "credentials": "py-cred"}
+        assert sorted(c["id"] for c in step["listed"]["configs"]) == ["extra", "py-push"]
+        assert step["deleted_again"] == {"value": None}  # a second delete succeeds
+        assert [c["id"] for c in step["after"]["configs"]] == ["py-push"]
+        # A config made over 0.3 gets the 0.3 task; over 1.0 a StreamResponse.
+        check_pushes(step["pushes"], task_id, unwrap=runs.dialect == "1.0")
+
+
+def test_the_client_keeps_the_public_card_when_no_extended_card_is_declared(runs: Runs) -> None:
+    for step in runs.each("extended_card"):
+        card = step["client"]
+        assert card["name"] == "Greeter"
+        assert not card["capabilities"].get("extendedAgentCard")
+
+
+def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
+    """A2A 1.0 §3.3.4: with ``capabilities.extendedAgentCard`` absent,
+    GetExtendedAgentCard MUST answer UnsupportedOperationError; 0.3's
+    ``agent/getAuthenticatedExtendedCard`` knew only -32007."""
+    expected = {
+        "1.0": "UnsupportedOperationError",
+        "0.3": "ExtendedAgentCardNotConfiguredError",
+    }[runs.dialect]
+    for step in runs.each("extended_card"):
+        assert step["asked"]["error"]["name"] == expected, step["asked"]
+
+
+ERRORS = {
+    "get_unknown": "TaskNotFoundError",
+    "cancel_unknown": "TaskNotFoundError",
+    "subscribe_unknown": "TaskNotFoundError",
+    "push_get_unknown_task": "TaskNotFoundError",
+    "push_get_unknown_config": "TaskNotFoundError",
+    "follow_up_completed": "UnsupportedOperationError",
+    "cancel_completed": "TaskNotCancelableError",
+    "subscribe_completed": "UnsupportedOperationError",
+}
+
+
+def test_errors_reach_the_client_as_the_sdk_errors(runs: Runs) -> None:
+    for step in runs.each("errors"):
+        found: dict[str, Any] = {key: step[key].get("error", {}).get("name") for key in ERRORS}
+        assert found == ERRORS, step

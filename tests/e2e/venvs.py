@@ -87,3 +87,19 @@ class CachedVenv:
                 f"cannot install {self.purpose} with pip (no package index?): " + " | ".join(output)
             )
         self.stamp.write_text("\n".join(self.requirements))
+
+
+def _sdk_client(version: str) -> CachedVenv:
+    """A venv holding exactly a2a-sdk ``version`` (its client needs no extras) and
+    httpx: the client drivers of ``tests/e2e/sdk_clients`` run in it."""
+    return CachedVenv(
+        name=f"a2a-sdk-{version}-client-venv",
+        requirements=(f"a2a-sdk=={version}", "httpx"),
+        check="import a2a.client, httpx; import importlib.metadata as m; "
+        f"v = m.version('a2a-sdk'); assert v == {version!r}, v",
+        purpose=f"the a2a-sdk {version} client",
+    )
+
+
+#: The a2a-sdk clients, one venv per generation: the newest 1.x and 0.3.x releases.
+SDK_CLIENTS: dict[str, CachedVenv] = {"1": _sdk_client("1.3.0"), "0.3": _sdk_client("0.3.26")}
