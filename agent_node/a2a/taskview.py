@@ -106,8 +106,8 @@ def _status(
         asking = [w for w in waits if w.kind == "input"]
         if not asking:
             return TaskStatus(state=TaskState.WORKING, timestamp=stamp)
-        prompt = _prompt_of(events, asking[0])
-        message = _agent_message(record.id, context_id, f"prompt-{asking[0].node}", prompt)
+        suffix, prompt = _prompt_of(events, asking[0])
+        message = _agent_message(record.id, context_id, suffix, prompt)
         return TaskStatus(state=TaskState.INPUT_REQUIRED, message=message, timestamp=stamp)
     state = _SIMPLE_STATUS[record.status]
     said: Message | None = None
@@ -130,11 +130,15 @@ def reply_message(record: ExecutionRecord, events: list[Event]) -> Message | Non
     return _agent_message(record.id, context_id, "reply", text if isinstance(text, str) else "")
 
 
-def _prompt_of(events: list[Event], wait: WaitRecord) -> str:
+def _prompt_of(events: list[Event], wait: WaitRecord) -> tuple[str, str]:
+    """The question of ``wait``: its message id's suffix and its text. The id is
+    the one the question has in the history (``prompt-<seq>`` of its
+    ``wait_started``), so a client sees one message, and each ask a new id."""
     for event in reversed(events):
         if event.kind == "wait_started" and (event.node, event.visit) == (wait.node, wait.visit):
-            return str((event.data or {}).get("prompt") or "Input required.")
-    return "Input required."
+            prompt = (event.data or {}).get("prompt")
+            return f"prompt-{event.seq}", str(prompt or "Input required.")
+    return f"prompt-{wait.node}", "Input required."
 
 
 def _history(task_id: str, context_id: str, events: list[Event]) -> list[Message]:

@@ -122,6 +122,16 @@ async def test_an_idempotency_key_returns_the_same_task_per_caller(service: Task
     assert plain[0] is not None and plain[1] is not None and plain[0].id != plain[1].id
 
 
+async def test_the_question_in_the_status_is_the_one_in_the_history(
+    service: TaskService,
+) -> None:
+    """One message, one id: a client that keeps the status message in its
+    history (a2a-sdk 0.3 does) must not see the question twice."""
+    asked = (await service.send_message(send("Lisbon", metadata={"skill": "book"}), CTX)).task
+    assert asked is not None and asked.status.message is not None
+    assert asked.history is not None and asked.history[-1] == asked.status.message
+
+
 async def test_input_required_then_the_answer_completes_it(service: TaskService) -> None:
     asked = (await service.send_message(send("Lisbon", metadata={"skill": "book"}), CTX)).task
     assert asked is not None and asked.status.state == TaskState.INPUT_REQUIRED
