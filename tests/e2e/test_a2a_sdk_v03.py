@@ -143,6 +143,8 @@ def test_a_follow_up_with_task_and_context_answers_the_question(runs: Runs) -> N
         assert (question["role"], question["parts"][0]["text"]) == ("agent", QUESTION)
         assert (answered["id"], answered["contextId"]) == (asked["id"], asked["contextId"])
         assert state(answered) == "completed" and texts(answered) == [BOOKED]
+        # The question in the history is the status message (one id).
+        assert question in answered["history"]
 
 
 def test_a_streamed_follow_up_answers_the_streamed_question(runs: Runs) -> None:
