@@ -3,9 +3,11 @@
 ``sdk_peer_server.py`` (a2a-sdk 1.x) and ``sdk03_peer_server.py`` (a2a-sdk
 0.3.x) run as scripts in different virtual environments, so this module is
 imported from their own folder (``sys.path[0]``) and uses only the standard
-library and httpx, which both environments hold: the JSON-lines log the test
-reads, the judge's verdict, the command line, the client certificate the SDK
-pushes with, and uvicorn's mutual-TLS options.
+library and httpx, which both environments hold: the JSON-lines log the tests
+read, the judge's verdict, the command line (the scenario contract's of
+:mod:`e2e.foreign`, with the judge's ``--delay``), the client certificate
+the SDK pushes with, and uvicorn's mutual-TLS options. The scenarios
+themselves are in ``peer_scenarios.py``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import argparse
 import importlib.metadata
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 
 JUDGE = f"a2a-sdk {importlib.metadata.version('a2a-sdk')}"
 #: The request headers an ``execute`` entry records (None when absent).
@@ -57,7 +61,13 @@ def arguments(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--push", action="store_true", help="declare and send pushes")
+    parser.add_argument("--streaming", "--stream", action="store_true", help="declare streaming")
     return parser
+
+
+async def serve(app: Any, args: argparse.Namespace) -> None:
+    """Serve the ASGI ``app`` with uvicorn until it is stopped (SIGTERM, Ctrl-C)."""
+    await uvicorn.Server(uvicorn.Config(app, **server_options(args))).serve()
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,10 +85,33 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def pushed_state(body: Mapping[str, Any]) -> str | None:
+    """The state a push carries: 1.0 posts a StreamResponse (``task`` or
+    ``statusUpdate``; an ``artifactUpdate`` carries none), 0.3 the task itself."""
+    holder = body.get("task") or body.get("statusUpdate") or body
+    state = (holder.get("status") or {}).get("state")
+    return None if state is None else str(state)
+
+
 def client_context(certs: Path, name: str) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs / "ca.pem")
     context.load_cert_chain(certs / f"{name}.pem", certs / f"{name}-key.pem")
     return context
+
+
+@asynccontextmanager
+async def pushing(
+    args: argparse.Namespace, log: Log, store: Any, sender: Any
+) -> AsyncIterator[dict[str, Any]]:
+    """The request handler's push arguments while it serves: none without
+    ``--push``, else the SDK's config ``store`` class and its ``sender``
+    class, pushing with :func:`push_client`."""
+    if not args.push:
+        yield {}
+        return
+    async with push_client(args.certs, args.name, log) as http:
+        configs = store()
+        yield {"push_config_store": configs, "push_sender": sender(http, configs)}
 
 
 def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
@@ -86,12 +119,14 @@ def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
 
     async def logged(response: httpx.Response) -> None:
         request = response.request
+        body = json.loads(request.content)
         log.write(
             event="push",
             url=str(request.url),
-            headers=dict(request.headers),
-            body=json.loads(request.content),
             status=response.status_code,
+            state=pushed_state(body),
+            headers=dict(request.headers),
+            body=body,
         )
 
     return httpx.AsyncClient(

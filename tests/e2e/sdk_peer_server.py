@@ -1,32 +1,35 @@
 """A peer agent built with the official a2a-sdk 1.x server, over mutual TLS.
 
-Started by ``test_delegate_interop.py`` as a real process, so that a node's
-``delegate`` step is proven against an A2A server that is not ours::
+Started as a real process, so that a node's ``delegate`` step is proven
+against an A2A server that is not ours::
 
-    python sdk_peer_server.py --port P --certs DIR --name sdk --log FILE [--push]
+    python sdk_peer_server.py --port P --certs DIR --name NAME --log FILE [--push] [--streaming]
 
-It serves the SDK's own card and JSON-RPC routes with uvicorn's ordinary TLS
-options: ``DIR/NAME.pem`` as its certificate, client certificates required
-and checked against ``DIR/ca.pem``. Its agent, the judge, works a moment
-(``--delay``), then completes the task with one artifact: a data part
-``{"verdict", "judge"}`` and a text part.
+It serves the scenario contract of ``tests/e2e/foreign`` (the foreign-peer
+matrix, ``peer_scenarios.py``) for a message with a text part, with the
+SDK's own card and JSON-RPC routes and uvicorn's ordinary TLS options:
+``DIR/NAME.pem`` as its certificate, client certificates required and
+checked against ``DIR/ca.pem``. A message with only a data part goes to the
+judge (``test_delegate_interop.py``), which works a moment (``--delay``),
+then completes the task with one artifact: a data part ``{"verdict",
+"judge"}`` and a text part.
 
 With ``--push`` its card declares push notifications and the SDK's push
 machinery (``InMemoryPushNotificationConfigStore``,
 ``BasePushNotificationSender``) delivers them with a client certificate
-(``DIR/NAME.pem`` again). ``--log`` receives one JSON line per request the
-judge executed (what the caller sent) and per push delivered (URL, headers,
-body, the receiver's HTTP status), for the test to check. What it shares
-with its 0.3 twin, ``sdk03_peer_server.py``, is in ``peer_common.py``.
+(``DIR/NAME.pem`` again); ``--streaming`` declares streaming. ``--log``
+receives one JSON line per request (the contract's, and the judge's
+``execute``), task created and canceled, and push delivered (URL, state,
+headers, body, the receiver's HTTP status). What it shares with its 0.3
+twin, ``sdk03_peer_server.py``, is in ``peer_common.py`` and
+``peer_scenarios.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-import uvicorn
-from a2a.helpers import get_data_parts, new_data_part, new_text_part
+from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
@@ -47,20 +50,43 @@ from a2a.types.a2a_pb2 import (
     TaskStatus,
 )
 from google.protobuf.json_format import MessageToDict
-from peer_common import Log, arguments, logged_headers, push_client, server_options, verdict
+from peer_common import Log, arguments, logged_headers, pushing, serve, verdict
+from peer_scenarios import SCENARIOS, Dialect, LogsCancels, ServesScenarios
 from starlette.applications import Starlette
 
 RPC_PATH = "/"  # the SDK's default
 
 
-class JudgeExecutor(AgentExecutor):
-    """Judges the ``name`` of the message's data part, after ``delay`` seconds."""
+def working(context: RequestContext) -> Task:
+    """The task a new request begins: WORKING, holding the message."""
+    status = TaskStatus(state=TaskState.TASK_STATE_WORKING)
+    status.timestamp.GetCurrentTime()
+    message = context.message
+    task = Task(id=context.task_id, context_id=context.context_id, status=status)
+    task.history.extend([message] if message is not None else [])
+    return task
+
+
+DIALECT = Dialect(
+    updater=TaskUpdater,
+    state=lambda name: TaskState.Value("TASK_STATE_" + name.upper().replace("-", "_")),
+    text_part=new_text_part,
+    texts=lambda message: get_text_parts(message.parts),
+    new_task=working,
+    final=False,  # 1.0 has no ``final``: the state says it
+)
+
+
+class PeerExecutor(ServesScenarios, AgentExecutor):
+    """The scenarios for a message with text; the judge for one with data only."""
 
     def __init__(self, log: Log, delay: float) -> None:
+        super().__init__(log, DIALECT, self.judge)
         self.log = log
         self.delay = delay
 
-    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+    async def judge(self, context: RequestContext, event_queue: EventQueue) -> None:
+        """Judges the ``name`` of the message's data part, after ``delay`` seconds."""
         message = context.message
         if message is None or context.task_id is None or context.context_id is None:
             raise ValueError("SendMessage without a message")
@@ -93,57 +119,44 @@ class JudgeExecutor(AgentExecutor):
         await updater.add_artifact(parts, name="verdict")
         await updater.complete()
 
-    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        if context.task_id is None or context.context_id is None:
-            raise ValueError("CancelTask without a task")
-        await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+class Handler(LogsCancels, DefaultRequestHandler):
+    """The SDK's request handler, logging the tasks it cancels."""
 
 
-def card(url: str, push: bool, stream: bool = False) -> AgentCard:
+def card(url: str, push: bool, stream: bool) -> AgentCard:
     return AgentCard(
-        name="a2a-sdk judge",
-        description="Judges names (an interop peer built with the a2a-sdk 1.x server).",
+        name="a2a-sdk peer",
+        description="The scenario contract and a judge of names (a2a-sdk 1.x server).",
         version="1.0.0",
         supported_interfaces=[
             AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
         ],
         capabilities=AgentCapabilities(streaming=stream, push_notifications=push),
-        default_input_modes=["application/json"],
+        default_input_modes=["application/json", "text/plain"],
         default_output_modes=["application/json", "text/plain"],
         skills=[
-            AgentSkill(id="judge", name="Judge", description="Judges a name.", tags=["interop"])
+            AgentSkill(id="judge", name="Judge", description="Judges a name.", tags=["interop"]),
+            AgentSkill(id="scenarios", name="Scenarios", description=SCENARIOS, tags=["interop"]),
         ],
     )
 
 
 async def main() -> None:
-    parser = arguments(__doc__)
-    parser.add_argument("--stream", action="store_true", help="declare streaming")
-    args = parser.parse_args()
-
+    args = arguments(__doc__).parse_args()
     log = Log(args.log)
-    agent_card = card(f"https://127.0.0.1:{args.port}{RPC_PATH}", args.push, args.stream)
-    pushes: dict[str, Any] = {}
-    http = push_client(args.certs, args.name, log)
-    if args.push:
-        store = InMemoryPushNotificationConfigStore()
-        pushes = {
-            "push_config_store": store,
-            "push_sender": BasePushNotificationSender(http, store),
-        }
-    handler = DefaultRequestHandler(
-        agent_executor=JudgeExecutor(log, args.delay),
-        task_store=InMemoryTaskStore(),
-        agent_card=agent_card,
-        **pushes,
-    )
-    app = Starlette(
-        routes=[*create_agent_card_routes(agent_card), *create_jsonrpc_routes(handler, RPC_PATH)]
-    )
-    try:
-        await uvicorn.Server(uvicorn.Config(app, **server_options(args))).serve()
-    finally:
-        await http.aclose()
+    agent_card = card(f"https://127.0.0.1:{args.port}{RPC_PATH}", args.push, args.streaming)
+    store, sender = InMemoryPushNotificationConfigStore, BasePushNotificationSender
+    async with pushing(args, log, store, sender) as pushes:
+        handler = Handler(
+            log,
+            agent_executor=PeerExecutor(log, args.delay),
+            task_store=InMemoryTaskStore(),
+            agent_card=agent_card,
+            **pushes,
+        )
+        routes = [*create_agent_card_routes(agent_card), *create_jsonrpc_routes(handler, RPC_PATH)]
+        await serve(Starlette(routes=routes), args)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ sent and every push they delivered, with our answer to it.
 
 a2a-sdk 0.3 and 1.x cannot share an environment: the 0.3 server runs in a
 virtual environment of its own with the SDK's HTTP server extras and
-uvicorn, created once and kept in the user's cache
-(``~/.cache/agent-node-tests/a2a-sdk-03-server-venv``; the 0.3 *client*
-tests keep theirs next to it, untouched).
+uvicorn, created once and kept in the user's cache (``e2e.venvs.SDK_SERVERS``,
+shared with the foreign-peer matrix; the 0.3 *client* tests keep theirs next
+to it, untouched).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e.procs import CLI, Child, Spawn, child_env, opened, wait_until
-from e2e.venvs import CachedVenv
+from e2e.venvs import SDK_SERVERS
 from support.certs import make_certs
 from support.ports import free_port
 from support.tls import caller_context
@@ -73,20 +73,11 @@ nodes:
 
 # -- the a2a-sdk 0.3 server's venv ------------------------------------------------------
 
-SDK03_SERVER = CachedVenv(
-    name="a2a-sdk-03-server-venv",
-    requirements=("a2a-sdk[http-server]>=0.3.20,<0.4", "httpx", "uvicorn"),
-    check="import a2a.server.apps, httpx, sse_starlette, starlette, uvicorn, re; "
-    "import importlib.metadata as m; v = m.version('a2a-sdk'); "
-    "found = re.match(r'0\\.3\\.(\\d+)', v); assert found and int(found[1]) >= 20, v; print(v)",
-    purpose="the a2a-sdk 0.3 server",
-)
-
 
 @pytest.fixture(scope="module")
 def sdk03_server_python() -> Path:
     """The interpreter of a venv holding the a2a-sdk 0.3.x server, made once and reused."""
-    return SDK03_SERVER.interpreter()
+    return SDK_SERVERS["0.3"].interpreter()
 
 
 # -- certificates, processes -------------------------------------------------------------

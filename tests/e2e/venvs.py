@@ -89,6 +89,24 @@ class CachedVenv:
         self.stamp.write_text("\n".join(self.requirements))
 
 
+def _sdk_server(version: str) -> CachedVenv:
+    """A venv holding exactly a2a-sdk ``version`` with its HTTP server extras and
+    uvicorn: the Python peer servers of :mod:`e2e.foreign` run in it."""
+    return CachedVenv(
+        name=f"a2a-sdk-{version}-server-venv",
+        requirements=(f"a2a-sdk[http-server]=={version}", "httpx", "uvicorn"),
+        check="import a2a.server.request_handlers, httpx, sse_starlette, starlette, uvicorn; "
+        "import importlib.metadata as m; v = m.version('a2a-sdk'); "
+        f"assert v == {version!r}, v",
+        purpose=f"the a2a-sdk {version} server",
+    )
+
+
+#: The a2a-sdk peer servers, one venv per generation: the newest 1.x and 0.3.x
+#: releases (a2a-sdk 0.3 and 1.x cannot share an environment).
+SDK_SERVERS: dict[str, CachedVenv] = {"1": _sdk_server("1.3.0"), "0.3": _sdk_server("0.3.26")}
+
+
 def _sdk_client(version: str) -> CachedVenv:
     """A venv holding exactly a2a-sdk ``version`` (its client needs no extras) and
     httpx: the client drivers of ``tests/e2e/sdk_clients`` run in it."""
