@@ -55,6 +55,8 @@ __all__ = ["Watchdog", "inform"]
 ABANDON_TRIES = 10
 #: Seconds a peer that could not be reached is not called again.
 PROBE_INTERVAL = 1.0
+#: Pauses (seconds) before each read of a task its stream said is over.
+STREAM_READ_PAUSES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 async def inform(runtime: Runtime, row: DelegationRecord, news: Mapping[str, Any]) -> bool:
@@ -328,8 +330,10 @@ class Watchdog:
                 if task is None:
                     continue
                 if task_state(task) in TERMINAL_STATES:
-                    task = dict(await self.delegator.get_task(row))  # whole, with artifacts
-                    over = True
+                    whole = await self._whole(row)
+                    if whole is None:
+                        break  # its reads never caught up: poll, below
+                    task, over = whole, True
                 await inform(self.runtime, row, {"kind": "task", "task": task, "via": "stream"})
                 if over:
                     break
@@ -347,6 +351,18 @@ class Watchdog:
             if current is not None:
                 await self.runtime.store.reschedule_delegation(current, time.time())
                 self._wake.set()
+
+    async def _whole(self, row: DelegationRecord) -> dict[str, Any] | None:
+        """The peer's task, whole (with artifacts), once its stream said it is
+        over. A peer may stream before its store is written (or read from a
+        lagging replica): a read that still shows the task going on is tried
+        again a few times, briefly. None when none shows it over."""
+        for pause in STREAM_READ_PAUSES:
+            await asyncio.sleep(pause)
+            task = dict(await self.delegator.get_task(row))
+            if task_state(task) in TERMINAL_STATES:
+                return task
+        return None
 
     async def _over_by_poll(self, row: DelegationRecord) -> bool:
         """A stream refused or ended before the peer's task did: poll once at

@@ -44,6 +44,9 @@ class FakePeer:
     #: Task ids by the messageId that created them: a repeated send finds its
     #: task, as on a peer that deduplicates (ours does, by Idempotency-Key).
     created: dict[str, str] = field(default_factory=dict)
+    #: What its card declares: ``streaming`` (``SubscribeToTask`` answers
+    #: come from ``answer``, the SSE being the test's to shape).
+    streaming: bool = False
 
     def card(self) -> dict[str, Any]:
         return {
@@ -53,7 +56,7 @@ class FakePeer:
             "supportedInterfaces": [
                 {"url": f"{PEER_URL}/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
             ],
-            "capabilities": {"streaming": False, "pushNotifications": False},
+            "capabilities": {"streaming": self.streaming, "pushNotifications": False},
             "defaultInputModes": ["text/plain"],
             "defaultOutputModes": ["text/plain"],
             "skills": [{"id": "ask", "name": "ask", "description": "asks", "tags": ["ask"]}],
