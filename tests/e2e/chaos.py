@@ -77,6 +77,10 @@ class ChaosResult:
     crashes: dict[str, int] = field(default_factory=dict)
     #: What went wrong, one line each (task, its ids and error; crash logs).
     problems: list[str] = field(default_factory=list)
+    #: The kills, as (seconds from the start, node), and the tasks that ended
+    #: last (name, A's task id, seconds from the start to its send and its end).
+    kill_log: list[tuple[float, str]] = field(default_factory=list)
+    last: list[tuple[str, str | None, float, float]] = field(default_factory=list)
     root: str = ""
 
     @property
@@ -145,7 +149,7 @@ async def run_chaos(config: ChaosConfig, root: Path) -> ChaosResult:
     for name, node in net.nodes.items():
         result.kills[name] = node.kills
         result.problems += [f"{name} crashed: {log}" for log in node.crashes]
-    _judge(load.runs, result)
+    _judge(load.runs, load.started, result)
     await _count_held(net, load.runs, result)
     return result
 
@@ -176,7 +180,7 @@ async def _kill(
     the time of the last kill."""
     rng = random.Random(config.seed)
     names = sorted(net.nodes)
-    start = time.monotonic()
+    start = load.started
     at, last = start, None
     while True:
         at += rng.uniform(*config.kill_every)
@@ -186,6 +190,7 @@ async def _kill(
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         await net.kill_and_restart(victim)
         last = time.monotonic()
+        result.kill_log.append((round(last - start, 2), victim))
         result.in_flight_at_last_kill = len(load.in_progress())
     await asyncio.sleep(max(0.0, start + config.duration - time.monotonic()))
     return last
@@ -197,8 +202,13 @@ async def _restart_crashed(net: ChaosNet) -> None:
         await asyncio.sleep(0.5)
 
 
-def _judge(runs: list[TaskRun], result: ChaosResult) -> None:
+def _judge(runs: list[TaskRun], started: float, result: ChaosResult) -> None:
     result.tasks = len(runs)
+    ended = sorted((r for r in runs if r.done), key=lambda r: r.done or 0)[-5:]
+    result.last = [
+        (r.name, r.task_id, round(r.started - started, 2), round((r.done or 0) - started, 2))
+        for r in ended
+    ]
     result.client_retries = sum(run.retries for run in runs)
     for run in runs:
         if run.done is None:

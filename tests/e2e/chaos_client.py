@@ -59,6 +59,7 @@ class Load:
         self.random = random.Random(seed + 1)
         self.runs: list[TaskRun] = []
         self.stop = asyncio.Event()
+        self.started = time.monotonic()
 
     def in_progress(self) -> list[TaskRun]:
         return [run for run in self.runs if run.done is None]
