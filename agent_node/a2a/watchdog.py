@@ -1,7 +1,9 @@
 """The delegation watchdog: it drives every delegation row that is due.
 
 Rows are claimed when due (``next_poll_at``; on PostgreSQL two watchdogs
-never claim one at once), at most ``concurrency`` at a time, and taken up by
+never claim one at once), at most ``concurrency`` at a time, in the name of
+the engine's lease owner (a node restarted after a crash takes up at once
+the rows its dead process had claimed, as it does its work), and taken up by
 their state (:class:`~agent_node.store.records.DelegationRecord`):
 
 * ``sending``: the request is sent. The peer's answer is news for the row;
@@ -93,6 +95,9 @@ class Watchdog:
         #: backed-off rows of a peer that answers again must not hand out a
         #: row being worked on), and past any call's timeouts.
         self._lease = max(2 * max_poll, 4 * max_backoff)
+        #: Claims are the engine's leases: a node that restarts after a crash
+        #: frees at once the rows its dead process held (``Engine.recover``).
+        self._owner = str(runtime.engine.owner)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
@@ -164,7 +169,7 @@ class Watchdog:
         while (free := self.concurrency - len(self._active)) > 0:
             now = time.time()
             due = await self.runtime.store.claim_delegations(
-                now=now, lease_until=now + self._lease, limit=free
+                now=now, lease_until=now + self._lease, limit=free, owner=self._owner
             )
             for row in due:
                 job = asyncio.create_task(self._take(row), name=f"delegation {row.key}")

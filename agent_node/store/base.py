@@ -192,10 +192,13 @@ class Store(Protocol):
         visit)`` keys still held, so the owner learns which it lost."""
 
     async def expire_leases(self, owners: Collection[str], now: float) -> int:
-        """Make the leases of ``owners`` claimable at once (they are dead or stopping)."""
+        """Make the leases of ``owners`` claimable at once (they are dead or
+        stopping): their work, and the delegation rows their watchdogs
+        claimed (due ``now``); how many."""
 
     async def lease_owners(self) -> list[str]:
-        """Distinct owners of current leases (for dead-owner recovery)."""
+        """Distinct owners of current leases and delegation claims (for
+        dead-owner recovery)."""
 
     async def due_waits(
         self, now: float, limit: int, execution_ids: Collection[str] | None = None
@@ -276,12 +279,14 @@ class Store(Protocol):
         """One delegation row, as it is now."""
 
     async def claim_delegations(
-        self, *, now: float, lease_until: float, limit: int
+        self, *, now: float, lease_until: float, limit: int, owner: str | None = None
     ) -> list[DelegationRecord]:
         """Delegations due (``next_poll_at <= now``), in one statement: their
         ``next_poll_at`` moved to ``lease_until`` and ``polls`` counted up,
         so two watchdogs sharing a store never take up one row at the same
-        time; the rows as updated."""
+        time; the rows as updated. ``owner`` (a lease owner) is recorded as
+        the claimer, so that :meth:`expire_leases` frees the rows of a
+        watchdog that died holding them."""
 
     async def reschedule_delegation(
         self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None

@@ -40,6 +40,8 @@ class MemoryStore:
         self._waits: dict[str, dict[_Key, WaitRecord]] = {}
         self._pushes: dict[tuple[str, str], PushConfigRecord] = {}
         self._delegations: dict[tuple[str, str, int], DelegationRecord] = {}
+        #: Who claimed each delegation row last (``claimed_by``).
+        self._claimed: dict[tuple[str, str, int], str] = {}
         self._notifier = Notifier()
 
     async def open(self) -> None:
@@ -113,6 +115,7 @@ class MemoryStore:
             waits[(wait.node, wait.visit)] = wait
         for node, visit in txn.delegations_del:
             self._delegations.pop((record.id, node, visit), None)
+            self._claimed.pop((record.id, node, visit), None)
         for delegation in [*txn.delegations_put, *(d for d, _ in txn.delegations_set)]:
             at = (delegation.execution_id, delegation.node, delegation.visit)
             self._delegations[at] = replace(delegation)
@@ -178,12 +181,18 @@ class MemoryStore:
         if count:
             for execution_id in list(self._work):
                 self._notifier.publish("work", execution_id)
-        return count
+        freed = [at for at, owner in self._claimed.items() if owner in owners]
+        for at in freed:
+            del self._claimed[at]
+            delegation = self._delegations.get(at)
+            if delegation is not None:
+                delegation.next_poll_at = min(delegation.next_poll_at, now)
+                self._notifier.publish("delegation", delegation.execution_id)
+        return count + len(freed)
 
     async def lease_owners(self) -> list[str]:
-        return sorted(
-            {i.lease_owner for w in self._work.values() for i in w.values() if i.lease_owner}
-        )
+        held = {i.lease_owner for w in self._work.values() for i in w.values() if i.lease_owner}
+        return sorted(held | set(self._claimed.values()))
 
     # -- push configs --------------------------------------------------------
 
@@ -239,7 +248,7 @@ class MemoryStore:
         return replace(held) if held is not None else None
 
     async def claim_delegations(
-        self, *, now: float, lease_until: float, limit: int
+        self, *, now: float, lease_until: float, limit: int, owner: str | None = None
     ) -> list[DelegationRecord]:
         due = sorted(
             (d for d in self._delegations.values() if d.next_poll_at <= now),
@@ -248,6 +257,11 @@ class MemoryStore:
         for delegation in due:
             delegation.next_poll_at = lease_until
             delegation.polls += 1
+            at = (delegation.execution_id, delegation.node, delegation.visit)
+            if owner is None:
+                self._claimed.pop(at, None)
+            else:
+                self._claimed[at] = owner
         return [replace(d) for d in due]
 
     async def reschedule_delegation(
@@ -278,6 +292,7 @@ class MemoryStore:
         held = self._held(delegation)
         if held is not None:
             del self._delegations[(held.execution_id, held.node, held.visit)]
+            self._claimed.pop((held.execution_id, held.node, held.visit), None)
         return held is not None
 
     def _held(self, delegation: DelegationRecord) -> DelegationRecord | None:

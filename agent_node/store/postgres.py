@@ -83,7 +83,7 @@ _CLAIM_PUSHES = numbered(
 )
 
 _CLAIM_DELEGATIONS = (
-    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1"
+    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1, claimed_by = $4"
     " FROM (SELECT execution_id, node, visit"
     " FROM delegations WHERE next_poll_at <= $2 ORDER BY next_poll_at LIMIT $3"
     " FOR UPDATE SKIP LOCKED) s WHERE d.execution_id = s.execution_id AND d.node = s.node"
@@ -313,7 +313,16 @@ class PostgresStore:
             count = int(status.split()[-1])
             if count:
                 await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, "work:*")
-            return count
+            status = await conn.execute(
+                "UPDATE delegations SET next_poll_at = LEAST(next_poll_at, $1), claimed_by = NULL"
+                " WHERE claimed_by = ANY($2::text[])",
+                now,
+                names,
+            )
+            freed = int(status.split()[-1])
+            if freed:
+                await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, "delegation:*")
+            return count + freed
 
         return await self._transact(job)
 
@@ -361,10 +370,10 @@ class PostgresStore:
         return delegation_from_row(tuple(rows[0])) if rows else None
 
     async def claim_delegations(
-        self, *, now: float, lease_until: float, limit: int
+        self, *, now: float, lease_until: float, limit: int, owner: str | None = None
     ) -> list[DelegationRecord]:
         async def job(conn: asyncpg.Connection) -> list[DelegationRecord]:
-            rows = await conn.fetch(_CLAIM_DELEGATIONS, lease_until, now, limit)
+            rows = await conn.fetch(_CLAIM_DELEGATIONS, lease_until, now, limit, owner)
             return [delegation_from_row(tuple(r)) for r in rows]
 
         return await self._transact(job)

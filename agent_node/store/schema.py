@@ -17,7 +17,9 @@ Tables (see DESIGN.md, "Durability"):
 * ``delegations`` — tasks sent to peer agents that waits are parked on,
   found by the peer's task id (pushes) and by poll time (the watchdog);
   schema version 3; version 4 made each row a state machine (``state``,
-  ``turn``, ``request``, ``question``, ``last_error``).
+  ``turn``, ``request``, ``question``, ``last_error``); version 5 names the
+  watchdog that claimed a row (``claimed_by``, a lease owner), so a node
+  that restarts takes up at once the rows its dead process had claimed.
 
 Versions only ever add: :data:`MIGRATIONS` names the tables each version
 added and :data:`ADDED_COLUMNS` the columns (with the DDL that adds them to
@@ -35,9 +37,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ADDED_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "ddl"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: The tables each schema version added to the one before.
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: ("push_configs",), 3: ("delegations",), 4: ()}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: ("push_configs",),
+    3: ("delegations",),
+    4: (),
+    5: (),
+}
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
@@ -47,7 +54,8 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
         ("delegations", "request", "TEXT"),
         ("delegations", "question", "TEXT"),
         ("delegations", "last_error", "TEXT"),
-    )
+    ),
+    5: (("delegations", "claimed_by", "TEXT"),),
 }
 
 
@@ -161,6 +169,7 @@ def _metadata() -> MetaData:
         Column("request", Text),
         Column("question", Text),
         Column("last_error", Text),
+        Column("claimed_by", Text),
         Index("ix_delegations_task", "remote_task_id"),
         Index("ix_delegations_poll", "next_poll_at"),
         sqlite_with_rowid=False,

@@ -136,7 +136,10 @@ class Statements:
             "UPDATE work SET lease_expires_at = ? WHERE lease_owner = ?"
             " RETURNING execution_id, node, visit"
         )
-        self.lease_owners = "SELECT DISTINCT lease_owner FROM work WHERE lease_owner IS NOT NULL"
+        self.lease_owners = (
+            "SELECT lease_owner FROM work WHERE lease_owner IS NOT NULL"
+            " UNION SELECT claimed_by FROM delegations WHERE claimed_by IS NOT NULL"
+        )
         self.due_waits = q(
             f"SELECT {WAIT_COLUMNS} FROM waits WHERE deadline IS NOT NULL AND deadline <= ?"
             " ORDER BY deadline LIMIT ?"

@@ -362,10 +362,16 @@ class SqliteStore:
         if not names:
             return 0
         sql = f"UPDATE work SET lease_expires_at = ? WHERE lease_owner IN {in_list(len(names))}"
+        claims = (
+            "UPDATE delegations SET next_poll_at = MIN(next_poll_at, ?), claimed_by = NULL"
+            f" WHERE claimed_by IN {in_list(len(names))}"
+        )
 
         def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:
             count = conn.execute(sql, [now, *names]).rowcount
-            return count, [("work", "*")] if count else []
+            freed = conn.execute(claims, [now, *names]).rowcount
+            notices: _Notices = [("work", "*")] if count else []
+            return count + freed, [*notices, ("delegation", "*")] if freed else notices
 
         count: int = await self._submit(job)
         return count
@@ -420,17 +426,17 @@ class SqliteStore:
         return delegation_from_row(rows[0]) if rows else None
 
     async def claim_delegations(
-        self, *, now: float, lease_until: float, limit: int
+        self, *, now: float, lease_until: float, limit: int, owner: str | None = None
     ) -> list[DelegationRecord]:
         sql = (
-            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1"
+            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1, claimed_by = ?"
             " WHERE (execution_id, node, visit) IN (SELECT execution_id, node, visit"
             " FROM delegations WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?)"
             f" RETURNING {DELEGATION_COLUMNS}"
         )
 
         def job(conn: sqlite3.Connection) -> tuple[list[DelegationRecord], _Notices]:
-            rows = conn.execute(sql, (lease_until, now, limit)).fetchall()
+            rows = conn.execute(sql, (lease_until, owner, now, limit)).fetchall()
             return [delegation_from_row(r) for r in rows], []
 
         claimed: list[DelegationRecord] = await self._submit(job)
