@@ -237,9 +237,11 @@ class Watchdog:
         await inform(self.runtime, row, {"kind": "relayed", "turn": row.turn})
 
     async def _look(self, row: DelegationRecord) -> None:
-        """Poll the peer's task (or start following it over SSE)."""
-        if row.key in self._following or await self._follows(row):
-            await self._reschedule(row, time.time() + self.max_poll)  # polls: a safety net
+        """Poll the peer's task (or start following it over SSE: then polls,
+        every ``max_poll``, are a safety net for a stream gone silent)."""
+        following = row.key in self._following
+        if not following and await self._follows(row):
+            await self._reschedule(row, time.time() + self.max_poll)
             return
         task = await self.delegator.get_task(row)
         await self._alive(row.peer)
@@ -248,6 +250,8 @@ class Watchdog:
             await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
         if row.state == "asked":
             delay = ASKED_POLL
+        elif following:
+            delay = self.max_poll
         else:
             delay = min(self.max_poll, 2.0 ** min(row.polls, 16))
         await self._reschedule(row, time.time() + delay)
