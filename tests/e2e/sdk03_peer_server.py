@@ -139,14 +139,20 @@ class PeerExecutor(ServesScenarios, AgentExecutor):
 
 class Handler(LogsCancels, DefaultRequestHandler):
     """The SDK's request handler, logging the tasks it cancels; its
-    ``tasks/resubscribe`` relays the task's events without storing them again.
+    ``tasks/resubscribe`` works around two bugs of a2a-sdk 0.3.26 (the
+    matrix tests our node, not them):
 
-    a2a-sdk 0.3.26 feeds a resubscription's events through a second
-    ``TaskManager`` while the send's own consumer still stores them, and its
-    ``InMemoryTaskStore`` hands both the same ``Task`` object: every appended
-    artifact chunk is stored twice (``tasks/get`` then reads ``chunk-1
-    chunk-2 chunk-2 chunk-3chunk-3``). The matrix tests our node, not that
-    bug, so here the events are only relayed, as the SDK's stream sends them.
+    * it feeds a resubscription's events through a second ``TaskManager``
+      while the send's own consumer still stores them, and its
+      ``InMemoryTaskStore`` hands both the same ``Task`` object: every
+      appended artifact chunk is stored twice (``tasks/get`` then reads
+      ``chunk-1 chunk-2 chunk-2 chunk-3chunk-3``). Here the events are only
+      relayed, as the SDK's stream sends them;
+    * it taps a task's queue that is closed already (the send's consumer
+      closes it at the turn's last event, the queue manager drops it a
+      moment later): nothing ever reaches or closes that tap, and the stream
+      hangs open, silent. Here a closed queue counts as gone, as a dropped
+      one does in the SDK (``TaskNotFoundError``).
     """
 
     async def on_resubscribe_to_task(
@@ -158,9 +164,10 @@ class Handler(LogsCancels, DefaultRequestHandler):
         if task.status.state in TERMINAL_TASK_STATES:
             over = f"Task {task.id} is in terminal state: {task.status.state.value}"
             raise ServerError(error=InvalidParamsError(message=over))
-        queue = await self._queue_manager.tap(task.id)
-        if queue is None:
+        running = await self._queue_manager.get(task.id)
+        if running is None or running.is_closed():
             raise ServerError(error=TaskNotFoundError())
+        queue = running.tap()  # no await since the check: it is still open
         async for event in EventConsumer(queue).consume_all():
             yield event
 
