@@ -79,6 +79,7 @@ from agent_node.a2a.taskview import (
     reply_message,
     state_from_message,
 )
+from agent_node.engine import faults
 from agent_node.errors import InvalidSignal
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
@@ -434,7 +435,12 @@ class TaskService:
         history_length: int | None = None,
         include_artifacts: bool = True,
     ) -> Task:
+        await faults.reached("task_render", record)
         waits = await self.runtime.store.waits(record.id) if record.status == "waiting" else []
+        if any(w.kind == "input" for w in waits):
+            # The log was read before the waits: a question asked in between
+            # is missing from it. Read it again, now as new as the waits.
+            events = await self._events(record.id)
         return render_task(
             record,
             events,
