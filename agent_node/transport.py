@@ -65,11 +65,23 @@ class _QuickTlsClose:
     """Stopping, an idle TLS connection closes by waiting for the client's
     close_notify, which an idle pooled client (a peer node, itself stopping)
     never sends: every stop took the whole graceful timeout. Idle, nothing is
-    left to send, so the connection is aborted after a moment."""
+    left to send, so the connection is aborted after a moment.
+
+    A connection the keep-alive timeout closed already is in that wait too
+    (up to the loop's TLS shutdown timeout), and must not be closed again:
+    CPython's TLS transport forgets its protocol on a second ``close()``, and
+    any use of it after that raises (a stop crashed on every node with a
+    connection idle past the keep-alive timeout). It is aborted at once.
+    """
 
     cycle: Any
     transport: Any
     _lost = False
+    _tls = False
+
+    def connection_made(self, transport: Any) -> None:
+        self._tls = transport.get_extra_info("ssl_object") is not None
+        super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -77,8 +89,12 @@ class _QuickTlsClose:
 
     def shutdown(self) -> None:
         idle = self.cycle is None or self.cycle.response_complete
-        super().shutdown()  # type: ignore[misc]
-        if idle and self.transport.get_extra_info("ssl_object") is not None:
+        if not (idle and self._tls):
+            super().shutdown()  # type: ignore[misc]
+        elif self.transport.is_closing():
+            self.transport.abort()
+        else:
+            super().shutdown()  # type: ignore[misc]
             asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, self._abort_unless_lost)
 
     def _abort_unless_lost(self) -> None:
