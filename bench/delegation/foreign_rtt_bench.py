@@ -46,45 +46,15 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
-from e2e.foreign.js_peers import js_peer  # noqa: E402
 from e2e.procs import Child, child_env, opened, wait_until  # noqa: E402
 from e2e.test_delegation import V10, Net  # noqa: E402
+from e2e.test_foreign_peers import KINDS as FOREIGN  # noqa: E402
+from e2e.test_foreign_peers import PATHS, RELAY  # noqa: E402
 from support.certs import make_certs  # noqa: E402
 from support.tls import caller_context  # noqa: E402
 
-KINDS = ("ours", "a2a-sdk-1", "a2a-sdk-0.3", "a2a-js-1", "a2a-js-0.3")
-PATHS = {"push": (True, False), "sse": (False, True), "poll": (False, False)}
+KINDS = ("ours", *FOREIGN)
 INSTANT = Path(f"{ROOT / 'bench' / 'delegation' / 'instant.py'}:wf")
-
-RELAY = """\
-workflow:
-  id: relay
-  version: "1"
-  start: ask
-  state_schema:
-    type: object
-    properties:
-      text: {{type: string}}
-      answer: {{type: object}}
-    required: [text]
-nodes:
-  ask:
-    type: delegate
-    peer: f
-    text: "{{{{ state.text }}}}"
-    output: answer
-    poll: {poll}
-    next: done
-  done: {{type: end, output: [answer]}}
-"""
-
-
-def _launcher(kind: str) -> tuple[Any, str]:
-    if kind.startswith("a2a-js-"):
-        return js_peer, kind.removeprefix("a2a-js-")
-    from e2e.foreign.python_peers import python_peer
-
-    return python_peer, kind.removeprefix("a2a-sdk-")
 
 
 class Spawner:
@@ -112,7 +82,7 @@ async def _start_peer(net: Net, spawn: Spawner, kind: str, path: str) -> Child:
             allowed, off = "push: {allow: [127.0.0.0/8]}", "push: {enabled: false}"
             config.write_text(config.read_text().replace(allowed, off))
         return await net.start("f")
-    launcher, generation = _launcher(kind)
+    launcher, generation = FOREIGN[kind]
     log = net.root / "peer.jsonl"
     argv, env = launcher(
         generation, port=net.port("f"), certs=net.certs, name="f", log=log, push=push,
@@ -190,7 +160,7 @@ async def run_case(kind: str, path: str, args: argparse.Namespace) -> dict[str, 
             net = Net(root, make_certs(root / "certs", "a", "f", "alice"), spawn)
             await _start_peer(net, spawn, kind, path)
             relay = root / "relay.yaml"
-            relay.write_text(RELAY.format(poll=args.poll))
+            relay.write_text(RELAY % args.poll)
             net.configure("a", {"relay": relay}, ["f"])
             await net.start("a")
             ids, latencies = await _round_trips(net, args.n, args.warmup)
