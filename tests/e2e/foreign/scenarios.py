@@ -30,6 +30,13 @@ from agent_node.security.tls import server_context
 
 #: The identity the peer's certificate (``f``) carries.
 PEER = "spiffe://example.org/agent/f"
+#: The fields of each log entry the contract documents (``e2e.foreign``).
+LOGGED = {
+    "request": ("event", "method", "task_id", "message_id", "idempotency_key", "text"),
+    "task_created": ("event", "task_id", "message_id"),
+    "canceled": ("event", "task_id"),
+    "push": ("event", "url", "status", "state"),
+}
 #: ``js_peer`` / ``python_peer``: (generation, *, port, certs, name, log, push, streaming).
 Launcher = Callable[..., tuple[list[str], dict[str, str]]]
 
@@ -121,8 +128,11 @@ class Peer:
     dialect: Dialect
 
     def entries(self, event: str) -> list[dict[str, Any]]:
+        """The log's ``event`` entries, as far as the contract documents them
+        (a server may log more: a time, a push's headers and body)."""
         lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return [e for e in map(json.loads, lines) if e["event"] == event]
+        fields = LOGGED[event]
+        return [{k: e[k] for k in fields} for e in map(json.loads, lines) if e["event"] == event]
 
     def client(self, name: str | None = "alice") -> httpx.AsyncClient:
         return httpx.AsyncClient(verify=caller_context(self.certs, name), timeout=30)
