@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import random
+import statistics
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -70,6 +71,9 @@ class ChaosResult:
     #: Seconds from the last kill until the last task ended (None: some never did).
     finish_after_last_kill: float | None = None
     in_flight_at_last_kill: int = 0
+    #: Seconds from sending a task to seeing it end: the median and the longest.
+    task_median: float = 0.0
+    task_longest: float = 0.0
     #: Tasks each node's store holds (one per task sent, when nothing is duplicated).
     held: dict[str, int] = field(default_factory=dict)
     #: Calls of the client that failed (a node down) and were tried again.
@@ -110,6 +114,7 @@ class ChaosResult:
                 "never" if after is None else f"{after:.1f} s",
             ),
             ("in flight at the last kill", str(self.in_flight_at_last_kill)),
+            ("task time, median / longest", f"{self.task_median:.1f} / {self.task_longest:.1f} s"),
             ("tasks held by A / B / C", " / ".join(str(self.held.get(n, 0)) for n in "abc")),
             ("client calls retried", str(self.client_retries)),
             ("node crashes (not our kills)", str(sum(self.crashes.values()))),
@@ -210,6 +215,9 @@ def _judge(runs: list[TaskRun], started: float, result: ChaosResult) -> None:
         for r in ended
     ]
     result.client_retries = sum(run.retries for run in runs)
+    took = sorted(run.done - run.started for run in runs if run.done is not None)
+    if took:
+        result.task_median, result.task_longest = statistics.median(took), took[-1]
     for run in runs:
         if run.done is None:
             result.lost += 1
