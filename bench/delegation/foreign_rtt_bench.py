@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import ssl
 import statistics
 import sys
 import tempfile
@@ -46,14 +47,22 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
+import uvicorn  # noqa: E402
 from e2e.procs import Child, child_env, opened, wait_until  # noqa: E402
 from e2e.test_delegation import V10, Net  # noqa: E402
 from e2e.test_foreign_peers import KINDS as FOREIGN  # noqa: E402
 from e2e.test_foreign_peers import PATHS, RELAY  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 from support.certs import make_certs  # noqa: E402
+from support.ports import free_port  # noqa: E402
 from support.tls import caller_context  # noqa: E402
 
 KINDS = ("ours", *FOREIGN)
+FINAL = {"TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED"}
+TOKEN_HEADER = "x-a2a-notification-token"
 INSTANT = Path(f"{ROOT / 'bench' / 'delegation' / 'instant.py'}:wf")
 
 
@@ -125,17 +134,83 @@ async def _round_trips(net: Net, n: int, warmup: int) -> tuple[list[str], list[f
     return ids, latencies
 
 
-async def _resumes(net: Net, ids: list[str]) -> tuple[list[float], dict[str, int]]:
-    """Per execution: A's delegate node start -> resume (s); and how many
+async def _peer_alone(net: Net, n: int, warmup: int) -> list[float]:
+    """The peer by itself: ``warmup`` + ``n`` sends of ``slow 0`` straight to
+    it (A2A 1.0, ``returnImmediately``, a push config naming a do-nothing
+    mTLS receiver this process serves); per send, the time from its start
+    to the push that settles the task (s). What any caller of this peer
+    waits for at least, on the push path."""
+    settled: dict[str, asyncio.Event] = {}
+
+    async def receive(request: Request) -> JSONResponse:
+        body = await request.json()
+        for shape in ("task", "statusUpdate"):
+            found = body.get(shape) if isinstance(body, dict) else None
+            if isinstance(found, dict) and (found.get("status") or {}).get("state") in FINAL:
+                settled.setdefault(request.headers.get(TOKEN_HEADER, ""), asyncio.Event()).set()
+        return JSONResponse({"ok": True})
+
+    port = free_port()
+    config = uvicorn.Config(
+        Starlette(routes=[Route("/push", receive, methods=["POST"])]),
+        host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+        ssl_certfile=str(net.certs / "a.pem"), ssl_keyfile=str(net.certs / "a-key.pem"),
+        ssl_ca_certs=str(net.certs / "ca.pem"), ssl_cert_reqs=ssl.CERT_OPTIONAL,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    card = await _card(net)
+    spans: list[float] = []
+    try:
+        async with httpx.AsyncClient(verify=caller_context(net.certs, "a"), timeout=60) as http:
+            for i in range(warmup + n):
+                token = f"t{i}"
+                settled[token] = asyncio.Event()
+                message = {"messageId": f"alone{i}", "role": "ROLE_USER"}
+                message["parts"] = [{"text": f"slow 0 alone {i}"}]
+                push = {"url": f"https://127.0.0.1:{port}/push", "token": token}
+                configuration = {"returnImmediately": True, "taskPushNotificationConfig": push}
+                params = {"message": message, "configuration": configuration}
+                body = {"jsonrpc": "2.0", "id": i, "method": "SendMessage", "params": params}
+                began = time.perf_counter()
+                answer = (await http.post(card, json=body, headers=V10)).json()
+                if "result" not in answer:
+                    raise SystemExit(f"the peer refused a send: {json.dumps(answer)[:800]}")
+                await asyncio.wait_for(settled[token].wait(), 30)
+                if i >= warmup:
+                    spans.append(time.perf_counter() - began)
+    finally:
+        server.should_exit = True
+        await serving
+    return spans
+
+
+async def _card(net: Net) -> str:
+    """The peer's JSON-RPC endpoint, as its card names it."""
+    async with httpx.AsyncClient(verify=caller_context(net.certs, "a"), timeout=10) as http:
+        card = (await http.get(f"{net.url('f')}/.well-known/agent-card.json")).json()
+    for interface in card.get("supportedInterfaces") or []:
+        if interface.get("protocolBinding", "JSONRPC") == "JSONRPC":
+            return str(interface["url"])
+    return str(card["url"])
+
+
+async def _resumes(net: Net, ids: list[str]) -> tuple[list[float], list[float], dict[str, int]]:
+    """Per execution: A's delegate node start -> resume (s); its first leg,
+    start -> the send's answer recorded (``delegation_sent``); and how many
     resumed by each path (``via`` of ``wait_resolved``, ``answer`` when the
     send's answer was final)."""
     spans: list[float] = []
+    sends: list[float] = []
     via: dict[str, int] = {}
     async with opened(net.store("a")) as store:
         for execution_id in ids:
             events = [e for e in await store.events(execution_id) if e.node == "ask"]
             started = next(e.at for e in events if e.kind == "node_started")
             resolved = next((e for e in events if e.kind == "wait_resolved"), None)
+            sent = next((e.at for e in events if e.kind == "delegation_sent"), None)
+            if sent is not None:
+                sends.append(sent - started)
             if resolved is None:
                 end = next(e.at for e in events if e.kind == "node_completed")
                 how = "answer"
@@ -144,7 +219,7 @@ async def _resumes(net: Net, ids: list[str]) -> tuple[list[float], dict[str, int
                 how = str((json.loads(resolved.data or "{}").get("payload") or {}).get("via", "?"))
             spans.append(end - started)
             via[how] = via.get(how, 0) + 1
-    return spans, via
+    return spans, sends, via
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -154,7 +229,11 @@ def _pct(values: list[float], q: float) -> float:
 
 async def run_case(kind: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"foreign-rtt-{kind}-{path}-") as scratch:
-        root = Path(scratch)
+        root = (
+            Path(tempfile.mkdtemp(prefix=f"foreign-rtt-{kind}-{path}-"))
+            if args.keep
+            else Path(scratch)
+        )
         spawn = Spawner(root)
         try:
             net = Net(root, make_certs(root / "certs", "a", "f", "alice"), spawn)
@@ -164,7 +243,10 @@ async def run_case(kind: str, path: str, args: argparse.Namespace) -> dict[str, 
             net.configure("a", {"relay": relay}, ["f"])
             await net.start("a")
             ids, latencies = await _round_trips(net, args.n, args.warmup)
-            spans, via = await _resumes(net, ids)
+            spans, sends, via = await _resumes(net, ids)
+            alone: list[float] = []
+            if path == "push" and not kind.endswith("0.3"):
+                alone = await _peer_alone(net, args.n, args.warmup)
         finally:
             spawn.reap()
     return {
@@ -174,7 +256,10 @@ async def run_case(kind: str, path: str, args: argparse.Namespace) -> dict[str, 
         "p50_ms": 1e3 * statistics.median(spans),
         "p99_ms": 1e3 * _pct(spans, 0.99),
         "client_p50_ms": 1e3 * statistics.median(latencies),
+        "send_p50_ms": 1e3 * statistics.median(sends) if sends else None,
+        "peer_alone_p50_ms": 1e3 * statistics.median(alone) if alone else None,
         "via": via,
+        "root": str(root),
     }
 
 
@@ -186,18 +271,23 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--poll", type=float, default=0.2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep each case's folder (printed)")
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    print(f"{'peer':<13} {'path':<5} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'client p50':>10}  via")
+    head = f"{'peer':<13} {'path':<5} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'send p50':>9}"
+    print(f"{head} {'client p50':>10} {'peer alone':>10}  via")
     for kind in args.kinds.split(","):
         for path in args.paths.split(","):
             if kind == "ours" and path == "poll":
                 continue
             row = await run_case(kind, path, args)
+            if args.keep:
+                print(f"kept {row['root']}", file=sys.stderr)
             rows.append(row)
             print(
                 f"{kind:<13} {path:<5} {row['n']:>4} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
-                f" {row['client_p50_ms']:>10.2f}  {row['via']}",
+                f" {row['send_p50_ms'] or 0:>9.2f} {row['client_p50_ms']:>10.2f}"
+                f" {row['peer_alone_p50_ms'] or 0:>10.2f}  {row['via']}",
                 flush=True,
             )
     if args.json:

@@ -16,6 +16,7 @@ import argparse
 import importlib.metadata
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,7 +38,7 @@ class Log:
 
     def write(self, **entry: Any) -> None:
         with self.path.open("a") as out:
-            out.write(json.dumps(entry) + "\n")
+            out.write(json.dumps({**entry, "at": time.time()}) + "\n")
 
 
 def logged_headers(headers: Mapping[str, str]) -> dict[str, str | None]:
