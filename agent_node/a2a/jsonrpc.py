@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent_node.a2a import compat, sse
@@ -209,6 +209,9 @@ def jsonrpc_endpoint(
             return _result_response(rpc_id, _render(name, version, result))
         except A2AError as exc:
             return _error_response(rpc_id, exc, version, streamed)
+        except ClientDisconnect:  # a caller that died or gave up: nobody to answer
+            log.debug("A2A JSON-RPC caller went away before its request arrived")
+            return Response(status_code=400)
         except Exception:
             log.exception("A2A JSON-RPC request failed (id %r)", rpc_id)
             return _error_response(rpc_id, InternalError("internal error"), version, streamed)

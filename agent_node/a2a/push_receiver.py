@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from agent_node.a2a import compat
@@ -49,7 +49,10 @@ def push_endpoint(
         caller = caller_of(request.scope)
         if require_identity and caller is None:
             return _refuse(401, "a client certificate is required")
-        raw = await _read_capped(request, MAX_PUSH_BYTES)
+        try:
+            raw = await _read_capped(request, MAX_PUSH_BYTES)
+        except ClientDisconnect:  # the peer died mid-push; its outbox pushes again
+            return Response(status_code=400)
         if raw is None:
             return _refuse(413, f"push body larger than {MAX_PUSH_BYTES} bytes")
         push = _pushed_task(raw)
