@@ -15,6 +15,7 @@
       cert: certs/researcher.pem        # this node's certificate (chain) and key
       key: certs/researcher-key.pem
       trust: [certs/ca.pem]             # CA files peers' certificates must chain to
+      identity_from_cn: false           # true: a certificate without a URI SAN is its CN
     card_public: false                  # true: the card needs no client certificate
     policy:                             # who may do what, by certificate identity
       callers: ["*"]                    # skills without a rule of their own (default: any)
@@ -174,11 +175,11 @@ class PolicySettings(BaseModel):
     """Who may do what, by the identity of the caller's certificate.
 
     Each entry is an identity (``spiffe://example.org/agent/alice``, or a
-    certificate CN) or a glob over identities (``spiffe://example.org/*``);
-    ``*`` is anyone whose certificate chains to the trust bundle. A task
-    belongs to the identity that created it: only that caller (and
-    operators) may read, continue, cancel or subscribe to it, and ListTasks
-    shows a caller its own tasks. Without TLS (``--insecure-dev``) nobody has
+    certificate CN with ``tls.identity_from_cn``) or a glob over identities
+    (``spiffe://example.org/*``); ``*`` is anyone whose certificate chains
+    to the trust bundle. A task belongs to the identity that created it:
+    only that caller (and operators) may read, continue, cancel or subscribe
+    to it, and ListTasks shows a caller its own tasks. Without TLS (``--insecure-dev``) nobody has
     an identity and none of this applies.
     """
 
@@ -211,7 +212,8 @@ class PeerConfig(BaseModel):
     name: str = Field(pattern=_ID)
     #: Its base URL: the Agent Card is fetched from its well-known paths here.
     url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
-    #: The identity its certificate must name (URI SAN, else CN); None: any
+    #: The identity its certificate must name (its URI SAN; its CN only with
+    #: ``tls.identity_from_cn``); None: any
     #: identity the trust bundle vouches for. Pushes about our delegations
     #: are accepted only from this identity.
     identity: str | None = None
@@ -264,6 +266,11 @@ class TlsSettings(BaseModel):
     cert: str = Field(min_length=1)
     key: str = Field(min_length=1)
     trust: list[str] = Field(min_length=1)
+    #: Take a certificate's subject CN as its identity when it has no URI SAN
+    #: (a CA that cannot issue URI SANs). Off: such a certificate names
+    #: nobody, whatever its CN reads — any CA of ``trust`` may write any CN.
+    #: It applies to callers, pushing peers and the peers this node calls.
+    identity_from_cn: bool = False
 
 
 class CardSource(BaseModel):
@@ -356,6 +363,9 @@ class NodeConfig(BaseModel):
         if store is not None:
             update["store"] = store
         if tls is not None:
+            if self.tls is not None and "identity_from_cn" not in tls.model_fields_set:
+                # Flags name the files only: how identities are read stays the file's.
+                tls = tls.model_copy(update={"identity_from_cn": self.tls.identity_from_cn})
             update["tls"] = tls
         return self.model_copy(update=update)
 
@@ -382,6 +392,11 @@ class NodeConfig(BaseModel):
 
         trust = self.trust_paths()
         return client_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
+
+    @property
+    def identity_from_cn(self) -> bool:
+        """Whether certificates without a URI SAN are known by their CN (``tls``)."""
+        return self.tls is not None and self.tls.identity_from_cn
 
     def trust_paths(self) -> list[Path]:
         """The trust bundle's files (resolved); none without TLS."""

@@ -94,7 +94,9 @@ class AgentNode:
         sock = _bind(self.config.listen.host, self.config.listen.port)
         config = self.config.with_overrides(port=sock.getsockname()[1])
         parts = _Parts.assemble(config, workflows, tls is not None)
-        server = uvicorn.Server(uvicorn_config(parts.app, tls, config.limits))
+        server = uvicorn.Server(
+            uvicorn_config(parts.app, tls, config.limits, identity_from_cn=config.identity_from_cn)
+        )
         try:
             await parts.start()
             with _stop_on_signals(server):
@@ -147,7 +149,7 @@ class _Parts:
         from agent_node.security.authz import Policy
 
         outgoing = config.client_ssl_context()
-        http = http_client(outgoing, timeout=30.0)
+        http = http_client(outgoing, timeout=30.0, identity_from_cn=config.identity_from_cn)
         directory = Directory(config.peers, http, trust=config.trust_paths())
         delegator = PeerDelegator(
             directory, http, push_url=config.url + PUSH_PATH, secret=_secret(config)

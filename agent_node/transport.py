@@ -1,7 +1,7 @@
 """How a node is served: uvicorn, over mutual TLS when configured.
 
 The one place that sets uvicorn up, with its HTTP protocol subclassed for
-two things uvicorn does not do:
+three things uvicorn does not do:
 
 * The peer certificate. On each TLS connection the peer's certificate is
   read once from the session, and every request on that connection carries
@@ -13,13 +13,20 @@ two things uvicorn does not do:
   or a request line and headers longer than ``limits.max_header_bytes``, is
   answered ``431 Request Header Fields Too Large`` and its connection closed,
   while it is still being parsed: it never reaches the app.
+* Stopping over TLS. On SIGTERM or SIGINT the node stops accepting
+  connections, lets the requests in flight finish and answer (up to
+  :data:`GRACEFUL_SHUTDOWN` seconds; then they are cancelled, their tasks
+  stay durable in the store), and closes every other connection at once —
+  idle keep-alive ones, ones the keep-alive timeout is already closing, and
+  busy ones as soon as their response is out — without waiting for TLS
+  clients that never say goodbye (:class:`_QuickTlsClose`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, Literal
 
 from agent_node.config import Limits
 
@@ -27,7 +34,8 @@ __all__ = ["CALLER", "caller_of", "uvicorn_config"]
 
 #: The ASGI scope key holding the caller's identity (None: no certificate).
 CALLER = "agent_node.caller"
-#: Seconds a stopping node waits for requests in flight.
+#: Seconds a stopping node waits for requests in flight; a stop with none
+#: takes well under a second.
 GRACEFUL_SHUTDOWN = 5
 #: Seconds an idle TLS connection gets to close politely when the node stops.
 SSL_CLOSE_GRACE = 0.3
@@ -39,14 +47,21 @@ def caller_of(scope: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def uvicorn_config(app: Any, tls: ssl.SSLContext | None, limits: Limits | None = None) -> Any:
-    """A uvicorn config serving ``app``, over ``tls`` when given, within ``limits``."""
+def uvicorn_config(
+    app: Any,
+    tls: ssl.SSLContext | None,
+    limits: Limits | None = None,
+    *,
+    identity_from_cn: bool = False,
+) -> Any:
+    """A uvicorn config serving ``app``, over ``tls`` when given, within
+    ``limits``; ``identity_from_cn``: see :func:`~agent_node.security.tls.identity_of`."""
     import uvicorn
 
     options: dict[str, Any] = {
         "log_level": "warning",
         "lifespan": "off",
-        "http": _node_protocol(limits or Limits()),
+        "http": _node_protocol(limits or Limits(), identity_from_cn),
         # A stop waits this long for requests in flight (a blocking send may
         # wait on a peer for minutes): their tasks are durable, callers can
         # ask again after the restart.
@@ -62,21 +77,29 @@ class _HeadersTooLarge(Exception):
 
 
 class _QuickTlsClose:
-    """Stopping, an idle TLS connection closes by waiting for the client's
-    close_notify, which an idle pooled client (a peer node, itself stopping)
-    never sends: every stop took the whole graceful timeout. Idle, nothing is
-    left to send, so the connection is aborted after a moment.
+    """How a stopping node closes its TLS connections. uvicorn's own
+    ``shutdown`` closes an idle connection and lets a busy one finish its
+    response, then close; plain HTTP connections keep that.
 
-    A connection the keep-alive timeout closed already is in that wait too
-    (up to the loop's TLS shutdown timeout), and must not be closed again:
-    CPython's TLS transport forgets its protocol on a second ``close()``, and
-    any use of it after that raises (a stop crashed on every node with a
-    connection idle past the keep-alive timeout). It is aborted at once.
+    A TLS ``close()`` sends close_notify and waits for the client's, up to
+    the loop's TLS shutdown timeout (30 s); an idle pooled client (a peer
+    node, itself stopping) never answers, and every stop took the whole
+    graceful timeout. So once the node stops, a connection with no response
+    under way — idle, or a busy one that has just finished — gets a moment
+    to close politely and is then aborted, as soon as nothing of its last
+    response is left in the TLS write buffer.
+
+    A connection the keep-alive timeout (or a ``Connection: close``) closed
+    already is in that wait too, and must not be closed again: CPython's TLS
+    transport drops its protocol on a second ``close()``, and any later use
+    of it raises ``AttributeError`` (a stop crashed, exit 1, its requests in
+    flight cut, on every node a client had left idle past the keep-alive
+    timeout). It is only aborted, the same way.
     """
 
     cycle: Any
     transport: Any
-    _lost = False
+    _phase: Literal["serving", "stopping", "lost"] = "serving"
     _tls = False
 
     def connection_made(self, transport: Any) -> None:
@@ -84,25 +107,41 @@ class _QuickTlsClose:
         super().connection_made(transport)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
+        self._phase = "lost"
         super().connection_lost(exc)  # type: ignore[misc]
 
     def shutdown(self) -> None:
+        if self._phase != "serving":
+            return
+        self._phase = "stopping"
         idle = self.cycle is None or self.cycle.response_complete
         if not (idle and self._tls):
             super().shutdown()  # type: ignore[misc]
-        elif self.transport.is_closing():
-            self.transport.abort()
-        else:
+            return
+        if not self.transport.is_closing():
             super().shutdown()  # type: ignore[misc]
-            asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, self._abort_unless_lost)
+        self._abort_soon()
 
-    def _abort_unless_lost(self) -> None:
-        if not self._lost:
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # type: ignore[misc]
+        if self._phase == "stopping" and self._tls:
+            self._abort_soon()  # uvicorn has closed it: its last response is out
+
+    def _abort_soon(self) -> None:
+        asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, self._abort_once_sent)
+
+    def _abort_once_sent(self) -> None:
+        """Abort the connection, or look again later while its TLS layer
+        still holds bytes for a slow reader (the graceful timeout bounds it)."""
+        if self._phase == "lost":
+            return
+        if self.transport.get_write_buffer_size():
+            self._abort_soon()
+        else:
             self.transport.abort()
 
 
-def _node_protocol(limits: Limits) -> type[Any]:
+def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from agent_node.security.tls import identity_of
@@ -123,7 +162,7 @@ def _node_protocol(limits: Limits) -> type[Any]:
             if not der:
                 return
             pem = ssl.DER_cert_to_PEM_cert(der)
-            identity = identity_of(der)
+            identity = identity_of(der, from_cn=identity_from_cn)
             app = self.app
 
             async def with_peer(scope: Any, receive: Any, send: Any) -> None:

@@ -97,7 +97,7 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
 def _declare_mtls(card: dict[str, Any]) -> None:
     description = (
         "Mutual TLS: present a client certificate that chains to this node's trust"
-        " bundle; the caller is the certificate's URI SAN (else its CN)."
+        " bundle; the caller is the identity its URI SAN names."
     )
     card["securitySchemes"] = {MTLS_SCHEME: {"mtlsSecurityScheme": {"description": description}}}
     card["securityRequirements"] = _MTLS_REQUIRED

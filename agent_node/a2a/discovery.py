@@ -39,11 +39,11 @@ import httpx
 from pydantic import ValidationError
 
 from agent_node.a2a.card_models import AgentCard
+from agent_node.a2a.client import server_identity
 from agent_node.a2a.compat_card import card_from_v03
 from agent_node.a2a.signing import CardSignatureError, verify_card
 from agent_node.config import PeerConfig
 from agent_node.errors import ConfigError, RuntimeFailure
-from agent_node.security.tls import identity_of
 
 __all__ = [
     "CARD_PATH",
@@ -121,13 +121,11 @@ class PeerUnavailable(RuntimeFailure):
 
 
 def peer_identity(response: httpx.Response) -> str | None:
-    """The identity (URI SAN, else CN) of the certificate the server of
-    ``response`` presented; None over plain HTTP. Read it while the response's
-    connection is open (inside ``client.stream``, or before the client closes)."""
-    stream = response.extensions.get("network_stream")
-    ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    return identity_of(der) if der else None
+    """The identity of the certificate the server of ``response`` presented,
+    as the client's rule reads it (:func:`~agent_node.a2a.client.server_identity`);
+    None over plain HTTP. Read it while the response's connection is open
+    (inside ``client.stream``, or before the client closes)."""
+    return server_identity(response)
 
 
 async def fetch_card(
@@ -205,7 +203,11 @@ class _Fetch:
     def _check_identity(self, url: str, identity: str | None) -> str | None:
         expected = self.expected_identity
         if expected is not None and identity != expected:
-            shown = identity or "no certificate (plain HTTP)"
+            shown = identity or (
+                "a certificate that names no identity"
+                if url.startswith("https:")
+                else "no certificate (plain HTTP)"
+            )
             raise self._failure(url, f"the server presented {shown}, expected {expected}")
         return identity
 

@@ -10,7 +10,7 @@ signature never breaks the first. The signing input is
 Who signed: the protected header carries the key. Our signatures carry the
 signer's certificate chain as ``x5c`` (leaf first), so a verifier checks the
 signer against its own trust bundle, the same CAs that vouch for peers'
-TLS certificates, and learns its identity (URI SAN, else CN). A bare
+TLS certificates, and learns its identity (its URI SAN). A bare
 ``jwk`` is accepted too: the signature must verify, but it names nobody.
 A signature naming its key only by reference (``jku``, ``kid``) cannot be
 checked without fetching keys from wherever the card points, which this

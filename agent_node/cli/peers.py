@@ -142,7 +142,10 @@ async def _all(config: NodeConfig, timeout: float) -> list[PeerCard | PeerUnavai
     from agent_node.a2a.client import http_client
     from agent_node.a2a.discovery import Directory
 
-    async with http_client(config.client_ssl_context(), timeout=timeout) as client:
+    tls = config.client_ssl_context()
+    async with http_client(
+        tls, timeout=timeout, identity_from_cn=config.identity_from_cn
+    ) as client:
         return await Directory(config.peers, client, trust=config.trust_paths()).all()
 
 
@@ -150,7 +153,10 @@ async def _discover(config: NodeConfig, url: str, expected: str | None, timeout:
     from agent_node.a2a.client import http_client
     from agent_node.a2a.discovery import fetch_card
 
-    async with http_client(config.client_ssl_context(), timeout=timeout) as client:
+    tls = config.client_ssl_context()
+    async with http_client(
+        tls, timeout=timeout, identity_from_cn=config.identity_from_cn
+    ) as client:
         return await fetch_card(client, url, expected_identity=expected, trust=config.trust_paths())
 
 

@@ -5,8 +5,13 @@ node agrees on the rules: TLS 1.2 or newer, the peer must present a
 certificate that chains to the trust bundle (one or more CA files), and a
 client checks the server's name against its certificate's SANs.
 
-Identity: a certificate's first URI SAN (``spiffe://domain/agent/name``),
-else its subject CN. It is what authorization policies and tasks record.
+Identity: a certificate's first URI SAN (``spiffe://domain/agent/name``).
+It is what authorization policies and tasks record, on both sides of a
+connection. The subject CN is an identity only when a node's configuration
+says so (``tls: {identity_from_cn: true}``, for a CA that cannot issue URI
+SANs), and then only for a certificate without a URI SAN: a CN is free text
+that any CA of the bundle may write, so by default a certificate whose CN
+*reads* ``spiffe://example.org/agent/client`` is nobody.
 """
 
 from __future__ import annotations
@@ -71,8 +76,9 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "reason", None) or str(exc)
 
 
-def identity_of(der: bytes) -> str | None:
-    """The identity a DER certificate names: its first URI SAN, else its CN."""
+def identity_of(der: bytes, *, from_cn: bool = False) -> str | None:
+    """The identity a DER certificate names: its first URI SAN; without one,
+    its subject CN when ``from_cn``, else None (see the module doc)."""
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
@@ -84,5 +90,7 @@ def identity_of(der: bytes) -> str | None:
             return str(uris[0])
     except x509.ExtensionNotFound:
         pass
+    if not from_cn:
+        return None
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else None
