@@ -23,7 +23,8 @@
       operators: ["spiffe://example.org/agent/ops-*"]   # the operator API (default: none)
     peers:                              # agents this node may delegate to
       - {name: writer, url: https://writer.example.org:8470,
-         identity: "spiffe://example.org/agent/writer"}    # optional: who it must be
+         identity: "spiffe://example.org/agent/writer",   # optional: who it must be
+         endpoints: [https://writer-2.example.org]}   # optional: origins its card may name
     models:                             # model nodes (litellm)
       default: ollama_chat/llama3.2:1b   # when a node names none
       api_base: http://localhost:11434   # Ollama's URL (else $OLLAMA_API_BASE)
@@ -46,10 +47,18 @@ the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent_node.errors import ConfigError
 
@@ -73,6 +82,7 @@ __all__ = [
 ]
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+_ORIGIN = re.compile(r"^https?://[^\s/?#@]+/?$", re.IGNORECASE)
 DEFAULT_MODEL = "ollama_chat/llama3.2:1b"
 M = TypeVar("M", bound=BaseModel)
 
@@ -217,6 +227,19 @@ class PeerConfig(BaseModel):
     #: identity the trust bundle vouches for. Pushes about our delegations
     #: are accepted only from this identity.
     identity: str | None = None
+    #: Origins (``https://host:port``) its card may point us to besides
+    #: ``url``'s. Only ``url``'s origin is used by default: a card naming an
+    #: interface elsewhere (another host, port or scheme, plain ``http`` from
+    #: an ``https`` peer) is refused unless its origin is listed here.
+    endpoints: list[str] = []
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_are_origins(cls, endpoints: list[str]) -> list[str]:
+        for entry in endpoints:
+            if not _ORIGIN.match(entry):
+                raise ValueError(f"{entry!r} is not an origin (https://host:port, no path)")
+        return endpoints
 
 
 class ModelSettings(BaseModel):

@@ -7,7 +7,9 @@ card with ``supportedInterfaces`` is 1.0, even if it carries the 0.3 fields
 too, as ours does). It checks who answered: the identity the server's TLS
 certificate names must be the one configured for the peer. When the card is
 signed, every signature must verify (:mod:`agent_node.a2a.signing`) over the
-card exactly as served, before any conversion.
+card exactly as served, before any conversion. The interface called is ours
+to choose: only on the configured URL's origin or the peer's ``endpoints``
+(:mod:`agent_node.a2a.endpoints`).
 
 :class:`Directory` holds the configured peers' cards, one per node. A card is
 reused while fresh (``Cache-Control: max-age``, default
@@ -18,7 +20,8 @@ the next ask tries again (and :meth:`Directory.forget` drops one after a
 failed call, so a peer that moved or changed is re-read).
 
 Every failure is a :class:`PeerUnavailable` naming the peer, the URL and
-the reason.
+the reason; ``permanent`` when the peer is not who it must be, or its card
+points elsewhere (trying again will not help).
 """
 
 from __future__ import annotations
@@ -32,8 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urljoin
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -41,6 +43,7 @@ from pydantic import ValidationError
 from agent_node.a2a.card_models import AgentCard
 from agent_node.a2a.client import server_identity
 from agent_node.a2a.compat_card import card_from_v03
+from agent_node.a2a.endpoints import NoInterface, Origins, Version, choose, in_words, origin_of
 from agent_node.a2a.signing import CardSignatureError, verify_card
 from agent_node.config import PeerConfig
 from agent_node.errors import ConfigError, RuntimeFailure
@@ -69,7 +72,6 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNOR
 _NO_REUSE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?:[,=]|$)", re.IGNORECASE)
 
 Clock = Callable[[], float]
-Version = Literal["1.0", "0.3"]
 
 
 @dataclass(frozen=True)
@@ -111,12 +113,22 @@ class PeerCard:
 
 class PeerUnavailable(RuntimeFailure):
     """A peer's card could not be fetched, is invalid, or came from the wrong
-    identity; or no peer offers what was asked (``peer`` and ``url`` None)."""
+    identity; or no peer offers what was asked (``peer`` and ``url`` None).
+    ``permanent``: the peer is not who it must be, or its card points where
+    we may not go — a matter for its operator or ours, not for a retry."""
 
-    def __init__(self, reason: str, *, peer: str | None = None, url: str | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        peer: str | None = None,
+        url: str | None = None,
+        permanent: bool = False,
+    ) -> None:
         self.peer = peer
         self.url = url
         self.reason = reason
+        self.permanent = permanent
         super().__init__(f"peer {peer!r} ({url}): {reason}" if peer else reason)
 
 
@@ -134,18 +146,22 @@ async def fetch_card(
     *,
     name: str | None = None,
     expected_identity: str | None = None,
+    endpoints: Sequence[str] = (),
     previous: PeerCard | None = None,
     trust: Sequence[Path] = (),
     clock: Clock = time.time,
 ) -> PeerCard:
     """Fetch, check and validate the card of the agent at ``base_url``.
 
+    ``endpoints``: origins besides ``base_url``'s its card may send us to.
     ``previous`` (an earlier result) is revalidated: its ETag is sent as
     ``If-None-Match`` to the URL it came from, and a 304 returns it with a new
     expiry. ``trust`` is what signers' certificates must chain to. Raises
     :class:`PeerUnavailable`.
     """
-    fetch = _Fetch(client, base_url.rstrip("/"), name or base_url, expected_identity, clock)
+    base_url = base_url.rstrip("/")
+    origins = Origins.of(base_url, endpoints)
+    fetch = _Fetch(client, base_url, name or base_url, expected_identity, origins, clock)
     if previous is not None and previous.etag is not None:
         return await fetch.revalidate(previous, trust)
     return await fetch.first(trust)
@@ -159,6 +175,7 @@ class _Fetch:
     base_url: str
     peer: str
     expected_identity: str | None
+    origins: Origins
     clock: Clock
 
     async def first(self, trust: Sequence[Path]) -> PeerCard:
@@ -208,7 +225,9 @@ class _Fetch:
                 if url.startswith("https:")
                 else "no certificate (plain HTTP)"
             )
-            raise self._failure(url, f"the server presented {shown}, expected {expected}")
+            raise self._failure(
+                url, f"the server presented {shown}, expected {expected}", permanent=True
+            )
         return identity
 
     async def _read(self, url: str, response: httpx.Response) -> bytes:
@@ -280,19 +299,32 @@ class _Fetch:
         return card
 
     def _endpoint(self, url: str, card: Mapping[str, Any]) -> tuple[Version, str]:
-        """The preferred JSON-RPC interface: 1.0 if any, else 0.3."""
-        interfaces = [
-            i for i in card["supportedInterfaces"] if i.get("protocolBinding") == "JSONRPC"
-        ]
-        for version in ("1.0", "0.3"):
-            for interface in interfaces:
-                offered = str(interface.get("protocolVersion", ""))
-                if offered == version or offered.startswith(version + "."):
-                    return version, urljoin(url, str(interface["url"]))
-        raise self._failure(url, "the card offers no JSON-RPC interface of A2A 1.0 or 0.3")
+        """The JSON-RPC interface to call (:func:`~agent_node.a2a.endpoints.choose`)."""
+        try:
+            choice = choose(card["supportedInterfaces"], url, self.origins)
+        except NoInterface as exc:
+            if exc.refused is None:
+                raise self._failure(
+                    url, "the card offers no JSON-RPC interface of A2A 1.0 or 0.3"
+                ) from None
+            log.warning("peer %r: refused its card's interface %s", self.peer, exc.refused)
+            raise self._failure(
+                url,
+                f"its card points to another origin ({in_words(origin_of(exc.refused))}) than"
+                " the peer's URL; list it under the peer's endpoints: to allow it",
+                permanent=True,
+            ) from None
+        for refused in choice.passed_over:
+            log.warning(
+                "peer %r: its card's interface %s is not on an allowed origin; calling %s",
+                self.peer,
+                refused,
+                choice.endpoint,
+            )
+        return choice.version, choice.endpoint
 
-    def _failure(self, url: str, reason: str) -> PeerUnavailable:
-        return PeerUnavailable(reason, peer=self.peer, url=url)
+    def _failure(self, url: str, reason: str, *, permanent: bool = False) -> PeerUnavailable:
+        return PeerUnavailable(reason, peer=self.peer, url=url, permanent=permanent)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -419,6 +451,7 @@ class Directory:
                 peer.url,
                 name=peer.name,
                 expected_identity=peer.identity,
+                endpoints=peer.endpoints,
                 previous=cached,
                 trust=self._trust,
                 clock=self._clock,

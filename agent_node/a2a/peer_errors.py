@@ -100,8 +100,11 @@ def _is_tls_refusal(exc: httpx.HTTPError) -> bool:
 
 
 def unavailable(exc: PeerUnavailable) -> PeerError:
-    """A peer whose card cannot be had now: try again later."""
+    """A peer whose card cannot be had now: try again later — unless it is
+    not who it must be, or its card points where we may not go."""
     name = exc.peer or "?"
+    if exc.permanent:
+        return PeerError(f"peer {name!r} rejected: {scrub(exc.reason)}", transient=False)
     return PeerError(f"peer {name!r} unavailable: {scrub(exc.reason)}", transient=True)
 
 

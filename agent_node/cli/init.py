@@ -38,7 +38,7 @@ policy:
 models:
   default: {model}   # any litellm model; scripted/… answers offline
 # peers:                                 # agents this one may delegate to
-#   - {{name: writer, url: "https://localhost:8503", identity: "spiffe://…/agent/writer"}}
+#   - {{name: writer, url: "https://127.0.0.1:8503", identity: "spiffe://…/agent/writer"}}
 """
 
 _CARD = """\

@@ -109,6 +109,9 @@ class Network:
     def _config(self, agent: Agent) -> str:
         raw: dict[str, Any] = yaml.safe_load((self.source / f"{agent.name}.yaml").read_text())
         raw["listen"] = {"host": "127.0.0.1", "port": agent.port}
+        # Its card names the origin its peers are configured with (peers call
+        # only that origin).
+        raw["public_url"] = agent.url
         raw["store"] = agent.store
         raw["card"] = str((self.source / raw["card"]).resolve())
         for skill in raw.get("skills", []):

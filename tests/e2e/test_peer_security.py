@@ -4,11 +4,19 @@ when the node says so)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from e2e.procs import Spawn
+from e2e.test_delegation import HELLO, Net, send, tasks_of, verdict
 from support.certs import issue_cn_only, make_certs
 from support.nodes import serving_mtls
 
@@ -24,8 +32,10 @@ ONLY_CLIENT = f'policy: {{callers: ["{D}/client"]}}\n'
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """CA example.org: greeter, client; "spoof", whose CN reads client's identity."""
-    folder = make_certs(tmp_path_factory.mktemp("peer-security") / "certs", "greeter", "client")
+    """CA example.org: greeter, client, a, b, c, alice (the delegation tests'
+    caller); "spoof", whose CN reads client's identity."""
+    names = ("greeter", "client", "a", "b", "c", "alice")
+    folder = make_certs(tmp_path_factory.mktemp("peer-security") / "certs", *names)
     issue_cn_only(folder, "spoof", f"{D}/client")
     return folder
 
@@ -73,3 +83,84 @@ def test_identity_from_cn_takes_the_cn_of_a_certificate_without_uri_san(
         task = task_of(greet(spoof, url))
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     assert task["metadata"]["caller"] == f"{D}/client"
+
+
+# -- card steering: peer endpoints are ours to choose ----------------------------
+
+
+@pytest.fixture
+def net(tmp_path: Path, certs: Path, spawn: Spawn) -> Net:
+    return Net(tmp_path, certs, spawn)
+
+
+@dataclass
+class Listener:
+    """A TCP server that answers nothing and records every connection and byte."""
+
+    port: int = 0
+    connections: int = 0
+    received: bytearray = field(default_factory=bytearray)
+
+
+@asynccontextmanager
+async def listening() -> AsyncIterator[Listener]:
+    seen = Listener()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.connections += 1
+        while chunk := await reader.read(65536):
+            seen.received += chunk
+        writer.close()
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    seen.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield seen
+
+
+def said(task: dict[str, Any]) -> str:
+    return " ".join(p.get("text", "") for p in task["status"]["message"]["parts"])
+
+
+async def test_a_card_pointing_elsewhere_fails_the_delegation_and_nothing_goes_there(
+    net: Net,
+) -> None:
+    """B's card names a plain-HTTP address on another port (its public_url):
+    A refuses it at once, naming B and that origin, and never connects there."""
+    async with listening() as elsewhere:
+        public = f"public_url: http://127.0.0.1:{elsewhere.port}\n"
+        net.configure("b", {"greet": HELLO}, [], public)
+        net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.5)}, ["b"])
+        await net.start("b")
+        await net.start("a")
+        task = await send(net, "a", "Ada Lovelace")
+    assert task["status"]["state"] == "TASK_STATE_FAILED", task
+    message = said(task)
+    assert "peer 'b' rejected" in message, message
+    assert f"(127.0.0.1:{elsewhere.port} over http)" in message, message
+    assert not re.search(rf"https?://|:{net.port('b')}\b", message), message
+    assert (elsewhere.connections, bytes(elsewhere.received)) == (0, b"")
+    assert await tasks_of(net.store("b")) == []
+
+
+async def test_an_origin_allowed_under_endpoints_is_called(net: Net) -> None:
+    """B's card names it as localhost, A knows it as 127.0.0.1: another
+    origin, refused until A's configuration lists it."""
+    other = f"https://localhost:{net.port('b')}"
+    net.configure("b", {"greet": HELLO}, [], f"public_url: {other}\n")
+    config = net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.5)}, ["b"])
+    await net.start("b")
+    a = await net.start("a")
+    refused = await send(net, "a", "Grace")
+    assert refused["status"]["state"] == "TASK_STATE_FAILED", refused
+    assert f"(localhost:{net.port('b')} over https)" in said(refused)
+    a.send(signal.SIGTERM)
+    assert a.wait(30) == 0
+    listed = f"identity: '{D}/b', endpoints: ['{other}']}}"
+    config.write_text(config.read_text().replace(f"identity: '{D}/b'}}", listed))
+    await net.start("a")
+    task = await send(net, "a", "Alan Turing")
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED", task
+    assert verdict(task) == "Alan Turing is a long name (10 letters)"
+    (b_task,) = await tasks_of(net.store("b"))
+    assert b_task.caller == f"{D}/a"

@@ -274,7 +274,7 @@ async def test_a_0_3_card_at_the_legacy_path_is_converted_and_spoken_as_0_3(
 def interfaces(*entries: tuple[str, str]) -> list[dict[str, str]]:
     return [
         {
-            "url": f"https://x.example/{binding}/{v}",
+            "url": f"/{binding}/{v}",  # on the card's own origin
             "protocolBinding": binding,
             "protocolVersion": v,
         }
@@ -306,7 +306,7 @@ async def test_1_0_is_spoken_when_offered_even_if_not_preferred(certs: Path) -> 
     async with peer(serving_as(certs, "writer")) as fake, client(certs) as http:
         fake.serve(card)
         found = await fetch_card(http, fake.url)
-    assert found.version == "1.0" and found.endpoint == "https://x.example/JSONRPC/1.0"
+    assert found.version == "1.0" and found.endpoint == f"{fake.url}/JSONRPC/1.0"
 
 
 @pytest.mark.parametrize(
@@ -402,6 +402,68 @@ async def test_a_signed_card_names_its_signer_and_a_tampered_one_is_refused(
         fake.serve(signed | {"description": "Something else entirely."})
         with pytest.raises(PeerUnavailable, match="invalid card signature: signature 1: does not"):
             await fetch_card(http, fake.url, trust=trust)
+
+
+# --- card steering: the configured origin is authoritative -----------------
+
+
+def pointing_to(*urls: str) -> dict[str, Any]:
+    return BASE | {
+        "supportedInterfaces": [
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"} for url in urls
+        ]
+    }
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+async def test_a_card_pointing_to_another_origin_is_refused_for_good(
+    certs: Path, scheme: str
+) -> None:
+    elsewhere = a_closed_port().replace("https", scheme)
+    async with peer(serving_as(certs, "writer")) as fake, client(certs) as http:
+        fake.serve(pointing_to(f"{elsewhere}/a2a"))
+        directory = Directory([PeerConfig(name="writer", url=fake.url, identity=WRITER)], http)
+        with pytest.raises(PeerUnavailable) as refused:
+            await directory.card("writer")
+    port = elsewhere.rsplit(":", 1)[1]
+    assert refused.value.permanent and refused.value.peer == "writer"
+    assert refused.value.reason == (
+        f"its card points to another origin (127.0.0.1:{port} over {scheme}) than the"
+        " peer's URL; list it under the peer's endpoints: to allow it"
+    )
+
+
+async def test_plain_http_on_the_peers_own_host_and_port_is_another_origin(certs: Path) -> None:
+    async with peer(serving_as(certs, "writer")) as fake, client(certs) as http:
+        fake.serve(pointing_to(fake.url.replace("https:", "http:") + "/a2a"))
+        with pytest.raises(PeerUnavailable, match="over http\\) than the peer's URL"):
+            await fetch_card(http, fake.url, name="writer")
+
+
+async def test_an_origin_listed_under_endpoints_is_used(certs: Path) -> None:
+    async with (
+        peer(serving_as(certs, "writer")) as fake,
+        peer(serving_as(certs, "writer")) as second,
+        client(certs) as http,
+    ):
+        fake.serve(pointing_to(f"{second.url}/a2a"))
+        listed = PeerConfig(name="writer", url=fake.url, endpoints=[second.url])
+        found = await Directory([listed], http).card("writer")
+    assert found.endpoint == f"{second.url}/a2a" and found.base_url == fake.url
+
+
+async def test_a_refused_preferred_interface_gives_way_to_one_on_the_peers_origin(
+    certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    elsewhere = a_closed_port()
+    async with peer(serving_as(certs, "writer")) as fake, client(certs) as http:
+        fake.serve(pointing_to(f"{elsewhere}/a2a", f"{fake.url}/a2a"))
+        with caplog.at_level(logging.WARNING, "agent_node.a2a.discovery"):
+            found = await fetch_card(http, fake.url, name="writer")
+    assert found.endpoint == f"{fake.url}/a2a"
+    assert f"peer 'writer': its card's interface {elsewhere}/a2a is not on an allowed" in (
+        caplog.text
+    )
 
 
 # --- Directory --------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""Which of a peer's card interfaces we call: ours to choose, not the card's.
+
+A card names the URL of each interface, and we would send our messages,
+push tokens and callers' data there. A card can be wrong or hostile (a
+compromised peer, a proxy that rewrites it, a stale ``public_url``), so
+the peer's configured URL is authoritative: an interface is called only on
+that URL's origin (scheme, host and port) or an origin the peer's
+configuration lists under ``endpoints``. Another host, another port, or
+plain ``http`` from an ``https`` peer is refused.
+
+Among a card's JSON-RPC interfaces, A2A 1.0 is preferred to 0.3, and within
+a version the card's order. When the card's first interface of a version is
+on an origin not allowed, another of that version on an allowed origin is
+taken (the configured origin first); when the card offers none, a lower
+version on an allowed origin; when it offers nothing allowed at all,
+:class:`NoInterface` says which origin was refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+__all__ = [
+    "VERSIONS",
+    "Choice",
+    "NoInterface",
+    "Origin",
+    "Origins",
+    "Version",
+    "choose",
+    "in_words",
+    "origin_of",
+]
+
+Version = Literal["1.0", "0.3"]
+#: What we speak, best first.
+VERSIONS: tuple[Version, ...] = ("1.0", "0.3")
+#: Scheme, host (lowercase, IPv6 without brackets) and port.
+Origin = tuple[str, str, int]
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> Origin | None:
+    """The origin of an ``http(s)`` URL, its port made explicit; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, or out of range
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def in_words(origin: Origin | None) -> str:
+    """An origin in words without a URL (callers' errors are scrubbed of URLs)."""
+    if origin is None:
+        return "no usable URL"
+    scheme, host, port = origin
+    return f"{'[' + host + ']' if ':' in host else host}:{port} over {scheme}"
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Where one peer may be called: its configured URL's origin, and its ``endpoints``."""
+
+    home: Origin | None
+    others: frozenset[Origin] = frozenset()
+
+    @classmethod
+    def of(cls, url: str, endpoints: Iterable[str] = ()) -> Origins:
+        listed = (origin_of(entry) for entry in endpoints)
+        return cls(origin_of(url), frozenset(o for o in listed if o is not None))
+
+    def allows(self, url: str) -> bool:
+        origin = origin_of(url)
+        return origin is not None and (origin == self.home or origin in self.others)
+
+
+class NoInterface(Exception):
+    """The card offers no JSON-RPC interface of a version we speak on an
+    allowed origin. ``refused``: the URL of the best one it offers elsewhere
+    (None: it offers none at all)."""
+
+    def __init__(self, refused: str | None) -> None:
+        super().__init__(refused or "no JSON-RPC interface of A2A 1.0 or 0.3")
+        self.refused = refused
+
+
+@dataclass(frozen=True)
+class Choice:
+    version: Version
+    endpoint: str
+    #: Interfaces the card preferred that were refused (for the log).
+    passed_over: tuple[str, ...]
+
+
+def choose(interfaces: Sequence[Mapping[str, Any]], card_url: str, origins: Origins) -> Choice:
+    """The interface to call (see the module doc); URLs are resolved against
+    ``card_url``. Raises :class:`NoInterface`."""
+    passed_over: list[str] = []
+    for version in VERSIONS:
+        offered = [
+            urljoin(card_url, str(interface.get("url", "")))
+            for interface in interfaces
+            if interface.get("protocolBinding") == "JSONRPC"
+            and _speaks(str(interface.get("protocolVersion", "")), version)
+        ]
+        allowed = [url for url in offered if origins.allows(url)]
+        if allowed:
+            if allowed[0] != offered[0]:
+                passed_over.append(offered[0])
+                # Not where the card prefers: the configured origin first.
+                allowed.sort(key=lambda url: origin_of(url) != origins.home)
+            return Choice(version, allowed[0], tuple(passed_over))
+        passed_over += offered[:1]
+    raise NoInterface(passed_over[0] if passed_over else None)
+
+
+def _speaks(offered: str, version: str) -> bool:
+    return offered == version or offered.startswith(version + ".")

@@ -1,0 +1,104 @@
+"""Which card interface a peer is called at: the configured origin, or one
+its configuration allows; never where the card alone says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent_node.a2a.endpoints import NoInterface, Origins, choose, in_words, origin_of
+from agent_node.config import PeerConfig
+
+CARD = "https://b.example:8443/.well-known/agent-card.json"
+B = Origins.of("https://b.example:8443")
+
+
+def jsonrpc(url: str, version: str = "1.0", binding: str = "JSONRPC") -> dict[str, Any]:
+    return {"url": url, "protocolBinding": binding, "protocolVersion": version}
+
+
+def test_origins_make_default_ports_explicit_and_ignore_case() -> None:
+    assert origin_of("https://B.Example/a2a") == ("https", "b.example", 443)
+    assert origin_of("http://[::1]:8080/x") == ("http", "::1", 8080)
+    assert origin_of("https://b.example:99999/") is None  # not a port
+    assert origin_of("ftp://b.example/") is None and origin_of("/relative") is None
+    assert Origins.of("https://b.example").allows("https://B.EXAMPLE:443/a2a")
+    assert in_words(origin_of("http://[::1]:8080/x")) == "[::1]:8080 over http"
+
+
+def test_an_interface_on_the_configured_origin_is_used_relative_or_absolute() -> None:
+    assert choose([jsonrpc("https://b.example:8443/a2a")], CARD, B).endpoint == (
+        "https://b.example:8443/a2a"
+    )
+    choice = choose([jsonrpc("/rpc", "0.3")], CARD, B)
+    assert (choice.version, choice.endpoint, choice.passed_over) == (
+        "0.3",
+        "https://b.example:8443/rpc",
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://evil.example:8443/a2a",  # another host
+        "https://b.example:9443/a2a",  # another port
+        "http://b.example:8443/a2a",  # plain HTTP on the same host and port
+        "https://b.example/a2a",  # the default port is another port
+        "https://10.0.0.7:8443/a2a",
+    ],
+)
+def test_an_interface_elsewhere_is_refused(elsewhere: str) -> None:
+    with pytest.raises(NoInterface) as refused:
+        choose([jsonrpc(elsewhere)], CARD, B)
+    assert refused.value.refused == elsewhere
+
+
+def test_an_allow_listed_origin_is_used() -> None:
+    allowed = Origins.of("https://b.example:8443", ["https://b-2.example", "http://b.example:80"])
+    assert choose([jsonrpc("https://b-2.example/a2a")], CARD, allowed).endpoint == (
+        "https://b-2.example/a2a"
+    )
+    assert choose([jsonrpc("http://b.example/a2a")], CARD, allowed).endpoint == (
+        "http://b.example/a2a"
+    )
+    with pytest.raises(NoInterface):  # the list allows origins, not hosts
+        choose([jsonrpc("https://b-2.example:8443/a2a")], CARD, allowed)
+
+
+def test_when_the_preferred_interface_is_refused_the_configured_origin_comes_first() -> None:
+    allowed = Origins.of("https://b.example:8443", ["https://b-2.example"])
+    interfaces = [
+        jsonrpc("https://evil.example/a2a"),
+        jsonrpc("https://b-2.example/a2a"),
+        jsonrpc("https://b.example:8443/a2a"),
+    ]
+    choice = choose(interfaces, CARD, allowed)
+    assert choice.endpoint == "https://b.example:8443/a2a"
+    assert choice.passed_over == ("https://evil.example/a2a",)
+    # An allowed preferred interface is the card's to choose.
+    assert choose(interfaces[1:], CARD, allowed).endpoint == "https://b-2.example/a2a"
+
+
+def test_a_lower_version_on_an_allowed_origin_beats_a_refused_higher_one() -> None:
+    interfaces = [jsonrpc("https://evil.example/a2a"), jsonrpc("/rpc", "0.3.0")]
+    choice = choose(interfaces, CARD, B)
+    assert (choice.version, choice.endpoint) == ("0.3", "https://b.example:8443/rpc")
+    assert choice.passed_over == ("https://evil.example/a2a",)
+
+
+def test_1_0_is_preferred_and_other_bindings_are_not_ours() -> None:
+    interfaces = [jsonrpc("/grpc", binding="GRPC"), jsonrpc("/v03", "0.3"), jsonrpc("/v1")]
+    assert choose(interfaces, CARD, B).endpoint == "https://b.example:8443/v1"
+    with pytest.raises(NoInterface) as none:
+        choose([jsonrpc("/grpc", binding="GRPC"), jsonrpc("/v2", "2.0")], CARD, B)
+    assert none.value.refused is None
+
+
+def test_endpoints_are_origins() -> None:
+    peer = PeerConfig(name="b", url="https://b.example", endpoints=["https://b-2.example:8443/"])
+    assert peer.endpoints == ["https://b-2.example:8443/"]
+    for wrong in ["https://b-2.example/a2a", "b-2.example", "ftp://b-2.example"]:
+        with pytest.raises(ValueError, match="is not an origin"):
+            PeerConfig(name="b", url="https://b.example", endpoints=[wrong])
