@@ -13,24 +13,28 @@ three things uvicorn does not do:
   or a request line and headers longer than ``limits.max_header_bytes``, is
   answered ``431 Request Header Fields Too Large`` and its connection closed,
   while it is still being parsed: it never reaches the app.
-* Stopping over TLS. On SIGTERM or SIGINT the node stops accepting
-  connections, lets the requests in flight finish and answer (up to
-  :data:`GRACEFUL_SHUTDOWN` seconds; then they are cancelled, their tasks
-  stay durable in the store), and closes every other connection at once —
-  idle keep-alive ones, ones the keep-alive timeout is already closing, and
-  busy ones as soon as their response is out — without waiting for TLS
-  clients that never say goodbye (:class:`_QuickTlsClose`).
+* Stopping. On SIGTERM or SIGINT the node stops accepting connections,
+  lets the requests in flight finish and answer, and closes every other
+  connection at once — idle keep-alive ones, ones the keep-alive timeout is
+  already closing, and busy ones as soon as their response is out — without
+  waiting for TLS clients that never say goodbye. A request still running
+  after :data:`GRACEFUL_SHUTDOWN` seconds is answered ``503`` (its task stays
+  durable in the store and carries on at the next start). See
+  :class:`_GracefulStop`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from typing import Any, Literal
 
 from agent_node.config import Limits
 
 __all__ = ["CALLER", "caller_of", "uvicorn_config"]
+
+log = logging.getLogger(__name__)
 
 #: The ASGI scope key holding the caller's identity (None: no certificate).
 CALLER = "agent_node.caller"
@@ -76,35 +80,41 @@ class _HeadersTooLarge(Exception):
     pass
 
 
-class _QuickTlsClose:
-    """How a stopping node closes its TLS connections. uvicorn's own
-    ``shutdown`` closes an idle connection and lets a busy one finish its
-    response, then close; plain HTTP connections keep that.
+class _GracefulStop:
+    """How a stopping node ends its connections. uvicorn's own ``shutdown``
+    closes an idle connection and lets a busy one finish its response, then
+    close; this adds two things.
 
-    A TLS ``close()`` sends close_notify and waits for the client's, up to
-    the loop's TLS shutdown timeout (30 s); an idle pooled client (a peer
-    node, itself stopping) never answers, and every stop took the whole
-    graceful timeout. So once the node stops, a connection with no response
-    under way — idle, or a busy one that has just finished — gets a moment
-    to close politely and is then aborted, as soon as nothing of its last
-    response is left in the TLS write buffer.
+    TLS connections. A TLS ``close()`` sends close_notify and waits for the
+    client's, up to the loop's TLS shutdown timeout (30 s); an idle pooled
+    client (a peer node, itself stopping) never answers, and every stop took
+    the whole graceful timeout. So once the node stops, a connection with no
+    response under way — idle, or a busy one that has just finished — gets a
+    moment to close politely and is then aborted, as soon as nothing of its
+    last response is left in the TLS write buffer. A connection the
+    keep-alive timeout (or a ``Connection: close``) closed already is in that
+    wait too, and must not be closed again: CPython's TLS transport drops its
+    protocol on a second ``close()``, and any later use of it raises
+    ``AttributeError`` (a stop crashed, exit 1, its requests in flight cut,
+    on every node a client had left idle past the keep-alive timeout).
 
-    A connection the keep-alive timeout (or a ``Connection: close``) closed
-    already is in that wait too, and must not be closed again: CPython's TLS
-    transport drops its protocol on a second ``close()``, and any later use
-    of it raises ``AttributeError`` (a stop crashed, exit 1, its requests in
-    flight cut, on every node a client had left idle past the keep-alive
-    timeout). It is only aborted, the same way.
+    Requests cut. One still running when the graceful timeout ends is
+    cancelled by uvicorn, which logged that as an error with a traceback. It
+    is answered ``503 Service Unavailable`` instead (a stream already started
+    is ended), and logged in one line: its task is durable, and the caller
+    (our delegations park on a 503) asks again once the node is back.
     """
 
     cycle: Any
     transport: Any
+    app: Any
     _phase: Literal["serving", "stopping", "lost"] = "serving"
     _tls = False
 
     def connection_made(self, transport: Any) -> None:
         self._tls = transport.get_extra_info("ssl_object") is not None
         super().connection_made(transport)  # type: ignore[misc]
+        self.app = self._answering_when_cut(self.app)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._phase = "lost"
@@ -140,6 +150,41 @@ class _QuickTlsClose:
         else:
             self.transport.abort()
 
+    def _answering_when_cut(self, app: Any) -> Any:
+        async def answering(scope: Any, receive: Any, send: Any) -> None:
+            started = False
+
+            async def sending(message: Any) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            try:
+                await app(scope, receive, sending)
+            except asyncio.CancelledError:
+                if self._phase != "stopping":
+                    raise
+                what = "its response was ended" if started else "answered 503"
+                log.warning("stopped with %s still running: %s", scope.get("path"), what)
+                if not started:
+                    await send(_STOPPING)
+                    await send({"type": "http.response.body", "body": _STOPPING_TEXT})
+                else:
+                    await send({"type": "http.response.body", "body": b""})
+
+        return answering
+
+
+_STOPPING_TEXT = b"The node is stopping; ask again once it is back."
+_STOPPING = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_STOPPING_TEXT)).encode()),
+    ],
+}
+
 
 def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -148,7 +193,7 @@ def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
 
     max_headers, max_bytes = limits.max_headers, limits.max_header_bytes
 
-    class NodeProtocol(_QuickTlsClose, HttpToolsProtocol):
+    class NodeProtocol(_GracefulStop, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
         _header_count = 0

@@ -57,10 +57,16 @@ def serve(
 ) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
 
-    Runs every execution of its store as a worker, and stops cleanly on
-    Ctrl-C or SIGTERM. It serves HTTPS and requires client certificates
-    (the file's ``tls:``, or --cert-dir and --identity); --insecure-dev
-    serves plain HTTP on loopback instead, for development.
+    Runs every execution of its store as a worker. It serves HTTPS and
+    requires client certificates (the file's ``tls:``, or --cert-dir and
+    --identity); --insecure-dev serves plain HTTP on loopback instead, for
+    development.
+
+    Ctrl-C or SIGTERM stops it cleanly, exit status 0: no new connections,
+    the requests in flight are answered, idle and keep-alive connections are
+    closed at once. A request still running after 5 seconds is answered 503
+    (Service Unavailable): its task stays in the store and carries on at the
+    next start.
     """
     from agent_node.node import INSECURE_WARNING, AgentNode
 

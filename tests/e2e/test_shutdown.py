@@ -1,55 +1,139 @@
-"""Stopping a node over mutual TLS: SIGTERM or Ctrl-C (SIGINT) never crashes it.
+"""Stopping a node: SIGTERM or Ctrl-C (SIGINT) never crashes it.
 
-A real ``agent-node serve`` with real certificates. Whatever its clients
-left open — a keep-alive connection idle past uvicorn's keep-alive timeout
-(whose TLS close already waits on the client), one idle within it, a request
-in flight — the node drains what is in flight, closes the rest, and exits 0
-without a traceback, well within its graceful timeout.
+A real ``agent-node serve``, over mutual TLS with real certificates and over
+plain HTTP (``--insecure-dev``), stopped while its clients hold every kind of
+connection at once: one idle past uvicorn's keep-alive timeout (the server
+is already closing it, and a TLS close waits on the client — the stop that
+touched it again crashed, exit 1, cutting the requests in flight), one idle
+within it, requests in flight (blocking sends, a stream, and a raw client
+that keeps its connection open after its answer). The node answers every
+request in flight, records their tasks as completed, closes the rest, and
+exits 0 without a traceback, sooner than its graceful timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
-import sys
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from e2e.procs import Child, Spawn, child_env, wait_until
+from e2e.procs import CLI, FIVE_STEPS, Child, Spawn, child_env, opened, read_logs, wait_until
 from support.certs import make_certs
-from support.nodes import greeter_config
+from support.effects import Effects
 from support.tls import caller_context
 
-from agent_node.transport import GRACEFUL_SHUTDOWN
+from agent_node.transport import GRACEFUL_SHUTDOWN, uvicorn_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
-V10 = {"A2A-Version": "1.0"}
-#: uvicorn's keep-alive timeout (s): a connection idle longer is closed by the server.
-KEEP_ALIVE = 5
+HEADERS = {"A2A-Version": "1.0", "Content-Type": "application/json"}
+#: The keep-alive timeout the node serves with (s): an idle connection is closed after it.
+KEEP_ALIVE: float = uvicorn_config(None, None).timeout_keep_alive
+#: Each of the workflow's five steps sleeps this long: a task takes ~1.5 s.
+STEP_SLEEP = 0.3
+#: ... or this long: a task outlasts the graceful timeout.
+LONG_STEP_SLEEP = 2.0
 SIGNALS = [signal.SIGTERM, signal.SIGINT]
+MODES = ["mtls", "plain"]
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_certs(tmp_path_factory.mktemp("shutdown") / "certs", "greeter", "alice")
+    return make_certs(tmp_path_factory.mktemp("shutdown") / "certs", "stopper", "alice")
 
 
-async def _serve(tmp_path: Path, certs: Path, spawn: Spawn) -> tuple[Child, str]:
-    config = greeter_config(tmp_path)
-    args = [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", str(config)]
-    args += ["--cert-dir", str(certs), "--identity", "greeter"]
-    node = spawn("node", args, child_env(tmp_path / "effects", 0.0))
+class Served:
+    """The node under test and how to reach it."""
+
+    def __init__(self, node: Child, url: str, store: str, tls: ssl.SSLContext | None) -> None:
+        self.node, self.url, self.store, self.tls = node, url, store, tls
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(verify=self.tls or True, timeout=30)
+
+
+async def _serve(
+    mode: str,
+    tmp_path: Path,
+    certs: Path,
+    spawn: Spawn,
+    step_sleep: float = STEP_SLEEP,
+    name: str = "node",
+) -> Served:
+    store = f"sqlite:///{tmp_path}/store.db"
+    config = tmp_path / "agent-node.yaml"
+    config.write_text(
+        "name: stopper\nlisten: {host: 127.0.0.1, port: 0}\n"
+        f"store: {store}\nskills:\n  - {{id: five, workflow: '{FIVE_STEPS}', default: true}}\n"
+    )
+    args = [*CLI, "serve", "--config", str(config)]
+    if mode == "mtls":
+        args += ["--cert-dir", str(certs), "--identity", "stopper"]
+    else:
+        args += ["--insecure-dev"]
+    node = spawn(name, args, child_env(tmp_path / "effects.db", step_sleep))
     await wait_until(lambda: "listening on" in node.out(), "the node", timeout=30, alive=[node])
-    url = next(w for w in node.out().split() if w.startswith("https://")).rstrip(".,;")
-    return node, url
+    url = next(w for w in node.out().split() if w.startswith("http")).rstrip(".,;")
+    tls = caller_context(certs, "alice") if mode == "mtls" else None
+    return Served(node, url, store, tls)
 
 
-def _client(certs: Path) -> httpx.AsyncClient:
-    return httpx.AsyncClient(verify=caller_context(certs, "alice"), timeout=30)
+def _send_body(item: int, method: str = "SendMessage") -> bytes:
+    message = {"messageId": f"m{item}", "role": "ROLE_USER", "parts": [{"data": {"item": item}}]}
+    rpc = {"jsonrpc": "2.0", "id": item, "method": method, "params": {"message": message}}
+    return json.dumps(rpc).encode()
+
+
+async def _send(http: httpx.AsyncClient, url: str, item: int) -> dict[str, Any]:
+    answer = await http.post(f"{url}/a2a", content=_send_body(item), headers=HEADERS)
+    payload = answer.json()
+    assert "result" in payload, payload
+    task: dict[str, Any] = payload["result"]["task"]
+    return task
+
+
+async def _stream(http: httpx.AsyncClient, url: str, item: int) -> list[dict[str, Any]]:
+    """The events of a streamed send, to the end of the stream."""
+    body = _send_body(item, "SendStreamingMessage")
+    events = []
+    async with http.stream("POST", f"{url}/a2a", content=body, headers=HEADERS) as answer:
+        async for line in answer.aiter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:])["result"])
+    return events
+
+
+async def _send_raw(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, item: int
+) -> tuple[str, dict[str, Any]]:
+    """A blocking send from a client that reads its answer and then neither
+    closes its connection nor says goodbye over TLS: the response head and
+    the task."""
+    body = _send_body(item)
+    writer.write(
+        f"POST /a2a HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"A2A-Version: 1.0\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+    length = int(head.split("content-length:")[1].split("\r\n")[0])
+    payload = json.loads(await reader.readexactly(length))
+    assert "result" in payload, payload
+    return head, payload["result"]["task"]
+
+
+async def _get_task(http: httpx.AsyncClient, url: str, task_id: str) -> dict[str, Any]:
+    rpc = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task_id}}
+    payload = (await http.post(f"{url}/a2a", json=rpc, headers=HEADERS)).json()
+    assert "result" in payload, payload
+    task: dict[str, Any] = payload["result"]
+    return task
 
 
 async def _stopped(node: Child, signum: signal.Signals) -> float:
@@ -60,46 +144,93 @@ async def _stopped(node: Child, signum: signal.Signals) -> float:
     took = time.monotonic() - began
     assert code == 0, node.describe()
     assert "Traceback" not in node.err(), node.err()
+    assert "stopped" in node.out(), node.describe()
     return took
 
 
-async def _send(http: httpx.AsyncClient, url: str, name: str) -> dict[str, Any]:
-    message = {"messageId": name, "role": "ROLE_USER", "parts": [{"data": {"name": name}}]}
-    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
-    answer = (await http.post(f"{url}/a2a", json=body, headers=V10)).json()
-    assert "result" in answer, answer
-    task: dict[str, Any] = answer["result"]["task"]
-    return task
+def _started(effects: Effects) -> int:
+    return sum(1 for key in effects.invocations() if key.endswith("/step1/1"))
+
+
+def _assert_completed(task: dict[str, Any]) -> None:
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED", task
+    assert "step5" in json.dumps(task["artifacts"]), task
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
-async def test_a_connection_idle_past_the_keep_alive_timeout(
-    signum: signal.Signals, tmp_path: Path, certs: Path, spawn: Spawn
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_stop_answers_what_is_in_flight_and_closes_the_rest(
+    mode: str, signum: signal.Signals, tmp_path: Path, certs: Path, spawn: Spawn
 ) -> None:
-    node, url = await _serve(tmp_path, certs, spawn)
-    async with _client(certs) as stale, _client(certs) as fresh:
-        assert (await stale.get(f"{url}/.well-known/agent-card.json")).status_code == 200
-        await asyncio.sleep(KEEP_ALIVE + 1.5)  # the server closed it; the client never answered
-        assert (await fresh.get(f"{url}/.well-known/agent-card.json")).status_code == 200
-        took = await _stopped(node, signum)
-    assert took < GRACEFUL_SHUTDOWN, f"stopping took {took:.1f} s"
-
-
-@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
-async def test_requests_in_flight_are_answered_before_the_node_exits(
-    signum: signal.Signals, tmp_path: Path, certs: Path, spawn: Spawn
-) -> None:
-    node, url = await _serve(tmp_path, certs, spawn)
-    async with _client(certs) as idle, _client(certs) as busy:
-        assert (await idle.get(f"{url}/.well-known/agent-card.json")).status_code == 200
-        # The greeting parks on a 500 ms timer: these blocking sends are in flight.
-        sends = [asyncio.create_task(_send(busy, url, f"Ada Lovelace {i}")) for i in range(3)]
-        await asyncio.sleep(0.25)
-        assert not any(send.done() for send in sends)
-        stop = asyncio.create_task(_stopped(node, signum))
-        tasks = await asyncio.gather(*sends)
+    served = await _serve(mode, tmp_path, certs, spawn)
+    card = f"{served.url}/.well-known/agent-card.json"
+    effects = Effects(tmp_path / "effects.db")
+    async with served.client() as stale, served.client() as idle, served.client() as busy:
+        assert (await stale.get(card)).status_code == 200
+        await asyncio.sleep(KEEP_ALIVE + 1.5)  # the server is closing it; the client says nothing
+        assert (await idle.get(card)).status_code == 200
+        sends = [asyncio.create_task(_send(busy, served.url, item)) for item in (1, 2)]
+        stream = asyncio.create_task(_stream(busy, served.url, 3))
+        address = served.url.split("//")[1]
+        host, port = address.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port), ssl=served.tls)
+        raw = asyncio.create_task(_send_raw(reader, writer, address, 4))
+        requests = [*sends, stream, raw]
+        await wait_until(
+            lambda: _started(effects) == 4 or any(r.done() for r in requests),
+            "4 tasks to start",
+            timeout=30,
+        )
+        assert not any(r.done() for r in requests), [r.result() for r in requests if r.done()]
+        stop = asyncio.create_task(_stopped(served.node, signum))
+        tasks = list(await asyncio.gather(*sends))
+        events = await stream
+        head, raw_task = await raw
         took = await stop
-    for i, task in enumerate(tasks):
-        assert task["status"]["state"] == "TASK_STATE_COMPLETED", task
-        assert f"Hello, Ada Lovelace {i}!" in str(task["artifacts"]), task
+        assert await reader.read() == b"", "the node exited, the connection is closed"
+        writer.close()
     assert took < GRACEFUL_SHUTDOWN, f"stopping took {took:.1f} s"
+    for task in [*tasks, raw_task]:
+        _assert_completed(task)
+    assert "connection: close" in head, head
+    first, last = events[0]["task"], events[-1]
+    assert last["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED", events
+    ids = [task["id"] for task in [*tasks, raw_task]] + [first["id"]]
+    async with opened(served.store) as store:
+        logs = await read_logs(store, ids)
+    assert {record.status for record, _ in logs.values()} == {"completed"}
+    assert set(effects.effects().values()) == {1} and len(effects.effects()) == 4 * 5
+
+
+@pytest.mark.parametrize(("mode", "signum"), [("mtls", signal.SIGTERM), ("plain", signal.SIGINT)])
+async def test_a_request_still_running_at_the_end_of_the_grace_is_answered_503(
+    mode: str, signum: signal.Signals, tmp_path: Path, certs: Path, spawn: Spawn
+) -> None:
+    served = await _serve(mode, tmp_path, certs, spawn, step_sleep=LONG_STEP_SLEEP)
+    effects = Effects(tmp_path / "effects.db")
+    async with served.client() as busy:
+        send = asyncio.create_task(
+            busy.post(f"{served.url}/a2a", content=_send_body(1), headers=HEADERS)
+        )
+        stream = asyncio.create_task(_stream(busy, served.url, 2))
+        await wait_until(lambda: _started(effects) == 2, "2 tasks to start", timeout=30)
+        took = await _stopped(served.node, signum)
+        answer, events = await send, await stream
+    assert GRACEFUL_SHUTDOWN <= took < GRACEFUL_SHUTDOWN + 15, f"stopping took {took:.1f} s"
+    assert answer.status_code == 503, answer.text
+    assert "stopping" in answer.text
+    assert "still running" in served.node.err(), served.node.err()
+    streamed = events[0]["task"]
+    assert "TASK_STATE_COMPLETED" not in json.dumps(events), events
+
+    # Nothing is lost: the next start finishes both tasks.
+    served = await _serve(mode, tmp_path, certs, spawn, name="restarted")
+    ids = {key.split("/")[0] for key in effects.invocations()}
+    assert streamed["id"] in ids and len(ids) == 2, ids
+    async with served.client() as http:
+
+        async def both_completed() -> bool:
+            tasks = [await _get_task(http, served.url, task_id) for task_id in ids]
+            return all(t["status"]["state"] == "TASK_STATE_COMPLETED" for t in tasks)
+
+        await wait_until(both_completed, "both tasks to complete after the restart", timeout=60)
