@@ -84,9 +84,7 @@ class AgentNode:
     ) -> None:
         """Serve until SIGINT or SIGTERM — or, with ``parent``, until the
         process of that id is no longer this one's parent — then stop cleanly."""
-        import uvicorn
-
-        from agent_node.transport import uvicorn_config
+        from agent_node.transport import uvicorn_config, uvicorn_server
 
         self.check_transport()
         workflows = self.load_workflows()
@@ -94,7 +92,7 @@ class AgentNode:
         sock = _bind(self.config.listen.host, self.config.listen.port)
         config = self.config.with_overrides(port=sock.getsockname()[1])
         parts = _Parts.assemble(config, workflows, tls is not None)
-        server = uvicorn.Server(
+        server = uvicorn_server(
             uvicorn_config(parts.app, tls, config.limits, identity_from_cn=config.identity_from_cn)
         )
         try:

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from typing import Any, Literal
 
 from agent_node.config import Limits
 
-__all__ = ["CALLER", "caller_of", "uvicorn_config"]
+__all__ = ["CALLER", "caller_of", "uvicorn_config", "uvicorn_server"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ CALLER = "agent_node.caller"
 GRACEFUL_SHUTDOWN = 5
 #: Seconds an idle TLS connection gets to close politely when the node stops.
 SSL_CLOSE_GRACE = 0.3
+#: Seconds the requests a stop cut get to answer before the node closes.
+CUT_ANSWER_GRACE = 1.0
 
 
 def caller_of(scope: Any) -> str | None:
@@ -74,6 +77,32 @@ def uvicorn_config(
     if tls is not None:
         options["ssl_context_factory"] = lambda _config, _default: tls
     return uvicorn.Config(app, **options)
+
+
+def uvicorn_server(config: Any) -> Any:
+    """A uvicorn server for ``config`` (see :func:`uvicorn_config`) whose
+    stop ends the requests it cuts before it returns.
+
+    uvicorn cancels the requests still running at the end of the graceful
+    timeout and returns at once; a forced stop (a second Ctrl-C) does not
+    cancel them at all. Either way the node went on to stop the engine and
+    close the store under them, and a send waiting on the engine failed with
+    an internal error and a traceback. This server cancels what still runs
+    and lets it answer 503 (:class:`_GracefulStop`) before it returns.
+    """
+    import uvicorn
+
+    class NodeServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            running = list(self.server_state.tasks)
+            for task in running:
+                if not task.cancelling():  # not cut by the graceful timeout already
+                    task.cancel()
+            if running:
+                await asyncio.wait(running, timeout=CUT_ANSWER_GRACE)
+
+    return NodeServer(config)
 
 
 class _HeadersTooLarge(Exception):

@@ -136,10 +136,14 @@ async def _get_task(http: httpx.AsyncClient, url: str, task_id: str) -> dict[str
     return task
 
 
-async def _stopped(node: Child, signum: signal.Signals) -> float:
-    """Signal the node; how long it took to exit. It must exit 0, no traceback."""
+async def _stopped(node: Child, *signals: signal.Signals) -> float:
+    """Signal the node (a second Ctrl-C forces the stop: it waits for nothing);
+    how long it took to exit. It must exit 0, no traceback."""
     began = time.monotonic()
-    node.send(signum)
+    for n, signum in enumerate(signals):
+        if n:
+            await asyncio.sleep(1)  # two signals at once are taken as one
+        node.send(signum)
     code = await asyncio.to_thread(node.wait, 30)
     took = time.monotonic() - began
     assert code == 0, node.describe()
@@ -202,9 +206,16 @@ async def test_a_stop_answers_what_is_in_flight_and_closes_the_rest(
     assert set(effects.effects().values()) == {1} and len(effects.effects()) == 4 * 5
 
 
-@pytest.mark.parametrize(("mode", "signum"), [("mtls", signal.SIGTERM), ("plain", signal.SIGINT)])
-async def test_a_request_still_running_at_the_end_of_the_grace_is_answered_503(
-    mode: str, signum: signal.Signals, tmp_path: Path, certs: Path, spawn: Spawn
+CUTS = [
+    pytest.param("mtls", [signal.SIGTERM], id="mtls-SIGTERM"),
+    pytest.param("plain", [signal.SIGINT], id="plain-SIGINT"),
+    pytest.param("mtls", [signal.SIGINT, signal.SIGINT], id="mtls-forced"),
+]
+
+
+@pytest.mark.parametrize(("mode", "signals"), CUTS)
+async def test_a_request_still_running_when_the_stop_ends_is_answered_503(
+    mode: str, signals: list[signal.Signals], tmp_path: Path, certs: Path, spawn: Spawn
 ) -> None:
     served = await _serve(mode, tmp_path, certs, spawn, step_sleep=LONG_STEP_SLEEP)
     effects = Effects(tmp_path / "effects.db")
@@ -214,9 +225,12 @@ async def test_a_request_still_running_at_the_end_of_the_grace_is_answered_503(
         )
         stream = asyncio.create_task(_stream(busy, served.url, 2))
         await wait_until(lambda: _started(effects) == 2, "2 tasks to start", timeout=30)
-        took = await _stopped(served.node, signum)
+        took = await _stopped(served.node, *signals)
         answer, events = await send, await stream
-    assert GRACEFUL_SHUTDOWN <= took < GRACEFUL_SHUTDOWN + 15, f"stopping took {took:.1f} s"
+    if len(signals) == 1:
+        assert GRACEFUL_SHUTDOWN <= took < GRACEFUL_SHUTDOWN + 15, f"stopping took {took:.1f} s"
+    else:
+        assert took < GRACEFUL_SHUTDOWN, f"a forced stop took {took:.1f} s"
     assert answer.status_code == 503, answer.text
     assert "stopping" in answer.text
     assert "still running" in served.node.err(), served.node.err()
