@@ -131,7 +131,7 @@ class _GracefulStop:
     cancelled by uvicorn, which logged that as an error with a traceback. It
     is answered ``503 Service Unavailable`` instead (a stream already started
     is ended), and logged in one line: its task is durable, and the caller
-    (our delegations park on a 503) asks again once the node is back.
+    asks again once the node is back (to our delegations a 503 is transient).
     """
 
     cycle: Any

@@ -9,6 +9,10 @@ within it, requests in flight (blocking sends, a stream, and a raw client
 that keeps its connection open after its answer). The node answers every
 request in flight, records their tasks as completed, closes the rest, and
 exits 0 without a traceback, sooner than its graceful timeout.
+
+A request that outlasts the graceful timeout, or that a forced stop (a second
+Ctrl-C) cuts, is answered 503 (a stream is ended) without a traceback, and
+its task completes at the next start.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import signal
 import ssl
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +53,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_certs(tmp_path_factory.mktemp("shutdown") / "certs", "stopper", "alice")
 
 
+@dataclass
 class Served:
     """The node under test and how to reach it."""
 
-    def __init__(self, node: Child, url: str, store: str, tls: ssl.SSLContext | None) -> None:
-        self.node, self.url, self.store, self.tls = node, url, store, tls
+    node: Child
+    url: str
+    store: str
+    tls: ssl.SSLContext | None
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(verify=self.tls or True, timeout=30)
