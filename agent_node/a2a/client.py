@@ -12,8 +12,16 @@ handshake the server's certificate is read once, by the node's rule
 (:func:`~agent_node.security.tls.identity_of`, ``identity_from_cn``), and
 :func:`server_identity` gives it for any response of that connection.
 
-httpx takes no network backend of its own, so the client's transport is
-httpx's own with its httpcore pool rebuilt around one (httpcore 1.x).
+A request may say whom it expects (``extensions=expecting(identity)``): it
+then goes out only on a connection whose server proved that identity at the
+handshake. A server presenting another identity (or none, or plain HTTP) is
+:class:`IdentityMismatch` before a byte of the request is written — no
+message, no push token, no card request reaches an impostor. Connections
+are pooled per expected identity, so a connection proven for one identity
+never carries a request that expects another.
+
+httpx takes no network backend of its own, so each pool is httpx's own
+transport with its httpcore pool rebuilt around one (httpcore 1.x).
 """
 
 from __future__ import annotations
@@ -26,7 +34,17 @@ import httpx
 
 from agent_node.security.tls import identity_of
 
-__all__ = ["http_client", "server_identity"]
+__all__ = [
+    "EXPECTED_IDENTITY",
+    "IdentityMismatch",
+    "expecting",
+    "http_client",
+    "server_identity",
+    "shown_identity",
+]
+
+#: The request extension naming the identity a request's server must prove.
+EXPECTED_IDENTITY = "agent_node.expected_identity"
 
 #: httpx's default pool limits (``httpx.Limits()`` as ``AsyncClient`` uses it).
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -40,11 +58,40 @@ def http_client(
     servers' identities are read (:func:`~agent_node.security.tls.identity_of`)."""
     context = tls if tls is not None else httpx.create_ssl_context(trust_env=False)
     return httpx.AsyncClient(
-        transport=_Transport(context, _Backend(identity_from_cn)),
+        transport=_Transport(context, identity_from_cn),
         follow_redirects=False,
         timeout=timeout,
         trust_env=False,
     )
+
+
+class IdentityMismatch(httpx.ConnectError):
+    """The server is not the identity the request expects: raised right after
+    the TLS handshake (or, over plain HTTP, before connecting), before
+    anything of the request is sent. Permanent: the peer is not who it must be.
+    Its message names the address (for logs); ``expected`` and ``presented``
+    (None: no identity at all) are for errors shown to callers."""
+
+    def __init__(self, expected: str, presented: str | None, *, tls: bool, where: str) -> None:
+        self.expected = expected
+        self.presented = presented
+        self.tls = tls
+        super().__init__(
+            f"{where} presented {shown_identity(presented, tls=tls)}, expected {expected}"
+        )
+
+
+def shown_identity(identity: str | None, *, tls: bool) -> str:
+    """What a server presented, in words for an error."""
+    if identity is not None:
+        return identity
+    return "a certificate that names no identity" if tls else "no certificate (plain HTTP)"
+
+
+def expecting(identity: str | None) -> dict[str, Any]:
+    """Request extensions that send a request only to a server proven to be
+    ``identity`` at the handshake (None: anyone the trust bundle vouches for)."""
+    return {EXPECTED_IDENTITY: identity} if identity is not None else {}
 
 
 def server_identity(response: httpx.Response) -> str | None:
@@ -60,7 +107,31 @@ def server_identity(response: httpx.Response) -> str | None:
     return identity_of(der) if der else None
 
 
-class _Transport(httpx.AsyncHTTPTransport):
+class _Transport(httpx.AsyncBaseTransport):
+    """One pool per identity expected (None: none), made on first use."""
+
+    def __init__(self, context: ssl.SSLContext, identity_from_cn: bool) -> None:
+        self._context = context
+        self._identity_from_cn = identity_from_cn
+        self._pools: dict[str | None, _Pool] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        expected = request.extensions.get(EXPECTED_IDENTITY)
+        if expected is not None and request.url.scheme != "https":
+            where = f"{request.url.host}:{request.url.port or 80}"
+            raise IdentityMismatch(expected, None, tls=False, where=where)
+        pool = self._pools.get(expected)
+        if pool is None:
+            backend = _Backend(expected, self._identity_from_cn)
+            pool = self._pools[expected] = _Pool(self._context, backend)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools.values():
+            await pool.aclose()
+
+
+class _Pool(httpx.AsyncHTTPTransport):
     """httpx's transport over a pool that connects through ``backend``."""
 
     def __init__(self, context: ssl.SSLContext, backend: httpcore.AsyncNetworkBackend) -> None:
@@ -75,9 +146,11 @@ class _Transport(httpx.AsyncHTTPTransport):
 
 
 class _Backend(httpcore.AsyncNetworkBackend):
-    """httpcore's asyncio backend, whose streams learn the server's identity."""
+    """httpcore's asyncio backend, whose streams learn the server's identity
+    and refuse any other than ``expected`` (when given)."""
 
-    def __init__(self, identity_from_cn: bool) -> None:
+    def __init__(self, expected: str | None, identity_from_cn: bool) -> None:
+        self.expected = expected
         self.identity_from_cn = identity_from_cn
         self._inner = httpcore.AnyIOBackend()
 
@@ -90,25 +163,31 @@ class _Backend(httpcore.AsyncNetworkBackend):
         socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
         stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _Stream(stream, self)
+        return _Stream(stream, self, f"{host}:{port}")
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
     ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options), self)
+        stream = await self._inner.connect_unix_socket(path, timeout, socket_options)
+        return _Stream(stream, self, path)
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
 
 
 class _Stream(httpcore.AsyncNetworkStream):
-    """A connection; after :meth:`start_tls`, ``identity`` is the server's."""
+    """A connection to ``where``; after :meth:`start_tls`, ``identity`` is the server's."""
 
     def __init__(
-        self, inner: httpcore.AsyncNetworkStream, backend: _Backend, identity: str | None = None
+        self,
+        inner: httpcore.AsyncNetworkStream,
+        backend: _Backend,
+        where: str,
+        identity: str | None = None,
     ) -> None:
         self._inner = inner
         self._backend = backend
+        self._where = where
         self.identity = identity
 
     async def start_tls(
@@ -121,7 +200,12 @@ class _Stream(httpcore.AsyncNetworkStream):
         ssl_object = tls.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         identity = identity_of(der, from_cn=self._backend.identity_from_cn) if der else None
-        return _Stream(tls, self._backend, identity)
+        expected = self._backend.expected
+        if expected is not None and identity != expected:
+            # Closed without a word: not even a TLS close_notify is sent.
+            await tls.aclose()
+            raise IdentityMismatch(expected, identity, tls=True, where=self._where)
+        return _Stream(tls, self._backend, self._where, identity)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)

@@ -8,9 +8,12 @@ Three modules share the work (the state machine itself is pure, in
   idempotency key, and a push config pointing at our ``/a2a/push`` with this
   delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
   our caller's answer, ``CancelTask``. In A2A 1.0, or 0.3 when that is all
-  the peer's card offers. Every failure is a
-  :class:`~agent_node.a2a.peer_errors.PeerError` that says whether trying
-  again later may help, and names the peer, never its URL.
+  the peer's card offers. Every call expects the peer's identity (the one
+  configured, else the one that served its card) at the TLS handshake
+  (:func:`~agent_node.a2a.client.expecting`): a server that is anyone else
+  is refused before any of the request — message, push token — is sent.
+  Every failure is a :class:`~agent_node.a2a.peer_errors.PeerError` that
+  says whether trying again later may help, and names the peer, never its URL.
 * :class:`~agent_node.a2a.watchdog.Watchdog` drives each delegation row.
 * :func:`~agent_node.a2a.push_receiver.push_endpoint` takes peers' pushes.
 
@@ -36,6 +39,7 @@ from typing import Any
 import httpx
 
 from agent_node.a2a import compat
+from agent_node.a2a.client import expecting
 from agent_node.a2a.discovery import Directory, PeerCard, PeerUnavailable, peer_identity
 from agent_node.a2a.errors import from_jsonrpc_error
 from agent_node.a2a.peer_errors import (
@@ -162,7 +166,12 @@ class PeerDelegator:
         timeout = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
         try:
             async with self.client.stream(
-                "POST", card.endpoint, json=body, headers=headers, timeout=timeout
+                "POST",
+                card.endpoint,
+                json=body,
+                headers=headers,
+                timeout=timeout,
+                extensions=expecting(card.identity),
             ) as response:
                 self._check_identity(card, peer_identity(response))
                 async for event in _sse_results(card, response):
@@ -262,7 +271,9 @@ class PeerDelegator:
             headers = {**headers, "A2A-Version": "1.0"}
         body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": body_params}
         try:
-            response = await self.client.post(card.endpoint, json=body, headers=headers)
+            response = await self.client.post(
+                card.endpoint, json=body, headers=headers, extensions=expecting(card.identity)
+            )
             identity = peer_identity(response)
         except httpx.HTTPError as exc:
             self.directory.forget(card.name)
@@ -285,6 +296,8 @@ class PeerDelegator:
         return result, identity
 
     def _check_identity(self, card: PeerCard, identity: str | None) -> None:
+        # Our client checked it at the handshake already (``expecting``): this
+        # catches a client made elsewhere.
         if card.identity is not None and identity != card.identity:
             raise PeerError(
                 f"peer {card.name!r} answered as {identity!r}, not {card.identity!r}",

@@ -41,7 +41,7 @@ import httpx
 from pydantic import ValidationError
 
 from agent_node.a2a.card_models import AgentCard
-from agent_node.a2a.client import server_identity
+from agent_node.a2a.client import IdentityMismatch, expecting, server_identity, shown_identity
 from agent_node.a2a.compat_card import card_from_v03
 from agent_node.a2a.endpoints import NoInterface, Origins, Version, choose, in_words, origin_of
 from agent_node.a2a.signing import CardSignatureError, verify_card
@@ -115,7 +115,9 @@ class PeerUnavailable(RuntimeFailure):
     """A peer's card could not be fetched, is invalid, or came from the wrong
     identity; or no peer offers what was asked (``peer`` and ``url`` None).
     ``permanent``: the peer is not who it must be, or its card points where
-    we may not go — a matter for its operator or ours, not for a retry."""
+    we may not go — a matter for its operator or ours, not for a retry. A
+    permanent reason names identities and origins, never a URL: callers are
+    shown it whole."""
 
     def __init__(
         self,
@@ -206,29 +208,30 @@ class _Fetch:
     async def _get(
         self, url: str, headers: Mapping[str, str]
     ) -> tuple[int, httpx.Headers, bytes, str | None]:
-        """Status, headers, body (capped) and the server's identity (checked)."""
+        """Status, headers, body (capped) and the server's identity, checked
+        at the handshake by our client (:func:`~agent_node.a2a.client.expecting`)
+        and here again (a client made elsewhere does not check)."""
+        headers = {"Accept": "application/json", **headers}
+        expected = expecting(self.expected_identity)
         try:
-            async with self.client.stream(
-                "GET", url, headers={"Accept": "application/json", **headers}
-            ) as response:
-                identity = self._check_identity(url, peer_identity(response))
-                body = await self._read(url, response) if response.status_code == 200 else b""
-                return response.status_code, response.headers, body, identity
+            async with self.client.stream("GET", url, headers=headers, extensions=expected) as r:
+                identity = self._check_identity(url, peer_identity(r), tls=_is_https(url))
+                body = await self._read(url, r) if r.status_code == 200 else b""
+                return r.status_code, r.headers, body, identity
+        except IdentityMismatch as exc:
+            raise self._impostor(url, exc.presented, tls=exc.tls) from None
         except httpx.HTTPError as exc:
             raise self._failure(url, f"cannot fetch the card: {_transport_reason(exc)}") from None
 
-    def _check_identity(self, url: str, identity: str | None) -> str | None:
-        expected = self.expected_identity
-        if expected is not None and identity != expected:
-            shown = identity or (
-                "a certificate that names no identity"
-                if url.startswith("https:")
-                else "no certificate (plain HTTP)"
-            )
-            raise self._failure(
-                url, f"the server presented {shown}, expected {expected}", permanent=True
-            )
+    def _check_identity(self, url: str, identity: str | None, *, tls: bool) -> str | None:
+        if self.expected_identity is not None and identity != self.expected_identity:
+            raise self._impostor(url, identity, tls=tls)
         return identity
+
+    def _impostor(self, url: str, identity: str | None, *, tls: bool) -> PeerUnavailable:
+        shown = shown_identity(identity, tls=tls)
+        reason = f"the server presented {shown}, expected {self.expected_identity}"
+        return self._failure(url, reason, permanent=True)
 
     async def _read(self, url: str, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length", "")
@@ -332,6 +335,10 @@ def _first_error(exc: ValidationError) -> str:
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where.lstrip('.') or '(top)'}: {first['msg']}{more}"
+
+
+def _is_https(url: str) -> bool:
+    return url.lower().startswith("https:")
 
 
 def _transport_reason(exc: httpx.HTTPError) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from agent_node.a2a.client import IdentityMismatch, shown_identity
 from agent_node.a2a.discovery import PeerCard, PeerUnavailable
 from agent_node.errors import RuntimeFailure
 from agent_node.nodes.delegation import scrub
@@ -84,6 +85,15 @@ def answer_of(card: PeerCard, method: str, response: httpx.Response) -> dict[str
 
 
 def unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:
+    """A call that got no answer. A server that is not the peer's identity
+    (:class:`~agent_node.a2a.client.IdentityMismatch`, found at the handshake,
+    before anything was sent) is a refusal for good, naming who it was."""
+    if isinstance(exc, IdentityMismatch):
+        shown = shown_identity(exc.presented, tls=exc.tls)
+        return PeerError(
+            f"peer {card.name!r} rejected: the server presented {shown}, expected {exc.expected}",
+            transient=False,
+        )
     detail = scrub(str(exc)) or type(exc).__name__
     # A transport failure (refused, reset, timed out) is the network's;
     # anything else httpx raises (an invalid URL, a TLS verification error)
@@ -95,16 +105,15 @@ def unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:
 
 
 def _is_tls_refusal(exc: httpx.HTTPError) -> bool:
-    text = str(exc)
-    return "CERTIFICATE_VERIFY_FAILED" in text or type(exc).__name__ == "IdentityMismatch"
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def unavailable(exc: PeerUnavailable) -> PeerError:
     """A peer whose card cannot be had now: try again later — unless it is
     not who it must be, or its card points where we may not go."""
     name = exc.peer or "?"
-    if exc.permanent:
-        return PeerError(f"peer {name!r} rejected: {scrub(exc.reason)}", transient=False)
+    if exc.permanent:  # its reason names identities and origins, never a URL: kept whole
+        return PeerError(f"peer {name!r} rejected: {exc.reason}", transient=False)
     return PeerError(f"peer {name!r} unavailable: {scrub(exc.reason)}", transient=True)
 
 

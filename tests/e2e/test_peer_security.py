@@ -18,6 +18,7 @@ import pytest
 from e2e.procs import Spawn
 from e2e.test_delegation import HELLO, Net, send, tasks_of, verdict
 from support.certs import issue_cn_only, make_certs
+from support.impostor import impostor
 from support.nodes import serving_mtls
 
 from agent_node.security.tls import client_context
@@ -164,3 +165,47 @@ async def test_an_origin_allowed_under_endpoints_is_called(net: Net) -> None:
     assert verdict(task) == "Alan Turing is a long name (10 letters)"
     (b_task,) = await tasks_of(net.store("b"))
     assert b_task.caller == f"{D}/a"
+
+
+# -- the peer's identity, checked at the handshake --------------------------------
+
+
+IMPOSTOR = f"peer 'b' rejected: the server presented {D}/c, expected {D}/b"
+
+
+async def test_an_impostor_at_the_peers_address_gets_not_even_the_card_request(
+    net: Net,
+) -> None:
+    """A knows b at a port where a node holding c's certificate (of the same
+    CA) listens: the card fetch stops at the handshake, the delegation fails
+    for good, and the impostor received not one byte."""
+    net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.5)}, ["b"])
+    with impostor(net.certs, "c", net.port("b")) as fake:
+        await net.start("a")
+        task = await send(net, "a", "Ada Lovelace")
+    assert task["status"]["state"] == "TASK_STATE_FAILED", task
+    assert said(task).endswith(IMPOSTOR), said(task)
+    assert fake.connections >= 1 and bytes(fake.received) == b""
+
+
+@pytest.mark.parametrize("configured", [True, False], ids=["configured", "learned"])
+async def test_a_peer_replaced_by_an_impostor_is_sent_nothing(net: Net, configured: bool) -> None:
+    """b answers one delegation (A has its card, and a connection to it);
+    then c's certificate serves at b's port. A's next SendMessage stops at
+    the handshake: the identity A expects is b's, configured or learned from
+    the card b served."""
+    config = net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.5)}, ["b"])
+    if not configured:
+        config.write_text(config.read_text().replace(f", identity: '{D}/b'", ""))
+    net.configure("b", {"greet": HELLO}, [])
+    b = await net.start("b")
+    await net.start("a")
+    first = await send(net, "a", "Grace Hopper")
+    assert verdict(first) == "Grace Hopper is a long name (11 letters)"
+    b.send(signal.SIGKILL)
+    b.wait(10)
+    with impostor(net.certs, "c", net.port("b")) as fake:
+        task = await send(net, "a", "Ada Lovelace")
+    assert task["status"]["state"] == "TASK_STATE_FAILED", task
+    assert said(task).endswith(IMPOSTOR), said(task)
+    assert fake.connections >= 1 and bytes(fake.received) == b""

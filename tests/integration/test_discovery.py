@@ -369,6 +369,8 @@ async def test_a_server_with_another_identity_is_refused_precisely(certs: Path) 
             f"peer 'writer' ({fake.url}{CARD_PATH}): the server presented {MALLORY},"
             f" expected {WRITER}"
         )
+        assert refused.value.permanent
+        assert fake.seen == []  # refused at the handshake: not even the GET was sent
         # Without an expectation, whoever the CA vouches for is accepted, and named.
         assert (await fetch_card(http, fake.url)).identity == MALLORY
 
@@ -389,6 +391,7 @@ async def test_plain_http_has_no_identity_and_fails_an_expectation() -> None:
         assert (await fetch_card(http, fake.url)).identity is None
         with pytest.raises(PeerUnavailable, match="presented no certificate \\(plain HTTP\\)"):
             await fetch_card(http, fake.url, expected_identity=WRITER)
+        assert len(fake.seen) == 1  # only the fetch without an expectation
 
 
 async def test_a_signed_card_names_its_signer_and_a_tampered_one_is_refused(
