@@ -130,7 +130,7 @@ class _Parts:
         from agent_node.a2a.card import CardDocument, build_card
         from agent_node.a2a.client import http_client
         from agent_node.a2a.delegator import PeerDelegator
-        from agent_node.a2a.discovery import Directory
+        from agent_node.a2a.directory import Directory
         from agent_node.a2a.jsonrpc import jsonrpc_endpoint
         from agent_node.a2a.ops import ops_routes
         from agent_node.a2a.push import PushSender

@@ -40,7 +40,8 @@ import httpx
 
 from agent_node.a2a import compat
 from agent_node.a2a.client import expecting
-from agent_node.a2a.discovery import Directory, PeerCard, PeerUnavailable, peer_identity
+from agent_node.a2a.directory import Directory
+from agent_node.a2a.discovery import PeerCard, PeerUnavailable, peer_identity
 from agent_node.a2a.errors import from_jsonrpc_error
 from agent_node.a2a.peer_errors import (
     TRANSIENT_CODES,

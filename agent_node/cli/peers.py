@@ -140,7 +140,7 @@ def _config(
 
 async def _all(config: NodeConfig, timeout: float) -> list[PeerCard | PeerUnavailable]:
     from agent_node.a2a.client import http_client
-    from agent_node.a2a.discovery import Directory
+    from agent_node.a2a.directory import Directory
 
     tls = config.client_ssl_context()
     async with http_client(

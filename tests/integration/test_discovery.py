@@ -35,12 +35,12 @@ from agent_node import Workflow
 from agent_node.a2a.app import create_app
 from agent_node.a2a.card import MAX_AGE, CardDocument, build_card
 from agent_node.a2a.client import http_client
+from agent_node.a2a.directory import Directory
 from agent_node.a2a.discovery import (
     CARD_PATH,
     DEFAULT_MAX_AGE,
     LEGACY_CARD_PATH,
     MAX_CARD_BYTES,
-    Directory,
     PeerUnavailable,
     fetch_card,
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 
 from agent_node.a2a.delegator import PeerDelegator
-from agent_node.a2a.discovery import Directory
+from agent_node.a2a.directory import Directory
 from agent_node.a2a.watchdog import Watchdog
 from agent_node.config import PeerConfig
 from agent_node.engine import faults
