@@ -150,9 +150,12 @@ class Watchdog:
             self._wake.clear()
 
     async def _pause(self) -> float:
-        """How long to sleep unless woken: until the next row is due (a
-        delegate node's first ``poll`` may be shorter than the tick), at most
-        ``interval``. Rows made due *now* wake the loop by a store notice."""
+        """How long to sleep unless woken: until a row's first poll is due (a
+        delegate node's ``poll`` may be shorter than the tick), at most
+        ``interval``. Rows made due *now* wake the loop by a store notice.
+        Backed-off and repeated polls keep to the tick, so that a thousand
+        rows backed off with jitter are claimed in batches, not one wake-up
+        each (that cost 15 % of a core with 2,000 parked)."""
         if self._wake.is_set() or len(self._active) >= self.concurrency:
             return 0.0 if self._wake.is_set() else self.interval
         try:

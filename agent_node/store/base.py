@@ -295,8 +295,10 @@ class Store(Protocol):
         ``delegation``'s state and turn; False when it moved on (or is gone)."""
 
     async def next_delegation_at(self) -> float | None:
-        """When the next delegation row is due (``next_poll_at``, maybe in the
-        past), or None when there is none: how long a watchdog may sleep."""
+        """When the next row not taken up since its last move (``polls`` 0:
+        its first poll, after the delegate node's ``poll``) is due, maybe in
+        the past; None when there is none. A watchdog wakes for these on
+        time; rows backed off or polled before wait for its next tick."""
 
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         """Make rows of ``peer`` in ``state`` that were backed off after a

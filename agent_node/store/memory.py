@@ -273,7 +273,8 @@ class MemoryStore:
         return held is not None
 
     async def next_delegation_at(self) -> float | None:
-        return min((d.next_poll_at for d in self._delegations.values()), default=None)
+        firsts = (d.next_poll_at for d in self._delegations.values() if d.polls == 0)
+        return min(firsts, default=None)
 
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
         woken = [

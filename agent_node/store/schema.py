@@ -19,12 +19,14 @@ Tables (see DESIGN.md, "Durability"):
   schema version 3; version 4 made each row a state machine (``state``,
   ``turn``, ``request``, ``question``, ``last_error``); version 5 names the
   watchdog that claimed a row (``claimed_by``, a lease owner), so a node
-  that restarts takes up at once the rows its dead process had claimed.
+  that restarts takes up at once the rows its dead process had claimed,
+  and indexes the rows not taken up since their last move
+  (``ix_delegations_first_poll``).
 
 Versions only ever add: :data:`MIGRATIONS` names the tables each version
-added and :data:`ADDED_COLUMNS` the columns (with the DDL that adds them to
-an existing table, defaults keeping old rows meaningful); opening an older
-store creates just those.
+added (or whose new indexes it creates) and :data:`ADDED_COLUMNS` the
+columns (with the DDL that adds them to an existing table, defaults keeping
+old rows meaningful); opening an older store creates just those.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("push_configs",),
     3: ("delegations",),
     4: (),
-    5: (),
+    5: ("delegations",),  # no new table: its new index (ix_delegations_first_poll)
 }
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
@@ -60,7 +62,7 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
 
 
 def _metadata() -> MetaData:
-    from sqlalchemy import Column, Double, Index, Integer, MetaData, Table, Text
+    from sqlalchemy import Column, Double, Index, Integer, MetaData, Table, Text, text
 
     metadata = MetaData()
     Table(
@@ -172,6 +174,14 @@ def _metadata() -> MetaData:
         Column("claimed_by", Text),
         Index("ix_delegations_task", "remote_task_id"),
         Index("ix_delegations_poll", "next_poll_at"),
+        # Rows not taken up since their last move: the watchdog sleeps until
+        # the first of them is due (store.next_delegation_at), on every wake.
+        Index(
+            "ix_delegations_first_poll",
+            "next_poll_at",
+            sqlite_where=text("polls = 0"),
+            postgresql_where=text("polls = 0"),
+        ),
         sqlite_with_rowid=False,
     )
     Table(

@@ -189,7 +189,7 @@ class Statements:
             "UPDATE delegations SET next_poll_at = ?, last_error = ?"
             f" WHERE {_DELEGATION_KEY} AND state = ? AND turn = ?"
         )
-        self.next_delegation_at = q("SELECT MIN(next_poll_at) FROM delegations")
+        self.next_delegation_at = q("SELECT MIN(next_poll_at) FROM delegations WHERE polls = 0")
         # Rows backed off after a failure (a claimed row is leased further).
         self.wake_delegations = q(
             "UPDATE delegations SET next_poll_at = ? WHERE peer = ? AND state = ?"
