@@ -93,11 +93,13 @@ class WorkflowDefinitionError(UsageError):
 
 
 class UnknownExecution(UsageError):
-    """No execution has this id."""
+    """No execution has this id (in ``store``, when it is named)."""
 
-    def __init__(self, execution_id: str) -> None:
+    def __init__(self, execution_id: str, store: str | None = None) -> None:
         self.execution_id = execution_id
-        super().__init__(f"no execution with id {execution_id!r}")
+        self.store = store
+        where = f" in {store}" if store else ""
+        super().__init__(f"no execution with id {execution_id!r}{where}")
 
 
 class InvalidSignal(UsageError):

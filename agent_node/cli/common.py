@@ -20,7 +20,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 
 from agent_node.config import TlsSettings
-from agent_node.errors import AgentNodeError, ConfigError, UsageError
+from agent_node.errors import AgentNodeError, ConfigError, UnknownExecution, UsageError
 from agent_node.runtime import Runtime
 from agent_node.sdk import load_workflow
 from agent_node.store import Store, default_store_url, store_from_url
@@ -85,30 +85,53 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def open_store(url: str) -> AsyncIterator[Store]:
-    """An open store, closed on the way out whatever happens."""
-    store = store_from_url(url)
+async def open_store(url: str, *, create: bool = False) -> AsyncIterator[Store]:
+    """An open store, closed on the way out whatever happens.
+
+    A command that only reads never creates a store (a typo in ``--store``
+    is a :class:`MissingStore`, not an empty table), and an execution it
+    cannot find is reported with the store it looked in.
+    """
+    store = store_from_url(url, create=create)
     try:
         await store.open()
         yield store
+    except UnknownExecution as exc:
+        if exc.store is not None:
+            raise
+        raise UnknownExecution(exc.execution_id, store=url) from None
     finally:
         await store.close()
 
 
 @asynccontextmanager
 async def started_runtime(
-    url: str, workflows: Iterable[CompiledWorkflow] = (), **options: Any
+    url: str, workflows: Iterable[CompiledWorkflow] = (), *, create: bool = True, **options: Any
 ) -> AsyncIterator[Runtime]:
     """A started :class:`Runtime` that knows ``workflows`` before it claims
-    anything; closed (engine stopped, store closed) on the way out."""
-    runtime = Runtime(url, **options)
+    anything; closed (engine stopped, store closed) on the way out.
+
+    ``create=False`` for a command that only finishes what a store holds
+    (``resume``); otherwise a new SQLite file is created, and said where.
+    """
+    store = store_from_url(url, create=create)
+    new_file = _new_file(store)
+    runtime = Runtime(store, **options)
     for workflow in workflows:
         runtime.workflows.add(workflow)
     try:
         await runtime.start()
+        if new_file is not None:
+            click.echo(f"created a new store at {new_file}", err=True)
         yield runtime
     finally:
         await runtime.close()
+
+
+def _new_file(store: Store) -> Path | None:
+    """The absolute path of a SQLite store's file that does not exist yet."""
+    path = getattr(store, "path", None)
+    return path.absolute() if isinstance(path, Path) and not path.exists() else None
 
 
 def parse_json(text: str, option: str) -> Any:

@@ -78,10 +78,12 @@ def serve(
     def ready(actual: NodeConfig) -> None:
         if insecure_dev:
             click.secho(INSECURE_WARNING.format(host=actual.listen.host), fg="yellow", err=True)
+        from agent_node.store import default_store_url
+
         skills = ", ".join(node.workflows) or "none"
         click.echo(f"agent node {actual.name!r} listening on {actual.url}")
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
-        click.echo(f"skills: {skills}; store: {actual.store or 'default'}", err=True)
+        click.echo(f"skills: {skills}; store: {actual.store or default_store_url()}", err=True)
 
     run_async(node.serve(ready, parent=parent_pid))
     click.echo(f"agent node {config.name!r} stopped")

@@ -80,7 +80,7 @@ def resume(node: str, idle_timeout: float, store_url: str) -> None:
 
 async def _resume(url: str, node: str, idle_timeout: float) -> ResumeReport:
     report = ResumeReport()
-    async with started_runtime(url, scope="all", node=node) as runtime:
+    async with started_runtime(url, scope="all", node=node, create=False) as runtime:
         seen: dict[str, int] = {}
         last_progress = time.monotonic()
         while active := await runtime.store.list_executions(status=_ACTIVE, limit=10_000):

@@ -56,26 +56,31 @@ def default_store_url() -> str:
     return os.environ.get("AGENT_NODE_STORE") or DEFAULT_STORE_URL
 
 
-def store_from_url(url: str) -> Store:
-    """A (not yet opened) store for ``url``; raises :class:`ConfigError` on a bad URL."""
+def store_from_url(url: str, *, create: bool = True) -> Store:
+    """A (not yet opened) store for ``url``; raises :class:`ConfigError` on a bad URL.
+
+    ``create=False`` is for commands that only read: opening a SQLite file or
+    a PostgreSQL database that holds no store then raises
+    :class:`~agent_node.store.files.MissingStore` instead of creating one.
+    """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
         from agent_node.store.memory import MemoryStore
 
         return MemoryStore(url)
     if scheme == "sqlite":
-        return _sqlite(url)
+        return _sqlite(url, create)
     if scheme in {"postgresql", "postgres", "postgresql+asyncpg"}:
         from agent_node.store.postgres import PostgresStore
 
         dsn = "postgresql://" + url.split("://", 1)[1]
-        return PostgresStore(url, dsn)
+        return PostgresStore(url, dsn, create=create)
     raise ConfigError(
         f"unsupported store URL {url!r}: use memory://, sqlite:///path.db or postgresql://…"
     )
 
 
-def _sqlite(url: str) -> Store:
+def _sqlite(url: str, create: bool) -> Store:
     from agent_node.store.sqlite import SqliteStore
 
     parts = urlsplit(url)
@@ -92,5 +97,9 @@ def _sqlite(url: str) -> Store:
     if not cache.isdigit() or int(cache) < 64:
         raise ConfigError(f"cache_kib must be a whole number of KiB, at least 64, not {cache!r}")
     return SqliteStore(
-        url, Path(raw), synchronous=options.get("synchronous", "normal"), cache_kib=int(cache)
+        url,
+        Path(raw),
+        synchronous=options.get("synchronous", "normal"),
+        cache_kib=int(cache),
+        create=create,
     )

@@ -22,6 +22,7 @@ import asyncpg
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.files import MissingStore
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Claim,
@@ -93,9 +94,11 @@ _CLAIM_DELEGATIONS = (
 
 
 class PostgresStore:
-    def __init__(self, url: str, dsn: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, dsn: str, *, pool_size: int = 10, create: bool = True) -> None:
         self.url = url
         self.dsn = dsn
+        #: False: a database without our schema is a MissingStore, not created.
+        self._create_missing = create
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._listen: asyncpg.Connection | None = None
@@ -128,8 +131,11 @@ class PostgresStore:
         would take SHARE locks on the tables that live workers write, in an
         order that can deadlock with them."""
         async with pool.acquire() as conn:
-            if await _schema_version(conn) == SCHEMA_VERSION:
+            version = await _schema_version(conn)
+            if version == SCHEMA_VERSION:
                 return
+            if version is None and not self._create_missing:
+                raise MissingStore(self.url, f"no store in {self.url}: it has no agent-node tables")
             # A session lock taken before the transaction: the transaction then
             # starts after the one that held it committed, and sees its tables.
             # (Taken inside, the catalog lookups of the transaction that waited

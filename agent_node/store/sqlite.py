@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 
 from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.files import require_file
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Claim,
@@ -106,10 +107,18 @@ _IDS = "(SELECT value FROM json_each(?))"
 
 class SqliteStore:
     def __init__(
-        self, url: str, path: Path, *, synchronous: str = "NORMAL", cache_kib: int = 512
+        self,
+        url: str,
+        path: Path,
+        *,
+        synchronous: str = "NORMAL",
+        cache_kib: int = 512,
+        create: bool = True,
     ) -> None:
         self.url = url
         self.path = path
+        #: False: opening a missing file is a :class:`MissingStore` (see files.py).
+        self._create_missing = create
         self.cache_kib = cache_kib
         self.synchronous = synchronous.upper()
         if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -134,6 +143,8 @@ class SqliteStore:
     async def open(self) -> None:
         if self._thread is not None:
             return
+        if not self._create_missing:
+            require_file(self.url, self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._serve, name=f"sqlite:{self.path}", daemon=True)
         self._thread.start()

@@ -260,8 +260,9 @@ def test_inspect_shows_header_state_and_timeline(project: Path, store: str) -> N
     assert re.search(r"│ ask\s+│\s+1 │\s+1 │ waiting", result.stdout)
 
 
-def test_inspect_of_an_unknown_execution_exits_2(store: str) -> None:
-    assert_error(invoke(store, "inspect", "nope"), 2, "error: no execution with id 'nope'")
+def test_inspect_of_an_unknown_execution_exits_2(project: Path, store: str) -> None:
+    start(store, project, "greet", "c1")
+    assert_error(invoke(store, "inspect", "nope"), 2, f"no execution with id 'nope' in {store}")
 
 
 def test_events_prints_one_json_object_per_line(project: Path, store: str) -> None:
