@@ -29,6 +29,7 @@ from agent_node.results import RunResult, to_event
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.store.records import ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Runtime", "close_shared_runtimes", "shared_runtime"]
 
@@ -74,6 +75,7 @@ class Runtime:
         await self.close()
 
     async def start(self) -> None:
+        refuse_run_while_loading("Runtime.start()")
         await self.store.open()
         await self.engine.start()
 

@@ -41,6 +41,7 @@ from agent_node.results import RunResult
 from agent_node.workflow.compiled import CompiledWorkflow, RouteFn, StepFn
 from agent_node.workflow.compiler import compile_workflow
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, WorkflowIR
+from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Workflow", "load_workflow"]
 
@@ -464,7 +465,12 @@ class Workflow:
 
         Re-running with the ``execution_id`` of an interrupted execution
         resumes it; nodes that completed are not run again.
+
+        Called while agent-node imports the module only to load its workflow
+        (``agent-node run file.py:wf``, ``signal``, a worker), it runs nothing:
+        the module's top-level code ends there (see :mod:`agent_node.workflow.refs`).
         """
+        refuse_run_while_loading(f"{self.id}.run()")
         from agent_node.runtime import shared_runtime
 
         runtime = await shared_runtime(store or self.store)
@@ -478,6 +484,7 @@ class Workflow:
         store: str | None = None,
     ) -> RunResult:
         """``run`` in a fresh event loop (not from inside a running one)."""
+        refuse_run_while_loading(f"{self.id}.run_sync()")
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -7,16 +7,32 @@ working directory) and is loaded under a module name derived from its
 absolute path, kept in ``sys.modules``: importing it twice gives the same
 objects. While a file runs, its directory is on ``sys.path`` so that it can
 import its siblings.
+
+Importing a module for a definition is not running it as a script: a
+user's file may end with an example run (``wf.run_sync(...)``) and no
+``if __name__ == "__main__"`` guard. While a reference is imported, a run
+(:func:`refuse_run_while_loading`) ends the module's top-level code right
+there — what came before it, the workflow included, is defined; the run and
+what follows it are skipped. A module whose import stopped that way is kept
+as it is, so it is never executed twice. A module imported *by* the one
+named cannot be cut short on its own: its stop would end the importer's
+code too, so that import fails, saying why. When an event loop runs in the
+calling thread, the module is imported from a thread of its own, where a
+top-level ``asyncio.run(...)`` can still start (and be stopped).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import importlib
 import importlib.util
+import logging
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +40,35 @@ from typing import Any
 
 from agent_node.errors import ConfigError
 
-__all__ = ["import_object"]
+__all__ = ["RunWhileLoading", "import_object", "refuse_run_while_loading"]
+
+logger = logging.getLogger(__name__)
+
+_loading: contextvars.ContextVar[bool] = contextvars.ContextVar("loading", default=False)
+#: Modules whose top-level code a run stopped: name -> "file:line" of the run.
+_stopped: dict[str, str] = {}
+
+
+class RunWhileLoading(BaseException):
+    """A run at a module's top level while the module is imported for a
+    definition: it ends that module's top-level code. A ``BaseException``, so
+    that the module's own ``except Exception`` does not run on after it."""
+
+    def __init__(self, what: str) -> None:
+        frame = sys._getframe(2)
+        while frame.f_back is not None and frame.f_code.co_name != "<module>":
+            frame = frame.f_back
+        self.module_name: str = frame.f_globals.get("__name__", "")
+        self.module = sys.modules.get(self.module_name)
+        self.where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        super().__init__(f"{what} at {self.where} is not run while its module is imported")
+
+
+def refuse_run_while_loading(what: str) -> None:
+    """Stop here if a module is being imported for a definition (see module doc)."""
+    if _loading.get():
+        raise RunWhileLoading(what)
+
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _FORMS = "use 'package.module:attr' or 'path/to/file.py:attr'"
@@ -32,6 +76,23 @@ _FORMS = "use 'package.module:attr' or 'path/to/file.py:attr'"
 
 def import_object(ref: str, base_dir: Path | None = None) -> Any:
     """The object ``ref`` names; a ``ConfigError`` says what failed and where."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _import_object(ref, base_dir)
+    with ThreadPoolExecutor(1, thread_name_prefix="agent-node-import") as thread:
+        return thread.submit(_import_object, ref, base_dir).result()
+
+
+def _import_object(ref: str, base_dir: Path | None) -> Any:
+    token = _loading.set(True)
+    try:
+        return _resolve(ref, base_dir)
+    finally:
+        _loading.reset(token)
+
+
+def _resolve(ref: str, base_dir: Path | None) -> Any:
     if not isinstance(ref, str):
         raise ConfigError(f"an import reference must be a string, not {type(ref).__name__}")
     target, _, attr = ref.rpartition(":")
@@ -63,6 +124,12 @@ def _load_module(name: str, ref: str, base_dir: Path | None) -> ModuleType:
 def _import(name: str, ref: str) -> ModuleType:
     try:
         return importlib.import_module(name)
+    except RunWhileLoading as stop:
+        if stop.module_name != name or stop.module is None:
+            raise _nested(stop, ref, name) from None
+        # The import system dropped the half-run module: it is what we keep.
+        sys.modules[name] = stop.module
+        return _stopped_at(stop)
     except ModuleNotFoundError as exc:
         if exc.name and (name == exc.name or name.startswith(f"{exc.name}.")):
             raise ConfigError(f"{ref!r}: no module named {exc.name!r}") from None
@@ -87,6 +154,11 @@ def _load_file(path: Path, ref: str) -> ModuleType:
     try:
         with _on_sys_path(path.parent):
             spec.loader.exec_module(module)
+    except RunWhileLoading as stop:
+        if stop.module_name != name:
+            sys.modules.pop(name, None)
+            raise _nested(stop, ref, str(path)) from None
+        return _stopped_at(stop)
     except BaseException as exc:
         # A module that failed half way must not be found by the next import.
         sys.modules.pop(name, None)
@@ -106,8 +178,27 @@ def _attribute(module: ModuleType, attr: str, ref: str) -> Any:
             value = getattr(value, part)
         except AttributeError:
             missing = ".".join(parts[: index + 1])
-            raise ConfigError(f"{ref!r}: module has no attribute {missing!r}") from None
+            stopped = _stopped.get(module.__name__)
+            why = f" (its top-level code stops at the run at {stopped})" if stopped else ""
+            raise ConfigError(f"{ref!r}: module has no attribute {missing!r}{why}") from None
     return value
+
+
+def _stopped_at(stop: RunWhileLoading) -> ModuleType:
+    if stop.module is None:
+        raise ConfigError(f"importing {stop.module_name!r}: {stop}")
+    _stopped[stop.module_name] = stop.where
+    logger.debug("%s", stop)
+    return stop.module
+
+
+def _nested(stop: RunWhileLoading, ref: str, importing: str) -> ConfigError:
+    return ConfigError(
+        f"{ref!r}: importing {importing!r} stopped at {stop.where}: module"
+        f" {stop.module_name!r} runs a workflow at its top level when imported."
+        " Refer to that module itself, or put its run under"
+        ' `if __name__ == "__main__":`'
+    )
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os.path
 import sys
@@ -116,3 +117,87 @@ def test_syntax_error_in_file(tmp_path: Path, clean_modules: None) -> None:
     write(tmp_path / "bad_syntax.py", "def f(:\n")
     with pytest.raises(ConfigError, match="SyntaxError"):
         import_object("bad_syntax.py:f", base_dir=tmp_path)
+
+
+# -- a module imported for a definition does not run its example ------------------
+
+SCRIPT = """
+from pydantic import BaseModel
+from agent_node import Workflow
+
+wf = Workflow("script-example", version="1", store="memory://")
+
+@wf.state
+class State(BaseModel):
+    n: int = 0
+
+@wf.step
+async def bump(state: State) -> dict:
+    return {"n": state.n + 1}
+
+RAN = []
+"""
+
+
+def test_a_top_level_run_ends_the_module_there(tmp_path: Path, clean_modules: None) -> None:
+    code = "try:\n    result = wf.run_sync(State())\nexcept Exception:\n    RAN.append('caught')\n"
+    write(tmp_path / "script.py", SCRIPT + code + "RAN.append('after')\n")
+    wf = import_object("script.py:wf", base_dir=tmp_path)
+    ran = import_object("script.py:RAN", base_dir=tmp_path)
+    assert ran == []  # neither the run, nor the user's except, nor what follows
+    assert import_object("script.py:wf", base_dir=tmp_path) is wf  # executed once
+    assert wf.compile().key == "script-example@1"
+    with pytest.raises(ConfigError, match=r"no attribute 'result' \(its top-level code stops at"):
+        import_object("script.py:result", base_dir=tmp_path)
+
+
+def test_runs_stopped_under_a_running_loop(tmp_path: Path, clean_modules: None) -> None:
+    """As when a worker or ``signal`` loads a script: an event loop runs here,
+    and the script's own ``asyncio.run`` starts anyway, then stops at the run."""
+    code = (
+        "import asyncio\n"
+        "async def main():\n"
+        "    await wf.run(State())\n"
+        "asyncio.run(main())\n"
+        "RAN.append('after')\n"
+    )
+    write(tmp_path / "async_script.py", SCRIPT + code)
+
+    async def load() -> object:
+        return import_object("async_script.py:RAN", base_dir=tmp_path)
+
+    assert asyncio.run(load()) == []
+
+
+def test_a_runtime_started_at_top_level_is_stopped(tmp_path: Path, clean_modules: None) -> None:
+    code = (
+        "import asyncio\n"
+        "from agent_node import Runtime\n"
+        "async def main():\n"
+        "    async with Runtime('memory://') as rt:\n"
+        "        RAN.append(await rt.run(wf.compile(), State()))\n"
+        "asyncio.run(main())\n"
+    )
+    write(tmp_path / "runtime_script.py", SCRIPT + code)
+    assert import_object("runtime_script.py:RAN", base_dir=tmp_path) == []
+
+
+def test_a_script_imported_by_the_module_named_is_refused_clearly(
+    tmp_path: Path, clean_modules: None
+) -> None:
+    write(tmp_path / "refs_script_inner.py", SCRIPT + "wf.run_sync(State())\n")
+    write(tmp_path / "outer.py", "from refs_script_inner import wf\n")
+    message = (
+        r"importing '.*outer.py' stopped at .*refs_script_inner.py:\d+: module"
+        r" 'refs_script_inner' runs a workflow at its top level"
+    )
+    with pytest.raises(ConfigError, match=message):
+        import_object("outer.py:wf", base_dir=tmp_path)
+    assert import_object("refs_script_inner:RAN", base_dir=tmp_path) == []
+
+
+def test_nothing_is_refused_outside_an_import(tmp_path: Path, clean_modules: None) -> None:
+    write(tmp_path / "defs.py", SCRIPT)
+    wf = import_object("defs.py:wf", base_dir=tmp_path)
+    state_model = wf.compile().state_model
+    assert wf.run_sync(state_model()).state.n == 1

@@ -1,0 +1,78 @@
+"""The README's Python example as a user runs it: pasted into a file, run with
+``python``, then continued from the command line — which loads the same file
+for its workflow, and must not run the example in it again."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from e2e.procs import CLI
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_python_block() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## A workflow in Python\s+```python\n(.*?)```", readme, re.S)
+    assert block is not None, "README.md has no 'A workflow in Python' block"
+    return block.group(1)
+
+
+def call(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(args), cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def executions(cwd: Path) -> list[dict[str, str]]:
+    """The rows of the default store (``./.agent-node/agent-node.db``), oldest first."""
+    script = (
+        "import json, sqlite3\n"
+        "db = sqlite3.connect('.agent-node/agent-node.db')\n"
+        "rows = db.execute('SELECT id, status, state FROM executions ORDER BY created_at')\n"
+        "print(json.dumps([dict(id=i, status=s, state=t) for i, s, t in rows]))\n"
+    )
+    done = call([sys.executable, "-c", script], cwd)
+    assert done.returncode == 0, done.stderr
+    rows: list[dict[str, str]] = json.loads(done.stdout)
+    return rows
+
+
+def test_readme_script_is_signalled_and_resumed_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "expense.py").write_text(readme_python_block(), encoding="utf-8")
+
+    script = call([sys.executable, "expense.py"], tmp_path)
+    assert script.returncode == 0, script.stderr
+    [parked] = executions(tmp_path)
+    assert parked["status"] == "waiting"
+
+    signal = call(
+        [*CLI, "signal", parked["id"], "decision", "--data", '{"approved": true}'], tmp_path
+    )
+    assert signal.returncode == 0, signal.stdout + signal.stderr
+    assert f"delivered 'decision' to {parked['id']}" in signal.stdout
+    resume = call([*CLI, "resume"], tmp_path)
+    assert resume.returncode == 0, resume.stdout + resume.stderr
+
+    [paid] = executions(tmp_path)  # loading expense.py started no execution
+    assert paid["id"] == parked["id"]
+    assert paid["status"] == "completed"
+    assert json.loads(paid["state"])["status"] == "paid"
+
+    run = call(
+        [*CLI, "run", "expense.py:wf", "--input", '{"employee": "Bo", "amount": 5}'], tmp_path
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = executions(tmp_path)
+    assert len(rows) == 2, rows  # the one run asked for, not the file's example too
+    assert json.loads(rows[1]["state"]) == {
+        "employee": "Bo",
+        "amount": 5.0,
+        "decision": None,
+        "status": "paid",
+    }
