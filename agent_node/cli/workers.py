@@ -1,8 +1,9 @@
 """Commands that run an engine over the whole store: ``resume`` and ``worker``.
 
-``resume`` drives every pending or running execution until each has ended
-or parked on a wait, then exits; ``worker`` keeps claiming work (including
-timers as they fall due) until it is told to stop.
+``resume`` drives every pending or running execution, and every waiting one
+whose timer is due, until each has ended or parked on a wait, then exits;
+``worker`` keeps claiming work (including timers as they fall due) until it
+is told to stop.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import click
 
 from agent_node.runtime import Runtime
-from agent_node.store import ExecutionRecord, WaitRecord
+from agent_node.store import ExecutionRecord, Store, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from .common import (
@@ -68,7 +69,8 @@ class ResumeReport:
 @store_option
 @handle_errors
 def resume(node: str, idle_timeout: float, store_url: str) -> None:
-    """Run every pending or running execution until it ends or waits.
+    """Run every pending or running execution, and every one whose timer is
+    due, until it ends or waits.
 
     Exits 1 when an execution failed or made no progress for --idle-timeout.
     """
@@ -83,7 +85,7 @@ async def _resume(url: str, node: str, idle_timeout: float) -> ResumeReport:
     async with started_runtime(url, scope="all", node=node, create=False) as runtime:
         seen: dict[str, int] = {}
         last_progress = time.monotonic()
-        while active := await runtime.store.list_executions(status=_ACTIVE, limit=10_000):
+        while active := await _active(runtime.store):
             moved = [r for r in active if seen.get(r.id) != r.last_seq]
             seen.update((r.id, r.last_seq) for r in moved)
             if moved or await _busy(runtime, active):
@@ -98,6 +100,22 @@ async def _resume(url: str, node: str, idle_timeout: float) -> ResumeReport:
                 report.records.append(record)
                 report.timers += await _has_timer(runtime, record)
     return report
+
+
+async def _active(store: Store) -> list[ExecutionRecord]:
+    """Pending and running executions, and waiting ones whose timer or
+    timeout is due (the engine fires it; a process killed while it waited
+    for the timer left it there)."""
+    active = await store.list_executions(status=_ACTIVE, limit=10_000)
+    known = {record.id for record in active}
+    for wait in await store.due_waits(time.time(), 10_000):
+        if wait.execution_id in known:
+            continue
+        record = await store.get(wait.execution_id)
+        if record is not None and record.status == "waiting":
+            active.append(record)
+            known.add(record.id)
+    return active
 
 
 async def _busy(runtime: Runtime, active: Sequence[ExecutionRecord]) -> bool:
@@ -120,7 +138,7 @@ async def _has_timer(runtime: Runtime, record: ExecutionRecord) -> bool:
 
 def _show_resume(report: ResumeReport) -> None:
     if not report.records and not report.stuck:
-        click.echo("nothing to resume: no pending or running executions")
+        click.echo("nothing to resume: no pending or running executions, no timer due")
         return
     counts = Counter(r.status for r in report.records)
     shown = ["completed", "failed", "waiting", *(s for s in counts if s in {"canceled", *_ACTIVE})]
