@@ -97,6 +97,9 @@ log = logging.getLogger(__name__)
 MAX_PUSH_CONFIGS = 10
 #: The largest push config accepted, as JSON (URL, token and credentials).
 MAX_PUSH_CONFIG_BYTES = 8192
+#: Our page tokens are base64 of an offset of at most 12 digits: 16 characters.
+_MAX_OFFSET_DIGITS = 12
+_MAX_TOKEN = 16
 
 _IDEMPOTENCY = uuid.UUID("6f1d0c8e-52a4-4d43-9a55-2f6c1c9a4b21")
 #: A2A task state -> (execution statuses, waiting for input?) for ListTasks.
@@ -470,15 +473,23 @@ def _task_id(ctx: CallContext) -> str:
 
 
 def _offset(token: str | None) -> int:
+    """The offset a ``nextPageToken`` of ours stands for. Anything else — too
+    long, not base64, not a small whole number (a huge one overflowed the
+    store's integers: an internal error) — is the caller's mistake."""
     if not token:
         return 0
+    refused = InvalidParams(
+        "pageToken is not one this agent issued: pass the nextPageToken of the previous page"
+    )
+    if len(token) > _MAX_TOKEN:
+        raise refused
     try:
-        value = int(base64.urlsafe_b64decode(token.encode()).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidParams("pageToken is not one this agent issued") from None
-    if value < 0:
-        raise InvalidParams("pageToken is not one this agent issued")
-    return value
+        text = base64.b64decode(token, altchars=b"-_", validate=True).decode("ascii")
+    except ValueError:  # binascii.Error and UnicodeDecodeError among them
+        raise refused from None
+    if not (text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS):
+        raise refused
+    return int(text)
 
 
 def _token(offset: int) -> str:

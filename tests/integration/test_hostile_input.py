@@ -1,0 +1,103 @@
+"""A client's bad input is the client's mistake: answered as invalid params
+with a clear message, never an internal error with a traceback in our log."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from agent_node import Runtime, Workflow
+from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
+from agent_node.a2a.tasks import TaskService
+
+
+class Greeting(BaseModel):
+    text: str = ""
+    reply: str = ""
+
+
+def greeter() -> Workflow:
+    wf = Workflow("greeter", version="1")
+    wf.state(Greeting)
+
+    @wf.step
+    async def greet(s: Greeting) -> dict[str, Any]:
+        return {"reply": f"Hello! You said: {s.text}"}
+
+    wf.end("done", output=["reply"])
+    return wf
+
+
+@pytest.fixture
+async def client(durable_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
+        service = TaskService(runtime, {"greet": greeter().compile()}, default_skill="greet")
+        caps = {"streaming": False, "pushNotifications": False}
+        endpoint = jsonrpc_endpoint(service, capabilities=caps, limits=Limits())
+        app = Starlette(routes=[Route("/a2a", endpoint, methods=["POST"])])
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+            yield client
+
+
+async def list_tasks(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": params}
+    response = await client.post("/a2a", json=body, headers={"A2A-Version": "1.0"})
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+#: Page tokens this agent never issued, by what is wrong with them.
+FOREIGN_TOKENS = {
+    "30-digits": b64("9" * 30),  # overflowed the store's 64-bit integers: an internal error
+    "2**63": b64(str(2**63)),
+    "5000-digits": b64("9" * 5000),
+    "100k-chars": "A" * 100_000,
+    "negative": b64("-1"),
+    "float": b64("1e3"),
+    "arabic-digit": b64("\u0663"),
+    "trailing-junk": "MTA=%%",
+    "not-base64": "%%%",
+}
+
+
+@pytest.mark.parametrize("token", FOREIGN_TOKENS.values(), ids=FOREIGN_TOKENS.keys())
+async def test_a_page_token_we_did_not_issue_is_invalid_params(
+    client: httpx.AsyncClient, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        answer = await list_tasks(client, pageToken=token)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    error = answer["error"]
+    assert error["code"] == -32602, error
+    assert error["message"] == (
+        "pageToken is not one this agent issued: pass the nextPageToken of the previous page"
+    )
+
+
+async def test_the_page_tokens_we_issue_still_page(client: httpx.AsyncClient) -> None:
+    for index in range(3):
+        message = {"messageId": f"m{index}", "role": "ROLE_USER", "parts": [{"text": "hi"}]}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+        sent = await client.post("/a2a", json=body, headers={"A2A-Version": "1.0"})
+        assert "result" in sent.json(), sent.json()
+    seen: list[str] = []
+    page = (await list_tasks(client, pageSize=2))["result"]
+    seen += [t["id"] for t in page["tasks"]]
+    while page["nextPageToken"]:
+        page = (await list_tasks(client, pageSize=2, pageToken=page["nextPageToken"]))["result"]
+        seen += [t["id"] for t in page["tasks"]]
+    assert len(seen) == len(set(seen)) == 3
