@@ -1,7 +1,7 @@
 """How a node is served: uvicorn, over mutual TLS when configured.
 
 The one place that sets uvicorn up, with its HTTP protocol subclassed for
-three things uvicorn does not do:
+four things uvicorn does not do:
 
 * The peer certificate. On each TLS connection the peer's certificate is
   read once from the session, and every request on that connection carries
@@ -21,6 +21,9 @@ three things uvicorn does not do:
   after :data:`GRACEFUL_SHUTDOWN` seconds is answered ``503`` (its task stays
   durable in the store and carries on at the next start). See
   :class:`_GracefulStop`.
+* Callers gone. A caller that disconnects before its request body arrived
+  (a killed process, a client timeout) is logged in one debug line, on
+  every route, not as "Exception in ASGI application" with a traceback.
 """
 
 from __future__ import annotations
@@ -180,6 +183,8 @@ class _GracefulStop:
             self.transport.abort()
 
     def _answering_when_cut(self, app: Any) -> Any:
+        from starlette.requests import ClientDisconnect
+
         async def answering(scope: Any, receive: Any, send: Any) -> None:
             started = False
 
@@ -190,6 +195,9 @@ class _GracefulStop:
 
             try:
                 await app(scope, receive, sending)
+            except ClientDisconnect:  # nobody is left to answer: not an error of ours
+                method, path = scope.get("method"), scope.get("path")
+                log.debug("%s %s: the caller went away mid-request", method, path)
             except asyncio.CancelledError:
                 if self._phase != "stopping":
                     raise

@@ -3,9 +3,12 @@ with a clear message, never an internal error with a traceback in our log."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,7 +19,10 @@ from starlette.routing import Route
 
 from agent_node import Runtime, Workflow
 from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
+from agent_node.a2a.ops import ops_routes
 from agent_node.a2a.tasks import TaskService
+from agent_node.security.authz import Policy
+from agent_node.transport import uvicorn_config, uvicorn_server
 
 
 class Greeting(BaseModel):
@@ -101,3 +107,64 @@ async def test_the_page_tokens_we_issue_still_page(client: httpx.AsyncClient) ->
         page = (await list_tasks(client, pageSize=2, pageToken=page["nextPageToken"]))["result"]
         seen += [t["id"] for t in page["tasks"]]
     assert len(seen) == len(set(seen)) == 3
+
+
+# -- callers that go away mid-request --------------------------------------------------
+
+
+@asynccontextmanager
+async def node_server(app: Starlette, log: logging.Handler) -> AsyncIterator[int]:
+    """``app`` behind the node's own uvicorn setup, on a free loopback port;
+    what uvicorn logs (it does not propagate to the root logger) goes to ``log``."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn_server(uvicorn_config(app, None))  # (re)configures uvicorn's loggers
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(log)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+        uvicorn_log.removeHandler(log)
+
+
+async def cut_off(port: int, path: str) -> None:
+    """POST the start of a body to ``path``, then close the connection."""
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST {path} HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\n"
+    writer.write(f"{head}Content-Length: 500\r\n\r\n".encode() + b'{"reason": "wh')
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_caller_gone_mid_request_to_the_operator_api_is_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    wf = Workflow("approve", version="1")
+    wf.state(Greeting)
+    wf.wait("ask", event="approved", output="reply")
+    async with Runtime("memory://", scope="all") as runtime:
+        parked = await runtime.run(wf.compile(), {}, execution_id="x1")
+        assert parked.status == "waiting"
+        app = Starlette(routes=ops_routes(runtime, Policy.open()))
+        with caplog.at_level(logging.DEBUG):
+            async with node_server(app, caplog.handler) as port:
+                await cut_off(port, "/ops/executions/x1/cancel")
+                await cut_off(port, "/ops/executions/x1/signal")
+                await asyncio.sleep(0.3)
+        assert (await runtime.store.get("x1")).status == "waiting"  # type: ignore[union-attr]
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == [], [r.getMessage() for r in loud]
+    gone = [r.getMessage() for r in caplog.records if "went away" in r.getMessage()]
+    assert gone == [
+        "POST /ops/executions/x1/cancel: the caller went away mid-request",
+        "POST /ops/executions/x1/signal: the caller went away mid-request",
+    ]
