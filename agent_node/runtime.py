@@ -12,6 +12,7 @@ application may hold itself::
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from agent_node.engine import faults
+from agent_node.engine.control import validated_input
 from agent_node.engine.engine import Engine, EngineState
 from agent_node.engine.executor import Executor
 from agent_node.engine.registry import Loader, WorkflowRegistry
@@ -125,6 +127,8 @@ class Runtime:
             existing = await self.store.get(execution_id)
             if existing is not None:
                 _check_same_workflow(workflow, existing)
+                if state is not None:
+                    await self._check_same_input(workflow, existing, state)
                 self.engine.drive(execution_id)
                 return execution_id
         if state is None:
@@ -144,9 +148,24 @@ class Runtime:
             raise
         return new_id
 
-    async def result(self, workflow: CompiledWorkflow, record: ExecutionRecord) -> RunResult:
-        import json
+    async def _check_same_input(
+        self,
+        workflow: CompiledWorkflow,
+        record: ExecutionRecord,
+        state: BaseModel | Mapping[str, Any],
+    ) -> None:
+        """Resuming with an input is resuming with the one the execution
+        started with; another input is a mistake, not a new run."""
+        if not isinstance(state, BaseModel | Mapping):
+            raise UsageError(f"the input state must be a {workflow.state_model.__name__} or a dict")
+        given = validated_input(workflow, state)
+        log = await self.store.events(record.id)
+        started = next((e for e in log if e.kind == "execution_started"), None)
+        recorded = (to_event(started).data or {}) if started is not None else {}
+        if "input" in recorded and recorded["input"] != given:
+            raise UsageError(_input_mismatch(record.id, recorded["input"], given))
 
+    async def result(self, workflow: CompiledWorkflow, record: ExecutionRecord) -> RunResult:
         events = [to_event(e) for e in await self.store.events(record.id)]
         final = events[-1] if events else None
         output = (final.data or {}).get("output") if final and final.data else None
@@ -160,6 +179,24 @@ def _check_same_workflow(workflow: CompiledWorkflow, record: ExecutionRecord) ->
             f"execution {record.id} runs {record.workflow_id}@{record.workflow_version},"
             f" not {workflow.key}"
         )
+
+
+def _input_mismatch(execution_id: str, recorded: Any, given: dict[str, Any]) -> str:
+    old = recorded if isinstance(recorded, dict) else {}
+    keys = [k for k in {**old, **given} if old.get(k, ...) != given.get(k, ...)]
+    shown = "; ".join(
+        f"{k}: started with {_short(old.get(k))}, now {_short(given.get(k))}" for k in keys[:3]
+    )
+    more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
+    return (
+        f"execution {execution_id} was started with another input ({shown}{more}):"
+        " leave the input out to resume it, or give a new execution id"
+    )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Runtime]] = (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any, get_args
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 import click
 
@@ -16,6 +18,9 @@ from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.sdk import load_workflow
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
 from agent_node.workflow.compiled import CompiledWorkflow
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from .common import (
     EXIT_FAILURE,
@@ -32,6 +37,9 @@ from .common import (
 __all__ = ["cancel", "events", "executions", "inspect", "run", "signal"]
 
 STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
+
+#: The exit code of a run interrupted by Ctrl-C (SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 #: A payload to show in the ``signal`` hint, by the JSON type of the state key it fills.
 _EXAMPLE_PAYLOADS = {
@@ -56,13 +64,44 @@ _EXAMPLE_PAYLOADS = {
 @store_option
 @handle_errors
 def run(target: str, input_text: str | None, execution_id: str | None, store_url: str) -> None:
-    """Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr)."""
+    """Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr).
+
+    With the --execution-id of an existing execution, resume it (or show how
+    it ended); its --input, if given, must be the one it started with.
+    Interrupted (Ctrl-C), it says how to continue.
+    """
     state = parse_json_object(input_text, "--input") if input_text is not None else None
     workflow = load_target(target)
-    result, waits = run_async(_run(store_url, workflow, state, execution_id))
+    if state is not None and execution_id is None:
+        execution_id = str(uuid.uuid4())  # known before it runs, to name if interrupted
+    try:
+        result, waits = run_async(_run(store_url, workflow, state, execution_id))
+    except KeyboardInterrupt:
+        _interrupted(target, input_text, execution_id, store_url)
     _show_run(store_url, workflow, result, waits)
     if result.status not in {"completed", "waiting"}:
         raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+def _interrupted(
+    target: str, input_text: str | None, execution_id: str | None, url: str
+) -> NoReturn:
+    click.echo(err=True)
+    if execution_id is None:
+        click.secho("interrupted", fg="red", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    words = ["agent-node", "run", target, "--execution-id", execution_id]
+    if input_text is not None:
+        words += ["--input", input_text]
+    if url != default_store_url():
+        words += ["--store", url]
+    click.secho(
+        f"interrupted: execution {execution_id} stopped where it was (what it completed is kept)",
+        fg="red",
+        err=True,
+    )
+    click.echo(f"continue it with: {shlex.join(words)}", err=True)
+    raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
 async def _run(
@@ -90,6 +129,7 @@ def _show_run(
     )
     if result.error:
         console.print(Text(f"error: {result.error}", style="red"))
+        _show_traceback(console, result.events)
     for wait in waits:
         console.print(f"waiting for {render.describe_wait(wait)}", markup=False)
         if wait.kind == "event" and wait.event is not None:
@@ -164,6 +204,21 @@ def inspect(execution_id: str, store_url: str) -> None:
     console.print("state", style="bold")
     console.print(render.state_json(record.state))
     console.print(render.timeline_table(timeline))
+    if record.status != "completed":
+        _show_traceback(console, log)
+
+
+def _show_traceback(console: Console, log: Sequence[Event]) -> None:
+    """The traceback of the last failed step, as its failure event keeps it."""
+    failed = [e for e in log if e.kind == "node_failed" and (e.data or {}).get("traceback")]
+    if not failed:
+        return
+    last = failed[-1]
+    data = last.data or {}
+    retry = " (a retry follows)" if data.get("retry_at") else ""
+    console.print(f"node {last.node!r} failed (attempt {last.attempt}){retry}:", style="bold")
+    trace = str(data["traceback"])
+    console.print(trace, style="red", markup=False, highlight=False, soft_wrap=True)
 
 
 async def _inspect(

@@ -20,7 +20,7 @@ from . import faults, plans
 from .executor import Executor, Informed, ResumeContext
 from .registry import WorkflowRegistry
 
-__all__ = ["Control", "Note"]
+__all__ = ["Control", "Note", "validated_input"]
 
 #: An extra event for the log: ``(kind, JSON-able data)``.
 Note = tuple[str, Any]
@@ -52,7 +52,7 @@ class Control:
         that started it), so the log alone can answer for them."""
         self.workflows.add(workflow)
         execution_id = execution_id or str(uuid.uuid4())
-        data = _validated_input(workflow, state)
+        data = validated_input(workflow, state)
         now = time.time()
         record = ExecutionRecord(
             execution_id,
@@ -188,9 +188,10 @@ def _resume_context(
     )
 
 
-def _validated_input(
+def validated_input(
     workflow: CompiledWorkflow, state: BaseModel | Mapping[str, Any]
 ) -> dict[str, Any]:
+    """``state`` checked against the workflow's state model, as JSON data."""
     raw = state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)
     try:
         data: dict[str, Any] = workflow.state_model.model_validate(raw).model_dump(mode="json")

@@ -11,7 +11,8 @@ Event kinds and their ``data``:
 ``execution_started``   ``{"workflow", "input"}``
 ``node_started``        (the attempt is in the row)
 ``node_completed``      ``{"patch"?, "next", "duration"?, "output"?, "usage"?}``
-``node_failed``         ``{"error", "type", "retry_at", "duration"}``
+``node_failed``         ``{"error", "type", "retry_at", "duration", "traceback"?}``
+                        (a python step's, see :mod:`~agent_node.engine.tracebacks`)
 ``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"}``:
                         the peer took the task a delegate node's wait
                         (``wait_started``, before) handed it
@@ -161,23 +162,19 @@ def fail_node(
     error: BaseException,
     retry_at: float | None,
     duration: float,
+    trace: str | None = None,
 ) -> None:
     """Record a failed attempt: schedule the retry, or fail the execution."""
     message = str(error) or type(error).__name__
-    txn.event(
-        "node_failed",
-        item.node,
-        item.visit,
-        item.attempt,
-        dumps(
-            {
-                "error": message,
-                "type": type(error).__name__,
-                "retry_at": retry_at,
-                "duration": round(duration, 6),
-            }
-        ),
-    )
+    data = {
+        "error": message,
+        "type": type(error).__name__,
+        "retry_at": retry_at,
+        "duration": round(duration, 6),
+    }
+    if trace is not None:
+        data["traceback"] = trace
+    txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
     if retry_at is not None:
         txn.put_work(
             WorkItem(

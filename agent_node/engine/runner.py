@@ -39,6 +39,7 @@ from .context import node_context
 from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park
 from .registry import WorkflowRegistry
 from .state import coerce_state
+from .tracebacks import step_traceback
 
 __all__ = ["Runner", "StateCache"]
 
@@ -116,8 +117,10 @@ class Runner:
             change, new_cache = _state_change(ctx, record, outcome)
         except TimeoutError:
             error: Exception = NodeTimeout(f"node {spec.id!r} timed out after {spec.timeout}s")
+            trace = None
         except Exception as exc:
             error = exc
+            trace = step_traceback(exc) if spec.type == "python" else None
         else:
             node_context.reset(token)
             faults.hit("after_effect", item.node)
@@ -126,7 +129,8 @@ class Runner:
         faults.hit("after_effect", item.node)
         policy = spec.retry or NO_RETRY
         retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
-        await self._fail(item, error, time.perf_counter() - started, final=not retry, policy=policy)
+        duration = time.perf_counter() - started
+        await self._fail(item, error, duration, final=not retry, policy=policy, trace=trace)
         return None, [], None
 
     async def _commit(
@@ -171,6 +175,7 @@ class Runner:
         *,
         final: bool,
         policy: RetryPolicy = NO_RETRY,
+        trace: str | None = None,
     ) -> None:
         retry_at = None if final else time.time() + policy.delay(item.attempt)
         if final:
@@ -178,7 +183,7 @@ class Runner:
         try:
             await self.store.apply(
                 item.execution_id,
-                lambda txn: plans.fail_node(txn, item, error, retry_at, duration),
+                lambda txn: plans.fail_node(txn, item, error, retry_at, duration, trace),
                 fence=_fence(item),
                 related=final,
             )

@@ -16,6 +16,7 @@ from agent_node import (
     Runtime,
     StateValidationError,
     UnknownExecution,
+    UsageError,
     Workflow,
 )
 from agent_node.results import Event
@@ -90,8 +91,10 @@ async def test_rerun_of_a_completed_execution_runs_nothing(
     wf, calls = counting_workflow()
     rt: Runtime = await runtime_factory(store_url)
     first = await rt.run(wf.compile(), Count(), execution_id="fixed-id")
-    again = await rt.run(wf.compile(), Count(n=5), execution_id="fixed-id")
+    again = await rt.run(wf.compile(), Count(), execution_id="fixed-id")
     assert again.state == first.state and again.status == "completed"
+    with pytest.raises(UsageError, match="fixed-id was started with another input"):
+        await rt.run(wf.compile(), Count(n=5), execution_id="fixed-id")
     assert calls == Counter(first=1, second=1, third=1)
 
 
