@@ -119,6 +119,7 @@ class _Parts:
     watchdog: Any
     tools: Any
     llm: Any
+    pushes: Any
 
     @classmethod
     def assemble(
@@ -134,7 +135,7 @@ class _Parts:
         from agent_node.a2a.jsonrpc import jsonrpc_endpoint
         from agent_node.a2a.ops import ops_routes
         from agent_node.a2a.push import PushSender
-        from agent_node.a2a.push_receiver import PUSH_PATH, push_endpoint
+        from agent_node.a2a.push_receiver import PUSH_PATH, PushReceiver
         from agent_node.a2a.tasks import TaskService
         from agent_node.a2a.watchdog import Watchdog
         from agent_node.engine.executor import Executor
@@ -179,10 +180,10 @@ class _Parts:
             require_identity=secure,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
         )
-        pushes = push_endpoint(runtime, delegator, require_identity=secure)
-        routes = [Route(PUSH_PATH, pushes, methods=["POST"]), *ops_routes(runtime, policy)]
+        pushes = PushReceiver(runtime, delegator, require_identity=secure)
+        routes = [Route(PUSH_PATH, pushes.endpoint, methods=["POST"]), *ops_routes(runtime, policy)]
         app = create_app(card, endpoint, routes=routes, guard=guard)
-        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm)
+        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -192,6 +193,7 @@ class _Parts:
 
     async def close(self) -> None:
         await self.watchdog.close()
+        await self.pushes.close()
         if self.tasks.push is not None:
             await self.tasks.push.close()
         await self.runtime.close()

@@ -15,7 +15,7 @@ Three modules share the work (the state machine itself is pure, in
   Every failure is a :class:`~agent_node.a2a.peer_errors.PeerError` that
   says whether trying again later may help, and names the peer, never its URL.
 * :class:`~agent_node.a2a.watchdog.Watchdog` drives each delegation row.
-* :func:`~agent_node.a2a.push_receiver.push_endpoint` takes peers' pushes.
+* :class:`~agent_node.a2a.push_receiver.PushReceiver` takes peers' pushes.
 
 Tokens name their delegation: ``<key, base64url>.<HMAC of the key>`` under a
 secret of the node (derived from its TLS key, so replicas sharing an
@@ -26,11 +26,7 @@ by the HMAC: nothing to store, and the same token when a send is repeated.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -53,6 +49,7 @@ from agent_node.a2a.peer_errors import (
     unavailable,
     unreachable,
 )
+from agent_node.a2a.push_tokens import push_token, token_key
 from agent_node.errors import ConfigError, NodeFailed
 from agent_node.nodes.delegate import Delegation, Receipt
 from agent_node.nodes.delegation import task_state
@@ -63,24 +60,6 @@ log = logging.getLogger(__name__)
 __all__ = ["PeerDelegator", "push_token", "task_state", "token_key"]
 
 PUSH_NOT_SUPPORTED = -32003
-
-
-def push_token(secret: bytes, key: str) -> str:
-    """The token a peer must send back with pushes about the delegation of
-    idempotency key ``key``: the key itself, and proof we made it."""
-    mac = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=") + "." + mac
-
-
-def token_key(secret: bytes, token: str) -> str | None:
-    """The idempotency key a genuine ``token`` names; None for any other."""
-    encoded, _, mac = token.rpartition(".")
-    try:
-        key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    expected = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
-    return key if hmac.compare_digest(expected, mac) else None
 
 
 class PeerDelegator:
@@ -99,6 +78,20 @@ class PeerDelegator:
         #: Where peers push to (None: never ask for pushes, only poll).
         self.push_url = push_url
         self.secret = secret
+        #: Sends under way in this process, by idempotency key: what a push
+        #: told of the task meanwhile (see :meth:`heard_of`).
+        self._sending: dict[str, tuple[Mapping[str, Any], str | None] | None] = {}
+
+    def heard_of(self, key: str, task: Mapping[str, Any], identity: str | None) -> bool:
+        """Keep ``task``, pushed by the peer (``identity``) while our send of
+        ``key`` is under way in this process: the send's answer will say the
+        same, and should it be lost, the send answers with this instead of
+        being tried again (a second task at a peer that does not deduplicate).
+        False when no send of ``key`` is under way here."""
+        if key not in self._sending:
+            return False
+        self._sending[key] = (task, identity)
+        return True
 
     def check(self, delegation: Delegation) -> None:
         """Refuse at once a delegation to a peer that is not configured."""
@@ -128,16 +121,18 @@ class PeerDelegator:
         headers = {"Idempotency-Key": delegation.idempotency_key}
         if delegation.traceparent:
             headers["traceparent"] = delegation.traceparent
+        key = delegation.idempotency_key
+        self._sending[key] = None
         try:
-            result, identity = await self._call(card, "SendMessage", params, headers)
+            result, identity = await self._send(card, params, headers, configuration)
         except PeerError as exc:
-            if exc.code != PUSH_NOT_SUPPORTED or "taskPushNotificationConfig" not in configuration:
+            pushed = self._sending.get(key)
+            if pushed is None or not exc.transient:
                 raise
-            # Its card said it pushes, but it no longer does (a cached card):
-            # send without, and let the watchdog poll.
-            self.directory.forget(card.name)
-            del configuration["taskPushNotificationConfig"]
-            result, identity = await self._call(card, "SendMessage", params, headers)
+            log.info("delegation %s: the send's answer was lost, its push told: %s", key, exc)
+            return Receipt(card.name, card.endpoint, card.version, pushed[1], pushed[0])
+        finally:
+            self._sending.pop(key, None)
         task = result.get("task") if isinstance(result, Mapping) else None
         if not isinstance(task, Mapping):
             task = _task_of_message(card, result)
@@ -145,6 +140,24 @@ class PeerDelegator:
             capabilities.get("streaming")
         )
         return Receipt(card.name, card.endpoint, card.version, identity, task, follow)
+
+    async def _send(
+        self,
+        card: PeerCard,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        configuration: dict[str, Any],
+    ) -> tuple[Any, str | None]:
+        try:
+            return await self._call(card, "SendMessage", params, headers)
+        except PeerError as exc:
+            if exc.code != PUSH_NOT_SUPPORTED or "taskPushNotificationConfig" not in configuration:
+                raise
+            # Its card said it pushes, but it no longer does (a cached card):
+            # send without, and let the watchdog poll.
+            self.directory.forget(card.name)
+            del configuration["taskPushNotificationConfig"]
+            return await self._call(card, "SendMessage", params, headers)
 
     async def get_task(self, row: DelegationRecord) -> Mapping[str, Any]:
         card = await self._reach(row)

@@ -16,7 +16,7 @@ from support.delegation_rig import rig
 from support.fake_handler import FakeHandler
 
 from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
-from agent_node.a2a.push_receiver import push_endpoint
+from agent_node.a2a.push_receiver import PushReceiver
 
 
 async def _cut_off(app: ASGIApp, path: str) -> list[Message]:
@@ -69,7 +69,7 @@ async def test_a_caller_gone_mid_request_is_dropped_quietly(
 
 async def test_a_peer_gone_mid_push_is_dropped_quietly(caplog: pytest.LogCaptureFixture) -> None:
     async with rig("memory://") as r:
-        endpoint = push_endpoint(r.runtime, r.watchdog.delegator, require_identity=False)
+        endpoint = PushReceiver(r.runtime, r.watchdog.delegator, require_identity=False).endpoint
         app = Starlette(routes=[Route("/a2a/push", endpoint, methods=["POST"])])
         with caplog.at_level(logging.DEBUG):
             sent = await _cut_off(app, "/a2a/push")
