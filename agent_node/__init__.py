@@ -3,26 +3,34 @@
 Public API (everything else is private and may change)::
 
     from agent_node import Workflow, RetryPolicy, Runtime, RunResult
+
+The names are imported on first use (PEP 562), so that ``import agent_node``
+— and the ``agent-node`` command, which imports the package for its version —
+do not pay for pydantic, the engine and the stores before they need them.
 """
 
 from __future__ import annotations
 
-from agent_node.engine.context import current_node
-from agent_node.errors import (
-    AgentNodeError,
-    ConfigError,
-    InvalidSignal,
-    NodeFailed,
-    NodeTimeout,
-    StateValidationError,
-    UnknownExecution,
-    UsageError,
-    WorkflowDefinitionError,
-)
-from agent_node.results import Event, NodeRun, RunResult
-from agent_node.runtime import Runtime, close_shared_runtimes
-from agent_node.sdk import Workflow, load_workflow
-from agent_node.workflow.ir import RetryPolicy
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent_node.engine.context import current_node
+    from agent_node.errors import (
+        AgentNodeError,
+        ConfigError,
+        InvalidSignal,
+        NodeFailed,
+        NodeTimeout,
+        StateValidationError,
+        UnknownExecution,
+        UsageError,
+        WorkflowDefinitionError,
+    )
+    from agent_node.results import Event, NodeRun, RunResult
+    from agent_node.runtime import Runtime, close_shared_runtimes
+    from agent_node.sdk import Workflow, load_workflow
+    from agent_node.workflow.ir import RetryPolicy
 
 __all__ = [
     "AgentNodeError",
@@ -46,3 +54,38 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+#: Where each public name lives.
+_HOMES = {
+    "current_node": "agent_node.engine.context",
+    "AgentNodeError": "agent_node.errors",
+    "ConfigError": "agent_node.errors",
+    "InvalidSignal": "agent_node.errors",
+    "NodeFailed": "agent_node.errors",
+    "NodeTimeout": "agent_node.errors",
+    "StateValidationError": "agent_node.errors",
+    "UnknownExecution": "agent_node.errors",
+    "UsageError": "agent_node.errors",
+    "WorkflowDefinitionError": "agent_node.errors",
+    "Event": "agent_node.results",
+    "NodeRun": "agent_node.results",
+    "RunResult": "agent_node.results",
+    "Runtime": "agent_node.runtime",
+    "close_shared_runtimes": "agent_node.runtime",
+    "Workflow": "agent_node.sdk",
+    "load_workflow": "agent_node.sdk",
+    "RetryPolicy": "agent_node.workflow.ir",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'agent_node' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -27,7 +27,6 @@ and the runtime); ``agent_node.workflow`` knows nothing of it.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -485,6 +484,8 @@ class Workflow:
     ) -> RunResult:
         """``run`` in a fresh event loop (not from inside a running one)."""
         refuse_run_while_loading(f"{self.id}.run_sync()")
+        import asyncio
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -1,8 +1,9 @@
 """The ``agent-node`` command line.
 
 Each command lives in a small module of this package; this one only
-assembles the group. Commands import rich when they draw, so that
-``agent-node --help`` stays fast.
+assembles the group, from a table: a command's module is imported when the
+command runs, so that ``agent-node --help`` imports none of them (see
+:mod:`.lazy`). Commands import rich when they draw.
 """
 
 from __future__ import annotations
@@ -14,43 +15,78 @@ import click
 
 from agent_node import __version__
 
-from .batch import batch
-from .certs import certs
-from .demo import demo
-from .executions import cancel, events, executions, inspect, run, signal
-from .init import init
-from .peers import peers
-from .serve import serve
-from .tools import tools
-from .workers import resume, worker
+from .lazy import LazyCommand, LazyGroup
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]
+
+#: Every command: its module, its attribute, and its line in ``--help`` (the
+#: first sentence of its docstring; a test keeps the two equal).
+COMMANDS = {
+    "batch": LazyCommand(
+        ".batch",
+        "batch",
+        "Run TARGET once per line of INPUTS.jsonl (a JSON object: the input state).",
+    ),
+    "cancel": LazyCommand(
+        ".executions", "cancel", "Cancel the execution ID (a no-op when it has ended)."
+    ),
+    "certs": LazyCommand(
+        ".certs", "certs", "Make a development CA and node certificates for mutual TLS."
+    ),
+    "demo": LazyCommand(
+        ".demo", "demo", "Run a network of three agents here and ask it one question."
+    ),
+    "events": LazyCommand(
+        ".executions", "events", "Print the event log of an execution, one JSON object per line."
+    ),
+    "executions": LazyCommand(".executions", "executions", "List executions, newest first."),
+    "init": LazyCommand(
+        ".init", "init", "Scaffold a new agent NAME: configuration, card, workflow, certificate."
+    ),
+    "inspect": LazyCommand(
+        ".executions",
+        "inspect",
+        "Show an execution: status, waits, state and the timeline of its nodes.",
+    ),
+    "peers": LazyCommand(
+        ".peers", "peers", "Fetch every configured peer's Agent Card and show what it offers."
+    ),
+    "resume": LazyCommand(
+        ".workers",
+        "resume",
+        "Run every pending or running execution, and every one whose timer is due,"
+        " until it ends or waits.",
+    ),
+    "run": LazyCommand(
+        ".executions",
+        "run",
+        "Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr).",
+    ),
+    "serve": LazyCommand(
+        ".serve", "serve", "Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a."
+    ),
+    "signal": LazyCommand(
+        ".executions", "signal", "Deliver EVENT to the execution ID, which waits for it."
+    ),
+    "tools": LazyCommand(
+        ".tools",
+        "tools",
+        "List the tools of every MCP server the configuration names, with their input schemas.",
+    ),
+    "worker": LazyCommand(
+        ".workers", "worker", "Claim and run work of every execution until SIGTERM or SIGINT."
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="agent-node")
 def cli() -> None:
     """Durable agent workflows: run them, inspect them, keep workers running."""
-
-
-for command in (
-    demo,
-    init,
-    run,
-    executions,
-    inspect,
-    events,
-    signal,
-    cancel,
-    resume,
-    worker,
-    batch,
-    serve,
-    peers,
-    tools,
-    certs,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ top-level ``asyncio.run(...)`` can still start (and be stopped).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hashlib
 import importlib
@@ -76,12 +75,23 @@ _FORMS = "use 'package.module:attr' or 'path/to/file.py:attr'"
 
 def import_object(ref: str, base_dir: Path | None = None) -> Any:
     """The object ``ref`` names; a ``ConfigError`` says what failed and where."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         return _import_object(ref, base_dir)
     with ThreadPoolExecutor(1, thread_name_prefix="agent-node-import") as thread:
         return thread.submit(_import_object, ref, base_dir).result()
+
+
+def _loop_running() -> bool:
+    # No loop can run before asyncio is imported; not importing it here keeps
+    # loading a workflow (and ``import agent_node``'s first use) cheap.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _import_object(ref: str, base_dir: Path | None) -> Any:
