@@ -6,7 +6,7 @@ handler is not called:
 
 1. ``Content-Type`` is ``application/json`` (parameters allowed), checked
    before the body is read: else -32005 ContentTypeNotSupported.
-2. The body fits :attr:`Limits.max_body_bytes`: ``Content-Length`` first, then
+2. (:mod:`.bodies`) The body fits :attr:`Limits.max_body_bytes`: ``Content-Length`` first, then
    counted while it streams, so a false or missing length cannot bypass it.
 3. The body is UTF-8 JSON without ``NaN``, infinities or unpaired surrogates: -32700.
 4. Nesting is at most :attr:`Limits.max_depth`: -32600.
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,23 +49,22 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent_node.a2a import compat, sse
+from agent_node.a2a.bodies import BodyTooLarge, read_json
 from agent_node.a2a.card_models import AgentCapabilities
 from agent_node.a2a.errors import (
     A2AError,
-    ContentTypeNotSupported,
     ExtendedAgentCardNotConfigured,
     InternalError,
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
-    ParseError,
     PushNotificationNotSupported,
     UnsupportedOperation,
     VersionNotSupported,
     to_jsonrpc_error,
 )
 from agent_node.a2a.handler import CallContext, TaskHandler
-from agent_node.a2a.limits import DEFAULT_LIMITS, Limits, check_message, depth
+from agent_node.a2a.limits import DEFAULT_LIMITS, Limits, check_message
 from agent_node.a2a.models import (
     CancelTaskRequest,
     DeleteTaskPushNotificationConfigRequest,
@@ -81,6 +79,7 @@ from agent_node.a2a.models import (
     TaskPushNotificationConfig,
     WireModel,
 )
+from agent_node.errors import StoreError
 from agent_node.transport import caller_of
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint", "refusal"]
@@ -89,10 +88,6 @@ log = logging.getLogger(__name__)
 
 Version = Literal["1.0", "0.3"]
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class _BodyTooLarge(InvalidRequest):
-    """-32600, sent with HTTP 413."""
 
 
 # Routes: one row per 1.0 method
@@ -188,7 +183,7 @@ def jsonrpc_endpoint(
         rpc_id: Any = None
         streamed: str | None = None  # a 0.3 streaming method, whose errors are events
         try:
-            payload = await _read_json(request, limits)
+            payload = await read_json(request, limits)
             rpc_id = _request_id(payload)
             method, params = _envelope(payload)
             if requested is None:
@@ -212,6 +207,9 @@ def jsonrpc_endpoint(
         except ClientDisconnect:  # a caller that died or gave up: nobody to answer
             log.debug("A2A JSON-RPC caller went away before its request arrived")
             return Response(status_code=400)
+        except StoreError as exc:  # says what failed: no traceback needed
+            log.error("A2A JSON-RPC request failed (id %r): %s", rpc_id, exc)
+            return _error_response(rpc_id, InternalError.of(exc), version, streamed)
         except Exception:
             log.exception("A2A JSON-RPC request failed (id %r)", rpc_id)
             return _error_response(rpc_id, InternalError("internal error"), version, streamed)
@@ -228,58 +226,6 @@ def _requested_version(request: Request) -> Version | None:
     if value in ("", "0.3"):
         return "0.3"
     return None
-
-
-# Reading
-
-
-async def _read_json(request: Request, limits: Limits) -> Any:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise ContentTypeNotSupported(
-            f"Content-Type must be application/json, not {media_type[:100] or 'none'!r}"
-        )
-    payload = _parse(await _read_body(request, limits.max_body_bytes))
-    if depth(payload) > limits.max_depth:
-        raise InvalidRequest(f"request nested deeper than {limits.max_depth} levels")
-    return payload
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge(f"request body too large ({int(declared)} bytes, limit {limit})")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge(f"request body too large ({size} bytes, limit {limit})")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse, parse_float=_float)
-        # Unpaired surrogates parse but cannot be stored or echoed as UTF-8.
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except RecursionError:
-        raise InvalidRequest("request nested too deeply") from None
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError and UnicodeEncodeError among them
-        raise ParseError("invalid JSON") from None
-    return payload
-
-
-def _refuse(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
 
 
 def _valid_id(value: Any) -> bool:
@@ -412,5 +358,5 @@ def _error_response(
     body = {"jsonrpc": "2.0", "id": rpc_id, "error": to_jsonrpc_error(exc, version)}
     # ASCII escapes: an error must be sendable whatever text its message holds.
     content = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
-    status = 413 if isinstance(exc, _BodyTooLarge) else 200
+    status = 413 if isinstance(exc, BodyTooLarge) else 200
     return Response(content, status_code=status, media_type="application/json")
