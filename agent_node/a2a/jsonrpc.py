@@ -13,7 +13,7 @@ handler is not called:
 5. The envelope is a single JSON-RPC 2.0 request with an ``id`` (A2A uses no
    notifications, and batches are refused): -32600.
 6. ``A2A-Version`` (header, else ``?A2A-Version=``) is ``1.0``, or ``0.3``
-   when absent or empty: else -32009.
+   when absent or empty, by major.minor (``1.0.1`` is 1.0): else -32009.
 7. The method is known: -32601. Each 1.0 name is accepted under either
    version; a 0.3 caller may also use the 0.3 names, whose params are
    converted by :mod:`agent_node.a2a.compat`.
@@ -220,12 +220,21 @@ def jsonrpc_endpoint(
 def _requested_version(request: Request) -> Version | None:
     """The version the caller asks for; None when it is not served here."""
     value = request.headers.get("a2a-version") or request.query_params.get("A2A-Version") or ""
-    value = value.strip()
-    if value == "1.0":
-        return "1.0"
-    if value in ("", "0.3"):
+    return served_version(value)
+
+
+def served_version(value: str) -> Version | None:
+    """The version ``value`` (an ``A2A-Version``) names, by major.minor: the
+    patch number MUST be ignored (§3.6), so ``1.0.1`` is 1.0 and ``0.3.0``
+    0.3; absent or empty is 0.3. None for a version not served here."""
+    major, _, rest = value.strip().partition(".")
+    minor, _, patch = rest.partition(".")
+    if not major and not rest:
         return "0.3"
-    return None
+    if not (major.isdigit() and minor.isdigit()) or (patch and not patch.isdigit()):
+        return None
+    version = f"{int(major)}.{int(minor)}"
+    return version if version in ("1.0", "0.3") else None  # type: ignore[return-value]
 
 
 def _valid_id(value: Any) -> bool:

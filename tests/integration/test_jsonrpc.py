@@ -305,7 +305,27 @@ async def test_lying_content_length_is_counted(handler: FakeHandler) -> None:
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize("version", ["9.9", "1.1", "0.2", "1"])
+@pytest.mark.parametrize(
+    ("version", "method", "served"),
+    [
+        ("1.0.1", "GetTask", "1.0"),
+        ("1.0.12", "GetTask", "1.0"),
+        (" 1.0 ", "GetTask", "1.0"),
+        ("0.3.0", "tasks/get", "0.3"),
+    ],
+)
+async def test_patch_numbers_are_ignored(
+    client: httpx.AsyncClient, handler: FakeHandler, version: str, method: str, served: str
+) -> None:
+    """§3.6: a version is matched by major.minor; the patch number MUST be ignored."""
+    document = await call(client, rpc(method, {"id": "x"}), {"A2A-Version": version})
+    assert document["error"]["code"] == -32001, document  # the handler's: no such task
+    response = await client.post(f"/a2a?A2A-Version={version}", json=rpc(method, {"id": "x"}))
+    assert response.json()["error"]["code"] == -32001
+    assert [ctx.version for _, _, ctx in handler.calls] == [served, served]
+
+
+@pytest.mark.parametrize("version", ["9.9", "1.1", "0.2", "1", "1.0.x", "1.0.1.2", "v1.0"])
 async def test_version_not_supported(
     client: httpx.AsyncClient, handler: FakeHandler, version: str
 ) -> None:
