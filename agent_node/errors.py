@@ -16,6 +16,7 @@
         ├── StateValidationError        a state (patch) does not match the schema
         ├── Fenced                      our lease was taken over; the write was refused
         └── StoreError                  the store is unreachable or corrupt
+            └── StoreFull               the store could not write: its disk or database is full
 
     ControlSignal                       (BaseException: `except Exception` can't swallow it)
     └── faults.InjectedCrash            a simulated crash at a named fault point (tests)
@@ -40,6 +41,7 @@ __all__ = [
     "RuntimeFailure",
     "StateValidationError",
     "StoreError",
+    "StoreFull",
     "UnknownExecution",
     "UsageError",
     "WorkflowDefinitionError",
@@ -133,6 +135,11 @@ class Fenced(RuntimeFailure):
 
 class StoreError(RuntimeFailure):
     """The store failed (unreachable, corrupt, or a schema it cannot use)."""
+
+
+class StoreFull(StoreError):
+    """The store could not write: its disk (or PostgreSQL's) is full. Nothing
+    of the write was kept; it may succeed once space is freed."""
 
 
 class ControlSignal(BaseException):

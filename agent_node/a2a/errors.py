@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Literal
 
-from agent_node.errors import AgentNodeError
+from agent_node.errors import AgentNodeError, StoreFull
 
 __all__ = [
     "ERROR_INFO_DOMAIN",
@@ -267,6 +267,14 @@ class InternalError(A2AError):
     """The server failed; the message says nothing about its internals."""
 
     error = ProtocolError.INTERNAL_ERROR
+
+    @classmethod
+    def of(cls, exc: Exception) -> InternalError:
+        """What a caller is told of our failure ``exc``: that the store could
+        not write because it is full (worth asking again later), else nothing."""
+        if isinstance(exc, StoreFull):
+            return cls("internal error: the store could not write, its disk is full")
+        return cls("internal error")
 
 
 class TaskNotFound(A2AError):

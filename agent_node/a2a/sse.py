@@ -25,6 +25,7 @@ from agent_node.a2a import compat
 from agent_node.a2a.errors import A2AError, InternalError, to_jsonrpc_error
 from agent_node.a2a.models import StreamResponse
 from agent_node.a2a.streaming import ends_stream
+from agent_node.errors import StoreError
 
 __all__ = ["EventStreamResponse", "event_stream"]
 
@@ -78,6 +79,9 @@ async def _frames(
             yield _frame({"jsonrpc": "2.0", "id": rpc_id, "result": result}, ascii_only=False)
     except A2AError as exc:
         yield _error_frame(rpc_id, exc, version)
+    except StoreError as exc:  # says what failed: no traceback needed
+        log.error("A2A stream failed (id %r): %s", rpc_id, exc)
+        yield _error_frame(rpc_id, InternalError.of(exc), version)
     except Exception:
         log.exception("A2A stream failed (id %r)", rpc_id)
         yield _error_frame(rpc_id, InternalError("internal error"), version)

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from agent_node.errors import (
     StoreError,
+    StoreFull,
     UnknownExecution,
     UsageError,
 )
@@ -90,6 +91,8 @@ class Engine:
         self._driven: set[str] = set()
         self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._status_waiters: dict[str, asyncio.Event] = {}
+        #: A full store that failed a waited-for execution's commit, for its waiter.
+        self._full: dict[str, StoreFull] = {}
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
@@ -218,6 +221,8 @@ class Engine:
                 waiter.clear()
                 if self.crash is not None:
                     raise self.crash
+                if (full := self._full.pop(execution_id, None)) is not None:
+                    raise full  # retrying cannot help until space is freed: say so now
                 record = await self.store.get(execution_id)
                 if record is None:
                     raise UnknownExecution(execution_id)
@@ -229,6 +234,7 @@ class Engine:
                     return record
         finally:
             self._status_waiters.pop(execution_id, None)
+            self._full.pop(execution_id, None)
 
     async def _waits_for_event(self, execution_id: str) -> bool:
         return any(w.kind in plans.EXTERNAL_KINDS for w in await self.store.waits(execution_id))
@@ -259,8 +265,8 @@ class Engine:
             self._wake.clear()
             try:
                 busy = await self._claim_and_fire()
-            except StoreError:
-                log.exception("claiming failed; retrying")
+            except StoreError as exc:  # it says what failed (a full disk...): no traceback
+                log.error("claiming failed; retrying: %s", exc)
                 busy = False
             if busy:
                 await asyncio.sleep(0)
@@ -322,8 +328,8 @@ class Engine:
                 held = set(
                     await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl)
                 )
-            except StoreError:
-                log.exception("heartbeat failed")
+            except StoreError as exc:
+                log.error("heartbeat failed: %s", exc)
                 continue
             now_missing = {
                 key: task
@@ -371,6 +377,12 @@ class Engine:
         if isinstance(exc, faults.InjectedCrash):
             self.crash = exc
             asyncio.get_running_loop().create_task(self.abandon())
+        elif isinstance(exc, StoreError):  # its commit failed: the node is retried later
+            log.error("node task %s failed: %s", key, exc)
+            waiter = self._status_waiters.get(key[0])
+            if isinstance(exc, StoreFull) and waiter is not None:
+                self._full[key[0]] = exc
+                waiter.set()
         elif exc is not None:
             log.error("node task %s failed", key, exc_info=exc)
 

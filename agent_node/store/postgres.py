@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
 
-from agent_node.errors import Fenced, StoreError, UnknownExecution
+from agent_node.errors import Fenced, StoreError, StoreFull, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import MissingStore
 from agent_node.store.notify import Notifier
@@ -122,6 +123,8 @@ class PostgresStore:
             await self._ensure_schema(self._pool)
         except BaseException as exc:
             await self.close()
+            if isinstance(exc, asyncpg.exceptions.DiskFullError):
+                raise _full(self.url, exc) from exc
             if isinstance(exc, OSError | asyncpg.PostgresError):
                 raise StoreError(f"cannot open {self.url}: {exc}") from exc
             raise
@@ -210,7 +213,18 @@ class PostgresStore:
                 await asyncio.sleep(0.01 * attempt)
             except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
                 raise StoreError(f"PostgreSQL {self.url}: {exc}") from exc
+            except asyncpg.exceptions.DiskFullError as exc:
+                raise _full(self.url, exc) from exc
         raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; a full disk met on it is a :class:`StoreFull`."""
+        try:
+            async with self._require().acquire() as conn:
+                yield conn
+        except asyncpg.exceptions.DiskFullError as exc:
+            raise _full(self.url, exc) from exc
 
     def _require(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -218,7 +232,7 @@ class PostgresStore:
         return self._pool
 
     async def _fetch(self, sql: str, *params: Any) -> list[Any]:
-        async with self._require().acquire() as conn:
+        async with self._connection() as conn:
             return list(await conn.fetch(sql, *params))
 
     # -- writes --------------------------------------------------------------
@@ -335,7 +349,7 @@ class PostgresStore:
     # -- push configs --------------------------------------------------------
 
     async def put_push_config(self, config: PushConfigRecord) -> None:
-        async with self._require().acquire() as conn:
+        async with self._connection() as conn:
             await conn.execute(_STMTS.put_push, *push_row(config))
 
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
@@ -343,7 +357,7 @@ class PostgresStore:
         return [push_from_row(tuple(r)) for r in rows]
 
     async def delete_push_config(self, task_id: str, config_id: str) -> bool:
-        async with self._require().acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(_STMTS.delete_push, task_id, config_id)
         return int(status.split()[-1]) > 0
 
@@ -357,7 +371,7 @@ class PostgresStore:
         return await self._transact(job)
 
     async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
-        async with self._require().acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(_STMTS.release_push, *release_row(owner, config))
         return int(status.split()[-1]) > 0
 
@@ -404,7 +418,7 @@ class PostgresStore:
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def wake_delegations(self, peer: str, state: str, now: float, within: float) -> int:
-        async with self._require().acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(_STMTS.wake_delegations, now, peer, state, now, within)
         return int(status.split()[-1])
 
@@ -416,7 +430,7 @@ class PostgresStore:
 
     async def _count(self, sql: str, *params: Any) -> bool:
         """Run one write; whether it changed a row."""
-        async with self._require().acquire() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(sql, *params)
         return int(status.split()[-1]) > 0
 
@@ -522,6 +536,11 @@ async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:
             raise StoreError(f"delegation {delegation.key} changed under a transaction")
     for kind in txn.notices:
         await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, f"{kind}:{txn.execution.id}")
+
+
+def _full(url: str, exc: asyncpg.exceptions.DiskFullError) -> StoreFull:
+    """PostgreSQL's "could not extend file …: No space left on device" (53100)."""
+    return StoreFull(f"the store could not write, its disk is full: PostgreSQL {url}: {exc}")
 
 
 async def _schema_version(conn: asyncpg.Connection) -> int | None:

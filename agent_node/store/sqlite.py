@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -51,7 +52,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
+from agent_node.errors import ConfigError, Fenced, StoreError, StoreFull, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import require_file
 from agent_node.store.notify import Notifier
@@ -148,7 +149,11 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._serve, name=f"sqlite:{self.path}", daemon=True)
         self._thread.start()
-        await self._submit(_create_schema)
+        try:
+            await self._submit(_create_schema)
+        except BaseException:
+            await self.close()
+            raise
         self._closing = False
         self._checkpointer = threading.Thread(
             target=self._checkpoints, name=f"sqlite checkpoints:{self.path}", daemon=True
@@ -180,12 +185,14 @@ class SqliteStore:
     # -- the writer thread ---------------------------------------------------
 
     def _serve(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+        try:
+            conn = self._writer()
+        except sqlite3.Error as exc:  # a full disk, a directory we may not write
+            # Fail every job (open()'s schema job first) until close().
+            error = _store_error(self.path, exc)
+            while (batch := self._jobs.get()) is not None:
+                self._settle(batch, [(False, error)] * len(batch), [])
+            return
         try:
             while (first := self._jobs.get()) is not None:
                 batch = list(first)
@@ -203,9 +210,23 @@ class SqliteStore:
         finally:
             conn.close()
 
+    def _writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     def _checkpoints(self) -> None:
         """Checkpoint the WAL a moment after commits (PASSIVE: never blocks the writer)."""
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        failing = False
         try:
             while True:
                 self._committed.wait()
@@ -217,8 +238,12 @@ class SqliteStore:
                     return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
-                    log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
+                except sqlite3.Error as exc:  # busy, I/O, disk full: the next round tries again
+                    if not failing:  # once, not four times a second while the disk is full
+                        log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
+                    failing = True
+                else:
+                    failing = False
         finally:
             conn.close()
 
@@ -234,6 +259,8 @@ class SqliteStore:
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = _store_error(self.path, exc)
                     outcomes.append((False, exc))
                 else:
                     conn.execute("RELEASE job")
@@ -243,9 +270,14 @@ class SqliteStore:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error = StoreError(f"SQLite {self.path}: {exc}")
-            outcomes = [(False, error)] * len(batch)
+            outcomes = [(False, _store_error(self.path, exc))] * len(batch)
             notices = []
+        self._settle(batch, outcomes, notices)
+
+    def _settle(
+        self, batch: list[_Entry], outcomes: list[tuple[bool, Any]], notices: _Notices
+    ) -> None:
+        """Hand each job's outcome to the event loop that awaits it."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((future, ok, value))
@@ -561,7 +593,7 @@ class SqliteStore:
         try:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite {self.path}: {exc}") from exc
+            raise _store_error(self.path, exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -574,6 +606,24 @@ class SqliteStore:
             self._local.conn = conn
             self._readers.append(conn)
         return conn
+
+
+def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """``exc`` as a StoreError; a full disk as :class:`StoreFull`. SQLite says
+    SQLITE_FULL when a write finds no space, but a bare "disk I/O error" when
+    the ``-shm`` file cannot grow (SQLITE_IOERR_SHMSIZE) — on a full disk,
+    the usual error of the first write after a restart."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_full(path)):
+        return StoreFull(f"the store could not write, its disk is full: SQLite {path}: {exc}")
+    return StoreError(f"SQLite {path}: {exc}")
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return os.statvfs(path.absolute().parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _create_schema(conn: sqlite3.Connection) -> tuple[None, _Notices]:
