@@ -1,0 +1,266 @@
+"""The sections of a node's configuration (see :mod:`agent_node.config`).
+
+Each section is its own model, validated where it is read; :class:`~agent_node.config.NodeConfig`
+assembles them. Every model forbids unknown fields, so a typo is an error
+naming the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ID_PATTERN",
+    "CardSource",
+    "Limits",
+    "ListenConfig",
+    "McpServerConfig",
+    "ModelSettings",
+    "PeerConfig",
+    "PolicySettings",
+    "PushSettings",
+    "SkillConfig",
+    "SkillText",
+    "TlsSettings",
+]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+_ORIGIN = re.compile(r"^https?://[^\s/?#@]+/?$", re.IGNORECASE)
+DEFAULT_MODEL = "ollama_chat/llama3.2:1b"
+
+
+class ListenConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (printed at start).
+    port: int = Field(default=8470, ge=0, le=65535)
+
+
+class SkillConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN)
+    workflow: str = Field(min_length=1)
+    default: bool = False
+
+
+class SkillText(BaseModel):
+    """How the card describes a skill (the card source's ``skills`` entries)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] = []
+    examples: list[str] = []
+    input_modes: list[str] | None = Field(default=None, alias="inputModes")
+    output_modes: list[str] | None = Field(default=None, alias="outputModes")
+
+
+class PushSettings(BaseModel):
+    """Push notifications to callers (A2A ``CreateTaskPushNotificationConfig``).
+
+    Push URLs must be ``http(s)`` and reach a public address: loopback,
+    private, link-local and other non-global addresses are refused (SSRF),
+    both when a config is set and, after resolving the host, before each
+    POST, unless the host or its network is in ``allow``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: Host names (exact, case-insensitive) and IP networks (``10.0.0.0/8``,
+    #: ``::1``) push URLs may reach although they are not public.
+    allow: list[str] = []
+    #: Tries per change before giving up on it (the next change is tried anew).
+    attempts: int = Field(default=8, ge=1, le=100)
+    #: Seconds one POST may take.
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _allow_entries_parse(self) -> PushSettings:
+        import ipaddress
+
+        for entry in self.allow:
+            if "/" in entry or entry.replace(".", "").isdigit() or ":" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"push.allow: {entry!r} is not an IP network") from None
+            elif not entry or any(c.isspace() for c in entry):
+                raise ValueError(f"push.allow: {entry!r} is not a host name")
+        return self
+
+
+class Limits(BaseModel):
+    """Bounds on what one request (and one caller) may ask of the node.
+
+    Each is enforced before a handler runs, and each refusal is a clear error:
+    the body and nesting caps are JSON-RPC -32600 (HTTP 413 for the body), the
+    part caps -32602, the header caps HTTP 431, the per-caller cap HTTP 429
+    with JSON-RPC -32032 and ``Retry-After``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Largest body in bytes (1 MiB).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    #: Deepest nesting of arrays and objects, the envelope counting as 1.
+    max_depth: int = Field(default=32, ge=4, le=512)
+    #: Most parts in a sent message.
+    max_parts: int = Field(default=64, ge=1)
+    #: Largest ``text`` (UTF-8) or ``raw`` (decoded) part in bytes (256 KiB).
+    max_part_bytes: int = Field(default=256 * 1024, ge=1)
+    #: Longest ``Idempotency-Key`` header in characters.
+    max_idempotency_key: int = Field(default=200, ge=1, le=4096)
+    #: Most header fields in one request.
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    #: Largest request line plus header fields, in bytes (16 KiB).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: Requests one caller identity may have in flight at once (streams count
+    #: while they are open); 0: no cap. Plain-HTTP callers share one budget.
+    max_concurrent_per_caller: int = Field(default=64, ge=0)
+
+
+class PolicySettings(BaseModel):
+    """Who may do what, by the identity of the caller's certificate.
+
+    Each entry is an identity (``spiffe://example.org/agent/alice``, or a
+    certificate CN with ``tls.identity_from_cn``) or a glob over identities
+    (``spiffe://example.org/*``); ``*`` is anyone whose certificate chains
+    to the trust bundle. A task belongs to the identity that created it:
+    only that caller (and operators) may read, continue, cancel or subscribe
+    to it, and ListTasks shows a caller its own tasks. Without TLS (``--insecure-dev``) nobody has
+    an identity and none of this applies.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Who may call skills that have no rule of their own in ``skills``.
+    callers: list[str] = ["*"]
+    #: Per skill id: who may call it (instead of ``callers``).
+    skills: dict[str, list[str]] = {}
+    #: Who may use the operator API (``/ops``) and every task. Default: nobody.
+    operators: list[str] = []
+
+    @model_validator(mode="after")
+    def _patterns_are_not_empty(self) -> PolicySettings:
+        lists = {"callers": self.callers, "operators": self.operators}
+        lists.update({f"skills.{skill}": ids for skill, ids in self.skills.items()})
+        for where, patterns in lists.items():
+            for pattern in patterns:
+                if not pattern.strip() or pattern != pattern.strip():
+                    raise ValueError(f"policy.{where}: {pattern!r} is not an identity or glob")
+        return self
+
+
+class PeerConfig(BaseModel):
+    """A peer agent this node may delegate to: where it is and who it must be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: How workflows name it (``delegate: {peer: NAME}``).
+    name: str = Field(pattern=ID_PATTERN)
+    #: Its base URL: the Agent Card is fetched from its well-known paths here.
+    url: str = Field(pattern=r"^https?://[^\s/]+(/\S*)?$")
+    #: The identity its certificate must name (its URI SAN; its CN only with
+    #: ``tls.identity_from_cn``); None: any
+    #: identity the trust bundle vouches for. Pushes about our delegations
+    #: are accepted only from this identity.
+    identity: str | None = None
+    #: Origins (``https://host:port``) its card may point us to besides
+    #: ``url``'s. Only ``url``'s origin is used by default: a card naming an
+    #: interface elsewhere (another host, port or scheme, plain ``http`` from
+    #: an ``https`` peer) is refused unless its origin is listed here.
+    endpoints: list[str] = []
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_are_origins(cls, endpoints: list[str]) -> list[str]:
+        for entry in endpoints:
+            if not _ORIGIN.match(entry):
+                raise ValueError(f"{entry!r} is not an origin (https://host:port, no path)")
+        return endpoints
+
+
+class ModelSettings(BaseModel):
+    """Model nodes: which model when a node names none, and where Ollama is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Any model string litellm accepts; ``ollama_chat/<model>`` for local use.
+    #: Unset: ``$AGENT_NODE_MODEL``, else ``ollama_chat/llama3.2:1b``.
+    default: str = Field(
+        default_factory=lambda: os.environ.get("AGENT_NODE_MODEL") or DEFAULT_MODEL
+    )
+    #: Ollama's base URL; None: ``$OLLAMA_API_BASE``, else http://localhost:11434.
+    api_base: str | None = None
+    #: Seconds one model call may take.
+    timeout: float = Field(default=120.0, gt=0)
+
+
+class McpServerConfig(BaseModel):
+    """An MCP server whose tools the node's tool and model nodes may call:
+    started over stdio (``command``) or reached over streamable HTTP (``url``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=ID_PATTERN)
+    command: list[str] | None = Field(default=None, min_length=1)
+    #: Environment variables for a stdio server (added to a minimal default).
+    env: dict[str, str] = {}
+    #: Working directory of a stdio server, relative to the configuration file.
+    cwd: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    #: HTTP headers for a streamable-HTTP server (e.g. Authorization).
+    headers: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"mcp server {self.name!r}: give exactly one of 'command' or 'url'")
+        return self
+
+
+class TlsSettings(BaseModel):
+    """Mutual TLS: what the node presents, and what its peers must chain to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cert: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    trust: list[str] = Field(min_length=1)
+    #: Take a certificate's subject CN as its identity when it has no URI SAN
+    #: (a CA that cannot issue URI SANs). Off: such a certificate names
+    #: nobody, whatever its CN reads — any CA of ``trust`` may write any CN.
+    #: It applies to callers, pushing peers and the peers this node calls.
+    identity_from_cn: bool = False
+
+
+class CardSource(BaseModel):
+    """The hand-written part of an Agent Card (a YAML file in ``cards/``).
+
+    Skills are listed by id with their words only; which skills exist comes
+    from the node configuration, so nothing is written twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    version: str = "1.0.0"
+    provider: dict[str, str] | None = None
+    documentation_url: str | None = Field(default=None, alias="documentationUrl")
+    icon_url: str | None = Field(default=None, alias="iconUrl")
+    default_input_modes: list[str] = Field(
+        default=["text/plain", "application/json"], alias="defaultInputModes"
+    )
+    default_output_modes: list[str] = Field(
+        default=["text/plain", "application/json"], alias="defaultOutputModes"
+    )
+    skills: dict[str, SkillText] = {}
