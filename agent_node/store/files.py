@@ -1,21 +1,27 @@
-"""The SQLite store's file on disk: who may create it.
+"""The SQLite store's file on disk: who may create it, and with which mode.
 
 A command that only reads (``executions``, ``inspect``, ``signal``, …) must
 not create a store: a typo in ``--store`` would show an empty table instead
 of the mistake. Such a command opens its store with ``create=False`` and a
 missing file is a :class:`MissingStore` naming the path, with the closest
 existing file when there is one ("did you mean …?").
+
+The file holds push tokens and the credentials of push configs, so a new one
+is created readable by its owner only (0600), like a key; SQLite gives the
+``-wal`` and ``-shm`` files it creates the mode of the database file. An
+existing file keeps its mode: whoever set it meant it.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent_node.errors import ConfigError
 
-__all__ = ["MissingStore", "require_file"]
+__all__ = ["MissingStore", "create_private", "require_file"]
 
 #: Files beside a database that are not stores of their own.
 _COMPANIONS = ("-wal", "-shm", "-journal")
@@ -42,6 +48,16 @@ def require_file(url: str, path: Path) -> None:
     else:
         message = f"no store at {where}: nothing has run with this store yet"
     raise MissingStore(url, message)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (and its directory) unless it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _closest(path: Path) -> Path | None:

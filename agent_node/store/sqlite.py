@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 
 from agent_node.errors import ConfigError, Fenced, StoreError, StoreFull, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
-from agent_node.store.files import require_file
+from agent_node.store.files import create_private, require_file
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Claim,
@@ -144,9 +144,10 @@ class SqliteStore:
     async def open(self) -> None:
         if self._thread is not None:
             return
-        if not self._create_missing:
+        if self._create_missing:
+            create_private(self.path)
+        else:
             require_file(self.url, self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._serve, name=f"sqlite:{self.path}", daemon=True)
         self._thread.start()
         try:
