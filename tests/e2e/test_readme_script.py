@@ -50,6 +50,7 @@ def test_readme_script_is_signalled_and_resumed_from_the_cli(tmp_path: Path) -> 
     assert script.returncode == 0, script.stderr
     [parked] = executions(tmp_path)
     assert parked["status"] == "waiting"
+    assert script.stdout.split() == ["waiting", parked["id"]]  # what the user signals
 
     signal = call(
         [*CLI, "signal", parked["id"], "decision", "--data", '{"approved": true}'], tmp_path
