@@ -17,8 +17,8 @@ handler is not called:
 7. The method is known: -32601. Each 1.0 name is accepted under either
    version; a 0.3 caller may also use the 0.3 names, whose params are
    converted by :mod:`agent_node.a2a.compat`.
-8. Methods the agent's capabilities rule out are answered here (-32003,
-   -32004, -32007).
+8. (:mod:`.operations`) Methods the agent's capabilities rule out are
+   answered here (-32003, -32004, -32007).
 9. The params validate against the 1.0 request model and the part limits: -32602.
 
 Choice: a request's shapes follow its method name. A 0.3 name gets 0.3
@@ -41,10 +41,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
@@ -53,112 +51,37 @@ from agent_node.a2a.bodies import BodyTooLarge, read_json
 from agent_node.a2a.card_models import AgentCapabilities
 from agent_node.a2a.errors import (
     A2AError,
-    ExtendedAgentCardNotConfigured,
     InternalError,
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
-    PushNotificationNotSupported,
     UnsupportedOperation,
     VersionNotSupported,
     to_jsonrpc_error,
 )
-from agent_node.a2a.handler import CallContext, TaskHandler
-from agent_node.a2a.limits import DEFAULT_LIMITS, Limits, check_message
+from agent_node.a2a.handler import TaskHandler
+from agent_node.a2a.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.models import (
-    CancelTaskRequest,
-    DeleteTaskPushNotificationConfigRequest,
-    GetExtendedAgentCardRequest,
-    GetTaskPushNotificationConfigRequest,
-    GetTaskRequest,
-    ListTaskPushNotificationConfigsRequest,
-    ListTasksRequest,
-    SendMessageRequest,
     StreamResponse,
-    SubscribeToTaskRequest,
-    TaskPushNotificationConfig,
     WireModel,
 )
+from agent_node.a2a.operations import (
+    OPERATIONS,
+    Version,
+    call_context,
+    requested_version,
+    validate,
+)
 from agent_node.errors import StoreError
-from agent_node.transport import caller_of
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint", "refusal"]
 
 log = logging.getLogger(__name__)
 
-Version = Literal["1.0", "0.3"]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 # Routes: one row per 1.0 method
-
-
-#: The caller's dialect matters to one gate only: the extended card's.
-Gate = Callable[[AgentCapabilities, Version], A2AError | None]
-
-
-@dataclass(frozen=True)
-class _Route:
-    #: The 1.0 params model.
-    request: type[WireModel]
-    #: The :class:`TaskHandler` coroutine that serves it.
-    call: str
-    #: The error the transport answers with instead of calling the handler, if any.
-    gate: Gate | None = None
-    #: Limits beyond the model's own validation.
-    check: Callable[[Any, Limits], None] | None = None
-    #: The handler returns events, answered as Server-Sent Events (:mod:`.sse`).
-    stream: bool = False
-
-
-def _streaming(caps: AgentCapabilities, version: Version) -> A2AError | None:
-    if not caps.streaming:
-        return UnsupportedOperation("streaming is not supported by this agent")
-    return None
-
-
-def _push(caps: AgentCapabilities, version: Version) -> A2AError | None:
-    if not caps.push_notifications:
-        return PushNotificationNotSupported()
-    return None
-
-
-def _extended_card(caps: AgentCapabilities, version: Version) -> A2AError:
-    """This node serves no extended card. A2A 1.0 (§3.3.4) answers a card that
-    does not declare ``capabilities.extendedAgentCard`` with
-    UnsupportedOperation, and one that declares it with -32007; A2A 0.3's
-    ``agent/getAuthenticatedExtendedCard`` knew only -32007
-    (AuthenticatedExtendedCardNotConfigured), which its clients expect."""
-    if version == "1.0" and not caps.extended_agent_card:
-        return UnsupportedOperation("this agent declares no extended agent card")
-    return ExtendedAgentCardNotConfigured()
-
-
-_ROUTES: dict[str, _Route] = {
-    "SendMessage": _Route(SendMessageRequest, "send_message", check=check_message),
-    "GetTask": _Route(GetTaskRequest, "get_task"),
-    "ListTasks": _Route(ListTasksRequest, "list_tasks"),
-    "CancelTask": _Route(CancelTaskRequest, "cancel_task"),
-    "SendStreamingMessage": _Route(
-        SendMessageRequest, "send_streaming_message", _streaming, check_message, stream=True
-    ),
-    "SubscribeToTask": _Route(SubscribeToTaskRequest, "subscribe_to_task", _streaming, stream=True),
-    "CreateTaskPushNotificationConfig": _Route(
-        TaskPushNotificationConfig, "create_task_push_notification_config", _push
-    ),
-    "GetTaskPushNotificationConfig": _Route(
-        GetTaskPushNotificationConfigRequest, "get_task_push_notification_config", _push
-    ),
-    "ListTaskPushNotificationConfigs": _Route(
-        ListTaskPushNotificationConfigsRequest, "list_task_push_notification_configs", _push
-    ),
-    "DeleteTaskPushNotificationConfig": _Route(
-        DeleteTaskPushNotificationConfigRequest, "delete_task_push_notification_config", _push
-    ),
-    "GetExtendedAgentCard": _Route(
-        GetExtendedAgentCardRequest, "get_extended_agent_card", _extended_card
-    ),
-}
 
 
 # The endpoint
@@ -178,7 +101,7 @@ def jsonrpc_endpoint(
     caps = AgentCapabilities.model_validate(capabilities)
 
     async def endpoint(request: Request) -> Response:
-        requested = _requested_version(request)
+        requested = requested_version(request)
         version: Version = requested or "1.0"
         rpc_id: Any = None
         streamed: str | None = None  # a 0.3 streaming method, whose errors are events
@@ -189,17 +112,18 @@ def jsonrpc_endpoint(
             if requested is None:
                 raise VersionNotSupported(metadata={"supported": "1.0, 0.3"})
             name, version, params = _resolve(method, params, requested)
-            route = _ROUTES[name]
-            streamed = name if route.stream and version == "0.3" else None
-            if route.gate is not None and (refusal := route.gate(caps, version)) is not None:
-                raise refusal
-            model = _validate(route, params, limits)
-            ctx = _call_context(request, version, limits)
-            call = getattr(handler, route.call, None)
+            operation = OPERATIONS[name]
+            streamed = name if operation.stream and version == "0.3" else None
+            gate = operation.gate
+            if gate is not None and (refused := gate(caps, version)) is not None:
+                raise refused
+            model = validate(operation, params, limits)
+            ctx = call_context(request, version, limits)
+            call = getattr(handler, operation.call, None)
             if call is None:
                 raise UnsupportedOperation(f"{name} is not implemented by this node")
             result = await call(model, ctx)
-            if route.stream:
+            if operation.stream:
                 return sse.event_stream(rpc_id, name, version, result)
             return _result_response(rpc_id, _render(name, version, result))
         except A2AError as exc:
@@ -215,26 +139,6 @@ def jsonrpc_endpoint(
             return _error_response(rpc_id, InternalError("internal error"), version, streamed)
 
     return endpoint
-
-
-def _requested_version(request: Request) -> Version | None:
-    """The version the caller asks for; None when it is not served here."""
-    value = request.headers.get("a2a-version") or request.query_params.get("A2A-Version") or ""
-    return served_version(value)
-
-
-def served_version(value: str) -> Version | None:
-    """The version ``value`` (an ``A2A-Version``) names, by major.minor: the
-    patch number MUST be ignored (§3.6), so ``1.0.1`` is 1.0 and ``0.3.0``
-    0.3; absent or empty is 0.3. None for a version not served here."""
-    major, _, rest = value.strip().partition(".")
-    minor, _, patch = rest.partition(".")
-    if not major and not rest:
-        return "0.3"
-    if not (major.isdigit() and minor.isdigit()) or (patch and not patch.isdigit()):
-        return None
-    version = f"{int(major)}.{int(minor)}"
-    return version if version in ("1.0", "0.3") else None  # type: ignore[return-value]
 
 
 def _valid_id(value: Any) -> bool:
@@ -278,7 +182,7 @@ def _resolve(
     method: str, params: dict[str, Any], requested: Version
 ) -> tuple[str, Version, dict[str, Any]]:
     """The 1.0 method, the caller's dialect and the 1.0 params of a request."""
-    if method in _ROUTES:
+    if method in OPERATIONS:
         return method, "1.0", params
     if requested == "0.3" and method in compat.METHODS_FROM_V03:
         try:
@@ -289,39 +193,6 @@ def _resolve(
             raise InvalidParams(f"params do not match {method}") from None
         return name, "0.3", converted
     raise MethodNotFound(f"method not found: {method[:100]!r}")
-
-
-def _validate(route: _Route, params: dict[str, Any], limits: Limits) -> WireModel:
-    try:
-        model = route.request.model_validate(params)
-    except ValidationError as exc:
-        raise InvalidParams(_describe(exc)) from None
-    if route.check is not None:
-        route.check(model, limits)
-    return model
-
-
-def _describe(exc: ValidationError) -> str:
-    """The first problem, naming its field; never the offending value."""
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "params"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"
-
-
-def _call_context(request: Request, version: Version, limits: Limits) -> CallContext:
-    key = request.headers.get("idempotency-key") or None
-    if key is not None and len(key) > limits.max_idempotency_key:
-        raise InvalidParams(f"Idempotency-Key longer than {limits.max_idempotency_key} characters")
-    extensions = request.headers.get("a2a-extensions", "")
-    return CallContext(
-        caller=caller_of(request.scope),  # from the client certificate (mutual TLS)
-        idempotency_key=key,
-        version=version,
-        traceparent=request.headers.get("traceparent"),
-        extensions=tuple(uri.strip() for uri in extensions.split(",") if uri.strip()),
-    )
 
 
 def _render(name: str, version: Version, result: Any) -> Any:
@@ -348,7 +219,7 @@ def _result_response(rpc_id: Any, result: Any) -> Response:
 def refusal(exc: A2AError, request: Request, headers: dict[str, str] | None = None) -> Response:
     """A JSON-RPC error for a request refused before its body is read (so
     its ``id`` is null), with the error's HTTP status (401, 429, ...)."""
-    version = _requested_version(request) or "1.0"
+    version = requested_version(request) or "1.0"
     body = {"jsonrpc": "2.0", "id": None, "error": to_jsonrpc_error(exc, version)}
     content = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
     return Response(
