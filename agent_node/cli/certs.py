@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
+from agent_node.errors import UsageError
+from agent_node.security.pki import DEFAULT_TRUST_DOMAIN
+
 from .common import handle_errors
+from .invoked import command_name
 
 __all__ = ["certs"]
 
@@ -29,19 +33,39 @@ def certs() -> None:
 @_DIR
 @click.option(
     "--trust-domain",
-    default="agent-node.local",
+    default=DEFAULT_TRUST_DOMAIN,
     show_default=True,
     help="The SPIFFE trust domain node identities live in.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing CA.")
 @handle_errors
 def init(folder: Path, trust_domain: str, force: bool) -> None:
-    """Write a new development CA (ca.pem, ca-key.pem) into --dir."""
-    from agent_node.security.pki import init_ca
+    """Write a new development CA (ca.pem, ca-key.pem) into --dir.
 
-    path = init_ca(folder, trust_domain=trust_domain, force=force)
-    click.echo(f"CA for spiffe://{trust_domain} written to {path} (key: {folder / 'ca-key.pem'})")
-    click.echo(f"next: agent-node certs issue NAME --dir {folder}")
+    A CA of the same trust domain already there is kept (so the examples'
+    commands can be run in any order); one of another domain is a mistake
+    this explains.
+    """
+    from agent_node.security import pki
+
+    held = None if force else pki.ca_trust_domain(folder)
+    if held == trust_domain:
+        click.echo(
+            f"kept the CA for spiffe://{trust_domain} already in {folder}"
+            " (--force replaces it, and the certificates it issued stop verifying)"
+        )
+    elif held is not None:
+        raise UsageError(
+            f"{folder} holds a CA for spiffe://{held}, not spiffe://{trust_domain}, and"
+            " certificates of one trust domain are refused by the other's nodes. Give this"
+            f" CA a folder of its own (--dir {folder / trust_domain}, then the same --dir"
+            " for `certs issue` and --cert-dir for `serve`), or replace the old one with"
+            f" --force and issue its certificates again (`certs issue NAME --force`)"
+        )
+    else:
+        path = pki.init_ca(folder, trust_domain=trust_domain, force=force)
+        click.echo(f"CA for spiffe://{trust_domain} written to {path} (key: {folder / pki.CA_KEY})")
+    click.echo(f"next: {command_name()} certs issue NAME --dir {folder}")
 
 
 @certs.command("issue")
@@ -64,10 +88,15 @@ def issue_command(
 
     The certificate serves and calls (serverAuth and clientAuth) as
     spiffe://<trust-domain>/agent/NAME, and is valid for localhost and
-    127.0.0.1 plus any --dns and --ip given.
+    127.0.0.1 plus any --dns and --ip given. A valid certificate of NAME
+    from this CA is kept (--force issues a new one).
     """
-    from agent_node.security.pki import issue
+    from agent_node.security.pki import existing, issue
 
+    kept = None if force else existing(folder, name)
+    if kept is not None:
+        click.echo(f"{kept.identity}: kept the certificate {kept.cert} (--force issues a new one)")
+        return
     written = issue(
         folder,
         name,
@@ -91,7 +120,7 @@ def show(paths: tuple[Path, ...], folder: Path) -> None:
         p for p in folder.glob("*.pem") if not p.name.endswith("-key.pem")
     )
     if not files:
-        raise click.UsageError(f"no certificates in {folder}: run `agent-node certs init`")
+        raise click.UsageError(f"no certificates in {folder}: run `{command_name()} certs init`")
     for file in files:
         for index, info in enumerate(describe(file)):
             role = "CA" if info.is_ca else "node"

@@ -9,15 +9,21 @@ text), and gives it a certificate from the development CA in ``--cert-dir``
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
 
 from agent_node.errors import UsageError
+from agent_node.security.pki import DEFAULT_TRUST_DOMAIN
 
 from .common import handle_errors
+from .invoked import command_name
 
 __all__ = ["init"]
+
+#: An agent's name: also a folder, a file name and the last part of its identity.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
 _CONFIG = """\
 # The {name} agent. Serve it:  agent-node serve --config {config}
@@ -87,7 +93,7 @@ nodes:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
-    help="Where the NAME folder goes.",
+    help="Where the NAME folder goes (any folder: NAME itself is a name, not a path).",
 )
 @click.option(
     "--cert-dir",
@@ -98,12 +104,19 @@ nodes:
 )
 @click.option(
     "--trust-domain",
-    default="agent-node.local",
+    default=DEFAULT_TRUST_DOMAIN,
     show_default=True,
     help="For a new CA: the SPIFFE trust domain of identities.",
 )
-@click.option("--port", type=int, default=8470, show_default=True)
-@click.option("--model", default="ollama_chat/llama3.2:1b", show_default=True)
+@click.option(
+    "--port", type=int, default=8470, show_default=True, help="The port the agent listens on."
+)
+@click.option(
+    "--model",
+    default="ollama_chat/llama3.2:1b",
+    show_default=True,
+    help="The agent's model (models.default): any litellm model; scripted/echo needs none.",
+)
 @handle_errors
 def init(name: str, parent: Path, cert_dir: Path, trust_domain: str, port: int, model: str) -> None:
     """Scaffold a new agent NAME: configuration, card, workflow, certificate."""
@@ -111,14 +124,15 @@ def init(name: str, parent: Path, cert_dir: Path, trust_domain: str, port: int, 
     from agent_node.sdk import load_workflow
     from agent_node.security import pki
 
+    _check_name(name)
     folder = parent / name
     if folder.exists() and any(folder.iterdir()):
         raise UsageError(f"{folder} exists and is not empty: pick another NAME or --dir")
     if not (cert_dir / pki.CA_CERT).exists():
         pki.init_ca(cert_dir, trust_domain=trust_domain)
         click.echo(f"made a development CA for spiffe://{trust_domain} in {cert_dir}")
-    cert = cert_dir / f"{name}.pem"
-    identity = pki.issue(cert_dir, name).identity if not cert.exists() else _identity(cert)
+    kept = pki.existing(cert_dir, name)
+    identity = (kept or pki.issue(cert_dir, name)).identity
     folder.mkdir(parents=True, exist_ok=True)
     certs = Path(os.path.relpath(cert_dir.resolve(), folder.resolve())).as_posix()
     title = name.replace("-", " ").replace("_", " ").title()
@@ -135,21 +149,32 @@ def init(name: str, parent: Path, cert_dir: Path, trust_domain: str, port: int, 
     config = load_config(folder / "agent-node.yaml")
     click.echo(f"created {folder}/: {', '.join(files)}")
     click.echo(f"identity {identity} (certificate {cert_dir / (name + '.pem')})")
+    program = command_name()
+    url = config.url.replace("127.0.0.1", "localhost")
     click.echo(
         "next:\n"
-        f"  agent-node serve --config {folder / 'agent-node.yaml'}\n"
-        f"  agent-node certs issue me --dir {cert_dir}     # a certificate to call it with\n"
-        f"  curl --cacert {cert_dir}/ca.pem --cert {cert_dir}/me.pem --key {cert_dir}/me-key.pem"
-        f" {config.url.replace('127.0.0.1', 'localhost')}/a2a -H 'A2A-Version: 1.0'"
+        f"  {program} serve --config {folder / 'agent-node.yaml'}\n"
+        f"  {program} certs issue me --dir {cert_dir}     # a certificate to call it with\n"
+        f"  curl -s --cacert {cert_dir}/ca.pem --cert {cert_dir}/me.pem"
+        f" --key {cert_dir}/me-key.pem {url}/a2a -H 'A2A-Version: 1.0'"
         ' -H \'Content-Type: application/json\' -d \'{"jsonrpc": "2.0", "id": 1,'
         ' "method": "SendMessage", "params": {"message": {"messageId": "m1",'
         ' "role": "ROLE_USER", "parts": [{"text": "Hello!"}]}}}\''
     )
 
 
-def _identity(cert: Path) -> str:
-    from agent_node.security.pki import describe
-
-    [leaf, *_] = describe(cert)
-    uri = next((san for san in leaf.sans if san.startswith("URI:")), f"CN {leaf.subject}")
-    return uri.removeprefix("URI:")
+def _check_name(name: str) -> None:
+    """NAME names the agent (its folder, certificate and identity): a path
+    would write outside the folder the user is in without their asking."""
+    if not _NAME.match(name):
+        where = Path(name)
+        hint = (
+            f": to make {where.name!r} in {where.parent}, run"
+            f" `{command_name()} init {where.name} --dir {where.parent}`"
+            if where.name and _NAME.match(where.name)
+            else ""
+        )
+        raise UsageError(
+            f"{name!r} is not an agent name (letters, digits, '.', '_' and '-', starting with a"
+            f" letter or digit; not a path){hint}"
+        )

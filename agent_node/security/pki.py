@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -38,7 +39,9 @@ __all__ = [
     "DEFAULT_TRUST_DOMAIN",
     "CertInfo",
     "NodeFiles",
+    "ca_trust_domain",
     "describe",
+    "existing",
     "init_ca",
     "issue",
     "spiffe_id",
@@ -46,7 +49,9 @@ __all__ = [
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca-key.pem"
-DEFAULT_TRUST_DOMAIN = "agent-node.local"
+#: The examples' trust domain (their policies name spiffe://example.org/…), so
+#: that one development CA in ``certs/`` serves them and a new agent alike.
+DEFAULT_TRUST_DOMAIN = "example.org"
 CA_DAYS = 3650
 NODE_DAYS = 365
 
@@ -176,6 +181,44 @@ def issue(
         serialization.Encoding.PEM
     )
     cert_path.write_bytes(chain)
+    return NodeFiles(cert_path, key_path, identity)
+
+
+def ca_trust_domain(folder: Path) -> str | None:
+    """The trust domain of the CA in ``folder`` (None: there is none)."""
+    path = folder / CA_CERT
+    if not path.is_file():
+        return None
+    try:
+        return _trust_domain(x509.load_pem_x509_certificate(path.read_bytes()))
+    except ValueError:
+        raise ConfigError(f"{path}: not a PEM certificate file") from None
+
+
+def existing(folder: Path, name: str) -> NodeFiles | None:
+    """``NAME``'s certificate in ``folder`` when it is there, usable as it is:
+    its key beside it, signed by the CA in ``folder``, not expired. None when
+    there is none; a :class:`UsageError` saying what is wrong otherwise."""
+    cert_path, key_path = folder / f"{name}.pem", folder / f"{name}-key.pem"
+    if not cert_path.exists() and not key_path.exists():
+        return None
+    again = f"`agent-node certs issue {name} --dir {folder} --force` issues it again"
+    if not cert_path.exists() or not key_path.exists():
+        missing = cert_path if not cert_path.exists() else key_path
+        raise UsageError(f"{missing} is missing: {again}")
+    ca, _ = _load_ca(folder)
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+        leaf.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        raise UsageError(
+            f"{cert_path} was not issued by the CA in {folder} (spiffe://{_trust_domain(ca)}):"
+            f" {again}"
+        ) from None
+    if leaf.not_valid_after_utc < _now():
+        raise UsageError(f"{cert_path} expired on {leaf.not_valid_after_utc:%Y-%m-%d}: {again}")
+    uris = [s for s in _info(cert_path, leaf).sans if s.startswith("URI:")]
+    identity = uris[0].removeprefix("URI:") if uris else spiffe_id(_trust_domain(ca), name)
     return NodeFiles(cert_path, key_path, identity)
 
 

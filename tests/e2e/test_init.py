@@ -23,7 +23,7 @@ def test_a_new_agent_serves_and_answers(tmp_path: Path) -> None:
     made = cli(tmp_path, "init", "helper", "--port", str(port), "--model", "scripted/any")
     assert made.returncode == 0, made.stderr
     assert "made a development CA" in made.stdout
-    assert "spiffe://agent-node.local/agent/helper" in made.stdout
+    assert "spiffe://example.org/agent/helper" in made.stdout  # the examples' domain
     for name in ("agent-node.yaml", "card.yaml", "ask.yaml"):
         assert (tmp_path / "helper" / name).is_file()
     assert cli(tmp_path, "certs", "issue", "me").returncode == 0
@@ -62,3 +62,25 @@ def test_a_second_agent_shares_the_ca_and_nothing_is_overwritten(tmp_path: Path)
     again = cli(tmp_path, "init", "one")
     assert again.returncode == 2
     assert "exists and is not empty" in again.stderr
+
+
+def test_a_name_that_is_a_path_writes_nothing(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, hint in [
+        ("../x", "init x --dir .."),
+        (str(tmp_path / "y"), f"init y --dir {tmp_path}"),
+        ("a/b", "init b --dir a"),
+        ("..", ""),
+    ]:
+        refused = cli(work, "init", name)
+        assert refused.returncode == 2, refused.stdout
+        assert f"{name!r} is not an agent name" in refused.stderr
+        assert hint in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+    assert list(work.iterdir()) == []
+    # Asked for plainly, elsewhere is fine.
+    made = cli(work, "init", "x", "--dir", "..", "--cert-dir", "../certs")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "x" / "agent-node.yaml").is_file()
+    assert (tmp_path / "certs" / "x.pem").is_file()

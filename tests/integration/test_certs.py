@@ -60,11 +60,47 @@ def test_the_cli_round_trip(tmp_path: Path) -> None:
     assert "IP:127.0.0.1" in shown and "(valid)" in shown and "[CA]" in shown
 
     again = CliRunner().invoke(cli, ["certs", "init", "--dir", str(folder)])
-    assert again.exit_code == 2 and "already holds a CA" in again.output
-    twice = CliRunner().invoke(cli, ["certs", "issue", "web-1", "--dir", str(folder)])
-    assert twice.exit_code == 2 and "exists already" in twice.output
+    assert again.exit_code == 2
+    assert f"{folder} holds a CA for spiffe://acme.test, not spiffe://example.org" in again.output
+    assert f"--dir {folder / 'example.org'}" in again.output and "--force" in again.output
     none = CliRunner().invoke(cli, ["certs", "issue", "x", "--dir", str(tmp_path / "empty")])
     assert none.exit_code == 2 and "run `agent-node certs init` first" in none.output
+
+
+def test_the_same_ca_and_certificates_asked_again_are_kept(tmp_path: Path) -> None:
+    # The examples' READMEs each start with `certs init --trust-domain example.org`
+    # and issue what they need: run after one another, they share one CA.
+    folder = str(tmp_path / "certs")
+    run("certs", "init", "--dir", folder)  # example.org, the examples' trust domain
+    ca = (tmp_path / "certs" / "ca.pem").read_bytes()
+    made = run("certs", "issue", "me", "--dir", folder)
+    cert = (tmp_path / "certs" / "me.pem").read_bytes()
+    assert "spiffe://example.org/agent/me: certificate" in made
+    kept = run("certs", "init", "--trust-domain", "example.org", "--dir", folder)
+    assert f"kept the CA for spiffe://example.org already in {folder}" in kept
+    again = run("certs", "issue", "me", "--dir", folder)
+    assert f"spiffe://example.org/agent/me: kept the certificate {folder}/me.pem" in again
+    assert (tmp_path / "certs" / "ca.pem").read_bytes() == ca
+    assert (tmp_path / "certs" / "me.pem").read_bytes() == cert
+    forced = run("certs", "issue", "me", "--dir", folder, "--force")
+    assert "kept" not in forced and (tmp_path / "certs" / "me.pem").read_bytes() != cert
+
+
+def test_a_certificate_that_cannot_be_kept_says_why(tmp_path: Path) -> None:
+    folder = tmp_path / "certs"
+    pki.init_ca(folder)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    pki.issue(folder, "old", days=1, not_before=past)
+    pki.init_ca(tmp_path / "other")
+    pki.issue(tmp_path / "other", "stranger")
+    for name in ("stranger.pem", "stranger-key.pem"):
+        (folder / name).write_bytes((tmp_path / "other" / name).read_bytes())
+    for name, why in [("old", "expired on"), ("stranger", "was not issued by the CA in")]:
+        refused = CliRunner().invoke(cli, ["certs", "issue", name, "--dir", str(folder)])
+        assert refused.exit_code == 2, refused.output
+        assert why in refused.output and f"certs issue {name} --dir {folder} --force" in (
+            " ".join(refused.output.split())
+        )
 
 
 def test_a_node_certificate_chains_to_the_ca_with_its_names(ca_dir: Path) -> None:
