@@ -9,6 +9,7 @@ command runs, so that ``agent-node --help`` imports none of them (see
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -90,6 +91,11 @@ def cli() -> None:
 
 
 def main() -> None:
+    # A process started with SIGINT ignored (`agent-node … &` from a script,
+    # some supervisors) passes that on, and Python then leaves Ctrl-C ignored:
+    # every command stops on SIGINT as it says, however it was launched.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # Like uvicorn and flask: `package.module:attr` references name modules of
     # the working directory, which a console script does not put on sys.path.
     cwd = os.getcwd()

@@ -1,0 +1,68 @@
+"""Ctrl-C stops a command however it was launched: a process started with
+SIGINT ignored (``agent-node run … &`` from a script, ``trap '' INT``, some
+supervisors) passes that on to its children, and Python then leaves SIGINT
+ignored — the command ran on as if nothing was sent."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SLOW_PY = """
+import asyncio
+from pydantic import BaseModel
+from agent_node import Workflow
+
+wf = Workflow("slow", version="1")
+
+
+@wf.state
+class State(BaseModel):
+    done: bool = False
+
+
+@wf.step
+async def sleep(state: State) -> dict:
+    print("sleeping", flush=True)
+    await asyncio.sleep(60)
+    return {"done": True}
+
+
+wf.end("end")
+"""
+
+
+#: What the child inherits for SIGINT (set for both: pytest itself may run with it ignored).
+INHERITED = {"ignored": signal.SIG_IGN, "default": signal.SIG_DFL}
+
+
+@pytest.mark.parametrize("inherited", INHERITED)
+def test_sigint_stops_a_run_whatever_it_inherited(tmp_path: Path, inherited: str) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_PY)
+    command = [sys.executable, "-m", "agent_node.cli.main", "run", "slow.py:wf", "--input", "{}"]
+    child = subprocess.Popen(
+        [*command, "--store", f"sqlite:///{tmp_path}/s.db"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, INHERITED[inherited]),
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "sleeping\n"  # the step runs: Ctrl-C now
+        started = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, (out, err)
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in err
