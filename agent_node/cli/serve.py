@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,7 +14,13 @@ from agent_node.config import NodeConfig, load_config
 
 from .common import handle_errors, run_async, tls_from_cert_dir
 
+if TYPE_CHECKING:
+    from agent_node.workflow.compiled import CompiledWorkflow
+
 __all__ = ["serve"]
+
+#: The logger the engine reports failed executions on (``engine/runner.py``).
+FAILURES = "agent_node.failures"
 
 
 @click.command()
@@ -57,10 +67,10 @@ def serve(
 ) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
 
-    Runs every execution of its store as a worker. It serves HTTPS and
-    requires client certificates (the file's ``tls:``, or --cert-dir and
-    --identity); --insecure-dev serves plain HTTP on loopback instead, for
-    development.
+    Runs every execution of its store as a worker, and prints a line on
+    stderr for each task that fails. It serves HTTPS and requires client
+    certificates (the file's ``tls:``, or --cert-dir and --identity);
+    --insecure-dev serves plain HTTP on loopback instead, for development.
 
     Ctrl-C or SIGTERM stops it cleanly, exit status 0: no new connections,
     the requests in flight are answered, idle and keep-alive connections are
@@ -85,5 +95,37 @@ def serve(
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
         click.echo(f"skills: {skills}; store: {actual.store or default_store_url()}", err=True)
 
-    run_async(node.serve(ready, parent=parent_pid))
+    stop_logging = _log_failed_tasks(node.workflows)
+    try:
+        run_async(node.serve(ready, parent=parent_pid))
+    finally:
+        stop_logging()
     click.echo(f"agent node {config.name!r} stopped")
+
+
+def _log_failed_tasks(workflows: Mapping[str, CompiledWorkflow]) -> Callable[[], None]:
+    """Print one line on stderr per task that fails (its id, skill and error)."""
+    skills = {workflow.ir.id: skill for skill, workflow in workflows.items()}
+
+    def as_task_line(record: logging.LogRecord) -> bool:
+        workflow = getattr(record, "workflow_id", "")
+        record.msg = "task %s failed (skill %s): %s"
+        record.args = (
+            getattr(record, "execution_id", "?"),
+            skills.get(workflow, workflow),
+            getattr(record, "error", ""),
+        )
+        return True
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(as_task_line)
+    logger = logging.getLogger(FAILURES)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+
+    def stop() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    return stop

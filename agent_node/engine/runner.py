@@ -44,6 +44,9 @@ from .tracebacks import step_traceback
 __all__ = ["Runner", "StateCache"]
 
 log = logging.getLogger("agent_node.engine")
+#: One INFO record per execution that fails, with ``execution_id``,
+#: ``workflow_id`` and ``error`` as attributes (``agent-node serve`` shows them).
+failures = logging.getLogger("agent_node.failures")
 #: Attempts a node may lose to crashed workers beyond its retry policy before
 #: it fails: a body that kills its worker every time must not loop forever.
 CRASH_ALLOWANCE = 10
@@ -159,6 +162,7 @@ class Runner:
         except (Fenced, UnknownExecution) as exc:
             log.warning("dropped the result of %s: %s", item.key, exc)
             return None, [], None
+        _report(record)
         faults.hit("after_commit", item.node)
         if not leased:
             return None, [], None
@@ -180,15 +184,31 @@ class Runner:
         retry_at = None if final else time.time() + policy.delay(item.attempt)
         if final:
             log.info("node %s failed for good: %s", item.key, error)
+
+        def plan(txn: Txn) -> ExecutionRecord:
+            plans.fail_node(txn, item, error, retry_at, duration, trace)
+            return txn.execution
+
         try:
-            await self.store.apply(
-                item.execution_id,
-                lambda txn: plans.fail_node(txn, item, error, retry_at, duration, trace),
-                fence=_fence(item),
-                related=final,
+            record = await self.store.apply(
+                item.execution_id, plan, fence=_fence(item), related=final
             )
         except (Fenced, UnknownExecution) as exc:
             log.warning("dropped the failure of %s: %s", item.key, exc)
+            return
+        _report(record)
+
+
+def _report(record: ExecutionRecord) -> None:
+    if record.status == "failed":
+        error = " ".join((record.error or "").split())
+        failures.info(
+            "execution %s (workflow %s) failed: %s",
+            record.id,
+            record.workflow_id,
+            error,
+            extra={"execution_id": record.id, "workflow_id": record.workflow_id, "error": error},
+        )
 
 
 def _fence(item: WorkItem) -> Fence:

@@ -18,6 +18,12 @@ Ollama (``ollama_chat/<model>``, ``ollama/<model>``):
   costs nothing, once. Otherwise litellm asks ``/api/show`` for its price
   three to five times per call, with a *blocking* HTTP client, partly on the
   event loop; a user's own price entry for the model is left alone.
+* before the first call litellm is not even imported until Ollama has
+  answered at that URL once (``GET /api/version``, :data:`PROBE_TIMEOUT`):
+  with nothing listening the call fails within seconds, saying where it
+  looked and what to do (start Ollama, point ``models.api_base`` at it, or
+  use ``scripted/echo``), not after litellm's import and retries with
+  ``APIConnectionError``. A later call that finds it gone says the same.
 * requests go through this client's own connection pool (plain httpx, no
   proxy from the environment), closed by :meth:`LlmClient.aclose`. Other
   providers use litellm's clients and their usual environment.
@@ -53,6 +59,8 @@ DEFAULT_OLLAMA = "http://localhost:11434"
 _OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
 _QUIET_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION"}
 _MAX_ERROR = 500
+#: Seconds Ollama gets to answer the first call's probe of its URL.
+PROBE_TIMEOUT = 2.0
 #: 4xx statuses a later attempt may get past; every other 4xx is a refusal.
 _RETRYABLE = frozenset({408, 409, 425, 429})
 _UNANSWERED = frozenset({"APIConnectionError", "Timeout", "APITimeoutError"})
@@ -109,6 +117,8 @@ class LlmClient:
         ).rstrip("/")
         self._http: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._registered: set[str] = set()
+        #: Whether Ollama has answered at ``ollama_base`` once (it is not asked again).
+        self._answered = False
 
     @property
     def default_model(self) -> str:
@@ -145,6 +155,9 @@ class LlmClient:
         (:mod:`agent_node.integrations.scripted`): litellm is not loaded."""
         if model.startswith(scripted.PREFIX):
             return await scripted.complete(model, messages, response_format)
+        ollama = model.startswith(_OLLAMA_PREFIXES)
+        if ollama and not self._answered:
+            await self._probe(model)  # seconds, not litellm's import and retries
         litellm = await _litellm()
         options: dict[str, Any] = {"timeout": self.settings.timeout}
         given = {"temperature": temperature, "max_tokens": max_tokens}
@@ -153,10 +166,10 @@ class LlmClient:
             options["tools"] = [dict(tool) for tool in tools]
         if response_format is not None:
             options["response_format"] = dict(response_format)
-        if model.startswith(_OLLAMA_PREFIXES):
+        if ollama:
             options.update(await self._ollama(litellm, model))
         started = time.perf_counter()
-        with _translated(model):
+        with _translated(model, self._what_to_do(model) if ollama else ""):
             if stream:
                 response = await _streamed(litellm, model, messages, options)
             else:
@@ -165,6 +178,29 @@ class LlmClient:
                 )
             latency = time.perf_counter() - started
             return _completion(litellm, model, response, latency)
+
+    async def _probe(self, model: str) -> None:
+        """Fail at once, saying what to do, when nothing listens at Ollama's URL."""
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=PROBE_TIMEOUT, trust_env=False) as http:
+                await http.get(f"{self.ollama_base}/api/version")
+        except httpx.TransportError as exc:
+            why = str(exc) or type(exc).__name__
+            raise NodeFailed(
+                f"model {model!r}: no Ollama answers at {self.ollama_base} ({why});"
+                f" {self._what_to_do(model)}"
+            ) from None
+        self._answered = True
+
+    def _what_to_do(self, model: str) -> str:
+        name = model.split("/", 1)[1]
+        return (
+            f"start Ollama (`ollama serve`, then `ollama pull {name}`), set models.api_base"
+            " or $OLLAMA_API_BASE to where it runs, or answer without a model:"
+            " models.default: scripted/echo"
+        )
 
     async def _ollama(self, litellm: ModuleType, model: str) -> dict[str, Any]:
         if os.environ.get("OLLAMA_API_BASE") != self.ollama_base:
@@ -263,8 +299,9 @@ def _cost(litellm: ModuleType, response: Any) -> float | None:
 
 
 @contextmanager
-def _translated(model: str) -> Iterator[None]:
-    """litellm's (and httpx's) exceptions → ``NodeFailed`` naming the model."""
+def _translated(model: str, what_to_do: str = "") -> Iterator[None]:
+    """litellm's (and httpx's) exceptions → ``NodeFailed`` naming the model;
+    ``what_to_do`` is added when the server did not answer at all."""
     try:
         yield
     except NodeFailed:
@@ -273,7 +310,8 @@ def _translated(model: str) -> Iterator[None]:
         status = getattr(exc, "status_code", None)
         refused = isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE
         failure = ModelRefused if refused else NodeFailed
-        raise failure(f"model {model!r}: {_describe(exc)}") from exc
+        hint = f"; {what_to_do}" if what_to_do and type(exc).__name__ in _UNANSWERED else ""
+        raise failure(f"model {model!r}: {_describe(exc)}{hint}") from exc
 
 
 def _describe(exc: Exception) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -84,3 +86,43 @@ def test_a_name_that_is_a_path_writes_nothing(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "x" / "agent-node.yaml").is_file()
     assert (tmp_path / "certs" / "x.pem").is_file()
+
+
+def test_without_ollama_the_first_task_fails_in_seconds_saying_what_to_do(tmp_path: Path) -> None:
+    port, nothing = free_port(), free_port()
+    assert cli(tmp_path, "init", "helper", "--port", str(port)).returncode == 0  # Ollama's model
+    assert cli(tmp_path, "certs", "issue", "me").returncode == 0
+    config = str(tmp_path / "helper" / "agent-node.yaml")
+    env = {**os.environ, "OLLAMA_API_BASE": f"http://127.0.0.1:{nothing}"}
+    server = subprocess.Popen(
+        [*CLI, "serve", "--config", config],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert "listening on" in server.stdout.readline()
+        message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Hello!"}]}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+        started = time.monotonic()
+        with httpx.Client(verify=caller_context(tmp_path / "certs", "me"), timeout=60) as http:
+            answer = http.post(
+                f"https://localhost:{port}/a2a", json=body, headers={"A2A-Version": "1.0"}
+            )
+        took = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, logged = server.communicate(timeout=15)
+    task = answer.json()["result"]["task"]
+    assert task["status"]["state"] == "TASK_STATE_FAILED"
+    [said] = task["status"]["message"]["parts"]
+    base = f"http://127.0.0.1:{nothing}"
+    assert f"no Ollama answers at {base}" in said["text"]
+    assert "ollama serve" in said["text"] and "scripted/echo" in said["text"]
+    assert took < 8, f"the task took {took:.1f} s to fail"  # three quick attempts
+    [line] = [line for line in logged.splitlines() if "failed" in line]
+    assert line.startswith(f"task {task['id']} failed (skill ask): node 'answer' failed: model")
+    assert f"no Ollama answers at {base}" in line

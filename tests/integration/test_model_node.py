@@ -341,7 +341,7 @@ async def test_litellm_talks_to_the_fake_only(
     await client.complete(MODEL, asked, stream=True)
     await client.complete(MODEL, asked, tools=tools)
     assert len(ollama.chats()) == 3
-    assert {r.path for r in ollama.requests} <= {"/api/chat", "/api/show"}
+    assert {r.path for r in ollama.requests} <= {"/api/chat", "/api/show", "/api/version"}
     port = int(ollama.url.rsplit(":", 1)[1])
     assert connections, "no connection was seen: the recorder is not in the path"
     for address in connections:
