@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.panel import Panel
 
@@ -106,6 +107,8 @@ def demo(
     console = make_console()
     shown_live = console.is_terminal if live is None else live
     options = _Options(question, offline, model, ollama_url, home, network, port, mode)
+    source = click.get_current_context().get_parameter_source("question")
+    options.new_question = source is not ParameterSource.DEFAULT
     options.live, options.pace = (
         shown_live,
         pace if pace is not None else (0.3 if shown_live else 0),
@@ -133,6 +136,8 @@ class _Options:
     mode: str | None
     live: bool = False
     pace: float = 0.0
+    #: --question was given: ask it, even with an unanswered question left.
+    new_question: bool = False
 
 
 async def _demo(options: _Options, console: Console) -> None:
@@ -141,7 +146,6 @@ async def _demo(options: _Options, console: Console) -> None:
     from agent_node.demo.models import choose_model
     from agent_node.demo.network import Network, find_network
 
-    began = time.perf_counter()
     choice = await choose_model(offline=options.offline, model=options.model, base=options.ollama)
     style = "bold yellow" if choice.offline else "bold green"
     console.print(f"[{style}]model:[/] {choice.note}")
@@ -149,6 +153,10 @@ async def _demo(options: _Options, console: Console) -> None:
         options.home, find_network(options.network), model=choice.model, port=options.port
     )
     question, resume = await _what_to_ask(net, options, console)
+    began = time.perf_counter()  # the answer's time: not the prompt's, nor Ollama's probe
+    # A coordinator with tasks in its store resumes them as it starts: its peers
+    # must listen by then, or its first calls fail.
+    peers_first = options.mode != "fresh" and net.has_tasks()
     net.prepare(fresh=options.mode == "fresh")
     net.check_ports()
     env = {"AGENT_NODE_SCRIPTED_DELAY": str(options.pace)}
@@ -156,7 +164,7 @@ async def _demo(options: _Options, console: Console) -> None:
         env["OLLAMA_API_BASE"] = choice.ollama
     console.print(f"starting coordinator, researcher and writer (mTLS, {net.home}) …")
     try:
-        await net.start(env)
+        await net.start(env, peers_first=peers_first)
         await _ask_and_show(net, options, console, question, resume, began)
     except httpx.HTTPError as exc:
         raise AgentNodeError(
@@ -177,6 +185,12 @@ async def _what_to_ask(net: Network, options: _Options, console: Console) -> tup
             console.print("nothing to resume: the last question was answered; asking anew")
         return options.question, None
     asked = str(last.get("question"))
+    if options.new_question and options.mode != "resume" and options.question != asked:
+        console.print(
+            f"asking your question; the earlier, unanswered one ({asked!r}) is not"
+            " followed: the agents finish it in the background"
+        )
+        return options.question, None
     if options.mode is None and console.is_terminal:
         if not click.confirm(
             f"An earlier run stopped before answering {asked!r}. Resume it?", default=True
@@ -192,8 +206,7 @@ async def _unfinished(net: Network, task: str) -> bool:
 
     from .common import open_store
 
-    database = net.agents["coordinator"].config.with_suffix(".db")
-    if not database.exists():
+    if not net.has_tasks():
         return False
     async with open_store(net.agents["coordinator"].store) as store:
         record = await store.get(task)

@@ -161,9 +161,19 @@ class Network:
                         " Stop it, or give --port (the coordinator's; the others follow)"
                     ) from None
 
-    async def start(self, env: dict[str, str]) -> None:
-        """Start the three agents and wait until each listens."""
-        await asyncio.gather(*(self._start(agent, env) for agent in self.agents.values()))
+    def has_tasks(self) -> bool:
+        """Whether the coordinator's store exists (it may hold tasks to resume)."""
+        return (self.home / f"{AGENTS[0]}.db").exists()
+
+    async def start(self, env: dict[str, str], *, peers_first: bool = False) -> None:
+        """Start the three agents and wait until each listens; ``peers_first``:
+        the coordinator only once the others listen (it has tasks to resume)."""
+        coordinator, *peers = self.agents.values()
+        if peers_first:
+            await asyncio.gather(*(self._start(agent, env) for agent in peers))
+            await self._start(coordinator, env)
+        else:
+            await asyncio.gather(*(self._start(agent, env) for agent in self.agents.values()))
 
     async def _start(self, agent: Agent, env: dict[str, str]) -> None:
         serve = [sys.executable, "-m", "agent_node.cli.main", "serve"]

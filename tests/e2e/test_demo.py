@@ -193,8 +193,11 @@ def test_the_demo_uses_ollama_when_it_answers(tmp_path: Path) -> None:
     assert first["usage"]["total_tokens"] > 0
 
 
-def on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
-    """Run ``args`` on a pseudo-terminal; type ``answer`` at the first question."""
+def on_a_terminal(
+    args: list[str], cwd: Path, answer: str, *, delay: float = 0.0
+) -> tuple[int, str]:
+    """Run ``args`` on a pseudo-terminal; type ``answer`` at the first
+    question, ``delay`` seconds after it is asked."""
     import pty
     import select
     import time
@@ -216,6 +219,7 @@ def on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
                 break
             seen += chunk
         if not asked and b"Resume it?" in seen:
+            time.sleep(delay)
             os.write(main, answer.encode() + b"\r")
             asked = True
         if child.poll() is not None and not ready:
@@ -264,3 +268,52 @@ def test_agents_stop_when_the_demo_is_killed_outright(tmp_path: Path) -> None:
     while agents_running(home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert agents_running(home) == []
+
+
+def stopped_at_research(home: Path, base: int, *flags: str) -> Any:
+    """Start the demo, Ctrl-C it once the researcher answered; the coordinator's task."""
+    args = [*DEMO, "--home", str(home), "--port", str(base), "--pace", "1", *flags]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=home.parent)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if "research:" in line:
+            child.send_signal(signal.SIGINT)
+            break
+    child.communicate(timeout=30)
+    [stopped] = tasks(home, "coordinator")
+    assert stopped.status not in {"completed", "failed", "canceled"}
+    return stopped
+
+
+def test_a_new_question_is_asked_even_with_one_left_unanswered(tmp_path: Path) -> None:
+    home = tmp_path / "demo"
+    old = stopped_at_research(home, ports())
+    new = demo(home, "--question", "Why do tides happen?")
+    assert new.returncode == 0, new.stdout + new.stderr
+    assert "resuming" not in new.stdout
+    assert "question: Why do tides happen?" in new.stdout
+    assert "the earlier, unanswered one" in new.stdout
+    asked = [t for t in tasks(home, "coordinator") if t.id != old.id]
+    assert [t.status for t in asked] == ["completed"] and asked[0].id in new.stdout
+    # The resumed task's delegations found their peers listening: no failed call.
+    assert "ConnectError" not in new.stdout and "retrying" not in new.stdout
+
+
+def test_answered_in_counts_the_answer_not_the_prompt(tmp_path: Path) -> None:
+    import re
+    import time
+
+    home = tmp_path / "demo"
+    base = ports()
+    stopped_at_research(home, base)
+    live = [flag for flag in DEMO if flag != "--no-live"]
+    started = time.monotonic()
+    code, screen = on_a_terminal(
+        [*live, "--home", str(home), "--port", str(base)], tmp_path, "y", delay=4.0
+    )
+    wall = time.monotonic() - started
+    assert code == 0, screen
+    answered = re.search(r"answered in (\d+\.\d) s", screen)
+    assert answered is not None, screen
+    assert float(answered.group(1)) < wall - 4.0, (answered.group(0), wall)
+    assert "ConnectError" not in screen
