@@ -120,7 +120,8 @@ class NodeConfig(BaseModel):
     sign_card: bool = True
     policy: PolicySettings = PolicySettings()
     peers: list[PeerConfig] = []
-    models: ModelSettings = ModelSettings()
+    #: Read when a configuration is loaded, so $AGENT_NODE_MODEL is taken then.
+    models: ModelSettings = Field(default_factory=ModelSettings)
     mcp: list[McpServerConfig] = []
     limits: Limits = Limits()
     #: Where relative paths are resolved: the configuration file's directory.
@@ -240,7 +241,8 @@ def _load_model(model: type[M], file: Path, **extra: Any) -> M:
     import yaml
 
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read it: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
@@ -253,7 +255,48 @@ def _load_model(model: type[M], file: Path, **extra: Any) -> M:
     try:
         return model.model_validate({**raw, **extra})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{file}: field {field!r}: {first['msg']}{more}") from None
+        raise ConfigError(f"{file}: {_mistakes(exc, text)}") from None
+
+
+#: Mistakes of one file shown at most (the rest are counted).
+MAX_MISTAKES = 10
+
+
+def _mistakes(exc: ValidationError, text: str) -> str:
+    """Every mistake (up to :data:`MAX_MISTAKES`) with its line and field."""
+    import yaml
+
+    root = yaml.compose(text)
+    found = [(_line_of(root, error["loc"]), error) for error in exc.errors()[:MAX_MISTAKES]]
+    found.sort(key=lambda pair: pair[0] or 0)  # in the file's order; the whole file's first
+    lines = []
+    for line, error in found:
+        field = ".".join(str(p) for p in error["loc"]) or "(top)"
+        where = f"line {line}: " if line else ""
+        lines.append(f"{where}field {field!r}: {error['msg']}")
+    if exc.error_count() > MAX_MISTAKES:
+        lines.append(f"and {exc.error_count() - MAX_MISTAKES} more")
+    if len(lines) == 1:
+        return lines[0]
+    return f"{exc.error_count()} mistakes:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """The line (1-based) of the YAML node at ``loc``, or of its nearest parent."""
+    import yaml
+
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

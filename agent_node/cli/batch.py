@@ -78,7 +78,12 @@ def _parse_line(number: int, raw: bytes) -> Input:
 @click.argument("target")
 @click.argument("inputs", metavar="INPUTS.jsonl", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--concurrency", default=16, show_default=True, type=click.IntRange(min=1), metavar="N"
+    "--concurrency",
+    default=16,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="How many executions run at once.",
 )
 @click.option(
     "--output",

@@ -73,7 +73,13 @@ def init(folder: Path, trust_domain: str, force: bool) -> None:
 @_DIR
 @click.option("--dns", "dns_names", multiple=True, help="Extra DNS name (repeatable).")
 @click.option("--ip", "ip_addresses", multiple=True, help="Extra IP address (repeatable).")
-@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=365,
+    show_default=True,
+    help="How long the certificate is valid.",
+)
 @click.option("--force", is_flag=True, help="Replace an existing certificate of NAME.")
 @handle_errors
 def issue_command(

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from agent_node.errors import AgentNodeError
 
 from .common import handle_errors, run_async
+from .invoked import command_name
 from .render import make_console, model_usage
 
 if TYPE_CHECKING:
@@ -38,7 +40,13 @@ _A2A = {"A2A-Version": "1.0"}
 
 
 @click.command()
-@click.option("--question", "-q", default=DEFAULT_QUESTION, show_default=True)
+@click.option(
+    "--question",
+    "-q",
+    default=DEFAULT_QUESTION,
+    show_default=True,
+    help="The question to ask (given, it is asked even if an earlier one is unanswered).",
+)
 @click.option(
     "--offline", is_flag=True, help="Use the offline scripted model, even if Ollama answers."
 )
@@ -117,8 +125,9 @@ def demo(
         run_async(_demo(options, console))
     except KeyboardInterrupt:
         console.print(
-            "\n[yellow]stopped[/]: the three agents are down. Run `agent-node demo` again to"
-            " resume where they stopped, or `agent-node demo --fresh` to start over."
+            "\n[yellow]stopped[/]: the three agents are down. Run"
+            f" `{escape(command_name())} demo` again to resume where they stopped, or"
+            f" `{escape(command_name())} demo --fresh` to start over."
         )
         raise click.exceptions.Exit(130) from None
 
@@ -297,15 +306,16 @@ def _show_next(console: Console, net: Network, task_id: str) -> None:
         ' {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Why do tides happen?"}]}}}'
     )
     store = f"sqlite:///{_shown(coordinator.config.with_suffix('.db'))}"
-    serve = [f"    agent-node serve --config {_shown(a.config)}\n" for a in net.agents.values()]
+    program = escape(command_name())
+    serve = [f"    {program} serve --config {_shown(a.config)}\n" for a in net.agents.values()]
     console.print(
         "\n[bold]next[/]\n"
         "  the coordinator's timeline, with each delegation, score and model call:\n"
-        f"    agent-node inspect {task_id} --store {store}\n"
+        f"    {program} inspect {task_id} --store {store}\n"
         "  run the agents by hand, one terminal each:\n"
         + "".join(serve)
         + "  and ask the coordinator yourself (as the demo's user certificate):\n"
-        f"    curl --cacert {ca} --cert {cert} --key {key} {coordinator.url}/a2a"
+        f"    curl -s --cacert {ca} --cert {cert} --key {key} {coordinator.url}/a2a"
         f" -H 'A2A-Version: 1.0' -H 'Content-Type: application/json' -d '{ask}'\n"
         f"  the network's files, explained: {_shown(net.source / 'README.md')}",
         highlight=False,

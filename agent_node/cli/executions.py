@@ -166,7 +166,13 @@ def _example_payload(workflow: CompiledWorkflow, node_id: str) -> str:
 @click.option(
     "--workflow", "workflow_id", metavar="ID", help="Only executions of this workflow id."
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Show at most this many.",
+)
 @store_option
 @handle_errors
 def executions(
@@ -286,7 +292,12 @@ async def _signal(url: str, execution_id: str, event: str, payload: Any) -> Exec
 
 @click.command()
 @click.argument("execution_id", metavar="ID")
-@click.option("--reason", default="cancelled from the command line", show_default=True)
+@click.option(
+    "--reason",
+    default="cancelled from the command line",
+    show_default=True,
+    help="Why, recorded in the execution's events.",
+)
 @store_option
 @handle_errors
 def cancel(execution_id: str, reason: str, store_url: str) -> None:

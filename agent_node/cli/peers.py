@@ -73,10 +73,10 @@ def peers(
 ) -> None:
     """Fetch every configured peer's Agent Card and show what it offers.
 
-    One row per peer of the configuration's ``peers:``: whether its card
-    could be fetched (and why not), its name, the protocol version a node
-    speaks to it, its skills, the identity its certificate named and who
-    signed the card. Exits 1 when a peer is unreachable.
+    One row per peer the configuration lists under "peers": whether its
+    card could be fetched (and why not), its name, the protocol version a
+    node speaks to it, its skills, the identity its certificate named and
+    who signed the card. Exits 1 when a peer is unreachable.
     """
     ctx.obj = {"config_path": config_path, "cert_dir": cert_dir, "identity": identity}
     if ctx.invoked_subcommand is not None:

@@ -69,7 +69,7 @@ def serve(
 
     Runs every execution of its store as a worker, and prints a line on
     stderr for each task that fails. It serves HTTPS and requires client
-    certificates (the file's ``tls:``, or --cert-dir and --identity);
+    certificates (the file's tls: section, or --cert-dir and --identity);
     --insecure-dev serves plain HTTP on loopback instead, for development.
 
     Ctrl-C or SIGTERM stops it cleanly, exit status 0: no new connections,

@@ -81,6 +81,7 @@ def test_the_demo_answers_offline_after_one_revision(tmp_path: Path) -> None:
     assert "In short, durable workflows" in out  # the revised answer
     assert "quality 0.40 ✗" in out and "quality 1.00 ✓" in out
     assert "agent-node inspect" in out and "agent-node serve --config" in out
+    assert "    curl -s --cacert" in out  # its answer alone, no progress meter
     # Three stores, one per agent: one question, one research, two drafts.
     [root] = tasks(home, "coordinator")
     assert root.status == "completed"

@@ -100,6 +100,7 @@ def test_the_network_agents_load_as_written(agent: str) -> None:
 
     config = load_config(ROOT / f"examples/network/{agent}.yaml")
     assert config.tls is not None
+    assert "models" not in config.model_fields_set  # $AGENT_NODE_MODEL chooses (its README)
     assert config.path(config.tls.cert).resolve() == ROOT / "certs" / f"{agent}.pem"
     card = build_card(config, AgentNode(config).load_workflows())
     assert card["name"] == agent.title()
@@ -110,3 +111,12 @@ def test_the_network_agents_load_as_written(agent: str) -> None:
         ]
     else:
         assert config.policy.callers == ["spiffe://example.org/agent/coordinator"]
+
+
+def test_agent_node_model_runs_the_network_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent_node.config import load_config
+
+    monkeypatch.setenv("AGENT_NODE_MODEL", "scripted/demo")
+    for agent in ("coordinator", "researcher", "writer"):
+        config = load_config(ROOT / f"examples/network/{agent}.yaml")
+        assert config.models.default == "scripted/demo"

@@ -68,3 +68,33 @@ def test_mistakes_name_the_file_and_field(tmp_path: Path, text: str, message: st
 def test_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read it"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_every_mistake_is_shown_with_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: n\n"
+        "listen: {host: 127.0.0.1, port: 70000}\n"
+        "polcy:\n"
+        "  callers: ['*']\n"
+        "skills:\n"
+        "  - {id: a, workflow: x, defualt: true}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: 3 mistakes:",
+        "  line 2: field 'listen.port': Input should be less than or equal to 65535",
+        "  line 3: field 'polcy': Extra inputs are not permitted",
+        "  line 6: field 'skills.0.defualt': Extra inputs are not permitted",
+    ]
+
+
+def test_many_mistakes_are_counted_after_the_first_ten(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: n\n" + "".join(f"typo{i}: 1\n" for i in range(12)))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{path}: 12 mistakes:"
+    assert lines[1] == "  line 2: field 'typo0': Extra inputs are not permitted"
+    assert lines[-1] == "  and 2 more" and len(lines) == 12
