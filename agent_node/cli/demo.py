@@ -158,6 +158,11 @@ async def _demo(options: _Options, console: Console) -> None:
     choice = await choose_model(offline=options.offline, model=options.model, base=options.ollama)
     style = "bold yellow" if choice.offline else "bold green"
     console.print(f"[{style}]model:[/] {choice.note}")
+    if choice.offline and not options.offline:  # what Ollama needs, as `doctor` says it
+        from .checks import check_model
+        from .doctor import print_checks
+
+        print_checks([check_model(f"ollama_chat/{options.model}", options.ollama)])
     net = Network(
         options.home, find_network(options.network), model=choice.model, port=options.port
     )

@@ -149,6 +149,11 @@ def init(name: str, parent: Path, cert_dir: Path, trust_domain: str, port: int, 
     config = load_config(folder / "agent-node.yaml")
     click.echo(f"created {folder}/: {', '.join(files)}")
     click.echo(f"identity {identity} (certificate {cert_dir / (name + '.pem')})")
+    from .checks import check_model
+    from .doctor import print_checks
+
+    # What serving it needs that is not here yet, as `doctor` says it.
+    print_checks([check_model(config.models.default, config.models.api_base)], only_problems=True)
     program = command_name()
     url = config.url.replace("127.0.0.1", "localhost")
     click.echo(

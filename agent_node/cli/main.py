@@ -37,6 +37,9 @@ COMMANDS = {
     "demo": LazyCommand(
         ".demo", "demo", "Run a network of three agents here and ask it one question."
     ),
+    "doctor": LazyCommand(
+        ".doctor", "doctor", "Check this setup: Python, store, certificates, model and port."
+    ),
     "events": LazyCommand(
         ".executions", "events", "Print the event log of an execution, one JSON object per line."
     ),

@@ -318,3 +318,12 @@ def test_answered_in_counts_the_answer_not_the_prompt(tmp_path: Path) -> None:
     assert answered is not None, screen
     assert float(answered.group(1)) < wall - 4.0, (answered.group(0), wall)
     assert "ConnectError" not in screen
+
+
+def test_without_ollama_the_demo_says_what_it_needs(tmp_path: Path) -> None:
+    nothing = f"http://127.0.0.1:{free_ports(1)}"
+    done = demo(tmp_path / "demo", "--ollama", nothing, command=ONLINE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"OFFLINE SCRIPTED MODEL (no Ollama answers at {nothing})" in done.stdout
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert "model" in line and "`ollama serve`" in line  # as `agent-node doctor` says it
