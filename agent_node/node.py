@@ -136,6 +136,7 @@ class _Parts:
         from agent_node.a2a.ops import ops_routes
         from agent_node.a2a.push import PushSender
         from agent_node.a2a.push_receiver import PUSH_PATH, PushReceiver
+        from agent_node.a2a.rest import rest_endpoint
         from agent_node.a2a.tasks import TaskService
         from agent_node.a2a.watchdog import Watchdog
         from agent_node.engine.executor import Executor
@@ -173,16 +174,16 @@ class _Parts:
             tasks.push = PushSender(
                 runtime.store, tasks.render_push, config.push, owner=owner, tls=outgoing
             )
-        endpoint = jsonrpc_endpoint(
-            tasks, capabilities=dict(card.card["capabilities"]), limits=config.limits
-        )
+        capabilities = dict(card.card["capabilities"])
+        endpoint = jsonrpc_endpoint(tasks, capabilities=capabilities, limits=config.limits)
+        rest = rest_endpoint(tasks, capabilities=capabilities, limits=config.limits)
         guard = Guard(
             require_identity=secure,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
         )
         pushes = PushReceiver(runtime, delegator, require_identity=secure)
         routes = [Route(PUSH_PATH, pushes.endpoint, methods=["POST"]), *ops_routes(runtime, policy)]
-        app = create_app(card, endpoint, routes=routes, guard=guard)
+        app = create_app(card, endpoint, rest=rest, routes=routes, guard=guard)
         return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
 
     async def start(self) -> None:

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agent_node.a2a.card import PROTOCOL_PATH, CardDocument
 from agent_node.a2a.errors import A2AError, TooManyRequests, Unauthenticated
 from agent_node.a2a.jsonrpc import refusal
+from agent_node.a2a.rest import REST_PREFIX, error_response
 from agent_node.transport import caller_of
 
 __all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
@@ -85,12 +86,14 @@ def create_app(
     card: CardDocument,
     a2a: Endpoint | None = None,
     *,
+    rest: Endpoint | None = None,
     routes: Sequence[BaseRoute] = (),
     guard: Guard | None = None,
 ) -> ASGIApp:
     """The app: the card on both well-known paths, ``a2a`` (the JSON-RPC
-    endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` when given, and
-    any other ``routes`` (the operator API), all behind ``guard``."""
+    endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` and ``rest`` (the
+    HTTP+JSON binding) under it when given, and any other ``routes`` (the
+    operator API), all behind ``guard``."""
 
     async def serve_card(request: Request) -> Response:
         headers = {
@@ -111,32 +114,54 @@ def create_app(
         table.append(Route(PROTOCOL_PATH, a2a, methods=["POST"]))
         table.append(Route(PROTOCOL_PATH + "/", a2a, methods=["POST"]))
     table.extend(routes)
-    return _Front(Starlette(routes=table), a2a, guard or Guard())
+    # Paths under the binding's prefix that other routes take (the push receiver's).
+    taken = {route.path for route in routes if isinstance(route, Route)}
+    return _Front(Starlette(routes=table), a2a, rest, guard or Guard(), taken)
 
 
 class _Front:
-    """The guard, then ``POST /a2a`` (and ``/a2a/``) to the endpoint directly;
-    the rest to ``app``."""
+    """The guard, then ``POST /a2a`` (and ``/a2a/``) to the JSON-RPC endpoint
+    and the HTTP+JSON binding's paths to its endpoint, directly; the rest to
+    ``app``."""
 
-    def __init__(self, app: ASGIApp, endpoint: Endpoint | None, guard: Guard) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        endpoint: Endpoint | None,
+        rest: Endpoint | None,
+        guard: Guard,
+        taken: set[str],
+    ) -> None:
         self.app = app
         self.endpoint = endpoint
+        self.rest = rest
         self.guard = guard
+        self.taken = taken
         self.paths = {PROTOCOL_PATH, PROTOCOL_PATH + "/"} if endpoint else set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        to_a2a = scope["method"] == "POST" and scope["path"] in self.paths
+        path = scope["path"]
+        to_a2a = scope["method"] == "POST" and path in self.paths
+        endpoint = self.endpoint if to_a2a else None
+        to_rest = (
+            endpoint is None
+            and self.rest is not None
+            and path.startswith(REST_PREFIX)
+            and path not in self.taken
+        )
+        if to_rest:
+            endpoint = self.rest
         refused = self.guard.refuse(scope)
         if refused is not None:
-            await _refusal(refused, scope, to_a2a)(scope, receive, send)
+            await _refusal(refused, scope, to_a2a, to_rest)(scope, receive, send)
             return
         caller = self.guard.enter(scope)
         try:
-            if to_a2a and self.endpoint is not None:
-                response = await self.endpoint(Request(scope, receive))
+            if endpoint is not None:
+                response = await endpoint(Request(scope, receive))
                 await response(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
@@ -144,10 +169,14 @@ class _Front:
             self.guard.leave(caller)
 
 
-def _refusal(error: A2AError, scope: Scope, to_a2a: bool) -> Response:
+def _refusal(error: A2AError, scope: Scope, to_a2a: bool, to_rest: bool) -> Response:
     headers = {"Retry-After": "1"} if isinstance(error, TooManyRequests) else {}
     if to_a2a:
         return refusal(error, Request(scope), headers)
+    if to_rest:
+        response = error_response(error)
+        response.headers.update(headers)
+        return response
     row = error.error.row
     body = {"error": {"code": row.http_status, "status": row.reason, "message": error.message}}
     return JSONResponse(body, row.http_status, headers=headers)

@@ -1,6 +1,7 @@
 """Reading a request's JSON body within limits, for every binding that takes JSON.
 
-* ``Content-Type`` is ``application/json`` (parameters allowed), checked
+* ``Content-Type`` is ``application/json`` (or, where the binding says so,
+  ``application/a2a+json``; parameters allowed), checked
   before the body is read: else ContentTypeNotSupported.
 * The body fits :attr:`Limits.max_body_bytes`: ``Content-Length`` first, then
   counted while it streams, so a false or missing length cannot bypass it
@@ -20,19 +21,25 @@ from starlette.requests import Request
 from agent_node.a2a.errors import ContentTypeNotSupported, InvalidRequest, ParseError
 from agent_node.a2a.limits import Limits, depth
 
-__all__ = ["BodyTooLarge", "read_json"]
+__all__ = ["JSON_ONLY", "BodyTooLarge", "read_json"]
+
+#: What JSON-RPC takes.
+JSON_ONLY = ("application/json",)
 
 
 class BodyTooLarge(InvalidRequest):
     """-32600 InvalidRequest, sent with HTTP 413."""
 
 
-async def read_json(request: Request, limits: Limits) -> Any:
-    """The request's JSON body (see the module doc for what is refused)."""
+async def read_json(
+    request: Request, limits: Limits, media_types: tuple[str, ...] = JSON_ONLY
+) -> Any:
+    """The request's JSON body (see the module doc for what is refused);
+    ``media_types``: the ``Content-Type`` values taken."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json":
+    if media_type not in media_types:
         raise ContentTypeNotSupported(
-            f"Content-Type must be application/json, not {media_type[:100] or 'none'!r}"
+            f"Content-Type must be {' or '.join(media_types)}, not {media_type[:100] or 'none'!r}"
         )
     payload = _parse(await _read_body(request, limits.max_body_bytes))
     if depth(payload) > limits.max_depth:

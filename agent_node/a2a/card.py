@@ -73,6 +73,7 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
         "version": source.version,
         "supportedInterfaces": [
             {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+            {"url": endpoint, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
             {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
         ],
         "capabilities": {"streaming": True, "pushNotifications": config.push.enabled},

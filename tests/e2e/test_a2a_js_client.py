@@ -10,8 +10,10 @@ non-blocking sends, a streamed send, GetTask with ``historyLength``,
 ListTasks (1.x), cancel, a follow-up on an input-required task,
 SubscribeToTask/resubscribe, push configs set/get/list/delete with a push
 delivered to the driver's own mutual-TLS webhook, and the extended card —
-and reports what each returned. The driver runs five times in a row against
-one node; every test below asserts on all five reports (no flake allowed).
+and reports what each returned. The 1.x client runs twice: over JSON-RPC, and
+preferring its REST transport, over the node's HTTP+JSON binding. The driver
+runs five times in a row against one node; every test below asserts on all
+five reports (no flake allowed).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Runs:
     generation: str
     url: str
     reports: list[dict[str, Any]]
+    binding: str = "JSONRPC"
 
     @property
     def v1(self) -> bool:
@@ -127,28 +130,38 @@ def data(task: dict[str, Any]) -> list[Any]:
     return [p["data"] for a in task.get("artifacts", []) for p in a["parts"] if "data" in p]
 
 
-@pytest.fixture(scope="module", params=["1", "0.3"], ids=["a2a-js-1", "a2a-js-0.3"])
+@pytest.fixture(
+    scope="module",
+    params=[("1", "JSONRPC"), ("1", "HTTP+JSON"), ("0.3", "JSONRPC")],
+    ids=["a2a-js-1", "a2a-js-1-rest", "a2a-js-0.3"],
+)
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    generation = str(request.param)
+    generation, binding = request.param
     js_install(generation)
-    folder = tmp_path_factory.mktemp(f"js-client-{generation}")
+    folder = tmp_path_factory.mktemp(f"js-client-{generation}-{binding.replace('+', '')}")
     certs = make_certs(folder / "certs", "greeter", "alice", "hook")
     (folder / "node").mkdir()
     reports = []
     with serving_mtls(folder / "node", certs) as url:
-        argv, env = js_client(generation, url=url, certs=certs, name="alice", hook="hook")
+        argv, env = js_client(
+            generation, url=url, certs=certs, name="alice", hook="hook", binding=binding
+        )
         for number in range(1, ROUNDS + 1):
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=90, env={**os.environ, **env}
             )
             assert done.returncode == 0, f"round {number}: exit {done.returncode}\n{done.stderr}"
             reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return Runs(generation, url, reports)
+    return Runs(generation, url, reports, binding)
 
 
 def test_every_operation_of_the_client_is_exercised(runs: Runs) -> None:
     for methods in runs.each("operations"):
         assert set(methods) == set(OPERATIONS[runs.generation]) | HELPERS[runs.generation]
+    if runs.v1:
+        expected = {"JSONRPC": "JsonRpcTransport", "HTTP+JSON": "RestTransport"}[runs.binding]
+        for transport in runs.each("transport"):  # the class's name (the SDK's own has a "_")
+            assert transport.lstrip("_") == expected
     for key in set(OPERATIONS[runs.generation].values()):
         list(runs.each(key))  # every step ran without an error, every round
 
@@ -306,11 +319,11 @@ def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
     GetExtendedAgentCard MUST answer UnsupportedOperationError (-32004);
     -32007 is for an agent that declares one but has none. A2A 0.3 knew only
     -32007 (AuthenticatedExtendedCardNotConfigured)."""
-    expected = (
-        ("JsonRpcUnsupportedOperationError", -32004)
-        if runs.v1
-        else ("AuthenticatedExtendedCardNotConfiguredJSONRPCError", -32007)
-    )
+    expected = {
+        ("1", "JSONRPC"): ("JsonRpcUnsupportedOperationError", -32004),
+        ("1", "HTTP+JSON"): ("RestUnsupportedOperationError", None),  # REST has no codes
+        ("0.3", "JSONRPC"): ("AuthenticatedExtendedCardNotConfiguredJSONRPCError", -32007),
+    }[(runs.generation, runs.binding)]
     for step in runs.each("extended_card"):
         error = step["transport"]["error"]
         assert (error["name"], error["code"]) == expected

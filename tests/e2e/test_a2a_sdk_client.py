@@ -13,11 +13,11 @@ the driver's own mutual-TLS webhook, the extended card, and the errors
 each returned. It runs five times in a row against one node; every test
 asserts on all five reports (no flake allowed).
 
-Each run is made twice: ``1.0``, where the SDK picks the card's A2A 1.0
-JSON-RPC interface, and ``0.3``, where it is given only the card's 0.3
-interface and its compatibility transport speaks A2A 0.3 to the node. The
-node serves JSON-RPC only (no HTTP+JSON or gRPC binding), so the SDK's REST
-and gRPC transports have nothing to talk to.
+Each run is made three times: ``1.0``, where the SDK is given the card's A2A
+1.0 JSON-RPC interface; ``0.3``, where it is given only the card's 0.3
+interface and its compatibility transport speaks A2A 0.3 to the node; and
+``rest``, where it is given only the HTTP+JSON interface and its REST
+transport is used.
 """
 
 from __future__ import annotations
@@ -68,10 +68,14 @@ OTHER_STEPS = {
     "follow_up_stream",
     "errors",
 }
-TRANSPORTS = {"1.0": "JsonRpcTransport", "0.3": "CompatJsonRpcTransport"}
+TRANSPORTS = {"1.0": "JsonRpcTransport", "0.3": "CompatJsonRpcTransport", "rest": "RestTransport"}
 
 
-@pytest.fixture(scope="module", params=["1.0", "0.3"], ids=["a2a-sdk-1", "a2a-sdk-1-as-0.3"])
+@pytest.fixture(
+    scope="module",
+    params=["1.0", "0.3", "rest"],
+    ids=["a2a-sdk-1", "a2a-sdk-1-as-0.3", "a2a-sdk-1-rest"],
+)
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     dialect = str(request.param)
     folder = tmp_path_factory.mktemp(f"sdk1-client-{dialect}")
@@ -98,6 +102,7 @@ def test_the_card_resolves_at_both_well_known_paths(runs: Runs) -> None:
         assert [(i["url"], i["protocolBinding"], i["protocolVersion"]) for i in
                 resolved["supportedInterfaces"]] == [
             (f"{runs.url}/a2a", "JSONRPC", "1.0"),
+            (f"{runs.url}/a2a", "HTTP+JSON", "1.0"),
             (f"{runs.url}/a2a", "JSONRPC", "0.3"),
         ]  # fmt: skip
         assert {s["id"] for s in resolved["skills"]} == {"greet", "book"}
@@ -210,7 +215,7 @@ def test_push_configs_create_get_list_delete_and_a_push_arrives(runs: Runs) -> N
         assert step["deleted_again"] == {"value": None}  # a second delete succeeds
         assert [c["id"] for c in step["after"]["configs"]] == ["py-push"]
         # A config made over 0.3 gets the 0.3 task; over 1.0 a StreamResponse.
-        check_pushes(step["pushes"], task_id, unwrap=runs.dialect == "1.0")
+        check_pushes(step["pushes"], task_id, unwrap=runs.dialect != "0.3")
 
 
 def test_the_client_keeps_the_public_card_when_no_extended_card_is_declared(runs: Runs) -> None:
@@ -227,6 +232,7 @@ def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
     expected = {
         "1.0": "UnsupportedOperationError",
         "0.3": "ExtendedAgentCardNotConfiguredError",
+        "rest": "UnsupportedOperationError",
     }[runs.dialect]
     for step in runs.each("extended_card"):
         assert step["asked"]["error"]["name"] == expected, step["asked"]

@@ -79,6 +79,7 @@ def test_the_card_is_served_on_both_paths_with_caching(
     assert card["name"] == "Greeter" and card["version"] == "0.1.0"
     assert card["supportedInterfaces"] == [
         {"url": f"{url}/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+        {"url": f"{url}/a2a", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
         {"url": f"{url}/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
     ]
     # 0.3 clients read these (a setting, on by default).

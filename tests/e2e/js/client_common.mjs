@@ -23,6 +23,7 @@ export function options() {
       certs: { type: 'string' },
       name: { type: 'string' },
       hook: { type: 'string' },
+      binding: { type: 'string', default: 'JSONRPC' },
     },
   });
   for (const required of ['url', 'certs', 'name', 'hook']) {
@@ -120,6 +121,8 @@ export function described(error) {
     message: String(error?.message),
     // 1.x keeps the JSON-RPC code as `envelopeCode`, 0.3 the whole error reply.
     code: error?.envelopeCode ?? error?.errorResponse?.error?.code ?? null,
+    // What a network failure ("fetch failed") was underneath, when there is one.
+    ...(error?.cause ? { cause: String(error.cause?.message ?? error.cause) } : {}),
   };
 }
 

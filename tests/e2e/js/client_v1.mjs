@@ -1,5 +1,6 @@
 // The @a2a-js/sdk 1.x client (A2A 1.0) against our node, every operation it
-// offers; see client_common.mjs for the command line and the report.
+// offers, over JSON-RPC or (--binding HTTP+JSON) REST; see client_common.mjs
+// for the command line and the report.
 //
 // The node is the greeter example: `greet` completes with a data artifact
 // for {"name": …}; `book` (message metadata {"skill": "book"}) asks when,
@@ -30,6 +31,7 @@ import {
   ClientFactoryOptions,
   DefaultAgentCardResolver,
   JsonRpcTransportFactory,
+  RestTransportFactory,
 } from '@a2a-js/sdk/client';
 
 import {
@@ -48,7 +50,10 @@ const resolver = new DefaultAgentCardResolver({ fetchImpl });
 const factory = new ClientFactory(
   ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
     cardResolver: resolver,
-    transports: [new JsonRpcTransportFactory({ fetchImpl })],
+    // Both transports present the client certificate; --binding picks the
+    // one the client prefers (the card offers both).
+    transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
+    preferredTransports: [opts.binding],
   })
 );
 
@@ -87,6 +92,7 @@ const getTask = async (params) => client.getTask(GetTaskRequest.fromJSON(params)
 
 await report({
   operations: async () => methodsOf(client),
+  transport: async () => client.transport.constructor.name,
 
   // Cards are reported as the resolver returned them: it decodes a card with
   // AgentCard.fromJSON only when its security schemes look like proto JSON

@@ -7,10 +7,11 @@ and completes on the answer. Requests are written as wire JSON and parsed with
 the SDK's own protobuf types; results are reported as wire JSON
 (``MessageToDict``), so the test reads what the SDK understood.
 
-``--dialect 1.0`` (the default) lets the client pick the card's A2A 1.0
-interface; ``--dialect 0.3`` hands it the card with only the 0.3 interface, so
-the SDK's compatibility transport speaks A2A 0.3 JSON-RPC to the node (and
-converts the answers back to 1.x types).
+``--dialect 1.0`` (the default) hands the client the card with only its A2A
+1.0 JSON-RPC interface; ``--dialect 0.3`` only the 0.3 interface, so the
+SDK's compatibility transport speaks A2A 0.3 JSON-RPC to the node (and
+converts the answers back to 1.x types); ``--dialect rest`` only the
+HTTP+JSON interface, so its REST transport is used.
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ class Driver:
         self.streaming = self.client(streaming=True)
 
     def client(self, *, streaming: bool, card: AgentCard | None = None) -> Client:
-        config = ClientConfig(streaming=streaming, httpx_client=self.http)
+        bindings = [DIALECTS[self.opts.dialect or "1.0"][0]]
+        config = ClientConfig(
+            streaming=streaming, httpx_client=self.http, supported_protocol_bindings=bindings
+        )
         return ClientFactory(config).create(card or self.card)
 
     async def send(self, msg: Message, **configuration: Any) -> Task:
@@ -269,11 +273,21 @@ class Driver:
         }
 
 
+#: The interface each dialect keeps of the card: (binding, version).
+DIALECTS = {"1.0": ("JSONRPC", "1.0"), "0.3": ("JSONRPC", "0.3"), "rest": ("HTTP+JSON", "1.0")}
+
+
 def for_dialect(card: AgentCard, dialect: str) -> AgentCard:
-    """The card with only the interfaces of ``dialect`` (``1.0`` or ``0.3``)."""
+    """The card with only the interfaces of ``dialect`` (``1.0`` or ``0.3``
+    over JSON-RPC, ``rest``: 1.0 over HTTP+JSON)."""
     narrowed = AgentCard()
     narrowed.CopyFrom(card)
-    kept = [i for i in card.supported_interfaces if i.protocol_version == dialect]
+    binding, version = DIALECTS[dialect]
+    kept = [
+        i
+        for i in card.supported_interfaces
+        if (i.protocol_binding, i.protocol_version) == (binding, version)
+    ]
     del narrowed.supported_interfaces[:]
     narrowed.supported_interfaces.extend(kept)
     return narrowed
