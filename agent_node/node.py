@@ -170,7 +170,9 @@ class _Parts:
         policy = Policy.of(config.policy) if secure else Policy.open()
         tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
         if config.push.enabled:
-            owner = f"{runtime.engine.owner}:push"
+            # The engine's own name: a restart frees at once what a dead
+            # process of this node held (Engine.recover), pushes included.
+            owner = str(runtime.engine.owner)
             tasks.push = PushSender(
                 runtime.store, tasks.render_push, config.push, owner=owner, tls=outgoing
             )
@@ -179,6 +181,7 @@ class _Parts:
         rest = rest_endpoint(tasks, capabilities=capabilities, limits=config.limits)
         guard = Guard(
             require_identity=secure,
+            card_public=config.card_public,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
         )
         pushes = PushReceiver(runtime, delegator, require_identity=secure)

@@ -188,11 +188,15 @@ class MemoryStore:
             if delegation is not None:
                 delegation.next_poll_at = min(delegation.next_poll_at, now)
                 self._notifier.publish("delegation", delegation.execution_id)
-        return count + len(freed)
+        owed = [c for c in self._pushes.values() if c.lease_owner in owners]
+        for config in owed:
+            config.lease_expires_at = now
+        return count + len(freed) + len(owed)
 
     async def lease_owners(self) -> list[str]:
         held = {i.lease_owner for w in self._work.values() for i in w.values() if i.lease_owner}
-        return sorted(held | set(self._claimed.values()))
+        pushing = {c.lease_owner for c in self._pushes.values() if c.lease_owner}
+        return sorted(held | set(self._claimed.values()) | pushing)
 
     # -- push configs --------------------------------------------------------
 

@@ -342,7 +342,12 @@ class PostgresStore:
             freed = int(status.split()[-1])
             if freed:
                 await conn.execute("SELECT pg_notify($1, $2)", _CHANNEL, "delegation:*")
-            return count + freed
+            status = await conn.execute(
+                "UPDATE push_configs SET lease_expires_at = $1 WHERE lease_owner = ANY($2::text[])",
+                now,
+                names,
+            )
+            return count + freed + int(status.split()[-1])
 
         return await self._transact(job)
 

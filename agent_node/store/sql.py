@@ -139,6 +139,7 @@ class Statements:
         self.lease_owners = (
             "SELECT lease_owner FROM work WHERE lease_owner IS NOT NULL"
             " UNION SELECT claimed_by FROM delegations WHERE claimed_by IS NOT NULL"
+            " UNION SELECT lease_owner FROM push_configs WHERE lease_owner IS NOT NULL"
         )
         self.due_waits = q(
             f"SELECT {WAIT_COLUMNS} FROM waits WHERE deadline IS NOT NULL AND deadline <= ?"

@@ -411,11 +411,17 @@ class SqliteStore:
             f" WHERE claimed_by IN {in_list(len(names))}"
         )
 
+        pushes = (
+            "UPDATE push_configs SET lease_expires_at = ?"
+            f" WHERE lease_owner IN {in_list(len(names))}"
+        )
+
         def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:
             count = conn.execute(sql, [now, *names]).rowcount
             freed = conn.execute(claims, [now, *names]).rowcount
+            owed = conn.execute(pushes, [now, *names]).rowcount
             notices: _Notices = [("work", "*")] if count else []
-            return count + freed, [*notices, ("delegation", "*")] if freed else notices
+            return count + freed + owed, [*notices, ("delegation", "*")] if freed else notices
 
         count: int = await self._submit(job)
         return count

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +39,7 @@ from agent_node.a2a.models import (
 from agent_node.a2a.push import AllowList, PushSender, check_push_url
 from agent_node.a2a.tasks import MAX_PUSH_CONFIGS, TaskService
 from agent_node.config import PushSettings
+from agent_node.engine.owner import Owner
 
 ROOT = Path(__file__).resolve().parents[2]
 CTX = CallContext()
@@ -67,8 +70,8 @@ async def node(
     async with Runtime(url, scope="all", poll_interval=0.05) as runtime:
         book = load_workflow(str(ROOT / "examples/greeter/book.py") + ":wf")
         service = TaskService(runtime, {"echo": echo().compile(), "book": book})
-        service.push = PushSender(
-            runtime.store, service.render_push, settings, owner="test-push", poll=0.05
+        service.push = PushSender(  # owned as a node's are: by its engine's name
+            runtime.store, service.render_push, settings, owner=str(runtime.engine.owner), poll=0.05
         )
         if sending:
             await service.push.start()
@@ -225,6 +228,32 @@ async def test_pushes_owed_before_a_restart_are_delivered_after_it(
         await hook.wait_for(lambda pushes: len(pushes) == 2, "both owed pushes")
     pushed = sorted(p.body["task"]["id"] for p in hook.accepted())
     assert pushed == sorted(task_ids)
+
+
+async def test_a_push_claimed_by_a_process_that_died_is_sent_when_the_node_restarts(
+    durable_url: str, hook: Receiver
+) -> None:
+    """A push claimed when its process was SIGKILLed: the restarted node
+    takes it up at once, as it does its dead process's work leases, not
+    when the claim runs out (here ten minutes; a node's is its push timeout
+    and 15 s)."""
+    async with node(durable_url, sending=False) as first:
+        await first.send_message(send("one", push=target(hook.url)), CTX)
+        me = first.runtime.engine.owner
+        dead = Owner(me.node, me.host, _dead_pid(), "gone")  # this node's, SIGKILLed
+        now = time.time()
+        claims = await first.runtime.store.claim_pushes(
+            str(dead), now=now, lease_until=now + 600, limit=10
+        )
+        assert len(claims) == 1
+    async with node(durable_url):
+        await hook.wait_for(lambda pushes: len(pushes) == 1, "the push the dead process held", 10)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 # -- configs ----------------------------------------------------------------------
