@@ -175,11 +175,10 @@ class NodeConfig(BaseModel):
         from agent_node.security.tls import server_context
 
         trust = self.trust_paths()
+        # A client without a certificate is let in to be told so: the app
+        # answers its every request 401 (the card too unless card_public).
         return server_context(
-            self.path(self.tls.cert),
-            self.path(self.tls.key),
-            trust,
-            require_client_cert=not self.card_public,
+            self.path(self.tls.cert), self.path(self.tls.key), trust, require_client_cert=False
         )
 
     def client_ssl_context(self) -> ssl.SSLContext | None:

@@ -13,10 +13,14 @@ add. Everything else (cards, the operator API, 404, 405) goes through Starlette.
 
 Every request first passes the :class:`Guard`, before its body is read:
 
-* With mutual TLS, a request without a client certificate gets no further
-  than the card (the server lets such a connection in only when the card is
-  public, ``card_public``): the A2A endpoint answers HTTP 401 with JSON-RPC
-  -32030, anything else a 401 JSON error.
+* With mutual TLS, a request without a client certificate gets nothing but
+  a refusal that says what is missing (the card too, unless ``card_public``):
+  the A2A endpoint answers HTTP 401 with JSON-RPC -32030, anything else a
+  401 JSON error, and the refusal is logged with the client's address. The
+  TLS handshake asks for a certificate without requiring one, so that such a
+  client (curl without ``--cert``) reads why instead of an empty reply; a
+  certificate that does not chain to the trust bundle still fails the
+  handshake.
 * At most ``limits.max_concurrent_per_caller`` requests of one identity are
   in flight at once (a stream counts until it closes); one more gets HTTP
   429 with JSON-RPC -32032 and ``Retry-After``, and the refusal is logged.
@@ -47,22 +51,34 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
+NO_CERTIFICATE = (
+    "a client certificate is required (mutual TLS): present one that chains to this node's"
+    " trust bundle (curl --cert/--key; agent-node --cert-dir DIR --identity NAME, or tls:"
+    " in its configuration)"
+)
 
 
 @dataclass
 class Guard:
     """Checks made on every request before its body is read (see the module doc)."""
 
-    #: Refuse requests without a client identity (everything but the card).
+    #: Refuse requests without a client identity (all of them, but the card
+    #: when ``card_public``).
     require_identity: bool = False
+    card_public: bool = False
     #: Requests one identity may have in flight; 0: no cap.
     max_concurrent_per_caller: int = 0
     _in_flight: dict[str | None, int] = field(default_factory=dict, repr=False)
 
     def refuse(self, scope: Scope) -> A2AError | None:
         caller = caller_of(scope)
-        if self.require_identity and caller is None and scope["path"] not in CARD_PATHS:
-            return Unauthenticated("this node requires a client certificate (mutual TLS)")
+        path = scope["path"]
+        public = self.card_public and path in CARD_PATHS
+        if self.require_identity and caller is None and not public:
+            client = scope.get("client")
+            where = f"{client[0]}:{client[1]}" if client else "a client"
+            log.warning("refused %s: no client certificate (%s %s)", where, scope["method"], path)
+            return Unauthenticated(NO_CERTIFICATE)
         cap = self.max_concurrent_per_caller
         if cap and self._in_flight.get(caller, 0) >= cap:
             log.warning("refused: %s has %d requests in flight", caller or "anonymous", cap)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from agent_node.config import NodeConfig, PeerConfig, load_config
+from agent_node.errors import AgentNodeError
 
 from .common import EXIT_FAILURE, handle_errors, run_async, tls_from_cert_dir
 
@@ -88,6 +89,8 @@ def peers(
     results = run_async(_all(config, timeout))
     _console().print(_table(config.peers, results))
     if any(not _is_card(result) for result in results):
+        if any(peer.url.startswith("https://") for peer in config.peers):
+            click.echo(_no_certificate(config, "https://").removeprefix("; "), err=True)
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
@@ -121,11 +124,24 @@ def discover(
         identity or parent.get("identity"),
         required=config_path is not None,
     )
-    found = run_async(_discover(config, url, expect_identity, timeout))
+    try:
+        found = run_async(_discover(config, url, expect_identity, timeout))
+    except AgentNodeError as exc:
+        raise AgentNodeError(f"{exc}{_no_certificate(config, url)}") from None
     if as_json:
         click.echo(json.dumps(found.card, indent=2, ensure_ascii=False))
     else:
         _console().print(_summary(found))
+
+
+def _no_certificate(config: NodeConfig, url: str) -> str:
+    """What to add when an HTTPS peer was called without a certificate of ours."""
+    if config.tls is not None or not url.startswith("https://"):
+        return ""
+    return (
+        "; no client certificate was presented (agents require one): give --cert-dir DIR"
+        " --identity NAME (what `agent-node certs` wrote), or --config with a tls: section"
+    )
 
 
 def _config(

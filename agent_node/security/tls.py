@@ -34,7 +34,10 @@ def server_context(
     """What a node serves with: its chain and key; clients verified against ``trust``.
 
     ``require_client_cert=False`` asks for a certificate without requiring
-    it (for a public card endpoint); the app then refuses whatever needs one.
+    it: a node serves so, and its app refuses every request that came
+    without one with an HTTP 401 saying what is missing (an empty reply at
+    the handshake explains nothing). A certificate that is presented must
+    still chain to ``trust``.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _common(context, cert, key, trust)

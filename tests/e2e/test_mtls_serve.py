@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +32,13 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def node_url(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serving_mtls(tmp_path_factory.mktemp("mtls-node"), certs) as url:
+def node_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mtls-node")
+
+
+@pytest.fixture(scope="module")
+def node_url(certs: Path, node_dir: Path) -> Iterator[str]:
+    with serving_mtls(node_dir, certs) as url:
         yield url
 
 
@@ -65,12 +73,31 @@ def test_a_valid_caller_is_served_and_named_on_its_task(certs: Path, node_url: s
         assert again["metadata"]["caller"] == "spiffe://example.org/agent/bob"
 
 
-@pytest.mark.parametrize("who", ["no certificate", "rogue CA", "expired"])
+def test_a_caller_without_a_certificate_is_told_what_is_missing(
+    certs: Path, node_url: str, node_dir: Path
+) -> None:
+    with client(certs, None) as http:
+        sent = send(http, node_url)
+        card = http.get(f"{node_url}/.well-known/agent-card.json")
+        ops = http.get(f"{node_url}/ops/executions")
+    assert sent.status_code == 401
+    error = sent.json()["error"]
+    assert error["code"] == -32030
+    assert error["message"].startswith("a client certificate is required (mutual TLS)")
+    assert "--cert-dir DIR --identity NAME" in error["message"]
+    for refused in (card, ops):  # nothing else: not the card, not the operator API
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"]["status"] == "UNAUTHENTICATED"
+    logged = (node_dir / "node.err").read_text()
+    for what in ("POST /a2a", "GET /.well-known/agent-card.json", "GET /ops/executions"):
+        assert re.search(rf"refused 127\.0\.0\.1:\d+: no client certificate \({what}\)", logged)
+
+
+@pytest.mark.parametrize("who", ["rogue CA", "expired"])
 def test_callers_without_a_valid_certificate_are_refused(
     certs: Path, node_url: str, who: str
 ) -> None:
     http = {
-        "no certificate": lambda: client(certs, None),
         "rogue CA": lambda: client(certs, "mallory", certs.parent / "rogue"),
         "expired": lambda: client(certs, "carol"),
     }[who]()
@@ -88,3 +115,21 @@ def test_our_client_refuses_a_node_whose_names_do_not_match(certs: Path, node_ur
             f"{node_url}/.well-known/agent-card.json",
             extensions={"sni_hostname": "peer.example.org"},
         )
+
+
+def test_peers_discover_without_a_certificate_says_how_to_give_one(
+    certs: Path, node_url: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "agent_node.cli.main", "peers", "discover", node_url]
+    bare = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert bare.returncode == 1
+    [line] = bare.stderr.splitlines()
+    assert line.startswith(f"error: peer '{node_url}'")
+    assert "no client certificate was presented" in line
+    assert "--cert-dir DIR --identity NAME" in line
+    mine = ["--cert-dir", str(certs), "--identity", "bob"]
+    found = subprocess.run(
+        [*command, *mine], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert found.returncode == 0, found.stderr
+    assert "spiffe://example.org/agent/greeter" in found.stdout
