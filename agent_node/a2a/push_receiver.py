@@ -106,7 +106,7 @@ class PushReceiver:
             task = await self._read(row, settled=True)
             if task is None:  # settled with what? The watchdog's poll will tell
                 return _refuse(503, "the task this push settles could not be read")
-        elif task is None and push.finished_artifact and row.state == "sent":
+        elif task is None and push.finished_artifact and row.state in ("sending", "sent"):
             self._read_soon(row, caller)
         if task is None:
             task = {"id": push.task_id, "status": push.status}

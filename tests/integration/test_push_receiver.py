@@ -81,6 +81,26 @@ async def test_a_finished_artifact_brings_home_a_task_already_done(durable_url: 
         assert late.json() == {"ignored": "that delegation is settled"}
 
 
+async def test_a_finished_artifact_before_the_send_s_answer_brings_the_task_home(
+    durable_url: str,
+) -> None:
+    """a2a-sdk answers the send only once its first push is answered, so the
+    next push (the artifact) can find the row still sending."""
+    async with rig(durable_url) as r, receiving(r) as (_, pusher):
+        execution_id = await r.start(HANG)
+        row = await r.row(execution_id)
+        assert row is not None and row.state == "sending"
+        r.peer.tasks["t1"] = {"id": "t1", "contextId": "c"}
+        finish_at_peer(r, "t1", "before the answer")
+        artifact = {"artifactId": "a", "parts": [{"text": "before the answer"}]}
+        update = {"taskId": "t1", "contextId": "c", "artifact": artifact, "lastChunk": True}
+        assert (await push(pusher, row.key, {"artifactUpdate": update})).status_code == 200
+        await until(lambda: _ended(r, execution_id), "the execution to end")
+        record = await r.runtime.store.get(execution_id)
+        assert record is not None and record.status == "completed"
+        assert json.loads(record.state)["answer"]["text"] == "before the answer"
+
+
 async def test_a_chunk_that_does_not_finish_its_artifact_reads_nothing(durable_url: str) -> None:
     async with rig(durable_url) as r, receiving(r) as (_, pusher):
         execution_id = await r.start(HANG)
