@@ -99,14 +99,21 @@ class Stats:
             self.error_samples.append(f"{kind}: {str(exc)[:300]}")
 
 
+#: ``--binding``: JSON-RPC (a SendMessage envelope) or HTTP+JSON (the params
+#: posted to ``…/message:send``, the result as the body).
+BINDING = "jsonrpc"
+
+
 def request_body(worker: int, seq: int, tag: str) -> tuple[bytes, str, int]:
-    """The JSON-RPC body, the text the answer must echo, and the JSON-RPC id."""
+    """The body, the text the answer must echo, and the JSON-RPC id."""
     rpc_id = worker * 1_000_000_000 + seq
     text = f"echo {tag}-{worker}-{seq}"
     # Formatted by hand (no json.dumps): the client must stay cheap per request.
     message = (
         f'{{"messageId":"m-{tag}-{worker}-{seq}","role":"ROLE_USER","parts":[{{"text":"{text}"}}]}}'
     )
+    if BINDING == "rest":
+        return f'{{"message":{message}}}'.encode(), text, rpc_id
     body = (
         f'{{"jsonrpc":"2.0","id":{rpc_id},"method":"SendMessage","params":{{"message":{message}}}}}'
     )
@@ -117,6 +124,8 @@ def check_answer(status: int, body: bytes, text: str, rpc_id: int, mode: str) ->
     if status != 200:
         raise CheckError(f"HTTP {status}: {body[:200]!r}")
     answer = json.loads(body)
+    if BINDING == "rest":
+        answer = {"id": rpc_id, "result": answer}
     if answer.get("id") != rpc_id:
         raise CheckError(f"JSON-RPC id {answer.get('id')!r} != {rpc_id}: {body[:300]!r}")
     result = answer.get("result")
@@ -426,9 +435,14 @@ def main() -> None:
     parser.add_argument("--check", choices=["task", "json"], default="task")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
     parser.add_argument("--tls-dir", type=Path, help="mutual TLS with mtls.py's files here")
+    parser.add_argument(
+        "--binding", choices=["jsonrpc", "rest"], default="jsonrpc", help="rest: post to --url"
+    )
     args = parser.parse_args()
     if (args.tls_dir is not None) != args.url.startswith("https:"):
         parser.error("--tls-dir goes with an https URL, and only with one")
+    global BINDING
+    BINDING = args.binding
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
 

@@ -13,8 +13,9 @@ app, served by uvicorn with the same settings as agent-node
 engine, left with the SDK's and SQLite's defaults (no pragmas: rollback
 journal, ``synchronous=FULL``).
 
-The JSON-RPC endpoint is mounted at ``/a2a`` (the SDK's default is ``/``) so
-that the load client sends the same bytes to every system. The SDK reads the
+The JSON-RPC endpoint is mounted at ``/a2a`` (the SDK's default is ``/``),
+and the HTTP+JSON routes under it, so that the load client sends the same
+bytes to every system. The SDK reads the
 protocol version from the ``A2A-Version`` header like agent-node does.
 
 ``--tls-dir`` serves HTTPS with the benchmark's certificates (``mtls.py``):
@@ -36,7 +37,11 @@ from a2a.helpers import get_message_text, new_task_from_user_message, new_text_p
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.routes import (
+    create_agent_card_routes,
+    create_jsonrpc_routes,
+    create_rest_routes,
+)
 from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore, TaskUpdater
 from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
 from starlette.applications import Starlette
@@ -107,7 +112,12 @@ async def main() -> None:
         agent_executor=EchoExecutor(), task_store=store, agent_card=card
     )
     app = Starlette(
-        routes=[*create_agent_card_routes(card), *create_jsonrpc_routes(handler, RPC_PATH)]
+        routes=[
+            *create_agent_card_routes(card),
+            *create_jsonrpc_routes(handler, RPC_PATH),
+            # HTTP+JSON under the same path, as agent-node serves it.
+            *create_rest_routes(handler, path_prefix=RPC_PATH),
+        ]
     )
     server = uvicorn.Server(
         uvicorn.Config(

@@ -13,6 +13,9 @@ Systems (each a fresh server subprocess on a free loopback port, fresh scratch d
   ``AgentExecutor`` on ``InMemoryTaskStore`` / ``DatabaseTaskStore`` on
   ``sqlite+aiosqlite:///<scratch>/sdk.db``.
 * ``starlette``: ``starlette_server.py``, a bare JSON endpoint (calibration).
+* ``ours-rest`` / ``sdk-memory-rest``: ``ours`` / ``sdk-memory`` measured over
+  the HTTP+JSON binding (``POST /a2a/message:send``, the params as the body)
+  instead of JSON-RPC.
 * ``<system>-mtls``: the same server over mutual TLS (``ours-mtls``:
   ``--cert-dir <certs> --identity server`` instead of ``--insecure-dev``; the
   others: ``--tls-dir <certs>``), measured with the same load client over
@@ -68,9 +71,10 @@ VENV_BIN = Path(sys.executable).parent
 SERVER_CORE, CLIENT_CORE = 0, 1
 CARD_PATH = "/.well-known/agent-card.json"
 MTLS = "-mtls"  # the suffix of a system's mutual-TLS twin
+REST = "-rest"  # the suffix of a system measured over HTTP+JSON
 ALL_SYSTEMS = tuple(
     name + suffix
-    for name in ("ours", "sdk-memory", "sdk-sqlite", "starlette")
+    for name in ("ours", "sdk-memory", "sdk-sqlite", "starlette", "ours-rest", "sdk-memory-rest")
     for suffix in ("", MTLS)
 )
 #: sdk-sqlite-mtls is left out: no target reads it, and over TLS sdk-sqlite
@@ -93,8 +97,13 @@ class System:
 
     @property
     def base(self) -> str:
-        """The plain system this one is (or is the mutual-TLS twin of)."""
-        return self.name.removesuffix(MTLS)
+        """The server this system runs (whatever the binding, with or without TLS)."""
+        return self.name.removesuffix(MTLS).removesuffix(REST)
+
+    @property
+    def rest(self) -> bool:
+        """Measured over HTTP+JSON (``POST /a2a/message:send``) instead of JSON-RPC."""
+        return self.name.removesuffix(MTLS).endswith(REST)
 
     def command(self, port: int, scratch: Path, certs: Path | None) -> list[str]:
         """The server's command line; ``certs`` (mtls.py's folder) for a TLS system."""
@@ -140,6 +149,10 @@ PLAIN_SYSTEMS = {
         "sdk-sqlite", "a2a-sdk DefaultRequestHandler, DatabaseTaskStore (aiosqlite)", "task"
     ),
     "starlette": System("starlette", "bare Starlette JSON endpoint (calibration)", "json"),
+    "ours-rest": System("ours-rest", "agent-node serve, SQLite store; HTTP+JSON binding", "task"),
+    "sdk-memory-rest": System(
+        "sdk-memory-rest", "a2a-sdk DefaultRequestHandler, InMemoryTaskStore; HTTP+JSON", "task"
+    ),
 }
 
 
@@ -242,7 +255,8 @@ def run_system(
             sys.executable,
             str(HERE / "load.py"),
             "--url",
-            f"{'https' if certs else 'http'}://127.0.0.1:{port}/a2a",
+            f"{'https' if certs else 'http'}://127.0.0.1:{port}/a2a"
+            + ("/message:send" if system.rest else ""),
             "--server-pid",
             str(proc.pid),
             "--connections",
@@ -256,6 +270,7 @@ def run_system(
             "--client",
             args.client,
             *(["--tls-dir", str(certs)] if certs else []),
+            *(["--binding", "rest"] if system.rest else []),
         ]
         done = subprocess.run(
             pinned(CLIENT_CORE, load, args.pin),
@@ -456,6 +471,28 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         },
         _clean("ours", ours),
         *mtls_targets(by),
+        *rest_targets(by),
+    ]
+
+
+def rest_targets(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """HTTP+JSON within 10 % of JSON-RPC's rate, and >= 3x the SDK's HTTP+JSON."""
+    rest = by.get("ours" + REST)
+    kept = _ratio(rest, by.get("ours"))
+    sdk = _ratio(rest, by.get("sdk-memory" + REST))
+    return [
+        {
+            "target": "ours-rest req/s >= 0.9x ours (JSON-RPC)",
+            "value": kept,
+            "unit": "x",
+            "ok": _ge(kept, 0.9),
+        },
+        {
+            "target": "ours-rest req/s >= 3x sdk-memory-rest",
+            "value": sdk,
+            "unit": "x",
+            "ok": _ge(sdk, 3),
+        },
     ]
 
 
