@@ -125,7 +125,6 @@ class _Parts:
     def assemble(
         cls, config: NodeConfig, workflows: dict[str, CompiledWorkflow], secure: bool
     ) -> _Parts:
-        from starlette.routing import Route
 
         from agent_node.a2a.app import Guard, create_app
         from agent_node.a2a.card import CardDocument, build_card
@@ -185,8 +184,10 @@ class _Parts:
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
         )
         pushes = PushReceiver(runtime, delegator, require_identity=secure)
-        routes = [Route(PUSH_PATH, pushes.endpoint, methods=["POST"]), *ops_routes(runtime, policy)]
-        app = create_app(card, endpoint, rest=rest, routes=routes, guard=guard)
+        posts = {PUSH_PATH: pushes.endpoint}
+        app = create_app(
+            card, endpoint, rest=rest, posts=posts, routes=ops_routes(runtime, policy), guard=guard
+        )
         return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
 
     async def start(self) -> None:

@@ -29,7 +29,7 @@ Every request first passes the :class:`Guard`, before its body is read:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -103,13 +103,15 @@ def create_app(
     a2a: Endpoint | None = None,
     *,
     rest: Endpoint | None = None,
+    posts: Mapping[str, Endpoint] | None = None,
     routes: Sequence[BaseRoute] = (),
     guard: Guard | None = None,
 ) -> ASGIApp:
     """The app: the card on both well-known paths, ``a2a`` (the JSON-RPC
     endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` and ``rest`` (the
-    HTTP+JSON binding) under it when given, and any other ``routes`` (the
-    operator API), all behind ``guard``."""
+    HTTP+JSON binding) under it when given, other endpoints taking ``POST``
+    at the paths ``posts`` names (the push receiver), and any other
+    ``routes`` (the operator API), all behind ``guard``."""
 
     async def serve_card(request: Request) -> Response:
         headers = {
@@ -124,50 +126,48 @@ def create_app(
     table: list[BaseRoute] = [
         Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS
     ]
+    direct: dict[str, Endpoint] = {}
     if a2a is not None:
         # Clients that join the card's URL with "/" (the TCK does) post to
         # /a2a/: answer there too, rather than redirecting a POST.
-        table.append(Route(PROTOCOL_PATH, a2a, methods=["POST"]))
-        table.append(Route(PROTOCOL_PATH + "/", a2a, methods=["POST"]))
+        direct[PROTOCOL_PATH] = direct[PROTOCOL_PATH + "/"] = a2a
+    direct.update(posts or {})
+    table.extend(Route(path, endpoint, methods=["POST"]) for path, endpoint in direct.items())
     table.extend(routes)
     # Paths under the binding's prefix that other routes take (the push receiver's).
-    taken = {route.path for route in routes if isinstance(route, Route)}
-    return _Front(Starlette(routes=table), a2a, rest, guard or Guard(), taken)
+    taken = {route.path for route in table if isinstance(route, Route)}
+    return _Front(Starlette(routes=table), direct, a2a, rest, guard or Guard(), taken)
 
 
 class _Front:
-    """The guard, then ``POST /a2a`` (and ``/a2a/``) to the JSON-RPC endpoint
-    and the HTTP+JSON binding's paths to its endpoint, directly; the rest to
-    ``app``."""
+    """The guard, then ``POST`` to the endpoints of ``direct`` (JSON-RPC at
+    ``/a2a`` and ``/a2a/``, the push receiver) and the HTTP+JSON binding's
+    paths to its endpoint, directly; the rest to ``app``."""
 
     def __init__(
         self,
         app: ASGIApp,
-        endpoint: Endpoint | None,
+        direct: dict[str, Endpoint],
+        a2a: Endpoint | None,
         rest: Endpoint | None,
         guard: Guard,
         taken: set[str],
     ) -> None:
         self.app = app
-        self.endpoint = endpoint
+        self.direct = direct
+        self.a2a = a2a
         self.rest = rest
         self.guard = guard
         self.taken = taken
-        self.paths = {PROTOCOL_PATH, PROTOCOL_PATH + "/"} if endpoint else set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        to_a2a = scope["method"] == "POST" and path in self.paths
-        endpoint = self.endpoint if to_a2a else None
-        to_rest = (
-            endpoint is None
-            and self.rest is not None
-            and path.startswith(REST_PREFIX)
-            and path not in self.taken
-        )
+        endpoint = self.direct.get(path) if scope["method"] == "POST" else None
+        to_a2a = endpoint is not None and endpoint is self.a2a
+        to_rest = self.rest is not None and path.startswith(REST_PREFIX) and path not in self.taken
         if to_rest:
             endpoint = self.rest
         refused = self.guard.refuse(scope)
