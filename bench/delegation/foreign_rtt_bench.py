@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/delegation/foreign_rtt_bench.py \
         [--kinds ours,a2a-sdk-1,a2a-sdk-0.3,a2a-js-1,a2a-js-0.3] [--paths push,sse,poll] \
-        [--n 200] [--warmup 20] [--poll 0.2] [--json bench/results/foreign_rtt.json]
+        [--n 200] [--warmup 20] [--poll 0.2] [--repeat 1] [--json bench/results/foreign_rtt.json]
 
 A is an ``agent-node serve`` process whose skill ``relay`` is one delegate
 node to peer ``f`` (its ``poll``: ``--poll`` s), then the end. B (``f``) is,
@@ -27,7 +27,9 @@ resume (``wait_resolved``; or the node's completion when the send's answer
 was already final), read from A's event log after the run, for ``--n``
 sequential blocking sends to A after ``--warmup``; p50 and p99 in ms, the
 client's end-to-end p50, and how many resumed by each path. All kinds run
-in the same invocation, one after the other, so their figures compare.
+in the same invocation, one after the other, so their figures compare;
+``--repeat K`` runs the whole sequence K times and ends with the median of
+each case's p50 and p99, and of its p50 minus ours' in the same repeat.
 """
 
 from __future__ import annotations
@@ -272,27 +274,58 @@ async def main() -> None:
     parser.add_argument("--poll", type=float, default=0.2)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep each case's folder (printed)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the whole sequence this many times"
+    )
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     head = f"{'peer':<13} {'path':<5} {'n':>4} {'p50 ms':>8} {'p99 ms':>8} {'send p50':>9}"
     print(f"{head} {'client p50':>10} {'peer alone':>10}  via")
-    for kind in args.kinds.split(","):
-        for path in args.paths.split(","):
-            if kind == "ours" and path == "poll":
-                continue
-            row = await run_case(kind, path, args)
-            if args.keep:
-                print(f"kept {row['root']}", file=sys.stderr)
-            rows.append(row)
-            print(
-                f"{kind:<13} {path:<5} {row['n']:>4} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
-                f" {row['send_p50_ms'] or 0:>9.2f} {row['client_p50_ms']:>10.2f}"
-                f" {row['peer_alone_p50_ms'] or 0:>10.2f}  {row['via']}",
-                flush=True,
-            )
+    for _ in range(args.repeat):
+        for kind in args.kinds.split(","):
+            for path in args.paths.split(","):
+                if kind == "ours" and path == "poll":
+                    continue
+                row = await run_case(kind, path, args)
+                if args.keep:
+                    print(f"kept {row['root']}", file=sys.stderr)
+                rows.append(row)
+                print(
+                    f"{kind:<13} {path:<5} {row['n']:>4} {row['p50_ms']:>8.2f}"
+                    f" {row['p99_ms']:>8.2f} {row['send_p50_ms'] or 0:>9.2f}"
+                    f" {row['client_p50_ms']:>10.2f} {row['peer_alone_p50_ms'] or 0:>10.2f}"
+                    f"  {row['via']}",
+                    flush=True,
+                )
+    if args.repeat > 1:
+        _summary(rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _summary(rows: list[dict[str, Any]]) -> None:
+    """Per peer and path, the median over the repeats of each run's p50 and
+    p99, and of its p50 minus ours' on the same path in the same repeat (runs
+    next to each other share the machine's load, so the gap is steadier than
+    either figure)."""
+    keys = list(dict.fromkeys((r["kind"], r["path"]) for r in rows))
+    repeats = [rows[i : i + len(keys)] for i in range(0, len(rows), len(keys))]
+    print("\nmedian over repeats (gap: p50 minus ours' p50 on that path in the same repeat)")
+    for kind, path in keys:
+        runs = [r for repeat in repeats for r in repeat if (r["kind"], r["path"]) == (kind, path)]
+        gaps = [
+            mine["p50_ms"] - ours["p50_ms"]
+            for repeat in repeats
+            for mine in repeat
+            for ours in repeat
+            if (mine["kind"], mine["path"]) == (kind, path)
+            and (ours["kind"], ours["path"]) == ("ours", path)
+        ]
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        gap = f"{statistics.median(gaps):+8.2f}" if gaps else "       -"
+        print(f"{kind:<13} {path:<5} p50 {p50:8.2f}  p99 {p99:8.2f}  gap {gap}  ({len(runs)} runs)")
 
 
 if __name__ == "__main__":
