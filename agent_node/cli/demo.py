@@ -168,9 +168,15 @@ async def _demo(options: _Options, console: Console) -> None:
     )
     question, resume = await _what_to_ask(net, options, console)
     began = time.perf_counter()  # the answer's time: not the prompt's, nor Ollama's probe
-    # A coordinator with tasks in its store resumes them as it starts: its peers
-    # must listen by then, or its first calls fail.
-    peers_first = options.mode != "fresh" and net.has_tasks()
+    # A coordinator with an unfinished task resumes it as it starts: its peers
+    # must listen by then, or its first calls fail. Otherwise all three start
+    # at once (a second each saved).
+    last = net.last_run
+    peers_first = (
+        options.mode != "fresh"
+        and bool(last)
+        and await _unfinished(net, str(last.get("task") if last else ""))
+    )
     net.prepare(fresh=options.mode == "fresh")
     net.check_ports()
     env = {"AGENT_NODE_SCRIPTED_DELAY": str(options.pace)}

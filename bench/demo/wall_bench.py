@@ -15,13 +15,17 @@ Reported, each as median and max over ``--runs``, in seconds from spawning the
 command: ``to_question`` (the three agents listen; the question is sent),
 ``to_answer`` (the answer is printed: the issue's target, under 10 s) and
 ``to_exit`` (the three agents stopped too). A second row does the same in a
-home kept from the previous run (``warm``: certificates and stores exist).
+home kept from the previous run (``warm``: certificates and stores exist),
+and a third (``resumed``) runs ``demo --resume`` in a home whose demo was
+stopped with Ctrl-C a second after asking (scripted answers paced at 1 s, so
+the question was unanswered): the time to finish the question it resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import socket
 import statistics
 import subprocess
@@ -74,6 +78,23 @@ def one(home: Path, *flags: str) -> dict[str, float]:
     return marks
 
 
+def interrupted(home: Path) -> None:
+    """A demo stopped with Ctrl-C (SIGINT) a second after it asked, its
+    question unanswered (the scripted model paced to take longer)."""
+    command = [sys.executable, "-m", "agent_node.cli.main", "demo", "--offline", "--no-live"]
+    command += ["--home", str(home), "--port", str(ports()), "--pace", "1", "--fresh"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.startswith("question:"):
+            time.sleep(1.0)
+            child.send_signal(signal.SIGINT)
+            break
+    child.communicate(timeout=60)
+
+
 def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     for key in ("to_question", "to_answer", "to_exit"):
@@ -95,13 +116,17 @@ def main() -> None:
         kept = Path(scratch) / "kept"
         one(kept)
         warm = [one(kept) for _ in range(args.runs)]
-    for variant, runs in (("fresh", fresh), ("warm", warm)):
+        resumed = []
+        for i in range(args.runs):
+            interrupted(Path(scratch) / f"stopped{i}")
+            resumed.append(one(Path(scratch) / f"stopped{i}", "--resume"))
+    for variant, runs in (("fresh", fresh), ("warm", warm), ("resumed", resumed)):
         metrics = summary(runs)
         rows.append(emit("agent-node", scenario="demo-offline", variant=variant, metrics=metrics))
         answer, worst = metrics["to_answer_median_s"], metrics["to_answer_max_s"]
         up, done = metrics["to_question_median_s"], metrics["to_exit_median_s"]
         print(
-            f"{variant:>5}: answer {answer:.2f} s median (max {worst:.2f}),"
+            f"{variant:>7}: answer {answer:.2f} s median (max {worst:.2f}),"
             f" agents up {up:.2f} s, exit {done:.2f} s",
             file=sys.stderr,
         )
