@@ -29,7 +29,7 @@ Every request first passes the :class:`Guard`, before its body is read:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -41,14 +41,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agent_node.a2a.card import PROTOCOL_PATH, CardDocument
 from agent_node.a2a.errors import A2AError, TooManyRequests, Unauthenticated
 from agent_node.a2a.jsonrpc import refusal
+from agent_node.a2a.operations import Endpoint
 from agent_node.a2a.rest import REST_PREFIX, error_response
 from agent_node.transport import caller_of
 
 __all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
 
 log = logging.getLogger(__name__)
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 NO_CERTIFICATE = (

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -67,6 +67,7 @@ from agent_node.a2a.models import (
 )
 from agent_node.a2a.operations import (
     OPERATIONS,
+    Endpoint,
     Version,
     call_context,
     requested_version,
@@ -77,8 +78,6 @@ from agent_node.errors import StoreError
 __all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint", "refusal"]
 
 log = logging.getLogger(__name__)
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 # Routes: one row per 1.0 method

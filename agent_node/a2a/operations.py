@@ -14,12 +14,13 @@ handler (:class:`~agent_node.a2a.handler.TaskHandler`) never sees a binding.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 
 from agent_node.a2a.card_models import AgentCapabilities
 from agent_node.a2a.errors import (
@@ -48,6 +49,7 @@ from agent_node.transport import caller_of
 
 __all__ = [
     "OPERATIONS",
+    "Endpoint",
     "Operation",
     "Version",
     "call_context",
@@ -58,6 +60,8 @@ __all__ = [
 ]
 
 Version = Literal["1.0", "0.3"]
+#: What an HTTP binding is: a Starlette endpoint.
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 #: The caller's dialect matters to one gate only: the extended card's.
 Gate = Callable[[AgentCapabilities, Version], A2AError | None]

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -64,14 +64,18 @@ from agent_node.a2a.errors import (
 from agent_node.a2a.handler import TaskHandler
 from agent_node.a2a.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.models import WireModel
-from agent_node.a2a.operations import OPERATIONS, call_context, served_version, validate
+from agent_node.a2a.operations import (
+    OPERATIONS,
+    Endpoint,
+    call_context,
+    served_version,
+    validate,
+)
 from agent_node.errors import StoreError
 
 __all__ = ["MEDIA_TYPE", "REST_PREFIX", "error_response", "rest_endpoint"]
 
 log = logging.getLogger(__name__)
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 #: Where the binding's paths start.
 REST_PREFIX = PROTOCOL_PATH + "/"

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import Route
+from support.workflows import Greeting, greeter
 
 from agent_node import Runtime, Workflow
 from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
@@ -23,23 +23,6 @@ from agent_node.a2a.ops import ops_routes
 from agent_node.a2a.tasks import TaskService
 from agent_node.security.authz import Policy
 from agent_node.transport import uvicorn_config, uvicorn_server
-
-
-class Greeting(BaseModel):
-    text: str = ""
-    reply: str = ""
-
-
-def greeter() -> Workflow:
-    wf = Workflow("greeter", version="1")
-    wf.state(Greeting)
-
-    @wf.step
-    async def greet(s: Greeting) -> dict[str, Any]:
-        return {"reply": f"Hello! You said: {s.text}"}
-
-    wf.end("done", output=["reply"])
-    return wf
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from support.fake_handler import FakeHandler
+from support.workflows import greeter
 
-from agent_node import Runtime, Workflow, load_workflow
+from agent_node import Runtime, load_workflow
 from agent_node.a2a.app import Guard, create_app
 from agent_node.a2a.card import CardDocument
 from agent_node.a2a.jsonrpc import jsonrpc_endpoint
@@ -223,22 +223,6 @@ async def test_json_rpc_and_the_card_are_still_where_they_were(
 
 
 # The operations end to end, on the task service
-
-
-class Greeting(BaseModel):
-    text: str = ""
-    reply: str = ""
-
-
-def greeter() -> Workflow:
-    wf = Workflow("greeter", version="1")
-    wf.state(Greeting)
-
-    @wf.step
-    async def greet(s: Greeting) -> dict[str, Any]:
-        return {"reply": f"Hello! You said: {s.text}"}
-
-    return wf
 
 
 @pytest.fixture
