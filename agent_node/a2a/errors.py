@@ -24,11 +24,11 @@
 
 :class:`ProtocolError` holds the table: JSON-RPC code, the specification's
 error name, the ``google.rpc.ErrorInfo`` reason, and the HTTP and gRPC
-statuses. The statuses follow the TCK (1.0-dev), which differs from the
-specification's table in three places: TaskNotCancelable is 409 (spec: 400),
-ContentTypeNotSupported is 415 (spec: 400), and PushNotificationNotSupported,
-UnsupportedOperation and VersionNotSupported are gRPC ``UNIMPLEMENTED``
-(spec: ``FAILED_PRECONDITION``).
+statuses. The gRPC statuses are the specification's (A2A 1.0.1, §5.4):
+PushNotificationNotSupported, UnsupportedOperation and VersionNotSupported
+are ``FAILED_PRECONDITION`` (1.0.0 and the TCK's 1.0-dev snapshot said
+``UNIMPLEMENTED``). The HTTP statuses still follow that snapshot in two
+places: TaskNotCancelable is 409 and ContentTypeNotSupported 415 (1.0.1: 400).
 
 A2A defines no JSON-RPC codes for authentication, authorization or rate
 limits (its HTTP bindings use 401, 403 and 429). This node answers them
@@ -137,7 +137,7 @@ class ProtocolError(Enum):
         "PushNotificationNotSupportedError",
         "PUSH_NOTIFICATION_NOT_SUPPORTED",
         400,
-        "UNIMPLEMENTED",
+        "FAILED_PRECONDITION",
         "Push notifications are not supported",
     )
     UNSUPPORTED_OPERATION = ErrorRow(
@@ -145,7 +145,7 @@ class ProtocolError(Enum):
         "UnsupportedOperationError",
         "UNSUPPORTED_OPERATION",
         400,
-        "UNIMPLEMENTED",
+        "FAILED_PRECONDITION",
         "This operation is not supported",
     )
     CONTENT_TYPE_NOT_SUPPORTED = ErrorRow(
@@ -185,7 +185,7 @@ class ProtocolError(Enum):
         "VersionNotSupportedError",
         "VERSION_NOT_SUPPORTED",
         400,
-        "UNIMPLEMENTED",
+        "FAILED_PRECONDITION",
         "Protocol version not supported",
     )
     UNAUTHENTICATED = ErrorRow(

@@ -119,7 +119,7 @@ async def test_a_request_without_a2a_version_is_1_0_and_patch_numbers_are_ignore
         assert (await client.get("/a2a/tasks/t1", headers=headers)).status_code == 200
     for version in ("0.3", "2.0", "x"):
         response = await client.get("/a2a/tasks/t1", headers={"A2A-Version": version})
-        assert_error(response, 400, "UNIMPLEMENTED", "VERSION_NOT_SUPPORTED")
+        assert_error(response, 400, "FAILED_PRECONDITION", "VERSION_NOT_SUPPORTED")
 
 
 async def test_errors_are_aip_193_objects_with_the_table_s_statuses(
@@ -132,7 +132,7 @@ async def test_errors_are_aip_193_objects_with_the_table_s_statuses(
     assert_error(
         await client.post("/a2a/message:send", json=message("raise:-32004"), headers=V10),
         400,
-        "UNIMPLEMENTED",
+        "FAILED_PRECONDITION",
         "UNSUPPORTED_OPERATION",
     )
     crashed = await client.post("/a2a/message:send", json=message("crash"), headers=V10)
@@ -202,11 +202,11 @@ async def test_operations_the_card_rules_out_are_refused_before_the_handler(
     client: httpx.AsyncClient, handler: FakeHandler
 ) -> None:
     stream = await client.post("/a2a/message:stream", json=message(), headers=V10)
-    assert_error(stream, 400, "UNIMPLEMENTED", "UNSUPPORTED_OPERATION")
+    assert_error(stream, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION")
     push = await client.get("/a2a/tasks/t1/pushNotificationConfigs", headers=V10)
-    assert_error(push, 400, "UNIMPLEMENTED", "PUSH_NOTIFICATION_NOT_SUPPORTED")
+    assert_error(push, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED")
     card = await client.get("/a2a/extendedAgentCard", headers=V10)
-    assert_error(card, 400, "UNIMPLEMENTED", "UNSUPPORTED_OPERATION")
+    assert_error(card, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION")
     assert handler.calls == []
 
 
@@ -280,7 +280,7 @@ async def test_streams_are_bare_stream_responses(node: httpx.AsyncClient) -> Non
     assert followed[0]["task"]["id"] == asked["id"]
     assert followed[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
     done = await node.get(f"/a2a/tasks/{streamed[0]['task']['id']}:subscribe", headers=V10)
-    assert_error(done, 400, "UNIMPLEMENTED", "UNSUPPORTED_OPERATION")
+    assert_error(done, 400, "FAILED_PRECONDITION", "UNSUPPORTED_OPERATION")
 
 
 async def test_push_config_crud_over_rest(node: httpx.AsyncClient) -> None:
