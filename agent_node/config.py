@@ -3,7 +3,7 @@
 ::
 
     name: researcher                    # the node's name (lease owners, logs)
-    listen: {host: 127.0.0.1, port: 8470}
+    listen: {host: 127.0.0.1, port: 8470}   # grpc_port: 8471 also serves A2A over gRPC
     public_url: https://researcher.example.org   # optional: what the card advertises
     store: sqlite:///.agent-node/researcher.db   # optional: default $AGENT_NODE_STORE
     card: cards/researcher.yaml         # the Agent Card source (name, skills' words)
@@ -154,10 +154,10 @@ class NodeConfig(BaseModel):
         port: int | None = None,
         store: str | None = None,
         tls: TlsSettings | None = None,
+        grpc_port: int | None = None,
     ) -> NodeConfig:
-        listen = self.listen.model_copy(
-            update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-        )
+        given = {"host": host, "port": port, "grpc_port": grpc_port}
+        listen = self.listen.model_copy(update={k: v for k, v in given.items() if v is not None})
         update: dict[str, Any] = {"listen": listen}
         if store is not None:
             update["store"] = store
@@ -223,6 +223,18 @@ class NodeConfig(BaseModel):
         shown = f"[{host}]" if ":" in host else host
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{shown}:{self.listen.port}"
+
+    @property
+    def grpc_target(self) -> str | None:
+        """Where peers reach this node's gRPC binding (``host:port``, as gRPC
+        channels take it: the host of :attr:`url`), or None when not served."""
+        if self.listen.grpc_port is None:
+            return None
+        from urllib.parse import urlsplit
+
+        host = urlsplit(self.url).hostname or self.listen.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{self.listen.grpc_port}"
 
     def card_source(self) -> CardSource:
         if self.card is None:

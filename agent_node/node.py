@@ -90,20 +90,29 @@ class AgentNode:
         workflows = self.load_workflows()
         tls = self.config.ssl_context()  # before binding: bad files fail fast
         sock = _bind(self.config.listen.host, self.config.listen.port)
-        config = self.config.with_overrides(port=sock.getsockname()[1])
+        grpc, grpc_port = _bind_grpc(self.config)
+        config = self.config.with_overrides(port=sock.getsockname()[1], grpc_port=grpc_port)
         parts = _Parts.assemble(config, workflows, tls is not None)
         server = uvicorn_server(
             uvicorn_config(parts.app, tls, config.limits, identity_from_cn=config.identity_from_cn)
         )
         try:
             await parts.start()
+            if grpc is not None:
+                await _serve_grpc(grpc, parts.grpc)
             with _stop_on_signals(server):
                 announce = asyncio.create_task(_announce(server, config, ready))
                 orphaned = asyncio.create_task(_stop_when_orphaned(server, parent))
-                await server.serve(sockets=[sock])
-                announce.cancel()
-                orphaned.cancel()
+                grpc_stop = asyncio.create_task(_stop_grpc_with(server, grpc))
+                try:
+                    await server.serve(sockets=[sock])
+                    await grpc_stop
+                finally:
+                    for task in (announce, orphaned, grpc_stop):
+                        task.cancel()
         finally:
+            if grpc is not None:
+                await grpc.stop(0)  # stopped by now unless serving failed
             await parts.close()
             sock.close()
 
@@ -120,6 +129,8 @@ class _Parts:
     tools: Any
     llm: Any
     pushes: Any
+    #: The gRPC servicer when ``listen.grpc_port`` is set.
+    grpc: Any = None
 
     @classmethod
     def assemble(
@@ -188,7 +199,19 @@ class _Parts:
         app = create_app(
             card, endpoint, rest=rest, posts=posts, routes=ops_routes(runtime, policy), guard=guard
         )
-        return cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
+        parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
+        if config.listen.grpc_port is not None:
+            from agent_node.a2a.grpc_binding.service import A2AService
+
+            parts.grpc = A2AService(
+                tasks,
+                capabilities=capabilities,
+                limits=config.limits,
+                guard=guard,  # one count of requests in flight per caller, every binding
+                secure=secure,
+                identity_from_cn=config.identity_from_cn,
+            )
+        return parts
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -243,6 +266,41 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def _bind_grpc(config: NodeConfig) -> tuple[Any, int | None]:
+    """The gRPC server (``listen.grpc_port``) bound, not started, and its port;
+    (None, None) when the node serves no gRPC."""
+    if config.listen.grpc_port is None:
+        return None, None
+    try:
+        from agent_node.a2a.grpc_binding import server
+    except ImportError as exc:
+        raise ConfigError(
+            f"listen.grpc_port needs grpcio and protobuf ({exc}): pip install 'agent-node[grpc]'"
+        ) from None
+    tls = None
+    if config.tls is not None:
+        tls = (config.path(config.tls.cert), config.path(config.tls.key), config.trust_paths())
+    return server.bind(config.listen.host, config.listen.grpc_port, config.limits, tls)
+
+
+async def _serve_grpc(grpc: Any, service: Any) -> None:
+    from agent_node.a2a.grpc_binding.server import serve_service
+
+    await serve_service(grpc, service)
+
+
+async def _stop_grpc_with(http: Any, grpc: Any) -> None:
+    """Stop ``grpc`` (calls in flight get the HTTP server's grace) as soon as
+    the HTTP server is asked to stop, so both drain at once."""
+    if grpc is None:
+        return
+    from agent_node.a2a.grpc_binding.server import stop
+
+    while not http.should_exit:
+        await asyncio.sleep(0.05)
+    await stop(grpc)
 
 
 async def _announce(

@@ -39,6 +39,10 @@ class ListenConfig(BaseModel):
     host: str = "127.0.0.1"
     #: 0 picks a free port (printed at start).
     port: int = Field(default=8470, ge=0, le=65535)
+    #: Also serve A2A's gRPC binding on this port of the same host (0: a free
+    #: one), with the same TLS, policy and limits; None: no gRPC. Needs
+    #: ``pip install 'agent-node[grpc]'``.
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
 
 
 class SkillConfig(BaseModel):

@@ -87,6 +87,9 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
         "iconUrl": source.icon_url,
     }
     card.update({key: value for key, value in optional.items() if value})
+    if config.grpc_target is not None:  # after HTTP+JSON: clients take the first they speak
+        grpc = {"url": config.grpc_target, "protocolBinding": "GRPC", "protocolVersion": "1.0"}
+        card["supportedInterfaces"].insert(2, grpc)
     if config.tls is not None:
         _declare_mtls(card)
     AgentCard.model_validate(card)

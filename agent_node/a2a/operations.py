@@ -53,6 +53,7 @@ __all__ = [
     "Operation",
     "Version",
     "call_context",
+    "context_of",
     "describe",
     "requested_version",
     "served_version",
@@ -177,14 +178,23 @@ def describe(exc: ValidationError) -> str:
 
 def call_context(request: Request, version: Version, limits: Limits) -> CallContext:
     """Who calls and how, from the request's headers (every HTTP binding's)."""
-    key = request.headers.get("idempotency-key") or None
+    return context_of(request.headers.get, caller_of(request.scope), version, limits)
+
+
+def context_of(
+    header: Callable[[str], str | None], caller: str | None, version: Version, limits: Limits
+) -> CallContext:
+    """Who calls and how: ``caller`` (from the client certificate, mutual TLS)
+    and the service parameters ``header`` gives by lowercase name (HTTP
+    headers, gRPC metadata)."""
+    key = header("idempotency-key") or None
     if key is not None and len(key) > limits.max_idempotency_key:
         raise InvalidParams(f"Idempotency-Key longer than {limits.max_idempotency_key} characters")
-    extensions = request.headers.get("a2a-extensions", "")
+    extensions = header("a2a-extensions") or ""
     return CallContext(
-        caller=caller_of(request.scope),  # from the client certificate (mutual TLS)
+        caller=caller,
         idempotency_key=key,
         version=version,
-        traceparent=request.headers.get("traceparent"),
+        traceparent=header("traceparent"),
         extensions=tuple(uri.strip() for uri in extensions.split(",") if uri.strip()),
     )

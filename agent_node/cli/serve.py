@@ -34,6 +34,12 @@ FAILURES = "agent_node.failures"
 )
 @click.option("--host", default=None, help="Listen address (overrides the file).")
 @click.option("--port", type=int, default=None, help="Listen port; 0 picks a free one.")
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    help="Also serve A2A over gRPC on this port (0 picks a free one); needs agent-node[grpc].",
+)
 @click.option("--store", default=None, help="Store URL (overrides the file).")
 @click.option(
     "--cert-dir",
@@ -59,6 +65,7 @@ def serve(
     config_path: str,
     host: str | None,
     port: int | None,
+    grpc_port: int | None,
     store: str | None,
     cert_dir: Path | None,
     identity: str | None,
@@ -66,6 +73,9 @@ def serve(
     parent_pid: int | None,
 ) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
+
+    With --grpc-port (or listen.grpc_port) it also serves A2A's gRPC
+    binding on that port, with the same TLS, policy and limits.
 
     Runs every execution of its store as a worker, and prints a line on
     stderr for each task that fails. It serves HTTPS and requires client
@@ -81,7 +91,9 @@ def serve(
     from agent_node.node import INSECURE_WARNING, AgentNode
 
     tls = tls_from_cert_dir(cert_dir, identity)
-    config = load_config(config_path).with_overrides(host=host, port=port, store=store, tls=tls)
+    config = load_config(config_path).with_overrides(
+        host=host, port=port, store=store, tls=tls, grpc_port=grpc_port
+    )
     node = AgentNode(config, insecure_dev=insecure_dev)
     node.check_transport()
 
@@ -93,6 +105,8 @@ def serve(
         skills = ", ".join(node.workflows) or "none"
         click.echo(f"agent node {actual.name!r} listening on {actual.url}")
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
+        if actual.grpc_target is not None:
+            click.echo(f"A2A gRPC: {actual.grpc_target}")
         click.echo(f"skills: {skills}; store: {actual.store or default_store_url()}", err=True)
 
     stop_logging = _log_failed_tasks(node.workflows)

@@ -13,11 +13,13 @@ the driver's own mutual-TLS webhook, the extended card, and the errors
 each returned. It runs five times in a row against one node; every test
 asserts on all five reports (no flake allowed).
 
-Each run is made three times: ``1.0``, where the SDK is given the card's A2A
+Each run is made four times: ``1.0``, where the SDK is given the card's A2A
 1.0 JSON-RPC interface; ``0.3``, where it is given only the card's 0.3
-interface and its compatibility transport speaks A2A 0.3 to the node; and
+interface and its compatibility transport speaks A2A 0.3 to the node;
 ``rest``, where it is given only the HTTP+JSON interface and its REST
-transport is used.
+transport is used; and ``grpc``, against a node serving gRPC too
+(``--grpc-port 0``), where it is given only the gRPC interface and its gRPC
+transport (grpcio, in a venv of its own) calls it over mutual TLS.
 """
 
 from __future__ import annotations
@@ -68,18 +70,24 @@ OTHER_STEPS = {
     "follow_up_stream",
     "errors",
 }
-TRANSPORTS = {"1.0": "JsonRpcTransport", "0.3": "CompatJsonRpcTransport", "rest": "RestTransport"}
+TRANSPORTS = {
+    "1.0": "JsonRpcTransport",
+    "0.3": "CompatJsonRpcTransport",
+    "rest": "RestTransport",
+    "grpc": "GrpcTransport",
+}
 
 
 @pytest.fixture(
     scope="module",
-    params=["1.0", "0.3", "rest"],
-    ids=["a2a-sdk-1", "a2a-sdk-1-as-0.3", "a2a-sdk-1-rest"],
+    params=["1.0", "0.3", "rest", "grpc"],
+    ids=["a2a-sdk-1", "a2a-sdk-1-as-0.3", "a2a-sdk-1-rest", "a2a-sdk-1-grpc"],
 )
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     dialect = str(request.param)
     folder = tmp_path_factory.mktemp(f"sdk1-client-{dialect}")
-    return run(SDK.interpreter(), "client_v1.py", folder, dialect)
+    sdk = SDK_CLIENTS["1-grpc"] if dialect == "grpc" else SDK
+    return run(sdk.interpreter(), "client_v1.py", folder, dialect)
 
 
 def test_every_operation_of_the_client_is_exercised(runs: Runs) -> None:
@@ -99,12 +107,18 @@ def test_the_card_resolves_at_both_well_known_paths(runs: Runs) -> None:
         assert card["legacy_path"] == resolved
         assert resolved["name"] == "Greeter"
         assert resolved["capabilities"] == {"streaming": True, "pushNotifications": True}
-        assert [(i["url"], i["protocolBinding"], i["protocolVersion"]) for i in
-                resolved["supportedInterfaces"]] == [
+        interfaces = [
             (f"{runs.url}/a2a", "JSONRPC", "1.0"),
             (f"{runs.url}/a2a", "HTTP+JSON", "1.0"),
             (f"{runs.url}/a2a", "JSONRPC", "0.3"),
-        ]  # fmt: skip
+        ]
+        if runs.dialect == "grpc":  # only when served: on its own port, host:port
+            grpc = resolved["supportedInterfaces"][2]
+            host, _, port = grpc["url"].rpartition(":")
+            assert (host, port.isdigit()) == (runs.url.split("//")[1].rpartition(":")[0], True)
+            interfaces.insert(2, (grpc["url"], "GRPC", "1.0"))
+        assert [(i["url"], i["protocolBinding"], i["protocolVersion"]) for i in
+                resolved["supportedInterfaces"]] == interfaces  # fmt: skip
         assert {s["id"] for s in resolved["skills"]} == {"greet", "book"}
         # create_client(url) resolves the card itself and streams by default.
         events = card["create_client_from_url"]
@@ -233,6 +247,7 @@ def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
         "1.0": "UnsupportedOperationError",
         "0.3": "ExtendedAgentCardNotConfiguredError",
         "rest": "UnsupportedOperationError",
+        "grpc": "UnsupportedOperationError",
     }[runs.dialect]
     for step in runs.each("extended_card"):
         assert step["asked"]["error"]["name"] == expected, step["asked"]

@@ -107,17 +107,26 @@ def _sdk_server(version: str) -> CachedVenv:
 SDK_SERVERS: dict[str, CachedVenv] = {"1": _sdk_server("1.3.0"), "0.3": _sdk_server("0.3.26")}
 
 
-def _sdk_client(version: str) -> CachedVenv:
-    """A venv holding exactly a2a-sdk ``version`` (its client needs no extras) and
-    httpx: the client drivers of ``tests/e2e/sdk_clients`` run in it."""
+def _sdk_client(version: str, extra: str = "") -> CachedVenv:
+    """A venv holding exactly a2a-sdk ``version`` (its client needs no extras but
+    ``extra``: ``grpc`` for its gRPC transport) and httpx: the client drivers of
+    ``tests/e2e/sdk_clients`` run in it."""
+    package = f"a2a-sdk[{extra}]" if extra else "a2a-sdk"
+    check = "import a2a.client, httpx" + (", grpc" if extra == "grpc" else "")
     return CachedVenv(
-        name=f"a2a-sdk-{version}-client-venv",
-        requirements=(f"a2a-sdk=={version}", "httpx"),
-        check="import a2a.client, httpx; import importlib.metadata as m; "
+        name=f"a2a-sdk-{version}-{extra + '-' if extra else ''}client-venv",
+        requirements=(f"{package}=={version}", "httpx"),
+        check=f"{check}; import importlib.metadata as m; "
         f"v = m.version('a2a-sdk'); assert v == {version!r}, v",
-        purpose=f"the a2a-sdk {version} client",
+        purpose=f"the a2a-sdk {version} {extra + ' ' if extra else ''}client",
     )
 
 
-#: The a2a-sdk clients, one venv per generation: the newest 1.x and 0.3.x releases.
-SDK_CLIENTS: dict[str, CachedVenv] = {"1": _sdk_client("1.3.0"), "0.3": _sdk_client("0.3.26")}
+#: The a2a-sdk clients, one venv per generation: the newest 1.x and 0.3.x
+#: releases; "1-grpc" is 1.x with grpcio (its own venv: adding grpcio to
+#: "1" would remake a venv other tests are using).
+SDK_CLIENTS: dict[str, CachedVenv] = {
+    "1": _sdk_client("1.3.0"),
+    "1-grpc": _sdk_client("1.3.0", "grpc"),
+    "0.3": _sdk_client("0.3.26"),
+}

@@ -46,12 +46,14 @@ def serving(directory: Path) -> Iterator[str]:
 
 @contextmanager
 def serving_mtls(
-    directory: Path, certs: Path, extra: str = "", identity: str = "greeter"
+    directory: Path, certs: Path, extra: str = "", identity: str = "greeter", grpc: bool = False
 ) -> Iterator[str]:
     """Serve the greeter example over mutual TLS as ``identity`` (its certificate
-    in ``certs``, as ``agent-node certs issue`` wrote it); yields its base URL.
+    in ``certs``, as ``agent-node certs issue`` wrote it), and its gRPC binding
+    on a free port too when ``grpc`` (the card says where); yields its base URL.
     The node's stderr goes to ``directory/node.err``."""
     tls = ["--cert-dir", str(certs), "--identity", identity]
+    tls += ["--grpc-port", "0"] if grpc else []
     with _served(directory, greeter_config(directory, extra), tls) as url:
         assert url.startswith("https://"), url
         yield url

@@ -13,7 +13,18 @@ import pytest
 import agent_node
 from agent_node.cli.main import COMMANDS, cli
 
-HEAVY = ("pydantic", "sqlalchemy", "httpx", "litellm", "rich", "uvicorn", "starlette", "asyncio")
+HEAVY = (
+    "pydantic",
+    "sqlalchemy",
+    "httpx",
+    "litellm",
+    "rich",
+    "uvicorn",
+    "starlette",
+    "asyncio",
+    "grpc",
+    "google",
+)
 
 
 def loaded_after(code: str) -> set[str]:
@@ -89,3 +100,11 @@ def test_public_names_are_found_on_first_use() -> None:
     assert agent_node.Workflow is Workflow
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         _ = agent_node.Nope  # type: ignore[attr-defined]
+
+
+def test_a_node_imports_grpc_only_to_serve_it() -> None:
+    modules = loaded_after(
+        "import agent_node.node, agent_node.a2a.app, agent_node.a2a.card, agent_node.cli.serve"
+    )
+    assert "agent_node.node" in modules
+    assert not [m for m in modules if m.split(".")[0] == "grpc" or "grpc_binding" in m]

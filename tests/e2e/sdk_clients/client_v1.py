@@ -11,7 +11,9 @@ the SDK's own protobuf types; results are reported as wire JSON
 1.0 JSON-RPC interface; ``--dialect 0.3`` only the 0.3 interface, so the
 SDK's compatibility transport speaks A2A 0.3 JSON-RPC to the node (and
 converts the answers back to 1.x types); ``--dialect rest`` only the
-HTTP+JSON interface, so its REST transport is used.
+HTTP+JSON interface, so its REST transport is used; ``--dialect grpc`` only
+the gRPC interface (``host:port``), reached over a mutual-TLS channel by its
+gRPC transport (grpcio must be installed for that one).
 """
 
 from __future__ import annotations
@@ -98,9 +100,25 @@ class Driver:
     def client(self, *, streaming: bool, card: AgentCard | None = None) -> Client:
         bindings = [DIALECTS[self.opts.dialect or "1.0"][0]]
         config = ClientConfig(
-            streaming=streaming, httpx_client=self.http, supported_protocol_bindings=bindings
+            streaming=streaming,
+            httpx_client=self.http,
+            supported_protocol_bindings=bindings,
+            grpc_channel_factory=self.grpc_channel if self.opts.dialect == "grpc" else None,
         )
         return ClientFactory(config).create(card or self.card)
+
+    def grpc_channel(self, target: str) -> Any:
+        """A channel to ``target`` (the card's gRPC ``host:port``) trusting only
+        our CA and presenting NAME's certificate."""
+        import grpc
+
+        certs, name = self.opts.certs, self.opts.name
+        credentials = grpc.ssl_channel_credentials(
+            (certs / "ca.pem").read_bytes(),
+            (certs / f"{name}-key.pem").read_bytes(),
+            (certs / f"{name}.pem").read_bytes(),
+        )
+        return grpc.aio.secure_channel(target, credentials)
 
     async def send(self, msg: Message, **configuration: Any) -> Task:
         """A blocking (non-streaming) send whose answer is a task."""
@@ -274,12 +292,17 @@ class Driver:
 
 
 #: The interface each dialect keeps of the card: (binding, version).
-DIALECTS = {"1.0": ("JSONRPC", "1.0"), "0.3": ("JSONRPC", "0.3"), "rest": ("HTTP+JSON", "1.0")}
+DIALECTS = {
+    "1.0": ("JSONRPC", "1.0"),
+    "0.3": ("JSONRPC", "0.3"),
+    "rest": ("HTTP+JSON", "1.0"),
+    "grpc": ("GRPC", "1.0"),
+}
 
 
 def for_dialect(card: AgentCard, dialect: str) -> AgentCard:
     """The card with only the interfaces of ``dialect`` (``1.0`` or ``0.3``
-    over JSON-RPC, ``rest``: 1.0 over HTTP+JSON)."""
+    over JSON-RPC, ``rest``: 1.0 over HTTP+JSON, ``grpc``: 1.0 over gRPC)."""
     narrowed = AgentCard()
     narrowed.CopyFrom(card)
     binding, version = DIALECTS[dialect]

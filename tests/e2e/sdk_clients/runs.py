@@ -69,7 +69,7 @@ def run(python: Path, driver: str, folder: Path, dialect: str | None = None) -> 
     # The driver's venv has its own packages: none of ours may leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     reports = []
-    with serving_mtls(folder / "node", certs) as url:
+    with serving_mtls(folder / "node", certs, grpc=dialect == "grpc") as url:
         for number in range(1, ROUNDS + 1):
             done = subprocess.run(
                 [*argv, "--url", url], capture_output=True, text=True, timeout=150, env=env
