@@ -373,3 +373,67 @@ async def test_push_config_crud_over_grpc(node: Caller) -> None:
         node.call("GetTaskPushNotificationConfig", {"taskId": "nope", "id": "p1"})
     )
     assert (missing.code, missing.reason) == (Code.NOT_FOUND, "TASK_NOT_FOUND")
+
+
+async def test_the_policy_holds_over_grpc(serve: Serve, tmp_path: Path) -> None:
+    from agent_node.security.authz import Policy
+    from agent_node.settings import PolicySettings
+
+    policy = Policy.of(PolicySettings(skills={"book": ["spiffe://example.org/agent/bob"]}))
+    async with Runtime(f"sqlite:///{tmp_path}/s.db", scope="all", poll_interval=0.05) as runtime:
+        book = load_workflow(str(ROOT / "examples/greeter/book.py") + ":wf")
+        workflows = {"greet": greeter().compile(), "book": book}
+        service = TaskService(runtime, workflows, default_skill="greet", policy=policy)
+        served = await serve(service, ALL_CAPS)
+        alice, bob = served.caller("alice"), served.caller("bob")
+        forbidden = await refused(alice.call("SendMessage", booking()))
+        assert (forbidden.code, forbidden.reason) == (Code.PERMISSION_DENIED, "PERMISSION_DENIED")
+        bobs = (await bob.call("SendMessage", booking()))["task"]
+        hidden = await refused(alice.call("GetTask", {"id": bobs["id"]}))
+        assert (hidden.code, hidden.reason) == (Code.NOT_FOUND, "TASK_NOT_FOUND")
+        assert (await alice.call("ListTasks", {})).get("tasks", []) == []
+        assert [t["id"] for t in (await bob.call("ListTasks", {}))["tasks"]] == [bobs["id"]]
+
+
+# A node serving gRPC
+
+
+async def test_sigterm_stops_a_node_serving_grpc_with_its_calls_in_flight(
+    tmp_path: Path, certs: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from support.nodes import greeter_config
+
+    command = [sys.executable, "-m", "agent_node.cli.main", "serve", "--grpc-port", "0"]
+    command += ["--config", str(greeter_config(tmp_path))]
+    command += ["--cert-dir", str(certs), "--identity", "node"]
+    err = (tmp_path / "node.err").open("w")
+    node = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        assert node.stdout is not None
+        lines = [node.stdout.readline() for _ in range(3)]
+        assert lines[2].startswith("A2A gRPC: 127.0.0.1:"), lines
+        alice = Served(lines[2].split()[-1], certs).caller("alice")
+        asked = (await alice.call("SendMessage", booking()))["task"]
+        assert asked["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+        following = asyncio.create_task(alice.stream("SubscribeToTask", {"id": asked["id"]}))
+        await asyncio.sleep(0.3)
+        assert not following.done()
+        started = time.monotonic()
+        node.send_signal(signal.SIGTERM)
+        with pytest.raises(grpc.aio.AioRpcError):  # the open stream is ended by the stop
+            await asyncio.wait_for(following, 15)
+        out, _ = await asyncio.to_thread(node.communicate, timeout=20)
+        assert node.returncode == 0
+        assert time.monotonic() - started < 12  # the 5 s grace, then the rest closes
+        assert "stopped" in out
+        assert "Traceback" not in (tmp_path / "node.err").read_text()
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+        err.close()
