@@ -19,6 +19,10 @@ right after, so the result comes back by the path under test:
 * ``sse``: no push, streaming: A follows the task (``SubscribeToTask``);
 * ``poll``: neither: A's watchdog polls ``GetTask`` (first after ``--poll``).
 
+The foreign peers are the tests' scenario servers, which log each request
+and push to a file on their critical path: here they log only with
+``--keep`` (whose folders are for reading the logs).
+
 For ``ours`` B, ``sse`` is B with push disabled (its card still streams);
 ``poll`` is not offered by our node (it always streams) and is skipped.
 
@@ -85,7 +89,7 @@ class Spawner:
             child.reap()
 
 
-async def _start_peer(net: Net, spawn: Spawner, kind: str, path: str) -> Child:
+async def _start_peer(net: Net, spawn: Spawner, kind: str, path: str, keep: bool) -> Child:
     push, streaming = PATHS[path]
     if kind == "ours":
         config = net.configure("f", {"work": INSTANT}, [])
@@ -94,7 +98,9 @@ async def _start_peer(net: Net, spawn: Spawner, kind: str, path: str) -> Child:
             config.write_text(config.read_text().replace(allowed, off))
         return await net.start("f")
     launcher, generation = FOREIGN[kind]
-    log = net.root / "peer.jsonl"
+    # The tests' peers log every request and push to a file, on their
+    # critical path; a benchmark's logs only when its folder is kept.
+    log = net.root / "peer.jsonl" if keep else None
     argv, env = launcher(
         generation, port=net.port("f"), certs=net.certs, name="f", log=log, push=push,
         streaming=streaming,
@@ -239,7 +245,7 @@ async def run_case(kind: str, path: str, args: argparse.Namespace) -> dict[str, 
         spawn = Spawner(root)
         try:
             net = Net(root, make_certs(root / "certs", "a", "f", "alice"), spawn)
-            await _start_peer(net, spawn, kind, path)
+            await _start_peer(net, spawn, kind, path, args.keep)
             relay = root / "relay.yaml"
             relay.write_text(RELAY % args.poll)
             net.configure("a", {"relay": relay}, ["f"])

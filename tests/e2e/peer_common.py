@@ -31,12 +31,15 @@ LOGGED_HEADERS = ("idempotency-key", "a2a-version")
 
 
 class Log:
-    """Appends one JSON object per line to a file (the test reads it)."""
+    """Appends one JSON object per line to a file (the test reads it); with
+    no file (a benchmark's peer), writes nothing."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
 
     def write(self, **entry: Any) -> None:
+        if self.path is None:
+            return
         with self.path.open("a") as out:
             out.write(json.dumps({**entry, "at": time.time()}) + "\n")
 
@@ -59,7 +62,7 @@ def arguments(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--certs", type=Path, required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--log", type=Path, help="the JSON-lines log (none: no log)")
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--push", action="store_true", help="declare and send pushes")
     parser.add_argument("--streaming", "--stream", action="store_true", help="declare streaming")

@@ -59,12 +59,21 @@ def js_install(generation: str) -> Path:
 
 
 def js_peer(
-    generation: str, *, port: int, certs: Path, name: str, log: Path, push: bool, streaming: bool
+    generation: str,
+    *,
+    port: int,
+    certs: Path,
+    name: str,
+    log: Path | None,
+    push: bool,
+    streaming: bool,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the ``@a2a-js/sdk``
-    ``generation`` ("1" or "0.3") peer server of the scenario contract."""
+    ``generation`` ("1" or "0.3") peer server of the scenario contract
+    (``log`` None: it logs nothing)."""
     argv = GENERATIONS[generation].script(SCRIPTS[generation][0])
-    argv += ["--port", str(port), "--certs", str(certs), "--name", name, "--log", str(log)]
+    argv += ["--port", str(port), "--certs", str(certs), "--name", name]
+    argv += ["--log", str(log)] if log is not None else []
     argv += ["--push"] * push + ["--streaming"] * streaming
     return argv, {}
 

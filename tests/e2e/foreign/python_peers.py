@@ -27,7 +27,14 @@ def python_ready(generation: str) -> bool:
 
 
 def python_peer(
-    generation: str, *, port: int, certs: Path, name: str, log: Path, push: bool, streaming: bool
+    generation: str,
+    *,
+    port: int,
+    certs: Path,
+    name: str,
+    log: Path | None,
+    push: bool,
+    streaming: bool,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the a2a-sdk ``generation``
     ("1" or "0.3") peer server of the scenario contract; its venv is made
@@ -35,6 +42,7 @@ def python_peer(
     python = SDK_SERVERS[generation].interpreter()
     # -E: the tests' PYTHONPATH is not for this venv; -u: output as it comes.
     argv = [str(python), "-E", "-u", str(SCRIPTS[generation])]
-    argv += ["--port", str(port), "--certs", str(certs), "--name", name, "--log", str(log)]
+    argv += ["--port", str(port), "--certs", str(certs), "--name", name]
+    argv += ["--log", str(log)] if log is not None else []
     argv += ["--push"] * push + ["--streaming"] * streaming
     return argv, {}

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import express from 'express';
 import { Agent, setGlobalDispatcher } from 'undici';
 
-/** `--port P --certs DIR --name NAME --log FILE [--push] [--streaming]`. */
+/** `--port P --certs DIR --name NAME [--log FILE] [--push] [--streaming]`. */
 export function options() {
   const { values } = parseArgs({
     options: {
@@ -27,7 +27,7 @@ export function options() {
       streaming: { type: 'boolean', default: false },
     },
   });
-  for (const required of ['port', 'certs', 'name', 'log']) {
+  for (const required of ['port', 'certs', 'name']) {
     if (!values[required]) throw new Error(`--${required} is required`);
   }
   return { ...values, port: Number(values.port) };
@@ -46,8 +46,9 @@ export function versionOf(specifier) {
   throw new Error(`no package.json found for ${specifier}`);
 }
 
-/** Appends one JSON object per line to the --log file. */
+/** Appends one JSON object per line to the --log file (without one: nothing). */
 export function logger(path) {
+  if (!path) return () => {};
   return (entry) => fs.appendFileSync(path, JSON.stringify(entry) + '\n');
 }
 
