@@ -3,6 +3,7 @@
     python bench/a2a/sdk_server.py --port P --store memory
     python bench/a2a/sdk_server.py --port P --store sqlite+aiosqlite:////abs/path/sdk.db
     python bench/a2a/sdk_server.py --port P --store memory --tls-dir CERTS   # mutual TLS
+    python bench/a2a/sdk_server.py --port P --grpc-port G ...   # its gRPC binding too
 
 Built from the SDK's 1.x server pieces (1.x has no ``A2AStarletteApplication``):
 an ``AgentExecutor`` behind ``DefaultRequestHandler`` (``DefaultRequestHandlerV2``
@@ -17,6 +18,11 @@ The JSON-RPC endpoint is mounted at ``/a2a`` (the SDK's default is ``/``),
 and the HTTP+JSON routes under it, so that the load client sends the same
 bytes to every system. The SDK reads the
 protocol version from the ``A2A-Version`` header like agent-node does.
+
+``--grpc-port`` also serves the SDK's gRPC binding (its ``GrpcHandler`` over
+the same request handler, on a ``grpc.aio`` server in the same loop), as
+agent-node serves its own on a port of its own; with ``--tls-dir``, over
+mutual TLS with the same certificates (client certificate required).
 
 ``--tls-dir`` serves HTTPS with the benchmark's certificates (``mtls.py``):
 the same ``server_context`` agent-node serves with, client certificates
@@ -103,6 +109,7 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--store", default="memory", help="memory | a sqlite+aiosqlite URL")
     parser.add_argument("--tls-dir", type=Path, help="serve mutual TLS with mtls.py's files here")
+    parser.add_argument("--grpc-port", type=int, help="also serve gRPC on this port")
     args = parser.parse_args()
 
     scheme = "https" if args.tls_dir else "http"
@@ -129,11 +136,42 @@ async def main() -> None:
             **mtls.uvicorn_options(args.tls_dir),
         )
     )
+    grpc_server = await _grpc(handler, args) if args.grpc_port else None
     try:
         await server.serve()
     finally:
+        if grpc_server is not None:
+            await grpc_server.stop(1)
         if engine is not None:
             await engine.dispose()
+
+
+async def _grpc(handler: DefaultRequestHandler, args: argparse.Namespace) -> Any:
+    """The SDK's gRPC servicer over ``handler``, started on ``--grpc-port``."""
+    import grpc
+    from a2a.server.request_handlers import GrpcHandler
+    from a2a.types import a2a_pb2_grpc
+
+    server = grpc.aio.server()
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)
+    address = f"{args.host}:{args.grpc_port}"
+    if args.tls_dir is None:
+        server.add_insecure_port(address)
+    else:
+        certs = args.tls_dir
+        credentials = grpc.ssl_server_credentials(
+            [
+                (
+                    (certs / f"{mtls.SERVER}-key.pem").read_bytes(),
+                    (certs / f"{mtls.SERVER}.pem").read_bytes(),
+                )
+            ],
+            root_certificates=(certs / mtls.CA).read_bytes(),
+            require_client_auth=True,
+        )
+        server.add_secure_port(address, credentials)
+    await server.start()
+    return server
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ Systems (each a fresh server subprocess on a free loopback port, fresh scratch d
 * ``ours-rest`` / ``sdk-memory-rest``: ``ours`` / ``sdk-memory`` measured over
   the HTTP+JSON binding (``POST /a2a/message:send``, the params as the body)
   instead of JSON-RPC.
+* ``ours-grpc`` / ``sdk-memory-grpc``: ``ours`` / ``sdk-memory`` serving
+  their gRPC binding too (``--grpc-port``), measured over it by
+  ``grpc_load.py`` (``lf.a2a.v1.A2AService/SendMessage``, one channel per
+  connection, the same window and checks) instead of JSON-RPC.
 * ``<system>-mtls``: the same server over mutual TLS (``ours-mtls``:
   ``--cert-dir <certs> --identity server`` instead of ``--insecure-dev``; the
   others: ``--tls-dir <certs>``), measured with the same load client over
@@ -37,7 +41,8 @@ pays once per connection), what mutual TLS costs each server against its
 plain row, and the targets, PASS/FAIL.
 
 Needs the project's venv (psutil, a2a-sdk with its ``http-server`` and
-``sqlite`` extras) and ``taskset``. Scratch dirs go under
+``sqlite`` extras, grpcio for the ``-grpc`` rows: the ``test`` extra) and
+``taskset``. Scratch dirs go under
 ``bench/results/tmp/`` and are deleted unless ``--keep-tmp``.
 """
 
@@ -72,9 +77,19 @@ SERVER_CORE, CLIENT_CORE = 0, 1
 CARD_PATH = "/.well-known/agent-card.json"
 MTLS = "-mtls"  # the suffix of a system's mutual-TLS twin
 REST = "-rest"  # the suffix of a system measured over HTTP+JSON
+GRPC = "-grpc"  # the suffix of a system measured over gRPC
 ALL_SYSTEMS = tuple(
     name + suffix
-    for name in ("ours", "sdk-memory", "sdk-sqlite", "starlette", "ours-rest", "sdk-memory-rest")
+    for name in (
+        "ours",
+        "sdk-memory",
+        "sdk-sqlite",
+        "starlette",
+        "ours-rest",
+        "sdk-memory-rest",
+        "ours-grpc",
+        "sdk-memory-grpc",
+    )
     for suffix in ("", MTLS)
 )
 #: sdk-sqlite-mtls is left out: no target reads it, and over TLS sdk-sqlite
@@ -98,16 +113,25 @@ class System:
     @property
     def base(self) -> str:
         """The server this system runs (whatever the binding, with or without TLS)."""
-        return self.name.removesuffix(MTLS).removesuffix(REST)
+        return self.name.removesuffix(MTLS).removesuffix(REST).removesuffix(GRPC)
 
     @property
     def rest(self) -> bool:
         """Measured over HTTP+JSON (``POST /a2a/message:send``) instead of JSON-RPC."""
         return self.name.removesuffix(MTLS).endswith(REST)
 
-    def command(self, port: int, scratch: Path, certs: Path | None) -> list[str]:
-        """The server's command line; ``certs`` (mtls.py's folder) for a TLS system."""
-        return [*self._serve(port, scratch), *self._tls_options(certs)]
+    @property
+    def grpc(self) -> bool:
+        """Measured over gRPC (on a port of its own) instead of JSON-RPC."""
+        return self.name.removesuffix(MTLS).endswith(GRPC)
+
+    def command(
+        self, port: int, scratch: Path, certs: Path | None, grpc_port: int | None = None
+    ) -> list[str]:
+        """The server's command line; ``certs`` (mtls.py's folder) for a TLS system,
+        ``grpc_port`` for a gRPC one."""
+        grpc = ["--grpc-port", str(grpc_port)] if grpc_port is not None else []
+        return [*self._serve(port, scratch), *self._tls_options(certs), *grpc]
 
     def _tls_options(self, certs: Path | None) -> list[str]:
         if self.base == "ours":
@@ -152,6 +176,10 @@ PLAIN_SYSTEMS = {
     "ours-rest": System("ours-rest", "agent-node serve, SQLite store; HTTP+JSON binding", "task"),
     "sdk-memory-rest": System(
         "sdk-memory-rest", "a2a-sdk DefaultRequestHandler, InMemoryTaskStore; HTTP+JSON", "task"
+    ),
+    "ours-grpc": System("ours-grpc", "agent-node serve, SQLite store; gRPC binding", "task"),
+    "sdk-memory-grpc": System(
+        "sdk-memory-grpc", "a2a-sdk GrpcHandler, InMemoryTaskStore; gRPC (grpc.aio)", "task"
     ),
 }
 
@@ -238,13 +266,14 @@ def run_system(
     """Start ``system``'s server, load it, stop it: its row (``failed`` if it could not run)."""
     scratch.mkdir(parents=True)
     port = free_port()
+    grpc_port = free_port() if system.grpc else None
     log = scratch / "server.log"
     row: dict[str, Any] = {"system": system.name, "note": system.note, "mtls": system.tls}
     certs = certs if system.tls else None
     with log.open("wb") as out:
         # cwd = scratch: nothing a server writes by default lands in the repository.
         proc = subprocess.Popen(
-            pinned(SERVER_CORE, system.command(port, scratch, certs), args.pin),
+            pinned(SERVER_CORE, system.command(port, scratch, certs, grpc_port), args.pin),
             cwd=scratch,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -272,6 +301,8 @@ def run_system(
             *(["--tls-dir", str(certs)] if certs else []),
             *(["--binding", "rest"] if system.rest else []),
         ]
+        if grpc_port is not None:
+            load = grpc_load(proc.pid, grpc_port, args, certs)
         done = subprocess.run(
             pinned(CLIENT_CORE, load, args.pin),
             capture_output=True,
@@ -292,6 +323,25 @@ def run_system(
         row["server_log_tail"] = tail(log)
     row["flags"] = flags(row)
     return row
+
+
+def grpc_load(pid: int, port: int, args: argparse.Namespace, certs: Path | None) -> list[str]:
+    """The gRPC load client's command line (the same window and checks as load.py)."""
+    return [
+        sys.executable,
+        str(HERE / "grpc_load.py"),
+        "--target",
+        f"127.0.0.1:{port}",
+        "--server-pid",
+        str(pid),
+        "--connections",
+        str(args.connections),
+        "--warmup",
+        str(args.warmup),
+        "--duration",
+        str(args.duration),
+        *(["--tls-dir", str(certs)] if certs else []),
+    ]
 
 
 def flags(row: dict[str, Any]) -> list[str]:
@@ -472,6 +522,28 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         _clean("ours", ours),
         *mtls_targets(by),
         *rest_targets(by),
+        *grpc_targets(by),
+    ]
+
+
+def grpc_targets(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """gRPC at least JSON-RPC's rate, and >= 3x the SDK's gRPC."""
+    grpc = by.get("ours" + GRPC)
+    kept = _ratio(grpc, by.get("ours"))
+    sdk = _ratio(grpc, by.get("sdk-memory" + GRPC))
+    return [
+        {
+            "target": "ours-grpc req/s >= 1x ours (JSON-RPC)",
+            "value": kept,
+            "unit": "x",
+            "ok": _ge(kept, 1.0),
+        },
+        {
+            "target": "ours-grpc req/s >= 3x sdk-memory-grpc",
+            "value": sdk,
+            "unit": "x",
+            "ok": _ge(sdk, 3),
+        },
     ]
 
 
@@ -545,7 +617,7 @@ def versions() -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "openssl": ssl.OPENSSL_VERSION,  # what every TLS row runs on, both ends
     }
-    dists = ("agent-node", "a2a-sdk", "starlette", "uvicorn", "sqlalchemy", "aiosqlite")
+    dists = ("agent-node", "a2a-sdk", "starlette", "uvicorn", "sqlalchemy", "aiosqlite", "grpcio")
     for dist in (*dists, "cryptography"):
         try:
             out[dist] = metadata.version(dist)
@@ -637,7 +709,8 @@ def main() -> int:
 
     where = f"server on core {SERVER_CORE}, client on core {CLIENT_CORE}"
     print(
-        f"\nA2A SendMessage (JSON-RPC, blocking, A2A-Version 1.0): {args.connections} connections,"
+        f"\nA2A SendMessage (blocking, A2A-Version 1.0; JSON-RPC unless the name says -rest or"
+        f" -grpc): {args.connections} connections,"
         f" {args.warmup:g} s warm-up + {args.duration:g} s measured, {args.client} client;"
         f" {where if args.pin else 'NOT pinned'}"
     )
