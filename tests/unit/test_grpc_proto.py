@@ -8,17 +8,26 @@ copy the node loads (agent_node/a2a/grpc_binding/descriptor.py) to the .proto.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("google.protobuf")
 
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, json_format
 
 from agent_node.a2a.grpc_binding import compile as proto_compile
 from agent_node.a2a.grpc_binding.descriptor import SERIALIZED
-from agent_node.a2a.grpc_binding.messages import POOL, SERVICE
+from agent_node.a2a.grpc_binding.messages import (
+    POOL,
+    SERVICE,
+    _fill,
+    from_json,
+    message_class,
+    to_params,
+)
 
 HOW_TO_FIX = "run `python -m agent_node.a2a.grpc_binding.compile` and commit descriptor.py"
 
@@ -93,3 +102,65 @@ def test_a_drifted_proto_is_caught(tmp_path: Any) -> None:
     assert proto_compile.compiled(drifted) != SERIALIZED
     changed = descriptor_pb2.FileDescriptorProto.FromString(proto_compile.compiled(drifted))
     assert contract(changed) != contract(ours())
+
+
+FIXTURES = Path(__file__).parents[2] / "protocols" / "fixtures" / "1.0"
+#: The 1.0 fixtures' results and params, by the message each is.
+FIXTURE_MESSAGES = {
+    "agent_card": "AgentCard",
+    "send_message": "SendMessageResponse",
+    "get_task": "Task",
+    "cancel_task": "Task",
+    "list_tasks": "ListTasksResponse",
+    "create_task_push_notification_config": "TaskPushNotificationConfig",
+    "get_task_push_notification_config": "TaskPushNotificationConfig",
+    "list_task_push_notification_configs": "ListTaskPushNotificationConfigsResponse",
+}
+
+
+def fixture_objects() -> list[tuple[str, str, dict[str, Any]]]:
+    """(fixture, message, JSON object) for every 1.0 fixture that is a message."""
+    found = []
+    for name, message in FIXTURE_MESSAGES.items():
+        for suffix in ("response", ""):
+            path = FIXTURES / (f"{name}.{suffix}.json" if suffix else f"{name}.json")
+            if path.exists():
+                document = json.loads(path.read_text())
+                found.append((path.name, message, document.get("result", document)))
+    for event in json.loads((FIXTURES / "send_streaming_message.events.json").read_text()):
+        found.append(("send_streaming_message.events.json", "StreamResponse", event["result"]))
+    for path in sorted(FIXTURES.glob("*.request.json")):
+        method = json.loads(path.read_text())
+        request = {"SendStreamingMessage": "SendMessageRequest"}.get(method["method"])
+        found.append((path.name, request or f"{method['method']}Request", method["params"]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("fixture", "message", "value"),
+    fixture_objects(),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_from_json_fills_what_parse_dict_fills(
+    fixture: str, message: str, value: dict[str, Any]
+) -> None:
+    names = POOL.FindFileByName("a2a.proto").message_types_by_name
+    message = message if message in names else "TaskPushNotificationConfig"  # Create's params
+    expected = json_format.ParseDict(
+        value, message_class(message)(), ignore_unknown_fields=True, descriptor_pool=POOL
+    )
+    filled = message_class(message)()
+    _fill(filled, value)  # the plan, not its ParseDict fallback
+    assert filled == expected
+    assert from_json(message, value) == expected
+    assert filled.SerializeToString(deterministic=True) == expected.SerializeToString(
+        deterministic=True
+    )
+    assert to_params(filled) == to_params(expected)
+
+
+def test_from_json_leaves_unusual_spellings_to_parse_dict() -> None:
+    odd = {"id": "t", "status": {"state": 3}, "artifacts": [{"parts": [{"raw": "-_8="}]}]}
+    task = from_json("Task", odd)
+    assert task.status.state == 3 and task.artifacts[0].parts[0].raw == b"\xfb\xff"
+    assert from_json("Task", {"id": "t", "unknown": 1, "contextId": None}).id == "t"
