@@ -164,3 +164,15 @@ def test_from_json_leaves_unusual_spellings_to_parse_dict() -> None:
     task = from_json("Task", odd)
     assert task.status.state == 3 and task.artifacts[0].parts[0].raw == b"\xfb\xff"
     assert from_json("Task", {"id": "t", "unknown": 1, "contextId": None}).id == "t"
+
+
+def test_json_values_and_timestamps_are_filled_as_parse_dict_fills_them() -> None:
+    value = {
+        "id": "t",
+        "metadata": {"a": [1, {"b": None, "c": [True, 2.5]}], "d": "x", "e": {}},
+        "status": {"state": "TASK_STATE_WORKING", "timestamp": "2026-01-01T00:00:00.5Z"},
+        "history": [{"messageId": "m", "role": "ROLE_USER", "parts": [{"data": [1, "x"]}]}],
+    }
+    filled = message_class("Task")()
+    _fill(filled, value)
+    assert filled == json_format.ParseDict(value, message_class("Task")(), descriptor_pool=POOL)

@@ -77,7 +77,7 @@ def from_json(name: str, value: dict[str, Any]) -> Message:
     return message
 
 
-_SCALAR, _BYTES, _ENUM, _MESSAGE, _MAP, _WELL_KNOWN = range(6)
+_SCALAR, _BYTES, _ENUM, _MESSAGE, _MAP, _WELL_KNOWN, _STRUCT, _TIMESTAMP = range(8)
 #: Messages ParseDict fills better than a plan (JSON values, timestamps, …).
 _WELL_KNOWN_TYPES = frozenset(
     f"google.protobuf.{name}" for name in ("Struct", "Value", "ListValue", "Timestamp", "Empty")
@@ -98,8 +98,12 @@ def _plan(descriptor: Any) -> _Plan:
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             kind, extra = _MAP, field.message_type.fields_by_name["value"]
         elif field.message_type is not None:
-            well_known = field.message_type.full_name in _WELL_KNOWN_TYPES
-            kind = _WELL_KNOWN if well_known else _MESSAGE
+            kind = {
+                "google.protobuf.Struct": _STRUCT,
+                "google.protobuf.Timestamp": _TIMESTAMP,
+            }.get(field.message_type.full_name, _MESSAGE)
+            if kind == _MESSAGE and field.message_type.full_name in _WELL_KNOWN_TYPES:
+                kind = _WELL_KNOWN
         elif field.enum_type is not None:
             kind, extra = _ENUM, field.enum_type
         elif field.type == field.TYPE_BYTES:
@@ -134,6 +138,12 @@ def _fill(message: Any, value: dict[str, Any]) -> None:
                 child = getattr(message, name)
                 child.SetInParent()
                 _fill(child, item)
+        elif kind == _STRUCT and not repeated:
+            child = getattr(message, name)
+            child.SetInParent()
+            child.update(item)
+        elif kind == _TIMESTAMP and not repeated:
+            getattr(message, name).FromJsonString(item)
         elif kind == _ENUM and not repeated:
             setattr(message, name, extra.values_by_name[item].number)
         elif kind == _BYTES and not repeated:
