@@ -437,3 +437,13 @@ async def test_sigterm_stops_a_node_serving_grpc_with_its_calls_in_flight(
             node.kill()
             node.wait()
         err.close()
+
+
+async def test_metadata_over_the_header_limit_is_refused_unread(
+    serve: Serve, handler: FakeHandler
+) -> None:
+    node = (await serve(handler, limits=Limits(max_header_bytes=2048))).caller()
+    big = await refused(node.call("GetTask", {"id": "t1"}, (("x-big", "x" * 4096),)))
+    assert big.code == Code.RESOURCE_EXHAUSTED, big
+    assert handler.calls == []
+    assert (await node.call("GetTask", {"id": "t1"}, (("x-small", "x" * 512),)))["id"] == "t1"

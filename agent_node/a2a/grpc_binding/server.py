@@ -49,7 +49,9 @@ def bind(
     chain, key and trust files), not started; and the port it bound."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", limits.max_body_bytes),
+        # Both: between the soft limit and the hard one gRPC refuses only some.
         ("grpc.max_metadata_size", limits.max_header_bytes),
+        ("grpc.absolute_max_metadata_size", limits.max_header_bytes),
         ("grpc.so_reuseport", 0),
     ]
     server = grpc.aio.server(options=options)
