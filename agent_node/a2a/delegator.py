@@ -161,7 +161,10 @@ class PeerDelegator:
 
     async def get_task(self, row: DelegationRecord) -> Mapping[str, Any]:
         card = await self._reach(row)
-        result, _ = await self._call(card, "GetTask", {"id": row.remote_task_id}, {})
+        # No history: a delegation reads the status and the artifacts only, and
+        # a long conversation's history would be serialized and parsed for nothing.
+        params = {"id": row.remote_task_id, "historyLength": 0}
+        result, _ = await self._call(card, "GetTask", params, {})
         if not isinstance(result, Mapping) or not isinstance(result.get("status"), Mapping):
             raise PeerError(f"peer {card.name!r} answered GetTask with no task", transient=True)
         return result
