@@ -24,7 +24,9 @@
     peers:                              # agents this node may delegate to
       - {name: writer, url: https://writer.example.org:8470,
          identity: "spiffe://example.org/agent/writer",   # optional: who it must be
-         endpoints: [https://writer-2.example.org]}   # optional: origins its card may name
+         endpoints: [https://writer-2.example.org],   # optional: origins its card may name
+         card_keys: [keys/writer.jwks.json],     # optional: keys that may sign its card
+         require_signed_card: false}             # true: refuse its card unless signed so
     models:                             # model nodes (litellm)
       default: ollama_chat/llama3.2:1b   # when a node names none
       api_base: http://localhost:11434   # Ollama's URL (else $OLLAMA_API_BASE)
@@ -145,6 +147,13 @@ class NodeConfig(BaseModel):
         unknown = sorted(set(self.policy.skills) - set(ids))
         if unknown:
             raise ValueError(f"policy.skills names skills this node lacks: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _card_keys_are_resolved(self) -> NodeConfig:
+        """Peers' ``card_keys`` files as paths from here, like every path of the file."""
+        for peer in self.peers:
+            peer.card_keys = [str(self.path(file)) for file in peer.card_keys]
         return self
 
     def with_overrides(

@@ -197,7 +197,13 @@ class _Parts:
         pushes = PushReceiver(runtime, delegator, require_identity=secure)
         posts = {PUSH_PATH: pushes.endpoint}
         app = create_app(
-            card, endpoint, rest=rest, posts=posts, routes=ops_routes(runtime, policy), guard=guard
+            card,
+            endpoint,
+            rest=rest,
+            posts=posts,
+            routes=ops_routes(runtime, policy),
+            guard=guard,
+            jwks=_jwks(config),
         )
         parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
         if config.listen.grpc_port is not None:
@@ -231,14 +237,33 @@ class _Parts:
 
 
 def _signed(config: NodeConfig, card: dict[str, Any]) -> dict[str, Any]:
-    """The card, signed with the node's TLS key when it serves TLS (``sign_card``)."""
+    """The card, signed with the node's TLS key when it serves TLS (``sign_card``);
+    the signature's ``jku`` is the JWK Set the node serves (:func:`_jwks`)."""
     if config.tls is None or not config.sign_card:
         return card
+    from agent_node.a2a.card import JWKS_PATH
+    from agent_node.a2a.card_payload import spec_disagreements
     from agent_node.a2a.signing import sign_card
 
-    return sign_card(
-        card, config.path(config.tls.key), config.path(config.tls.cert), kid=f"{config.name}-tls"
-    )
+    for path in spec_disagreements(card):
+        log.warning(
+            "the card's %s is empty: a2a-sdk and @a2a-js/sdk will not verify its signature"
+            " (they drop empty values the spec keeps); give it a value",
+            path,
+        )
+    jku = config.url + JWKS_PATH
+    return sign_card(card, config.path(config.tls.key), config.path(config.tls.cert), jku=jku)
+
+
+def _jwks(config: NodeConfig) -> bytes | None:
+    """The JWK Set of the card signature's key, as JSON; None when the card is unsigned."""
+    if config.tls is None or not config.sign_card:
+        return None
+    import json
+
+    from agent_node.a2a.signing import jwks_of
+
+    return json.dumps(jwks_of(config.path(config.tls.cert))).encode()
 
 
 def _secret(config: NodeConfig) -> bytes:

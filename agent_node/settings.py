@@ -182,6 +182,15 @@ class PeerConfig(BaseModel):
     #: interface elsewhere (another host, port or scheme, plain ``http`` from
     #: an ``https`` peer) is refused unless its origin is listed here.
     endpoints: list[str] = []
+    #: JWK Set files (relative to the configuration) whose keys vouch for its
+    #: card's signatures, matched by ``kid``: for a peer that signs with a key
+    #: of its own rather than a certificate of the trust bundle (``x5c``) or
+    #: a JWK Set on its own origin (``jku``).
+    card_keys: list[str] = []
+    #: Refuse its card unless a signature verifies with a key of the trust
+    #: bundle, ``card_keys`` or its own origin. Otherwise a signature whose key
+    #: cannot be found is skipped (logged) and the card is used as unsigned.
+    require_signed_card: bool = False
 
     @field_validator("endpoints")
     @classmethod

@@ -4,7 +4,9 @@ and the operator API.
 ``/.well-known/agent-card.json`` is where A2A 0.3 and 1.0 clients look;
 ``/.well-known/agent.json`` is where older clients (0.2) look. Both serve
 the same document, with ``ETag`` and ``Cache-Control``; a request whose
-``If-None-Match`` matches gets ``304 Not Modified``.
+``If-None-Match`` matches gets ``304 Not Modified``. A signed card's key is
+served as a JWK Set at ``/.well-known/jwks.json`` (its signature's ``jku``),
+public when the card is.
 
 A ``POST`` to the A2A endpoint goes straight to it, ahead of Starlette's
 router and middleware (about a tenth of the CPU of a request that completes
@@ -38,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agent_node.a2a.card import PROTOCOL_PATH, CardDocument
+from agent_node.a2a.card import JWKS_PATH, PROTOCOL_PATH, CardDocument
 from agent_node.a2a.errors import A2AError, TooManyRequests, Unauthenticated
 from agent_node.a2a.jsonrpc import refusal
 from agent_node.a2a.operations import Endpoint
@@ -50,6 +52,7 @@ __all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
 log = logging.getLogger(__name__)
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
+_JWKS_HEADERS = {"Cache-Control": "public, max-age=300"}
 NO_CERTIFICATE = (
     "a client certificate is required (mutual TLS): present one that chains to this node's"
     " trust bundle (curl --cert/--key; agent-node --cert-dir DIR --identity NAME, or tls:"
@@ -72,7 +75,7 @@ class Guard:
     def refuse(self, scope: Scope) -> A2AError | None:
         caller = caller_of(scope)
         path = scope["path"]
-        public = self.card_public and path in CARD_PATHS
+        public = self.card_public and (path in CARD_PATHS or path == JWKS_PATH)
         if self.require_identity and caller is None and not public:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "a client"
@@ -105,12 +108,14 @@ def create_app(
     posts: Mapping[str, Endpoint] | None = None,
     routes: Sequence[BaseRoute] = (),
     guard: Guard | None = None,
+    jwks: bytes | None = None,
 ) -> ASGIApp:
     """The app: the card on both well-known paths, ``a2a`` (the JSON-RPC
     endpoint) at :data:`~agent_node.a2a.card.PROTOCOL_PATH` and ``rest`` (the
     HTTP+JSON binding) under it when given, other endpoints taking ``POST``
     at the paths ``posts`` names (the push receiver), and any other
-    ``routes`` (the operator API), all behind ``guard``."""
+    ``routes`` (the operator API), all behind ``guard``; ``jwks`` (a JWK
+    Set, JSON) at :data:`~agent_node.a2a.card.JWKS_PATH` when given."""
 
     async def serve_card(request: Request) -> Response:
         headers = {
@@ -125,6 +130,13 @@ def create_app(
     table: list[BaseRoute] = [
         Route(path, serve_card, methods=["GET", "HEAD"]) for path in CARD_PATHS
     ]
+    if jwks is not None:
+        keys = jwks
+
+        async def serve_jwks(request: Request) -> Response:
+            return Response(keys, media_type="application/jwk-set+json", headers=_JWKS_HEADERS)
+
+        table.append(Route(JWKS_PATH, serve_jwks, methods=["GET", "HEAD"]))
     direct: dict[str, Endpoint] = {}
     if a2a is not None:
         # Clients that join the card's URL with "/" (the TCK does) post to

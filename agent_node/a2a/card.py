@@ -11,7 +11,13 @@ the 0.3 top-level fields that 0.3 clients need.
 
 A node serving mutual TLS declares it: a security scheme ``mtls``
 (``mtlsSecurityScheme`` in 1.0; the 0.3 fields add ``"type": "mutualTLS"``
-to the same object) required by the card and by every skill.
+to the same object) required by the card and by every skill, with the role
+``client-certificate`` (OpenAPI's requirement of a scheme that is not OAuth
+lists roles). An empty role list would be as correct, but the official
+SDKs' signature verifiers drop empty lists and objects where the spec keeps
+them: the card holds none, so every verifier reads it alike (a skill
+without tags is tagged with its id, for the same reason; see
+:mod:`agent_node.a2a.card_payload`).
 
 Served with a strong ``ETag`` (a hash of the card's canonical JSON),
 ``Last-Modified`` and ``Cache-Control: max-age``, so clients can cache it
@@ -32,14 +38,17 @@ from agent_node.a2a.compat_card import card_v03_fields
 from agent_node.config import CardSource, NodeConfig
 from agent_node.workflow.compiled import CompiledWorkflow
 
-__all__ = ["PROTOCOL_PATH", "CardDocument", "build_card"]
+__all__ = ["JWKS_PATH", "PROTOCOL_PATH", "CardDocument", "build_card"]
 
 #: Where the JSON-RPC endpoint lives on a node.
 PROTOCOL_PATH = "/a2a"
 MAX_AGE = 300
-#: The name of the mutual-TLS security scheme in a card.
+#: Where the node serves the JWK Set of its card signature's key (its ``jku``).
+JWKS_PATH = "/.well-known/jwks.json"
+#: The name of the mutual-TLS security scheme in a card, and the role it requires.
 MTLS_SCHEME = "mtls"
-_MTLS_REQUIRED: list[dict[str, Any]] = [{"schemes": {MTLS_SCHEME: {"list": []}}}]
+MTLS_ROLE = "client-certificate"
+_MTLS_REQUIRED: list[dict[str, Any]] = [{"schemes": {MTLS_SCHEME: {"list": [MTLS_ROLE]}}}]
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,7 @@ def _skill(source: CardSource, skill_id: str, workflow: CompiledWorkflow) -> dic
         "id": skill_id,
         "name": (text.name if text and text.name else skill_id),
         "description": (text.description if text and text.description else described),
-        "tags": list(text.tags) if text else [],
+        "tags": list(text.tags) if text and text.tags else [skill_id],
     }
     if text and text.examples:
         skill["examples"] = list(text.examples)

@@ -7,6 +7,9 @@ never), then revalidated with ``If-None-Match``; concurrent asks for one peer
 share one request. A card that cannot be fetched or revalidated is dropped,
 never served stale: the next ask tries again (and :meth:`Directory.forget`
 drops one after a failed call, so a peer that moved or changed is re-read).
+Each peer's ``card_keys`` files are read once, when the directory is made
+(a :class:`ConfigError` if one cannot be); the JWK Sets peers' signatures
+name (``jku``) are fetched and kept by one :class:`JwksCache`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from agent_node.a2a.card_keys import JwksCache, read_key_files
 from agent_node.a2a.discovery import Clock, PeerCard, PeerUnavailable, fetch_card
 from agent_node.config import PeerConfig
 from agent_node.errors import ConfigError
@@ -49,6 +53,10 @@ class Directory:
         self._clock = clock
         self._cards: dict[str, PeerCard] = {}
         self._fetching: dict[str, asyncio.Task[PeerCard]] = {}
+        self._keys = {
+            peer.name: read_key_files([Path(f) for f in peer.card_keys]) for peer in peers
+        }
+        self._jwks = JwksCache(client, clock=clock)
 
     async def card(self, name: str) -> PeerCard:
         """Peer ``name``'s card: cached while fresh, else (re)fetched.
@@ -133,6 +141,9 @@ class Directory:
                 endpoints=peer.endpoints,
                 previous=cached,
                 trust=self._trust,
+                card_keys=self._keys[peer.name],
+                jwks=self._jwks,
+                require_signature=peer.require_signed_card,
                 clock=self._clock,
             )
         except PeerUnavailable:

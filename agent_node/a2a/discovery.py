@@ -6,8 +6,11 @@ a JSON object that validates as a 1.0 card once a 0.3 card is converted (a
 card with ``supportedInterfaces`` is 1.0, even if it carries the 0.3 fields
 too, as ours does). It checks who answered: the identity the server's TLS
 certificate names must be the one configured for the peer. When the card is
-signed, every signature must verify (:mod:`agent_node.a2a.signing`) over the
-card exactly as served, before any conversion. The interface called is ours
+signed, every signature whose key can be found must verify
+(:mod:`agent_node.a2a.signing`; keys: the trust bundle, the peer's
+``card_keys`` and a JWK Set on its own origin, :mod:`agent_node.a2a.card_keys`),
+before any conversion; a peer that requires it must have one that does. The
+interface called is ours
 to choose: only on the configured URL's origin or the peer's ``endpoints``
 (:mod:`agent_node.a2a.endpoints`).
 
@@ -34,10 +37,12 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from agent_node.a2a.card_keys import JwksCache, key_lookup
 from agent_node.a2a.card_models import AgentCard
 from agent_node.a2a.client import IdentityMismatch, expecting, server_identity, shown_identity
 from agent_node.a2a.compat_card import card_from_v03
 from agent_node.a2a.endpoints import NoInterface, Origins, Version, choose, in_words, origin_of
+from agent_node.a2a.jws import PublicKey
 from agent_node.a2a.signing import CardSignatureError, verify_card
 from agent_node.errors import RuntimeFailure
 
@@ -85,7 +90,9 @@ class PeerCard:
     fetched_at: float
     #: When the card must be revalidated before it is used again.
     expires_at: float
-    #: The identity of a verified signature; None when unsigned (or signed by a bare key).
+    #: Who a verified signature names (a certificate's identity, or who vouches
+    #: for its key); None when unsigned, or signed only by keys we cannot find
+    #: or by a bare key.
     signed_by: str | None
     #: Where the card was read (the well-known path that answered).
     card_url: str
@@ -143,6 +150,9 @@ async def fetch_card(
     endpoints: Sequence[str] = (),
     previous: PeerCard | None = None,
     trust: Sequence[Path] = (),
+    card_keys: Mapping[str, PublicKey] | None = None,
+    jwks: JwksCache | None = None,
+    require_signature: bool = False,
     clock: Clock = time.time,
 ) -> PeerCard:
     """Fetch, check and validate the card of the agent at ``base_url``.
@@ -150,15 +160,28 @@ async def fetch_card(
     ``endpoints``: origins besides ``base_url``'s its card may send us to.
     ``previous`` (an earlier result) is revalidated: its ETag is sent as
     ``If-None-Match`` to the URL it came from, and a 304 returns it with a new
-    expiry. ``trust`` is what signers' certificates must chain to. Raises
-    :class:`PeerUnavailable`.
+    expiry. Signatures are checked with certificates chaining to ``trust``,
+    ``card_keys`` (by ``kid``) and, through ``jwks`` (None: never fetched),
+    a JWK Set on ``base_url``'s origin; ``require_signature``: one of them
+    must vouch for the card. Raises :class:`PeerUnavailable`.
     """
     base_url = base_url.rstrip("/")
     origins = Origins.of(base_url, endpoints)
-    fetch = _Fetch(client, base_url, name or base_url, expected_identity, origins, clock)
+    keys = _Keys(trust, card_keys or {}, jwks, require_signature)
+    fetch = _Fetch(client, base_url, name or base_url, expected_identity, origins, clock, keys)
     if previous is not None and previous.etag is not None:
-        return await fetch.revalidate(previous, trust)
-    return await fetch.first(trust)
+        return await fetch.revalidate(previous)
+    return await fetch.first()
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """What vouches for a card's signatures (see :func:`fetch_card`)."""
+
+    trust: Sequence[Path]
+    configured: Mapping[str, PublicKey]
+    jwks: JwksCache | None
+    required: bool
 
 
 @dataclass
@@ -171,8 +194,9 @@ class _Fetch:
     expected_identity: str | None
     origins: Origins
     clock: Clock
+    keys: _Keys
 
-    async def first(self, trust: Sequence[Path]) -> PeerCard:
+    async def first(self) -> PeerCard:
         url = self.base_url + CARD_PATH
         status, headers, body, identity = await self._get(url, {})
         if status == 404:
@@ -180,14 +204,14 @@ class _Fetch:
             status, headers, body, identity = await self._get(url, {})
         if status == 404:
             raise self._failure(url, f"no Agent Card at {CARD_PATH} or {LEGACY_CARD_PATH}")
-        return self._card(url, status, headers, body, identity, trust)
+        return await self._card(url, status, headers, body, identity)
 
-    async def revalidate(self, previous: PeerCard, trust: Sequence[Path]) -> PeerCard:
+    async def revalidate(self, previous: PeerCard) -> PeerCard:
         url = previous.card_url
         etag = {"If-None-Match": previous.etag or ""}
         status, headers, body, identity = await self._get(url, etag)
         if status != 304:
-            return self._card(url, status, headers, body, identity, trust)
+            return await self._card(url, status, headers, body, identity)
         now = self.clock()
         return dataclasses.replace(
             previous,
@@ -236,14 +260,8 @@ class _Fetch:
                 raise self._failure(url, f"the card is over {MAX_CARD_BYTES} bytes")
         return bytes(body)
 
-    def _card(
-        self,
-        url: str,
-        status: int,
-        headers: httpx.Headers,
-        body: bytes,
-        identity: str | None,
-        trust: Sequence[Path],
+    async def _card(
+        self, url: str, status: int, headers: httpx.Headers, body: bytes, identity: str | None
     ) -> PeerCard:
         if status != 200:
             hint = " (redirects are not followed)" if 300 <= status < 400 else ""
@@ -251,10 +269,7 @@ class _Fetch:
         raw = self._json(url, body)
         card = self._validated(url, raw)
         version, endpoint = self._endpoint(url, card)
-        try:
-            signed_by = verify_card(raw, trust)
-        except CardSignatureError as exc:
-            raise self._failure(url, f"invalid card signature: {exc}") from None
+        signed_by = await self._signer(url, raw, identity)
         now = self.clock()
         return PeerCard(
             name=self.peer,
@@ -269,6 +284,26 @@ class _Fetch:
             signed_by=signed_by,
             card_url=url,
         )
+
+    async def _signer(self, url: str, raw: dict[str, Any], identity: str | None) -> str | None:
+        """Who signed the card (:attr:`PeerCard.signed_by`), its signatures checked."""
+        lookup = await key_lookup(
+            raw,
+            peer=self.peer,
+            base_url=self.base_url,
+            configured=self.keys.configured,
+            jwks=self.keys.jwks,
+            identity=identity,
+        )
+        try:
+            verified = verify_card(raw, self.keys.trust, lookup)
+        except CardSignatureError as exc:
+            raise self._failure(url, f"invalid card signature: {exc}") from None
+        if self.keys.required and not verified.trusted:
+            why = "; ".join(verified.skipped) or "it has no signature"
+            reason = f"its card must be signed by a key we trust, and is not ({why})"
+            raise self._failure(url, reason, permanent=True)
+        return verified.signer
 
     def _json(self, url: str, body: bytes) -> dict[str, Any]:
         try:

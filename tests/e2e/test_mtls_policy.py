@@ -298,14 +298,15 @@ def test_the_configured_body_cap_is_enforced(certs: Path, node: Node) -> None:
 def test_the_card_declares_mutual_tls_in_both_generations(certs: Path, node: Node) -> None:
     with client(certs, "bob") as bob:
         card = bob.get(f"{node.url}/.well-known/agent-card.json").json()
-    required = [{"schemes": {"mtls": {"list": []}}}]
+    required = [{"schemes": {"mtls": {"list": ["client-certificate"]}}}]
     assert card["securitySchemes"]["mtls"]["mtlsSecurityScheme"]["description"]
     assert card["securitySchemes"]["mtls"]["type"] == "mutualTLS"  # the 0.3 form
-    assert card["securityRequirements"] == required and card["security"] == [{"mtls": []}]
+    assert card["securityRequirements"] == required
+    assert card["security"] == [{"mtls": ["client-certificate"]}]
     assert all(skill["securityRequirements"] == required for skill in card["skills"])
-    assert all(skill["security"] == [{"mtls": []}] for skill in card["skills"])
+    assert all(skill["security"] == card["security"] for skill in card["skills"])
     # Signed with the node's key; the signature names the node's identity.
-    assert verify_card(card, [certs / "ca.pem"]) == f"{DOMAIN}/greeter"
+    assert verify_card(card, [certs / "ca.pem"]).signer == f"{DOMAIN}/greeter"
 
 
 def test_a_public_card_needs_no_certificate_but_nothing_else_is_public(

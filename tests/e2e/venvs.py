@@ -130,3 +130,15 @@ SDK_CLIENTS: dict[str, CachedVenv] = {
     "1-grpc": _sdk_client("1.3.0", "grpc"),
     "0.3": _sdk_client("0.3.26"),
 }
+
+
+#: a2a-sdk 1.x's card signer and verifier (PyJWT), and what the A2A TCK's
+#: card-signature validator is built on (jwcrypto, rfc8785): the foreign
+#: signers and verifiers of ``tests/e2e/card_signing``.
+SDK_SIGNING = CachedVenv(
+    name="a2a-sdk-1.3.0-signing-venv",
+    requirements=("a2a-sdk[signing]==1.3.0", "httpx", "jwcrypto", "rfc8785"),
+    check="import a2a.utils.signing, httpx, jwcrypto.jws, rfc8785; "
+    "import importlib.metadata as m; v = m.version('a2a-sdk'); assert v == '1.3.0', v",
+    purpose="the a2a-sdk 1.3.0 signer",
+)

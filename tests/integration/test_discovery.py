@@ -397,7 +397,7 @@ async def test_plain_http_has_no_identity_and_fails_an_expectation() -> None:
 async def test_a_signed_card_names_its_signer_and_a_tampered_one_is_refused(
     certs: Path,
 ) -> None:
-    signed = sign_card(BASE, certs / "writer-key.pem", certs / "writer.pem", kid="w1")
+    signed = sign_card(BASE, certs / "writer-key.pem", certs / "writer.pem")
     trust = [certs / "ca.pem"]
     async with peer(serving_as(certs, "writer")) as fake, client(certs) as http:
         fake.serve(signed)
@@ -618,7 +618,6 @@ async def test_the_peers_command_shows_every_peer(certs: Path, tmp_path: Path) -
             our_card(certs, writer.url, {"write": ["text"]}),
             certs / "writer-key.pem",
             certs / "writer.pem",
-            kid="w",
         )
         writer.serve(signed)
         legacy.serve(v03_card(legacy.url), LEGACY_CARD_PATH)

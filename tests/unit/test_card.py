@@ -7,7 +7,9 @@ from pathlib import Path
 from agent_node import load_workflow
 from agent_node.a2a.card import CardDocument, build_card
 from agent_node.a2a.card_models import AgentCard
+from agent_node.a2a.card_payload import signed_form, spec_disagreements, verifier_forms
 from agent_node.config import NodeConfig
+from agent_node.security import pki
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,10 +39,27 @@ def test_a_pure_1_0_card_when_the_setting_is_off() -> None:
             "id": "greet",
             "name": "greet",
             "description": "Greets someone, checks two things at once, and decides.",
-            "tags": [],
+            "tags": ["greet"],  # never empty: see test_the_card_has_no_empty_value
         }
     ]
     assert card["supportedInterfaces"][0]["url"] == "https://n1.example.org/a2a"
+
+
+def test_the_card_has_no_empty_value_that_verifiers_read_apart(tmp_path: Path) -> None:
+    """The official SDKs' signature verifiers drop empty lists and objects the
+    spec keeps (§8.4.1): a card with none verifies under all of them. The mTLS
+    requirement names a role rather than none, a skill without tags its id."""
+    hello = load_workflow(str(ROOT / "examples/hello/workflow.yaml"))
+    pki.init_ca(tmp_path, trust_domain="example.org")
+    pki.issue(tmp_path, "n1")
+    tls = {"cert": str(tmp_path / "n1.pem"), "key": str(tmp_path / "n1-key.pem")}
+    tls["trust"] = [str(tmp_path / "ca.pem")]
+    card = build_card(config(tls=tls), {"greet": hello})
+    required = [{"schemes": {"mtls": {"list": ["client-certificate"]}}}]
+    assert card["securityRequirements"] == required == card["skills"][0]["securityRequirements"]
+    assert card["security"] == [{"mtls": ["client-certificate"]}]  # the 0.3 form
+    assert spec_disagreements(card) == []
+    assert verifier_forms(card) == [signed_form(card), card]  # the SDKs read it as the spec
 
 
 def test_0_3_fields_by_default_and_a_stable_etag() -> None:

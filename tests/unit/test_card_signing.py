@@ -1,19 +1,31 @@
-"""Card signatures: JCS against RFC 8785's vectors; JWS made and checked with a real PKI."""
+"""Card signatures (§8.4), made and checked with a real PKI; keys found by x5c, kid or jwk."""
 
 from __future__ import annotations
 
 import base64
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from agent_node.a2a.signing import CardSignatureError, canonical, sign_card, verify_card
+from agent_node.a2a.card_payload import signed_form
+from agent_node.a2a.jcs import canonical
+from agent_node.a2a.jws import PublicKey
+from agent_node.a2a.signing import (
+    CardSignatureError,
+    KeyLookup,
+    jwks_of,
+    sign_card,
+    verify_card,
+)
 from agent_node.errors import ConfigError
 from agent_node.security import pki
 
@@ -57,105 +69,48 @@ def header_of(signature: dict[str, str]) -> dict[str, Any]:
     return decoded
 
 
-# --- JCS -------------------------------------------------------------------
+WRITER = "spiffe://example.org/agent/writer"
+JKU = "https://127.0.0.1:8470/.well-known/jwks.json"
 
 
-def test_jcs_the_rfc_values_example() -> None:
-    text = (
-        '{"numbers": [1E30, 4.50, 333333333.33333329, 2e-3, 0.000000000000000000000000001],'
-        ' "escaping": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
-        ' "literals": [null, true, false]}'
-    )
-    assert (
-        canonical(json.loads(text))
-        == (
-            '{"escaping":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/","literals":[null,true,false],'
-            '"numbers":[1e+30,4.5,333333333.3333333,0.002,1e-27]}'
-        ).encode()
-    )
-
-
-def test_jcs_sorts_names_by_utf16_code_units() -> None:
-    text = (
-        '{"\\u20ac": "Euro Sign", "1": "One", "\\u0080": "Control\\u007f",'
-        ' "\\ud83d\\ude02": "Smiley", "\\u00f6": "Latin Small Letter O With Diaeresis",'
-        ' "\\ufb33": "Hebrew Letter Dalet With Dagesh", "</script>": "Browser Challenge"}'
-    )
-    expected = (
-        '{"1":"One","</script>":"Browser Challenge","\u0080":"Control\u007f",'
-        '"ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign","😂":"Smiley",'
-        '"\ufb33":"Hebrew Letter Dalet With Dagesh"}'
-    )
-    # U+1F602 (a surrogate pair, D83D DE02) sorts before U+FB33 in UTF-16, after it in code points.
-    assert canonical(json.loads(text)) == expected.encode()
-
-
-@pytest.mark.parametrize(
-    ("ieee_754", "expected"),
-    [
-        ("0000000000000000", "0"),
-        ("8000000000000000", "0"),
-        ("0000000000000001", "5e-324"),
-        ("8000000000000001", "-5e-324"),
-        ("7fefffffffffffff", "1.7976931348623157e+308"),
-        ("ffefffffffffffff", "-1.7976931348623157e+308"),
-        ("4340000000000000", "9007199254740992"),
-        ("c340000000000000", "-9007199254740992"),
-        ("4430000000000000", "295147905179352830000"),
-        ("44b52d02c7e14af5", "9.999999999999997e+22"),
-        ("44b52d02c7e14af6", "1e+23"),
-        ("44b52d02c7e14af7", "1.0000000000000001e+23"),
-        ("444b1ae4d6e2ef4e", "999999999999999700000"),
-        ("444b1ae4d6e2ef4f", "999999999999999900000"),
-        ("444b1ae4d6e2ef50", "1e+21"),
-        ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"),
-        ("3eb0c6f7a0b5ed8d", "0.000001"),
-        ("41b3de4355555553", "333333333.3333332"),
-        ("41b3de4355555554", "333333333.33333325"),
-        ("41b3de4355555555", "333333333.3333333"),
-        ("41b3de4355555556", "333333333.3333334"),
-        ("41b3de4355555557", "333333333.33333343"),
-        ("becbf647612f3696", "-0.0000033333333333333333"),
-        ("43143ff3c1cb0959", "1424953923781206.2"),
-    ],
-)
-def test_jcs_numbers_of_rfc_appendix_b(ieee_754: str, expected: str) -> None:
-    (value,) = struct.unpack(">d", bytes.fromhex(ieee_754))
-    assert canonical(value) == expected.encode()
-
-
-def test_jcs_integers_are_exact_up_to_2_53_then_doubles() -> None:
-    assert canonical([0, -7, 2**53, 10**21, 1.0, -0.0]) == (b"[0,-7,9007199254740992,1e+21,1,0]")
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "\ud800", {"k": [float("-inf")]}])
-def test_jcs_refuses_what_i_json_forbids(bad: Any) -> None:
-    with pytest.raises(ValueError):
-        canonical(bad)
-
-
-def test_jcs_refuses_what_json_cannot_hold() -> None:
-    with pytest.raises(TypeError):
-        canonical({1: "a"})
-    with pytest.raises(TypeError):
-        canonical({"a": {1, 2}})
-
-
-# --- JWS -------------------------------------------------------------------
+def signer(card: dict[str, Any], trust: list[Path], keys: KeyLookup | None = None) -> str | None:
+    return verify_card(card, trust, keys).signer
 
 
 def test_a_card_signed_with_a_node_key_verifies_against_the_ca(certs: Path) -> None:
-    signed = sign_card(CARD, certs / "writer-key.pem", certs / "writer.pem", kid="writer-2026")
+    signed = sign_card(CARD, certs / "writer-key.pem", certs / "writer.pem", jku=JKU)
     assert {k: v for k, v in signed.items() if k != "signatures"} == CARD
     (signature,) = signed["signatures"]
     header = header_of(signature)
-    assert header["alg"] == "ES256" and header["kid"] == "writer-2026"
-    assert len(header["x5c"]) == 2  # leaf, then the CA, as `certs issue` writes the chain
+    (jwk,) = jwks_of(certs / "writer.pem")["keys"]
+    assert header["alg"] == "ES256" == jwk["alg"] and header["typ"] == "JOSE"
+    assert header["kid"] == jwk["kid"] and header["jku"] == JKU and jwk["use"] == "sig"
+    assert len(header["x5c"]) == 2 == len(jwk["x5c"])  # leaf, then the CA, as `certs issue` writes
     assert len(base64.urlsafe_b64decode(signature["signature"] + "==")) == 64  # R || S
-    assert verify_card(signed, [certs / "ca.pem"]) == "spiffe://example.org/agent/writer"
+    verified = verify_card(signed, [certs / "ca.pem"])
+    assert (verified.signer, verified.trusted, verified.skipped) == (WRITER, 1, ())
     # Canonical: the same card in another member order still verifies.
     reordered = dict(reversed(list(signed.items())))
-    assert verify_card(reordered, [certs / "ca.pem"]) == "spiffe://example.org/agent/writer"
+    assert signer(reordered, [certs / "ca.pem"]) == WRITER
+
+
+def test_the_signature_covers_the_10_card_without_defaults(certs: Path) -> None:
+    """§8.4.1: the payload is the 1.0 card with its defaults dropped; the 0.3
+    fields a card also carries (for 0.3 clients) are not part of it."""
+    interface = {**CARD["supportedInterfaces"][0], "tenant": ""}
+    card = {**CARD, "supportedInterfaces": [interface], "capabilities": {"extensions": []}}
+    signed = sign_card(card, *node(certs, "writer"))
+    (signature,) = signed["signatures"]
+    payload = canonical(signed_form(card))
+    assert b'"tenant"' not in payload and b'"capabilities":{}' in payload
+    r_s = base64.urlsafe_b64decode(signature["signature"] + "==")
+    der = encode_dss_signature(int.from_bytes(r_s[:32], "big"), int.from_bytes(r_s[32:], "big"))
+    data = f"{signature['protected']}.{b64url(payload)}".encode()
+    leaf = x509.load_pem_x509_certificate((certs / "writer.pem").read_bytes()).public_key()
+    assert isinstance(leaf, ec.EllipticCurvePublicKey)
+    leaf.verify(der, data, ec.ECDSA(SHA256()))  # raises unless that is what was signed
+    v03 = {**signed, "url": "https://127.0.0.1:8470/a2a", "protocolVersion": "0.3.0"}
+    assert signer(v03, [certs / "ca.pem"]) == WRITER
 
 
 @pytest.mark.parametrize(
@@ -167,15 +122,15 @@ def test_a_card_signed_with_a_node_key_verifies_against_the_ca(certs: Path) -> N
     ],
 )
 def test_a_card_altered_after_signing_fails(certs: Path, tamper: Any) -> None:
-    signed = json.loads(json.dumps(sign_card(CARD, *node(certs, "writer"), kid="w")))
+    signed = json.loads(json.dumps(sign_card(CARD, *node(certs, "writer"))))
     tamper(signed)
     with pytest.raises(CardSignatureError, match="signature 1: does not match the card"):
         verify_card(signed, [certs / "ca.pem"])
 
 
 def test_a_signer_from_another_ca_is_refused(certs: Path) -> None:
-    signed = sign_card(CARD, *node(certs.parent / "rogue", "mallory"), kid="m")
-    assert verify_card(signed, [certs.parent / "rogue" / "ca.pem"]) is not None
+    signed = sign_card(CARD, *node(certs.parent / "rogue", "mallory"))
+    assert signer(signed, [certs.parent / "rogue" / "ca.pem"]) is not None
     with pytest.raises(CardSignatureError) as failure:
         verify_card(signed, [certs / "ca.pem"])
     assert "spiffe://example.org/agent/mallory is not vouched for by the trust bundle" in str(
@@ -184,14 +139,14 @@ def test_a_signer_from_another_ca_is_refused(certs: Path) -> None:
 
 
 def test_a_second_signature_keeps_the_first_valid_and_both_are_checked(certs: Path) -> None:
-    once = sign_card(CARD, *node(certs, "writer"), kid="one")
-    twice = sign_card(once, *node(certs.parent / "rogue", "mallory"), kid="two")
+    once = sign_card(CARD, *node(certs, "writer"))
+    twice = sign_card(once, *node(certs.parent / "rogue", "mallory"))
     assert len(twice["signatures"]) == 2
-    assert verify_card(once, [certs / "ca.pem"]) == "spiffe://example.org/agent/writer"
+    assert signer(once, [certs / "ca.pem"]) == WRITER
     with pytest.raises(CardSignatureError, match="signature 2"):
         verify_card(twice, [certs / "ca.pem"])
     both = [certs / "ca.pem", certs.parent / "rogue" / "ca.pem"]
-    assert verify_card(twice, both) == "spiffe://example.org/agent/writer"
+    assert signer(twice, both) == WRITER
 
 
 def jws(card: dict[str, Any], header: dict[str, Any], sign: Any) -> dict[str, Any]:
@@ -220,7 +175,7 @@ def test_a_jwk_only_signature_verifies_and_names_nobody() -> None:
         "y": b64url(numbers.y.to_bytes(32, "big")),
     }
     signed = jws(CARD, {"alg": "ES256", "kid": "k", "jwk": jwk}, es256(key))
-    assert verify_card(signed, []) is None
+    assert verify_card(signed, []) == verify_card(CARD, [])  # verified, names nobody
     signed["name"] = "someone else"
     with pytest.raises(CardSignatureError, match="does not match"):
         verify_card(signed, [])
@@ -230,7 +185,7 @@ def test_an_eddsa_jwk_signature_verifies() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     raw = key.public_key().public_bytes_raw()
     jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
-    assert verify_card(jws(CARD, {"alg": "EdDSA", "jwk": jwk}, key.sign), []) is None
+    assert signer(jws(CARD, {"alg": "EdDSA", "jwk": jwk}, key.sign), []) is None
 
 
 def test_a_header_cannot_pick_another_algorithm_for_the_key() -> None:
@@ -251,12 +206,47 @@ def test_a_header_cannot_pick_another_algorithm_for_the_key() -> None:
         verify_card(critical, [])
 
 
-def test_unsigned_cards_and_key_references_name_no_signer(certs: Path) -> None:
-    assert verify_card(CARD, [certs / "ca.pem"]) is None
-    assert verify_card({**CARD, "signatures": []}, [certs / "ca.pem"]) is None
-    # A key we would have to fetch from where the card points is never fetched.
+def test_unsigned_cards_and_unknown_keys_name_no_signer(certs: Path) -> None:
+    assert verify_card(CARD, [certs / "ca.pem"]).signer is None
+    assert verify_card({**CARD, "signatures": []}, [certs / "ca.pem"]).trusted == 0
+    # A key named by reference only, and found nowhere: skipped, said why.
     by_reference = jws(CARD, {"alg": "ES256", "kid": "k", "jku": "https://x.example/jwks"}, bytes)
-    assert verify_card(by_reference, [certs / "ca.pem"]) is None
+    verified = verify_card(by_reference, [certs / "ca.pem"])
+    assert (verified.signer, verified.trusted) == (None, 0)
+    assert verified.skipped == ("signature 1: no key we trust has kid 'k'",)
+
+
+def by_kid(kid: str, key: PublicKey, who: str) -> KeyLookup:
+    return lambda header: (key, who) if header.get("kid") == kid else None
+
+
+def test_a_key_found_by_kid_vouches_for_the_card() -> None:
+    """How a2a-sdk signs: kid (and jku), no certificate; the lookup is the
+    peer's configured keys or the JWK Set on its origin (card_keys.py)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    signed = jws(CARD, {"alg": "ES256", "kid": "k1", "typ": "JOSE"}, es256(key))
+    found = verify_card(signed, [], by_kid("k1", key.public_key(), "writer's card_keys (k1)"))
+    assert (found.signer, found.trusted) == ("writer's card_keys (k1)", 1)
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    with pytest.raises(CardSignatureError, match="does not match"):
+        verify_card(signed, [], by_kid("k1", other, "x"))
+    assert verify_card(signed, [], by_kid("k2", other, "x")).skipped
+
+
+def test_every_form_a_signer_may_have_signed_verifies() -> None:
+    """The spec's form, the official SDKs' (every empty value dropped too)
+    and the card as served (agent-node before §8.4.1) are each accepted."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    card = {**CARD, "skills": [{**CARD["skills"][0], "tags": [], "examples": [""]}]}
+    sdk_form = json.loads(json.dumps(signed_form(card)))
+    del sdk_form["skills"][0]["tags"], sdk_form["skills"][0]["examples"]
+    lookup = by_kid("k", key.public_key(), "someone")
+    for form in (signed_form(card), sdk_form, card):
+        signature = jws(form, {"alg": "ES256", "kid": "k"}, es256(key))["signatures"]
+        assert signer({**card, "signatures": signature}, [], lookup) == "someone"
+    other = {**card, "description": "Writes other things."}
+    with pytest.raises(CardSignatureError, match="does not match"):
+        verify_card({**other, "signatures": signature}, [], lookup)
 
 
 @pytest.mark.parametrize(
@@ -276,7 +266,7 @@ def test_malformed_signatures_are_clear_errors(certs: Path, signatures: Any) -> 
 
 
 def test_a_certificate_signature_needs_a_trust_bundle(certs: Path) -> None:
-    signed = sign_card(CARD, *node(certs, "writer"), kid="w")
+    signed = sign_card(CARD, *node(certs, "writer"))
     with pytest.raises(CardSignatureError, match="no trust bundle"):
         verify_card(signed, [])
 
@@ -284,9 +274,9 @@ def test_a_certificate_signature_needs_a_trust_bundle(certs: Path) -> None:
 def test_signing_needs_the_key_of_the_chains_leaf(certs: Path) -> None:
     rogue = certs.parent / "rogue"
     with pytest.raises(ConfigError, match="is not for"):
-        sign_card(CARD, rogue / "mallory-key.pem", certs / "writer.pem", kid="x")
+        sign_card(CARD, rogue / "mallory-key.pem", certs / "writer.pem")
     with pytest.raises(ConfigError, match="cannot read it"):
-        sign_card(CARD, certs / "missing-key.pem", certs / "writer.pem", kid="x")
+        sign_card(CARD, certs / "missing-key.pem", certs / "writer.pem")
 
 
 def node(folder: Path, name: str) -> tuple[Path, Path]:
