@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -30,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from support.certs import make_certs
 from support.ports import free_port
+from support.served import served
 
 from agent_node import Workflow
 from agent_node.a2a.app import create_app
@@ -49,7 +48,6 @@ from agent_node.cli.main import cli
 from agent_node.config import NodeConfig, PeerConfig
 from agent_node.errors import ConfigError
 from agent_node.security.tls import client_context, server_context
-from agent_node.transport import uvicorn_config
 
 WRITER = "spiffe://example.org/agent/writer"
 MALLORY = "spiffe://example.org/agent/mallory"
@@ -116,24 +114,6 @@ class FakePeer:
             response = Response(body, self.status, headers, media_type="application/json")
         self.seen.append(Seen(request.url.path, condition, response.status_code))
         return response
-
-
-@asynccontextmanager
-async def served(app: Any, tls: ssl.SSLContext | None) -> AsyncIterator[str]:
-    """``app`` served by the node's transport on ``127.0.0.1`` over ``tls``; its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn_config(app, tls))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @asynccontextmanager
