@@ -46,6 +46,7 @@ from support.certs import make_certs
 from support.nodes import serving_mtls
 from support.served import served
 
+from agent_node.a2a.card_keys import MAX_JWKS_BYTES
 from agent_node.a2a.client import http_client
 from agent_node.a2a.directory import Directory
 from agent_node.a2a.discovery import CARD_PATH, PeerUnavailable
@@ -245,3 +246,19 @@ async def test_configured_card_keys_vouch_for_a_peers_card(certs: Path, tmp_path
             card = await Directory(config.peers, http, trust=[certs / "ca.pem"]).card("writer")
         assert card.signed_by == "writer's card_keys (sdk-key-1)"
         assert writer.asked == [CARD_PATH]
+
+
+async def test_a_jwk_set_over_the_bound_is_not_used(certs: Path, tmp_path: Path) -> None:
+    async with site(certs, "writer") as (writer, url):
+        signed = sdk_signed(peer_card(url), f"{url}/jwks.json", tmp_path)
+        padding = [{"kid": f"k{i}", "kty": "oct", "k": "x" * 64} for i in range(1000)]
+        big = {"keys": [*signed["jwks"]["keys"], *padding]}
+        assert len(json.dumps(big)) > MAX_JWKS_BYTES
+        writer.bodies = {
+            CARD_PATH: json.dumps(signed["card"]).encode(),
+            "/jwks.json": json.dumps(big).encode(),
+        }
+        peers = [PeerConfig(name="writer", url=url, identity=WRITER)]
+        async with our_client(certs) as http:
+            card = await Directory(peers, http, trust=[certs / "ca.pem"]).card("writer")
+        assert card.signed_by is None and writer.asked == [CARD_PATH, "/jwks.json"]
