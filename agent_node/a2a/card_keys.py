@@ -7,7 +7,9 @@ certificates (``x5c``, :mod:`agent_node.a2a.signing`).
 * **Fetched** (``jku``): a signature naming no configured key and carrying
   no certificate chain is checked with the JWK Set its ``jku`` names — only
   when that URL is on the peer's own origin (the scheme, host and port of
-  its configured ``url``; never its ``endpoints``, never elsewhere), fetched
+  its configured ``url``, loopback names and addresses being one host as in
+  :mod:`agent_node.a2a.endpoints`; never its ``endpoints``, never
+  elsewhere), fetched
   through the node's client, from the identity that served the card. At
   most :data:`MAX_JWKS_BYTES`, :data:`JWKS_TIMEOUT` seconds, no redirects;
   kept :data:`JWKS_MAX_AGE` seconds, fetched again sooner for a ``kid`` it
@@ -32,7 +34,7 @@ from typing import Any
 import httpx
 
 from agent_node.a2a.client import expecting, server_identity
-from agent_node.a2a.endpoints import in_words, origin_of
+from agent_node.a2a.endpoints import in_words, origin_of, same_origin
 from agent_node.a2a.jws import CardSignatureError, PublicKey, key_from_jwk, protected_header
 from agent_node.a2a.signing import KeyLookup
 from agent_node.errors import ConfigError
@@ -163,7 +165,7 @@ async def key_lookup(
             continue
         if not isinstance(kid, str):
             continue
-        if origin_of(jku) != origin:
+        if not same_origin(origin_of(jku), origin):
             log.warning(
                 "peer %r: its card's signature names keys at %s, not on the peer's own origin"
                 " (%s); not fetched",

@@ -8,6 +8,14 @@ that URL's origin (scheme, host and port) or an origin the peer's
 configuration lists under ``endpoints``. Another host, another port, or
 plain ``http`` from an ``https`` peer is refused.
 
+Loopback is one host: ``localhost`` and the loopback addresses
+(127.0.0.0/8, ``::1``) name this machine whichever is written, so a peer
+configured (or discovered) as ``https://localhost:8470`` may be called at
+the ``https://127.0.0.1:8470`` its card names, with the same scheme and
+port. Only when both sides are loopback: a card on a loopback peer that
+names a routable host, or one on a routable peer that names loopback, is
+still another origin (:func:`same_origin`).
+
 Among a card's JSON-RPC interfaces, A2A 1.0 is preferred to 0.3, and within
 a version the card's order. When the card's first interface of a version is
 on an origin not allowed, another of that version on an allowed origin is
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -33,6 +42,7 @@ __all__ = [
     "choose",
     "in_words",
     "origin_of",
+    "same_origin",
 ]
 
 Version = Literal["1.0", "0.3"]
@@ -54,6 +64,25 @@ def origin_of(url: str) -> Origin | None:
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` (RFC 6761 keeps it on this machine) or a loopback address."""
+    if host in {"localhost", "localhost."}:
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:  # a name
+        return False
+
+
+def same_origin(one: Origin | None, other: Origin | None) -> bool:
+    """Equal origins, loopback names and addresses being one host (module doc)."""
+    if one is None or other is None:
+        return False
+    if one == other:
+        return True
+    return one[0::2] == other[0::2] and is_loopback(one[1]) and is_loopback(other[1])
 
 
 def in_words(origin: Origin | None) -> str:
@@ -78,7 +107,9 @@ class Origins:
 
     def allows(self, url: str) -> bool:
         origin = origin_of(url)
-        return origin is not None and (origin == self.home or origin in self.others)
+        return same_origin(origin, self.home) or any(
+            same_origin(origin, other) for other in self.others
+        )
 
 
 class NoInterface(Exception):
@@ -115,7 +146,7 @@ def choose(interfaces: Sequence[Mapping[str, Any]], card_url: str, origins: Orig
             if allowed[0] != offered[0]:
                 passed_over.append(offered[0])
                 # Not where the card prefers: the configured origin first.
-                allowed.sort(key=lambda url: origin_of(url) != origins.home)
+                allowed.sort(key=lambda url: not same_origin(origin_of(url), origins.home))
             return Choice(version, allowed[0], tuple(passed_over))
         passed_over += offered[:1]
     raise NoInterface(passed_over[0] if passed_over else None)

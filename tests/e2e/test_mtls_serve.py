@@ -133,3 +133,22 @@ def test_peers_discover_without_a_certificate_says_how_to_give_one(
     )
     assert found.returncode == 0, found.stderr
     assert "spiffe://example.org/agent/greeter" in found.stdout
+
+
+def test_peers_discover_at_localhost_of_a_node_whose_card_says_127_0_0_1(
+    certs: Path, node_url: str, tmp_path: Path
+) -> None:
+    """`init`'s hints name https://localhost:PORT and its card 127.0.0.1:
+    loopback is one host, so the card's interface is taken, not refused."""
+    assert node_url.startswith("https://127.0.0.1:"), node_url
+    local = node_url.replace("127.0.0.1", "localhost")
+    command = [sys.executable, "-m", "agent_node.cli.main", "peers", "discover", local]
+    found = subprocess.run(
+        [*command, "--cert-dir", str(certs), "--identity", "bob"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert found.returncode == 0, found.stderr
+    assert re.search(rf"endpoint\s+{re.escape(node_url)}/a2a \(A2A 1.0", found.stdout), found.stdout

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agent_node.a2a.endpoints import NoInterface, Origins, choose, in_words, origin_of
+from agent_node.a2a.endpoints import NoInterface, Origins, choose, in_words, origin_of, same_origin
 from agent_node.config import PeerConfig
 
 CARD = "https://b.example:8443/.well-known/agent-card.json"
@@ -102,3 +102,48 @@ def test_endpoints_are_origins() -> None:
     for wrong in ["https://b-2.example/a2a", "b-2.example", "ftp://b-2.example"]:
         with pytest.raises(ValueError, match="is not an origin"):
             PeerConfig(name="b", url="https://b.example", endpoints=[wrong])
+
+
+LOCAL = Origins.of("https://localhost:26470")
+
+
+@pytest.mark.parametrize(
+    "loopback",
+    [
+        "https://127.0.0.1:26470/a2a",  # what `init` writes on the card
+        "https://127.8.9.10:26470/a2a",
+        "https://[::1]:26470/a2a",
+        "https://LOCALHOST:26470/a2a",
+    ],
+)
+def test_loopback_names_and_addresses_are_one_host(loopback: str) -> None:
+    """`peers discover https://localhost:PORT` of a card that says 127.0.0.1."""
+    card = "https://localhost:26470/.well-known/agent-card.json"
+    assert choose([jsonrpc(loopback)], card, LOCAL).endpoint == loopback
+    assert Origins.of("https://127.0.0.1:26470").allows(loopback.replace("127.8.9.10", "localhost"))
+    assert same_origin(origin_of(loopback), ("https", "localhost", 26470))
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://127.0.0.1:26471/a2a",  # another port
+        "http://127.0.0.1:26470/a2a",  # plain HTTP
+        "https://10.0.0.7:26470/a2a",  # off this machine
+        "https://b.example:26470/a2a",
+        "https://localhost.b.example:26470/a2a",  # a name that only starts like it
+        "https://0.0.0.0:26470/a2a",  # unspecified, not loopback
+    ],
+)
+def test_loopback_is_not_a_wildcard(elsewhere: str) -> None:
+    with pytest.raises(NoInterface):
+        choose([jsonrpc(elsewhere)], "https://localhost:26470/", LOCAL)
+
+
+def test_a_routable_peer_may_not_be_sent_to_loopback_nor_loopback_elsewhere() -> None:
+    """Loopback is one host only when both sides are loopback."""
+    assert not B.allows("https://127.0.0.1:8443/a2a")
+    assert not B.allows("https://localhost:8443/a2a")
+    assert not Origins.of("https://10.0.0.7:8443").allows("https://127.0.0.1:8443/a2a")
+    assert not same_origin(("https", "b.example", 8443), ("https", "localhost", 8443))
+    assert not same_origin(None, None)
