@@ -18,6 +18,7 @@ from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
 from .executor import Executor, Informed, ResumeContext
+from .failures import report
 from .registry import WorkflowRegistry
 
 __all__ = ["Control", "Note", "validated_input"]
@@ -88,15 +89,16 @@ class Control:
             raise InvalidSignal(f"the payload of {event!r} is not JSON: {exc}") from None
         workflow = await self._workflow_of(execution_id)
 
-        def plan(txn: Txn) -> None:
+        def plan(txn: Txn) -> ExecutionRecord:
             wait = plans.find_event_wait(txn, event)
             faults.hit("in_wait_resolution", wait.node)
             plans.log_notes(txn, notes)
             ctx = _resume_context(txn, workflow, wait.node, wait.visit, wait)
             outcome = self.executors[ctx.spec.type].resume(ctx, payload)
             plans.resolve_wait(txn, workflow, wait, outcome, {"event": event, "payload": payload})
+            return txn.execution
 
-        await self.store.apply(execution_id, plan, related=True)
+        report(await self.store.apply(execution_id, plan, related=True))
         faults.hit("after_wait_resolution")
 
     async def inform(
@@ -117,9 +119,9 @@ class Control:
         except UnknownExecution:
             return False
 
-        def plan(txn: Txn) -> bool:
+        def plan(txn: Txn) -> tuple[bool, ExecutionRecord | None]:
             if txn.execution.status in TERMINAL and not txn.delegations:
-                return False
+                return False, None
             wait = plans.find_visit_wait(txn, node, visit)
             ctx = _resume_context(txn, workflow, node, visit, wait)
             informed = cast(Informed, self.executors[ctx.spec.type])
@@ -127,13 +129,16 @@ class Control:
             reaction = informed.inform(ctx, news)
             plans.log_notes(txn, notes)
             info = {"event": "news", "payload": dict(news)}
+            was = txn.execution.status
             plans.inform_visit(txn, workflow, node, visit, wait, reaction, info)
-            return True
+            return True, txn.execution if was not in TERMINAL else None
 
         try:
-            informed: bool = await self.store.apply(execution_id, plan, related=True)
+            informed, ended = await self.store.apply(execution_id, plan, related=True)
         except UnknownExecution:
             return False
+        if ended is not None:
+            report(ended)
         return informed
 
     async def expire(self, wait: WaitRecord) -> None:
@@ -143,17 +148,20 @@ class Control:
         except UnknownExecution:
             return
 
-        def plan(txn: Txn) -> None:
+        def plan(txn: Txn) -> ExecutionRecord | None:
             current = next(
                 (w for w in txn.waits or () if (w.node, w.visit) == (wait.node, wait.visit)), None
             )
             if current is None or current.deadline is None or current.deadline > txn.now:
-                return
+                return None
             ctx = _resume_context(txn, workflow, current.node, current.visit, current)
             outcome = self.executors[ctx.spec.type].expire(ctx)
             plans.resolve_wait(txn, workflow, current, outcome, {"expired": True})
+            return txn.execution
 
-        await self.store.apply(wait.execution_id, plan, related=True)
+        expired = await self.store.apply(wait.execution_id, plan, related=True)
+        if expired is not None:
+            report(expired)
 
     async def cancel(self, execution_id: str, reason: str = "cancelled") -> bool:
         """Cancel the execution; ``False`` when it had ended already."""

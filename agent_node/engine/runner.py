@@ -37,6 +37,7 @@ from agent_node.workflow.ir import NO_RETRY, RetryPolicy
 from . import faults, plans
 from .context import node_context
 from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park
+from .failures import report
 from .registry import WorkflowRegistry
 from .state import coerce_state
 from .tracebacks import step_traceback
@@ -46,7 +47,6 @@ __all__ = ["Runner", "StateCache"]
 log = logging.getLogger("agent_node.engine")
 #: One INFO record per execution that fails, with ``execution_id``,
 #: ``workflow_id`` and ``error`` as attributes (``agent-node serve`` shows them).
-failures = logging.getLogger("agent_node.failures")
 #: Attempts a node may lose to crashed workers beyond its retry policy before
 #: it fails: a body that kills its worker every time must not loop forever.
 CRASH_ALLOWANCE = 10
@@ -162,7 +162,7 @@ class Runner:
         except (Fenced, UnknownExecution) as exc:
             log.warning("dropped the result of %s: %s", item.key, exc)
             return None, [], None
-        _report(record)
+        report(record)
         faults.hit("after_commit", item.node)
         if not leased:
             return None, [], None
@@ -196,19 +196,7 @@ class Runner:
         except (Fenced, UnknownExecution) as exc:
             log.warning("dropped the failure of %s: %s", item.key, exc)
             return
-        _report(record)
-
-
-def _report(record: ExecutionRecord) -> None:
-    if record.status == "failed":
-        error = " ".join((record.error or "").split())
-        failures.info(
-            "execution %s (workflow %s) failed: %s",
-            record.id,
-            record.workflow_id,
-            error,
-            extra={"execution_id": record.id, "workflow_id": record.workflow_id, "error": error},
-        )
+        report(record)
 
 
 def _fence(item: WorkItem) -> Fence:

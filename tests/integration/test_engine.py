@@ -444,3 +444,22 @@ async def test_a_wait_watched_from_before_creation_sees_the_end(
     engine.watch_status("w-2")
     engine.release_status_watch("w-2")
     assert engine._status_waiters == {}
+
+
+async def test_an_execution_ended_by_its_wait_timing_out_is_reported_once(
+    store_url: str, runtime_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve` prints each failed task from the agent_node.failures log; an
+    execution failed by a resolved wait (a timeout here, a peer's failed task
+    for a delegation) was never reported, only one failed by a node."""
+    rt: Runtime = await runtime_factory(store_url, poll_interval=0.05)
+    wf = waiting_workflow(0.1)
+    with caplog.at_level("INFO", logger="agent_node.failures"):
+        parked = await rt.run(wf.compile(), {})
+        rt.engine.drive(parked.execution_id)
+        failed = await rt.engine.wait(parked.execution_id, until="terminal")
+    assert failed.status == "failed"
+    reported = [r for r in caplog.records if r.name == "agent_node.failures"]
+    assert [(r.execution_id, r.error) for r in reported] == [  # type: ignore[attr-defined]
+        (parked.execution_id, "wait 'ask' for event 'decision' timed out")
+    ]
