@@ -134,6 +134,8 @@ def _waiting(run: NodeRun, data: dict[str, Any]) -> str | None:
         target = data.get("peer") or data.get("skill") or data.get("tag")
         return f"sending to {target}"
     prompt = data.get("prompt")
+    if prompt and data.get("kind") == "auth":
+        return f"asks for authorization: {prompt}"
     return f"asks: {prompt}" if prompt else data.get("event") or data.get("kind")
 
 

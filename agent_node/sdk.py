@@ -151,6 +151,7 @@ class Workflow:
         *,
         event: str | None = None,
         input: str | None = None,
+        auth: str | None = None,
         duration: float | str | None = None,
         until: str | None = None,
         timeout: float | str | None = None,
@@ -160,11 +161,14 @@ class Workflow:
     ) -> None:
         """Park for an external ``event`` (delivered with ``signal``; its payload
         goes to the state key ``output``), for human ``input`` (a prompt; over
-        A2A the task asks its caller), or for a timer (``duration``/``until``)."""
+        A2A the task asks its caller), for an ``auth``orization (a prompt; over
+        A2A the task is AUTH_REQUIRED until the caller's next message), or for
+        a timer (``duration``/``until``)."""
         spec = {
             "type": "wait",
             "event": event,
             "input": input,
+            "auth": auth,
             "duration": duration,
             "until": until,
             "output": output,
@@ -187,6 +191,7 @@ class Workflow:
         on_timeout: str | None = None,
         on_failed: str | None = None,
         on_input_required: str | None = None,
+        on_auth_required: str | None = None,
         poll: float | None = None,
         retry: RetryPolicy | None = None,
         next: Next = DEFAULT,
@@ -208,6 +213,7 @@ class Workflow:
             "on_timeout": on_timeout,
             "on_failed": on_failed,
             "on_input_required": on_input_required,
+            "on_auth_required": on_auth_required,
             "poll": poll,
         }
         given = {k: v for k, v in spec.items() if v is not None}

@@ -3,8 +3,9 @@
 * ``SendMessage`` without ``taskId`` starts the skill's workflow (the skill
   named in the message's or request's metadata as ``skill``, else the
   default one) with the state the message fills; with ``taskId`` it answers
-  the task's wait for input. It blocks until the task is terminal or
-  interrupted, unless ``returnImmediately``.
+  the task's wait for input or authorization (INPUT_REQUIRED or
+  AUTH_REQUIRED). It blocks until the task is terminal or interrupted,
+  unless ``returnImmediately``.
 * ``SendStreamingMessage`` starts or continues a task the same way without
   waiting, and streams it (:mod:`agent_node.a2a.streaming`): first the task
   as accepted (SUBMITTED, or WORKING for a follow-up), then its changes,
@@ -15,11 +16,8 @@
   ``messageId`` is never a dedupe key (clients and the TCK reuse them).
 * A client's ``contextId`` is kept; without one the task gets a new context.
 * Push configs (the four ``…PushNotificationConfig`` methods, or
-  ``taskPushNotificationConfig`` in a send) are stored beside the task and
-  delivered by :class:`~agent_node.a2a.push.PushSender`. A config set with a
-  new task gets every change of it; one set later gets the changes from
-  then on. The config id defaults to the task id; a task has at most
-  :data:`MAX_PUSH_CONFIGS`.
+  ``taskPushNotificationConfig`` in a send): :mod:`agent_node.a2a.task_push`.
+* ``ListTasks`` filters and pages: :mod:`agent_node.a2a.task_list`.
 * Authorization (:class:`~agent_node.security.authz.Policy`): a new task
   needs the caller to be allowed its skill (else PermissionDenied, logged,
   nothing created); every other method works only on tasks the caller
@@ -31,10 +29,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -43,7 +38,6 @@ from agent_node.a2a import compat
 from agent_node.a2a.errors import (
     InvalidParams,
     PermissionDenied,
-    PushNotificationNotSupported,
     TaskNotCancelable,
     TaskNotFound,
     UnsupportedOperation,
@@ -69,8 +63,10 @@ from agent_node.a2a.models import (
     TaskState,
     TaskStatus,
 )
-from agent_node.a2a.push import PushSender, check_push_url
+from agent_node.a2a.push import PushSender
 from agent_node.a2a.streaming import POLL_SECONDS, Follower, Watches
+from agent_node.a2a.task_list import ListQuery, token_of
+from agent_node.a2a.task_push import get_push, list_push, push_config_of, set_push
 from agent_node.a2a.taskview import (
     MESSAGE_EVENT,
     TASK_EVENTS,
@@ -84,33 +80,18 @@ from agent_node.errors import InvalidSignal
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
-from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
+from agent_node.store.records import TERMINAL, ExecutionRecord
 from agent_node.tracing import new_traceparent, valid_traceparent
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import INPUT_EVENT
 
-__all__ = ["MAX_PUSH_CONFIGS", "TaskService"]
+__all__ = ["TaskService"]
 
 log = logging.getLogger(__name__)
 
-#: Push configs one task may have.
-MAX_PUSH_CONFIGS = 10
-#: The largest push config accepted, as JSON (URL, token and credentials).
-MAX_PUSH_CONFIG_BYTES = 8192
-#: Our page tokens are base64 of an offset of at most 12 digits: 16 characters.
-_MAX_OFFSET_DIGITS = 12
-_MAX_TOKEN = 16
-
 _IDEMPOTENCY = uuid.UUID("6f1d0c8e-52a4-4d43-9a55-2f6c1c9a4b21")
-#: A2A task state -> (execution statuses, waiting for input?) for ListTasks.
-_STATUS_FILTER: dict[str, tuple[list[str], bool | None]] = {
-    "TASK_STATE_SUBMITTED": (["pending"], None),
-    "TASK_STATE_WORKING": (["running", "waiting"], False),
-    "TASK_STATE_INPUT_REQUIRED": (["waiting"], True),
-    "TASK_STATE_COMPLETED": (["completed"], None),
-    "TASK_STATE_FAILED": (["failed"], None),
-    "TASK_STATE_CANCELED": (["canceled"], None),
-}
+#: The wait kinds a follow-up message answers (what the task asks its caller).
+_ASKING_KINDS = frozenset({"input", "auth"})
 
 
 class TaskService:
@@ -173,9 +154,9 @@ class TaskService:
         task_id = _task_id(ctx)
         context_id = message.context_id or str(uuid.uuid4())
         received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
-        if (push := _push_config_of(request)) is not None:
+        if (push := push_config_of(request)) is not None:
             # Before the task exists, so no change of it can be missed.
-            await self._set_push(push, task_id, ctx, None)
+            await set_push(self.runtime.store, self.push, push, task_id, ctx, None)
         self.runtime.workflows.add(workflow)
         engine = self.runtime.engine
         watch = then_wait and ctx.idempotency_key is None  # a repeat finds an old task
@@ -208,8 +189,8 @@ class TaskService:
         if message.context_id and message.context_id != context_id:
             raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
         received = message.model_copy(update={"context_id": context_id})
-        if (push := _push_config_of(request)) is not None:
-            await self._set_push(push, task_id, ctx, record)
+        if (push := push_config_of(request)) is not None:
+            await set_push(self.runtime.store, self.push, push, task_id, ctx, record)
         answer = answer_from_message(message)
         if await self._answer_field(record) == "message":
             answer = received.to_json()
@@ -221,18 +202,20 @@ class TaskService:
                 notes=[(MESSAGE_EVENT, received.to_json())],
             )
         except InvalidSignal as exc:
-            raise UnsupportedOperation(f"task {task_id} is not asking for input ({exc})") from None
+            raise UnsupportedOperation(
+                f"task {task_id} is not asking for input or authorization ({exc})"
+            ) from None
         self.runtime.engine.drive(task_id)
         return task_id
 
     async def _answer_field(self, record: ExecutionRecord) -> str | None:
-        """The state field the task's input wait writes its answer to."""
+        """The state field the task's input or auth wait writes its answer to."""
         workflow = next((w for w in self.skills.values() if w.ir.id == record.workflow_id), None)
         if workflow is None:
             return None
         for wait in await self.runtime.store.waits(record.id):
             spec = workflow.ir.nodes.get(wait.node)
-            if wait.kind == "input" and spec is not None:
+            if wait.kind in _ASKING_KINDS and spec is not None:
                 # A delegate node relays the whole message to the peer that asked.
                 return "message" if spec.type == "delegate" else getattr(spec, "output", None)
         return None
@@ -281,35 +264,27 @@ class TaskService:
         return await self._render(record, events, history_length=request.history_length)
 
     async def list_tasks(self, request: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
-        size = request.page_size or 50
-        offset = _offset(request.page_token)
-        status, asking = _STATUS_FILTER.get(str(request.status), (None, None))
         # An operator (or a node without identities) sees every task.
         caller = None if self.policy.is_operator(ctx.caller) else ctx.caller or ""
-        records = await self.runtime.store.list_executions(
-            status=status,
-            context_id=request.context_id,
-            asking=asking,
-            caller=caller,
-            limit=size + 1,
-            offset=offset,
+        query = ListQuery.of(request, caller)
+        store = self.runtime.store
+        records = await store.list_executions(
+            **query.filters, limit=query.size + 1, offset=query.offset
         )
-        page = records[:size]
         tasks = [
             await self._task(
                 r.id,
                 history_length=request.history_length,
                 include_artifacts=bool(request.include_artifacts),
             )
-            for r in page
+            for r in records[: query.size]
         ]
-        more = len(records) > size
-        token = _token(offset + size) if more else ""
-        total = await self.runtime.store.count_executions(
-            status=status, context_id=request.context_id, asking=asking, caller=caller
-        )
+        more = len(records) > query.size
         return ListTasksResponse(
-            tasks=tasks, next_page_token=token, page_size=size, total_size=total
+            tasks=tasks,
+            next_page_token=token_of(query.offset + query.size) if more else "",
+            page_size=query.size,
+            total_size=await store.count_executions(**query.filters),
         )
 
     async def cancel_task(self, request: CancelTaskRequest, ctx: CallContext) -> Task:
@@ -327,25 +302,19 @@ class TaskService:
         if not request.task_id:
             raise InvalidParams("taskId: field required")
         record = await self._record(request.task_id, ctx)
-        return await self._set_push(request, record.id, ctx, record)
+        return await set_push(self.runtime.store, self.push, request, record.id, ctx, record)
 
     async def get_task_push_notification_config(
         self, request: GetTaskPushNotificationConfigRequest, ctx: CallContext
     ) -> TaskPushNotificationConfig:
         await self._record(request.task_id, ctx)
-        for stored in await self.runtime.store.push_configs(request.task_id):
-            if stored.id == request.id:
-                return TaskPushNotificationConfig.model_validate_json(stored.config)
-        raise TaskNotFound(f"task {request.task_id} has no push notification config {request.id!r}")
+        return await get_push(self.runtime.store, request)
 
     async def list_task_push_notification_configs(
         self, request: ListTaskPushNotificationConfigsRequest, ctx: CallContext
     ) -> ListTaskPushNotificationConfigsResponse:
         await self._record(request.task_id, ctx)
-        stored = await self.runtime.store.push_configs(request.task_id)
-        configs = [TaskPushNotificationConfig.model_validate_json(c.config) for c in stored]
-        # At most MAX_PUSH_CONFIGS: always one page.
-        return ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token="")
+        return await list_push(self.runtime.store, request.task_id)
 
     async def delete_task_push_notification_config(
         self, request: DeleteTaskPushNotificationConfigRequest, ctx: CallContext
@@ -353,45 +322,6 @@ class TaskService:
         await self._record(request.task_id, ctx)
         await self.runtime.store.delete_push_config(request.task_id, request.id)
         return Empty()
-
-    async def _set_push(
-        self,
-        config: TaskPushNotificationConfig,
-        task_id: str,
-        ctx: CallContext,
-        record: ExecutionRecord | None,
-    ) -> TaskPushNotificationConfig:
-        """Store a push config of ``task_id``: from the start for a new task
-        (``record`` None), else from the task's current event on."""
-        if self.push is None:
-            raise PushNotificationNotSupported()
-        check_push_url(config.url, self.push.allow)
-        config = config.model_copy(update={"task_id": task_id, "id": config.id or task_id})
-        document = json.dumps(config.to_json(), ensure_ascii=False, separators=(",", ":"))
-        if len(document.encode("utf-8")) > MAX_PUSH_CONFIG_BYTES:
-            raise InvalidParams(f"push config larger than {MAX_PUSH_CONFIG_BYTES} bytes")
-        store = self.runtime.store
-        existing = {c.id for c in await store.push_configs(task_id)} if record else set()
-        if config.id not in existing and len(existing) >= MAX_PUSH_CONFIGS:
-            raise InvalidParams(
-                f"task {task_id} has {MAX_PUSH_CONFIGS} push configs already; delete one first"
-            )
-        settled = record is not None and record.status in TERMINAL
-        await store.put_push_config(
-            PushConfigRecord(
-                task_id=task_id,
-                id=config.id or task_id,
-                config=document,
-                version=ctx.version,
-                caller=ctx.caller,
-                created_at=time.time(),
-                pushed_seq=record.last_seq if record else 0,
-                settled=settled,
-            )
-        )
-        if not settled:
-            self.push.watch(task_id)
-        return config
 
     async def render_push(self, task_id: str, version: str) -> Any:
         """The body of a push about ``task_id``: a 1.0 ``StreamResponse`` holding
@@ -440,7 +370,7 @@ class TaskService:
     ) -> Task:
         await faults.reached("task_render", record)
         waits = await self.runtime.store.waits(record.id) if record.status == "waiting" else []
-        if any(w.kind == "input" for w in waits):
+        if any(w.kind in _ASKING_KINDS for w in waits):
             # The log was read before the waits: a question asked in between
             # is missing from it. Read it again, now as new as the waits.
             events = await self._events(record.id)
@@ -461,36 +391,7 @@ def _metadata(ctx: CallContext) -> dict[str, str]:
     return {"caller": ctx.caller, "traceparent": trace}
 
 
-def _push_config_of(request: SendMessageRequest) -> TaskPushNotificationConfig | None:
-    config = request.configuration
-    return config.task_push_notification_config if config else None
-
-
 def _task_id(ctx: CallContext) -> str:
     if ctx.idempotency_key is None:
         return str(uuid.uuid4())
     return str(uuid.uuid5(_IDEMPOTENCY, f"{ctx.caller or ''}\0{ctx.idempotency_key}"))
-
-
-def _offset(token: str | None) -> int:
-    """The offset a ``nextPageToken`` of ours stands for. Anything else — too
-    long, not base64, not a small whole number (a huge one overflowed the
-    store's integers: an internal error) — is the caller's mistake."""
-    if not token:
-        return 0
-    refused = InvalidParams(
-        "pageToken is not one this agent issued: pass the nextPageToken of the previous page"
-    )
-    if len(token) > _MAX_TOKEN:
-        raise refused
-    try:
-        text = base64.b64decode(token, altchars=b"-_", validate=True).decode("ascii")
-    except ValueError:  # binascii.Error and UnicodeDecodeError among them
-        raise refused from None
-    if not (text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS):
-        raise refused
-    return int(text)
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(str(offset).encode()).decode()

@@ -1,12 +1,13 @@
 """An A2A task is an execution: how one is shown as the other, and back.
 
-Status: pending → SUBMITTED; running, or parked on anything but human input
-→ WORKING; parked on human input → INPUT_REQUIRED, with the prompt as the
-status message; completed → COMPLETED; failed → FAILED (the error as the
-status message); canceled → CANCELED.
+Status: pending → SUBMITTED; running, or parked on anything but its caller
+→ WORKING; parked on human input → INPUT_REQUIRED, on an authorization →
+AUTH_REQUIRED (first when it asks both), with the prompt as the status
+message; completed → COMPLETED; failed → FAILED (the error as the status
+message); canceled → CANCELED.
 
 History comes from the log: every ``message_received`` event (the caller's
-messages, as received) and every input prompt (the agent's messages).
+messages, as received) and every prompt (the agent's messages).
 
 The answer: a completed execution's output (the ``end`` node's output,
 else the final state) is one artifact named ``result``: a ``data`` part
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ValidationError
 from agent_node.a2a.errors import InvalidParams
 from agent_node.a2a.models import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
 from agent_node.results import Event
-from agent_node.store.records import ExecutionRecord, WaitRecord
+from agent_node.store.records import ExecutionRecord, WaitRecord, asking_of
 
 __all__ = [
     "MESSAGE_EVENT",
@@ -65,6 +66,7 @@ MESSAGE_EVENT = "message_received"
 #: left unparsed (``execution_completed`` is always an execution's last event).
 TASK_EVENTS = frozenset({MESSAGE_EVENT, "wait_started", "execution_completed"})
 
+_ASKING_STATE = {"auth": TaskState.AUTH_REQUIRED, "input": TaskState.INPUT_REQUIRED}
 _SIMPLE_STATUS = {
     "pending": TaskState.SUBMITTED,
     "running": TaskState.WORKING,
@@ -103,12 +105,13 @@ def _status(
 ) -> TaskStatus:
     stamp = datetime.fromtimestamp(record.updated_at, UTC).isoformat().replace("+00:00", "Z")
     if record.status == "waiting":
-        asking = [w for w in waits if w.kind == "input"]
-        if not asking:
+        asking = asking_of(record.status, {w.kind for w in waits})
+        if asking == "none":
             return TaskStatus(state=TaskState.WORKING, timestamp=stamp)
-        suffix, prompt = _prompt_of(events, asking[0])
+        wait = next(w for w in waits if w.kind == asking)
+        suffix, prompt = _prompt_of(events, wait)
         message = _agent_message(record.id, context_id, suffix, prompt)
-        return TaskStatus(state=TaskState.INPUT_REQUIRED, message=message, timestamp=stamp)
+        return TaskStatus(state=_ASKING_STATE[asking], message=message, timestamp=stamp)
     state = _SIMPLE_STATUS[record.status]
     said: Message | None = None
     if record.status == "failed" and record.error:
@@ -134,11 +137,12 @@ def _prompt_of(events: list[Event], wait: WaitRecord) -> tuple[str, str]:
     """The question of ``wait``: its message id's suffix and its text. The id is
     the one the question has in the history (``prompt-<seq>`` of its
     ``wait_started``), so a client sees one message, and each ask a new id."""
+    default = "Authorization required." if wait.kind == "auth" else "Input required."
     for event in reversed(events):
         if event.kind == "wait_started" and (event.node, event.visit) == (wait.node, wait.visit):
             prompt = (event.data or {}).get("prompt")
-            return f"prompt-{event.seq}", str(prompt or "Input required.")
-    return f"prompt-{wait.node}", "Input required."
+            return f"prompt-{event.seq}", str(prompt or default)
+    return f"prompt-{wait.node}", default
 
 
 def _history(task_id: str, context_id: str, events: list[Event]) -> list[Message]:

@@ -132,7 +132,7 @@ def _show_run(
         _show_traceback(console, result.events)
     for wait in waits:
         console.print(f"waiting for {render.describe_wait(wait)}", markup=False)
-        if wait.kind == "event" and wait.event is not None:
+        if wait.kind in ("event", "input", "auth") and wait.event is not None:
             command = _signal_command(url, result.execution_id, wait, workflow)
             console.print(f"continue with: {command}", markup=False, soft_wrap=True)
 

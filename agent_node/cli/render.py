@@ -191,8 +191,19 @@ def model_usage(runs: Sequence[NodeRun]) -> str:
     return " · ".join(parts)
 
 
+#: Waits that ask the execution's caller, as ``describe_wait`` names them.
+_ASKS = {"input": "input", "auth": "authorization"}
+
+
 def describe_wait(wait: WaitRecord) -> str:
-    """``event 'approved' at node 'ask'``, ``timer at node 'sleep' (due ...)``."""
-    what = f"event {wait.event!r}" if wait.kind == "event" else wait.kind
+    """``event 'approved' at node 'ask'``, ``timer at node 'sleep' (due ...)``,
+    ``authorization (event 'input') at node 'login'``."""
+    asks = _ASKS.get(wait.kind)
+    if wait.kind == "event":
+        what = f"event {wait.event!r}"
+    elif asks is not None:
+        what = f"{asks} (event {wait.event!r})"
+    else:
+        what = wait.kind
     due = f" (due {when(wait.deadline)})" if wait.deadline is not None else ""
     return f"{what} at node {wait.node!r}{due}"

@@ -124,12 +124,13 @@ class Fork:
 class Park:
     """Wait. ``kind`` is ``event`` (resolved by the event named ``event``),
     ``input`` (human input: resolved by the event ``input``; ``info`` holds
-    the ``prompt``), ``delegation`` (a task sent to a peer: resolved by the
-    event ``event`` when the peer's result arrives; ``delegation`` is the row
-    written with the wait) or ``timer``; the wait expires at ``deadline``
+    the ``prompt``), ``auth`` (an authorization, the same way),
+    ``delegation`` (a task sent to a peer: resolved by the event ``event``
+    when the peer's result arrives; ``delegation`` is the row written with
+    the wait) or ``timer``; the wait expires at ``deadline``
     (epoch seconds) when one is given."""
 
-    kind: Literal["event", "input", "delegation", "timer"]
+    kind: Literal["event", "input", "auth", "delegation", "timer"]
     event: str | None = None
     deadline: float | None = None
     info: Mapping[str, Any] = field(default_factory=dict)

@@ -58,9 +58,9 @@ __all__ = [
 
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 #: Wait kinds resolved by an arriving event (the rest are timers and joins).
-ANSWERED_KINDS = frozenset({"event", "input", "delegation"})
+ANSWERED_KINDS = frozenset({"event", "input", "auth", "delegation"})
 #: Of those, the ones someone outside must answer (a delegation answers itself).
-EXTERNAL_KINDS = frozenset({"event", "input"})
+EXTERNAL_KINDS = frozenset({"event", "input", "auth"})
 
 
 @dataclass(frozen=True, slots=True)

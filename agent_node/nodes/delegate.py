@@ -11,15 +11,20 @@ moves the row (:mod:`agent_node.nodes.delegation`) until the task settles:
 
 * COMPLETED: the peer's answer goes into the state (``output``: the whole
   result; ``fields``: single values of it), then ``next``;
-* FAILED, REJECTED, CANCELED, AUTH_REQUIRED, or the send refused for good
-  (the request itself is wrong or forbidden): ``on_failed`` when set, else
-  the execution fails with the peer's message;
+* FAILED, REJECTED, CANCELED, or the send refused for good (the request
+  itself is wrong or forbidden): ``on_failed`` when set, else the execution
+  fails with the peer's message;
 * INPUT_REQUIRED: ``on_input_required`` when set (the peer's question in
   ``output``); else the question bubbles up: the visit waits for input with
   the peer's question as its prompt (over A2A our own task is
   INPUT_REQUIRED to our caller), and the answer is relayed down to the
   peer's task (by the watchdog, from the row, so a crash cannot lose it)
   while the visit waits on the peer again;
+* AUTH_REQUIRED: the same, with ``on_auth_required``, a wait of kind
+  ``auth`` and our task AUTH_REQUIRED. ``on_input_required`` does not catch
+  it: what a peer needs authorized is usually for the human (or client) at
+  the top of the chain to grant, so it bubbles up unless the workflow says
+  it can answer it itself;
 * no answer within ``timeout`` — an unreachable peer included: it is tried
   again with a capped backoff meanwhile, holding nothing but the row —
   ``on_timeout`` when set, else it fails; the peer's task is then canceled.
@@ -57,7 +62,7 @@ from agent_node.engine.executor import (
     ResumeContext,
 )
 from agent_node.errors import NodeFailed
-from agent_node.nodes.delegation import SETTLED, react, relay_row, scrub
+from agent_node.nodes.delegation import ASKING, SETTLED, react, relay_row, scrub
 from agent_node.store.records import DelegationRecord
 from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
@@ -108,6 +113,7 @@ class DelegateNode(NodeSpec):
     on_timeout: str | None = None
     on_failed: str | None = None
     on_input_required: str | None = None
+    on_auth_required: str | None = None
     next: str | None = None
     #: Whether the peer is asked to push (else it is only polled).
     push: bool = True
@@ -127,12 +133,27 @@ class DelegateNode(NodeSpec):
                 raise ValueError(
                     f"fields.{key}: {path!r} is not one of {', '.join(_PATHS)} or data.<key>"
                 )
-        if self.on_input_required is not None and self.output is None:
-            raise ValueError("'on_input_required' needs 'output' (where the question goes)")
+        for route, target in self.question_routes.items():
+            if target is not None and self.output is None:
+                raise ValueError(f"'{route}' needs 'output' (where the question goes)")
         return self
 
+    @property
+    def question_routes(self) -> dict[str, str | None]:
+        """``on_input_required`` and ``on_auth_required``, by name."""
+        return {
+            "on_input_required": self.on_input_required,
+            "on_auth_required": self.on_auth_required,
+        }
+
+    def routed(self, state: str) -> str | None:
+        """Where a peer's task in the asking ``state`` goes (None: it bubbles up)."""
+        if state == "TASK_STATE_INPUT_REQUIRED":
+            return self.on_input_required
+        return self.on_auth_required if state == "TASK_STATE_AUTH_REQUIRED" else None
+
     def successors(self) -> list[str]:
-        routes = (self.on_timeout, self.on_failed, self.on_input_required)
+        routes = (self.on_timeout, self.on_failed, self.on_input_required, self.on_auth_required)
         return [*super().successors(), *(r for r in routes if r)]
 
     def templates(self) -> list[tuple[str, str]]:
@@ -258,7 +279,7 @@ class DelegateExecutor:
                 return Advance(next=spec.on_failed, patch=patch, output=failed)
             return Finish("failed", f"delegate node {spec.id!r}: {reason}")
 
-        routes = spec.on_input_required is not None
+        routes = {state for state in ASKING if spec.routed(state) is not None}
         return react(ctx, news, settle, routes, fail, spec.poll)
 
     def expire(self, ctx: ResumeContext) -> Outcome:
@@ -282,9 +303,9 @@ def outcome_of(
         except NodeFailed as exc:
             return Finish("failed", str(exc))
         return Advance(next=spec.next, patch=patch, output=_summary(result))
-    if state == "TASK_STATE_INPUT_REQUIRED" and spec.on_input_required is not None:
+    if (route := spec.routed(state)) is not None:
         patch = {spec.output: result} if spec.output else None
-        return Advance(next=spec.on_input_required, patch=patch, output=_summary(result))
+        return Advance(next=route, patch=patch, output=_summary(result))
     if spec.on_failed is not None:
         patch = {spec.output: result} if spec.output else None
         return Advance(next=spec.on_failed, patch=patch, output=_summary(result))

@@ -15,7 +15,12 @@ pushes, in any order and any number of times:
 ``failed``    the send was refused for good (``error``): the request itself
               is wrong or forbidden.
 
-Turns. After our caller's answer, a peer still saying INPUT_REQUIRED may be
+A peer's task that asks for input or for authorization (INPUT_REQUIRED,
+AUTH_REQUIRED: :data:`ASKING`) is a question: the node routes it, or asks
+our caller the same — as a wait of kind ``input`` or ``auth``, so our own
+task shows the peer's state — and relays the answer down.
+
+Turns. After our caller's answer, a peer still asking may be
 asking again or may be stale news of the question answered (a late push, a
 poll that crossed the relay, a peer that re-publishes the task at each
 turn). It is a new question only if its status is newer than the last
@@ -29,9 +34,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from agent_node.engine.executor import (
     Advance,
@@ -46,6 +51,7 @@ from agent_node.workflow.ir import INPUT_EVENT
 
 __all__ = [
     "ASKED_POLL",
+    "ASKING",
     "SETTLED",
     "TERMINAL_STATES",
     "matters",
@@ -57,15 +63,15 @@ __all__ = [
 
 #: A2A task states a delegation resumes on (the rest: it goes on waiting).
 TERMINAL_STATES = frozenset(
-    {
-        "TASK_STATE_COMPLETED",
-        "TASK_STATE_FAILED",
-        "TASK_STATE_CANCELED",
-        "TASK_STATE_REJECTED",
-        "TASK_STATE_AUTH_REQUIRED",
-    }
+    {"TASK_STATE_COMPLETED", "TASK_STATE_FAILED", "TASK_STATE_CANCELED", "TASK_STATE_REJECTED"}
 )
-SETTLED = TERMINAL_STATES | {"TASK_STATE_INPUT_REQUIRED"}
+#: A2A task states that ask the delegation's side something -> the kind of
+#: wait that asks our caller the same.
+ASKING: dict[str, Literal["input", "auth"]] = {
+    "TASK_STATE_INPUT_REQUIRED": "input",
+    "TASK_STATE_AUTH_REQUIRED": "auth",
+}
+SETTLED = TERMINAL_STATES | set(ASKING)
 #: Seconds between safety polls of a peer whose question our caller has.
 ASKED_POLL = 60.0
 #: Seconds before the first poll after an answer was relayed.
@@ -95,14 +101,14 @@ def react(
     ctx: ResumeContext,
     news: Mapping[str, Any],
     settle: Settle,
-    routes_questions: bool,
+    routes_questions: Collection[str],
     fail: Callable[[str], Advance | Finish],
     first_poll: float,
 ) -> Reaction:
     """The move ``news`` makes (see the module doc). ``settle`` maps a settled
-    task to the visit's outcome; ``routes_questions``: the node routes a
-    peer's question itself (``on_input_required``) instead of asking our
-    caller; ``fail`` maps a refusal for good to the visit's outcome;
+    task to the visit's outcome; ``routes_questions``: the asking states the
+    node routes itself (``on_input_required``, ``on_auth_required``) instead
+    of asking our caller; ``fail`` maps a refusal for good to the visit's outcome;
     ``first_poll``: seconds until a sent task with no news is polled."""
     row = ctx.delegation
     if row is None:  # settled already: late or duplicate news
@@ -123,14 +129,14 @@ def react(
     state = task_state(task)
     if state in TERMINAL_STATES or not task.get("id"):
         return settle(row.peer, task, ctx.now - row.sent_at), events
-    if state == "TASK_STATE_INPUT_REQUIRED":
-        if routes_questions:
+    if state in ASKING:
+        if state in routes_questions:
             return settle(row.peer, task, ctx.now - row.sent_at), events
         question = _question(task)
         if row.state in ("sending", "sent") or (
             row.state == "answered" and _newer(question, row.question)
         ):
-            return _ask(row, task, question, ctx.now), events
+            return _ask(row, ASKING[state], question, ctx.now), events
     elif row.state == "answered" and row.relay is None:
         row = _moved(row)  # working on the answer: a next question is new
     return Keep(row if row != ctx.delegation else None), events
@@ -220,9 +226,9 @@ def _relayed(row: DelegationRecord, ctx: ResumeContext, news: Mapping[str, Any])
 
 
 def _ask(
-    row: DelegationRecord, task: Mapping[str, Any], question: dict[str, Any], now: float
+    row: DelegationRecord, kind: Literal["input", "auth"], question: dict[str, Any], now: float
 ) -> Park:
-    """The peer asks for input: ask our caller the same (the row stays)."""
+    """The peer asks for input or authorization: ask our caller the same (the row stays)."""
     asked = replace(
         row,
         state="asked",
@@ -231,14 +237,15 @@ def _ask(
         polls=0,
         next_poll_at=now + ASKED_POLL,
     )
-    prompt = question["text"] or f"{row.peer} asks for input."
+    asks = "authorization" if kind == "auth" else "input"
+    prompt = question["text"] or f"{row.peer} asks for {asks}."
     info = {"prompt": prompt, "asked_by": {"peer": row.peer, "task_id": row.remote_task_id}}
-    return Park("input", event=INPUT_EVENT, info=info, delegation=asked)
+    return Park(kind, event=INPUT_EVENT, info=info, delegation=asked)
 
 
 def _question(task: Mapping[str, Any]) -> dict[str, Any]:
-    """The question of an INPUT_REQUIRED task: its status message's id, the
-    status timestamp, the message's text."""
+    """The question of an asking task: its status message's id, the status
+    timestamp, the message's text."""
     status = _mapping(task.get("status"))
     message = _mapping(status.get("message"))
     parts = message.get("parts")

@@ -1,4 +1,5 @@
-"""``wait``: park for an external event or human input (optional timeout), or a timer.
+"""``wait``: park for an external event, human input or an authorization
+(optional timeout), or a timer.
 
 Nothing stays in memory while an execution waits: the engine writes a wait
 row and forgets it. ``signal`` resolves an event wait through :meth:`resume`
@@ -9,7 +10,7 @@ it through :meth:`expire`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from agent_node.engine.executor import (
     Advance,
@@ -36,9 +37,11 @@ class WaitExecutor(Parkless):
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
         deadline = ctx.now + spec.timeout if spec.timeout is not None else None
-        if spec.input is not None:
-            prompt = ctx.workflow.template(spec.id, "input").render(ctx.data)
-            return Park("input", event=INPUT_EVENT, deadline=deadline, info={"prompt": prompt})
+        if spec.prompt is not None:
+            field = spec.prompt[0]
+            info = {"prompt": ctx.workflow.template(spec.id, field).render(ctx.data)}
+            kind: Literal["auth", "input"] = "auth" if field == "auth" else "input"
+            return Park(kind, event=INPUT_EVENT, deadline=deadline, info=info)
         if spec.event is not None:
             event = spec.event
             if (spec.id, "event") in ctx.workflow.templates:
@@ -60,7 +63,7 @@ class WaitExecutor(Parkless):
             return Advance(next=spec.next)
         if spec.on_timeout is not None:
             return Advance(next=spec.on_timeout, output={"timed_out": True})
-        what = "input" if spec.input is not None else f"event {spec.event!r}"
+        what = spec.prompt[0] if spec.prompt is not None else f"event {spec.event!r}"
         return Finish("failed", f"wait {spec.id!r} for {what} timed out")
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from agent_node.store.records import (
+    Asking,
     Claim,
     DelegationRecord,
     EventRecord,
@@ -217,15 +218,16 @@ class Store(Protocol):
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        """Newest first. ``asking``: only executions waiting for input (an
-        ``input`` wait while ``waiting``: A2A's INPUT_REQUIRED), or only the
-        others (False). ``caller``: only those whose ``metadata`` names that
-        ``caller`` (the identity that created them)."""
+        """Newest first. ``asking``: only executions that ask that of their
+        caller (:func:`~agent_node.store.records.asking_of`: ``input`` is
+        A2A's INPUT_REQUIRED, ``auth`` AUTH_REQUIRED, ``none`` neither).
+        ``caller``: only those whose ``metadata`` names that ``caller`` (the
+        identity that created them)."""
 
     async def count_executions(
         self,
@@ -233,7 +235,7 @@ class Store(Protocol):
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""

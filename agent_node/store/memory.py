@@ -15,6 +15,7 @@ from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
+    Asking,
     Claim,
     DelegationRecord,
     EventRecord,
@@ -23,6 +24,7 @@ from agent_node.store.records import (
     PushConfigRecord,
     WaitRecord,
     WorkItem,
+    asking_of,
 )
 
 __all__ = ["MemoryStore"]
@@ -351,7 +353,7 @@ class MemoryStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -374,7 +376,7 @@ class MemoryStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
     ) -> int:
         listed = await self.list_executions(
@@ -387,9 +389,9 @@ class MemoryStore:
         )
         return len(listed)
 
-    def _asking(self, record: ExecutionRecord) -> bool:
+    def _asking(self, record: ExecutionRecord) -> Asking:
         waits = self._waits.get(record.id, {}).values()
-        return record.status == "waiting" and any(w.kind == "input" for w in waits)
+        return asking_of(record.status, {w.kind for w in waits})
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]

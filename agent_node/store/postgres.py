@@ -26,6 +26,7 @@ from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import MissingStore
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
+    Asking,
     Claim,
     DelegationRecord,
     EventRecord,
@@ -481,7 +482,7 @@ class PostgresStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -501,7 +502,7 @@ class PostgresStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
     ) -> int:
         where, params = _filters(status, workflow_id, context_id, asking, caller)
@@ -565,7 +566,7 @@ def _filters(
     status: Collection[str] | None,
     workflow_id: str | None,
     context_id: str | None,
-    asking: bool | None,
+    asking: Asking | None,
     caller: str | None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
@@ -580,7 +581,7 @@ def _filters(
         params.append(context_id)
         clauses.append(f"context_id = ${len(params)}")
     if asking is not None:
-        clauses.append(ASKING if asking else f"NOT {ASKING}")
+        clauses.append(ASKING[asking])
     if caller is not None:
         params.append(caller)
         clauses.append(f"(metadata::jsonb ->> 'caller') = ${len(params)}")

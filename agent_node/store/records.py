@@ -8,12 +8,14 @@ the engine decides when parsing is worth its cost.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
     "ACTIVE",
     "TERMINAL",
+    "Asking",
     "Claim",
     "DelegationRecord",
     "DelegationState",
@@ -24,6 +26,7 @@ __all__ = [
     "PushConfigRecord",
     "WaitRecord",
     "WorkItem",
+    "asking_of",
 ]
 
 #: pending: created, nothing started · running: a node is ready or running ·
@@ -31,6 +34,20 @@ __all__ = [
 ExecutionStatus = Literal["pending", "running", "waiting", "completed", "failed", "canceled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "canceled"})
 ACTIVE: frozenset[str] = frozenset({"pending", "running", "waiting"})
+#: What a waiting execution asks of whoever started it (A2A's interrupted
+#: states): ``auth`` (AUTH_REQUIRED), ``input`` (INPUT_REQUIRED), or
+#: ``none`` (neither: working, or parked on a timer, an event, a peer).
+Asking = Literal["auth", "input", "none"]
+
+
+def asking_of(status: str, wait_kinds: Collection[str]) -> Asking:
+    """What an execution with ``status`` and waits of ``wait_kinds`` asks.
+    An authorization comes first: a task asking both is AUTH_REQUIRED."""
+    if status != "waiting":
+        return "none"
+    if "auth" in wait_kinds:
+        return "auth"
+    return "input" if "input" in wait_kinds else "none"
 
 
 @dataclass(slots=True)

@@ -64,11 +64,19 @@ _DELEGATION_SET = (
     " last_error = ?"
 )
 _DELEGATION_KEY = "execution_id = ? AND node = ? AND visit = ?"
-#: An execution waiting for input (A2A's INPUT_REQUIRED), as a WHERE condition.
-ASKING = (
-    "(status = 'waiting' AND EXISTS (SELECT 1 FROM waits w"
-    " WHERE w.execution_id = executions.id AND w.kind = 'input'))"
-)
+
+_ASKS = "EXISTS (SELECT 1 FROM waits w WHERE w.execution_id = executions.id AND w.kind IN ({}))"
+#: What an execution asks (:func:`~agent_node.store.records.asking_of`), as a
+#: WHERE condition.
+ASKING: dict[str, str] = {
+    "auth": "(status = 'waiting' AND " + _ASKS.format("'auth'") + ")",
+    "input": "(status = 'waiting' AND "
+    + _ASKS.format("'input'")
+    + " AND NOT "
+    + _ASKS.format("'auth'")
+    + ")",
+    "none": "NOT (status = 'waiting' AND " + _ASKS.format("'input', 'auth'") + ")",
+}
 PUSH_COLUMNS = (
     "task_id, id, config, version, caller, created_at, pushed_seq, settled, attempts,"
     " next_attempt_at, last_error, lease_owner, lease_expires_at"

@@ -57,6 +57,7 @@ from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import create_private, require_file
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
+    Asking,
     Claim,
     DelegationRecord,
     EventRecord,
@@ -558,7 +559,7 @@ class SqliteStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
         limit: int = 100,
         offset: int = 0,
@@ -577,7 +578,7 @@ class SqliteStore:
         status: Collection[str] | None = None,
         workflow_id: str | None = None,
         context_id: str | None = None,
-        asking: bool | None = None,
+        asking: Asking | None = None,
         caller: str | None = None,
     ) -> int:
         where, params = _filters(status, workflow_id, context_id, asking, caller)
@@ -703,7 +704,7 @@ def _filters(
     status: Collection[str] | None,
     workflow_id: str | None,
     context_id: str | None,
-    asking: bool | None,
+    asking: Asking | None,
     caller: str | None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
@@ -719,7 +720,7 @@ def _filters(
         clauses.append("context_id = ?")
         params.append(context_id)
     if asking is not None:
-        clauses.append(ASKING if asking else f"NOT {ASKING}")
+        clauses.append(ASKING[asking])
     if caller is not None:
         clauses.append("json_extract(metadata, '$.caller') = ?")
         params.append(caller)

@@ -126,7 +126,8 @@ class NodeSpec(BaseModel):
 
 
 NODE_TYPES: dict[str, type[NodeSpec]] = {}
-#: The event that answers a wait for human input.
+#: The event that answers a wait for human input or authorization (the
+#: caller's next message on the task).
 INPUT_EVENT = "input"
 
 _Spec = TypeVar("_Spec", bound=type[NodeSpec])
@@ -226,20 +227,26 @@ class JoinNode(NodeSpec):
 
 @node_type
 class WaitNode(NodeSpec):
-    """Parks the execution: for an external ``event``, for human ``input``
-    (optionally with a ``timeout``), or as a timer (``duration`` or ``until``).
+    """Parks the execution: for an external ``event``, for human ``input``,
+    for an ``auth``orization (both optionally with a ``timeout``), or as a
+    timer (``duration`` or ``until``).
 
     ``input`` is the prompt (a template) shown to whoever must answer: over
     A2A the task is INPUT_REQUIRED with this prompt, and the caller's next
-    message on the task resolves the wait (as the event ``input``). The
-    payload that resolves a wait is written to the state key ``output`` when
-    given. On timeout the execution goes to ``on_timeout``, or fails when
-    unset. A waiting execution is a row in the store, never a coroutine.
+    message on the task resolves the wait (as the event ``input``). ``auth``
+    is the same with AUTH_REQUIRED: the prompt says what to authorize (or
+    where), and the caller's next message resolves it the same way — what
+    that message proves is the workflow's to check (A2A §7.6.4: the state
+    itself grants nothing). The payload that resolves a wait is written to
+    the state key ``output`` when given. On timeout the execution goes to
+    ``on_timeout``, or fails when unset. A waiting execution is a row in the
+    store, never a coroutine.
     """
 
     type: Literal["wait"] = "wait"
     event: str | None = None
     input: str | None = None
+    auth: str | None = None
     duration: float | None = Field(default=None, ge=0)
     until: str | None = None
     output: str | None = None
@@ -250,27 +257,36 @@ class WaitNode(NodeSpec):
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitNode:
-        kinds = sum(x is not None for x in (self.event, self.input, self.duration, self.until))
-        if kinds != 1:
-            raise ValueError("a wait needs exactly one of 'event', 'input', 'duration' or 'until'")
-        answered = self.event is not None or self.input is not None
+        given = (self.event, self.input, self.auth, self.duration, self.until)
+        if sum(x is not None for x in given) != 1:
+            raise ValueError(
+                "a wait needs exactly one of 'event', 'input', 'auth', 'duration' or 'until'"
+            )
+        answered = self.awaited is not None
         if not answered and (self.timeout is not None or self.on_timeout is not None):
-            raise ValueError("'timeout' and 'on_timeout' apply to event and input waits only")
+            raise ValueError("'timeout' and 'on_timeout' apply to event, input and auth waits only")
         if not answered and self.output is not None:
-            raise ValueError("'output' applies to event and input waits only")
+            raise ValueError("'output' applies to event, input and auth waits only")
         return self
 
     @property
+    def prompt(self) -> tuple[str, str] | None:
+        """``(field, template)`` of a wait that asks its caller: ``input`` or ``auth``."""
+        if self.input is not None:
+            return "input", self.input
+        return ("auth", self.auth) if self.auth is not None else None
+
+    @property
     def awaited(self) -> str | None:
-        """The name of the event that resolves this wait (``input`` for input)."""
-        return INPUT_EVENT if self.input is not None else self.event
+        """The name of the event that resolves this wait (``input`` for input and auth)."""
+        return INPUT_EVENT if self.prompt is not None else self.event
 
     def successors(self) -> list[str]:
         return [*super().successors(), *([self.on_timeout] if self.on_timeout else [])]
 
     def templates(self) -> list[tuple[str, str]]:
         found = [("event", self.event)] if self.event and "{" in self.event else []
-        found += [("input", self.input)] if self.input else []
+        found += [self.prompt] if self.prompt else []
         return [*found, *([("until", self.until)] if self.until else [])]
 
     def writes(self) -> list[tuple[str, str]]:

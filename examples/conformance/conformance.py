@@ -2,8 +2,11 @@
 
 Built with the SDK like any agent; every answer goes through the output
 contract of the A2A layer (``reply``, ``status_message``, ``artifacts``,
-``respond_with``), and ``tck-input-required`` parks on a real wait for input
-whose answer (the whole follow-up message) loops back to ``route``.
+``respond_with``), ``tck-input-required`` parks on a real wait for input
+whose answer (the whole follow-up message) loops back to ``route``, and
+``tck-auth-required`` on a wait for authorization (AUTH_REQUIRED): whatever
+follow-up answers it is taken as the authorization, and routed in turn
+(a ``tck-auth-required`` one then completes the task).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Turn(BaseModel):
     status_message: str | None = None
     respond_with: str | None = None
     artifacts: list[dict[str, Any]] | None = None
+    authorized: bool = False
 
 
 def _file(**where: str) -> dict[str, Any]:
@@ -46,6 +50,7 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
     ("tck-stream-003", {"artifacts": [{"parts": [{"text": "Stream task lifecycle"}]}]}),
     ("tck-stream-ordering-001", {"artifacts": [{"parts": [{"text": "Ordered output"}]}]}),
     ("tck-complete-task", {"status_message": "Hello from TCK"}),
+    ("tck-auth-required", {"status_message": "Authorized"}),
 ]
 
 
@@ -53,13 +58,17 @@ def message_id(turn: Turn) -> str:
     return str(turn.message.get("messageId", ""))
 
 
-def asks_for_input(turn: Turn) -> bool:
-    return message_id(turn).startswith("tck-input-required")
+def where(turn: Turn) -> str:
+    """``ask`` for input, ``authorize`` (once), or ``done``."""
+    mid = message_id(turn)
+    if mid.startswith("tck-input-required"):
+        return "ask"
+    return "authorize" if mid.startswith("tck-auth-required") and not turn.authorized else "done"
 
 
-@wf.step(next=lambda t: "ask" if asks_for_input(t) else "done", routes=["ask", "done"])
+@wf.step(next=where, routes=["ask", "authorize", "done"])
 async def route(turn: Turn) -> dict[str, Any]:
-    if asks_for_input(turn):
+    if where(turn) != "done":
         return {}
     mid = message_id(turn)
     for prefix, answer in ANSWERS:
@@ -71,4 +80,17 @@ async def route(turn: Turn) -> dict[str, Any]:
 wf.wait(
     "ask", input="Input required: send tck-complete-task to finish.", output="message", next="route"
 )
+wf.wait(
+    "authorize",
+    auth="Authorization required: send any message on this task to grant it.",
+    output="message",
+    next="granted",
+)
+
+
+@wf.step(next="route")
+async def granted(turn: Turn) -> dict[str, Any]:
+    return {"authorized": True}
+
+
 wf.end("done", output=["reply", "status_message", "respond_with", "artifacts"])

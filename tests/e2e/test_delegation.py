@@ -592,6 +592,54 @@ async def test_a_question_bubbles_up_a_chain_and_the_answer_comes_down(net: Net)
     assert c_task.status == "completed" and len(await tasks_of(net.store("b"))) == 1
 
 
+LOGIN = """\
+workflow:
+  id: login
+  version: "1"
+  start: authorize
+  state_schema:
+    type: object
+    properties:
+      text: {type: string}
+      reply: {type: string}
+nodes:
+  authorize:
+    type: wait
+    auth: "Sign in to {{ state.text }}, then send the token."
+    output: reply
+    next: done
+  done: {type: end, output: [reply]}
+"""
+
+
+async def test_a_peers_request_for_authorization_bubbles_up_and_the_answer_comes_down(
+    net: Net,
+) -> None:
+    """B asks for authorization; A's caller sees AUTH_REQUIRED with B's prompt,
+    answers A's task, and the answer reaches B's task (it was a failure before)."""
+    login = net.root / "login.yaml"
+    login.write_text(LOGIN)
+    net.configure("b", {"login": login}, [])
+    net.configure("a", {"relay": net.relay("a", "b", "login", as_text=True, keep="text")}, ["b"])
+    for name in ("b", "a"):
+        await net.start(name)
+    task = await send_text(net, "a", {"parts": [{"text": "the mailbox"}]})
+    assert task["status"]["state"] == "TASK_STATE_AUTH_REQUIRED"
+    prompt = task["status"]["message"]["parts"][0]["text"]
+    assert prompt == "Sign in to the mailbox, then send the token."
+
+    done = await send_text(net, "a", {"taskId": task["id"], "parts": [{"text": "tok-42"}]})
+    if done["status"]["state"] != "TASK_STATE_COMPLETED":
+        await wait_until(lambda: finished(net.store("a"), task["id"]), "A to finish", timeout=30)
+        done = await get_task(net, "a", task["id"])
+    assert done["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert verdict(done) == "tok-42"
+    a_events = await events_of(net.store("a"), task["id"])
+    assert kinds(a_events).count("delegation_answered") == 1
+    (b_task,) = await tasks_of(net.store("b"))
+    assert b_task.status == "completed"
+
+
 async def send_text(net: Net, node: str, message: dict[str, Any]) -> dict[str, Any]:
     body = {
         "jsonrpc": "2.0",

@@ -10,7 +10,14 @@ import pytest
 
 from agent_node import Runtime, load_workflow
 from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import Message, Part, Role, SendMessageRequest, TaskState
+from agent_node.a2a.models import (
+    GetTaskRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    TaskState,
+)
 from agent_node.a2a.tasks import TaskService
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +61,20 @@ async def test_input_required_stays_until_completed(agent: TaskService) -> None:
     done = (await agent.send_message(send("tck-complete-task-1a2b3c4d", asked.id), CTX)).task
     assert done is not None and done.status.state == TaskState.COMPLETED
     assert len(done.history or []) == 5  # three messages in, two prompts out
+
+
+async def test_auth_required_until_a_follow_up_grants_it(agent: TaskService) -> None:
+    """The newer TCK's tck-auth-required: the task reaches AUTH_REQUIRED, a
+    blocking send returns in it, it stays retrievable, a follow-up completes it."""
+    asked = (await agent.send_message(send("tck-auth-required-1a2b3c4d"), CTX)).task
+    assert asked is not None and asked.status.state == TaskState.AUTH_REQUIRED
+    read = await agent.get_task(GetTaskRequest(id=asked.id), CTX)
+    assert read.status.state == TaskState.AUTH_REQUIRED
+    done = (await agent.send_message(send("tck-auth-required-1a2b3c4d", asked.id), CTX)).task
+    assert done is not None and done.status.state == TaskState.COMPLETED
+    again = (await agent.send_message(send("tck-auth-required-1a2b3c4d"), CTX)).task
+    assert again is not None and again.status.state == TaskState.AUTH_REQUIRED
+    hello = (await agent.send_message(send("tck-complete-task-1a2b3c4d", again.id), CTX)).task
+    assert hello is not None and hello.status.state == TaskState.COMPLETED
+    assert hello.status.message is not None
+    assert hello.status.message.parts[0].text == "Hello from TCK"

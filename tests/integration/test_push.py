@@ -37,7 +37,8 @@ from agent_node.a2a.models import (
     TaskState,
 )
 from agent_node.a2a.push import AllowList, PushSender, check_push_url
-from agent_node.a2a.tasks import MAX_PUSH_CONFIGS, TaskService
+from agent_node.a2a.task_push import MAX_PUSH_CONFIGS
+from agent_node.a2a.tasks import TaskService
 from agent_node.config import PushSettings
 from agent_node.engine.owner import Owner
 

@@ -4,7 +4,9 @@ For tests that force interleavings or odd answers at exact places (no
 network): the wire itself is proven against real peers in ``tests/e2e``.
 The first text of a message picks what it does: ``ask`` asks one question
 (INPUT_REQUIRED, status message ``q1``) and completes with ``hello
-<answer>``; ``hang`` works until canceled; anything else completes at once.
+<answer>``; ``login`` does the same asking for authorization
+(AUTH_REQUIRED, status message ``a1``); ``hang`` works until canceled;
+anything else completes at once.
 ``answer`` (a callable) may replace the whole HTTP answer to a request. A
 send repeated with the same ``messageId`` finds the task the first made.
 """
@@ -99,6 +101,9 @@ class FakePeer:
         if text == "ask":
             question = {"messageId": "q1", "role": "ROLE_AGENT", "parts": [{"text": "Name?"}]}
             status = {"state": "TASK_STATE_INPUT_REQUIRED", "message": question}
+        elif text == "login":
+            question = {"messageId": "a1", "role": "ROLE_AGENT", "parts": [{"text": "Sign in"}]}
+            status = {"state": "TASK_STATE_AUTH_REQUIRED", "message": question}
         elif text == "hang":
             status = {"state": "TASK_STATE_WORKING"}
         else:

@@ -217,3 +217,14 @@ def test_functions_bind_only_python_nodes() -> None:
     assert (error.node, error.field) == ("a", "function")
     error = failure({"a": {"type": "end"}}, functions={"ghost": step})
     assert error.node == "ghost"
+
+
+def test_an_auth_wait_is_one_kind_with_its_prompt_checked() -> None:
+    nodes = {"a": {"type": "wait", "auth": "Sign in as {{ state.name }}", "output": "decision"}}
+    compiled = compile_nodes(nodes)
+    assert compiled.ir.nodes["a"].awaited == "input"  # the caller's next message answers it
+    assert compiled.template("a", "auth").render({"name": "Ada"}) == "Sign in as Ada"
+    with pytest.raises(ValueError, match="exactly one of 'event', 'input', 'auth'"):
+        parse_node("a", {"type": "wait", "auth": "Sign in", "input": "Name?"})
+    error = failure({"a": {"type": "wait", "auth": "Sign in as {{ state.nam }}"}})
+    assert (error.node, error.field) == ("a", "auth")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from agent_node.cli.render import detail, model_usage
-from agent_node.results import NodeRun
+from agent_node.cli.render import describe_wait, detail, model_usage
+from agent_node.results import NodeRun, build_timeline, to_event
+from agent_node.store.records import EventRecord, WaitRecord
 
 
 def run(**extra: object) -> NodeRun:
@@ -39,3 +40,15 @@ def test_the_header_sums_the_model_calls() -> None:
     assert model_usage([judged, drafted, run()]) == "3 calls · 1,240 tok · $0.0020"
     assert model_usage([drafted]) == "1 call · 240 tok · no price"
     assert model_usage([run()]) == ""
+
+
+def test_a_wait_for_authorization_is_named_with_the_event_that_answers_it() -> None:
+    wait = WaitRecord("e1", "login", 1, "auth", "input", None)
+    assert describe_wait(wait) == "authorization (event 'input') at node 'login'"
+    data = '{"kind":"auth","prompt":"Sign in","event":"input"}'
+    log = [
+        EventRecord("e1", 1, "node_started", "login", 1, 1, 0.0, None),
+        EventRecord("e1", 2, "wait_started", "login", 1, 1, 0.0, data),
+    ]
+    (login,) = build_timeline([to_event(e) for e in log])
+    assert login.detail == "asks for authorization: Sign in"

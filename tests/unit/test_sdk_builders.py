@@ -10,6 +10,7 @@ from agent_node.nodes.delegate import DelegateNode
 from agent_node.nodes.http import HttpNode
 from agent_node.nodes.model import ModelNode
 from agent_node.nodes.tool import ToolNode
+from agent_node.workflow.ir import WaitNode
 
 
 class Answer(BaseModel):
@@ -58,3 +59,29 @@ def test_the_builders_compile_to_their_node_specs() -> None:
     write = nodes["write"]
     assert isinstance(write, ModelNode)
     assert write.answer_schema == f"{__name__}:Answer" and write.next == "done"
+
+
+def test_wait_for_authorization_and_the_auth_route_of_a_delegation() -> None:
+    wf = Workflow("auth", version="1")
+
+    @wf.state
+    class State(BaseModel):
+        token: str = ""
+        answer: dict[str, str] | None = None
+
+    wf.wait("login", auth="Sign in, then send the token", output="token", timeout="1h")
+    wf.delegate("ask", peer="bank", output="answer", on_auth_required="login")
+    wf.end("done")
+    nodes = wf.compile().ir.nodes
+    login = nodes["login"]
+    assert isinstance(login, WaitNode)
+    assert (login.auth, login.input, login.output, login.timeout) == (
+        "Sign in, then send the token",
+        None,
+        "token",
+        3600.0,
+    )
+    ask = nodes["ask"]
+    assert isinstance(ask, DelegateNode) and ask.on_auth_required == "login"
+    assert ask.routed("TASK_STATE_AUTH_REQUIRED") == "login"
+    assert ask.routed("TASK_STATE_INPUT_REQUIRED") is None
