@@ -306,7 +306,7 @@ class SendMessageConfiguration(WireModel):
 
     accepted_output_modes: list[str] | None = None
     task_push_notification_config: TaskPushNotificationConfig | None = None
-    history_length: int | None = None
+    history_length: int | None = Field(default=None, ge=0)
     return_immediately: bool | None = None
 
 
@@ -336,7 +336,7 @@ class GetTaskRequest(WireModel):
 
     tenant: str | None = None
     id: str
-    history_length: int | None = None
+    history_length: int | None = Field(default=None, ge=0)
 
 
 class ListTasksRequest(WireModel):
@@ -347,7 +347,7 @@ class ListTasksRequest(WireModel):
     status: _TaskStateField | None = None
     page_size: int | None = Field(default=None, ge=1, le=100)
     page_token: str | None = None
-    history_length: int | None = None
+    history_length: int | None = Field(default=None, ge=0)
     status_timestamp_after: Timestamp | None = None
     include_artifacts: bool | None = None
 

@@ -1,14 +1,18 @@
 """``ListTasks``: what a request asks the store for, and its page tokens.
 
-A task state is a filter on executions (:data:`STATUS_FILTER`): an
-execution's status, and for a waiting one what it asks of its caller
-(:func:`~agent_node.store.records.asking_of`). Pages are offsets in the
-newest-first order; their tokens are ours alone (:func:`offset_of`).
+Every filter of the request is the store's: ``contextId``, ``status`` (a
+task state is an execution's status and, for a waiting one, what it asks
+of its caller: :data:`STATUS_FILTER`), ``statusTimestampAfter`` (the
+status timestamp is the execution's last change: at or after it), and the
+caller's own tasks only. Pages are offsets in the newest-first order;
+their tokens are ours alone (:func:`offset_of`). ``historyLength`` and
+``includeArtifacts`` shape each task, not the list.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,11 +53,13 @@ class ListQuery:
     def of(cls, request: ListTasksRequest, caller: str | None) -> ListQuery:
         """``caller``: only that caller's tasks (None: everyone's, for an operator)."""
         status, asking = STATUS_FILTER.get(str(request.status), (None, None))
+        after = request.status_timestamp_after
         filters = {
             "status": status,
             "context_id": request.context_id,
             "asking": asking,
             "caller": caller,
+            "updated_after": _epoch(after) if after is not None else None,
         }
         return cls(filters, offset_of(request.page_token), request.page_size or DEFAULT_PAGE)
 
@@ -81,3 +87,12 @@ def offset_of(token: str | None) -> int:
 def token_of(offset: int) -> str:
     """The ``nextPageToken`` of the page that starts at ``offset``."""
     return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _epoch(timestamp: str) -> float:
+    """Epoch seconds of an RFC 3339 timestamp (validated already; UTC when it
+    has no zone), less half a microsecond: a status timestamp is shown
+    rounded to the microsecond, and a client that gives one back must find
+    that task again."""
+    moment = dt.datetime.fromisoformat(timestamp)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp() - 5e-7

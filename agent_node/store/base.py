@@ -220,6 +220,7 @@ class Store(Protocol):
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
@@ -227,7 +228,8 @@ class Store(Protocol):
         caller (:func:`~agent_node.store.records.asking_of`: ``input`` is
         A2A's INPUT_REQUIRED, ``auth`` AUTH_REQUIRED, ``none`` neither).
         ``caller``: only those whose ``metadata`` names that ``caller`` (the
-        identity that created them)."""
+        identity that created them). ``updated_after``: only those changed
+        at or after that time (epoch seconds)."""
 
     async def count_executions(
         self,
@@ -237,6 +239,7 @@ class Store(Protocol):
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 

@@ -355,6 +355,7 @@ class MemoryStore:
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
@@ -366,6 +367,7 @@ class MemoryStore:
             and (context_id is None or r.context_id == context_id)
             and (asking is None or self._asking(r) == asking)
             and (caller is None or r.caller == caller)
+            and (updated_after is None or r.updated_at >= updated_after)
         ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return rows[offset : offset + limit]
@@ -378,6 +380,7 @@ class MemoryStore:
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
     ) -> int:
         listed = await self.list_executions(
             status=status,
@@ -385,6 +388,7 @@ class MemoryStore:
             context_id=context_id,
             asking=asking,
             caller=caller,
+            updated_after=updated_after,
             limit=len(self._executions),
         )
         return len(listed)

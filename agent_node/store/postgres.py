@@ -484,10 +484,11 @@ class PostgresStore:
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id, asking, caller)
+        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         n = len(params)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
@@ -504,8 +505,9 @@ class PostgresStore:
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id, asking, caller)
+        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", *params)
         return int(rows[0][0])
 
@@ -568,6 +570,7 @@ def _filters(
     context_id: str | None,
     asking: Asking | None,
     caller: str | None,
+    updated_after: float | None = None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -585,4 +588,7 @@ def _filters(
     if caller is not None:
         params.append(caller)
         clauses.append(f"(metadata::jsonb ->> 'caller') = ${len(params)}")
+    if updated_after is not None:
+        params.append(updated_after)
+        clauses.append(f"updated_at >= ${len(params)}")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -561,10 +561,11 @@ class SqliteStore:
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id, asking, caller)
+        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
             " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -580,8 +581,9 @@ class SqliteStore:
         context_id: str | None = None,
         asking: Asking | None = None,
         caller: str | None = None,
+        updated_after: float | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id, asking, caller)
+        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
         return int(rows[0][0])
 
@@ -706,6 +708,7 @@ def _filters(
     context_id: str | None,
     asking: Asking | None,
     caller: str | None,
+    updated_after: float | None = None,
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
@@ -724,4 +727,7 @@ def _filters(
     if caller is not None:
         clauses.append("json_extract(metadata, '$.caller') = ?")
         params.append(caller)
+    if updated_after is not None:
+        clauses.append("updated_at >= ?")
+        params.append(updated_after)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -406,6 +406,23 @@ async def test_invalid_params_other_methods(client: httpx.AsyncClient) -> None:
     assert "pageSize" in assert_error(document, -32602, "INVALID_PARAMS")["message"]
 
 
+async def test_a_negative_history_length_is_invalid_params(
+    client: httpx.AsyncClient, handler: FakeHandler
+) -> None:
+    """§3.2.4: historyLength is unset, 0 or a positive count; -1 is the caller's mistake."""
+    send = {"message": message(), "configuration": {"historyLength": -1}}
+    for method, params in [
+        ("GetTask", {"id": "t-1", "historyLength": -1}),
+        ("ListTasks", {"historyLength": -5}),
+        ("SendMessage", send),
+    ]:
+        document = await call(client, rpc(method, params))
+        assert "historyLength" in assert_error(document, -32602, "INVALID_PARAMS")["message"]
+    old = await call(client, rpc("tasks/get", {"id": "t-1", "historyLength": -1}), headers={})
+    assert_error(old, -32602, None)
+    assert handler.calls == []
+
+
 async def test_idempotency_key_too_long(client: httpx.AsyncClient, handler: FakeHandler) -> None:
     headers = {**V10, "Idempotency-Key": "k" * 201}
     document = await call(client, rpc("SendMessage", {"message": message()}), headers)

@@ -1,0 +1,83 @@
+"""ListTasks honours every filter of the request, on every store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from agent_node import Runtime, Workflow
+from agent_node.a2a.handler import CallContext
+from agent_node.a2a.models import (
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    Task,
+    TaskState,
+)
+from agent_node.a2a.tasks import TaskService
+from agent_node.security.authz import Policy
+from agent_node.settings import PolicySettings
+
+ALICE = CallContext(caller="spiffe://test/agent/alice")
+BOB = CallContext(caller="spiffe://test/agent/bob")
+
+
+class Echo(BaseModel):
+    text: str = ""
+    reply: str = ""
+
+
+def echo() -> Workflow:
+    wf = Workflow("echo", version="1")
+    wf.state(Echo)
+
+    @wf.step
+    async def answer(s: Echo) -> dict[str, Any]:
+        return {"reply": s.text}
+
+    return wf
+
+
+@pytest.fixture
+async def service(store_url: str) -> AsyncIterator[TaskService]:
+    async with Runtime(store_url, scope="all", poll_interval=0.05) as runtime:
+        policy = Policy.of(PolicySettings())
+        yield TaskService(runtime, {"echo": echo().compile()}, policy=policy)
+
+
+async def send(service: TaskService, text: str, ctx: CallContext, context: str) -> Task:
+    message = Message(message_id="m", role=Role.USER, parts=[Part(text=text)], context_id=context)
+    task = (await service.send_message(SendMessageRequest(message=message), ctx)).task
+    assert task is not None and task.status.state == TaskState.COMPLETED
+    return task
+
+
+async def test_status_timestamp_after_and_the_other_filters(service: TaskService) -> None:
+    first = await send(service, "one", ALICE, "c1")
+    await asyncio.sleep(0.01)
+    second = await send(service, "two", ALICE, "c1")
+    third = await send(service, "three", ALICE, "c2")
+    await send(service, "bob's", BOB, "c1")
+    assert first.status.timestamp is not None and second.status.timestamp is not None
+
+    async def listed(**fields: Any) -> list[str]:
+        page = await service.list_tasks(ListTasksRequest(**fields), ALICE)
+        assert page.total_size == len(page.tasks)
+        return [t.id for t in page.tasks]
+
+    # At or after: the status timestamp of a task lists it.
+    assert await listed(status_timestamp_after=second.status.timestamp) == [third.id, second.id]
+    assert await listed(status_timestamp_after="2999-01-01T00:00:00Z") == []
+    assert await listed(status_timestamp_after=second.status.timestamp, context_id="c1") == [
+        second.id
+    ]
+    all_of_c1 = await listed(context_id="c1", status=TaskState.COMPLETED)
+    assert all_of_c1 == [second.id, first.id]  # alice's only: bob's task is not listed
+    page = await service.list_tasks(ListTasksRequest(context_id="c1", history_length=0), ALICE)
+    assert all(t.history is None and t.artifacts is None for t in page.tasks)
