@@ -63,6 +63,7 @@ from agent_node.a2a.models import (
     TaskState,
     TaskStatus,
 )
+from agent_node.a2a.output_modes import METADATA_KEY
 from agent_node.a2a.push import PushSender
 from agent_node.a2a.streaming import POLL_SECONDS, Follower, Watches
 from agent_node.a2a.task_list import ListQuery, token_of
@@ -169,7 +170,7 @@ class TaskService:
                 execution_id=task_id,
                 context_id=context_id,
                 notes=[(MESSAGE_EVENT, received.to_json())],
-                metadata=_metadata(ctx),
+                metadata=_metadata(ctx, request),
             )
         except BaseException:
             if watch:
@@ -383,12 +384,17 @@ class TaskService:
         )
 
 
-def _metadata(ctx: CallContext) -> dict[str, str]:
-    """What a new task records of its call: who made it, and in which trace."""
+def _metadata(ctx: CallContext, request: SendMessageRequest) -> dict[str, Any]:
+    """What a new task records of its call: who made it, in which trace, and
+    the output modes it accepts (:mod:`agent_node.a2a.output_modes`)."""
     trace = valid_traceparent(ctx.traceparent) or new_traceparent()
-    if ctx.caller is None:
-        return {"traceparent": trace}
-    return {"caller": ctx.caller, "traceparent": trace}
+    recorded: dict[str, Any] = {"traceparent": trace}
+    if ctx.caller is not None:
+        recorded = {"caller": ctx.caller, **recorded}
+    config = request.configuration
+    if config is not None and config.accepted_output_modes:
+        recorded[METADATA_KEY] = list(config.accepted_output_modes)
+    return recorded
 
 
 def _task_id(ctx: CallContext) -> str:

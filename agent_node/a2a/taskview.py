@@ -22,6 +22,8 @@ output can also say exactly what the caller gets:
   holding ``reply``, not with the task.
 
 These three are instructions, never echoed in the ``result`` artifact.
+Parts in a mode the client does not accept are left out
+(:mod:`agent_node.a2a.output_modes`).
 
 Input: a message fills the state fields named ``text`` (its text parts,
 joined), ``data`` (its data parts, merged), ``message`` (the whole message),
@@ -42,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_node.a2a.errors import InvalidParams
 from agent_node.a2a.models import Artifact, Message, Part, Role, Task, TaskState, TaskStatus
+from agent_node.a2a.output_modes import METADATA_KEY, shown
 from agent_node.results import Event
 from agent_node.store.records import ExecutionRecord, WaitRecord, asking_of
 
@@ -89,15 +92,34 @@ def render_task(
     history = _history(record.id, context_id, events)
     if history_length is not None:
         history = history[-history_length:] if history_length > 0 else []
-    artifacts = _artifacts(record, events) if include_artifacts else None
+    metadata = json.loads(record.metadata) if record.metadata else None
+    accepted = (metadata or {}).get(METADATA_KEY)
+    status = _status(record, events, waits, context_id)
+    artifacts = _artifacts(record, events) if include_artifacts or accepted else []
+    if accepted:
+        artifacts, dropped = shown(artifacts, accepted)
+        if dropped and not artifacts:
+            status = _unacceptable(record.id, context_id, status, dropped, accepted)
     return Task(
         id=record.id,
         context_id=context_id,
-        status=_status(record, events, waits, context_id),
-        artifacts=artifacts or None,
+        status=status,
+        artifacts=(artifacts or None) if include_artifacts else None,
         history=history or None,
-        metadata=json.loads(record.metadata) if record.metadata else None,
+        metadata=metadata,
     )
+
+
+def _unacceptable(
+    task_id: str, context_id: str, status: TaskStatus, modes: list[str], accepted: list[str]
+) -> TaskStatus:
+    """A completed task whose output the client accepts none of: FAILED, saying why."""
+    why = (
+        f"the task's output is in {', '.join(modes)}; none of it is in an accepted"
+        f" output mode ({', '.join(accepted)})"
+    )
+    message = _agent_message(task_id, context_id, "error", why)
+    return TaskStatus(state=TaskState.FAILED, message=message, timestamp=status.timestamp)
 
 
 def _status(
