@@ -118,6 +118,7 @@ def _close(run: NodeRun, event: Event) -> None:
     elif event.kind == "wait_started":
         run.status = "waiting"
         run.detail = _waiting(run, data)
+        run.extra.setdefault("waited_at", event.at)
     elif event.kind == "wait_resolved":
         run.status = "running"
         if data.get("expired"):
@@ -148,7 +149,7 @@ def _resolved(run: NodeRun, data: dict[str, Any], at: float) -> str:
         return f"got {data.get('event')!r}"
     task = payload.get("task") or {}
     state = str((task.get("status") or {}).get("state", "")).removeprefix("TASK_STATE_")
-    rtt = (at - float(payload.get("sent_at") or at)) * 1000
+    rtt = (at - float(run.extra.get("waited_at", at))) * 1000
     via = payload.get("via", "?")
     return f"{sent['peer']} task {sent['task_id']}: {state.lower()}, {rtt:.0f} ms (via {via})"
 

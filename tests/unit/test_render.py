@@ -1,4 +1,4 @@
-"""What ``inspect``'s timeline says of a node: its verdict, its model usage."""
+"""What ``inspect``'s timeline says of a node: its verdict, its model usage, its delegation."""
 
 from __future__ import annotations
 
@@ -52,3 +52,17 @@ def test_a_wait_for_authorization_is_named_with_the_event_that_answers_it() -> N
     ]
     (login,) = build_timeline([to_event(e) for e in log])
     assert login.detail == "asks for authorization: Sign in"
+
+
+def test_a_settled_delegation_shows_the_time_from_sending_to_learning() -> None:
+    sent = '{"peer":"researcher","task_id":"t1","version":"1.0"}'
+    task = '{"id":"t1","status":{"state":"TASK_STATE_COMPLETED"}}'
+    news = f'{{"event":"news","payload":{{"kind":"task","via":"push","task":{task}}}}}'
+    log = [
+        EventRecord("e1", 1, "node_started", "research", 1, 1, 10.0, None),
+        EventRecord("e1", 2, "wait_started", "research", 1, None, 10.0, '{"kind":"delegation"}'),
+        EventRecord("e1", 3, "delegation_sent", "research", 1, None, 10.02, sent),
+        EventRecord("e1", 4, "wait_resolved", "research", 1, None, 10.25, news),
+    ]
+    (research,) = build_timeline([to_event(e) for e in log])
+    assert research.detail == "researcher task t1: completed, 250 ms (via push)"
