@@ -74,6 +74,8 @@ def handle_errors(command: Callable[P, T]) -> Callable[P, T]:
             fail(str(exc), EXIT_USAGE)
         except AgentNodeError as exc:
             fail(str(exc), EXIT_FAILURE)
+        except BrokenPipeError:
+            raise  # `| head` stopped reading: click exits quietly, as other tools do
         except OSError as exc:
             fail(str(exc), EXIT_FAILURE)
 

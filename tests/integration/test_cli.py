@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import subprocess
@@ -278,6 +279,22 @@ def test_events_prints_one_json_object_per_line(project: Path, store: str) -> No
     ]
     assert [e["seq"] for e in later] == list(range(3, len(events) + 1))
     assert_error(invoke(store, "events", "nope"), 2, "no execution with id 'nope'")
+
+
+def test_a_reader_that_stops_early_is_no_error(project: Path, store: str) -> None:
+    """``agent-node events ID | head -1``: the pipe closes under the command."""
+    start(store, project, "greet", "c1", "E")
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the first line, as head is after its last
+    try:
+        command = [sys.executable, "-m", "agent_node.cli.main", "events", "c1", "--store", store]
+        done = subprocess.run(
+            command, cwd=project, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    finally:
+        os.close(writer)
+    assert "error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.returncode != 0
 
 
 def test_cancel_says_whether_it_cancelled(project: Path, store: str) -> None:
