@@ -15,6 +15,8 @@
   task id is derived from both, and a repeat finds the task already there.
   ``messageId`` is never a dedupe key (clients and the TCK reuse them).
 * A client's ``contextId`` is kept; without one the task gets a new context.
+  A new task can read its context's earlier tasks and the tasks its message
+  references (``referenceTaskIds``): :mod:`agent_node.a2a.task_context`.
 * Push configs (the four ``…PushNotificationConfig`` methods, or
   ``taskPushNotificationConfig`` in a send): :mod:`agent_node.a2a.task_push`.
 * ``ListTasks`` filters and pages: :mod:`agent_node.a2a.task_list`.
@@ -63,10 +65,11 @@ from agent_node.a2a.models import (
     TaskState,
     TaskStatus,
 )
-from agent_node.a2a.output_modes import METADATA_KEY
 from agent_node.a2a.push import PushSender
 from agent_node.a2a.streaming import POLL_SECONDS, Follower, Watches
+from agent_node.a2a.task_context import CONTEXT_FIELD, context_of, referenced
 from agent_node.a2a.task_list import ListQuery, token_of
+from agent_node.a2a.task_origin import metadata_of, task_id_of
 from agent_node.a2a.task_push import get_push, list_push, push_config_of, set_push
 from agent_node.a2a.taskview import (
     MESSAGE_EVENT,
@@ -82,7 +85,6 @@ from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
 from agent_node.store.records import TERMINAL, ExecutionRecord
-from agent_node.tracing import new_traceparent, valid_traceparent
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import INPUT_EVENT
 
@@ -90,7 +92,6 @@ __all__ = ["TaskService"]
 
 log = logging.getLogger(__name__)
 
-_IDEMPOTENCY = uuid.UUID("6f1d0c8e-52a4-4d43-9a55-2f6c1c9a4b21")
 #: The wait kinds a follow-up message answers (what the task asks its caller).
 _ASKING_KINDS = frozenset({"input", "auth"})
 
@@ -151,9 +152,24 @@ class TaskService:
                 f"{ctx.caller or 'an anonymous caller'} may not call skill {skill!r}",
                 metadata={"skill": skill},
             )
-        state = state_from_message(workflow.state_model, message)
-        task_id = _task_id(ctx)
+        references = await referenced(
+            self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
+        )
+        task_id = task_id_of(ctx)
         context_id = message.context_id or str(uuid.uuid4())
+        extra = None
+        if CONTEXT_FIELD in workflow.state_model.model_fields:
+            context = await context_of(
+                self.runtime.store,
+                self.policy,
+                self._task,
+                context_id=context_id,
+                caller=ctx.caller,
+                references=references,
+                known=message.context_id is not None,
+            )
+            extra = {CONTEXT_FIELD: context}
+        state = state_from_message(workflow.state_model, message, extra)
         received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
         if (push := push_config_of(request)) is not None:
             # Before the task exists, so no change of it can be missed.
@@ -170,7 +186,7 @@ class TaskService:
                 execution_id=task_id,
                 context_id=context_id,
                 notes=[(MESSAGE_EVENT, received.to_json())],
-                metadata=_metadata(ctx, request),
+                metadata=metadata_of(ctx, request),
             )
         except BaseException:
             if watch:
@@ -190,6 +206,9 @@ class TaskService:
         if message.context_id and message.context_id != context_id:
             raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
         received = message.model_copy(update={"context_id": context_id})
+        await referenced(
+            self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
+        )
         if (push := push_config_of(request)) is not None:
             await set_push(self.runtime.store, self.push, push, task_id, ctx, record)
         answer = answer_from_message(message)
@@ -382,22 +401,3 @@ class TaskService:
             history_length=history_length,
             include_artifacts=include_artifacts,
         )
-
-
-def _metadata(ctx: CallContext, request: SendMessageRequest) -> dict[str, Any]:
-    """What a new task records of its call: who made it, in which trace, and
-    the output modes it accepts (:mod:`agent_node.a2a.output_modes`)."""
-    trace = valid_traceparent(ctx.traceparent) or new_traceparent()
-    recorded: dict[str, Any] = {"traceparent": trace}
-    if ctx.caller is not None:
-        recorded = {"caller": ctx.caller, **recorded}
-    config = request.configuration
-    if config is not None and config.accepted_output_modes:
-        recorded[METADATA_KEY] = list(config.accepted_output_modes)
-    return recorded
-
-
-def _task_id(ctx: CallContext) -> str:
-    if ctx.idempotency_key is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(_IDEMPOTENCY, f"{ctx.caller or ''}\0{ctx.idempotency_key}"))

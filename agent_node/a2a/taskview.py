@@ -27,7 +27,8 @@ Parts in a mode the client does not accept are left out
 
 Input: a message fills the state fields named ``text`` (its text parts,
 joined), ``data`` (its data parts, merged), ``message`` (the whole message),
-and any field named like a key of its data parts. A follow-up message
+and any field named like a key of its data parts; ``context`` gets the
+conversation (:mod:`agent_node.a2a.task_context`). A follow-up message
 answers a wait for input with its text, else its data — or with the whole
 message when the wait's ``output`` field is named ``message``.
 """
@@ -229,11 +230,15 @@ def _text_and_data(message: Message) -> tuple[str | None, dict[str, Any]]:
     return ("\n".join(texts) if texts else None), data
 
 
-def state_from_message(model: type[BaseModel], message: Message) -> dict[str, Any]:
-    """The input state for a new task (see the module docstring)."""
+def state_from_message(
+    model: type[BaseModel], message: Message, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The input state for a new task (see the module docstring); ``extra``:
+    fields the node fills itself (its conversation's ``context``)."""
     text, data = _text_and_data(message)
     fields = model.model_fields
     state: dict[str, Any] = {key: value for key, value in data.items() if key in fields}
+    state.update(extra or {})
     if "text" in fields and text is not None:
         state["text"] = text
     if "data" in fields and data:
