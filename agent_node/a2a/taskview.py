@@ -251,7 +251,19 @@ def state_from_message(
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(state)'}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidParams(f"the message does not fit the skill's input: {problems}") from None
+        hint = _data_hint(exc) if text is not None and "text" not in fields else ""
+        raise InvalidParams(
+            f"the message does not fit the skill's input: {problems}{hint}"
+        ) from None
+
+
+def _data_hint(exc: ValidationError) -> str:
+    """For text sent to a skill that reads none: how to send what it lacks."""
+    missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing" and e["loc"]]
+    if not missing:
+        return ""
+    fields = ", ".join(f'"{name}": …' for name in missing)
+    return f' (this skill reads no text: send its fields as a data part, {{"data": {{{fields}}}}})'
 
 
 def answer_from_message(message: Message) -> Any:
