@@ -70,8 +70,7 @@ if __name__ == "__main__":
         result = wf.run_sync(Expense(employee="Ada", amount=250.0))
     print(f"{result.execution_id}: {result.status} → {result.state.model_dump()}")
     if result.status == "waiting":
-        print(
-            f"approve it:  agent-node signal {result.execution_id} decision"
-            """ --data '{"approved": true, "by": "ops"}'"""
-        )
-        print(f"then resume: python {sys.argv[0]} {result.execution_id}")
+        decision = """'{"approved": true, "by": "ops"}'"""
+        print("next:")
+        print(f"  agent-node signal {result.execution_id} decision --data {decision}")
+        print(f"  python {sys.argv[0]} {result.execution_id}   # resumes it to the end")
