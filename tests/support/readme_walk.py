@@ -33,8 +33,9 @@ from support.ports import free_port, free_ports
 __all__ = ["ROOT", "Walk", "commands", "shell_blocks", "walking"]
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Programs of an install, a venv's activation or a benchmark: not part of the walk.
-SKIPPED = {"python3", "pip", ".venv/bin/pip", ".venv/bin/pytest", "pytest", "."}
+#: Programs of an install, a venv's activation or a benchmark: not part of the
+#: walk; nor a sleep for servers to start, which the walk waits for itself.
+SKIPPED = {"python3", "pip", ".venv/bin/pip", ".venv/bin/pytest", "pytest", ".", "sleep"}
 #: Scripts of another project's checkout (the A2A TCK's): not in this repository.
 ELSEWHERE = {"run_tck.py"}
 SEPARATORS = {"&&", "&", ";"}
