@@ -18,6 +18,7 @@ import pytest
 from e2e.procs import Spawn
 from e2e.test_delegation import HELLO, Net, send, tasks_of, verdict
 from support.certs import issue_cn_only, make_certs
+from support.front import Front
 from support.impostor import impostor
 from support.nodes import serving_mtls
 
@@ -145,22 +146,28 @@ async def test_a_card_pointing_elsewhere_fails_the_delegation_and_nothing_goes_t
 
 
 async def test_an_origin_allowed_under_endpoints_is_called(net: Net) -> None:
-    """B's card names it as localhost, A knows it as 127.0.0.1: another
-    origin, refused until A's configuration lists it."""
-    other = f"https://localhost:{net.port('b')}"
-    net.configure("b", {"greet": HELLO}, [], f"public_url: {other}\n")
-    config = net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.5)}, ["b"])
-    await net.start("b")
-    a = await net.start("a")
-    refused = await send(net, "a", "Grace")
-    assert refused["status"]["state"] == "TASK_STATE_FAILED", refused
-    assert f"(localhost:{net.port('b')} over https)" in said(refused)
-    a.send(signal.SIGTERM)
-    assert a.wait(30) == 0
-    listed = f"identity: '{D}/b', endpoints: ['{other}']}}"
-    config.write_text(config.read_text().replace(f"identity: '{D}/b'}}", listed))
-    await net.start("a")
-    task = await send(net, "a", "Alan Turing")
+    """B's card names another port, where a TCP front reaches B (TLS passes
+    through it): another origin than the one A knows, refused until A's
+    configuration lists it."""
+    front = Front([("127.0.0.1", net.port("b"))])
+    await front.start()
+    try:
+        other = f"https://127.0.0.1:{front.port}"
+        net.configure("b", {"greet": HELLO}, [], f"public_url: {other}\n")
+        config = net.configure("a", {"relay": net.relay("a", "b", "greet", poll=0.5)}, ["b"])
+        await net.start("b")
+        a = await net.start("a")
+        refused = await send(net, "a", "Grace")
+        assert refused["status"]["state"] == "TASK_STATE_FAILED", refused
+        assert f"(127.0.0.1:{front.port} over https)" in said(refused)
+        a.send(signal.SIGTERM)
+        assert a.wait(30) == 0
+        listed = f"identity: '{D}/b', endpoints: ['{other}']}}"
+        config.write_text(config.read_text().replace(f"identity: '{D}/b'}}", listed))
+        await net.start("a")
+        task = await send(net, "a", "Alan Turing")
+    finally:
+        await front.close()
     assert task["status"]["state"] == "TASK_STATE_COMPLETED", task
     assert verdict(task) == "Alan Turing is a long name (10 letters)"
     (b_task,) = await tasks_of(net.store("b"))
