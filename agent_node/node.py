@@ -137,18 +137,18 @@ class _Parts:
         cls, config: NodeConfig, workflows: dict[str, CompiledWorkflow], secure: bool
     ) -> _Parts:
 
-        from agent_node.a2a.app import Guard, create_app
-        from agent_node.a2a.card import CardDocument, build_card
-        from agent_node.a2a.client import http_client
-        from agent_node.a2a.delegator import PeerDelegator
-        from agent_node.a2a.directory import Directory
-        from agent_node.a2a.jsonrpc import jsonrpc_endpoint
-        from agent_node.a2a.ops import ops_routes
-        from agent_node.a2a.push import PushSender
-        from agent_node.a2a.push_receiver import PUSH_PATH, PushReceiver
-        from agent_node.a2a.rest import rest_endpoint
-        from agent_node.a2a.tasks import TaskService
-        from agent_node.a2a.watchdog import Watchdog
+        from agent_node.a2a.peers.client import http_client
+        from agent_node.a2a.peers.delegator import PeerDelegator
+        from agent_node.a2a.peers.directory import Directory
+        from agent_node.a2a.peers.push_receiver import PUSH_PATH, PushReceiver
+        from agent_node.a2a.peers.watchdog import Watchdog
+        from agent_node.a2a.server.app import Guard, create_app
+        from agent_node.a2a.server.card import CardDocument, build_card
+        from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
+        from agent_node.a2a.server.ops import ops_routes
+        from agent_node.a2a.server.push import PushSender
+        from agent_node.a2a.server.rest import rest_endpoint
+        from agent_node.a2a.server.tasks import TaskService
         from agent_node.engine.executor import Executor
         from agent_node.integrations.llm import LlmClient
         from agent_node.integrations.mcp import McpPool, McpToolBox
@@ -207,7 +207,7 @@ class _Parts:
         )
         parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
         if config.listen.grpc_port is not None:
-            from agent_node.a2a.grpc_binding.service import A2AService
+            from agent_node.a2a.server.grpc.service import A2AService
 
             parts.grpc = A2AService(
                 tasks,
@@ -241,9 +241,9 @@ def _signed(config: NodeConfig, card: dict[str, Any]) -> dict[str, Any]:
     the signature's ``jku`` is the JWK Set the node serves (:func:`_jwks`)."""
     if config.tls is None or not config.sign_card:
         return card
-    from agent_node.a2a.card import JWKS_PATH
-    from agent_node.a2a.card_payload import spec_disagreements
-    from agent_node.a2a.signing import sign_card
+    from agent_node.a2a.peers.signing import sign_card
+    from agent_node.a2a.protocol.card_payload import spec_disagreements
+    from agent_node.a2a.server.card import JWKS_PATH
 
     for path in spec_disagreements(card):
         log.warning(
@@ -261,7 +261,7 @@ def _jwks(config: NodeConfig) -> bytes | None:
         return None
     import json
 
-    from agent_node.a2a.signing import jwks_of
+    from agent_node.a2a.peers.signing import jwks_of
 
     return json.dumps(jwks_of(config.path(config.tls.cert))).encode()
 
@@ -299,7 +299,7 @@ def _bind_grpc(config: NodeConfig) -> tuple[Any, int | None]:
     if config.listen.grpc_port is None:
         return None, None
     try:
-        from agent_node.a2a.grpc_binding import server
+        from agent_node.a2a.server.grpc import server
     except ImportError as exc:
         raise ConfigError(
             f"listen.grpc_port needs grpcio and protobuf ({exc}): pip install 'agent-node[grpc]'"
@@ -311,7 +311,7 @@ def _bind_grpc(config: NodeConfig) -> tuple[Any, int | None]:
 
 
 async def _serve_grpc(grpc: Any, service: Any) -> None:
-    from agent_node.a2a.grpc_binding.server import serve_service
+    from agent_node.a2a.server.grpc.server import serve_service
 
     await serve_service(grpc, service)
 
@@ -321,7 +321,7 @@ async def _stop_grpc_with(http: Any, grpc: Any) -> None:
     the HTTP server is asked to stop, so both drain at once."""
     if grpc is None:
         return
-    from agent_node.a2a.grpc_binding.server import stop
+    from agent_node.a2a.server.grpc.server import stop
 
     while not http.should_exit:
         await asyncio.sleep(0.05)

@@ -1,25 +1,17 @@
-"""The A2A edge of a node: the protocol's wire objects, and the HTTP side.
+"""The A2A edge of a node, in three packages whose imports point one way:
 
-The wire layer is a leaf over pydantic and the standard library; nothing in
-the core imports this package (``import agent_node`` stays free of it).
+* :mod:`agent_node.a2a.protocol`: the wire contract, a leaf over pydantic and
+  the standard library: the 1.0 and 0.3 objects, their conversion, the
+  error table, the JSON Schemas, and the card signature's canonical form.
+* :mod:`agent_node.a2a.peers`: the node as a client of other agents: the
+  mTLS HTTP client, discovery and cards' signatures, the delegation state
+  machine, its watchdog and the push receiver. It imports ``protocol`` only.
+* :mod:`agent_node.a2a.server`: the node as an agent others call: one
+  operations table, the JSON-RPC, HTTP+JSON and gRPC bindings, tasks as
+  executions, streams, pushes to callers, the card and the operator API. It
+  imports ``protocol``, and ``peers`` for the HTTP client its pushes use and
+  the signer of its card.
 
-* ``agent_node.a2a.models``: the A2A 1.0 wire objects (tasks, messages, parts,
-  requests and responses), named and shaped as ``specification/a2a.proto``
-  in its ProtoJSON mapping.
-* ``agent_node.a2a.card_models``: the Agent Card wire objects.
-* ``agent_node.a2a.compat``: A2A 0.3 <-> 1.0 conversion of plain JSON.
-* ``agent_node.a2a.models_v03``: the A2A 0.3 wire objects, for the 0.3
-  schemas and for tests that check what ``compat`` writes (the node itself
-  speaks 0.3 through ``compat``, never through these models).
-* ``agent_node.a2a.errors``: the one table of protocol errors.
-* ``agent_node.a2a.schemas``: JSON Schemas of the 1.0 and 0.3 objects, kept
-  in ``protocols/a2a-1.0/`` and ``protocols/a2a-0.3/``.
-
-Above them, the node's HTTP side:
-
-* ``agent_node.a2a.card``: the node's Agent Card, built from its
-  configuration and hosted workflows, with its ETag.
-* ``agent_node.a2a.app``: the Starlette application serving it.
-* ``agent_node.a2a.jsonrpc``, ``tasks``, ``taskview``, ``streaming``,
-  ``push``: the JSON-RPC endpoint, tasks as executions, streams and pushes.
+Nothing in the core imports this package (``import agent_node`` stays free
+of it).
 """

@@ -241,7 +241,7 @@ async def _ask_and_show(
     resume: str | None,
     began: float,
 ) -> None:
-    from agent_node.a2a.client import http_client
+    from agent_node.a2a.peers.client import http_client
     from agent_node.security.tls import client_context
 
     from .demo_view import Watcher, follow, steps_table

@@ -1,6 +1,6 @@
 """``agent-node peers``: the configured peers' Agent Cards, and ``discover`` for any URL.
 
-Both fetch exactly as a node does (:mod:`agent_node.a2a.discovery`): over
+Both fetch exactly as a node does (:mod:`agent_node.a2a.peers.discovery`): over
 the node's own mutual TLS (the file's ``tls:``, or ``--cert-dir`` and
 ``--identity`` as for ``serve``), checking who answered and any card
 signature against the node's trust bundle.
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.text import Text
 
-    from agent_node.a2a.discovery import PeerCard, PeerUnavailable
+    from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
 
 __all__ = ["peers"]
 
@@ -155,8 +155,8 @@ def _config(
 
 
 async def _all(config: NodeConfig, timeout: float) -> list[PeerCard | PeerUnavailable]:
-    from agent_node.a2a.client import http_client
-    from agent_node.a2a.directory import Directory
+    from agent_node.a2a.peers.client import http_client
+    from agent_node.a2a.peers.directory import Directory
 
     tls = config.client_ssl_context()
     async with http_client(
@@ -166,8 +166,8 @@ async def _all(config: NodeConfig, timeout: float) -> list[PeerCard | PeerUnavai
 
 
 async def _discover(config: NodeConfig, url: str, expected: str | None, timeout: float) -> PeerCard:
-    from agent_node.a2a.client import http_client
-    from agent_node.a2a.discovery import fetch_card
+    from agent_node.a2a.peers.client import http_client
+    from agent_node.a2a.peers.discovery import fetch_card
 
     tls = config.client_ssl_context()
     async with http_client(
@@ -177,7 +177,7 @@ async def _discover(config: NodeConfig, url: str, expected: str | None, timeout:
 
 
 def _is_card(result: PeerCard | PeerUnavailable) -> bool:
-    from agent_node.a2a.discovery import PeerCard
+    from agent_node.a2a.peers.discovery import PeerCard
 
     return isinstance(result, PeerCard)
 
@@ -194,7 +194,7 @@ def _table(
     from rich.table import Table
     from rich.text import Text
 
-    from agent_node.a2a.discovery import PeerCard
+    from agent_node.a2a.peers.discovery import PeerCard
 
     table = Table()
     # Names, addresses and identities stay on one line; the rest wraps.

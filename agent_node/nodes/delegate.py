@@ -3,7 +3,7 @@
 The node does no I/O itself: it records the delegation — a ``delegations``
 row in state ``sending`` holding what to send — with its durable wait, in
 the transaction that parks the visit. The watchdog
-(:mod:`agent_node.a2a.watchdog`) sends it (``SendMessage`` with
+(:mod:`agent_node.a2a.peers.watchdog`) sends it (``SendMessage`` with
 ``returnImmediately``; ``messageId`` and ``Idempotency-Key`` = the visit's
 idempotency key, so a repeated send finds the task the first one created),
 and news of the peer's task — the send's answer, a push, a stream, a poll —

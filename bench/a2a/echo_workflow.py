@@ -3,7 +3,7 @@
 One python step, then the end: the message's text parts fill ``text``, the
 step sets ``reply``, and the A2A layer turns the final state into a completed
 task whose ``result`` artifact starts with ``reply`` as a text part (see
-``agent_node/a2a/taskview.py``). Every node's completion is committed to the
+``agent_node/a2a/server/taskview.py``). Every node's completion is committed to the
 store before the task is answered, as for any workflow.
 """
 

@@ -46,10 +46,10 @@ from support.certs import make_certs
 from support.nodes import serving_mtls
 from support.served import served
 
-from agent_node.a2a.card_keys import MAX_JWKS_BYTES
-from agent_node.a2a.client import http_client
-from agent_node.a2a.directory import Directory
-from agent_node.a2a.discovery import CARD_PATH, PeerUnavailable
+from agent_node.a2a.peers.card_keys import MAX_JWKS_BYTES
+from agent_node.a2a.peers.client import http_client
+from agent_node.a2a.peers.directory import Directory
+from agent_node.a2a.peers.discovery import CARD_PATH, PeerUnavailable
 from agent_node.config import NodeConfig, PeerConfig
 from agent_node.security.tls import client_context, server_context
 

@@ -20,7 +20,7 @@ from support.nodes import ROOT
 from support.ports import free_port
 from support.tls import caller_context
 
-from agent_node.a2a.delegator import push_token
+from agent_node.a2a.peers.delegator import push_token
 from agent_node.cli.common import tls_from_cert_dir
 from agent_node.config import load_config
 from agent_node.node import _secret

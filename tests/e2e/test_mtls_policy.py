@@ -18,7 +18,7 @@ from support.nodes import serving_mtls
 from support.tls import caller_context
 from support.webhook import receiving
 
-from agent_node.a2a.signing import verify_card
+from agent_node.a2a.peers.signing import verify_card
 from agent_node.security import pki
 from agent_node.security.tls import server_context
 

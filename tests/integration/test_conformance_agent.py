@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent_node import Runtime, load_workflow
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.models import (
     GetTaskRequest,
     Message,
     Part,
@@ -18,7 +17,8 @@ from agent_node.a2a.models import (
     SendMessageRequest,
     TaskState,
 )
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.tasks import TaskService
 
 ROOT = Path(__file__).resolve().parents[2]
 CTX = CallContext()

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 from support.delegation_rig import Rig, delegating, rig
 
-from agent_node.a2a.models import TaskState
-from agent_node.a2a.taskview import render_task
+from agent_node.a2a.protocol.models import TaskState
+from agent_node.a2a.server.taskview import render_task
 from agent_node.results import to_event
 
 

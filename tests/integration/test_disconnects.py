@@ -15,8 +15,8 @@ from starlette.types import ASGIApp, Message
 from support.delegation_rig import rig
 from support.fake_handler import FakeHandler
 
-from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
-from agent_node.a2a.push_receiver import PushReceiver
+from agent_node.a2a.peers.push_receiver import PushReceiver
+from agent_node.a2a.server.jsonrpc import Limits, jsonrpc_endpoint
 
 
 async def _cut_off(app: ASGIApp, path: str) -> list[Message]:

@@ -31,11 +31,9 @@ from support.ports import free_port
 from support.served import served
 
 from agent_node import Workflow
-from agent_node.a2a.app import create_app
-from agent_node.a2a.card import MAX_AGE, CardDocument, build_card
-from agent_node.a2a.client import http_client
-from agent_node.a2a.directory import Directory
-from agent_node.a2a.discovery import (
+from agent_node.a2a.peers.client import http_client
+from agent_node.a2a.peers.directory import Directory
+from agent_node.a2a.peers.discovery import (
     CARD_PATH,
     DEFAULT_MAX_AGE,
     LEGACY_CARD_PATH,
@@ -43,7 +41,9 @@ from agent_node.a2a.discovery import (
     PeerUnavailable,
     fetch_card,
 )
-from agent_node.a2a.signing import sign_card
+from agent_node.a2a.peers.signing import sign_card
+from agent_node.a2a.server.app import create_app
+from agent_node.a2a.server.card import MAX_AGE, CardDocument, build_card
 from agent_node.cli.main import cli
 from agent_node.config import NodeConfig, PeerConfig
 from agent_node.errors import ConfigError
@@ -441,7 +441,7 @@ async def test_a_refused_preferred_interface_gives_way_to_one_on_the_peers_origi
     elsewhere = a_closed_port()
     async with peer(serving_as(certs, "writer")) as fake, client(certs) as http:
         fake.serve(pointing_to(f"{elsewhere}/a2a", f"{fake.url}/a2a"))
-        with caplog.at_level(logging.WARNING, "agent_node.a2a.discovery"):
+        with caplog.at_level(logging.WARNING, "agent_node.a2a.peers.discovery"):
             found = await fetch_card(http, fake.url, name="writer")
     assert found.endpoint == f"{fake.url}/a2a"
     assert f"peer 'writer': its card's interface {elsewhere}/a2a is not on an allowed" in (
@@ -532,7 +532,7 @@ async def test_find_by_skill_or_tag_skips_unreachable_peers(
             ],
             http,
         )
-        with caplog.at_level(logging.WARNING, "agent_node.a2a.discovery"):
+        with caplog.at_level(logging.WARNING, "agent_node.a2a.peers.discovery"):
             assert (await directory.find(skill="research")).name == "researcher"
         assert "skipped peer 'dead'" in caplog.text
         assert (await directory.find(tag="text")).name == "writer"  # configuration order

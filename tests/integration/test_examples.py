@@ -73,7 +73,7 @@ async def test_approval_example_waits_then_pays(tmp_path: Path) -> None:
 
 
 def test_the_greeter_agent_example_loads_and_builds_its_card() -> None:
-    from agent_node.a2a.card import build_card
+    from agent_node.a2a.server.card import build_card
     from agent_node.config import load_config
     from agent_node.node import AgentNode
 
@@ -94,7 +94,7 @@ def test_the_greeter_agent_example_loads_and_builds_its_card() -> None:
 def test_the_network_agents_load_as_written(agent: str) -> None:
     """examples/network/ runs by hand as its README says: certificates from
     the repository's certs/, the identities the peers and policies name."""
-    from agent_node.a2a.card import build_card
+    from agent_node.a2a.server.card import build_card
     from agent_node.config import load_config
     from agent_node.node import AgentNode
 

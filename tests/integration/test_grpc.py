@@ -22,14 +22,14 @@ from support.grpc_calls import Caller, mtls_channel, raw_request, refusal  # noq
 from support.workflows import greeter  # noqa: E402
 
 from agent_node import Runtime, load_workflow  # noqa: E402
-from agent_node.a2a.app import Guard  # noqa: E402
-from agent_node.a2a.card import build_card  # noqa: E402
-from agent_node.a2a.grpc_binding.server import bind, serve_service, stop  # noqa: E402
-from agent_node.a2a.grpc_binding.service import A2AService  # noqa: E402
-from agent_node.a2a.limits import Limits  # noqa: E402
-from agent_node.a2a.models import Task, TaskState, TaskStatus  # noqa: E402
-from agent_node.a2a.push import PushSender  # noqa: E402
-from agent_node.a2a.tasks import TaskService  # noqa: E402
+from agent_node.a2a.protocol.models import Task, TaskState, TaskStatus  # noqa: E402
+from agent_node.a2a.server.app import Guard  # noqa: E402
+from agent_node.a2a.server.card import build_card  # noqa: E402
+from agent_node.a2a.server.grpc.server import bind, serve_service, stop  # noqa: E402
+from agent_node.a2a.server.grpc.service import A2AService  # noqa: E402
+from agent_node.a2a.server.limits import Limits  # noqa: E402
+from agent_node.a2a.server.push import PushSender  # noqa: E402
+from agent_node.a2a.server.tasks import TaskService  # noqa: E402
 from agent_node.config import NodeConfig, PushSettings  # noqa: E402
 from agent_node.errors import ConfigError  # noqa: E402
 

@@ -18,9 +18,9 @@ from starlette.routing import Route
 from support.workflows import Greeting, greeter
 
 from agent_node import Runtime, Workflow
-from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
-from agent_node.a2a.ops import ops_routes
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.jsonrpc import Limits, jsonrpc_endpoint
+from agent_node.a2a.server.ops import ops_routes
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.security.authz import Policy
 from agent_node.transport import uvicorn_config, uvicorn_server
 

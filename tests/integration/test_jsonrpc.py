@@ -16,9 +16,9 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from support.fake_handler import SECRET, FakeHandler
 
-from agent_node.a2a.errors import ERROR_INFO_TYPE
-from agent_node.a2a.jsonrpc import Limits, jsonrpc_endpoint
-from agent_node.a2a.models import SendMessageRequest, Task, TaskState, TaskStatus
+from agent_node.a2a.protocol.errors import ERROR_INFO_TYPE
+from agent_node.a2a.protocol.models import SendMessageRequest, Task, TaskState, TaskStatus
+from agent_node.a2a.server.jsonrpc import Limits, jsonrpc_endpoint
 
 V10 = {"A2A-Version": "1.0"}
 NO_CAPS: dict[str, Any] = {"streaming": False, "pushNotifications": False}
@@ -436,7 +436,7 @@ async def test_idempotency_key_too_long(client: httpx.AsyncClient, handler: Fake
 async def test_internal_error_hides_the_exception(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="agent_node.a2a.jsonrpc"):
+    with caplog.at_level(logging.ERROR, logger="agent_node.a2a.server.jsonrpc"):
         response = await client.post(
             "/a2a", json=rpc("SendMessage", {"message": message("crash")}, id=3), headers=V10
         )

@@ -10,8 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.models import (
     GetTaskRequest,
     ListTasksRequest,
     Message,
@@ -22,8 +21,9 @@ from agent_node.a2a.models import (
     Task,
     TaskState,
 )
-from agent_node.a2a.output_modes import accepts
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.output_modes import accepts
+from agent_node.a2a.server.tasks import TaskService
 
 CTX = CallContext()
 

@@ -23,9 +23,9 @@ from starlette.routing import Route
 from support.certs import issue_cn_only, make_certs
 from support.impostor import impostor
 
-from agent_node.a2a.client import IdentityMismatch, expecting, http_client, server_identity
-from agent_node.a2a.discovery import CARD_PATH, PeerCard, PeerUnavailable, fetch_card
-from agent_node.a2a.peer_errors import unreachable
+from agent_node.a2a.peers.client import IdentityMismatch, expecting, http_client, server_identity
+from agent_node.a2a.peers.discovery import CARD_PATH, PeerCard, PeerUnavailable, fetch_card
+from agent_node.a2a.peers.peer_errors import unreachable
 from agent_node.security.tls import client_context, server_context
 from agent_node.transport import uvicorn_config
 

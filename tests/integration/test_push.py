@@ -19,10 +19,8 @@ from starlette.routing import Route
 from support.webhook import Push, Receiver, receiving
 
 from agent_node import Runtime, Workflow, load_workflow
-from agent_node.a2a.errors import InvalidParams, PushNotificationNotSupported, TaskNotFound
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.jsonrpc import jsonrpc_endpoint
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.errors import InvalidParams, PushNotificationNotSupported, TaskNotFound
+from agent_node.a2a.protocol.models import (
     AuthenticationInfo,
     DeleteTaskPushNotificationConfigRequest,
     GetTaskPushNotificationConfigRequest,
@@ -36,9 +34,11 @@ from agent_node.a2a.models import (
     TaskPushNotificationConfig,
     TaskState,
 )
-from agent_node.a2a.push import AllowList, PushSender, check_push_url
-from agent_node.a2a.task_push import MAX_PUSH_CONFIGS
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
+from agent_node.a2a.server.push import AllowList, PushSender, check_push_url
+from agent_node.a2a.server.task_push import MAX_PUSH_CONFIGS
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.config import PushSettings
 from agent_node.engine.owner import Owner
 
@@ -493,7 +493,7 @@ async def test_a_push_by_name_goes_to_the_checked_address_with_its_host_header(
 
 
 def test_pinned_urls_keep_host_and_tls_name() -> None:
-    from agent_node.a2a.push import _pinned
+    from agent_node.a2a.server.push import _pinned
 
     assert _pinned("https://hooks.example.com/a?b=1", "93.184.216.34") == (
         "https://93.184.216.34/a?b=1",

@@ -21,8 +21,8 @@ from starlette.routing import Route
 from support.delegation_rig import Rig, delegating, rig, until
 from support.fake_peer import now
 
-from agent_node.a2a.push_receiver import PUSH_PATH, PushReceiver
-from agent_node.a2a.push_tokens import push_token
+from agent_node.a2a.peers.push_receiver import PUSH_PATH, PushReceiver
+from agent_node.a2a.peers.push_tokens import push_token
 
 HANG = delegating("hang")
 COMPLETED = "TASK_STATE_COMPLETED"

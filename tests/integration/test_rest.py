@@ -20,14 +20,14 @@ from support.fake_handler import FakeHandler
 from support.workflows import greeter
 
 from agent_node import Runtime, load_workflow
-from agent_node.a2a.app import Guard, create_app
-from agent_node.a2a.card import CardDocument
-from agent_node.a2a.jsonrpc import jsonrpc_endpoint
-from agent_node.a2a.limits import Limits
-from agent_node.a2a.models import Task, TaskState, TaskStatus
-from agent_node.a2a.push import PushSender
-from agent_node.a2a.rest import rest_endpoint
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.protocol.models import Task, TaskState, TaskStatus
+from agent_node.a2a.server.app import Guard, create_app
+from agent_node.a2a.server.card import CardDocument
+from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
+from agent_node.a2a.server.limits import Limits
+from agent_node.a2a.server.push import PushSender
+from agent_node.a2a.server.rest import rest_endpoint
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.config import PushSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,10 +16,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from agent_node import Runtime, Workflow, load_workflow
-from agent_node.a2a.errors import TaskNotFound
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.jsonrpc import jsonrpc_endpoint
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.errors import TaskNotFound
+from agent_node.a2a.protocol.models import (
     SendMessageRequest,
     StreamResponse,
     SubscribeToTaskRequest,
@@ -27,7 +25,9 @@ from agent_node.a2a.models import (
     TaskState,
     TaskStatus,
 )
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.workflow.compiled import CompiledWorkflow
 
 V10 = {"A2A-Version": "1.0"}

@@ -10,11 +10,11 @@ import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
-from agent_node.a2a.errors import InvalidParams
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import Message, Part, Role, SendMessageRequest, Task, TaskState
-from agent_node.a2a.task_context import MAX_CONTEXT_TASKS, MAX_REFERENCES
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.protocol.errors import InvalidParams
+from agent_node.a2a.protocol.models import Message, Part, Role, SendMessageRequest, Task, TaskState
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.task_context import MAX_CONTEXT_TASKS, MAX_REFERENCES
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.security.authz import Policy
 from agent_node.settings import PolicySettings
 

@@ -11,14 +11,13 @@ import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow, load_workflow
-from agent_node.a2a.errors import (
+from agent_node.a2a.protocol.errors import (
     InvalidParams,
     TaskNotCancelable,
     TaskNotFound,
     UnsupportedOperation,
 )
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.models import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
@@ -29,7 +28,8 @@ from agent_node.a2a.models import (
     SendMessageRequest,
     TaskState,
 )
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.workflow.compiled import CompiledWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,10 +21,8 @@ from starlette.routing import Route
 from support.webhook import Receiver, receiving
 
 from agent_node import Runtime, Workflow, load_workflow
-from agent_node.a2a.errors import TaskNotFound
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.jsonrpc import jsonrpc_endpoint
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.errors import TaskNotFound
+from agent_node.a2a.protocol.models import (
     GetTaskRequest,
     ListTasksRequest,
     Message,
@@ -35,8 +33,10 @@ from agent_node.a2a.models import (
     TaskPushNotificationConfig,
     TaskState,
 )
-from agent_node.a2a.push import PushSender
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
+from agent_node.a2a.server.push import PushSender
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.config import PushSettings
 from agent_node.results import to_event
 from agent_node.security.authz import Policy

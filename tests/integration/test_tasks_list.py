@@ -10,8 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.models import (
     ListTasksRequest,
     Message,
     Part,
@@ -20,7 +19,8 @@ from agent_node.a2a.models import (
     Task,
     TaskState,
 )
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.security.authz import Policy
 from agent_node.settings import PolicySettings
 

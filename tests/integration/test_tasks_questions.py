@@ -16,8 +16,7 @@ import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.models import (
     GetTaskRequest,
     Message,
     Part,
@@ -25,7 +24,8 @@ from agent_node.a2a.models import (
     SendMessageRequest,
     TaskState,
 )
-from agent_node.a2a.tasks import TaskService
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.tasks import TaskService
 from agent_node.engine import faults
 
 CTX = CallContext()

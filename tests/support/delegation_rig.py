@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from agent_node.a2a.delegator import PeerDelegator
-from agent_node.a2a.directory import Directory
-from agent_node.a2a.watchdog import Watchdog
+from agent_node.a2a.peers.delegator import PeerDelegator
+from agent_node.a2a.peers.directory import Directory
+from agent_node.a2a.peers.watchdog import Watchdog
 from agent_node.config import PeerConfig
 from agent_node.engine import faults
 from agent_node.nodes.delegate import DelegateExecutor

@@ -1,4 +1,4 @@
-"""A small in-memory :class:`~agent_node.a2a.handler.TaskHandler` for transport tests.
+"""A small in-memory :class:`~agent_node.a2a.server.handler.TaskHandler` for transport tests.
 
 It keeps tasks in a dict and records every call. A message's first text part
 steers it: ``raise:<code>`` raises that A2A error, ``crash`` raises a
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 
-from agent_node.a2a.errors import (
+from agent_node.a2a.protocol.errors import (
     A2AError,
     TaskNotCancelable,
     TaskNotFound,
     UnsupportedOperation,
 )
-from agent_node.a2a.handler import CallContext
-from agent_node.a2a.models import (
+from agent_node.a2a.protocol.models import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
@@ -32,6 +31,7 @@ from agent_node.a2a.models import (
     TaskStatus,
     WireModel,
 )
+from agent_node.a2a.server.handler import CallContext
 
 SECRET = "secret-detail-in-exception-text"
 

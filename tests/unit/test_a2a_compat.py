@@ -8,16 +8,16 @@ from typing import Any, Literal
 
 import pytest
 
-from agent_node.a2a import compat
-from agent_node.a2a.card_models import AgentCard
-from agent_node.a2a.errors import (
+from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol.card_models import AgentCard
+from agent_node.a2a.protocol.errors import (
     InvalidParams,
     MethodNotFound,
     TaskNotFound,
     from_jsonrpc_error,
     to_jsonrpc_error,
 )
-from agent_node.a2a.models import Part, SendMessageRequest
+from agent_node.a2a.protocol.models import Part, SendMessageRequest
 
 ROOT = Path(__file__).parents[2] / "protocols" / "fixtures"
 URL = "http://127.0.0.1:8700/a2a"

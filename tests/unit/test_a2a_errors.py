@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from agent_node.a2a import errors as e
+from agent_node.a2a.protocol import errors as e
 from agent_node.errors import AgentNodeError
 
 # From TCK.md (1.0-dev) and the specification's JSON-RPC table.

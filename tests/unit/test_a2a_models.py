@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from agent_node.a2a import card_models as c
-from agent_node.a2a import models as m
+from agent_node.a2a.protocol import card_models as c
+from agent_node.a2a.protocol import models as m
 
 FIXTURES = Path(__file__).parents[2] / "protocols" / "fixtures" / "1.0"
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, RootModel, ValidationError
 
-from agent_node.a2a import compat
-from agent_node.a2a import models_v03 as v
-from agent_node.a2a.models import WireModel
+from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import models_v03 as v
+from agent_node.a2a.protocol.models import WireModel
 
 FIXTURES = Path(__file__).parents[2] / "protocols" / "fixtures"
 URL = "http://127.0.0.1:8700/a2a"
@@ -284,7 +284,7 @@ def test_unknown_fields_are_kept() -> None:
 
 def test_the_node_does_not_load_the_v03_models() -> None:
     code = (
-        "import agent_node.a2a.app, sys;"
+        "import agent_node.a2a.server.app, sys;"
         "print(sorted(n for n in sys.modules if n.endswith(('models_v03', 'a2a.schemas'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent_node import load_workflow
-from agent_node.a2a.card import CardDocument, build_card
-from agent_node.a2a.card_models import AgentCard
-from agent_node.a2a.card_payload import signed_form, spec_disagreements, verifier_forms
+from agent_node.a2a.protocol.card_models import AgentCard
+from agent_node.a2a.protocol.card_payload import signed_form, spec_disagreements, verifier_forms
+from agent_node.a2a.server.card import CardDocument, build_card
 from agent_node.config import NodeConfig
 from agent_node.security import pki
 

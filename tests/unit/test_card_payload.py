@@ -8,9 +8,14 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from agent_node.a2a.card_payload import SCHEMA, signed_form, spec_disagreements, verifier_forms
-from agent_node.a2a.grpc_binding.messages import PACKAGE, POOL
-from agent_node.a2a.jcs import canonical
+from agent_node.a2a.protocol.card_payload import (
+    SCHEMA,
+    signed_form,
+    spec_disagreements,
+    verifier_forms,
+)
+from agent_node.a2a.protocol.jcs import canonical
+from agent_node.a2a.server.grpc.messages import PACKAGE, POOL
 
 CARD: dict[str, Any] = {
     "name": "Writer",

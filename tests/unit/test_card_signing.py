@@ -16,16 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from agent_node.a2a.card_payload import signed_form
-from agent_node.a2a.jcs import canonical
-from agent_node.a2a.jws import PublicKey
-from agent_node.a2a.signing import (
+from agent_node.a2a.peers.signing import (
     CardSignatureError,
     KeyLookup,
     jwks_of,
     sign_card,
     verify_card,
 )
+from agent_node.a2a.protocol.card_payload import signed_form
+from agent_node.a2a.protocol.jcs import canonical
+from agent_node.a2a.protocol.jws import PublicKey
 from agent_node.errors import ConfigError
 from agent_node.security import pki
 

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from agent_node.a2a.endpoints import NoInterface, Origins, choose, in_words, origin_of, same_origin
+from agent_node.a2a.peers.endpoints import (
+    NoInterface,
+    Origins,
+    choose,
+    in_words,
+    origin_of,
+    same_origin,
+)
 from agent_node.config import PeerConfig
 
 CARD = "https://b.example:8443/.well-known/agent-card.json"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent_node.a2a.jcs import canonical
+from agent_node.a2a.protocol.jcs import canonical
 
 
 def test_jcs_the_rfc_values_example() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent_node.a2a.schemas import (
+from agent_node.a2a.protocol.schemas import (
     SCHEMA_DIR,
     SCHEMA_DIR_V03,
     SCHEMA_MODELS,
@@ -17,7 +17,9 @@ from agent_node.a2a.schemas import (
 )
 
 PROTOCOLS = Path(__file__).parents[2] / "protocols"
-HOW_TO_FIX = "run `python -m agent_node.a2a.schemas --write protocols/` and commit the result"
+HOW_TO_FIX = (
+    "run `python -m agent_node.a2a.protocol.schemas --write protocols/` and commit the result"
+)
 
 
 def test_both_protocol_versions_have_a_folder() -> None:

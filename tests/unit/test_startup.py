@@ -104,7 +104,8 @@ def test_public_names_are_found_on_first_use() -> None:
 
 def test_a_node_imports_grpc_only_to_serve_it() -> None:
     modules = loaded_after(
-        "import agent_node.node, agent_node.a2a.app, agent_node.a2a.card, agent_node.cli.serve"
+        "import agent_node.node, agent_node.a2a.server.app, agent_node.a2a.server.card,"
+        " agent_node.cli.serve"
     )
     assert "agent_node.node" in modules
     assert not [m for m in modules if m.split(".")[0] == "grpc" or "grpc_binding" in m]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from agent_node.a2a.errors import InvalidParams
-from agent_node.a2a.models import Message, Part, Role
-from agent_node.a2a.taskview import state_from_message
+from agent_node.a2a.protocol.errors import InvalidParams
+from agent_node.a2a.protocol.models import Message, Part, Role
+from agent_node.a2a.server.taskview import state_from_message
 
 
 class Greeting(BaseModel):  # examples/hello's state: fields, no `text`

@@ -1,0 +1,392 @@
+"""Delegation over A2A, the network side: the calls a delegation makes to its peer.
+
+Three modules share the work (the state machine itself is pure, in
+:mod:`agent_node.nodes.delegation`):
+
+* :class:`PeerDelegator` (this module) makes the calls: ``SendMessage`` with
+  ``returnImmediately``, ``messageId`` and ``Idempotency-Key`` = the visit's
+  idempotency key, and a push config pointing at our ``/a2a/push`` with this
+  delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
+  our caller's answer, ``CancelTask``. In A2A 1.0, or 0.3 when that is all
+  the peer's card offers. Every call expects the peer's identity (the one
+  configured, else the one that served its card) at the TLS handshake
+  (:func:`~agent_node.a2a.peers.client.expecting`): a server that is anyone else
+  is refused before any of the request — message, push token — is sent.
+  Every failure is a :class:`~agent_node.a2a.peers.peer_errors.PeerError` that
+  says whether trying again later may help, and names the peer, never its URL.
+* :class:`~agent_node.a2a.peers.watchdog.Watchdog` drives each delegation row.
+* :class:`~agent_node.a2a.peers.push_receiver.PushReceiver` takes peers' pushes.
+
+Tokens name their delegation: ``<key, base64url>.<HMAC of the key>`` under a
+secret of the node (derived from its TLS key, so replicas sharing an
+identity agree). A push is matched to its row by the key it carries — even
+before the peer's answer to the send has told us the task's id — and proven
+by the HMAC: nothing to store, and the same token when a send is repeated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from agent_node.a2a.peers.client import expecting
+from agent_node.a2a.peers.directory import Directory
+from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable, peer_identity
+from agent_node.a2a.peers.peer_errors import (
+    TRANSIENT_CODES,
+    TRANSIENT_STATUSES,
+    PeerError,
+    answer_of,
+    retry_after,
+    scrub,
+    unavailable,
+    unreachable,
+)
+from agent_node.a2a.peers.push_tokens import push_token, token_key
+from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol.errors import from_jsonrpc_error
+from agent_node.errors import ConfigError, NodeFailed
+from agent_node.nodes.delegate import Delegation, Receipt
+from agent_node.nodes.delegation import task_state
+from agent_node.store.records import DelegationRecord
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PeerDelegator", "push_token", "task_state", "token_key"]
+
+PUSH_NOT_SUPPORTED = -32003
+
+
+class PeerDelegator:
+    """Makes a delegation's calls to its peer (see the module doc)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        client: httpx.AsyncClient,
+        *,
+        push_url: str | None,
+        secret: bytes,
+    ) -> None:
+        self.directory = directory
+        self.client = client
+        #: Where peers push to (None: never ask for pushes, only poll).
+        self.push_url = push_url
+        self.secret = secret
+        #: Sends under way in this process, by idempotency key: what a push
+        #: told of the task meanwhile (see :meth:`heard_of`).
+        self._sending: dict[str, tuple[Mapping[str, Any], str | None] | None] = {}
+
+    def heard_of(self, key: str, task: Mapping[str, Any], identity: str | None) -> bool:
+        """Keep ``task``, pushed by the peer (``identity``) while our send of
+        ``key`` is under way in this process: the send's answer will say the
+        same, and should it be lost, the send answers with this instead of
+        being tried again (a second task at a peer that does not deduplicate).
+        False when no send of ``key`` is under way here."""
+        if key not in self._sending:
+            return False
+        self._sending[key] = (task, identity)
+        return True
+
+    def check(self, delegation: Delegation) -> None:
+        """Refuse at once a delegation to a peer that is not configured."""
+        if delegation.peer is not None and not self.directory.knows(delegation.peer):
+            raise NodeFailed(f"no peer named {delegation.peer!r} is configured (see peers:)")
+
+    async def send(self, row: DelegationRecord) -> Receipt:
+        """Send the row's request; the peer's answer (its task, or a message
+        as a completed task). Raises :class:`PeerError`."""
+        delegation = Delegation.from_json(row.request or "{}")
+        card = await self._resolve(delegation, row)
+        message: dict[str, Any] = {
+            "messageId": delegation.idempotency_key,
+            "role": "ROLE_USER",
+            "parts": _parts(delegation),
+        }
+        if delegation.skill is not None:
+            message["metadata"] = {"skill": delegation.skill}
+        configuration: dict[str, Any] = {"returnImmediately": True}
+        capabilities = card.card.get("capabilities") or {}
+        if delegation.push and capabilities.get("pushNotifications") and self.push_url:
+            configuration["taskPushNotificationConfig"] = {
+                "url": self.push_url,
+                "token": push_token(self.secret, delegation.idempotency_key),
+            }
+        params = {"message": message, "configuration": configuration}
+        headers = {"Idempotency-Key": delegation.idempotency_key}
+        if delegation.traceparent:
+            headers["traceparent"] = delegation.traceparent
+        key = delegation.idempotency_key
+        self._sending[key] = None
+        try:
+            result, identity = await self._send(card, params, headers, configuration)
+        except PeerError as exc:
+            pushed = self._sending.get(key)
+            if pushed is None or not exc.transient:
+                raise
+            log.info("delegation %s: the send's answer was lost, its push told: %s", key, exc)
+            return Receipt(card.name, card.endpoint, card.version, pushed[1], pushed[0])
+        finally:
+            self._sending.pop(key, None)
+        task = result.get("task") if isinstance(result, Mapping) else None
+        if not isinstance(task, Mapping):
+            task = _task_of_message(card, result)
+        follow = "taskPushNotificationConfig" not in configuration and bool(
+            capabilities.get("streaming")
+        )
+        return Receipt(card.name, card.endpoint, card.version, identity, task, follow)
+
+    async def _send(
+        self,
+        card: PeerCard,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        configuration: dict[str, Any],
+    ) -> tuple[Any, str | None]:
+        try:
+            return await self._call(card, "SendMessage", params, headers)
+        except PeerError as exc:
+            if exc.code != PUSH_NOT_SUPPORTED or "taskPushNotificationConfig" not in configuration:
+                raise
+            # Its card said it pushes, but it no longer does (a cached card):
+            # send without, and let the watchdog poll.
+            self.directory.forget(card.name)
+            del configuration["taskPushNotificationConfig"]
+            return await self._call(card, "SendMessage", params, headers)
+
+    async def get_task(self, row: DelegationRecord) -> Mapping[str, Any]:
+        card = await self._reach(row)
+        # No history: a delegation reads the status and the artifacts only, and
+        # a long conversation's history would be serialized and parsed for nothing.
+        params = {"id": row.remote_task_id, "historyLength": 0}
+        result, _ = await self._call(card, "GetTask", params, {})
+        if not isinstance(result, Mapping) or not isinstance(result.get("status"), Mapping):
+            raise PeerError(f"peer {card.name!r} answered GetTask with no task", transient=True)
+        return result
+
+    async def follow(self, row: DelegationRecord) -> AsyncIterator[Mapping[str, Any]]:
+        """Follow the peer's task over SSE (``SubscribeToTask``): each task
+        or status update it streams, until the stream ends."""
+        card = await self._reach(row)
+        name, params = "SubscribeToTask", {"id": row.remote_task_id}
+        headers = {"Accept": "text/event-stream"}
+        if card.version == "0.3":
+            name, params = compat.request_params_to_v03(name, params)
+        else:
+            headers["A2A-Version"] = "1.0"
+        body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": params}
+        timeout = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
+        try:
+            async with self.client.stream(
+                "POST",
+                card.endpoint,
+                json=body,
+                headers=headers,
+                timeout=timeout,
+                extensions=expecting(card.identity),
+            ) as response:
+                self._check_identity(card, peer_identity(response))
+                async for event in _sse_results(card, response):
+                    if card.version == "0.3":
+                        event = compat.stream_event_from_v03(event)
+                    yield event
+        except httpx.HTTPError as exc:
+            raise unreachable(card, exc) from None
+
+    async def relay(self, row: DelegationRecord) -> bool:
+        """Send our caller's answer (``row.relay``) to the peer's task that
+        asked for it; False when the peer refused it (the task moved on: the
+        answer came twice, after a crash), which is as done."""
+        answer = json.loads(row.relay or "{}")
+        message = {
+            "messageId": f"{row.key}/answer/{row.turn}",
+            "role": "ROLE_USER",
+            "taskId": row.remote_task_id,
+            "parts": answer.get("parts") or [{"text": ""}],
+        }
+        params = {"message": message, "configuration": {"returnImmediately": True}}
+        try:
+            await self._call(await self._reach(row), "SendMessage", params, {})
+        except PeerError as exc:
+            if exc.transient:
+                raise
+            log.info("delegation %s: the peer refused the relayed answer: %s", row.key, exc)
+            return False
+        return True
+
+    async def cancel_task(self, row: DelegationRecord) -> None:
+        """Cancel the peer's task; one that is over already counts as canceled."""
+        card = await self._reach(row)
+        try:
+            await self._call(card, "CancelTask", {"id": row.remote_task_id}, {})
+        except PeerError as exc:
+            if exc.transient:
+                raise
+            log.info("delegation %s: the peer did not cancel its task: %s", row.key, exc)
+
+    async def _reach(self, row: DelegationRecord) -> PeerCard:
+        """Where the peer's task is reached now. A configured peer may have
+        moved since the task was sent (a redeploy, a new port): its current
+        card is used when it is the same identity. Otherwise, or when its card
+        cannot be had, the endpoint the task was sent to."""
+        known = self.directory.knows(row.peer)
+        if not row.endpoint and not known:
+            raise PeerError(f"peer {row.peer!r} is not configured any more", transient=False)
+        if not known:
+            return _card_of(row)
+        try:
+            card = await self.directory.card(row.peer)
+        except PeerUnavailable as exc:
+            if not row.endpoint:
+                raise unavailable(exc) from None
+            return _card_of(row)
+        if row.identity is not None and card.identity not in (None, row.identity):
+            return _card_of(row) if row.endpoint else card
+        return dataclasses.replace(card, identity=row.identity or card.identity)
+
+    async def _resolve(self, delegation: Delegation, row: DelegationRecord) -> PeerCard:
+        """The peer's card: the one named, or the first whose card offers the
+        skill or tag (an unreachable peer may: then try again later)."""
+        try:
+            if delegation.peer is not None:
+                return await self.directory.card(delegation.peer)
+            if row.peer and self.directory.knows(row.peer):
+                return await self.directory.card(row.peer)  # chosen by an earlier try
+            found = await self.directory.all()
+        except PeerUnavailable as exc:
+            raise unavailable(exc) from None
+        except ConfigError as exc:
+            raise PeerError(str(exc), transient=False) from None
+        unreachable = [f for f in found if isinstance(f, PeerUnavailable)]
+        for card in found:
+            if isinstance(card, PeerCard) and card.has(skill=delegation.skill, tag=delegation.tag):
+                return card
+        wanted = " and ".join(
+            f"{label} {value!r}"
+            for label, value in (("skill", delegation.skill), ("tag", delegation.tag))
+            if value
+        )
+        if unreachable:
+            names = ", ".join(repr(f.peer) for f in unreachable)
+            raise PeerError(
+                f"no reachable peer offers {wanted} ({names} unreachable)", transient=True
+            )
+        raise PeerError(f"no configured peer offers {wanted}", transient=False)
+
+    async def _call(
+        self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[Any, str | None]:
+        name, body_params = method, params
+        if card.version == "0.3":
+            name, body_params = compat.request_params_to_v03(method, params)
+        else:
+            headers = {**headers, "A2A-Version": "1.0"}
+        body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": body_params}
+        try:
+            response = await self.client.post(
+                card.endpoint, json=body, headers=headers, extensions=expecting(card.identity)
+            )
+            identity = peer_identity(response)
+        except httpx.HTTPError as exc:
+            self.directory.forget(card.name)
+            raise unreachable(card, exc) from None
+        self._check_identity(card, identity)
+        answer = answer_of(card, method, response)
+        if "error" in answer:
+            raw = answer["error"]
+            error = from_jsonrpc_error(raw if isinstance(raw, dict) else {})
+            code = error.error.row.code
+            raise PeerError(
+                f"peer {card.name!r} refused {method}: {scrub(error.message)}",
+                transient=code in TRANSIENT_CODES,
+                retry_after=retry_after(response),
+                code=code,
+            )
+        result = answer.get("result")
+        if card.version == "0.3":
+            result = compat.result_from_v03(method, result)
+        return result, identity
+
+    def _check_identity(self, card: PeerCard, identity: str | None) -> None:
+        # Our client checked it at the handshake already (``expecting``): this
+        # catches a client made elsewhere.
+        if card.identity is not None and identity != card.identity:
+            raise PeerError(
+                f"peer {card.name!r} answered as {identity!r}, not {card.identity!r}",
+                transient=False,
+            )
+
+
+async def _sse_results(card: PeerCard, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON-RPC ``result`` of each Server-Sent Event of ``response``."""
+    if response.status_code != 200:
+        raise PeerError(
+            f"peer {card.name!r} answered SubscribeToTask with HTTP {response.status_code}",
+            transient=response.status_code in TRANSIENT_STATUSES,
+        )
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        raise PeerError(f"peer {card.name!r} does not stream this task", transient=False)
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+            continue
+        if line or not data:
+            continue
+        try:
+            message = json.loads("".join(data))
+        except ValueError:
+            message = None
+        data = []
+        if isinstance(message, dict) and isinstance(message.get("error"), dict):
+            reason = scrub(str(message["error"].get("message")))
+            raise PeerError(f"peer {card.name!r} ended its stream: {reason}", transient=False)
+        if isinstance(message, dict) and isinstance(message.get("result"), dict):
+            yield message["result"]
+
+
+def _card_of(row: DelegationRecord) -> PeerCard:
+    """Enough of a card to call the endpoint a delegation was sent to."""
+    return PeerCard(
+        name=row.peer,
+        base_url=row.endpoint,
+        card={},
+        endpoint=row.endpoint,
+        version="0.3" if row.version == "0.3" else "1.0",
+        identity=row.identity,
+        etag=None,
+        fetched_at=row.sent_at,
+        expires_at=row.sent_at,
+        signed_by=None,
+        card_url=row.endpoint,
+    )
+
+
+def _parts(delegation: Delegation) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if delegation.text is not None:
+        parts.append({"text": delegation.text})
+    if delegation.data is not None:
+        parts.append({"data": dict(delegation.data)})
+    return parts or [{"text": ""}]
+
+
+def _task_of_message(card: PeerCard, result: Any) -> Mapping[str, Any]:
+    """A peer that answered with a Message instead of a task: a completed
+    task holding the message's parts, so the workflow goes on alike."""
+    message = result.get("message") if isinstance(result, Mapping) else None
+    if not isinstance(message, Mapping):
+        raise PeerError(
+            f"peer {card.name!r} answered SendMessage with neither a task nor a message",
+            transient=False,
+        )
+    return {
+        "id": "",
+        "status": {"state": "TASK_STATE_COMPLETED", "message": dict(message)},
+        "artifacts": [{"artifactId": "message", "parts": list(message.get("parts") or [])}],
+    }

@@ -1,0 +1,141 @@
+"""How a call to a peer failed, as :class:`PeerError`: worth trying again or not.
+
+One place reads every way a peer's answer can go wrong — no answer at all,
+an HTTP error, a body that is not JSON-RPC, a JSON-RPC error — and says
+whether trying again later may help (``transient``: the peer could not be
+reached, timed out, was busy — 408, 425, 429, 5xx, honouring
+``Retry-After`` — or answered ``-32603``/``-32032``) or not (the request
+itself is wrong or forbidden). Messages name the peer by name and say what
+was wrong; URLs are scrubbed from them (they name internal hosts a caller
+must not see).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from typing import Any
+
+import httpx
+
+from agent_node.a2a.peers.client import IdentityMismatch, shown_identity
+from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
+from agent_node.errors import RuntimeFailure
+from agent_node.nodes.delegation import scrub
+
+__all__ = [
+    "TRANSIENT_CODES",
+    "TRANSIENT_STATUSES",
+    "PeerError",
+    "answer_of",
+    "excerpt",
+    "retry_after",
+    "scrub",
+    "unavailable",
+    "unreachable",
+]
+
+#: JSON-RPC errors that say the peer could not serve the request now (internal
+#: error, our rate limit): worth trying again. Any other says the request is
+#: wrong or forbidden.
+TRANSIENT_CODES = frozenset({-32603, -32032})
+#: HTTP statuses worth trying again.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class PeerError(RuntimeFailure):
+    """A call to a peer failed. ``transient``: trying again later may help;
+    ``retry_after``: seconds the peer asked us to wait; ``code``: its
+    JSON-RPC error code, when it answered with one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after
+        self.code = code
+
+
+def answer_of(card: PeerCard, method: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC answer of ``response``; a :class:`PeerError` for HTTP
+    errors and for bodies that are not JSON-RPC."""
+    status = response.status_code
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and ("result" in answer or "error" in answer):
+        if status < 400 or isinstance(answer.get("error"), dict):
+            return answer
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    what = "JSON-RPC" if isinstance(answer, dict) else kind
+    raise PeerError(
+        f"peer {card.name!r} answered {method} with HTTP {status} ({what}): "
+        + (excerpt(response.text) or "empty body"),
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=retry_after(response),
+    )
+
+
+def unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:
+    """A call that got no answer. A server that is not the peer's identity
+    (:class:`~agent_node.a2a.peers.client.IdentityMismatch`, found at the handshake,
+    before anything was sent) is a refusal for good, naming who it was."""
+    if isinstance(exc, IdentityMismatch):
+        shown = shown_identity(exc.presented, tls=exc.tls)
+        return PeerError(
+            f"peer {card.name!r} rejected: the server presented {shown}, expected {exc.expected}",
+            transient=False,
+        )
+    detail = scrub(str(exc)) or type(exc).__name__
+    # A transport failure (refused, reset, timed out) is the network's;
+    # anything else httpx raises (an invalid URL, a TLS verification error)
+    # is ours or the peer's configuration.
+    transient = isinstance(exc, httpx.TransportError) and not _is_tls_refusal(exc)
+    return PeerError(
+        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}", transient=transient
+    )
+
+
+def _is_tls_refusal(exc: httpx.HTTPError) -> bool:
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def unavailable(exc: PeerUnavailable) -> PeerError:
+    """A peer whose card cannot be had now: try again later — unless it is
+    not who it must be, or its card points where we may not go."""
+    name = exc.peer or "?"
+    if exc.permanent:  # its reason names identities and origins, never a URL: kept whole
+        return PeerError(f"peer {name!r} rejected: {exc.reason}", transient=False)
+    return PeerError(f"peer {name!r} unavailable: {scrub(exc.reason)}", transient=True)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date)."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def excerpt(text: str, limit: int = 120) -> str:
+    """A short, single-line, URL-free excerpt of a body (an HTML error page)."""
+    plain = re.sub(r"<[^>]*>", " ", text)
+    plain = " ".join(plain.split())
+    plain = scrub(plain)
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"

@@ -1,0 +1,403 @@
+"""The delegation watchdog: it drives every delegation row that is due.
+
+Rows are claimed when due (``next_poll_at``; on PostgreSQL two watchdogs
+never claim one at once), at most ``concurrency`` at a time, in the name of
+the engine's lease owner (a node restarted after a crash takes up at once
+the rows its dead process had claimed, as it does its work), and taken up by
+their state (:class:`~agent_node.store.records.DelegationRecord`):
+
+* ``sending``: the request is sent. The peer's answer is news for the row;
+  a refusal for good fails the visit; a peer that cannot be reached, times
+  out or is busy leaves the row in ``sending``, due again after a capped,
+  jittered exponential backoff (``Retry-After`` honoured) — for as long as
+  the delegate node's ``timeout`` allows, holding nothing but the row;
+* ``sent``: the peer's task is polled (``GetTask``), after ``poll`` seconds
+  and then with a doubling backoff up to ``max_poll`` — or, when the peer
+  streams but does not push, followed over SSE (``SubscribeToTask``), polls
+  being a slow safety net;
+* ``answered`` with an answer kept: it is relayed to the peer's task;
+* ``asked``: our caller has the question; a slow poll notices a peer that
+  settled meanwhile;
+* ``canceling``: the peer's task is canceled (a task whose id a lost send
+  never told is found by sending again: the idempotency key makes that the
+  same task), then the row is dropped.
+
+All news goes through :func:`inform`, one transaction that decides from the
+row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
+only writes scheduling columns, conditionally on the row's state and turn.
+
+A peer that cannot be reached is remembered for a moment: rows of it that
+come due meanwhile are put back without a call, so a thousand parked
+delegations cost one probe per moment, not a thousand connection attempts.
+The first call that succeeds makes all of its backed-off rows due at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from agent_node.a2a.peers.delegator import PeerDelegator
+from agent_node.a2a.peers.peer_errors import PeerError
+from agent_node.engine import faults
+from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, matters, task_state
+from agent_node.runtime import Runtime
+from agent_node.store.records import DelegationRecord
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Watchdog", "inform"]
+
+#: Tries at canceling a peer's task that cannot be reached before giving up.
+ABANDON_TRIES = 10
+#: Seconds a peer that could not be reached is not called again.
+PROBE_INTERVAL = 1.0
+#: Pauses (seconds) before each read of a task its stream said is over.
+STREAM_READ_PAUSES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+async def inform(runtime: Runtime, row: DelegationRecord, news: Mapping[str, Any]) -> bool:
+    """Apply ``news`` to ``row``'s visit and run what it made ready; False
+    when its execution is gone."""
+    done = await runtime.engine.control.inform(row.execution_id, row.node, row.visit, news)
+    if done:
+        runtime.engine.drive(row.execution_id)
+    return done
+
+
+class Watchdog:
+    """Drives delegation rows (see the module doc)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        delegator: PeerDelegator,
+        *,
+        interval: float = 1.0,
+        max_poll: float = 60.0,
+        max_backoff: float = 30.0,
+        concurrency: int = 32,
+        max_follow: int = 100,
+    ) -> None:
+        self.runtime = runtime
+        self.delegator = delegator
+        self.interval = interval
+        self.max_poll = max_poll
+        self.max_backoff = max_backoff
+        self.concurrency = concurrency
+        self.max_follow = max_follow
+        #: How long a claimed row is ours: past any backoff (a wake-up of the
+        #: backed-off rows of a peer that answers again must not hand out a
+        #: row being worked on), and past any call's timeouts.
+        self._lease = max(2 * max_poll, 4 * max_backoff)
+        #: Claims are the engine's leases: a node that restarts after a crash
+        #: frees at once the rows its dead process held (``Engine.recover``).
+        self._owner = str(runtime.engine.owner)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._unsubscribe: Any = None
+        self._active: set[asyncio.Task[None]] = set()
+        #: Peer tasks followed over SSE, by delegation key.
+        self._following: dict[str, asyncio.Task[None]] = {}
+        self._unfollowable: set[str] = set()
+        #: Peers that could not be reached, and until when they are not called.
+        self._down: dict[str, float] = {}
+        #: Peers that answered since this watchdog started.
+        self._up: set[str] = set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._unsubscribe = self.runtime.store.subscribe(self._on_notice)
+            self._task = asyncio.create_task(self._run(), name="delegation-watchdog")
+
+    def _on_notice(self, kind: str, _execution_id: str) -> None:
+        if kind in ("delegation", "cancel"):  # a row is due now
+            self._wake.set()
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        pending = [*self._active, *self._following.values()]
+        self._following = {}
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            pause = None
+            try:
+                await self.check_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delegation watchdog: cannot read the store; trying again")
+                pause = self.interval
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause or await self._pause()):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def _pause(self) -> float:
+        """How long to sleep unless woken: until a row's first poll is due (a
+        delegate node's ``poll`` may be shorter than the tick), at most
+        ``interval``. Rows made due *now* wake the loop by a store notice.
+        Backed-off and repeated polls keep to the tick, so that a thousand
+        rows backed off with jitter are claimed in batches, not one wake-up
+        each (that cost 15 % of a core with 2,000 parked)."""
+        if self._wake.is_set() or len(self._active) >= self.concurrency:
+            return 0.0 if self._wake.is_set() else self.interval
+        try:
+            due = await self.runtime.store.next_delegation_at()
+        except Exception:
+            return self.interval
+        if due is None:
+            return self.interval
+        return min(self.interval, max(0.005, due - time.time()))
+
+    async def check_due(self) -> int:
+        """Take up every row due now, as far as free slots allow; how many."""
+        taken = 0
+        while (free := self.concurrency - len(self._active)) > 0:
+            now = time.time()
+            due = await self.runtime.store.claim_delegations(
+                now=now, lease_until=now + self._lease, limit=free, owner=self._owner
+            )
+            for row in due:
+                job = asyncio.create_task(self._take(row), name=f"delegation {row.key}")
+                self._active.add(job)
+                job.add_done_callback(self._done)
+            taken += len(due)
+            if len(due) < free:
+                break
+        return taken
+
+    async def idle(self) -> None:
+        """Wait until no row is being taken up (rows due meanwhile included)."""
+        while self._active:
+            await asyncio.gather(*self._active, return_exceptions=True)
+
+    def _done(self, job: asyncio.Task[None]) -> None:
+        self._active.discard(job)
+        self._wake.set()  # a slot is free: rows may be waiting for one
+
+    async def _take(self, row: DelegationRecord) -> None:
+        try:
+            await faults.reached("watchdog_claimed", row)
+            if row.state == "canceling":
+                await self._cancel(row)
+            elif self._is_down(row.peer):
+                await self._later(row, PeerError("waiting for it to come back", transient=True))
+            elif row.state == "sending":
+                await self._send(row)
+            elif row.state == "answered" and row.relay is not None:
+                await self._relay(row)
+            else:
+                await self._look(row)
+        except PeerError as exc:
+            if row.state == "canceling" and (not exc.transient or row.polls >= ABANDON_TRIES):
+                log.warning("delegation %s: gave up canceling the peer's task: %s", row.key, exc)
+                await self.runtime.store.drop_delegation(row)
+                return
+            await self._later(row, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("delegation %s: unexpected failure; will retry", row.key)
+            await self._later(row, PeerError(type(exc).__name__, transient=True))
+
+    async def _send(self, row: DelegationRecord) -> None:
+        receipt = await self.delegator.send(row)
+        faults.hit("after_send", row.node)
+        await faults.reached("watchdog_sent", row)
+        await self._alive(receipt.peer)
+        news = {
+            "kind": "accepted",
+            "task": dict(receipt.task),
+            "peer": receipt.peer,
+            "endpoint": receipt.endpoint,
+            "version": receipt.version,
+            "identity": receipt.identity,
+            "follow": receipt.follow,
+        }
+        await inform(self.runtime, row, news)
+
+    async def _relay(self, row: DelegationRecord) -> None:
+        await self.delegator.relay(row)
+        faults.hit("after_relay", row.node)
+        await faults.reached("watchdog_relayed", row)
+        await inform(self.runtime, row, {"kind": "relayed", "turn": row.turn})
+
+    async def _look(self, row: DelegationRecord) -> None:
+        """Poll the peer's task (or start following it over SSE: then polls,
+        every ``max_poll``, are a safety net for a stream gone silent)."""
+        following = row.key in self._following
+        if not following and await self._follows(row):
+            await self._reschedule(row, time.time() + self.max_poll)
+            return
+        task = await self.delegator.get_task(row)
+        await self._alive(row.peer)
+        await faults.reached("watchdog_polled", row)
+        if matters(row, task):
+            await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
+        if row.state == "asked":
+            delay = ASKED_POLL
+        elif following:
+            delay = self.max_poll
+        else:
+            delay = min(self.max_poll, 2.0 ** min(row.polls, 16))
+        await self._reschedule(row, time.time() + delay)
+
+    async def _cancel(self, row: DelegationRecord) -> None:
+        if not row.remote_task_id:
+            # A send may have reached the peer before we lost its answer: ask
+            # again with the same key to learn the task (and cancel it below).
+            receipt = await self.delegator.send(row)
+            row.remote_task_id = receipt.task_id
+            row.endpoint, row.version = receipt.endpoint, receipt.version
+        if row.remote_task_id:
+            await self.delegator.cancel_task(row)
+            log.info("delegation %s: canceled the peer's task %s", row.key, row.remote_task_id)
+        await self.runtime.store.drop_delegation(row)
+
+    async def _later(self, row: DelegationRecord, exc: PeerError) -> None:
+        """Try ``row`` again after a backoff (a transient failure), or fail
+        its visit (a refusal for good)."""
+        if not exc.transient:  # the peer refused the send, or lost its task
+            log.info("delegation %s: %s", row.key, exc)
+            await inform(self.runtime, row, {"kind": "failed", "error": str(exc)})
+            return
+        if exc.transient and "unreachable" in str(exc):
+            self._up.discard(row.peer)
+            self._down[row.peer] = time.time() + PROBE_INTERVAL
+        delay = min(self.max_backoff, 2.0 ** max(0, row.polls - 1) * random.uniform(0.8, 1.2))
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        log.info("delegation %s: %s; trying again in %.1f s", row.key, exc, delay)
+        await self._reschedule(row, time.time() + delay, str(exc))
+
+    async def _reschedule(self, row: DelegationRecord, at: float, error: str | None = None) -> None:
+        await faults.reached("watchdog_reschedule", row)
+        await self.runtime.store.reschedule_delegation(row, at, error)
+
+    def _is_down(self, peer: str) -> bool:
+        until = self._down.get(peer)
+        if until is None:
+            return False
+        if time.time() >= until:
+            del self._down[peer]  # probe it again
+            return False
+        return True
+
+    async def _alive(self, peer: str) -> None:
+        """``peer`` answered: its rows that were backed off are due now."""
+        self._down.pop(peer, None)
+        if peer in self._up:
+            return
+        self._up.add(peer)
+        now, woken = time.time(), 0
+        for state in ("sending", "sent", "answered", "asked"):
+            woken += await self.runtime.store.wake_delegations(
+                peer, state, now, now + self.max_backoff
+            )
+        if woken:
+            log.info("peer %r answers again: taking up %d delegations that waited", peer, woken)
+            self._wake.set()
+
+    async def _follows(self, row: DelegationRecord) -> bool:
+        """Start following ``row``'s task over SSE when its peer streams but
+        does not push (and there is room); whether it is followed now."""
+        if row.key in self._unfollowable or len(self._following) >= self.max_follow:
+            return False
+        if not self.delegator.directory.knows(row.peer):
+            return False
+        try:
+            card = await self.delegator.directory.card(row.peer)
+        except Exception:
+            return False
+        capabilities = card.card.get("capabilities") or {}
+        if capabilities.get("pushNotifications") or not capabilities.get("streaming"):
+            return False
+        self._following[row.key] = asyncio.create_task(self._follow(row), name=f"follow {row.key}")
+        return True
+
+    async def _follow(self, row: DelegationRecord) -> None:
+        """Inform the row of each event of the peer's stream; poll at once
+        when the stream ends before the task is over."""
+        over = False
+        try:
+            async for event in self.delegator.follow(row):
+                task = _task_of_event(row, event)
+                if task is None:
+                    continue
+                if task_state(task) in TERMINAL_STATES:
+                    whole = await self._whole(row)
+                    if whole is None:
+                        break  # its reads never caught up: poll, below
+                    task, over = whole, True
+                await inform(self.runtime, row, {"kind": "task", "task": task, "via": "stream"})
+                if over:
+                    break
+        except PeerError as exc:
+            log.info("delegation %s: cannot follow peer %r: %s", row.key, row.peer, exc)
+            self._unfollowable.add(row.key)
+            if len(self._unfollowable) > 10_000:
+                self._unfollowable.clear()
+        finally:
+            self._following.pop(row.key, None)
+        if not over:
+            over = await self._over_by_poll(row)
+        if not over:
+            current = await self.runtime.store.delegation(row.execution_id, row.node, row.visit)
+            if current is not None:
+                await self.runtime.store.reschedule_delegation(current, time.time())
+                self._wake.set()
+
+    async def _whole(self, row: DelegationRecord) -> dict[str, Any] | None:
+        """The peer's task, whole (with artifacts), once its stream said it is
+        over. A peer may stream before its store is written (or read from a
+        lagging replica): a read that still shows the task going on is tried
+        again a few times, briefly. None when none shows it over."""
+        for pause in STREAM_READ_PAUSES:
+            await asyncio.sleep(pause)
+            task = dict(await self.delegator.get_task(row))
+            if task_state(task) in TERMINAL_STATES:
+                return task
+        return None
+
+    async def _over_by_poll(self, row: DelegationRecord) -> bool:
+        """A stream refused or ended before the peer's task did: poll once at
+        once, as a peer refuses to stream a task already over (a fast one
+        settles before we subscribe). Whether that poll found it over (and
+        informed the row); anything else is left to the row's next claim."""
+        try:
+            task = await self.delegator.get_task(row)
+        except PeerError:
+            return False
+        if task_state(task) not in TERMINAL_STATES:
+            return False
+        await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
+        return True
+
+
+def _task_of_event(row: DelegationRecord, event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The peer's task as one stream event shows it (a task, or a status
+    update of it); None for events that say nothing of its state."""
+    task = event.get("task")
+    if isinstance(task, Mapping):
+        return dict(task)
+    update = event.get("statusUpdate")
+    if isinstance(update, Mapping) and isinstance(update.get("status"), Mapping):
+        return {"id": update.get("taskId") or row.remote_task_id, "status": update["status"]}
+    return None

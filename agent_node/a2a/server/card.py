@@ -1,0 +1,136 @@
+"""The node's Agent Card, built from its configuration and hosted workflows.
+
+The card source (``cards/*.yaml``) holds the words: name, description,
+provider, and how each skill is described. Which skills exist, and where
+the node listens, come from the node configuration; a skill with no words
+in the card source takes its workflow's description. Nothing is written in
+two places.
+
+Both generations read it: the 1.0 fields, plus (a setting, on by default)
+the 0.3 top-level fields that 0.3 clients need.
+
+A node serving mutual TLS declares it: a security scheme ``mtls``
+(``mtlsSecurityScheme`` in 1.0; the 0.3 fields add ``"type": "mutualTLS"``
+to the same object) required by the card and by every skill, with the role
+``client-certificate`` (OpenAPI's requirement of a scheme that is not OAuth
+lists roles). An empty role list would be as correct, but the official
+SDKs' signature verifiers drop empty lists and objects where the spec keeps
+them: the card holds none, so every verifier reads it alike (a skill
+without tags is tagged with its id, for the same reason; see
+:mod:`agent_node.a2a.protocol.card_payload`).
+
+Served with a strong ``ETag`` (a hash of the card's canonical JSON),
+``Last-Modified`` and ``Cache-Control: max-age``, so clients can cache it
+and revalidate cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from agent_node.a2a.protocol.card_models import AgentCard
+from agent_node.a2a.protocol.compat_card import card_v03_fields
+from agent_node.config import CardSource, NodeConfig
+from agent_node.workflow.compiled import CompiledWorkflow
+
+__all__ = ["JWKS_PATH", "PROTOCOL_PATH", "CardDocument", "build_card"]
+
+#: Where the JSON-RPC endpoint lives on a node.
+PROTOCOL_PATH = "/a2a"
+MAX_AGE = 300
+#: Where the node serves the JWK Set of its card signature's key (its ``jku``).
+JWKS_PATH = "/.well-known/jwks.json"
+#: The name of the mutual-TLS security scheme in a card, and the role it requires.
+MTLS_SCHEME = "mtls"
+MTLS_ROLE = "client-certificate"
+_MTLS_REQUIRED: list[dict[str, Any]] = [{"schemes": {MTLS_SCHEME: {"list": [MTLS_ROLE]}}}]
+
+
+@dataclass(frozen=True)
+class CardDocument:
+    """A card, serialized once: its body, ETag and Cache-Control value."""
+
+    card: Mapping[str, Any]
+    body: bytes
+    etag: str
+    #: When this node built the card (an HTTP date).
+    last_modified: str
+    cache_control: str = f"public, max-age={MAX_AGE}"
+
+    @classmethod
+    def of(cls, card: Mapping[str, Any]) -> CardDocument:
+        body = json.dumps(card, ensure_ascii=False, separators=(",", ":")).encode()
+        canonical = json.dumps(card, sort_keys=True, separators=(",", ":")).encode()
+        etag = f'"{hashlib.sha256(canonical).hexdigest()[:32]}"'
+        return cls(card, body, etag, formatdate(usegmt=True))
+
+
+def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) -> dict[str, Any]:
+    """The card of a node hosting ``workflows`` (skill id → workflow): A2A 1.0,
+    plus the 0.3 fields unless ``card_v03_fields`` is off. Validated against
+    the card model, so a card we serve is one a 1.0 client can parse."""
+    source = config.card_source()
+    endpoint = config.url + PROTOCOL_PATH
+    card: dict[str, Any] = {
+        "name": source.name,
+        "description": source.description,
+        "version": source.version,
+        "supportedInterfaces": [
+            {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+            {"url": endpoint, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+            {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+        ],
+        "capabilities": {"streaming": True, "pushNotifications": config.push.enabled},
+        "defaultInputModes": source.default_input_modes,
+        "defaultOutputModes": source.default_output_modes,
+        "skills": [_skill(source, skill_id, wf) for skill_id, wf in workflows.items()],
+    }
+    optional = {
+        "provider": source.provider,
+        "documentationUrl": source.documentation_url,
+        "iconUrl": source.icon_url,
+    }
+    card.update({key: value for key, value in optional.items() if value})
+    if config.grpc_target is not None:  # after HTTP+JSON: clients take the first they speak
+        grpc = {"url": config.grpc_target, "protocolBinding": "GRPC", "protocolVersion": "1.0"}
+        card["supportedInterfaces"].insert(2, grpc)
+    if config.tls is not None:
+        _declare_mtls(card)
+    AgentCard.model_validate(card)
+    if config.card_v03_fields:
+        card.update(card_v03_fields(card, endpoint))
+    return card
+
+
+def _declare_mtls(card: dict[str, Any]) -> None:
+    description = (
+        "Mutual TLS: present a client certificate that chains to this node's trust"
+        " bundle; the caller is the identity its URI SAN names."
+    )
+    card["securitySchemes"] = {MTLS_SCHEME: {"mtlsSecurityScheme": {"description": description}}}
+    card["securityRequirements"] = _MTLS_REQUIRED
+    for skill in card["skills"]:
+        skill["securityRequirements"] = _MTLS_REQUIRED
+
+
+def _skill(source: CardSource, skill_id: str, workflow: CompiledWorkflow) -> dict[str, Any]:
+    text = source.skills.get(skill_id)
+    described = workflow.ir.description or f"Runs the {workflow.ir.id} workflow."
+    skill: dict[str, Any] = {
+        "id": skill_id,
+        "name": (text.name if text and text.name else skill_id),
+        "description": (text.description if text and text.description else described),
+        "tags": list(text.tags) if text and text.tags else [skill_id],
+    }
+    if text and text.examples:
+        skill["examples"] = list(text.examples)
+    if text and text.input_modes:
+        skill["inputModes"] = list(text.input_modes)
+    if text and text.output_modes:
+        skill["outputModes"] = list(text.output_modes)
+    return skill

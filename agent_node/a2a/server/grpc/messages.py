@@ -1,0 +1,158 @@
+"""The A2A 1.0 protobuf messages, from our own descriptor, in a pool of their own.
+
+The classes are built from :data:`.descriptor.SERIALIZED` in a private
+``DescriptorPool``, not protobuf's default one: a2a-sdk registers the same
+``lf.a2a.v1`` names there, and a process holding both (a program using the
+SDK's client next to a node) would fail on the duplicate symbols.
+
+Conversions go through the JSON the HTTP bindings speak (ProtoJSON,
+camelCase), so one model and one handler serve every binding:
+:func:`to_params` (request message → the operation's 1.0 params) and
+:func:`from_json` (a result's ``to_json()`` → the reply message).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from google.protobuf import (
+    descriptor_pool,
+    empty_pb2,
+    json_format,
+    message_factory,
+    struct_pb2,
+    timestamp_pb2,
+)
+from google.protobuf.message import Message
+
+from agent_node.a2a.server.grpc.descriptor import SERIALIZED
+
+__all__ = ["PACKAGE", "POOL", "SERVICE", "from_json", "message_class", "to_params"]
+
+PACKAGE = "lf.a2a.v1"
+#: The service's full name, as gRPC method paths spell it.
+SERVICE = f"{PACKAGE}.A2AService"
+
+POOL = descriptor_pool.DescriptorPool()
+for _dependency in (empty_pb2, struct_pb2, timestamp_pb2):
+    POOL.AddSerializedFile(_dependency.DESCRIPTOR.serialized_pb)
+POOL.AddSerializedFile(SERIALIZED)
+
+_CLASSES: dict[str, type[Message]] = {}
+
+
+def message_class(name: str) -> type[Message]:
+    """The class of message ``name`` (``Task``; ``google.protobuf.Empty`` in full)."""
+    full = name if "." in name else f"{PACKAGE}.{name}"
+    cls = _CLASSES.get(full)
+    if cls is None:
+        cls = _CLASSES[full] = message_factory.GetMessageClass(POOL.FindMessageTypeByName(full))
+    return cls
+
+
+def to_params(message: Message) -> dict[str, Any]:
+    """``message`` as the JSON object the HTTP bindings would have received."""
+    params: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=False, descriptor_pool=POOL
+    )
+    return params
+
+
+def from_json(name: str, value: dict[str, Any]) -> Message:
+    """The message ``name`` holding ``value`` (a 1.0 JSON object); fields the
+    message does not have are dropped (a newer model's, never a required one).
+
+    Filled field by field from a plan per message type (:func:`_fill`):
+    ``json_format.ParseDict`` re-examines every field's descriptor each time
+    and took a quarter of a gRPC SendMessage's CPU. What the plan does not
+    expect (a shape our models never produce) is left to ParseDict."""
+    message = message_class(name)()
+    try:
+        _fill(message, value)
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
+        message = message_class(name)()
+        json_format.ParseDict(value, message, ignore_unknown_fields=True, descriptor_pool=POOL)
+    return message
+
+
+_SCALAR, _BYTES, _ENUM, _MESSAGE, _MAP, _WELL_KNOWN, _STRUCT, _TIMESTAMP = range(8)
+#: Messages ParseDict fills better than a plan (JSON values, timestamps, …).
+_WELL_KNOWN_TYPES = frozenset(
+    f"google.protobuf.{name}" for name in ("Struct", "Value", "ListValue", "Timestamp", "Empty")
+)
+_Plan = dict[str, tuple[str, int, bool, Any]]
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(descriptor: Any) -> _Plan:
+    """JSON key → (field name, kind, repeated, enum type or map value field)."""
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is not None:
+        return plan
+    plan = {}
+    for field in descriptor.fields:
+        extra: Any = None
+        repeated = bool(field.is_repeated)  # protobuf 7 has no field.label
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            kind, extra = _MAP, field.message_type.fields_by_name["value"]
+        elif field.message_type is not None:
+            kind = {
+                "google.protobuf.Struct": _STRUCT,
+                "google.protobuf.Timestamp": _TIMESTAMP,
+            }.get(field.message_type.full_name, _MESSAGE)
+            if kind == _MESSAGE and field.message_type.full_name in _WELL_KNOWN_TYPES:
+                kind = _WELL_KNOWN
+        elif field.enum_type is not None:
+            kind, extra = _ENUM, field.enum_type
+        elif field.type == field.TYPE_BYTES:
+            kind = _BYTES
+        elif field.type in (field.TYPE_INT64, field.TYPE_UINT64, field.TYPE_DOUBLE):
+            kind = _WELL_KNOWN  # ProtoJSON spells these as strings: ParseDict knows how
+        else:
+            kind = _SCALAR
+        plan[field.json_name] = plan[field.name] = (field.name, kind, repeated, extra)
+    _PLANS[descriptor.full_name] = plan
+    return plan
+
+
+def _fill(message: Any, value: dict[str, Any]) -> None:
+    plan = _plan(message.DESCRIPTOR)
+    for key, item in value.items():
+        entry = plan.get(key)
+        if entry is None or item is None:  # unknown fields dropped; null is the default
+            continue
+        name, kind, repeated, extra = entry
+        if kind == _SCALAR:
+            if repeated:
+                getattr(message, name).extend(item)
+            else:
+                setattr(message, name, item)
+        elif kind == _MESSAGE:
+            if repeated:
+                container = getattr(message, name)
+                for element in item:
+                    _fill(container.add(), element)
+            else:
+                child = getattr(message, name)
+                child.SetInParent()
+                _fill(child, item)
+        elif kind == _STRUCT and not repeated:
+            child = getattr(message, name)
+            child.SetInParent()
+            child.update(item)
+        elif kind == _TIMESTAMP and not repeated:
+            getattr(message, name).FromJsonString(item)
+        elif kind == _ENUM and not repeated:
+            setattr(message, name, extra.values_by_name[item].number)
+        elif kind == _BYTES and not repeated:
+            setattr(message, name, base64.b64decode(item, validate=True))
+        elif kind == _MAP and extra.message_type is None:
+            getattr(message, name).update(item)
+        elif kind == _MAP:
+            entries = getattr(message, name)
+            for map_key, element in item.items():
+                _fill(entries[map_key], element)
+        else:
+            json_format.ParseDict({key: item}, message, descriptor_pool=POOL)

@@ -1,0 +1,132 @@
+"""Server-Sent Events for the streaming methods of the HTTP bindings.
+
+Each event is one line ``data: <json>`` and a blank line. Over JSON-RPC the
+JSON is a whole JSON-RPC response: ``{"jsonrpc": "2.0", "id": …, "result":
+<event>}``, the event being the 1.0 ``StreamResponse``, or for a 0.3 caller
+the bare 0.3 event (``kind``; a status update says ``final`` when the stream
+ends after it); an error once the stream has begun is sent as one event with
+a JSON-RPC ``error`` body, and the stream ends. Over HTTP+JSON the JSON is
+the bare ``StreamResponse``, and an error is an ``error`` event holding the
+binding's error object.
+
+The handler's iterator is always closed when the response ends, also when
+the client went away, so that it stops following its task at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, Literal
+
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol.errors import A2AError, InternalError, to_jsonrpc_error
+from agent_node.a2a.protocol.models import StreamResponse
+from agent_node.a2a.server.streaming import ends_stream
+from agent_node.errors import StoreError
+
+__all__ = ["EventStreamResponse", "bare_event_stream", "event_stream"]
+
+log = logging.getLogger(__name__)
+
+Version = Literal["1.0", "0.3"]
+
+#: Streams that end at an interrupted state too (a subscription waits on).
+_UNTIL_INTERRUPTED = frozenset({"SendStreamingMessage"})
+
+
+class EventStreamResponse(StreamingResponse):
+    """A ``text/event-stream`` response that closes its events when it ends."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, content: AsyncGenerator[bytes, None], events: AsyncIterator[StreamResponse]
+    ) -> None:
+        super().__init__(content, headers={"Cache-Control": "no-cache"})
+        self._content = content
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._content.aclose()
+            await _close(self._events)
+
+
+def event_stream(
+    rpc_id: Any, method: str, version: Version, events: AsyncIterator[StreamResponse]
+) -> EventStreamResponse:
+    """The response streaming ``events`` of the 1.0 ``method`` to a ``version``
+    JSON-RPC caller."""
+    at_interrupt = method in _UNTIL_INTERRUPTED
+
+    def frame(event: StreamResponse) -> bytes:
+        result = event.to_json()
+        if version == "0.3":
+            final = ends_stream(event, at_interrupt=at_interrupt)
+            result = compat.stream_event_to_v03(result, final=final)
+        return _frame({"jsonrpc": "2.0", "id": rpc_id, "result": result}, ascii_only=False)
+
+    def error(exc: A2AError) -> bytes:
+        body = {"jsonrpc": "2.0", "id": rpc_id, "error": to_jsonrpc_error(exc, version)}
+        return _frame(body, ascii_only=True)
+
+    return EventStreamResponse(_frames(method, events, frame, error), events)
+
+
+def bare_event_stream(
+    method: str,
+    events: AsyncIterator[StreamResponse],
+    error_body: Callable[[A2AError], dict[str, Any]],
+) -> EventStreamResponse:
+    """The response streaming ``events`` of the 1.0 ``method`` as bare
+    ``StreamResponse`` objects (the HTTP+JSON binding); an error is an
+    ``error`` event whose data is ``error_body(exc)``."""
+
+    def frame(event: StreamResponse) -> bytes:
+        return _frame(event.to_json(), ascii_only=False)
+
+    def error(exc: A2AError) -> bytes:
+        return b"event: error\n" + _frame(error_body(exc), ascii_only=True)
+
+    return EventStreamResponse(_frames(method, events, frame, error), events)
+
+
+async def _frames(
+    method: str,
+    events: AsyncIterator[StreamResponse],
+    frame: Callable[[StreamResponse], bytes],
+    error: Callable[[A2AError], bytes],
+) -> AsyncGenerator[bytes, None]:
+    try:
+        async for event in events:
+            if not isinstance(event, StreamResponse):
+                raise TypeError(f"{method} handler streamed {type(event).__name__}")
+            yield frame(event)
+    except A2AError as exc:
+        yield error(exc)
+    except StoreError as exc:  # says what failed: no traceback needed
+        log.error("A2A %s stream failed: %s", method, exc)
+        yield error(InternalError.of(exc))
+    except Exception:
+        log.exception("A2A %s stream failed", method)
+        yield error(InternalError("internal error"))
+    finally:
+        await _close(events)
+
+
+async def _close(events: AsyncIterator[StreamResponse]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _frame(body: dict[str, Any], *, ascii_only: bool) -> bytes:
+    text = json.dumps(body, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()

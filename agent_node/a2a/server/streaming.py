@@ -1,0 +1,276 @@
+"""Streams of one task's changes, for ``SendStreamingMessage`` and ``SubscribeToTask``.
+
+A :class:`Watch` follows one task: it subscribes to the store's
+notifications for the task's id and, on every wake and on a safety poll
+(notifications from other processes can be missed, e.g. on SQLite), renders
+the task again and turns what changed into :class:`StreamResponse` events:
+
+* an ``artifactUpdate`` for each artifact not sent yet, then
+* a ``statusUpdate`` when the state or the status message changed. A task
+  never goes back to SUBMITTED once past it (a resumed execution is pending
+  for a moment): that is shown as WORKING.
+
+Between nodes run on one worker the store sends no notification, so a brief
+WORKING may be seen late or not at all; the terminal state always is.
+
+A watch is shared: every subscriber of a task joins the one watch of that
+task (:class:`Watches`), so concurrent subscribers get identical events. A
+follower's first event is the task as the watch last showed it, which is the
+base of the changes that follow. A stream ends after a terminal state, and a
+``SendStreamingMessage`` stream also after an interrupted one (input- or
+auth-required). The watch stops when its task is terminal or when its last
+follower leaves (a client that disconnects closes its iterator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from agent_node.a2a.protocol.models import (
+    StreamResponse,
+    Task,
+    TaskArtifactUpdateEvent,
+    TaskState,
+    TaskStatus,
+    TaskStatusUpdateEvent,
+)
+from agent_node.store.base import Store
+
+__all__ = ["POLL_SECONDS", "Follower", "Render", "Watch", "Watches", "ends_stream"]
+
+log = logging.getLogger(__name__)
+
+#: How often a watch renders its task when no notification came.
+POLL_SECONDS = 1.0
+
+#: Renders a task by id (raises TaskNotFound when there is none).
+Render = Callable[[str], Awaitable[Task]]
+_Item = StreamResponse | Exception
+
+
+def ends_stream(event: StreamResponse, *, at_interrupt: bool) -> bool:
+    """Whether a stream ends after ``event``."""
+    if event.task is not None:
+        state = event.task.status.state
+    elif event.status_update is not None:
+        state = event.status_update.status.state
+    else:
+        return event.message is not None
+    return TaskState(state).is_terminal or (at_interrupt and TaskState(state).is_interrupted)
+
+
+class Watch:
+    """One task's changes, fanned out to its followers' queues."""
+
+    def __init__(self, store: Store, task_id: str, render: Render, poll: float) -> None:
+        self.task_id = task_id
+        self._store = store
+        self._render = render
+        self._poll = poll
+        self._wake = asyncio.Event()
+        self._followers: list[asyncio.Queue[_Item]] = []
+        self._runner: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._sent: set[str] = set()
+        self.latest: Task | None = None
+        #: Set once the watch follows its task no more.
+        self.stopped = False
+        #: Called once the watch has stopped (the registry forgets it).
+        self.on_stop: Callable[[Watch], None] | None = None
+
+    async def start(self, base: Task | None = None) -> None:
+        """Subscribe, then render the task (or take ``base`` as what was last
+        shown, and check it against the store at once); raises what rendering raises."""
+        self._unsubscribe = self._store.subscribe(self._notice)
+        try:
+            self.latest = base if base is not None else await self._render(self.task_id)
+        except BaseException:
+            self._stop()
+            raise
+        self._sent = {a.artifact_id for a in self.latest.artifacts or []}
+        if base is not None:
+            self._wake.set()
+        self._runner = asyncio.create_task(self._run(), name=f"watch {self.task_id}")
+
+    @property
+    def followers(self) -> int:
+        return len(self._followers)
+
+    def join(self, queue: asyncio.Queue[_Item]) -> Task:
+        """Add a follower; returns the task its events start from."""
+        if self.latest is None:
+            raise RuntimeError("join() before start()")
+        self._followers.append(queue)
+        return self.latest
+
+    def leave(self, queue: asyncio.Queue[_Item]) -> None:
+        """Remove a follower; the last one to leave stops the watch."""
+        if queue in self._followers:
+            self._followers.remove(queue)
+        if not self._followers and self._runner is not None:
+            self._runner.cancel()
+            self._stop()
+
+    def _notice(self, kind: str, execution_id: str) -> None:
+        if execution_id == self.task_id:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        try:
+            while self.latest is not None and not TaskState(self.latest.status.state).is_terminal:
+                # Not asyncio.wait_for: on 3.11 it runs the wait in a task of
+                # its own, so a cancel takes an extra turn (or is swallowed).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
+                self._wake.clear()
+                task = await self._render(self.task_id)
+                for event in self._changes(task):
+                    self._publish(event)
+        except Exception as exc:
+            log.warning("watching task %s failed: %r", self.task_id, exc)
+            self._publish(exc)
+        finally:
+            self._stop()
+
+    def _changes(self, task: Task) -> list[StreamResponse]:
+        previous = self.latest
+        if previous is None:
+            return []
+        status = _no_regress(previous.status, task.status)
+        self.latest = task.model_copy(update={"status": status})
+        context_id = task.context_id or task.id
+        events: list[StreamResponse] = []
+        for artifact in task.artifacts or []:
+            if artifact.artifact_id not in self._sent:
+                self._sent.add(artifact.artifact_id)
+                added = TaskArtifactUpdateEvent(
+                    task_id=task.id, context_id=context_id, artifact=artifact
+                )
+                events.append(StreamResponse(artifact_update=added))
+        if _status_key(status) != _status_key(previous.status):
+            changed = TaskStatusUpdateEvent(task_id=task.id, context_id=context_id, status=status)
+            events.append(StreamResponse(status_update=changed))
+        return events
+
+    def _publish(self, item: _Item) -> None:
+        for queue in self._followers:
+            queue.put_nowait(item)
+
+    def _stop(self) -> None:
+        self.stopped = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self.on_stop is not None:
+            self.on_stop(self)
+            self.on_stop = None
+
+
+def _status_key(status: TaskStatus) -> tuple[str, object]:
+    message = status.message.to_json() if status.message is not None else None
+    return str(status.state), message
+
+
+def _no_regress(previous: TaskStatus, status: TaskStatus) -> TaskStatus:
+    if status.state == TaskState.SUBMITTED and previous.state != TaskState.SUBMITTED:
+        return status.model_copy(update={"state": TaskState.WORKING})
+    return status
+
+
+class Follower:
+    """One stream's events from a :class:`Watch`: the task, then its changes
+    until the stream ends. It joins the watch at once; iterating to the end or
+    :meth:`aclose` leaves it (a follower never iterated must be closed)."""
+
+    def __init__(self, watch: Watch, *, at_interrupt: bool) -> None:
+        self._watch = watch
+        self._at_interrupt = at_interrupt
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._first: StreamResponse | None = StreamResponse(task=watch.join(self._queue))
+        self._closed = False
+
+    def __aiter__(self) -> Follower:
+        return self
+
+    async def __anext__(self) -> StreamResponse:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            event = self._first if self._first is not None else await self._queue.get()
+            self._first = None
+            if isinstance(event, Exception):
+                raise event
+        except BaseException:
+            await self.aclose()
+            raise
+        if ends_stream(event, at_interrupt=self._at_interrupt):
+            await self.aclose()
+        return event
+
+    async def aclose(self) -> None:
+        """Stop following (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self._watch.leave(self._queue)
+
+
+class Watches:
+    """The shared watches of one task service: one per watched task."""
+
+    def __init__(self, store: Store, render: Render, poll: float = POLL_SECONDS) -> None:
+        self._store = store
+        self._render = render
+        self._poll = poll
+        self._watches: dict[str, Watch] = {}
+        self._starting: dict[str, asyncio.Future[Watch]] = {}
+
+    def followers(self, task_id: str) -> int:
+        """How many streams follow ``task_id`` now (0 when it is not watched)."""
+        watch = self._watches.get(task_id)
+        return watch.followers if watch is not None else 0
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    async def private(self, task_id: str, base: Task) -> Watch:
+        """A watch for one stream alone, starting from ``base``."""
+        watch = Watch(self._store, task_id, self._render, self._poll)
+        await watch.start(base)
+        return watch
+
+    async def shared(self, task_id: str) -> Watch:
+        """The watch every subscriber of ``task_id`` joins, started if need be.
+        The caller joins it before its next ``await``: a watch returned is live."""
+        while True:
+            watch = self._watches.get(task_id)
+            if watch is None and (pending := self._starting.get(task_id)) is not None:
+                watch = await asyncio.shield(pending)
+            elif watch is None:
+                watch = await self._start_shared(task_id)
+            if not watch.stopped:
+                return watch
+
+    async def _start_shared(self, task_id: str) -> Watch:
+        future: asyncio.Future[Watch] = asyncio.get_running_loop().create_future()
+        self._starting[task_id] = future
+        try:
+            watch = Watch(self._store, task_id, self._render, self._poll)
+            watch.on_stop = self._forget
+            await watch.start()
+            self._watches[task_id] = watch
+            future.set_result(watch)
+            return watch
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a lone starter must not log "never retrieved"
+            raise
+        finally:
+            self._starting.pop(task_id, None)
+
+    def _forget(self, watch: Watch) -> None:
+        if self._watches.get(watch.task_id) is watch:
+            del self._watches[watch.task_id]

@@ -1,0 +1,98 @@
+"""``ListTasks``: what a request asks the store for, and its page tokens.
+
+Every filter of the request is the store's: ``contextId``, ``status`` (a
+task state is an execution's status and, for a waiting one, what it asks
+of its caller: :data:`STATUS_FILTER`), ``statusTimestampAfter`` (the
+status timestamp is the execution's last change: at or after it), and the
+caller's own tasks only. Pages are offsets in the newest-first order;
+their tokens are ours alone (:func:`offset_of`). ``historyLength`` and
+``includeArtifacts`` shape each task, not the list.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent_node.a2a.protocol.errors import InvalidParams
+from agent_node.a2a.protocol.models import ListTasksRequest
+from agent_node.store.records import Asking
+
+__all__ = ["DEFAULT_PAGE", "STATUS_FILTER", "ListQuery", "offset_of", "token_of"]
+
+#: The page size when the request names none.
+DEFAULT_PAGE = 50
+#: Our page tokens are base64 of an offset of at most 12 digits: 16 characters.
+_MAX_OFFSET_DIGITS = 12
+_MAX_TOKEN = 16
+
+#: A2A task state -> (execution statuses, what it asks) for ListTasks.
+STATUS_FILTER: dict[str, tuple[list[str], Asking | None]] = {
+    "TASK_STATE_SUBMITTED": (["pending"], None),
+    "TASK_STATE_WORKING": (["running", "waiting"], "none"),
+    "TASK_STATE_INPUT_REQUIRED": (["waiting"], "input"),
+    "TASK_STATE_AUTH_REQUIRED": (["waiting"], "auth"),
+    "TASK_STATE_COMPLETED": (["completed"], None),
+    "TASK_STATE_FAILED": (["failed"], None),
+    "TASK_STATE_CANCELED": (["canceled"], None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A ``ListTasks`` request as the store's filters and one page."""
+
+    filters: Mapping[str, Any]
+    offset: int
+    size: int
+
+    @classmethod
+    def of(cls, request: ListTasksRequest, caller: str | None) -> ListQuery:
+        """``caller``: only that caller's tasks (None: everyone's, for an operator)."""
+        status, asking = STATUS_FILTER.get(str(request.status), (None, None))
+        after = request.status_timestamp_after
+        filters = {
+            "status": status,
+            "context_id": request.context_id,
+            "asking": asking,
+            "caller": caller,
+            "updated_after": _epoch(after) if after is not None else None,
+        }
+        return cls(filters, offset_of(request.page_token), request.page_size or DEFAULT_PAGE)
+
+
+def offset_of(token: str | None) -> int:
+    """The offset a ``nextPageToken`` of ours stands for. Anything else — too
+    long, not base64, not a small whole number (a huge one overflowed the
+    store's integers: an internal error) — is the caller's mistake."""
+    if not token:
+        return 0
+    refused = InvalidParams(
+        "pageToken is not one this agent issued: pass the nextPageToken of the previous page"
+    )
+    if len(token) > _MAX_TOKEN:
+        raise refused
+    try:
+        text = base64.b64decode(token, altchars=b"-_", validate=True).decode("ascii")
+    except ValueError:  # binascii.Error and UnicodeDecodeError among them
+        raise refused from None
+    if not (text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS):
+        raise refused
+    return int(text)
+
+
+def token_of(offset: int) -> str:
+    """The ``nextPageToken`` of the page that starts at ``offset``."""
+    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+
+
+def _epoch(timestamp: str) -> float:
+    """Epoch seconds of an RFC 3339 timestamp (validated already; UTC when it
+    has no zone), less half a microsecond: a status timestamp is shown
+    rounded to the microsecond, and a client that gives one back must find
+    that task again."""
+    moment = dt.datetime.fromisoformat(timestamp)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp() - 5e-7

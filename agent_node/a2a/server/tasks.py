@@ -1,0 +1,403 @@
+"""A2A operations on a node's executions (implements :class:`TaskHandler`).
+
+* ``SendMessage`` without ``taskId`` starts the skill's workflow (the skill
+  named in the message's or request's metadata as ``skill``, else the
+  default one) with the state the message fills; with ``taskId`` it answers
+  the task's wait for input or authorization (INPUT_REQUIRED or
+  AUTH_REQUIRED). It blocks until the task is terminal or interrupted,
+  unless ``returnImmediately``.
+* ``SendStreamingMessage`` starts or continues a task the same way without
+  waiting, and streams it (:mod:`agent_node.a2a.server.streaming`): first the task
+  as accepted (SUBMITTED, or WORKING for a follow-up), then its changes,
+  until it is terminal or interrupted. ``SubscribeToTask`` streams a task
+  that is not terminal, from how it is now until it is terminal.
+* A send with an ``Idempotency-Key`` is deduplicated on (caller, key): the
+  task id is derived from both, and a repeat finds the task already there.
+  ``messageId`` is never a dedupe key (clients and the TCK reuse them).
+* A client's ``contextId`` is kept; without one the task gets a new context.
+  A new task can read its context's earlier tasks and the tasks its message
+  references (``referenceTaskIds``): :mod:`agent_node.a2a.server.task_context`.
+* Push configs (the four ``…PushNotificationConfig`` methods, or
+  ``taskPushNotificationConfig`` in a send): :mod:`agent_node.a2a.server.task_push`.
+* ``ListTasks`` filters and pages: :mod:`agent_node.a2a.server.task_list`.
+* Authorization (:class:`~agent_node.security.authz.Policy`): a new task
+  needs the caller to be allowed its skill (else PermissionDenied, logged,
+  nothing created); every other method works only on tasks the caller
+  created (or on any, for an operator), and answers TaskNotFound for the
+  rest, so a task's existence is not disclosed. ListTasks lists the
+  caller's own tasks. The caller is recorded as the task's
+  ``metadata.caller``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol.errors import (
+    InvalidParams,
+    PermissionDenied,
+    TaskNotCancelable,
+    TaskNotFound,
+    UnsupportedOperation,
+)
+from agent_node.a2a.protocol.models import (
+    CancelTaskRequest,
+    DeleteTaskPushNotificationConfigRequest,
+    Empty,
+    GetTaskPushNotificationConfigRequest,
+    GetTaskRequest,
+    ListTaskPushNotificationConfigsRequest,
+    ListTaskPushNotificationConfigsResponse,
+    ListTasksRequest,
+    ListTasksResponse,
+    Message,
+    SendMessageRequest,
+    SendMessageResponse,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    Task,
+    TaskPushNotificationConfig,
+    TaskState,
+    TaskStatus,
+)
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.push import PushSender
+from agent_node.a2a.server.streaming import POLL_SECONDS, Follower, Watches
+from agent_node.a2a.server.task_context import CONTEXT_FIELD, context_of, referenced
+from agent_node.a2a.server.task_list import ListQuery, token_of
+from agent_node.a2a.server.task_origin import metadata_of, task_id_of
+from agent_node.a2a.server.task_push import get_push, list_push, push_config_of, set_push
+from agent_node.a2a.server.taskview import (
+    MESSAGE_EVENT,
+    TASK_EVENTS,
+    answer_from_message,
+    render_task,
+    reply_message,
+    state_from_message,
+)
+from agent_node.engine import faults
+from agent_node.errors import InvalidSignal
+from agent_node.results import Event, to_event
+from agent_node.runtime import Runtime
+from agent_node.security.authz import Policy
+from agent_node.store.records import TERMINAL, ExecutionRecord
+from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import INPUT_EVENT
+
+__all__ = ["TaskService"]
+
+log = logging.getLogger(__name__)
+
+#: The wait kinds a follow-up message answers (what the task asks its caller).
+_ASKING_KINDS = frozenset({"input", "auth"})
+
+
+class TaskService:
+    def __init__(
+        self,
+        runtime: Runtime,
+        skills: Mapping[str, CompiledWorkflow],
+        default_skill: str | None = None,
+        *,
+        poll: float = POLL_SECONDS,
+        push: PushSender | None = None,
+        policy: Policy | None = None,
+    ) -> None:
+        self.runtime = runtime
+        #: Who may do what; open (everything allowed) when not given.
+        self.policy = policy or Policy.open()
+        #: Delivers push notifications; None: this agent does not push.
+        self.push = push
+        self.skills = dict(skills)
+        self.default_skill = default_skill or (next(iter(self.skills)) if self.skills else None)
+        #: The tasks being streamed; ``poll`` is their safety poll, in seconds.
+        self.watches = Watches(runtime.store, self._task, poll)
+
+    # -- SendMessage -------------------------------------------------------------
+
+    async def send_message(
+        self, request: SendMessageRequest, ctx: CallContext
+    ) -> SendMessageResponse:
+        message = request.message
+        config = request.configuration
+        blocking = not (config and config.return_immediately)
+        if message.task_id:
+            task_id = await self._continue(request, ctx)
+        else:
+            task_id = await self._start(request, ctx, then_wait=blocking)
+        history = config.history_length if config else None
+        if not blocking:
+            return SendMessageResponse(task=await self._task(task_id, history_length=history))
+        # The record the wait ends on and one read of the log make the answer.
+        record = await self.runtime.engine.wait(task_id)
+        events = await self._events(task_id)
+        reply = reply_message(record, events)
+        if reply is not None:
+            return SendMessageResponse(message=reply)
+        task = await self._render(record, events, history_length=history)
+        return SendMessageResponse(task=task)
+
+    async def _start(
+        self, request: SendMessageRequest, ctx: CallContext, *, then_wait: bool = False
+    ) -> str:
+        message = request.message
+        skill, workflow = self._skill_of(message, request.metadata)
+        if not self.policy.may_call(skill, ctx.caller):
+            log.warning("denied: %s may not call skill %r", ctx.caller or "anonymous", skill)
+            raise PermissionDenied(
+                f"{ctx.caller or 'an anonymous caller'} may not call skill {skill!r}",
+                metadata={"skill": skill},
+            )
+        references = await referenced(
+            self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
+        )
+        task_id = task_id_of(ctx)
+        context_id = message.context_id or str(uuid.uuid4())
+        extra = None
+        if CONTEXT_FIELD in workflow.state_model.model_fields:
+            context = await context_of(
+                self.runtime.store,
+                self.policy,
+                self._task,
+                context_id=context_id,
+                caller=ctx.caller,
+                references=references,
+                known=message.context_id is not None,
+            )
+            extra = {CONTEXT_FIELD: context}
+        state = state_from_message(workflow.state_model, message, extra)
+        received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
+        if (push := push_config_of(request)) is not None:
+            # Before the task exists, so no change of it can be missed.
+            await set_push(self.runtime.store, self.push, push, task_id, ctx, None)
+        self.runtime.workflows.add(workflow)
+        engine = self.runtime.engine
+        watch = then_wait and ctx.idempotency_key is None  # a repeat finds an old task
+        if watch:
+            engine.watch_status(task_id)
+        try:
+            await engine.submit(
+                workflow,
+                state,
+                execution_id=task_id,
+                context_id=context_id,
+                notes=[(MESSAGE_EVENT, received.to_json())],
+                metadata=metadata_of(ctx, request),
+            )
+        except BaseException:
+            if watch:
+                engine.release_status_watch(task_id)
+            raise
+        return task_id
+
+    async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
+        message = request.message
+        task_id = message.task_id or ""
+        record = await self._record(task_id, ctx)
+        if record.status in TERMINAL:
+            raise UnsupportedOperation(
+                f"task {task_id} is {record.status}; it takes no more messages"
+            )
+        context_id = record.context_id or record.id
+        if message.context_id and message.context_id != context_id:
+            raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
+        received = message.model_copy(update={"context_id": context_id})
+        await referenced(
+            self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
+        )
+        if (push := push_config_of(request)) is not None:
+            await set_push(self.runtime.store, self.push, push, task_id, ctx, record)
+        answer = answer_from_message(message)
+        if await self._answer_field(record) == "message":
+            answer = received.to_json()
+        try:
+            await self.runtime.engine.control.signal(
+                task_id,
+                INPUT_EVENT,
+                answer,
+                notes=[(MESSAGE_EVENT, received.to_json())],
+            )
+        except InvalidSignal as exc:
+            raise UnsupportedOperation(
+                f"task {task_id} is not asking for input or authorization ({exc})"
+            ) from None
+        self.runtime.engine.drive(task_id)
+        return task_id
+
+    async def _answer_field(self, record: ExecutionRecord) -> str | None:
+        """The state field the task's input or auth wait writes its answer to."""
+        workflow = next((w for w in self.skills.values() if w.ir.id == record.workflow_id), None)
+        if workflow is None:
+            return None
+        for wait in await self.runtime.store.waits(record.id):
+            spec = workflow.ir.nodes.get(wait.node)
+            if wait.kind in _ASKING_KINDS and spec is not None:
+                # A delegate node relays the whole message to the peer that asked.
+                return "message" if spec.type == "delegate" else getattr(spec, "output", None)
+        return None
+
+    def _skill_of(
+        self, message: Message, metadata: Mapping[str, object] | None
+    ) -> tuple[str, CompiledWorkflow]:
+        named = (message.metadata or {}).get("skill") or (metadata or {}).get("skill")
+        skill = named if isinstance(named, str) else self.default_skill
+        if skill is None or skill not in self.skills:
+            known = ", ".join(sorted(self.skills)) or "none"
+            raise InvalidParams(f"no skill {skill!r} here (skills: {known})")
+        return skill, self.skills[skill]
+
+    # -- SendStreamingMessage, SubscribeToTask -----------------------------------
+
+    async def send_streaming_message(
+        self, request: SendMessageRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        message = request.message
+        if message.task_id:
+            task_id, accepted = await self._continue(request, ctx), TaskState.WORKING
+        else:
+            task_id, accepted = await self._start(request, ctx), TaskState.SUBMITTED
+        config = request.configuration
+        task = await self._task(task_id, history_length=config.history_length if config else None)
+        status = TaskStatus(state=accepted, timestamp=task.status.timestamp)
+        base = task.model_copy(update={"status": status, "artifacts": None})
+        return Follower(await self.watches.private(task_id, base), at_interrupt=True)
+
+    async def subscribe_to_task(
+        self, request: SubscribeToTaskRequest, ctx: CallContext
+    ) -> AsyncIterator[StreamResponse]:
+        record = await self._record(request.id, ctx)
+        if record.status in TERMINAL:
+            raise UnsupportedOperation(
+                f"task {request.id} is {record.status}; a terminal task cannot be subscribed to"
+            )
+        return Follower(await self.watches.shared(request.id), at_interrupt=False)
+
+    # -- GetTask, ListTasks, CancelTask -------------------------------------------
+
+    async def get_task(self, request: GetTaskRequest, ctx: CallContext) -> Task:
+        record = await self._record(request.id, ctx)
+        events = await self._events(record.id)
+        return await self._render(record, events, history_length=request.history_length)
+
+    async def list_tasks(self, request: ListTasksRequest, ctx: CallContext) -> ListTasksResponse:
+        # An operator (or a node without identities) sees every task.
+        caller = None if self.policy.is_operator(ctx.caller) else ctx.caller or ""
+        query = ListQuery.of(request, caller)
+        store = self.runtime.store
+        records = await store.list_executions(
+            **query.filters, limit=query.size + 1, offset=query.offset
+        )
+        tasks = [
+            await self._task(
+                r.id,
+                history_length=request.history_length,
+                include_artifacts=bool(request.include_artifacts),
+            )
+            for r in records[: query.size]
+        ]
+        more = len(records) > query.size
+        return ListTasksResponse(
+            tasks=tasks,
+            next_page_token=token_of(query.offset + query.size) if more else "",
+            page_size=query.size,
+            total_size=await store.count_executions(**query.filters),
+        )
+
+    async def cancel_task(self, request: CancelTaskRequest, ctx: CallContext) -> Task:
+        record = await self._record(request.id, ctx)
+        if record.status in TERMINAL:
+            raise TaskNotCancelable(f"task {request.id} is {record.status}")
+        await self.runtime.engine.control.cancel(request.id, "canceled by the caller")
+        return await self._task(request.id)
+
+    # -- push notification configs -----------------------------------------------
+
+    async def create_task_push_notification_config(
+        self, request: TaskPushNotificationConfig, ctx: CallContext
+    ) -> TaskPushNotificationConfig:
+        if not request.task_id:
+            raise InvalidParams("taskId: field required")
+        record = await self._record(request.task_id, ctx)
+        return await set_push(self.runtime.store, self.push, request, record.id, ctx, record)
+
+    async def get_task_push_notification_config(
+        self, request: GetTaskPushNotificationConfigRequest, ctx: CallContext
+    ) -> TaskPushNotificationConfig:
+        await self._record(request.task_id, ctx)
+        return await get_push(self.runtime.store, request)
+
+    async def list_task_push_notification_configs(
+        self, request: ListTaskPushNotificationConfigsRequest, ctx: CallContext
+    ) -> ListTaskPushNotificationConfigsResponse:
+        await self._record(request.task_id, ctx)
+        return await list_push(self.runtime.store, request.task_id)
+
+    async def delete_task_push_notification_config(
+        self, request: DeleteTaskPushNotificationConfigRequest, ctx: CallContext
+    ) -> Empty:
+        await self._record(request.task_id, ctx)
+        await self.runtime.store.delete_push_config(request.task_id, request.id)
+        return Empty()
+
+    async def render_push(self, task_id: str, version: str) -> Any:
+        """The body of a push about ``task_id``: a 1.0 ``StreamResponse`` holding
+        the task, or for a 0.3 caller the 0.3 task object."""
+        task = (await self._task(task_id)).to_json()
+        return compat.result_to_v03("GetTask", task) if version == "0.3" else {"task": task}
+
+    # -- rendering ---------------------------------------------------------------
+
+    async def _record(self, task_id: str, ctx: CallContext | None = None) -> ExecutionRecord:
+        """The task's record; with ``ctx``, only if that caller may use it."""
+        record = await self.runtime.store.get(task_id)
+        if (
+            record is not None
+            and ctx is not None
+            and not self.policy.may_see(record.caller, ctx.caller)
+        ):
+            log.warning("denied: %s may not use task %s", ctx.caller or "anonymous", task_id)
+            record = None
+        if record is None:
+            raise TaskNotFound(f"no task {task_id!r}")
+        return record
+
+    async def _task(
+        self, task_id: str, *, history_length: int | None = None, include_artifacts: bool = True
+    ) -> Task:
+        record = await self._record(task_id)
+        events = await self._events(task_id)
+        return await self._render(
+            record, events, history_length=history_length, include_artifacts=include_artifacts
+        )
+
+    async def _events(self, task_id: str) -> list[Event]:
+        """The task's events that rendering reads (the others stay unparsed)."""
+        return [
+            to_event(e) for e in await self.runtime.store.events(task_id) if e.kind in TASK_EVENTS
+        ]
+
+    async def _render(
+        self,
+        record: ExecutionRecord,
+        events: list[Event],
+        *,
+        history_length: int | None = None,
+        include_artifacts: bool = True,
+    ) -> Task:
+        await faults.reached("task_render", record)
+        waits = await self.runtime.store.waits(record.id) if record.status == "waiting" else []
+        if any(w.kind in _ASKING_KINDS for w in waits):
+            # The log was read before the waits: a question asked in between
+            # is missing from it. Read it again, now as new as the waits.
+            events = await self._events(record.id)
+        return render_task(
+            record,
+            events,
+            waits,
+            history_length=history_length,
+            include_artifacts=include_artifacts,
+        )
