@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     )
     from agent_node.results import Event, NodeRun, RunResult
     from agent_node.runtime import Runtime, close_shared_runtimes
-    from agent_node.sdk import Workflow, load_workflow
+    from agent_node.sdk import Workflow
     from agent_node.workflow.ir import RetryPolicy
+    from agent_node.workflow.loading import load_workflow
 
 __all__ = [
     "AgentNodeError",
@@ -73,7 +74,7 @@ _HOMES = {
     "Runtime": "agent_node.runtime",
     "close_shared_runtimes": "agent_node.runtime",
     "Workflow": "agent_node.sdk",
-    "load_workflow": "agent_node.sdk",
+    "load_workflow": "agent_node.workflow.loading",
     "RetryPolicy": "agent_node.workflow.ir",
 }
 

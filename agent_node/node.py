@@ -70,7 +70,7 @@ class AgentNode:
 
     def load_workflows(self) -> dict[str, CompiledWorkflow]:
         """Load every skill's workflow; errors name the skill."""
-        from agent_node.sdk import load_workflow
+        from agent_node.workflow.loading import load_workflow
 
         for skill in self.config.skills:
             try:

@@ -7,6 +7,12 @@ application may hold itself::
 
     async with Runtime("sqlite:///app.db") as rt:
         result = await rt.run(workflow, State(query="hi"))
+
+It is the composition root of in-process runs, as :mod:`agent_node.node` is
+of a served node: the node executors own the protocols they need, and the
+runtime hands them the adapters of :mod:`agent_node.integrations` (litellm,
+httpx) as factories called on first use, so no executor imports an adapter
+and starting a runtime imports neither library.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from agent_node.engine.engine import Engine, EngineState
 from agent_node.engine.executor import Executor
 from agent_node.engine.registry import Loader, WorkflowRegistry
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
+from agent_node.integrations import http_transport, model_client
 from agent_node.nodes import default_executors
 from agent_node.nodes.model import ModelExecutor
 from agent_node.results import RunResult, to_event
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.store.records import ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.loading import load_workflow
 from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Runtime", "close_shared_runtimes", "shared_runtime"]
@@ -50,15 +58,15 @@ class Runtime:
         if store is None or isinstance(store, str):
             store = store_from_url(store or default_store_url())
         self.store: Store = store
-        if loader is None:
-            from agent_node.sdk import load_workflow
-
-            loader = load_workflow
-        self.workflows = WorkflowRegistry(loader)
+        self.workflows = WorkflowRegistry(loader or load_workflow)
         given = dict(executors or {})
         models = given.get("model")
         # Judges ask through the model executor given, so both share one client.
-        made = default_executors(models if isinstance(models, ModelExecutor) else None)
+        made = default_executors(
+            models if isinstance(models, ModelExecutor) else None,
+            make_model_client=model_client,
+            make_http_transport=http_transport,
+        )
         self._made = {kind: e for kind, e in made.items() if kind not in given}
         self.engine = Engine(
             self.store,

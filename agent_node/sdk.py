@@ -35,14 +35,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from agent_node.errors import ConfigError, UsageError, WorkflowDefinitionError
+from agent_node.errors import UsageError, WorkflowDefinitionError
 from agent_node.results import RunResult
 from agent_node.workflow.compiled import CompiledWorkflow, RouteFn, StepFn
 from agent_node.workflow.compiler import compile_workflow
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, WorkflowIR
 from agent_node.workflow.refs import refuse_run_while_loading
 
-__all__ = ["Workflow", "load_workflow"]
+__all__ = ["Workflow"]
 
 M = TypeVar("M", bound=type[BaseModel])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -510,23 +510,6 @@ class Workflow:
 
         async with Runtime(store or self.store) as runtime:
             return await runtime.run(self.compile(), state, execution_id=execution_id)
-
-
-def load_workflow(ref: str) -> CompiledWorkflow:
-    """Load a workflow from a YAML file, a Python file (``path.py:attr``) or a
-    module attribute (``package.module:attr``)."""
-    if ref.endswith((".yaml", ".yml")) and ":" not in Path(ref).name:
-        from agent_node.workflow.yaml_loader import load_yaml_workflow
-
-        return load_yaml_workflow(ref)
-    from agent_node.workflow.refs import import_object
-
-    target = import_object(ref)
-    if isinstance(target, Workflow):
-        return target.compile()
-    if isinstance(target, CompiledWorkflow):
-        return target
-    raise ConfigError(f"{ref} is a {type(target).__name__}, not a Workflow")
 
 
 def _parse(node_id: str, spec: dict[str, Any]) -> NodeSpec:

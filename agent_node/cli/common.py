@@ -22,9 +22,9 @@ import click
 from agent_node.config import TlsSettings
 from agent_node.errors import AgentNodeError, ConfigError, UnknownExecution, UsageError
 from agent_node.runtime import Runtime
-from agent_node.sdk import load_workflow
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.loading import load_workflow
 
 __all__ = [
     "EXIT_FAILURE",

@@ -15,9 +15,9 @@ from agent_node.engine.registry import WorkflowRegistry
 from agent_node.errors import ConfigError, UnknownExecution
 from agent_node.nodes import default_executors
 from agent_node.results import Event, RunResult, build_timeline, to_event
-from agent_node.sdk import load_workflow
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.loading import load_workflow
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -121,8 +121,8 @@ nodes:
 def init(name: str, parent: Path, cert_dir: Path, trust_domain: str, port: int, model: str) -> None:
     """Scaffold a new agent NAME: configuration, card, workflow, certificate."""
     from agent_node.config import load_config
-    from agent_node.sdk import load_workflow
     from agent_node.security import pki
+    from agent_node.workflow.loading import load_workflow
 
     _check_name(name)
     folder = parent / name

@@ -52,9 +52,10 @@ into its path with ``urlencode``; ``query`` values are encoded by the node.
 The node does not apply the SSRF guard of push notifications: the author
 names the URL. Do not let a caller's input choose its host.
 
-The network is behind :class:`HttpTransport`. The default one
-(:mod:`agent_node.integrations.http_client`, httpx) is imported when the
-first request is sent, so this module never imports an HTTP client.
+The network is behind :class:`HttpTransport`, which this module owns and
+:mod:`agent_node.integrations.http_client` implements (httpx); the runtime
+wires it in, made when the first request is sent, so this module never
+imports an HTTP client.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Literal, Protocol
@@ -233,10 +234,17 @@ class HttpTransport(Protocol):
 
 
 class HttpExecutor(Parkless):
-    """Runs http nodes through ``transport`` (default: httpx, loaded on first use)."""
+    """Runs http nodes through ``transport``, or one ``make_transport`` makes on
+    first use (the runtime gives httpx's, so this layer never imports it)."""
 
-    def __init__(self, transport: HttpTransport | None = None) -> None:
+    def __init__(
+        self,
+        transport: HttpTransport | None = None,
+        *,
+        make_transport: Callable[[], HttpTransport] | None = None,
+    ) -> None:
         self.transport = transport
+        self._make_transport = make_transport
 
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
@@ -286,9 +294,9 @@ class HttpExecutor(Parkless):
 
     def _transport(self) -> HttpTransport:
         if self.transport is None:
-            from agent_node.integrations.http_client import HttpxTransport
-
-            self.transport = HttpxTransport()
+            if self._make_transport is None:
+                raise PermanentFailure("this runtime has no HTTP transport to send requests with")
+            self.transport = self._make_transport()
         return self.transport
 
 

@@ -40,9 +40,10 @@ number of calls, tokens (prompt, completion, total), cost in USD (None when
 the model has no price), seconds spent waiting for the model, and tool calls
 made; ``output`` — the model, the start of the answer and the tools called.
 
-The model is reached through :class:`ModelClient`
-(:class:`agent_node.integrations.llm.LlmClient`, litellm, imported on first
-use), so this module never imports litellm.
+The model is reached through :class:`ModelClient`, which this module owns
+and :class:`agent_node.integrations.llm.LlmClient` implements (litellm,
+imported on first use); the composition (:mod:`agent_node.runtime`,
+:mod:`agent_node.node`) wires it in, so this module never imports it.
 """
 
 from __future__ import annotations
@@ -50,14 +51,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
-from agent_node.errors import NodeFailed
+from agent_node.errors import NodeFailed, PermanentFailure
 from agent_node.nodes.base import Parkless
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
 
@@ -240,25 +241,30 @@ class ToolBox(Protocol):
 class ModelExecutor(Parkless):
     """Runs model nodes through ``client`` and ``tools``.
 
-    Without a client, one is made on first use from the default
-    :class:`~agent_node.config.ModelSettings` (and closed by :meth:`aclose`);
-    without tools, nodes that name tools fail.
+    Without a client, one is made on first use by ``make_client`` (the
+    runtime gives litellm's adapter, so this layer never imports it) and
+    closed by :meth:`aclose`; with neither, model nodes fail. Without tools,
+    nodes that name tools fail.
     """
 
     def __init__(
         self,
         client: ModelClient | None = None,
         tools: ToolBox | None = None,
+        *,
+        make_client: Callable[[], ModelClient] | None = None,
     ) -> None:
         self.client = client
         self.tools = tools
-        self._made: Any = None
+        self._make_client = make_client
+        self._made: ModelClient | None = None
 
     async def aclose(self) -> None:
         """Close the client this executor made itself (not one it was given)."""
         made, self._made = self._made, None
-        if made is not None:
-            await made.aclose()
+        close = getattr(made, "aclose", None)
+        if close is not None:
+            await close()
 
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
@@ -294,13 +300,10 @@ class ModelExecutor(Parkless):
         if self.client is not None:
             return self.client
         if self._made is None:
-            # The adapter sits above this layer; it is reached only when no
-            # client was wired in (a bare Runtime), and imports litellm lazily.
-            from agent_node.integrations.llm import LlmClient
-
-            self._made = LlmClient()
-        client: ModelClient = self._made
-        return client
+            if self._make_client is None:
+                raise PermanentFailure("this runtime has no model client to call models with")
+            self._made = self._make_client()
+        return self._made
 
     async def _offered(self, spec: ModelNode) -> list[dict[str, Any]] | None:
         if not spec.tools:

@@ -18,8 +18,8 @@ from support.effects import Effects
 from agent_node.engine.control import Control
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.nodes import default_executors
-from agent_node.sdk import load_workflow
 from agent_node.store import Store, store_from_url
+from agent_node.workflow.loading import load_workflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

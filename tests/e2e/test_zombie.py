@@ -24,8 +24,8 @@ from agent_node.engine.control import Control
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.nodes import default_executors
 from agent_node.results import Event
-from agent_node.sdk import load_workflow
 from agent_node.store import ExecutionRecord
+from agent_node.workflow.loading import load_workflow
 
 pytestmark = pytest.mark.slow
 

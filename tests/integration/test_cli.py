@@ -23,8 +23,8 @@ from agent_node.engine import plans
 from agent_node.engine.control import Control
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.nodes import default_executors
-from agent_node.sdk import load_workflow
 from agent_node.store import store_from_url
+from agent_node.workflow.loading import load_workflow
 
 STEPS = """
 async def greet(state):
