@@ -199,7 +199,8 @@ class LlmClient:
         return (
             f"start Ollama (`ollama serve`, then `ollama pull {name}`), set models.api_base"
             " or $OLLAMA_API_BASE to where it runs, or answer without a model:"
-            " models.default: scripted/echo"
+            " models.default: scripted/echo, or AGENT_NODE_MODEL=scripted/demo where"
+            " the configuration names no model (the examples)"
         )
 
     async def _ollama(self, litellm: ModuleType, model: str) -> dict[str, Any]:

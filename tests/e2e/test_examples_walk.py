@@ -74,6 +74,7 @@ def test_the_network_example_without_a_model_says_how_to_start_ollama(walk: Walk
     assert walk.task is not None
     said = walk.task["status"]["message"]["parts"][0]["text"]
     assert "no Ollama answers" in said and "ollama serve" in said, said
+    assert "AGENT_NODE_MODEL=scripted/demo" in said, said  # this example's offline way
     assert "failed" in printed_by(walk, "executions", "coordinator.db")
 
 
