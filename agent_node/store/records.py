@@ -176,8 +176,9 @@ class DelegationRecord:
     peer: str
     #: The peer's task ("" until known).
     remote_task_id: str
-    #: The JSON-RPC URL the task was sent to, and the protocol version spoken
-    #: ("" until sent).
+    #: The interface URL the task was sent to, and what is spoken there: the
+    #: protocol version for JSON-RPC ("1.0", "0.3"), else binding and version
+    #: ("HTTP+JSON 1.0"); "" until sent.
     endpoint: str
     version: str
     #: The identity the peer's certificate named; pushes must come from it.

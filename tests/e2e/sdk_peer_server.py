@@ -7,7 +7,9 @@ against an A2A server that is not ours::
 
 It serves the scenario contract of ``tests/e2e/foreign`` (the foreign-peer
 matrix, ``peer_scenarios.py``) for a message with a text part, with the
-SDK's own card and JSON-RPC routes and uvicorn's ordinary TLS options:
+SDK's own card and JSON-RPC routes (``--rest``: its HTTP+JSON routes under
+``/rest`` instead, the only interface its card names) and uvicorn's
+ordinary TLS options:
 ``DIR/NAME.pem`` as its certificate, client certificates required and
 checked against ``DIR/ca.pem``. A message with only a data part goes to the
 judge (``test_delegate_interop.py``), which works a moment (``--delay``),
@@ -33,7 +35,11 @@ from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
-from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.routes import (
+    create_agent_card_routes,
+    create_jsonrpc_routes,
+    create_rest_routes,
+)
 from a2a.server.tasks import (
     BasePushNotificationSender,
     InMemoryPushNotificationConfigStore,
@@ -55,6 +61,7 @@ from peer_scenarios import SCENARIOS, Dialect, LogsCancels, ServesScenarios
 from starlette.applications import Starlette
 
 RPC_PATH = "/"  # the SDK's default
+REST_PATH = "/rest"  # with --rest: the card offers the HTTP+JSON binding only, here
 
 
 def working(context: RequestContext) -> Task:
@@ -124,13 +131,13 @@ class Handler(LogsCancels, DefaultRequestHandler):
     """The SDK's request handler, logging the tasks it cancels."""
 
 
-def card(url: str, push: bool, stream: bool) -> AgentCard:
+def card(url: str, push: bool, stream: bool, binding: str = "JSONRPC") -> AgentCard:
     return AgentCard(
         name="a2a-sdk peer",
         description="The scenario contract and a judge of names (a2a-sdk 1.x server).",
         version="1.0.0",
         supported_interfaces=[
-            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+            AgentInterface(url=url, protocol_binding=binding, protocol_version="1.0")
         ],
         capabilities=AgentCapabilities(streaming=stream, push_notifications=push),
         default_input_modes=["application/json", "text/plain"],
@@ -143,9 +150,15 @@ def card(url: str, push: bool, stream: bool) -> AgentCard:
 
 
 async def main() -> None:
-    args = arguments(__doc__).parse_args()
+    parser = arguments(__doc__)
+    parser.add_argument("--rest", action="store_true", help="serve HTTP+JSON, not JSON-RPC")
+    args = parser.parse_args()
     log = Log(args.log)
-    agent_card = card(f"https://127.0.0.1:{args.port}{RPC_PATH}", args.push, args.streaming)
+    base = f"https://127.0.0.1:{args.port}"
+    if args.rest:
+        agent_card = card(base + REST_PATH, args.push, args.streaming, "HTTP+JSON")
+    else:
+        agent_card = card(base + RPC_PATH, args.push, args.streaming)
     store, sender = InMemoryPushNotificationConfigStore, BasePushNotificationSender
     async with pushing(args, log, store, sender) as pushes:
         handler = Handler(
@@ -155,7 +168,11 @@ async def main() -> None:
             agent_card=agent_card,
             **pushes,
         )
-        routes = [*create_agent_card_routes(agent_card), *create_jsonrpc_routes(handler, RPC_PATH)]
+        if args.rest:
+            served = create_rest_routes(handler, path_prefix=REST_PATH)
+        else:
+            served = create_jsonrpc_routes(handler, RPC_PATH)
+        routes = [*create_agent_card_routes(agent_card), *served]
         await serve(Starlette(routes=routes), args)
 
 

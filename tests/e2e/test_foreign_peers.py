@@ -1,7 +1,8 @@
 """Our ``delegate`` node against peers we did not write: the foreign-peer matrix.
 
-Each foreign server — a2a-sdk 1.x and 0.3.x (Python), ``@a2a-js/sdk`` 1.x
-and 0.3.x (Node.js) — runs as a real process over mutual TLS and serves the
+Each foreign server — a2a-sdk 1.x (over JSON-RPC, and over HTTP+JSON alone)
+and 0.3.x (Python), ``@a2a-js/sdk`` 1.x and 0.3.x (Node.js) — runs as a real
+process over mutual TLS and serves the
 scenario contract of :mod:`e2e.foreign`. It is reached three ways: it
 pushes to us (``push``), it streams but does not push (``sse``: we follow
 its task over ``SubscribeToTask``), or neither (``poll``: ``GetTask``).
@@ -30,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e.foreign.js_peers import js_peer
-from e2e.foreign.python_peers import python_peer
+from e2e.foreign.python_peers import python_peer, python_rest_peer
 from e2e.foreign.scenarios import Launcher
 from e2e.procs import Child, Spawn, child_env, opened, wait_until
 from e2e.test_delegation import V10, Net
@@ -44,6 +45,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROUNDS = 5
 KINDS: dict[str, tuple[Launcher, str]] = {
     "a2a-sdk-1": (python_peer, "1"),
+    "a2a-sdk-1-rest": (python_rest_peer, "1"),  # its card offers HTTP+JSON only
     "a2a-sdk-0.3": (python_peer, "0.3"),
     "a2a-js-1": (js_peer, "1"),
     "a2a-js-0.3": (js_peer, "0.3"),
@@ -89,6 +91,8 @@ class Matrix:
     peer: Child
     log: Path
     path: str
+    #: What A's delegations must speak to it (their rows' dialect).
+    spoken: str
 
     def entries(self, event: str) -> list[dict[str, Any]]:
         lines = self.log.read_text().splitlines() if self.log.exists() else []
@@ -124,7 +128,8 @@ async def matrix(request: pytest.FixtureRequest, kind: str, tmp_path: Path, spaw
     relay.write_text(RELAY % FIRST_POLL[request.param])
     net.configure("a", {"relay": relay}, ["f"])
     await net.start("a")
-    return Matrix(net, peer, log, request.param)
+    spoken = {"a2a-sdk-1-rest": "HTTP+JSON 1.0"}.get(kind, "0.3" if generation == "0.3" else "1.0")
+    return Matrix(net, peer, log, request.param, spoken)
 
 
 async def _card_served(net: Net) -> bool:
@@ -208,9 +213,12 @@ async def completes(m: Matrix, word: str, rnd: int) -> int:
     task = await _send(m.net, text)
     task = await _settled(m.net, task["id"], {"TASK_STATE_COMPLETED"})
     assert _answer(task)["text"] == f"done: {text}"
+    events = await _events(m, task["id"])
     if word == "slow":  # it was not over at the send: the path brought it back
-        resolved = [e for e in await _events(m, task["id"]) if e.kind == "wait_resolved"]
+        resolved = [e for e in events if e.kind == "wait_resolved"]
         assert resolved[-1].data["payload"]["via"] == VIA[m.path], resolved[-1].data
+    (sent,) = [e.data for e in events if e.kind == "delegation_sent"]
+    assert sent["version"] == m.spoken, sent  # the binding its card offers, JSON-RPC first
     return 1
 
 

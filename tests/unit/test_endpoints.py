@@ -11,9 +11,11 @@ from agent_node.a2a.peers.endpoints import (
     NoInterface,
     Origins,
     choose,
+    dialect,
     in_words,
     origin_of,
     same_origin,
+    spoken,
 )
 from agent_node.config import PeerConfig
 
@@ -95,12 +97,41 @@ def test_a_lower_version_on_an_allowed_origin_beats_a_refused_higher_one() -> No
     assert choice.passed_over == ("https://evil.example/a2a",)
 
 
-def test_1_0_is_preferred_and_other_bindings_are_not_ours() -> None:
+def test_1_0_is_preferred_and_grpc_is_not_ours() -> None:
     interfaces = [jsonrpc("/grpc", binding="GRPC"), jsonrpc("/v03", "0.3"), jsonrpc("/v1")]
     assert choose(interfaces, CARD, B).endpoint == "https://b.example:8443/v1"
     with pytest.raises(NoInterface) as none:
         choose([jsonrpc("/grpc", binding="GRPC"), jsonrpc("/v2", "2.0")], CARD, B)
     assert none.value.refused is None
+    with pytest.raises(NoInterface):  # HTTP+JSON of 0.3 had other paths: not spoken
+        choose([jsonrpc("/v03rest", "0.3", "HTTP+JSON")], CARD, B)
+
+
+def test_json_rpc_is_preferred_and_http_json_taken_when_it_is_all() -> None:
+    rest = jsonrpc("/rest", "1.0.1", "HTTP+JSON")
+    first = choose([rest, jsonrpc("/v03", "0.3")], CARD, B)
+    assert (first.binding, first.version, first.endpoint) == (
+        "JSONRPC",
+        "0.3",
+        "https://b.example:8443/v03",
+    )
+    only = choose([jsonrpc("/grpc", binding="GRPC"), rest], CARD, B)
+    assert (only.binding, only.version, only.endpoint) == (
+        "HTTP+JSON",
+        "1.0",
+        "https://b.example:8443/rest",
+    )
+    with pytest.raises(NoInterface) as refused:  # another origin is refused for it too
+        choose([jsonrpc("https://evil.example/rest", binding="HTTP+JSON")], CARD, B)
+    assert refused.value.refused == "https://evil.example/rest"
+
+
+def test_a_rows_dialect_names_the_binding_when_it_is_not_json_rpc() -> None:
+    assert dialect("JSONRPC", "1.0") == "1.0" and dialect("JSONRPC", "0.3") == "0.3"
+    assert dialect("HTTP+JSON", "1.0") == "HTTP+JSON 1.0"
+    for binding, version in [("JSONRPC", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "1.0")]:
+        assert spoken(dialect(binding, version)) == (binding, version)  # type: ignore[arg-type]
+    assert spoken("") == ("JSONRPC", "1.0")  # a row written before it was sent
 
 
 def test_endpoints_are_origins() -> None:

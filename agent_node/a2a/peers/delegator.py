@@ -7,8 +7,9 @@ Three modules share the work (the state machine itself is pure, in
   ``returnImmediately``, ``messageId`` and ``Idempotency-Key`` = the visit's
   idempotency key, and a push config pointing at our ``/a2a/push`` with this
   delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
-  our caller's answer, ``CancelTask``. In A2A 1.0, or 0.3 when that is all
-  the peer's card offers. Every call expects the peer's identity (the one
+  our caller's answer, ``CancelTask`` (:mod:`.calls`: over JSON-RPC of A2A
+  1.0, or 0.3, or HTTP+JSON of 1.0, as the peer's card offers; JSON-RPC
+  preferred). Every call expects the peer's identity (the one
   configured, else the one that served its card) at the TLS handshake
   (:func:`~agent_node.a2a.peers.client.expecting`): a server that is anyone else
   is refused before any of the request — message, push token — is sent.
@@ -34,22 +35,16 @@ from typing import Any
 
 import httpx
 
-from agent_node.a2a.peers.client import expecting
+from agent_node.a2a.peers.calls import call, subscribe
 from agent_node.a2a.peers.directory import Directory
-from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable, peer_identity
+from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
+from agent_node.a2a.peers.endpoints import spoken
 from agent_node.a2a.peers.peer_errors import (
-    TRANSIENT_CODES,
-    TRANSIENT_STATUSES,
     PeerError,
-    answer_of,
-    retry_after,
-    scrub,
     unavailable,
     unreachable,
 )
 from agent_node.a2a.peers.push_tokens import push_token, token_key
-from agent_node.a2a.protocol import compat
-from agent_node.a2a.protocol.errors import from_jsonrpc_error
 from agent_node.errors import ConfigError, NodeFailed
 from agent_node.nodes.delegate import Delegation, Receipt
 from agent_node.nodes.delegation import task_state
@@ -130,7 +125,7 @@ class PeerDelegator:
             if pushed is None or not exc.transient:
                 raise
             log.info("delegation %s: the send's answer was lost, its push told: %s", key, exc)
-            return Receipt(card.name, card.endpoint, card.version, pushed[1], pushed[0])
+            return Receipt(card.name, card.endpoint, card.dialect, pushed[1], pushed[0])
         finally:
             self._sending.pop(key, None)
         task = result.get("task") if isinstance(result, Mapping) else None
@@ -139,7 +134,7 @@ class PeerDelegator:
         follow = "taskPushNotificationConfig" not in configuration and bool(
             capabilities.get("streaming")
         )
-        return Receipt(card.name, card.endpoint, card.version, identity, task, follow)
+        return Receipt(card.name, card.endpoint, card.dialect, identity, task, follow)
 
     async def _send(
         self,
@@ -170,31 +165,13 @@ class PeerDelegator:
         return result
 
     async def follow(self, row: DelegationRecord) -> AsyncIterator[Mapping[str, Any]]:
-        """Follow the peer's task over SSE (``SubscribeToTask``): each task
-        or status update it streams, until the stream ends."""
+        """Follow the peer's task (``SubscribeToTask``): each task or status
+        update it streams, until the stream ends."""
         card = await self._reach(row)
-        name, params = "SubscribeToTask", {"id": row.remote_task_id}
-        headers = {"Accept": "text/event-stream"}
-        if card.version == "0.3":
-            name, params = compat.request_params_to_v03(name, params)
-        else:
-            headers["A2A-Version"] = "1.0"
-        body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": params}
-        timeout = httpx.Timeout(30.0, read=None)  # a stream may be quiet for long
         try:
-            async with self.client.stream(
-                "POST",
-                card.endpoint,
-                json=body,
-                headers=headers,
-                timeout=timeout,
-                extensions=expecting(card.identity),
-            ) as response:
-                self._check_identity(card, peer_identity(response))
-                async for event in _sse_results(card, response):
-                    if card.version == "0.3":
-                        event = compat.stream_event_from_v03(event)
-                    yield event
+            async for event, identity in subscribe(self.client, card, row.remote_task_id):
+                self._check_identity(card, identity)
+                yield event
         except httpx.HTTPError as exc:
             raise unreachable(card, exc) from None
 
@@ -281,35 +258,12 @@ class PeerDelegator:
     async def _call(
         self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[Any, str | None]:
-        name, body_params = method, params
-        if card.version == "0.3":
-            name, body_params = compat.request_params_to_v03(method, params)
-        else:
-            headers = {**headers, "A2A-Version": "1.0"}
-        body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": body_params}
         try:
-            response = await self.client.post(
-                card.endpoint, json=body, headers=headers, extensions=expecting(card.identity)
-            )
-            identity = peer_identity(response)
+            result, identity = await call(self.client, card, method, params, headers)
         except httpx.HTTPError as exc:
             self.directory.forget(card.name)
             raise unreachable(card, exc) from None
         self._check_identity(card, identity)
-        answer = answer_of(card, method, response)
-        if "error" in answer:
-            raw = answer["error"]
-            error = from_jsonrpc_error(raw if isinstance(raw, dict) else {})
-            code = error.error.row.code
-            raise PeerError(
-                f"peer {card.name!r} refused {method}: {scrub(error.message)}",
-                transient=code in TRANSIENT_CODES,
-                retry_after=retry_after(response),
-                code=code,
-            )
-        result = answer.get("result")
-        if card.version == "0.3":
-            result = compat.result_from_v03(method, result)
         return result, identity
 
     def _check_identity(self, card: PeerCard, identity: str | None) -> None:
@@ -322,48 +276,22 @@ class PeerDelegator:
             )
 
 
-async def _sse_results(card: PeerCard, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """The JSON-RPC ``result`` of each Server-Sent Event of ``response``."""
-    if response.status_code != 200:
-        raise PeerError(
-            f"peer {card.name!r} answered SubscribeToTask with HTTP {response.status_code}",
-            transient=response.status_code in TRANSIENT_STATUSES,
-        )
-    if not response.headers.get("content-type", "").startswith("text/event-stream"):
-        raise PeerError(f"peer {card.name!r} does not stream this task", transient=False)
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("data:"):
-            data.append(line[5:].strip())
-            continue
-        if line or not data:
-            continue
-        try:
-            message = json.loads("".join(data))
-        except ValueError:
-            message = None
-        data = []
-        if isinstance(message, dict) and isinstance(message.get("error"), dict):
-            reason = scrub(str(message["error"].get("message")))
-            raise PeerError(f"peer {card.name!r} ended its stream: {reason}", transient=False)
-        if isinstance(message, dict) and isinstance(message.get("result"), dict):
-            yield message["result"]
-
-
 def _card_of(row: DelegationRecord) -> PeerCard:
     """Enough of a card to call the endpoint a delegation was sent to."""
+    binding, version = spoken(row.version)
     return PeerCard(
         name=row.peer,
         base_url=row.endpoint,
         card={},
         endpoint=row.endpoint,
-        version="0.3" if row.version == "0.3" else "1.0",
+        version=version,
         identity=row.identity,
         etag=None,
         fetched_at=row.sent_at,
         expires_at=row.sent_at,
         signed_by=None,
         card_url=row.endpoint,
+        binding=binding,
     )
 
 

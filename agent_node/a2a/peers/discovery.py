@@ -40,10 +40,13 @@ from pydantic import ValidationError
 from agent_node.a2a.peers.card_keys import JwksCache, key_lookup
 from agent_node.a2a.peers.client import IdentityMismatch, expecting, server_identity, shown_identity
 from agent_node.a2a.peers.endpoints import (
+    Binding,
+    Choice,
     NoInterface,
     Origins,
     Version,
     choose,
+    dialect,
     in_words,
     origin_of,
 )
@@ -87,9 +90,9 @@ class PeerCard:
     base_url: str
     #: The card as A2A 1.0 JSON (a 0.3 card converted).
     card: Mapping[str, Any]
-    #: The JSON-RPC URL to call: the card's preferred interface of ``version``.
+    #: The URL to call: the card's preferred interface of ``binding`` and ``version``.
     endpoint: str
-    #: What to speak: 1.0 when the card offers a 1.0 JSON-RPC interface, else 0.3.
+    #: What to speak: 1.0 when the card offers a 1.0 interface, else 0.3.
     version: Version
     #: The identity the server's TLS certificate named (None over plain HTTP).
     identity: str | None
@@ -103,6 +106,13 @@ class PeerCard:
     signed_by: str | None
     #: Where the card was read (the well-known path that answered).
     card_url: str
+    #: The binding of ``endpoint``: JSON-RPC when the card offers it, else HTTP+JSON.
+    binding: Binding = "JSONRPC"
+
+    @property
+    def dialect(self) -> str:
+        """What a delegation's row keeps of it (:func:`~.endpoints.dialect`)."""
+        return dialect(self.binding, self.version)
 
     def skills(self) -> list[str]:
         """The ids of the card's skills, in its order."""
@@ -275,21 +285,22 @@ class _Fetch:
             raise self._failure(url, f"HTTP {status}{hint}")
         raw = self._json(url, body)
         card = self._validated(url, raw)
-        version, endpoint = self._endpoint(url, card)
+        choice = self._endpoint(url, card)
         signed_by = await self._signer(url, raw, identity)
         now = self.clock()
         return PeerCard(
             name=self.peer,
             base_url=self.base_url,
             card=card,
-            endpoint=endpoint,
-            version=version,
+            endpoint=choice.endpoint,
+            version=choice.version,
             identity=identity,
             etag=headers.get("etag"),
             fetched_at=now,
             expires_at=_expiry(headers, now),
             signed_by=signed_by,
             card_url=url,
+            binding=choice.binding,
         )
 
     async def _signer(self, url: str, raw: dict[str, Any], identity: str | None) -> str | None:
@@ -335,14 +346,15 @@ class _Fetch:
             raise self._failure(url, f"not a valid A2A 0.3 Agent Card: {exc}") from None
         return card
 
-    def _endpoint(self, url: str, card: Mapping[str, Any]) -> tuple[Version, str]:
-        """The JSON-RPC interface to call (:func:`~agent_node.a2a.peers.endpoints.choose`)."""
+    def _endpoint(self, url: str, card: Mapping[str, Any]) -> Choice:
+        """The interface to call (:func:`~agent_node.a2a.peers.endpoints.choose`)."""
         try:
             choice = choose(card["supportedInterfaces"], url, self.origins)
         except NoInterface as exc:
             if exc.refused is None:
                 raise self._failure(
-                    url, "the card offers no JSON-RPC interface of A2A 1.0 or 0.3"
+                    url,
+                    "the card offers no JSON-RPC interface of A2A 1.0 or 0.3, nor HTTP+JSON of 1.0",
                 ) from None
             log.warning("peer %r: refused its card's interface %s", self.peer, exc.refused)
             raise self._failure(
@@ -358,7 +370,7 @@ class _Fetch:
                 refused,
                 choice.endpoint,
             )
-        return choice.version, choice.endpoint
+        return choice
 
     def _failure(self, url: str, reason: str, *, permanent: bool = False) -> PeerUnavailable:
         return PeerUnavailable(reason, peer=self.peer, url=url, permanent=permanent)

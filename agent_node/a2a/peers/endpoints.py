@@ -16,12 +16,17 @@ port. Only when both sides are loopback: a card on a loopback peer that
 names a routable host, or one on a routable peer that names loopback, is
 still another origin (:func:`same_origin`).
 
-Among a card's JSON-RPC interfaces, A2A 1.0 is preferred to 0.3, and within
-a version the card's order. When the card's first interface of a version is
-on an origin not allowed, another of that version on an allowed origin is
-taken (the configured origin first); when the card offers none, a lower
-version on an allowed origin; when it offers nothing allowed at all,
-:class:`NoInterface` says which origin was refused.
+Among a card's interfaces, JSON-RPC is preferred (A2A 1.0, then 0.3), then
+HTTP+JSON of A2A 1.0 (§11); within one of these the card's order. When the
+card's first interface of a kind is on an origin not allowed, another of
+that kind on an allowed origin is taken (the configured origin first); when
+the card offers none, the next kind on an allowed origin; when it offers
+nothing allowed at all, :class:`NoInterface` says which origin was refused.
+gRPC interfaces are not called (a node's delegations speak HTTP).
+
+What a delegation speaks is kept on its row as one string, its *dialect*:
+the version alone for JSON-RPC (``1.0``, ``0.3``, as rows always said), else
+binding and version (``HTTP+JSON 1.0``): :func:`dialect`, :func:`spoken`.
 """
 
 from __future__ import annotations
@@ -34,20 +39,30 @@ from urllib.parse import urljoin, urlsplit
 
 __all__ = [
     "VERSIONS",
+    "Binding",
     "Choice",
     "NoInterface",
     "Origin",
     "Origins",
     "Version",
     "choose",
+    "dialect",
     "in_words",
     "origin_of",
     "same_origin",
+    "spoken",
 ]
 
 Version = Literal["1.0", "0.3"]
+Binding = Literal["JSONRPC", "HTTP+JSON"]
 #: What we speak, best first.
 VERSIONS: tuple[Version, ...] = ("1.0", "0.3")
+#: What we speak, in the order we prefer it.
+PREFERENCES: tuple[tuple[Binding, Version], ...] = (
+    ("JSONRPC", "1.0"),
+    ("JSONRPC", "0.3"),
+    ("HTTP+JSON", "1.0"),
+)
 #: Scheme, host (lowercase, IPv6 without brackets) and port.
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -113,12 +128,12 @@ class Origins:
 
 
 class NoInterface(Exception):
-    """The card offers no JSON-RPC interface of a version we speak on an
-    allowed origin. ``refused``: the URL of the best one it offers elsewhere
-    (None: it offers none at all)."""
+    """The card offers no interface we speak on an allowed origin.
+    ``refused``: the URL of the best one it offers elsewhere (None: it
+    offers none at all)."""
 
     def __init__(self, refused: str | None) -> None:
-        super().__init__(refused or "no JSON-RPC interface of A2A 1.0 or 0.3")
+        super().__init__(refused or "no JSON-RPC interface of A2A 1.0 or 0.3 nor HTTP+JSON of 1.0")
         self.refused = refused
 
 
@@ -128,17 +143,18 @@ class Choice:
     endpoint: str
     #: Interfaces the card preferred that were refused (for the log).
     passed_over: tuple[str, ...]
+    binding: Binding = "JSONRPC"
 
 
 def choose(interfaces: Sequence[Mapping[str, Any]], card_url: str, origins: Origins) -> Choice:
     """The interface to call (see the module doc); URLs are resolved against
     ``card_url``. Raises :class:`NoInterface`."""
     passed_over: list[str] = []
-    for version in VERSIONS:
+    for binding, version in PREFERENCES:
         offered = [
             urljoin(card_url, str(interface.get("url", "")))
             for interface in interfaces
-            if interface.get("protocolBinding") == "JSONRPC"
+            if interface.get("protocolBinding") == binding
             and _speaks(str(interface.get("protocolVersion", "")), version)
         ]
         allowed = [url for url in offered if origins.allows(url)]
@@ -147,9 +163,22 @@ def choose(interfaces: Sequence[Mapping[str, Any]], card_url: str, origins: Orig
                 passed_over.append(offered[0])
                 # Not where the card prefers: the configured origin first.
                 allowed.sort(key=lambda url: not same_origin(origin_of(url), origins.home))
-            return Choice(version, allowed[0], tuple(passed_over))
+            return Choice(version, allowed[0], tuple(passed_over), binding)
         passed_over += offered[:1]
     raise NoInterface(passed_over[0] if passed_over else None)
+
+
+def dialect(binding: Binding, version: Version) -> str:
+    """What a delegation's row keeps of the binding and version it speaks."""
+    return version if binding == "JSONRPC" else f"{binding} {version}"
+
+
+def spoken(text: str) -> tuple[Binding, Version]:
+    """The binding and version of a row's :func:`dialect` ("" or anything
+    unknown: JSON-RPC of A2A 1.0)."""
+    binding, _, version = text.rpartition(" ")
+    known: Version = "0.3" if version == "0.3" else "1.0"
+    return ("HTTP+JSON" if binding == "HTTP+JSON" else "JSONRPC"), known
 
 
 def _speaks(offered: str, version: str) -> bool:

@@ -147,7 +147,7 @@ class PushReceiver:
         news = {"kind": "task", "task": dict(task), "via": "push", "identity": caller}
         card = self.delegator.directory.cached(row.peer)
         if card is not None:  # where the task is, for a push that came before the send's answer
-            news.update(peer=card.name, endpoint=card.endpoint, version=card.version)
+            news.update(peer=card.name, endpoint=card.endpoint, version=card.dialect)
         await inform(self.runtime, row, news)
 
     async def _read(self, row: DelegationRecord, *, settled: bool) -> Mapping[str, Any] | None:

@@ -46,3 +46,21 @@ def python_peer(
     argv += ["--log", str(log)] if log is not None else []
     argv += ["--push"] * push + ["--streaming"] * streaming
     return argv, {}
+
+
+def python_rest_peer(
+    generation: str,
+    *,
+    port: int,
+    certs: Path,
+    name: str,
+    log: Path | None,
+    push: bool,
+    streaming: bool,
+) -> tuple[list[str], dict[str, str]]:
+    """:func:`python_peer` serving the HTTP+JSON binding only (its card names
+    no JSON-RPC interface): our delegations must speak REST to it."""
+    argv, env = python_peer(
+        generation, port=port, certs=certs, name=name, log=log, push=push, streaming=streaming
+    )
+    return [*argv, "--rest"], env
