@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from support.workflows import echo
 
-from agent_node import Runtime, Workflow
+from agent_node import Runtime
 from agent_node.a2a.protocol.models import (
     GetTaskRequest,
     ListTasksRequest,
@@ -28,27 +28,10 @@ from agent_node.a2a.server.tasks import TaskService
 CTX = CallContext()
 
 
-class Echo(BaseModel):
-    text: str = ""
-    reply: str = ""
-
-
-def echo() -> Workflow:
-    wf = Workflow("echo", version="1")
-    wf.state(Echo)
-
-    @wf.step
-    async def answer(s: Echo) -> dict[str, Any]:
-        return {"reply": f"echo: {s.text}"}
-
-    wf.end("done", output=["reply"])
-    return wf
-
-
 @pytest.fixture
 async def service(durable_url: str) -> AsyncIterator[TaskService]:
     async with Runtime(durable_url, scope="all", poll_interval=0.05) as runtime:
-        yield TaskService(runtime, {"echo": echo().compile()})
+        yield TaskService(runtime, {"echo": echo(end=True).compile()})
 
 
 async def send(service: TaskService, *modes: str) -> Task:

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import Route
 from support.webhook import Push, Receiver, receiving
+from support.workflows import echo
 
-from agent_node import Runtime, Workflow, load_workflow
+from agent_node import Runtime, load_workflow
 from agent_node.a2a.protocol.errors import InvalidParams, PushNotificationNotSupported, TaskNotFound
 from agent_node.a2a.protocol.models import (
     AuthenticationInfo,
@@ -45,22 +45,6 @@ from agent_node.engine.owner import Owner
 ROOT = Path(__file__).resolve().parents[2]
 CTX = CallContext()
 LOOPBACK = PushSettings(allow=["127.0.0.0/8"])
-
-
-class Echo(BaseModel):
-    text: str = ""
-    reply: str = ""
-
-
-def echo() -> Workflow:
-    wf = Workflow("echo", version="1")
-    wf.state(Echo)
-
-    @wf.step
-    async def answer(s: Echo) -> dict[str, Any]:
-        return {"reply": f"echo: {s.text}"}
-
-    return wf
 
 
 @asynccontextmanager

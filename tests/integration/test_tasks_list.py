@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from support.workflows import echo
 
-from agent_node import Runtime, Workflow
+from agent_node import Runtime
 from agent_node.a2a.protocol.models import (
     ListTasksRequest,
     Message,
@@ -28,27 +28,11 @@ ALICE = CallContext(caller="spiffe://test/agent/alice")
 BOB = CallContext(caller="spiffe://test/agent/bob")
 
 
-class Echo(BaseModel):
-    text: str = ""
-    reply: str = ""
-
-
-def echo() -> Workflow:
-    wf = Workflow("echo", version="1")
-    wf.state(Echo)
-
-    @wf.step
-    async def answer(s: Echo) -> dict[str, Any]:
-        return {"reply": s.text}
-
-    return wf
-
-
 @pytest.fixture
 async def service(store_url: str) -> AsyncIterator[TaskService]:
     async with Runtime(store_url, scope="all", poll_interval=0.05) as runtime:
         policy = Policy.of(PolicySettings())
-        yield TaskService(runtime, {"echo": echo().compile()}, policy=policy)
+        yield TaskService(runtime, {"echo": echo("").compile()}, policy=policy)
 
 
 async def send(service: TaskService, text: str, ctx: CallContext, context: str) -> Task:

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from agent_node import Workflow
 
-__all__ = ["Greeting", "greeter"]
+__all__ = ["Echo", "Greeting", "echo", "greeter"]
 
 
 class Greeting(BaseModel):
@@ -26,4 +26,25 @@ def greeter() -> Workflow:
         return {"reply": f"Hello! You said: {s.text}"}
 
     wf.end("done", output=["reply"])
+    return wf
+
+
+class Echo(BaseModel):
+    text: str = ""
+    reply: str = ""
+
+
+def echo(prefix: str = "echo: ", *, end: bool = False) -> Workflow:
+    """One step that answers ``<prefix><text>`` in ``reply``; with ``end``,
+    an end node whose output is ``reply`` (else the task's output is the
+    whole state)."""
+    wf = Workflow("echo", version="1")
+    wf.state(Echo)
+
+    @wf.step
+    async def answer(s: Echo) -> dict[str, Any]:
+        return {"reply": f"{prefix}{s.text}"}
+
+    if end:
+        wf.end("done", output=["reply"])
     return wf

@@ -11,6 +11,7 @@ judge of ``test_delegate_interop.py`` for messages with data only.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from e2e.venvs import SDK_SERVERS
@@ -35,32 +36,20 @@ def python_peer(
     log: Path | None,
     push: bool,
     streaming: bool,
+    rest: bool = False,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the a2a-sdk ``generation``
     ("1" or "0.3") peer server of the scenario contract; its venv is made
-    first if need be (the test skips when pip cannot)."""
+    first if need be (the test skips when pip cannot). ``rest`` (1.x): it
+    serves the HTTP+JSON binding only, its card naming no JSON-RPC interface."""
     python = SDK_SERVERS[generation].interpreter()
     # -E: the tests' PYTHONPATH is not for this venv; -u: output as it comes.
     argv = [str(python), "-E", "-u", str(SCRIPTS[generation])]
     argv += ["--port", str(port), "--certs", str(certs), "--name", name]
     argv += ["--log", str(log)] if log is not None else []
-    argv += ["--push"] * push + ["--streaming"] * streaming
+    argv += ["--push"] * push + ["--streaming"] * streaming + ["--rest"] * rest
     return argv, {}
 
 
-def python_rest_peer(
-    generation: str,
-    *,
-    port: int,
-    certs: Path,
-    name: str,
-    log: Path | None,
-    push: bool,
-    streaming: bool,
-) -> tuple[list[str], dict[str, str]]:
-    """:func:`python_peer` serving the HTTP+JSON binding only (its card names
-    no JSON-RPC interface): our delegations must speak REST to it."""
-    argv, env = python_peer(
-        generation, port=port, certs=certs, name=name, log=log, push=push, streaming=streaming
-    )
-    return [*argv, "--rest"], env
+#: :func:`python_peer` serving HTTP+JSON only: our delegations must speak REST to it.
+python_rest_peer = functools.partial(python_peer, rest=True)
