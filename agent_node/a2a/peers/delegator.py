@@ -76,6 +76,8 @@ class PeerDelegator:
         #: Sends under way in this process, by idempotency key: what a push
         #: told of the task meanwhile (see :meth:`heard_of`).
         self._sending: dict[str, tuple[Mapping[str, Any], str | None] | None] = {}
+        #: The identity each send under way expects its pushes from.
+        self._senders: dict[str, str | None] = {}
 
     def heard_of(self, key: str, task: Mapping[str, Any], identity: str | None) -> bool:
         """Keep ``task``, pushed by the peer (``identity``) while our send of
@@ -85,8 +87,20 @@ class PeerDelegator:
         False when no send of ``key`` is under way here."""
         if key not in self._sending:
             return False
-        self._sending[key] = (task, identity)
+        if self._sending[key] is None or task_state(task):  # an artifact's push tells no state
+            self._sending[key] = (task, identity)
         return True
+
+    def heard_early(self, key: str, task: Mapping[str, Any], identity: str | None) -> bool:
+        """:meth:`heard_of`, for a push read before its delegation's row: a
+        push from the peer our send of ``key`` went to is kept without the
+        row being read (the send's answer will say the same; a peer that
+        pushes before it answers, as a2a-sdk does, waits on us for nothing
+        else). False when no send of ``key`` is under way here, or the push
+        comes from another identity (the row's checks then judge it)."""
+        if key not in self._senders or self._senders[key] != identity:
+            return False
+        return self.heard_of(key, task, identity)
 
     def check(self, delegation: Delegation) -> None:
         """Refuse at once a delegation to a peer that is not configured."""
@@ -118,6 +132,7 @@ class PeerDelegator:
             headers["traceparent"] = delegation.traceparent
         key = delegation.idempotency_key
         self._sending[key] = None
+        self._senders[key] = self.directory.identity_of(card.name)
         try:
             result, identity = await self._send(card, params, headers, configuration)
         except PeerError as exc:
@@ -128,6 +143,7 @@ class PeerDelegator:
             return Receipt(card.name, card.endpoint, card.dialect, pushed[1], pushed[0])
         finally:
             self._sending.pop(key, None)
+            self._senders.pop(key, None)
         task = result.get("task") if isinstance(result, Mapping) else None
         if not isinstance(task, Mapping):
             task = _task_of_message(card, result)

@@ -40,6 +40,9 @@ __all__ = ["PUSH_PATH", "PushReceiver"]
 PUSH_PATH = "/a2a/push"
 TOKEN_HEADER = "x-a2a-notification-token"
 MAX_PUSH_BYTES = 4 * 1024 * 1024
+#: States a push may report that move no delegation on their own ("": an
+#: artifact update, which carries no status).
+_WORK_STATES = frozenset({"", "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING"})
 
 
 class PushReceiver:
@@ -55,7 +58,9 @@ class PushReceiver:
       news is also in the send's answer and in every later push, so a crash
       in between loses nothing that is not said again. While this process
       is still sending, the send's answer applies it: the push is only kept
-      in case that answer is lost (:meth:`PeerDelegator.heard_of`).
+      in case that answer is lost (:meth:`PeerDelegator.heard_of`), and
+      when it comes from the identity the send went to, before the row is
+      even read (the store is not on the peer's path at all).
     * A finished artifact (``lastChunk``) is a sign that the task may be
       done: its task is read right away, in the background, once per
       delegation at a time. The status update that settles the task, which
@@ -77,17 +82,17 @@ class PushReceiver:
         caller = caller_of(request.scope)
         if self.require_identity and caller is None:
             return _refuse(401, "a client certificate is required")
-        try:
-            raw = await _read_capped(request, MAX_PUSH_BYTES)
-        except ClientDisconnect:  # the peer died mid-push; its outbox pushes again
-            return Response(status_code=400)
-        if raw is None:
-            return _refuse(413, f"push body larger than {MAX_PUSH_BYTES} bytes")
-        push = _pushed_task(raw)
-        if push is None:
-            return _refuse(400, "not a push of an A2A task (StreamResponse or 0.3 task)")
-        token = request.headers.get(TOKEN_HEADER, "")
-        genuine, row = await _row_of(self.runtime, self.delegator, token)
+        push = await _received(request)
+        if isinstance(push, Response):
+            return push
+        key = token_key(self.delegator.secret, request.headers.get(TOKEN_HEADER, ""))
+        if (
+            key is not None
+            and push.says_only_work
+            and self.delegator.heard_early(key, push.task_or_status, caller)
+        ):
+            return JSONResponse({"ok": True})
+        genuine, row = await _row_of(self.runtime, key)
         if genuine and row is None:
             return JSONResponse({"ignored": "that delegation is settled"})
         if row is None:
@@ -109,7 +114,7 @@ class PushReceiver:
         elif task is None and push.finished_artifact and row.state in ("sending", "sent"):
             self._read_soon(row, caller)
         if task is None:
-            task = {"id": push.task_id, "status": push.status}
+            task = push.task_or_status
         if not matters(row, task):
             return JSONResponse({"ok": True})
         if task_state(task) in TERMINAL_STATES or row.state not in ("sending", "sent"):
@@ -191,12 +196,10 @@ class PushReceiver:
             log.warning("a push's news could not be applied: %s", job.exception())
 
 
-async def _row_of(
-    runtime: Runtime, delegator: PeerDelegator, token: str
-) -> tuple[bool, DelegationRecord | None]:
-    """Whether ``token`` is genuine, and the delegation it names (None when
-    it is settled, or the token is not ours)."""
-    key = token_key(delegator.secret, token)
+async def _row_of(runtime: Runtime, key: str | None) -> tuple[bool, DelegationRecord | None]:
+    """Whether the push's token was genuine (``key``: the idempotency key it
+    names), and the delegation it names (None when it is settled, or the
+    token is not ours)."""
     if key is None:
         return False, None
     execution_id, _, rest = key.partition("/")
@@ -204,6 +207,20 @@ async def _row_of(
     if not node or not visit.isdigit():
         return False, None
     return True, await runtime.store.delegation(execution_id, node, int(visit))
+
+
+async def _received(request: Request) -> _Push | Response:
+    """The push ``request`` carries, or the answer that refuses it."""
+    try:
+        raw = await _read_capped(request, MAX_PUSH_BYTES)
+    except ClientDisconnect:  # the peer died mid-push; its outbox pushes again
+        return Response(status_code=400)
+    if raw is None:
+        return _refuse(413, f"push body larger than {MAX_PUSH_BYTES} bytes")
+    push = _pushed_task(raw)
+    if push is None:
+        return _refuse(400, "not a push of an A2A task (StreamResponse or 0.3 task)")
+    return push
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -232,6 +249,17 @@ class _Push:
     @property
     def state(self) -> str:
         return str(self.status.get("state", ""))
+
+    @property
+    def says_only_work(self) -> bool:
+        """Whether this push tells no more than that the task exists and
+        works (what the send's answer says too): no question, no end, no
+        finished artifact."""
+        return self.state in _WORK_STATES and not self.finished_artifact
+
+    @property
+    def task_or_status(self) -> Mapping[str, Any]:
+        return self.task if self.task is not None else {"id": self.task_id, "status": self.status}
 
 
 def _pushed_task(raw: bytes) -> _Push | None:
