@@ -167,7 +167,7 @@ async def _peer_alone(net: Net, n: int, warmup: int) -> list[float]:
     )  # fmt: skip
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
-    card = await _card(net)
+    url, rest = await _card(net)
     spans: list[float] = []
     try:
         async with httpx.AsyncClient(verify=caller_context(net.certs, "a"), timeout=60) as http:
@@ -181,8 +181,8 @@ async def _peer_alone(net: Net, n: int, warmup: int) -> list[float]:
                 params = {"message": message, "configuration": configuration}
                 body = {"jsonrpc": "2.0", "id": i, "method": "SendMessage", "params": params}
                 began = time.perf_counter()
-                answer = (await http.post(card, json=body, headers=V10)).json()
-                if "result" not in answer:
+                answer = (await http.post(url, json=params if rest else body, headers=V10)).json()
+                if ("task" if rest else "result") not in answer:
                     raise SystemExit(f"the peer refused a send: {json.dumps(answer)[:800]}")
                 await asyncio.wait_for(settled[token].wait(), 30)
                 if i >= warmup:
@@ -193,14 +193,22 @@ async def _peer_alone(net: Net, n: int, warmup: int) -> list[float]:
     return spans
 
 
-async def _card(net: Net) -> str:
-    """The peer's JSON-RPC endpoint, as its card names it."""
+async def _card(net: Net) -> tuple[str, bool]:
+    """Where the peer takes a send, as its card names it: its JSON-RPC
+    endpoint, else (a peer serving HTTP+JSON only) its REST ``message:send``
+    resource; and whether that is REST."""
     async with httpx.AsyncClient(verify=caller_context(net.certs, "a"), timeout=10) as http:
         card = (await http.get(f"{net.url('f')}/.well-known/agent-card.json")).json()
-    for interface in card.get("supportedInterfaces") or []:
+    interfaces = card.get("supportedInterfaces") or []
+    for interface in interfaces:
         if interface.get("protocolBinding", "JSONRPC") == "JSONRPC":
-            return str(interface["url"])
-    return str(card["url"])
+            return str(interface["url"]), False
+    if "url" in card:
+        return str(card["url"]), False
+    for interface in interfaces:
+        if interface.get("protocolBinding") == "HTTP+JSON":
+            return str(interface["url"]).rstrip("/") + "/message:send", True
+    raise SystemExit(f"the peer's card names no JSON-RPC or HTTP+JSON interface: {card}")
 
 
 async def _resumes(net: Net, ids: list[str]) -> tuple[list[float], list[float], dict[str, int]]:
