@@ -33,6 +33,7 @@ from .common import (
     started_runtime,
     store_option,
 )
+from .invoked import command_name
 
 __all__ = ["cancel", "events", "executions", "inspect", "run", "signal"]
 
@@ -281,7 +282,8 @@ def signal(execution_id: str, event: str, data_text: str | None, store_url: str)
     click.echo(f"delivered {event!r} to {execution_id}; it is {record.status}")
     if record.status in {"pending", "running"}:
         store = "" if store_url == default_store_url() else f" --store {shlex.quote(store_url)}"
-        click.echo(f"a running `agent-node worker` continues it, or: agent-node resume{store}")
+        program = command_name()
+        click.echo(f"a running `{program} worker` continues it, or: {program} resume{store}")
 
 
 async def _signal(url: str, execution_id: str, event: str, payload: Any) -> ExecutionRecord:

@@ -31,6 +31,7 @@ from .common import (
     started_runtime,
     store_option,
 )
+from .invoked import command_name
 
 __all__ = ["resume", "worker"]
 
@@ -150,7 +151,7 @@ def _show_resume(report: ResumeReport) -> None:
     if report.timers:
         click.echo(
             f"{report.timers} execution(s) wait for a timer or timeout:"
-            " a running `agent-node worker` fires it when due"
+            f" a running `{command_name()} worker` fires it when due"
         )
     if report.stuck:
         names = ", ".join(f"{r.id} ({r.workflow_id}@{r.workflow_version})" for r in report.stuck)

@@ -5,10 +5,11 @@ for its workflow, and must not run the example in it again."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from e2e.procs import CLI
@@ -23,9 +24,11 @@ def readme_python_block() -> str:
     return block.group(1)
 
 
-def call(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def call(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        list(args), cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -52,11 +55,16 @@ def test_readme_script_is_signalled_and_resumed_from_the_cli(tmp_path: Path) -> 
     assert parked["status"] == "waiting"
     assert script.stdout.split() == ["waiting", parked["id"]]  # what the user signals
 
+    # As the quickstart's install leaves it: .venv/bin/agent-node, not on PATH.
+    script_path = Path(sys.executable).parent / "agent-node"
     signal = call(
-        [*CLI, "signal", parked["id"], "decision", "--data", '{"approved": true}'], tmp_path
+        [str(script_path), "signal", parked["id"], "decision", "--data", '{"approved": true}'],
+        tmp_path,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},
     )
     assert signal.returncode == 0, signal.stdout + signal.stderr
     assert f"delivered 'decision' to {parked['id']}" in signal.stdout
+    assert f"or: {script_path} resume" in signal.stdout  # a hint that can be pasted
     resume = call([*CLI, "resume"], tmp_path)
     assert resume.returncode == 0, resume.stdout + resume.stderr
 
