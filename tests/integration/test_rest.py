@@ -76,7 +76,7 @@ def message(text: str = "hello") -> dict[str, Any]:
 
 def assert_error(response: httpx.Response, status: int, grpc: str, reason: str) -> str:
     assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/a2a+json"
+    assert response.headers["content-type"] == "application/json"  # the client asked for no other
     error = response.json()["error"]
     assert (error["code"], error["status"]) == (status, grpc)
     assert error["details"][0]["@type"] == INFO
@@ -92,7 +92,8 @@ async def test_get_task_with_history_length_from_the_query(
 ) -> None:
     response = await client.get("/a2a/tasks/t1?historyLength=3", headers=V10)
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/a2a+json"
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["vary"] == "Accept"
     assert response.json()["id"] == "t1"
     [(name, request, ctx)] = handler.calls
     assert (name, request.id, request.history_length, ctx.version) == ("get_task", "t1", 3, "1.0")
@@ -110,6 +111,34 @@ async def test_send_takes_either_json_media_type(
         assert response.status_code == 200, response.text
         assert response.json()["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
     assert [name for name, _, _ in handler.calls] == ["send_message", "send_message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "answered"),
+    [
+        ({"Accept": "application/a2a+json"}, "application/a2a+json"),
+        ({"Accept": "application/json, application/a2a+json"}, "application/a2a+json"),
+        ({"Accept": "application/a2a+json;q=0.5, application/json"}, "application/json"),
+        ({"Accept": "application/json"}, "application/json"),
+        ({"Accept": "*/*"}, "application/json"),
+        ({"Accept": "*/*", "Content-Type": "application/a2a+json"}, "application/a2a+json"),
+        ({"Content-Type": "application/a2a+json; charset=utf-8"}, "application/a2a+json"),
+        (
+            {"Accept": "application/json", "Content-Type": "application/a2a+json"},
+            "application/json",
+        ),
+    ],
+)
+async def test_answers_and_errors_come_in_the_media_type_the_client_prefers(
+    client: httpx.AsyncClient, headers: dict[str, str], answered: str
+) -> None:
+    sent = {**V10, "Content-Type": "application/json", **headers}
+    done = await client.post("/a2a/message:send", content=json.dumps(message()), headers=sent)
+    refused = await client.get("/a2a/tasks/nope", headers=sent)
+    assert (done.status_code, refused.status_code) == (200, 404)
+    for response in (done, refused):
+        assert response.headers["content-type"] == answered
+        assert response.headers["vary"] == "Accept"
 
 
 async def test_a_request_without_a2a_version_is_1_0_and_patch_numbers_are_ignored(

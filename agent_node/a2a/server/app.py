@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agent_node.a2a.protocol.errors import A2AError, TooManyRequests, Unauthenticated
 from agent_node.a2a.server.card import JWKS_PATH, PROTOCOL_PATH, CardDocument
 from agent_node.a2a.server.jsonrpc import refusal
+from agent_node.a2a.server.media import answer_media_type
 from agent_node.a2a.server.operations import Endpoint
 from agent_node.a2a.server.rest import REST_PREFIX, error_response
 from agent_node.transport import caller_of
@@ -201,7 +202,7 @@ def _refusal(error: A2AError, scope: Scope, to_a2a: bool, to_rest: bool) -> Resp
     if to_a2a:
         return refusal(error, Request(scope), headers)
     if to_rest:
-        response = error_response(error)
+        response = error_response(error, answer_media_type(Request(scope).headers))
         response.headers.update(headers)
         return response
     row = error.error.row

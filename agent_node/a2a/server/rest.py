@@ -23,7 +23,8 @@ A request becomes the operation's name and its 1.0 params — the JSON body
 it, or the query parameters (camelCase, as in the JSON) — and then goes the
 way a JSON-RPC request goes (:mod:`.operations`): the capability gate,
 validation, the same handler. Results are the 1.0 JSON objects
-(``application/a2a+json``, §11.1), a deleted push config ``{}``; streams are
+(``application/a2a+json`` or ``application/json``, as the client prefers:
+:mod:`.media`), a deleted push config ``{}``; streams are
 Server-Sent Events of bare ``StreamResponse`` objects (:mod:`.sse`).
 
 Errors are AIP-193 objects with the error table's HTTP status and gRPC
@@ -64,6 +65,7 @@ from agent_node.a2a.server.bodies import BodyTooLarge, read_json
 from agent_node.a2a.server.card import PROTOCOL_PATH
 from agent_node.a2a.server.handler import TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
+from agent_node.a2a.server.media import A2A_JSON, JSON, answer_media_type
 from agent_node.a2a.server.operations import (
     OPERATIONS,
     Endpoint,
@@ -73,15 +75,14 @@ from agent_node.a2a.server.operations import (
 )
 from agent_node.errors import StoreError
 
-__all__ = ["MEDIA_TYPE", "REST_PREFIX", "error_response", "rest_endpoint"]
+__all__ = ["REST_PREFIX", "error_response", "rest_endpoint"]
 
 log = logging.getLogger(__name__)
 
 #: Where the binding's paths start.
 REST_PREFIX = PROTOCOL_PATH + "/"
 #: What results are sent as (§11.1, A2A 1.0.1); requests may use either.
-MEDIA_TYPE = "application/a2a+json"
-_BODY_TYPES = (MEDIA_TYPE, "application/json")
+_BODY_TYPES = (A2A_JSON, JSON)
 #: The first segments of the paths (anything else before them is a tenant).
 _ROOTS = frozenset({"message:send", "message:stream", "tasks", "extendedAgentCard"})
 
@@ -141,6 +142,7 @@ def rest_endpoint(
     caps = AgentCapabilities.model_validate(capabilities)
 
     async def endpoint(request: Request) -> Response:
+        media = answer_media_type(request.headers)
         try:
             _check_version(request)
             name, ids = _route(request.method, request.url.path)
@@ -155,18 +157,18 @@ def rest_endpoint(
                 return sse.bare_event_stream(name, result, _error_body)
             if not isinstance(result, WireModel):
                 raise TypeError(f"{name} handler returned {type(result).__name__}")
-            return _json(200, result.to_json())
+            return _json(200, result.to_json(), media)
         except A2AError as exc:
-            return error_response(exc)
+            return error_response(exc, media)
         except ClientDisconnect:  # nobody is left to answer
             log.debug("A2A REST caller went away before its request arrived")
             return Response(status_code=400)
         except StoreError as exc:  # says what failed: no traceback needed
             log.error("A2A REST %s %s failed: %s", request.method, request.url.path, exc)
-            return error_response(InternalError.of(exc))
+            return error_response(InternalError.of(exc), media)
         except Exception:
             log.exception("A2A REST %s %s failed", request.method, request.url.path)
-            return error_response(InternalError("internal error"))
+            return error_response(InternalError("internal error"), media)
 
     return endpoint
 
@@ -278,15 +280,16 @@ def _status(exc: A2AError) -> int:
     return exc.error.row.http_status
 
 
-def error_response(exc: A2AError) -> Response:
-    """The binding's answer to ``exc`` (see the module doc)."""
+def error_response(exc: A2AError, media: str = JSON) -> Response:
+    """The binding's answer to ``exc`` (see the module doc), as ``media``
+    (:func:`~agent_node.a2a.server.media.answer_media_type`)."""
     headers = {"Allow": ", ".join(exc.allowed)} if isinstance(exc, _NotAllowed) else None
-    response = _json(_status(exc), _error_body(exc), ascii_only=True)
+    response = _json(_status(exc), _error_body(exc), media, ascii_only=True)
     if headers:
         response.headers.update(headers)
     return response
 
 
-def _json(status: int, body: Any, *, ascii_only: bool = False) -> Response:
+def _json(status: int, body: Any, media: str, *, ascii_only: bool = False) -> Response:
     content = json.dumps(body, ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":"))
-    return Response(content.encode("utf-8"), status, media_type=MEDIA_TYPE)
+    return Response(content.encode("utf-8"), status, {"Vary": "Accept"}, media_type=media)
