@@ -11,6 +11,7 @@
       - id: research
         workflow: workflows/research.yaml        # YAML file, file.py:attr or module:attr
         default: true                   # the skill a message without one goes to
+      - {id: audit, workflow: audit.yaml, card: extended}   # shown only in the extended card
     tls:                                # mutual TLS (see certs/README.md)
       cert: certs/researcher.pem        # this node's certificate (chain) and key
       key: certs/researcher-key.pem
@@ -21,6 +22,7 @@
       callers: ["*"]                    # skills without a rule of their own (default: any)
       skills: {research: ["spiffe://example.org/agent/coordinator"]}
       operators: ["spiffe://example.org/agent/ops-*"]   # the operator API (default: none)
+      extended_card: ["*"]              # who may read the extended card (and operators)
     peers:                              # agents this node may delegate to
       - {name: writer, url: https://writer.example.org:8470,
          identity: "spiffe://example.org/agent/writer",   # optional: who it must be

@@ -143,7 +143,8 @@ class _Parts:
         from agent_node.a2a.peers.push_receiver import PUSH_PATH, PushReceiver
         from agent_node.a2a.peers.watchdog import Watchdog
         from agent_node.a2a.server.app import Guard, create_app
-        from agent_node.a2a.server.card import CardDocument, build_card
+        from agent_node.a2a.server.card import CardDocument, build_card, offers_extended_card
+        from agent_node.a2a.server.extended_card import ExtendedCard
         from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
         from agent_node.a2a.server.ops import ops_routes
         from agent_node.a2a.server.push import PushSender
@@ -179,6 +180,9 @@ class _Parts:
         default = next((s.id for s in config.skills if s.default), None)
         policy = Policy.of(config.policy) if secure else Policy.open()
         tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
+        if offers_extended_card(config, workflows):
+            extended = _signed(config, build_card(config, workflows, extended=True))
+            tasks.extended_card = ExtendedCard(extended, policy)
         if config.push.enabled:
             # The engine's own name: a restart frees at once what a dead
             # process of this node held (Engine.recover), pushes included.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -51,6 +52,11 @@ class SkillConfig(BaseModel):
     id: str = Field(pattern=ID_PATTERN)
     workflow: str = Field(min_length=1)
     default: bool = False
+    #: Which card shows the skill: ``public`` (both), or ``extended`` (only
+    #: the extended card, to the callers ``policy.extended_card`` names).
+    #: Hiding is not authorization: who may call it is ``policy``'s
+    #: ``callers`` / ``skills`` rule, as for any skill.
+    card: Literal["public", "extended"] = "public"
 
 
 class SkillText(BaseModel):
@@ -151,6 +157,9 @@ class PolicySettings(BaseModel):
     skills: dict[str, list[str]] = {}
     #: Who may use the operator API (``/ops``) and every task. Default: nobody.
     operators: list[str] = []
+    #: Who may read the extended Agent Card (GetExtendedAgentCard), which a
+    #: node offers when a skill says ``card: extended``; operators may too.
+    extended_card: list[str] = ["*"]
 
     @model_validator(mode="after")
     def _patterns_are_not_empty(self) -> PolicySettings:

@@ -57,6 +57,8 @@ class Policy:
     callers: _Patterns = _Patterns()
     skills: Mapping[str, _Patterns] = field(default_factory=dict)
     operators: _Patterns = _Patterns()
+    #: Who may read the extended Agent Card.
+    extended_card: _Patterns = _Patterns()
     #: No identities exist (plain HTTP): everything is allowed.
     enforced: bool = True
 
@@ -66,6 +68,7 @@ class Policy:
             callers=_Patterns.of(settings.callers),
             skills={skill: _Patterns.of(ids) for skill, ids in settings.skills.items()},
             operators=_Patterns.of(settings.operators),
+            extended_card=_Patterns.of(settings.extended_card),
         )
 
     @classmethod
@@ -84,6 +87,13 @@ class Policy:
         if not self.enforced:
             return True
         return caller is not None and self.operators.match(caller)
+
+    def may_read_extended_card(self, caller: str | None) -> bool:
+        if not self.enforced:
+            return True
+        return caller is not None and (
+            self.extended_card.match(caller) or self.operators.match(caller)
+        )
 
     def may_see(self, owner: str | None, caller: str | None) -> bool:
         """Whether ``caller`` may use a task created by ``owner``."""

@@ -21,16 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 ADA = {"greeting": "Hello, Ada Lovelace!", "verdict": "Ada Lovelace is a long name (11 letters)"}
 
 
-def greeter_config(directory: Path, extra: str = "") -> Path:
+def greeter_config(directory: Path, extra: str = "", *, book_card: str = "public") -> Path:
     """A node configuration for the greeter example, its store in ``directory``;
-    ``extra`` is appended (YAML: ``policy:``, ``limits:``, ...)."""
+    ``extra`` is appended (YAML: ``policy:``, ``limits:``, ...); ``book_card``:
+    the card that shows ``book`` (``extended``: only the extended card)."""
     config = directory / "agent-node.yaml"
     config.write_text(
         "name: greeter\nlisten: {host: 127.0.0.1, port: 0}\n"
         f"store: sqlite:///{directory}/greeter.db\n"
         f"card: {ROOT / 'cards/greeter.yaml'}\nskills:\n"
         f"  - {{id: greet, workflow: '{ROOT / 'examples/hello/workflow.yaml'}', default: true}}\n"
-        f"  - {{id: book, workflow: '{ROOT / 'examples/greeter/book.py'}:wf'}}\n"
+        f"  - {{id: book, workflow: '{ROOT / 'examples/greeter/book.py'}:wf', card: {book_card}}}\n"
         # The tests' webhook receivers listen on loopback.
         "push: {allow: [127.0.0.0/8]}\n" + extra
     )
@@ -46,7 +47,12 @@ def serving(directory: Path) -> Iterator[str]:
 
 @contextmanager
 def serving_mtls(
-    directory: Path, certs: Path, extra: str = "", identity: str = "greeter", grpc: bool = False
+    directory: Path,
+    certs: Path,
+    extra: str = "",
+    identity: str = "greeter",
+    grpc: bool = False,
+    book_card: str = "public",
 ) -> Iterator[str]:
     """Serve the greeter example over mutual TLS as ``identity`` (its certificate
     in ``certs``, as ``agent-node certs issue`` wrote it), and its gRPC binding
@@ -54,7 +60,7 @@ def serving_mtls(
     The node's stderr goes to ``directory/node.err``."""
     tls = ["--cert-dir", str(certs), "--identity", identity]
     tls += ["--grpc-port", "0"] if grpc else []
-    with _served(directory, greeter_config(directory, extra), tls) as url:
+    with _served(directory, greeter_config(directory, extra, book_card=book_card), tls) as url:
         assert url.startswith("https://"), url
         yield url
 

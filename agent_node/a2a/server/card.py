@@ -38,7 +38,7 @@ from agent_node.a2a.protocol.compat_card import card_v03_fields
 from agent_node.config import CardSource, NodeConfig
 from agent_node.workflow.compiled import CompiledWorkflow
 
-__all__ = ["JWKS_PATH", "PROTOCOL_PATH", "CardDocument", "build_card"]
+__all__ = ["JWKS_PATH", "PROTOCOL_PATH", "CardDocument", "build_card", "offers_extended_card"]
 
 #: Where the JSON-RPC endpoint lives on a node.
 PROTOCOL_PATH = "/a2a"
@@ -70,10 +70,18 @@ class CardDocument:
         return cls(card, body, etag, formatdate(usegmt=True))
 
 
-def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) -> dict[str, Any]:
+def build_card(
+    config: NodeConfig, workflows: Mapping[str, CompiledWorkflow], *, extended: bool = False
+) -> dict[str, Any]:
     """The card of a node hosting ``workflows`` (skill id → workflow): A2A 1.0,
     plus the 0.3 fields unless ``card_v03_fields`` is off. Validated against
-    the card model, so a card we serve is one a 1.0 client can parse."""
+    the card model, so a card we serve is one a 1.0 client can parse.
+
+    A skill configured with ``card: extended`` is left out of the public card
+    and shown in the ``extended`` one (GetExtendedAgentCard); the public card
+    then declares ``capabilities.extendedAgentCard``."""
+    hidden = {skill.id for skill in config.skills if skill.card == "extended"}
+    shown = {k: wf for k, wf in workflows.items() if extended or k not in hidden}
     source = config.card_source()
     endpoint = config.url + PROTOCOL_PATH
     card: dict[str, Any] = {
@@ -88,8 +96,10 @@ def build_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) ->
         "capabilities": {"streaming": True, "pushNotifications": config.push.enabled},
         "defaultInputModes": source.default_input_modes,
         "defaultOutputModes": source.default_output_modes,
-        "skills": [_skill(source, skill_id, wf) for skill_id, wf in workflows.items()],
+        "skills": [_skill(source, skill_id, wf) for skill_id, wf in shown.items()],
     }
+    if hidden & set(workflows):
+        card["capabilities"]["extendedAgentCard"] = True
     optional = {
         "provider": source.provider,
         "documentationUrl": source.documentation_url,
@@ -134,3 +144,8 @@ def _skill(source: CardSource, skill_id: str, workflow: CompiledWorkflow) -> dic
     if text and text.output_modes:
         skill["outputModes"] = list(text.output_modes)
     return skill
+
+
+def offers_extended_card(config: NodeConfig, workflows: Mapping[str, CompiledWorkflow]) -> bool:
+    """Whether the node has an extended card: a skill shown only there."""
+    return any(s.card == "extended" and s.id in workflows for s in config.skills)

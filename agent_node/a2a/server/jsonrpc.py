@@ -50,6 +50,7 @@ from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     A2AError,
+    ExtendedAgentCardNotConfigured,
     InternalError,
     InvalidParams,
     InvalidRequest,
@@ -120,7 +121,9 @@ def jsonrpc_endpoint(
             model = validate(operation, params, limits)
             ctx = call_context(request, version, limits)
             call = getattr(handler, operation.call, None)
-            if call is None:
+            if call is None:  # declared (the gate let it pass), yet nothing serves it
+                if name == "GetExtendedAgentCard":
+                    raise ExtendedAgentCardNotConfigured()
                 raise UnsupportedOperation(f"{name} is not implemented by this node")
             result = await call(model, ctx)
             if operation.stream:

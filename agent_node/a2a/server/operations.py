@@ -96,13 +96,16 @@ def _push(caps: AgentCapabilities, version: Version) -> A2AError | None:
     return None
 
 
-def _extended_card(caps: AgentCapabilities, version: Version) -> A2AError:
-    """This node serves no extended card. A2A 1.0 (§3.3.4) answers a card that
-    does not declare ``capabilities.extendedAgentCard`` with
-    UnsupportedOperation, and one that declares it with -32007; A2A 0.3's
-    ``agent/getAuthenticatedExtendedCard`` knew only -32007
-    (AuthenticatedExtendedCardNotConfigured), which its clients expect."""
-    if version == "1.0" and not caps.extended_agent_card:
+def _extended_card(caps: AgentCapabilities, version: Version) -> A2AError | None:
+    """Whether this node serves an extended card (the card declares
+    ``capabilities.extendedAgentCard``: :mod:`.extended_card` answers). A2A
+    1.0 (§3.3.4) answers a card that does not declare one with
+    UnsupportedOperation; 0.3's ``agent/getAuthenticatedExtendedCard`` knew
+    only -32007 (AuthenticatedExtendedCardNotConfigured), which its clients
+    expect."""
+    if caps.extended_agent_card:
+        return None
+    if version == "1.0":
         return UnsupportedOperation("this agent declares no extended agent card")
     return ExtendedAgentCardNotConfigured()
 

@@ -48,6 +48,7 @@ from agent_node.a2a.protocol.models import (
     CancelTaskRequest,
     DeleteTaskPushNotificationConfigRequest,
     Empty,
+    GetExtendedAgentCardRequest,
     GetTaskPushNotificationConfigRequest,
     GetTaskRequest,
     ListTaskPushNotificationConfigsRequest,
@@ -64,6 +65,7 @@ from agent_node.a2a.protocol.models import (
     TaskState,
     TaskStatus,
 )
+from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.streaming import POLL_SECONDS, Follower, Watches
@@ -116,6 +118,8 @@ class TaskService:
         self.default_skill = default_skill or (next(iter(self.skills)) if self.skills else None)
         #: The tasks being streamed; ``poll`` is their safety poll, in seconds.
         self.watches = Watches(runtime.store, self._task, poll)
+        #: GetExtendedAgentCard (:mod:`.extended_card`); the node sets it.
+        self.extended_card = ExtendedCard(None, self.policy)
 
     # -- SendMessage -------------------------------------------------------------
 
@@ -277,6 +281,11 @@ class TaskService:
         return Follower(await self.watches.shared(request.id), at_interrupt=False)
 
     # -- GetTask, ListTasks, CancelTask -------------------------------------------
+
+    async def get_extended_agent_card(
+        self, request: GetExtendedAgentCardRequest, ctx: CallContext
+    ) -> ServedCard:
+        return await self.extended_card.get(request, ctx)
 
     async def get_task(self, request: GetTaskRequest, ctx: CallContext) -> Task:
         record = await self._record(request.id, ctx)
