@@ -142,7 +142,10 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     certs = make_certs(folder / "certs", "greeter", "alice", "hook")
     (folder / "node").mkdir()
     reports = []
-    with serving_mtls(folder / "node", certs) as url:
+    # 1.x: book is shown only in the extended card, which the client reads;
+    # 0.3 keeps a node without one (its clients are refused as 0.3 says).
+    book_card = "extended" if generation == "1" else "public"
+    with serving_mtls(folder / "node", certs, book_card=book_card) as url:
         argv, env = js_client(
             generation, url=url, certs=certs, name="alice", hook="hook", binding=binding
         )
@@ -176,7 +179,8 @@ def test_the_card_resolves_at_both_well_known_paths(runs: Runs) -> None:
         )
         first = resolved["supportedInterfaces"][0]
         assert (first["url"], first["protocolBinding"]) == (f"{runs.url}/a2a", "JSONRPC")
-        assert {s["id"] for s in resolved["skills"]} == {"greet", "book"}
+        public = {"greet"} if runs.v1 else {"greet", "book"}  # 1.x: book is extended
+        assert {s["id"] for s in resolved["skills"]} == public
         if runs.v1:
             assert first["protocolVersion"] == "1.0" and card["protocol_version"] == "1.0"
         else:  # the 0.3 client reads the card's 0.3 fields
@@ -306,24 +310,23 @@ def test_push_configs_set_get_list_delete_and_a_push_arrives(runs: Runs) -> None
         assert runs.state(bodies[-1]) == "completed" and texts(bodies[-1]) == [BOOKED]
 
 
-def test_the_client_keeps_the_public_card_when_no_extended_card_is_declared(runs: Runs) -> None:
+def test_the_extended_card_as_each_generation_meets_it(runs: Runs) -> None:
+    """1.x runs: the public card declares ``capabilities.extendedAgentCard``
+    and lacks ``book``; the client (and its transport, JSON-RPC or REST) gets
+    the extended card with it. The 0.3 run's node declares none: the client
+    keeps the public card, and asking anyway gets -32007, the only code 0.3
+    knew (AuthenticatedExtendedCardNotConfigured)."""
     for step in runs.each("extended_card"):
-        card = step["client"]
-        assert card["name"] == "Greeter"
-        declared = "extendedAgentCard" if runs.v1 else "supportsAuthenticatedExtendedCard"
-        assert not card.get("capabilities", {}).get(declared) and not card.get(declared)
-
-
-def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
-    """A2A 1.0 §3.3.4: with ``capabilities.extendedAgentCard`` absent,
-    GetExtendedAgentCard MUST answer UnsupportedOperationError (-32004);
-    -32007 is for an agent that declares one but has none. A2A 0.3 knew only
-    -32007 (AuthenticatedExtendedCardNotConfigured)."""
-    expected = {
-        ("1", "JSONRPC"): ("JsonRpcUnsupportedOperationError", -32004),
-        ("1", "HTTP+JSON"): ("RestUnsupportedOperationError", None),  # REST has no codes
-        ("0.3", "JSONRPC"): ("AuthenticatedExtendedCardNotConfiguredJSONRPCError", -32007),
-    }[(runs.generation, runs.binding)]
-    for step in runs.each("extended_card"):
+        if runs.v1:
+            for card in (step["client"], step["transport"]["value"]):
+                assert card["name"] == "Greeter", card
+                assert [s["id"] for s in card["skills"]] == ["greet", "book"]
+                assert card["capabilities"]["extendedAgentCard"] is True
+            continue
+        assert step["client"]["name"] == "Greeter"
+        assert not step["client"].get("supportsAuthenticatedExtendedCard")
         error = step["transport"]["error"]
-        assert (error["name"], error["code"]) == expected
+        assert (error["name"], error["code"]) == (
+            "AuthenticatedExtendedCardNotConfiguredJSONRPCError",
+            -32007,
+        )

@@ -87,7 +87,8 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     dialect = str(request.param)
     folder = tmp_path_factory.mktemp(f"sdk1-client-{dialect}")
     sdk = SDK_CLIENTS["1-grpc"] if dialect == "grpc" else SDK
-    return run(sdk.interpreter(), "client_v1.py", folder, dialect)
+    # book is shown only in the extended card, which the client then reads
+    return run(sdk.interpreter(), "client_v1.py", folder, dialect, book_card="extended")
 
 
 def test_every_operation_of_the_client_is_exercised(runs: Runs) -> None:
@@ -106,7 +107,11 @@ def test_the_card_resolves_at_both_well_known_paths(runs: Runs) -> None:
         resolved = card["well_known"]
         assert card["legacy_path"] == resolved
         assert resolved["name"] == "Greeter"
-        assert resolved["capabilities"] == {"streaming": True, "pushNotifications": True}
+        assert resolved["capabilities"] == {
+            "streaming": True,
+            "pushNotifications": True,
+            "extendedAgentCard": True,
+        }
         interfaces = [
             (f"{runs.url}/a2a", "JSONRPC", "1.0"),
             (f"{runs.url}/a2a", "HTTP+JSON", "1.0"),
@@ -119,7 +124,7 @@ def test_the_card_resolves_at_both_well_known_paths(runs: Runs) -> None:
             interfaces.insert(2, (grpc["url"], "GRPC", "1.0"))
         assert [(i["url"], i["protocolBinding"], i["protocolVersion"]) for i in
                 resolved["supportedInterfaces"]] == interfaces  # fmt: skip
-        assert {s["id"] for s in resolved["skills"]} == {"greet", "book"}
+        assert {s["id"] for s in resolved["skills"]} == {"greet"}  # book: the extended card
         # create_client(url) resolves the card itself and streams by default.
         events = card["create_client_from_url"]
         check_stream(events, first={"submitted", "working"}, last="completed")
@@ -232,25 +237,16 @@ def test_push_configs_create_get_list_delete_and_a_push_arrives(runs: Runs) -> N
         check_pushes(step["pushes"], task_id, unwrap=runs.dialect != "0.3")
 
 
-def test_the_client_keeps_the_public_card_when_no_extended_card_is_declared(runs: Runs) -> None:
+def test_the_client_reads_the_extended_card_the_public_card_declares(runs: Runs) -> None:
+    """The public card declares ``capabilities.extendedAgentCard`` (0.3:
+    ``supportsAuthenticatedExtendedCard``) and lacks ``book``; the client asks
+    for the extended card (``agent/getAuthenticatedExtendedCard`` in 0.3) and
+    gets the card with it, over every transport."""
     for step in runs.each("extended_card"):
-        card = step["client"]
-        assert card["name"] == "Greeter"
-        assert not card["capabilities"].get("extendedAgentCard")
-
-
-def test_asking_for_the_undeclared_extended_card_is_refused(runs: Runs) -> None:
-    """A2A 1.0 §3.3.4: with ``capabilities.extendedAgentCard`` absent,
-    GetExtendedAgentCard MUST answer UnsupportedOperationError; 0.3's
-    ``agent/getAuthenticatedExtendedCard`` knew only -32007."""
-    expected = {
-        "1.0": "UnsupportedOperationError",
-        "0.3": "ExtendedAgentCardNotConfiguredError",
-        "rest": "UnsupportedOperationError",
-        "grpc": "UnsupportedOperationError",
-    }[runs.dialect]
-    for step in runs.each("extended_card"):
-        assert step["asked"]["error"]["name"] == expected, step["asked"]
+        for card in (step["client"], step["asked"]):
+            assert card["name"] == "Greeter", card
+            assert [s["id"] for s in card["skills"]] == ["greet", "book"]
+            assert card["capabilities"]["extendedAgentCard"] is True
 
 
 ERRORS = {

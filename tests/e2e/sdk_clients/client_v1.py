@@ -246,17 +246,13 @@ class Driver:
             }
 
     async def extended_card(self) -> dict[str, Any]:
-        """The client asks the node only when the card declares an extended card
-        (``capabilities.extendedAgentCard``); ours does not, so the client keeps
-        the public card. A client handed a card that claims one does ask."""
-        claiming = AgentCard()
-        claiming.CopyFrom(self.card)
-        claiming.capabilities.extended_agent_card = True
-        misled = self.client(streaming=False, card=claiming)
+        """The card declares an extended card (``capabilities.extendedAgentCard``):
+        the client asks the node for it; so does a client handed the card."""
         asking = GetExtendedAgentCardRequest()
+        again = self.client(streaming=False, card=self.card)
         return {
             "client": wire(await self.blocking.get_extended_agent_card(asking)),
-            "asked": await attempt(lambda: misled.get_extended_agent_card(asking), wire),
+            "asked": wire(await again.get_extended_agent_card(asking)),
         }
 
     async def errors(self) -> dict[str, Any]:

@@ -58,9 +58,12 @@ class Runs:
             yield found["error"]
 
 
-def run(python: Path, driver: str, folder: Path, dialect: str | None = None) -> Runs:
+def run(
+    python: Path, driver: str, folder: Path, dialect: str | None = None, book_card: str = "public"
+) -> Runs:
     """Serve the greeter from ``folder`` and run ``DRIVERS/driver`` with ``python``
-    against it :data:`ROUNDS` times (told to speak ``dialect``, if given)."""
+    against it :data:`ROUNDS` times (told to speak ``dialect``, if given);
+    ``book_card``: ``extended`` shows the book skill only in the extended card."""
     certs = make_certs(folder / "certs", "greeter", "alice", "hook")
     (folder / "node").mkdir()
     argv = [str(python), str(DRIVERS / driver), "--certs", str(certs)]
@@ -69,7 +72,7 @@ def run(python: Path, driver: str, folder: Path, dialect: str | None = None) -> 
     # The driver's venv has its own packages: none of ours may leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     reports = []
-    with serving_mtls(folder / "node", certs, grpc=dialect == "grpc") as url:
+    with serving_mtls(folder / "node", certs, grpc=dialect == "grpc", book_card=book_card) as url:
         for number in range(1, ROUNDS + 1):
             done = subprocess.run(
                 [*argv, "--url", url], capture_output=True, text=True, timeout=150, env=env
