@@ -3,7 +3,8 @@
 ::
 
     name: researcher                    # the node's name (lease owners, logs)
-    listen: {host: 127.0.0.1, port: 8470}   # grpc_port: 8471 also serves A2A over gRPC
+    listen: {host: 127.0.0.1, port: 8470}   # grpc_port: 8471 also serves A2A over gRPC;
+                                        # bindings: [jsonrpc, rest] (the HTTP ones served)
     public_url: https://researcher.example.org   # optional: what the card advertises
     store: sqlite:///.agent-node/researcher.db   # optional: default $AGENT_NODE_STORE
     card: cards/researcher.yaml         # the Agent Card source (name, skills' words)
@@ -50,6 +51,7 @@ the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -166,9 +168,17 @@ class NodeConfig(BaseModel):
         store: str | None = None,
         tls: TlsSettings | None = None,
         grpc_port: int | None = None,
+        bindings: Sequence[str] | None = None,
     ) -> NodeConfig:
-        given = {"host": host, "port": port, "grpc_port": grpc_port}
-        listen = self.listen.model_copy(update={k: v for k, v in given.items() if v is not None})
+        given = {"host": host, "port": port, "grpc_port": grpc_port, "bindings": bindings}
+        merged = {**self.listen.model_dump(), **{k: v for k, v in given.items() if v is not None}}
+        try:
+            listen = ListenConfig.model_validate(merged)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"listen (from the flags): {problems}") from None
         update: dict[str, Any] = {"listen": listen}
         if store is not None:
             update["store"] = store

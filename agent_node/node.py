@@ -191,8 +191,12 @@ class _Parts:
                 runtime.store, tasks.render_push, config.push, owner=owner, tls=outgoing
             )
         capabilities = dict(card.card["capabilities"])
-        endpoint = jsonrpc_endpoint(tasks, capabilities=capabilities, limits=config.limits)
-        rest = rest_endpoint(tasks, capabilities=capabilities, limits=config.limits)
+        served = config.listen.bindings
+        endpoint, rest = None, None
+        if "jsonrpc" in served:
+            endpoint = jsonrpc_endpoint(tasks, capabilities=capabilities, limits=config.limits)
+        if "rest" in served:
+            rest = rest_endpoint(tasks, capabilities=capabilities, limits=config.limits)
         guard = Guard(
             require_identity=secure,
             card_public=config.card_public,

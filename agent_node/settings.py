@@ -44,6 +44,11 @@ class ListenConfig(BaseModel):
     #: one), with the same TLS, policy and limits; None: no gRPC. Needs
     #: ``pip install 'agent-node[grpc]'``.
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    #: The HTTP bindings served on ``port``: ``jsonrpc`` (A2A JSON-RPC, 1.0
+    #: and 0.3, at ``/a2a``) and ``rest`` (HTTP+JSON, under ``/a2a``). The
+    #: card lists exactly what is served; the card itself, the push receiver
+    #: and the operator API are served whatever this says.
+    bindings: list[Literal["jsonrpc", "rest"]] = Field(default=["jsonrpc", "rest"], min_length=1)
 
 
 class SkillConfig(BaseModel):

@@ -40,6 +40,11 @@ FAILURES = "agent_node.failures"
     default=None,
     help="Also serve A2A over gRPC on this port (0 picks a free one); needs agent-node[grpc].",
 )
+@click.option(
+    "--bindings",
+    default=None,
+    help="The HTTP bindings to serve, comma-separated: jsonrpc, rest (default: both).",
+)
 @click.option("--store", default=None, help="Store URL (overrides the file).")
 @click.option(
     "--cert-dir",
@@ -66,6 +71,7 @@ def serve(
     host: str | None,
     port: int | None,
     grpc_port: int | None,
+    bindings: str | None,
     store: str | None,
     cert_dir: Path | None,
     identity: str | None,
@@ -92,7 +98,12 @@ def serve(
 
     tls = tls_from_cert_dir(cert_dir, identity)
     config = load_config(config_path).with_overrides(
-        host=host, port=port, store=store, tls=tls, grpc_port=grpc_port
+        host=host,
+        port=port,
+        store=store,
+        tls=tls,
+        grpc_port=grpc_port,
+        bindings=[b.strip() for b in bindings.split(",") if b.strip()] if bindings else None,
     )
     node = AgentNode(config, insecure_dev=insecure_dev)
     node.check_transport()

@@ -227,3 +227,21 @@ def test_insecure_dev_warns_on_every_start(served: tuple[str, subprocess.Popen[s
     assert err.startswith(
         "WARNING: --insecure-dev: serving plain HTTP on 127.0.0.1 with no authentication;"
     ), err
+
+
+def test_a_node_serving_rest_only_answers_no_json_rpc(node_dir: Path) -> None:
+    args = ["serve", "--insecure-dev", "--config", "agent-node.yaml", "--bindings", "rest"]
+    process = agent_node(node_dir, *args)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        card = httpx.get(f"{url}/.well-known/agent-card.json").json()
+        assert [i["protocolBinding"] for i in card["supportedInterfaces"]] == ["HTTP+JSON"]
+        body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}}
+        assert httpx.post(f"{url}/a2a", json=body).status_code == 404
+        answer = httpx.get(f"{url}/a2a/tasks/x", headers={"A2A-Version": "1.0"})
+        assert answer.status_code == 404
+        assert answer.json()["error"]["details"][0]["reason"] == "TASK_NOT_FOUND"
+    finally:
+        process.kill()
+        process.communicate(timeout=10)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from agent_node import load_workflow
 from agent_node.a2a.protocol.card_models import AgentCard
 from agent_node.a2a.protocol.card_payload import signed_form, spec_disagreements, verifier_forms
 from agent_node.a2a.server.card import CardDocument, build_card
 from agent_node.config import NodeConfig
+from agent_node.errors import ConfigError
 from agent_node.security import pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +75,32 @@ def test_0_3_fields_by_default_and_a_stable_etag() -> None:
     ]
     first, again = CardDocument.of(card), CardDocument.of(dict(reversed(list(card.items()))))
     assert first.etag == again.etag  # the ETag hashes the canonical JSON
+
+
+def test_the_card_lists_the_http_bindings_served() -> None:
+    def served(*bindings: str, grpc: bool = False) -> tuple[list[tuple[str, str]], bool]:
+        listen: dict[str, object] = {"bindings": list(bindings)}
+        if grpc:
+            listen["grpc_port"] = 8471
+        card = build_card(config(listen=listen), {})
+        kinds = [(i["protocolBinding"], i["protocolVersion"]) for i in card["supportedInterfaces"]]
+        AgentCard.model_validate(card)
+        return kinds, "preferredTransport" in card
+
+    assert served("jsonrpc", "rest") == (
+        [("JSONRPC", "1.0"), ("HTTP+JSON", "1.0"), ("JSONRPC", "0.3")],
+        True,
+    )
+    assert served("jsonrpc") == ([("JSONRPC", "1.0"), ("JSONRPC", "0.3")], True)
+    # No JSON-RPC: nothing for a 0.3 client (0.3 fields name a JSON-RPC endpoint).
+    assert served("rest") == ([("HTTP+JSON", "1.0")], False)
+    assert served("rest", grpc=True) == ([("HTTP+JSON", "1.0"), ("GRPC", "1.0")], False)
+
+
+def test_bindings_must_be_known_and_at_least_one() -> None:
+    for wrong in ([], ["soap"]):
+        with pytest.raises(ValidationError):
+            config(listen={"bindings": wrong})
+    with pytest.raises(ConfigError, match=r"listen \(from the flags\): bindings"):
+        config().with_overrides(bindings=["jsonrpc", "graphql"])
+    assert config().with_overrides(bindings=["rest"]).listen.bindings == ["rest"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
@@ -88,11 +88,7 @@ def build_card(
         "name": source.name,
         "description": source.description,
         "version": source.version,
-        "supportedInterfaces": [
-            {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
-            {"url": endpoint, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
-            {"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
-        ],
+        "supportedInterfaces": _interfaces(endpoint, config.listen.bindings),
         "capabilities": {"streaming": True, "pushNotifications": config.push.enabled},
         "defaultInputModes": source.default_input_modes,
         "defaultOutputModes": source.default_output_modes,
@@ -106,15 +102,32 @@ def build_card(
         "iconUrl": source.icon_url,
     }
     card.update({key: value for key, value in optional.items() if value})
-    if config.grpc_target is not None:  # after HTTP+JSON: clients take the first they speak
+    if config.grpc_target is not None:  # after 1.0's HTTP ones: clients take the first they speak
         grpc = {"url": config.grpc_target, "protocolBinding": "GRPC", "protocolVersion": "1.0"}
-        card["supportedInterfaces"].insert(2, grpc)
+        interfaces = card["supportedInterfaces"]
+        at = sum(1 for i in interfaces if i["protocolVersion"] == "1.0")
+        interfaces.insert(at, grpc)
     if config.tls is not None:
         _declare_mtls(card)
     AgentCard.model_validate(card)
-    if config.card_v03_fields:
+    if config.card_v03_fields and "jsonrpc" in config.listen.bindings:  # 0.3 is JSON-RPC only
         card.update(card_v03_fields(card, endpoint))
     return card
+
+
+def _interfaces(endpoint: str, bindings: Sequence[str]) -> list[dict[str, str]]:
+    """The HTTP interfaces served, the preferred first: JSON-RPC 1.0,
+    HTTP+JSON 1.0, then JSON-RPC 0.3 (for 0.3 clients)."""
+    interfaces = []
+    if "jsonrpc" in bindings:
+        interfaces.append({"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"})
+    if "rest" in bindings:
+        interfaces.append(
+            {"url": endpoint, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"}
+        )
+    if "jsonrpc" in bindings:
+        interfaces.append({"url": endpoint, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"})
+    return interfaces
 
 
 def _declare_mtls(card: dict[str, Any]) -> None:
