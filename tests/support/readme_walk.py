@@ -186,6 +186,7 @@ def walking(tmp_path: Path) -> Iterator[Walk]:
     (home / ".venv").symlink_to(Path(sys.executable).parent.parent)
     network = free_ports(3)  # the demo's, and examples/network's, three agents
     first = free_ports(2)
+    grpc = free_ports(2)  # the conformance agent's gRPC ports, plain and over mTLS
     ports = {
         "8470": str(free_port()),
         "8471": str(free_port()),
@@ -194,6 +195,8 @@ def walking(tmp_path: Path) -> Iterator[Walk]:
         "8503": str(network + 2),
         "8480": str(first),
         "8481": str(first + 1),
+        "8472": str(grpc),
+        "8482": str(grpc + 1),
     }
     for folder in ("examples", "cards"):
         shutil.copytree(ROOT / folder, home / folder)
