@@ -50,12 +50,10 @@ from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     A2AError,
-    ExtendedAgentCardNotConfigured,
     InternalError,
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
-    UnsupportedOperation,
     VersionNotSupported,
     to_jsonrpc_error,
 )
@@ -72,6 +70,7 @@ from agent_node.a2a.server.operations import (
     Endpoint,
     Version,
     call_context,
+    handler_call,
     requested_version,
     validate,
 )
@@ -120,12 +119,7 @@ def jsonrpc_endpoint(
                 raise refused
             model = validate(operation, params, limits)
             ctx = call_context(request, version, limits)
-            call = getattr(handler, operation.call, None)
-            if call is None:  # declared (the gate let it pass), yet nothing serves it
-                if name == "GetExtendedAgentCard":
-                    raise ExtendedAgentCardNotConfigured()
-                raise UnsupportedOperation(f"{name} is not implemented by this node")
-            result = await call(model, ctx)
+            result = await handler_call(handler, name)(model, ctx)
             if operation.stream:
                 return sse.event_stream(rpc_id, name, version, result)
             return _result_response(rpc_id, _render(name, version, result))

@@ -70,6 +70,7 @@ from agent_node.a2a.server.operations import (
     OPERATIONS,
     Endpoint,
     call_context,
+    handler_call,
     served_version,
     validate,
 )
@@ -152,7 +153,7 @@ def rest_endpoint(
             params = await _params(request, name, ids, limits)
             model = validate(operation, params, limits)
             ctx = call_context(request, "1.0", limits)
-            result = await getattr(handler, operation.call)(model, ctx)
+            result = await handler_call(handler, name)(model, ctx)
             if operation.stream:
                 return sse.bare_event_stream(name, result, _error_body)
             if not isinstance(result, WireModel):

@@ -44,7 +44,13 @@ from agent_node.a2a.protocol.models import WireModel
 from agent_node.a2a.server.grpc.messages import POOL, SERVICE, from_json, message_class, to_params
 from agent_node.a2a.server.handler import CallContext, TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
-from agent_node.a2a.server.operations import OPERATIONS, context_of, served_version, validate
+from agent_node.a2a.server.operations import (
+    OPERATIONS,
+    context_of,
+    handler_call,
+    served_version,
+    validate,
+)
 from agent_node.errors import StoreError
 from agent_node.security.tls import identity_of
 from agent_node.transport import CALLER
@@ -106,14 +112,12 @@ class A2AService:
         return grpc.method_handlers_generic_handler(SERVICE, methods)
 
     def _unary(self, name: str, reply: str) -> Callable[[Message, Context], Any]:
-        operation = OPERATIONS[name]
-
         async def call(request: Message, context: Context) -> Message:
             caller = await self._admit(name, context)
             try:
                 try:
                     model, ctx = self._prepare(name, request, context, caller)
-                    result = await getattr(self.handler, operation.call)(model, ctx)
+                    result = await handler_call(self.handler, name)(model, ctx)
                     return _reply(name, reply, result)
                 except Exception as exc:  # answered as a status below
                     error = _error_of(name, exc)
@@ -125,7 +129,6 @@ class A2AService:
         return call
 
     def _streaming(self, name: str) -> Callable[[Message, Context], AsyncIterator[Message]]:
-        operation = OPERATIONS[name]
         event_class = message_class("StreamResponse")
 
         async def stream(request: Message, context: Context) -> AsyncIterator[Message]:
@@ -135,7 +138,7 @@ class A2AService:
             try:
                 try:
                     model, ctx = self._prepare(name, request, context, caller)
-                    events = await getattr(self.handler, operation.call)(model, ctx)
+                    events = await handler_call(self.handler, name)(model, ctx)
                     async for event in events:
                         yield from_json(event_class.DESCRIPTOR.full_name, event.to_json())
                 except Exception as exc:  # answered as a status below
