@@ -57,6 +57,16 @@ __all__ = ["PeerDelegator", "push_token", "task_state", "token_key"]
 PUSH_NOT_SUPPORTED = -32003
 
 
+@dataclasses.dataclass
+class _Sending:
+    """A send under way in this process."""
+
+    #: The identity the peer is known by: whom its pushes must come from.
+    peer_identity: str | None
+    #: What a push told of the task meanwhile, and who pushed it (:meth:`PeerDelegator.heard_of`).
+    pushed: tuple[Mapping[str, Any], str | None] | None = None
+
+
 class PeerDelegator:
     """Makes a delegation's calls to its peer (see the module doc)."""
 
@@ -73,11 +83,8 @@ class PeerDelegator:
         #: Where peers push to (None: never ask for pushes, only poll).
         self.push_url = push_url
         self.secret = secret
-        #: Sends under way in this process, by idempotency key: what a push
-        #: told of the task meanwhile (see :meth:`heard_of`).
-        self._sending: dict[str, tuple[Mapping[str, Any], str | None] | None] = {}
-        #: The identity each send under way expects its pushes from.
-        self._senders: dict[str, str | None] = {}
+        #: Sends under way in this process, by idempotency key.
+        self._sending: dict[str, _Sending] = {}
 
     def heard_of(self, key: str, task: Mapping[str, Any], identity: str | None) -> bool:
         """Keep ``task``, pushed by the peer (``identity``) while our send of
@@ -85,10 +92,11 @@ class PeerDelegator:
         same, and should it be lost, the send answers with this instead of
         being tried again (a second task at a peer that does not deduplicate).
         False when no send of ``key`` is under way here."""
-        if key not in self._sending:
+        sending = self._sending.get(key)
+        if sending is None:
             return False
-        if self._sending[key] is None or task_state(task):  # an artifact's push tells no state
-            self._sending[key] = (task, identity)
+        if sending.pushed is None or task_state(task):  # an artifact's push tells no state
+            sending.pushed = (task, identity)
         return True
 
     def heard_early(self, key: str, task: Mapping[str, Any], identity: str | None) -> bool:
@@ -98,7 +106,8 @@ class PeerDelegator:
         pushes before it answers, as a2a-sdk does, waits on us for nothing
         else). False when no send of ``key`` is under way here, or the push
         comes from another identity (the row's checks then judge it)."""
-        if key not in self._senders or self._senders[key] != identity:
+        sending = self._sending.get(key)
+        if sending is None or sending.peer_identity != identity:
             return False
         return self.heard_of(key, task, identity)
 
@@ -131,19 +140,17 @@ class PeerDelegator:
         if delegation.traceparent:
             headers["traceparent"] = delegation.traceparent
         key = delegation.idempotency_key
-        self._sending[key] = None
-        self._senders[key] = self.directory.identity_of(card.name)
+        self._sending[key] = sending = _Sending(self.directory.identity_of(card.name))
         try:
             result, identity = await self._send(card, params, headers, configuration)
         except PeerError as exc:
-            pushed = self._sending.get(key)
+            pushed = sending.pushed
             if pushed is None or not exc.transient:
                 raise
             log.info("delegation %s: the send's answer was lost, its push told: %s", key, exc)
             return Receipt(card.name, card.endpoint, card.dialect, pushed[1], pushed[0])
         finally:
             self._sending.pop(key, None)
-            self._senders.pop(key, None)
         task = result.get("task") if isinstance(result, Mapping) else None
         if not isinstance(task, Mapping):
             task = _task_of_message(card, result)

@@ -28,7 +28,7 @@ from agent_node.a2a.peers.peer_errors import PeerError
 from agent_node.a2a.peers.push_tokens import token_key
 from agent_node.a2a.peers.watchdog import inform
 from agent_node.a2a.protocol import compat
-from agent_node.nodes.delegation import TERMINAL_STATES, matters, task_state
+from agent_node.nodes.delegation import SETTLED, TERMINAL_STATES, matters, task_state
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
 from agent_node.transport import caller_of
@@ -40,9 +40,6 @@ __all__ = ["PUSH_PATH", "PushReceiver"]
 PUSH_PATH = "/a2a/push"
 TOKEN_HEADER = "x-a2a-notification-token"
 MAX_PUSH_BYTES = 4 * 1024 * 1024
-#: States a push may report that move no delegation on their own ("": an
-#: artifact update, which carries no status).
-_WORK_STATES = frozenset({"", "TASK_STATE_SUBMITTED", "TASK_STATE_WORKING"})
 
 
 class PushReceiver:
@@ -255,7 +252,7 @@ class _Push:
         """Whether this push tells no more than that the task exists and
         works (what the send's answer says too): no question, no end, no
         finished artifact."""
-        return self.state in _WORK_STATES and not self.finished_artifact
+        return self.state not in SETTLED and not self.finished_artifact
 
     @property
     def task_or_status(self) -> Mapping[str, Any]:
