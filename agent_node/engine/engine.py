@@ -180,7 +180,9 @@ class Engine:
         )
         if leased is None:
             return execution_id, False
-        self.drive(execution_id)
+        # Its first work is leased to us and starts below: nothing for the
+        # claim loop to find (a wake here cost a claim round per request).
+        self._driven.add(execution_id)
         faults.hit("after_create")
         for claim in leased:
             self._spawn(claim)
@@ -245,7 +247,7 @@ class Engine:
     # -- notifications -----------------------------------------------------------
 
     def _on_notice(self, kind: str, execution_id: str) -> None:
-        if kind == "work" and (
+        if kind in ("work", "timer") and (
             self.scope == "all" or execution_id == "*" or execution_id in self._driven
         ):
             self._wake.set()
@@ -370,7 +372,12 @@ class Engine:
     def _task_done(self, key: _Key, task: asyncio.Task[None]) -> None:
         if self._tasks.get(key) is task:
             del self._tasks[key]
-        self._wake.set()
+        # What a chain leaves for the claim loop comes as notices: ready work
+        # ("work") and timers ("timer"). A task's end itself matters only when
+        # it frees a slot claims waited for, or when it ended abnormally.
+        normal = not task.cancelled() and task.exception() is None
+        if not normal or len(self._tasks) + 1 >= self.concurrency:
+            self._wake.set()
         if task.cancelled():
             return
         exc = task.exception()

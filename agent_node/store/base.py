@@ -22,7 +22,8 @@ deadlock each other.
 
 Notifications. After a commit the store tells subscribers, in this process
 and (PostgreSQL) in every other process, what changed: ``("work", id)`` when
-a node became ready, ``("status", id)`` when an execution parked or ended,
+a node became ready, ``("timer", id)`` when a wait with a deadline was
+written, ``("status", id)`` when an execution parked or ended,
 ``("cancel", id)`` when it was cancelled.
 """
 
@@ -115,7 +116,11 @@ class Txn:
         self.work_del.append((node, visit))
 
     def put_wait(self, wait: WaitRecord) -> None:
+        """Insert or replace a wait row; one with a deadline wakes the
+        workers driving its execution (their next timer may be sooner)."""
         self.waits_put.append(wait)
+        if wait.deadline is not None:
+            self.notices.add("timer")
 
     def delete_wait(self, node: str, visit: int) -> None:
         self.waits_del.append((node, visit))
