@@ -13,6 +13,8 @@ Systems (each a fresh server subprocess on a free loopback port, fresh scratch d
   ``AgentExecutor`` on ``InMemoryTaskStore`` / ``DatabaseTaskStore`` on
   ``sqlite+aiosqlite:///<scratch>/sdk.db``.
 * ``starlette``: ``starlette_server.py``, a bare JSON endpoint (calibration).
+  ``starlette-grpc``: the same process serving a bare ``grpc.aio``
+  ``SendMessage`` (calibration: the floor under any gRPC server on grpcio).
 * ``ours-rest`` / ``sdk-memory-rest``: ``ours`` / ``sdk-memory`` measured over
   the HTTP+JSON binding (``POST /a2a/message:send``, the params as the body)
   instead of JSON-RPC.
@@ -89,6 +91,7 @@ ALL_SYSTEMS = tuple(
         "sdk-memory-rest",
         "ours-grpc",
         "sdk-memory-grpc",
+        "starlette-grpc",
     )
     for suffix in ("", MTLS)
 )
@@ -173,6 +176,9 @@ PLAIN_SYSTEMS = {
         "sdk-sqlite", "a2a-sdk DefaultRequestHandler, DatabaseTaskStore (aiosqlite)", "task"
     ),
     "starlette": System("starlette", "bare Starlette JSON endpoint (calibration)", "json"),
+    "starlette-grpc": System(
+        "starlette-grpc", "bare grpc.aio SendMessage answering an echo task (calibration)", "task"
+    ),
     "ours-rest": System("ours-rest", "agent-node serve, SQLite store; HTTP+JSON binding", "task"),
     "sdk-memory-rest": System(
         "sdk-memory-rest", "a2a-sdk DefaultRequestHandler, InMemoryTaskStore; HTTP+JSON", "task"
