@@ -11,7 +11,7 @@ has a unique ``messageId`` and text; every answer is checked: status OK, a
 task in ``TASK_STATE_COMPLETED`` whose first artifact's first part is the
 echoed text. ``--tls-dir`` speaks mutual TLS with mtls.py's ``client.pem``.
 
-Messages are agent-node's own (``agent_node.a2a.server.grpc.messages``), so
+Messages are agent-node's own (``agent_node.a2a.protocol.grpc.messages``), so
 the client sends the same bytes to every server. Channels are connected
 before the warm-up (no connection set-up figures: gRPC connects lazily).
 
@@ -32,7 +32,7 @@ import grpc
 import psutil
 from load import Stats, my_cpu, percentile, tree_cpu  # this script's directory is on sys.path
 
-from agent_node.a2a.server.grpc.messages import SERVICE, message_class
+from agent_node.a2a.protocol.grpc.messages import SERVICE, message_class
 
 COMPLETED = 3  # TaskState.TASK_STATE_COMPLETED
 Request = message_class("SendMessageRequest")

@@ -73,7 +73,7 @@ async def serve(
         return
     import grpc
 
-    from agent_node.a2a.server.grpc.messages import SERVICE, message_class
+    from agent_node.a2a.protocol.grpc.messages import SERVICE, message_class
 
     request_class = message_class("SendMessageRequest")
     reply_class = message_class("SendMessageResponse")

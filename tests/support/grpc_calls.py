@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
-from agent_node.a2a.server.grpc.messages import (
+from agent_node.a2a.protocol.grpc.messages import (
     POOL,
     SERVICE,
     from_json,

@@ -14,8 +14,8 @@ from agent_node.a2a.protocol.card_payload import (
     spec_disagreements,
     verifier_forms,
 )
+from agent_node.a2a.protocol.grpc.messages import PACKAGE, POOL
 from agent_node.a2a.protocol.jcs import canonical
-from agent_node.a2a.server.grpc.messages import PACKAGE, POOL
 
 CARD: dict[str, Any] = {
     "name": "Writer",

@@ -3,7 +3,7 @@
 Our .proto is written by us; these tests hold it to the specification's
 ``a2a.proto`` as a2a-sdk 1.x ships it compiled (messages, fields, numbers,
 types, labels, oneofs, enums, the service's methods), and hold the compiled
-copy the node loads (agent_node/a2a/server/grpc/descriptor.py) to the .proto.
+copy the node loads (agent_node/a2a/protocol/grpc/descriptor.py) to the .proto.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ pytest.importorskip("google.protobuf")
 
 from google.protobuf import descriptor_pb2, json_format
 
-from agent_node.a2a.server.grpc import compile as proto_compile
-from agent_node.a2a.server.grpc.descriptor import SERIALIZED
-from agent_node.a2a.server.grpc.messages import (
+from agent_node.a2a.protocol.grpc import compile as proto_compile
+from agent_node.a2a.protocol.grpc.descriptor import SERIALIZED
+from agent_node.a2a.protocol.grpc.messages import (
     POOL,
     SERVICE,
     _fill,
@@ -29,7 +29,7 @@ from agent_node.a2a.server.grpc.messages import (
     to_params,
 )
 
-HOW_TO_FIX = "run `python -m agent_node.a2a.server.grpc.compile` and commit descriptor.py"
+HOW_TO_FIX = "run `python -m agent_node.a2a.protocol.grpc.compile` and commit descriptor.py"
 
 
 def contract(file: descriptor_pb2.FileDescriptorProto) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 Served only when ``listen.grpc_port`` is set, on that port of its own, and
 only then are grpcio and protobuf imported (``pip install
-'agent-node[grpc]'``): :mod:`.messages` builds the message classes from our
-``protocols/a2a-1.0/a2a.proto`` (compiled into :mod:`.descriptor`),
-:mod:`.service` serves every method through the same operations table as
-the HTTP bindings, :mod:`.server` makes the server (mutual TLS, limits).
+'agent-node[grpc]'``). The messages are the wire contract's
+(:mod:`agent_node.a2a.protocol.grpc`); :mod:`.service` serves every method
+through the same operations table as the HTTP bindings, :mod:`.server`
+makes the server (mutual TLS, limits).
 """

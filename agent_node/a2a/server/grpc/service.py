@@ -40,8 +40,8 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import A2AError, InternalError, VersionNotSupported
+from agent_node.a2a.protocol.grpc.messages import POOL, SERVICE, from_json, message_class, to_params
 from agent_node.a2a.protocol.models import WireModel
-from agent_node.a2a.server.grpc.messages import POOL, SERVICE, from_json, message_class, to_params
 from agent_node.a2a.server.handler import CallContext, TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.operations import (

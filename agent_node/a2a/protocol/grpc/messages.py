@@ -27,7 +27,7 @@ from google.protobuf import (
 )
 from google.protobuf.message import Message
 
-from agent_node.a2a.server.grpc.descriptor import SERIALIZED
+from agent_node.a2a.protocol.grpc.descriptor import SERIALIZED
 
 __all__ = ["PACKAGE", "POOL", "SERVICE", "from_json", "message_class", "to_params"]
 

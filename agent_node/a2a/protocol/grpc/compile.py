@@ -2,8 +2,8 @@
 
 ::
 
-    python -m agent_node.a2a.server.grpc.compile            # rewrite descriptor.py
-    python -m agent_node.a2a.server.grpc.compile --check    # exit 1 when it is stale
+    python -m agent_node.a2a.protocol.grpc.compile            # rewrite descriptor.py
+    python -m agent_node.a2a.protocol.grpc.compile --check    # exit 1 when it is stale
 
 Needs grpcio-tools (its protoc), which the node itself never imports: the
 node loads the compiled ``FileDescriptorProto`` kept in :mod:`.descriptor`,
@@ -27,7 +27,7 @@ DESCRIPTOR = Path(__file__).with_name("descriptor.py")
 
 _HEADER = '''"""``protocols/a2a-1.0/a2a.proto`` compiled: its ``FileDescriptorProto``, serialized.
 
-Written by ``python -m agent_node.a2a.server.grpc.compile``; do not edit.
+Written by ``python -m agent_node.a2a.protocol.grpc.compile``; do not edit.
 """
 
 import base64

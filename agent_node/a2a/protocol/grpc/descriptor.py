@@ -1,6 +1,6 @@
 """``protocols/a2a-1.0/a2a.proto`` compiled: its ``FileDescriptorProto``, serialized.
 
-Written by ``python -m agent_node.a2a.server.grpc.compile``; do not edit.
+Written by ``python -m agent_node.a2a.protocol.grpc.compile``; do not edit.
 """
 
 import base64
