@@ -212,6 +212,13 @@ class NodeConfig(BaseModel):
         trust = self.trust_paths()
         return client_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
 
+    def tls_files(self) -> tuple[Path, Path, list[Path]] | None:
+        """The node's certificate, key and trust files (resolved), as gRPC
+        takes them; None without TLS."""
+        if self.tls is None:
+            return None
+        return self.path(self.tls.cert), self.path(self.tls.key), self.trust_paths()
+
     @property
     def identity_from_cn(self) -> bool:
         """Whether certificates without a URI SAN are known by their CN (``tls``)."""

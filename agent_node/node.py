@@ -17,11 +17,13 @@ without, nobody has an identity and everything is allowed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,6 +133,7 @@ class _Parts:
     pushes: Any
     #: The gRPC servicer when ``listen.grpc_port`` is set.
     grpc: Any = None
+    delegator: Any = None
 
     @classmethod
     def assemble(
@@ -163,7 +166,11 @@ class _Parts:
         http = http_client(outgoing, timeout=30.0, identity_from_cn=config.identity_from_cn)
         directory = Directory(config.peers, http, trust=config.trust_paths())
         delegator = PeerDelegator(
-            directory, http, push_url=config.url + PUSH_PATH, secret=_secret(config)
+            directory,
+            http,
+            push_url=config.url + PUSH_PATH,
+            secret=_secret(config),
+            grpc=functools.partial(_grpc_peers, config, outgoing),
         )
         pool = McpPool.from_config(config)  # opens nothing until a tool is first called
         llm = LlmClient(config.models)
@@ -214,6 +221,7 @@ class _Parts:
             jwks=_jwks(config),
         )
         parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
+        parts.delegator = delegator
         if config.listen.grpc_port is not None:
             from agent_node.a2a.server.grpc.service import A2AService
 
@@ -241,6 +249,8 @@ class _Parts:
         await self.runtime.close()
         await self.tools.aclose()  # after the runtime: no node may open a session now
         await self.llm.aclose()
+        if self.delegator is not None:
+            await self.delegator.aclose()
         await self.http.aclose()
 
 
@@ -301,10 +311,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _grpc_peers(config: NodeConfig, context: ssl.SSLContext | None) -> Any:
+    """The client of peers' gRPC interfaces (made when one is first called)."""
+    from agent_node.a2a.peers.grpc_calls import GrpcPeers
+
+    return GrpcPeers(config.tls_files(), context, identity_from_cn=config.identity_from_cn)
+
+
 def _bind_grpc(config: NodeConfig) -> tuple[Any, int | None]:
     """The gRPC server (``listen.grpc_port``) bound, not started, and its port;
     (None, None) when the node serves no gRPC."""
-    if config.listen.grpc_port is None:
+    port = config.listen.grpc_port
+    if port is None:
         return None, None
     try:
         from agent_node.a2a.server.grpc import server
@@ -312,10 +330,7 @@ def _bind_grpc(config: NodeConfig) -> tuple[Any, int | None]:
         raise ConfigError(
             f"listen.grpc_port needs grpcio and protobuf ({exc}): pip install 'agent-node[grpc]'"
         ) from None
-    tls = None
-    if config.tls is not None:
-        tls = (config.path(config.tls.cert), config.path(config.tls.key), config.trust_paths())
-    return server.bind(config.listen.host, config.listen.grpc_port, config.limits, tls)
+    return server.bind(config.listen.host, port, config.limits, config.tls_files())
 
 
 async def _serve_grpc(grpc: Any, service: Any) -> None:

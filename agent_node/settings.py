@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-_ORIGIN = re.compile(r"^https?://[^\s/?#@]+/?$", re.IGNORECASE)
+_ORIGIN = re.compile(r"^(https?|grpcs?)://[^\s/?#@]+/?$", re.IGNORECASE)
 DEFAULT_MODEL = "ollama_chat/llama3.2:1b"
 
 
@@ -45,10 +45,17 @@ class ListenConfig(BaseModel):
     #: ``pip install 'agent-node[grpc]'``.
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
     #: The HTTP bindings served on ``port``: ``jsonrpc`` (A2A JSON-RPC, 1.0
-    #: and 0.3, at ``/a2a``) and ``rest`` (HTTP+JSON, under ``/a2a``). The
-    #: card lists exactly what is served; the card itself, the push receiver
-    #: and the operator API are served whatever this says.
-    bindings: list[Literal["jsonrpc", "rest"]] = Field(default=["jsonrpc", "rest"], min_length=1)
+    #: and 0.3, at ``/a2a``) and ``rest`` (HTTP+JSON, under ``/a2a``); none
+    #: (``[]``) for a node that speaks A2A over gRPC alone. The card lists
+    #: exactly what is served; the card itself, the push receiver and the
+    #: operator API are served whatever this says.
+    bindings: list[Literal["jsonrpc", "rest"]] = ["jsonrpc", "rest"]
+
+    @model_validator(mode="after")
+    def _serves_a_binding(self) -> ListenConfig:
+        if not self.bindings and self.grpc_port is None:
+            raise ValueError("no A2A binding is served: bindings is empty and grpc_port is not set")
+        return self
 
 
 class SkillConfig(BaseModel):
@@ -191,10 +198,11 @@ class PeerConfig(BaseModel):
     #: identity the trust bundle vouches for. Pushes about our delegations
     #: are accepted only from this identity.
     identity: str | None = None
-    #: Origins (``https://host:port``) its card may point us to besides
-    #: ``url``'s. Only ``url``'s origin is used by default: a card naming an
-    #: interface elsewhere (another host, port or scheme, plain ``http`` from
-    #: an ``https`` peer) is refused unless its origin is listed here.
+    #: Origins (``https://host:port``; a gRPC target as ``grpcs://host:port``)
+    #: its card may point us to besides ``url``'s. Only ``url``'s origin is
+    #: used by default: a card naming an interface elsewhere (another host,
+    #: port or scheme, plain ``http`` from an ``https`` peer) is refused unless
+    #: its origin is listed here.
     endpoints: list[str] = []
     #: JWK Set files (relative to the configuration) whose keys vouch for its
     #: card's signatures, matched by ``kid``: for a peer that signs with a key
@@ -211,7 +219,9 @@ class PeerConfig(BaseModel):
     def _endpoints_are_origins(cls, endpoints: list[str]) -> list[str]:
         for entry in endpoints:
             if not _ORIGIN.match(entry):
-                raise ValueError(f"{entry!r} is not an origin (https://host:port, no path)")
+                raise ValueError(
+                    f"{entry!r} is not an origin (https://host:port or grpcs://host:port, no path)"
+                )
         return endpoints
 
 

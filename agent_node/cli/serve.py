@@ -43,7 +43,8 @@ FAILURES = "agent_node.failures"
 @click.option(
     "--bindings",
     default=None,
-    help="The HTTP bindings to serve, comma-separated: jsonrpc, rest (default: both).",
+    help="The HTTP bindings to serve, comma-separated: jsonrpc, rest (default: both);"
+    " none, with --grpc-port, for gRPC alone.",
 )
 @click.option("--store", default=None, help="Store URL (overrides the file).")
 @click.option(
@@ -103,7 +104,7 @@ def serve(
         store=store,
         tls=tls,
         grpc_port=grpc_port,
-        bindings=[b.strip() for b in bindings.split(",") if b.strip()] if bindings else None,
+        bindings=_bindings(bindings),
     )
     node = AgentNode(config, insecure_dev=insecure_dev)
     node.check_transport()
@@ -154,3 +155,12 @@ def _log_failed_tasks(workflows: Mapping[str, CompiledWorkflow]) -> Callable[[],
         logger.setLevel(level)
 
     return stop
+
+
+def _bindings(flag: str | None) -> list[str] | None:
+    """``--bindings`` as a list (``none``: the empty one); None when not given."""
+    if flag is None:
+        return None
+    if flag.strip().lower() == "none":
+        return []
+    return [b.strip() for b in flag.split(",") if b.strip()]

@@ -308,8 +308,8 @@ async def test_1_0_is_spoken_when_offered_even_if_not_preferred(certs: Path) -> 
             "supportedInterfaces[0].url: Input should be a valid string",
         ),
         (
-            BASE | {"supportedInterfaces": interfaces(("GRPC", "1.0"), ("JSONRPC", "2.0"))},
-            "offers no JSON-RPC interface of A2A 1.0 or 0.3",
+            BASE | {"supportedInterfaces": interfaces(("GRPC", "0.3"), ("JSONRPC", "2.0"))},
+            "offers no JSON-RPC interface of A2A 1.0 or 0.3, nor HTTP+JSON or gRPC of 1.0",
         ),
         (b" " * (MAX_CARD_BYTES + 1), f"the card is over {MAX_CARD_BYTES} bytes"),
         (b"[" * 100_000, "the card is nested too deeply"),
@@ -412,7 +412,7 @@ async def test_a_card_pointing_to_another_origin_is_refused_for_good(
     assert refused.value.permanent and refused.value.peer == "writer"
     assert refused.value.reason == (
         f"its card points to another origin (127.0.0.1:{port} over {scheme}) than the"
-        " peer's URL; list it under the peer's endpoints: to allow it"
+        f" peer's URL; list it under the peer's endpoints: ({scheme}://host:port) to allow it"
     )
 
 

@@ -245,3 +245,25 @@ def test_a_node_serving_rest_only_answers_no_json_rpc(node_dir: Path) -> None:
     finally:
         process.kill()
         process.communicate(timeout=10)
+
+
+def test_a_node_serving_grpc_alone_lists_only_it(node_dir: Path) -> None:
+    pytest.importorskip("grpc")
+    refused = agent_node(
+        node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml", "--bindings", "none"
+    )
+    _, err = refused.communicate(timeout=30)
+    assert refused.returncode == 2, err
+    assert "no A2A binding is served" in err and "Traceback" not in err
+    args = ["serve", "--insecure-dev", "--config", "agent-node.yaml", "--bindings", "none"]
+    process = agent_node(node_dir, *args, "--grpc-port", "0")
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        card = httpx.get(f"{url}/.well-known/agent-card.json").json()
+        assert [i["protocolBinding"] for i in card["supportedInterfaces"]] == ["GRPC"]
+        assert httpx.post(f"{url}/a2a", json={}).status_code == 404
+        assert httpx.get(f"{url}/a2a/tasks/x").status_code == 404
+    finally:
+        process.kill()
+        process.communicate(timeout=10)

@@ -95,12 +95,16 @@ def test_the_card_lists_the_http_bindings_served() -> None:
     # No JSON-RPC: nothing for a 0.3 client (0.3 fields name a JSON-RPC endpoint).
     assert served("rest") == ([("HTTP+JSON", "1.0")], False)
     assert served("rest", grpc=True) == ([("HTTP+JSON", "1.0"), ("GRPC", "1.0")], False)
+    assert served(grpc=True) == ([("GRPC", "1.0")], False)  # gRPC alone
 
 
-def test_bindings_must_be_known_and_at_least_one() -> None:
-    for wrong in ([], ["soap"]):
-        with pytest.raises(ValidationError):
-            config(listen={"bindings": wrong})
+def test_bindings_must_be_known_and_some_binding_served() -> None:
+    with pytest.raises(ValidationError, match="no A2A binding is served"):
+        config(listen={"bindings": []})
+    with pytest.raises(ValidationError):
+        config(listen={"bindings": ["soap"]})
     with pytest.raises(ConfigError, match=r"listen \(from the flags\): bindings"):
         config().with_overrides(bindings=["jsonrpc", "graphql"])
     assert config().with_overrides(bindings=["rest"]).listen.bindings == ["rest"]
+    alone = config().with_overrides(bindings=[], grpc_port=0).listen
+    assert (alone.bindings, alone.grpc_port) == ([], 0)

@@ -97,14 +97,46 @@ def test_a_lower_version_on_an_allowed_origin_beats_a_refused_higher_one() -> No
     assert choice.passed_over == ("https://evil.example/a2a",)
 
 
-def test_1_0_is_preferred_and_grpc_is_not_ours() -> None:
-    interfaces = [jsonrpc("/grpc", binding="GRPC"), jsonrpc("/v03", "0.3"), jsonrpc("/v1")]
+def test_1_0_is_preferred_and_grpc_comes_last() -> None:
+    grpc = jsonrpc("b.example:8443", binding="GRPC")
+    interfaces = [grpc, jsonrpc("/v03", "0.3"), jsonrpc("/v1")]
     assert choose(interfaces, CARD, B).endpoint == "https://b.example:8443/v1"
+    rest = jsonrpc("/rest", binding="HTTP+JSON")
+    assert choose([grpc, rest], CARD, B).binding == "HTTP+JSON"
     with pytest.raises(NoInterface) as none:
-        choose([jsonrpc("/grpc", binding="GRPC"), jsonrpc("/v2", "2.0")], CARD, B)
-    assert none.value.refused is None
+        choose([jsonrpc("/v2", "2.0"), jsonrpc("b.example:8443", "0.3", "GRPC")], CARD, B)
+    assert none.value.refused is None  # gRPC of 0.3 is not spoken
     with pytest.raises(NoInterface):  # HTTP+JSON of 0.3 had other paths: not spoken
         choose([jsonrpc("/v03rest", "0.3", "HTTP+JSON")], CARD, B)
+
+
+def test_a_grpc_target_is_called_over_tls_when_the_card_came_over_https() -> None:
+    only = [jsonrpc("b.example:8443", binding="GRPC")]
+    choice = choose(only, CARD, B)
+    assert (choice.binding, choice.endpoint) == ("GRPC", "grpcs://b.example:8443")
+    plain = "http://b.example:8080/.well-known/agent-card.json"
+    choice = choose([jsonrpc("b.example:8080", binding="GRPC")], plain, Origins.of(plain))
+    assert choice.endpoint == "grpc://b.example:8080"
+    # Written as a URL: grpc(s) kept, http(s) read as grpc(s).
+    for written in ["grpcs://b.example:8443", "https://b.example:8443"]:
+        assert choose([jsonrpc(written, binding="GRPC")], CARD, B).endpoint == (
+            "grpcs://b.example:8443"
+        )
+
+
+def test_a_grpc_port_of_its_own_must_be_listed() -> None:
+    only = [jsonrpc("b.example:50051", binding="GRPC")]
+    with pytest.raises(NoInterface) as refused:
+        choose(only, CARD, B)
+    assert refused.value.refused == "grpcs://b.example:50051"
+    listed = Origins.of("https://b.example:8443", ["grpcs://b.example:50051"])
+    assert choose(only, CARD, listed).endpoint == "grpcs://b.example:50051"
+    # Listing TLS does not allow it in the clear, nor another port.
+    plain = [jsonrpc("grpc://b.example:50051", binding="GRPC")]
+    with pytest.raises(NoInterface):
+        choose(plain, CARD, listed)
+    with pytest.raises(NoInterface):
+        choose([jsonrpc("b.example:50052", binding="GRPC")], CARD, listed)
 
 
 def test_json_rpc_is_preferred_and_http_json_taken_when_it_is_all() -> None:
@@ -128,15 +160,17 @@ def test_json_rpc_is_preferred_and_http_json_taken_when_it_is_all() -> None:
 
 def test_a_rows_dialect_names_the_binding_when_it_is_not_json_rpc() -> None:
     assert dialect("JSONRPC", "1.0") == "1.0" and dialect("JSONRPC", "0.3") == "0.3"
-    assert dialect("HTTP+JSON", "1.0") == "HTTP+JSON 1.0"
-    for binding, version in [("JSONRPC", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "1.0")]:
+    assert dialect("HTTP+JSON", "1.0") == "HTTP+JSON 1.0" and dialect("GRPC", "1.0") == "GRPC 1.0"
+    spoken_ones = [("JSONRPC", "1.0"), ("JSONRPC", "0.3"), ("HTTP+JSON", "1.0"), ("GRPC", "1.0")]
+    for binding, version in spoken_ones:
         assert spoken(dialect(binding, version)) == (binding, version)  # type: ignore[arg-type]
     assert spoken("") == ("JSONRPC", "1.0")  # a row written before it was sent
 
 
 def test_endpoints_are_origins() -> None:
-    peer = PeerConfig(name="b", url="https://b.example", endpoints=["https://b-2.example:8443/"])
-    assert peer.endpoints == ["https://b-2.example:8443/"]
+    listed = ["https://b-2.example:8443/", "grpcs://b.example:50051"]
+    peer = PeerConfig(name="b", url="https://b.example", endpoints=listed)
+    assert peer.endpoints == listed
     for wrong in ["https://b-2.example/a2a", "b-2.example", "ftp://b-2.example"]:
         with pytest.raises(ValueError, match="is not an origin"):
             PeerConfig(name="b", url="https://b.example", endpoints=[wrong])

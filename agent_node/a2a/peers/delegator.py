@@ -9,7 +9,8 @@ Three modules share the work (the state machine itself is pure, in
   delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
   our caller's answer, ``CancelTask`` (:mod:`.calls`: over JSON-RPC of A2A
   1.0, or 0.3, or HTTP+JSON of 1.0, as the peer's card offers; JSON-RPC
-  preferred). Every call expects the peer's identity (the one
+  preferred; gRPC of 1.0 through :mod:`.grpc_calls` for a peer offering
+  nothing else, grpcio imported then only). Every call expects the peer's identity (the one
   configured, else the one that served its card) at the TLS handshake
   (:func:`~agent_node.a2a.peers.client.expecting`): a server that is anyone else
   is refused before any of the request — message, push token — is sent.
@@ -30,8 +31,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -49,6 +50,9 @@ from agent_node.errors import ConfigError, NodeFailed
 from agent_node.nodes.delegate import Delegation, Receipt
 from agent_node.nodes.delegation import task_state
 from agent_node.store.records import DelegationRecord
+
+if TYPE_CHECKING:
+    from agent_node.a2a.peers.grpc_calls import GrpcPeers
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +81,16 @@ class PeerDelegator:
         *,
         push_url: str | None,
         secret: bytes,
+        grpc: Callable[[], GrpcPeers] | None = None,
     ) -> None:
         self.directory = directory
         self.client = client
         #: Where peers push to (None: never ask for pushes, only poll).
         self.push_url = push_url
         self.secret = secret
+        #: Makes the gRPC client the first time a peer is called over gRPC.
+        self._make_grpc = grpc
+        self._grpc: GrpcPeers | None = None
         #: Sends under way in this process, by idempotency key.
         self._sending: dict[str, _Sending] = {}
 
@@ -191,8 +199,12 @@ class PeerDelegator:
         """Follow the peer's task (``SubscribeToTask``): each task or status
         update it streams, until the stream ends."""
         card = await self._reach(row)
+        if card.binding == "GRPC":
+            events = self._grpc_of(card).subscribe(card, row.remote_task_id)
+        else:
+            events = subscribe(self.client, card, row.remote_task_id)
         try:
-            async for event, identity in subscribe(self.client, card, row.remote_task_id):
+            async for event, identity in events:
                 self._check_identity(card, identity)
                 yield event
         except httpx.HTTPError as exc:
@@ -282,12 +294,34 @@ class PeerDelegator:
         self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[Any, str | None]:
         try:
-            result, identity = await call(self.client, card, method, params, headers)
+            if card.binding == "GRPC":
+                result, identity = await self._grpc_of(card).call(card, method, params, headers)
+            else:
+                result, identity = await call(self.client, card, method, params, headers)
         except httpx.HTTPError as exc:
             self.directory.forget(card.name)
             raise unreachable(card, exc) from None
         self._check_identity(card, identity)
         return result, identity
+
+    def _grpc_of(self, card: PeerCard) -> GrpcPeers:
+        if self._grpc is None:
+            try:
+                if self._make_grpc is None:
+                    raise ImportError("no gRPC client was set up")
+                self._grpc = self._make_grpc()
+            except ImportError as exc:
+                raise PeerError(
+                    f"peer {card.name!r} is reached over gRPC only, which needs grpcio"
+                    f" ({exc}): pip install 'agent-node[grpc]'",
+                    transient=False,
+                ) from None
+        return self._grpc
+
+    async def aclose(self) -> None:
+        """Close the gRPC channels (the HTTP client is its owner's to close)."""
+        if self._grpc is not None:
+            await self._grpc.aclose()
 
     def _check_identity(self, card: PeerCard, identity: str | None) -> None:
         # Our client checked it at the handshake already (``expecting``): this

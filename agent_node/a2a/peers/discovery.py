@@ -106,7 +106,8 @@ class PeerCard:
     signed_by: str | None
     #: Where the card was read (the well-known path that answered).
     card_url: str
-    #: The binding of ``endpoint``: JSON-RPC when the card offers it, else HTTP+JSON.
+    #: The binding of ``endpoint``: JSON-RPC when the card offers it, else
+    #: HTTP+JSON, else gRPC (:mod:`.endpoints`).
     binding: Binding = "JSONRPC"
 
     @property
@@ -354,13 +355,15 @@ class _Fetch:
             if exc.refused is None:
                 raise self._failure(
                     url,
-                    "the card offers no JSON-RPC interface of A2A 1.0 or 0.3, nor HTTP+JSON of 1.0",
+                    "the card offers no JSON-RPC interface of A2A 1.0 or 0.3, nor HTTP+JSON"
+                    " or gRPC of 1.0",
                 ) from None
             log.warning("peer %r: refused its card's interface %s", self.peer, exc.refused)
+            listed = exc.refused.split("://")[0] + "://host:port" if "://" in exc.refused else ""
             raise self._failure(
                 url,
                 f"its card points to another origin ({in_words(origin_of(exc.refused))}) than"
-                " the peer's URL; list it under the peer's endpoints: to allow it",
+                f" the peer's URL; list it under the peer's endpoints: ({listed}) to allow it",
                 permanent=True,
             ) from None
         for refused in choice.passed_over:

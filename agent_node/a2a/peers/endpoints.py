@@ -17,12 +17,21 @@ names a routable host, or one on a routable peer that names loopback, is
 still another origin (:func:`same_origin`).
 
 Among a card's interfaces, JSON-RPC is preferred (A2A 1.0, then 0.3), then
-HTTP+JSON of A2A 1.0 (§11); within one of these the card's order. When the
+HTTP+JSON of A2A 1.0 (§11), then gRPC of 1.0 (§10); within one of these the
+card's order. When the
 card's first interface of a kind is on an origin not allowed, another of
 that kind on an allowed origin is taken (the configured origin first); when
 the card offers none, the next kind on an allowed origin; when it offers
 nothing allowed at all, :class:`NoInterface` says which origin was refused.
-gRPC interfaces are not called (a node's delegations speak HTTP).
+
+A gRPC interface names a target, not a URL: ``host:port`` (what gRPC
+channels take, and what a2a-sdk and our own cards write), or
+``grpcs://host:port`` / ``grpc://host:port`` (with and without TLS). We call
+it as ``grpcs://host:port`` — TLS when the card was read over HTTPS — or
+``grpc://host:port`` when the card came over plain HTTP; its origin is the
+``https``/``http`` one of that host and port. gRPC is served on a port of its
+own, so a gRPC-only peer's interface is another origin than its card's: its
+``endpoints`` must list it (``grpcs://host:port``).
 
 What a delegation speaks is kept on its row as one string, its *dialect*:
 the version alone for JSON-RPC (``1.0``, ``0.3``, as rows always said), else
@@ -47,6 +56,7 @@ __all__ = [
     "Version",
     "choose",
     "dialect",
+    "grpc_target",
     "in_words",
     "origin_of",
     "same_origin",
@@ -54,7 +64,7 @@ __all__ = [
 ]
 
 Version = Literal["1.0", "0.3"]
-Binding = Literal["JSONRPC", "HTTP+JSON"]
+Binding = Literal["JSONRPC", "HTTP+JSON", "GRPC"]
 #: What we speak, best first.
 VERSIONS: tuple[Version, ...] = ("1.0", "0.3")
 #: What we speak, in the order we prefer it.
@@ -62,23 +72,42 @@ PREFERENCES: tuple[tuple[Binding, Version], ...] = (
     ("JSONRPC", "1.0"),
     ("JSONRPC", "0.3"),
     ("HTTP+JSON", "1.0"),
+    ("GRPC", "1.0"),
 )
 #: Scheme, host (lowercase, IPv6 without brackets) and port.
 Origin = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: gRPC's schemes as the origins they are (no default port: a target names one).
+_GRPC_SCHEMES = {"grpcs": "https", "grpc": "http"}
 
 
 def origin_of(url: str) -> Origin | None:
-    """The origin of an ``http(s)`` URL, its port made explicit; None for anything else."""
+    """The origin of an ``http(s)`` URL, its port made explicit, or of a
+    ``grpc(s)://host:port`` target (as ``http(s)``); None for anything else."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # a port that is not a number, or out of range
         return None
     scheme = parts.scheme.lower()
+    if scheme in _GRPC_SCHEMES and parts.hostname and port:
+        return _GRPC_SCHEMES[scheme], parts.hostname.lower(), port
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def grpc_target(interface_url: str, card_url: str) -> str:
+    """A card's gRPC interface as the ``grpc(s)://host:port`` we call (module
+    doc; an ``http(s)://`` URL is taken as ``grpc(s)://``). Anything else keeps
+    its scheme, which no origin allows."""
+    text = interface_url.strip()
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        as_grpc = {"https": "grpcs", "http": "grpc"}.get(scheme.lower(), scheme.lower())
+        return f"{as_grpc}://{rest}"
+    secure = urlsplit(card_url).scheme.lower() == "https"
+    return f"{'grpcs' if secure else 'grpc'}://{text}"
 
 
 def is_loopback(host: str) -> bool:
@@ -133,7 +162,9 @@ class NoInterface(Exception):
     offers none at all)."""
 
     def __init__(self, refused: str | None) -> None:
-        super().__init__(refused or "no JSON-RPC interface of A2A 1.0 or 0.3 nor HTTP+JSON of 1.0")
+        super().__init__(
+            refused or "no JSON-RPC interface of A2A 1.0 or 0.3, nor HTTP+JSON or gRPC of 1.0"
+        )
         self.refused = refused
 
 
@@ -152,7 +183,7 @@ def choose(interfaces: Sequence[Mapping[str, Any]], card_url: str, origins: Orig
     passed_over: list[str] = []
     for binding, version in PREFERENCES:
         offered = [
-            urljoin(card_url, str(interface.get("url", "")))
+            _resolved(binding, str(interface.get("url", "")), card_url)
             for interface in interfaces
             if interface.get("protocolBinding") == binding
             and _speaks(str(interface.get("protocolVersion", "")), version)
@@ -168,6 +199,10 @@ def choose(interfaces: Sequence[Mapping[str, Any]], card_url: str, origins: Orig
     raise NoInterface(passed_over[0] if passed_over else None)
 
 
+def _resolved(binding: Binding, url: str, card_url: str) -> str:
+    return grpc_target(url, card_url) if binding == "GRPC" else urljoin(card_url, url)
+
+
 def dialect(binding: Binding, version: Version) -> str:
     """What a delegation's row keeps of the binding and version it speaks."""
     return version if binding == "JSONRPC" else f"{binding} {version}"
@@ -176,9 +211,12 @@ def dialect(binding: Binding, version: Version) -> str:
 def spoken(text: str) -> tuple[Binding, Version]:
     """The binding and version of a row's :func:`dialect` ("" or anything
     unknown: JSON-RPC of A2A 1.0)."""
-    binding, _, version = text.rpartition(" ")
+    written, _, version = text.rpartition(" ")
     known: Version = "0.3" if version == "0.3" else "1.0"
-    return ("HTTP+JSON" if binding == "HTTP+JSON" else "JSONRPC"), known
+    binding: Binding = "JSONRPC"
+    if written in ("HTTP+JSON", "GRPC"):
+        binding = "HTTP+JSON" if written == "HTTP+JSON" else "GRPC"
+    return binding, known
 
 
 def _speaks(offered: str, version: str) -> bool:

@@ -21,6 +21,7 @@ import httpx
 
 from agent_node.a2a.peers.client import IdentityMismatch, shown_identity
 from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
+from agent_node.a2a.protocol.errors import ProtocolError
 from agent_node.errors import RuntimeFailure
 from agent_node.nodes.delegation import scrub
 
@@ -29,6 +30,7 @@ __all__ = [
     "TRANSIENT_STATUSES",
     "PeerError",
     "answer_of",
+    "code_of_reason",
     "excerpt",
     "retry_after",
     "scrub",
@@ -61,6 +63,15 @@ class PeerError(RuntimeFailure):
         self.transient = transient
         self.retry_after = retry_after
         self.code = code
+
+
+_BY_REASON = {row.value.reason: row.value.code for row in ProtocolError}
+
+
+def code_of_reason(reason: object) -> int | None:
+    """The JSON-RPC code of the protocol error an ``ErrorInfo`` reason names
+    (REST and gRPC errors name them so); None for a reason we do not know."""
+    return _BY_REASON.get(reason) if isinstance(reason, str) else None
 
 
 def answer_of(card: PeerCard, method: str, response: httpx.Response) -> dict[str, Any]:

@@ -31,19 +31,18 @@ from agent_node.a2a.peers.peer_errors import (
     TRANSIENT_CODES,
     TRANSIENT_STATUSES,
     PeerError,
+    code_of_reason,
     excerpt,
     retry_after,
     scrub,
 )
-from agent_node.a2a.protocol.errors import ERROR_INFO_TYPE, ProtocolError
+from agent_node.a2a.protocol.errors import ERROR_INFO_TYPE
 
 __all__ = ["MEDIA_TYPE", "RestCall", "rest_call", "rest_error", "rest_result"]
 
 #: What we send and accept: plain JSON, which every HTTP+JSON server takes
 #: (A2A 1.0.1 names application/a2a+json too, and servers accept both).
 MEDIA_TYPE = "application/json"
-
-_BY_REASON = {row.value.reason: row for row in ProtocolError}
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,7 @@ def rest_error(
         if isinstance(d, dict) and d.get("@type") == ERROR_INFO_TYPE
     ]
     reason = infos[0].get("reason") if infos else None
-    row = _BY_REASON.get(reason) if isinstance(reason, str) else None
-    code = row.value.code if row is not None else None
+    code = code_of_reason(reason)
     message = error.get("message")
     said = scrub(message) if isinstance(message, str) and message else str(reason or "no message")
     status = response.status_code if response is not None else 0
