@@ -4,11 +4,15 @@ Started as a real process, so that a node's ``delegate`` step is proven
 against an A2A server that is not ours::
 
     python sdk_peer_server.py --port P --certs DIR --name NAME --log FILE [--push] [--streaming]
+        [--rest | --grpc-port G]
 
 It serves the scenario contract of ``tests/e2e/foreign`` (the foreign-peer
 matrix, ``peer_scenarios.py``) for a message with a text part, with the
 SDK's own card and JSON-RPC routes (``--rest``: its HTTP+JSON routes under
-``/rest`` instead, the only interface its card names) and uvicorn's
+``/rest`` instead, the only interface its card names; ``--grpc-port``: its
+gRPC servicer, ``GrpcHandler`` on a ``grpc.aio`` server on that port with
+the same certificate and client certificates required, the only interface
+its card names, and no A2A over HTTP at all) and uvicorn's
 ordinary TLS options:
 ``DIR/NAME.pem`` as its certificate, client certificates required and
 checked against ``DIR/ca.pem``. A message with only a data part goes to the
@@ -30,6 +34,7 @@ twin, ``sdk03_peer_server.py``, is in ``peer_common.py`` and
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from a2a.helpers import get_data_parts, get_text_parts, new_data_part, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
@@ -152,10 +157,13 @@ def card(url: str, push: bool, stream: bool, binding: str = "JSONRPC") -> AgentC
 async def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--rest", action="store_true", help="serve HTTP+JSON, not JSON-RPC")
+    parser.add_argument("--grpc-port", type=int, help="serve gRPC on this port, not JSON-RPC")
     args = parser.parse_args()
     log = Log(args.log)
     base = f"https://127.0.0.1:{args.port}"
-    if args.rest:
+    if args.grpc_port:
+        agent_card = card(f"127.0.0.1:{args.grpc_port}", args.push, args.streaming, "GRPC")
+    elif args.rest:
         agent_card = card(base + REST_PATH, args.push, args.streaming, "HTTP+JSON")
     else:
         agent_card = card(base + RPC_PATH, args.push, args.streaming)
@@ -168,12 +176,39 @@ async def main() -> None:
             agent_card=agent_card,
             **pushes,
         )
-        if args.rest:
+        if args.grpc_port:
+            served = []
+            grpc_server = await serve_grpc(handler, args)
+        elif args.rest:
             served = create_rest_routes(handler, path_prefix=REST_PATH)
         else:
             served = create_jsonrpc_routes(handler, RPC_PATH)
         routes = [*create_agent_card_routes(agent_card), *served]
-        await serve(Starlette(routes=routes), args)
+        try:
+            await serve(Starlette(routes=routes), args)
+        finally:
+            if args.grpc_port:
+                await grpc_server.stop(1)
+
+
+async def serve_grpc(handler: DefaultRequestHandler, args: Any) -> Any:
+    """The SDK's gRPC servicer over ``handler`` on ``--grpc-port``, mutual TLS
+    as uvicorn's: ``DIR/NAME.pem``, client certificates checked against ``DIR/ca.pem``."""
+    import grpc
+    from a2a.server.request_handlers import GrpcHandler
+    from a2a.types import a2a_pb2_grpc
+
+    server = grpc.aio.server()
+    a2a_pb2_grpc.add_A2AServiceServicer_to_server(GrpcHandler(handler), server)
+    certs, name = args.certs, args.name
+    credentials = grpc.ssl_server_credentials(
+        [((certs / f"{name}-key.pem").read_bytes(), (certs / f"{name}.pem").read_bytes())],
+        root_certificates=(certs / "ca.pem").read_bytes(),
+        require_client_auth=True,
+    )
+    server.add_secure_port(f"127.0.0.1:{args.grpc_port}", credentials)
+    await server.start()
+    return server
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Our ``delegate`` node against peers we did not write: the foreign-peer matrix.
 
-Each foreign server — a2a-sdk 1.x (over JSON-RPC, and over HTTP+JSON alone)
-and 0.3.x (Python), ``@a2a-js/sdk`` 1.x and 0.3.x (Node.js) — runs as a real
+Each foreign server — a2a-sdk 1.x (over JSON-RPC, over HTTP+JSON alone, and
+over gRPC alone) and 0.3.x (Python), ``@a2a-js/sdk`` 1.x and 0.3.x (Node.js) — runs as a real
 process over mutual TLS and serves the
 scenario contract of :mod:`e2e.foreign`. It is reached three ways: it
 pushes to us (``push``), it streams but does not push (``sse``: we follow
@@ -34,8 +34,9 @@ from e2e.foreign.js_peers import js_peer
 from e2e.foreign.python_peers import python_peer, python_rest_peer
 from e2e.foreign.scenarios import Launcher
 from e2e.procs import Child, Spawn, child_env, opened, wait_until
-from e2e.test_delegation import V10, Net
+from e2e.test_delegation import V10, D, Net
 from support.certs import make_certs
+from support.ports import free_port
 from support.tls import caller_context
 
 from agent_node.results import to_event
@@ -46,6 +47,7 @@ ROUNDS = 5
 KINDS: dict[str, tuple[Launcher, str]] = {
     "a2a-sdk-1": (python_peer, "1"),
     "a2a-sdk-1-rest": (python_rest_peer, "1"),  # its card offers HTTP+JSON only
+    "a2a-sdk-1-grpc": (python_peer, "1"),  # its card offers gRPC only (a port of its own)
     "a2a-sdk-0.3": (python_peer, "0.3"),
     "a2a-js-1": (js_peer, "1"),
     "a2a-js-0.3": (js_peer, "0.3"),
@@ -111,6 +113,7 @@ async def matrix(request: pytest.FixtureRequest, kind: str, tmp_path: Path, spaw
     push, streaming = PATHS[request.param]
     launcher, generation = KINDS[kind]
     log = tmp_path / "peer.jsonl"
+    grpc = {"grpc_port": free_port()} if kind.endswith("-grpc") else {}
     argv, env = launcher(
         generation,
         port=net.port("f"),
@@ -119,6 +122,7 @@ async def matrix(request: pytest.FixtureRequest, kind: str, tmp_path: Path, spaw
         log=log,
         push=push,
         streaming=streaming,
+        **grpc,
     )
     peer = spawn("f", argv, {**child_env(tmp_path / "effects", 0.0), **env})
     await wait_until(
@@ -126,9 +130,14 @@ async def matrix(request: pytest.FixtureRequest, kind: str, tmp_path: Path, spaw
     )
     relay = tmp_path / "relay.yaml"
     relay.write_text(RELAY % FIRST_POLL[request.param])
-    net.configure("a", {"relay": relay}, ["f"])
+    config = net.configure("a", {"relay": relay}, ["f"])
+    if grpc:  # gRPC's port is another origin than the card's: listed
+        listed = f"'{D}/f', endpoints: ['grpcs://127.0.0.1:{grpc['grpc_port']}']}}"
+        config.write_text(config.read_text().replace(f"'{D}/f'}}", listed))
     await net.start("a")
-    spoken = {"a2a-sdk-1-rest": "HTTP+JSON 1.0"}.get(kind, "0.3" if generation == "0.3" else "1.0")
+    spoken = {"a2a-sdk-1-rest": "HTTP+JSON 1.0", "a2a-sdk-1-grpc": "GRPC 1.0"}.get(
+        kind, "0.3" if generation == "0.3" else "1.0"
+    )
     return Matrix(net, peer, log, request.param, spoken)
 
 

@@ -89,22 +89,31 @@ class CachedVenv:
         self.stamp.write_text("\n".join(self.requirements))
 
 
-def _sdk_server(version: str) -> CachedVenv:
-    """A venv holding exactly a2a-sdk ``version`` with its HTTP server extras and
-    uvicorn: the Python peer servers of :mod:`e2e.foreign` run in it."""
+def _sdk_server(version: str, grpc: bool = False) -> CachedVenv:
+    """A venv holding exactly a2a-sdk ``version`` with its HTTP server extras
+    (and ``grpc``'s) and uvicorn: the Python peer servers of :mod:`e2e.foreign`
+    run in it."""
+    extras = "http-server,grpc" if grpc else "http-server"
     return CachedVenv(
-        name=f"a2a-sdk-{version}-server-venv",
-        requirements=(f"a2a-sdk[http-server]=={version}", "httpx", "uvicorn"),
+        name=f"a2a-sdk-{version}-{'grpc-' if grpc else ''}server-venv",
+        requirements=(f"a2a-sdk[{extras}]=={version}", "httpx", "uvicorn"),
         check="import a2a.server.request_handlers, httpx, sse_starlette, starlette, uvicorn; "
-        "import importlib.metadata as m; v = m.version('a2a-sdk'); "
+        + ("import grpc; " if grpc else "")
+        + "import importlib.metadata as m; v = m.version('a2a-sdk'); "
         f"assert v == {version!r}, v",
-        purpose=f"the a2a-sdk {version} server",
+        purpose=f"the a2a-sdk {version} {'gRPC ' if grpc else ''}server",
     )
 
 
 #: The a2a-sdk peer servers, one venv per generation: the newest 1.x and 0.3.x
-#: releases (a2a-sdk 0.3 and 1.x cannot share an environment).
-SDK_SERVERS: dict[str, CachedVenv] = {"1": _sdk_server("1.3.0"), "0.3": _sdk_server("0.3.26")}
+#: releases (a2a-sdk 0.3 and 1.x cannot share an environment); "1-grpc" is
+#: 1.x with grpcio (its own venv: adding grpcio to "1" would remake a venv
+#: other tests are using).
+SDK_SERVERS: dict[str, CachedVenv] = {
+    "1": _sdk_server("1.3.0"),
+    "1-grpc": _sdk_server("1.3.0", grpc=True),
+    "0.3": _sdk_server("0.3.26"),
+}
 
 
 def _sdk_client(version: str, extra: str = "") -> CachedVenv:

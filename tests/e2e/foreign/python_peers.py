@@ -37,17 +37,21 @@ def python_peer(
     push: bool,
     streaming: bool,
     rest: bool = False,
+    grpc_port: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the a2a-sdk ``generation``
     ("1" or "0.3") peer server of the scenario contract; its venv is made
     first if need be (the test skips when pip cannot). ``rest`` (1.x): it
-    serves the HTTP+JSON binding only, its card naming no JSON-RPC interface."""
-    python = SDK_SERVERS[generation].interpreter()
+    serves the HTTP+JSON binding only, its card naming no JSON-RPC interface;
+    ``grpc_port`` (1.x): it serves gRPC only, there (a venv with grpcio)."""
+    venv = SDK_SERVERS[f"{generation}-grpc" if grpc_port else generation]
+    python = venv.interpreter()
     # -E: the tests' PYTHONPATH is not for this venv; -u: output as it comes.
     argv = [str(python), "-E", "-u", str(SCRIPTS[generation])]
     argv += ["--port", str(port), "--certs", str(certs), "--name", name]
     argv += ["--log", str(log)] if log is not None else []
     argv += ["--push"] * push + ["--streaming"] * streaming + ["--rest"] * rest
+    argv += ["--grpc-port", str(grpc_port)] if grpc_port else []
     return argv, {}
 
 
