@@ -1,26 +1,8 @@
 """The SQLite store: one file, one writer thread, group commit.
 
-SQLite allows one writer per file, so this store owns one connection on one
-thread and feeds it a queue of jobs. The thread takes every job waiting in
-the queue and runs them in a single ``BEGIN IMMEDIATE … COMMIT``, each inside
-its own savepoint: a job that raises rolls back alone, the others commit
-together. Under load this turns hundreds of concurrent node completions into
-one commit (group commit); a lone job pays one thread hop and one commit.
-
-Jobs are handed over once per event-loop iteration, not one by one: every
-job submitted while the loop runs its ready callbacks goes to the thread as
-one batch. Handed over singly, the thread woke for the first job and
-committed it alone — on a busy core nine batches in ten held one job, and a
-commit (its WAL writes) costs more than the rest of a job.
-
-Why not aiosqlite: it hops threads per statement and commits per call, which
-caps a step at the cost of several hops. The durability contract is the same
-— a job's result is returned only after its transaction committed.
-
-Checkpoints (copying the WAL into the database file, with an fsync) run on
-a thread of their own, a quarter second after commits, never in a commit:
-SQLite's automatic checkpoint would stall the writer — and every request
-waiting on it — for the length of an fsync every thousand pages.
+Every write is a job for the writer thread (:mod:`.sqlite_writer`), which
+runs all the jobs waiting in one transaction, each in its own savepoint, and
+returns a job's result only after its commit.
 
 Reads do not hop: they run on the calling thread, on a read-only connection
 of that thread's own (WAL readers never wait for the writer). A read sees
@@ -40,11 +22,8 @@ one cost memory.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
-import queue
 import sqlite3
 import threading
 import time
@@ -52,7 +31,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agent_node.errors import ConfigError, Fenced, StoreError, StoreFull, UnknownExecution
+from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import create_private, require_file
 from agent_node.store.notify import Notifier
@@ -89,19 +68,14 @@ from agent_node.store.sql import (
     wait_from_row,
     work_from_row,
 )
+from agent_node.store.sqlite_writer import Job, Notices, Writer, store_error
 
 __all__ = ["SqliteStore"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_Notices = list[tuple[str, str]]
-_Job = Callable[[sqlite3.Connection], tuple[Any, _Notices]]
-_Entry = tuple[_Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _STMTS = Statements(postgres=False)
-_MAX_BATCH = 512
-#: How long commits accumulate before the checkpoint thread runs (seconds).
-_CHECKPOINT_DELAY = 0.25
 # A set of ids as one JSON parameter: one statement text whatever the set's
 # size, so the driver's statement cache does not fill with IN-list variants.
 _IDS = "(SELECT value FROM json_each(?))"
@@ -127,15 +101,10 @@ class SqliteStore:
             raise ConfigError(
                 f"synchronous must be off, normal, full or extra, not {synchronous!r}"
             )
-        self._jobs: queue.SimpleQueue[list[_Entry] | None] = queue.SimpleQueue()
-        #: Jobs submitted in the current iteration of each event loop.
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
-        self._thread: threading.Thread | None = None
-        self._checkpointer: threading.Thread | None = None
-        #: Set after each commit, and to stop the checkpoint thread.
-        self._committed = threading.Event()
-        self._closing = False
         self._notifier = Notifier()
+        self._writer = Writer(
+            url, path, self._notifier, synchronous=self.synchronous, cache_kib=cache_kib
+        )
         #: Each reading thread's connection (see the module doc).
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -143,39 +112,24 @@ class SqliteStore:
     # -- lifecycle -----------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._writer.running:
             return
         if self._create_missing:
             create_private(self.path)
         else:
             require_file(self.url, self.path)
-        self._thread = threading.Thread(target=self._serve, name=f"sqlite:{self.path}", daemon=True)
-        self._thread.start()
+        self._writer.start()
         try:
             await self._submit(_create_schema)
         except BaseException:
             await self.close()
             raise
-        self._closing = False
-        self._checkpointer = threading.Thread(
-            target=self._checkpoints, name=f"sqlite checkpoints:{self.path}", daemon=True
-        )
-        self._checkpointer.start()
+        self._writer.start_checkpoints()
 
     async def close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
+        if not self._writer.running:
             return
-        for batch in self._pending.values():  # submitted but not yet handed over
-            self._jobs.put(batch)
-        self._pending.clear()
-        self._jobs.put(None)
-        await asyncio.to_thread(thread.join)
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            self._closing = True
-            self._committed.set()
-            await asyncio.to_thread(checkpointer.join)
+        await self._writer.stop()
         readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
@@ -184,146 +138,13 @@ class SqliteStore:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
 
-    # -- the writer thread ---------------------------------------------------
-
-    def _serve(self) -> None:
-        try:
-            conn = self._writer()
-        except sqlite3.Error as exc:  # a full disk, a directory we may not write
-            # Fail every job (open()'s schema job first) until close().
-            error = _store_error(self.path, exc)
-            while (batch := self._jobs.get()) is not None:
-                self._settle(batch, [(False, error)] * len(batch), [])
-            return
-        try:
-            while (first := self._jobs.get()) is not None:
-                batch = list(first)
-                while len(batch) < _MAX_BATCH:
-                    try:
-                        more = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        self._jobs.put(None)
-                        break
-                    batch.extend(more)
-                self._run_batch(conn, batch)
-                self._committed.set()
-        finally:
-            conn.close()
-
-    def _writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _checkpoints(self) -> None:
-        """Checkpoint the WAL a moment after commits (PASSIVE: never blocks the writer)."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        failing = False
-        try:
-            while True:
-                self._committed.wait()
-                time.sleep(_CHECKPOINT_DELAY)
-                # Clear, then look: close() sets the flag before the event, so
-                # a close at any point is seen now or wakes the next wait.
-                self._committed.clear()
-                if self._closing:
-                    return
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # busy, I/O, disk full: the next round tries again
-                    if not failing:  # once, not four times a second while the disk is full
-                        log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
-                    failing = True
-                else:
-                    failing = False
-        finally:
-            conn.close()
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Entry]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        notices: _Notices = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job, _, _ in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result, job_notices = job(conn)
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    if isinstance(exc, sqlite3.Error):
-                        exc = _store_error(self.path, exc)
-                    outcomes.append((False, exc))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((True, result))
-                    notices.extend(job_notices)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(False, _store_error(self.path, exc))] * len(batch)
-            notices = []
-        self._settle(batch, outcomes, notices)
-
-    def _settle(
-        self, batch: list[_Entry], outcomes: list[tuple[bool, Any]], notices: _Notices
-    ) -> None:
-        """Hand each job's outcome to the event loop that awaits it."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append((future, ok, value))
-        for loop, results in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(self._deliver, results, notices)
-            except RuntimeError:
-                pass  # that loop is closed: nobody awaits these results any more
-
-    def _deliver(
-        self, results: list[tuple[asyncio.Future[Any], bool, Any]], notices: _Notices
-    ) -> None:
-        for future, ok, value in results:
-            if future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        for kind, execution_id in notices:
-            self._notifier.publish(kind, execution_id)
-
-    async def _submit(self, job: _Job) -> Any:
-        if self._thread is None:
-            raise StoreError(f"the store {self.url} is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        pending.append((job, future, loop))
-        return await future
-
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Give the writer thread this loop iteration's jobs, as one batch."""
-        batch = self._pending.pop(loop, None)
-        if batch:
-            self._jobs.put(batch)
+    async def _submit(self, job: Job) -> Any:
+        return await self._writer.submit(job)
 
     # -- writes --------------------------------------------------------------
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
-        def job(conn: sqlite3.Connection) -> tuple[T | None, _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[T | None, Notices]:
             if conn.execute(_STMTS.get_execution, (execution.id,)).fetchone() is not None:
                 return None, []
             txn = Txn(
@@ -343,7 +164,7 @@ class SqliteStore:
         fence: Fence | None = None,
         related: bool = False,
     ) -> T:
-        def job(conn: sqlite3.Connection) -> tuple[T, _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[T, Notices]:
             if fence is not None:
                 _check_fence(conn, execution_id, fence)
             row = conn.execute(_STMTS.lock_execution, (execution_id,)).fetchone()
@@ -387,7 +208,7 @@ class SqliteStore:
             f" ORDER BY available_at LIMIT ?) RETURNING {WORK_COLUMNS}"
         )
 
-        def job(conn: sqlite3.Connection) -> tuple[list[Claim], _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[list[Claim], Notices]:
             params = [owner, lease_until, now, now, *([json.dumps(ids)] if ids else []), limit]
             items = [work_from_row(r) for r in conn.execute(sql, params).fetchall()]
             return _start_claims(conn, items, plan, now)
@@ -396,7 +217,7 @@ class SqliteStore:
         return claims
 
     async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
-        def job(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, int]], _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, int]], Notices]:
             return [tuple(r) for r in conn.execute(_STMTS.extend_leases, (until, owner))], []
 
         held: list[tuple[str, str, int]] = await self._submit(job)
@@ -417,11 +238,11 @@ class SqliteStore:
             f" WHERE lease_owner IN {in_list(len(names))}"
         )
 
-        def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
             count = conn.execute(sql, [now, *names]).rowcount
             freed = conn.execute(claims, [now, *names]).rowcount
             owed = conn.execute(pushes, [now, *names]).rowcount
-            notices: _Notices = [("work", "*")] if count else []
+            notices: Notices = [("work", "*")] if count else []
             return count + freed + owed, [*notices, ("delegation", "*")] if freed else notices
 
         count: int = await self._submit(job)
@@ -448,7 +269,7 @@ class SqliteStore:
             " WHERE task_id = ? AND id = ?"
         )
 
-        def job(conn: sqlite3.Connection) -> tuple[list[PushClaim], _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[list[PushClaim], Notices]:
             claims = [push_claim_from_row(r) for r in conn.execute(select, (now, now, limit))]
             for claim in claims:
                 claim.config.lease_owner, claim.config.lease_expires_at = owner, lease_until
@@ -486,7 +307,7 @@ class SqliteStore:
             f" RETURNING {DELEGATION_COLUMNS}"
         )
 
-        def job(conn: sqlite3.Connection) -> tuple[list[DelegationRecord], _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[list[DelegationRecord], Notices]:
             rows = conn.execute(sql, (lease_until, owner, now, limit)).fetchall()
             return [delegation_from_row(r) for r in rows], []
 
@@ -513,7 +334,7 @@ class SqliteStore:
         return await self._write(_STMTS.drop_delegation, params) > 0
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
-        def job(conn: sqlite3.Connection) -> tuple[int, _Notices]:
+        def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
             return conn.execute(sql, params).rowcount, []
 
         count: int = await self._submit(job)
@@ -598,12 +419,12 @@ class SqliteStore:
         return [wait_from_row(r) for r in await self._fetch(_STMTS.waits_of, (execution_id,))]
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if self._thread is None:
+        if not self._writer.running:
             raise StoreError(f"the store {self.url} is not open")
         try:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from exc
+            raise store_error(self.path, exc) from exc
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -618,25 +439,7 @@ class SqliteStore:
         return conn
 
 
-def _store_error(path: Path, exc: sqlite3.Error) -> StoreError:
-    """``exc`` as a StoreError; a full disk as :class:`StoreFull`. SQLite says
-    SQLITE_FULL when a write finds no space, but a bare "disk I/O error" when
-    the ``-shm`` file cannot grow (SQLITE_IOERR_SHMSIZE) — on a full disk,
-    the usual error of the first write after a restart."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _disk_full(path)):
-        return StoreFull(f"the store could not write, its disk is full: SQLite {path}: {exc}")
-    return StoreError(f"SQLite {path}: {exc}")
-
-
-def _disk_full(path: Path) -> bool:
-    try:
-        return os.statvfs(path.absolute().parent).f_bavail == 0
-    except OSError:
-        return False
-
-
-def _create_schema(conn: sqlite3.Connection) -> tuple[None, _Notices]:
+def _create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
     """Create the schema, or bring an older one up to date (versions only add tables)."""
     for statement in ddl("sqlite"):
         conn.execute(statement)
@@ -670,7 +473,7 @@ def _check_fence(conn: sqlite3.Connection, execution_id: str, fence: Fence) -> N
         raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
 
 
-def _flush(conn: sqlite3.Connection, txn: Txn) -> _Notices:
+def _flush(conn: sqlite3.Connection, txn: Txn) -> Notices:
     for sql, rows in flush_statements(txn, _STMTS):
         if len(rows) == 1:
             conn.execute(sql, rows[0])
@@ -687,12 +490,12 @@ def _flush(conn: sqlite3.Connection, txn: Txn) -> _Notices:
 
 def _start_claims(
     conn: sqlite3.Connection, items: list[WorkItem], plan: ClaimPlan, now: float
-) -> tuple[list[Claim], _Notices]:
+) -> tuple[list[Claim], Notices]:
     by_execution: dict[str, list[WorkItem]] = {}
     for item in items:
         by_execution.setdefault(item.execution_id, []).append(item)
     claims: list[Claim] = []
-    notices: _Notices = []
+    notices: Notices = []
     for execution_id, leased in by_execution.items():
         row = conn.execute(_STMTS.lock_execution, (execution_id,)).fetchone()
         txn = Txn(execution_from_row(row), now)

@@ -1,0 +1,262 @@
+"""The SQLite store's writer: one connection on one thread, group commit.
+
+SQLite allows one writer per file, so the store owns one connection on one
+thread and feeds it a queue of jobs. The thread takes every job waiting in
+the queue and runs them in a single ``BEGIN IMMEDIATE … COMMIT``, each inside
+its own savepoint: a job that raises rolls back alone, the others commit
+together. Under load this turns hundreds of concurrent node completions into
+one commit (group commit); a lone job pays one thread hop and one commit.
+
+Jobs are handed over once per event-loop iteration, not one by one: every
+job submitted while the loop runs its ready callbacks goes to the thread as
+one batch. Handed over singly, the thread woke for the first job and
+committed it alone — on a busy core nine batches in ten held one job, and a
+commit (its WAL writes) costs more than the rest of a job.
+
+Why not aiosqlite: it hops threads per statement and commits per call, which
+caps a step at the cost of several hops. The durability contract is the same
+— a job's result is returned only after its transaction committed.
+
+Checkpoints (copying the WAL into the database file, with an fsync) run on
+a thread of their own, a quarter second after commits, never in a commit:
+SQLite's automatic checkpoint would stall the writer — and every request
+waiting on it — for the length of an fsync every thousand pages.
+
+``synchronous=NORMAL`` (the default, WAL) survives a killed process; FULL
+survives power loss as well (the store's URL says which).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_node.errors import StoreError, StoreFull
+from agent_node.store.notify import Notifier
+
+__all__ = ["Job", "Notices", "Writer", "store_error"]
+
+log = logging.getLogger(__name__)
+
+Notices = list[tuple[str, str]]
+#: A job: what it returns, and the notices to publish once it committed.
+Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
+_Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_MAX_BATCH = 512
+#: How long commits accumulate before the checkpoint thread runs (seconds).
+_CHECKPOINT_DELAY = 0.25
+
+
+class Writer:
+    """The thread that writes ``path``, fed jobs by :meth:`submit` (module
+    doc); the notices of committed jobs go to ``notifier``."""
+
+    def __init__(
+        self, url: str, path: Path, notifier: Notifier, *, synchronous: str, cache_kib: int
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.synchronous = synchronous
+        self.cache_kib = cache_kib
+        self._notifier = notifier
+        self._jobs: queue.SimpleQueue[list[_Entry] | None] = queue.SimpleQueue()
+        #: Jobs submitted in the current iteration of each event loop.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
+        self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
+        #: Set after each commit, and to stop the checkpoint thread.
+        self._committed = threading.Event()
+        self._closing = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        """Start the writer thread (jobs may be submitted from now on)."""
+        self._thread = threading.Thread(target=self._serve, name=f"sqlite:{self.path}", daemon=True)
+        self._thread.start()
+
+    def start_checkpoints(self) -> None:
+        """Start the checkpoint thread (once the schema is there)."""
+        self._closing = False
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name=f"sqlite checkpoints:{self.path}", daemon=True
+        )
+        self._checkpointer.start()
+
+    async def stop(self) -> None:
+        """Run what was submitted, then stop both threads."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        for batch in self._pending.values():  # submitted but not yet handed over
+            self._jobs.put(batch)
+        self._pending.clear()
+        self._jobs.put(None)
+        await asyncio.to_thread(thread.join)
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            self._closing = True
+            self._committed.set()
+            await asyncio.to_thread(checkpointer.join)
+
+    def _serve(self) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:  # a full disk, a directory we may not write
+            # Fail every job (open()'s schema job first) until close().
+            error = store_error(self.path, exc)
+            while (batch := self._jobs.get()) is not None:
+                self._settle(batch, [(False, error)] * len(batch), [])
+            return
+        try:
+            while (first := self._jobs.get()) is not None:
+                batch = list(first)
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        self._jobs.put(None)
+                        break
+                    batch.extend(more)
+                self._run_batch(conn, batch)
+                self._committed.set()
+        finally:
+            conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _checkpoints(self) -> None:
+        """Checkpoint the WAL a moment after commits (PASSIVE: never blocks the writer)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        failing = False
+        try:
+            while True:
+                self._committed.wait()
+                time.sleep(_CHECKPOINT_DELAY)
+                # Clear, then look: close() sets the flag before the event, so
+                # a close at any point is seen now or wakes the next wait.
+                self._committed.clear()
+                if self._closing:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy, I/O, disk full: the next round tries again
+                    if not failing:  # once, not four times a second while the disk is full
+                        log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
+                    failing = True
+                else:
+                    failing = False
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Entry]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        notices: Notices = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, _, _ in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result, job_notices = job(conn)
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    if isinstance(exc, sqlite3.Error):
+                        exc = store_error(self.path, exc)
+                    outcomes.append((False, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((True, result))
+                    notices.extend(job_notices)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(False, store_error(self.path, exc))] * len(batch)
+            notices = []
+        self._settle(batch, outcomes, notices)
+
+    def _settle(
+        self, batch: list[_Entry], outcomes: list[tuple[bool, Any]], notices: Notices
+    ) -> None:
+        """Hand each job's outcome to the event loop that awaits it."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, results in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(self._deliver, results, notices)
+            except RuntimeError:
+                pass  # that loop is closed: nobody awaits these results any more
+
+    def _deliver(
+        self, results: list[tuple[asyncio.Future[Any], bool, Any]], notices: Notices
+    ) -> None:
+        for future, ok, value in results:
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        for kind, execution_id in notices:
+            self._notifier.publish(kind, execution_id)
+
+    async def submit(self, job: Job) -> Any:
+        if self._thread is None:
+            raise StoreError(f"the store {self.url} is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append((job, future, loop))
+        return await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the writer thread this loop iteration's jobs, as one batch."""
+        batch = self._pending.pop(loop, None)
+        if batch:
+            self._jobs.put(batch)
+
+
+def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """``exc`` as a StoreError; a full disk as :class:`StoreFull`. SQLite says
+    SQLITE_FULL when a write finds no space, but a bare "disk I/O error" when
+    the ``-shm`` file cannot grow (SQLITE_IOERR_SHMSIZE) — on a full disk,
+    the usual error of the first write after a restart."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and disk_full(path)):
+        return StoreFull(f"the store could not write, its disk is full: SQLite {path}: {exc}")
+    return StoreError(f"SQLite {path}: {exc}")
+
+
+def disk_full(path: Path) -> bool:
+    try:
+        return os.statvfs(path.absolute().parent).f_bavail == 0
+    except OSError:
+        return False
