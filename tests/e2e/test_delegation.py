@@ -417,6 +417,12 @@ async def test_canceling_a_task_cancels_its_delegation_on_the_peer(net: Net) -> 
     net.configure("a", {"relay": net.relay("a", "b", "hold", poll=30.0)}, ["b"])
     await net.start("b")
     await net.start("a")
+    await cancel_through(net)
+
+
+async def cancel_through(net: Net) -> None:
+    """A delegates to B (which holds its task), then A's caller cancels: B's
+    task ends canceled and A's delegation row goes."""
     task = await send(net, "a", "Ada", blocking=False)
     async with opened(net.store("a")) as store:
         await wait_until(lambda: _delegated(store, task["id"]), "the delegation", timeout=10)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.procs import Spawn, opened, wait_until
+from e2e.procs import Spawn, wait_until
 from e2e.test_delegation import (
     BOOK,
     HELLO,
@@ -26,7 +26,7 @@ from e2e.test_delegation import (
     V10,
     D,
     Net,
-    _delegated,
+    cancel_through,
     client,
     events_of,
     finished,
@@ -162,18 +162,7 @@ async def test_canceling_carries_over_grpc(net: Net) -> None:
     calling(net, "a", "hold", "b", port, poll=30.0)
     await net.start("b")
     await net.start("a")
-    task = await send(net, "a", "Ada", blocking=False)
-    async with opened(net.store("a")) as store:
-        await wait_until(lambda: _delegated(store, task["id"]), "the delegation", timeout=10)
-    body = {"jsonrpc": "2.0", "id": 2, "method": "CancelTask", "params": {"id": task["id"]}}
-    async with client(net.certs) as http:
-        canceled = (await http.post(f"{net.url('a')}/a2a", json=body, headers=V10)).json()
-    assert canceled["result"]["status"]["state"] == "TASK_STATE_CANCELED"
-    (b_task,) = await tasks_of(net.store("b"))
-    await wait_until(lambda: finished(net.store("b"), b_task.id), "B's task to end", timeout=15)
-    async with opened(net.store("b")) as store:
-        record = await store.get(b_task.id)
-    assert record is not None and record.status == "canceled"
+    await cancel_through(net)
 
 
 async def test_a_grpc_port_not_listed_is_refused(net: Net) -> None:

@@ -22,7 +22,6 @@ from support.grpc_calls import Caller, mtls_channel, raw_request, refusal  # noq
 from support.workflows import greeter  # noqa: E402
 
 from agent_node import Runtime, load_workflow  # noqa: E402
-from agent_node.a2a.protocol.models import Task, TaskState, TaskStatus  # noqa: E402
 from agent_node.a2a.server.app import Guard  # noqa: E402
 from agent_node.a2a.server.card import build_card  # noqa: E402
 from agent_node.a2a.server.grpc.server import bind, serve_service, stop  # noqa: E402
@@ -94,9 +93,7 @@ async def serve(certs: Path) -> AsyncIterator[Serve]:
 
 @pytest.fixture
 def handler() -> FakeHandler:
-    handler = FakeHandler()
-    handler.tasks["t1"] = Task(id="t1", context_id="c1", status=TaskStatus(state=TaskState.WORKING))
-    return handler
+    return FakeHandler.with_working_task()
 
 
 def message(text: str = "hello") -> dict[str, Any]:

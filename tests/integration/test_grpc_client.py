@@ -20,7 +20,6 @@ from support.ports import free_port  # noqa: E402
 from agent_node.a2a.peers.discovery import PeerCard  # noqa: E402
 from agent_node.a2a.peers.grpc_calls import GrpcPeers  # noqa: E402
 from agent_node.a2a.peers.peer_errors import PeerError  # noqa: E402
-from agent_node.a2a.protocol.models import Task, TaskState, TaskStatus  # noqa: E402
 from agent_node.a2a.server.grpc.server import bind, serve_service, stop  # noqa: E402
 from agent_node.a2a.server.grpc.service import A2AService  # noqa: E402
 from agent_node.a2a.server.limits import Limits  # noqa: E402
@@ -37,9 +36,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def handler() -> FakeHandler:
-    handler = FakeHandler()
-    handler.tasks["t1"] = Task(id="t1", context_id="c1", status=TaskStatus(state=TaskState.WORKING))
-    return handler
+    return FakeHandler.with_working_task()
 
 
 @pytest.fixture

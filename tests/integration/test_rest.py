@@ -20,7 +20,6 @@ from support.fake_handler import FakeHandler
 from support.workflows import greeter
 
 from agent_node import Runtime, load_workflow
-from agent_node.a2a.protocol.models import Task, TaskState, TaskStatus
 from agent_node.a2a.server.app import Guard, create_app
 from agent_node.a2a.server.card import CardDocument
 from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
@@ -59,9 +58,7 @@ def client_for(app: Any) -> httpx.AsyncClient:
 
 @pytest.fixture
 def handler() -> FakeHandler:
-    handler = FakeHandler()
-    handler.tasks["t1"] = Task(id="t1", context_id="c1", status=TaskStatus(state=TaskState.WORKING))
-    return handler
+    return FakeHandler.with_working_task()
 
 
 @pytest.fixture

@@ -43,6 +43,15 @@ _RAISES: dict[str, type[A2AError]] = {
 
 
 class FakeHandler:
+    @classmethod
+    def with_working_task(cls) -> FakeHandler:
+        """A handler holding one task, ``t1`` (context ``c1``), working."""
+        handler = cls()
+        handler.tasks["t1"] = Task(
+            id="t1", context_id="c1", status=TaskStatus(state=TaskState.WORKING)
+        )
+        return handler
+
     def __init__(self) -> None:
         self.tasks: dict[str, Task] = {}
         self.calls: list[tuple[str, WireModel, CallContext]] = []
