@@ -66,6 +66,7 @@ from pydantic import (
 from agent_node.errors import ConfigError
 from agent_node.settings import (
     ID_PATTERN,
+    AuthSettings,
     CardSource,
     Limits,
     ListenConfig,
@@ -125,6 +126,8 @@ class NodeConfig(BaseModel):
     #: certificate chain in ``x5c``), so peers can check who published it.
     sign_card: bool = True
     policy: PolicySettings = PolicySettings()
+    #: Schemes callers may authenticate with besides a client certificate.
+    auth: AuthSettings = AuthSettings()
     peers: list[PeerConfig] = []
     #: Read when a configuration is loaded, so $AGENT_NODE_MODEL is taken then.
     models: ModelSettings = Field(default_factory=ModelSettings)

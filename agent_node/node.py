@@ -160,6 +160,7 @@ class _Parts:
         from agent_node.nodes.model import ModelExecutor
         from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
+        from agent_node.security.authn import authenticator
         from agent_node.security.authz import Policy
 
         outgoing = config.client_ssl_context()
@@ -185,7 +186,10 @@ class _Parts:
             runtime.workflows.add(workflow)
         card = CardDocument.of(_signed(config, build_card(config, workflows)))
         default = next((s.id for s in config.skills if s.default), None)
-        policy = Policy.of(config.policy) if secure else Policy.open()
+        authn = authenticator(config.auth, config.path, config.name)
+        # Callers are known (and the policy applies) with TLS or another scheme.
+        known = secure or authn is not None
+        policy = Policy.of(config.policy) if known else Policy.open()
         tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
         if offers_extended_card(config, workflows):
             extended = _signed(config, build_card(config, workflows, extended=True))
@@ -205,9 +209,10 @@ class _Parts:
         if "rest" in served:
             rest = rest_endpoint(tasks, capabilities=capabilities, limits=config.limits)
         guard = Guard(
-            require_identity=secure,
+            require_identity=known,
             card_public=config.card_public,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
+            authn=authn,
         )
         pushes = PushReceiver(runtime, delegator, require_identity=secure)
         posts = {PUSH_PATH: pushes.endpoint}
@@ -230,7 +235,7 @@ class _Parts:
                 capabilities=capabilities,
                 limits=config.limits,
                 guard=guard,  # one count of requests in flight per caller, every binding
-                secure=secure,
+                secure=known,
                 identity_from_cn=config.identity_from_cn,
             )
         return parts

@@ -52,6 +52,7 @@ COMMANDS = {
         "inspect",
         "Show an execution: status, waits, state and the timeline of its nodes.",
     ),
+    "keys": LazyCommand(".keys", "keys", "Add, list and revoke the API keys callers may present."),
     "peers": LazyCommand(
         ".peers", "peers", "Fetch every configured peer's Agent Card and show what it offers."
     ),

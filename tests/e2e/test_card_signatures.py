@@ -74,13 +74,25 @@ async def our_client(certs: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["with-0.3-fields", "1.0-only"])
+#: A node taking bearer JWTs and API keys too: its card declares three schemes.
+AUTH = (
+    "auth: {api_keys: {}, jwt: {issuer: 'https://issuer.test', audience: greeter,"
+    " jwks_file: jwks.json}}\n"
+)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(True, ""), (False, ""), (False, AUTH)],
+    ids=["with-0.3-fields", "1.0-only", "1.0-with-auth-schemes"],
+)
 def node(
     request: pytest.FixtureRequest, certs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, bool]]:
     folder = tmp_path_factory.mktemp("node")
-    v03 = bool(request.param)
-    with serving_mtls(folder, certs, extra=f"card_v03_fields: {str(v03).lower()}\n") as url:
+    v03, auth = request.param
+    extra = f"card_v03_fields: {str(v03).lower()}\n{auth}"
+    with serving_mtls(folder, certs, extra=extra) as url:
         yield url, v03
 
 

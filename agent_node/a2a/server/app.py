@@ -31,7 +31,7 @@ Every request first passes the :class:`Guard`, before its body is read:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -46,7 +46,8 @@ from agent_node.a2a.server.jsonrpc import refusal
 from agent_node.a2a.server.media import answer_media_type
 from agent_node.a2a.server.operations import Endpoint
 from agent_node.a2a.server.rest import REST_PREFIX, error_response
-from agent_node.transport import caller_of
+from agent_node.security.authn import Authenticator, Refused
+from agent_node.transport import CALLER, caller_of
 
 __all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
 
@@ -59,6 +60,12 @@ NO_CERTIFICATE = (
     " trust bundle (curl --cert/--key; agent-node --cert-dir DIR --identity NAME, or tls:"
     " in its configuration)"
 )
+NO_CREDENTIALS = (
+    "credentials are required: a client certificate (mutual TLS), or what the card's"
+    " securitySchemes name (a bearer token, an API key)"
+)
+#: The ASGI scope key naming the scheme that named the caller (absent: mutual TLS).
+SCHEME = "agent_node.scheme"
 
 
 @dataclass
@@ -71,7 +78,33 @@ class Guard:
     card_public: bool = False
     #: Requests one identity may have in flight; 0: no cap.
     max_concurrent_per_caller: int = 0
+    #: The schemes callers may use besides a client certificate (``auth:``).
+    authn: Authenticator | None = None
     _in_flight: dict[str | None, int] = field(default_factory=dict, repr=False)
+
+    async def authenticate(
+        self, scope: Scope, header: Callable[[str], str | None]
+    ) -> A2AError | None:
+        """Name the caller of a request that came without a client
+        certificate by the credentials it carries (:mod:`agent_node.security.authn`):
+        ``scope``'s caller is set; an error when they do not hold."""
+        if self.authn is None or not self.authn.enabled or caller_of(scope) is not None:
+            return None
+        try:
+            found = await self.authn.identify(header)
+        except Refused as exc:
+            client = scope.get("client")
+            where = f"{client[0]}:{client[1]}" if client else "a client"
+            log.warning("refused %s: %s (%s %s)", where, exc, scope["method"], scope["path"])
+            return Unauthenticated(str(exc))
+        if found is not None:
+            scope[CALLER], scope[SCHEME] = found
+        return None
+
+    def challenge(self) -> dict[str, str]:
+        """The headers of a 401: ``WWW-Authenticate`` naming the schemes accepted."""
+        value = self.authn.challenge() if self.authn is not None else None
+        return {"WWW-Authenticate": value} if value else {}
 
     def refuse(self, scope: Scope) -> A2AError | None:
         caller = caller_of(scope)
@@ -80,7 +113,9 @@ class Guard:
         if self.require_identity and caller is None and not public:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "a client"
-            log.warning("refused %s: no client certificate (%s %s)", where, scope["method"], path)
+            log.warning("refused %s: no credentials (%s %s)", where, scope["method"], path)
+            if self.authn is not None and self.authn.enabled:
+                return Unauthenticated(NO_CREDENTIALS)
             return Unauthenticated(NO_CERTIFICATE)
         cap = self.max_concurrent_per_caller
         if cap and self._in_flight.get(caller, 0) >= cap:
@@ -182,9 +217,13 @@ class _Front:
         to_rest = self.rest is not None and path.startswith(REST_PREFIX) and path not in self.taken
         if to_rest:
             endpoint = self.rest
-        refused = self.guard.refuse(scope)
+        refused = await self.guard.authenticate(scope, _header_of(scope))
+        refused = refused or self.guard.refuse(scope)
         if refused is not None:
-            await _refusal(refused, scope, to_a2a, to_rest)(scope, receive, send)
+            response = _refusal(refused, scope, to_a2a, to_rest)
+            if isinstance(refused, Unauthenticated):
+                response.headers.update(self.guard.challenge())
+            await response(scope, receive, send)
             return
         caller = self.guard.enter(scope)
         try:
@@ -208,6 +247,19 @@ def _refusal(error: A2AError, scope: Scope, to_a2a: bool, to_rest: bool) -> Resp
     row = error.error.row
     body = {"error": {"code": row.http_status, "status": row.reason, "message": error.message}}
     return JSONResponse(body, row.http_status, headers=headers)
+
+
+def _header_of(scope: Scope) -> Callable[[str], str | None]:
+    """``header(name)`` of the request of ``scope`` (a lowercase name)."""
+
+    def header(name: str) -> str | None:
+        wanted = name.encode("latin-1")
+        for key, value in scope.get("headers", ()):
+            if key.lower() == wanted:
+                return bytes(value).decode("latin-1")
+        return None
+
+    return header
 
 
 def _matches(header: str | None, etag: str) -> bool:

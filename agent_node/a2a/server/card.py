@@ -48,7 +48,10 @@ JWKS_PATH = "/.well-known/jwks.json"
 #: The name of the mutual-TLS security scheme in a card, and the role it requires.
 MTLS_SCHEME = "mtls"
 MTLS_ROLE = "client-certificate"
-_MTLS_REQUIRED: list[dict[str, Any]] = [{"schemes": {MTLS_SCHEME: {"list": [MTLS_ROLE]}}}]
+#: The schemes of ``auth:``, as the card names them.
+BEARER_SCHEME = "bearer"
+API_KEY_SCHEME = "apiKey"
+CALLER_ROLE = "caller"
 
 
 @dataclass(frozen=True)
@@ -107,8 +110,7 @@ def build_card(
         interfaces = card["supportedInterfaces"]
         at = sum(1 for i in interfaces if i["protocolVersion"] == "1.0")
         interfaces.insert(at, grpc)
-    if config.tls is not None:
-        _declare_mtls(card)
+    _declare_security(card, config)
     AgentCard.model_validate(card)
     if config.card_v03_fields and "jsonrpc" in config.listen.bindings:  # 0.3 is JSON-RPC only
         card.update(card_v03_fields(card, endpoint))
@@ -130,15 +132,51 @@ def _interfaces(endpoint: str, bindings: Sequence[str]) -> list[dict[str, str]]:
     return interfaces
 
 
-def _declare_mtls(card: dict[str, Any]) -> None:
-    description = (
-        "Mutual TLS: present a client certificate that chains to this node's trust"
-        " bundle; the caller is the identity its URI SAN names."
-    )
-    card["securitySchemes"] = {MTLS_SCHEME: {"mtlsSecurityScheme": {"description": description}}}
-    card["securityRequirements"] = _MTLS_REQUIRED
+def _declare_security(card: dict[str, Any], config: NodeConfig) -> None:
+    """The schemes callers may use (mutual TLS with TLS, and those of
+    ``auth:``), any one of them sufficing. Each requirement names a role
+    (OpenAPI's scopes of non-OAuth schemes), never an empty list: verifiers
+    of signed cards disagree on empty ones."""
+    schemes: dict[str, Any] = {}
+    if config.tls is not None:
+        description = (
+            "Mutual TLS: present a client certificate that chains to this node's trust"
+            " bundle; the caller is the identity its URI SAN names."
+        )
+        schemes[MTLS_SCHEME] = {"mtlsSecurityScheme": {"description": description}}
+    jwt = config.auth.jwt
+    if jwt is not None and jwt.oidc:
+        schemes[BEARER_SCHEME] = {
+            "openIdConnectSecurityScheme": {
+                "description": f"A bearer JWT of {jwt.issuer} (OpenID Connect).",
+                "openIdConnectUrl": jwt.oidc,
+            }
+        }
+    elif jwt is not None:
+        schemes[BEARER_SCHEME] = {
+            "httpAuthSecurityScheme": {
+                "description": f"A bearer JWT of {jwt.issuer}, for audience {jwt.audience}.",
+                "scheme": "Bearer",
+                "bearerFormat": "JWT",
+            }
+        }
+    keys = config.auth.api_keys
+    if keys is not None:
+        schemes[API_KEY_SCHEME] = {
+            "apiKeySecurityScheme": {
+                "description": "An API key this node's operator issued.",
+                "location": "header",
+                "name": keys.header,
+            }
+        }
+    if not schemes:
+        return
+    role = {MTLS_SCHEME: MTLS_ROLE, BEARER_SCHEME: CALLER_ROLE, API_KEY_SCHEME: CALLER_ROLE}
+    required = [{"schemes": {name: {"list": [role[name]]}}} for name in schemes]
+    card["securitySchemes"] = schemes
+    card["securityRequirements"] = required
     for skill in card["skills"]:
-        skill["securityRequirements"] = _MTLS_REQUIRED
+        skill["securityRequirements"] = required
 
 
 def _skill(source: CardSource, skill_id: str, workflow: CompiledWorkflow) -> dict[str, Any]:

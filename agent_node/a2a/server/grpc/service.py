@@ -3,8 +3,10 @@
 A call goes the way an HTTP binding's request goes (:mod:`..operations`):
 
 1. Who calls: the identity of the client certificate's URI SAN
-   (:func:`~agent_node.security.tls.identity_of`); with mutual TLS a call
-   without one is ``UNAUTHENTICATED``. The node's :class:`~agent_node.a2a.server.app.Guard`
+   (:func:`~agent_node.security.tls.identity_of`), else of the credentials
+   in its metadata (``authorization: Bearer …``, the API key's header;
+   ``auth:``); a call that must name someone and does not is
+   ``UNAUTHENTICATED``. The node's :class:`~agent_node.a2a.server.app.Guard`
    counts it among the caller's requests in flight, across every binding:
    one more than ``limits.max_concurrent_per_caller`` is ``RESOURCE_EXHAUSTED``.
 2. ``a2a-version`` metadata, by major.minor: absent, empty or 1.0 (the
@@ -162,6 +164,15 @@ class A2AService:
             "client": _address(context.peer()),
             CALLER: caller,
         }
+        if caller is None:  # credentials in metadata (auth:), as HTTP headers are
+            metadata = {key: value for key, value in context.invocation_metadata() or ()}
+
+            def header(key: str) -> str | None:
+                value = metadata.get(key)
+                return value if isinstance(value, str) else None
+
+            if (refused := await self.guard.authenticate(scope, header)) is not None:
+                await _abort(context, refused)
         if (refused := self.guard.refuse(scope)) is not None:
             await _abort(context, refused)
         return self.guard.enter(scope)

@@ -1,0 +1,223 @@
+"""Bearer JWTs: a caller presents a token an issuer signed; its claims name the caller.
+
+A token is accepted when, all of them:
+
+* its header's ``alg`` is one of ``auth.jwt.algorithms``, which may name
+  asymmetric algorithms only (RS*, PS*, ES*, EdDSA): ``none`` and HMAC are
+  refused whatever the token says, so a public key can never be used as an
+  HMAC secret;
+* its signature verifies with the issuer's key of the header's ``kid`` (a
+  JWK Set without ``kid``s: its only key), of the same family as ``alg``;
+* ``iss`` is ``auth.jwt.issuer``, ``aud`` holds ``auth.jwt.audience``, ``exp``
+  is present and not past, ``nbf`` and ``iat`` not in the future (each with
+  ``leeway`` seconds of clock skew).
+
+The identity is ``auth.jwt.identity`` with the token's claims filled in
+(``{sub}`` by default; ``{iss}#{sub}`` when several issuers' subjects could
+meet), so ``policy:`` names JWT callers as it names certificates.
+
+Keys come from a JWK Set: a file, a URL, or the ``jwks_uri`` of the
+issuer's OpenID Connect discovery document. A fetched set is kept for
+``jwks_ttl`` seconds; a token naming a ``kid`` the set lacks fetches it again
+at once (no more than once per ``jwks_min_refresh`` seconds), so a new key
+is picked up without a restart and a key rotated out is refused once the
+set is fetched again. Verified tokens are remembered (at most 4096, each
+until its ``exp``, forgotten whenever the set changes): the signature is
+checked once per token, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+from agent_node.security.refused import Refused
+from agent_node.settings import ASYMMETRIC
+
+__all__ = ["InvalidToken", "JwtVerifier"]
+
+_REMEMBERED = 4096
+
+
+class InvalidToken(Refused):
+    """A token that names nobody; the message says why, for the caller."""
+
+
+class JwtVerifier:
+    """Verifies bearer tokens of one issuer (see the module doc).
+
+    ``keys``: where the JWK Set comes from — a file, or an ``https`` URL
+    fetched with ``http`` (``oidc``: the URL is the discovery document's)."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: list[str],
+        identity: str = "{sub}",
+        leeway: float = 60.0,
+        jwks_file: Path | None = None,
+        jwks_url: str | None = None,
+        oidc: bool = False,
+        jwks_ttl: float = 300.0,
+        jwks_min_refresh: float = 5.0,
+        http: Callable[[], httpx.AsyncClient] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        wrong = sorted(set(algorithms) - ASYMMETRIC)
+        if wrong or not algorithms:
+            raise ValueError(f"JWT algorithms must be asymmetric ones; not {wrong or algorithms}")
+        if (jwks_file is None) == (jwks_url is None):
+            raise ValueError("give exactly one of a JWK Set file or URL")
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = list(algorithms)
+        self.identity = identity
+        self.leeway = leeway
+        self.jwks_file = jwks_file
+        self.jwks_url = jwks_url
+        self.oidc = oidc
+        self.jwks_ttl = jwks_ttl
+        self.jwks_min_refresh = jwks_min_refresh
+        self._http = http or (lambda: httpx.AsyncClient(timeout=10, trust_env=False))
+        self._clock = clock
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    async def identity_of(self, token: str) -> str:
+        """The identity ``token`` names; :class:`InvalidToken` for any token
+        that does not hold (its message says why)."""
+        now = self._clock()
+        known = self._verified.get(token)
+        if known is not None and known[1] > now - self.leeway:
+            self._verified.move_to_end(token)
+            return known[0]
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise InvalidToken("the bearer token is not a JWT") from None
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise InvalidToken(f"the bearer token's algorithm {str(alg)[:20]!r} is not accepted")
+        key = await self._key(header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the bearer token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("the bearer token is not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("the bearer token is not meant for this agent (aud)") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("the bearer token's issuer is not trusted") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"the bearer token lacks the {exc.claim!r} claim") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("the bearer token's signature does not verify") from None
+        identity = self._identity(claims)
+        self._remember(token, identity, float(claims["exp"]))
+        return identity
+
+    def _identity(self, claims: Mapping[str, Any]) -> str:
+        strings = {k: v for k, v in claims.items() if isinstance(v, str)}
+        try:
+            identity = self.identity.format_map(strings)
+        except (KeyError, ValueError, IndexError):
+            raise InvalidToken(
+                f"the bearer token lacks a claim the identity needs ({self.identity})"
+            ) from None
+        if not identity:
+            raise InvalidToken("the bearer token names nobody")
+        return identity
+
+    def _remember(self, token: str, identity: str, expires: float) -> None:
+        self._verified[token] = (identity, expires)
+        if len(self._verified) > _REMEMBERED:
+            self._verified.popitem(last=False)
+
+    async def _key(self, kid: Any) -> jwt.PyJWK:
+        wanted = kid if isinstance(kid, str) else None
+        now = self._clock()
+        if now - self._fetched_at > self.jwks_ttl:
+            await self._refresh(now)
+        elif not self._find(wanted) and now - self._fetched_at >= self.jwks_min_refresh:
+            await self._refresh(now)  # a key we do not know yet: rotated in?
+        key = self._find(wanted)
+        if key is None:
+            raise InvalidToken(f"the bearer token's key {str(kid)[:40]!r} is not the issuer's")
+        return key
+
+    def _find(self, kid: str | None) -> jwt.PyJWK | None:
+        if kid is None:
+            only = list(self._keys.values())
+            return only[0] if len(only) == 1 else None
+        return self._keys.get(kid)
+
+    async def _refresh(self, now: float) -> None:
+        async with self._lock:
+            if self._fetched_at >= now:  # another request fetched it meanwhile
+                return
+            try:
+                document = await self._jwks()
+                keys = _keys_of(document)
+            except (OSError, httpx.HTTPError, ValueError) as exc:
+                if self._keys:  # keep the last good set; try again after min_refresh
+                    self._fetched_at = now - self.jwks_ttl + self.jwks_min_refresh
+                    return
+                raise InvalidToken(f"the issuer's keys cannot be had: {exc}") from None
+            if keys != self._keys:
+                self._verified.clear()
+            self._keys = keys
+            self._fetched_at = self._clock()
+
+    async def _jwks(self) -> Any:
+        if self.jwks_file is not None:
+            return json.loads(self.jwks_file.read_text())
+        assert self.jwks_url is not None
+        async with self._http() as http:
+            url = self.jwks_url
+            if self.oidc:
+                discovery = await http.get(url)
+                discovery.raise_for_status()
+                url = str(discovery.json().get("jwks_uri") or "")
+                if not url.startswith(("https://", "http://")):
+                    raise ValueError("the OpenID Connect document names no jwks_uri")
+            response = await http.get(url)
+            response.raise_for_status()
+            return response.json()
+
+
+def _keys_of(document: Any) -> dict[str | None, jwt.PyJWK]:
+    """The signing keys of a JWK Set (those of unknown types are skipped)."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError("not a JWK Set")
+    keys: dict[str | None, jwt.PyJWK] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError):
+            continue
+        keys[entry.get("kid") if isinstance(entry.get("kid"), str) else None] = key
+    return keys
