@@ -66,7 +66,6 @@ from pydantic import (
 from agent_node.errors import ConfigError
 from agent_node.settings import (
     ID_PATTERN,
-    AuthSettings,
     CardSource,
     Limits,
     ListenConfig,
@@ -79,6 +78,7 @@ from agent_node.settings import (
     SkillText,
     TlsSettings,
 )
+from agent_node.settings_auth import AuthSettings
 
 if TYPE_CHECKING:
     import ssl
@@ -158,9 +158,12 @@ class NodeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _card_keys_are_resolved(self) -> NodeConfig:
-        """Peers' ``card_keys`` files as paths from here, like every path of the file."""
+        """Peers' ``card_keys`` and secret files as paths from here, like every
+        path of the file."""
         for peer in self.peers:
             peer.card_keys = [str(self.path(file)) for file in peer.card_keys]
+            for secret in peer.auth.secret_files() if peer.auth else ():
+                secret.file = str(self.path(str(secret.file)))
         return self
 
     def with_overrides(

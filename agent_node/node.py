@@ -208,13 +208,14 @@ class _Parts:
             endpoint = jsonrpc_endpoint(tasks, capabilities=capabilities, limits=config.limits)
         if "rest" in served:
             rest = rest_endpoint(tasks, capabilities=capabilities, limits=config.limits)
+        pushes = PushReceiver(runtime, delegator, require_identity=secure)
         guard = Guard(
             require_identity=known,
             card_public=config.card_public,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
             authn=authn,
+            open_paths=frozenset({PUSH_PATH}) if pushes.anonymous else frozenset(),
         )
-        pushes = PushReceiver(runtime, delegator, require_identity=secure)
         posts = {PUSH_PATH: pushes.endpoint}
         app = create_app(
             card,

@@ -113,6 +113,8 @@ def _close(run: NodeRun, event: Event) -> None:
         run.ended_at, run.detail = event.at, data.get("error")
     elif event.kind == "delegation_sent":  # the peer took the task the wait handed it
         run.extra["delegation"] = {k: data.get(k) for k in ("peer", "task_id", "version")}
+        if data.get("auth"):  # the scheme presented besides our certificate
+            run.extra["delegation"]["auth"] = data["auth"]
         if run.status == "waiting":
             run.detail = _waiting(run, {})
     elif event.kind == "wait_started":
@@ -130,7 +132,8 @@ def _close(run: NodeRun, event: Event) -> None:
 def _waiting(run: NodeRun, data: dict[str, Any]) -> str | None:
     sent = run.extra.get("delegation")
     if sent:
-        return f"delegated to {sent['peer']} (task {sent['task_id']}, A2A {sent['version']})"
+        auth = f", {sent['auth']}" if sent.get("auth") else ""
+        return f"delegated to {sent['peer']} (task {sent['task_id']}, A2A {sent['version']}{auth})"
     if data.get("kind") == "delegation":  # recorded; not taken by the peer yet
         target = data.get("peer") or data.get("skill") or data.get("tag")
         return f"sending to {target}"

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent_node.settings_auth import PeerAuth
+
 __all__ = [
     "DEFAULT_MODEL",
     "ID_PATTERN",
@@ -30,13 +32,6 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-#: The algorithms a bearer JWT may be signed with: asymmetric ones only.
-ASYMMETRIC = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
-_ISSUER_URL = re.compile(
-    r"^(https://\S+|http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(/\S*)?)$"
-)
 _ORIGIN = re.compile(r"^(https?|grpcs?)://[^\s/?#@]+/?$", re.IGNORECASE)
 DEFAULT_MODEL = "ollama_chat/llama3.2:1b"
 
@@ -220,6 +215,8 @@ class PeerConfig(BaseModel):
     #: bundle, ``card_keys`` or its own origin. Otherwise a signature whose key
     #: cannot be found is skipped (logged) and the card is used as unsigned.
     require_signed_card: bool = False
+    #: Credentials it wants besides (or instead of) our client certificate.
+    auth: PeerAuth | None = None
 
     @field_validator("endpoints")
     @classmethod
@@ -284,69 +281,6 @@ class TlsSettings(BaseModel):
     #: nobody, whatever its CN reads — any CA of ``trust`` may write any CN.
     #: It applies to callers, pushing peers and the peers this node calls.
     identity_from_cn: bool = False
-
-
-class ApiKeySettings(BaseModel):
-    """API keys (``auth.api_keys``): see :mod:`agent_node.security.api_keys`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: The key file, relative to the configuration: names, identities and
-    #: hashes only (``agent-node keys add NAME`` prints a new key once).
-    file: str = Field(default="api-keys.yaml", min_length=1)
-    #: The request header (gRPC: metadata) that carries a key.
-    header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]+$")
-
-
-class JwtSettings(BaseModel):
-    """Bearer JWTs of one issuer (``auth.jwt``): see :mod:`agent_node.security.jwt_auth`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: The ``iss`` a token must carry.
-    issuer: str = Field(min_length=1)
-    #: What ``aud`` must hold (this agent, as the issuer names it).
-    audience: str = Field(min_length=1)
-    #: Asymmetric ones only (RS*, PS*, ES*, EdDSA).
-    algorithms: list[str] = Field(default=["RS256", "ES256", "EdDSA"], min_length=1)
-    #: Where the issuer's keys are — exactly one: a JWK Set URL, a JWK Set
-    #: file (relative to the configuration), or the issuer's OpenID Connect
-    #: discovery document (``…/.well-known/openid-configuration``).
-    jwks_url: str | None = None
-    jwks_file: str | None = None
-    oidc: str | None = None
-    #: A CA file to verify those URLs' servers with; default: the system's.
-    jwks_ca: str | None = None
-    #: The identity a token names: its claims filled in (``{iss}#{sub}``…).
-    identity: str = Field(default="{sub}", min_length=1)
-    #: Seconds of clock skew allowed on ``exp``, ``nbf`` and ``iat``.
-    leeway: float = Field(default=60.0, ge=0, le=600)
-    #: Seconds a fetched JWK Set is used before it is fetched again.
-    jwks_ttl: float = Field(default=300.0, gt=0)
-
-    @model_validator(mode="after")
-    def _one_key_source(self) -> JwtSettings:
-        sources = [s for s in (self.jwks_url, self.jwks_file, self.oidc) if s]
-        if len(sources) != 1:
-            raise ValueError("give exactly one of jwks_url, jwks_file or oidc")
-        wrong = sorted(set(self.algorithms) - ASYMMETRIC)
-        if wrong:
-            raise ValueError(
-                f"algorithms must be asymmetric ({', '.join(sorted(ASYMMETRIC))}); not {wrong}"
-            )
-        for url in (self.jwks_url, self.oidc):
-            if url and not _ISSUER_URL.match(url):
-                raise ValueError(f"{url!r}: an https URL (http only on loopback)")
-        return self
-
-
-class AuthSettings(BaseModel):
-    """How callers may prove who they are besides a client certificate (``auth:``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    api_keys: ApiKeySettings | None = None
-    jwt: JwtSettings | None = None
 
 
 class CardSource(BaseModel):

@@ -13,7 +13,7 @@ Event kinds and their ``data``:
 ``node_completed``      ``{"patch"?, "next", "duration"?, "output"?, "usage"?}``
 ``node_failed``         ``{"error", "type", "retry_at", "duration", "traceback"?}``
                         (a python step's, see :mod:`~agent_node.engine.tracebacks`)
-``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"}``:
+``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"[, "auth"]}``:
                         the peer took the task a delegate node's wait
                         (``wait_started``, before) handed it
 ``delegation_answered`` ``{"peer", "task_id"}``: our caller answered the peer's

@@ -199,6 +199,8 @@ class Receipt:
     task: Mapping[str, Any]
     #: The peer will not push but streams: follow the task over SSE at once.
     follow: bool = False
+    #: The scheme we presented besides our certificate (``bearer``, ``apiKey``, ``oauth2``).
+    auth: str | None = None
 
     @property
     def task_id(self) -> str:

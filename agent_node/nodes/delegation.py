@@ -215,6 +215,8 @@ def _learned(
             "identity": learned.identity,
             "via": str(news.get("via") or "send"),
         }
+        if news.get("auth"):  # the scheme presented besides our certificate
+            sent["auth"] = str(news["auth"])
         events = (("delegation_sent", sent),)
     return learned, events
 

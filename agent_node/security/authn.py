@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent_node.security.refused import Refused
-from agent_node.settings import AuthSettings, JwtSettings
+from agent_node.settings_auth import AuthSettings, JwtSettings
 
 if TYPE_CHECKING:  # PyJWT is imported only when auth.jwt is set
     from agent_node.security.api_keys import ApiKeys

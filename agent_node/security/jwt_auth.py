@@ -40,7 +40,7 @@ import httpx
 import jwt
 
 from agent_node.security.refused import Refused
-from agent_node.settings import ASYMMETRIC
+from agent_node.settings_auth import ASYMMETRIC
 
 __all__ = ["InvalidToken", "JwtVerifier"]
 

@@ -66,7 +66,40 @@ def arguments(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--push", action="store_true", help="declare and send pushes")
     parser.add_argument("--streaming", "--stream", action="store_true", help="declare streaming")
+    parser.add_argument(
+        "--require",
+        default=None,
+        help="HEADER=VALUE every A2A request must carry (the card excepted): 401 otherwise",
+    )
+    parser.add_argument(
+        "--push-anonymously",
+        action="store_true",
+        help="push without a client certificate (server TLS only)",
+    )
     return parser
+
+
+def requiring(app: Any, args: argparse.Namespace, log: Log) -> Any:
+    """``app`` behind the check of ``--require`` (the servers' auth hook), logging
+    each refusal; the card stays public, as agents' cards are."""
+    if not args.require:
+        return app
+    name, _, value = args.require.partition("=")
+    wanted = (name.lower().encode(), value.encode())
+
+    async def checked(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/.well-known/"):
+            sent = dict(scope.get("headers") or ())
+            query = scope.get("query_string", b"").decode()
+            in_query = f"{name}={value}" in query.split("&")
+            if sent.get(wanted[0]) != wanted[1] and not in_query:
+                log.write(event="refused", path=scope["path"], had=wanted[0].decode() in str(sent))
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"credentials required"})
+                return
+        await app(scope, receive, send)
+
+    return checked
 
 
 async def serve(app: Any, args: argparse.Namespace) -> None:
@@ -113,13 +146,14 @@ async def pushing(
     if not args.push:
         yield {}
         return
-    async with push_client(args.certs, args.name, log) as http:
+    async with push_client(args.certs, None if args.push_anonymously else args.name, log) as http:
         configs = store()
         yield {"push_config_store": configs, "push_sender": sender(http, configs)}
 
 
-def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
-    """The client the SDK pushes with; every push it delivers is logged."""
+def push_client(certs: Path, name: str | None, log: Log) -> httpx.AsyncClient:
+    """The client the SDK pushes with (``name``'s certificate; None: none);
+    every push it delivers is logged."""
 
     async def logged(response: httpx.Response) -> None:
         request = response.request
@@ -133,6 +167,8 @@ def push_client(certs: Path, name: str, log: Log) -> httpx.AsyncClient:
             body=body,
         )
 
-    return httpx.AsyncClient(
-        verify=client_context(certs, name), timeout=10, event_hooks={"response": [logged]}
-    )
+    if name is None:
+        verify = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs / "ca.pem")
+    else:
+        verify = client_context(certs, name)
+    return httpx.AsyncClient(verify=verify, timeout=10, event_hooks={"response": [logged]})

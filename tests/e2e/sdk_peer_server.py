@@ -61,7 +61,7 @@ from a2a.types.a2a_pb2 import (
     TaskStatus,
 )
 from google.protobuf.json_format import MessageToDict
-from peer_common import Log, arguments, logged_headers, pushing, serve, verdict
+from peer_common import Log, arguments, logged_headers, pushing, requiring, serve, verdict
 from peer_scenarios import SCENARIOS, Dialect, LogsCancels, ServesScenarios
 from starlette.applications import Starlette
 
@@ -185,7 +185,7 @@ async def main() -> None:
             served = create_jsonrpc_routes(handler, RPC_PATH)
         routes = [*create_agent_card_routes(agent_card), *served]
         try:
-            await serve(Starlette(routes=routes), args)
+            await serve(requiring(Starlette(routes=routes), args, log), args)
         finally:
             if args.grpc_port:
                 await grpc_server.stop(1)

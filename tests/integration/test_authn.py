@@ -27,7 +27,7 @@ from agent_node.security import api_keys
 from agent_node.security.api_keys import ApiKeys, add_key, read_keys, revoke_key
 from agent_node.security.authn import Authenticator, Refused, authenticator
 from agent_node.security.jwt_auth import InvalidToken, JwtVerifier
-from agent_node.settings import AuthSettings
+from agent_node.settings_auth import AuthSettings
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "agent-node:b"

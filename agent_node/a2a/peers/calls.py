@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from agent_node.a2a.peers.client import expecting
+from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.discovery import PeerCard, peer_identity
 from agent_node.a2a.peers.peer_errors import (
     TRANSIENT_CODES,
@@ -44,16 +45,19 @@ async def call(
     method: str,
     params: dict[str, Any],
     headers: dict[str, str],
+    presented: Presented = NOTHING,
 ) -> tuple[Any, str | None]:
     """``method`` with its 1.0 ``params``: its 1.0 result, and the identity
-    that answered."""
+    that answered. ``presented``: the credentials the peer wants besides our
+    certificate (:mod:`.credentials`)."""
+    headers = {**headers, **presented.headers}
     if card.binding == "HTTP+JSON":
         request = rest_call(card.endpoint, method, params)
         response = await client.request(
             request.method,
             request.url,
             json=request.body,
-            params=request.query,
+            params={**request.query, **presented.query},
             headers={**headers, "A2A-Version": "1.0", "Accept": MEDIA_TYPE},
             extensions=expecting(card.identity),
         )
@@ -65,7 +69,11 @@ async def call(
         headers = {**headers, "A2A-Version": "1.0"}
     body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": body_params}
     response = await client.post(
-        card.endpoint, json=body, headers=headers, extensions=expecting(card.identity)
+        card.endpoint,
+        json=body,
+        headers=headers,
+        params=presented.query,
+        extensions=expecting(card.identity),
     )
     identity = peer_identity(response)
     answer = answer_of(card, method, response)
@@ -78,6 +86,7 @@ async def call(
             transient=code in TRANSIENT_CODES,
             retry_after=retry_after(response),
             code=code,
+            status=response.status_code,
         )
     result = answer.get("result")
     if card.version == "0.3":
@@ -86,16 +95,17 @@ async def call(
 
 
 async def subscribe(
-    client: httpx.AsyncClient, card: PeerCard, task_id: str
+    client: httpx.AsyncClient, card: PeerCard, task_id: str, presented: Presented = NOTHING
 ) -> AsyncIterator[tuple[Mapping[str, Any], str | None]]:
     """``SubscribeToTask``: each 1.0 ``StreamResponse`` the peer streams,
     with the identity that answered, until the stream ends."""
-    headers = {"Accept": "text/event-stream"}
+    headers = {"Accept": "text/event-stream", **presented.headers}
     if card.binding == "HTTP+JSON":
         request = rest_call(card.endpoint, "SubscribeToTask", {"id": task_id})
         opened = client.stream(
             request.method,
             request.url,
+            params=presented.query,
             headers={**headers, "A2A-Version": "1.0"},
             timeout=STREAM_TIMEOUT,
             extensions=expecting(card.identity),
@@ -109,6 +119,7 @@ async def subscribe(
         opened = client.stream(
             "POST",
             card.endpoint,
+            params=presented.query,
             json={"jsonrpc": "2.0", "id": 1, "method": name, "params": params},
             headers=headers,
             timeout=STREAM_TIMEOUT,
@@ -127,6 +138,7 @@ async def _events(card: PeerCard, response: httpx.Response) -> AsyncIterator[Map
         raise PeerError(
             f"peer {card.name!r} answered SubscribeToTask with HTTP {response.status_code}",
             transient=response.status_code in TRANSIENT_STATUSES,
+            status=response.status_code,
         )
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         raise PeerError(f"peer {card.name!r} does not stream this task", transient=False)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from agent_node.a2a.peers.calls import call, subscribe
+from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.directory import Directory
 from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
 from agent_node.a2a.peers.endpoints import spoken
@@ -156,7 +157,8 @@ class PeerDelegator:
             if pushed is None or not exc.transient:
                 raise
             log.info("delegation %s: the send's answer was lost, its push told: %s", key, exc)
-            return Receipt(card.name, card.endpoint, card.dialect, pushed[1], pushed[0])
+            auth = self.scheme(card.name)
+            return Receipt(card.name, card.endpoint, card.dialect, pushed[1], pushed[0], auth=auth)
         finally:
             self._sending.pop(key, None)
         task = result.get("task") if isinstance(result, Mapping) else None
@@ -165,7 +167,8 @@ class PeerDelegator:
         follow = "taskPushNotificationConfig" not in configuration and bool(
             capabilities.get("streaming")
         )
-        return Receipt(card.name, card.endpoint, card.dialect, identity, task, follow)
+        auth = self.scheme(card.name)
+        return Receipt(card.name, card.endpoint, card.dialect, identity, task, follow, auth)
 
     async def _send(
         self,
@@ -199,10 +202,11 @@ class PeerDelegator:
         """Follow the peer's task (``SubscribeToTask``): each task or status
         update it streams, until the stream ends."""
         card = await self._reach(row)
+        presented = await self._present(card)
         if card.binding == "GRPC":
-            events = self._grpc_of(card).subscribe(card, row.remote_task_id)
+            events = self._grpc_of(card).subscribe(card, row.remote_task_id, presented)
         else:
-            events = subscribe(self.client, card, row.remote_task_id)
+            events = subscribe(self.client, card, row.remote_task_id, presented)
         try:
             async for event, identity in events:
                 self._check_identity(card, identity)
@@ -293,16 +297,39 @@ class PeerDelegator:
     async def _call(
         self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]
     ) -> tuple[Any, str | None]:
-        try:
-            if card.binding == "GRPC":
-                result, identity = await self._grpc_of(card).call(card, method, params, headers)
-            else:
-                result, identity = await call(self.client, card, method, params, headers)
-        except httpx.HTTPError as exc:
-            self.directory.forget(card.name)
-            raise unreachable(card, exc) from None
-        self._check_identity(card, identity)
-        return result, identity
+        credentials = self.directory.credentials(card.name)
+        for last in (False, True):
+            presented = await self._present(card)
+            try:
+                if card.binding == "GRPC":
+                    grpc = self._grpc_of(card)
+                    result, identity = await grpc.call(card, method, params, headers, presented)
+                else:
+                    result, identity = await call(
+                        self.client, card, method, params, headers, presented
+                    )
+            except httpx.HTTPError as exc:
+                self.directory.forget(card.name)
+                raise unreachable(card, exc) from None
+            except PeerError as exc:
+                # A token refused before its time (revoked, rotated): once more with a new one.
+                if last or not exc.unauthenticated or not credentials or not credentials.renew():
+                    raise
+                log.info("peer %r refused our token; fetching a new one", card.name)
+                continue
+            self._check_identity(card, identity)
+            return result, identity
+        raise AssertionError("unreachable: the second try returns or raises")
+
+    async def _present(self, card: PeerCard) -> Presented:
+        """The credentials ``card``'s peer wants besides our certificate."""
+        credentials = self.directory.credentials(card.name)
+        return await credentials.present(card.card) if credentials else NOTHING
+
+    def scheme(self, peer: str) -> str | None:
+        """The scheme we present to ``peer`` besides our certificate, if any."""
+        credentials = self.directory.credentials(peer)
+        return credentials.scheme if credentials else None
 
     def _grpc_of(self, card: PeerCard) -> GrpcPeers:
         if self._grpc is None:

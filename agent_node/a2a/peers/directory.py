@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 
 from agent_node.a2a.peers.card_keys import JwksCache, read_key_files
+from agent_node.a2a.peers.credentials import PeerCredentials
 from agent_node.a2a.peers.discovery import Clock, PeerCard, PeerUnavailable, fetch_card
 from agent_node.config import PeerConfig
 from agent_node.errors import ConfigError
@@ -57,6 +59,20 @@ class Directory:
             peer.name: read_key_files([Path(f) for f in peer.card_keys]) for peer in peers
         }
         self._jwks = JwksCache(client, clock=clock)
+        tokens = _token_client(trust)
+        self._credentials = {
+            peer.name: PeerCredentials(peer.name, peer.auth, tokens, clock)
+            for peer in peers
+            if peer.auth is not None
+        }
+
+    def names(self) -> list[str]:
+        """The configured peers' names."""
+        return list(self._peers)
+
+    def credentials(self, name: str) -> PeerCredentials | None:
+        """What peer ``name`` wants besides our certificate (``auth:``), if anything."""
+        return self._credentials.get(name)
 
     async def card(self, name: str) -> PeerCard:
         """Peer ``name``'s card: cached while fresh, else (re)fetched.
@@ -164,3 +180,18 @@ class Directory:
             known = ", ".join(self._peers) or "none (add them under peers: in agent-node.yaml)"
             raise ConfigError(f"no peer named {name!r}; configured peers: {known}")
         return peer
+
+
+def _token_client(trust: Sequence[Path]) -> Callable[[], httpx.AsyncClient]:
+    """What OAuth 2.0 tokens are fetched with: the system's CAs and the
+    node's trust bundle (a token endpoint is usually a public service)."""
+
+    def make() -> httpx.AsyncClient:
+        context = ssl.create_default_context()
+        for file in trust:
+            context.load_verify_locations(cafile=file)
+        return httpx.AsyncClient(
+            verify=context, timeout=10, trust_env=False, follow_redirects=False
+        )
+
+    return make

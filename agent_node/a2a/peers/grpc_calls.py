@@ -46,6 +46,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from agent_node.a2a.peers.client import IdentityMismatch
+from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.discovery import PeerCard
 from agent_node.a2a.peers.peer_errors import (
     TRANSIENT_CODES,
@@ -109,10 +110,15 @@ class GrpcPeers:
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def call(
-        self, card: PeerCard, method: str, params: Mapping[str, Any], headers: Mapping[str, str]
+        self,
+        card: PeerCard,
+        method: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str],
+        presented: Presented = NOTHING,
     ) -> tuple[Any, str | None]:
         """``method`` with its 1.0 ``params``: its 1.0 result, and the
-        identity that answered."""
+        identity that answered. ``presented``: credentials, sent as metadata."""
         channel, identity = await self._reach(card)
         request, reply = _types(method)
         stub = channel.unary_unary(
@@ -123,7 +129,7 @@ class GrpcPeers:
         try:
             answer = await stub(
                 from_json(request, dict(params)),
-                metadata=_metadata(headers),
+                metadata=_metadata(headers, presented),
                 timeout=CALL_TIMEOUT,
             )
         except grpc.aio.AioRpcError as exc:
@@ -131,7 +137,7 @@ class GrpcPeers:
         return to_params(answer), identity
 
     async def subscribe(
-        self, card: PeerCard, task_id: str
+        self, card: PeerCard, task_id: str, presented: Presented = NOTHING
     ) -> AsyncIterator[tuple[Mapping[str, Any], str | None]]:
         """``SubscribeToTask``: each 1.0 ``StreamResponse`` the peer streams,
         with the identity that answered, until the stream ends."""
@@ -142,7 +148,7 @@ class GrpcPeers:
             request_serializer=_serialize,
             response_deserializer=_parser(reply),
         )
-        stream = stub(from_json(request, {"id": task_id}), metadata=_metadata({}))
+        stream = stub(from_json(request, {"id": task_id}), metadata=_metadata({}, presented))
         try:
             async for event in stream:
                 yield to_params(event), identity
@@ -246,10 +252,12 @@ def _refusal(card: PeerCard, method: str, exc: grpc.aio.AioRpcError) -> PeerErro
     )
 
 
-def _metadata(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def _metadata(headers: Mapping[str, str], presented: Presented) -> tuple[tuple[str, str], ...]:
     sent = [("a2a-version", "1.0")]
     lowered = {key.lower(): value for key, value in headers.items()}
     sent += [(key, lowered[key]) for key in _METADATA if key in lowered]
+    # Credentials go as metadata; one a card wants in the query has no place here.
+    sent += [(key.lower(), value) for key, value in presented.headers.items()]
     return tuple(sent)
 
 

@@ -42,6 +42,8 @@ __all__ = [
 #: error, our rate limit): worth trying again. Any other says the request is
 #: wrong or forbidden.
 TRANSIENT_CODES = frozenset({-32603, -32032})
+#: agent-node's own JSON-RPC code for a caller it cannot name (HTTP 401).
+UNAUTHENTICATED = -32030
 #: HTTP statuses worth trying again.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -58,11 +60,19 @@ class PeerError(RuntimeFailure):
         transient: bool,
         retry_after: float | None = None,
         code: int | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after
         self.code = code
+        #: The HTTP status of the answer, when there was one.
+        self.status = status
+
+    @property
+    def unauthenticated(self) -> bool:
+        """The peer did not take our credentials (HTTP 401, or agent-node's -32030)."""
+        return self.status == 401 or self.code == UNAUTHENTICATED
 
 
 _BY_REASON = {row.value.reason: row.value.code for row in ProtocolError}
@@ -92,6 +102,7 @@ def answer_of(card: PeerCard, method: str, response: httpx.Response) -> dict[str
         + (excerpt(response.text) or "empty body"),
         transient=status in TRANSIENT_STATUSES,
         retry_after=retry_after(response),
+        status=status,
     )
 
 

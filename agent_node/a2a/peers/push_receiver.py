@@ -5,9 +5,14 @@ A push names its delegation by its token (``<key>.<HMAC>``, see
 whether or not the peer's answer to the send has arrived yet. It is news
 for the row (:func:`~agent_node.a2a.peers.watchdog.inform`) when the token is
 genuine and the push comes from the identity the peer is known by;
-anything else is refused (403, logged). A status update that settles the
-task names only the task, which is then read whole. A duplicate or stale
-push changes nothing: the row's state machine decides.
+anything else is refused (403, logged). A peer we call with credentials
+(``peers[].auth``) may have no certificate our trust bundle vouches for:
+its pushes without a client certificate are taken on the token alone (a
+secret of that one delegation, compared in constant time), over our TLS.
+
+A status update that settles the task names only the task, which is then
+read whole. A duplicate or stale push changes nothing: the row's state
+machine decides.
 """
 
 from __future__ import annotations
@@ -72,12 +77,17 @@ class PushReceiver:
         self.runtime = runtime
         self.delegator = delegator
         self.require_identity = require_identity
+        #: Whether a push may come without a client certificate at all (to the
+        #: guard: this path is then open; each push is judged by its row).
+        self.anonymous = any(
+            delegator.directory.credentials(name) for name in delegator.directory.names()
+        )
         self._reads: dict[str, asyncio.Task[Mapping[str, Any] | None]] = {}
         self._later: set[asyncio.Task[Any]] = set()
 
     async def endpoint(self, request: Request) -> Response:
         caller = caller_of(request.scope)
-        if self.require_identity and caller is None:
+        if self.require_identity and caller is None and not self.anonymous:
             return _refuse(401, "a client certificate is required")
         push = await _received(request)
         if isinstance(push, Response):
@@ -124,7 +134,16 @@ class PushReceiver:
     def _refusal(self, row: DelegationRecord, push: _Push, caller: str | None) -> Response | None:
         """Why ``push`` may not be news for ``row`` (None: it may)."""
         expected = row.identity or self.delegator.directory.identity_of(row.peer)
-        if expected is not None and caller != expected:
+        token_alone = caller is None and self.delegator.directory.credentials(row.peer)
+        if self.require_identity and caller is None and not token_alone:
+            log.warning(
+                "refused a push about delegation %s: no client certificate, and its peer %s"
+                " is called with our certificate",
+                row.key,
+                row.peer,
+            )
+            return _refuse(401, "a client certificate is required")
+        if expected is not None and caller != expected and not token_alone:
             log.warning(
                 "refused a push about delegation %s from %s: its peer is %s",
                 row.key,
@@ -147,6 +166,7 @@ class PushReceiver:
         self, row: DelegationRecord, task: Mapping[str, Any], caller: str | None
     ) -> None:
         news = {"kind": "task", "task": dict(task), "via": "push", "identity": caller}
+        news["auth"] = self.delegator.scheme(row.peer)  # for a push that beats the send's answer
         card = self.delegator.directory.cached(row.peer)
         if card is not None:  # where the task is, for a push that came before the send's answer
             news.update(peer=card.name, endpoint=card.endpoint, version=card.dialect)

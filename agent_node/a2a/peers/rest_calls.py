@@ -87,6 +87,7 @@ def rest_result(card: PeerCard, operation: str, response: httpx.Response) -> Any
         + (excerpt(response.text) or "empty body"),
         transient=response.status_code in TRANSIENT_STATUSES,
         retry_after=retry_after(response),
+        status=response.status_code,
     )
 
 
@@ -112,4 +113,5 @@ def rest_error(
         transient=code in TRANSIENT_CODES or status in TRANSIENT_STATUSES,
         retry_after=retry_after(response) if response is not None else None,
         code=code,
+        status=status or None,
     )

@@ -230,6 +230,7 @@ class Watchdog:
             "version": receipt.version,
             "identity": receipt.identity,
             "follow": receipt.follow,
+            "auth": receipt.auth,
         }
         await inform(self.runtime, row, news)
 

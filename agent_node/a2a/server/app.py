@@ -80,6 +80,9 @@ class Guard:
     max_concurrent_per_caller: int = 0
     #: The schemes callers may use besides a client certificate (``auth:``).
     authn: Authenticator | None = None
+    #: Paths whose endpoint judges each request itself, identity or not (the
+    #: push receiver, when peers may push on their token alone).
+    open_paths: frozenset[str] = frozenset()
     _in_flight: dict[str | None, int] = field(default_factory=dict, repr=False)
 
     async def authenticate(
@@ -110,6 +113,7 @@ class Guard:
         caller = caller_of(scope)
         path = scope["path"]
         public = self.card_public and (path in CARD_PATHS or path == JWKS_PATH)
+        public = public or path in self.open_paths
         if self.require_identity and caller is None and not public:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "a client"

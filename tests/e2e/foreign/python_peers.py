@@ -12,6 +12,7 @@ judge of ``test_delegate_interop.py`` for messages with data only.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 
 from e2e.venvs import SDK_SERVERS
@@ -38,12 +39,14 @@ def python_peer(
     streaming: bool,
     rest: bool = False,
     grpc_port: int | None = None,
+    extra: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the a2a-sdk ``generation``
     ("1" or "0.3") peer server of the scenario contract; its venv is made
     first if need be (the test skips when pip cannot). ``rest`` (1.x): it
     serves the HTTP+JSON binding only, its card naming no JSON-RPC interface;
-    ``grpc_port`` (1.x): it serves gRPC only, there (a venv with grpcio)."""
+    ``grpc_port`` (1.x): it serves gRPC only, there (a venv with grpcio);
+    ``extra``: more of the server's options (``--require``, …)."""
     venv = SDK_SERVERS[f"{generation}-grpc" if grpc_port else generation]
     python = venv.interpreter()
     # -E: the tests' PYTHONPATH is not for this venv; -u: output as it comes.
@@ -52,7 +55,7 @@ def python_peer(
     argv += ["--log", str(log)] if log is not None else []
     argv += ["--push"] * push + ["--streaming"] * streaming + ["--rest"] * rest
     argv += ["--grpc-port", str(grpc_port)] if grpc_port else []
-    return argv, {}
+    return [*argv, *extra], {}
 
 
 #: :func:`python_peer` serving HTTP+JSON only: our delegations must speak REST to it.
