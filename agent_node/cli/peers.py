@@ -131,7 +131,19 @@ def discover(
     if as_json:
         click.echo(json.dumps(found.card, indent=2, ensure_ascii=False))
     else:
-        _console().print(_summary(found))
+        _console().print(_summary(found, _requirements(config, url, found)))
+
+
+def _requirements(config: NodeConfig, url: str, found: PeerCard) -> list[tuple[str, bool]]:
+    """The card's requirements and whether we meet them: our certificate, and
+    the ``auth:`` of the configured peer at ``url`` (if one is)."""
+    from agent_node.a2a.peers.credentials import requirements
+    from agent_node.a2a.peers.endpoints import origin_of, same_origin
+
+    auth = next(
+        (p.auth for p in config.peers if same_origin(origin_of(p.url), origin_of(url))), None
+    )
+    return requirements(found.card, auth, config.tls is not None)
 
 
 def _no_certificate(config: NodeConfig, url: str) -> str:
@@ -217,7 +229,9 @@ def _table(
     return table
 
 
-def _summary(found: PeerCard) -> RenderableType:
+def _summary(found: PeerCard, requirements: list[tuple[str, bool]]) -> RenderableType:
+    """The card in rows; ``requirements``: its security requirements, each
+    with whether what we would present meets it."""
     from rich.table import Table
 
     card = found.card
@@ -225,7 +239,7 @@ def _summary(found: PeerCard) -> RenderableType:
         ("card", f"{card.get('name')} {card.get('version', '')}".strip()),
         ("description", str(card.get("description", ""))),
         ("read from", found.card_url),
-        ("endpoint", f"{found.endpoint} (A2A {found.version}, JSON-RPC)"),
+        ("endpoint", f"{found.endpoint} (A2A {found.version}, {found.binding})"),
         ("identity", found.identity or "(plain HTTP: none)"),
         ("signed by", found.signed_by or "not signed (or by a bare key)"),
     ]
@@ -234,6 +248,8 @@ def _summary(found: PeerCard) -> RenderableType:
         rows.append(
             ("skill", f"{skill.get('id')}: {skill.get('name')}" + (f" [{tags}]" if tags else ""))
         )
+    for said, met in requirements or [("none declared", True)]:
+        rows.append(("security", f"{'✓' if met else '✗'} {said}"))
     fresh = max(0, round(found.expires_at - time.time()))
     rows.append(("cache", f"etag {found.etag or 'none'}, fresh for {fresh} s"))
     grid = Table.grid(padding=(0, 2))

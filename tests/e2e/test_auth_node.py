@@ -6,6 +6,7 @@ exact and nothing created by a refused call."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -190,3 +191,28 @@ def test_api_keys_added_and_revoked_on_a_running_node(certs: Path, node: Node) -
         answer = greet(ci, node.url)
     assert answer.status_code == 401
     assert answer.json()["error"]["message"] == "the API key is not valid"
+
+
+def test_discover_says_which_schemes_our_configuration_meets(
+    certs: Path, node: Node, tmp_path: Path
+) -> None:
+    def discover(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "agent_node.cli.main", "peers", "discover", node.url, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    shown = discover("--cert-dir", str(certs), "--identity", "alice")
+    assert "✓ mtls (mtls)" in shown
+    assert "✗ bearer (bearer)" in shown and "✗ apiKey (apiKey)" in shown
+    (tmp_path / "agent-node.yaml").write_text(
+        f"name: caller\npeers:\n  - {{name: greeter, url: '{node.url}',"
+        " auth: {api_key: {env: GREETER_KEY}}}\n"
+    )
+    shown = discover("--config", "agent-node.yaml", "--cert-dir", str(certs), "--identity", "alice")
+    assert "✓ apiKey (apiKey)" in shown and "✗ bearer (bearer)" in shown

@@ -175,3 +175,50 @@ def _api_key_place(card: Mapping[str, Any] | None, default: str) -> tuple[str, s
             if location in ("header", "query", "cookie"):
                 return location, str(body["name"])
     return "header", default
+
+
+def requirements(
+    card: Mapping[str, Any], auth: PeerAuth | None, certificate: bool
+) -> list[tuple[str, bool]]:
+    """The card's security requirements (alternatives, any one sufficing),
+    each in words and whether what we would present meets it: our
+    certificate (``certificate``) and the peer's ``auth:``."""
+    schemes = card.get("securitySchemes") or {}
+    found: list[tuple[str, bool]] = []
+    for requirement in card.get("securityRequirements") or []:
+        names = list((requirement.get("schemes") or {}) if isinstance(requirement, dict) else {})
+        kinds = [_kind(schemes.get(name)) for name in names]
+        met = all(_meets(kind, auth, certificate) for kind in kinds)
+        found.append((" and ".join(f"{n} ({k})" for n, k in zip(names, kinds, strict=True)), met))
+    return found
+
+
+def _kind(scheme: Any) -> str:
+    """``mtls``, ``bearer``, ``apiKey``, ``oauth2``, ``openIdConnect`` or ``unknown``."""
+    if not isinstance(scheme, Mapping):
+        return "unknown"
+    if "mtlsSecurityScheme" in scheme:
+        return "mtls"
+    if "apiKeySecurityScheme" in scheme:
+        return "apiKey"
+    if "oauth2SecurityScheme" in scheme:
+        return "oauth2"
+    if "openIdConnectSecurityScheme" in scheme:
+        return "openIdConnect"
+    http = scheme.get("httpAuthSecurityScheme")
+    if isinstance(http, Mapping) and str(http.get("scheme", "")).lower() == "bearer":
+        return "bearer"
+    return "unknown"
+
+
+def _meets(kind: str, auth: PeerAuth | None, certificate: bool) -> bool:
+    if kind == "mtls":
+        return certificate
+    if auth is None:
+        return False
+    if kind == "apiKey":
+        return auth.api_key is not None
+    # A bearer token: ours as configured, or one an OAuth 2.0 / OIDC issuer gave us.
+    return kind in ("bearer", "oauth2", "openIdConnect") and (
+        auth.bearer is not None or auth.oauth2 is not None
+    )
