@@ -31,6 +31,7 @@ __all__ = ["peers"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CONFIG = "agent-node.yaml"
+_BINDINGS = {"JSONRPC": "JSON-RPC", "HTTP+JSON": "HTTP+JSON", "GRPC": "gRPC"}
 
 
 def _options(command: F) -> F:
@@ -239,7 +240,7 @@ def _summary(found: PeerCard, requirements: list[tuple[str, bool]]) -> Renderabl
         ("card", f"{card.get('name')} {card.get('version', '')}".strip()),
         ("description", str(card.get("description", ""))),
         ("read from", found.card_url),
-        ("endpoint", f"{found.endpoint} (A2A {found.version}, {found.binding})"),
+        ("endpoint", f"{found.endpoint} (A2A {found.version}, {_BINDINGS[found.binding]})"),
         ("identity", found.identity or "(plain HTTP: none)"),
         ("signed by", found.signed_by or "not signed (or by a bare key)"),
     ]

@@ -359,11 +359,13 @@ class _Fetch:
                     " or gRPC of 1.0",
                 ) from None
             log.warning("peer %r: refused its card's interface %s", self.peer, exc.refused)
-            listed = exc.refused.split("://")[0] + "://host:port" if "://" in exc.refused else ""
+            grpc = (
+                " (a gRPC port written grpcs://host:port)" if exc.refused.startswith("grpc") else ""
+            )
             raise self._failure(
                 url,
                 f"its card points to another origin ({in_words(origin_of(exc.refused))}) than"
-                f" the peer's URL; list it under the peer's endpoints: ({listed}) to allow it",
+                f" the peer's URL; list it under the peer's endpoints:{grpc} to allow it",
                 permanent=True,
             ) from None
         for refused in choice.passed_over:
