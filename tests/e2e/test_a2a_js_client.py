@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from e2e.foreign.js_peers import js_client, js_install, js_ready
+from e2e.sdk_clients.runs import credentials_for_alice
 from support.certs import make_certs
 from support.nodes import ADA, serving_mtls
 
@@ -132,22 +133,35 @@ def data(task: dict[str, Any]) -> list[Any]:
 
 @pytest.fixture(
     scope="module",
-    params=[("1", "JSONRPC"), ("1", "HTTP+JSON"), ("0.3", "JSONRPC")],
-    ids=["a2a-js-1", "a2a-js-1-rest", "a2a-js-0.3"],
+    params=[
+        ("1", "JSONRPC", None),
+        ("1", "HTTP+JSON", None),
+        ("0.3", "JSONRPC", None),
+        ("1", "HTTP+JSON", "bearer"),
+        ("1", "JSONRPC", "api-key"),
+    ],
+    ids=["a2a-js-1", "a2a-js-1-rest", "a2a-js-0.3", "a2a-js-1-rest-bearer-jwt", "a2a-js-1-api-key"],
 )
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    generation, binding = request.param
+    generation, binding, auth = request.param
     js_install(generation)
     folder = tmp_path_factory.mktemp(f"js-client-{generation}-{binding.replace('+', '')}")
     certs = make_certs(folder / "certs", "greeter", "alice", "hook")
     (folder / "node").mkdir()
+    extra, header = credentials_for_alice(folder / "node", auth) if auth else ("", None)
     reports = []
     # 1.x: book is shown only in the extended card, which the client reads;
     # 0.3 keeps a node without one (its clients are refused as 0.3 says).
     book_card = "extended" if generation == "1" else "public"
-    with serving_mtls(folder / "node", certs, book_card=book_card) as url:
+    with serving_mtls(folder / "node", certs, extra, book_card=book_card) as url:
         argv, env = js_client(
-            generation, url=url, certs=certs, name="alice", hook="hook", binding=binding
+            generation,
+            url=url,
+            certs=certs,
+            name="alice",
+            hook="hook",
+            binding=binding,
+            header=header,
         )
         for number in range(1, ROUNDS + 1):
             done = subprocess.run(

@@ -80,15 +80,22 @@ TRANSPORTS = {
 
 @pytest.fixture(
     scope="module",
-    params=["1.0", "0.3", "rest", "grpc"],
-    ids=["a2a-sdk-1", "a2a-sdk-1-as-0.3", "a2a-sdk-1-rest", "a2a-sdk-1-grpc"],
+    params=["1.0", "0.3", "rest", "grpc", "1.0/bearer", "rest/api-key"],
+    ids=[
+        "a2a-sdk-1",
+        "a2a-sdk-1-as-0.3",
+        "a2a-sdk-1-rest",
+        "a2a-sdk-1-grpc",
+        "a2a-sdk-1-bearer-jwt",
+        "a2a-sdk-1-rest-api-key",
+    ],
 )
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    dialect = str(request.param)
+    dialect, _, auth = str(request.param).partition("/")
     folder = tmp_path_factory.mktemp(f"sdk1-client-{dialect}")
     sdk = SDK_CLIENTS["1-grpc"] if dialect == "grpc" else SDK
     # book is shown only in the extended card, which the client then reads
-    return run(sdk.interpreter(), "client_v1.py", folder, dialect, book_card="extended")
+    return run(sdk.interpreter(), "client_v1.py", folder, dialect, "extended", auth=auth or None)
 
 
 def test_every_operation_of_the_client_is_exercised(runs: Runs) -> None:

@@ -79,14 +79,23 @@ def js_peer(
 
 
 def js_client(
-    generation: str, *, url: str, certs: Path, name: str, hook: str, binding: str = "JSONRPC"
+    generation: str,
+    *,
+    url: str,
+    certs: Path,
+    name: str,
+    hook: str,
+    binding: str = "JSONRPC",
+    header: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the ``generation`` client
     driver against the node at ``url`` over ``binding`` (1.x: ``JSONRPC`` or
     ``HTTP+JSON``): it presents ``certs/NAME.pem``, trusts ``certs/ca.pem``,
     receives pushes on a webhook serving ``certs/HOOK.pem``, and prints one
-    JSON report (``tests/e2e/js/client_common.mjs``)."""
+    JSON report (``tests/e2e/js/client_common.mjs``). ``header`` (NAME=VALUE):
+    sent on every request instead of a certificate."""
     argv = GENERATIONS[generation].script(SCRIPTS[generation][1])
     argv += ["--url", url, "--certs", str(certs), "--name", name, "--hook", hook]
     argv += ["--binding", binding]
+    argv += ["--header", header] if header else []
     return argv, {}

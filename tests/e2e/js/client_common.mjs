@@ -24,6 +24,8 @@ export function options() {
       name: { type: 'string' },
       hook: { type: 'string' },
       binding: { type: 'string', default: 'JSONRPC' },
+      // NAME=VALUE on every request instead of a client certificate.
+      header: { type: 'string' },
     },
   });
   for (const required of ['url', 'certs', 'name', 'hook']) {
@@ -40,6 +42,17 @@ const read = (opts, file) => fs.readFileSync(`${opts.certs}/${file}`);
  * certificate and trusts only our CA.
  */
 export function certifiedFetch(opts) {
+  if (opts.header) {
+    // No certificate: a bearer token or an API key on every request (server TLS only).
+    const at = opts.header.indexOf('=');
+    const [name, value] = [opts.header.slice(0, at), opts.header.slice(at + 1)];
+    const dispatcher = new Agent({ connect: { ca: read(opts, 'ca.pem') } });
+    return (input, init) => {
+      const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : {}));
+      headers.set(name, value);
+      return fetch(input, { ...init, headers, dispatcher });
+    };
+  }
   const dispatcher = new Agent({
     connect: {
       cert: read(opts, `${opts.name}.pem`),

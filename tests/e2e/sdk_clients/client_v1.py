@@ -314,7 +314,7 @@ def for_dialect(card: AgentCard, dialect: str) -> AgentCard:
 
 async def main() -> None:
     opts = options()
-    async with httpx.AsyncClient(verify=client_tls(opts), timeout=30) as http:
+    async with httpx.AsyncClient(verify=client_tls(opts), timeout=30, headers=opts.headers) as http:
         card = await A2ACardResolver(http, opts.url).get_agent_card()
         driver = Driver(opts, http, for_dialect(card, opts.dialect or "1.0"))
         await report(

@@ -3,8 +3,11 @@ a TLS context presenting our client certificate, a mutual-TLS webhook that
 records the pushes it gets, and the report.
 
     python client_vX.py --url URL --certs DIR --name NAME --hook HOOK [--dialect V]
+        [--header NAME=VALUE]
 
-The driver presents DIR/NAME.pem (trusting DIR/ca.pem), and its webhook serves
+The driver presents DIR/NAME.pem (trusting DIR/ca.pem) — or, with
+``--header``, no certificate and that header on every request (a bearer
+token, an API key: server TLS only) — and its webhook serves
 DIR/HOOK.pem and requires a client certificate. It runs every operation its
 generation's client offers, each on its own tasks; the report is one JSON
 object on the last line of stdout, one key per step: what it returned (as wire
@@ -43,6 +46,15 @@ class Options:
     hook: str
     #: The protocol version to speak, for a client that speaks more than one.
     dialect: str | None = None
+    #: ``NAME=VALUE`` sent on every request instead of a client certificate.
+    header: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.header is None:
+            return {}
+        name, _, value = self.header.partition("=")
+        return {name: value}
 
 
 def options() -> Options:
@@ -50,14 +62,18 @@ def options() -> Options:
     for name in ("url", "certs", "name", "hook"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--dialect")
+    parser.add_argument("--header")
     args = parser.parse_args()
-    return Options(args.url, Path(args.certs), args.name, args.hook, args.dialect)
+    return Options(args.url, Path(args.certs), args.name, args.hook, args.dialect, args.header)
 
 
 def client_tls(opts: Options) -> ssl.SSLContext:
     """Trust only our CA and present NAME's certificate (httpx takes it as ``verify=``)."""
     context = ssl.create_default_context(cafile=str(opts.certs / "ca.pem"))
-    context.load_cert_chain(opts.certs / f"{opts.name}.pem", opts.certs / f"{opts.name}-key.pem")
+    if opts.header is None:
+        context.load_cert_chain(
+            opts.certs / f"{opts.name}.pem", opts.certs / f"{opts.name}-key.pem"
+        )
     return context
 
 

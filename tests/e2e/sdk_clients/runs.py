@@ -15,13 +15,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from support.certs import make_certs
 from support.nodes import serving_mtls
+
+from agent_node.security.api_keys import add_key
 
 ROUNDS = 5
 DRIVERS = Path(__file__).resolve().parent
@@ -59,20 +64,33 @@ class Runs:
 
 
 def run(
-    python: Path, driver: str, folder: Path, dialect: str | None = None, book_card: str = "public"
+    python: Path,
+    driver: str,
+    folder: Path,
+    dialect: str | None = None,
+    book_card: str = "public",
+    auth: str | None = None,
 ) -> Runs:
     """Serve the greeter from ``folder`` and run ``DRIVERS/driver`` with ``python``
     against it :data:`ROUNDS` times (told to speak ``dialect``, if given);
-    ``book_card``: ``extended`` shows the book skill only in the extended card."""
+    ``book_card``: ``extended`` shows the book skill only in the extended card;
+    ``auth`` (``bearer``, ``api-key``): the driver presents no certificate but
+    a bearer JWT or an API key naming alice, which the node is configured to take."""
     certs = make_certs(folder / "certs", "greeter", "alice", "hook")
     (folder / "node").mkdir()
     argv = [str(python), str(DRIVERS / driver), "--certs", str(certs)]
     argv += ["--name", "alice", "--hook", "hook"]
     argv += ["--dialect", dialect] if dialect else []
+    extra = ""
+    if auth is not None:
+        extra, header = credentials_for_alice(folder / "node", auth)
+        argv += ["--header", header]
     # The driver's venv has its own packages: none of ours may leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     reports = []
-    with serving_mtls(folder / "node", certs, grpc=dialect == "grpc", book_card=book_card) as url:
+    with serving_mtls(
+        folder / "node", certs, extra, grpc=dialect == "grpc", book_card=book_card
+    ) as url:
         for number in range(1, ROUNDS + 1):
             done = subprocess.run(
                 [*argv, "--url", url], capture_output=True, text=True, timeout=150, env=env
@@ -80,6 +98,27 @@ def run(
             assert done.returncode == 0, f"round {number}: exit {done.returncode}\n{done.stderr}"
             reports.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return Runs(url, reports, dialect)
+
+
+def credentials_for_alice(folder: Path, auth: str) -> tuple[str, str]:
+    """The node's ``auth:`` (YAML) taking alice by ``auth``, and the header
+    (``NAME=VALUE``) she presents."""
+    if auth == "api-key":
+        keys = folder / "api-keys.yaml"
+        key = add_key(keys, "alice", ALICE)
+        return f"auth: {{api_keys: {{file: '{keys}'}}}}\n", f"X-API-Key={key}"
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    jwks = folder / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+    now = time.time()
+    claims = {"iss": "https://issuer.test", "aud": "greeter", "sub": ALICE, "exp": now + 3600}
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
+    config = (
+        "auth: {jwt: {issuer: 'https://issuer.test', audience: greeter,"
+        f" jwks_file: '{jwks}', algorithms: [ES256]}}}}\n"
+    )
+    return config, f"Authorization=Bearer {token}"
 
 
 def state(task: dict[str, Any]) -> str:
