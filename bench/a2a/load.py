@@ -148,13 +148,18 @@ def check_answer(status: int, body: bytes, text: str, rpc_id: int, mode: str) ->
 # -- raw HTTP/1.1 over asyncio streams ------------------------------------------
 
 
+#: ``--header``: sent on every request (credentials instead of a client certificate).
+HEADERS: dict[str, str] = {}
+
+
 class RawConnection:
     """One keep-alive HTTP/1.1 connection: send a POST, read the answer."""
 
     def __init__(self, host: str, port: int, path: str, tls: ssl.SSLContext | None) -> None:
         self.host, self.port, self.tls = host, port, tls
+        extra = "".join(f"{name}: {value}\r\n" for name, value in HEADERS.items())
         self.head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
             "Content-Type: application/json\r\nA2A-Version: 1.0\r\nContent-Length: "
         ).encode()
         self.reader: asyncio.StreamReader | None = None
@@ -264,7 +269,7 @@ async def httpx_client(
 ) -> None:
     import httpx
 
-    headers = {"Content-Type": "application/json", "A2A-Version": "1.0"}
+    headers = {"Content-Type": "application/json", "A2A-Version": "1.0", **HEADERS}
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     verify: ssl.SSLContext | bool = tls if tls is not None else True  # True: httpx's default
     async with httpx.AsyncClient(limits=limits, timeout=30.0, verify=verify) as client:
@@ -356,7 +361,7 @@ async def start_clients(
     if args.tls_dir is not None:
         import mtls  # bench/a2a/mtls.py: imports agent-node, so only when asked for
 
-        tls = mtls.client_context(args.tls_dir)
+        tls = mtls.client_context(args.tls_dir, certificate=not HEADERS)
     n = args.connections
     if args.client == "httpx":
         # httpx connects lazily, inside its first request: no separate set-up figures.
@@ -438,7 +443,17 @@ def main() -> None:
     parser.add_argument(
         "--binding", choices=["jsonrpc", "rest"], default="jsonrpc", help="rest: post to --url"
     )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="NAME=VALUE on every request (a bearer token, an API key); with --tls-dir the"
+        " client then presents no certificate",
+    )
     args = parser.parse_args()
+    for header in args.header:
+        name, _, value = header.partition("=")
+        HEADERS[name] = value
     if (args.tls_dir is not None) != args.url.startswith("https:"):
         parser.error("--tls-dir goes with an https URL, and only with one")
     global BINDING

@@ -42,10 +42,13 @@ def server_context(folder: Path) -> ssl.SSLContext:
     return build(folder / f"{SERVER}.pem", folder / f"{SERVER}-key.pem", [folder / CA])
 
 
-def client_context(folder: Path) -> ssl.SSLContext:
-    """What the client connects with: ``client.pem``, the server checked against ``ca.pem``."""
+def client_context(folder: Path, *, certificate: bool = True) -> ssl.SSLContext:
+    """What the client connects with: ``client.pem`` (none without
+    ``certificate``: server TLS only), the server checked against ``ca.pem``."""
     from agent_node.security.tls import client_context as build
 
+    if not certificate:
+        return build(None, None, [folder / CA])
     return build(folder / f"{CLIENT}.pem", folder / f"{CLIENT}-key.pem", [folder / CA])
 
 

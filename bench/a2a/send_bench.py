@@ -22,6 +22,10 @@ Systems (each a fresh server subprocess on a free loopback port, fresh scratch d
   their gRPC binding too (``--grpc-port``), measured over it by
   ``grpc_load.py`` (``lf.a2a.v1.A2AService/SendMessage``, one channel per
   connection, the same window and checks) instead of JSON-RPC.
+* ``ours-jwt`` / ``ours-apikey``: ``ours`` over TLS with ``auth:`` taking
+  bearer JWTs (ES256, the key in a JWK Set file) / API keys, the load client
+  presenting no certificate but one token / one key on every request: what
+  authenticating by credentials costs next to ``ours-mtls`` (the same TLS).
 * ``<system>-mtls``: the same server over mutual TLS (``ours-mtls``:
   ``--cert-dir <certs> --identity server`` instead of ``--insecure-dev``; the
   others: ``--tls-dir <certs>``), measured with the same load client over
@@ -80,20 +84,24 @@ CARD_PATH = "/.well-known/agent-card.json"
 MTLS = "-mtls"  # the suffix of a system's mutual-TLS twin
 REST = "-rest"  # the suffix of a system measured over HTTP+JSON
 GRPC = "-grpc"  # the suffix of a system measured over gRPC
-ALL_SYSTEMS = tuple(
-    name + suffix
-    for name in (
-        "ours",
-        "sdk-memory",
-        "sdk-sqlite",
-        "starlette",
-        "ours-rest",
-        "sdk-memory-rest",
-        "ours-grpc",
-        "sdk-memory-grpc",
-        "starlette-grpc",
-    )
-    for suffix in ("", MTLS)
+ALL_SYSTEMS = (
+    *(
+        name + suffix
+        for name in (
+            "ours",
+            "sdk-memory",
+            "sdk-sqlite",
+            "starlette",
+            "ours-rest",
+            "sdk-memory-rest",
+            "ours-grpc",
+            "sdk-memory-grpc",
+            "starlette-grpc",
+        )
+        for suffix in ("", MTLS)
+    ),
+    "ours-jwt",
+    "ours-apikey",
 )
 #: sdk-sqlite-mtls is left out: no target reads it, and over TLS sdk-sqlite
 #: would measure its store's locking again, not TLS.
@@ -112,11 +120,14 @@ class System:
     note: str
     check: str  # load.py --check
     tls: bool = False
+    #: Callers authenticate by ``jwt`` or ``apikey`` instead of a certificate.
+    auth: str | None = None
 
     @property
     def base(self) -> str:
         """The server this system runs (whatever the binding, with or without TLS)."""
-        return self.name.removesuffix(MTLS).removesuffix(REST).removesuffix(GRPC)
+        name = self.name.removesuffix("-jwt").removesuffix("-apikey")
+        return name.removesuffix(MTLS).removesuffix(REST).removesuffix(GRPC)
 
     @property
     def rest(self) -> bool:
@@ -147,11 +158,12 @@ class System:
     def _serve(self, port: int, scratch: Path) -> list[str]:
         py = sys.executable
         if self.base == "ours":
+            config = scratch / "echo-node.yaml" if self.auth else HERE / "echo-node.yaml"
             return [
                 str(VENV_BIN / "agent-node"),
                 "serve",
                 "--config",
-                str(HERE / "echo-node.yaml"),
+                str(config),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -198,6 +210,16 @@ def _mtls_twin(plain: System) -> System:
 SYSTEMS = {
     **PLAIN_SYSTEMS,
     **{s.name + MTLS: _mtls_twin(s) for s in PLAIN_SYSTEMS.values()},
+    "ours-jwt": System(
+        "ours-jwt", "agent-node serve over TLS; a bearer JWT, no certificate", "task", True, "jwt"
+    ),
+    "ours-apikey": System(
+        "ours-apikey",
+        "agent-node serve over TLS; an API key, no certificate",
+        "task",
+        True,
+        "apikey",
+    ),
 }
 
 
@@ -276,6 +298,7 @@ def run_system(
     log = scratch / "server.log"
     row: dict[str, Any] = {"system": system.name, "note": system.note, "mtls": system.tls}
     certs = certs if system.tls else None
+    header = credentials(system.auth, scratch) if system.auth else None
     with log.open("wb") as out:
         # cwd = scratch: nothing a server writes by default lands in the repository.
         proc = subprocess.Popen(
@@ -286,6 +309,7 @@ def run_system(
         )
     try:
         wait_ready(proc, port, mtls.client_context(certs) if certs else None)
+        credential = ["--header", header] if header else []
         load = [
             sys.executable,
             str(HERE / "load.py"),
@@ -306,6 +330,7 @@ def run_system(
             args.client,
             *(["--tls-dir", str(certs)] if certs else []),
             *(["--binding", "rest"] if system.rest else []),
+            *credential,
         ]
         if grpc_port is not None:
             load = grpc_load(proc.pid, grpc_port, args, certs)
@@ -329,6 +354,35 @@ def run_system(
         row["server_log_tail"] = tail(log)
     row["flags"] = flags(row)
     return row
+
+
+def credentials(auth: str, scratch: Path) -> str:
+    """``ours`` configured (in ``scratch``) to take ``auth`` callers; the header
+    (NAME=VALUE) the load client presents."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from agent_node.security.api_keys import add_key
+
+    text = (HERE / "echo-node.yaml").read_text()
+    text = text.replace("echo_workflow.py:wf", f"{HERE / 'echo_workflow.py'}:wf")
+    if auth == "apikey":
+        key = add_key(scratch / "api-keys.yaml", "client")
+        (scratch / "echo-node.yaml").write_text(text + "auth: {api_keys: {}}\n")
+        return f"X-API-Key={key}"
+    signing = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(signing.public_key(), as_dict=True)
+    (scratch / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "bench"}]}))
+    claims = {"iss": "https://issuer.bench", "aud": "a2a-bench", "sub": "client"}
+    token = jwt.encode(
+        {**claims, "exp": time.time() + 3600}, signing, "ES256", headers={"kid": "bench"}
+    )
+    auth_config = (
+        "auth: {jwt: {issuer: 'https://issuer.bench', audience: a2a-bench,"
+        " jwks_file: jwks.json, algorithms: [ES256]}}\n"
+    )
+    (scratch / "echo-node.yaml").write_text(text + auth_config)
+    return f"Authorization=Bearer {token}"
 
 
 def grpc_load(pid: int, port: int, args: argparse.Namespace, certs: Path | None) -> list[str]:
@@ -529,7 +583,26 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         *mtls_targets(by),
         *rest_targets(by),
         *grpc_targets(by),
+        *auth_targets(by),
     ]
+
+
+def auth_targets(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A bearer JWT costs < 0.1 ms of server CPU per request more than mutual
+    TLS (the same TLS; the token verified once, its key cached)."""
+    rows = []
+    for name in ("ours-jwt", "ours-apikey"):
+        row, base = by.get(name), by.get("ours" + MTLS)
+        extra = _diff(row, base, "server_cpu_ms_per_req") if row and base else None
+        rows.append(
+            {
+                "target": f"{name} server CPU <= ours-mtls + 0.1 ms/request",
+                "value": extra,
+                "unit": "ms",
+                "ok": None if extra is None else extra <= 0.1,
+            }
+        )
+    return rows
 
 
 def grpc_targets(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
