@@ -208,14 +208,17 @@ class NodeConfig(BaseModel):
             self.path(self.tls.cert), self.path(self.tls.key), trust, require_client_cert=False
         )
 
-    def client_ssl_context(self) -> ssl.SSLContext | None:
+    def client_ssl_context(self, *, certificate: bool = True) -> ssl.SSLContext | None:
         """What this node calls peers with (delegation, push delivery): its own
-        certificate, peers verified against the trust bundle; None without TLS."""
+        certificate (not with ``certificate=False``), peers verified against
+        the trust bundle; None without TLS."""
         if self.tls is None:
             return None
         from agent_node.security.tls import client_context
 
         trust = self.trust_paths()
+        if not certificate:
+            return client_context(None, None, trust)
         return client_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
 
     def tls_files(self) -> tuple[Path, Path, list[Path]] | None:

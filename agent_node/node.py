@@ -164,7 +164,12 @@ class _Parts:
         from agent_node.security.authz import Policy
 
         outgoing = config.client_ssl_context()
-        http = http_client(outgoing, timeout=30.0, identity_from_cn=config.identity_from_cn)
+        http = http_client(
+            outgoing,
+            timeout=30.0,
+            identity_from_cn=config.identity_from_cn,
+            bare=config.client_ssl_context(certificate=False),
+        )
         directory = Directory(config.peers, http, trust=config.trust_paths())
         delegator = PeerDelegator(
             directory,

@@ -140,6 +140,10 @@ class PeerAuth(BaseModel):
     api_key: SecretRef | None = None
     api_key_header: str = Field(default="X-API-Key", pattern=r"^[A-Za-z0-9-]+$")
     oauth2: OAuth2Client | None = None
+    #: Present our client certificate too (False: the token or key alone, for
+    #: a peer whose TLS would refuse a certificate its CAs did not issue).
+    #: Over gRPC the certificate always goes along.
+    certificate: bool = True
 
     @model_validator(mode="after")
     def _one_scheme(self) -> PeerAuth:

@@ -43,18 +43,22 @@ def _key_file(config_path: Path) -> Path:
 @keys.command("add")
 @click.argument("name")
 @click.option("--identity", default=None, help="Who the key stands for [default: NAME].")
+@click.option("--as-header", is_flag=True, help="Print a header line (curl -H @FILE).")
 @_CONFIG
 @handle_errors
-def add(name: str, identity: str | None, config_path: Path) -> None:
+def add(name: str, identity: str | None, as_header: bool, config_path: Path) -> None:
     """Make a key for NAME and print it, once: only its hash is kept.
 
     The node reads the key file again when it changes: no restart needed.
     """
+    from agent_node.config import load_config
     from agent_node.security.api_keys import add_key
 
     path = _key_file(config_path)
     key = add_key(path, name, identity)
-    click.echo(key)
+    settings = load_config(config_path).auth.api_keys
+    header = settings.header if settings is not None else "X-API-Key"
+    click.echo(f"{header}: {key}" if as_header else key)
     click.echo(
         f"key {name!r} for {identity or name} added to {path}; it is shown only now",
         err=True,

@@ -78,6 +78,9 @@ COMMANDS = {
         "tools",
         "List the tools of every MCP server the configuration names, with their input schemas.",
     ),
+    "tokens": LazyCommand(
+        ".tokens", "tokens", "Issue development bearer JWTs that a node's auth.jwt accepts."
+    ),
     "worker": LazyCommand(
         ".workers", "worker", "Claim and run work of every execution until SIGTERM or SIGINT."
     ),

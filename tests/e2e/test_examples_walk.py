@@ -12,12 +12,15 @@ with the top README, in test_readme_walk.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from e2e.procs import opened
 from support.readme_walk import ROOT, Walk, shell_blocks, walking
 
 pytestmark = pytest.mark.slow
@@ -123,3 +126,34 @@ def curl(*args: str) -> str:
     done = subprocess.run(["curl", "-s", *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_the_auth_example_each_credential_and_a_delegation_by_token(walk: Walk) -> None:
+    callers = []
+    for block in shell_blocks(EXAMPLES / "auth" / "README.md"):
+        walk.run_block(block)
+        for ran, out in walk.printed.items():
+            if ran.startswith("curl") and out.startswith("{") and ran not in callers:
+                callers.append(ran)
+    answers = [json.loads(walk.printed[ran])["result"]["task"] for ran in callers]
+    assert [a["status"]["state"] for a in answers] == ["TASK_STATE_COMPLETED"] * 4
+    assert [a["metadata"]["caller"] for a in answers] == [
+        "spiffe://example.org/agent/me",
+        "ci",
+        "alice",
+        "spiffe://example.org/agent/me",  # the caller agent's task; the vault's is below
+    ]
+    assert "Barbara" in json.dumps(answers[3]["artifacts"])
+    walk.stop_servers()
+    vault = asyncio.run(_tasks(walk.home / ".agent-node" / "vault.db"))
+    assert sorted(r.caller for r in vault) == sorted(
+        ["spiffe://example.org/agent/me", "ci", "alice", "caller"]  # caller: the token's sub
+    )
+    assert {r.status for r in vault} == {"completed"}
+    assert "X-API-Key: ank_" in (walk.home / "ci.header").read_text()
+    assert "ank_" not in (walk.home / "examples/auth/api-keys.yaml").read_text()
+
+
+async def _tasks(db: Path) -> list[Any]:
+    async with opened(f"sqlite:///{db}") as store:
+        return list(await store.list_executions(limit=100))

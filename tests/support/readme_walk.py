@@ -4,7 +4,8 @@ The blocks are read from the files themselves and run in a copy of the
 repository's examples and cards: ``agent-node serve`` in the background
 until the next block (a user stops it before starting another on the same
 port), every other command to its end, which must succeed; a ``for NAME in
-…; do …; done`` line runs its body once per word. What a command prints as
+…; do …; done`` line runs its body once per word, and ``> FILE`` writes
+what a command prints to FILE. What a command prints as
 its next steps (``init``, the approval example: a ``next:`` line, then one
 command a line) is run too, but a ``serve`` (the README's own). The only
 changes: installing is skipped (this venv is linked in as ``.venv`` and is
@@ -142,11 +143,17 @@ class Walk:
             command += ["--port", self.ports["8501"]]
         if command[1:2] == ["init"]:
             command += ["--port", self.ports["8470"]]
+        into = None
+        if ">" in command:  # `… > FILE`: what it prints goes to FILE
+            at = command.index(">")
+            command, into = command[:at], self.home / command[at + 1]
         done = subprocess.run(
             command, cwd=self.home, env=self.env, capture_output=True, text=True, timeout=120
         )
         assert done.returncode == 0, f"{shlex.join(command)}:\n{done.stdout}\n{done.stderr}"
         self.printed[shlex.join(command)] = done.stdout
+        if into is not None:
+            into.write_text(done.stdout)
         if program == "curl":
             self.read_answer(command, done.stdout)
         self.hints += next_steps(done.stdout)

@@ -59,7 +59,7 @@ async def call(
             json=request.body,
             params={**request.query, **presented.query},
             headers={**headers, "A2A-Version": "1.0", "Accept": MEDIA_TYPE},
-            extensions=expecting(card.identity),
+            extensions=expecting(card.identity, certificate=presented.certificate),
         )
         return rest_result(card, method, response), peer_identity(response)
     name, body_params = method, params
@@ -73,7 +73,7 @@ async def call(
         json=body,
         headers=headers,
         params=presented.query,
-        extensions=expecting(card.identity),
+        extensions=expecting(card.identity, certificate=presented.certificate),
     )
     identity = peer_identity(response)
     answer = answer_of(card, method, response)
@@ -108,7 +108,7 @@ async def subscribe(
             params=presented.query,
             headers={**headers, "A2A-Version": "1.0"},
             timeout=STREAM_TIMEOUT,
-            extensions=expecting(card.identity),
+            extensions=expecting(card.identity, certificate=presented.certificate),
         )
     else:
         name, params = "SubscribeToTask", {"id": task_id}
@@ -123,7 +123,7 @@ async def subscribe(
             json={"jsonrpc": "2.0", "id": 1, "method": name, "params": params},
             headers=headers,
             timeout=STREAM_TIMEOUT,
-            extensions=expecting(card.identity),
+            extensions=expecting(card.identity, certificate=presented.certificate),
         )
     async with opened as response:
         identity = peer_identity(response)

@@ -20,6 +20,11 @@ message, no push token, no card request reaches an impostor. Connections
 are pooled per expected identity, so a connection proven for one identity
 never carries a request that expects another.
 
+A request may also go out without the node's certificate
+(``extensions=expecting(identity, certificate=False)``: a peer called with a
+token instead, which may not take a certificate its CAs did not issue): it
+then uses a pool of connections whose TLS presents none.
+
 httpx takes no network backend of its own, so each pool is httpx's own
 transport with its httpcore pool rebuilt around one (httpcore 1.x).
 """
@@ -45,20 +50,28 @@ __all__ = [
 
 #: The request extension naming the identity a request's server must prove.
 EXPECTED_IDENTITY = "agent_node.expected_identity"
+#: The request extension saying the request presents no client certificate.
+WITHOUT_CERTIFICATE = "agent_node.without_certificate"
 
 #: httpx's default pool limits (``httpx.Limits()`` as ``AsyncClient`` uses it).
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 def http_client(
-    tls: ssl.SSLContext | None, *, timeout: float, identity_from_cn: bool = False
+    tls: ssl.SSLContext | None,
+    *,
+    timeout: float,
+    identity_from_cn: bool = False,
+    bare: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """An outgoing client; ``tls`` None (a node without TLS) verifies HTTPS
     servers against the default CA store. ``identity_from_cn``: how the
-    servers' identities are read (:func:`~agent_node.security.tls.identity_of`)."""
+    servers' identities are read (:func:`~agent_node.security.tls.identity_of`).
+    ``bare``: ``tls`` without the node's certificate, for requests that must
+    present none (default: ``tls`` itself)."""
     context = tls if tls is not None else httpx.create_ssl_context(trust_env=False)
     return httpx.AsyncClient(
-        transport=_Transport(context, identity_from_cn),
+        transport=_Transport(context, identity_from_cn, bare or context),
         follow_redirects=False,
         timeout=timeout,
         trust_env=False,
@@ -88,10 +101,14 @@ def shown_identity(identity: str | None, *, tls: bool) -> str:
     return "a certificate that names no identity" if tls else "no certificate (plain HTTP)"
 
 
-def expecting(identity: str | None) -> dict[str, Any]:
+def expecting(identity: str | None, *, certificate: bool = True) -> dict[str, Any]:
     """Request extensions that send a request only to a server proven to be
-    ``identity`` at the handshake (None: anyone the trust bundle vouches for)."""
-    return {EXPECTED_IDENTITY: identity} if identity is not None else {}
+    ``identity`` at the handshake (None: anyone the trust bundle vouches for);
+    without our ``certificate`` when False."""
+    found: dict[str, Any] = {EXPECTED_IDENTITY: identity} if identity is not None else {}
+    if not certificate:
+        found[WITHOUT_CERTIFICATE] = True
+    return found
 
 
 def server_identity(response: httpx.Response) -> str | None:
@@ -110,20 +127,25 @@ def server_identity(response: httpx.Response) -> str | None:
 class _Transport(httpx.AsyncBaseTransport):
     """One pool per identity expected (None: none), made on first use."""
 
-    def __init__(self, context: ssl.SSLContext, identity_from_cn: bool) -> None:
+    def __init__(
+        self, context: ssl.SSLContext, identity_from_cn: bool, bare: ssl.SSLContext
+    ) -> None:
         self._context = context
+        self._bare = bare
         self._identity_from_cn = identity_from_cn
-        self._pools: dict[str | None, _Pool] = {}
+        self._pools: dict[tuple[str | None, bool], _Pool] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         expected = request.extensions.get(EXPECTED_IDENTITY)
         if expected is not None and request.url.scheme != "https":
             where = f"{request.url.host}:{request.url.port or 80}"
             raise IdentityMismatch(expected, None, tls=False, where=where)
-        pool = self._pools.get(expected)
+        bare = bool(request.extensions.get(WITHOUT_CERTIFICATE))
+        pool = self._pools.get((expected, bare))
         if pool is None:
             backend = _Backend(expected, self._identity_from_cn)
-            pool = self._pools[expected] = _Pool(self._context, backend)
+            context = self._bare if bare else self._context
+            pool = self._pools[(expected, bare)] = _Pool(context, backend)
         return await pool.handle_async_request(request)
 
     async def aclose(self) -> None:

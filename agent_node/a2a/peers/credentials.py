@@ -46,6 +46,8 @@ class Presented:
 
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
+    #: Whether our client certificate goes along (``auth.certificate``).
+    certificate: bool = True
 
 
 #: No credentials besides our certificate.
@@ -78,18 +80,21 @@ class PeerCredentials:
     async def present(self, card: Mapping[str, Any] | None = None) -> Presented:
         """What to send with a request to the peer (``card``: its card, whose
         apiKey scheme says where a key goes)."""
+        certificate = self.auth.certificate
         if self.auth.bearer is not None:
-            return Presented({"Authorization": f"Bearer {self._secret(self.auth.bearer)}"})
+            token = self._secret(self.auth.bearer)
+            return Presented({"Authorization": f"Bearer {token}"}, certificate=certificate)
         if self.auth.api_key is not None:
             key = self._secret(self.auth.api_key)
             location, name = _api_key_place(card, self.auth.api_key_header)
             if location == "query":
-                return Presented(query={name: key})
+                return Presented(query={name: key}, certificate=certificate)
             if location == "cookie":
-                return Presented({"Cookie": f"{name}={key}"})
-            return Presented({name: key})
+                return Presented({"Cookie": f"{name}={key}"}, certificate=certificate)
+            return Presented({name: key}, certificate=certificate)
         assert self.auth.oauth2 is not None
-        return Presented({"Authorization": f"Bearer {await self._oauth2(self.auth.oauth2)}"})
+        token = await self._oauth2(self.auth.oauth2)
+        return Presented({"Authorization": f"Bearer {token}"}, certificate=certificate)
 
     def renew(self) -> bool:
         """Drop a cached token after the peer refused it; True when a call
