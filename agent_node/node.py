@@ -23,12 +23,12 @@ import logging
 import os
 import signal
 import socket
-import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from agent_node import node_grpc
 from agent_node.config import NodeConfig
 from agent_node.errors import ConfigError, UsageError
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -92,7 +92,7 @@ class AgentNode:
         workflows = self.load_workflows()
         tls = self.config.ssl_context()  # before binding: bad files fail fast
         sock = _bind(self.config.listen.host, self.config.listen.port)
-        grpc, grpc_port = _bind_grpc(self.config)
+        grpc, grpc_port = node_grpc.bind(self.config)
         config = self.config.with_overrides(port=sock.getsockname()[1], grpc_port=grpc_port)
         parts = _Parts.assemble(config, workflows, tls is not None)
         server = uvicorn_server(
@@ -101,11 +101,11 @@ class AgentNode:
         try:
             await parts.start()
             if grpc is not None:
-                await _serve_grpc(grpc, parts.grpc)
+                await node_grpc.serve(grpc, parts.grpc)
             with _stop_on_signals(server):
                 announce = asyncio.create_task(_announce(server, config, ready))
                 orphaned = asyncio.create_task(_stop_when_orphaned(server, parent))
-                grpc_stop = asyncio.create_task(_stop_grpc_with(server, grpc))
+                grpc_stop = asyncio.create_task(node_grpc.stop_with(server, grpc))
                 try:
                     await server.serve(sockets=[sock])
                     await grpc_stop
@@ -176,7 +176,7 @@ class _Parts:
             http,
             push_url=config.url + PUSH_PATH,
             secret=_secret(config),
-            grpc=functools.partial(_grpc_peers, config, outgoing),
+            grpc=functools.partial(node_grpc.peers, config, outgoing),
         )
         pool = McpPool.from_config(config)  # opens nothing until a tool is first called
         llm = LlmClient(config.models)
@@ -320,46 +320,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
-
-
-def _grpc_peers(config: NodeConfig, context: ssl.SSLContext | None) -> Any:
-    """The client of peers' gRPC interfaces (made when one is first called)."""
-    from agent_node.a2a.peers.grpc_calls import GrpcPeers
-
-    return GrpcPeers(config.tls_files(), context, identity_from_cn=config.identity_from_cn)
-
-
-def _bind_grpc(config: NodeConfig) -> tuple[Any, int | None]:
-    """The gRPC server (``listen.grpc_port``) bound, not started, and its port;
-    (None, None) when the node serves no gRPC."""
-    port = config.listen.grpc_port
-    if port is None:
-        return None, None
-    try:
-        from agent_node.a2a.server.grpc import server
-    except ImportError as exc:
-        raise ConfigError(
-            f"listen.grpc_port needs grpcio and protobuf ({exc}): pip install 'agent-node[grpc]'"
-        ) from None
-    return server.bind(config.listen.host, port, config.limits, config.tls_files())
-
-
-async def _serve_grpc(grpc: Any, service: Any) -> None:
-    from agent_node.a2a.server.grpc.server import serve_service
-
-    await serve_service(grpc, service)
-
-
-async def _stop_grpc_with(http: Any, grpc: Any) -> None:
-    """Stop ``grpc`` (calls in flight get the HTTP server's grace) as soon as
-    the HTTP server is asked to stop, so both drain at once."""
-    if grpc is None:
-        return
-    from agent_node.a2a.server.grpc.server import stop
-
-    while not http.should_exit:
-        await asyncio.sleep(0.05)
-    await stop(grpc)
 
 
 async def _announce(
