@@ -1,10 +1,11 @@
 """Our delegate node calling a peer that wants credentials (issue 15, client
 side): a2a-sdk 1.x serving the scenario contract behind an auth hook that
 refuses (401) any A2A request without the right header, pushing back to us
-without a client certificate. Each scheme of ``peers[].auth``: a bearer token
-from a file, an API key in a header, OAuth 2.0 client credentials from a token
-endpoint the test serves (the token fetched once for every delegation). The
-secrets never reach our store or our log; ``inspect``'s event says the scheme.
+without a client certificate (and @a2a-js/sdk 1.x behind the same hook).
+Each scheme of ``peers[].auth``: a bearer token from a file, an API key in a
+header, OAuth 2.0 client credentials from a token endpoint the test serves
+(the token fetched once for every delegation). The secrets never reach our
+store or our log; ``inspect``'s event says the scheme.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.foreign.js_peers import js_install, js_peer
 from e2e.foreign.python_peers import python_peer
 from e2e.procs import Spawn, child_env, wait_until
 from e2e.test_delegation import D, Net, events_of
@@ -61,22 +63,38 @@ async def tokens() -> AsyncIterator[tuple[TokenEndpoint, str]]:
         yield endpoint, f"{url}/token"
 
 
-async def start(tmp_path: Path, spawn: Spawn, require: str, auth: str) -> tuple[Net, Path]:
-    """The peer ``f`` wanting ``require`` (HEADER=VALUE) and pushing without a
-    certificate; our node ``a`` calling it with ``auth`` (YAML)."""
+async def start(
+    tmp_path: Path, spawn: Spawn, require: str, auth: str, *, js: bool = False
+) -> tuple[Net, Path]:
+    """The peer ``f`` wanting ``require`` (HEADER=VALUE) — a2a-sdk 1.x pushing
+    without a certificate, or with ``js`` @a2a-js/sdk 1.x pushing with one —
+    and our node ``a`` calling it with ``auth`` (YAML)."""
     certs = make_certs(tmp_path / "certs", "a", "f", "alice")
     net = Net(tmp_path, certs, spawn)
     log = tmp_path / "peer.jsonl"
-    argv, env = python_peer(
-        "1",
-        port=net.port("f"),
-        certs=certs,
-        name="f",
-        log=log,
-        push=True,
-        streaming=False,
-        extra=["--require", require, "--push-anonymously"],
-    )
+    if js:
+        js_install("1")
+        argv, env = js_peer(
+            "1",
+            port=net.port("f"),
+            certs=certs,
+            name="f",
+            log=log,
+            push=True,
+            streaming=False,
+            extra=["--require", require],
+        )
+    else:
+        argv, env = python_peer(
+            "1",
+            port=net.port("f"),
+            certs=certs,
+            name="f",
+            log=log,
+            push=True,
+            streaming=False,
+            extra=["--require", require, "--push-anonymously"],
+        )
     peer = spawn("f", argv, {**child_env(tmp_path / "effects", 0.0), **env})
     await wait_until(lambda: _card_served(net), "the peer to serve", timeout=120, alive=[peer])
     relay = tmp_path / "relay.yaml"
@@ -116,6 +134,20 @@ async def test_a_bearer_token_from_a_file(tmp_path: Path, spawn: Spawn) -> None:
         assert sent["auth"] == "bearer"
     via = [e.data["payload"]["via"] for e in events if e.kind == "wait_resolved"]
     assert via == ["push"]  # its push came without a certificate, on the token alone
+    assert "refused" not in log.read_text()
+    secrets_kept_out(net, TOKEN)
+
+
+async def test_a_bearer_token_to_a_js_sdk_peer(tmp_path: Path, spawn: Spawn) -> None:
+    (tmp_path / "f-token").write_text(TOKEN)
+    net, log = await start(
+        tmp_path, spawn, f"Authorization=Bearer {TOKEN}", "{bearer: {file: f-token}}", js=True
+    )
+    for word in ("complete", "slow 300"):
+        task = await delegate(net, word)
+        assert _answer(task)["text"] == f"done: {word}", _said(task)
+    events = await events_of(net.store("a"), task["id"])
+    assert next(e.data for e in events if e.kind == "delegation_sent")["auth"] == "bearer"
     assert "refused" not in log.read_text()
     secrets_kept_out(net, TOKEN)
 

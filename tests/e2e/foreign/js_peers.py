@@ -11,6 +11,7 @@ client driver per generation (:func:`js_client`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from e2e.foreign.npm_cache import CachedNpm
@@ -67,15 +68,16 @@ def js_peer(
     log: Path | None,
     push: bool,
     streaming: bool,
+    extra: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the ``@a2a-js/sdk``
     ``generation`` ("1" or "0.3") peer server of the scenario contract
-    (``log`` None: it logs nothing)."""
+    (``log`` None: it logs nothing; ``extra``: more options, ``--require``)."""
     argv = GENERATIONS[generation].script(SCRIPTS[generation][0])
     argv += ["--port", str(port), "--certs", str(certs), "--name", name]
     argv += ["--log", str(log)] if log is not None else []
     argv += ["--push"] * push + ["--streaming"] * streaming
-    return argv, {}
+    return [*argv, *extra], {}
 
 
 def js_client(

@@ -15,7 +15,11 @@ import { parseArgs } from 'node:util';
 import express from 'express';
 import { Agent, setGlobalDispatcher } from 'undici';
 
-/** `--port P --certs DIR --name NAME [--log FILE] [--push] [--streaming]`. */
+/**
+ * `--port P --certs DIR --name NAME [--log FILE] [--push] [--streaming]
+ * [--require HEADER=VALUE]`: with --require, every request but the card's
+ * must carry that header (the server's auth hook): 401 otherwise.
+ */
 export function options() {
   const { values } = parseArgs({
     options: {
@@ -25,6 +29,7 @@ export function options() {
       log: { type: 'string' },
       push: { type: 'boolean', default: false },
       streaming: { type: 'boolean', default: false },
+      require: { type: 'string' },
     },
   });
   for (const required of ['port', 'certs', 'name']) {
@@ -68,8 +73,18 @@ export function currentRequest() {
 }
 
 /** An Express app whose routes run with currentRequest() set; body parsed once. */
-export function application() {
+export function application(opts = {}) {
   const app = express();
+  if (opts.require) {
+    const at = opts.require.indexOf('=');
+    const [name, value] = [opts.require.slice(0, at), opts.require.slice(at + 1)];
+    const log = logger(opts.log);
+    app.use((req, res, next) => {
+      if (req.path.startsWith('/.well-known/') || req.get(name) === value) return next();
+      log({ event: 'refused', path: req.path });
+      res.status(401).send('credentials required');
+    });
+  }
   app.use(express.json({ limit: '10mb' }));
   app.use((req, _res, next) => {
     const request = {

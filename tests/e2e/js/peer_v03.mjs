@@ -151,7 +151,7 @@ function main() {
   if (opts.push) pushWithCertificate(opts, log, (task) => task.status?.state);
   const executor = new ScenarioExecutor(new Scenarios(log));
   const handler = new LoggedHandler(log, card(opts), new InMemoryTaskStore(), executor);
-  const app = application();
+  const app = application(opts);
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler }));
   app.use(jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication }));
   listen(app, opts);

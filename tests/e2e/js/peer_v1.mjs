@@ -210,7 +210,7 @@ function main() {
     undefined,
     ...pushes
   );
-  const app = application();
+  const app = application(opts);
   app.use(`/${AGENT_CARD_PATH}`, agentCardHandler({ agentCardProvider: handler }));
   app.use(jsonRpcHandler({ requestHandler: handler, userBuilder: UserBuilder.noAuthentication }));
   listen(app, opts);
