@@ -117,10 +117,10 @@ class Guard:
         if self.require_identity and caller is None and not public:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "a client"
-            log.warning("refused %s: no credentials (%s %s)", where, scope["method"], path)
-            if self.authn is not None and self.authn.enabled:
-                return Unauthenticated(NO_CREDENTIALS)
-            return Unauthenticated(NO_CERTIFICATE)
+            schemes = self.authn is not None and self.authn.enabled
+            missing = "credentials" if schemes else "client certificate"
+            log.warning("refused %s: no %s (%s %s)", where, missing, scope["method"], path)
+            return Unauthenticated(NO_CREDENTIALS if schemes else NO_CERTIFICATE)
         cap = self.max_concurrent_per_caller
         if cap and self._in_flight.get(caller, 0) >= cap:
             log.warning("refused: %s has %d requests in flight", caller or "anonymous", cap)
