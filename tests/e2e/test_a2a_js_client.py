@@ -163,7 +163,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             binding=binding,
             header=header,
         )
-        for number in range(1, ROUNDS + 1):
+        for number in range(1, (1 if auth else ROUNDS) + 1):  # credentials: once (CI's time)
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=90, env={**os.environ, **env}
             )

@@ -70,12 +70,15 @@ def run(
     dialect: str | None = None,
     book_card: str = "public",
     auth: str | None = None,
+    rounds: int = ROUNDS,
 ) -> Runs:
     """Serve the greeter from ``folder`` and run ``DRIVERS/driver`` with ``python``
     against it :data:`ROUNDS` times (told to speak ``dialect``, if given);
     ``book_card``: ``extended`` shows the book skill only in the extended card;
     ``auth`` (``bearer``, ``api-key``): the driver presents no certificate but
-    a bearer JWT or an API key naming alice, which the node is configured to take."""
+    a bearer JWT or an API key naming alice, which the node is configured to take.
+    ``rounds``: how many driver runs (CI's time: the credentials' variants run
+    once, the operations' repetition being the other variants' to prove)."""
     certs = make_certs(folder / "certs", "greeter", "alice", "hook")
     (folder / "node").mkdir()
     argv = [str(python), str(DRIVERS / driver), "--certs", str(certs)]
@@ -91,7 +94,7 @@ def run(
     with serving_mtls(
         folder / "node", certs, extra, grpc=dialect == "grpc", book_card=book_card
     ) as url:
-        for number in range(1, ROUNDS + 1):
+        for number in range(1, rounds + 1):
             done = subprocess.run(
                 [*argv, "--url", url], capture_output=True, text=True, timeout=150, env=env
             )
