@@ -2,8 +2,9 @@
 
 ``auth:`` in ``agent-node.yaml`` turns on API keys (:mod:`.api_keys`, in the
 ``X-API-Key`` header by default) and bearer JWTs (:mod:`.jwt_auth`, in
-``Authorization: Bearer``); mutual TLS stays on unless ``auth.mtls: false``
-(then the node's TLS asks for no client certificate). Every scheme yields
+``Authorization: Bearer``); mutual TLS stays on (the node's TLS asks for a
+client certificate without requiring one, so a caller without one gets to
+show a key or a token). Every scheme yields
 one identity string, so ``policy:``, task ownership, ``metadata.caller``,
 rate limits and the operator API treat callers alike whatever they showed.
 
