@@ -62,8 +62,12 @@ def test_the_readme_says_which_commands_take_a_store() -> None:
         if path and any("--store" in p.opts for p in command.params)
     }
     assert taking == named | {"serve", "doctor"}  # which the README names apart
-    none = re.search(r"`demo`, `init`,\s+`certs`, `peers` and `tools` keep no executions", readme)
-    assert none is not None and not taking & {"demo", "init", "certs", "peers", "tools"}
+    none = re.search(
+        r"`demo`, `init`, `certs`, `keys`, `tokens`, `peers` and `tools`\s+keep no executions",
+        readme,
+    )
+    keeping_none = {"demo", "init", "certs", "keys", "tokens", "peers", "tools"}
+    assert none is not None and not taking & keeping_none
 
 
 def hint(tmp_path: Path, path: str) -> str:
