@@ -72,29 +72,20 @@ async def start(
     certs = make_certs(tmp_path / "certs", "a", "f", "alice")
     net = Net(tmp_path, certs, spawn)
     log = tmp_path / "peer.jsonl"
+    launcher, extra = python_peer, ["--require", require, "--push-anonymously"]
     if js:
         js_install("1")
-        argv, env = js_peer(
-            "1",
-            port=net.port("f"),
-            certs=certs,
-            name="f",
-            log=log,
-            push=True,
-            streaming=False,
-            extra=["--require", require],
-        )
-    else:
-        argv, env = python_peer(
-            "1",
-            port=net.port("f"),
-            certs=certs,
-            name="f",
-            log=log,
-            push=True,
-            streaming=False,
-            extra=["--require", require, "--push-anonymously"],
-        )
+        launcher, extra = js_peer, ["--require", require]
+    argv, env = launcher(
+        "1",
+        port=net.port("f"),
+        certs=certs,
+        name="f",
+        log=log,
+        push=True,
+        streaming=False,
+        extra=extra,
+    )
     peer = spawn("f", argv, {**child_env(tmp_path / "effects", 0.0), **env})
     await wait_until(lambda: _card_served(net), "the peer to serve", timeout=120, alive=[peer])
     relay = tmp_path / "relay.yaml"
