@@ -22,7 +22,6 @@ import ipaddress
 import logging
 import os
 import signal
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,12 +85,12 @@ class AgentNode:
     ) -> None:
         """Serve until SIGINT or SIGTERM — or, with ``parent``, until the
         process of that id is no longer this one's parent — then stop cleanly."""
-        from agent_node.transport import uvicorn_config, uvicorn_server
+        from agent_node.transport import listening_socket, uvicorn_config, uvicorn_server
 
         self.check_transport()
         workflows = self.load_workflows()
         tls = self.config.ssl_context()  # before binding: bad files fail fast
-        sock = _bind(self.config.listen.host, self.config.listen.port)
+        sock = listening_socket(self.config.listen.host, self.config.listen.port)
         grpc, grpc_port = node_grpc.bind(self.config)
         config = self.config.with_overrides(port=sock.getsockname()[1], grpc_port=grpc_port)
         parts = _Parts.assemble(config, workflows, tls is not None)
@@ -304,22 +303,6 @@ def _secret(config: NodeConfig) -> bytes:
     if config.tls is not None:
         material = config.path(config.tls.key).read_bytes()
     return hashlib.sha256(b"agent-node delegation tokens\0" + material).digest()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only
-    # when the listening socket says TCP; without it a response written in two
-    # parts (uvicorn: headers, then body) waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 async def _announce(

@@ -35,8 +35,9 @@ import ssl
 from typing import Any, Literal
 
 from agent_node.config import Limits
+from agent_node.errors import ConfigError
 
-__all__ = ["CALLER", "caller_of", "uvicorn_config", "uvicorn_server"]
+__all__ = ["CALLER", "caller_of", "listening_socket", "uvicorn_config", "uvicorn_server"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,26 @@ def caller_of(scope: Any) -> str | None:
     """The identity of the peer that sent the request of ``scope``."""
     value = scope.get(CALLER)
     return value if isinstance(value, str) else None
+
+
+def listening_socket(host: str, port: int, what: str = "") -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: a free port), not yet listening;
+    ConfigError when it cannot be (``what``: the listener's name in it).
+    Never ``SO_REUSEPORT``: a second node on the port fails to start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only
+    # when the listening socket says TCP; without it a response written in two
+    # parts (uvicorn: headers, then body) waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise ConfigError(f"cannot listen{what} on {address}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def uvicorn_config(

@@ -1,4 +1,4 @@
-"""The gRPC binding over a real grpc.aio server on loopback with real
+"""The gRPC binding over a real server (agent-node's HTTP/2 one) on loopback with real
 certificates: the binding's rules (errors as statuses with an ErrorInfo,
 metadata, gates, limits, mutual TLS) in front of a fake handler, and every
 operation end to end on the task service (SQLite, PostgreSQL). The a2a-sdk
@@ -286,12 +286,16 @@ async def test_a_certificate_naming_no_identity_is_unauthenticated(
     assert handler.calls == []
 
 
-async def test_no_certificate_or_one_of_another_ca_fails_the_handshake(
+async def test_no_certificate_is_unauthenticated_and_another_ca_s_fails_the_handshake(
     serve: Serve, handler: FakeHandler, rogue: Path
 ) -> None:
+    """As on HTTPS: a client certificate is asked for, not required at the
+    handshake (bearer tokens and API keys come over server TLS); without one,
+    and no other credentials, the call is refused saying what is missing."""
     served = await serve(handler)
     anonymous = await refused(served.caller(None).call("GetTask", {"id": "t1"}))
-    assert anonymous.code == Code.UNAVAILABLE
+    assert (anonymous.code, anonymous.reason) == (Code.UNAUTHENTICATED, "UNAUTHENTICATED")
+    assert "client certificate" in anonymous.message
     impostor = await refused(served.caller("alice", rogue).call("GetTask", {"id": "t1"}))
     assert impostor.code == Code.UNAVAILABLE
     assert handler.calls == []

@@ -24,26 +24,35 @@ Errors are gRPC statuses: the error table's status (``grpc_status``) and the
 error's message, with a ``google.rpc.Status`` in the ``grpc-status-details-bin``
 trailer holding the same code and message and a ``google.rpc.ErrorInfo``
 (reason, domain, metadata) — what the official clients read to raise the
-matching A2A error (§10.6).
+matching A2A error (§10.6). A request message that is not the method's
+protobuf is ParseError's status.
+
+The methods are :class:`~.http2.Method` s of bytes in, bytes out: the
+transport (:mod:`.http2`) knows nothing of A2A.
 """
 
 from __future__ import annotations
 
 import logging
-import ssl
-from collections.abc import AsyncIterator, Callable
-from functools import lru_cache
+from collections.abc import AsyncIterator
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-import grpc
 from google.protobuf import any_pb2
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
 from agent_node.a2a.protocol.card_models import AgentCapabilities
-from agent_node.a2a.protocol.errors import A2AError, InternalError, VersionNotSupported
+from agent_node.a2a.protocol.errors import (
+    A2AError,
+    InternalError,
+    ParseError,
+    VersionNotSupported,
+)
 from agent_node.a2a.protocol.grpc.messages import POOL, SERVICE, from_json, message_class, to_params
 from agent_node.a2a.protocol.models import WireModel
+from agent_node.a2a.server.grpc.http2 import Call, Method
+from agent_node.a2a.server.grpc.status import Code, RpcError
 from agent_node.a2a.server.handler import CallContext, TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.operations import (
@@ -60,14 +69,9 @@ from agent_node.transport import CALLER
 if TYPE_CHECKING:
     from agent_node.a2a.server.app import Guard
 
-__all__ = ["STATUS_DETAILS", "A2AService", "status_of"]
+__all__ = ["A2AService", "rpc_error"]
 
 log = logging.getLogger(__name__)
-
-#: The trailer holding the serialized ``google.rpc.Status``.
-STATUS_DETAILS = "grpc-status-details-bin"
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class A2AService:
@@ -93,105 +97,78 @@ class A2AService:
         self.secure = secure
         self.identity_from_cn = identity_from_cn
 
-    def rpc_handler(self) -> grpc.GenericRpcHandler:
-        """The handler to add to a ``grpc.aio`` server: every method of the service."""
-        methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    def methods(self) -> dict[str, Method]:
+        """Every method of the service, by its path (``/lf.a2a.v1.A2AService/Name``)."""
+        methods: dict[str, Method] = {}
         for method in POOL.FindServiceByName(SERVICE).methods:
-            request = message_class(method.input_type.full_name)
-            reply = method.output_type.full_name
+            path = f"/{SERVICE}/{method.name}"
             if method.server_streaming:
-                methods[method.name] = grpc.unary_stream_rpc_method_handler(
-                    self._streaming(method.name),
-                    request_deserializer=request.FromString,
-                    response_serializer=_serialize,
-                )
+                methods[path] = Method(True, self._streaming(method.name))
             else:
-                methods[method.name] = grpc.unary_unary_rpc_method_handler(
-                    self._unary(method.name, reply),
-                    request_deserializer=request.FromString,
-                    response_serializer=_serialize,
+                methods[path] = Method(
+                    False, self._unary(method.name, method.output_type.full_name)
                 )
-        return grpc.method_handlers_generic_handler(SERVICE, methods)
+        return methods
 
-    def _unary(self, name: str, reply: str) -> Callable[[Message, Context], Any]:
-        async def call(request: Message, context: Context) -> Message:
-            caller = await self._admit(name, context)
+    def _unary(self, name: str, reply: str) -> Any:
+        async def call(call: Call, request: bytes) -> bytes:
+            caller = await self._admit(name, call)
             try:
-                try:
-                    model, ctx = self._prepare(name, request, context, caller)
-                    result = await handler_call(self.handler, name)(model, ctx)
-                    return _reply(name, reply, result)
-                except Exception as exc:  # answered as a status below
-                    error = _error_of(name, exc)
-                await _abort(context, error)
-                raise AssertionError("unreachable: abort raises")
+                model, ctx = self._prepare(name, request, call, caller)
+                result = await handler_call(self.handler, name)(model, ctx)
+                return _reply(name, reply, result).SerializeToString()
+            except Exception as exc:  # answered as a status
+                raise rpc_error(_error_of(name, exc)) from None
             finally:
                 self.guard.leave(caller)
 
         return call
 
-    def _streaming(self, name: str) -> Callable[[Message, Context], AsyncIterator[Message]]:
-        event_class = message_class("StreamResponse")
+    def _streaming(self, name: str) -> Any:
+        event_class = message_class("StreamResponse").DESCRIPTOR.full_name
 
-        async def stream(request: Message, context: Context) -> AsyncIterator[Message]:
-            caller = await self._admit(name, context)
+        async def stream(call: Call, request: bytes) -> AsyncIterator[bytes]:
+            caller = await self._admit(name, call)
             events: Any = None
-            error: A2AError | None = None
             try:
+                model, ctx = self._prepare(name, request, call, caller)
+                events = await handler_call(self.handler, name)(model, ctx)
+                async for event in events:
+                    yield from_json(event_class, event.to_json()).SerializeToString()
+            except Exception as exc:  # answered as a status
+                raise rpc_error(_error_of(name, exc)) from None
+            finally:
                 try:
-                    model, ctx = self._prepare(name, request, context, caller)
-                    events = await handler_call(self.handler, name)(model, ctx)
-                    async for event in events:
-                        yield from_json(event_class.DESCRIPTOR.full_name, event.to_json())
-                except Exception as exc:  # answered as a status below
-                    error = _error_of(name, exc)
-                finally:
                     if events is not None and hasattr(events, "aclose"):
                         await events.aclose()
-                if error is not None:
-                    await _abort(context, error)
-            finally:
-                self.guard.leave(caller)
+                finally:
+                    self.guard.leave(caller)
 
         return stream
 
-    async def _admit(self, name: str, context: Context) -> str | None:
-        """The caller's identity, counted in flight; else the call is aborted."""
-        caller = self._caller(context)
+    async def _admit(self, name: str, call: Call) -> str | None:
+        """The caller's identity, counted in flight; else RpcError."""
+        caller = None
+        if call.certificate is not None:
+            caller = _identity(call.certificate, self.identity_from_cn)
         scope = {
             "path": f"/{SERVICE}/{name}",
             "method": "gRPC",
-            "client": _address(context.peer()),
+            "client": call.client,
             CALLER: caller,
         }
         if caller is None:  # credentials in metadata (auth:), as HTTP headers are
-            metadata = {key: value for key, value in context.invocation_metadata() or ()}
-
-            def header(key: str) -> str | None:
-                value = metadata.get(key)
-                return value if isinstance(value, str) else None
-
-            if (refused := await self.guard.authenticate(scope, header)) is not None:
-                await _abort(context, refused)
+            refused = await self.guard.authenticate(scope, call.metadata.get)
+            if refused is not None:
+                raise rpc_error(refused)
         if (refused := self.guard.refuse(scope)) is not None:
-            await _abort(context, refused)
+            raise rpc_error(refused)
         return self.guard.enter(scope)
 
-    def _caller(self, context: Context) -> str | None:
-        pems = list(context.auth_context().get("x509_pem_cert") or ())
-        if not pems:
-            return None
-        return _identity(bytes(pems[0]), self.identity_from_cn)
-
     def _prepare(
-        self, name: str, request: Message, context: Context, caller: str | None
+        self, name: str, request: bytes, call: Call, caller: str | None
     ) -> tuple[WireModel, CallContext]:
-        metadata = {key: value for key, value in context.invocation_metadata() or ()}
-
-        def header(key: str) -> str | None:
-            value = metadata.get(key)
-            return value if isinstance(value, str) else None
-
+        header = call.metadata.get
         asked = header("a2a-version")
         if asked and asked.strip() and served_version(asked) != "1.0":
             raise VersionNotSupported(
@@ -201,12 +178,18 @@ class A2AService:
         operation = OPERATIONS[name]
         if operation.gate is not None and (refused := operation.gate(self.capabilities, "1.0")):
             raise refused
-        model = validate(operation, to_params(request), self.limits)
+        try:
+            message = _request_class(name).FromString(request)
+        except DecodeError as exc:
+            raise ParseError(f"the request is not a {name} request message: {exc}") from None
+        model = validate(operation, to_params(message), self.limits)
         return model, context_of(header, caller, "1.0", self.limits)
 
 
-def _serialize(message: Message) -> bytes:
-    return message.SerializeToString()
+@cache
+def _request_class(name: str) -> Any:
+    method = POOL.FindServiceByName(SERVICE).methods_by_name[name]
+    return message_class(method.input_type.full_name)
 
 
 def _reply(name: str, reply: str, result: Any) -> Message:
@@ -227,39 +210,21 @@ def _error_of(name: str, exc: Exception) -> A2AError:
     return InternalError("internal error")
 
 
-def status_of(exc: A2AError) -> tuple[grpc.StatusCode, status_pb2.Status]:
-    """The gRPC status code of ``exc`` and the ``google.rpc.Status`` sent with it."""
+def rpc_error(exc: A2AError) -> RpcError:
+    """``exc`` as the status that ends the call: the error table's code, and
+    a ``google.rpc.Status`` with the same code, message and an ErrorInfo."""
     row = exc.error.row
-    code: grpc.StatusCode = grpc.StatusCode[row.grpc_status]
+    code = Code[row.grpc_status]
     info = error_details_pb2.ErrorInfo(reason=row.reason, domain=row.domain)
     for key, value in exc.metadata.items():
         info.metadata[key] = str(value)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=code.value[0], message=exc.message, details=[detail])
-    return code, status
-
-
-async def _abort(context: Context, exc: A2AError) -> None:
-    code, status = status_of(exc)
-    await context.abort(
-        code, status.message, trailing_metadata=((STATUS_DETAILS, status.SerializeToString()),)
-    )
+    status = status_pb2.Status(code=int(code), message=exc.message, details=[detail])
+    return RpcError(code, exc.message, status.SerializeToString())
 
 
 @lru_cache(maxsize=256)
-def _identity(pem: bytes, from_cn: bool) -> str | None:
-    """The identity a PEM certificate names (a connection's calls share it)."""
-    try:
-        der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        return None
+def _identity(der: bytes, from_cn: bool) -> str | None:
+    """The identity a certificate names (a connection's calls share it)."""
     return identity_of(der, from_cn=from_cn)
-
-
-def _address(peer: str | None) -> tuple[str, int] | None:
-    """``ipv4:127.0.0.1:5000`` (gRPC's peer string) as (host, port)."""
-    if not peer or ":" not in peer:
-        return None
-    host, _, port = peer.partition(":")[2].rpartition(":")
-    return (host.strip("[]"), int(port)) if port.isdigit() else None
