@@ -61,7 +61,7 @@ def node(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node
     directory = tmp_path_factory.mktemp("auth-node")
     jwk = jwt.algorithms.ECAlgorithm.to_jwk(KEY.public_key(), as_dict=True)
     (directory / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
-    with serving_mtls(directory, certs, AUTH) as url:
+    with serving_mtls(directory, certs, AUTH, grpc=True) as url:
         yield Node(url, directory)
 
 
@@ -216,3 +216,52 @@ def test_discover_says_which_schemes_our_configuration_meets(
     )
     shown = discover("--config", "agent-node.yaml", "--cert-dir", str(certs), "--identity", "alice")
     assert "✓ apiKey (apiKey)" in shown and "✗ bearer (bearer)" in shown
+
+
+async def test_over_grpc_with_tls_callers_name_themselves_by_token_key_or_certificate(
+    certs: Path, node: Node
+) -> None:
+    """gRPC over TLS asks for a certificate without requiring one, as HTTPS
+    does: a bearer token or an API key in metadata names the caller, and the
+    same policy applies."""
+    grpc = pytest.importorskip("grpc")
+    from support.grpc_calls import Caller, mtls_channel, refusal
+
+    with httpx.Client(verify=caller_context(certs, "alice"), timeout=10) as http:
+        card = http.get(f"{node.url}/.well-known/agent-card.json").json()
+    target = next(i["url"] for i in card["supportedInterfaces"] if i["protocolBinding"] == "GRPC")
+    target = target.replace("127.0.0.1", "localhost")  # the name the node's certificate holds
+    key = add_key(node, "ci")
+    greeting = {
+        "message": {"messageId": "g", "role": "ROLE_USER", "parts": [{"data": {"name": "Ada"}}]}
+    }
+    booking = {
+        "message": {
+            "messageId": "b",
+            "role": "ROLE_USER",
+            "parts": [{"text": "Lisbon"}],
+            "metadata": {"skill": "book"},
+        }
+    }
+    async with (
+        mtls_channel(target, certs, None) as anonymous,
+        mtls_channel(target, certs, "alice") as certified,
+    ):
+        nobody = Caller(anonymous)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await nobody.call("SendMessage", greeting)
+        assert refusal(caught.value).code == grpc.StatusCode.UNAUTHENTICATED
+        carol = Caller(anonymous, (("authorization", f"Bearer {token('carol')}"),))
+        task = (await carol.call("SendMessage", greeting))["task"]
+        assert (task["status"]["state"], task["metadata"]["caller"]) == (
+            "TASK_STATE_COMPLETED",
+            "carol",
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await carol.call("SendMessage", booking)
+        assert refusal(caught.value).code == grpc.StatusCode.PERMISSION_DENIED
+        ci = Caller(anonymous, (("x-api-key", key),))
+        assert (await ci.call("SendMessage", greeting))["task"]["metadata"]["caller"] == "ci"
+        alice = Caller(certified)
+        task = (await alice.call("SendMessage", greeting))["task"]
+        assert task["metadata"]["caller"] == f"{DOMAIN}/alice"
