@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,10 +16,11 @@ import pytest
 grpc = pytest.importorskip("grpc")
 h2_connection = pytest.importorskip("h2.connection")
 
-import h2.config  # noqa: E402
 import h2.events  # noqa: E402
+from support.h2_client import Raw, framed  # noqa: E402
 
-from agent_node.a2a.server.grpc.http2 import Call, Http2Server, Method  # noqa: E402
+from agent_node.a2a.server.grpc.calls import Call, Method  # noqa: E402
+from agent_node.a2a.server.grpc.http2 import Http2Server  # noqa: E402
 from agent_node.a2a.server.grpc.status import Code, RpcError  # noqa: E402
 from agent_node.transport import listening_socket  # noqa: E402
 
@@ -197,84 +197,11 @@ async def test_a_stop_lets_calls_finish_within_the_grace_and_ends_the_rest(serve
 # What clients should not do: a raw HTTP/2 client
 
 
-class Raw:
-    """An HTTP/2 client connection on h2, driven by hand."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-        self.h2 = h2_connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
-        )
-        self.events: list[Any] = []
-
-    @classmethod
-    async def open(cls, server: Http2Server) -> Raw:
-        raw = cls(*await asyncio.open_connection("127.0.0.1", server.port))
-        raw.h2.initiate_connection()
-        raw.flush()
-        return raw
-
-    def flush(self) -> None:
-        self.writer.write(self.h2.data_to_send())
-
-    async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
-
-    def request(self, path: str, body: bytes | None, **headers: str) -> int:
-        sid: int = self.h2.get_next_available_stream_id()
-        fields = {":method": "POST", ":scheme": "http", ":path": path, ":authority": "t"}
-        fields |= {"content-type": "application/grpc", "te": "trailers"}
-        fields |= {k.replace("_", "-"): v for k, v in headers.items()}
-        self.h2.send_headers(sid, list(fields.items()), end_stream=body is None)
-        if body is not None:
-            self.h2.send_data(sid, body, end_stream=True)
-        self.flush()
-        return sid
-
-    async def answer(self, sid: int) -> dict[str, str]:
-        """The headers and trailers of ``sid``, merged, once it ended."""
-        fields: dict[str, str] = {}
-        while True:
-            for event in self.events:
-                if getattr(event, "stream_id", None) == sid:
-                    for name, value in getattr(event, "headers", None) or ():
-                        fields[name.decode()] = value.decode()
-                    if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
-                        return fields
-            await self.read()
-
-    async def read(self) -> bool:
-        """Read what came; False once the server closed the connection."""
-        data = await asyncio.wait_for(self.reader.read(65536), 5)
-        if not data:
-            return False
-        self.events.extend(self.h2.receive_data(data))
-        self.flush()
-        return True
-
-    async def closed(self) -> list[Any]:
-        """Every event until the server closes the connection."""
-        try:
-            while await self.read():
-                pass
-        except (ConnectionError, h2.exceptions.ProtocolError):
-            pass
-        return self.events
-
-
-def framed(*messages: bytes) -> bytes:
-    return b"".join(struct.pack(">BI", 0, len(m)) + m for m in messages)
-
-
 async def test_what_is_not_a_grpc_call_is_refused_and_the_connection_lives_on(
     serve: Serve,
 ) -> None:
     server = await serve(Toy())
-    raw = await Raw.open(server)
+    raw = await Raw.open(server.port)
     get = raw.request("/t.T/Echo", None, **{":method": "GET"})
     assert (await raw.answer(get))[":status"] == "405"
     text = raw.request("/t.T/Echo", framed(b"x"), content_type="text/plain")
@@ -312,7 +239,7 @@ async def test_garbage_closes_its_connection_only(serve: Serve) -> None:
 async def test_a_reset_flood_ends_the_connection(serve: Serve) -> None:
     toy = Toy()
     server = await serve(toy)
-    raw = await Raw.open(server)
+    raw = await Raw.open(server.port)
     for _ in range(400):
         sid = raw.request("/t.T/Slow", framed(b"x"))
         raw.h2.reset_stream(sid)
@@ -329,7 +256,7 @@ async def test_an_idle_connection_is_closed_politely_and_clients_come_back(
     serve: Serve,
 ) -> None:
     server = await serve(Toy(), idle_close=0.3)
-    raw = await Raw.open(server)
+    raw = await Raw.open(server.port)
     events = await raw.closed()
     await raw.close()
     goaway = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]

@@ -171,7 +171,13 @@ def test_json_values_and_timestamps_are_filled_as_parse_dict_fills_them() -> Non
         "id": "t",
         "metadata": {"a": [1, {"b": None, "c": [True, 2.5]}], "d": "x", "e": {}},
         "status": {"state": "TASK_STATE_WORKING", "timestamp": "2026-01-01T00:00:00.5Z"},
-        "history": [{"messageId": "m", "role": "ROLE_USER", "parts": [{"data": [1, "x"]}]}],
+        "history": [
+            {
+                "messageId": "m",
+                "role": "ROLE_USER",
+                "parts": [{"data": d} for d in ([1, "x"], {"k": None}, "s", 2, 0.5, False, None)],
+            }
+        ],
     }
     filled = message_class("Task")()
     _fill(filled, value)

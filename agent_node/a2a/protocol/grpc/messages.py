@@ -77,7 +77,7 @@ def from_json(name: str, value: dict[str, Any]) -> Message:
     return message
 
 
-_SCALAR, _BYTES, _ENUM, _MESSAGE, _MAP, _WELL_KNOWN, _STRUCT, _TIMESTAMP = range(8)
+_SCALAR, _BYTES, _ENUM, _MESSAGE, _MAP, _WELL_KNOWN, _STRUCT, _TIMESTAMP, _VALUE = range(9)
 #: Messages ParseDict fills better than a plan (JSON values, timestamps, …).
 _WELL_KNOWN_TYPES = frozenset(
     f"google.protobuf.{name}" for name in ("Struct", "Value", "ListValue", "Timestamp", "Empty")
@@ -101,6 +101,7 @@ def _plan(descriptor: Any) -> _Plan:
             kind = {
                 "google.protobuf.Struct": _STRUCT,
                 "google.protobuf.Timestamp": _TIMESTAMP,
+                "google.protobuf.Value": _VALUE,
             }.get(field.message_type.full_name, _MESSAGE)
             if kind == _MESSAGE and field.message_type.full_name in _WELL_KNOWN_TYPES:
                 kind = _WELL_KNOWN
@@ -121,8 +122,8 @@ def _fill(message: Any, value: dict[str, Any]) -> None:
     plan = _plan(message.DESCRIPTOR)
     for key, item in value.items():
         entry = plan.get(key)
-        if entry is None or item is None:  # unknown fields dropped; null is the default
-            continue
+        if entry is None or (item is None and entry[1] != _VALUE):
+            continue  # unknown fields dropped; null is the default (a Value's own null aside)
         name, kind, repeated, extra = entry
         if kind == _SCALAR:
             if repeated:
@@ -138,16 +139,8 @@ def _fill(message: Any, value: dict[str, Any]) -> None:
                 child = getattr(message, name)
                 child.SetInParent()
                 _fill(child, item)
-        elif kind == _STRUCT and not repeated:
-            child = getattr(message, name)
-            child.SetInParent()
-            child.update(item)
-        elif kind == _TIMESTAMP and not repeated:
-            getattr(message, name).FromJsonString(item)
-        elif kind == _ENUM and not repeated:
-            setattr(message, name, extra.values_by_name[item].number)
-        elif kind == _BYTES and not repeated:
-            setattr(message, name, base64.b64decode(item, validate=True))
+        elif kind in _SINGLE and not repeated:
+            _SINGLE[kind](message, name, item, extra)
         elif kind == _MAP and extra.message_type is None:
             getattr(message, name).update(item)
         elif kind == _MAP:
@@ -156,3 +149,55 @@ def _fill(message: Any, value: dict[str, Any]) -> None:
                 _fill(entries[map_key], element)
         else:
             json_format.ParseDict({key: item}, message, descriptor_pool=POOL)
+
+
+def _fill_struct(message: Any, name: str, item: Any, _extra: Any) -> None:
+    child = getattr(message, name)
+    child.SetInParent()
+    child.update(item)
+
+
+def _fill_timestamp(message: Any, name: str, item: Any, _extra: Any) -> None:
+    getattr(message, name).FromJsonString(item)
+
+
+def _fill_enum(message: Any, name: str, item: Any, enum: Any) -> None:
+    setattr(message, name, enum.values_by_name[item].number)
+
+
+def _fill_bytes(message: Any, name: str, item: Any, _extra: Any) -> None:
+    setattr(message, name, base64.b64decode(item, validate=True))
+
+
+def _fill_value_field(message: Any, name: str, item: Any, _extra: Any) -> None:
+    _fill_value(getattr(message, name), item)
+
+
+def _fill_value(message: Any, item: Any) -> None:
+    """A ``google.protobuf.Value`` holding the JSON value ``item``."""
+    if isinstance(item, dict):
+        message.struct_value.SetInParent()
+        message.struct_value.update(item)
+    elif isinstance(item, list):
+        message.list_value.SetInParent()
+        message.list_value.extend(item)
+    elif isinstance(item, str):
+        message.string_value = item
+    elif isinstance(item, bool):
+        message.bool_value = item
+    elif isinstance(item, (int, float)):
+        message.number_value = item
+    elif item is None:
+        message.null_value = 0
+    else:
+        raise TypeError(f"not a JSON value: {type(item).__name__}")
+
+
+#: How a field of each kind that is not repeated is filled.
+_SINGLE = {
+    _STRUCT: _fill_struct,
+    _VALUE: _fill_value_field,
+    _TIMESTAMP: _fill_timestamp,
+    _ENUM: _fill_enum,
+    _BYTES: _fill_bytes,
+}

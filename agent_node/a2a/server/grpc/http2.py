@@ -1,21 +1,21 @@
-"""gRPC's wire over HTTP/2, on asyncio: the connection and its calls.
+"""gRPC over HTTP/2 on asyncio: the server, its connections and their calls.
 
-The server side of the gRPC protocol (`PROTOCOL-HTTP2`_) on the ``h2``
-state machine, for the methods of :class:`Method`: a request is a
-``POST /package.Service/Method`` whose body is length-prefixed messages;
-the answer is ``:status 200``, the reply messages, and trailers whose
-``grpc-status`` says how the call ended (an error before any reply is one
-*trailers-only* HEADERS frame).
+The server side of the gRPC protocol (`PROTOCOL-HTTP2`_) for the methods of
+:class:`~.calls.Method`: a request is a ``POST /package.Service/Method``
+whose body is length-prefixed messages; the answer is ``:status 200``, the
+reply messages, and trailers whose ``grpc-status`` says how the call ended
+(an error before any reply is one *trailers-only* HEADERS frame). HTTP/2
+itself is :mod:`.wire`.
 
 Why not grpcio's server: grpc.aio hands the event loop one call per
-iteration from its own threads, which costs ~0.2 ms of CPU per call more
-than an asyncio protocol and defeats the store's group commit (a batch of
+iteration from its own threads, which cost ~0.2 ms of CPU per call more
+than an asyncio protocol and defeated the store's group commit (a batch of
 ~2 jobs under gRPC against ~13 under JSON-RPC); and its TLS can require a
 client certificate or not ask for one, not ask without requiring it, so a
-client authenticating with a bearer token or an API key could not use
-gRPC over TLS. Here a connection is an :class:`asyncio.Protocol`, as the
-HTTP bindings' are, and TLS is the node's own context (client certificates
-asked for, verified when given).
+client authenticating with a bearer token or an API key could not use gRPC
+over TLS. Here a connection is an :class:`asyncio.Protocol`, as the HTTP
+bindings' are, and TLS is the node's own context (client certificates asked
+for, verified when given).
 
 What a connection enforces:
 
@@ -28,15 +28,17 @@ What a connection enforces:
   ``grpc-accept-encoding``). ``grpc-timeout`` bounds the call
   (DEADLINE_EXCEEDED).
 * A client that resets a stream cancels its call; a lost connection
-  cancels all of them; more than :data:`RESETS_PER_SECOND` resets a
-  second (HTTP/2's "rapid reset" flood) end the connection with
+  cancels all of them; more than :data:`RESETS_PER_SECOND` resets a second
+  (HTTP/2's "rapid reset" flood) end the connection with
   ENHANCE_YOUR_CALM. A connection with no call for ``idle_close``
-  (:data:`IDLE_CLOSE`) seconds is closed with a GOAWAY (clients reconnect on their next call);
-  an HTTP/2 protocol error closes the connection, never the server.
+  (:data:`IDLE_CLOSE`) seconds is closed with a GOAWAY (clients reconnect
+  on their next call); an HTTP/2 protocol error ends its connection with a
+  GOAWAY saying why, never the server.
 * Replies respect the client's flow-control windows and the socket's
   backpressure, so a slow reader of a stream holds no unbounded buffer.
+  What the calls of one turn of the event loop answer leaves in one write.
 * Stopping (:meth:`Http2Server.stop`): no new connections, a GOAWAY on
-  every open one (streams it opened later are refused, so the client
+  every open one (streams it opens later are refused, so the client
   retries them elsewhere), calls in flight get the grace, the rest are
   cancelled and answered UNAVAILABLE.
 
@@ -49,23 +51,22 @@ import asyncio
 import logging
 import socket
 import ssl
-import struct
 import time
-import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-from hyperframe.frame import GoAwayFrame
-
+from agent_node.a2a.server.grpc.calls import (
+    ENCODINGS,
+    PREFIX,
+    Call,
+    Method,
+    request_message,
+    timeout_seconds,
+)
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
+from agent_node.a2a.server.grpc.wire import ErrorCode, Wire, WireError, header_block
 
-__all__ = ["Call", "Http2Server", "Method"]
+__all__ = ["Http2Server"]
 
 log = logging.getLogger(__name__)
 
@@ -82,32 +83,13 @@ SSL_CLOSE_GRACE = 0.3
 #: Seconds a connection ended in error gets to read its GOAWAY before it is aborted.
 HANG_UP_GRACE = 1.0
 
-_PREFIX = struct.Struct(">BI")  # compressed flag, message length
-_ENCODINGS = b"identity,gzip"
-
-
-@dataclass(slots=True)
-class Call:
-    """One call as its method sees it."""
-
-    method: str
-    metadata: Mapping[str, str]
-    client: tuple[str, int] | None
-    #: The client certificate (DER) of the connection, if it showed one.
-    certificate: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Method:
-    """A method: ``run(call, request)`` answers the reply message's bytes
-    (``streaming``: yields the messages of the reply stream)."""
-
-    streaming: bool
-    run: Callable[[Call, bytes], Any]
-
-
-Unary = Callable[[Call, bytes], Awaitable[bytes]]
-Streaming = Callable[[Call, bytes], AsyncIterator[bytes]]
+_RESPONSE = [
+    (b":status", b"200"),
+    (b"content-type", b"application/grpc"),
+    (b"grpc-accept-encoding", ",".join(ENCODINGS).encode()),
+]
+_RESPONSE_BLOCK = header_block(_RESPONSE)
+_OK_BLOCK = header_block(OK.trailers())
 
 
 class Http2Server:
@@ -151,9 +133,9 @@ class Http2Server:
         for connection in list(self.connections):
             connection.go_away()
         deadline = time.monotonic() + grace
-        while any(c.streams for c in self.connections) and time.monotonic() < deadline:
+        while any(c.calls for c in self.connections) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        cut = [s.task for c in self.connections for s in c.streams.values() if s.task]
+        cut = [s.task for c in self.connections for s in c.calls.values() if s.task]
         for connection in list(self.connections):
             connection.cut()
         if cut:
@@ -167,13 +149,15 @@ class Http2Server:
 
 
 @dataclass(slots=True)
-class _Stream:
-    id: int
-    method: Method | None = None
-    call: Call | None = None
+class _Call:
+    """A call's life on its stream."""
+
+    sid: int
+    method: Method
+    call: Call
+    encoding: str
+    deadline: float | None
     body: bytearray = field(default_factory=bytearray)
-    deadline: float | None = None
-    encoding: str = "identity"
     task: asyncio.Task[None] | None = None
     started: bool = False  # the response headers are out
     done: bool = False  # the response is complete, or the client reset it
@@ -183,25 +167,16 @@ class _Stream:
 class _Connection(asyncio.Protocol):
     def __init__(self, server: Http2Server) -> None:
         self.server = server
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(
-                client_side=False,
-                header_encoding=None,
-                # Headers are read as bytes, decoded as Latin-1 and looked up
-                # by name: h2's checks of their HTTP form cost a tenth of a call.
-                validate_inbound_headers=False,
-                normalize_inbound_headers=False,
-                validate_outbound_headers=False,
-                normalize_outbound_headers=False,
-            )
-        )
-        self.streams: dict[int, _Stream] = {}
+        # A call over the metadata limit is refused alone, unread; HPACK
+        # refuses (the whole connection, ENHANCE_YOUR_CALM) only far past it.
+        block = max(4 * server.max_header_bytes, 1 << 16)
+        self.wire = Wire(self, max_streams=MAX_STREAMS, max_header_block=block)
+        self.calls: dict[int, _Call] = {}
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self.certificate: bytes | None = None
-        self._window = asyncio.Event()  # set (then replaced) when the peer grants credit
+        self._credit = asyncio.Event()  # set (then replaced) when the client grants credit
         self._writable: asyncio.Future[None] | None = None
-        self._last_stream = 0
         self._going_away = False
         self._resets = 0
         self._resets_since = 0.0
@@ -220,12 +195,7 @@ class _Connection(asyncio.Protocol):
         tls = transport.get_extra_info("ssl_object")
         if tls is not None:
             self.certificate = tls.getpeercert(binary_form=True) or None
-        settings = self.h2.local_settings
-        settings.max_concurrent_streams = MAX_STREAMS
-        # A call over the limit is refused alone, unread; hpack refuses (the
-        # whole connection, ENHANCE_YOUR_CALM) only far past it.
-        settings.max_header_list_size = max(4 * self.server.max_header_bytes, 1 << 16)
-        self.h2.initiate_connection()
+        self.wire.start()
         self._flush()
         self._idle_soon()
 
@@ -234,12 +204,12 @@ class _Connection(asyncio.Protocol):
         self.transport = None
         if self._idle is not None:
             self._idle.cancel()
-        for stream in self.streams.values():
-            stream.done = True
-            if stream.task is not None:
-                stream.task.cancel()
-        self.streams.clear()
-        self._window.set()
+        for call in self.calls.values():
+            call.done = True
+            if call.task is not None:
+                call.task.cancel()
+        self.calls.clear()
+        self._credit.set()
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
@@ -256,222 +226,177 @@ class _Connection(asyncio.Protocol):
         if self._hung_up:
             return
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+            self.wire.receive(data)
+        except WireError as exc:
             log.debug("gRPC connection from %s: HTTP/2 error: %s", self.client, exc)
-            self._hang_up()  # after h2's GOAWAY
+            self.wire.goaway(exc.code)
+            self._hang_up()
             return
-        for event in events:
-            if isinstance(event, h2.events.DataReceived):
-                self._data(event)
-            elif isinstance(event, h2.events.RequestReceived):
-                self._request(event)
-            elif isinstance(event, h2.events.StreamEnded):
-                self._ended(event.stream_id)
-            elif isinstance(event, h2.events.StreamReset):
-                self._reset(event.stream_id)
-            elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
-                self._window.set()
-                self._window = asyncio.Event()
-            elif isinstance(event, h2.events.ConnectionTerminated):
-                self._going_away = True
         self._flush_soon()
 
-    # HTTP/2 events
+    # What the wire reports
 
-    def _request(self, event: h2.events.RequestReceived) -> None:
-        sid = event.stream_id
-        self._last_stream = max(self._last_stream, sid)
+    def on_request(self, sid: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
         if self._going_away:
-            self.h2.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
-            return
-        stream = self.streams[sid] = _Stream(sid)
-        headers: dict[str, str] = {}
+            return self.wire.reset(sid, ErrorCode.REFUSED_STREAM)
+        fields: dict[str, str] = {}
         size = 0
-        for name, value in event.headers or ():
+        for name, value in headers:
             size += len(name) + len(value) + 32  # as HTTP/2 counts a header list
-            headers[name.decode("latin-1")] = value.decode("latin-1")
-        if headers.get(":method") != "POST":
-            return self._refuse_http(stream, 405)
-        kind = headers.get("content-type", "")
-        if kind != "application/grpc" and not kind.startswith("application/grpc"):
-            return self._refuse_http(stream, 415)
+            fields[name.decode("latin-1")] = value.decode("latin-1")
+        if fields.get(":method") != "POST":
+            return self._refuse_http(sid, 405)
+        kind = fields.get("content-type", "")
+        if not kind.startswith("application/grpc"):
+            return self._refuse_http(sid, 415)
         if kind not in ("application/grpc", "application/grpc+proto"):
-            return self._refuse(stream, RpcError(Code.UNIMPLEMENTED, f"content-type {kind!r}"))
-        path = headers.get(":path", "")
+            return self._refuse(sid, RpcError(Code.UNIMPLEMENTED, f"content-type {kind!r}"))
+        path = fields.get(":path", "")
         method = self.server.methods.get(path)
         if method is None:
-            return self._refuse(stream, RpcError(Code.UNIMPLEMENTED, f"unknown method {path!r}"))
+            return self._refuse(sid, RpcError(Code.UNIMPLEMENTED, f"unknown method {path!r}"))
         if size > self.server.max_header_bytes:
             limit = self.server.max_header_bytes
             message = f"metadata of {size} bytes, limit {limit}"
-            return self._refuse(stream, RpcError(Code.RESOURCE_EXHAUSTED, message))
-        stream.encoding = headers.get("grpc-encoding", "identity")
-        if stream.encoding not in ("identity", "gzip"):
-            message = f"grpc-encoding {stream.encoding!r}: this server takes identity or gzip"
-            return self._refuse(stream, RpcError(Code.UNIMPLEMENTED, message))
-        timeout = headers.get("grpc-timeout")
-        if timeout is not None:
-            seconds = _timeout(timeout)
-            if seconds is None:
-                return self._refuse(stream, RpcError(Code.INTERNAL, f"grpc-timeout {timeout!r}"))
-            stream.deadline = time.monotonic() + seconds
-        metadata = {k: v for k, v in headers.items() if not k.startswith(":")}
-        stream.method = method
-        stream.call = Call(path.rpartition("/")[2], metadata, self.client, self.certificate)
+            return self._refuse(sid, RpcError(Code.RESOURCE_EXHAUSTED, message))
+        encoding = fields.get("grpc-encoding", "identity")
+        if encoding not in ENCODINGS:
+            message = f"grpc-encoding {encoding!r}: this server takes {', '.join(ENCODINGS)}"
+            return self._refuse(sid, RpcError(Code.UNIMPLEMENTED, message))
+        deadline = None
+        if (timeout := fields.get("grpc-timeout")) is not None:
+            if (seconds := timeout_seconds(timeout)) is None:
+                return self._refuse(sid, RpcError(Code.INTERNAL, f"grpc-timeout {timeout!r}"))
+            deadline = time.monotonic() + seconds
+        metadata = {k: v for k, v in fields.items() if not k.startswith(":")}
+        call = Call(path.rpartition("/")[2], metadata, self.client, self.certificate)
+        self.calls[sid] = _Call(sid, method, call, encoding, deadline)
+        if end:
+            self.on_data(sid, b"", True)
 
-    def _data(self, event: h2.events.DataReceived) -> None:
-        self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        stream = self.streams.get(event.stream_id)
-        if stream is None or stream.method is None or stream.task is not None:
-            return  # refused already: its data is dropped
-        stream.body += event.data or b""
-        if len(stream.body) > self.server.max_body_bytes + _PREFIX.size:
-            limit = self.server.max_body_bytes
-            self._refuse(stream, RpcError(Code.RESOURCE_EXHAUSTED, f"message over {limit} bytes"))
-
-    def _ended(self, sid: int) -> None:
-        stream = self.streams.get(sid)
-        if stream is None or stream.method is None or stream.done or stream.task is not None:
+    def on_data(self, sid: int, data: bytes, end: bool) -> None:
+        call = self.calls.get(sid)
+        if call is None or call.task is not None:
+            return  # refused already, or a misbehaving client: dropped
+        call.body += data
+        limit = self.server.max_body_bytes
+        if len(call.body) > limit + PREFIX.size:
+            return self._refuse(
+                sid, RpcError(Code.RESOURCE_EXHAUSTED, f"message over {limit} bytes")
+            )
+        if not end:
             return
         try:
-            request = self._message(stream)
+            request = request_message(call.body, call.encoding, limit)
         except RpcError as error:
-            return self._refuse(stream, error)
-        loop = asyncio.get_running_loop()
-        stream.task = loop.create_task(self._run(stream, request))
+            return self._refuse(sid, error)
+        call.body = bytearray()
+        call.task = asyncio.get_running_loop().create_task(self._run(call, request))
 
-    def _reset(self, sid: int) -> None:
-        stream = self.streams.pop(sid, None)
-        if stream is not None:
-            stream.done = True
-            if stream.task is not None:
-                stream.task.cancel()
+    def on_reset(self, sid: int) -> None:
+        call = self.calls.pop(sid, None)
+        if call is not None:
+            call.done = True
+            if call.task is not None:
+                call.task.cancel()
         now = time.monotonic()
         if now - self._resets_since > 1.0:
             self._resets, self._resets_since = 0, now
         self._resets += 1
         if self._resets > RESETS_PER_SECOND:
             log.warning("gRPC connection from %s: reset flood, closed", self.client)
-            self.h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self.wire.goaway(ErrorCode.ENHANCE_YOUR_CALM)
             self._hang_up()
         self._idle_soon()
-        self._window.set()
+        self.on_credit()
 
-    def _message(self, stream: _Stream) -> bytes:
-        """The one request message of ``stream``'s body."""
-        body = stream.body
-        if len(body) < _PREFIX.size:
-            raise RpcError(Code.INTERNAL, "no request message")
-        compressed, length = _PREFIX.unpack_from(body)
-        if len(body) != _PREFIX.size + length:
-            raise RpcError(Code.INTERNAL, "one request message expected")
-        message = bytes(body[_PREFIX.size :])
-        if not compressed:
-            return message
-        if stream.encoding != "gzip":
-            raise RpcError(Code.INTERNAL, "a compressed message without grpc-encoding")
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            plain = inflate.decompress(message, self.server.max_body_bytes + 1)
-        except zlib.error as exc:
-            raise RpcError(Code.INTERNAL, f"gzip: {exc}") from None
-        if len(plain) > self.server.max_body_bytes or inflate.unconsumed_tail:
-            limit = self.server.max_body_bytes
-            raise RpcError(Code.RESOURCE_EXHAUSTED, f"message over {limit} bytes")
-        return plain
+    def on_credit(self) -> None:
+        self._credit.set()
+        self._credit = asyncio.Event()
+
+    def on_goaway(self) -> None:
+        self._going_away = True
 
     # Answers
 
-    async def _run(self, stream: _Stream, request: bytes) -> None:
-        assert stream.method is not None and stream.call is not None
+    async def _run(self, call: _Call, request: bytes) -> None:
         try:
-            remaining = None if stream.deadline is None else stream.deadline - time.monotonic()
+            remaining = None if call.deadline is None else call.deadline - time.monotonic()
             async with asyncio.timeout(remaining):
-                if stream.method.streaming:
-                    replies: AsyncIterator[bytes] = stream.method.run(stream.call, request)
+                if call.method.streaming:
+                    replies: AsyncIterator[bytes] = call.method.run(call.call, request)
                     async for reply in replies:
-                        await self._reply(stream, reply)
+                        await self._reply(call, reply)
                 else:
-                    await self._reply(stream, await stream.method.run(stream.call, request))
+                    await self._reply(call, await call.method.run(call.call, request))
             error = None
         except RpcError as exc:
             error = exc
         except TimeoutError:
             error = RpcError(Code.DEADLINE_EXCEEDED, "deadline exceeded")
         except asyncio.CancelledError:
-            if not stream.cut:
+            if not call.cut:
                 raise  # the client reset the stream, or the connection is gone
             error = RpcError(Code.UNAVAILABLE, "the node is stopping; call again")
         except Exception:  # the method's own fault: the call is answered, the node lives
-            log.exception("gRPC %s failed", stream.call.method)
+            log.exception("gRPC %s failed", call.call.method)
             error = RpcError(Code.INTERNAL, "internal error")
         finally:
-            self.streams.pop(stream.id, None)
-        if not stream.done and self.transport is not None:
-            self._finish(stream, error)
+            self.calls.pop(call.sid, None)
+        if not call.done and self.transport is not None:
+            self._finish(call.sid, call.started, error)
         self._idle_soon()
 
-    async def _reply(self, stream: _Stream, message: bytes) -> None:
-        if not stream.started:
-            stream.started = True
-            self.h2.send_headers(stream.id, _HEADERS)
-        await self._send(stream, _PREFIX.pack(0, len(message)) + message)
-
-    async def _send(self, stream: _Stream, data: bytes) -> None:
-        """Send ``data`` on ``stream`` as the flow-control windows allow."""
+    async def _reply(self, call: _Call, message: bytes) -> None:
+        if not call.started:
+            call.started = True
+            self.wire.send_headers(call.sid, _RESPONSE_BLOCK)
+        data = PREFIX.pack(0, len(message)) + message
         view = memoryview(data)
         while view:
-            if stream.done or self.transport is None:
+            if call.done or self.transport is None:
                 raise asyncio.CancelledError
-            window = self.h2.local_flow_control_window(stream.id)
-            size = min(window, self.h2.max_outbound_frame_size, len(view))
+            size = min(self.wire.credit(call.sid), len(view))
             if size <= 0:
-                await self._window.wait()
+                await self._credit.wait()
                 continue
-            self.h2.send_data(stream.id, data if size == len(data) else bytes(view[:size]))
+            self.wire.send_data(call.sid, data if size == len(data) else bytes(view[:size]))
             view = view[size:]
         self._flush_soon()
         if self._writable is not None:
             await self._writable
 
-    def _finish(self, stream: _Stream, error: RpcError | None) -> None:
-        """The trailers (with the response headers when none went out)."""
-        status: Status = OK if error is None else error.status
-        trailers = status.trailers()
-        if not stream.started:
-            trailers = [*_HEADERS, *trailers]
-        stream.done = True
-        try:
-            self.h2.send_headers(stream.id, trailers, end_stream=True)
-        except h2.exceptions.StreamClosedError:
-            return
-        if self._open_remotely(stream.id):  # the client still sends: tell it to stop
-            self.h2.reset_stream(stream.id, h2.errors.ErrorCodes.NO_ERROR)
+    def _finish(self, sid: int, started: bool, error: RpcError | None) -> None:
+        """End ``sid`` with its trailers (trailers-only when nothing was sent)."""
+        if error is None:
+            block = _OK_BLOCK
+        else:
+            status: Status = error.status
+            fields = status.trailers() if started else [*_RESPONSE, *status.trailers()]
+            block = header_block(fields)
+        if not started and error is None:
+            block = _RESPONSE_BLOCK + block
+        self.wire.send_headers(sid, block, end=True)
+        if self.wire.open_remotely(sid):  # the client still sends: tell it to stop
+            self.wire.reset(sid, ErrorCode.NO_ERROR)
         self._flush_soon()
 
-    def _refuse(self, stream: _Stream, error: RpcError) -> None:
+    def _refuse(self, sid: int, error: RpcError) -> None:
         """Answer ``error`` before the call ran (trailers-only)."""
-        stream.method = None
-        self.streams.pop(stream.id, None)
-        self._finish(stream, error)
+        self.calls.pop(sid, None)
+        self._finish(sid, False, error)
         self._idle_soon()
 
-    def _refuse_http(self, stream: _Stream, status: int) -> None:
-        self.streams.pop(stream.id, None)
-        stream.done = True
-        headers = [(b":status", str(status).encode()), (b"content-length", b"0")]
-        self.h2.send_headers(stream.id, headers, end_stream=True)
-        if self._open_remotely(stream.id):
-            self.h2.reset_stream(stream.id, h2.errors.ErrorCodes.NO_ERROR)
+    def _refuse_http(self, sid: int, status: int) -> None:
+        self.calls.pop(sid, None)
+        fields = [(b":status", str(status).encode()), (b"content-length", b"0")]
+        self.wire.send_headers(sid, header_block(fields), end=True)
+        if self.wire.open_remotely(sid):
+            self.wire.reset(sid, ErrorCode.NO_ERROR)
         self._idle_soon()
-
-    def _open_remotely(self, sid: int) -> bool:
-        inner = self.h2.streams.get(sid)
-        return inner is not None and inner.open and not inner.closed
 
     # The connection's life
 
@@ -480,20 +405,17 @@ class _Connection(asyncio.Protocol):
         if self._going_away or self.transport is None:
             return
         self._going_away = True
+        self.wire.goaway()
         self._flush()
-        frame = GoAwayFrame(0)
-        frame.last_stream_id = self._last_stream
-        frame.error_code = h2.errors.ErrorCodes.NO_ERROR
-        self.transport.write(frame.serialize())
-        if not self.streams:
+        if not self.calls:
             self.close()
 
     def cut(self) -> None:
         """Cancel the calls still running (a stop whose grace is over)."""
-        for stream in list(self.streams.values()):
-            if stream.task is not None and not stream.task.done():
-                stream.cut = True
-                stream.task.cancel()
+        for call in list(self.calls.values()):
+            if call.task is not None and not call.task.done():
+                call.cut = True
+                call.task.cancel()
 
     def close(self) -> None:
         transport = self.transport
@@ -521,7 +443,7 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     def _idle_soon(self) -> None:
-        if self.streams or self.transport is None:
+        if self.calls or self.transport is None:
             return
         if self._going_away:
             self.close()
@@ -533,16 +455,16 @@ class _Connection(asyncio.Protocol):
 
     def _close_idle(self) -> None:
         self._idle = None
-        if not self.streams and self.transport is not None:
-            self.h2.close_connection()
-            self._flush()
+        if not self.calls and self.transport is not None:
+            self.wire.goaway()
             self.close()
 
     def _flush(self) -> None:
         self._flushing = False
-        data = self.h2.data_to_send()
-        if data and self.transport is not None:
-            self.transport.write(data)
+        out = self.wire.out
+        if out and self.transport is not None:
+            self.transport.write(bytes(out))
+        out.clear()
 
     def _flush_soon(self) -> None:
         """Flush at the loop's next turn: what every call of this connection
@@ -550,20 +472,3 @@ class _Connection(asyncio.Protocol):
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().call_soon(self._flush)
-
-
-_HEADERS = [
-    (b":status", b"200"),
-    (b"content-type", b"application/grpc"),
-    (b"grpc-accept-encoding", _ENCODINGS),
-]
-
-_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-
-
-def _timeout(value: str) -> float | None:
-    """``grpc-timeout`` (``100m``, ``5S``: at most 8 digits and a unit) in seconds."""
-    digits, unit = value[:-1], value[-1:]
-    if not digits.isdigit() or len(digits) > 8 or unit not in _UNITS:
-        return None
-    return int(digits) * _UNITS[unit]

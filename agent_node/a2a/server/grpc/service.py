@@ -51,7 +51,7 @@ from agent_node.a2a.protocol.errors import (
 )
 from agent_node.a2a.protocol.grpc.messages import POOL, SERVICE, from_json, message_class, to_params
 from agent_node.a2a.protocol.models import WireModel
-from agent_node.a2a.server.grpc.http2 import Call, Method
+from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.status import Code, RpcError
 from agent_node.a2a.server.handler import CallContext, TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
