@@ -230,3 +230,51 @@ async def test_what_a_client_sends_on_a_stream_already_answered_is_dropped(
     assert (await raw.answer(second))["grpc-status"] == "0"
     assert not [e for e in raw.events if isinstance(e, h2.events.ConnectionTerminated)]
     await raw.close()
+
+
+def string(value: bytes) -> bytes:
+    return bytes([len(value)]) + value  # HPACK string literal, no Huffman, < 127 bytes
+
+
+async def answers(server: Http2Server, blocks: list[bytes]) -> list[dict[bytes, bytes]]:
+    """Send each header block as a request (with a one-message body) and
+    read the answers' headers and trailers, by request."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    data = PREFACE + SETTINGS
+    for index, block in enumerate(blocks):
+        sid = 2 * index + 1
+        data += frame(1, 4, sid, block) + frame(0, 1, sid, framed(b"x"))
+    writer.write(data)
+    decoder, fields, ended = hpack.Decoder(), {}, set()
+    received = b""
+    while len(ended) < len(blocks):
+        received += await asyncio.wait_for(reader.read(65536), 5)
+        while len(received) >= 9:
+            high, low, kind, flags, sid = struct.unpack_from(">HBBBL", received)
+            length = (high << 8) | low
+            if len(received) < 9 + length:
+                break
+            payload, received = received[9 : 9 + length], received[9 + length :]
+            if kind == 1:
+                fields.setdefault(sid, {}).update(decoder.decode(payload, raw=True))
+                if flags & 1:
+                    ended.add(sid)
+    writer.close()
+    return [fields[2 * index + 1] for index in range(len(blocks))]
+
+
+async def test_repeated_indexed_header_blocks_follow_the_table_as_it_changes(
+    server: Http2Server,
+) -> None:
+    """A block of indexes only is read once and its fields reused while the
+    HPACK table stays as it was; once a block changes the table, the same
+    bytes mean other fields and are read again."""
+    first = b"\x83\x86\x44" + string(b"/t.T/Echo") + b"\x41" + string(b"t")
+    first += b"\x5f" + string(b"application/grpc") + b"\x40" + string(b"x-tail") + string(b"one")
+    indexes = b"\x83\x86\xc1\xc0\xbf\xbe"  # :path, :authority, content-type, x-tail: one
+    moving = b"\x83\x86\xc1\xc0\xbf\x40" + string(b"x-tail") + string(b"two")  # shifts them
+    replies = await answers(server, [first, indexes, indexes, moving, indexes])
+    assert [r[b"grpc-status"] for r in replies[:4]] == [b"0"] * 4
+    # Now 65 is :authority and 62 x-tail: two: no :path, an unknown method.
+    assert replies[4][b"grpc-status"] == b"12"
+    await still_serves(server)

@@ -112,6 +112,7 @@ class Wire:
         self._settled = False  # the client's first SETTINGS came
         self._decoder = hpack.Decoder(max_header_list_size=max_header_block)
         self._block: tuple[int, bool, bytearray] | None = None  # a header block in CONTINUATIONs
+        self._indexed: dict[bytes, list[tuple[bytes, bytes]]] = {}  # see _decode
         self._send_window = 65535  # the connection's, as the client grants it
         self._initial_window = 65535  # a new stream's, as the client grants it
         self.max_frame = MAX_FRAME  # what the client accepts
@@ -253,13 +254,7 @@ class Wire:
             self._header_block(sid, end, bytes(block))
 
     def _header_block(self, sid: int, end: bool, block: bytes) -> None:
-        try:
-            headers = self._decoder.decode(block, raw=True)
-        except hpack.exceptions.OversizedHeaderListError:
-            raise WireError(ErrorCode.ENHANCE_YOUR_CALM, "a header list over the limit") from None
-        except hpack.exceptions.HPACKError as exc:
-            raise WireError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from None
-        fields: list[tuple[bytes, bytes]] = headers  # type: ignore[assignment]
+        fields = self._decode(block)
         if sid <= self.last_sid:  # the client's trailers, or a stream closed meanwhile
             stream = self.streams.get(sid)
             if stream is None:
@@ -279,6 +274,26 @@ class Wire:
         stream.open_remote = not end
         self.streams[sid] = stream
         self.peer.on_request(sid, fields, end)
+
+    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        """The fields of a header block. A client repeating a request sends
+        a block of table indexes only (every byte >= 0x80: one-byte indexed
+        fields), which changes nothing in the table: its fields are kept and
+        given again until a block that may change the table is decoded."""
+        indexed = bool(block) and min(block) >= 0x80
+        if indexed and (known := self._indexed.get(block)) is not None:
+            return known
+        try:
+            fields: list[tuple[bytes, bytes]] = self._decoder.decode(block, raw=True)  # type: ignore[assignment]
+        except hpack.exceptions.OversizedHeaderListError:
+            raise WireError(ErrorCode.ENHANCE_YOUR_CALM, "a header list over the limit") from None
+        except hpack.exceptions.HPACKError as exc:
+            raise WireError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from None
+        if not indexed:
+            self._indexed.clear()
+        elif len(self._indexed) < 64:
+            self._indexed[block] = fields
+        return fields
 
     def _window_update(self, flags: int, sid: int, payload: bytes) -> None:
         if len(payload) != 4:
