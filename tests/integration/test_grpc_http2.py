@@ -20,7 +20,7 @@ import h2.events  # noqa: E402
 from support.h2_client import Raw, framed  # noqa: E402
 
 from agent_node.a2a.server.grpc.calls import Call, Method  # noqa: E402
-from agent_node.a2a.server.grpc.http2 import Http2Server  # noqa: E402
+from agent_node.a2a.server.grpc.server import Http2Server  # noqa: E402
 from agent_node.a2a.server.grpc.status import Code, RpcError  # noqa: E402
 from agent_node.transport import listening_socket  # noqa: E402
 

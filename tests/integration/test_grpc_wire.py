@@ -21,7 +21,7 @@ import hpack
 from support.h2_client import Raw, framed
 
 from agent_node.a2a.server.grpc.calls import Call, Method
-from agent_node.a2a.server.grpc.http2 import Http2Server
+from agent_node.a2a.server.grpc.server import Http2Server
 from agent_node.a2a.server.grpc.wire import PREFACE
 from agent_node.transport import listening_socket
 
@@ -245,7 +245,9 @@ async def answers(server: Http2Server, blocks: list[bytes]) -> list[dict[bytes, 
         sid = 2 * index + 1
         data += frame(1, 4, sid, block) + frame(0, 1, sid, framed(b"x"))
     writer.write(data)
-    decoder, fields, ended = hpack.Decoder(), {}, set()
+    decoder = hpack.Decoder()
+    fields: dict[int, dict[bytes, bytes]] = {}
+    ended: set[int] = set()
     received = b""
     while len(ended) < len(blocks):
         received += await asyncio.wait_for(reader.read(65536), 5)

@@ -21,18 +21,28 @@ Limits: a request message over ``limits.max_body_bytes`` is refused
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
-from agent_node.a2a.server.grpc.http2 import Http2Server
+from agent_node.a2a.server.grpc.calls import Method
+from agent_node.a2a.server.grpc.connection import SSL_CLOSE_GRACE, Connection
 from agent_node.a2a.server.grpc.service import A2AService
 from agent_node.config import Limits
 from agent_node.security.tls import server_context
 from agent_node.transport import listening_socket
 
-__all__ = ["GRACE", "bind", "serve_service", "stop"]
+__all__ = ["GRACE", "Http2Server", "bind", "serve_service", "stop"]
 
 #: Seconds a stopping node gives gRPC calls in flight (the HTTP server's grace).
 GRACE = 5.0
+#: Seconds a connection without calls stays open.
+IDLE_CLOSE = 120.0
+#: Seconds the calls a stop cut get to answer before connections close.
+CUT_ANSWER_GRACE = 1.0
 
 
 def bind(
@@ -66,3 +76,59 @@ async def serve_service(server: Http2Server, service: A2AService) -> None:
 async def stop(server: Http2Server, grace: float = GRACE) -> None:
     """Stop accepting calls, let those in flight finish for ``grace`` seconds, cancel the rest."""
     await server.stop(grace)
+
+
+class Http2Server:
+    """gRPC methods (``"/package.Service/Method"`` → :class:`Method`) served
+    on a bound socket, over ``tls`` when given."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        tls: ssl.SSLContext | None,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        idle_close: float = IDLE_CLOSE,
+    ) -> None:
+        self.sock = sock
+        self.tls = tls
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.idle_close = idle_close
+        self.methods: dict[str, Method] = {}
+        self.connections: set[Connection] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    async def start(self, methods: Mapping[str, Method]) -> None:
+        self.methods = dict(methods)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self), sock=self.sock, ssl=self.tls
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Stop serving: see the module doc. Idempotent."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for connection in list(self.connections):
+            connection.go_away()
+        deadline = time.monotonic() + grace
+        while any(c.calls for c in self.connections) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        cut = [s.task for c in self.connections for s in c.calls.values() if s.task]
+        for connection in list(self.connections):
+            connection.cut()
+        if cut:
+            await asyncio.wait(cut, timeout=CUT_ANSWER_GRACE)
+        for connection in list(self.connections):
+            connection.close()
+        deadline = time.monotonic() + SSL_CLOSE_GRACE + 0.2
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self.sock.close()

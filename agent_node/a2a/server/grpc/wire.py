@@ -3,9 +3,9 @@
 A :class:`Wire` parses what a client sends and tells its :class:`Peer` (the
 connection, :mod:`.http2`) of requests, their data, their ends and resets,
 and of new send credit; it frames what the connection answers into
-:attr:`Wire.out`. Header blocks are HPACK (the ``hpack`` library: the
-decoder's dynamic table, Huffman codes); ours are literals that never touch
-the client's table, so the usual blocks are constants.
+:attr:`Wire.out`. Header blocks are HPACK: the client's are read by the
+``hpack`` library (the decoder's dynamic table, Huffman codes); ours are
+written by :mod:`.fields`.
 
 Why not ``h2``'s state machine, which this replaced: it cost ~0.1 ms of CPU
 per call (an event object per frame, a state machine per stream, checks
@@ -39,7 +39,7 @@ from typing import Protocol
 import hpack
 import hpack.exceptions
 
-__all__ = ["ErrorCode", "Peer", "Wire", "WireError", "header_block"]
+__all__ = ["ErrorCode", "Peer", "Wire", "WireError"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEADER = struct.Struct(">HBBBL")  # length (24 bits: 16 + 8), type, flags, stream id
@@ -410,31 +410,3 @@ def _unpadded(flags: int, payload: bytes) -> bytes:
     if not payload or payload[0] >= len(payload):
         raise WireError(ErrorCode.PROTOCOL_ERROR, "padding longer than its frame")
     return payload[1 : len(payload) - payload[0]]
-
-
-def _integer(value: int, prefix: int, first: int = 0) -> bytes:
-    """An HPACK integer with a ``prefix``-bit prefix (RFC 7541 §5.1)."""
-    limit = (1 << prefix) - 1
-    if value < limit:
-        return bytes([first | value])
-    out = [first | limit]
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def header_block(fields: list[tuple[bytes, bytes]]) -> bytes:
-    """``fields`` as an HPACK block that leaves the client's dynamic table
-    alone: ``:status: 200`` indexed, the rest literals without indexing."""
-    block = bytearray()
-    for name, value in fields:
-        if name == b":status" and value == b"200":
-            block.append(0x88)  # static table entry 8
-            continue
-        block.append(0x00)  # literal without indexing, new name
-        block += _integer(len(name), 7) + name
-        block += _integer(len(value), 7) + value
-    return bytes(block)

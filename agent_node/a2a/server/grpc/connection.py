@@ -1,4 +1,4 @@
-"""gRPC over HTTP/2 on asyncio: the server, its connections and their calls.
+"""gRPC over HTTP/2 on asyncio: a connection and its calls.
 
 The server side of the gRPC protocol (`PROTOCOL-HTTP2`_) for the methods of
 :class:`~.calls.Method`: a request is a ``POST /package.Service/Method``
@@ -31,13 +31,13 @@ What a connection enforces:
   cancels all of them; more than :data:`RESETS_PER_SECOND` resets a second
   (HTTP/2's "rapid reset" flood) end the connection with
   ENHANCE_YOUR_CALM. A connection with no call for ``idle_close``
-  (:data:`IDLE_CLOSE`) seconds is closed with a GOAWAY (clients reconnect
+  (:data:`~.server.IDLE_CLOSE`) seconds is closed with a GOAWAY (clients reconnect
   on their next call); an HTTP/2 protocol error ends its connection with a
   GOAWAY saying why, never the server.
 * Replies respect the client's flow-control windows and the socket's
   backpressure, so a slow reader of a stream holds no unbounded buffer.
   What the calls of one turn of the event loop answer leaves in one write.
-* Stopping (:meth:`Http2Server.stop`): no new connections, a GOAWAY on
+* Stopping (:meth:`~.server.Http2Server.stop`): no new connections, a GOAWAY on
   every open one (streams it opens later are refused, so the client
   retries them elsewhere), calls in flight get the grace, the rest are
   cancelled and answered UNAVAILABLE.
@@ -49,11 +49,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent_node.a2a.server.grpc.calls import (
     ENCODINGS,
@@ -63,21 +62,21 @@ from agent_node.a2a.server.grpc.calls import (
     request_message,
     timeout_seconds,
 )
+from agent_node.a2a.server.grpc.fields import header_block
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
-from agent_node.a2a.server.grpc.wire import ErrorCode, Wire, WireError, header_block
+from agent_node.a2a.server.grpc.wire import ErrorCode, Wire, WireError
 
-__all__ = ["Http2Server"]
+if TYPE_CHECKING:
+    from agent_node.a2a.server.grpc.server import Http2Server
+
+__all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds a connection without calls stays open.
-IDLE_CLOSE = 120.0
 #: Client resets a connection may make in a second before it is closed.
 RESETS_PER_SECOND = 200
 #: Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 MAX_STREAMS = 256
-#: Seconds the calls a stop cut get to answer before connections close.
-CUT_ANSWER_GRACE = 1.0
 #: Seconds a closing TLS connection gets to say goodbye before it is aborted.
 SSL_CLOSE_GRACE = 0.3
 #: Seconds a connection ended in error gets to read its GOAWAY before it is aborted.
@@ -90,62 +89,6 @@ _RESPONSE = [
 ]
 _RESPONSE_BLOCK = header_block(_RESPONSE)
 _OK_BLOCK = header_block(OK.trailers())
-
-
-class Http2Server:
-    """gRPC methods (``"/package.Service/Method"`` → :class:`Method`) served
-    on a bound socket, over ``tls`` when given."""
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        tls: ssl.SSLContext | None,
-        *,
-        max_body_bytes: int,
-        max_header_bytes: int,
-        idle_close: float = IDLE_CLOSE,
-    ) -> None:
-        self.sock = sock
-        self.tls = tls
-        self.max_body_bytes = max_body_bytes
-        self.max_header_bytes = max_header_bytes
-        self.idle_close = idle_close
-        self.methods: dict[str, Method] = {}
-        self.connections: set[_Connection] = set()
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
-    async def start(self, methods: Mapping[str, Method]) -> None:
-        self.methods = dict(methods)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self), sock=self.sock, ssl=self.tls
-        )
-
-    async def stop(self, grace: float) -> None:
-        """Stop serving: see the module doc. Idempotent."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for connection in list(self.connections):
-            connection.go_away()
-        deadline = time.monotonic() + grace
-        while any(c.calls for c in self.connections) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        cut = [s.task for c in self.connections for s in c.calls.values() if s.task]
-        for connection in list(self.connections):
-            connection.cut()
-        if cut:
-            await asyncio.wait(cut, timeout=CUT_ANSWER_GRACE)
-        for connection in list(self.connections):
-            connection.close()
-        deadline = time.monotonic() + SSL_CLOSE_GRACE + 0.2
-        while self.connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        self.sock.close()
 
 
 @dataclass(slots=True)
@@ -164,7 +107,9 @@ class _Call:
     cut: bool = False  # cancelled by a stop
 
 
-class _Connection(asyncio.Protocol):
+class Connection(asyncio.Protocol):
+    """One client's HTTP/2 connection and its calls."""
+
     def __init__(self, server: Http2Server) -> None:
         self.server = server
         # A call over the metadata limit is refused alone, unread; HPACK
