@@ -157,12 +157,15 @@ def test_from_json_fills_what_parse_dict_fills(
         deterministic=True
     )
     assert to_params(filled) == to_params(expected)
+    assert to_params(filled) == json_format.MessageToDict(filled, descriptor_pool=POOL)
 
 
 def test_from_json_leaves_unusual_spellings_to_parse_dict() -> None:
     odd = {"id": "t", "status": {"state": 3}, "artifacts": [{"parts": [{"raw": "-_8="}]}]}
     task = from_json("Task", odd)
     assert task.status.state == 3 and task.artifacts[0].parts[0].raw == b"\xfb\xff"
+    task.status.state = 99  # a state this proto does not know: its number
+    assert to_params(task) == json_format.MessageToDict(task, descriptor_pool=POOL)
     assert from_json("Task", {"id": "t", "unknown": 1, "contextId": None}).id == "t"
 
 
@@ -182,3 +185,4 @@ def test_json_values_and_timestamps_are_filled_as_parse_dict_fills_them() -> Non
     filled = message_class("Task")()
     _fill(filled, value)
     assert filled == json_format.ParseDict(value, message_class("Task")(), descriptor_pool=POOL)
+    assert to_params(filled) == json_format.MessageToDict(filled, descriptor_pool=POOL)

@@ -54,11 +54,68 @@ def message_class(name: str) -> type[Message]:
 
 
 def to_params(message: Message) -> dict[str, Any]:
-    """``message`` as the JSON object the HTTP bindings would have received."""
-    params: dict[str, Any] = json_format.MessageToDict(
-        message, preserving_proto_field_name=False, descriptor_pool=POOL
-    )
-    return params
+    """``message`` as the JSON object the HTTP bindings would have received.
+
+    Written field by field (:func:`_dump`) as ``json_format.MessageToDict``
+    writes it, which re-examines every descriptor each time; fields of the
+    kinds the plan does not write (floats, maps of messages, well-known
+    types other than Struct, Value and Timestamp) are left to MessageToDict."""
+    try:
+        return _dump(message)
+    except _Unusual:
+        params: dict[str, Any] = json_format.MessageToDict(
+            message, preserving_proto_field_name=False, descriptor_pool=POOL
+        )
+        return params
+
+
+class _Unusual(Exception):
+    """A field :func:`_dump` leaves to MessageToDict."""
+
+
+_INT64 = frozenset({3, 4, 6, 16, 18})  # TYPE_INT64, UINT64, FIXED64, SFIXED64, SINT64
+_FLOATS = frozenset({1, 2})  # TYPE_DOUBLE, TYPE_FLOAT
+_JSON_VALUES = frozenset(f"google.protobuf.{n}" for n in ("Struct", "Value", "ListValue"))
+
+
+def _dump(message: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field, value in message.ListFields():
+        out[field.json_name] = _dump_field(field, value)
+    return out
+
+
+def _dump_field(field: Any, value: Any) -> Any:
+    kind = field.message_type
+    if kind is not None and kind.GetOptions().map_entry:
+        value_field = kind.fields_by_name["value"]
+        return {str(k): _dump_single(value_field, v) for k, v in value.items()}
+    if field.is_repeated:
+        return [_dump_single(field, element) for element in value]
+    return _dump_single(field, value)
+
+
+def _dump_single(field: Any, value: Any) -> Any:
+    kind = field.message_type
+    if kind is not None:
+        name = kind.full_name
+        if name in _JSON_VALUES:
+            return json_format.MessageToDict(value, descriptor_pool=POOL)
+        if name == "google.protobuf.Timestamp":
+            return value.ToJsonString()
+        if name.startswith("google.protobuf."):
+            raise _Unusual(name)
+        return _dump(value)
+    if field.enum_type is not None:
+        number = field.enum_type.values_by_number.get(value)
+        return number.name if number is not None else value
+    if field.type == field.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    if field.type in _INT64:
+        return str(value)
+    if field.type in _FLOATS:
+        raise _Unusual(field.full_name)
+    return value
 
 
 def from_json(name: str, value: dict[str, Any]) -> Message:
