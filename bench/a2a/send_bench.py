@@ -14,7 +14,8 @@ Systems (each a fresh server subprocess on a free loopback port, fresh scratch d
   ``sqlite+aiosqlite:///<scratch>/sdk.db``.
 * ``starlette``: ``starlette_server.py``, a bare JSON endpoint (calibration).
   ``starlette-grpc``: the same process serving a bare ``grpc.aio``
-  ``SendMessage`` (calibration: the floor under any gRPC server on grpcio).
+  ``SendMessage`` (calibration: the floor under a gRPC server on grpcio,
+  as the a2a-sdk's is; ours has its own HTTP/2, in the node's event loop).
 * ``ours-rest`` / ``sdk-memory-rest``: ``ours`` / ``sdk-memory`` measured over
   the HTTP+JSON binding (``POST /a2a/message:send``, the params as the body)
   instead of JSON-RPC.

@@ -10,10 +10,12 @@ non-blocking sends, a streamed send, GetTask with ``historyLength``,
 ListTasks (1.x), cancel, a follow-up on an input-required task,
 SubscribeToTask/resubscribe, push configs set/get/list/delete with a push
 delivered to the driver's own mutual-TLS webhook, and the extended card —
-and reports what each returned. The 1.x client runs twice: over JSON-RPC, and
-preferring its REST transport, over the node's HTTP+JSON binding. The driver
-runs five times in a row against one node; every test below asserts on all
-five reports (no flake allowed).
+and reports what each returned. The 1.x client runs over JSON-RPC, over REST
+(preferring its REST transport: the node's HTTP+JSON binding) and over gRPC
+(its GrpcTransport on grpc-js, Node's own HTTP/2, against the node's own
+HTTP/2 server). The driver runs five times in a row against one node (gRPC
+and the credentials' variants fewer); every test below asserts on all its
+reports (no flake allowed).
 """
 
 from __future__ import annotations
@@ -139,8 +141,16 @@ def data(task: dict[str, Any]) -> list[Any]:
         ("0.3", "JSONRPC", None),
         ("1", "HTTP+JSON", "bearer"),
         ("1", "JSONRPC", "api-key"),
+        ("1", "GRPC", None),
     ],
-    ids=["a2a-js-1", "a2a-js-1-rest", "a2a-js-0.3", "a2a-js-1-rest-bearer-jwt", "a2a-js-1-api-key"],
+    ids=[
+        "a2a-js-1",
+        "a2a-js-1-rest",
+        "a2a-js-0.3",
+        "a2a-js-1-rest-bearer-jwt",
+        "a2a-js-1-api-key",
+        "a2a-js-1-grpc",
+    ],
 )
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     generation, binding, auth = request.param
@@ -153,7 +163,8 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     # 1.x: book is shown only in the extended card, which the client reads;
     # 0.3 keeps a node without one (its clients are refused as 0.3 says).
     book_card = "extended" if generation == "1" else "public"
-    with serving_mtls(folder / "node", certs, extra, book_card=book_card) as url:
+    grpc = binding == "GRPC"
+    with serving_mtls(folder / "node", certs, extra, book_card=book_card, grpc=grpc) as url:
         argv, env = js_client(
             generation,
             url=url,
@@ -163,7 +174,9 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             binding=binding,
             header=header,
         )
-        for number in range(1, (1 if auth else ROUNDS) + 1):  # credentials: once (CI's time)
+        # Credentials: once; gRPC: twice (CI's time; the other variants repeat the operations).
+        rounds = 1 if auth else 2 if grpc else ROUNDS
+        for number in range(1, rounds + 1):
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=90, env={**os.environ, **env}
             )
@@ -176,7 +189,11 @@ def test_every_operation_of_the_client_is_exercised(runs: Runs) -> None:
     for methods in runs.each("operations"):
         assert set(methods) == set(OPERATIONS[runs.generation]) | HELPERS[runs.generation]
     if runs.v1:
-        expected = {"JSONRPC": "JsonRpcTransport", "HTTP+JSON": "RestTransport"}[runs.binding]
+        expected = {
+            "JSONRPC": "JsonRpcTransport",
+            "HTTP+JSON": "RestTransport",
+            "GRPC": "GrpcTransport",
+        }[runs.binding]
         for transport in runs.each("transport"):  # the class's name (the SDK's own has a "_")
             assert transport.lstrip("_") == expected
     for key in set(OPERATIONS[runs.generation].values()):

@@ -19,28 +19,34 @@ from e2e.foreign.npm_cache import CachedNpm
 #: Exact versions: the newest 1.x and 0.3.x releases, and what their server needs.
 EXPRESS = ("express", "5.3.0")
 UNDICI = ("undici", "6.29.1")  # the major bundled with Node.js 20, whose fetch uses it
+#: The 1.x SDK's gRPC transport's peer dependencies (grpc-js: Node's own HTTP/2).
+GRPC = (("@grpc/grpc-js", "1.14.7"), ("@bufbuild/protobuf", "2.17.0"))
 
 
-def _check(version: str) -> str:
+def _check(version: str, grpc: bool) -> str:
     """ES module code that fails unless the folder holds this SDK and its companions."""
     return (
         "import fs from 'node:fs';"
         "import '@a2a-js/sdk/server/express'; import '@a2a-js/sdk/client'; import 'undici';"
-        "const v = JSON.parse(fs.readFileSync('node_modules/@a2a-js/sdk/package.json')).version;"
+        + ("import '@a2a-js/sdk/client/grpc'; import '@grpc/grpc-js';" if grpc else "")
+        + "const v = JSON.parse(fs.readFileSync('node_modules/@a2a-js/sdk/package.json')).version;"
         f"if (v !== '{version}') throw new Error('found @a2a-js/sdk ' + v);"
     )
 
 
-def _generation(version: str) -> CachedNpm:
+def _generation(version: str, *, grpc: bool = False) -> CachedNpm:
     return CachedNpm(
-        name=f"npm-a2a-js-{version}",
-        dependencies=(("@a2a-js/sdk", version), EXPRESS, UNDICI),
-        check=_check(version),
+        name=f"npm-a2a-js-{version}" + ("-grpc" if grpc else ""),
+        dependencies=(("@a2a-js/sdk", version), EXPRESS, UNDICI, *(GRPC if grpc else ())),
+        check=_check(version, grpc),
         purpose=f"@a2a-js/sdk {version}",
     )
 
 
-GENERATIONS: dict[str, CachedNpm] = {"1": _generation("1.3.0"), "0.3": _generation("0.3.14")}
+GENERATIONS: dict[str, CachedNpm] = {
+    "1": _generation("1.3.0", grpc=True),
+    "0.3": _generation("0.3.14"),
+}
 #: The scripts of each generation: (peer server, client driver).
 SCRIPTS: dict[str, tuple[str, str]] = {
     "1": ("peer_v1.mjs", "client_v1.mjs"),
@@ -91,8 +97,8 @@ def js_client(
     header: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The command (and extra environment) that runs the ``generation`` client
-    driver against the node at ``url`` over ``binding`` (1.x: ``JSONRPC`` or
-    ``HTTP+JSON``): it presents ``certs/NAME.pem``, trusts ``certs/ca.pem``,
+    driver against the node at ``url`` over ``binding`` (1.x: ``JSONRPC``,
+    ``HTTP+JSON`` or ``GRPC``): it presents ``certs/NAME.pem``, trusts ``certs/ca.pem``,
     receives pushes on a webhook serving ``certs/HOOK.pem``, and prints one
     JSON report (``tests/e2e/js/client_common.mjs``). ``header`` (NAME=VALUE):
     sent on every request instead of a certificate."""

@@ -1,5 +1,6 @@
 // The @a2a-js/sdk 1.x client (A2A 1.0) against our node, every operation it
-// offers, over JSON-RPC or (--binding HTTP+JSON) REST; see client_common.mjs
+// offers, over JSON-RPC, (--binding HTTP+JSON) REST or (--binding GRPC) gRPC;
+// see client_common.mjs
 // for the command line and the report.
 //
 // The node is the greeter example: `greet` completes with a data artifact
@@ -7,6 +8,8 @@
 // and completes on the answer. Requests are written as wire JSON and read
 // with the SDK's own codecs (`X.fromJSON`); results are reported as wire
 // JSON (`X.toJSON`), so the test reads what the SDK understood.
+
+import fs from 'node:fs';
 
 import {
   AgentCard,
@@ -47,12 +50,28 @@ import {
 const opts = options();
 const fetchImpl = certifiedFetch(opts);
 const resolver = new DefaultAgentCardResolver({ fetchImpl });
+const transports = [
+  new JsonRpcTransportFactory({ fetchImpl }),
+  new RestTransportFactory({ fetchImpl }),
+];
+if (opts.binding === 'GRPC') {
+  // grpc-js (Node's HTTP/2) with the same certificate; imported only here.
+  const grpc = await import('@grpc/grpc-js');
+  const { GrpcTransportFactory } = await import('@a2a-js/sdk/client/grpc');
+  const file = (name) => fs.readFileSync(`${opts.certs}/${name}`);
+  const credentials = grpc.credentials.createSsl(
+    file('ca.pem'),
+    file(`${opts.name}-key.pem`),
+    file(`${opts.name}.pem`)
+  );
+  transports.push(new GrpcTransportFactory({ grpcChannelCredentials: credentials }));
+}
 const factory = new ClientFactory(
   ClientFactoryOptions.createFrom(ClientFactoryOptions.default, {
     cardResolver: resolver,
-    // Both transports present the client certificate; --binding picks the
-    // one the client prefers (the card offers both).
-    transports: [new JsonRpcTransportFactory({ fetchImpl }), new RestTransportFactory({ fetchImpl })],
+    // Every transport presents the client certificate; --binding picks the
+    // one the client prefers (the card offers them all).
+    transports,
     preferredTransports: [opts.binding],
   })
 );
