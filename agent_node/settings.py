@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent_node.settings_auth import PeerAuth
+from agent_node.settings_auth import PeerAuth, PushAuth
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -105,6 +105,10 @@ class PushSettings(BaseModel):
     attempts: int = Field(default=8, ge=1, le=100)
     #: Seconds one POST may take.
     timeout: float = Field(default=10.0, gt=0, le=300)
+    #: What pushes to some URLs present besides the config's own
+    #: ``authentication`` (the longest matching prefix; see
+    #: :class:`~agent_node.settings_auth.PushAuth`).
+    credentials: list[PushAuth] = []
 
     @model_validator(mode="after")
     def _allow_entries_parse(self) -> PushSettings:

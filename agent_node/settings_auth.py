@@ -17,6 +17,7 @@ __all__ = [
     "JwtSettings",
     "OAuth2Client",
     "PeerAuth",
+    "PushAuth",
     "SecretRef",
 ]
 
@@ -158,3 +159,36 @@ class PeerAuth(BaseModel):
     def secret_files(self) -> list[SecretRef]:
         found = [self.bearer, self.api_key, self.oauth2.client_secret if self.oauth2 else None]
         return [ref for ref in found if ref is not None and ref.file is not None]
+
+
+class PushAuth(BaseModel):
+    """What pushes to URLs under ``url`` present (``push.credentials``): a
+    bearer token, an API key (in ``api_key_header``) or OAuth 2.0 client
+    credentials, as ``peers[].auth`` says them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A URL prefix: ``https://hooks.example.com/`` (scheme, host, port, path).
+    url: str = Field(pattern=r"^https?://[^/?#@\s]+(/[^?#\s]*)?$")
+    auth: PeerAuth
+
+    @model_validator(mode="after")
+    def _with_our_certificate(self) -> PushAuth:
+        if not self.auth.certificate:
+            raise ValueError(
+                "push.credentials: pushes always present the node's certificate over TLS"
+                " (certificate: false is for peers)"
+            )
+        return self
+
+    def covers(self, url: str) -> bool:
+        """Whether ``url`` is under this prefix (scheme and host case-insensitive)."""
+        scheme, _, rest = self.url.partition("://")
+        host, slash, path = rest.partition("/")
+        their_scheme, _, their_rest = url.partition("://")
+        their_host, their_slash, their_path = their_rest.partition("/")
+        return (
+            their_scheme.lower() == scheme.lower()
+            and their_host.lower() == host.lower()
+            and (slash + path == "" or (their_slash + their_path).startswith(slash + path))
+        )

@@ -477,7 +477,7 @@ async def test_a_push_by_name_goes_to_the_checked_address_with_its_host_header(
 
 
 def test_pinned_urls_keep_host_and_tls_name() -> None:
-    from agent_node.a2a.server.push import _pinned
+    from agent_node.a2a.server.push_guard import pinned as _pinned
 
     assert _pinned("https://hooks.example.com/a?b=1", "93.184.216.34") == (
         "https://93.184.216.34/a?b=1",

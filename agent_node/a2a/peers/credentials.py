@@ -56,7 +56,8 @@ NOTHING = Presented()
 
 class PeerCredentials:
     """The credentials of peer ``peer`` (its ``auth:``); ``http`` makes the
-    client that fetches OAuth 2.0 tokens."""
+    client that fetches OAuth 2.0 tokens; ``label`` names their user in
+    errors (``peer 'judge'`` by default)."""
 
     def __init__(
         self,
@@ -64,8 +65,11 @@ class PeerCredentials:
         auth: PeerAuth,
         http: Callable[[], httpx.AsyncClient],
         clock: Callable[[], float] = time.time,
+        *,
+        label: str | None = None,
     ) -> None:
         self.peer = peer
+        self.label = label or f"peer {peer!r}"
         self.auth = auth
         self._http = http
         self._clock = clock
@@ -113,12 +117,12 @@ class PeerCredentials:
                 value = Path(str(ref.file)).read_text().strip()
             except OSError as exc:
                 raise PeerError(
-                    f"peer {self.peer!r}: cannot read its secret file {ref.file}: {exc.strerror}",
+                    f"{self.label}: cannot read its secret file {ref.file}: {exc.strerror}",
                     transient=False,
                 ) from None
             where = f"the file {ref.file}"
         if not value:
-            raise PeerError(f"peer {self.peer!r}: its secret ({where}) is empty", transient=False)
+            raise PeerError(f"{self.label}: its secret ({where}) is empty", transient=False)
         return value
 
     async def _oauth2(self, client: OAuth2Client) -> str:
@@ -150,7 +154,7 @@ class PeerCredentials:
                 )
         except httpx.HTTPError as exc:
             raise PeerError(
-                f"peer {self.peer!r}: its token endpoint is unreachable: {type(exc).__name__}",
+                f"{self.label}: its token endpoint is unreachable: {type(exc).__name__}",
                 transient=True,
             ) from None
         try:
@@ -164,7 +168,7 @@ class PeerCredentials:
         said = answer.get("error") if isinstance(answer, dict) else None
         said = str(said) if said else excerpt(response.text) or "no answer"
         raise PeerError(
-            f"peer {self.peer!r}: its token endpoint refused us (HTTP"
+            f"{self.label}: its token endpoint refused us (HTTP"
             f" {response.status_code}: {said[:80]})",
             transient=response.status_code >= 500 or response.status_code == 429,
         )

@@ -23,165 +23,77 @@ exponential backoff (1 s, 2 s, 4 s, … capped at 5 min, with jitter) up to
 on that change (logged, kept in ``last_error``) and the next change is
 tried anew. Redirects are not followed.
 
-SSRF. Push URLs must be ``http(s)`` without user info. Their host must be a
-public address: loopback, private, link-local, multicast and reserved
-addresses are refused — checked on the URL when a config is set, and on
-every resolved address before each POST (a name can point anywhere) —
-unless the host name or the address's network is in ``push.allow``. The
-POST then connects to the address that was checked (with the original
-``Host`` and TLS server name), so DNS cannot answer differently in between.
+SSRF: see :mod:`.push_guard` (``push.allow``).
 
 Over mutual TLS the sender presents the node's certificate and verifies
 HTTPS receivers against the node's trust bundle (:mod:`.client`).
+
+Credentials of our own: ``push.credentials`` gives pushes to some URLs
+(by prefix, the longest winning) a bearer token, an API key or OAuth 2.0
+client credentials, as ``peers[].auth`` gives them to peers
+(:mod:`agent_node.a2a.peers.credentials`: secrets read when used, tokens
+cached and renewed, never stored or logged). They go with the config's own
+``authentication`` (whose ``Authorization`` wins: it is the caller's word
+for its receiver); a receiver that answers 401 to an OAuth 2.0 token gets
+the push again once with a new one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import random
-import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from agent_node.a2a.peers.client import http_client
-from agent_node.a2a.protocol.errors import InvalidParams
+from agent_node.a2a.peers.credentials import PeerCredentials
+from agent_node.a2a.peers.peer_errors import PeerError
+from agent_node.a2a.server.push_guard import (
+    AllowList,
+    PushRefused,
+    check_push_url,
+    checked_addresses,
+    pinned,
+)
 from agent_node.config import PushSettings
+from agent_node.settings_auth import PushAuth
 from agent_node.store.base import Store
 from agent_node.store.records import TERMINAL, PushClaim
 
-__all__ = ["AllowList", "PushRefused", "PushSender", "check_push_url"]
+__all__ = ["AllowList", "PushCredentials", "PushRefused", "PushSender", "check_push_url"]
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Renders a task for a push: ``(task_id, protocol version) -> JSON body``.
 Render = Callable[[str, str], Awaitable[Any]]
 
-MAX_URL_LENGTH = 2048
 _RETRYABLE = frozenset({408, 425, 429})
 _MAX_BACKOFF = 300.0
 
 
-class PushRefused(Exception):
-    """A push URL the SSRF guard refuses."""
+class PushCredentials:
+    """What pushes present by URL (``push.credentials``): the credentials of
+    the longest prefix that covers a push's URL, if any."""
 
-
-@dataclass(frozen=True)
-class AllowList:
-    """Hosts and networks push URLs may reach although they are not public."""
-
-    hosts: frozenset[str] = frozenset()
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-
-    @classmethod
-    def of(cls, entries: list[str]) -> AllowList:
-        hosts: set[str] = set()
-        networks = []
-        for entry in entries:
-            try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                hosts.add(entry.lower().rstrip("."))
-        return cls(frozenset(hosts), tuple(networks))
-
-    def permits_host(self, host: str) -> bool:
-        return host.lower().rstrip(".") in self.hosts
-
-    def permits(self, address: IPAddress) -> bool:
-        """Whether a push may go to ``address``: public, or allowed here."""
-        address = _unmapped(address)
-        if address.is_global and not address.is_multicast:
-            return True
-        return any(address in network for network in self.networks)
-
-
-def check_push_url(url: str, allow: AllowList) -> None:
-    """Refuse (:class:`~agent_node.a2a.protocol.errors.InvalidParams`) a push URL that is
-    malformed or names a non-public host. Host names are checked again, once
-    resolved, before each POST."""
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidParams(f"push url: longer than {MAX_URL_LENGTH} characters")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise InvalidParams("push url: not a valid URL") from None
-    if parts.scheme not in ("http", "https"):
-        raise InvalidParams(f"push url: scheme must be http or https, not {parts.scheme!r}")
-    if not parts.hostname:
-        raise InvalidParams("push url: has no host")
-    if parts.username is not None or parts.password is not None:
-        raise InvalidParams("push url: user info is not allowed (use authentication)")
-    host = parts.hostname
-    if allow.permits_host(host):
-        return
-    address = _literal(host)
-    if address is None and (host == "localhost" or host.endswith(".localhost")):
-        address = ipaddress.ip_address("127.0.0.1")
-    if address is not None and not allow.permits(address):
-        raise InvalidParams(
-            f"push url: {host} is not a public address; a node refuses it unless the"
-            " operator allows it (push.allow in agent-node.yaml)"
+    def __init__(self, rules: list[PushAuth], http: Callable[[], httpx.AsyncClient]) -> None:
+        self._rules = sorted(
+            (
+                (rule, PeerCredentials(rule.url, rule.auth, http, label=f"pushes to {rule.url}"))
+                for rule in rules
+            ),
+            key=lambda pair: -len(pair[0].url),
         )
 
-
-async def _checked_addresses(host: str, port: int, allow: AllowList) -> list[str | None]:
-    """Resolve ``host``; refuse it when any of its addresses is not allowed.
-    Returns the addresses to try, in order, or ``[None]`` for an allow-listed
-    name (the operator vouches for it wherever it points)."""
-    if allow.permits_host(host):
-        return [None]
-    literal = _literal(host)
-    if literal is not None:
-        addresses = [literal]
-    else:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise ConnectionError(f"cannot resolve {host}: {exc}") from None
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    refused = sorted({str(a) for a in addresses if not allow.permits(a)})
-    if refused:
-        raise PushRefused(f"{host} resolves to {', '.join(refused)}, which is not public")
-    return list(dict.fromkeys(str(a) for a in addresses))
-
-
-def _pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The URL to POST to, connecting to the checked ``address`` (so a name that
-    resolves differently a moment later cannot redirect the push), with the
-    Host header and the TLS server name of the original host."""
-    if address is None:
-        return url, {}, {}
-    parts = urlsplit(url)
-    host = f"[{address}]" if ":" in address else address
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    headers = {"Host": parts.netloc.rpartition("@")[2]}
-    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-    return parts._replace(netloc=netloc).geturl(), headers, extensions
-
-
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-def _unmapped(address: IPAddress) -> IPAddress:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    def for_url(self, url: str) -> PeerCredentials | None:
+        return next((ours for rule, ours in self._rules if rule.covers(url)), None)
 
 
 class PushSender:
@@ -222,6 +134,9 @@ class PushSender:
         self._unsubscribe: Callable[[], None] | None = None
         #: A push lease outlives one POST; after a crash its change waits this long.
         self._lease = settings.timeout + 15
+        self.credentials = PushCredentials(
+            settings.credentials, lambda: http_client(self.tls, timeout=settings.timeout)
+        )
 
     async def start(self) -> None:
         if self._loop is not None:
@@ -324,23 +239,49 @@ class PushSender:
         try:
             parts = urlsplit(url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            addresses = await _checked_addresses(parts.hostname or "", port, self.allow)
+            addresses = await checked_addresses(parts.hostname or "", port, self.allow)
             body = await self.render(config.task_id, config.version)
         except PushRefused as exc:
             return f"refused: {exc}", False
         except Exception as exc:  # cannot resolve, or cannot render now: try again later
             return _describe(exc), True
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        ours = self.credentials.for_url(url)
+        for renewed in (False, True):
+            try:
+                headers = await self._headers(target, ours)
+            except PeerError as exc:  # says what is wrong, never the secret
+                return f"credentials: {exc}", exc.transient
+            error, retry, status = await self._send(url, addresses, content, headers)
+            # A token the receiver refused: once more with a new one (OAuth 2.0).
+            if status != 401 or renewed or ours is None or not ours.renew():
+                return error, retry
+        raise AssertionError("unreachable")
+
+    async def _headers(
+        self, target: dict[str, Any], ours: PeerCredentials | None
+    ) -> dict[str, str]:
+        """A push's headers: ``push.credentials``' for its URL, then the
+        config's own ``authentication`` (the caller's word wins) and token."""
         headers = {"Content-Type": "application/json"}
+        if ours is not None:
+            headers.update((await ours.present()).headers)
         if target.get("token"):
             headers["X-A2A-Notification-Token"] = str(target["token"])
         auth = target.get("authentication") or {}
         if auth.get("scheme") and auth.get("credentials"):
             headers["Authorization"] = f"{auth['scheme']} {auth['credentials']}"
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return headers
+
+    async def _send(
+        self, url: str, addresses: list[str | None], content: bytes, headers: dict[str, str]
+    ) -> tuple[str | None, bool, int | None]:
+        """POST to each checked address until one connects: (error, worth
+        retrying, HTTP status), error None on success."""
         response = None
         error = "no address"
-        for address in addresses:  # each checked address, until one connects
-            post_url, host, extensions = _pinned(url, address)
+        for address in addresses:
+            post_url, host, extensions = pinned(url, address)
             try:
                 response = await self._client.post(
                     post_url, content=content, headers={**headers, **host}, extensions=extensions
@@ -349,14 +290,14 @@ class PushSender:
                 error = _describe(exc)
                 continue
             except Exception as exc:  # timeouts, protocol and OS errors: try again later
-                return _describe(exc), True
+                return _describe(exc), True, None
             break
         if response is None:
-            return error, True
-        if 200 <= response.status_code < 300:
-            return None, False
+            return error, True, None
         status = response.status_code
-        return f"HTTP {status}", status >= 500 or status in _RETRYABLE
+        if 200 <= status < 300:
+            return None, False, status
+        return f"HTTP {status}", status >= 500 or status in _RETRYABLE, status
 
 
 def _describe(exc: BaseException) -> str:
