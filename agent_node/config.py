@@ -204,8 +204,13 @@ class NodeConfig(BaseModel):
         trust = self.trust_paths()
         # A client without a certificate is let in to be told so: the app
         # answers its every request 401 (the card too unless card_public).
+        # auth.mtls: false asks for none at all (tokens and keys only).
         return server_context(
-            self.path(self.tls.cert), self.path(self.tls.key), trust, require_client_cert=False
+            self.path(self.tls.cert),
+            self.path(self.tls.key),
+            trust,
+            require_client_cert=False,
+            ask_client_cert=self.auth.mtls,
         )
 
     def client_ssl_context(self, *, certificate: bool = True) -> ssl.SSLContext | None:

@@ -32,7 +32,9 @@ def bind(config: NodeConfig) -> tuple[Any, int | None]:
         raise ConfigError(
             f"listen.grpc_port needs hpack and protobuf ({exc}): pip install 'agent-node[grpc]'"
         ) from None
-    return server.bind(config.listen.host, port, config.limits, config.tls_files())
+    return server.bind(
+        config.listen.host, port, config.limits, config.tls_files(), mtls=config.auth.mtls
+    )
 
 
 async def serve(grpc: Any, service: Any) -> None:

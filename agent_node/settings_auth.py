@@ -91,6 +91,15 @@ class AuthSettings(BaseModel):
 
     api_keys: ApiKeySettings | None = None
     jwt: JwtSettings | None = None
+    #: Client certificates name callers (with TLS). False: the node's TLS
+    #: asks for none and the card declares none; tokens or keys only.
+    mtls: bool = True
+
+    @model_validator(mode="after")
+    def _someone_authenticates(self) -> AuthSettings:
+        if not self.mtls and self.api_keys is None and self.jwt is None:
+            raise ValueError("auth.mtls: false needs another scheme (auth.jwt or auth.api_keys)")
+        return self
 
 
 class SecretRef(BaseModel):

@@ -4,7 +4,8 @@
 ``X-API-Key`` header by default) and bearer JWTs (:mod:`.jwt_auth`, in
 ``Authorization: Bearer``); mutual TLS stays on (the node's TLS asks for a
 client certificate without requiring one, so a caller without one gets to
-show a key or a token). Every scheme yields
+show a key or a token) unless ``auth.mtls: false`` (then it asks for none,
+and the card declares no mTLS scheme). Every scheme yields
 one identity string, so ``policy:``, task ownership, ``metadata.caller``,
 rate limits and the operator API treat callers alike whatever they showed.
 

@@ -29,7 +29,12 @@ __all__ = ["client_context", "identity_of", "server_context"]
 
 
 def server_context(
-    cert: Path, key: Path, trust: Sequence[Path], *, require_client_cert: bool = True
+    cert: Path,
+    key: Path,
+    trust: Sequence[Path],
+    *,
+    require_client_cert: bool = True,
+    ask_client_cert: bool = True,
 ) -> ssl.SSLContext:
     """What a node serves with: its chain and key; clients verified against ``trust``.
 
@@ -37,11 +42,15 @@ def server_context(
     it: a node serves so, and its app refuses every request that came
     without one with an HTTP 401 saying what is missing (an empty reply at
     the handshake explains nothing). A certificate that is presented must
-    still chain to ``trust``.
+    still chain to ``trust``. ``ask_client_cert=False`` asks for none
+    (``auth.mtls: false``: server TLS only).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _common(context, cert, key, trust)
-    context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    if not ask_client_cert:
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     return context
 
 

@@ -265,3 +265,23 @@ async def test_over_grpc_with_tls_callers_name_themselves_by_token_key_or_certif
         alice = Caller(certified)
         task = (await alice.call("SendMessage", greeting))["task"]
         assert task["metadata"]["caller"] == f"{DOMAIN}/alice"
+
+
+def test_without_mtls_no_certificate_is_asked_for_and_tokens_name_callers(
+    certs: Path, tmp_path: Path
+) -> None:
+    """``auth.mtls: false``: server TLS only. The card declares the token and
+    the key, not mTLS; a client holding a certificate is not asked for it,
+    so it names no one (401) until it shows a token."""
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(KEY.public_key(), as_dict=True)
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+    config = AUTH.replace("auth:\n", "auth:\n  mtls: false\n", 1)
+    with serving_mtls(tmp_path, certs, config) as url, bearer(certs, "carol") as carol:
+        card = carol.get(f"{url}/.well-known/agent-card.json").json()
+        assert set(card["securitySchemes"]) == {"bearer", "apiKey"}
+        assert {"mtls": ["client-certificate"]} not in card["security"]
+        task = greet(carol, url).json()["result"]["task"]
+        assert task["metadata"]["caller"] == "carol"
+        with httpx.Client(verify=caller_context(certs, "alice"), timeout=10, headers=V10) as alice:
+            refused = greet(alice, url)
+        assert refused.status_code == 401, refused.text

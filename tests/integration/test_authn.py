@@ -216,6 +216,9 @@ def test_settings_refuse_symmetric_algorithms_and_two_key_sources() -> None:
     ):
         with pytest.raises(ValueError):
             AuthSettings.model_validate({"jwt": wrong})
+    with pytest.raises(ValueError, match=r"auth\.mtls: false needs another scheme"):
+        AuthSettings.model_validate({"mtls": False})  # nobody could be named
+    assert not AuthSettings.model_validate({"mtls": False, "api_keys": {}}).mtls
 
 
 # -- API keys -------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ def _declare_security(card: dict[str, Any], config: NodeConfig) -> None:
     (OpenAPI's scopes of non-OAuth schemes), never an empty list: verifiers
     of signed cards disagree on empty ones."""
     schemes: dict[str, Any] = {}
-    if config.tls is not None:
+    if config.tls is not None and config.auth.mtls:
         description = (
             "Mutual TLS: present a client certificate that chains to this node's trust"
             " bundle; the caller is the identity its URI SAN names."

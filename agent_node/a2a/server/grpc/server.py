@@ -50,13 +50,16 @@ def bind(
     port: int,
     limits: Limits,
     tls: tuple[Path, Path, list[Path]] | None = None,
+    *,
+    mtls: bool = True,
 ) -> tuple[Http2Server, int]:
     """A gRPC server bound to ``host:port`` (``tls``: the certificate chain,
-    key and trust files), not started; and the port it bound."""
+    key and trust files; ``mtls``: client certificates asked for), not
+    started; and the port it bound."""
     context = None
     if tls is not None:
         cert, key, trust = tls
-        context = server_context(cert, key, trust, require_client_cert=False)
+        context = server_context(cert, key, trust, require_client_cert=False, ask_client_cert=mtls)
         context.set_alpn_protocols(["h2"])
     sock = listening_socket(host, port, " for gRPC")
     server = Http2Server(
