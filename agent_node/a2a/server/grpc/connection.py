@@ -19,14 +19,8 @@ for, verified when given).
 
 What a connection enforces:
 
-* Requests: ``POST`` (else HTTP 405), ``content-type: application/grpc``
-  or ``application/grpc+proto`` (else HTTP 415, or UNIMPLEMENTED for
-  another ``+`` codec), a known method (else UNIMPLEMENTED), metadata
-  within ``max_header_bytes`` and one request message within
-  ``max_body_bytes`` (else RESOURCE_EXHAUSTED, the body left unread),
-  ``identity`` or ``gzip`` message encoding (else UNIMPLEMENTED, with
-  ``grpc-accept-encoding``). ``grpc-timeout`` bounds the call
-  (DEADLINE_EXCEEDED).
+* Requests as :func:`~.calls.request_head` and :func:`~.calls.request_message`
+  read them; ``grpc-timeout`` bounds the call (DEADLINE_EXCEEDED).
 * A client that resets a stream cancels its call; a lost connection
   cancels all of them; more than :data:`RESETS_PER_SECOND` resets a second
   (HTTP/2's "rapid reset" flood) end the connection with
@@ -58,9 +52,10 @@ from agent_node.a2a.server.grpc.calls import (
     ENCODINGS,
     PREFIX,
     Call,
+    HttpRefusal,
     Method,
+    request_head,
     request_message,
-    timeout_seconds,
 )
 from agent_node.a2a.server.grpc.fields import header_block
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
@@ -128,6 +123,9 @@ class Connection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
         self._flushing = False  # a flush is due at the loop's next turn
         self._hung_up = False  # ended in error: what comes is not read
+        self._last_read: (
+            tuple[list[tuple[bytes, bytes]], tuple[dict[str, str], int, dict[str, str]]] | None
+        ) = None
 
     # asyncio's side
 
@@ -187,40 +185,37 @@ class Connection(asyncio.Protocol):
             self._idle = None
         if self._going_away:
             return self.wire.reset(sid, ErrorCode.REFUSED_STREAM)
-        fields: dict[str, str] = {}
-        size = 0
-        for name, value in headers:
-            size += len(name) + len(value) + 32  # as HTTP/2 counts a header list
-            fields[name.decode("latin-1")] = value.decode("latin-1")
-        if fields.get(":method") != "POST":
-            return self._refuse_http(sid, 405)
-        kind = fields.get("content-type", "")
-        if not kind.startswith("application/grpc"):
-            return self._refuse_http(sid, 415)
-        if kind not in ("application/grpc", "application/grpc+proto"):
-            return self._refuse(sid, RpcError(Code.UNIMPLEMENTED, f"content-type {kind!r}"))
-        path = fields.get(":path", "")
-        method = self.server.methods.get(path)
-        if method is None:
-            return self._refuse(sid, RpcError(Code.UNIMPLEMENTED, f"unknown method {path!r}"))
-        if size > self.server.max_header_bytes:
-            limit = self.server.max_header_bytes
-            message = f"metadata of {size} bytes, limit {limit}"
-            return self._refuse(sid, RpcError(Code.RESOURCE_EXHAUSTED, message))
-        encoding = fields.get("grpc-encoding", "identity")
-        if encoding not in ENCODINGS:
-            message = f"grpc-encoding {encoding!r}: this server takes {', '.join(ENCODINGS)}"
-            return self._refuse(sid, RpcError(Code.UNIMPLEMENTED, message))
-        deadline = None
-        if (timeout := fields.get("grpc-timeout")) is not None:
-            if (seconds := timeout_seconds(timeout)) is None:
-                return self._refuse(sid, RpcError(Code.INTERNAL, f"grpc-timeout {timeout!r}"))
-            deadline = time.monotonic() + seconds
-        metadata = {k: v for k, v in fields.items() if not k.startswith(":")}
+        fields, size, metadata = self._read(headers)
+        try:
+            path, method, encoding, deadline = request_head(
+                fields, size, self.server.methods, self.server.max_header_bytes
+            )
+        except HttpRefusal as refusal:
+            return self._refuse_http(sid, refusal.status)
+        except RpcError as error:
+            return self._refuse(sid, error)
         call = Call(path.rpartition("/")[2], metadata, self.client, self.certificate)
         self.calls[sid] = _Call(sid, method, call, encoding, deadline)
         if end:
             self.on_data(sid, b"", True)
+
+    def _read(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[dict[str, str], int, dict[str, str]]:
+        """A request's header fields by name, their size as HTTP/2 counts it,
+        and its metadata (the fields but the pseudo-headers). The wire gives
+        a repeated block's very list again: it is read once (callers only
+        read what they get)."""
+        if self._last_read is not None and self._last_read[0] is headers:
+            return self._last_read[1]
+        fields: dict[str, str] = {}
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 32
+            fields[name.decode("latin-1")] = value.decode("latin-1")
+        metadata = {k: v for k, v in fields.items() if not k.startswith(":")}
+        self._last_read = (headers, (fields, size, metadata))
+        return fields, size, metadata
 
     def on_data(self, sid: int, data: bytes, end: bool) -> None:
         call = self.calls.get(sid)
@@ -269,14 +264,11 @@ class Connection(asyncio.Protocol):
 
     async def _run(self, call: _Call, request: bytes) -> None:
         try:
-            remaining = None if call.deadline is None else call.deadline - time.monotonic()
-            async with asyncio.timeout(remaining):
-                if call.method.streaming:
-                    replies: AsyncIterator[bytes] = call.method.run(call.call, request)
-                    async for reply in replies:
-                        await self._reply(call, reply)
-                else:
-                    await self._reply(call, await call.method.run(call.call, request))
+            if call.deadline is None:
+                await self._answer(call, request)
+            else:
+                async with asyncio.timeout(call.deadline - time.monotonic()):
+                    await self._answer(call, request)
             error = None
         except RpcError as exc:
             error = exc
@@ -294,6 +286,14 @@ class Connection(asyncio.Protocol):
         if not call.done and self.transport is not None:
             self._finish(call.sid, call.started, error)
         self._idle_soon()
+
+    async def _answer(self, call: _Call, request: bytes) -> None:
+        if call.method.streaming:
+            replies: AsyncIterator[bytes] = call.method.run(call.call, request)
+            async for reply in replies:
+                await self._reply(call, reply)
+        else:
+            await self._reply(call, await call.method.run(call.call, request))
 
     async def _reply(self, call: _Call, message: bytes) -> None:
         if not call.started:
