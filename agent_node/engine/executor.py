@@ -38,6 +38,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from agent_node.store.live import Live
 from agent_node.store.records import DelegationRecord, EventRecord, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NodeSpec
@@ -75,6 +76,9 @@ class NodeContext:
     traceparent: str | None = None
     #: Reads the execution's event log so far (eval nodes score latency and cost).
     history: Callable[[], Awaitable[list[EventRecord]]] | None = None
+    #: The store's live channel, for text a node writes while it runs
+    #: (a model's streamed answer: :class:`~agent_node.store.live.LiveWriter`).
+    live: Live | None = None
 
     @property
     def idempotency_key(self) -> str:

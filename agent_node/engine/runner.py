@@ -110,6 +110,7 @@ class Runner:
             time.time(),
             record.traceparent,
             functools.partial(self.store.events, record.id),
+            self.store.live,
         )
         faults.hit("after_claim", item.node)
         started = time.perf_counter()

@@ -43,7 +43,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
@@ -147,14 +147,16 @@ class LlmClient:
         stream: bool = False,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         """One chat completion. ``tools`` are OpenAI-style function tools,
         ``response_format`` OpenAI's (``json_schema`` becomes Ollama's
-        ``format``). With ``stream`` the answer is streamed and assembled.
-        ``scripted/…`` models are the offline scripted model
+        ``format``). With ``stream`` (or ``on_text``) the answer is streamed
+        and assembled, each piece of its text given to ``on_text`` as it
+        comes. ``scripted/…`` models are the offline scripted model
         (:mod:`agent_node.integrations.scripted`): litellm is not loaded."""
         if model.startswith(scripted.PREFIX):
-            return await scripted.complete(model, messages, response_format)
+            return await scripted.complete(model, messages, response_format, on_text)
         ollama = model.startswith(_OLLAMA_PREFIXES)
         if ollama and not self._answered:
             await self._probe(model)  # seconds, not litellm's import and retries
@@ -170,8 +172,8 @@ class LlmClient:
             options.update(await self._ollama(litellm, model))
         started = time.perf_counter()
         with _translated(model, self._what_to_do(model) if ollama else ""):
-            if stream:
-                response = await _streamed(litellm, model, messages, options)
+            if stream or on_text is not None:
+                response = await _streamed(litellm, model, messages, options, on_text)
             else:
                 response = await litellm.acompletion(
                     model=model, messages=list(messages), **options
@@ -236,7 +238,11 @@ async def _litellm() -> ModuleType:
 
 
 async def _streamed(
-    litellm: ModuleType, model: str, messages: Sequence[Mapping[str, Any]], options: Any
+    litellm: ModuleType,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    options: Any,
+    on_text: Callable[[str], None] | None,
 ) -> Any:
     stream = await litellm.acompletion(
         model=model,
@@ -245,11 +251,25 @@ async def _streamed(
         stream_options={"include_usage": True},
         **options,
     )
-    chunks = [chunk async for chunk in stream]
+    chunks = []
+    async for chunk in stream:
+        chunks.append(chunk)
+        if on_text is not None and (text := _delta_text(chunk)):
+            on_text(text)
     built = litellm.stream_chunk_builder(chunks, messages=list(messages))
     if built is None:
         raise NodeFailed(f"model {model!r}: the stream ended without an answer")
     return built
+
+
+def _delta_text(chunk: Any) -> str | None:
+    """The text a streamed chunk adds, if any."""
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return None
+    delta = getattr(choices[0], "delta", None)
+    text = getattr(delta, "content", None)
+    return text if isinstance(text, str) else None
 
 
 def _completion(litellm: ModuleType, model: str, response: Any, latency: float) -> Completion:

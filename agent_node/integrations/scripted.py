@@ -24,7 +24,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agent_node.nodes.model import Completion
@@ -59,12 +59,28 @@ async def complete(
     model: str,
     messages: Sequence[Mapping[str, Any]],
     response_format: Mapping[str, Any] | None = None,
+    on_text: Callable[[str], None] | None = None,
 ) -> Completion:
-    """Answer like :meth:`LlmClient.complete` would, from the script."""
+    """Answer like :meth:`LlmClient.complete` would, from the script: with
+    ``on_text``, word by word (``AGENT_NODE_SCRIPTED_DELAY`` spread over
+    the words, as a model's time goes into its tokens)."""
     started = time.perf_counter()
     delay = float(os.environ.get("AGENT_NODE_SCRIPTED_DELAY") or 0)
-    if delay > 0:
+    if delay > 0 and on_text is None:
         await asyncio.sleep(delay)
+    text = _answer(messages, response_format)
+    if on_text is not None:
+        words = re.findall(r"\s*\S+", text) or [text]
+        for word in words:
+            if delay > 0:
+                await asyncio.sleep(delay / len(words))
+            on_text(word)
+    return Completion(model=model, text=text, latency_s=time.perf_counter() - started)
+
+
+def _answer(
+    messages: Sequence[Mapping[str, Any]], response_format: Mapping[str, Any] | None
+) -> str:
     system = " ".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
     asked = next(
         (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), ""
@@ -77,7 +93,7 @@ async def complete(
         text = _draft(asked)
     else:
         text = _echo(asked)
-    return Completion(model=model, text=text, latency_s=time.perf_counter() - started)
+    return text
 
 
 def _is_judge(response_format: Mapping[str, Any] | None) -> bool:

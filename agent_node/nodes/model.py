@@ -60,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.errors import NodeFailed, PermanentFailure
 from agent_node.nodes.base import Parkless
+from agent_node.store.live import LiveWriter
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
 
 __all__ = [
@@ -106,7 +107,10 @@ class ModelNode(NodeSpec):
     max_tool_rounds: int = Field(default=8, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
-    stream: bool = False
+    #: Streamed (the default), the answer's text going out live as it comes
+    #: (:mod:`agent_node.store.live`: A2A subscribers of the task see it);
+    #: False: asked for whole, for a backend that cannot stream.
+    stream: bool | None = None
     next: str | None = None
     retry: RetryPolicy | None = RetryPolicy(max_attempts=3, initial_delay=1.0, max_delay=30.0)
 
@@ -220,7 +224,11 @@ class ModelClient(Protocol):
         stream: bool = False,
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> Completion: ...
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """``on_text``: called with each piece of the answer's text as it
+        comes (the call is streamed)."""
+        ...
 
 
 class ToolBox(Protocol):
@@ -268,10 +276,16 @@ class ModelExecutor(Parkless):
 
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
+        live = None
+        if ctx.live is not None and spec.stream is not False:
+            live = LiveWriter(ctx.live, ctx.execution_id, spec.id, ctx.visit)
         try:
-            reply = await self.converse(spec, _messages(ctx, spec))
+            reply = await self.converse(spec, _messages(ctx, spec), live)
         except ModelRefused as exc:
             return Finish("failed", f"model node {spec.id!r}: {exc}")
+        finally:
+            if live is not None:
+                live.end()
         return Advance(
             next=spec.next,
             patch=_patch(ctx, spec, reply.value, reply.turn) or None,
@@ -279,14 +293,18 @@ class ModelExecutor(Parkless):
             usage=reply.usage,
         )
 
-    async def converse(self, spec: ModelNode, messages: list[dict[str, Any]]) -> Reply:
+    async def converse(
+        self, spec: ModelNode, messages: list[dict[str, Any]], live: LiveWriter | None = None
+    ) -> Reply:
         """One attempt of ``spec`` over ``messages`` (already rendered): tool
         rounds, then the structured answer with its repair. Raises
         :class:`ModelRefused` when no later attempt can succeed, ``NodeFailed``
-        when one might. The eval node's judge asks through here too."""
+        when one might. The eval node's judge asks through here too.
+        ``live``: where the answers' text goes as it comes (each answer
+        starts the text over: the last one is the node's)."""
         client = self._client()
         model = spec.model or client.default_model
-        conversation = _Conversation(spec, model, client, messages)
+        conversation = _Conversation(spec, model, client, messages, live=live)
         conversation.offered = await self._offered(spec)
         answer = await self._answer(conversation)
         value: Any = answer.text
@@ -376,6 +394,7 @@ class _Conversation:
     #: What the history gains (the prompt, tool calls and results).
     turn: list[dict[str, Any]] = field(default_factory=list)
     offered: list[dict[str, Any]] | None = None
+    live: LiveWriter | None = None
     completions: list[Completion] = field(default_factory=list)
     tools_called: list[str] = field(default_factory=list)
 
@@ -385,14 +404,17 @@ class _Conversation:
 
     async def ask(self) -> Completion:
         spec = self.spec
+        if self.live is not None:
+            self.live.restart()
         completion = await self.client.complete(
             self.model,
             self.messages,
             tools=self.offered,
             response_format=_response_format(spec),
-            stream=spec.stream,
+            stream=bool(spec.stream) or self.live is not None,
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
+            on_text=self.live.write if self.live is not None else None,
         )
         self.completions.append(completion)
         self.tools_called.extend(call.name for call in completion.tool_calls)

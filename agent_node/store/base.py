@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from agent_node.store.live import Live
 from agent_node.store.records import (
     Asking,
     Claim,
@@ -151,6 +152,8 @@ class Store(Protocol):
     """Persistence for executions. All times are epoch seconds (float)."""
 
     url: str
+    #: The live channel of the text nodes are writing (:mod:`.live`).
+    live: Live
 
     async def open(self) -> None:
         """Connect and create the schema if it is missing."""

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Asking,
@@ -45,6 +46,8 @@ class MemoryStore:
         #: Who claimed each delegation row last (``claimed_by``).
         self._claimed: dict[tuple[str, str, int], str] = {}
         self._notifier = Notifier()
+        #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
+        self.live = Live()
 
     async def open(self) -> None:
         return None

@@ -24,6 +24,7 @@ import asyncpg
 from agent_node.errors import Fenced, StoreError, StoreFull, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import MissingStore
+from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Asking,
@@ -105,6 +106,8 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._listen: asyncpg.Connection | None = None
         self._notifier = Notifier()
+        #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
+        self.live = Live()
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import create_private, require_file
+from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
     Asking,
@@ -102,6 +103,8 @@ class SqliteStore:
                 f"synchronous must be off, normal, full or extra, not {synchronous!r}"
             )
         self._notifier = Notifier()
+        #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
+        self.live = Live()
         self._writer = Writer(
             url, path, self._notifier, synchronous=self.synchronous, cache_kib=cache_kib
         )

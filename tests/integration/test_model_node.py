@@ -108,7 +108,7 @@ async def test_a_prompt_is_answered_into_the_state(
     assert result.state.answer == "Bring sunglasses."  # type: ignore[attr-defined]
     [chat] = ollama.chats()
     assert chat.body["model"] == "llama3.2:1b"
-    assert chat.body["stream"] is False
+    assert chat.body["stream"] is True  # by default: its text goes out live (test_live_stream)
     assert chat.body["options"] == {"temperature": 0.2, "num_predict": 50}
     assert [(m["role"], m["content"]) for m in chat.body["messages"]] == [
         ("system", "You are terse."),

@@ -115,6 +115,8 @@ class FakeOllama:
     default: Reply | None = None
     #: How many chunks a streamed text reply is cut into (at most).
     stream_chunks: int = 4
+    #: Seconds between two chunks of a streamed reply (a model writing).
+    chunk_delay: float = 0.0
     #: Record requests (off for long benchmark runs).
     keep_requests: bool = True
     requests: list[Recorded] = field(default_factory=list)
@@ -139,6 +141,7 @@ class FakeOllama:
         with self._lock:
             self.requests.clear()
             self._script.clear()
+        self.stream_chunks, self.chunk_delay = 4, 0.0
 
     def _next(self) -> Reply:
         with self._lock:
@@ -163,7 +166,7 @@ class FakeOllama:
         model = str(body.get("model", MODEL))
         prompt_tokens = _tokens(json.dumps(body.get("messages", [])))
         if body.get("stream", True):
-            chunks = _stream(model, reply, prompt_tokens, self.stream_chunks)
+            chunks = _stream(model, reply, prompt_tokens, self.stream_chunks, self.chunk_delay)
             return StreamingResponse(chunks, media_type="application/x-ndjson")
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.tool_calls:
@@ -218,10 +221,12 @@ def _chunk(model: str, message: dict[str, Any], *, done: bool) -> dict[str, Any]
 
 
 async def _stream(
-    model: str, reply: Reply, prompt_tokens: int, pieces: int
+    model: str, reply: Reply, prompt_tokens: int, pieces: int, delay: float = 0.0
 ) -> AsyncIterator[bytes]:
     size = max(1, -(-len(reply.content) // max(1, pieces)))
     for start in range(0, len(reply.content), size):
+        if delay and start:
+            await asyncio.sleep(delay)
         piece = {"role": "assistant", "content": reply.content[start : start + size]}
         yield _line(_chunk(model, piece, done=False))
     if reply.tool_calls:

@@ -13,6 +13,15 @@ the task again and turns what changed into :class:`StreamResponse` events:
 Between nodes run on one worker the store sends no notification, so a brief
 WORKING may be seen late or not at all; the terminal state always is.
 
+While a node writes text (a model streaming its answer), the store's live
+channel (:mod:`agent_node.store.live`) brings it here piece by piece, and
+followers get it as ``artifactUpdate`` chunks of one artifact per node
+visit (its id the visit's stream, its name the node's): the first with
+``append`` false (also when a visit starts its text over), the last with
+``lastChunk``. A follower that joins while a node writes gets the text so
+far in one opening chunk, then what follows. Those artifacts are live only:
+the task's artifacts are what its workflow ends with, committed once.
+
 A watch is shared: every subscriber of a task joins the one watch of that
 task (:class:`Watches`), so concurrent subscribers get identical events. A
 follower's first event is the task as the watch last showed it, which is the
@@ -30,6 +39,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agent_node.a2a.protocol.models import (
+    Artifact,
+    Part,
     StreamResponse,
     Task,
     TaskArtifactUpdateEvent,
@@ -38,6 +49,7 @@ from agent_node.a2a.protocol.models import (
     TaskStatusUpdateEvent,
 )
 from agent_node.store.base import Store
+from agent_node.store.live import Chunk
 
 __all__ = ["POLL_SECONDS", "Follower", "Render", "Watch", "Watches", "ends_stream"]
 
@@ -65,8 +77,12 @@ def ends_stream(event: StreamResponse, *, at_interrupt: bool) -> bool:
 class Watch:
     """One task's changes, fanned out to its followers' queues."""
 
-    def __init__(self, store: Store, task_id: str, render: Render, poll: float) -> None:
+    def __init__(
+        self, store: Store, task_id: str, render: Render, poll: float, *, private: bool = False
+    ) -> None:
         self.task_id = task_id
+        #: Chunks that came before the first follower (a private watch's only).
+        self._backlog: list[StreamResponse] | None = [] if private else None
         self._store = store
         self._render = render
         self._poll = poll
@@ -74,6 +90,9 @@ class Watch:
         self._followers: list[asyncio.Queue[_Item]] = []
         self._runner: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._unlive: Callable[[], None] | None = None
+        #: The streams being written now: stream → (node, text so far).
+        self._writing: dict[str, tuple[str, str]] = {}
         self._sent: set[str] = set()
         self.latest: Task | None = None
         #: Set once the watch follows its task no more.
@@ -85,11 +104,17 @@ class Watch:
         """Subscribe, then render the task (or take ``base`` as what was last
         shown, and check it against the store at once); raises what rendering raises."""
         self._unsubscribe = self._store.subscribe(self._notice)
+        early: list[Chunk] = []  # what is written while the task renders
+        self._unlive = self._store.live.subscribe(self.task_id, early.append)
         try:
             self.latest = base if base is not None else await self._render(self.task_id)
         except BaseException:
             self._stop()
             raise
+        self._unlive()
+        self._unlive = self._store.live.subscribe(self.task_id, self._chunk)
+        for chunk in early:
+            self._chunk(chunk)
         self._sent = {a.artifact_id for a in self.latest.artifacts or []}
         if base is not None:
             self._wake.set()
@@ -100,10 +125,18 @@ class Watch:
         return len(self._followers)
 
     def join(self, queue: asyncio.Queue[_Item]) -> Task:
-        """Add a follower; returns the task its events start from."""
+        """Add a follower; returns the task its events start from (chunks
+        that came before a private watch's follower joined follow it)."""
         if self.latest is None:
             raise RuntimeError("join() before start()")
         self._followers.append(queue)
+        if self._backlog is not None:
+            for item in self._backlog:
+                queue.put_nowait(item)
+            self._backlog = None
+        else:  # joining mid-stream: the text so far, then what follows
+            for stream, (node, text) in self._writing.items():
+                queue.put_nowait(self._update(stream, node, text, append=False, last=False))
         return self.latest
 
     def leave(self, queue: asyncio.Queue[_Item]) -> None:
@@ -156,6 +189,34 @@ class Watch:
             events.append(StreamResponse(status_update=changed))
         return events
 
+    def _chunk(self, chunk: Chunk) -> None:
+        """A piece of the text a node of the task is writing, as it comes:
+        an ``artifactUpdate`` of that node visit's artifact."""
+        if self.latest is None or self.stopped:
+            return
+        if chunk.last:
+            self._writing.pop(chunk.stream, None)
+        else:
+            before = self._writing.get(chunk.stream, ("", ""))[1] if chunk.append else ""
+            self._writing[chunk.stream] = (chunk.node, before + chunk.text)
+        event = self._update(chunk.stream, chunk.node, chunk.text, chunk.append, chunk.last)
+        if not self._followers and self._backlog is not None:
+            self._backlog.append(event)
+        self._publish(event)
+
+    def _update(
+        self, stream: str, node: str, text: str, append: bool, last: bool
+    ) -> StreamResponse:
+        assert self.latest is not None
+        update = TaskArtifactUpdateEvent(
+            task_id=self.task_id,
+            context_id=self.latest.context_id or self.task_id,
+            artifact=Artifact(artifact_id=stream, name=node, parts=[Part(text=text)]),
+            append=append,
+            last_chunk=last,
+        )
+        return StreamResponse(artifact_update=update)
+
     def _publish(self, item: _Item) -> None:
         for queue in self._followers:
             queue.put_nowait(item)
@@ -165,6 +226,9 @@ class Watch:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unlive is not None:
+            self._unlive()
+            self._unlive = None
         if self.on_stop is not None:
             self.on_stop(self)
             self.on_stop = None
@@ -238,7 +302,7 @@ class Watches:
 
     async def private(self, task_id: str, base: Task) -> Watch:
         """A watch for one stream alone, starting from ``base``."""
-        watch = Watch(self._store, task_id, self._render, self._poll)
+        watch = Watch(self._store, task_id, self._render, self._poll, private=True)
         await watch.start(base)
         return watch
 
