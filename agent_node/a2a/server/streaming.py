@@ -273,13 +273,41 @@ class Follower:
             raise
         if ends_stream(event, at_interrupt=self._at_interrupt):
             await self.aclose()
-        return event
+        return _merged(event, self._queue)
 
     async def aclose(self) -> None:
         """Stop following (idempotent)."""
         if not self._closed:
             self._closed = True
             self._watch.leave(self._queue)
+
+
+def _merged(event: StreamResponse, queue: asyncio.Queue[_Item]) -> StreamResponse:
+    """``event`` and the chunks of the same artifact queued behind it, as one
+    chunk: a follower that reads slower than a model writes gets fewer,
+    longer chunks, never a growing backlog of tiny ones."""
+    update = event.artifact_update
+    if update is None or update.last_chunk or not update.artifact.parts:
+        return event
+    texts = [update.artifact.parts[0].text or ""]
+    last = False
+    while not queue.empty() and not last:
+        following = queue._queue[0]  # type: ignore[attr-defined]  # a peek: FIFO order kept
+        more = following.artifact_update if isinstance(following, StreamResponse) else None
+        if (
+            more is None
+            or not more.append
+            or more.artifact.artifact_id != update.artifact.artifact_id
+        ):
+            break
+        queue.get_nowait()
+        texts.append(more.artifact.parts[0].text or "")
+        last = bool(more.last_chunk)
+    if len(texts) == 1:
+        return event
+    artifact = update.artifact.model_copy(update={"parts": [Part(text="".join(texts))]})
+    merged = update.model_copy(update={"artifact": artifact, "last_chunk": last})
+    return StreamResponse(artifact_update=merged)
 
 
 class Watches:

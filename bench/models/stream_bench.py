@@ -1,0 +1,309 @@
+"""A model's streamed tokens through a node to an A2A subscriber: latency and throughput.
+
+    .venv/bin/python bench/models/stream_bench.py [--tokens 400] [--rate 100] \
+        [--burst 20000] [--json FILE|-]
+
+Three processes on loopback: a fake Ollama (this script with ``--fake``)
+streaming NDJSON chunks of one token each, every token's text the moment it
+was emitted (``time.time_ns()``); ``agent-node serve --insecure-dev`` with a
+one-node workflow (a model node, streamed, its answer the task's artifact)
+on SQLite; and this process, the subscriber: ``SendStreamingMessage`` over
+JSON-RPC, reading the SSE as it comes and timing each ``artifactUpdate``
+chunk against the emission times its text carries.
+
+* ``latency``: ``--tokens`` tokens paced at ``--rate`` per second: the time
+  from the fake model emitting a token to the subscriber reading it
+  (p50/p99/max), through litellm, the node's live channel and its SSE.
+  Target: < 5 ms at p50 (a hop of a chain adds one such time).
+* ``throughput``: ``--burst`` tokens emitted back to back: tokens the
+  subscriber read per second, from its first chunk to its last. Target: >=
+  20,000 tokens/s through one node.
+
+Both again with the node's own path alone (``own_path``): the same workflow
+served in-process by a node whose model client writes the tokens itself (no
+HTTP, no litellm), so the live channel, the task's watch and the SSE are
+what is measured; the difference is litellm's streaming (its per-chunk
+wrapper was ~65 % of the node's CPU in a py-spy profile).
+
+Prints a table and, with ``--json``, the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "ollama_chat/llama3.2:1b"
+WORKFLOW = """
+workflow:
+  id: tokens
+  version: "1"
+  start: write
+  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
+nodes:
+  write: {type: model, prompt: "{{ state.text }}", output: reply, next: done}
+  done: {type: end, output: [reply]}
+"""
+
+
+# -- the fake model --------------------------------------------------------------
+
+
+def fake(port: int) -> None:
+    """A fake Ollama whose answer to ``N@RATE`` is N tokens at RATE per
+    second (0: back to back), each token's text its emission time in ns."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        asked = str(body["messages"][-1]["content"])
+        count, rate = (float(x) for x in asked.split("@"))
+
+        async def tokens() -> Any:
+            start = time.perf_counter()
+            for index in range(int(count)):
+                if rate:
+                    delay = start + index / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                piece = {"role": "assistant", "content": f"{time.time_ns()} "}
+                yield (json.dumps({"model": "m", "message": piece, "done": False}) + "\n").encode()
+            done = {"model": "m", "message": {"role": "assistant", "content": ""}, "done": True}
+            done |= {"prompt_eval_count": 1, "eval_count": int(count)}
+            yield (json.dumps(done) + "\n").encode()
+
+        return StreamingResponse(tokens(), media_type="application/x-ndjson")
+
+    async def show(request: Request) -> Response:
+        return JSONResponse(
+            {"template": "", "model_info": {"llama.context_length": 8192}, "capabilities": []}
+        )
+
+    async def version(request: Request) -> Response:
+        return JSONResponse({"version": "0.12.6"})
+
+    routes = [
+        Route("/api/chat", chat, methods=["POST"]),
+        Route("/api/show", show, methods=["POST"]),
+        Route("/api/version", version),
+    ]
+    uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning")
+
+
+# -- the node without litellm ----------------------------------------------------
+
+
+class Tokens:
+    """A ModelClient writing ``N@RATE`` tokens itself (no HTTP, no litellm):
+    what is left is the node's own path, live channel to SSE."""
+
+    default_model = "bench/tokens"
+
+    async def complete(self, model: str, messages: Any, **options: Any) -> Any:
+        from agent_node.nodes.model import Completion
+
+        count, rate = (float(x) for x in str(messages[-1]["content"]).split("@"))
+        on_text = options.get("on_text")
+        start = time.perf_counter()
+        for index in range(int(count)):
+            if rate:
+                delay = start + index / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            else:
+                await asyncio.sleep(0)  # as a socket read would: the loop turns
+            if on_text is not None:
+                on_text(f"{time.time_ns()} ")
+        return Completion(model=model, text="done", latency_s=time.perf_counter() - start)
+
+
+def relay_node(port: int, scratch: Path) -> None:
+    """Serve the one-node workflow with :class:`Tokens` as its model."""
+    import uvicorn
+
+    from agent_node import Runtime
+    from agent_node.a2a.server.app import Guard, create_app
+    from agent_node.a2a.server.card import CardDocument
+    from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
+    from agent_node.a2a.server.tasks import TaskService
+    from agent_node.nodes.model import ModelExecutor
+    from agent_node.workflow.yaml_loader import load_yaml_text
+
+    async def serve() -> None:
+        executors = {"model": ModelExecutor(Tokens())}
+        store = f"sqlite:///{scratch}/relay.db"
+        async with Runtime(store, scope="all", executors=executors) as runtime:
+            service = TaskService(
+                runtime, {"write": load_yaml_text(WORKFLOW)}, default_skill="write"
+            )
+            endpoint = jsonrpc_endpoint(service, capabilities={"streaming": True})
+            app = create_app(CardDocument.of({"name": "tokens"}), endpoint, guard=Guard())
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            await uvicorn.Server(config).serve()
+
+    asyncio.run(serve())
+
+
+# -- the subscriber --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited ({proc.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not start")
+
+
+async def stream_once(url: str, count: int, rate: float) -> tuple[list[float], list[float]]:
+    """One streamed send; (latencies in ms, arrival times in s) of each token."""
+    import httpx
+
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "SendStreamingMessage",
+        "params": {
+            "message": {
+                "messageId": f"m-{time.time_ns()}",
+                "role": "ROLE_USER",
+                "parts": [{"text": f"{count}@{rate}"}],
+            }
+        },
+    }
+    latencies: list[float] = []
+    arrivals: list[float] = []
+    async with httpx.AsyncClient(timeout=300) as http:
+        headers = {"A2A-Version": "1.0"}
+        async with http.stream("POST", f"{url}/a2a", json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                now = time.time_ns()
+                event = json.loads(line[5:])["result"]
+                update = event.get("artifactUpdate")
+                if not update or update["artifact"].get("name") != "write":
+                    continue
+                for stamp in update["artifact"]["parts"][0]["text"].split():
+                    latencies.append((now - int(stamp)) / 1e6)
+                    arrivals.append(now / 1e9)
+    return latencies, arrivals
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    await stream_once(url, 50, 0)  # warm-up: litellm loaded, connections open
+    latencies, _ = await stream_once(url, args.tokens, args.rate)
+    burst_started = time.time()
+    got, arrivals = await stream_once(url, args.burst, 0)
+    elapsed = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else float("nan")
+    return {
+        "latency": {
+            "tokens": len(latencies),
+            "rate": args.rate,
+            "p50_ms": statistics.median(latencies),
+            "p99_ms": percentile(latencies, 0.99),
+            "max_ms": max(latencies),
+        },
+        "throughput": {
+            "tokens": len(got),
+            "tokens_per_s": len(got) / elapsed,
+            "first_token_after_s": arrivals[0] - burst_started,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fake", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--relay-node", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tokens", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--burst", type=int, default=20000)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    if args.fake:
+        fake(args.fake)
+        return
+    if args.relay_node:
+        relay_node(args.relay_node, Path(tempfile.mkdtemp(prefix="stream-relay-")))
+        return
+    fake_port, node_port = free_port(), free_port()
+    scratch = Path(tempfile.mkdtemp(prefix="stream-bench-"))
+    (scratch / "tokens.yaml").write_text(WORKFLOW)
+    (scratch / "agent-node.yaml").write_text(
+        f"name: tokens\nlisten: {{host: 127.0.0.1, port: {node_port}}}\n"
+        f"store: sqlite:///{scratch}/node.db\n"
+        f"models: {{default: {MODEL}, api_base: 'http://127.0.0.1:{fake_port}'}}\n"
+        "skills:\n  - {id: write, workflow: tokens.yaml, default: true}\n"
+    )
+    procs = [subprocess.Popen([sys.executable, __file__, "--fake", str(fake_port)])]
+    try:
+        wait_for(fake_port, procs[0], "the fake model")
+        node = [sys.executable, "-m", "agent_node.cli.main", "serve", "--insecure-dev"]
+        node += ["--config", str(scratch / "agent-node.yaml")]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        procs.append(subprocess.Popen(node, cwd=scratch, env=env, stdout=subprocess.DEVNULL))
+        wait_for(node_port, procs[1], "the node")
+        figures = asyncio.run(measure(args, f"http://127.0.0.1:{node_port}"))
+        relay_port = free_port()
+        procs.append(subprocess.Popen([sys.executable, __file__, "--relay-node", str(relay_port)]))
+        wait_for(relay_port, procs[2], "the node without litellm")
+        figures["own_path"] = asyncio.run(measure(args, f"http://127.0.0.1:{relay_port}"))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    for name, what in (("through litellm", figures), ("the node's own path", figures["own_path"])):
+        lat, thr = what["latency"], what["throughput"]
+        print(
+            f"{name}: latency, {lat['tokens']} tokens at {lat['rate']:.0f}/s, model → subscriber:"
+        )
+        p50, p99, top = lat["p50_ms"], lat["p99_ms"], lat["max_ms"]
+        print(f"  p50 {p50:.2f} ms   p99 {p99:.2f} ms   max {top:.2f} ms")
+        rate = thr["tokens_per_s"]
+        print(f"  throughput, {thr['tokens']} tokens back to back: {rate:,.0f} tokens/s")
+        print(
+            f"  targets: p50 < 5 ms {'PASS' if lat['p50_ms'] < 5 else 'FAIL'};"
+            f" >= 20,000 tokens/s {'PASS' if thr['tokens_per_s'] >= 20000 else 'FAIL'}"
+        )
+    if args.json:
+        text = json.dumps(figures, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
