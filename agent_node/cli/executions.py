@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
@@ -16,6 +17,7 @@ from agent_node.errors import ConfigError, UnknownExecution
 from agent_node.nodes import default_executors
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
+from agent_node.store.live import Chunk
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.loading import load_workflow
 
@@ -62,9 +64,21 @@ _EXAMPLE_PAYLOADS = {
     "--input", "input_text", metavar="JSON", help="Input state: a JSON object or @file.json."
 )
 @click.option("--execution-id", metavar="ID", help="Id of the new execution, or of one to resume.")
+@click.option(
+    "--live/--no-live",
+    default=None,
+    help="Show the text nodes write (a model's answer) as they write it, on stderr"
+    " (default: when stderr is a terminal).",
+)
 @store_option
 @handle_errors
-def run(target: str, input_text: str | None, execution_id: str | None, store_url: str) -> None:
+def run(
+    target: str,
+    input_text: str | None,
+    execution_id: str | None,
+    live: bool | None,
+    store_url: str,
+) -> None:
     """Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr).
 
     With the --execution-id of an existing execution, resume it (or show how
@@ -75,8 +89,10 @@ def run(target: str, input_text: str | None, execution_id: str | None, store_url
     workflow = load_target(target)
     if state is not None and execution_id is None:
         execution_id = str(uuid.uuid4())  # known before it runs, to name if interrupted
+    if live is None:
+        live = sys.stderr.isatty()
     try:
-        result, waits = run_async(_run(store_url, workflow, state, execution_id))
+        result, waits = run_async(_run(store_url, workflow, state, execution_id, live))
     except KeyboardInterrupt:
         _interrupted(target, input_text, execution_id, store_url)
     _show_run(store_url, workflow, result, waits)
@@ -106,11 +122,41 @@ def _interrupted(
 
 
 async def _run(
-    url: str, workflow: CompiledWorkflow, state: dict[str, Any] | None, execution_id: str | None
+    url: str,
+    workflow: CompiledWorkflow,
+    state: dict[str, Any] | None,
+    execution_id: str | None,
+    live: bool = False,
 ) -> tuple[RunResult, list[WaitRecord]]:
     async with started_runtime(url) as runtime:
-        result = await runtime.run(workflow, state, execution_id=execution_id)
+        if live:
+            execution_id = execution_id or str(uuid.uuid4())
+            unsubscribe = runtime.store.live.subscribe(execution_id, _LiveText())
+        try:
+            result = await runtime.run(workflow, state, execution_id=execution_id)
+        finally:
+            if live:
+                unsubscribe()
         return result, await runtime.store.waits(result.execution_id)
+
+
+class _LiveText:
+    """Prints the text nodes write as it comes (stderr): each stream under
+    its node's name, a stream that starts over on a fresh line."""
+
+    def __init__(self) -> None:
+        self._stream: str | None = None
+
+    def __call__(self, chunk: Chunk) -> None:
+        if not chunk.append or chunk.stream != self._stream:
+            if self._stream is not None:
+                click.echo(err=True)
+            click.secho(f"{chunk.node}: ", dim=True, nl=False, err=True)
+            self._stream = chunk.stream
+        click.echo(chunk.text, nl=False, err=True)
+        if chunk.last:
+            click.echo(err=True)
+            self._stream = None
 
 
 def _show_run(

@@ -402,3 +402,37 @@ def test_worker_runs_executions_submitted_elsewhere_and_stops_on_sigterm(
     assert worker.returncode == 0, err
     assert f"on {store}" in out
     assert "stopped" in out
+
+
+WRITER_YAML = """
+workflow:
+  id: writer
+  version: "1"
+  start: write
+  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
+nodes:
+  write: {type: model, prompt: "{{ state.text }}", output: reply, next: done}
+  done: {type: end, output: [reply]}
+"""
+
+
+def test_run_live_shows_a_model_s_text_as_it_is_written(tmp_path: Path, store: str) -> None:
+    (tmp_path / "writer.yaml").write_text(WRITER_YAML)
+    command = [sys.executable, "-m", "agent_node.cli.main", "run", "writer.yaml"]
+    command += ["--input", '{"text": "tell me"}', "--store", store]
+    env = {**os.environ, "AGENT_NODE_MODEL": "scripted/echo", "AGENT_NODE_SCRIPTED_DELAY": "0.2"}
+    live = subprocess.run(
+        [*command, "--live"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert live.returncode == 0, live.stderr
+    # The scripted model's answer, word by word, under the node's name.
+    assert re.search(
+        r"^write: \[offline scripted model\] I cannot think; you asked: 'tell me'\.",
+        live.stderr,
+        re.MULTILINE,
+    ), live.stderr
+    assert '"reply": "[offline scripted model]' in live.stdout  # the state, as without --live
+    quiet = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env
+    )
+    assert quiet.returncode == 0 and "write: " not in quiet.stderr  # not a terminal: off
