@@ -188,3 +188,29 @@ async def test_stream_false_asks_for_the_whole_answer(
     assert result.state.reply == ANSWER  # type: ignore[attr-defined]
     (chat,) = ollama.chats()
     assert chat.body.get("stream") is False
+
+
+async def test_over_grpc_the_chunks_are_stream_responses_too(
+    ollama: FakeOllama, node: tuple[TaskService, str]
+) -> None:
+    grpc = pytest.importorskip("grpc")
+    from support.grpc_calls import Caller
+
+    from agent_node.a2a.server.grpc.server import bind, serve_service, stop
+    from agent_node.a2a.server.grpc.service import A2AService
+    from agent_node.a2a.server.limits import Limits
+
+    ollama.stream_chunks = 5
+    ollama.script(text(ANSWER))
+    service, _ = node
+    server, port = bind("127.0.0.1", 0, Limits())
+    await serve_service(server, A2AService(service, capabilities={"streaming": True}))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            seen = await Caller(channel).stream("SendStreamingMessage", {"message": message("rpc")})
+    finally:
+        await stop(server, 0)
+    task_id = seen[0]["task"]["id"]
+    updates = chunks(seen)
+    check_stream(updates, task_id)
+    assert seen[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
