@@ -267,6 +267,8 @@ class EvalExecutor(Parkless):
         try:
             reply = await self.models.converse(spec.judge(index), messages)
         except InvalidAnswer as exc:
+            if exc.usage is not None:  # its calls were made: they count
+                usage.append(exc.usage)
             # No verdict is not a pass: a failed score, so on_fail decides.
             reason = f"the judge gave no readable verdict: {exc}"
             return Score(

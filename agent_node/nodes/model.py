@@ -198,7 +198,12 @@ class ModelRefused(NodeFailed):
 
 
 class InvalidAnswer(ModelRefused):
-    """The answer did not match the schema, even after its repair."""
+    """The answer did not match the schema, even after its repair; ``usage``:
+    what the calls that led to it cost (they count all the same)."""
+
+    def __init__(self, message: str, usage: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 class ModelClient(Protocol):
@@ -378,7 +383,8 @@ class ModelExecutor(Parkless):
             return _parsed(shape, again.text), again
         except _Invalid as second:
             raise InvalidAnswer(
-                f"the answer does not match the schema, even after a repair: {second}"
+                f"the answer does not match the schema, even after a repair: {second}",
+                conversation.usage(),
             ) from None
 
 

@@ -153,9 +153,12 @@ async def test_a_judge_without_a_readable_verdict_is_a_failed_score(
     ollama.script(text("a"), text("Four, I think."), text("Still four."))
     result = await run(runtime_factory, client, workflow(JUDGE + "on_fail: continue\n"))
     assert result.status == "completed", result.error
-    [verdict] = completions(result, "check")[0]["output"]["scores"]
+    [check] = completions(result, "check")
+    [verdict] = check["output"]["scores"]
     assert (verdict["passed"], verdict["score"]) == (False, 0.0)
     assert verdict["reason"].startswith("the judge gave no readable verdict")
+    # Both of the judge's calls (the answer, its repair) count all the same.
+    assert check["usage"]["calls"] == 2 and check["usage"]["total_tokens"] > 0
 
 
 async def test_assertion_latency_and_cost_scorers(
