@@ -234,7 +234,7 @@ class PeerConfig(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    """Model nodes: which model when a node names none, and where Ollama is."""
+    """Model nodes: which model when a node names none, and where its server is."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -243,7 +243,9 @@ class ModelSettings(BaseModel):
     default: str = Field(
         default_factory=lambda: os.environ.get("AGENT_NODE_MODEL") or DEFAULT_MODEL
     )
-    #: Ollama's base URL; None: ``$OLLAMA_API_BASE``, else http://localhost:11434.
+    #: Where the local model server is: Ollama's base URL (None: ``$OLLAMA_API_BASE``,
+    #: else http://localhost:11434), or an OpenAI-compatible server's (``…/v1``) for
+    #: ``openai/<model>`` models (llama.cpp's server, LM Studio, vLLM).
     api_base: str | None = None
     #: Seconds one model call may take.
     timeout: float = Field(default=120.0, gt=0)

@@ -28,6 +28,12 @@ Ollama (``ollama_chat/<model>``, ``ollama/<model>``):
   proxy from the environment), closed by :meth:`LlmClient.aclose`. Other
   providers use litellm's clients and their usual environment.
 
+OpenAI-compatible servers (``openai/<model>`` with ``models.api_base``:
+llama.cpp's ``llama-server``, LM Studio, vLLM, …): the base URL (``…/v1``)
+is passed as ``api_base``, with ``$OPENAI_API_KEY`` or a placeholder key (a
+local server asks for none). Without ``models.api_base``, ``openai/…`` is
+OpenAI's, as litellm has it.
+
 Every failure leaves as :class:`~agent_node.errors.NodeFailed` naming the
 model — :class:`~agent_node.nodes.model.ModelRefused` when the server refused
 the request itself (a 4xx other than 408, 409, 425, 429) — and cancellation
@@ -57,6 +63,8 @@ __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litell
 
 DEFAULT_OLLAMA = "http://localhost:11434"
 _OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
+#: Models of an OpenAI-compatible server at ``models.api_base``.
+OPENAI_PREFIX = "openai/"
 _QUIET_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION"}
 _MAX_ERROR = 500
 #: Seconds Ollama gets to answer the first call's probe of its URL.
@@ -64,6 +72,8 @@ PROBE_TIMEOUT = 2.0
 #: 4xx statuses a later attempt may get past; every other 4xx is a refusal.
 _RETRYABLE = frozenset({408, 409, 425, 429})
 _UNANSWERED = frozenset({"APIConnectionError", "Timeout", "APITimeoutError"})
+#: How litellm's OpenAI provider says nothing answered (as an HTTP 500 of its own).
+_NO_CONNECTION = "Connection error."
 #: litellm's prefixes: "litellm.NotFoundError: Ollama_chatException - …".
 _NOISE = re.compile(r"^(litellm\.\w+: )?(\w+Exception - )?")
 
@@ -168,10 +178,17 @@ class LlmClient:
             options["tools"] = [dict(tool) for tool in tools]
         if response_format is not None:
             options["response_format"] = dict(response_format)
+        what_to_do = self._what_to_do(model) if ollama else ""
         if ollama:
             options.update(await self._ollama(litellm, model))
+        elif model.startswith(OPENAI_PREFIX) and self.settings.api_base:
+            options.update(self._openai_compatible())
+            what_to_do = (
+                f"start the OpenAI-compatible server (llama.cpp's llama-server, LM Studio,"
+                f" vLLM …) at {self.settings.api_base}, or set models.api_base to where it runs"
+            )
         started = time.perf_counter()
-        with _translated(model, self._what_to_do(model) if ollama else ""):
+        with _translated(model, what_to_do):
             if stream or on_text is not None:
                 response = await _streamed(litellm, model, messages, options, on_text)
             else:
@@ -216,6 +233,13 @@ class LlmClient:
                 await asyncio.to_thread(litellm.register_model, entry)
             self._registered.add(model)
         return {"api_base": self.ollama_base, "client": self._pool()}
+
+    def _openai_compatible(self) -> dict[str, Any]:
+        """An OpenAI-compatible server at ``models.api_base`` (``openai/<model>``):
+        its base URL, and a placeholder key when ``$OPENAI_API_KEY`` holds
+        none (local servers ask for none; the OpenAI client needs one)."""
+        key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed"
+        return {"api_base": self.settings.api_base, "api_key": key}
 
     def _pool(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -331,8 +355,13 @@ def _translated(model: str, what_to_do: str = "") -> Iterator[None]:
         status = getattr(exc, "status_code", None)
         refused = isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE
         failure = ModelRefused if refused else NodeFailed
-        hint = f"; {what_to_do}" if what_to_do and type(exc).__name__ in _UNANSWERED else ""
+        hint = f"; {what_to_do}" if what_to_do and _unanswered(exc) else ""
         raise failure(f"model {model!r}: {_describe(exc)}{hint}") from exc
+
+
+def _unanswered(exc: Exception) -> bool:
+    """Whether no server answered at all (refused, unreachable, timed out)."""
+    return type(exc).__name__ in _UNANSWERED or str(exc).rstrip().endswith(_NO_CONNECTION)
 
 
 def _describe(exc: Exception) -> str:
@@ -341,7 +370,7 @@ def _describe(exc: Exception) -> str:
     text = _NOISE.sub("", text).strip() or kind
     status = getattr(exc, "status_code", None)
     # litellm gives connection failures and timeouts a made-up status.
-    answered = isinstance(status, int) and kind not in _UNANSWERED
+    answered = isinstance(status, int) and not _unanswered(exc)
     where = f"{kind} (HTTP {status})" if answered else kind
     short = text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
     return f"{where}: {short}"

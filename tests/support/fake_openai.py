@@ -1,0 +1,118 @@
+"""A fake OpenAI-compatible server (llama.cpp's ``llama-server``, LM Studio,
+vLLM speak this): real HTTP on a loopback port, scripted answers.
+
+``POST /v1/chat/completions`` answers one ``chat.completion`` object, or —
+with ``"stream": true`` — server-sent events of ``chat.completion.chunk``
+objects (``delta.content`` pieces, a ``finish_reason``, the usage when
+``stream_options.include_usage`` asks, then ``data: [DONE]``), as those
+servers do. ``GET /v1/models`` lists the model. Every chat request is
+recorded. It runs uvicorn in a thread of its own, like the fake Ollama.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MODEL = "local-model"
+
+
+@dataclass
+class FakeOpenAI:
+    url: str
+    #: What the model says to every chat request.
+    answer: str = "Hello from an OpenAI-compatible server."
+    #: How many pieces a streamed answer is cut into (at most).
+    pieces: int = 4
+    chats: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models),
+            ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.chats.append(body)
+        prompt = sum(len(str(m.get("content") or "")) for m in body.get("messages", [])) // 4
+        usage = {
+            "prompt_tokens": max(1, prompt),
+            "completion_tokens": max(1, len(self.answer) // 4),
+            "total_tokens": max(1, prompt) + max(1, len(self.answer) // 4),
+        }
+        base = {"id": "chatcmpl-1", "created": int(time.time()), "model": body.get("model", MODEL)}
+        if not body.get("stream"):
+            choice = {
+                "index": 0,
+                "message": {"role": "assistant", "content": self.answer},
+                "finish_reason": "stop",
+            }
+            return JSONResponse(
+                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            )
+        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return StreamingResponse(
+            self._events(base, usage if with_usage else None), media_type="text/event-stream"
+        )
+
+    async def _events(
+        self, base: dict[str, Any], usage: dict[str, Any] | None
+    ) -> AsyncIterator[bytes]:
+        chunk = {**base, "object": "chat.completion.chunk"}
+        size = max(1, -(-len(self.answer) // max(1, self.pieces)))
+        first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+        yield _event({**chunk, "choices": [first]})
+        for start in range(0, len(self.answer), size):
+            piece = self.answer[start : start + size]
+            choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+            yield _event({**chunk, "choices": [choice]})
+        yield _event({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if usage is not None:
+            yield _event({**chunk, "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode()
+
+
+@contextmanager
+def serving() -> Iterator[FakeOpenAI]:
+    """A fake OpenAI-compatible server on ``127.0.0.1`` (a free port)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    fake = FakeOpenAI(f"http://127.0.0.1:{sock.getsockname()[1]}/v1")
+    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", lifespan="off"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake OpenAI-compatible server did not start")
+        time.sleep(0.01)
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
