@@ -50,7 +50,19 @@ _A2A = {"A2A-Version": "1.0"}
 @click.option(
     "--offline", is_flag=True, help="Use the offline scripted model, even if Ollama answers."
 )
-@click.option("--model", default="llama3.2:1b", show_default=True, help="The Ollama model.")
+@click.option(
+    "--model",
+    default="llama3.2:1b",
+    show_default=True,
+    help="The model (of Ollama, or of the --api-base server).",
+)
+@click.option(
+    "--api-base",
+    default=None,
+    metavar="URL",
+    help="An OpenAI-compatible server to use instead of Ollama (llama.cpp's"
+    " llama-server, LM Studio, vLLM): its base URL, e.g. http://localhost:8080/v1.",
+)
 @click.option(
     "--ollama",
     "ollama_url",
@@ -97,6 +109,7 @@ def demo(
     question: str,
     offline: bool,
     model: str,
+    api_base: str | None,
     ollama_url: str | None,
     home: Path,
     network: Path | None,
@@ -115,6 +128,7 @@ def demo(
     console = make_console()
     shown_live = console.is_terminal if live is None else live
     options = _Options(question, offline, model, ollama_url, home, network, port, mode)
+    options.api_base = api_base
     source = click.get_current_context().get_parameter_source("question")
     options.new_question = source is not ParameterSource.DEFAULT
     options.live, options.pace = (
@@ -147,6 +161,8 @@ class _Options:
     pace: float = 0.0
     #: --question was given: ask it, even with an unanswered question left.
     new_question: bool = False
+    #: --api-base: an OpenAI-compatible server instead of Ollama.
+    api_base: str | None = None
 
 
 async def _demo(options: _Options, console: Console) -> None:
@@ -155,16 +171,23 @@ async def _demo(options: _Options, console: Console) -> None:
     from agent_node.demo.models import choose_model
     from agent_node.demo.network import Network, find_network
 
-    choice = await choose_model(offline=options.offline, model=options.model, base=options.ollama)
+    choice = await choose_model(
+        offline=options.offline, model=options.model, base=options.ollama, api_base=options.api_base
+    )
     style = "bold yellow" if choice.offline else "bold green"
     console.print(f"[{style}]model:[/] {choice.note}")
-    if choice.offline and not options.offline:  # what Ollama needs, as `doctor` says it
+    if choice.offline and not options.offline and options.api_base is None:
+        # What Ollama needs, as `doctor` says it.
         from .checks import check_model
         from .doctor import print_checks
 
         print_checks([check_model(f"ollama_chat/{options.model}", options.ollama)])
     net = Network(
-        options.home, find_network(options.network), model=choice.model, port=options.port
+        options.home,
+        find_network(options.network),
+        model=choice.model,
+        port=options.port,
+        api_base=choice.api_base,
     )
     question, resume = await _what_to_ask(net, options, console)
     began = time.perf_counter()  # the answer's time: not the prompt's, nor Ollama's probe

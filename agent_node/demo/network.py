@@ -76,10 +76,13 @@ class Agent:
 
 
 class Network:
-    def __init__(self, home: Path, source: Path, *, model: str, port: int) -> None:
+    def __init__(
+        self, home: Path, source: Path, *, model: str, port: int, api_base: str | None = None
+    ) -> None:
         self.home = home.resolve()
         self.source = source.resolve()
         self.model = model
+        self.api_base = api_base
         self.certs = self.home / "certs"
         self.agents = {
             name: Agent(
@@ -124,6 +127,8 @@ class Network:
         for peer in raw.get("peers", []):
             peer["url"] = self.agents[peer["name"]].url
         raw.setdefault("models", {})["default"] = self.model
+        if self.api_base is not None:
+            raw["models"]["api_base"] = self.api_base
         header = (
             f"# Written by `agent-node demo` from {self.source / agent.name}.yaml.\n"
             f"# Run it by hand: agent-node serve --config {agent.config}\n"
