@@ -18,6 +18,7 @@ from agent_node.settings_auth import PeerAuth, PushAuth
 __all__ = [
     "DEFAULT_MODEL",
     "ID_PATTERN",
+    "BackendLimit",
     "CardSource",
     "Limits",
     "ListenConfig",
@@ -233,6 +234,25 @@ class PeerConfig(BaseModel):
         return endpoints
 
 
+class BackendLimit(BaseModel):
+    """How many model calls one backend takes at once (``models.backends``):
+    a server by its base URL, or a provider by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: A server's base URL (Ollama's, an OpenAI-compatible server's).
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    #: Or a litellm provider: the model string's prefix (``openai``, ``anthropic`` …).
+    provider: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+$")
+    concurrency: int = Field(ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> BackendLimit:
+        if (self.url is None) == (self.provider is None):
+            raise ValueError("models.backends: give exactly one of url or provider")
+        return self
+
+
 class ModelSettings(BaseModel):
     """Model nodes: which model when a node names none, and where its server is."""
 
@@ -249,6 +269,9 @@ class ModelSettings(BaseModel):
     api_base: str | None = None
     #: Seconds one model call may take.
     timeout: float = Field(default=120.0, gt=0)
+    #: Calls each backend takes at once, shared by every model node and judge
+    #: of the process (Ollama's default: ``$OLLAMA_NUM_PARALLEL``, else 1).
+    backends: list[BackendLimit] = []
 
 
 class McpServerConfig(BaseModel):

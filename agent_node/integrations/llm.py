@@ -57,6 +57,7 @@ from typing import Any
 from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed
 from agent_node.integrations import scripted
+from agent_node.integrations.backends import Backends
 from agent_node.nodes.model import Completion, ModelRefused, ToolCall
 
 __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
@@ -129,6 +130,8 @@ class LlmClient:
         self._registered: set[str] = set()
         #: Whether Ollama has answered at ``ollama_base`` once (it is not asked again).
         self._answered = False
+        #: How many calls each backend takes at once (:mod:`.backends`).
+        self.backends = Backends(self.settings, self.ollama_base)
 
     @property
     def default_model(self) -> str:
@@ -187,6 +190,19 @@ class LlmClient:
                 f"start the OpenAI-compatible server (llama.cpp's llama-server, LM Studio,"
                 f" vLLM …) at {self.settings.api_base}, or set models.api_base to where it runs"
             )
+        async with self.backends.slot(model):
+            return await self._ask(litellm, model, messages, options, on_text, stream, what_to_do)
+
+    async def _ask(
+        self,
+        litellm: ModuleType,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        options: dict[str, Any],
+        on_text: Callable[[str], None] | None,
+        stream: bool,
+        what_to_do: str,
+    ) -> Completion:
         started = time.perf_counter()
         with _translated(model, what_to_do):
             if stream or on_text is not None:

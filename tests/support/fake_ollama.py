@@ -117,6 +117,9 @@ class FakeOllama:
     stream_chunks: int = 4
     #: Seconds between two chunks of a streamed reply (a model writing).
     chunk_delay: float = 0.0
+    #: Chat requests being answered now, and the most there ever were at once.
+    in_flight: int = 0
+    max_in_flight: int = 0
     #: Record requests (off for long benchmark runs).
     keep_requests: bool = True
     requests: list[Recorded] = field(default_factory=list)
@@ -142,6 +145,7 @@ class FakeOllama:
             self.requests.clear()
             self._script.clear()
         self.stream_chunks, self.chunk_delay = 4, 0.0
+        self.in_flight = self.max_in_flight = 0
 
     def _next(self) -> Reply:
         with self._lock:
@@ -156,6 +160,33 @@ class FakeOllama:
             self.requests.append(Recorded(request.method, request.url.path, body))
 
     async def _chat(self, request: Request) -> Response:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        response: Response | None = None
+        try:
+            response = await self._answer(request)
+            return response
+        finally:
+            if isinstance(response, StreamingResponse):  # in flight until its last chunk
+                body = response.body_iterator
+
+                async def counted() -> AsyncIterator[Any]:
+                    try:
+                        async for part in body:
+                            yield part
+                    finally:
+                        self._done()
+
+                response.body_iterator = counted()
+            else:
+                self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    async def _answer(self, request: Request) -> Response:
         body = await request.json()
         self._record(request, body)
         reply = self._next()
