@@ -59,6 +59,8 @@ async def test_a_local_openai_compatible_server_answers_and_streams_live(
         for e in events
         if e.artifact_update is not None and e.artifact_update.artifact.name == "write"
     ]
+    shown = [(p.append, p.last_chunk, p.artifact.parts[0].text) for p in pieces]
+    assert pieces[0].append is False and all(p.append for p in pieces[1:]), shown  # opened once
     text = "".join(p.artifact.parts[0].text or "" for p in pieces)
     assert text == server.answer and pieces[-1].last_chunk  # (queued pieces come merged)
     (chat,) = server.chats

@@ -93,6 +93,8 @@ class Watch:
         self._unlive: Callable[[], None] | None = None
         #: The streams being written now: stream → (node, text so far).
         self._writing: dict[str, tuple[str, str]] = {}
+        #: Chunks that came while the task was first rendered (None: since).
+        self._early: list[Chunk] | None = []
         self._sent: set[str] = set()
         self.latest: Task | None = None
         #: Set once the watch follows its task no more.
@@ -104,15 +106,13 @@ class Watch:
         """Subscribe, then render the task (or take ``base`` as what was last
         shown, and check it against the store at once); raises what rendering raises."""
         self._unsubscribe = self._store.subscribe(self._notice)
-        early: list[Chunk] = []  # what is written while the task renders
-        self._unlive = self._store.live.subscribe(self.task_id, early.append)
+        self._unlive = self._store.live.subscribe(self.task_id, self._listen)
         try:
             self.latest = base if base is not None else await self._render(self.task_id)
         except BaseException:
             self._stop()
             raise
-        self._unlive()
-        self._unlive = self._store.live.subscribe(self.task_id, self._chunk)
+        early, self._early = self._early or [], None
         for chunk in early:
             self._chunk(chunk)
         self._sent = {a.artifact_id for a in self.latest.artifacts or []}
@@ -188,6 +188,12 @@ class Watch:
             changed = TaskStatusUpdateEvent(task_id=task.id, context_id=context_id, status=status)
             events.append(StreamResponse(status_update=changed))
         return events
+
+    def _listen(self, chunk: Chunk) -> None:
+        if self._early is not None:  # the task is still being rendered
+            self._early.append(chunk)
+        else:
+            self._chunk(chunk)
 
     def _chunk(self, chunk: Chunk) -> None:
         """A piece of the text a node of the task is writing, as it comes:
