@@ -214,3 +214,31 @@ async def test_over_grpc_the_chunks_are_stream_responses_too(
     updates = chunks(seen)
     check_stream(updates, task_id)
     assert seen[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+async def test_a_0_3_client_gets_the_chunks_in_0_3_form(
+    ollama: FakeOllama, node: tuple[TaskService, str]
+) -> None:
+    ollama.stream_chunks = 3
+    ollama.script(text(ANSWER))
+    _, url = node
+    message03 = {"kind": "message", "messageId": "m-03", "role": "user"}
+    message03["parts"] = [{"kind": "text", "text": "old"}]  # type: ignore[assignment]
+    body = {"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": message03}}
+    seen: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(timeout=20) as http:
+        async with http.stream("POST", f"{url}/a2a", json=body) as response:
+            async for event in events(response):
+                seen.append(event)
+    task_id = seen[0]["id"]
+    updates = [
+        e
+        for e in seen
+        if e.get("kind") == "artifact-update" and e["artifact"].get("name") == "write"
+    ]
+    assert updates[0]["artifact"]["artifactId"] == f"{task_id}-write-1"
+    assert [u.get("append", False) for u in updates] == [False] + [True] * (len(updates) - 1)
+    assert updates[-1]["lastChunk"] is True
+    assert "".join(u["artifact"]["parts"][0]["text"] for u in updates) == ANSWER
+    assert all(p["kind"] == "text" for u in updates for p in u["artifact"]["parts"])
+    assert seen[-1]["kind"] == "status-update" and seen[-1]["final"] is True
