@@ -51,15 +51,24 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.errors import NodeFailed, PermanentFailure
 from agent_node.nodes.base import Parkless
+from agent_node.nodes.model_client import (
+    Completion,
+    InvalidAnswer,
+    ModelClient,
+    ModelRefused,
+    ToolBox,
+    ToolCall,
+)
+from agent_node.nodes.model_conversation import Conversation
 from agent_node.store.live import LiveWriter
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
 
@@ -75,7 +84,6 @@ __all__ = [
     "ToolCall",
 ]
 
-_EXCERPT = 200
 #: (Inside a node spec ``type`` is the discriminator field, not the builtin.)
 _Shape = type[BaseModel]
 _FENCED = re.compile(r"\A\s*```[A-Za-z0-9_-]*\s*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
@@ -145,43 +153,6 @@ class ModelNode(NodeSpec):
 
 
 @dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A tool the model asked for. ``arguments`` is the JSON text it sent."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """What one model call answered, and what it cost."""
-
-    model: str
-    text: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    #: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
-    usage: Mapping[str, int] = field(default_factory=dict)
-    #: In USD, as the client prices the call; None when it cannot.
-    cost: float | None = None
-    latency_s: float = 0.0
-
-    def message(self) -> dict[str, Any]:
-        """This answer as an OpenAI-style assistant message (for the next turn)."""
-        said: dict[str, Any] = {"role": "assistant", "content": self.text}
-        if self.tool_calls:
-            said["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in self.tool_calls
-            ]
-        return said
-
-
-@dataclass(frozen=True, slots=True)
 class Reply:
     """What one attempt of a model node got: the answer (text, or the parsed
     object with a schema), the turn the history gains, and the summary and
@@ -191,64 +162,6 @@ class Reply:
     turn: list[dict[str, Any]]
     summary: dict[str, Any]
     usage: dict[str, Any]
-
-
-class ModelRefused(NodeFailed):
-    """The model's server refused the request itself: asking again changes nothing."""
-
-
-class InvalidAnswer(ModelRefused):
-    """The answer did not match the schema, even after its repair; ``usage``:
-    what the calls that led to it cost (they count all the same)."""
-
-    def __init__(self, message: str, usage: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.usage = usage
-
-
-class ModelClient(Protocol):
-    """How the node reaches models (:class:`agent_node.integrations.llm.LlmClient`).
-
-    ``complete`` raises :class:`~agent_node.errors.NodeFailed` naming the
-    model on any failure — :class:`ModelRefused` when the request itself was
-    refused — and never swallows cancellation.
-    """
-
-    @property
-    def default_model(self) -> str:
-        """The model of nodes that name none."""
-        ...
-
-    async def complete(
-        self,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        stream: bool = False,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> Completion:
-        """``on_text``: called with each piece of the answer's text as it
-        comes (the call is streamed)."""
-        ...
-
-
-class ToolBox(Protocol):
-    """The tools models may call (the MCP pool, behind a small adapter)."""
-
-    async def schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        """OpenAI-style function tools (``{"type": "function", "function":
-        {"name", "description", "parameters"}}``) for ``names``, in order;
-        ``NodeFailed`` when one is unknown."""
-        ...
-
-    async def call(self, name: str, args: Mapping[str, Any]) -> str:
-        """The tool's answer as text (a tool's own error is an answer too);
-        ``NodeFailed`` when the tool cannot be reached."""
-        ...
 
 
 class ModelExecutor(Parkless):
@@ -309,7 +222,7 @@ class ModelExecutor(Parkless):
         starts the text over: the last one is the node's)."""
         client = self._client()
         model = spec.model or client.default_model
-        conversation = _Conversation(spec, model, client, messages, live=live)
+        conversation = Conversation(spec, model, client, messages, live=live)
         conversation.offered = await self._offered(spec)
         answer = await self._answer(conversation)
         value: Any = answer.text
@@ -337,7 +250,7 @@ class ModelExecutor(Parkless):
             )
         return await self.tools.schemas(spec.tools)
 
-    async def _answer(self, conversation: _Conversation) -> Completion:
+    async def _answer(self, conversation: Conversation) -> Completion:
         """Ask, answering tool calls until the model answers in text."""
         spec = conversation.spec
         completion = await conversation.ask()
@@ -370,7 +283,7 @@ class ModelExecutor(Parkless):
         return {**answer, "content": await self.tools.call(call.name, args)}
 
     async def _structured(
-        self, conversation: _Conversation, shape: type[BaseModel], answer: Completion
+        self, conversation: Conversation, shape: type[BaseModel], answer: Completion
     ) -> tuple[Any, Completion]:
         """The answer parsed and validated, after one repair when needed."""
         try:
@@ -388,73 +301,6 @@ class ModelExecutor(Parkless):
             ) from None
 
 
-@dataclass
-class _Conversation:
-    """One attempt's exchange with the model, and what it cost."""
-
-    spec: ModelNode
-    model: str
-    client: ModelClient
-    #: Everything sent so far.
-    messages: list[dict[str, Any]]
-    #: What the history gains (the prompt, tool calls and results).
-    turn: list[dict[str, Any]] = field(default_factory=list)
-    offered: list[dict[str, Any]] | None = None
-    live: LiveWriter | None = None
-    completions: list[Completion] = field(default_factory=list)
-    tools_called: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.spec.prompt is not None:
-            self.turn.append(self.messages[-1])
-
-    async def ask(self) -> Completion:
-        spec = self.spec
-        if self.live is not None:
-            self.live.restart()
-        completion = await self.client.complete(
-            self.model,
-            self.messages,
-            tools=self.offered,
-            response_format=_response_format(spec),
-            stream=bool(spec.stream) or self.live is not None,
-            temperature=spec.temperature,
-            max_tokens=spec.max_tokens,
-            on_text=self.live.write if self.live is not None else None,
-        )
-        self.completions.append(completion)
-        self.tools_called.extend(call.name for call in completion.tool_calls)
-        return completion
-
-    def add(self, *messages: dict[str, Any]) -> None:
-        self.messages.extend(messages)
-        self.turn.extend(messages)
-
-    def aside(self, *messages: dict[str, Any]) -> None:
-        """Sent to the model, but not kept in the history."""
-        self.messages.extend(messages)
-
-    def usage(self) -> dict[str, Any]:
-        def tokens(kind: str) -> int:
-            return sum(int(c.usage.get(kind, 0)) for c in self.completions)
-
-        costs = [c.cost for c in self.completions if c.cost is not None]
-        return {
-            "model": self.model,
-            "calls": len(self.completions),
-            "prompt_tokens": tokens("prompt_tokens"),
-            "completion_tokens": tokens("completion_tokens"),
-            "total_tokens": tokens("total_tokens"),
-            "cost": round(sum(costs), 8) if costs else None,
-            "latency_s": round(sum(c.latency_s for c in self.completions), 6),
-            "tool_calls": len(self.tools_called),
-        }
-
-    def summary(self, answer: Completion) -> dict[str, Any]:
-        text = answer.text if len(answer.text) <= _EXCERPT else answer.text[: _EXCERPT - 1] + "…"
-        return {"model": self.model, "text": text, "tools": list(self.tools_called)}
-
-
 class _Invalid(Exception):
     """An answer that does not parse or validate (the message says why)."""
 
@@ -470,22 +316,6 @@ def _parsed(shape: type[BaseModel], text: str) -> Any:
             for error in exc.errors(include_url=False)[:10]
         ]
         raise _Invalid("\n".join(problems)) from None
-
-
-def _response_format(spec: ModelNode) -> dict[str, Any] | None:
-    shape = spec.answer_model()
-    if shape is None:
-        return None
-    if isinstance(spec.answer_schema, dict) and _is_full_schema(spec.answer_schema):
-        schema = spec.answer_schema  # as the author wrote it
-    else:
-        schema = shape.model_json_schema()
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", spec.id or "answer")[:64] or "answer"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
-
-
-def _is_full_schema(schema: Mapping[str, Any]) -> bool:
-    return "type" in schema or "properties" in schema
 
 
 def _messages(ctx: NodeContext, spec: ModelNode) -> list[dict[str, Any]]:

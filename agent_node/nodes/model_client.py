@@ -1,0 +1,112 @@
+"""What a model node asks models through: the contract its adapters implement.
+
+:class:`ModelClient` (:class:`agent_node.integrations.llm.LlmClient`: litellm,
+and the offline scripted model) answers one chat completion as a
+:class:`Completion`; :class:`ToolBox` (the MCP pool) offers and calls tools.
+The node's executor (:mod:`.model`) owns the conversation around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agent_node.errors import NodeFailed
+
+__all__ = ["Completion", "InvalidAnswer", "ModelClient", "ModelRefused", "ToolBox", "ToolCall"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked for. ``arguments`` is the JSON text it sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What one model call answered, and what it cost."""
+
+    model: str
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: ``prompt_tokens``, ``completion_tokens``, ``total_tokens``.
+    usage: Mapping[str, int] = field(default_factory=dict)
+    #: In USD, as the client prices the call; None when it cannot.
+    cost: float | None = None
+    latency_s: float = 0.0
+
+    def message(self) -> dict[str, Any]:
+        """This answer as an OpenAI-style assistant message (for the next turn)."""
+        said: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            said["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in self.tool_calls
+            ]
+        return said
+
+
+class ModelRefused(NodeFailed):
+    """The model's server refused the request itself: asking again changes nothing."""
+
+
+class InvalidAnswer(ModelRefused):
+    """The answer did not match the schema, even after its repair; ``usage``:
+    what the calls that led to it cost (they count all the same)."""
+
+    def __init__(self, message: str, usage: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class ModelClient(Protocol):
+    """How the node reaches models (:class:`agent_node.integrations.llm.LlmClient`).
+
+    ``complete`` raises :class:`~agent_node.errors.NodeFailed` naming the
+    model on any failure — :class:`ModelRefused` when the request itself was
+    refused — and never swallows cancellation.
+    """
+
+    @property
+    def default_model(self) -> str:
+        """The model of nodes that name none."""
+        ...
+
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """``on_text``: called with each piece of the answer's text as it
+        comes (the call is streamed)."""
+        ...
+
+
+class ToolBox(Protocol):
+    """The tools models may call (the MCP pool, behind a small adapter)."""
+
+    async def schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        """OpenAI-style function tools (``{"type": "function", "function":
+        {"name", "description", "parameters"}}``) for ``names``, in order;
+        ``NodeFailed`` when one is unknown."""
+        ...
+
+    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+        """The tool's answer as text (a tool's own error is an answer too);
+        ``NodeFailed`` when the tool cannot be reached."""
+        ...
