@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from agent_node.nodes.http import HttpTransport
-    from agent_node.nodes.model import ModelClient
+    from agent_node.nodes.model_client import ModelClient
 
 __all__ = ["http_transport", "model_client"]
 

@@ -58,7 +58,7 @@ from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed
 from agent_node.integrations import scripted
 from agent_node.integrations.backends import Backends
-from agent_node.nodes.model import Completion, ModelRefused, ToolCall
+from agent_node.nodes.model_client import Completion, ModelRefused, ToolCall
 
 __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
 

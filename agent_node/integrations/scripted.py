@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agent_node.nodes.model import Completion
+from agent_node.nodes.model_client import Completion
 
 __all__ = ["PREFIX", "complete"]
 

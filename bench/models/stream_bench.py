@@ -115,7 +115,7 @@ class Tokens:
     default_model = "bench/tokens"
 
     async def complete(self, model: str, messages: Any, **options: Any) -> Any:
-        from agent_node.nodes.model import Completion
+        from agent_node.nodes.model_client import Completion
 
         count, rate = (float(x) for x in str(messages[-1]["content"]).split("@"))
         on_text = options.get("on_text")
