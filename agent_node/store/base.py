@@ -152,8 +152,11 @@ class Store(Protocol):
     """Persistence for executions. All times are epoch seconds (float)."""
 
     url: str
-    #: The live channel of the text nodes are writing (:mod:`.live`).
-    live: Live
+
+    @property
+    def live(self) -> Live:
+        """The live channel of the text nodes are writing (:mod:`.live`)."""
+        ...
 
     async def open(self) -> None:
         """Connect and create the schema if it is missing."""

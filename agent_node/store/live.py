@@ -12,7 +12,8 @@ Each :class:`Chunk` belongs to one *stream*, the text of one node visit
 false), the next ones add to it, and the last says so (``last``).
 
 The channel is in-process (memory and SQLite stores, whose executions run
-in the process that serves them). Writing costs a dict lookup and a list
+in the process that serves them); PostgreSQL's also reaches the other
+replicas of its database (:mod:`.pg_live`). Writing costs a dict lookup and a list
 append a piece when nobody listens; a listener that subscribes while a
 stream is being written first gets its text so far (one opening chunk).
 """

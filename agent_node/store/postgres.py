@@ -4,7 +4,8 @@
   other's rows and never claim the same item.
 * Notifications travel with ``NOTIFY agent_node, 'kind:execution_id'`` sent
   inside the writing transaction (delivered only if it commits); every store
-  ``LISTEN``\\ s on one dedicated connection.
+  ``LISTEN``\\ s on one dedicated connection. The live channel's chunks
+  travel on ``agent_node_live`` (:mod:`.pg_live`), sent on another.
 * Deadlocks and serialization failures (possible only around zombie leases)
   are retried a few times; the transaction is all-or-nothing, so a retry is
   safe.
@@ -24,8 +25,8 @@ import asyncpg
 from agent_node.errors import Fenced, StoreError, StoreFull, UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
 from agent_node.store.files import MissingStore
-from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
+from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.records import (
     Asking,
     Claim,
@@ -106,8 +107,10 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._listen: asyncpg.Connection | None = None
         self._notifier = Notifier()
-        #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
-        self.live = Live()
+        #: Chunks of the text nodes are writing (:mod:`.live`), across the
+        #: replicas of the database (:mod:`.pg_live`).
+        self.live = PgLive()
+        self._live_conn: asyncpg.Connection | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -124,6 +127,9 @@ class PostgresStore:
             )
             self._listen = await asyncpg.connect(self.dsn)
             await self._listen.add_listener(_CHANNEL, self._on_notify)
+            await self._listen.add_listener(LIVE_CHANNEL, self.live.on_notify)
+            self._live_conn = await asyncpg.connect(self.dsn)
+            self.live.start(self._notify_live)
             await self._ensure_schema(self._pool)
         except BaseException as exc:
             await self.close()
@@ -186,6 +192,10 @@ class PostgresStore:
                 )
 
     async def close(self) -> None:
+        await self.live.stop()
+        live, self._live_conn = self._live_conn, None
+        if live is not None:
+            await live.close()
         listen, self._listen = self._listen, None
         pool, self._pool = self._pool, None
         if listen is not None:
@@ -195,6 +205,10 @@ class PostgresStore:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
+
+    async def _notify_live(self, payload: str) -> None:
+        if self._live_conn is not None:
+            await self._live_conn.execute("SELECT pg_notify($1, $2)", LIVE_CHANNEL, payload)
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, execution_id = payload.partition(":")
