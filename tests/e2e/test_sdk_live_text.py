@@ -1,7 +1,7 @@
-"""The official a2a-sdk 1.x client reads a model's text as it is written
-(issue 16): ``agent-node serve`` with a streamed model node (the scripted
-model, its answer paced word by word), the SDK's streaming client over
-JSON-RPC and REST in its own venv. Its events: the task, then
+"""The official clients read a model's text as it is written (issue 16):
+``agent-node serve`` with a streamed model node (the scripted model, its
+answer paced word by word); the a2a-sdk 1.x streaming client (in its own
+venv) and the ``@a2a-js/sdk`` 1.x one (Node.js), over JSON-RPC and REST. Its events: the task, then
 ``artifactUpdate`` chunks of the node's artifact (the first opening it, the
 rest appended, the last closing it) arriving over the model's time, then the
 task's own artifact and the final status — as the SDK parsed them."""
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.foreign.js_peers import GENERATIONS
 from e2e.venvs import SDK_CLIENTS
 from support.ports import free_port
 
@@ -61,14 +62,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.communicate(timeout=15)
 
 
+@pytest.mark.parametrize("client", ["a2a-sdk", "a2a-js"])
 @pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
-def test_the_sdk_reads_the_chunks_as_they_come(node: str, binding: str) -> None:
-    python = SDK_CLIENTS["1"].interpreter()
+def test_the_client_reads_the_chunks_as_they_come(node: str, binding: str, client: str) -> None:
+    if client == "a2a-sdk":
+        argv = [str(SDK_CLIENTS["1"].interpreter()), str(DRIVER)]
+    else:
+        argv = GENERATIONS["1"].script("live_v1.mjs")
     done = subprocess.run(
-        [str(python), str(DRIVER), "--url", node, "--binding", binding],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [*argv, "--url", node, "--binding", binding], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
