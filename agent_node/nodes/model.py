@@ -222,13 +222,15 @@ class ModelExecutor(Parkless):
         starts the text over: the last one is the node's)."""
         client = self._client()
         model = spec.model or client.default_model
-        conversation = Conversation(spec, model, client, messages, live=live)
+        conversation = Conversation(
+            spec, model, client, messages, live=live, response_format=_response_format(spec)
+        )
         conversation.offered = await self._offered(spec)
-        answer = await self._answer(conversation)
+        answer = await self._answer(spec, conversation)
         value: Any = answer.text
         shape = spec.answer_model()
         if shape is not None:
-            value, answer = await self._structured(conversation, shape, answer)
+            value, answer = await self._structured(spec, conversation, shape, answer)
         conversation.turn.append(answer.message())
         return Reply(value, conversation.turn, conversation.summary(answer), conversation.usage())
 
@@ -250,9 +252,8 @@ class ModelExecutor(Parkless):
             )
         return await self.tools.schemas(spec.tools)
 
-    async def _answer(self, conversation: Conversation) -> Completion:
+    async def _answer(self, spec: ModelNode, conversation: Conversation) -> Completion:
         """Ask, answering tool calls until the model answers in text."""
-        spec = conversation.spec
         completion = await conversation.ask()
         for _ in range(spec.max_tool_rounds):
             if not completion.tool_calls:
@@ -283,7 +284,11 @@ class ModelExecutor(Parkless):
         return {**answer, "content": await self.tools.call(call.name, args)}
 
     async def _structured(
-        self, conversation: Conversation, shape: type[BaseModel], answer: Completion
+        self,
+        spec: ModelNode,
+        conversation: Conversation,
+        shape: type[BaseModel],
+        answer: Completion,
     ) -> tuple[Any, Completion]:
         """The answer parsed and validated, after one repair when needed."""
         try:
@@ -291,7 +296,7 @@ class ModelExecutor(Parkless):
         except _Invalid as first:
             repair = {"role": "user", "content": _REPAIR.format(error=first)}
             conversation.aside(answer.message(), repair)
-        again = await self._answer(conversation)
+        again = await self._answer(spec, conversation)
         try:
             return _parsed(shape, again.text), again
         except _Invalid as second:
@@ -383,3 +388,19 @@ def _spec(spec: object) -> ModelNode:
     if not isinstance(spec, ModelNode):
         raise NodeFailed(f"node {getattr(spec, 'id', '?')!r} is not a model node")
     return spec
+
+
+def _response_format(spec: ModelNode) -> dict[str, Any] | None:
+    shape = spec.answer_model()
+    if shape is None:
+        return None
+    if isinstance(spec.answer_schema, dict) and _is_full_schema(spec.answer_schema):
+        schema = spec.answer_schema  # as the author wrote it
+    else:
+        schema = shape.model_json_schema()
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", spec.id or "answer")[:64] or "answer"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+
+
+def _is_full_schema(schema: Mapping[str, Any]) -> bool:
+    return "type" in schema or "properties" in schema

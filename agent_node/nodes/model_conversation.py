@@ -1,21 +1,25 @@
 """One attempt's exchange with a model: what was sent, what the history
-gains, what each call answered and cost — and the request's response
-format (a node's ``schema``)."""
+gains, what each call answered and cost."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent_node.nodes.model_client import Completion, ModelClient
 from agent_node.store.live import LiveWriter
 
-if TYPE_CHECKING:
-    from agent_node.nodes.model import ModelNode
 
-__all__ = ["Conversation", "response_format"]
+class Spec(Protocol):
+    """What a conversation reads of its model node's spec."""
+
+    prompt: str | None
+    stream: bool | None
+    temperature: float | None
+    max_tokens: int | None
+
+
+__all__ = ["Conversation", "Spec"]
 
 _EXCERPT = 200
 
@@ -24,7 +28,7 @@ _EXCERPT = 200
 class Conversation:
     """One attempt's exchange with the model, and what it cost."""
 
-    spec: ModelNode
+    spec: Spec
     model: str
     client: ModelClient
     #: Everything sent so far.
@@ -33,6 +37,8 @@ class Conversation:
     turn: list[dict[str, Any]] = field(default_factory=list)
     offered: list[dict[str, Any]] | None = None
     live: LiveWriter | None = None
+    #: The request's response format (a node's ``schema``).
+    response_format: dict[str, Any] | None = None
     completions: list[Completion] = field(default_factory=list)
     tools_called: list[str] = field(default_factory=list)
 
@@ -48,7 +54,7 @@ class Conversation:
             self.model,
             self.messages,
             tools=self.offered,
-            response_format=response_format(spec),
+            response_format=self.response_format,
             stream=bool(spec.stream) or self.live is not None,
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
@@ -85,19 +91,3 @@ class Conversation:
     def summary(self, answer: Completion) -> dict[str, Any]:
         text = answer.text if len(answer.text) <= _EXCERPT else answer.text[: _EXCERPT - 1] + "…"
         return {"model": self.model, "text": text, "tools": list(self.tools_called)}
-
-
-def response_format(spec: ModelNode) -> dict[str, Any] | None:
-    shape = spec.answer_model()
-    if shape is None:
-        return None
-    if isinstance(spec.answer_schema, dict) and _is_full_schema(spec.answer_schema):
-        schema = spec.answer_schema  # as the author wrote it
-    else:
-        schema = shape.model_json_schema()
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", spec.id or "answer")[:64] or "answer"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
-
-
-def _is_full_schema(schema: Mapping[str, Any]) -> bool:
-    return "type" in schema or "properties" in schema

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from support.workflows import WRITER_YAML
 
 from agent_node.cli.common import load_target
 from agent_node.cli.main import cli
@@ -402,18 +403,6 @@ def test_worker_runs_executions_submitted_elsewhere_and_stops_on_sigterm(
     assert worker.returncode == 0, err
     assert f"on {store}" in out
     assert "stopped" in out
-
-
-WRITER_YAML = """
-workflow:
-  id: writer
-  version: "1"
-  start: write
-  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
-nodes:
-  write: {type: model, prompt: "{{ state.text }}", output: reply, next: done}
-  done: {type: end, output: [reply]}
-"""
 
 
 def test_run_live_shows_a_model_s_text_as_it_is_written(tmp_path: Path, store: str) -> None:

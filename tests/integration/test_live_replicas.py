@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from support.workflows import WRITER_YAML
 
 from agent_node.store import store_from_url
 from agent_node.store.live import Chunk
@@ -111,16 +112,7 @@ async def test_nothing_goes_out_while_nobody_elsewhere_watches(
     assert sent == []
 
 
-WRITER = """
-workflow:
-  id: writer
-  version: '1'
-  start: write
-  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
-nodes:
-  write: {type: model, prompt: "{{ state.text }}", output: reply, next: done}
-  done: {type: end, output: [reply]}
-"""
+WRITER = WRITER_YAML
 
 
 async def test_a_subscriber_on_one_replica_streams_what_the_other_runs(

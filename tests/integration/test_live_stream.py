@@ -18,6 +18,7 @@ import httpx
 import pytest
 from support.fake_ollama import FakeOllama, text
 from support.served import served
+from support.workflows import WRITER_YAML
 
 from agent_node import Runtime
 from agent_node.a2a.server.app import Guard, create_app
@@ -31,20 +32,7 @@ from agent_node.workflow.yaml_loader import load_yaml_text
 
 V10 = {"A2A-Version": "1.0"}
 ANSWER = "The quick brown fox jumps over the lazy dog."
-WRITER = """
-workflow:
-  id: writer
-  version: '1'
-  start: write
-  state_schema:
-    type: object
-    properties:
-      text: {type: string, default: ""}
-      reply: {type: string, default: ""}
-nodes:
-  write: {type: model, prompt: "Write about {{ state.text }}", output: reply, next: done}
-  done: {type: end, output: [reply]}
-"""
+WRITER = WRITER_YAML
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support.fake_openai import FakeOpenAI, serving
+from support.workflows import WRITER_YAML
 
 from agent_node import Runtime
 from agent_node.a2a.protocol.models import Message, Part, Role, SendMessageRequest
@@ -21,17 +22,7 @@ from agent_node.integrations.llm import LlmClient
 from agent_node.nodes.model import ModelExecutor
 from agent_node.workflow.yaml_loader import load_yaml_text
 
-WRITER = """
-workflow:
-  id: writer
-  version: '1'
-  start: write
-  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
-nodes:
-  write:
-    {type: model, model: openai/local-model, prompt: "{{ state.text }}", output: reply, next: done}
-  done: {type: end, output: [reply]}
-"""
+WRITER = WRITER_YAML.replace("type: model,", "type: model, model: openai/local-model,")
 
 
 @pytest.fixture(scope="module")

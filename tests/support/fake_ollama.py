@@ -284,19 +284,24 @@ def serving(default: Reply | None = None) -> Iterator[FakeOllama]:
     """A fake Ollama on ``127.0.0.1`` (a free port), stopped on exit."""
     sock = _listen(0)
     fake = FakeOllama(f"http://127.0.0.1:{sock.getsockname()[1]}", default=default)
-    config = uvicorn.Config(fake.app(), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-ollama", daemon=True
-    )
+    with in_thread(fake.app(), sock, "the fake Ollama"):
+        yield fake
+
+
+@contextmanager
+def in_thread(app: Any, sock: socket.socket, what: str) -> Iterator[None]:
+    """``app`` served by uvicorn on ``sock`` in a thread of its own (a blocking
+    client in the test's loop cannot deadlock it), stopped and closed on exit."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=what, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake Ollama did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.005)
     try:
-        yield fake
+        yield
     finally:
         server.should_exit = True
         thread.join(10)

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from support.fake_ollama import in_thread
 
 MODEL = "local-model"
 
@@ -100,19 +100,5 @@ def serving() -> Iterator[FakeOpenAI]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     fake = FakeOpenAI(f"http://127.0.0.1:{sock.getsockname()[1]}/v1")
-    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", lifespan="off"))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fake-openai", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the fake OpenAI-compatible server did not start")
-        time.sleep(0.01)
-    try:
+    with in_thread(fake.app(), sock, "the fake OpenAI-compatible server"):
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()

@@ -16,6 +16,19 @@ class Greeting(BaseModel):
     reply: str = ""
 
 
+#: A streamed model node (``write``) whose answer is the task's artifact.
+WRITER_YAML = """
+workflow:
+  id: writer
+  version: '1'
+  start: write
+  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
+nodes:
+  write: {type: model, prompt: "{{ state.text }}", output: reply, next: done}
+  done: {type: end, output: [reply]}
+"""
+
+
 def greeter() -> Workflow:
     """One step that answers ``Hello! You said: <text>`` (the output: ``reply``)."""
     wf = Workflow("greeter", version="1")

@@ -46,7 +46,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agent_node.a2a.server.grpc.calls import (
     ENCODINGS,
@@ -61,10 +61,18 @@ from agent_node.a2a.server.grpc.fields import header_block
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
 from agent_node.a2a.server.grpc.wire import ErrorCode, Wire, WireError
 
-if TYPE_CHECKING:
-    from agent_node.a2a.server.grpc.server import Http2Server
 
-__all__ = ["Connection"]
+class Serving(Protocol):
+    """What a connection reads of the server that accepted it (:class:`~.server.Http2Server`)."""
+
+    methods: dict[str, Method]
+    connections: set[Connection]
+    max_body_bytes: int
+    max_header_bytes: int
+    idle_close: float
+
+
+__all__ = ["Connection", "Serving"]
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +113,7 @@ class _Call:
 class Connection(asyncio.Protocol):
     """One client's HTTP/2 connection and its calls."""
 
-    def __init__(self, server: Http2Server) -> None:
+    def __init__(self, server: Serving) -> None:
         self.server = server
         # A call over the metadata limit is refused alone, unread; HPACK
         # refuses (the whole connection, ENHANCE_YOUR_CALM) only far past it.
