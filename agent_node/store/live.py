@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Chunk", "Live", "LiveListener", "LiveWriter", "stream_id"]
+__all__ = ["Chunk", "Live", "LiveListener", "LiveWriter", "WatchListener", "stream_id"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ class Chunk:
 
 
 LiveListener = Callable[[Chunk], None]
+#: Told ``(execution_id, True)`` when an execution gains its first listener
+#: here, ``(execution_id, False)`` when it loses its last.
+WatchListener = Callable[[str, bool], None]
 
 
 def stream_id(execution_id: str, node: str, visit: int) -> str:
@@ -61,12 +64,27 @@ class Live:
         self._listeners: dict[str, list[LiveListener]] = {}
         #: execution → stream → (node, its pieces so far), while it is written.
         self._open: dict[str, dict[str, tuple[str, list[str]]]] = {}
+        self._watchers: list[WatchListener] = []
+
+    def on_watch(self, listener: WatchListener) -> Callable[[], None]:
+        """Tell ``listener`` when an execution starts and stops being watched
+        here (a delegation relays its peer's text only then); returns the
+        unsubscribe."""
+        self._watchers.append(listener)
+        return lambda: self._watchers.remove(listener) if listener in self._watchers else None
+
+    def watched(self, execution_id: str) -> bool:
+        """Whether anyone here listens to ``execution_id``'s chunks."""
+        return execution_id in self._listeners
 
     def subscribe(self, execution_id: str, listener: LiveListener) -> Callable[[], None]:
         """Call ``listener`` with every chunk of ``execution_id``, starting
         with the text so far of each stream being written (one opening
         chunk each); returns the unsubscribe."""
+        first = execution_id not in self._listeners
         self._listeners.setdefault(execution_id, []).append(listener)
+        if first:
+            self._tell(execution_id, True)
         for stream, (node, pieces) in list(self._open.get(execution_id, {}).items()):
             listener(Chunk(execution_id, stream, node, "".join(pieces), False, False))
 
@@ -76,14 +94,25 @@ class Live:
                 listeners.remove(listener)
                 if not listeners:
                     del self._listeners[execution_id]
+                    self._tell(execution_id, False)
 
         return unsubscribe
+
+    def _tell(self, execution_id: str, watched: bool) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher(execution_id, watched)
+            except Exception:
+                log.exception("a watch listener failed on %s", execution_id)
 
     def writing(self, execution_id: str) -> int:
         """How many streams of ``execution_id`` are being written now."""
         return len(self._open.get(execution_id, ()))
 
-    def publish(self, chunk: Chunk) -> None:
+    def publish(self, chunk: Chunk, *, share: bool = True) -> None:
+        """Send ``chunk`` to its execution's listeners; ``share`` false keeps
+        it in this process (a relayed peer's text: every process that watches
+        relays its own)."""
         streams = self._open.setdefault(chunk.execution_id, {})
         if chunk.last:
             streams.pop(chunk.stream, None)

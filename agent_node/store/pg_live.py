@@ -84,9 +84,9 @@ class PgLive(Live):
             self._queue({"w": execution_id})
         return unsubscribe
 
-    def publish(self, chunk: Chunk) -> None:
+    def publish(self, chunk: Chunk, *, share: bool = True) -> None:
         super().publish(chunk)
-        if self._interest.get(chunk.execution_id, 0.0) > time.monotonic():
+        if share and self._interest.get(chunk.execution_id, 0.0) > time.monotonic():
             self._queue_chunk(chunk)
 
     def on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:

@@ -42,6 +42,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
 from agent_node.a2a.peers.peer_errors import PeerError
 from agent_node.engine import faults
@@ -109,10 +110,13 @@ class Watchdog:
         self._down: dict[str, float] = {}
         #: Peers that answered since this watchdog started.
         self._up: set[str] = set()
+        #: Streaming peers' text, to whoever watches the delegating execution.
+        self.chunks = ChunkRelay(runtime, delegator, max_follow=max_follow)
 
     async def start(self) -> None:
         if self._task is None:
             self._unsubscribe = self.runtime.store.subscribe(self._on_notice)
+            self.chunks.start()
             self._task = asyncio.create_task(self._run(), name="delegation-watchdog")
 
     def _on_notice(self, kind: str, _execution_id: str) -> None:
@@ -133,6 +137,7 @@ class Watchdog:
         for job in pending:
             job.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self.chunks.close()
 
     async def _run(self) -> None:
         while True:
@@ -232,7 +237,8 @@ class Watchdog:
             "follow": receipt.follow,
             "auth": receipt.auth,
         }
-        await inform(self.runtime, row, news)
+        if await inform(self.runtime, row, news) and row.key not in self._following:
+            self.chunks.accepted(row)
 
     async def _relay(self, row: DelegationRecord) -> None:
         await self.delegator.relay(row)
@@ -339,6 +345,7 @@ class Watchdog:
         over = False
         try:
             async for event in self.delegator.follow(row):
+                self.chunks.relay(row, event)
                 task = _task_of_event(row, event)
                 if task is None:
                     continue
@@ -357,6 +364,7 @@ class Watchdog:
                 self._unfollowable.clear()
         finally:
             self._following.pop(row.key, None)
+            self.chunks.ended(row)
         if not over:
             over = await self._over_by_poll(row)
         if not over:

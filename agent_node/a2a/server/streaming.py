@@ -5,7 +5,8 @@ notifications for the task's id and, on every wake and on a safety poll
 (notifications from other processes can be missed, e.g. on SQLite), renders
 the task again and turns what changed into :class:`StreamResponse` events:
 
-* an ``artifactUpdate`` for each artifact not sent yet, then
+* an ``artifactUpdate`` for each artifact not sent yet (whole: ``lastChunk``
+  true, ``append`` false), then
 * a ``statusUpdate`` when the state or the status message changed. A task
   never goes back to SUBMITTED once past it (a resumed execution is pending
   for a moment): that is shown as WORKING.
@@ -180,8 +181,8 @@ class Watch:
         for artifact in task.artifacts or []:
             if artifact.artifact_id not in self._sent:
                 self._sent.add(artifact.artifact_id)
-                added = TaskArtifactUpdateEvent(
-                    task_id=task.id, context_id=context_id, artifact=artifact
+                added = TaskArtifactUpdateEvent(  # whole: its own last chunk
+                    task_id=task.id, context_id=context_id, artifact=artifact, last_chunk=True
                 )
                 events.append(StreamResponse(artifact_update=added))
         if _status_key(status) != _status_key(previous.status):
