@@ -42,6 +42,7 @@ __all__ = [
     "StateValidationError",
     "StoreError",
     "StoreFull",
+    "Throttled",
     "UnknownExecution",
     "UsageError",
     "WorkflowDefinitionError",
@@ -119,6 +120,17 @@ class NodeFailed(RuntimeFailure):
 class PermanentFailure(NodeFailed):
     """A failure no retry can mend (a 404, a peer refusing the request):
     the node fails at once, whatever its retry policy."""
+
+
+class Throttled(NodeFailed):
+    """The service a node called asked it to come back later (an HTTP 429,
+    a provider's rate limit): the visit parks on a durable timer for
+    ``retry_after`` seconds (None: the retry policy's delay) without using
+    an attempt, up to its policy's ``rate_limited`` times."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NodeTimeout(NodeFailed):

@@ -90,7 +90,7 @@ def build_timeline(events: list[Event]) -> list[NodeRun]:
             open_runs[key] = run
         elif current is not None:
             _close(current, event)
-            if current.status in {"completed", "failed", "retrying"}:
+            if current.status in {"completed", "failed", "retrying", "throttled"}:
                 del open_runs[key]
     return runs
 
@@ -108,6 +108,9 @@ def _close(run: NodeRun, event: Event) -> None:
     if event.kind == "node_completed":
         run.status, run.ended_at = "completed", event.at
         run.extra.update({k: v for k, v in data.items() if k in {"next", "output", "usage"}})
+    elif event.kind == "node_failed" and data.get("throttled"):  # parked, no attempt used
+        run.status, run.ended_at = "throttled", event.at
+        run.detail = f"again in {data.get('wait')} s: {data.get('error')}"
     elif event.kind == "node_failed":
         run.status = "retrying" if data.get("retry_at") else "failed"
         run.ended_at, run.detail = event.at, data.get("error")

@@ -44,6 +44,7 @@ _STATUS_STYLES = {
     "pending": "cyan",
     "waiting": "yellow",
     "retrying": "yellow",
+    "throttled": "yellow",
     "interrupted": "magenta",
     "failed": "red",
     "canceled": "red",

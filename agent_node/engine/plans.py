@@ -36,7 +36,13 @@ from typing import Any
 
 from agent_node.errors import InvalidSignal
 from agent_node.store.base import Txn
-from agent_node.store.records import TERMINAL, DelegationRecord, WaitRecord, WorkItem
+from agent_node.store.records import (
+    TERMINAL,
+    DelegationRecord,
+    EventRecord,
+    WaitRecord,
+    WorkItem,
+)
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from .executor import Advance, Finish, Fork, Keep, Outcome, Park, Reaction
@@ -54,6 +60,8 @@ __all__ = [
     "resolve_wait",
     "start_claimed",
     "start_execution",
+    "throttle_node",
+    "throttled_count",
 ]
 
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -191,6 +199,39 @@ def fail_node(
         return
     txn.delete_work(item.node, item.visit)
     _finish(txn, Finish("failed", f"node {item.node!r} failed: {message}"))
+
+
+def throttle_node(
+    txn: Txn, item: WorkItem, error: BaseException, retry_at: float, wait: float, duration: float
+) -> None:
+    """Park a throttled visit until ``retry_at``: a ``node_failed`` marked
+    ``throttled``, and its work row due then with the attempt given back
+    (the next claim runs the same attempt number again)."""
+    data = {
+        "error": str(error) or type(error).__name__,
+        "type": type(error).__name__,
+        "retry_at": retry_at,
+        "throttled": True,
+        "wait": round(wait, 3),
+        "duration": round(duration, 6),
+    }
+    txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
+    attempt = max(0, item.attempt - 1)
+    parked = WorkItem(item.execution_id, item.node, item.visit, attempt, retry_at, None, None, 0)
+    parked.fence = item.fence
+    txn.put_work(parked)
+
+
+def throttled_count(events: Sequence[EventRecord], node: str, visit: int) -> int:
+    """How many times ``node``'s visit ``visit`` parked throttled, from its log."""
+    return sum(
+        1
+        for event in events
+        if event.kind == "node_failed"
+        and event.node == node
+        and event.visit == visit
+        and '"throttled":true' in (event.data or "")
+    )
 
 
 def release_lease(txn: Txn, node: str, visit: int, owner: str) -> None:

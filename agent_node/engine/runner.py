@@ -26,6 +26,7 @@ from agent_node.errors import (
     NodeTimeout,
     PermanentFailure,
     StateValidationError,
+    Throttled,
     UnknownExecution,
     UsageError,
 )
@@ -42,7 +43,7 @@ from .registry import WorkflowRegistry
 from .state import coerce_state
 from .tracebacks import step_traceback
 
-__all__ = ["Runner", "StateCache"]
+__all__ = ["MAX_THROTTLE", "Runner", "StateCache"]
 
 log = logging.getLogger("agent_node.engine")
 #: One INFO record per execution that fails, with ``execution_id``,
@@ -50,6 +51,8 @@ log = logging.getLogger("agent_node.engine")
 #: Attempts a node may lose to crashed workers beyond its retry policy before
 #: it fails: a body that kills its worker every time must not loop forever.
 CRASH_ALLOWANCE = 10
+#: Seconds a throttled visit waits at most, whatever ``Retry-After`` says.
+MAX_THROTTLE = 3600.0
 #: How often a worker retries a node whose workflow it cannot load.
 _NOT_HERE = RetryPolicy(initial_delay=30.0, backoff=1.0, max_delay=30.0, jitter=0.2)
 #: The state a chain of nodes carries along: (JSON, model, data).
@@ -132,10 +135,38 @@ class Runner:
         node_context.reset(token)
         faults.hit("after_effect", item.node)
         policy = spec.retry or NO_RETRY
-        retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
         duration = time.perf_counter() - started
+        if isinstance(error, Throttled) and await self._throttle(item, error, duration, policy):
+            return None, [], None
+        retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
         await self._fail(item, error, duration, final=not retry, policy=policy, trace=trace)
         return None, [], None
+
+    async def _throttle(
+        self, item: WorkItem, error: Throttled, duration: float, policy: RetryPolicy
+    ) -> bool:
+        """Park the visit on a durable timer (its work row, due after the
+        ``Retry-After``) without using an attempt; False when it was
+        throttled ``policy.rate_limited`` times already (an ordinary failure
+        then). Rare: the count is read from the log."""
+        events = await self.store.events(item.execution_id)
+        throttled = plans.throttled_count(events, item.node, item.visit)
+        if throttled >= policy.rate_limited:
+            return False
+        wait = error.retry_after
+        if wait is None:
+            wait = max(1.0, policy.delay(throttled + 1))
+        wait = min(max(wait, 0.0), MAX_THROTTLE)
+        log.info("node %s throttled: %s; again in %.1f s", item.key, error, wait)
+
+        def plan(txn: Txn) -> None:
+            plans.throttle_node(txn, item, error, time.time() + wait, wait, duration)
+
+        try:
+            await self.store.apply(item.execution_id, plan, fence=_fence(item))
+        except (Fenced, UnknownExecution) as exc:
+            log.warning("dropped the throttling of %s: %s", item.key, exc)
+        return True
 
     async def _commit(
         self,

@@ -58,7 +58,15 @@ from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed
 from agent_node.integrations import scripted
 from agent_node.integrations.backends import Backends
-from agent_node.nodes.model_client import Completion, ModelRefused, ToolCall
+from agent_node.nodes.model_client import (
+    Completion,
+    ModelMissing,
+    ModelRefused,
+    ModelUnavailable,
+    RateLimited,
+    ToolCall,
+)
+from agent_node.workflow.durations import parse_retry_after
 
 __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
 
@@ -174,7 +182,9 @@ class LlmClient:
         if ollama and not self._answered:
             await self._probe(model)  # seconds, not litellm's import and retries
         litellm = await _litellm()
-        options: dict[str, Any] = {"timeout": self.settings.timeout}
+        # No retries inside the call: a 429 parks the visit durably, and the
+        # node's retry policy (not the OpenAI client's) retries the rest.
+        options: dict[str, Any] = {"timeout": self.settings.timeout, "max_retries": 0}
         given = {"temperature": temperature, "max_tokens": max_tokens}
         options.update({key: value for key, value in given.items() if value is not None})
         if tools:
@@ -223,7 +233,7 @@ class LlmClient:
                 await http.get(f"{self.ollama_base}/api/version")
         except httpx.TransportError as exc:
             why = str(exc) or type(exc).__name__
-            raise NodeFailed(
+            raise ModelUnavailable(
                 f"model {model!r}: no Ollama answers at {self.ollama_base} ({why});"
                 f" {self._what_to_do(model)}"
             ) from None
@@ -368,11 +378,34 @@ def _translated(model: str, what_to_do: str = "") -> Iterator[None]:
     except NodeFailed:
         raise
     except Exception as exc:
-        status = getattr(exc, "status_code", None)
-        refused = isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE
-        failure = ModelRefused if refused else NodeFailed
         hint = f"; {what_to_do}" if what_to_do and _unanswered(exc) else ""
-        raise failure(f"model {model!r}: {_describe(exc)}{hint}") from exc
+        message = f"model {model!r}: {_describe(exc)}{hint}"
+        status = getattr(exc, "status_code", None)
+        if status == 429 or type(exc).__name__ == "RateLimitError":
+            raise RateLimited(message, _retry_after(exc)) from exc
+        if _unanswered(exc) or (isinstance(status, int) and status >= 500):
+            raise ModelUnavailable(message) from exc
+        if status == 404 or type(exc).__name__ == "NotFoundError":
+            raise ModelMissing(message) from exc
+        refused = isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE
+        raise (ModelRefused if refused else NodeFailed)(message) from exc
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``: seconds or an
+    HTTP date; ``retry-after-ms``), None when it did not say."""
+    headers = getattr(exc, "litellm_response_headers", None)
+    response = getattr(exc, "response", None)
+    if headers is None and response is not None:
+        headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        if (millis := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(millis) / 1000)
+        return parse_retry_after(headers.get("retry-after"))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _unanswered(exc: Exception) -> bool:

@@ -29,11 +29,19 @@ tool that cannot be reached fails the attempt.
 
 Failures: a model server that refuses the request itself (HTTP 4xx other
 than 408, 409, 425, 429: an unknown model, bad credentials, a context too
-long) fails the execution at once — asking again changes nothing. Anything
-else (a timeout, a server error, a connection refused) fails the attempt,
-retried per ``retry`` (default: 3 attempts, 1 s then 2 s apart). Each
-attempt gets its own repair. Model calls carry no idempotency key: a retried
-attempt asks the model again (and calls its tools again).
+long) fails the execution at once — asking again changes nothing. A rate
+limit (429, with or without ``Retry-After``) parks the visit on a durable
+timer for as long as the server asked (:class:`~agent_node.errors.Throttled`:
+no attempt is used, up to ``retry.rate_limited`` times; a kill -9 meanwhile
+loses nothing). Anything else (a timeout, a server error, a connection
+refused) fails the attempt, retried per ``retry`` (default: 3 attempts, 1 s
+then 2 s apart). Each attempt gets its own repair. Model calls carry no
+idempotency key: a retried attempt asks the model again (and calls its
+tools again).
+
+Fallbacks: ``model`` may be a list, a chain asked in order when a model
+cannot answer (:mod:`.model_conversation`); ``node_completed`` names the
+model that answered, and those given up on (``fell_back``).
 
 What the node records in ``node_completed``: ``usage`` — the model, the
 number of calls, tokens (prompt, completion, total), cost in USD (None when
@@ -51,13 +59,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
+from agent_node.engine.plans import throttled_count
 from agent_node.errors import NodeFailed, PermanentFailure
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model_client import (
@@ -70,7 +79,7 @@ from agent_node.nodes.model_client import (
 )
 from agent_node.nodes.model_conversation import Conversation
 from agent_node.store.live import LiveWriter
-from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import NO_RETRY, NodeSpec, RetryPolicy, node_type
 
 __all__ = [
     "Completion",
@@ -102,8 +111,9 @@ class ModelNode(NodeSpec):
     )
 
     type: Literal["model"] = "model"
-    #: Any model string litellm accepts; None: the node's ``models.default``.
-    model: str | None = Field(default=None, min_length=1)
+    #: Any model string litellm accepts, or a fallback chain of them (the
+    #: next is asked when one cannot answer); None: ``models.default``.
+    model: str | list[str] | None = Field(default=None, min_length=1)
     system: str | None = None
     prompt: str | None = None
     #: The state key holding the chat history (read, then written back longer).
@@ -131,6 +141,10 @@ class ModelNode(NodeSpec):
             raise ValueError("a model node needs 'prompt' or 'messages'")
         if len(set(self.tools)) != len(self.tools) or not all(self.tools):
             raise ValueError("'tools' must name distinct tools")
+        if isinstance(self.model, list) and (
+            len(set(self.model)) != len(self.model) or not all(self.model)
+        ):
+            raise ValueError("'model' as a list is a fallback chain of distinct models")
         if isinstance(self.answer_schema, dict):
             self._answer = _schema_model(self.answer_schema, self.id)
         elif isinstance(self.answer_schema, str) and ":" not in self.answer_schema:
@@ -144,6 +158,12 @@ class ModelNode(NodeSpec):
     def writes(self) -> list[tuple[str, str]]:
         given = (("output", self.output), ("messages", self.messages))
         return [(name, key) for name, key in given if key is not None]
+
+    def chain(self, default: str) -> list[str]:
+        """The models to ask, in order (``default`` when the node names none)."""
+        if self.model is None:
+            return [default]
+        return [self.model] if isinstance(self.model, str) else list(self.model)
 
     def answer_model(self) -> _Shape | None:
         """The model the answer is validated with (imported on first use)."""
@@ -197,8 +217,14 @@ class ModelExecutor(Parkless):
         live = None
         if ctx.live is not None and spec.stream is not False:
             live = LiveWriter(ctx.live, ctx.execution_id, spec.id, ctx.visit)
+
+        async def rate_limits_spent() -> bool:
+            events = await ctx.history() if ctx.history is not None else []
+            allowed = (spec.retry or NO_RETRY).rate_limited
+            return throttled_count(events, spec.id, ctx.visit) >= allowed
+
         try:
-            reply = await self.converse(spec, _messages(ctx, spec), live)
+            reply = await self.converse(spec, _messages(ctx, spec), live, rate_limits_spent)
         except ModelRefused as exc:
             return Finish("failed", f"model node {spec.id!r}: {exc}")
         finally:
@@ -212,18 +238,31 @@ class ModelExecutor(Parkless):
         )
 
     async def converse(
-        self, spec: ModelNode, messages: list[dict[str, Any]], live: LiveWriter | None = None
+        self,
+        spec: ModelNode,
+        messages: list[dict[str, Any]],
+        live: LiveWriter | None = None,
+        rate_limits_spent: Callable[[], Awaitable[bool]] | None = None,
     ) -> Reply:
         """One attempt of ``spec`` over ``messages`` (already rendered): tool
         rounds, then the structured answer with its repair. Raises
         :class:`ModelRefused` when no later attempt can succeed, ``NodeFailed``
         when one might. The eval node's judge asks through here too.
         ``live``: where the answers' text goes as it comes (each answer
-        starts the text over: the last one is the node's)."""
+        starts the text over: the last one is the node's);
+        ``rate_limits_spent``: whether a rate-limited model of a fallback
+        chain may be given up on now (see :mod:`.model_conversation`)."""
         client = self._client()
-        model = spec.model or client.default_model
+        model, *fallbacks = spec.chain(client.default_model)
         conversation = Conversation(
-            spec, model, client, messages, live=live, response_format=_response_format(spec)
+            spec,
+            model,
+            client,
+            messages,
+            live=live,
+            response_format=_response_format(spec),
+            fallbacks=fallbacks,
+            rate_limits_spent=rate_limits_spent,
         )
         conversation.offered = await self._offered(spec)
         answer = await self._answer(spec, conversation)

@@ -12,9 +12,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent_node.errors import NodeFailed
+from agent_node.errors import NodeFailed, Throttled
 
-__all__ = ["Completion", "InvalidAnswer", "ModelClient", "ModelRefused", "ToolBox", "ToolCall"]
+__all__ = [
+    "Completion",
+    "InvalidAnswer",
+    "ModelClient",
+    "ModelMissing",
+    "ModelRefused",
+    "ModelUnavailable",
+    "RateLimited",
+    "ToolBox",
+    "ToolCall",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,23 @@ class ModelRefused(NodeFailed):
     """The model's server refused the request itself: asking again changes nothing."""
 
 
+class ModelMissing(ModelRefused):
+    """The server has no such model (not installed, not served): the next
+    model of a fallback chain is asked; alone, the node fails at once."""
+
+
+class ModelUnavailable(NodeFailed):
+    """The model could not answer now — no server answered, it failed (5xx),
+    or it rate-limits: the next model of a fallback chain is asked; alone,
+    the attempt fails and is retried."""
+
+
+class RateLimited(ModelUnavailable, Throttled):
+    """The server said to come back later (429, a provider's rate limit):
+    the visit parks for ``retry_after`` seconds without using an attempt
+    (:class:`~agent_node.errors.Throttled`)."""
+
+
 class InvalidAnswer(ModelRefused):
     """The answer did not match the schema, even after its repair; ``usage``:
     what the calls that led to it cost (they count all the same)."""
@@ -72,7 +99,9 @@ class ModelClient(Protocol):
 
     ``complete`` raises :class:`~agent_node.errors.NodeFailed` naming the
     model on any failure — :class:`ModelRefused` when the request itself was
-    refused — and never swallows cancellation.
+    refused (:class:`ModelMissing`: no such model), :class:`ModelUnavailable`
+    when nothing answered or the server failed (:class:`RateLimited`: it
+    asked to come back later) — and never swallows cancellation.
     """
 
     @property

@@ -1,13 +1,34 @@
 """One attempt's exchange with a model: what was sent, what the history
-gains, what each call answered and cost."""
+gains, what each call answered and cost.
+
+A fallback chain (``model: [a, b, c]``) is walked here: when a model cannot
+answer — nothing answered, its server failed (5xx), it is not installed
+(:class:`~.model_client.ModelMissing`), or it rate-limits and the visit has
+used up its rate-limit waits — the same request goes to the next model,
+which answers the rest of the attempt (tool rounds, the repair). A 429
+while rate-limit waits are left parks the visit instead (the chain starts
+over from its first model afterwards). Each model given up on is recorded
+(``fell_back``: the model and why), and the summary names the model that
+answered.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent_node.nodes.model_client import Completion, ModelClient
+from agent_node.nodes.model_client import (
+    Completion,
+    ModelClient,
+    ModelMissing,
+    ModelUnavailable,
+    RateLimited,
+)
 from agent_node.store.live import LiveWriter
+
+log = logging.getLogger(__name__)
 
 
 class Spec(Protocol):
@@ -29,6 +50,7 @@ class Conversation:
     """One attempt's exchange with the model, and what it cost."""
 
     spec: Spec
+    #: The model asked now: the chain's first, then the one that answered.
     model: str
     client: ModelClient
     #: Everything sent so far.
@@ -41,16 +63,35 @@ class Conversation:
     response_format: dict[str, Any] | None = None
     completions: list[Completion] = field(default_factory=list)
     tools_called: list[str] = field(default_factory=list)
+    #: The models after ``model`` in the fallback chain.
+    fallbacks: Sequence[str] = ()
+    #: Whether a rate-limited model may be given up on now (the visit used
+    #: up its rate-limit waits); None: never (the 429 parks the visit).
+    rate_limits_spent: Callable[[], Awaitable[bool]] | None = None
+    #: The models given up on, and why.
+    fell_back: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.spec.prompt is not None:
             self.turn.append(self.messages[-1])
 
     async def ask(self) -> Completion:
+        while True:
+            try:
+                completion = await self._call()
+                break
+            except (ModelUnavailable, ModelMissing) as exc:
+                if not await self._fall_back(exc):
+                    raise
+        self.completions.append(completion)
+        self.tools_called.extend(call.name for call in completion.tool_calls)
+        return completion
+
+    async def _call(self) -> Completion:
         spec = self.spec
         if self.live is not None:
             self.live.restart()
-        completion = await self.client.complete(
+        return await self.client.complete(
             self.model,
             self.messages,
             tools=self.offered,
@@ -60,9 +101,20 @@ class Conversation:
             max_tokens=spec.max_tokens,
             on_text=self.live.write if self.live is not None else None,
         )
-        self.completions.append(completion)
-        self.tools_called.extend(call.name for call in completion.tool_calls)
-        return completion
+
+    async def _fall_back(self, error: Exception) -> bool:
+        """Move on to the chain's next model after ``error``; False when
+        there is none, or the error is a rate limit to wait out first."""
+        if not self.fallbacks:
+            return False
+        if isinstance(error, RateLimited) and (
+            self.rate_limits_spent is None or not await self.rate_limits_spent()
+        ):
+            return False
+        log.info("model %s could not answer (%s); asking %s", self.model, error, self.fallbacks[0])
+        self.fell_back.append({"model": self.model, "error": str(error)})
+        self.model, self.fallbacks = self.fallbacks[0], self.fallbacks[1:]
+        return True
 
     def add(self, *messages: dict[str, Any]) -> None:
         self.messages.extend(messages)
@@ -90,4 +142,5 @@ class Conversation:
 
     def summary(self, answer: Completion) -> dict[str, Any]:
         text = answer.text if len(answer.text) <= _EXCERPT else answer.text[: _EXCERPT - 1] + "…"
-        return {"model": self.model, "text": text, "tools": list(self.tools_called)}
+        said = {"model": self.model, "text": text, "tools": list(self.tools_called)}
+        return {**said, "fell_back": list(self.fell_back)} if self.fell_back else said

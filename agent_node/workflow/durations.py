@@ -1,10 +1,13 @@
-"""Durations as authors write them: ``30``, ``1.5``, ``"500ms"``, ``"2s"``, ``"5m"``, ``"1h"``."""
+"""Durations as authors write them: ``30``, ``1.5``, ``"500ms"``, ``"2s"``,
+``"5m"``, ``"1h"`` — and as servers send them (``Retry-After``)."""
 
 from __future__ import annotations
 
+import email.utils
 import re
+import time
 
-__all__ = ["parse_duration"]
+__all__ = ["parse_duration", "parse_retry_after"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -26,3 +29,19 @@ def parse_duration(value: object) -> float:
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {value!r}")
     return seconds
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` in seconds from now (delta-seconds or an HTTP
+    date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -59,6 +59,11 @@ class RetryPolicy(BaseModel):
     ``max_attempts`` counts every attempt, the first included (1 = no retry).
     The delay before attempt ``n + 1`` is ``initial_delay * backoff ** (n - 1)``,
     capped at ``max_delay``, then spread by ``± jitter`` (a fraction).
+
+    ``rate_limited`` counts apart: how many times one visit may be told to
+    come back later (a 429, :class:`~agent_node.errors.Throttled`) and park
+    on a durable timer — its ``Retry-After``, else the delay above — without
+    using an attempt. Past that, being throttled is a failed attempt.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,6 +73,7 @@ class RetryPolicy(BaseModel):
     backoff: float = Field(default=2.0, ge=1.0)
     max_delay: float = Field(default=60.0, ge=0)
     jitter: float = Field(default=0.1, ge=0, le=1)
+    rate_limited: int = Field(default=10, ge=0, le=1000)
 
     _durations = field_validator("initial_delay", "max_delay", mode="before")(_duration)
 

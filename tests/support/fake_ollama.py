@@ -83,6 +83,8 @@ class Reply:
     message: str = ""
     #: Seconds to wait before answering.
     delay: float = 0.0
+    #: Headers of an error answer (``Retry-After``).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def text(content: str, *, delay: float = 0.0) -> Reply:
@@ -97,8 +99,10 @@ def tool_call(name: str, **arguments: Any) -> Reply:
     return Reply(tool_calls=({"function": {"name": name, "arguments": arguments}},))
 
 
-def error(status: int, message: str) -> Reply:
-    return Reply(status=status, message=message)
+def error(status: int, message: str, **headers: str) -> Reply:
+    """An error answer; ``headers`` by name, ``_`` for ``-`` (``Retry_After="2"``)."""
+    sent = tuple((name.replace("_", "-"), value) for name, value in headers.items())
+    return Reply(status=status, message=message, headers=sent)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ class Recorded:
     method: str
     path: str
     body: Any
+    #: When it came (epoch seconds).
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -193,7 +199,8 @@ class FakeOllama:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
-            return JSONResponse({"error": reply.message}, status_code=reply.status)
+            headers = dict(reply.headers)
+            return JSONResponse({"error": reply.message}, status_code=reply.status, headers=headers)
         model = str(body.get("model", MODEL))
         prompt_tokens = _tokens(json.dumps(body.get("messages", [])))
         if body.get("stream", True):

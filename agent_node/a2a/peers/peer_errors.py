@@ -12,9 +12,7 @@ must not see).
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from typing import Any
 
 import httpx
@@ -24,6 +22,7 @@ from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
 from agent_node.a2a.protocol.errors import ProtocolError
 from agent_node.errors import RuntimeFailure
 from agent_node.nodes.delegation import scrub
+from agent_node.workflow.durations import parse_retry_after
 
 __all__ = [
     "TRANSIENT_CODES",
@@ -141,18 +140,7 @@ def unavailable(exc: PeerUnavailable) -> PeerError:
 
 def retry_after(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds (delta-seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def excerpt(text: str, limit: int = 120) -> str:
