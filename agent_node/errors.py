@@ -29,6 +29,9 @@ cannot swallow. The engine then commits nothing for that attempt.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "AgentNodeError",
     "ConfigError",
@@ -115,6 +118,10 @@ class RuntimeFailure(AgentNodeError):
 
 class NodeFailed(RuntimeFailure):
     """A node's body raised, or returned something invalid."""
+
+    #: What the failed attempt's model calls cost (``node_failed`` records
+    #: it: they count all the same, against budgets too).
+    usage: Mapping[str, Any] | None = None
 
 
 class PermanentFailure(NodeFailed):

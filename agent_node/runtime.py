@@ -34,10 +34,12 @@ from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.integrations import http_transport, model_client
 from agent_node.nodes import default_executors
 from agent_node.nodes.model import ModelExecutor
+from agent_node.nodes.model_budget import BUDGET_EVENT
 from agent_node.results import RunResult, to_event
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.store.records import ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import Budget
 from agent_node.workflow.loading import load_workflow
 from agent_node.workflow.refs import refuse_run_while_loading
 
@@ -110,10 +112,15 @@ class Runtime:
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
+        budget: Budget | Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Start (or, for an existing ``execution_id``, resume) an execution and
-        wait until it ends or parks on an external event."""
-        execution_id = await self.start_execution(workflow, state, execution_id=execution_id)
+        wait until it ends or parks on an external event. ``budget``: what
+        this execution may spend on models, within its workflow's own
+        (``tokens``, ``cost`` in USD, ``calls``; checked before each call)."""
+        execution_id = await self.start_execution(
+            workflow, state, execution_id=execution_id, budget=budget
+        )
         try:
             record = await self.engine.wait(execution_id)
         except faults.InjectedCrash:
@@ -129,8 +136,13 @@ class Runtime:
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
+        budget: Budget | Mapping[str, Any] | None = None,
     ) -> str:
         self.workflows.add(workflow)
+        notes: list[tuple[str, Any]] = []
+        if budget is not None:
+            own = budget if isinstance(budget, Budget) else Budget.model_validate(budget)
+            notes.append((BUDGET_EVENT, own.model_dump(exclude_none=True)))
         if execution_id is not None:
             existing = await self.store.get(execution_id)
             if existing is not None:
@@ -150,7 +162,9 @@ class Runtime:
         if not isinstance(state, BaseModel | Mapping):
             raise UsageError(f"the input state must be a {workflow.state_model.__name__} or a dict")
         try:
-            new_id, _ = await self.engine.submit(workflow, state, execution_id=execution_id)
+            new_id, _ = await self.engine.submit(
+                workflow, state, execution_id=execution_id, notes=notes
+            )
         except faults.InjectedCrash:
             await self.engine.abandon()
             raise

@@ -39,7 +39,7 @@ from agent_node.errors import UsageError, WorkflowDefinitionError
 from agent_node.results import RunResult
 from agent_node.workflow.compiled import CompiledWorkflow, RouteFn, StepFn
 from agent_node.workflow.compiler import compile_workflow
-from agent_node.workflow.ir import NodeSpec, RetryPolicy, WorkflowIR
+from agent_node.workflow.ir import Budget, NodeSpec, RetryPolicy, WorkflowIR
 from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Workflow"]
@@ -66,8 +66,11 @@ class Workflow:
         description: str | None = None,
         start: str | None = None,
         store: str | None = None,
+        budget: Budget | Mapping[str, Any] | None = None,
     ) -> None:
         self.id = id
+        #: What each execution may spend on models (tokens, cost, calls).
+        self.budget = Budget.model_validate(budget) if isinstance(budget, Mapping) else budget
         self.version = str(version)
         self.description = description
         self.start = start
@@ -411,6 +414,7 @@ class Workflow:
             id=self.id,
             version=self.version,
             description=self.description,
+            budget=self.budget,
             state_schema=self._state_model.model_json_schema(),
             start=self.start or self._order[0],
             nodes=nodes,

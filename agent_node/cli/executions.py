@@ -10,15 +10,17 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 import click
+from pydantic import ValidationError
 
 from agent_node.engine.control import Control
 from agent_node.engine.registry import WorkflowRegistry
-from agent_node.errors import ConfigError, UnknownExecution
+from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.nodes import default_executors
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
 from agent_node.store.live import Chunk
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import Budget
 from agent_node.workflow.loading import load_workflow
 
 if TYPE_CHECKING:
@@ -70,6 +72,12 @@ _EXAMPLE_PAYLOADS = {
     help="Show the text nodes write (a model's answer) as they write it, on stderr"
     " (default: when stderr is a terminal).",
 )
+@click.option(
+    "--budget",
+    metavar="LIMITS",
+    help="What this execution may spend on models, within its workflow's budget:"
+    " tokens=N, cost=USD, calls=N, comma-separated (e.g. tokens=20000,cost=0.05).",
+)
 @store_option
 @handle_errors
 def run(
@@ -77,6 +85,7 @@ def run(
     input_text: str | None,
     execution_id: str | None,
     live: bool | None,
+    budget: str | None,
     store_url: str,
 ) -> None:
     """Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr).
@@ -91,13 +100,29 @@ def run(
         execution_id = str(uuid.uuid4())  # known before it runs, to name if interrupted
     if live is None:
         live = sys.stderr.isatty()
+    limits = _budget(budget) if budget is not None else None
     try:
-        result, waits = run_async(_run(store_url, workflow, state, execution_id, live))
+        result, waits = run_async(_run(store_url, workflow, state, execution_id, live, limits))
     except KeyboardInterrupt:
         _interrupted(target, input_text, execution_id, store_url)
     _show_run(store_url, workflow, result, waits)
     if result.status not in {"completed", "waiting"}:
         raise click.exceptions.Exit(EXIT_FAILURE)
+
+
+def _budget(text: str) -> Budget:
+    """``tokens=N,cost=USD,calls=N`` as a :class:`Budget` (a usage error else)."""
+    limits: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, value = item.partition("=")
+        if not equals or name.strip() not in ("tokens", "cost", "calls"):
+            raise UsageError(f"--budget: {item!r} is not tokens=N, cost=USD or calls=N")
+        limits[name.strip()] = value.strip()
+    try:
+        return Budget.model_validate(limits)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors(include_url=False))
+        raise UsageError(f"--budget {text!r}: {problems}") from None
 
 
 def _interrupted(
@@ -127,13 +152,14 @@ async def _run(
     state: dict[str, Any] | None,
     execution_id: str | None,
     live: bool = False,
+    budget: Budget | None = None,
 ) -> tuple[RunResult, list[WaitRecord]]:
     async with started_runtime(url) as runtime:
         if live:
             execution_id = execution_id or str(uuid.uuid4())
             unsubscribe = runtime.store.live.subscribe(execution_id, _LiveText())
         try:
-            result = await runtime.run(workflow, state, execution_id=execution_id)
+            result = await runtime.run(workflow, state, execution_id=execution_id, budget=budget)
         finally:
             if live:
                 unsubscribe()

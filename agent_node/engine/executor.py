@@ -148,6 +148,8 @@ class Finish:
     status: Literal["completed", "failed"] = "completed"
     error: str | None = None
     output: Any = None
+    #: What the node's calls cost (recorded in its ``node_completed``).
+    usage: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,8 @@ def fail_node(
     }
     if trace is not None:
         data["traceback"] = trace
+    if (usage := getattr(error, "usage", None)) is not None:
+        data["usage"] = usage  # calls made before it failed count all the same
     txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
     if retry_at is not None:
         txn.put_work(
@@ -215,6 +217,8 @@ def throttle_node(
         "wait": round(wait, 3),
         "duration": round(duration, 6),
     }
+    if (usage := getattr(error, "usage", None)) is not None:
+        data["usage"] = usage
     txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
     attempt = max(0, item.attempt - 1)
     parked = WorkItem(item.execution_id, item.node, item.visit, attempt, retry_at, None, None, 0)
@@ -380,6 +384,8 @@ def _apply(
     info["next"] = None
     if outcome.status == "failed" and outcome.output is not None:
         info["output"] = outcome.output  # why it failed (a completion's output is the result's)
+    if outcome.usage:
+        info["usage"] = dict(outcome.usage)
     txn.event("node_completed", node, visit, data=dumps(info))
     _finish(txn, outcome)
     return []

@@ -203,6 +203,23 @@ class LlmClient:
         async with self.backends.slot(model):
             return await self._ask(litellm, model, messages, options, on_text, stream, what_to_do)
 
+    async def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD for a call of ``model`` with these token counts, as litellm
+        prices it (a budget checks calls before they are made); None when
+        it has no price; local models (Ollama, scripted) are free."""
+        if model.startswith((scripted.PREFIX, *_OLLAMA_PREFIXES)):
+            return 0.0
+        if model.startswith(OPENAI_PREFIX) and self.settings.api_base:
+            return 0.0  # a local OpenAI-compatible server
+        litellm = await _litellm()
+        try:
+            prompt, answer = litellm.cost_per_token(
+                model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+        except Exception:  # an unpriced model
+            return None
+        return float(prompt) + float(answer)
+
     async def _ask(
         self,
         litellm: ModuleType,

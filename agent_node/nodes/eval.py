@@ -52,6 +52,7 @@ from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
+from agent_node.nodes.model_budget import BudgetGuard, OverBudget
 from agent_node.store.records import EventRecord
 from agent_node.workflow.durations import parse_duration
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
@@ -210,11 +211,15 @@ class EvalExecutor(Parkless):
         usage: list[dict[str, Any]] = []
         history = await _history(ctx, spec)
         scores: list[Score] = []
+        budget = BudgetGuard(ctx.workflow.ir.budget, ctx.history, f"eval node {spec.id!r}")
         try:
             for index, scorer in enumerate(spec.scorers):
-                scores.append(await self._score(ctx, spec, index, scorer, history, usage))
+                scores.append(await self._score(ctx, spec, index, scorer, history, usage, budget))
+        except OverBudget as exc:  # the judges asked so far count
+            return Finish("failed", str(exc), usage=_total(usage))
         except ModelRefused as exc:
-            return Finish("failed", f"eval node {spec.id!r}: the judge: {exc}")
+            spent = [*usage, dict(exc.usage)] if exc.usage else usage
+            return Finish("failed", f"eval node {spec.id!r}: the judge: {exc}", usage=_total(spent))
         passed = all(score.passed for score in scores)
         action, target = _decide(spec, ctx.visit, passed)
         mean = round(sum(score.score for score in scores) / len(scores), 4)
@@ -235,9 +240,10 @@ class EvalExecutor(Parkless):
         scorer: LlmJudge | Assertion | Latency | Cost,
         history: list[EventRecord],
         usage: list[dict[str, Any]],
+        budget: BudgetGuard,
     ) -> Score:
         if isinstance(scorer, LlmJudge):
-            return await self._judge(ctx, spec, index, scorer, usage)
+            return await self._judge(ctx, spec, index, scorer, usage, budget)
         if isinstance(scorer, Assertion):
             expression = ctx.workflow.expression(spec.id, f"scorers[{index}].expr")
             held = bool(expression.evaluate(ctx.data))
@@ -257,6 +263,7 @@ class EvalExecutor(Parkless):
         index: int,
         scorer: LlmJudge,
         usage: list[dict[str, Any]],
+        budget: BudgetGuard,
     ) -> Score:
         rubric = ctx.workflow.template(spec.id, f"scorers[{index}].rubric").render(ctx.data)
         submission = ctx.workflow.template(spec.id, f"scorers[{index}].input").render(ctx.data)
@@ -265,16 +272,18 @@ class EvalExecutor(Parkless):
             {"role": "user", "content": _JUDGE_PROMPT.format(rubric=rubric, submission=submission)},
         ]
         try:
-            reply = await self.models.converse(spec.judge(index), messages)
+            reply = await self.models.converse(spec.judge(index), messages, budget=budget)
         except InvalidAnswer as exc:
             if exc.usage is not None:  # its calls were made: they count
-                usage.append(exc.usage)
+                usage.append(dict(exc.usage))
+                budget.count(exc.usage)
             # No verdict is not a pass: a failed score, so on_fail decides.
             reason = f"the judge gave no readable verdict: {exc}"
             return Score(
                 name=scorer.label, type=scorer.type, score=0.0, passed=False, reason=reason
             )
         usage.append(reply.usage)
+        budget.count(reply.usage)
         grade = min(max(int(reply.value["score"]), 1), scorer.scale)
         score = round(grade / scorer.scale, 4)
         threshold = scorer.threshold if scorer.threshold is not None else spec.threshold

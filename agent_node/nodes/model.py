@@ -69,6 +69,7 @@ from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.engine.plans import throttled_count
 from agent_node.errors import NodeFailed, PermanentFailure
 from agent_node.nodes.base import Parkless
+from agent_node.nodes.model_budget import BudgetGuard, OverBudget
 from agent_node.nodes.model_client import (
     Completion,
     InvalidAnswer,
@@ -130,6 +131,8 @@ class ModelNode(NodeSpec):
     #: False: asked for whole, for a backend that cannot stream.
     stream: bool | None = None
     next: str | None = None
+    #: Where to go when a call would cross the execution's budget (None: fail).
+    on_budget: str | None = None
     retry: RetryPolicy | None = RetryPolicy(max_attempts=3, initial_delay=1.0, max_delay=30.0)
 
     has_next: ClassVar[bool] = True
@@ -158,6 +161,9 @@ class ModelNode(NodeSpec):
     def writes(self) -> list[tuple[str, str]]:
         given = (("output", self.output), ("messages", self.messages))
         return [(name, key) for name, key in given if key is not None]
+
+    def successors(self) -> list[str]:
+        return [*super().successors(), *([self.on_budget] if self.on_budget else [])]
 
     def chain(self, default: str) -> list[str]:
         """The models to ask, in order (``default`` when the node names none)."""
@@ -223,10 +229,16 @@ class ModelExecutor(Parkless):
             allowed = (spec.retry or NO_RETRY).rate_limited
             return throttled_count(events, spec.id, ctx.visit) >= allowed
 
+        where = f"model node {spec.id!r}"
+        budget = BudgetGuard(ctx.workflow.ir.budget, ctx.history, where)
         try:
-            reply = await self.converse(spec, _messages(ctx, spec), live, rate_limits_spent)
+            reply = await self.converse(spec, _messages(ctx, spec), live, rate_limits_spent, budget)
+        except OverBudget as exc:
+            if spec.on_budget is None:
+                return Finish("failed", str(exc), usage=exc.usage)
+            return Advance(next=spec.on_budget, output={"over_budget": str(exc)}, usage=exc.usage)
         except ModelRefused as exc:
-            return Finish("failed", f"model node {spec.id!r}: {exc}")
+            return Finish("failed", f"{where}: {exc}", usage=exc.usage)
         finally:
             if live is not None:
                 live.end()
@@ -243,6 +255,7 @@ class ModelExecutor(Parkless):
         messages: list[dict[str, Any]],
         live: LiveWriter | None = None,
         rate_limits_spent: Callable[[], Awaitable[bool]] | None = None,
+        budget: BudgetGuard | None = None,
     ) -> Reply:
         """One attempt of ``spec`` over ``messages`` (already rendered): tool
         rounds, then the structured answer with its repair. Raises
@@ -251,7 +264,9 @@ class ModelExecutor(Parkless):
         ``live``: where the answers' text goes as it comes (each answer
         starts the text over: the last one is the node's);
         ``rate_limits_spent``: whether a rate-limited model of a fallback
-        chain may be given up on now (see :mod:`.model_conversation`)."""
+        chain may be given up on now (see :mod:`.model_conversation`);
+        ``budget``: checks each call before it is made. A failure carries
+        the usage of the calls made before it (``NodeFailed.usage``)."""
         client = self._client()
         model, *fallbacks = spec.chain(client.default_model)
         conversation = Conversation(
@@ -263,13 +278,19 @@ class ModelExecutor(Parkless):
             response_format=_response_format(spec),
             fallbacks=fallbacks,
             rate_limits_spent=rate_limits_spent,
+            budget=budget,
         )
-        conversation.offered = await self._offered(spec)
-        answer = await self._answer(spec, conversation)
-        value: Any = answer.text
-        shape = spec.answer_model()
-        if shape is not None:
-            value, answer = await self._structured(spec, conversation, shape, answer)
+        try:
+            conversation.offered = await self._offered(spec)
+            answer = await self._answer(spec, conversation)
+            value: Any = answer.text
+            shape = spec.answer_model()
+            if shape is not None:
+                value, answer = await self._structured(spec, conversation, shape, answer)
+        except NodeFailed as exc:
+            if exc.usage is None and conversation.completions:
+                exc.usage = conversation.usage()  # the calls made count all the same
+            raise
         conversation.turn.append(answer.message())
         return Reply(value, conversation.turn, conversation.summary(answer), conversation.usage())
 

@@ -89,7 +89,7 @@ class InvalidAnswer(ModelRefused):
     """The answer did not match the schema, even after its repair; ``usage``:
     what the calls that led to it cost (they count all the same)."""
 
-    def __init__(self, message: str, usage: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, usage: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.usage = usage
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent_node.nodes.model_budget import BudgetGuard, Spend, estimate
 from agent_node.nodes.model_client import (
     Completion,
     ModelClient,
@@ -70,6 +71,8 @@ class Conversation:
     rate_limits_spent: Callable[[], Awaitable[bool]] | None = None
     #: The models given up on, and why.
     fell_back: list[dict[str, str]] = field(default_factory=list)
+    #: Checks each call against the execution's budget before it is made.
+    budget: BudgetGuard | None = None
 
     def __post_init__(self) -> None:
         if self.spec.prompt is not None:
@@ -89,6 +92,10 @@ class Conversation:
 
     async def _call(self) -> Completion:
         spec = self.spec
+        if self.budget is not None:
+            asked = (self.model, self.messages, self.offered, spec.max_tokens)
+            call = await estimate(self.client, *asked)
+            await self.budget.check(call, Spend.of(self.usage()))
         if self.live is not None:
             self.live.restart()
         return await self.client.complete(

@@ -39,7 +39,7 @@ __all__ = ["load_yaml_text", "load_yaml_workflow"]
 
 _SECTIONS = ("workflow", "nodes")
 _HEADER_REQUIRED = ("id", "version", "state_schema", "start")
-_HEADER_KEYS = (*_HEADER_REQUIRED, "description")
+_HEADER_KEYS = (*_HEADER_REQUIRED, "description", "budget")
 
 
 def load_yaml_workflow(path: str | Path) -> CompiledWorkflow:

@@ -306,8 +306,12 @@ class Setup:
 async def ask(http: httpx.AsyncClient, url: str, setup: Setup, seq: int) -> list[float]:
     """One ``SendStreamingMessage``: the latency (ms) of every token read."""
     message = {"messageId": f"m-{setup.name}-{seq}", "role": "ROLE_USER", "parts": [{"text": "go"}]}
-    body = {"jsonrpc": "2.0", "id": seq, "method": "SendStreamingMessage"}
-    body["params"] = {"message": message}
+    body = {
+        "jsonrpc": "2.0",
+        "id": seq,
+        "method": "SendStreamingMessage",
+        "params": {"message": message},
+    }
     latencies: list[float] = []
     state = ""
     async with http.stream("POST", f"{url}/a2a", json=body, headers=V10) as response:
@@ -402,6 +406,27 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[st
     return {"per_hop_p50_ms": hop, "per_hop_p99_ms": hop_p99, "pass": hop < HOP_TARGET_MS}
 
 
+def run(args: argparse.Namespace, setups: list[Setup]) -> list[str]:
+    """Start the fake model and the nodes, measure, stop them all; the problems seen.
+    The scratch directory (the nodes' logs) stays when asked to or when the run failed."""
+    scratch = Path(tempfile.mkdtemp(prefix="chain-bench-"))
+    nodes = Nodes(scratch, make_certs(scratch / "certs"))
+    keep = args.keep_tmp
+    try:
+        with in_thread(fake_ollama(args.tokens, args.rate)) as ollama:
+            launch(nodes, ollama)
+            return asyncio.run(measure(nodes, setups, args.requests, args.tokens))
+    except Exception:
+        keep = True
+        raise
+    finally:
+        nodes.stop()
+        if keep:
+            print(f"scratch (the nodes' logs): {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=200, help="tokens per answer")
@@ -410,24 +435,17 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to FILE (- for stdout)")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the scratch directory")
     args = parser.parse_args()
-    # SIGTERM as Ctrl-C: the finally below stops the nodes either way.
+    # SIGTERM as Ctrl-C: run() stops the nodes either way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    scratch = Path(tempfile.mkdtemp(prefix="chain-bench-"))
-    nodes = Nodes(scratch, make_certs(scratch / "certs"))
     setups = [
         Setup("direct", "subscriber <- solo", "solo", relayed=False),
         Setup("chain", "subscriber <- A <- B <- C", "a", relayed=True),
     ]
     try:
-        with in_thread(fake_ollama(args.tokens, args.rate)) as ollama:
-            launch(nodes, ollama)
-            problems = asyncio.run(measure(nodes, setups, args.requests, args.tokens))
-    finally:
-        nodes.stop()
-        if args.keep_tmp:
-            print(f"scratch: {scratch}", file=sys.stderr)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        problems = run(args, setups)
+    except KeyboardInterrupt:
+        print("interrupted; the nodes are stopped", file=sys.stderr)
+        return 130
     rows = {setup.name: figures(setup) for setup in setups}
     outcome = report(rows, args)
     for problem in problems:
