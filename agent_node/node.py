@@ -186,6 +186,7 @@ class _Parts:
             "model": models,
         }
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
+        llm.backends.shared = runtime.store.slots  # models.backends with shared: true
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
         card = CardDocument.of(_signed(config, build_card(config, workflows)))

@@ -114,6 +114,12 @@ def _close(run: NodeRun, event: Event) -> None:
     elif event.kind == "node_failed":
         run.status = "retrying" if data.get("retry_at") else "failed"
         run.ended_at, run.detail = event.at, data.get("error")
+    elif event.kind == "node_queued":  # a model backend's slot, not free yet
+        across = ", across the store's processes" if data.get("shared") else ""
+        run.status = "waiting"
+        run.detail = f"for a slot of {data.get('backend')} ({data.get('limit')} at once{across})"
+    elif event.kind == "node_dequeued":
+        run.status, run.detail = "running", f"waited {data.get('waited')} s for a slot"
     elif event.kind == "delegation_sent":  # the peer took the task the wait handed it
         run.extra["delegation"] = {k: data.get(k) for k in ("peer", "task_id", "version")}
         if data.get("auth"):  # the scheme presented besides our certificate

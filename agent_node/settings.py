@@ -245,6 +245,9 @@ class BackendLimit(BaseModel):
     #: Or a litellm provider: the model string's prefix (``openai``, ``anthropic`` …).
     provider: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+$")
     concurrency: int = Field(ge=1, le=10_000)
+    #: The limit holds across every process of the node's store (worker
+    #: processes, replicas), not only within each.
+    shared: bool = False
 
     @model_validator(mode="after")
     def _one_backend(self) -> BackendLimit:

@@ -79,6 +79,9 @@ class NodeContext:
     #: The store's live channel, for text a node writes while it runs
     #: (a model's streamed answer: :class:`~agent_node.store.live.LiveWriter`).
     live: Live | None = None
+    #: Logs an event about this attempt while it runs (``kind``, data), under
+    #: its lease: what it waits for (a model backend's slot) shows in ``inspect``.
+    note: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -114,6 +114,7 @@ class Runner:
             record.traceparent,
             functools.partial(self.store.events, record.id),
             self.store.live,
+            functools.partial(self._note, item),
         )
         faults.hit("after_claim", item.node)
         started = time.perf_counter()
@@ -141,6 +142,18 @@ class Runner:
         retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
         await self._fail(item, error, duration, final=not retry, policy=policy, trace=trace)
         return None, [], None
+
+    async def _note(self, item: WorkItem, kind: str, data: Mapping[str, Any]) -> None:
+        """Log ``kind`` about ``item``'s attempt while it runs (fenced: a lost
+        lease drops it, as it will drop the attempt's result)."""
+
+        def plan(txn: Txn) -> None:
+            txn.event(kind, item.node, item.visit, item.attempt, plans.dumps(dict(data)))
+
+        try:
+            await self.store.apply(item.execution_id, plan, fence=_fence(item))
+        except (Fenced, UnknownExecution) as exc:
+            log.warning("dropped a note of %s: %s", item.key, exc)
 
     async def _throttle(
         self, item: WorkItem, error: Throttled, duration: float, policy: RetryPolicy

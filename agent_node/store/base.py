@@ -45,6 +45,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
+from agent_node.store.slots import SharedSlots
 
 __all__ = ["ClaimPlan", "Fence", "Listener", "Plan", "Store", "Txn"]
 
@@ -156,6 +157,12 @@ class Store(Protocol):
     @property
     def live(self) -> Live:
         """The live channel of the text nodes are writing (:mod:`.live`)."""
+        ...
+
+    @property
+    def slots(self) -> SharedSlots | None:
+        """Slots held across every process of this store (:mod:`.slots`);
+        None when its executions all run in one process (memory)."""
         ...
 
     async def open(self) -> None:

@@ -27,6 +27,7 @@ from agent_node.store.records import (
     WorkItem,
     asking_of,
 )
+from agent_node.store.slots import SharedSlots
 
 __all__ = ["MemoryStore"]
 
@@ -48,6 +49,8 @@ class MemoryStore:
         self._notifier = Notifier()
         #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
         self.live = Live()
+        #: One process runs every execution: its own slots suffice.
+        self.slots: SharedSlots | None = None
 
     async def open(self) -> None:
         return None

@@ -39,6 +39,7 @@ from agent_node.store.records import (
     WorkItem,
 )
 from agent_node.store.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA_VERSION, ddl
+from agent_node.store.slots import PgSlots, SharedSlots
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
@@ -110,6 +111,8 @@ class PostgresStore:
         #: Chunks of the text nodes are writing (:mod:`.live`), across the
         #: replicas of the database (:mod:`.pg_live`).
         self.live = PgLive()
+        #: Slots shared by the processes of this database (:mod:`.slots`).
+        self.slots: SharedSlots | None = PgSlots(dsn)
         self._live_conn: asyncpg.Connection | None = None
 
     # -- lifecycle -----------------------------------------------------------

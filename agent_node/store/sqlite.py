@@ -48,6 +48,7 @@ from agent_node.store.records import (
     WorkItem,
 )
 from agent_node.store.schema import ADDED_COLUMNS, SCHEMA_VERSION, ddl
+from agent_node.store.slots import FileSlots, SharedSlots
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
@@ -105,6 +106,8 @@ class SqliteStore:
         self._notifier = Notifier()
         #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
         self.live = Live()
+        #: Slots shared by the processes of this file (:mod:`.slots`).
+        self.slots: SharedSlots | None = FileSlots(path.with_name(path.name + ".slots"))
         self._writer = Writer(
             url, path, self._notifier, synchronous=self.synchronous, cache_kib=cache_kib
         )
