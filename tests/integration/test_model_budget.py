@@ -89,9 +89,7 @@ async def test_on_budget_routes_instead_of_failing(ollama: FakeOllama, tmp_path:
     result = await run(ollama, two_calls("budget: {calls: 1}", on_budget=True), tmp_path)
     assert result.status == "completed", result.error
     assert result.output == {"first": "first"}
-    (over,) = [
-        e.data for e in result.events if e.kind == "node_completed" and e.node == "second"
-    ]
+    (over,) = [e.data for e in result.events if e.kind == "node_completed" and e.node == "second"]
     assert over is not None and "budget of 1 model call " in over["output"]["over_budget"]
     assert len(ollama.chats()) == 1
 
