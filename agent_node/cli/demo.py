@@ -12,6 +12,8 @@ starts fresh, as the user chooses.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -267,9 +269,11 @@ async def _ask_and_show(
     from agent_node.a2a.peers.client import http_client
     from agent_node.security.tls import client_context
 
+    from .demo_text import LiveText, read_text
     from .demo_view import Watcher, follow, steps_table
 
     cert, key, ca = net.user_files()
+    text = LiveText()
     async with http_client(client_context(cert, key, [ca]), timeout=30.0) as http:
         coordinator = net.agents["coordinator"].url
         task_id = resume or await _send(http, coordinator, question)
@@ -277,12 +281,22 @@ async def _ask_and_show(
         console.print(f"[bold]question:[/] {question}\n[dim]coordinator task {task_id}[/]")
         urls = {name: agent.url for name, agent in net.agents.items()}
         watcher = Watcher(http, urls, task_id)
-        steps = await follow(watcher, console, live=options.live, title="what the agents do")
+        reading = asyncio.create_task(read_text(http, coordinator, task_id, text))
+        try:
+            steps = await follow(
+                watcher, console, live=options.live, title="what the agents do", text=text
+            )
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
         task = await _rpc(http, coordinator, "GetTask", {"id": task_id})
     took = time.perf_counter() - began
     if not options.live:
         console.print(steps_table(steps, "timeline across the three agents"))
     _show_answer(console, task, watcher.status, took)
+    if text.first_at is not None:
+        console.print(f"first text seen after {text.first_at - began:.1f} s", style="dim")
     runs = [step.run for step in steps]
     counted = any((run.extra.get("usage") or {}).get("total_tokens") for run in runs)
     if counted:  # the scripted model counts no tokens

@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 
 from agent_node.errors import AgentNodeError
 from agent_node.results import Event, NodeRun, build_timeline
 
+from .demo_text import LiveText
 from .render import detail, status_text, truncate
 
 __all__ = ["Step", "Watcher", "follow", "short_ids", "steps_table"]
@@ -117,15 +118,24 @@ def steps_table(steps: list[Step], title: str) -> Table:
     return table
 
 
-async def follow(watcher: Watcher, console: Console, *, live: bool, title: str) -> list[Step]:
-    """Show the steps until the root task ends; returns the last steps read."""
+async def follow(
+    watcher: Watcher,
+    console: Console,
+    *,
+    live: bool,
+    title: str,
+    text: LiveText | None = None,
+) -> list[Step]:
+    """Show the steps until the root task ends; returns the last steps read.
+    Live, ``text`` (the agents' text as it is written) shows under them."""
     if live:
         with Live(steps_table([], title), console=console, refresh_per_second=10) as view:
             while True:
                 steps = await watcher.steps()
-                view.update(steps_table(steps, title))
-                if watcher.status != "running":
+                if watcher.status != "running":  # the answer follows: the text was shown
+                    view.update(steps_table(steps, title))
                     return steps
+                view.update(_view(steps, title, text))
                 await asyncio.sleep(POLL)
     printed: set[tuple[str, str, int, int, str]] = set()
     while True:
@@ -140,6 +150,18 @@ async def follow(watcher: Watcher, console: Console, *, live: bool, title: str) 
         if watcher.status != "running":
             return steps
         await asyncio.sleep(POLL)
+
+
+def _view(steps: list[Step], title: str, text: LiveText | None) -> RenderableType:
+    table = steps_table(steps, title)
+    if text is None:
+        return table
+    for step in steps:  # whose text it is: the agent each delegate node asks
+        sent = step.run.extra.get("delegation")
+        if step.depth == 0 and sent and sent.get("peer"):
+            text.agents[step.run.node] = str(sent["peer"])
+    panel = text.panel()
+    return table if panel is None else Group(table, panel)
 
 
 def _print_step(console: Console, step: Step) -> None:

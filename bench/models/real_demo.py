@@ -83,7 +83,9 @@ QUESTION_TIMEOUT = 900.0
 class Run:
     first_chunk: float | None = None
     completed: float | None = None
+    #: The terminal state, and when it came (COMPLETED or not).
     state: str = ""
+    ended: float | None = None
     chunks: int = 0
     by_node: Counter[str] = field(default_factory=Counter)
     answer: str = ""
@@ -181,6 +183,7 @@ async def ask(http: Any, url: str, question: str) -> Run:
                 if state == COMPLETED and run.completed is None:
                     run.completed = now
                 if state in TERMINAL:
+                    run.ended = now
                     break
     if task_id is not None:
         task = await rpc(http, url, "GetTask", {"id": task_id})
@@ -245,12 +248,20 @@ async def bench(args: argparse.Namespace) -> tuple[dict[str, Any], list[Run]]:
     return info, runs
 
 
+def _short(run: Run) -> str:
+    state = run.state.removeprefix("TASK_STATE_").lower() or "no state"
+    return state if run.state == COMPLETED else f"{state} at {_s(run.ended)} s"
+
+
 def _s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
 def table(info: dict[str, Any], runs: list[Run]) -> str:
-    head = f"{'run':<10}{'first chunk s':>14}{'completed s':>13}{'chunks':>8}{'answer chars':>14}"
+    head = (
+        f"{'run':<10}{'first chunk s':>14}{'completed s':>13}{'chunks':>8}"
+        f"{'answer chars':>14}  state"
+    )
     lines = [
         f"model {info['model']} at {info['api_base']}; agents started in"
         f" {info['agents_start_s']:.2f} s",
@@ -261,7 +272,7 @@ def table(info: dict[str, Any], runs: list[Run]) -> str:
         name = "cold" if index == 0 else f"warm {index}"
         lines.append(
             f"{name:<10}{_s(run.first_chunk):>14}{_s(run.completed):>13}"
-            f"{run.chunks:>8}{len(run.answer):>14}"
+            f"{run.chunks:>8}{len(run.answer):>14}  {_short(run)}"
         )
     warm = runs[1:]
     firsts = [r.first_chunk for r in warm if r.first_chunk is not None]

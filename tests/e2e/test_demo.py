@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,10 +31,14 @@ def ports() -> int:
 
 
 def demo(
-    home: Path, *flags: str, timeout: float = 60, command: list[str] = DEMO
+    home: Path,
+    *flags: str,
+    timeout: float = 60,
+    command: list[str] = DEMO,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     args = [*command, "--home", str(home), "--port", str(ports()), *flags]
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         args, capture_output=True, text=True, timeout=timeout, cwd=home.parent, env=env
     )
@@ -100,6 +105,18 @@ def test_the_demo_answers_offline_after_one_revision(tmp_path: Path) -> None:
     config = (home / "coordinator.yaml").read_text()
     assert "scripted/demo" in config and "agent-node serve --config" in config
     assert agents_running(home) == []
+
+
+def test_the_live_view_shows_the_agents_text_as_it_is_written(tmp_path: Path) -> None:
+    """As on a terminal (rich draws every frame), the agents' text shows under
+    the steps while they write it, relayed by the coordinator."""
+    live = [flag for flag in DEMO if flag != "--no-live"]
+    done = demo(tmp_path / "demo", "--pace", "0.3", command=live, env={"FORCE_COLOR": "1", "TTY_INTERACTIVE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", done.stdout)
+    assert "researcher is writing (notes)" in out or "researcher wrote (notes)" in out
+    assert "writer is writing (draft)" in out
+    assert "first text seen after" in out
 
 
 def test_ctrl_c_stops_all_three_and_the_next_run_resumes(tmp_path: Path) -> None:
