@@ -46,11 +46,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -58,15 +56,12 @@ from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed
 from agent_node.integrations import scripted
 from agent_node.integrations.backends import Backends
+from agent_node.integrations.llm_errors import translated
 from agent_node.nodes.model_client import (
     Completion,
-    ModelMissing,
-    ModelRefused,
     ModelUnavailable,
-    RateLimited,
     ToolCall,
 )
-from agent_node.workflow.durations import parse_retry_after
 
 __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
 
@@ -75,16 +70,8 @@ _OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
 #: Models of an OpenAI-compatible server at ``models.api_base``.
 OPENAI_PREFIX = "openai/"
 _QUIET_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MODE": "PRODUCTION"}
-_MAX_ERROR = 500
 #: Seconds Ollama gets to answer the first call's probe of its URL.
 PROBE_TIMEOUT = 2.0
-#: 4xx statuses a later attempt may get past; every other 4xx is a refusal.
-_RETRYABLE = frozenset({408, 409, 425, 429})
-_UNANSWERED = frozenset({"APIConnectionError", "Timeout", "APITimeoutError"})
-#: How litellm's OpenAI provider says nothing answered (as an HTTP 500 of its own).
-_NO_CONNECTION = "Connection error."
-#: litellm's prefixes: "litellm.NotFoundError: Ollama_chatException - …".
-_NOISE = re.compile(r"^(litellm\.\w+: )?(\w+Exception - )?")
 
 
 _loaded: ModuleType | None = None
@@ -231,7 +218,7 @@ class LlmClient:
         what_to_do: str,
     ) -> Completion:
         started = time.perf_counter()
-        with _translated(model, what_to_do):
+        with translated(model, what_to_do):
             if stream or on_text is not None:
                 response = await _streamed(litellm, model, messages, options, on_text)
             else:
@@ -384,59 +371,3 @@ def _cost(litellm: ModuleType, response: Any) -> float | None:
         except Exception:  # an unpriced model: no cost, not a failure
             return None
     return float(cost) if isinstance(cost, int | float) else None
-
-
-@contextmanager
-def _translated(model: str, what_to_do: str = "") -> Iterator[None]:
-    """litellm's (and httpx's) exceptions → ``NodeFailed`` naming the model;
-    ``what_to_do`` is added when the server did not answer at all."""
-    try:
-        yield
-    except NodeFailed:
-        raise
-    except Exception as exc:
-        hint = f"; {what_to_do}" if what_to_do and _unanswered(exc) else ""
-        message = f"model {model!r}: {_describe(exc)}{hint}"
-        status = getattr(exc, "status_code", None)
-        if status == 429 or type(exc).__name__ == "RateLimitError":
-            raise RateLimited(message, _retry_after(exc)) from exc
-        if _unanswered(exc) or (isinstance(status, int) and status >= 500):
-            raise ModelUnavailable(message) from exc
-        if status == 404 or type(exc).__name__ == "NotFoundError":
-            raise ModelMissing(message) from exc
-        refused = isinstance(status, int) and 400 <= status < 500 and status not in _RETRYABLE
-        raise (ModelRefused if refused else NodeFailed)(message) from exc
-
-
-def _retry_after(exc: Exception) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After``: seconds or an
-    HTTP date; ``retry-after-ms``), None when it did not say."""
-    headers = getattr(exc, "litellm_response_headers", None)
-    response = getattr(exc, "response", None)
-    if headers is None and response is not None:
-        headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        if (millis := headers.get("retry-after-ms")) is not None:
-            return max(0.0, float(millis) / 1000)
-        return parse_retry_after(headers.get("retry-after"))
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _unanswered(exc: Exception) -> bool:
-    """Whether no server answered at all (refused, unreachable, timed out)."""
-    return type(exc).__name__ in _UNANSWERED or str(exc).rstrip().endswith(_NO_CONNECTION)
-
-
-def _describe(exc: Exception) -> str:
-    kind = type(exc).__name__
-    text = str(getattr(exc, "message", "") or exc).strip()
-    text = _NOISE.sub("", text).strip() or kind
-    status = getattr(exc, "status_code", None)
-    # litellm gives connection failures and timeouts a made-up status.
-    answered = isinstance(status, int) and not _unanswered(exc)
-    where = f"{kind} (HTTP {status})" if answered else kind
-    short = text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
-    return f"{where}: {short}"

@@ -58,12 +58,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.engine.plans import throttled_count
@@ -79,6 +78,13 @@ from agent_node.nodes.model_client import (
     ToolCall,
 )
 from agent_node.nodes.model_conversation import Conversation
+from agent_node.nodes.model_schema import (
+    Invalid,
+    imported_model,
+    parsed,
+    response_format,
+    schema_model,
+)
 from agent_node.store.live import LiveWriter
 from agent_node.workflow.ir import NO_RETRY, NodeSpec, RetryPolicy, node_type
 
@@ -96,7 +102,6 @@ __all__ = [
 
 #: (Inside a node spec ``type`` is the discriminator field, not the builtin.)
 _Shape = type[BaseModel]
-_FENCED = re.compile(r"\A\s*```[A-Za-z0-9_-]*\s*\n(?P<body>.*?)\n?```\s*\Z", re.DOTALL)
 _REPAIR = (
     "Your answer does not match the required JSON schema:\n{error}\n"
     "Answer again with only the corrected JSON object."
@@ -149,7 +154,7 @@ class ModelNode(NodeSpec):
         ):
             raise ValueError("'model' as a list is a fallback chain of distinct models")
         if isinstance(self.answer_schema, dict):
-            self._answer = _schema_model(self.answer_schema, self.id)
+            self._answer = schema_model(self.answer_schema, self.id)
         elif isinstance(self.answer_schema, str) and ":" not in self.answer_schema:
             raise ValueError("'schema' as a string names a pydantic model: 'package.module:Model'")
         return self
@@ -174,7 +179,7 @@ class ModelNode(NodeSpec):
     def answer_model(self) -> _Shape | None:
         """The model the answer is validated with (imported on first use)."""
         if self._answer is None and isinstance(self.answer_schema, str):
-            self._answer = _imported_model(self.answer_schema, self.id)
+            self._answer = imported_model(self.answer_schema, self.id)
         return self._answer
 
 
@@ -275,7 +280,7 @@ class ModelExecutor(Parkless):
             client,
             messages,
             live=live,
-            response_format=_response_format(spec),
+            response_format=response_format(spec.id, spec.answer_schema, spec.answer_model()),
             fallbacks=fallbacks,
             rate_limits_spent=rate_limits_spent,
             budget=budget,
@@ -352,35 +357,18 @@ class ModelExecutor(Parkless):
     ) -> tuple[Any, Completion]:
         """The answer parsed and validated, after one repair when needed."""
         try:
-            return _parsed(shape, answer.text), answer
-        except _Invalid as first:
+            return parsed(shape, answer.text), answer
+        except Invalid as first:
             repair = {"role": "user", "content": _REPAIR.format(error=first)}
             conversation.aside(answer.message(), repair)
         again = await self._answer(spec, conversation)
         try:
-            return _parsed(shape, again.text), again
-        except _Invalid as second:
+            return parsed(shape, again.text), again
+        except Invalid as second:
             raise InvalidAnswer(
                 f"the answer does not match the schema, even after a repair: {second}",
                 conversation.usage(),
             ) from None
-
-
-class _Invalid(Exception):
-    """An answer that does not parse or validate (the message says why)."""
-
-
-def _parsed(shape: type[BaseModel], text: str) -> Any:
-    fenced = _FENCED.match(text)
-    body = fenced.group("body") if fenced else text
-    try:
-        return shape.model_validate_json(body).model_dump(mode="json")
-    except ValidationError as exc:
-        problems = [
-            f"- {'.'.join(map(str, error['loc'])) or '(the answer)'}: {error['msg']}"
-            for error in exc.errors(include_url=False)[:10]
-        ]
-        raise _Invalid("\n".join(problems)) from None
 
 
 def _messages(ctx: NodeContext, spec: ModelNode) -> list[dict[str, Any]]:
@@ -422,45 +410,7 @@ def _patch(
     return patch
 
 
-def _schema_model(schema: Mapping[str, Any], node_id: str) -> type[BaseModel]:
-    from agent_node.workflow.schema import SchemaError, model_from_json_schema
-
-    try:
-        return model_from_json_schema(schema, name=f"{node_id or 'Model'}Answer")
-    except SchemaError as exc:
-        raise ValueError(f"schema: {exc}".replace("state_schema", "schema")) from None
-
-
-def _imported_model(ref: str, node_id: str) -> type[BaseModel]:
-    from agent_node.errors import ConfigError
-    from agent_node.workflow.refs import import_object
-
-    try:
-        target = import_object(ref)
-    except ConfigError as exc:
-        raise NodeFailed(f"model node {node_id!r}: schema {ref!r}: {exc}") from None
-    if not (isinstance(target, type) and issubclass(target, BaseModel)):
-        raise NodeFailed(f"model node {node_id!r}: schema {ref!r} is not a pydantic model")
-    return target
-
-
 def _spec(spec: object) -> ModelNode:
     if not isinstance(spec, ModelNode):
         raise NodeFailed(f"node {getattr(spec, 'id', '?')!r} is not a model node")
     return spec
-
-
-def _response_format(spec: ModelNode) -> dict[str, Any] | None:
-    shape = spec.answer_model()
-    if shape is None:
-        return None
-    if isinstance(spec.answer_schema, dict) and _is_full_schema(spec.answer_schema):
-        schema = spec.answer_schema  # as the author wrote it
-    else:
-        schema = shape.model_json_schema()
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", spec.id or "answer")[:64] or "answer"
-    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
-
-
-def _is_full_schema(schema: Mapping[str, Any]) -> bool:
-    return "type" in schema or "properties" in schema
