@@ -275,6 +275,10 @@ class ModelSettings(BaseModel):
     #: Calls each backend takes at once, shared by every model node and judge
     #: of the process (Ollama's default: ``$OLLAMA_NUM_PARALLEL``, else 1).
     backends: list[BackendLimit] = []
+    #: Send every call through litellm (its callbacks see them all), not only
+    #: those with tools or a schema: plain streamed text from Ollama and
+    #: OpenAI-compatible servers is otherwise read directly, ~6x leaner.
+    via_litellm: bool = False
 
 
 class McpServerConfig(BaseModel):

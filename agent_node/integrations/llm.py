@@ -44,11 +44,12 @@ passes through untouched. This module implements
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -56,6 +57,7 @@ from agent_node.config import ModelSettings
 from agent_node.errors import NodeFailed
 from agent_node.integrations import scripted
 from agent_node.integrations.backends import Backends
+from agent_node.integrations.direct_stream import DirectStream
 from agent_node.integrations.llm_errors import translated
 from agent_node.nodes.model_client import (
     Completion,
@@ -127,6 +129,8 @@ class LlmClient:
         self._answered = False
         #: How many calls each backend takes at once (:mod:`.backends`).
         self.backends = Backends(self.settings, self.ollama_base)
+        #: Plain streamed text from local servers, without litellm (:mod:`.direct_stream`).
+        self._stream = DirectStream(self.settings.timeout)
 
     @property
     def default_model(self) -> str:
@@ -144,6 +148,7 @@ class LlmClient:
         http, self._http = self._http, None
         if http is not None and not http[0].is_closed():
             await http[1].close()
+        await self._stream.aclose()
 
     async def complete(
         self,
@@ -168,6 +173,13 @@ class LlmClient:
         ollama = model.startswith(_OLLAMA_PREFIXES)
         if ollama and not self._answered:
             await self._probe(model)  # seconds, not litellm's import and retries
+        plain = not tools and response_format is None and not self.settings.via_litellm
+        if plain and (stream or on_text is not None):
+            given = {"temperature": temperature, "max_tokens": max_tokens}
+            direct = self._direct(model, messages, given, on_text)
+            if direct is not None:  # plain streamed text from a local server
+                async with self.backends.slot(model):
+                    return await direct()
         litellm = await _litellm()
         # No retries inside the call: a 429 parks the visit durably, and the
         # node's retry policy (not the OpenAI client's) retries the rest.
@@ -227,6 +239,30 @@ class LlmClient:
                 )
             latency = time.perf_counter() - started
             return _completion(litellm, model, response, latency)
+
+    def _direct(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        options: Mapping[str, Any],
+        on_text: Callable[[str], None] | None,
+    ) -> Callable[[], Awaitable[Completion]] | None:
+        """The call through :mod:`.direct_stream` when it speaks to ``model``'s
+        server (Ollama's chat, an OpenAI-compatible ``models.api_base``)."""
+        if model.startswith("ollama_chat/"):
+            hint = self._what_to_do(model)
+            base = self.ollama_base
+            return functools.partial(
+                self._stream.ollama, base, model, messages, options, on_text, hint
+            )
+        if model.startswith(OPENAI_PREFIX) and self.settings.api_base:
+            key = self._openai_compatible()["api_key"]
+            base = self.settings.api_base.rstrip("/")
+            hint = f"start the OpenAI-compatible server at {base}, or set models.api_base"
+            return functools.partial(
+                self._stream.openai, base, key, model, messages, options, on_text, hint
+            )
+        return None
 
     async def _probe(self, model: str) -> None:
         """Fail at once, saying what to do, when nothing listens at Ollama's URL."""

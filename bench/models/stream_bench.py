@@ -13,7 +13,10 @@ chunk against the emission times its text carries.
 
 * ``latency``: ``--tokens`` tokens paced at ``--rate`` per second: the time
   from the fake model emitting a token to the subscriber reading it
-  (p50/p99/max), through litellm, the node's live channel and its SSE.
+  (p50/p99/max), through the node's model client, its live channel and its
+  SSE — twice: read directly (the default for plain streamed text,
+  :mod:`agent_node.integrations.direct_stream`) and through litellm
+  (``models.via_litellm: true``).
   Target: < 5 ms at p50 (a hop of a chain adds one such time).
 * ``throughput``: ``--burst`` tokens emitted back to back: tokens the
   subscriber read per second, from its first chunk to its last. Target: >=
@@ -258,33 +261,45 @@ def main() -> None:
     if args.relay_node:
         relay_node(args.relay_node, Path(tempfile.mkdtemp(prefix="stream-relay-")))
         return
-    fake_port, node_port = free_port(), free_port()
-    scratch = Path(tempfile.mkdtemp(prefix="stream-bench-"))
-    (scratch / "tokens.yaml").write_text(WORKFLOW)
-    (scratch / "agent-node.yaml").write_text(
-        f"name: tokens\nlisten: {{host: 127.0.0.1, port: {node_port}}}\n"
-        f"store: sqlite:///{scratch}/node.db\n"
-        f"models: {{default: {MODEL}, api_base: 'http://127.0.0.1:{fake_port}'}}\n"
-        "skills:\n  - {id: write, workflow: tokens.yaml, default: true}\n"
-    )
+    fake_port = free_port()
     procs = [subprocess.Popen([sys.executable, __file__, "--fake", str(fake_port)])]
+    figures: dict[str, Any] = {}
     try:
         wait_for(fake_port, procs[0], "the fake model")
-        node = [sys.executable, "-m", "agent_node.cli.main", "serve", "--insecure-dev"]
-        node += ["--config", str(scratch / "agent-node.yaml")]
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        procs.append(subprocess.Popen(node, cwd=scratch, env=env, stdout=subprocess.DEVNULL))
-        wait_for(node_port, procs[1], "the node")
-        figures = asyncio.run(measure(args, f"http://127.0.0.1:{node_port}"))
+        for path, via_litellm in (("direct", False), ("litellm", True)):
+            node_port = free_port()
+            scratch = Path(tempfile.mkdtemp(prefix="stream-bench-"))
+            (scratch / "tokens.yaml").write_text(WORKFLOW)
+            (scratch / "agent-node.yaml").write_text(
+                f"name: tokens\nlisten: {{host: 127.0.0.1, port: {node_port}}}\n"
+                f"store: sqlite:///{scratch}/node.db\n"
+                f"models: {{default: {MODEL}, api_base: 'http://127.0.0.1:{fake_port}',"
+                f" via_litellm: {str(via_litellm).lower()}}}\n"
+                "skills:\n  - {id: write, workflow: tokens.yaml, default: true}\n"
+            )
+            node = [sys.executable, "-m", "agent_node.cli.main", "serve", "--insecure-dev"]
+            node += ["--config", str(scratch / "agent-node.yaml")]
+            env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+            served = subprocess.Popen(node, cwd=scratch, env=env, stdout=subprocess.DEVNULL)
+            procs.append(served)
+            wait_for(node_port, served, "the node")
+            figures[path] = asyncio.run(measure(args, f"http://127.0.0.1:{node_port}"))
+            served.terminate()
+            served.wait(10)
         relay_port = free_port()
         procs.append(subprocess.Popen([sys.executable, __file__, "--relay-node", str(relay_port)]))
-        wait_for(relay_port, procs[2], "the node without litellm")
+        wait_for(relay_port, procs[-1], "the node without litellm")
         figures["own_path"] = asyncio.run(measure(args, f"http://127.0.0.1:{relay_port}"))
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
-    for name, what in (("through litellm", figures), ("the node's own path", figures["own_path"])):
+    paths = (
+        ("through the model server, read directly (the default)", figures["direct"]),
+        ("through the model server and litellm (models.via_litellm)", figures["litellm"]),
+        ("the node's own path (no HTTP model server)", figures["own_path"]),
+    )
+    for name, what in paths:
         lat, thr = what["latency"], what["throughput"]
         print(
             f"{name}: latency, {lat['tokens']} tokens at {lat['rate']:.0f}/s, model → subscriber:"

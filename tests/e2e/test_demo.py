@@ -111,7 +111,8 @@ def test_the_live_view_shows_the_agents_text_as_it_is_written(tmp_path: Path) ->
     """As on a terminal (rich draws every frame), the agents' text shows under
     the steps while they write it, relayed by the coordinator."""
     live = [flag for flag in DEMO if flag != "--no-live"]
-    done = demo(tmp_path / "demo", "--pace", "0.3", command=live, env={"FORCE_COLOR": "1", "TTY_INTERACTIVE": "1"})
+    terminal = {"FORCE_COLOR": "1", "TTY_INTERACTIVE": "1"}  # rich draws every frame
+    done = demo(tmp_path / "demo", "--pace", "0.3", command=live, env=terminal)
     assert done.returncode == 0, done.stdout + done.stderr
     out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", done.stdout)
     assert "researcher is writing (notes)" in out or "researcher wrote (notes)" in out

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.fake_ollama import FakeOllama, error, text
 from support.ports import free_port
 
@@ -50,8 +51,12 @@ nodes:
     )
 
 
-async def run(tmp_path: Path, ollama: FakeOllama, workflow: Any, base: str = "") -> RunResult:
-    settings = ModelSettings(default=MODEL, api_base=base or ollama.url, timeout=20)
+async def run(
+    tmp_path: Path, ollama: FakeOllama, workflow: Any, base: str = "", via_litellm: bool = False
+) -> RunResult:
+    settings = ModelSettings(
+        default=MODEL, api_base=base or ollama.url, timeout=20, via_litellm=via_litellm
+    )
     async with LlmClient(settings) as client:
         executors = {"model": ModelExecutor(client)}
         async with Runtime(f"sqlite:///{tmp_path}/store.db", executors=executors) as runtime:
@@ -64,12 +69,13 @@ def completed(result: RunResult) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.parametrize("via_litellm", [False, True], ids=["direct", "litellm"])
 async def test_a_429_parks_for_its_retry_after_without_using_an_attempt(
-    tmp_path: Path, ollama: FakeOllama
+    tmp_path: Path, ollama: FakeOllama, via_litellm: bool
 ) -> None:
     ollama.script(error(429, "slow down", Retry_After="2"), text("Here I am."))
     started = time.monotonic()
-    result = await run(tmp_path, ollama, asking(MODEL))
+    result = await run(tmp_path, ollama, asking(MODEL), via_litellm=via_litellm)
     assert result.status == "completed" and result.state.answer == "Here I am."
     assert time.monotonic() - started >= 2.0
     throttled = [e.data for e in result.events if e.kind == "node_failed"]
@@ -107,11 +113,12 @@ async def test_past_its_rate_limited_waits_a_429_is_a_failed_attempt(
     assert len(ollama.chats()) == 3
 
 
+@pytest.mark.parametrize("via_litellm", [False, True], ids=["direct", "litellm"])
 async def test_a_chain_falls_back_when_the_model_is_not_installed(
-    tmp_path: Path, ollama: FakeOllama
+    tmp_path: Path, ollama: FakeOllama, via_litellm: bool
 ) -> None:
     ollama.script(error(404, f"model '{OTHER}' not found, try pulling it first"), text("ok"))
-    result = await run(tmp_path, ollama, asking([OTHER, MODEL]))
+    result = await run(tmp_path, ollama, asking([OTHER, MODEL]), via_litellm=via_litellm)
     assert result.status == "completed" and result.state.answer == "ok"
     output = completed(result)["output"]
     assert output["model"] == MODEL

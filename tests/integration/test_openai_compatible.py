@@ -31,11 +31,15 @@ def server() -> Iterator[FakeOpenAI]:
         yield fake
 
 
+@pytest.mark.parametrize("via_litellm", [False, True], ids=["direct", "litellm"])
 async def test_a_local_openai_compatible_server_answers_and_streams_live(
-    server: FakeOpenAI, tmp_path: Path
+    server: FakeOpenAI, tmp_path: Path, via_litellm: bool
 ) -> None:
+    """Read directly (the default for plain streamed text) or through litellm."""
     server.chats.clear()
-    settings = ModelSettings(default="openai/local-model", api_base=server.url, timeout=10)
+    settings = ModelSettings(
+        default="openai/local-model", api_base=server.url, timeout=10, via_litellm=via_litellm
+    )
     async with LlmClient(settings) as client:
         executors = {"model": ModelExecutor(client)}
         async with Runtime(f"sqlite:///{tmp_path}/s.db", scope="all", executors=executors) as rt:
