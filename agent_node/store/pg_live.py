@@ -13,7 +13,9 @@ subscribes to an execution announces it (``watch``), again every
 execution's text sends its chunks while an announcement younger than
 :data:`INTEREST` seconds stands, and answers a fresh announcement with the
 text so far of each stream being written (one opening chunk each), so a
-subscriber on another replica joins mid-stream as a local one does.
+subscriber on another replica joins mid-stream as a local one does. A
+replica that starts asks the others what they watch (``q``), so one that
+restarted after a crash streams to their subscribers at once.
 Best effort, like the channel itself: a replica that misses a notification
 (its listening connection lost) misses those chunks; the task's artifacts
 are in the store regardless.
@@ -66,6 +68,10 @@ class PgLive(Live):
     def start(self, send: Send) -> None:
         self._sender = asyncio.create_task(self._send_loop(send), name="live-notify")
         self._announcer = asyncio.create_task(self._announce_loop(), name="live-announce")
+        # A replica that (re)starts knows of no watcher yet: ask them to say
+        # so now, not at their next announcement (a node re-run after a crash
+        # streams to a subscriber on another replica from its first chunk).
+        self._queue({"q": 1})
 
     async def stop(self) -> None:
         for task in (self._sender, self._announcer):
@@ -97,6 +103,9 @@ class PgLive(Live):
                 return
             if "w" in message:
                 self._watched_elsewhere(str(message["w"]))
+            if "q" in message:  # a replica started: what is watched here?
+                for execution_id in list(self._listeners):
+                    self._queue({"w": execution_id})
             for fields in message.get("c", ()):
                 super().publish(Chunk(*fields))
         except (ValueError, TypeError, KeyError) as exc:
@@ -163,9 +172,9 @@ def _payloads(origin: str, batch: list[dict[str, Any]]) -> list[str]:
             chunks, size = [], 0
 
     for message in batch:
-        if "w" in message:
+        if "w" in message or "q" in message:
             flush()
-            payloads.append(_json({"o": origin, "w": message["w"]}))
+            payloads.append(_json({"o": origin, **message}))
             continue
         for fields in message["c"]:
             cost = len(_json(fields).encode()) + 1

@@ -9,6 +9,7 @@ replica's runtime writes."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -109,7 +110,25 @@ async def test_nothing_goes_out_while_nobody_elsewhere_watches(
     one.live.start(counting)
     writer(one.live, "e-4")("unwatched", append=False, last=True)
     await asyncio.sleep(0.2)
-    assert sent == []
+    assert [json.loads(p) for p in sent] == [{"o": one.live.origin, "q": 1}]  # its start's question
+
+
+async def test_a_replica_that_starts_learns_at_once_what_others_watch(
+    replicas: tuple[Any, Any],
+) -> None:
+    """Restarted (after a crash), a replica asks who watches: the others say,
+    and its chunks go out from the first — not at their next announcement."""
+    one, two = replicas
+    got: list[Chunk] = []
+    two.live.subscribe("e-5", got.append)
+    await asyncio.sleep(0.2)
+    await one.live.stop()
+    one.live._interest.clear()  # as a fresh process knows nothing
+    one.live.start(one._notify_live)
+    await until(lambda: one.live._interest.get("e-5", 0) > 0, "the watcher to answer")
+    writer(one.live, "e-5")("after the restart", append=False, last=True)
+    await until(lambda: len(got) == 1, "the chunk on the watching replica")
+    assert got[0].text == "after the restart"
 
 
 WRITER = WRITER_YAML

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.fake_ollama import FakeOllama, text
+from support.fake_ollama import FakeOllama, Reply, text
 from support.served import served
 from support.workflows import WRITER_YAML
 
@@ -117,6 +117,33 @@ async def test_a_streamed_send_gets_the_model_s_text_as_it_comes(
     assert final["artifact"]["name"] != "write"  # the task's own artifact, once
     assert final["artifact"]["parts"][0]["text"] == ANSWER
     assert seen[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
+async def test_an_attempt_cut_mid_stream_starts_its_text_over(
+    ollama: FakeOllama, node: tuple[TaskService, str]
+) -> None:
+    """The model's server dies mid-answer: the attempt fails, the retry asks
+    again, and the artifact restarts — a chunk that does not append — so the
+    subscriber's text is the second answer alone."""
+    ollama.stream_chunks, ollama.chunk_delay = 6, 0.03
+    ollama.script(Reply(content="A first answer that never ends", cut_after=3), text(ANSWER))
+    _, url = node
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage"}
+    body["params"] = {"message": message("again")}
+    async with httpx.AsyncClient(timeout=30) as http:
+        async with http.stream("POST", f"{url}/a2a", json=body, headers=V10) as response:
+            seen = [event async for event in events(response)]
+    updates = chunks(seen)
+    flags = [(u.get("append", False), u.get("lastChunk", False)) for u in updates]
+    opened = [i for i, (append, _) in enumerate(flags) if not append]
+    assert len(opened) == 2, flags  # opened by the first attempt, then again by the retry
+    assert {u["artifact"]["artifactId"] for u in updates} == {f"{seen[0]['task']['id']}-write-1"}
+    first = "".join(u["artifact"]["parts"][0]["text"] for u in updates[: opened[1]])
+    again = "".join(u["artifact"]["parts"][0]["text"] for u in updates[opened[1] :])
+    assert first and "A first answer".startswith(first[:14]) and again == ANSWER
+    assert flags[-1][1] is True
+    assert seen[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert len(ollama.chats()) == 2
 
 
 async def test_a_late_subscriber_gets_the_text_so_far_then_what_follows(

@@ -85,6 +85,8 @@ class Reply:
     delay: float = 0.0
     #: Headers of an error answer (``Retry-After``).
     headers: tuple[tuple[str, str], ...] = ()
+    #: Streamed: drop the connection after this many pieces (a server that dies).
+    cut_after: int | None = None
 
 
 def text(content: str, *, delay: float = 0.0) -> Reply:
@@ -262,9 +264,11 @@ async def _stream(
     model: str, reply: Reply, prompt_tokens: int, pieces: int, delay: float = 0.0
 ) -> AsyncIterator[bytes]:
     size = max(1, -(-len(reply.content) // max(1, pieces)))
-    for start in range(0, len(reply.content), size):
+    for index, start in enumerate(range(0, len(reply.content), size)):
         if delay and start:
             await asyncio.sleep(delay)
+        if index == reply.cut_after:
+            raise ConnectionAbortedError("fake ollama: cut mid-answer")  # uvicorn drops it
         piece = {"role": "assistant", "content": reply.content[start : start + size]}
         yield _line(_chunk(model, piece, done=False))
     if reply.tool_calls:
