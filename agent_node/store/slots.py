@@ -32,12 +32,13 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["POLL", "FileSlots", "PgSlots", "SharedSlots"]
 
 #: Seconds between two tries for a slot.
 POLL = 0.05
+T = TypeVar("T")
 
 
 #: Told once that a holder has to wait (the first try found no slot free).
@@ -52,8 +53,16 @@ class SharedSlots(Protocol):
         ...
 
 
-async def _pause() -> None:
-    await asyncio.sleep(POLL * random.uniform(0.5, 1.5))
+async def _taken(take: Callable[[], Awaitable[T | None]], waiting: Waiting | None) -> T:
+    """What ``take`` returns once it takes a slot, tried again a moment
+    later while none is free (``waiting`` told once, on the first miss)."""
+    told = False
+    while (held := await take()) is None:
+        if waiting is not None and not told:
+            told = True
+            await waiting()
+        await asyncio.sleep(POLL * random.uniform(0.5, 1.5))
+    return held
 
 
 class FileSlots:
@@ -68,13 +77,11 @@ class FileSlots:
     ) -> AsyncIterator[None]:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = hashlib.sha256(key.encode()).hexdigest()[:16]
-        while True:
-            held = self._take(name, limit)
-            if held is not None:
-                break
-            if waiting is not None:
-                await waiting()
-            await _pause()
+
+        async def take() -> int | None:
+            return self._take(name, limit)
+
+        held = await _taken(take, waiting)
         try:
             yield
         finally:
@@ -105,23 +112,20 @@ class PgSlots:
         import asyncpg
 
         space = zlib.crc32(key.encode()) - 2**31  # an int4 key space per backend
-        while True:
+
+        async def take() -> Any:
             conn = await asyncpg.connect(self.dsn)
             try:
                 for slot in range(limit):
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", space, slot):
-                        break
-                else:
-                    slot = -1
+                        return conn  # held while this session lasts
             except BaseException:
                 await conn.close()
                 raise
-            if slot >= 0:
-                break
-            await conn.close()
-            if waiting is not None:
-                await waiting()
-            await _pause()
+            await conn.close()  # none free: hold no connection while waiting
+            return None
+
+        conn = await _taken(take, waiting)
         try:
             yield
         finally:
