@@ -102,8 +102,24 @@ def timeline_table(runs: Sequence[NodeRun]) -> Table:
 
 
 def detail(run: NodeRun) -> str:
-    said = run.detail or _scores(run.extra.get("output")) or _route(run.extra.get("next"))
-    return " · ".join(part for part in (said, _usage(run.extra.get("usage"))) if part)
+    output = run.extra.get("output")
+    said = run.detail or _scores(output) or _route(run.extra.get("next"))
+    parts = (said, _answered_by(output), _usage(run.extra.get("usage")))
+    return " · ".join(part for part in parts if part)
+
+
+def _answered_by(output: object) -> str:
+    """Which model answered a model node (and those a fallback chain gave
+    up on), or why it did not call one (its budget)."""
+    if not isinstance(output, Mapping):
+        return ""
+    if output.get("over_budget"):
+        return f"over budget: {output['over_budget']}"
+    if not isinstance(output.get("model"), str) or "text" not in output:
+        return ""
+    skipped = [f.get("model") for f in output.get("fell_back") or () if isinstance(f, Mapping)]
+    after = f" (after {', '.join(map(str, skipped))} failed)" if skipped else ""
+    return f"{output['model']}{after}"
 
 
 def _route(following: object) -> str:

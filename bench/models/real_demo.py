@@ -310,7 +310,10 @@ def main() -> None:
     if index_answer := next((r.answer for r in reversed(runs) if r.answer), ""):
         print(f"\nlast answer:\n{index_answer}")
     if args.json:
-        figures = {**info, "runs": [{**asdict(r), "answer_chars": len(r.answer)} for r in runs]}
+        rows = [
+            {**asdict(r), "by_node": dict(r.by_node), "answer_chars": len(r.answer)} for r in runs
+        ]
+        figures = {**info, "runs": rows}
         text = json.dumps(figures, indent=2)
         if args.json == "-":
             print(text)

@@ -22,6 +22,7 @@ from support.fake_ollama import FakeOllama, error, text
 from support.ports import free_port
 
 from agent_node import Runtime
+from agent_node.cli.render import detail
 from agent_node.config import ModelSettings
 from agent_node.integrations.llm import LlmClient
 from agent_node.nodes.model import ModelExecutor
@@ -126,6 +127,8 @@ async def test_a_chain_falls_back_when_the_model_is_not_installed(
     assert "not found" in output["fell_back"][0]["error"]
     assert completed(result)["usage"]["model"] == MODEL
     assert [c.body["model"] for c in ollama.chats()] == [OTHER.split("/")[1], MODEL.split("/")[1]]
+    (run,) = result.timeline  # as inspect shows it
+    assert f"{MODEL} (after {OTHER} failed)" in detail(run)
 
 
 async def test_a_chain_falls_back_on_a_server_error(tmp_path: Path, ollama: FakeOllama) -> None:
