@@ -127,8 +127,8 @@ async def test_a_chain_falls_back_when_the_model_is_not_installed(
     assert "not found" in output["fell_back"][0]["error"]
     assert completed(result)["usage"]["model"] == MODEL
     assert [c.body["model"] for c in ollama.chats()] == [OTHER.split("/")[1], MODEL.split("/")[1]]
-    (run,) = result.timeline  # as inspect shows it
-    assert f"{MODEL} (after {OTHER} failed)" in detail(run)
+    (step,) = result.timeline  # as inspect shows it
+    assert f"{MODEL} (after {OTHER} failed)" in detail(step)
 
 
 async def test_a_chain_falls_back_on_a_server_error(tmp_path: Path, ollama: FakeOllama) -> None:
