@@ -4,7 +4,8 @@ The demo subscribes to the coordinator's task (``SubscribeToTask``, the
 same A2A stream any client may read). The coordinator relays the text its
 peers' models write — the researcher's notes, the writer's draft — as
 ``artifactUpdate`` chunks of one artifact per model node visit (their ids
-``<coordinator visit>/<peer visit>``, :mod:`agent_node.a2a.peers.chunk_relay`);
+``<coordinator visit>/<peer visit>``, :mod:`agent_node.a2a.peers.chunk_relay`),
+and what its own judge writes;
 :class:`LiveText` keeps each artifact's text and shows the one written last,
 under the table of steps. Seeing the text is a nicety: a stream that cannot
 be read leaves the steps and the answer as they are.
@@ -43,6 +44,8 @@ class LiveText:
 
     #: The coordinator's delegate node → the agent it asks (``research`` → researcher).
     agents: dict[str, str] = field(default_factory=dict)
+    #: Whose task it is: text written there, not relayed, is this agent's.
+    root: str = "coordinator"
     streams: dict[str, _Written] = field(default_factory=dict)
     last: str | None = None
     #: When the first piece of text came (``time.perf_counter``).
@@ -52,14 +55,16 @@ class LiveText:
         """One ``artifactUpdate`` of the stream."""
         artifact = update.get("artifact") or {}
         stream = str(artifact.get("artifactId") or "")
-        if "/" not in stream:
-            return  # a committed artifact (the answer), not text being written
+        if update.get("lastChunk") and not update.get("append"):
+            return  # a whole artifact (the answer), not text being written
         parts = artifact.get("parts") or []
         text = "".join(part["text"] for part in parts if isinstance(part.get("text"), str))
         written = self.streams.get(stream)
         if written is None or not update.get("append"):
             visit = stream.split("/", 1)[0].rsplit("-", 2)
             via = visit[-2] if len(visit) == 3 else "?"
+            if "/" not in stream:  # the coordinator's own (its judge)
+                via = self.root
             written = self.streams[stream] = _Written(via, str(artifact.get("name") or "?"))
         written.text += text
         written.done = bool(update.get("lastChunk"))

@@ -53,6 +53,7 @@ from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget
+from agent_node.store.live import LiveWriter
 from agent_node.store.records import EventRecord
 from agent_node.workflow.durations import parse_duration
 from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
@@ -85,9 +86,12 @@ class LlmJudge(_Scorer):
     rubric: str = Field(min_length=1)
     #: What is judged (a template), e.g. ``"{{ state.draft }}"``.
     input: str = Field(min_length=1)
-    model: str | None = Field(default=None, min_length=1)
+    model: str | list[str] | None = Field(default=None, min_length=1)
     scale: int = Field(default=5, ge=2, le=100)
     threshold: float | None = Field(default=None, ge=0, le=1)
+    #: The most the judge may write: a grade and a reason, not an essay (a
+    #: small model left unbounded can fill its context with the reason).
+    max_tokens: int = Field(default=512, gt=0)
 
 
 class Assertion(_Scorer):
@@ -271,8 +275,10 @@ class EvalExecutor(Parkless):
             {"role": "system", "content": _JUDGE_SYSTEM.format(scale=scorer.scale)},
             {"role": "user", "content": _JUDGE_PROMPT.format(rubric=rubric, submission=submission)},
         ]
+        # What the judge writes goes out live, as a model node's answer does.
+        live = LiveWriter(ctx.live, ctx.execution_id, spec.id, ctx.visit) if ctx.live else None
         try:
-            reply = await self.models.converse(spec.judge(index), messages, budget=budget)
+            reply = await self.models.converse(spec.judge(index), messages, live, budget=budget)
         except InvalidAnswer as exc:
             if exc.usage is not None:  # its calls were made: they count
                 usage.append(dict(exc.usage))
@@ -282,6 +288,9 @@ class EvalExecutor(Parkless):
             return Score(
                 name=scorer.label, type=scorer.type, score=0.0, passed=False, reason=reason
             )
+        finally:
+            if live is not None:
+                live.end()
         usage.append(reply.usage)
         budget.count(reply.usage)
         grade = min(max(int(reply.value["score"]), 1), scorer.scale)
@@ -312,6 +321,7 @@ def _judge_spec(node_id: str, scorer: LlmJudge) -> ModelNode:
         prompt="(rendered by the eval node)",
         schema=schema,
         temperature=0,
+        max_tokens=scorer.max_tokens,
         retry=None,
     )
 
