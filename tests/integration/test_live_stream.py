@@ -36,7 +36,18 @@ WRITER = WRITER_YAML
 
 
 @pytest.fixture
-async def node(tmp_path: Path, client: LlmClient) -> AsyncIterator[tuple[TaskService, str]]:
+def via_litellm() -> bool:
+    """Plain streamed text is read directly; a test may ask for litellm's path."""
+    return False
+
+
+@pytest.fixture
+async def node(
+    tmp_path: Path, client: LlmClient, via_litellm: bool
+) -> AsyncIterator[tuple[TaskService, str]]:
+    if via_litellm:
+        settings = client.settings.model_copy(update={"via_litellm": True})
+        client = LlmClient(settings)
     executors = {"model": ModelExecutor(client)}
     async with Runtime(f"sqlite:///{tmp_path}/store.db", scope="all", executors=executors) as rt:
         service = TaskService(rt, {"write": load_yaml_text(WRITER)}, default_skill="write")
@@ -49,6 +60,8 @@ async def node(tmp_path: Path, client: LlmClient) -> AsyncIterator[tuple[TaskSer
         )
         async with served(app, None) as url:
             yield service, url
+    if via_litellm:
+        await client.aclose()
 
 
 def message(text: str) -> dict[str, Any]:
@@ -81,6 +94,7 @@ def check_stream(updates: list[dict[str, Any]], task_id: str) -> None:
     assert "".join(u["artifact"]["parts"][0]["text"] for u in updates) == ANSWER
 
 
+@pytest.mark.parametrize("via_litellm", [False, True], ids=["direct", "litellm"])
 @pytest.mark.parametrize("binding", ["jsonrpc", "rest"])
 async def test_a_streamed_send_gets_the_model_s_text_as_it_comes(
     ollama: FakeOllama, node: tuple[TaskService, str], binding: str
