@@ -39,7 +39,6 @@ from agent_node.store.base import Txn
 from agent_node.store.records import (
     TERMINAL,
     DelegationRecord,
-    EventRecord,
     WaitRecord,
     WorkItem,
 )
@@ -53,15 +52,13 @@ __all__ = [
     "cancel_execution",
     "complete_node",
     "dumps",
-    "fail_node",
+    "finish",
     "inform_visit",
     "log_notes",
     "release_lease",
     "resolve_wait",
     "start_claimed",
     "start_execution",
-    "throttle_node",
-    "throttled_count",
 ]
 
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -162,80 +159,6 @@ def complete_node(
     leased = _apply(txn, workflow, cursor, item.node, item.visit, outcome, info, lease)
     record.cursor = cursor.dump()
     return leased
-
-
-def fail_node(
-    txn: Txn,
-    item: WorkItem,
-    error: BaseException,
-    retry_at: float | None,
-    duration: float,
-    trace: str | None = None,
-) -> None:
-    """Record a failed attempt: schedule the retry, or fail the execution."""
-    message = str(error) or type(error).__name__
-    data = {
-        "error": message,
-        "type": type(error).__name__,
-        "retry_at": retry_at,
-        "duration": round(duration, 6),
-    }
-    if trace is not None:
-        data["traceback"] = trace
-    if (usage := getattr(error, "usage", None)) is not None:
-        data["usage"] = usage  # calls made before it failed count all the same
-    txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
-    if retry_at is not None:
-        txn.put_work(
-            WorkItem(
-                item.execution_id,
-                item.node,
-                item.visit,
-                item.attempt,
-                retry_at,
-                None,
-                None,
-                item.fence,
-            )
-        )
-        return
-    txn.delete_work(item.node, item.visit)
-    _finish(txn, Finish("failed", f"node {item.node!r} failed: {message}"))
-
-
-def throttle_node(
-    txn: Txn, item: WorkItem, error: BaseException, retry_at: float, wait: float, duration: float
-) -> None:
-    """Park a throttled visit until ``retry_at``: a ``node_failed`` marked
-    ``throttled``, and its work row due then with the attempt given back
-    (the next claim runs the same attempt number again)."""
-    data = {
-        "error": str(error) or type(error).__name__,
-        "type": type(error).__name__,
-        "retry_at": retry_at,
-        "throttled": True,
-        "wait": round(wait, 3),
-        "duration": round(duration, 6),
-    }
-    if (usage := getattr(error, "usage", None)) is not None:
-        data["usage"] = usage
-    txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
-    attempt = max(0, item.attempt - 1)
-    parked = WorkItem(item.execution_id, item.node, item.visit, attempt, retry_at, None, None, 0)
-    parked.fence = item.fence
-    txn.put_work(parked)
-
-
-def throttled_count(events: Sequence[EventRecord], node: str, visit: int) -> int:
-    """How many times ``node``'s visit ``visit`` parked throttled, from its log."""
-    return sum(
-        1
-        for event in events
-        if event.kind == "node_failed"
-        and event.node == node
-        and event.visit == visit
-        and '"throttled":true' in (event.data or "")
-    )
 
 
 def release_lease(txn: Txn, node: str, visit: int, owner: str) -> None:
@@ -387,7 +310,7 @@ def _apply(
     if outcome.usage:
         info["usage"] = dict(outcome.usage)
     txn.event("node_completed", node, visit, data=dumps(info))
-    _finish(txn, outcome)
+    finish(txn, outcome)
     return []
 
 
@@ -457,10 +380,11 @@ def _settle(txn: Txn) -> None:
         record.status = "waiting"
         txn.notify("status")
         return
-    _finish(txn, Finish("completed"))
+    finish(txn, Finish("completed"))
 
 
-def _finish(txn: Txn, finish: Finish) -> None:
+def finish(txn: Txn, finish: Finish) -> None:
+    """End the execution: drop its work and waits, log how it ended."""
     record = txn.execution
     _drop_everything(txn)
     if finish.status == "completed":

@@ -35,7 +35,7 @@ from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NO_RETRY, RetryPolicy
 
-from . import faults, plans
+from . import attempts, faults, plans
 from .context import node_context
 from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park
 from .failures import report
@@ -163,7 +163,7 @@ class Runner:
         throttled ``policy.rate_limited`` times already (an ordinary failure
         then). Rare: the count is read from the log."""
         events = await self.store.events(item.execution_id)
-        throttled = plans.throttled_count(events, item.node, item.visit)
+        throttled = attempts.throttled_count(events, item.node, item.visit)
         if throttled >= policy.rate_limited:
             return False
         wait = error.retry_after
@@ -173,7 +173,7 @@ class Runner:
         log.info("node %s throttled: %s; again in %.1f s", item.key, error, wait)
 
         def plan(txn: Txn) -> None:
-            plans.throttle_node(txn, item, error, time.time() + wait, wait, duration)
+            attempts.throttle_node(txn, item, error, time.time() + wait, wait, duration)
 
         try:
             await self.store.apply(item.execution_id, plan, fence=_fence(item))
@@ -231,7 +231,7 @@ class Runner:
             log.info("node %s failed for good: %s", item.key, error)
 
         def plan(txn: Txn) -> ExecutionRecord:
-            plans.fail_node(txn, item, error, retry_at, duration, trace)
+            attempts.fail_node(txn, item, error, retry_at, duration, trace)
             return txn.execution
 
         try:

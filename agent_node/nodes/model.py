@@ -64,8 +64,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from agent_node.engine.attempts import throttled_count
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
-from agent_node.engine.plans import throttled_count
 from agent_node.errors import NodeFailed, PermanentFailure
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget

@@ -1,0 +1,97 @@
+"""A failed attempt, in the transaction that records it: a retry scheduled,
+a throttled visit parked, or the execution's end.
+
+* :func:`fail_node` — ``node_failed`` (the error, its type, the retry's time,
+  a python step's traceback, the usage of the model calls it made), then the
+  work row due again at ``retry_at``, or the execution failed;
+* :func:`throttle_node` — a rate-limited visit (:class:`~agent_node.errors.Throttled`):
+  ``node_failed`` marked ``throttled`` with the wait, and its work row due
+  after it with the attempt given back (the retry policy counts these apart,
+  :func:`throttled_count`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent_node.store.base import Txn
+from agent_node.store.records import EventRecord, WorkItem
+
+from .executor import Finish
+from .plans import dumps, finish
+
+__all__ = ["fail_node", "throttle_node", "throttled_count"]
+
+
+def fail_node(
+    txn: Txn,
+    item: WorkItem,
+    error: BaseException,
+    retry_at: float | None,
+    duration: float,
+    trace: str | None = None,
+) -> None:
+    """Record a failed attempt: schedule the retry, or fail the execution."""
+    message = str(error) or type(error).__name__
+    data = {
+        "error": message,
+        "type": type(error).__name__,
+        "retry_at": retry_at,
+        "duration": round(duration, 6),
+    }
+    if trace is not None:
+        data["traceback"] = trace
+    if (usage := getattr(error, "usage", None)) is not None:
+        data["usage"] = usage  # calls made before it failed count all the same
+    txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
+    if retry_at is not None:
+        txn.put_work(
+            WorkItem(
+                item.execution_id,
+                item.node,
+                item.visit,
+                item.attempt,
+                retry_at,
+                None,
+                None,
+                item.fence,
+            )
+        )
+        return
+    txn.delete_work(item.node, item.visit)
+    finish(txn, Finish("failed", f"node {item.node!r} failed: {message}"))
+
+
+def throttle_node(
+    txn: Txn, item: WorkItem, error: BaseException, retry_at: float, wait: float, duration: float
+) -> None:
+    """Park a throttled visit until ``retry_at``: a ``node_failed`` marked
+    ``throttled``, and its work row due then with the attempt given back
+    (the next claim runs the same attempt number again)."""
+    data = {
+        "error": str(error) or type(error).__name__,
+        "type": type(error).__name__,
+        "retry_at": retry_at,
+        "throttled": True,
+        "wait": round(wait, 3),
+        "duration": round(duration, 6),
+    }
+    if (usage := getattr(error, "usage", None)) is not None:
+        data["usage"] = usage
+    txn.event("node_failed", item.node, item.visit, item.attempt, dumps(data))
+    attempt = max(0, item.attempt - 1)
+    parked = WorkItem(item.execution_id, item.node, item.visit, attempt, retry_at, None, None, 0)
+    parked.fence = item.fence
+    txn.put_work(parked)
+
+
+def throttled_count(events: Sequence[EventRecord], node: str, visit: int) -> int:
+    """How many times ``node``'s visit ``visit`` parked throttled, from its log."""
+    return sum(
+        1
+        for event in events
+        if event.kind == "node_failed"
+        and event.node == node
+        and event.visit == visit
+        and '"throttled":true' in (event.data or "")
+    )
