@@ -127,3 +127,10 @@ async def read_logs(
         assert_well_formed(events)
         found[execution_id] = (record, events)
     return found
+
+
+def rounds() -> int:
+    """How many rounds in a row the interop matrices run (each must pass every
+    time): 3 in CI, for its time; ``AGENT_NODE_TEST_ROUNDS=5`` (or more) for
+    the full repetition (bench/README.md, "Interop, repeated")."""
+    return max(1, int(os.environ.get("AGENT_NODE_TEST_ROUNDS", "3")))

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from e2e.foreign.js_peers import js_client, js_install, js_ready
+from e2e.procs import rounds
 from e2e.sdk_clients.runs import credentials_for_alice
 from support.certs import make_certs
 from support.nodes import ADA, serving_mtls
@@ -38,7 +39,7 @@ pytestmark = [
     pytest.mark.timeout(240 if js_ready("1") and js_ready("0.3") else 500),
 ]
 
-ROUNDS = 5
+ROUNDS = rounds()
 ALICE = "spiffe://example.org/agent/alice"
 GREETER = "spiffe://example.org/agent/greeter"
 BOOKED = "Booked Lisbon for early May."

@@ -23,12 +23,13 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from e2e.procs import rounds
 from support.certs import make_certs
 from support.nodes import serving_mtls
 
 from agent_node.security.api_keys import add_key
 
-ROUNDS = 5
+ROUNDS = rounds()
 DRIVERS = Path(__file__).resolve().parent
 ALICE = "spiffe://example.org/agent/alice"
 GREETER = "spiffe://example.org/agent/greeter"
