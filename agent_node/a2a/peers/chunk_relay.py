@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 #: Row states whose peer task is there to follow.
 _FOLLOWED = ("sent", "asked", "answered")
+#: Characters of one peer artifact relayed at most: the live channel keeps a
+#: stream's text for late joiners, and a peer must not grow that without end.
+MAX_RELAYED = 4_000_000
 
 
 class ChunkRelay:
@@ -64,6 +67,9 @@ class ChunkRelay:
         self._rows: dict[str, DelegationRecord] = {}
         #: Each relayed delegation's artifacts still open, by delegation key.
         self._open: dict[str, dict[str, str]] = {}  # key → stream → name
+        #: Characters relayed of each open stream, and the streams cut at the cap.
+        self._sizes: dict[str, int] = {}
+        self._cut: set[str] = set()
         self._jobs: set[asyncio.Task[None]] = set()
         self._unwatch: Any = None
 
@@ -194,20 +200,38 @@ class ChunkRelay:
         peer_id = str(artifact["artifactId"])
         stream = f"{stream_id(row.execution_id, row.node, row.visit)}/{peer_id}"
         name = str(artifact.get("name") or row.node)
+        if update.get("append") and stream in self._cut:
+            return  # cut at the cap: the rest comes with the peer's result
+        self._cut.discard(stream)
         opened = self._open.setdefault(row.key, {})
         append = bool(update.get("append")) and stream in opened
+        text = "".join(texts)
+        size = self._sizes.get(stream, 0) + len(text) if append else len(text)
+        if size > MAX_RELAYED:  # enough: the rest comes with the peer's result
+            log.warning(
+                "delegation %s: the peer's artifact %s is cut at %d characters",
+                row.key,
+                peer_id,
+                MAX_RELAYED,
+            )
+            self._cut.add(stream)
+            text, last = "", True
         if last:
             opened.pop(stream, None)
+            self._sizes.pop(stream, None)
         else:
             opened[stream] = name
-        chunk = Chunk(row.execution_id, stream, name, "".join(texts), append, last)
-        live.publish(chunk, share=False)
+            self._sizes[stream] = size
+        live.publish(Chunk(row.execution_id, stream, name, text, append, last), share=False)
 
     def _close(self, row: DelegationRecord) -> None:
         """Close the artifacts the peer left open (its stream ended)."""
         live = self.runtime.store.live
         for stream, name in self._open.pop(row.key, {}).items():
+            self._sizes.pop(stream, None)
             live.publish(Chunk(row.execution_id, stream, name, "", True, True), share=False)
+        prefix = stream_id(row.execution_id, row.node, row.visit) + "/"
+        self._cut = {stream for stream in self._cut if not stream.startswith(prefix)}
 
 
 def _over(event: Mapping[str, Any]) -> bool:
