@@ -143,3 +143,13 @@ async def runtime_factory() -> AsyncIterator[Any]:
     yield make
     for runtime in opened:
         await runtime.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests run one after another on one xdist worker (they
+    start real processes, ports and caches of their own, and time things);
+    the integration and unit tests share the other worker and that one's
+    spare time (``-n 2 --dist loadgroup`` in pyproject.toml)."""
+    for item in items:
+        if "/tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.xdist_group("e2e"))
