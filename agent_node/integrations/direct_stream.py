@@ -82,26 +82,17 @@ class DirectStream:
             "stream": True,
             "options": settings,
         }
-        started = time.perf_counter()
-        pieces: list[str] = []
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        answer = _Answer(model, on_text)
 
         def line(raw: bytes) -> bool:
-            chunk = json.loads(raw)
-            if "error" in chunk:
-                raise ModelUnavailable(f"model {model!r}: {chunk['error']}")
-            text = (chunk.get("message") or {}).get("content")
-            if text:
-                pieces.append(text)
-                if on_text is not None:
-                    on_text(text)
+            chunk = answer.read(raw)
+            answer.add((chunk.get("message") or {}).get("content"))
             if chunk.get("done"):
-                usage["prompt_tokens"] = int(chunk.get("prompt_eval_count") or 0)
-                usage["completion_tokens"] = int(chunk.get("eval_count") or 0)
+                answer.count(chunk.get("prompt_eval_count"), chunk.get("eval_count"))
             return True
 
         await self._read(f"{base}/api/chat", body, {}, model, what_to_do, line)
-        return _completion(model, pieces, usage, started)
+        return answer.completion()
 
     async def openai(
         self,
@@ -124,9 +115,7 @@ class DirectStream:
             if options.get(name) is not None:
                 body[name] = options[name]
         headers = {"Authorization": f"Bearer {key}"}
-        started = time.perf_counter()
-        pieces: list[str] = []
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        answer = _Answer(model, on_text)
 
         def line(raw: bytes) -> bool:
             if not raw.startswith(b"data:"):
@@ -134,22 +123,15 @@ class DirectStream:
             data = raw[5:].strip()
             if data == b"[DONE]":
                 return False
-            event = json.loads(data)
-            if "error" in event:
-                raise ModelUnavailable(f"model {model!r}: {event['error']}")
+            event = answer.read(data)
             for choice in event.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    pieces.append(text)
-                    if on_text is not None:
-                        on_text(text)
-            if isinstance(event.get("usage"), Mapping):
-                usage["prompt_tokens"] = int(event["usage"].get("prompt_tokens") or 0)
-                usage["completion_tokens"] = int(event["usage"].get("completion_tokens") or 0)
+                answer.add((choice.get("delta") or {}).get("content"))
+            if isinstance(usage := event.get("usage"), Mapping):
+                answer.count(usage.get("prompt_tokens"), usage.get("completion_tokens"))
             return True
 
         await self._read(f"{base}/chat/completions", body, headers, model, what_to_do, line)
-        return _completion(model, pieces, usage, started)
+        return answer.completion()
 
     async def _read(
         self,
@@ -218,7 +200,36 @@ async def _refusal(response: httpx.Response, model: str) -> NodeFailed:
     return failure_for(response.status_code, message, response.headers)
 
 
-def _completion(model: str, pieces: list[str], usage: dict[str, int], started: float) -> Completion:
-    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    latency = time.perf_counter() - started
-    return Completion(model, "".join(pieces), usage=usage, cost=0.0, latency_s=latency)
+class _Answer:
+    """An answer as its pieces come: the text, given on as it comes, and its counts."""
+
+    def __init__(self, model: str, on_text: Callable[[str], None] | None) -> None:
+        self.model = model
+        self.on_text = on_text
+        self.pieces: list[str] = []
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        self.started = time.perf_counter()
+
+    def read(self, raw: bytes) -> Any:
+        """One line's JSON object; the server's error, mid-answer, fails the call."""
+        said = json.loads(raw)
+        if isinstance(said, Mapping) and "error" in said:
+            raise ModelUnavailable(f"model {self.model!r}: {said['error']}")
+        return said if isinstance(said, Mapping) else {}
+
+    def add(self, text: object) -> None:
+        if isinstance(text, str) and text:
+            self.pieces.append(text)
+            if self.on_text is not None:
+                self.on_text(text)
+
+    def count(self, prompt: Any, completion: Any) -> None:
+        """The token counts the server gave (none: 0)."""
+        self.usage["prompt_tokens"] = int(prompt or 0)
+        self.usage["completion_tokens"] = int(completion or 0)
+
+    def completion(self) -> Completion:
+        usage = {**self.usage, "total_tokens": sum(self.usage.values())}
+        latency = time.perf_counter() - self.started
+        text = "".join(self.pieces)
+        return Completion(self.model, text, usage=usage, cost=0.0, latency_s=latency)
