@@ -145,6 +145,13 @@ async def runtime_factory() -> AsyncIterator[Any]:
         await runtime.close()
 
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their
+# environment, which every CLI the tests run (and rich in-process) would take
+# for a narrow terminal; without them, output to a pipe is as wide as in CI.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The end-to-end tests run one after another on one xdist worker (they
     start real processes, ports and caches of their own, and time things);
