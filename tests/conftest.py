@@ -152,6 +152,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
 
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The end-to-end tests run one after another on one xdist worker (they
     start real processes, ports and caches of their own, and time things);
