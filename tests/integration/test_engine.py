@@ -458,6 +458,12 @@ async def test_an_execution_ended_by_its_wait_timing_out_is_reported_once(
         parked = await rt.run(wf.compile(), {})
         rt.engine.drive(parked.execution_id)
         failed = await rt.engine.wait(parked.execution_id, until="terminal")
+        # The status is seen as the commit lands; the report follows the commit.
+        for _ in range(100):
+            if any(r.name == "agent_node.failures" for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # and nothing more comes
     assert failed.status == "failed"
     reported = [r for r in caplog.records if r.name == "agent_node.failures"]
     assert [(r.execution_id, r.error) for r in reported] == [  # type: ignore[attr-defined]
