@@ -20,26 +20,17 @@ import pytest
 from e2e.foreign.js_peers import GENERATIONS
 from e2e.venvs import SDK_CLIENTS
 from support.ports import free_port
+from support.workflows import WRITER_YAML
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240 if SDK_CLIENTS["1"].ready() else 600)]
 
 DRIVER = Path(__file__).resolve().parent / "sdk_clients" / "live_v1.py"
-WRITER = """
-workflow:
-  id: writer
-  version: '1'
-  start: write
-  state_schema: {text: {type: string, default: ""}, reply: {type: string, default: ""}}
-nodes:
-  write: {type: model, prompt: "{{ state.text }}", output: reply, next: done}
-  done: {type: end, output: [reply]}
-"""
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("live-node")
-    (folder / "writer.yaml").write_text(WRITER)
+    (folder / "writer.yaml").write_text(WRITER_YAML)
     port = free_port()
     (folder / "agent-node.yaml").write_text(
         f"name: writer\nlisten: {{host: 127.0.0.1, port: {port}}}\n"
