@@ -47,13 +47,15 @@ from agent_node.store.records import (
 )
 from agent_node.store.slots import SharedSlots
 
-__all__ = ["ClaimPlan", "Fence", "Listener", "Plan", "Store", "Txn"]
+__all__ = ["ClaimPlan", "CommitObserver", "Fence", "Listener", "Plan", "Store", "Txn"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 #: A notification callback: ``(kind, execution_id)``.
 Listener = Callable[[str, str], None]
+#: Told after a commit: the execution as committed, and the events it appended.
+CommitObserver = Callable[[ExecutionRecord, Sequence[EventRecord]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,3 +336,7 @@ class Store(Protocol):
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on every notification; returns the unsubscribe."""
+
+    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+        """Call ``observer`` after each commit of this process that wrote an
+        execution (:mod:`.notify`); returns the way to stop."""

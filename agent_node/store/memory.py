@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
-from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
 from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
@@ -60,6 +60,9 @@ class MemoryStore:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
+
+    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+        return self._notifier.observe(observer)
 
     # -- writes --------------------------------------------------------------
 
@@ -133,6 +136,8 @@ class MemoryStore:
             del self._waits[record.id]
         for kind in txn.notices:
             self._notifier.publish(kind, record.id)
+        if self._notifier.observed:
+            self._notifier.committed([txn])
 
     async def claim(
         self,

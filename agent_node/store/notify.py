@@ -1,11 +1,19 @@
-"""In-process fan-out of store notifications (see :mod:`agent_node.store.base`)."""
+"""In-process fan-out of store notifications (see :mod:`agent_node.store.base`),
+and of what each commit wrote, to observers (metrics, traces).
+
+An observer is told, after a transaction committed, the execution as it
+now is and the events the transaction appended — in the process that
+committed it, in commit order per execution. It must be quick and must not
+raise (a failing observer is logged); nothing waits for it. A store without
+observers pays one truth test per commit.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from agent_node.store.base import Listener
+from agent_node.store.base import CommitObserver, Listener, Txn
 
 __all__ = ["Notifier"]
 
@@ -17,6 +25,7 @@ class Notifier:
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
+        self._observers: list[CommitObserver] = []
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -33,3 +42,25 @@ class Notifier:
                 listener(kind, execution_id)
             except Exception:
                 log.exception("store listener failed on %s %s", kind, execution_id)
+
+    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+        self._observers.append(observer)
+
+        def forget() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return forget
+
+    @property
+    def observed(self) -> bool:
+        return bool(self._observers)
+
+    def committed(self, txns: list[Txn]) -> None:
+        """Tell the observers what the committed ``txns`` wrote."""
+        for observer in self._observers:
+            for txn in txns:
+                try:
+                    observer(txn.execution, txn.events)
+                except Exception:
+                    log.exception("commit observer failed on %s", txn.execution.id)

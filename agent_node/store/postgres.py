@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from agent_node.errors import Fenced, StoreError, StoreFull, UnknownExecution
-from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
 from agent_node.store.files import MissingStore
 from agent_node.store.notify import Notifier
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
@@ -209,6 +209,9 @@ class PostgresStore:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
 
+    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+        return self._notifier.observe(observer)
+
     async def _notify_live(self, payload: str) -> None:
         if self._live_conn is not None:
             await self._live_conn.execute("SELECT pg_notify($1, $2)", LIVE_CHANNEL, payload)
@@ -219,12 +222,20 @@ class PostgresStore:
 
     # -- plumbing ------------------------------------------------------------
 
-    async def _transact(self, job: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _transact(
+        self, job: Callable[[asyncpg.Connection], Awaitable[T]], written: list[Txn] | None = None
+    ) -> T:
+        """Run ``job`` in a transaction, again on a deadlock or serialization
+        failure; the transactions ``job`` appends to ``written`` go to the
+        commit's observers once it committed."""
         pool = self._require()
         for attempt in range(1, _RETRIES + 1):
             try:
                 async with pool.acquire() as conn, conn.transaction():
-                    return await job(conn)
+                    result = await job(conn)
+                if written and self._notifier.observed:
+                    self._notifier.committed(written)
+                return result
             except (
                 asyncpg.exceptions.DeadlockDetectedError,
                 asyncpg.exceptions.SerializationError,
@@ -259,7 +270,10 @@ class PostgresStore:
     # -- writes --------------------------------------------------------------
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
+        written: list[Txn] = []
+
         async def job(conn: asyncpg.Connection) -> T | None:
+            written.clear()
             exists = await conn.fetchval("SELECT 1 FROM executions WHERE id = $1", execution.id)
             if exists:
                 return None
@@ -268,9 +282,10 @@ class PostgresStore:
             )
             result = plan(txn)
             await _flush(conn, txn)
+            written.append(txn)
             return result
 
-        return await self._transact(job)
+        return await self._transact(job, written)
 
     async def apply(
         self,
@@ -280,7 +295,10 @@ class PostgresStore:
         fence: Fence | None = None,
         related: bool = False,
     ) -> T:
+        written: list[Txn] = []
+
         async def job(conn: asyncpg.Connection) -> T:
+            written.clear()
             if fence is not None:
                 await _check_fence(conn, execution_id, fence)
             row = await conn.fetchrow(_STMTS.lock_execution, execution_id)
@@ -300,9 +318,10 @@ class PostgresStore:
                 ]
             result = plan(txn)
             await _flush(conn, txn)
+            written.append(txn)
             return result
 
-        return await self._transact(job)
+        return await self._transact(job, written)
 
     async def claim(
         self,
@@ -320,7 +339,10 @@ class PostgresStore:
         sql = _CLAIM.format(scope=" AND execution_id = ANY($5::text[])" if ids else "")
         params: list[Any] = [owner, lease_until, now, limit, *([ids] if ids else [])]
 
+        written: list[Txn] = []
+
         async def job(conn: asyncpg.Connection) -> list[Claim]:
+            written.clear()
             items = [work_from_row(tuple(r)) for r in await conn.fetch(sql, *params)]
             by_execution: dict[str, list[WorkItem]] = {}
             for item in items:
@@ -331,10 +353,11 @@ class PostgresStore:
                 txn = Txn(execution_from_row(tuple(row)), now)
                 plan(txn, by_execution[execution_id])
                 await _flush(conn, txn)
+                written.append(txn)
                 claims.extend(Claim(item, txn.execution) for item in by_execution[execution_id])
             return claims
 
-        return await self._transact(job)
+        return await self._transact(job, written)
 
     async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
         rows = await self._fetch(_STMTS.extend_leases, until, owner)

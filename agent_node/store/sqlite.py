@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
-from agent_node.store.base import ClaimPlan, Fence, Listener, Plan, Txn
+from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
 from agent_node.store.files import create_private, require_file
 from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
@@ -143,6 +143,9 @@ class SqliteStore:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
+
+    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+        return self._notifier.observe(observer)
 
     async def _submit(self, job: Job) -> Any:
         return await self._writer.submit(job)
@@ -491,7 +494,9 @@ def _flush(conn: sqlite3.Connection, txn: Txn) -> Notices:
         )
         if changed.rowcount != 1:
             raise StoreError(f"delegation {delegation.key} changed under a transaction")
-    return [(kind, txn.execution.id) for kind in txn.notices]
+    notices: Notices = [(kind, txn.execution.id) for kind in txn.notices]
+    notices.append(txn)  # for the commit's observers (cheaper than asking whether any)
+    return notices
 
 
 def _start_claims(

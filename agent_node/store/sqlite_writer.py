@@ -40,13 +40,14 @@ from pathlib import Path
 from typing import Any
 
 from agent_node.errors import StoreError, StoreFull
+from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
 
 __all__ = ["Job", "Notices", "Writer", "store_error"]
 
 log = logging.getLogger(__name__)
 
-Notices = list[tuple[str, str]]
+Notices = list[tuple[str, str] | Txn]
 #: A job: what it returns, and the notices to publish once it committed.
 Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
 _Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
@@ -222,8 +223,14 @@ class Writer:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        for kind, execution_id in notices:
-            self._notifier.publish(kind, execution_id)
+        committed: list[Txn] = []
+        for notice in notices:
+            if isinstance(notice, Txn):
+                committed.append(notice)
+            else:
+                self._notifier.publish(*notice)
+        if committed and self._notifier.observed:
+            self._notifier.committed(committed)
 
     async def submit(self, job: Job) -> Any:
         if self._thread is None:
