@@ -79,6 +79,7 @@ from agent_node.settings import (
     TlsSettings,
 )
 from agent_node.settings_auth import AuthSettings
+from agent_node.settings_telemetry import TelemetrySettings
 
 if TYPE_CHECKING:
     import ssl
@@ -133,6 +134,8 @@ class NodeConfig(BaseModel):
     models: ModelSettings = Field(default_factory=ModelSettings)
     mcp: list[McpServerConfig] = []
     limits: Limits = Limits()
+    #: Metrics, traces and the drain (:mod:`agent_node.settings_telemetry`).
+    telemetry: TelemetrySettings = TelemetrySettings()
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
