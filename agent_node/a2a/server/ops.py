@@ -2,189 +2,124 @@
 
 ::
 
-    GET  /ops/executions[?status=S&limit=N&offset=K]   newest first
-    GET  /ops/executions/{id}                          record + timeline
-    GET  /ops/executions/{id}/events                   the event log
+    GET  /ops/node                                who this node is, its load
+    GET  /ops/executions[?status=S&workflow=W&skill=K&caller=C&context=X
+                        &since=T&until=T&q=ID&limit=N&cursor=C&count=1]
+                                                  newest first, paged
+    GET  /ops/executions/{id}                     record, timeline, graph,
+                                                  state changes, errors,
+                                                  usage, delegations
+    GET  /ops/executions/{id}/events              the event log
+    GET  /ops/executions/{id}/live                SSE: the text it writes
     POST /ops/executions/{id}/signal   {"event": E, "data": …}
     POST /ops/executions/{id}/cancel   {"reason": …}
+    POST /ops/executions/{id}/retry    a new execution with the same input
+    GET  /ops/inbox[?limit=N&cursor=C]            what waits on a person
+    GET  /ops/stream                              SSE: executions that change
+
+Each part lives in a module of its own: :mod:`.ops_query` (the list),
+:mod:`.ops_views` (one execution), :mod:`.ops_inbox`, :mod:`.ops_node`,
+:mod:`.ops_stream`, :mod:`.ops_actions`; :mod:`.ops_edge` reads requests.
 
 Only identities in ``policy.operators`` may call it (a node without TLS has
 no identities, and lets anyone on its loopback address in); anyone else
 gets HTTP 403, logged. Errors are JSON ``{"error": {code, status,
-message}}``: 400 for bad input, 404 for an unknown execution, 409 for a
-signal no wait is waiting for.
+message}}``: 400 for bad input, 404 for an unknown execution, 409 for an
+action the execution's state does not allow (a signal no wait is waiting
+for, a retry of one that did not fail).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, get_args
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agent_node.errors import UnknownExecution, UsageError
-from agent_node.results import build_timeline, to_event
+from agent_node.results import to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
-from agent_node.store import ExecutionRecord, ExecutionStatus
 from agent_node.transport import caller_of
 
-__all__ = ["OPS_PATH", "ops_routes"]
+from . import ops_actions
+from .ops_edge import Refused, record_of
+from .ops_inbox import inbox
+from .ops_node import NodeAbout, node_view
+from .ops_query import list_executions
+from .ops_stream import changes_stream, live_stream
+from .ops_views import execution_view
+
+__all__ = ["OPS_PATH", "NodeAbout", "ops_routes"]
 
 log = logging.getLogger(__name__)
 
 OPS_PATH = "/ops"
-MAX_PAGE = 500
-MAX_BODY = 256 * 1024
-_STATUSES = frozenset(get_args(ExecutionStatus))
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: A handler's answer: JSON data, or a response of its own (a stream).
+Answer = Callable[[Request], Awaitable[Any]]
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None) -> list[Route]:
+    """The operator API's routes, serving ``runtime``'s store, behind ``policy``;
+    ``about``: what ``/ops/node`` says of the node (its name, URL, card, skills)."""
 
-
-_REASONS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "CONFLICT"}
-
-
-def ops_routes(runtime: Runtime, policy: Policy) -> list[Route]:
-    """The operator API's routes, serving ``runtime``'s store, behind ``policy``."""
-
-    def guarded(handler: Callable[[Request, Runtime], Awaitable[Any]]) -> Handler:
+    def guarded(handler: Answer) -> Handler:
         async def endpoint(request: Request) -> Response:
             caller = caller_of(request.scope)
             try:
                 if not policy.is_operator(caller):
                     log.warning("denied: %s may not use the operator API", caller or "anonymous")
-                    raise _Refused(403, f"{caller or 'an anonymous caller'} is not an operator")
-                return JSONResponse(await handler(request, runtime))
-            except _Refused as exc:
-                error = {"code": exc.status, "status": _REASONS[exc.status], "message": exc.message}
-                return JSONResponse({"error": error}, exc.status)
+                    raise Refused(403, f"{caller or 'an anonymous caller'} is not an operator")
+                answer = await handler(request)
+            except Refused as exc:
+                return JSONResponse(exc.body(), exc.status)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
 
         return endpoint
 
+    async def node(request: Request) -> Any:
+        return await node_view(runtime, about)
+
+    async def listed(request: Request) -> Any:
+        skills = dict(about.skills) if about and about.skills else None
+        return await list_executions(runtime, request.query_params, skills)
+
+    async def show(request: Request) -> Any:
+        return await execution_view(runtime, await record_of(request, runtime))
+
+    async def events(request: Request) -> Any:
+        record = await record_of(request, runtime)
+        return {"events": [to_event(e).as_json() for e in await runtime.store.events(record.id)]}
+
+    async def live(request: Request) -> Any:
+        return live_stream(runtime, await record_of(request, runtime))
+
+    async def parked(request: Request) -> Any:
+        return await inbox(runtime, request.query_params)
+
+    async def stream(request: Request) -> Any:
+        return changes_stream(runtime)
+
+    def act(action: Callable[[Request, Runtime], Awaitable[Any]]) -> Answer:
+        async def acting(request: Request) -> Any:
+            return await action(request, runtime)
+
+        return acting
+
     base = OPS_PATH + "/executions"
     return [
-        Route(base, guarded(_list), methods=["GET"]),
-        Route(base + "/{id}", guarded(_show), methods=["GET"]),
-        Route(base + "/{id}/events", guarded(_events), methods=["GET"]),
-        Route(base + "/{id}/signal", guarded(_signal), methods=["POST"]),
-        Route(base + "/{id}/cancel", guarded(_cancel), methods=["POST"]),
+        Route(OPS_PATH + "/node", guarded(node), methods=["GET"]),
+        Route(OPS_PATH + "/inbox", guarded(parked), methods=["GET"]),
+        Route(OPS_PATH + "/stream", guarded(stream), methods=["GET"]),
+        Route(base, guarded(listed), methods=["GET"]),
+        Route(base + "/{id}", guarded(show), methods=["GET"]),
+        Route(base + "/{id}/events", guarded(events), methods=["GET"]),
+        Route(base + "/{id}/live", guarded(live), methods=["GET"]),
+        Route(base + "/{id}/signal", guarded(act(ops_actions.signal)), methods=["POST"]),
+        Route(base + "/{id}/cancel", guarded(act(ops_actions.cancel)), methods=["POST"]),
+        Route(base + "/{id}/retry", guarded(act(ops_actions.retry)), methods=["POST"]),
     ]
-
-
-async def _list(request: Request, runtime: Runtime) -> Any:
-    query = request.query_params
-    status = query.get("status")
-    if status is not None and status not in _STATUSES:
-        raise _Refused(400, f"status must be one of {', '.join(sorted(_STATUSES))}")
-    limit = _integer(query.get("limit", "50"), "limit", 1, MAX_PAGE)
-    offset = _integer(query.get("offset", "0"), "offset", 0, 10**9)
-    records = await runtime.store.list_executions(
-        status=[status] if status else None, limit=limit, offset=offset
-    )
-    return {"executions": [_summary(r) for r in records]}
-
-
-async def _show(request: Request, runtime: Runtime) -> Any:
-    record = await _record(request, runtime)
-    events = [to_event(e) for e in await runtime.store.events(record.id)]
-    timeline = [
-        {
-            "node": run.node,
-            "visit": run.visit,
-            "attempt": run.attempt,
-            "status": run.status,
-            "started_at": run.started_at,
-            "duration": run.duration,
-            "detail": run.detail,
-        }
-        for run in build_timeline(events)
-    ]
-    return {**_summary(record), "state": json.loads(record.state), "timeline": timeline}
-
-
-async def _events(request: Request, runtime: Runtime) -> Any:
-    record = await _record(request, runtime)
-    return {"events": [to_event(e).as_json() for e in await runtime.store.events(record.id)]}
-
-
-async def _signal(request: Request, runtime: Runtime) -> Any:
-    record = await _record(request, runtime)
-    body = await _body(request)
-    event = body.get("event")
-    if not isinstance(event, str) or not event:
-        raise _Refused(400, '"event" must be a non-empty string')
-    try:
-        await runtime.engine.control.signal(record.id, event, body.get("data"))
-    except UsageError as exc:  # InvalidSignal among them
-        raise _Refused(409, str(exc)) from None
-    runtime.engine.drive(record.id)
-    return {"id": record.id, "signaled": event}
-
-
-async def _cancel(request: Request, runtime: Runtime) -> Any:
-    record = await _record(request, runtime)
-    body = await _body(request)
-    reason = body.get("reason", "canceled by an operator")
-    if not isinstance(reason, str):
-        raise _Refused(400, '"reason" must be a string')
-    canceled = await runtime.engine.control.cancel(record.id, reason[:500])
-    return {"id": record.id, "canceled": canceled}
-
-
-async def _record(request: Request, runtime: Runtime) -> ExecutionRecord:
-    execution_id = request.path_params["id"]
-    try:
-        record = await runtime.store.get(execution_id)
-    except UnknownExecution:
-        record = None
-    if record is None:
-        raise _Refused(404, f"no execution {execution_id!r}")
-    return record
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise _Refused(400, f"body larger than {MAX_BODY} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise _Refused(400, "body is not JSON") from None
-    if not isinstance(body, dict):
-        raise _Refused(400, "body must be a JSON object")
-    return body
-
-
-def _integer(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise _Refused(400, f"{name} must be an integer from {low} to {high}")
-    return int(text)
-
-
-def _summary(record: ExecutionRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "workflow": record.workflow_id,
-        "version": record.workflow_version,
-        "status": record.status,
-        "caller": record.caller,
-        "context_id": record.context_id,
-        "error": record.error,
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-    }

@@ -1,0 +1,103 @@
+"""``GET /ops/inbox``: everything parked on a person on this node.
+
+Three kinds, in this order: executions asking their caller for input
+(A2A INPUT_REQUIRED) and for authorization (AUTH_REQUIRED), each with its
+question; then waits for a named event (``agent-node signal``), each with
+the event's name and deadline. Every kind is read a page at a time from
+the store's own filters (``list_executions(asking=…)``; waiting executions
+that ask nothing, whose ``event`` waits are kept), newest first, so a
+request reads a page worth of rows, never every execution. The cursor
+(``next``) holds the kind reached and the offset in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from agent_node.results import to_event
+from agent_node.runtime import Runtime
+from agent_node.store import ExecutionRecord, WaitRecord
+
+from .ops_edge import Refused, integer, summary
+from .ops_views import question_of
+
+__all__ = ["inbox"]
+
+MAX_PAGE = 200
+#: The store's filters of each kind, in the order the inbox lists them.
+_KINDS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("input", {"asking": "input"}),
+    ("auth", {"asking": "auth"}),
+    ("event", {"status": ["waiting"], "asking": "none"}),
+)
+#: Events read back from the end of a log to find a question (else all of it).
+_TAIL = 32
+
+
+async def inbox(runtime: Runtime, params: QueryParams) -> dict[str, Any]:
+    limit = integer(params.get("limit"), "limit", 1, MAX_PAGE, 50)
+    phase, offset = _decode(params.get("cursor"))
+    items: list[dict[str, Any]] = []
+    while phase < len(_KINDS) and len(items) < limit:
+        kind, filters = _KINDS[phase]
+        want = limit - len(items)
+        records = await runtime.store.list_executions(**filters, limit=want + 1, offset=offset)
+        for record in records[:want]:
+            items += await _items(runtime, kind, record)
+        if len(records) > want:
+            offset += want
+            break
+        phase, offset = phase + 1, 0
+    more = phase < len(_KINDS)
+    return {"items": items, "next": _encode(phase, offset) if more else None}
+
+
+async def _items(runtime: Runtime, kind: str, record: ExecutionRecord) -> list[dict[str, Any]]:
+    store = runtime.store
+    waits = [w for w in await store.waits(record.id) if w.kind == kind]
+    if not waits:
+        return []  # moved on since it was listed
+    if kind == "event":
+        return [_item(kind, record, wait, None) for wait in waits]
+    tail = [to_event(e) for e in await store.events(record.id, max(0, record.last_seq - _TAIL))]
+    question = question_of(tail, waits)
+    if question is not None and "asked_at" not in question:  # asked long ago: read it all
+        question = question_of([to_event(e) for e in await store.events(record.id)], waits)
+    return [_item(kind, record, waits[0], question)]
+
+
+def _item(
+    kind: str, record: ExecutionRecord, wait: WaitRecord, question: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "node": wait.node,
+        "visit": wait.visit,
+        "event": wait.event,
+        "deadline": wait.deadline,
+        "question": question,
+        "execution": summary(record),
+    }
+
+
+def _encode(phase: int, offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([phase, offset]).encode()).decode().rstrip("=")
+
+
+def _decode(token: str | None) -> tuple[int, int]:
+    if not token:
+        return 0, 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        phase, offset = json.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise Refused(400, "cursor is not one this API gave out") from None
+    ints = isinstance(phase, int) and isinstance(offset, int)
+    if not ints or not 0 <= phase < len(_KINDS) or not 0 <= offset <= 10**9:
+        raise Refused(400, "cursor is not one this API gave out")
+    return phase, offset

@@ -1,0 +1,71 @@
+"""``GET /ops/node``: who this node is and how busy it is.
+
+Its name, URL, version, the words of its card (name, description,
+skills), which workflow each skill runs, and its load: executions by
+status (``count_executions``, one indexed count each), how many ask a
+person (input, authorization) and how many run or wait now. The node
+hands what it knows of itself in a :class:`NodeAbout`; without one
+(an app assembled by hand) the name comes from the engine and the rest
+is None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+from agent_node import __version__
+from agent_node.runtime import Runtime
+from agent_node.store import ExecutionStatus
+
+__all__ = ["NodeAbout", "node_view", "public_card"]
+
+_STATUSES = get_args(ExecutionStatus)
+
+
+@dataclass(frozen=True)
+class NodeAbout:
+    """What a node says of itself on ``/ops/node``."""
+
+    name: str
+    #: The base URL peers reach it at.
+    url: str | None = None
+    #: Its Agent Card (the document it serves).
+    card: Mapping[str, Any] | None = None
+    #: Skill id → the id of the workflow it runs (``skill=`` filters on it).
+    skills: Mapping[str, str] = field(default_factory=dict)
+
+
+async def node_view(runtime: Runtime, about: NodeAbout | None) -> dict[str, Any]:
+    store = runtime.store
+    counts = {s: await store.count_executions(status=[s]) for s in _STATUSES}
+    asking = {kind: await store.count_executions(asking=kind) for kind in ("input", "auth")}
+    engine = runtime.engine
+    return {
+        "name": about.name if about else engine.owner.node,
+        "url": about.url if about else None,
+        "version": __version__,
+        "card": public_card(about.card) if about and about.card else None,
+        "skills": dict(about.skills) if about else None,
+        "engine": engine.state.value,
+        "counts": counts,
+        "asking": asking,
+        "load": {"running": counts["pending"] + counts["running"], "waiting": counts["waiting"]},
+    }
+
+
+def public_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    """What a viewer needs of a card: its words and skills, not its signatures
+    (which carry the signer's certificate chain)."""
+    keep = ("name", "description", "version", "provider", "capabilities", "skills", "url")
+    shown = {key: card[key] for key in keep if key in card}
+    interfaces = card.get("supportedInterfaces")
+    if isinstance(interfaces, list):
+        shown["interfaces"] = [
+            {"url": i.get("url"), "binding": i.get("protocolBinding")}
+            for i in interfaces
+            if isinstance(i, dict)
+        ]
+    shown["signed"] = bool(card.get("signatures"))
+    return shown

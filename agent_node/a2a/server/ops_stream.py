@@ -1,0 +1,156 @@
+"""Server-Sent Events of the operator API: what changes, as it changes.
+
+``GET /ops/stream``: the executions of this node that changed. The store's
+notices (``status``, ``work``, ``cancel``, …: :mod:`agent_node.store.base`)
+name an execution, often many times a second; they are gathered for
+:data:`COALESCE` seconds and sent as one ``changes`` event holding each
+execution's summary as it is then. More than :data:`MAX_IDS` at once are
+sent as ``{"overflow": n}`` instead (a viewer reloads its page). A comment
+line every :data:`HEARTBEAT` seconds keeps proxies from closing the stream
+and tells a client the node is alive.
+
+``GET /ops/executions/{id}/live``: the text the execution's nodes write as
+they write it (the store's live channel, :mod:`agent_node.store.live`):
+``chunk`` events (``stream``, ``node``, ``text``, ``append``, ``last``);
+a subscriber that comes late first gets each open stream's text so far.
+An ``end`` event says the execution is over (it is sent at once for one
+that has ended), and the stream closes. A reader too slow to keep up with
+:data:`MAX_QUEUED` chunks gets ``overflow`` and the stream closes; it may
+subscribe again and get the text so far.
+
+Both end when the client goes: its unsubscribes run as the response ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from agent_node.engine.engine import EngineState
+from agent_node.runtime import Runtime
+from agent_node.store import TERMINAL, ExecutionRecord
+from agent_node.store.live import Chunk
+
+from .ops_edge import summary
+
+__all__ = ["COALESCE", "HEARTBEAT", "MAX_IDS", "MAX_QUEUED", "changes_stream", "live_stream"]
+
+HEARTBEAT = 15.0
+COALESCE = 0.1
+MAX_IDS = 200
+MAX_QUEUED = 4096
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame(event: str, data: Any) -> bytes:
+    """One SSE event (``event:`` line, one ``data:`` line of JSON)."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(frames, media_type="text/event-stream", headers=_HEADERS)
+
+
+def changes_stream(runtime: Runtime) -> StreamingResponse:
+    return _stream(_changes(runtime))
+
+
+async def _changes(runtime: Runtime) -> AsyncIterator[bytes]:
+    store = runtime.store
+    pending: set[str] = set()
+    wake = asyncio.Event()
+
+    def noticed(kind: str, execution_id: str) -> None:
+        pending.add(execution_id)
+        wake.set()
+
+    unsubscribe = store.subscribe(noticed)
+    try:
+        yield b"retry: 2000\n" + frame("hello", {"engine": runtime.engine.state.value})
+        while runtime.engine.state is EngineState.RUNNING:
+            try:
+                await asyncio.wait_for(wake.wait(), HEARTBEAT)
+            except TimeoutError:
+                yield b": heartbeat\n\n"
+                continue
+            await asyncio.sleep(COALESCE)
+            wake.clear()
+            ids = sorted(pending)
+            pending.clear()
+            if len(ids) > MAX_IDS:
+                yield frame("changes", {"executions": [], "overflow": len(ids)})
+                continue
+            found = [await store.get(execution_id) for execution_id in ids]
+            rows = [summary(r) for r in found if r is not None]
+            yield frame("changes", {"executions": rows, "overflow": 0})
+    finally:
+        unsubscribe()
+
+
+def live_stream(runtime: Runtime, record: ExecutionRecord) -> StreamingResponse:
+    return _stream(_live(runtime, record))
+
+
+async def _live(runtime: Runtime, record: ExecutionRecord) -> AsyncIterator[bytes]:
+    if record.status in TERMINAL:
+        yield frame("end", {"status": record.status})
+        return
+    store = runtime.store
+    queue: asyncio.Queue[Chunk | str] = asyncio.Queue(MAX_QUEUED)
+
+    def put(item: Chunk | str) -> None:
+        try:
+            queue.put_nowait(item)
+        except asyncio.QueueFull:
+            _end_with(queue, "overflow")
+
+    def noticed(kind: str, execution_id: str) -> None:
+        if execution_id == record.id and kind in ("status", "cancel"):
+            put("status")
+
+    unsubscribe_notices = store.subscribe(noticed)
+    unsubscribe_live = store.live.subscribe(record.id, put)
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), HEARTBEAT)
+            except TimeoutError:
+                item = "status"  # a notice may come from elsewhere: look again
+                yield b": heartbeat\n\n"
+            if item == "overflow":
+                yield frame("overflow", {"queued": MAX_QUEUED})
+                return
+            if isinstance(item, Chunk):
+                yield frame("chunk", _chunk(item))
+                continue
+            now = await store.get(record.id)
+            if now is None or now.status in TERMINAL:
+                yield frame("end", {"status": now.status if now else None})
+                return
+    finally:
+        unsubscribe_live()
+        unsubscribe_notices()
+
+
+def _end_with(queue: asyncio.Queue[Chunk | str], item: str) -> None:
+    """Put ``item`` at the end of a full queue, dropping its oldest entry
+    (the reader stops at ``overflow``: what follows it is lost anyway)."""
+    try:
+        queue.get_nowait()
+    except asyncio.QueueEmpty:
+        pass
+    queue.put_nowait(item)
+
+
+def _chunk(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "stream": chunk.stream,
+        "node": chunk.node,
+        "text": chunk.text,
+        "append": chunk.append,
+        "last": chunk.last,
+    }

@@ -1,0 +1,209 @@
+"""``GET /ops/executions/{id}``: one execution as a person looks at it.
+
+Everything is folded from the durable log, read once, plus the execution's
+live rows (work, waits, delegations):
+
+* ``timeline``: each node attempt (node, visit, attempt, status, start,
+  duration, tokens and cost of its model calls, the peer it delegated to);
+* ``graph``: the workflow's nodes and edges (:mod:`.ops_graph`), with
+  ``visited`` (nodes started at least once) and ``current`` (the work and
+  wait rows: what runs or is parked now); None when this node cannot load
+  the workflow;
+* ``input`` and ``steps``: the state as the execution started, and for each
+  node visit that changed it the keys it changed, before and after (a
+  viewer folds them for the whole state at any point);
+* ``errors``: each failed attempt with its error and, for a step's own
+  code, its traceback; ``usage``: model calls, tokens and cost, per node
+  and in total;
+* ``delegations``: the peers' tasks (:mod:`.ops_delegations`);
+* ``question``: what the execution asks of its caller, when it does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from agent_node.results import Event, NodeRun, build_timeline, to_event
+from agent_node.runtime import Runtime
+from agent_node.store import ExecutionRecord, WaitRecord
+
+from .ops_delegations import delegations_of
+from .ops_edge import summary
+from .ops_graph import workflow_graph
+
+__all__ = ["execution_view", "question_of"]
+
+log = logging.getLogger(__name__)
+
+#: Wait kinds that ask the execution's caller (A2A INPUT_REQUIRED / AUTH_REQUIRED).
+ASKING = ("input", "auth")
+
+
+async def execution_view(runtime: Runtime, record: ExecutionRecord) -> dict[str, Any]:
+    store = runtime.store
+    events = [to_event(e) for e in await store.events(record.id)]
+    work, waits = await store.work(record.id), await store.waits(record.id)
+    runs = build_timeline(events)
+    started = next((e for e in events if e.kind == "execution_started"), None)
+    initial = (started.data or {}).get("input") if started is not None else None
+    return {
+        **summary(record),
+        "state": json.loads(record.state),
+        "timeline": [_run(run) for run in runs],
+        "graph": _graph(runtime, record),
+        "visited": sorted({e.node for e in events if e.kind == "node_started" and e.node}),
+        "current": {
+            "work": [
+                {
+                    "node": w.node,
+                    "visit": w.visit,
+                    "attempt": w.attempt,
+                    "available_at": w.available_at,
+                    "leased": w.lease_owner is not None,
+                    "lease_expires_at": w.lease_expires_at,
+                }
+                for w in work
+            ],
+            "waits": [_wait(w) for w in waits],
+        },
+        "input": initial if isinstance(initial, dict) else None,
+        "steps": _steps(initial, events),
+        "errors": _errors(events),
+        "usage": _usage(runs),
+        "delegations": delegations_of(events, await store.delegations(record.id)),
+        "question": question_of(events, waits),
+        "events": len(events),
+    }
+
+
+def question_of(events: Sequence[Event], waits: Sequence[WaitRecord]) -> dict[str, Any] | None:
+    """What the execution asks its caller: the asking wait's prompt (its last
+    ``wait_started``), or None when it asks nothing."""
+    asking = next((w for w in waits if w.kind == "auth"), None)
+    asking = asking or next((w for w in waits if w.kind == "input"), None)
+    if asking is None:
+        return None
+    default = "Authorization required." if asking.kind == "auth" else "Input required."
+    for event in reversed(events):
+        if event.kind == "wait_started" and (event.node, event.visit) == (
+            asking.node,
+            asking.visit,
+        ):
+            data = event.data or {}
+            return {
+                "kind": asking.kind,
+                "node": asking.node,
+                "visit": asking.visit,
+                "text": str(data.get("prompt") or default),
+                "asked_at": event.at,
+                "asked_by": data.get("asked_by"),
+            }
+    return {"kind": asking.kind, "node": asking.node, "visit": asking.visit, "text": default}
+
+
+def _graph(runtime: Runtime, record: ExecutionRecord) -> dict[str, Any] | None:
+    try:
+        workflow = runtime.workflows.get(
+            record.workflow_id, record.workflow_version, record.workflow_ref
+        )
+    except Exception as exc:  # a workflow file that no longer loads: the rest still holds
+        log.info("no graph of %s: %s", record.workflow_id, exc)
+        return None
+    return workflow_graph(workflow)
+
+
+def _run(run: NodeRun) -> dict[str, Any]:
+    usage = run.extra.get("usage")
+    sent = run.extra.get("delegation")
+    return {
+        "node": run.node,
+        "visit": run.visit,
+        "attempt": run.attempt,
+        "status": run.status,
+        "started_at": run.started_at,
+        "duration": run.duration,
+        "detail": run.detail,
+        "usage": usage if isinstance(usage, dict) else None,
+        "peer": sent if isinstance(sent, dict) else None,
+    }
+
+
+def _wait(wait: WaitRecord) -> dict[str, Any]:
+    return {
+        "node": wait.node,
+        "visit": wait.visit,
+        "kind": wait.kind,
+        "event": wait.event,
+        "deadline": wait.deadline,
+    }
+
+
+def _steps(initial: Any, events: Sequence[Event]) -> list[dict[str, Any]]:
+    """Each state change: the keys a node visit changed, before and after."""
+    state: dict[str, Any] = dict(initial) if isinstance(initial, dict) else {}
+    steps = []
+    for event in events:
+        patch = (event.data or {}).get("patch") if event.kind == "node_completed" else None
+        if not isinstance(patch, dict) or not patch:
+            continue
+        before = {key: state.get(key) for key in patch}
+        state.update(patch)
+        steps.append(
+            {
+                "node": event.node,
+                "visit": event.visit,
+                "seq": event.seq,
+                "at": event.at,
+                "before": before,
+                "after": dict(patch),
+            }
+        )
+    return steps
+
+
+def _errors(events: Sequence[Event]) -> list[dict[str, Any]]:
+    found = []
+    for event in events:
+        data = event.data or {}
+        if event.kind == "node_failed":
+            found.append(
+                {
+                    "node": event.node,
+                    "visit": event.visit,
+                    "attempt": event.attempt,
+                    "at": event.at,
+                    "error": data.get("error"),
+                    "type": data.get("type"),
+                    "retry_at": data.get("retry_at"),
+                    "throttled": bool(data.get("throttled")),
+                    "traceback": data.get("traceback"),
+                }
+            )
+        elif event.kind == "execution_failed":
+            found.append({"node": None, "at": event.at, "error": data.get("error")})
+    return found
+
+
+def _usage(runs: Sequence[NodeRun]) -> dict[str, Any]:
+    """Model calls, tokens and cost per node, and in total (cost None: unpriced)."""
+    by_node: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        usage = run.extra.get("usage")
+        if not isinstance(usage, dict) or not usage.get("calls"):
+            continue
+        into = by_node.setdefault(run.node, {"calls": 0, "tokens": 0, "cost": None})
+        _add(into, usage)
+    total: dict[str, Any] = {"calls": 0, "tokens": 0, "cost": None}
+    for usage in by_node.values():
+        _add(total, {**usage, "total_tokens": usage["tokens"]})
+    return {"by_node": by_node, "total": total}
+
+
+def _add(into: dict[str, Any], usage: dict[str, Any]) -> None:
+    into["calls"] += int(usage.get("calls") or 0)
+    into["tokens"] += int(usage.get("total_tokens") or 0)
+    if usage.get("cost") is not None:
+        into["cost"] = (into["cost"] or 0.0) + float(usage["cost"])
