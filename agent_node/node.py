@@ -97,25 +97,55 @@ class AgentNode:
         server = uvicorn_server(
             uvicorn_config(parts.app, tls, config.limits, identity_from_cn=config.identity_from_cn)
         )
+        health = parts.health
+        drain = config.telemetry.drain_seconds
+
+        def on_stop() -> float:
+            health.draining()
+            return drain
+
+        server.on_stop = on_stop
+        plain = None
         try:
-            await parts.start()
-            if grpc is not None:
-                await node_grpc.serve(grpc, parts.grpc)
-            with _stop_on_signals(server):
-                announce = asyncio.create_task(_announce(server, config, ready))
+            plain = _plain_metrics(config, parts.metrics)  # a port taken fails the start
+            with _stop_on_signals(server, on_stop):
+                # The listener accepts first: /readyz says "starting" (and
+                # other requests get 503) while the engine recovers.
+                serving = asyncio.create_task(server.serve(sockets=[sock]))
                 orphaned = asyncio.create_task(_stop_when_orphaned(server, parent))
-                grpc_stop = asyncio.create_task(node_grpc.stop_with(server, grpc))
+                metrics_port = plain and asyncio.create_task(plain[0].serve(sockets=[plain[1]]))
+                grpc_stop: asyncio.Task[None] | None = None
                 try:
-                    await server.serve(sockets=[sock])
-                    await grpc_stop
+                    if await _until_started(server, serving):
+                        await parts.start()
+                        if grpc is not None:
+                            await node_grpc.serve(grpc, parts.grpc)
+                        grpc_stop = asyncio.create_task(node_grpc.stop_with(server, grpc))
+                        if not server.should_exit:
+                            health.serving()
+                            _freeze_startup_objects()
+                            if ready is not None:
+                                ready(config)
+                    await serving
+                    if grpc_stop is not None:
+                        await grpc_stop
                 finally:
-                    for task in (announce, orphaned, grpc_stop):
-                        task.cancel()
+                    server.should_exit = True
+                    if plain and metrics_port:
+                        plain[0].should_exit = True
+                        await asyncio.wait([metrics_port])
+                    for task in (orphaned, grpc_stop):
+                        if task is not None:
+                            task.cancel()
+                    if not serving.done():
+                        await asyncio.wait([serving])
         finally:
             if grpc is not None:
                 await grpc.stop(0)  # stopped by now unless serving failed
             await parts.close()
             sock.close()
+            if plain:
+                plain[1].close()
 
 
 @dataclass
@@ -133,6 +163,10 @@ class _Parts:
     #: The gRPC servicer when ``listen.grpc_port`` is set.
     grpc: Any = None
     delegator: Any = None
+    #: The probes' view of the node (:mod:`agent_node.telemetry.health`).
+    health: Any = None
+    #: :class:`~agent_node.telemetry.metrics.NodeMetrics`, unless turned off.
+    metrics: Any = None
 
     @classmethod
     def assemble(
@@ -161,6 +195,10 @@ class _Parts:
         from agent_node.runtime import Runtime
         from agent_node.security.authn import authenticator
         from agent_node.security.authz import Policy
+        from agent_node.telemetry.health import Health
+        from agent_node.telemetry.metrics import NodeMetrics
+        from agent_node.telemetry.metrics_http import counted, metrics_route
+        from agent_node.transport import caller_of
 
         outgoing = config.client_ssl_context()
         http = http_client(
@@ -222,17 +260,29 @@ class _Parts:
             open_paths=frozenset({PUSH_PATH}) if pushes.anonymous else frozenset(),
         )
         posts = {PUSH_PATH: pushes.endpoint}
+        health = Health(runtime.store, runtime.engine)
+        routes = ops_routes(runtime, policy)
+        metrics = None
+        if config.telemetry.metrics.enabled:
+            metrics = NodeMetrics(runtime.store, runtime.workflows, config.name)
+            runtime.engine.claimed_hooks.append(metrics.claimed)
+            routes.append(metrics_route(metrics, lambda r: policy.is_operator(caller_of(r.scope))))
         app = create_app(
             card,
             endpoint,
             rest=rest,
             posts=posts,
-            routes=ops_routes(runtime, policy),
+            routes=routes,
             guard=guard,
             jwks=_jwks(config),
+            health=health,
         )
+        if metrics is not None:
+            app = counted(app, metrics)
         parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
         parts.delegator = delegator
+        parts.health = health
+        parts.metrics = metrics
         if config.listen.grpc_port is not None:
             from agent_node.a2a.server.grpc.service import A2AService
 
@@ -258,6 +308,8 @@ class _Parts:
         if self.tasks.push is not None:
             await self.tasks.push.close()
         await self.runtime.close()
+        if self.metrics is not None:
+            self.metrics.close()
         await self.tools.aclose()  # after the runtime: no node may open a session now
         await self.llm.aclose()
         if self.delegator is not None:
@@ -306,14 +358,23 @@ def _secret(config: NodeConfig) -> bytes:
     return hashlib.sha256(b"agent-node delegation tokens\0" + material).digest()
 
 
-async def _announce(
-    server: Any, config: NodeConfig, ready: Callable[[NodeConfig], None] | None
-) -> None:
+def _plain_metrics(config: NodeConfig, metrics: Any) -> tuple[Any, Any] | None:
+    """The plain metrics port's server and socket (``telemetry.metrics.port``)."""
+    settings = config.telemetry.metrics
+    if metrics is None or settings.port is None:
+        return None
+    from agent_node.telemetry.metrics_http import bind_plain, plain_server
+
+    return plain_server(metrics), bind_plain(settings.host, settings.port)
+
+
+async def _until_started(server: Any, serving: asyncio.Task[None]) -> bool:
+    """Wait until uvicorn accepts on its socket; False when it stopped first."""
     while not server.started:
+        if serving.done() or server.should_exit:
+            return False
         await asyncio.sleep(0.01)
-    _freeze_startup_objects()
-    if ready is not None:
-        ready(config)
+    return True
 
 
 async def _stop_when_orphaned(server: Any, parent: int | None) -> None:
@@ -339,13 +400,14 @@ def _freeze_startup_objects() -> None:
 
 
 @contextmanager
-def _stop_on_signals(server: Any) -> Iterator[None]:
+def _stop_on_signals(server: Any, on_stop: Callable[[], float]) -> Iterator[None]:
     """SIGINT/SIGTERM ask uvicorn to stop, also before it installs its own
     handlers. uvicorn re-raises the signal that stopped it after restoring
     the handlers it found — ours — so the node goes on to close its runtime
     instead of dying half way."""
 
     def stop(*_: object) -> None:
+        on_stop()
         server.should_exit = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -32,6 +32,8 @@ import asyncio
 import logging
 import socket
 import ssl
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from agent_node.config import Limits
@@ -117,6 +119,24 @@ def uvicorn_server(config: Any) -> Any:
     import uvicorn
 
     class NodeServer(uvicorn.Server):
+        #: Told when a stop is first asked; returns the seconds to drain
+        #: (keep serving, ``/readyz`` failing) before the listener closes.
+        on_stop: Callable[[], float] | None = None
+        _drain_until: float | None = None
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.on_stop is not None and self._drain_until is None and not self.should_exit:
+                delay = self.on_stop()
+                if delay > 0:
+                    self._drain_until = time.monotonic() + delay
+                    return
+            super().handle_exit(sig, frame)
+
+        async def on_tick(self, counter: int) -> bool:
+            if self._drain_until is not None and time.monotonic() >= self._drain_until:
+                return True
+            return bool(await super().on_tick(counter))
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             await super().shutdown(sockets)
             running = list(self.server_state.tasks)

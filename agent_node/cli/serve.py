@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = ["serve"]
 
 #: The logger the engine reports failed executions on (``engine/runner.py``).
 FAILURES = "agent_node.failures"
+log = logging.getLogger("agent_node.serve")
 
 
 @click.command()
@@ -60,6 +62,14 @@ FAILURES = "agent_node.failures"
     help="Serve plain HTTP without authentication, on a loopback address only (development).",
 )
 @click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=lambda: os.environ.get("AGENT_NODE_LOG_FORMAT", "text"),
+    show_default="$AGENT_NODE_LOG_FORMAT, else text",
+    help="json: every log line on stderr is a JSON object with the execution, task,"
+    " node and trace ids it concerns.",
+)
+@click.option(
     "--parent-pid",
     type=int,
     default=None,
@@ -77,6 +87,7 @@ def serve(
     cert_dir: Path | None,
     identity: str | None,
     insecure_dev: bool,
+    log_format: str,
     parent_pid: int | None,
 ) -> None:
     """Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a.
@@ -109,19 +120,32 @@ def serve(
     node = AgentNode(config, insecure_dev=insecure_dev)
     node.check_transport()
 
+    as_json = log_format == "json"
+
     def ready(actual: NodeConfig) -> None:
-        if insecure_dev:
-            click.secho(INSECURE_WARNING.format(host=actual.listen.host), fg="yellow", err=True)
         from agent_node.store import default_store_url
 
         skills = ", ".join(node.workflows) or "none"
+        where = f"skills: {skills}; store: {actual.store or default_store_url()}"
+        if as_json:  # stdout keeps its lines (tools read the URL there); stderr is JSON
+            if insecure_dev:
+                log.warning(INSECURE_WARNING.format(host=actual.listen.host))
+            log.info("listening on %s; %s", actual.url, where)
+        elif insecure_dev:
+            click.secho(INSECURE_WARNING.format(host=actual.listen.host), fg="yellow", err=True)
         click.echo(f"agent node {actual.name!r} listening on {actual.url}")
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
         if actual.grpc_target is not None:
             click.echo(f"A2A gRPC: {actual.grpc_target}")
-        click.echo(f"skills: {skills}; store: {actual.store or default_store_url()}", err=True)
+        if not as_json:
+            click.echo(where, err=True)
 
-    stop_logging = _log_failed_tasks(node.workflows)
+    if as_json:
+        from agent_node.telemetry.logs import use_json_logs
+
+        stop_logging = use_json_logs()
+    else:
+        stop_logging = _log_failed_tasks(node.workflows)
     try:
         run_async(node.serve(ready, parent=parent_pid))
     finally:

@@ -23,7 +23,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -96,6 +96,8 @@ class Engine:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
+        #: Told ``(claims, now)`` after each claim (metrics: how long ready work waited).
+        self.claimed_hooks: list[Callable[[Sequence[Claim], float], None]] = []
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -110,6 +112,11 @@ class Engine:
             self._loops.append(
                 asyncio.create_task(self._heartbeat_loop(), name="agent-node heartbeat")
             )
+
+    @property
+    def running(self) -> bool:
+        """Started, and neither stopped nor crashed (readiness)."""
+        return self.state is EngineState.RUNNING
 
     async def stop(self) -> None:
         """Stop cleanly: interrupt running nodes and release their leases at once."""
@@ -294,6 +301,8 @@ class Engine:
             )
             for claim in claims:
                 self._spawn(claim)
+            for hook in self.claimed_hooks:
+                hook(claims, now)
             claimed = len(claims)
         for wait in await self.store.due_waits(now, 100, scope):
             await self.control.expire(wait)

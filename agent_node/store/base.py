@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from agent_node.store.gauges import StoreGauges
 from agent_node.store.live import Live
 from agent_node.store.records import (
     Asking,
@@ -263,6 +264,9 @@ class Store(Protocol):
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 
+    async def gauges(self, now: float) -> StoreGauges:
+        """What the store holds right now, for metrics (:mod:`.gauges`)."""
+
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         """The log of one execution, in ``seq`` order, from ``after + 1``."""
 
@@ -337,6 +341,9 @@ class Store(Protocol):
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` on every notification; returns the unsubscribe."""
 
-    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+    def observe(
+        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+    ) -> Callable[[], None]:
         """Call ``observer`` after each commit of this process that wrote an
-        execution (:mod:`.notify`); returns the way to stop."""
+        execution (:mod:`.notify`), and ``commit_timer`` with how long each
+        write waited for its commit; returns the way to stop."""

@@ -13,9 +13,11 @@ from typing import TypeVar
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
+from agent_node.store.gauges import StoreGauges, count_by
 from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
+    TERMINAL,
     Asking,
     Claim,
     DelegationRecord,
@@ -61,8 +63,10 @@ class MemoryStore:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
 
-    def observe(self, observer: CommitObserver) -> Callable[[], None]:
-        return self._notifier.observe(observer)
+    def observe(
+        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+    ) -> Callable[[], None]:
+        return self._notifier.observe(observer, commit_timer)
 
     # -- writes --------------------------------------------------------------
 
@@ -408,6 +412,33 @@ class MemoryStore:
         waits = self._waits.get(record.id, {}).values()
         return asking_of(record.status, {w.kind for w in waits})
 
+    async def gauges(self, now: float) -> StoreGauges:
+        work = [w for items in self._work.values() for w in items.values()]
+        ready = [w.available_at for w in work if w.lease_owner is None and w.available_at <= now]
+        parked = ("waiting", *TERMINAL)
+        due = [
+            (p, e)
+            for p in self._pushes.values()
+            if not p.settled
+            and (e := self._executions.get(p.task_id)) is not None
+            and e.last_seq > p.pushed_seq
+            and e.status in parked
+        ]
+        return StoreGauges(
+            ready=len(ready),
+            oldest_ready_at=min(ready, default=None),
+            leased=len(work) - sum(w.lease_owner is None for w in work),
+            executions=count_by(
+                (e for e in self._executions.values() if e.status not in TERMINAL),
+                lambda e: e.status,
+            ),
+            waits=count_by((w for ws in self._waits.values() for w in ws.values()), _kind),
+            delegations=count_by(self._delegations.values(), lambda d: d.state),
+            pushes_due=len(due),
+            pushes_failing=sum(p.last_error is not None for p, _ in due),
+            oldest_push_at=min((e.updated_at for _, e in due), default=None),
+        )
+
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]
 
@@ -422,3 +453,7 @@ def _ready(item: WorkItem, now: float) -> bool:
     if item.available_at > now:
         return False
     return item.lease_owner is None or (item.lease_expires_at or 0.0) < now
+
+
+def _kind(wait: WaitRecord) -> str:
+    return wait.kind

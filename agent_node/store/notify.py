@@ -26,6 +26,7 @@ class Notifier:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._observers: list[CommitObserver] = []
+        self._timers: list[Callable[[float], None]] = []
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -43,14 +44,25 @@ class Notifier:
             except Exception:
                 log.exception("store listener failed on %s %s", kind, execution_id)
 
-    def observe(self, observer: CommitObserver) -> Callable[[], None]:
+    def observe(
+        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+    ) -> Callable[[], None]:
         self._observers.append(observer)
+        if commit_timer is not None:
+            self._timers.append(commit_timer)
 
         def forget() -> None:
             if observer in self._observers:
                 self._observers.remove(observer)
+            if commit_timer in self._timers:
+                self._timers.remove(commit_timer)
 
         return forget
+
+    def took(self, seconds: float) -> None:
+        """A write waited ``seconds`` for its commit."""
+        for timer in self._timers:
+            timer(seconds)
 
     @property
     def observed(self) -> bool:

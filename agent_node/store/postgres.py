@@ -25,6 +25,7 @@ import asyncpg
 from agent_node.errors import Fenced, StoreError, StoreFull, UnknownExecution
 from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
 from agent_node.store.files import MissingStore
+from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.notify import Notifier
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.records import (
@@ -209,8 +210,10 @@ class PostgresStore:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
 
-    def observe(self, observer: CommitObserver) -> Callable[[], None]:
-        return self._notifier.observe(observer)
+    def observe(
+        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+    ) -> Callable[[], None]:
+        return self._notifier.observe(observer, commit_timer)
 
     async def _notify_live(self, payload: str) -> None:
         if self._live_conn is not None:
@@ -229,12 +232,15 @@ class PostgresStore:
         failure; the transactions ``job`` appends to ``written`` go to the
         commit's observers once it committed."""
         pool = self._require()
+        began = time.perf_counter()
         for attempt in range(1, _RETRIES + 1):
             try:
                 async with pool.acquire() as conn, conn.transaction():
                     result = await job(conn)
-                if written and self._notifier.observed:
-                    self._notifier.committed(written)
+                if self._notifier.observed:
+                    self._notifier.took(time.perf_counter() - began)
+                    if written:
+                        self._notifier.committed(written)
                 return result
             except (
                 asyncpg.exceptions.DeadlockDetectedError,
@@ -553,6 +559,14 @@ class PostgresStore:
         where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", *params)
         return int(rows[0][0])
+
+    async def gauges(self, now: float) -> StoreGauges:
+        async with self._connection() as conn:
+            results = []
+            for name, sql in GAUGE_QUERIES:
+                params = (now,) if "{now}" in sql else ()
+                results.append((name, await conn.fetch(sql.format(now="$1"), *params)))
+        return fold_gauges(results)
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(_STMTS.events_of, execution_id, after)

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from agent_node.errors import ConfigError, Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
 from agent_node.store.files import create_private, require_file
+from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
 from agent_node.store.records import (
@@ -144,11 +145,19 @@ class SqliteStore:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
 
-    def observe(self, observer: CommitObserver) -> Callable[[], None]:
-        return self._notifier.observe(observer)
+    def observe(
+        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+    ) -> Callable[[], None]:
+        return self._notifier.observe(observer, commit_timer)
 
     async def _submit(self, job: Job) -> Any:
-        return await self._writer.submit(job)
+        if not self._notifier.observed:
+            return await self._writer.submit(job)
+        began = time.perf_counter()
+        try:
+            return await self._writer.submit(job)
+        finally:
+            self._notifier.took(time.perf_counter() - began)
 
     # -- writes --------------------------------------------------------------
 
@@ -416,6 +425,13 @@ class SqliteStore:
         where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
         return int(rows[0][0])
+
+    async def gauges(self, now: float) -> StoreGauges:
+        results = []
+        for name, sql in GAUGE_QUERIES:
+            params = (now,) if "{now}" in sql else ()
+            results.append((name, await self._fetch(sql.format(now="?"), params)))
+        return fold_gauges(results)
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(_STMTS.events_of, (execution_id, after))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 
 from pydantic import BaseModel
@@ -62,3 +63,17 @@ async def step4(state: Trail) -> Trail:
 @five_steps.step
 async def step5(state: Trail) -> Trail:
     return await _body(state, "step5")
+
+
+noisy = Workflow("noisy", version="1")
+noisy.state(Trail)
+
+
+@noisy.step
+async def speak(state: Trail) -> Trail:
+    """Logs a line from inside a node (what JSON logs must place), then fails
+    when the item asks it to."""
+    logging.getLogger("flows.noisy").warning("speaking for item %d", state.item)
+    if state.item < 0:
+        raise ValueError("negative items are refused")
+    return state

@@ -13,7 +13,11 @@ router and middleware (about a tenth of the CPU of a request that completes
 at once); the endpoint answers every failure itself, so they had nothing to
 add. Everything else (cards, the operator API, 404, 405) goes through Starlette.
 
-Every request first passes the :class:`Guard`, before its body is read:
+The health probes (``/healthz``, ``/readyz``: :mod:`agent_node.telemetry.health`)
+are answered first, without authentication. While the node is starting, any
+other request gets ``503`` with ``Retry-After``.
+
+Every other request first passes the :class:`Guard`, before its body is read:
 
 * With mutual TLS, a request without a client certificate gets nothing but
   a refusal that says what is missing (the card too, unless ``card_public``):
@@ -47,6 +51,7 @@ from agent_node.a2a.server.media import answer_media_type
 from agent_node.a2a.server.operations import Endpoint
 from agent_node.a2a.server.rest import REST_PREFIX, error_response
 from agent_node.security.authn import Authenticator, Refused
+from agent_node.telemetry.health import PROBE_PATHS, Health
 from agent_node.transport import CALLER, caller_of
 
 __all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
@@ -149,13 +154,15 @@ def create_app(
     routes: Sequence[BaseRoute] = (),
     guard: Guard | None = None,
     jwks: bytes | None = None,
+    health: Health | None = None,
 ) -> ASGIApp:
     """The app: the card on both well-known paths, ``a2a`` (the JSON-RPC
     endpoint) at :data:`~agent_node.a2a.server.card.PROTOCOL_PATH` and ``rest`` (the
     HTTP+JSON binding) under it when given, other endpoints taking ``POST``
     at the paths ``posts`` names (the push receiver), and any other
     ``routes`` (the operator API), all behind ``guard``; ``jwks`` (a JWK
-    Set, JSON) at :data:`~agent_node.a2a.server.card.JWKS_PATH` when given."""
+    Set, JSON) at :data:`~agent_node.a2a.server.card.JWKS_PATH` when given;
+    ``health`` answers the probes."""
 
     async def serve_card(request: Request) -> Response:
         headers = {
@@ -187,7 +194,9 @@ def create_app(
     table.extend(routes)
     # Paths under the binding's prefix that other routes take (the push receiver's).
     taken = {route.path for route in table if isinstance(route, Route)}
-    return _Front(Starlette(routes=table), direct, a2a, rest, guard or Guard(), taken)
+    front = _Front(Starlette(routes=table), direct, a2a, rest, guard or Guard(), taken)
+    front.health = health
+    return front
 
 
 class _Front:
@@ -210,12 +219,22 @@ class _Front:
         self.rest = rest
         self.guard = guard
         self.taken = taken
+        self.health: Health | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        health = self.health
+        if health is not None:
+            if path in PROBE_PATHS and scope["method"] in ("GET", "HEAD"):
+                await health(scope, receive, send)
+                return
+            if health.phase == "starting":
+                body = {"error": {"code": 503, "status": "UNAVAILABLE", "message": "starting"}}
+                await JSONResponse(body, 503, {"Retry-After": "1"})(scope, receive, send)
+                return
         endpoint = self.direct.get(path) if scope["method"] == "POST" else None
         to_a2a = endpoint is not None and endpoint is self.a2a
         to_rest = self.rest is not None and path.startswith(REST_PREFIX) and path not in self.taken

@@ -1,0 +1,312 @@
+"""Prometheus metrics of a node, at ``/metrics``.
+
+What is counted, and where it comes from:
+
+* From each commit of this process (a store's commit observer,
+  :mod:`agent_node.store.notify`): executions started and ended by workflow
+  and status, node visit durations by node type and outcome, delegation
+  round trips and outcomes per peer, model calls, tokens and cost per model.
+  A commit is counted once, by the process that made it: with several
+  replicas on one database, sum over them.
+* From each claim: how long a ready node visit waited to be claimed.
+* From each HTTP request (an ASGI wrapper): requests by method, route and
+  code, and their latency.
+* At each scrape, from the store (:mod:`agent_node.store.gauges`): work
+  ready to claim and the oldest one's age, visits leased, non-terminal
+  executions by status, parked waits by kind, delegations in flight by
+  state, the push outbox (due, failing, oldest change's age). On a shared
+  database every replica reports the same figures: take one, not the sum.
+* Store commit latency (the time a write waited for its commit).
+
+Each node has its own registry (several nodes may share a process in
+tests); the names are prefixed ``agent_node_``. Labels come from a closed
+set (statuses, node types, HTTP methods and codes) or from the node's own
+configuration (workflows, peers, models), never from what a caller sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from agent_node.store import Store
+from agent_node.store.records import Claim, EventRecord, ExecutionRecord
+
+__all__ = ["NodeMetrics"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds: a node visit (a model call is seconds, a branch microseconds).
+_DURATIONS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_ROUND_TRIPS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
+_ENDS = {"execution_completed": "completed", "execution_failed": "failed"}
+#: Seconds a scrape may wait for the store's gauges.
+SCRAPE_TIMEOUT = 2.0
+#: Delegations whose sending time is remembered (for their round trip).
+_SENT_KEPT = 10_000
+
+
+class NodeMetrics:
+    """A node's metrics: feed it commits, claims and requests; scrape it."""
+
+    def __init__(self, store: Store, workflows: Any, node: str) -> None:
+        self.store = store
+        self.workflows = workflows
+        # No "<name>_created" series beside every counter: they double a
+        # scrape and no dashboard reads them (a process-wide setting).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.executions = Counter(
+            "agent_node_executions",
+            "Executions started and ended, by workflow and status",
+            ["workflow", "status"],
+            registry=r,
+        )
+        self.node_seconds = Histogram(
+            "agent_node_node_duration_seconds",
+            "Node visits' run time, by node type and outcome",
+            ["type", "outcome"],
+            buckets=_DURATIONS,
+            registry=r,
+        )
+        self.claim_delay = Histogram(
+            "agent_node_ready_to_claim_seconds",
+            "How long a ready node visit waited before a worker claimed it",
+            buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 60, 300),
+            registry=r,
+        )
+        self.delegations = Counter(
+            "agent_node_delegations",
+            "Delegations ended, by peer and outcome",
+            ["peer", "outcome"],
+            registry=r,
+        )
+        self.round_trips = Histogram(
+            "agent_node_delegation_round_trip_seconds",
+            "From sending a task to a peer to its result, by peer",
+            ["peer"],
+            buckets=_ROUND_TRIPS,
+            registry=r,
+        )
+        self.model_calls = Counter(
+            "agent_node_model_calls", "Model calls, by model", ["model"], registry=r
+        )
+        self.model_tokens = Counter(
+            "agent_node_model_tokens",
+            "Model tokens, by model and kind (prompt, completion)",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.model_cost = Counter(
+            "agent_node_model_cost", "Model cost (USD, as priced), by model", ["model"], registry=r
+        )
+        self.requests = Counter(
+            "agent_node_http_requests",
+            "HTTP requests answered, by method, route and status code",
+            ["method", "route", "code"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "agent_node_http_request_duration_seconds",
+            "HTTP request latency (to the end of the answer), by route",
+            ["route"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "agent_node_store_commit_seconds",
+            "How long a write waited for its commit",
+            buckets=_FAST,
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "agent_node_store_up", "1 when the last scrape could read the store", registry=r
+        )
+        self._gauges = _StoreCollector(store)
+        r.register(self._gauges)
+        self._sent: OrderedDict[tuple[str, str, int], tuple[str, float]] = OrderedDict()
+        self._types: dict[tuple[str, str, str], str] = {}
+        self._stop = store.observe(self.committed, commit_timer=self.commit_took)
+
+    def close(self) -> None:
+        self._stop()
+
+    async def scrape(self) -> bytes:
+        """The text exposition of every metric, the store's gauges read now
+        (within :data:`SCRAPE_TIMEOUT`; without them when the store fails)."""
+        collector = self._gauges
+        try:
+            async with asyncio.timeout(SCRAPE_TIMEOUT):
+                collector.latest = await self.store.gauges(time.time())
+            self.store_up.set(1)
+        except Exception as exc:  # the counters are still worth serving
+            log.warning("metrics: the store's gauges could not be read: %s", exc)
+            collector.latest = None
+            self.store_up.set(0)
+        return bytes(generate_latest(self.registry))
+
+    # -- what the node does -------------------------------------------------------
+
+    def claimed(self, claims: Sequence[Claim], now: float) -> None:
+        for claim in claims:
+            self.claim_delay.observe(max(0.0, now - claim.work.available_at))
+
+    def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        for event in events:
+            kind = event.kind
+            if kind == "node_completed" or kind == "node_failed":
+                self._visit(execution, event)
+            elif kind == "execution_started":
+                self.executions.labels(execution.workflow_id, "started").inc()
+            elif kind in _ENDS or kind == "execution_canceled":
+                status = _ENDS.get(kind, "canceled")
+                self.executions.labels(execution.workflow_id, status).inc()
+            elif kind == "delegation_sent" and event.node is not None:
+                data = _data(event)
+                key = (execution.id, event.node, event.visit or 0)
+                self._sent[key] = (str(data.get("peer", "?")), event.at)
+                if len(self._sent) > _SENT_KEPT:
+                    self._sent.popitem(last=False)
+
+    def _visit(self, execution: ExecutionRecord, event: EventRecord) -> None:
+        data = _data(event)
+        failed = event.kind == "node_failed"
+        node_type = self._type_of(execution, event.node or "")
+        outcome = "failed" if failed else "completed"
+        if failed and data.get("retry_at") is not None:
+            outcome = "retrying"
+        duration = data.get("duration")
+        if isinstance(duration, int | float):
+            self.node_seconds.labels(node_type, outcome).observe(duration)
+        usage = data.get("usage")
+        if isinstance(usage, dict):
+            self._usage(usage)
+        sent = self._sent.pop((execution.id, event.node or "", event.visit or 0), None)
+        if sent is not None and (not failed or outcome == "failed"):
+            peer, at = sent
+            self.delegations.labels(peer, outcome).inc()
+            self.round_trips.labels(peer).observe(max(0.0, event.at - at))
+
+    def _usage(self, usage: dict[str, Any]) -> None:
+        model = str(usage.get("model") or "unknown")
+        calls = usage.get("calls", 1)
+        self.model_calls.labels(model).inc(calls if isinstance(calls, int) else 1)
+        for kind in ("prompt", "completion"):
+            tokens = usage.get(f"{kind}_tokens")
+            if isinstance(tokens, int) and tokens > 0:
+                self.model_tokens.labels(model, kind).inc(tokens)
+        cost = usage.get("cost")
+        if isinstance(cost, int | float) and cost > 0:
+            self.model_cost.labels(model).inc(cost)
+
+    def _type_of(self, execution: ExecutionRecord, node: str) -> str:
+        key = (execution.workflow_id, execution.workflow_version, node)
+        found = self._types.get(key)
+        if found is None:
+            try:
+                workflow = self.workflows.get(
+                    execution.workflow_id, execution.workflow_version, execution.workflow_ref
+                )
+                found = str(workflow.node(node).type)
+            except Exception:  # a workflow this process does not know
+                found = "unknown"
+            self._types[key] = found
+        return found
+
+    def request(self, method: str, route: str, code: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(code)).inc()
+        self.request_seconds.labels(route).observe(seconds)
+
+    def commit_took(self, seconds: float) -> None:
+        self.commit_seconds.observe(seconds)
+
+
+class _StoreCollector(Collector):
+    """Gauges read from the store at scrape time (:meth:`Store.gauges`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.latest: Any = None
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        gauges = self.latest
+        if gauges is None:
+            return []
+        now = time.time()
+        families = [
+            _gauge("agent_node_work_ready", "Node visits ready to be claimed", gauges.ready),
+            _gauge(
+                "agent_node_work_ready_oldest_seconds",
+                "Age of the oldest node visit ready to be claimed",
+                0.0 if gauges.oldest_ready_at is None else max(0.0, now - gauges.oldest_ready_at),
+            ),
+            _gauge("agent_node_work_leased", "Node visits leased to a worker", gauges.leased),
+            _gauge(
+                "agent_node_push_due", "Push configs with a change to deliver", gauges.pushes_due
+            ),
+            _gauge(
+                "agent_node_push_failing",
+                "Push configs whose last delivery failed",
+                gauges.pushes_failing,
+            ),
+            _gauge(
+                "agent_node_push_lag_seconds",
+                "Age of the oldest change not yet pushed",
+                0.0 if gauges.oldest_push_at is None else max(0.0, now - gauges.oldest_push_at),
+            ),
+        ]
+        for name, help_text, label, values in (
+            (
+                "agent_node_executions_active",
+                "Executions not ended, by status",
+                "status",
+                gauges.executions,
+            ),
+            ("agent_node_waits", "Parked waits, by kind", "kind", gauges.waits),
+            (
+                "agent_node_delegations_open",
+                "Delegations in flight, by state",
+                "state",
+                gauges.delegations,
+            ),
+        ):
+            family = GaugeMetricFamily(name, help_text, labels=[label])
+            for key, count in sorted(values.items()):
+                family.add_metric([key], count)
+            families.append(family)
+        return families
+
+
+def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, value=value)
+
+
+def _data(event: EventRecord) -> dict[str, Any]:
+    if not event.data:
+        return {}
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
