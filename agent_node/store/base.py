@@ -244,8 +244,12 @@ class Store(Protocol):
         updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        """Newest first. ``asking``: only executions that ask that of their
+        """Newest first (``created_at``, then ``id``). ``before``: only those
+        after ``(created_at, id)`` in that order — the last row of the page
+        before (keyset paging: any page costs what the first does, unlike
+        ``offset``). ``asking``: only executions that ask that of their
         caller (:func:`~agent_node.store.records.asking_of`: ``input`` is
         A2A's INPUT_REQUIRED, ``auth`` AUTH_REQUIRED, ``none`` neither).
         ``caller``: only those whose ``metadata`` names that ``caller`` (the

@@ -373,6 +373,7 @@ class MemoryStore:
         updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
         rows = [
             replace(r)
@@ -383,6 +384,7 @@ class MemoryStore:
             and (asking is None or self._asking(r) == asking)
             and (caller is None or r.caller == caller)
             and (updated_after is None or r.updated_at >= updated_after)
+            and (before is None or (r.created_at, r.id) < before)
         ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return rows[offset : offset + limit]

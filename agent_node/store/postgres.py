@@ -39,7 +39,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
-from agent_node.store.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA_VERSION, ddl
+from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.slots import PgSlots, SharedSlots
 from agent_node.store.sql import (
     ASKING,
@@ -184,12 +184,15 @@ class PostgresStore:
                 # Only what newer versions added: new tables, and columns
                 # (with defaults; ALTER TABLE holds its table's lock a moment).
                 for newer in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in ddl("postgresql", MIGRATIONS[newer]):
-                        await conn.execute(statement)
+                    # Columns first: the version's new indexes may need them.
                     for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
                         await conn.execute(
                             f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {declaration}"
                         )
+                    if newer in BACKFILLS:
+                        await conn.execute(BACKFILLS[newer]["postgresql"])
+                    for statement in ddl("postgresql", MIGRATIONS[newer]):
+                        await conn.execute(statement)
                 await conn.execute(
                     "UPDATE schema_info SET value = $1 WHERE key = 'version'",
                     str(SCHEMA_VERSION),
@@ -536,8 +539,13 @@ class PostgresStore:
         updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
         where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
+        if before is not None:
+            n = len(params)
+            where += (" AND " if where else " WHERE ") + f"(created_at, id) < (${n + 1}, ${n + 2})"
+            params.extend(before)
         n = len(params)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
@@ -644,7 +652,7 @@ def _filters(
         clauses.append(ASKING[asking])
     if caller is not None:
         params.append(caller)
-        clauses.append(f"(metadata::jsonb ->> 'caller') = ${len(params)}")
+        clauses.append(f"caller = ${len(params)}")
     if updated_after is not None:
         params.append(updated_after)
         clauses.append(f"updated_at >= ${len(params)}")

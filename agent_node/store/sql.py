@@ -106,8 +106,10 @@ class Statements:
         q = numbered if postgres else (lambda s: s)
         lock = " FOR UPDATE" if postgres else ""
         self.insert_execution = q(
-            f"INSERT INTO executions ({EXECUTION_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+            # caller: metadata's, in a column of its own so that listing one
+            # caller's tasks reads an index (it never changes after this).
+            f"INSERT INTO executions ({EXECUTION_COLUMNS}, caller)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
         )
         self.update_execution = q(
             "UPDATE executions SET status = ?, state = ?, cursor = ?, last_seq = ?, error = ?,"
@@ -271,6 +273,7 @@ def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
         r.metadata,
         r.created_at,
         r.updated_at,
+        r.caller,
     )
 
 

@@ -48,7 +48,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
-from agent_node.store.schema import ADDED_COLUMNS, SCHEMA_VERSION, ddl
+from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA_VERSION, ddl
 from agent_node.store.slots import FileSlots, SharedSlots
 from agent_node.store.sql import (
     ASKING,
@@ -403,8 +403,12 @@ class SqliteStore:
         updated_after: float | None = None,
         limit: int = 100,
         offset: int = 0,
+        before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
         where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
+        if before is not None:
+            where += (" AND " if where else " WHERE ") + "(created_at, id) < (?, ?)"
+            params.extend(before)
         sql = (
             f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
             " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
@@ -465,10 +469,21 @@ class SqliteStore:
 
 
 def _create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
-    """Create the schema, or bring an older one up to date (versions only add tables)."""
+    """Create the schema, or bring an older one up to date (versions only add
+    tables, columns and indexes: the columns first, which new indexes need)."""
+    row = None
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_info'").fetchone():
+        row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
+    if row is not None and int(row[0]) < SCHEMA_VERSION:
+        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+            for table, column, declaration in ADDED_COLUMNS.get(version, ()):
+                present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+                if present and column not in present:  # a table not there yet comes whole
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            if version in BACKFILLS:
+                conn.execute(BACKFILLS[version]["sqlite"])
     for statement in ddl("sqlite"):
         conn.execute(statement)
-    row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
     if row is None:
         conn.execute(
             "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
@@ -479,13 +494,7 @@ def _create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
             " upgrade agent-node"
         )
     elif int(row[0]) < SCHEMA_VERSION:
-        # The DDL above (IF NOT EXISTS) created the tables newer versions
-        # added; the columns they added to older tables are added here.
-        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
-            for table, column, declaration in ADDED_COLUMNS.get(version, ()):
-                present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        # Columns were added above; the DDL (IF NOT EXISTS) made the rest.
         conn.execute(
             "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
         )
@@ -555,7 +564,7 @@ def _filters(
     if asking is not None:
         clauses.append(ASKING[asking])
     if caller is not None:
-        clauses.append("json_extract(metadata, '$.caller') = ?")
+        clauses.append("caller = ?")
         params.append(caller)
     if updated_after is not None:
         clauses.append("updated_at >= ?")

@@ -60,6 +60,10 @@ FOREIGN_TOKENS = {
     "arabic-digit": b64("\u0663"),
     "trailing-junk": "MTA=%%",
     "not-base64": "%%%",
+    "keyset-nan": b64("nan|t1"),
+    "keyset-infinite": b64("inf|t1"),
+    "keyset-without-id": b64("1.5|"),
+    "keyset-id-too-long": b64("1.5|" + "x" * 2000),
 }
 
 

@@ -514,3 +514,38 @@ async def test_replicas_opening_an_empty_postgresql_database_together(pg_url: st
             await s.close()
     version = await _run_sql(pg_url, [], "SELECT value FROM schema_info")
     assert version == str(SCHEMA_VERSION)
+
+
+async def test_a_version_5_store_gains_the_caller_column_filled_from_metadata(
+    durable_url: str,
+) -> None:
+    """Executions written before version 6 are listed by caller after the
+    upgrade: the new column is filled from their metadata, then indexed."""
+    dialect = "sqlite" if durable_url.startswith("sqlite") else "postgresql"
+    real = "DOUBLE PRECISION" if dialect == "postgresql" else "FLOAT"
+    v5 = [
+        *ddl(dialect, ["events", "work", "waits", "push_configs", "delegations", "schema_info"]),
+        "CREATE TABLE executions (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,"
+        " workflow_version TEXT NOT NULL, workflow_ref TEXT, status TEXT NOT NULL,"
+        " state TEXT NOT NULL, cursor TEXT NOT NULL, last_seq INTEGER NOT NULL, error TEXT,"
+        f" context_id TEXT, metadata TEXT, created_at {real} NOT NULL,"
+        f" updated_at {real} NOT NULL)",
+        "INSERT INTO executions VALUES ('old-1', 'wf', '1', NULL, 'completed', '{}', '', 1,"
+        """ NULL, NULL, '{"caller": "spiffe://x/alice"}', 1.0, 1.0)""",
+        "INSERT INTO executions VALUES ('old-2', 'wf', '1', NULL, 'completed', '{}', '', 1,"
+        " NULL, NULL, NULL, 2.0, 2.0)",
+        "INSERT INTO schema_info VALUES ('version', '5')",
+    ]
+    await _run_sql(durable_url, v5)
+    upgraded = store_from_url(durable_url)
+    await upgraded.open()
+    try:
+        mine = await upgraded.list_executions(caller="spiffe://x/alice")
+        await create_with_work(upgraded, "new-1")
+        everyone = await upgraded.list_executions()
+    finally:
+        await upgraded.close()
+    assert [r.id for r in mine] == ["old-1"]
+    assert [r.id for r in everyone][-2:] == ["old-2", "old-1"]
+    version = await _run_sql(durable_url, [], "SELECT value FROM schema_info")
+    assert version == str(SCHEMA_VERSION)

@@ -65,3 +65,25 @@ async def test_status_timestamp_after_and_the_other_filters(service: TaskService
     assert all_of_c1 == [second.id, first.id]  # alice's only: bob's task is not listed
     page = await service.list_tasks(ListTasksRequest(context_id="c1", history_length=0), ALICE)
     assert all(t.history is None and t.artifacts is None for t in page.tasks)
+
+
+async def test_pages_follow_their_token_even_while_tasks_arrive(service: TaskService) -> None:
+    """A page token names where the last page ended (keyset paging): a task
+    created meanwhile neither repeats nor hides one on the next page, and a
+    token of an earlier release (an offset) still pages."""
+    import base64
+
+    sent = [(await send(service, f"t{n}", ALICE, "c")).id for n in range(5)]
+    first = await service.list_tasks(ListTasksRequest(page_size=2), ALICE)
+    assert [t.id for t in first.tasks] == sent[::-1][:2]
+    await send(service, "newer", ALICE, "c")  # lands before the first page, not in the next
+    seen = [t.id for t in first.tasks]
+    token = first.next_page_token
+    while token:
+        page = await service.list_tasks(ListTasksRequest(page_size=2, page_token=token), ALICE)
+        seen += [t.id for t in page.tasks]
+        token = page.next_page_token
+    assert seen == sent[::-1]
+    offset = base64.urlsafe_b64encode(b"4").decode()
+    old = await service.list_tasks(ListTasksRequest(page_size=2, page_token=offset), ALICE)
+    assert [t.id for t in old.tasks] == sent[::-1][3:5]

@@ -4,8 +4,11 @@ Every filter of the request is the store's: ``contextId``, ``status`` (a
 task state is an execution's status and, for a waiting one, what it asks
 of its caller: :data:`STATUS_FILTER`), ``statusTimestampAfter`` (the
 status timestamp is the execution's last change: at or after it), and the
-caller's own tasks only. Pages are offsets in the newest-first order;
-their tokens are ours alone (:func:`offset_of`). ``historyLength`` and
+caller's own tasks only. A page token names the last task of the page
+before, ``(created_at, id)`` in the newest-first order, so the store seeks
+to it on an index (keyset paging: page 1,000 costs what page 1 does); the
+tokens are ours alone (:func:`page_of`). Offsets, the tokens of earlier
+releases, are still read. ``historyLength`` and
 ``includeArtifacts`` shape each task, not the list.
 """
 
@@ -21,13 +24,15 @@ from agent_node.a2a.protocol.errors import InvalidParams
 from agent_node.a2a.protocol.models import ListTasksRequest
 from agent_node.store.records import Asking
 
-__all__ = ["DEFAULT_PAGE", "STATUS_FILTER", "ListQuery", "offset_of", "token_of"]
+__all__ = ["DEFAULT_PAGE", "STATUS_FILTER", "ListQuery", "page_of", "token_of"]
 
 #: The page size when the request names none.
 DEFAULT_PAGE = 50
-#: Our page tokens are base64 of an offset of at most 12 digits: 16 characters.
+#: An offset token (earlier releases) is base64 of at most 12 digits.
 _MAX_OFFSET_DIGITS = 12
-_MAX_TOKEN = 16
+#: A keyset token: base64 of ``<created_at>|<id>``; task ids are at most this long.
+_MAX_ID = 1024
+_MAX_TOKEN = 4 * (_MAX_ID + 40) // 3 + 4
 
 #: A2A task state -> (execution statuses, what it asks) for ListTasks.
 STATUS_FILTER: dict[str, tuple[list[str], Asking | None]] = {
@@ -48,6 +53,8 @@ class ListQuery:
     filters: Mapping[str, Any]
     offset: int
     size: int
+    #: The last task of the page before: ``(created_at, id)``.
+    before: tuple[float, str] | None = None
 
     @classmethod
     def of(cls, request: ListTasksRequest, caller: str | None) -> ListQuery:
@@ -61,15 +68,17 @@ class ListQuery:
             "caller": caller,
             "updated_after": _epoch(after) if after is not None else None,
         }
-        return cls(filters, offset_of(request.page_token), request.page_size or DEFAULT_PAGE)
+        offset, before = page_of(request.page_token)
+        return cls(filters, offset, request.page_size or DEFAULT_PAGE, before)
 
 
-def offset_of(token: str | None) -> int:
-    """The offset a ``nextPageToken`` of ours stands for. Anything else — too
-    long, not base64, not a small whole number (a huge one overflowed the
-    store's integers: an internal error) — is the caller's mistake."""
+def page_of(token: str | None) -> tuple[int, tuple[float, str] | None]:
+    """Where a ``nextPageToken`` of ours starts: ``(0, (created_at, id))``,
+    or an offset (an earlier release's token). Anything else — too long, not
+    base64, not a position (a huge offset overflowed the store's integers:
+    an internal error) — is the caller's mistake."""
     if not token:
-        return 0
+        return 0, None
     refused = InvalidParams(
         "pageToken is not one this agent issued: pass the nextPageToken of the previous page"
     )
@@ -79,14 +88,21 @@ def offset_of(token: str | None) -> int:
         text = base64.b64decode(token, altchars=b"-_", validate=True).decode("ascii")
     except ValueError:  # binascii.Error and UnicodeDecodeError among them
         raise refused from None
-    if not (text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS):
+    if text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS:
+        return int(text), None
+    created, bar, task_id = text.partition("|")
+    try:
+        at = float(created)
+    except ValueError:
+        raise refused from None
+    if not bar or not task_id or len(task_id) > _MAX_ID or at != at or abs(at) > 1e12:
         raise refused
-    return int(text)
+    return 0, (at, task_id)
 
 
-def token_of(offset: int) -> str:
-    """The ``nextPageToken`` of the page that starts at ``offset``."""
-    return base64.urlsafe_b64encode(str(offset).encode()).decode()
+def token_of(created_at: float, task_id: str) -> str:
+    """The ``nextPageToken`` of the page after the task ``(created_at, task_id)``."""
+    return base64.urlsafe_b64encode(f"{created_at!r}|{task_id}".encode()).decode()
 
 
 def _epoch(timestamp: str) -> float:

@@ -298,7 +298,7 @@ class TaskService:
         query = ListQuery.of(request, caller)
         store = self.runtime.store
         records = await store.list_executions(
-            **query.filters, limit=query.size + 1, offset=query.offset
+            **query.filters, limit=query.size + 1, offset=query.offset, before=query.before
         )
         tasks = [
             await self._task(
@@ -311,7 +311,9 @@ class TaskService:
         more = len(records) > query.size
         return ListTasksResponse(
             tasks=tasks,
-            next_page_token=token_of(query.offset + query.size) if more else "",
+            next_page_token=token_of(records[query.size - 1].created_at, records[query.size - 1].id)
+            if more
+            else "",
             page_size=query.size,
             total_size=await store.count_executions(**query.filters),
         )
