@@ -5,7 +5,8 @@
 * ``memory://`` — in-process, nothing durable, fastest;
 * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
   (``?synchronous=full`` to survive power loss, default ``normal``;
-  ``?cache_kib=N`` for the page cache, default 512);
+  ``?cache_kib=N`` for the page cache, default 512; ``?wal_limit_mib=N``:
+  the size its write-ahead log is truncated to when it grew past it, default 64);
 * ``postgresql://user@host:port/db`` (``postgresql+asyncpg://`` accepted).
 
 The SQL implementations are imported only when their URL is used.
@@ -90,16 +91,20 @@ def _sqlite(url: str, create: bool) -> Store:
     if not raw:
         raise ConfigError(f"bad SQLite URL {url!r}: no file path")
     options = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(options) - {"synchronous", "cache_kib"}
+    unknown = set(options) - {"synchronous", "cache_kib", "wal_limit_mib"}
     if unknown:
         raise ConfigError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
     cache = options.get("cache_kib", "512")
     if not cache.isdigit() or int(cache) < 64:
         raise ConfigError(f"cache_kib must be a whole number of KiB, at least 64, not {cache!r}")
+    wal = options.get("wal_limit_mib", "64")
+    if not wal.isdigit() or int(wal) < 1:
+        raise ConfigError(f"wal_limit_mib must be a whole number of MiB, at least 1, not {wal!r}")
     return SqliteStore(
         url,
         Path(raw),
         synchronous=options.get("synchronous", "normal"),
         cache_kib=int(cache),
+        wal_limit=int(wal) * 1024 * 1024,
         create=create,
     )

@@ -92,6 +92,7 @@ class SqliteStore:
         *,
         synchronous: str = "NORMAL",
         cache_kib: int = 512,
+        wal_limit: int = 64 * 1024 * 1024,
         create: bool = True,
     ) -> None:
         self.url = url
@@ -110,7 +111,12 @@ class SqliteStore:
         #: Slots shared by the processes of this file (:mod:`.slots`).
         self.slots: SharedSlots | None = FileSlots(path.with_name(path.name + ".slots"))
         self._writer = Writer(
-            url, path, self._notifier, synchronous=self.synchronous, cache_kib=cache_kib
+            url,
+            path,
+            self._notifier,
+            synchronous=self.synchronous,
+            cache_kib=cache_kib,
+            wal_limit=wal_limit,
         )
         #: Each reading thread's connection (see the module doc).
         self._local = threading.local()

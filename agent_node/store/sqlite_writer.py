@@ -20,7 +20,11 @@ caps a step at the cost of several hops. The durability contract is the same
 Checkpoints (copying the WAL into the database file, with an fsync) run on
 a thread of their own, a quarter second after commits, never in a commit:
 SQLite's automatic checkpoint would stall the writer — and every request
-waiting on it — for the length of an fsync every thousand pages.
+waiting on it — for the length of an fsync every thousand pages. A WAL file
+never shrinks by itself: once a checkpoint leaves it larger than the limit
+(``wal_limit``, 64 MiB by default) it is truncated (``TRUNCATE``, which
+waits a moment for readers and holds the writer only while it copies what
+the passive checkpoint just left), so a burst does not keep its size forever.
 
 ``synchronous=NORMAL`` (the default, WAL) survives a killed process; FULL
 survives power loss as well (the store's URL says which).
@@ -61,10 +65,18 @@ class Writer:
     doc); the notices of committed jobs go to ``notifier``."""
 
     def __init__(
-        self, url: str, path: Path, notifier: Notifier, *, synchronous: str, cache_kib: int
+        self,
+        url: str,
+        path: Path,
+        notifier: Notifier,
+        *,
+        synchronous: str,
+        cache_kib: int,
+        wal_limit: int = 64 * 1024 * 1024,
     ) -> None:
         self.url = url
         self.path = path
+        self.wal_limit = wal_limit
         self.synchronous = synchronous
         self.cache_kib = cache_kib
         self._notifier = notifier
@@ -144,6 +156,8 @@ class Writer:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+            # When the log starts over after a checkpoint, it is cut to this.
+            conn.execute(f"PRAGMA journal_size_limit={self.wal_limit}")
         except BaseException:
             conn.close()
             raise
@@ -152,6 +166,8 @@ class Writer:
     def _checkpoints(self) -> None:
         """Checkpoint the WAL a moment after commits (PASSIVE: never blocks the writer)."""
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=1000")  # a TRUNCATE waits for readers this long
+        wal = self.path.with_name(self.path.name + "-wal")
         failing = False
         try:
             while True:
@@ -164,6 +180,8 @@ class Writer:
                     return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    if _size(wal) > self.wal_limit:
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 except sqlite3.Error as exc:  # busy, I/O, disk full: the next round tries again
                     if not failing:  # once, not four times a second while the disk is full
                         log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
@@ -267,3 +285,10 @@ def disk_full(path: Path) -> bool:
         return os.statvfs(path.absolute().parent).f_bavail == 0
     except OSError:
         return False
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
