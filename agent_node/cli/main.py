@@ -81,6 +81,7 @@ COMMANDS = {
     "tokens": LazyCommand(
         ".tokens", "tokens", "Issue development bearer JWTs that a node's auth.jwt accepts."
     ),
+    "ui": LazyCommand(".ui", "ui", "Serve a web UI of the nodes: executions, delegations, inbox."),
     "worker": LazyCommand(
         ".workers", "worker", "Claim and run work of every execution until SIGTERM or SIGINT."
     ),

@@ -85,13 +85,15 @@ def _apply(entry: dict[str, Any], event: Event, data: dict[str, Any]) -> None:
         )
     elif event.kind == "delegation_answered":
         entry["answers"] += 1
-    elif event.kind == "wait_resolved" and not _asking(entry, data):
-        entry["resolved_at"] = event.at
-        entry["round_trip"] = round(event.at - entry["sent_at"], 6)
+    elif event.kind == "wait_resolved" and not _answered(entry, data):
         payload = data.get("payload")
         task = payload.get("task") if isinstance(payload, dict) else None
         status = task.get("status") if isinstance(task, dict) else None
         state = status.get("state") if isinstance(status, dict) else None
+        if state in _ASKING:
+            return  # the peer asks: its question follows, the visit goes on
+        entry["resolved_at"] = event.at
+        entry["round_trip"] = round(event.at - entry["sent_at"], 6)
         if data.get("expired"):
             entry["outcome"] = "timed out"
         elif isinstance(state, str):
@@ -99,7 +101,11 @@ def _apply(entry: dict[str, Any], event: Event, data: dict[str, Any]) -> None:
         entry["via"] = payload.get("via") if isinstance(payload, dict) else None
 
 
-def _asking(entry: dict[str, Any], data: dict[str, Any]) -> bool:
+#: A peer's task states that ask (news of them parks the visit on our caller).
+_ASKING = frozenset({"TASK_STATE_INPUT_REQUIRED", "TASK_STATE_AUTH_REQUIRED"})
+
+
+def _answered(entry: dict[str, Any], data: dict[str, Any]) -> bool:
     """Whether a resolution is our caller's answer to a question (the visit
     then waits on the peer again), not the peer's task ending."""
     return data.get("event") == "input" and bool(entry["questions"])

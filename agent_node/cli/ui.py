@@ -1,0 +1,94 @@
+"""``agent-node ui``: serve the web UI of a network of nodes on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .common import handle_errors, run_async, tls_from_cert_dir
+
+if TYPE_CHECKING:
+    from agent_node.ui.targets import Network
+
+__all__ = ["ui"]
+
+DEFAULT_PORT = 8480
+
+
+@click.command()
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A node's configuration: the node and the peers it names are shown (repeatable).",
+)
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="[NAME=]URL",
+    help="Another node to show, by its base URL (repeatable).",
+)
+@click.option(
+    "--cert-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Call the nodes with the certificate `agent-node certs` wrote here (with --identity).",
+)
+@click.option("--identity", default=None, help="The NAME given to `agent-node certs issue`.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="The port on 127.0.0.1 to serve on; 0 picks a free one.",
+)
+@handle_errors
+def ui(
+    configs: tuple[Path, ...],
+    peers: tuple[str, ...],
+    cert_dir: Path | None,
+    identity: str | None,
+    port: int,
+) -> None:
+    """Serve a web UI of the nodes: executions, delegations, inbox.
+
+    It listens on 127.0.0.1 only and prints its URL. Toward each node it is
+    an operator: it calls their operator API and A2A endpoint with one
+    client certificate (--cert-dir DIR --identity NAME, else the tls: of the
+    first --config), which must be in each node's policy.operators. The page
+    itself holds no secret and needs no certificate. Ctrl-C stops it.
+    """
+    from agent_node.ui.targets import build_network
+
+    network = build_network(list(configs), list(peers), tls_from_cert_dir(cert_dir, identity))
+    run_async(_serve(network, port))
+
+
+async def _serve(network: Network, port: int) -> None:
+    import uvicorn
+
+    from agent_node.transport import listening_socket
+    from agent_node.ui.calls import Calls
+    from agent_node.ui.server import create_app
+
+    sock = listening_socket("127.0.0.1", port, " (the UI)")
+    calls = Calls(network)
+    app = create_app(calls)
+    app.port = sock.getsockname()[1]
+    # Open streams (a page following the nodes) must not hold a stop.
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    names = ", ".join(f"{t.key} ({t.url})" for t in network.targets.values())
+    click.echo(
+        f"agent-node ui: http://127.0.0.1:{app.port}/",
+    )
+    click.echo(f"nodes: {names}", err=True)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await calls.aclose()
+        sock.close()

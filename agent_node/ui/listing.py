@@ -1,0 +1,157 @@
+"""Pages across nodes: executions (newest first) and inboxes, merged.
+
+Each node is asked for one page at once (``/ops/executions`` with the
+filters the page gave, a known set; ``/ops/inbox``). Executions are merged
+by creation time and cut to the page's size; the UI's cursor is, per node,
+the cursor that continues after the last row of that node shown (each row
+of ``/ops/executions`` carries its own), so the next page goes on exactly
+where each node stopped — or nothing for a node that has no more. A node
+that is down or refuses is listed in ``errors`` and the others still show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from .calls import Calls, NodeDown, Reply
+from .targets import Target
+
+__all__ = ["BadRequest", "inboxes", "list_executions"]
+
+#: The filters passed on to the nodes' ``/ops/executions``, as the page names them.
+FILTERS = ("status", "workflow", "skill", "caller", "context", "since", "until", "q")
+MAX_LIMIT = 200
+
+
+class BadRequest(Exception):
+    """The page asked for something no node could answer (HTTP 400)."""
+
+
+def _limit(query: QueryParams) -> int:
+    raw = query.get("limit", "50")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _cursors(query: QueryParams, targets: Sequence[Target]) -> dict[str, str]:
+    """Per node, where its next page starts ("" for its first); only nodes with more."""
+    token = query.get("cursor")
+    if not token:
+        return {t.key: "" for t in targets}
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        raise BadRequest("cursor is not one this page was given") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise BadRequest("cursor is not one this page was given")
+    keys = {t.key for t in targets}
+    return {k: v for k, v in raw.items() if k in keys}
+
+
+def _encode(cursors: dict[str, str]) -> str | None:
+    if not cursors:
+        return None
+    raw = json.dumps(cursors, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _from(params: list[tuple[str, str]], cursor: str) -> list[tuple[str, str]]:
+    """``params`` and the node's cursor (none for its first page)."""
+    return [*params, ("cursor", cursor)] if cursor else params
+
+
+async def _ask(
+    calls: Calls, target: Target, where: str, params: list[tuple[str, str]]
+) -> Reply | NodeDown:
+    try:
+        return await calls.get(target, where, params)
+    except NodeDown as exc:
+        return exc
+
+
+def _failure(key: str, reply: Reply | NodeDown) -> dict[str, Any] | None:
+    if isinstance(reply, NodeDown):
+        return {"node": key, "status": "down", "message": str(reply)}
+    if reply.ok and isinstance(reply.body, dict):
+        return None
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return {"node": key, "status": reply.status, "message": message or "refused"}
+
+
+async def list_executions(
+    calls: Calls, targets: Sequence[Target], query: QueryParams
+) -> dict[str, Any]:
+    limit = _limit(query)
+    cursors = _cursors(query, targets)
+    asked = [t for t in targets if t.key in cursors]
+    base = [(name, value) for name in FILTERS for value in query.getlist(name) if value]
+    base.append(("limit", str(limit)))
+    replies = await asyncio.gather(
+        *(_ask(calls, t, "/ops/executions", _from(base, cursors[t.key])) for t in asked)
+    )
+    errors: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    more: dict[str, str] = {}
+    for target, reply in zip(asked, replies, strict=True):
+        failure = _failure(target.key, reply)
+        if failure is not None or isinstance(reply, NodeDown):
+            errors.append(failure or {"node": target.key, "status": "down", "message": ""})
+            continue
+        for row in reply.body.get("executions") or []:
+            rows.append({**row, "node": target.key})
+        if reply.body.get("next"):
+            more[target.key] = str(reply.body["next"])
+        if reply.body.get("scanned") is not None:
+            errors.append({"node": target.key, "status": "note", "message": _scanned(reply.body)})
+    if asked and len([e for e in errors if e["status"] == 400]) == len(asked):
+        raise BadRequest(str(errors[0]["message"]))  # every node refused the same input
+    rows.sort(key=lambda r: (float(r.get("created_at") or 0), str(r.get("id"))), reverse=True)
+    shown, rest = rows[:limit], rows[limit:]
+    for key in {r["node"] for r in rest}:
+        # This node's rows past the cut: it goes on after its last row shown.
+        last = next((r for r in reversed(shown) if r["node"] == key), None)
+        more[key] = last["cursor"] if last and last.get("cursor") else cursors.get(key, "")
+    return {"executions": shown, "next": _encode(more), "errors": errors}
+
+
+def _scanned(body: dict[str, Any]) -> str:
+    return f"looked through {body['scanned']} executions for until/q" + (
+        "; more on the next page" if body.get("next") else ""
+    )
+
+
+async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -> dict[str, Any]:
+    """Every node's inbox, one page each (``cursor``: per node, as above)."""
+    limit = _limit(query)
+    cursors = _cursors(query, targets)
+    asked = [t for t in targets if t.key in cursors]
+    base = [("limit", str(limit))]
+    replies = await asyncio.gather(
+        *(_ask(calls, t, "/ops/inbox", _from(base, cursors[t.key])) for t in asked)
+    )
+    errors: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    more: dict[str, str] = {}
+    for target, reply in zip(asked, replies, strict=True):
+        failure = _failure(target.key, reply)
+        if failure is not None or isinstance(reply, NodeDown):
+            errors.append(failure or {"node": target.key, "status": "down", "message": ""})
+            continue
+        # "node" names the agent on the page; the workflow's node becomes "step".
+        items += [
+            {**item, "step": item.get("node"), "node": target.key}
+            for item in reply.body.get("items") or []
+            if isinstance(item, dict)
+        ]
+        if reply.body.get("next"):
+            more[target.key] = str(reply.body["next"])
+    return {"items": items, "next": _encode(more), "errors": errors}

@@ -1,0 +1,231 @@
+"""The UI server: the page, and the API the page calls (same origin only).
+
+::
+
+    GET  /                                  the page (static/index.html)
+    GET  /static/app.js, /static/app.css    its script and style
+    GET  /api/nodes                         each node: summary, card, health
+    GET  /api/executions?node=&status=&…    executions across nodes, merged
+    GET  /api/inbox                         what waits on a person, every node
+    GET  /api/stream                        SSE: changes on every node
+    GET  /api/nodes/{node}/executions/{id}            one execution
+    GET  /api/nodes/{node}/executions/{id}/events     its event log
+    GET  /api/nodes/{node}/executions/{id}/tree       its cross-agent tree
+    GET  /api/nodes/{node}/executions/{id}/live       SSE: its text as written
+    POST /api/nodes/{node}/executions/{id}/answer     {"text"}: A2A SendMessage
+    POST /api/nodes/{node}/executions/{id}/signal     {"event", "data"}
+    POST /api/nodes/{node}/executions/{id}/cancel     {"reason"}
+    POST /api/nodes/{node}/executions/{id}/retry
+
+Each call becomes a fixed call to one configured node (:mod:`.calls`); a
+node's refusal comes back with its status and message, a node that is down
+as 502. Errors are ``{"error": {"message": …}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from . import relay
+from .calls import GLANCE, Calls, NodeDown, Reply, path
+from .guard import Guard
+from .listing import BadRequest, inboxes, list_executions
+from .targets import Target
+from .tree import task_tree
+
+__all__ = ["create_app"]
+
+MAX_BODY = 64 * 1024
+_STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(calls: Calls) -> Guard:
+    """The app behind its :class:`~.guard.Guard` (set the guard's ``port``
+    once the socket is bound)."""
+    files = resources.files("agent_node.ui") / "static"
+    pages = {route: (files / name).read_bytes() for route, (name, _) in _STATIC.items()}
+    api = _Api(calls)
+    one = "/api/nodes/{node}/executions/{id}"
+    routes = [
+        Route(r, _static(pages[r], media), methods=["GET", "HEAD"])
+        for r, (_, media) in _STATIC.items()
+    ]
+    routes += [
+        Route("/api/nodes", _json(api.nodes), methods=["GET"]),
+        Route("/api/executions", _json(api.executions), methods=["GET"]),
+        Route("/api/inbox", _json(api.inbox), methods=["GET"]),
+        Route("/api/stream", _json(api.stream), methods=["GET"]),
+        Route(one, _json(api.show), methods=["GET"]),
+        Route(one + "/events", _json(api.events), methods=["GET"]),
+        Route(one + "/tree", _json(api.tree), methods=["GET"]),
+        Route(one + "/live", _json(api.live), methods=["GET"]),
+        Route(one + "/answer", _json(api.answer), methods=["POST"]),
+    ]
+    routes += [Route(f"{one}/{n}", _json(api.action(n)), methods=["POST"]) for n in _ACTIONS]
+    return Guard(Starlette(routes=routes))
+
+
+#: The operator API's actions the page may ask for, passed on as they are.
+_ACTIONS = ("signal", "cancel", "retry")
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def _static(body: bytes, media: str) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
+
+    return serve
+
+
+def _json(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """``handler``'s answer as a response: JSON, a node's reply passed on, or
+    a response of its own (a stream); its refusals as JSON errors."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            answer = await handler(request)
+        except _Refused as exc:
+            return _error(exc.status, str(exc))
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        except NodeDown as exc:
+            return _error(502, f"the node is down: {exc}")
+        if isinstance(answer, Reply):
+            return JSONResponse(answer.body, answer.status)
+        return answer if isinstance(answer, Response) else JSONResponse(answer)
+
+    return endpoint
+
+
+class _Api:
+    """The page's calls, each turned into fixed calls to the nodes."""
+
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.targets = calls.network.targets
+
+    def target(self, request: Request) -> Target:
+        key = request.path_params["node"]
+        found = self.targets.get(key)
+        if found is None:
+            raise _Refused(404, f"no node {key!r} here")
+        return found
+
+    @staticmethod
+    def execution(request: Request) -> str:
+        execution_id = str(request.path_params["id"])
+        if len(execution_id) > 200 or not execution_id.isprintable():
+            raise _Refused(400, "an execution id is printable text of at most 200 characters")
+        return execution_id
+
+    def ops(self, request: Request, *more: str) -> str:
+        return path("ops", "executions", self.execution(request), *more)
+
+    async def nodes(self, request: Request) -> Any:
+        shown = await asyncio.gather(*(_node(self.calls, t) for t in self.targets.values()))
+        return {"nodes": shown}
+
+    async def executions(self, request: Request) -> Any:
+        chosen = _chosen(request, self.targets)
+        return await list_executions(self.calls, chosen, request.query_params)
+
+    async def inbox(self, request: Request) -> Any:
+        return await inboxes(self.calls, _chosen(request, self.targets), request.query_params)
+
+    async def stream(self, request: Request) -> Any:
+        return relay.changes(self.calls, _chosen(request, self.targets))
+
+    async def show(self, request: Request) -> Any:
+        return await self.calls.get(self.target(request), self.ops(request))
+
+    async def events(self, request: Request) -> Any:
+        return await self.calls.get(self.target(request), self.ops(request, "events"))
+
+    async def tree(self, request: Request) -> Any:
+        return await task_tree(self.calls, self.target(request), self.execution(request))
+
+    async def live(self, request: Request) -> Any:
+        return relay.live(self.calls, self.target(request), self.execution(request))
+
+    async def answer(self, request: Request) -> Any:
+        body = await _body(request)
+        said = body.get("text")
+        if not isinstance(said, str) or not said.strip():
+            raise _Refused(400, '"text" must be the answer, a non-empty string')
+        return await self.calls.send_message(self.target(request), self.execution(request), said)
+
+    def action(self, name: str) -> Handler:
+        async def act(request: Request) -> Any:
+            where = self.ops(request, name)
+            return await self.calls.post(self.target(request), where, await _body(request))
+
+        return act
+
+
+def _chosen(request: Request, targets: dict[str, Target]) -> list[Target]:
+    """The nodes ``?node=`` names (repeated or comma-separated), else all."""
+    named = [k for raw in request.query_params.getlist("node") for k in raw.split(",") if k]
+    unknown = [k for k in named if k not in targets]
+    if unknown:
+        raise _Refused(400, f"no node {unknown[0]!r} here (nodes: {', '.join(targets)})")
+    return [targets[k] for k in named] if named else list(targets.values())
+
+
+async def _node(calls: Calls, target: Target) -> dict[str, Any]:
+    """One node as the nodes view shows it: reachable or not, its summary
+    (``/ops/node``), its card's words and its health."""
+    shown: dict[str, Any] = {"key": target.key, "url": target.url, "identity": target.identity}
+    try:
+        summary, card, health = await asyncio.gather(
+            calls.get(target, "/ops/node", timeout=GLANCE), calls.card(target), calls.health(target)
+        )
+    except NodeDown as exc:
+        return {**shown, "up": False, "error": str(exc), "health": "down"}
+    error = None
+    if not summary.ok:
+        body = summary.body if isinstance(summary.body, dict) else {}
+        error = (body.get("error") or {}).get("message") or f"HTTP {summary.status}"
+    node = summary.body if summary.ok else None
+    if card is None and isinstance(node, dict):
+        card = node.get("card")
+    return {**shown, "up": True, "error": error, "node": node, "card": card, "health": health}
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise _Refused(400, f"body larger than {MAX_BODY} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _Refused(400, "body is not JSON") from None
+    if not isinstance(body, dict):
+        raise _Refused(400, "body must be a JSON object")
+    return body
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message}}, status)

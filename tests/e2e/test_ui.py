@@ -1,0 +1,186 @@
+"""``agent-node ui`` in a real headless Chromium (issue 17), over a network of
+three real nodes on mutual TLS: a task goes A → B → C, and C asks when to
+travel (INPUT_REQUIRED, relayed up to A). The page, served by a real
+``agent-node ui`` process acting as the operator ``ui`` toward the three
+nodes, lists the agents, opens the task, shows its delegations across the
+three nodes, answers the question from the inbox and sees the task
+complete. A screenshot of each main view is saved in the test's temporary
+directory. The page sends nothing but same-origin requests, and nothing
+it receives carries key or certificate material."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.procs import CLI, Child, Spawn, child_env, wait_until
+from e2e.test_delegation import BOOK, Net, finished, send_text
+from playwright.async_api import Browser, Page, Response, async_playwright, expect
+from support.browser import ARGS, find_chromium
+from support.certs import make_certs
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+OPERATORS = "policy: {operators: ['spiffe://example.org/agent/ui']}\n"
+#: Records what each EventSource of the page receives (its bodies never end,
+#: so a response listener cannot read them).
+RECORD_STREAMS = """
+(() => {
+  window.__streamed = [];
+  const Original = window.EventSource;
+  window.EventSource = function (url, options) {
+    const source = new Original(url, options);
+    const keep = (event) => window.__streamed.push(String(event.data));
+    for (const name of ["changes", "node", "chunk", "end", "overflow", "error", "message"]) {
+      source.addEventListener(name, keep);
+    }
+    return source;
+  };
+  window.EventSource.prototype = Original.prototype;
+})();
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found, why = find_chromium()
+    if found is None:
+        pytest.skip(why)
+    return found
+
+
+@pytest.fixture
+def net(tmp_path: Path, spawn: Spawn) -> Net:
+    certs = make_certs(tmp_path / "certs", "a", "b", "c", "alice", "ui")
+    return Net(tmp_path, certs, spawn)
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+async def start_ui(net: Net, spawn: Spawn) -> tuple[Child, str]:
+    configs = [f"--config={net.root / name}.yaml" for name in ("a", "b", "c")]
+    args = [*CLI, "ui", *configs, "--cert-dir", str(net.certs), "--identity", "ui", "--port", "0"]
+    ui = spawn("ui", args, child_env(net.root / "effects", 0.0))
+    await wait_until(lambda: "agent-node ui: http://" in ui.out(), "the UI", timeout=30, alive=[ui])
+    found = re.search(r"agent-node ui: (http://127\.0\.0\.1:\d+/)", ui.out())
+    assert found, ui.describe()
+    return ui, found.group(1)
+
+
+def secrets_of(certs: Path) -> list[str]:
+    """Pieces of every PEM file of the test's PKI (keys and certificates)."""
+    pieces = []
+    for pem in certs.glob("*.pem"):
+        lines = [line for line in pem.read_text().splitlines() if line and "-----" not in line]
+        pieces += lines[:3]
+    return [piece for piece in pieces if len(piece) >= 40]
+
+
+async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question(
+    net: Net, spawn: Spawn, browser: Browser, tmp_path: Path
+) -> None:
+    net.configure("c", {"book": Path(f"{BOOK}:wf")}, [], OPERATORS)
+    relay_b = net.relay("b", "c", "book", as_text=True, keep="text")
+    net.configure("b", {"relay": relay_b}, ["c"], OPERATORS)
+    net.configure("a", {"relay": net.relay("a", "b", "relay", as_text=True)}, ["b"], OPERATORS)
+    for name in ("c", "b", "a"):
+        await net.start(name)
+    ui, url = await start_ui(net, spawn)
+    task = await send_text(net, "a", {"parts": [{"text": "Lisbon"}]})
+    assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+    task_id = task["id"]
+    shots = tmp_path / "screenshots"
+
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    requested: list[str] = []
+    received: list[Response] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("response", lambda response: received.append(response))
+    await page.add_init_script(RECORD_STREAMS)
+    await page.goto(url)
+
+    # Every node, with its card and health.
+    cards = page.locator(".node-card")
+    await expect(cards).to_have_count(3)
+    assert await page.locator(".node-card .name").all_text_contents() == ["a", "b", "c"]
+    await expect(page.locator('.node-card[data-node="c"] .status')).to_have_text("ready")
+    await expect(page.locator('.node-card[data-node="c"] .chips')).to_contain_text("book")
+    row = page.locator(f'tr.row[data-node="a"][data-id="{task_id}"]')
+    await expect(row).to_be_visible()
+    await expect(row.locator(".status")).to_have_text("waiting")
+    await page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+    # The task: its graph, and its delegations across the three nodes.
+    await row.click()
+    await expect(page.locator("#execution .head .status")).to_have_text("waiting")
+    await expect(page.locator('#graph .node.current[data-node="ask"]')).to_have_count(1)
+    deepest = page.locator(
+        "#tree ul.root > li > ul.tree > li > ul.tree > li > .task[data-node='c']"
+    )
+    middle = page.locator("#tree ul.root > li > ul.tree > li > .task[data-node='b']")
+    await expect(deepest).to_be_visible()
+    await expect(middle).to_be_visible()
+    await expect(page.locator("#tree .link").first).to_contain_text("now asked")
+    await expect(deepest).to_contain_text("book")
+    await expect(page.locator("#tree")).to_contain_text("asks: When do you want to go to Lisbon?")
+    await page.screenshot(path=str(shots / "execution-asking.png"), full_page=True)
+
+    # The inbox: C's question once, at the top of the chain, and the answer.
+    await page.click("a[data-view='inbox']")
+    item = page.locator(".item")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-node", "a")
+    await expect(item.locator(".question")).to_have_text("When do you want to go to Lisbon?")
+    await expect(item.locator(".relayed")).to_have_text("asked by c, relayed by b to a")
+    await page.screenshot(path=str(shots / "inbox.png"), full_page=True)
+    await item.locator("input[name='answer']").fill("in May")
+    await item.locator("button[type='submit']").click()
+    await expect(page.locator("#flash")).to_contain_text("answer sent to a")
+    await expect(page.locator(".item")).to_have_count(0, timeout=30_000)
+
+    # The task completes, and the page says so as it happens.
+    await page.goto(f"{url}#/x/a/{task_id}")
+    await expect(page.locator("#execution .head .status")).to_have_text("completed", timeout=30_000)
+    await expect(deepest.locator(".status")).to_have_text("completed")
+    await expect(page.locator("#tree .link").first).to_contain_text("round trip")
+    await page.screenshot(path=str(shots / "execution-done.png"), full_page=True)
+    await wait_until(lambda: finished(net.store("a"), task_id), "A's task", timeout=10)
+
+    await check_nothing_left_the_page_and_no_secret_came_in(page, url, requested, received, net)
+    ui.reap()
+    assert all((shots / f"{view}.png").stat().st_size > 10_000 for view in ("overview", "inbox"))
+
+
+async def check_nothing_left_the_page_and_no_secret_came_in(
+    page: Page, url: str, requested: list[str], received: list[Response], net: Net
+) -> None:
+    origin = url.rstrip("/")
+    elsewhere = [r for r in requested if not r.startswith((origin + "/", "data:"))]
+    assert elsewhere == [], elsewhere
+    texts: list[str] = []
+    for response in received:
+        if "event-stream" in (response.headers.get("content-type") or ""):
+            continue  # read in the page below: a stream's body never ends
+        texts.append((await response.body()).decode("utf-8", "replace"))
+    streamed: Any = await page.evaluate("window.__streamed")
+    texts += [str(data) for data in streamed]
+    assert any('"changes"' in t or '"executions"' in t for t in texts)
+    everything = "\n".join(texts)
+    for marker in ("PRIVATE KEY", "BEGIN CERTIFICATE", "x5c"):
+        assert marker not in everything
+    for piece in secrets_of(net.certs):
+        assert piece not in everything
+    assert await page.evaluate("document.cookie") == ""
+    kept = "JSON.stringify([Object.keys(localStorage), Object.keys(sessionStorage)])"
+    stored = await page.evaluate(kept)
+    assert json.loads(stored) == [[], []]
