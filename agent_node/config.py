@@ -74,6 +74,7 @@ from agent_node.settings import (
     PeerConfig,
     PolicySettings,
     PushSettings,
+    RetentionSettings,
     SkillConfig,
     SkillText,
     TlsSettings,
@@ -134,6 +135,8 @@ class NodeConfig(BaseModel):
     models: ModelSettings = Field(default_factory=ModelSettings)
     mcp: list[McpServerConfig] = []
     limits: Limits = Limits()
+    #: How long finished executions are kept; None: forever.
+    retention: RetentionSettings | None = None
     #: Metrics, traces and the drain (:mod:`agent_node.settings_telemetry`).
     telemetry: TelemetrySettings = TelemetrySettings()
     #: Where relative paths are resolved: the configuration file's directory.

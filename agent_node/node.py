@@ -167,6 +167,9 @@ class _Parts:
     health: Any = None
     #: :class:`~agent_node.telemetry.metrics.NodeMetrics`, unless turned off.
     metrics: Any = None
+    #: ``retention:``, and the task that prunes by it.
+    retention: Any = None
+    _pruning: asyncio.Task[None] | None = None
 
     @classmethod
     def assemble(
@@ -283,6 +286,7 @@ class _Parts:
         parts.delegator = delegator
         parts.health = health
         parts.metrics = metrics
+        parts.retention = config.retention
         if config.listen.grpc_port is not None:
             from agent_node.a2a.server.grpc.service import A2AService
 
@@ -301,8 +305,24 @@ class _Parts:
         if self.tasks.push is not None:
             await self.tasks.push.start()
         await self.watchdog.start()
+        if self.retention is not None:
+            from agent_node.store.retention import keep_for
+
+            settings = self.retention
+            self._pruning = asyncio.create_task(
+                keep_for(
+                    self.runtime.store,
+                    settings.finished,
+                    every=settings.every,
+                    batch=settings.batch,
+                ),
+                name="agent-node retention",
+            )
 
     async def close(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+            await asyncio.wait([self._pruning])
         await self.watchdog.close()
         await self.pushes.close()
         if self.tasks.push is not None:

@@ -27,6 +27,7 @@ __all__ = [
     "PeerConfig",
     "PolicySettings",
     "PushSettings",
+    "RetentionSettings",
     "SkillConfig",
     "SkillText",
     "TlsSettings",
@@ -154,6 +155,30 @@ class Limits(BaseModel):
     #: Requests one caller identity may have in flight at once (streams count
     #: while they are open); 0: no cap. Plain-HTTP callers share one budget.
     max_concurrent_per_caller: int = Field(default=64, ge=0)
+
+
+class RetentionSettings(BaseModel):
+    """``retention:``: how long finished executions are kept (see
+    :mod:`agent_node.store.retention`). Absent: forever."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Finished executions last changed longer ago than this go ("30d", "12h").
+    finished: float
+    #: How often the node prunes.
+    every: float = 3600.0
+    #: Executions deleted per transaction.
+    batch: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("finished", "every", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        from agent_node.workflow.durations import parse_duration
+
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError("must be longer than zero")
+        return seconds
 
 
 class PolicySettings(BaseModel):

@@ -56,6 +56,11 @@ COMMANDS = {
     "peers": LazyCommand(
         ".peers", "peers", "Fetch every configured peer's Agent Card and show what it offers."
     ),
+    "prune": LazyCommand(
+        ".prune",
+        "prune",
+        "Delete finished executions older than AGE, with their events, waits and push configs.",
+    ),
     "resume": LazyCommand(
         ".workers",
         "resume",

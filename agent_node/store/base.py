@@ -268,6 +268,10 @@ class Store(Protocol):
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` finished executions last changed before
+        ``before``, with their events, waits and push configs (:mod:`.retention`)."""
+
     async def gauges(self, now: float) -> StoreGauges:
         """What the store holds right now, for metrics (:mod:`.gauges`)."""
 

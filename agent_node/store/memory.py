@@ -414,6 +414,27 @@ class MemoryStore:
         waits = self._waits.get(record.id, {}).values()
         return asking_of(record.status, {w.kind for w in waits})
 
+    async def prune(self, before: float, limit: int) -> int:
+        owed = {p.task_id for p in self._pushes.values() if not p.settled}
+        held = {d.execution_id for d in self._delegations.values()}
+        done = sorted(
+            (
+                r
+                for r in self._executions.values()
+                if r.status in TERMINAL
+                and r.updated_at < before
+                and r.id not in owed
+                and r.id not in held
+            ),
+            key=lambda r: r.created_at,
+        )[:limit]
+        for record in done:
+            for table in (self._executions, self._events, self._work, self._waits):
+                table.pop(record.id, None)
+            for key in [k for k in self._pushes if k[0] == record.id]:
+                del self._pushes[key]
+        return len(done)
+
     async def gauges(self, now: float) -> StoreGauges:
         work = [w for items in self._work.values() for w in items.values()]
         ready = [w.available_at for w in work if w.lease_owner is None and w.available_at <= now]

@@ -39,6 +39,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
+from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.slots import PgSlots, SharedSlots
 from agent_node.store.sql import (
@@ -71,6 +72,7 @@ _STMTS = Statements(postgres=True)
 _CHANNEL = "agent_node"
 _RETRIES = 5
 _SCHEMA_LOCK = 0x6167656E74  # "agent": serialises concurrent schema creation
+_PRUNE_LOCK = 0x7072756E65  # "prune": one replica prunes at a time
 
 _CLAIM = (
     "UPDATE work w SET lease_owner = $1, lease_expires_at = $2, fence = w.fence + 1,"
@@ -567,6 +569,19 @@ class PostgresStore:
         where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", *params)
         return int(rows[0][0])
+
+    async def prune(self, before: float, limit: int) -> int:
+        async def job(conn: asyncpg.Connection) -> int:
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _PRUNE_LOCK):
+                return 0  # another replica prunes this round
+            rows = await conn.fetch(numbered(PRUNE_CANDIDATES), before, limit)
+            ids = [row[0] for row in rows]
+            if ids:
+                for statement in PRUNE_DELETES:
+                    await conn.execute(statement.format(ids="(SELECT unnest($1::text[]))"), ids)
+            return len(ids)
+
+        return await self._transact(job)
 
     async def gauges(self, now: float) -> StoreGauges:
         async with self._connection() as conn:

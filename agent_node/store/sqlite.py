@@ -48,6 +48,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
+from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA_VERSION, ddl
 from agent_node.store.slots import FileSlots, SharedSlots
 from agent_node.store.sql import (
@@ -435,6 +436,17 @@ class SqliteStore:
         where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
         rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
         return int(rows[0][0])
+
+    async def prune(self, before: float, limit: int) -> int:
+        def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
+            ids = [row[0] for row in conn.execute(PRUNE_CANDIDATES, (before, limit))]
+            if ids:
+                for statement in PRUNE_DELETES:
+                    conn.execute(statement.format(ids=in_list(len(ids))), ids)
+            return len(ids), []
+
+        pruned: int = await self._writer.submit(job)
+        return pruned
 
     async def gauges(self, now: float) -> StoreGauges:
         results = []

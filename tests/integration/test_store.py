@@ -549,3 +549,35 @@ async def test_a_version_5_store_gains_the_caller_column_filled_from_metadata(
     assert [r.id for r in everyone][-2:] == ["old-2", "old-1"]
     version = await _run_sql(durable_url, [], "SELECT value FROM schema_info")
     assert version == str(SCHEMA_VERSION)
+
+
+async def test_prune_deletes_old_finished_executions_with_their_rows(store: Store) -> None:
+    """Old finished executions go with their events and push configs; a
+    recent one, a running one, one still owed a push and one with a
+    delegation left stay."""
+    for execution_id in ("old-1", "old-2", "owed", "held", "running", "recent"):
+        await create_with_work(store, execution_id)
+
+    def finish(txn: Txn) -> None:
+        txn.event("execution_completed", data="{}")
+        txn.delete_work("a", 1)
+        txn.execution.status = "completed"
+
+    for execution_id in ("old-1", "old-2", "owed", "held", "recent"):
+        await store.apply(execution_id, finish)
+    await store.put_push_config(push_config("owed"))
+    await store.put_push_config(replace(push_config("old-1"), settled=True))
+    await store.apply("held", lambda txn: txn.put_delegation(delegation("held", "d")))
+    cut = time.time() + 0.001
+    await asyncio.sleep(0.01)
+    await store.apply("recent", lambda txn: txn.event("note"))
+    assert await store.prune(cut, 1) == 1  # one batch of one: the oldest
+    assert await store.get("old-1") is None
+    assert await store.events("old-1") == []
+    assert await store.push_configs("old-1") == []
+    assert await store.prune(cut, 100) == 1
+    assert await store.get("old-2") is None
+    kept = {r.id for r in await store.list_executions()}
+    assert kept == {"owed", "held", "running", "recent"}
+    assert len(await store.events("recent")) == 3
+    assert await store.prune(cut, 100) == 0
