@@ -1,0 +1,247 @@
+"""The UI server (``agent-node ui``'s app) against real nodes over mutual TLS:
+what it passes on and merges, how it shows a node that is down, and what
+it refuses — other hosts, other sites, changes without the page's Origin
+or a JSON body, unknown nodes — so that no other page can use its
+operator identity."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from support.certs import make_certs
+from support.history import fill
+from support.served import served
+
+from agent_node import Runtime, Workflow
+from agent_node.a2a.server.ops import NodeAbout, ops_routes
+from agent_node.config import PolicySettings, TlsSettings
+from agent_node.security.authz import Policy
+from agent_node.security.tls import server_context
+from agent_node.ui.calls import Calls
+from agent_node.ui.server import create_app
+from agent_node.ui.targets import build_network
+
+D = "spiffe://example.org/agent"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_certs(tmp_path_factory.mktemp("ui") / "certs", "n1", "n2", "ui", "bob")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Setup:
+    def __init__(self, ui: str, runtimes: dict[str, Runtime]) -> None:
+        self.ui = ui
+        self.runtimes = runtimes
+        self.host = ui.removeprefix("http://").rstrip("/")
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.ui, timeout=15)
+
+
+async def start(stack: AsyncExitStack, certs: Path, tmp: Path, identity: str = "ui") -> Setup:
+    runtimes, peers = {}, []
+    for name in ("n1", "n2"):
+        runtime = await stack.enter_async_context(
+            Runtime(f"sqlite:///{tmp}/{name}.db", scope="all", poll_interval=0.05)
+        )
+        policy = Policy.of(PolicySettings(operators=[f"{D}/ui"]))
+        app = Starlette(routes=ops_routes(runtime, policy, NodeAbout(name)))
+        tls = server_context(
+            certs / f"{name}.pem",
+            certs / f"{name}-key.pem",
+            [certs / "ca.pem"],
+            require_client_cert=False,
+        )
+        url = await stack.enter_async_context(served(app, tls))
+        runtimes[name] = runtime
+        peers.append(f"{name}={url}")
+    peers.append(f"gone=https://127.0.0.1:{closed_port()}")
+    tls = TlsSettings(
+        cert=str(certs / f"{identity}.pem"),
+        key=str(certs / f"{identity}-key.pem"),
+        trust=[str(certs / "ca.pem")],
+    )
+    calls = Calls(build_network([], peers, tls))
+    stack.push_async_callback(calls.aclose)
+    app = create_app(calls)
+    ui = await stack.enter_async_context(served(app, None))
+    app.port = int(ui.rsplit(":", 1)[1])
+    return Setup(ui, runtimes)
+
+
+@pytest.fixture
+async def setup(certs: Path, tmp_path: Path) -> AsyncIterator[Setup]:
+    async with AsyncExitStack() as stack:
+        yield await start(stack, certs, tmp_path)
+
+
+class Empty(BaseModel):
+    reply: str = ""
+
+
+def holding() -> Workflow:
+    wf = Workflow("holding", version="1")
+    wf.state(Empty)
+    wf.wait("hold", event="approved")
+    wf.end("done")
+    return wf
+
+
+# -- who may use it -----------------------------------------------------------------
+
+
+async def test_another_host_name_is_refused(setup: Setup) -> None:
+    async with setup.client() as http:
+        rebound = await http.get("/api/nodes", headers={"Host": "evil.example:80"})
+        mine = await http.get("/", headers={"Host": setup.host.replace("127.0.0.1", "localhost")})
+    assert rebound.status_code == 421
+    assert "127.0.0.1 only" in rebound.json()["error"]["message"]
+    assert mine.status_code == 200 and "<title>agent-node</title>" in mine.text
+
+
+async def test_other_sites_may_neither_read_nor_change(setup: Setup) -> None:
+    parked = await setup.runtimes["n1"].run(holding().compile(), {}, execution_id="h1")
+    assert parked.status == "waiting"
+    cancel = "/api/nodes/n1/executions/h1/cancel"
+    async with setup.client() as http:
+        read = await http.get("/api/nodes", headers={"Sec-Fetch-Site": "cross-site"})
+        forged = await http.post(cancel, json={}, headers={"Origin": "http://evil.example"})
+        form = await http.post(
+            cancel,
+            content=b"reason=x",
+            headers={
+                "Origin": setup.ui.rstrip("/"),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        same_site = await http.post(cancel, json={}, headers={"Sec-Fetch-Site": "same-site"})
+        assert (await setup.runtimes["n1"].store.get("h1")).status == "waiting"  # type: ignore[union-attr]
+        own = await http.post(cancel, json={}, headers={"Origin": setup.ui.rstrip("/")})
+    assert (read.status_code, forged.status_code, form.status_code) == (403, 403, 415)
+    assert same_site.status_code == 403
+    assert own.status_code == 200 and own.json() == {"id": "h1", "canceled": True}
+    for answer in (read, forged, form, own):
+        assert not [h for h in answer.headers if h.lower().startswith("access-control-")]
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-frame-options"] == "DENY"
+
+
+async def test_only_known_nodes_and_paths_are_reached(setup: Setup) -> None:
+    async with setup.client() as http:
+        unknown = await http.get("/api/nodes/elsewhere/executions/x")
+        long_id = await http.get("/api/nodes/n1/executions/" + "x" * 300)
+        escaped = await http.get("/api/nodes/n1/executions/..%2F..%2Fa2a")
+        quoted = await http.get("/api/nodes/n1/executions/a%3Fstatus%3Dx%23y%25")
+        other = await http.get("/api/anything")
+    assert unknown.status_code == 404
+    assert "no node 'elsewhere'" in unknown.json()["error"]["message"]
+    assert long_id.status_code == 400
+    assert escaped.status_code == 404  # no route takes a slash in an id
+    # An id reaches the node whole, as one path segment: no such execution.
+    assert quoted.status_code == 404
+    assert quoted.json()["error"]["message"] == "no execution 'a?status=x#y%'"
+    assert other.status_code == 404
+
+
+async def test_a_ui_that_is_no_operator_is_told_so(certs: Path, tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        setup = await start(stack, certs, tmp_path, identity="bob")
+        async with setup.client() as http:
+            nodes = (await http.get("/api/nodes")).json()["nodes"]
+    n1 = next(n for n in nodes if n["key"] == "n1")
+    assert n1["up"] is True and n1["node"] is None
+    assert n1["error"] == f"{D}/bob is not an operator"
+
+
+# -- what it shows -------------------------------------------------------------------
+
+
+async def test_a_node_that_is_down_is_shown_down_and_the_rest_still_works(setup: Setup) -> None:
+    await fill(setup.runtimes["n1"].store, 3, start=1_000.0)
+    async with setup.client() as http:
+        nodes = (await http.get("/api/nodes")).json()["nodes"]
+        listed = (await http.get("/api/executions")).json()
+        one = await http.get("/api/nodes/gone/executions/x")
+    gone = next(n for n in nodes if n["key"] == "gone")
+    assert gone["up"] is False and gone["health"] == "down" and gone["error"]
+    assert {n["key"]: n["up"] for n in nodes} == {"n1": True, "n2": True, "gone": False}
+    assert len(listed["executions"]) == 3
+    assert [e["node"] for e in listed["errors"]] == ["gone"]
+    assert listed["errors"][0]["status"] == "down"
+    assert one.status_code == 502 and "the node is down" in one.json()["error"]["message"]
+
+
+async def test_pages_merge_the_nodes_newest_first_and_resume_each_where_it_stopped(
+    setup: Setup,
+) -> None:
+    first = await fill(setup.runtimes["n1"].store, 30, start=1_000.0)
+    second = await fill(setup.runtimes["n2"].store, 20, start=1_010.5)
+    expected = sorted(
+        [(1_000.0 + i, i_d) for i, i_d in enumerate(first)]
+        + [(1_010.5 + i, i_d) for i, i_d in enumerate(second)],
+        reverse=True,
+    )
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 7, "node": "n1,n2"}
+    async with setup.client() as http:
+        while True:
+            page = (await http.get("/api/executions", params=params)).json()
+            assert page["errors"] == []
+            seen += [row["id"] for row in page["executions"]]
+            if not page["next"]:
+                break
+            params["cursor"] = page["next"]
+        bad = await http.get("/api/executions", params={"status": "bogus", "node": "n1,n2"})
+        cursor = await http.get("/api/executions", params={"cursor": "!!"})
+        node = await http.get("/api/executions", params={"node": "nowhere"})
+    assert seen == [i for _, i in expected]
+    assert bad.status_code == 400 and "status must be among" in bad.json()["error"]["message"]
+    assert cursor.status_code == 400 and node.status_code == 400
+
+
+async def test_changes_on_every_node_reach_one_stream(setup: Setup) -> None:
+    async with setup.client() as http, http.stream("GET", "/api/stream?node=n1,n2") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        seen: dict[str, str] = {}
+        up: set[str] = set()
+
+        async def read() -> None:
+            name = ""
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    if name == "node" and data["up"]:
+                        up.add(data["node"])
+                        if up == {"n1", "n2"}:
+                            started.set()
+                    if name == "changes":
+                        for row in data["executions"]:
+                            seen[f"{data['node']}/{row['id']}"] = row["status"]
+                    if seen.get("n2/w2") == "waiting":
+                        return
+
+        started = asyncio.Event()
+        reading = asyncio.create_task(read())
+        await asyncio.wait_for(started.wait(), 10)
+        await setup.runtimes["n2"].run(holding().compile(), {}, execution_id="w2")
+        await asyncio.wait_for(reading, 10)
+    assert seen["n2/w2"] == "waiting"
