@@ -347,6 +347,8 @@ def _show_answer(console: Console, task: dict[str, Any], status: str, took: floa
 
 
 def _show_next(console: Console, net: Network, task_id: str) -> None:
+    from agent_node.demo.network import USER
+
     coordinator = net.agents["coordinator"]
     cert, key, ca = (_shown(path) for path in net.user_files())
     ask = (
@@ -356,12 +358,21 @@ def _show_next(console: Console, net: Network, task_id: str) -> None:
     store = f"sqlite:///{_shown(coordinator.config.with_suffix('.db'))}"
     program = escape(command_name())
     serve = [f"    {program} serve --config {_shown(a.config)}\n" for a in net.agents.values()]
+    # The coordinator's configuration names the other two as its peers: the
+    # page shows all three, as the user (an operator of each).
+    ui = (
+        f"    {program} ui --config {_shown(coordinator.config)} --cert-dir {_shown(net.certs)}"
+        f" --identity {USER}\n"
+    )
     console.print(
         "\n[bold]next[/]\n"
         "  the coordinator's timeline, with each delegation, score and model call:\n"
         f"    {program} inspect {task_id} --store {store}\n"
         "  run the agents by hand, one terminal each:\n"
         + "".join(serve)
+        + "  then see them in your browser (tasks, delegations, questions to answer),"
+        " at the address it prints:\n"
+        + ui
         + "  and ask the coordinator yourself (as the demo's user certificate):\n"
         f"    curl -s --cacert {ca} --cert {cert} --key {key} {coordinator.url}/a2a"
         f" -H 'A2A-Version: 1.0' -H 'Content-Type: application/json' -d '{ask}'\n"

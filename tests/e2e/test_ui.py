@@ -11,7 +11,10 @@ it receives carries key or certificate material."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from e2e.test_delegation import BOOK, Net, finished, send_text
 from playwright.async_api import Browser, Page, Response, async_playwright, expect
 from support.browser import ARGS, find_chromium
 from support.certs import make_certs
+from support.ports import free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -159,6 +163,51 @@ async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question
     await check_nothing_left_the_page_and_no_secret_came_in(page, url, requested, received, net)
     ui.reap()
     assert all((shots / f"{view}.png").stat().st_size > 10_000 for view in ("overview", "inbox"))
+
+
+async def test_the_ui_command_the_demo_prints_shows_its_network(
+    tmp_path: Path, spawn: Spawn, browser: Browser
+) -> None:
+    """The demo stops its agents at its end, and prints how to run them by
+    hand and the UI over them: run as printed, the page shows the three
+    agents and the demo's question across them."""
+    home = tmp_path / "demo"
+    demo = [*CLI, "demo", "--offline", "--no-live", "--home", str(home)]
+    done = subprocess.run(
+        [*demo, "--port", str(free_ports(3))],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = [line.strip() for line in done.stdout.splitlines()]
+    serve = [shlex.split(line) for line in printed if line.startswith("agent-node serve ")]
+    (ui_line,) = [shlex.split(line) for line in printed if line.startswith("agent-node ui ")]
+    root = re.search(r"coordinator task ([0-9a-f-]{36})", done.stdout)
+    assert len(serve) == 3 and root, done.stdout
+    env = child_env(tmp_path / "effects", 0.0)
+    agents = [spawn(Path(words[3]).stem, [*CLI, *words[1:]], env) for words in serve]
+    for agent in agents:
+        listening = f"{agent.name} to listen"
+        await wait_until(lambda a=agent: "listening on" in a.out(), listening, timeout=30)
+    ui = spawn("demo-ui", [*CLI, *ui_line[1:], "--port", "0"], env)
+    await wait_until(lambda: "agent-node ui: http://" in ui.out(), "the UI", timeout=30, alive=[ui])
+    url = ui.out().split("agent-node ui: ")[1].split()[0]
+
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(url)
+    names = page.locator(".node-card .name")
+    await expect(names).to_have_text(["coordinator", "researcher", "writer"])
+    await expect(page.locator(".node-card .status")).to_have_text(["ready"] * 3)
+    await page.locator(f'tr.row[data-node="coordinator"][data-id="{root.group(1)}"]').click()
+    await expect(page.locator("#execution .head .status")).to_have_text("completed")
+    children = page.locator("#tree ul.root > li > ul.tree > li > .task")
+    await expect(children).to_have_count(3)  # the research, and two drafts
+    peers = [await c.get_attribute("data-node") for c in await children.all()]
+    assert peers == ["researcher", "writer", "writer"]
+    await page.screenshot(path=str(tmp_path / "screenshots" / "demo.png"), full_page=True)
 
 
 async def check_nothing_left_the_page_and_no_secret_came_in(
