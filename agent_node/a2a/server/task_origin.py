@@ -5,8 +5,9 @@
   one created (``messageId`` is never a dedupe key: clients reuse them).
 * The metadata (shown as the task's ``metadata``) records who made it
   (``caller``), the W3C trace it runs in (``traceparent``: the caller's,
-  else a new one) and the output modes its caller accepts
-  (:mod:`agent_node.a2a.server.output_modes`).
+  else a new one, and then ``trace_root``: its span id is nobody's, so the
+  execution's span is the trace's root) and the output modes its caller
+  accepts (:mod:`agent_node.a2a.server.output_modes`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ _IDEMPOTENCY = uuid.UUID("6f1d0c8e-52a4-4d43-9a55-2f6c1c9a4b21")
 def metadata_of(ctx: CallContext, request: SendMessageRequest) -> dict[str, Any]:
     """What a new task records of its call: who made it, in which trace, and
     the output modes it accepts (:mod:`agent_node.a2a.server.output_modes`)."""
-    trace = valid_traceparent(ctx.traceparent) or new_traceparent()
-    recorded: dict[str, Any] = {"traceparent": trace}
+    trace = valid_traceparent(ctx.traceparent)
+    recorded: dict[str, Any] = {"traceparent": trace or new_traceparent()}
+    if trace is None:
+        recorded["trace_root"] = True
     if ctx.caller is not None:
         recorded = {"caller": ctx.caller, **recorded}
     config = request.configuration
