@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: a fake Ollama and a litellm client on it."""
+"""Fixtures of the integration tests: an open store of each kind, a fake
+Ollama and a litellm client on it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,19 @@ from support.fake_ollama import FakeOllama, serving
 
 from agent_node.config import ModelSettings
 from agent_node.integrations.llm import LlmClient
+from agent_node.store import Store, store_from_url
 
 #: The model the ``client`` fixture asks when a node names none.
 FAKE_MODEL = "ollama_chat/llama3.2:1b"
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open store of each kind (``store_url``: memory, SQLite, PostgreSQL)."""
+    s = store_from_url(store_url)
+    await s.open()
+    yield s
+    await s.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
@@ -22,14 +21,6 @@ from agent_node.store.records import (
     WorkItem,
 )
 from agent_node.store.schema import SCHEMA_VERSION, ddl
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = store_from_url(store_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 def record(execution_id: str, *, created: float | None = None) -> ExecutionRecord:

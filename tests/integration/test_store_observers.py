@@ -5,22 +5,14 @@ failed."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from agent_node.errors import Fenced
-from agent_node.store import Store, Txn, store_from_url
+from agent_node.store import Store, Txn
 from agent_node.store.base import Fence
 from agent_node.store.records import EventRecord, ExecutionRecord, WorkItem
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = store_from_url(store_url)
-    await s.open()
-    yield s
-    await s.close()
 
 
 def _record(execution_id: str) -> ExecutionRecord:
