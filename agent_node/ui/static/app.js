@@ -68,11 +68,17 @@
     flashTimer = setTimeout(() => (box.hidden = true), 6000);
   }
 
-  function debounce(fn, wait) {
+  // At most one call of fn per wait, however often it is asked for (a busy
+  // node notifies many times a second; the page redraws a few times).
+  function throttle(fn, wait) {
     let timer = null;
-    return (...args) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => fn(...args), wait);
+    return () => {
+      if (timer === null) {
+        timer = setTimeout(() => {
+          timer = null;
+          fn();
+        }, wait);
+      }
     };
   }
 
@@ -85,6 +91,7 @@
     inboxNext: null,
     open: null, // {node, id} of the execution shown
     live: null, // its EventSource
+    watched: new Set(), // "node/id" of every task in its tree: a change redraws it
   };
 
   function route() {
@@ -251,9 +258,9 @@
 
   // -- live updates ---------------------------------------------------------------------
 
-  const refreshNodes = debounce(loadNodes, 1500);
-  const refreshInbox = debounce(() => (state.view === "inbox" ? loadInbox(true) : countInbox()), 400);
-  const refreshExecution = debounce(() => loadExecution(false), 300);
+  const refreshNodes = throttle(loadNodes, 1500);
+  const refreshInbox = throttle(() => (state.view === "inbox" ? loadInbox(true) : countInbox()), 500);
+  const refreshExecution = throttle(() => loadExecution(false), 300);
 
   function follow() {
     const source = new EventSource("/api/stream");
@@ -273,7 +280,8 @@
       else applyChanges(data.node, data.executions);
       refreshNodes();
       refreshInbox();
-      if (state.view === "execution" && state.open) refreshExecution();
+      const shownHere = data.executions.some((row) => state.watched.has(`${data.node}/${row.id}`));
+      if (state.view === "execution" && (shownHere || data.overflow)) refreshExecution();
     });
   }
 
@@ -293,6 +301,7 @@
       return;
     }
     if (state.open !== open) return;
+    state.watched = new Set([`${open.node}/${open.id}`, ...treeTasks(tree)]);
     const keep = first ? null : $("#live-text");
     const parts = [
       header(open.node, view),
@@ -451,6 +460,15 @@
       );
     });
     return root;
+  }
+
+  function treeTasks(task) {
+    const found = [`${task.node}/${task.id}`];
+    for (const link of task.children || []) {
+      if (link.task) found.push(...treeTasks(link.task));
+      else if (link.target && link.task_id) found.push(`${link.target}/${link.task_id}`);
+    }
+    return found;
   }
 
   // The cross-agent tree: the task, and each peer's task under its delegation.
