@@ -164,10 +164,12 @@
     const keepNode = nodeSelect.value;
     const keepSkill = skillSelect.value;
     nodeSelect.replaceChildren(h("option", { value: "", text: "all" }), ...state.nodes.map((n) => h("option", { value: n.key, text: n.key })));
+    // Only nodes that say which workflow each skill runs can filter by skill.
     const skills = new Set();
     for (const node of state.nodes) {
-      for (const skill of (node.card && node.card.skills) || []) skills.add(skill.id);
+      for (const skill of Object.keys((node.node && node.node.skills) || {})) skills.add(skill);
     }
+    skillSelect.closest("label").hidden = skills.size === 0;
     skillSelect.replaceChildren(h("option", { value: "", text: "any" }), ...[...skills].sort().map((id) => h("option", { value: id, text: id })));
     nodeSelect.value = keepNode;
     skillSelect.value = keepSkill;
@@ -191,7 +193,7 @@
     if (skill) {
       params.set("skill", skill);
       if (!node) {
-        const offering = state.nodes.filter((n) => ((n.card && n.card.skills) || []).some((k) => k.id === skill));
+        const offering = state.nodes.filter((n) => n.node && n.node.skills && skill in n.node.skills);
         node = offering.map((n) => n.key).join(",");
       }
     }
