@@ -27,6 +27,7 @@ from agent_node.a2a.server.ops import NodeAbout, ops_routes
 from agent_node.config import PolicySettings, TlsSettings
 from agent_node.security.authz import Policy
 from agent_node.security.tls import server_context
+from agent_node.store.live import LiveWriter
 from agent_node.ui.calls import Calls
 from agent_node.ui.server import create_app
 from agent_node.ui.targets import build_network
@@ -245,3 +246,37 @@ async def test_changes_on_every_node_reach_one_stream(setup: Setup) -> None:
         await setup.runtimes["n2"].run(holding().compile(), {}, execution_id="w2")
         await asyncio.wait_for(reading, 10)
     assert seen["n2/w2"] == "waiting"
+
+
+async def test_an_execution_s_text_is_relayed_as_it_is_written(setup: Setup) -> None:
+    runtime = setup.runtimes["n1"]
+    await runtime.run(holding().compile(), {}, execution_id="t1")
+    writer = LiveWriter(runtime.store.live, "t1", "hold", 1)
+    async with setup.client() as http:
+        async with http.stream("GET", "/api/nodes/n1/executions/t1/live") as response:
+            assert response.status_code == 200
+            events: list[tuple[str, Any]] = []
+
+            async def read() -> None:
+                name = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        events.append((name, json.loads(line[6:])))
+                        if name == "end":
+                            return
+
+            reading = asyncio.create_task(read())
+            while not runtime.store.live.watched("t1"):  # the UI has subscribed on n1
+                await asyncio.sleep(0.02)
+            for piece in ("Durable ", "text, ", "as it comes."):
+                writer.write(piece)
+                await asyncio.sleep(0.05)
+            writer.end()
+            await runtime.engine.control.cancel("t1", "enough")
+            await asyncio.wait_for(reading, 10)
+    chunks = [data for name, data in events if name == "chunk"]
+    assert "".join(c["text"] for c in chunks) == "Durable text, as it comes."
+    assert chunks[0]["append"] is False and chunks[-1]["last"] is True
+    assert events[-1] == ("end", {"status": "canceled"})
