@@ -1,0 +1,176 @@
+"""OpenTelemetry traces of a node (the ``otel`` extra): spans of its
+executions and node visits, built from what its store commits, and spans
+of the A2A requests it answers and sends.
+
+Why from commits: a node's work survives crashes, its spans must too. An
+execution's span, and each node visit's, is emitted when its end is
+committed, with the start the log recorded and an id derived from the
+execution (:mod:`.traces_ids`) — so an execution resumed after ``kill -9``,
+or finished by another replica, still makes one well-formed trace, and a
+delegation's span has the id the peer was told in ``traceparent`` long
+before the span itself is emitted. A chain A → B → C is one trace: each
+peer's execution span is the child of its caller's delegation span.
+
+* :mod:`.traces_ledger` follows the commits (dict work in the observer),
+* :mod:`.traces_spans` builds the spans (GenAI conventions on model calls),
+* :mod:`.traces_http` makes the request spans,
+* :mod:`.traces_pipeline` is the SDK: OTLP/HTTP behind a batch processor.
+
+With traces off nothing of this is imported and no observer is subscribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from agent_node.errors import ConfigError
+from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
+from agent_node.store.records import EventRecord, ExecutionRecord
+from agent_node.telemetry.traces_ledger import Ending, ExecutionEnd, Ledger, Replay, replayed
+
+if TYPE_CHECKING:
+    import httpx
+    from starlette.types import ASGIApp
+
+    from agent_node.runtime import Runtime
+    from agent_node.telemetry.traces_pipeline import Pipeline
+    from agent_node.telemetry.traces_spans import SpanFactory, SpecOf
+    from agent_node.workflow.ir import NodeSpec
+
+__all__ = ["Traces", "start_traces", "traces_wanted"]
+
+log = logging.getLogger(__name__)
+
+INSTALL = "pip install 'agent-node[otel]'"
+#: Logs read back at once (after a restart many visits may need theirs).
+REPLAYS = 4
+#: Seconds a closing node waits for read-backs and its last export.
+CLOSE_TIMEOUT = 10.0
+
+
+def traces_wanted(settings: TracesSettings, env: Mapping[str, str]) -> bool:
+    """Whether traces are on: as ``enabled`` says, else when an OTLP endpoint
+    is known (the setting or the standard variables) and the SDK is not off."""
+    if settings.enabled is not None:
+        return settings.enabled
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return bool(
+        settings.endpoint
+        or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def start_traces(settings: TelemetrySettings, *, node: str, runtime: Runtime) -> Traces | None:
+    """``node``'s traces, following ``runtime``'s store; None when they are off.
+
+    Asked for in the configuration (``enabled: true`` or an ``endpoint``)
+    without OpenTelemetry installed is a :class:`ConfigError`; asked for by
+    the environment only, a warning."""
+    wanted = settings.traces
+    if not traces_wanted(wanted, os.environ):
+        return None
+    try:
+        from agent_node.telemetry.traces_pipeline import pipeline
+        from agent_node.telemetry.traces_spans import SpanFactory
+    except ImportError as exc:
+        message = f"telemetry.traces needs OpenTelemetry ({exc.name} is missing): {INSTALL}"
+        if wanted.enabled or wanted.endpoint:
+            raise ConfigError(message) from None
+        log.warning("%s; the OTEL_* variables ask for traces, none are sent", message)
+        return None
+    parts = pipeline(wanted, node)
+    return Traces(runtime, parts, SpanFactory(parts.resource, node, _spec_finder(runtime)))
+
+
+class Traces:
+    """A node's traces: subscribed to its store's commits until :meth:`close`."""
+
+    def __init__(self, runtime: Runtime, parts: Pipeline, spans: SpanFactory) -> None:
+        self._store = runtime.store
+        self._parts = parts
+        self._spans = spans
+        self._ledger = Ledger()
+        self._replays: set[asyncio.Task[None]] = set()
+        self._reading = asyncio.Semaphore(REPLAYS)
+        self._forget = runtime.store.observe(self._committed)
+
+    def asgi(self, app: ASGIApp) -> ASGIApp:
+        """``app``, a SERVER span around each request (:mod:`.traces_http`)."""
+        from agent_node.telemetry.traces_http import traced_app
+
+        return traced_app(app, self._parts.tracer)
+
+    def instrument(self, client: httpx.AsyncClient) -> None:
+        """CLIENT spans on ``client``'s requests that carry a ``traceparent``."""
+        from agent_node.telemetry.traces_http import instrument_client
+
+        instrument_client(client, self._parts.tracer)
+
+    async def close(self) -> None:
+        """Stop following commits, finish the read-backs, send what is left."""
+        self._forget()
+        if self._replays:
+            await asyncio.wait(self._replays, timeout=CLOSE_TIMEOUT)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._parts.shutdown), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("traces: the last spans were not sent within %ss", CLOSE_TIMEOUT)
+
+    # -- from the store ------------------------------------------------------------
+
+    def _committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        try:
+            endings, replay = self._ledger.committed(execution, events)
+            self._emit(endings)
+        except Exception:  # a span lost is better than a commit's caller hurt
+            log.exception("traces: the spans of %s could not be built", execution.id)
+            return
+        if replay is not None:
+            task = asyncio.get_running_loop().create_task(self._replay(replay))
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    def _emit(self, endings: Sequence[Ending]) -> None:
+        processor, spans = self._parts.processor, self._spans
+        for ending in endings:
+            if isinstance(ending, ExecutionEnd):
+                processor.on_end(spans.execution(ending))
+                continue
+            for span in spans.visit(ending):
+                processor.on_end(span)
+
+    async def _replay(self, request: Replay) -> None:
+        """Emit what ``request`` asks from the execution's log, read back."""
+        execution_id = request.execution.id
+        try:
+            async with self._reading:
+                events = await self._store.events(execution_id)
+            self._emit(replayed(request, events))
+        except Exception as exc:
+            log.warning("traces: the log of %s could not be read back: %s", execution_id, exc)
+
+
+def _spec_finder(runtime: Runtime) -> SpecOf:
+    """A cached lookup of a visit's node spec in ``runtime``'s workflows
+    (None for a workflow this process does not know)."""
+    workflows = runtime.workflows
+    known: dict[tuple[str, str, str], NodeSpec | None] = {}
+
+    def spec_of(workflow: str, version: str, ref: str | None, node: str) -> NodeSpec | None:
+        key = (workflow, version, node)
+        if key not in known:
+            try:
+                known[key] = workflows.get(workflow, version, ref).node(node)
+            except Exception:  # not loadable here, or the node is gone
+                known[key] = None
+        return known[key]
+
+    return spec_of

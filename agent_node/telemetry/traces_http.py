@@ -1,0 +1,236 @@
+"""Spans of HTTP requests: a SERVER span per request the node answers, a
+CLIENT span per traced request its peer client sends.
+
+* :func:`traced_app` wraps the node's ASGI app. The span's parent is the
+  request's ``traceparent`` (a root span without one: the sampler,
+  ``OTEL_TRACES_SAMPLER``, decides those). It changes nothing the app sees:
+  an execution records the caller's ``traceparent``, not this span, so its
+  span never waits for a request span that a crash could lose before the
+  batch exporter sent it. Its name is ``A2A <method>`` — the JSON-RPC
+  method, read from the first few KiB of the body as the app reads it (no
+  copy is kept beyond them), or the REST operation by path — else the
+  HTTP method and a fixed route. Probes and ``/metrics`` get no span.
+* :func:`instrument_client` adds httpx event hooks: a request carrying a
+  ``traceparent`` (a delegation's sends, cancels and answers) gets a span,
+  the child of that header's span; it ends when the answer's head arrives.
+  Requests without one (card fetches, polls) get none, and a request that
+  fails before an answer leaves no span (the delegation's own span, built
+  from the log, still covers it).
+
+Nothing a peer sends decides more than a span's parent: names come from a
+closed set, a bad ``traceparent`` is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from typing import Any
+
+import httpx
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    Tracer,
+    set_span_in_context,
+)
+from opentelemetry.trace.status import Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_node.a2a.protocol.compat import METHODS_FROM_V03
+from agent_node.telemetry.traces_ids import parse_traceparent
+
+__all__ = ["instrument_client", "span_name", "traced_app"]
+
+#: Paths answered without a span (probes and scrapes: noise, and frequent).
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
+#: The A2A 1.0 method names (0.3's are mapped onto them).
+A2A_METHODS = frozenset(
+    {
+        *METHODS_FROM_V03.values(),
+        "ListTasks",
+    }
+)
+_JSONRPC = "/a2a"
+_REST = "/a2a/"
+_ROUTES = frozenset(
+    {
+        "/.well-known/agent-card.json",
+        "/.well-known/agent.json",
+        "/.well-known/jwks.json",
+        "/a2a/push",
+    }
+)
+#: How much of a JSON-RPC body is looked at for its method.
+PEEK = 4096
+_METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
+
+
+def _context_of(traceparent: str | None) -> Context:
+    """The parent context of a request's span: its ``traceparent``, else none."""
+    origin = parse_traceparent(traceparent)
+    if origin is None or origin.parent_id is None:
+        return Context()
+    flags = TraceFlags(TraceFlags.SAMPLED if origin.sampled else TraceFlags.DEFAULT)
+    remote = SpanContext(origin.trace_id, origin.parent_id, True, flags)
+    return set_span_in_context(NonRecordingSpan(remote), Context())
+
+
+def _jsonrpc_method(head: bytes) -> str | None:
+    found = _METHOD.search(head)
+    if found is None:
+        return None
+    name = found[1].decode()
+    name = METHODS_FROM_V03.get(name, name)
+    return name if name in A2A_METHODS else None
+
+
+def _rest_operation(method: str, path: str) -> str | None:
+    """The A2A operation a REST path names (its ids and tenant left out)."""
+    tail = path.removeprefix(_REST).rstrip("/")
+    for suffix, name in (
+        ("message:send", "SendMessage"),
+        ("message:stream", "SendStreamingMessage"),
+        ("extendedAgentCard", "GetExtendedAgentCard"),
+        (":cancel", "CancelTask"),
+        (":subscribe", "SubscribeToTask"),
+    ):
+        if tail.endswith(suffix):
+            return name
+    _, configs, after = tail.partition("/pushNotificationConfigs")
+    if configs:
+        if method in ("POST", "DELETE"):
+            return f"{'Create' if method == 'POST' else 'Delete'}TaskPushNotificationConfig"
+        one = bool(after.strip("/"))
+        return "GetTaskPushNotificationConfig" if one else "ListTaskPushNotificationConfigs"
+    if tail == "tasks" or tail.endswith("/tasks"):
+        return "ListTasks"
+    return "GetTask" if "tasks/" in tail else None
+
+
+def span_name(method: str, path: str, head: bytes = b"") -> tuple[str, str | None]:
+    """A request's span name, and the A2A operation when it is one: the
+    JSON-RPC method in ``head`` (a body's first bytes), else the REST path's."""
+    operation = _jsonrpc_method(head) if head and method == "POST" else None
+    if operation is None and path.startswith(_REST) and path not in _ROUTES:
+        operation = _rest_operation(method, path)
+    if operation is not None:
+        return f"A2A {operation}", operation
+    if path in _ROUTES or path == _JSONRPC:
+        return f"{method} {path}", None
+    if path.startswith("/ops/"):
+        return f"{method} /ops", None
+    return method, None
+
+
+class _Peek:
+    """The first :data:`PEEK` bytes of a body, gathered as the app reads it."""
+
+    def __init__(self) -> None:
+        self.head = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if len(self.head) < PEEK and _METHOD.search(self.head) is None:
+            self.head += chunk[: PEEK - len(self.head)]
+
+
+def traced_app(app: ASGIApp, tracer: Tracer) -> ASGIApp:
+    """``app``, each HTTP request (but :data:`UNTRACED`) in a SERVER span."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in UNTRACED:
+            await app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        header = next((v for k, v in scope.get("headers", ()) if k == b"traceparent"), None)
+        span = tracer.start_span(
+            method,
+            context=_context_of(header.decode("latin-1") if header is not None else None),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.path": path[:512],
+                "url.scheme": scope.get("scheme", "http"),
+            },
+        )
+        peek = _Peek() if path == _JSONRPC and method == "POST" else None
+        code = 0
+
+        async def receiving() -> Message:
+            message = await receive()
+            if peek is not None and message["type"] == "http.request":
+                peek.feed(message.get("body", b""))
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receiving if peek is not None else receive, sending)
+        finally:
+            _finish(span, method, path, peek.head if peek is not None else b"", code)
+
+    return wrapper
+
+
+def _finish(span: Span, method: str, path: str, head: bytes, code: int) -> None:
+    name, operation = span_name(method, path, head)
+    span.update_name(name)
+    if operation is not None:
+        span.set_attribute("rpc.method", operation)
+    if code:
+        span.set_attribute("http.response.status_code", code)
+    if code >= 500 or code == 0:  # 0: no answer began (the app raised)
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+
+
+def instrument_client(client: httpx.AsyncClient, tracer: Tracer) -> None:
+    """CLIENT spans for ``client``'s requests that carry a ``traceparent``."""
+    spans: weakref.WeakKeyDictionary[httpx.Request, Span] = weakref.WeakKeyDictionary()
+
+    async def on_request(request: httpx.Request) -> None:
+        traceparent = request.headers.get("traceparent")
+        if traceparent is None:
+            return
+        url = request.url
+        try:
+            head = request.content[:PEEK]
+        except httpx.RequestNotRead:  # a streamed body: named by its path
+            head = b""
+        name, operation = span_name(request.method, url.path, head)
+        attributes: dict[str, Any] = {
+            "http.request.method": request.method,
+            "url.full": f"{url.scheme}://{url.netloc.decode()}{url.path}",
+            "server.address": url.host,
+        }
+        if url.port is not None:
+            attributes["server.port"] = url.port
+        if operation is not None:
+            attributes["rpc.method"] = operation
+        spans[request] = tracer.start_span(
+            name, context=_context_of(traceparent), kind=SpanKind.CLIENT, attributes=attributes
+        )
+
+    async def on_response(response: httpx.Response) -> None:
+        span = spans.pop(response.request, None)
+        if span is None:
+            return
+        span.set_attribute("http.response.status_code", response.status_code)
+        if response.status_code >= 400:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    hooks = client.event_hooks
+    client.event_hooks = {
+        "request": [*hooks.get("request", []), on_request],
+        "response": [*hooks.get("response", []), on_response],
+    }
