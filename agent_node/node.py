@@ -167,6 +167,8 @@ class _Parts:
     health: Any = None
     #: :class:`~agent_node.telemetry.metrics.NodeMetrics`, unless turned off.
     metrics: Any = None
+    #: :class:`~agent_node.telemetry.traces.Traces`, when traces are on.
+    traces: Any = None  # traces (issue 17)
     #: ``retention:``, and the task that prunes by it.
     retention: Any = None
     _pruning: asyncio.Task[None] | None = None
@@ -201,6 +203,7 @@ class _Parts:
         from agent_node.telemetry.health import Health
         from agent_node.telemetry.metrics import NodeMetrics
         from agent_node.telemetry.metrics_http import counted, metrics_route
+        from agent_node.telemetry.traces import start_traces  # traces (issue 17)
         from agent_node.transport import caller_of
 
         outgoing = config.client_ssl_context()
@@ -282,10 +285,16 @@ class _Parts:
         )
         if metrics is not None:
             app = counted(app, metrics)
+        # traces (issue 17)
+        traces = start_traces(config.telemetry, node=config.name, runtime=runtime)
+        if traces is not None:
+            app = traces.asgi(app)
+            traces.instrument(http)
         parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
         parts.delegator = delegator
         parts.health = health
         parts.metrics = metrics
+        parts.traces = traces  # traces (issue 17)
         parts.retention = config.retention
         if config.listen.grpc_port is not None:
             from agent_node.a2a.server.grpc.service import A2AService
@@ -328,6 +337,8 @@ class _Parts:
         if self.tasks.push is not None:
             await self.tasks.push.close()
         await self.runtime.close()
+        if self.traces is not None:  # traces (issue 17)
+            await self.traces.close()
         if self.metrics is not None:
             self.metrics.close()
         await self.tools.aclose()  # after the runtime: no node may open a session now
