@@ -1,0 +1,526 @@
+"""Traces without node processes: the derived ids, the ledger that follows
+commits (and reads a log back when memory is not enough), the spans built
+from what it says ended, and the request spans — these exported for real,
+into an OTLP receiver on a loopback port."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from support.otlp import OtlpReceiver, ReceivedSpan, receiving
+
+from agent_node.errors import ConfigError
+from agent_node.nodes.delegate import DelegateNode
+from agent_node.nodes.model import ModelNode
+from agent_node.runtime import Runtime
+from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
+from agent_node.store.records import EventRecord, ExecutionRecord
+from agent_node.telemetry.traces import start_traces, traces_wanted
+from agent_node.telemetry.traces_http import span_name
+from agent_node.telemetry.traces_ids import (
+    call_span_id,
+    execution_span_id,
+    origin_of,
+    parse_traceparent,
+    visit_span_id,
+)
+from agent_node.telemetry.traces_ledger import ExecutionEnd, Ledger, VisitEnd, replayed
+from agent_node.telemetry.traces_spans import SpanFactory, provider_and_model
+from agent_node.tracing import child_traceparent
+from agent_node.workflow.ir import NodeSpec
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER = "b7ad6b7169203331"
+PARENT = f"00-{TRACE}-{CALLER}-01"
+
+
+def sha(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
+
+
+# -- ids -------------------------------------------------------------------------
+
+
+def test_ids_are_derived_from_what_the_log_names() -> None:
+    assert execution_span_id("e1") == sha("execution:e1")
+    assert visit_span_id("e1/ask/2") == sha("visit:e1/ask/2")
+    # A visit's calls carry the span id its traceparent already told the peer.
+    sent = child_traceparent(PARENT, "e1/ask/2")
+    assert call_span_id(PARENT, "e1/ask/2") == int(sent.split("-")[2], 16)
+    assert sent.split("-")[1] == TRACE
+
+
+def test_an_execution_hangs_under_its_caller_unless_the_node_made_its_trace_up() -> None:
+    origin = origin_of(json.dumps({"caller": "x", "traceparent": PARENT}))
+    assert origin is not None
+    assert (origin.trace_id, origin.parent_id, origin.sampled) == (
+        int(TRACE, 16),
+        int(CALLER, 16),
+        True,
+    )
+    root = origin_of(json.dumps({"traceparent": PARENT, "trace_root": True}))
+    assert root is not None and root.parent_id is None and root.trace_id == int(TRACE, 16)
+    unsampled = origin_of(json.dumps({"traceparent": f"00-{TRACE}-{CALLER}-00"}))
+    assert unsampled is not None and not unsampled.sampled
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "garbage",
+        f"00-{'0' * 32}-{CALLER}-01",  # a zero trace id
+        f"00-{TRACE}-{'0' * 16}-01",
+        f"00-{TRACE}-{CALLER}-01" + " " * 500,  # too long to be one
+        "00-" + "a" * 10_000,
+    ],
+)
+def test_a_bad_traceparent_is_ignored(value: str | None) -> None:
+    assert parse_traceparent(value) is None
+    assert origin_of(json.dumps({"traceparent": value})) is None
+    assert origin_of("{not json") is None and origin_of(None) is None
+
+
+# -- the ledger --------------------------------------------------------------------
+
+
+def record(metadata: dict[str, Any] | None = None, status: str = "running") -> ExecutionRecord:
+    meta = {"traceparent": PARENT} if metadata is None else metadata
+    return ExecutionRecord(
+        "e1",
+        "wf",
+        "1",
+        None,
+        status,
+        "{}",
+        "{}",
+        0,
+        None,
+        "ctx",
+        json.dumps(meta),
+        10.0,
+        10.0,  # type: ignore[arg-type]
+    )
+
+
+class Log:
+    """Events of execution ``e1``, numbered as a store would."""
+
+    def __init__(self) -> None:
+        self.events: list[EventRecord] = []
+
+    def __call__(
+        self,
+        event_kind: str,
+        at: float,
+        node: str | None = None,
+        visit: int | None = None,
+        attempt: int | None = None,
+        **data: Any,
+    ) -> EventRecord:
+        event = EventRecord(
+            "e1",
+            len(self.events) + 1,
+            event_kind,
+            node,
+            visit,
+            attempt,
+            at,
+            json.dumps(data) if data else None,
+        )
+        self.events.append(event)
+        return event
+
+
+def test_a_visit_ends_with_its_first_start_and_its_failed_attempts() -> None:
+    ledger, log = Ledger(), Log()
+    assert ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "a", 1, 1)]
+    ) == ([], None)
+    failed = log(
+        "node_failed", 10.5, "a", 1, 1, error="boom", type="ValueError", retry_at=11.0, duration=0.4
+    )
+    assert ledger.committed(record(), [failed]) == ([], None)
+    ends, replay = ledger.committed(
+        record(),
+        [
+            log("node_started", 11.0, "a", 1, 2),
+            log("node_completed", 11.2, "a", 1, next=None, duration=0.2),
+        ],
+    )
+    assert replay is None
+    [end] = ends
+    assert isinstance(end, VisitEnd)
+    assert (end.visit.start, end.at, end.outcome, end.visit.attempt) == (10.1, 11.2, "completed", 2)
+    assert [(at, attempt) for at, attempt, _ in end.visit.failures] == [(10.5, 1)]
+    ends, _ = ledger.committed(record(status="completed"), [log("execution_completed", 11.3)])
+    assert [type(e) for e in ends] == [ExecutionEnd] and len(ledger) == 0
+
+
+def test_a_visit_that_failed_for_good_ends_failed() -> None:
+    ledger, log = Ledger(), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "a", 1, 1)]
+    )
+    ends, _ = ledger.committed(
+        record(status="failed"),
+        [
+            log(
+                "node_failed",
+                10.2,
+                "a",
+                1,
+                1,
+                error="no",
+                type="KeyError",
+                retry_at=None,
+                duration=0.1,
+            ),
+            log("execution_failed", 10.2, error="node 'a' failed: no"),
+        ],
+    )
+    visit, execution = ends
+    assert isinstance(visit, VisitEnd) and visit.outcome == "failed" and visit.visit.start == 10.1
+    assert isinstance(execution, ExecutionEnd) and execution.status == "failed"
+
+
+def test_after_a_restart_the_start_is_read_back_from_the_log() -> None:
+    """The first process saw attempt 1 start and died; the second sees
+    attempt 2: it does not guess, it asks for the log."""
+    log = Log()
+    before = [log("execution_started", 10.0), log("node_started", 10.1, "a", 1, 1)]
+    ledger = Ledger()  # the restarted process: it saw none of that
+    ends, replay = ledger.committed(
+        record(),
+        [log("node_started", 20.0, "a", 1, 2), log("node_completed", 20.5, "a", 1, next="b")],
+    )
+    assert ends == [] and replay is not None and replay.visits == {("a", 1)}
+    [end] = replayed(replay, [*before, *log.events[2:]])
+    assert (end.visit.start, end.at, end.visit.attempt, end.visit.whole) == (10.1, 20.5, 2, True)
+    # A visit it saw start from attempt 1 needs no read-back.
+    ends, replay = ledger.committed(
+        record(),
+        [log("node_started", 20.6, "b", 1, 1), log("node_completed", 20.7, "b", 1, next=None)],
+    )
+    assert replay is None and [e.visit.start for e in ends if isinstance(e, VisitEnd)] == [20.6]
+
+
+def test_visits_open_when_the_execution_ends_end_with_it() -> None:
+    ledger, log = Ledger(), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "ask", 1, 1)]
+    )
+    ledger.committed(record(), [log("wait_started", 10.2, "ask", 1, kind="delegation")])
+    ends, replay = ledger.committed(
+        record(status="canceled"), [log("execution_canceled", 12.0, reason="stop")]
+    )
+    assert replay is None
+    _, visit = ends
+    assert isinstance(visit, VisitEnd) and (visit.outcome, visit.at, visit.visit.start) == (
+        "canceled",
+        12.0,
+        10.1,
+    )
+    assert [kind for _, kind, _ in visit.visit.notes] == ["wait_started"]
+    # Followed from the middle, the open visits are read back instead.
+    ends, replay = Ledger().committed(record(status="canceled"), [log.events[-1]])
+    assert [type(e) for e in ends] == [ExecutionEnd] and replay is not None and replay.open_at_end
+    [again] = replayed(replay, log.events)
+    assert (again.visit.node, again.outcome, again.visit.start) == ("ask", "canceled", 10.1)
+
+
+def test_untraced_and_unsampled_executions_cost_a_lookup_and_are_forgotten() -> None:
+    for metadata in ({}, {"traceparent": f"00-{TRACE}-{CALLER}-00"}):
+        ledger, log = Ledger(), Log()
+        start = [log("execution_started", 10.0), log("node_started", 10.1, "a", 1, 1)]
+        assert ledger.committed(record(metadata), start) == ([], None)
+        done = [log("node_completed", 10.2, "a", 1), log("execution_completed", 10.2)]
+        assert ledger.committed(record(metadata, "completed"), done) == ([], None)
+        assert len(ledger) == 0
+
+
+def test_memory_is_bounded_and_what_it_forgot_is_read_back() -> None:
+    ledger, log = Ledger(limit=1), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "a", 1, 1)]
+    )
+    other = record()
+    other.id = "e2"
+    ledger.committed(
+        other, [EventRecord("e2", 1, "execution_started", None, None, None, 10.0, None)]
+    )
+    assert len(ledger) == 1
+    ends, replay = ledger.committed(record(), [log("node_completed", 10.3, "a", 1)])
+    assert ends == [] and replay is not None and replay.visits == {("a", 1)}
+
+
+# -- spans -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("ollama_chat/llama3.2:1b", ("ollama", "llama3.2:1b")),
+        ("openai/gpt-4o", ("openai", "gpt-4o")),
+        ("hosted_vllm/meta-llama/Llama-3", ("hosted_vllm", "meta-llama/Llama-3")),
+        ("gpt-4o-mini", ("openai", "gpt-4o-mini")),
+        ("claude-sonnet-4", ("anthropic", "claude-sonnet-4")),
+        ("scripted/echo", ("scripted", "echo")),
+        ("mystery", (None, "mystery")),
+    ],
+)
+def test_the_provider_and_the_model_s_own_name(
+    model: str, expected: tuple[str | None, str]
+) -> None:
+    assert provider_and_model(model) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "head", "name"),
+    [
+        (
+            "POST",
+            "/a2a",
+            b'{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{}}',
+            "A2A SendMessage",
+        ),
+        ("POST", "/a2a", b'{"jsonrpc": "2.0", "method": "tasks/get"}', "A2A GetTask"),
+        ("POST", "/a2a", b'{"method":"DropAllTables"}', "POST /a2a"),  # not a name a caller picks
+        ("POST", "/a2a", b"", "POST /a2a"),
+        ("POST", "/a2a/message:send", b"", "A2A SendMessage"),
+        ("GET", "/a2a/acme/tasks/t1", b"", "A2A GetTask"),
+        ("POST", "/a2a/tasks/t1:cancel", b"", "A2A CancelTask"),
+        ("GET", "/a2a/tasks", b"", "A2A ListTasks"),
+        (
+            "POST",
+            "/a2a/tasks/t1/pushNotificationConfigs",
+            b"",
+            "A2A CreateTaskPushNotificationConfig",
+        ),
+        (
+            "GET",
+            "/a2a/tasks/t1/pushNotificationConfigs/c1",
+            b"",
+            "A2A GetTaskPushNotificationConfig",
+        ),
+        ("POST", "/a2a/push", b"", "POST /a2a/push"),
+        ("GET", "/.well-known/agent-card.json", b"", "GET /.well-known/agent-card.json"),
+        ("GET", "/ops/executions/123", b"", "GET /ops"),
+        ("GET", "/anything/else/" + "x" * 100, b"", "GET"),
+    ],
+)
+def test_request_spans_are_named_from_a_closed_set(
+    method: str, path: str, head: bytes, name: str
+) -> None:
+    assert span_name(method, path, head)[0] == name
+
+
+# -- exported for real --------------------------------------------------------------
+
+
+@pytest.fixture
+def otlp() -> Iterator[OtlpReceiver]:
+    with receiving() as receiver:
+        yield receiver
+
+
+def test_traces_are_on_when_asked_or_when_an_endpoint_is_known() -> None:
+    off = TracesSettings()
+    assert not traces_wanted(off, {})
+    assert traces_wanted(off, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"})
+    assert traces_wanted(off, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"})
+    assert not traces_wanted(
+        off, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_SDK_DISABLED": "true"}
+    )
+    assert not traces_wanted(
+        off, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_TRACES_EXPORTER": "none"}
+    )
+    assert traces_wanted(TracesSettings(endpoint="http://c:4318/v1/traces"), {})
+    assert traces_wanted(TracesSettings(enabled=True), {})
+    assert not traces_wanted(
+        TracesSettings(enabled=False), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c"}
+    )
+
+
+def test_off_means_nothing_imported() -> None:
+    """A node without traces never imports OpenTelemetry (nor subscribes:
+    ``start_traces`` gives nothing to subscribe)."""
+    code = (
+        "import sys, agent_node.node\n"
+        "from agent_node.runtime import Runtime\n"
+        "from agent_node.settings_telemetry import TelemetrySettings\n"
+        "from agent_node.telemetry.traces import start_traces\n"
+        "assert start_traces(TelemetrySettings(), node='n', runtime=Runtime('memory://')) is None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+async def test_traces_asked_for_without_opentelemetry_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    monkeypatch.delitem(sys.modules, "agent_node.telemetry.traces_pipeline", raising=False)
+    settings = TelemetrySettings.model_validate({"traces": {"enabled": True}})
+    with pytest.raises(ConfigError, match=r"pip install 'agent-node\[otel\]'"):
+        start_traces(settings, node="n", runtime=Runtime("memory://"))
+
+
+def app_and_traces(otlp: OtlpReceiver) -> tuple[Any, Any]:
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse(await request.json())
+
+    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
+    traces = start_traces(settings, node="unit", runtime=Runtime("memory://"))
+    assert traces is not None
+    return traces.asgi(Starlette(routes=[Route("/a2a", echo, methods=["POST"])])), traces
+
+
+def by_name(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
+    return [s for s in spans if s.name == name]
+
+
+async def test_a_request_span_hangs_under_the_caller_s_traceparent_and_ignores_a_bad_one(
+    otlp: OtlpReceiver,
+) -> None:
+    app, traces = app_and_traces(otlp)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "t"}}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://n") as http:
+        for header in (PARENT, "00-zz-nonsense", "x" * 8000):
+            answer = await http.post("/a2a", json=body, headers={"traceparent": header})
+            assert answer.json() == body  # the app read the whole body, untouched
+        await http.post("/a2a", json={"jsonrpc": "2.0", "method": "x" * 100_000})
+    await traces.close()
+    spans = otlp.wait_for(lambda s: len(s) == 4, "four request spans")
+    traced, *roots = by_name(spans, "A2A GetTask")
+    assert (traced.trace_id, traced.parent_id, traced.kind) == (TRACE, CALLER, "SERVER")
+    assert traced.attributes["http.response.status_code"] == 200
+    assert [s.parent_id for s in roots] == [None, None] and all(s.trace_id != TRACE for s in roots)
+    assert [s.name for s in spans if s.name not in ("A2A GetTask",)] == ["POST /a2a"]
+
+
+async def test_a_peer_call_carrying_a_traceparent_gets_a_client_span(otlp: OtlpReceiver) -> None:
+    def peer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if b"CancelTask" in request.content else 200, json={})
+
+    _, traces = app_and_traces(otlp)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(peer)) as http:
+        traces.instrument(http)
+        sent = child_traceparent(PARENT, "e1/ask/1")
+        await http.post(
+            "https://b:8443/a2a",
+            json={"jsonrpc": "2.0", "method": "SendMessage"},
+            headers={"traceparent": sent},
+        )
+        await http.post(
+            "https://b:8443/a2a",
+            json={"jsonrpc": "2.0", "method": "CancelTask"},
+            headers={"traceparent": sent},
+        )
+        await http.get("https://b:8443/.well-known/agent-card.json")  # no traceparent: no span
+    await traces.close()
+    spans = otlp.wait_for(lambda s: len(s) == 2, "two client spans")
+    send, cancel = spans
+    assert (send.name, send.kind, send.trace_id) == ("A2A SendMessage", "CLIENT", TRACE)
+    assert send.parent_id == f"{call_span_id(PARENT, 'e1/ask/1'):016x}"
+    assert send.attributes["server.address"] == "b" and send.attributes["server.port"] == 8443
+    assert (cancel.name, cancel.status, cancel.attributes["http.response.status_code"]) == (
+        "A2A CancelTask",
+        "ERROR",
+        503,
+    )
+
+
+# -- spans from what ended ----------------------------------------------------------
+
+
+def factory() -> SpanFactory:
+    from opentelemetry.sdk.resources import Resource
+
+    specs: dict[str, NodeSpec] = {
+        "write": ModelNode(id="write", prompt="x"),
+        "ask": DelegateNode(id="ask", peer="b"),
+    }
+    return SpanFactory(Resource.create({"service.name": "n"}), "n", lambda *a: specs.get(a[-1]))
+
+
+def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() -> None:
+    ledger, log = Ledger(), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "write", 1, 1)]
+    )
+    usage = {
+        "model": "openai/gpt-4o",
+        "prompt_tokens": 12,
+        "completion_tokens": 5,
+        "calls": 2,
+        "cost": 0.01,
+    }
+    output = {
+        "model": "openai/gpt-4o",
+        "fell_back": [{"model": "ollama_chat/qwen", "error": "down"}],
+    }
+    done = log(
+        "node_completed", 12.0, "write", 1, next=None, duration=1.5, usage=usage, output=output
+    )
+    [end], _ = ledger.committed(record(), [done])
+    assert isinstance(end, VisitEnd)
+    visit, chat = factory().visit(end)
+    assert (visit.name, chat.name) == ("model write", "chat qwen")
+    assert chat.parent is not None and chat.parent.span_id == visit.context.span_id
+    assert dict(chat.attributes or {}) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "qwen",  # asked first
+        "gen_ai.response.model": "gpt-4o",  # answered
+        "gen_ai.provider.name": "openai",
+        "gen_ai.system": "openai",
+        "gen_ai.usage.input_tokens": 12,
+        "gen_ai.usage.output_tokens": 5,
+        "agent_node.model": "openai/gpt-4o",
+        "agent_node.model.calls": 2,
+        "agent_node.model.cost": 0.01,
+        "agent_node.model.fell_back": ["ollama_chat/qwen"],
+    }
+    # The last attempt's run, inside the visit.
+    assert (chat.start_time, chat.end_time) == (10_500_000_000, 12_000_000_000)
+
+
+def test_a_failed_visit_is_an_error_with_each_attempt_an_exception_event() -> None:
+    ledger, log = Ledger(), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "ask", 1, 1)]
+    )
+    retry = dict(error="peer down", type="PeerError", duration=0.1)
+    ledger.committed(record(), [log("node_failed", 10.2, "ask", 1, 1, retry_at=11.0, **retry)])
+    ledger.committed(record(), [log("node_started", 11.0, "ask", 1, 2)])
+    final = log("node_failed", 11.5, "ask", 1, 2, retry_at=None, **retry)
+    [end, _], _ = ledger.committed(
+        record(status="failed"), [final, log("execution_failed", 11.5, error="x")]
+    )
+    assert isinstance(end, VisitEnd)
+    visit, call = factory().visit(end)
+    assert visit.status.status_code.name == "ERROR" and visit.status.description == "peer down"
+    assert [(e.name, dict(e.attributes or {})["agent_node.attempt"]) for e in visit.events] == [
+        ("exception", 1),
+        ("exception", 2),
+    ]
+    # The delegation's span has the id the peer was sent, even though it never answered.
+    assert call.name == "invoke_agent b" and call.kind.name == "CLIENT"
+    assert call.context is not None and call.context.span_id == call_span_id(PARENT, "e1/ask/1")
+    assert visit.start_time == 10_100_000_000
