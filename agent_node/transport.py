@@ -105,6 +105,23 @@ def uvicorn_config(
     return uvicorn.Config(app, **options)
 
 
+#: Bytes a TLS connection reads from its socket at a time. asyncio's own is
+#: 256 KiB, allocated per connection for its whole life: 358 KiB of resident
+#: memory per open SSE stream over mutual TLS, of which glibc returned none
+#: once the connections closed. A TLS record holds at most 16 KiB, so reads
+#: of 32 KiB lose nothing but that memory.
+TLS_READ_BUFFER = 32 * 1024
+
+
+def lean_tls_buffers() -> None:
+    """Make every asyncio TLS connection of this process (served and
+    opened) read through a :data:`TLS_READ_BUFFER` instead of 256 KiB."""
+    from asyncio import sslproto
+
+    if sslproto.SSLProtocol.max_size > TLS_READ_BUFFER:
+        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 def uvicorn_server(config: Any) -> Any:
     """A uvicorn server for ``config`` (see :func:`uvicorn_config`) whose
     stop ends the requests it cuts before it returns.
@@ -117,6 +134,8 @@ def uvicorn_server(config: Any) -> Any:
     and lets it answer 503 (:class:`_GracefulStop`) before it returns.
     """
     import uvicorn
+
+    lean_tls_buffers()
 
     class NodeServer(uvicorn.Server):
         #: Told when a stop is first asked; returns the seconds to drain

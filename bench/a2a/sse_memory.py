@@ -1,0 +1,139 @@
+"""Resident memory of open A2A streams on a node, over mutual TLS (issue 18).
+
+    .venv/bin/python bench/a2a/sse_memory.py [--streams 200] [--plain]
+
+Serves bench/delegation/park.yaml (a task that waits forever) with
+``agent-node serve`` over mutual TLS (certificates from bench/a2a/mtls.py),
+opens ``--streams`` ``SendStreamingMessage`` streams at once, each on its own
+TLS connection, reads each stream's first event (the task is parked and
+WORKING), and keeps them open. The node's RSS (psutil, after a settle) is
+read before, with the streams open, and after they are closed; prints the
+RSS per open stream and what stays per stream after they closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import mtls  # noqa: E402
+
+PARK = HERE.parent / "delegation" / "park.yaml"
+
+
+def serve(scratch: Path, certs: Path | None) -> tuple[subprocess.Popen[str], str]:
+    conf = scratch / "node.yaml"
+    conf.write_text(
+        "name: streams\nlisten: {host: 127.0.0.1, port: 0}\n"
+        f"store: sqlite:///{scratch / 'streams.db'}\n"
+        f"skills:\n  - {{id: park, workflow: '{PARK}', default: true}}\n"
+        "limits: {max_concurrent_per_caller: 0}\n"
+    )
+    flags = ["--insecure-dev"]
+    if certs is not None:
+        flags = ["--cert-dir", str(certs), "--identity", mtls.SERVER]
+    node = subprocess.Popen(
+        [sys.executable, "-m", "agent_node.cli.main", "serve", "--config", str(conf), *flags],
+        stdout=subprocess.PIPE,
+        stderr=open(scratch / "node.err", "w"),
+        text=True,
+    )
+    assert node.stdout is not None
+    first = node.stdout.readline()
+    if "listening on" not in first:
+        raise SystemExit(first + (scratch / "node.err").read_text())
+    return node, first.split()[-1]
+
+
+async def settle(pid: int) -> int:
+    await asyncio.sleep(2.0)
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--plain", action="store_true", help="plain HTTP instead of mTLS")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="agent-node-sse-"))
+    certs = None if args.plain else mtls.make(scratch / "certs")
+    node, url = serve(scratch, certs)
+    verify: object = mtls.client_context(certs) if certs else False
+    try:
+        # Warm: one stream opened and closed, so one-time costs are not counted.
+        clients = [httpx.AsyncClient(verify=verify, timeout=60) for _ in range(args.streams)]  # type: ignore[arg-type]
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "SendStreamingMessage",
+            "params": {"message": {"role": "ROLE_USER", "parts": [{"data": {"n": 1}}]}},
+        }
+        headers = {"A2A-Version": "1.0", "Accept": "text/event-stream"}
+
+        async def hold(
+            client: httpx.AsyncClient, n: int, opened: asyncio.Event, done: asyncio.Event
+        ) -> None:
+            message = {"role": "ROLE_USER", "parts": [{"data": {"n": 1}}], "messageId": f"m{n}"}
+            payload = {**body, "params": {"message": message}}
+            async with client.stream("POST", f"{url}/a2a", json=payload, headers=headers) as answer:
+                async for line in answer.aiter_lines():
+                    if line.startswith("data:"):
+                        break
+                opened.set()
+                await done.wait()
+
+        warm_done = asyncio.Event()
+        warm_open = asyncio.Event()
+        first = httpx.AsyncClient(verify=verify, timeout=60)  # type: ignore[arg-type]
+        warm = asyncio.create_task(hold(first, -1, warm_open, warm_done))
+        await warm_open.wait()
+        warm_done.set()
+        await warm
+        before = await settle(node.pid)
+        rounds = []
+        for round_no in range(2):  # the second round: is what the first left reused?
+            done = asyncio.Event()
+            events = [asyncio.Event() for _ in range(args.streams)]
+            began = time.perf_counter()
+            holders = [
+                asyncio.create_task(hold(c, round_no * 10_000 + n, events[n], done))
+                for n, c in enumerate(clients)
+            ]
+            await asyncio.gather(*(e.wait() for e in events))
+            opened_in = time.perf_counter() - began
+            during = await settle(node.pid)
+            done.set()
+            await asyncio.gather(*holders)
+            for client in clients:
+                await client.aclose()
+            clients = [httpx.AsyncClient(verify=verify, timeout=60) for _ in range(args.streams)]  # type: ignore[arg-type]
+            after = await settle(node.pid)
+            rounds.append((opened_in, during, after))
+    finally:
+        node.terminate()
+        node.wait(30)
+    n = args.streams
+    kind = "plain HTTP" if args.plain else "mutual TLS"
+    print(f"{n} streams over {kind}; RSS before: {before / 2**20:.1f} MiB")
+    base = before
+    for number, (opened_in, during, after) in enumerate(rounds, 1):
+        print(
+            f"round {number}: opened in {opened_in:.2f} s; per open stream"
+            f" {(during - base) / n / 1024:.1f} KiB; closed: {(after - before) / 2**20:.1f} MiB"
+            f" above the start"
+        )
+        base = after
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
