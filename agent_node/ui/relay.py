@@ -5,11 +5,11 @@
 passed on with the node's name added; a ``node`` event says when a node's
 stream opens (``up``) or is lost (``down``, with why), and the relay tries
 again with a growing pause (up to :data:`MAX_PAUSE` seconds). ``live``: one
-execution's ``/ops/executions/{id}/live``, its ``chunk``, ``end`` and
-``overflow`` events passed on, and an ``error`` event when the node cannot
-be followed. Only those events are passed on, re-encoded here (nothing a
-node sends goes to the page as raw bytes), and every upstream stream
-closes when the page goes.
+execution's ``/ops/executions/{id}/live``, its ``chunk``, ``end``,
+``overflow`` and ``bye`` (the node stops) events passed on, and an
+``error`` event when the node cannot be followed. Only those events are
+passed on, re-encoded here (nothing a node sends goes to the page as raw
+bytes), and every upstream stream closes when the page goes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = ["changes", "live"]
 HEARTBEAT = 15.0
 MAX_PAUSE = 15.0
 _HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-_LIVE_EVENTS = frozenset({"chunk", "end", "overflow"})
+_LIVE_EVENTS = frozenset({"chunk", "end", "overflow", "bye"})
 
 
 def frame(event: str, data: Any) -> bytes:
@@ -86,10 +86,12 @@ async def _follow(calls: Calls, target: Target, queue: asyncio.Queue[bytes]) -> 
             async with calls.stream(target, "/ops/stream") as lines:
                 await queue.put(frame("node", {"node": target.key, "up": True}))
                 pause = 1.0
+                why = "its stream ended"
                 async for name, data in events(lines):
                     if name == "changes" and isinstance(data, dict):
                         await queue.put(frame("changes", {**data, "node": target.key}))
-            why = "its stream ended"
+                    elif name == "bye":
+                        why = "it is stopping"
         except NodeDown as exc:
             why = str(exc)
         await queue.put(frame("node", {"node": target.key, "up": False, "error": why}))

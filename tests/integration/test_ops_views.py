@@ -466,3 +466,28 @@ async def test_live_text_streams_while_a_model_writes(
     assert usage["by_node"]["write"]["calls"] == 1 and usage["total"]["tokens"] > 0
     timeline = {t["node"]: t for t in view["timeline"]}
     assert timeline["write"]["usage"]["calls"] == 1
+
+
+async def test_streams_end_when_the_node_drains(runtime: Runtime, certs: Path) -> None:
+    """A stream would hold a stopping node for its graceful timeout: once the
+    node drains, each says ``bye`` and ends."""
+    serving = True
+    about = NodeAbout("tester", serving=lambda: serving)
+    parked = await runtime.run(holding(), {"text": "x"})
+    async with ops_node(runtime, certs, about) as node, client(certs) as http:
+        url = f"{node}/ops/executions/{parked.execution_id}/live"
+        async with (
+            http.stream("GET", f"{node}/ops/stream") as changes,
+            http.stream("GET", url) as live,
+        ):
+            readers = [
+                asyncio.create_task(read_events(r, lambda seen: seen[-1][0] == "bye"))
+                for r in (changes, live)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(r.done() for r in readers)
+            serving = False
+            began = asyncio.get_running_loop().time()
+            seen = await asyncio.wait_for(asyncio.gather(*readers), 5)
+            assert asyncio.get_running_loop().time() - began < 2.5
+    assert [events[-1][0] for events in seen] == ["bye", "bye"]

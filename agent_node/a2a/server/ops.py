@@ -95,14 +95,16 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
         record = await record_of(request, runtime)
         return {"events": [to_event(e).as_json() for e in await runtime.store.events(record.id)]}
 
+    serving = about.serving if about else _always
+
     async def live(request: Request) -> Any:
-        return live_stream(runtime, await record_of(request, runtime))
+        return live_stream(runtime, await record_of(request, runtime), serving)
 
     async def parked(request: Request) -> Any:
         return await inbox(runtime, request.query_params)
 
     async def stream(request: Request) -> Any:
-        return changes_stream(runtime)
+        return changes_stream(runtime, serving)
 
     def act(action: Callable[[Request, Runtime], Awaitable[Any]]) -> Answer:
         async def acting(request: Request) -> Any:
@@ -123,3 +125,7 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
         Route(base + "/{id}/cancel", guarded(act(ops_actions.cancel)), methods=["POST"]),
         Route(base + "/{id}/retry", guarded(act(ops_actions.retry)), methods=["POST"]),
     ]
+
+
+def _always() -> bool:
+    return True

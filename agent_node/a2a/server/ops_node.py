@@ -11,7 +11,7 @@ is None.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -35,6 +35,10 @@ class NodeAbout:
     card: Mapping[str, Any] | None = None
     #: Skill id → the id of the workflow it runs (``skill=`` filters on it).
     skills: Mapping[str, str] = field(default_factory=dict)
+    #: Whether the node still serves: False once it drains, and its operator
+    #: streams end (a stream would otherwise hold the stop for its graceful
+    #: timeout).
+    serving: Callable[[], bool] = lambda: True
 
 
 async def node_view(runtime: Runtime, about: NodeAbout | None) -> dict[str, Any]:

@@ -18,14 +18,17 @@ that has ended), and the stream closes. A reader too slow to keep up with
 :data:`MAX_QUEUED` chunks gets ``overflow`` and the stream closes; it may
 subscribe again and get the text so far.
 
-Both end when the client goes: its unsubscribes run as the response ends.
+Both end when the client goes (its unsubscribes run as the response
+ends), and with a ``bye`` event when the node drains (``serving`` turns
+false: looked at every :data:`TICK` seconds), so that a stop is not held
+by its watchers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -37,9 +40,19 @@ from agent_node.store.live import Chunk
 
 from .ops_edge import summary
 
-__all__ = ["COALESCE", "HEARTBEAT", "MAX_IDS", "MAX_QUEUED", "changes_stream", "live_stream"]
+__all__ = [
+    "COALESCE",
+    "HEARTBEAT",
+    "MAX_IDS",
+    "MAX_QUEUED",
+    "TICK",
+    "changes_stream",
+    "live_stream",
+]
 
 HEARTBEAT = 15.0
+#: How often a quiet stream looks whether the node still serves.
+TICK = 1.0
 COALESCE = 0.1
 MAX_IDS = 200
 MAX_QUEUED = 4096
@@ -55,11 +68,28 @@ def _stream(frames: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(frames, media_type="text/event-stream", headers=_HEADERS)
 
 
-def changes_stream(runtime: Runtime) -> StreamingResponse:
-    return _stream(_changes(runtime))
+def changes_stream(runtime: Runtime, serving: Callable[[], bool]) -> StreamingResponse:
+    return _stream(_changes(runtime, serving))
 
 
-async def _changes(runtime: Runtime) -> AsyncIterator[bytes]:
+class _Beat:
+    """When a quiet stream owes its client a heartbeat."""
+
+    def __init__(self) -> None:
+        self.last = asyncio.get_running_loop().time()
+
+    def due(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self.last < HEARTBEAT:
+            return False
+        self.last = now
+        return True
+
+
+_BYE = frame("bye", {"reason": "the node is stopping"})
+
+
+async def _changes(runtime: Runtime, serving: Callable[[], bool]) -> AsyncIterator[bytes]:
     store = runtime.store
     pending: set[str] = set()
     wake = asyncio.Event()
@@ -71,11 +101,13 @@ async def _changes(runtime: Runtime) -> AsyncIterator[bytes]:
     unsubscribe = store.subscribe(noticed)
     try:
         yield b"retry: 2000\n" + frame("hello", {"engine": runtime.engine.state.value})
-        while runtime.engine.state is EngineState.RUNNING:
+        beat = _Beat()
+        while runtime.engine.state is EngineState.RUNNING and serving():
             try:
-                await asyncio.wait_for(wake.wait(), HEARTBEAT)
+                await asyncio.wait_for(wake.wait(), TICK)
             except TimeoutError:
-                yield b": heartbeat\n\n"
+                if beat.due():
+                    yield b": heartbeat\n\n"
                 continue
             await asyncio.sleep(COALESCE)
             wake.clear()
@@ -87,15 +119,20 @@ async def _changes(runtime: Runtime) -> AsyncIterator[bytes]:
             found = [await store.get(execution_id) for execution_id in ids]
             rows = [summary(r) for r in found if r is not None]
             yield frame("changes", {"executions": rows, "overflow": 0})
+        yield _BYE
     finally:
         unsubscribe()
 
 
-def live_stream(runtime: Runtime, record: ExecutionRecord) -> StreamingResponse:
-    return _stream(_live(runtime, record))
+def live_stream(
+    runtime: Runtime, record: ExecutionRecord, serving: Callable[[], bool]
+) -> StreamingResponse:
+    return _stream(_live(runtime, record, serving))
 
 
-async def _live(runtime: Runtime, record: ExecutionRecord) -> AsyncIterator[bytes]:
+async def _live(
+    runtime: Runtime, record: ExecutionRecord, serving: Callable[[], bool]
+) -> AsyncIterator[bytes]:
     if record.status in TERMINAL:
         yield frame("end", {"status": record.status})
         return
@@ -115,10 +152,13 @@ async def _live(runtime: Runtime, record: ExecutionRecord) -> AsyncIterator[byte
     unsubscribe_notices = store.subscribe(noticed)
     unsubscribe_live = store.live.subscribe(record.id, put)
     try:
-        while True:
+        beat = _Beat()
+        while serving():
             try:
-                item = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                item = await asyncio.wait_for(queue.get(), TICK)
             except TimeoutError:
+                if not beat.due():
+                    continue
                 item = "status"  # a notice may come from elsewhere: look again
                 yield b": heartbeat\n\n"
             if item == "overflow":
@@ -131,6 +171,7 @@ async def _live(runtime: Runtime, record: ExecutionRecord) -> AsyncIterator[byte
             if now is None or now.status in TERMINAL:
                 yield frame("end", {"status": now.status if now else None})
                 return
+        yield _BYE
     finally:
         unsubscribe_live()
         unsubscribe_notices()

@@ -560,7 +560,7 @@
       texts.set(chunk.stream, (chunk.append ? texts.get(chunk.stream) || "" : "") + chunk.text);
       draw();
     });
-    for (const name of ["end", "overflow", "error"]) {
+    for (const name of ["end", "overflow", "bye", "error"]) {
       source.addEventListener(name, () => {
         source.close();
         if (state.live === source) state.live = null;
