@@ -177,14 +177,18 @@ class SpanFactory:
         node_type = spec.type if spec is not None else "unknown"
         key = f"{record.id}/{visit.node}/{visit.visit}"
         start = visit.start if visit.start is not None else end.at
+        # Few attributes: each costs the exporter more than the span's own
+        # fields; the execution's are on its span, and 1 is said by silence.
         attributes: dict[str, Any] = {
-            "agent_node.execution.id": record.id,
             "agent_node.node.id": visit.node,
             "agent_node.node.type": node_type,
-            "agent_node.visit": visit.visit,
-            "agent_node.attempts": max(visit.attempt, 1),
-            "agent_node.visit.outcome": end.outcome,
         }
+        if visit.visit > 1:
+            attributes["agent_node.visit"] = visit.visit
+        if visit.attempt > 1:
+            attributes["agent_node.attempts"] = visit.attempt
+        if end.outcome != "completed":
+            attributes["agent_node.visit.outcome"] = end.outcome
         status = _UNSET
         data = data_of(end.data) if node_type in _WITH_DATA or end.outcome == "failed" else {}
         if end.outcome == "failed":
@@ -209,8 +213,7 @@ class SpanFactory:
             spans.append(self._chat(end, key, visit_id, start, data, usage))
         call = _CALLS.get(node_type)
         if call is not None and spec is not None:
-            name, kind_attributes = call(spec, end)
-            common = {"agent_node.execution.id": record.id, "agent_node.node.id": visit.node}
+            name, call_attributes = call(spec, end)
             spans.append(
                 self._span(
                     name,
@@ -219,7 +222,7 @@ class SpanFactory:
                     visit_id,
                     start,
                     end.at,
-                    {**common, **kind_attributes},
+                    call_attributes,
                     kind=SpanKind.CLIENT,
                     status=status,
                 )

@@ -112,22 +112,31 @@ async def recorded(url: str, execution_id: str) -> tuple[float, dict[tuple[str, 
     return record.created_at, first_starts(events)
 
 
-def assert_starts(spans: list[ReceivedSpan], execution_id: str, starts: Any) -> None:
-    """Each visit span of the execution starts when its first attempt did."""
+def visits_of(
+    spans: list[ReceivedSpan], execution: ReceivedSpan
+) -> dict[tuple[str, int], ReceivedSpan]:
+    """The visit spans of an execution, by (node, visit), each found once."""
+    found: dict[tuple[str, int], ReceivedSpan] = {}
+    for span in spans:
+        if span.parent_id == execution.span_id and span.trace_id == execution.trace_id:
+            key = (
+                span.attributes["agent_node.node.id"],
+                span.attributes.get("agent_node.visit", 1),
+            )
+            assert key not in found, f"{key} twice: {span} and {found[key]}"
+            found[key] = span
+    return found
+
+
+def assert_starts(spans: list[ReceivedSpan], execution: ReceivedSpan, starts: Any) -> None:
+    """The execution's span starts when it was created, each visit's when its
+    first attempt did; every visit the log has, has its span."""
     created, visits = starts
-    mine = [s for s in spans if s.attributes.get("agent_node.execution.id") == execution_id]
-    (execution,) = [
-        s for s in mine if s.kind == "INTERNAL" and "agent_node.node.id" not in s.attributes
-    ]
     assert execution.start == pytest.approx(created, abs=1e-5)
-    for (node, visit), at in visits.items():
-        span = only(
-            mine,
-            kind="INTERNAL",
-            attributes={"agent_node.node.id": node, "agent_node.visit": visit},
-        )
-        assert span.start == pytest.approx(at, abs=1e-5), (node, visit)
-        assert span.parent_id == execution.span_id and span.trace_id == execution.trace_id
+    found = visits_of(spans, execution)
+    assert set(found) == set(visits)
+    for key, at in visits.items():
+        assert found[key].start == pytest.approx(at, abs=1e-5), key
 
 
 async def test_a_chain_of_three_agents_is_one_trace(
@@ -177,9 +186,7 @@ async def test_a_chain_of_three_agents_is_one_trace(
     # A's delegation span is B's execution's parent, B's is C's.
     for caller, callee in (("a", "b"), ("b", "c")):
         delegation = only(spans, service=caller, kind="CLIENT", name=f"invoke_agent {callee}")
-        visit = only(
-            spans, service=caller, attributes={"agent_node.node.id": "ask"}, kind="INTERNAL"
-        )
+        visit = visits_of(spans, by_node[caller])[("ask", 1)]
         assert delegation.parent_id == visit.span_id
         assert visit.parent_id == by_node[caller].span_id
         assert by_node[callee].parent_id == delegation.span_id
@@ -221,7 +228,7 @@ async def test_a_chain_of_three_agents_is_one_trace(
     # Starts and parents as each store recorded them.
     for name, execution in by_node.items():
         execution_id = execution.attributes["agent_node.execution.id"]
-        assert_starts(spans, execution_id, await recorded(net.store(name), execution_id))
+        assert_starts(spans, execution, await recorded(net.store(name), execution_id))
 
 
 def config(tmp_path: Path) -> Path:
@@ -282,22 +289,23 @@ async def test_a_trace_survives_a_kill_and_the_resume(
         lambda: execution_id in executions(otlp.spans()), "the execution's span", timeout=30
     )
 
-    mine = [s for s in otlp.spans() if s.attributes.get("agent_node.execution.id") == execution_id]
-    (execution,) = executions(mine)[execution_id]
+    (execution,) = executions(otlp.spans())[execution_id]
     spans = in_trace(otlp.spans(), execution.trace_id)
     # The node made the trace up: the execution is its root, nothing dangles.
     assert execution.parent_id is None
     assert dangling(spans, set()) == []
-    steps = [f"step{n}" for n in range(1, 6)]
-    for step in steps:
-        only(mine, kind="INTERNAL", attributes={"agent_node.node.id": step})
-    step3 = only(mine, attributes={"agent_node.node.id": "step3"})
+    visits = visits_of(spans, execution)
+    assert sorted(visits) == [(f"step{n}", 1) for n in range(1, 6)]
+    step3 = visits[("step3", 1)]
     assert step3.attributes["agent_node.attempts"] == 2
+    assert all(
+        "agent_node.attempts" not in v.attributes for k, v in visits.items() if k[0] != "step3"
+    )
     # Two processes emitted the trace: before the kill and after it.
-    assert len({s.instance for s in mine}) == 2
-    created, starts = await recorded(f"sqlite:///{tmp_path}/steps.db", execution_id)
-    assert_starts(otlp.spans(), execution_id, (created, starts))
-    async with opened(f"sqlite:///{tmp_path}/steps.db") as store:
+    assert len({s.instance for s in visits.values()}) == 2
+    url = f"sqlite:///{tmp_path}/steps.db"
+    assert_starts(spans, execution, await recorded(url, execution_id))
+    async with opened(url) as store:
         events = await store.events(execution_id)
     restarts = [e.at for e in events if e.kind == "node_started" and e.node == "step3"]
     assert len(restarts) == 2 and step3.start == pytest.approx(restarts[0], abs=1e-5)
