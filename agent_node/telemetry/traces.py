@@ -130,13 +130,12 @@ class Traces:
         try:
             endings, replay = self._ledger.committed(execution, events)
             self._emit(endings)
+            if replay is not None:
+                task = asyncio.get_running_loop().create_task(self._replay(replay))
+                self._replays.add(task)
+                task.add_done_callback(self._replays.discard)
         except Exception:  # a span lost is better than a commit's caller hurt
             log.exception("traces: the spans of %s could not be built", execution.id)
-            return
-        if replay is not None:
-            task = asyncio.get_running_loop().create_task(self._replay(replay))
-            self._replays.add(task)
-            task.add_done_callback(self._replays.discard)
 
     def _emit(self, endings: Sequence[Ending]) -> None:
         processor, spans = self._parts.processor, self._spans

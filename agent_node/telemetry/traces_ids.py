@@ -84,7 +84,7 @@ def origin_of(metadata: str | None) -> Origin | None:
 
 
 def _derived(kind: str, key: str) -> int:
-    return int(hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:16], 16) or 1
+    return int.from_bytes(hashlib.sha256(f"{kind}:{key}".encode()).digest()[:8], "big") or 1
 
 
 def execution_span_id(execution_id: str) -> int:

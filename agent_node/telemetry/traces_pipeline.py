@@ -1,11 +1,13 @@
-"""The OpenTelemetry SDK as a node uses it: one resource, one OTLP/HTTP
-exporter behind one batch span processor, one tracer for request spans.
+"""The OpenTelemetry SDK as a node uses it: one resource, the SDK's batch
+span processor in front of an OTLP/HTTP exporter (:mod:`.traces_otlp`),
+one tracer for request spans.
 
 Each node has its own provider (several nodes may share a process in
 tests); none is made global, so a library's own instrumentation in the same
 process is left alone. The exporter and the processor read the standard
 variables (``OTEL_EXPORTER_OTLP_TRACES_*`` / ``OTEL_EXPORTER_OTLP_*``,
-``OTEL_BSP_*``); ``telemetry.traces`` settings win over them.
+``OTEL_BSP_*``, ``OTEL_TRACES_SAMPLER`` for request spans without a
+parent); ``telemetry.traces`` settings win over them.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import os
 import uuid
 from dataclasses import dataclass
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
 
 from agent_node.settings_telemetry import TracesSettings
+from agent_node.telemetry.traces_otlp import OtlpHttpExporter
 
 __all__ = ["Pipeline", "pipeline"]
 
@@ -52,8 +54,7 @@ def pipeline(settings: TracesSettings, node: str) -> Pipeline:
             "agent_node.node": node,
         }
     )
-    exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=settings.headers or None)
-    processor = BatchSpanProcessor(exporter)
+    processor = BatchSpanProcessor(OtlpHttpExporter(settings, os.environ))
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("agent_node", __version__)

@@ -74,6 +74,8 @@ _PROVIDERS = {
 }
 #: Bare model names litellm routes by their prefix.
 _BARE = (("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("claude", "anthropic"))
+#: Executions whose span context is kept (for their visits) at most.
+_CONTEXTS = 10_000
 #: Visit types whose ends need the event's data parsed.
 _WITH_DATA = frozenset({"model", "eval"})
 #: A lookup of a visit's node spec: (execution's workflow id, version, ref, node) -> spec.
@@ -104,13 +106,28 @@ class SpanFactory:
         self.node = node
         self.scope = InstrumentationScope("agent_node", __version__)
         self._spec_of = spec_of
+        #: Each execution's span context, derived once for all its visits.
+        self._contexts: dict[str, SpanContext] = {}
+
+    def _context_of(self, execution_id: str, origin: Origin) -> SpanContext:
+        found = self._contexts.get(execution_id)
+        if found is None:
+            if len(self._contexts) >= _CONTEXTS:  # executions whose end this process never sees
+                self._contexts.clear()
+            span_id = execution_span_id(execution_id)
+            found = self._contexts[execution_id] = SpanContext(
+                origin.trace_id, span_id, False, _SAMPLED
+            )
+        return found
+
+    def _child(self, origin: Origin, span_id: int) -> SpanContext:
+        return SpanContext(origin.trace_id, span_id, False, _SAMPLED)
 
     def _span(
         self,
         name: str,
-        origin: Origin,
-        span_id: int,
-        parent_id: int | None,
+        context: SpanContext,
+        parent: SpanContext | None,
         start: float,
         end: float,
         attributes: Mapping[str, Any],
@@ -118,12 +135,7 @@ class SpanFactory:
         kind: SpanKind = SpanKind.INTERNAL,
         status: Status = _UNSET,
         events: tuple[Event, ...] = (),
-        remote_parent: bool = False,
     ) -> ReadableSpan:
-        context = SpanContext(origin.trace_id, span_id, False, _SAMPLED)
-        parent = None
-        if parent_id is not None:
-            parent = SpanContext(origin.trace_id, parent_id, remote_parent, _SAMPLED)
         return ReadableSpan(
             name,
             context,
@@ -156,16 +168,19 @@ class SpanFactory:
         if end.status == "failed":
             attributes["error.type"] = "_OTHER"
             status = Status(StatusCode.ERROR, str(data_of(end.data).get("error") or "failed"))
+        context = self._context_of(record.id, end.origin)
+        self._contexts.pop(record.id, None)
+        parent = None
+        if end.origin.parent_id is not None:
+            parent = SpanContext(end.origin.trace_id, end.origin.parent_id, True, _SAMPLED)
         return self._span(
             f"invoke_agent {self.node}",
-            end.origin,
-            execution_span_id(record.id),
-            end.origin.parent_id,
+            context,
+            parent,
             record.created_at,
             end.at,
             attributes,
             status=status,
-            remote_parent=True,
         )
 
     def visit(self, end: VisitEnd) -> list[ReadableSpan]:
@@ -194,13 +209,12 @@ class SpanFactory:
         if end.outcome == "failed":
             attributes["error.type"] = str(data.get("type") or "_OTHER")
             status = Status(StatusCode.ERROR, str(data.get("error") or "failed"))
-        visit_id = visit_span_id(key)
+        context = self._child(end.origin, visit_span_id(key))
         spans = [
             self._span(
                 f"{node_type} {visit.node}",
-                end.origin,
-                visit_id,
-                execution_span_id(record.id),
+                context,
+                self._context_of(record.id, end.origin),
                 start,
                 end.at,
                 attributes,
@@ -210,16 +224,15 @@ class SpanFactory:
         ]
         usage = data.get("usage")
         if isinstance(usage, dict) and usage.get("model"):
-            spans.append(self._chat(end, key, visit_id, start, data, usage))
+            spans.append(self._chat(end, key, context, start, data, usage))
         call = _CALLS.get(node_type)
         if call is not None and spec is not None:
             name, call_attributes = call(spec, end)
             spans.append(
                 self._span(
                     name,
-                    end.origin,
-                    call_span_id(end.origin.traceparent, key),
-                    visit_id,
+                    self._child(end.origin, call_span_id(end.origin.traceparent, key)),
+                    context,
                     start,
                     end.at,
                     call_attributes,
@@ -233,7 +246,7 @@ class SpanFactory:
         self,
         end: VisitEnd,
         key: str,
-        parent_id: int,
+        parent: SpanContext,
         visit_start: float,
         data: dict[str, Any],
         usage: dict[str, Any],
@@ -273,9 +286,8 @@ class SpanFactory:
             status = Status(StatusCode.ERROR, str(data.get("error") or "failed"))
         return self._span(
             f"chat {request_model}",
-            end.origin,
-            chat_span_id(key),
-            parent_id,
+            self._child(end.origin, chat_span_id(key)),
+            parent,
             max(start, visit_start),
             end.at,
             attributes,
@@ -286,6 +298,8 @@ class SpanFactory:
 
 def _events_of(end: VisitEnd) -> tuple[Event, ...]:
     """Failed attempts as ``exception`` events; waits and delegation news as theirs."""
+    if not (end.visit.failures or end.visit.notes):
+        return ()
     found: list[tuple[float, Event]] = []
     for at, attempt, text in end.visit.failures:
         data = data_of(text)

@@ -115,6 +115,10 @@ class OtlpReceiver:
         self._lock = threading.Lock()
         #: Export requests received (each a batch).
         self.requests = 0
+        #: Answer the next this many requests 503 (an overloaded collector).
+        self.refuse = 0
+        #: The headers of each request, as sent.
+        self.headers: list[dict[str, str]] = []
 
     def add(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:
@@ -147,8 +151,13 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
                 body = gzip.decompress(body)
             elif encoding == "deflate":
                 body = zlib.decompress(body)
+            receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
             if self.path != "/v1/traces":
                 self.send_error(404)
+                return
+            if receiver.refuse > 0:
+                receiver.refuse -= 1
+                self.send_error(503)
                 return
             receiver.add(decode(body))
             answer = ExportTraceServiceResponse().SerializeToString()

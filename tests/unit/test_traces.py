@@ -375,7 +375,7 @@ def test_off_means_nothing_imported() -> None:
 async def test_traces_asked_for_without_opentelemetry_is_a_config_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace.export", None)
     monkeypatch.delitem(sys.modules, "agent_node.telemetry.traces_pipeline", raising=False)
     settings = TelemetrySettings.model_validate({"traces": {"enabled": True}})
     with pytest.raises(ConfigError, match=r"pip install 'agent-node\[otel\]'"):
@@ -524,3 +524,144 @@ def test_a_failed_visit_is_an_error_with_each_attempt_an_exception_event() -> No
     assert call.name == "invoke_agent b" and call.kind.name == "CLIENT"
     assert call.context is not None and call.context.span_id == call_span_id(PARENT, "e1/ask/1")
     assert visit.start_time == 10_100_000_000
+
+
+# -- the OTLP/HTTP exporter ----------------------------------------------------------
+
+
+def test_what_the_exporter_writes_decodes_as_the_protobuf_says() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
+    from opentelemetry.trace.status import Status, StatusCode
+
+    from agent_node.telemetry.traces_otlp import encode
+
+    resource = Resource.create({"service.name": "n", "service.instance.id": "i"})
+    scope = InstrumentationScope("agent_node", "0.1")
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    state = TraceState([("k", "v")])
+    attributes = {
+        "s": "é ünïcode",
+        "b": True,
+        "i": 7,
+        "neg": -3,
+        "f": 1.5,
+        "many": ["a", "b"],
+        "ints": [1, 2],
+        "big": 2**40,
+    }
+    span = ReadableSpan(
+        "chat gpt-4o",
+        SpanContext(int(TRACE, 16), 0xAB, False, flags, state),
+        SpanContext(int(TRACE, 16), int(CALLER, 16), True, flags),
+        resource,
+        attributes,
+        (Event("exception", {"exception.type": "E"}, 5),),
+        (Link(SpanContext(int(TRACE, 16), 0xCD, False, flags), {"why": "x"}),),
+        SpanKind.CLIENT,
+        status=Status(StatusCode.ERROR, "it broke"),
+        start_time=1_700_000_000_000_000_001,
+        end_time=1_700_000_000_000_000_009,
+        instrumentation_scope=scope,
+    )
+    root = ReadableSpan(
+        "invoke_agent n",
+        SpanContext(1, 2, False, flags),
+        None,
+        resource,
+        {},
+        start_time=1,
+        end_time=2,
+        instrumentation_scope=scope,
+    )
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(encode([span, root]))
+    [group] = request.resource_spans
+    assert {kv.key: kv.value.string_value for kv in group.resource.attributes}[
+        "service.name"
+    ] == "n"
+    [scoped] = group.scope_spans
+    assert (scoped.scope.name, scoped.scope.version) == ("agent_node", "0.1")
+    first, second = scoped.spans
+    assert first.trace_id.hex() == TRACE and first.span_id.hex() == f"{0xAB:016x}"
+    assert first.parent_span_id.hex() == CALLER and first.trace_state == "k=v"
+    assert first.flags == 0x300  # the parent is remote, and that is known
+    assert (first.name, first.kind) == ("chat gpt-4o", 3)  # SPAN_KIND_CLIENT
+    assert (first.start_time_unix_nano, first.end_time_unix_nano) == (
+        1_700_000_000_000_000_001,
+        1_700_000_000_000_000_009,
+    )
+    decoded = {kv.key: kv.value for kv in first.attributes}
+    assert decoded["s"].string_value == "é ünïcode" and decoded["b"].bool_value is True
+    assert decoded["i"].int_value == 7 and decoded["neg"].int_value == -3
+    assert decoded["f"].double_value == 1.5 and decoded["big"].int_value == 2**40
+    assert [v.string_value for v in decoded["many"].array_value.values] == ["a", "b"]
+    assert [v.int_value for v in decoded["ints"].array_value.values] == [1, 2]
+    [event] = first.events
+    assert (event.name, event.time_unix_nano, event.attributes[0].key) == (
+        "exception",
+        5,
+        "exception.type",
+    )
+    [link] = first.links
+    assert link.span_id.hex() == f"{0xCD:016x}" and link.attributes[0].value.string_value == "x"
+    assert (first.status.code, first.status.message) == (2, "it broke")
+    assert second.parent_span_id == b"" and second.flags == 0x100 and second.status.code == 0
+
+
+def test_the_exporter_retries_a_busy_collector_and_sends_the_configured_headers(
+    otlp: OtlpReceiver,
+) -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from agent_node.telemetry.traces_otlp import OtlpHttpExporter
+
+    env = {
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-team=blue,authorization=Bearer%20abc",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+    }
+    settings = TracesSettings(endpoint=otlp.url, headers={"X-Team": "red"})
+    exporter = OtlpHttpExporter(settings, env)
+    ledger, log = Ledger(), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "ask", 1, 1)]
+    )
+    [end], _ = ledger.committed(record(), [log("node_completed", 10.5, "ask", 1, next=None)])
+    assert isinstance(end, VisitEnd)
+    spans = factory().visit(end)
+    otlp.refuse = 1
+    assert exporter.export(spans) == SpanExportResult.SUCCESS
+    assert otlp.requests == 1 and len(otlp.headers) == 2  # one 503, then taken
+    sent = otlp.headers[-1]
+    assert sent["x-team"] == "red" and sent["authorization"] == "Bearer abc"
+    assert sent["content-encoding"] == "gzip" and sent["content-type"] == "application/x-protobuf"
+    assert [s.name for s in otlp.spans()] == ["delegate ask", "invoke_agent b"]
+    # A collector that refuses for good costs a warning, not the node.
+    otlp.refuse = 100
+    exporter.timeout = 0.6
+    assert exporter.export(spans) == SpanExportResult.FAILURE
+    exporter.shutdown()
+    assert exporter.export(spans) == SpanExportResult.FAILURE
+
+
+def test_the_endpoint_follows_the_standard_variables() -> None:
+    from agent_node.telemetry.traces_otlp import endpoint_of
+
+    none = TracesSettings()
+    assert endpoint_of(none, {}) == "http://localhost:4318/v1/traces"
+    assert endpoint_of(none, {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}) == (
+        "http://c:4318/v1/traces"
+    )
+    both = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/custom",
+    }
+    assert endpoint_of(none, both) == "http://t:4318/custom"
+    assert (
+        endpoint_of(TracesSettings(endpoint="https://s/v1/traces"), both) == "https://s/v1/traces"
+    )
