@@ -7,7 +7,8 @@ serves the page and stands for the person in front of it: it is an
 operator identity toward each configured node (:mod:`.targets`), and makes
 on the page's behalf a fixed set of calls to the nodes' operator API and
 A2A endpoint (:mod:`.calls`) — never an open proxy. The page (``static/``:
-plain HTML, CSS and hand-written JavaScript, inline SVG) talks to this
+plain HTML, CSS and hand-written JavaScript modules the browser loads as
+they are, inline SVG) talks to this
 server only, on its own origin, and holds no secret; :mod:`.guard` keeps
 other sites and DNS rebinding out.
 """

@@ -3,7 +3,7 @@
 ::
 
     GET  /                                  the page (static/index.html)
-    GET  /static/app.js, /static/app.css    its script and style
+    GET  /static/app.css, /static/*.js      its style and its script's modules
     GET  /api/nodes                         each node: summary, card, health
     GET  /api/executions?node=&status=&…    executions across nodes, merged
     GET  /api/inbox                         what waits on a person, every node
@@ -45,10 +45,12 @@ from .tree import task_tree
 __all__ = ["create_app"]
 
 MAX_BODY = 64 * 1024
+#: The page's files: its HTML, its style, and its script's modules.
+_MODULES = ("app", "dom", "state", "actions", "drawings", "execution", "inbox")
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
-    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/static/app.css": ("app.css", "text/css; charset=utf-8"),
+    **{f"/static/{m}.js": (f"{m}.js", "text/javascript; charset=utf-8") for m in _MODULES},
 }
 
 

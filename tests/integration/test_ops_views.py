@@ -245,10 +245,15 @@ async def test_the_node_says_who_it_is_and_how_busy(
     assert about["version"]
     assert about["card"] == {"name": "Tester", "skills": [{"id": "shout"}], "signed": True}
     assert about["skills"] == {"shout": "steps"}
-    assert about["counts"]["completed"] == 1 and about["counts"]["waiting"] == 2
+    assert about["counts"] == {"pending": 0, "running": 0, "waiting": 2}
     assert about["asking"] == {"input": 1, "auth": 0}
     assert about["load"] == {"running": 0, "waiting": 2}
     assert about["engine"] == "running"
+    every = await get(f"{node}/ops/node", certs, counts="all")
+    assert every["counts"]["completed"] == 1 and every["counts"]["failed"] == 0
+    async with client(certs) as http:
+        wrong = await http.get(f"{node}/ops/node?counts=some")
+    assert wrong.status_code == 400 and "counts must be 'all'" in wrong.text
 
 
 # -- lists ------------------------------------------------------------------------------

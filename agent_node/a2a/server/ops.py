@@ -2,7 +2,7 @@
 
 ::
 
-    GET  /ops/node                                who this node is, its load
+    GET  /ops/node[?counts=all]                   who this node is, its load
     GET  /ops/executions[?status=S&workflow=W&skill=K&caller=C&context=X
                         &since=T&until=T&q=ID&limit=N&cursor=C&count=1]
                                                   newest first, paged
@@ -82,7 +82,10 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
         return endpoint
 
     async def node(request: Request) -> Any:
-        return await node_view(runtime, about)
+        counts = request.query_params.get("counts")
+        if counts not in (None, "", "all"):
+            raise Refused(400, "counts must be 'all' (or left out: the active ones only)")
+        return await node_view(runtime, about, counts == "all")
 
     async def listed(request: Request) -> Any:
         skills = dict(about.skills) if about and about.skills else None

@@ -1,9 +1,13 @@
 """``GET /ops/node``: who this node is and how busy it is.
 
 Its name, URL, version, the words of its card (name, description,
-skills), which workflow each skill runs, and its load: executions by
-status (``count_executions``, one indexed count each), how many ask a
-person (input, authorization) and how many run or wait now. The node
+skills), which workflow each skill runs, and its load: how many executions
+are pending, running and waiting, and how many ask a person (input,
+authorization) — each an indexed count of the few that are active. The
+ended ones (completed, failed, canceled) are counted only when asked
+(``?counts=all``): they are most of a store, and counting them reads an
+index entry each (tens of milliseconds a million), which a page that
+refreshes its nodes as they change must not cost the node. The node
 hands what it knows of itself in a :class:`NodeAbout`; without one
 (an app assembled by hand) the name comes from the engine and the rest
 is None.
@@ -22,6 +26,7 @@ from agent_node.store import ExecutionStatus
 __all__ = ["NodeAbout", "node_view", "public_card"]
 
 _STATUSES = get_args(ExecutionStatus)
+_ACTIVE = ("pending", "running", "waiting")
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,11 @@ class NodeAbout:
     serving: Callable[[], bool] = lambda: True
 
 
-async def node_view(runtime: Runtime, about: NodeAbout | None) -> dict[str, Any]:
+async def node_view(runtime: Runtime, about: NodeAbout | None, every: bool) -> dict[str, Any]:
+    """The node's view; ``every``: count the ended executions too."""
     store = runtime.store
-    counts = {s: await store.count_executions(status=[s]) for s in _STATUSES}
+    counted = _STATUSES if every else _ACTIVE
+    counts = {s: await store.count_executions(status=[s]) for s in counted}
     asking = {kind: await store.count_executions(asking=kind) for kind in ("input", "auth")}
     engine = runtime.engine
     return {
