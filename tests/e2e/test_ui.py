@@ -28,6 +28,9 @@ from support.certs import make_certs
 from support.ports import free_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+# Real processes on a busy machine (CI runs two test workers): a view may
+# take a few seconds to settle.
+expect.set_options(timeout=15_000)
 
 OPERATORS = "policy: {operators: ['spiffe://example.org/agent/ui']}\n"
 #: Records what each EventSource of the page receives (its bodies never end,
