@@ -87,7 +87,8 @@ def start_traces(settings: TelemetrySettings, *, node: str, runtime: Runtime) ->
         log.warning("%s; the OTEL_* variables ask for traces, none are sent", message)
         return None
     parts = pipeline(wanted, node)
-    return Traces(runtime, parts, SpanFactory(parts.resource, node, _spec_finder(runtime)))
+    spans = SpanFactory(parts.resource, parts.scope, node, _spec_finder(runtime))
+    return Traces(runtime, parts, spans)
 
 
 class Traces:
@@ -106,13 +107,13 @@ class Traces:
         """``app``, a SERVER span around each request (:mod:`.traces_http`)."""
         from agent_node.telemetry.traces_http import traced_app
 
-        return traced_app(app, self._parts.tracer)
+        return traced_app(app, self._parts.requests)
 
     def instrument(self, client: httpx.AsyncClient) -> None:
         """CLIENT spans on ``client``'s requests that carry a ``traceparent``."""
         from agent_node.telemetry.traces_http import instrument_client
 
-        instrument_client(client, self._parts.tracer)
+        instrument_client(client, self._parts.requests)
 
     async def close(self) -> None:
         """Stop following commits, finish the read-backs, send what is left."""

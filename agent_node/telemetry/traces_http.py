@@ -2,8 +2,9 @@
 CLIENT span per traced request its peer client sends.
 
 * :func:`traced_app` wraps the node's ASGI app. The span's parent is the
-  request's ``traceparent`` (a root span without one: the sampler,
-  ``OTEL_TRACES_SAMPLER``, decides those). It changes nothing the app sees:
+  request's ``traceparent``, whose sampled flag it follows (a root span
+  without one: the sampler, ``OTEL_TRACES_SAMPLER``, decides those). It
+  changes nothing the app sees:
   an execution records the caller's ``traceparent``, not this span, so its
   span never waits for a request span that a crash could lose before the
   batch exporter sent it. Its name is ``A2A <method>`` — the JSON-RPC
@@ -17,34 +18,40 @@ CLIENT span per traced request its peer client sends.
   fails before an answer leaves no span (the delegation's own span, built
   from the log, still covers it).
 
+Like the spans built from commits, a request span is built whole when the
+request ends and handed to the batch processor (:class:`RequestSpans`): the
+SDK's live spans (a lock, a context, limits per span) would cost a request
+more than the span's export does, and nothing here adds to a span while it
+runs.
+
 Nothing a peer sends decides more than a span's parent: names come from a
 closed set, a bad ``traceparent`` is ignored.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import time
 import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from opentelemetry.context import Context
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    Span,
-    SpanContext,
-    SpanKind,
-    TraceFlags,
-    Tracer,
-    set_span_in_context,
-)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_node.a2a.protocol.compat import METHODS_FROM_V03
-from agent_node.telemetry.traces_ids import parse_traceparent
+from agent_node.telemetry.traces_ids import Origin, parse_traceparent
 
-__all__ = ["instrument_client", "span_name", "traced_app"]
+__all__ = ["RequestSpans", "instrument_client", "span_name", "traced_app"]
 
 #: Paths answered without a span (probes and scrapes: noise, and frequent).
 UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -70,14 +77,56 @@ PEEK = 4096
 _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
 
 
-def _context_of(traceparent: str | None) -> Context:
-    """The parent context of a request's span: its ``traceparent``, else none."""
-    origin = parse_traceparent(traceparent)
-    if origin is None or origin.parent_id is None:
-        return Context()
-    flags = TraceFlags(TraceFlags.SAMPLED if origin.sampled else TraceFlags.DEFAULT)
-    remote = SpanContext(origin.trace_id, origin.parent_id, True, flags)
-    return set_span_in_context(NonRecordingSpan(remote), Context())
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_ERROR = Status(StatusCode.ERROR)
+_UNSET = Status(StatusCode.UNSET)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpans:
+    """Builds request spans whole, at their end, and hands them on."""
+
+    resource: Resource
+    scope: InstrumentationScope
+    #: Decides for spans without a parent (``OTEL_TRACES_SAMPLER``).
+    sampler: Sampler
+    processor: SpanProcessor
+
+    def emit(
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: Origin | None,
+        start_ns: int,
+        attributes: Mapping[str, Any],
+        failed: bool,
+    ) -> None:
+        if parent is not None:
+            if not parent.sampled:
+                return
+            trace_id = parent.trace_id
+        else:
+            trace_id = random.getrandbits(128) or 1
+            decision = self.sampler.should_sample(Context(), trace_id, name, kind, attributes)
+            if decision.decision is not Decision.RECORD_AND_SAMPLE:
+                return
+        context = SpanContext(trace_id, random.getrandbits(64) or 1, False, _SAMPLED)
+        remote = None
+        if parent is not None and parent.parent_id is not None:
+            remote = SpanContext(trace_id, parent.parent_id, True, _SAMPLED)
+        span = ReadableSpan(
+            name,
+            context,
+            remote,
+            self.resource,
+            attributes,
+            kind=kind,
+            status=_ERROR if failed else _UNSET,
+            start_time=start_ns,
+            end_time=time.time_ns(),
+            instrumentation_scope=self.scope,
+        )
+        self.processor.on_end(span)
 
 
 def _jsonrpc_method(head: bytes) -> str | None:
@@ -138,7 +187,7 @@ class _Peek:
             self.head += chunk[: PEEK - len(self.head)]
 
 
-def traced_app(app: ASGIApp, tracer: Tracer) -> ASGIApp:
+def traced_app(app: ASGIApp, spans: RequestSpans) -> ASGIApp:
     """``app``, each HTTP request (but :data:`UNTRACED`) in a SERVER span."""
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
@@ -146,18 +195,8 @@ def traced_app(app: ASGIApp, tracer: Tracer) -> ASGIApp:
         if scope["type"] != "http" or path in UNTRACED:
             await app(scope, receive, send)
             return
+        began = time.time_ns()
         method = scope.get("method", "GET")
-        header = next((v for k, v in scope.get("headers", ()) if k == b"traceparent"), None)
-        span = tracer.start_span(
-            method,
-            context=_context_of(header.decode("latin-1") if header is not None else None),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": path[:512],
-                "url.scheme": scope.get("scheme", "http"),
-            },
-        )
         peek = _Peek() if path == _JSONRPC and method == "POST" else None
         code = 0
 
@@ -176,30 +215,38 @@ def traced_app(app: ASGIApp, tracer: Tracer) -> ASGIApp:
         try:
             await app(scope, receiving if peek is not None else receive, sending)
         finally:
-            _finish(span, method, path, peek.head if peek is not None else b"", code)
+            header = next((v for k, v in scope.get("headers", ()) if k == b"traceparent"), None)
+            parent = parse_traceparent(header.decode("latin-1")) if header is not None else None
+            name, operation = span_name(method, path, peek.head if peek is not None else b"")
+            attributes: dict[str, Any] = {
+                "http.request.method": method,
+                "url.path": path[:512],
+                "url.scheme": scope.get("scheme", "http"),
+            }
+            if operation is not None:
+                attributes["rpc.method"] = operation
+            if code:
+                attributes["http.response.status_code"] = code
+            # 0: no answer began (the app raised)
+            spans.emit(name, SpanKind.SERVER, parent, began, attributes, code >= 500 or not code)
 
     return wrapper
 
 
-def _finish(span: Span, method: str, path: str, head: bytes, code: int) -> None:
-    name, operation = span_name(method, path, head)
-    span.update_name(name)
-    if operation is not None:
-        span.set_attribute("rpc.method", operation)
-    if code:
-        span.set_attribute("http.response.status_code", code)
-    if code >= 500 or code == 0:  # 0: no answer began (the app raised)
-        span.set_status(Status(StatusCode.ERROR))
-    span.end()
-
-
-def instrument_client(client: httpx.AsyncClient, tracer: Tracer) -> None:
+def instrument_client(client: httpx.AsyncClient, spans: RequestSpans) -> None:
     """CLIENT spans for ``client``'s requests that carry a ``traceparent``."""
-    spans: weakref.WeakKeyDictionary[httpx.Request, Span] = weakref.WeakKeyDictionary()
+    started: weakref.WeakKeyDictionary[httpx.Request, tuple[int, Origin]]
+    started = weakref.WeakKeyDictionary()
 
     async def on_request(request: httpx.Request) -> None:
-        traceparent = request.headers.get("traceparent")
-        if traceparent is None:
+        parent = parse_traceparent(request.headers.get("traceparent"))
+        if parent is not None:
+            started[request] = (time.time_ns(), parent)
+
+    async def on_response(response: httpx.Response) -> None:
+        request = response.request
+        found = started.pop(request, None)
+        if found is None:
             return
         url = request.url
         try:
@@ -211,23 +258,15 @@ def instrument_client(client: httpx.AsyncClient, tracer: Tracer) -> None:
             "http.request.method": request.method,
             "url.full": f"{url.scheme}://{url.netloc.decode()}{url.path}",
             "server.address": url.host,
+            "http.response.status_code": response.status_code,
         }
         if url.port is not None:
             attributes["server.port"] = url.port
         if operation is not None:
             attributes["rpc.method"] = operation
-        spans[request] = tracer.start_span(
-            name, context=_context_of(traceparent), kind=SpanKind.CLIENT, attributes=attributes
-        )
-
-    async def on_response(response: httpx.Response) -> None:
-        span = spans.pop(response.request, None)
-        if span is None:
-            return
-        span.set_attribute("http.response.status_code", response.status_code)
-        if response.status_code >= 400:
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        began, parent = found
+        failed = response.status_code >= 400
+        spans.emit(name, SpanKind.CLIENT, parent, began, attributes, failed)
 
     hooks = client.event_hooks
     client.event_hooks = {

@@ -1,6 +1,7 @@
-"""The OpenTelemetry SDK as a node uses it: one resource, the SDK's batch
-span processor in front of an OTLP/HTTP exporter (:mod:`.traces_otlp`),
-one tracer for request spans.
+"""The OpenTelemetry SDK as a node uses it: one resource, one
+instrumentation scope, the SDK's batch span processor in front of an
+OTLP/HTTP exporter (:mod:`.traces_otlp`), and the sampler the provider
+reads from the environment, for request spans without a parent.
 
 Each node has its own provider (several nodes may share a process in
 tests); none is made global, so a library's own instrumentation in the same
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Tracer
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from agent_node.settings_telemetry import TracesSettings
+from agent_node.telemetry.traces_http import RequestSpans
 from agent_node.telemetry.traces_otlp import OtlpHttpExporter
 
 __all__ = ["Pipeline", "pipeline"]
@@ -33,7 +35,9 @@ class Pipeline:
     #: Where finished spans go (request spans and spans built from commits).
     processor: BatchSpanProcessor
     resource: Resource
-    tracer: Tracer
+    scope: InstrumentationScope
+    #: Request spans (:mod:`.traces_http`), into the same processor.
+    requests: RequestSpans
 
     def shutdown(self) -> None:
         """Send what is queued and stop (blocking: the processor's worker
@@ -57,5 +61,6 @@ def pipeline(settings: TracesSettings, node: str) -> Pipeline:
     processor = BatchSpanProcessor(OtlpHttpExporter(settings, os.environ))
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
-    tracer = provider.get_tracer("agent_node", __version__)
-    return Pipeline(provider, processor, resource, tracer)
+    scope = InstrumentationScope("agent_node", __version__)
+    requests = RequestSpans(resource, scope, provider.sampler, processor)
+    return Pipeline(provider, processor, resource, scope, requests)

@@ -99,12 +99,12 @@ def _ns(seconds: float) -> int:
 class SpanFactory:
     """Builds a node's spans; ``spec_of`` finds a visit's node spec."""
 
-    def __init__(self, resource: Resource, node: str, spec_of: SpecOf) -> None:
-        from agent_node import __version__
-
+    def __init__(
+        self, resource: Resource, scope: InstrumentationScope, node: str, spec_of: SpecOf
+    ) -> None:
         self.resource = resource
+        self.scope = scope
         self.node = node
-        self.scope = InstrumentationScope("agent_node", __version__)
         self._spec_of = spec_of
         #: Each execution's span context, derived once for all its visits.
         self._contexts: dict[str, SpanContext] = {}

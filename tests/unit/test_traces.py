@@ -452,12 +452,15 @@ async def test_a_peer_call_carrying_a_traceparent_gets_a_client_span(otlp: OtlpR
 
 def factory() -> SpanFactory:
     from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     specs: dict[str, NodeSpec] = {
         "write": ModelNode(id="write", prompt="x"),
         "ask": DelegateNode(id="ask", peer="b"),
     }
-    return SpanFactory(Resource.create({"service.name": "n"}), "n", lambda *a: specs.get(a[-1]))
+    resource = Resource.create({"service.name": "n"})
+    scope = InstrumentationScope("agent_node")
+    return SpanFactory(resource, scope, "n", lambda *a: specs.get(a[-1]))
 
 
 def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() -> None:
