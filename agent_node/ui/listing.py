@@ -124,7 +124,7 @@ async def list_executions(
 
 
 def _scanned(body: dict[str, Any]) -> str:
-    return f"looked through {body['scanned']} executions for until/q" + (
+    return f"looked through {body['scanned']} executions for the id" + (
         "; more on the next page" if body.get("next") else ""
     )
 

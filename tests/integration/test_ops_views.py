@@ -186,8 +186,10 @@ BAD = [
     ("since=20&until=10", "until must not be before since"),
     ("cursor=%21%21", "cursor is not one this API gave out"),
     ("cursor=WzEsMiwzXQ", "cursor is not one this API gave out"),
-    ("cursor=WzAsMSwiYSJd&offset=3", "give cursor or offset, not both"),
+    ("cursor=WyJhIiwiYiJd", "cursor is not one this API gave out"),
+    ("cursor=WzEsImEiXQ&offset=3", "give cursor or offset, not both"),
     ("q=abc&count=1", "count=1 counts what the store filters"),
+    ("until=5&count=1", "count=1 counts what the store filters"),
     ("count=yes", "count must be 1 or 0"),
     ("skill=nope", "no skill 'nope' here (skills: shout)"),
     ("skill=shout&workflow=other", "skill 'shout' runs workflow 'steps', not 'other'"),
@@ -302,13 +304,16 @@ async def test_filters(runtime: Runtime, node: str, certs: Path) -> None:
     assert sorted(listed(by_caller)) == sorted(ids)
     # since: changed at or after; until: created at or before.
     window = await get(f"{node}/ops/executions", certs, since=1_010.0, until=1_019.0)
-    assert listed(window) == ids[10:20][::-1]
-    assert window["scanned"] >= 10
+    assert listed(window) == ids[10:20][::-1] and window["next"] is None
+    paged = await get(f"{node}/ops/executions", certs, until=1_019.0, limit=15)
+    assert listed(paged) == ids[5:20][::-1]
+    rest = await get(f"{node}/ops/executions", certs, until=1_019.0, cursor=paged["next"])
+    assert listed(rest) == ids[:5][::-1]
     # q: an id, or the start of one.
     exact = await get(f"{node}/ops/executions", certs, q=ids[3])
     assert listed(exact) == [ids[3]] and exact["exact"] is True
     prefix = await get(f"{node}/ops/executions", certs, q=ids[5][:13])
-    assert ids[5] in listed(prefix)
+    assert ids[5] in listed(prefix) and prefix["scanned"] == 41
     assert all(i.startswith(ids[5][:13]) for i in listed(prefix))
     assert listed(await get(f"{node}/ops/executions", certs, q="no-such-id")) == []
 

@@ -1,21 +1,23 @@
 """``GET /ops/executions``: a page of a node's executions, newest first.
 
-Filters the store applies itself (indexed or cheap): ``status`` (repeated
-or comma-separated), ``workflow`` (or ``skill``, when the node says which
-workflow each skill runs), ``caller``, ``context``, ``since`` (changed at
-or after, epoch seconds). Two more the store's ``list_executions`` cannot
-express yet, applied to the rows it returns: ``until`` (created at or
-before) and ``q`` (an execution id, or the start of one). A request reads
-at most :data:`SCAN_BUDGET` rows for them; when the page is not full by
-then, it ends early with a cursor, and ``scanned`` says how far it looked —
-so no request ever reads every execution.
+Filters the store applies itself, each on an index: ``status`` (repeated or
+comma-separated), ``workflow`` (or ``skill``, when the node says which
+workflow each skill runs), ``caller``, ``context``, ``since`` (changed at or
+after, epoch seconds) and ``until`` (created at or before: where the
+newest-first walk starts). One more, ``q`` (an execution id, or the start
+of one), the store cannot express: an id is looked up at once; a start of
+one is looked for in the rows the other filters give, at most
+:data:`SCAN_BUDGET` of them a request — a page not full by then ends early
+with a cursor, and ``scanned`` says how far it looked. So no request reads
+every execution.
 
-Paging is by cursor (``next``; every row also carries the ``cursor`` that
-continues after it, so a view merging several nodes resumes each where it
-stopped). A cursor is an offset *and* the ``(created_at, id)`` of the row
-before it: rows that slid under the offset because newer executions came
-in are recognised and skipped, so no row is shown twice. ``offset`` still
-works for old callers. ``count=1`` adds the total (``count_executions``).
+Paging is by keyset: a cursor names the ``(created_at, id)`` of the last
+row shown, and the next page is the rows after it (the store's ``before``),
+an index seek however deep — and no row shows twice when newer executions
+come in between two pages. ``next`` is the page's cursor; every row also
+carries the cursor that continues right after it, so a view merging
+several nodes resumes each where it stopped. ``offset`` still works for
+callers of before. ``count=1`` adds the total (``count_executions``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -37,61 +40,50 @@ from .ops_edge import Refused, boolean, integer, number, summary, text
 __all__ = ["MAX_PAGE", "SCAN_BUDGET", "Cursor", "list_executions"]
 
 MAX_PAGE = 500
-#: Rows one request may read for the filters applied here (``until``, ``q``).
+#: Rows one request may read looking for the start of an id (``q``).
 SCAN_BUDGET = 5000
 _STATUSES = frozenset(get_args(ExecutionStatus))
-#: Rows read per store call while scanning for ``until`` or ``q``.
+#: Rows read per store call while looking.
 _BATCH = 500
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the next page starts: the offset of its first row, and the key
-    of the row before it (``created_at``, ``id``)."""
+    """The last row shown: the next page starts after its ``(created_at, id)``."""
 
-    offset: int
     created_at: float
     id: str
 
+    @property
+    def key(self) -> tuple[float, str]:
+        return (self.created_at, self.id)
+
     def encode(self) -> str:
-        raw = json.dumps([self.offset, self.created_at, self.id], separators=(",", ":"))
+        raw = json.dumps([self.created_at, self.id], separators=(",", ":"))
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            offset, created_at, last_id = json.loads(raw)
+            created_at, last_id = json.loads(raw)
         except (binascii.Error, ValueError, TypeError):
             raise Refused(400, "cursor is not one this API gave out") from None
-        ok = isinstance(offset, int) and offset >= 0 and isinstance(last_id, str)
-        if not ok or not isinstance(created_at, int | float):
+        number = isinstance(created_at, int | float) and not isinstance(created_at, bool)
+        if not number or not math.isfinite(created_at) or not isinstance(last_id, str):
             raise Refused(400, "cursor is not one this API gave out")
-        return cls(offset, float(created_at), last_id)
-
-    def after(self, record: ExecutionRecord) -> bool:
-        """Whether ``record`` comes after this cursor's row (newest first)."""
-        return (record.created_at, record.id) < (self.created_at, self.id)
+        return cls(float(created_at), last_id)
 
 
 @dataclass(frozen=True)
 class _Query:
     store_filters: dict[str, Any]
-    until: float | None
     q: str | None
     limit: int
-    start: int
-    cursor: Cursor | None
+    offset: int
+    #: Where the walk starts: rows before this ``(created_at, id)`` only.
+    before: tuple[float, str] | None
     count: bool
-
-    def keeps(self, record: ExecutionRecord) -> bool:
-        if self.until is not None and record.created_at > self.until:
-            return False
-        return self.q is None or record.id.startswith(self.q)
-
-    @property
-    def scans(self) -> bool:
-        return self.until is not None or self.q is not None
 
 
 def parse(params: QueryParams, skills: Mapping[str, str] | None) -> _Query:
@@ -110,8 +102,11 @@ def parse(params: QueryParams, skills: Mapping[str, str] | None) -> _Query:
     token, offset = params.get("cursor"), params.get("offset")
     if token and offset:
         raise Refused(400, "give cursor or offset, not both")
-    cursor = Cursor.decode(token) if token else None
-    start = cursor.offset if cursor else integer(offset, "offset", 0, 10**9, 0)
+    starts = [Cursor.decode(token).key] if token else []
+    if until is not None:
+        # Created at or before ``until``: before (the float after it, ""), as
+        # no id sorts below "".
+        starts.append((math.nextafter(until, math.inf), ""))
     query = _Query(
         store_filters={
             "status": sorted(set(statuses)) or None,
@@ -120,14 +115,13 @@ def parse(params: QueryParams, skills: Mapping[str, str] | None) -> _Query:
             "context_id": text(params.get("context"), "context"),
             "updated_after": since,
         },
-        until=until,
         q=text(params.get("q"), "q"),
         limit=integer(params.get("limit"), "limit", 1, MAX_PAGE, 50),
-        start=start,
-        cursor=cursor,
+        offset=integer(offset, "offset", 0, 10**9, 0),
+        before=min(starts) if starts else None,
         count=boolean(params.get("count"), "count"),
     )
-    if query.count and query.scans:
+    if query.count and (query.q is not None or until is not None):
         raise Refused(400, "count=1 counts what the store filters: leave out until and q")
     return query
 
@@ -149,59 +143,48 @@ async def list_executions(
     """The page the query asks for (see the module doc)."""
     query = parse(params, skills)
     store = runtime.store
-    if query.q is not None and query.cursor is None:
-        exact = await store.get(query.q)
+    if query.q is None:
+        found = await store.list_executions(
+            **query.store_filters, limit=query.limit + 1, offset=query.offset, before=query.before
+        )
+        rows = [_row(record) for record in found[: query.limit]]
+        more = len(found) > query.limit
+        page: dict[str, Any] = {"executions": rows, "next": rows[-1]["cursor"] if more else None}
+    else:
+        exact = await store.get(query.q) if query.before is None and not query.offset else None
         if exact is not None and _matches(exact, query):
-            return {"executions": [_row(exact, None)], "next": None, "exact": True}
-    rows, position, last, scanned, exhausted = await _scan(runtime, query)
-    page: dict[str, Any] = {"executions": rows}
-    page["next"] = None if exhausted or last is None else Cursor(position, *last).encode()
-    if query.scans:
-        page["scanned"] = scanned
+            return {"executions": [_row(exact)], "next": None, "exact": True}
+        page = await _search(runtime, query, query.q)
     if query.count:
         page["count"] = await store.count_executions(**query.store_filters)
     return page
 
 
-async def _scan(
-    runtime: Runtime, query: _Query
-) -> tuple[list[dict[str, Any]], int, tuple[float, str] | None, int, bool]:
-    """Read from the store until the page is full, the store has no more, or
-    the scan budget is spent: ``(rows, next offset, key of the last row
-    read, rows read, exhausted)``. Rows that slid under the cursor's offset
-    are passed over (at most :data:`SCAN_BUDGET` of them)."""
+async def _search(runtime: Runtime, query: _Query, prefix: str) -> dict[str, Any]:
+    """The executions whose id starts with ``prefix``, among at most
+    :data:`SCAN_BUDGET` rows the other filters give."""
     rows: list[dict[str, Any]] = []
-    position = query.start
-    last = (query.cursor.created_at, query.cursor.id) if query.cursor else None
-    scanned = slid = 0
-    # One row more than a page shows whether there is a next one.
-    batch = _BATCH if query.scans else query.limit + 1
-    budget = SCAN_BUDGET if query.scans else batch
-    while True:
+    before, offset, scanned = query.before, query.offset, 0
+    while scanned < SCAN_BUDGET:
         found = await runtime.store.list_executions(
-            **query.store_filters, limit=batch, offset=position
+            **query.store_filters, limit=_BATCH, offset=offset, before=before
         )
+        offset = 0  # an offset counts once, from where the search began
         for record in found:
-            if len(rows) == query.limit:
-                return rows, position, last, scanned, False
-            position += 1
-            if query.cursor is not None and not query.cursor.after(record):
-                slid += 1  # shown on an earlier page already
-                continue
             scanned += 1
-            last = (record.created_at, record.id)
-            if query.keeps(record):
-                rows.append(_row(record, Cursor(position, *last)))
-        if len(found) < batch:
-            return rows, position, last, scanned, True
-        if scanned >= budget or slid >= SCAN_BUDGET:
-            return rows, position, last, scanned, False
+            before = (record.created_at, record.id)
+            if record.id.startswith(prefix):
+                rows.append(_row(record))
+                if len(rows) == query.limit:
+                    return {"executions": rows, "next": rows[-1]["cursor"], "scanned": scanned}
+        if len(found) < _BATCH:
+            return {"executions": rows, "next": None, "scanned": scanned}
+    next_at = Cursor(*before).encode() if before else None
+    return {"executions": rows, "next": next_at, "scanned": scanned}
 
 
-def _row(record: ExecutionRecord, cursor: Cursor | None) -> dict[str, Any]:
-    row = summary(record)
-    row["cursor"] = cursor.encode() if cursor else None
-    return row
+def _row(record: ExecutionRecord) -> dict[str, Any]:
+    return {**summary(record), "cursor": Cursor(record.created_at, record.id).encode()}
 
 
 def _matches(record: ExecutionRecord, query: _Query) -> bool:
@@ -213,6 +196,5 @@ def _matches(record: ExecutionRecord, query: _Query) -> bool:
         lambda: f["caller"] is None or record.caller == f["caller"],
         lambda: f["context_id"] is None or record.context_id == f["context_id"],
         lambda: f["updated_after"] is None or record.updated_at >= f["updated_after"],
-        lambda: query.until is None or record.created_at <= query.until,
     ]
     return all(check() for check in checks)
