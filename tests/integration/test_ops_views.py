@@ -218,6 +218,8 @@ async def test_bad_actions_and_unknown_executions(runtime: Runtime, node: str, c
             (await http.get(f"{node}/ops/executions/nope"), 404, "no execution 'nope'"),
             (await http.get(f"{node}/ops/executions/nope/live"), 404, "no execution 'nope'"),
             (await http.get(f"{node}/ops/inbox?cursor=zz"), 400, "cursor is not one"),
+            (await http.get(f"{node}/ops/inbox?cursor=WzAsTmFOLCJhIl0"), 400, "cursor is not"),
+            (await http.get(f"{node}/ops/inbox?cursor=WzNd"), 400, "cursor is not one"),
             (await http.get(f"{node}/ops/inbox?limit=1000"), 400, "limit must be"),
             (await http.post(f"{node}/ops/executions/h1/signal", json={}), 400, '"event"'),
             (

@@ -7,7 +7,8 @@ the event's name and deadline. Every kind is read a page at a time from
 the store's own filters (``list_executions(asking=…)``; waiting executions
 that ask nothing, whose ``event`` waits are kept), newest first, so a
 request reads a page worth of rows, never every execution. The cursor
-(``next``) holds the kind reached and the offset in it.
+(``next``) holds the kind reached and the last execution listed of it
+(keyset: the next page is an index seek).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -41,20 +43,21 @@ _TAIL = 32
 
 async def inbox(runtime: Runtime, params: QueryParams) -> dict[str, Any]:
     limit = integer(params.get("limit"), "limit", 1, MAX_PAGE, 50)
-    phase, offset = _decode(params.get("cursor"))
+    phase, before = _decode(params.get("cursor"))
     items: list[dict[str, Any]] = []
     while phase < len(_KINDS) and len(items) < limit:
         kind, filters = _KINDS[phase]
         want = limit - len(items)
-        records = await runtime.store.list_executions(**filters, limit=want + 1, offset=offset)
+        records = await runtime.store.list_executions(**filters, limit=want + 1, before=before)
         for record in records[:want]:
             items += await _items(runtime, kind, record)
         if len(records) > want:
-            offset += want
+            last = records[want - 1]
+            before = (last.created_at, last.id)
             break
-        phase, offset = phase + 1, 0
+        phase, before = phase + 1, None
     more = phase < len(_KINDS)
-    return {"items": items, "next": _encode(phase, offset) if more else None}
+    return {"items": items, "next": _encode(phase, before) if more else None}
 
 
 async def _items(runtime: Runtime, kind: str, record: ExecutionRecord) -> list[dict[str, Any]]:
@@ -85,19 +88,28 @@ def _item(
     }
 
 
-def _encode(phase: int, offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([phase, offset]).encode()).decode().rstrip("=")
+def _encode(phase: int, before: tuple[float, str] | None) -> str:
+    raw = json.dumps([phase, *(before or ())], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(token: str | None) -> tuple[int, int]:
+def _decode(token: str | None) -> tuple[int, tuple[float, str] | None]:
+    """The kind reached, and the last execution listed of it (None: its first)."""
     if not token:
-        return 0, 0
+        return 0, None
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        phase, offset = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
+        raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
         raise Refused(400, "cursor is not one this API gave out") from None
-    ints = isinstance(phase, int) and isinstance(offset, int)
-    if not ints or not 0 <= phase < len(_KINDS) or not 0 <= offset <= 10**9:
+    if not isinstance(raw, list) or len(raw) not in (1, 3):
         raise Refused(400, "cursor is not one this API gave out")
-    return phase, offset
+    phase = raw[0]
+    if not isinstance(phase, int) or isinstance(phase, bool) or not 0 <= phase < len(_KINDS):
+        raise Refused(400, "cursor is not one this API gave out")
+    if len(raw) == 1:
+        return phase, None
+    at, last = raw[1], raw[2]
+    number = isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at)
+    if not number or not isinstance(last, str):
+        raise Refused(400, "cursor is not one this API gave out")
+    return phase, (float(at), last)
