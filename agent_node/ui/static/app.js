@@ -214,11 +214,16 @@ function start() {
   $("#more").addEventListener("click", () => loadExecutions(false));
   $("#inbox-more").addEventListener("click", () => loadInbox(false));
   window.addEventListener("hashchange", route);
-  loadExecutions(true);
-  loadNodes();
-  countInbox();
   route();
-  follow();
+  // The list first: the nodes answer it sooner when nothing else is asked of
+  // them at once. The rest follows it (or a moment, if it is slow).
+  const listed = loadExecutions(true);
+  const moment = new Promise((resolve) => setTimeout(resolve, 300));
+  Promise.race([listed, moment]).then(() => {
+    loadNodes();
+    countInbox();
+    follow();
+  });
 }
 
 start();
