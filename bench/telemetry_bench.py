@@ -1,0 +1,405 @@
+"""What telemetry costs (issue 17): A2A ``SendMessage`` req/s and workflow
+steps/s with telemetry off, metrics only, and metrics + traces.
+
+    .venv/bin/python bench/telemetry_bench.py [--rounds 3] [--duration 5] [--warmup 1] \
+        [--measures send1,send8,seq,conc] [--json FILE] [--keep-tmp]
+
+Settings (the node's ``telemetry:``):
+
+* ``off``: ``metrics: {enabled: false}``, no traces;
+* ``metrics``: the default (Prometheus metrics counted from every commit,
+  claim and request; nothing scrapes them);
+* ``traces``: the default plus ``traces: {endpoint: …}``: every execution,
+  node visit and request becomes spans, exported by the batch processor
+  (default schedule) over OTLP/HTTP to a receiver in this process that reads
+  and discards them (off the measured core).
+
+Measures, each in fresh processes:
+
+* ``send1`` / ``send8``: ``agent-node serve --insecure-dev`` with the echo
+  workflow of ``bench/a2a`` on SQLite, pinned to core 0; ``bench/a2a/load.py``
+  on core 1 sends blocking ``SendMessage`` back to back on 1 / 8 keep-alive
+  connections (``--warmup`` s, then ``--duration`` s measured): req/s.
+* ``seq`` / ``conc``: one ``Runtime`` on SQLite in a process pinned to core
+  0, the node's telemetry attached as :mod:`agent_node.node` attaches it
+  (``NodeMetrics``, ``start_traces``): ``seq`` runs a 200-step workflow (1
+  warm-up, 5 timed, median steps/s), ``conc`` 200 workflows of 5 steps at
+  once (a warm-up batch of 20, 3 timed, median). Each execution carries a
+  ``traceparent`` as an A2A task does, so traces have spans to build.
+
+Each run also reports CPU per request (the node's, from ``load.py``) or per
+step (the process's, all threads — the exporter's included — over the timed
+runs and the flush of the spans they left queued): on a shared machine it
+moves less than throughput does. Rounds interleave the settings (their
+order rotates each round) so drift on the machine falls on all three alike.
+The table gives, per measure and setting, the medians over rounds and
+their differences against ``off`` (target: within 5 %). Needs the ``test``
+extra (OpenTelemetry, psutil) and ``taskset`` to pin (without, nothing is
+pinned and it says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SETTINGS = ("off", "metrics", "traces")
+MEASURES = ("send1", "send8", "seq", "conc")
+TELEMETRY = {
+    "off": "telemetry: {metrics: {enabled: false}}\n",
+    "metrics": "",
+    "traces": "telemetry: {traces: {endpoint: '%s'}}\n",
+}
+SEQ_STEPS, SEQ_RUNS = 200, 5
+CONC_WORKFLOWS, CONC_STEPS, CONC_RUNS = 200, 5, 3
+STEPS = "_steps"  # internal: telemetry_bench.py _steps SETTING MEASURE DIR ENDPOINT
+
+
+# -- the receiver ------------------------------------------------------------------
+
+
+class _Discard(BaseHTTPRequestHandler):
+    received = 0
+    bytes = 0
+
+    def do_POST(self) -> None:
+        size = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(size)
+        type(self).received += 1
+        type(self).bytes += size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def receiver() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that answers every export and keeps nothing."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Discard)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- processes -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int, command: list[str], pin: bool) -> list[str]:
+    return ["taskset", "-c", str(core), *command] if pin else command
+
+
+def child_env() -> dict[str, str]:
+    """The environment without ``OTEL_*``: only the settings decide."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+
+
+def node_config(scratch: Path, setting: str, endpoint: str) -> Path:
+    telemetry = TELEMETRY[setting] % endpoint if setting == "traces" else TELEMETRY[setting]
+    path = scratch / f"node-{setting}.yaml"
+    path.write_text(
+        "name: telemetry-bench\n"
+        "listen: {host: 127.0.0.1, port: 0}\n"
+        "skills:\n"
+        f"  - {{id: echo, workflow: '{HERE / 'a2a' / 'echo_workflow.py'}:wf', default: true}}\n"
+        + telemetry
+    )
+    return path
+
+
+def wait_listening(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        for line in text.splitlines():
+            if "listening on" in line:
+                return line.split()[-1]
+        if proc.poll() is not None:
+            raise RuntimeError(f"the node exited ({proc.returncode}):\n{text[-2000:]}")
+        time.sleep(0.05)
+    raise RuntimeError("the node did not listen in time")
+
+
+def send(
+    setting: str, connections: int, args: argparse.Namespace, scratch: Path, endpoint: str
+) -> tuple[float, float]:
+    """req/s of blocking SendMessage on ``connections`` connections, and the
+    node's CPU µs per request."""
+    work = Path(tempfile.mkdtemp(prefix=f"send-{setting}-", dir=scratch))
+    port = free_port()
+    serve = [
+        sys.executable,
+        "-m",
+        "agent_node.cli.main",
+        "serve",
+        "--config",
+        str(node_config(work, setting, endpoint)),
+        "--port",
+        str(port),
+        "--store",
+        f"sqlite:///{work / 'bench.db'}",
+        "--insecure-dev",
+    ]
+    log = work / "node.out"
+    with log.open("wb") as out:
+        node = subprocess.Popen(
+            pinned(0, serve, args.pin), stdout=out, stderr=subprocess.STDOUT, env=child_env()
+        )
+    try:
+        url = wait_listening(node, log)
+        load = [
+            sys.executable,
+            str(HERE / "a2a" / "load.py"),
+            "--url",
+            f"{url}/a2a",
+            "--server-pid",
+            str(node.pid),
+            "--connections",
+            str(connections),
+            "--warmup",
+            str(args.warmup),
+            "--duration",
+            str(args.duration),
+        ]
+        done = subprocess.run(
+            pinned(1, load, args.pin), capture_output=True, text=True, env=child_env(), check=True
+        )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        if row["errors_window"]:
+            raise RuntimeError(f"{setting} send{connections}: errors {row['error_samples']}")
+        return float(row["rps"]), float(row["server_cpu_ms_per_req"]) * 1000
+    finally:
+        node.terminate()
+        try:
+            node.wait(15)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+
+
+def steps(
+    setting: str, measure: str, args: argparse.Namespace, scratch: Path, endpoint: str
+) -> tuple[float, float]:
+    """steps/s of ``measure`` (seq or conc) in a fresh process, and its CPU µs per step."""
+    work = Path(tempfile.mkdtemp(prefix=f"{measure}-{setting}-", dir=scratch))
+    command = [sys.executable, __file__, STEPS, setting, measure, str(work), endpoint]
+    done = subprocess.run(
+        pinned(0, command, args.pin), capture_output=True, text=True, env=child_env()
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{setting} {measure} failed:\n{done.stderr[-3000:]}")
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(row["steps_per_s"]), float(row["cpu_us_per_step"])
+
+
+# -- in the measured process: steps/s with the node's telemetry ------------------------
+
+
+def _workflows() -> tuple[Any, Any, Any]:
+    from pydantic import BaseModel
+
+    from agent_node import Workflow
+
+    class State(BaseModel):
+        n: int = 0
+
+    async def step(state: State) -> None:
+        return None
+
+    def chain(name: str, count: int) -> Any:
+        wf = Workflow(name, version="1")
+        wf.state(State)
+        for i in range(count):
+            wf.step(step, name=f"s{i}")
+        return wf.compile()
+
+    return chain("bench_seq", SEQ_STEPS), chain("bench_conc", CONC_STEPS), State
+
+
+async def _measure_steps(
+    setting: str, measure: str, work: Path, endpoint: str
+) -> tuple[float, float]:
+    """steps/s, and CPU µs per step (the process's, all threads) over the timed runs."""
+    from agent_node.runtime import Runtime
+    from agent_node.settings_telemetry import TelemetrySettings
+    from agent_node.telemetry.metrics import NodeMetrics
+    from agent_node.telemetry.traces import start_traces
+    from agent_node.tracing import new_traceparent
+
+    seq, conc, State = _workflows()
+    runtime = Runtime(f"sqlite:///{work / 'steps.db'}", node="bench", scope="all")
+    await runtime.start()
+    metrics = traces = None
+    if setting != "off":  # as agent_node.node attaches them
+        metrics = NodeMetrics(runtime.store, runtime.workflows, "bench")
+        runtime.engine.claimed_hooks.append(metrics.claimed)
+    if setting == "traces":
+        telemetry = TelemetrySettings.model_validate({"traces": {"endpoint": endpoint}})
+        traces = start_traces(telemetry, node="bench", runtime=runtime)
+    engine = runtime.engine
+    for workflow in (seq, conc):
+        runtime.workflows.add(workflow)
+
+    async def run(workflow: Any) -> None:
+        metadata = {"traceparent": new_traceparent(), "trace_root": True}
+        execution_id, _ = await engine.submit(workflow, State(), metadata=metadata)
+        try:
+            record = await engine.wait(execution_id)
+        finally:
+            engine.release(execution_id)
+        if record.status != "completed":
+            raise RuntimeError(f"{execution_id}: {record.status}")
+
+    async def batch(count: int) -> float:
+        began = time.perf_counter()
+        await asyncio.gather(*(run(conc) for _ in range(count)))
+        return time.perf_counter() - began
+
+    try:
+        if measure == "seq":
+            await run(seq)
+            times, cpu = [], time.process_time()
+            for _ in range(SEQ_RUNS):
+                began = time.perf_counter()
+                await run(seq)
+                times.append(time.perf_counter() - began)
+            count = SEQ_RUNS * SEQ_STEPS
+            rate = SEQ_STEPS / statistics.median(times)
+        else:
+            await batch(20)
+            cpu = time.process_time()
+            times = [await batch(CONC_WORKFLOWS) for _ in range(CONC_RUNS)]
+            count = CONC_RUNS * CONC_WORKFLOWS * CONC_STEPS
+            rate = CONC_WORKFLOWS * CONC_STEPS / statistics.median(times)
+        if traces is not None:  # the spans still queued are part of the cost
+            await traces.close()
+            traces = None
+        return rate, (time.process_time() - cpu) / count * 1e6
+    finally:
+        if traces is not None:
+            await traces.close()
+        if metrics is not None:
+            metrics.close()
+        await runtime.close()
+
+
+# -- the rounds ----------------------------------------------------------------------
+
+
+def measure_once(
+    measure: str, setting: str, args: argparse.Namespace, scratch: Path, endpoint: str
+) -> tuple[float, float]:
+    """(throughput, CPU µs per request or step) of one run."""
+    if measure.startswith("send"):
+        return send(setting, int(measure.removeprefix("send")), args, scratch, endpoint)
+    return steps(setting, measure, args, scratch, endpoint)
+
+
+def _cell(value: float, base: float, first: bool) -> str:
+    delta = "" if first else f"{(value - base) / base * 100:+.1f} %"
+    return f"{value:>8.0f} {delta:>8}"
+
+
+def table(results: dict[str, dict[str, list[tuple[float, float]]]], best: bool = False) -> str:
+    """Throughput, then CPU per unit, each with its difference against
+    ``off``: the medians over rounds, or (``best``) the best round of each —
+    on a shared machine, what others run only ever adds."""
+    head = " ".join(f"{s:>17}" for s in SETTINGS)
+    lines = [f"{'measure':<7} {'':<12} {head}"]
+    for measure, by_setting in results.items():
+        unit = "req" if measure.startswith("send") else "step"
+        for index, label in ((0, f"{unit}s/s"), (1, f"CPU µs/{unit}")):
+            pick = (max if index == 0 else min) if best else statistics.median
+            values = {s: pick(v[index] for v in by_setting[s]) for s in SETTINGS}
+            cells = [_cell(values[s], values["off"], s == "off") for s in SETTINGS]
+            name = measure if index == 0 else ""
+            lines.append(f"{name:<7} {label:<12} " + " ".join(f"{c:>17}" for c in cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == STEPS:
+        _, _, setting, measure, work, endpoint = sys.argv
+        rate, cpu = asyncio.run(_measure_steps(setting, measure, Path(work), endpoint))
+        print(json.dumps({"steps_per_s": rate, "cpu_us_per_step": cpu}))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--measures", default=",".join(MEASURES))
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep-tmp", action="store_true")
+    args = parser.parse_args()
+    measures = [m for m in args.measures.split(",") if m]
+    unknown = set(measures) - set(MEASURES)
+    if unknown:
+        parser.error(f"unknown measures: {sorted(unknown)}")
+    args.pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    if not args.pin:
+        print("warning: fewer than 2 cores or no taskset: nothing is pinned", file=sys.stderr)
+    (HERE / "results" / "tmp").mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="telemetry-", dir=HERE / "results" / "tmp"))
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {
+        m: {s: [] for s in SETTINGS} for m in measures
+    }
+    try:
+        with receiver() as endpoint:
+            for round_no in range(args.rounds):
+                order = SETTINGS[round_no % 3 :] + SETTINGS[: round_no % 3]
+                for measure in measures:
+                    for setting in order:
+                        rate, cpu = measure_once(measure, setting, args, scratch, endpoint)
+                        results[measure][setting].append((rate, cpu))
+                        print(
+                            f"round {round_no + 1} {measure:<6} {setting:<8}"
+                            f" {rate:9.1f}/s {cpu:8.0f} µs CPU each",
+                            flush=True,
+                        )
+        print(
+            f"\nexports received by the discarding receiver: {_Discard.received}"
+            f" ({_Discard.bytes / 1e6:.1f} MB)"
+        )
+        print("medians over the rounds:")
+        print(table(results))
+        print("best round of each (the fastest, the least CPU):")
+        print(table(results, best=True))
+        if args.json is not None:
+            args.json.write_text(json.dumps({"rounds": args.rounds, "results": results}, indent=2))
+    finally:
+        if not args.keep_tmp:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
