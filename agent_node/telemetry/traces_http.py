@@ -4,13 +4,12 @@ CLIENT span per traced request its peer client sends.
 * :func:`traced_app` wraps the node's ASGI app. The span's parent is the
   request's ``traceparent``, whose sampled flag it follows (a root span
   without one: the sampler, ``OTEL_TRACES_SAMPLER``, decides those). It
-  changes nothing the app sees:
-  an execution records the caller's ``traceparent``, not this span, so its
-  span never waits for a request span that a crash could lose before the
-  batch exporter sent it. Its name is ``A2A <method>`` — the JSON-RPC
-  method, read from the first few KiB of the body as the app reads it (no
-  copy is kept beyond them), or the REST operation by path — else the
-  HTTP method and a fixed route. Probes and ``/metrics`` get no span.
+  changes nothing the app sees: an execution records the caller's
+  ``traceparent``, not this span, so its span never waits for a request
+  span that a crash could lose before the batch exporter sent it. Its name
+  is ``A2A <method>`` — the JSON-RPC method, read from the first few KiB of
+  the body as the app reads it (no copy is kept beyond them), or the REST
+  operation by path — else the HTTP method and a fixed route. Probes and ``/metrics`` get no span.
 * :func:`instrument_client` adds httpx event hooks: a request carrying a
   ``traceparent`` (a delegation's sends, cancels and answers) gets a span,
   the child of that header's span; it ends when the answer's head arrives.
