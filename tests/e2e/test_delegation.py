@@ -23,7 +23,7 @@ from support.tls import caller_context
 from agent_node.a2a.peers.delegator import push_token
 from agent_node.cli.common import tls_from_cert_dir
 from agent_node.config import load_config
-from agent_node.node import _secret
+from agent_node.node_parts import _secret
 from agent_node.results import to_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
