@@ -210,9 +210,12 @@ class NodeParts:
         await self.pushes.close()
         if self.tasks.push is not None:
             await self.tasks.push.close()
-        await self.runtime.close()
         if self.traces is not None:  # traces (issue 17)
+            # The engine first (no more commits), then the traces, whose
+            # last read-backs of a log still need the store open.
+            await self.runtime.engine.stop()
             await self.traces.close()
+        await self.runtime.close()
         if self.metrics is not None:
             self.metrics.close()
         await self.tools.aclose()  # after the runtime: no node may open a session now

@@ -46,9 +46,7 @@ class Prunable(Protocol):
         ``before`` (epoch seconds), with what hangs off them; how many."""
 
 
-async def prune_all(
-    store: Prunable, before: float, *, batch: int = 500, pause: float = 0.0
-) -> int:
+async def prune_all(store: Prunable, before: float, *, batch: int = 500, pause: float = 0.0) -> int:
     """Prune batch after batch until one comes back short; how many in all.
     ``pause``: seconds between batches, leaving room for the node's work."""
     total = 0

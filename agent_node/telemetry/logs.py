@@ -4,7 +4,8 @@ stderr, for log pipelines that index fields rather than parse sentences.
 Each line carries ``ts`` (ISO 8601, UTC), ``level``, ``logger`` and
 ``message``, and what is known of where it happened: ``execution_id`` and
 ``task_id`` (an A2A task's id is its execution's), ``node``, ``visit``,
-``attempt``, ``trace_id`` and ``span_id`` — from the node attempt running
+``attempt``, ``trace_id`` and ``span_id`` (the visit's span, as exported
+traces name it) — from the node attempt running
 when the line was logged (:data:`agent_node.engine.context.node_context`),
 or from the record's own ``extra``. A traceback goes in ``exception``.
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_node.engine.context import node_context
+from agent_node.telemetry.traces_ids import visit_span_id
 
 __all__ = ["JsonFormatter", "use_json_logs"]
 
@@ -44,7 +46,7 @@ class JsonFormatter(logging.Formatter):
                 visit=ctx.visit,
                 attempt=ctx.attempt,
             )
-            _trace(line, ctx.traceparent)
+            _trace(line, ctx.traceparent, ctx.idempotency_key)
         for key in _EXTRA:
             found = record.__dict__.get(key)
             if found is not None:
@@ -56,10 +58,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-def _trace(line: dict[str, Any], traceparent: str | None) -> None:
+def _trace(line: dict[str, Any], traceparent: str | None, visit: str) -> None:
+    """The trace of the execution, and the span of the node visit logging —
+    the id its span has when traces are exported (:mod:`.traces_ids`), so a
+    log line and its span meet in a backend."""
     parts = (traceparent or "").split("-")
     if len(parts) == 4:
-        line["trace_id"], line["span_id"] = parts[1], parts[2]
+        line["trace_id"] = parts[1]
+        line["span_id"] = f"{visit_span_id(visit):016x}"
 
 
 def use_json_logs(level: int = logging.INFO) -> Callable[[], None]:

@@ -92,7 +92,10 @@ async def retry(request: Request, runtime: Runtime) -> Any:
             notes.append((event.kind, data))
     metadata = json.loads(record.metadata) if record.metadata else {}
     metadata.update(
-        retry_of=record.id, retried_by=caller_of(request.scope), traceparent=new_traceparent()
+        retry_of=record.id,
+        retried_by=caller_of(request.scope),
+        traceparent=new_traceparent(),
+        trace_root=True,  # a trace of its own: its span is the root
     )
     try:
         await runtime.engine.submit(
