@@ -61,7 +61,7 @@ class NodeParts:
         from agent_node.a2a.server.card import CardDocument, build_card, offers_extended_card
         from agent_node.a2a.server.extended_card import ExtendedCard
         from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
-        from agent_node.a2a.server.ops import ops_routes
+        from agent_node.a2a.server.ops import NodeAbout, ops_routes
         from agent_node.a2a.server.push import PushSender
         from agent_node.a2a.server.rest import rest_endpoint
         from agent_node.a2a.server.tasks import TaskService
@@ -141,7 +141,14 @@ class NodeParts:
         )
         posts = {PUSH_PATH: pushes.endpoint}
         health = Health(runtime.store, runtime.engine)
-        routes = ops_routes(runtime, policy)
+        about = NodeAbout(
+            config.name,
+            config.url,
+            card.card,
+            {skill: workflow.ir.id for skill, workflow in workflows.items()},
+            serving=lambda: health.phase != "draining",
+        )
+        routes = ops_routes(runtime, policy, about)
         metrics = None
         if config.telemetry.metrics.enabled:
             metrics = NodeMetrics(runtime.store, runtime.workflows, config.name)
