@@ -34,19 +34,13 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent_node.store import Store
 from agent_node.store.records import Claim, EventRecord, ExecutionRecord
+from agent_node.telemetry.tallies import Tallies
 
 __all__ = ["NodeMetrics"]
 
@@ -69,74 +63,61 @@ class NodeMetrics:
     def __init__(self, store: Store, workflows: Any, node: str) -> None:
         self.store = store
         self.workflows = workflows
-        # No "<name>_created" series beside every counter: they double a
-        # scrape and no dashboard reads them (a process-wide setting).
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.executions = Counter(
+        # Counted on the event loop in plain Python (:mod:`.tallies`).
+        t = Tallies()
+        self.executions = t.count(
             "agent_node_executions",
             "Executions started and ended, by workflow and status",
             ["workflow", "status"],
-            registry=r,
         )
-        self.node_seconds = Histogram(
+        self.node_seconds = t.timing(
             "agent_node_node_duration_seconds",
             "Node visits' run time, by node type and outcome",
             ["type", "outcome"],
             buckets=_DURATIONS,
-            registry=r,
         )
-        self.claim_delay = Histogram(
+        self.claim_delay = t.timing(
             "agent_node_ready_to_claim_seconds",
             "How long a ready node visit waited before a worker claimed it",
             buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 60, 300),
-            registry=r,
         )
-        self.delegations = Counter(
-            "agent_node_delegations",
-            "Delegations ended, by peer and outcome",
-            ["peer", "outcome"],
-            registry=r,
+        self.delegations = t.count(
+            "agent_node_delegations", "Delegations ended, by peer and outcome", ["peer", "outcome"]
         )
-        self.round_trips = Histogram(
+        self.round_trips = t.timing(
             "agent_node_delegation_round_trip_seconds",
             "From sending a task to a peer to its result, by peer",
             ["peer"],
             buckets=_ROUND_TRIPS,
-            registry=r,
         )
-        self.model_calls = Counter(
-            "agent_node_model_calls", "Model calls, by model", ["model"], registry=r
-        )
-        self.model_tokens = Counter(
+        self.model_calls = t.count("agent_node_model_calls", "Model calls, by model", ["model"])
+        self.model_tokens = t.count(
             "agent_node_model_tokens",
             "Model tokens, by model and kind (prompt, completion)",
             ["model", "kind"],
-            registry=r,
         )
-        self.model_cost = Counter(
-            "agent_node_model_cost", "Model cost (USD, as priced), by model", ["model"], registry=r
+        self.model_cost = t.count(
+            "agent_node_model_cost", "Model cost (USD, as priced), by model", ["model"]
         )
-        self.requests = Counter(
+        self.requests = t.count(
             "agent_node_http_requests",
             "HTTP requests answered, by method, route and status code",
             ["method", "route", "code"],
-            registry=r,
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = t.timing(
             "agent_node_http_request_duration_seconds",
             "HTTP request latency (to the end of the answer), by route",
             ["route"],
             buckets=_FAST,
-            registry=r,
         )
-        self.commit_seconds = Histogram(
+        self.commit_seconds = t.timing(
             "agent_node_store_commit_seconds",
             "How long a write waited for its commit",
             buckets=_FAST,
-            registry=r,
         )
+        r = self.registry
+        r.register(t)
         self.store_up = Gauge(
             "agent_node_store_up", "1 when the last scrape could read the store", registry=r
         )
@@ -172,50 +153,63 @@ class NodeMetrics:
     def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
         for event in events:
             kind = event.kind
+            if kind == "node_started":  # most events: nothing to count
+                continue
             if kind == "node_completed" or kind == "node_failed":
                 self._visit(execution, event)
             elif kind == "execution_started":
-                self.executions.labels(execution.workflow_id, "started").inc()
+                self.executions.add((execution.workflow_id, "started"))
             elif kind in _ENDS or kind == "execution_canceled":
                 status = _ENDS.get(kind, "canceled")
-                self.executions.labels(execution.workflow_id, status).inc()
+                self.executions.add((execution.workflow_id, status))
             elif kind == "delegation_sent" and event.node is not None:
-                data = _data(event)
+                data = _data(event.data)
                 key = (execution.id, event.node, event.visit or 0)
                 self._sent[key] = (str(data.get("peer", "?")), event.at)
                 if len(self._sent) > _SENT_KEPT:
                     self._sent.popitem(last=False)
 
     def _visit(self, execution: ExecutionRecord, event: EventRecord) -> None:
-        data = _data(event)
         failed = event.kind == "node_failed"
         node_type = self._type_of(execution, event.node or "")
+        duration = None if failed else _duration_only(event.data)
+        if duration is not None:  # a plain step's end: nothing else to count
+            self.node_seconds.observe(duration, (node_type, "completed"))
+            if self._sent:
+                self._delegated(execution, event, "completed")
+            return
+        data = _data(event.data)
         outcome = "failed" if failed else "completed"
         if failed and data.get("retry_at") is not None:
             outcome = "retrying"
         duration = data.get("duration")
         if isinstance(duration, int | float):
-            self.node_seconds.labels(node_type, outcome).observe(duration)
+            self.node_seconds.observe(duration, (node_type, outcome))
         usage = data.get("usage")
         if isinstance(usage, dict):
             self._usage(usage)
+        if self._sent and outcome != "retrying":
+            self._delegated(execution, event, outcome)
+
+    def _delegated(self, execution: ExecutionRecord, event: EventRecord, outcome: str) -> None:
+        """The visit that ended was a delegation's: its outcome and round trip."""
         sent = self._sent.pop((execution.id, event.node or "", event.visit or 0), None)
-        if sent is not None and (not failed or outcome == "failed"):
+        if sent is not None:
             peer, at = sent
-            self.delegations.labels(peer, outcome).inc()
-            self.round_trips.labels(peer).observe(max(0.0, event.at - at))
+            self.delegations.add((peer, outcome))
+            self.round_trips.observe(max(0.0, event.at - at), (peer,))
 
     def _usage(self, usage: dict[str, Any]) -> None:
         model = str(usage.get("model") or "unknown")
         calls = usage.get("calls", 1)
-        self.model_calls.labels(model).inc(calls if isinstance(calls, int) else 1)
+        self.model_calls.add((model,), calls if isinstance(calls, int) else 1)
         for kind in ("prompt", "completion"):
             tokens = usage.get(f"{kind}_tokens")
             if isinstance(tokens, int) and tokens > 0:
-                self.model_tokens.labels(model, kind).inc(tokens)
+                self.model_tokens.add((model, kind), tokens)
         cost = usage.get("cost")
         if isinstance(cost, int | float) and cost > 0:
-            self.model_cost.labels(model).inc(cost)
+            self.model_cost.add((model,), cost)
 
     def _type_of(self, execution: ExecutionRecord, node: str) -> str:
         key = (execution.workflow_id, execution.workflow_version, node)
@@ -232,8 +226,8 @@ class NodeMetrics:
         return found
 
     def request(self, method: str, route: str, code: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(code)).inc()
-        self.request_seconds.labels(route).observe(seconds)
+        self.requests.add((method, route, str(code)))
+        self.request_seconds.observe(seconds, (route,))
 
     def commit_took(self, seconds: float) -> None:
         self.commit_seconds.observe(seconds)
@@ -302,11 +296,28 @@ def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_text, value=value)
 
 
-def _data(event: EventRecord) -> dict[str, Any]:
-    if not event.data:
+#: How a step's ``node_completed`` data begins (:func:`agent_node.engine.plans.complete_node`).
+_DURATION_FIRST = '{"duration":'
+
+
+def _duration_only(text: str | None) -> float | None:
+    """The duration of a ``node_completed`` whose data says nothing else worth
+    counting (no model usage), read without parsing it all; None when the
+    data must be parsed (:func:`_data`)."""
+    if not text or not text.startswith(_DURATION_FIRST) or '"usage"' in text:
+        return None
+    end = text.find(",", 12)
+    try:
+        return float(text[12 : end if end > 0 else -1])
+    except ValueError:
+        return None
+
+
+def _data(text: str | None) -> dict[str, Any]:
+    if not text:
         return {}
     try:
-        data = json.loads(event.data)
+        data = json.loads(text)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

@@ -13,6 +13,7 @@ peer's execution span is the child of its caller's delegation span.
 
 * :mod:`.traces_ledger` follows the commits (dict work in the observer),
 * :mod:`.traces_spans` builds the spans (GenAI conventions on model calls),
+  written as :mod:`.traces_wire` has them,
 * :mod:`.traces_http` makes the request spans,
 * :mod:`.traces_pipeline` is the SDK: OTLP/HTTP behind a batch processor.
 
@@ -24,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 from agent_node.errors import ConfigError
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from agent_node.runtime import Runtime
     from agent_node.telemetry.traces_pipeline import Pipeline
     from agent_node.telemetry.traces_spans import SpanFactory, SpecOf
+    from agent_node.telemetry.traces_wire import Encoded
     from agent_node.workflow.ir import NodeSpec
 
 __all__ = ["Traces", "start_traces", "traces_wanted"]
@@ -139,13 +141,16 @@ class Traces:
             log.exception("traces: the spans of %s could not be built", execution.id)
 
     def _emit(self, endings: Sequence[Ending]) -> None:
-        processor, spans = self._parts.processor, self._spans
+        # Spans written already pass the batch processor as finished ones do
+        # (:class:`~.traces_wire.Encoded`); the exporter knows them.
+        end = cast("Callable[[Encoded], None]", self._parts.processor.on_end)
+        spans = self._spans
         for ending in endings:
             if isinstance(ending, ExecutionEnd):
-                processor.on_end(spans.execution(ending))
+                end(spans.execution(ending))
                 continue
             for span in spans.visit(ending):
-                processor.on_end(span)
+                end(span)
 
     async def _replay(self, request: Replay) -> None:
         """Emit what ``request`` asks from the execution's log, read back."""

@@ -1,15 +1,6 @@
-"""OTLP/HTTP export of a node's spans: the protobuf wire format written
-straight from the finished spans, and POSTed on one keep-alive connection
-by the batch processor's worker thread.
-
-Why not the SDK's OTLP exporter: its encoder builds a protobuf message
-object for every span, attribute and value, and hashes the resource (as
-JSON) once per span — ~100 µs of CPU a span here, more than the commit the
-span describes. Written directly, with the attribute keys' bytes kept, a
-span costs about a fifth of that (``bench/telemetry_bench.py``). The format
-is small and stable (``opentelemetry/proto/trace/v1/trace.proto``, whose
-field numbers are the constants below); the tests decode what this writes
-with ``opentelemetry-proto``.
+"""OTLP/HTTP export of a node's spans: the protobuf wire format
+(:mod:`.traces_wire`, written by hand) POSTed on one keep-alive connection by
+the batch processor's worker thread.
 
 The exporter follows the standard variables (``OTEL_EXPORTER_OTLP_TRACES_*``,
 else ``OTEL_EXPORTER_OTLP_*``): ``ENDPOINT`` (a traces URL, or a base URL
@@ -28,19 +19,18 @@ import gzip
 import http.client
 import logging
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agent_node.settings_telemetry import TracesSettings
+from agent_node.telemetry.traces_wire import Encoded, encode
 
-__all__ = ["OtlpHttpExporter", "encode"]
+__all__ = ["OtlpHttpExporter"]
 
 log = logging.getLogger(__name__)
 
@@ -50,141 +40,6 @@ DEFAULT_TIMEOUT_MS = 10_000
 RETRYABLE = frozenset({429, 502, 503, 504})
 #: The first retry's delay (seconds); each next one doubles it.
 FIRST_BACKOFF = 0.5
-
-_FIXED64 = struct.Struct("<Q").pack
-_FIXED32 = struct.Struct("<I").pack
-_DOUBLE = struct.Struct("<d").pack
-#: Span.flags: the parent's "is remote" is known, and (second bit) true.
-_HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
-
-
-# -- the wire format ----------------------------------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field (``tag`` already holds its number and wire type)."""
-    return tag + _varint(len(payload)) + payload
-
-
-def _text(tag: bytes, text: str) -> bytes:
-    return _field(tag, text.encode())
-
-
-def _any(value: Any) -> bytes:
-    """An ``AnyValue``'s fields."""
-    if isinstance(value, str):
-        return _text(b"\x0a", value)
-    if isinstance(value, bool):
-        return b"\x10\x01" if value else b"\x10\x00"
-    if isinstance(value, int):
-        return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)  # int64, two's complement
-    if isinstance(value, float):
-        return b"\x21" + _DOUBLE(value)
-    if isinstance(value, bytes):
-        return _field(b"\x3a", value)
-    if isinstance(value, Mapping):
-        pairs = b"".join(_pair(b"\x0a", str(k), v) for k, v in value.items())
-        return _field(b"\x32", pairs)
-    if isinstance(value, Sequence):
-        return _field(b"\x2a", b"".join(_field(b"\x0a", _any(v)) for v in value))
-    return _text(b"\x0a", str(value))
-
-
-_KEYS: dict[str, bytes] = {}
-
-
-def _pair(tag: bytes, key: str, value: Any) -> bytes:
-    """A ``KeyValue`` as field ``tag``; a key's bytes are made once."""
-    encoded = _KEYS.get(key)
-    if encoded is None:
-        encoded = _text(b"\x0a", key)
-        if len(_KEYS) < 4096:  # keys come from code, but bound it all the same
-            _KEYS[key] = encoded
-    return _field(tag, encoded + _field(b"\x12", _any(value)))
-
-
-def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
-    if not attributes:
-        return b""
-    return b"".join(_pair(tag, key, value) for key, value in attributes.items())
-
-
-def _trace_state(context: Any) -> str:
-    state = getattr(context, "trace_state", None)
-    return ",".join(f"{k}={v}" for k, v in state.items()) if state else ""
-
-
-def _span(span: ReadableSpan) -> bytes:
-    """A ``Span`` message (without its own tag)."""
-    context, parent = span.context, span.parent
-    if context is None:
-        return b""
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big")]
-    parts += [b"\x12\x08", context.span_id.to_bytes(8, "big")]
-    if state := _trace_state(context):
-        parts.append(_text(b"\x1a", state))
-    flags = _HAS_IS_REMOTE
-    if parent is not None:
-        parts += [b"\x22\x08", parent.span_id.to_bytes(8, "big")]
-        flags |= _IS_REMOTE if parent.is_remote else 0
-    parts += [_text(b"\x2a", span.name), b"\x30", _varint(span.kind.value + 1)]
-    parts += [b"\x39", _FIXED64(span.start_time or 0), b"\x41", _FIXED64(span.end_time or 0)]
-    parts.append(_attributes(b"\x4a", span.attributes))
-    if span.dropped_attributes:
-        parts += [b"\x50", _varint(span.dropped_attributes)]
-    for event in span.events:
-        body = b"\x09" + _FIXED64(event.timestamp) + _text(b"\x12", event.name)
-        parts.append(_field(b"\x5a", body + _attributes(b"\x1a", event.attributes)))
-    for link in span.links:
-        linked = link.context
-        body = b"\x0a\x10" + linked.trace_id.to_bytes(16, "big")
-        body += b"\x12\x08" + linked.span_id.to_bytes(8, "big")
-        parts.append(_field(b"\x6a", body + _attributes(b"\x22", link.attributes)))
-    status = span.status
-    if status.status_code.value:
-        message = _text(b"\x12", status.description) if status.description else b""
-        parts.append(_field(b"\x7a", message + b"\x18" + _varint(status.status_code.value)))
-    parts += [b"\x85\x01", _FIXED32(flags)]  # field 16, fixed32
-    return b"".join(parts)
-
-
-def encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """An ``ExportTraceServiceRequest``: the spans grouped by resource and
-    instrumentation scope, in the order they came."""
-    groups: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
-    for span in spans:
-        key = (id(span.resource), id(span.instrumentation_scope))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = (span.resource, span.instrumentation_scope, [])
-        group[2].append(_field(b"\x12", _span(span)))
-    out = []
-    for resource, scope, encoded in groups.values():
-        scope_fields = b""
-        if scope is not None:
-            scope_fields = _text(b"\x0a", scope.name)
-            scope_fields += _text(b"\x12", scope.version) if scope.version else b""
-        scope_spans = _field(b"\x0a", scope_fields) + b"".join(encoded)
-        if scope is not None and scope.schema_url:
-            scope_spans += _text(b"\x1a", scope.schema_url)
-        body = _field(b"\x0a", _attributes(b"\x0a", resource.attributes))
-        body += _field(b"\x12", scope_spans)
-        if resource.schema_url:
-            body += _text(b"\x1a", resource.schema_url)
-        out.append(_field(b"\x0a", body))
-    return b"".join(out)
-
 
 # -- the transport ------------------------------------------------------------------
 
@@ -250,7 +105,7 @@ class OtlpHttpExporter(SpanExporter):
         self._connection: http.client.HTTPConnection | None = None
         self._stopped = threading.Event()
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan | Encoded]) -> SpanExportResult:
         if self._stopped.is_set():
             return SpanExportResult.FAILURE
         body = encode(spans)

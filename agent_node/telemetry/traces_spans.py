@@ -19,24 +19,25 @@ attempts, waits and failures — apart from what is the model's. A node
 with tools may call its model several times: the one span sums them
 (``agent_node.model.calls``).
 
-Spans are handed to the batch processor as finished ``ReadableSpan``s: no
-tracer, no sampler, no id generator is involved, so their ids, parents
-and times are exactly the derived and recorded ones. A trace whose
-``traceparent`` says "not sampled" gets none (the ledger drops it).
+Spans are handed to the batch processor written already
+(:class:`~.traces_wire.Encoded`): no tracer, no sampler, no id generator is
+involved, so their ids, parents and times are exactly the derived and
+recorded ones; what a node's spans repeat — its name and attributes, an
+execution's ids — is written once, so a visit's span costs a few
+microseconds of the event loop. A trace whose ``traceparent`` says "not
+sampled" gets none (the ledger drops it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
-from opentelemetry.trace.status import Status, StatusCode
 
+from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.traces_ids import (
     Origin,
     call_span_id,
@@ -49,8 +50,6 @@ from agent_node.workflow.ir import NodeSpec
 
 __all__ = ["SpanFactory", "provider_and_model"]
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_UNSET = Status(StatusCode.UNSET)
 #: litellm's provider prefixes -> ``gen_ai.provider.name`` (others are kept as they are).
 _PROVIDERS = {
     "openai": "openai",
@@ -74,10 +73,12 @@ _PROVIDERS = {
 }
 #: Bare model names litellm routes by their prefix.
 _BARE = (("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("claude", "anthropic"))
-#: Executions whose span context is kept (for their visits) at most.
-_CONTEXTS = 10_000
+#: Executions whose ids are kept (for their visits), and nodes whose spans'
+#: fixed parts are, at most.
+_KEPT = 10_000
 #: Visit types whose ends need the event's data parsed.
 _WITH_DATA = frozenset({"model", "eval"})
+_ERROR = 2
 #: A lookup of a visit's node spec: (execution's workflow id, version, ref, node) -> spec.
 SpecOf = Callable[[str, str, str | None, str], NodeSpec | None]
 
@@ -96,6 +97,26 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
+def _id(span_id: int) -> bytes:
+    return span_id.to_bytes(8, "big")
+
+
+class _Node:
+    """What every span of one node's visits shares, written once."""
+
+    __slots__ = ("attributes", "head", "spec", "type")
+
+    def __init__(self, spec: NodeSpec | None, node: str) -> None:
+        self.spec = spec
+        self.type = spec.type if spec is not None else "unknown"
+        self.head = wire.head(f"{self.type} {node}", wire.INTERNAL)
+        # Few attributes: each costs the exporter more than the span's own
+        # fields; the execution's are on its span.
+        self.attributes = wire.attributes(
+            {"agent_node.node.id": node, "agent_node.node.type": self.type}
+        )
+
+
 class SpanFactory:
     """Builds a node's spans; ``spec_of`` finds a visit's node spec."""
 
@@ -106,52 +127,34 @@ class SpanFactory:
         self.scope = scope
         self.node = node
         self._spec_of = spec_of
-        #: Each execution's span context, derived once for all its visits.
-        self._contexts: dict[str, SpanContext] = {}
+        #: Each execution's trace id and span id, written once for all its visits.
+        self._ids: dict[str, tuple[bytes, bytes]] = {}
+        self._nodes: dict[tuple[str, str, str], _Node] = {}
+        self._execution_head = wire.head(f"invoke_agent {node}", wire.INTERNAL)
 
-    def _context_of(self, execution_id: str, origin: Origin) -> SpanContext:
-        found = self._contexts.get(execution_id)
+    def _encoded(self, data: bytes) -> wire.Encoded:
+        return wire.Encoded(data, self.resource, self.scope)
+
+    def _ids_of(self, execution_id: str, origin: Origin) -> tuple[bytes, bytes]:
+        found = self._ids.get(execution_id)
         if found is None:
-            if len(self._contexts) >= _CONTEXTS:  # executions whose end this process never sees
-                self._contexts.clear()
-            span_id = execution_span_id(execution_id)
-            found = self._contexts[execution_id] = SpanContext(
-                origin.trace_id, span_id, False, _SAMPLED
-            )
+            if len(self._ids) >= _KEPT:  # executions whose end this process never sees
+                self._ids.clear()
+            trace = origin.trace_id.to_bytes(16, "big")
+            found = self._ids[execution_id] = (trace, _id(execution_span_id(execution_id)))
         return found
 
-    def _child(self, origin: Origin, span_id: int) -> SpanContext:
-        return SpanContext(origin.trace_id, span_id, False, _SAMPLED)
+    def _node(self, workflow: str, version: str, ref: str | None, node: str) -> _Node:
+        key = (workflow, version, node)
+        found = self._nodes.get(key)
+        if found is None:
+            if len(self._nodes) >= _KEPT:
+                self._nodes.clear()
+            found = self._nodes[key] = _Node(self._spec_of(workflow, version, ref, node), node)
+        return found
 
-    def _span(
-        self,
-        name: str,
-        context: SpanContext,
-        parent: SpanContext | None,
-        start: float,
-        end: float,
-        attributes: Mapping[str, Any],
-        *,
-        kind: SpanKind = SpanKind.INTERNAL,
-        status: Status = _UNSET,
-        events: tuple[Event, ...] = (),
-    ) -> ReadableSpan:
-        return ReadableSpan(
-            name,
-            context,
-            parent,
-            self.resource,
-            attributes,
-            events,
-            kind=kind,
-            status=status,
-            start_time=_ns(start),
-            end_time=_ns(max(start, end)),
-            instrumentation_scope=self.scope,
-        )
-
-    def execution(self, end: ExecutionEnd) -> ReadableSpan:
-        record = end.execution
+    def execution(self, end: ExecutionEnd) -> wire.Encoded:
+        record, origin = end.execution, end.origin
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": self.node,
@@ -164,80 +167,74 @@ class SpanFactory:
             attributes["gen_ai.conversation.id"] = record.context_id
         if (caller := record.caller) is not None:
             attributes["agent_node.caller"] = caller
-        status = _UNSET
+        tail = b""
         if end.status == "failed":
             attributes["error.type"] = "_OTHER"
-            status = Status(StatusCode.ERROR, str(data_of(end.data).get("error") or "failed"))
-        context = self._context_of(record.id, end.origin)
-        self._contexts.pop(record.id, None)
-        parent = None
-        if end.origin.parent_id is not None:
-            parent = SpanContext(end.origin.trace_id, end.origin.parent_id, True, _SAMPLED)
-        return self._span(
-            f"invoke_agent {self.node}",
-            context,
-            parent,
-            record.created_at,
-            end.at,
-            attributes,
-            status=status,
+            tail = wire.status(_ERROR, str(data_of(end.data).get("error") or "failed"))
+        trace, span_id = self._ids_of(record.id, origin)
+        self._ids.pop(record.id, None)
+        parent = b"" if origin.parent_id is None else _id(origin.parent_id)
+        start = _ns(record.created_at)
+        return self._encoded(
+            wire.span(
+                trace,
+                int.from_bytes(span_id, "big"),
+                parent,
+                bool(parent),
+                self._execution_head,
+                start,
+                max(start, _ns(end.at)),
+                wire.attributes(attributes) + tail,
+            )
         )
 
-    def visit(self, end: VisitEnd) -> list[ReadableSpan]:
+    def visit(self, end: VisitEnd) -> list[wire.Encoded]:
         """The visit's span and, by its node type, its model call or outgoing call."""
-        record, visit = end.execution, end.visit
-        spec = self._spec_of(
+        record, visit, origin = end.execution, end.visit, end.origin
+        node = self._node(
             record.workflow_id, record.workflow_version, record.workflow_ref, visit.node
         )
-        node_type = spec.type if spec is not None else "unknown"
         key = f"{record.id}/{visit.node}/{visit.visit}"
         start = visit.start if visit.start is not None else end.at
-        # Few attributes: each costs the exporter more than the span's own
-        # fields; the execution's are on its span, and 1 is said by silence.
-        attributes: dict[str, Any] = {
-            "agent_node.node.id": visit.node,
-            "agent_node.node.type": node_type,
-        }
+        start_ns, end_ns = _ns(start), _ns(end.at)
+        end_ns = max(start_ns, end_ns)
+        extra: dict[str, Any] = {}  # 1 visit, 1 attempt, completed: said by silence
         if visit.visit > 1:
-            attributes["agent_node.visit"] = visit.visit
+            extra["agent_node.visit"] = visit.visit
         if visit.attempt > 1:
-            attributes["agent_node.attempts"] = visit.attempt
+            extra["agent_node.attempts"] = visit.attempt
         if end.outcome != "completed":
-            attributes["agent_node.visit.outcome"] = end.outcome
-        status = _UNSET
-        data = data_of(end.data) if node_type in _WITH_DATA or end.outcome == "failed" else {}
-        if end.outcome == "failed":
-            attributes["error.type"] = str(data.get("type") or "_OTHER")
-            status = Status(StatusCode.ERROR, str(data.get("error") or "failed"))
-        context = self._child(end.origin, visit_span_id(key))
+            extra["agent_node.visit.outcome"] = end.outcome
+        status = b""
+        failed = end.outcome == "failed"
+        data = data_of(end.data) if node.type in _WITH_DATA or failed else {}
+        if failed:
+            extra["error.type"] = str(data.get("type") or "_OTHER")
+            status = wire.status(_ERROR, str(data.get("error") or "failed"))
+        trace, parent = self._ids_of(record.id, origin)
+        span_id = visit_span_id(key)
+        tail = node.attributes
+        if extra:
+            tail += wire.attributes(extra)
+        if visit.failures or visit.notes:
+            tail += _events_of(end)
         spans = [
-            self._span(
-                f"{node_type} {visit.node}",
-                context,
-                self._context_of(record.id, end.origin),
-                start,
-                end.at,
-                attributes,
-                status=status,
-                events=_events_of(end),
+            self._encoded(
+                wire.span(trace, span_id, parent, False, node.head, start_ns, end_ns, tail + status)
             )
         ]
         usage = data.get("usage")
         if isinstance(usage, dict) and usage.get("model"):
-            spans.append(self._chat(end, key, context, start, data, usage))
-        call = _CALLS.get(node_type)
-        if call is not None and spec is not None:
-            name, call_attributes = call(spec, end)
+            spans.append(self._chat(end, key, trace, _id(span_id), start, data, usage))
+        call = _CALLS.get(node.type)
+        if call is not None and node.spec is not None:
+            name, call_attributes = call(node.spec, end)
+            call_id = call_span_id(origin.traceparent, key)
+            head = wire.head(name, wire.CLIENT)
+            tail = wire.attributes(call_attributes) + status
             spans.append(
-                self._span(
-                    name,
-                    self._child(end.origin, call_span_id(end.origin.traceparent, key)),
-                    context,
-                    start,
-                    end.at,
-                    call_attributes,
-                    kind=SpanKind.CLIENT,
-                    status=status,
+                self._encoded(
+                    wire.span(trace, call_id, _id(span_id), False, head, start_ns, end_ns, tail)
                 )
             )
         return spans
@@ -246,11 +243,12 @@ class SpanFactory:
         self,
         end: VisitEnd,
         key: str,
-        parent: SpanContext,
+        trace: bytes,
+        parent: bytes,
         visit_start: float,
         data: dict[str, Any],
         usage: dict[str, Any],
-    ) -> ReadableSpan:
+    ) -> wire.Encoded:
         """The visit's model call(s) (its last attempt's), by the GenAI conventions."""
         answered = str(usage["model"])
         output = data.get("output")
@@ -280,27 +278,28 @@ class SpanFactory:
             attributes["agent_node.model.fell_back"] = given_up
         duration = data.get("duration")
         start = end.at - duration if isinstance(duration, int | float) else visit_start
-        status = _UNSET
+        status = b""
         if end.outcome == "failed":
             attributes["error.type"] = str(data.get("type") or "_OTHER")
-            status = Status(StatusCode.ERROR, str(data.get("error") or "failed"))
-        return self._span(
-            f"chat {request_model}",
-            self._child(end.origin, chat_span_id(key)),
-            parent,
-            max(start, visit_start),
-            end.at,
-            attributes,
-            kind=SpanKind.CLIENT,
-            status=status,
+            status = wire.status(_ERROR, str(data.get("error") or "failed"))
+        start_ns = _ns(max(start, visit_start))
+        return self._encoded(
+            wire.span(
+                trace,
+                chat_span_id(key),
+                parent,
+                False,
+                wire.head(f"chat {request_model}", wire.CLIENT),
+                start_ns,
+                max(start_ns, _ns(end.at)),
+                wire.attributes(attributes) + status,
+            )
         )
 
 
-def _events_of(end: VisitEnd) -> tuple[Event, ...]:
+def _events_of(end: VisitEnd) -> bytes:
     """Failed attempts as ``exception`` events; waits and delegation news as theirs."""
-    if not (end.visit.failures or end.visit.notes):
-        return ()
-    found: list[tuple[float, Event]] = []
+    found: list[tuple[float, bytes]] = []
     for at, attempt, text in end.visit.failures:
         data = data_of(text)
         attributes: dict[str, Any] = {
@@ -312,12 +311,12 @@ def _events_of(end: VisitEnd) -> tuple[Event, ...]:
             attributes["agent_node.retry_at"] = float(data["retry_at"])
         if data.get("throttled"):
             attributes["agent_node.throttled"] = True
-        found.append((at, Event("exception", attributes, _ns(at))))
+        found.append((at, wire.event(_ns(at), "exception", attributes)))
     for at, kind, text in end.visit.notes:
         data = data_of(text)
         noted = {f"agent_node.{k}": v for k, v in data.items() if k in _NOTED and _plain(v)}
-        found.append((at, Event(kind, noted, _ns(at))))
-    return tuple(event for _, event in sorted(found, key=lambda pair: pair[0]))
+        found.append((at, wire.event(_ns(at), kind, noted)))
+    return b"".join(event for _, event in sorted(found, key=lambda pair: pair[0]))
 
 
 #: What of a wait's or delegation's data becomes attributes of its event.

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from support.otlp import OtlpReceiver, ReceivedSpan, receiving
+from support.otlp import OtlpReceiver, ReceivedSpan, decode, receiving
 
 from agent_node.errors import ConfigError
 from agent_node.nodes.delegate import DelegateNode
@@ -463,6 +463,13 @@ def factory() -> SpanFactory:
     return SpanFactory(resource, scope, "n", lambda *a: specs.get(a[-1]))
 
 
+def built(end: VisitEnd) -> list[ReceivedSpan]:
+    """The spans of ``end`` as a collector reads them (they are built written)."""
+    from agent_node.telemetry.traces_wire import encode
+
+    return decode(encode(factory().visit(end)))
+
+
 def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() -> None:
     ledger, log = Ledger(), Log()
     ledger.committed(
@@ -484,10 +491,13 @@ def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() 
     )
     [end], _ = ledger.committed(record(), [done])
     assert isinstance(end, VisitEnd)
-    visit, chat = factory().visit(end)
-    assert (visit.name, chat.name) == ("model write", "chat qwen")
-    assert chat.parent is not None and chat.parent.span_id == visit.context.span_id
-    assert dict(chat.attributes or {}) == {
+    visit, chat = built(end)
+    assert (visit.name, chat.name, chat.kind) == ("model write", "chat qwen", "CLIENT")
+    assert chat.parent_id == visit.span_id and chat.trace_id == visit.trace_id == TRACE
+    assert visit.parent_id == f"{execution_span_id('e1'):016x}"
+    assert visit.span_id == f"{visit_span_id('e1/write/1'):016x}"
+    assert visit.attributes == {"agent_node.node.id": "write", "agent_node.node.type": "model"}
+    assert chat.attributes == {
         "gen_ai.operation.name": "chat",
         "gen_ai.request.model": "qwen",  # asked first
         "gen_ai.response.model": "gpt-4o",  # answered
@@ -501,7 +511,7 @@ def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() 
         "agent_node.model.fell_back": ["ollama_chat/qwen"],
     }
     # The last attempt's run, inside the visit.
-    assert (chat.start_time, chat.end_time) == (10_500_000_000, 12_000_000_000)
+    assert (chat.start, chat.end) == (10.5, 12.0)
 
 
 def test_a_failed_visit_is_an_error_with_each_attempt_an_exception_event() -> None:
@@ -517,16 +527,61 @@ def test_a_failed_visit_is_an_error_with_each_attempt_an_exception_event() -> No
         record(status="failed"), [final, log("execution_failed", 11.5, error="x")]
     )
     assert isinstance(end, VisitEnd)
-    visit, call = factory().visit(end)
-    assert visit.status.status_code.name == "ERROR" and visit.status.description == "peer down"
-    assert [(e.name, dict(e.attributes or {})["agent_node.attempt"]) for e in visit.events] == [
-        ("exception", 1),
-        ("exception", 2),
+    visit, call = built(end)
+    assert (visit.status, visit.status_message) == ("ERROR", "peer down")
+    assert visit.attributes["agent_node.attempts"] == 2
+    assert visit.attributes["error.type"] == "PeerError"
+    assert [(e[0], e[1], e[2]["agent_node.attempt"]) for e in visit.events] == [
+        ("exception", 10.2, 1),
+        ("exception", 11.5, 2),
     ]
+    assert visit.events[0][2]["agent_node.retry_at"] == 11.0
     # The delegation's span has the id the peer was sent, even though it never answered.
-    assert call.name == "invoke_agent b" and call.kind.name == "CLIENT"
-    assert call.context is not None and call.context.span_id == call_span_id(PARENT, "e1/ask/1")
-    assert visit.start_time == 10_100_000_000
+    assert (call.name, call.kind, call.status) == ("invoke_agent b", "CLIENT", "ERROR")
+    assert call.span_id == f"{call_span_id(PARENT, 'e1/ask/1'):016x}"
+    assert call.parent_id == visit.span_id
+    assert call.attributes["agent_node.peer"] == "b"
+    assert visit.start == 10.1
+
+
+def test_an_execution_s_span_is_its_caller_s_child_across_processes() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from agent_node.telemetry.traces_wire import encode
+
+    ledger, log = Ledger(), Log()
+    ledger.committed(record(), [log("execution_started", 10.0)])
+    [end], _ = ledger.committed(
+        record(status="failed"), [log("execution_failed", 12.5, error="it broke")]
+    )
+    assert isinstance(end, ExecutionEnd)
+    body = encode([factory().execution(end)])
+    [span] = decode(body)
+    assert (span.name, span.kind, span.start, span.end) == (
+        "invoke_agent n",
+        "INTERNAL",
+        10.0,
+        12.5,
+    )
+    assert (span.trace_id, span.parent_id) == (TRACE, CALLER)
+    assert span.span_id == f"{execution_span_id('e1'):016x}"
+    assert (span.status, span.status_message) == ("ERROR", "it broke")
+    assert span.attributes["gen_ai.conversation.id"] == "ctx"
+    assert span.attributes["agent_node.execution.status"] == "failed"
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    assert request.resource_spans[0].scope_spans[0].spans[0].flags == 0x300  # a remote parent
+    # A trace the node made up: the execution is its root.
+    root = ExecutionEnd(record({"traceparent": PARENT, "trace_root": True}), *_origin_at(end))
+    [span] = decode(encode([factory().execution(root)]))
+    assert span.parent_id is None and span.trace_id == TRACE and span.status == "UNSET"
+
+
+def _origin_at(end: ExecutionEnd) -> tuple[Any, float, str, str | None]:
+    origin = origin_of(json.dumps({"traceparent": PARENT, "trace_root": True}))
+    return origin, end.at, "completed", None
 
 
 # -- the OTLP/HTTP exporter ----------------------------------------------------------
@@ -542,7 +597,7 @@ def test_what_the_exporter_writes_decodes_as_the_protobuf_says() -> None:
     from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
     from opentelemetry.trace.status import Status, StatusCode
 
-    from agent_node.telemetry.traces_otlp import encode
+    from agent_node.telemetry.traces_wire import encode
 
     resource = Resource.create({"service.name": "n", "service.instance.id": "i"})
     scope = InstrumentationScope("agent_node", "0.1")
