@@ -98,7 +98,7 @@ class Control:
             plans.resolve_wait(txn, workflow, wait, outcome, {"event": event, "payload": payload})
             return txn.execution
 
-        report(await self.store.apply(execution_id, plan, related=True))
+        report(await self.store.apply(execution_id, plan, related=True, state=True))
         faults.hit("after_wait_resolution")
 
     async def inform(
@@ -134,7 +134,7 @@ class Control:
             return True, txn.execution if was not in TERMINAL else None
 
         try:
-            informed, ended = await self.store.apply(execution_id, plan, related=True)
+            informed, ended = await self.store.apply(execution_id, plan, related=True, state=True)
         except UnknownExecution:
             return False
         if ended is not None:
@@ -159,7 +159,7 @@ class Control:
             plans.resolve_wait(txn, workflow, current, outcome, {"expired": True})
             return txn.execution
 
-        expired = await self.store.apply(wait.execution_id, plan, related=True)
+        expired = await self.store.apply(wait.execution_id, plan, related=True, state=True)
         if expired is not None:
             report(expired)
 
@@ -189,7 +189,7 @@ def _resume_context(
         workflow,
         workflow.node(node),
         visit,
-        json.loads(txn.execution.state),
+        json.loads(plans.state_of(txn)),
         txn.now,
         delegation,
         wait,

@@ -10,7 +10,10 @@ Event kinds and their ``data``:
 
 ``execution_started``   ``{"workflow", "input"}``
 ``node_started``        (the attempt is in the row)
-``node_completed``      ``{"patch"?, "next", "duration"?, "output"?, "usage"?}``
+``node_completed``      ``{"patch"?, "append"?, "remove"?, "next", "duration"?, "output"?,
+                        "usage"?}``: the node's change to the state, if any
+                        (:mod:`~agent_node.store.patches`), is all a step
+                        writes of it
 ``node_failed``         ``{"error", "type", "retry_at", "duration", "traceback"?}``
                         (a python step's, see :mod:`~agent_node.engine.tracebacks`)
 ``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"[, "auth"]}``:
@@ -36,6 +39,7 @@ from typing import Any
 
 from agent_node.errors import InvalidSignal
 from agent_node.store.base import Txn
+from agent_node.store.patches import StatePatch, diff
 from agent_node.store.records import (
     TERMINAL,
     DelegationRecord,
@@ -59,6 +63,7 @@ __all__ = [
     "resolve_wait",
     "start_claimed",
     "start_execution",
+    "state_of",
 ]
 
 dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -78,11 +83,11 @@ class Lease:
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
-    """A node's effect on the state: changed keys, and the whole new state as
-    JSON computed against the state at ``base_seq``."""
+    """A node's effect on the state: its patch, computed against the state
+    at ``base_seq``. Applied in ``seq`` order, it needs no more: a branch
+    that committed since then keeps its keys."""
 
-    patch: Mapping[str, Any]
-    state_json: str
+    patch: StatePatch
     base_seq: int
 
 
@@ -150,13 +155,14 @@ def complete_node(
     """Commit one attempt's outcome; returns the visits leased to ``lease``."""
     record = txn.execution
     txn.delete_work(item.node, item.visit)
-    if change is not None and change.patch:
-        record.state = _merged_state(record.state, record.last_seq, change)
     cursor = _Cursor.load(record.cursor)
     info: dict[str, Any] = {"duration": round(duration, 6)}
-    if change is not None and change.patch:
-        info["patch"] = change.patch
+    patch = change.patch if change is not None else None
+    if patch:
+        info.update(patch.event_fields())
     leased = _apply(txn, workflow, cursor, item.node, item.visit, outcome, info, lease)
+    if patch:
+        _change_state(txn, item.node, item.visit, patch)
     record.cursor = cursor.dump()
     return leased
 
@@ -195,10 +201,13 @@ def resolve_wait(
     record = txn.execution
     cursor = _Cursor.load(record.cursor)
     details: dict[str, Any] = {}
+    patch = None
     if isinstance(outcome, Advance) and outcome.patch:
-        record.state = validated_patch(workflow, record.state, outcome.patch)
-        details["patch"] = dict(outcome.patch)
+        patch = validated_patch(workflow, state_of(txn), outcome.patch)
+        details.update(patch.event_fields())
     leased = _apply(txn, workflow, cursor, wait.node, wait.visit, outcome, details, None)
+    if patch:
+        _change_state(txn, wait.node, wait.visit, patch)
     record.cursor = cursor.dump()
     return leased
 
@@ -246,16 +255,27 @@ def find_event_wait(txn: Txn, event: str) -> WaitRecord:
     raise InvalidSignal(f"execution {record.id} is not waiting for event {event!r}{hint}")
 
 
-def validated_patch(workflow: CompiledWorkflow, state_json: str, patch: Mapping[str, Any]) -> str:
-    """Apply ``patch`` and validate the whole state; raises :class:`InvalidSignal`."""
+def validated_patch(
+    workflow: CompiledWorkflow, state_json: str, patch: Mapping[str, Any]
+) -> StatePatch:
+    """Apply ``patch`` and validate the whole state: the change as the state
+    model has it (coerced values, and whatever its validators changed);
+    raises :class:`InvalidSignal`."""
     from pydantic import ValidationError
 
-    merged = {**json.loads(state_json), **patch}
+    before = json.loads(state_json)
     try:
-        model = workflow.state_model.model_validate(merged)
+        model = workflow.state_model.model_validate({**before, **patch})
     except ValidationError as exc:
         raise InvalidSignal(f"the payload does not fit the workflow's state: {exc}") from None
-    return dumps(model.model_dump(mode="json"))
+    return diff(before, model.model_dump(mode="json"))
+
+
+def state_of(txn: Txn) -> str:
+    """The whole current state, which the plan's store read for it (``state=True``)."""
+    if txn.state is None:
+        raise RuntimeError("this plan needs the execution's state (state=True)")
+    return txn.state
 
 
 # -- cancel ----------------------------------------------------------------------
@@ -456,10 +476,11 @@ def _cancel_delegation(txn: Txn, held: DelegationRecord) -> None:
     _update_delegation(txn, replace(held, state="canceling", next_poll_at=txn.now, polls=0))
 
 
-def _merged_state(current: str, last_seq: int, change: StateChange) -> str:
-    if last_seq == change.base_seq:
-        return change.state_json
-    # Another branch committed since this node read the state: keep its keys.
-    merged = json.loads(current)
-    merged.update(change.patch)
-    return dumps(merged)
+def _change_state(txn: Txn, node: str, visit: int, patch: StatePatch) -> None:
+    """The state changes by ``patch``, logged in the visit's ``node_completed``
+    event of this transaction (the store keeps the state: :mod:`~agent_node.store.snapshots`)."""
+    for event in reversed(txn.events):
+        if event.kind == "node_completed" and (event.node, event.visit) == (node, visit):
+            txn.change_state(patch, event.seq, len(event.data or ""))
+            return
+    raise RuntimeError(f"a change to the state without the node_completed of {node}/{visit}")

@@ -31,6 +31,7 @@ from agent_node.errors import (
     UsageError,
 )
 from agent_node.store.base import Fence, Store, Txn
+from agent_node.store.patches import diff
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NO_RETRY, RetryPolicy
@@ -55,8 +56,10 @@ CRASH_ALLOWANCE = 10
 MAX_THROTTLE = 3600.0
 #: How often a worker retries a node whose workflow it cannot load.
 _NOT_HERE = RetryPolicy(initial_delay=30.0, backoff=1.0, max_delay=30.0, jitter=0.2)
-#: The state a chain of nodes carries along: (JSON, model, data).
-StateCache = tuple[str, BaseModel, dict[str, Any]]
+#: The state a chain of nodes carries along: (its ``state_seq``, model, data).
+#: A claim whose execution's ``state_seq`` is another was changed by another
+#: writer (a parallel branch, a signal): the state is read again.
+StateCache = tuple[int, BaseModel, dict[str, Any]]
 #: What a run returns: the next claim to run here, extra claims to start, the cache.
 Step = tuple[Claim | None, list[Claim], StateCache | None]
 
@@ -89,9 +92,12 @@ class Runner:
             await self._fail(item, exc, 0.0, final=False, policy=_NOT_HERE)
             return None, [], None
         try:
-            state, data = _load_state(workflow, record.state, cache)
+            seq, state, data = await self._load_state(workflow, record, cache)
         except StateValidationError as exc:
             await self._fail(item, exc, 0.0, final=True)
+            return None, [], None
+        except UnknownExecution as exc:  # deleted meanwhile (pruned): nothing to run
+            log.warning("dropped %s: %s", item.key, exc)
             return None, [], None
         spec = workflow.node(item.node)
         allowed = (spec.retry or NO_RETRY).max_attempts + CRASH_ALLOWANCE
@@ -122,7 +128,7 @@ class Runner:
         try:
             async with asyncio.timeout(spec.timeout):
                 outcome = await self.executors[spec.type].execute(ctx)
-            change, new_cache = _state_change(ctx, record, outcome)
+            change, new_cache = _state_change(ctx, outcome, seq)
         except TimeoutError:
             error: Exception = NodeTimeout(f"node {spec.id!r} timed out after {spec.timeout}s")
             trace = None
@@ -142,6 +148,28 @@ class Runner:
         retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
         await self._fail(item, error, duration, final=not retry, policy=policy, trace=trace)
         return None, [], None
+
+    async def _load_state(
+        self, workflow: CompiledWorkflow, record: ExecutionRecord, cache: StateCache | None
+    ) -> StateCache:
+        """The state the claimed node runs on: the one carried from the node
+        before when nobody changed it since, else the row's (a small state),
+        else the store's (a snapshot and the patches since it)."""
+        if cache is not None and cache[0] == record.state_seq:
+            return cache
+        text, seq = record.state, record.state_seq
+        if not text:
+            read = await self.store.get(record.id)
+            if read is None:
+                raise UnknownExecution(record.id)
+            text, seq = read.state, read.state_seq
+        data = json.loads(text)
+        try:
+            return seq, workflow.state_model.model_validate(data), data
+        except ValidationError as exc:
+            raise StateValidationError(
+                f"the stored state does not fit {workflow.key}: {exc}"
+            ) from None
 
     async def _note(self, item: WorkItem, kind: str, data: Mapping[str, Any]) -> None:
         """Log ``kind`` about ``item``'s attempt while it runs (fenced: a lost
@@ -188,17 +216,20 @@ class Runner:
         outcome: Outcome,
         change: plans.StateChange | None,
         started: float,
-        cache: StateCache | None,
+        cache: StateCache,
     ) -> Step:
         duration = time.perf_counter() - started
         lease = plans.Lease(self.owner, time.time() + self.lease_ttl)
 
-        def plan(txn: Txn) -> tuple[list[WorkItem], ExecutionRecord]:
+        def plan(txn: Txn) -> tuple[list[WorkItem], ExecutionRecord, bool]:
+            # Nobody changed the state since this node read it: the state the
+            # runner holds (with this node's change) is the committed one.
+            current = txn.execution.state_seq == cache[0]
             leased = plans.complete_node(txn, workflow, item, outcome, change, duration, lease)
-            return leased, txn.execution
+            return leased, txn.execution, current
 
         try:
-            leased, record = await self.store.apply(
+            leased, record, current = await self.store.apply(
                 item.execution_id,
                 plan,
                 fence=_fence(item),
@@ -212,9 +243,8 @@ class Runner:
         if not leased:
             return None, [], None
         extras = [Claim(extra, record) for extra in leased[1:]]
-        if cache is not None and record.state != cache[0]:
-            cache = None
-        return Claim(leased[0], record), extras, cache
+        kept = (record.state_seq, cache[1], cache[2]) if current else None
+        return Claim(leased[0], record), extras, kept
 
     async def _fail(
         self,
@@ -256,30 +286,21 @@ def _needs_related(workflow: CompiledWorkflow, outcome: Outcome) -> bool:
     )
 
 
-def _load_state(
-    workflow: CompiledWorkflow, text: str, cache: StateCache | None
-) -> tuple[BaseModel, dict[str, Any]]:
-    if cache is not None and cache[0] == text:
-        return cache[1], cache[2]
-    data = json.loads(text)
-    try:
-        return workflow.state_model.model_validate(data), data
-    except ValidationError as exc:
-        raise StateValidationError(f"the stored state does not fit {workflow.key}: {exc}") from None
-
-
 def _state_change(
-    ctx: NodeContext, record: ExecutionRecord, outcome: Outcome
-) -> tuple[plans.StateChange | None, tuple[str, BaseModel, dict[str, Any]] | None]:
+    ctx: NodeContext, outcome: Outcome, seq: int
+) -> tuple[plans.StateChange | None, StateCache]:
+    """The change ``outcome`` makes to the state read at ``seq`` (its patch:
+    what a step writes), and the state after it. The outcome's state is
+    dumped to JSON data, not to text: values it shares with the state before
+    cost nothing to compare (:func:`~agent_node.store.patches.diff`)."""
+    data = ctx.data if isinstance(ctx.data, dict) else dict(ctx.data)
     if not isinstance(outcome, Advance) or (outcome.state is None and not outcome.patch):
-        return None, (record.state, ctx.state, dict(ctx.data))
+        return None, (seq, ctx.state, data)
     model = outcome.state
     if model is None:
         model = coerce_state(ctx, outcome.patch)
-    data = model.model_dump(mode="json")
-    old = ctx.data
-    patch = {k: v for k, v in data.items() if k not in old or old[k] != v}
+    new = model.model_dump(mode="json")
+    patch = diff(data, new)
     if not patch:
-        return None, (record.state, ctx.state, dict(ctx.data))
-    text = plans.dumps(data)
-    return plans.StateChange(patch, text, record.last_seq), (text, model, data)
+        return None, (seq, ctx.state, data)
+    return plans.StateChange(patch, seq), (seq, model, new)

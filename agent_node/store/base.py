@@ -35,6 +35,7 @@ from typing import Protocol, TypeVar
 
 from agent_node.store.gauges import StoreGauges
 from agent_node.store.live import Live
+from agent_node.store.patches import StatePatch
 from agent_node.store.records import (
     Asking,
     Claim,
@@ -48,7 +49,16 @@ from agent_node.store.records import (
 )
 from agent_node.store.slots import SharedSlots
 
-__all__ = ["ClaimPlan", "CommitObserver", "Fence", "Listener", "Plan", "Store", "Txn"]
+__all__ = [
+    "ClaimPlan",
+    "CommitObserver",
+    "Fence",
+    "Listener",
+    "Plan",
+    "StateWrite",
+    "Store",
+    "Txn",
+]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -73,10 +83,14 @@ class Fence:
 class Txn:
     """One execution's pending changes, built by a plan inside a transaction.
 
-    ``execution`` is the locked row; a plan changes its fields in place.
-    ``work``, ``waits`` and ``delegations`` are the execution's rows when the
-    caller asked for them (``related=True``), else ``None``; read under the
-    execution's lock, they are current for the whole transaction.
+    ``execution`` is the locked row; a plan changes its fields in place —
+    but never its ``state``: a plan that changes the state says how with
+    :meth:`change_state`, and the store decides what to write
+    (:mod:`.snapshots`). ``work``, ``waits`` and ``delegations`` are the
+    execution's rows when the caller asked for them (``related=True``), else
+    ``None``; ``state`` is the whole current state as JSON when the caller
+    asked for it (``state=True``), else ``None``. Read under the execution's
+    lock, they are current for the whole transaction.
     """
 
     execution: ExecutionRecord
@@ -95,6 +109,23 @@ class Txn:
     delegations_set: list[tuple[DelegationRecord, tuple[str, int]]] = field(default_factory=list)
     delegations_del: list[tuple[str, int]] = field(default_factory=list)
     notices: set[str] = field(default_factory=set)
+    state: str | None = None
+    #: The change to the state: its patch, the ``state_seq`` it applies
+    #: after, and its size in bytes (see :meth:`change_state`).
+    state_change: tuple[StatePatch, int, int] | None = None
+    #: What the store writes of the state (decided at the commit; see
+    #: :mod:`.snapshots`), ``None`` when nothing.
+    state_write: StateWrite | None = None
+
+    def change_state(self, patch: StatePatch, seq: int, size: int) -> None:
+        """The state changes by ``patch``, logged in the event ``seq`` (its
+        ``data`` holds the patch, ``size`` bytes of it): the new
+        ``state_seq``. Once per transaction."""
+        if self.state_change is not None:
+            raise RuntimeError("a transaction changes the state once")
+        record = self.execution
+        self.state_change = (patch, record.state_seq, size)
+        record.state_seq = seq
 
     def event(
         self,
@@ -147,6 +178,20 @@ class Txn:
         self.notices.add(kind)
 
 
+@dataclass(slots=True)
+class StateWrite:
+    """What a transaction writes of the state besides its events
+    (:mod:`.snapshots` decides). ``row``: the new value of the execution
+    row's ``state`` column (None: unchanged); ``table``: a snapshot to keep
+    in ``snapshots`` at the record's ``snapshot_seq`` (None: none); ``drop``:
+    delete the execution's row of ``snapshots`` (the state is back in its row).
+    """
+
+    row: str | None = None
+    table: str | None = None
+    drop: bool = False
+
+
 Plan = Callable[[Txn], T]
 #: Called once per claimed execution, with the items claimed for it.
 ClaimPlan = Callable[[Txn, Sequence[WorkItem]], None]
@@ -188,8 +233,10 @@ class Store(Protocol):
         *,
         fence: Fence | None = None,
         related: bool = False,
+        state: bool = False,
     ) -> T:
-        """Run ``plan`` on the execution in one transaction (see module doc).
+        """Run ``plan`` on the execution in one transaction (see module doc);
+        ``state``: the plan reads the whole state (``txn.state``).
 
         Raises :class:`~agent_node.errors.UnknownExecution` for an unknown id
         and :class:`~agent_node.errors.Fenced` when ``fence`` is stale.
@@ -231,7 +278,9 @@ class Store(Protocol):
         """The earliest time something becomes due: a delayed work item, an
         expiring lease, or a wait deadline."""
 
-    async def get(self, execution_id: str) -> ExecutionRecord | None: ...
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        """The execution with its whole current state (materialized from its
+        snapshot and the patches since: :mod:`.snapshots`)."""
 
     async def list_executions(
         self,
@@ -246,7 +295,8 @@ class Store(Protocol):
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        """Newest first (``created_at``, then ``id``). ``before``: only those
+        """Newest first (``created_at``, then ``id``), each with its whole
+        state (as :meth:`get`). ``before``: only those
         after ``(created_at, id)`` in that order — the last row of the page
         before (keyset paging: any page costs what the first does, unlike
         ``offset``). ``asking``: only executions that ask that of their

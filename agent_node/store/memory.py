@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
 from agent_node.store.gauges import StoreGauges, count_by
 from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
+from agent_node.store.patches import fold
 from agent_node.store.records import (
     TERMINAL,
     Asking,
@@ -30,6 +31,7 @@ from agent_node.store.records import (
     asking_of,
 )
 from agent_node.store.slots import SharedSlots
+from agent_node.store.snapshots import base_of, finish_fold, settle
 
 __all__ = ["MemoryStore"]
 
@@ -42,6 +44,8 @@ class MemoryStore:
         self.url = url
         self._executions: dict[str, ExecutionRecord] = {}
         self._events: dict[str, list[EventRecord]] = {}
+        #: Large states (table ``snapshots``): ``(seq, state)`` per execution.
+        self._snapshots: dict[str, tuple[int, str]] = {}
         self._work: dict[str, dict[_Key, WorkItem]] = {}
         self._waits: dict[str, dict[_Key, WaitRecord]] = {}
         self._pushes: dict[tuple[str, str], PushConfigRecord] = {}
@@ -85,6 +89,7 @@ class MemoryStore:
         *,
         fence: Fence | None = None,
         related: bool = False,
+        state: bool = False,
     ) -> T:
         if fence is not None:
             self._check_fence(execution_id, fence)
@@ -98,6 +103,8 @@ class MemoryStore:
             txn.delegations = [
                 replace(d) for d in self._delegations.values() if d.execution_id == execution_id
             ]
+        if state:
+            txn.state = self._state_of(current)
         result = plan(txn)
         self._flush(txn)
         return result
@@ -114,6 +121,7 @@ class MemoryStore:
             )
             if held is None or (held.state, held.turn) != (state, turn):
                 raise StoreError(f"delegation {delegation.key} changed under a transaction")
+        self._keep_state(txn)
         record = txn.execution
         record.updated_at = txn.now
         self._executions[record.id] = record
@@ -142,6 +150,18 @@ class MemoryStore:
             self._notifier.publish(kind, record.id)
         if self._notifier.observed:
             self._notifier.committed([txn])
+
+    def _keep_state(self, txn: Txn) -> None:
+        """Write what ``txn`` changed of the state (:mod:`.snapshots`)."""
+        record = txn.execution
+        due = settle(txn)
+        if due is not None:
+            finish_fold(txn, *self._snapshot(record.id, due.snapshot_seq, due.until))
+        write = txn.state_write
+        if write is not None and write.table is not None:
+            self._snapshots[record.id] = (record.snapshot_seq, write.table)
+        elif write is not None and write.drop:
+            self._snapshots.pop(record.id, None)
 
     async def claim(
         self,
@@ -360,7 +380,31 @@ class MemoryStore:
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         record = self._executions.get(execution_id)
-        return replace(record) if record else None
+        return self._with_state(record) if record else None
+
+    def _with_state(self, record: ExecutionRecord) -> ExecutionRecord:
+        return replace(record, state=self._state_of(record))
+
+    def _state_of(self, record: ExecutionRecord) -> str:
+        """The execution's whole current state (:mod:`.snapshots`)."""
+        if record.state:
+            return record.state
+        return fold(*self._snapshot(record.id, record.snapshot_seq, record.state_seq))
+
+    def _snapshot(
+        self, execution_id: str, since: int, until: int
+    ) -> tuple[dict[str, Any], list[str | None]]:
+        """The base at ``since`` and the patches (event data) up to ``until``."""
+        # The log of an execution is its events in seq order, from 1: a slice.
+        log = self._events.get(execution_id, [])
+        if since == 0:
+            text = log[0].data if log else None
+        else:
+            seq, text = self._snapshots.get(execution_id, (since, None))
+            text = text if seq == since else None
+        return base_of(since, text), [
+            e.data for e in log[since:until] if e.kind == "node_completed"
+        ]
 
     async def list_executions(
         self,
@@ -375,19 +419,11 @@ class MemoryStore:
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        rows = [
-            replace(r)
-            for r in self._executions.values()
-            if (status is None or r.status in status)
-            and (workflow_id is None or r.workflow_id == workflow_id)
-            and (context_id is None or r.context_id == context_id)
-            and (asking is None or self._asking(r) == asking)
-            and (caller is None or r.caller == caller)
-            and (updated_after is None or r.updated_at >= updated_after)
-            and (before is None or (r.created_at, r.id) < before)
-        ]
+        rows = self._matching(status, workflow_id, context_id, asking, caller, updated_after)
+        if before is not None:
+            rows = [r for r in rows if (r.created_at, r.id) < before]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return rows[offset : offset + limit]
+        return [self._with_state(r) for r in rows[offset : offset + limit]]
 
     async def count_executions(
         self,
@@ -399,16 +435,27 @@ class MemoryStore:
         caller: str | None = None,
         updated_after: float | None = None,
     ) -> int:
-        listed = await self.list_executions(
-            status=status,
-            workflow_id=workflow_id,
-            context_id=context_id,
-            asking=asking,
-            caller=caller,
-            updated_after=updated_after,
-            limit=len(self._executions),
-        )
-        return len(listed)
+        return len(self._matching(status, workflow_id, context_id, asking, caller, updated_after))
+
+    def _matching(
+        self,
+        status: Collection[str] | None,
+        workflow_id: str | None,
+        context_id: str | None,
+        asking: Asking | None,
+        caller: str | None,
+        updated_after: float | None,
+    ) -> list[ExecutionRecord]:
+        return [
+            r
+            for r in self._executions.values()
+            if (status is None or r.status in status)
+            and (workflow_id is None or r.workflow_id == workflow_id)
+            and (context_id is None or r.context_id == context_id)
+            and (asking is None or self._asking(r) == asking)
+            and (caller is None or r.caller == caller)
+            and (updated_after is None or r.updated_at >= updated_after)
+        ]
 
     def _asking(self, record: ExecutionRecord) -> Asking:
         waits = self._waits.get(record.id, {}).values()
@@ -429,7 +476,13 @@ class MemoryStore:
             key=lambda r: r.created_at,
         )[:limit]
         for record in done:
-            for table in (self._executions, self._events, self._work, self._waits):
+            for table in (
+                self._executions,
+                self._events,
+                self._snapshots,
+                self._work,
+                self._waits,
+            ):
                 table.pop(record.id, None)
             for key in [k for k in self._pushes if k[0] == record.id]:
                 del self._pushes[key]

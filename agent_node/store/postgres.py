@@ -27,6 +27,7 @@ from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Pl
 from agent_node.store.files import MissingStore
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.notify import Notifier
+from agent_node.store.patches import fold
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.records import (
     Asking,
@@ -42,6 +43,7 @@ from agent_node.store.records import (
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, MIGRATIONS, SCHEMA_VERSION, ddl
 from agent_node.store.slots import PgSlots, SharedSlots
+from agent_node.store.snapshots import base_of, finish_fold, settle
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
@@ -305,6 +307,7 @@ class PostgresStore:
         *,
         fence: Fence | None = None,
         related: bool = False,
+        state: bool = False,
     ) -> T:
         written: list[Txn] = []
 
@@ -327,6 +330,8 @@ class PostgresStore:
                     delegation_from_row(tuple(r))
                     for r in await conn.fetch(_STMTS.lock_delegations_of, execution_id)
                 ]
+            if state:
+                txn.state = await _state_of(conn, txn.execution)
             result = plan(txn)
             await _flush(conn, txn)
             written.append(txn)
@@ -528,7 +533,10 @@ class PostgresStore:
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         rows = await self._fetch(_STMTS.get_execution, execution_id)
-        return execution_from_row(tuple(rows[0])) if rows else None
+        if not rows:
+            return None
+        (record,) = await self._with_state([execution_from_row(tuple(rows[0]))])
+        return record
 
     async def list_executions(
         self,
@@ -554,7 +562,24 @@ class PostgresStore:
             f" ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}"
         )
         rows = await self._fetch(sql, *params, limit, offset)
-        return [execution_from_row(tuple(r)) for r in rows]
+        return await self._with_state([execution_from_row(tuple(r)) for r in rows])
+
+    async def _with_state(self, records: list[ExecutionRecord]) -> list[ExecutionRecord]:
+        """``records`` with their whole state: the rows of those whose state
+        is not in their row are read again, with their snapshot and patches,
+        in one repeatable-read transaction (one view of the database)."""
+        if all(record.state for record in records):
+            return records
+        async with self._connection() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                for i, record in enumerate(records):
+                    if record.state:
+                        continue
+                    row = await conn.fetchrow(_STMTS.get_execution, record.id)
+                    if row is not None:
+                        records[i] = execution_from_row(tuple(row))
+                        records[i].state = await _state_of(conn, records[i])
+        return records
 
     async def count_executions(
         self,
@@ -610,7 +635,29 @@ async def _check_fence(conn: asyncpg.Connection, execution_id: str, fence: Fence
         raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
 
 
+async def _state_of(conn: asyncpg.Connection, record: ExecutionRecord) -> str:
+    """The execution's whole current state (:mod:`.snapshots`)."""
+    if record.state:
+        return record.state
+    return fold(*await _snapshot(conn, record.id, record.snapshot_seq, record.state_seq))
+
+
+async def _snapshot(
+    conn: asyncpg.Connection, execution_id: str, since: int, until: int
+) -> tuple[dict[str, Any], list[str | None]]:
+    """The base at ``since`` and the patches (event data) up to ``until``."""
+    if since == 0:
+        text = await conn.fetchval(_STMTS.input_of, execution_id)
+    else:
+        text = await conn.fetchval(_STMTS.snapshot_of, execution_id, since)
+    patches = [r[0] for r in await conn.fetch(_STMTS.patches_of, execution_id, since, until)]
+    return base_of(since, text), patches
+
+
 async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:
+    due = settle(txn)
+    if due is not None:
+        finish_fold(txn, *await _snapshot(conn, txn.execution.id, due.snapshot_seq, due.until))
     for sql, rows in flush_statements(txn, _STMTS):
         if len(rows) == 1:
             await conn.execute(sql, *rows[0])

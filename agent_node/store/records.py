@@ -52,7 +52,15 @@ def asking_of(status: str, wait_kinds: Collection[str]) -> Asking:
 
 @dataclass(slots=True)
 class ExecutionRecord:
-    """The projection of one execution (table ``executions``)."""
+    """The projection of one execution (table ``executions``).
+
+    ``state`` is the whole current state as JSON in the records a store's
+    reads return (:meth:`~agent_node.store.base.Store.get`,
+    ``list_executions``). In a claim or a transaction it is what the row
+    holds: the whole current state when it is small enough to live there,
+    else "" (:mod:`~agent_node.store.snapshots`: it is then a snapshot and
+    the patches after it, which ``state_seq`` versions).
+    """
 
     id: str
     workflow_id: str
@@ -67,6 +75,12 @@ class ExecutionRecord:
     metadata: str | None
     created_at: float
     updated_at: float
+    #: The ``seq`` of the event that last changed the state (0: the input).
+    state_seq: int = 0
+    #: The ``seq`` the stored snapshot of the state was taken at.
+    snapshot_seq: int = 0
+    #: Bytes of patches allowed before the next snapshot (large states only).
+    patch_room: int = 0
 
     @property
     def caller(self) -> str | None:

@@ -1,5 +1,6 @@
 """Retention: finished executions older than a period go, with everything
-that hangs off them (events, waits, work, push configs, delegations).
+that hangs off them (events, state snapshots, waits, work, push configs,
+delegations).
 
 A batch deletes at most ``limit`` executions in one transaction, oldest
 first, so a node that prunes a million rows keeps serving between batches.
@@ -33,6 +34,7 @@ PRUNE_CANDIDATES = (
 #: What goes with each execution, children first; ``{ids}`` is its id list.
 PRUNE_DELETES = (
     "DELETE FROM events WHERE execution_id IN {ids}",
+    "DELETE FROM snapshots WHERE execution_id IN {ids}",
     "DELETE FROM waits WHERE execution_id IN {ids}",
     "DELETE FROM work WHERE execution_id IN {ids}",
     "DELETE FROM push_configs WHERE task_id IN {ids}",

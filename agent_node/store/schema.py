@@ -25,6 +25,11 @@ Tables (see DESIGN.md, "Durability"):
   column (metadata's, backfilled) and indexes every way they are listed —
   newest first, by caller, context or workflow — so a page costs the same
   with a million executions as with ten.
+* ``snapshots`` — version 7: the state of an execution whose state is too
+  large for its row, as of ``seq``; with the ``executions`` columns
+  ``state_seq``, ``snapshot_seq`` and ``patch_room``, a step writes its
+  patch and not the whole state (:mod:`.snapshots`). Version 6 rows hold
+  their whole state and read as such: nothing is rewritten on upgrade.
 
 Versions only ever add: :data:`MIGRATIONS` names the tables each version
 added (or whose new indexes it creates) and :data:`ADDED_COLUMNS` the
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ADDED_COLUMNS", "BACKFILLS", "MIGRATIONS", "SCHEMA_VERSION", "ddl"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 #: The tables each schema version added to the one before.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("push_configs",),
@@ -50,6 +55,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: (),
     5: ("delegations",),  # no new table: its new index (ix_delegations_first_poll)
     6: ("executions",),  # its new indexes
+    7: ("snapshots",),
 }
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
@@ -63,6 +69,11 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     ),
     5: (("delegations", "claimed_by", "TEXT"),),
     6: (("executions", "caller", "TEXT"),),
+    7: (
+        ("executions", "state_seq", "INTEGER NOT NULL DEFAULT 0"),
+        ("executions", "snapshot_seq", "INTEGER NOT NULL DEFAULT 0"),
+        ("executions", "patch_room", "INTEGER NOT NULL DEFAULT 0"),
+    ),
 }
 #: Statements that fill a version's new columns in old rows, per dialect.
 BACKFILLS: dict[int, dict[str, str]] = {
@@ -97,11 +108,24 @@ def _metadata() -> MetaData:
         Column("updated_at", Double, nullable=False),
         #: Who created it (``metadata.caller``), for listing a caller's own.
         Column("caller", Text),
+        #: Where the state is (see store/snapshots.py).
+        Column("state_seq", Integer, nullable=False, server_default=text("0")),
+        Column("snapshot_seq", Integer, nullable=False, server_default=text("0")),
+        Column("patch_room", Integer, nullable=False, server_default=text("0")),
         Index("ix_executions_status", "status", "created_at"),
         Index("ix_executions_created", "created_at", "id"),
         Index("ix_executions_caller", "caller", "created_at", "id"),
         Index("ix_executions_context", "context_id", "created_at", "id"),
         Index("ix_executions_workflow", "workflow_id", "created_at", "id"),
+    )
+    # A rowid table in SQLite (not WITHOUT ROWID): its values are large, and
+    # large values belong in overflow pages, not in the b-tree's own.
+    Table(
+        "snapshots",
+        metadata,
+        Column("execution_id", Text, primary_key=True),
+        Column("seq", Integer, nullable=False),
+        Column("state", Text, nullable=False),
     )
     Table(
         "events",
@@ -187,7 +211,7 @@ def _metadata() -> MetaData:
         Column("polls", Integer, nullable=False),
         Column("relay", Text),
         Column("state", Text, nullable=False, server_default="sent"),
-        Column("turn", Integer, nullable=False, server_default="0"),
+        Column("turn", Integer, nullable=False, server_default=text("0")),
         Column("request", Text),
         Column("question", Text),
         Column("last_error", Text),

@@ -46,8 +46,14 @@ __all__ = [
 
 EXECUTION_COLUMNS = (
     "id, workflow_id, workflow_version, workflow_ref, status, state, cursor, last_seq,"
-    " error, context_id, metadata, created_at, updated_at"
+    " error, context_id, metadata, created_at, updated_at, state_seq, snapshot_seq, patch_room"
 )
+#: What every commit writes of an execution's row; a commit that changes the
+#: state adds where it is (``_STATE_AT``), and its value when the row holds it.
+_EXECUTION_SET = (
+    "status = ?, cursor = ?, last_seq = ?, error = ?, context_id = ?, metadata = ?, updated_at = ?"
+)
+_STATE_AT = ", state_seq = ?, snapshot_seq = ?, patch_room = ?"
 EVENT_COLUMNS = "execution_id, seq, kind, node, visit, attempt, at, data"
 WORK_COLUMNS = (
     "execution_id, node, visit, attempt, available_at, lease_owner, lease_expires_at, fence"
@@ -109,11 +115,35 @@ class Statements:
             # caller: metadata's, in a column of its own so that listing one
             # caller's tasks reads an index (it never changes after this).
             f"INSERT INTO executions ({EXECUTION_COLUMNS}, caller)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+            f" VALUES {in_list(17)} ON CONFLICT (id) DO NOTHING"
         )
-        self.update_execution = q(
-            "UPDATE executions SET status = ?, state = ?, cursor = ?, last_seq = ?, error = ?,"
-            " context_id = ?, metadata = ?, updated_at = ? WHERE id = ?"
+        # Three forms, so that a step that leaves the state alone (or whose
+        # state is kept as patches) never writes the state's column: an
+        # UPDATE that SETs it rewrites it (PostgreSQL would copy it, TOASTed
+        # or not; SQLite rewrites the whole record whatever it SETs).
+        self.update_execution = q(f"UPDATE executions SET {_EXECUTION_SET} WHERE id = ?")
+        self.update_execution_at = q(
+            f"UPDATE executions SET {_EXECUTION_SET}{_STATE_AT} WHERE id = ?"
+        )
+        self.update_execution_state = q(
+            f"UPDATE executions SET {_EXECUTION_SET}{_STATE_AT}, state = ? WHERE id = ?"
+        )
+        self.put_snapshot = q(
+            "INSERT INTO snapshots (execution_id, seq, state) VALUES (?, ?, ?)"
+            " ON CONFLICT (execution_id) DO UPDATE SET seq = excluded.seq, state = excluded.state"
+        )
+        self.delete_snapshot = q("DELETE FROM snapshots WHERE execution_id = ?")
+        self.snapshot_of = q("SELECT state FROM snapshots WHERE execution_id = ? AND seq = ?")
+        # The base of a state that never had a snapshot: its input (seq 1).
+        self.input_of = q(
+            "SELECT data FROM events WHERE execution_id = ? AND seq = 1"
+            " AND kind = 'execution_started'"
+        )
+        # The patches of a snapshot's range: state_seq is always an event of
+        # this kind (or 0), so the range holds no event after the last change.
+        self.patches_of = q(
+            "SELECT data FROM events WHERE execution_id = ? AND seq > ? AND seq <= ?"
+            " AND kind = 'node_completed' ORDER BY seq"
         )
         self.lock_execution = q(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?{lock}")
         self.get_execution = q(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?")
@@ -236,26 +266,27 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
     # each must change exactly one row (see delegation_update_row).
     if txn.events:
         out.append((stmts.insert_events, [event_row(e) for e in txn.events]))
+    write = txn.state_write
+    if write is not None and write.table is not None:
+        out.append((stmts.put_snapshot, [(eid, record.snapshot_seq, write.table)]))
+    elif write is not None and write.drop:
+        out.append((stmts.delete_snapshot, [(eid,)]))
     if not txn.is_new:
-        out.append(
-            (
-                stmts.update_execution,
-                [
-                    (
-                        record.status,
-                        record.state,
-                        record.cursor,
-                        record.last_seq,
-                        record.error,
-                        record.context_id,
-                        record.metadata,
-                        txn.now,
-                        eid,
-                    )
-                ],
-            )
-        )
+        out.append(_update_execution(txn, stmts))
     return out
+
+
+def _update_execution(txn: Txn, stmts: Statements) -> tuple[str, list[tuple[Any, ...]]]:
+    r = txn.execution
+    row: tuple[Any, ...] = (r.status, r.cursor, r.last_seq, r.error, r.context_id, r.metadata)
+    row += (txn.now,)
+    write = txn.state_write
+    if txn.state_change is None and write is None:
+        return stmts.update_execution, [(*row, r.id)]
+    row += (r.state_seq, r.snapshot_seq, r.patch_room)
+    if write is None or write.row is None:
+        return stmts.update_execution_at, [(*row, r.id)]
+    return stmts.update_execution_state, [(*row, write.row, r.id)]
 
 
 def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
@@ -273,6 +304,9 @@ def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
         r.metadata,
         r.created_at,
         r.updated_at,
+        r.state_seq,
+        r.snapshot_seq,
+        r.patch_room,
         r.caller,
     )
 

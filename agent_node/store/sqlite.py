@@ -37,6 +37,7 @@ from agent_node.store.files import create_private, require_file
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.live import Live
 from agent_node.store.notify import Notifier
+from agent_node.store.patches import fold
 from agent_node.store.records import (
     Asking,
     Claim,
@@ -51,6 +52,7 @@ from agent_node.store.records import (
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA_VERSION, ddl
 from agent_node.store.slots import FileSlots, SharedSlots
+from agent_node.store.snapshots import base_of, finish_fold, settle
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
@@ -188,6 +190,7 @@ class SqliteStore:
         *,
         fence: Fence | None = None,
         related: bool = False,
+        state: bool = False,
     ) -> T:
         def job(conn: sqlite3.Connection) -> tuple[T, Notices]:
             if fence is not None:
@@ -205,6 +208,8 @@ class SqliteStore:
                     delegation_from_row(r)
                     for r in conn.execute(_STMTS.lock_delegations_of, (execution_id,))
                 ]
+            if state:
+                txn.state = _state_of(conn, txn.execution)
             result = plan(txn)
             return result, _flush(conn, txn)
 
@@ -397,7 +402,10 @@ class SqliteStore:
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         rows = await self._fetch(_STMTS.get_execution, (execution_id,))
-        return execution_from_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        (record,) = self._with_state([execution_from_row(rows[0])])
+        return record
 
     async def list_executions(
         self,
@@ -421,7 +429,7 @@ class SqliteStore:
             " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         )
         rows = await self._fetch(sql, (*params, limit, offset))
-        return [execution_from_row(r) for r in rows]
+        return self._with_state([execution_from_row(r) for r in rows])
 
     async def count_executions(
         self,
@@ -472,6 +480,30 @@ class SqliteStore:
             return self._reader().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from exc
+
+    def _with_state(self, records: list[ExecutionRecord]) -> list[ExecutionRecord]:
+        """``records`` with their whole state: the rows of those whose state
+        is not in their row are read again, with their snapshot and patches,
+        in one read transaction (one view of the file: a snapshot taken
+        meanwhile cannot meet the row read before it)."""
+        if all(record.state for record in records):
+            return records
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                for i, record in enumerate(records):
+                    if record.state:
+                        continue
+                    row = conn.execute(_STMTS.get_execution, (record.id,)).fetchone()
+                    if row is not None:
+                        records[i] = execution_from_row(row)
+                        records[i].state = _state_of(conn, records[i])
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from exc
+        return records
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -525,7 +557,30 @@ def _check_fence(conn: sqlite3.Connection, execution_id: str, fence: Fence) -> N
         raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
 
 
+def _state_of(conn: sqlite3.Connection, record: ExecutionRecord) -> str:
+    """The execution's whole current state (:mod:`.snapshots`)."""
+    if record.state:
+        return record.state
+    return fold(*_snapshot(conn, record.id, record.snapshot_seq, record.state_seq))
+
+
+def _snapshot(
+    conn: sqlite3.Connection, execution_id: str, since: int, until: int
+) -> tuple[dict[str, Any], list[str | None]]:
+    """The base at ``since`` and the patches (event data) up to ``until``."""
+    if since == 0:
+        row = conn.execute(_STMTS.input_of, (execution_id,)).fetchone()
+    else:
+        row = conn.execute(_STMTS.snapshot_of, (execution_id, since)).fetchone()
+    base = base_of(since, row[0] if row else None)
+    patches = [r[0] for r in conn.execute(_STMTS.patches_of, (execution_id, since, until))]
+    return base, patches
+
+
 def _flush(conn: sqlite3.Connection, txn: Txn) -> Notices:
+    due = settle(txn)
+    if due is not None:
+        finish_fold(txn, *_snapshot(conn, txn.execution.id, due.snapshot_seq, due.until))
     for sql, rows in flush_statements(txn, _STMTS):
         if len(rows) == 1:
             conn.execute(sql, rows[0])

@@ -77,3 +77,32 @@ async def speak(state: Trail) -> Trail:
     if state.item < 0:
         raise ValueError("negative items are refused")
     return state
+
+
+class Log(BaseModel):
+    item: int = 0
+    n: int = 0
+    lines: list[str] = []
+
+
+#: Steps of ``growing``; each appends a line of about 1 KB, so its state
+#: outgrows the execution's row and is kept as a snapshot and patches.
+GROWING_STEPS = 100
+
+
+def growing_line(item: int, n: int) -> str:
+    return f"{item}:{n:03d}:" + "x" * 1000
+
+
+growing = Workflow("growing", version="1")
+growing.state(Log)
+
+
+@growing.step(
+    next=lambda state: "grow" if state.n < GROWING_STEPS else None,
+    routes=["grow"],
+)
+async def grow(state: Log) -> dict[str, object]:
+    _effects(os.environ["AGENT_NODE_TEST_EFFECTS"]).record()
+    await asyncio.sleep(float(os.environ.get("AGENT_NODE_TEST_STEP_SLEEP", "0.005")))
+    return {"n": state.n + 1, "lines": [*state.lines, growing_line(state.item, state.n)]}

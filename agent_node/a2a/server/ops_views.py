@@ -29,6 +29,7 @@ from typing import Any
 from agent_node.results import Event, NodeRun, build_timeline, to_event
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, WaitRecord
+from agent_node.store.patches import apply_patch, patch_of
 
 from .ops_delegations import delegations_of
 from .ops_edge import summary
@@ -142,15 +143,17 @@ def _wait(wait: WaitRecord) -> dict[str, Any]:
 
 
 def _steps(initial: Any, events: Sequence[Event]) -> list[dict[str, Any]]:
-    """Each state change: the keys a node visit changed, before and after."""
+    """Each state change: the keys a node visit changed, before and after
+    (a key a patch appended to shows whole, as it became)."""
     state: dict[str, Any] = dict(initial) if isinstance(initial, dict) else {}
     steps = []
     for event in events:
-        patch = (event.data or {}).get("patch") if event.kind == "node_completed" else None
-        if not isinstance(patch, dict) or not patch:
+        patch = patch_of(event.data or {}) if event.kind == "node_completed" else None
+        if not patch:
             continue
-        before = {key: state.get(key) for key in patch}
-        state.update(patch)
+        keys = [*patch.set, *patch.append, *patch.remove]
+        before = {key: state.get(key) for key in keys}
+        apply_patch(state, patch)
         steps.append(
             {
                 "node": event.node,
@@ -158,7 +161,7 @@ def _steps(initial: Any, events: Sequence[Event]) -> list[dict[str, Any]]:
                 "seq": event.seq,
                 "at": event.at,
                 "before": before,
-                "after": dict(patch),
+                "after": {key: state.get(key) for key in keys},
             }
         )
     return steps
