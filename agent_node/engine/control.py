@@ -45,8 +45,9 @@ class Control:
         context_id: str | None = None,
         notes: Sequence[Note] = (),
         metadata: Mapping[str, Any] | None = None,
-    ) -> tuple[str, list[Claim] | None]:
-        """Create an execution; ``(id, None)`` when that id exists already.
+    ) -> tuple[str, list[Claim] | None, dict[str, Any]]:
+        """Create an execution: its id, the claims leased to ``lease`` (None
+        when that id exists already) and its input as JSON data.
 
         ``context_id`` groups executions (an A2A context); ``notes`` are
         events logged right after ``execution_started`` (e.g. the message
@@ -76,7 +77,7 @@ class Control:
             return [Claim(item, txn.execution) for item in leased]
 
         claims = await self.store.create(record, plan)
-        return execution_id, claims
+        return execution_id, claims, data
 
     async def signal(
         self, execution_id: str, event: str, payload: Any = None, *, notes: Sequence[Note] = ()

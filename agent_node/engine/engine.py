@@ -176,7 +176,7 @@ class Engine:
         is kept on the execution (e.g. the A2A caller that created it)."""
         self._require(EngineState.RUNNING)
         lease = plans.Lease(str(self.owner), time.time() + self.lease_ttl) if run_here else None
-        execution_id, leased = await self.control.create(
+        execution_id, leased, data = await self.control.create(
             workflow,
             state,
             execution_id,
@@ -191,8 +191,12 @@ class Engine:
         # claim loop to find (a wake here cost a claim round per request).
         self._driven.add(execution_id)
         faults.hit("after_create")
-        for claim in leased:
-            self._spawn(claim)
+        # The input is the state its first node runs on (state_seq 0): no
+        # need to read it back (a large one is not in the claim's row).
+        if leased:
+            cache = (0, workflow.state_model.model_validate(data), data)
+            for claim in leased:
+                self._spawn(claim, cache)
         return execution_id, True
 
     def drive(self, execution_id: str) -> None:
@@ -371,10 +375,10 @@ class Engine:
 
     # -- running nodes -------------------------------------------------------------
 
-    def _spawn(self, claim: Claim) -> None:
+    def _spawn(self, claim: Claim, cache: StateCache | None = None) -> None:
         item = claim.work
         key = (item.execution_id, item.node, item.visit)
-        task = asyncio.create_task(self._drive(claim), name=f"node {item.key}")
+        task = asyncio.create_task(self._drive(claim, cache), name=f"node {item.key}")
         self._tasks[key] = task
         task.add_done_callback(lambda t: self._task_done(key, t))
 
@@ -402,11 +406,11 @@ class Engine:
         elif exc is not None:
             log.error("node task %s failed", key, exc_info=exc)
 
-    async def _drive(self, claim: Claim) -> None:
+    async def _drive(self, claim: Claim, cache: StateCache | None) -> None:
         """Run a claimed visit and the ones it leads to, keeping ``_tasks``
-        keyed by the visit this task runs now (also when it is cancelled)."""
+        keyed by the visit this task runs now (also when it is cancelled);
+        ``cache``: the state it runs on, when known (the runner checks)."""
         task = asyncio.current_task()
-        cache: StateCache | None = None
         current: Claim | None = claim
         key: _Key | None = None
         try:
@@ -418,8 +422,8 @@ class Engine:
                 if self._tasks.get(key) is task:
                     del self._tasks[key]
                 key = None
-                for extra in extras:
-                    self._spawn(extra)
+                for extra in extras:  # a fork's other branches: the same state
+                    self._spawn(extra, cache)
         finally:
             if key is not None and self._tasks.get(key) is task:
                 del self._tasks[key]

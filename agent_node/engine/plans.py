@@ -119,6 +119,7 @@ def start_execution(
     txn.event(
         "execution_started", data=f'{{"workflow":{dumps(workflow.key)},"input":{record.state}}}'
     )
+    txn.input_logged = True
     log_notes(txn, notes)
     cursor = _Cursor()
     leased = _enqueue(txn, cursor, [workflow.ir.start], lease)

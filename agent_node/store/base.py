@@ -110,6 +110,9 @@ class Txn:
     delegations_del: list[tuple[str, int]] = field(default_factory=list)
     notices: set[str] = field(default_factory=set)
     state: str | None = None
+    #: A new execution's ``execution_started`` (seq 1) holds its state as
+    #: ``input``: a large one is read from there, not written twice.
+    input_logged: bool = False
     #: The change to the state: its patch, the ``state_seq`` it applies
     #: after, and its size in bytes (see :meth:`change_state`).
     state_change: tuple[StatePatch, int, int] | None = None

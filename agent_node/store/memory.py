@@ -397,14 +397,11 @@ class MemoryStore:
         """The base at ``since`` and the patches (event data) up to ``until``."""
         # The log of an execution is its events in seq order, from 1: a slice.
         log = self._events.get(execution_id, [])
-        if since == 0:
-            text = log[0].data if log else None
-        else:
-            seq, text = self._snapshots.get(execution_id, (since, None))
-            text = text if seq == since else None
-        return base_of(since, text), [
-            e.data for e in log[since:until] if e.kind == "node_completed"
-        ]
+        held = self._snapshots.get(execution_id)
+        text = held[1] if held is not None and held[0] == since else None
+        started = log[0].data if text is None and since == 0 and log else None
+        patches = [e.data for e in log[since:until] if e.kind == "node_completed"]
+        return base_of(text, started), patches
 
     async def list_executions(
         self,

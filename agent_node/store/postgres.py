@@ -646,12 +646,12 @@ async def _snapshot(
     conn: asyncpg.Connection, execution_id: str, since: int, until: int
 ) -> tuple[dict[str, Any], list[str | None]]:
     """The base at ``since`` and the patches (event data) up to ``until``."""
-    if since == 0:
-        text = await conn.fetchval(_STMTS.input_of, execution_id)
-    else:
-        text = await conn.fetchval(_STMTS.snapshot_of, execution_id, since)
+    text = await conn.fetchval(_STMTS.snapshot_of, execution_id, since)
+    started = None
+    if text is None and since == 0:
+        started = await conn.fetchval(_STMTS.input_of, execution_id)
     patches = [r[0] for r in await conn.fetch(_STMTS.patches_of, execution_id, since, until)]
-    return base_of(since, text), patches
+    return base_of(text, started), patches
 
 
 async def _flush(conn: asyncpg.Connection, txn: Txn) -> None:

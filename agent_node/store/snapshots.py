@@ -19,11 +19,11 @@ The base is in one of three places:
   most :data:`ROW_LIMIT` bytes: it is rewritten at each change
   (``snapshot_seq == state_seq`` always) — a few hundred bytes in a row
   that is written anyway, and reading it costs nothing more;
-* **the input**, logged once in ``execution_started`` (``snapshot_seq`` 0),
-  for an execution whose input was too large for the row: it is not
-  written twice;
-* **the table ``snapshots``** (one row per execution) for a larger state
-  after that. The execution's row then holds "": a large state must not be
+* **the table ``snapshots``** (one row per execution, with its ``seq``)
+  beyond; or, for an execution whose large input is logged in its
+  ``execution_started`` (the engine's are: ``Txn.input_logged``), that
+  input until the first snapshot — it is not written twice. The
+  execution's row then holds "": a large state must not be
   in a row the hot path updates at every step — SQLite rewrites a whole
   record, overflow pages included, whatever column changes (PostgreSQL
   keeps a TOASTed value that is not SET, but reads it with the row).
@@ -89,16 +89,15 @@ class Fold:
     until: int
 
 
-def base_of(snapshot_seq: int, text: str | None) -> dict[str, Any]:
-    """The state patches apply to: the snapshot's JSON ``text`` — or, when
-    ``snapshot_seq`` is 0, ``text`` is the data of ``execution_started``,
-    whose ``input`` it is. Raises :class:`StoreError` when it is missing."""
-    data = json.loads(text) if text else None
-    if snapshot_seq == 0 and isinstance(data, dict):
-        data = data.get("input")
+def base_of(snapshot: str | None, started: str | None = None) -> dict[str, Any]:
+    """The state patches apply to: the ``snapshot`` (JSON) — or, when there
+    is none at ``snapshot_seq`` 0, the ``input`` of ``started`` (the data of
+    ``execution_started``). Raises :class:`StoreError` when it is missing."""
+    data = json.loads(snapshot) if snapshot is not None else None
+    if data is None and started is not None:
+        data = json.loads(started).get("input")
     if not isinstance(data, dict):
-        where = "its input" if snapshot_seq == 0 else f"its snapshot at {snapshot_seq}"
-        raise StoreError(f"the base of a state is missing: {where}")
+        raise StoreError("the snapshot a state is read from is missing")
     return data
 
 
@@ -111,11 +110,10 @@ def settle(txn: Txn) -> Fold | None:
     if change is None:
         if len(record.state) <= ROW_LIMIT:
             return None
-        if txn.is_new:  # the input is the base: logged already
+        if txn.is_new and txn.input_logged:  # the base: logged already
             record.patch_room = max(PATCH_ROOM, len(record.state))
             record.state = ""
-        else:  # a row written before version 7, whole and current
-            record.state_seq = record.last_seq
+        else:  # new, or a row written before version 7 (whole and current)
             _to_table(txn, record.state)
         return None
     patch, before, size = change
@@ -142,7 +140,7 @@ def _store(txn: Txn, state: str) -> None:
     if len(state) > ROW_LIMIT:
         _to_table(txn, state)
         return
-    dropped = not record.state and record.snapshot_seq > 0  # back from ``snapshots``
+    dropped = not record.state  # back from ``snapshots`` (or from the input: no row)
     record.state = state
     record.snapshot_seq = record.state_seq
     record.patch_room = 0

@@ -568,11 +568,11 @@ def _snapshot(
     conn: sqlite3.Connection, execution_id: str, since: int, until: int
 ) -> tuple[dict[str, Any], list[str | None]]:
     """The base at ``since`` and the patches (event data) up to ``until``."""
-    if since == 0:
-        row = conn.execute(_STMTS.input_of, (execution_id,)).fetchone()
-    else:
-        row = conn.execute(_STMTS.snapshot_of, (execution_id, since)).fetchone()
-    base = base_of(since, row[0] if row else None)
+    row = conn.execute(_STMTS.snapshot_of, (execution_id, since)).fetchone()
+    started = None
+    if row is None and since == 0:
+        started = conn.execute(_STMTS.input_of, (execution_id,)).fetchone()
+    base = base_of(row[0] if row else None, started[0] if started else None)
     patches = [r[0] for r in conn.execute(_STMTS.patches_of, (execution_id, since, until))]
     return base, patches
 
