@@ -35,7 +35,7 @@ async def _create(store: Store, ids: list[str]) -> None:
     workflow = load_workflow(FIVE_STEPS)
     control = Control(store, WorkflowRegistry(load_workflow), default_executors())
     for index, execution_id in enumerate(ids):
-        _, claims = await control.create(workflow, {"item": index}, execution_id)
+        _, claims, _ = await control.create(workflow, {"item": index}, execution_id)
         assert claims == [], "an execution created without a lease was leased"
 
 

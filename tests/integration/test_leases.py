@@ -84,7 +84,7 @@ async def test_a_node_that_keeps_killing_its_worker_fails_instead_of_looping(tmp
 
     async with Runtime(f"sqlite:///{tmp_path}/s.db", poll_interval=0.05) as runtime:
         compiled = wf.compile()
-        execution_id, _ = await runtime.engine.control.create(compiled, S(), "poison-1")
+        execution_id, _, _ = await runtime.engine.control.create(compiled, S(), "poison-1")
         # As if CRASH_ALLOWANCE + 1 workers had died inside it, one after another.
         crashed = WorkItem(execution_id, "poison", 1, CRASH_ALLOWANCE + 1, 0.0, None, None, 11)
         await runtime.store.apply(execution_id, lambda txn: txn.put_work(crashed))

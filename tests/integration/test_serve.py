@@ -114,7 +114,7 @@ async def test_a_serving_node_runs_the_pending_executions_of_its_store(node_dir:
     workflow = load_workflow(str(node_dir / "workflows/workflow.yaml"))
     store = f"sqlite:///{node_dir}/state/greeter.db"
     async with Runtime(store) as runtime:
-        execution_id, _ = await runtime.engine.control.create(workflow, {"name": "Grace Hopper"})
+        execution_id, _, _ = await runtime.engine.control.create(workflow, {"name": "Grace Hopper"})
     process = agent_node(node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml")
     try:
         async with Runtime(store) as runtime:
