@@ -3,6 +3,7 @@ steps/s with telemetry off, metrics only, and metrics + traces.
 
     .venv/bin/python bench/telemetry_bench.py [--rounds 3] [--duration 5] [--warmup 1] \
         [--measures send1,send8,seq,conc] [--json FILE] [--keep-tmp]
+    .venv/bin/python bench/telemetry_bench.py --instructions [--measures seq,conc]
 
 Settings (the node's ``telemetry:``):
 
@@ -21,7 +22,8 @@ Measures, each in fresh processes:
   on core 1 sends blocking ``SendMessage`` back to back on 1 / 8 keep-alive
   connections (``--warmup`` s, then ``--duration`` s measured): req/s.
 * ``seq`` / ``conc``: one ``Runtime`` on SQLite in a process pinned to core
-  0, the node's telemetry attached as :mod:`agent_node.node` attaches it
+  0, the node's telemetry attached as :mod:`agent_node.node` attaches it (and start-up's
+  objects frozen out of the collector's reach, as a serving node freezes them)
   (``NodeMetrics``, ``start_traces``): ``seq`` runs a 200-step workflow (1
   warm-up, 5 timed, median steps/s), ``conc`` 200 workflows of 5 steps at
   once (a warm-up batch of 20, 3 timed, median). Each execution carries a
@@ -33,15 +35,23 @@ runs and the flush of the spans they left queued): on a shared machine it
 moves less than throughput does. Rounds interleave the settings (their
 order rotates each round) so drift on the machine falls on all three alike.
 The table gives, per measure and setting, the medians over rounds and
-their differences against ``off`` (target: within 5 %). Needs the ``test``
-extra (OpenTelemetry, psutil) and ``taskset`` to pin (without, nothing is
-pinned and it says so).
+their differences against ``off`` (target: within 5 %).
+
+``--instructions`` counts instead of timing (``seq`` and ``conc``): each
+setting's child runs under valgrind's callgrind with 1 and with 3 timed
+runs, and the difference over the steps between them is the instructions a
+step costs — the same whatever else the machine runs (times on a shared
+2-core machine swing by tens of %); it needs ``valgrind``.
+
+The bench needs the ``test`` extra (OpenTelemetry, psutil), and ``taskset``
+to pin (without, nothing is pinned and it says so).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -69,6 +79,8 @@ TELEMETRY = {
 }
 SEQ_STEPS, SEQ_RUNS = 200, 5
 CONC_WORKFLOWS, CONC_STEPS, CONC_RUNS = 200, 5, 3
+#: Timed runs in a child (``--instructions`` sets it: counted with 1 and 3).
+_RUNS = "TELEMETRY_BENCH_RUNS"
 STEPS = "_steps"  # internal: telemetry_bench.py _steps SETTING MEASURE DIR ENDPOINT
 
 
@@ -257,6 +269,7 @@ async def _measure_steps(
     from agent_node.tracing import new_traceparent
 
     seq, conc, State = _workflows()
+    runs = int(os.environ.get(_RUNS) or (SEQ_RUNS if measure == "seq" else CONC_RUNS))
     runtime = Runtime(f"sqlite:///{work / 'steps.db'}", node="bench", scope="all")
     await runtime.start()
     metrics = traces = None
@@ -269,6 +282,12 @@ async def _measure_steps(
     engine = runtime.engine
     for workflow in (seq, conc):
         runtime.workflows.add(workflow)
+    # As a node does once it serves (agent_node.node._freeze_startup_objects):
+    # what start-up made — modules, OpenTelemetry's among them — is out of
+    # the cyclic collector's reach, so a setting is not charged for walking
+    # its imports at every full collection.
+    gc.collect()
+    gc.freeze()
 
     async def run(workflow: Any) -> None:
         metadata = {"traceparent": new_traceparent(), "trace_root": True}
@@ -289,17 +308,17 @@ async def _measure_steps(
         if measure == "seq":
             await run(seq)
             times, cpu = [], time.process_time()
-            for _ in range(SEQ_RUNS):
+            for _ in range(runs):
                 began = time.perf_counter()
                 await run(seq)
                 times.append(time.perf_counter() - began)
-            count = SEQ_RUNS * SEQ_STEPS
+            count = runs * SEQ_STEPS
             rate = SEQ_STEPS / statistics.median(times)
         else:
             await batch(20)
             cpu = time.process_time()
-            times = [await batch(CONC_WORKFLOWS) for _ in range(CONC_RUNS)]
-            count = CONC_RUNS * CONC_WORKFLOWS * CONC_STEPS
+            times = [await batch(CONC_WORKFLOWS) for _ in range(runs)]
+            count = runs * CONC_WORKFLOWS * CONC_STEPS
             rate = CONC_WORKFLOWS * CONC_STEPS / statistics.median(times)
         if traces is not None:  # the spans still queued are part of the cost
             await traces.close()
@@ -311,6 +330,35 @@ async def _measure_steps(
         if metrics is not None:
             metrics.close()
         await runtime.close()
+
+
+# -- instructions: what a step costs, counted (the same on a busy machine) ----------
+
+
+def instructions(measure: str, scratch: Path, endpoint: str) -> dict[str, float]:
+    """Instructions per step of ``measure`` in each setting, counted by
+    valgrind's callgrind: a child with 3 timed runs minus one with 1, over
+    the steps between them (start-up, imports and the warm-up cancel out).
+    Counts, not seconds: another process on the machine does not move them
+    (a few % run to run: how SQLite's group commits fall)."""
+    per_run = SEQ_STEPS if measure == "seq" else CONC_WORKFLOWS * CONC_STEPS
+    found: dict[str, float] = {}
+    for setting in SETTINGS:
+        counted = []
+        for runs in (1, 3):
+            work = Path(tempfile.mkdtemp(prefix=f"cg-{measure}-{setting}-", dir=scratch))
+            command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+            command += [sys.executable, __file__, STEPS, setting, measure, str(work), endpoint]
+            done = subprocess.run(
+                command, capture_output=True, text=True, env={**child_env(), _RUNS: str(runs)}
+            )
+            total = [line for line in done.stderr.splitlines() if "Collected" in line]
+            if done.returncode != 0 or not total:
+                raise RuntimeError(f"{setting} {measure} under valgrind:\n{done.stderr[-3000:]}")
+            counted.append(int(total[-1].split()[-1].replace(",", "")))
+        found[setting] = (counted[1] - counted[0]) / (2 * per_run)
+        print(f"{measure:<6} {setting:<8} {found[setting]:10.0f} instructions/step", flush=True)
+    return found
 
 
 # -- the rounds ----------------------------------------------------------------------
@@ -360,6 +408,11 @@ def main() -> None:
     parser.add_argument("--measures", default=",".join(MEASURES))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep-tmp", action="store_true")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per step (seq, conc) under valgrind instead of timing",
+    )
     args = parser.parse_args()
     measures = [m for m in args.measures.split(",") if m]
     unknown = set(measures) - set(MEASURES)
@@ -374,6 +427,18 @@ def main() -> None:
         m: {s: [] for s in SETTINGS} for m in measures
     }
     try:
+        if args.instructions:
+            with receiver() as endpoint:
+                for measure in (m for m in measures if not m.startswith("send")):
+                    counts = instructions(measure, scratch, endpoint)
+                    base = counts["off"]
+                    print(
+                        f"{measure:<6} vs off: "
+                        + ", ".join(
+                            f"{s} {(counts[s] - base) / base * 100:+.1f} %" for s in SETTINGS[1:]
+                        )
+                    )
+            return
         with receiver() as endpoint:
             for round_no in range(args.rounds):
                 order = SETTINGS[round_no % 3 :] + SETTINGS[: round_no % 3]

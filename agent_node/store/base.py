@@ -331,6 +331,12 @@ class Store(Protocol):
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         """The log of one execution, in ``seq`` order, from ``after + 1``."""
 
+    async def events_of(
+        self, execution_ids: Sequence[str], kinds: Collection[str]
+    ) -> dict[str, list[EventRecord]]:
+        """The events of ``kinds`` of each execution, in ``seq`` order, in one
+        read (a page of A2A tasks renders from a few kinds of a long log)."""
+
     async def work(self, execution_id: str) -> list[WorkItem]: ...
 
     async def waits(self, execution_id: str) -> list[WaitRecord]: ...

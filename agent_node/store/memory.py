@@ -7,7 +7,7 @@ event loop; a plan works on copies and its changes land only if it returns.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -514,6 +514,16 @@ class MemoryStore:
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]
+
+    async def events_of(
+        self, execution_ids: Sequence[str], kinds: Collection[str]
+    ) -> dict[str, list[EventRecord]]:
+        return {
+            execution_id: [
+                replace(e) for e in self._events.get(execution_id, ()) if e.kind in kinds
+            ]
+            for execution_id in execution_ids
+        }
 
     async def work(self, execution_id: str) -> list[WorkItem]:
         return [replace(w) for w in self._work.get(execution_id, {}).values()]

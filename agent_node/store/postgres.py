@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ from agent_node.store.snapshots import base_of, finish_fold, settle
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
+    EVENT_COLUMNS,
     EXECUTION_COLUMNS,
     PENDING_PUSHES,
     PUSH_COLUMNS,
@@ -619,6 +620,21 @@ class PostgresStore:
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(_STMTS.events_of, execution_id, after)
         return [event_from_row(tuple(r)) for r in rows]
+
+    async def events_of(
+        self, execution_ids: Sequence[str], kinds: Collection[str]
+    ) -> dict[str, list[EventRecord]]:
+        found: dict[str, list[EventRecord]] = {execution_id: [] for execution_id in execution_ids}
+        if not found:
+            return found
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE execution_id = ANY($1::text[])"
+            " AND kind = ANY($2::text[]) ORDER BY execution_id, seq"
+        )
+        for row in await self._fetch(sql, list(found), list(kinds)):
+            event = event_from_row(tuple(row))
+            found[event.execution_id].append(event)
+        return found
 
     async def work(self, execution_id: str) -> list[WorkItem]:
         return [work_from_row(tuple(r)) for r in await self._fetch(_STMTS.work_of, execution_id)]

@@ -7,6 +7,7 @@ the engine decides when parsing is worth its cost.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -95,8 +96,15 @@ class ExecutionRecord:
     def _meta(self, key: str) -> str | None:
         if not self.metadata or f'"{key}"' not in self.metadata:
             return None
-        value = json.loads(self.metadata).get(key)
-        return value if isinstance(value, str) else None
+        return _meta_value(self.metadata, key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _meta_value(metadata: str, key: str) -> str | None:
+    """A string of an execution's metadata (JSON), parsed once per execution:
+    a runner reads its ``traceparent`` at every step, from a row read anew."""
+    value = json.loads(metadata).get(key)
+    return value if isinstance(value, str) else None
 
 
 @dataclass(slots=True)

@@ -56,6 +56,7 @@ from agent_node.store.snapshots import base_of, finish_fold, settle
 from agent_node.store.sql import (
     ASKING,
     DELEGATION_COLUMNS,
+    EVENT_COLUMNS,
     EXECUTION_COLUMNS,
     PENDING_PUSHES,
     PUSH_COLUMNS,
@@ -466,6 +467,22 @@ class SqliteStore:
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(_STMTS.events_of, (execution_id, after))
         return [event_from_row(r) for r in rows]
+
+    async def events_of(
+        self, execution_ids: Sequence[str], kinds: Collection[str]
+    ) -> dict[str, list[EventRecord]]:
+        found: dict[str, list[EventRecord]] = {execution_id: [] for execution_id in execution_ids}
+        if not found:
+            return found
+        kinds = list(kinds)
+        sql = (
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE execution_id IN {in_list(len(found))}"
+            f" AND kind IN {in_list(len(kinds))} ORDER BY execution_id, seq"
+        )
+        for row in await self._fetch(sql, (*found, *kinds)):
+            event = event_from_row(row)
+            found[event.execution_id].append(event)
+        return found
 
     async def work(self, execution_id: str) -> list[WorkItem]:
         return [work_from_row(r) for r in await self._fetch(_STMTS.work_of, (execution_id,))]

@@ -33,21 +33,21 @@ import random
 import re
 import time
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import httpx
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
-from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_node.a2a.protocol.compat import METHODS_FROM_V03
+from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
 
 __all__ = ["RequestSpans", "instrument_client", "span_name", "traced_app"]
@@ -76,20 +76,21 @@ PEEK = 4096
 _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
 
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_ERROR = Status(StatusCode.ERROR)
-_UNSET = Status(StatusCode.UNSET)
+_ERROR = wire.status(2, None)
 
 
 @dataclass(frozen=True, slots=True)
 class RequestSpans:
-    """Builds request spans whole, at their end, and hands them on."""
+    """Builds request spans whole, at their end, and hands them on written
+    (:class:`~.traces_wire.Encoded`, as the spans built from commits)."""
 
     resource: Resource
     scope: InstrumentationScope
     #: Decides for spans without a parent (``OTEL_TRACES_SAMPLER``).
     sampler: Sampler
     processor: SpanProcessor
+    #: Each span name's and kind's fields, written once (names: a closed set).
+    heads: dict[tuple[str, SpanKind], bytes] = field(default_factory=dict)
 
     def emit(
         self,
@@ -109,23 +110,22 @@ class RequestSpans:
             decision = self.sampler.should_sample(Context(), trace_id, name, kind, attributes)
             if decision.decision is not Decision.RECORD_AND_SAMPLE:
                 return
-        context = SpanContext(trace_id, random.getrandbits(64) or 1, False, _SAMPLED)
-        remote = None
-        if parent is not None and parent.parent_id is not None:
-            remote = SpanContext(trace_id, parent.parent_id, True, _SAMPLED)
-        span = ReadableSpan(
-            name,
-            context,
-            remote,
-            self.resource,
-            attributes,
-            kind=kind,
-            status=_ERROR if failed else _UNSET,
-            start_time=start_ns,
-            end_time=time.time_ns(),
-            instrumentation_scope=self.scope,
+        head = self.heads.get((name, kind))
+        if head is None:
+            head = self.heads[(name, kind)] = wire.head(name, kind.value + 1)  # OTLP counts from 1
+        remote = parent.parent_id if parent is not None else None  # the caller's span
+        data = wire.span(
+            trace_id.to_bytes(16, "big"),
+            random.getrandbits(64) or 1,
+            remote.to_bytes(8, "big") if remote is not None else b"",
+            remote is not None,
+            head,
+            start_ns,
+            max(start_ns, time.time_ns()),
+            wire.attributes(attributes) + (_ERROR if failed else b""),
         )
-        self.processor.on_end(span)
+        end = cast("Callable[[wire.Encoded], None]", self.processor.on_end)
+        end(wire.Encoded(data, self.resource, self.scope))
 
 
 def _jsonrpc_method(head: bytes) -> str | None:

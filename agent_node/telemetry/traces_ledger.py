@@ -68,13 +68,14 @@ class Visit:
     attempt: int = 0
     #: Every attempt of it was seen here, the first included.
     whole: bool = False
-    #: Failed attempts: (time, attempt, the ``node_failed`` data as JSON).
-    failures: list[tuple[float, int, str | None]] = field(default_factory=list)
-    #: Waits and delegation news: (time, kind, data as JSON).
-    notes: list[tuple[float, str, str | None]] = field(default_factory=list)
+    #: Failed attempts: (time, attempt, the ``node_failed`` data as JSON);
+    #: None when there were none (most visits: no list made for them).
+    failures: list[tuple[float, int, str | None]] | None = None
+    #: Waits and delegation news: (time, kind, data as JSON), or None.
+    notes: list[tuple[float, str, str | None]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VisitEnd:
     execution: ExecutionRecord
     origin: Origin
@@ -85,7 +86,7 @@ class VisitEnd:
     data: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExecutionEnd:
     execution: ExecutionRecord
     origin: Origin
@@ -148,6 +149,8 @@ def _started(run: _Run, event: EventRecord) -> _Step | None:
 
 def _failed(run: _Run, event: EventRecord) -> _Step | None:
     visit = run.visit_of(event)
+    if visit.failures is None:
+        visit.failures = []
     visit.failures.append((event.at, event.attempt or 0, event.data))
     if data_of(event.data).get("retry_at") is not None:
         return None
@@ -161,7 +164,10 @@ def _completed(run: _Run, event: EventRecord) -> _Step | None:
 
 
 def _noted(run: _Run, event: EventRecord) -> _Step | None:
-    run.visit_of(event).notes.append((event.at, event.kind, event.data))
+    visit = run.visit_of(event)
+    if visit.notes is None:
+        visit.notes = []
+    visit.notes.append((event.at, event.kind, event.data))
     return None
 
 
@@ -204,8 +210,21 @@ class Ledger:
         endings: list[Ending] = []
         replay: Replay | None = None
         for event in events:
-            rule = _RULES.get(event.kind)
-            step = rule(run, event) if rule is not None else None
+            kind = event.kind
+            if kind == "node_started":  # the two kinds of every step, first
+                _started(run, event)
+                continue
+            if kind == "node_completed":
+                visit = run.visits.pop((event.node or "", event.visit or 0), None)
+                if visit is not None and visit.whole:
+                    endings.append(
+                        VisitEnd(execution, origin, visit, event.at, "completed", event.data)
+                    )
+                    continue
+                step: _Step | None = _Step(visit or Visit(event.node or "", event.visit or 0))
+            else:
+                rule = _RULES.get(kind)
+                step = rule(run, event) if rule is not None else None
             if step is None:
                 continue
             if step.status is not None:

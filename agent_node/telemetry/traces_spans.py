@@ -104,11 +104,13 @@ def _id(span_id: int) -> bytes:
 class _Node:
     """What every span of one node's visits shares, written once."""
 
-    __slots__ = ("attributes", "head", "spec", "type")
+    __slots__ = ("attributes", "head", "plain", "spec", "type")
 
     def __init__(self, spec: NodeSpec | None, node: str) -> None:
         self.spec = spec
         self.type = spec.type if spec is not None else "unknown"
+        #: Its spans are the visit's alone (no model call, no outgoing call).
+        self.plain = spec is not None and self.type not in _WITH_DATA and self.type not in _CALLS
         self.head = wire.head(f"{self.type} {node}", wire.INTERNAL)
         # Few attributes: each costs the exporter more than the span's own
         # fields; the execution's are on its span.
@@ -130,6 +132,7 @@ class SpanFactory:
         #: Each execution's trace id and span id, written once for all its visits.
         self._ids: dict[str, tuple[bytes, bytes]] = {}
         self._nodes: dict[tuple[str, str, str], _Node] = {}
+        self._workflows: dict[tuple[str, str], bytes] = {}
         self._execution_head = wire.head(f"invoke_agent {node}", wire.INTERNAL)
 
     def _encoded(self, data: bytes) -> wire.Encoded:
@@ -153,14 +156,26 @@ class SpanFactory:
             found = self._nodes[key] = _Node(self._spec_of(workflow, version, ref, node), node)
         return found
 
+    def _workflow(self, workflow: str, version: str) -> bytes:
+        """The attributes every execution span of a workflow has, written once."""
+        found = self._workflows.get((workflow, version))
+        if found is None:
+            if len(self._workflows) >= _KEPT:
+                self._workflows.clear()
+            found = self._workflows[(workflow, version)] = wire.attributes(
+                {
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": self.node,
+                    "agent_node.workflow.id": workflow,
+                    "agent_node.workflow.version": version,
+                }
+            )
+        return found
+
     def execution(self, end: ExecutionEnd) -> wire.Encoded:
         record, origin = end.execution, end.origin
         attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": self.node,
             "agent_node.execution.id": record.id,
-            "agent_node.workflow.id": record.workflow_id,
-            "agent_node.workflow.version": record.workflow_version,
             "agent_node.execution.status": end.status,
         }
         if record.context_id:
@@ -184,7 +199,9 @@ class SpanFactory:
                 self._execution_head,
                 start,
                 max(start, _ns(end.at)),
-                wire.attributes(attributes) + tail,
+                self._workflow(record.workflow_id, record.workflow_version)
+                + wire.attributes(attributes)
+                + tail,
             )
         )
 
@@ -198,6 +215,21 @@ class SpanFactory:
         start = visit.start if visit.start is not None else end.at
         start_ns, end_ns = _ns(start), _ns(end.at)
         end_ns = max(start_ns, end_ns)
+        trace, parent = self._ids_of(record.id, origin)
+        once = visit.attempt == visit.visit == 1 and not (visit.failures or visit.notes)
+        if node.plain and once and end.outcome == "completed":
+            # Most visits: a step that ran once; its span is all fixed parts.
+            written = wire.span(
+                trace,
+                visit_span_id(key),
+                parent,
+                False,
+                node.head,
+                start_ns,
+                end_ns,
+                node.attributes,
+            )
+            return [wire.Encoded(written, self.resource, self.scope)]
         extra: dict[str, Any] = {}  # 1 visit, 1 attempt, completed: said by silence
         if visit.visit > 1:
             extra["agent_node.visit"] = visit.visit
@@ -211,7 +243,6 @@ class SpanFactory:
         if failed:
             extra["error.type"] = str(data.get("type") or "_OTHER")
             status = wire.status(_ERROR, str(data.get("error") or "failed"))
-        trace, parent = self._ids_of(record.id, origin)
         span_id = visit_span_id(key)
         tail = node.attributes
         if extra:
@@ -300,7 +331,7 @@ class SpanFactory:
 def _events_of(end: VisitEnd) -> bytes:
     """Failed attempts as ``exception`` events; waits and delegation news as theirs."""
     found: list[tuple[float, bytes]] = []
-    for at, attempt, text in end.visit.failures:
+    for at, attempt, text in end.visit.failures or ():
         data = data_of(text)
         attributes: dict[str, Any] = {
             "exception.type": str(data.get("type") or "Exception"),
@@ -312,7 +343,7 @@ def _events_of(end: VisitEnd) -> bytes:
         if data.get("throttled"):
             attributes["agent_node.throttled"] = True
         found.append((at, wire.event(_ns(at), "exception", attributes)))
-    for at, kind, text in end.visit.notes:
+    for at, kind, text in end.visit.notes or ():
         data = data_of(text)
         noted = {f"agent_node.{k}": v for k, v in data.items() if k in _NOTED and _plain(v)}
         found.append((at, wire.event(_ns(at), kind, noted)))
@@ -329,7 +360,7 @@ def _plain(value: object) -> bool:
 
 def _delegation(spec: NodeSpec, end: VisitEnd) -> tuple[str, dict[str, Any]]:
     sent: dict[str, Any] = {}
-    for _, kind, text in end.visit.notes:
+    for _, kind, text in end.visit.notes or ():
         if kind == "delegation_sent":
             sent = data_of(text)
     peer = str(sent.get("peer") or getattr(spec, "peer", None) or getattr(spec, "skill", None))

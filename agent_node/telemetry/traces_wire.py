@@ -180,7 +180,8 @@ def span(
             _REMOTE_FLAGS if remote else _LOCAL_FLAGS,
         )
     )
-    return b"\x12" + _varint(len(body)) + body
+    size = len(body)
+    return (b"\x12" + bytes((size,)) if size < 0x80 else b"\x12" + _varint(size)) + body
 
 
 # -- an export request ---------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from support.workflows import echo
 
 from agent_node import Runtime
+from agent_node.a2a.protocol.errors import InvalidParams
 from agent_node.a2a.protocol.models import (
     ListTasksRequest,
     Message,
@@ -87,3 +88,51 @@ async def test_pages_follow_their_token_even_while_tasks_arrive(service: TaskSer
     offset = base64.urlsafe_b64encode(b"4").decode()
     old = await service.list_tasks(ListTasksRequest(page_size=2, page_token=offset), ALICE)
     assert [t.id for t in old.tasks] == sent[::-1][3:5]
+
+
+async def test_the_total_is_counted_once_for_the_pages_of_a_listing(service: TaskService) -> None:
+    """``totalSize`` is counted for the first page and carried in the token:
+    the pages after it are not counted again (at a million tasks the count
+    is what a listing costs), and a token without one still pages, counted."""
+    import base64
+
+    sent = [(await send(service, f"t{n}", ALICE, "c")).id for n in range(5)]
+    first = await service.list_tasks(ListTasksRequest(page_size=2), ALICE)
+    assert first.total_size == 5
+    await send(service, "newer", ALICE, "c")
+    second = await service.list_tasks(
+        ListTasksRequest(page_size=2, page_token=first.next_page_token), ALICE
+    )
+    assert second.total_size == 5  # the listing's, as its first page counted it
+    assert [t.id for t in second.tasks] == sent[::-1][2:4]
+    # A token of the release before (no count): the page, counted now.
+    text = base64.urlsafe_b64decode(first.next_page_token).decode()
+    bare = base64.urlsafe_b64encode(text.partition(":")[2].encode()).decode()
+    again = await service.list_tasks(ListTasksRequest(page_size=2, page_token=bare), ALICE)
+    assert [t.id for t in again.tasks] == sent[::-1][2:4] and again.total_size == 6
+    # A count that is not one is refused, as any token we did not issue.
+    forged = base64.urlsafe_b64encode(b"x:" + text.partition(":")[2].encode()).decode()
+    with pytest.raises(InvalidParams):
+        await service.list_tasks(ListTasksRequest(page_size=2, page_token=forged), ALICE)
+
+
+async def test_a_page_of_tasks_reads_their_logs_at_once(store_url: str) -> None:
+    """``Store.events_of``: the given kinds of each execution's log, in order,
+    an empty list for one without any, nothing for an unknown id."""
+    async with Runtime(store_url, scope="all", poll_interval=0.05) as runtime:
+        service = TaskService(
+            runtime, {"echo": echo("").compile()}, policy=Policy.of(PolicySettings())
+        )
+        one = await send(service, "one", ALICE, "c")
+        two = await send(service, "two", ALICE, "c")
+        store = runtime.store
+        logs = await store.events_of([one.id, two.id, "nobody"], {"execution_completed"})
+        assert [e.kind for e in logs[one.id]] == ["execution_completed"]
+        assert [e.execution_id for e in logs[two.id]] == [two.id]
+        assert logs["nobody"] == []
+        every = [
+            e for e in await store.events(one.id) if e.kind in ("node_started", "node_completed")
+        ]
+        kinds = {"node_completed", "node_started"}
+        assert (await store.events_of([one.id], kinds))[one.id] == every
+        assert await store.events_of([], kinds) == {}

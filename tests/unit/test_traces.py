@@ -39,7 +39,7 @@ from agent_node.telemetry.traces_ids import (
 from agent_node.telemetry.traces_ledger import ExecutionEnd, Ledger, VisitEnd, replayed
 from agent_node.telemetry.traces_spans import SpanFactory, provider_and_model
 from agent_node.tracing import child_traceparent
-from agent_node.workflow.ir import NodeSpec
+from agent_node.workflow.ir import NodeSpec, PythonNode
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER = "b7ad6b7169203331"
@@ -457,6 +457,7 @@ def factory() -> SpanFactory:
     specs: dict[str, NodeSpec] = {
         "write": ModelNode(id="write", prompt="x"),
         "ask": DelegateNode(id="ask", peer="b"),
+        "step": PythonNode(id="step", function="m:f"),
     }
     resource = Resource.create({"service.name": "n"})
     scope = InstrumentationScope("agent_node")
@@ -512,6 +513,33 @@ def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() 
     }
     # The last attempt's run, inside the visit.
     assert (chat.start, chat.end) == (10.5, 12.0)
+
+
+def test_a_step_that_ran_once_is_one_span_of_its_node_s_fixed_parts() -> None:
+    ledger, log = Ledger(), Log()
+    ledger.committed(
+        record(), [log("execution_started", 10.0), log("node_started", 10.1, "step", 1, 1)]
+    )
+    [end], _ = ledger.committed(record(), [log("node_completed", 10.4, "step", 1, next=None)])
+    assert isinstance(end, VisitEnd)
+    [span] = built(end)
+    assert (span.name, span.kind, span.status, span.start, span.end) == (
+        "python step",
+        "INTERNAL",
+        "UNSET",
+        10.1,
+        10.4,
+    )
+    assert (span.trace_id, span.parent_id) == (TRACE, f"{execution_span_id('e1'):016x}")
+    assert span.span_id == f"{visit_span_id('e1/step/1'):016x}"
+    assert span.attributes == {"agent_node.node.id": "step", "agent_node.node.type": "python"}
+    # Its second visit says so.
+    ledger.committed(record(), [log("node_started", 11.0, "step", 2, 1)])
+    [again], _ = ledger.committed(record(), [log("node_completed", 11.5, "step", 2, next=None)])
+    assert isinstance(again, VisitEnd)
+    [span] = built(again)
+    assert span.attributes["agent_node.visit"] == 2
+    assert span.span_id == f"{visit_span_id('e1/step/2'):016x}"
 
 
 def test_a_failed_visit_is_an_error_with_each_attempt_an_exception_event() -> None:

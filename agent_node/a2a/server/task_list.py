@@ -6,9 +6,11 @@ of its caller: :data:`STATUS_FILTER`), ``statusTimestampAfter`` (the
 status timestamp is the execution's last change: at or after it), and the
 caller's own tasks only. A page token names the last task of the page
 before, ``(created_at, id)`` in the newest-first order, so the store seeks
-to it on an index (keyset paging: page 1,000 costs what page 1 does); the
-tokens are ours alone (:func:`page_of`). Offsets, the tokens of earlier
-releases, are still read. ``historyLength`` and
+to it on an index (keyset paging: page 1,000 costs what page 1 does), and
+the ``totalSize`` counted for the first page: the pages after it are not
+counted again (counting a million tasks is the one cost of a listing that
+grows with the store). The tokens are ours alone (:func:`page_of`). Offsets
+and tokens without a count, those of earlier releases, are still read. ``historyLength`` and
 ``includeArtifacts`` shape each task, not the list.
 """
 
@@ -55,6 +57,8 @@ class ListQuery:
     size: int
     #: The last task of the page before: ``(created_at, id)``.
     before: tuple[float, str] | None = None
+    #: The ``totalSize`` of the listing, counted for its first page.
+    total: int | None = None
 
     @classmethod
     def of(cls, request: ListTasksRequest, caller: str | None) -> ListQuery:
@@ -68,17 +72,18 @@ class ListQuery:
             "caller": caller,
             "updated_after": _epoch(after) if after is not None else None,
         }
-        offset, before = page_of(request.page_token)
-        return cls(filters, offset, request.page_size or DEFAULT_PAGE, before)
+        offset, before, total = page_of(request.page_token)
+        return cls(filters, offset, request.page_size or DEFAULT_PAGE, before, total)
 
 
-def page_of(token: str | None) -> tuple[int, tuple[float, str] | None]:
-    """Where a ``nextPageToken`` of ours starts: ``(0, (created_at, id))``,
-    or an offset (an earlier release's token). Anything else — too long, not
-    base64, not a position (a huge offset overflowed the store's integers:
-    an internal error) — is the caller's mistake."""
+def page_of(token: str | None) -> tuple[int, tuple[float, str] | None, int | None]:
+    """Where a ``nextPageToken`` of ours starts — ``(0, (created_at, id),
+    total)``, or an offset (an earlier release's token) — and the listing's
+    count when the token carries it. Anything else — too long, not base64,
+    not a position (a huge offset overflowed the store's integers: an
+    internal error) — is the caller's mistake."""
     if not token:
-        return 0, None
+        return 0, None, None
     refused = InvalidParams(
         "pageToken is not one this agent issued: pass the nextPageToken of the previous page"
     )
@@ -89,20 +94,27 @@ def page_of(token: str | None) -> tuple[int, tuple[float, str] | None]:
     except ValueError:  # binascii.Error and UnicodeDecodeError among them
         raise refused from None
     if text.isdigit() and len(text) <= _MAX_OFFSET_DIGITS:
-        return int(text), None
+        return int(text), None, None
     created, bar, task_id = text.partition("|")
+    total: int | None = None
+    counted, colon, created = created.rpartition(":")  # "<total>:" (no float has one)
+    if colon:
+        if not counted.isdigit() or len(counted) > _MAX_OFFSET_DIGITS:
+            raise refused
+        total = int(counted)
     try:
         at = float(created)
     except ValueError:
         raise refused from None
     if not bar or not task_id or len(task_id) > _MAX_ID or at != at or abs(at) > 1e12:
         raise refused
-    return 0, (at, task_id)
+    return 0, (at, task_id), total
 
 
-def token_of(created_at: float, task_id: str) -> str:
-    """The ``nextPageToken`` of the page after the task ``(created_at, task_id)``."""
-    return base64.urlsafe_b64encode(f"{created_at!r}|{task_id}".encode()).decode()
+def token_of(created_at: float, task_id: str, total: int) -> str:
+    """The ``nextPageToken`` of the page after the task ``(created_at,
+    task_id)``, in a listing of ``total`` tasks."""
+    return base64.urlsafe_b64encode(f"{total}:{created_at!r}|{task_id}".encode()).decode()
 
 
 def _epoch(timestamp: str) -> float:

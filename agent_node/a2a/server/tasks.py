@@ -300,22 +300,28 @@ class TaskService:
         records = await store.list_executions(
             **query.filters, limit=query.size + 1, offset=query.offset, before=query.before
         )
+        shown = records[: query.size]
+        # One read of the page's logs (the kinds a task renders from), not one per task.
+        logs = await store.events_of([r.id for r in shown], TASK_EVENTS)
         tasks = [
-            await self._task(
-                r.id,
+            await self._render(
+                record,
+                [to_event(e) for e in logs[record.id]],
                 history_length=request.history_length,
                 include_artifacts=bool(request.include_artifacts),
             )
-            for r in records[: query.size]
+            for record in shown
         ]
-        more = len(records) > query.size
+        # Counted with the first page, carried in the tokens of the next ones.
+        total = query.total
+        if total is None:
+            total = await store.count_executions(**query.filters)
+        last = shown[-1] if len(records) > query.size else None
         return ListTasksResponse(
             tasks=tasks,
-            next_page_token=token_of(records[query.size - 1].created_at, records[query.size - 1].id)
-            if more
-            else "",
+            next_page_token=token_of(last.created_at, last.id, total) if last else "",
             page_size=query.size,
-            total_size=await store.count_executions(**query.filters),
+            total_size=total,
         )
 
     async def cancel_task(self, request: CancelTaskRequest, ctx: CallContext) -> Task:
@@ -386,10 +392,9 @@ class TaskService:
         )
 
     async def _events(self, task_id: str) -> list[Event]:
-        """The task's events that rendering reads (the others stay unparsed)."""
-        return [
-            to_event(e) for e in await self.runtime.store.events(task_id) if e.kind in TASK_EVENTS
-        ]
+        """The task's events that rendering reads (the store reads no others)."""
+        found = await self.runtime.store.events_of([task_id], TASK_EVENTS)
+        return [to_event(e) for e in found[task_id]]
 
     async def _render(
         self,
