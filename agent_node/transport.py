@@ -32,6 +32,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -109,17 +110,46 @@ def uvicorn_config(
 #: 256 KiB, allocated per connection for its whole life: 358 KiB of resident
 #: memory per open SSE stream over mutual TLS, of which glibc returned none
 #: once the connections closed. A TLS record holds at most 16 KiB, so reads
-#: of 32 KiB lose nothing but that memory.
+#: of 32 KiB lose nothing.
 TLS_READ_BUFFER = 32 * 1024
+#: The read buffer of each thread's TLS connections (:func:`lean_tls_buffers`).
+_READS = threading.local()
 
 
 def lean_tls_buffers() -> None:
-    """Make every asyncio TLS connection of this process (served and
-    opened) read through a :data:`TLS_READ_BUFFER` instead of 256 KiB."""
+    """Make every asyncio TLS connection of this process (served and opened)
+    read through one buffer of :data:`TLS_READ_BUFFER` per thread, not one
+    of 256 KiB each.
+
+    asyncio reads a TLS connection's socket into its buffer and copies what
+    came into the connection's memory BIO at once, in the same callback
+    (``get_buffer``, ``recv_into``, ``buffer_updated``: nothing runs in
+    between), so the connections of one event loop can share it: an idle
+    connection — an open SSE stream, a peer's kept-alive connection — then
+    holds no read buffer at all (it held 32 KiB of the 50 KiB of Python
+    memory an open stream cost)."""
     from asyncio import sslproto
 
-    if sslproto.SSLProtocol.max_size > TLS_READ_BUFFER:
-        sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+    protocol = sslproto.SSLProtocol
+    if getattr(protocol, "_agent_node_shared_reads", False):
+        return
+    protocol.max_size = min(protocol.max_size, TLS_READ_BUFFER)  # its decrypted reads
+    made = protocol.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        self._ssl_buffer = self._ssl_buffer_view = None  # its own: dropped
+
+    def get_buffer(self: Any, n: int) -> memoryview:
+        view: memoryview | None = getattr(_READS, "view", None)
+        if view is None:
+            view = _READS.view = memoryview(bytearray(TLS_READ_BUFFER))
+        self._ssl_buffer_view = view  # buffer_updated copies from it
+        return view
+
+    protocol.__init__ = init  # type: ignore[method-assign]
+    protocol.get_buffer = get_buffer  # type: ignore[method-assign]
+    protocol._agent_node_shared_reads = True  # type: ignore[attr-defined]
 
 
 def uvicorn_server(config: Any) -> Any:
