@@ -466,3 +466,14 @@ def latency_table(rows: dict[str, dict[str, float]], width: int = 18) -> str:
         values = f"{row['p50_ms']:>10.3f}{row['p99_ms']:>10.3f}{row['mean_ms']:>10.3f}"
         lines.append(f"{name:<{width}}{values}{extra}")
     return "\n".join(lines)
+
+
+async def pg_admin(base_url: str, sql: str) -> None:
+    """Run ``sql`` (CREATE / DROP DATABASE) on the server of ``base_url``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(base_url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()

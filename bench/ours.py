@@ -77,6 +77,7 @@ from common import (
     package_versions,
     parse_args,
     path_size,
+    pg_admin,
     rss_bytes,
     seq_metrics,
     thread_count,
@@ -142,21 +143,12 @@ class PgDatabase:
         parts = urlsplit(self.base)
         self.url = urlunsplit(parts._replace(path="/" + self.name))
 
-    async def _admin(self, sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     async def __aenter__(self) -> PgDatabase:
-        await self._admin(f'CREATE DATABASE "{self.name}"')
+        await pg_admin(self.base, f'CREATE DATABASE "{self.name}"')
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        await pg_admin(self.base, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def store_note(kind: str) -> str:

@@ -66,6 +66,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import pg_admin
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCENARIOS = ("floor", "big", "mid", "append", "chain", "long", "resume")
@@ -213,19 +216,10 @@ class Scratch:
         else:
             self.url = urlunsplit(urlsplit(self.base)._replace(path="/" + self.pg_name))
 
-    async def _admin(self, sql: str) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     async def __aenter__(self) -> Scratch:
         global READ_BYTES
         if self.kind == "postgres":
-            await self._admin(f'CREATE DATABASE "{self.pg_name}"')
+            await pg_admin(self.base, f'CREATE DATABASE "{self.pg_name}"')
             READ_BYTES = self._pg_wal
         elif self.kind == "sqlite":
             READ_BYTES = self._sqlite_bytes
@@ -233,7 +227,7 @@ class Scratch:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.kind == "postgres":
-            await self._admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+            await pg_admin(self.base, f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     async def _pg_wal(self) -> int:
         import asyncpg

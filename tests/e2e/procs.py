@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from support.checks import assert_well_formed
+from support.effects import Effects
 
 from agent_node.results import Event, to_event
 from agent_node.store import ExecutionRecord, Store, store_from_url
@@ -101,6 +102,38 @@ async def wait_until(
             )
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(interval)
+
+
+async def killed_midway(
+    spawn: Spawn,
+    command: Sequence[str],
+    env: dict[str, str],
+    effects: Effects,
+    *,
+    after: int,
+    bodies: int,
+    timeout: float,
+) -> int:
+    """Run ``command`` as ``batch1`` and SIGKILL it once ``after`` node bodies
+    ran (``effects`` counts them); returns how many had run, checked fewer
+    than ``bodies`` (all of them: the kill came too late to test anything)."""
+
+    def ran() -> int:
+        return sum(effects.invocations().values())
+
+    first = spawn("batch1", command, env)
+    await wait_until(
+        lambda: ran() >= after,
+        f"{after} node bodies",
+        timeout=timeout,
+        interval=0.005,
+        alive=[first],
+    )
+    first.send(signal.SIGKILL)
+    assert first.wait(10) == -signal.SIGKILL
+    done = ran()
+    assert done < bodies, "the batch finished before the kill: nothing was tested"
+    return done
 
 
 @asynccontextmanager

@@ -4,11 +4,10 @@ everything completes with no completed node run twice."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
-from e2e.procs import CLI, FIVE_STEPS, Spawn, child_env, opened, read_logs, wait_until
+from e2e.procs import CLI, FIVE_STEPS, Spawn, child_env, killed_midway, opened, read_logs
 from support.effects import Effects
 
 from agent_node.results import Event
@@ -58,21 +57,8 @@ async def test_sigkill_mid_batch_then_rerun_completes_without_rerunning_nodes(
     effects = Effects(tmp_path / "effects.db")
     env = child_env(tmp_path / "effects.db", step_sleep=0.02)
 
-    def bodies_ran() -> int:
-        return sum(effects.invocations().values())
-
-    first = spawn("batch1", _batch(inputs, tmp_path / "out1.jsonl", durable_url), env)
-    await wait_until(
-        lambda: bodies_ran() >= KILL_AFTER,
-        f"{KILL_AFTER} node bodies",
-        timeout=60,
-        interval=0.005,
-        alive=[first],
-    )
-    first.send(signal.SIGKILL)
-    assert first.wait(10) == -signal.SIGKILL
-    ran_before_kill = bodies_ran()
-    assert ran_before_kill < BODIES, "the batch finished before the kill: nothing was tested"
+    command = _batch(inputs, tmp_path / "out1.jsonl", durable_url)
+    await killed_midway(spawn, command, env, effects, after=KILL_AFTER, bodies=BODIES, timeout=60)
 
     second = spawn("batch2", _batch(inputs, tmp_path / "out2.jsonl", durable_url), env)
     assert second.wait(60) == 0, second.describe()

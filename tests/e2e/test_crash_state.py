@@ -7,12 +7,11 @@ once, no completed step run again."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
 from e2e.flows import GROWING_STEPS, growing_line
-from e2e.procs import CLI, E2E, Spawn, child_env, opened, read_logs, wait_until
+from e2e.procs import CLI, E2E, Spawn, child_env, killed_midway, opened, read_logs
 from support.effects import Effects
 
 from agent_node.store import Store
@@ -51,20 +50,8 @@ async def test_sigkill_then_resume_rebuilds_states_from_snapshot_and_patches(
     effects = Effects(tmp_path / "effects.db")
     env = child_env(tmp_path / "effects.db", step_sleep=0.005)
 
-    def bodies_ran() -> int:
-        return sum(effects.invocations().values())
-
-    first = spawn("batch1", _batch(inputs, tmp_path / "out1.jsonl", durable_url), env)
-    await wait_until(
-        lambda: bodies_ran() >= KILL_AFTER,
-        f"{KILL_AFTER} step bodies",
-        timeout=90,
-        interval=0.005,
-        alive=[first],
-    )
-    first.send(signal.SIGKILL)
-    assert first.wait(10) == -signal.SIGKILL
-    assert bodies_ran() < BODIES, "the batch finished before the kill: nothing was tested"
+    command = _batch(inputs, tmp_path / "out1.jsonl", durable_url)
+    await killed_midway(spawn, command, env, effects, after=KILL_AFTER, bodies=BODIES, timeout=90)
 
     ids = [
         key.split("/")[0]
