@@ -2,7 +2,7 @@
 
 Public API (everything else is private and may change)::
 
-    from agent_node import Workflow, RetryPolicy, Runtime, RunResult
+    from agent_node import Workflow, RetryPolicy, Runtime, RunResult, continue_as_new
 
 The names are imported on first use (PEP 562), so that ``import agent_node``
 — and the ``agent-node`` command, which imports the package for its version —
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent_node.engine.context import current_node
+    from agent_node.engine.executor import continue_as_new
     from agent_node.errors import (
         AgentNodeError,
         ConfigError,
@@ -50,6 +51,7 @@ __all__ = [
     "Workflow",
     "WorkflowDefinitionError",
     "close_shared_runtimes",
+    "continue_as_new",
     "current_node",
     "load_workflow",
 ]
@@ -59,6 +61,7 @@ __version__ = "0.1.0"
 #: Where each public name lives.
 _HOMES = {
     "current_node": "agent_node.engine.context",
+    "continue_as_new": "agent_node.engine.executor",
     "AgentNodeError": "agent_node.errors",
     "ConfigError": "agent_node.errors",
     "InvalidSignal": "agent_node.errors",

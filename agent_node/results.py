@@ -10,7 +10,11 @@ from pydantic import BaseModel
 
 from agent_node.store.records import EventRecord
 
-__all__ = ["Event", "NodeRun", "RunResult", "build_timeline", "to_event"]
+__all__ = ["RUN_STARTS", "Event", "NodeRun", "RunResult", "build_timeline", "to_event"]
+
+#: The events that hold the input a run started with: an execution's first,
+#: and each continuing it as new (the log before that one is gone).
+RUN_STARTS = frozenset({"execution_started", "execution_restarted"})
 
 
 @dataclass(frozen=True, slots=True)

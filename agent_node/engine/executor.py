@@ -54,7 +54,9 @@ __all__ = [
     "Outcome",
     "Park",
     "Reaction",
+    "Restart",
     "ResumeContext",
+    "continue_as_new",
 ]
 
 
@@ -164,7 +166,24 @@ class Keep:
     delegation: DelegationRecord | None = None
 
 
-Outcome = Advance | Fork | Park | Finish
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Start the execution over with ``state`` as its input (*continue as
+    new*): the same execution id and A2A task, its log so far dropped, its
+    other paths, waits and delegations ended — a workflow meant to run for
+    ever keeps a log of one run. A python step returns it
+    (:func:`continue_as_new`)."""
+
+    state: BaseModel
+
+
+def continue_as_new(state: BaseModel) -> Restart:
+    """What a python step returns to start its execution over with ``state``
+    (see :class:`Restart`): ``return continue_as_new(State(round=s.round + 1))``."""
+    return Restart(state)
+
+
+Outcome = Advance | Fork | Park | Finish | Restart
 #: What :meth:`Informed.inform` answers, and the events to log first
 #: (``(kind, data)``, about the visit).
 Reaction = tuple[Advance | Fork | Park | Finish | Keep, tuple[tuple[str, Mapping[str, Any]], ...]]

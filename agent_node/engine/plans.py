@@ -14,6 +14,8 @@ Event kinds and their ``data``:
                         "usage"?}``: the node's change to the state, if any
                         (:mod:`~agent_node.store.patches`), is all a step
                         writes of it
+``execution_restarted`` ``{"input"}``: the execution continued as new (a
+                        :class:`~.executor.Restart`); the log before it is deleted
 ``node_failed``         ``{"error", "type", "retry_at", "duration", "traceback"?}``
                         (a python step's, see :mod:`~agent_node.engine.tracebacks`)
 ``delegation_sent``     ``{"peer", "task_id", "endpoint", "version", "identity"[, "auth"]}``:
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent_node.errors import InvalidSignal
+from agent_node.store import snapshots
 from agent_node.store.base import Txn
 from agent_node.store.patches import StatePatch, diff
 from agent_node.store.records import (
@@ -48,7 +51,7 @@ from agent_node.store.records import (
 )
 from agent_node.workflow.compiled import CompiledWorkflow
 
-from .executor import Advance, Finish, Fork, Keep, Outcome, Park, Reaction
+from .executor import Advance, Finish, Fork, Keep, Outcome, Park, Reaction, Restart
 
 __all__ = [
     "Lease",
@@ -325,6 +328,8 @@ def _apply(
     if isinstance(outcome, Park):
         _park(txn, node, visit, outcome)
         return []
+    if isinstance(outcome, Restart):
+        return _restart(txn, workflow, cursor, (node, visit), outcome, info, lease)
     info["next"] = None
     if outcome.status == "failed" and outcome.output is not None:
         info["output"] = outcome.output  # why it failed (a completion's output is the result's)
@@ -333,6 +338,31 @@ def _apply(
     txn.event("node_completed", node, visit, data=dumps(info))
     finish(txn, outcome)
     return []
+
+
+def _restart(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    cursor: _Cursor,
+    at: tuple[str, int],
+    outcome: Restart,
+    info: dict[str, Any],
+    lease: Lease | None,
+) -> list[WorkItem]:
+    """Continue as new: end the run (its other paths, waits and delegations),
+    log the new input in ``execution_restarted`` — the first event of the
+    log from now on — and make the start node ready. Visits go on counting,
+    so an idempotency key (``execution/node/visit``) is never reused."""
+    info["next"] = None
+    info["restart"] = True
+    txn.event("node_completed", *at, data=dumps(info))
+    _drop_everything(txn)
+    state = dumps(outcome.state.model_dump(mode="json"))
+    restarted = txn.event("execution_restarted", data=f'{{"input":{state}}}')
+    txn.log_from = restarted.seq
+    snapshots.restart(txn, state, restarted.seq)
+    cursor.joins.clear()
+    return _enqueue(txn, cursor, [workflow.ir.start], lease)
 
 
 def _goto(

@@ -38,7 +38,7 @@ from agent_node.workflow.ir import NO_RETRY, RetryPolicy
 
 from . import attempts, faults, plans
 from .context import node_context
-from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park
+from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park, Restart
 from .failures import report
 from .registry import WorkflowRegistry
 from .state import coerce_state
@@ -224,7 +224,8 @@ class Runner:
         def plan(txn: Txn) -> tuple[list[WorkItem], ExecutionRecord, bool]:
             # Nobody changed the state since this node read it: the state the
             # runner holds (with this node's change) is the committed one.
-            current = txn.execution.state_seq == cache[0]
+            # (A run continued as new starts from a state of its own.)
+            current = txn.execution.state_seq == cache[0] and not isinstance(outcome, Restart)
             leased = plans.complete_node(txn, workflow, item, outcome, change, duration, lease)
             return leased, txn.execution, current
 
@@ -279,7 +280,7 @@ def _fence(item: WorkItem) -> Fence:
 
 
 def _needs_related(workflow: CompiledWorkflow, outcome: Outcome) -> bool:
-    if isinstance(outcome, Park | Finish):
+    if isinstance(outcome, Park | Finish | Restart):
         return True
     return isinstance(outcome, Advance) and (
         outcome.next is None or workflow.node(outcome.next).type == "join"

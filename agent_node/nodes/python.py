@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_node.engine.executor import Advance, NodeContext, Outcome
+from agent_node.engine.executor import Advance, NodeContext, Outcome, Restart
 from agent_node.errors import NodeFailed, StateValidationError
 from agent_node.nodes.base import Parkless, coerce_state
 
@@ -18,6 +18,8 @@ class PythonExecutor(Parkless):
         if body is None:
             raise NodeFailed(f"python node {node_id!r} has no step function bound")
         result = await body(ctx.state)
+        if isinstance(result, Restart):  # continue as new: the state is a new input
+            return Restart(coerce_state(ctx, result.state))
         state = coerce_state(ctx, result)
         return Advance(next=self._route(ctx, state), state=state)
 

@@ -119,6 +119,9 @@ class Txn:
     #: What the store writes of the state (decided at the commit; see
     #: :mod:`.snapshots`), ``None`` when nothing.
     state_write: StateWrite | None = None
+    #: The log restarts at this ``seq``: the events before it are deleted
+    #: (an execution that continues as new keeps the log of one run).
+    log_from: int | None = None
 
     def change_state(self, patch: StatePatch, seq: int, size: int) -> None:
         """The state changes by ``patch``, logged in the event ``seq`` (its

@@ -125,7 +125,10 @@ class MemoryStore:
         record = txn.execution
         record.updated_at = txn.now
         self._executions[record.id] = record
-        self._events.setdefault(record.id, []).extend(txn.events)
+        log = self._events.setdefault(record.id, [])
+        log.extend(txn.events)
+        if txn.log_from is not None:
+            log[:] = [e for e in log if e.seq >= txn.log_from]
         work = self._work.setdefault(record.id, {})
         for key in txn.work_del:
             work.pop(key, None)
@@ -395,12 +398,15 @@ class MemoryStore:
         self, execution_id: str, since: int, until: int
     ) -> tuple[dict[str, Any], list[str | None]]:
         """The base at ``since`` and the patches (event data) up to ``until``."""
-        # The log of an execution is its events in seq order, from 1: a slice.
+        # The log of an execution is its events in seq order, without gaps,
+        # from its first kept one (1, or where it continued as new): a slice.
         log = self._events.get(execution_id, [])
         held = self._snapshots.get(execution_id)
         text = held[1] if held is not None and held[0] == since else None
         started = log[0].data if text is None and since == 0 and log else None
-        patches = [e.data for e in log[since:until] if e.kind == "node_completed"]
+        first = log[0].seq if log else 1
+        window = log[max(0, since + 1 - first) : max(0, until + 1 - first)]
+        patches = [e.data for e in window if e.kind == "node_completed"]
         return base_of(text, started), patches
 
     async def list_executions(

@@ -68,6 +68,7 @@ __all__ = [
     "Fold",
     "base_of",
     "finish_fold",
+    "restart",
     "settle",
 ]
 
@@ -124,6 +125,16 @@ def settle(txn: Txn) -> Fold | None:
     if record.patch_room > 0 and record.state_seq - record.snapshot_seq < SNAPSHOT_EVENTS:
         return None
     return Fold(record.snapshot_seq, before)
+
+
+def restart(txn: Txn, state: str, seq: int) -> None:
+    """The state starts over as ``state`` (JSON), logged in the event ``seq``
+    (an execution continued as new): a base of its own, with no patches
+    before it — the log before ``seq`` is being deleted."""
+    if txn.state_change is not None:
+        raise RuntimeError("a transaction changes the state once")
+    txn.execution.state_seq = seq
+    _store(txn, state)
 
 
 def finish_fold(txn: Txn, base: dict[str, Any], events: Sequence[str | None]) -> None:

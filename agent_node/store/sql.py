@@ -133,6 +133,7 @@ class Statements:
             " ON CONFLICT (execution_id) DO UPDATE SET seq = excluded.seq, state = excluded.state"
         )
         self.delete_snapshot = q("DELETE FROM snapshots WHERE execution_id = ?")
+        self.delete_events_before = q("DELETE FROM events WHERE execution_id = ? AND seq < ?")
         self.snapshot_of = q("SELECT state FROM snapshots WHERE execution_id = ? AND seq = ?")
         # The base of a state that never had a snapshot: its input (seq 1).
         self.input_of = q(
@@ -266,6 +267,8 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
     # each must change exactly one row (see delegation_update_row).
     if txn.events:
         out.append((stmts.insert_events, [event_row(e) for e in txn.events]))
+    if txn.log_from is not None:
+        out.append((stmts.delete_events_before, [(eid, txn.log_from)]))
     write = txn.state_write
     if write is not None and write.table is not None:
         out.append((stmts.put_snapshot, [(eid, record.snapshot_seq, write.table)]))

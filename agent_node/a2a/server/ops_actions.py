@@ -24,7 +24,7 @@ from starlette.requests import Request
 
 from agent_node.errors import StateValidationError, UsageError
 from agent_node.nodes.model_budget import BUDGET_EVENT
-from agent_node.results import to_event
+from agent_node.results import RUN_STARTS, to_event
 from agent_node.runtime import Runtime
 from agent_node.tracing import new_traceparent
 from agent_node.transport import caller_of
@@ -76,7 +76,8 @@ async def retry(request: Request, runtime: Runtime) -> Any:
     except Exception as exc:  # a workflow file that no longer loads here
         raise Refused(409, f"cannot retry {record.id}: {exc}") from None
     events = [to_event(e) for e in await runtime.store.events(record.id)]
-    started = next((e for e in events if e.kind == "execution_started"), None)
+    # The input of the run: the first, or the last continued as new.
+    started = next((e for e in events if e.kind in RUN_STARTS), None)
     initial = (started.data or {}).get("input") if started is not None else None
     if not isinstance(initial, dict):
         raise Refused(409, f"execution {record.id} has no recorded input to start again with")

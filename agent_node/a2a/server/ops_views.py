@@ -26,7 +26,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from agent_node.results import Event, NodeRun, build_timeline, to_event
+from agent_node.results import RUN_STARTS, Event, NodeRun, build_timeline, to_event
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, WaitRecord
 from agent_node.store.patches import apply_patch, patch_of
@@ -48,7 +48,8 @@ async def execution_view(runtime: Runtime, record: ExecutionRecord) -> dict[str,
     events = [to_event(e) for e in await store.events(record.id)]
     work, waits = await store.work(record.id), await store.waits(record.id)
     runs = build_timeline(events)
-    started = next((e for e in events if e.kind == "execution_started"), None)
+    # The input of the run: the first, or the last continued as new.
+    started = next((e for e in events if e.kind in RUN_STARTS), None)
     initial = (started.data or {}).get("input") if started is not None else None
     return {
         **summary(record),
