@@ -138,7 +138,7 @@ class Runner:
         else:
             node_context.reset(token)
             faults.hit("after_effect", item.node)
-            return await self._commit(workflow, item, outcome, change, started, new_cache)
+            return await self._commit(workflow, claim, outcome, change, started, new_cache)
         node_context.reset(token)
         faults.hit("after_effect", item.node)
         policy = spec.retry or NO_RETRY
@@ -212,12 +212,13 @@ class Runner:
     async def _commit(
         self,
         workflow: CompiledWorkflow,
-        item: WorkItem,
+        claim: Claim,
         outcome: Outcome,
         change: plans.StateChange | None,
         started: float,
         cache: StateCache,
     ) -> Step:
+        item = claim.work
         duration = time.perf_counter() - started
         lease = plans.Lease(self.owner, time.time() + self.lease_ttl)
 
@@ -235,6 +236,7 @@ class Runner:
                 plan,
                 fence=_fence(item),
                 related=_needs_related(workflow, outcome),
+                held=claim,
             )
         except (Fenced, UnknownExecution) as exc:
             log.warning("dropped the result of %s: %s", item.key, exc)

@@ -240,9 +240,18 @@ class Store(Protocol):
         fence: Fence | None = None,
         related: bool = False,
         state: bool = False,
+        held: Claim | None = None,
     ) -> T:
         """Run ``plan`` on the execution in one transaction (see module doc);
         ``state``: the plan reads the whole state (``txn.state``).
+
+        ``held``: the visit the writer holds under ``fence``, with the
+        execution as the writer last claimed or committed it. A store may
+        run the plan on a copy of that without reading the row (with
+        ``related``: the held visit as the execution's only work row, and no
+        waits or delegations) and commit only if it is still so; else it
+        runs the plan again, the usual way. Plans are pure, so running one
+        twice is safe; the value returned is from the run that committed.
 
         Raises :class:`~agent_node.errors.UnknownExecution` for an unknown id
         and :class:`~agent_node.errors.Fenced` when ``fence`` is stale.

@@ -90,6 +90,7 @@ class MemoryStore:
         fence: Fence | None = None,
         related: bool = False,
         state: bool = False,
+        held: Claim | None = None,
     ) -> T:
         if fence is not None:
             self._check_fence(execution_id, fence)

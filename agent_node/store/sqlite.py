@@ -192,6 +192,7 @@ class SqliteStore:
         fence: Fence | None = None,
         related: bool = False,
         state: bool = False,
+        held: Claim | None = None,
     ) -> T:
         def job(conn: sqlite3.Connection) -> tuple[T, Notices]:
             if fence is not None:

@@ -1,7 +1,7 @@
 """DBOS Transact on a SQLite system database (no PostgreSQL, no network).
 
     python bench/peers/dbos_bench.py <seq200|conc200|wait2000|import>
-        [--variant async|sync] --dir TMPDIR
+        [--variant async|sync|pg-async|pg-sync] [--pg-url URL] --dir TMPDIR
 
 DBOS is configured with ``system_database_url="sqlite:///<dir>/dbos.sqlite"``
 (DBOS >= 2 supports SQLite as its system database; the SQLite path uses
@@ -18,6 +18,9 @@ Variants
   sync   plain ``def`` workflows/steps; conc200 = ``DBOS.start_workflow`` x200
          (DBOS runs each on its executor thread pool); wait2000 = ``DBOS.recv``
          (one blocked executor thread per parked workflow).
+  pg-async, pg-sync  the same on a PostgreSQL system database: ``--pg-url``
+         (a database made for the run: ``bench/stores/pg_bench.py`` creates
+         and drops one per run); seq200 and conc200 only.
 """
 
 from __future__ import annotations
@@ -57,12 +60,26 @@ from common import (
 )
 
 SYSTEM = "dbos"
+PG_URL = None
+if "--pg-url" in sys.argv:  # not a common flag: taken out before the common ones
+    at = sys.argv.index("--pg-url")
+    PG_URL = sys.argv[at + 1]
+    del sys.argv[at : at + 2]
 args = parse_args(default_variant="async")
 block_network()
-VERSIONS = package_versions("dbos", "sqlalchemy")
+VERSIONS = package_versions("dbos", "sqlalchemy", "psycopg")
 VARIANT = args.variant
-if VARIANT not in ("async", "sync") and args.scenario not in ("import", "floor"):
-    raise SystemExit(f"unknown variant {VARIANT!r} (async|sync)")
+if VARIANT not in ("async", "sync", "pg-async", "pg-sync") and args.scenario not in (
+    "import",
+    "floor",
+):
+    raise SystemExit(f"unknown variant {VARIANT!r} (async|sync|pg-async|pg-sync)")
+ON_PG = VARIANT.startswith("pg-")
+if ON_PG and PG_URL is None:
+    raise SystemExit("the pg- variants need --pg-url")
+if ON_PG and args.scenario == "wait2000":
+    emit_unavailable(SYSTEM, VARIANT, "wait2000", "measured on SQLite only")
+    sys.exit(0)
 
 if args.scenario in ("import", "floor"):
     if args.scenario == "import":
@@ -76,7 +93,7 @@ from dbos import DBOS, DBOSConfig  # noqa: E402
 DB_PATH = Path(args.dir).resolve() / "dbos.sqlite"
 config: DBOSConfig = {
     "name": "bench",
-    "system_database_url": f"sqlite:///{DB_PATH}",
+    "system_database_url": PG_URL if ON_PG else f"sqlite:///{DB_PATH}",
     "log_level": "WARNING",
     "application_version": "bench",
     "executor_id": "bench",
@@ -164,7 +181,11 @@ def pending_in_db() -> int:
         con.close()
 
 
-NOTE_BASE = "SQLite system DB (rollback journal, synchronous=FULL as shipped)"
+NOTE_BASE = (
+    "PostgreSQL system DB (127.0.0.1, fresh database per run)"
+    if ON_PG
+    else "SQLite system DB (rollback journal, synchronous=FULL as shipped)"
+)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -308,10 +329,13 @@ def main() -> None:
     from dbos._dbos import _dbos_global_instance as inst
 
     kind = type(inst._sys_db).__name__  # type: ignore[union-attr]
-    assert kind == "SQLiteSystemDatabase" and DB_PATH.exists(), (kind, DB_PATH)
+    if ON_PG:
+        assert kind == "PostgresSystemDatabase", kind
+    else:
+        assert kind == "SQLiteSystemDatabase" and DB_PATH.exists(), (kind, DB_PATH)
     c0 = cpu_seconds()
     try:
-        if VARIANT == "sync":
+        if VARIANT.endswith("sync") and not VARIANT.endswith("async"):
             run_sync()
         else:
             asyncio.run(run_async())

@@ -27,12 +27,12 @@ class LosesOneCommit(MemoryStore):
         plan: Plan[Any],
         *,
         fence: Fence | None = None,
-        related: bool = False,
+        **options: Any,
     ) -> Any:
         if fence is not None and fence.node == "flaky" and not self.dropped:
             self.dropped = True
             raise StoreError("connection lost")
-        return await super().apply(execution_id, plan, fence=fence, related=related)
+        return await super().apply(execution_id, plan, fence=fence, **options)
 
 
 class S(BaseModel):

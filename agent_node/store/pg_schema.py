@@ -1,0 +1,83 @@
+"""PostgreSQL: creating the schema, or upgrading an older one, once.
+
+An existing schema of the current version is only read: its DDL would take
+SHARE locks on the tables that live workers write, in an order that can
+deadlock with them. Concurrent openers of a new or older database are
+serialised by a session advisory lock taken before the transaction: the
+transaction then starts after the one that held it committed, and sees its
+tables. (Taken inside, the catalog lookups of the transaction that waited
+may still miss tables created meanwhile, and it would create the schema a
+second time.)
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from agent_node.errors import StoreError
+from agent_node.store.files import MissingStore
+from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, MIGRATIONS, SCHEMA_VERSION, ddl
+
+__all__ = ["ensure_schema"]
+
+_SCHEMA_LOCK = 0x6167656E74  # "agent": serialises concurrent schema creation
+
+
+async def ensure_schema(conn: asyncpg.Connection, url: str, *, create: bool) -> None:
+    """Create or upgrade the schema of ``url`` unless it is current;
+    ``create=False``: a database without one is a :class:`MissingStore`."""
+    version = await _schema_version(conn)
+    if version == SCHEMA_VERSION:
+        return
+    if version is None and not create:
+        raise MissingStore(url, f"no store in {url}: it has no agent-node tables")
+    await conn.execute("SELECT pg_advisory_lock($1)", _SCHEMA_LOCK)
+    try:
+        await _create_schema(conn)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK)
+
+
+async def _create_schema(conn: asyncpg.Connection) -> None:
+    """Create or upgrade the schema (the caller holds the schema lock)."""
+    async with conn.transaction():
+        version = await _schema_version(conn)
+        if version is None:
+            for statement in ddl("postgresql"):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_info (key, value) VALUES ('version', $1)",
+                str(SCHEMA_VERSION),
+            )
+        elif version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store schema version {version} is newer than this agent-node's"
+                f" {SCHEMA_VERSION}; upgrade agent-node"
+            )
+        elif version < SCHEMA_VERSION:
+            await _upgrade(conn, version)
+
+
+async def _upgrade(conn: asyncpg.Connection, version: int) -> None:
+    """Only what newer versions added: new tables, and columns (with
+    defaults; ALTER TABLE holds its table's lock a moment)."""
+    for newer in range(version + 1, SCHEMA_VERSION + 1):
+        # Columns first: the version's new indexes may need them.
+        for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
+            await conn.execute(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {declaration}"
+            )
+        if newer in BACKFILLS:
+            await conn.execute(BACKFILLS[newer]["postgresql"])
+        for statement in ddl("postgresql", MIGRATIONS[newer]):
+            await conn.execute(statement)
+    await conn.execute(
+        "UPDATE schema_info SET value = $1 WHERE key = 'version'", str(SCHEMA_VERSION)
+    )
+
+
+async def _schema_version(conn: asyncpg.Connection) -> int | None:
+    if await conn.fetchval("SELECT to_regclass('schema_info')") is None:
+        return None
+    value = await conn.fetchval("SELECT value FROM schema_info WHERE key = 'version'")
+    return None if value is None else int(value)
