@@ -58,6 +58,10 @@ class GroupCommit:
         self._busy = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Statements sent, and transactions they wrote (their ratio: how
+        #: well commits group).
+        self.statements = 0
+        self.written = 0
 
     async def commit(self, txn: Txn, gate: Gate | None) -> bool:
         """Write ``txn`` (compact: :func:`~.pg_write.compact`) if its gate
@@ -112,6 +116,7 @@ class GroupCommit:
                 self._launch()
 
     async def _settle(self, batch: list[_Entry]) -> None:
+        self.statements += 1
         try:
             written = await self._write([(e.txn, e.gate) for e in batch])
         except asyncio.CancelledError:
@@ -130,6 +135,7 @@ class GroupCommit:
             for entry in batch:
                 await self._settle([entry])
             return
+        self.written += len(written)
         for entry in batch:
             if not entry.future.done():
                 entry.future.set_result(entry.txn.execution.id in written)
