@@ -94,6 +94,9 @@ class Engine:
         #: A full store that failed a waited-for execution's commit, for its waiter.
         self._full: dict[str, StoreFull] = {}
         self._wake = asyncio.Event()
+        #: The last claim round filled every free slot: ready work may be
+        #: left, and the next task to end wakes the claim loop for it.
+        self._slots_wanted = False
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
         #: Told ``(claims, now)`` after each claim (metrics: how long ready work waited).
@@ -308,6 +311,7 @@ class Engine:
             for hook in self.claimed_hooks:
                 hook(claims, now)
             claimed = len(claims)
+        self._slots_wanted = claimed == free
         for wait in await self.store.due_waits(now, 100, scope):
             await self.control.expire(wait)
         return claimed > 0 and claimed == free
@@ -387,9 +391,12 @@ class Engine:
             del self._tasks[key]
         # What a chain leaves for the claim loop comes as notices: ready work
         # ("work") and timers ("timer"). A task's end itself matters only when
-        # it frees a slot claims waited for, or when it ended abnormally.
+        # it frees a slot claims waited for, or when it ended abnormally. (Not
+        # "the pool was full before": tasks that end together have all left
+        # it by the time their callbacks run, and none would wake the loop.)
         normal = not task.cancelled() and task.exception() is None
-        if not normal or len(self._tasks) + 1 >= self.concurrency:
+        if not normal or self._slots_wanted:
+            self._slots_wanted = False
             self._wake.set()
         if task.cancelled():
             return

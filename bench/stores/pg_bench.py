@@ -58,7 +58,10 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parents[1]
 ROOT = BENCH.parent
-sys.path.insert(0, str(BENCH))
+#: The agent-node measured: this checkout's (a worktree's too), unless
+#: ``$PG_BENCH_CODE`` names another (``--before``).
+CODE = Path(os.environ.get("PG_BENCH_CODE") or ROOT)
+sys.path[:0] = [str(CODE), str(BENCH)]
 from common import (  # noqa: E402
     CONC_RUNS,
     CONC_STEPS,
@@ -82,7 +85,9 @@ FLOOR_SECONDS = 5
 
 
 def server_cpu() -> float:
-    """CPU seconds (user + system) of every ``postgres`` process so far."""
+    """CPU seconds (user + system) of the ``postgres`` processes so far: the
+    live ones', and the ones that exited (a closed connection's backend),
+    which the postmaster reaped (its children's times)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in os.listdir("/proc"):
@@ -96,7 +101,7 @@ def server_cpu() -> float:
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if name.startswith("postgres"):
             fields = stat[stat.rindex(")") + 2 :].split()
-            total += int(fields[11]) + int(fields[12])
+            total += sum(int(f) for f in fields[11:15])
     return total / tick
 
 
@@ -228,13 +233,21 @@ async def _worker_child(url: str) -> None:
 # -- parts ----------------------------------------------------------------------
 
 
-def run_ours(scenario: str) -> dict[str, Any]:
+def code_env(code: Path) -> dict[str, str]:
+    """The environment of a child that imports agent-node from ``code``."""
+    inherited = os.environ.get("PYTHONPATH")
+    path = f"{code}{os.pathsep}{inherited}" if inherited else str(code)
+    return {**os.environ, "PYTHONPATH": path, "PG_BENCH_CODE": str(code)}
+
+
+def run_ours(scenario: str, code: Path = ROOT) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "_ours", scenario],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=ROOT,
+        env=code_env(code),
     )
     if out.returncode != 0:
         return {"error": out.stderr[-2000:]}
@@ -363,6 +376,7 @@ async def _drain(url: str, store: Any, count: int) -> dict[str, Any]:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
+            env=code_env(CODE),
         )
         for _ in range(count)
     ]
@@ -421,6 +435,12 @@ def main() -> None:
     ap.add_argument("--parts", default="ours,dbos,floor,workers")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--json", help="also write every row to this file")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="also run the ours part on the agent-node of this directory (say, the base"
+        " commit exported with git archive), in the same rounds: part ours-before",
+    )
     args = ap.parse_args()
     parts = args.parts.split(",")
     log(f"server: {os.environ.get('AGENT_NODE_BENCH_PG_URL') or DEFAULT_PG_URL}")
@@ -435,6 +455,8 @@ def main() -> None:
         for scenario in ("seq200", "conc200"):
             if "ours" in parts:
                 record("ours", scenario, run_ours(scenario), round_)
+            if "ours" in parts and args.before is not None:
+                record("ours-before", scenario, run_ours(scenario, args.before.resolve()), round_)
             if "dbos" in parts:
                 record("dbos", scenario, run_dbos(scenario), round_)
         if "floor" in parts:
@@ -456,6 +478,10 @@ def _summary(rows: list[dict[str, Any]]) -> None:
 
     log("\nmedians over rounds:")
     for part, scenario, key in (
+        ("ours-before", "seq200", "steps_per_s"),
+        ("ours-before", "conc200", "steps_per_s"),
+        ("ours-before", "seq200", "statements_per_step"),
+        ("ours-before", "conc200", "statements_per_step"),
         ("ours", "seq200", "steps_per_s"),
         ("dbos", "seq200", "steps_per_s"),
         ("ours", "conc200", "steps_per_s"),
@@ -464,6 +490,10 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         ("ours", "conc200", "statements_per_step"),
         ("ours", "seq200", "round_trips_per_step"),
         ("ours", "conc200", "round_trips_per_step"),
+        ("ours", "seq200", "server_cpu_ms_per_step"),
+        ("ours", "conc200", "server_cpu_ms_per_step"),
+        ("ours", "seq200", "client_cpu_ms_per_step"),
+        ("ours", "conc200", "client_cpu_ms_per_step"),
         ("floor", "pgbench", "commits_per_s_1_clients"),
         ("floor", "pgbench", "commits_per_s_8_clients"),
         ("workers", f"1x{EXECUTIONS}", "steps_per_s"),
@@ -471,7 +501,7 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         ("workers", f"1x{EXECUTIONS}", "server_cpu_pct"),
         ("workers", f"2x{EXECUTIONS}", "server_cpu_pct"),
     ):
-        log(f"  {part:8} {scenario:10} {key:24} {med(part, scenario, key)}")
+        log(f"  {part:11} {scenario:10} {key:24} {med(part, scenario, key)}")
     one, two = (
         med("workers", f"1x{EXECUTIONS}", "steps_per_s"),
         med("workers", f"2x{EXECUTIONS}", "steps_per_s"),
