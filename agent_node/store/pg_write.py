@@ -135,7 +135,9 @@ def _statement() -> str:
         f"WITH g AS (SELECT * FROM {gates}),"
         " f AS (SELECT w.execution_id FROM work w JOIN g ON w.execution_id = g.id"
         " AND w.node = g.node AND w.visit = g.visit"
-        " WHERE w.fence = g.fence AND w.lease_owner = g.owner FOR UPDATE OF w),"
+        " WHERE w.fence = g.fence AND w.lease_owner = g.owner"
+        # Locked in key order, as the heartbeat locks them: no deadlock.
+        " ORDER BY w.execution_id, w.node, w.visit FOR UPDATE OF w),"
         f" u AS (UPDATE executions e SET {updated}, state = COALESCE(g.state, e.state) FROM g"
         " WHERE e.id = g.id AND e.last_seq = g.was_seq AND e.updated_at = g.was_at"
         " AND (g.node IS NULL OR e.id IN (SELECT execution_id FROM f))"

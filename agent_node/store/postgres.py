@@ -64,6 +64,18 @@ log = logging.getLogger(__name__)
 _PRUNE_LOCK = 0x7072756E65  # "prune": one replica prunes at a time
 
 
+#: Every lease of an owner, extended; its rows are locked in key order, as
+#: the group commit locks the rows it checks (:mod:`.pg_write`): two
+#: statements that lock some of the same rows in another order could
+#: deadlock (PostgreSQL would abort one after a second's wait).
+_EXTEND_LEASES = (
+    "UPDATE work w SET lease_expires_at = $1 FROM (SELECT execution_id, node, visit FROM work"
+    " WHERE lease_owner = $2 ORDER BY execution_id, node, visit FOR UPDATE) s"
+    " WHERE w.execution_id = s.execution_id AND w.node = s.node AND w.visit = s.visit"
+    " RETURNING w.execution_id, w.node, w.visit"
+)
+
+
 class PostgresStore(PgWrites):
     def __init__(self, url: str, dsn: str, *, pool_size: int = 10, create: bool = True) -> None:
         super().__init__(url, dsn, pool_size)
@@ -136,7 +148,7 @@ class PostgresStore(PgWrites):
         self._notifier.publish(kind, execution_id)
 
     async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
-        rows = await self._fetch(STMTS.extend_leases, until, owner)
+        rows = await self._fetch(_EXTEND_LEASES, until, owner)
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def expire_leases(self, owners: Collection[str], now: float) -> int:

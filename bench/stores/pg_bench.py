@@ -342,7 +342,7 @@ def run_floor() -> dict[str, Any]:
     return asyncio.run(go())
 
 
-def run_workers(count: int) -> dict[str, Any]:
+def run_workers(count: int, code: Path = CODE) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         from agent_node.engine.control import Control
         from agent_node.engine.registry import WorkflowRegistry
@@ -359,14 +359,14 @@ def run_workers(count: int) -> dict[str, Any]:
                     await asyncio.gather(
                         *(control.create(conc, state()) for _ in range(start, start + 500))
                     )
-                return await _drain(pg.url, store, count)
+                return await _drain(pg.url, store, count, code)
             finally:
                 await store.close()
 
     return asyncio.run(go())
 
 
-async def _drain(url: str, store: Any, count: int) -> dict[str, Any]:
+async def _drain(url: str, store: Any, count: int, code: Path) -> dict[str, Any]:
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -376,7 +376,7 @@ async def _drain(url: str, store: Any, count: int) -> dict[str, Any]:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
-            env=code_env(CODE),
+            env=code_env(code),
         )
         for _ in range(count)
     ]
@@ -438,8 +438,9 @@ def main() -> None:
     ap.add_argument(
         "--before",
         type=Path,
-        help="also run the ours part on the agent-node of this directory (say, the base"
-        " commit exported with git archive), in the same rounds: part ours-before",
+        help="also run the ours and workers parts on the agent-node of this directory (say,"
+        " the base commit exported with git archive), in the same rounds: parts"
+        " ours-before, workers-before",
     )
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -464,6 +465,9 @@ def main() -> None:
         if "workers" in parts:
             for count in (1, 2) if round_ % 2 else (2, 1):
                 record("workers", f"{count}x{EXECUTIONS}", run_workers(count), round_)
+                if args.before is not None:
+                    before = run_workers(count, args.before.resolve())
+                    record("workers-before", f"{count}x{EXECUTIONS}", before, round_)
     _summary(rows)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -498,6 +502,10 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         ("floor", "pgbench", "commits_per_s_8_clients"),
         ("workers", f"1x{EXECUTIONS}", "steps_per_s"),
         ("workers", f"2x{EXECUTIONS}", "steps_per_s"),
+        ("workers-before", f"1x{EXECUTIONS}", "steps_per_s"),
+        ("workers-before", f"2x{EXECUTIONS}", "steps_per_s"),
+        ("workers-before", f"1x{EXECUTIONS}", "server_cpu_pct"),
+        ("workers-before", f"2x{EXECUTIONS}", "server_cpu_pct"),
         ("workers", f"1x{EXECUTIONS}", "server_cpu_pct"),
         ("workers", f"2x{EXECUTIONS}", "server_cpu_pct"),
     ):

@@ -189,3 +189,28 @@ async def test_concurrent_creates_of_one_id_create_it_once(store: PostgresStore)
     results = await asyncio.gather(*(store.create(_record("same"), plan) for _ in range(5)))
     assert sorted(results, key=str) == [None, None, None, None, "same"]
     assert await _kinds(store, "same") == ["execution_started"]
+
+
+async def test_a_grouped_commit_notifies_other_processes_after_it_committed(
+    store: PostgresStore, pg_url: str
+) -> None:
+    other = PostgresStore(pg_url, pg_url)  # another replica, on its own LISTEN connection
+    await other.open()
+    try:
+        heard: list[tuple[str, str]] = []
+        other.subscribe(lambda kind, eid: heard.append((kind, eid)))
+
+        def plan(txn: Txn) -> None:
+            txn.event("execution_started", data='{"input":{}}')
+            txn.put_work(WorkItem(txn.execution.id, "a", 1, 0, 0.0, None, None, 0))
+
+        before = store.group.statements
+        await asyncio.gather(*(store.create(_record(eid), plan) for eid in IDS))
+        assert store.group.statements == before + 1
+        for _ in range(100):
+            if len(heard) == len(IDS):
+                break
+            await asyncio.sleep(0.02)
+        assert sorted(heard) == [("work", eid) for eid in IDS]
+    finally:
+        await other.close()
