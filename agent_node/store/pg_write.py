@@ -13,8 +13,8 @@ of executions at once. Per execution it
    assumed it, the execution has no other work rows, no waits and no
    delegations (``alone``);
 2. only for the executions that passed: updates the execution row, deletes
-   and upserts work rows, appends the events, and sends the notifications
-   (``pg_notify``, delivered at the commit);
+   and upserts work and wait rows, appends the events, and sends the
+   notifications (``pg_notify``, delivered at the commit);
 3. returns the ids that passed. A new execution's gate is its insert
    (``ON CONFLICT DO NOTHING``): one that exists already writes nothing.
 
@@ -33,8 +33,8 @@ adds a work, wait or delegation row of an execution updates the execution
 row in the same transaction (plans always end with it), so ``alone`` read
 in an older snapshot is caught by the same re-check. Rows are never updated
 twice in one statement: a batch holds one transaction per execution, and a
-write set whose deleted and upserted work rows overlap is not compact
-(:func:`compact`; it takes the statement-per-row flush).
+write set that deletes and upserts one row (or upserts it twice) is not
+compact (:func:`compact`; it takes the statement-per-row flush).
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ from typing import Any
 import asyncpg
 
 from agent_node.store.base import Fence, Txn
-from agent_node.store.sql import EVENT_COLUMNS, EXECUTION_COLUMNS, WORK_COLUMNS, execution_row
+from agent_node.store.sql import (
+    EVENT_COLUMNS,
+    EXECUTION_COLUMNS,
+    WAIT_COLUMNS,
+    WORK_COLUMNS,
+    execution_row,
+)
 
 __all__ = ["CHANNEL", "Gate", "compact", "write_sets"]
 
@@ -110,8 +116,16 @@ _EVENTS = tuple(
         strict=True,
     )
 )
+_WAIT_DEL = _WORK_DEL
+_WAITS = tuple(
+    zip(
+        WAIT_COLUMNS.replace(" ", "").split(","),
+        ("text", "text", "int", "text", "text", "float8"),
+        strict=True,
+    )
+)
 _NOTICES = (("id", "text"), ("msg", "text"))
-_PARTS = (_GATES, _NEW, _WORK_DEL, _WORK, _EVENTS, _NOTICES)
+_PARTS = (_GATES, _NEW, _WORK_DEL, _WORK, _WAIT_DEL, _WAITS, _EVENTS, _NOTICES)
 
 
 def _arrays(columns: Sequence[tuple[str, str]], alias: str, first: int) -> str:
@@ -124,12 +138,13 @@ def _statement() -> str:
     starts = [1]
     for part in _PARTS[:-1]:
         starts.append(starts[-1] + len(part))
-    gates, new, work_del, work, events, notices = (
+    gates, new, work_del, work, wait_del, waits, events, notices = (
         _arrays(part, alias, first)
-        for part, alias, first in zip(_PARTS, "gndpvm", starts, strict=True)
+        for part, alias, first in zip(_PARTS, "gndpxyvm", starts, strict=True)
     )
     updated = ", ".join(f"{name} = g.{name}" for name, _ in _GATES[8:-1])
     work_set = ", ".join(f"{name} = excluded.{name}" for name, _ in _WORK[3:])
+    wait_set = ", ".join(f"{name} = excluded.{name}" for name, _ in _WAITS[3:])
     new_columns = ", ".join(name for name, _ in _NEW)
     return (
         f"WITH g AS (SELECT * FROM {gates}),"
@@ -154,6 +169,11 @@ def _statement() -> str:
         f" p AS (INSERT INTO work ({WORK_COLUMNS}) SELECT * FROM {work}"
         " WHERE p.execution_id IN (SELECT id FROM ok)"
         f" ON CONFLICT (execution_id, node, visit) DO UPDATE SET {work_set}),"
+        f" x AS (DELETE FROM waits w USING {wait_del} WHERE w.execution_id = x.execution_id"
+        " AND w.node = x.node AND w.visit = x.visit AND x.execution_id IN (SELECT id FROM ok)),"
+        f" y AS (INSERT INTO waits ({WAIT_COLUMNS}) SELECT * FROM {waits}"
+        " WHERE y.execution_id IN (SELECT id FROM ok)"
+        f" ON CONFLICT (execution_id, node, visit) DO UPDATE SET {wait_set}),"
         f" v AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM {events}"
         " WHERE v.execution_id IN (SELECT id FROM ok)),"
         f" z AS (SELECT pg_notify('{CHANNEL}', m.msg) FROM {notices}"
@@ -169,17 +189,21 @@ _STATEMENT = _statement()
 
 def compact(txn: Txn) -> bool:
     """Whether the write set of ``txn`` fits the statement: execution, work
-    rows, events and notifications only (no waits, delegations or snapshot
-    rows), no work row both deleted and upserted."""
+    and wait rows, events and notifications (no delegations, no snapshot
+    rows), and no row both deleted and upserted, or upserted twice."""
     write = txn.state_write
     if write is not None and (write.table is not None or write.drop):
         return False
-    if txn.waits_put or txn.waits_del or txn.delegations_put or txn.delegations_set:
+    if txn.delegations_put or txn.delegations_set or txn.delegations_del:
         return False
-    if txn.delegations_del:
-        return False
-    put = {(w.node, w.visit) for w in txn.work_put}
-    return len(put) == len(txn.work_put) and not put.intersection(txn.work_del)
+    work = {(w.node, w.visit) for w in txn.work_put}
+    waits = {(w.node, w.visit) for w in txn.waits_put}
+    return (
+        len(work) == len(txn.work_put)
+        and len(waits) == len(txn.waits_put)
+        and not work.intersection(txn.work_del)
+        and not waits.intersection(txn.waits_del)
+    )
 
 
 async def write_sets(
@@ -192,7 +216,7 @@ async def write_sets(
     offsets = [0]
     for part in _PARTS[:-1]:
         offsets.append(offsets[-1] + len(part))
-    gates, new, work_del, work, events, notices = offsets
+    gates, new, work_del, work, wait_del, waits, events, notices = offsets
 
     def add(first: int, row: Sequence[Any]) -> None:
         for i, value in enumerate(row):
@@ -211,6 +235,10 @@ async def write_sets(
         for w in txn.work_put:
             add(work, (eid, w.node, w.visit, w.attempt, w.available_at, w.lease_owner))
             add(work + 6, (w.lease_expires_at, w.fence))
+        for node, visit in txn.waits_del:
+            add(wait_del, (eid, node, visit))
+        for wait in txn.waits_put:
+            add(waits, (eid, wait.node, wait.visit, wait.kind, wait.event, wait.deadline))
         for e in txn.events:
             add(events, (eid, e.seq, e.kind, e.node, e.visit, e.attempt, e.at, e.data))
         for kind in sorted(txn.notices):

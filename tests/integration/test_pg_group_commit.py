@@ -14,7 +14,7 @@ from agent_node.errors import Fenced
 from agent_node.store import Txn
 from agent_node.store.base import Fence
 from agent_node.store.postgres import PostgresStore
-from agent_node.store.records import Claim, ExecutionRecord, WorkItem
+from agent_node.store.records import Claim, ExecutionRecord, WaitRecord, WorkItem
 
 pytestmark = pytest.mark.postgres
 
@@ -214,3 +214,25 @@ async def test_a_grouped_commit_notifies_other_processes_after_it_committed(
         assert sorted(heard) == [("work", eid) for eid in IDS]
     finally:
         await other.close()
+
+
+async def test_a_visit_that_parks_is_one_grouped_statement(store: PostgresStore) -> None:
+    claims = await _claimed(store)
+
+    def park(txn: Txn) -> str:
+        assert txn.work is not None and txn.waits == []  # held: the visit is its only row
+        txn.delete_work("a", 1)
+        txn.event("wait_started", "a", 1, data='{"kind":"event","event":"go"}')
+        txn.put_wait(WaitRecord(txn.execution.id, "a", 1, "event", "go", None))
+        txn.execution.status = "waiting"
+        txn.notify("status")
+        return txn.execution.status
+
+    held = claims["e1"]
+    before = store.group.statements
+    assert await store.apply("e1", park, fence=_fence(held), related=True, held=held) == "waiting"
+    assert store.group.statements == before + 1
+    assert [(w.node, w.event) for w in await store.waits("e1")] == [("a", "go")]
+    assert await store.work("e1") == []
+    record = await store.get("e1")
+    assert record is not None and record.status == "waiting"
