@@ -39,7 +39,8 @@ compact (:func:`compact`; it takes the statement-per-row flush).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,57 +135,80 @@ def _arrays(columns: Sequence[tuple[str, str]], alias: str, first: int) -> str:
     return f"unnest({params}) AS {alias}({', '.join(name for name, _ in columns)})"
 
 
-def _statement() -> str:
-    starts = [1]
-    for part in _PARTS[:-1]:
-        starts.append(starts[-1] + len(part))
-    gates, new, work_del, work, wait_del, waits, events, notices = (
-        _arrays(part, alias, first)
-        for part, alias, first in zip(_PARTS, "gndpxyvm", starts, strict=True)
-    )
-    updated = ", ".join(f"{name} = g.{name}" for name, _ in _GATES[8:-1])
-    work_set = ", ".join(f"{name} = excluded.{name}" for name, _ in _WORK[3:])
-    wait_set = ", ".join(f"{name} = excluded.{name}" for name, _ in _WAITS[3:])
-    new_columns = ", ".join(name for name, _ in _NEW)
-    return (
-        f"WITH g AS (SELECT * FROM {gates}),"
+_UPDATED = ", ".join(f"{name} = g.{name}" for name, _ in _GATES[8:-1])
+_WORK_SET = ", ".join(f"{name} = excluded.{name}" for name, _ in _WORK[3:])
+_WAIT_SET = ", ".join(f"{name} = excluded.{name}" for name, _ in _WAITS[3:])
+#: Each part's CTEs, given its ``unnest(…)``, in the order of :data:`_PARTS`.
+_CTES: tuple[Callable[[str], str], ...] = (
+    lambda rows: (
+        f"g AS (SELECT * FROM {rows}),"
         " f AS (SELECT w.execution_id FROM work w JOIN g ON w.execution_id = g.id"
         " AND w.node = g.node AND w.visit = g.visit"
         " WHERE w.fence = g.fence AND w.lease_owner = g.owner"
         # Locked in key order, as the heartbeat locks them: no deadlock.
         " ORDER BY w.execution_id, w.node, w.visit FOR UPDATE OF w),"
-        f" u AS (UPDATE executions e SET {updated}, state = COALESCE(g.state, e.state) FROM g"
+        f" u AS (UPDATE executions e SET {_UPDATED}, state = COALESCE(g.state, e.state) FROM g"
         " WHERE e.id = g.id AND e.last_seq = g.was_seq AND e.updated_at = g.was_at"
         " AND (g.node IS NULL OR e.id IN (SELECT execution_id FROM f))"
         " AND (NOT g.alone OR (NOT EXISTS (SELECT 1 FROM work o WHERE o.execution_id = g.id"
         " AND (o.node, o.visit) <> (g.node, g.visit))"
         " AND NOT EXISTS (SELECT 1 FROM waits o WHERE o.execution_id = g.id)"
         " AND NOT EXISTS (SELECT 1 FROM delegations o WHERE o.execution_id = g.id)))"
-        " RETURNING e.id),"
-        f" n AS (INSERT INTO executions ({new_columns}) SELECT * FROM {new}"
-        " ON CONFLICT (id) DO NOTHING RETURNING id),"
-        " ok AS (SELECT id FROM u UNION ALL SELECT id FROM n),"
-        f" d AS (DELETE FROM work w USING {work_del} WHERE w.execution_id = d.execution_id"
-        " AND w.node = d.node AND w.visit = d.visit AND d.execution_id IN (SELECT id FROM ok)),"
-        f" p AS (INSERT INTO work ({WORK_COLUMNS}) SELECT * FROM {work}"
+        " RETURNING e.id)"
+    ),
+    lambda rows: (
+        f"n AS (INSERT INTO executions ({', '.join(name for name, _ in _NEW)})"
+        f" SELECT * FROM {rows} ON CONFLICT (id) DO NOTHING RETURNING id)"
+    ),
+    lambda rows: (
+        f"d AS (DELETE FROM work w USING {rows} WHERE w.execution_id = d.execution_id"
+        " AND w.node = d.node AND w.visit = d.visit AND d.execution_id IN (SELECT id FROM ok))"
+    ),
+    lambda rows: (
+        f"p AS (INSERT INTO work ({WORK_COLUMNS}) SELECT * FROM {rows}"
         " WHERE p.execution_id IN (SELECT id FROM ok)"
-        f" ON CONFLICT (execution_id, node, visit) DO UPDATE SET {work_set}),"
-        f" x AS (DELETE FROM waits w USING {wait_del} WHERE w.execution_id = x.execution_id"
-        " AND w.node = x.node AND w.visit = x.visit AND x.execution_id IN (SELECT id FROM ok)),"
-        f" y AS (INSERT INTO waits ({WAIT_COLUMNS}) SELECT * FROM {waits}"
+        f" ON CONFLICT (execution_id, node, visit) DO UPDATE SET {_WORK_SET})"
+    ),
+    lambda rows: (
+        f"x AS (DELETE FROM waits w USING {rows} WHERE w.execution_id = x.execution_id"
+        " AND w.node = x.node AND w.visit = x.visit AND x.execution_id IN (SELECT id FROM ok))"
+    ),
+    lambda rows: (
+        f"y AS (INSERT INTO waits ({WAIT_COLUMNS}) SELECT * FROM {rows}"
         " WHERE y.execution_id IN (SELECT id FROM ok)"
-        f" ON CONFLICT (execution_id, node, visit) DO UPDATE SET {wait_set}),"
-        f" v AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM {events}"
-        " WHERE v.execution_id IN (SELECT id FROM ok)),"
-        f" z AS (SELECT pg_notify('{CHANNEL}', m.msg) FROM {notices}"
-        " WHERE m.id IN (SELECT id FROM ok))"
-        # z is read so that its notifications are sent (a CTE without
-        # side effects on tables runs only as far as it is read).
-        " SELECT id FROM ok WHERE (SELECT count(*) FROM z) >= 0"
-    )
+        f" ON CONFLICT (execution_id, node, visit) DO UPDATE SET {_WAIT_SET})"
+    ),
+    lambda rows: (
+        f"v AS (INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM {rows}"
+        " WHERE v.execution_id IN (SELECT id FROM ok))"
+    ),
+    lambda rows: (
+        f"z AS (SELECT pg_notify('{CHANNEL}', m.msg) FROM {rows} WHERE m.id IN (SELECT id FROM ok))"
+    ),
+)
 
 
-_STATEMENT = _statement()
+@functools.cache
+def _statement(present: tuple[bool, ...]) -> str:
+    """The statement for a batch with rows in the parts ``present`` (one
+    flag per part of :data:`_PARTS`): the parts without rows are left out,
+    which PostgreSQL would otherwise still plan and start. A handful of
+    shapes occur (a step, a new execution, a park…): asyncpg prepares each
+    once per connection."""
+    ctes: list[str] = []
+    first = 1
+    for part, alias, cte, here in zip(_PARTS, "gndpxyvm", _CTES, present, strict=True):
+        if here:
+            ctes.append(cte(_arrays(part, alias, first)))
+            first += len(part)
+    gated = [
+        f"SELECT id FROM {source}" for source, here in zip("un", present[:2], strict=True) if here
+    ]
+    ctes.insert(2 if present[0] and present[1] else 1, f"ok AS ({' UNION ALL '.join(gated)})")
+    # z is read so that its notifications are sent (a CTE without side
+    # effects on tables runs only as far as it is read).
+    last = " WHERE (SELECT count(*) FROM z) >= 0" if present[-1] else ""
+    return f"WITH {', '.join(ctes)} SELECT id FROM ok{last}"
 
 
 def compact(txn: Txn) -> bool:
@@ -243,7 +267,14 @@ async def write_sets(
             add(events, (eid, e.seq, e.kind, e.node, e.visit, e.attempt, e.at, e.data))
         for kind in sorted(txn.notices):
             add(notices, (eid, f"{kind}:{eid}"))
-    rows = await conn.fetch(_STATEMENT, *columns)
+    present = tuple(bool(columns[first]) for first in offsets)
+    params = [
+        column
+        for first, part, here in zip(offsets, _PARTS, present, strict=True)
+        if here
+        for column in columns[first : first + len(part)]
+    ]
+    rows = await conn.fetch(_statement(present), *params)
     return {row[0] for row in rows}
 
 

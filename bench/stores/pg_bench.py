@@ -510,12 +510,11 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         ("workers", f"2x{EXECUTIONS}", "server_cpu_pct"),
     ):
         log(f"  {part:11} {scenario:10} {key:24} {med(part, scenario, key)}")
-    one, two = (
-        med("workers", f"1x{EXECUTIONS}", "steps_per_s"),
-        med("workers", f"2x{EXECUTIONS}", "steps_per_s"),
-    )
-    if one and two:
-        log(f"  2 workers / 1 worker: {two / one:.2f}x")
+    for part in ("workers", "workers-before"):
+        one = med(part, f"1x{EXECUTIONS}", "steps_per_s")
+        two = med(part, f"2x{EXECUTIONS}", "steps_per_s")
+        if one and two:
+            log(f"  {part}: 2 workers / 1 worker: {two / one:.2f}x")
 
 
 if __name__ == "__main__":
