@@ -311,7 +311,7 @@ class Engine:
             for hook in self.claimed_hooks:
                 hook(claims, now)
             claimed = len(claims)
-        self._slots_wanted = claimed == free
+        self._slots_wanted = claimed >= free  # every slot taken (or none was free)
         for wait in await self.store.due_waits(now, 100, scope):
             await self.control.expire(wait)
         return claimed > 0 and claimed == free
