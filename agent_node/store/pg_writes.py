@@ -123,7 +123,7 @@ class PgWrites(PgOutbox):
         held: Claim | None = None,
     ) -> T:
         if held is not None and fence is not None and not state:
-            committed = await self._apply_held(plan, fence, related, held)
+            committed = await self._apply_held(execution_id, plan, fence, related, held)
             if committed is not None:
                 return committed[0]
         written: list[Txn] = []
@@ -146,10 +146,12 @@ class PgWrites(PgOutbox):
         return await self._transact(job, written)
 
     async def _apply_held(
-        self, plan: Plan[T], fence: Fence, related: bool, held: Claim
+        self, execution_id: str, plan: Plan[T], fence: Fence, related: bool, held: Claim
     ) -> tuple[T] | None:
         """Run ``plan`` on what the writer holds and commit it if that is
         still current (module doc): the plan's value, or None if it was not."""
+        if not _holds(held, execution_id, fence):
+            return None
         was = held.execution
         txn = Txn(replace(was), time.time())
         if related:  # the visit held is the only row: the statement checks it
@@ -232,6 +234,13 @@ class PgWrites(PgOutbox):
             ]
 
         return await self._transact(job, written)
+
+
+def _holds(held: Claim, execution_id: str, fence: Fence) -> bool:
+    """Whether ``held`` is the visit of ``execution_id`` that ``fence`` names."""
+    work = held.work
+    key = (work.execution_id, held.execution.id, work.node, work.visit)
+    return key == (execution_id, execution_id, fence.node, fence.visit)
 
 
 def _new_txn(execution: ExecutionRecord) -> Txn:
