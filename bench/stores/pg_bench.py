@@ -20,13 +20,14 @@ Parts:
              ``BEGIN``/``COMMIT`` are round trips of their own, counted
              apart) over the timed runs, everything included (creating
              each execution, reading its result back); and the CPU time of
-             the client process and of the server's processes (every
-             ``postgres`` process, from ``/proc``) per step.
+             the client process and of the server's processes (the
+             backends of the run's database and the background processes,
+             from ``/proc``: :class:`ServerCpu`) per step.
 ``dbos``     ``bench/peers/dbos_bench.py --variant pg-async`` (DBOS 3.4,
              async workflows and steps) with its system database on a fresh
              database of the same server, in the peers' venv
              (``bench/setup_peers.py``). Server CPU is over the child's
-             whole run (start-up and warm-ups included): an upper bound.
+             whole run (start-up and warm-ups included), sampled every 0.1 s.
 ``floor``    ``pgbench`` on a fresh database: one ``INSERT`` of a 128-byte
              row per transaction (autocommit), 1 client and 8 clients, 5 s
              each: what the server commits when nothing else runs.
@@ -84,25 +85,48 @@ FLOOR_SECONDS = 5
 # -- measuring ------------------------------------------------------------------
 
 
-def server_cpu() -> float:
-    """CPU seconds (user + system) of the ``postgres`` processes so far: the
-    live ones', and the ones that exited (a closed connection's backend),
-    which the postmaster reaped (its children's times)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name.startswith("postgres"):
+class ServerCpu:
+    """CPU seconds the PostgreSQL server spends for ``database`` from now on:
+    its backends (told apart by their process title, ``postgres: user
+    database host(port) …``) and the server's background processes (WAL
+    writer, checkpointer…: shared with other databases, so an upper bound).
+    Other databases' backends — another session's tests on the same server —
+    are left out. Read from ``/proc``; :meth:`sample` while backends come and
+    go (a backend that exits between samples loses its last moments)."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._start = self._read()
+        self._last = dict(self._start)
+
+    def _read(self) -> dict[int, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        found: dict[int, float] = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    title = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if not stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+                continue
+            if not title.startswith("postgres: "):
+                continue  # the postmaster itself
+            backend = "(" in title or "[local]" in title
+            if backend and f" {self.database} " not in title:
+                continue
             fields = stat[stat.rindex(")") + 2 :].split()
-            total += sum(int(f) for f in fields[11:15])
-    return total / tick
+            found[int(pid)] = (int(fields[11]) + int(fields[12])) / tick
+        return found
+
+    def sample(self) -> None:
+        self._last.update(self._read())
+
+    def seconds(self) -> float:
+        self.sample()
+        return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())
 
 
 def loadavg() -> str:
@@ -174,7 +198,7 @@ async def _ours_child(scenario: str) -> dict[str, Any]:
         if scenario == "seq200":
             steps = SEQ_RUNS * SEQ_STEPS
             await rt.run(seq, state())  # warm-up
-            client, server = _begin(counter)
+            client, server = _begin(counter, pg.name)
             for _ in range(SEQ_RUNS):
                 t0 = time.perf_counter()
                 result = await rt.run(seq, state())
@@ -183,14 +207,14 @@ async def _ours_child(scenario: str) -> dict[str, Any]:
         else:
             steps = CONC_RUNS * CONC_STEPS * CONC_WORKFLOWS
             await asyncio.gather(*(rt.run(conc, state()) for _ in range(20)))  # warm-up
-            client, server = _begin(counter)
+            client, server = _begin(counter, pg.name)
             for _ in range(CONC_RUNS):
                 t0 = time.perf_counter()
                 done = await asyncio.gather(*(rt.run(conc, state()) for _ in range(CONC_WORKFLOWS)))
                 runs.append(time.perf_counter() - t0)
                 assert all(r.status == "completed" for r in done)
         cpu_client = time.process_time() - client
-        cpu_server = server_cpu() - server
+        cpu_server = server.seconds()
     metrics = seq_metrics(runs) if scenario == "seq200" else conc_metrics(runs)
     metrics.update(counter.per_step(steps))
     metrics["client_cpu_ms_per_step"] = round(1000 * cpu_client / steps, 4)
@@ -199,10 +223,10 @@ async def _ours_child(scenario: str) -> dict[str, Any]:
     return metrics
 
 
-def _begin(counter: Statements) -> tuple[float, float]:
-    """Start counting: the client's and the server's CPU seconds so far."""
+def _begin(counter: Statements, database: str) -> tuple[float, ServerCpu]:
+    """Start counting: the client's CPU seconds so far, the server's from now."""
     counter.reset()
-    return time.process_time(), server_cpu()
+    return time.process_time(), ServerCpu(database)
 
 
 async def _worker_child(url: str) -> None:
@@ -261,7 +285,8 @@ def run_dbos(scenario: str) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         async with PgDatabase() as pg:
             scratch = tempfile.mkdtemp(prefix="pgbench-dbos-")
-            began = server_cpu()
+            server = ServerCpu(pg.name)
+            sampler = asyncio.create_task(_sample(server))
             try:
                 out = await asyncio.to_thread(
                     subprocess.run,
@@ -282,8 +307,9 @@ def run_dbos(scenario: str) -> dict[str, Any]:
                     env={k: v for k, v in os.environ.items() if not k.startswith("DBOS")},
                 )
             finally:
+                sampler.cancel()
                 shutil.rmtree(scratch, ignore_errors=True)
-            cpu = server_cpu() - began
+            cpu = server.seconds()
             if out.returncode != 0:
                 return {"error": out.stderr[-2000:]}
             row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -293,6 +319,12 @@ def run_dbos(scenario: str) -> dict[str, Any]:
             return metrics
 
     return asyncio.run(go())
+
+
+async def _sample(server: ServerCpu) -> None:
+    while True:
+        server.sample()
+        await asyncio.sleep(0.1)
 
 
 def run_floor() -> dict[str, Any]:
@@ -359,20 +391,20 @@ def run_workers(count: int, code: Path = CODE) -> dict[str, Any]:
                     await asyncio.gather(
                         *(control.create(conc, state()) for _ in range(start, start + 500))
                     )
-                return await _drain(pg.url, store, count, code)
+                return await _drain(pg, store, count, code)
             finally:
                 await store.close()
 
     return asyncio.run(go())
 
 
-async def _drain(url: str, store: Any, count: int, code: Path) -> dict[str, Any]:
+async def _drain(pg: PgDatabase, store: Any, count: int, code: Path) -> dict[str, Any]:
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             __file__,
             "_worker",
-            url,
+            pg.url,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
@@ -385,7 +417,7 @@ async def _drain(url: str, store: Any, count: int, code: Path) -> dict[str, Any]
             assert worker.stdout is not None
             line = await worker.stdout.readline()
             assert line.strip() == b"ready", line
-        cpu0, t0 = server_cpu(), time.perf_counter()
+        server, t0 = ServerCpu(pg.name), time.perf_counter()
         for worker in workers:
             assert worker.stdin is not None
             worker.stdin.write(b"go\n")
@@ -393,7 +425,7 @@ async def _drain(url: str, store: Any, count: int, code: Path) -> dict[str, Any]
         while await store.count_executions(status=["completed"]) < EXECUTIONS:
             await asyncio.sleep(0.05)
         wall = time.perf_counter() - t0
-        cpu = server_cpu() - cpu0
+        cpu = server.seconds()
         stats = []
         for worker in workers:
             assert worker.stdin is not None and worker.stdout is not None
