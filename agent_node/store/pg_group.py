@@ -10,6 +10,11 @@ flight, new commits queue, and go as one batch as soon as a lane is free:
 the busier the process, the larger its batches (group commit), while a lone
 commit waits for nothing but its own round trip.
 
+Two lanes: while one statement is in flight the process prepares the next
+batch, and the server works on two at once. One worker draining 5,000
+executions (512 visits at once) ran 7,600 steps/s with one lane, 11,700
+with two and 11,300 with four; a lone sequential execution uses one.
+
 Isolation. A batch holds at most one transaction per execution (the
 others wait for the next batch), and its statement writes an execution
 only if that execution's gate passed: an item fenced out (its lease taken
