@@ -10,6 +10,7 @@ what it changed — compact write sets as the one statement of
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,10 @@ from agent_node.store.pg_write import CHANNEL, Gate, compact, write_sets
 from agent_node.store.records import ExecutionRecord
 from agent_node.store.snapshots import base_of, finish_fold, settle
 from agent_node.store.sql import (
+    DELEGATION_COLUMNS,
     EXECUTION_COLUMNS,
+    WAIT_COLUMNS,
+    WORK_COLUMNS,
     Statements,
     delegation_from_row,
     delegation_update_row,
@@ -49,6 +53,17 @@ _LOCK_FENCED = (
     + " FROM work w JOIN executions e ON e.id = w.execution_id WHERE w.execution_id = $1"
     " AND w.node = $2 AND w.visit = $3 AND w.fence = $4 AND w.lease_owner = $5"
     " FOR UPDATE OF w, e"
+)
+#: An execution's work, waits and delegations (locked: a watchdog's claim of
+#: one is seen, or waits until we commit) as three JSON arrays of rows.
+#: (PostgreSQL writes a float8 in JSON as its shortest exact form.)
+_RELATED = (
+    f"SELECT (SELECT coalesce(json_agg(json_build_array({WORK_COLUMNS})), '[]') FROM work"
+    " WHERE execution_id = $1),"
+    f" (SELECT coalesce(json_agg(json_build_array({WAIT_COLUMNS})), '[]') FROM waits"
+    " WHERE execution_id = $1),"
+    f" (SELECT coalesce(json_agg(json_build_array({DELEGATION_COLUMNS})), '[]') FROM"
+    " (SELECT * FROM delegations WHERE execution_id = $1 FOR UPDATE) d)"
 )
 _LOCK_MANY = (
     f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE"
@@ -79,12 +94,12 @@ async def lock_many_txn(conn: asyncpg.Connection, ids: list[str]) -> list[Execut
 
 
 async def related_txn(conn: asyncpg.Connection, txn: Txn) -> None:
-    """Read the execution's work, waits and (locked) delegations into ``txn``."""
-    eid = txn.execution.id
-    txn.work = [work_from_row(tuple(r)) for r in await conn.fetch(STMTS.work_of, eid)]
-    txn.waits = [wait_from_row(tuple(r)) for r in await conn.fetch(STMTS.waits_of, eid)]
-    rows = await conn.fetch(STMTS.lock_delegations_of, eid)
-    txn.delegations = [delegation_from_row(tuple(r)) for r in rows]
+    """Read the execution's work, waits and (locked) delegations into
+    ``txn``, in one round trip."""
+    work, waits, delegations = await conn.fetchrow(_RELATED, txn.execution.id)
+    txn.work = [work_from_row(r) for r in json.loads(work)]
+    txn.waits = [wait_from_row(r) for r in json.loads(waits)]
+    txn.delegations = [delegation_from_row(r) for r in json.loads(delegations)]
 
 
 async def state_txn(conn: asyncpg.Connection, record: ExecutionRecord) -> str:
