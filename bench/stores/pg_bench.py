@@ -547,6 +547,17 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         two = med(part, f"2x{EXECUTIONS}", "steps_per_s")
         if one and two:
             log(f"  {part}: 2 workers / 1 worker: {two / one:.2f}x")
+        worker = med(part, f"1x{EXECUTIONS}", "worker_cpu_ms_per_step")
+        server = med(part, f"1x{EXECUTIONS}", "server_cpu_ms_per_step")
+        if worker and server:
+            # What this machine could do with every core on the drain and
+            # nothing else running: the figure 2 workers are bound by.
+            cores = os.cpu_count() or 1
+            ceiling = 1000 * cores / (worker + server)
+            log(
+                f"  {part}: {worker + server:.3f} ms of CPU per step (worker {worker:.3f},"
+                f" server {server:.3f}): at most {ceiling:,.0f} steps/s on {cores} cores"
+            )
 
 
 if __name__ == "__main__":
