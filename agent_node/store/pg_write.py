@@ -214,9 +214,12 @@ def _statement(present: tuple[bool, ...]) -> str:
 def compact(txn: Txn) -> bool:
     """Whether the write set of ``txn`` fits the statement: execution, work
     and wait rows, events and notifications (no delegations, no snapshot
-    rows), and no row both deleted and upserted, or upserted twice."""
+    rows, no log cut short by a run continued as new), and no row both
+    deleted and upserted, or upserted twice."""
     write = txn.state_write
     if write is not None and (write.table is not None or write.drop):
+        return False
+    if txn.log_from is not None:
         return False
     if txn.delegations_put or txn.delegations_set or txn.delegations_del:
         return False

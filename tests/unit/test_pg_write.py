@@ -54,3 +54,12 @@ def test_snapshots_and_delegations_are_not() -> None:
         DelegationRecord("e", "a", 1, "peer", "t", "http://p", "1.0", None, 0.0, 1.0, 0)
     )
     assert not any(compact(t) for t in (snapshot, dropped, delegation))
+
+
+def test_a_log_cut_short_by_a_run_continued_as_new_is_not() -> None:
+    txn = _txn()
+    restarted = txn.event("execution_restarted", data='{"input":{}}')
+    txn.state_write = StateWrite(row="{}")
+    assert compact(txn)
+    txn.log_from = restarted.seq  # the events before it are deleted: the locked path
+    assert not compact(txn)
