@@ -136,6 +136,15 @@ async def killed_midway(
     return done
 
 
+def last_started(events: list[Event]) -> dict[tuple[str, int], int]:
+    """The last attempt that started, per visit ``(node, visit)``, in a log."""
+    last: dict[tuple[str, int], int] = {}
+    for e in events:
+        if e.kind == "node_started" and e.node is not None and e.visit is not None:
+            last[(e.node, e.visit)] = e.attempt or 0
+    return last
+
+
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[Store]:
     """One open store for the whole test. (Opening a PostgreSQL store while

@@ -7,10 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from e2e.procs import CLI, FIVE_STEPS, Spawn, child_env, killed_midway, opened, read_logs
+from e2e.procs import (
+    CLI,
+    FIVE_STEPS,
+    Spawn,
+    child_env,
+    killed_midway,
+    last_started,
+    opened,
+    read_logs,
+)
 from support.effects import Effects
-
-from agent_node.results import Event
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +45,6 @@ def _batch(inputs: Path, output: Path, url: str) -> list[str]:
 
 def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _last_started(events: list[Event]) -> dict[tuple[str, int], int]:
-    last: dict[tuple[str, int], int] = {}
-    for e in events:
-        if e.kind == "node_started" and e.node is not None and e.visit is not None:
-            last[(e.node, e.visit)] = e.attempt or 0
-    return last
 
 
 @pytest.mark.timeout(90)
@@ -77,7 +76,7 @@ async def test_sigkill_mid_batch_then_rerun_completes_without_rerunning_nodes(
     for eid, (record, events) in logs.items():
         assert record.status == "completed"
         assert events[-1].kind == "execution_completed"
-        for (node, visit), last in _last_started(events).items():
+        for (node, visit), last in last_started(events).items():
             ran = attempts[f"{eid}/{node}/{visit}"]
             assert len(ran) == len(set(ran)), f"{eid}/{node}: one attempt ran twice: {ran}"
             assert max(ran) <= last, f"{eid}/{node} ran again after it completed: {ran} > {last}"

@@ -10,13 +10,21 @@ import signal
 from pathlib import Path
 
 import pytest
-from e2e.procs import CLI, FIVE_STEPS, Spawn, child_env, opened, read_logs, wait_until
+from e2e.procs import (
+    CLI,
+    FIVE_STEPS,
+    Spawn,
+    child_env,
+    last_started,
+    opened,
+    read_logs,
+    wait_until,
+)
 from support.effects import Effects
 
 from agent_node.engine.control import Control
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.nodes import default_executors
-from agent_node.results import Event
 from agent_node.store import Store
 from agent_node.workflow.loading import load_workflow
 
@@ -35,14 +43,6 @@ async def _create(store: Store, ids: list[str]) -> None:
     control = Control(store, WorkflowRegistry(load_workflow), default_executors())
     for index, execution_id in enumerate(ids):
         await control.create(workflow, {"item": index}, execution_id)
-
-
-def _last_started(events: list[Event]) -> dict[tuple[str, int], int]:
-    last: dict[tuple[str, int], int] = {}
-    for e in events:
-        if e.kind == "node_started" and e.node is not None and e.visit is not None:
-            last[(e.node, e.visit)] = e.attempt or 0
-    return last
 
 
 @pytest.mark.timeout(120)
@@ -97,7 +97,7 @@ async def test_a_worker_killed_mid_group_loses_nothing_and_repeats_nothing(
         assert record.status == "completed"
         assert events[-1].kind == "execution_completed"
         assert [e.node for e in events if e.kind == "node_completed"] == list(STEPS)
-        for (node, visit), last in _last_started(events).items():
+        for (node, visit), last in last_started(events).items():
             ran = attempts[f"{eid}/{node}/{visit}"]
             assert len(ran) == len(set(ran)), f"{eid}/{node}: one attempt ran twice: {ran}"
             assert max(ran) <= last, f"{eid}/{node} ran again after it completed: {ran} > {last}"
