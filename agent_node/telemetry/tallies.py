@@ -33,6 +33,8 @@ class Count:
     def __init__(self, name: str, documentation: str, labels: Sequence[str] = ()) -> None:
         self.name, self.documentation, self.labels = name, documentation, list(labels)
         self.values: dict[tuple[str, ...], float] = {}
+        if not self.labels:  # one series, shown from the start (as prometheus_client does)
+            self.values[()] = 0
 
     def add(self, labels: tuple[str, ...] = (), amount: float = 1) -> None:
         values = self.values
@@ -62,6 +64,8 @@ class Timing:
         self.bounds = tuple(float(b) for b in buckets)
         #: Per labels: the count in each bucket (not cumulative), +Inf last, then the sum.
         self.values: dict[tuple[str, ...], list[float]] = {}
+        if not self.labels:  # one series, shown from the start (as prometheus_client does)
+            self.values[()] = [0] * (len(self.bounds) + 2)
 
     def observe(self, value: float, labels: tuple[str, ...] = ()) -> None:
         row = self.values.get(labels)

@@ -44,6 +44,16 @@ def test_counts_and_histograms_read_as_prometheus_writes_them() -> None:
     assert found["x_seconds_sum"] == {(("route", "/x"),): 21.65}
 
 
+def test_a_metric_without_labels_is_shown_before_anything_is_counted() -> None:
+    registry, t = CollectorRegistry(auto_describe=True), Tallies()
+    t.timing("z_seconds", "Z", buckets=(1,))
+    t.count("z_calls", "Z")
+    registry.register(t)
+    found = scrape(registry)
+    assert found["z_seconds_count"] == {(): 0.0} and found["z_calls_total"] == {(): 0.0}
+    assert found["z_seconds_bucket"] == {(("le", "1.0"),): 0.0, (("le", "+Inf"),): 0.0}
+
+
 def test_series_past_the_bound_are_counted_together(monkeypatch: pytest.MonkeyPatch) -> None:
     t = Tallies()
     calls = t.count("y", "Y", ["peer"])
