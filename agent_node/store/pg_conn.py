@@ -20,12 +20,30 @@ from agent_node.errors import StoreError, StoreFull
 from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
 
-__all__ = ["RETRYABLE", "PgConnections", "full", "keep_session"]
+__all__ = ["RETRYABLE", "PgConnections", "full", "keep_session", "retried"]
 
 T = TypeVar("T")
 RETRIES = 5
 #: Failures after which a transaction (or statement) is run again.
 RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+
+
+async def retried(url: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt()``, run again after a deadlock or a serialization failure
+    (it wrote nothing), :data:`RETRIES` times at most; a lost connection or
+    a full disk are the store's errors."""
+    for tried in range(1, RETRIES + 1):
+        try:
+            return await attempt()
+        except RETRYABLE:
+            if tried == RETRIES:
+                raise
+            await asyncio.sleep(0.01 * tried)
+        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
+            raise StoreError(f"PostgreSQL {url}: {exc}") from exc
+        except asyncpg.exceptions.DiskFullError as exc:
+            raise full(url, exc) from exc
+    raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 class PgConnections:
@@ -47,24 +65,17 @@ class PgConnections:
         commit's observers once it committed."""
         pool = self._require()
         began = time.perf_counter()
-        for attempt in range(1, RETRIES + 1):
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    result = await job(conn)
-                if self._notifier.observed:
-                    self._notifier.took(time.perf_counter() - began)
-                    if written:
-                        self._notifier.committed(written)
-                return result
-            except RETRYABLE:
-                if attempt == RETRIES:
-                    raise
-                await asyncio.sleep(0.01 * attempt)
-            except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
-                raise StoreError(f"PostgreSQL {self.url}: {exc}") from exc
-            except asyncpg.exceptions.DiskFullError as exc:
-                raise full(self.url, exc) from exc
-        raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
+
+        async def once() -> T:
+            async with pool.acquire() as conn, conn.transaction():
+                result = await job(conn)
+            if self._notifier.observed:
+                self._notifier.took(time.perf_counter() - began)
+                if written:
+                    self._notifier.committed(written)
+            return result
+
+        return await retried(self.url, once)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:

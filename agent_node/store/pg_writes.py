@@ -20,7 +20,6 @@ the run that committed.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import replace
@@ -30,7 +29,7 @@ import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
-from agent_node.store.pg_conn import RETRIES, RETRYABLE, full, keep_session
+from agent_node.store.pg_conn import keep_session, retried
 from agent_node.store.pg_group import GroupCommit
 from agent_node.store.pg_outbox import PgOutbox
 from agent_node.store.pg_txn import (
@@ -176,21 +175,14 @@ class PgWrites(PgOutbox):
     async def _write_batch(self, batch: Sequence[tuple[Txn, Gate | None]]) -> set[str]:
         """One statement of the group commit (:mod:`.pg_group`), retried on
         a deadlock (it wrote nothing)."""
-        for attempt in range(1, RETRIES + 1):
+
+        async def once() -> set[str]:
             if self._hot is None:
                 raise StoreError(f"the store {self.url} is not open")
-            try:
-                async with self._hot.acquire() as conn:
-                    return await write_sets(conn, batch)
-            except RETRYABLE:
-                if attempt == RETRIES:
-                    raise
-                await asyncio.sleep(0.01 * attempt)
-            except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError) as exc:
-                raise StoreError(f"PostgreSQL {self.url}: {exc}") from exc
-            except asyncpg.exceptions.DiskFullError as exc:
-                raise full(self.url, exc) from exc
-        raise StoreError("unreachable")  # pragma: no cover - the loop returns or raises
+            async with self._hot.acquire() as conn:
+                return await write_sets(conn, batch)
+
+        return await retried(self.url, once)
 
     async def claim(
         self,
