@@ -145,6 +145,25 @@ def last_started(events: list[Event]) -> dict[tuple[str, int], int]:
     return last
 
 
+def assert_each_visit_once(
+    effects: Effects, logs: dict[str, tuple[ExecutionRecord, list[Event]]], keys: set[str]
+) -> None:
+    """After a kill and a resume: each visit of ``keys`` had its effect once,
+    every execution completed, no attempt ran twice and none ran after the
+    one that completed."""
+    assert effects.effects() == dict.fromkeys(keys, 1)
+    attempts = effects.attempts()
+    assert set(attempts) == keys
+    for eid, (record, events) in logs.items():
+        assert record.status == "completed"
+        assert events[-1].kind == "execution_completed"
+        for (node, visit), last in last_started(events).items():
+            ran = attempts[f"{eid}/{node}/{visit}"]
+            assert len(ran) == len(set(ran)), f"{eid}/{node}: one attempt ran twice: {ran}"
+            assert max(ran) <= last, f"{eid}/{node} ran again after it completed: {ran} > {last}"
+            assert last in ran, f"{eid}/{node}: the attempt that completed never ran: {ran}"
+
+
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[Store]:
     """One open store for the whole test. (Opening a PostgreSQL store while

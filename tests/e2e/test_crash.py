@@ -11,9 +11,9 @@ from e2e.procs import (
     CLI,
     FIVE_STEPS,
     Spawn,
+    assert_each_visit_once,
     child_env,
     killed_midway,
-    last_started,
     opened,
     read_logs,
 )
@@ -69,18 +69,7 @@ async def test_sigkill_mid_batch_then_rerun_completes_without_rerunning_nodes(
     async with opened(durable_url) as store:
         logs = await read_logs(store, ids)
     keys = {f"{eid}/{step}/1" for eid in ids for step in STEPS}
-    assert effects.effects() == dict.fromkeys(keys, 1)
-
-    attempts = effects.attempts()
-    assert set(attempts) == keys
-    for eid, (record, events) in logs.items():
-        assert record.status == "completed"
-        assert events[-1].kind == "execution_completed"
-        for (node, visit), last in last_started(events).items():
-            ran = attempts[f"{eid}/{node}/{visit}"]
-            assert len(ran) == len(set(ran)), f"{eid}/{node}: one attempt ran twice: {ran}"
-            assert max(ran) <= last, f"{eid}/{node} ran again after it completed: {ran} > {last}"
-            assert last in ran, f"{eid}/{node}: the attempt that completed never ran: {ran}"
+    assert_each_visit_once(effects, logs, keys)
 
     # The kill landed mid-run: results were missing and an attempt was cut short.
     assert len(_lines(tmp_path / "out1.jsonl")) < EXECUTIONS
