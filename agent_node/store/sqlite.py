@@ -75,7 +75,7 @@ from agent_node.store.sql import (
     wait_from_row,
     work_from_row,
 )
-from agent_node.store.sqlite_writer import Job, Notices, Writer, store_error
+from agent_node.store.sqlite_writer import BUSY_MS, Job, Notices, Writer, store_error
 
 __all__ = ["SqliteStore"]
 
@@ -528,7 +528,7 @@ class SqliteStore:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=1")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
             # Small: hot pages are in the OS cache anyway (see the module doc).
             conn.execute(f"PRAGMA cache_size=-{max(64, self.cache_kib // 4)}")
             self._local.conn = conn

@@ -58,6 +58,8 @@ _Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _MAX_BATCH = 512
 #: How long commits accumulate before the checkpoint thread runs (seconds).
 _CHECKPOINT_DELAY = 0.25
+#: How long a statement waits for another process's lock (milliseconds).
+BUSY_MS = 30_000
 
 
 class Writer:
@@ -151,9 +153,9 @@ class Writer:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            _switch_to_wal(conn)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
             conn.execute(f"PRAGMA cache_size=-{self.cache_kib}")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
             # When the log starts over after a checkpoint, it is cut to this.
@@ -277,7 +279,30 @@ def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and disk_full(path)):
         return StoreFull(f"the store could not write, its disk is full: SQLite {path}: {exc}")
-    return StoreError(f"SQLite {path}: {exc}")
+    error = StoreError(f"SQLite {path}: {exc}")
+    error.__cause__ = exc  # which statement, which code: kept for whoever logs it
+    return error
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting out other connections doing the same.
+
+    Two processes opening one new file at once both try to switch it; the
+    switch needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    instead of calling the busy handler (it holds a shared lock while it asks,
+    so waiting could deadlock). The loser retries here until the winner is
+    done: then the file is in WAL mode already and the pragma only reads it.
+    """
+    deadline = time.monotonic() + BUSY_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+            if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def disk_full(path: Path) -> bool:

@@ -4,9 +4,14 @@ writes does not leave a log of its size behind for the life of the node."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from agent_node.errors import StoreError
 from agent_node.store import Txn, store_from_url
 from agent_node.store.records import ExecutionRecord
 
@@ -41,3 +46,52 @@ async def test_the_wal_shrinks_to_its_limit_after_a_burst(tmp_path: Path) -> Non
     finally:
         await store.close()
     assert grown > 1024 * 1024  # it did grow past the limit first
+
+
+async def test_a_new_file_switches_to_wal_while_another_connection_writes(tmp_path: Path) -> None:
+    """SQLite refuses the switch to WAL at once (no busy handler) while another
+    connection holds a write lock on a file still in rollback mode: the state
+    of a new file that a second process is creating at that moment. The store
+    waits for it instead of failing to open."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE theirs (a)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO theirs VALUES (1)")
+    probe = sqlite3.connect(path, isolation_level=None, timeout=5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # the fault is real
+        probe.execute("PRAGMA journal_mode=WAL")
+    probe.close()
+    released = threading.Timer(0.3, other.execute, ("COMMIT",))
+    released.start()
+    store = store_from_url(f"sqlite:///{path}")
+    began = time.monotonic()
+    try:
+        await store.open()
+        assert time.monotonic() - began >= 0.25  # it waited for the lock, then went on
+        mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+    finally:
+        released.join()
+        other.close()
+        await store.close()
+
+
+async def test_stores_opening_one_new_file_at_once_all_open(tmp_path: Path) -> None:
+    for round_ in range(10):
+        url = f"sqlite:///{tmp_path}/race{round_}.db"
+        stores = [store_from_url(url) for _ in range(6)]
+        outcomes = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
+        for store in stores:
+            await store.close()
+        assert outcomes == [None] * 6, outcomes
+
+
+async def test_a_store_error_keeps_sqlites_own_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"not a database, but a file someone pointed the store at" * 100)
+    store = store_from_url(f"sqlite:///{path}")
+    with pytest.raises(StoreError, match="not a database") as failed:
+        await store.open()
+    assert isinstance(failed.value.__cause__, sqlite3.DatabaseError)
+    assert failed.value.__cause__.sqlite_errorname == "SQLITE_NOTADB"
