@@ -1,0 +1,136 @@
+"""SQLite: the connections of a store — one writer, a reader per thread.
+
+Every write is a job for the writer thread (:mod:`.sqlite_writer`), which
+runs all the jobs waiting in one transaction, each in its own savepoint, and
+returns a job's result only after its commit.
+
+Reads do not hop: they run on the calling thread, on a read-only connection
+of that thread's own (WAL readers never wait for the writer). A read sees
+every write whose result was returned before it, because results are
+returned only after their commit. The reads are point lookups on primary
+keys and indexes, so running them on the event loop costs less than the
+thread hand-off they replace (about ten per A2A request before).
+
+The page cache is 512 KiB (``?cache_kib=N`` to change), not SQLite's 2 MiB:
+the hot path touches few pages, and a cache that fills with every row just
+written makes a process that parks thousands of executions look as if each
+one cost memory.
+
+Apart from the store because how a job or a read reaches the file is one
+concern, what the store's methods write and read another; the store's
+classes are built on this one (:mod:`.sqlite`), as :mod:`.pg_conn` is for
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent_node.errors import ConfigError, StoreError
+from agent_node.store.notify import Notifier
+from agent_node.store.records import ExecutionRecord
+from agent_node.store.sql import execution_from_row
+from agent_node.store.sqlite_txn import STMTS, state_txn
+from agent_node.store.sqlite_writer import BUSY_MS, Job, Notices, Writer, store_error
+
+__all__ = ["SqliteConnections"]
+
+
+class SqliteConnections:
+    """The writer and the readers of the SQLite file at ``path``; the store
+    opens and closes them (:class:`~.sqlite.SqliteStore`)."""
+
+    def __init__(
+        self, url: str, path: Path, *, synchronous: str, cache_kib: int, wal_limit: int
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.cache_kib = cache_kib
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ConfigError(
+                f"synchronous must be off, normal, full or extra, not {synchronous!r}"
+            )
+        self._notifier = Notifier()
+        self._writer = Writer(
+            url,
+            path,
+            self._notifier,
+            synchronous=self.synchronous,
+            cache_kib=cache_kib,
+            wal_limit=wal_limit,
+        )
+        #: Each reading thread's connection (see the module doc).
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+
+    async def _submit(self, job: Job) -> Any:
+        if not self._notifier.observed:
+            return await self._writer.submit(job)
+        began = time.perf_counter()
+        try:
+            return await self._writer.submit(job)
+        finally:
+            self._notifier.took(time.perf_counter() - began)
+
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
+            return conn.execute(sql, params).rowcount, []
+
+        count: int = await self._submit(job)
+        return count
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if not self._writer.running:
+            raise StoreError(f"the store {self.url} is not open")
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from exc
+
+    def _with_state(self, records: list[ExecutionRecord]) -> list[ExecutionRecord]:
+        """``records`` with their whole state: the rows of those whose state
+        is not in their row are read again, with their snapshot and patches,
+        in one read transaction (one view of the file: a snapshot taken
+        meanwhile cannot meet the row read before it)."""
+        if all(record.state for record in records):
+            return records
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                for i, record in enumerate(records):
+                    if record.state:
+                        continue
+                    row = conn.execute(STMTS.get_execution, (record.id,)).fetchone()
+                    if row is not None:
+                        records[i] = execution_from_row(row)
+                        records[i].state = state_txn(conn, records[i])
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from exc
+        return records
+
+    def _close_readers(self) -> None:
+        readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=1")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+            # Small: hot pages are in the OS cache anyway (see the module doc).
+            conn.execute(f"PRAGMA cache_size=-{max(64, self.cache_kib // 4)}")
+            self._local.conn = conn
+            self._readers.append(conn)
+        return conn

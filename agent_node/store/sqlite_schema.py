@@ -1,0 +1,51 @@
+"""SQLite: creating the schema, or bringing an older one up to date.
+
+Apart from the store because it runs once, when the store opens, and is
+the one place that knows how the file's versions differ. It is a job of the
+writer (:mod:`.sqlite_writer`), inside its ``BEGIN IMMEDIATE``: processes
+opening one file at once create or upgrade it one after another.
+PostgreSQL's counterpart is :mod:`.pg_schema`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from agent_node.errors import StoreError
+from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA_VERSION, ddl
+from agent_node.store.sqlite_writer import Notices
+
+__all__ = ["create_schema"]
+
+
+def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
+    """Create the schema, or bring an older one up to date (versions only add
+    tables, columns and indexes: the columns first, which new indexes need)."""
+    row = None
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_info'").fetchone():
+        row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
+    if row is not None and int(row[0]) < SCHEMA_VERSION:
+        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+            for table, column, declaration in ADDED_COLUMNS.get(version, ()):
+                present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+                if present and column not in present:  # a table not there yet comes whole
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            if version in BACKFILLS:
+                conn.execute(BACKFILLS[version]["sqlite"])
+    for statement in ddl("sqlite"):
+        conn.execute(statement)
+    if row is None:
+        conn.execute(
+            "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
+        )
+    elif int(row[0]) > SCHEMA_VERSION:
+        raise StoreError(
+            f"store schema version {row[0]} is newer than this agent-node's {SCHEMA_VERSION};"
+            " upgrade agent-node"
+        )
+    elif int(row[0]) < SCHEMA_VERSION:
+        # Columns were added above; the DDL (IF NOT EXISTS) made the rest.
+        conn.execute(
+            "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
+        )
+    return None, []

@@ -1,0 +1,101 @@
+"""SQLite: what a store transaction does on its connection.
+
+Helpers that take the connection of a job (on the writer's thread, in its
+transaction: :mod:`.sqlite_writer`) or of a read transaction, and end in
+``_txn``: check a fence, read an execution's whole state, write what a plan
+changed, start the claims of a batch of leased visits. Apart from the store
+class because they are the transaction-scoped half of every write, shared
+by :mod:`.sqlite_writes` and the reads of :mod:`.sqlite_conn`, as
+:mod:`.pg_txn` is for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from agent_node.errors import Fenced, StoreError
+from agent_node.store.base import ClaimPlan, Fence, Txn
+from agent_node.store.patches import fold
+from agent_node.store.records import Claim, ExecutionRecord, WorkItem
+from agent_node.store.snapshots import base_of, finish_fold, settle
+from agent_node.store.sql import (
+    Statements,
+    delegation_update_row,
+    execution_from_row,
+    flush_statements,
+)
+from agent_node.store.sqlite_writer import Notices
+
+__all__ = ["IDS", "STMTS", "check_fence_txn", "flush_txn", "start_claims_txn", "state_txn"]
+
+STMTS = Statements(postgres=False)
+# A set of ids as one JSON parameter: one statement text whatever the set's
+# size, so the driver's statement cache does not fill with IN-list variants.
+IDS = "(SELECT value FROM json_each(?))"
+
+
+def check_fence_txn(conn: sqlite3.Connection, execution_id: str, fence: Fence) -> None:
+    """Raise :class:`Fenced` unless the lease ``fence`` names is still held."""
+    params = (execution_id, fence.node, fence.visit, fence.fence, fence.owner)
+    if conn.execute(STMTS.check_fence, params).fetchone() is None:
+        raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
+
+
+def state_txn(conn: sqlite3.Connection, record: ExecutionRecord) -> str:
+    """The execution's whole current state (:mod:`.snapshots`)."""
+    if record.state:
+        return record.state
+    return fold(*_snapshot_txn(conn, record.id, record.snapshot_seq, record.state_seq))
+
+
+def _snapshot_txn(
+    conn: sqlite3.Connection, execution_id: str, since: int, until: int
+) -> tuple[dict[str, Any], list[str | None]]:
+    """The base at ``since`` and the patches (event data) up to ``until``."""
+    row = conn.execute(STMTS.snapshot_of, (execution_id, since)).fetchone()
+    started = None
+    if row is None and since == 0:
+        started = conn.execute(STMTS.input_of, (execution_id,)).fetchone()
+    base = base_of(row[0] if row else None, started[0] if started else None)
+    patches = [r[0] for r in conn.execute(STMTS.patches_of, (execution_id, since, until))]
+    return base, patches
+
+
+def flush_txn(conn: sqlite3.Connection, txn: Txn) -> Notices:
+    """Write what ``txn`` changed (folding a snapshot if one is due); the
+    notices to publish once the job committed."""
+    due = settle(txn)
+    if due is not None:
+        finish_fold(txn, *_snapshot_txn(conn, txn.execution.id, due.snapshot_seq, due.until))
+    for sql, rows in flush_statements(txn, STMTS):
+        if len(rows) == 1:
+            conn.execute(sql, rows[0])
+        else:
+            conn.executemany(sql, rows)
+    for delegation, expected in txn.delegations_set:
+        changed = conn.execute(STMTS.update_delegation, delegation_update_row(delegation, expected))
+        if changed.rowcount != 1:
+            raise StoreError(f"delegation {delegation.key} changed under a transaction")
+    notices: Notices = [(kind, txn.execution.id) for kind in txn.notices]
+    notices.append(txn)  # for the commit's observers (cheaper than asking whether any)
+    return notices
+
+
+def start_claims_txn(
+    conn: sqlite3.Connection, items: list[WorkItem], plan: ClaimPlan, now: float
+) -> tuple[list[Claim], Notices]:
+    """Run ``plan`` on the execution of each group of just leased ``items``
+    and write what it changed: the claims, and the notices of the writes."""
+    by_execution: dict[str, list[WorkItem]] = {}
+    for item in items:
+        by_execution.setdefault(item.execution_id, []).append(item)
+    claims: list[Claim] = []
+    notices: Notices = []
+    for execution_id, leased in by_execution.items():
+        row = conn.execute(STMTS.lock_execution, (execution_id,)).fetchone()
+        txn = Txn(execution_from_row(row), now)
+        plan(txn, leased)
+        notices.extend(flush_txn(conn, txn))
+        claims.extend(Claim(item, txn.execution) for item in leased)
+    return claims, notices
