@@ -8,33 +8,13 @@ concurrently on one session (JSON-RPC ids keep them apart; measured: five
 0.2 s calls on one stdio session take 0.21 s together), so nothing is
 serialized per server except opening.
 
-A server's session goes through these states (``SessionState``):
-
-* **opening** — by one caller at a time; concurrent callers wait for it;
-* **ready** — calls use it;
-* **lost** — its transport ended (a stdio server exited: its stdout closed).
-  The next call sees it before sending and opens a new session, so that
-  call succeeds and nothing ran twice;
-* **retired** — a call failed at the transport or protocol level (the
-  connection closed mid-call, an HTTP failure, a server's internal error).
-  That call is a node failure — it may have reached the server, so it is not
-  repeated here; the node's retry policy decides — and the next call opens
-  a new session. The old one is closed once its in-flight calls are done;
-* **closing** — for good: by :meth:`McpPool.aclose` (stdio servers are
-  stopped), or once a lost or retired session has no call in flight.
-
-A tool that answers ``is_error`` is an answer, not a session problem; so is
-a JSON-RPC "no such method" or "invalid params": the session stays.
-
-Every foreign exception (mcp, anyio, httpx2, ``OSError``) is translated into
-:class:`~agent_node.errors.NodeFailed` naming the server, by one context
-manager (:func:`_boundary`).
-
-Each session lives in an asyncio task of its own: the SDK's transports and
-session are anyio task groups, which must be exited by the task that entered
-them, and a session outlives the node that opened it. That task runs in an
-empty ``contextvars`` context, so it does not carry the opening node's.
-A pool belongs to the event loop it first opened a session on.
+A session that was lost (its server exited) or retired (a call failed at
+the transport or protocol level) is replaced by the next call; what a
+session is — its states, its task, how the SDK's failures become
+:class:`~agent_node.errors.NodeFailed` — is :mod:`.mcp_session`; how it
+reaches its server, :mod:`.mcp_transport`; the tools and results as we see
+them, :mod:`.mcp_tools`. A pool belongs to the event loop it first opened a
+session on.
 
 The SDK (``mcp``, ≈1 s to import) is imported on the first open.
 """
@@ -43,25 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO, cast
-
-import anyio
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from agent_node.config import McpServerConfig, NodeConfig
 from agent_node.errors import NodeFailed, UsageError
+from agent_node.integrations.mcp_session import CLOSE_TIMEOUT, McpSession, boundary
+from agent_node.integrations.mcp_tools import ToolInfo, tool_result
 from agent_node.nodes.tool import ToolResult
 
 if TYPE_CHECKING:
-    from mcp.client import ClientSession, Transport
-    from mcp.shared.message import SessionMessage
-    from mcp_types import CallToolResult, ContentBlock, RequestParamsMeta
+    from mcp_types import RequestParamsMeta
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -73,27 +48,10 @@ __all__ = [
     "ToolResult",
 ]
 
-log = logging.getLogger(__name__)
-
 #: Seconds a server may take to start and answer ``initialize``.
 OPEN_TIMEOUT = 30.0
-#: Seconds closing one session may take before its task is cancelled.
-CLOSE_TIMEOUT = 10.0
-#: JSON-RPC errors about the request, not the session (method not found,
-#: invalid params): the session is kept.
-_REQUEST_ERRORS = frozenset({-32601, -32602})
 #: Most ``tools/list`` pages read from one server (a paginator that never ends).
 _MAX_PAGES = 100
-
-
-@dataclass(frozen=True, slots=True)
-class ToolInfo:
-    """A tool as its server lists it."""
-
-    name: str
-    description: str | None
-    input_schema: dict[str, Any]
-    output_schema: dict[str, Any] | None = None
 
 
 class PoolState(Enum):
@@ -159,14 +117,14 @@ class McpPool:
         session = await self._session(server)
         session.inflight += 1
         try:
-            with _boundary(server, f"calling tool {tool!r}", session):
+            with boundary(server, f"calling tool {tool!r}", session):
                 sent = cast("RequestParamsMeta", dict(meta)) if meta else None
                 result = await session.client.call_tool(tool, dict(arguments), meta=sent)
         finally:
             session.inflight -= 1
             if not session.usable and session.inflight == 0:
                 self._close_later(session)
-        return _result(result)
+        return tool_result(result)
 
     async def list_tools(self, server: str | None = None) -> dict[str, list[ToolInfo]]:
         """The tools of ``server`` (every server when None), listed afresh."""
@@ -222,7 +180,7 @@ class McpPool:
         while self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
-    async def _session(self, server: str) -> _Session:
+    async def _session(self, server: str) -> McpSession:
         """The server's usable session, opened when it has none."""
         slot = self._slot(server)
         current = slot.session
@@ -239,9 +197,9 @@ class McpPool:
                     self._close_later(current)
             self._guard()
             self.spawns += 1
-            session = _Session(slot.config, self._cwd(slot.config), self._errlog)
+            session = McpSession(slot.config, self._cwd(slot.config), self._errlog)
             try:
-                with _boundary(server, "opening a session"):
+                with boundary(server, "opening a session"):
                     await session.open(self._open_timeout)
             except BaseException:
                 self._close_later(session)
@@ -260,7 +218,7 @@ class McpPool:
 
         tools: list[ToolInfo] = []
         cursor: str | None = None
-        with _boundary(server, "listing tools", session):
+        with boundary(server, "listing tools", session):
             for _ in range(_MAX_PAGES):
                 params = PaginatedRequestParams(cursor=cursor) if cursor else None
                 page = await session.client.list_tools(params=params)
@@ -292,7 +250,7 @@ class McpPool:
         cwd = Path(config.cwd)
         return cwd if cwd.is_absolute() or self._base_dir is None else self._base_dir / cwd
 
-    def _close_later(self, session: _Session) -> None:
+    def _close_later(self, session: McpSession) -> None:
         if session.state == "closing":
             return
         task = asyncio.create_task(session.close(), context=contextvars.Context())
@@ -305,158 +263,8 @@ class _Slot:
     """One configured server: its settings, its session, who may open it."""
 
     config: McpServerConfig
-    session: _Session | None = None
+    session: McpSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-#: A session's lifecycle (see the module doc); "closing" is final.
-SessionState = Literal["opening", "ready", "lost", "retired", "closing"]
-_MOVES: dict[SessionState, frozenset[SessionState]] = {
-    "opening": frozenset({"ready", "lost", "closing"}),
-    "ready": frozenset({"lost", "retired", "closing"}),
-    "lost": frozenset({"closing"}),
-    "retired": frozenset({"closing"}),
-    "closing": frozenset(),
-}
-
-
-class _Session:
-    """One session with one server, entered and exited by a task of its own."""
-
-    def __init__(self, config: McpServerConfig, cwd: Path | None, errlog: TextIO | None) -> None:
-        self.config = config
-        self.cwd = cwd
-        self.errlog = errlog
-        self.state: SessionState = "opening"
-        self.inflight = 0
-        self.tools: list[ToolInfo] | None = None
-        self._stop = asyncio.Event()
-        self._ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
-        self._task: asyncio.Task[None] | None = None
-
-    def move(self, to: SessionState) -> None:
-        """The one guard of ``state``: a move the table does not allow is
-        ignored (a lost session that also failed a call stays lost)."""
-        if to in _MOVES[self.state]:
-            self.state = to
-
-    @property
-    def usable(self) -> bool:
-        return self.state == "ready"
-
-    @property
-    def client(self) -> ClientSession:
-        return self._ready.result()
-
-    async def open(self, timeout: float) -> None:
-        name = f"mcp:{self.config.name}"
-        self._task = asyncio.create_task(self._serve(), name=name, context=contextvars.Context())
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._ready)
-        except TimeoutError:
-            raise TimeoutError(f"no answer to initialize within {timeout:g} s") from None
-        self.move("ready")
-
-    async def close(self) -> None:
-        self.move("closing")
-        self._stop.set()
-        task = self._task
-        if task is None:
-            return
-        if not self._ready.done():
-            task.cancel()  # still starting: nothing to wind down politely
-        _, pending = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
-        if pending:
-            log.warning("mcp server %r: closing took over %g s", self.config.name, CLOSE_TIMEOUT)
-            task.cancel()
-            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
-        if self._ready.done() and not self._ready.cancelled():
-            self._ready.exception()  # retrieved: a failed open was already reported
-
-    async def _serve(self) -> None:
-        from mcp.client.session import ClientSession
-
-        try:
-            async with AsyncExitStack() as stack:
-                read, write = await stack.enter_async_context(_transport(self))
-                session = ClientSession(_Watched(read, lambda: self.move("lost")), write)
-                await stack.enter_async_context(session)
-                await session.initialize()
-                self._ready.set_result(session)
-                await self._stop.wait()
-        except Exception as exc:
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            elif self.state != "closing":
-                log.warning("mcp server %r: the session ended: %s", self.config.name, exc)
-        finally:
-            self.move("lost")
-
-
-def _transport(session: _Session) -> Transport:
-    """The transport of ``session``'s server: stdio (``command``) or streamable HTTP."""
-    config = session.config
-    if config.command is not None:
-        from mcp.client.stdio import StdioServerParameters, stdio_client
-
-        command, *args = config.command
-        params = StdioServerParameters(
-            command=command, args=args, env=dict(config.env) or None, cwd=session.cwd
-        )
-        return stdio_client(params, errlog=session.errlog or _stderr())
-    return _http_transport(str(config.url), dict(config.headers))
-
-
-def _stderr() -> TextIO:
-    """Where a stdio server's stderr goes: ours, or the process's when ours is
-    no file (a test runner capturing it); the child needs a descriptor."""
-    for stream in (sys.stderr, sys.__stderr__):
-        try:
-            if stream is not None and stream.fileno() >= 0:
-                return stream
-        except (AttributeError, OSError, ValueError):
-            continue
-    raise NodeFailed("no stderr to give an MCP server")
-
-
-@contextmanager
-def _boundary(server: str, doing: str, session: _Session | None = None) -> Iterator[None]:
-    """Translate what the SDK raises into ``NodeFailed``; retire a session
-    the failure leaves unusable."""
-    try:
-        yield
-    except NodeFailed:
-        raise
-    except Exception as exc:
-        if session is not None and _breaks_session(exc):
-            session.move("retired")
-        raise NodeFailed(f"mcp server {server!r}: {doing}: {_describe(exc)}") from exc
-
-
-def _breaks_session(exc: Exception) -> bool:
-    from mcp.shared.exceptions import MCPError
-
-    if isinstance(exc, MCPError):
-        return exc.code not in _REQUEST_ERRORS
-    # RuntimeError: the SDK refusing a result (structured content against the
-    # tool's output schema, an unexpected input request); the session is fine.
-    return not isinstance(exc, RuntimeError)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return _describe(exc.exceptions[0])
-    from mcp.shared.exceptions import MCPError
-
-    if isinstance(exc, MCPError):
-        return f"{exc.message} (MCP error {exc.code})"
-    if isinstance(exc, TimeoutError) and str(exc):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _offering(
@@ -473,89 +281,6 @@ def _offering(
         elif any(info.name == tool for info in tools):
             owners.append(server)
     return owners, failures
-
-
-def _result(result: CallToolResult) -> ToolResult:
-    text = "\n".join(_text(block) for block in result.content)
-    return ToolResult(text, result.structured_content, bool(result.is_error))
-
-
-def _text(block: ContentBlock) -> str:
-    """A content block as text: its text, else a short placeholder."""
-    from mcp_types import EmbeddedResource, ResourceLink, TextContent, TextResourceContents
-
-    if isinstance(block, TextContent):
-        return block.text
-    if isinstance(block, EmbeddedResource):
-        inner = block.resource
-        return inner.text if isinstance(inner, TextResourceContents) else f"[resource {inner.uri}]"
-    if isinstance(block, ResourceLink):
-        return f"[resource {block.uri}]"
-    return f"[{block.type} {getattr(block, 'mime_type', '')}]".replace(" ]", "]")
-
-
-class _Receiving(Protocol):
-    async def receive(self) -> SessionMessage | Exception: ...
-
-    async def aclose(self) -> None: ...
-
-
-class _Watched:
-    """A transport's read stream that calls ``on_end`` when the transport
-    ends, so the pool sees a dead server before sending to it."""
-
-    def __init__(self, stream: _Receiving, on_end: Callable[[], None]) -> None:
-        self._stream = stream
-        self._on_end = on_end
-
-    @property
-    def last_context(self) -> contextvars.Context | None:
-        # The dispatcher reads it (duck-typed) to run handlers in the sender's context.
-        context = getattr(self._stream, "last_context", None)
-        return context if isinstance(context, contextvars.Context) else None
-
-    async def receive(self) -> SessionMessage | Exception:
-        try:
-            return await self._stream.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._on_end()
-            raise
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    def __aiter__(self) -> _Watched:
-        return self
-
-    async def __anext__(self) -> SessionMessage | Exception:
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> _Watched:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-def _http_transport(url: str, headers: dict[str, str]) -> Transport:
-    """Streamable HTTP through an ``httpx2`` client carrying ``headers``."""
-    from contextlib import asynccontextmanager
-
-    import httpx2
-    from mcp.client.streamable_http import streamable_http_client
-
-    @asynccontextmanager
-    async def connect() -> AsyncIterator[tuple[Any, Any]]:
-        # The SDK's own timeouts: 30 s to connect or write, 300 s to read a stream.
-        timeout = httpx2.Timeout(30.0, read=300.0)
-        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as client:
-            async with streamable_http_client(url, http_client=client) as streams:
-                yield streams
-
-    return connect()
 
 
 class McpToolBox:
