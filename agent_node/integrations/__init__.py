@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agent_node.nodes.http import HttpTransport
+    from agent_node.nodes.http_transport import HttpTransport
     from agent_node.nodes.model_client import ModelClient
 
 __all__ = ["http_transport", "model_client"]

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import httpx
 
 from agent_node.errors import NodeFailed, NodeTimeout
-from agent_node.nodes.http import HttpRequest, HttpResponse, bare_url
+from agent_node.nodes.http_transport import HttpRequest, HttpResponse, bare_url
 
 __all__ = ["HttpxTransport"]
 
