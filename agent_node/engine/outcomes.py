@@ -1,0 +1,247 @@
+"""What an outcome does to an execution: the walk of its graph.
+
+An executor's :class:`~.executor.Outcome` — advance, fork, park, restart,
+finish — becomes, inside the plan's transaction (:mod:`.plans`), the
+visit's ``node_completed`` or ``wait_started`` event, the next visits made
+ready (and leased, when the worker continues with them), joins counted,
+the execution's status settled, and its end logged. No I/O happens here.
+
+The cursor (column ``cursor``) holds what routing needs beyond the state:
+visit counts per node (``v``) and open joins (``j``: ``[expected, arrived]``).
+
+Apart from :mod:`.plans`, whose functions are the transactions the engine
+runs, because every one of those that moves an execution on shares these
+steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent_node.store import snapshots
+from agent_node.store.base import Txn
+from agent_node.store.patches import StatePatch
+from agent_node.store.records import WaitRecord, WorkItem
+from agent_node.workflow.compiled import CompiledWorkflow
+
+from .delegation_rows import cancel_delegation, delegation_of, update_delegation
+from .executor import Advance, Finish, Fork, Outcome, Park, Restart
+
+__all__ = [
+    "Cursor",
+    "Lease",
+    "apply_outcome",
+    "change_state",
+    "drop_everything",
+    "dumps",
+    "enqueue",
+    "finish",
+]
+
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Lease new ready visits to ``owner`` (the worker continues with them)."""
+
+    owner: str
+    until: float
+
+
+@dataclass(slots=True)
+class Cursor:
+    """The column ``cursor`` (see the module doc): visits per node, open joins."""
+
+    visits: dict[str, int] = field(default_factory=dict)
+    joins: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, text: str) -> Cursor:
+        raw = json.loads(text) if text else {}
+        return cls(raw.get("v", {}), raw.get("j", {}))
+
+    def dump(self) -> str:
+        return dumps({"v": self.visits, "j": self.joins} if self.joins else {"v": self.visits})
+
+
+def apply_outcome(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    cursor: Cursor,
+    node: str,
+    visit: int,
+    outcome: Outcome,
+    info: dict[str, Any],
+    lease: Lease | None,
+) -> list[WorkItem]:
+    """Log the visit's ``outcome`` and move the execution on by it; returns
+    the visits leased to ``lease``."""
+    if isinstance(outcome, Advance):
+        info["next"] = outcome.next
+        if outcome.output is not None:
+            info["output"] = outcome.output
+        if outcome.usage:
+            info["usage"] = dict(outcome.usage)
+        txn.event("node_completed", node, visit, data=dumps(info))
+        return _goto(txn, workflow, cursor, outcome.next, lease)
+    if isinstance(outcome, Fork):
+        info["next"] = list(outcome.branches)
+        txn.event("node_completed", node, visit, data=dumps(info))
+        cursor.joins[outcome.join] = [len(outcome.branches), 0]
+        return enqueue(txn, cursor, list(outcome.branches), lease)
+    if isinstance(outcome, Park):
+        _park(txn, node, visit, outcome)
+        return []
+    if isinstance(outcome, Restart):
+        return _restart(txn, workflow, cursor, (node, visit), outcome, info, lease)
+    info["next"] = None
+    if outcome.status == "failed" and outcome.output is not None:
+        info["output"] = outcome.output  # why it failed (a completion's output is the result's)
+    if outcome.usage:
+        info["usage"] = dict(outcome.usage)
+    txn.event("node_completed", node, visit, data=dumps(info))
+    finish(txn, outcome)
+    return []
+
+
+def _restart(
+    txn: Txn,
+    workflow: CompiledWorkflow,
+    cursor: Cursor,
+    at: tuple[str, int],
+    outcome: Restart,
+    info: dict[str, Any],
+    lease: Lease | None,
+) -> list[WorkItem]:
+    """Continue as new: end the run (its other paths, waits and delegations),
+    log the new input in ``execution_restarted`` — the first event of the
+    log from now on — and make the start node ready. Visits go on counting,
+    so an idempotency key (``execution/node/visit``) is never reused."""
+    info["next"] = None
+    info["restart"] = True
+    txn.event("node_completed", *at, data=dumps(info))
+    drop_everything(txn)
+    state = dumps(outcome.state.model_dump(mode="json"))
+    restarted = txn.event("execution_restarted", data=f'{{"input":{state}}}')
+    txn.log_from = restarted.seq
+    snapshots.restart(txn, state, restarted.seq)
+    cursor.joins.clear()
+    return enqueue(txn, cursor, [workflow.ir.start], lease)
+
+
+def _goto(
+    txn: Txn, workflow: CompiledWorkflow, cursor: Cursor, target: str | None, lease: Lease | None
+) -> list[WorkItem]:
+    if target is None:
+        _settle(txn)
+        return []
+    if workflow.node(target).type == "join":
+        expected, arrived = cursor.joins.get(target, [1, 0])
+        if arrived + 1 < expected:
+            cursor.joins[target] = [expected, arrived + 1]
+            return []
+        cursor.joins.pop(target, None)
+    return enqueue(txn, cursor, [target], lease)
+
+
+def enqueue(txn: Txn, cursor: Cursor, nodes: list[str], lease: Lease | None) -> list[WorkItem]:
+    """Make a new visit of each of ``nodes`` ready (leased to ``lease`` and
+    started, when given); returns the leased ones."""
+    record = txn.execution
+    leased: list[WorkItem] = []
+    for node in nodes:
+        visit = cursor.visits.get(node, 0) + 1
+        cursor.visits[node] = visit
+        if lease is None:
+            txn.put_work(WorkItem(record.id, node, visit, 0, txn.now, None, None, 0))
+            continue
+        item = WorkItem(record.id, node, visit, 1, txn.now, lease.owner, lease.until, 1)
+        txn.put_work(item)
+        txn.event("node_started", node, visit, 1)
+        leased.append(item)
+    record.status = "running"
+    return leased
+
+
+def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
+    record = txn.execution
+    info: dict[str, Any] = {"kind": park.kind, **park.info}
+    if park.event is not None:
+        info["event"] = park.event
+    if park.deadline is not None:
+        info["deadline"] = park.deadline
+    if park.delegation is not None:
+        row = park.delegation
+        if row.state == "answered" and row.relay is not None:
+            details = {"peer": row.peer, "task_id": row.remote_task_id, "turn": row.turn}
+            txn.event("delegation_answered", node, visit, data=dumps(details))
+        update_delegation(txn, row)
+    txn.event("wait_started", node, visit, data=dumps(info))
+    txn.put_wait(WaitRecord(record.id, node, visit, park.kind, park.event, park.deadline))
+    _settle(txn)
+
+
+def _settle(txn: Txn) -> None:
+    """After a path ended or parked: running, waiting, or completed."""
+    record = txn.execution
+    if txn.work is None or txn.waits is None:
+        raise RuntimeError("this plan needs the execution's work and wait rows (related=True)")
+    deleted_work = set(txn.work_del)
+    work = [w for w in txn.work or () if (w.node, w.visit) not in deleted_work]
+    if work or txn.work_put:
+        record.status = "running"
+        return
+    deleted_waits = set(txn.waits_del)
+    waits = [w for w in txn.waits or () if (w.node, w.visit) not in deleted_waits]
+    if waits or txn.waits_put:
+        record.status = "waiting"
+        txn.notify("status")
+        return
+    finish(txn, Finish("completed"))
+
+
+def finish(txn: Txn, finish: Finish) -> None:
+    """End the execution: drop its work and waits, log how it ended."""
+    record = txn.execution
+    drop_everything(txn)
+    if finish.status == "completed":
+        data = dumps({"output": finish.output}) if finish.output is not None else None
+        txn.event("execution_completed", data=data)
+        record.status = "completed"
+    else:
+        txn.event("execution_failed", data=dumps({"error": finish.error}))
+        record.status = "failed"
+        record.error = finish.error
+    txn.notify("status")
+
+
+def drop_everything(txn: Txn) -> None:
+    """Delete the execution's work and waits; its delegations are to be canceled."""
+    deleted = set(txn.work_del)
+    for item in txn.work or ():
+        if (item.node, item.visit) not in deleted:
+            txn.delete_work(item.node, item.visit)
+    txn.work_put.clear()
+    deleted_waits = set(txn.waits_del)
+    for wait in txn.waits or ():
+        if (wait.node, wait.visit) not in deleted_waits:
+            txn.delete_wait(wait.node, wait.visit)
+    txn.waits_put.clear()
+    visits = {(d.node, d.visit) for d in [*(txn.delegations or ()), *txn.delegations_put]}
+    for node, visit in sorted(visits):
+        held = delegation_of(txn, node, visit)
+        if held is not None:
+            cancel_delegation(txn, held)
+
+
+def change_state(txn: Txn, node: str, visit: int, patch: StatePatch) -> None:
+    """The state changes by ``patch``, logged in the visit's ``node_completed``
+    event of this transaction (the store keeps the state: :mod:`~agent_node.store.snapshots`)."""
+    for event in reversed(txn.events):
+        if event.kind == "node_completed" and (event.node, event.visit) == (node, visit):
+            txn.change_state(patch, event.seq, len(event.data or ""))
+            return
+    raise RuntimeError(f"a change to the state without the node_completed of {node}/{visit}")
