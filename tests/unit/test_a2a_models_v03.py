@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, RootModel, ValidationError
 
+from agent_node.a2a.protocol import card_models_v03 as vc
 from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol import models_v03 as v
 from agent_node.a2a.protocol.models import WireModel
@@ -38,7 +39,7 @@ METHODS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
         v.ListTaskPushNotificationConfigResult,
     ),
     "tasks/pushNotificationConfig/delete": (v.DeleteTaskPushNotificationConfigParams, None),
-    "agent/getAuthenticatedExtendedCard": (None, v.AgentCard),
+    "agent/getAuthenticatedExtendedCard": (None, vc.AgentCard),
 }
 """0.3 method -> (params model, result model); ``None``: no params, a ``null`` result."""
 
@@ -129,7 +130,7 @@ def test_fixture_params_and_results_are_v03(stem: str) -> None:
 
 
 def test_agent_card_fixture_is_v03() -> None:
-    round_trip(v.AgentCard, load("0.3", "agent_card.json"))
+    round_trip(vc.AgentCard, load("0.3", "agent_card.json"))
 
 
 def test_every_fixture_is_used() -> None:
@@ -172,12 +173,12 @@ def test_compat_params_and_results_are_v03(stem: str) -> None:
 
 def test_compat_extended_card_is_a_pure_v03_card() -> None:
     card = compat.result_to_v03("GetExtendedAgentCard", load("1.0", "agent_card.json"))
-    check(v.AgentCard, card)
+    check(vc.AgentCard, card)
 
 
 def test_dual_shape_card_reads_as_v03() -> None:
     card = load("1.0", "agent_card.json")
-    dual = v.AgentCard.model_validate({**card, **compat.card_v03_fields(card, URL)})
+    dual = vc.AgentCard.model_validate({**card, **compat.card_v03_fields(card, URL)})
     foreign = {path.rsplit(".", 1)[-1] for path in unknown_fields(dual)}
     assert foreign <= V1_CARD_FIELDS
     assert dual.url == URL and dual.protocol_version == "0.3.0"
@@ -222,8 +223,8 @@ ARTIFACT_UPDATE = {
         (v.StreamEvent, {"statusUpdate": {"taskId": "t", "contextId": "c"}}),
         (v.TaskPushNotificationConfig, {"taskId": "t", "url": "https://h/x"}),
         (v.PushNotificationAuthenticationInfo, {"scheme": "Bearer"}),
-        (v.AgentInterface, {"url": URL, "protocolBinding": "JSONRPC"}),
-        (v.APIKeySecurityScheme, {"type": "apiKey", "location": "header", "name": "X-Key"}),
+        (vc.AgentInterface, {"url": URL, "protocolBinding": "JSONRPC"}),
+        (vc.APIKeySecurityScheme, {"type": "apiKey", "location": "header", "name": "X-Key"}),
         (v.DeleteTaskPushNotificationConfigParams, {"id": "t"}),
     ],
 )
@@ -259,7 +260,7 @@ def test_stream_events_are_chosen_by_kind(document: dict[str, Any], kind: type[B
 )
 def test_security_schemes_are_chosen_by_type(scheme: dict[str, Any]) -> None:
     card = load("0.3", "agent_card.json") | {"securitySchemes": {"s": scheme}}
-    assert as_json(v.AgentCard.model_validate(card))["securitySchemes"]["s"] == scheme
+    assert as_json(vc.AgentCard.model_validate(card))["securitySchemes"]["s"] == scheme
 
 
 def test_file_parts_hold_bytes_or_a_uri() -> None:

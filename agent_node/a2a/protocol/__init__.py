@@ -4,8 +4,9 @@
   and responses), named and shaped as ``specification/a2a.proto`` in its
   ProtoJSON mapping; :mod:`.card_models`: the Agent Card's.
 * :mod:`.compat`, :mod:`.compat_card`: A2A 0.3 <-> 1.0 conversion of plain
-  JSON; :mod:`.models_v03`: the 0.3 objects, for the 0.3 schemas and for tests
-  that check what ``compat`` writes (the node speaks 0.3 through ``compat``).
+  JSON; :mod:`.models_v03`, :mod:`.card_models_v03`: the 0.3 objects, for the
+  0.3 schemas and for tests that check what ``compat`` writes (the node
+  speaks 0.3 through ``compat``).
 * :mod:`.errors`: the one table of protocol errors, for every binding.
 * :mod:`.schemas`: JSON Schemas of the 1.0 and 0.3 objects, kept in
   ``protocols/``.

@@ -13,9 +13,11 @@ fields kept, absent stays absent, timestamps kept as strings), plus:
 * ``kind`` (and a security scheme's ``type``) is REQUIRED, as in the schema,
   and selects the object in a union: a document without it is refused.
 * Enums are the 0.3 strings: ``"input-required"``, ``"user"``.
-* Objects whose shape did not change in 1.0 (``AgentProvider``, ...) are
-  still defined here: 0.3 is frozen, and its schemas must not move when a
-  1.0 model does.
+* Objects whose shape did not change in 1.0 are still defined here: 0.3 is
+  frozen, and its schemas must not move when a 1.0 model does.
+
+The 0.3 Agent Card's objects are :mod:`.card_models_v03`, as the 1.0 card's
+are apart from the 1.0 models (:mod:`.card_models`).
 """
 
 from __future__ import annotations
@@ -28,40 +30,22 @@ from pydantic import Field, RootModel
 from agent_node.a2a.protocol.models import Timestamp, WireModel
 
 __all__ = [
-    "APIKeySecurityScheme",
-    "AgentCapabilities",
-    "AgentCard",
-    "AgentCardSignature",
-    "AgentExtension",
-    "AgentInterface",
-    "AgentProvider",
-    "AgentSkill",
     "Artifact",
-    "AuthorizationCodeOAuthFlow",
-    "ClientCredentialsOAuthFlow",
     "DataPart",
     "DeleteTaskPushNotificationConfigParams",
     "FilePart",
     "FileWithBytes",
     "FileWithUri",
     "GetTaskPushNotificationConfigParams",
-    "HTTPAuthSecurityScheme",
-    "ImplicitOAuthFlow",
     "ListTaskPushNotificationConfigParams",
     "ListTaskPushNotificationConfigResult",
     "Message",
     "MessageSendConfiguration",
     "MessageSendParams",
-    "MutualTLSSecurityScheme",
-    "OAuth2SecurityScheme",
-    "OAuthFlows",
-    "OpenIdConnectSecurityScheme",
     "Part",
-    "PasswordOAuthFlow",
     "PushNotificationAuthenticationInfo",
     "PushNotificationConfig",
     "Role",
-    "SecurityScheme",
     "SendMessageResult",
     "StreamEvent",
     "Task",
@@ -314,182 +298,3 @@ class StreamEvent(
 
 class ListTaskPushNotificationConfigResult(RootModel[list[TaskPushNotificationConfig]]):
     """Result of ``tasks/pushNotificationConfig/list``: a bare array (1.0: ``{configs}``)."""
-
-
-# The Agent Card
-
-
-class AgentInterface(WireModel):
-    """Another endpoint: a ``url`` and its ``transport`` (``JSONRPC``, ``GRPC``, ``HTTP+JSON``)."""
-
-    url: str
-    transport: str
-
-
-class AgentExtension(WireModel):
-    """A protocol extension the agent supports; ``uri`` is required (not so in 1.0)."""
-
-    uri: str
-    description: str | None = None
-    required: bool | None = None
-    params: dict[str, Any] | None = None
-
-
-class AgentCapabilities(WireModel):
-    """Optional capabilities (1.0 moved the extended card flag in here)."""
-
-    streaming: bool | None = None
-    push_notifications: bool | None = None
-    state_transition_history: bool | None = None
-    extensions: list[AgentExtension] | None = None
-
-
-class AgentProvider(WireModel):
-    """The organization that runs the agent."""
-
-    organization: str
-    url: str
-
-
-class AgentSkill(WireModel):
-    """Something the agent is good at; ``security`` as in :class:`AgentCard`."""
-
-    id: str
-    name: str
-    description: str
-    tags: list[str]
-    examples: list[str] | None = None
-    input_modes: list[str] | None = None
-    output_modes: list[str] | None = None
-    security: list[dict[str, list[str]]] | None = None
-
-
-class AgentCardSignature(WireModel):
-    """A JWS (RFC 7515, JSON form) over the card."""
-
-    protected: str
-    signature: str
-    header: dict[str, Any] | None = None
-
-
-class APIKeySecurityScheme(WireModel):
-    """An API key; ``in`` is ``query``, ``header`` or ``cookie`` (1.0: ``location``)."""
-
-    type: Literal["apiKey"]
-    in_: Literal["cookie", "header", "query"] = Field(alias="in")
-    name: str
-    description: str | None = None
-
-
-class HTTPAuthSecurityScheme(WireModel):
-    """HTTP authentication (``scheme`` as in RFC 7235, e.g. ``Bearer``)."""
-
-    type: Literal["http"]
-    scheme: str
-    bearer_format: str | None = None
-    description: str | None = None
-
-
-class AuthorizationCodeOAuthFlow(WireModel):
-    """The OAuth 2.0 authorization code flow."""
-
-    authorization_url: str
-    token_url: str
-    refresh_url: str | None = None
-    scopes: dict[str, str]
-
-
-class ClientCredentialsOAuthFlow(WireModel):
-    """The OAuth 2.0 client credentials flow."""
-
-    token_url: str
-    refresh_url: str | None = None
-    scopes: dict[str, str]
-
-
-class ImplicitOAuthFlow(WireModel):
-    """The OAuth 2.0 implicit flow."""
-
-    authorization_url: str
-    refresh_url: str | None = None
-    scopes: dict[str, str]
-
-
-class PasswordOAuthFlow(WireModel):
-    """The OAuth 2.0 password flow."""
-
-    token_url: str
-    refresh_url: str | None = None
-    scopes: dict[str, str]
-
-
-class OAuthFlows(WireModel):
-    """Any of four OAuth 2.0 flows (1.0: exactly one, of five)."""
-
-    authorization_code: AuthorizationCodeOAuthFlow | None = None
-    client_credentials: ClientCredentialsOAuthFlow | None = None
-    implicit: ImplicitOAuthFlow | None = None
-    password: PasswordOAuthFlow | None = None
-
-
-class OAuth2SecurityScheme(WireModel):
-    """OAuth 2.0."""
-
-    type: Literal["oauth2"]
-    flows: OAuthFlows
-    oauth2_metadata_url: str | None = None
-    description: str | None = None
-
-
-class OpenIdConnectSecurityScheme(WireModel):
-    """OpenID Connect discovery."""
-
-    type: Literal["openIdConnect"]
-    open_id_connect_url: str
-    description: str | None = None
-
-
-class MutualTLSSecurityScheme(WireModel):
-    """Mutual TLS (1.0: ``mtlsSecurityScheme``)."""
-
-    type: Literal["mutualTLS"]
-    description: str | None = None
-
-
-SecurityScheme = Annotated[
-    APIKeySecurityScheme
-    | HTTPAuthSecurityScheme
-    | OAuth2SecurityScheme
-    | OpenIdConnectSecurityScheme
-    | MutualTLSSecurityScheme,
-    Field(discriminator="type"),
-]
-"""One security scheme, flat, chosen by ``type`` (1.0 wraps it in a key per kind)."""
-
-
-class AgentCard(WireModel):
-    """The agent's self-description, served at ``/.well-known/agent-card.json``.
-
-    ``url`` is the preferred endpoint, reached with ``preferredTransport``
-    (absent: ``JSONRPC``); ``additionalInterfaces`` lists the others.
-    ``security`` is OpenAPI's: a list (OR) of ``{scheme name: scopes}`` (AND).
-    """
-
-    name: str
-    description: str
-    url: str
-    version: str
-    protocol_version: str
-    preferred_transport: str | None = None
-    additional_interfaces: list[AgentInterface] | None = None
-    capabilities: AgentCapabilities
-    security_schemes: dict[str, SecurityScheme] | None = None
-    security: list[dict[str, list[str]]] | None = None
-    default_input_modes: list[str]
-    default_output_modes: list[str]
-    skills: list[AgentSkill]
-    supports_authenticated_extended_card: bool | None = None
-    provider: AgentProvider | None = None
-    documentation_url: str | None = None
-    icon_url: str | None = None
-    signatures: list[AgentCardSignature] | None = None

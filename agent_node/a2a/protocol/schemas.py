@@ -3,7 +3,8 @@
 The generated files live in ``protocols/a2a-1.0/<Name>.schema.json`` (from
 :mod:`~agent_node.a2a.protocol.models` and :mod:`~agent_node.a2a.protocol.card_models`) and
 ``protocols/a2a-0.3/<Name>.schema.json`` (from
-:mod:`~agent_node.a2a.protocol.models_v03`); a test checks they match the models.
+:mod:`~agent_node.a2a.protocol.models_v03` and
+:mod:`~agent_node.a2a.protocol.card_models_v03`); a test checks they match the models.
 After changing a model, regenerate both folders::
 
     python -m agent_node.a2a.protocol.schemas --write protocols/
@@ -18,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent_node.a2a.protocol import card_models, models, models_v03
+from agent_node.a2a.protocol import card_models, card_models_v03, models, models_v03
 
 __all__ = [
     "SCHEMA_DIR",
@@ -60,7 +61,7 @@ SCHEMA_MODELS: tuple[type[BaseModel], ...] = (
 """The top-level 1.0 objects a schema file is written for: every request, response and event."""
 
 SCHEMA_MODELS_V03: tuple[type[BaseModel], ...] = (
-    models_v03.AgentCard,
+    card_models_v03.AgentCard,
     models_v03.DeleteTaskPushNotificationConfigParams,
     models_v03.GetTaskPushNotificationConfigParams,
     models_v03.ListTaskPushNotificationConfigParams,
