@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.expressions import ExpressionError, compile_expression
+
+if TYPE_CHECKING:  # the IR reads this module, and the compiled workflow holds the IR
+    from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["build", "expressions_in", "templates_in"]
 
