@@ -26,10 +26,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from agent_node.engine import faults
-from agent_node.engine.control import validated_input
 from agent_node.engine.engine import Engine, EngineState
 from agent_node.engine.executor import Executor
 from agent_node.engine.registry import Loader, WorkflowRegistry
+from agent_node.engine.state import validated_input
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.integrations import http_transport, model_client
 from agent_node.nodes import default_executors

@@ -9,9 +9,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from agent_node.errors import InvalidSignal, StateValidationError, UnknownExecution
+from agent_node.errors import InvalidSignal, UnknownExecution
 from agent_node.store.base import Store, Txn
 from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -20,8 +20,9 @@ from . import faults, plans
 from .executor import Executor, Informed, ResumeContext
 from .failures import report
 from .registry import WorkflowRegistry
+from .state import validated_input
 
-__all__ = ["Control", "Note", "validated_input"]
+__all__ = ["Control", "Note"]
 
 #: An extra event for the log: ``(kind, JSON-able data)``.
 Note = tuple[str, Any]
@@ -195,17 +196,3 @@ def _resume_context(
         delegation,
         wait,
     )
-
-
-def validated_input(
-    workflow: CompiledWorkflow, state: BaseModel | Mapping[str, Any]
-) -> dict[str, Any]:
-    """``state`` checked against the workflow's state model, as JSON data."""
-    raw = state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)
-    try:
-        data: dict[str, Any] = workflow.state_model.model_validate(raw).model_dump(mode="json")
-    except ValidationError as exc:
-        raise StateValidationError(
-            f"the input does not fit {workflow.key}'s state: {exc}"
-        ) from None
-    return data

@@ -1,4 +1,5 @@
-"""State handling shared by the engine and executors: validate what a step returned."""
+"""State handling shared by the engine and executors: validate an input, and
+what a step returned."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pydantic_core import PydanticSerializationError
 
 from agent_node.engine.executor import NodeContext
 from agent_node.errors import StateValidationError
+from agent_node.workflow.compiled import CompiledWorkflow
 
-__all__ = ["coerce_state"]
+__all__ = ["coerce_state", "validated_input"]
 
 
 def coerce_state(ctx: NodeContext, result: object) -> BaseModel:
@@ -46,3 +48,17 @@ def coerce_state(ctx: NodeContext, result: object) -> BaseModel:
         raise StateValidationError(
             f"node {ctx.spec.id!r} produced a state that does not validate: {exc}"
         ) from None
+
+
+def validated_input(
+    workflow: CompiledWorkflow, state: BaseModel | Mapping[str, Any]
+) -> dict[str, Any]:
+    """``state`` checked against the workflow's state model, as JSON data."""
+    raw = state.model_dump(mode="json") if isinstance(state, BaseModel) else dict(state)
+    try:
+        data: dict[str, Any] = workflow.state_model.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        raise StateValidationError(
+            f"the input does not fit {workflow.key}'s state: {exc}"
+        ) from None
+    return data

@@ -14,21 +14,14 @@
       retry: 3
       next: summarize
 
-How an argument is built from what is written:
-
-* a string that is exactly one ``{{ … }}`` holding a safe expression (see
-  :mod:`agent_node.workflow.expressions`) is that expression's value, with
-  its type: ``"{{ state.limit }}"`` passes the number, ``"{{ state.tags }}"``
-  the list — tools validate their arguments against a JSON Schema, where
-  ``"5"`` is not ``5``;
-* any other string with ``{{``, ``{%`` or ``{#`` is a template, rendered to
-  text;
-* everything else is passed as written; lists and mappings are walked, so
-  templates may sit anywhere inside them (fields ``arguments.a.b``,
-  ``arguments.a[0]``).
-
-All of them are compiled with the workflow (the ``expressions`` and
-``templates`` hooks), so an unknown state key is a compile-time error.
+Arguments are built from the state as :mod:`agent_node.workflow.values`
+says: a string that is exactly one ``{{ … }}`` holding a safe expression is
+that expression's value, with its type (``"{{ state.limit }}"`` passes the
+number — tools validate their arguments against a JSON Schema, where ``"5"``
+is not ``5``); any other string with ``{{``, ``{%`` or ``{#`` is a template,
+rendered to text; everything else is passed as written, lists and mappings
+walked (fields ``arguments.a.b``, ``arguments.a[0]``). All of them are
+compiled with the workflow, so an unknown state key is a compile-time error.
 
 A result the server marks ``is_error`` fails the attempt with the tool's
 text, retried per the node's ``retry`` (none by default: a tool call may not
@@ -42,9 +35,8 @@ implements it): this module never imports the MCP SDK.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -54,15 +46,13 @@ from agent_node.engine.executor import Advance, NodeContext, Outcome
 from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
 from agent_node.tracing import child_traceparent
-from agent_node.workflow.expressions import ExpressionError, compile_expression
 from agent_node.workflow.ir import NodeSpec, node_type
+from agent_node.workflow.values import build, expressions_in, templates_in
 
 __all__ = ["IDEMPOTENCY_META", "ToolExecutor", "ToolNode", "ToolPool", "ToolResult"]
 
 #: The ``_meta`` key of a call's idempotency key (``execution/node/visit``).
 IDEMPOTENCY_META = "agent-node/idempotency-key"
-_WHOLE = re.compile(r"^\s*\{\{(?P<inner>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
-_TEMPLATE_MARKS = ("{{", "{%", "{#")
 
 
 @node_type
@@ -79,11 +69,10 @@ class ToolNode(NodeSpec):
     next: str | None = None
 
     def templates(self) -> list[tuple[str, str]]:
-        return [(f, s) for f, s in _leaves(self.arguments, "arguments") if _kind(s) == "template"]
+        return templates_in(self.arguments, "arguments")
 
     def expressions(self) -> list[tuple[str, str]]:
-        found = _leaves(self.arguments, "arguments")
-        return [(f, _inner(s)) for f, s in found if _kind(s) == "expression"]
+        return expressions_in(self.arguments, "arguments")
 
     def writes(self) -> list[tuple[str, str]]:
         return [("output", self.output)] if self.output else []
@@ -131,10 +120,7 @@ class ToolExecutor(Parkless):
                 f"tool node {spec.id!r}: this runtime has no MCP servers"
                 " (configure `mcp:` in agent-node.yaml and run the workflow in `agent-node serve`)"
             )
-        arguments = {
-            key: _value(ctx, spec.id, f"arguments.{key}", value)
-            for key, value in spec.arguments.items()
-        }
+        arguments = build(ctx.workflow, spec.id, "arguments", spec.arguments, ctx.data)
         server = spec.server or await self.pool.server_for(spec.tool)
         meta = {
             IDEMPOTENCY_META: ctx.idempotency_key,
@@ -152,51 +138,6 @@ class ToolExecutor(Parkless):
         patch = {spec.output: value} if spec.output else None
         output = {"server": server, "tool": spec.tool, "duration": round(duration, 6)}
         return Advance(next=spec.next, patch=patch, output=output)
-
-
-def _kind(text: str) -> Literal["expression", "template", "literal"]:
-    whole = _WHOLE.match(text)
-    if whole is not None:
-        try:
-            compile_expression(whole["inner"])
-        except ExpressionError:
-            pass  # Jinja-only syntax (filters, `~`): rendered as text
-        else:
-            return "expression"
-    return "template" if any(mark in text for mark in _TEMPLATE_MARKS) else "literal"
-
-
-def _inner(text: str) -> str:
-    whole = _WHOLE.match(text)
-    return whole["inner"].strip() if whole else text
-
-
-def _leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """``(field, text)`` of every string in ``value``, walking lists and mappings."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{index}]")
-
-
-def _value(ctx: NodeContext, node: str, path: str, value: Any) -> Any:
-    """The argument ``value`` as the tool gets it (see the module doc)."""
-    if isinstance(value, str):
-        key = (node, path)
-        if key in ctx.workflow.expressions:
-            return ctx.workflow.expressions[key].evaluate(ctx.data)
-        if key in ctx.workflow.templates:
-            return ctx.workflow.templates[key].render(ctx.data)
-        return value
-    if isinstance(value, Mapping):
-        return {k: _value(ctx, node, f"{path}.{k}", item) for k, item in value.items()}
-    if isinstance(value, list):
-        return [_value(ctx, node, f"{path}[{i}]", item) for i, item in enumerate(value)]
-    return value
 
 
 def _spec(spec: object) -> ToolNode:

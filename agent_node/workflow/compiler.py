@@ -1,12 +1,14 @@
 """Compile-time validation, shared by the Python SDK and the YAML loader.
 
 :func:`compile_workflow` checks a :class:`WorkflowIR` against its state model
-and its bound functions, using only the four hooks every node spec offers
-(``successors``, ``expressions``, ``templates``, ``writes``) plus ``can_end``,
-and compiles every expression and template once. The first mistake found is
-raised as a :class:`WorkflowDefinitionError` naming the node and field. The
-order is fixed: ``start``, then the bound functions and routers, then each node in map order, then
-the graph (reachability, a way to an end).
+and its bound functions, using the four hooks every node spec offers
+(``successors``, ``expressions``, ``templates``, ``writes``) plus ``can_end``
+and three checks of one node type each (a parallel's join, a python node's
+function, the new input of an end that continues as new), and compiles
+every expression and template once. The first mistake found is raised as a
+:class:`WorkflowDefinitionError` naming the node and field. The order is
+fixed: ``start``, then the bound functions and routers, then each node in
+map order, then the graph (reachability, a way to an end).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic import BaseModel
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.workflow.compiled import CompiledWorkflow, Expression, RouteFn, StepFn, Template
 from agent_node.workflow.expressions import ExpressionError, compile_expression
-from agent_node.workflow.ir import JoinNode, NodeSpec, ParallelNode, PythonNode, WorkflowIR
+from agent_node.workflow.ir import EndNode, JoinNode, NodeSpec, ParallelNode, PythonNode, WorkflowIR
 from agent_node.workflow.templates import TemplateError, compile_template
 
 __all__ = ["compile_workflow"]
@@ -69,6 +71,8 @@ class _Checker:
         self.ir = ir
         self.file = file
         self.keys = frozenset(state_model.model_fields)
+        fields = state_model.model_fields.items()
+        self.required = frozenset(key for key, info in fields if info.is_required())
 
     def error(
         self, message: str, node: str | None = None, field: str | None = None
@@ -99,6 +103,19 @@ class _Checker:
             if key not in self.keys:
                 known = ", ".join(sorted(self.keys))
                 raise self.error(f"unknown state key {key!r} (known: {known})", node_id, field)
+        if isinstance(spec, EndNode) and spec.continue_as_new is not None:
+            self.check_new_input(node_id, spec.continue_as_new)
+
+    def check_new_input(self, node_id: str, given: Mapping[str, Any]) -> None:
+        """A new input names every required key: it is a whole input, not a change."""
+        missing = sorted(self.required - set(given))
+        if missing:
+            raise self.error(
+                f"the new input lacks required state key(s) {missing}"
+                " (continue_as_new gives a whole input; the keys left out take their defaults)",
+                node_id,
+                "continue_as_new",
+            )
 
     def expressions(self, node_id: str, spec: NodeSpec) -> Iterable[tuple[_Key, Expression]]:
         for field, source in spec.expressions():

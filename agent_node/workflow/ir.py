@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 from agent_node.workflow.durations import parse_duration
+from agent_node.workflow.values import expressions_in, templates_in
 
 __all__ = [
     "INPUT_EVENT",
@@ -337,23 +338,53 @@ class WaitNode(NodeSpec):
 class EndNode(NodeSpec):
     """Ends the execution. ``status: failed`` with a ``message`` template ends it
     as failed; ``output`` names the state keys that form the result (default:
-    the whole state)."""
+    the whole state).
+
+    ``continue_as_new`` starts the execution over from ``start`` instead, under
+    the same id, with a new input: each state key it names gets a value built
+    from the current state as :mod:`agent_node.workflow.values` says
+    (``"{{ state.round + 1 }}"``, ``[]``); the keys it leaves out take their
+    defaults. The input is checked like any input when the node runs. It
+    goes with neither ``status: failed`` nor ``message`` and ``output``: the
+    execution does not end there.
+    """
 
     type: Literal["end"] = "end"
     status: Literal["completed", "failed"] = "completed"
     message: str | None = None
     output: list[str] | None = None
+    continue_as_new: dict[str, Any] | None = None
     has_next: ClassVar[bool] = False
+
+    @model_validator(mode="after")
+    def _restart_or_end(self) -> EndNode:
+        if self.continue_as_new is None:
+            return self
+        if self.status == "failed":
+            raise ValueError(
+                "continue_as_new starts the execution over; it cannot go with status: failed"
+            )
+        if self.message is not None or self.output is not None:
+            raise ValueError(
+                "'message' and 'output' say how an execution ends; with continue_as_new it"
+                " starts over instead"
+            )
+        return self
 
     def can_end(self) -> bool:
         return True
 
+    def expressions(self) -> list[tuple[str, str]]:
+        return expressions_in(self.continue_as_new, "continue_as_new")
+
     def templates(self) -> list[tuple[str, str]]:
-        return [("message", self.message)] if self.message else []
+        found = [("message", self.message)] if self.message else []
+        return [*found, *templates_in(self.continue_as_new, "continue_as_new")]
 
     def writes(self) -> list[tuple[str, str]]:
         # Not written, but must exist in the state: validated the same way.
-        return [(f"output[{i}]", key) for i, key in enumerate(self.output or [])]
+        ended = [(f"output[{i}]", key) for i, key in enumerate(self.output or [])]
+        return [*ended, *((f"continue_as_new.{key}", key) for key in self.continue_as_new or {})]
 
 
 class WorkflowIR(BaseModel):
