@@ -14,9 +14,10 @@ import hashlib
 import re
 import secrets
 
-__all__ = ["child_traceparent", "new_traceparent", "valid_traceparent"]
+__all__ = ["TRACEPARENT", "child_traceparent", "new_traceparent", "valid_traceparent"]
 
-_FORMAT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+#: A version-00 ``traceparent``, lowercase: trace id, span id, flags.
+TRACEPARENT = _FORMAT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
 def valid_traceparent(value: str | None) -> str | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "ACTIVE",
@@ -96,15 +96,21 @@ class ExecutionRecord:
     def _meta(self, key: str) -> str | None:
         if not self.metadata or f'"{key}"' not in self.metadata:
             return None
-        return _meta_value(self.metadata, key)
+        value = parsed_metadata(self.metadata).get(key)
+        return value if isinstance(value, str) else None
 
 
 @functools.lru_cache(maxsize=4096)
-def _meta_value(metadata: str, key: str) -> str | None:
-    """A string of an execution's metadata (JSON), parsed once per execution:
-    a runner reads its ``traceparent`` at every step, from a row read anew."""
-    value = json.loads(metadata).get(key)
-    return value if isinstance(value, str) else None
+def parsed_metadata(metadata: str) -> Mapping[str, Any]:
+    """An execution's metadata (JSON) as a mapping, parsed once per execution:
+    a runner reads its ``traceparent`` at every step, from a row read anew,
+    and its traces read it again. Shared: never changed by whoever reads it;
+    empty when it is not a JSON object."""
+    try:
+        found = json.loads(metadata)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 @dataclass(slots=True)

@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, cast
 from agent_node.errors import ConfigError
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
 from agent_node.store.records import EventRecord, ExecutionRecord
-from agent_node.telemetry.traces_ledger import Ending, ExecutionEnd, Ledger, Replay, replayed
+from agent_node.telemetry.traces_ledger import (
+    Ending,
+    ExecutionEnd,
+    Ledger,
+    Replay,
+    replayed,
+    visit_end,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -52,6 +59,10 @@ INSTALL = "pip install 'agent-node[otel]'"
 REPLAYS = 4
 #: Seconds a closing node waits for read-backs and its last export.
 CLOSE_TIMEOUT = 10.0
+#: Spans from commits handed to the batch processor together, at most (as
+#: one item: :class:`~.traces_wire.Encoded` holds them written one after the
+#: other), and how long the first of them waits for the others (seconds).
+BUNDLE, BUNDLE_WAIT = 64, 0.5
 
 
 def traces_wanted(settings: TracesSettings, env: Mapping[str, str]) -> bool:
@@ -103,6 +114,9 @@ class Traces:
         self._ledger = Ledger()
         self._replays: set[asyncio.Task[None]] = set()
         self._reading = asyncio.Semaphore(REPLAYS)
+        #: Spans written since the last hand-over (:meth:`_hand_over`).
+        self._written: list[bytes] = []
+        self._due: asyncio.TimerHandle | None = None
         self._forget = runtime.store.observe(self._committed)
 
     def asgi(self, app: ASGIApp) -> ASGIApp:
@@ -122,6 +136,7 @@ class Traces:
         self._forget()
         if self._replays:
             await asyncio.wait(self._replays, timeout=CLOSE_TIMEOUT)
+        self._hand_over()
         try:
             await asyncio.wait_for(asyncio.to_thread(self._parts.shutdown), CLOSE_TIMEOUT)
         except TimeoutError:
@@ -141,16 +156,39 @@ class Traces:
             log.exception("traces: the spans of %s could not be built", execution.id)
 
     def _emit(self, endings: Sequence[Ending]) -> None:
-        # Spans written already pass the batch processor as finished ones do
-        # (:class:`~.traces_wire.Encoded`); the exporter knows them.
-        end = cast("Callable[[Encoded], None]", self._parts.processor.on_end)
-        spans = self._spans
+        spans, written = self._spans, self._written
         for ending in endings:
             if isinstance(ending, ExecutionEnd):
-                end(spans.execution(ending))
+                written.append(spans.execution(ending).data)
                 continue
-            for span in spans.visit(ending):
-                end(span)
+            if isinstance(ending, tuple):  # most: a visit that ran once
+                data = spans.plain(ending)
+                if data is not None:
+                    written.append(data)
+                    continue
+                ending = visit_end(ending)
+            written.extend(span.data for span in spans.visit(ending))
+        if len(written) >= BUNDLE:
+            self._hand_over()
+        elif written and self._due is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a commit observed off the loop: no waiting
+                self._hand_over()
+            else:
+                self._due = loop.call_later(BUNDLE_WAIT, self._hand_over)
+
+    def _hand_over(self) -> None:
+        """The spans written so far to the batch processor, as one item (they
+        share the node's resource and scope; the exporter sends the bytes)."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        if not self._written:
+            return
+        data, self._written = b"".join(self._written), []
+        end = cast("Callable[[Encoded], None]", self._parts.processor.on_end)
+        end(self._spans.encoded(data))
 
     async def _replay(self, request: Replay) -> None:
         """Emit what ``request`` asks from the execution's log, read back."""

@@ -6,14 +6,15 @@ spans emitted earlier — by a peer, or by this node before a crash — find
 their parent:
 
 * an execution's span: from its id (``execution:<id>``);
-* a node visit's: from its idempotency key (``visit:<execution>/<node>/<visit>``);
+* a node visit's: from its idempotency key, ``<execution>/<node>/<visit>``
+  (its execution's half XOR its node's and visit's: :func:`visit_span_id`);
 * the model call of a model or eval visit: ``chat:<key>``;
 * a call that leaves the node (a delegation, an HTTP or a tool request): the
   span id its ``traceparent`` carries —
   :func:`agent_node.tracing.child_traceparent` of the execution's trace
   context and the visit's key — so the peer's spans hang under it.
 
-An id is the first 64 bits of a SHA-256. The trace id and the parent of an
+An id is the first 64 bits of a SHA-256 (a visit's, of two). The trace id and the parent of an
 execution's span come from its ``metadata.traceparent``; an execution whose
 trace the node made up (``metadata.trace_root``) is its trace's root.
 This module imports nothing of OpenTelemetry: its ids are plain integers.
@@ -22,10 +23,10 @@ This module imports nothing of OpenTelemetry: its ids are plain integers.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from agent_node.tracing import child_traceparent, valid_traceparent
+from agent_node.store.records import parsed_metadata
+from agent_node.tracing import TRACEPARENT, child_traceparent
 
 __all__ = [
     "Origin",
@@ -34,15 +35,17 @@ __all__ = [
     "execution_span_id",
     "origin_of",
     "parse_traceparent",
+    "visit_at",
+    "visit_half",
     "visit_span_id",
+    "visit_span_mix",
 ]
 
 #: A traceparent is 55 characters; anything much longer is not one.
 _LONGEST = 128
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
+class Origin(NamedTuple):
     """Where an execution's span hangs: its trace, the span it is a child of
     (None: it is the trace's root) and whether the trace is sampled."""
 
@@ -53,34 +56,33 @@ class Origin:
     traceparent: str
 
 
-def parse_traceparent(value: str | None) -> Origin | None:
-    """The trace context of a ``traceparent`` header; None when it is not a
-    valid one (a peer's bad header is ignored, never an error)."""
+def parse_traceparent(value: str | None, root: bool = False) -> Origin | None:
+    """The trace context of a ``traceparent`` header (``root``: the span it
+    names is nobody's, the trace starts here); None when it is not a valid
+    one (a peer's bad header is ignored, never an error)."""
     if value is None or len(value) > _LONGEST:
         return None
-    valid = valid_traceparent(value)
-    if valid is None:
+    found = TRACEPARENT.match(value) or TRACEPARENT.match(value.strip().lower())
+    if found is None:
         return None
-    _, trace, span, flags = valid.split("-")
-    return Origin(int(trace, 16), int(span, 16), bool(int(flags, 16) & 1), valid)
+    trace, span = int(found[1], 16), int(found[2], 16)
+    if not trace or not span:
+        return None
+    sampled = bool(int(found[3], 16) & 1)
+    return Origin(trace, None if root else span, sampled, found[0])
 
 
 def origin_of(metadata: str | None) -> Origin | None:
     """An execution's origin from its metadata (JSON); None when it runs in
-    no trace (it was not started by an A2A call)."""
+    no trace (it was not started by an A2A call). The metadata's parse is the
+    one its runner made already (:func:`~agent_node.store.records.parsed_metadata`)."""
     if not metadata or '"traceparent"' not in metadata:
         return None
-    try:
-        found = json.loads(metadata)
-    except ValueError:
+    found = parsed_metadata(metadata)
+    value = found.get("traceparent")
+    if not isinstance(value, str):
         return None
-    value = found.get("traceparent") if isinstance(found, dict) else None
-    origin = parse_traceparent(value) if isinstance(value, str) else None
-    if origin is None:
-        return None
-    if found.get("trace_root") is True:
-        return Origin(origin.trace_id, None, origin.sampled, origin.traceparent)
-    return origin
+    return parse_traceparent(value, root=found.get("trace_root") is True)
 
 
 def _derived(kind: str, key: str) -> int:
@@ -92,8 +94,27 @@ def execution_span_id(execution_id: str) -> int:
 
 
 def visit_span_id(key: str) -> int:
-    """The span of the visit whose idempotency key is ``key``."""
-    return _derived("visit", key)
+    """The span of the visit whose idempotency key is ``key``
+    (``<execution>/<node>/<visit>``): :func:`visit_span_mix` of its parts."""
+    execution, _, at = key.partition("/")
+    return visit_span_mix(visit_half(execution), visit_at(at))
+
+
+def visit_half(execution_id: str) -> int:
+    """The half of its visits' span ids that an execution gives."""
+    return _derived("visit", execution_id)
+
+
+def visit_at(at: str) -> int:
+    """The half of a visit's span id that its ``<node>/<visit>`` gives."""
+    return _derived("at", at)
+
+
+def visit_span_mix(execution: int, at: int) -> int:
+    """A visit's span id from :func:`visit_half` and :func:`visit_at`: two
+    hashes made once — per execution, per
+    node of a workflow — so a visit's id costs an XOR, not a hash."""
+    return (execution ^ at) or 1
 
 
 def chat_span_id(key: str) -> int:

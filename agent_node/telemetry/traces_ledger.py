@@ -5,7 +5,10 @@ per execution, the visits still open: when each first started, its failed
 attempts, its waits and what its delegation was sent — dict work only, so
 the observer stays cheap — and hands back what ended:
 
-* :class:`VisitEnd` when a visit's ``node_completed`` (or its last
+* :data:`Plain` when a visit that ran once, its one attempt started here,
+  completes — most visits: a tuple, no object made for it (a visit is kept
+  as its start time alone until something else happens to it);
+* :class:`VisitEnd` when any other visit's ``node_completed`` (or its last
   ``node_failed``) commits, with its recorded first start;
 * :class:`ExecutionEnd` when the execution's ``execution_completed``,
   ``failed`` or ``canceled`` commits; the visits still open then end with it
@@ -34,11 +37,13 @@ from agent_node.telemetry.traces_ids import Origin, origin_of
 __all__ = [
     "ExecutionEnd",
     "Ledger",
+    "Plain",
     "Replay",
     "Visit",
     "VisitEnd",
     "data_of",
     "replayed",
+    "visit_end",
 ]
 
 #: Executions followed at once: past this the oldest is forgotten (its open
@@ -95,7 +100,10 @@ class ExecutionEnd:
     data: str | None
 
 
-Ending = VisitEnd | ExecutionEnd
+#: A visit that completed after one attempt, all of it seen here:
+#: (execution, origin, node, visit, first start, end, ``node_completed``'s data).
+Plain = tuple[ExecutionRecord, Origin, str, int, float, float, str | None]
+Ending = VisitEnd | ExecutionEnd | Plain
 
 
 @dataclass(slots=True)
@@ -115,14 +123,25 @@ class _Run:
 
     origin: Origin | None
     whole: bool
+    #: Open visits of one attempt, started here, nothing else known: their start.
+    starts: dict[Key, float] = field(default_factory=dict)
+    #: The other open visits.
     visits: dict[Key, Visit] = field(default_factory=dict)
 
     def visit_of(self, event: EventRecord) -> Visit:
         key = (event.node or "", event.visit or 0)
         found = self.visits.get(key)
         if found is None:
-            found = self.visits[key] = Visit(key[0], key[1])
+            start = self.starts.pop(key, None)
+            found = self.visits[key] = (
+                Visit(key[0], key[1]) if start is None else Visit(key[0], key[1], start, 1, True)
+            )
         return found
+
+    def open(self) -> list[Visit]:
+        """Every visit still open."""
+        plain = [Visit(key[0], key[1], at, 1, True) for key, at in self.starts.items()]
+        return plain + list(self.visits.values())
 
 
 @dataclass(slots=True)
@@ -140,8 +159,15 @@ def _started(run: _Run, event: EventRecord) -> _Step | None:
     key = (event.node or "", event.visit or 0)
     visit = run.visits.get(key)
     if visit is None:
-        visit = run.visits[key] = Visit(key[0], key[1], event.at, attempt, attempt == 1)
-    elif attempt > visit.attempt + 1:
+        start = run.starts.pop(key, None)
+        if start is not None:  # its one attempt seen here is followed by another
+            visit = run.visits[key] = Visit(key[0], key[1], start, 1, True)
+        elif attempt == 1:
+            run.starts[key] = event.at
+            return None
+        else:
+            visit = run.visits[key] = Visit(key[0], key[1], event.at, attempt, False)
+    if attempt > visit.attempt + 1:
         visit.whole = False  # attempts ran elsewhere in between
     visit.attempt = max(visit.attempt, attempt)
     return None
@@ -159,8 +185,12 @@ def _failed(run: _Run, event: EventRecord) -> _Step | None:
 
 
 def _completed(run: _Run, event: EventRecord) -> _Step | None:
-    visit = run.visits.pop((event.node or "", event.visit or 0), None)
-    return _Step(visit or Visit(event.node or "", event.visit or 0))
+    key = (event.node or "", event.visit or 0)
+    visit = run.visits.pop(key, None)
+    if visit is None:
+        start = run.starts.pop(key, None)
+        visit = Visit(key[0], key[1]) if start is None else Visit(key[0], key[1], start, 1, True)
+    return _Step(visit)
 
 
 def _noted(run: _Run, event: EventRecord) -> _Step | None:
@@ -172,7 +202,7 @@ def _noted(run: _Run, event: EventRecord) -> _Step | None:
 
 
 def _ended(run: _Run, event: EventRecord) -> _Step | None:
-    return _Step(status=_ENDS[event.kind], open=list(run.visits.values()))
+    return _Step(status=_ENDS[event.kind], open=run.open())
 
 
 _RULES: dict[str, Callable[[_Run, EventRecord], _Step | None]] = {
@@ -209,19 +239,28 @@ class Ledger:
             return [], None
         endings: list[Ending] = []
         replay: Replay | None = None
+        starts = run.starts
         for event in events:
             kind = event.kind
-            if kind == "node_started":  # the two kinds of every step, first
+            # The two kinds of every step, first: a visit starting, and
+            # completing (once started here, its start is all there is to know).
+            if kind == "node_started":
                 _started(run, event)
                 continue
             if kind == "node_completed":
-                visit = run.visits.pop((event.node or "", event.visit or 0), None)
+                key = (event.node or "", event.visit or 0)
+                start = starts.pop(key, None)
+                if start is not None:
+                    plain = (execution, origin, key[0], key[1], start, event.at, event.data)
+                    endings.append(plain)
+                    continue
+                visit = run.visits.pop(key, None)
                 if visit is not None and visit.whole:
                     endings.append(
                         VisitEnd(execution, origin, visit, event.at, "completed", event.data)
                     )
                     continue
-                step: _Step | None = _Step(visit or Visit(event.node or "", event.visit or 0))
+                step: _Step | None = _Step(visit or Visit(key[0], key[1]))
             else:
                 rule = _RULES.get(kind)
                 step = rule(run, event) if rule is not None else None
@@ -250,6 +289,12 @@ class Ledger:
             del self._runs[next(iter(self._runs))]
         run = self._runs[execution.id] = _Run(origin_of(execution.metadata), started)
         return run
+
+
+def visit_end(plain: Plain) -> VisitEnd:
+    """A :data:`Plain` ending as the :class:`VisitEnd` it stands for."""
+    execution, origin, node, visit, start, at, data = plain
+    return VisitEnd(execution, origin, Visit(node, visit, start, 1, True), at, "completed", data)
 
 
 def replayed(request: Replay, events: Sequence[EventRecord]) -> list[VisitEnd]:

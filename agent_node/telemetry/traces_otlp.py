@@ -40,6 +40,9 @@ DEFAULT_TIMEOUT_MS = 10_000
 RETRYABLE = frozenset({429, 502, 503, 504})
 #: The first retry's delay (seconds); each next one doubles it.
 FIRST_BACKOFF = 0.5
+#: Bytes of spans one request carries, about (collectors refuse large
+#: ones: 4 MiB is gRPC's default); a request span counts as this many.
+REQUEST_BYTES, _READABLE_BYTES = 1 << 20, 512
 
 # -- the transport ------------------------------------------------------------------
 
@@ -77,6 +80,21 @@ def _tls(env: Mapping[str, str]) -> ssl.SSLContext:
     return context
 
 
+def _parts(spans: Sequence[ReadableSpan | Encoded]) -> list[Sequence[ReadableSpan | Encoded]]:
+    """``spans`` in requests of about :data:`REQUEST_BYTES` at most (a batch
+    of bundles of spans from commits could otherwise make one of megabytes)."""
+    parts: list[Sequence[ReadableSpan | Encoded]] = []
+    begun, size = 0, 0
+    for i, span in enumerate(spans):
+        grows = len(span.data) if isinstance(span, Encoded) else _READABLE_BYTES
+        if size and size + grows > REQUEST_BYTES:
+            parts.append(spans[begun:i])
+            begun, size = i, 0
+        size += grows
+    parts.append(spans[begun:])
+    return parts
+
+
 class OtlpHttpExporter(SpanExporter):
     """POSTs batches of spans (from the SDK's batch processor, one at a time)."""
 
@@ -108,22 +126,29 @@ class OtlpHttpExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan | Encoded]) -> SpanExportResult:
         if self._stopped.is_set():
             return SpanExportResult.FAILURE
-        body = encode(spans)
+        deadline = time.monotonic() + self.timeout
+        for part in _parts(spans):
+            if not self._send(encode(part), deadline):
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def _send(self, body: bytes, deadline: float) -> bool:
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
-        deadline = time.monotonic() + self.timeout
         delay, outcome = FIRST_BACKOFF, ""
         while True:
             outcome = self._post(body, deadline)
             if outcome == "":
-                return SpanExportResult.SUCCESS
+                return True
             if not outcome.startswith("retry") or time.monotonic() + delay > deadline:
                 break
             if self._stopped.wait(delay):
                 break
             delay *= 2
-        log.warning("traces: %d spans not exported to %s (%s)", len(spans), self.endpoint, outcome)
-        return SpanExportResult.FAILURE
+        log.warning(
+            "traces: %d bytes of spans not exported to %s (%s)", len(body), self.endpoint, outcome
+        )
+        return False
 
     def _post(self, body: bytes, deadline: float) -> str:
         """ "" when the collector took it, else why not ("retry: …" when worth it)."""

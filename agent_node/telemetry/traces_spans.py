@@ -43,9 +43,12 @@ from agent_node.telemetry.traces_ids import (
     call_span_id,
     chat_span_id,
     execution_span_id,
+    visit_at,
+    visit_half,
     visit_span_id,
+    visit_span_mix,
 )
-from agent_node.telemetry.traces_ledger import ExecutionEnd, VisitEnd, data_of
+from agent_node.telemetry.traces_ledger import ExecutionEnd, Plain, VisitEnd, data_of
 from agent_node.workflow.ir import NodeSpec
 
 __all__ = ["SpanFactory", "provider_and_model"]
@@ -79,6 +82,15 @@ _KEPT = 10_000
 #: Visit types whose ends need the event's data parsed.
 _WITH_DATA = frozenset({"model", "eval"})
 _ERROR = 2
+#: An execution span's attributes, by their writers or written once.
+_EXECUTION_ID = wire.text_attribute("agent_node.execution.id")
+_CONVERSATION = wire.text_attribute("gen_ai.conversation.id")
+_CALLER = wire.text_attribute("agent_node.caller")
+_STATUSES = {
+    status: wire.attributes({"agent_node.execution.status": status})
+    for status in ("completed", "failed", "canceled")
+}
+_FAILED = wire.attributes({"error.type": "_OTHER"})
 #: A lookup of a visit's node spec: (execution's workflow id, version, ref, node) -> spec.
 SpecOf = Callable[[str, str, str | None, str], NodeSpec | None]
 
@@ -104,7 +116,7 @@ def _id(span_id: int) -> bytes:
 class _Node:
     """What every span of one node's visits shares, written once."""
 
-    __slots__ = ("attributes", "head", "plain", "spec", "type")
+    __slots__ = ("attributes", "first", "head", "local_tail", "plain", "spec", "type")
 
     def __init__(self, spec: NodeSpec | None, node: str) -> None:
         self.spec = spec
@@ -117,6 +129,23 @@ class _Node:
         self.attributes = wire.attributes(
             {"agent_node.node.id": node, "agent_node.node.type": self.type}
         )
+        self.local_tail = wire.local_tail(self.attributes)
+        #: Its first visit's half of the span id (:func:`.traces_ids.visit_at`).
+        self.first = visit_at(f"{node}/1")
+
+
+class _Ids:
+    """An execution's ids, and the parts of its visits' spans they make."""
+
+    __slots__ = ("lead", "parent", "span_id", "trace", "visits")
+
+    def __init__(self, execution_id: str, trace: bytes) -> None:
+        self.trace = trace
+        self.span_id = _id(execution_span_id(execution_id))
+        self.lead = wire.lead(trace)
+        self.parent = wire.parent_field(self.span_id)
+        #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`).
+        self.visits = visit_half(execution_id)
 
 
 class SpanFactory:
@@ -130,21 +159,21 @@ class SpanFactory:
         self.node = node
         self._spec_of = spec_of
         #: Each execution's trace id and span id, written once for all its visits.
-        self._ids: dict[str, tuple[bytes, bytes]] = {}
+        self._ids: dict[str, _Ids] = {}
         self._nodes: dict[tuple[str, str, str], _Node] = {}
         self._workflows: dict[tuple[str, str], bytes] = {}
         self._execution_head = wire.head(f"invoke_agent {node}", wire.INTERNAL)
 
-    def _encoded(self, data: bytes) -> wire.Encoded:
+    def encoded(self, data: bytes) -> wire.Encoded:
         return wire.Encoded(data, self.resource, self.scope)
 
-    def _ids_of(self, execution_id: str, origin: Origin) -> tuple[bytes, bytes]:
+    def _ids_of(self, execution_id: str, origin: Origin) -> _Ids:
         found = self._ids.get(execution_id)
         if found is None:
             if len(self._ids) >= _KEPT:  # executions whose end this process never sees
                 self._ids.clear()
             trace = origin.trace_id.to_bytes(16, "big")
-            found = self._ids[execution_id] = (trace, _id(execution_span_id(execution_id)))
+            found = self._ids[execution_id] = _Ids(execution_id, trace)
         return found
 
     def _node(self, workflow: str, version: str, ref: str | None, node: str) -> _Node:
@@ -174,35 +203,58 @@ class SpanFactory:
 
     def execution(self, end: ExecutionEnd) -> wire.Encoded:
         record, origin = end.execution, end.origin
-        attributes: dict[str, Any] = {
-            "agent_node.execution.id": record.id,
-            "agent_node.execution.status": end.status,
-        }
+        status = _STATUSES.get(end.status) or wire.attributes(
+            {"agent_node.execution.status": end.status}
+        )
+        attributes = (
+            self._workflow(record.workflow_id, record.workflow_version)
+            + _EXECUTION_ID(record.id)
+            + status
+        )
         if record.context_id:
-            attributes["gen_ai.conversation.id"] = record.context_id
+            attributes += _CONVERSATION(record.context_id)
         if (caller := record.caller) is not None:
-            attributes["agent_node.caller"] = caller
-        tail = b""
+            attributes += _CALLER(caller)
         if end.status == "failed":
-            attributes["error.type"] = "_OTHER"
-            tail = wire.status(_ERROR, str(data_of(end.data).get("error") or "failed"))
-        trace, span_id = self._ids_of(record.id, origin)
+            attributes += _FAILED + wire.status(
+                _ERROR, str(data_of(end.data).get("error") or "failed")
+            )
+        ids = self._ids_of(record.id, origin)
         self._ids.pop(record.id, None)
         parent = b"" if origin.parent_id is None else _id(origin.parent_id)
         start = _ns(record.created_at)
-        return self._encoded(
+        return self.encoded(
             wire.span(
-                trace,
-                int.from_bytes(span_id, "big"),
+                ids.trace,
+                int.from_bytes(ids.span_id, "big"),
                 parent,
                 bool(parent),
                 self._execution_head,
                 start,
                 max(start, _ns(end.at)),
-                self._workflow(record.workflow_id, record.workflow_version)
-                + wire.attributes(attributes)
-                + tail,
+                attributes,
             )
+        )
+
+    def plain(self, end: Plain) -> bytes | None:
+        """The span of a visit that ran once (most: :data:`~.traces_ledger.Plain`),
+        written; None when its node's spans are more than the visit's alone
+        (:meth:`visit` writes those)."""
+        record, origin, node_id, number, start, at, _ = end
+        node = self._node(record.workflow_id, record.workflow_version, record.workflow_ref, node_id)
+        if not node.plain or number != 1:
+            return None
+        ids = self._ids_of(record.id, origin)
+        start_ns = int(start * 1e9)
+        end_ns = int(at * 1e9)
+        return wire.local_span(
+            ids.lead,
+            _id(visit_span_mix(ids.visits, node.first)),
+            ids.parent,
+            node.head,
+            start_ns,
+            end_ns if end_ns > start_ns else start_ns,
+            node.local_tail,
         )
 
     def visit(self, end: VisitEnd) -> list[wire.Encoded]:
@@ -215,7 +267,8 @@ class SpanFactory:
         start = visit.start if visit.start is not None else end.at
         start_ns, end_ns = _ns(start), _ns(end.at)
         end_ns = max(start_ns, end_ns)
-        trace, parent = self._ids_of(record.id, origin)
+        ids = self._ids_of(record.id, origin)
+        trace, parent = ids.trace, ids.span_id
         once = visit.attempt == visit.visit == 1 and not (visit.failures or visit.notes)
         if node.plain and once and end.outcome == "completed":
             # Most visits: a step that ran once; its span is all fixed parts.
@@ -250,7 +303,7 @@ class SpanFactory:
         if visit.failures or visit.notes:
             tail += _events_of(end)
         spans = [
-            self._encoded(
+            self.encoded(
                 wire.span(trace, span_id, parent, False, node.head, start_ns, end_ns, tail + status)
             )
         ]
@@ -264,7 +317,7 @@ class SpanFactory:
             head = wire.head(name, wire.CLIENT)
             tail = wire.attributes(call_attributes) + status
             spans.append(
-                self._encoded(
+                self.encoded(
                     wire.span(trace, call_id, _id(span_id), False, head, start_ns, end_ns, tail)
                 )
             )
@@ -314,7 +367,7 @@ class SpanFactory:
             attributes["error.type"] = str(data.get("type") or "_OTHER")
             status = wire.status(_ERROR, str(data.get("error") or "failed"))
         start_ns = _ns(max(start, visit_start))
-        return self._encoded(
+        return self.encoded(
             wire.span(
                 trace,
                 chat_span_id(key),

@@ -22,7 +22,7 @@ Two kinds of span reach the exporter:
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -39,12 +39,19 @@ __all__ = [
     "event",
     "field",
     "head",
+    "lead",
+    "local_span",
+    "local_tail",
+    "parent_field",
     "span",
     "status",
     "text",
+    "text_attribute",
 ]
 
 _FIXED64 = struct.Struct("<Q").pack
+#: A span's start and end fields (7 and 8, fixed64) in one pack.
+_TIMES = struct.Struct("<BQBQ").pack
 _FIXED32 = struct.Struct("<I").pack
 _DOUBLE = struct.Struct("<d").pack
 #: Span.flags: the parent's "is remote" is known, and (second bit) true.
@@ -108,6 +115,23 @@ def _pair(tag: bytes, key: str, value: Any) -> bytes:
     return field(tag, encoded + field(b"\x12", _any(value)))
 
 
+def text_attribute(key: str) -> Callable[[str], bytes]:
+    """A writer of one span attribute whose value is a string (an id most
+    often: written with its key's bytes made once)."""
+    head = text(b"\x0a", key)
+
+    def write(value: str) -> bytes:
+        raw = value.encode()
+        size = len(raw)
+        if size < 0x70:  # every length below fits one byte
+            inner = b"\x12" + bytes((size + 2,)) + b"\x0a" + bytes((size,)) + raw
+            pair = head + inner
+            return b"\x4a" + _varint(len(pair)) + pair
+        return field(b"\x4a", head + field(b"\x12", text(b"\x0a", value)))
+
+    return write
+
+
 def attributes(values: Mapping[str, Any] | None, tag: bytes = b"\x4a") -> bytes:
     """``values`` as ``KeyValue`` fields (a span's, field 9, unless ``tag`` says)."""
     if not values:
@@ -119,10 +143,11 @@ def attributes(values: Mapping[str, Any] | None, tag: bytes = b"\x4a") -> bytes:
 
 
 class Encoded:
-    """A span written already: its ``Span`` message as a ``ScopeSpans.spans``
-    field. It passes the batch processor as any finished span does (its
-    ``context`` is a sampled one: a span from an unsampled trace is never
-    built) and the exporter sends its bytes as they are."""
+    """Spans written already: each ``Span`` message as a ``ScopeSpans.spans``
+    field, one after the other (a node hands the spans of its commits over
+    in bundles). It passes the batch processor as any finished span does
+    (its ``context`` is a sampled one: a span from an unsampled trace is
+    never built) and the exporter sends its bytes as they are."""
 
     __slots__ = ("data", "instrumentation_scope", "resource")
     context = SpanContext(1, 1, False, TraceFlags(TraceFlags.SAMPLED))
@@ -131,6 +156,11 @@ class Encoded:
         self.data = data
         self.resource = resource
         self.instrumentation_scope = scope
+
+
+#: A span field's tag and length, made once for the lengths most spans have.
+_TAGGED = 1024
+_SPAN_TAGS = tuple(b"\x12" + _varint(size) for size in range(_TAGGED))
 
 
 def head(name: str, kind: int) -> bytes:
@@ -181,7 +211,32 @@ def span(
         )
     )
     size = len(body)
-    return (b"\x12" + bytes((size,)) if size < 0x80 else b"\x12" + _varint(size)) + body
+    return (_SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)) + body
+
+
+def lead(trace_id: bytes) -> bytes:
+    """The fields a span of ``trace_id`` begins with, up to its span id's value."""
+    return b"\x0a\x10" + trace_id + b"\x12\x08"
+
+
+def parent_field(parent: bytes) -> bytes:
+    return b"\x22\x08" + parent
+
+
+def local_tail(tail: bytes) -> bytes:
+    """``tail`` (as :func:`span` takes it) and the flags of a local parent."""
+    return tail + _LOCAL_FLAGS
+
+
+def local_span(
+    lead: bytes, span_id: bytes, parent: bytes, head: bytes, start_ns: int, end_ns: int, tail: bytes
+) -> bytes:
+    """What :func:`span` writes for a span whose parent is in this process,
+    from parts made once: :func:`lead` (its execution's), its 8-byte id,
+    :func:`parent_field`, :func:`head` and :func:`local_tail` (its node's)."""
+    body = b"".join((lead, span_id, parent, head, _TIMES(0x39, start_ns, 0x41, end_ns), tail))
+    size = len(body)
+    return (_SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)) + body
 
 
 # -- an export request ---------------------------------------------------------------

@@ -119,6 +119,8 @@ class OtlpReceiver:
         self.refuse = 0
         #: The headers of each request, as sent.
         self.headers: list[dict[str, str]] = []
+        #: The size of each request's body, decompressed.
+        self.sizes: list[int] = []
 
     def add(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:
@@ -152,6 +154,7 @@ def _handler(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             elif encoding == "deflate":
                 body = zlib.decompress(body)
             receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
+            receiver.sizes.append(len(body))
             if self.path != "/v1/traces":
                 self.send_error(404)
                 return

@@ -5,6 +5,7 @@ into an OTLP receiver on a loopback port."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -36,7 +37,13 @@ from agent_node.telemetry.traces_ids import (
     parse_traceparent,
     visit_span_id,
 )
-from agent_node.telemetry.traces_ledger import ExecutionEnd, Ledger, VisitEnd, replayed
+from agent_node.telemetry.traces_ledger import (
+    ExecutionEnd,
+    Ledger,
+    VisitEnd,
+    replayed,
+    visit_end,
+)
 from agent_node.telemetry.traces_spans import SpanFactory, provider_and_model
 from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, PythonNode
@@ -55,7 +62,9 @@ def sha(text: str) -> int:
 
 def test_ids_are_derived_from_what_the_log_names() -> None:
     assert execution_span_id("e1") == sha("execution:e1")
-    assert visit_span_id("e1/ask/2") == sha("visit:e1/ask/2")
+    # A visit's: its execution's half and its node's and visit's, each hashed once.
+    assert visit_span_id("e1/ask/2") == sha("visit:e1") ^ sha("at:ask/2")
+    assert visit_span_id("e1/ask/2") != visit_span_id("e2/ask/2") != visit_span_id("e1/ask/1")
     # A visit's calls carry the span id its traceparent already told the peer.
     sent = child_traceparent(PARENT, "e1/ask/2")
     assert call_span_id(PARENT, "e1/ask/2") == int(sent.split("-")[2], 16)
@@ -215,7 +224,9 @@ def test_after_a_restart_the_start_is_read_back_from_the_log() -> None:
         record(),
         [log("node_started", 20.6, "b", 1, 1), log("node_completed", 20.7, "b", 1, next=None)],
     )
-    assert replay is None and [e.visit.start for e in ends if isinstance(e, VisitEnd)] == [20.6]
+    assert replay is None and [visit_end(e).visit.start for e in ends if isinstance(e, tuple)] == [
+        20.6
+    ]
 
 
 def test_visits_open_when_the_execution_ends_end_with_it() -> None:
@@ -490,9 +501,10 @@ def test_a_model_visit_s_call_carries_the_genai_conventions_and_its_fallbacks() 
     done = log(
         "node_completed", 12.0, "write", 1, next=None, duration=1.5, usage=usage, output=output
     )
-    [end], _ = ledger.committed(record(), [done])
-    assert isinstance(end, VisitEnd)
-    visit, chat = built(end)
+    [plain], _ = ledger.committed(record(), [done])
+    # Ran once: the ledger says so; a model's visit is more than its own span.
+    assert isinstance(plain, tuple) and factory().plain(plain) is None
+    visit, chat = built(visit_end(plain))
     assert (visit.name, chat.name, chat.kind) == ("model write", "chat qwen", "CLIENT")
     assert chat.parent_id == visit.span_id and chat.trace_id == visit.trace_id == TRACE
     assert visit.parent_id == f"{execution_span_id('e1'):016x}"
@@ -520,9 +532,14 @@ def test_a_step_that_ran_once_is_one_span_of_its_node_s_fixed_parts() -> None:
     ledger.committed(
         record(), [log("execution_started", 10.0), log("node_started", 10.1, "step", 1, 1)]
     )
-    [end], _ = ledger.committed(record(), [log("node_completed", 10.4, "step", 1, next=None)])
-    assert isinstance(end, VisitEnd)
-    [span] = built(end)
+    [plain], _ = ledger.committed(record(), [log("node_completed", 10.4, "step", 1, next=None)])
+    assert isinstance(plain, tuple)
+    from agent_node.telemetry.traces_wire import Encoded, encode
+
+    # Written from its parts made once, it is what the general way writes.
+    written = factory().plain(plain)
+    assert written is not None and [written] == [s.data for s in factory().visit(visit_end(plain))]
+    [span] = decode(encode([Encoded(written, factory().resource, factory().scope)]))
     assert (span.name, span.kind, span.status, span.start, span.end) == (
         "python step",
         "INTERNAL",
@@ -536,8 +553,8 @@ def test_a_step_that_ran_once_is_one_span_of_its_node_s_fixed_parts() -> None:
     # Its second visit says so.
     ledger.committed(record(), [log("node_started", 11.0, "step", 2, 1)])
     [again], _ = ledger.committed(record(), [log("node_completed", 11.5, "step", 2, next=None)])
-    assert isinstance(again, VisitEnd)
-    [span] = built(again)
+    assert isinstance(again, tuple) and factory().plain(again) is None  # not its first
+    [span] = built(visit_end(again))
     assert span.attributes["agent_node.visit"] == 2
     assert span.span_id == f"{visit_span_id('e1/step/2'):016x}"
 
@@ -717,9 +734,9 @@ def test_the_exporter_retries_a_busy_collector_and_sends_the_configured_headers(
     ledger.committed(
         record(), [log("execution_started", 10.0), log("node_started", 10.1, "ask", 1, 1)]
     )
-    [end], _ = ledger.committed(record(), [log("node_completed", 10.5, "ask", 1, next=None)])
-    assert isinstance(end, VisitEnd)
-    spans = factory().visit(end)
+    [plain], _ = ledger.committed(record(), [log("node_completed", 10.5, "ask", 1, next=None)])
+    assert isinstance(plain, tuple)
+    spans = factory().visit(visit_end(plain))
     otlp.refuse = 1
     assert exporter.export(spans) == SpanExportResult.SUCCESS
     assert otlp.requests == 1 and len(otlp.headers) == 2  # one 503, then taken
@@ -733,6 +750,36 @@ def test_the_exporter_retries_a_busy_collector_and_sends_the_configured_headers(
     assert exporter.export(spans) == SpanExportResult.FAILURE
     exporter.shutdown()
     assert exporter.export(spans) == SpanExportResult.FAILURE
+
+
+def test_bundles_of_spans_go_out_in_requests_of_bounded_size(otlp: OtlpReceiver) -> None:
+    """Spans from commits reach the exporter in bundles; a batch of many
+    bundles is split so that no request outgrows what collectors take."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from agent_node.telemetry.traces_otlp import REQUEST_BYTES, OtlpHttpExporter
+    from agent_node.telemetry.traces_wire import Encoded
+
+    spans = factory()
+    ledger, log = Ledger(), Log()
+    ledger.committed(record(), [log("execution_started", 10.0)])
+    written: list[bytes] = []
+    for _ in range(16_000):
+        ledger.committed(record(), [log("node_started", 11.0, "step", 1, 1)])
+        [plain], _ = ledger.committed(record(), [log("node_completed", 11.5, "step", 1)])
+        data = spans.plain(plain)
+        assert data is not None
+        written.append(data)
+    bundles = [
+        Encoded(b"".join(written[i : i + 64]), spans.resource, spans.scope)
+        for i in range(0, len(written), 64)
+    ]
+    assert sum(len(b.data) for b in bundles) > 2 * REQUEST_BYTES
+    exporter = OtlpHttpExporter(TracesSettings(endpoint=otlp.url), {})
+    assert exporter.export(bundles) == SpanExportResult.SUCCESS
+    assert otlp.requests >= 3 and max(otlp.sizes) <= REQUEST_BYTES + 64 * 1024
+    assert len(otlp.spans()) == 16_000
+    exporter.shutdown()
 
 
 def test_the_endpoint_follows_the_standard_variables() -> None:
@@ -751,3 +798,66 @@ def test_the_endpoint_follows_the_standard_variables() -> None:
     assert (
         endpoint_of(TracesSettings(endpoint="https://s/v1/traces"), both) == "https://s/v1/traces"
     )
+
+
+async def test_a_running_node_s_spans_leave_without_waiting_for_its_close(
+    otlp: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spans from commits are handed over in bundles: a bundle that does not
+    fill still goes within a moment, and each span of a run arrives once."""
+    from pydantic import BaseModel
+
+    from agent_node import Workflow
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+
+    class S(BaseModel):
+        n: int = 0
+
+    async def step(state: S) -> None:
+        return None
+
+    wf = Workflow("three", version="1")
+    wf.state(S)
+    for name in ("a", "b", "c"):
+        wf.step(step, name=name)
+    compiled = wf.compile()
+    runtime = Runtime("memory://")
+    runtime.workflows.add(compiled)
+    await runtime.start()
+    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
+    traces = start_traces(settings, node="unit", runtime=runtime)
+    assert traces is not None
+    try:
+        execution_id, _ = await runtime.engine.submit(
+            compiled, S(), metadata={"traceparent": PARENT}
+        )
+        assert (await runtime.engine.wait(execution_id)).status == "completed"
+        spans = await asyncio.to_thread(
+            otlp.wait_for, lambda s: len(s) == 4, "the run's spans, the node still open", 10
+        )
+        names = sorted(s.name for s in spans)
+        assert names == ["invoke_agent unit", "python a", "python b", "python c"]
+        [run] = [s for s in spans if s.name == "invoke_agent unit"]
+        assert {s.parent_id for s in spans if s is not run} == {run.span_id}
+        assert len({s.span_id for s in spans}) == 4
+    finally:
+        await traces.close()
+        await runtime.close()
+    assert len(otlp.spans()) == 4
+
+
+def test_an_execution_span_s_text_attributes_of_any_length_decode() -> None:
+    from agent_node.telemetry.traces_wire import encode
+
+    for caller in ("", "c", "x" * 111, "y" * 112, "é" * 200, "z" * 70_000):
+        record_ = record({"traceparent": PARENT, "caller": caller})
+        record_.context_id = "ctx-" + caller[:5]
+        origin = origin_of(record_.metadata)
+        assert origin is not None
+        end = ExecutionEnd(record_, origin, 12.0, "completed", None)
+        [span] = decode(encode([factory().execution(end)]))
+        assert span.attributes["agent_node.caller"] == caller
+        assert span.attributes["gen_ai.conversation.id"] == "ctx-" + caller[:5]
+        assert span.attributes["agent_node.execution.id"] == "e1"
+        assert span.attributes["agent_node.execution.status"] == "completed"
