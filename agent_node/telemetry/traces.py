@@ -61,8 +61,10 @@ REPLAYS = 4
 CLOSE_TIMEOUT = 10.0
 #: Spans from commits handed to the batch processor together, at most (as
 #: one item: :class:`~.traces_wire.Encoded` holds them written one after the
-#: other), and how long the first of them waits for the others (seconds).
-BUNDLE, BUNDLE_WAIT = 64, 0.5
+#: other, so a bundle counts once against ``OTEL_BSP_MAX_QUEUE_SIZE``: a node
+#: whose collector is down holds up to this many times more spans, ~5 MB at
+#: the default), and how long the first of them waits for the others (seconds).
+BUNDLE, BUNDLE_WAIT = 16, 0.5
 
 
 def traces_wanted(settings: TracesSettings, env: Mapping[str, str]) -> bool:

@@ -41,7 +41,7 @@ import httpx
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,7 +50,7 @@ from agent_node.a2a.protocol.compat import METHODS_FROM_V03
 from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
 
-__all__ = ["RequestSpans", "instrument_client", "span_name", "traced_app"]
+__all__ = ["RequestSpans", "instrument_client", "roots_sampled", "span_name", "traced_app"]
 
 #: Paths answered without a span (probes and scrapes: noise, and frequent).
 UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -77,6 +77,23 @@ _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
 
 
 _ERROR = wire.status(2, None)
+#: Sets of request span attributes kept written, at most.
+_WRITTEN = 512
+
+
+def roots_sampled(sampler: Sampler) -> Sampler:
+    """``sampler``, or :data:`_ROOTS_SAMPLED` when it samples every span
+    without a parent (the default, ``parentbased_always_on``): then a
+    request without a ``traceparent`` does not ask it."""
+    description = sampler.get_description()
+    if description in ("AlwaysOnSampler", _DEFAULT_DESCRIPTION):
+        return _ROOTS_SAMPLED
+    return sampler
+
+
+_ROOTS_SAMPLED: Sampler = ALWAYS_ON
+_DEFAULT: Sampler = ParentBased(ALWAYS_ON)  # as the SDK makes it without OTEL_TRACES_SAMPLER
+_DEFAULT_DESCRIPTION = _DEFAULT.get_description()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +108,9 @@ class RequestSpans:
     processor: SpanProcessor
     #: Each span name's and kind's fields, written once (names: a closed set).
     heads: dict[tuple[str, SpanKind], bytes] = field(default_factory=dict)
+    #: Attributes written once per set of values (the same few most of the
+    #: time: one endpoint, one method, one status); cleared when it fills.
+    written: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
 
     def emit(
         self,
@@ -107,12 +127,19 @@ class RequestSpans:
             trace_id = parent.trace_id
         else:
             trace_id = random.getrandbits(128) or 1
-            decision = self.sampler.should_sample(Context(), trace_id, name, kind, attributes)
-            if decision.decision is not Decision.RECORD_AND_SAMPLE:
-                return
+            if self.sampler is not _ROOTS_SAMPLED:
+                decision = self.sampler.should_sample(Context(), trace_id, name, kind, attributes)
+                if decision.decision is not Decision.RECORD_AND_SAMPLE:
+                    return
         head = self.heads.get((name, kind))
         if head is None:
             head = self.heads[(name, kind)] = wire.head(name, kind.value + 1)  # OTLP counts from 1
+        key = (*attributes.items(), failed)
+        tail = self.written.get(key)
+        if tail is None:
+            if len(self.written) >= _WRITTEN:
+                self.written.clear()
+            tail = self.written[key] = wire.attributes(attributes) + (_ERROR if failed else b"")
         remote = parent.parent_id if parent is not None else None  # the caller's span
         data = wire.span(
             trace_id.to_bytes(16, "big"),
@@ -122,7 +149,7 @@ class RequestSpans:
             head,
             start_ns,
             max(start_ns, time.time_ns()),
-            wire.attributes(attributes) + (_ERROR if failed else b""),
+            tail,
         )
         end = cast("Callable[[wire.Encoded], None]", self.processor.on_end)
         end(wire.Encoded(data, self.resource, self.scope))

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from agent_node.settings_telemetry import TracesSettings
-from agent_node.telemetry.traces_http import RequestSpans
+from agent_node.telemetry.traces_http import RequestSpans, roots_sampled
 from agent_node.telemetry.traces_otlp import OtlpHttpExporter
 
 __all__ = ["Pipeline", "pipeline"]
@@ -62,5 +62,5 @@ def pipeline(settings: TracesSettings, node: str) -> Pipeline:
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
     scope = InstrumentationScope("agent_node", __version__)
-    requests = RequestSpans(resource, scope, provider.sampler, processor)
+    requests = RequestSpans(resource, scope, roots_sampled(provider.sampler), processor)
     return Pipeline(provider, processor, resource, scope, requests)

@@ -861,3 +861,22 @@ def test_an_execution_span_s_text_attributes_of_any_length_decode() -> None:
         assert span.attributes["gen_ai.conversation.id"] == "ctx-" + caller[:5]
         assert span.attributes["agent_node.execution.id"] == "e1"
         assert span.attributes["agent_node.execution.status"] == "completed"
+
+
+async def test_request_spans_without_a_parent_follow_the_configured_sampler(
+    otlp: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "t"}}
+    for sampler, roots in (("always_off", 0), ("parentbased_always_on", 2), ("always_on", 2)):
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+        before = len(otlp.spans())
+        app, traces = app_and_traces(otlp)
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://n") as http:
+            await http.post("/a2a", json=body)  # a root: the sampler decides
+            await http.post("/a2a", json=body, headers={"traceparent": PARENT})  # sampled
+            await http.post("/a2a", json=body)
+        await traces.close()
+        want = before + roots + 1
+        spans = otlp.wait_for(lambda s, want=want: len(s) == want, f"{sampler}'s spans")[before:]
+        assert sorted(s.parent_id or "" for s in spans) == [*["", ""][:roots], CALLER]
