@@ -78,7 +78,7 @@ async def test_a_new_file_switches_to_wal_while_another_connection_writes(tmp_pa
 
 
 async def test_stores_opening_one_new_file_at_once_all_open(tmp_path: Path) -> None:
-    for round_ in range(10):
+    for round_ in range(3):
         url = f"sqlite:///{tmp_path}/race{round_}.db"
         stores = [store_from_url(url) for _ in range(6)]
         outcomes = await asyncio.gather(*(s.open() for s in stores), return_exceptions=True)
