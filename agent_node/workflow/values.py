@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from agent_node.workflow.expressions import ExpressionError, compile_expression
-
-if TYPE_CHECKING:  # the IR reads this module, and the compiled workflow holds the IR
-    from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["build", "expressions_in", "templates_in"]
 
@@ -47,9 +44,19 @@ def templates_in(value: Any, field: str) -> list[tuple[str, str]]:
     return [(f, text) for f, text in _leaves(value, field) if _kind(text) == "template"]
 
 
-def build(
-    workflow: CompiledWorkflow, node: str, field: str, value: Any, state: Mapping[str, Any]
-) -> Any:
+class Compiled(Protocol):
+    """What :func:`build` reads of a compiled workflow (its expressions and
+    templates by node and field) — a protocol, so that this module, which
+    the IR reads, does not point back up at the compiled workflow."""
+
+    @property
+    def expressions(self) -> Mapping[tuple[str, str], Any]: ...
+
+    @property
+    def templates(self) -> Mapping[tuple[str, str], Any]: ...
+
+
+def build(workflow: Compiled, node: str, field: str, value: Any, state: Mapping[str, Any]) -> Any:
     """``value`` (written at ``field`` of ``node``) built from ``state``."""
     if isinstance(value, str):
         key = (node, field)
