@@ -270,19 +270,10 @@ class SpanFactory:
         ids = self._ids_of(record.id, origin)
         trace, parent = ids.trace, ids.span_id
         once = visit.attempt == visit.visit == 1 and not (visit.failures or visit.notes)
-        if node.plain and once and end.outcome == "completed":
-            # Most visits: a step that ran once; its span is all fixed parts.
-            written = wire.span(
-                trace,
-                visit_span_id(key),
-                parent,
-                False,
-                node.head,
-                start_ns,
-                end_ns,
-                node.attributes,
-            )
-            return [wire.Encoded(written, self.resource, self.scope)]
+        if once and end.outcome == "completed":  # read back from the log, say
+            written = self.plain((record, origin, visit.node, 1, start, end.at, end.data))
+            if written is not None:
+                return [self.encoded(written)]
         extra: dict[str, Any] = {}  # 1 visit, 1 attempt, completed: said by silence
         if visit.visit > 1:
             extra["agent_node.visit"] = visit.visit
