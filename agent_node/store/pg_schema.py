@@ -16,7 +16,14 @@ import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.files import MissingStore
-from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, MIGRATIONS, SCHEMA_VERSION, ddl
+from agent_node.store.schema import (
+    ADDED_COLUMNS,
+    BACKFILLS,
+    FILLS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ddl,
+)
 
 __all__ = ["ensure_schema"]
 
@@ -70,6 +77,8 @@ async def _upgrade(conn: asyncpg.Connection, version: int) -> None:
         if newer in BACKFILLS:
             await conn.execute(BACKFILLS[newer]["postgresql"])
         for statement in ddl("postgresql", MIGRATIONS[newer]):
+            await conn.execute(statement)
+        for statement in FILLS.get(newer, ()):
             await conn.execute(statement)
     await conn.execute(
         "UPDATE schema_info SET value = $1 WHERE key = 'version'", str(SCHEMA_VERSION)

@@ -30,11 +30,16 @@ Tables (see DESIGN.md, "Durability"):
   ``state_seq``, ``snapshot_seq`` and ``patch_room``, a step writes its
   patch and not the whole state (:mod:`.snapshots`). Version 6 rows hold
   their whole state and read as such: nothing is rewritten on upgrade.
+* ``execution_counts`` — version 8: how many executions per caller,
+  workflow and status, kept by triggers (PostgreSQL: through
+  ``execution_count_deltas``), so a listing's total is not a scan
+  (:mod:`.counts`); the upgrade counts the rows already there.
 
 Versions only ever add: :data:`MIGRATIONS` names the tables each version
 added (or whose new indexes it creates) and :data:`ADDED_COLUMNS` the
 columns (with the DDL that adds them to an existing table, defaults keeping
-old rows meaningful); opening an older store creates just those.
+old rows meaningful); opening an older store creates just those, then runs
+:data:`FILLS`, what fills the new tables from the rows already there.
 """
 
 from __future__ import annotations
@@ -42,12 +47,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
+from agent_node.store.counts import FILL, trigger_ddl
+
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-__all__ = ["ADDED_COLUMNS", "BACKFILLS", "MIGRATIONS", "SCHEMA_VERSION", "ddl"]
+__all__ = ["ADDED_COLUMNS", "BACKFILLS", "FILLS", "MIGRATIONS", "SCHEMA_VERSION", "ddl"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 #: The tables each schema version added to the one before.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("push_configs",),
@@ -56,6 +63,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: ("delegations",),  # no new table: its new index (ix_delegations_first_poll)
     6: ("executions",),  # its new indexes
     7: ("snapshots",),
+    8: ("execution_counts", "execution_count_deltas"),
 }
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
@@ -84,10 +92,14 @@ BACKFILLS: dict[int, dict[str, str]] = {
         " WHERE caller IS NULL AND metadata LIKE '%\"caller\"%'",
     },
 }
+#: Statements run once a version's tables exist, when upgrading to it.
+FILLS: dict[int, tuple[str, ...]] = {8: FILL}
+#: Where the counts' triggers are created: with this table.
+_TRIGGERS_WITH = "execution_counts"
 
 
 def _metadata() -> MetaData:
-    from sqlalchemy import Column, Double, Index, Integer, MetaData, Table, Text, text
+    from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Table, Text, text
 
     metadata = MetaData()
     Table(
@@ -228,6 +240,27 @@ def _metadata() -> MetaData:
         ),
         sqlite_with_rowid=False,
     )
+    # Counts (store/counts.py): per caller key ('' or '.' + caller), workflow
+    # and status; on PostgreSQL also the deltas its triggers append.
+    counts = (
+        Column("caller_key", Text, primary_key=True),
+        Column("workflow_id", Text, primary_key=True),
+        Column("status", Text, primary_key=True),
+    )
+    Table(
+        "execution_counts",
+        metadata,
+        *counts,
+        Column("n", BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+    Table(
+        "execution_count_deltas",
+        metadata,
+        *(Column(c.name, Text, nullable=False) for c in counts),
+        Column("n", BigInteger, nullable=False),
+        info={"only": "postgresql"},
+    )
     Table(
         "schema_info",
         metadata,
@@ -252,8 +285,12 @@ def ddl(dialect_name: str, tables: Collection[str] | None = None) -> list[str]:
     for table in _metadata().sorted_tables:
         if tables is not None and table.name not in tables:
             continue
+        if table.info.get("only", dialect_name) != dialect_name:
+            continue
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             create = CreateIndex(index, if_not_exists=True)
             statements.append(str(create.compile(dialect=dialect)))
+    if tables is None or _TRIGGERS_WITH in tables:
+        statements.extend(trigger_ddl(dialect_name))
     return statements

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_node.store.base import CommitObserver, Listener
+from agent_node.store.counts import counts_query
 from agent_node.store.files import create_private, require_file
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.live import Live
@@ -181,8 +182,12 @@ class SqliteStore(SqliteWrites):
         caller: str | None = None,
         updated_after: float | None = None,
     ) -> int:
-        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
-        rows = await self._fetch(f"SELECT COUNT(*) FROM executions{where}", params)
+        if context_id is None and asking is None and updated_after is None:
+            sql, params = counts_query(False, status, workflow_id, caller)
+        else:  # counted on the index of what is filtered (store/counts.py)
+            where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
+            sql = f"SELECT COUNT(*) FROM executions{where}"
+        rows = await self._fetch(sql, params)
         return int(rows[0][0])
 
     async def prune(self, before: float, limit: int) -> int:

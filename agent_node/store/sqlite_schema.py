@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from agent_node.errors import StoreError
-from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA_VERSION, ddl
+from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, FILLS, SCHEMA_VERSION, ddl
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = ["create_schema"]
@@ -34,6 +34,10 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
                 conn.execute(BACKFILLS[version]["sqlite"])
     for statement in ddl("sqlite"):
         conn.execute(statement)
+    if row is not None:
+        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+            for statement in FILLS.get(version, ()):
+                conn.execute(statement)
     if row is None:
         conn.execute(
             "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
