@@ -46,6 +46,7 @@ class NodeParts:
     #: ``retention:``, and the task that prunes by it.
     retention: Any = None
     _pruning: asyncio.Task[None] | None = None
+    _trimming: asyncio.Task[None] | None = None
 
     @classmethod
     def assemble(
@@ -195,6 +196,10 @@ class NodeParts:
         if self.tasks.push is not None:
             await self.tasks.push.start()
         await self.watchdog.start()
+        from agent_node.heap import keep_trimmed
+
+        # What a burst (of handshakes, of streams) freed goes back to the system.
+        self._trimming = asyncio.create_task(keep_trimmed(), name="agent-node heap trim")
         if self.retention is not None:
             from agent_node.store.retention import keep_for
 
@@ -210,9 +215,10 @@ class NodeParts:
             )
 
     async def close(self) -> None:
-        if self._pruning is not None:
-            self._pruning.cancel()
-            await asyncio.wait([self._pruning])
+        for task in (self._pruning, self._trimming):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait([task])
         await self.watchdog.close()
         await self.pushes.close()
         if self.tasks.push is not None:

@@ -55,9 +55,17 @@ def serve(scratch: Path, certs: Path | None) -> tuple[subprocess.Popen[str], str
     return node, first.split()[-1]
 
 
-async def settle(pid: int) -> int:
-    await asyncio.sleep(2.0)
-    return int(psutil.Process(pid).memory_info().rss)
+SETTLE = 6.0
+
+
+async def settle(pid: int) -> tuple[int, float]:
+    """RSS after a settle, and the CPU seconds the node spent settling.
+    The settle is longer than the node's heap trim period (agent_node/heap.py):
+    what a burst of handshakes freed is given back before RSS is read."""
+    process = psutil.Process(pid)
+    cpu = sum(process.cpu_times()[:2])
+    await asyncio.sleep(SETTLE)
+    return int(process.memory_info().rss), sum(process.cpu_times()[:2]) - cpu
 
 
 async def main() -> None:
@@ -99,7 +107,7 @@ async def main() -> None:
         await warm_open.wait()
         warm_done.set()
         await warm
-        before = await settle(node.pid)
+        before, idle = await settle(node.pid)
         rounds = []
         for round_no in range(2):  # the second round: is what the first left reused?
             done = asyncio.Event()
@@ -111,26 +119,29 @@ async def main() -> None:
             ]
             await asyncio.gather(*(e.wait() for e in events))
             opened_in = time.perf_counter() - began
-            during = await settle(node.pid)
+            during, busy = await settle(node.pid)
             done.set()
             await asyncio.gather(*holders)
             for client in clients:
                 await client.aclose()
             clients = [httpx.AsyncClient(verify=verify, timeout=60) for _ in range(args.streams)]  # type: ignore[arg-type]
-            after = await settle(node.pid)
-            rounds.append((opened_in, during, after))
+            after, _ = await settle(node.pid)
+            rounds.append((opened_in, during, after, busy))
     finally:
         node.terminate()
         node.wait(30)
     n = args.streams
     kind = "plain HTTP" if args.plain else "mutual TLS"
-    print(f"{n} streams over {kind}; RSS before: {before / 2**20:.1f} MiB")
+    print(
+        f"{n} streams over {kind}; RSS before: {before / 2**20:.1f} MiB;"
+        f" CPU before: {idle / SETTLE:.1%}"
+    )
     base = before
-    for number, (opened_in, during, after) in enumerate(rounds, 1):
+    for number, (opened_in, during, after, busy) in enumerate(rounds, 1):
         print(
             f"round {number}: opened in {opened_in:.2f} s; per open stream"
-            f" {(during - base) / n / 1024:.1f} KiB; closed: {(after - before) / 2**20:.1f} MiB"
-            f" above the start"
+            f" {(during - base) / n / 1024:.1f} KiB; CPU while open {busy / SETTLE:.1%};"
+            f" closed: {(after - before) / 2**20:.1f} MiB above the start"
         )
         base = after
 
