@@ -33,7 +33,7 @@ import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.base import CommitObserver, Listener
-from agent_node.store.counts import FOLD, FOLD_EVERY, FOLD_LOCK, counts_query
+from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK, counts_query
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.pg_conn import full, keep_session
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
@@ -91,8 +91,8 @@ class PostgresStore(PgWrites):
         #: Slots shared by the processes of this database (:mod:`.slots`).
         self.slots: SharedSlots | None = PgSlots(dsn)
         self._live_conn: asyncpg.Connection | None = None
-        #: Folds the counts' deltas (store/counts.py) while the store is open.
-        self._folds: asyncio.Task[None] | None = None
+        #: Compacts the counts' shards (store/counts.py) while the store is open.
+        self._compactions: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -115,7 +115,9 @@ class PostgresStore(PgWrites):
             self.live.start(self._notify_live)
             async with self._pool.acquire() as conn:
                 await ensure_schema(conn, self.url, create=self._create_missing)
-            self._folds = asyncio.create_task(self._keep_folding(), name="agent-node count folds")
+            self._compactions = asyncio.create_task(
+                self._keep_compacting(), name="agent-node count compactions"
+            )
         except BaseException as exc:
             await self.close()
             if isinstance(exc, asyncpg.exceptions.DiskFullError):
@@ -125,11 +127,11 @@ class PostgresStore(PgWrites):
             raise
 
     async def close(self) -> None:
-        folds, self._folds = self._folds, None
-        if folds is not None:
-            folds.cancel()
+        compactions, self._compactions = self._compactions, None
+        if compactions is not None:
+            compactions.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await folds
+                await compactions
         await self._close_writes()
         await self.live.stop()
         live, self._live_conn = self._live_conn, None
@@ -142,23 +144,23 @@ class PostgresStore(PgWrites):
         if pool is not None:
             await pool.close()
 
-    async def fold_counts(self) -> None:
-        """Fold the counts' deltas into the counts, unless another replica is
-        folding them at this moment (store/counts.py)."""
+    async def compact_counts(self) -> None:
+        """Fold the count shards of server processes that are gone into shard
+        0, unless another replica is at it this moment (store/counts.py)."""
 
         async def job(conn: asyncpg.Connection) -> None:
-            if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
-                await conn.execute(FOLD)
+            if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", COMPACT_LOCK):
+                await conn.execute(COMPACT)
 
         await self._transact(job)
 
-    async def _keep_folding(self) -> None:
+    async def _keep_compacting(self) -> None:
         while True:
-            await asyncio.sleep(FOLD_EVERY)
+            await asyncio.sleep(COMPACT_EVERY)
             try:
-                await self.fold_counts()
-            except Exception as exc:  # the database is away: the next round folds
-                log.debug("counts: folding failed: %s", exc)
+                await self.compact_counts()
+            except Exception as exc:  # the database is away: the next round will do
+                log.debug("counts: compacting failed: %s", exc)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._notifier.subscribe(listener)
@@ -301,7 +303,7 @@ class PostgresStore(PgWrites):
         updated_after: float | None = None,
     ) -> int:
         if context_id is None and asking is None and updated_after is None:
-            sql, params = counts_query(True, status, workflow_id, caller)
+            sql, params = counts_query(status, workflow_id, caller)
             sql = numbered(sql)
         else:  # counted on the index of what is filtered (store/counts.py)
             where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)

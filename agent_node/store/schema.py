@@ -31,8 +31,8 @@ Tables (see DESIGN.md, "Durability"):
   patch and not the whole state (:mod:`.snapshots`). Version 6 rows hold
   their whole state and read as such: nothing is rewritten on upgrade.
 * ``execution_counts`` — version 8: how many executions per caller,
-  workflow and status, kept by triggers (PostgreSQL: through
-  ``execution_count_deltas``), so a listing's total is not a scan
+  workflow and status, kept by triggers (in shards: on PostgreSQL each
+  server process adds to its own), so a listing's total is not a scan
   (:mod:`.counts`); the upgrade counts the rows already there.
 
 Versions only ever add: :data:`MIGRATIONS` names the tables each version
@@ -63,7 +63,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: ("delegations",),  # no new table: its new index (ix_delegations_first_poll)
     6: ("executions",),  # its new indexes
     7: ("snapshots",),
-    8: ("execution_counts", "execution_count_deltas"),
+    8: ("execution_counts",),
 }
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
@@ -240,26 +240,17 @@ def _metadata() -> MetaData:
         ),
         sqlite_with_rowid=False,
     )
-    # Counts (store/counts.py): per caller key ('' or '.' + caller), workflow
-    # and status; on PostgreSQL also the deltas its triggers append.
-    counts = (
-        Column("caller_key", Text, primary_key=True),
-        Column("workflow_id", Text, primary_key=True),
-        Column("status", Text, primary_key=True),
-    )
+    # Counts (store/counts.py): per shard (a PostgreSQL backend's own, or 0),
+    # caller key ('' or '.' + caller), workflow and status.
     Table(
         "execution_counts",
         metadata,
-        *counts,
+        Column("shard", Integer, primary_key=True, autoincrement=False),
+        Column("caller_key", Text, primary_key=True),
+        Column("workflow_id", Text, primary_key=True),
+        Column("status", Text, primary_key=True),
         Column("n", BigInteger, nullable=False),
         sqlite_with_rowid=False,
-    )
-    Table(
-        "execution_count_deltas",
-        metadata,
-        *(Column(c.name, Text, nullable=False) for c in counts),
-        Column("n", BigInteger, nullable=False),
-        info={"only": "postgresql"},
     )
     Table(
         "schema_info",
@@ -284,8 +275,6 @@ def ddl(dialect_name: str, tables: Collection[str] | None = None) -> list[str]:
     statements: list[str] = []
     for table in _metadata().sorted_tables:
         if tables is not None and table.name not in tables:
-            continue
-        if table.info.get("only", dialect_name) != dialect_name:
             continue
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):

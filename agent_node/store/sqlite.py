@@ -183,7 +183,7 @@ class SqliteStore(SqliteWrites):
         updated_after: float | None = None,
     ) -> int:
         if context_id is None and asking is None and updated_after is None:
-            sql, params = counts_query(False, status, workflow_id, caller)
+            sql, params = counts_query(status, workflow_id, caller)
         else:  # counted on the index of what is filtered (store/counts.py)
             where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
             sql = f"SELECT COUNT(*) FROM executions{where}"

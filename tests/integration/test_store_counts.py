@@ -2,7 +2,8 @@
 caller, workflow and status is a sum of counts the stores keep as rows
 change, and must always equal what a scan of the rows counts — through
 creation, status changes, retention, hand-written SQL, an upgrade from a
-store without counts, and (PostgreSQL) folds racing writers of two replicas."""
+store without counts, and (PostgreSQL) writers of several processes at once,
+with compactions racing them."""
 
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ async def test_counts_follow_every_change_of_the_rows(store: Store) -> None:
             if current is not None:
                 await store.apply(execution_id, set_status(rng.choice(STATUSES)))
         if isinstance(store, PostgresStore) and round_ % 2:
-            await store.fold_counts()  # half the rounds read folded counts, half deltas
+            await store.compact_counts()
         await assert_counts_match(store)
     # Retention deletes finished executions: they leave the counts too.
     for execution_id in ids[:20]:
@@ -152,10 +153,52 @@ async def test_a_version_7_store_is_counted_on_upgrade(durable_url: str) -> None
     assert version == [(str(SCHEMA_VERSION),)]
 
 
-async def test_replicas_folding_while_others_write_lose_no_delta(pg_url: str) -> None:
-    """Two replicas finish executions while both fold the deltas as fast as
-    they can: the counts end exact (a fold never takes a delta that is not
-    committed, nor one twice)."""
+async def test_writers_of_two_processes_never_wait_on_a_count(pg_url: str) -> None:
+    """Two transactions open at once, moving executions between the same
+    two statuses in opposite directions: neither waits for the other (each
+    server process adds to count rows of its own), where one shared row per
+    count would block the second until the first commits — or deadlock."""
+    store = store_from_url(pg_url)
+    await store.open()
+    for n, status in enumerate(["waiting", "running", "waiting", "running"]):
+        await store.create(record(f"e{n}", "wf-a", "x", float(n)), set_status(status))
+    await store.close()
+    one, two = await asyncpg.connect(pg_url), await asyncpg.connect(pg_url)
+    try:
+        first, second = one.transaction(), two.transaction()
+        await first.start()
+        await second.start()
+        moves = [
+            (one, "e0", "running"),
+            (two, "e1", "waiting"),
+            (one, "e3", "waiting"),
+            (two, "e2", "running"),
+        ]
+        for conn, execution_id, status in moves:
+            await asyncio.wait_for(
+                conn.execute(
+                    "UPDATE executions SET status = $1 WHERE id = $2", status, execution_id
+                ),
+                timeout=5,
+            )
+        await first.commit()
+        await second.commit()
+    finally:
+        await one.close()
+        await two.close()
+    store = store_from_url(pg_url)
+    await store.open()
+    try:
+        await assert_counts_match(store)
+        assert await store.count_executions(status=["running"]) == 2
+    finally:
+        await store.close()
+
+
+async def test_replicas_writing_while_gone_shards_are_compacted(pg_url: str) -> None:
+    """Two replicas finish executions; a third opens and closes its pool over
+    and over; compactions run throughout. The counts end exact, and the
+    shards of server processes that are gone end in shard 0."""
     stores: list[PostgresStore] = []
     for _ in range(2):
         s = store_from_url(pg_url)
@@ -165,33 +208,44 @@ async def test_replicas_folding_while_others_write_lose_no_delta(pg_url: str) ->
     try:
         done = asyncio.Event()
 
-        async def fold(store: PostgresStore) -> int:
-            folds = 0
+        async def compact(store: PostgresStore) -> int:
+            rounds = 0
             while not done.is_set():
-                await store.fold_counts()
-                folds += 1
-            return folds
+                await store.compact_counts()
+                rounds += 1
+                await asyncio.sleep(0.01)
+            return rounds
 
-        async def write(store: Store, prefix: str) -> None:
-            for n in range(40):
+        async def write(prefix: str, store: Store | None = None) -> None:
+            for n in range(30):
+                own = store is None
+                s = store_from_url(pg_url) if own else store
+                if own:
+                    await s.open()  # a fresh pool: fresh server processes
                 execution_id = f"{prefix}{n}"
-                await store.create(
-                    record(execution_id, "wf-a", "x", float(n)), set_status("running")
-                )
-                await store.apply(execution_id, set_status("waiting"))
-                await store.apply(execution_id, set_status("completed"))
+                await s.create(record(execution_id, "wf-a", "x", float(n)), set_status("running"))
+                await s.apply(execution_id, set_status("waiting"))
+                await s.apply(execution_id, set_status("completed"))
+                if own:
+                    await s.close()
 
-        folders = [asyncio.create_task(fold(s)) for s in stores]
-        await asyncio.gather(write(stores[0], "a"), write(stores[1], "b"))
+        compactors = [asyncio.create_task(compact(s)) for s in stores]
+        await asyncio.gather(write("a", stores[0]), write("b", stores[1]), write("c"))
         done.set()
-        assert sum(await asyncio.gather(*folders)) > 2
+        assert sum(await asyncio.gather(*compactors)) > 2
+        await stores[0].compact_counts()
         for s in stores:
-            assert await s.count_executions(status=["completed"]) == 80
+            assert await s.count_executions(status=["completed"]) == 90
             assert await s.count_executions(status=["running", "waiting", "pending"]) == 0
-        await stores[0].fold_counts()
-        assert await _sql(pg_url, [], "SELECT COUNT(*) FROM execution_count_deltas") == [(0,)]
-        assert await _sql(pg_url, [], "SELECT status, n FROM execution_counts WHERE n <> 0") == [
-            ("completed", 80)
+        shards = await _sql(
+            pg_url,
+            [],
+            "SELECT DISTINCT shard FROM execution_counts WHERE shard <> 0 AND shard NOT IN"
+            " (SELECT pid FROM pg_stat_activity)",
+        )
+        assert shards == []
+        assert await _sql(pg_url, [], "SELECT COUNT(*) FROM execution_counts WHERE shard = 0") != [
+            (0,)
         ]
     finally:
         for s in stores:
@@ -213,7 +267,6 @@ def _back_to_version_7(url: str) -> list[str]:
         "DROP TRIGGER executions_recounted ON executions",
         "DROP FUNCTION agent_node_count()",
         "DROP TABLE execution_counts",
-        "DROP TABLE execution_count_deltas",
         "UPDATE schema_info SET value = '7'",
     ]
 
