@@ -137,6 +137,11 @@ def trigger_ddl(dialect: str) -> list[str]:
         ]
     return [
         _PG_FUNCTION,
+        # Room on each page for the versions of its rows' updates (HOT), and
+        # the dead ones cleared often, whatever the table's (tiny) size.
+        "ALTER TABLE execution_counts SET (fillfactor = 10,"
+        " autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,"
+        " autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000)",
         "DROP TRIGGER IF EXISTS executions_counted ON executions",
         "CREATE TRIGGER executions_counted AFTER INSERT OR DELETE ON executions"
         " FOR EACH ROW EXECUTE FUNCTION agent_node_count()",
@@ -151,13 +156,16 @@ def counts_query(
     status: Collection[str] | None, workflow_id: str | None, caller: str | None
 ) -> tuple[str, list[Any]]:
     """The statement (``?`` placeholders) and parameters of a kept count."""
-    clauses: list[str] = []
+    # Always a condition on the key's index: PostgreSQL then reads the few
+    # live rows through it, never the heap's pages whole (a burst under a
+    # long snapshot leaves thousands of them empty; a scan of them took 9 ms).
+    clauses: list[str] = ["status IS NOT NULL"]
     params: list[Any] = []
     if status is not None:
         values = list(status)
         if not values:
             return "SELECT 0", []
-        clauses.append(f"status IN ({', '.join('?' * len(values))})")
+        clauses[0] = f"status IN ({', '.join('?' * len(values))})"
         params.extend(values)
     if workflow_id is not None:
         clauses.append("workflow_id = ?")
@@ -165,5 +173,4 @@ def counts_query(
     if caller is not None:
         clauses.append("caller_key = ?")
         params.append("." + caller)
-    where = " WHERE " + " AND ".join(clauses) if clauses else ""
-    return f"SELECT COALESCE(SUM(n), 0) FROM execution_counts{where}", params
+    return f"SELECT COALESCE(SUM(n), 0) FROM execution_counts WHERE {' AND '.join(clauses)}", params
