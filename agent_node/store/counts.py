@@ -4,11 +4,15 @@
 ``count=1``. A ``COUNT(*)`` of a million finished executions walks an index
 of a million entries (13 to 60 ms on SQLite, 100+ ms on PostgreSQL), the one
 cost of a listing that grew with the store. So the stores keep
-``execution_counts``: how many executions there are per (caller, workflow,
-status), moved by triggers on ``executions`` in the transaction that moves
-the row — every writer, the hot path's batched statements, retention and
-hand-written SQL alike. A count filtered by those three columns alone (any
-of them, or none) is a sum over a few rows of that table (:func:`counts_query`).
+``execution_counts``: how many *finished* executions there are per (caller,
+workflow, status), moved by triggers on ``executions`` in the transaction
+that moves the row — every writer, the hot path's batched statements,
+retention and hand-written SQL alike. The live ones (pending, running,
+waiting) are bounded by the work in hand and counted on the status index
+as they are: a trigger then fires once in an execution's life, when it
+finishes, not at each of its changes of status. A count filtered by those
+three columns alone (any of them, or none) is a sum over a few rows of that
+table plus a count of the live rows (:func:`counts_query`).
 
 Each count is split in *shards*, summed when read:
 
@@ -30,10 +34,11 @@ Each count is split in *shards*, summed when read:
 
 The caller is keyed as ``''`` (none) or ``'.' + caller``, so "no caller"
 and a caller named ``''`` stay apart in a key that is never NULL (a NULL
-would make every row unique to an upsert). Counts of other filters
-(context, what a waiting execution asks, last change) are counted on their
-own index: a context's tasks, the waiting ones — what they match, not the
-store. A count row whose executions are gone stays, at zero.
+would make every row unique to an upsert). Counts of other filters are
+counted on the rows: a context's tasks and the waiting ones on their own
+index (what they match, not the store); the last change (``updated_after``)
+has no index of its own, as every step changes it. A count row whose
+executions are gone stays, at zero.
 
 Schema version 8 (:mod:`.schema`) adds the table and the triggers, and
 fills the counts from the rows already there (:data:`FILL`), in the
@@ -44,6 +49,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
+
+from agent_node.store.records import TERMINAL
 
 __all__ = [
     "COMPACT",
@@ -60,6 +67,9 @@ COMPACT_EVERY = 60.0
 COMPACT_LOCK = 0x636F756E74  # "count"
 
 _KEYS = "caller_key, workflow_id, status"
+#: Finished statuses (the counted ones) and live ones, as SQL lists.
+_DONE = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
+_LIVE = ("pending", "running", "waiting")
 #: Adding to a count row that is there (PostgreSQL's spelling: SQLite's
 #: triggers take no table alias, and there an unqualified ``n`` is the row's).
 _CONFLICT = f"ON CONFLICT (shard, {_KEYS}) DO UPDATE SET n = c.n + EXCLUDED.n"
@@ -75,7 +85,7 @@ FILL = (
     "DELETE FROM execution_counts",
     f"INSERT INTO execution_counts (shard, {_KEYS}, n)"
     f" SELECT 0, {_key('e')}, e.workflow_id, e.status, COUNT(*) FROM executions e"
-    f" GROUP BY {_key('e')}, e.workflow_id, e.status",
+    f" WHERE e.status IN {_DONE} GROUP BY {_key('e')}, e.workflow_id, e.status",
 )
 
 #: PostgreSQL: the shards of backends that are gone, into shard 0 (in a
@@ -88,9 +98,12 @@ COMPACT = (
     f" SELECT 0, {_KEYS}, SUM(n) FROM gone GROUP BY {_KEYS} {_CONFLICT}"
 )
 
+#: An update that moves a finished execution's count: into, out of or
+#: between finished statuses, or its caller or workflow (never, by us).
 _MOVED = (
-    "OLD.status IS DISTINCT FROM NEW.status OR OLD.caller IS DISTINCT FROM NEW.caller"
-    " OR OLD.workflow_id IS DISTINCT FROM NEW.workflow_id"
+    f"(OLD.status IN {_DONE} OR NEW.status IN {_DONE}) AND (OLD.status IS DISTINCT FROM"
+    " NEW.status OR OLD.caller IS DISTINCT FROM NEW.caller"
+    " OR OLD.workflow_id IS DISTINCT FROM NEW.workflow_id)"
 )
 
 
@@ -111,10 +124,10 @@ def _add(row: str, n: int, *, postgres: bool) -> str:
 _PG_FUNCTION = f"""CREATE OR REPLACE FUNCTION agent_node_count() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP <> 'INSERT' THEN
+  IF TG_OP <> 'INSERT' AND OLD.status IN {_DONE} THEN
     {_add("OLD", -1, postgres=True)}
   END IF;
-  IF TG_OP <> 'DELETE' THEN
+  IF TG_OP <> 'DELETE' AND NEW.status IN {_DONE} THEN
     {_add("NEW", 1, postgres=True)}
   END IF;
   RETURN NULL;
@@ -125,15 +138,22 @@ def trigger_ddl(dialect: str) -> list[str]:
     """The triggers that keep the counts (idempotent: run at every creation
     and upgrade)."""
     if dialect == "sqlite":
+        moved = _MOVED.replace("IS DISTINCT FROM", "IS NOT")
         return [
             "CREATE TRIGGER IF NOT EXISTS executions_counted AFTER INSERT ON executions"
-            f" BEGIN {_add('NEW', 1, postgres=False)} END",
+            f" WHEN NEW.status IN {_DONE} BEGIN {_add('NEW', 1, postgres=False)} END",
             "CREATE TRIGGER IF NOT EXISTS executions_uncounted AFTER DELETE ON executions"
-            f" BEGIN {_add('OLD', -1, postgres=False)} END",
+            f" WHEN OLD.status IN {_DONE} BEGIN {_add('OLD', -1, postgres=False)} END",
+            # Two triggers for an update (SQLite's bodies have no IF): out of
+            # the count it was in, into the one it is in now.
             "CREATE TRIGGER IF NOT EXISTS executions_recounted"
             " AFTER UPDATE OF status, caller, workflow_id ON executions"
-            f" WHEN {_MOVED.replace('IS DISTINCT FROM', 'IS NOT')}"
-            f" BEGIN {_add('OLD', -1, postgres=False)} {_add('NEW', 1, postgres=False)} END",
+            f" WHEN OLD.status IN {_DONE} AND {moved}"
+            f" BEGIN {_add('OLD', -1, postgres=False)} END",
+            "CREATE TRIGGER IF NOT EXISTS executions_counted_again"
+            " AFTER UPDATE OF status, caller, workflow_id ON executions"
+            f" WHEN NEW.status IN {_DONE} AND {moved}"
+            f" BEGIN {_add('NEW', 1, postgres=False)} END",
         ]
     return [
         _PG_FUNCTION,
@@ -143,8 +163,11 @@ def trigger_ddl(dialect: str) -> list[str]:
         " autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,"
         " autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000)",
         "DROP TRIGGER IF EXISTS executions_counted ON executions",
-        "CREATE TRIGGER executions_counted AFTER INSERT OR DELETE ON executions"
-        " FOR EACH ROW EXECUTE FUNCTION agent_node_count()",
+        "CREATE TRIGGER executions_counted AFTER INSERT ON executions"
+        f" FOR EACH ROW WHEN (NEW.status IN {_DONE}) EXECUTE FUNCTION agent_node_count()",
+        "DROP TRIGGER IF EXISTS executions_uncounted ON executions",
+        "CREATE TRIGGER executions_uncounted AFTER DELETE ON executions"
+        f" FOR EACH ROW WHEN (OLD.status IN {_DONE}) EXECUTE FUNCTION agent_node_count()",
         "DROP TRIGGER IF EXISTS executions_recounted ON executions",
         "CREATE TRIGGER executions_recounted"
         " AFTER UPDATE OF status, caller, workflow_id ON executions"
@@ -155,22 +178,39 @@ def trigger_ddl(dialect: str) -> list[str]:
 def counts_query(
     status: Collection[str] | None, workflow_id: str | None, caller: str | None
 ) -> tuple[str, list[Any]]:
-    """The statement (``?`` placeholders) and parameters of a kept count."""
-    # Always a condition on the key's index: PostgreSQL then reads the few
-    # live rows through it, never the heap's pages whole (a burst under a
-    # long snapshot leaves thousands of them empty; a scan of them took 9 ms).
-    clauses: list[str] = ["status IS NOT NULL"]
+    """The statement (``?`` placeholders) and parameters of a count by
+    ``status``, ``workflow_id`` and ``caller``: the kept counts of the
+    finished statuses asked for, plus the live rows of the live ones."""
+    statuses = set(_LIVE) | TERMINAL if status is None else set(status)
+    done, live = sorted(statuses & TERMINAL), sorted(statuses - TERMINAL)
+    parts: list[str] = []
     params: list[Any] = []
-    if status is not None:
-        values = list(status)
-        if not values:
-            return "SELECT 0", []
-        clauses[0] = f"status IN ({', '.join('?' * len(values))})"
-        params.extend(values)
+    if done:
+        # ``status IN``: PostgreSQL reads the few live rows through the key's
+        # index, never the heap's pages whole (a burst under a long snapshot
+        # leaves thousands of them empty; a scan of them took 9 ms).
+        where, more = _where(done, workflow_id, "." + caller if caller is not None else None)
+        parts.append(f"(SELECT COALESCE(SUM(n), 0) FROM execution_counts WHERE {where})")
+        params.extend(more)
+    if live:
+        where, more = _where(live, workflow_id, caller, caller_column="caller")
+        parts.append(f"(SELECT COUNT(*) FROM executions WHERE {where})")
+        params.extend(more)
+    return "SELECT " + (" + ".join(parts) or "0"), params
+
+
+def _where(
+    statuses: list[str],
+    workflow_id: str | None,
+    caller: str | None,
+    caller_column: str = "caller_key",
+) -> tuple[str, list[Any]]:
+    clauses = [f"status IN ({', '.join('?' * len(statuses))})"]
+    params: list[Any] = list(statuses)
     if workflow_id is not None:
         clauses.append("workflow_id = ?")
         params.append(workflow_id)
     if caller is not None:
-        clauses.append("caller_key = ?")
-        params.append("." + caller)
-    return f"SELECT COALESCE(SUM(n), 0) FROM execution_counts WHERE {' AND '.join(clauses)}", params
+        clauses.append(f"{caller_column} = ?")
+        params.append(caller)
+    return " AND ".join(clauses), params
