@@ -6,11 +6,10 @@ time it is written."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-import asyncpg
 from pydantic import BaseModel
+from support.raw_sql import run_sql
 
 from agent_node import Runtime, Workflow
 from agent_node.store.schema import SCHEMA_VERSION, ddl
@@ -83,24 +82,9 @@ def _v6(dialect: str) -> list[str]:
     ]
 
 
-async def _sql(url: str, statements: list[str], query: str | None = None) -> Any:
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            for statement in statements:
-                conn.execute(statement)
-            return conn.execute(query).fetchall() if query else None
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-        return [tuple(r) for r in await conn.fetch(query)] if query else None
-    finally:
-        await conn.close()
-
-
 async def test_a_version_6_store_keeps_its_executions_working(durable_url: str) -> None:
     dialect = "sqlite" if durable_url.startswith("sqlite") else "postgresql"
-    await _sql(durable_url, _v6(dialect))
+    await run_sql(durable_url, _v6(dialect))
     wf = workflow().compile()
     async with Runtime(durable_url) as rt:
         rt.workflows.add(wf)
@@ -116,10 +100,12 @@ async def test_a_version_6_store_keeps_its_executions_working(durable_url: str) 
         result = await rt.run(wf, execution_id="parked")
     assert result.status == "completed"
     assert result.state == Doc(blob=BLOB, n=1, lines=["one", "after hi"], note="hi")
-    rows = await _sql(durable_url, [], "SELECT id, state, snapshot_seq FROM executions ORDER BY id")
+    rows = await run_sql(
+        durable_url, [], "SELECT id, state, snapshot_seq FROM executions ORDER BY id"
+    )
     assert rows[0] == ("done", '{"blob":"","n":7,"lines":[],"note":"old"}', 0)  # untouched
     assert rows[1][:2] == ("parked", "")  # too large for the row since version 7
-    kept = await _sql(durable_url, [], "SELECT seq FROM snapshots")
+    kept = await run_sql(durable_url, [], "SELECT seq FROM snapshots")
     assert [seq for (seq,) in kept] == [rows[1][2]] and rows[1][2] > 5
-    version = await _sql(durable_url, [], "SELECT value FROM schema_info")
+    version = await run_sql(durable_url, [], "SELECT value FROM schema_info")
     assert version == [(str(SCHEMA_VERSION),)]

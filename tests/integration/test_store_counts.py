@@ -11,11 +11,11 @@ import asyncio
 import itertools
 import json
 import random
-import sqlite3
 import time
 from collections import Counter
 
 import asyncpg
+from support.raw_sql import run_sql
 
 from agent_node.store import Store, Txn, store_from_url
 from agent_node.store.postgres import PostgresStore
@@ -108,7 +108,7 @@ async def test_rows_written_by_hand_are_counted(durable_url: str) -> None:
     await store.open()
     try:
         await store.create(record("e1", "wf-a", "x", 1.0), set_status("running"))
-        await _sql(
+        await run_sql(
             durable_url,
             [
                 "UPDATE executions SET status = 'failed' WHERE id = 'e1'",
@@ -120,7 +120,7 @@ async def test_rows_written_by_hand_are_counted(durable_url: str) -> None:
         assert await store.count_executions(caller="x", status=["failed"]) == 1
         assert await store.count_executions(caller="x", status=["completed"]) == 1
         assert await store.count_executions(caller="x", status=["running"]) == 0
-        await _sql(durable_url, ["DELETE FROM executions WHERE id = 'e2'"])
+        await run_sql(durable_url, ["DELETE FROM executions WHERE id = 'e2'"])
         assert await store.count_executions(workflow_id="wf-a") == 1
     finally:
         await store.close()
@@ -137,8 +137,8 @@ async def test_a_version_7_store_is_counted_on_upgrade(durable_url: str) -> None
     for n in range(0, 30, 3):
         await store.apply(f"e{n}", set_status("completed"))
     await store.close()
-    await _sql(durable_url, _back_to_version_7(durable_url))
-    assert await _sql(durable_url, [], "SELECT COUNT(*) FROM executions") == [(30,)]
+    await run_sql(durable_url, _back_to_version_7(durable_url))
+    assert await run_sql(durable_url, [], "SELECT COUNT(*) FROM executions") == [(30,)]
 
     upgraded = store_from_url(durable_url)
     await upgraded.open()
@@ -149,7 +149,7 @@ async def test_a_version_7_store_is_counted_on_upgrade(durable_url: str) -> None
         assert await upgraded.count_executions(status=["running"]) == 21
     finally:
         await upgraded.close()
-    version = await _sql(durable_url, [], "SELECT value FROM schema_info")
+    version = await run_sql(durable_url, [], "SELECT value FROM schema_info")
     assert version == [(str(SCHEMA_VERSION),)]
 
 
@@ -237,16 +237,16 @@ async def test_replicas_writing_while_gone_shards_are_compacted(pg_url: str) -> 
         for s in stores:
             assert await s.count_executions(status=["completed"]) == 90
             assert await s.count_executions(status=["running", "waiting", "pending"]) == 0
-        shards = await _sql(
+        shards = await run_sql(
             pg_url,
             [],
             "SELECT DISTINCT shard FROM execution_counts WHERE shard <> 0 AND shard NOT IN"
             " (SELECT pid FROM pg_stat_activity)",
         )
         assert shards == []
-        assert await _sql(pg_url, [], "SELECT COUNT(*) FROM execution_counts WHERE shard = 0") != [
-            (0,)
-        ]
+        assert await run_sql(
+            pg_url, [], "SELECT COUNT(*) FROM execution_counts WHERE shard = 0"
+        ) != [(0,)]
     finally:
         for s in stores:
             await s.close()
@@ -271,19 +271,3 @@ def _back_to_version_7(url: str) -> list[str]:
         "DROP TABLE execution_counts",
         "UPDATE schema_info SET value = '7'",
     ]
-
-
-async def _sql(url: str, statements: list[str], query: str | None = None) -> object:
-    """Run statements (and one query's rows) with the driver, beside the store."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            for statement in statements:
-                conn.execute(statement)
-            return conn.execute(query).fetchall() if query else None
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-        return [tuple(r) for r in await conn.fetch(query)] if query else None
-    finally:
-        await conn.close()
