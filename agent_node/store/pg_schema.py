@@ -68,12 +68,17 @@ async def _create_schema(conn: asyncpg.Connection) -> None:
 async def _upgrade(conn: asyncpg.Connection, version: int) -> None:
     """Only what newer versions added: new tables, and columns (with
     defaults; ALTER TABLE holds its table's lock a moment)."""
+    # Every version's columns first: a version's DDL creates its tables'
+    # indexes as they are now, which may be on a later version's column. A
+    # table not there yet comes whole, with its columns, from its version.
     for newer in range(version + 1, SCHEMA_VERSION + 1):
-        # Columns first: the version's new indexes may need them.
         for table, column, declaration in ADDED_COLUMNS.get(newer, ()):
+            if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+                continue
             await conn.execute(
                 f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {declaration}"
             )
+    for newer in range(version + 1, SCHEMA_VERSION + 1):
         if newer in BACKFILLS:
             await conn.execute(BACKFILLS[newer]["postgresql"])
         for statement in ddl("postgresql", MIGRATIONS[newer]):

@@ -33,8 +33,9 @@ import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.base import CommitObserver, Listener
-from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK, counts_query
+from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
+from agent_node.store.listing import Filters, count, page
 from agent_node.store.pg_conn import full, keep_session
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.pg_schema import ensure_schema
@@ -51,9 +52,7 @@ from agent_node.store.records import (
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import PgSlots, SharedSlots
 from agent_node.store.sql import (
-    ASKING,
     EVENT_COLUMNS,
-    EXECUTION_COLUMNS,
     event_from_row,
     execution_from_row,
     numbered,
@@ -262,17 +261,10 @@ class PostgresStore(PgWrites):
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
-        if before is not None:
-            n = len(params)
-            where += (" AND " if where else " WHERE ") + f"(created_at, id) < (${n + 1}, ${n + 2})"
-            params.extend(before)
-        n = len(params)
-        sql = (
-            f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
-            f" ORDER BY created_at DESC, id DESC LIMIT ${n + 1} OFFSET ${n + 2}"
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        rows = await page(
+            self._fetch_numbered, filters, limit=limit, offset=offset, before=before, sqlite=False
         )
-        rows = await self._fetch(sql, *params, limit, offset)
         return await self._with_state([execution_from_row(tuple(r)) for r in rows])
 
     async def _with_state(self, records: list[ExecutionRecord]) -> list[ExecutionRecord]:
@@ -302,14 +294,12 @@ class PostgresStore(PgWrites):
         caller: str | None = None,
         updated_after: float | None = None,
     ) -> int:
-        if context_id is None and asking is None and updated_after is None:
-            sql, params = counts_query(status, workflow_id, caller)
-            sql = numbered(sql)
-        else:  # counted on the index of what is filtered (store/counts.py)
-            where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
-            sql = f"SELECT COUNT(*) FROM executions{where}"
-        rows = await self._fetch(sql, *params)
-        return int(rows[0][0])
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        return await count(self._fetch_numbered, filters)
+
+    async def _fetch_numbered(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """``_fetch`` of a statement written with ``?`` placeholders (:mod:`.listing`)."""
+        return await self._fetch(numbered(sql), *params)
 
     async def prune(self, before: float, limit: int) -> int:
         async def job(conn: asyncpg.Connection) -> int:
@@ -356,33 +346,3 @@ class PostgresStore(PgWrites):
 
     async def waits(self, execution_id: str) -> list[WaitRecord]:
         return [wait_from_row(tuple(r)) for r in await self._fetch(STMTS.waits_of, execution_id)]
-
-
-def _filters(
-    status: Collection[str] | None,
-    workflow_id: str | None,
-    context_id: str | None,
-    asking: Asking | None,
-    caller: str | None,
-    updated_after: float | None = None,
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if status is not None:
-        params.append(list(status))
-        clauses.append(f"status = ANY(${len(params)}::text[])")
-    if workflow_id is not None:
-        params.append(workflow_id)
-        clauses.append(f"workflow_id = ${len(params)}")
-    if context_id is not None:
-        params.append(context_id)
-        clauses.append(f"context_id = ${len(params)}")
-    if asking is not None:
-        clauses.append(ASKING[asking])
-    if caller is not None:
-        params.append(caller)
-        clauses.append(f"caller = ${len(params)}")
-    if updated_after is not None:
-        params.append(updated_after)
-        clauses.append(f"updated_at >= ${len(params)}")
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -30,10 +30,12 @@ Tables (see DESIGN.md, "Durability"):
   ``state_seq``, ``snapshot_seq`` and ``patch_room``, a step writes its
   patch and not the whole state (:mod:`.snapshots`). Version 6 rows hold
   their whole state and read as such: nothing is rewritten on upgrade.
-* ``execution_counts`` — version 8: how many executions per caller,
-  workflow and status, kept by triggers (in shards: on PostgreSQL each
-  server process adds to its own), so a listing's total is not a scan
-  (:mod:`.counts`); the upgrade counts the rows already there.
+* ``execution_counts`` — version 8: how many finished executions per
+  caller, workflow and status, kept by triggers (in shards: on PostgreSQL
+  each server process adds to its own), so a listing's total is not a scan
+  (:mod:`.counts`); the upgrade counts the rows already there. Version 8
+  also gives executions ``finished_at`` (``updated_at`` once finished, kept
+  by triggers) and its index, for listings by last change (:mod:`.listing`).
 
 Versions only ever add: :data:`MIGRATIONS` names the tables each version
 added (or whose new indexes it creates) and :data:`ADDED_COLUMNS` the
@@ -48,6 +50,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from agent_node.store.counts import FILL, trigger_ddl
+from agent_node.store.listing import FINISHED_BACKFILL, FINISHED_DDL
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -63,7 +66,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: ("delegations",),  # no new table: its new index (ix_delegations_first_poll)
     6: ("executions",),  # its new indexes
     7: ("snapshots",),
-    8: ("execution_counts",),
+    8: ("execution_counts", "executions"),  # and ix_executions_finished
 }
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
@@ -82,6 +85,7 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
         ("executions", "snapshot_seq", "INTEGER NOT NULL DEFAULT 0"),
         ("executions", "patch_room", "INTEGER NOT NULL DEFAULT 0"),
     ),
+    8: (("executions", "finished_at", "DOUBLE PRECISION"),),
 }
 #: Statements that fill a version's new columns in old rows, per dialect.
 BACKFILLS: dict[int, dict[str, str]] = {
@@ -91,10 +95,13 @@ BACKFILLS: dict[int, dict[str, str]] = {
         "postgresql": "UPDATE executions SET caller = metadata::jsonb ->> 'caller'"
         " WHERE caller IS NULL AND metadata LIKE '%\"caller\"%'",
     },
+    8: {"sqlite": FINISHED_BACKFILL, "postgresql": FINISHED_BACKFILL},
 }
 #: Statements run once a version's tables exist, when upgrading to it.
 FILLS: dict[int, tuple[str, ...]] = {8: FILL}
-#: Where the counts' triggers are created: with this table.
+#: The triggers (counts, finished_at: version 8) are created with this table
+#: (an upgrade through older versions creates their tables before the
+#: columns the triggers read exist).
 _TRIGGERS_WITH = "execution_counts"
 
 
@@ -124,11 +131,19 @@ def _metadata() -> MetaData:
         Column("state_seq", Integer, nullable=False, server_default=text("0")),
         Column("snapshot_seq", Integer, nullable=False, server_default=text("0")),
         Column("patch_room", Integer, nullable=False, server_default=text("0")),
+        #: ``updated_at`` once finished, else NULL (store/listing.py).
+        Column("finished_at", Double),
         Index("ix_executions_status", "status", "created_at"),
         Index("ix_executions_created", "created_at", "id"),
         Index("ix_executions_caller", "caller", "created_at", "id"),
         Index("ix_executions_context", "context_id", "created_at", "id"),
         Index("ix_executions_workflow", "workflow_id", "created_at", "id"),
+        Index(
+            "ix_executions_finished",
+            "finished_at",
+            sqlite_where=Column("finished_at").isnot(None),
+            postgresql_where=Column("finished_at").isnot(None),
+        ),
     )
     # A rowid table in SQLite (not WITHOUT ROWID): its values are large, and
     # large values belong in overflow pages, not in the b-tree's own.
@@ -281,5 +296,6 @@ def ddl(dialect_name: str, tables: Collection[str] | None = None) -> list[str]:
             create = CreateIndex(index, if_not_exists=True)
             statements.append(str(create.compile(dialect=dialect)))
     if tables is None or _TRIGGERS_WITH in tables:
+        statements.extend(FINISHED_DDL(dialect_name))
         statements.extend(trigger_ddl(dialect_name))
     return statements

@@ -23,12 +23,11 @@ import logging
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
 
 from agent_node.store.base import CommitObserver, Listener
-from agent_node.store.counts import counts_query
 from agent_node.store.files import create_private, require_file
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
+from agent_node.store.listing import Filters, count, page
 from agent_node.store.live import Live
 from agent_node.store.records import (
     Asking,
@@ -40,9 +39,7 @@ from agent_node.store.records import (
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import FileSlots, SharedSlots
 from agent_node.store.sql import (
-    ASKING,
     EVENT_COLUMNS,
-    EXECUTION_COLUMNS,
     event_from_row,
     execution_from_row,
     in_list,
@@ -161,15 +158,10 @@ class SqliteStore(SqliteWrites):
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
-        if before is not None:
-            where += (" AND " if where else " WHERE ") + "(created_at, id) < (?, ?)"
-            params.extend(before)
-        sql = (
-            f"SELECT {EXECUTION_COLUMNS} FROM executions{where}"
-            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        rows = await page(
+            self._fetch, filters, limit=limit, offset=offset, before=before, sqlite=True
         )
-        rows = await self._fetch(sql, (*params, limit, offset))
         return self._with_state([execution_from_row(r) for r in rows])
 
     async def count_executions(
@@ -182,13 +174,8 @@ class SqliteStore(SqliteWrites):
         caller: str | None = None,
         updated_after: float | None = None,
     ) -> int:
-        if context_id is None and asking is None and updated_after is None:
-            sql, params = counts_query(status, workflow_id, caller)
-        else:  # counted on the index of what is filtered (store/counts.py)
-            where, params = _filters(status, workflow_id, context_id, asking, caller, updated_after)
-            sql = f"SELECT COUNT(*) FROM executions{where}"
-        rows = await self._fetch(sql, params)
-        return int(rows[0][0])
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        return await count(self._fetch, filters)
 
     async def prune(self, before: float, limit: int) -> int:
         def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
@@ -233,34 +220,3 @@ class SqliteStore(SqliteWrites):
 
     async def waits(self, execution_id: str) -> list[WaitRecord]:
         return [wait_from_row(r) for r in await self._fetch(STMTS.waits_of, (execution_id,))]
-
-
-def _filters(
-    status: Collection[str] | None,
-    workflow_id: str | None,
-    context_id: str | None,
-    asking: Asking | None,
-    caller: str | None,
-    updated_after: float | None = None,
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if status is not None:
-        values = list(status)
-        clauses.append(f"status IN {in_list(len(values))}")
-        params.extend(values)
-    if workflow_id is not None:
-        clauses.append("workflow_id = ?")
-        params.append(workflow_id)
-    if context_id is not None:
-        clauses.append("context_id = ?")
-        params.append(context_id)
-    if asking is not None:
-        clauses.append(ASKING[asking])
-    if caller is not None:
-        clauses.append("caller = ?")
-        params.append(caller)
-    if updated_after is not None:
-        clauses.append("updated_at >= ?")
-        params.append(updated_after)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

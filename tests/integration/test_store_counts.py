@@ -127,7 +127,8 @@ async def test_rows_written_by_hand_are_counted(durable_url: str) -> None:
 
 
 async def test_a_version_7_store_is_counted_on_upgrade(durable_url: str) -> None:
-    """A store from before the counts opens with its executions counted."""
+    """A store from before the counts opens with its executions counted (and
+    its finished ones' ``finished_at`` filled)."""
     store = store_from_url(durable_url)
     await store.open()
     for n in range(30):
@@ -145,6 +146,10 @@ async def test_a_version_7_store_is_counted_on_upgrade(durable_url: str) -> None
     try:
         await assert_counts_match(upgraded)
         assert await upgraded.count_executions(status=["completed"]) == 10
+        # finished_at was filled: the finished ones are found by their last change.
+        changed = await upgraded.list_executions(updated_after=0.0, status=["completed"])
+        assert len(changed) == 10
+        assert await upgraded.count_executions(updated_after=0.0, status=["completed"]) == 10
         await upgraded.create(record("new", "wf-a", None, 99.0), set_status("running"))
         assert await upgraded.count_executions(status=["running"]) == 21
     finally:
@@ -260,6 +265,10 @@ def _back_to_version_7(url: str) -> list[str]:
             "DROP TRIGGER executions_uncounted",
             "DROP TRIGGER executions_recounted",
             "DROP TRIGGER executions_counted_again",
+            "DROP TRIGGER executions_finished",
+            "DROP TRIGGER executions_finished_again",
+            "DROP INDEX ix_executions_finished",
+            "ALTER TABLE executions DROP COLUMN finished_at",
             "DROP TABLE execution_counts",
             "UPDATE schema_info SET value = '7'",
         ]
@@ -268,6 +277,9 @@ def _back_to_version_7(url: str) -> list[str]:
         "DROP TRIGGER executions_uncounted ON executions",
         "DROP TRIGGER executions_recounted ON executions",
         "DROP FUNCTION agent_node_count()",
+        "DROP TRIGGER executions_finished ON executions",
+        "DROP FUNCTION agent_node_finished()",
+        "ALTER TABLE executions DROP COLUMN finished_at",  # its index goes with it
         "DROP TABLE execution_counts",
         "UPDATE schema_info SET value = '7'",
     ]

@@ -1,0 +1,206 @@
+"""Listing and counting executions on the SQL stores: the same cost with a
+million finished executions as with none.
+
+Both SQL stores build their pages and counts here (``?`` placeholders; the
+PostgreSQL store numbers them) and run them through a ``fetch`` of their own.
+
+* **A page** is a keyset read, newest first, on the index its filters name.
+* **A count** by caller, workflow and status comes from the kept counts
+  (:mod:`.counts`); by a context or what a waiting execution asks, from
+  the rows, on their own index (what they match, not the store).
+* **The last change** (``updated_after``: A2A's ``statusTimestampAfter``,
+  the operator API's ``since``) has no index of its own: every step
+  changes ``updated_at``, and an index on it would cost every step (and
+  PostgreSQL its in-place updates). A finished execution changes no more,
+  so its ``finished_at`` — ``updated_at`` while it is finished, NULL before
+  (:data:`FINISHED_DDL` keeps it so, on every writer) — is indexed, and a
+  change since ``T`` is ``finished_at >= T`` or a live execution
+  (``pending``, ``running``, ``waiting``: bounded by the work in hand)
+  with ``updated_at >= T``. When fewer than :data:`PROBE` finished
+  executions match, a page merges those two sets; otherwise a page walks
+  the newest first as without the filter (enough of them match). A count
+  past :data:`PROBE` subtracts the finished ones changed before ``T``
+  from the kept total, when those are fewer; a ``T`` in the middle of a
+  huge store is the one case left that counts its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent_node.store.counts import counts_query
+from agent_node.store.records import TERMINAL, Asking
+from agent_node.store.sql import ASKING, EXECUTION_COLUMNS
+
+__all__ = ["FINISHED_BACKFILL", "FINISHED_DDL", "PROBE", "Filters", "count", "page"]
+
+#: Runs one statement; its rows.
+Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
+
+#: How many finished executions a probe counts at most.
+PROBE = 1000
+
+_DONE = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
+_LIVE = "('pending', 'running', 'waiting')"
+_ORDER = " ORDER BY created_at DESC, id DESC"
+
+#: ``finished_at`` of the rows already there (the upgrade to version 8).
+FINISHED_BACKFILL = f"UPDATE executions SET finished_at = updated_at WHERE status IN {_DONE}"
+
+
+def FINISHED_DDL(dialect: str) -> list[str]:
+    """Triggers that keep ``finished_at`` = ``updated_at`` on finished rows,
+    NULL on live ones (idempotent)."""
+    if dialect == "sqlite":
+        # SQLite's BEFORE triggers cannot change NEW: the row is set again,
+        # once an execution finishes (or its time moves while finished).
+        wrong = (
+            f"(NEW.status IN {_DONE} AND NEW.finished_at IS NOT NEW.updated_at)"
+            f" OR (NEW.status NOT IN {_DONE} AND NEW.finished_at IS NOT NULL)"
+        )
+        fix = (
+            f"UPDATE executions SET finished_at = CASE WHEN NEW.status IN {_DONE}"
+            " THEN NEW.updated_at END WHERE id = NEW.id;"
+        )
+        return [
+            "CREATE TRIGGER IF NOT EXISTS executions_finished AFTER INSERT ON executions"
+            f" WHEN {wrong} BEGIN {fix} END",
+            "CREATE TRIGGER IF NOT EXISTS executions_finished_again"
+            " AFTER UPDATE OF status, updated_at, finished_at ON executions"
+            f" WHEN {wrong} BEGIN {fix} END",
+        ]
+    wrong = (
+        f"(NEW.status IN {_DONE} AND NEW.finished_at IS DISTINCT FROM NEW.updated_at)"
+        f" OR (NEW.status NOT IN {_DONE} AND NEW.finished_at IS NOT NULL)"
+    )
+    return [
+        "CREATE OR REPLACE FUNCTION agent_node_finished() RETURNS trigger LANGUAGE plpgsql AS $$"
+        f" BEGIN NEW.finished_at := CASE WHEN NEW.status IN {_DONE} THEN NEW.updated_at END;"
+        " RETURN NEW; END $$",
+        "DROP TRIGGER IF EXISTS executions_finished ON executions",
+        # BEFORE: the row is written once, with its finished_at (a WHEN that
+        # is false, every step of a live execution, costs no call).
+        "CREATE TRIGGER executions_finished BEFORE INSERT OR UPDATE ON executions"
+        f" FOR EACH ROW WHEN ({wrong}) EXECUTE FUNCTION agent_node_finished()",
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """``list_executions``' and ``count_executions``' filters."""
+
+    status: Collection[str] | None = None
+    workflow_id: str | None = None
+    context_id: str | None = None
+    asking: Asking | None = None
+    caller: str | None = None
+    updated_after: float | None = None
+
+    def clauses(self) -> tuple[list[str], list[Any]]:
+        """Every filter but ``updated_after``, as conditions and parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.status is not None:
+            values = list(self.status)
+            clauses.append(f"status IN ({', '.join('?' * len(values))})" if values else "0 = 1")
+            params.extend(values)
+        for column in ("workflow_id", "context_id", "caller"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.asking is not None:
+            clauses.append(ASKING[self.asking])
+        return clauses, params
+
+
+async def page(
+    fetch: Fetch,
+    filters: Filters,
+    *,
+    limit: int,
+    offset: int,
+    before: tuple[float, str] | None,
+    sqlite: bool,
+) -> Sequence[Sequence[Any]]:
+    """The rows of one page, newest first."""
+    clauses, params = filters.clauses()
+    if before is not None:
+        clauses.append("(created_at, id) < (?, ?)")
+        params.extend(before)
+    since = filters.updated_after
+    if since is None or not await _few(fetch, "finished_at >= ?", since, clauses, params):
+        if since is not None:
+            clauses.append("updated_at >= ?")
+            params.append(since)
+        sql = (
+            f"SELECT {EXECUTION_COLUMNS} FROM executions{_where(clauses)}{_ORDER} LIMIT ? OFFSET ?"
+        )
+        return await fetch(sql, [*params, limit, offset])
+    # Few finished ones changed since: those (on finished_at's index) and
+    # the live ones changed since, merged.
+    hint = " INDEXED BY ix_executions_finished" if sqlite else ""
+    first = limit + offset
+    done = (
+        f"SELECT {EXECUTION_COLUMNS} FROM executions{hint}"
+        f"{_where(['finished_at >= ?', *clauses])}{_ORDER} LIMIT {first}"
+    )
+    live = (
+        f"SELECT {EXECUTION_COLUMNS} FROM executions"
+        f"{_where([f'status IN {_LIVE}', 'updated_at >= ?', *clauses])}{_ORDER} LIMIT {first}"
+    )
+    sql = f"SELECT * FROM ({done}) d UNION ALL SELECT * FROM ({live}) l{_ORDER} LIMIT ? OFFSET ?"
+    return await fetch(sql, [since, *params, since, *params, limit, offset])
+
+
+async def count(fetch: Fetch, filters: Filters) -> int:
+    """How many executions ``filters`` match."""
+    kept = filters.context_id is None and filters.asking is None
+    if filters.updated_after is None:
+        if kept:
+            sql, params = counts_query(filters.status, filters.workflow_id, filters.caller)
+        else:
+            clauses, params = filters.clauses()
+            sql = f"SELECT COUNT(*) FROM executions{_where(clauses)}"
+        return int((await fetch(sql, params))[0][0] or 0)
+    since = filters.updated_after
+    clauses, params = filters.clauses()
+    live_sql = (
+        f"SELECT COUNT(*) FROM executions"
+        f"{_where([f'status IN {_LIVE}', 'updated_at >= ?', *clauses])}"
+    )
+    live = int((await fetch(live_sql, [since, *params]))[0][0])
+    done = await _bounded(fetch, "finished_at >= ?", since, clauses, params)
+    if done >= PROBE and kept:
+        earlier = await _bounded(fetch, "finished_at < ?", since, clauses, params)
+        if earlier < PROBE:
+            statuses = TERMINAL if filters.status is None else set(filters.status) & TERMINAL
+            sql, kept_params = counts_query(statuses, filters.workflow_id, filters.caller)
+            return live + int((await fetch(sql, kept_params))[0][0] or 0) - earlier
+    if done >= PROBE:
+        sql = f"SELECT COUNT(*) FROM executions{_where(['finished_at >= ?', *clauses])}"
+        done = int((await fetch(sql, [since, *params]))[0][0])
+    return live + done
+
+
+async def _bounded(
+    fetch: Fetch, condition: str, since: float, clauses: list[str], params: list[Any]
+) -> int:
+    """How many finished executions match, counted up to :data:`PROBE`."""
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM executions"
+        f"{_where([condition, *clauses])} LIMIT {PROBE}) p"
+    )
+    return int((await fetch(sql, [since, *params]))[0][0])
+
+
+async def _few(
+    fetch: Fetch, condition: str, since: float, clauses: list[str], params: list[Any]
+) -> bool:
+    return await _bounded(fetch, condition, since, clauses, params) < PROBE
+
+
+def _where(clauses: list[str]) -> str:
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
