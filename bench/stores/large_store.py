@@ -14,7 +14,8 @@ loopback, one request at a time:
 
 * ``GetTask`` of random finished tasks;
 * ``ListTasks`` as an operator: the first page, a page deep in the list (its
-  token), a status filter, a context, and as one caller of twenty;
+  token), a status filter, a context, changed in the last hour (few match)
+  and in the last two days (all match);
 * ``SendMessage`` (starting and finishing an execution);
 * ``agent-node executions`` and ``agent-node inspect ID`` (whole commands).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import random
@@ -177,6 +179,16 @@ def measure(
             rows["ListTasks one context"] = timed(
                 lambda: rpc("ListTasks", {"pageSize": 50, "contextId": "ctx-7"}), samples
             )
+            # By last change: the last hour (the filled ones are a day older:
+            # few match) and two days back (every one matches).
+            for label, back in (("last hour", 3600), ("two days back", 2 * 86400)):
+                since = dt.datetime.fromtimestamp(time.time() - back, dt.UTC).isoformat()
+                rows[f"ListTasks changed, {label}"] = timed(
+                    lambda since=since: rpc(
+                        "ListTasks", {"pageSize": 50, "statusTimestampAfter": since}
+                    ),
+                    samples,
+                )
             message = {"role": "ROLE_USER", "parts": [{"text": "hi"}]}
             rows["SendMessage (start + finish)"] = timed(
                 lambda: rpc(
