@@ -122,6 +122,14 @@ class Txn:
     #: The log restarts at this ``seq``: the events before it are deleted
     #: (an execution that continues as new keeps the log of one run).
     log_from: int | None = None
+    #: The execution's status as the transaction found it: a commit that
+    #: leaves it writes no status, and so runs none of the triggers that
+    #: watch it (store/counts.py, store/listing.py).
+    status_was: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status_was:
+            self.status_was = self.execution.status
 
     def change_state(self, patch: StatePatch, seq: int, size: int) -> None:
         """The state changes by ``patch``, logged in the event ``seq`` (its

@@ -55,7 +55,10 @@ def FINISHED_DDL(dialect: str) -> list[str]:
     NULL on live ones (idempotent)."""
     if dialect == "sqlite":
         # SQLite's BEFORE triggers cannot change NEW: the row is set again,
-        # once an execution finishes (or its time moves while finished).
+        # once an execution finishes. Only a change of status (or of
+        # finished_at itself) is watched: a step of a live execution SETs
+        # no status (store/sql.py) and so runs no trigger, and a finished
+        # execution's row changes no more but by its status.
         wrong = (
             f"(NEW.status IN {_DONE} AND NEW.finished_at IS NOT NEW.updated_at)"
             f" OR (NEW.status NOT IN {_DONE} AND NEW.finished_at IS NOT NULL)"
@@ -68,7 +71,7 @@ def FINISHED_DDL(dialect: str) -> list[str]:
             "CREATE TRIGGER IF NOT EXISTS executions_finished AFTER INSERT ON executions"
             f" WHEN {wrong} BEGIN {fix} END",
             "CREATE TRIGGER IF NOT EXISTS executions_finished_again"
-            " AFTER UPDATE OF status, updated_at, finished_at ON executions"
+            " AFTER UPDATE OF status, finished_at ON executions"
             f" WHEN {wrong} BEGIN {fix} END",
         ]
     wrong = (
@@ -81,8 +84,9 @@ def FINISHED_DDL(dialect: str) -> list[str]:
         " RETURN NEW; END $$",
         "DROP TRIGGER IF EXISTS executions_finished ON executions",
         # BEFORE: the row is written once, with its finished_at (a WHEN that
-        # is false, every step of a live execution, costs no call).
-        "CREATE TRIGGER executions_finished BEFORE INSERT OR UPDATE ON executions"
+        # is false costs no call).
+        "CREATE TRIGGER executions_finished"
+        " BEFORE INSERT OR UPDATE OF status, finished_at ON executions"
         f" FOR EACH ROW WHEN ({wrong}) EXECUTE FUNCTION agent_node_finished()",
     ]
 

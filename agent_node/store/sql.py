@@ -49,10 +49,12 @@ EXECUTION_COLUMNS = (
     " error, context_id, metadata, created_at, updated_at, state_seq, snapshot_seq, patch_room"
 )
 #: What every commit writes of an execution's row; a commit that changes the
-#: state adds where it is (``_STATE_AT``), and its value when the row holds it.
-_EXECUTION_SET = (
-    "status = ?, cursor = ?, last_seq = ?, error = ?, context_id = ?, metadata = ?, updated_at = ?"
-)
+#: state adds where it is (``_STATE_AT``), and its value when the row holds it;
+#: one that changes the status, the status (``_STATUS``: only then do the
+#: triggers that watch it run — SQLite runs a trigger's program for every
+#: row of an UPDATE that SETs a column it watches, whatever its WHEN).
+_EXECUTION_SET = "cursor = ?, last_seq = ?, error = ?, context_id = ?, metadata = ?, updated_at = ?"
+_STATUS = "status = ?, "
 _STATE_AT = ", state_seq = ?, snapshot_seq = ?, patch_room = ?"
 EVENT_COLUMNS = "execution_id, seq, kind, node, visit, attempt, at, data"
 WORK_COLUMNS = (
@@ -121,13 +123,24 @@ class Statements:
         # state is kept as patches) never writes the state's column: an
         # UPDATE that SETs it rewrites it (PostgreSQL would copy it, TOASTed
         # or not; SQLite rewrites the whole record whatever it SETs).
-        self.update_execution = q(f"UPDATE executions SET {_EXECUTION_SET} WHERE id = ?")
-        self.update_execution_at = q(
-            f"UPDATE executions SET {_EXECUTION_SET}{_STATE_AT} WHERE id = ?"
-        )
-        self.update_execution_state = q(
-            f"UPDATE executions SET {_EXECUTION_SET}{_STATE_AT}, state = ? WHERE id = ?"
-        )
+        # Each keyed by whether the status moved (it is SET, first, or not).
+        self.update_execution = {
+            moved: q(f"UPDATE executions SET {_STATUS * moved}{_EXECUTION_SET} WHERE id = ?")
+            for moved in (False, True)
+        }
+        self.update_execution_at = {
+            moved: q(
+                f"UPDATE executions SET {_STATUS * moved}{_EXECUTION_SET}{_STATE_AT} WHERE id = ?"
+            )
+            for moved in (False, True)
+        }
+        self.update_execution_state = {
+            moved: q(
+                f"UPDATE executions SET {_STATUS * moved}{_EXECUTION_SET}{_STATE_AT}, state = ?"
+                " WHERE id = ?"
+            )
+            for moved in (False, True)
+        }
         self.put_snapshot = q(
             "INSERT INTO snapshots (execution_id, seq, state) VALUES (?, ?, ?)"
             " ON CONFLICT (execution_id) DO UPDATE SET seq = excluded.seq, state = excluded.state"
@@ -281,15 +294,16 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
 
 def _update_execution(txn: Txn, stmts: Statements) -> tuple[str, list[tuple[Any, ...]]]:
     r = txn.execution
-    row: tuple[Any, ...] = (r.status, r.cursor, r.last_seq, r.error, r.context_id, r.metadata)
-    row += (txn.now,)
+    moved = r.status != txn.status_was
+    row: tuple[Any, ...] = (r.status,) if moved else ()
+    row += (r.cursor, r.last_seq, r.error, r.context_id, r.metadata, txn.now)
     write = txn.state_write
     if txn.state_change is None and write is None:
-        return stmts.update_execution, [(*row, r.id)]
+        return stmts.update_execution[moved], [(*row, r.id)]
     row += (r.state_seq, r.snapshot_seq, r.patch_room)
     if write is None or write.row is None:
-        return stmts.update_execution_at, [(*row, r.id)]
-    return stmts.update_execution_state, [(*row, write.row, r.id)]
+        return stmts.update_execution_at[moved], [(*row, r.id)]
+    return stmts.update_execution_state[moved], [(*row, write.row, r.id)]
 
 
 def execution_row(r: ExecutionRecord) -> tuple[Any, ...]:
