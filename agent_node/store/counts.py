@@ -121,6 +121,15 @@ def _add(row: str, n: int, *, postgres: bool) -> str:
     )
 
 
+def _sqlite_move(row: str, n: int) -> str:
+    """Add ``n`` to ``row``'s count if ``row`` is finished (SQLite: shard 0)."""
+    return (
+        f"INSERT INTO execution_counts (shard, {_KEYS}, n)"
+        f" SELECT 0, {_key(row)}, {row}.workflow_id, {row}.status, {n}"
+        f" WHERE {row}.status IN {_DONE} {_SQLITE_CONFLICT};"
+    )
+
+
 _PG_FUNCTION = f"""CREATE OR REPLACE FUNCTION agent_node_count() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -144,16 +153,12 @@ def trigger_ddl(dialect: str) -> list[str]:
             f" WHEN NEW.status IN {_DONE} BEGIN {_add('NEW', 1, postgres=False)} END",
             "CREATE TRIGGER IF NOT EXISTS executions_uncounted AFTER DELETE ON executions"
             f" WHEN OLD.status IN {_DONE} BEGIN {_add('OLD', -1, postgres=False)} END",
-            # Two triggers for an update (SQLite's bodies have no IF): out of
-            # the count it was in, into the one it is in now.
+            # One trigger for an update (each trigger is a program run per
+            # row): out of the count it was in, into the one it is in now,
+            # each a no-op (its SELECT finds no row) when not finished.
             "CREATE TRIGGER IF NOT EXISTS executions_recounted"
             " AFTER UPDATE OF status, caller, workflow_id ON executions"
-            f" WHEN OLD.status IN {_DONE} AND {moved}"
-            f" BEGIN {_add('OLD', -1, postgres=False)} END",
-            "CREATE TRIGGER IF NOT EXISTS executions_counted_again"
-            " AFTER UPDATE OF status, caller, workflow_id ON executions"
-            f" WHEN NEW.status IN {_DONE} AND {moved}"
-            f" BEGIN {_add('NEW', 1, postgres=False)} END",
+            f" WHEN {moved} BEGIN {_sqlite_move('OLD', -1)} {_sqlite_move('NEW', 1)} END",
         ]
     return [
         _PG_FUNCTION,

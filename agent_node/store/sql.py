@@ -14,6 +14,7 @@ from typing import Any
 
 from agent_node.store.base import Txn
 from agent_node.store.records import (
+    TERMINAL,
     DelegationRecord,
     EventRecord,
     ExecutionRecord,
@@ -54,7 +55,7 @@ EXECUTION_COLUMNS = (
 #: triggers that watch it run — SQLite runs a trigger's program for every
 #: row of an UPDATE that SETs a column it watches, whatever its WHEN).
 _EXECUTION_SET = "cursor = ?, last_seq = ?, error = ?, context_id = ?, metadata = ?, updated_at = ?"
-_STATUS = "status = ?, "
+_STATUS = "status = ?, finished_at = ?, "
 _STATE_AT = ", state_seq = ?, snapshot_seq = ?, patch_room = ?"
 EVENT_COLUMNS = "execution_id, seq, kind, node, visit, attempt, at, data"
 WORK_COLUMNS = (
@@ -116,8 +117,8 @@ class Statements:
         self.insert_execution = q(
             # caller: metadata's, in a column of its own so that listing one
             # caller's tasks reads an index (it never changes after this).
-            f"INSERT INTO executions ({EXECUTION_COLUMNS}, caller)"
-            f" VALUES {in_list(17)} ON CONFLICT (id) DO NOTHING"
+            f"INSERT INTO executions ({EXECUTION_COLUMNS}, caller, finished_at)"
+            f" VALUES {in_list(18)} ON CONFLICT (id) DO NOTHING"
         )
         # Three forms, so that a step that leaves the state alone (or whose
         # state is kept as patches) never writes the state's column: an
@@ -263,7 +264,8 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
     eid = record.id
     out: list[tuple[str, list[tuple[Any, ...]]]] = []
     if txn.is_new:
-        out.append((stmts.insert_execution, [execution_row(record)]))
+        finished = record.updated_at if record.status in TERMINAL else None
+        out.append((stmts.insert_execution, [(*execution_row(record), finished)]))
     if txn.work_del:
         out.append((stmts.delete_work, [(eid, n, v) for n, v in txn.work_del]))
     if txn.work_put:
@@ -295,7 +297,9 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
 def _update_execution(txn: Txn, stmts: Statements) -> tuple[str, list[tuple[Any, ...]]]:
     r = txn.execution
     moved = r.status != txn.status_was
-    row: tuple[Any, ...] = (r.status,) if moved else ()
+    # finished_at: updated_at once finished (store/listing.py).
+    finished = txn.now if r.status in TERMINAL else None
+    row: tuple[Any, ...] = (r.status, finished) if moved else ()
     row += (r.cursor, r.last_seq, r.error, r.context_id, r.metadata, txn.now)
     write = txn.state_write
     if txn.state_change is None and write is None:
