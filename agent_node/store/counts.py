@@ -12,7 +12,7 @@ waiting) are bounded by the work in hand and counted on the status index
 as they are: a trigger then fires once in an execution's life, when it
 finishes, not at each of its changes of status. A count filtered by those
 three columns alone (any of them, or none) is a sum over a few rows of that
-table plus a count of the live rows (:func:`counts_query`).
+table plus a count of the live rows (``listing.count``).
 
 Each count is split in *shards*, summed when read:
 
@@ -47,17 +47,13 @@ upgrade's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
-
-from agent_node.store.records import TERMINAL
+from agent_node.store.sql import TERMINAL_IN
 
 __all__ = [
     "COMPACT",
     "COMPACT_EVERY",
     "COMPACT_LOCK",
     "FILL",
-    "counts_query",
     "trigger_ddl",
 ]
 
@@ -67,9 +63,8 @@ COMPACT_EVERY = 60.0
 COMPACT_LOCK = 0x636F756E74  # "count"
 
 _KEYS = "caller_key, workflow_id, status"
-#: Finished statuses (the counted ones) and live ones, as SQL lists.
-_DONE = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
-_LIVE = ("pending", "running", "waiting")
+#: The counted statuses.
+_DONE = TERMINAL_IN
 #: Adding to a count row that is there (PostgreSQL's spelling: SQLite's
 #: triggers take no table alias, and there an unqualified ``n`` is the row's).
 _CONFLICT = f"ON CONFLICT (shard, {_KEYS}) DO UPDATE SET n = c.n + EXCLUDED.n"
@@ -178,44 +173,3 @@ def trigger_ddl(dialect: str) -> list[str]:
         " AFTER UPDATE OF status, caller, workflow_id ON executions"
         f" FOR EACH ROW WHEN ({_MOVED}) EXECUTE FUNCTION agent_node_count()",
     ]
-
-
-def counts_query(
-    status: Collection[str] | None, workflow_id: str | None, caller: str | None
-) -> tuple[str, list[Any]]:
-    """The statement (``?`` placeholders) and parameters of a count by
-    ``status``, ``workflow_id`` and ``caller``: the kept counts of the
-    finished statuses asked for, plus the live rows of the live ones."""
-    statuses = set(_LIVE) | TERMINAL if status is None else set(status)
-    done, live = sorted(statuses & TERMINAL), sorted(statuses - TERMINAL)
-    parts: list[str] = []
-    params: list[Any] = []
-    if done:
-        # ``status IN``: PostgreSQL reads the few live rows through the key's
-        # index, never the heap's pages whole (a burst under a long snapshot
-        # leaves thousands of them empty; a scan of them took 9 ms).
-        where, more = _where(done, workflow_id, "." + caller if caller is not None else None)
-        parts.append(f"(SELECT COALESCE(SUM(n), 0) FROM execution_counts WHERE {where})")
-        params.extend(more)
-    if live:
-        where, more = _where(live, workflow_id, caller, caller_column="caller")
-        parts.append(f"(SELECT COUNT(*) FROM executions WHERE {where})")
-        params.extend(more)
-    return "SELECT " + (" + ".join(parts) or "0"), params
-
-
-def _where(
-    statuses: list[str],
-    workflow_id: str | None,
-    caller: str | None,
-    caller_column: str = "caller_key",
-) -> tuple[str, list[Any]]:
-    clauses = [f"status IN ({', '.join('?' * len(statuses))})"]
-    params: list[Any] = list(statuses)
-    if workflow_id is not None:
-        clauses.append("workflow_id = ?")
-        params.append(workflow_id)
-    if caller is not None:
-        clauses.append(f"{caller_column} = ?")
-        params.append(caller)
-    return " AND ".join(clauses), params

@@ -16,17 +16,16 @@ import asyncio
 import logging
 from typing import Protocol
 
-from agent_node.store.records import TERMINAL
+from agent_node.store.sql import TERMINAL_IN
 
 __all__ = ["PRUNE_CANDIDATES", "PRUNE_DELETES", "Prunable", "keep_for", "prune_all"]
 
 log = logging.getLogger(__name__)
 
-_DONE = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
 
 #: The ids of a batch: ``?`` is the cut-off time, then the batch size.
 PRUNE_CANDIDATES = (
-    f"SELECT e.id FROM executions e WHERE e.status IN {_DONE} AND e.updated_at < ?"
+    f"SELECT e.id FROM executions e WHERE e.status IN {TERMINAL_IN} AND e.updated_at < ?"
     " AND NOT EXISTS (SELECT 1 FROM push_configs p WHERE p.task_id = e.id AND p.settled = 0)"
     " AND NOT EXISTS (SELECT 1 FROM delegations d WHERE d.execution_id = e.id)"
     " ORDER BY e.created_at LIMIT ?"
@@ -38,7 +37,7 @@ PRUNE_DELETES = (
     "DELETE FROM waits WHERE execution_id IN {ids}",
     "DELETE FROM work WHERE execution_id IN {ids}",
     "DELETE FROM push_configs WHERE task_id IN {ids}",
-    f"DELETE FROM executions WHERE id IN {{ids}} AND status IN {_DONE}",
+    f"DELETE FROM executions WHERE id IN {{ids}} AND status IN {TERMINAL_IN}",
 )
 
 

@@ -28,8 +28,11 @@ __all__ = [
     "ASKING",
     "DELEGATION_COLUMNS",
     "EXECUTION_COLUMNS",
+    "LIVE",
+    "LIVE_IN",
     "PENDING_PUSHES",
     "PUSH_COLUMNS",
+    "TERMINAL_IN",
     "Statements",
     "delegation_from_row",
     "delegation_update_row",
@@ -49,6 +52,10 @@ EXECUTION_COLUMNS = (
     "id, workflow_id, workflow_version, workflow_ref, status, state, cursor, last_seq,"
     " error, context_id, metadata, created_at, updated_at, state_seq, snapshot_seq, patch_room"
 )
+#: Finished and live statuses as SQL lists (``status IN …``).
+TERMINAL_IN = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
+LIVE = frozenset({"pending", "running", "waiting"})
+LIVE_IN = "(" + ", ".join(f"'{s}'" for s in sorted(LIVE)) + ")"
 #: What every commit writes of an execution's row; a commit that changes the
 #: state adds where it is (``_STATE_AT``), and its value when the row holds it;
 #: one that changes the status, the status (``_STATUS``: only then do the
