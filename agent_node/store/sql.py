@@ -303,11 +303,10 @@ def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[
 
 def _update_execution(txn: Txn, stmts: Statements) -> tuple[str, list[tuple[Any, ...]]]:
     r = txn.execution
+    row: tuple[Any, ...] = (r.cursor, r.last_seq, r.error, r.context_id, r.metadata, txn.now)
     moved = r.status != txn.status_was
-    # finished_at: updated_at once finished (store/listing.py).
-    finished = txn.now if r.status in TERMINAL else None
-    row: tuple[Any, ...] = (r.status, finished) if moved else ()
-    row += (r.cursor, r.last_seq, r.error, r.context_id, r.metadata, txn.now)
+    if moved:  # and finished_at: updated_at once finished (store/listing.py)
+        row = (r.status, txn.now if r.status in TERMINAL else None, *row)
     write = txn.state_write
     if txn.state_change is None and write is None:
         return stmts.update_execution[moved], [(*row, r.id)]
