@@ -78,6 +78,12 @@ class Fence:
     fence: int
     owner: str
 
+    def names(self, held: Claim, execution_id: str) -> bool:
+        """Whether ``held`` is the visit of ``execution_id`` this fence is on."""
+        work = held.work
+        key = (work.execution_id, held.execution.id, work.node, work.visit)
+        return key == (execution_id, execution_id, self.node, self.visit)
+
 
 @dataclass(slots=True)
 class Txn:

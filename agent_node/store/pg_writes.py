@@ -149,7 +149,7 @@ class PgWrites(PgOutbox):
     ) -> tuple[T] | None:
         """Run ``plan`` on what the writer holds and commit it if that is
         still current (module doc): the plan's value, or None if it was not."""
-        if not _holds(held, execution_id, fence):
+        if not fence.names(held, execution_id):
             return None
         was = held.execution
         txn = Txn(replace(was), time.time())
@@ -226,13 +226,6 @@ class PgWrites(PgOutbox):
             ]
 
         return await self._transact(job, written)
-
-
-def _holds(held: Claim, execution_id: str, fence: Fence) -> bool:
-    """Whether ``held`` is the visit of ``execution_id`` that ``fence`` names."""
-    work = held.work
-    key = (work.execution_id, held.execution.id, work.node, work.visit)
-    return key == (execution_id, execution_id, fence.node, fence.visit)
 
 
 def _new_txn(execution: ExecutionRecord) -> Txn:

@@ -27,7 +27,15 @@ from agent_node.store.sql import (
 )
 from agent_node.store.sqlite_writer import Notices
 
-__all__ = ["IDS", "STMTS", "check_fence_txn", "flush_txn", "start_claims_txn", "state_txn"]
+__all__ = [
+    "IDS",
+    "STMTS",
+    "check_fence_txn",
+    "flush_txn",
+    "gate_txn",
+    "start_claims_txn",
+    "state_txn",
+]
 
 STMTS = Statements(postgres=False)
 # A set of ids as one JSON parameter: one statement text whatever the set's
@@ -40,6 +48,32 @@ def check_fence_txn(conn: sqlite3.Connection, execution_id: str, fence: Fence) -
     params = (execution_id, fence.node, fence.visit, fence.fence, fence.owner)
     if conn.execute(STMTS.check_fence, params).fetchone() is None:
         raise Fenced(f"lease on {execution_id}/{fence.node}/{fence.visit} was taken over")
+
+
+# A node's commit planned on what its writer holds (SqliteWrites.apply) is
+# written only if the row is still the version the plan ran on (every write
+# of an execution sets last_seq and updated_at) and the lease still held;
+# "alone" adds that the lease's work row is the execution's only related row.
+_GATE = (
+    "SELECT 1 FROM work w JOIN executions e ON e.id = w.execution_id"
+    " WHERE w.execution_id = ? AND w.node = ? AND w.visit = ? AND w.fence = ?"
+    " AND w.lease_owner = ? AND e.last_seq = ? AND e.updated_at = ?"
+)
+_ALONE = (
+    " AND NOT EXISTS (SELECT 1 FROM work o WHERE o.execution_id = w.execution_id"
+    " AND (o.node <> w.node OR o.visit <> w.visit))"
+    " AND NOT EXISTS (SELECT 1 FROM waits o WHERE o.execution_id = w.execution_id)"
+    " AND NOT EXISTS (SELECT 1 FROM delegations o WHERE o.execution_id = w.execution_id)"
+)
+_GATES = (_GATE, _GATE + _ALONE)
+
+
+def gate_txn(conn: sqlite3.Connection, was: ExecutionRecord, fence: Fence, *, alone: bool) -> bool:
+    """Whether ``was`` is still the execution's row and ``fence`` still held
+    (with ``alone``: and the fenced visit its only work, wait or delegation)."""
+    params = (was.id, fence.node, fence.visit, fence.fence, fence.owner)
+    row = conn.execute(_GATES[alone], (*params, was.last_seq, was.updated_at)).fetchone()
+    return row is not None
 
 
 def state_txn(conn: sqlite3.Connection, record: ExecutionRecord) -> str:
@@ -68,6 +102,8 @@ def flush_txn(conn: sqlite3.Connection, txn: Txn) -> Notices:
     due = settle(txn)
     if due is not None:
         finish_fold(txn, *_snapshot_txn(conn, txn.execution.id, due.snapshot_seq, due.until))
+    if not txn.is_new:  # as the row will say (what the next gate_txn compares)
+        txn.execution.updated_at = txn.now
     for sql, rows in flush_statements(txn, STMTS):
         if len(rows) == 1:
             conn.execute(sql, rows[0])

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Collection
+from dataclasses import replace
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
@@ -34,6 +35,7 @@ from agent_node.store.sqlite_txn import (
     STMTS,
     check_fence_txn,
     flush_txn,
+    gate_txn,
     start_claims_txn,
     state_txn,
 )
@@ -70,7 +72,15 @@ class SqliteWrites(SqliteOutbox):
         state: bool = False,
         held: Claim | None = None,
     ) -> T:
+        planned = None
+        if held is not None and fence is not None and not state:
+            planned = _plan_held(plan, held, execution_id, fence, related)
+
         def job(conn: sqlite3.Connection) -> tuple[T, Notices]:
+            if planned is not None:
+                gate, txn, result = planned
+                if gate_txn(conn, *gate, alone=related):
+                    return result, flush_txn(conn, txn)
             if fence is not None:
                 check_fence_txn(conn, execution_id, fence)
             row = conn.execute(STMTS.lock_execution, (execution_id,)).fetchone()
@@ -155,3 +165,22 @@ class SqliteWrites(SqliteOutbox):
 
         count: int = await self._submit(job)
         return count
+
+
+def _plan_held(
+    plan: Plan[T], held: Claim, execution_id: str, fence: Fence, related: bool
+) -> tuple[tuple[ExecutionRecord, Fence], Txn, T] | None:
+    """``plan`` run on a copy of what the writer holds (see ``Store.apply``):
+    written if the row is still that (:func:`~.sqlite_txn.gate_txn`), which
+    spares a commit reading the execution's row (and, for its last node,
+    its work, waits and delegations). None when it cannot be."""
+    if not fence.names(held, execution_id):
+        return None
+    was = held.execution
+    txn = Txn(replace(was), time.time())
+    if related:  # the visit held as the only row: the gate checks it
+        txn.work, txn.waits, txn.delegations = [held.work], [], []
+    try:
+        return (was, fence), txn, plan(txn)
+    except Exception:  # on a stale view, maybe: the run on the row decides
+        return None
