@@ -99,9 +99,7 @@ async def test_a_current_hold_commits_as_planned(store: Store, store_url: str) -
     assert len(runs) == 1
 
 
-async def test_a_row_another_writer_moved_on_is_planned_again(
-    store: Store, store_url: str
-) -> None:
+async def test_a_row_another_writer_moved_on_is_planned_again(store: Store, store_url: str) -> None:
     held = await _held(store, "e1")
     await store.apply("e1", lambda txn: txn.event("note"))  # the hold is stale now
     runs: list[int] = []
@@ -135,9 +133,7 @@ async def test_a_plan_that_needs_the_related_rows_sees_all_of_them(
     as they are."""
     branch = await _held(store, "e2", WorkItem("e2", "c", 1, 0, 0.0, None, None, 0))
     runs: list[int] = []
-    seen = await store.apply(
-        "e2", _counted(runs), fence=_fence(branch), related=True, held=branch
-    )
+    seen = await store.apply("e2", _counted(runs), fence=_fence(branch), related=True, held=branch)
     assert seen == (4, 2)
     assert len(runs) == (2 if _reads_rows(store_url) else 1)
     alone = await _held(store, "e1")
