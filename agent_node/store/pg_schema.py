@@ -21,6 +21,7 @@ from agent_node.store.schema import (
     BACKFILLS,
     FILLS,
     MIGRATIONS,
+    REPLACED_INDEXES,
     SCHEMA_VERSION,
     ddl,
 )
@@ -81,6 +82,8 @@ async def _upgrade(conn: asyncpg.Connection, version: int) -> None:
     for newer in range(version + 1, SCHEMA_VERSION + 1):
         if newer in BACKFILLS:
             await conn.execute(BACKFILLS[newer]["postgresql"])
+        for index in REPLACED_INDEXES.get(newer, ()):
+            await conn.execute(f"DROP INDEX IF EXISTS {index}")
         for statement in ddl("postgresql", MIGRATIONS[newer]):
             await conn.execute(statement)
         for statement in FILLS.get(newer, ()):

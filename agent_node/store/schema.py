@@ -36,12 +36,18 @@ Tables (see DESIGN.md, "Durability"):
   (:mod:`.counts`); the upgrade counts the rows already there. Version 8
   also gives executions ``finished_at`` (``updated_at`` once finished, kept
   by triggers) and its index, for listings by last change (:mod:`.listing`).
+  Version 9 leaves executions without a caller or a context (those started
+  in-process) out of the indexes by caller and by context: a row that no
+  listing finds through an index costs no entry in it (fewer pages written
+  per new execution, and cached).
 
-Versions only ever add: :data:`MIGRATIONS` names the tables each version
-added (or whose new indexes it creates) and :data:`ADDED_COLUMNS` the
-columns (with the DDL that adds them to an existing table, defaults keeping
-old rows meaningful); opening an older store creates just those, then runs
-:data:`FILLS`, what fills the new tables from the rows already there.
+Versions add: :data:`MIGRATIONS` names the tables each version added (or
+whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
+the DDL that adds them to an existing table, defaults keeping old rows
+meaningful); an index a version redefines is dropped first
+(:data:`REPLACED_INDEXES`) and made again by the DDL. Opening an older store
+creates just those, then runs :data:`FILLS`, what fills the new tables from
+the rows already there.
 """
 
 from __future__ import annotations
@@ -55,9 +61,17 @@ from agent_node.store.listing import FINISHED_BACKFILL, FINISHED_DDL
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-__all__ = ["ADDED_COLUMNS", "BACKFILLS", "FILLS", "MIGRATIONS", "SCHEMA_VERSION", "ddl"]
+__all__ = [
+    "ADDED_COLUMNS",
+    "BACKFILLS",
+    "FILLS",
+    "MIGRATIONS",
+    "REPLACED_INDEXES",
+    "SCHEMA_VERSION",
+    "ddl",
+]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 #: The tables each schema version added to the one before.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("push_configs",),
@@ -67,6 +81,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     6: ("executions",),  # its new indexes
     7: ("snapshots",),
     8: ("execution_counts", "executions"),  # and ix_executions_finished
+    9: ("executions",),  # its partial indexes by caller and context
+}
+#: The indexes a version redefines: dropped before its DDL makes them again.
+REPLACED_INDEXES: dict[int, tuple[str, ...]] = {
+    9: ("ix_executions_caller", "ix_executions_context"),
 }
 #: The columns each schema version added to existing tables: ``(table,
 #: column, type and default)``. A v3 delegation row was sent already.
@@ -135,8 +154,24 @@ def _metadata() -> MetaData:
         Column("finished_at", Double),
         Index("ix_executions_status", "status", "created_at"),
         Index("ix_executions_created", "created_at", "id"),
-        Index("ix_executions_caller", "caller", "created_at", "id"),
-        Index("ix_executions_context", "context_id", "created_at", "id"),
+        # Partial: an execution started in-process has neither (only a
+        # listing's "= ?" reads them, which implies IS NOT NULL).
+        Index(
+            "ix_executions_caller",
+            "caller",
+            "created_at",
+            "id",
+            sqlite_where=Column("caller").isnot(None),
+            postgresql_where=Column("caller").isnot(None),
+        ),
+        Index(
+            "ix_executions_context",
+            "context_id",
+            "created_at",
+            "id",
+            sqlite_where=Column("context_id").isnot(None),
+            postgresql_where=Column("context_id").isnot(None),
+        ),
         Index("ix_executions_workflow", "workflow_id", "created_at", "id"),
         Index(
             "ix_executions_finished",

@@ -12,7 +12,14 @@ from __future__ import annotations
 import sqlite3
 
 from agent_node.errors import StoreError
-from agent_node.store.schema import ADDED_COLUMNS, BACKFILLS, FILLS, SCHEMA_VERSION, ddl
+from agent_node.store.schema import (
+    ADDED_COLUMNS,
+    BACKFILLS,
+    FILLS,
+    REPLACED_INDEXES,
+    SCHEMA_VERSION,
+    ddl,
+)
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = ["create_schema"]
@@ -32,6 +39,8 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             if version in BACKFILLS:
                 conn.execute(BACKFILLS[version]["sqlite"])
+            for index in REPLACED_INDEXES.get(version, ()):
+                conn.execute(f"DROP INDEX IF EXISTS {index}")
     for statement in ddl("sqlite"):
         conn.execute(statement)
     if row is not None:

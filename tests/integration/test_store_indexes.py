@@ -1,0 +1,128 @@
+"""The indexes by caller and by context hold only the executions that have
+one (schema 9): listings by caller or context still read them (not the
+table), and a store of schema 8 gets them on upgrade."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from support.raw_sql import run_sql
+
+from agent_node.store import Txn, store_from_url
+from agent_node.store.listing import Filters, page
+from agent_node.store.records import ExecutionRecord
+from agent_node.store.schema import SCHEMA_VERSION
+
+INDEXES = ("ix_executions_caller", "ix_executions_context")
+
+
+def _record(n: int, *, caller: str | None, context: str | None) -> ExecutionRecord:
+    now = time.time()
+    metadata = f'{{"caller":"{caller}"}}' if caller else None
+    return ExecutionRecord(
+        f"e{n}", "wf", "1", None, "pending", "{}", "", 0, None, context, metadata, now + n, now
+    )
+
+
+def _started(txn: Txn) -> None:
+    txn.event("execution_started", data='{"input":{}}')
+
+
+async def _fill(url: str) -> None:
+    store = store_from_url(url)
+    await store.open()
+    try:
+        for n in range(40):
+            who = f"c{n % 2}" if n % 4 == 0 else None
+            where = f"ctx{n % 3}" if n % 5 == 0 else None
+            await store.create(_record(n, caller=who, context=where), _started)
+    finally:
+        await store.close()
+
+
+async def _listing_sql(filters: Filters, *, sqlite: bool) -> tuple[str, list[Any]]:
+    """The statement a listing with ``filters`` runs (as the store builds it)."""
+    seen: list[tuple[str, list[Any]]] = []
+
+    async def fetch(sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        seen.append((sql, list(params)))
+        return []
+
+    await page(fetch, filters, limit=50, offset=0, before=None, sqlite=sqlite)
+    return seen[-1]
+
+
+async def _plan(url: str, filters: Filters) -> str:
+    """The query plan of that listing, as text (its parameters as literals)."""
+    sqlite = url.startswith("sqlite")
+    sql, params = await _listing_sql(filters, sqlite=sqlite)
+    for value in params:
+        sql = sql.replace("?", f"'{value}'" if isinstance(value, str) else str(value), 1)
+    if sqlite:
+        rows = await run_sql(url, [], f"EXPLAIN QUERY PLAN {sql}")
+        return " ".join(str(r[-1]) for r in rows)
+    # Off, a table scan is still chosen when no index can answer.
+    rows = await run_sql(url, ["SET enable_seqscan = off"], f"EXPLAIN {sql}")
+    return " ".join(str(r[0]) for r in rows)
+
+
+async def _definitions(url: str) -> dict[str, str]:
+    if url.startswith("sqlite"):
+        rows = await run_sql(
+            url, [], "SELECT name, sql FROM sqlite_master WHERE name LIKE 'ix_executions_c%'"
+        )
+    else:
+        rows = await run_sql(
+            url,
+            [],
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'ix_executions_c%'",
+        )
+    return {name: sql for name, sql in rows if name in INDEXES}
+
+
+async def _assert_partial_and_used(url: str) -> None:
+    definitions = await _definitions(url)
+    assert sorted(definitions) == sorted(INDEXES)
+    for index, sql in definitions.items():
+        assert "IS NOT NULL" in sql.upper(), (index, sql)
+    by_caller = await _plan(url, Filters(caller="c1"))
+    assert "ix_executions_caller" in by_caller, by_caller
+    by_context = await _plan(url, Filters(context_id="ctx0", status=["pending"]))
+    assert "ix_executions_context" in by_context, by_context
+    store = store_from_url(url)
+    await store.open()
+    try:  # what the listings find: every execution of that caller or context
+        found = {r.id for r in await store.list_executions(caller="c1")}
+        assert found == {f"e{n}" for n in range(40) if n % 4 == 0 and n % 2 == 1}
+        found = {r.id for r in await store.list_executions(context_id="ctx0")}
+        assert found == {f"e{n}" for n in range(40) if n % 5 == 0 and n % 3 == 0}
+        assert await store.count_executions(caller="c0") == 10
+    finally:
+        await store.close()
+
+
+async def test_listings_by_caller_and_context_read_partial_indexes(durable_url: str) -> None:
+    await _fill(durable_url)
+    await _assert_partial_and_used(durable_url)
+
+
+async def test_a_version_8_store_gets_the_partial_indexes(durable_url: str) -> None:
+    await _fill(durable_url)
+    full = [
+        "DROP INDEX ix_executions_caller",
+        "DROP INDEX ix_executions_context",
+        "CREATE INDEX ix_executions_caller ON executions (caller, created_at, id)",
+        "CREATE INDEX ix_executions_context ON executions (context_id, created_at, id)",
+        "UPDATE schema_info SET value = '8'",
+    ]
+    await run_sql(durable_url, full)
+    assert all("NOT NULL" not in sql.upper() for sql in (await _definitions(durable_url)).values())
+
+    store = store_from_url(durable_url)
+    await store.open()
+    await store.close()
+    version = await run_sql(durable_url, [], "SELECT value FROM schema_info")
+    assert version == [(str(SCHEMA_VERSION),)]
+    await _assert_partial_and_used(durable_url)
