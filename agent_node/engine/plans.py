@@ -109,7 +109,7 @@ def start_execution(
     log_notes(txn, notes)
     cursor = Cursor()
     leased = enqueue(txn, cursor, [workflow.ir.start], lease)
-    record.cursor = cursor.dump()
+    record.cursor = cursor.dump(keep=bool(leased))
     return leased
 
 
@@ -150,7 +150,7 @@ def complete_node(
     leased = apply_outcome(txn, workflow, cursor, item.node, item.visit, outcome, info, lease)
     if patch:
         change_state(txn, item.node, item.visit, patch)
-    record.cursor = cursor.dump()
+    record.cursor = cursor.dump(keep=bool(leased))
     return leased
 
 
