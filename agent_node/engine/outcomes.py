@@ -22,7 +22,7 @@ from typing import Any
 
 from agent_node.store import snapshots
 from agent_node.store.base import Txn
-from agent_node.store.patches import StatePatch
+from agent_node.store.patches import StatePatch, dumps
 from agent_node.store.records import WaitRecord, WorkItem
 from agent_node.workflow.compiled import CompiledWorkflow
 
@@ -39,8 +39,6 @@ __all__ = [
     "enqueue",
     "finish",
 ]
-
-dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -91,7 +90,7 @@ class PgWrites(PgOutbox):
             await hot.close()
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
-        txn = _new_txn(replace(execution))
+        txn = _new_txn(execution.copy())
         result = plan(txn)
         if settle(txn) is None and compact(txn):
             return result if await self._group_commit(txn, None) else None
@@ -152,7 +151,7 @@ class PgWrites(PgOutbox):
         if not fence.names(held, execution_id):
             return None
         was = held.execution
-        txn = Txn(replace(was), time.time())
+        txn = Txn(was.copy(), time.time())
         if related:  # the visit held is the only row: the statement checks it
             txn.work, txn.waits, txn.delegations = [held.work], [], []
         try:

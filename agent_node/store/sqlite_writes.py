@@ -15,7 +15,6 @@ import json
 import sqlite3
 import time
 from collections.abc import Collection
-from dataclasses import replace
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
@@ -177,7 +176,7 @@ def _plan_held(
     if not fence.names(held, execution_id):
         return None
     was = held.execution
-    txn = Txn(replace(was), time.time())
+    txn = Txn(was.copy(), time.time())
     if related:  # the visit held as the only row: the gate checks it
         txn.work, txn.waits, txn.delegations = [held.work], [], []
     try:

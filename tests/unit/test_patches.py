@@ -7,6 +7,8 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from agent_node.store.patches import StatePatch, apply_patch, diff, dumps, fold, patch_of
 
 LONG = "t" * 300
@@ -105,3 +107,24 @@ def _mutated(rng: random.Random, old: dict[str, Any]) -> dict[str, Any]:
     if rng.randrange(2):
         new[rng.choice("hijk")] = _random_value(rng)
     return new
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1, "b": [1, 2.5, None, True, False], "c": 'é"\\\n\u2028x'},
+        {"nested": {"list": [{}, [], {"k": "v"}]}, "big": 10**30, "neg": -0.0},
+        [float("nan"), float("inf")],
+        "text",
+        1.5,
+        None,
+        {1: "int key", "s": "str key"},
+    ],
+)
+def test_dumps_writes_what_json_dumps_writes(value: object) -> None:
+    assert dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_dumps_refuses_what_json_cannot_hold() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        dumps({"when": object()})
