@@ -57,33 +57,37 @@ class Cursor:
     joins: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, text: str) -> Cursor:
-        known = _KEPT.pop(text, None)
+    def load(cls, text: str, execution_id: str = "") -> Cursor:
+        """The cursor ``text`` says (of ``execution_id``: kept parsed, maybe)."""
+        known = _KEPT.pop((execution_id, text), None)
         if known is not None:
             return known
         raw = json.loads(text) if text else {}
         return cls(raw.get("v", {}), raw.get("j", {}))
 
-    def dump(self, *, keep: bool = False) -> str:
-        """The column's text; ``keep``: the execution goes on at once (its
-        next node is leased to this worker), so its next load will be of
-        this text — kept parsed until then."""
+    def dump(self, *, keep: str = "") -> str:
+        """The column's text; ``keep``: the id of an execution that goes on
+        at once (its next node leased to this worker), whose next load will
+        be of this text — kept parsed until then."""
         text = dumps({"v": self.visits, "j": self.joins} if self.joins else {"v": self.visits})
         if keep:
             if len(_KEPT) >= _KEEP_AT_MOST:  # a worker fenced out never loads its own
                 del _KEPT[next(iter(_KEPT))]
-            _KEPT[text] = Cursor(dict(self.visits), {j: list(n) for j, n in self.joins.items()})
+            copy = Cursor(dict(self.visits), {j: list(n) for j, n in self.joins.items()})
+            _KEPT[keep, text] = copy
         return text
 
 
-#: The cursors of executions going on at once, by the text their last step
-#: dumped: their next step loads that text, and a copy of a dict made then is
-#: cheaper than parsing it again (a workflow of 200 nodes keeps 200 visit
-#: counts; parsing them cost a tenth of a step). Taken out on load, so it
-#: holds about one per execution in flight; nothing for one that parks or
-#: ends. Plans run on the event loop and on the SQLite writer's thread: each
-#: operation on the dict is atomic, and a miss only parses.
-_KEPT: dict[str, Cursor] = {}
+#: The cursors of executions going on at once, by execution and the text
+#: their last step dumped: their next step loads that text, and a copy of a
+#: dict made then is cheaper than parsing it again (a workflow of 200 nodes
+#: keeps 200 visit counts; parsing them cost a tenth of a step). By
+#: execution, as executions at the same point share a text. Taken out on
+#: load, so it holds about one per execution in flight; nothing for one
+#: that parks or ends. Plans run on the event loop and on the SQLite
+#: writer's thread: each operation on the dict is atomic, and a miss only
+#: parses.
+_KEPT: dict[tuple[str, str], Cursor] = {}
 _KEEP_AT_MOST = 1024
 
 

@@ -109,7 +109,7 @@ def start_execution(
     log_notes(txn, notes)
     cursor = Cursor()
     leased = enqueue(txn, cursor, [workflow.ir.start], lease)
-    record.cursor = cursor.dump(keep=bool(leased))
+    record.cursor = cursor.dump(keep=record.id if leased else "")
     return leased
 
 
@@ -142,7 +142,7 @@ def complete_node(
     """Commit one attempt's outcome; returns the visits leased to ``lease``."""
     record = txn.execution
     txn.delete_work(item.node, item.visit)
-    cursor = Cursor.load(record.cursor)
+    cursor = Cursor.load(record.cursor, record.id)
     info: dict[str, Any] = {"duration": round(duration, 6)}
     patch = change.patch if change is not None else None
     if patch:
@@ -150,7 +150,7 @@ def complete_node(
     leased = apply_outcome(txn, workflow, cursor, item.node, item.visit, outcome, info, lease)
     if patch:
         change_state(txn, item.node, item.visit, patch)
-    record.cursor = cursor.dump(keep=bool(leased))
+    record.cursor = cursor.dump(keep=record.id if leased else "")
     return leased
 
 

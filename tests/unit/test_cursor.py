@@ -11,28 +11,29 @@ from agent_node.engine.outcomes import Cursor
 
 def test_a_kept_cursor_loads_as_its_text_says() -> None:
     cursor = Cursor({"a": 1, "b": 2}, {"j": [2, 1]})
-    text = cursor.dump(keep=True)
+    text = cursor.dump(keep="e1")
     cursor.visits["a"] = 99  # the dumped object changes afterwards: the text holds
-    loaded = Cursor.load(text)
+    loaded = Cursor.load(text, "e1")
     assert (loaded.visits, loaded.joins) == ({"a": 1, "b": 2}, {"j": [2, 1]})
     assert json.loads(text) == {"v": {"a": 1, "b": 2}, "j": {"j": [2, 1]}}
 
 
 def test_a_loaded_cursor_is_its_own() -> None:
-    text = Cursor({"a": 1}, {"j": [2, 0]}).dump(keep=True)
-    first = Cursor.load(text)
+    text = Cursor({"a": 1}, {"j": [2, 0]}).dump(keep="e1")
+    first = Cursor.load(text, "e1")
     first.visits["a"] = 2
     first.joins["j"][1] = 1
-    again = Cursor.load(text)  # a plan run twice loads the same text twice
+    again = Cursor.load(text, "e1")  # a plan run twice loads the same text twice
     assert (again.visits, again.joins) == ({"a": 1}, {"j": [2, 0]})
     assert again is not first
 
 
 def test_executions_at_the_same_point_share_a_text_not_a_cursor() -> None:
-    one = Cursor({"s0": 1}).dump(keep=True)
-    two = Cursor({"s0": 1}).dump(keep=True)
+    one = Cursor({"s0": 1}).dump(keep="e1")
+    two = Cursor({"s0": 1}).dump(keep="e2")
     assert one == two
-    mine, theirs = Cursor.load(one), Cursor.load(two)
+    mine, theirs = Cursor.load(one, "e1"), Cursor.load(two, "e2")
+    assert mine is not theirs
     mine.visits["s1"] = 1
     assert theirs.visits == {"s0": 1}
 
