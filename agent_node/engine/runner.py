@@ -126,8 +126,11 @@ class Runner:
         started = time.perf_counter()
         token = node_context.set(ctx)
         try:
-            async with asyncio.timeout(spec.timeout):
+            if spec.timeout is None:  # most nodes: no timer to arm and disarm
                 outcome = await self.executors[spec.type].execute(ctx)
+            else:
+                async with asyncio.timeout(spec.timeout):
+                    outcome = await self.executors[spec.type].execute(ctx)
             change, new_cache = _state_change(ctx, outcome, seq)
         except TimeoutError:
             error: Exception = NodeTimeout(f"node {spec.id!r} timed out after {spec.timeout}s")
