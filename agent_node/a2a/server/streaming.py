@@ -166,14 +166,18 @@ class Watch:
                     async with asyncio.timeout(self._poll):
                         await self._wake.wait()
                 self._wake.clear()
-                task = await self._render(self.task_id)
-                for event in self._changes(task):
-                    self._publish(event)
+                await self._refresh()
         except Exception as exc:
             log.warning("watching task %s failed: %r", self.task_id, exc)
             self._publish(exc)
         finally:
             self._stop()
+
+    async def _refresh(self) -> None:
+        # A method of its own: the task rendered is not held (in the loop's
+        # frame) while the watch waits for the next change.
+        for event in self._changes(await self._render(self.task_id)):
+            self._publish(event)
 
     def _changes(self, task: Task) -> list[StreamResponse]:
         previous = self.latest
