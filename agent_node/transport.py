@@ -29,10 +29,10 @@ four things uvicorn does not do:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -106,52 +106,6 @@ def uvicorn_config(
     return uvicorn.Config(app, **options)
 
 
-#: Bytes a TLS connection reads from its socket at a time. asyncio's own is
-#: 256 KiB, allocated per connection for its whole life: 358 KiB of resident
-#: memory per open SSE stream over mutual TLS, of which glibc returned none
-#: once the connections closed. A TLS record holds at most 16 KiB, so reads
-#: of 32 KiB lose nothing.
-TLS_READ_BUFFER = 32 * 1024
-#: The read buffer of each thread's TLS connections (:func:`lean_tls_buffers`).
-_READS = threading.local()
-
-
-def lean_tls_buffers() -> None:
-    """Make every asyncio TLS connection of this process (served and opened)
-    read through one buffer of :data:`TLS_READ_BUFFER` per thread, not one
-    of 256 KiB each.
-
-    asyncio reads a TLS connection's socket into its buffer and copies what
-    came into the connection's memory BIO at once, in the same callback
-    (``get_buffer``, ``recv_into``, ``buffer_updated``: nothing runs in
-    between), so the connections of one event loop can share it: an idle
-    connection — an open SSE stream, a peer's kept-alive connection — then
-    holds no read buffer at all (it held 32 KiB of the 50 KiB of Python
-    memory an open stream cost)."""
-    from asyncio import sslproto
-
-    protocol = sslproto.SSLProtocol
-    if getattr(protocol, "_agent_node_shared_reads", False):
-        return
-    protocol.max_size = min(protocol.max_size, TLS_READ_BUFFER)  # its decrypted reads
-    made = protocol.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        made(self, *args, **kwargs)
-        self._ssl_buffer = self._ssl_buffer_view = None  # its own: dropped
-
-    def get_buffer(self: Any, n: int) -> memoryview:
-        view: memoryview | None = getattr(_READS, "view", None)
-        if view is None:
-            view = _READS.view = memoryview(bytearray(TLS_READ_BUFFER))
-        self._ssl_buffer_view = view  # buffer_updated copies from it
-        return view
-
-    protocol.__init__ = init  # type: ignore[method-assign]
-    protocol.get_buffer = get_buffer  # type: ignore[method-assign]
-    protocol._agent_node_shared_reads = True  # type: ignore[attr-defined]
-
-
 def uvicorn_server(config: Any) -> Any:
     """A uvicorn server for ``config`` (see :func:`uvicorn_config`) whose
     stop ends the requests it cuts before it returns.
@@ -164,6 +118,8 @@ def uvicorn_server(config: Any) -> Any:
     and lets it answer 503 (:class:`_GracefulStop`) before it returns.
     """
     import uvicorn
+
+    from agent_node.lean_tls import lean_tls_buffers
 
     lean_tls_buffers()
 
@@ -320,6 +276,12 @@ def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
 
     max_headers, max_bytes = limits.max_headers, limits.max_header_bytes
 
+    # One PEM text and identity per certificate, not per connection: a peer's
+    # many connections (open streams) share them.
+    @functools.lru_cache(maxsize=256)
+    def peer_of(der: bytes) -> tuple[str, str | None]:
+        return ssl.DER_cert_to_PEM_cert(der), identity_of(der, from_cn=identity_from_cn)
+
     class NodeProtocol(_GracefulStop, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
@@ -333,8 +295,7 @@ def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
             if not der:
                 return
-            pem = ssl.DER_cert_to_PEM_cert(der)
-            identity = identity_of(der, from_cn=identity_from_cn)
+            pem, identity = peer_of(der)
             app = self.app
 
             async def with_peer(scope: Any, receive: Any, send: Any) -> None:

@@ -6,7 +6,8 @@ Serves bench/delegation/park.yaml (a task that waits forever) with
 ``agent-node serve`` over mutual TLS (certificates from bench/a2a/mtls.py),
 opens ``--streams`` ``SendStreamingMessage`` streams at once, each on its own
 TLS connection, reads each stream's first event (the task is parked and
-WORKING), and keeps them open. The node's RSS (psutil, after a settle) is
+WORKING), and keeps them open (it checks that the node still holds as many
+connections while it measures). The node's RSS (psutil, after a settle) is
 read before, with the streams open, and after they are closed; prints the
 RSS per open stream and what stays per stream after they closed.
 """
@@ -68,6 +69,11 @@ async def settle(pid: int) -> tuple[int, float]:
     return int(process.memory_info().rss), sum(process.cpu_times()[:2]) - cpu
 
 
+def established(pid: int) -> int:
+    """The node's established TCP connections: its open streams."""
+    return sum(c.status == psutil.CONN_ESTABLISHED for c in psutil.Process(pid).net_connections())
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=200)
@@ -94,11 +100,15 @@ async def main() -> None:
             message = {"role": "ROLE_USER", "parts": [{"data": {"n": 1}}], "messageId": f"m{n}"}
             payload = {**body, "params": {"message": message}}
             async with client.stream("POST", f"{url}/a2a", json=payload, headers=headers) as answer:
-                async for line in answer.aiter_lines():
+                # Held, not dropped after the break: a dropped line iterator is
+                # finalized at once, and that closes the connection.
+                lines = answer.aiter_lines()
+                async for line in lines:
                     if line.startswith("data:"):
                         break
                 opened.set()
                 await done.wait()
+                await lines.aclose()
 
         warm_done = asyncio.Event()
         warm_open = asyncio.Event()
@@ -120,6 +130,9 @@ async def main() -> None:
             await asyncio.gather(*(e.wait() for e in events))
             opened_in = time.perf_counter() - began
             during, busy = await settle(node.pid)
+            connected = established(node.pid)
+            if connected < args.streams:
+                raise SystemExit(f"only {connected} of {args.streams} streams are still open")
             done.set()
             await asyncio.gather(*holders)
             for client in clients:

@@ -234,6 +234,14 @@ async def test_an_error_after_the_first_event_is_the_last_event() -> None:
     assert documents[1]["error"]["code"] == -32001
 
 
+async def test_a_stream_that_ends_leaves_no_task_listening(client: httpx.AsyncClient) -> None:
+    body = rpc("SendStreamingMessage", {"message": message("hi"), "metadata": {"skill": "greet"}})
+    media_type, documents = await stream(client, body)
+    assert media_type == "text/event-stream" and documents[-1]["result"]["statusUpdate"]
+    await asyncio.sleep(0)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "sse disconnect"]
+
+
 async def test_a_client_that_disconnects_stops_the_watch(service: TaskService) -> None:
     endpoint = jsonrpc_endpoint(service, capabilities=STREAMING)
     app = Starlette(routes=[Route("/a2a", endpoint, methods=["POST"])])
@@ -255,10 +263,13 @@ async def test_a_client_that_disconnects_stops_the_watch(service: TaskService) -
                 assert json.loads(first.removeprefix("data: "))["result"]["task"]["id"] == task_id
                 assert service.watches.followers(task_id) == 1
         for _ in range(200):
-            if len(service.watches) == 0:
+            if len(service.watches) == 0 and not server.server_state.tasks:
                 break
             await asyncio.sleep(0.01)
         assert len(service.watches) == 0
+        # The request's task and the one that listened for the disconnect end too.
+        assert not server.server_state.tasks
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "sse disconnect"]
     finally:
         server.should_exit = True
         await serving

@@ -1,5 +1,5 @@
 """TLS connections of one event loop read through one shared buffer
-(:func:`agent_node.transport.lean_tls_buffers`): many connections moving
+(:func:`agent_node.lean_tls.lean_tls_buffers`): many connections moving
 large bodies at once, both ways, lose and mix nothing, and an idle
 connection holds no read buffer of its own."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from support.certs import make_certs
 from support.tls import caller_context
 
+from agent_node.lean_tls import TLS_READ_BUFFER, lean_tls_buffers
 from agent_node.security.tls import server_context
-from agent_node.transport import TLS_READ_BUFFER, lean_tls_buffers
 
 BODY = 1_000_003  # not a multiple of any buffer or TLS record size
 CONNECTIONS = 24
@@ -72,3 +72,31 @@ async def test_connections_sharing_the_read_buffer_mix_nothing(tmp_path: Path) -
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_the_peer_certificate_is_still_told_when_asked(tmp_path: Path) -> None:
+    lean_tls_buffers()
+    certs = make_certs(tmp_path, "server", "client")
+    served = server_context(certs / "server.pem", certs / "server-key.pem", [certs / "ca.pem"])
+    seen: list[object] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        ssl_object = writer.get_extra_info("ssl_object")
+        seen.extend([writer.get_extra_info("peercert"), ssl_object.getpeercert()])
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=caller_context(certs, "client"), server_hostname="localhost"
+        )
+        await reader.read()
+        server_cert = writer.get_extra_info("peercert")
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    told, decoded = seen
+    assert isinstance(told, dict) and told == decoded and told["subject"]
+    assert isinstance(server_cert, dict) and server_cert["subject"]

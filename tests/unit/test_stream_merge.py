@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from agent_node.a2a.protocol.models import (
     Artifact,
     Part,
@@ -13,6 +11,7 @@ from agent_node.a2a.protocol.models import (
     TaskStatus,
     TaskStatusUpdateEvent,
 )
+from agent_node.a2a.server.inbox import Inbox
 from agent_node.a2a.server.streaming import _merged
 
 
@@ -35,7 +34,7 @@ def status() -> StreamResponse:
 
 
 def test_chunks_queued_behind_one_are_merged_in_order_up_to_another_event() -> None:
-    queue: asyncio.Queue[StreamResponse | Exception] = asyncio.Queue()
+    queue: Inbox[StreamResponse | Exception] = Inbox()
     for item in (chunk("a", "b", True), chunk("a", "c", True, last=True), chunk("a", "x", False)):
         queue.put_nowait(item)
     merged = _merged(chunk("a", "a", False), queue).artifact_update
@@ -44,12 +43,12 @@ def test_chunks_queued_behind_one_are_merged_in_order_up_to_another_event() -> N
     assert queue.qsize() == 1  # the next stream's opening stays: a new artifact text
 
     alone = chunk("a", "y", True)
-    assert _merged(alone, asyncio.Queue()) is alone  # nothing behind it
-    queue2: asyncio.Queue[StreamResponse | Exception] = asyncio.Queue()
+    assert _merged(alone, Inbox()) is alone  # nothing behind it
+    queue2: Inbox[StreamResponse | Exception] = Inbox()
     queue2.put_nowait(status())
     queue2.put_nowait(chunk("a", "after", True))
     assert _merged(alone, queue2) is alone  # another event first: order kept
     assert queue2.qsize() == 2
-    queue2 = asyncio.Queue()
+    queue2 = Inbox()
     queue2.put_nowait(chunk("b", "other", True))
     assert _merged(alone, queue2) is alone  # another artifact's

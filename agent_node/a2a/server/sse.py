@@ -11,10 +11,17 @@ binding's error object.
 
 The handler's iterator is always closed when the response ends, also when
 the client went away, so that it stops following its task at once.
+
+A client that goes away is noticed while its stream is idle, as Starlette's
+``StreamingResponse`` does, by a task that waits on ``receive`` for
+``http.disconnect``; but that one task is all an open stream adds to its
+request's, where Starlette runs an anyio task group of two tasks, with
+cancel scopes and an event (some 5 KiB a stream, idle almost all its life).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -52,11 +59,31 @@ class EventStreamResponse(StreamingResponse):
         self._events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.current_task()
+        if streaming is None:
+            raise RuntimeError("an event stream is sent from a task")
+        phase: Literal["streaming", "gone"] = "streaming"
+
+        def gone(listener: asyncio.Task[None]) -> None:
+            nonlocal phase
+            if not listener.cancelled():
+                listener.exception()  # retrieved: a receive that failed is a client gone too
+            phase = "gone"
+            streaming.cancel()  # lands where the stream waits: nowhere else awaits
+
+        listener = asyncio.create_task(_until_disconnect(receive), name="sse disconnect")
+        listener.add_done_callback(gone)
         try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._content.aclose()
-            await _close(self._events)
+            try:
+                await self.stream_response(send)
+            finally:
+                listener.remove_done_callback(gone)
+                listener.cancel()
+                await self._content.aclose()
+                await _close(self._events)
+        except asyncio.CancelledError:
+            if phase == "streaming" or streaming.uncancel() > 0:
+                raise  # not (only) ours: the server stops, say
 
 
 def event_stream(
@@ -109,6 +136,7 @@ async def _frames(
             if not isinstance(event, StreamResponse):
                 raise TypeError(f"{method} handler streamed {type(event).__name__}")
             yield frame(event)
+            del event  # not held while the next one is awaited: most of a stream's life
     except A2AError as exc:
         yield error(exc)
     except StoreError as exc:  # says what failed: no traceback needed
@@ -125,6 +153,11 @@ async def _close(events: AsyncIterator[StreamResponse]) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _frame(body: dict[str, Any], *, ascii_only: bool) -> bytes:

@@ -49,6 +49,7 @@ from agent_node.a2a.protocol.models import (
     TaskStatus,
     TaskStatusUpdateEvent,
 )
+from agent_node.a2a.server.inbox import Flag, Inbox
 from agent_node.store.base import Store
 from agent_node.store.live import Chunk
 
@@ -84,11 +85,12 @@ class Watch:
         self.task_id = task_id
         #: Chunks that came before the first follower (a private watch's only).
         self._backlog: list[StreamResponse] | None = [] if private else None
+        self._private = private
         self._store = store
         self._render = render
         self._poll = poll
-        self._wake = asyncio.Event()
-        self._followers: list[asyncio.Queue[_Item]] = []
+        self._wake = Flag()
+        self._followers: list[Inbox[_Item]] = []
         self._runner: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._unlive: Callable[[], None] | None = None
@@ -125,12 +127,15 @@ class Watch:
     def followers(self) -> int:
         return len(self._followers)
 
-    def join(self, queue: asyncio.Queue[_Item]) -> Task:
+    def join(self, queue: Inbox[_Item]) -> Task:
         """Add a follower; returns the task its events start from (chunks
         that came before a private watch's follower joined follow it)."""
         if self.latest is None:
             raise RuntimeError("join() before start()")
         self._followers.append(queue)
+        base = self.latest
+        if self._private:  # nobody joins later: what a next change is told against will do
+            self.latest = _slim(base, base.status)
         if self._backlog is not None:
             for item in self._backlog:
                 queue.put_nowait(item)
@@ -138,9 +143,9 @@ class Watch:
         else:  # joining mid-stream: the text so far, then what follows
             for stream, (node, text) in self._writing.items():
                 queue.put_nowait(self._update(stream, node, text, append=False, last=False))
-        return self.latest
+        return base
 
-    def leave(self, queue: asyncio.Queue[_Item]) -> None:
+    def leave(self, queue: Inbox[_Item]) -> None:
         """Remove a follower; the last one to leave stops the watch."""
         if queue in self._followers:
             self._followers.remove(queue)
@@ -161,21 +166,26 @@ class Watch:
                     async with asyncio.timeout(self._poll):
                         await self._wake.wait()
                 self._wake.clear()
-                task = await self._render(self.task_id)
-                for event in self._changes(task):
-                    self._publish(event)
+                await self._refresh()
         except Exception as exc:
             log.warning("watching task %s failed: %r", self.task_id, exc)
             self._publish(exc)
         finally:
             self._stop()
 
+    async def _refresh(self) -> None:
+        # A method of its own: the task rendered is not held (in the loop's
+        # frame) while the watch waits for the next change.
+        for event in self._changes(await self._render(self.task_id)):
+            self._publish(event)
+
     def _changes(self, task: Task) -> list[StreamResponse]:
         previous = self.latest
         if previous is None:
             return []
         status = _no_regress(previous.status, task.status)
-        self.latest = task.model_copy(update={"status": status})
+        shared = not self._private
+        self.latest = task.model_copy(update={"status": status}) if shared else _slim(task, status)
         context_id = task.context_id or task.id
         events: list[StreamResponse] = []
         for artifact in task.artifacts or []:
@@ -246,6 +256,11 @@ def _status_key(status: TaskStatus) -> tuple[str, object]:
     return str(status.state), message
 
 
+def _slim(task: Task, status: TaskStatus) -> Task:
+    """``task`` without its history, artifacts and metadata."""
+    return Task(id=task.id, context_id=task.context_id, status=status)
+
+
 def _no_regress(previous: TaskStatus, status: TaskStatus) -> TaskStatus:
     if status.state == TaskState.SUBMITTED and previous.state != TaskState.SUBMITTED:
         return status.model_copy(update={"state": TaskState.WORKING})
@@ -260,7 +275,7 @@ class Follower:
     def __init__(self, watch: Watch, *, at_interrupt: bool) -> None:
         self._watch = watch
         self._at_interrupt = at_interrupt
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queue: Inbox[_Item] = Inbox()
         self._first: StreamResponse | None = StreamResponse(task=watch.join(self._queue))
         self._closed = False
 
@@ -289,7 +304,7 @@ class Follower:
             self._watch.leave(self._queue)
 
 
-def _merged(event: StreamResponse, queue: asyncio.Queue[_Item]) -> StreamResponse:
+def _merged(event: StreamResponse, queue: Inbox[_Item]) -> StreamResponse:
     """``event`` and the chunks of the same artifact queued behind it, as one
     chunk: a follower that reads slower than a model writes gets fewer,
     longer chunks, never a growing backlog of tiny ones."""
@@ -299,7 +314,7 @@ def _merged(event: StreamResponse, queue: asyncio.Queue[_Item]) -> StreamRespons
     texts = [update.artifact.parts[0].text or ""]
     last = False
     while not queue.empty() and not last:
-        following = queue._queue[0]  # type: ignore[attr-defined]  # a peek: FIFO order kept
+        following = queue.peek()
         more = following.artifact_update if isinstance(following, StreamResponse) else None
         if (
             more is None
