@@ -12,8 +12,9 @@ before the span itself is emitted. A chain A → B → C is one trace: each
 peer's execution span is the child of its caller's delegation span.
 
 * :mod:`.traces_ledger` follows the commits (dict work in the observer),
-* :mod:`.traces_spans` builds the spans (GenAI conventions on model calls),
-  written as :mod:`.traces_wire` has them,
+* :mod:`.traces_spans` builds the spans, written as :mod:`.traces_wire` has
+  them; :mod:`.traces_calls` those of a visit's model call (GenAI
+  conventions) and of its calls out of the node,
 * :mod:`.traces_http` makes the request spans,
 * :mod:`.traces_pipeline` is the SDK: OTLP/HTTP behind a batch processor.
 

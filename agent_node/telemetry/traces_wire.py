@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 __all__ = [
     "CLIENT",
+    "ERROR",
     "INTERNAL",
     "Encoded",
     "attributes",
@@ -42,6 +43,7 @@ __all__ = [
     "lead",
     "local_span",
     "local_tail",
+    "ns",
     "parent_field",
     "span",
     "status",
@@ -60,6 +62,13 @@ _LOCAL_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)  # field 16, fixed32
 _REMOTE_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
 #: Span kinds by their OTLP number (the SDK's enum counts from 0).
 INTERNAL, CLIENT = 1, 3
+#: A span status's code for an error.
+ERROR = 2
+
+
+def ns(seconds: float) -> int:
+    """A time of the log (seconds) as OTLP has it (nanoseconds)."""
+    return int(seconds * 1e9)
 
 
 def _varint(value: int) -> bytes:

@@ -29,6 +29,7 @@ from agent_node.runtime import Runtime
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
 from agent_node.store.records import EventRecord, ExecutionRecord
 from agent_node.telemetry.traces import start_traces, traces_wanted
+from agent_node.telemetry.traces_calls import provider_and_model
 from agent_node.telemetry.traces_http import span_name
 from agent_node.telemetry.traces_ids import (
     call_span_id,
@@ -44,7 +45,7 @@ from agent_node.telemetry.traces_ledger import (
     replayed,
     visit_end,
 )
-from agent_node.telemetry.traces_spans import SpanFactory, provider_and_model
+from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, PythonNode
 
