@@ -117,7 +117,7 @@ class Traces:
         self._ledger = Ledger()
         self._replays: set[asyncio.Task[None]] = set()
         self._reading = asyncio.Semaphore(REPLAYS)
-        #: Spans written since the last hand-over (:meth:`_hand_over`).
+        #: Spans written since the last hand-over (:meth:`_send`).
         self._written: list[bytes] = []
         self._due: asyncio.TimerHandle | None = None
         self._forget = runtime.store.observe(self._committed)
@@ -161,32 +161,39 @@ class Traces:
     def _emit(self, endings: Sequence[Ending]) -> None:
         spans, written = self._spans, self._written
         for ending in endings:
-            if isinstance(ending, ExecutionEnd):
-                written.append(spans.execution(ending).data)
-                continue
             if isinstance(ending, tuple):  # most: a visit that ran once
                 data = spans.plain(ending)
                 if data is not None:
                     written.append(data)
                     continue
                 ending = visit_end(ending)
+            elif isinstance(ending, ExecutionEnd):
+                written.append(spans.execution(ending))
+                continue
             written.extend(span.data for span in spans.visit(ending))
         if len(written) >= BUNDLE:
-            self._hand_over()
+            self._send()
         elif written and self._due is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # a commit observed off the loop: no waiting
-                self._hand_over()
+                self._send()
             else:
+                # Left running when a full bundle goes first: the spans
+                # written after it wait for it (less than BUNDLE_WAIT), and a
+                # busy node sets one timer per BUNDLE_WAIT, not one per bundle.
                 self._due = loop.call_later(BUNDLE_WAIT, self._hand_over)
 
     def _hand_over(self) -> None:
-        """The spans written so far to the batch processor, as one item (they
-        share the node's resource and scope; the exporter sends the bytes)."""
+        """The spans written so far to the batch processor, and no timer left."""
         if self._due is not None:
             self._due.cancel()
             self._due = None
+        self._send()
+
+    def _send(self) -> None:
+        """The spans written so far to the batch processor, as one item (they
+        share the node's resource and scope; the exporter sends the bytes)."""
         if not self._written:
             return
         data, self._written = b"".join(self._written), []

@@ -40,7 +40,6 @@ from agent_node.telemetry.traces_ids import (
     visit_at,
     visit_half,
     visit_span_id,
-    visit_span_mix,
 )
 from agent_node.telemetry.traces_ledger import ExecutionEnd, Plain, VisitEnd, data_of
 from agent_node.workflow.ir import NodeSpec
@@ -95,8 +94,8 @@ class _Ids:
 
     __slots__ = ("lead", "parent", "span_id", "trace", "visits")
 
-    def __init__(self, execution_id: str, trace: bytes) -> None:
-        self.trace = trace
+    def __init__(self, execution_id: str, origin: Origin) -> None:
+        trace = self.trace = origin.trace_id.to_bytes(16, "big")
         self.span_id = _id(execution_span_id(execution_id))
         self.lead = wire.lead(trace)
         self.parent = wire.parent_field(self.span_id)
@@ -128,8 +127,7 @@ class SpanFactory:
         if found is None:
             if len(self._ids) >= _KEPT:  # executions whose end this process never sees
                 self._ids.clear()
-            trace = origin.trace_id.to_bytes(16, "big")
-            found = self._ids[execution_id] = _Ids(execution_id, trace)
+            found = self._ids[execution_id] = _Ids(execution_id, origin)
         return found
 
     def _node(self, workflow: str, version: str, ref: str | None, node: str) -> _Node:
@@ -157,16 +155,16 @@ class SpanFactory:
             )
         return found
 
-    def execution(self, end: ExecutionEnd) -> wire.Encoded:
+    def execution(self, end: ExecutionEnd) -> bytes:
+        """The execution's span, written (its visits' ids are forgotten)."""
         record, origin = end.execution, end.origin
         status = _STATUSES.get(end.status) or wire.attributes(
             {"agent_node.execution.status": end.status}
         )
-        attributes = (
-            self._workflow(record.workflow_id, record.workflow_version)
-            + _EXECUTION_ID(record.id)
-            + status
-        )
+        workflow = self._workflows.get((record.workflow_id, record.workflow_version))
+        if workflow is None:
+            workflow = self._workflow(record.workflow_id, record.workflow_version)
+        attributes = workflow + _EXECUTION_ID(record.id) + status
         if record.context_id:
             attributes += _CONVERSATION(record.context_id)
         if (caller := record.caller) is not None:
@@ -175,21 +173,22 @@ class SpanFactory:
             attributes += _FAILED + wire.status(
                 wire.ERROR, str(data_of(end.data).get("error") or "failed")
             )
-        ids = self._ids_of(record.id, origin)
-        self._ids.pop(record.id, None)
-        parent = b"" if origin.parent_id is None else _id(origin.parent_id)
-        start = wire.ns(record.created_at)
-        return self.encoded(
-            wire.span(
-                ids.trace,
-                int.from_bytes(ids.span_id, "big"),
-                parent,
-                bool(parent),
-                self._execution_head,
-                start,
-                max(start, wire.ns(end.at)),
-                attributes,
-            )
+        ids = self._ids.pop(record.id, None) or _Ids(record.id, origin)
+        start = int(record.created_at * 1e9)
+        end_ns = int(end.at * 1e9)
+        if origin.parent_id is None:  # the trace's root
+            parent, tail = b"", wire.local_tail(attributes)
+        else:  # the caller's span, in another process
+            parent = wire.parent_field(_id(origin.parent_id))
+            tail = wire.remote_tail(attributes)
+        return wire.joined_span(
+            ids.lead,
+            ids.span_id,
+            parent,
+            self._execution_head,
+            start,
+            end_ns if end_ns > start else start,
+            tail,
         )
 
     def plain(self, end: Plain) -> bytes | None:
@@ -197,15 +196,20 @@ class SpanFactory:
         written; None when its node's spans are more than the visit's alone
         (:meth:`visit` writes those)."""
         record, origin, node_id, number, start, at, _ = end
-        node = self._node(record.workflow_id, record.workflow_version, record.workflow_ref, node_id)
+        # The lookups of every visit, inline: each call costs as much as the writing.
+        node = self._nodes.get((record.workflow_id, record.workflow_version, node_id))
+        if node is None:
+            node = self._node(
+                record.workflow_id, record.workflow_version, record.workflow_ref, node_id
+            )
         if not node.plain or number != 1:
             return None
-        ids = self._ids_of(record.id, origin)
+        ids = self._ids.get(record.id) or self._ids_of(record.id, origin)
         start_ns = int(start * 1e9)
         end_ns = int(at * 1e9)
-        return wire.local_span(
+        return wire.joined_span(
             ids.lead,
-            _id(visit_span_mix(ids.visits, node.first)),
+            ((ids.visits ^ node.first) or 1).to_bytes(8, "big"),  # visit_span_mix
             ids.parent,
             node.head,
             start_ns,

@@ -603,7 +603,7 @@ def test_an_execution_s_span_is_its_caller_s_child_across_processes() -> None:
         record(status="failed"), [log("execution_failed", 12.5, error="it broke")]
     )
     assert isinstance(end, ExecutionEnd)
-    body = encode([factory().execution(end)])
+    body = encode([factory().encoded(factory().execution(end))])
     [span] = decode(body)
     assert (span.name, span.kind, span.start, span.end) == (
         "invoke_agent n",
@@ -621,7 +621,7 @@ def test_an_execution_s_span_is_its_caller_s_child_across_processes() -> None:
     assert request.resource_spans[0].scope_spans[0].spans[0].flags == 0x300  # a remote parent
     # A trace the node made up: the execution is its root.
     root = ExecutionEnd(record({"traceparent": PARENT, "trace_root": True}), *_origin_at(end))
-    [span] = decode(encode([factory().execution(root)]))
+    [span] = decode(encode([factory().encoded(factory().execution(root))]))
     assert span.parent_id is None and span.trace_id == TRACE and span.status == "UNSET"
 
 
@@ -857,7 +857,7 @@ def test_an_execution_span_s_text_attributes_of_any_length_decode() -> None:
         origin = origin_of(record_.metadata)
         assert origin is not None
         end = ExecutionEnd(record_, origin, 12.0, "completed", None)
-        [span] = decode(encode([factory().execution(end)]))
+        [span] = decode(encode([factory().encoded(factory().execution(end))]))
         assert span.attributes["agent_node.caller"] == caller
         assert span.attributes["gen_ai.conversation.id"] == "ctx-" + caller[:5]
         assert span.attributes["agent_node.execution.id"] == "e1"
