@@ -150,7 +150,8 @@ class Traces:
     def _committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
         try:
             endings, replay = self._ledger.committed(execution, events)
-            self._emit(endings)
+            if endings:  # an execution's first commit, a visit's retry: none
+                self._emit(endings)
             if replay is not None:
                 task = asyncio.get_running_loop().create_task(self._replay(replay))
                 self._replays.add(task)

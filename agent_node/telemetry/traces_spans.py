@@ -36,9 +36,8 @@ from agent_node.telemetry.traces_calls import CALLS, chat_span
 from agent_node.telemetry.traces_ids import (
     Origin,
     call_span_id,
-    execution_span_id,
+    execution_span_ids,
     visit_at,
-    visit_half,
     visit_span_id,
 )
 from agent_node.telemetry.traces_ledger import ExecutionEnd, Plain, VisitEnd, data_of
@@ -96,11 +95,12 @@ class _Ids:
 
     def __init__(self, execution_id: str, origin: Origin) -> None:
         trace = self.trace = origin.trace_id.to_bytes(16, "big")
-        self.span_id = _id(execution_span_id(execution_id))
+        span_id, visits = execution_span_ids(execution_id)
+        self.span_id = span_id.to_bytes(8, "big")
         self.lead = wire.lead(trace)
         self.parent = wire.parent_field(self.span_id)
         #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`).
-        self.visits = visit_half(execution_id)
+        self.visits = visits
 
 
 class SpanFactory:

@@ -34,6 +34,7 @@ from agent_node.telemetry.traces_http import span_name
 from agent_node.telemetry.traces_ids import (
     call_span_id,
     execution_span_id,
+    execution_span_ids,
     origin_of,
     parse_traceparent,
     visit_span_id,
@@ -63,6 +64,7 @@ def sha(text: str) -> int:
 
 def test_ids_are_derived_from_what_the_log_names() -> None:
     assert execution_span_id("e1") == sha("execution:e1")
+    assert execution_span_ids("é1") == (sha("execution:é1"), sha("visit:é1"))
     # A visit's: its execution's half and its node's and visit's, each hashed once.
     assert visit_span_id("e1/ask/2") == sha("visit:e1") ^ sha("at:ask/2")
     assert visit_span_id("e1/ask/2") != visit_span_id("e2/ask/2") != visit_span_id("e1/ask/1")
