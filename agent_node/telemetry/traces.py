@@ -64,7 +64,7 @@ CLOSE_TIMEOUT = 10.0
 #: one item: :class:`~.traces_wire.Encoded` holds them written one after the
 #: other, so a bundle counts once against ``OTEL_BSP_MAX_QUEUE_SIZE``: a node
 #: whose collector is down holds up to this many times more spans, ~5 MB at
-#: the default), and how long the first of them waits for the others (seconds).
+#: the default), and how long the first of them waits for the others, at most (seconds).
 BUNDLE, BUNDLE_WAIT = 16, 0.5
 
 
