@@ -12,8 +12,9 @@ before the span itself is emitted. A chain A → B → C is one trace: each
 peer's execution span is the child of its caller's delegation span.
 
 * :mod:`.traces_ledger` follows the commits (dict work in the observer),
-* :mod:`.traces_spans` builds the spans (GenAI conventions on model calls),
-  written as :mod:`.traces_wire` has them,
+* :mod:`.traces_spans` builds the spans, written as :mod:`.traces_wire` has
+  them; :mod:`.traces_calls` those of a visit's model call (GenAI
+  conventions) and of its calls out of the node,
 * :mod:`.traces_http` makes the request spans,
 * :mod:`.traces_pipeline` is the SDK: OTLP/HTTP behind a batch processor.
 
@@ -63,7 +64,7 @@ CLOSE_TIMEOUT = 10.0
 #: one item: :class:`~.traces_wire.Encoded` holds them written one after the
 #: other, so a bundle counts once against ``OTEL_BSP_MAX_QUEUE_SIZE``: a node
 #: whose collector is down holds up to this many times more spans, ~5 MB at
-#: the default), and how long the first of them waits for the others (seconds).
+#: the default), and how long the first of them waits for the others, at most (seconds).
 BUNDLE, BUNDLE_WAIT = 16, 0.5
 
 
@@ -116,7 +117,7 @@ class Traces:
         self._ledger = Ledger()
         self._replays: set[asyncio.Task[None]] = set()
         self._reading = asyncio.Semaphore(REPLAYS)
-        #: Spans written since the last hand-over (:meth:`_hand_over`).
+        #: Spans written since the last hand-over (:meth:`_send`).
         self._written: list[bytes] = []
         self._due: asyncio.TimerHandle | None = None
         self._forget = runtime.store.observe(self._committed)
@@ -149,7 +150,8 @@ class Traces:
     def _committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
         try:
             endings, replay = self._ledger.committed(execution, events)
-            self._emit(endings)
+            if endings:  # an execution's first commit, a visit's retry: none
+                self._emit(endings)
             if replay is not None:
                 task = asyncio.get_running_loop().create_task(self._replay(replay))
                 self._replays.add(task)
@@ -160,32 +162,39 @@ class Traces:
     def _emit(self, endings: Sequence[Ending]) -> None:
         spans, written = self._spans, self._written
         for ending in endings:
-            if isinstance(ending, ExecutionEnd):
-                written.append(spans.execution(ending).data)
-                continue
             if isinstance(ending, tuple):  # most: a visit that ran once
                 data = spans.plain(ending)
                 if data is not None:
                     written.append(data)
                     continue
                 ending = visit_end(ending)
+            elif isinstance(ending, ExecutionEnd):
+                written.append(spans.execution(ending))
+                continue
             written.extend(span.data for span in spans.visit(ending))
         if len(written) >= BUNDLE:
-            self._hand_over()
+            self._send()
         elif written and self._due is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # a commit observed off the loop: no waiting
-                self._hand_over()
+                self._send()
             else:
+                # Left running when a full bundle goes first: the spans
+                # written after it wait for it (less than BUNDLE_WAIT), and a
+                # busy node sets one timer per BUNDLE_WAIT, not one per bundle.
                 self._due = loop.call_later(BUNDLE_WAIT, self._hand_over)
 
     def _hand_over(self) -> None:
-        """The spans written so far to the batch processor, as one item (they
-        share the node's resource and scope; the exporter sends the bytes)."""
+        """The spans written so far to the batch processor, and no timer left."""
         if self._due is not None:
             self._due.cancel()
             self._due = None
+        self._send()
+
+    def _send(self) -> None:
+        """The spans written so far to the batch processor, as one item (they
+        share the node's resource and scope; the exporter sends the bytes)."""
         if not self._written:
             return
         data, self._written = b"".join(self._written), []

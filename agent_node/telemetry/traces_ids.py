@@ -33,6 +33,7 @@ __all__ = [
     "call_span_id",
     "chat_span_id",
     "execution_span_id",
+    "execution_span_ids",
     "origin_of",
     "parse_traceparent",
     "visit_at",
@@ -91,6 +92,15 @@ def _derived(kind: str, key: str) -> int:
 
 def execution_span_id(execution_id: str) -> int:
     return _derived("execution", execution_id)
+
+
+def execution_span_ids(execution_id: str) -> tuple[int, int]:
+    """:func:`execution_span_id` and :func:`visit_half` of an execution, in
+    one call (its spans need both, once each)."""
+    raw = execution_id.encode()
+    span = int.from_bytes(hashlib.sha256(b"execution:" + raw).digest()[:8], "big") or 1
+    half = int.from_bytes(hashlib.sha256(b"visit:" + raw).digest()[:8], "big") or 1
+    return span, half
 
 
 def visit_span_id(key: str) -> int:

@@ -239,13 +239,17 @@ class Ledger:
             return [], None
         endings: list[Ending] = []
         replay: Replay | None = None
-        starts = run.starts
+        starts, visits = run.starts, run.visits
         for event in events:
             kind = event.kind
             # The two kinds of every step, first: a visit starting, and
             # completing (once started here, its start is all there is to know).
             if kind == "node_started":
-                _started(run, event)
+                key = (event.node or "", event.visit or 0)
+                if (event.attempt or 1) == 1 and key not in visits and key not in starts:
+                    starts[key] = event.at  # most: its one attempt (as _started has it)
+                else:
+                    _started(run, event)
                 continue
             if kind == "node_completed":
                 key = (event.node or "", event.visit or 0)
@@ -254,35 +258,52 @@ class Ledger:
                     plain = (execution, origin, key[0], key[1], start, event.at, event.data)
                     endings.append(plain)
                     continue
-                visit = run.visits.pop(key, None)
+                visit = visits.pop(key, None)
                 if visit is not None and visit.whole:
                     endings.append(
                         VisitEnd(execution, origin, visit, event.at, "completed", event.data)
                     )
                     continue
                 step: _Step | None = _Step(visit or Visit(key[0], key[1]))
+            elif kind in _ENDS and run.whole and not starts and not visits:
+                # Most executions end so: nothing of theirs is left open.
+                endings.append(ExecutionEnd(execution, origin, event.at, _ENDS[kind], event.data))
+                self._runs.pop(execution.id, None)
+                continue
             else:
                 rule = _RULES.get(kind)
                 step = rule(run, event) if rule is not None else None
-            if step is None:
-                continue
-            if step.status is not None:
-                endings.append(ExecutionEnd(execution, origin, event.at, step.status, event.data))
-                if run.whole and all(v.whole for v in step.open):
-                    endings.extend(_cut_short(execution, origin, step, event.at))
-                else:  # visits may be open that this process never saw start
-                    replay = replay or Replay(execution, origin)
-                    replay.open_at_end = True
-                self._runs.pop(execution.id, None)
-            elif step.visit is not None and step.visit.whole:
-                ending = VisitEnd(execution, origin, step.visit, event.at, step.outcome, event.data)
-                endings.append(ending)
-            elif step.visit is not None:
-                replay = replay or Replay(execution, origin)
-                replay.visits.add((step.visit.node, step.visit.visit))
-        if replay is not None and not (replay.visits or replay.open_at_end):
-            replay = None
+            if step is not None:
+                replay = self._settle(execution, origin, run, event, step, endings, replay)
         return endings, replay
+
+    def _settle(
+        self,
+        execution: ExecutionRecord,
+        origin: Origin,
+        run: _Run,
+        event: EventRecord,
+        step: _Step,
+        endings: list[Ending],
+        replay: Replay | None,
+    ) -> Replay | None:
+        """``step``'s endings added to ``endings``; the read-back it asks for
+        added to ``replay`` (made when there was none)."""
+        if step.status is not None:
+            endings.append(ExecutionEnd(execution, origin, event.at, step.status, event.data))
+            if run.whole and all(v.whole for v in step.open):
+                endings.extend(_cut_short(execution, origin, step, event.at))
+            else:  # visits may be open that this process never saw start
+                replay = replay or Replay(execution, origin)
+                replay.open_at_end = True
+            self._runs.pop(execution.id, None)
+        elif step.visit is not None and step.visit.whole:
+            ending = VisitEnd(execution, origin, step.visit, event.at, step.outcome, event.data)
+            endings.append(ending)
+        elif step.visit is not None:
+            replay = replay or Replay(execution, origin)
+            replay.visits.add((step.visit.node, step.visit.visit))
+        return replay
 
     def _follow(self, execution: ExecutionRecord, started: bool) -> _Run:
         if len(self._runs) >= self._limit:

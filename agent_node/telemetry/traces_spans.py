@@ -11,13 +11,8 @@ What a node's trace looks like::
         └── invoke_agent <peer>    the call (CLIENT; its id is the one the peer got)
             └── (the peer's execution span, in the peer's process)
 
-A model call is a child span of its visit, not attributes on it: GenAI
-backends (Langfuse, Phoenix, Honeycomb, Datadog) show a span whose
-``gen_ai.operation.name`` is ``chat`` as a generation, with its tokens
-and model, and the visit around it keeps what is the workflow's — its
-attempts, waits and failures — apart from what is the model's. A node
-with tools may call its model several times: the one span sums them
-(``agent_node.model.calls``).
+A visit's model call and its calls out of the node are built by
+:mod:`.traces_calls`.
 
 Spans are handed to the batch processor written already
 (:class:`~.traces_wire.Encoded`): no tracer, no sampler, no id generator is
@@ -32,56 +27,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from agent_node.telemetry import traces_wire as wire
+from agent_node.telemetry.traces_calls import CALLS, chat_span
 from agent_node.telemetry.traces_ids import (
     Origin,
     call_span_id,
-    chat_span_id,
-    execution_span_id,
+    execution_span_ids,
     visit_at,
-    visit_half,
     visit_span_id,
-    visit_span_mix,
 )
 from agent_node.telemetry.traces_ledger import ExecutionEnd, Plain, VisitEnd, data_of
 from agent_node.workflow.ir import NodeSpec
 
-__all__ = ["SpanFactory", "provider_and_model"]
+__all__ = ["SpanFactory", "SpecOf"]
 
-#: litellm's provider prefixes -> ``gen_ai.provider.name`` (others are kept as they are).
-_PROVIDERS = {
-    "openai": "openai",
-    "text-completion-openai": "openai",
-    "azure": "azure.ai.openai",
-    "azure_ai": "azure.ai.inference",
-    "anthropic": "anthropic",
-    "bedrock": "aws.bedrock",
-    "vertex_ai": "gcp.vertex_ai",
-    "gemini": "gcp.gemini",
-    "cohere": "cohere",
-    "cohere_chat": "cohere",
-    "mistral": "mistral_ai",
-    "groq": "groq",
-    "deepseek": "deepseek",
-    "xai": "x_ai",
-    "perplexity": "perplexity",
-    "watsonx": "ibm.watsonx.ai",
-    "ollama": "ollama",
-    "ollama_chat": "ollama",
-}
-#: Bare model names litellm routes by their prefix.
-_BARE = (("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("claude", "anthropic"))
 #: Executions whose ids are kept (for their visits), and nodes whose spans'
 #: fixed parts are, at most.
 _KEPT = 10_000
 #: Visit types whose ends need the event's data parsed.
 _WITH_DATA = frozenset({"model", "eval"})
-_ERROR = 2
 #: An execution span's attributes, by their writers or written once.
 _EXECUTION_ID = wire.text_attribute("agent_node.execution.id")
 _CONVERSATION = wire.text_attribute("gen_ai.conversation.id")
@@ -93,20 +61,6 @@ _STATUSES = {
 _FAILED = wire.attributes({"error.type": "_OTHER"})
 #: A lookup of a visit's node spec: (execution's workflow id, version, ref, node) -> spec.
 SpecOf = Callable[[str, str, str | None, str], NodeSpec | None]
-
-
-def provider_and_model(model: str) -> tuple[str | None, str]:
-    """``gen_ai.provider.name`` and the model's own name, from a litellm model
-    string (``ollama_chat/llama3.2`` -> ``("ollama", "llama3.2")``)."""
-    prefix, slash, name = model.partition("/")
-    if slash and name:
-        return _PROVIDERS.get(prefix, prefix), name
-    found = next((p for start, p in _BARE if model.startswith(start)), None)
-    return found, model
-
-
-def _ns(seconds: float) -> int:
-    return int(seconds * 1e9)
 
 
 def _id(span_id: int) -> bytes:
@@ -122,7 +76,7 @@ class _Node:
         self.spec = spec
         self.type = spec.type if spec is not None else "unknown"
         #: Its spans are the visit's alone (no model call, no outgoing call).
-        self.plain = spec is not None and self.type not in _WITH_DATA and self.type not in _CALLS
+        self.plain = spec is not None and self.type not in _WITH_DATA and self.type not in CALLS
         self.head = wire.head(f"{self.type} {node}", wire.INTERNAL)
         # Few attributes: each costs the exporter more than the span's own
         # fields; the execution's are on its span.
@@ -139,13 +93,14 @@ class _Ids:
 
     __slots__ = ("lead", "parent", "span_id", "trace", "visits")
 
-    def __init__(self, execution_id: str, trace: bytes) -> None:
-        self.trace = trace
-        self.span_id = _id(execution_span_id(execution_id))
+    def __init__(self, execution_id: str, origin: Origin) -> None:
+        trace = self.trace = origin.trace_id.to_bytes(16, "big")
+        span_id, visits = execution_span_ids(execution_id)
+        self.span_id = span_id.to_bytes(8, "big")
         self.lead = wire.lead(trace)
         self.parent = wire.parent_field(self.span_id)
         #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`).
-        self.visits = visit_half(execution_id)
+        self.visits = visits
 
 
 class SpanFactory:
@@ -172,8 +127,7 @@ class SpanFactory:
         if found is None:
             if len(self._ids) >= _KEPT:  # executions whose end this process never sees
                 self._ids.clear()
-            trace = origin.trace_id.to_bytes(16, "big")
-            found = self._ids[execution_id] = _Ids(execution_id, trace)
+            found = self._ids[execution_id] = _Ids(execution_id, origin)
         return found
 
     def _node(self, workflow: str, version: str, ref: str | None, node: str) -> _Node:
@@ -201,39 +155,40 @@ class SpanFactory:
             )
         return found
 
-    def execution(self, end: ExecutionEnd) -> wire.Encoded:
+    def execution(self, end: ExecutionEnd) -> bytes:
+        """The execution's span, written (its visits' ids are forgotten)."""
         record, origin = end.execution, end.origin
         status = _STATUSES.get(end.status) or wire.attributes(
             {"agent_node.execution.status": end.status}
         )
-        attributes = (
-            self._workflow(record.workflow_id, record.workflow_version)
-            + _EXECUTION_ID(record.id)
-            + status
-        )
+        workflow = self._workflows.get((record.workflow_id, record.workflow_version))
+        if workflow is None:
+            workflow = self._workflow(record.workflow_id, record.workflow_version)
+        attributes = workflow + _EXECUTION_ID(record.id) + status
         if record.context_id:
             attributes += _CONVERSATION(record.context_id)
         if (caller := record.caller) is not None:
             attributes += _CALLER(caller)
         if end.status == "failed":
             attributes += _FAILED + wire.status(
-                _ERROR, str(data_of(end.data).get("error") or "failed")
+                wire.ERROR, str(data_of(end.data).get("error") or "failed")
             )
-        ids = self._ids_of(record.id, origin)
-        self._ids.pop(record.id, None)
-        parent = b"" if origin.parent_id is None else _id(origin.parent_id)
-        start = _ns(record.created_at)
-        return self.encoded(
-            wire.span(
-                ids.trace,
-                int.from_bytes(ids.span_id, "big"),
-                parent,
-                bool(parent),
-                self._execution_head,
-                start,
-                max(start, _ns(end.at)),
-                attributes,
-            )
+        ids = self._ids.pop(record.id, None) or _Ids(record.id, origin)
+        start = int(record.created_at * 1e9)
+        end_ns = int(end.at * 1e9)
+        if origin.parent_id is None:  # the trace's root
+            parent, tail = b"", wire.local_tail(attributes)
+        else:  # the caller's span, in another process
+            parent = wire.parent_field(_id(origin.parent_id))
+            tail = wire.remote_tail(attributes)
+        return wire.joined_span(
+            ids.lead,
+            ids.span_id,
+            parent,
+            self._execution_head,
+            start,
+            end_ns if end_ns > start else start,
+            tail,
         )
 
     def plain(self, end: Plain) -> bytes | None:
@@ -241,15 +196,20 @@ class SpanFactory:
         written; None when its node's spans are more than the visit's alone
         (:meth:`visit` writes those)."""
         record, origin, node_id, number, start, at, _ = end
-        node = self._node(record.workflow_id, record.workflow_version, record.workflow_ref, node_id)
+        # The lookups of every visit, inline: each call costs as much as the writing.
+        node = self._nodes.get((record.workflow_id, record.workflow_version, node_id))
+        if node is None:
+            node = self._node(
+                record.workflow_id, record.workflow_version, record.workflow_ref, node_id
+            )
         if not node.plain or number != 1:
             return None
-        ids = self._ids_of(record.id, origin)
+        ids = self._ids.get(record.id) or self._ids_of(record.id, origin)
         start_ns = int(start * 1e9)
         end_ns = int(at * 1e9)
-        return wire.local_span(
+        return wire.joined_span(
             ids.lead,
-            _id(visit_span_mix(ids.visits, node.first)),
+            ((ids.visits ^ node.first) or 1).to_bytes(8, "big"),  # visit_span_mix
             ids.parent,
             node.head,
             start_ns,
@@ -265,7 +225,7 @@ class SpanFactory:
         )
         key = f"{record.id}/{visit.node}/{visit.visit}"
         start = visit.start if visit.start is not None else end.at
-        start_ns, end_ns = _ns(start), _ns(end.at)
+        start_ns, end_ns = wire.ns(start), wire.ns(end.at)
         end_ns = max(start_ns, end_ns)
         ids = self._ids_of(record.id, origin)
         trace, parent = ids.trace, ids.span_id
@@ -286,7 +246,7 @@ class SpanFactory:
         data = data_of(end.data) if node.type in _WITH_DATA or failed else {}
         if failed:
             extra["error.type"] = str(data.get("type") or "_OTHER")
-            status = wire.status(_ERROR, str(data.get("error") or "failed"))
+            status = wire.status(wire.ERROR, str(data.get("error") or "failed"))
         span_id = visit_span_id(key)
         tail = node.attributes
         if extra:
@@ -300,8 +260,9 @@ class SpanFactory:
         ]
         usage = data.get("usage")
         if isinstance(usage, dict) and usage.get("model"):
-            spans.append(self._chat(end, key, trace, _id(span_id), start, data, usage))
-        call = _CALLS.get(node.type)
+            chat = chat_span(end, key, trace, _id(span_id), start, data, usage)
+            spans.append(self.encoded(chat))
+        call = CALLS.get(node.type)
         if call is not None and node.spec is not None:
             name, call_attributes = call(node.spec, end)
             call_id = call_span_id(origin.traceparent, key)
@@ -313,63 +274,6 @@ class SpanFactory:
                 )
             )
         return spans
-
-    def _chat(
-        self,
-        end: VisitEnd,
-        key: str,
-        trace: bytes,
-        parent: bytes,
-        visit_start: float,
-        data: dict[str, Any],
-        usage: dict[str, Any],
-    ) -> wire.Encoded:
-        """The visit's model call(s) (its last attempt's), by the GenAI conventions."""
-        answered = str(usage["model"])
-        output = data.get("output")
-        fell_back = output.get("fell_back") if isinstance(output, dict) else None
-        given_up = [str(f.get("model")) for f in fell_back or () if isinstance(f, dict)]
-        provider, response_model = provider_and_model(answered)
-        _, request_model = provider_and_model(given_up[0] if given_up else answered)
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.request.model": request_model,
-            "gen_ai.response.model": response_model,
-            "agent_node.model": answered,
-        }
-        if provider is not None:
-            attributes["gen_ai.provider.name"] = provider
-            attributes["gen_ai.system"] = provider  # the name before semconv 1.37
-        for ours, theirs in (
-            ("prompt_tokens", "gen_ai.usage.input_tokens"),
-            ("completion_tokens", "gen_ai.usage.output_tokens"),
-            ("calls", "agent_node.model.calls"),
-        ):
-            if isinstance(usage.get(ours), int):
-                attributes[theirs] = usage[ours]
-        if isinstance(usage.get("cost"), int | float):
-            attributes["agent_node.model.cost"] = float(usage["cost"])
-        if given_up:
-            attributes["agent_node.model.fell_back"] = given_up
-        duration = data.get("duration")
-        start = end.at - duration if isinstance(duration, int | float) else visit_start
-        status = b""
-        if end.outcome == "failed":
-            attributes["error.type"] = str(data.get("type") or "_OTHER")
-            status = wire.status(_ERROR, str(data.get("error") or "failed"))
-        start_ns = _ns(max(start, visit_start))
-        return self.encoded(
-            wire.span(
-                trace,
-                chat_span_id(key),
-                parent,
-                False,
-                wire.head(f"chat {request_model}", wire.CLIENT),
-                start_ns,
-                max(start_ns, _ns(end.at)),
-                wire.attributes(attributes) + status,
-            )
-        )
 
 
 def _events_of(end: VisitEnd) -> bytes:
@@ -386,11 +290,11 @@ def _events_of(end: VisitEnd) -> bytes:
             attributes["agent_node.retry_at"] = float(data["retry_at"])
         if data.get("throttled"):
             attributes["agent_node.throttled"] = True
-        found.append((at, wire.event(_ns(at), "exception", attributes)))
+        found.append((at, wire.event(wire.ns(at), "exception", attributes)))
     for at, kind, text in end.visit.notes or ():
         data = data_of(text)
         noted = {f"agent_node.{k}": v for k, v in data.items() if k in _NOTED and _plain(v)}
-        found.append((at, wire.event(_ns(at), kind, noted)))
+        found.append((at, wire.event(wire.ns(at), kind, noted)))
     return b"".join(event for _, event in sorted(found, key=lambda pair: pair[0]))
 
 
@@ -400,60 +304,3 @@ _NOTED = frozenset({"kind", "event", "deadline", "expired", "peer", "task_id", "
 
 def _plain(value: object) -> bool:
     return isinstance(value, str | bool | int | float)
-
-
-def _delegation(spec: NodeSpec, end: VisitEnd) -> tuple[str, dict[str, Any]]:
-    sent: dict[str, Any] = {}
-    for _, kind, text in end.visit.notes or ():
-        if kind == "delegation_sent":
-            sent = data_of(text)
-    peer = str(sent.get("peer") or getattr(spec, "peer", None) or getattr(spec, "skill", None))
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "invoke_agent",
-        "gen_ai.agent.name": peer,
-        "agent_node.peer": peer,
-    }
-    if isinstance(sent.get("task_id"), str):
-        attributes["agent_node.peer.task_id"] = sent["task_id"]
-    endpoint = sent.get("endpoint")
-    if isinstance(endpoint, str):
-        attributes["url.full"] = endpoint
-        _server(attributes, endpoint)
-    return f"invoke_agent {peer}", attributes
-
-
-def _tool(spec: NodeSpec, end: VisitEnd) -> tuple[str, dict[str, Any]]:
-    tool = str(getattr(spec, "tool", "tool"))
-    attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool}
-    server = getattr(spec, "server", None)
-    if isinstance(server, str):
-        attributes["agent_node.mcp.server"] = server
-    return f"execute_tool {tool}", attributes
-
-
-def _http(spec: NodeSpec, end: VisitEnd) -> tuple[str, dict[str, Any]]:
-    method = str(getattr(spec, "method", "GET"))
-    attributes: dict[str, Any] = {"http.request.method": method}
-    url = getattr(spec, "url", None)
-    if isinstance(url, str):
-        attributes["url.template"] = url
-    return method, attributes
-
-
-def _server(attributes: dict[str, Any], url: str) -> None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return
-    if parts.hostname:
-        attributes["server.address"] = parts.hostname
-    if port is not None:
-        attributes["server.port"] = port
-
-
-_CALLS: dict[str, Callable[[NodeSpec, VisitEnd], tuple[str, dict[str, Any]]]] = {
-    "delegate": _delegation,
-    "tool": _tool,
-    "http": _http,
-}

@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 __all__ = [
     "CLIENT",
+    "ERROR",
     "INTERNAL",
     "Encoded",
     "attributes",
@@ -39,10 +40,12 @@ __all__ = [
     "event",
     "field",
     "head",
+    "joined_span",
     "lead",
-    "local_span",
     "local_tail",
+    "ns",
     "parent_field",
+    "remote_tail",
     "span",
     "status",
     "text",
@@ -60,6 +63,13 @@ _LOCAL_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)  # field 16, fixed32
 _REMOTE_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
 #: Span kinds by their OTLP number (the SDK's enum counts from 0).
 INTERNAL, CLIENT = 1, 3
+#: A span status's code for an error.
+ERROR = 2
+
+
+def ns(seconds: float) -> int:
+    """A time of the log (seconds) as OTLP has it (nanoseconds)."""
+    return int(seconds * 1e9)
 
 
 def _varint(value: int) -> bytes:
@@ -228,12 +238,17 @@ def local_tail(tail: bytes) -> bytes:
     return tail + _LOCAL_FLAGS
 
 
-def local_span(
+def remote_tail(tail: bytes) -> bytes:
+    """``tail`` and the flags of a parent in another process."""
+    return tail + _REMOTE_FLAGS
+
+
+def joined_span(
     lead: bytes, span_id: bytes, parent: bytes, head: bytes, start_ns: int, end_ns: int, tail: bytes
 ) -> bytes:
-    """What :func:`span` writes for a span whose parent is in this process,
-    from parts made once: :func:`lead` (its execution's), its 8-byte id,
-    :func:`parent_field`, :func:`head` and :func:`local_tail` (its node's)."""
+    """What :func:`span` writes, from parts made once: :func:`lead` (its
+    execution's), its 8-byte id, :func:`parent_field` (b"" for a root),
+    :func:`head` (its node's) and :func:`local_tail` or :func:`remote_tail`."""
     body = b"".join((lead, span_id, parent, head, _TIMES(0x39, start_ns, 0x41, end_ns), tail))
     size = len(body)
     return (_SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)) + body

@@ -29,10 +29,12 @@ from agent_node.runtime import Runtime
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
 from agent_node.store.records import EventRecord, ExecutionRecord
 from agent_node.telemetry.traces import start_traces, traces_wanted
+from agent_node.telemetry.traces_calls import provider_and_model
 from agent_node.telemetry.traces_http import span_name
 from agent_node.telemetry.traces_ids import (
     call_span_id,
     execution_span_id,
+    execution_span_ids,
     origin_of,
     parse_traceparent,
     visit_span_id,
@@ -44,7 +46,7 @@ from agent_node.telemetry.traces_ledger import (
     replayed,
     visit_end,
 )
-from agent_node.telemetry.traces_spans import SpanFactory, provider_and_model
+from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, PythonNode
 
@@ -62,6 +64,7 @@ def sha(text: str) -> int:
 
 def test_ids_are_derived_from_what_the_log_names() -> None:
     assert execution_span_id("e1") == sha("execution:e1")
+    assert execution_span_ids("é1") == (sha("execution:é1"), sha("visit:é1"))
     # A visit's: its execution's half and its node's and visit's, each hashed once.
     assert visit_span_id("e1/ask/2") == sha("visit:e1") ^ sha("at:ask/2")
     assert visit_span_id("e1/ask/2") != visit_span_id("e2/ask/2") != visit_span_id("e1/ask/1")
@@ -602,7 +605,7 @@ def test_an_execution_s_span_is_its_caller_s_child_across_processes() -> None:
         record(status="failed"), [log("execution_failed", 12.5, error="it broke")]
     )
     assert isinstance(end, ExecutionEnd)
-    body = encode([factory().execution(end)])
+    body = encode([factory().encoded(factory().execution(end))])
     [span] = decode(body)
     assert (span.name, span.kind, span.start, span.end) == (
         "invoke_agent n",
@@ -620,7 +623,7 @@ def test_an_execution_s_span_is_its_caller_s_child_across_processes() -> None:
     assert request.resource_spans[0].scope_spans[0].spans[0].flags == 0x300  # a remote parent
     # A trace the node made up: the execution is its root.
     root = ExecutionEnd(record({"traceparent": PARENT, "trace_root": True}), *_origin_at(end))
-    [span] = decode(encode([factory().execution(root)]))
+    [span] = decode(encode([factory().encoded(factory().execution(root))]))
     assert span.parent_id is None and span.trace_id == TRACE and span.status == "UNSET"
 
 
@@ -856,7 +859,7 @@ def test_an_execution_span_s_text_attributes_of_any_length_decode() -> None:
         origin = origin_of(record_.metadata)
         assert origin is not None
         end = ExecutionEnd(record_, origin, 12.0, "completed", None)
-        [span] = decode(encode([factory().execution(end)]))
+        [span] = decode(encode([factory().encoded(factory().execution(end))]))
         assert span.attributes["agent_node.caller"] == caller
         assert span.attributes["gen_ai.conversation.id"] == "ctx-" + caller[:5]
         assert span.attributes["agent_node.execution.id"] == "e1"
