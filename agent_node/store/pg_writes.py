@@ -28,6 +28,7 @@ import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
+from agent_node.store.held import plan_held
 from agent_node.store.pg_conn import keep_session, retried
 from agent_node.store.pg_group import GroupCommit
 from agent_node.store.pg_outbox import PgOutbox
@@ -148,16 +149,11 @@ class PgWrites(PgOutbox):
     ) -> tuple[T] | None:
         """Run ``plan`` on what the writer holds and commit it if that is
         still current (module doc): the plan's value, or None if it was not."""
-        if not fence.names(held, execution_id):
+        planned = plan_held(plan, held, execution_id, fence, related)
+        if planned is None:
             return None
+        txn, result = planned
         was = held.execution
-        txn = Txn(was.copy(), time.time())
-        if related:  # the visit held is the only row: the statement checks it
-            txn.work, txn.waits, txn.delegations = [held.work], [], []
-        try:
-            result = plan(txn)
-        except Exception:  # on a stale view, maybe: the locked run decides
-            return None
         if settle(txn) is not None or not compact(txn):
             return None
         gate = Gate(was.last_seq, was.updated_at, fence, alone=related)

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
+from agent_node.store.held import plan_held
 from agent_node.store.records import Claim, ExecutionRecord
 from agent_node.store.sql import (
     WORK_COLUMNS,
@@ -73,12 +74,13 @@ class SqliteWrites(SqliteOutbox):
     ) -> T:
         planned = None
         if held is not None and fence is not None and not state:
-            planned = _plan_held(plan, held, execution_id, fence, related)
+            planned = plan_held(plan, held, execution_id, fence, related)
 
         def job(conn: sqlite3.Connection) -> tuple[T, Notices]:
-            if planned is not None:
-                gate, txn, result = planned
-                if gate_txn(conn, *gate, alone=related):
+            # Planned on what the runner holds: written if the row is still that.
+            if planned is not None and held is not None and fence is not None:
+                txn, result = planned
+                if gate_txn(conn, held.execution, fence, alone=related):
                     return result, flush_txn(conn, txn)
             if fence is not None:
                 check_fence_txn(conn, execution_id, fence)
@@ -164,22 +166,3 @@ class SqliteWrites(SqliteOutbox):
 
         count: int = await self._submit(job)
         return count
-
-
-def _plan_held(
-    plan: Plan[T], held: Claim, execution_id: str, fence: Fence, related: bool
-) -> tuple[tuple[ExecutionRecord, Fence], Txn, T] | None:
-    """``plan`` run on a copy of what the writer holds (see ``Store.apply``):
-    written if the row is still that (:func:`~.sqlite_txn.gate_txn`), which
-    spares a commit reading the execution's row (and, for its last node,
-    its work, waits and delegations). None when it cannot be."""
-    if not fence.names(held, execution_id):
-        return None
-    was = held.execution
-    txn = Txn(was.copy(), time.time())
-    if related:  # the visit held as the only row: the gate checks it
-        txn.work, txn.waits, txn.delegations = [held.work], [], []
-    try:
-        return (was, fence), txn, plan(txn)
-    except Exception:  # on a stale view, maybe: the run on the row decides
-        return None
