@@ -93,7 +93,10 @@ async def test_a_worker_killed_mid_group_loses_nothing_and_repeats_nothing(
     assert_each_visit_once(effects, logs, keys)
     for _, events in logs.values():
         assert [e.node for e in events if e.kind == "node_completed"] == list(STEPS)
-    assert len(effects.pids()) == 3, "every worker ran bodies"
+    # The killed worker and the one that lived ran bodies. The heir frees the
+    # dead process's leases at once, but the worker already running may take
+    # every one of them (and finish the rest) before the heir's first claim.
+    assert len(effects.pids()) >= 2, "both first workers ran bodies"
     retried = [
         e
         for _, events in logs.values()
