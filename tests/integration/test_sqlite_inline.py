@@ -1,0 +1,103 @@
+"""Where the SQLite writer commits (agent_node.store.sqlite_writer): on the
+event loop when nothing waits, on its thread when a commit must wait for
+another connection's lock or fsyncs — the loop is never blocked."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from agent_node.store.notify import Notifier
+from agent_node.store.sqlite_writer import Job, Notices, Writer
+
+
+def _writer(path: Path, synchronous: str = "NORMAL") -> Writer:
+    writer = Writer(f"sqlite:///{path}", path, Notifier(), synchronous=synchronous, cache_kib=2048)
+    writer.start()
+    return writer
+
+
+def _insert(value: int) -> Job:
+    def job(conn: sqlite3.Connection) -> tuple[str, Notices]:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+        conn.execute("INSERT INTO t VALUES (?)", (value,))
+        return threading.current_thread().name, []
+
+    return job
+
+
+def _values(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT v FROM t ORDER BY v")]
+
+
+async def test_an_idle_writer_commits_on_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    try:
+        await writer.submit(_insert(0))  # the thread opens the connection first
+        ran = await writer.submit(_insert(1))
+        assert ran == threading.current_thread().name
+        batch = await asyncio.gather(*(writer.submit(_insert(v)) for v in range(2, 12)))
+        assert set(batch) == {threading.current_thread().name}  # one batch, here
+    finally:
+        await writer.stop()
+    assert _values(path) == list(range(12))
+
+
+async def test_a_store_that_fsyncs_commits_on_its_thread(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    writer = _writer(path, synchronous="FULL")
+    try:
+        await writer.submit(_insert(0))
+        ran = await writer.submit(_insert(1))
+        assert ran.startswith("sqlite:")
+    finally:
+        await writer.stop()
+    assert _values(path) == [0, 1]
+
+
+async def test_a_locked_file_is_waited_for_on_the_thread_not_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    await writer.submit(_insert(0))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing, say
+        pending = asyncio.ensure_future(writer.submit(_insert(1)))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the job waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not pending.done()
+        other.execute("COMMIT")
+        ran = await asyncio.wait_for(pending, 10)
+        assert ran.startswith("sqlite:")
+        # Nothing waits any more: the next commit is the loop's again.
+        assert await writer.submit(_insert(2)) == threading.current_thread().name
+    finally:
+        other.close()
+        await writer.stop()
+    assert _values(path) == [0, 1, 2]
+
+
+async def test_a_failing_job_rolls_back_alone_on_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+
+    def failing(conn: sqlite3.Connection) -> tuple[None, Notices]:
+        conn.execute("INSERT INTO t VALUES (99)")
+        raise ValueError("no")
+
+    try:
+        await writer.submit(_insert(0))
+        results = await asyncio.gather(
+            writer.submit(_insert(1)), writer.submit(failing), return_exceptions=True
+        )
+        assert results[0] == threading.current_thread().name
+        assert isinstance(results[1], ValueError)
+    finally:
+        await writer.stop()
+    assert _values(path) == [0, 1]
