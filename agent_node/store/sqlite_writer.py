@@ -31,14 +31,7 @@ Why not aiosqlite: it hops threads per statement and commits per call, which
 caps a step at the cost of several hops. The durability contract is the same
 — a job's result is returned only after its transaction committed.
 
-Checkpoints (copying the WAL into the database file, with an fsync) run on
-a thread of their own, a quarter second after commits, never in a commit:
-SQLite's automatic checkpoint would stall the writer — and every request
-waiting on it — for the length of an fsync every thousand pages. A WAL file
-never shrinks by itself: once a checkpoint leaves it larger than the limit
-(``wal_limit``, 64 MiB by default) it is truncated (``TRUNCATE``, which
-waits a moment for readers and holds the writer only while it copies what
-the passive checkpoint just left), so a burst does not keep its size forever.
+Checkpoints run on a thread of their own (:mod:`.sqlite_checkpoints`).
 
 ``synchronous=NORMAL`` (the default, WAL) survives a killed process; FULL
 survives power loss as well (the store's URL says which).
@@ -60,6 +53,7 @@ from typing import Any
 from agent_node.errors import StoreError, StoreFull
 from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
+from agent_node.store.sqlite_checkpoints import Checkpoints
 
 __all__ = ["Job", "Notices", "Writer", "store_error"]
 
@@ -70,8 +64,6 @@ Notices = list[tuple[str, str] | Txn]
 Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
 _Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _MAX_BATCH = 512
-#: How long commits accumulate before the checkpoint thread runs (seconds).
-_CHECKPOINT_DELAY = 0.25
 #: How long a statement waits for another process's lock (milliseconds).
 BUSY_MS = 30_000
 
@@ -100,10 +92,7 @@ class Writer:
         #: Jobs submitted in the current iteration of each event loop.
         self._pending: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
         self._thread: threading.Thread | None = None
-        self._checkpointer: threading.Thread | None = None
-        #: Set after each commit, and to stop the checkpoint thread.
-        self._committed = threading.Event()
-        self._closing = False
+        self._checkpoints = Checkpoints(path, wal_limit)
         #: The writer's connection (opened by its thread), and who holds it:
         #: the thread while it runs a batch, the event loop while it runs one
         #: inline (:meth:`_hand_over`).
@@ -128,11 +117,7 @@ class Writer:
 
     def start_checkpoints(self) -> None:
         """Start the checkpoint thread (once the schema is there)."""
-        self._closing = False
-        self._checkpointer = threading.Thread(
-            target=self._checkpoints, name=f"sqlite checkpoints:{self.path}", daemon=True
-        )
-        self._checkpointer.start()
+        self._checkpoints.start()
 
     async def stop(self) -> None:
         """Run what was submitted, then stop both threads."""
@@ -144,11 +129,7 @@ class Writer:
         self._pending.clear()
         self._jobs.put(None)
         await asyncio.to_thread(thread.join)
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            self._closing = True
-            self._committed.set()
-            await asyncio.to_thread(checkpointer.join)
+        await self._checkpoints.stop()
 
     def _serve(self) -> None:
         try:
@@ -175,10 +156,12 @@ class Writer:
                     taken += 1
                 with self._holding:
                     ran = self._run_batch(conn, batch, self._begin)
+                # Before the results reach the loop: their awaiters' next
+                # commits find the thread idle.
+                self._finished += taken
                 if ran is not None:
                     self._settle(batch, *ran)
-                self._committed.set()
-                self._finished += taken
+                self._checkpoints.committed()
         finally:
             with self._holding:
                 self._conn = None
@@ -201,34 +184,6 @@ class Writer:
             conn.close()
             raise
         return conn
-
-    def _checkpoints(self) -> None:
-        """Checkpoint the WAL a moment after commits (PASSIVE: never blocks the writer)."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=1000")  # a TRUNCATE waits for readers this long
-        wal = self.path.with_name(self.path.name + "-wal")
-        failing = False
-        try:
-            while True:
-                self._committed.wait()
-                time.sleep(_CHECKPOINT_DELAY)
-                # Clear, then look: close() sets the flag before the event, so
-                # a close at any point is seen now or wakes the next wait.
-                self._committed.clear()
-                if self._closing:
-                    return
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    if _size(wal) > self.wal_limit:
-                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                except sqlite3.Error as exc:  # busy, I/O, disk full: the next round tries again
-                    if not failing:  # once, not four times a second while the disk is full
-                        log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
-                    failing = True
-                else:
-                    failing = False
-        finally:
-            conn.close()
 
     @staticmethod
     def _begin(conn: sqlite3.Connection) -> bool:
@@ -376,7 +331,7 @@ class Writer:
             if ran is not None:
                 results = [(f, ok, v) for (_, f, _), (ok, v) in zip(batch, ran[0], strict=True)]
                 self._deliver(results, ran[1])
-                self._committed.set()
+                self._checkpoints.committed()
                 return
         self._handed += 1
         self._jobs.put(batch)
@@ -425,10 +380,3 @@ def disk_full(path: Path) -> bool:
         return os.statvfs(path.absolute().parent).f_bavail == 0
     except OSError:
         return False
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
