@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
@@ -28,6 +27,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
     asking_of,
+    copied,
 )
 from agent_node.store.slots import SharedSlots
 
@@ -64,7 +64,7 @@ class MemoryStore(MemoryOutbox):
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
         if execution.id in self._executions:
             return None
-        txn = Txn(replace(execution), execution.created_at, is_new=True, work=[], waits=[])
+        txn = Txn(copied(execution), execution.created_at, is_new=True, work=[], waits=[])
         result = plan(txn)
         self._flush(txn)
         return result
@@ -84,12 +84,12 @@ class MemoryStore(MemoryOutbox):
         current = self._executions.get(execution_id)
         if current is None:
             raise UnknownExecution(execution_id)
-        txn = Txn(replace(current), time.time(), work=None, waits=None)
+        txn = Txn(copied(current), time.time(), work=None, waits=None)
         if related:
-            txn.work = [replace(w) for w in self._work.get(execution_id, {}).values()]
-            txn.waits = [replace(w) for w in self._waits.get(execution_id, {}).values()]
+            txn.work = [copied(w) for w in self._work.get(execution_id, {}).values()]
+            txn.waits = [copied(w) for w in self._waits.get(execution_id, {}).values()]
             txn.delegations = [
-                replace(d) for d in self._delegations.values() if d.execution_id == execution_id
+                copied(d) for d in self._delegations.values() if d.execution_id == execution_id
             ]
         if state:
             txn.state = self._state_of(current)
@@ -121,11 +121,11 @@ class MemoryStore(MemoryOutbox):
                 item.lease_owner, item.lease_expires_at = owner, lease_until
                 item.fence += 1
                 item.attempt += 1
-                leased.append(replace(item))
-            txn = Txn(replace(self._executions[execution_id]), now)
+                leased.append(copied(item))
+            txn = Txn(copied(self._executions[execution_id]), now)
             plan(txn, leased)
             self._flush(txn)
-            claims.extend(Claim(item, replace(txn.execution)) for item in leased)
+            claims.extend(Claim(item, copied(txn.execution)) for item in leased)
         return claims
 
     def _candidates(self, execution_ids: Collection[str] | None) -> list[str]:
@@ -180,7 +180,7 @@ class MemoryStore(MemoryOutbox):
             else {e: self._waits[e] for e in execution_ids if e in self._waits}
         )
         due = [
-            replace(w)
+            copied(w)
             for waits in source.values()
             for w in waits.values()
             if w.deadline is not None and w.deadline <= now
@@ -316,23 +316,21 @@ class MemoryStore(MemoryOutbox):
         )
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
-        return [replace(e) for e in self._events.get(execution_id, ()) if e.seq > after]
+        return [copied(e) for e in self._events.get(execution_id, ()) if e.seq > after]
 
     async def events_of(
         self, execution_ids: Sequence[str], kinds: Collection[str]
     ) -> dict[str, list[EventRecord]]:
         return {
-            execution_id: [
-                replace(e) for e in self._events.get(execution_id, ()) if e.kind in kinds
-            ]
+            execution_id: [copied(e) for e in self._events.get(execution_id, ()) if e.kind in kinds]
             for execution_id in execution_ids
         }
 
     async def work(self, execution_id: str) -> list[WorkItem]:
-        return [replace(w) for w in self._work.get(execution_id, {}).values()]
+        return [copied(w) for w in self._work.get(execution_id, {}).values()]
 
     async def waits(self, execution_id: str) -> list[WaitRecord]:
-        return [replace(w) for w in self._waits.get(execution_id, {}).values()]
+        return [copied(w) for w in self._waits.get(execution_id, {}).values()]
 
 
 def _ready(item: WorkItem, now: float) -> bool:

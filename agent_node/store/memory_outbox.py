@@ -9,10 +9,8 @@ part of it the peers' machinery uses (push sender, watchdog), as
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from agent_node.store.memory_tables import MemoryTables
-from agent_node.store.records import DelegationRecord, PushClaim, PushConfigRecord
+from agent_node.store.records import DelegationRecord, PushClaim, PushConfigRecord, copied
 
 __all__ = ["MemoryOutbox"]
 
@@ -23,10 +21,10 @@ class MemoryOutbox(MemoryTables):
     # -- push configs --------------------------------------------------------
 
     async def put_push_config(self, config: PushConfigRecord) -> None:
-        self._pushes[(config.task_id, config.id)] = replace(config)
+        self._pushes[(config.task_id, config.id)] = copied(config)
 
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
-        found = [replace(c) for c in self._pushes.values() if c.task_id == task_id]
+        found = [copied(c) for c in self._pushes.values() if c.task_id == task_id]
         return sorted(found, key=lambda c: (c.created_at, c.id))
 
     async def delete_push_config(self, task_id: str, config_id: str) -> bool:
@@ -46,32 +44,30 @@ class MemoryOutbox(MemoryTables):
                 continue
             if task.last_seq > config.pushed_seq and task.status not in ("pending", "running"):
                 config.lease_owner, config.lease_expires_at = owner, lease_until
-                due.append(PushClaim(replace(config), task.last_seq, task.status))
+                due.append(PushClaim(copied(config), task.last_seq, task.status))
         return due
 
     async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
         held = self._pushes.get((config.task_id, config.id))
         if held is None or held.lease_owner != owner:
             return False
-        self._pushes[(config.task_id, config.id)] = replace(
-            config, lease_owner=None, lease_expires_at=None
-        )
+        released = copied(config)
+        released.lease_owner = released.lease_expires_at = None
+        self._pushes[(config.task_id, config.id)] = released
         return True
 
     # -- delegations ---------------------------------------------------------
 
     async def delegations_of_task(self, remote_task_id: str) -> list[DelegationRecord]:
-        return [
-            replace(d) for d in self._delegations.values() if d.remote_task_id == remote_task_id
-        ]
+        return [copied(d) for d in self._delegations.values() if d.remote_task_id == remote_task_id]
 
     async def delegations(self, execution_id: str) -> list[DelegationRecord]:
-        found = [replace(d) for d in self._delegations.values() if d.execution_id == execution_id]
+        found = [copied(d) for d in self._delegations.values() if d.execution_id == execution_id]
         return sorted(found, key=lambda d: d.sent_at)
 
     async def delegation(self, execution_id: str, node: str, visit: int) -> DelegationRecord | None:
         held = self._delegations.get((execution_id, node, visit))
-        return replace(held) if held is not None else None
+        return copied(held) if held is not None else None
 
     async def claim_delegations(
         self, *, now: float, lease_until: float, limit: int, owner: str | None = None
@@ -88,7 +84,7 @@ class MemoryOutbox(MemoryTables):
                 self._claimed.pop(at, None)
             else:
                 self._claimed[at] = owner
-        return [replace(d) for d in due]
+        return [copied(d) for d in due]
 
     async def reschedule_delegation(
         self, delegation: DelegationRecord, next_poll_at: float, error: str | None = None

@@ -11,7 +11,6 @@ concern, what each method of the store protocol reads and writes another.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from agent_node.errors import Fenced, StoreError
@@ -25,6 +24,7 @@ from agent_node.store.records import (
     PushConfigRecord,
     WaitRecord,
     WorkItem,
+    copied,
 )
 from agent_node.store.snapshots import base_of, finish_fold, settle
 
@@ -84,7 +84,7 @@ class MemoryTables:
             self._claimed.pop((record.id, node, visit), None)
         for delegation in [*txn.delegations_put, *(d for d, _ in txn.delegations_set)]:
             at = (delegation.execution_id, delegation.node, delegation.visit)
-            self._delegations[at] = replace(delegation)
+            self._delegations[at] = copied(delegation)
         if not work:
             del self._work[record.id]
         if not waits:
@@ -107,7 +107,9 @@ class MemoryTables:
             self._snapshots.pop(record.id, None)
 
     def _with_state(self, record: ExecutionRecord) -> ExecutionRecord:
-        return replace(record, state=self._state_of(record))
+        found = copied(record)
+        found.state = self._state_of(record)
+        return found
 
     def _state_of(self, record: ExecutionRecord) -> str:
         """The execution's whole current state (:mod:`.snapshots`)."""

@@ -7,11 +7,13 @@ the engine decides when parsing is worth its cost.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-from collections.abc import Collection, Mapping
+import operator
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 __all__ = [
     "ACTIVE",
@@ -28,7 +30,10 @@ __all__ = [
     "WaitRecord",
     "WorkItem",
     "asking_of",
+    "copied",
 ]
+
+R = TypeVar("R")
 
 #: pending: created, nothing started · running: a node is ready or running ·
 #: waiting: parked on waits only · completed / failed / canceled: terminal.
@@ -120,6 +125,23 @@ class ExecutionRecord:
             return None
         value = parsed_metadata(self.metadata).get(key)
         return value if isinstance(value, str) else None
+
+
+#: Each record class's fields in order, read in one call (:func:`copied`).
+_FIELDS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def copied(record: R) -> R:
+    """A shallow copy of a record (the memory store hands out copies, as the
+    SQL stores hand out rows read anew): its constructor called with its
+    fields, read by one ``attrgetter`` — ``dataclasses.replace`` checks
+    every field by name and cost the memory store a sixth of a step."""
+    cls = type(record)
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        fields = _FIELDS[cls] = operator.attrgetter(names[0], names[1], *names[2:])
+    return cls(*fields(record))
 
 
 @functools.lru_cache(maxsize=4096)
