@@ -16,7 +16,6 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 __all__ = ["Checkpoints"]
@@ -35,11 +34,13 @@ class Checkpoints:
         self.wal_limit = wal_limit
         #: Set after each commit, and to stop the thread.
         self._committed = threading.Event()
-        self._closing = False
+        #: Set to stop the thread, also while it waits out the delay (a
+        #: closing store does not wait for it).
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._closing = False
+        self._closing.clear()
         self._thread = threading.Thread(
             target=self._run, name=f"sqlite checkpoints:{self.path}", daemon=True
         )
@@ -52,7 +53,7 @@ class Checkpoints:
     async def stop(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            self._closing = True
+            self._closing.set()
             self._committed.set()
             await asyncio.to_thread(thread.join)
 
@@ -65,11 +66,12 @@ class Checkpoints:
         try:
             while True:
                 self._committed.wait()
-                time.sleep(_CHECKPOINT_DELAY)
+                if self._closing.wait(_CHECKPOINT_DELAY):
+                    return
                 # Clear, then look: close() sets the flag before the event, so
                 # a close at any point is seen now or wakes the next wait.
                 self._committed.clear()
-                if self._closing:
+                if self._closing.is_set():
                     return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_node.errors import StoreError
-from agent_node.store import Txn, store_from_url
+from agent_node.store import Txn, sqlite_checkpoints, store_from_url
 from agent_node.store.records import ExecutionRecord
 
 
@@ -46,6 +46,24 @@ async def test_the_wal_shrinks_to_its_limit_after_a_burst(tmp_path: Path) -> Non
     finally:
         await store.close()
     assert grown > 1024 * 1024  # it did grow past the limit first
+
+
+async def test_a_store_closes_without_waiting_out_the_checkpoint_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A commit arms the checkpoint thread's delay; closing must not wait for
+    # it (it did: every close of a store that had written took the delay).
+    monkeypatch.setattr(sqlite_checkpoints, "_CHECKPOINT_DELAY", 60.0)
+    store = store_from_url(f"sqlite:///{tmp_path / 'close.db'}")
+    await store.open()
+    now = time.time()
+    record = ExecutionRecord(
+        "e1", "wf", "1", None, "waiting", "{}", "", 0, None, None, None, now, now
+    )
+    await store.create(record, lambda txn: txn.event("execution_started"))
+    began = time.monotonic()
+    await asyncio.wait_for(store.close(), timeout=30)
+    assert time.monotonic() - began < 10
 
 
 async def test_a_new_file_switches_to_wal_while_another_connection_writes(tmp_path: Path) -> None:
