@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any
 
 from agent_node.store import snapshots
@@ -55,6 +56,13 @@ class Cursor:
 
     visits: dict[str, int] = field(default_factory=dict)
     joins: dict[str, list[int]] = field(default_factory=dict)
+    #: The text of :attr:`visits` (``{"v":{…}}``, no joins) as loaded or last
+    #: dumped, while the only change since is nodes visited for the first
+    #: time (:attr:`added`): the next text is that one with them appended —
+    #: a sequence of N nodes dumped N visit counts at every step (42 µs at
+    #: 200). Empty when unknown.
+    base: str = field(default="", repr=False, compare=False)
+    added: list[str] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def load(cls, text: str, execution_id: str = "") -> Cursor:
@@ -63,19 +71,59 @@ class Cursor:
         if known is not None:
             return known
         raw = json.loads(text) if text else {}
-        return cls(raw.get("v", {}), raw.get("j", {}))
+        visits = raw.get("v", {})
+        base = text if _spliceable(text, raw) else ""
+        return cls(visits, raw.get("j", {}), base)
+
+    def visit(self, node: str) -> int:
+        """Count a new visit of ``node``; its number."""
+        visit = self.visits.get(node, 0) + 1
+        self.visits[node] = visit
+        if visit == 1 and self.base:
+            self.added.append(node)
+        else:
+            self.base = ""
+        return visit
 
     def dump(self, *, keep: str = "") -> str:
         """The column's text; ``keep``: the id of an execution that goes on
         at once (its next node leased to this worker), whose next load will
         be of this text — kept parsed until then."""
-        text = dumps({"v": self.visits, "j": self.joins} if self.joins else {"v": self.visits})
+        if self.joins:
+            text = dumps({"v": self.visits, "j": self.joins})
+        elif self.base:
+            text = _spliced(self.base, self.added)
+        else:
+            text = dumps({"v": self.visits})
+        self.base, self.added = ("" if self.joins else text), []
         if keep:
             if len(_KEPT) >= _KEEP_AT_MOST:  # a worker fenced out never loads its own
                 del _KEPT[next(iter(_KEPT))]
-            copy = Cursor(dict(self.visits), {j: list(n) for j, n in self.joins.items()})
-            _KEPT[keep, text] = copy
+            joins = {j: list(n) for j, n in self.joins.items()}
+            _KEPT[keep, text] = Cursor(dict(self.visits), joins, self.base)
         return text
+
+
+def _spliceable(text: str, raw: Any) -> bool:
+    """Whether ``text`` (parsed: ``raw``) is visits alone, as
+    :func:`_spliced` extends them."""
+    return (
+        isinstance(raw, dict)
+        and len(raw) == 1
+        and isinstance(raw.get("v"), dict)
+        and text.startswith('{"v":{')
+        and text.endswith("}}")
+    )
+
+
+def _spliced(base: str, added: list[str]) -> str:
+    """``base`` (:func:`_spliceable`) with ``added`` nodes' first visits."""
+    if not added:
+        return base
+    items = ",".join(f"{encode_basestring(node)}:1" for node in added)
+    if base == '{"v":{}}':
+        return f'{{"v":{{{items}}}}}'
+    return f"{base[:-2]},{items}}}}}"
 
 
 #: The cursors of executions going on at once, by execution and the text
@@ -177,8 +225,7 @@ def enqueue(txn: Txn, cursor: Cursor, nodes: list[str], lease: Lease | None) -> 
     record = txn.execution
     leased: list[WorkItem] = []
     for node in nodes:
-        visit = cursor.visits.get(node, 0) + 1
-        cursor.visits[node] = visit
+        visit = cursor.visit(node)
         if lease is None:
             txn.put_work(WorkItem(record.id, node, visit, 0, txn.now, None, None, 0))
             continue
