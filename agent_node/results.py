@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,8 +180,15 @@ class RunResult:
     status: str
     state: BaseModel
     error: str | None
-    events: list[Event]
+    #: The log as the store keeps it: :attr:`events` parses it when first
+    #: read (a caller who only wants the state pays nothing for it).
+    log: Sequence[EventRecord] = field(repr=False, compare=False)
     output: Any = None
+
+    @functools.cached_property
+    def events(self) -> list[Event]:
+        """The execution's log, each entry's data parsed."""
+        return [to_event(record) for record in self.log]
 
     @property
     def timeline(self) -> list[NodeRun]:

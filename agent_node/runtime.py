@@ -188,11 +188,11 @@ class Runtime:
             raise UsageError(_input_mismatch(record.id, recorded["input"], given))
 
     async def result(self, workflow: CompiledWorkflow, record: ExecutionRecord) -> RunResult:
-        events = [to_event(e) for e in await self.store.events(record.id)]
-        final = events[-1] if events else None
-        output = (final.data or {}).get("output") if final and final.data else None
+        log = await self.store.events(record.id)
+        final = to_event(log[-1]).data if log else None
+        output = final.get("output") if isinstance(final, dict) else None
         state = workflow.state_model.model_validate(json.loads(record.state))
-        return RunResult(record.id, record.status, state, record.error, events, output)
+        return RunResult(record.id, record.status, state, record.error, log, output)
 
 
 def _check_same_workflow(workflow: CompiledWorkflow, record: ExecutionRecord) -> None:
