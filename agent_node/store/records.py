@@ -8,11 +8,10 @@ the engine decides when parsing is worth its cost.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import operator
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 __all__ = [
@@ -87,6 +86,11 @@ class ExecutionRecord:
     snapshot_seq: int = 0
     #: Bytes of patches allowed before the next snapshot (large states only).
     patch_room: int = 0
+    #: ``metadata`` parsed (:meth:`meta`), once per record and carried by
+    #: :meth:`copy` — a runner reads the traceparent at every step. Kept by
+    #: the record, not in a cache of the process: a parked execution, whose
+    #: record nobody holds, keeps nothing.
+    parsed: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def copy(self) -> ExecutionRecord:
         """A copy to change (a plan changes its record in place): a node's
@@ -108,6 +112,7 @@ class ExecutionRecord:
             self.state_seq,
             self.snapshot_seq,
             self.patch_room,
+            self.parsed,
         )
 
     @property
@@ -120,10 +125,18 @@ class ExecutionRecord:
         """The W3C trace context the execution runs in (``metadata.traceparent``)."""
         return self._meta("traceparent")
 
+    def meta(self) -> Mapping[str, Any]:
+        """``metadata`` as a mapping (empty when there is none); shared: never
+        changed by whoever reads it."""
+        found = self.parsed
+        if found is None:
+            found = self.parsed = parsed_metadata(self.metadata) if self.metadata else {}
+        return found
+
     def _meta(self, key: str) -> str | None:
         if not self.metadata or f'"{key}"' not in self.metadata:
             return None
-        value = parsed_metadata(self.metadata).get(key)
+        value = self.meta().get(key)
         return value if isinstance(value, str) else None
 
 
@@ -144,12 +157,9 @@ def copied(record: R) -> R:
     return cls(*fields(record))
 
 
-@functools.lru_cache(maxsize=4096)
 def parsed_metadata(metadata: str) -> Mapping[str, Any]:
-    """An execution's metadata (JSON) as a mapping, parsed once per execution:
-    a runner reads its ``traceparent`` at every step, from a row read anew,
-    and its traces read it again. Shared: never changed by whoever reads it;
-    empty when it is not a JSON object."""
+    """An execution's metadata (JSON) as a mapping (:meth:`ExecutionRecord.meta`
+    keeps it); empty when it is not a JSON object."""
     try:
         found = json.loads(metadata)
     except ValueError:

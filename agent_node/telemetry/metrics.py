@@ -29,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -123,7 +123,9 @@ class NodeMetrics:
         )
         self._gauges = _StoreCollector(store)
         r.register(self._gauges)
-        self._sent: OrderedDict[tuple[str, str, int], tuple[str, float]] = OrderedDict()
+        #: Each delegation in flight, by its visit's key (``<execution>/<node>/<visit>``):
+        #: its peer (one string per peer) and when it was sent. Oldest first.
+        self._sent: dict[str, tuple[str, float]] = {}
         self._types: dict[tuple[str, str, str], str] = {}
         self._stop = store.observe(self.committed, commit_timer=self.commit_took)
 
@@ -163,11 +165,10 @@ class NodeMetrics:
                 status = _ENDS.get(kind, "canceled")
                 self.executions.add((execution.workflow_id, status))
             elif kind == "delegation_sent" and event.node is not None:
-                data = _data(event.data)
-                key = (execution.id, event.node, event.visit or 0)
-                self._sent[key] = (str(data.get("peer", "?")), event.at)
+                peer = sys.intern(str(_data(event.data).get("peer", "?")))
+                self._sent[f"{execution.id}/{event.node}/{event.visit or 0}"] = (peer, event.at)
                 if len(self._sent) > _SENT_KEPT:
-                    self._sent.popitem(last=False)
+                    del self._sent[next(iter(self._sent))]
 
     def _visit(self, execution: ExecutionRecord, event: EventRecord) -> None:
         failed = event.kind == "node_failed"
@@ -193,7 +194,7 @@ class NodeMetrics:
 
     def _delegated(self, execution: ExecutionRecord, event: EventRecord, outcome: str) -> None:
         """The visit that ended was a delegation's: its outcome and round trip."""
-        sent = self._sent.pop((execution.id, event.node or "", event.visit or 0), None)
+        sent = self._sent.pop(f"{execution.id}/{event.node or ''}/{event.visit or 0}", None)
         if sent is not None:
             peer, at = sent
             self.delegations.add((peer, outcome))

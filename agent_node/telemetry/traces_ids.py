@@ -23,7 +23,8 @@ This module imports nothing of OpenTelemetry: its ids are plain integers.
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from agent_node.store.records import parsed_metadata
 from agent_node.tracing import TRACEPARENT, child_traceparent
@@ -73,13 +74,14 @@ def parse_traceparent(value: str | None, root: bool = False) -> Origin | None:
     return Origin(trace, None if root else span, sampled, found[0])
 
 
-def origin_of(metadata: str | None) -> Origin | None:
+def origin_of(metadata: str | None, parsed: Mapping[str, Any] | None = None) -> Origin | None:
     """An execution's origin from its metadata (JSON); None when it runs in
-    no trace (it was not started by an A2A call). The metadata's parse is the
-    one its runner made already (:func:`~agent_node.store.records.parsed_metadata`)."""
+    no trace (it was not started by an A2A call). ``parsed``: the metadata
+    parsed already (:meth:`~agent_node.store.records.ExecutionRecord.meta`,
+    the parse its runner made)."""
     if not metadata or '"traceparent"' not in metadata:
         return None
-    found = parsed_metadata(metadata)
+    found = parsed if parsed is not None else parsed_metadata(metadata)
     value = found.get("traceparent")
     if not isinstance(value, str):
         return None

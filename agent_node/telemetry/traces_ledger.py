@@ -308,7 +308,8 @@ class Ledger:
     def _follow(self, execution: ExecutionRecord, started: bool) -> _Run:
         if len(self._runs) >= self._limit:
             del self._runs[next(iter(self._runs))]
-        run = self._runs[execution.id] = _Run(origin_of(execution.metadata), started)
+        origin = origin_of(execution.metadata, execution.meta() if execution.metadata else None)
+        run = self._runs[execution.id] = _Run(origin, started)
         return run
 
 
