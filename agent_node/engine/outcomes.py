@@ -71,9 +71,7 @@ class Cursor:
         if known is not None:
             return known
         raw = json.loads(text) if text else {}
-        visits = raw.get("v", {})
-        base = text if _spliceable(text, raw) else ""
-        return cls(visits, raw.get("j", {}), base)
+        return cls(raw.get("v", {}), raw.get("j", {}), text if _spliceable(text, raw) else "")
 
     def visit(self, node: str) -> int:
         """Count a new visit of ``node``; its number."""

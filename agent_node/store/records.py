@@ -153,6 +153,7 @@ def copied(record: R) -> R:
     fields = _FIELDS.get(cls)
     if fields is None:
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        # Two names at least: attrgetter then always returns a tuple.
         fields = _FIELDS[cls] = operator.attrgetter(names[0], names[1], *names[2:])
     return cls(*fields(record))
 

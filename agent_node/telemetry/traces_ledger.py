@@ -308,7 +308,7 @@ class Ledger:
     def _follow(self, execution: ExecutionRecord, started: bool) -> _Run:
         if len(self._runs) >= self._limit:
             del self._runs[next(iter(self._runs))]
-        origin = origin_of(execution.metadata, execution.meta() if execution.metadata else None)
+        origin = origin_of(execution.metadata, execution.meta())
         run = self._runs[execution.id] = _Run(origin, started)
         return run
 
