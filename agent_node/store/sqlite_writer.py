@@ -319,10 +319,22 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        pending.append((job, future, loop))
+        if pending is not None:  # a batch of this iteration: its first job hands it over
+            pending.append((job, future, loop))
+            return await future
+        self._pending[loop] = [(job, future, loop)]
+        # The first job of a batch lets the loop run once (every job submitted
+        # meanwhile joins the batch), then hands the batch over itself: a
+        # batch committed inline has its result at once, where a callback
+        # that committed it would wake this task in one more iteration (an
+        # epoll and a pass of the loop per sequential step).
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            future.cancel()  # as awaiting it would have: nobody reads its result
+            raise
+        finally:
+            self._hand_over(loop)  # cancelled or not: the others wait on the batch
         return await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -101,3 +101,45 @@ async def test_a_failing_job_rolls_back_alone_on_the_loop(tmp_path: Path) -> Non
     finally:
         await writer.stop()
     assert _values(path) == [0, 1]
+
+
+async def test_the_batchs_first_job_hands_it_over_itself(tmp_path: Path) -> None:
+    # Committed inline, a job's result is there when its submitter resumes:
+    # one pass of the loop per commit, not one to commit and one to wake.
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    loop = asyncio.get_running_loop()
+    passes = 0
+
+    def count() -> None:
+        nonlocal passes
+        passes += 1
+        loop.call_soon(count)
+
+    try:
+        await writer.submit(_insert(0))
+        loop.call_soon(count)
+        before = passes
+        await writer.submit(_insert(1))
+        assert passes - before == 1
+    finally:
+        await writer.stop()
+    assert _values(path) == [0, 1]
+
+
+async def test_a_cancelled_first_job_does_not_strand_its_batch(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    try:
+        await writer.submit(_insert(0))
+        first = asyncio.ensure_future(writer.submit(_insert(1)))
+        await asyncio.sleep(0)  # it started the batch and lets the loop run once
+        second = asyncio.ensure_future(writer.submit(_insert(2)))  # joins the batch
+        first.cancel()
+        assert await asyncio.wait_for(second, 10) == threading.current_thread().name
+        assert first.cancelled()
+    finally:
+        await writer.stop()
+    # The cancelled job still ran with its batch (as a job cancelled while
+    # awaiting its commit does): its submitter only stopped waiting.
+    assert _values(path) == [0, 1, 2]
