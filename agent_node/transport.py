@@ -183,11 +183,16 @@ class _GracefulStop:
     asks again once the node is back (to our delegations a 503 is transient).
     """
 
+    # Slots, not the instance dict: see agent_node.lean_http.
+    __slots__ = ("_phase", "_tls")
     cycle: Any
     transport: Any
     app: Any
-    _phase: Literal["serving", "stopping", "lost"] = "serving"
-    _tls = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._phase: Literal["serving", "stopping", "lost"] = "serving"
+        self._tls = False
+        super().__init__(*args, **kwargs)
 
     def connection_made(self, transport: Any) -> None:
         self._tls = transport.get_extra_info("ssl_object") is not None
@@ -272,6 +277,7 @@ _STOPPING = {
 def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    from agent_node.lean_http import LeanConnection
     from agent_node.security.tls import identity_of
 
     max_headers, max_bytes = limits.max_headers, limits.max_header_bytes
@@ -282,34 +288,34 @@ def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     def peer_of(der: bytes) -> tuple[str, str | None]:
         return ssl.DER_cert_to_PEM_cert(der), identity_of(der, from_cn=identity_from_cn)
 
-    class NodeProtocol(_GracefulStop, HttpToolsProtocol):
+    class NodeProtocol(_GracefulStop, LeanConnection, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
-        _header_count = 0
-        _header_bytes = 0
-        _oversized: str | None = None
+        __slots__ = ("_header_bytes", "_header_count", "_oversized", "_peer")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._header_count = 0
+            self._header_bytes = 0
+            self._oversized: str | None = None
+            #: The peer's certificate (PEM) and identity; None: no certificate.
+            self._peer: tuple[str, str | None] | None = None
+            super().__init__(*args, **kwargs)
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             ssl_object = transport.get_extra_info("ssl_object")
             der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            if not der:
-                return
-            pem, identity = peer_of(der)
-            app = self.app
-
-            async def with_peer(scope: Any, receive: Any, send: Any) -> None:
-                extensions = scope.setdefault("extensions", {})
-                extensions["tls"] = {"client_cert_chain": [pem]}
-                scope[CALLER] = identity
-                await app(scope, receive, send)
-
-            self.app = with_peer
+            if der:
+                self._peer = peer_of(der)
 
         def on_message_begin(self) -> None:
             self._header_count = 0
             self._header_bytes = 0
             super().on_message_begin()
+            if self._peer is not None:  # set here: no app wrapper awaits under every request
+                pem, identity = self._peer
+                self.scope["extensions"] = {"tls": {"client_cert_chain": [pem]}}
+                self.scope[CALLER] = identity  # type: ignore[literal-required]
 
         def on_url(self, url: bytes) -> None:
             self._count(len(url), 0)
