@@ -118,9 +118,7 @@ class Runtime:
         wait until it ends or parks on an external event. ``budget``: what
         this execution may spend on models, within its workflow's own
         (``tokens``, ``cost`` in USD, ``calls``; checked before each call)."""
-        execution_id = await self.start_execution(
-            workflow, state, execution_id=execution_id, budget=budget
-        )
+        execution_id = await self._start(workflow, state, execution_id, budget, watch=True)
         try:
             record = await self.engine.wait(execution_id)
         except faults.InjectedCrash:
@@ -138,6 +136,19 @@ class Runtime:
         execution_id: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None,
     ) -> str:
+        return await self._start(workflow, state, execution_id, budget, watch=False)
+
+    async def _start(
+        self,
+        workflow: CompiledWorkflow,
+        state: BaseModel | Mapping[str, Any] | None,
+        execution_id: str | None,
+        budget: Budget | Mapping[str, Any] | None,
+        *,
+        watch: bool,
+    ) -> str:
+        """:meth:`start_execution`; with ``watch``, a :meth:`Engine.wait`
+        follows (a new execution is watched from its creation on)."""
         self.workflows.add(workflow)
         notes: list[tuple[str, Any]] = []
         if budget is not None:
@@ -163,7 +174,7 @@ class Runtime:
             raise UsageError(f"the input state must be a {workflow.state_model.__name__} or a dict")
         try:
             new_id, _ = await self.engine.submit(
-                workflow, state, execution_id=execution_id, notes=notes
+                workflow, state, execution_id=execution_id, notes=notes, watch=watch
             )
         except faults.InjectedCrash:
             await self.engine.abandon()

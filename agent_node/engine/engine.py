@@ -173,10 +173,14 @@ class Engine:
         context_id: str | None = None,
         notes: Sequence[Note] = (),
         metadata: Mapping[str, Any] | None = None,
+        watch: bool = False,
     ) -> tuple[str, bool]:
         """Create an execution; returns ``(id, created)``. With ``run_here`` its
         first node is leased to this engine and started at once. ``metadata``
-        is kept on the execution (e.g. the A2A caller that created it)."""
+        is kept on the execution (e.g. the A2A caller that created it). With
+        ``watch``, an execution created here is watched from its creation on,
+        as :meth:`watch_status` does (a :meth:`wait` must follow), so that
+        the wait does not read the row it just wrote."""
         self._require(EngineState.RUNNING)
         lease = plans.Lease(str(self.owner), time.time() + self.lease_ttl) if run_here else None
         execution_id, leased, data = await self.control.create(
@@ -194,6 +198,8 @@ class Engine:
         # claim loop to find (a wake here cost a claim round per request).
         self._driven.add(execution_id)
         faults.hit("after_create")
+        if watch:  # nothing ran yet: no change of it can have been missed
+            self.watch_status(execution_id)
         # The input is the state its first node runs on (state_seq 0): no
         # need to read it back (a large one is not in the claim's row).
         if leased:

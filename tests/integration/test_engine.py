@@ -446,6 +446,31 @@ async def test_a_wait_watched_from_before_creation_sees_the_end(
     assert engine._status_waiters == {}
 
 
+async def test_run_reads_the_execution_only_once_it_has_ended(
+    store_url: str, runtime_factory: Any
+) -> None:
+    """run() watches a new execution from its creation on: no read of the row
+    it has just written (one per run, on the store's reader), only the end's;
+    a resumed one is read first, as it may have ended already."""
+    wf, calls = counting_workflow("read-once")
+    rt: Runtime = await runtime_factory(store_url)
+    reads: list[str] = []
+    get = rt.store.get
+
+    async def counted(execution_id: str) -> Any:
+        reads.append(execution_id)
+        return await get(execution_id)
+
+    rt.store.get = counted  # type: ignore[method-assign]
+    result = await rt.run(wf.compile(), Count())
+    assert result.status == "completed" and result.state.n == 10
+    assert reads == [result.execution_id]
+    reads.clear()
+    again = await rt.run(wf.compile(), execution_id=result.execution_id)
+    assert again.state == result.state and calls["first"] == 1
+    assert len(reads) == 2  # whether it exists, then the end it had reached
+
+
 async def test_an_execution_ended_by_its_wait_timing_out_is_reported_once(
     store_url: str, runtime_factory: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
