@@ -14,6 +14,9 @@ import uvicorn
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.routing import Route
+from support.certs import make_certs
+from support.served import served
+from support.tls import caller_context
 
 from agent_node import Runtime, Workflow, load_workflow
 from agent_node.a2a.protocol.errors import TaskNotFound
@@ -28,6 +31,7 @@ from agent_node.a2a.protocol.models import (
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
 from agent_node.a2a.server.tasks import TaskService
+from agent_node.security.tls import server_context
 from agent_node.workflow.compiled import CompiledWorkflow
 
 V10 = {"A2A-Version": "1.0"}
@@ -273,3 +277,30 @@ async def test_a_client_that_disconnects_stops_the_watch(service: TaskService) -
     finally:
         server.should_exit = True
         await serving
+
+
+async def test_over_the_nodes_server_an_open_stream_runs_no_task_to_notice_its_client_leave(
+    service: TaskService, tmp_path: Path
+) -> None:
+    certs = make_certs(tmp_path, "server", "client")
+    tls = server_context(certs / "server.pem", certs / "server-key.pem", [certs / "ca.pem"])
+    endpoint = jsonrpc_endpoint(service, capabilities=STREAMING)
+    app = Starlette(routes=[Route("/a2a", endpoint, methods=["POST"])])
+    async with (
+        served(app, tls) as url,
+        httpx.AsyncClient(base_url=url, verify=caller_context(certs, "client")) as client,
+    ):
+        body = rpc("SendMessage", {"message": message("Oslo"), "metadata": {"skill": "book"}})
+        task_id = (await client.post("/a2a", json=body, headers=V10)).json()["result"]["task"]["id"]
+        subscribe = rpc("SubscribeToTask", {"id": task_id})
+        async with client.stream("POST", "/a2a", json=subscribe, headers=V10) as response:
+            first = await anext(response.aiter_lines())
+            assert json.loads(first.removeprefix("data: "))["result"]["task"]["id"] == task_id
+            assert service.watches.followers(task_id) == 1
+            # The server tells the stream when its client leaves: nothing waits for it.
+            assert not [t for t in asyncio.all_tasks() if t.get_name() == "sse disconnect"]
+        for _ in range(200):
+            if len(service.watches) == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert len(service.watches) == 0

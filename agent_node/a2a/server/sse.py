@@ -12,11 +12,14 @@ binding's error object.
 The handler's iterator is always closed when the response ends, also when
 the client went away, so that it stops following its task at once.
 
-A client that goes away is noticed while its stream is idle, as Starlette's
-``StreamingResponse`` does, by a task that waits on ``receive`` for
-``http.disconnect``; but that one task is all an open stream adds to its
-request's, where Starlette runs an anyio task group of two tasks, with
-cancel scopes and an event (some 5 KiB a stream, idle almost all its life).
+A client that goes away is noticed while its stream is idle. The node's
+server tells the response itself (:class:`~agent_node.transport.WhenGone`
+in the scope), so an open stream runs no task but its request's. Elsewhere
+(another server, tests over ``httpx.ASGITransport``) a task waits on
+``receive`` for ``http.disconnect``, as Starlette's ``StreamingResponse``
+does; but that one task is all it adds, where Starlette runs an anyio task
+group of two tasks, with cancel scopes and an event (some 5 KiB a stream,
+idle almost all its life).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from agent_node.a2a.protocol.errors import A2AError, InternalError, to_jsonrpc_e
 from agent_node.a2a.protocol.models import StreamResponse
 from agent_node.a2a.server.streaming import ends_stream
 from agent_node.errors import StoreError
+from agent_node.transport import WHEN_GONE, WhenGone
 
 __all__ = ["EventStreamResponse", "bare_event_stream", "event_stream"]
 
@@ -64,21 +68,32 @@ class EventStreamResponse(StreamingResponse):
             raise RuntimeError("an event stream is sent from a task")
         phase: Literal["streaming", "gone"] = "streaming"
 
-        def gone(listener: asyncio.Task[None]) -> None:
+        def gone() -> None:
             nonlocal phase
-            if not listener.cancelled():
-                listener.exception()  # retrieved: a receive that failed is a client gone too
             phase = "gone"
             streaming.cancel()  # lands where the stream waits: nowhere else awaits
 
-        listener = asyncio.create_task(_until_disconnect(receive), name="sse disconnect")
-        listener.add_done_callback(gone)
+        def heard(listener: asyncio.Task[None]) -> None:
+            if not listener.cancelled():
+                listener.exception()  # retrieved: a receive that failed is a client gone too
+            gone()
+
+        told = scope.get(WHEN_GONE)
+        listener: asyncio.Task[None] | None = None
+        if isinstance(told, WhenGone):  # the node's server tells: no task need listen
+            told.callback = gone
+        else:
+            listener = asyncio.create_task(_until_disconnect(receive), name="sse disconnect")
+            listener.add_done_callback(heard)
         try:
             try:
                 await self.stream_response(send)
             finally:
-                listener.remove_done_callback(gone)
-                listener.cancel()
+                if listener is not None:
+                    listener.remove_done_callback(heard)
+                    listener.cancel()
+                if isinstance(told, WhenGone):
+                    told.callback = None
                 await self._content.aclose()
                 await _close(self._events)
         except asyncio.CancelledError:
