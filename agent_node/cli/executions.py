@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from agent_node.engine.control import Control
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
+from agent_node.ids import new_id
 from agent_node.nodes import default_executors
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
@@ -97,7 +97,7 @@ def run(
     state = parse_json_object(input_text, "--input") if input_text is not None else None
     workflow = load_target(target)
     if state is not None and execution_id is None:
-        execution_id = str(uuid.uuid4())  # known before it runs, to name if interrupted
+        execution_id = new_id()  # known before it runs, to name if interrupted
     if live is None:
         live = sys.stderr.isatty()
     limits = _budget(budget) if budget is not None else None
@@ -156,7 +156,7 @@ async def _run(
 ) -> tuple[RunResult, list[WaitRecord]]:
     async with started_runtime(url) as runtime:
         if live:
-            execution_id = execution_id or str(uuid.uuid4())
+            execution_id = execution_id or new_id()
             unsubscribe = runtime.store.live.subscribe(execution_id, _LiveText())
         try:
             result = await runtime.run(workflow, state, execution_id=execution_id, budget=budget)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from pydantic import BaseModel
 
 from agent_node.errors import InvalidSignal, UnknownExecution
+from agent_node.ids import new_id
 from agent_node.store.base import Store, Txn
 from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -54,7 +54,7 @@ class Control:
         events logged right after ``execution_started`` (e.g. the message
         that started it), so the log alone can answer for them."""
         self.workflows.add(workflow)
-        execution_id = execution_id or str(uuid.uuid4())
+        execution_id = execution_id or new_id()
         data = validated_input(workflow, state)
         now = time.time()
         record = ExecutionRecord(

@@ -17,12 +17,12 @@ A2A ``SendMessage`` on the task, which operators may send on any task.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 
 from agent_node.errors import StateValidationError, UsageError
+from agent_node.ids import new_id
 from agent_node.nodes.model_budget import BUDGET_EVENT
 from agent_node.results import RUN_STARTS, to_event
 from agent_node.runtime import Runtime
@@ -81,7 +81,7 @@ async def retry(request: Request, runtime: Runtime) -> Any:
     initial = (started.data or {}).get("input") if started is not None else None
     if not isinstance(initial, dict):
         raise Refused(409, f"execution {record.id} has no recorded input to start again with")
-    new_id = str(uuid.uuid4())
+    retried_as = new_id()
     notes = []
     for event in events:
         if event.node is not None:
@@ -89,7 +89,7 @@ async def retry(request: Request, runtime: Runtime) -> Any:
         if event.kind in _REPEATED_NOTES:
             data = event.data
             if event.kind == MESSAGE_EVENT and isinstance(data, dict):
-                data = {**data, "taskId": new_id}
+                data = {**data, "taskId": retried_as}
             notes.append((event.kind, data))
     metadata = json.loads(record.metadata) if record.metadata else {}
     metadata.update(
@@ -102,11 +102,11 @@ async def retry(request: Request, runtime: Runtime) -> Any:
         await runtime.engine.submit(
             workflow,
             initial,
-            execution_id=new_id,
+            execution_id=retried_as,
             context_id=record.context_id,
             notes=notes,
             metadata=metadata,
         )
     except (UsageError, StateValidationError) as exc:
         raise Refused(409, f"cannot retry {record.id}: {exc}") from None
-    return {"id": record.id, "retried_as": new_id}
+    return {"id": record.id, "retried_as": retried_as}

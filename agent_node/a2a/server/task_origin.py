@@ -18,6 +18,7 @@ from typing import Any
 from agent_node.a2a.protocol.models import SendMessageRequest
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.output_modes import METADATA_KEY
+from agent_node.ids import new_id
 from agent_node.tracing import new_traceparent, valid_traceparent
 
 __all__ = ["metadata_of", "task_id_of"]
@@ -42,5 +43,5 @@ def metadata_of(ctx: CallContext, request: SendMessageRequest) -> dict[str, Any]
 
 def task_id_of(ctx: CallContext) -> str:
     if ctx.idempotency_key is None:
-        return str(uuid.uuid4())
+        return new_id()
     return str(uuid.uuid5(_IDEMPOTENCY, f"{ctx.caller or ''}\0{ctx.idempotency_key}"))

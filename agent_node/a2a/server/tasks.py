@@ -32,7 +32,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -83,6 +82,7 @@ from agent_node.a2a.server.taskview import (
 )
 from agent_node.engine import faults
 from agent_node.errors import InvalidSignal
+from agent_node.ids import new_id
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
@@ -160,7 +160,7 @@ class TaskService:
             self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
         )
         task_id = task_id_of(ctx)
-        context_id = message.context_id or str(uuid.uuid4())
+        context_id = message.context_id or new_id()
         extra = None
         if CONTEXT_FIELD in workflow.state_model.model_fields:
             context = await context_of(
