@@ -304,3 +304,28 @@ async def test_over_the_nodes_server_an_open_stream_runs_no_task_to_notice_its_c
                 break
             await asyncio.sleep(0.01)
         assert len(service.watches) == 0
+
+
+def watching() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("watch ")]
+
+
+async def test_an_idle_watch_runs_no_task_and_still_tells_the_next_change(
+    client: httpx.AsyncClient, service: TaskService
+) -> None:
+    request = rpc(
+        "SendStreamingMessage", {"message": message("Oslo"), "metadata": {"skill": "book"}}
+    )
+    task_id = results((await stream(client, request))[1])[0]["task"]["id"]
+    following = asyncio.create_task(stream(client, rpc("SubscribeToTask", {"id": task_id})))
+    for _ in range(200):
+        if service.watches.followers(task_id) == 1 and not watching():
+            break
+        await asyncio.sleep(0.01)
+    # Followed, and idle: a subscription and a timer, no task waiting.
+    assert service.watches.followers(task_id) == 1 and not watching()
+    answer = rpc("SendMessage", {"message": message("in June", taskId=task_id)})
+    await client.post("/a2a", json=answer, headers=V10)
+    followed = results((await asyncio.wait_for(following, 10))[1])
+    assert states(followed)[-1] == "TASK_STATE_COMPLETED"
+    assert len(service.watches) == 0 and not watching()

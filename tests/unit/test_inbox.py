@@ -1,4 +1,4 @@
-"""The queue and flag of an open stream: order, wake-up, one reader, cancel."""
+"""The queue of an open stream: order, wake-up, one reader, cancel."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agent_node.a2a.server.inbox import Flag, Inbox
+from agent_node.a2a.server.inbox import Inbox
 
 
 async def test_items_come_out_in_order_and_wake_a_waiting_reader() -> None:
@@ -42,15 +42,3 @@ async def test_an_inbox_has_one_reader() -> None:
         await inbox.get()
     inbox.put_nowait(7)
     assert await first == 7
-
-
-async def test_a_flag_raised_before_or_during_a_wait_ends_it_until_cleared() -> None:
-    flag = Flag()
-    flag.set()
-    await asyncio.wait_for(flag.wait(), 1)
-    flag.clear()
-    waiting = asyncio.create_task(flag.wait())
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    flag.set()
-    await asyncio.wait_for(waiting, 1)

@@ -1,12 +1,11 @@
-"""A queue and a wake-up flag for one waiting task, the size of an open stream.
+"""A queue for one waiting task, the size of an open stream.
 
-Every open stream holds a queue of events (its :class:`~.streaming.Follower`)
-and its watch a flag that notifications raise. ``asyncio.Queue`` keeps three
-deques (~760 bytes each, empty) and ``asyncio.Event`` one, whether anybody
-waits or not: some 3 KiB per stream that is idle almost all of its life.
-These keep a list and, only while their one reader waits, a future. Neither
-bounds what it holds nor serves two readers at once (a second ``get`` or
-``wait`` while one waits raises ``RuntimeError``).
+Every open stream holds a queue of events (its :class:`~.streaming.Follower`).
+``asyncio.Queue`` keeps three deques (~760 bytes each, empty) whether
+anybody waits or not: some 2 KiB per stream that is idle almost all of its
+life. :class:`Inbox` keeps a list and, only while its one reader waits, a
+future. It does not bound what it holds nor serve two readers at once (a
+second ``get`` while one waits raises ``RuntimeError``).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Generic, TypeVar
 
-__all__ = ["Flag", "Inbox"]
+__all__ = ["Inbox"]
 
 T = TypeVar("T")
 
@@ -70,24 +69,3 @@ class Inbox(_OneWaiter, Generic[T]):
 
     def qsize(self) -> int:
         return len(self._items)
-
-
-class Flag(_OneWaiter):
-    """A flag one task waits to see raised."""
-
-    __slots__ = ("_raised",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._raised = False
-
-    def set(self) -> None:
-        self._raised = True
-        self._wake()
-
-    def clear(self) -> None:
-        self._raised = False
-
-    async def wait(self) -> None:
-        while not self._raised:
-            await self._wait()

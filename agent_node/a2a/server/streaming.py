@@ -35,7 +35,6 @@ follower leaves (a client that disconnects closes its iterator).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -49,7 +48,7 @@ from agent_node.a2a.protocol.models import (
     TaskStatus,
     TaskStatusUpdateEvent,
 )
-from agent_node.a2a.server.inbox import Flag, Inbox
+from agent_node.a2a.server.inbox import Inbox
 from agent_node.store.base import Store
 from agent_node.store.live import Chunk
 
@@ -89,9 +88,12 @@ class Watch:
         self._store = store
         self._render = render
         self._poll = poll
-        self._wake = Flag()
         self._followers: list[Inbox[_Item]] = []
-        self._runner: asyncio.Task[None] | None = None
+        #: The next poll while the watch waits; the render under way while not.
+        self._timer: asyncio.TimerHandle | None = None
+        self._rendering: asyncio.Task[None] | None = None
+        #: A wake came while the task was being rendered: render it again.
+        self._again = False
         self._unsubscribe: Callable[[], None] | None = None
         self._unlive: Callable[[], None] | None = None
         #: The streams being written now: stream → (node, text so far).
@@ -119,9 +121,12 @@ class Watch:
         for chunk in early:
             self._chunk(chunk)
         self._sent = {a.artifact_id for a in self.latest.artifacts or []}
-        if base is not None:
-            self._wake.set()
-        self._runner = asyncio.create_task(self._run(), name=f"watch {self.task_id}")
+        if _terminal(self.latest):  # once its caller has joined, as the others stop
+            asyncio.get_running_loop().call_soon(self._stop)
+        elif base is not None:
+            self._wake()
+        else:
+            self._wait()
 
     @property
     def followers(self) -> int:
@@ -149,29 +154,56 @@ class Watch:
         """Remove a follower; the last one to leave stops the watch."""
         if queue in self._followers:
             self._followers.remove(queue)
-        if not self._followers and self._runner is not None:
-            self._runner.cancel()
+        if not self._followers:
+            if self._rendering is not None:
+                self._rendering.cancel()
             self._stop()
 
     def _notice(self, kind: str, execution_id: str) -> None:
         if execution_id == self.task_id:
-            self._wake.set()
+            self._wake()
 
-    async def _run(self) -> None:
+    def _wait(self) -> None:
+        """Wait for a notification, or poll after a while."""
+        self._timer = asyncio.get_running_loop().call_later(self._poll, self._wake)
+
+    def _wake(self) -> None:
+        """Render the task again (once more after the render under way)."""
+        if self.stopped:
+            return
+        if self._rendering is not None:
+            self._again = True
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._rendering = asyncio.create_task(self._renders(), name=f"watch {self.task_id}")
+
+    async def _renders(self) -> None:
+        """The task rendered until no wake came meanwhile; then the watch
+        waits again, or stops once the task is terminal or rendering failed.
+        A task only while it renders: an idle watch (most of a stream's
+        life) is a timer and a subscription, not a task waiting (~1.5 KiB)."""
         try:
-            while self.latest is not None and not TaskState(self.latest.status.state).is_terminal:
-                # Not asyncio.wait_for: on 3.11 it runs the wait in a task of
-                # its own, so a cancel takes an extra turn (or is swallowed).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll):
-                        await self._wake.wait()
-                self._wake.clear()
+            self._again = True
+            while self._again:
+                self._again = False
                 await self._refresh()
         except Exception as exc:
             log.warning("watching task %s failed: %r", self.task_id, exc)
             self._publish(exc)
-        finally:
+            self._rendering = None
             self._stop()
+            return
+        except BaseException:
+            self._rendering = None
+            self._stop()
+            raise
+        self._rendering = None
+        if self.latest is None or _terminal(self.latest):
+            self._stop()
+        elif not self.stopped:
+            self._wait()
 
     async def _refresh(self) -> None:
         # A method of its own: the task rendered is not held (in the loop's
@@ -240,6 +272,9 @@ class Watch:
 
     def _stop(self) -> None:
         self.stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -249,6 +284,10 @@ class Watch:
         if self.on_stop is not None:
             self.on_stop(self)
             self.on_stop = None
+
+
+def _terminal(task: Task) -> bool:
+    return TaskState(task.status.state).is_terminal
 
 
 def _status_key(status: TaskStatus) -> tuple[str, object]:
