@@ -112,14 +112,16 @@ def parse_args(
     argv: list[str] | None = None,
     variant_flag: str = "--variant",
     variant_choices: Iterable[str] | None = None,
+    scenarios: Iterable[str] = SCENARIOS,
 ) -> argparse.Namespace:
     """Common CLI: ``<scenario> [--variant X] --dir TMPDIR`` (creates ``--dir``).
 
     ``bench/ours.py`` can use ``variant_flag="--store-kind"``; the value is
-    always available as ``args.variant``.
+    always available as ``args.variant``. ``scenarios``: a script that also
+    runs ``bench/state_bench.py``'s adds them.
     """
     p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=SCENARIOS)
+    p.add_argument("scenario", choices=list(scenarios))
     p.add_argument(
         variant_flag,
         dest="variant",

@@ -1,12 +1,15 @@
 """What a step costs when the state is large or keeps growing (issue 18).
 
     .venv/bin/python bench/state_bench.py [--stores sqlite,memory,postgres]
-        [--scenarios floor,big,mid,append,chain,long,resume] [--wal] [--json FILE]
+        [--scenarios floor,big,mid,append,chain,long,resume] [--wal] [--peers]
+        [--json FILE]
 
 Every (scenario, store) runs in a fresh subprocess (this file, ``_one``) with
 a fresh scratch directory (or a fresh PostgreSQL database on
 ``$AGENT_NODE_BENCH_PG_URL``'s server); it prints one JSON line, and the
-parent prints a table. Scenarios:
+parent prints it. ``--peers`` (scenarios ``big`` and ``append``, the default
+then): after ours, the same scenario on DBOS and LangGraph, each in its
+venv (``bench/state_runs.py``), then one table with ratios. Scenarios:
 
 ``big``     50 sequential steps; the state holds an unchanged 1 MB string and
             a counter each step increments. 1 warm-up then 3 timed runs.
@@ -30,7 +33,8 @@ parent prints a table. Scenarios:
             (the interpreter's start and imports are not counted: the same
             for both).
 
-Timing is taken inside the steps (``perf_counter`` at each body), so a run's
+Timing is taken inside the steps (``perf_counter`` at each body, with
+``bench/state_timing.py``, which the peers use too), so a run's
 rate counts its steps and commits only, not creating the execution (which
 writes its 1 MB input) nor reading the result back. ``steps/s`` is the median
 over the timed runs of (steps - 1) / (last body - first body).
@@ -41,16 +45,16 @@ passed to ``write``/``pwrite``: WAL frames, and the checkpoints that copy
 them into the database file (they run in the same process). With ``--wal``
 the checkpoint thread is not started, so the WAL only grows: its growth
 between the first and last body is what the commits appended (frames of
-4 KiB pages + 24-byte headers). PostgreSQL: how far the server's WAL insert
-position moved (``pg_current_wal_insert_lsn``): WAL of the whole server, so
-of this run only when nothing else writes to it.
+1 KiB pages, the store's since 02cfc75, + 24-byte headers). PostgreSQL: how
+far the server's WAL insert position moved (``pg_current_wal_insert_lsn``):
+WAL of the whole server, so of this run only when nothing else writes to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import functools
 import json
 import os
 import secrets
@@ -58,7 +62,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,19 @@ from pydantic import BaseModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import pg_admin
+from state_runs import PEER_SCENARIOS, PEERS, ours_row, peer_row, table
+from state_timing import (
+    APPEND_STEPS,
+    BIG_BYTES,
+    BIG_STEPS,
+    CHUNKS,
+    TIMED_RUNS,
+    Runs,
+    big_blob,
+    rate,
+    steady,
+    wchar,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -75,8 +91,7 @@ SCENARIOS = ("floor", "big", "mid", "append", "chain", "long", "resume")
 STORES = ("sqlite", "memory", "postgres")
 LONG_STEPS = 10_000
 WINDOW = 500
-#: Incompressible values (PostgreSQL compresses what it TOASTs).
-CHUNKS = [os.urandom(512).hex() for _ in range(400)]
+#: Incompressible (PostgreSQL compresses what it TOASTs).
 LONG_BLOB = os.urandom(50_000).hex()
 
 #: perf_counter at each step body of the current run.
@@ -96,14 +111,6 @@ class Blob(BaseModel):
 
 class Items(BaseModel):
     items: list[str] = []
-
-
-def wchar() -> int:
-    with open("/proc/self/io") as f:
-        for line in f:
-            if line.startswith("wchar:"):
-                return int(line.split()[1])
-    return 0
 
 
 async def _mark(step: int) -> None:
@@ -186,16 +193,6 @@ def loop(steps: int, kill_at: int | None = None, resumed: Path | None = None) ->
     return wf.compile()
 
 
-def rate(marks: list[float]) -> float:
-    return (len(marks) - 1) / (marks[-1] - marks[0])
-
-
-def steady(marks: list[float]) -> float:
-    """Steps/s over a window of marks: 1 / the median time between bodies (a
-    machine shared with other work shows as outliers, which it ignores)."""
-    return 1.0 / statistics.median(b - a for a, b in itertools.pairwise(marks))
-
-
 # --------------------------------------------------------------------------- stores
 
 
@@ -264,7 +261,7 @@ async def _timed_runs(url: str, workflow: Any, make: Any, steps: int, runs: int)
     from agent_node import Runtime
 
     RUN_STEPS = steps
-    rates, per_step, walls, early, late = [], [], [], [], []
+    timed, walls = Runs(steps), []
     async with Runtime(url) as rt:
         for run in range(runs + 1):
             MARKS.clear()
@@ -276,37 +273,25 @@ async def _timed_runs(url: str, workflow: Any, make: Any, steps: int, runs: int)
                 raise RuntimeError(f"run ended {result.status}: {result.error}")
             if run == 0:
                 continue  # the warm-up
-            rates.append(rate(MARKS))
-            if len(BYTES) == 2:
-                per_step.append((BYTES[1] - BYTES[0]) / (steps - 1))
-            if steps >= 40:
-                early.append(steady(MARKS[1:21]))
-                late.append(steady(MARKS[-20:]))
+            timed.add(MARKS, BYTES)
             events = await rt.store.events(result.execution_id)
-    out: dict[str, Any] = {
-        "steps_per_s": round(statistics.median(rates), 1),
-        "runs": [round(r, 1) for r in rates],
+    return {
+        **timed.metrics(),
         "steps_per_s_with_create": round(statistics.median(walls[1:]), 1),
         "event_bytes": sum(len(e.data or "") for e in events),
     }
-    if per_step:
-        out["bytes_per_step"] = round(statistics.median(per_step))
-    if steps >= 400:
-        out["steps_per_s_at_10"] = round(statistics.median(early), 1)
-        out["steps_per_s_at_end"] = round(statistics.median(late), 1)
-    return out
 
 
 async def big(url: str, size: int) -> dict[str, Any]:
-    workflow = blob_chain(50)
+    workflow = blob_chain(BIG_STEPS)
     return await _timed_runs(
-        url, workflow, lambda run: Blob(blob=os.urandom(size // 2).hex()), 50, 3
+        url, workflow, lambda run: Blob(blob=big_blob(size)), BIG_STEPS, TIMED_RUNS
     )
 
 
 async def append(url: str, chain: bool) -> dict[str, Any]:
-    workflow = append_chain(400) if chain else append_loop(400)
-    return await _timed_runs(url, workflow, lambda run: Items(), 400, 3)
+    workflow = append_chain(APPEND_STEPS) if chain else append_loop(APPEND_STEPS)
+    return await _timed_runs(url, workflow, lambda run: Items(), APPEND_STEPS, TIMED_RUNS)
 
 
 async def long(url: str) -> dict[str, Any]:
@@ -383,7 +368,7 @@ async def one(scenario: str, kind: str, directory: Path) -> dict[str, Any]:
         return await resume(kind, directory)
     async with Scratch(kind, directory) as scratch:
         if scenario == "big":
-            return await big(scratch.url, 1_000_000)
+            return await big(scratch.url, BIG_BYTES)
         if scenario == "mid":
             return await big(scratch.url, 100_000)
         if scenario == "floor":
@@ -413,28 +398,29 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stores", default=",".join(STORES))
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--scenarios", help=f"default: {','.join(SCENARIOS)}; with --peers, big,append"
+    )
     parser.add_argument("--wal", action="store_true", help="SQLite: WAL growth, no checkpoints")
+    parser.add_argument("--peers", action="store_true", help="big, append: DBOS and LangGraph too")
     parser.add_argument("--json", type=Path)
     ns = parser.parse_args()
+    scenarios = ns.scenarios or ",".join(PEER_SCENARIOS if ns.peers else SCENARIOS)
     rows = []
-    for scenario in ns.scenarios.split(","):
-        for kind in ns.stores.split(","):
-            if scenario == "resume" and kind == "memory":
-                continue
-            with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
-                proc = subprocess.run(
-                    [sys.executable, __file__, "_one", scenario, kind, tmp, "1" if ns.wal else "0"],
-                    capture_output=True,
-                    text=True,
-                    cwd=ROOT,
-                )
-            if proc.returncode != 0:
-                row = {"scenario": scenario, "store": kind, "error": proc.stderr[-1500:]}
-            else:
-                row = {"scenario": scenario, "store": kind, **json.loads(proc.stdout)}
+    for scenario in scenarios.split(","):
+        runs = [
+            functools.partial(ours_row, Path(__file__), scenario, kind, ns.wal)
+            for kind in ns.stores.split(",")
+            if not (scenario == "resume" and kind == "memory")
+        ]
+        if ns.peers and scenario in PEER_SCENARIOS:
+            runs += [functools.partial(peer_row, system, scenario) for system in PEERS]
+        for run in runs:
+            row = run()
             print(json.dumps(row), flush=True)
             rows.append(row)
+    if ns.peers:
+        print(table(rows))
     if ns.json is not None:
         ns.json.parent.mkdir(parents=True, exist_ok=True)
         ns.json.write_text(json.dumps(rows, indent=1))

@@ -1,6 +1,6 @@
 """DBOS Transact on a SQLite system database (no PostgreSQL, no network).
 
-    python bench/peers/dbos_bench.py <seq200|conc200|wait2000|import>
+    python bench/peers/dbos_bench.py <seq200|conc200|wait2000|import|big|append>
         [--variant async|sync|pg-async|pg-sync] [--pg-url URL] --dir TMPDIR
 
 DBOS is configured with ``system_database_url="sqlite:///<dir>/dbos.sqlite"``
@@ -21,6 +21,9 @@ Variants
   pg-async, pg-sync  the same on a PostgreSQL system database: ``--pg-url``
          (a database made for the run: ``bench/stores/pg_bench.py`` creates
          and drops one per run); seq200 and conc200 only.
+
+``big`` and ``append`` (sync only) are ``bench/state_bench.py``'s: see
+``dbos_state.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from common import (
     CONC_STEPS,
     CONC_WORKFLOWS,
     IDLE_SECONDS,
+    SCENARIOS,
     SEQ_RUNS,
     SEQ_STEPS,
     WAIT_COUNT,
@@ -65,7 +69,8 @@ if "--pg-url" in sys.argv:  # not a common flag: taken out before the common one
     at = sys.argv.index("--pg-url")
     PG_URL = sys.argv[at + 1]
     del sys.argv[at : at + 2]
-args = parse_args(default_variant="async")
+STATE_SCENARIOS = ("big", "append")
+args = parse_args(default_variant="async", scenarios=(*SCENARIOS, *STATE_SCENARIOS))
 block_network()
 VERSIONS = package_versions("dbos", "sqlalchemy", "psycopg")
 VARIANT = args.variant
@@ -80,6 +85,9 @@ if ON_PG and PG_URL is None:
 if ON_PG and args.scenario == "wait2000":
     emit_unavailable(SYSTEM, VARIANT, "wait2000", "measured on SQLite only")
     sys.exit(0)
+if VARIANT != "sync" and args.scenario in STATE_SCENARIOS:
+    emit_unavailable(SYSTEM, VARIANT, args.scenario, "measured with the sync variant only")
+    sys.exit(0)
 
 if args.scenario in ("import", "floor"):
     if args.scenario == "import":
@@ -88,6 +96,7 @@ if args.scenario in ("import", "floor"):
         emit_unavailable(SYSTEM, VARIANT, "floor", "floor is a raw-sqlite scenario")
     sys.exit(0)
 
+import dbos_state  # noqa: E402 - registers its workflows before DBOS.launch()
 from dbos import DBOS, DBOSConfig  # noqa: E402
 
 DB_PATH = Path(args.dir).resolve() / "dbos.sqlite"
@@ -190,7 +199,16 @@ NOTE_BASE = (
 
 # ---------------------------------------------------------------- scenarios
 def run_sync() -> None:
-    if args.scenario == "seq200":
+    if args.scenario in STATE_SCENARIOS:
+        emit(
+            SYSTEM,
+            VARIANT,
+            args.scenario,
+            dbos_state.run(args.scenario),
+            note=f"{NOTE_BASE}; {dbos_state.NOTES[args.scenario]}",
+            versions=VERSIONS,
+        )
+    elif args.scenario == "seq200":
         seq_wf(SEQ_STEPS)  # warm-up
         runs = []
         for _ in range(SEQ_RUNS):

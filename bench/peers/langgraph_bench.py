@@ -1,6 +1,6 @@
 """LangGraph with its SQLite checkpointer on a file.
 
-    python bench/peers/langgraph_bench.py <seq200|conc200|wait2000|import>
+    python bench/peers/langgraph_bench.py <seq200|conc200|wait2000|import|big|append>
         [--variant sync|default] --dir TMPDIR
 
 A "workflow" is a compiled ``StateGraph`` whose nodes are no-op steps
@@ -23,18 +23,26 @@ API per scenario
   wait2000 ``AsyncSqliteSaver``; the first node calls ``interrupt()``, so each
            ``ainvoke`` returns with the thread checkpointed at the interrupt and
            nothing left running in memory (resume = ``Command(resume=...)``).
+  big      ``bench/state_bench.py``'s, timed as ours (``bench/state_timing.py``):
+           ``SqliteSaver`` + ``invoke``; the graph state holds a 1 MB str and
+           a counter, and a linear graph of 50 nodes each returns
+           ``{"n": n + 1}`` (a node returns the keys it changes).
+  append   the same; the state's ``items`` key has the ``operator.add``
+           reducer (what a LangGraph user writes for a growing list), and one
+           node looping on itself 400 times (a conditional edge) returns
+           ``{"items": [<one more 1 KB str>]}``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import operator  # noqa: F401
+import operator
 import os
 import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import TypedDict
+from typing import Annotated, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import argparse
@@ -60,11 +68,14 @@ from common import (
     thread_count,
     wait_metrics,
 )
+from state_timing import APPEND_STEPS, BIG_STEPS, CHUNKS, TIMED_RUNS, Marks, Runs, big_blob
 
 SYSTEM = "langgraph"
 
 p = argparse.ArgumentParser()
-p.add_argument("scenario", choices=("seq200", "conc200", "wait2000", "import", "floor"))
+p.add_argument(
+    "scenario", choices=("seq200", "conc200", "wait2000", "import", "floor", "big", "append")
+)
 p.add_argument("--variant", default="default", choices=("sync", "default", "-"))  # "-": import only
 p.add_argument("--dir", required=True)
 p.add_argument("--api", default="auto", choices=("auto", "sync", "async"), help="seq200 only")
@@ -121,6 +132,71 @@ def chain(n: int) -> StateGraph:
         prev = f"s{i}"
     g.add_edge(prev, END)
     return g
+
+
+class Big(TypedDict):
+    blob: str
+    n: int
+
+
+class Lines(TypedDict):
+    items: Annotated[list[str], operator.add]
+
+
+#: The marks of the run under way (big, append).
+marks = Marks(0)
+
+
+def bump(s: Big) -> dict:
+    marks(s["n"] + 1)
+    return {"n": s["n"] + 1}
+
+
+def grow(s: Lines) -> dict:
+    done = len(s["items"])
+    marks(done + 1)
+    return {"items": [CHUNKS[done]]}
+
+
+def state_graph(big: bool) -> StateGraph:
+    """``big``: 50 ``bump`` nodes one after the other; else one ``grow`` node
+    looping on itself until the list has 400 lines."""
+    if big:
+        g = StateGraph(Big)
+        prev = START
+        for i in range(BIG_STEPS):
+            g.add_node(f"s{i}", bump)
+            g.add_edge(prev, f"s{i}")
+            prev = f"s{i}"
+        g.add_edge(prev, END)
+        return g
+    g = StateGraph(Lines)
+    g.add_node("grow", grow)
+    g.add_edge(START, "grow")
+    g.add_conditional_edges(
+        "grow", lambda s: "grow" if len(s["items"]) < APPEND_STEPS else END, ["grow", END]
+    )
+    return g
+
+
+def state_runs(scenario: str) -> dict:
+    """1 warm-up run, then ``TIMED_RUNS``, each on a thread of its own."""
+    global marks
+    big = scenario == "big"
+    steps = BIG_STEPS if big else APPEND_STEPS
+    conn = sqlite3.connect(str(DB_PATH), check_same_thread=False)
+    graph = state_graph(big).compile(checkpointer=SqliteSaver(conn))
+    timed = Runs(steps)
+    for run in range(TIMED_RUNS + 1):
+        marks = Marks(steps)
+        state = {"blob": big_blob(), "n": 0} if big else {"items": []}
+        out = graph.invoke(state, cfg(f"{scenario}{run}", steps), **DURABILITY)
+        if (out["n"] if big else len(out["items"])) != steps:
+            raise RuntimeError(f"{scenario}: the run ended short of {steps} steps")
+        if run:
+            timed.add(marks.times, marks.written)
+    conn.close()
+    return timed.metrics()
 
 
 def wait_node(s: S) -> dict:
@@ -264,6 +340,21 @@ def main() -> None:
             conc_metrics(runs),
             note=f"AsyncSqliteSaver + asyncio.gather of {CONC_WORKFLOWS} ainvoke, {DUR_NOTE}; "
             f"median of {CONC_RUNS} batches",
+            versions=VERSIONS,
+        )
+    elif args.scenario in ("big", "append"):
+        what = (
+            "linear graph of 50 nodes over {blob: 1 MB str, n}"
+            if args.scenario == "big"
+            else "one node looping 400 times, items: Annotated[list[str], operator.add]"
+        )
+        emit(
+            SYSTEM,
+            VARIANT,
+            args.scenario,
+            state_runs(args.scenario),
+            note=f"SqliteSaver + invoke, {DUR_NOTE}; {what}; median of {TIMED_RUNS} after "
+            "1 warm-up",
             versions=VERSIONS,
         )
     elif args.scenario == "wait2000":
