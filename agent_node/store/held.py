@@ -3,7 +3,7 @@
 The SQL stores run the plan on a copy of the execution the runner holds,
 without reading its row, and write the result only behind a gate: the row
 is still that version and the lease still held (SQLite:
-:func:`~.sqlite_txn.gate_txn`; PostgreSQL: :mod:`.pg_write`'s gate). When it
+:func:`~.sqlite_txn.flush_gated_txn`; PostgreSQL: :mod:`.pg_write`'s gate). When it
 is not, they run the plan again on the row, as they would have at first:
 plans are pure functions of what they are given.
 """

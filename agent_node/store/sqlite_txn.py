@@ -12,7 +12,7 @@ by :mod:`.sqlite_writes` and the reads of :mod:`.sqlite_conn`, as
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 from agent_node.errors import Fenced, StoreError
 from agent_node.store.base import ClaimPlan, Fence, Txn
@@ -30,9 +30,10 @@ from agent_node.store.sqlite_writer import Notices
 __all__ = [
     "IDS",
     "STMTS",
+    "Gate",
     "check_fence_txn",
+    "flush_gated_txn",
     "flush_txn",
-    "gate_txn",
     "start_claims_txn",
     "state_txn",
 ]
@@ -54,26 +55,37 @@ def check_fence_txn(conn: sqlite3.Connection, execution_id: str, fence: Fence) -
 # written only if the row is still the version the plan ran on (every write
 # of an execution sets last_seq and updated_at) and the lease still held;
 # "alone" adds that the lease's work row is the execution's only related row.
+# The gate is the WHERE of the commit's own UPDATE of the execution, run
+# before its other writes: one statement, where a SELECT that checked first
+# was one more per step.
 _GATE = (
-    "SELECT 1 FROM work w JOIN executions e ON e.id = w.execution_id"
-    " WHERE w.execution_id = ? AND w.node = ? AND w.visit = ? AND w.fence = ?"
-    " AND w.lease_owner = ? AND e.last_seq = ? AND e.updated_at = ?"
+    " AND last_seq = ? AND updated_at = ? AND EXISTS (SELECT 1 FROM work w"
+    " WHERE w.execution_id = executions.id AND w.node = ? AND w.visit = ? AND w.fence = ?"
+    " AND w.lease_owner = ?)"
 )
 _ALONE = (
-    " AND NOT EXISTS (SELECT 1 FROM work o WHERE o.execution_id = w.execution_id"
-    " AND (o.node <> w.node OR o.visit <> w.visit))"
-    " AND NOT EXISTS (SELECT 1 FROM waits o WHERE o.execution_id = w.execution_id)"
-    " AND NOT EXISTS (SELECT 1 FROM delegations o WHERE o.execution_id = w.execution_id)"
+    " AND NOT EXISTS (SELECT 1 FROM work o WHERE o.execution_id = executions.id"
+    " AND (o.node <> ? OR o.visit <> ?))"
+    " AND NOT EXISTS (SELECT 1 FROM waits o WHERE o.execution_id = executions.id)"
+    " AND NOT EXISTS (SELECT 1 FROM delegations o WHERE o.execution_id = executions.id)"
 )
 _GATES = (_GATE, _GATE + _ALONE)
 
 
-def gate_txn(conn: sqlite3.Connection, was: ExecutionRecord, fence: Fence, *, alone: bool) -> bool:
-    """Whether ``was`` is still the execution's row and ``fence`` still held
-    (with ``alone``: and the fenced visit its only work, wait or delegation)."""
-    params = (was.id, fence.node, fence.visit, fence.fence, fence.owner)
-    row = conn.execute(_GATES[alone], (*params, was.last_seq, was.updated_at)).fetchone()
-    return row is not None
+class Gate(NamedTuple):
+    """What a held commit's UPDATE checks (:func:`flush_txn`): ``was`` is
+    still the execution's row, ``fence`` still held and, with ``alone``,
+    the fenced visit its only work, wait or delegation."""
+
+    was: ExecutionRecord
+    fence: Fence
+    alone: bool
+
+    def params(self) -> tuple[Any, ...]:
+        fence = self.fence
+        held = (fence.node, fence.visit, fence.fence, fence.owner)
+        extra = (fence.node, fence.visit) if self.alone else ()
+        return (self.was.last_seq, self.was.updated_at, *held, *extra)
 
 
 def state_txn(conn: sqlite3.Connection, record: ExecutionRecord) -> str:
@@ -99,12 +111,32 @@ def _snapshot_txn(
 def flush_txn(conn: sqlite3.Connection, txn: Txn) -> Notices:
     """Write what ``txn`` changed (folding a snapshot if one is due); the
     notices to publish once the job committed."""
+    return _write(conn, txn, _statements(conn, txn))
+
+
+def flush_gated_txn(conn: sqlite3.Connection, txn: Txn, gate: Gate) -> Notices | None:
+    """:func:`flush_txn` behind ``gate``: the execution's UPDATE first, the
+    gate in its WHERE; nothing written, and None, when the gate is closed."""
+    statements = _statements(conn, txn)
+    sql, rows = statements.pop()  # the execution's UPDATE: last, as a held txn is not new
+    if conn.execute(sql + _GATES[gate.alone], (*rows[0], *gate.params())).rowcount != 1:
+        return None
+    return _write(conn, txn, statements)
+
+
+def _statements(conn: sqlite3.Connection, txn: Txn) -> list[tuple[str, list[tuple[Any, ...]]]]:
     due = settle(txn)
     if due is not None:
         finish_fold(txn, *_snapshot_txn(conn, txn.execution.id, due.snapshot_seq, due.until))
-    if not txn.is_new:  # as the row will say (what the next gate_txn compares)
+    if not txn.is_new:  # as the row will say (what the next gate compares)
         txn.execution.updated_at = txn.now
-    for sql, rows in flush_statements(txn, STMTS):
+    return flush_statements(txn, STMTS)
+
+
+def _write(
+    conn: sqlite3.Connection, txn: Txn, statements: list[tuple[str, list[tuple[Any, ...]]]]
+) -> Notices:
+    for sql, rows in statements:
         if len(rows) == 1:
             conn.execute(sql, rows[0])
         else:

@@ -33,9 +33,10 @@ from agent_node.store.sqlite_outbox import SqliteOutbox
 from agent_node.store.sqlite_txn import (
     IDS,
     STMTS,
+    Gate,
     check_fence_txn,
+    flush_gated_txn,
     flush_txn,
-    gate_txn,
     start_claims_txn,
     state_txn,
 )
@@ -80,8 +81,9 @@ class SqliteWrites(SqliteOutbox):
             # Planned on what the runner holds: written if the row is still that.
             if planned is not None and held is not None and fence is not None:
                 txn, result = planned
-                if gate_txn(conn, held.execution, fence, alone=related):
-                    return result, flush_txn(conn, txn)
+                written = flush_gated_txn(conn, txn, Gate(held.execution, fence, related))
+                if written is not None:
+                    return result, written
             if fence is not None:
                 check_fence_txn(conn, execution_id, fence)
             row = conn.execute(STMTS.lock_execution, (execution_id,)).fetchone()

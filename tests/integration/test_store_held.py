@@ -14,7 +14,7 @@ import pytest
 from agent_node.errors import Fenced
 from agent_node.store import Store, Txn
 from agent_node.store.base import Fence
-from agent_node.store.records import Claim, ExecutionRecord, WorkItem
+from agent_node.store.records import Claim, ExecutionRecord, WaitRecord, WorkItem
 
 OWNER = "worker-a"
 
@@ -141,3 +141,29 @@ async def test_a_plan_that_needs_the_related_rows_sees_all_of_them(
     seen = await store.apply("e1", _counted(runs), fence=_fence(alone), related=True, held=alone)
     assert seen == (4, 1)
     assert len(runs) == 1
+
+
+async def test_a_parked_branch_makes_a_related_plan_see_the_rows(
+    store: Store, store_url: str
+) -> None:
+    """A wait of another branch is a related row too: the held view (no
+    waits) is not the execution's, and the plan runs again on the rows."""
+    held = await _held(store, "e3")
+    await store.apply(
+        "e3", lambda txn: txn.put_wait(WaitRecord("e3", "w", 1, "event", "go", None))
+    )
+    record = await store.get("e3")
+    assert record is not None
+    held = Claim(held.work, record)  # current: only the wait makes it not alone
+    runs: list[int] = []
+    waits_seen: list[int] = []
+
+    def plan(txn: Txn) -> tuple[int, int]:
+        waits_seen.append(len(txn.waits or ()))
+        return _counted(runs)(txn)
+
+    assert await store.apply("e3", plan, fence=_fence(held), related=True, held=held) == (4, 1)
+    assert waits_seen[-1] == 1  # the last run, the one written, saw the wait
+    assert len(runs) == (2 if _reads_rows(store_url) else 1)
+    assert [w.node for w in await store.waits("e3")] == ["w"]
+    assert [e.kind for e in await store.events("e3")][-2:] == ["node_completed", "node_started"]
