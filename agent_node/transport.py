@@ -37,6 +37,7 @@ import logging
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -262,6 +263,8 @@ class _GracefulStop:
     def _answering_when_cut(self, app: Any) -> Any:
         from starlette.requests import ClientDisconnect
 
+        protocol = weakref.ref(self)  # not self: a lost connection is freed with its request
+
         async def answering(scope: Any, receive: Any, send: Any) -> None:
             started = False
 
@@ -276,7 +279,8 @@ class _GracefulStop:
                 method, path = scope.get("method"), scope.get("path")
                 log.debug("%s %s: the caller went away mid-request", method, path)
             except asyncio.CancelledError:
-                if self._phase != "stopping":
+                stopping = protocol()
+                if stopping is None or stopping._phase != "stopping":
                     raise
                 what = "its response was ended" if started else "answered 503"
                 log.warning("stopped with %s still running: %s", scope.get("path"), what)
@@ -354,8 +358,9 @@ def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
                 self.scope[CALLER] = identity  # type: ignore[literal-required]
 
         def connection_lost(self, exc: Exception | None) -> None:
+            cycle = self.cycle
             super().connection_lost(exc)
-            _tell_gone(self.cycle)
+            _tell_gone(cycle)
 
         def on_url(self, url: bytes) -> None:
             self._count(len(url), 0)
