@@ -184,26 +184,22 @@ class Watch:
         waits again, or stops once the task is terminal or rendering failed.
         A task only while it renders: an idle watch (most of a stream's
         life) is a timer and a subscription, not a task waiting (~1.5 KiB)."""
+        ended = True  # unless every render went through
         try:
             self._again = True
             while self._again:
                 self._again = False
                 await self._refresh()
+            ended = self.latest is None or _terminal(self.latest)
         except Exception as exc:
             log.warning("watching task %s failed: %r", self.task_id, exc)
             self._publish(exc)
+        finally:
             self._rendering = None
-            self._stop()
-            return
-        except BaseException:
-            self._rendering = None
-            self._stop()
-            raise
-        self._rendering = None
-        if self.latest is None or _terminal(self.latest):
-            self._stop()
-        elif not self.stopped:
-            self._wait()
+            if ended:
+                self._stop()
+            elif not self.stopped:
+                self._wait()
 
     async def _refresh(self) -> None:
         # A method of its own: the task rendered is not held (in the loop's
