@@ -33,6 +33,7 @@ __all__ = [
     "Gate",
     "check_fence_txn",
     "flush_gated_txn",
+    "flush_new_txn",
     "flush_txn",
     "start_claims_txn",
     "state_txn",
@@ -120,6 +121,17 @@ def flush_gated_txn(conn: sqlite3.Connection, txn: Txn, gate: Gate) -> Notices |
     statements = _statements(conn, txn)
     sql, rows = statements.pop()  # the execution's UPDATE: last, as a held txn is not new
     if conn.execute(sql + _GATES[gate.alone], (*rows[0], *gate.params())).rowcount != 1:
+        return None
+    return _write(conn, txn, statements)
+
+
+def flush_new_txn(conn: sqlite3.Connection, txn: Txn) -> Notices | None:
+    """:func:`flush_txn` of a new execution: nothing written, and None, when
+    its id is taken (its ``INSERT … ON CONFLICT DO NOTHING`` goes first and
+    inserts nothing), so that no read has to ask first."""
+    statements = _statements(conn, txn)
+    sql, rows = statements.pop(0)  # the execution's INSERT: first, as txn is new
+    if conn.execute(sql, rows[0]).rowcount != 1:
         return None
     return _write(conn, txn, statements)
 

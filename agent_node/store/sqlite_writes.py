@@ -36,6 +36,7 @@ from agent_node.store.sqlite_txn import (
     Gate,
     check_fence_txn,
     flush_gated_txn,
+    flush_new_txn,
     flush_txn,
     start_claims_txn,
     state_txn,
@@ -52,13 +53,12 @@ class SqliteWrites(SqliteOutbox):
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
         def job(conn: sqlite3.Connection) -> tuple[T | None, Notices]:
-            if conn.execute(STMTS.get_execution, (execution.id,)).fetchone() is not None:
-                return None, []
             txn = Txn(
                 execution, execution.created_at, is_new=True, work=[], waits=[], delegations=[]
             )
             result = plan(txn)
-            return result, flush_txn(conn, txn)
+            written = flush_new_txn(conn, txn)
+            return (None, []) if written is None else (result, written)
 
         result: T | None = await self._submit(job)
         return result

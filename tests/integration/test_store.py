@@ -64,10 +64,20 @@ async def test_create_then_apply_appends_contiguous_events(store: Store) -> None
 
 
 async def test_create_with_an_existing_id_writes_nothing(store: Store) -> None:
-    await create_with_work(store, "e1")
-    again = await store.create(record("e1"), lambda txn: txn.event("execution_started"))
+    await create_with_work(store, "e1", ready("e1"))
+
+    def plan(txn: Txn) -> str:
+        txn.event("execution_started")
+        txn.put_work(ready("e1", "b"))
+        txn.execution.status = "completed"
+        return "created"
+
+    again = await store.create(record("e1"), plan)
     assert again is None
     assert len(await store.events("e1")) == 1
+    assert [w.node for w in await store.work("e1")] == ["a"]
+    stored = await store.get("e1")
+    assert stored is not None and stored.status == "running"
 
 
 async def test_a_plan_that_raises_leaves_nothing_behind(store: Store) -> None:
