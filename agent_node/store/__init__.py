@@ -5,7 +5,7 @@
 * ``memory://`` — in-process, nothing durable, fastest;
 * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``
   (``?synchronous=full`` to survive power loss, default ``normal``;
-  ``?cache_kib=N`` for the page cache, default 512; ``?wal_limit_mib=N``:
+  ``?cache_kib=N`` for the page cache, default 256; ``?wal_limit_mib=N``:
   the size its write-ahead log is truncated to when it grew past it, default 64);
 * ``postgresql://user@host:port/db`` (``postgresql+asyncpg://`` accepted).
 
@@ -94,7 +94,7 @@ def _sqlite(url: str, create: bool) -> Store:
     unknown = set(options) - {"synchronous", "cache_kib", "wal_limit_mib"}
     if unknown:
         raise ConfigError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
-    cache = options.get("cache_kib", "512")
+    cache = options.get("cache_kib", "256")
     if not cache.isdigit() or int(cache) < 64:
         raise ConfigError(f"cache_kib must be a whole number of KiB, at least 64, not {cache!r}")
     wal = options.get("wal_limit_mib", "64")

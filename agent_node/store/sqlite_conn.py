@@ -11,10 +11,14 @@ returned only after their commit. The reads are point lookups on primary
 keys and indexes, so running them on the event loop costs less than the
 thread hand-off they replace (about ten per A2A request before).
 
-The page cache is 512 KiB (``?cache_kib=N`` to change), not SQLite's 2 MiB:
-the hot path touches few pages, and a cache that fills with every row just
-written makes a process that parks thousands of executions look as if each
-one cost memory.
+The writer's page cache is 256 KiB (``?cache_kib=N`` to change; each
+reader's a quarter of it, at least 64), not SQLite's 2 MiB: the hot path
+touches few pages — the right edges of the indexes, as ids sort by time —
+and a cache that fills with every row just written makes a process that
+parks thousands of executions look as if each one cost memory. 512 KiB and
+256 KiB ran the same (``bench/ours.py`` seq200 and conc200,
+``bench/state_bench.py`` big, append and long, 2026-12-05); the pages a
+step misses are in the operating system's cache.
 
 Apart from the store because how a job or a read reaches the file is one
 concern, what the store's methods write and read another; the store's

@@ -15,13 +15,13 @@ from agent_node.store.sqlite import SqliteStore
 
 def test_each_url_form_picks_its_store() -> None:
     assert isinstance(store_from_url("memory://"), MemoryStore)
-    relative = store_from_url("sqlite:///data/x.db?synchronous=full&cache_kib=256")
+    relative = store_from_url("sqlite:///data/x.db?synchronous=full&cache_kib=1024")
     assert isinstance(relative, SqliteStore)
     assert relative.path == Path("data/x.db")
-    assert (relative.synchronous, relative.cache_kib) == ("FULL", 256)
+    assert (relative.synchronous, relative.cache_kib) == ("FULL", 1024)
     absolute = store_from_url("sqlite:////tmp/y.db")
     assert isinstance(absolute, SqliteStore) and absolute.path == Path("/tmp/y.db")
-    assert absolute.cache_kib == 512
+    assert absolute.cache_kib == 256
     pg = store_from_url("postgresql+asyncpg://u@127.0.0.1:5432/db")
     assert isinstance(pg, PostgresStore) and pg.dsn == "postgresql://u@127.0.0.1:5432/db"
 
