@@ -100,6 +100,16 @@ class EventStreamResponse(StreamingResponse):
             if phase == "streaming" or streaming.uncancel() > 0:
                 raise  # not (only) ours: the server stops, say
 
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's, but not holding the last event sent while it waits for
+        the next (most of a stream's life); the first is the whole task."""
+        status, headers = self.status_code, self.raw_headers
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        async for chunk in self._content:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            del chunk
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
 
 def event_stream(
     rpc_id: Any, method: str, version: Version, events: AsyncIterator[StreamResponse]
