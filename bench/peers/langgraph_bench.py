@@ -123,11 +123,12 @@ def noop(s: S) -> dict:
     return {"n": s["n"] + 1}
 
 
-def chain(n: int) -> StateGraph:
-    g = StateGraph(S)
+def chain(n: int, state: type = S, step=noop) -> StateGraph:
+    """``n`` nodes running ``step`` one after the other."""
+    g = StateGraph(state)
     prev = START
     for i in range(n):
-        g.add_node(f"s{i}", noop)
+        g.add_node(f"s{i}", step)
         g.add_edge(prev, f"s{i}")
         prev = f"s{i}"
     g.add_edge(prev, END)
@@ -162,14 +163,7 @@ def state_graph(big: bool) -> StateGraph:
     """``big``: 50 ``bump`` nodes one after the other; else one ``grow`` node
     looping on itself until the list has 400 lines."""
     if big:
-        g = StateGraph(Big)
-        prev = START
-        for i in range(BIG_STEPS):
-            g.add_node(f"s{i}", bump)
-            g.add_edge(prev, f"s{i}")
-            prev = f"s{i}"
-        g.add_edge(prev, END)
-        return g
+        return chain(BIG_STEPS, Big, bump)
     g = StateGraph(Lines)
     g.add_node("grow", grow)
     g.add_edge(START, "grow")
