@@ -149,9 +149,7 @@ async def test_a_parked_branch_makes_a_related_plan_see_the_rows(
     """A wait of another branch is a related row too: the held view (no
     waits) is not the execution's, and the plan runs again on the rows."""
     held = await _held(store, "e3")
-    await store.apply(
-        "e3", lambda txn: txn.put_wait(WaitRecord("e3", "w", 1, "event", "go", None))
-    )
+    await store.apply("e3", lambda txn: txn.put_wait(WaitRecord("e3", "w", 1, "event", "go", None)))
     record = await store.get("e3")
     assert record is not None
     held = Claim(held.work, record)  # current: only the wait makes it not alone
