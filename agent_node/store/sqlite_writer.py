@@ -235,7 +235,9 @@ class Writer:
     ) -> tuple[list[tuple[bool, Any]], Notices] | None:
         """Run ``batch`` in one transaction: each job's outcome and the
         notices of those that committed; None (nothing run) when ``begin``
-        would not wait."""
+        would not wait. An error after which SQLite rolled the whole
+        transaction back itself (a full disk, an I/O error: a page that could
+        not be spilled to the log) fails every job of the batch with it."""
         outcomes: list[tuple[bool, Any]] = []
         notices: Notices = []
         try:
@@ -249,6 +251,8 @@ class Writer:
                     try:
                         result, job_notices = job(conn)
                     except BaseException as exc:
+                        if not conn.in_transaction:  # SQLite rolled it all back
+                            return [(False, self._error(exc))] * len(batch), []
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
                         outcomes.append((False, self._error(exc)))
@@ -274,7 +278,8 @@ class Writer:
         try:
             result, notices = job(conn)
         except BaseException as exc:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # else SQLite rolled it back itself (a full disk)
+                conn.execute("ROLLBACK")
             return [(False, self._error(exc))], []
         return [(True, result)], notices
 

@@ -9,6 +9,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
+from agent_node.errors import StoreError
 from agent_node.store.notify import Notifier
 from agent_node.store.sqlite_writer import Job, Notices, Writer
 
@@ -143,3 +146,35 @@ async def test_a_cancelled_first_job_does_not_strand_its_batch(tmp_path: Path) -
     # The cancelled job still ran with its batch (as a job cancelled while
     # awaiting its commit does): its submitter only stopped waiting.
     assert _values(path) == [0, 1, 2]
+
+
+def _rolled_back(conn: sqlite3.Connection) -> tuple[None, Notices]:
+    """A job whose statement failed after SQLite rolled the whole transaction
+    back itself, as it does when a page cannot be spilled to a full disk."""
+    conn.execute("INSERT INTO t VALUES (99)")
+    conn.execute("ROLLBACK")
+    raise sqlite3.OperationalError("database or disk is full")
+
+
+async def test_a_transaction_sqlite_rolled_back_fails_its_jobs_with_its_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    try:
+        await writer.submit(_insert(0))
+        with pytest.raises(StoreError, match="disk is full"):  # alone: no savepoint
+            await asyncio.wait_for(writer.submit(_rolled_back), 10)
+        together = await asyncio.wait_for(
+            asyncio.gather(
+                writer.submit(_insert(1)), writer.submit(_rolled_back), return_exceptions=True
+            ),
+            10,
+        )
+        # The first job's writes went with the transaction: it is told so too.
+        assert [str(r) for r in together] == [str(together[1])] * 2
+        assert "disk is full" in str(together[1])
+        assert await writer.submit(_insert(2)) == threading.current_thread().name
+    finally:
+        await writer.stop()
+    assert _values(path) == [0, 2]
