@@ -328,6 +328,14 @@ class Writer:
             pending.append((job, future, loop))
             return await future
         self._pending[loop] = [(job, future, loop)]
+        if not getattr(loop, "_ready", True):
+            # Nothing else is ready to run before the loop polls again (a
+            # sequential workflow's step): no job can join this batch, so it
+            # is handed over now, a pass of the loop sooner. (asyncio's own
+            # loop keeps its ready callbacks in ``_ready``; a loop that does
+            # not has the pass.)
+            self._hand_over(loop)
+            return await future
         # The first job of a batch lets the loop run once (every job submitted
         # meanwhile joins the batch), then hands the batch over itself: a
         # batch committed inline has its result at once, where a callback

@@ -130,6 +130,29 @@ async def test_the_batchs_first_job_hands_it_over_itself(tmp_path: Path) -> None
     assert _values(path) == [0, 1]
 
 
+async def test_a_lone_job_is_committed_without_a_pass_of_the_loop(tmp_path: Path) -> None:
+    # Nothing else ready to run (a sequential workflow's step): no job could
+    # join its batch, so the submitter does not yield to the loop first.
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    try:
+        await writer.submit(_insert(0))
+        await asyncio.sleep(0.05)  # whatever else was scheduled has run
+        lone = writer.submit(_insert(1))
+        try:
+            with pytest.raises(StopIteration) as done:
+                lone.send(None)  # yields to the loop if it waits for a pass
+            assert done.value.value == threading.current_thread().name
+        finally:
+            lone.close()
+        # With other work ready, jobs still wait one pass and share a batch.
+        results = await asyncio.gather(*(writer.submit(_insert(v)) for v in range(2, 6)))
+        assert set(results) == {threading.current_thread().name}
+    finally:
+        await writer.stop()
+    assert _values(path) == [0, 1, 2, 3, 4, 5]
+
+
 async def test_a_cancelled_first_job_does_not_strand_its_batch(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     writer = _writer(path)
