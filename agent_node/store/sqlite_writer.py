@@ -64,6 +64,8 @@ Notices = list[tuple[str, str] | Txn]
 Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
 _Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _MAX_BATCH = 512
+#: Longest a submitter goes without letting its loop poll (seconds): see submit().
+_PASS_EVERY = 0.002
 #: How long a statement waits for another process's lock (milliseconds).
 BUSY_MS = 30_000
 #: The page size of a store's new file (one that exists keeps its own).
@@ -102,6 +104,8 @@ class Writer:
         self._jobs: queue.SimpleQueue[list[_Entry] | None] = queue.SimpleQueue()
         #: Jobs submitted in the current iteration of each event loop.
         self._pending: dict[asyncio.AbstractEventLoop, list[_Entry]] = {}
+        #: When each loop last had a pass (polled its sockets) in submit().
+        self._passed: dict[asyncio.AbstractEventLoop, float] = {}
         self._thread: threading.Thread | None = None
         self._checkpoints = Checkpoints(path, wal_limit)
         #: The writer's connection (opened by its thread), and who holds it:
@@ -138,6 +142,7 @@ class Writer:
         for batch in self._pending.values():  # submitted but not yet handed over
             self._jobs.put(batch)
         self._pending.clear()
+        self._passed.clear()
         self._jobs.put(None)
         await asyncio.to_thread(thread.join)
         await self._checkpoints.stop()
@@ -328,14 +333,18 @@ class Writer:
             pending.append((job, future, loop))
             return await future
         self._pending[loop] = [(job, future, loop)]
-        if not getattr(loop, "_ready", True):
+        now = time.monotonic()
+        if not getattr(loop, "_ready", True) and now - self._passed.get(loop, 0.0) < _PASS_EVERY:
             # Nothing else is ready to run before the loop polls again (a
             # sequential workflow's step): no job can join this batch, so it
-            # is handed over now, a pass of the loop sooner. (asyncio's own
+            # is handed over now, a pass of the loop sooner. But the loop
+            # still polls its sockets every _PASS_EVERY: a long run of steps
+            # that never wait must not starve its requests. (asyncio's own
             # loop keeps its ready callbacks in ``_ready``; a loop that does
             # not has the pass.)
             self._hand_over(loop)
             return await future
+        self._passed[loop] = now
         # The first job of a batch lets the loop run once (every job submitted
         # meanwhile joins the batch), then hands the batch over itself: a
         # batch committed inline has its result at once, where a callback

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent_node.errors import StoreError
+from agent_node.store import sqlite_writer
 from agent_node.store.notify import Notifier
 from agent_node.store.sqlite_writer import Job, Notices, Writer
 
@@ -130,9 +131,13 @@ async def test_the_batchs_first_job_hands_it_over_itself(tmp_path: Path) -> None
     assert _values(path) == [0, 1]
 
 
-async def test_a_lone_job_is_committed_without_a_pass_of_the_loop(tmp_path: Path) -> None:
+async def test_a_lone_job_is_committed_without_a_pass_of_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Nothing else ready to run (a sequential workflow's step): no job could
-    # join its batch, so the submitter does not yield to the loop first.
+    # join its batch, so the submitter does not yield to the loop first (the
+    # loop had a pass recently enough: the next test is about that bound).
+    monkeypatch.setattr(sqlite_writer, "_PASS_EVERY", 60.0)
     path = tmp_path / "a.db"
     writer = _writer(path)
     try:
@@ -151,6 +156,27 @@ async def test_a_lone_job_is_committed_without_a_pass_of_the_loop(tmp_path: Path
     finally:
         await writer.stop()
     assert _values(path) == [0, 1, 2, 3, 4, 5]
+
+
+async def test_a_long_run_of_lone_jobs_still_lets_the_loop_poll(tmp_path: Path) -> None:
+    # A sequential workflow whose steps never wait commits one lone job after
+    # another; the loop must still run its timers and read its sockets.
+    path = tmp_path / "a.db"
+    writer = _writer(path)
+    loop = asyncio.get_running_loop()
+    committed = 0
+    seen: list[int] = []
+    try:
+        await writer.submit(_insert(0))
+        loop.call_later(0.001, lambda: seen.append(committed))
+        started = loop.time()
+        while loop.time() - started < 0.5 and not seen:
+            committed += 1
+            await writer.submit(_insert(committed))
+        assert seen, "the loop never ran its timer while the jobs were committed"
+    finally:
+        await writer.stop()
+    assert _values(path) == list(range(committed + 1))
 
 
 async def test_a_cancelled_first_job_does_not_strand_its_batch(tmp_path: Path) -> None:
