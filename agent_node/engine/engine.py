@@ -50,6 +50,8 @@ __all__ = ["Engine", "EngineState"]
 log = logging.getLogger("agent_node.engine")
 #: A node visit: (execution id, node id, visit).
 _Key = tuple[str, str, int]
+#: Longest a run of visits goes on without letting the loop poll (seconds).
+_PASS_EVERY = 0.002
 
 
 class EngineState(enum.Enum):
@@ -426,8 +428,15 @@ class Engine:
         task = asyncio.current_task()
         current: Claim | None = claim
         key: _Key | None = None
+        passed = time.monotonic()
         try:
             while current is not None:
+                if (now := time.monotonic()) - passed > _PASS_EVERY:
+                    # Steps that never wait (and a store whose commits do
+                    # not either) would keep the loop from its sockets and
+                    # timers for as long as the run lasts.
+                    await asyncio.sleep(0)
+                    passed = now
                 key = (current.work.execution_id, current.work.node, current.work.visit)
                 if task is not None:
                     self._tasks[key] = task

@@ -85,6 +85,31 @@ async def test_sequential_steps_commit_in_order(store_url: str, runtime_factory:
     ]
 
 
+async def test_a_long_run_of_steps_that_never_wait_lets_the_loop_run(
+    store_url: str, runtime_factory: Any
+) -> None:
+    # No step awaits anything, and an in-memory or SQLite commit need not
+    # either: the loop must still get its turns (sockets, timers, requests).
+    steps = 500
+    wf = Workflow("busy", version="1")
+    wf.state(Count)
+    ran = 0
+
+    async def step(s: Count) -> None:
+        nonlocal ran
+        ran += 1
+
+    for i in range(steps):
+        wf.step(step, name=f"s{i}")
+    rt: Runtime = await runtime_factory(store_url)
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+    loop.call_later(0.001, lambda: seen.append(ran))
+    result = await rt.run(wf.compile(), Count())
+    assert result.status == "completed" and ran == steps
+    assert seen and seen[0] < steps, f"the loop's timer ran only after step {seen}"
+
+
 async def test_rerun_of_a_completed_execution_runs_nothing(
     store_url: str, runtime_factory: Any
 ) -> None:
