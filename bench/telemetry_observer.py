@@ -8,12 +8,14 @@ node's commit observer (ledger, spans written, bundles handed over).
 A ``Runtime`` on ``memory://`` runs the workflows of ``telemetry_bench.py``
 (``conc``: 200 executions of 5 no-op steps at once; ``seq``: one of 200),
 each with a ``traceparent`` as an A2A task has; the commits its store
-reports are kept. Each measure then replays them through
-``Traces._committed`` with the batch processor replaced by a list (the
-exporter's thread is not in it: ``telemetry_bench.py`` has the whole node):
+reports are kept. Each measure then replays them through the node's
+commit observer (:class:`~agent_node.telemetry.traces_follow.Follower`)
+with the batch processor replaced by a list (the exporter's thread is not
+in it: ``telemetry_bench.py`` has the whole node):
 
-* timed: the best of ``--reps`` replays, CPU µs per visit (a fresh ledger
-  each; the span factory's per-node parts stay made, as in a serving node);
+* timed: the best of ``--reps`` replays, CPU µs per visit (a fresh
+  follower each; the span factory's per-node parts stay made, as in a
+  serving node);
 * ``--instructions``: valgrind's callgrind counts a child replaying once and
   one replaying six times; the difference over five replays' visits is the
   instructions a visit costs — the same on a busy machine.
@@ -82,8 +84,8 @@ async def replay(path: Path, measure: str, reps: int) -> float:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from agent_node.runtime import Runtime
-    from agent_node.telemetry.traces import Traces, _spec_finder
-    from agent_node.telemetry.traces_ledger import Ledger
+    from agent_node.telemetry.traces import _spec_finder
+    from agent_node.telemetry.traces_follow import Follower
     from agent_node.telemetry.traces_spans import SpanFactory
 
     commits = pickle.loads(path.read_bytes())[measure]
@@ -92,27 +94,18 @@ async def replay(path: Path, measure: str, reps: int) -> float:
     for workflow in (seq, conc):
         runtime.workflows.add(workflow)
     visits = sum(1 for _, events in commits for e in events if e.kind == "node_completed")
-    handed: list[Any] = []
-
-    class Processor:
-        on_end = handed.append
-
-    class Parts:
-        processor = Processor()
-
+    handed: list[bytes] = []
     scope = InstrumentationScope("agent_node")
     spans = SpanFactory(Resource.create({}), scope, "bench", _spec_finder(runtime))
     gc.collect()
     gc.freeze()
     best = float("inf")
     for rep in range(reps + 1):
-        traces = Traces.__new__(Traces)  # its observer alone: no store, no pipeline
-        traces._ledger, traces._spans, traces._parts = Ledger(), spans, Parts()
-        traces._replays, traces._written, traces._due = set(), [], None
+        follower = Follower(spans, handed.append, lambda request: None)  # no store, no pipeline
         began = time.process_time()
         for execution, events in commits:
-            traces._committed(execution, events)
-        getattr(traces, "_hand_over", lambda: None)()  # (code before bundles: none)
+            follower.committed(execution, events)
+        follower.stop()
         took = (time.process_time() - began) / visits * 1e6
         if rep:
             best = min(best, took)

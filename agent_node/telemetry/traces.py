@@ -11,7 +11,8 @@ delegation's span has the id the peer was told in ``traceparent`` long
 before the span itself is emitted. A chain A → B → C is one trace: each
 peer's execution span is the child of its caller's delegation span.
 
-* :mod:`.traces_ledger` follows the commits (dict work in the observer),
+* :mod:`.traces_follow` follows the commits, the common one in one pass,
+  and :mod:`.traces_ledger` the others (dict work in the observer),
 * :mod:`.traces_spans` builds the spans, written as :mod:`.traces_wire` has
   them; :mod:`.traces_calls` those of a visit's model call (GenAI
   conventions) and of its calls out of the node,
@@ -26,20 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
 from agent_node.errors import ConfigError
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
-from agent_node.store.records import EventRecord, ExecutionRecord
-from agent_node.telemetry.traces_ledger import (
-    Ending,
-    ExecutionEnd,
-    Ledger,
-    Replay,
-    replayed,
-    visit_end,
-)
+from agent_node.telemetry.traces_ledger import Replay, replayed
 
 if TYPE_CHECKING:
     import httpx
@@ -60,12 +53,6 @@ INSTALL = "pip install 'agent-node[otel]'"
 REPLAYS = 4
 #: Seconds a closing node waits for read-backs and its last export.
 CLOSE_TIMEOUT = 10.0
-#: Spans from commits handed to the batch processor together, at most (as
-#: one item: :class:`~.traces_wire.Encoded` holds them written one after the
-#: other, so a bundle counts once against ``OTEL_BSP_MAX_QUEUE_SIZE``: a node
-#: whose collector is down holds up to this many times more spans, ~5 MB at
-#: the default), and how long the first of them waits for the others, at most (seconds).
-BUNDLE, BUNDLE_WAIT = 16, 0.5
 
 
 def traces_wanted(settings: TracesSettings, env: Mapping[str, str]) -> bool:
@@ -111,16 +98,15 @@ class Traces:
     """A node's traces: subscribed to its store's commits until :meth:`close`."""
 
     def __init__(self, runtime: Runtime, parts: Pipeline, spans: SpanFactory) -> None:
+        from agent_node.telemetry.traces_follow import Follower
+
         self._store = runtime.store
         self._parts = parts
         self._spans = spans
-        self._ledger = Ledger()
         self._replays: set[asyncio.Task[None]] = set()
         self._reading = asyncio.Semaphore(REPLAYS)
-        #: Spans written since the last hand-over (:meth:`_send`).
-        self._written: list[bytes] = []
-        self._due: asyncio.TimerHandle | None = None
-        self._forget = runtime.store.observe(self._committed)
+        self._follower = Follower(spans, self._send, self._replay)
+        self._forget = runtime.store.observe(self._follower.committed)
 
     def asgi(self, app: ASGIApp) -> ASGIApp:
         """``app``, a SERVER span around each request (:mod:`.traces_http`)."""
@@ -139,75 +125,31 @@ class Traces:
         self._forget()
         if self._replays:
             await asyncio.wait(self._replays, timeout=CLOSE_TIMEOUT)
-        self._hand_over()
+        self._follower.stop()
         try:
             await asyncio.wait_for(asyncio.to_thread(self._parts.shutdown), CLOSE_TIMEOUT)
         except TimeoutError:
             log.warning("traces: the last spans were not sent within %ss", CLOSE_TIMEOUT)
 
-    # -- from the store ------------------------------------------------------------
-
-    def _committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
-        try:
-            endings, replay = self._ledger.committed(execution, events)
-            if endings:  # an execution's first commit, a visit's retry: none
-                self._emit(endings)
-            if replay is not None:
-                task = asyncio.get_running_loop().create_task(self._replay(replay))
-                self._replays.add(task)
-                task.add_done_callback(self._replays.discard)
-        except Exception:  # a span lost is better than a commit's caller hurt
-            log.exception("traces: the spans of %s could not be built", execution.id)
-
-    def _emit(self, endings: Sequence[Ending]) -> None:
-        spans, written = self._spans, self._written
-        for ending in endings:
-            if isinstance(ending, tuple):  # most: a visit that ran once
-                data = spans.plain(ending)
-                if data is not None:
-                    written.append(data)
-                    continue
-                ending = visit_end(ending)
-            elif isinstance(ending, ExecutionEnd):
-                written.append(spans.execution(ending))
-                continue
-            written.extend(span.data for span in spans.visit(ending))
-        if len(written) >= BUNDLE:
-            self._send()
-        elif written and self._due is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # a commit observed off the loop: no waiting
-                self._send()
-            else:
-                # Left running when a full bundle goes first: the spans
-                # written after it wait for it (less than BUNDLE_WAIT), and a
-                # busy node sets one timer per BUNDLE_WAIT, not one per bundle.
-                self._due = loop.call_later(BUNDLE_WAIT, self._hand_over)
-
-    def _hand_over(self) -> None:
-        """The spans written so far to the batch processor, and no timer left."""
-        if self._due is not None:
-            self._due.cancel()
-            self._due = None
-        self._send()
-
-    def _send(self) -> None:
-        """The spans written so far to the batch processor, as one item (they
-        share the node's resource and scope; the exporter sends the bytes)."""
-        if not self._written:
-            return
-        data, self._written = b"".join(self._written), []
+    def _send(self, data: bytes) -> None:
+        """Spans written one after the other to the batch processor, as one
+        item (they share the node's resource and scope; the exporter sends
+        the bytes)."""
         end = cast("Callable[[Encoded], None]", self._parts.processor.on_end)
         end(self._spans.encoded(data))
 
-    async def _replay(self, request: Replay) -> None:
+    def _replay(self, request: Replay) -> None:
+        task = asyncio.get_running_loop().create_task(self._read_back(request))
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
+
+    async def _read_back(self, request: Replay) -> None:
         """Emit what ``request`` asks from the execution's log, read back."""
         execution_id = request.execution.id
         try:
             async with self._reading:
                 events = await self._store.events(execution_id)
-            self._emit(replayed(request, events))
+            self._follower.emit(replayed(request, events))
         except Exception as exc:
             log.warning("traces: the log of %s could not be read back: %s", execution_id, exc)
 

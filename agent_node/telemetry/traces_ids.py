@@ -33,6 +33,7 @@ __all__ = [
     "Origin",
     "call_span_id",
     "chat_span_id",
+    "execution_span_digests",
     "execution_span_id",
     "execution_span_ids",
     "origin_of",
@@ -99,10 +100,25 @@ def execution_span_id(execution_id: str) -> int:
 def execution_span_ids(execution_id: str) -> tuple[int, int]:
     """:func:`execution_span_id` and :func:`visit_half` of an execution, in
     one call (its spans need both, once each)."""
+    span, half = execution_span_digests(execution_id)
+    return int.from_bytes(span, "big"), int.from_bytes(half, "big")
+
+
+#: The hashes of an execution's two ids, fed their prefix once: a copy
+#: costs less than a new hash (OpenSSL looks the algorithm up for each).
+_EXECUTION, _VISIT = hashlib.sha256(b"execution:"), hashlib.sha256(b"visit:")
+#: An id of 0 is no id: the hash's 8 bytes when they are zero are 1's.
+_ZERO, _ONE = bytes(8), (1).to_bytes(8, "big")
+
+
+def execution_span_digests(execution_id: str) -> tuple[bytes, bytes]:
+    """:func:`execution_span_ids` as the 8 bytes each is written as."""
     raw = execution_id.encode()
-    span = int.from_bytes(hashlib.sha256(b"execution:" + raw).digest()[:8], "big") or 1
-    half = int.from_bytes(hashlib.sha256(b"visit:" + raw).digest()[:8], "big") or 1
-    return span, half
+    span, half = _EXECUTION.copy(), _VISIT.copy()
+    span.update(raw)
+    half.update(raw)
+    span_id, visits = span.digest()[:8], half.digest()[:8]
+    return span_id if span_id != _ZERO else _ONE, visits if visits != _ZERO else _ONE
 
 
 def visit_span_id(key: str) -> int:

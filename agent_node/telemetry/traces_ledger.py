@@ -35,9 +35,12 @@ from agent_node.store.records import EventRecord, ExecutionRecord
 from agent_node.telemetry.traces_ids import Origin, origin_of
 
 __all__ = [
+    "KINDS",
+    "MAX_RUNS",
     "ExecutionEnd",
     "Ledger",
     "Plain",
+    "PlainWriter",
     "Replay",
     "Visit",
     "VisitEnd",
@@ -104,6 +107,9 @@ class ExecutionEnd:
 #: (execution, origin, node, visit, first start, end, ``node_completed``'s data).
 Plain = tuple[ExecutionRecord, Origin, str, int, float, float, str | None]
 Ending = VisitEnd | ExecutionEnd | Plain
+#: Writes a :data:`Plain` visit's span as it ends (given its fields but its
+#: data); False when its spans are more than that one (it is then handed back).
+PlainWriter = Callable[[ExecutionRecord, Origin, str, int, float, float], bool]
 
 
 @dataclass(slots=True)
@@ -212,17 +218,30 @@ _RULES: dict[str, Callable[[_Run, EventRecord], _Step | None]] = {
     **dict.fromkeys(_NOTES, _noted),
     **dict.fromkeys(_ENDS, _ended),
 }
+#: The kinds of event that tell the ledger something (it passes over the others).
+KINDS = frozenset(_RULES)
 
 
 class Ledger:
-    """The open visits of the executions this process commits for."""
+    """The open visits of the executions this process commits for; ``plain``
+    writes the span of each :data:`Plain` visit as it ends (without, they
+    are handed back as the others are)."""
 
-    def __init__(self, limit: int = MAX_RUNS) -> None:
+    def __init__(self, limit: int = MAX_RUNS, plain: PlainWriter | None = None) -> None:
         self._runs: dict[str, _Run] = {}
         self._limit = limit
+        self._plain = plain
 
     def __len__(self) -> int:
         return len(self._runs)
+
+    def adopt(self, execution: ExecutionRecord, origin: Origin, starts: dict[Key, float]) -> None:
+        """Follow ``execution`` from its next events on, every one of its
+        events so far seen here: ``starts`` are its visits open, each of
+        one attempt, and when they started."""
+        if len(self._runs) >= self._limit:
+            del self._runs[next(iter(self._runs))]
+        self._runs[execution.id] = _Run(origin, True, starts)
 
     def committed(
         self, execution: ExecutionRecord, events: Sequence[EventRecord]
@@ -239,7 +258,7 @@ class Ledger:
             return [], None
         endings: list[Ending] = []
         replay: Replay | None = None
-        starts, visits = run.starts, run.visits
+        starts, visits, write = run.starts, run.visits, self._plain
         for event in events:
             kind = event.kind
             # The two kinds of every step, first: a visit starting, and
@@ -255,8 +274,9 @@ class Ledger:
                 key = (event.node or "", event.visit or 0)
                 start = starts.pop(key, None)
                 if start is not None:
-                    plain = (execution, origin, key[0], key[1], start, event.at, event.data)
-                    endings.append(plain)
+                    node, number, at = key[0], key[1], event.at
+                    if write is None or not write(execution, origin, node, number, start, at):
+                        endings.append((execution, origin, node, number, start, at, event.data))
                     continue
                 visit = visits.pop(key, None)
                 if visit is not None and visit.whole:

@@ -31,19 +31,20 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from agent_node.store.records import ExecutionRecord
 from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.traces_calls import CALLS, chat_span
 from agent_node.telemetry.traces_ids import (
     Origin,
     call_span_id,
-    execution_span_ids,
+    execution_span_digests,
     visit_at,
     visit_span_id,
 )
 from agent_node.telemetry.traces_ledger import ExecutionEnd, Plain, VisitEnd, data_of
 from agent_node.workflow.ir import NodeSpec
 
-__all__ = ["SpanFactory", "SpecOf"]
+__all__ = ["ONE", "Ids", "NodeParts", "SpanFactory", "SpecOf"]
 
 #: Executions whose ids are kept (for their visits), and nodes whose spans'
 #: fixed parts are, at most.
@@ -59,6 +60,10 @@ _STATUSES = {
     for status in ("completed", "failed", "canceled")
 }
 _FAILED = wire.attributes({"error.type": "_OTHER"})
+#: Bytes of a visit span's trace and parent fields, and of its id and times.
+_EXECUTION_PART, _ID_AND_TIMES = 28, 28
+#: A visit span id of 0 is 1 (as :data:`~.traces_wire.ID_AND_TIMES` takes it).
+ONE = 1 << 56
 #: A lookup of a visit's node spec: (execution's workflow id, version, ref, node) -> spec.
 SpecOf = Callable[[str, str, str | None, str], NodeSpec | None]
 
@@ -67,10 +72,15 @@ def _id(span_id: int) -> bytes:
     return span_id.to_bytes(8, "big")
 
 
-class _Node:
+def _little(span_id: int) -> int:
+    """The number whose little-endian bytes are ``span_id``'s big-endian ones."""
+    return int.from_bytes(span_id.to_bytes(8, "big"), "little")
+
+
+class NodeParts:
     """What every span of one node's visits shares, written once."""
 
-    __slots__ = ("attributes", "first", "head", "local_tail", "plain", "spec", "type")
+    __slots__ = ("attributes", "first", "head", "lead", "local_tail", "plain", "spec", "type")
 
     def __init__(self, spec: NodeSpec | None, node: str) -> None:
         self.spec = spec
@@ -84,23 +94,33 @@ class _Node:
             {"agent_node.node.id": node, "agent_node.node.type": self.type}
         )
         self.local_tail = wire.local_tail(self.attributes)
-        #: Its first visit's half of the span id (:func:`.traces_ids.visit_at`).
-        self.first = visit_at(f"{node}/1")
+        #: Its first visit's half of the span id (:func:`.traces_ids.visit_at`),
+        #: as :data:`~.traces_wire.ID_AND_TIMES` takes it.
+        self.first = _little(visit_at(f"{node}/1"))
+        #: A first visit's span up to its execution's part (:meth:`SpanFactory.write_plain`):
+        #: its tag, name, kind, attributes and flags (protobuf takes fields in any order).
+        fixed = self.head + self.local_tail
+        self.lead = wire.span_tag(len(fixed) + _EXECUTION_PART + _ID_AND_TIMES) + fixed
 
 
-class _Ids:
-    """An execution's ids, and the parts of its visits' spans they make."""
+class Ids:
+    """An execution's ids, the parts of its visits' spans they make, and its
+    workflow's nodes."""
 
-    __slots__ = ("lead", "parent", "span_id", "trace", "visits")
+    __slots__ = ("fixed", "lead", "nodes", "parent", "span_id", "trace", "visits")
 
-    def __init__(self, execution_id: str, origin: Origin) -> None:
+    def __init__(self, execution_id: str, origin: Origin, nodes: dict[str, NodeParts]) -> None:
         trace = self.trace = origin.trace_id.to_bytes(16, "big")
-        span_id, visits = execution_span_ids(execution_id)
-        self.span_id = span_id.to_bytes(8, "big")
+        span_id, visits = execution_span_digests(execution_id)
+        self.span_id = span_id
         self.lead = wire.lead(trace)
-        self.parent = wire.parent_field(self.span_id)
-        #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`).
-        self.visits = visits
+        self.parent = wire.parent_field(span_id)
+        #: Its visits' trace and parent fields (:data:`_EXECUTION_PART` bytes).
+        self.fixed = b"\x0a\x10" + trace + self.parent
+        #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`),
+        #: as :data:`~.traces_wire.ID_AND_TIMES` takes it.
+        self.visits = int.from_bytes(visits, "little")
+        self.nodes = nodes
 
 
 class SpanFactory:
@@ -113,30 +133,48 @@ class SpanFactory:
         self.scope = scope
         self.node = node
         self._spec_of = spec_of
+        #: Spans of visits that ran once, written as they ended (:meth:`write_plain`),
+        #: until whoever hands spans over takes them.
+        self.written: list[bytes] = []
         #: Each execution's trace id and span id, written once for all its visits.
-        self._ids: dict[str, _Ids] = {}
-        self._nodes: dict[tuple[str, str, str], _Node] = {}
+        self._ids: dict[str, Ids] = {}
+        #: Each workflow's nodes, by workflow id and version, then node id.
+        self._nodes: dict[tuple[str, str], dict[str, NodeParts]] = {}
         self._workflows: dict[tuple[str, str], bytes] = {}
         self._execution_head = wire.head(f"invoke_agent {node}", wire.INTERNAL)
 
     def encoded(self, data: bytes) -> wire.Encoded:
         return wire.Encoded(data, self.resource, self.scope)
 
-    def _ids_of(self, execution_id: str, origin: Origin) -> _Ids:
-        found = self._ids.get(execution_id)
+    def ids(self, record: ExecutionRecord, origin: Origin) -> Ids:
+        """``record``'s ids, for whoever keeps them until :meth:`execution`."""
+        return Ids(record.id, origin, self._nodes_of(record))
+
+    def _ids_of(self, record: ExecutionRecord, origin: Origin) -> Ids:
+        found = self._ids.get(record.id)
         if found is None:
             if len(self._ids) >= _KEPT:  # executions whose end this process never sees
                 self._ids.clear()
-            found = self._ids[execution_id] = _Ids(execution_id, origin)
+            found = self._ids[record.id] = self.ids(record, origin)
         return found
 
-    def _node(self, workflow: str, version: str, ref: str | None, node: str) -> _Node:
-        key = (workflow, version, node)
+    def _nodes_of(self, record: ExecutionRecord) -> dict[str, NodeParts]:
+        key = (record.workflow_id, record.workflow_version)
         found = self._nodes.get(key)
         if found is None:
             if len(self._nodes) >= _KEPT:
                 self._nodes.clear()
-            found = self._nodes[key] = _Node(self._spec_of(workflow, version, ref, node), node)
+            found = self._nodes[key] = {}
+        return found
+
+    def node_parts(self, record: ExecutionRecord, ids: Ids, node: str) -> NodeParts:
+        """The parts of ``node``'s spans in ``record``'s workflow (``ids.nodes``)."""
+        found = ids.nodes.get(node)
+        if found is None:
+            spec = self._spec_of(
+                record.workflow_id, record.workflow_version, record.workflow_ref, node
+            )
+            found = ids.nodes[node] = NodeParts(spec, node)
         return found
 
     def _workflow(self, workflow: str, version: str) -> bytes:
@@ -155,8 +193,9 @@ class SpanFactory:
             )
         return found
 
-    def execution(self, end: ExecutionEnd) -> bytes:
-        """The execution's span, written (its visits' ids are forgotten)."""
+    def execution(self, end: ExecutionEnd, ids: Ids | None = None) -> bytes:
+        """The execution's span, written (its visits' ids are forgotten);
+        ``ids``: its ids, kept by the caller."""
         record, origin = end.execution, end.origin
         status = _STATUSES.get(end.status) or wire.attributes(
             {"agent_node.execution.status": end.status}
@@ -173,7 +212,9 @@ class SpanFactory:
             attributes += _FAILED + wire.status(
                 wire.ERROR, str(data_of(end.data).get("error") or "failed")
             )
-        ids = self._ids.pop(record.id, None) or _Ids(record.id, origin)
+        if ids is None:
+            ids = self._ids.pop(record.id, None)
+        span_id = ids.span_id if ids is not None else execution_span_digests(record.id)[0]
         start = int(record.created_at * 1e9)
         end_ns = int(end.at * 1e9)
         if origin.parent_id is None:  # the trace's root
@@ -182,8 +223,8 @@ class SpanFactory:
             parent = wire.parent_field(_id(origin.parent_id))
             tail = wire.remote_tail(attributes)
         return wire.joined_span(
-            ids.lead,
-            ids.span_id,
+            wire.lead(origin.trace_id.to_bytes(16, "big")) if ids is None else ids.lead,
+            span_id,
             parent,
             self._execution_head,
             start,
@@ -191,43 +232,64 @@ class SpanFactory:
             tail,
         )
 
-    def plain(self, end: Plain) -> bytes | None:
-        """The span of a visit that ran once (most: :data:`~.traces_ledger.Plain`),
-        written; None when its node's spans are more than the visit's alone
-        (:meth:`visit` writes those)."""
-        record, origin, node_id, number, start, at, _ = end
-        # The lookups of every visit, inline: each call costs as much as the writing.
-        node = self._nodes.get((record.workflow_id, record.workflow_version, node_id))
-        if node is None:
-            node = self._node(
-                record.workflow_id, record.workflow_version, record.workflow_ref, node_id
-            )
+    def write_plain(
+        self,
+        record: ExecutionRecord,
+        origin: Origin,
+        node_id: str,
+        number: int,
+        start: float,
+        at: float,
+    ) -> bool:
+        """Write the span of a visit that ran once (:data:`~.traces_ledger.Plain`)
+        to :attr:`written`; False when its node's spans are more than the
+        visit's alone (:meth:`visit` writes those). Most visits' spans are
+        written here: its node's part and its execution's, made once, and
+        its id and times packed."""
+        ids = self._ids.get(record.id)
+        if ids is None:
+            ids = self._ids_of(record, origin)
+        node = ids.nodes.get(node_id) or self.node_parts(record, ids, node_id)
         if not node.plain or number != 1:
-            return None
-        ids = self._ids.get(record.id) or self._ids_of(record.id, origin)
+            return False
         start_ns = int(start * 1e9)
         end_ns = int(at * 1e9)
-        return wire.joined_span(
-            ids.lead,
-            ((ids.visits ^ node.first) or 1).to_bytes(8, "big"),  # visit_span_mix
-            ids.parent,
-            node.head,
-            start_ns,
-            end_ns if end_ns > start_ns else start_ns,
-            node.local_tail,
+        self.written.append(
+            b"".join(
+                (
+                    node.lead,
+                    ids.fixed,
+                    wire.ID_AND_TIMES(
+                        0x12,
+                        8,
+                        (ids.visits ^ node.first) or ONE,  # visit_span_mix
+                        0x39,
+                        start_ns,
+                        0x41,
+                        end_ns if end_ns > start_ns else start_ns,
+                    ),
+                )
+            )
         )
+        return True
+
+    def plain(self, end: Plain) -> bytes | None:
+        """The span :meth:`write_plain` writes for ``end``, handed back instead
+        of kept; None when it writes none."""
+        record, origin, node_id, number, start, at, _ = end
+        if not self.write_plain(record, origin, node_id, number, start, at):
+            return None
+        return self.written.pop()
 
     def visit(self, end: VisitEnd) -> list[wire.Encoded]:
         """The visit's span and, by its node type, its model call or outgoing call."""
         record, visit, origin = end.execution, end.visit, end.origin
-        node = self._node(
-            record.workflow_id, record.workflow_version, record.workflow_ref, visit.node
-        )
+        ids = self._ids_of(record, origin)
+        node = self.node_parts(record, ids, visit.node)
         key = f"{record.id}/{visit.node}/{visit.visit}"
         start = visit.start if visit.start is not None else end.at
         start_ns, end_ns = wire.ns(start), wire.ns(end.at)
         end_ns = max(start_ns, end_ns)
-        ids = self._ids_of(record.id, origin)
         trace, parent = ids.trace, ids.span_id
         once = visit.attempt == visit.visit == 1 and not (visit.failures or visit.notes)
         if once and end.outcome == "completed":  # read back from the log, say

@@ -33,6 +33,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 __all__ = [
     "CLIENT",
     "ERROR",
+    "ID_AND_TIMES",
     "INTERNAL",
     "Encoded",
     "attributes",
@@ -47,6 +48,7 @@ __all__ = [
     "parent_field",
     "remote_tail",
     "span",
+    "span_tag",
     "status",
     "text",
     "text_attribute",
@@ -222,6 +224,17 @@ def span(
     )
     size = len(body)
     return (_SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)) + body
+
+
+#: A span's id (field 2), start and end (7 and 8), in one pack: the fields a
+#: span built from parts made once ends with. The id is given as the number
+#: whose little-endian bytes are the id's (``"<Q"`` writes them in its order).
+ID_AND_TIMES = struct.Struct("<BBQBQBQ").pack
+
+
+def span_tag(size: int) -> bytes:
+    """The tag and length of a ``ScopeSpans.spans`` field whose span is ``size`` bytes."""
+    return _SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)
 
 
 def lead(trace_id: bytes) -> bytes:

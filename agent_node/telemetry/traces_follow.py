@@ -1,0 +1,230 @@
+"""A node's commits followed into spans, the common commit in one pass.
+
+Most commits of a traced execution are a step's: a visit completes and
+the next one starts (an execution's first commit starts its first visit,
+its last ends it). :class:`Follower` keeps, per execution, the one visit
+open and when it started — a few slots, no dict, no tuple — and writes a
+completed visit's span there and then from the parts its execution and its
+node made once (:meth:`.traces_spans.SpanFactory.write_plain` writes the
+same bytes). Anything else — a retry, a failure, a wait, a delegation, two
+visits open at once, an execution first seen after its start — hands the
+execution to the :class:`~.traces_ledger.Ledger` for the rest of its life,
+with what was known of it: the ledger's rules decide, the follower only
+spares the common case their cost (a span costs the event loop a few
+microseconds, as much as the commit's own bookkeeping).
+
+Spans are handed to the batch processor in bundles (:data:`BUNDLE`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
+from agent_node.telemetry import traces_wire as wire
+from agent_node.telemetry.traces_ids import Origin, origin_of
+from agent_node.telemetry.traces_ledger import (
+    KINDS,
+    MAX_RUNS,
+    Ending,
+    ExecutionEnd,
+    Ledger,
+    Replay,
+    visit_end,
+)
+from agent_node.telemetry.traces_spans import ONE, Ids, SpanFactory
+
+__all__ = ["BUNDLE", "BUNDLE_WAIT", "Follower"]
+
+log = logging.getLogger(__name__)
+
+#: Spans from commits handed to the batch processor together, at most (as
+#: one item: :class:`~.traces_wire.Encoded` holds them written one after the
+#: other, so a bundle counts once against ``OTEL_BSP_MAX_QUEUE_SIZE``: a node
+#: whose collector is down holds up to this many times more spans, ~5 MB at
+#: the default), and how long the first of them waits for the others, at most (seconds).
+BUNDLE, BUNDLE_WAIT = 16, 0.5
+_ENDS = {
+    "execution_completed": "completed",
+    "execution_failed": "failed",
+    "execution_canceled": "canceled",
+}
+#: An execution the ledger follows; one in no sampled trace.
+_Other = Literal["ledger", "untraced"]
+
+
+class _Run:
+    """An execution followed here: its origin, its ids and its open visit."""
+
+    __slots__ = ("at", "ids", "node", "origin", "visit")
+
+    def __init__(self, origin: Origin, ids: Ids) -> None:
+        self.origin = origin
+        self.ids = ids
+        #: The visit open ("": none) and when it started.
+        self.node = ""
+        self.visit = 0
+        self.at = 0.0
+
+
+class Follower:
+    """Follows commits (:meth:`committed`, a store's commit observer) into
+    spans, handed to ``send`` in bundles; a read-back the ledger asks for
+    goes to ``replay``."""
+
+    def __init__(
+        self,
+        spans: SpanFactory,
+        send: Callable[[bytes], None],
+        replay: Callable[[Replay], None],
+        limit: int = MAX_RUNS,
+    ) -> None:
+        self._spans = spans
+        self._send = send
+        self._replay = replay
+        self._limit = limit
+        self.ledger = Ledger(limit, plain=spans.write_plain)
+        self._runs: dict[str, _Run | _Other] = {}
+        #: Spans written since the last hand-over.
+        self._written = spans.written
+        self._due: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        try:
+            run = self._runs.get(execution.id)
+            if run is None:
+                run = self._first(execution, events)
+            if isinstance(run, str):
+                self._other(run, execution, events)
+                self._flow()
+                return
+            written = self._written
+            for index, event in enumerate(events):
+                kind = event.kind
+                if kind == "node_completed" and event.node == run.node and event.visit == run.visit:
+                    ids, name, start, at = run.ids, run.node, run.at, event.at
+                    node = ids.nodes.get(name) or self._spans.node_parts(execution, ids, name)
+                    run.node = ""
+                    if node.plain and run.visit == 1:  # visit_span_mix; ns as wire.ns has them
+                        start_ns, end_ns = int(start * 1e9), int(at * 1e9)
+                        packed = wire.ID_AND_TIMES(
+                            0x12, 8, (ids.visits ^ node.first) or ONE, 0x39, start_ns, 0x41,
+                            end_ns if end_ns > start_ns else start_ns,
+                        )  # fmt: skip
+                        written.append(b"".join((node.lead, ids.fixed, packed)))
+                    else:
+                        plain = (execution, run.origin, name, run.visit, start, at, event.data)
+                        self._emit([plain])
+                elif kind == "node_started" and not run.node and event.attempt == 1 and event.node:
+                    run.node, run.visit, run.at = event.node, event.visit or 0, event.at
+                elif kind in _ENDS and not run.node:
+                    end = ExecutionEnd(execution, run.origin, event.at, _ENDS[kind], event.data)
+                    written.append(self._spans.execution(end, run.ids))
+                    del self._runs[execution.id]
+                elif kind in KINDS:  # the others change nothing the spans say
+                    self._to_ledger(run, execution, events[index:])
+                    break
+            if len(written) >= BUNDLE:
+                self.hand_over()
+            elif written and self._due is None:
+                self._later()
+        except Exception:  # a span lost is better than a commit's caller hurt
+            log.exception("traces: the spans of %s could not be built", execution.id)
+
+    def _first(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> _Run | _Other:
+        """How ``execution``, seen for the first time, is followed."""
+        runs = self._runs
+        if len(runs) >= self._limit:
+            del runs[next(iter(runs))]
+        origin = origin_of(execution.metadata, execution.meta())
+        if origin is None or not origin.sampled:
+            found: _Run | _Other = "untraced"
+        elif events and events[0].kind == "execution_started":  # whole from its start
+            found = _Run(origin, self._spans.ids(execution, origin))
+        else:  # begun elsewhere, or forgotten: the ledger reads its log back
+            found = "ledger"
+        runs[execution.id] = found
+        return found
+
+    def _other(
+        self, run: _Other, execution: ExecutionRecord, events: Sequence[EventRecord]
+    ) -> None:
+        if run == "ledger":
+            self._ledger_commit(execution, events)
+        if execution.status in TERMINAL:
+            self._runs.pop(execution.id, None)
+
+    def _to_ledger(
+        self, run: _Run, execution: ExecutionRecord, rest: Sequence[EventRecord]
+    ) -> None:
+        """The ledger follows ``execution`` from ``rest`` on."""
+        starts = {(run.node, run.visit): run.at} if run.node else {}
+        self.ledger.adopt(execution, run.origin, starts)
+        self._runs[execution.id] = "ledger"
+        self._other("ledger", execution, rest)
+
+    def _ledger_commit(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        endings, replay = self.ledger.committed(execution, events)
+        if endings:
+            self._emit(endings)
+        if replay is not None:
+            self._replay(replay)
+
+    def emit(self, endings: Sequence[Ending]) -> None:
+        """Write ``endings``' spans (a read-back's) and hand them over in time."""
+        self._emit(endings)
+        self._flow()
+
+    def _flow(self) -> None:
+        """Hand the spans written over when they fill a bundle, else soon
+        (as :meth:`committed` does, inline)."""
+        if len(self._written) >= BUNDLE:
+            self.hand_over()
+        elif self._written and self._due is None:
+            self._later()
+
+    def _emit(self, endings: Sequence[Ending]) -> None:
+        spans, written = self._spans, self._written
+        for ending in endings:
+            if isinstance(ending, tuple):  # a visit that ran once, more than its span
+                ending = visit_end(ending)
+            elif isinstance(ending, ExecutionEnd):
+                written.append(spans.execution(ending))
+                continue
+            written.extend(span.data for span in spans.visit(ending))
+
+    def _later(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a commit observed off the loop: no waiting
+            self.hand_over()
+        else:
+            # Left running when a full bundle goes first: the spans written
+            # after it wait for it (less than BUNDLE_WAIT), and a busy node
+            # sets one timer per BUNDLE_WAIT, not one per bundle.
+            self._due = loop.call_later(BUNDLE_WAIT, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._due = None
+        self.hand_over()
+
+    def hand_over(self) -> None:
+        """The spans written so far to ``send``, as one item."""
+        written = self._written
+        if written:
+            data = b"".join(written)
+            written.clear()
+            self._send(data)
+
+    def stop(self) -> None:
+        """No more waiting: hand over what is left."""
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        self.hand_over()

@@ -1,0 +1,180 @@
+"""The follower's one pass over a step's commits writes what the ledger's
+rules would, and hands an execution to the ledger the moment it is
+anything but steps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from support.otlp import ReceivedSpan, decode
+
+from agent_node.nodes.delegate import DelegateNode
+from agent_node.store.records import EventRecord, ExecutionRecord
+from agent_node.telemetry.traces_follow import BUNDLE, BUNDLE_WAIT, Follower
+from agent_node.telemetry.traces_ledger import Ledger, Replay, replayed
+from agent_node.telemetry.traces_spans import SpanFactory
+from agent_node.telemetry.traces_wire import Encoded, encode
+from agent_node.workflow.ir import NodeSpec, PythonNode
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def factory() -> SpanFactory:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    specs: dict[str, NodeSpec] = {
+        "a": PythonNode(id="a", function="m:f"),
+        "b": PythonNode(id="b", function="m:f"),
+        "ask": DelegateNode(id="ask", peer="p"),
+    }
+    resource = Resource.create({"service.name": "n"})
+    return SpanFactory(resource, InstrumentationScope("agent_node"), "n", lambda *a: specs[a[-1]])
+
+
+def record(
+    execution_id: str, status: str = "running", traceparent: str = PARENT
+) -> ExecutionRecord:
+    metadata = json.dumps({"traceparent": traceparent})
+    return ExecutionRecord(
+        execution_id,
+        "wf",
+        "1",
+        None,
+        status,
+        "{}",
+        "{}",
+        0,
+        None,
+        None,
+        metadata,
+        10.0,
+        10.0,  # type: ignore[arg-type]
+    )
+
+
+def event(
+    kind: str, at: float, node: str | None = None, attempt: int | None = None, **data: Any
+) -> EventRecord:
+    visit = 1 if node is not None else None
+    return EventRecord("e", 0, kind, node, visit, attempt, at, json.dumps(data) if data else None)
+
+
+#: Commits of an execution: (its status after, the events).
+Commits = list[tuple[str, list[EventRecord]]]
+STEPS: Commits = [
+    (
+        "running",
+        [
+            event("execution_started", 10.0),
+            event("message_received", 10.0),
+            event("node_started", 10.1, "a", 1),
+        ],
+    ),
+    (
+        "running",
+        [event("node_completed", 10.2, "a", duration=0.1), event("node_started", 10.3, "b", 1)],
+    ),
+    (
+        "completed",
+        [event("node_completed", 10.4, "b", duration=0.1), event("execution_completed", 10.5)],
+    ),
+]
+RETRIED: Commits = [
+    STEPS[0],
+    ("running", [event("node_completed", 10.2, "a"), event("node_started", 10.3, "b", 1)]),
+    ("running", [event("node_failed", 10.4, "b", 1, error="x", type="E", retry_at=11.0)]),
+    ("running", [event("node_started", 11.0, "b", 2)]),
+    ("completed", [event("node_completed", 11.5, "b"), event("execution_completed", 11.6)]),
+]
+
+
+class Sent:
+    def __init__(self, spans: SpanFactory) -> None:
+        self.spans = spans
+        self.bundles: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.bundles.append(data)
+
+    def decoded(self) -> list[ReceivedSpan]:
+        encoded = [Encoded(data, self.spans.resource, self.spans.scope) for data in self.bundles]
+        return decode(encode(encoded))
+
+
+def followed(commits: Commits, execution_id: str = "e1") -> tuple[Follower, Sent, list[Replay]]:
+    spans, replays = factory(), []
+    sent = Sent(spans)
+    follower = Follower(spans, sent, replays.append)
+    for status, events in commits:
+        follower.committed(record(execution_id, status), events)
+    follower.stop()
+    return follower, sent, replays
+
+
+def by_the_ledger(commits: Commits) -> list[ReceivedSpan]:
+    """The spans of ``commits`` as the ledger's rules and the factory write them."""
+    spans, ledger, written = factory(), Ledger(), []
+    for status, events in commits:
+        endings, _ = ledger.committed(record("e1", status), events)
+        for ending in endings:
+            if isinstance(ending, tuple):
+                data = spans.plain(ending)
+                written += [data] if data is not None else []
+            elif hasattr(ending, "visit"):
+                written += [s.data for s in spans.visit(ending)]  # type: ignore[arg-type]
+            else:
+                written.append(spans.execution(ending))  # type: ignore[arg-type]
+    return decode(encode([Encoded(b"".join(written), spans.resource, spans.scope)]))
+
+
+def test_steps_are_written_as_the_ledger_would_write_them() -> None:
+    follower, sent, replays = followed(STEPS)
+    got = sorted(sent.decoded(), key=lambda s: s.name)
+    assert [s.name for s in got] == ["invoke_agent n", "python a", "python b"]
+    assert got == sorted(by_the_ledger(STEPS), key=lambda s: s.name)
+    assert (got[1].start, got[1].end) == (10.1, 10.2)
+    assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
+
+
+def test_a_retry_hands_the_execution_to_the_ledger_with_what_was_seen() -> None:
+    follower, sent, replays = followed(RETRIED)
+    got = {s.name: s for s in sent.decoded()}
+    assert sorted(got) == ["invoke_agent n", "python a", "python b"]
+    assert sorted(got.values(), key=lambda s: s.name) == sorted(
+        by_the_ledger(RETRIED), key=lambda s: s.name
+    )
+    # b's span starts with its first attempt, seen before the hand-over.
+    assert (got["python b"].start, got["python b"].attributes["agent_node.attempts"]) == (10.3, 2)
+    assert [e[0] for e in got["python b"].events] == ["exception"]
+    assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
+
+
+def test_an_execution_begun_elsewhere_is_read_back_and_an_untraced_one_forgotten() -> None:
+    follower, sent, replays = followed(STEPS[1:])
+    request, at_end = replays  # its first visit, and whatever it left open
+    assert request.visits == {("a", 1)} and at_end.open_at_end
+    [end] = replayed(request, [e for _, events in STEPS for e in events])
+    assert (end.visit.node, end.visit.start) == ("a", 10.1)
+    assert sorted(s.name for s in sent.decoded()) == ["invoke_agent n", "python b"]
+    assert len(follower) == 0
+    spans = factory()
+    quiet = Follower(spans, Sent(spans), replays.append)
+    for status, events in STEPS:
+        quiet.committed(record("e2", status, f"{PARENT[:-2]}00"), events)
+    assert len(quiet) == 0 and spans.written == []
+
+
+async def test_bundles_go_when_full_or_soon_and_memory_is_bounded() -> None:
+    spans = factory()
+    sent = Sent(spans)
+    follower = Follower(spans, sent, lambda request: None, limit=4)
+    for n in range(BUNDLE + 1):
+        follower.committed(record(f"e{n}"), STEPS[0][1])
+        follower.committed(record(f"e{n}"), STEPS[1][1])
+    assert len(sent.bundles) == 1 and len(sent.decoded()) == BUNDLE
+    assert len(follower) == 4
+    await asyncio.sleep(BUNDLE_WAIT + 0.1)  # the last one waited for others
+    assert len(sent.bundles) == 2 and len(sent.decoded()) == BUNDLE + 1
