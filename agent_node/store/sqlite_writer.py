@@ -53,7 +53,7 @@ from typing import Any
 from agent_node.errors import StoreError, StoreFull
 from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
-from agent_node.store.sqlite_checkpoints import Checkpoints
+from agent_node.store.sqlite_checkpoints import Checkpoints, catch_up
 
 __all__ = ["Job", "Notices", "Writer", "store_error"]
 
@@ -64,6 +64,8 @@ Notices = list[tuple[str, str] | Txn]
 Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
 _Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 _MAX_BATCH = 512
+#: Put in the queue by the checkpoint thread: run sqlite_checkpoints.catch_up.
+_CATCH_UP: list[_Entry] = []
 #: Longest a submitter goes without letting its loop poll (seconds): see submit().
 _PASS_EVERY = 0.002
 #: How long a statement waits for another process's lock (milliseconds).
@@ -107,7 +109,7 @@ class Writer:
         #: When each loop last had a pass (polled its sockets) in submit().
         self._passed: dict[asyncio.AbstractEventLoop, float] = {}
         self._thread: threading.Thread | None = None
-        self._checkpoints = Checkpoints(path, wal_limit)
+        self._checkpoints = Checkpoints(path, wal_limit, lambda: self._jobs.put(_CATCH_UP))
         #: The writer's connection (opened by its thread), and who holds it:
         #: the thread while it runs a batch, the event loop while it runs one
         #: inline (:meth:`_hand_over`).
@@ -159,7 +161,8 @@ class Writer:
         self._conn = conn
         try:
             while (first := self._jobs.get()) is not None:
-                batch, taken = list(first), 1
+                catching_up = first is _CATCH_UP
+                batch, taken = list(first), 0 if catching_up else 1
                 while len(batch) < _MAX_BATCH:
                     try:
                         more = self._jobs.get_nowait()
@@ -168,16 +171,21 @@ class Writer:
                     if more is None:
                         self._jobs.put(None)
                         break
+                    if more is _CATCH_UP:
+                        catching_up = True
+                        continue
                     batch.extend(more)
                     taken += 1
                 with self._holding:
-                    ran = self._run_batch(conn, batch, self._begin)
+                    ran = self._run_batch(conn, batch, self._begin) if batch else None
+                    if catching_up:
+                        catch_up(conn)
                 # Before the results reach the loop: their awaiters' next
                 # commits find the thread idle.
                 self._finished += taken
                 if ran is not None:
                     self._settle(batch, *ran)
-                self._checkpoints.committed()
+                    self._checkpoints.committed()
         finally:
             with self._holding:
                 self._conn = None

@@ -48,6 +48,39 @@ async def test_the_wal_shrinks_to_its_limit_after_a_burst(tmp_path: Path) -> Non
     assert grown > 1024 * 1024  # it did grow past the limit first
 
 
+async def test_the_log_starts_over_while_writes_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Commits that never pause (a sequential workflow's steps) left no moment
+    # in which a passive checkpoint had copied the whole log: it never started
+    # over, and grew to the truncation limit (64 MiB), its index in shared
+    # memory with it.
+    monkeypatch.setattr(sqlite_checkpoints, "_CHECKPOINT_DELAY", 0.01)
+    monkeypatch.setattr(sqlite_checkpoints, "_CATCH_UP_FRAMES", 64)
+    path = tmp_path / "busy.db"
+    store = store_from_url(f"sqlite:///{path}?wal_limit_mib=1024")
+    await store.open()
+    wal = path.with_name("busy.db-wal")
+    commits, largest = 0, 0
+    try:
+        began = time.monotonic()
+        while time.monotonic() - began < 1.5:
+            commits += 1
+            now = time.time()
+            record = ExecutionRecord(
+                f"e{commits}", "wf", "1", None, "waiting", "{}", "", 0, None, None, None, now, now
+            )
+            await store.create(record, lambda txn: txn.event("execution_started"))
+            if commits % 50 == 0:
+                largest = max(largest, wal.stat().st_size)
+    finally:
+        await store.close()
+    # Each commit writes several pages (its row, the indexes, its event):
+    # a log that never started over would hold them all.
+    assert commits > 1000
+    assert largest < commits * 1024, f"{commits} commits, the log reached {largest} bytes"
+
+
 async def test_a_store_closes_without_waiting_out_the_checkpoint_delay(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
