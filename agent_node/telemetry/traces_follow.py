@@ -25,7 +25,7 @@ from typing import Literal
 
 from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
 from agent_node.telemetry import traces_wire as wire
-from agent_node.telemetry.traces_ids import Origin, origin_of
+from agent_node.telemetry.traces_ids import origin_of
 from agent_node.telemetry.traces_ledger import (
     KINDS,
     MAX_RUNS,
@@ -56,18 +56,14 @@ _ENDS = {
 _Other = Literal["ledger", "untraced"]
 
 
-class _Run:
-    """An execution followed here: its origin, its ids and its open visit."""
+class _Run(Ids):
+    """An execution followed here: its ids and its open visit."""
 
-    __slots__ = ("at", "ids", "node", "origin", "visit")
-
-    def __init__(self, origin: Origin, ids: Ids) -> None:
-        self.origin = origin
-        self.ids = ids
-        #: The visit open ("": none) and when it started.
-        self.node = ""
-        self.visit = 0
-        self.at = 0.0
+    __slots__ = ("at", "node", "visit")
+    #: The visit open ("": none) and when it started.
+    node: str
+    visit: int
+    at: float
 
 
 class Follower:
@@ -108,24 +104,26 @@ class Follower:
             for index, event in enumerate(events):
                 kind = event.kind
                 if kind == "node_completed" and event.node == run.node and event.visit == run.visit:
-                    ids, name, start, at = run.ids, run.node, run.at, event.at
-                    node = ids.nodes.get(name) or self._spans.node_parts(execution, ids, name)
+                    name, start, at = run.node, run.at, event.at
+                    node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
                     run.node = ""
                     if node.plain and run.visit == 1:  # visit_span_mix; ns as wire.ns has them
                         start_ns, end_ns = int(start * 1e9), int(at * 1e9)
                         packed = wire.ID_AND_TIMES(
-                            0x12, 8, (ids.visits ^ node.first) or ONE, 0x39, start_ns, 0x41,
+                            0x12, 8, (run.visits ^ node.first) or ONE, 0x39, start_ns, 0x41,
                             end_ns if end_ns > start_ns else start_ns,
                         )  # fmt: skip
-                        written.append(b"".join((node.lead, ids.fixed, packed)))
+                        written.append(b"".join((node.lead, run.fixed, packed)))
                     else:
                         plain = (execution, run.origin, name, run.visit, start, at, event.data)
                         self._emit([plain])
                 elif kind == "node_started" and not run.node and event.attempt == 1 and event.node:
                     run.node, run.visit, run.at = event.node, event.visit or 0, event.at
                 elif kind in _ENDS and not run.node:
-                    end = ExecutionEnd(execution, run.origin, event.at, _ENDS[kind], event.data)
-                    written.append(self._spans.execution(end, run.ids))
+                    at, status = event.at, _ENDS[kind]
+                    written.append(
+                        self._spans.execution_span(execution, run, at, status, event.data)
+                    )
                     del self._runs[execution.id]
                 elif kind in KINDS:  # the others change nothing the spans say
                     self._to_ledger(run, execution, events[index:])
@@ -146,7 +144,8 @@ class Follower:
         if origin is None or not origin.sampled:
             found: _Run | _Other = "untraced"
         elif events and events[0].kind == "execution_started":  # whole from its start
-            found = _Run(origin, self._spans.ids(execution, origin))
+            found = _Run(execution.id, origin, self._spans.nodes_of(execution))
+            found.node, found.visit, found.at = "", 0, 0.0  # none open
         else:  # begun elsewhere, or forgotten: the ledger reads its log back
             found = "ledger"
         runs[execution.id] = found

@@ -65,6 +65,17 @@ def parse_traceparent(value: str | None, root: bool = False) -> Origin | None:
     one (a peer's bad header is ignored, never an error)."""
     if value is None or len(value) > _LONGEST:
         return None
+    if len(value) == 55 and value[:3] == "00-" and value[35] == "-" == value[52]:
+        # The form a node records (version 00, hex): no regex, no int(…, 16).
+        try:
+            raw = bytes.fromhex(value[3:35] + value[36:52] + value[53:])
+        except ValueError:
+            raw = b""
+        if len(raw) == 25:  # (whitespace in it: shorter; the regex says)
+            trace, span = int.from_bytes(raw[:16], "big"), int.from_bytes(raw[16:24], "big")
+            if not trace or not span:
+                return None
+            return Origin(trace, None if root else span, bool(raw[24] & 1), value.lower())
     found = TRACEPARENT.match(value) or TRACEPARENT.match(value.strip().lower())
     if found is None:
         return None

@@ -104,19 +104,20 @@ class NodeParts:
 
 
 class Ids:
-    """An execution's ids, the parts of its visits' spans they make, and its
-    workflow's nodes."""
+    """An execution's origin and ids, the parts of its visits' spans they
+    make, and its workflow's nodes."""
 
-    __slots__ = ("fixed", "lead", "nodes", "parent", "span_id", "trace", "visits")
+    __slots__ = ("fixed", "lead", "nodes", "origin", "parent", "span_id", "trace", "visits")
 
     def __init__(self, execution_id: str, origin: Origin, nodes: dict[str, NodeParts]) -> None:
+        self.origin = origin
         trace = self.trace = origin.trace_id.to_bytes(16, "big")
         span_id, visits = execution_span_digests(execution_id)
         self.span_id = span_id
-        self.lead = wire.lead(trace)
-        self.parent = wire.parent_field(span_id)
+        self.lead = b"\x0a\x10" + trace + b"\x12\x08"  # wire.lead
+        parent = self.parent = b"\x22\x08" + span_id  # wire.parent_field
         #: Its visits' trace and parent fields (:data:`_EXECUTION_PART` bytes).
-        self.fixed = b"\x0a\x10" + trace + self.parent
+        self.fixed = b"\x0a\x10" + trace + parent
         #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`),
         #: as :data:`~.traces_wire.ID_AND_TIMES` takes it.
         self.visits = int.from_bytes(visits, "little")
@@ -147,8 +148,7 @@ class SpanFactory:
         return wire.Encoded(data, self.resource, self.scope)
 
     def ids(self, record: ExecutionRecord, origin: Origin) -> Ids:
-        """``record``'s ids, for whoever keeps them until :meth:`execution`."""
-        return Ids(record.id, origin, self._nodes_of(record))
+        return Ids(record.id, origin, self.nodes_of(record))
 
     def _ids_of(self, record: ExecutionRecord, origin: Origin) -> Ids:
         found = self._ids.get(record.id)
@@ -158,7 +158,9 @@ class SpanFactory:
             found = self._ids[record.id] = self.ids(record, origin)
         return found
 
-    def _nodes_of(self, record: ExecutionRecord) -> dict[str, NodeParts]:
+    def nodes_of(self, record: ExecutionRecord) -> dict[str, NodeParts]:
+        """The parts of the spans of ``record``'s workflow's nodes, by node
+        (:meth:`node_parts` makes them)."""
         key = (record.workflow_id, record.workflow_version)
         found = self._nodes.get(key)
         if found is None:
@@ -193,43 +195,41 @@ class SpanFactory:
             )
         return found
 
-    def execution(self, end: ExecutionEnd, ids: Ids | None = None) -> bytes:
-        """The execution's span, written (its visits' ids are forgotten);
-        ``ids``: its ids, kept by the caller."""
-        record, origin = end.execution, end.origin
-        status = _STATUSES.get(end.status) or wire.attributes(
-            {"agent_node.execution.status": end.status}
+    def execution(self, end: ExecutionEnd) -> bytes:
+        """The execution's span, written (its visits' ids are forgotten)."""
+        record = end.execution
+        ids = self._ids.pop(record.id, None) or self.ids(record, end.origin)
+        return self.execution_span(record, ids, end.at, end.status, end.data)
+
+    def execution_span(
+        self, record: ExecutionRecord, ids: Ids, at: float, status: str, data: str | None
+    ) -> bytes:
+        """:meth:`execution`, given the ending's parts and the execution's ``ids``."""
+        attributes = self._workflows.get((record.workflow_id, record.workflow_version))
+        if attributes is None:
+            attributes = self._workflow(record.workflow_id, record.workflow_version)
+        attributes += _EXECUTION_ID(record.id) + (
+            _STATUSES.get(status) or wire.attributes({"agent_node.execution.status": status})
         )
-        workflow = self._workflows.get((record.workflow_id, record.workflow_version))
-        if workflow is None:
-            workflow = self._workflow(record.workflow_id, record.workflow_version)
-        attributes = workflow + _EXECUTION_ID(record.id) + status
         if record.context_id:
             attributes += _CONVERSATION(record.context_id)
         if (caller := record.caller) is not None:
             attributes += _CALLER(caller)
-        if end.status == "failed":
+        if status == "failed":
             attributes += _FAILED + wire.status(
-                wire.ERROR, str(data_of(end.data).get("error") or "failed")
+                wire.ERROR, str(data_of(data).get("error") or "failed")
             )
-        if ids is None:
-            ids = self._ids.pop(record.id, None)
-        span_id = ids.span_id if ids is not None else execution_span_digests(record.id)[0]
-        start = int(record.created_at * 1e9)
-        end_ns = int(end.at * 1e9)
-        if origin.parent_id is None:  # the trace's root
-            parent, tail = b"", wire.local_tail(attributes)
-        else:  # the caller's span, in another process
-            parent = wire.parent_field(_id(origin.parent_id))
-            tail = wire.remote_tail(attributes)
+        start, end = int(record.created_at * 1e9), int(at * 1e9)
+        parent_id = ids.origin.parent_id
         return wire.joined_span(
-            wire.lead(origin.trace_id.to_bytes(16, "big")) if ids is None else ids.lead,
-            span_id,
-            parent,
+            ids.lead,
+            ids.span_id,
+            b"" if parent_id is None else wire.parent_field(_id(parent_id)),
             self._execution_head,
             start,
-            end_ns if end_ns > start else start,
-            tail,
+            end if end > start else start,
+            # The trace's root, or the caller's span's child, in another process.
+            wire.local_tail(attributes) if parent_id is None else wire.remote_tail(attributes),
         )
 
     def write_plain(
