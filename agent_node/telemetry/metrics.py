@@ -31,6 +31,7 @@ import json
 import logging
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,7 +128,10 @@ class NodeMetrics:
         #: its peer (one string per peer) and when it was sent. Oldest first.
         self._sent: dict[str, tuple[str, float]] = {}
         self._types: dict[tuple[str, str, str], str] = {}
-        self._stop = store.observe(self.committed, commit_timer=self.commit_took)
+        #: By workflow, version and node: its completed visits' series (:meth:`committed`).
+        self._completed: dict[tuple[str, str, str], list[float]] = {}
+        self._claims = self.claim_delay.row()
+        self._stop = store.observe(self.committed, commit_timer=self.commit_seconds.observe)
 
     def close(self) -> None:
         self._stop()
@@ -149,15 +153,28 @@ class NodeMetrics:
     # -- what the node does -------------------------------------------------------
 
     def claimed(self, claims: Sequence[Claim], now: float) -> None:
+        row, bounds = self._claims, self.claim_delay.bounds  # claim_delay.observe, inline
         for claim in claims:
-            self.claim_delay.observe(max(0.0, now - claim.work.available_at))
+            delay = now - claim.work.available_at
+            delay = delay if delay > 0.0 else 0.0
+            row[bisect_left(bounds, delay)] += 1
+            row[-1] += delay
 
     def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
         for event in events:
             kind = event.kind
             if kind == "node_started":  # most events: nothing to count
                 continue
-            if kind == "node_completed" or kind == "node_failed":
+            if kind == "node_completed" and (took := _duration_only(event.data)) is not None:
+                # Most others: a plain step's end, its duration all there is to count
+                # (node_seconds.observe, inline, into its node's series found once).
+                key = (execution.workflow_id, execution.workflow_version, event.node or "")
+                row = self._completed.get(key) or self._completed_row(execution, key)
+                row[bisect_left(self.node_seconds.bounds, took)] += 1
+                row[-1] += took
+                if self._sent:
+                    self._delegated(execution, event, "completed")
+            elif kind == "node_completed" or kind == "node_failed":
                 self._visit(execution, event)
             elif kind == "execution_started":
                 self.executions.add((execution.workflow_id, "started"))
@@ -170,15 +187,15 @@ class NodeMetrics:
                 if len(self._sent) > _SENT_KEPT:
                     del self._sent[next(iter(self._sent))]
 
+    def _completed_row(self, execution: ExecutionRecord, key: tuple[str, str, str]) -> list[float]:
+        found = self.node_seconds.row((self._type_of(execution, key[2]), "completed"))
+        self._completed[key] = found
+        return found
+
     def _visit(self, execution: ExecutionRecord, event: EventRecord) -> None:
+        """A visit's end that is more than its duration (or a failed attempt)."""
         failed = event.kind == "node_failed"
         node_type = self._type_of(execution, event.node or "")
-        duration = None if failed else _duration_only(event.data)
-        if duration is not None:  # a plain step's end: nothing else to count
-            self.node_seconds.observe(duration, (node_type, "completed"))
-            if self._sent:
-                self._delegated(execution, event, "completed")
-            return
         data = _data(event.data)
         outcome = "failed" if failed else "completed"
         if failed and data.get("retry_at") is not None:

@@ -68,13 +68,20 @@ class Timing:
             self.values[()] = [0] * (len(self.bounds) + 2)
 
     def observe(self, value: float, labels: tuple[str, ...] = ()) -> None:
-        row = self.values.get(labels)
-        if row is None:
-            if len(self.values) >= MAX_SERIES:
-                labels = (_OTHER,) * len(labels)
-            row = self.values.setdefault(labels, [0] * (len(self.bounds) + 2))
+        row = self.values.get(labels) or self.row(labels)
         row[bisect_left(self.bounds, value)] += 1
         row[-1] += value
+
+    def row(self, labels: tuple[str, ...] = ()) -> list[float]:
+        """The series of ``labels``, for a hot path to count into as
+        :meth:`observe` does (``row[bisect_left(bounds, value)] += 1``,
+        ``row[-1] += value``) without looking it up each time."""
+        found = self.values.get(labels)
+        if found is None:
+            if len(self.values) >= MAX_SERIES:
+                labels = (_OTHER,) * len(labels)
+            found = self.values.setdefault(labels, [0] * (len(self.bounds) + 2))
+        return found
 
     def family(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)

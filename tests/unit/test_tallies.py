@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.store.memory import MemoryStore
-from agent_node.store.records import EventRecord, ExecutionRecord
+from agent_node.store.records import Claim, EventRecord, ExecutionRecord, WorkItem
 from agent_node.telemetry import tallies
 from agent_node.telemetry.metrics import NodeMetrics, _duration_only
 from agent_node.telemetry.tallies import Tallies
@@ -114,3 +114,24 @@ def test_commits_move_the_counters() -> None:
     }
     assert found["agent_node_delegations_total"] == {(("outcome", "completed"), ("peer", "p")): 1.0}
     assert found["agent_node_delegation_round_trip_seconds_sum"] == {(("peer", "p"),): 1.0}
+    # A plain step's end is counted in its node's series found once, as observe() counts.
+    sums = found["agent_node_node_duration_seconds_sum"]
+    assert sums[(("outcome", "completed"), ("type", "unknown"))] == pytest.approx(2.002)
+    assert found["agent_node_node_duration_seconds_bucket"][
+        (("le", "0.005"), ("outcome", "completed"), ("type", "unknown"))
+    ] == pytest.approx(1.0)
+
+
+def test_claims_and_commits_are_timed() -> None:
+    metrics = NodeMetrics(MemoryStore(), WorkflowRegistry(load_workflow), "n")
+    record = ExecutionRecord(
+        "e1", "wf", "1", None, "running", "{}", "{}", 0, None, None, None, 1.0, 1.0
+    )
+    ready = [WorkItem("e1", "a", 1, 1, at, None, None, 1) for at in (9.0, 10.5)]
+    metrics.claimed([Claim(work, record) for work in ready], 10.0)  # one became ready "later"
+    metrics.commit_seconds.observe(0.002)
+    found = scrape(metrics.registry)
+    assert found["agent_node_ready_to_claim_seconds_count"] == {(): 2.0}
+    assert found["agent_node_ready_to_claim_seconds_sum"] == {(): 1.0}
+    assert found["agent_node_ready_to_claim_seconds_bucket"][(("le", "0.001"),)] == 1.0
+    assert found["agent_node_store_commit_seconds_count"] == {(): 1.0}
