@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from math import trunc
 from typing import Literal
 
 from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
@@ -101,14 +102,14 @@ class Follower:
                 self._flow()
                 return
             written = self._written
-            for index, event in enumerate(events):
+            for event in events:
                 kind = event.kind
                 if kind == "node_completed" and event.node == run.node and event.visit == run.visit:
                     name, start, at = run.node, run.at, event.at
                     node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
                     run.node = ""
                     if node.plain and run.visit == 1:  # visit_span_mix; ns as wire.ns has them
-                        start_ns, end_ns = int(start * 1e9), int(at * 1e9)
+                        start_ns, end_ns = trunc(start * 1e9), trunc(at * 1e9)
                         packed = wire.ID_AND_TIMES(
                             0x12, 8, (run.visits ^ node.first) or ONE, 0x39, start_ns, 0x41,
                             end_ns if end_ns > start_ns else start_ns,
@@ -126,7 +127,7 @@ class Follower:
                     )
                     del self._runs[execution.id]
                 elif kind in KINDS:  # the others change nothing the spans say
-                    self._to_ledger(run, execution, events[index:])
+                    self._to_ledger(run, execution, events, event)
                     break
             if len(written) >= BUNDLE:
                 self.hand_over()
@@ -160,12 +161,13 @@ class Follower:
             self._runs.pop(execution.id, None)
 
     def _to_ledger(
-        self, run: _Run, execution: ExecutionRecord, rest: Sequence[EventRecord]
+        self, run: _Run, execution: ExecutionRecord, events: Sequence[EventRecord], at: EventRecord
     ) -> None:
-        """The ledger follows ``execution`` from ``rest`` on."""
+        """The ledger follows ``execution`` from ``events``' ``at`` on."""
         starts = {(run.node, run.visit): run.at} if run.node else {}
         self.ledger.adopt(execution, run.origin, starts)
         self._runs[execution.id] = "ledger"
+        rest = events[next(i for i, event in enumerate(events) if event is at) :]
         self._other("ledger", execution, rest)
 
     def _ledger_commit(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:

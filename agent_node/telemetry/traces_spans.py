@@ -26,6 +26,7 @@ sampled" gets none (the ledger drops it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from math import trunc
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -213,13 +214,14 @@ class SpanFactory:
         )
         if record.context_id:
             attributes += _CONVERSATION(record.context_id)
-        if (caller := record.caller) is not None:
+        caller = record.meta().get("caller")  # record.caller, its metadata parsed already
+        if isinstance(caller, str):
             attributes += _CALLER(caller)
         if status == "failed":
             attributes += _FAILED + wire.status(
                 wire.ERROR, str(data_of(data).get("error") or "failed")
             )
-        start, end = int(record.created_at * 1e9), int(at * 1e9)
+        start, end = trunc(record.created_at * 1e9), trunc(at * 1e9)
         parent_id = ids.origin.parent_id
         return wire.joined_span(
             ids.lead,
@@ -252,8 +254,8 @@ class SpanFactory:
         node = ids.nodes.get(node_id) or self.node_parts(record, ids, node_id)
         if not node.plain or number != 1:
             return False
-        start_ns = int(start * 1e9)
-        end_ns = int(at * 1e9)
+        start_ns = trunc(start * 1e9)
+        end_ns = trunc(at * 1e9)
         self.written.append(
             b"".join(
                 (

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from math import trunc
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -71,7 +72,7 @@ ERROR = 2
 
 def ns(seconds: float) -> int:
     """A time of the log (seconds) as OTLP has it (nanoseconds)."""
-    return int(seconds * 1e9)
+    return trunc(seconds * 1e9)
 
 
 def _varint(value: int) -> bytes:
@@ -132,13 +133,20 @@ def text_attribute(key: str) -> Callable[[str], bytes]:
     often: written with its key's bytes made once)."""
     head = text(b"\x0a", key)
 
+    def before(size: int) -> bytes:
+        """What comes before a value of ``size`` bytes (below 0x70: every
+        length in it fits one byte)."""
+        inner = head + b"\x12" + bytes((size + 2,)) + b"\x0a" + bytes((size,))
+        return b"\x4a" + _varint(len(inner) + size) + inner
+
+    #: By the value's length, made once.
+    befores = tuple(before(size) for size in range(0x70))
+
     def write(value: str) -> bytes:
         raw = value.encode()
         size = len(raw)
-        if size < 0x70:  # every length below fits one byte
-            inner = b"\x12" + bytes((size + 2,)) + b"\x0a" + bytes((size,)) + raw
-            pair = head + inner
-            return b"\x4a" + _varint(len(pair)) + pair
+        if size < 0x70:
+            return befores[size] + raw
         return field(b"\x4a", head + field(b"\x12", text(b"\x0a", value)))
 
     return write
