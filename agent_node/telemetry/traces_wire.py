@@ -327,18 +327,22 @@ def encode(spans: Sequence[ReadableSpan | Encoded]) -> bytes:
             group[2].append(one.data)
         else:
             group[2].append(field(b"\x12", _readable(one)))
-    out = []
+    # The spans' bytes are copied once, into the request: each message
+    # around them is its fields' lengths summed, its head written before them.
+    out: list[bytes] = []
     for resource, scope, encoded in groups.values():
         scope_fields = b""
         if scope is not None:
             scope_fields = text(b"\x0a", scope.name)
             scope_fields += text(b"\x12", scope.version) if scope.version else b""
-        scope_spans = field(b"\x0a", scope_fields) + b"".join(encoded)
-        if scope is not None and scope.schema_url:
-            scope_spans += text(b"\x1a", scope.schema_url)
-        body = field(b"\x0a", attributes(resource.attributes, b"\x0a"))
-        body += field(b"\x12", scope_spans)
-        if resource.schema_url:
-            body += text(b"\x1a", resource.schema_url)
-        out.append(field(b"\x0a", body))
+        before = field(b"\x0a", scope_fields)
+        after = text(b"\x1a", scope.schema_url) if scope is not None and scope.schema_url else b""
+        size = len(before) + sum(map(len, encoded)) + len(after)
+        resource_field = field(b"\x0a", attributes(resource.attributes, b"\x0a"))
+        scope_head = b"\x12" + _varint(size)
+        last = text(b"\x1a", resource.schema_url) if resource.schema_url else b""
+        body = len(resource_field) + len(scope_head) + size + len(last)
+        out += (b"\x0a" + _varint(body), resource_field, scope_head, before)
+        out += encoded
+        out += (after, last)
     return b"".join(out)
