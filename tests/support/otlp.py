@@ -190,3 +190,16 @@ def receiving() -> Iterator[OtlpReceiver]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def span_factory(specs: dict[str, Any]) -> Any:
+    """A node's :class:`~agent_node.telemetry.traces_spans.SpanFactory` for a
+    node named ``n``, its workflows' nodes looked up by id in ``specs``."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from agent_node.telemetry.traces_spans import SpanFactory
+
+    resource = Resource.create({"service.name": "n"})
+    scope = InstrumentationScope("agent_node")
+    return SpanFactory(resource, scope, "n", lambda *a: specs.get(a[-1]))

@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from support.otlp import OtlpReceiver, ReceivedSpan, decode, receiving
+from support.otlp import OtlpReceiver, ReceivedSpan, decode, receiving, span_factory
 
 from agent_node.errors import ConfigError
 from agent_node.nodes.delegate import DelegateNode
@@ -464,18 +464,16 @@ async def test_a_peer_call_carrying_a_traceparent_gets_a_client_span(otlp: OtlpR
 # -- spans from what ended ----------------------------------------------------------
 
 
-def factory() -> SpanFactory:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+SPECS: dict[str, NodeSpec] = {
+    "write": ModelNode(id="write", prompt="x"),
+    "ask": DelegateNode(id="ask", peer="b"),
+    "step": PythonNode(id="step", function="m:f"),
+}
 
-    specs: dict[str, NodeSpec] = {
-        "write": ModelNode(id="write", prompt="x"),
-        "ask": DelegateNode(id="ask", peer="b"),
-        "step": PythonNode(id="step", function="m:f"),
-    }
-    resource = Resource.create({"service.name": "n"})
-    scope = InstrumentationScope("agent_node")
-    return SpanFactory(resource, scope, "n", lambda *a: specs.get(a[-1]))
+
+def factory() -> SpanFactory:
+    made: SpanFactory = span_factory(SPECS)
+    return made
 
 
 def built(end: VisitEnd) -> list[ReceivedSpan]:

@@ -8,7 +8,7 @@ import asyncio
 import json
 from typing import Any
 
-from support.otlp import ReceivedSpan, decode
+from support.otlp import ReceivedSpan, decode, span_factory
 
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.store.records import EventRecord, ExecutionRecord
@@ -21,17 +21,16 @@ from agent_node.workflow.ir import NodeSpec, PythonNode
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-def factory() -> SpanFactory:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+SPECS: dict[str, NodeSpec] = {
+    "a": PythonNode(id="a", function="m:f"),
+    "b": PythonNode(id="b", function="m:f"),
+    "ask": DelegateNode(id="ask", peer="p"),
+}
 
-    specs: dict[str, NodeSpec] = {
-        "a": PythonNode(id="a", function="m:f"),
-        "b": PythonNode(id="b", function="m:f"),
-        "ask": DelegateNode(id="ask", peer="p"),
-    }
-    resource = Resource.create({"service.name": "n"})
-    return SpanFactory(resource, InstrumentationScope("agent_node"), "n", lambda *a: specs[a[-1]])
+
+def factory() -> SpanFactory:
+    made: SpanFactory = span_factory(SPECS)
+    return made
 
 
 def record(
