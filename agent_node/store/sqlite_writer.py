@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -50,12 +49,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent_node.errors import StoreError, StoreFull
+from agent_node.errors import StoreError
 from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.sqlite_checkpoints import Checkpoints, catch_up
+from agent_node.store.sqlite_errors import is_busy, store_error
 
-__all__ = ["Job", "Notices", "Writer", "store_error"]
+__all__ = ["Job", "Notices", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class Writer:
                 conn.execute("BEGIN IMMEDIATE")
                 return True
             except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() > deadline:
+                if not is_busy(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
@@ -235,7 +235,7 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if _busy(exc):
+            if is_busy(exc):
                 return False
             raise
         return True
@@ -393,23 +393,6 @@ class Writer:
         self._jobs.put(batch)
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == sqlite3.SQLITE_BUSY
-
-
-def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
-    """``exc`` as a StoreError; a full disk as :class:`StoreFull`. SQLite says
-    SQLITE_FULL when a write finds no space, but a bare "disk I/O error" when
-    the ``-shm`` file cannot grow (SQLITE_IOERR_SHMSIZE) — on a full disk,
-    the usual error of the first write after a restart."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and disk_full(path)):
-        return StoreFull(f"the store could not write, its disk is full: SQLite {path}: {exc}")
-    error = StoreError(f"SQLite {path}: {exc}")
-    error.__cause__ = exc  # which statement, which code: kept for whoever logs it
-    return error
-
-
 def _switch_to_wal(conn: sqlite3.Connection) -> None:
     """``PRAGMA journal_mode=WAL``, waiting out other connections doing the same.
 
@@ -429,10 +412,3 @@ def _switch_to_wal(conn: sqlite3.Connection) -> None:
             if code != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
-
-
-def disk_full(path: Path) -> bool:
-    try:
-        return os.statvfs(path.absolute().parent).f_bavail == 0
-    except OSError:
-        return False
