@@ -21,11 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from math import trunc
 from typing import Literal
 
 from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
-from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.traces_ids import origin_of
 from agent_node.telemetry.traces_ledger import (
     KINDS,
@@ -36,7 +34,7 @@ from agent_node.telemetry.traces_ledger import (
     Replay,
     visit_end,
 )
-from agent_node.telemetry.traces_spans import ONE, Ids, SpanFactory
+from agent_node.telemetry.traces_spans import Ids, SpanFactory, plain_span
 
 __all__ = ["BUNDLE", "BUNDLE_WAIT", "Follower"]
 
@@ -108,13 +106,8 @@ class Follower:
                     name, start, at = run.node, run.at, event.at
                     node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
                     run.node = ""
-                    if node.plain and run.visit == 1:  # visit_span_mix; ns as wire.ns has them
-                        start_ns, end_ns = trunc(start * 1e9), trunc(at * 1e9)
-                        packed = wire.ID_AND_TIMES(
-                            0x12, 8, (run.visits ^ node.first) or ONE, 0x39, start_ns, 0x41,
-                            end_ns if end_ns > start_ns else start_ns,
-                        )  # fmt: skip
-                        written.append(b"".join((node.lead, run.fixed, packed)))
+                    if node.plain and run.visit == 1:
+                        written.append(plain_span(node, run, start, at))
                     else:
                         plain = (execution, run.origin, name, run.visit, start, at, event.data)
                         self._emit([plain])

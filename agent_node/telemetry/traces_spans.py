@@ -254,25 +254,7 @@ class SpanFactory:
         node = ids.nodes.get(node_id) or self.node_parts(record, ids, node_id)
         if not node.plain or number != 1:
             return False
-        start_ns = trunc(start * 1e9)
-        end_ns = trunc(at * 1e9)
-        self.written.append(
-            b"".join(
-                (
-                    node.lead,
-                    ids.fixed,
-                    wire.ID_AND_TIMES(
-                        0x12,
-                        8,
-                        (ids.visits ^ node.first) or ONE,  # visit_span_mix
-                        0x39,
-                        start_ns,
-                        0x41,
-                        end_ns if end_ns > start_ns else start_ns,
-                    ),
-                )
-            )
-        )
+        self.written.append(plain_span(node, ids, start, at))
         return True
 
     def plain(self, end: Plain) -> bytes | None:
@@ -338,6 +320,18 @@ class SpanFactory:
                 )
             )
         return spans
+
+
+def plain_span(node: NodeParts, ids: Ids, start: float, at: float) -> bytes:
+    """The span of a visit that ran once, its node's spans the visit's alone:
+    its node's part and its execution's, made once, and its id and times
+    packed (times in ns as :func:`~.traces_wire.ns` has them)."""
+    start_ns, end_ns = trunc(start * 1e9), trunc(at * 1e9)
+    packed = wire.ID_AND_TIMES(
+        0x12, 8, (ids.visits ^ node.first) or ONE,  # visit_span_mix
+        0x39, start_ns, 0x41, end_ns if end_ns > start_ns else start_ns,
+    )  # fmt: skip
+    return b"".join((node.lead, ids.fixed, packed))
 
 
 def _events_of(end: VisitEnd) -> bytes:
