@@ -40,6 +40,10 @@ Tables (see DESIGN.md, "Durability"):
   in-process) out of the indexes by caller and by context: a row that no
   listing finds through an index costs no entry in it (fewer pages written
   per new execution, and cached).
+  Version 10 keys SQLite's ``work`` by ``(execution_id, slot)``, so that the
+  commit that ends a visit and leases the next moves the row in place
+  (:mod:`.sqlite_work`); the upgrade copies the rows into slots. PostgreSQL's
+  tables are those of version 9.
 
 Versions add: :data:`MIGRATIONS` names the tables each version added (or
 whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
@@ -71,7 +75,7 @@ __all__ = [
     "ddl",
 ]
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 #: The tables each schema version added to the one before.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: ("push_configs",),
@@ -82,6 +86,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     7: ("snapshots",),
     8: ("execution_counts", "executions"),  # and ix_executions_finished
     9: ("executions",),  # its partial indexes by caller and context
+    10: (),  # SQLite: work rebuilt in slots (sqlite_schema); PostgreSQL: nothing
 }
 #: The indexes a version redefines: dropped before its DDL makes them again.
 REPLACED_INDEXES: dict[int, tuple[str, ...]] = {
@@ -124,7 +129,7 @@ FILLS: dict[int, tuple[str, ...]] = {8: FILL}
 _TRIGGERS_WITH = "execution_counts"
 
 
-def _metadata() -> MetaData:
+def _metadata(dialect_name: str) -> MetaData:
     from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Table, Text, text
 
     metadata = MetaData()
@@ -202,12 +207,16 @@ def _metadata() -> MetaData:
         Column("data", Text),
         sqlite_with_rowid=False,
     )
+    # SQLite: each row in a slot of its execution, moved from visit to visit
+    # (store/sqlite_work.py); PostgreSQL: keyed by the visit.
+    slotted = dialect_name == "sqlite"
     Table(
         "work",
         metadata,
         Column("execution_id", Text, primary_key=True),
-        Column("node", Text, primary_key=True),
-        Column("visit", Integer, primary_key=True, autoincrement=False),
+        *([Column("slot", Integer, primary_key=True, autoincrement=False)] if slotted else []),
+        Column("node", Text, primary_key=not slotted, nullable=False),
+        Column("visit", Integer, primary_key=not slotted, nullable=False, autoincrement=False),
         Column("attempt", Integer, nullable=False),
         Column("available_at", Double, nullable=False),
         Column("lease_owner", Text),
@@ -323,7 +332,7 @@ def ddl(dialect_name: str, tables: Collection[str] | None = None) -> list[str]:
         SQLiteDialect() if dialect_name == "sqlite" else PGDialect()  # type: ignore[no-untyped-call]
     )
     statements: list[str] = []
-    for table in _metadata().sorted_tables:
+    for table in _metadata(dialect_name).sorted_tables:
         if tables is not None and table.name not in tables:
             continue
         statements.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))

@@ -265,17 +265,21 @@ class Statements:
         )
 
 
-def flush_statements(txn: Txn, stmts: Statements) -> list[tuple[str, list[tuple[Any, ...]]]]:
-    """The write set of ``txn`` as ``(statement, rows)`` pairs, in lock-safe order."""
+def flush_statements(
+    txn: Txn, stmts: Statements, *, work: bool = True
+) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The write set of ``txn`` as ``(statement, rows)`` pairs, in lock-safe
+    order; without its work with ``work=False`` (SQLite moves work rows:
+    :mod:`.sqlite_work`)."""
     record = txn.execution
     eid = record.id
     out: list[tuple[str, list[tuple[Any, ...]]]] = []
     if txn.is_new:
         finished = record.updated_at if record.status in TERMINAL else None
         out.append((stmts.insert_execution, [(*execution_row(record), finished)]))
-    if txn.work_del:
+    if work and txn.work_del:
         out.append((stmts.delete_work, [(eid, n, v) for n, v in txn.work_del]))
-    if txn.work_put:
+    if work and txn.work_put:
         out.append((stmts.put_work, [work_row(w) for w in txn.work_put]))
     if txn.waits_del:
         out.append((stmts.delete_wait, [(eid, n, v) for n, v in txn.waits_del]))

@@ -20,33 +20,32 @@ from agent_node.store.schema import (
     SCHEMA_VERSION,
     ddl,
 )
+from agent_node.store.sqlite_work import COPY_V9, SET_ASIDE_V9
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = ["create_schema"]
 
+#: The tables a version rebuilds: put aside before the DDL makes them anew,
+#: copied into the new ones after.
+_SET_ASIDE = {10: SET_ASIDE_V9}
+_COPY = {10: COPY_V9}
+
 
 def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
-    """Create the schema, or bring an older one up to date (versions only add
-    tables, columns and indexes: the columns first, which new indexes need)."""
+    """Create the schema, or bring an older one up to date (versions add
+    tables, columns and indexes — the columns first, which new indexes need
+    — and version 10 rebuilds the work table)."""
     row = None
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_info'").fetchone():
         row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
-    if row is not None and int(row[0]) < SCHEMA_VERSION:
-        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
-            for table, column, declaration in ADDED_COLUMNS.get(version, ()):
-                present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
-                if present and column not in present:  # a table not there yet comes whole
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            if version in BACKFILLS:
-                conn.execute(BACKFILLS[version]["sqlite"])
-            for index in REPLACED_INDEXES.get(version, ()):
-                conn.execute(f"DROP INDEX IF EXISTS {index}")
+    older = range(int(row[0]) + 1, SCHEMA_VERSION + 1) if row is not None else range(0)
+    for version in older:
+        _before_ddl(conn, version)
     for statement in ddl("sqlite"):
         conn.execute(statement)
-    if row is not None:
-        for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
-            for statement in FILLS.get(version, ()):
-                conn.execute(statement)
+    for version in older:
+        for statement in (*FILLS.get(version, ()), *_COPY.get(version, ())):
+            conn.execute(statement)
     if row is None:
         conn.execute(
             "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
@@ -62,3 +61,19 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
             "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
         )
     return None, []
+
+
+def _before_ddl(conn: sqlite3.Connection, version: int) -> None:
+    """What upgrading to ``version`` does before the DDL runs: add its
+    columns, fill them, drop the indexes it redefines, set aside the tables
+    it rebuilds."""
+    for table, column, declaration in ADDED_COLUMNS.get(version, ()):
+        present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+        if present and column not in present:  # a table not there yet comes whole
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    if version in BACKFILLS:
+        conn.execute(BACKFILLS[version]["sqlite"])
+    for index in REPLACED_INDEXES.get(version, ()):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    for statement in _SET_ASIDE.get(version, ()):
+        conn.execute(statement)

@@ -25,6 +25,7 @@ from agent_node.store.sql import (
     execution_from_row,
     flush_statements,
 )
+from agent_node.store.sqlite_work import write_work_txn
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = [
@@ -142,12 +143,14 @@ def _statements(conn: sqlite3.Connection, txn: Txn) -> list[tuple[str, list[tupl
         finish_fold(txn, *_snapshot_txn(conn, txn.execution.id, due.snapshot_seq, due.until))
     if not txn.is_new:  # as the row will say (what the next gate compares)
         txn.execution.updated_at = txn.now
-    return flush_statements(txn, STMTS)
+    return flush_statements(txn, STMTS, work=False)
 
 
 def _write(
     conn: sqlite3.Connection, txn: Txn, statements: list[tuple[str, list[tuple[Any, ...]]]]
 ) -> Notices:
+    if txn.work_put or txn.work_del:
+        write_work_txn(conn, txn)
     for sql, rows in statements:
         if len(rows) == 1:
             conn.execute(sql, rows[0])

@@ -123,8 +123,8 @@ class SqliteWrites(SqliteOutbox):
         scope = f" AND execution_id IN {IDS}" if ids else ""
         sql = (
             "UPDATE work SET lease_owner = ?, lease_expires_at = ?, fence = fence + 1,"
-            " attempt = attempt + 1 WHERE (execution_id, node, visit) IN"
-            " (SELECT execution_id, node, visit FROM work WHERE available_at <= ?"
+            " attempt = attempt + 1 WHERE (execution_id, slot) IN"
+            " (SELECT execution_id, slot FROM work WHERE available_at <= ?"
             f" AND (lease_owner IS NULL OR lease_expires_at < ?){scope}"
             f" ORDER BY available_at LIMIT ?) RETURNING {WORK_COLUMNS}"
         )
