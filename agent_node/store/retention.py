@@ -30,7 +30,9 @@ PRUNE_CANDIDATES = (
     " AND NOT EXISTS (SELECT 1 FROM delegations d WHERE d.execution_id = e.id)"
     " ORDER BY e.created_at LIMIT ?"
 )
-#: What goes with each execution, children first; ``{ids}`` is its id list.
+#: What goes with each execution, children first (the events first: SQLite
+#: runs its own statement for them, store/sqlite_events.py); ``{ids}`` is
+#: its id list.
 PRUNE_DELETES = (
     "DELETE FROM events WHERE execution_id IN {ids}",
     "DELETE FROM snapshots WHERE execution_id IN {ids}",

@@ -42,8 +42,10 @@ Tables (see DESIGN.md, "Durability"):
   per new execution, and cached).
   Version 10 keys SQLite's ``work`` by ``(execution_id, slot)``, so that the
   commit that ends a visit and leases the next moves the row in place
-  (:mod:`.sqlite_work`); the upgrade copies the rows into slots. PostgreSQL's
-  tables are those of version 9.
+  (:mod:`.sqlite_work`), and makes its ``events`` a rowid table keyed by
+  ``executions.num << 32 | seq`` (:mod:`.sqlite_events`); the upgrade
+  numbers the executions and copies both tables. PostgreSQL's tables are
+  those of version 9.
 
 Versions add: :data:`MIGRATIONS` names the tables each version added (or
 whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
@@ -133,6 +135,8 @@ def _metadata(dialect_name: str) -> MetaData:
     from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Table, Text, text
 
     metadata = MetaData()
+    # SQLite's work and events are keyed by numbers (schema version 10).
+    slotted = dialect_name == "sqlite"
     Table(
         "executions",
         metadata,
@@ -157,6 +161,9 @@ def _metadata(dialect_name: str) -> MetaData:
         Column("patch_room", Integer, nullable=False, server_default=text("0")),
         #: ``updated_at`` once finished, else NULL (store/listing.py).
         Column("finished_at", Double),
+        #: SQLite: its number, the high half of its events' row ids.
+        *([Column("num", Integer)] if slotted else []),
+        *([Index("ux_executions_num", "num", unique=True)] if slotted else []),
         Index("ix_executions_status", "status", "created_at"),
         Index("ix_executions_created", "created_at", "id"),
         # Partial: an execution started in-process has neither (only a
@@ -194,22 +201,31 @@ def _metadata(dialect_name: str) -> MetaData:
         Column("seq", Integer, nullable=False),
         Column("state", Text, nullable=False),
     )
+    # SQLite: a rowid table, the row of an event ``num << 32 | seq`` where
+    # num is its execution's (store/sqlite_events.py); PostgreSQL: keyed by
+    # the execution's id and seq.
+    log_key = (
+        [Column("id", Integer, primary_key=True, autoincrement=False)]
+        if slotted
+        else [
+            Column("execution_id", Text, primary_key=True),
+            Column("seq", Integer, primary_key=True, autoincrement=False),
+        ]
+    )
     Table(
         "events",
         metadata,
-        Column("execution_id", Text, primary_key=True),
-        Column("seq", Integer, primary_key=True, autoincrement=False),
+        *log_key,
         Column("kind", Text, nullable=False),
         Column("node", Text),
         Column("visit", Integer),
         Column("attempt", Integer),
         Column("at", Double, nullable=False),
         Column("data", Text),
-        sqlite_with_rowid=False,
+        sqlite_with_rowid=slotted,
     )
     # SQLite: each row in a slot of its execution, moved from visit to visit
     # (store/sqlite_work.py); PostgreSQL: keyed by the visit.
-    slotted = dialect_name == "sqlite"
     Table(
         "work",
         metadata,

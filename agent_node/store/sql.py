@@ -266,20 +266,20 @@ class Statements:
 
 
 def flush_statements(
-    txn: Txn, stmts: Statements, *, work: bool = True
+    txn: Txn, stmts: Statements, *, own: bool = False
 ) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """The write set of ``txn`` as ``(statement, rows)`` pairs, in lock-safe
-    order; without its work with ``work=False`` (SQLite moves work rows:
-    :mod:`.sqlite_work`)."""
+    order; with ``own``, without its work and its events, which SQLite
+    writes its own way (:mod:`.sqlite_work`, :mod:`.sqlite_events`)."""
     record = txn.execution
     eid = record.id
     out: list[tuple[str, list[tuple[Any, ...]]]] = []
     if txn.is_new:
         finished = record.updated_at if record.status in TERMINAL else None
         out.append((stmts.insert_execution, [(*execution_row(record), finished)]))
-    if work and txn.work_del:
+    if not own and txn.work_del:
         out.append((stmts.delete_work, [(eid, n, v) for n, v in txn.work_del]))
-    if work and txn.work_put:
+    if not own and txn.work_put:
         out.append((stmts.put_work, [work_row(w) for w in txn.work_put]))
     if txn.waits_del:
         out.append((stmts.delete_wait, [(eid, n, v) for n, v in txn.waits_del]))
@@ -291,9 +291,9 @@ def flush_statements(
         out.append((stmts.put_delegation, [delegation_row(d) for d in txn.delegations_put]))
     # Conditional updates (delegations_set) are run one by one by the store:
     # each must change exactly one row (see delegation_update_row).
-    if txn.events:
+    if txn.events and not own:
         out.append((stmts.insert_events, [event_row(e) for e in txn.events]))
-    if txn.log_from is not None:
+    if txn.log_from is not None and not own:
         out.append((stmts.delete_events_before, [(eid, txn.log_from)]))
     write = txn.state_write
     if write is not None and write.table is not None:

@@ -39,13 +39,13 @@ from agent_node.store.records import (
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import FileSlots, SharedSlots
 from agent_node.store.sql import (
-    EVENT_COLUMNS,
     event_from_row,
     execution_from_row,
     in_list,
     wait_from_row,
     work_from_row,
 )
+from agent_node.store.sqlite_events import EVENTS_OF, EVENTS_OF_KINDS, PRUNE_EVENTS
 from agent_node.store.sqlite_schema import create_schema
 from agent_node.store.sqlite_txn import IDS, STMTS
 from agent_node.store.sqlite_writer import Notices
@@ -181,7 +181,8 @@ class SqliteStore(SqliteWrites):
         def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
             ids = [row[0] for row in conn.execute(PRUNE_CANDIDATES, (before, limit))]
             if ids:
-                for statement in PRUNE_DELETES:
+                # the log first: its rows are found through the executions'
+                for statement in (PRUNE_EVENTS, *PRUNE_DELETES[1:]):
                     conn.execute(statement.format(ids=in_list(len(ids))), ids)
             return len(ids), []
 
@@ -196,7 +197,7 @@ class SqliteStore(SqliteWrites):
         return fold_gauges(results)
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
-        rows = await self._fetch(STMTS.events_of, (execution_id, after))
+        rows = await self._fetch(EVENTS_OF, (execution_id, after))
         return [event_from_row(r) for r in rows]
 
     async def events_of(
@@ -206,10 +207,7 @@ class SqliteStore(SqliteWrites):
         if not found:
             return found
         kinds = list(kinds)
-        sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE execution_id IN {in_list(len(found))}"
-            f" AND kind IN {in_list(len(kinds))} ORDER BY execution_id, seq"
-        )
+        sql = EVENTS_OF_KINDS.format(ids=in_list(len(found)), kinds=in_list(len(kinds)))
         for row in await self._fetch(sql, (*found, *kinds)):
             event = event_from_row(row)
             found[event.execution_id].append(event)

@@ -10,8 +10,10 @@ PostgreSQL's counterpart is :mod:`.pg_schema`.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from agent_node.errors import StoreError
+from agent_node.store import sqlite_events, sqlite_work
 from agent_node.store.schema import (
     ADDED_COLUMNS,
     BACKFILLS,
@@ -20,21 +22,24 @@ from agent_node.store.schema import (
     SCHEMA_VERSION,
     ddl,
 )
-from agent_node.store.sqlite_work import COPY_V9, SET_ASIDE_V9
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = ["create_schema"]
 
 #: The tables a version rebuilds: put aside before the DDL makes them anew,
 #: copied into the new ones after.
-_SET_ASIDE = {10: SET_ASIDE_V9}
-_COPY = {10: COPY_V9}
+_SET_ASIDE: dict[int, tuple[Callable[[sqlite3.Connection], None], ...]] = {
+    10: (sqlite_work.set_aside_v9, sqlite_events.set_aside_v9)
+}
+_COPY: dict[int, tuple[Callable[[sqlite3.Connection], None], ...]] = {
+    10: (sqlite_work.copy_v9, sqlite_events.copy_v9)
+}
 
 
 def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
     """Create the schema, or bring an older one up to date (versions add
     tables, columns and indexes — the columns first, which new indexes need
-    — and version 10 rebuilds the work table)."""
+    — and version 10 rebuilds the work and events tables)."""
     row = None
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_info'").fetchone():
         row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
@@ -44,8 +49,10 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
     for statement in ddl("sqlite"):
         conn.execute(statement)
     for version in older:
-        for statement in (*FILLS.get(version, ()), *_COPY.get(version, ())):
+        for statement in FILLS.get(version, ()):
             conn.execute(statement)
+        for copy in _COPY.get(version, ()):
+            copy(conn)
     if row is None:
         conn.execute(
             "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
@@ -75,5 +82,5 @@ def _before_ddl(conn: sqlite3.Connection, version: int) -> None:
         conn.execute(BACKFILLS[version]["sqlite"])
     for index in REPLACED_INDEXES.get(version, ()):
         conn.execute(f"DROP INDEX IF EXISTS {index}")
-    for statement in _SET_ASIDE.get(version, ()):
-        conn.execute(statement)
+    for set_aside in _SET_ASIDE.get(version, ()):
+        set_aside(conn)

@@ -20,11 +20,13 @@ from agent_node.store.patches import fold
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.store.snapshots import base_of, finish_fold, settle
 from agent_node.store.sql import (
+    EXECUTION_COLUMNS,
     Statements,
     delegation_update_row,
     execution_from_row,
     flush_statements,
 )
+from agent_node.store.sqlite_events import INPUT_OF, NEXT_NUM, PATCHES_OF, write_log_txn
 from agent_node.store.sqlite_work import write_work_txn
 from agent_node.store.sqlite_writer import Notices
 
@@ -72,6 +74,11 @@ _ALONE = (
     " AND NOT EXISTS (SELECT 1 FROM delegations o WHERE o.execution_id = executions.id)"
 )
 _GATES = (_GATE, _GATE + _ALONE)
+#: A new execution's row, with its number (store/sqlite_events.py).
+_INSERT_EXECUTION = (
+    f"INSERT INTO executions ({EXECUTION_COLUMNS}, caller, finished_at, num)"
+    f" VALUES ({', '.join('?' * 18)}, {NEXT_NUM}) ON CONFLICT (id) DO NOTHING"
+)
 
 
 class Gate(NamedTuple):
@@ -104,16 +111,19 @@ def _snapshot_txn(
     row = conn.execute(STMTS.snapshot_of, (execution_id, since)).fetchone()
     started = None
     if row is None and since == 0:
-        started = conn.execute(STMTS.input_of, (execution_id,)).fetchone()
+        started = conn.execute(INPUT_OF, (execution_id,)).fetchone()
     base = base_of(row[0] if row else None, started[0] if started else None)
-    patches = [r[0] for r in conn.execute(STMTS.patches_of, (execution_id, since, until))]
+    patches = [r[0] for r in conn.execute(PATCHES_OF, (execution_id, since, until))]
     return base, patches
 
 
 def flush_txn(conn: sqlite3.Connection, txn: Txn) -> Notices:
     """Write what ``txn`` changed (folding a snapshot if one is due); the
     notices to publish once the job committed."""
-    return _write(conn, txn, _statements(conn, txn))
+    statements = _statements(conn, txn)
+    sql, rows = statements.pop()  # the execution's UPDATE (txn is not new): first here
+    conn.execute(sql, rows[0])
+    return _write(conn, txn, statements)
 
 
 def flush_gated_txn(conn: sqlite3.Connection, txn: Txn, gate: Gate) -> Notices | None:
@@ -131,8 +141,8 @@ def flush_new_txn(conn: sqlite3.Connection, txn: Txn) -> Notices | None:
     its id is taken (its ``INSERT … ON CONFLICT DO NOTHING`` goes first and
     inserts nothing), so that no read has to ask first."""
     statements = _statements(conn, txn)
-    sql, rows = statements.pop(0)  # the execution's INSERT: first, as txn is new
-    if conn.execute(sql, rows[0]).rowcount != 1:
+    _, rows = statements.pop(0)  # the execution's INSERT: first, as txn is new
+    if conn.execute(_INSERT_EXECUTION, rows[0]).rowcount != 1:
         return None
     return _write(conn, txn, statements)
 
@@ -143,14 +153,18 @@ def _statements(conn: sqlite3.Connection, txn: Txn) -> list[tuple[str, list[tupl
         finish_fold(txn, *_snapshot_txn(conn, txn.execution.id, due.snapshot_seq, due.until))
     if not txn.is_new:  # as the row will say (what the next gate compares)
         txn.execution.updated_at = txn.now
-    return flush_statements(txn, STMTS, work=False)
+    return flush_statements(txn, STMTS, own=True)
 
 
 def _write(
     conn: sqlite3.Connection, txn: Txn, statements: list[tuple[str, list[tuple[Any, ...]]]]
 ) -> Notices:
+    """The rest of ``txn``'s writes, once its execution's row was written
+    (where its events find the execution's number)."""
     if txn.work_put or txn.work_del:
         write_work_txn(conn, txn)
+    if txn.events or txn.log_from is not None:
+        write_log_txn(conn, txn)
     for sql, rows in statements:
         if len(rows) == 1:
             conn.execute(sql, rows[0])

@@ -24,7 +24,7 @@ import sqlite3
 from agent_node.store.base import Txn
 from agent_node.store.records import WorkItem
 
-__all__ = ["COPY_V9", "SET_ASIDE_V9", "write_work_txn"]
+__all__ = ["columns", "copy_v9", "set_aside_v9", "write_work_txn"]
 
 #: The row of the visit ``(?8, ?9)`` ended, moved to the new visit, unless
 #: that one has a row already. A leased visit keeps the row's place in the
@@ -53,17 +53,33 @@ _INSERT_NEXT = _INSERT.format(
 _INSERT_AT = _INSERT.format("?9")
 _DELETE = "DELETE FROM work WHERE execution_id = ? AND node = ? AND visit = ?"
 
-#: Upgrading a version 9 file, before the schema's DDL makes the new table
-#: and its index: the old table put aside.
-SET_ASIDE_V9 = ("DROP INDEX IF EXISTS ix_work_available", "ALTER TABLE work RENAME TO work_v9")
-#: … and after: its rows, numbered in slots per execution.
-COPY_V9 = (
+#: Upgrading a version 9 file: its rows, numbered in slots per execution.
+_COPY_V9 = (
     "INSERT INTO work (execution_id, slot, node, visit, attempt, available_at, lease_owner,"
     " lease_expires_at, fence) SELECT execution_id,"
     " row_number() OVER (PARTITION BY execution_id ORDER BY node, visit), node, visit, attempt,"
-    " available_at, lease_owner, lease_expires_at, fence FROM work_v9",
-    "DROP TABLE work_v9",
+    " available_at, lease_owner, lease_expires_at, fence FROM work_v9"
 )
+
+
+def set_aside_v9(conn: sqlite3.Connection) -> None:
+    """Upgrading to version 10, before the schema's DDL makes the new table:
+    a table keyed by the visit (no ``slot``) is put aside as ``work_v9``."""
+    if "slot" not in columns(conn, "work"):
+        conn.execute("DROP INDEX IF EXISTS ix_work_available")
+        conn.execute("ALTER TABLE work RENAME TO work_v9")
+
+
+def copy_v9(conn: sqlite3.Connection) -> None:
+    """… and after it: the rows put aside, copied into slots."""
+    if columns(conn, "work_v9"):
+        conn.execute(_COPY_V9)
+        conn.execute("DROP TABLE work_v9")
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The names of ``table``'s columns (none when there is no such table)."""
+    return {c[1] for c in conn.execute(f"PRAGMA table_info({table})").fetchall()}
 
 
 def write_work_txn(conn: sqlite3.Connection, txn: Txn) -> None:

@@ -521,7 +521,9 @@ def read_events(db: Path) -> dict[str, list[tuple[str, str | None, float, Any]]]
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute(
-            "SELECT execution_id, kind, node, at, data FROM events ORDER BY execution_id, seq"
+            # the log of schema 10: row id = execution number << 32 | seq
+            "SELECT x.id, e.kind, e.node, e.at, e.data FROM events e"
+            " JOIN executions x ON e.id >> 32 = x.num ORDER BY x.id, e.id"
         ).fetchall()
     finally:
         conn.close()

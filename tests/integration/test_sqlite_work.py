@@ -166,6 +166,11 @@ async def test_writes_of_work_that_are_not_moves(tmp_path: Path) -> None:
         await store.close()
 
 
+_V9_EVENTS = (
+    "CREATE TABLE events (execution_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " node TEXT, visit INTEGER, attempt INTEGER, at FLOAT NOT NULL, data TEXT,"
+    " PRIMARY KEY (execution_id, seq)) WITHOUT ROWID"
+)
 _V9_WORK = (
     "CREATE TABLE work (execution_id TEXT NOT NULL, node TEXT NOT NULL,"
     " visit INTEGER NOT NULL, attempt INTEGER NOT NULL, available_at FLOAT NOT NULL,"
@@ -175,9 +180,10 @@ _V9_WORK = (
 )
 
 
-async def test_a_version_9_file_keeps_its_ready_work(tmp_path: Path) -> None:
+async def test_a_version_9_file_keeps_its_ready_work_and_its_log(tmp_path: Path) -> None:
     """Work rows of a version 9 file (keyed by their visit) are numbered in
-    slots by the upgrade, and the executions they belong to run on."""
+    slots by the upgrade, its log (keyed by execution id and seq) is copied
+    under the executions' new numbers, and the executions run on."""
     db = tmp_path / "store.db"
     failing = {"on": True}
 
@@ -210,9 +216,20 @@ async def test_a_version_9_file_keeps_its_ready_work(tmp_path: Path) -> None:
             if len(rows) == 4 and not any(r[6] for r in rows):
                 break
             await asyncio.sleep(0.01)
+        logs = {eid: await rt.store.events(eid) for eid in ids}
     before = sorted((r[0], r[2], r[3], r[4], r[7]) for r in _rows(db))
     assert len(before) == 4 and {r[3] for r in before} == {1}
     with sqlite3.connect(db) as conn:  # the same rows, due now, in a version 9 file
+        conn.execute("DROP INDEX ux_executions_num")
+        conn.execute("ALTER TABLE executions DROP COLUMN num")
+        conn.execute("ALTER TABLE events RENAME TO events_v10")
+        conn.execute(_V9_EVENTS)
+        conn.execute(
+            "INSERT INTO events SELECT x.id, e.id & 4294967295, e.kind, e.node, e.visit,"
+            " e.attempt, e.at, e.data FROM events_v10 e JOIN executions x"
+            " ON e.id >> 32 = (SELECT count(*) FROM executions y WHERE y.rowid <= x.rowid)"
+        )
+        conn.execute("DROP TABLE events_v10")
         conn.execute("ALTER TABLE work RENAME TO work_v10")
         conn.execute("DROP INDEX ix_work_available")
         for statement in _V9_WORK:
@@ -227,6 +244,12 @@ async def test_a_version_9_file_keeps_its_ready_work(tmp_path: Path) -> None:
     await store.open()
     await store.close()
     after = _rows(db)
+    reopened = store_from_url(f"sqlite:///{db}")
+    await reopened.open()
+    try:
+        assert {eid: await reopened.events(eid) for eid in ids} == logs
+    finally:
+        await reopened.close()
     assert sorted((r[0], r[2], r[3], r[4], r[7]) for r in after) == before
     assert sorted((r[0], r[1]) for r in after) == sorted((e, s) for e in ids for s in (1, 2))
     with sqlite3.connect(db) as conn:

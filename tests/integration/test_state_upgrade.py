@@ -41,6 +41,13 @@ def workflow() -> Workflow:
     return wf
 
 
+_SQLITE_V9_EVENTS = (
+    "CREATE TABLE events (execution_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " node TEXT, visit INTEGER, attempt INTEGER, at FLOAT NOT NULL, data TEXT,"
+    " PRIMARY KEY (execution_id, seq)) WITHOUT ROWID"
+)
+
+
 def _v6(dialect: str) -> list[str]:
     real = "DOUBLE PRECISION" if dialect == "postgresql" else "FLOAT"
     parked = Doc(blob=BLOB, n=1, lines=["one"]).model_dump_json()
@@ -54,8 +61,12 @@ def _v6(dialect: str) -> list[str]:
         (4, "node_started", "ask", 1, None),
         (5, "wait_started", "ask", 1, '{"kind":"event","event":"go"}'),
     ]
+    # SQLite's log as it was until version 10 (keyed by execution id and seq)
+    log = ["events"] if dialect == "postgresql" else []
+    old_log = [] if log else [_SQLITE_V9_EVENTS]
     return [
-        *ddl(dialect, ["events", "work", "waits", "push_configs", "delegations", "schema_info"]),
+        *ddl(dialect, [*log, "work", "waits", "push_configs", "delegations", "schema_info"]),
+        *old_log,
         "CREATE TABLE executions (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,"
         " workflow_version TEXT NOT NULL, workflow_ref TEXT, status TEXT NOT NULL,"
         " state TEXT NOT NULL, cursor TEXT NOT NULL, last_seq INTEGER NOT NULL, error TEXT,"
