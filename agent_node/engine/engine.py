@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +34,7 @@ from agent_node.errors import (
     UsageError,
 )
 from agent_node.store.base import Store
-from agent_node.store.records import TERMINAL, Claim, ExecutionRecord
+from agent_node.store.records import Claim, ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
@@ -44,6 +43,7 @@ from .executor import Executor
 from .owner import Owner, is_dead, new_owner
 from .registry import WorkflowRegistry
 from .runner import Runner, StateCache
+from .status import EngineState, StatusWatch, wait_event
 
 __all__ = ["Engine", "EngineState"]
 
@@ -52,13 +52,6 @@ log = logging.getLogger("agent_node.engine")
 _Key = tuple[str, str, int]
 #: Longest a run of visits goes on without letting the loop poll (seconds).
 _PASS_EVERY = 0.002
-
-
-class EngineState(enum.Enum):
-    NEW = "new"
-    RUNNING = "running"
-    STOPPED = "stopped"
-    CRASHED = "crashed"
 
 
 class Engine:
@@ -92,9 +85,7 @@ class Engine:
         self.crash: BaseException | None = None
         self._driven: set[str] = set()
         self._tasks: dict[_Key, asyncio.Task[None]] = {}
-        self._status_waiters: dict[str, asyncio.Event] = {}
-        #: A full store that failed a waited-for execution's commit, for its waiter.
-        self._full: dict[str, StoreFull] = {}
+        self._status = StatusWatch(store, self, poll_interval)
         self._wake = asyncio.Event()
         #: The last claim round filled every free slot: ready work may be
         #: left, and the next task to end wakes the claim loop for it.
@@ -148,8 +139,7 @@ class Engine:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._loops.clear()
         self._tasks.clear()
-        for waiter in self._status_waiters.values():
-            waiter.set()
+        self._status.wake_all()
 
     async def recover(self) -> int:
         """Make leases of dead owners of this node claimable at once."""
@@ -219,49 +209,18 @@ class Engine:
         """Catch status changes of ``execution_id`` from now on, for a
         :meth:`wait` that follows (it then skips its first read). Call it
         before the execution is created; :meth:`wait` must follow."""
-        self._status_waiters.setdefault(execution_id, asyncio.Event())
+        self._status.watch(execution_id)
 
     def release_status_watch(self, execution_id: str) -> None:
         """Undo :meth:`watch_status` when no :meth:`wait` will follow."""
-        self._status_waiters.pop(execution_id, None)
+        self._status.release(execution_id)
 
     async def wait(
         self, execution_id: str, *, until: Literal["parked", "terminal"] = "parked"
     ) -> ExecutionRecord:
         """Until the execution is terminal or, with ``until="parked"``, waits
         for an external event (a wait for a timer alone does not return)."""
-        waiter = self._status_waiters.get(execution_id)
-        # Watched since before it was created: nothing to read until it changes.
-        read_now = waiter is None or waiter.is_set()
-        if waiter is None:
-            waiter = self._status_waiters[execution_id] = asyncio.Event()
-        try:
-            while True:
-                if not read_now:
-                    if self.state is not EngineState.RUNNING:
-                        raise self.crash or UsageError(f"the engine is {self.state.value}")
-                    await _wait_event(waiter, self.poll_interval)
-                read_now = False
-                waiter.clear()
-                if self.crash is not None:
-                    raise self.crash
-                if (full := self._full.pop(execution_id, None)) is not None:
-                    raise full  # retrying cannot help until space is freed: say so now
-                record = await self.store.get(execution_id)
-                if record is None:
-                    raise UnknownExecution(execution_id)
-                if record.status in TERMINAL or (
-                    until == "parked"
-                    and record.status == "waiting"
-                    and await self._waits_for_event(execution_id)
-                ):
-                    return record
-        finally:
-            self._status_waiters.pop(execution_id, None)
-            self._full.pop(execution_id, None)
-
-    async def _waits_for_event(self, execution_id: str) -> bool:
-        return any(w.kind in plans.EXTERNAL_KINDS for w in await self.store.waits(execution_id))
+        return await self._status.wait(execution_id, until)
 
     def release(self, execution_id: str) -> None:
         self._driven.discard(execution_id)
@@ -274,9 +233,7 @@ class Engine:
         ):
             self._wake.set()
         elif kind == "status":
-            waiter = self._status_waiters.get(execution_id)
-            if waiter is not None:
-                waiter.set()
+            self._status.changed(execution_id)
         elif kind == "cancel":
             for key, task in list(self._tasks.items()):
                 if key[0] == execution_id:
@@ -296,7 +253,7 @@ class Engine:
                 await asyncio.sleep(0)
                 continue
             delay = await self._idle_delay()
-            await _wait_event(self._wake, delay)
+            await wait_event(self._wake, delay)
 
     async def _claim_and_fire(self) -> bool:
         scope = None if self.scope == "all" else list(self._driven)
@@ -414,10 +371,8 @@ class Engine:
             asyncio.get_running_loop().create_task(self.abandon())
         elif isinstance(exc, StoreError):  # its commit failed: the node is retried later
             log.error("node task %s failed: %s", key, exc)
-            waiter = self._status_waiters.get(key[0])
-            if isinstance(exc, StoreFull) and waiter is not None:
-                self._full[key[0]] = exc
-                waiter.set()
+            if isinstance(exc, StoreFull):
+                self._status.full(key[0], exc)
         elif exc is not None:
             log.error("node task %s failed", key, exc_info=exc)
 
@@ -449,11 +404,3 @@ class Engine:
         finally:
             if key is not None and self._tasks.get(key) is task:
                 del self._tasks[key]
-
-
-async def _wait_event(event: asyncio.Event, timeout: float) -> None:
-    """Wait for ``event`` at most ``timeout`` seconds. (Not ``asyncio.wait_for``:
-    on Python 3.11 it swallows a cancellation that races with the event.)"""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await event.wait()

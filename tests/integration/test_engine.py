@@ -465,10 +465,10 @@ async def test_a_wait_watched_from_before_creation_sees_the_end(
     await asyncio.sleep(0.2)  # it has ended before anyone waits
     record = await asyncio.wait_for(engine.wait("w-1"), 0.1 if store_url.startswith("m") else 5)
     assert record.status == "completed" and json.loads(record.state)["n"] == 10
-    assert "w-1" not in engine._status_waiters  # the watch ends with the wait
+    assert "w-1" not in engine._status.waiters  # the watch ends with the wait
     engine.watch_status("w-2")
     engine.release_status_watch("w-2")
-    assert engine._status_waiters == {}
+    assert engine._status.waiters == {}
 
 
 async def test_run_reads_the_execution_only_once_it_has_ended(
