@@ -23,6 +23,7 @@ import sqlite3
 
 from agent_node.store.base import Txn
 from agent_node.store.records import WorkItem
+from agent_node.store.sql import work_row
 
 __all__ = ["columns", "copy_v9", "set_aside_v9", "write_work_txn"]
 
@@ -87,7 +88,7 @@ def write_work_txn(conn: sqlite3.Connection, txn: Txn) -> None:
     moving a row from an ended visit to a new one where it can."""
     if txn.is_new:  # no row yet: each visit in a slot of its own
         for slot, item in enumerate(txn.work_put, 1):
-            conn.execute(_INSERT_AT, (*_row(item), slot))
+            conn.execute(_INSERT_AT, (*work_row(item), slot))
         return
     ended = list(txn.work_del)
     put: list[WorkItem] = []
@@ -104,7 +105,7 @@ def write_work_txn(conn: sqlite3.Connection, txn: Txn) -> None:
     for node, visit in ended:
         conn.execute(_DELETE, (eid, node, visit))
     for item in put:
-        row = _row(item)
+        row = work_row(item)
         if conn.execute(_UPDATE, row).rowcount == 0:
             conn.execute(_INSERT_NEXT, row)
 
@@ -125,16 +126,3 @@ def _moved(conn: sqlite3.Connection, item: WorkItem, node: str, visit: int) -> b
     if item.lease_owner is None:
         return conn.execute(_MOVE_READY, (*params, item.available_at)).rowcount == 1
     return conn.execute(_MOVE_LEASED, params).rowcount == 1
-
-
-def _row(item: WorkItem) -> tuple[object, ...]:
-    return (
-        item.execution_id,
-        item.node,
-        item.visit,
-        item.attempt,
-        item.available_at,
-        item.lease_owner,
-        item.lease_expires_at,
-        item.fence,
-    )

@@ -24,6 +24,20 @@ class Count(BaseModel):
     n: int = 0
 
 
+def _fork(wf: Workflow, names: str, body: Any, retry: RetryPolicy) -> None:
+    """Branches ``names`` from a fork to a join ``meet``, each running
+    ``body(state, name)`` under ``retry``."""
+    wf.parallel("fan", list(names), join="meet")
+    for name in names:
+
+        async def branch(state: Any, _name: str = name) -> dict[str, str]:
+            changed: dict[str, str] = await body(state, _name)
+            return changed
+
+        wf.step(branch, name=name, next="meet", retry=retry)
+    wf.join("meet")
+
+
 def _rows(db: Path, execution_id: str | None = None) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as conn:
         where, params = ("WHERE execution_id = ?", (execution_id,)) if execution_id else ("", ())
@@ -70,23 +84,15 @@ async def test_fork_retry_and_join_keep_one_row_per_ready_visit(tmp_path: Path) 
 
     wf = Workflow("fork", version="1")
     wf.state(Par)
-    wf.parallel("fan", ["a", "b", "c"], join="meet")
-    for name in "abc":
 
-        async def branch(state: Par, _name: str = name) -> dict[str, str]:
-            tries.append(_name)
-            during.append(_rows(db))
-            if _name == "b" and tries.count("b") == 1:
-                raise ConnectionError("b fails once")
-            return {_name: _name.upper()}
+    async def branch(state: Par, name: str) -> dict[str, str]:
+        tries.append(name)
+        during.append(_rows(db))
+        if name == "b" and tries.count("b") == 1:
+            raise ConnectionError("b fails once")
+        return {name: name.upper()}
 
-        wf.step(
-            branch,
-            name=name,
-            next="meet",
-            retry=RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=0),
-        )
-    wf.join("meet")
+    _fork(wf, "abc", branch, RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=0))
 
     @wf.step
     async def after(state: Par) -> dict[str, int]:
@@ -193,21 +199,13 @@ async def test_a_version_9_file_keeps_its_ready_work_and_its_log(tmp_path: Path)
 
     wf = Workflow("later", version="1")
     wf.state(Par)
-    wf.parallel("fan", ["a", "b"], join="meet")
-    for name in "ab":
 
-        async def branch(state: Par, _name: str = name) -> dict[str, str]:
-            if failing["on"]:
-                raise ConnectionError("not yet")
-            return {_name: _name.upper()}
+    async def branch(state: Par, name: str) -> dict[str, str]:
+        if failing["on"]:
+            raise ConnectionError("not yet")
+        return {name: name.upper()}
 
-        wf.step(
-            branch,
-            name=name,
-            next="meet",
-            retry=RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0),
-        )
-    wf.join("meet")
+    _fork(wf, "ab", branch, RetryPolicy(max_attempts=3, initial_delay=3600, jitter=0))
     compiled = wf.compile()
     async with Runtime(f"sqlite:///{db}") as rt:
         ids = [await rt.start_execution(compiled, Par()) for _ in range(2)]
