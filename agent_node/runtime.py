@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from agent_node import collector
 from agent_node.engine import faults
 from agent_node.engine.engine import Engine, EngineState
 from agent_node.engine.executor import Executor
@@ -70,6 +71,7 @@ class Runtime:
             make_http_transport=http_transport,
         )
         self._made = {kind: e for kind, e in made.items() if kind not in given}
+        self._held = False
         self.engine = Engine(
             self.store,
             self.workflows,
@@ -90,11 +92,17 @@ class Runtime:
         refuse_run_while_loading("Runtime.start()")
         await self.store.open()
         await self.engine.start()
+        if not self._held:  # full collector passes skip what is alive now (collector.py)
+            collector.hold()
+            self._held = True
 
     async def close(self) -> None:
         if self.engine.state is EngineState.RUNNING:
             await self.engine.stop()
         await self.store.close()
+        if self._held:
+            self._held = False
+            collector.release()
         # The default executors' own clients (a model client made on first
         # use); executors handed in belong to whoever made them.
         for executor in self._made.values():
