@@ -23,7 +23,9 @@ the row cost more: SQLite runs a RETURNING clause as a trigger program.)
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
 from agent_node.store.base import Txn
 from agent_node.store.sql import event_row
@@ -41,7 +43,11 @@ __all__ = [
     "write_log_txn",
 ]
 
+log = logging.getLogger(__name__)
+
 _SEQ = 4294967295  # the low 32 bits of a row id: its seq
+#: Copies of at least this many events are logged (a few seconds a million).
+_LOUD_COPY = 100_000
 #: The events of execution ``x`` (an alias of ``executions``) with seq in the
 #: range the query gives: ``e.id`` between ``x.num << 32`` and the next one.
 _RANGE = "FROM executions x JOIN events e ON e.id > (x.num << 32) | {low} AND e.id {op} {high}"
@@ -104,10 +110,19 @@ def set_aside_v9(conn: sqlite3.Connection) -> None:
 
 
 def copy_v9(conn: sqlite3.Connection) -> None:
-    """… and after it: the events put aside, copied into the new log."""
-    if columns(conn, "events_v9"):
-        conn.execute(_COPY_V9)
-        conn.execute("DROP TABLE events_v9")
+    """… and after it: the events put aside, copied into the new log (said
+    in the log when there are many: the file's other processes wait)."""
+    if not columns(conn, "events_v9"):
+        return
+    count = conn.execute("SELECT count(*) FROM events_v9").fetchall()[0][0]
+    loud = count >= _LOUD_COPY
+    if loud:
+        log.warning("upgrading the store to schema 10: copying its %d events", count)
+    started = time.monotonic()
+    conn.execute(_COPY_V9)
+    conn.execute("DROP TABLE events_v9")
+    if loud:
+        log.warning("store upgraded: %d events copied in %.1f s", count, time.monotonic() - started)
 
 
 def write_log_txn(conn: sqlite3.Connection, txn: Txn) -> None:

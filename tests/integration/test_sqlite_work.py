@@ -6,14 +6,16 @@ file's rows are carried over into slots."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
-from agent_node.store import store_from_url
+from agent_node.store import sqlite_events, store_from_url
 from agent_node.store.base import Txn
 from agent_node.store.records import WorkItem
 from agent_node.store.schema import SCHEMA_VERSION
@@ -186,7 +188,9 @@ _V9_WORK = (
 )
 
 
-async def test_a_version_9_file_keeps_its_ready_work_and_its_log(tmp_path: Path) -> None:
+async def test_a_version_9_file_keeps_its_ready_work_and_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """Work rows of a version 9 file (keyed by their visit) are numbered in
     slots by the upgrade, its log (keyed by execution id and seq) is copied
     under the executions' new numbers, and the executions run on."""
@@ -238,9 +242,14 @@ async def test_a_version_9_file_keeps_its_ready_work_and_its_log(tmp_path: Path)
         )
         conn.execute("DROP TABLE work_v10")
         conn.execute("UPDATE schema_info SET value = '9' WHERE key = 'version'")
+    monkeypatch.setattr(sqlite_events, "_LOUD_COPY", 1)  # a large copy says so
     store = store_from_url(f"sqlite:///{db}")
-    await store.open()
+    with caplog.at_level(logging.WARNING, logger=sqlite_events.__name__):
+        await store.open()
     await store.close()
+    copied = sum(len(log) for log in logs.values())
+    assert f"copying its {copied} events" in caplog.text
+    assert f"{copied} events copied in" in caplog.text
     after = _rows(db)
     reopened = store_from_url(f"sqlite:///{db}")
     await reopened.open()
