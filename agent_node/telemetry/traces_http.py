@@ -124,13 +124,14 @@ class RequestSpans:
         if parent is not None:
             if not parent.sampled:
                 return
-            trace_id = parent.trace_id
+            trace = parent.trace
         else:
             trace_id = random.getrandbits(128) or 1
             if self.sampler is not _ROOTS_SAMPLED:
                 decision = self.sampler.should_sample(Context(), trace_id, name, kind, attributes)
                 if decision.decision is not Decision.RECORD_AND_SAMPLE:
                     return
+            trace = trace_id.to_bytes(16, "big")
         head = self.heads.get((name, kind))
         if head is None:
             head = self.heads[(name, kind)] = wire.head(name, kind.value + 1)  # OTLP counts from 1
@@ -140,11 +141,11 @@ class RequestSpans:
             if len(self.written) >= _WRITTEN:
                 self.written.clear()
             tail = self.written[key] = wire.attributes(attributes) + (_ERROR if failed else b"")
-        remote = parent.parent_id if parent is not None else None  # the caller's span
+        remote = parent.parent if parent is not None else None  # the caller's span
         data = wire.span(
-            trace_id.to_bytes(16, "big"),
+            trace,
             random.getrandbits(64) or 1,
-            remote.to_bytes(8, "big") if remote is not None else b"",
+            remote or b"",
             remote is not None,
             head,
             start_ns,

@@ -14,15 +14,22 @@ their parent:
   :func:`agent_node.tracing.child_traceparent` of the execution's trace
   context and the visit's key — so the peer's spans hang under it.
 
-An id is the first 64 bits of a SHA-256 (a visit's, of two). The trace id and the parent of an
-execution's span come from its ``metadata.traceparent``; an execution whose
-trace the node made up (``metadata.trace_root``) is its trace's root.
-This module imports nothing of OpenTelemetry: its ids are plain integers.
+An execution's span id and its half of its visits' are the two 64-bit
+halves of one BLAKE2b digest of its id (:func:`execution_span_ids`: one hash
+per execution, hashed without OpenSSL, whose SHA-256 cost an execution as
+much as its span; before, each was the first 64 bits of its own SHA-256,
+so a trace begun before that change and ended after it has two ids for
+its execution). The other ids are the first 64 bits of a SHA-256 of their
+key (a visit's node half: hashed once per node). The trace id and the
+parent of an execution's span come from its ``metadata.traceparent``; an
+execution whose trace the node made up (``metadata.trace_root``) is its
+trace's root. This module imports nothing of OpenTelemetry.
 """
 
 from __future__ import annotations
 
 import hashlib
+from binascii import unhexlify
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -50,13 +57,30 @@ _LONGEST = 128
 
 class Origin(NamedTuple):
     """Where an execution's span hangs: its trace, the span it is a child of
-    (None: it is the trace's root) and whether the trace is sampled."""
+    (None: it is the trace's root) and whether the trace is sampled. Ids as
+    the spans write them: bytes, big-endian."""
 
-    trace_id: int
-    parent_id: int | None
+    #: The trace id (16 bytes).
+    trace: bytes
+    #: The parent span's id (8 bytes); None for a trace's root.
+    parent: bytes | None
     sampled: bool
     #: The execution's traceparent, as recorded (its calls' ids derive from it).
     traceparent: str
+
+    @property
+    def trace_id(self) -> int:
+        return int.from_bytes(self.trace, "big")
+
+    @property
+    def parent_id(self) -> int | None:
+        return None if self.parent is None else int.from_bytes(self.parent, "big")
+
+
+#: Made as :meth:`Origin._make` makes one: the NamedTuple's ``__new__`` is a
+#: Python function, its call half of what a traceparent's parse costs.
+_origin = tuple.__new__
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
 
 
 def parse_traceparent(value: str | None, root: bool = False) -> Origin | None:
@@ -65,25 +89,27 @@ def parse_traceparent(value: str | None, root: bool = False) -> Origin | None:
     one (a peer's bad header is ignored, never an error)."""
     if value is None or len(value) > _LONGEST:
         return None
-    if len(value) == 55 and value[:3] == "00-" and value[35] == "-" == value[52]:
-        # The form a node records (version 00, hex): no regex, no int(…, 16).
+    if len(value) == 55 and value[2] == value[35] == value[52] == "-":
+        # The form a node records (hex, dashes where they belong): no regex,
+        # no slices, no int(…, 16). Version, trace id, span id, flags.
         try:
-            raw = bytes.fromhex(value[3:35] + value[36:52] + value[53:])
-        except ValueError:
+            raw = unhexlify(value.replace("-", ""))
+        except ValueError:  # whitespace, or not hex: the regex says
             raw = b""
-        if len(raw) == 25:  # (whitespace in it: shorter; the regex says)
-            trace, span = int.from_bytes(raw[:16], "big"), int.from_bytes(raw[16:24], "big")
-            if not trace or not span:
+        if len(raw) == 26 and raw[0] == 0:
+            trace, span = raw[1:17], raw[17:25]
+            if trace == _ZERO_TRACE or span == _ZERO_SPAN:
                 return None
-            return Origin(trace, None if root else span, bool(raw[24] & 1), value.lower())
-    found = TRACEPARENT.match(value) or TRACEPARENT.match(value.strip().lower())
-    if found is None:
+            found = (trace, None if root else span, raw[25] & 1 == 1, value.lower())
+            return _origin(Origin, found)
+    match = TRACEPARENT.match(value) or TRACEPARENT.match(value.strip().lower())
+    if match is None:
         return None
-    trace, span = int(found[1], 16), int(found[2], 16)
-    if not trace or not span:
+    trace, span = bytes.fromhex(match[1]), bytes.fromhex(match[2])
+    if trace == _ZERO_TRACE or span == _ZERO_SPAN:
         return None
-    sampled = bool(int(found[3], 16) & 1)
-    return Origin(trace, None if root else span, sampled, found[0])
+    sampled = int(match[3], 16) & 1 == 1
+    return Origin(trace, None if root else span, sampled, match[0])
 
 
 def origin_of(metadata: str | None, parsed: Mapping[str, Any] | None = None) -> Origin | None:
@@ -91,13 +117,14 @@ def origin_of(metadata: str | None, parsed: Mapping[str, Any] | None = None) -> 
     no trace (it was not started by an A2A call). ``parsed``: the metadata
     parsed already (:meth:`~agent_node.store.records.ExecutionRecord.meta`,
     the parse its runner made)."""
-    if not metadata or '"traceparent"' not in metadata:
-        return None
-    found = parsed if parsed is not None else parsed_metadata(metadata)
-    value = found.get("traceparent")
+    if parsed is None:
+        if not metadata or '"traceparent"' not in metadata:
+            return None
+        parsed = parsed_metadata(metadata)
+    value = parsed.get("traceparent")
     if not isinstance(value, str):
         return None
-    return parse_traceparent(value, root=found.get("trace_root") is True)
+    return parse_traceparent(value, parsed.get("trace_root") is True)
 
 
 def _derived(kind: str, key: str) -> int:
@@ -105,30 +132,30 @@ def _derived(kind: str, key: str) -> int:
 
 
 def execution_span_id(execution_id: str) -> int:
-    return _derived("execution", execution_id)
+    return execution_span_ids(execution_id)[0]
 
 
 def execution_span_ids(execution_id: str) -> tuple[int, int]:
-    """:func:`execution_span_id` and :func:`visit_half` of an execution, in
-    one call (its spans need both, once each)."""
+    """:func:`execution_span_id` and :func:`visit_half` of an execution: the
+    two halves of one hash."""
     span, half = execution_span_digests(execution_id)
     return int.from_bytes(span, "big"), int.from_bytes(half, "big")
 
 
-#: The hashes of an execution's two ids, fed their prefix once: a copy
-#: costs less than a new hash (OpenSSL looks the algorithm up for each).
-_EXECUTION, _VISIT = hashlib.sha256(b"execution:"), hashlib.sha256(b"visit:")
+#: An execution's hash: BLAKE2b of its id, 16 bytes, personalized (no hash
+#: of another key of the same text gives the same ids); a copy of it costs
+#: less than a new one.
+_EXECUTION = hashlib.blake2b(digest_size=16, person=b"execution")
 #: An id of 0 is no id: the hash's 8 bytes when they are zero are 1's.
 _ZERO, _ONE = bytes(8), (1).to_bytes(8, "big")
 
 
 def execution_span_digests(execution_id: str) -> tuple[bytes, bytes]:
     """:func:`execution_span_ids` as the 8 bytes each is written as."""
-    raw = execution_id.encode()
-    span, half = _EXECUTION.copy(), _VISIT.copy()
-    span.update(raw)
-    half.update(raw)
-    span_id, visits = span.digest()[:8], half.digest()[:8]
+    found = _EXECUTION.copy()
+    found.update(execution_id.encode())
+    both = found.digest()
+    span_id, visits = both[:8], both[8:]
     return span_id if span_id != _ZERO else _ONE, visits if visits != _ZERO else _ONE
 
 
@@ -141,7 +168,7 @@ def visit_span_id(key: str) -> int:
 
 def visit_half(execution_id: str) -> int:
     """The half of its visits' span ids that an execution gives."""
-    return _derived("visit", execution_id)
+    return execution_span_ids(execution_id)[1]
 
 
 def visit_at(at: str) -> int:

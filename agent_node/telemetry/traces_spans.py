@@ -108,17 +108,14 @@ class Ids:
     """An execution's origin and ids, the parts of its visits' spans they
     make, and its workflow's nodes."""
 
-    __slots__ = ("fixed", "lead", "nodes", "origin", "parent", "span_id", "trace", "visits")
+    __slots__ = ("fixed", "nodes", "origin", "span_id", "visits")
 
     def __init__(self, execution_id: str, origin: Origin, nodes: dict[str, NodeParts]) -> None:
         self.origin = origin
-        trace = self.trace = origin.trace_id.to_bytes(16, "big")
         span_id, visits = execution_span_digests(execution_id)
         self.span_id = span_id
-        self.lead = b"\x0a\x10" + trace + b"\x12\x08"  # wire.lead
-        parent = self.parent = b"\x22\x08" + span_id  # wire.parent_field
         #: Its visits' trace and parent fields (:data:`_EXECUTION_PART` bytes).
-        self.fixed = b"\x0a\x10" + trace + parent
+        self.fixed = b"".join((b"\x0a\x10", origin.trace, b"\x22\x08", span_id))
         #: Its half of its visits' span ids (:func:`.traces_ids.visit_span_mix`),
         #: as :data:`~.traces_wire.ID_AND_TIMES` takes it.
         self.visits = int.from_bytes(visits, "little")
@@ -205,34 +202,40 @@ class SpanFactory:
     def execution_span(
         self, record: ExecutionRecord, ids: Ids, at: float, status: str, data: str | None
     ) -> bytes:
-        """:meth:`execution`, given the ending's parts and the execution's ``ids``."""
-        attributes = self._workflows.get((record.workflow_id, record.workflow_version))
-        if attributes is None:
-            attributes = self._workflow(record.workflow_id, record.workflow_version)
-        attributes += _EXECUTION_ID(record.id) + (
-            _STATUSES.get(status) or wire.attributes({"agent_node.execution.status": status})
-        )
+        """:meth:`execution`, given the ending's parts and the execution's ``ids``:
+        its fields written in one join, those of its workflow and status made once."""
+        workflow = self._workflows.get((record.workflow_id, record.workflow_version))
+        if workflow is None:
+            workflow = self._workflow(record.workflow_id, record.workflow_version)
+        more = b""  # what most executions' spans do not have
         if record.context_id:
-            attributes += _CONVERSATION(record.context_id)
+            more = _CONVERSATION(record.context_id)
         caller = record.meta().get("caller")  # record.caller, its metadata parsed already
         if isinstance(caller, str):
-            attributes += _CALLER(caller)
+            more += _CALLER(caller)
         if status == "failed":
-            attributes += _FAILED + wire.status(
-                wire.ERROR, str(data_of(data).get("error") or "failed")
-            )
+            more += _FAILED + wire.status(wire.ERROR, str(data_of(data).get("error") or "failed"))
         start, end = trunc(record.created_at * 1e9), trunc(at * 1e9)
-        parent_id = ids.origin.parent_id
-        return wire.joined_span(
-            ids.lead,
-            ids.span_id,
-            b"" if parent_id is None else wire.parent_field(_id(parent_id)),
-            self._execution_head,
-            start,
-            end if end > start else start,
-            # The trace's root, or the caller's span's child, in another process.
-            wire.local_tail(attributes) if parent_id is None else wire.remote_tail(attributes),
+        origin = ids.origin
+        parent = origin.parent
+        body = b"".join(
+            (
+                b"\x0a\x10",
+                origin.trace,
+                b"\x12\x08",
+                ids.span_id,
+                b"" if parent is None else b"\x22\x08" + parent,
+                self._execution_head,
+                wire.TIMES(0x39, start, 0x41, end if end > start else start),
+                workflow,
+                _EXECUTION_ID(record.id),
+                _STATUSES.get(status) or wire.attributes({"agent_node.execution.status": status}),
+                more,
+                # The trace's root, or the caller's span's child, in another process.
+                wire.LOCAL_FLAGS if parent is None else wire.REMOTE_FLAGS,
+            )
         )
+        return wire.span_tag(len(body)) + body
 
     def write_plain(
         self,
@@ -274,7 +277,7 @@ class SpanFactory:
         start = visit.start if visit.start is not None else end.at
         start_ns, end_ns = wire.ns(start), wire.ns(end.at)
         end_ns = max(start_ns, end_ns)
-        trace, parent = ids.trace, ids.span_id
+        trace, parent = ids.origin.trace, ids.span_id
         once = visit.attempt == visit.visit == 1 and not (visit.failures or visit.notes)
         if once and end.outcome == "completed":  # read back from the log, say
             written = self.plain((record, origin, visit.node, 1, start, end.at, end.data))

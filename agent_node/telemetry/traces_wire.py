@@ -36,18 +36,17 @@ __all__ = [
     "ERROR",
     "ID_AND_TIMES",
     "INTERNAL",
+    "LOCAL_FLAGS",
+    "REMOTE_FLAGS",
+    "TIMES",
     "Encoded",
     "attributes",
     "encode",
     "event",
     "field",
     "head",
-    "joined_span",
-    "lead",
     "local_tail",
     "ns",
-    "parent_field",
-    "remote_tail",
     "span",
     "span_tag",
     "status",
@@ -56,14 +55,15 @@ __all__ = [
 ]
 
 _FIXED64 = struct.Struct("<Q").pack
-#: A span's start and end fields (7 and 8, fixed64) in one pack.
-_TIMES = struct.Struct("<BQBQ").pack
+#: A span's start and end fields (7 and 8, fixed64) in one pack (tags 0x39, 0x41).
+TIMES = struct.Struct("<BQBQ").pack
 _FIXED32 = struct.Struct("<I").pack
 _DOUBLE = struct.Struct("<d").pack
 #: Span.flags: the parent's "is remote" is known, and (second bit) true.
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
-_LOCAL_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)  # field 16, fixed32
-_REMOTE_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
+#: A span's flags field (16, fixed32): its parent in this process, or in another.
+LOCAL_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE)
+REMOTE_FLAGS = b"\x85\x01" + _FIXED32(_HAS_IS_REMOTE | _IS_REMOTE)
 #: Span kinds by their OTLP number (the SDK's enum counts from 0).
 INTERNAL, CLIENT = 1, 3
 #: A span status's code for an error.
@@ -227,7 +227,7 @@ def span(
             b"\x41",
             _FIXED64(end_ns),
             tail,
-            _REMOTE_FLAGS if remote else _LOCAL_FLAGS,
+            REMOTE_FLAGS if remote else LOCAL_FLAGS,
         )
     )
     size = len(body)
@@ -245,34 +245,9 @@ def span_tag(size: int) -> bytes:
     return _SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)
 
 
-def lead(trace_id: bytes) -> bytes:
-    """The fields a span of ``trace_id`` begins with, up to its span id's value."""
-    return b"\x0a\x10" + trace_id + b"\x12\x08"
-
-
-def parent_field(parent: bytes) -> bytes:
-    return b"\x22\x08" + parent
-
-
 def local_tail(tail: bytes) -> bytes:
     """``tail`` (as :func:`span` takes it) and the flags of a local parent."""
-    return tail + _LOCAL_FLAGS
-
-
-def remote_tail(tail: bytes) -> bytes:
-    """``tail`` and the flags of a parent in another process."""
-    return tail + _REMOTE_FLAGS
-
-
-def joined_span(
-    lead: bytes, span_id: bytes, parent: bytes, head: bytes, start_ns: int, end_ns: int, tail: bytes
-) -> bytes:
-    """What :func:`span` writes, from parts made once: :func:`lead` (its
-    execution's), its 8-byte id, :func:`parent_field` (b"" for a root),
-    :func:`head` (its node's) and :func:`local_tail` or :func:`remote_tail`."""
-    body = b"".join((lead, span_id, parent, head, _TIMES(0x39, start_ns, 0x41, end_ns), tail))
-    size = len(body)
-    return (_SPAN_TAGS[size] if size < _TAGGED else b"\x12" + _varint(size)) + body
+    return tail + LOCAL_FLAGS
 
 
 # -- an export request ---------------------------------------------------------------
