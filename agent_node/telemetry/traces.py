@@ -99,6 +99,7 @@ class Traces:
 
     def __init__(self, runtime: Runtime, parts: Pipeline, spans: SpanFactory) -> None:
         from agent_node.telemetry.traces_follow import Follower
+        from agent_node.telemetry.traces_http import RequestSpans, roots_sampled
 
         self._store = runtime.store
         self._parts = parts
@@ -107,18 +108,19 @@ class Traces:
         self._reading = asyncio.Semaphore(REPLAYS)
         self._follower = Follower(spans, self._send, self._replay)
         self._forget = runtime.store.observe(self._follower.committed)
+        self._requests = RequestSpans(roots_sampled(parts.provider.sampler), self._follower.add)
 
     def asgi(self, app: ASGIApp) -> ASGIApp:
         """``app``, a SERVER span around each request (:mod:`.traces_http`)."""
         from agent_node.telemetry.traces_http import traced_app
 
-        return traced_app(app, self._parts.requests)
+        return traced_app(app, self._requests)
 
     def instrument(self, client: httpx.AsyncClient) -> None:
         """CLIENT spans on ``client``'s requests that carry a ``traceparent``."""
         from agent_node.telemetry.traces_http import instrument_client
 
-        instrument_client(client, self._parts.requests)
+        instrument_client(client, self._requests)
 
     async def close(self) -> None:
         """Stop following commits, finish the read-backs, send what is left."""
@@ -132,9 +134,9 @@ class Traces:
             log.warning("traces: the last spans were not sent within %ss", CLOSE_TIMEOUT)
 
     def _send(self, data: bytes) -> None:
-        """Spans written one after the other to the batch processor, as one
-        item (they share the node's resource and scope; the exporter sends
-        the bytes)."""
+        """Spans written one after the other (commits' and requests') to the
+        batch processor, as one item (they share the node's resource and
+        scope; the exporter sends the bytes)."""
         end = cast("Callable[[Encoded], None]", self._parts.processor.on_end)
         end(self._spans.encoded(data))
 

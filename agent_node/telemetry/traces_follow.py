@@ -13,7 +13,8 @@ with what was known of it: the ledger's rules decide, the follower only
 spares the common case their cost (a span costs the event loop a few
 microseconds, as much as the commit's own bookkeeping).
 
-Spans are handed to the batch processor in bundles (:data:`BUNDLE`).
+Spans are handed to the batch processor in bundles (:data:`BUNDLE`), those
+of the node's requests (:mod:`.traces_http`) among them.
 """
 
 from __future__ import annotations
@@ -169,6 +170,11 @@ class Follower:
             self._emit(endings)
         if replay is not None:
             self._replay(replay)
+
+    def add(self, span: bytes) -> None:
+        """A span written elsewhere (a request's), handed over with the others."""
+        self._written.append(span)
+        self._flow()
 
     def emit(self, endings: Sequence[Ending]) -> None:
         """Write ``endings``' spans (a read-back's) and hand them over in time."""

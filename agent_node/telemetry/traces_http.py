@@ -18,7 +18,7 @@ CLIENT span per traced request its peer client sends.
   from the log, still covers it).
 
 Like the spans built from commits, a request span is built whole when the
-request ends and handed to the batch processor (:class:`RequestSpans`): the
+request ends and bundled with them for the batch processor (:class:`RequestSpans`): the
 SDK's live spans (a lock, a context, limits per span) would cost a request
 more than the span's export does, and nothing here adds to a span while it
 runs.
@@ -35,14 +35,11 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from opentelemetry.context import Context
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, Sampler
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -98,16 +95,18 @@ _DEFAULT_DESCRIPTION = _DEFAULT.get_description()
 
 @dataclass(frozen=True, slots=True)
 class RequestSpans:
-    """Builds request spans whole, at their end, and hands them on written
-    (:class:`~.traces_wire.Encoded`, as the spans built from commits)."""
+    """Builds request spans whole, at their end, and hands them on written:
+    to ``send``, the bundle the spans built from commits go in (one item of
+    the batch processor per bundle, not one per request; they share the
+    node's resource and scope)."""
 
-    resource: Resource
-    scope: InstrumentationScope
     #: Decides for spans without a parent (``OTEL_TRACES_SAMPLER``).
     sampler: Sampler
-    processor: SpanProcessor
+    #: Where a span goes, written (a ``ScopeSpans.spans`` field).
+    send: Callable[[bytes], None]
     #: Each span name's and kind's fields, written once (names: a closed set).
-    heads: dict[tuple[str, SpanKind], bytes] = field(default_factory=dict)
+    #: The kind by identity: an enum member's hash is a call of Python code.
+    heads: dict[tuple[str, int], bytes] = field(default_factory=dict)
     #: Attributes written once per set of values (the same few most of the
     #: time: one endpoint, one method, one status); cleared when it fills.
     written: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
@@ -132,9 +131,9 @@ class RequestSpans:
                 if decision.decision is not Decision.RECORD_AND_SAMPLE:
                     return
             trace = trace_id.to_bytes(16, "big")
-        head = self.heads.get((name, kind))
+        head = self.heads.get((name, id(kind)))
         if head is None:
-            head = self.heads[(name, kind)] = wire.head(name, kind.value + 1)  # OTLP counts from 1
+            head = self.heads[(name, id(kind))] = wire.head(name, kind.value + 1)  # OTLP: from 1
         key = (*attributes.items(), failed)
         tail = self.written.get(key)
         if tail is None:
@@ -142,18 +141,18 @@ class RequestSpans:
                 self.written.clear()
             tail = self.written[key] = wire.attributes(attributes) + (_ERROR if failed else b"")
         remote = parent.parent if parent is not None else None  # the caller's span
-        data = wire.span(
-            trace,
-            random.getrandbits(64) or 1,
-            remote or b"",
-            remote is not None,
-            head,
-            start_ns,
-            max(start_ns, time.time_ns()),
-            tail,
+        self.send(
+            wire.span(
+                trace,
+                random.getrandbits(64) or 1,
+                remote or b"",
+                remote is not None,
+                head,
+                start_ns,
+                max(start_ns, time.time_ns()),
+                tail,
+            )
         )
-        end = cast("Callable[[wire.Encoded], None]", self.processor.on_end)
-        end(wire.Encoded(data, self.resource, self.scope))
 
 
 def _jsonrpc_method(head: bytes) -> str | None:
@@ -242,8 +241,11 @@ def traced_app(app: ASGIApp, spans: RequestSpans) -> ASGIApp:
         try:
             await app(scope, receiving if peek is not None else receive, sending)
         finally:
-            header = next((v for k, v in scope.get("headers", ()) if k == b"traceparent"), None)
-            parent = parse_traceparent(header.decode("latin-1")) if header is not None else None
+            parent = None
+            for key, value in scope.get("headers", ()):
+                if key == b"traceparent":
+                    parent = parse_traceparent(value.decode("latin-1"))
+                    break
             name, operation = span_name(method, path, peek.head if peek is not None else b"")
             attributes: dict[str, Any] = {
                 "http.request.method": method,

@@ -1,7 +1,7 @@
 """The OpenTelemetry SDK as a node uses it: one resource, one
 instrumentation scope, the SDK's batch span processor in front of an
 OTLP/HTTP exporter (:mod:`.traces_otlp`), and the sampler the provider
-reads from the environment, for request spans without a parent.
+reads from the environment (for request spans without a parent).
 
 Each node has its own provider (several nodes may share a process in
 tests); none is made global, so a library's own instrumentation in the same
@@ -23,7 +23,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from agent_node.settings_telemetry import TracesSettings
-from agent_node.telemetry.traces_http import RequestSpans, roots_sampled
 from agent_node.telemetry.traces_otlp import OtlpHttpExporter
 
 __all__ = ["Pipeline", "pipeline"]
@@ -36,8 +35,6 @@ class Pipeline:
     processor: BatchSpanProcessor
     resource: Resource
     scope: InstrumentationScope
-    #: Request spans (:mod:`.traces_http`), into the same processor.
-    requests: RequestSpans
 
     def shutdown(self) -> None:
         """Send what is queued and stop (blocking: the processor's worker
@@ -62,5 +59,4 @@ def pipeline(settings: TracesSettings, node: str) -> Pipeline:
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(processor)
     scope = InstrumentationScope("agent_node", __version__)
-    requests = RequestSpans(resource, scope, roots_sampled(provider.sampler), processor)
-    return Pipeline(provider, processor, resource, scope, requests)
+    return Pipeline(provider, processor, resource, scope)
