@@ -131,7 +131,7 @@ class NodeMetrics:
         #: By workflow, version and node: its completed visits' series (:meth:`committed`).
         self._completed: dict[tuple[str, str, str], list[float]] = {}
         self._claims = self.claim_delay.row()
-        self._stop = store.observe(self.committed, commit_timer=self.commit_seconds.observe)
+        self._stop = store.observe(self.committed, commit_timer=self.commit_seconds.observer())
 
     def close(self) -> None:
         self._stop()
