@@ -248,7 +248,10 @@ class Engine:
                 busy = await self._claim_and_fire()
             except StoreError as exc:  # it says what failed (a full disk...): no traceback
                 log.error("claiming failed; retrying: %s", exc)
+                self._status.claims_failed(exc if isinstance(exc, StoreFull) else None)
                 busy = False
+            else:
+                self._status.claims_failed(None)
             if busy:
                 await asyncio.sleep(0)
                 continue

@@ -47,6 +47,9 @@ class StatusWatch:
         self.waiters: dict[str, asyncio.Event] = {}
         #: A full store that failed a waited-for execution's commit, for its waiter.
         self._full: dict[str, StoreFull] = {}
+        #: A full store that fails the engine's claims: no execution that
+        #: needs a claim to go on can, until it has room again.
+        self.blocked: StoreFull | None = None
 
     def watch(self, execution_id: str) -> None:
         """Catch status changes of ``execution_id`` from now on, for a
@@ -70,6 +73,15 @@ class StatusWatch:
         if waiter is not None:
             self._full[execution_id] = error
             waiter.set()
+
+    def claims_failed(self, error: StoreFull | None) -> None:
+        """The engine's claims fail on a full store (``error``), or went
+        through again (None). Waiters look again when it starts: one whose
+        execution is still running (not parked, not over) raises it."""
+        began = self.blocked is None and error is not None
+        self.blocked = error
+        if began:
+            self.wake_all()
 
     def wake_all(self) -> None:
         """The engine stopped: every waiter looks again (and raises)."""
@@ -100,12 +112,13 @@ class StatusWatch:
                 record = await self.store.get(execution_id)
                 if record is None:
                     raise UnknownExecution(execution_id)
-                if record.status in TERMINAL or (
-                    until == "parked"
-                    and record.status == "waiting"
-                    and await self._waits_for_event(execution_id)
-                ):
+                if record.status in TERMINAL:
                     return record
+                parked = record.status == "waiting" and await self._waits_for_event(execution_id)
+                if parked and until == "parked":
+                    return record
+                if self.blocked is not None and not parked:
+                    raise self.blocked  # it needs a claim (a node, a timer): none goes through
         finally:
             self.waiters.pop(execution_id, None)
             self._full.pop(execution_id, None)

@@ -519,3 +519,38 @@ async def test_an_execution_ended_by_its_wait_timing_out_is_reported_once(
     assert [(r.execution_id, r.error) for r in reported] == [  # type: ignore[attr-defined]
         (parked.execution_id, "wait 'ask' for event 'decision' timed out")
     ]
+
+
+async def test_waiters_hear_of_a_full_store_that_fails_every_claim(runtime_factory: Any) -> None:
+    """While every claim fails on a full store, a wait on an execution that
+    needs one (a node to run, a timer to fire) ends with that error; one
+    parked on an event from outside waits on."""
+    from agent_node.errors import StoreFull
+
+    napping_wf = Workflow("napping", version="1")
+    napping_wf.state(Count)
+    napping_wf.wait("nap", duration="60s")
+    asking_wf = Workflow("asking", version="1")
+    asking_wf.state(Count)
+    asking_wf.wait("ask", event="go")
+    rt: Runtime = await runtime_factory("memory://")
+    napping = await rt.start_execution(napping_wf.compile(), Count())
+    asking = await rt.start_execution(asking_wf.compile(), Count())
+    for eid in (napping, asking):
+        for _ in range(200):
+            record = await rt.store.get(eid)
+            if record is not None and record.status == "waiting":
+                break
+            await asyncio.sleep(0.01)
+    on_nap = asyncio.create_task(rt.engine.wait(napping))
+    on_ask = asyncio.create_task(rt.engine.wait(asking, until="terminal"))
+    await asyncio.sleep(0.05)
+    assert not on_nap.done() and not on_ask.done()
+    full = StoreFull("the store could not write, its disk is full")
+    rt.engine._status.claims_failed(full)  # as the claim loop does when a claim fails so
+    with pytest.raises(StoreFull):
+        await asyncio.wait_for(on_nap, 2)
+    await asyncio.sleep(0.1)
+    assert not on_ask.done()  # nothing to claim for it
+    rt.engine._status.claims_failed(None)
+    on_ask.cancel()
