@@ -247,9 +247,6 @@ class NodeMetrics:
         self.requests.add((method, route, str(code)))
         self.request_seconds.observe(seconds, (route,))
 
-    def commit_took(self, seconds: float) -> None:
-        self.commit_seconds.observe(seconds)
-
 
 class _StoreCollector(Collector):
     """Gauges read from the store at scrape time (:meth:`Store.gauges`)."""
