@@ -84,7 +84,7 @@ class StatusWatch:
             self.wake_all()
 
     def wake_all(self) -> None:
-        """The engine stopped: every waiter looks again (and raises)."""
+        """Every waiter looks again (the engine stopped, or its claims fail)."""
         for waiter in self.waiters.values():
             waiter.set()
 
@@ -114,10 +114,12 @@ class StatusWatch:
                     raise UnknownExecution(execution_id)
                 if record.status in TERMINAL:
                     return record
-                parked = record.status == "waiting" and await self._waits_for_event(execution_id)
-                if parked and until == "parked":
+                waiting = record.status == "waiting"
+                if waiting and until == "parked" and await self._waits_for_event(execution_id):
                     return record
-                if self.blocked is not None and not parked:
+                if self.blocked is not None and not (
+                    waiting and await self._waits_for_event(execution_id)
+                ):
                     raise self.blocked  # it needs a claim (a node, a timer): none goes through
         finally:
             self.waiters.pop(execution_id, None)

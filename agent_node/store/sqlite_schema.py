@@ -75,7 +75,7 @@ def _before_ddl(conn: sqlite3.Connection, version: int) -> None:
     columns, fill them, drop the indexes it redefines, set aside the tables
     it rebuilds."""
     for table, column, declaration in ADDED_COLUMNS.get(version, ()):
-        present = {c[1] for c in conn.execute(f"PRAGMA table_info({table})")}
+        present = sqlite_work.columns(conn, table)
         if present and column not in present:  # a table not there yet comes whole
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
     if version in BACKFILLS:

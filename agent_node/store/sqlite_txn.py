@@ -120,10 +120,7 @@ def _snapshot_txn(
 def flush_txn(conn: sqlite3.Connection, txn: Txn) -> Notices:
     """Write what ``txn`` changed (folding a snapshot if one is due); the
     notices to publish once the job committed."""
-    statements = _statements(conn, txn)
-    sql, rows = statements.pop()  # the execution's UPDATE (txn is not new): first here
-    conn.execute(sql, rows[0])
-    return _write(conn, txn, statements)
+    return _write(conn, txn, _statements(conn, txn))
 
 
 def flush_gated_txn(conn: sqlite3.Connection, txn: Txn, gate: Gate) -> Notices | None:
@@ -159,8 +156,8 @@ def _statements(conn: sqlite3.Connection, txn: Txn) -> list[tuple[str, list[tupl
 def _write(
     conn: sqlite3.Connection, txn: Txn, statements: list[tuple[str, list[tuple[Any, ...]]]]
 ) -> Notices:
-    """The rest of ``txn``'s writes, once its execution's row was written
-    (where its events find the execution's number)."""
+    """``txn``'s writes but a new or gated execution's own, run first; its
+    events find the execution's number through its row, there by then."""
     if txn.work_put or txn.work_del:
         write_work_txn(conn, txn)
     if txn.events or txn.log_from is not None:
