@@ -78,10 +78,17 @@ async def test_continuing_as_new_ends_the_run_s_other_paths(store_url: str) -> N
     wf.state(Counter)
     wf.parallel("split", branches=["restart", "park"], join="joined")
 
+    parked_first: list[bool] = []
+
     @wf.step(next="joined")
     async def restart(s: Counter) -> Any:
         if s.round == 0:
-            await asyncio.sleep(0.2)  # the other branch is parked by now
+            # Restart only once the other branch has parked, however slow the machine.
+            execution_id = current_node().execution_id
+            async with asyncio.timeout(30):
+                while not await runtime.store.waits(execution_id):
+                    await asyncio.sleep(0.01)
+            parked_first.append(True)
             return continue_as_new(Counter(round=1))
         return s
 
@@ -90,12 +97,14 @@ async def test_continuing_as_new_ends_the_run_s_other_paths(store_url: str) -> N
     async with Runtime(store_url) as runtime:
         compiled = wf.compile()
         execution_id, _ = await runtime.engine.submit(compiled, Counter())
-        for _ in range(200):  # the second run parks again on "never"
-            waits = await runtime.store.waits(execution_id)
-            events = await runtime.store.events(execution_id)
-            if waits and any(e.kind == "execution_restarted" for e in events):
-                break
-            await asyncio.sleep(0.02)
+        async with asyncio.timeout(30):  # the second run parks again on "never"
+            while True:
+                waits = await runtime.store.waits(execution_id)
+                events = await runtime.store.events(execution_id)
+                if waits and any(e.kind == "execution_restarted" for e in events):
+                    break
+                await asyncio.sleep(0.02)
+        assert parked_first == [True]
         waits = await runtime.store.waits(execution_id)
         # One wait: the new run's, not the first run's left behind.
         assert [(w.node, w.visit) for w in waits] == [("park", 2)]
