@@ -3,7 +3,7 @@ steps/s with telemetry off, metrics only, and metrics + traces.
 
     .venv/bin/python bench/telemetry_bench.py [--rounds 3] [--duration 5] [--warmup 1] \
         [--measures send1,send8,seq,conc] [--json FILE] [--keep-tmp]
-    .venv/bin/python bench/telemetry_bench.py --instructions [--measures seq,conc] \
+    .venv/bin/python bench/telemetry_bench.py --instructions [--measures send,seq,conc] \
         [--repeat 3] [--settings off,metrics,traces]
 
 Settings (the node's ``telemetry:``):
@@ -38,14 +38,9 @@ order rotates each round) so drift on the machine falls on all three alike.
 The table gives, per measure and setting, the medians over rounds and
 their differences against ``off`` (target: within 5 %).
 
-``--instructions`` counts instead of timing (``seq`` and ``conc``): each
-setting's child runs under valgrind's callgrind with 1 and with 3 timed
-runs, and the difference over the steps between them is the instructions a
-step costs — the same whatever else the machine runs (times on a shared
-2-core machine swing by tens of %); it needs ``valgrind``. One count still
-moves by a few % between runs of one tree (how the group commits and the
-collections fall), so each setting is counted ``--repeat`` times (3),
-interleaved, and the table gives the medians and their ranges.
+``--instructions`` counts instead of timing (:mod:`telemetry_counted`):
+``send`` (a node under valgrind's callgrind, its every thread, per
+request), ``seq`` and ``conc`` (per step); it needs ``valgrind``.
 
 The bench needs the ``test`` extra (OpenTelemetry, psutil), and ``taskset``
 to pin (without, nothing is pinned and it says so).
@@ -66,7 +61,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -339,61 +334,6 @@ async def _measure_steps(
         await runtime.close()
 
 
-# -- instructions: what a step costs, counted (the same on a busy machine) ----------
-
-
-def _counted(setting: str, measure: str, runs: int, scratch: Path, endpoint: str) -> int:
-    """Instructions of one child of ``setting`` with ``runs`` timed runs, under callgrind."""
-    work = Path(tempfile.mkdtemp(prefix=f"cg-{measure}-{setting}-", dir=scratch))
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    command += [sys.executable, __file__, STEPS, setting, measure, str(work), endpoint]
-    done = subprocess.run(
-        command, capture_output=True, text=True, env={**child_env(), _RUNS: str(runs)}
-    )
-    total = [line for line in done.stderr.splitlines() if "Collected" in line]
-    if done.returncode != 0 or not total:
-        raise RuntimeError(f"{setting} {measure} under valgrind:\n{done.stderr[-3000:]}")
-    return int(total[-1].split()[-1].replace(",", ""))
-
-
-def instructions(
-    measure: str, scratch: Path, endpoint: str, settings: Sequence[str], repeat: int
-) -> dict[str, list[float]]:
-    """Instructions per step of ``measure`` in each of ``settings``, counted by
-    valgrind's callgrind: a child with 3 timed runs minus one with 1, over
-    the steps between them (start-up, imports and the warm-up cancel out),
-    ``repeat`` times, the settings interleaved. Counts, not seconds: another
-    process on the machine does not move them; one count moves by a few %
-    run to run all the same (how SQLite's group commits fall, whether a full
-    collection or a checkpoint falls between the two children's windows),
-    hence the repeats and their median."""
-    per_run = SEQ_STEPS if measure == "seq" else CONC_WORKFLOWS * CONC_STEPS
-    found: dict[str, list[float]] = {setting: [] for setting in settings}
-    for turn in range(repeat):
-        for setting in settings:
-            one = _counted(setting, measure, 1, scratch, endpoint)
-            three = _counted(setting, measure, 3, scratch, endpoint)
-            found[setting].append((three - one) / (2 * per_run))
-            print(
-                f"{measure:<6} {setting:<8} run {turn + 1}"
-                f" {found[setting][-1]:10.0f} instructions/step",
-                flush=True,
-            )
-    return found
-
-
-def counted_table(measure: str, found: dict[str, list[float]]) -> str:
-    """Each setting's median instructions per step (and range), against ``off``'s median."""
-    base = statistics.median(found["off"]) if "off" in found else None
-    lines = []
-    for setting, counts in found.items():
-        median = statistics.median(counts)
-        against = "" if base is None or setting == "off" else f" {(median - base) / base:+.1%}"
-        spread = f"({min(counts):,.0f} to {max(counts):,.0f}, {len(counts)} runs)"
-        lines.append(f"{measure:<6} {setting:<8} median {median:10,.0f}{against:>8} {spread}")
-    return "\n".join(lines)
-
-
 # -- the rounds ----------------------------------------------------------------------
 
 
@@ -444,7 +384,8 @@ def main() -> None:
     parser.add_argument(
         "--instructions",
         action="store_true",
-        help="count instructions per step (seq, conc) under valgrind instead of timing",
+        help="count instructions per request (send) and step (seq, conc) under valgrind"
+        " instead of timing (bench/telemetry_counted.py)",
     )
     parser.add_argument(
         "--repeat",
@@ -459,7 +400,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     measures = [m for m in args.measures.split(",") if m]
-    unknown = set(measures) - set(MEASURES)
+    if args.instructions:  # sends are counted on one connection: "send"
+        measures = list(dict.fromkeys("send" if m.startswith("send") else m for m in measures))
+    unknown = set(measures) - set(MEASURES) - ({"send"} if args.instructions else set())
     if unknown:
         parser.error(f"unknown measures: {sorted(unknown)}")
     settings = [s for s in args.settings.split(",") if s]
@@ -475,8 +418,10 @@ def main() -> None:
     }
     try:
         if args.instructions:
+            from telemetry_counted import counted_table, instructions
+
             with receiver() as endpoint:
-                for measure in (m for m in measures if not m.startswith("send")):
+                for measure in measures:
                     found = instructions(measure, scratch, endpoint, settings, args.repeat)
                     print(counted_table(measure, found), flush=True)
             return

@@ -1,0 +1,150 @@
+"""``telemetry_bench.py --instructions``: what telemetry costs, counted by
+valgrind's callgrind instead of timed (counts do not move with what else
+the machine runs; times on a shared 2-core machine swing by tens of %).
+
+* ``seq`` / ``conc``: a child running the step workflows with 1 and with 3
+  timed runs; the difference over the steps between them is a step's cost.
+* ``send``: ``agent-node serve --insecure-dev`` (the echo skill on SQLite)
+  under callgrind, sent :data:`SEND_WARMUP` blocking ``SendMessage`` and
+  then :data:`SEND_FEW` or :data:`SEND_MANY` more on one keep-alive
+  connection, then stopped (SIGTERM: it drains, and the traces setting
+  exports what its batch processor still holds). The difference over the
+  requests between the two is a request's cost: every thread of the node,
+  the exporter's included; start-up, warm-up and shutdown cancel out.
+
+One count still moves by a few % between runs of one tree (how SQLite's
+group commits and the collections fall), so each setting is counted
+``--repeat`` times, interleaved, and the table gives medians and ranges.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import telemetry_bench as tb
+
+SEND_WARMUP = 40
+SEND_FEW, SEND_MANY = 20, 320
+
+
+def _collected(text: str, what: str) -> int:
+    total = [line for line in text.splitlines() if "Collected" in line]
+    if not total:
+        raise RuntimeError(f"{what} under valgrind:\n{text[-3000:]}")
+    return int(total[-1].split()[-1].replace(",", ""))
+
+
+def _counted_steps(setting: str, measure: str, runs: int, scratch: Path, endpoint: str) -> int:
+    """Instructions of one child of ``setting`` with ``runs`` timed runs."""
+    work = Path(tempfile.mkdtemp(prefix=f"cg-{measure}-{setting}-", dir=scratch))
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, tb.__file__, tb.STEPS, setting, measure, str(work), endpoint]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**tb.child_env(), tb._RUNS: str(runs)}
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{setting} {measure} under valgrind:\n{done.stderr[-3000:]}")
+    return _collected(done.stderr, f"{setting} {measure}")
+
+
+def _send(conn: http.client.HTTPConnection, n: int) -> None:
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "SendMessage",
+            "params": {
+                "message": {
+                    "messageId": f"m-{n}",
+                    "role": "ROLE_USER",
+                    "parts": [{"text": f"echo {n}"}],
+                }
+            },
+        }
+    )
+    conn.request(
+        "POST",
+        "/a2a",
+        body,
+        {"Content-Type": "application/json", "A2A-Version": "1.0"},
+    )
+    answer = conn.getresponse()
+    data = answer.read()
+    if answer.status != 200 or b'"result"' not in data:
+        raise RuntimeError(f"request {n}: HTTP {answer.status} {data[:300]!r}")
+
+
+def _counted_sends(setting: str, requests: int, scratch: Path, endpoint: str) -> int:
+    """Instructions of a node of ``setting`` that answered warm-up + ``requests``."""
+    work = Path(tempfile.mkdtemp(prefix=f"cg-send-{setting}-", dir=scratch))
+    port = tb.free_port()
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, "-m", "agent_node.cli.main", "serve"]
+    command += ["--config", str(tb.node_config(work, setting, endpoint)), "--port", str(port)]
+    command += ["--store", f"sqlite:///{work / 'bench.db'}", "--insecure-dev"]
+    log = work / "node.out"
+    with log.open("wb") as out:
+        node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=tb.child_env())
+    try:
+        tb.wait_listening(node, log, timeout=600)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        for n in range(SEND_WARMUP + requests):
+            _send(conn, n)
+        conn.close()
+        node.send_signal(signal.SIGTERM)
+        node.wait(300)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    if node.returncode != 0:
+        raise RuntimeError(f"{setting} send: the node exited {node.returncode}")
+    return _collected(log.read_text(errors="replace"), f"{setting} send")
+
+
+def instructions(
+    measure: str, scratch: Path, endpoint: str, settings: Sequence[str], repeat: int
+) -> dict[str, list[float]]:
+    """Instructions per step (``seq``, ``conc``) or per request (``send``)
+    in each of ``settings``, ``repeat`` times, the settings interleaved."""
+    if measure == "send":
+        per, unit = SEND_MANY - SEND_FEW, "request"
+    else:
+        per = tb.SEQ_STEPS if measure == "seq" else tb.CONC_WORKFLOWS * tb.CONC_STEPS
+        per, unit = 2 * per, "step"
+    found: dict[str, list[float]] = {setting: [] for setting in settings}
+    for turn in range(repeat):
+        for setting in settings:
+            if measure == "send":
+                few = _counted_sends(setting, SEND_FEW, scratch, endpoint)
+                many = _counted_sends(setting, SEND_MANY, scratch, endpoint)
+            else:
+                few = _counted_steps(setting, measure, 1, scratch, endpoint)
+                many = _counted_steps(setting, measure, 3, scratch, endpoint)
+            found[setting].append((many - few) / per)
+            print(
+                f"{measure:<6} {setting:<8} run {turn + 1}"
+                f" {found[setting][-1]:10.0f} instructions/{unit}",
+                flush=True,
+            )
+    return found
+
+
+def counted_table(measure: str, found: dict[str, list[float]]) -> str:
+    """Each setting's median count (and range), against ``off``'s median."""
+    base = statistics.median(found["off"]) if "off" in found else None
+    lines = []
+    for setting, counts in found.items():
+        median = statistics.median(counts)
+        against = "" if base is None or setting == "off" else f" {(median - base) / base:+.1%}"
+        spread = f"({min(counts):,.0f} to {max(counts):,.0f}, {len(counts)} runs)"
+        lines.append(f"{measure:<6} {setting:<8} median {median:10,.0f}{against:>8} {spread}")
+    return "\n".join(lines)
