@@ -165,13 +165,13 @@ class NodeParts:
             jwks=_jwks(config),
             health=health,
         )
-        if metrics is not None:
-            app = counted(app, metrics)
         # traces (issue 17)
         traces = start_traces(config.telemetry, node=config.name, runtime=runtime)
         if traces is not None:
-            app = traces.asgi(app)
+            app = traces.asgi(app, metrics)  # counts the requests' metrics too
             traces.instrument(http)
+        elif metrics is not None:
+            app = counted(app, metrics)
         parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
         parts.delegator = delegator
         parts.health = health

@@ -46,6 +46,7 @@ from agent_node.errors import ConfigError
 
 __all__ = [
     "CALLER",
+    "OPERATION",
     "WHEN_GONE",
     "WhenGone",
     "caller_of",
@@ -61,6 +62,9 @@ CALLER = "agent_node.caller"
 #: The ASGI scope key of a request's :class:`WhenGone` (a node's server puts
 #: one in every request's scope; elsewhere there is none).
 WHEN_GONE = "agent_node.when_gone"
+#: The ASGI scope key an A2A binding names a request's operation under
+#: (``SendMessage``…) once it knows it, for whoever wraps the app (traces).
+OPERATION = "agent_node.operation"
 #: Seconds a stopping node waits for requests in flight; a stop with none
 #: takes well under a second.
 GRACEFUL_SHUTDOWN = 5

@@ -5,12 +5,13 @@ the machine runs; times on a shared 2-core machine swing by tens of %).
 * ``seq`` / ``conc``: a child running the step workflows with 1 and with 3
   timed runs; the difference over the steps between them is a step's cost.
 * ``send``: ``agent-node serve --insecure-dev`` (the echo skill on SQLite)
-  under callgrind, sent :data:`SEND_WARMUP` blocking ``SendMessage`` and
-  then :data:`SEND_FEW` or :data:`SEND_MANY` more on one keep-alive
-  connection, then stopped (SIGTERM: it drains, and the traces setting
-  exports what its batch processor still holds). The difference over the
-  requests between the two is a request's cost: every thread of the node,
-  the exporter's included; start-up, warm-up and shutdown cancel out.
+  under callgrind with its instrumentation off until :data:`SEND_WARMUP`
+  blocking ``SendMessage`` have been answered; then it is counted (every
+  thread of the node, the exporter's included, read with
+  ``callgrind_control``) over :data:`SEND_MANY` more on one keep-alive
+  connection and :data:`SETTLE` s after them. A node counted the same way
+  with no requests gives the idle part; the difference over the requests
+  is a request's cost (two runs of one tree agree within ~0.3 %).
 
 One count still moves by a few % between runs of one tree (how SQLite's
 group commits and the collections fall), so each setting is counted
@@ -21,18 +22,24 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import telemetry_bench as tb
 
-SEND_WARMUP = 40
-SEND_FEW, SEND_MANY = 20, 320
+SEND_WARMUP = 100
+SEND_FEW, SEND_MANY = 0, 300
+#: Seconds counted after the requests: the batch processor's schedule (5 s)
+#: exports what they left, and the idle node's own work (as much in the
+#: count without requests) cancels out.
+SETTLE = 6.0
 
 
 def _collected(text: str, what: str) -> int:
@@ -83,10 +90,12 @@ def _send(conn: http.client.HTTPConnection, n: int) -> None:
 
 
 def _counted_sends(setting: str, requests: int, scratch: Path, endpoint: str) -> int:
-    """Instructions of a node of ``setting`` that answered warm-up + ``requests``."""
+    """Instructions a node of ``setting`` ran, every thread, from the end of
+    its warm-up to :data:`SETTLE` s after ``requests`` more."""
     work = Path(tempfile.mkdtemp(prefix=f"cg-send-{setting}-", dir=scratch))
     port = tb.free_port()
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    command += ["--callgrind-out-file=/dev/null"]
     command += [sys.executable, "-m", "agent_node.cli.main", "serve"]
     command += ["--config", str(tb.node_config(work, setting, endpoint)), "--port", str(port)]
     command += ["--store", f"sqlite:///{work / 'bench.db'}", "--insecure-dev"]
@@ -96,18 +105,32 @@ def _counted_sends(setting: str, requests: int, scratch: Path, endpoint: str) ->
     try:
         tb.wait_listening(node, log, timeout=600)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        for n in range(SEND_WARMUP + requests):
+        for n in range(SEND_WARMUP):
             _send(conn, n)
+        _control(node.pid, "-i", "on")
+        for n in range(requests):
+            _send(conn, SEND_WARMUP + n)
+        time.sleep(SETTLE)
+        counted = _control(node.pid, "-e", "Ir")
         conn.close()
-        node.send_signal(signal.SIGTERM)
-        node.wait(300)
     finally:
-        if node.poll() is None:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(300)
+        except subprocess.TimeoutExpired:
             node.kill()
             node.wait()
-    if node.returncode != 0:
-        raise RuntimeError(f"{setting} send: the node exited {node.returncode}")
-    return _collected(log.read_text(errors="replace"), f"{setting} send")
+    threads = re.findall(r"^\s*Th \d+\s+([\d,]+)", counted, re.MULTILINE)
+    if not threads:
+        raise RuntimeError(f"{setting} send: no counts from callgrind_control:\n{counted}")
+    return sum(int(found.replace(",", "")) for found in threads)
+
+
+def _control(pid: int, *options: str) -> str:
+    done = subprocess.run(
+        ["callgrind_control", *options, str(pid)], capture_output=True, text=True, check=True
+    )
+    return done.stdout
 
 
 def instructions(

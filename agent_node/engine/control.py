@@ -26,6 +26,12 @@ __all__ = ["Control", "Note"]
 
 #: An extra event for the log: ``(kind, JSON-able data)``.
 Note = tuple[str, Any]
+_SCALARS = frozenset({str, bool, int, float, type(None)})
+
+
+def _flat(data: Mapping[str, Any]) -> bool:
+    """Whether ``data`` reads back from its JSON as it is (text keys, scalar values)."""
+    return all(type(k) is str and type(v) in _SCALARS for k, v in data.items())
 
 
 class Control:
@@ -57,6 +63,7 @@ class Control:
         execution_id = execution_id or new_id()
         data = validated_input(workflow, state)
         now = time.time()
+        meta = dict(metadata) if metadata else None
         record = ExecutionRecord(
             execution_id,
             workflow.ir.id,
@@ -68,9 +75,12 @@ class Control:
             0,
             None,
             context_id,
-            plans.dumps(dict(metadata)) if metadata else None,
+            plans.dumps(meta) if meta else None,
             now,
             now,
+            # As a parse of its JSON would give it back (its readers — the
+            # runner's traceparent, the traces' origin — need not parse it).
+            parsed=meta if meta and _flat(meta) else None,
         )
 
         def plan(txn: Txn) -> list[Claim]:

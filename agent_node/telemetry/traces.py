@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
     from agent_node.runtime import Runtime
+    from agent_node.telemetry.metrics import NodeMetrics
     from agent_node.telemetry.traces_pipeline import Pipeline
     from agent_node.telemetry.traces_spans import SpanFactory, SpecOf
     from agent_node.telemetry.traces_wire import Encoded
@@ -110,11 +111,12 @@ class Traces:
         self._forget = runtime.store.observe(self._follower.committed)
         self._requests = RequestSpans(roots_sampled(parts.provider.sampler), self._follower.add)
 
-    def asgi(self, app: ASGIApp) -> ASGIApp:
-        """``app``, a SERVER span around each request (:mod:`.traces_http`)."""
+    def asgi(self, app: ASGIApp, metrics: NodeMetrics | None = None) -> ASGIApp:
+        """``app``, a SERVER span around each request (:mod:`.traces_http`),
+        each counted in ``metrics`` too when given (one wrapper for both)."""
         from agent_node.telemetry.traces_http import traced_app
 
-        return traced_app(app, self._requests)
+        return traced_app(app, self._requests, metrics)
 
     def instrument(self, client: httpx.AsyncClient) -> None:
         """CLIENT spans on ``client``'s requests that carry a ``traceparent``."""

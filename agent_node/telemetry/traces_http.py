@@ -1,15 +1,17 @@
 """Spans of HTTP requests: a SERVER span per request the node answers, a
 CLIENT span per traced request its peer client sends.
 
-* :func:`traced_app` wraps the node's ASGI app. The span's parent is the
-  request's ``traceparent``, whose sampled flag it follows (a root span
-  without one: the sampler, ``OTEL_TRACES_SAMPLER``, decides those). It
-  changes nothing the app sees: an execution records the caller's
+* :func:`traced_app` wraps the node's ASGI app (and counts its requests'
+  metrics when the node has them: one wrapper, not two). The span's parent
+  is the request's ``traceparent``, whose sampled flag it follows (a root
+  span without one: the sampler, ``OTEL_TRACES_SAMPLER``, decides those).
+  It changes nothing the app sees: an execution records the caller's
   ``traceparent``, not this span, so its span never waits for a request
   span that a crash could lose before the batch exporter sent it. Its name
-  is ``A2A <method>`` — the JSON-RPC method, read from the first few KiB of
-  the body as the app reads it (no copy is kept beyond them), or the REST
-  operation by path — else the HTTP method and a fixed route. Probes and ``/metrics`` get no span.
+  is ``A2A <operation>`` — the operation the binding resolved
+  (:data:`~agent_node.transport.OPERATION` in the scope), else the one a
+  REST path names — or the HTTP method and a fixed route. Probes and
+  ``/metrics`` get no span.
 * :func:`instrument_client` adds httpx event hooks: a request carrying a
   ``traceparent`` (a delegation's sends, cancels and answers) gets a span,
   the child of that header's span; it ends when the answer's head arrives.
@@ -45,7 +47,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_node.a2a.protocol.compat import METHODS_FROM_V03
 from agent_node.telemetry import traces_wire as wire
+from agent_node.telemetry.metrics import NodeMetrics
+from agent_node.telemetry.metrics_http import counted, route_of
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
+from agent_node.transport import OPERATION
 
 __all__ = ["RequestSpans", "instrument_client", "roots_sampled", "span_name", "traced_app"]
 
@@ -68,7 +73,7 @@ _ROUTES = frozenset(
         "/a2a/push",
     }
 )
-#: How much of a JSON-RPC body is looked at for its method.
+#: How much of a JSON-RPC body a client span's name is looked for in.
 PEEK = 4096
 _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
 
@@ -76,6 +81,9 @@ _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
 _ERROR = wire.status(2, None)
 #: Sets of request span attributes kept written, at most.
 _WRITTEN = 512
+#: A request span's name and attributes (for a sampler), and its head and
+#: tail written (:func:`.traces_wire.span` takes them).
+_Parts = tuple[str, Mapping[str, Any], bytes, bytes]
 
 
 def roots_sampled(sampler: Sampler) -> Sampler:
@@ -111,6 +119,49 @@ class RequestSpans:
     #: time: one endpoint, one method, one status); cleared when it fills.
     written: dict[tuple[Any, ...], bytes] = field(default_factory=dict)
 
+    #: Each server span's name, attributes and written parts, by what
+    #: decides them (method, path, operation, scheme, status); cleared when
+    #: it fills (REST paths hold ids: they rarely repeat).
+    servers: dict[tuple[Any, ...], _Parts] = field(default_factory=dict)
+
+    def server(
+        self,
+        method: str,
+        path: str,
+        operation: str | None,
+        scheme: str,
+        code: int,
+        parent: Origin | None,
+        start_ns: int,
+    ) -> None:
+        """The SERVER span of a request answered with ``code`` (0: none)."""
+        key = (method, path, operation, scheme, code)
+        parts = self.servers.get(key)
+        if parts is None:
+            if len(self.servers) >= _WRITTEN:
+                self.servers.clear()
+            parts = self.servers[key] = self._server_parts(method, path, operation, scheme, code)
+        self._write(parts, SpanKind.SERVER, parent, start_ns)
+
+    def _server_parts(
+        self, method: str, path: str, operation: str | None, scheme: str, code: int
+    ) -> _Parts:
+        if operation is None:
+            name, operation = span_name(method, path)
+        else:
+            name = f"A2A {operation}"
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": path[:512],
+            "url.scheme": scheme,
+        }
+        if operation is not None:
+            attributes["rpc.method"] = operation
+        if code:
+            attributes["http.response.status_code"] = code
+        # 0: no answer began (the app raised)
+        return self._parts(name, SpanKind.SERVER, attributes, code >= 500 or not code)
+
     def emit(
         self,
         name: str,
@@ -120,6 +171,30 @@ class RequestSpans:
         attributes: Mapping[str, Any],
         failed: bool,
     ) -> None:
+        """A span of ``name`` and ``kind`` begun at ``start_ns``, ending now."""
+        if parent is not None and not parent.sampled:
+            return
+        key = (*attributes.items(), failed)
+        tail = self.written.get(key)
+        if tail is None:
+            if len(self.written) >= _WRITTEN:
+                self.written.clear()
+            tail = self.written[key] = wire.attributes(attributes) + (_ERROR if failed else b"")
+        self._write((name, attributes, self._head(name, kind), tail), kind, parent, start_ns)
+
+    def _parts(
+        self, name: str, kind: SpanKind, attributes: Mapping[str, Any], failed: bool
+    ) -> _Parts:
+        tail = wire.attributes(attributes) + (_ERROR if failed else b"")
+        return (name, attributes, self._head(name, kind), tail)
+
+    def _head(self, name: str, kind: SpanKind) -> bytes:
+        head = self.heads.get((name, id(kind)))
+        if head is None:
+            head = self.heads[(name, id(kind))] = wire.head(name, kind.value + 1)  # OTLP: from 1
+        return head
+
+    def _write(self, parts: _Parts, kind: SpanKind, parent: Origin | None, start_ns: int) -> None:
         if parent is not None:
             if not parent.sampled:
                 return
@@ -127,19 +202,11 @@ class RequestSpans:
         else:
             trace_id = random.getrandbits(128) or 1
             if self.sampler is not _ROOTS_SAMPLED:
+                name, attributes = parts[0], parts[1]
                 decision = self.sampler.should_sample(Context(), trace_id, name, kind, attributes)
                 if decision.decision is not Decision.RECORD_AND_SAMPLE:
                     return
             trace = trace_id.to_bytes(16, "big")
-        head = self.heads.get((name, id(kind)))
-        if head is None:
-            head = self.heads[(name, id(kind))] = wire.head(name, kind.value + 1)  # OTLP: from 1
-        key = (*attributes.items(), failed)
-        tail = self.written.get(key)
-        if tail is None:
-            if len(self.written) >= _WRITTEN:
-                self.written.clear()
-            tail = self.written[key] = wire.attributes(attributes) + (_ERROR if failed else b"")
         remote = parent.parent if parent is not None else None  # the caller's span
         self.send(
             wire.span(
@@ -147,10 +214,10 @@ class RequestSpans:
                 random.getrandbits(64) or 1,
                 remote or b"",
                 remote is not None,
-                head,
+                parts[2],
                 start_ns,
                 max(start_ns, time.time_ns()),
-                tail,
+                parts[3],
             )
         )
 
@@ -202,35 +269,19 @@ def span_name(method: str, path: str, head: bytes = b"") -> tuple[str, str | Non
     return method, None
 
 
-class _Peek:
-    """The first :data:`PEEK` bytes of a body, gathered as the app reads it."""
-
-    def __init__(self) -> None:
-        self.head = b""
-
-    def feed(self, chunk: bytes) -> None:
-        if len(self.head) < PEEK and _METHOD.search(self.head) is None:
-            self.head += chunk[: PEEK - len(self.head)]
-
-
-def traced_app(app: ASGIApp, spans: RequestSpans) -> ASGIApp:
-    """``app``, each HTTP request (but :data:`UNTRACED`) in a SERVER span."""
+def traced_app(app: ASGIApp, spans: RequestSpans, metrics: NodeMetrics | None = None) -> ASGIApp:
+    """``app``, each HTTP request (but :data:`UNTRACED`) in a SERVER span;
+    with ``metrics``, every request counted too, as
+    :func:`~.metrics_http.counted` counts them."""
+    plain = counted(app, metrics) if metrics is not None else app
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path in UNTRACED:
-            await app(scope, receive, send)
+            await plain(scope, receive, send)
             return
-        began = time.time_ns()
-        method = scope.get("method", "GET")
-        peek = _Peek() if path == _JSONRPC and method == "POST" else None
+        began, clock = time.time_ns(), time.perf_counter()
         code = 0
-
-        async def receiving() -> Message:
-            message = await receive()
-            if peek is not None and message["type"] == "http.request":
-                peek.feed(message.get("body", b""))
-            return message
 
         async def sending(message: Message) -> None:
             nonlocal code
@@ -239,25 +290,20 @@ def traced_app(app: ASGIApp, spans: RequestSpans) -> ASGIApp:
             await send(message)
 
         try:
-            await app(scope, receiving if peek is not None else receive, sending)
+            await app(scope, receive, sending)
         finally:
+            method = scope.get("method", "GET")
+            if metrics is not None:
+                took = time.perf_counter() - clock
+                metrics.request(method, route_of(path), code or 500, took)
             parent = None
             for key, value in scope.get("headers", ()):
                 if key == b"traceparent":
                     parent = parse_traceparent(value.decode("latin-1"))
                     break
-            name, operation = span_name(method, path, peek.head if peek is not None else b"")
-            attributes: dict[str, Any] = {
-                "http.request.method": method,
-                "url.path": path[:512],
-                "url.scheme": scope.get("scheme", "http"),
-            }
-            if operation is not None:
-                attributes["rpc.method"] = operation
-            if code:
-                attributes["http.response.status_code"] = code
-            # 0: no answer began (the app raised)
-            spans.emit(name, SpanKind.SERVER, parent, began, attributes, code >= 500 or not code)
+            operation = scope.get(OPERATION)
+            scheme = scope.get("scheme", "http")
+            spans.server(method, path, operation, scheme, code, parent, began)
 
     return wrapper
 

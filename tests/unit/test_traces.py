@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,9 +29,10 @@ from agent_node.nodes.model import ModelNode
 from agent_node.runtime import Runtime
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
 from agent_node.store.records import EventRecord, ExecutionRecord
+from agent_node.telemetry.metrics import NodeMetrics
 from agent_node.telemetry.traces import start_traces, traces_wanted
 from agent_node.telemetry.traces_calls import provider_and_model
-from agent_node.telemetry.traces_http import span_name
+from agent_node.telemetry.traces_http import A2A_METHODS, span_name
 from agent_node.telemetry.traces_ids import (
     call_span_id,
     execution_span_id,
@@ -48,6 +50,7 @@ from agent_node.telemetry.traces_ledger import (
 )
 from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.tracing import child_traceparent
+from agent_node.transport import OPERATION
 from agent_node.workflow.ir import NodeSpec, PythonNode
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -408,7 +411,10 @@ async def test_traces_asked_for_without_opentelemetry_is_a_config_error(
 
 def app_and_traces(otlp: OtlpReceiver) -> tuple[Any, Any]:
     async def echo(request: Request) -> JSONResponse:
-        return JSONResponse(await request.json())
+        payload = await request.json()
+        if payload.get("method") in A2A_METHODS:  # as a binding names what it resolved
+            request.scope[OPERATION] = payload["method"]
+        return JSONResponse(payload)
 
     settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
     traces = start_traces(settings, node="unit", runtime=Runtime("memory://"))
@@ -437,6 +443,52 @@ async def test_a_request_span_hangs_under_the_caller_s_traceparent_and_ignores_a
     assert traced.attributes["http.response.status_code"] == 200
     assert [s.parent_id for s in roots] == [None, None] and all(s.trace_id != TRACE for s in roots)
     assert [s.name for s in spans if s.name not in ("A2A GetTask",)] == ["POST /a2a"]
+
+
+async def test_with_metrics_one_wrapper_counts_every_request_and_spans_the_traced(
+    otlp: OtlpReceiver,
+) -> None:
+    async def echo(request: Request) -> JSONResponse:
+        payload = await request.json()
+        if payload.get("method") in A2A_METHODS:
+            request.scope[OPERATION] = payload["method"]
+        return JSONResponse(payload)
+
+    async def boom(request: Request) -> JSONResponse:
+        raise RuntimeError("the app raised")
+
+    inner = Starlette(
+        routes=[Route("/a2a", echo, methods=["POST"]), Route("/healthz", boom, methods=["GET"])]
+    )
+    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
+    runtime = Runtime("memory://")
+    metrics = NodeMetrics(runtime.store, runtime.workflows, "unit")
+    traces = start_traces(settings, node="unit", runtime=runtime)
+    assert traces is not None
+    app = traces.asgi(inner, metrics)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://n") as http:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {}}
+        assert (await http.post("/a2a", json=body)).json() == body
+        await http.post("/a2a", json={"jsonrpc": "2.0", "id": 2, "method": "Nope"})
+        assert (await http.get("/healthz")).status_code == 500  # counted, no span
+    await traces.close()
+    spans = otlp.wait_for(lambda s: len(s) == 2, "two request spans")
+    assert sorted(s.name for s in spans) == ["A2A SendMessage", "POST /a2a"]
+    named = by_name(spans, "A2A SendMessage")[0]
+    assert named.attributes["rpc.method"] == "SendMessage"
+    text = (await metrics.scrape()).decode()
+    found = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "agent_node_http_requests_total"
+    }
+    assert found == {
+        (("code", "200"), ("method", "POST"), ("route", "a2a")): 2.0,
+        (("code", "500"), ("method", "GET"), ("route", "probe")): 1.0,
+    }
+    metrics.close()
 
 
 async def test_a_peer_call_carrying_a_traceparent_gets_a_client_span(otlp: OtlpReceiver) -> None:

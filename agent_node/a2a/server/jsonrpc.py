@@ -75,6 +75,7 @@ from agent_node.a2a.server.operations import (
     validate,
 )
 from agent_node.errors import StoreError
+from agent_node.transport import OPERATION
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint", "refusal"]
 
@@ -113,6 +114,7 @@ def jsonrpc_endpoint(
                 raise VersionNotSupported(metadata={"supported": "1.0, 0.3"})
             name, version, params = _resolve(method, params, requested)
             operation = OPERATIONS[name]
+            request.scope[OPERATION] = name  # for the request's span
             streamed = name if operation.stream and version == "0.3" else None
             gate = operation.gate
             if gate is not None and (refused := gate(caps, version)) is not None:

@@ -75,6 +75,7 @@ from agent_node.a2a.server.operations import (
     validate,
 )
 from agent_node.errors import StoreError
+from agent_node.transport import OPERATION
 
 __all__ = ["REST_PREFIX", "error_response", "rest_endpoint"]
 
@@ -148,6 +149,7 @@ def rest_endpoint(
             _check_version(request)
             name, ids = _route(request.method, request.url.path)
             operation = OPERATIONS[name]
+            request.scope[OPERATION] = name  # for the request's span
             if operation.gate is not None and (refused := operation.gate(caps, "1.0")):
                 raise refused
             params = await _params(request, name, ids, limits)
