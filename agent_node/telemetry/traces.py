@@ -90,7 +90,9 @@ def start_traces(settings: TelemetrySettings, *, node: str, runtime: Runtime) ->
             raise ConfigError(message) from None
         log.warning("%s; the OTEL_* variables ask for traces, none are sent", message)
         return None
-    parts = pipeline(wanted, node)
+    from agent_node.telemetry.traces_follow import BUNDLE
+
+    parts = pipeline(wanted, node, BUNDLE)
     spans = SpanFactory(parts.resource, parts.scope, node, _spec_finder(runtime))
     return Traces(runtime, parts, spans)
 

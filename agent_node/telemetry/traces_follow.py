@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Spans from commits handed to the batch processor together, at most (as
 #: one item: :class:`~.traces_wire.Encoded` holds them written one after the
-#: other, so a bundle counts once against ``OTEL_BSP_MAX_QUEUE_SIZE``: a node
-#: whose collector is down holds up to this many times more spans, ~5 MB at
-#: the default), and how long the first of them waits for the others, at most (seconds).
+#: other; the processor's sizes are divided by it, see
+#: :func:`.traces_pipeline.bundled_sizes`), and how long the first of them
+#: waits for the others, at most (seconds).
 BUNDLE, BUNDLE_WAIT = 16, 0.5
 _ENDS = {
     "execution_completed": "completed",

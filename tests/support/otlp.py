@@ -121,11 +121,14 @@ class OtlpReceiver:
         self.headers: list[dict[str, str]] = []
         #: The size of each request's body, decompressed.
         self.sizes: list[int] = []
+        #: The spans of each request.
+        self.batches: list[int] = []
 
     def add(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:
             self._spans.extend(spans)
             self.requests += 1
+            self.batches.append(len(spans))
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:

@@ -48,6 +48,7 @@ from agent_node.telemetry.traces_ledger import (
     replayed,
     visit_end,
 )
+from agent_node.telemetry.traces_pipeline import bundled_sizes
 from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.tracing import child_traceparent
 from agent_node.transport import OPERATION
@@ -861,6 +862,56 @@ def test_the_endpoint_follows_the_standard_variables() -> None:
     assert (
         endpoint_of(TracesSettings(endpoint="https://s/v1/traces"), both) == "https://s/v1/traces"
     )
+
+
+def test_the_processor_s_sizes_count_bundles_of_spans() -> None:
+    assert bundled_sizes({}, 16) == (128, 32)  # the SDK's 2048 and 512 spans
+    env = {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "40"}
+    assert bundled_sizes(env, 16) == (7, 3)  # rounded up
+    assert bundled_sizes({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "9999"}, 16) == (128, 128)
+    assert bundled_sizes({"OTEL_BSP_MAX_QUEUE_SIZE": "lots"}, 1) == (2048, 512)
+    assert bundled_sizes({"OTEL_BSP_MAX_QUEUE_SIZE": "0"}, 1) == (2048, 512)
+
+
+async def test_an_export_carries_the_spans_the_variables_say_not_as_many_bundles(
+    otlp: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import BaseModel
+
+    from agent_node import Workflow
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # exports by size only
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")  # spans: two bundles
+
+    class S(BaseModel):
+        n: int = 0
+
+    async def step(state: S) -> None:
+        return None
+
+    wf = Workflow("three", version="1")
+    wf.state(S)
+    for name in ("a", "b", "c"):
+        wf.step(step, name=name)
+    compiled = wf.compile()
+    runtime = Runtime("memory://")
+    runtime.workflows.add(compiled)
+    await runtime.start()
+    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
+    traces = start_traces(settings, node="unit", runtime=runtime)
+    assert traces is not None
+    try:
+        for _ in range(40):  # 160 spans: an execution's and its three visits'
+            execution_id, _ = await runtime.engine.submit(
+                compiled, S(), metadata={"traceparent": PARENT}
+            )
+            assert (await runtime.engine.wait(execution_id)).status == "completed"
+    finally:
+        await traces.close()
+        await runtime.close()
+    assert len(otlp.spans()) == 160
+    # A bundle closes at 16 spans or just over (a commit adds up to two).
+    assert len(otlp.batches) >= 5 and max(otlp.batches) <= 34, otlp.batches
 
 
 async def test_a_running_node_s_spans_leave_without_waiting_for_its_close(
