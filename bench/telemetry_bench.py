@@ -4,7 +4,7 @@ steps/s with telemetry off, metrics only, and metrics + traces.
     .venv/bin/python bench/telemetry_bench.py [--rounds 3] [--duration 5] [--warmup 1] \
         [--measures send1,send8,seq,conc] [--json FILE] [--keep-tmp]
     .venv/bin/python bench/telemetry_bench.py --instructions [--measures send,seq,conc] \
-        [--repeat 3] [--settings off,metrics,traces]
+        [--repeat 3] [--connections 1] [--settings off,metrics,traces]
 
 Settings (the node's ``telemetry:``):
 
@@ -394,6 +394,12 @@ def main() -> None:
         help="with --instructions: counts per setting (their median is reported)",
     )
     parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="with --instructions: connections the counted sends share",
+    )
+    parser.add_argument(
         "--settings",
         default=",".join(SETTINGS),
         help="with --instructions: the settings counted (off first, to compare against)",
@@ -422,7 +428,9 @@ def main() -> None:
 
             with receiver() as endpoint:
                 for measure in measures:
-                    found = instructions(measure, scratch, endpoint, settings, args.repeat)
+                    found = instructions(
+                        measure, scratch, endpoint, settings, args.repeat, args.connections
+                    )
                     print(counted_table(measure, found), flush=True)
             return
         with receiver() as endpoint:

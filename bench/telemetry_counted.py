@@ -9,9 +9,10 @@ the machine runs; times on a shared 2-core machine swing by tens of %).
   blocking ``SendMessage`` have been answered; then it is counted (every
   thread of the node, the exporter's included, read with
   ``callgrind_control``) over :data:`SEND_MANY` more on one keep-alive
-  connection and :data:`SETTLE` s after them. A node counted the same way
-  with no requests gives the idle part; the difference over the requests
-  is a request's cost (two runs of one tree agree within ~0.3 %).
+  connection (``--connections N``: N at once) and :data:`SETTLE` s after
+  them. A node counted the same way with no requests gives the idle part;
+  the difference over the requests is a request's cost (runs of one tree
+  agree within ~1 %).
 
 One count still moves by a few % between runs of one tree (how SQLite's
 group commits and the collections fall), so each setting is counted
@@ -28,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,9 +91,12 @@ def _send(conn: http.client.HTTPConnection, n: int) -> None:
         raise RuntimeError(f"request {n}: HTTP {answer.status} {data[:300]!r}")
 
 
-def _counted_sends(setting: str, requests: int, scratch: Path, endpoint: str) -> int:
+def _counted_sends(
+    setting: str, requests: int, scratch: Path, endpoint: str, connections: int = 1
+) -> int:
     """Instructions a node of ``setting`` ran, every thread, from the end of
-    its warm-up to :data:`SETTLE` s after ``requests`` more."""
+    its warm-up to :data:`SETTLE` s after ``requests`` more, sent on
+    ``connections`` connections at once."""
     work = Path(tempfile.mkdtemp(prefix=f"cg-send-{setting}-", dir=scratch))
     port = tb.free_port()
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
@@ -108,8 +113,7 @@ def _counted_sends(setting: str, requests: int, scratch: Path, endpoint: str) ->
         for n in range(SEND_WARMUP):
             _send(conn, n)
         _control(node.pid, "-i", "on")
-        for n in range(requests):
-            _send(conn, SEND_WARMUP + n)
+        _send_all(port, requests, connections)
         time.sleep(SETTLE)
         counted = _control(node.pid, "-e", "Ir")
         conn.close()
@@ -126,6 +130,29 @@ def _counted_sends(setting: str, requests: int, scratch: Path, endpoint: str) ->
     return sum(int(found.replace(",", "")) for found in threads)
 
 
+def _send_all(port: int, requests: int, connections: int) -> None:
+    """``requests`` blocking sends, shared by ``connections`` client threads."""
+    failed: list[BaseException] = []
+
+    def client(k: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        try:
+            for n in range(k, requests, connections):
+                _send(conn, SEND_WARMUP + n)
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+
+
 def _control(pid: int, *options: str) -> str:
     done = subprocess.run(
         ["callgrind_control", *options, str(pid)], capture_output=True, text=True, check=True
@@ -134,7 +161,12 @@ def _control(pid: int, *options: str) -> str:
 
 
 def instructions(
-    measure: str, scratch: Path, endpoint: str, settings: Sequence[str], repeat: int
+    measure: str,
+    scratch: Path,
+    endpoint: str,
+    settings: Sequence[str],
+    repeat: int,
+    connections: int = 1,
 ) -> dict[str, list[float]]:
     """Instructions per step (``seq``, ``conc``) or per request (``send``)
     in each of ``settings``, ``repeat`` times, the settings interleaved."""
@@ -147,8 +179,8 @@ def instructions(
     for turn in range(repeat):
         for setting in settings:
             if measure == "send":
-                few = _counted_sends(setting, SEND_FEW, scratch, endpoint)
-                many = _counted_sends(setting, SEND_MANY, scratch, endpoint)
+                few = _counted_sends(setting, SEND_FEW, scratch, endpoint, connections)
+                many = _counted_sends(setting, SEND_MANY, scratch, endpoint, connections)
             else:
                 few = _counted_steps(setting, measure, 1, scratch, endpoint)
                 many = _counted_steps(setting, measure, 3, scratch, endpoint)

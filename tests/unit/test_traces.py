@@ -17,12 +17,14 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from support.otlp import OtlpReceiver, ReceivedSpan, decode, receiving, span_factory
 
+from agent_node import Workflow
 from agent_node.errors import ConfigError
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.nodes.model import ModelNode
@@ -864,6 +866,31 @@ def test_the_endpoint_follows_the_standard_variables() -> None:
     )
 
 
+class Three(BaseModel):
+    n: int = 0
+
+
+async def three_steps_traced(otlp: OtlpReceiver) -> tuple[Any, Runtime, Any]:
+    """A workflow of three steps on a started ``memory://`` runtime whose
+    traces go to ``otlp`` (the caller closes both)."""
+
+    async def step(state: Three) -> None:
+        return None
+
+    wf = Workflow("three", version="1")
+    wf.state(Three)
+    for name in ("a", "b", "c"):
+        wf.step(step, name=name)
+    compiled = wf.compile()
+    runtime = Runtime("memory://")
+    runtime.workflows.add(compiled)
+    await runtime.start()
+    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
+    traces = start_traces(settings, node="unit", runtime=runtime)
+    assert traces is not None
+    return compiled, runtime, traces
+
+
 def test_the_processor_s_sizes_count_bundles_of_spans() -> None:
     assert bundled_sizes({}, 16) == (128, 32)  # the SDK's 2048 and 512 spans
     env = {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "40"}
@@ -876,34 +903,13 @@ def test_the_processor_s_sizes_count_bundles_of_spans() -> None:
 async def test_an_export_carries_the_spans_the_variables_say_not_as_many_bundles(
     otlp: OtlpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pydantic import BaseModel
-
-    from agent_node import Workflow
-
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # exports by size only
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "32")  # spans: two bundles
-
-    class S(BaseModel):
-        n: int = 0
-
-    async def step(state: S) -> None:
-        return None
-
-    wf = Workflow("three", version="1")
-    wf.state(S)
-    for name in ("a", "b", "c"):
-        wf.step(step, name=name)
-    compiled = wf.compile()
-    runtime = Runtime("memory://")
-    runtime.workflows.add(compiled)
-    await runtime.start()
-    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
-    traces = start_traces(settings, node="unit", runtime=runtime)
-    assert traces is not None
+    compiled, runtime, traces = await three_steps_traced(otlp)
     try:
         for _ in range(40):  # 160 spans: an execution's and its three visits'
             execution_id, _ = await runtime.engine.submit(
-                compiled, S(), metadata={"traceparent": PARENT}
+                compiled, Three(), metadata={"traceparent": PARENT}
             )
             assert (await runtime.engine.wait(execution_id)).status == "completed"
     finally:
@@ -919,32 +925,11 @@ async def test_a_running_node_s_spans_leave_without_waiting_for_its_close(
 ) -> None:
     """Spans from commits are handed over in bundles: a bundle that does not
     fill still goes within a moment, and each span of a run arrives once."""
-    from pydantic import BaseModel
-
-    from agent_node import Workflow
-
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-
-    class S(BaseModel):
-        n: int = 0
-
-    async def step(state: S) -> None:
-        return None
-
-    wf = Workflow("three", version="1")
-    wf.state(S)
-    for name in ("a", "b", "c"):
-        wf.step(step, name=name)
-    compiled = wf.compile()
-    runtime = Runtime("memory://")
-    runtime.workflows.add(compiled)
-    await runtime.start()
-    settings = TelemetrySettings.model_validate({"traces": {"endpoint": otlp.url}})
-    traces = start_traces(settings, node="unit", runtime=runtime)
-    assert traces is not None
+    compiled, runtime, traces = await three_steps_traced(otlp)
     try:
         execution_id, _ = await runtime.engine.submit(
-            compiled, S(), metadata={"traceparent": PARENT}
+            compiled, Three(), metadata={"traceparent": PARENT}
         )
         assert (await runtime.engine.wait(execution_id)).status == "completed"
         spans = await asyncio.to_thread(
