@@ -81,6 +81,9 @@ _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
 _ERROR = wire.status(2, None)
 #: Sets of request span attributes kept written, at most.
 _WRITTEN = 512
+#: The longest method and path a server span's parts are kept for (the
+#: cache holds at most :data:`_WRITTEN` of them: ~128 KiB).
+_KEPT_KEY = 256
 #: A request span's name and attributes (for a sampler), and its head and
 #: tail written (:func:`.traces_wire.span` takes them).
 _Parts = tuple[str, Mapping[str, Any], bytes, bytes]
@@ -135,6 +138,10 @@ class RequestSpans:
         start_ns: int,
     ) -> None:
         """The SERVER span of a request answered with ``code`` (0: none)."""
+        if len(path) + len(method) > _KEPT_KEY:  # a caller's invention: not kept
+            made = self._server_parts(method, path, operation, scheme, code)
+            self._write(made, SpanKind.SERVER, parent, start_ns)
+            return
         key = (method, path, operation, scheme, code)
         parts = self.servers.get(key)
         if parts is None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -34,7 +35,7 @@ from agent_node.store.records import EventRecord, ExecutionRecord
 from agent_node.telemetry.metrics import NodeMetrics
 from agent_node.telemetry.traces import start_traces, traces_wanted
 from agent_node.telemetry.traces_calls import provider_and_model
-from agent_node.telemetry.traces_http import A2A_METHODS, span_name
+from agent_node.telemetry.traces_http import A2A_METHODS, RequestSpans, roots_sampled, span_name
 from agent_node.telemetry.traces_ids import (
     call_span_id,
     execution_span_id,
@@ -492,6 +493,22 @@ async def test_with_metrics_one_wrapper_counts_every_request_and_spans_the_trace
         (("code", "500"), ("method", "GET"), ("route", "probe")): 1.0,
     }
     metrics.close()
+
+
+def test_server_span_parts_are_kept_for_short_paths_only() -> None:
+    sent: list[bytes] = []
+    spans = RequestSpans(roots_sampled(ParentBased(ALWAYS_ON)), sent.append)
+    spans.server("POST", "/a2a", "SendMessage", "https", 200, None, 1)
+    spans.server("POST", "/a2a", "SendMessage", "https", 200, None, 2)
+    spans.server("GET", "/x" * 5000, None, "https", 404, None, 3)  # invented: not kept
+    assert list(spans.servers) == [("POST", "/a2a", "SendMessage", "https", 200)]
+    from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+    scope = ScopeSpans()
+    scope.ParseFromString(b"".join(sent))  # each is a ScopeSpans.spans field
+    assert [s.name for s in scope.spans] == ["A2A SendMessage", "A2A SendMessage", "GET"]
+    paths = [a.value.string_value for a in scope.spans[2].attributes if a.key == "url.path"]
+    assert paths == [("/x" * 5000)[:512]]
 
 
 async def test_a_peer_call_carrying_a_traceparent_gets_a_client_span(otlp: OtlpReceiver) -> None:
