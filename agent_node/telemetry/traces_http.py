@@ -37,7 +37,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from opentelemetry.context import Context
@@ -47,10 +47,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_node.a2a.protocol.compat import METHODS_FROM_V03
 from agent_node.telemetry import traces_wire as wire
-from agent_node.telemetry.metrics import NodeMetrics
 from agent_node.telemetry.metrics_http import counted, route_of
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
 from agent_node.transport import OPERATION
+
+if TYPE_CHECKING:
+    from agent_node.telemetry.metrics import NodeMetrics
 
 __all__ = ["RequestSpans", "instrument_client", "roots_sampled", "span_name", "traced_app"]
 
@@ -186,14 +188,13 @@ class RequestSpans:
         if tail is None:
             if len(self.written) >= _WRITTEN:
                 self.written.clear()
-            tail = self.written[key] = wire.attributes(attributes) + (_ERROR if failed else b"")
+            tail = self.written[key] = _tail(attributes, failed)
         self._write((name, attributes, self._head(name, kind), tail), kind, parent, start_ns)
 
     def _parts(
         self, name: str, kind: SpanKind, attributes: Mapping[str, Any], failed: bool
     ) -> _Parts:
-        tail = wire.attributes(attributes) + (_ERROR if failed else b"")
-        return (name, attributes, self._head(name, kind), tail)
+        return (name, attributes, self._head(name, kind), _tail(attributes, failed))
 
     def _head(self, name: str, kind: SpanKind) -> bytes:
         head = self.heads.get((name, id(kind)))
@@ -227,6 +228,11 @@ class RequestSpans:
                 parts[3],
             )
         )
+
+
+def _tail(attributes: Mapping[str, Any], failed: bool) -> bytes:
+    """A request span's attributes, and its error status when it failed, written."""
+    return wire.attributes(attributes) + (_ERROR if failed else b"")
 
 
 def _jsonrpc_method(head: bytes) -> str | None:
