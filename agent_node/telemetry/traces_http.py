@@ -35,7 +35,7 @@ import random
 import re
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -296,11 +296,13 @@ def traced_app(app: ASGIApp, spans: RequestSpans, metrics: NodeMetrics | None = 
         began, clock = time.time_ns(), time.perf_counter()
         code = 0
 
-        async def sending(message: Message) -> None:
+        def sending(message: Message) -> Awaitable[None]:
+            # A plain function handing back ``send``'s awaitable: no
+            # coroutine of its own to make and step through (two a request).
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await app(scope, receive, sending)
