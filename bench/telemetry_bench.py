@@ -400,9 +400,20 @@ def main() -> None:
         help="with --instructions: connections the counted sends share",
     )
     parser.add_argument(
+        "--paired",
+        action="store_true",
+        help="CPU per SendMessage with the settings' nodes side by side, sent to in turn"
+        " (bench/telemetry_paired.py)",
+    )
+    parser.add_argument("--blocks", type=int, default=7, help="with --paired: blocks measured")
+    parser.add_argument(
+        "--block", type=int, default=300, help="with --paired: requests a node per block"
+    )
+    parser.add_argument(
         "--settings",
         default=",".join(SETTINGS),
-        help="with --instructions: the settings counted (off first, to compare against)",
+        help="with --instructions or --paired: the settings measured (off first, to compare"
+        " against)",
     )
     args = parser.parse_args()
     measures = [m for m in args.measures.split(",") if m]
@@ -423,6 +434,13 @@ def main() -> None:
         m: {s: [] for s in SETTINGS} for m in measures
     }
     try:
+        if args.paired:
+            from telemetry_paired import paired, paired_table
+
+            with receiver() as endpoint:
+                found = paired(settings, scratch, endpoint, args.blocks, args.block, args.pin)
+            print(paired_table(found), flush=True)
+            return
         if args.instructions:
             from telemetry_counted import counted_table, instructions
 

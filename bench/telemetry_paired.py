@@ -1,0 +1,123 @@
+"""``telemetry_bench.py --paired``: what telemetry costs a ``SendMessage`` in
+CPU time, with the settings' nodes measured side by side instead of one
+after the other.
+
+On a shared machine the speed of a core drifts by tens of % within minutes
+(the same node answered 604 and 831 req/s in two rounds of one run), more
+than the few % being measured; a count of instructions
+(``--instructions``) does not drift, but under valgrind a request takes ~50
+times as long, so whatever a node does by the clock (checkpoints, timers,
+the batch processor's schedule) is counted many times over. Here one node
+per setting runs at once, all pinned to core 0, and one client on core 1
+sends each of them a blocking ``SendMessage`` in turn: off, metrics,
+traces, off, … on one keep-alive connection each. A node works only while
+the others wait, so each meets the machine as it is at that moment, and a
+drift falls on all alike. Every ``--block`` requests a node, each node's CPU
+time (every thread, from ``/proc/<pid>/task/*/schedstat``: nanoseconds on a
+CPU) gives its µs per request in that block; the table gives, per setting,
+the median over the blocks of its µs per request and of its difference
+against ``off`` in the same block.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import telemetry_bench as tb
+import telemetry_counted as tc
+
+#: Requests each node answers before its CPU time is first read.
+WARMUP = 200
+
+
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds ``pid`` (every thread) has run on a CPU."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as found:
+                total += int(found.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+    return total
+
+
+def _start(
+    setting: str, scratch: Path, endpoint: str, pin: bool
+) -> tuple[subprocess.Popen[bytes], int]:
+    work = Path(tempfile.mkdtemp(prefix=f"paired-{setting}-", dir=scratch))
+    port = tb.free_port()
+    serve = [sys.executable, "-m", "agent_node.cli.main", "serve"]
+    serve += ["--config", str(tb.node_config(work, setting, endpoint)), "--port", str(port)]
+    serve += ["--store", f"sqlite:///{work / 'bench.db'}", "--insecure-dev"]
+    log = work / "node.out"
+    with log.open("wb") as out:
+        node = subprocess.Popen(
+            tb.pinned(0, serve, pin), stdout=out, stderr=subprocess.STDOUT, env=tb.child_env()
+        )
+    tb.wait_listening(node, log)
+    return node, port
+
+
+def paired(
+    settings: Sequence[str], scratch: Path, endpoint: str, blocks: int, block: int, pin: bool
+) -> dict[str, list[float]]:
+    """Each setting's CPU µs per request in each of ``blocks`` blocks of
+    ``block`` requests a node, the nodes sent to in turn."""
+    if pin:  # the client (and the receiver's thread) off the nodes' core
+        os.sched_setaffinity(0, {1})
+    nodes = [_start(setting, scratch, endpoint, pin) for setting in settings]
+    found: dict[str, list[float]] = {setting: [] for setting in settings}
+    try:
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _, port in nodes]
+        sent = 0
+        for _ in range(WARMUP):
+            for conn in conns:
+                tc._send(conn, sent)
+            sent += 1
+        for number in range(blocks):
+            before = [cpu_ns(node.pid) for node, _ in nodes]
+            for _ in range(block):
+                for conn in conns:
+                    tc._send(conn, sent)
+                sent += 1
+            after = [cpu_ns(node.pid) for node, _ in nodes]
+            for setting, start, end in zip(settings, before, after, strict=True):
+                found[setting].append((end - start) / block / 1000)
+            row = "  ".join(f"{s} {found[s][-1]:7.1f}" for s in settings)
+            print(f"paired block {number + 1}: µs CPU per request  {row}", flush=True)
+        for conn in conns:
+            conn.close()
+    finally:
+        for node, _ in nodes:
+            node.send_signal(signal.SIGTERM)
+        for node, _ in nodes:
+            try:
+                node.wait(30)
+            except subprocess.TimeoutExpired:
+                node.kill()
+                node.wait()
+    return found
+
+
+def paired_table(found: dict[str, list[float]]) -> str:
+    """Per setting: the median µs per request, and the median over blocks of
+    its difference against ``off``'s in the same block (and their range)."""
+    lines = [f"{'setting':<8} {'µs CPU/request':>15} {'against off':>12}  (range over blocks)"]
+    base = found.get("off")
+    for setting, values in found.items():
+        line = f"{setting:<8} {statistics.median(values):15.1f}"
+        if base is not None and setting != "off":
+            against = [v / b - 1 for v, b in zip(values, base, strict=True)]
+            spread = f"({min(against):+.1%} to {max(against):+.1%})"
+            line += f" {statistics.median(against):+12.1%}  {spread}"
+        lines.append(line)
+    return "\n".join(lines)
