@@ -12,6 +12,8 @@ second time.)
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 
 from agent_node.errors import StoreError
@@ -19,6 +21,7 @@ from agent_node.store.files import MissingStore
 from agent_node.store.schema import (
     ADDED_COLUMNS,
     BACKFILLS,
+    EXECUTIONS_STORAGE,
     FILLS,
     MIGRATIONS,
     REPLACED_INDEXES,
@@ -28,22 +31,57 @@ from agent_node.store.schema import (
 
 __all__ = ["ensure_schema"]
 
+log = logging.getLogger(__name__)
+
 _SCHEMA_LOCK = 0x6167656E74  # "agent": serialises concurrent schema creation
+#: How long setting a table's storage waits for its lock (another opener's
+#: ALTER, a VACUUM) before leaving it to the next open.
+_STORAGE_WAIT = "1s"
 
 
 async def ensure_schema(conn: asyncpg.Connection, url: str, *, create: bool) -> None:
     """Create or upgrade the schema of ``url`` unless it is current;
     ``create=False``: a database without one is a :class:`MissingStore`."""
     version = await _schema_version(conn)
-    if version == SCHEMA_VERSION:
+    if version != SCHEMA_VERSION:
+        if version is None and not create:
+            raise MissingStore(url, f"no store in {url}: it has no agent-node tables")
+        await conn.execute("SELECT pg_advisory_lock($1)", _SCHEMA_LOCK)
+        try:
+            await _create_schema(conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK)
+    await _storage(conn)
+
+
+async def _storage(conn: asyncpg.Connection) -> None:
+    """The executions table's storage parameters
+    (:data:`~agent_node.store.schema.EXECUTIONS_STORAGE`), set on a store
+    made before them — no schema version for it, so that an older
+    agent-node still opens the store. A catalog read; once, an ``ALTER
+    TABLE … SET``, whose lock (SHARE UPDATE EXCLUSIVE) lets the table's
+    reads and writes go on; when it would wait longer than
+    :data:`_STORAGE_WAIT` (a VACUUM in its way), the next open sets it. A
+    role that does not own the table is told, and carries on without."""
+    wanted = [f"{name}={value}" for name, value in EXECUTIONS_STORAGE.items()]
+    found = await conn.fetchval(
+        "SELECT reloptions FROM pg_class WHERE oid = 'executions'::regclass"
+    )
+    if all(option in (found or ()) for option in wanted):
         return
-    if version is None and not create:
-        raise MissingStore(url, f"no store in {url}: it has no agent-node tables")
-    await conn.execute("SELECT pg_advisory_lock($1)", _SCHEMA_LOCK)
+    settings = ", ".join(f"{name} = {value}" for name, value in EXECUTIONS_STORAGE.items())
     try:
-        await _create_schema(conn)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK)
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{_STORAGE_WAIT}'")
+            await conn.execute(f"ALTER TABLE executions SET ({settings})")
+    except asyncpg.exceptions.LockNotAvailableError:
+        log.info("the executions table's storage (%s) is left to the next open", settings)
+    except asyncpg.exceptions.InsufficientPrivilegeError:  # a role that does not own it
+        log.warning(
+            "the executions table is not this role's to alter: its owner may set"
+            " ALTER TABLE executions SET (%s), which makes steps cheaper (HOT updates)",
+            settings,
+        )
 
 
 async def _create_schema(conn: asyncpg.Connection) -> None:
