@@ -31,7 +31,9 @@ Parts:
 ``floor``    ``pgbench`` on a fresh database: one ``INSERT`` of a 128-byte
              row per transaction (autocommit), 1 client and 8 clients, 5 s
              each: what the server commits when nothing else runs.
-``workers``  5,000 executions of the 5-step workflow created unleased, then
+``workers``  5,000 executions of the 5-step workflow created unleased (by a
+             child of the agent-node measured: ``--before`` makes its own
+             schema), then
              1 or 2 worker processes (``Runtime(url, scope="all")``, the
              engine's defaults) started at one signal, timed until the last
              execution completed (the parent polls a count every 50 ms);
@@ -65,6 +67,7 @@ from common import log  # noqa: E402
 from ours import DEFAULT_PG_URL  # noqa: E402
 from pg_parts import (  # noqa: E402 - this script's directory is on sys.path
     EXECUTIONS,
+    create_child,
     ours_child,
     run_dbos,
     run_floor,
@@ -83,6 +86,9 @@ def main() -> None:
         return
     if len(sys.argv) >= 3 and sys.argv[1] == "_worker":
         asyncio.run(worker_child(sys.argv[2]))
+        return
+    if len(sys.argv) >= 3 and sys.argv[1] == "_create":
+        asyncio.run(create_child(sys.argv[2]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--parts", default="ours,dbos,floor,workers")

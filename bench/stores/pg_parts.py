@@ -242,23 +242,39 @@ def run_floor() -> dict[str, Any]:
     return asyncio.run(go())
 
 
+async def create_child(url: str) -> None:
+    """Make the store of ``url`` (its schema as this child's agent-node makes
+    it) holding :data:`EXECUTIONS` executions of the 5-step workflow, unleased."""
+    from agent_node.engine.control import Control
+    from agent_node.engine.registry import WorkflowRegistry
+    from agent_node.nodes import default_executors
+    from agent_node.store import store_from_url
+
+    _seq, conc, _wait, state = build_workflows()
+    store = store_from_url(url)
+    await store.open()
+    try:
+        control = Control(store, WorkflowRegistry(), default_executors())
+        for _ in range(0, EXECUTIONS, 500):
+            await asyncio.gather(*(control.create(conc, state()) for _ in range(500)))
+    finally:
+        await store.close()
+
+
 def run_workers(count: int, code: Path) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
-        from agent_node.engine.control import Control
-        from agent_node.engine.registry import WorkflowRegistry
-        from agent_node.nodes import default_executors
         from agent_node.store import store_from_url
 
-        _seq, conc, _wait, state = build_workflows()
         async with PgDatabase() as pg:
+            # Made by the agent-node measured (--before's schema is its own).
+            made = await asyncio.create_subprocess_exec(
+                sys.executable, str(SCRIPT), "_create", pg.url, cwd=ROOT, env=code_env(code)
+            )
+            if await made.wait() != 0:
+                raise RuntimeError(f"creating the executions failed ({made.returncode})")
             store = store_from_url(pg.url)
             await store.open()
             try:
-                control = Control(store, WorkflowRegistry(), default_executors())
-                for start in range(0, EXECUTIONS, 500):
-                    await asyncio.gather(
-                        *(control.create(conc, state()) for _ in range(start, start + 500))
-                    )
                 return await _drain(pg, store, count, code)
             finally:
                 await store.close()
