@@ -3,6 +3,8 @@ steps/s with telemetry off, metrics only, and metrics + traces.
 
     .venv/bin/python bench/telemetry_bench.py [--rounds 3] [--duration 5] [--warmup 1] \
         [--measures send1,send8,seq,conc] [--json FILE] [--keep-tmp]
+    .venv/bin/python bench/telemetry_bench.py --paired [--measures send,seq,conc] \
+        [--blocks 7] [--block 300] [--block-units N] [--settings off,metrics,traces]
     .venv/bin/python bench/telemetry_bench.py --instructions [--measures send,seq,conc] \
         [--repeat 3] [--connections 1] [--settings off,metrics,traces]
 
@@ -38,6 +40,10 @@ order rotates each round) so drift on the machine falls on all three alike.
 The table gives, per measure and setting, the medians over rounds and
 their differences against ``off`` (target: within 5 %).
 
+``--paired`` measures the settings side by side instead of one after the
+other (:mod:`telemetry_paired`): CPU per request and per step, steady on a
+machine whose speed drifts.
+
 ``--instructions`` counts instead of timing (:mod:`telemetry_counted`):
 ``send`` (a node under valgrind's callgrind, its every thread, per
 request), ``seq`` and ``conc`` (per step); it needs ``valgrind``.
@@ -50,7 +56,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import shutil
@@ -260,80 +265,6 @@ def _workflows() -> tuple[Any, Any, Any]:
     return chain("bench_seq", SEQ_STEPS), chain("bench_conc", CONC_STEPS), State
 
 
-async def _measure_steps(
-    setting: str, measure: str, work: Path, endpoint: str
-) -> tuple[float, float]:
-    """steps/s, and CPU µs per step (the process's, all threads) over the timed runs."""
-    from agent_node.runtime import Runtime
-    from agent_node.settings_telemetry import TelemetrySettings
-    from agent_node.telemetry.metrics import NodeMetrics
-    from agent_node.telemetry.traces import start_traces
-    from agent_node.tracing import new_traceparent
-
-    seq, conc, State = _workflows()
-    runs = int(os.environ.get(_RUNS) or (SEQ_RUNS if measure == "seq" else CONC_RUNS))
-    runtime = Runtime(f"sqlite:///{work / 'steps.db'}", node="bench", scope="all")
-    await runtime.start()
-    metrics = traces = None
-    if setting != "off":  # as agent_node.node attaches them
-        metrics = NodeMetrics(runtime.store, runtime.workflows, "bench")
-        runtime.engine.claimed_hooks.append(metrics.claimed)
-    if setting == "traces":
-        telemetry = TelemetrySettings.model_validate({"traces": {"endpoint": endpoint}})
-        traces = start_traces(telemetry, node="bench", runtime=runtime)
-    engine = runtime.engine
-    for workflow in (seq, conc):
-        runtime.workflows.add(workflow)
-    # As a node does once it serves (agent_node.node._freeze_startup_objects):
-    # what start-up made — modules, OpenTelemetry's among them — is out of
-    # the cyclic collector's reach, so a setting is not charged for walking
-    # its imports at every full collection.
-    gc.collect()
-    gc.freeze()
-
-    async def run(workflow: Any) -> None:
-        metadata = {"traceparent": new_traceparent(), "trace_root": True}
-        execution_id, _ = await engine.submit(workflow, State(), metadata=metadata)
-        try:
-            record = await engine.wait(execution_id)
-        finally:
-            engine.release(execution_id)
-        if record.status != "completed":
-            raise RuntimeError(f"{execution_id}: {record.status}")
-
-    async def batch(count: int) -> float:
-        began = time.perf_counter()
-        await asyncio.gather(*(run(conc) for _ in range(count)))
-        return time.perf_counter() - began
-
-    try:
-        if measure == "seq":
-            await run(seq)
-            times, cpu = [], time.process_time()
-            for _ in range(runs):
-                began = time.perf_counter()
-                await run(seq)
-                times.append(time.perf_counter() - began)
-            count = runs * SEQ_STEPS
-            rate = SEQ_STEPS / statistics.median(times)
-        else:
-            await batch(20)
-            cpu = time.process_time()
-            times = [await batch(CONC_WORKFLOWS) for _ in range(runs)]
-            count = runs * CONC_WORKFLOWS * CONC_STEPS
-            rate = CONC_WORKFLOWS * CONC_STEPS / statistics.median(times)
-        if traces is not None:  # the spans still queued are part of the cost
-            await traces.close()
-            traces = None
-        return rate, (time.process_time() - cpu) / count * 1e6
-    finally:
-        if traces is not None:
-            await traces.close()
-        if metrics is not None:
-            metrics.close()
-        await runtime.close()
-
-
 # -- the rounds ----------------------------------------------------------------------
 
 
@@ -369,9 +300,17 @@ def table(results: dict[str, dict[str, list[tuple[float, float]]]], best: bool =
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_paired_steps":
+        from telemetry_paired import steps_child
+
+        _, _, setting, measure, work, endpoint = sys.argv
+        asyncio.run(steps_child(setting, measure, Path(work), endpoint))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == STEPS:
         _, _, setting, measure, work, endpoint = sys.argv
-        rate, cpu = asyncio.run(_measure_steps(setting, measure, Path(work), endpoint))
+        from telemetry_steps import measure_steps
+
+        rate, cpu = asyncio.run(measure_steps(setting, measure, Path(work), endpoint))
         print(json.dumps({"steps_per_s": rate, "cpu_us_per_step": cpu}))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -410,6 +349,12 @@ def main() -> None:
         "--block", type=int, default=300, help="with --paired: requests a node per block"
     )
     parser.add_argument(
+        "--block-units",
+        type=int,
+        default=0,
+        help="with --paired: seq runs or conc batches a child per block (default 5, 2)",
+    )
+    parser.add_argument(
         "--settings",
         default=",".join(SETTINGS),
         help="with --instructions or --paired: the settings measured (off first, to compare"
@@ -417,9 +362,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     measures = [m for m in args.measures.split(",") if m]
-    if args.instructions:  # sends are counted on one connection: "send"
+    if args.instructions or args.paired:  # sends on one connection: "send"
         measures = list(dict.fromkeys("send" if m.startswith("send") else m for m in measures))
-    unknown = set(measures) - set(MEASURES) - ({"send"} if args.instructions else set())
+    unknown = (
+        set(measures) - set(MEASURES) - ({"send"} if args.instructions or args.paired else set())
+    )
     if unknown:
         parser.error(f"unknown measures: {sorted(unknown)}")
     settings = [s for s in args.settings.split(",") if s]
@@ -435,11 +382,10 @@ def main() -> None:
     }
     try:
         if args.paired:
-            from telemetry_paired import paired, paired_table
+            from telemetry_paired import run_paired
 
             with receiver() as endpoint:
-                found = paired(settings, scratch, endpoint, args.blocks, args.block, args.pin)
-            print(paired_table(found), flush=True)
+                run_paired(args, measures, settings, scratch, endpoint)
             return
         if args.instructions:
             from telemetry_counted import counted_table, instructions

@@ -17,6 +17,12 @@ time (every thread, from ``/proc/<pid>/task/*/schedstat``: nanoseconds on a
 CPU) gives its µs per request in that block; the table gives, per setting,
 the median over the blocks of its µs per request and of its difference
 against ``off`` in the same block.
+
+``--measures seq,conc`` do the same for workflow steps: one child per
+setting (:class:`telemetry_steps.StepRunner`, the node's telemetry
+attached to a ``Runtime`` on SQLite), all pinned to core 0, told in turn to
+run one unit — a 200-step workflow (``seq``) or a batch of 200 workflows of
+5 steps (``conc``) — and measured as above, in µs per step.
 """
 
 from __future__ import annotations
@@ -30,12 +36,18 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import telemetry_bench as tb
 import telemetry_counted as tc
 
 #: Requests each node answers before its CPU time is first read.
 WARMUP = 200
+#: Step units (a seq run, a conc batch) each child runs before it is measured.
+STEP_WARMUP = 2
+#: The child of ``telemetry_bench.py`` that runs step units when told:
+#: ``_paired_steps SETTING MEASURE DIR ENDPOINT``.
+STEPS_CHILD = "_paired_steps"
 
 
 def cpu_ns(pid: int) -> int:
@@ -108,10 +120,11 @@ def paired(
     return found
 
 
-def paired_table(found: dict[str, list[float]]) -> str:
-    """Per setting: the median µs per request, and the median over blocks of
+def paired_table(found: dict[str, list[float]], unit: str = "request") -> str:
+    """Per setting: the median µs per ``unit``, and the median over blocks of
     its difference against ``off``'s in the same block (and their range)."""
-    lines = [f"{'setting':<8} {'µs CPU/request':>15} {'against off':>12}  (range over blocks)"]
+    head = f"µs CPU/{unit}"
+    lines = [f"{'setting':<8} {head:>15} {'against off':>12}  (range over blocks)"]
     base = found.get("off")
     for setting, values in found.items():
         line = f"{setting:<8} {statistics.median(values):15.1f}"
@@ -121,3 +134,113 @@ def paired_table(found: dict[str, list[float]]) -> str:
             line += f" {statistics.median(against):+12.1%}  {spread}"
         lines.append(line)
     return "\n".join(lines)
+
+
+async def steps_child(setting: str, measure: str, work: Path, endpoint: str) -> None:
+    """Run one unit of ``measure`` for each ``run`` line on stdin, answering
+    ``done <steps>``; at end of input, flush the spans and stop."""
+    import asyncio
+
+    from telemetry_steps import StepRunner
+
+    runner = StepRunner(setting, work, endpoint)
+    await runner.start()
+    loop = asyncio.get_running_loop()
+    try:
+        print("ready", flush=True)
+        while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "run":
+            print(f"done {await runner.unit(measure)}", flush=True)
+    finally:
+        await runner.close()
+
+
+def paired_steps(
+    measure: str,
+    settings: Sequence[str],
+    scratch: Path,
+    endpoint: str,
+    blocks: int,
+    block: int,
+    pin: bool,
+) -> dict[str, list[float]]:
+    """Each setting's CPU µs per step of ``measure`` in each of ``blocks``
+    blocks of ``block`` units a child, the children told in turn."""
+    if pin:
+        os.sched_setaffinity(0, {1})
+    children = [_steps_child(s, measure, scratch, endpoint, pin) for s in settings]
+    found: dict[str, list[float]] = {setting: [] for setting in settings}
+
+    def unit(child: subprocess.Popen[str]) -> int:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("run\n")
+        child.stdin.flush()
+        answer = child.stdout.readline().split()
+        if not answer or answer[0] != "done":
+            raise RuntimeError(f"a {measure} child stopped: {answer}")
+        return int(answer[1])
+
+    try:
+        for _ in range(STEP_WARMUP):
+            for child in children:
+                unit(child)
+        for number in range(blocks):
+            before = [cpu_ns(child.pid) for child in children]
+            steps = [0] * len(children)
+            for _ in range(block):
+                for index, child in enumerate(children):
+                    steps[index] += unit(child)
+            after = [cpu_ns(child.pid) for child in children]
+            for index, setting in enumerate(settings):
+                found[setting].append((after[index] - before[index]) / steps[index] / 1000)
+            row = "  ".join(f"{s} {found[s][-1]:7.1f}" for s in settings)
+            print(f"paired {measure} block {number + 1}: µs CPU per step  {row}", flush=True)
+    finally:
+        _stop(children)
+    return found
+
+
+def _steps_child(
+    setting: str, measure: str, scratch: Path, endpoint: str, pin: bool
+) -> subprocess.Popen[str]:
+    """A child of :func:`steps_child`, started and ready."""
+    work = Path(tempfile.mkdtemp(prefix=f"paired-{measure}-{setting}-", dir=scratch))
+    command = [sys.executable, tb.__file__, STEPS_CHILD, setting, measure, str(work), endpoint]
+    child = subprocess.Popen(
+        tb.pinned(0, command, pin),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=tb.child_env(),
+    )
+    assert child.stdout is not None
+    if child.stdout.readline().strip() != "ready":
+        _stop([child])
+        raise RuntimeError(f"a {measure} child of {setting} did not start")
+    return child
+
+
+def _stop(children: Sequence[subprocess.Popen[str]]) -> None:
+    """End of input: each child flushes its spans and stops."""
+    for child in children:
+        if child.stdin is not None:
+            child.stdin.close()
+    for child in children:
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def run_paired(
+    args: Any, measures: Sequence[str], settings: Sequence[str], scratch: Path, endpoint: str
+) -> None:
+    """``telemetry_bench.py --paired``: each of ``measures``, its table printed."""
+    for measure in measures:
+        if measure == "send":
+            found = paired(settings, scratch, endpoint, args.blocks, args.block, args.pin)
+            print(paired_table(found), flush=True)
+            continue
+        units = args.block_units or (5 if measure == "seq" else 2)
+        found = paired_steps(measure, settings, scratch, endpoint, args.blocks, units, args.pin)
+        print(paired_table(found, f"{measure} step"), flush=True)

@@ -83,9 +83,10 @@ async def test_a_new_store_keeps_room_and_most_step_updates_are_hot(pg_url: str)
     finally:
         await conn.close()
     assert updates >= 500, updates  # five updates an execution (four steps and its end)
-    # Full pages (fillfactor 100) made 4 % of them HOT in the bench; the four
-    # steps of each execution can be, its end (a new status) cannot.
-    assert hot / updates > 0.3, (hot, updates)
+    # The four steps of each execution can be HOT, its end (a new status)
+    # cannot. Here ~60 % were on a quiet machine, 26 % beside the whole
+    # suite; with full pages (fillfactor 100) 3 % (16 of 500).
+    assert hot / updates > 0.1, (hot, updates)
 
 
 async def test_an_older_store_gets_it_when_opened(pg_url: str) -> None:
