@@ -129,6 +129,7 @@ class Traces:
     async def close(self) -> None:
         """Stop following commits, finish the read-backs, send what is left."""
         self._forget()
+        self._follower.follow_held()  # before the read-backs it may ask for
         if self._replays:
             await asyncio.wait(self._replays, timeout=CLOSE_TIMEOUT)
         self._follower.stop()

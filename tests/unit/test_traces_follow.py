@@ -12,7 +12,7 @@ from support.otlp import ReceivedSpan, decode, span_factory
 
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.store.records import EventRecord, ExecutionRecord
-from agent_node.telemetry.traces_follow import BUNDLE, BUNDLE_WAIT, Follower
+from agent_node.telemetry.traces_follow import BUNDLE, BUNDLE_WAIT, HELD, HOLD, Follower
 from agent_node.telemetry.traces_ledger import Ledger, Replay, replayed
 from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.telemetry.traces_wire import Encoded, encode
@@ -173,7 +173,26 @@ async def test_bundles_go_when_full_or_soon_and_memory_is_bounded() -> None:
     for n in range(BUNDLE + 1):
         follower.committed(record(f"e{n}"), STEPS[0][1])
         follower.committed(record(f"e{n}"), STEPS[1][1])
+    # Held a moment (HOLD), then followed together.
+    assert len(sent.bundles) == 0 and len(follower) == 0
+    await asyncio.sleep(HOLD + 0.05)
     assert len(sent.bundles) == 1 and len(sent.decoded()) == BUNDLE
     assert len(follower) == 4
     await asyncio.sleep(BUNDLE_WAIT + 0.1)  # the last one waited for others
     assert len(sent.bundles) == 2 and len(sent.decoded()) == BUNDLE + 1
+
+
+async def test_commits_are_followed_at_once_when_enough_are_held() -> None:
+    spans = factory()
+    sent = Sent(spans)
+    follower = Follower(spans, sent, lambda request: None)
+    for n in range(HELD // 2):
+        follower.committed(record(f"e{n}"), STEPS[0][1])
+        follower.committed(record(f"e{n}"), STEPS[1][1])
+    # HELD commits: followed without waiting, their full bundles handed over.
+    assert len(sent.decoded()) == HELD // 2 // BUNDLE * BUNDLE
+    follower.stop()  # and stopping follows what is held, and hands it all over
+    follower.committed(record("last"), STEPS[0][1])
+    follower.committed(record("last"), STEPS[1][1])
+    follower.stop()
+    assert len(sent.decoded()) == HELD // 2 + 1
