@@ -110,12 +110,7 @@ class Follower:
         if len(held) >= HELD:
             self.follow_held()
         elif self._held_due is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # a commit observed off the loop: no waiting
-                self.follow_held()
-            else:
-                self._held_due = loop.call_later(HOLD, self.follow_held)
+            self._held_due = _call_later(HOLD, self.follow_held)
 
     def follow_held(self) -> None:
         """Follow the commits held so far, in their order."""
@@ -236,15 +231,10 @@ class Follower:
             written.extend(span.data for span in spans.visit(ending))
 
     def _later(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a commit observed off the loop: no waiting
-            self.hand_over()
-        else:
-            # Left running when a full bundle goes first: the spans written
-            # after it wait for it (less than BUNDLE_WAIT), and a busy node
-            # sets one timer per BUNDLE_WAIT, not one per bundle.
-            self._due = loop.call_later(BUNDLE_WAIT, self._timed_out)
+        # Left running when a full bundle goes first: the spans written
+        # after it wait for it (less than BUNDLE_WAIT), and a busy node
+        # sets one timer per BUNDLE_WAIT, not one per bundle.
+        self._due = _call_later(BUNDLE_WAIT, self._timed_out)
 
     def _timed_out(self) -> None:
         self._due = None
@@ -265,3 +255,14 @@ class Follower:
             self._due.cancel()
             self._due = None
         self.hand_over()
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
+    """``callback`` in ``delay`` s on the running loop; off the loop (a commit
+    observed there): at once, and None."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        callback()
+        return None
+    return loop.call_later(delay, callback)
