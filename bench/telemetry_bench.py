@@ -219,11 +219,16 @@ def send(
         return float(row["rps"]), float(row["server_cpu_ms_per_req"]) * 1000
     finally:
         node.terminate()
-        try:
-            node.wait(15)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            node.wait()
+        ended(node, 15)
+
+
+def ended(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Wait ``timeout`` s for ``process`` to end, then kill it."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def steps(

@@ -112,11 +112,7 @@ def paired(
         for node, _ in nodes:
             node.send_signal(signal.SIGTERM)
         for node, _ in nodes:
-            try:
-                node.wait(30)
-            except subprocess.TimeoutExpired:
-                node.kill()
-                node.wait()
+            tb.ended(node, 30)
     return found
 
 
@@ -225,11 +221,7 @@ def _stop(children: Sequence[subprocess.Popen[str]]) -> None:
         if child.stdin is not None:
             child.stdin.close()
     for child in children:
-        try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        tb.ended(child, 60)
 
 
 def run_paired(
