@@ -40,7 +40,8 @@ _STORAGE_WAIT = "1s"
 
 
 async def ensure_schema(conn: asyncpg.Connection, url: str, *, create: bool) -> None:
-    """Create or upgrade the schema of ``url`` unless it is current;
+    """Create or upgrade the schema of ``url`` unless it is current, and
+    give its executions table its storage parameters (:func:`_storage`);
     ``create=False``: a database without one is a :class:`MissingStore`."""
     version = await _schema_version(conn)
     if version != SCHEMA_VERSION:
