@@ -156,6 +156,23 @@ def node_config(scratch: Path, setting: str, endpoint: str) -> Path:
     return path
 
 
+def serve_command(work: Path, setting: str, endpoint: str, port: int) -> list[str]:
+    """``agent-node serve`` of the echo skill as ``setting`` has it, on
+    ``port``, its SQLite store and configuration in ``work``."""
+    config = node_config(work, setting, endpoint)
+    store = f"sqlite:///{work / 'bench.db'}"
+    serve = ["-m", "agent_node.cli.main", "serve", "--config", str(config), "--port", str(port)]
+    return [sys.executable, *serve, "--store", store, "--insecure-dev"]
+
+
+def launch(command: list[str], work: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``command`` started, its output to ``work``/node.out (also returned)."""
+    log = work / "node.out"
+    with log.open("wb") as out:
+        node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+    return node, log
+
+
 def wait_listening(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -176,24 +193,7 @@ def send(
     node's CPU µs per request."""
     work = Path(tempfile.mkdtemp(prefix=f"send-{setting}-", dir=scratch))
     port = free_port()
-    serve = [
-        sys.executable,
-        "-m",
-        "agent_node.cli.main",
-        "serve",
-        "--config",
-        str(node_config(work, setting, endpoint)),
-        "--port",
-        str(port),
-        "--store",
-        f"sqlite:///{work / 'bench.db'}",
-        "--insecure-dev",
-    ]
-    log = work / "node.out"
-    with log.open("wb") as out:
-        node = subprocess.Popen(
-            pinned(0, serve, args.pin), stdout=out, stderr=subprocess.STDOUT, env=child_env()
-        )
+    node, log = launch(pinned(0, serve_command(work, setting, endpoint, port), args.pin), work)
     try:
         url = wait_listening(node, log)
         load = [

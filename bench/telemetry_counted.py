@@ -101,12 +101,8 @@ def _counted_sends(
     port = tb.free_port()
     command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     command += ["--callgrind-out-file=/dev/null"]
-    command += [sys.executable, "-m", "agent_node.cli.main", "serve"]
-    command += ["--config", str(tb.node_config(work, setting, endpoint)), "--port", str(port)]
-    command += ["--store", f"sqlite:///{work / 'bench.db'}", "--insecure-dev"]
-    log = work / "node.out"
-    with log.open("wb") as out:
-        node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=tb.child_env())
+    command += tb.serve_command(work, setting, endpoint, port)
+    node, log = tb.launch(command, work)
     try:
         tb.wait_listening(node, log, timeout=600)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)

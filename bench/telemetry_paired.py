@@ -67,14 +67,8 @@ def _start(
 ) -> tuple[subprocess.Popen[bytes], int]:
     work = Path(tempfile.mkdtemp(prefix=f"paired-{setting}-", dir=scratch))
     port = tb.free_port()
-    serve = [sys.executable, "-m", "agent_node.cli.main", "serve"]
-    serve += ["--config", str(tb.node_config(work, setting, endpoint)), "--port", str(port)]
-    serve += ["--store", f"sqlite:///{work / 'bench.db'}", "--insecure-dev"]
-    log = work / "node.out"
-    with log.open("wb") as out:
-        node = subprocess.Popen(
-            tb.pinned(0, serve, pin), stdout=out, stderr=subprocess.STDOUT, env=tb.child_env()
-        )
+    command = tb.pinned(0, tb.serve_command(work, setting, endpoint, port), pin)
+    node, log = tb.launch(command, work)
     tb.wait_listening(node, log)
     return node, port
 
