@@ -155,11 +155,11 @@ def apply_outcome(
             info["output"] = outcome.output
         if outcome.usage:
             info["usage"] = dict(outcome.usage)
-        txn.event("node_completed", node, visit, data=dumps(info))
+        _completed(txn, node, visit, info)
         return _goto(txn, workflow, cursor, outcome.next, lease)
     if isinstance(outcome, Fork):
         info["next"] = list(outcome.branches)
-        txn.event("node_completed", node, visit, data=dumps(info))
+        _completed(txn, node, visit, info)
         cursor.joins[outcome.join] = [len(outcome.branches), 0]
         return enqueue(txn, cursor, list(outcome.branches), lease)
     if isinstance(outcome, Park):
@@ -172,9 +172,15 @@ def apply_outcome(
         info["output"] = outcome.output  # why it failed (a completion's output is the result's)
     if outcome.usage:
         info["usage"] = dict(outcome.usage)
-    txn.event("node_completed", node, visit, data=dumps(info))
+    _completed(txn, node, visit, info)
     finish(txn, outcome)
     return []
+
+
+def _completed(txn: Txn, node: str, visit: int, info: dict[str, Any]) -> None:
+    """The visit's ``node_completed``, its run time carried to the commit's
+    observers (:attr:`~agent_node.store.records.EventRecord.duration`)."""
+    txn.event("node_completed", node, visit, data=dumps(info), duration=info.get("duration"))
 
 
 def _restart(
@@ -192,7 +198,7 @@ def _restart(
     so an idempotency key (``execution/node/visit``) is never reused."""
     info["next"] = None
     info["restart"] = True
-    txn.event("node_completed", *at, data=dumps(info))
+    _completed(txn, *at, info)
     drop_everything(txn)
     state = dumps(outcome.state.model_dump(mode="json"))
     restarted = txn.event("execution_restarted", data=f'{{"input":{state}}}')

@@ -154,11 +154,15 @@ class Txn:
         visit: int | None = None,
         attempt: int | None = None,
         data: str | None = None,
+        duration: float | None = None,
     ) -> EventRecord:
-        """Append an event; its ``seq`` follows the execution's last one."""
+        """Append an event; its ``seq`` follows the execution's last one
+        (``duration``: see :attr:`EventRecord.duration`)."""
         record = self.execution
         record.last_seq += 1
-        ev = EventRecord(record.id, record.last_seq, kind, node, visit, attempt, self.now, data)
+        ev = EventRecord(
+            record.id, record.last_seq, kind, node, visit, attempt, self.now, data, duration
+        )
         self.events.append(ev)
         return ev
 

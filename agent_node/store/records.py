@@ -180,6 +180,12 @@ class EventRecord:
     attempt: int | None
     at: float
     data: str | None
+    #: A visit's run time (seconds), as its ``data`` says it, carried from the
+    #: commit that wrote it to the commit's observers (:mod:`.notify`) so that
+    #: they need not parse ``data`` for it; None on an event read back from a
+    #: SQL store (the memory store keeps the commit's). Not a column: not
+    #: stored, not compared.
+    duration: float | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -165,7 +165,7 @@ class NodeMetrics:
             kind = event.kind
             if kind == "node_started":  # most events: nothing to count
                 continue
-            if kind == "node_completed" and (took := _duration_only(event.data)) is not None:
+            if kind == "node_completed" and (took := _duration_only(event)) is not None:
                 # Most others: a plain step's end, its duration all there is to count
                 # (node_seconds.observe, inline, into its node's series found once).
                 key = (execution.workflow_id, execution.workflow_version, event.node or "")
@@ -315,11 +315,17 @@ def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
 _DURATION_FIRST = '{"duration":'
 
 
-def _duration_only(text: str | None) -> float | None:
+def _duration_only(event: EventRecord) -> float | None:
     """The duration of a ``node_completed`` whose data says nothing else worth
-    counting (no model usage), read without parsing it all; None when the
-    data must be parsed (:func:`_data`)."""
-    if not text or not text.startswith(_DURATION_FIRST) or '"usage"' in text:
+    counting (no model usage): the one its commit carried, else read without
+    parsing the data all; None when the data must be parsed (:func:`_data`)."""
+    text = event.data
+    if not text or '"usage"' in text:
+        return None
+    took = event.duration
+    if took is not None:  # parsing it cost ~2.5 % of a sequential step's CPU
+        return took
+    if not text.startswith(_DURATION_FIRST):
         return None
     end = text.find(",", 12)
     try:

@@ -3,12 +3,15 @@ Prometheus' own text parser from what a scrape writes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
+from agent_node import Runtime, Workflow
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.store.memory import MemoryStore
 from agent_node.store.records import Claim, EventRecord, ExecutionRecord, WorkItem
@@ -64,13 +67,46 @@ def test_series_past_the_bound_are_counted_together(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_step_s_duration_is_read_without_parsing_its_data() -> None:
-    assert _duration_only('{"duration":0.000123,"next":["b"]}') == 0.000123
-    assert _duration_only('{"duration":1e-06}') == 1e-06
+    def completed(data: str | None, duration: float | None = None) -> EventRecord:
+        return EventRecord("e1", 2, "node_completed", "a", 1, None, 1.0, data, duration)
+
+    # Read back from a store: the data's first field.
+    assert _duration_only(completed('{"duration":0.000123,"next":["b"]}')) == 0.000123
+    assert _duration_only(completed('{"duration":1e-06}')) == 1e-06
+    # Carried by the commit that wrote it: the data is not read for it.
+    assert _duration_only(completed('{"next":["b"],"duration":0.25}', 0.25)) == 0.25
     # Anything else is parsed whole: model usage, another shape, nonsense.
-    assert _duration_only('{"duration":1.5,"usage":{"model":"m"}}') is None
-    assert _duration_only('{"next":["b"],"duration":1}') is None
-    assert _duration_only('{"duration":"soon","next":1}') is None
-    assert _duration_only(None) is None
+    assert _duration_only(completed('{"duration":1.5,"usage":{"model":"m"}}')) is None
+    assert _duration_only(completed('{"duration":1.5,"usage":{"model":"m"}}', 1.5)) is None
+    assert _duration_only(completed('{"next":["b"],"duration":1}')) is None
+    assert _duration_only(completed('{"duration":"soon","next":1}')) is None
+    assert _duration_only(completed(None)) is None
+
+
+def test_a_committed_step_carries_its_duration_to_the_observers() -> None:
+    class S(BaseModel):
+        n: int = 0
+
+    wf = Workflow("carried", version="1")
+    wf.state(S)
+
+    @wf.step
+    async def only(s: S) -> None:
+        return None
+
+    async def run() -> list[EventRecord]:
+        seen: list[EventRecord] = []
+        async with Runtime("memory://") as runtime:
+            runtime.store.observe(lambda _, events: seen.extend(events))
+            await runtime.run(wf.compile(), S())
+            log = await runtime.store.events(seen[0].execution_id)
+        completed = [e for e in seen if e.kind == "node_completed"]
+        assert len(completed) == 1 and completed[0].duration is not None
+        assert completed[0].duration == json.loads(completed[0].data or "")["duration"]
+        assert completed[0] == next(e for e in log if e.kind == "node_completed")
+        return seen
+
+    asyncio.run(run())
 
 
 def test_commits_move_the_counters() -> None:
