@@ -102,7 +102,9 @@ class PgWrites(PgOutbox):
             exists = await conn.fetchval("SELECT 1 FROM executions WHERE id = $1", execution.id)
             if exists:
                 return None
-            txn = _new_txn(execution)
+            # A copy each time: a run again after a deadlock plans on the
+            # record as given, not on the one the first run's plan changed.
+            txn = _new_txn(execution.copy())
             result = plan(txn)
             await settle_txn(conn, txn)
             await flush_txn(conn, txn, None)

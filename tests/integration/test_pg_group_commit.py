@@ -236,3 +236,37 @@ async def test_a_visit_that_parks_is_one_grouped_statement(store: PostgresStore)
     assert await store.work("e1") == []
     record = await store.get("e1")
     assert record is not None and record.status == "waiting"
+
+
+async def test_a_create_run_again_after_a_deadlock_plans_on_the_record_as_given(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A state too large for the row takes the create's transaction (not the
+    # group commit); its first run meets a deadlock, as two writers can.
+    from agent_node.store import pg_writes
+
+    flush, failed = pg_writes.flush_txn, []
+
+    async def deadlocked_once(*args: object, **kwargs: object) -> None:
+        if not failed:
+            failed.append(True)
+            raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+        await flush(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pg_writes, "flush_txn", deadlocked_once)
+    record = _record("big")
+    record.state = '{"x":"' + "y" * 5000 + '"}'
+
+    def plan(txn: Txn) -> int:
+        txn.event("execution_started", data='{"input":{}}')
+        txn.put_work(WorkItem(txn.execution.id, "a", 1, 0, 0.0, None, None, 0))
+        txn.execution.status = "running"
+        return txn.execution.last_seq
+
+    assert await store.create(record, plan) == 1
+    assert failed  # the retry did happen
+    events = await store.events("big")
+    assert [(e.seq, e.kind) for e in events] == [(1, "execution_started")]
+    stored = await store.get("big")
+    assert stored is not None and stored.last_seq == 1 and stored.status == "running"
+    assert record.last_seq == 0 and record.status == "pending"  # the caller's, untouched
