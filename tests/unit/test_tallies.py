@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel
+from support.workflows import Greeting, greeter
 
-from agent_node import Runtime, Workflow
+from agent_node import Runtime
 from agent_node.engine.registry import WorkflowRegistry
 from agent_node.store.memory import MemoryStore
 from agent_node.store.records import Claim, EventRecord, ExecutionRecord, WorkItem
@@ -83,30 +84,22 @@ def test_a_step_s_duration_is_read_without_parsing_its_data() -> None:
     assert _duration_only(completed(None)) is None
 
 
-def test_a_committed_step_carries_its_duration_to_the_observers() -> None:
-    class S(BaseModel):
-        n: int = 0
-
-    wf = Workflow("carried", version="1")
-    wf.state(S)
-
-    @wf.step
-    async def only(s: S) -> None:
-        return None
-
-    async def run() -> list[EventRecord]:
+def test_a_committed_step_carries_its_duration_to_the_observers(tmp_path: Path) -> None:
+    async def run() -> tuple[list[EventRecord], list[EventRecord]]:
         seen: list[EventRecord] = []
-        async with Runtime("memory://") as runtime:
+        async with Runtime(f"sqlite:///{tmp_path / 'carried.db'}") as runtime:
             runtime.store.observe(lambda _, events: seen.extend(events))
-            await runtime.run(wf.compile(), S())
-            log = await runtime.store.events(seen[0].execution_id)
-        completed = [e for e in seen if e.kind == "node_completed"]
-        assert len(completed) == 1 and completed[0].duration is not None
-        assert completed[0].duration == json.loads(completed[0].data or "")["duration"]
-        assert completed[0] == next(e for e in log if e.kind == "node_completed")
-        return seen
+            await runtime.run(greeter().compile(), Greeting(text="hi"))
+            return seen, await runtime.store.events(seen[0].execution_id)
 
-    asyncio.run(run())
+    seen, log = asyncio.run(run())
+    completed = [e for e in seen if e.kind == "node_completed"]
+    assert [e.node for e in completed] == ["greet", "done"]
+    for event in completed:  # as the data says it, without reading the data
+        assert event.duration == json.loads(event.data or "")["duration"]
+    # Read back: the same events, the duration in the data alone.
+    assert [e for e in log if e.kind == "node_completed"] == completed
+    assert all(e.duration is None for e in log)
 
 
 def test_commits_move_the_counters() -> None:
