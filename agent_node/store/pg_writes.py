@@ -91,7 +91,7 @@ class PgWrites(PgOutbox):
             await hot.close()
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
-        txn = _new_txn(execution.copy())
+        txn = _new_txn(execution)
         result = plan(txn)
         if settle(txn) is None and compact(txn):
             return result if await self._group_commit(txn, None) else None
@@ -102,9 +102,7 @@ class PgWrites(PgOutbox):
             exists = await conn.fetchval("SELECT 1 FROM executions WHERE id = $1", execution.id)
             if exists:
                 return None
-            # A copy each time: a run again after a deadlock plans on the
-            # record as given, not on the one the first run's plan changed.
-            txn = _new_txn(execution.copy())
+            txn = _new_txn(execution)
             result = plan(txn)
             await settle_txn(conn, txn)
             await flush_txn(conn, txn, None)
@@ -226,4 +224,8 @@ class PgWrites(PgOutbox):
 
 
 def _new_txn(execution: ExecutionRecord) -> Txn:
-    return Txn(execution, execution.created_at, is_new=True, work=[], waits=[], delegations=[])
+    """A new execution's transaction, on a copy of ``execution``: the
+    caller's record stays as given, and a run again after a deadlock plans
+    on it as given, not on what the first run's plan changed."""
+    record = execution.copy()
+    return Txn(record, record.created_at, is_new=True, work=[], waits=[], delegations=[])
