@@ -155,6 +155,14 @@ class Limits(BaseModel):
     #: Requests one caller identity may have in flight at once (streams count
     #: while they are open); 0: no cap. Plain-HTTP callers share one budget.
     max_concurrent_per_caller: int = Field(default=64, ge=0)
+    #: Seconds a connection may sit idle between requests before the node
+    #: closes it. Longer than the clients' own pools keep an idle connection
+    #: (httpx 5 s, Node's undici 4 s, aiohttp 15 s): with equal times a
+    #: client sends on a connection the node is closing at that moment, and
+    #: its request is lost ("server disconnected without sending a
+    #: response"). Behind a load balancer, make it longer than the balancer's
+    #: idle timeout.
+    keep_alive: float = Field(default=30.0, gt=0, le=3600)
 
 
 class RetentionSettings(BaseModel):

@@ -123,14 +123,16 @@ def uvicorn_config(
     ``limits``; ``identity_from_cn``: see :func:`~agent_node.security.tls.identity_of`."""
     import uvicorn
 
+    limits = limits or Limits()
     options: dict[str, Any] = {
         "log_level": "warning",
         "lifespan": "off",
-        "http": _node_protocol(limits or Limits(), identity_from_cn),
+        "http": _node_protocol(limits, identity_from_cn),
         # A stop waits this long for requests in flight (a blocking send may
         # wait on a peer for minutes): their tasks are durable, callers can
         # ask again after the restart.
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "timeout_keep_alive": limits.keep_alive,
     }
     if tls is not None:
         options["ssl_context_factory"] = lambda _config, _default: tls

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -243,6 +244,31 @@ def test_header_caps_answer_431_before_the_app(certs: Path, node: Node) -> None:
         assert answer.text.endswith("request line and headers over 16384 bytes")
     with client(certs, "bob") as bob:  # the node is unharmed
         assert bob.get(f"{node.url}/.well-known/agent-card.json").status_code == 200
+
+
+def test_an_idle_connection_outlives_the_clients_own_pool_expiry(certs: Path, node: Node) -> None:
+    """A client pool (httpx: 5 s) reuses a connection idle up to its expiry.
+    A node that closed idle connections as soon (uvicorn's 5 s) closed some
+    just as a client sent on them: the request was lost, "server
+    disconnected without sending a response". The node keeps them longer."""
+    host, port = node.url.removeprefix("https://").split(":")
+    request = f"GET /.well-known/agent-card.json HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    context = caller_context(certs, "bob")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as tls:
+            for idle in (0.0, (httpx.Limits().keepalive_expiry or 5.0) + 1.0):
+                time.sleep(idle)
+                tls.sendall(request)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = tls.recv(65536)
+                    assert chunk, "the node closed the connection"
+                    head += chunk
+                assert head.startswith(b"HTTP/1.1 200"), head[:200]
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while len(body) < length:
+                    body += tls.recv(65536)
 
 
 async def test_a_caller_gets_at_most_its_cap_of_requests_in_flight(certs: Path, node: Node) -> None:

@@ -33,13 +33,14 @@ from support.certs import make_certs
 from support.effects import Effects
 from support.tls import caller_context
 
-from agent_node.transport import GRACEFUL_SHUTDOWN, uvicorn_config
+from agent_node.transport import GRACEFUL_SHUTDOWN
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 HEADERS = {"A2A-Version": "1.0", "Content-Type": "application/json"}
-#: The keep-alive timeout the node serves with (s): an idle connection is closed after it.
-KEEP_ALIVE: float = uvicorn_config(None, None).timeout_keep_alive
+#: The keep-alive timeout the node is configured with (s): an idle connection
+#: is closed after it (shorter than the default, for the test's sake).
+KEEP_ALIVE = 3.0
 #: Each of the workflow's five steps sleeps this long: a task takes ~1.5 s.
 STEP_SLEEP = 0.3
 #: ... or this long: a task outlasts the graceful timeout.
@@ -79,6 +80,7 @@ async def _serve(
     config.write_text(
         "name: stopper\nlisten: {host: 127.0.0.1, port: 0}\n"
         f"store: {store}\nskills:\n  - {{id: five, workflow: '{FIVE_STEPS}', default: true}}\n"
+        f"limits: {{keep_alive: {KEEP_ALIVE}}}\n"
     )
     args = [*CLI, "serve", "--config", str(config)]
     if mode == "mtls":

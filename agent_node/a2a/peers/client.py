@@ -53,8 +53,13 @@ EXPECTED_IDENTITY = "agent_node.expected_identity"
 #: The request extension saying the request presents no client certificate.
 WITHOUT_CERTIFICATE = "agent_node.without_certificate"
 
-#: httpx's default pool limits (``httpx.Limits()`` as ``AsyncClient`` uses it).
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+#: httpx's default pool limits (``httpx.Limits()`` as ``AsyncClient`` uses
+#: it), but an idle connection is let go after 4 s, not 5: most servers (a
+#: node of ours aside) close one after 5 s (uvicorn, Node.js, Apache), and a
+#: request sent on a connection just as its server closes it is lost
+#: ("server disconnected without sending a response"; a delegation then
+#: waits for its retry).
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=4.0)
 
 
 def http_client(
