@@ -55,8 +55,11 @@ async def _send_all(net: Net, skill: str, count: int) -> list[str]:
             answer = (await http.post(f"{net.url('a')}/a2a", json=body, headers=V10)).json()
         return str(answer["result"]["task"]["id"])
 
-    async with client(net.certs) as http:
-        return list(await asyncio.gather(*(one(http, i) for i in range(count))))
+    # A task group, not gather: should one send fail, the others are
+    # cancelled and the client closed, not left to the next test's loop.
+    async with client(net.certs) as http, asyncio.TaskGroup() as group:
+        sends = [group.create_task(one(http, i)) for i in range(count)]
+    return [send.result() for send in sends]
 
 
 async def _count(url: str, **filters: Any) -> int:
