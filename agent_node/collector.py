@@ -18,8 +18,21 @@ could have reused (``bench/ours.py wait2000``: 424 to 514 B of RSS per waiting
 execution without that pass, 258 to 272 with it, 283 to 385 with no freeze).
 Freezing and unfreezing are constant-time.
 
+Young passes are paused while a group commit gathers its jobs (:func:`pause`,
+:func:`resume`; the SQLite store's writer). Each job of a batch holds what
+its step made — its transaction, records, events — until the batch has
+committed and its awaiters run again: 200 concurrent steps keep thousands of
+such objects alive at once, by design. A young pass (every 700 allocations
+more than deallocations) then finds them all alive and promotes them, and
+the middle and full passes walk them again: ~785 young, ~71 middle and 7
+full passes per 10,000 steps of 200 concurrent five-step workflows on
+SQLite, 126 to 184 ms (8 to 9 % of their CPU). Paused from a batch's first
+job to the loop's next iteration (where its awaiters have let go of them):
+~30, 3 and 0 passes, 16 to 32 ms, and 8 % less CPU a step. Cyclic garbage
+made meanwhile waits one iteration of the loop longer.
+
 ``AGENT_NODE_GC_FREEZE=0`` leaves the collector alone (a program that tunes
-it itself).
+it itself): no freeze and no pauses.
 """
 
 from __future__ import annotations
@@ -27,9 +40,12 @@ from __future__ import annotations
 import gc
 import os
 
-__all__ = ["hold", "release"]
+__all__ = ["hold", "pause", "release", "resume"]
 
 _holders = 0
+#: Whether :func:`pause` turned the collector off (and :func:`resume` owes
+#: turning it back on): never a collector someone else turned off.
+_paused = False
 
 
 def hold() -> None:
@@ -51,4 +67,24 @@ def release() -> None:
         return
     _holders -= 1
     if _holders == 0:
+        resume()
         gc.unfreeze()
+
+
+def pause() -> None:
+    """No young passes until :func:`resume` (module doc): while a runtime
+    runs, and only when the collector is on."""
+    global _paused
+    if _holders and not _paused and gc.isenabled():
+        gc.disable()
+        _paused = True
+
+
+def resume() -> None:
+    """The collector back on, if :func:`pause` turned it off. Any resume
+    does (two stores' batches overlapping lose a little of the pause, never
+    the collector); the last runtime's close resumes too."""
+    global _paused
+    if _paused:
+        _paused = False
+        gc.enable()

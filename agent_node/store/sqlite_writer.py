@@ -49,6 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent_node import collector
 from agent_node.errors import StoreError
 from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
@@ -357,7 +358,11 @@ class Writer:
         # meanwhile joins the batch), then hands the batch over itself: a
         # batch committed inline has its result at once, where a callback
         # that committed it would wake this task in one more iteration (an
-        # epoll and a pass of the loop per sequential step).
+        # epoll and a pass of the loop per sequential step). No young
+        # collector passes meanwhile: they would find the batch's objects
+        # all alive (agent_node/collector.py); back on in the next iteration,
+        # after the awaiters the commit woke.
+        collector.pause()
         try:
             await asyncio.sleep(0)
         except BaseException:
@@ -365,6 +370,10 @@ class Writer:
             raise
         finally:
             self._hand_over(loop)  # cancelled or not: the others wait on the batch
+            try:
+                loop.call_soon(collector.resume)
+            except RuntimeError:  # the loop is closed
+                collector.resume()
         return await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
