@@ -19,17 +19,19 @@ execution without that pass, 258 to 272 with it, 283 to 385 with no freeze).
 Freezing and unfreezing are constant-time.
 
 Young passes are paused while a group commit gathers its jobs (:func:`pause`,
-:func:`resume`; the SQLite store's writer). Each job of a batch holds what
-its step made — its transaction, records, events — until the batch has
-committed and its awaiters run again: 200 concurrent steps keep thousands of
-such objects alive at once, by design. A young pass (every 700 allocations
-more than deallocations) then finds them all alive and promotes them, and
-the middle and full passes walk them again: ~785 young, ~71 middle and 7
-full passes per 10,000 steps of 200 concurrent five-step workflows on
-SQLite, 126 to 184 ms (8 to 9 % of their CPU). Paused from a batch's first
-job to the loop's next iteration (where its awaiters have let go of them):
-~30, 3 and 0 passes, 16 to 32 ms, and 8 % less CPU a step. Cyclic garbage
-made meanwhile waits one iteration of the loop longer.
+:func:`resume`; SQLite's writer and PostgreSQL's group commit). Each job of
+a batch holds what its step made — its transaction, records, events — until
+the batch has committed and its awaiters run again: 200 concurrent steps
+keep thousands of such objects alive at once, by design. A young pass
+(every 700 allocations more than deallocations) then finds them all alive
+and promotes them, and the middle and full passes walk them again: ~785
+young, ~71 middle and 7 full passes per 10,000 steps of 200 concurrent
+five-step workflows on SQLite, 126 to 184 ms (8 to 9 % of their CPU).
+Paused from a batch's first job to the loop's iteration after it settled
+(where its awaiters have let go of them): ~30, 3 and 0 passes, 16 to 32 ms,
+and 8 % less CPU a step (PostgreSQL: 7 to 12 % less of the process's).
+Cyclic garbage made meanwhile waits that long; a pause ends after
+:data:`MAX_PAUSE` whatever happens.
 
 ``AGENT_NODE_GC_FREEZE=0`` leaves the collector alone (a program that tunes
 it itself): no freeze and no pauses.
@@ -37,6 +39,7 @@ it itself): no freeze and no pauses.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 
@@ -46,6 +49,9 @@ _holders = 0
 #: Whether :func:`pause` turned the collector off (and :func:`resume` owes
 #: turning it back on): never a collector someone else turned off.
 _paused = False
+#: The longest pause (seconds), and the timer that ends one then.
+MAX_PAUSE = 0.1
+_deadline: asyncio.TimerHandle | None = None
 
 
 def hold() -> None:
@@ -72,19 +78,25 @@ def release() -> None:
 
 
 def pause() -> None:
-    """No young passes until :func:`resume` (module doc): while a runtime
-    runs, and only when the collector is on."""
-    global _paused
+    """No young passes until :func:`resume` (module doc), or for
+    :data:`MAX_PAUSE` at most (a commit stuck on its database must not hold
+    the collector off): while a runtime runs, on its event loop, and only
+    when the collector is on."""
+    global _paused, _deadline
     if _holders and not _paused and gc.isenabled():
         gc.disable()
         _paused = True
+        _deadline = asyncio.get_running_loop().call_later(MAX_PAUSE, resume)
 
 
 def resume() -> None:
     """The collector back on, if :func:`pause` turned it off. Any resume
     does (two stores' batches overlapping lose a little of the pause, never
     the collector); the last runtime's close resumes too."""
-    global _paused
+    global _paused, _deadline
     if _paused:
         _paused = False
         gc.enable()
+        if _deadline is not None:
+            _deadline.cancel()
+            _deadline = None

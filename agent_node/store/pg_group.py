@@ -34,6 +34,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from agent_node import collector
 from agent_node.errors import StoreError
 from agent_node.store.base import Txn
 from agent_node.store.pg_write import Gate
@@ -75,6 +76,9 @@ class GroupCommit:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.append(_Entry(txn, gate, future))
+        # No young collector passes while commits wait for their batch: they
+        # would find its objects all alive (agent_node/collector.py).
+        collector.pause()
         if not self._scheduled and self._busy < self.lanes:
             self._scheduled = True
             loop.call_soon(self._launch)
@@ -116,6 +120,8 @@ class GroupCommit:
         try:
             await self._settle(batch)
         finally:
+            # After the awaiters the batch woke have let go of its objects.
+            asyncio.get_running_loop().call_soon(collector.resume)
             self._busy -= 1
             if self._queue and not self._scheduled:
                 self._launch()

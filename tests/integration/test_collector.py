@@ -101,7 +101,7 @@ _PASSES = textwrap.dedent(
         if sys.argv[2] == "off":
             gc.disable()  # the program's own choice
         young = []
-        async with Runtime(sys.argv[1] + "/passes.db") as runtime:
+        async with Runtime(sys.argv[1]) as runtime:
             await asyncio.gather(*(runtime.run(compiled, {}) for _ in range(200)))  # warm
             gc.callbacks.append(lambda phase, info: phase == "start" and young.append(info))
             for _ in range(5):  # 5,000 steps, 200 at a time
@@ -115,11 +115,11 @@ _PASSES = textwrap.dedent(
 )
 
 
-def _passes(tmp_path: Path, collector: str, **env: str) -> dict[str, object]:
+def _passes(url: str, collector: str, **env: str) -> dict[str, object]:
     import json
 
     done = subprocess.run(
-        [sys.executable, "-c", _PASSES, f"sqlite:///{tmp_path}", collector],
+        [sys.executable, "-c", _PASSES, url, collector],
         capture_output=True,
         text=True,
         timeout=120,
@@ -130,14 +130,15 @@ def _passes(tmp_path: Path, collector: str, **env: str) -> dict[str, object]:
     return result
 
 
-def test_concurrent_steps_on_sqlite_spare_the_collector_its_passes_over_a_batch(
-    tmp_path: Path,
+def test_concurrent_steps_spare_the_collector_its_passes_over_a_group_commit(
+    durable_url: str, tmp_path: Path
 ) -> None:
-    """A group commit's jobs hold their objects until it commits: the
+    """A group commit's steps hold their objects until it commits: the
     collector is paused meanwhile, not run over them every 700 allocations
-    (~390 passes for these 5,000 steps without the pause, ~15 with it)."""
-    paused = _passes(tmp_path / "paused", "on")
-    left_alone = _passes(tmp_path / "alone", "on", AGENT_NODE_GC_FREEZE="0")
+    (SQLite: ~425 passes for these 5,000 steps without the pause, ~15 with it)."""
+    other = f"sqlite:///{tmp_path}/alone.db" if durable_url.startswith("sqlite") else durable_url
+    paused = _passes(durable_url, "on")
+    left_alone = _passes(other, "on", AGENT_NODE_GC_FREEZE="0")
     assert isinstance(paused["passes"], int) and isinstance(left_alone["passes"], int)
     assert left_alone["passes"] > 150, left_alone
     assert paused["passes"] < left_alone["passes"] / 5, (paused, left_alone)
@@ -145,5 +146,30 @@ def test_concurrent_steps_on_sqlite_spare_the_collector_its_passes_over_a_batch(
 
 
 def test_a_collector_the_program_turned_off_stays_off(tmp_path: Path) -> None:
-    seen = _passes(tmp_path, "off")
+    seen = _passes(f"sqlite:///{tmp_path}/off.db", "off")
     assert seen == {"passes": 0, "enabled_after": False}
+
+
+def test_a_pause_nobody_ends_ends_by_itself() -> None:
+    """A commit stuck on its database does not hold the collector off."""
+    script = textwrap.dedent(
+        """
+        import asyncio, gc, json
+        from agent_node import collector
+
+        async def main():
+            collector.hold()
+            collector.pause()
+            paused = not gc.isenabled()
+            await asyncio.sleep(collector.MAX_PAUSE + 0.05)
+            print(json.dumps({"paused": paused, "on_again": gc.isenabled()}))
+            collector.release()
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '{"paused": true, "on_again": true}'
