@@ -26,9 +26,9 @@ keep thousands of such objects alive at once, by design. A young pass
 (every 700 allocations more than deallocations) then finds them all alive
 and promotes them, and the middle and full passes walk them again: ~785
 young, ~71 middle and 7 full passes per 10,000 steps of 200 concurrent
-five-step workflows on SQLite, 126 to 184 ms (8 to 9 % of their CPU).
+five-step workflows on SQLite, 122 to 184 ms (8 to 9 % of their CPU).
 Paused from a batch's first job to the loop's iteration after it settled
-(where its awaiters have let go of them): ~30, 3 and 0 passes, 16 to 32 ms,
+(where its awaiters have let go of them): ~30, 3 and 0 passes, 13 to 32 ms,
 and 8 % less CPU a step (PostgreSQL: 7 to 12 % less of the process's).
 Cyclic garbage made meanwhile waits that long; a pause ends after
 :data:`MAX_PAUSE` whatever happens.

@@ -46,19 +46,24 @@ _SCRIPT = textwrap.dedent(
 )
 
 
-def _run(tmp_path: Path, **env: str) -> dict[str, object]:
+def _printed(script: str, *args: str, **env: str) -> dict[str, object]:
+    """What ``script``, run in a process of its own with ``args``, printed (JSON)."""
     import json
 
     done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, f"sqlite:///{tmp_path}"],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env={**os.environ, **env},
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout)
     return result
+
+
+def _run(tmp_path: Path, **env: str) -> dict[str, object]:
+    return _printed(_SCRIPT, f"sqlite:///{tmp_path}", **env)
 
 
 def test_the_heap_a_runtime_starts_with_is_frozen_until_the_last_one_closes(
@@ -116,18 +121,7 @@ _PASSES = textwrap.dedent(
 
 
 def _passes(url: str, collector: str, **env: str) -> dict[str, object]:
-    import json
-
-    done = subprocess.run(
-        [sys.executable, "-c", _PASSES, url, collector],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
-    return result
+    return _printed(_PASSES, url, collector, **env)
 
 
 def test_concurrent_steps_spare_the_collector_its_passes_over_a_group_commit(
@@ -168,8 +162,4 @@ def test_a_pause_nobody_ends_ends_by_itself() -> None:
         asyncio.run(main())
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == '{"paused": true, "on_again": true}'
+    assert _printed(script) == {"paused": True, "on_again": True}
