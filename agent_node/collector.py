@@ -43,7 +43,7 @@ import asyncio
 import gc
 import os
 
-__all__ = ["hold", "pause", "release", "resume"]
+__all__ = ["hold", "pause", "release", "resume", "resume_soon"]
 
 _holders = 0
 #: Whether :func:`pause` turned the collector off (and :func:`resume` owes
@@ -100,3 +100,12 @@ def resume() -> None:
         if _deadline is not None:
             _deadline.cancel()
             _deadline = None
+
+
+def resume_soon(loop: asyncio.AbstractEventLoop) -> None:
+    """:func:`resume` in ``loop``'s next iteration, after the awaiters a
+    commit has just woken (at once when the loop is closed)."""
+    try:
+        loop.call_soon(resume)
+    except RuntimeError:  # the loop is closed
+        resume()

@@ -121,7 +121,7 @@ class GroupCommit:
             await self._settle(batch)
         finally:
             # After the awaiters the batch woke have let go of its objects.
-            asyncio.get_running_loop().call_soon(collector.resume)
+            collector.resume_soon(asyncio.get_running_loop())
             self._busy -= 1
             if self._queue and not self._scheduled:
                 self._launch()

@@ -370,10 +370,7 @@ class Writer:
             raise
         finally:
             self._hand_over(loop)  # cancelled or not: the others wait on the batch
-            try:
-                loop.call_soon(collector.resume)
-            except RuntimeError:  # the loop is closed
-                collector.resume()
+            collector.resume_soon(loop)
         return await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:

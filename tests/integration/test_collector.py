@@ -105,15 +105,15 @@ _PASSES = textwrap.dedent(
     async def main():
         if sys.argv[2] == "off":
             gc.disable()  # the program's own choice
-        young = []
+        passes = []
         async with Runtime(sys.argv[1]) as runtime:
             await asyncio.gather(*(runtime.run(compiled, {}) for _ in range(200)))  # warm
-            gc.callbacks.append(lambda phase, info: phase == "start" and young.append(info))
+            gc.callbacks.append(lambda phase, info: phase == "start" and passes.append(info))
             for _ in range(5):  # 5,000 steps, 200 at a time
                 done = await asyncio.gather(*(runtime.run(compiled, {}) for _ in range(200)))
                 assert all(r.status == "completed" for r in done)
             gc.callbacks.clear()
-        print(json.dumps({"passes": len(young), "enabled_after": gc.isenabled()}))
+        print(json.dumps({"passes": len(passes), "enabled_after": gc.isenabled()}))
 
     asyncio.run(main())
     """
