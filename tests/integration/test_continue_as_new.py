@@ -99,8 +99,10 @@ async def test_continuing_as_new_ends_the_run_s_other_paths(store_url: str) -> N
         execution_id, _ = await runtime.engine.submit(compiled, Counter())
         async with asyncio.timeout(30):  # the second run parks again on "never"
             while True:
-                waits = await runtime.store.waits(execution_id)
+                # The log first: a wait read after the restart is logged is
+                # the new run's (the restart drops the old run's with it).
                 events = await runtime.store.events(execution_id)
+                waits = await runtime.store.waits(execution_id)
                 if waits and any(e.kind == "execution_restarted" for e in events):
                     break
                 await asyncio.sleep(0.02)
