@@ -86,6 +86,11 @@ class ExecutionRecord:
     snapshot_seq: int = 0
     #: Bytes of patches allowed before the next snapshot (large states only).
     patch_room: int = 0
+    #: SQLite: the execution's number, the high half of its events' row ids
+    #: (:mod:`~agent_node.store.sqlite_events`), carried from where the row
+    #: was read or inserted so that a commit's events need not look it up.
+    #: 0 where it is not known (and on the other stores).
+    num: int = 0
     #: ``metadata`` parsed (:meth:`meta`), once per record and carried by
     #: :meth:`copy` — a runner reads the traceparent at every step. Kept by
     #: the record, not in a cache of the process: a parked execution, whose
@@ -112,6 +117,7 @@ class ExecutionRecord:
             self.state_seq,
             self.snapshot_seq,
             self.patch_room,
+            self.num,
             self.parsed,
         )
 

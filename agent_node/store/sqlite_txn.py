@@ -32,6 +32,7 @@ from agent_node.store.sqlite_writer import Notices
 
 __all__ = [
     "IDS",
+    "LOCK_EXECUTION",
     "STMTS",
     "Gate",
     "check_fence_txn",
@@ -77,8 +78,10 @@ _GATES = (_GATE, _GATE + _ALONE)
 #: A new execution's row, with its number (store/sqlite_events.py).
 _INSERT_EXECUTION = (
     f"INSERT INTO executions ({EXECUTION_COLUMNS}, caller, finished_at, num)"
-    f" VALUES ({', '.join('?' * 18)}, {NEXT_NUM}) ON CONFLICT (id) DO NOTHING"
+    f" VALUES ({', '.join('?' * 19)}) ON CONFLICT (id) DO NOTHING"
 )
+#: An execution's row, with its number (for its commit's events).
+LOCK_EXECUTION = f"SELECT {EXECUTION_COLUMNS}, num FROM executions WHERE id = ?"
 
 
 class Gate(NamedTuple):
@@ -139,8 +142,10 @@ def flush_new_txn(conn: sqlite3.Connection, txn: Txn) -> Notices | None:
     inserts nothing), so that no read has to ask first."""
     statements = _statements(conn, txn)
     _, rows = statements.pop(0)  # the execution's INSERT: first, as txn is new
-    if conn.execute(_INSERT_EXECUTION, rows[0]).rowcount != 1:
+    num = conn.execute(NEXT_NUM).fetchone()[0]
+    if conn.execute(_INSERT_EXECUTION, (*rows[0], num)).rowcount != 1:
         return None
+    txn.execution.num = num  # its events', and the record's the runner goes on with
     return _write(conn, txn, statements)
 
 
@@ -187,7 +192,7 @@ def start_claims_txn(
     claims: list[Claim] = []
     notices: Notices = []
     for execution_id, leased in by_execution.items():
-        row = conn.execute(STMTS.lock_execution, (execution_id,)).fetchone()
+        row = conn.execute(LOCK_EXECUTION, (execution_id,)).fetchone()
         txn = Txn(execution_from_row(row), now)
         plan(txn, leased)
         notices.extend(flush_txn(conn, txn))

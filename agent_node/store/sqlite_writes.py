@@ -32,6 +32,7 @@ from agent_node.store.sql import (
 from agent_node.store.sqlite_outbox import SqliteOutbox
 from agent_node.store.sqlite_txn import (
     IDS,
+    LOCK_EXECUTION,
     STMTS,
     Gate,
     check_fence_txn,
@@ -86,7 +87,7 @@ class SqliteWrites(SqliteOutbox):
                     return result, written
             if fence is not None:
                 check_fence_txn(conn, execution_id, fence)
-            row = conn.execute(STMTS.lock_execution, (execution_id,)).fetchone()
+            row = conn.execute(LOCK_EXECUTION, (execution_id,)).fetchone()
             if row is None:
                 raise UnknownExecution(execution_id)
             txn = Txn(execution_from_row(row), time.time())
