@@ -132,10 +132,16 @@ class Txn:
     #: leaves it writes no status, and so runs none of the triggers that
     #: watch it (store/counts.py, store/listing.py).
     status_was: str = ""
+    #: The execution's ``context_id`` and ``metadata`` as the transaction
+    #: found them: a commit writes them only when its plan changed them
+    #: (nothing does on the hot path; see store/sql.py).
+    labels_was: tuple[str | None, str | None] = field(init=False, default=(None, None))
 
     def __post_init__(self) -> None:
+        record = self.execution
         if not self.status_was:
-            self.status_was = self.execution.status
+            self.status_was = record.status
+        self.labels_was = (record.context_id, record.metadata)
 
     def change_state(self, patch: StatePatch, seq: int, size: int) -> None:
         """The state changes by ``patch``, logged in the event ``seq`` (its

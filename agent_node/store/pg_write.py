@@ -87,8 +87,6 @@ _GATES = (
     ("cursor", "text"),
     ("last_seq", "int"),
     ("error", "text"),
-    ("context_id", "text"),
-    ("metadata", "text"),
     ("updated_at", "float8"),
     ("state_seq", "int"),
     ("snapshot_seq", "int"),
@@ -214,12 +212,13 @@ def _statement(present: tuple[bool, ...]) -> str:
 def compact(txn: Txn) -> bool:
     """Whether the write set of ``txn`` fits the statement: execution, work
     and wait rows, events and notifications (no delegations, no snapshot
-    rows, no log cut short by a run continued as new), and no row both
-    deleted and upserted, or upserted twice."""
+    rows, no log cut short by a run continued as new, no new context or
+    metadata), and no row both deleted and upserted, or upserted twice."""
     write = txn.state_write
     if write is not None and (write.table is not None or write.drop):
         return False
-    if txn.log_from is not None:
+    record = txn.execution
+    if txn.log_from is not None or (record.context_id, record.metadata) != txn.labels_was:
         return False
     if txn.delegations_put or txn.delegations_set or txn.delegations_del:
         return False
@@ -298,8 +297,6 @@ def _gate_row(txn: Txn, gate: Gate) -> tuple[Any, ...]:
         r.cursor,
         r.last_seq,
         r.error,
-        r.context_id,
-        r.metadata,
         txn.now,
         r.state_seq,
         r.snapshot_seq,

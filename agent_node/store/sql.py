@@ -61,7 +61,12 @@ LIVE_IN = "(" + ", ".join(f"'{s}'" for s in sorted(LIVE)) + ")"
 #: one that changes the status, the status (``_STATUS``: only then do the
 #: triggers that watch it run — SQLite runs a trigger's program for every
 #: row of an UPDATE that SETs a column it watches, whatever its WHEN).
-_EXECUTION_SET = "cursor = ?, last_seq = ?, error = ?, context_id = ?, metadata = ?, updated_at = ?"
+#: ``context_id`` and ``metadata`` only when a plan changed them
+#: (``update_labels``, rare): SQLite rewrites the entry of every index on a
+#: column an UPDATE SETs, changed or not, and each step of an A2A task
+#: (which has a context) rewrote its ``ix_executions_context`` entry — a
+#: page more in the log, 3 → 4 KiB written a step.
+_EXECUTION_SET = "cursor = ?, last_seq = ?, error = ?, updated_at = ?"
 _STATUS = "status = ?, finished_at = ?, "
 _STATE_AT = ", state_seq = ?, snapshot_seq = ?, patch_room = ?"
 EVENT_COLUMNS = "execution_id, seq, kind, node, visit, attempt, at, data"
@@ -132,6 +137,7 @@ class Statements:
         # UPDATE that SETs it rewrites it (PostgreSQL would copy it, TOASTed
         # or not; SQLite rewrites the whole record whatever it SETs).
         # Each keyed by whether the status moved (it is SET, first, or not).
+        self.update_labels = q("UPDATE executions SET context_id = ?, metadata = ? WHERE id = ?")
         self.update_execution = {
             moved: q(f"UPDATE executions SET {_STATUS * moved}{_EXECUTION_SET} WHERE id = ?")
             for moved in (False, True)
@@ -301,13 +307,16 @@ def flush_statements(
     elif write is not None and write.drop:
         out.append((stmts.delete_snapshot, [(eid,)]))
     if not txn.is_new:
+        labels = (record.context_id, record.metadata)
+        if labels != txn.labels_was:  # before the row's UPDATE, which a gate checks first
+            out.append((stmts.update_labels, [(*labels, eid)]))
         out.append(_update_execution(txn, stmts))
     return out
 
 
 def _update_execution(txn: Txn, stmts: Statements) -> tuple[str, list[tuple[Any, ...]]]:
     r = txn.execution
-    row: tuple[Any, ...] = (r.cursor, r.last_seq, r.error, r.context_id, r.metadata, txn.now)
+    row: tuple[Any, ...] = (r.cursor, r.last_seq, r.error, txn.now)
     moved = r.status != txn.status_was
     if moved:  # and finished_at: updated_at once finished (store/listing.py)
         row = (r.status, txn.now if r.status in TERMINAL else None, *row)

@@ -187,11 +187,14 @@ async def test_list_executions_filters_newest_first(store: Store) -> None:
     assert [r.id for r in await store.list_executions(limit=1, offset=1)] == ["mid"]
     assert await store.list_executions(workflow_id="other") == []
 
-    def join_context(txn: Txn) -> None:
+    def join_context(txn: Txn) -> None:  # rare: written by a statement of its own
         txn.execution.context_id = "ctx-1"
+        txn.execution.metadata = '{"joined": true}'
 
     await store.apply("old", join_context)
     assert [r.id for r in await store.list_executions(context_id="ctx-1")] == ["old"]
+    joined = await store.get("old")
+    assert joined is not None and joined.meta() == {"joined": True}
     assert await store.count_executions() == 3
     assert await store.count_executions(status=["completed", "pending"], context_id="ctx-1") == 1
 
