@@ -1,7 +1,7 @@
 """What a step costs when the state is large or keeps growing (issue 18).
 
     .venv/bin/python bench/state_bench.py [--stores sqlite,memory,postgres]
-        [--scenarios floor,big,mid,append,chain,long,resume] [--wal] [--peers]
+        [--scenarios floor,big,task,mid,append,chain,long,resume] [--wal] [--peers]
         [--json FILE]
 
 Every (scenario, store) runs in a fresh subprocess (this file, ``_one``) with
@@ -13,6 +13,8 @@ venv (``bench/state_runs.py``), then one table with ratios. Scenarios:
 
 ``big``     50 sequential steps; the state holds an unchanged 1 MB string and
             a counter each step increments. 1 warm-up then 3 timed runs.
+``task``    ``big`` created as an A2A task is: with a context id (which an
+            index holds) and metadata (a caller, a traceparent).
 ``mid``     the same with a 100 KB string.
 ``floor``   the same with an empty string: what a step costs whatever its state.
 ``append``  400 sequential steps, each appending a 1 KB string to a list.
@@ -87,7 +89,9 @@ from state_timing import (
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-SCENARIOS = ("floor", "big", "mid", "append", "chain", "long", "resume")
+SCENARIOS = ("floor", "big", "task", "mid", "append", "chain", "long", "resume")
+#: What an A2A task's execution carries (``task``).
+TASK_METADATA = {"caller": "mtls:bench", "traceparent": f"00-{'a' * 32}-{'b' * 16}-01"}
 STORES = ("sqlite", "memory", "postgres")
 LONG_STEPS = 10_000
 WINDOW = 500
@@ -256,7 +260,9 @@ def _no_checkpoints() -> None:
 # --------------------------------------------------------------------------- scenarios
 
 
-async def _timed_runs(url: str, workflow: Any, make: Any, steps: int, runs: int) -> dict[str, Any]:
+async def _timed_runs(
+    url: str, workflow: Any, make: Any, steps: int, runs: int, task: bool = False
+) -> dict[str, Any]:
     global RUN_STEPS
     from agent_node import Runtime
 
@@ -267,14 +273,25 @@ async def _timed_runs(url: str, workflow: Any, make: Any, steps: int, runs: int)
             MARKS.clear()
             BYTES.clear()
             t0 = time.perf_counter()
-            result = await rt.run(workflow, make(run))
+            if task:  # as the A2A server starts one (agent_node/a2a/server/tasks.py)
+                execution_id, _ = await rt.engine.submit(
+                    workflow, make(run), context_id=f"ctx-{run}", metadata=TASK_METADATA
+                )
+                try:
+                    record = await rt.engine.wait(execution_id)
+                finally:
+                    rt.engine.release(execution_id)
+                status, error = record.status, record.error
+            else:
+                result = await rt.run(workflow, make(run))
+                execution_id, status, error = result.execution_id, result.status, result.error
             walls.append(steps / (time.perf_counter() - t0))
-            if result.status != "completed":
-                raise RuntimeError(f"run ended {result.status}: {result.error}")
+            if status != "completed":
+                raise RuntimeError(f"run ended {status}: {error}")
             if run == 0:
                 continue  # the warm-up
             timed.add(MARKS, BYTES)
-            events = await rt.store.events(result.execution_id)
+            events = await rt.store.events(execution_id)
     return {
         **timed.metrics(),
         "steps_per_s_with_create": round(statistics.median(walls[1:]), 1),
@@ -282,10 +299,10 @@ async def _timed_runs(url: str, workflow: Any, make: Any, steps: int, runs: int)
     }
 
 
-async def big(url: str, size: int) -> dict[str, Any]:
+async def big(url: str, size: int, task: bool = False) -> dict[str, Any]:
     workflow = blob_chain(BIG_STEPS)
     return await _timed_runs(
-        url, workflow, lambda run: Blob(blob=big_blob(size)), BIG_STEPS, TIMED_RUNS
+        url, workflow, lambda run: Blob(blob=big_blob(size)), BIG_STEPS, TIMED_RUNS, task
     )
 
 
@@ -367,8 +384,8 @@ async def one(scenario: str, kind: str, directory: Path) -> dict[str, Any]:
     if scenario == "resume":
         return await resume(kind, directory)
     async with Scratch(kind, directory) as scratch:
-        if scenario == "big":
-            return await big(scratch.url, BIG_BYTES)
+        if scenario in ("big", "task"):
+            return await big(scratch.url, BIG_BYTES, task=scenario == "task")
         if scenario == "mid":
             return await big(scratch.url, 100_000)
         if scenario == "floor":
