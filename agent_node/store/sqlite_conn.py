@@ -46,6 +46,21 @@ from agent_node.store.sqlite_writer import BUSY_MS, Job, Notices, Writer
 __all__ = ["SqliteConnections"]
 
 
+def _null(value: None) -> None:
+    return value
+
+
+# Python's sqlite3 binds an int, a float or a str as it is, but asks the
+# adapters for anything else, None included, and with none registered it
+# looks for ``__adapt__`` on its protocol type, which raises (and clears) an
+# AttributeError a parameter: ~0.3 µs for each None bound, several a step
+# (an event's node or data, an execution's error, a new row's empty
+# columns). An adapter found in the registry is called instead; this one
+# gives None back, bound as NULL as before. (Process-wide, and the same
+# value for whoever else binds None.)
+sqlite3.register_adapter(type(None), _null)
+
+
 class SqliteConnections:
     """The writer and the readers of the SQLite file at ``path``; the store
     opens and closes them (:class:`~.sqlite.SqliteStore`)."""
