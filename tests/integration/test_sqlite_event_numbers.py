@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
 from agent_node.store import Txn, store_from_url
-from agent_node.store.records import ExecutionRecord
 from agent_node.store.sql import EXECUTION_COLUMNS, execution_from_row
 from agent_node.store.sqlite import SqliteStore
 from agent_node.store.sqlite_events import write_log_txn
@@ -85,31 +83,25 @@ async def test_concurrent_runs_log_under_the_numbers_their_records_carry(tmp_pat
 async def test_a_record_that_does_not_know_its_number_logs_in_its_range(tmp_path: Path) -> None:
     db = tmp_path / "store.db"
     url = f"sqlite:///{db}"
-    store = store_from_url(url)
-    await store.open()
-    try:
-        for execution_id in ("e1", "e2", "e3"):
-            now = time.time()
-            record = ExecutionRecord(
-                execution_id, "wf", "1", None, "running", "{}", "", 0, None, None, None, now, now
-            )
+    wf = Workflow("one", version="1")
+    wf.state(Count)
 
-            def plan(txn: Txn) -> None:
-                txn.event("execution_started", data='{"n": 1}')
+    @wf.step
+    async def only(state: Count) -> dict[str, int]:
+        return {"n": 1}
 
-            await store.create(record, plan)
-            assert record.num > 0  # taken when its row was inserted
-    finally:
-        await store.close()
+    async with Runtime(url) as rt:
+        ids = [(await rt.run(wf.compile(), Count())).execution_id for _ in range(3)]
+        before = {x: [(e.seq, e.kind) for e in await rt.store.events(x)] for x in ids}
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         select = f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?"
-        unknown = Txn(execution_from_row(conn.execute(select, ("e2",)).fetchone()), time.time())
+        unknown = Txn(execution_from_row(conn.execute(select, (ids[1],)).fetchone()), 1.0)
         assert unknown.execution.num == 0
         unknown.event("noted", data='"a"')
         unknown.event("noted", data='"b"')
-        known = Txn(execution_from_row(conn.execute(LOCK_EXECUTION, ("e1",)).fetchone()), 1.0)
+        known = Txn(execution_from_row(conn.execute(LOCK_EXECUTION, (ids[0],)).fetchone()), 1.0)
         assert known.execution.num > 0
         known.event("noted", data='"c"')
         for txn in (unknown, known):
@@ -120,14 +112,12 @@ async def test_a_record_that_does_not_know_its_number_logs_in_its_range(tmp_path
     store = store_from_url(url)
     await store.open()
     try:
-        logged = {
-            x: [(e.seq, e.kind, e.data) for e in await store.events(x)] for x in ("e1", "e2", "e3")
-        }
+        after = {x: [(e.seq, e.kind, e.data) for e in await store.events(x)] for x in ids}
     finally:
         await store.close()
-    started = (1, "execution_started", '{"n": 1}')
-    assert logged == {
-        "e1": [started, (2, "noted", '"c"')],
-        "e2": [started, (2, "noted", '"a"'), (3, "noted", '"b"')],
-        "e3": [started],
+    assert {x: [(seq, kind) for seq, kind, _ in log] for x, log in after.items()} == {
+        ids[0]: [*before[ids[0]], (len(before[ids[0]]) + 1, "noted")],
+        ids[1]: [*before[ids[1]], *((len(before[ids[1]]) + i, "noted") for i in (1, 2))],
+        ids[2]: before[ids[2]],
     }
+    assert [d for _, k, d in after[ids[0]] + after[ids[1]] if k == "noted"] == ['"c"', '"a"', '"b"']
