@@ -65,7 +65,8 @@ LIVE_IN = "(" + ", ".join(f"'{s}'" for s in sorted(LIVE)) + ")"
 #: (``update_labels``, rare): SQLite rewrites the entry of every index on a
 #: column an UPDATE SETs, changed or not, and each step of an A2A task
 #: (which has a context) rewrote its ``ix_executions_context`` entry — a
-#: page more in the log, 3 → 4 KiB written a step.
+#: page more in the log: 4,192 bytes written a step against 3,144
+#: (tests/integration/test_sqlite_pages.py).
 _EXECUTION_SET = "cursor = ?, last_seq = ?, error = ?, updated_at = ?"
 _STATUS = "status = ?, finished_at = ?, "
 _STATE_AT = ", state_seq = ?, snapshot_seq = ?, patch_room = ?"

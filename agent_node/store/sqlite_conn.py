@@ -53,7 +53,7 @@ def _null(value: None) -> None:
 # Python's sqlite3 binds an int, a float or a str as it is, but asks the
 # adapters for anything else, None included, and with none registered it
 # looks for ``__adapt__`` on its protocol type, which raises (and clears) an
-# AttributeError a parameter: ~0.3 µs for each None bound, several a step
+# AttributeError for each None it binds: ~0.3 µs each, and several a step
 # (an event's node or data, an execution's error, a new row's empty
 # columns). An adapter found in the registry is called instead; this one
 # gives None back, bound as NULL as before. (Process-wide, and the same

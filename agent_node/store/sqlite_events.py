@@ -18,8 +18,8 @@ the log's page, and the parent's now and then.
 A commit's events take their execution's number from its record
 (``ExecutionRecord.num``: read with the row it locked, or taken when it
 inserted the row, and carried by the copies a runner holds from step to
-step): a lookup in the INSERT (the id's index, then the row) cost ~3 µs an
-event, a sixth of the INSERT. A record that does not know it (0) has the
+step): a lookup in the INSERT (the id's index, then the row) cost ~3 µs of
+an event's ~12. A record that does not know it (0) has the
 INSERT look it up. Reads find it through the execution's row. (``RETURNING
 num`` from the commit's write of the row cost more: SQLite runs a RETURNING
 clause as a trigger program.)
