@@ -64,7 +64,7 @@ class StepRunner:
 
         engine = self.runtime.engine
         metadata = {"traceparent": new_traceparent(), "trace_root": True}
-        execution_id, _ = await engine.submit(workflow, self.state(), metadata=metadata)
+        execution_id, _ = await engine.submit(workflow, self.state(), metadata=metadata, watch=True)
         try:
             record = await engine.wait(execution_id)
         finally:

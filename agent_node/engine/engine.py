@@ -78,14 +78,19 @@ class Engine:
         self.poll_interval = poll_interval
         self.heartbeat_enabled = heartbeat
         self.control = Control(store, workflows, executors)
-        self._runner = Runner(
-            store, workflows, executors, owner=str(self.owner), lease_ttl=lease_ttl
-        )
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
         self._driven: set[str] = set()
         self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._status = StatusWatch(store, self, poll_interval)
+        self._runner = Runner(
+            store,
+            workflows,
+            executors,
+            owner=str(self.owner),
+            lease_ttl=lease_ttl,
+            committed=self._status.ended,
+        )
         self._wake = asyncio.Event()
         #: The last claim round filled every free slot: ready work may be
         #: left, and the next task to end wakes the claim loop for it.

@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -73,8 +73,12 @@ class Runner:
         *,
         owner: str,
         lease_ttl: float,
+        committed: Callable[[ExecutionRecord], None] = lambda record: None,
     ) -> None:
         self.store = store
+        #: Told each record a commit of a node's outcome wrote (the engine's
+        #: waiters take an execution's last one instead of reading it).
+        self.committed = committed
         self.workflows = workflows
         self.executors = executors
         self.owner = owner
@@ -245,6 +249,7 @@ class Runner:
             log.warning("dropped the result of %s: %s", item.key, exc)
             return None, [], None
         report(record)
+        self.committed(record)
         faults.hit("after_commit", item.node)
         if not leased:
             return None, [], None
@@ -278,6 +283,7 @@ class Runner:
             log.warning("dropped the failure of %s: %s", item.key, exc)
             return
         report(record)
+        self.committed(record)
 
 
 def _fence(item: WorkItem) -> Fence:

@@ -4,7 +4,10 @@ A waiter reads the execution's row when it may have changed — told by the
 store's ``status`` notices, or every ``poll_interval`` as a safety net —
 until the execution is terminal or parked on an external event. A waiter set
 up before the execution is created (:meth:`StatusWatch.watch`) skips its
-first read: nothing can have changed unseen. Apart from the engine because
+first read: nothing can have changed unseen. An execution that a node of
+this engine ended hands its waiter the record it committed
+(:meth:`StatusWatch.ended`) instead of the read: that read was ~4 % of the
+event loop's time when 200 short workflows run at once. Apart from the engine because
 it is the engine's one reader of rows for callers, with state of its own
 (the waiters, and the full-store errors handed to them).
 """
@@ -45,6 +48,8 @@ class StatusWatch:
         self.engine = engine
         self.poll_interval = poll_interval
         self.waiters: dict[str, asyncio.Event] = {}
+        #: The terminal record a waited-for execution's last commit wrote.
+        self._ended: dict[str, ExecutionRecord] = {}
         #: A full store that failed a waited-for execution's commit, for its waiter.
         self._full: dict[str, StoreFull] = {}
         #: A full store that fails the engine's claims: no execution that
@@ -59,6 +64,18 @@ class StatusWatch:
     def release(self, execution_id: str) -> None:
         """Undo :meth:`watch` when no :meth:`wait` will follow."""
         self.waiters.pop(execution_id, None)
+        self._ended.pop(execution_id, None)
+
+    def ended(self, record: ExecutionRecord) -> None:
+        """A commit of this process wrote ``record``: when it ended its
+        execution, the waiter (if any) takes it instead of reading the row.
+        (The store's ``status`` notice still wakes the waiter: on SQLite it
+        comes after the committer's task has run, so the record is here by
+        then; where it comes first, the waiter reads the row as before.)
+        Not with a state kept outside the row (a large one): the row's read
+        puts it together."""
+        if record.status in TERMINAL and record.state and record.id in self.waiters:
+            self._ended[record.id] = record.copy()
 
     def changed(self, execution_id: str) -> None:
         """The execution's status may have changed: its waiter reads it."""
@@ -109,7 +126,7 @@ class StatusWatch:
                     raise engine.crash
                 if (full := self._full.pop(execution_id, None)) is not None:
                     raise full  # retrying cannot help until space is freed: say so now
-                record = await self.store.get(execution_id)
+                record = self._ended.pop(execution_id, None) or await self.store.get(execution_id)
                 if record is None:
                     raise UnknownExecution(execution_id)
                 if record.status in TERMINAL:
@@ -124,6 +141,7 @@ class StatusWatch:
         finally:
             self.waiters.pop(execution_id, None)
             self._full.pop(execution_id, None)
+            self._ended.pop(execution_id, None)
 
     async def _waits_for_event(self, execution_id: str) -> bool:
         return any(w.kind in plans.EXTERNAL_KINDS for w in await self.store.waits(execution_id))

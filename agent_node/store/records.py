@@ -89,8 +89,9 @@ class ExecutionRecord:
     #: SQLite: the execution's number, the high half of its events' row ids
     #: (:mod:`~agent_node.store.sqlite_events`), carried from where the row
     #: was read or inserted so that a commit's events need not look it up.
-    #: 0 where it is not known (and on the other stores).
-    num: int = 0
+    #: 0 where it is not known (and on the other stores). Not compared: a
+    #: row read back does not carry it.
+    num: int = field(default=0, compare=False)
     #: ``metadata`` parsed (:meth:`meta`), once per record and carried by
     #: :meth:`copy` — a runner reads the traceparent at every step. Kept by
     #: the record, not in a cache of the process: a parked execution, whose

@@ -475,8 +475,10 @@ async def test_run_reads_the_execution_only_once_it_has_ended(
     store_url: str, runtime_factory: Any
 ) -> None:
     """run() watches a new execution from its creation on: no read of the row
-    it has just written (one per run, on the store's reader), only the end's;
-    a resumed one is read first, as it may have ended already."""
+    it has just written (one per run, on the store's reader), and none of the
+    end's where the last commit's record reaches the waiter before the
+    store's notice (memory, SQLite; PostgreSQL's notices come on another
+    connection); a resumed one is read first, as it may have ended already."""
     wf, calls = counting_workflow("read-once")
     rt: Runtime = await runtime_factory(store_url)
     reads: list[str] = []
@@ -489,7 +491,7 @@ async def test_run_reads_the_execution_only_once_it_has_ended(
     rt.store.get = counted  # type: ignore[method-assign]
     result = await rt.run(wf.compile(), Count())
     assert result.status == "completed" and result.state.n == 10
-    assert reads == [result.execution_id]
+    assert reads in ([result.execution_id], []) if store_url.startswith("postgresql") else not reads
     reads.clear()
     again = await rt.run(wf.compile(), execution_id=result.execution_id)
     assert again.state == result.state and calls["first"] == 1
