@@ -89,12 +89,12 @@ class SqliteConnections:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
 
-    async def _submit(self, job: Job) -> Any:
+    async def _submit(self, job: Job, *, replayable: bool = False) -> Any:
         if not self._notifier.observed:
-            return await self._writer.submit(job)
+            return await self._writer.submit(job, replayable=replayable)
         began = time.perf_counter()
         try:
-            return await self._writer.submit(job)
+            return await self._writer.submit(job, replayable=replayable)
         finally:
             self._notifier.took(time.perf_counter() - began)
 

@@ -3,9 +3,9 @@ loop when it can be and on a thread when it must wait.
 
 SQLite allows one writer per file, so the store owns one connection and
 feeds it a queue of jobs. The writer takes every job waiting in
-the queue and runs them in a single ``BEGIN IMMEDIATE … COMMIT``, each inside
-its own savepoint (a batch of one needs none): a job that raises rolls back
-alone, the others commit together. Under load this turns hundreds of
+the queue and runs them in a single ``BEGIN IMMEDIATE … COMMIT``
+(:mod:`.sqlite_batch`): a job that raises rolls back alone, the others
+commit together. Under load this turns hundreds of
 concurrent node completions into one commit (group commit).
 
 Jobs are handed over once per event-loop iteration, not one by one: every
@@ -53,6 +53,7 @@ from agent_node import collector
 from agent_node.errors import StoreError
 from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
+from agent_node.store.sqlite_batch import run_alone, run_guarded, run_unguarded
 from agent_node.store.sqlite_checkpoints import Checkpoints, catch_up
 from agent_node.store.sqlite_errors import is_busy, store_error
 
@@ -63,7 +64,9 @@ log = logging.getLogger(__name__)
 Notices = list[tuple[str, str] | Txn]
 #: A job: what it returns, and the notices to publish once it committed.
 Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
-_Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+#: A job submitted: the job, its future and loop, and whether it may be run
+#: again after its transaction rolled back (:mod:`.sqlite_batch`).
+_Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop, bool]
 _MAX_BATCH = 512
 #: Put in the queue by the checkpoint thread: run sqlite_checkpoints.catch_up.
 _CATCH_UP: list[_Entry] = []
@@ -257,23 +260,18 @@ class Writer:
         try:
             if not begin(conn):
                 return None
-            if len(batch) == 1:  # the transaction is the job's: no savepoint
-                outcomes, notices = self._run_alone(conn, batch[0][0])
+            jobs = [entry[0] for entry in batch]
+            if len(jobs) == 1:  # the transaction is the job's: no savepoint
+                outcomes, notices = run_alone(conn, jobs[0], self._error)
             else:
-                for job, _, _ in batch:
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        result, job_notices = job(conn)
-                    except BaseException as exc:
-                        if not conn.in_transaction:  # SQLite rolled it all back
-                            return [(False, self._error(exc))] * len(batch), []
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
-                        outcomes.append((False, self._error(exc)))
-                    else:
-                        conn.execute("RELEASE job")
-                        outcomes.append((True, result))
-                        notices.extend(job_notices)
+                ran = None
+                if all(entry[3] for entry in batch):
+                    ran = run_unguarded(conn, jobs, self._error)
+                    if ran is None:  # one failed after it wrote: all again, guarded
+                        conn.execute("ROLLBACK")
+                        if not begin(conn):
+                            return None
+                outcomes, notices = ran or run_guarded(conn, jobs, self._error)
             if conn.in_transaction:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -283,20 +281,6 @@ class Writer:
             notices = []
         return outcomes, notices
 
-    def _run_alone(
-        self, conn: sqlite3.Connection, job: Job
-    ) -> tuple[list[tuple[bool, Any]], Notices]:
-        """A batch of one job (a sequential workflow's every step): a job
-        that raises rolls the whole transaction back, which is what its
-        savepoint would have done — two statements fewer per commit."""
-        try:
-            result, notices = job(conn)
-        except BaseException as exc:
-            if conn.in_transaction:  # else SQLite rolled it back itself (a full disk)
-                conn.execute("ROLLBACK")
-            return [(False, self._error(exc))], []
-        return [(True, result)], notices
-
     def _error(self, exc: BaseException) -> BaseException:
         return store_error(self.path, exc) if isinstance(exc, sqlite3.Error) else exc
 
@@ -305,7 +289,7 @@ class Writer:
     ) -> None:
         """Hand each job's outcome to the event loop that awaits it."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (_, future, loop), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_, future, loop, _), (ok, value) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((future, ok, value))
         for loop, results in by_loop.items():
             try:
@@ -332,16 +316,20 @@ class Writer:
         if committed and self._notifier.observed:
             self._notifier.committed(committed)
 
-    async def submit(self, job: Job) -> Any:
+    async def submit(self, job: Job, *, replayable: bool = False) -> Any:
+        """``job``'s result once it committed. ``replayable``: it may be run
+        again from the start after its transaction rolled back (it changes
+        nothing but through ``conn``, or only what it makes anew on each
+        run), so it needs no savepoint of its own (:mod:`.sqlite_batch`)."""
         if self._thread is None:
             raise StoreError(f"the store {self.url} is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         pending = self._pending.get(loop)
         if pending is not None:  # a batch of this iteration: its first job hands it over
-            pending.append((job, future, loop))
+            pending.append((job, future, loop, replayable))
             return await future
-        self._pending[loop] = [(job, future, loop)]
+        self._pending[loop] = [(job, future, loop, replayable)]
         now = time.monotonic()
         if not getattr(loop, "_ready", True) and now - self._passed.get(loop, 0.0) < _PASS_EVERY:
             # Nothing else is ready to run before the loop polls again (a
@@ -391,7 +379,7 @@ class Writer:
             finally:
                 self._holding.release()
             if ran is not None:
-                results = [(f, ok, v) for (_, f, _), (ok, v) in zip(batch, ran[0], strict=True)]
+                results = [(f, ok, v) for (_, f, _, _), (ok, v) in zip(batch, ran[0], strict=True)]
                 self._deliver(results, ran[1])
                 self._checkpoints.committed()
                 return

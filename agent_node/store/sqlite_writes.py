@@ -54,14 +54,14 @@ class SqliteWrites(SqliteOutbox):
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
         def job(conn: sqlite3.Connection) -> tuple[T | None, Notices]:
-            txn = Txn(
-                execution, execution.created_at, is_new=True, work=[], waits=[], delegations=[]
-            )
+            # On a copy: a run again (sqlite_batch) starts from the record as given.
+            record = execution.copy()
+            txn = Txn(record, record.created_at, is_new=True, work=[], waits=[], delegations=[])
             result = plan(txn)
             written = flush_new_txn(conn, txn)
             return (None, []) if written is None else (result, written)
 
-        result: T | None = await self._submit(job)
+        result: T | None = await self._submit(job, replayable=True)
         return result
 
     async def apply(
@@ -79,9 +79,12 @@ class SqliteWrites(SqliteOutbox):
             planned = plan_held(plan, held, execution_id, fence, related)
 
         def job(conn: sqlite3.Connection) -> tuple[T, Notices]:
-            # Planned on what the runner holds: written if the row is still that.
+            nonlocal planned
+            # Planned on what the runner holds: written if the row is still
+            # that. Once: the flush changes the planned record, so a run
+            # again (sqlite_batch) plans on the row, as the plan was pure.
             if planned is not None and held is not None and fence is not None:
-                txn, result = planned
+                (txn, result), planned = planned, None
                 written = flush_gated_txn(conn, txn, Gate(held.execution, fence, related))
                 if written is not None:
                     return result, written
@@ -105,7 +108,7 @@ class SqliteWrites(SqliteOutbox):
             result = plan(txn)
             return result, flush_txn(conn, txn)
 
-        result: T = await self._submit(job)
+        result: T = await self._submit(job, replayable=True)
         return result
 
     async def claim(
