@@ -1,8 +1,8 @@
 """The SQLite store: one file, one writer thread, group commit.
 
 * Every write is a job for the writer thread (:mod:`.sqlite_writer`), which
-  runs all the jobs waiting in one transaction, each in its own savepoint,
-  and returns a job's result only after its commit. Reads do not hop: they
+  runs all the jobs waiting in one transaction, each job's outcome its own
+  (:mod:`.sqlite_batch`), and returns a job's result only after its commit. Reads do not hop: they
   run on the calling thread, on a read-only connection of its own
   (:mod:`.sqlite_conn`).
 * The writes of executions, work and leases are in :mod:`.sqlite_writes`,

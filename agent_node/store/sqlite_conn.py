@@ -1,8 +1,8 @@
 """SQLite: the connections of a store — one writer, a reader per thread.
 
 Every write is a job for the writer thread (:mod:`.sqlite_writer`), which
-runs all the jobs waiting in one transaction, each in its own savepoint, and
-returns a job's result only after its commit.
+runs all the jobs waiting in one transaction, each job's outcome its own
+(:mod:`.sqlite_batch`), and returns a job's result only after its commit.
 
 Reads do not hop: they run on the calling thread, on a read-only connection
 of that thread's own (WAL readers never wait for the writer). A read sees
