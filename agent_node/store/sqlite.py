@@ -198,7 +198,7 @@ class SqliteStore(SqliteWrites):
 
     async def events(self, execution_id: str, after: int = 0) -> list[EventRecord]:
         rows = await self._fetch(EVENTS_OF, (execution_id, after))
-        return [event_from_row(r) for r in rows]
+        return [EventRecord(execution_id, *r) for r in rows]
 
     async def events_of(
         self, execution_ids: Sequence[str], kinds: Collection[str]

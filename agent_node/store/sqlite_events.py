@@ -55,10 +55,12 @@ _LOUD_COPY = 100_000
 #: The events of execution ``x`` (an alias of ``executions``) with seq in the
 #: range the query gives: ``e.id`` between ``x.num << 32`` and the next one.
 _RANGE = "FROM executions x JOIN events e ON e.id > (x.num << 32) | {low} AND e.id {op} {high}"
-_COLUMNS = f"x.id, e.id & {_SEQ}, e.kind, e.node, e.visit, e.attempt, e.at, e.data"
-#: Params: execution id, after seq.
+_FIELDS = f"e.id & {_SEQ}, e.kind, e.node, e.visit, e.attempt, e.at, e.data"
+_COLUMNS = f"x.id, {_FIELDS}"
+#: Params: execution id, after seq. An event's fields but its execution's id,
+#: which the caller knows (a string made per row: ~10 % of the read).
 EVENTS_OF = (
-    f"SELECT {_COLUMNS} "
+    f"SELECT {_FIELDS} "
     + _RANGE.format(low="?2", op="<", high="(x.num + 1) << 32")
     + " WHERE x.id = ?1 ORDER BY e.id"
 )
