@@ -32,10 +32,10 @@ class Count(BaseModel):
     trail: list[str] = []
 
 
-def chain() -> Any:
-    wf = Workflow("chain", version="1")
+def chain(steps: int = STEPS) -> Any:
+    wf = Workflow(f"chain{steps}", version="1")
     wf.state(Count)
-    for i in range(STEPS):
+    for i in range(steps):
 
         async def step(state: Count, name: str = f"s{i}") -> dict[str, Any]:
             await asyncio.sleep(0)  # the runs' commits share batches
@@ -223,14 +223,15 @@ async def test_node_commits_run_again_from_their_rows(traced: tuple[Runtime, lis
 
     done = asyncio.Event()
     spoiler = asyncio.create_task(spoil(done))
+    steps = 4 * STEPS  # a batch (one wave of the runs' steps) each
     try:
-        results = await asyncio.gather(*(rt.run(chain(), Count()) for _ in range(RUNS)))
+        results = await asyncio.gather(*(rt.run(chain(steps), Count()) for _ in range(RUNS)))
     finally:
         done.set()
         failed = await spoiler
     assert [r.status for r in results] == ["completed"] * RUNS
-    trail = [f"s{i}" for i in range(STEPS)]
-    assert all(r.state == Count(n=STEPS, trail=trail) for r in results)
+    trail = [f"s{i}" for i in range(steps)]
+    assert all(r.state == Count(n=steps, trail=trail) for r in results)
     for result in results:
         seqs = [e.seq for e in result.events]
         assert seqs == list(range(1, len(seqs) + 1))
