@@ -22,6 +22,28 @@ from telemetry_bench import (
     _workflows,
 )
 
+#: Set by ``--instructions`` (:mod:`telemetry_counted`): how many times slower
+#: than at full speed the child runs under callgrind.
+SLOWDOWN = "TELEMETRY_BENCH_SLOWDOWN"
+
+
+def stretch_timers(factor: float) -> None:
+    """Run the node's timers ``factor`` times longer: under callgrind (~70 times
+    slower) a commit held 50 ms for the traces, a checkpoint 250 ms after a
+    commit or a collector paused 100 ms at most would otherwise come after a
+    seventieth of the steps they come after at full speed, and each count would
+    weigh them as the valgrind run's pace fell (``OTEL_BSP_SCHEDULE_DELAY``,
+    the batch processor's, is stretched by the parent)."""
+    from agent_node import collector
+    from agent_node.store import sqlite_checkpoints, sqlite_writer
+    from agent_node.telemetry import traces_follow
+
+    traces_follow.HOLD *= factor
+    traces_follow.BUNDLE_WAIT *= factor
+    sqlite_checkpoints._CHECKPOINT_DELAY *= factor
+    sqlite_writer._PASS_EVERY *= factor
+    collector.MAX_PAUSE *= factor
+
 
 class StepRunner:
     """One ``Runtime`` on SQLite with a setting's telemetry attached as
@@ -104,6 +126,8 @@ async def measure_steps(
 ) -> tuple[float, float]:
     """steps/s, and CPU µs per step (the process's, all threads) over the timed runs."""
     runs = int(os.environ.get(_RUNS) or (SEQ_RUNS if measure == "seq" else CONC_RUNS))
+    if os.environ.get(SLOWDOWN):
+        stretch_timers(float(os.environ[SLOWDOWN]))
     runner = StepRunner(setting, work, endpoint)
     await runner.start()
     try:
