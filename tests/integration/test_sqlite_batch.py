@@ -80,6 +80,20 @@ def scratch_table(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
     return None, []
 
 
+async def failing_after_a_write(store: SqliteStore) -> tuple[list[int], Any]:
+    """A job that writes a row of a scratch table, then raises; and a list
+    that grows by one each time it runs."""
+    await store._submit(scratch_table)
+    runs: list[int] = []
+
+    def half_done(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
+        runs.append(1)
+        conn.execute("INSERT INTO scratch VALUES (1)")
+        raise RuntimeError("failed after a write")
+
+    return runs, half_done
+
+
 async def notes_of(rt: Runtime, execution_id: str) -> list[str | None]:
     return [e.data for e in await rt.store.events(execution_id) if e.kind == "noted"]
 
@@ -129,13 +143,7 @@ async def test_a_job_that_fails_after_it_wrote_has_the_batch_run_again(
     store = rt.store
     assert isinstance(store, SqliteStore)
     ids = [(await rt.run(parked(), Count())).execution_id for _ in range(5)]
-    await store._submit(scratch_table)
-    runs: list[int] = []
-
-    def half_done(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
-        runs.append(1)
-        conn.execute("INSERT INTO scratch VALUES (1)")
-        raise RuntimeError("failed after a write")
+    runs, half_done = await failing_after_a_write(store)
 
     statements.clear()
     new = ExecutionRecord(
@@ -169,13 +177,7 @@ async def test_a_batch_with_a_job_that_cannot_run_again_keeps_savepoints(
     store = rt.store
     assert isinstance(store, SqliteStore)
     ids = [(await rt.run(parked(), Count())).execution_id for _ in range(3)]
-    await store._submit(scratch_table)
-    runs: list[int] = []
-
-    def half_done(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
-        runs.append(1)
-        conn.execute("INSERT INTO scratch VALUES (1)")
-        raise RuntimeError("failed after a write")
+    runs, half_done = await failing_after_a_write(store)
 
     statements.clear()
     outcomes = await asyncio.gather(
@@ -200,13 +202,7 @@ async def test_node_commits_run_again_from_their_rows(traced: tuple[Runtime, lis
     rt, statements = traced
     store = rt.store
     assert isinstance(store, SqliteStore)
-    await store._submit(scratch_table)
-    runs: list[int] = []
-
-    def half_done(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
-        runs.append(1)
-        conn.execute("INSERT INTO scratch VALUES (1)")
-        raise RuntimeError("failed after a write")
+    runs, half_done = await failing_after_a_write(store)
 
     async def spoil(done: asyncio.Event) -> int:
         """Join each batch the runs' commits start, after them."""
