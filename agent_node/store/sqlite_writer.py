@@ -260,10 +260,10 @@ class Writer:
         try:
             if not begin(conn):
                 return None
-            jobs = [entry[0] for entry in batch]
-            if len(jobs) == 1:  # the transaction is the job's: no savepoint
-                outcomes, notices = run_alone(conn, jobs[0], self._error)
+            if len(batch) == 1:  # the transaction is the job's: no savepoint
+                outcomes, notices = run_alone(conn, batch[0][0], self._error)
             else:
+                jobs = [entry[0] for entry in batch]
                 ran = None
                 if all(entry[3] for entry in batch):
                     ran = run_unguarded(conn, jobs, self._error)

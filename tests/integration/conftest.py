@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from support.fake_ollama import FakeOllama, serving
 
+from agent_node import Runtime
 from agent_node.config import ModelSettings
 from agent_node.integrations.llm import LlmClient
 from agent_node.store import Store, store_from_url
+from agent_node.store.sqlite import SqliteStore
 
 #: The model the ``client`` fixture asks when a node names none.
 FAKE_MODEL = "ollama_chat/llama3.2:1b"
@@ -24,6 +27,22 @@ async def store(store_url: str) -> AsyncIterator[Store]:
     await s.open()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def traced(tmp_path: Path) -> AsyncIterator[tuple[Runtime, list[str]]]:
+    """A runtime on SQLite (``tmp_path``/store.db) whose writer's statements
+    are recorded."""
+    statements: list[str] = []
+    async with Runtime(f"sqlite:///{tmp_path / 'store.db'}") as rt:
+        assert isinstance(rt.store, SqliteStore)
+        conn = rt.store._writer._conn
+        assert conn is not None
+        conn.set_trace_callback(statements.append)
+        try:
+            yield rt, statements
+        finally:
+            conn.set_trace_callback(None)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
@@ -53,21 +50,6 @@ def parked() -> Any:
     return wf.compile()
 
 
-@pytest.fixture
-async def traced(tmp_path: Path) -> AsyncIterator[tuple[Runtime, list[str]]]:
-    """A runtime on SQLite whose writer's statements are recorded."""
-    statements: list[str] = []
-    async with Runtime(f"sqlite:///{tmp_path / 'store.db'}") as rt:
-        assert isinstance(rt.store, SqliteStore)
-        conn = rt.store._writer._conn
-        assert conn is not None
-        conn.set_trace_callback(statements.append)
-        try:
-            yield rt, statements
-        finally:
-            conn.set_trace_callback(None)
-
-
 def noted(text: str) -> Any:
     def plan(txn: Txn) -> int:
         return txn.event("noted", data=f'"{text}"').seq
@@ -92,6 +74,21 @@ async def failing_after_a_write(store: SqliteStore) -> tuple[list[int], Any]:
         raise RuntimeError("failed after a write")
 
     return runs, half_done
+
+
+async def parked_runs(rt: Runtime, count: int) -> tuple[SqliteStore, list[str]]:
+    """The store, and ``count`` executions parked on an event."""
+    assert isinstance(rt.store, SqliteStore)
+    return rt.store, [(await rt.run(parked(), Count())).execution_id for _ in range(count)]
+
+
+async def assert_noted_once_and_no_scratch(rt: Runtime, ids: list[str]) -> None:
+    """Each of ``ids`` has its note once; the failed job's row is gone."""
+    for x in ids:
+        assert await notes_of(rt, x) == [f'"note {x}"']
+    assert isinstance(rt.store, SqliteStore)
+    with sqlite3.connect(rt.store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM scratch").fetchone() == (0,)
 
 
 async def notes_of(rt: Runtime, execution_id: str) -> list[str | None]:
@@ -140,9 +137,7 @@ async def test_a_job_that_fails_after_it_wrote_has_the_batch_run_again(
     traced: tuple[Runtime, list[str]],
 ) -> None:
     rt, statements = traced
-    store = rt.store
-    assert isinstance(store, SqliteStore)
-    ids = [(await rt.run(parked(), Count())).execution_id for _ in range(5)]
+    store, ids = await parked_runs(rt, 5)
     runs, half_done = await failing_after_a_write(store)
 
     statements.clear()
@@ -161,22 +156,17 @@ async def test_a_job_that_fails_after_it_wrote_has_the_batch_run_again(
     assert runs == [1, 1]  # run, rolled back with the batch, run again (guarded)
     assert statements.count("BEGIN IMMEDIATE") == 2
     assert "ROLLBACK" in statements and "ROLLBACK TO job" in statements
-    for x in ids:  # each job's writes once
-        assert await notes_of(rt, x) == [f'"note {x}"']
+    await assert_noted_once_and_no_scratch(rt, ids)  # each job's writes once
     assert await notes_of(rt, "made-in-the-batch") == ['"created"']
     made = await store.get("made-in-the-batch")
     assert made is not None and made.last_seq == 1
-    with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT count(*) FROM scratch").fetchone() == (0,)
 
 
 async def test_a_batch_with_a_job_that_cannot_run_again_keeps_savepoints(
     traced: tuple[Runtime, list[str]],
 ) -> None:
     rt, statements = traced
-    store = rt.store
-    assert isinstance(store, SqliteStore)
-    ids = [(await rt.run(parked(), Count())).execution_id for _ in range(3)]
+    store, ids = await parked_runs(rt, 3)
     runs, half_done = await failing_after_a_write(store)
 
     statements.clear()
@@ -189,10 +179,7 @@ async def test_a_batch_with_a_job_that_cannot_run_again_keeps_savepoints(
     assert runs == [1]
     assert statements.count("BEGIN IMMEDIATE") == 1
     assert statements.count("SAVEPOINT job") == 4 and "ROLLBACK TO job" in statements
-    for x in ids:
-        assert await notes_of(rt, x) == [f'"note {x}"']
-    with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT count(*) FROM scratch").fetchone() == (0,)
+    await assert_noted_once_and_no_scratch(rt, ids)
 
 
 async def test_node_commits_run_again_from_their_rows(traced: tuple[Runtime, list[str]]) -> None:

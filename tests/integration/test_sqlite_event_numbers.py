@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from agent_node import Runtime, Workflow
 from agent_node.store import Txn, store_from_url
 from agent_node.store.sql import EXECUTION_COLUMNS, execution_from_row
-from agent_node.store.sqlite import SqliteStore
 from agent_node.store.sqlite_events import write_log_txn
 from agent_node.store.sqlite_txn import LOCK_EXECUTION
 
@@ -42,7 +41,10 @@ def _logs(db: Path) -> tuple[dict[str, int], dict[int, list[tuple[int, str]]]]:
     return nums, logs
 
 
-async def test_concurrent_runs_log_under_the_numbers_their_records_carry(tmp_path: Path) -> None:
+async def test_concurrent_runs_log_under_the_numbers_their_records_carry(
+    traced: tuple[Runtime, list[str]], tmp_path: Path
+) -> None:
+    rt, statements = traced
     db = tmp_path / "store.db"
     wf = Workflow("chain", version="1")
     wf.state(Count)
@@ -54,16 +56,7 @@ async def test_concurrent_runs_log_under_the_numbers_their_records_carry(tmp_pat
 
         wf.step(step, name=f"s{i}")
     compiled = wf.compile()
-    statements: list[str] = []
-    async with Runtime(f"sqlite:///{db}") as rt:
-        assert isinstance(rt.store, SqliteStore)
-        conn = rt.store._writer._conn
-        assert conn is not None
-        conn.set_trace_callback(statements.append)
-        try:
-            results = await asyncio.gather(*(rt.run(compiled, Count()) for _ in range(RUNS)))
-        finally:
-            conn.set_trace_callback(None)
+    results = await asyncio.gather(*(rt.run(compiled, Count()) for _ in range(RUNS)))
     assert [r.status for r in results] == ["completed"] * RUNS
     assert all(r.state == Count(n=STEPS) for r in results)
     inserts = [s for s in statements if s.startswith("INSERT INTO events")]
