@@ -52,6 +52,7 @@ from agent_node.store.slots import SharedSlots
 __all__ = [
     "ClaimPlan",
     "CommitObserver",
+    "CommitTimer",
     "Fence",
     "Listener",
     "Plan",
@@ -67,6 +68,9 @@ T_co = TypeVar("T_co", covariant=True)
 Listener = Callable[[str, str], None]
 #: Told after a commit: the execution as committed, and the events it appended.
 CommitObserver = Callable[[ExecutionRecord, Sequence[EventRecord]], None]
+#: Told how long writes waited for their commit (seconds), and how many
+#: writes waited that long (a batch committed together).
+CommitTimer = Callable[[float, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,8 +449,8 @@ class Store(Protocol):
         """Call ``listener`` on every notification; returns the unsubscribe."""
 
     def observe(
-        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
     ) -> Callable[[], None]:
         """Call ``observer`` after each commit of this process that wrote an
-        execution (:mod:`.notify`), and ``commit_timer`` with how long each
-        write waited for its commit; returns the way to stop."""
+        execution (:mod:`.notify`), and ``commit_timer`` with how long writes
+        waited for their commit; returns the way to stop."""

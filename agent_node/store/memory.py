@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
-from agent_node.store.base import ClaimPlan, CommitObserver, Fence, Listener, Plan, Txn
+from agent_node.store.base import ClaimPlan, CommitObserver, CommitTimer, Fence, Listener, Plan, Txn
 from agent_node.store.gauges import StoreGauges, count_by
 from agent_node.store.live import Live
 from agent_node.store.memory_outbox import MemoryOutbox
@@ -55,7 +55,7 @@ class MemoryStore(MemoryOutbox):
         return self._notifier.subscribe(listener)
 
     def observe(
-        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
     ) -> Callable[[], None]:
         return self._notifier.observe(observer, commit_timer)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from agent_node.store.base import CommitObserver, Listener, Txn
+from agent_node.store.base import CommitObserver, CommitTimer, Listener, Txn
 
 __all__ = ["Notifier"]
 
@@ -26,7 +26,14 @@ class Notifier:
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._observers: list[CommitObserver] = []
-        self._timers: list[Callable[[float], None]] = []
+        self._timers: list[CommitTimer] = []
+        #: Whether any observer is subscribed (an attribute, not a property:
+        #: the writers ask on every commit).
+        self.observed = False
+        #: Tells every commit timer that ``writes`` (a batch committed
+        #: together) waited ``seconds`` for their commit. With one timer, that
+        #: timer itself: a call fewer on every commit.
+        self.took: CommitTimer = _untimed
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -45,28 +52,31 @@ class Notifier:
                 log.exception("store listener failed on %s %s", kind, execution_id)
 
     def observe(
-        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
     ) -> Callable[[], None]:
         self._observers.append(observer)
         if commit_timer is not None:
             self._timers.append(commit_timer)
+        self.observed = True
+        self._time()
 
         def forget() -> None:
             if observer in self._observers:
                 self._observers.remove(observer)
             if commit_timer in self._timers:
                 self._timers.remove(commit_timer)
+            self.observed = bool(self._observers)
+            self._time()
 
         return forget
 
-    def took(self, seconds: float) -> None:
-        """A write waited ``seconds`` for its commit."""
-        for timer in self._timers:
-            timer(seconds)
+    def _time(self) -> None:
+        timers = self._timers
+        self.took = timers[0] if len(timers) == 1 else self._took_all if timers else _untimed
 
-    @property
-    def observed(self) -> bool:
-        return bool(self._observers)
+    def _took_all(self, seconds: float, writes: int) -> None:
+        for timer in self._timers:
+            timer(seconds, writes)
 
     def committed(self, txns: list[Txn]) -> None:
         """Tell the observers what the committed ``txns`` wrote."""
@@ -76,3 +86,7 @@ class Notifier:
                     observer(txn.execution, txn.events)
                 except Exception:
                     log.exception("commit observer failed on %s", txn.execution.id)
+
+
+def _untimed(seconds: float, writes: int) -> None:
+    """No commit timer: nothing to tell."""

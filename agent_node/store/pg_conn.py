@@ -70,7 +70,7 @@ class PgConnections:
             async with pool.acquire() as conn, conn.transaction():
                 result = await job(conn)
             if self._notifier.observed:
-                self._notifier.took(time.perf_counter() - began)
+                self._notifier.took(time.perf_counter() - began, 1)
                 if written:
                     self._notifier.committed(written)
             return result

@@ -163,7 +163,7 @@ class PgWrites(PgOutbox):
         began = time.perf_counter()
         written = await self.group.commit(txn, gate)
         if written and self._notifier.observed:
-            self._notifier.took(time.perf_counter() - began)
+            self._notifier.took(time.perf_counter() - began, 1)
             self._notifier.committed([txn])
         return written
 

@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from agent_node.errors import StoreError
-from agent_node.store.base import CommitObserver, Listener
+from agent_node.store.base import CommitObserver, CommitTimer, Listener
 from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Filters, count, page
@@ -165,7 +165,7 @@ class PostgresStore(PgWrites):
         return self._notifier.subscribe(listener)
 
     def observe(
-        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
     ) -> Callable[[], None]:
         return self._notifier.observe(observer, commit_timer)
 

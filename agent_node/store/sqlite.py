@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
-from agent_node.store.base import CommitObserver, Listener
+from agent_node.store.base import CommitObserver, CommitTimer, Listener
 from agent_node.store.files import create_private, require_file
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Filters, count, page
@@ -88,7 +88,7 @@ class SqliteStore(SqliteWrites):
             require_file(self.url, self.path)
         self._writer.start()
         try:
-            await self._submit(create_schema)
+            await self._writer.submit(create_schema)
         except BaseException:
             await self.close()
             raise
@@ -104,7 +104,7 @@ class SqliteStore(SqliteWrites):
         return self._notifier.subscribe(listener)
 
     def observe(
-        self, observer: CommitObserver, commit_timer: Callable[[float], None] | None = None
+        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
     ) -> Callable[[], None]:
         return self._notifier.observe(observer, commit_timer)
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from agent_node.store.records import ExecutionRecord
 from agent_node.store.sql import execution_from_row
 from agent_node.store.sqlite_errors import store_error
 from agent_node.store.sqlite_txn import STMTS, state_txn
-from agent_node.store.sqlite_writer import BUSY_MS, Job, Notices, Writer
+from agent_node.store.sqlite_writer import BUSY_MS, Notices, Writer
 
 __all__ = ["SqliteConnections"]
 
@@ -89,20 +88,11 @@ class SqliteConnections:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
 
-    async def _submit(self, job: Job, *, replayable: bool = False) -> Any:
-        if not self._notifier.observed:
-            return await self._writer.submit(job, replayable=replayable)
-        began = time.perf_counter()
-        try:
-            return await self._writer.submit(job, replayable=replayable)
-        finally:
-            self._notifier.took(time.perf_counter() - began)
-
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
             return conn.execute(sql, params).rowcount, []
 
-        count: int = await self._submit(job)
+        count: int = await self._writer.submit(job)
         return count
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

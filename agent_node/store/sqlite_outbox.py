@@ -61,7 +61,7 @@ class SqliteOutbox(SqliteConnections):
             conn.executemany(lease, rows)
             return claims, []
 
-        claims: list[PushClaim] = await self._submit(job)
+        claims: list[PushClaim] = await self._writer.submit(job)
         return claims
 
     async def release_push(self, owner: str, config: PushConfigRecord) -> bool:
@@ -95,7 +95,7 @@ class SqliteOutbox(SqliteConnections):
             rows = conn.execute(sql, (lease_until, owner, now, limit)).fetchall()
             return [delegation_from_row(r) for r in rows], []
 
-        claimed: list[DelegationRecord] = await self._submit(job)
+        claimed: list[DelegationRecord] = await self._writer.submit(job)
         return claimed
 
     async def reschedule_delegation(

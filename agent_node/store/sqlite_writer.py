@@ -45,7 +45,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,14 @@ log = logging.getLogger(__name__)
 Notices = list[tuple[str, str] | Txn]
 #: A job: what it returns, and the notices to publish once it committed.
 Job = Callable[[sqlite3.Connection], tuple[Any, Notices]]
-#: A job submitted: the job, its future and loop, and whether it may be run
-#: again after its transaction rolled back (:mod:`.sqlite_batch`).
-_Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop, bool]
+#: A job submitted: the job, its future and loop, whether it may be run
+#: again after its transaction rolled back (:mod:`.sqlite_batch`), and when
+#: its batch began (``time.monotonic()`` of the batch's first job; 0.0 for
+#: the jobs that joined it, which came in the same iteration of the loop).
+_Entry = tuple[Job, "asyncio.Future[Any]", asyncio.AbstractEventLoop, bool, float]
+#: The batches of one loop in what the thread committed: when each began
+#: and how many jobs it had (for the store's commit timers).
+_Began = list[tuple[float, int]]
 _MAX_BATCH = 512
 #: Put in the queue by the checkpoint thread: run sqlite_checkpoints.catch_up.
 _CATCH_UP: list[_Entry] = []
@@ -289,17 +294,25 @@ class Writer:
     ) -> None:
         """Hand each job's outcome to the event loop that awaits it."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (_, future, loop, _), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_, future, loop, _, _), (ok, value) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(loop, []).append((future, ok, value))
+        began = _began_by_loop(batch) if self._notifier.observed else {}
         for loop, results in by_loop.items():
             try:
-                loop.call_soon_threadsafe(self._deliver, results, notices)
+                loop.call_soon_threadsafe(self._deliver, results, notices, began.get(loop, ()))
             except RuntimeError:
                 pass  # that loop is closed: nobody awaits these results any more
 
     def _deliver(
-        self, results: list[tuple[asyncio.Future[Any], bool, Any]], notices: Notices
+        self,
+        results: list[tuple[asyncio.Future[Any], bool, Any]],
+        notices: Notices,
+        began: Sequence[tuple[float, int]] = (),
     ) -> None:
+        """On the loop: each job's outcome to its awaiter, then the notices,
+        the commit timers (``began``: when each of the loop's batches began,
+        and its jobs — a batch committed on the loop is timed by
+        :meth:`_hand_over`) and the commit observers."""
         for future, ok, value in results:
             if future.done():
                 continue
@@ -313,6 +326,10 @@ class Writer:
                 committed.append(notice)
             else:
                 self._notifier.publish(*notice)
+        if began:
+            now = time.monotonic()
+            for at, jobs in began:
+                self._notifier.took(now - at, jobs)
         if committed and self._notifier.observed:
             self._notifier.committed(committed)
 
@@ -327,10 +344,10 @@ class Writer:
         future: asyncio.Future[Any] = loop.create_future()
         pending = self._pending.get(loop)
         if pending is not None:  # a batch of this iteration: its first job hands it over
-            pending.append((job, future, loop, replayable))
+            pending.append((job, future, loop, replayable, 0.0))
             return await future
-        self._pending[loop] = [(job, future, loop, replayable)]
         now = time.monotonic()
+        self._pending[loop] = [(job, future, loop, replayable, now)]
         if not getattr(loop, "_ready", True) and now - self._passed.get(loop, 0.0) < _PASS_EVERY:
             # Nothing else is ready to run before the loop polls again (a
             # sequential workflow's step): no job can join this batch, so it
@@ -379,12 +396,29 @@ class Writer:
             finally:
                 self._holding.release()
             if ran is not None:
-                results = [(f, ok, v) for (_, f, _, _), (ok, v) in zip(batch, ran[0], strict=True)]
+                results = [
+                    (f, ok, v) for (_, f, _, _, _), (ok, v) in zip(batch, ran[0], strict=True)
+                ]
                 self._deliver(results, ran[1])
+                if self._notifier.observed:
+                    self._notifier.took(time.monotonic() - batch[0][4], len(batch))
                 self._checkpoints.committed()
                 return
         self._handed += 1
         self._jobs.put(batch)
+
+
+def _began_by_loop(batch: list[_Entry]) -> dict[asyncio.AbstractEventLoop, _Began]:
+    """When each loop's batches in ``batch`` began, and their sizes (a job
+    that joined a batch follows it, in the order the loop handed them over)."""
+    found: dict[asyncio.AbstractEventLoop, _Began] = {}
+    for _, _, loop, _, began in batch:
+        mine = found.setdefault(loop, [])
+        if began or not mine:
+            mine.append((began, 1))
+        else:
+            mine[-1] = (mine[-1][0], mine[-1][1] + 1)
+    return found
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:

@@ -61,7 +61,7 @@ class SqliteWrites(SqliteOutbox):
             written = flush_new_txn(conn, txn)
             return (None, []) if written is None else (result, written)
 
-        result: T | None = await self._submit(job, replayable=True)
+        result: T | None = await self._writer.submit(job, replayable=True)
         return result
 
     async def apply(
@@ -108,7 +108,7 @@ class SqliteWrites(SqliteOutbox):
             result = plan(txn)
             return result, flush_txn(conn, txn)
 
-        result: T = await self._submit(job, replayable=True)
+        result: T = await self._writer.submit(job, replayable=True)
         return result
 
     async def claim(
@@ -138,14 +138,14 @@ class SqliteWrites(SqliteOutbox):
             items = [work_from_row(r) for r in conn.execute(sql, params).fetchall()]
             return start_claims_txn(conn, items, plan, now)
 
-        claims: list[Claim] = await self._submit(job)
+        claims: list[Claim] = await self._writer.submit(job)
         return claims
 
     async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
         def job(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, int]], Notices]:
             return [tuple(r) for r in conn.execute(STMTS.extend_leases, (until, owner))], []
 
-        held: list[tuple[str, str, int]] = await self._submit(job)
+        held: list[tuple[str, str, int]] = await self._writer.submit(job)
         return held
 
     async def expire_leases(self, owners: Collection[str], now: float) -> int:
@@ -170,5 +170,5 @@ class SqliteWrites(SqliteOutbox):
             notices: Notices = [("work", "*")] if count else []
             return count + freed + owed, [*notices, ("delegation", "*")] if freed else notices
 
-        count: int = await self._submit(job)
+        count: int = await self._writer.submit(job)
         return count

@@ -72,14 +72,15 @@ class Timing:
         row[bisect_left(self.bounds, value)] += 1
         row[-1] += value
 
-    def observer(self, labels: tuple[str, ...] = ()) -> Callable[[float], None]:
-        """:meth:`observe` into ``labels``' series, found once: for a hot path
-        (a commit's wait, told by the store on every commit)."""
+    def observer(self, labels: tuple[str, ...] = ()) -> Callable[[float, int], None]:
+        """:meth:`observe` into ``labels``' series, found once, ``count`` times
+        at once: for a hot path (a commit's wait, told by the store on every
+        batch it commits, with how many writes waited)."""
         row, bounds = self.row(labels), self.bounds
 
-        def observe(value: float) -> None:
-            row[bisect_left(bounds, value)] += 1
-            row[-1] += value
+        def observe(value: float, count: int = 1) -> None:
+            row[bisect_left(bounds, value)] += count
+            row[-1] += value * count
 
         return observe
 

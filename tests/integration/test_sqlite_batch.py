@@ -65,7 +65,7 @@ def scratch_table(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
 async def failing_after_a_write(store: SqliteStore) -> tuple[list[int], Any]:
     """A job that writes a row of a scratch table, then raises; and a list
     that grows by one each time it runs."""
-    await store._submit(scratch_table)
+    await store._writer.submit(scratch_table)
     runs: list[int] = []
 
     def half_done(conn: sqlite3.Connection) -> tuple[None, list[Any]]:
@@ -147,7 +147,7 @@ async def test_a_job_that_fails_after_it_wrote_has_the_batch_run_again(
     outcomes = await asyncio.gather(
         *(store.apply(x, noted(f"note {x}")) for x in ids),
         store.create(new, noted("created")),
-        store._submit(half_done, replayable=True),  # after the others: they ran
+        store._writer.submit(half_done, replayable=True),  # after the others: they ran
         return_exceptions=True,
     )
     assert all(isinstance(o, int) for o in outcomes[:5])
@@ -172,7 +172,7 @@ async def test_a_batch_with_a_job_that_cannot_run_again_keeps_savepoints(
     statements.clear()
     outcomes = await asyncio.gather(
         *(store.apply(x, noted(f"note {x}")) for x in ids),
-        store._submit(half_done),  # not replayable: run once, in its savepoint
+        store._writer.submit(half_done),  # not replayable: run once, in its savepoint
         return_exceptions=True,
     )
     assert isinstance(outcomes[3], RuntimeError)
@@ -199,7 +199,7 @@ async def test_node_commits_run_again_from_their_rows(traced: tuple[Runtime, lis
                 await asyncio.sleep(0)
                 continue
             try:
-                await store._submit(half_done, replayable=True)
+                await store._writer.submit(half_done, replayable=True)
             except RuntimeError:
                 failed += 1
         return failed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,63 @@ async def test_a_transaction_sqlite_rolled_back_fails_its_jobs_with_its_error(
     finally:
         await writer.stop()
     assert _values(path) == [0, 2]
+
+
+def _timed(path: Path, synchronous: str) -> tuple[Writer, list[tuple[float, int]]]:
+    """A writer whose commit timer notes what it is told."""
+    told: list[tuple[float, int]] = []
+    notifier = Notifier()
+    notifier.observe(
+        lambda execution, events: None, lambda took, writes: told.append((took, writes))
+    )
+    writer = Writer(f"sqlite:///{path}", path, notifier, synchronous=synchronous, cache_kib=2048)
+    writer.start()
+    return writer, told
+
+
+def _slow(seconds: float) -> Job:
+    def job(conn: sqlite3.Connection) -> tuple[None, Notices]:
+        time.sleep(seconds)
+        conn.execute("INSERT INTO t VALUES (-1)")
+        return None, []
+
+    return job
+
+
+async def test_the_commit_timer_is_told_each_batch_once_with_its_writes(tmp_path: Path) -> None:
+    writer, told = _timed(tmp_path / "a.db", "NORMAL")
+    try:
+        await writer.submit(_insert(0))
+        told.clear()
+        await writer.submit(_insert(1))  # alone: a batch of one, on the loop
+        await asyncio.gather(*(writer.submit(_insert(v)) for v in range(2, 12)))
+        await asyncio.gather(writer.submit(_slow(0.05)), writer.submit(_insert(12)))
+    finally:
+        await writer.stop()
+    assert [writes for _, writes in told] == [1, 10, 2]
+    assert all(took >= 0 for took, _ in told)
+    assert told[-1][0] >= 0.05  # the batch waited for its slow job
+
+
+async def test_the_commit_timer_counts_each_write_once_from_the_thread(tmp_path: Path) -> None:
+    writer, told = _timed(tmp_path / "a.db", "FULL")  # every batch on the thread
+    try:
+        await writer.submit(_insert(0))
+        told.clear()
+
+        async def batch(first: int) -> None:
+            await asyncio.sleep(0.001 * first)
+            await asyncio.gather(*(writer.submit(_insert(v)) for v in range(first, first + 5)))
+
+        # Batches handed over while the thread runs a slow one: it commits
+        # them together, and each is timed from when it was submitted.
+        slow = asyncio.ensure_future(writer.submit(_slow(0.1)))
+        await asyncio.sleep(0.01)
+        await asyncio.gather(*(batch(first) for first in range(1, 40, 5)))
+        await slow
+    finally:
+        await writer.stop()
+    assert sum(writes for _, writes in told) == 41
+    assert len(told) == 9  # each loop iteration's batch, told apart
+    assert max(took for took, _ in told) >= 0.1
+    assert all(took >= 0 for took, _ in told)
