@@ -166,7 +166,7 @@ class NodeParts:
             health=health,
         )
         # traces (issue 17)
-        traces = start_traces(config.telemetry, node=config.name, runtime=runtime)
+        traces = start_traces(config.telemetry, node=config.name, runtime=runtime, metrics=metrics)
         if traces is not None:
             app = traces.asgi(app, metrics)  # counts the requests' metrics too
             traces.instrument(http)

@@ -71,7 +71,9 @@ class StepRunner:
             runtime.engine.claimed_hooks.append(self.metrics.claimed)
         if self.setting == "traces":
             telemetry = TelemetrySettings.model_validate({"traces": {"endpoint": self.endpoint}})
-            self.traces = start_traces(telemetry, node="bench", runtime=runtime)
+            self.traces = start_traces(
+                telemetry, node="bench", runtime=runtime, metrics=self.metrics
+            )
         for workflow in (self.seq, self.conc):
             runtime.workflows.add(workflow)
         # As a node does once it serves (agent_node.node._freeze_startup_objects):

@@ -179,8 +179,10 @@ def apply_outcome(
 
 def _completed(txn: Txn, node: str, visit: int, info: dict[str, Any]) -> None:
     """The visit's ``node_completed``, its run time carried to the commit's
-    observers (:attr:`~agent_node.store.records.EventRecord.duration`)."""
-    txn.event("node_completed", node, visit, data=dumps(info), duration=info.get("duration"))
+    observers when that is all they count of it (no model usage: see
+    :attr:`~agent_node.store.records.EventRecord.duration`)."""
+    took = None if "usage" in info else info.get("duration")
+    txn.event("node_completed", node, visit, data=dumps(info), duration=took)
 
 
 def _restart(

@@ -187,11 +187,12 @@ class EventRecord:
     attempt: int | None
     at: float
     data: str | None
-    #: A visit's run time (seconds), as its ``data`` says it, carried from the
-    #: commit that wrote it to the commit's observers (:mod:`.notify`) so that
-    #: they need not parse ``data`` for it; None on an event read back from a
-    #: SQL store (the memory store keeps the commit's). Not a column: not
-    #: stored, not compared.
+    #: A completed visit's run time (seconds), as its ``data`` says it, when
+    #: that is all its data has for the commit's observers (:mod:`.notify`) to
+    #: count — no model usage — carried from the commit that wrote it so that
+    #: they need not parse ``data``; else None, and None on an event read back
+    #: from a SQL store (the memory store keeps the commit's). Not a column:
+    #: not stored, not compared.
     duration: float | None = field(default=None, compare=False, repr=False)
 
 

@@ -32,7 +32,7 @@ import logging
 import sys
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
@@ -112,6 +112,8 @@ class NodeMetrics:
             ["route"],
             buckets=_FAST,
         )
+        #: The upper bounds of :attr:`node_seconds`' buckets.
+        self.duration_bounds = self.node_seconds.bounds
         self.commit_seconds = t.timing(
             "agent_node_store_commit_seconds",
             "How long a write waited for its commit",
@@ -131,14 +133,36 @@ class NodeMetrics:
         #: By workflow, version and node: its completed visits' series (:meth:`committed`).
         self._completed: dict[tuple[str, str, str], list[float]] = {}
         self._claims = self.claim_delay.row()
-        self._stop = store.observe(self.committed, commit_timer=self.commit_seconds.observer())
+        #: Told how long the store's writes waited for their commit.
+        self.commit_timer = self.commit_seconds.observer()
+        self._stop = store.observe(self.committed, commit_timer=self.commit_timer)
+        #: Brings in the commits another observer holds (:meth:`pass_commits`).
+        self._held: Callable[[], None] | None = None
 
     def close(self) -> None:
         self._stop()
 
+    def pass_commits(self, held: Callable[[], None]) -> Callable[[], None]:
+        """Stop observing the store's commits: another observer's pass over
+        them counts them here (the traces' follower, :mod:`.traces_follow`,
+        with :meth:`committed` and :meth:`completed_row`: one pass over each
+        commit for both), and ``held`` brings in the commits it holds
+        (before a scrape); its subscription carries :attr:`commit_timer`.
+        Returns the way to observe them here again."""
+        self._stop()
+        self._held = held
+
+        def take_back() -> None:
+            self._held = None
+            self._stop = self.store.observe(self.committed, commit_timer=self.commit_timer)
+
+        return take_back
+
     async def scrape(self) -> bytes:
         """The text exposition of every metric, the store's gauges read now
         (within :data:`SCRAPE_TIMEOUT`; without them when the store fails)."""
+        if self._held is not None:
+            self._held()
         collector = self._gauges
         try:
             async with asyncio.timeout(SCRAPE_TIMEOUT):
@@ -165,11 +189,11 @@ class NodeMetrics:
             kind = event.kind
             if kind == "node_started":  # most events: nothing to count
                 continue
-            if kind == "node_completed" and (took := _duration_only(event)) is not None:
-                # Most others: a plain step's end, its duration all there is to count
+            if kind == "node_completed" and (took := event.duration) is not None:
+                # Most others: a step's end, its duration all there is to count
                 # (node_seconds.observe, inline, into its node's series found once).
                 key = (execution.workflow_id, execution.workflow_version, event.node or "")
-                row = self._completed.get(key) or self._completed_row(execution, key)
+                row = self._completed.get(key) or self.completed_row(execution, key[2])
                 row[bisect_left(self.node_seconds.bounds, took)] += 1
                 row[-1] += took
                 if self._sent:
@@ -187,9 +211,15 @@ class NodeMetrics:
                 if len(self._sent) > _SENT_KEPT:
                     del self._sent[next(iter(self._sent))]
 
-    def _completed_row(self, execution: ExecutionRecord, key: tuple[str, str, str]) -> list[float]:
-        found = self.node_seconds.row((self._type_of(execution, key[2]), "completed"))
-        self._completed[key] = found
+    def completed_row(self, execution: ExecutionRecord, node: str) -> list[float]:
+        """The series of ``node``'s completed visits in ``execution``'s workflow
+        (of :attr:`node_seconds`), for a hot path to count into as
+        :meth:`~.tallies.Timing.row` says."""
+        key = (execution.workflow_id, execution.workflow_version, node)
+        found = self._completed.get(key)
+        if found is None:
+            found = self.node_seconds.row((self._type_of(execution, node), "completed"))
+            self._completed[key] = found
         return found
 
     def _visit(self, execution: ExecutionRecord, event: EventRecord) -> None:
@@ -309,29 +339,6 @@ class _StoreCollector(Collector):
 
 def _gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, help_text, value=value)
-
-
-#: How a step's ``node_completed`` data begins (:func:`agent_node.engine.plans.complete_node`).
-_DURATION_FIRST = '{"duration":'
-
-
-def _duration_only(event: EventRecord) -> float | None:
-    """The duration of a ``node_completed`` whose data says nothing else worth
-    counting (no model usage): the one its commit carried, else read without
-    parsing the data all; None when the data must be parsed (:func:`_data`)."""
-    text = event.data
-    if not text or '"usage"' in text:
-        return None
-    took = event.duration
-    if took is not None:  # parsing it cost ~2.5 % of a sequential step's CPU
-        return took
-    if not text.startswith(_DURATION_FIRST):
-        return None
-    end = text.find(",", 12)
-    try:
-        return float(text[12 : end if end > 0 else -1])
-    except ValueError:
-        return None
 
 
 def _data(text: str | None) -> dict[str, Any]:

@@ -72,8 +72,16 @@ def traces_wanted(settings: TracesSettings, env: Mapping[str, str]) -> bool:
     )
 
 
-def start_traces(settings: TelemetrySettings, *, node: str, runtime: Runtime) -> Traces | None:
+def start_traces(
+    settings: TelemetrySettings,
+    *,
+    node: str,
+    runtime: Runtime,
+    metrics: NodeMetrics | None = None,
+) -> Traces | None:
     """``node``'s traces, following ``runtime``'s store; None when they are off.
+    Given the node's ``metrics``, the traces' pass over each commit counts
+    it into them too (:mod:`.traces_follow`).
 
     Asked for in the configuration (``enabled: true`` or an ``endpoint``)
     without OpenTelemetry installed is a :class:`ConfigError`; asked for by
@@ -94,13 +102,20 @@ def start_traces(settings: TelemetrySettings, *, node: str, runtime: Runtime) ->
 
     parts = pipeline(wanted, node, BUNDLE)
     spans = SpanFactory(parts.resource, parts.scope, node, _spec_finder(runtime))
-    return Traces(runtime, parts, spans)
+    return Traces(runtime, parts, spans, metrics)
 
 
 class Traces:
-    """A node's traces: subscribed to its store's commits until :meth:`close`."""
+    """A node's traces: subscribed to its store's commits until :meth:`close`
+    (and counting them into ``metrics``, when given, from then on)."""
 
-    def __init__(self, runtime: Runtime, parts: Pipeline, spans: SpanFactory) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        parts: Pipeline,
+        spans: SpanFactory,
+        metrics: NodeMetrics | None = None,
+    ) -> None:
         from agent_node.telemetry.traces_follow import Follower
         from agent_node.telemetry.traces_http import RequestSpans, roots_sampled
 
@@ -109,8 +124,12 @@ class Traces:
         self._spans = spans
         self._replays: set[asyncio.Task[None]] = set()
         self._reading = asyncio.Semaphore(REPLAYS)
-        self._follower = Follower(spans, self._send, self._replay)
-        self._forget = runtime.store.observe(self._follower.committed)
+        self._follower = Follower(spans, self._send, self._replay, counts=metrics)
+        timer, self._give_back = None, None
+        if metrics is not None:
+            self._give_back = metrics.pass_commits(self._follower.follow_held)
+            timer = metrics.commit_timer
+        self._forget = runtime.store.observe(self._follower.committed, commit_timer=timer)
         self._requests = RequestSpans(roots_sampled(parts.provider.sampler), self._follower.add)
 
     def asgi(self, app: ASGIApp, metrics: NodeMetrics | None = None) -> ASGIApp:
@@ -130,6 +149,9 @@ class Traces:
         """Stop following commits, finish the read-backs, send what is left."""
         self._forget()
         self._follower.follow_held()  # before the read-backs it may ask for
+        if self._give_back is not None:  # the metrics count what is committed next
+            self._give_back()
+            self._give_back = None
         if self._replays:
             await asyncio.wait(self._replays, timeout=CLOSE_TIMEOUT)
         self._follower.stop()

@@ -17,14 +17,22 @@ Commits are held a moment and followed together (:data:`HELD`,
 :data:`HOLD`), in their order; spans are handed to the batch processor in
 bundles (:data:`BUNDLE`), those of the node's requests (:mod:`.traces_http`)
 among them.
+
+With the node's metrics (:class:`Counts`), the same pass counts each commit
+into them: a completed visit's run time — most of what a step's commit has
+to count — into its node's series, found once and kept with its node's
+parts; the rest as the metrics' own observer would. One pass instead of two
+saves a step the metrics' walk over its events and a call of the store's
+(~100 bytecodes of ~3,300 a sequential step runs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
 from agent_node.telemetry.traces_ids import origin_of
@@ -37,9 +45,9 @@ from agent_node.telemetry.traces_ledger import (
     Replay,
     visit_end,
 )
-from agent_node.telemetry.traces_spans import Ids, SpanFactory, plain_span
+from agent_node.telemetry.traces_spans import Ids, NodeParts, SpanFactory, plain_span
 
-__all__ = ["BUNDLE", "BUNDLE_WAIT", "HELD", "HOLD", "Follower"]
+__all__ = ["BUNDLE", "BUNDLE_WAIT", "HELD", "HOLD", "Counts", "Follower"]
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +73,43 @@ _ENDS = {
 _Other = Literal["ledger", "untraced"]
 
 
+class Counts(Protocol):
+    """Metrics counted from the commits followed (:class:`~.metrics.NodeMetrics`)."""
+
+    #: The upper bounds of the buckets of a visit's run time.
+    duration_bounds: tuple[float, ...]
+
+    def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        """Count ``events`` (of a commit of ``execution``)."""
+
+    def completed_row(self, execution: ExecutionRecord, node: str) -> list[float]:
+        """The series of ``node``'s completed visits: a count per bucket,
+        +Inf's, then the sum."""
+        raise NotImplementedError
+
+
+class _Uncounted:
+    """No metrics: what would be counted is dropped (a node whose metrics
+    are off, rarely; its visits' run times go into one scratch series)."""
+
+    duration_bounds: tuple[float, ...] = (0.0,)
+
+    def __init__(self) -> None:
+        self._scratch = [0.0, 0.0, 0.0]
+
+    def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        pass
+
+    def completed_row(self, execution: ExecutionRecord, node: str) -> list[float]:
+        return self._scratch
+
+
 class _Run(Ids):
     """An execution followed here: its ids and its open visit."""
 
-    __slots__ = ("at", "node", "visit")
-    #: The visit open ("": none) and when it started.
-    node: str
-    visit: int
-    at: float
+    __slots__ = ("open",)
+    #: The visit open (node, visit) and when it started; None: none is.
+    open: tuple[str, int, float] | None
 
 
 class Follower:
@@ -86,11 +123,14 @@ class Follower:
         send: Callable[[bytes], None],
         replay: Callable[[Replay], None],
         limit: int = MAX_RUNS,
+        counts: Counts | None = None,
     ) -> None:
         self._spans = spans
         self._send = send
         self._replay = replay
         self._limit = limit
+        self._counts: Counts = counts or _Uncounted()
+        self._bounds = self._counts.duration_bounds
         self.ledger = Ledger(limit, plain=spans.write_plain)
         self._runs: dict[str, _Run | _Other] = {}
         #: Spans written since the last hand-over.
@@ -110,17 +150,23 @@ class Follower:
         if len(held) >= HELD:
             self.follow_held()
         elif self._held_due is None:
-            self._held_due = _call_later(HOLD, self.follow_held)
+            self._held_due = _call_later(HOLD, self._hold_over)
+
+    def _hold_over(self) -> None:
+        # Left running when HELD commits go first (as _later is): the commits
+        # held after them wait less, and a busy node sets one timer per HOLD,
+        # not one per HELD commits (each cancelled one stays in the loop's
+        # heap until it is due, and every timer set compares against them).
+        self._held_due = None
+        self.follow_held()
 
     def follow_held(self) -> None:
         """Follow the commits held so far, in their order."""
-        if self._held_due is not None:
-            self._held_due.cancel()
-            self._held_due = None
         held, self._held = self._held, []
         follow = self._follow
         for execution, events in held:
             follow(execution, events)
+        self._flow()
 
     def _follow(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
         try:
@@ -129,35 +175,50 @@ class Follower:
                 run = self._first(execution, events)
             if isinstance(run, str):
                 self._other(run, execution, events)
-                self._flow()
                 return
-            written = self._written
+            written, counts = self._written, self._counts
             for event in events:
                 kind = event.kind
-                if kind == "node_completed" and event.node == run.node and event.visit == run.visit:
-                    name, start, at = run.node, run.at, event.at
+                if (
+                    kind == "node_completed"
+                    and (began := run.open) is not None
+                    and event.node == began[0]
+                    and event.visit == began[1]
+                ):
+                    (name, visit, start), at = began, event.at
                     node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
-                    run.node = ""
-                    if node.plain and run.visit == 1:
+                    run.open = None
+                    if node.plain and visit == 1:
                         written.append(plain_span(node, run, start, at))
                     else:
-                        plain = (execution, run.origin, name, run.visit, start, at, event.data)
+                        plain = (execution, run.origin, name, visit, start, at, event.data)
                         self._emit([plain])
-                elif kind == "node_started" and not run.node and event.attempt == 1 and event.node:
-                    run.node, run.visit, run.at = event.node, event.visit or 0, event.at
-                elif kind in _ENDS and not run.node:
+                    if (took := event.duration) is not None:  # as the metrics count it
+                        row = node.row or self._row(execution, name, node)
+                        row[bisect_left(self._bounds, took)] += 1
+                        row[-1] += took
+                    else:
+                        counts.committed(execution, (event,))
+                elif (
+                    kind == "node_started"
+                    and run.open is None
+                    and event.attempt == 1
+                    and event.node
+                    and event.visit
+                ):
+                    run.open = (event.node, event.visit, event.at)
+                elif kind in _ENDS and run.open is None:
                     at, status = event.at, _ENDS[kind]
                     written.append(
                         self._spans.execution_span(execution, run, at, status, event.data)
                     )
                     del self._runs[execution.id]
+                    counts.committed(execution, (event,))
                 elif kind in KINDS:  # the others change nothing the spans say
                     self._to_ledger(run, execution, events, event)
                     break
-            if len(written) >= BUNDLE:
-                self.hand_over()
-            elif written and self._due is None:
-                self._later()
+                else:
+                    counts.committed(execution, (event,))
         except Exception:  # a span lost is better than a commit's caller hurt
             log.exception("traces: the spans of %s could not be built", execution.id)
 
@@ -171,10 +232,14 @@ class Follower:
             found: _Run | _Other = "untraced"
         elif events and events[0].kind == "execution_started":  # whole from its start
             found = _Run(execution.id, origin, self._spans.nodes_of(execution))
-            found.node, found.visit, found.at = "", 0, 0.0  # none open
+            found.open = None
         else:  # begun elsewhere, or forgotten: the ledger reads its log back
             found = "ledger"
         runs[execution.id] = found
+        return found
+
+    def _row(self, execution: ExecutionRecord, name: str, node: NodeParts) -> list[float]:
+        found = node.row = self._counts.completed_row(execution, name)
         return found
 
     def _other(
@@ -182,6 +247,7 @@ class Follower:
     ) -> None:
         if run == "ledger":
             self._ledger_commit(execution, events)
+        self._counts.committed(execution, events)
         if execution.status in TERMINAL:
             self._runs.pop(execution.id, None)
 
@@ -189,7 +255,8 @@ class Follower:
         self, run: _Run, execution: ExecutionRecord, events: Sequence[EventRecord], at: EventRecord
     ) -> None:
         """The ledger follows ``execution`` from ``events``' ``at`` on."""
-        starts = {(run.node, run.visit): run.at} if run.node else {}
+        began = run.open
+        starts = {(began[0], began[1]): began[2]} if began is not None else {}
         self.ledger.adopt(execution, run.origin, starts)
         self._runs[execution.id] = "ledger"
         rest = events[next(i for i, event in enumerate(events) if event is at) :]
@@ -213,11 +280,11 @@ class Follower:
         self._flow()
 
     def _flow(self) -> None:
-        """Hand the spans written over when they fill a bundle, else soon
-        (as :meth:`_follow` does, inline)."""
-        if len(self._written) >= BUNDLE:
-            self.hand_over()
-        elif self._written and self._due is None:
+        """Hand the spans written over in bundles, the rest soon."""
+        written = self._written
+        if len(written) >= BUNDLE:
+            self._hand_over(len(written) - len(written) % BUNDLE)
+        if written and self._due is None:
             self._later()
 
     def _emit(self, endings: Sequence[Ending]) -> None:
@@ -241,15 +308,22 @@ class Follower:
         self.hand_over()
 
     def hand_over(self) -> None:
-        """The spans written so far to ``send``, as one item."""
-        written = self._written
-        if written:
-            data = b"".join(written)
-            written.clear()
-            self._send(data)
+        """The spans written so far to ``send``, a bundle at a time."""
+        self._hand_over(len(self._written))
+
+    def _hand_over(self, count: int) -> None:
+        """The first ``count`` spans written to ``send``, :data:`BUNDLE` an item."""
+        written, send = self._written, self._send
+        bundles = [b"".join(written[i : min(i + BUNDLE, count)]) for i in range(0, count, BUNDLE)]
+        del written[:count]
+        for data in bundles:
+            send(data)
 
     def stop(self) -> None:
         """No more waiting: hand over what is left."""
+        if self._held_due is not None:
+            self._held_due.cancel()
+            self._held_due = None
         self.follow_held()
         if self._due is not None:
             self._due.cancel()

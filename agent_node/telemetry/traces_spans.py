@@ -81,7 +81,17 @@ def _little(span_id: int) -> int:
 class NodeParts:
     """What every span of one node's visits shares, written once."""
 
-    __slots__ = ("attributes", "first", "head", "lead", "local_tail", "plain", "spec", "type")
+    __slots__ = (
+        "attributes",
+        "first",
+        "head",
+        "lead",
+        "local_tail",
+        "plain",
+        "row",
+        "spec",
+        "type",
+    )
 
     def __init__(self, spec: NodeSpec | None, node: str) -> None:
         self.spec = spec
@@ -102,6 +112,9 @@ class NodeParts:
         #: its tag, name, kind, attributes and flags (protobuf takes fields in any order).
         fixed = self.head + self.local_tail
         self.lead = wire.span_tag(len(fixed) + _EXECUTION_PART + _ID_AND_TIMES) + fixed
+        #: The metrics' series its completed visits' run times go into, once
+        #: the follower has counted one (:class:`~.traces_follow.Follower`).
+        self.row: list[float] | None = None
 
 
 class Ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 import subprocess
@@ -114,6 +115,23 @@ async def test_a_prompt_is_answered_into_the_state(
         ("system", "You are terse."),
         ("user", "Weather in Paris?"),
     ]
+
+
+async def test_a_model_visit_s_end_hands_its_observers_no_bare_duration(
+    ollama: FakeOllama, client: LlmClient, runtime_factory: Any
+) -> None:
+    # Its usage is counted too (metrics parse its data); a step's end without
+    # usage carries its run time alone (tests/unit/test_tallies.py).
+    ollama.script(text("Bring sunglasses."))
+    runtime = await runtime_factory("memory://", executors={"model": ModelExecutor(client)})
+    seen: list[Any] = []
+    runtime.store.observe(lambda _, events: seen.extend(events))
+    node = "type: model\nprompt: 'Weather in {{ state.city }}?'\noutput: answer"
+    result = await runtime.run(workflow(node), {})
+    assert result.status == "completed", result.error
+    [event] = [e for e in seen if e.kind == "node_completed"]
+    assert event.duration is None
+    assert json.loads(event.data)["usage"]["calls"] == 1
 
 
 async def test_a_streamed_answer_is_assembled(

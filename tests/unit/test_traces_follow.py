@@ -102,6 +102,13 @@ class Sent:
         encoded = [Encoded(data, self.spans.resource, self.spans.scope) for data in self.bundles]
         return decode(encode(encoded))
 
+    def sizes(self) -> list[int]:
+        """Spans in each bundle handed over."""
+        return [
+            len(decode(encode([Encoded(b, self.spans.resource, self.spans.scope)])))
+            for b in self.bundles
+        ]
+
 
 def followed(commits: Commits, execution_id: str = "e1") -> tuple[Follower, Sent, list[Replay]]:
     spans, replays = factory(), []
@@ -196,3 +203,5 @@ async def test_commits_are_followed_at_once_when_enough_are_held() -> None:
     follower.committed(record("last"), STEPS[1][1])
     follower.stop()
     assert len(sent.decoded()) == HELD // 2 + 1
+    # Followed together, handed over a bundle at a time (the processor's sizes count on it).
+    assert max(sent.sizes()) == BUNDLE and sum(sent.sizes()) == HELD // 2 + 1
