@@ -39,8 +39,9 @@ from agent_node.store.notify import Notifier
 from agent_node.store.records import ExecutionRecord
 from agent_node.store.sql import execution_from_row
 from agent_node.store.sqlite_errors import store_error
+from agent_node.store.sqlite_open import BUSY_MS
 from agent_node.store.sqlite_txn import STMTS, state_txn
-from agent_node.store.sqlite_writer import BUSY_MS, Notices, Writer
+from agent_node.store.sqlite_writer import Notices, Writer
 
 __all__ = ["SqliteConnections"]
 

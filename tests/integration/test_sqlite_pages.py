@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from agent_node import Runtime, Workflow, current_node
 from agent_node.store import Txn, store_from_url
 from agent_node.store.records import ExecutionRecord
-from agent_node.store.sqlite_writer import PAGE_SIZE
+from agent_node.store.sqlite_open import PAGE_SIZE
 
 
 def _page_size(path: Path) -> int:
