@@ -36,9 +36,9 @@ def stretch_timers(factor: float) -> None:
     the batch processor's, is stretched by the parent)."""
     from agent_node import collector
     from agent_node.store import sqlite_checkpoints, sqlite_writer
-    from agent_node.telemetry import traces_follow
+    from agent_node.telemetry import held, traces_follow
 
-    traces_follow.HOLD *= factor
+    held.HOLD *= factor
     traces_follow.BUNDLE_WAIT *= factor
     sqlite_checkpoints._CHECKPOINT_DELAY *= factor
     sqlite_writer._PASS_EVERY *= factor

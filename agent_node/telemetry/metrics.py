@@ -7,7 +7,9 @@ What is counted, and where it comes from:
   and status, node visit durations by node type and outcome, delegation
   round trips and outcomes per peer, model calls, tokens and cost per model.
   A commit is counted once, by the process that made it: with several
-  replicas on one database, sum over them.
+  replicas on one database, sum over them. Commits are held a moment and
+  counted a few at a time (:mod:`.held`; a scrape counts those held first),
+  by the traces' follower when traces are on (:mod:`.traces_follow`).
 * From each claim: how long a ready node visit waited to be claimed.
 * From each HTTP request (an ASGI wrapper): requests by method, route and
   code, and their latency.
@@ -41,6 +43,7 @@ from prometheus_client.registry import Collector
 
 from agent_node.store import Store
 from agent_node.store.records import Claim, EventRecord, ExecutionRecord
+from agent_node.telemetry.held import Held
 from agent_node.telemetry.tallies import Tallies
 
 __all__ = ["NodeMetrics"]
@@ -135,12 +138,15 @@ class NodeMetrics:
         self._claims = self.claim_delay.row()
         #: Told how long the store's writes waited for their commit.
         self.commit_timer = self.commit_seconds.observer()
-        self._stop = store.observe(self.committed, commit_timer=self.commit_timer)
-        #: Brings in the commits another observer holds (:meth:`pass_commits`).
-        self._held: Callable[[], None] | None = None
+        #: The commits observed here, counted a few at a time (:mod:`.held`).
+        self._holding = Held(self.committed)
+        self._stop = store.observe(self._holding.committed, commit_timer=self.commit_timer)
+        #: Brings in the commits held (here, or by :meth:`pass_commits`' observer).
+        self._held: Callable[[], None] = self._holding.flush
 
     def close(self) -> None:
         self._stop()
+        self._holding.stop()
 
     def pass_commits(self, held: Callable[[], None]) -> Callable[[], None]:
         """Stop observing the store's commits: another observer's pass over
@@ -150,19 +156,19 @@ class NodeMetrics:
         (before a scrape); its subscription carries :attr:`commit_timer`.
         Returns the way to observe them here again."""
         self._stop()
+        self._holding.flush()
         self._held = held
 
         def take_back() -> None:
-            self._held = None
-            self._stop = self.store.observe(self.committed, commit_timer=self.commit_timer)
+            self._held = self._holding.flush
+            self._stop = self.store.observe(self._holding.committed, commit_timer=self.commit_timer)
 
         return take_back
 
     async def scrape(self) -> bytes:
         """The text exposition of every metric, the store's gauges read now
         (within :data:`SCRAPE_TIMEOUT`; without them when the store fails)."""
-        if self._held is not None:
-            self._held()
+        self._held()
         collector = self._gauges
         try:
             async with asyncio.timeout(SCRAPE_TIMEOUT):

@@ -13,8 +13,8 @@ with what was known of it: the ledger's rules decide, the follower only
 spares the common case their cost (a span costs the event loop a few
 microseconds, as much as the commit's own bookkeeping).
 
-Commits are held a moment and followed together (:data:`HELD`,
-:data:`HOLD`), in their order; spans are handed to the batch processor in
+Commits are held a moment and followed together, in their order
+(:mod:`.held`); spans are handed to the batch processor in
 bundles (:data:`BUNDLE`), those of the node's requests (:mod:`.traces_http`)
 among them.
 
@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
+from agent_node.telemetry.held import Held, call_later
 from agent_node.telemetry.traces_ids import origin_of
 from agent_node.telemetry.traces_ledger import (
     KINDS,
@@ -47,7 +48,7 @@ from agent_node.telemetry.traces_ledger import (
 )
 from agent_node.telemetry.traces_spans import Ids, NodeParts, SpanFactory, plain_span
 
-__all__ = ["BUNDLE", "BUNDLE_WAIT", "HELD", "HOLD", "Counts", "Follower"]
+__all__ = ["BUNDLE", "BUNDLE_WAIT", "Counts", "Follower"]
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,6 @@ log = logging.getLogger(__name__)
 #: :func:`.traces_pipeline.bundled_sizes`), and how long the first of them
 #: waits for the others, at most (seconds).
 BUNDLE, BUNDLE_WAIT = 16, 0.5
-#: Commits held before they are followed, at most, and how long the first
-#: waits for the others (seconds): followed one after the other, the
-#: follower's code and data stay in the caches from one to the next, where
-#: followed as each commits they are evicted by the node's work in between
-#: (``bench/telemetry_bench.py --paired``: traces +7.0 → +6.1 % of a
-#: ``SendMessage``'s CPU, +12 to 15 → +9 to 11 % of a sequential step's).
-HELD, HOLD = 64, 0.05
 _ENDS = {
     "execution_completed": "completed",
     "execution_failed": "failed",
@@ -136,37 +130,17 @@ class Follower:
         #: Spans written since the last hand-over.
         self._written = spans.written
         self._due: asyncio.TimerHandle | None = None
-        #: Commits not followed yet, and when they will be.
-        self._held: list[tuple[ExecutionRecord, Sequence[EventRecord]]] = []
-        self._held_due: asyncio.TimerHandle | None = None
+        #: Commits not followed yet (their spans handed over after them).
+        self._held = Held(self._follow, self._flow)
+        #: A commit, followed with the others held (:mod:`.held`).
+        self.committed = self._held.committed
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
-        """A commit, followed with the others held (:data:`HELD`, :data:`HOLD`)."""
-        held = self._held
-        held.append((execution, events))
-        if len(held) >= HELD:
-            self.follow_held()
-        elif self._held_due is None:
-            self._held_due = _call_later(HOLD, self._hold_over)
-
-    def _hold_over(self) -> None:
-        # Left running when HELD commits go first (as _later is): the commits
-        # held after them wait less, and a busy node sets one timer per HOLD,
-        # not one per HELD commits (each cancelled one stays in the loop's
-        # heap until it is due, and every timer set compares against them).
-        self._held_due = None
-        self.follow_held()
-
     def follow_held(self) -> None:
         """Follow the commits held so far, in their order."""
-        held, self._held = self._held, []
-        follow = self._follow
-        for execution, events in held:
-            follow(execution, events)
-        self._flow()
+        self._held.flush()
 
     def _follow(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
         try:
@@ -301,7 +275,7 @@ class Follower:
         # Left running when a full bundle goes first: the spans written
         # after it wait for it (less than BUNDLE_WAIT), and a busy node
         # sets one timer per BUNDLE_WAIT, not one per bundle.
-        self._due = _call_later(BUNDLE_WAIT, self._timed_out)
+        self._due = call_later(BUNDLE_WAIT, self._timed_out)
 
     def _timed_out(self) -> None:
         self._due = None
@@ -321,22 +295,8 @@ class Follower:
 
     def stop(self) -> None:
         """No more waiting: hand over what is left."""
-        if self._held_due is not None:
-            self._held_due.cancel()
-            self._held_due = None
-        self.follow_held()
+        self._held.stop()
         if self._due is not None:
             self._due.cancel()
             self._due = None
         self.hand_over()
-
-
-def _call_later(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:
-    """``callback`` in ``delay`` s on the running loop; off the loop (a commit
-    observed there): at once, and None."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        callback()
-        return None
-    return loop.call_later(delay, callback)

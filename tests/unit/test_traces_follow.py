@@ -12,7 +12,8 @@ from support.otlp import ReceivedSpan, decode, span_factory
 
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.store.records import EventRecord, ExecutionRecord
-from agent_node.telemetry.traces_follow import BUNDLE, BUNDLE_WAIT, HELD, HOLD, Follower
+from agent_node.telemetry.held import HELD, HOLD
+from agent_node.telemetry.traces_follow import BUNDLE, BUNDLE_WAIT, Follower
 from agent_node.telemetry.traces_ledger import Ledger, Replay, replayed
 from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.telemetry.traces_wire import Encoded, encode
