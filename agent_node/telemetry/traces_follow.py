@@ -3,7 +3,7 @@
 Most commits of a traced execution are a step's: a visit completes and
 the next one starts (an execution's first commit starts its first visit,
 its last ends it). :class:`Follower` keeps, per execution, the one visit
-open and when it started — a few slots, no dict, no tuple — and writes a
+open and when it started — one slot, no dict — and writes a
 completed visit's span there and then from the parts its execution and its
 node made once (:meth:`.traces_spans.SpanFactory.write_plain` writes the
 same bytes). Anything else — a retry, a failure, a wait, a delegation, two
