@@ -9,8 +9,8 @@ hold what each commit wrote, :data:`HELD` commits at most and :data:`HOLD`
 seconds at most, and follow them together (``bench/telemetry_bench.py
 --paired``: for the traces, +7.0 → +6.1 % of a ``SendMessage``'s CPU and
 +12 to 15 → +9 to 11 % of a sequential step's; for the metrics, measured in
-one process with their observer on and off per unit, +4.6 → +2.9 % of a
-sequential step's CPU).
+one process with their observer on and off per unit, HELD 64 against 1:
++4.2 to 4.6 % of a sequential step's CPU against +4.8 to 5.4 %).
 """
 
 from __future__ import annotations

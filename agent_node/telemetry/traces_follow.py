@@ -79,7 +79,6 @@ class Counts(Protocol):
     def completed_row(self, execution: ExecutionRecord, node: str) -> list[float]:
         """The series of ``node``'s completed visits: a count per bucket,
         +Inf's, then the sum."""
-        raise NotImplementedError
 
 
 class _Uncounted:
