@@ -61,7 +61,7 @@ async def record() -> dict[str, list[Any]]:
     for workflow in (seq, conc):
         runtime.workflows.add(workflow)
     seen: list[Any] = []
-    runtime.store.observe(lambda execution, events: seen.append((copy.copy(execution), events)))
+    runtime.store.observe(lambda told: seen.extend((copy.copy(e), evs) for e, evs in told))
 
     async def run(workflow: Any) -> None:
         metadata = {"traceparent": new_traceparent(), "trace_root": True}
@@ -70,9 +70,11 @@ async def record() -> dict[str, list[Any]]:
         runtime.engine.release(execution_id)
 
     await asyncio.gather(*(run(conc) for _ in range(telemetry_bench.CONC_WORKFLOWS)))
+    runtime.store.tell_observers()
     commits = {"conc": list(seen)}
     seen.clear()
     await run(seq)
+    runtime.store.tell_observers()
     commits["seq"] = list(seen)
     await runtime.close()
     return {k: [(e, list(evs)) for e, evs in v] for k, v in commits.items()}
@@ -84,6 +86,7 @@ async def replay(path: Path, measure: str, reps: int) -> float:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from agent_node.runtime import Runtime
+    from agent_node.store.notify import HELD
     from agent_node.telemetry.traces import _spec_finder
     from agent_node.telemetry.traces_follow import Follower
     from agent_node.telemetry.traces_spans import SpanFactory
@@ -103,8 +106,8 @@ async def replay(path: Path, measure: str, reps: int) -> float:
     for rep in range(reps + 1):
         follower = Follower(spans, handed.append, lambda request: None)  # no store, no pipeline
         began = time.process_time()
-        for execution, events in commits:
-            follower.committed(execution, events)
+        for at in range(0, len(commits), HELD):  # as the store tells them
+            follower.committed(commits[at : at + HELD])
         follower.stop()
         took = (time.process_time() - began) / visits * 1e6
         if rep:

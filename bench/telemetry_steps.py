@@ -35,10 +35,10 @@ def stretch_timers(factor: float) -> None:
     weigh them as the valgrind run's pace fell (``OTEL_BSP_SCHEDULE_DELAY``,
     the batch processor's, is stretched by the parent)."""
     from agent_node import collector
-    from agent_node.store import sqlite_checkpoints, sqlite_writer
-    from agent_node.telemetry import held, traces_follow
+    from agent_node.store import notify, sqlite_checkpoints, sqlite_writer
+    from agent_node.telemetry import traces_follow
 
-    held.HOLD *= factor
+    notify.HOLD *= factor
     traces_follow.BUNDLE_WAIT *= factor
     sqlite_checkpoints._CHECKPOINT_DELAY *= factor
     sqlite_writer._PASS_EVERY *= factor

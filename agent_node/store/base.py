@@ -51,6 +51,7 @@ from agent_node.store.slots import SharedSlots
 
 __all__ = [
     "ClaimPlan",
+    "Commit",
     "CommitObserver",
     "CommitTimer",
     "Fence",
@@ -66,8 +67,10 @@ T_co = TypeVar("T_co", covariant=True)
 
 #: A notification callback: ``(kind, execution_id)``.
 Listener = Callable[[str, str], None]
-#: Told after a commit: the execution as committed, and the events it appended.
-CommitObserver = Callable[[ExecutionRecord, Sequence[EventRecord]], None]
+#: What a commit wrote: the execution as committed, and the events it appended.
+Commit = tuple[ExecutionRecord, Sequence[EventRecord]]
+#: Told what commits wrote, a few at a time, in commit order (:mod:`.notify`).
+CommitObserver = Callable[[Sequence[Commit]], None]
 #: Told how long writes waited for their commit (seconds), and how many
 #: writes waited that long (a batch committed together).
 CommitTimer = Callable[[float, int], None]
@@ -451,6 +454,11 @@ class Store(Protocol):
     def observe(
         self, observer: CommitObserver, commit_timer: CommitTimer | None = None
     ) -> Callable[[], None]:
-        """Call ``observer`` after each commit of this process that wrote an
-        execution (:mod:`.notify`), and ``commit_timer`` with how long writes
-        waited for their commit; returns the way to stop."""
+        """Tell ``observer`` what each commit of this process that wrote an
+        execution wrote, a few commits at a time, soon after (:mod:`.notify`),
+        and ``commit_timer`` how long writes waited for their commit, as they
+        commit. Returns the way to stop (``observer`` hears what was
+        committed before it)."""
+
+    def tell_observers(self) -> None:
+        """Tell the observers what is held for them now (:mod:`.notify`)."""

@@ -59,6 +59,9 @@ class MemoryStore(MemoryOutbox):
     ) -> Callable[[], None]:
         return self._notifier.observe(observer, commit_timer)
 
+    def tell_observers(self) -> None:
+        self._notifier.tell()
+
     # -- writes --------------------------------------------------------------
 
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:

@@ -169,6 +169,9 @@ class PostgresStore(PgWrites):
     ) -> Callable[[], None]:
         return self._notifier.observe(observer, commit_timer)
 
+    def tell_observers(self) -> None:
+        self._notifier.tell()
+
     async def _notify_live(self, payload: str) -> None:
         if self._live_conn is not None:
             await self._live_conn.execute("SELECT pg_notify($1, $2)", LIVE_CHANNEL, payload)

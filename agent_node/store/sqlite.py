@@ -108,6 +108,9 @@ class SqliteStore(SqliteWrites):
     ) -> Callable[[], None]:
         return self._notifier.observe(observer, commit_timer)
 
+    def tell_observers(self) -> None:
+        self._notifier.tell()
+
     # -- reads ---------------------------------------------------------------
 
     async def lease_owners(self) -> list[str]:

@@ -8,8 +8,9 @@ What is counted, and where it comes from:
   round trips and outcomes per peer, model calls, tokens and cost per model.
   A commit is counted once, by the process that made it: with several
   replicas on one database, sum over them. Commits are held a moment and
-  counted a few at a time (:mod:`.held`; a scrape counts those held first),
-  by the traces' follower when traces are on (:mod:`.traces_follow`).
+  counted a few at a time (:mod:`agent_node.store.notify`; a scrape counts
+  those held first), by the traces' follower when traces are on
+  (:mod:`.traces_follow`).
 * From each claim: how long a ready node visit waited to be claimed.
 * From each HTTP request (an ASGI wrapper): requests by method, route and
   code, and their latency.
@@ -42,8 +43,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent_node.store import Store
+from agent_node.store.base import Commit
 from agent_node.store.records import Claim, EventRecord, ExecutionRecord
-from agent_node.telemetry.held import Held
 from agent_node.telemetry.tallies import Tallies
 
 __all__ = ["NodeMetrics"]
@@ -138,37 +139,28 @@ class NodeMetrics:
         self._claims = self.claim_delay.row()
         #: Told how long the store's writes waited for their commit.
         self.commit_timer = self.commit_seconds.observer()
-        #: The commits observed here, counted a few at a time (:mod:`.held`).
-        self._holding = Held(self.committed)
-        self._stop = store.observe(self._holding.committed, commit_timer=self.commit_timer)
-        #: Brings in the commits held (here, or by :meth:`pass_commits`' observer).
-        self._held: Callable[[], None] = self._holding.flush
+        self._stop = store.observe(self._observed, commit_timer=self.commit_timer)
 
     def close(self) -> None:
         self._stop()
-        self._holding.stop()
 
-    def pass_commits(self, held: Callable[[], None]) -> Callable[[], None]:
+    def pass_commits(self) -> Callable[[], None]:
         """Stop observing the store's commits: another observer's pass over
         them counts them here (the traces' follower, :mod:`.traces_follow`,
         with :meth:`committed` and :meth:`completed_row`: one pass over each
-        commit for both), and ``held`` brings in the commits it holds
-        (before a scrape); its subscription carries :attr:`commit_timer`.
+        commit for both; its subscription carries :attr:`commit_timer`).
         Returns the way to observe them here again."""
         self._stop()
-        self._holding.flush()
-        self._held = held
 
         def take_back() -> None:
-            self._held = self._holding.flush
-            self._stop = self.store.observe(self._holding.committed, commit_timer=self.commit_timer)
+            self._stop = self.store.observe(self._observed, commit_timer=self.commit_timer)
 
         return take_back
 
     async def scrape(self) -> bytes:
         """The text exposition of every metric, the store's gauges read now
         (within :data:`SCRAPE_TIMEOUT`; without them when the store fails)."""
-        self._held()
+        self.store.tell_observers()
         collector = self._gauges
         try:
             async with asyncio.timeout(SCRAPE_TIMEOUT):
@@ -190,7 +182,13 @@ class NodeMetrics:
             row[bisect_left(bounds, delay)] += 1
             row[-1] += delay
 
+    def _observed(self, commits: Sequence[Commit]) -> None:
+        committed = self.committed
+        for execution, events in commits:
+            committed(execution, events)
+
     def committed(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
+        """Count what a commit of ``execution`` wrote."""
         for event in events:
             kind = event.kind
             if kind == "node_started":  # most events: nothing to count

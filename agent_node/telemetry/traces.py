@@ -127,7 +127,7 @@ class Traces:
         self._follower = Follower(spans, self._send, self._replay, counts=metrics)
         timer, self._give_back = None, None
         if metrics is not None:
-            self._give_back = metrics.pass_commits(self._follower.follow_held)
+            self._give_back = metrics.pass_commits()
             timer = metrics.commit_timer
         self._forget = runtime.store.observe(self._follower.committed, commit_timer=timer)
         self._requests = RequestSpans(roots_sampled(parts.provider.sampler), self._follower.add)
@@ -147,8 +147,7 @@ class Traces:
 
     async def close(self) -> None:
         """Stop following commits, finish the read-backs, send what is left."""
-        self._forget()
-        self._follower.follow_held()  # before the read-backs it may ask for
+        self._forget()  # what is held is followed first: before the read-backs it may ask for
         if self._give_back is not None:  # the metrics count what is committed next
             self._give_back()
             self._give_back = None

@@ -13,10 +13,12 @@ with what was known of it: the ledger's rules decide, the follower only
 spares the common case their cost (a span costs the event loop a few
 microseconds, as much as the commit's own bookkeeping).
 
-Commits are held a moment and followed together, in their order
-(:mod:`.held`); spans are handed to the batch processor in
-bundles (:data:`BUNDLE`), those of the node's requests (:mod:`.traces_http`)
-among them.
+The store tells the follower a few commits at a time
+(:mod:`agent_node.store.notify`), followed together in their order; a
+step's commit — the visit open completing as its duration says, the next
+one starting — takes the shortest way. Spans are handed to the batch
+processor in bundles (:data:`BUNDLE`), those of the node's requests
+(:mod:`.traces_http`) among them.
 
 With the node's metrics (:class:`Counts`), the same pass counts each commit
 into them: a completed visit's run time — most of what a step's commit has
@@ -34,8 +36,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
+from agent_node.store.base import Commit
+from agent_node.store.notify import call_later
 from agent_node.store.records import TERMINAL, EventRecord, ExecutionRecord
-from agent_node.telemetry.held import Held, call_later
 from agent_node.telemetry.traces_ids import origin_of
 from agent_node.telemetry.traces_ledger import (
     KINDS,
@@ -129,71 +132,97 @@ class Follower:
         #: Spans written since the last hand-over.
         self._written = spans.written
         self._due: asyncio.TimerHandle | None = None
-        #: Commits not followed yet (their spans handed over after them).
-        self._held = Held(self._follow, self._flow)
-        #: A commit, followed with the others held (:mod:`.held`).
-        self.committed = self._held.committed
 
     def __len__(self) -> int:
         return len(self._runs)
 
-    def follow_held(self) -> None:
-        """Follow the commits held so far, in their order."""
-        self._held.flush()
+    def committed(self, commits: Sequence[Commit]) -> None:
+        """Follow what ``commits`` wrote, in their order (a store's commit
+        observer: told a few at a time), then hand the spans over."""
+        runs, written, bounds = self._runs, self._written, self._bounds
+        for execution, events in commits:
+            try:
+                run = runs.get(execution.id)
+                if type(run) is _Run and len(events) == 2:  # most likely a step
+                    done, begun = events
+                    began = run.open
+                    if (
+                        began is not None
+                        and done.kind == "node_completed"
+                        and done.node == began[0]
+                        and done.visit == began[1]
+                        and (took := done.duration) is not None
+                        and begun.kind == "node_started"
+                        and begun.attempt == 1
+                        and begun.node
+                        and begun.visit
+                    ):
+                        name, visit, start = began
+                        node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
+                        if node.plain and visit == 1:  # :meth:`_follow`'s commonest case
+                            written.append(plain_span(node, run, start, done.at))
+                            row = node.row or self._row(execution, name, node)
+                            row[bisect_left(bounds, took)] += 1
+                            row[-1] += took
+                            run.open = (begun.node, begun.visit, begun.at)
+                            continue
+                self._follow(execution, events, run)
+            except Exception:  # a span lost is better than a commit's caller hurt
+                log.exception("traces: the spans of %s could not be built", execution.id)
+        self._flow()
 
-    def _follow(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> None:
-        try:
-            run = self._runs.get(execution.id)
-            if run is None:
-                run = self._first(execution, events)
-            if isinstance(run, str):
-                self._other(run, execution, events)
-                return
-            written, counts = self._written, self._counts
-            for event in events:
-                kind = event.kind
-                if (
-                    kind == "node_completed"
-                    and (began := run.open) is not None
-                    and event.node == began[0]
-                    and event.visit == began[1]
-                ):
-                    (name, visit, start), at = began, event.at
-                    node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
-                    run.open = None
-                    if node.plain and visit == 1:
-                        written.append(plain_span(node, run, start, at))
-                    else:
-                        plain = (execution, run.origin, name, visit, start, at, event.data)
-                        self._emit([plain])
-                    if (took := event.duration) is not None:  # as the metrics count it
-                        row = node.row or self._row(execution, name, node)
-                        row[bisect_left(self._bounds, took)] += 1
-                        row[-1] += took
-                    else:
-                        counts.committed(execution, (event,))
-                elif (
-                    kind == "node_started"
-                    and run.open is None
-                    and event.attempt == 1
-                    and event.node
-                    and event.visit
-                ):
-                    run.open = (event.node, event.visit, event.at)
-                elif kind in _ENDS and run.open is None:
-                    at, status = event.at, _ENDS[kind]
-                    written.append(
-                        self._spans.execution_span(execution, run, at, status, event.data)
-                    )
-                    del self._runs[execution.id]
-                    counts.committed(execution, (event,))
-                elif kind in KINDS:  # the others change nothing the spans say
-                    self._to_ledger(run, execution, events, event)
-                    break
+    def _follow(
+        self,
+        execution: ExecutionRecord,
+        events: Sequence[EventRecord],
+        run: _Run | _Other | None,
+    ) -> None:
+        if run is None:
+            run = self._first(execution, events)
+        if isinstance(run, str):
+            self._other(run, execution, events)
+            return
+        written, counts = self._written, self._counts
+        for event in events:
+            kind = event.kind
+            if (
+                kind == "node_completed"
+                and (began := run.open) is not None
+                and event.node == began[0]
+                and event.visit == began[1]
+            ):
+                (name, visit, start), at = began, event.at
+                node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
+                run.open = None
+                if node.plain and visit == 1:
+                    written.append(plain_span(node, run, start, at))
+                else:
+                    plain = (execution, run.origin, name, visit, start, at, event.data)
+                    self._emit([plain])
+                if (took := event.duration) is not None:  # as the metrics count it
+                    row = node.row or self._row(execution, name, node)
+                    row[bisect_left(self._bounds, took)] += 1
+                    row[-1] += took
                 else:
                     counts.committed(execution, (event,))
-        except Exception:  # a span lost is better than a commit's caller hurt
-            log.exception("traces: the spans of %s could not be built", execution.id)
+            elif (
+                kind == "node_started"
+                and run.open is None
+                and event.attempt == 1
+                and event.node
+                and event.visit
+            ):
+                run.open = (event.node, event.visit, event.at)
+            elif kind in _ENDS and run.open is None:
+                at, status = event.at, _ENDS[kind]
+                written.append(self._spans.execution_span(execution, run, at, status, event.data))
+                del self._runs[execution.id]
+                counts.committed(execution, (event,))
+            elif kind in KINDS:  # the others change nothing the spans say
+                self._to_ledger(run, execution, events, event)
+                break
+            else:
+                counts.committed(execution, (event,))
 
     def _first(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> _Run | _Other:
         """How ``execution``, seen for the first time, is followed."""
@@ -294,7 +323,6 @@ class Follower:
 
     def stop(self) -> None:
         """No more waiting: hand over what is left."""
-        self._held.stop()
         if self._due is not None:
             self._due.cancel()
             self._due = None

@@ -8,6 +8,7 @@ commits the follower still holds."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,9 @@ def workflows() -> dict[str, Any]:
     return {wf.id: wf.compile() for wf in (steps, flaky, broken, parked)}
 
 
-async def exercise(runtime: Runtime, compiled: dict[str, Any]) -> None:
-    """Each workflow traced (sampled), not sampled, and without a traceparent."""
+async def exercise(runtime: Runtime, compiled: dict[str, Any]) -> list[str]:
+    """Each workflow traced (sampled), not sampled, and without a traceparent;
+    the executions' ids."""
     engine = runtime.engine
     ids: list[str] = []
     for n, workflow in enumerate(compiled.values()):
@@ -96,6 +98,28 @@ async def exercise(runtime: Runtime, compiled: dict[str, Any]) -> None:
             record = await engine.wait(execution_id, until="terminal")
         engine.release(execution_id)
         assert record.status in ("completed", "failed"), record
+    return ids
+
+
+async def run_times(runtime: Runtime, ids: list[str]) -> float:
+    """The completed visits' run times, as the executions' logs say them."""
+    total = 0.0
+    for execution_id in ids:
+        for event in await runtime.store.events(execution_id):
+            if event.kind == "node_completed":
+                total += json.loads(event.data or "{}").get("duration", 0.0)
+    return total
+
+
+def completed_sum(text: str) -> float:
+    """The completed visits' run times, as the metrics count them."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "agent_node_node_duration_seconds_sum"
+        and sample.labels["outcome"] == "completed"
+    )
 
 
 def counted(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -121,8 +145,11 @@ async def scraped(url: str, otlp: OtlpReceiver | None) -> dict[Any, float]:
         traces = start_traces(settings, node="n", runtime=runtime, metrics=metrics)
         assert traces is not None
     try:
-        await exercise(runtime, compiled)
-        return counted((await metrics.scrape()).decode())  # with the follower's held commits
+        ids = await exercise(runtime, compiled)
+        text = (await metrics.scrape()).decode()  # with the commits held
+        # Each run time counted once, as taken (the sums hang on timing: not compared).
+        assert completed_sum(text) == pytest.approx(await run_times(runtime, ids))
+        return counted(text)
     finally:
         if traces is not None:
             await traces.close()
@@ -184,7 +211,7 @@ async def test_every_commit_is_timed(durable_url: str) -> None:
     runtime.workflows.add(compiled["steps"])
     metrics = NodeMetrics(runtime.store, runtime.workflows, "n")
     commits: list[str] = []
-    forget = runtime.store.observe(lambda execution, events: commits.append(execution.id))
+    forget = runtime.store.observe(lambda told: commits.extend(e.id for e, _ in told))
     try:
         await asyncio.gather(*(runtime.run(compiled["steps"], Count()) for _ in range(10)))
         text = (await metrics.scrape()).decode()

@@ -125,10 +125,11 @@ async def test_a_model_visit_s_end_hands_its_observers_no_bare_duration(
     ollama.script(text("Bring sunglasses."))
     runtime = await runtime_factory("memory://", executors={"model": ModelExecutor(client)})
     seen: list[Any] = []
-    runtime.store.observe(lambda _, events: seen.extend(events))
+    runtime.store.observe(lambda told: seen.extend(e for _, events in told for e in events))
     node = "type: model\nprompt: 'Weather in {{ state.city }}?'\noutput: answer"
     result = await runtime.run(workflow(node), {})
     assert result.status == "completed", result.error
+    runtime.store.tell_observers()
     [event] = [e for e in seen if e.kind == "node_completed"]
     assert event.duration is None
     assert json.loads(event.data)["usage"]["calls"] == 1

@@ -234,9 +234,7 @@ def _timed(path: Path, synchronous: str) -> tuple[Writer, list[tuple[float, int]
     """A writer whose commit timer notes what it is told."""
     told: list[tuple[float, int]] = []
     notifier = Notifier()
-    notifier.observe(
-        lambda execution, events: None, lambda took, writes: told.append((took, writes))
-    )
+    notifier.observe(lambda commits: None, lambda took, writes: told.append((took, writes)))
     writer = Writer(f"sqlite:///{path}", path, notifier, synchronous=synchronous, cache_kib=2048)
     writer.start()
     return writer, told

@@ -72,8 +72,9 @@ def test_a_committed_step_carries_its_duration_to_the_observers(tmp_path: Path) 
     async def run() -> tuple[list[EventRecord], list[EventRecord]]:
         seen: list[EventRecord] = []
         async with Runtime(f"sqlite:///{tmp_path / 'carried.db'}") as runtime:
-            runtime.store.observe(lambda _, events: seen.extend(events))
+            runtime.store.observe(lambda told: seen.extend(e for _, ev in told for e in ev))
             await runtime.run(greeter().compile(), Greeting(text="hi"))
+            runtime.store.tell_observers()
             return seen, await runtime.store.events(seen[0].execution_id)
 
     seen, log = asyncio.run(run())

@@ -8,13 +8,13 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from support.otlp import ReceivedSpan, decode, span_factory
 
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.store.records import EventRecord, ExecutionRecord
-from agent_node.telemetry.held import HELD, HOLD
 from agent_node.telemetry.traces_follow import BUNDLE, BUNDLE_WAIT, Follower
-from agent_node.telemetry.traces_ledger import Ledger, Replay, replayed
+from agent_node.telemetry.traces_ledger import Ledger, Replay, replayed, visit_end
 from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.telemetry.traces_wire import Encoded, encode
 from agent_node.workflow.ir import NodeSpec, PythonNode
@@ -56,10 +56,21 @@ def record(
 
 
 def event(
-    kind: str, at: float, node: str | None = None, attempt: int | None = None, **data: Any
+    kind: str,
+    at: float,
+    node: str | None = None,
+    attempt: int | None = None,
+    visit: int = 1,
+    **data: Any,
 ) -> EventRecord:
-    visit = 1 if node is not None else None
-    return EventRecord("e", 0, kind, node, visit, attempt, at, json.dumps(data) if data else None)
+    """An event as a commit hands it to its observers (a completed visit's
+    run time carried, as the engine carries it when it is all there is)."""
+    made = EventRecord(
+        "e", 0, kind, node, visit if node else None, attempt, at, json.dumps(data) if data else None
+    )
+    if kind == "node_completed" and isinstance(data.get("duration"), float):
+        made.duration = data["duration"]
+    return made
 
 
 #: Commits of an execution: (its status after, the events).
@@ -111,12 +122,16 @@ class Sent:
         ]
 
 
-def followed(commits: Commits, execution_id: str = "e1") -> tuple[Follower, Sent, list[Replay]]:
+def followed(
+    commits: Commits, execution_id: str = "e1", together: bool = False
+) -> tuple[Follower, Sent, list[Replay]]:
+    """``commits`` followed one by one, or told all at once (``together``)."""
     spans, replays = factory(), []
     sent = Sent(spans)
     follower = Follower(spans, sent, replays.append)
-    for status, events in commits:
-        follower.committed(record(execution_id, status), events)
+    told = [(record(execution_id, status), events) for status, events in commits]
+    for batch in [told] if together else [[commit] for commit in told]:
+        follower.committed(batch)
     follower.stop()
     return follower, sent, replays
 
@@ -127,9 +142,10 @@ def by_the_ledger(commits: Commits) -> list[ReceivedSpan]:
     for status, events in commits:
         endings, _ = ledger.committed(record("e1", status), events)
         for ending in endings:
-            if isinstance(ending, tuple):
+            if isinstance(ending, tuple):  # a visit that ran once: plain, or more
                 data = spans.plain(ending)
-                written += [data] if data is not None else []
+                more = [s.data for s in spans.visit(visit_end(ending))] if data is None else []
+                written += [data] if data is not None else more
             elif hasattr(ending, "visit"):
                 written += [s.data for s in spans.visit(ending)]  # type: ignore[arg-type]
             else:
@@ -137,12 +153,62 @@ def by_the_ledger(commits: Commits) -> list[ReceivedSpan]:
     return decode(encode([Encoded(b"".join(written), spans.resource, spans.scope)]))
 
 
-def test_steps_are_written_as_the_ledger_would_write_them() -> None:
-    follower, sent, replays = followed(STEPS)
+@pytest.mark.parametrize("together", [False, True])
+def test_steps_are_written_as_the_ledger_would_write_them(together: bool) -> None:
+    follower, sent, replays = followed(STEPS, together=together)
     got = sorted(sent.decoded(), key=lambda s: s.name)
     assert [s.name for s in got] == ["invoke_agent n", "python a", "python b"]
     assert got == sorted(by_the_ledger(STEPS), key=lambda s: s.name)
     assert (got[1].start, got[1].end) == (10.1, 10.2)
+    assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
+
+
+#: Step commits the shortest way does not write: a node with more to say than
+#: a plain visit (a delegation's), a second visit, a step without its run time.
+UNPLAIN: Commits = [
+    ("running", [event("execution_started", 10.0), event("node_started", 10.1, "a", 1)]),
+    (
+        "running",
+        [event("node_completed", 10.2, "a", duration=0.1), event("node_started", 10.3, "ask", 1)],
+    ),
+    (
+        "running",
+        [
+            event("node_completed", 10.5, "ask", duration=0.2),
+            event("node_started", 10.6, "a", 1, visit=2),
+        ],
+    ),
+    (
+        "running",
+        [
+            event("node_completed", 10.7, "a", visit=2, duration=0.1),
+            event("node_started", 10.8, "b", 1),
+        ],
+    ),
+    ("running", [event("node_completed", 10.9, "b"), event("node_started", 11.0, "a", 1, visit=3)]),
+    (
+        "completed",
+        [
+            event("node_completed", 11.1, "a", visit=3, duration=0.1),
+            event("execution_completed", 11.2),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_steps_the_shortest_way_leaves_are_written_as_the_ledger_would(together: bool) -> None:
+    follower, sent, replays = followed(UNPLAIN, together=together)
+    got = sorted(sent.decoded(), key=lambda s: (s.name, s.start))
+    assert [s.name for s in got] == [
+        "delegate ask",
+        "invoke_agent n",
+        "invoke_agent p",  # the delegation's, under its visit's
+        *["python a"] * 3,
+        "python b",
+    ]
+    assert got == sorted(by_the_ledger(UNPLAIN), key=lambda s: (s.name, s.start))
+    assert [s.start for s in got if s.name == "python a"] == [10.1, 10.6, 11.0]
     assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
 
 
@@ -169,8 +235,7 @@ def test_an_execution_begun_elsewhere_is_read_back_and_an_untraced_one_forgotten
     assert len(follower) == 0
     spans = factory()
     quiet = Follower(spans, Sent(spans), replays.append)
-    for status, events in STEPS:
-        quiet.committed(record("e2", status, f"{PARENT[:-2]}00"), events)
+    quiet.committed([(record("e2", status, f"{PARENT[:-2]}00"), ev) for status, ev in STEPS])
     assert len(quiet) == 0 and spans.written == []
 
 
@@ -178,31 +243,12 @@ async def test_bundles_go_when_full_or_soon_and_memory_is_bounded() -> None:
     spans = factory()
     sent = Sent(spans)
     follower = Follower(spans, sent, lambda request: None, limit=4)
-    for n in range(BUNDLE + 1):
-        follower.committed(record(f"e{n}"), STEPS[0][1])
-        follower.committed(record(f"e{n}"), STEPS[1][1])
-    # Held a moment (HOLD), then followed together.
-    assert len(sent.bundles) == 0 and len(follower) == 0
-    await asyncio.sleep(HOLD + 0.05)
-    assert len(sent.bundles) == 1 and len(sent.decoded()) == BUNDLE
-    assert len(follower) == 4
+    steps = BUNDLE * 2 + 1
+    follower.committed([(record(f"e{n}"), events) for n in range(steps) for _, events in STEPS[:2]])
+    # Full bundles at once, a bundle an item (the processor's sizes count on it).
+    assert sent.sizes() == [BUNDLE, BUNDLE] and len(follower) == 4
     await asyncio.sleep(BUNDLE_WAIT + 0.1)  # the last one waited for others
-    assert len(sent.bundles) == 2 and len(sent.decoded()) == BUNDLE + 1
-
-
-async def test_commits_are_followed_at_once_when_enough_are_held() -> None:
-    spans = factory()
-    sent = Sent(spans)
-    follower = Follower(spans, sent, lambda request: None)
-    for n in range(HELD // 2):
-        follower.committed(record(f"e{n}"), STEPS[0][1])
-        follower.committed(record(f"e{n}"), STEPS[1][1])
-    # HELD commits: followed without waiting, their full bundles handed over.
-    assert len(sent.decoded()) == HELD // 2 // BUNDLE * BUNDLE
-    follower.stop()  # and stopping follows what is held, and hands it all over
-    follower.committed(record("last"), STEPS[0][1])
-    follower.committed(record("last"), STEPS[1][1])
-    follower.stop()
-    assert len(sent.decoded()) == HELD // 2 + 1
-    # Followed together, handed over a bundle at a time (the processor's sizes count on it).
-    assert max(sent.sizes()) == BUNDLE and sum(sent.sizes()) == HELD // 2 + 1
+    assert sent.sizes() == [BUNDLE, BUNDLE, 1]
+    follower.committed([(record("last"), events) for _, events in STEPS[:2]])
+    follower.stop()  # no more waiting
+    assert sent.sizes() == [BUNDLE, BUNDLE, 1, 1]
