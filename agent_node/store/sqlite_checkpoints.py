@@ -7,7 +7,9 @@ the length of an fsync every thousand pages. A WAL file never shrinks by
 itself: once a checkpoint leaves it larger than the limit (``wal_limit``,
 64 MiB by default) it is truncated (``TRUNCATE``, which waits a moment for
 readers and holds the writer only while it copies what the passive
-checkpoint just left), so a burst does not keep its size forever. While
+checkpoint just left), so a burst does not keep its size forever; a round
+that could not cut it back (a reader's snapshot, a busy writer) comes again
+by itself, a commit or not. While
 commits go on without a pause, a pass that leaves a long log asks the
 writer to finish it between two of its transactions (:func:`catch_up`),
 so that the log starts over: it holds about a pass's worth of commits, not
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 _CHECKPOINT_DELAY = 0.25
 #: A log longer than this (frames) after a pass is started over (catch_up).
 _CATCH_UP_FRAMES = 4096
+#: The longest wait before a round that could not cut the log back is tried
+#: again without a commit to bring it (seconds; it doubles from the delay).
+_RETRY_AT_MOST = 8.0
 
 
 class Checkpoints:
@@ -78,6 +83,7 @@ class Checkpoints:
         conn.execute("PRAGMA busy_timeout=1000")  # a TRUNCATE waits for readers this long
         wal = self.path.with_name(self.path.name + "-wal")
         failing = False
+        retry = _CHECKPOINT_DELAY
         try:
             while True:
                 self._committed.wait()
@@ -94,12 +100,22 @@ class Checkpoints:
                         self._catch_up()
                     if _size(wal) > self.wal_limit:
                         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-                except sqlite3.Error as exc:  # busy, I/O, disk full: the next round tries again
+                except sqlite3.Error as exc:  # busy, I/O, disk full: tried again
                     if not failing:  # once, not four times a second while the disk is full
                         log.warning("SQLite %s: checkpoint failed: %s", self.path, exc)
                     failing = True
                 else:
                     failing = False
+                if not failing and _size(wal) <= self.wal_limit:
+                    retry = _CHECKPOINT_DELAY
+                    continue
+                # Not cut back (a reader's snapshot, the writer's own pass, a
+                # full disk): after a burst no commit may follow to bring the
+                # next round, so it comes by itself, later each time (a
+                # commit brings it as soon as ever; close() sets both events).
+                self._committed.wait(retry)
+                retry = min(retry * 2, _RETRY_AT_MOST)
+                self._committed.set()
         finally:
             conn.close()
 

@@ -48,6 +48,43 @@ async def test_the_wal_shrinks_to_its_limit_after_a_burst(tmp_path: Path) -> Non
     assert grown > 1024 * 1024  # it did grow past the limit first
 
 
+async def test_the_wal_shrinks_after_a_reader_held_it_though_no_commit_follows(
+    tmp_path: Path,
+) -> None:
+    # A round that cannot cut the log back (a reader's snapshot holds its
+    # frames) comes again by itself: after a burst, no commit may follow.
+    path = tmp_path / "held.db"
+    store = store_from_url(f"sqlite:///{path}?wal_limit_mib=1")
+    await store.open()
+    wal = path.with_name("held.db-wal")
+    big = '{"blob": "' + "x" * 40_000 + '"}'
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM executions").fetchall()  # a snapshot, kept
+
+        async def one(n: int) -> None:
+            now = time.time()
+            record = ExecutionRecord(
+                f"r{n}", "wf", "1", None, "waiting", big, "", 0, None, None, None, now, now
+            )
+            await store.create(record, lambda txn: txn.event("execution_started", data=big))
+
+        for start in range(0, 200, 20):  # ~16 MB through the log
+            await asyncio.gather(*(one(n) for n in range(start, start + 20)))
+        await asyncio.sleep(1.5)  # rounds ran: the reader kept the log
+        assert wal.stat().st_size > 1024 * 1024
+        reader.execute("COMMIT")  # and nothing is written after it
+        deadline = time.monotonic() + 15
+        while wal.exists() and wal.stat().st_size > 1024 * 1024:
+            assert time.monotonic() < deadline, f"the WAL stayed at {wal.stat().st_size} bytes"
+            await asyncio.sleep(0.05)
+        assert (await store.get("r199")) is not None
+    finally:
+        reader.close()
+        await store.close()
+
+
 async def test_the_log_starts_over_while_writes_go_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
