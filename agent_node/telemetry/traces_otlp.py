@@ -1,6 +1,6 @@
 """OTLP/HTTP export of a node's spans: the protobuf wire format
-(:mod:`.traces_wire`, written by hand) POSTed on one keep-alive connection by
-the batch processor's worker thread.
+(:mod:`.traces_wire`, written by hand) POSTed on one keep-alive connection
+(:mod:`.otlp_post`) by the batch processor's worker thread.
 
 The exporter follows the standard variables (``OTEL_EXPORTER_OTLP_TRACES_*``,
 else ``OTEL_EXPORTER_OTLP_*``): ``ENDPOINT`` (a traces URL, or a base URL
@@ -16,7 +16,6 @@ telemetry never holds the node back.
 from __future__ import annotations
 
 import gzip
-import http.client
 import logging
 import ssl
 import threading
@@ -28,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agent_node.settings_telemetry import TracesSettings
+from agent_node.telemetry.otlp_post import PostConnection
 from agent_node.telemetry.traces_wire import Encoded, encode
 
 __all__ = ["OtlpHttpExporter"]
@@ -103,24 +103,26 @@ class OtlpHttpExporter(SpanExporter):
 
         self.endpoint = endpoint_of(settings, env)
         url = urlsplit(self.endpoint)
-        self._secure = url.scheme == "https"
-        self._host = url.hostname or "localhost"
-        self._port = url.port or (443 if self._secure else 80)
-        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        self._tls = _tls(env) if self._secure else None
         try:
             self.timeout = float(_env(env, "TIMEOUT") or DEFAULT_TIMEOUT_MS) / 1000
         except ValueError:
             self.timeout = DEFAULT_TIMEOUT_MS / 1000
         self._gzip = (_env(env, "COMPRESSION") or "").strip().lower() == "gzip"
-        self._headers = {
+        headers = {
             "Content-Type": "application/x-protobuf",
             "User-Agent": f"agent-node/{__version__}",
             **headers_of(settings, env),
         }
         if self._gzip:
-            self._headers["Content-Encoding"] = "gzip"
-        self._connection: http.client.HTTPConnection | None = None
+            headers["Content-Encoding"] = "gzip"
+        secure = url.scheme == "https"
+        self._connection = PostConnection(
+            url.hostname or "localhost",
+            url.port or (443 if secure else 80),
+            (url.path or "/") + (f"?{url.query}" if url.query else ""),
+            headers,
+            _tls(env) if secure else None,
+        )
         self._stopped = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan | Encoded]) -> SpanExportResult:
@@ -153,43 +155,17 @@ class OtlpHttpExporter(SpanExporter):
     def _post(self, body: bytes, deadline: float) -> str:
         """ "" when the collector took it, else why not ("retry: …" when worth it)."""
         try:
-            connection = self._connect(max(0.1, deadline - time.monotonic()))
-            connection.request("POST", self._path, body, self._headers)
-            answer = connection.getresponse()
-            answer.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self._close()
+            status = self._connection.post(body, max(0.1, deadline - time.monotonic()))
+        except OSError as exc:
             return f"retry: {type(exc).__name__}: {exc}"
-        if 200 <= answer.status < 300:
+        if 200 <= status < 300:
             return ""
-        if answer.will_close:
-            self._close()
-        kind = "retry: " if answer.status in RETRYABLE else ""
-        return f"{kind}HTTP {answer.status}"
-
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        if self._connection is None:
-            if self._secure:
-                self._connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout, context=self._tls
-                )
-            else:
-                self._connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=timeout
-                )
-        self._connection.timeout = timeout
-        if self._connection.sock is not None:  # kept alive: its socket has the old one
-            self._connection.sock.settimeout(timeout)
-        return self._connection
-
-    def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        kind = "retry: " if status in RETRYABLE else ""
+        return f"{kind}HTTP {status}"
 
     def shutdown(self) -> None:
         self._stopped.set()
-        self._close()
+        self._connection.close()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -306,18 +306,39 @@ def encode(spans: Sequence[ReadableSpan | Encoded]) -> bytes:
     # around them is its fields' lengths summed, its head written before them.
     out: list[bytes] = []
     for resource, scope, encoded in groups.values():
-        scope_fields = b""
-        if scope is not None:
-            scope_fields = text(b"\x0a", scope.name)
-            scope_fields += text(b"\x12", scope.version) if scope.version else b""
-        before = field(b"\x0a", scope_fields)
-        after = text(b"\x1a", scope.schema_url) if scope is not None and scope.schema_url else b""
+        resource_field, last, before, after = _around(resource, scope)
         size = len(before) + sum(map(len, encoded)) + len(after)
-        resource_field = field(b"\x0a", attributes(resource.attributes, b"\x0a"))
         scope_head = b"\x12" + _varint(size)
-        last = text(b"\x1a", resource.schema_url) if resource.schema_url else b""
         body = len(resource_field) + len(scope_head) + size + len(last)
         out += (b"\x0a" + _varint(body), resource_field, scope_head, before)
         out += encoded
         out += (after, last)
     return b"".join(out)
+
+
+#: What :func:`encode` writes around the spans of a resource and scope, by
+#: their ids (a node has one of each: encoded once, not at every export),
+#: with the objects themselves (an id is not reused while they are kept).
+_AROUND: dict[tuple[int, int], tuple[Any, Any, tuple[bytes, bytes, bytes, bytes]]] = {}
+
+
+def _around(resource: Any, scope: Any) -> tuple[bytes, bytes, bytes, bytes]:
+    """The resource's field and schema, the scope's fields and schema."""
+    key = (id(resource), id(scope))
+    found = _AROUND.get(key)
+    if found is not None:
+        return found[2]
+    scope_fields = b""
+    if scope is not None:
+        scope_fields = text(b"\x0a", scope.name)
+        scope_fields += text(b"\x12", scope.version) if scope.version else b""
+    made = (
+        field(b"\x0a", attributes(resource.attributes, b"\x0a")),
+        text(b"\x1a", resource.schema_url) if resource.schema_url else b"",
+        field(b"\x0a", scope_fields),
+        text(b"\x1a", scope.schema_url) if scope is not None and scope.schema_url else b"",
+    )
+    if len(_AROUND) >= 64:  # many nodes in one process (tests): start over
+        _AROUND.clear()
+    _AROUND[key] = (resource, scope, made)
+    return made
