@@ -2,7 +2,7 @@
 
 The batch processor's thread posts a few hundred spans at a time, in the
 node's process, between its own work. Through ``http.client`` a post cost
-~290 µs of CPU there (~60 µs alone: its code is met cold), more than
+~290 µs of CPU there (~80 µs alone: its code is met cold), more than
 encoding the spans it carries — the request put together a header at a
 time, the answer's headers parsed by the email package. Here a request is a
 head made once, its length and the body; an answer is read for what the
@@ -10,7 +10,7 @@ exporter needs — its status, how its body is framed (``Content-Length``,
 ``chunked``, or to the close) and whether the connection stays open — and
 its body is read past, not parsed (an OTLP answer only reports partial
 success). ``bench/README.md``, session 22: an export of 512 spans ~370 →
-~190 µs of the thread's CPU.
+~200 µs of the thread's CPU.
 
 Anything the answer breaks (no status line, headers over
 :data:`MAX_HEAD`, a bad length) is :class:`BadAnswer`, an ``OSError``: the

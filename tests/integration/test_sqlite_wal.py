@@ -12,8 +12,31 @@ from pathlib import Path
 import pytest
 
 from agent_node.errors import StoreError
-from agent_node.store import Txn, sqlite_checkpoints, store_from_url
+from agent_node.store import Store, sqlite_checkpoints, store_from_url
 from agent_node.store.records import ExecutionRecord
+
+BIG = '{"blob": "' + "x" * 40_000 + '"}'
+
+
+async def burst(store: Store, prefix: str) -> None:
+    """~16 MB through the log: 200 new executions of 40 KB, 20 at a time."""
+
+    async def one(n: int) -> None:
+        now = time.time()
+        record = ExecutionRecord(
+            f"{prefix}{n}", "wf", "1", None, "waiting", BIG, "", 0, None, None, None, now, now
+        )
+        await store.create(record, lambda txn: txn.event("execution_started", data=BIG))
+
+    for start in range(0, 200, 20):
+        await asyncio.gather(*(one(n) for n in range(start, start + 20)))
+
+
+async def shrinks(wal: Path, limit: int = 1024 * 1024, within: float = 15) -> None:
+    deadline = time.monotonic() + within
+    while wal.exists() and wal.stat().st_size > limit:
+        assert time.monotonic() < deadline, f"the WAL stayed at {wal.stat().st_size} bytes"
+        await asyncio.sleep(0.05)
 
 
 async def test_the_wal_shrinks_to_its_limit_after_a_burst(tmp_path: Path) -> None:
@@ -21,27 +44,10 @@ async def test_the_wal_shrinks_to_its_limit_after_a_burst(tmp_path: Path) -> Non
     store = store_from_url(f"sqlite:///{path}?wal_limit_mib=1")
     await store.open()
     wal = path.with_name("wal.db-wal")
-    big = '{"blob": "' + "x" * 40_000 + '"}'
     try:
-
-        async def one(n: int) -> None:
-            now = time.time()
-            record = ExecutionRecord(
-                f"e{n}", "wf", "1", None, "waiting", big, "", 0, None, None, None, now, now
-            )
-
-            def plan(txn: Txn) -> None:
-                txn.event("execution_started", data=big)
-
-            await store.create(record, plan)
-
-        for start in range(0, 200, 20):  # ~16 MB through the log
-            await asyncio.gather(*(one(n) for n in range(start, start + 20)))
+        await burst(store, "e")
         grown = wal.stat().st_size
-        deadline = time.monotonic() + 10
-        while wal.exists() and wal.stat().st_size > 1024 * 1024:
-            assert time.monotonic() < deadline, f"the WAL stayed at {wal.stat().st_size} bytes"
-            await asyncio.sleep(0.05)
+        await shrinks(wal)
         assert (await store.get("e199")) is not None
     finally:
         await store.close()
@@ -57,28 +63,15 @@ async def test_the_wal_shrinks_after_a_reader_held_it_though_no_commit_follows(
     store = store_from_url(f"sqlite:///{path}?wal_limit_mib=1")
     await store.open()
     wal = path.with_name("held.db-wal")
-    big = '{"blob": "' + "x" * 40_000 + '"}'
     reader = sqlite3.connect(path, isolation_level=None)
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM executions").fetchall()  # a snapshot, kept
-
-        async def one(n: int) -> None:
-            now = time.time()
-            record = ExecutionRecord(
-                f"r{n}", "wf", "1", None, "waiting", big, "", 0, None, None, None, now, now
-            )
-            await store.create(record, lambda txn: txn.event("execution_started", data=big))
-
-        for start in range(0, 200, 20):  # ~16 MB through the log
-            await asyncio.gather(*(one(n) for n in range(start, start + 20)))
+        await burst(store, "r")
         await asyncio.sleep(1.5)  # rounds ran: the reader kept the log
         assert wal.stat().st_size > 1024 * 1024
         reader.execute("COMMIT")  # and nothing is written after it
-        deadline = time.monotonic() + 15
-        while wal.exists() and wal.stat().st_size > 1024 * 1024:
-            assert time.monotonic() < deadline, f"the WAL stayed at {wal.stat().st_size} bytes"
-            await asyncio.sleep(0.05)
+        await shrinks(wal)
         assert (await store.get("r199")) is not None
     finally:
         reader.close()
