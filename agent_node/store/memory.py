@@ -10,14 +10,15 @@ writes of executions, work and leases, and the reads.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
-from agent_node.store.base import ClaimPlan, CommitObserver, CommitTimer, Fence, Listener, Plan, Txn
+from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
 from agent_node.store.gauges import StoreGauges, count_by
 from agent_node.store.live import Live
 from agent_node.store.memory_outbox import MemoryOutbox
+from agent_node.store.notify import Notifying
 from agent_node.store.records import (
     TERMINAL,
     Asking,
@@ -36,7 +37,7 @@ __all__ = ["MemoryStore"]
 T = TypeVar("T")
 
 
-class MemoryStore(MemoryOutbox):
+class MemoryStore(MemoryOutbox, Notifying):
     def __init__(self, url: str = "memory://") -> None:
         super().__init__()
         self.url = url
@@ -50,17 +51,6 @@ class MemoryStore(MemoryOutbox):
 
     async def close(self) -> None:
         return None
-
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        return self._notifier.subscribe(listener)
-
-    def observe(
-        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
-    ) -> Callable[[], None]:
-        return self._notifier.observe(observer, commit_timer)
-
-    def tell_observers(self) -> None:
-        self._notifier.tell()
 
     # -- writes --------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from agent_node.store.base import Commit, CommitObserver, CommitTimer, Listener, Txn
 
-__all__ = ["HELD", "HOLD", "Notifier", "call_later"]
+__all__ = ["HELD", "HOLD", "Notifier", "Notifying", "call_later"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,24 @@ class Notifier:
                     observer(held)
                 except Exception:
                     log.exception("commit observer failed on %d commits", len(held))
+
+
+class Notifying:
+    """A store's listeners and commit observers, kept by its :class:`Notifier`
+    (the :class:`~agent_node.store.base.Store` methods, for each store)."""
+
+    _notifier: Notifier
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        return self._notifier.subscribe(listener)
+
+    def observe(
+        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
+    ) -> Callable[[], None]:
+        return self._notifier.observe(observer, commit_timer)
+
+    def tell_observers(self) -> None:
+        self._notifier.tell()
 
 
 def call_later(delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle | None:

@@ -26,16 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
 
 from agent_node.errors import StoreError
-from agent_node.store.base import CommitObserver, CommitTimer, Listener
 from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Filters, count, page
+from agent_node.store.notify import Notifying
 from agent_node.store.pg_conn import full, keep_session
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.pg_schema import ensure_schema
@@ -78,7 +78,7 @@ _EXTEND_LEASES = (
 )
 
 
-class PostgresStore(PgWrites):
+class PostgresStore(PgWrites, Notifying):
     def __init__(self, url: str, dsn: str, *, pool_size: int = 10, create: bool = True) -> None:
         super().__init__(url, dsn, pool_size)
         #: False: a database without our schema is a MissingStore, not created.
@@ -160,17 +160,6 @@ class PostgresStore(PgWrites):
                 await self.compact_counts()
             except Exception as exc:  # the database is away: the next round will do
                 log.debug("counts: compacting failed: %s", exc)
-
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        return self._notifier.subscribe(listener)
-
-    def observe(
-        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
-    ) -> Callable[[], None]:
-        return self._notifier.observe(observer, commit_timer)
-
-    def tell_observers(self) -> None:
-        self._notifier.tell()
 
     async def _notify_live(self, payload: str) -> None:
         if self._live_conn is not None:

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from agent_node.store.base import CommitObserver, CommitTimer, Listener
 from agent_node.store.files import create_private, require_file
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Filters, count, page
 from agent_node.store.live import Live
+from agent_node.store.notify import Notifying
 from agent_node.store.records import (
     Asking,
     EventRecord,
@@ -56,7 +56,7 @@ __all__ = ["SqliteStore"]
 log = logging.getLogger(__name__)
 
 
-class SqliteStore(SqliteWrites):
+class SqliteStore(SqliteWrites, Notifying):
     def __init__(
         self,
         url: str,
@@ -99,17 +99,6 @@ class SqliteStore(SqliteWrites):
             return
         await self._writer.stop()
         self._close_readers()
-
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        return self._notifier.subscribe(listener)
-
-    def observe(
-        self, observer: CommitObserver, commit_timer: CommitTimer | None = None
-    ) -> Callable[[], None]:
-        return self._notifier.observe(observer, commit_timer)
-
-    def tell_observers(self) -> None:
-        self._notifier.tell()
 
     # -- reads ---------------------------------------------------------------
 

@@ -198,7 +198,7 @@ class NodeMetrics:
                 # (node_seconds.observe, inline, into its node's series found once).
                 key = (execution.workflow_id, execution.workflow_version, event.node or "")
                 row = self._completed.get(key) or self.completed_row(execution, key[2])
-                row[bisect_left(self.node_seconds.bounds, took)] += 1
+                row[bisect_left(self.duration_bounds, took)] += 1
                 row[-1] += took
                 if self._sent:
                     self._delegated(execution, event, "completed")
