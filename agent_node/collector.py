@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time
 
 __all__ = ["hold", "pause", "release", "resume", "resume_soon"]
 
@@ -49,9 +50,13 @@ _holders = 0
 #: Whether :func:`pause` turned the collector off (and :func:`resume` owes
 #: turning it back on): never a collector someone else turned off.
 _paused = False
-#: The longest pause (seconds), and the timer that ends one then.
+#: The longest pause (seconds).
 MAX_PAUSE = 0.1
-_deadline: asyncio.TimerHandle | None = None
+#: When the pause under way began (``time.monotonic()``), and the timer that
+#: ends it once it has lasted :data:`MAX_PAUSE`, on the loop it runs on.
+_since = 0.0
+_watch: asyncio.TimerHandle | None = None
+_watch_loop: asyncio.AbstractEventLoop | None = None
 
 
 def hold() -> None:
@@ -81,25 +86,48 @@ def pause() -> None:
     """No young passes until :func:`resume` (module doc), or for
     :data:`MAX_PAUSE` at most (a commit stuck on its database must not hold
     the collector off): while a runtime runs, on its event loop, and only
-    when the collector is on."""
-    global _paused, _deadline
+    when the collector is on.
+
+    The limit is kept by one timer that outlives the pauses (:func:`_watch_over`),
+    not one armed and cancelled by each: a pause a step, cancelled timers
+    stay in the loop's heap behind any live one due sooner (each push into
+    it then compares against them, in Python), and a node has such timers
+    — its commits held for their observers (:mod:`agent_node.store.notify`),
+    its connections' — once it does anything but steps: 2 to 4 % of the CPU
+    of a sequential step (``bench/telemetry_bench.py --paired``)."""
+    global _paused, _since, _watch, _watch_loop
     if _holders and not _paused and gc.isenabled():
         gc.disable()
-        _paused = True
-        _deadline = asyncio.get_running_loop().call_later(MAX_PAUSE, resume)
+        _paused, _since = True, time.monotonic()
+        loop = asyncio.get_running_loop()
+        if _watch is None or _watch_loop is not loop:  # none yet, or another loop's
+            _watch_loop, _watch = loop, loop.call_later(MAX_PAUSE, _watch_over, loop)
+
+
+def _watch_over(loop: asyncio.AbstractEventLoop) -> None:
+    """A pause that has lasted :data:`MAX_PAUSE` ends; one still shorter
+    is watched again when it will have (none under way: no timer left)."""
+    global _watch, _watch_loop
+    if loop is not _watch_loop:  # the watch of a loop since left for another
+        return
+    _watch = _watch_loop = None
+    if not _paused:
+        return
+    left = _since + MAX_PAUSE - time.monotonic()
+    if left <= 0:
+        resume()
+    else:
+        _watch_loop, _watch = loop, loop.call_later(left, _watch_over, loop)
 
 
 def resume() -> None:
     """The collector back on, if :func:`pause` turned it off. Any resume
     does (two stores' batches overlapping lose a little of the pause, never
     the collector); the last runtime's close resumes too."""
-    global _paused, _deadline
+    global _paused
     if _paused:
         _paused = False
         gc.enable()
-        if _deadline is not None:
-            _deadline.cancel()
-            _deadline = None
 
 
 def resume_soon(loop: asyncio.AbstractEventLoop) -> None:

@@ -163,3 +163,73 @@ def test_a_pause_nobody_ends_ends_by_itself() -> None:
         """
     )
     assert _printed(script) == {"paused": True, "on_again": True}
+
+
+def test_a_pause_begun_late_lasts_its_own_while_and_a_new_loop_is_watched() -> None:
+    """One watch outlives the pauses: a pause begun just before it comes is
+    ended a whole MAX_PAUSE after its own start, not at once; a loop closed
+    while its watch was pending leaves the next loop's pauses watched."""
+    script = textwrap.dedent(
+        """
+        import asyncio, gc, json
+        from agent_node import collector
+
+        out = {}
+
+        async def first():
+            collector.hold()
+            collector.pause()
+            collector.resume()
+            await asyncio.sleep(collector.MAX_PAUSE * 0.8)
+            collector.pause()  # the watch armed by the first pause comes soon
+            await asyncio.sleep(collector.MAX_PAUSE * 0.4)
+            out["still_paused"] = not gc.isenabled()
+            await asyncio.sleep(collector.MAX_PAUSE * 0.8)
+            out["ended"] = gc.isenabled()
+            collector.pause()
+            collector.resume()  # its loop closes with the watch pending
+
+        async def second():
+            collector.pause()
+            await asyncio.sleep(collector.MAX_PAUSE + 0.05)
+            out["ended_on_a_new_loop"] = gc.isenabled()
+            collector.release()
+
+        asyncio.run(first())
+        asyncio.run(second())
+        print(json.dumps(out))
+        """
+    )
+    assert _printed(script) == {"still_paused": True, "ended": True, "ended_on_a_new_loop": True}
+
+
+def test_pauses_leave_no_cancelled_timers_in_the_loop() -> None:
+    """A pause a step, each with a timer of its own cancelled by its resume,
+    piled cancelled timers up in the loop's heap behind any live timer due
+    sooner (asyncio drops them from its head only): 100 to 200 of them,
+    every timer pushed compared against them in Python."""
+    script = textwrap.dedent(
+        """
+        import asyncio, gc, json
+        from agent_node import collector
+
+        async def main():
+            collector.hold()
+            loop = asyncio.get_running_loop()
+            soon = loop.call_later(collector.MAX_PAUSE / 2, lambda: None)  # live, due first
+            most = 0
+            for _ in range(1000):
+                collector.pause()
+                collector.resume_soon(loop)
+                await asyncio.sleep(0)
+                most = max(most, len(loop._scheduled))
+            soon.cancel()
+            collector.release()
+            print(json.dumps({"most_timers": most, "on": gc.isenabled()}))
+
+        asyncio.run(main())
+        """
+    )
+    found = _printed(script)
+    assert found["on"] is True
+    assert isinstance(found["most_timers"], int) and found["most_timers"] <= 3, found
