@@ -93,8 +93,9 @@ def pause() -> None:
     stay in the loop's heap behind any live one due sooner (each push into
     it then compares against them, in Python), and a node has such timers
     — its commits held for their observers (:mod:`agent_node.store.notify`),
-    its connections' — once it does anything but steps: 2 to 4 % of the CPU
-    of a sequential step (``bench/telemetry_bench.py --paired``)."""
+    its connections' — once it does anything but steps: up to 100 of them,
+    1.5 to 2.9 % of a traced sequential step's CPU (``bench/README.md``,
+    session 23)."""
     global _paused, _since, _watch, _watch_loop
     if _holders and not _paused and gc.isenabled():
         gc.disable()
