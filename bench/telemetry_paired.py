@@ -117,8 +117,8 @@ def paired(
 def rotated(items: Sequence[T], number: int) -> list[T]:
     """``items`` in the order block ``number`` visits them: each block starts
     one further on. The one visited first meets the machine after the
-    client's own pause, colder: always first, one setting measured +1.4 to
-    +2.9 % against four copies of itself (five identical children, 40
+    client's own pause, colder: always first, one setting measured +0.9 to
+    +3.0 % against four copies of itself (five identical children, 40
     blocks of ``seq``); in turn, that falls on every setting alike."""
     shift = number % len(items) if items else 0
     return [*items[shift:], *items[:shift]]
