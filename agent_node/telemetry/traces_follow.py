@@ -16,7 +16,9 @@ microseconds, as much as the commit's own bookkeeping).
 The store tells the follower a few commits at a time
 (:mod:`agent_node.store.notify`), followed together in their order; a
 step's commit — the visit open completing as its duration says, the next
-one starting — takes the shortest way. Spans are handed to the batch
+one starting — takes the shortest way, and so do an execution's first
+commit (it starts, its first visit too) and a last one that completes it
+after a step (in workflows of a few steps, a third of the commits). Spans are handed to the batch
 processor in bundles (:data:`BUNDLE`), those of the node's requests
 (:mod:`.traces_http`) among them.
 
@@ -139,32 +141,56 @@ class Follower:
     def committed(self, commits: Sequence[Commit]) -> None:
         """Follow what ``commits`` wrote, in their order (a store's commit
         observer: told a few at a time), then hand the spans over."""
-        runs, written, bounds = self._runs, self._written, self._bounds
+        runs, written, bounds, counts = self._runs, self._written, self._bounds, self._counts
         for execution, events in commits:
             try:
                 run = runs.get(execution.id)
-                if type(run) is _Run and len(events) == 2:  # most likely a step
+                if len(events) == 2:  # most likely a step, or an execution's first or last
                     done, begun = events
-                    began = run.open
-                    if (
-                        began is not None
-                        and done.kind == "node_completed"
-                        and done.node == began[0]
-                        and done.visit == began[1]
-                        and (took := done.duration) is not None
+                    if type(run) is _Run:
+                        began = run.open
+                        if (
+                            began is not None
+                            and done.kind == "node_completed"
+                            and done.node == began[0]
+                            and done.visit == began[1]
+                            and (took := done.duration) is not None
+                        ):
+                            name, visit, start = began
+                            node = run.nodes.get(name) or self._spans.node_parts(
+                                execution, run, name
+                            )
+                            if node.plain and visit == 1:  # :meth:`_follow`'s commonest case
+                                kind = begun.kind
+                                if (
+                                    kind == "node_started"
+                                    and begun.attempt == 1
+                                    and begun.node
+                                    and begun.visit
+                                ):
+                                    run.open = (begun.node, begun.visit, begun.at)
+                                elif kind != "execution_completed":
+                                    self._follow(execution, events, run)
+                                    continue
+                                written.append(plain_span(node, run, start, done.at))
+                                row = node.row or self._row(execution, name, node)
+                                row[bisect_left(bounds, took)] += 1
+                                row[-1] += took
+                                if kind == "execution_completed":  # and its span
+                                    self._ended(execution, run, begun)
+                                continue
+                    elif (
+                        run is None
+                        and done.kind == "execution_started"
                         and begun.kind == "node_started"
                         and begun.attempt == 1
                         and begun.node
                         and begun.visit
-                    ):
-                        name, visit, start = began
-                        node = run.nodes.get(name) or self._spans.node_parts(execution, run, name)
-                        if node.plain and visit == 1:  # :meth:`_follow`'s commonest case
-                            written.append(plain_span(node, run, start, done.at))
-                            row = node.row or self._row(execution, name, node)
-                            row[bisect_left(bounds, took)] += 1
-                            row[-1] += took
+                    ):  # an execution's first commit: its first visit starts
+                        run = self._first(execution, events)
+                        if type(run) is _Run:
                             run.open = (begun.node, begun.visit, begun.at)
+                            counts.committed(execution, (done,))
                             continue
                 self._follow(execution, events, run)
             except Exception:  # a span lost is better than a commit's caller hurt
@@ -214,15 +240,21 @@ class Follower:
             ):
                 run.open = (event.node, event.visit, event.at)
             elif kind in _ENDS and run.open is None:
-                at, status = event.at, _ENDS[kind]
-                written.append(self._spans.execution_span(execution, run, at, status, event.data))
-                del self._runs[execution.id]
-                counts.committed(execution, (event,))
+                self._ended(execution, run, event)
             elif kind in KINDS:  # the others change nothing the spans say
                 self._to_ledger(run, execution, events, event)
                 break
             else:
                 counts.committed(execution, (event,))
+
+    def _ended(self, execution: ExecutionRecord, run: _Run, event: EventRecord) -> None:
+        """``execution`` ended as ``event`` says, no visit open: its span."""
+        written = self._spans.execution_span(
+            execution, run, event.at, _ENDS[event.kind], event.data
+        )
+        self._written.append(written)
+        del self._runs[execution.id]
+        self._counts.committed(execution, (event,))
 
     def _first(self, execution: ExecutionRecord, events: Sequence[EventRecord]) -> _Run | _Other:
         """How ``execution``, seen for the first time, is followed."""

@@ -212,6 +212,49 @@ def test_steps_the_shortest_way_leaves_are_written_as_the_ledger_would(together:
     assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
 
 
+#: An execution's first commit and its last the shortest way, and an end
+#: that is not a completion (it is not theirs).
+ENDS: dict[str, Commits] = {
+    status: [
+        ("running", [event("execution_started", 10.0), event("node_started", 10.1, "a", 1)]),
+        (
+            "running",
+            [
+                event("node_completed", 10.2, "a", duration=0.1),
+                event("node_started", 10.3, "b", 1),
+            ],
+        ),
+        (
+            status,
+            [
+                event("node_completed", 10.4, "b", duration=0.1),
+                event(f"execution_{status}", 10.5, error="x"),
+            ],
+        ),
+    ]
+    for status in ("completed", "failed", "canceled")
+}
+
+
+@pytest.mark.parametrize("status", sorted(ENDS))
+@pytest.mark.parametrize("together", [False, True])
+def test_first_and_last_commits_are_written_as_the_ledger_would(
+    status: str, together: bool
+) -> None:
+    follower, sent, replays = followed(ENDS[status], together=together)
+    got = sorted(sent.decoded(), key=lambda s: s.name)
+    assert [s.name for s in got] == ["invoke_agent n", "python a", "python b"]
+    assert got == sorted(by_the_ledger(ENDS[status]), key=lambda s: s.name)
+    assert got[0].attributes["agent_node.execution.status"] == status
+    assert (got[1].start, got[1].end, got[2].start, got[2].end) == (10.1, 10.2, 10.3, 10.4)
+    assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
+    spans = factory()
+    quiet = Follower(spans, Sent(spans), replays.append)
+    unsampled = f"{PARENT[:-2]}00"
+    quiet.committed([(record("e2", s, unsampled), ev) for s, ev in ENDS[status]])
+    assert len(quiet) == 0 and spans.written == [] and replays == []
+
+
 def test_a_retry_hands_the_execution_to_the_ledger_with_what_was_seen() -> None:
     follower, sent, replays = followed(RETRIED)
     got = {s.name: s for s in sent.decoded()}
