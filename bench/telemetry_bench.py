@@ -4,7 +4,8 @@ steps/s with telemetry off, metrics only, and metrics + traces.
     .venv/bin/python bench/telemetry_bench.py [--rounds 3] [--duration 5] [--warmup 1] \
         [--measures send1,send8,seq,conc] [--json FILE] [--keep-tmp]
     .venv/bin/python bench/telemetry_bench.py --paired [--measures send,seq,conc] \
-        [--blocks 7] [--block 300] [--block-units N] [--settings off,metrics,traces]
+        [--blocks 7] [--block 300] [--block-units N] [--settings off,metrics,traces] \
+        [--tree NAME=DIR …]
     .venv/bin/python bench/telemetry_bench.py --instructions [--measures send,seq,conc] \
         [--repeat 3] [--connections 1] [--settings off,metrics,traces]
 
@@ -42,7 +43,10 @@ their differences against ``off`` (target: within 5 %).
 
 ``--paired`` measures the settings side by side instead of one after the
 other (:mod:`telemetry_paired`): CPU per request and per step, steady on a
-machine whose speed drifts.
+machine whose speed drifts. With ``--tree NAME=DIR`` (``DIR`` holding
+another ``agent_node``, e.g. ``git worktree add DIR <commit>``), a setting
+``NAME:traces`` runs that tree's code beside this one's: two versions
+measured in the same blocks, each against its own ``NAME:off``.
 
 ``--instructions`` counts instead of timing (:mod:`telemetry_counted`):
 ``send`` (a node under valgrind's callgrind, its every thread, per
@@ -138,9 +142,13 @@ def pinned(core: int, command: list[str], pin: bool) -> list[str]:
     return ["taskset", "-c", str(core), *command] if pin else command
 
 
-def child_env() -> dict[str, str]:
-    """The environment without ``OTEL_*``: only the settings decide."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+def child_env(tree: str | None = None) -> dict[str, str]:
+    """The environment without ``OTEL_*``: only the settings decide;
+    ``tree``: a directory whose ``agent_node`` the child imports instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def node_config(scratch: Path, setting: str, endpoint: str) -> Path:
@@ -165,11 +173,16 @@ def serve_command(work: Path, setting: str, endpoint: str, port: int) -> list[st
     return [sys.executable, *serve, "--store", store, "--insecure-dev"]
 
 
-def launch(command: list[str], work: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    """``command`` started, its output to ``work``/node.out (also returned)."""
+def launch(
+    command: list[str], work: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``command`` started (in ``env``, else :func:`child_env`), its output
+    to ``work``/node.out (also returned)."""
     log = work / "node.out"
     with log.open("wb") as out:
-        node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+        node = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env or child_env()
+        )
     return node, log
 
 
@@ -304,6 +317,23 @@ def table(results: dict[str, dict[str, list[tuple[float, float]]]], best: bool =
     return "\n".join(lines)
 
 
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The settings asked for, checked, and ``args.trees`` from ``--tree``."""
+    settings = [s for s in args.settings.split(",") if s]
+    args.trees = dict(tree.partition("=")[::2] for tree in args.tree)
+    if any(not name or not Path(path, "agent_node").is_dir() for name, path in args.trees.items()):
+        parser.error("--tree wants NAME=DIR, DIR holding an agent_node package")
+    unknown = [
+        s
+        for s in settings
+        if s.rpartition(":")[2] not in SETTINGS
+        or (":" in s and (not args.paired or s.rpartition(":")[0] not in args.trees))
+    ]
+    if unknown:
+        parser.error(f"unknown settings: {unknown} (NAME:setting needs --paired --tree)")
+    return settings
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_paired_steps":
         from telemetry_paired import steps_child
@@ -365,6 +395,13 @@ def main() -> None:
         help="with --instructions or --paired: the settings measured (off first, to compare"
         " against)",
     )
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="with --paired: settings NAME:off, NAME:traces … run the agent_node in DIR",
+    )
     args = parser.parse_args()
     measures = [m for m in args.measures.split(",") if m]
     if args.instructions or args.paired:  # sends on one connection: "send"
@@ -374,9 +411,7 @@ def main() -> None:
     )
     if unknown:
         parser.error(f"unknown measures: {sorted(unknown)}")
-    settings = [s for s in args.settings.split(",") if s]
-    if set(settings) - set(SETTINGS):
-        parser.error(f"unknown settings: {sorted(set(settings) - set(SETTINGS))}")
+    settings = _settings(parser, args)
     args.pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     if not args.pin:
         print("warning: fewer than 2 cores or no taskset: nothing is pinned", file=sys.stderr)

@@ -36,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,25 +65,39 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+def tree_of(setting: str, trees: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """``setting``'s own name and its child's environment: ``NAME:traces``
+    is ``traces`` run with the ``agent_node`` of tree ``NAME`` (``--tree``)."""
+    name, _, plain = setting.rpartition(":")
+    return plain, tb.child_env(trees[name] if name else None)
+
+
 def _start(
-    setting: str, scratch: Path, endpoint: str, pin: bool
+    setting: str, scratch: Path, endpoint: str, pin: bool, trees: Mapping[str, str]
 ) -> tuple[subprocess.Popen[bytes], int]:
-    work = Path(tempfile.mkdtemp(prefix=f"paired-{setting}-", dir=scratch))
+    plain, env = tree_of(setting, trees)
+    work = Path(tempfile.mkdtemp(prefix=f"paired-{plain}-", dir=scratch))
     port = tb.free_port()
-    command = tb.pinned(0, tb.serve_command(work, setting, endpoint, port), pin)
-    node, log = tb.launch(command, work)
+    command = tb.pinned(0, tb.serve_command(work, plain, endpoint, port), pin)
+    node, log = tb.launch(command, work, env)
     tb.wait_listening(node, log)
     return node, port
 
 
 def paired(
-    settings: Sequence[str], scratch: Path, endpoint: str, blocks: int, block: int, pin: bool
+    settings: Sequence[str],
+    scratch: Path,
+    endpoint: str,
+    blocks: int,
+    block: int,
+    pin: bool,
+    trees: Mapping[str, str] | None = None,
 ) -> dict[str, list[float]]:
     """Each setting's CPU µs per request in each of ``blocks`` blocks of
     ``block`` requests a node, the nodes sent to in turn."""
     if pin:  # the client (and the receiver's thread) off the nodes' core
         os.sched_setaffinity(0, {1})
-    nodes = [_start(setting, scratch, endpoint, pin) for setting in settings]
+    nodes = [_start(setting, scratch, endpoint, pin, trees or {}) for setting in settings]
     found: dict[str, list[float]] = {setting: [] for setting in settings}
     try:
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _, port in nodes]
@@ -126,16 +140,23 @@ def rotated(items: Sequence[T], number: int) -> list[T]:
 
 def paired_table(found: dict[str, list[float]], unit: str = "request") -> str:
     """Per setting: the median µs per ``unit``, and the median over blocks of
-    its difference against ``off``'s in the same block (and their range)."""
-    head = f"µs CPU/{unit}"
-    lines = [f"{'setting':<8} {head:>15} {'against off':>12}  (range over blocks)"]
-    base = found.get("off")
+    its difference against ``off``'s in the same block (and their range); a
+    tree's setting (``NAME:traces``) against its own ``NAME:off`` when
+    measured, and against this tree's ``traces`` in the same block."""
+    head, width = f"µs CPU/{unit}", max([8, *map(len, found)])
+    lines = [f"{'setting':<{width}} {head:>15} {'against off':>12}  (range over blocks)"]
     for setting, values in found.items():
-        line = f"{setting:<8} {statistics.median(values):15.1f}"
-        if base is not None and setting != "off":
+        name, _, plain = setting.rpartition(":")
+        off = f"{name}:off" if name else "off"
+        base = found.get(off) or found.get("off")
+        line = f"{setting:<{width}} {statistics.median(values):15.1f}"
+        if base is not None and plain != "off":
             against = [v / b - 1 for v, b in zip(values, base, strict=True)]
             spread = f"({min(against):+.1%} to {max(against):+.1%})"
             line += f" {statistics.median(against):+12.1%}  {spread}"
+        if name and plain in found:
+            mine = [v / b - 1 for v, b in zip(values, found[plain], strict=True)]
+            line += f"  against {plain} {statistics.median(mine):+.1%}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -166,12 +187,13 @@ def paired_steps(
     blocks: int,
     block: int,
     pin: bool,
+    trees: Mapping[str, str] | None = None,
 ) -> dict[str, list[float]]:
     """Each setting's CPU µs per step of ``measure`` in each of ``blocks``
     blocks of ``block`` units a child, the children told in turn."""
     if pin:
         os.sched_setaffinity(0, {1})
-    children = [_steps_child(s, measure, scratch, endpoint, pin) for s in settings]
+    children = [_steps_child(s, measure, scratch, endpoint, pin, trees or {}) for s in settings]
     found: dict[str, list[float]] = {setting: [] for setting in settings}
 
     def unit(child: subprocess.Popen[str]) -> int:
@@ -205,17 +227,18 @@ def paired_steps(
 
 
 def _steps_child(
-    setting: str, measure: str, scratch: Path, endpoint: str, pin: bool
+    setting: str, measure: str, scratch: Path, endpoint: str, pin: bool, trees: Mapping[str, str]
 ) -> subprocess.Popen[str]:
     """A child of :func:`steps_child`, started and ready."""
-    work = Path(tempfile.mkdtemp(prefix=f"paired-{measure}-{setting}-", dir=scratch))
-    command = [sys.executable, tb.__file__, STEPS_CHILD, setting, measure, str(work), endpoint]
+    plain, env = tree_of(setting, trees)
+    work = Path(tempfile.mkdtemp(prefix=f"paired-{measure}-{plain}-", dir=scratch))
+    command = [sys.executable, tb.__file__, STEPS_CHILD, plain, measure, str(work), endpoint]
     child = subprocess.Popen(
         tb.pinned(0, command, pin),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env=tb.child_env(),
+        env=env,
     )
     assert child.stdout is not None
     if child.stdout.readline().strip() != "ready":
@@ -239,9 +262,13 @@ def run_paired(
     """``telemetry_bench.py --paired``: each of ``measures``, its table printed."""
     for measure in measures:
         if measure == "send":
-            found = paired(settings, scratch, endpoint, args.blocks, args.block, args.pin)
+            found = paired(
+                settings, scratch, endpoint, args.blocks, args.block, args.pin, args.trees
+            )
             print(paired_table(found), flush=True)
             continue
         units = args.block_units or (5 if measure == "seq" else 2)
-        found = paired_steps(measure, settings, scratch, endpoint, args.blocks, units, args.pin)
+        found = paired_steps(
+            measure, settings, scratch, endpoint, args.blocks, units, args.pin, args.trees
+        )
         print(paired_table(found, f"{measure} step"), flush=True)
