@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,6 +66,18 @@ def cpu_ns(pid: int) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Children:
+    """Where the measured children run: their scratch directory, the
+    receiver of their spans, whether they are pinned, and the trees
+    (``--tree``) whose code a ``NAME:setting`` runs."""
+
+    scratch: Path
+    endpoint: str
+    pin: bool
+    trees: Mapping[str, str]
+
+
 def tree_of(setting: str, trees: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """``setting``'s own name and its child's environment: ``NAME:traces``
     is ``traces`` run with the ``agent_node`` of tree ``NAME`` (``--tree``)."""
@@ -72,32 +85,24 @@ def tree_of(setting: str, trees: Mapping[str, str]) -> tuple[str, dict[str, str]
     return plain, tb.child_env(trees[name] if name else None)
 
 
-def _start(
-    setting: str, scratch: Path, endpoint: str, pin: bool, trees: Mapping[str, str]
-) -> tuple[subprocess.Popen[bytes], int]:
-    plain, env = tree_of(setting, trees)
-    work = Path(tempfile.mkdtemp(prefix=f"paired-{plain}-", dir=scratch))
+def _start(setting: str, at: Children) -> tuple[subprocess.Popen[bytes], int]:
+    plain, env = tree_of(setting, at.trees)
+    work = Path(tempfile.mkdtemp(prefix=f"paired-{plain}-", dir=at.scratch))
     port = tb.free_port()
-    command = tb.pinned(0, tb.serve_command(work, plain, endpoint, port), pin)
+    command = tb.pinned(0, tb.serve_command(work, plain, at.endpoint, port), at.pin)
     node, log = tb.launch(command, work, env)
     tb.wait_listening(node, log)
     return node, port
 
 
 def paired(
-    settings: Sequence[str],
-    scratch: Path,
-    endpoint: str,
-    blocks: int,
-    block: int,
-    pin: bool,
-    trees: Mapping[str, str] | None = None,
+    settings: Sequence[str], at: Children, blocks: int, block: int
 ) -> dict[str, list[float]]:
     """Each setting's CPU µs per request in each of ``blocks`` blocks of
     ``block`` requests a node, the nodes sent to in turn."""
-    if pin:  # the client (and the receiver's thread) off the nodes' core
+    if at.pin:  # the client (and the receiver's thread) off the nodes' core
         os.sched_setaffinity(0, {1})
-    nodes = [_start(setting, scratch, endpoint, pin, trees or {}) for setting in settings]
+    nodes = [_start(setting, at) for setting in settings]
     found: dict[str, list[float]] = {setting: [] for setting in settings}
     try:
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _, port in nodes]
@@ -180,20 +185,13 @@ async def steps_child(setting: str, measure: str, work: Path, endpoint: str) -> 
 
 
 def paired_steps(
-    measure: str,
-    settings: Sequence[str],
-    scratch: Path,
-    endpoint: str,
-    blocks: int,
-    block: int,
-    pin: bool,
-    trees: Mapping[str, str] | None = None,
+    measure: str, settings: Sequence[str], at: Children, blocks: int, block: int
 ) -> dict[str, list[float]]:
     """Each setting's CPU µs per step of ``measure`` in each of ``blocks``
     blocks of ``block`` units a child, the children told in turn."""
-    if pin:
+    if at.pin:
         os.sched_setaffinity(0, {1})
-    children = [_steps_child(s, measure, scratch, endpoint, pin, trees or {}) for s in settings]
+    children = [_steps_child(s, measure, at) for s in settings]
     found: dict[str, list[float]] = {setting: [] for setting in settings}
 
     def unit(child: subprocess.Popen[str]) -> int:
@@ -226,15 +224,13 @@ def paired_steps(
     return found
 
 
-def _steps_child(
-    setting: str, measure: str, scratch: Path, endpoint: str, pin: bool, trees: Mapping[str, str]
-) -> subprocess.Popen[str]:
+def _steps_child(setting: str, measure: str, at: Children) -> subprocess.Popen[str]:
     """A child of :func:`steps_child`, started and ready."""
-    plain, env = tree_of(setting, trees)
-    work = Path(tempfile.mkdtemp(prefix=f"paired-{measure}-{plain}-", dir=scratch))
-    command = [sys.executable, tb.__file__, STEPS_CHILD, plain, measure, str(work), endpoint]
+    plain, env = tree_of(setting, at.trees)
+    work = Path(tempfile.mkdtemp(prefix=f"paired-{measure}-{plain}-", dir=at.scratch))
+    command = [sys.executable, tb.__file__, STEPS_CHILD, plain, measure, str(work), at.endpoint]
     child = subprocess.Popen(
-        tb.pinned(0, command, pin),
+        tb.pinned(0, command, at.pin),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -260,15 +256,11 @@ def run_paired(
     args: Any, measures: Sequence[str], settings: Sequence[str], scratch: Path, endpoint: str
 ) -> None:
     """``telemetry_bench.py --paired``: each of ``measures``, its table printed."""
+    at = Children(scratch, endpoint, args.pin, args.trees)
     for measure in measures:
         if measure == "send":
-            found = paired(
-                settings, scratch, endpoint, args.blocks, args.block, args.pin, args.trees
-            )
-            print(paired_table(found), flush=True)
+            print(paired_table(paired(settings, at, args.blocks, args.block)), flush=True)
             continue
         units = args.block_units or (5 if measure == "seq" else 2)
-        found = paired_steps(
-            measure, settings, scratch, endpoint, args.blocks, units, args.pin, args.trees
-        )
+        found = paired_steps(measure, settings, at, args.blocks, units)
         print(paired_table(found, f"{measure} step"), flush=True)
