@@ -212,8 +212,8 @@ def test_steps_the_shortest_way_leaves_are_written_as_the_ledger_would(together:
     assert replays == [] and len(follower) == 0 and len(follower.ledger) == 0
 
 
-#: An execution's first commit and its last the shortest way, and an end
-#: that is not a completion (it is not theirs).
+#: An execution's first and last commits, for each way it can end (only a
+#: completion after a plain visit takes the short path; the others, the general).
 ENDS: dict[str, Commits] = {
     status: [
         ("running", [event("execution_started", 10.0), event("node_started", 10.1, "a", 1)]),
