@@ -18,8 +18,8 @@ The store tells the follower a few commits at a time
 step's commit — the visit open completing as its duration says, the next
 one starting — takes the shortest way, and so do an execution's first
 commit (it starts, its first visit too) and a last one that completes it
-after a step: in workflows of a few steps, a third of the commits, which
-the general path's code, met cold, cost more than their bytecodes say.
+after a step: in workflows of a few steps, a third of the commits, and on
+the general path its code, met cold, costs more than its bytecodes say.
 Spans are handed to the batch processor in bundles (:data:`BUNDLE`), those
 of the node's requests (:mod:`.traces_http`) among them.
 
