@@ -4,7 +4,8 @@
 
     name: researcher                    # the node's name (lease owners, logs)
     listen: {host: 127.0.0.1, port: 8470}   # grpc_port: 8471 also serves A2A over gRPC;
-                                        # bindings: [jsonrpc, rest] (the HTTP ones served)
+                                        # bindings: [jsonrpc, rest] (the HTTP ones served);
+                                        # http2: false (over TLS: HTTP/1.1 only)
     public_url: https://researcher.example.org   # optional: what the card advertises
     store: sqlite:///.agent-node/researcher.db   # optional: default $AGENT_NODE_STORE
     card: cards/researcher.yaml         # the Agent Card source (name, skills' words)

@@ -94,7 +94,13 @@ class AgentNode:
         config = self.config.with_overrides(port=sock.getsockname()[1], grpc_port=grpc_port)
         parts = NodeParts.assemble(config, workflows, tls is not None)
         server = uvicorn_server(
-            uvicorn_config(parts.app, tls, config.limits, identity_from_cn=config.identity_from_cn)
+            uvicorn_config(
+                parts.app,
+                tls,
+                config.limits,
+                identity_from_cn=config.identity_from_cn,
+                http2=config.listen.http2,
+            )
         )
         health = parts.health
         drain = config.telemetry.drain_seconds

@@ -1,4 +1,4 @@
-"""A node's gRPC side: its server (``listen.grpc_port``; hpack and protobuf)
+"""A node's gRPC side: its server (``listen.grpc_port``; protobuf)
 and its client of peers' gRPC interfaces (grpcio), each imported only when used."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def bind(config: NodeConfig) -> tuple[Any, int | None]:
         from agent_node.a2a.server.grpc import server
     except ImportError as exc:
         raise ConfigError(
-            f"listen.grpc_port needs hpack and protobuf ({exc}): pip install 'agent-node[grpc]'"
+            f"listen.grpc_port needs protobuf ({exc}): pip install 'agent-node[grpc]'"
         ) from None
     return server.bind(
         config.listen.host, port, config.limits, config.tls_files(), mtls=config.auth.mtls

@@ -54,6 +54,10 @@ class ListenConfig(BaseModel):
     #: exactly what is served; the card itself, the push receiver and the
     #: operator API are served whatever this says.
     bindings: list[Literal["jsonrpc", "rest"]] = ["jsonrpc", "rest"]
+    #: Over TLS, serve HTTP/2 on ``port`` to clients that offer it (ALPN
+    #: ``h2``; the others get HTTP/1.1): their requests and event streams
+    #: share one connection. False: HTTP/1.1 only.
+    http2: bool = True
 
     @model_validator(mode="after")
     def _serves_a_binding(self) -> ListenConfig:

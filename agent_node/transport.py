@@ -1,7 +1,7 @@
 """How a node is served: uvicorn, over mutual TLS when configured.
 
 The one place that sets uvicorn up, with its HTTP protocol subclassed for
-four things uvicorn does not do:
+what uvicorn does not do:
 
 * The peer certificate. On each TLS connection the peer's certificate is
   read once from the session, and every request on that connection carries
@@ -21,6 +21,9 @@ four things uvicorn does not do:
   after :data:`GRACEFUL_SHUTDOWN` seconds is answered ``503`` (its task stays
   durable in the store and carries on at the next start). See
   :class:`_GracefulStop`.
+* HTTP/2. Over TLS a client that offers ``h2`` (ALPN) gets it: the
+  connection is handed to :mod:`agent_node.http2.asgi`, which serves the
+  same app, with the same scope, caps and stop, stream by stream.
 * Callers gone. A caller that disconnects before its request body arrived
   (a killed process, a client timeout) is logged in one debug line, on
   every route, not as "Exception in ASGI application" with a traceback. A
@@ -118,12 +121,16 @@ def uvicorn_config(
     limits: Limits | None = None,
     *,
     identity_from_cn: bool = False,
+    http2: bool = True,
 ) -> Any:
     """A uvicorn config serving ``app``, over ``tls`` when given, within
-    ``limits``; ``identity_from_cn``: see :func:`~agent_node.security.tls.identity_of`."""
+    ``limits``; ``identity_from_cn``: see :func:`~agent_node.security.tls.identity_of`.
+    ``http2``: over TLS, clients that offer HTTP/2 get it (:mod:`agent_node.http2.asgi`)."""
     import uvicorn
 
     limits = limits or Limits()
+    if tls is not None:
+        tls.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
     options: dict[str, Any] = {
         "log_level": "warning",
         "lifespan": "off",
@@ -310,6 +317,47 @@ _STOPPING = {
 }
 
 
+def _tls_of(
+    transport: Any, peer_of: Callable[[bytes], tuple[str, str | None]]
+) -> tuple[tuple[str, str | None] | None, bool]:
+    """``peer_of`` the peer's certificate on ``transport`` (None: it showed
+    none), and whether its client chose HTTP/2; (None, False) over plain HTTP."""
+    tls = transport.get_extra_info("ssl_object")
+    if tls is None:
+        return None, False
+    der = tls.getpeercert(binary_form=True)
+    return (peer_of(der) if der else None), tls.selected_alpn_protocol() == "h2"
+
+
+def _serve_http2(protocol: Any, transport: Any, limits: Limits) -> None:
+    """Serve ``transport``'s connection over HTTP/2 (its client chose it):
+    ``protocol`` (a node's uvicorn protocol, not started) hands it to an
+    :class:`~agent_node.http2.asgi.AsgiConnection` serving the same app."""
+    from agent_node.http2.asgi import AsgiConnection
+
+    peer: tuple[str, str | None] | None = protocol._peer
+
+    def stamp(scope: dict[str, Any]) -> WhenGone:
+        when_gone = scope[WHEN_GONE] = WhenGone()
+        if peer is not None:
+            scope["extensions"] = {"tls": {"client_cert_chain": [peer[0]]}}
+            scope[CALLER] = peer[1]
+        return when_gone
+
+    connection = AsgiConnection(
+        protocol.app,
+        connections=protocol.connections,
+        tasks=protocol.tasks,
+        stamp=stamp,
+        max_headers=limits.max_headers,
+        max_header_bytes=limits.max_header_bytes,
+        max_body_bytes=limits.max_body_bytes,
+        keep_alive=limits.keep_alive,
+    )
+    transport.set_protocol(connection)
+    connection.connection_made(transport)
+
+
 def _tell_gone(cycle: Any) -> None:
     """Tell the response ``cycle`` (uvicorn's) still sends that its caller is gone."""
     if cycle is None or cycle.response_complete:
@@ -347,11 +395,11 @@ def _node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
             super().__init__(*args, **kwargs)
 
         def connection_made(self, transport: Any) -> None:
+            self._peer, http2 = _tls_of(transport, peer_of)
+            if http2:
+                _serve_http2(self, transport, limits)
+                return
             super().connection_made(transport)
-            ssl_object = transport.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            if der:
-                self._peer = peer_of(der)
 
         def on_message_begin(self) -> None:
             self._header_count = 0

@@ -1,11 +1,12 @@
 """Resident memory of open A2A streams on a node, over mutual TLS (issue 18).
 
-    .venv/bin/python bench/a2a/sse_memory.py [--streams 200] [--plain]
+    .venv/bin/python bench/a2a/sse_memory.py [--streams 200] [--plain | --http2]
 
 Serves bench/delegation/park.yaml (a task that waits forever) with
 ``agent-node serve`` over mutual TLS (certificates from bench/a2a/mtls.py),
 opens ``--streams`` ``SendStreamingMessage`` streams at once, each on its own
-TLS connection, reads each stream's first event (the task is parked and
+TLS connection (``--http2``: as streams of HTTP/2 connections, up to
+:data:`PER_CONNECTION` on each), reads each stream's first event (the task is parked and
 WORKING), and keeps them open (it checks that the node still holds as many
 connections while it measures). The node's RSS (psutil, after a settle) is
 read before, with the streams open, and after they are closed; prints the
@@ -57,6 +58,9 @@ def serve(scratch: Path, certs: Path | None) -> tuple[subprocess.Popen[str], str
 
 
 SETTLE = 6.0
+#: Streams on one HTTP/2 connection with ``--http2`` (the node allows 256;
+#: httpx, 100 at once: past that, a request waits for a stream to end).
+PER_CONNECTION = 100
 
 
 async def settle(pid: int) -> tuple[int, float]:
@@ -78,14 +82,25 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--plain", action="store_true", help="plain HTTP instead of mTLS")
+    parser.add_argument("--http2", action="store_true", help="streams share HTTP/2 connections")
     args = parser.parse_args()
+    if args.http2 and args.plain:
+        raise SystemExit("--http2 is served over TLS only")
     scratch = Path(tempfile.mkdtemp(prefix="agent-node-sse-"))
     certs = None if args.plain else mtls.make(scratch / "certs")
     node, url = serve(scratch, certs)
     verify: object = mtls.client_context(certs) if certs else False
     try:
         # Warm: one stream opened and closed, so one-time costs are not counted.
-        clients = [httpx.AsyncClient(verify=verify, timeout=60) for _ in range(args.streams)]  # type: ignore[arg-type]
+        connections = -(-args.streams // PER_CONNECTION) if args.http2 else args.streams
+
+        def new_clients() -> list[httpx.AsyncClient]:
+            return [
+                httpx.AsyncClient(verify=verify, timeout=60, http2=args.http2)  # type: ignore[arg-type]
+                for _ in range(connections)
+            ]
+
+        clients = new_clients()
         body = {
             "jsonrpc": "2.0",
             "id": 1,
@@ -112,11 +127,12 @@ async def main() -> None:
 
         warm_done = asyncio.Event()
         warm_open = asyncio.Event()
-        first = httpx.AsyncClient(verify=verify, timeout=60)  # type: ignore[arg-type]
+        first = httpx.AsyncClient(verify=verify, timeout=60, http2=args.http2)  # type: ignore[arg-type]
         warm = asyncio.create_task(hold(first, -1, warm_open, warm_done))
         await warm_open.wait()
         warm_done.set()
         await warm
+        await first.aclose()
         before, idle = await settle(node.pid)
         rounds = []
         for round_no in range(2):  # the second round: is what the first left reused?
@@ -124,20 +140,22 @@ async def main() -> None:
             events = [asyncio.Event() for _ in range(args.streams)]
             began = time.perf_counter()
             holders = [
-                asyncio.create_task(hold(c, round_no * 10_000 + n, events[n], done))
-                for n, c in enumerate(clients)
+                asyncio.create_task(
+                    hold(clients[n % connections], round_no * 10_000 + n, events[n], done)
+                )
+                for n in range(args.streams)
             ]
             await asyncio.gather(*(e.wait() for e in events))
             opened_in = time.perf_counter() - began
             during, busy = await settle(node.pid)
             connected = established(node.pid)
-            if connected < args.streams:
-                raise SystemExit(f"only {connected} of {args.streams} streams are still open")
+            if connected != connections:
+                raise SystemExit(f"{connected} connections open, not {connections}")
             done.set()
             await asyncio.gather(*holders)
             for client in clients:
                 await client.aclose()
-            clients = [httpx.AsyncClient(verify=verify, timeout=60) for _ in range(args.streams)]  # type: ignore[arg-type]
+            clients = new_clients()
             after, _ = await settle(node.pid)
             rounds.append((opened_in, during, after, busy))
     finally:
@@ -145,6 +163,7 @@ async def main() -> None:
         node.wait(30)
     n = args.streams
     kind = "plain HTTP" if args.plain else "mutual TLS"
+    kind += f", HTTP/2 on {connections} connection(s)" if args.http2 else ""
     print(
         f"{n} streams over {kind}; RSS before: {before / 2**20:.1f} MiB;"
         f" CPU before: {idle / SETTLE:.1%}"

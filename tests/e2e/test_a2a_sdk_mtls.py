@@ -2,7 +2,9 @@
 
 The SDK knows nothing of certificates: it is handed an ``httpx.AsyncClient``
 whose SSL context carries the caller's certificate (httpx 0.28: the context
-goes in ``verify=``, never ``cert=``), and everything else is plain A2A.
+goes in ``verify=``, never ``cert=``), and everything else is plain A2A. Each
+test runs twice: over HTTP/1.1, and over HTTP/2 (the client offers ``h2``,
+the node serves it: agent_node/http2/asgi.py).
 """
 
 from __future__ import annotations
@@ -45,15 +47,35 @@ def node_url(certs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield url
 
 
-def https(certs: Path, name: str | None) -> httpx.AsyncClient:
-    """An httpx client presenting ``name``'s certificate (none for None)."""
-    return httpx.AsyncClient(verify=caller_context(certs, name), timeout=30)
+@pytest.fixture(params=[False, True], ids=["http1", "http2"])
+def http2(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def https(
+    certs: Path, name: str | None, http2: bool, versions: set[str] | None = None
+) -> httpx.AsyncClient:
+    """An httpx client presenting ``name``'s certificate (none for None),
+    offering HTTP/2 when ``http2``; the HTTP versions answered go in ``versions``."""
+    seen = versions if versions is not None else set()
+
+    async def answered(response: httpx.Response) -> None:
+        seen.add(response.http_version)
+
+    return httpx.AsyncClient(
+        verify=caller_context(certs, name),
+        timeout=30,
+        http2=http2,
+        event_hooks={"response": [answered]},
+    )
 
 
 @pytest.fixture
-async def alice(certs: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async with https(certs, "alice") as http:
+async def alice(certs: Path, http2: bool) -> AsyncIterator[httpx.AsyncClient]:
+    versions: set[str] = set()
+    async with https(certs, "alice", http2, versions) as http:
         yield http
+    assert versions == {"HTTP/2" if http2 else "HTTP/1.1"}
 
 
 @pytest.fixture
@@ -144,8 +166,10 @@ async def test_streaming_send_reaches_completed(alice: httpx.AsyncClient, card: 
         await sdk.close()
 
 
-async def test_without_a_client_certificate_the_card_is_refused(certs: Path, node_url: str) -> None:
-    async with https(certs, None) as anonymous:
+async def test_without_a_client_certificate_the_card_is_refused(
+    certs: Path, node_url: str, http2: bool
+) -> None:
+    async with https(certs, None, http2) as anonymous:
         with pytest.raises(AgentCardResolutionError) as caught:
             await create_client(node_url, ClientConfig(httpx_client=anonymous))
     refused = caught.value
@@ -156,10 +180,10 @@ async def test_without_a_client_certificate_the_card_is_refused(certs: Path, nod
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["blocking", "streaming"])
 async def test_without_a_client_certificate_a_send_is_refused(
-    certs: Path, card: AgentCard, streaming: bool
+    certs: Path, card: AgentCard, streaming: bool, http2: bool
 ) -> None:
     # The card came by alice's connection; the send goes without a certificate.
-    async with https(certs, None) as anonymous:
+    async with https(certs, None, http2) as anonymous:
         sdk: Any = await create_client(
             card, ClientConfig(streaming=streaming, httpx_client=anonymous)
         )

@@ -1,4 +1,4 @@
-"""HTTP/2 as the gRPC server reads it (agent_node.a2a.server.grpc.wire), on a
+"""HTTP/2 as the gRPC server reads it (agent_node.http2.wire), on a
 real socket: what RFC 9113 lets a client do that grpcio's client seldom does
 (CONTINUATION, padding, priorities, pings, trailers, new settings), and the
 breaches that must end a connection with the right GOAWAY — never the server."""
@@ -22,7 +22,7 @@ from support.h2_client import Raw, framed
 
 from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.server import Http2Server
-from agent_node.a2a.server.grpc.wire import PREFACE
+from agent_node.http2.wire import PREFACE
 from agent_node.transport import listening_socket
 
 Errors = h2.errors.ErrorCodes

@@ -57,9 +57,9 @@ from agent_node.a2a.server.grpc.calls import (
     request_head,
     request_message,
 )
-from agent_node.a2a.server.grpc.fields import header_block
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
-from agent_node.a2a.server.grpc.wire import ErrorCode, Wire, WireError
+from agent_node.http2.fields import header_block
+from agent_node.http2.wire import ErrorCode, Wire, WireError
 
 
 class Serving(Protocol):
@@ -131,6 +131,7 @@ class Connection(asyncio.Protocol):
         self._idle: asyncio.TimerHandle | None = None
         self._flushing = False  # a flush is due at the loop's next turn
         self._hung_up = False  # ended in error: what comes is not read
+        self._eof = False  # nothing more may be written
         self._last_read: (
             tuple[list[tuple[bytes, bytes]], tuple[dict[str, str], int, dict[str, str]]] | None
         ) = None
@@ -391,6 +392,7 @@ class Connection(asyncio.Protocol):
         self._flush()
         if transport.can_write_eof():
             transport.write_eof()
+            self._eof = True  # a call that ends later writes nothing more
             asyncio.get_running_loop().call_later(HANG_UP_GRACE, transport.abort)
         else:
             self.close()
@@ -415,7 +417,7 @@ class Connection(asyncio.Protocol):
     def _flush(self) -> None:
         self._flushing = False
         out = self.wire.out
-        if out and self.transport is not None:
+        if out and self.transport is not None and not self._eof:
             self.transport.write(bytes(out))
         out.clear()
 

@@ -1,7 +1,8 @@
-"""HTTP/2's server side (RFC 9113) as gRPC uses it: frames in, calls out.
+"""HTTP/2's server side (RFC 9113): frames in, requests out.
 
 A :class:`Wire` parses what a client sends and tells its :class:`Peer` (the
-connection, :mod:`.http2`) of requests, their data, their ends and resets,
+connection: gRPC's :mod:`agent_node.a2a.server.grpc.connection`,
+the HTTP app's :mod:`.asgi`) of requests, their data, their ends and resets,
 and of new send credit; it frames what the connection answers into
 :attr:`Wire.out`. Header blocks are HPACK: the client's are read by the
 ``hpack`` library (the decoder's dynamic table, Huffman codes); ours are
@@ -10,7 +11,7 @@ written by :mod:`.fields`.
 Why not ``h2``'s state machine, which this replaced: it cost ~0.1 ms of CPU
 per call (an event object per frame, a state machine per stream, checks
 of every header's HTTP form) — a fifth of a whole gRPC SendMessage, and the
-difference between the gRPC binding and JSON-RPC. What a gRPC server needs
+difference between the gRPC binding and JSON-RPC. What a server needs
 is a subset, held here whole:
 
 * the preface, then SETTINGS first; frames up to our SETTINGS_MAX_FRAME_SIZE
@@ -366,16 +367,24 @@ class Wire:
         if end:
             self._closed_locally(sid)
 
-    def send_data(self, sid: int, data: bytes) -> None:
-        """Send ``data`` (at most :meth:`credit` bytes)."""
+    def send_data(self, sid: int, data: bytes, end: bool = False) -> None:
+        """Send ``data`` (at most :meth:`credit` bytes); ``end``: the last of the stream."""
         stream = self.streams[sid]
         stream.send_window -= len(data)
         self._send_window -= len(data)
-        self._frame(DATA, 0, sid, data)
+        self._frame(DATA, END_STREAM if end else 0, sid, data)
+        if end:
+            self._closed_locally(sid)
 
     def reset(self, sid: int, code: int) -> None:
         """End ``sid`` with RST_STREAM (``NO_ERROR`` once answered: stop sending)."""
         self._frame(RST_STREAM, 0, sid, _U32.pack(code))
+        self.streams.pop(sid, None)
+
+    def forget(self, sid: int) -> None:
+        """Drop ``sid`` unanswered: a stream opened past our GOAWAY's last,
+        which its client knows was not served (a reset now would be an error
+        to clients whose connection the GOAWAY closed, as h2's)."""
         self.streams.pop(sid, None)
 
     def open_remotely(self, sid: int) -> bool:

@@ -1,4 +1,4 @@
-"""Header blocks as the gRPC server writes them (HPACK, RFC 7541).
+"""Header blocks as the node's HTTP/2 servers write them (HPACK, RFC 7541).
 
 Literals that never touch the client's dynamic table, so a block means the
 same whatever the connection did before it: the usual ones (the response's

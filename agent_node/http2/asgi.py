@@ -1,0 +1,488 @@
+"""The node's HTTP app over HTTP/2: a client that offers ``h2`` in its TLS
+handshake (ALPN) has its requests served as streams of one connection.
+
+Why: over HTTP/1.1 each open event stream (``SendStreamingMessage``,
+``SubscribeToTask``, the operator's live view) is a TLS connection of its
+own, and OpenSSL alone keeps 26 to 29 KiB per idle connection (its ``SSL``,
+the client's parsed certificate, its buffers): a client following many tasks
+paid that per task. Over HTTP/2 the streams share one connection; a stream
+costs its request's own objects (``bench/a2a/sse_memory.py --http2``).
+
+:func:`agent_node.transport.uvicorn_config` offers ``h2`` (``listen.http2``,
+on by default) and the node's HTTP protocol hands a connection that chose it
+to an :class:`AsgiConnection` as soon as the handshake is done, before any
+byte of HTTP. Each stream is one ASGI request, as uvicorn makes one over
+HTTP/1.1 (the node's transport adds the same to its scope: the TLS peer, a
+:class:`~agent_node.transport.WhenGone`, through ``stamp``):
+
+* Header caps: more than ``max_headers`` fields, or a path and fields over
+  ``max_header_bytes`` (counted as HTTP/1.1 counts them), are answered
+  ``431`` on that stream; the connection lives on.
+* A request body is read as it comes; past ``max_body_bytes`` (and a
+  frame), the rest is dropped unread — the app refuses a body over its
+  limit anyway, and a client cannot fill the node's memory faster than the
+  app reads.
+* Responses follow the client's flow-control windows and the socket's
+  backpressure; headers HTTP/2 forbids (``connection``, ``transfer-encoding``
+  …) are left out.
+* A client that resets its stream, or loses the connection: the app's
+  ``receive`` says ``http.disconnect``, its sends are dropped, its
+  ``WhenGone`` is told; its task is not cancelled (as over HTTP/1.1). A
+  stream whose task still runs counts against :data:`MAX_STREAMS`, and more
+  than :data:`RESETS_PER_SECOND` resets a second (the "rapid reset" flood)
+  end the connection.
+* Stopping (uvicorn's ``shutdown``): new streams are refused
+  (``REFUSED_STREAM``: clients retry them elsewhere), the streams in flight
+  get the server's grace, then a GOAWAY and the connection closes; one cut
+  by the stop is answered ``503``, or ended when its response had begun.
+  An idle connection — no stream for ``keep_alive`` seconds — is sent a
+  GOAWAY and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import ClientDisconnect
+
+from agent_node.http2.fields import header_block
+from agent_node.http2.wire import MAX_FRAME, ErrorCode, Wire, WireError
+
+__all__ = ["MAX_STREAMS", "AsgiConnection"]
+
+log = logging.getLogger(__name__)
+
+#: Streams one connection may have at once (SETTINGS_MAX_CONCURRENT_STREAMS);
+#: a stream the client reset counts until the app's task for it returns.
+MAX_STREAMS = 256
+#: Client resets a connection may make in a second before it is closed.
+RESETS_PER_SECOND = 200
+#: Seconds a closing TLS connection gets to say goodbye before it is aborted.
+SSL_CLOSE_GRACE = 0.3
+#: Seconds a connection ended in error gets to read its GOAWAY before it is aborted.
+HANG_UP_GRACE = 1.0
+#: Response headers HTTP/2 forbids (RFC 9113 §8.2.2).
+_HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_STOPPING_TEXT = b"The node is stopping; ask again once it is back."
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
+class _Stream:
+    """One request: what the client sent, and how its answer stands."""
+
+    __slots__ = (
+        "body",
+        "conn",
+        "done",
+        "ended",
+        "gone",
+        "head",
+        "read_all",
+        "received",
+        "scope",
+        "sid",
+        "started",
+        "told",
+        "waiter",
+    )
+
+    def __init__(self, conn: AsgiConnection, sid: int, scope: dict[str, Any], ended: bool) -> None:
+        self.conn, self.sid, self.scope = conn, sid, scope
+        self.body: list[bytes] = []
+        self.received = 0  # body bytes kept
+        self.ended = ended  # the request's body is all here
+        self.read_all = False  # ... and the app was told
+        self.waiter: asyncio.Future[None] | None = None  # receive() waiting
+        self.head: tuple[int, Any] | None = None  # http.response.start, not sent yet
+        self.started = False  # the response's headers are out
+        self.done = False  # the response is complete
+        self.gone = False  # the client reset the stream, or left
+        self.told: Any = None  # the scope's WhenGone
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def leave(self) -> None:
+        """The client is gone: the app's receive and WhenGone say so."""
+        if self.gone:
+            return
+        self.gone = True
+        self.wake()
+        told = self.told
+        if told is not None and not self.done and told.callback is not None:
+            told.callback()
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self.body:
+                body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+                self.body.clear()
+                self.read_all = self.ended
+                return {"type": "http.request", "body": body, "more_body": not self.ended}
+            if self.ended and not self.read_all:
+                self.read_all = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if self.gone or self.done:
+                return {"type": "http.disconnect"}
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+
+    async def send(self, message: Any) -> None:
+        if self.gone or self.done:
+            return  # as uvicorn: a response nobody reads is dropped
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.head is not None or self.started:
+                raise RuntimeError("the response has started already")
+            self.head = (int(message["status"]), message.get("headers") or ())
+            return
+        if kind != "http.response.body":
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
+        if self.head is None and not self.started:
+            raise RuntimeError("a response body before http.response.start")
+        await self.conn.answer(self, message.get("body") or b"", bool(message.get("more_body")))
+
+
+class AsgiConnection(asyncio.Protocol):
+    """One client's HTTP/2 connection, its streams served by ``app``.
+
+    ``connections`` and ``tasks`` are the server's (uvicorn's
+    ``server_state``): the connection is in the first while open, each
+    stream's task in the second while it runs, as uvicorn's own protocol
+    keeps them, so a stop waits for them and cuts them alike. ``stamp`` adds
+    what the node's server adds to a request's scope and returns its
+    ``WhenGone``."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        connections: set[Any],
+        tasks: set[asyncio.Task[None]],
+        stamp: Callable[[dict[str, Any]], Any],
+        max_headers: int,
+        max_header_bytes: int,
+        max_body_bytes: int,
+        keep_alive: float,
+    ) -> None:
+        self.app, self.connections, self.tasks, self.stamp = app, connections, tasks, stamp
+        self.max_headers, self.max_header_bytes = max_headers, max_header_bytes
+        self.max_body_bytes, self.keep_alive = max_body_bytes, keep_alive
+        self.wire = Wire(
+            self, max_streams=MAX_STREAMS, max_header_block=max(4 * max_header_bytes, 1 << 16)
+        )
+        self.streams: dict[int, _Stream] = {}
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self._credit: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._stopping = False  # the server stops: no new streams
+        self._said_goaway = False  # our GOAWAY is out: the connection closes
+        self._eof = False  # nothing more may be written
+        self._hung_up = False
+        self._flushing = False
+        self._resets, self._resets_since = 0, 0.0
+        self._idle: asyncio.TimerHandle | None = None
+
+    # asyncio's side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.connections.add(self)
+        self.client = _address(transport.get_extra_info("peername"))
+        self.server = _address(transport.get_extra_info("sockname"))
+        self.wire.start()
+        self._flush()
+        self._idle_soon()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        self.transport = None
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        for stream in list(self.streams.values()):
+            stream.leave()
+        self.on_credit()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._hung_up:
+            return
+        try:
+            self.wire.receive(data)
+        except WireError as exc:
+            log.debug("HTTP/2 connection from %s: %s", self.client, exc)
+            self.wire.goaway(exc.code)
+            self._hang_up()
+            return
+        self._flush_soon()
+
+    def shutdown(self) -> None:
+        """The server stops (uvicorn asks every connection): no new streams;
+        a GOAWAY and closed once those in flight are answered (h2, httpx's
+        HTTP/2, drops a connection's streams as soon as a GOAWAY comes)."""
+        self._stopping = True
+        self._idle_soon()
+
+    # What the wire reports
+
+    def on_request(self, sid: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if self._said_goaway:
+            return self.wire.forget(sid)
+        if self._stopping or len(self.streams) >= MAX_STREAMS:
+            return self.wire.reset(sid, ErrorCode.REFUSED_STREAM)
+        pseudo: dict[bytes, bytes] = {}
+        fields: list[tuple[bytes, bytes]] = []
+        size = 0
+        for name, value in headers:
+            if name[:1] == b":":
+                if name in pseudo or fields:  # repeated, or after a regular field
+                    return self.wire.reset(sid, ErrorCode.PROTOCOL_ERROR)
+                pseudo[name] = value
+            else:
+                size += len(name) + len(value) + 4
+                fields.append((name.lower(), value))
+        method, path = pseudo.get(b":method"), pseudo.get(b":path")
+        if not method or not path:
+            return self.wire.reset(sid, ErrorCode.PROTOCOL_ERROR)
+        size += len(path)
+        if len(fields) > self.max_headers or size > self.max_header_bytes:
+            what = (
+                f"more than {self.max_headers} header fields"
+                if len(fields) > self.max_headers
+                else f"request line and headers over {self.max_header_bytes} bytes"
+            )
+            log.warning("refused a request: %s", what)
+            return self._refuse(sid, 431, f"Request Header Fields Too Large: {what}".encode())
+        authority = pseudo.get(b":authority")
+        if authority and not any(name == b"host" for name, _ in fields):
+            fields.insert(0, (b"host", authority))
+        raw_path, _, query = path.partition(b"?")
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": "2",
+            "server": self.server,
+            "client": self.client,
+            "scheme": pseudo.get(b":scheme", b"https").decode("latin-1"),
+            "method": method.decode("latin-1"),
+            "root_path": "",
+            "path": unquote(raw_path.decode("latin-1")),
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": fields,
+        }
+        stream = _Stream(self, sid, scope, end)
+        stream.told = self.stamp(scope)
+        self.streams[sid] = stream
+        task = asyncio.get_running_loop().create_task(self._run(stream))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def on_data(self, sid: int, data: bytes, end: bool) -> None:
+        stream = self.streams.get(sid)
+        if stream is None or stream.ended:
+            return
+        if data and stream.received <= self.max_body_bytes + MAX_FRAME:
+            stream.body.append(data)
+            stream.received += len(data)
+        stream.ended = end
+        stream.wake()
+
+    def on_reset(self, sid: int) -> None:
+        stream = self.streams.get(sid)
+        if stream is not None:
+            stream.leave()
+        now = time.monotonic()
+        if now - self._resets_since > 1.0:
+            self._resets, self._resets_since = 0, now
+        self._resets += 1
+        if self._resets > RESETS_PER_SECOND:
+            log.warning("HTTP/2 connection from %s: reset flood, closed", self.client)
+            self.wire.goaway(ErrorCode.ENHANCE_YOUR_CALM)
+            self._hang_up()
+        self.on_credit()
+
+    def on_credit(self) -> None:
+        credit, self._credit = self._credit, None
+        if credit is not None and not credit.done():
+            credit.set_result(None)
+
+    def on_goaway(self) -> None:
+        pass  # the client opens no more streams; those open are answered
+
+    # Answers
+
+    async def _run(self, stream: _Stream) -> None:
+        scope = stream.scope
+        try:
+            await self.app(scope, stream.receive, stream.send)
+        except ClientDisconnect:  # nobody is left to answer: not an error of ours
+            log.debug("%s %s: the caller went away mid-request", scope["method"], scope["path"])
+        except asyncio.CancelledError:
+            if not self._stopping or stream.gone:
+                raise
+            what = "its response was ended" if stream.started else "answered 503"
+            log.warning("stopped with %s still running: %s", scope["path"], what)
+            await self._end(stream, 503, _STOPPING_TEXT)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if stream.started and not stream.done and not stream.gone:
+                self.wire.reset(stream.sid, ErrorCode.INTERNAL_ERROR)
+                stream.done = True
+            await self._end(stream, 500, b"Internal Server Error")
+        else:
+            await self._end(stream, 500, b"Internal Server Error")
+        finally:
+            del self.streams[stream.sid]
+            if self.transport is not None:
+                if self.wire.open_remotely(stream.sid):  # the client still sends: stop it
+                    self.wire.reset(stream.sid, ErrorCode.NO_ERROR)
+                self._flush_soon()
+                self._idle_soon()
+
+    async def _end(self, stream: _Stream, status: int, text: bytes) -> None:
+        """Finish what the app left open: its response ended, or ``status``
+        with ``text`` when none began."""
+        if stream.done or stream.gone:
+            return
+        if not stream.started and stream.head is None:
+            headers = [(b"content-type", b"text/plain; charset=utf-8")]
+            headers.append((b"content-length", str(len(text)).encode()))
+            stream.head = (status, headers)
+            await self.answer(stream, text, False)
+        else:
+            await self.answer(stream, b"", False)
+
+    async def answer(self, stream: _Stream, body: bytes, more: bool) -> None:
+        """Send ``body`` on ``stream`` (its headers first), the end with it
+        unless ``more``; within the client's windows and the socket's pace."""
+        sid, wire = stream.sid, self.wire
+        if stream.head is not None:
+            status, headers = stream.head
+            stream.head, stream.started = None, True
+            fields = [(b":status", str(status).encode())]
+            fields += [(n.lower(), v) for n, v in headers if n.lower() not in _HOP_BY_HOP]
+            wire.send_headers(sid, header_block(fields), end=not body and not more)
+        elif not body and not more:
+            wire.send_data(sid, b"", end=True)
+        if not more:
+            stream.done = True
+            stream.wake()
+        view = memoryview(body)
+        while view:
+            if stream.gone or self.transport is None:
+                return
+            size = min(wire.credit(sid), len(view))
+            if size <= 0:
+                self._credit = self._credit or asyncio.get_running_loop().create_future()
+                await self._credit
+                continue
+            wire.send_data(sid, bytes(view[:size]), end=not more and size == len(view))
+            view = view[size:]
+        self._flush_soon()
+        if self._writable is not None:
+            await self._writable
+
+    def _refuse(self, sid: int, status: int, text: bytes) -> None:
+        """Answer ``status`` before the app saw the request."""
+        fields = [(b":status", str(status).encode()), (b"content-type", b"text/plain")]
+        fields.append((b"content-length", str(len(text)).encode()))
+        self.wire.send_headers(sid, header_block(fields))
+        self.wire.send_data(sid, text, end=True)  # a short text: within any window
+        if self.wire.open_remotely(sid):
+            self.wire.reset(sid, ErrorCode.NO_ERROR)
+        self._flush_soon()
+
+    # The connection's life
+
+    def go_away(self) -> None:
+        """Say GOAWAY and close (no stream is open): a stream the client
+        opened meanwhile was not served, which the GOAWAY's last id tells."""
+        if self._said_goaway or self.transport is None:
+            return
+        self._said_goaway = True
+        self.wire.goaway()
+        self.close()
+
+    def close(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._flush()
+        transport.close()
+        if transport.get_extra_info("ssl_object") is not None:  # no close_notify wait
+            asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, transport.abort)
+
+    def _hang_up(self) -> None:
+        """End a connection in error: its GOAWAY out, then what it sends unread."""
+        transport = self.transport
+        if self._hung_up or transport is None:
+            return
+        self._hung_up = True
+        self._flush()
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._eof = True
+            asyncio.get_running_loop().call_later(HANG_UP_GRACE, transport.abort)
+        else:
+            self.close()
+
+    def _idle_soon(self) -> None:
+        if self.streams or self.transport is None:
+            return
+        if self._stopping:
+            self.go_away()
+        elif self._idle is None:
+            self._idle = asyncio.get_running_loop().call_later(self.keep_alive, self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._idle = None
+        if not self.streams and self.transport is not None:
+            self.go_away()
+
+    def _flush(self) -> None:
+        self._flushing = False
+        out = self.wire.out
+        if out and self.transport is not None and not self._eof:
+            self.transport.write(bytes(out))
+        out.clear()
+
+    def _flush_soon(self) -> None:
+        """Flush at the loop's next turn: what every stream answers in one
+        turn of the loop leaves in one write."""
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+
+def _address(value: Any) -> tuple[str, int] | None:
+    return (str(value[0]), int(value[1])) if isinstance(value, tuple) else None

@@ -1,0 +1,348 @@
+"""HTTP/2 on a node's HTTP port (agent_node.http2.asgi): a real ``agent-node
+serve`` over mutual TLS called by httpx with HTTP/2 (ALPN ``h2``), apps served
+by the node's transport, and the connection driven frame by frame by a raw
+h2 client for what well-behaved clients never send."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import h2.events
+import httpx
+import pytest
+from support.certs import make_certs
+from support.h2_client import Raw
+from support.nodes import ADA, serving_mtls
+from support.served import served
+from support.tls import caller_context
+
+from agent_node.http2.asgi import AsgiConnection
+from agent_node.security.tls import server_context
+from agent_node.transport import CALLER, WHEN_GONE, WhenGone
+
+V10 = {"a2a-version": "1.0"}
+
+
+def message(method: str = "SendMessage", key: str = "m1") -> dict[str, Any]:
+    parts = [{"data": {"name": "Ada Lovelace"}}]
+    params = {"message": {"role": "ROLE_USER", "messageId": key, "parts": parts}}
+    return {"jsonrpc": "2.0", "id": key, "method": method, "params": params}
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    folder = tmp_path_factory.mktemp("h2")
+    certs = make_certs(folder / "certs", "greeter", "alice")
+    (folder / "node").mkdir()
+    with serving_mtls(folder / "node", certs) as url:
+        yield url, certs
+
+
+def client(certs: Path, name: str | None = "alice", http2: bool = True) -> httpx.AsyncClient:
+    return httpx.AsyncClient(http2=http2, verify=caller_context(certs, name), timeout=20)
+
+
+async def test_a_client_that_offers_http2_gets_it_on_every_binding(
+    node: tuple[str, Path],
+) -> None:
+    url, certs = node
+    async with client(certs) as c:
+        card = await c.get(f"{url}/.well-known/agent-card.json")
+        assert card.http_version == "HTTP/2" and card.status_code == 200
+        assert card.json()["name"]
+        sent = await c.post(f"{url}/a2a", json=message(), headers=V10)
+        assert sent.http_version == "HTTP/2"
+        task = sent.json()["result"]["task"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert task["artifacts"][0]["parts"][0]["data"] == ADA
+        got = await c.post(
+            f"{url}/a2a",
+            json={"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": task["id"]}},
+            headers=V10,
+        )
+        assert got.json()["result"]["id"] == task["id"]
+        rest = await c.post(f"{url}/a2a/message:send", json=message()["params"], headers=V10)
+        assert rest.http_version == "HTTP/2" and rest.status_code == 200, rest.text
+        assert rest.json()["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    async with client(certs, http2=False) as c:  # the others: HTTP/1.1, as before
+        card = await c.get(f"{url}/.well-known/agent-card.json")
+        assert card.http_version == "HTTP/1.1" and card.status_code == 200
+
+
+async def test_many_event_streams_share_one_connection(node: tuple[str, Path]) -> None:
+    url, certs = node
+
+    async def follow(c: httpx.AsyncClient, key: str) -> list[dict[str, Any]]:
+        events = []
+        body = message("SendStreamingMessage", key)
+        async with c.stream("POST", f"{url}/a2a", json=body, headers=V10) as response:
+            assert response.http_version == "HTTP/2"
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:])["result"])
+        return events
+
+    async with client(certs) as c:
+        streams = await asyncio.gather(*(follow(c, f"s{i}") for i in range(40)))
+        assert len(c._transport._pool.connections) == 1  # type: ignore[attr-defined]
+    for events in streams:
+        last = events[-1]
+        state = (last.get("statusUpdate") or last.get("task") or {}).get("status", {})["state"]
+        assert state == "TASK_STATE_COMPLETED", events
+
+
+async def test_the_same_policy_holds_over_http2(node: tuple[str, Path]) -> None:
+    url, certs = node
+    async with client(certs, name=None) as c:  # no client certificate
+        refused = await c.post(f"{url}/a2a", json=message(), headers=V10)
+        assert refused.http_version == "HTTP/2"
+        assert refused.status_code == 401
+        assert "client certificate is required" in refused.json()["error"]["message"]
+
+
+async def test_headers_over_the_cap_are_refused_and_the_connection_serves_on(
+    node: tuple[str, Path],
+) -> None:
+    url, certs = node
+    async with client(certs) as c:
+        huge = {f"x-h{i}": "v" for i in range(150)}  # limits.max_headers: 100
+        refused = await c.get(f"{url}/.well-known/agent-card.json", headers=huge)
+        assert refused.http_version == "HTTP/2" and refused.status_code == 431
+        assert "more than 100 header fields" in refused.text
+        card = await c.get(f"{url}/.well-known/agent-card.json")
+        assert card.status_code == 200
+        assert len(c._transport._pool.connections) == 1  # type: ignore[attr-defined]
+
+
+# -- apps served by the node's transport, over TLS with ALPN ---------------------
+
+
+class Recorder:
+    """An app whose answers the tests choose by path, recording what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.gone = asyncio.Event()
+        self.told = asyncio.Event()
+        self.received = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.seen.append(scope)
+        path = scope["path"]
+        if path == "/echo":
+            body = b""
+            while True:
+                part = await receive()
+                body += part.get("body", b"")
+                if not part.get("more_body"):
+                    break
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+        elif path == "/count":  # reads what comes, answers how much
+            while True:
+                part = await receive()
+                self.received += len(part.get("body", b""))
+                if part["type"] == "http.disconnect" or not part.get("more_body"):
+                    break
+            await send({"type": "http.response.start", "status": 413, "headers": []})
+            await send({"type": "http.response.body", "body": str(self.received).encode()})
+        elif path == "/big":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(5):
+                chunk = bytes(range(256)) * 4096  # 1 MiB
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        elif path == "/stream":
+            when_gone: WhenGone = scope[WHEN_GONE]
+            when_gone.callback = self.told.set
+            start = {"type": "http.response.start", "status": 200}
+            start["headers"] = [(b"content-type", b"text/event-stream"), (b"connection", b"x")]
+            await send(start)
+            await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.gone.set()
+        elif path == "/slow":
+            await asyncio.sleep(0.5)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"late"})
+        elif path == "/crash":
+            raise RuntimeError("boom")
+        else:
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> Path:
+    return make_certs(tmp_path / "certs", "node", "alice")
+
+
+def tls_of(certs: Path) -> Any:
+    return server_context(certs / "node.pem", certs / "node-key.pem", [certs / "ca.pem"])
+
+
+async def test_bodies_bigger_than_every_window_flow_both_ways(certs: Path) -> None:
+    app = Recorder()
+    async with served(app, tls_of(certs)) as url, client(certs) as c:
+        payload = bytes(range(256)) * 3000  # 768 KB up
+        echoed = await c.post(f"{url}/echo", content=payload)
+        assert echoed.http_version == "HTTP/2" and echoed.content == payload
+        big = await c.get(f"{url}/big")  # 5 MiB down, over the 64 KiB default window
+        assert big.content == (bytes(range(256)) * 4096) * 5
+        scope = app.seen[0]
+        assert scope["http_version"] == "2" and scope["scheme"] == "https"
+        assert scope[CALLER] == "spiffe://example.org/agent/alice"
+        assert scope["extensions"]["tls"]["client_cert_chain"][0].startswith("-----BEGIN")
+        assert (b"host", url.removeprefix("https://").encode()) in scope["headers"]
+
+
+async def test_a_body_over_the_limit_is_not_kept(certs: Path) -> None:
+    app = Recorder()
+    async with served(app, tls_of(certs)) as url, client(certs) as c:
+        refused = await c.post(f"{url}/count", content=b"x" * (3 << 20))
+        assert refused.status_code == 413
+        # limits.max_body_bytes (1 MiB) and a frame kept; the rest dropped unread
+        assert 1 << 20 <= app.received <= (1 << 20) + 2 * 16384
+
+
+async def test_a_stream_whose_client_leaves_is_told(certs: Path) -> None:
+    app = Recorder()
+    async with served(app, tls_of(certs)) as url:
+        c = client(certs)
+        async with c.stream("GET", f"{url}/stream") as response:
+            assert response.headers["content-type"] == "text/event-stream"
+            assert "connection" not in response.headers  # HTTP/2 forbids it
+            async for line in response.aiter_lines():
+                assert line == "data: 1"
+                break
+            await c.aclose()  # the connection is gone: the app hears it both ways
+            await asyncio.wait_for(app.told.wait(), 5)
+            await asyncio.wait_for(app.gone.wait(), 5)
+
+
+async def test_an_app_error_is_a_500_and_the_connection_serves_on(certs: Path) -> None:
+    async with served(Recorder(), tls_of(certs)) as url, client(certs) as c:
+        crashed = await c.get(f"{url}/crash")
+        assert crashed.status_code == 500
+        assert (await c.get(f"{url}/")).status_code == 204
+
+
+async def test_http2_can_be_turned_off(certs: Path) -> None:
+    async with served(Recorder(), tls_of(certs), http2=False) as url, client(certs) as c:
+        answer = await c.get(f"{url}/")
+        assert answer.http_version == "HTTP/1.1" and answer.status_code == 204
+
+
+# -- the connection itself, frame by frame (plain TCP, no TLS) -------------------
+
+
+class Rig:
+    """An :class:`AsgiConnection` server on plain TCP, and raw clients of it."""
+
+    def __init__(self, port: int, app: Recorder, connections: set[Any]) -> None:
+        self.port, self.app, self.connections = port, app, connections
+        self.opened: list[Raw] = []
+
+    async def open(self) -> Raw:
+        raw = await Raw.open(self.port)
+        self.opened.append(raw)
+        return raw
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    app, connections, tasks = Recorder(), set[Any](), set[asyncio.Task[None]]()
+
+    def connection() -> AsgiConnection:
+        return AsgiConnection(
+            app,
+            connections=connections,
+            tasks=tasks,
+            stamp=lambda scope: scope.setdefault(WHEN_GONE, WhenGone()),
+            max_headers=100,
+            max_header_bytes=16384,
+            max_body_bytes=1 << 20,
+            keep_alive=0.5,
+        )
+
+    server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
+    found = Rig(server.sockets[0].getsockname()[1], app, connections)
+    yield found
+    for raw in found.opened:
+        await raw.close()
+    server.close()
+    for open_one in list(connections):
+        open_one.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_stop_lets_streams_in_flight_answer_and_refuses_new_ones(
+    rig: Rig,
+) -> None:
+    raw = await rig.open()
+    slow = raw.request("/slow", None, content_type="text/plain")
+    await raw.read()
+    (connection,) = rig.connections
+    connection.shutdown()
+    late = raw.request("/", None, content_type="text/plain")
+    events = await raw.closed()
+    refused = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in refused] == [(late, 7)]  # REFUSED_STREAM
+    ended = [e for e in events if isinstance(e, h2.events.StreamEnded)]
+    assert [e.stream_id for e in ended] == [slow]  # answered whole, before the GOAWAY
+    assert [e.data for e in events if isinstance(e, h2.events.DataReceived)] == [b"late"]
+    assert isinstance(events[-1], h2.events.ConnectionTerminated)
+    assert not rig.connections
+
+
+async def test_a_stream_its_client_resets_is_told_and_the_connection_serves_on(
+    rig: Rig,
+) -> None:
+    app, raw = rig.app, await rig.open()
+    sid = raw.request("/stream", None, content_type="text/plain")
+    while not any(isinstance(e, h2.events.DataReceived) for e in raw.events):
+        await raw.read()
+    raw.h2.reset_stream(sid)
+    raw.flush()
+    await asyncio.wait_for(app.told.wait(), 5)
+    await asyncio.wait_for(app.gone.wait(), 5)
+    again = raw.request("/", None, content_type="text/plain")
+    assert (await raw.answer(again))[":status"] == "204"
+
+
+async def test_malformed_requests_are_reset_and_a_reset_flood_ends_the_connection(
+    rig: Rig,
+) -> None:
+    app, raw = rig.app, await rig.open()
+    raw.h2.config.validate_outbound_headers = False
+    sid = raw.h2.get_next_available_stream_id()  # no :path
+    raw.h2.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "t")])
+    raw.flush()
+    assert await raw.answer(sid) == {}
+    reset = [e for e in raw.events if isinstance(e, h2.events.StreamReset)]
+    assert reset[0].error_code == 1  # PROTOCOL_ERROR
+    assert not app.seen
+    for _ in range(300):  # open and reset at once: the rapid reset attack
+        sid = raw.request("/slow", None, content_type="text/plain")
+        raw.h2.reset_stream(sid)
+        raw.flush()
+    events = await raw.closed()
+    ended = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ended and ended[0].error_code == 0xB  # ENHANCE_YOUR_CALM
+    assert len(app.seen) <= 256
+
+
+async def test_an_idle_connection_is_closed_with_a_goaway(
+    rig: Rig,
+) -> None:
+    raw = await rig.open()
+    sid = raw.request("/", None, content_type="text/plain")
+    assert (await raw.answer(sid))[":status"] == "204"
+    events = await raw.closed()  # keep_alive: 0.5 s
+    assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    assert not rig.connections
