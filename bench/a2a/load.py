@@ -22,7 +22,9 @@ the same interval. Only requests that complete inside the window count.
 pre-formatted request bytes and a minimal response parser (Content-Length or
 chunked bodies): about a tenth of httpx's CPU per request, so that one core
 of client can saturate one core of the fastest server. ``--client httpx``
-runs 32 separate ``httpx.AsyncClient``\\ s instead, for comparison.
+runs 32 separate ``httpx.AsyncClient``\\ s instead, for comparison;
+``--client httpx2`` the same over HTTP/2 (TLS only: each client's one
+connection negotiates ``h2``, and every answer is checked to be HTTP/2).
 
 ``--tls-dir`` (with an ``https`` URL) speaks mutual TLS: every connection
 presents ``client.pem`` and checks the server against ``ca.pem`` through
@@ -265,14 +267,23 @@ async def raw_client(worker: int, conn: RawConnection, mode: str, tag: str, stat
 
 
 async def httpx_client(
-    worker: int, url: str, tls: ssl.SSLContext | None, mode: str, tag: str, stats: Stats
+    worker: int,
+    url: str,
+    tls: ssl.SSLContext | None,
+    mode: str,
+    tag: str,
+    stats: Stats,
+    http2: bool = False,
 ) -> None:
     import httpx
 
     headers = {"Content-Type": "application/json", "A2A-Version": "1.0", **HEADERS}
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     verify: ssl.SSLContext | bool = tls if tls is not None else True  # True: httpx's default
-    async with httpx.AsyncClient(limits=limits, timeout=30.0, verify=verify) as client:
+    version = "HTTP/2" if http2 else "HTTP/1.1"
+    async with httpx.AsyncClient(
+        limits=limits, timeout=30.0, verify=verify, http2=http2
+    ) as client:
         seq = 0
         while not stats.done:
             seq += 1
@@ -280,6 +291,8 @@ async def httpx_client(
             started = time.perf_counter()
             try:
                 response = await client.post(url, content=body, headers=headers)
+                if response.http_version != version:
+                    raise CheckError(f"answered over {response.http_version}, not {version}")
                 check_answer(response.status_code, response.content, text, rpc_id, mode)
             except (httpx.HTTPError, ValueError, CheckError) as exc:
                 stats.error(exc)
@@ -363,10 +376,11 @@ async def start_clients(
 
         tls = mtls.client_context(args.tls_dir, certificate=not HEADERS)
     n = args.connections
-    if args.client == "httpx":
+    if args.client in ("httpx", "httpx2"):
         # httpx connects lazily, inside its first request: no separate set-up figures.
+        http2 = args.client == "httpx2"
         tasks = [
-            asyncio.create_task(httpx_client(i, args.url, tls, args.check, tag, stats))
+            asyncio.create_task(httpx_client(i, args.url, tls, args.check, tag, stats, http2))
             for i in range(n)
         ]
         return tasks, {}
@@ -438,7 +452,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--check", choices=["task", "json"], default="task")
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--client", choices=["raw", "httpx", "httpx2"], default="raw")
     parser.add_argument("--tls-dir", type=Path, help="mutual TLS with mtls.py's files here")
     parser.add_argument(
         "--binding", choices=["jsonrpc", "rest"], default="jsonrpc", help="rest: post to --url"

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/a2a/send_bench.py \
         [--systems ours,ours-mtls,sdk-memory,sdk-memory-mtls,...] [--duration 8] [--warmup 2] \
-        [--connections 32] [--client raw|httpx] [--json bench/results/a2a_send.json] [--keep-tmp]
+        [--connections 32] [--client raw|httpx|httpx2] [--json bench/results/a2a_send.json] \
+        [--keep-tmp]
 
 Systems (each a fresh server subprocess on a free loopback port, fresh scratch dir):
 
@@ -764,7 +765,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--client", choices=["raw", "httpx", "httpx2"], default="raw")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the scratch dirs")
     args = parser.parse_args()
