@@ -281,9 +281,7 @@ async def httpx_client(
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     verify: ssl.SSLContext | bool = tls if tls is not None else True  # True: httpx's default
     version = "HTTP/2" if http2 else "HTTP/1.1"
-    async with httpx.AsyncClient(
-        limits=limits, timeout=30.0, verify=verify, http2=http2
-    ) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30.0, verify=verify, http2=http2) as client:
         seq = 0
         while not stats.done:
             seq += 1
