@@ -24,7 +24,7 @@ HTTP/1.1 (the node's transport adds the same to its scope: the TLS peer, a
   app reads.
 * Responses follow the client's flow-control windows and the socket's
   backpressure; headers HTTP/2 forbids (``connection``, ``transfer-encoding``
-  …) are left out.
+  …) are left out, and so is the body of an answer to ``HEAD``.
 * A client that resets its stream, or loses the connection: the app's
   ``receive`` says ``http.disconnect``, its sends are dropped, its
   ``WhenGone`` is told; its task is not cancelled (as over HTTP/1.1). A
@@ -152,7 +152,8 @@ class _Stream:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
         if self.head is None and not self.started:
             raise RuntimeError("a response body before http.response.start")
-        await self.conn.answer(self, message.get("body") or b"", bool(message.get("more_body")))
+        body = b"" if self.scope["method"] == "HEAD" else message.get("body") or b""
+        await self.conn.answer(self, body, bool(message.get("more_body")))
 
 
 class AsgiConnection(asyncio.Protocol):

@@ -230,6 +230,9 @@ async def test_an_app_error_is_a_500_and_the_connection_serves_on(certs: Path) -
         crashed = await c.get(f"{url}/crash")
         assert crashed.status_code == 500
         assert (await c.get(f"{url}/")).status_code == 204
+        head = await c.head(f"{url}/big")  # the app writes a body; HEAD's answer has none
+        assert head.status_code == 200 and head.content == b""
+        assert (await c.get(f"{url}/")).status_code == 204
 
 
 async def test_http2_can_be_turned_off(certs: Path) -> None:
