@@ -225,6 +225,34 @@ async def test_a_stream_whose_client_leaves_is_told(certs: Path) -> None:
             await asyncio.wait_for(app.gone.wait(), 5)
 
 
+async def test_a_stream_still_open_when_the_stop_s_grace_ends_is_ended(
+    certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    import uvicorn
+
+    from agent_node.transport import uvicorn_config, uvicorn_server
+
+    app = Recorder()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server: uvicorn.Server = uvicorn_server(uvicorn_config(app, tls_of(certs)))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    async with client(certs) as c, c.stream("GET", f"{url}/stream") as response:
+        lines = response.aiter_lines()
+        assert await anext(lines) == "data: 1"
+        server.should_exit = True  # the grace (5 s) passes with the stream open
+        rest = [line async for line in lines]  # ended, not cut off: no error here
+    await asyncio.wait_for(serving, 15)
+    sock.close()
+    assert rest == [""]
+    assert "stopped with /stream still running: its response was ended" in caplog.text
+
+
 async def test_an_app_error_is_a_500_and_the_connection_serves_on(certs: Path) -> None:
     async with served(Recorder(), tls_of(certs)) as url, client(certs) as c:
         crashed = await c.get(f"{url}/crash")
