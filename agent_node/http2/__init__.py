@@ -1,3 +1,4 @@
 """HTTP/2's server side on asyncio: the frames (:mod:`.wire`), header blocks
-(:mod:`.fields`), and the node's HTTP app served over it (:mod:`.asgi`);
-the gRPC binding's calls run over the same wire (:mod:`agent_node.a2a.server.grpc`)."""
+(:mod:`.fields`), a connection's life (:mod:`.connection`), and the node's
+HTTP app served over it (:mod:`.asgi`); the gRPC binding's calls run over
+the same connection (:mod:`agent_node.a2a.server.grpc.connection`)."""

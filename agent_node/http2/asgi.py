@@ -28,9 +28,8 @@ HTTP/1.1 (the node's transport adds the same to its scope: the TLS peer, a
 * A client that resets its stream, or loses the connection: the app's
   ``receive`` says ``http.disconnect``, its sends are dropped, its
   ``WhenGone`` is told; its task is not cancelled (as over HTTP/1.1). A
-  stream whose task still runs counts against :data:`MAX_STREAMS`, and more
-  than :data:`RESETS_PER_SECOND` resets a second (the "rapid reset" flood)
-  end the connection.
+  stream whose task still runs counts against :data:`MAX_STREAMS` (and a
+  reset flood ends the connection: :mod:`.connection`).
 * Stopping (uvicorn's ``shutdown``): new streams are refused
   (``REFUSED_STREAM``: clients retry them elsewhere), the streams in flight
   get the server's grace, then a GOAWAY and the connection closes; one cut
@@ -43,15 +42,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.requests import ClientDisconnect
 
+from agent_node.http2.connection import Http2Connection, address_of
 from agent_node.http2.fields import header_block
-from agent_node.http2.wire import MAX_FRAME, ErrorCode, Wire, WireError
+from agent_node.http2.wire import MAX_FRAME, ErrorCode
 
 __all__ = ["MAX_STREAMS", "AsgiConnection"]
 
@@ -60,12 +59,6 @@ log = logging.getLogger(__name__)
 #: Streams one connection may have at once (SETTINGS_MAX_CONCURRENT_STREAMS);
 #: a stream the client reset counts until the app's task for it returns.
 MAX_STREAMS = 256
-#: Client resets a connection may make in a second before it is closed.
-RESETS_PER_SECOND = 200
-#: Seconds a closing TLS connection gets to say goodbye before it is aborted.
-SSL_CLOSE_GRACE = 0.3
-#: Seconds a connection ended in error gets to read its GOAWAY before it is aborted.
-HANG_UP_GRACE = 1.0
 #: Response headers HTTP/2 forbids (RFC 9113 §8.2.2).
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -156,7 +149,7 @@ class _Stream:
         await self.conn.answer(self, body, bool(message.get("more_body")))
 
 
-class AsgiConnection(asyncio.Protocol):
+class AsgiConnection(Http2Connection):
     """One client's HTTP/2 connection, its streams served by ``app``.
 
     ``connections`` and ``tasks`` are the server's (uvicorn's
@@ -178,70 +171,36 @@ class AsgiConnection(asyncio.Protocol):
         max_body_bytes: int,
         keep_alive: float,
     ) -> None:
+        # Past the header cap a request is refused alone (431); HPACK refuses
+        # (the whole connection) only far past it.
+        super().__init__(
+            max_streams=MAX_STREAMS, max_header_block=max(4 * max_header_bytes, 1 << 16)
+        )
         self.app, self.connections, self.tasks, self.stamp = app, connections, tasks, stamp
         self.max_headers, self.max_header_bytes = max_headers, max_header_bytes
         self.max_body_bytes, self.keep_alive = max_body_bytes, keep_alive
-        self.wire = Wire(
-            self, max_streams=MAX_STREAMS, max_header_block=max(4 * max_header_bytes, 1 << 16)
-        )
         self.streams: dict[int, _Stream] = {}
-        self.transport: asyncio.Transport | None = None
-        self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
-        self._credit: asyncio.Future[None] | None = None
-        self._writable: asyncio.Future[None] | None = None
         self._stopping = False  # the server stops: no new streams
         self._said_goaway = False  # our GOAWAY is out: the connection closes
-        self._eof = False  # nothing more may be written
-        self._hung_up = False
-        self._flushing = False
-        self._resets, self._resets_since = 0, 0.0
         self._idle: asyncio.TimerHandle | None = None
 
     # asyncio's side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
         self.connections.add(self)
-        self.client = _address(transport.get_extra_info("peername"))
-        self.server = _address(transport.get_extra_info("sockname"))
-        self.wire.start()
-        self._flush()
+        super().connection_made(transport)
+        self.server = address_of(transport.get_extra_info("sockname"))
         self._idle_soon()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
-        self.transport = None
+        super().connection_lost(exc)
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
         for stream in list(self.streams.values()):
             stream.leave()
-        self.on_credit()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._hung_up:
-            return
-        try:
-            self.wire.receive(data)
-        except WireError as exc:
-            log.debug("HTTP/2 connection from %s: %s", self.client, exc)
-            self.wire.goaway(exc.code)
-            self._hang_up()
-            return
-        self._flush_soon()
 
     def shutdown(self) -> None:
         """The server stops (uvicorn asks every connection): no new streams;
@@ -322,20 +281,7 @@ class AsgiConnection(asyncio.Protocol):
         stream = self.streams.get(sid)
         if stream is not None:
             stream.leave()
-        now = time.monotonic()
-        if now - self._resets_since > 1.0:
-            self._resets, self._resets_since = 0, now
-        self._resets += 1
-        if self._resets > RESETS_PER_SECOND:
-            log.warning("HTTP/2 connection from %s: reset flood, closed", self.client)
-            self.wire.goaway(ErrorCode.ENHANCE_YOUR_CALM)
-            self._hang_up()
-        self.on_credit()
-
-    def on_credit(self) -> None:
-        credit, self._credit = self._credit, None
-        if credit is not None and not credit.done():
-            credit.set_result(None)
+        self.count_reset()
 
     def on_goaway(self) -> None:
         pass  # the client opens no more streams; those open are answered
@@ -367,7 +313,7 @@ class AsgiConnection(asyncio.Protocol):
             if self.transport is not None:
                 if self.wire.open_remotely(stream.sid):  # the client still sends: stop it
                     self.wire.reset(stream.sid, ErrorCode.NO_ERROR)
-                self._flush_soon()
+                self.flush_soon()
                 self._idle_soon()
 
     async def _end(self, stream: _Stream, status: int, text: bytes) -> None:
@@ -404,14 +350,12 @@ class AsgiConnection(asyncio.Protocol):
                 return
             size = min(wire.credit(sid), len(view))
             if size <= 0:
-                self._credit = self._credit or asyncio.get_running_loop().create_future()
-                await self._credit
+                await self.credit()
                 continue
             wire.send_data(sid, bytes(view[:size]), end=not more and size == len(view))
             view = view[size:]
-        self._flush_soon()
-        if self._writable is not None:
-            await self._writable
+        self.flush_soon()
+        await self.drained()
 
     def _refuse(self, sid: int, status: int, text: bytes) -> None:
         """Answer ``status`` before the app saw the request."""
@@ -421,7 +365,7 @@ class AsgiConnection(asyncio.Protocol):
         self.wire.send_data(sid, text, end=True)  # a short text: within any window
         if self.wire.open_remotely(sid):
             self.wire.reset(sid, ErrorCode.NO_ERROR)
-        self._flush_soon()
+        self.flush_soon()
 
     # The connection's life
 
@@ -433,29 +377,6 @@ class AsgiConnection(asyncio.Protocol):
         self._said_goaway = True
         self.wire.goaway()
         self.close()
-
-    def close(self) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        self._flush()
-        transport.close()
-        if transport.get_extra_info("ssl_object") is not None:  # no close_notify wait
-            asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, transport.abort)
-
-    def _hang_up(self) -> None:
-        """End a connection in error: its GOAWAY out, then what it sends unread."""
-        transport = self.transport
-        if self._hung_up or transport is None:
-            return
-        self._hung_up = True
-        self._flush()
-        if transport.can_write_eof():
-            transport.write_eof()
-            self._eof = True
-            asyncio.get_running_loop().call_later(HANG_UP_GRACE, transport.abort)
-        else:
-            self.close()
 
     def _idle_soon(self) -> None:
         if self.streams or self.transport is None:
@@ -469,21 +390,3 @@ class AsgiConnection(asyncio.Protocol):
         self._idle = None
         if not self.streams and self.transport is not None:
             self.go_away()
-
-    def _flush(self) -> None:
-        self._flushing = False
-        out = self.wire.out
-        if out and self.transport is not None and not self._eof:
-            self.transport.write(bytes(out))
-        out.clear()
-
-    def _flush_soon(self) -> None:
-        """Flush at the loop's next turn: what every stream answers in one
-        turn of the loop leaves in one write."""
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-
-def _address(value: Any) -> tuple[str, int] | None:
-    return (str(value[0]), int(value[1])) if isinstance(value, tuple) else None

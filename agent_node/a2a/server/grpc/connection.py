@@ -22,12 +22,10 @@ What a connection enforces:
 * Requests as :func:`~.calls.request_head` and :func:`~.calls.request_message`
   read them; ``grpc-timeout`` bounds the call (DEADLINE_EXCEEDED).
 * A client that resets a stream cancels its call; a lost connection
-  cancels all of them; more than :data:`RESETS_PER_SECOND` resets a second
-  (HTTP/2's "rapid reset" flood) end the connection with
-  ENHANCE_YOUR_CALM. A connection with no call for ``idle_close``
+  cancels all of them; a reset flood, or an HTTP/2 protocol error, ends the
+  connection (:mod:`agent_node.http2.connection`). A connection with no call for ``idle_close``
   (:data:`~.server.IDLE_CLOSE`) seconds is closed with a GOAWAY (clients reconnect
-  on their next call); an HTTP/2 protocol error ends its connection with a
-  GOAWAY saying why, never the server.
+  on their next call).
 * Replies respect the client's flow-control windows and the socket's
   backpressure, so a slow reader of a stream holds no unbounded buffer.
   What the calls of one turn of the event loop answer leaves in one write.
@@ -58,8 +56,9 @@ from agent_node.a2a.server.grpc.calls import (
     request_message,
 )
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
+from agent_node.http2.connection import Http2Connection
 from agent_node.http2.fields import header_block
-from agent_node.http2.wire import ErrorCode, Wire, WireError
+from agent_node.http2.wire import ErrorCode
 
 
 class Serving(Protocol):
@@ -76,14 +75,8 @@ __all__ = ["Connection", "Serving"]
 
 log = logging.getLogger(__name__)
 
-#: Client resets a connection may make in a second before it is closed.
-RESETS_PER_SECOND = 200
 #: Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 MAX_STREAMS = 256
-#: Seconds a closing TLS connection gets to say goodbye before it is aborted.
-SSL_CLOSE_GRACE = 0.3
-#: Seconds a connection ended in error gets to read its GOAWAY before it is aborted.
-HANG_UP_GRACE = 1.0
 
 _RESPONSE = [
     (b":status", b"200"),
@@ -110,28 +103,21 @@ class _Call:
     cut: bool = False  # cancelled by a stop
 
 
-class Connection(asyncio.Protocol):
+class Connection(Http2Connection):
     """One client's HTTP/2 connection and its calls."""
 
+    kind = "gRPC"
+
     def __init__(self, server: Serving) -> None:
-        self.server = server
         # A call over the metadata limit is refused alone, unread; HPACK
         # refuses (the whole connection, ENHANCE_YOUR_CALM) only far past it.
         block = max(4 * server.max_header_bytes, 1 << 16)
-        self.wire = Wire(self, max_streams=MAX_STREAMS, max_header_block=block)
+        super().__init__(max_streams=MAX_STREAMS, max_header_block=block)
+        self.server = server
         self.calls: dict[int, _Call] = {}
-        self.transport: asyncio.Transport | None = None
-        self.client: tuple[str, int] | None = None
         self.certificate: bytes | None = None
-        self._credit = asyncio.Event()  # set (then replaced) when the client grants credit
-        self._writable: asyncio.Future[None] | None = None
         self._going_away = False
-        self._resets = 0
-        self._resets_since = 0.0
         self._idle: asyncio.TimerHandle | None = None
-        self._flushing = False  # a flush is due at the loop's next turn
-        self._hung_up = False  # ended in error: what comes is not read
-        self._eof = False  # nothing more may be written
         self._last_read: (
             tuple[list[tuple[bytes, bytes]], tuple[dict[str, str], int, dict[str, str]]] | None
         ) = None
@@ -139,21 +125,15 @@ class Connection(asyncio.Protocol):
     # asyncio's side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
         self.server.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
         tls = transport.get_extra_info("ssl_object")
         if tls is not None:
             self.certificate = tls.getpeercert(binary_form=True) or None
-        self.wire.start()
-        self._flush()
+        super().connection_made(transport)
         self._idle_soon()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        self.transport = None
         if self._idle is not None:
             self._idle.cancel()
         for call in self.calls.values():
@@ -161,30 +141,7 @@ class Connection(asyncio.Protocol):
             if call.task is not None:
                 call.task.cancel()
         self.calls.clear()
-        self._credit.set()
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-
-    def pause_writing(self) -> None:
-        if self._writable is None or self._writable.done():
-            self._writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_result(None)
-        self._writable = None
-
-    def data_received(self, data: bytes) -> None:
-        if self._hung_up:
-            return
-        try:
-            self.wire.receive(data)
-        except WireError as exc:
-            log.debug("gRPC connection from %s: HTTP/2 error: %s", self.client, exc)
-            self.wire.goaway(exc.code)
-            self._hang_up()
-            return
-        self._flush_soon()
+        super().connection_lost(exc)
 
     # What the wire reports
 
@@ -251,20 +208,8 @@ class Connection(asyncio.Protocol):
             call.done = True
             if call.task is not None:
                 call.task.cancel()
-        now = time.monotonic()
-        if now - self._resets_since > 1.0:
-            self._resets, self._resets_since = 0, now
-        self._resets += 1
-        if self._resets > RESETS_PER_SECOND:
-            log.warning("gRPC connection from %s: reset flood, closed", self.client)
-            self.wire.goaway(ErrorCode.ENHANCE_YOUR_CALM)
-            self._hang_up()
+        self.count_reset()
         self._idle_soon()
-        self.on_credit()
-
-    def on_credit(self) -> None:
-        self._credit.set()
-        self._credit = asyncio.Event()
 
     def on_goaway(self) -> None:
         self._going_away = True
@@ -315,13 +260,12 @@ class Connection(asyncio.Protocol):
                 raise asyncio.CancelledError
             size = min(self.wire.credit(call.sid), len(view))
             if size <= 0:
-                await self._credit.wait()
+                await self.credit()
                 continue
             self.wire.send_data(call.sid, data if size == len(data) else bytes(view[:size]))
             view = view[size:]
-        self._flush_soon()
-        if self._writable is not None:
-            await self._writable
+        self.flush_soon()
+        await self.drained()
 
     def _finish(self, sid: int, started: bool, error: RpcError | None) -> None:
         """End ``sid`` with its trailers (trailers-only when nothing was sent)."""
@@ -336,7 +280,7 @@ class Connection(asyncio.Protocol):
         self.wire.send_headers(sid, block, end=True)
         if self.wire.open_remotely(sid):  # the client still sends: tell it to stop
             self.wire.reset(sid, ErrorCode.NO_ERROR)
-        self._flush_soon()
+        self.flush_soon()
 
     def _refuse(self, sid: int, error: RpcError) -> None:
         """Answer ``error`` before the call ran (trailers-only)."""
@@ -360,7 +304,7 @@ class Connection(asyncio.Protocol):
             return
         self._going_away = True
         self.wire.goaway()
-        self._flush()
+        self.flush()
         if not self.calls:
             self.close()
 
@@ -370,32 +314,6 @@ class Connection(asyncio.Protocol):
             if call.task is not None and not call.task.done():
                 call.cut = True
                 call.task.cancel()
-
-    def close(self) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        self._flush()  # what is due goes out before the close
-        transport.close()
-        if transport.get_extra_info("ssl_object") is not None:  # no close_notify wait
-            asyncio.get_running_loop().call_later(SSL_CLOSE_GRACE, transport.abort)
-
-    def _hang_up(self) -> None:
-        """End a connection in error: its GOAWAY out, then the end of what we
-        send, and what it still sends unread. A plain close with unread data
-        would reset the connection, and the client could lose the GOAWAY
-        saying why."""
-        transport = self.transport
-        if self._hung_up or transport is None:
-            return
-        self._hung_up = True
-        self._flush()
-        if transport.can_write_eof():
-            transport.write_eof()
-            self._eof = True  # a call that ends later writes nothing more
-            asyncio.get_running_loop().call_later(HANG_UP_GRACE, transport.abort)
-        else:
-            self.close()
 
     def _idle_soon(self) -> None:
         if self.calls or self.transport is None:
@@ -413,17 +331,3 @@ class Connection(asyncio.Protocol):
         if not self.calls and self.transport is not None:
             self.wire.goaway()
             self.close()
-
-    def _flush(self) -> None:
-        self._flushing = False
-        out = self.wire.out
-        if out and self.transport is not None and not self._eof:
-            self.transport.write(bytes(out))
-        out.clear()
-
-    def _flush_soon(self) -> None:
-        """Flush at the loop's next turn: what every call of this connection
-        answers in one turn of the loop leaves in one write (one syscall)."""
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)

@@ -29,9 +29,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agent_node.a2a.server.grpc.calls import Method
-from agent_node.a2a.server.grpc.connection import SSL_CLOSE_GRACE, Connection
+from agent_node.a2a.server.grpc.connection import Connection
 from agent_node.a2a.server.grpc.service import A2AService
 from agent_node.config import Limits
+from agent_node.http2.connection import SSL_CLOSE_GRACE
 from agent_node.security.tls import server_context
 from agent_node.transport import listening_socket
 
