@@ -4,7 +4,7 @@ An open SSE stream is a connection idle almost all its life, and a node may
 hold thousands; uvicorn keeps objects per connection and per request that
 cost more than they need to (measured per open stream over mutual TLS,
 ``bench/a2a/sse_memory.py``). :class:`LeanConnection` is a mixin for
-uvicorn's ``HttpToolsProtocol`` (``agent_node.transport`` serves with it).
+uvicorn's ``HttpToolsProtocol`` (``agent_node.http_protocol`` serves with it).
 Its asyncio counterpart, for the TLS layer under it, is
 :mod:`agent_node.lean_tls`.
 """

@@ -73,13 +73,13 @@ class NodeParts:
         from agent_node.nodes.model import ModelExecutor
         from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
+        from agent_node.scope import caller_of
         from agent_node.security.authn import authenticator
         from agent_node.security.authz import Policy
         from agent_node.telemetry.health import Health
         from agent_node.telemetry.metrics import NodeMetrics
         from agent_node.telemetry.metrics_http import counted, metrics_route
         from agent_node.telemetry.traces import start_traces  # traces (issue 17)
-        from agent_node.transport import caller_of
 
         outgoing = config.client_ssl_context()
         http = http_client(

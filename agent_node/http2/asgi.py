@@ -9,11 +9,12 @@ paid that per task. Over HTTP/2 the streams share one connection; a stream
 costs its request's own objects (``bench/a2a/sse_memory.py --http2``).
 
 :func:`agent_node.transport.uvicorn_config` offers ``h2`` (``listen.http2``,
-on by default) and the node's HTTP protocol hands a connection that chose it
-to an :class:`AsgiConnection` as soon as the handshake is done, before any
-byte of HTTP. Each stream is one ASGI request, as uvicorn makes one over
-HTTP/1.1 (the node's transport adds the same to its scope: the TLS peer, a
-:class:`~agent_node.transport.WhenGone`, through ``stamp``):
+on by default) and the node's HTTP protocol (:mod:`agent_node.http_protocol`)
+hands a connection that chose it to an :class:`AsgiConnection` as soon as
+the handshake is done, before any byte of HTTP. Each stream is one ASGI
+request, as uvicorn makes one over HTTP/1.1 (the node's HTTP protocol adds
+the same to its scope: the TLS peer, a :class:`~agent_node.scope.WhenGone`,
+through ``stamp``):
 
 * Header caps: more than ``max_headers`` fields, or a path and fields over
   ``max_header_bytes`` (counted as HTTP/1.1 counts them), are answered

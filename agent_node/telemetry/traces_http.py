@@ -9,7 +9,7 @@ CLIENT span per traced request its peer client sends.
   ``traceparent``, not this span, so its span never waits for a request
   span that a crash could lose before the batch exporter sent it. Its name
   is ``A2A <operation>`` — the operation the binding resolved
-  (:data:`~agent_node.transport.OPERATION` in the scope), else the one a
+  (:data:`~agent_node.scope.OPERATION` in the scope), else the one a
   REST path names — or the HTTP method and a fixed route. Probes and
   ``/metrics`` get no span.
 * :func:`instrument_client` adds httpx event hooks: a request carrying a
@@ -46,10 +46,10 @@ from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_node.a2a.protocol.compat import METHODS_FROM_V03
+from agent_node.scope import OPERATION
 from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.metrics_http import counted, route_of
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
-from agent_node.transport import OPERATION
 
 if TYPE_CHECKING:
     from agent_node.telemetry.metrics import NodeMetrics

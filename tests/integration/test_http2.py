@@ -21,8 +21,8 @@ from support.served import served
 from support.tls import caller_context
 
 from agent_node.http2.asgi import AsgiConnection
+from agent_node.scope import CALLER, WHEN_GONE, WhenGone
 from agent_node.security.tls import server_context
-from agent_node.transport import CALLER, WHEN_GONE, WhenGone
 
 V10 = {"a2a-version": "1.0"}
 

@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agent_node.transport import caller_of, uvicorn_config
+from agent_node.scope import caller_of
+from agent_node.transport import uvicorn_config
 
 
 @dataclass

@@ -30,6 +30,7 @@ from agent_node.errors import ConfigError
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.nodes.model import ModelNode
 from agent_node.runtime import Runtime
+from agent_node.scope import OPERATION
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
 from agent_node.store.records import EventRecord, ExecutionRecord
 from agent_node.telemetry.metrics import NodeMetrics
@@ -54,7 +55,6 @@ from agent_node.telemetry.traces_ledger import (
 from agent_node.telemetry.traces_pipeline import bundled_sizes
 from agent_node.telemetry.traces_spans import SpanFactory
 from agent_node.tracing import child_traceparent
-from agent_node.transport import OPERATION
 from agent_node.workflow.ir import NodeSpec, PythonNode
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"

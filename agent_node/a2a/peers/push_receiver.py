@@ -35,8 +35,8 @@ from agent_node.a2a.peers.watchdog import inform
 from agent_node.a2a.protocol import compat
 from agent_node.nodes.delegation import SETTLED, TERMINAL_STATES, matters, task_state
 from agent_node.runtime import Runtime
+from agent_node.scope import caller_of
 from agent_node.store.records import DelegationRecord
-from agent_node.transport import caller_of
 
 log = logging.getLogger(__name__)
 

@@ -50,9 +50,9 @@ from agent_node.a2a.server.jsonrpc import refusal
 from agent_node.a2a.server.media import answer_media_type
 from agent_node.a2a.server.operations import Endpoint
 from agent_node.a2a.server.rest import REST_PREFIX, error_response
+from agent_node.scope import CALLER, caller_of
 from agent_node.security.authn import Authenticator, Refused
 from agent_node.telemetry.health import PROBE_PATHS, Health
-from agent_node.transport import CALLER, caller_of
 
 __all__ = ["CARD_PATHS", "Endpoint", "Guard", "create_app"]
 

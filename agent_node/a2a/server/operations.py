@@ -45,7 +45,7 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.limits import Limits, check_message
-from agent_node.transport import caller_of
+from agent_node.scope import caller_of
 
 __all__ = [
     "OPERATIONS",

@@ -41,8 +41,8 @@ from starlette.routing import Route
 
 from agent_node.results import to_event
 from agent_node.runtime import Runtime
+from agent_node.scope import caller_of
 from agent_node.security.authz import Policy
-from agent_node.transport import caller_of
 
 from . import ops_actions
 from .ops_edge import Refused, record_of

@@ -26,8 +26,8 @@ from agent_node.ids import new_id
 from agent_node.nodes.model_budget import BUDGET_EVENT
 from agent_node.results import RUN_STARTS, to_event
 from agent_node.runtime import Runtime
+from agent_node.scope import caller_of
 from agent_node.tracing import new_traceparent
-from agent_node.transport import caller_of
 
 from .ops_edge import Refused, read_body, record_of
 from .taskview import MESSAGE_EVENT

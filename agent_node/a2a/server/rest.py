@@ -75,7 +75,7 @@ from agent_node.a2a.server.operations import (
     validate,
 )
 from agent_node.errors import StoreError
-from agent_node.transport import OPERATION
+from agent_node.scope import OPERATION
 
 __all__ = ["REST_PREFIX", "error_response", "rest_endpoint"]
 

@@ -13,7 +13,7 @@ The handler's iterator is always closed when the response ends, also when
 the client went away, so that it stops following its task at once.
 
 A client that goes away is noticed while its stream is idle. The node's
-server tells the response itself (:class:`~agent_node.transport.WhenGone`
+server tells the response itself (:class:`~agent_node.scope.WhenGone`
 in the scope), so an open stream runs no task but its request's. Elsewhere
 (another server, tests over ``httpx.ASGITransport``) a task waits on
 ``receive`` for ``http.disconnect``, as Starlette's ``StreamingResponse``
@@ -38,7 +38,7 @@ from agent_node.a2a.protocol.errors import A2AError, InternalError, to_jsonrpc_e
 from agent_node.a2a.protocol.models import StreamResponse
 from agent_node.a2a.server.streaming import ends_stream
 from agent_node.errors import StoreError
-from agent_node.transport import WHEN_GONE, WhenGone
+from agent_node.scope import WHEN_GONE, WhenGone
 
 __all__ = ["EventStreamResponse", "bare_event_stream", "event_stream"]
 

@@ -63,8 +63,8 @@ from agent_node.a2a.server.operations import (
     validate,
 )
 from agent_node.errors import StoreError
+from agent_node.scope import CALLER
 from agent_node.security.tls import identity_of
-from agent_node.transport import CALLER
 
 if TYPE_CHECKING:
     from agent_node.a2a.server.app import Guard
