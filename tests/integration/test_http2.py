@@ -16,7 +16,7 @@ import httpx
 import pytest
 from support.certs import make_certs
 from support.h2_client import Raw
-from support.nodes import ADA, serving_mtls
+from support.nodes import ADA, greeter_config, serving_config, serving_mtls
 from support.served import served
 from support.tls import caller_context
 
@@ -116,6 +116,19 @@ async def test_headers_over_the_cap_are_refused_and_the_connection_serves_on(
         card = await c.get(f"{url}/.well-known/agent-card.json")
         assert card.status_code == 200
         assert len(c._transport._pool.connections) == 1  # type: ignore[attr-defined]
+
+
+async def test_listen_http2_false_serves_http1_only(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs", "greeter", "alice")
+    config = greeter_config(tmp_path)
+    text = config.read_text().replace("port: 0}", "port: 0, http2: false}", 1)
+    assert "http2: false" in text
+    config.write_text(text)
+    tls = ["--cert-dir", str(certs), "--identity", "greeter"]
+    with serving_config(tmp_path, config, tls) as url:
+        async with client(certs) as c:
+            card = await c.get(f"{url}/.well-known/agent-card.json")
+    assert card.status_code == 200 and card.http_version == "HTTP/1.1"
 
 
 # -- apps served by the node's transport, over TLS with ALPN ---------------------

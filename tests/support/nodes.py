@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What the greet skill answers for {"name": "Ada Lovelace"}.
@@ -63,6 +64,12 @@ def serving_mtls(
     with _served(directory, greeter_config(directory, extra, book_card=book_card), tls) as url:
         assert url.startswith("https://"), url
         yield url
+
+
+def serving_config(directory: Path, config: Path, flags: list[str]) -> Any:
+    """Serve ``config`` (a greeter configuration, edited) from ``directory``
+    with ``flags``; a context manager yielding its base URL."""
+    return _served(directory, config, flags)
 
 
 @contextmanager
