@@ -95,6 +95,30 @@ async def test_many_event_streams_share_one_connection(node: tuple[str, Path]) -
         assert state == "TASK_STATE_COMPLETED", events
 
 
+def test_curl_streams_a_task_over_http2(node: tuple[str, Path]) -> None:
+    """curl speaks HTTP/2 through nghttp2: a client of another implementation."""
+    import shutil
+    import subprocess
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    url, certs = node
+    tls = ["--cacert", str(certs / "ca.pem"), "--cert", str(certs / "alice.pem")]
+    tls += ["--key", str(certs / "alice-key.pem")]
+    body = json.dumps(message("SendStreamingMessage", "curl-1"))
+    headers = ["-H", "content-type: application/json", "-H", "a2a-version: 1.0"]
+    done = subprocess.run(
+        ["curl", "-sS", "-N", "--http2", "-D", "-", *tls, *headers, "-d", body, f"{url}/a2a"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("HTTP/2 200"), done.stdout[:200]
+    events = [json.loads(line[5:]) for line in done.stdout.splitlines() if line.startswith("data:")]
+    assert events[-1]["result"]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+
+
 async def test_the_same_policy_holds_over_http2(node: tuple[str, Path]) -> None:
     url, certs = node
     async with client(certs, name=None) as c:  # no client certificate
