@@ -308,7 +308,7 @@ class AsgiConnection(Http2Connection):
                 stream.done = True
             await self._end(stream, 500, b"Internal Server Error")
         else:
-            await self._end(stream, 500, b"Internal Server Error")
+            await self._end(stream, 500, b"Internal Server Error", failed=False)
         finally:
             del self.streams[stream.sid]
             if self.transport is not None:
@@ -317,18 +317,19 @@ class AsgiConnection(Http2Connection):
                 self.flush_soon()
                 self._idle_soon()
 
-    async def _end(self, stream: _Stream, status: int, text: bytes) -> None:
-        """Finish what the app left open: its response ended, or ``status``
-        with ``text`` when none began."""
+    async def _end(self, stream: _Stream, status: int, text: bytes, *, failed: bool = True) -> None:
+        """Finish what the app left open: the response it began, ended; or
+        ``status`` with ``text`` when none is out — in place of the headers it
+        gave but never sent, when it ``failed`` (raised, or was cut)."""
         if stream.done or stream.gone:
             return
-        if not stream.started and stream.head is None:
-            headers = [(b"content-type", b"text/plain; charset=utf-8")]
-            headers.append((b"content-length", str(len(text)).encode()))
-            stream.head = (status, headers)
-            await self.answer(stream, text, False)
-        else:
+        if stream.started or (stream.head is not None and not failed):
             await self.answer(stream, b"", False)
+            return
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        headers.append((b"content-length", str(len(text)).encode()))
+        stream.head = (status, headers)
+        await self.answer(stream, text, False)
 
     async def answer(self, stream: _Stream, body: bytes, more: bool) -> None:
         """Send ``body`` on ``stream`` (its headers first), the end with it
@@ -338,7 +339,10 @@ class AsgiConnection(Http2Connection):
             status, headers = stream.head
             stream.head, stream.started = None, True
             fields = [(b":status", str(status).encode())]
-            fields += [(n.lower(), v) for n, v in headers if n.lower() not in _HOP_BY_HOP]
+            for name, value in headers:
+                name = name.lower()
+                if name not in _HOP_BY_HOP:
+                    fields.append((name, value))
             wire.send_headers(sid, header_block(fields), end=not body and not more)
         elif not body and not more:
             wire.send_data(sid, b"", end=True)

@@ -209,6 +209,9 @@ class Recorder:
             await send({"type": "http.response.body", "body": b"late"})
         elif path == "/crash":
             raise RuntimeError("boom")
+        elif path == "/crash-after-start":  # its 200 never went out: a 500 does
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            raise RuntimeError("boom")
         else:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
@@ -294,6 +297,8 @@ async def test_an_app_error_is_a_500_and_the_connection_serves_on(certs: Path) -
     async with served(Recorder(), tls_of(certs)) as url, client(certs) as c:
         crashed = await c.get(f"{url}/crash")
         assert crashed.status_code == 500
+        crashed = await c.get(f"{url}/crash-after-start")
+        assert crashed.status_code == 500 and crashed.text == "Internal Server Error"
         assert (await c.get(f"{url}/")).status_code == 204
         head = await c.head(f"{url}/big")  # the app writes a body; HEAD's answer has none
         assert head.status_code == 200 and head.content == b""
