@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 
 from agent_node.http2.wire import ErrorCode, Wire, WireError
 
@@ -38,7 +39,7 @@ SSL_CLOSE_GRACE = 0.3
 HANG_UP_GRACE = 1.0
 
 
-class Http2Connection(asyncio.Protocol):
+class Http2Connection(asyncio.Protocol, ABC):
     """An HTTP/2 server connection's life; a subclass is the wire's
     :class:`~.wire.Peer` for what its streams carry."""
 
@@ -92,19 +93,23 @@ class Http2Connection(asyncio.Protocol):
             return
         self.flush_soon()
 
-    # What the wire reports: the streams' news is the subclass's
+    # What the wire reports: the streams' news is each kind's own
 
+    @abstractmethod
     def on_request(self, sid: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
-        raise NotImplementedError
+        """A client opened stream ``sid`` with ``headers`` (``end``: no body follows)."""
 
+    @abstractmethod
     def on_data(self, sid: int, data: bytes, end: bool) -> None:
-        raise NotImplementedError
+        """Body ``data`` of ``sid`` came (``end``: its last)."""
 
+    @abstractmethod
     def on_reset(self, sid: int) -> None:
-        raise NotImplementedError
+        """``sid`` was reset (by the client, or by the wire for its error)."""
 
+    @abstractmethod
     def on_goaway(self) -> None:
-        raise NotImplementedError
+        """The client opens no more streams."""
 
     def on_credit(self) -> None:
         credit, self._credit = self._credit, None

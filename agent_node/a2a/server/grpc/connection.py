@@ -23,9 +23,9 @@ What a connection enforces:
   read them; ``grpc-timeout`` bounds the call (DEADLINE_EXCEEDED).
 * A client that resets a stream cancels its call; a lost connection
   cancels all of them; a reset flood, or an HTTP/2 protocol error, ends the
-  connection (:mod:`agent_node.http2.connection`). A connection with no call for ``idle_close``
-  (:data:`~.server.IDLE_CLOSE`) seconds is closed with a GOAWAY (clients reconnect
-  on their next call).
+  connection (:mod:`agent_node.http2.connection`). A connection with no
+  call for ``idle_close`` (:data:`~.server.IDLE_CLOSE`) seconds is closed
+  with a GOAWAY (clients reconnect on their next call).
 * Replies respect the client's flow-control windows and the socket's
   backpressure, so a slow reader of a stream holds no unbounded buffer.
   What the calls of one turn of the event loop answer leaves in one write.
