@@ -51,7 +51,7 @@ from starlette.requests import ClientDisconnect
 
 from agent_node.http2.connection import Http2Connection, address_of
 from agent_node.http2.fields import header_block
-from agent_node.http2.wire import MAX_FRAME, ErrorCode
+from agent_node.http2.frames import MAX_FRAME, ErrorCode
 
 __all__ = ["MAX_STREAMS", "AsgiConnection"]
 
@@ -220,20 +220,18 @@ class AsgiConnection(Http2Connection):
             return self.wire.forget(sid)
         if self._stopping or len(self.streams) >= MAX_STREAMS:
             return self.wire.reset(sid, ErrorCode.REFUSED_STREAM)
-        pseudo: dict[bytes, bytes] = {}
+        pseudo: dict[bytes, bytes] = {}  # the wire let only well-formed requests through
         fields: list[tuple[bytes, bytes]] = []
         size = 0
         for name, value in headers:
             if name[:1] == b":":
-                if name in pseudo or fields:  # repeated, or after a regular field
-                    return self.wire.reset(sid, ErrorCode.PROTOCOL_ERROR)
                 pseudo[name] = value
             else:
                 size += len(name) + len(value) + 4
-                fields.append((name.lower(), value))
-        method, path = pseudo.get(b":method"), pseudo.get(b":path")
-        if not method or not path:
-            return self.wire.reset(sid, ErrorCode.PROTOCOL_ERROR)
+                fields.append((name, value))
+        method, path = pseudo[b":method"], pseudo.get(b":path")
+        if not path:  # a CONNECT (RFC 9113 §8.5): no proxy here
+            return self._refuse(sid, 405, b"Method Not Allowed: CONNECT is not served")
         size += len(path)
         if len(fields) > self.max_headers or size > self.max_header_bytes:
             what = (

@@ -25,7 +25,8 @@ import logging
 import time
 from abc import ABC, abstractmethod
 
-from agent_node.http2.wire import ErrorCode, Wire, WireError
+from agent_node.http2.frames import ErrorCode, WireError
+from agent_node.http2.wire import Wire
 
 __all__ = ["HANG_UP_GRACE", "RESETS_PER_SECOND", "SSL_CLOSE_GRACE", "Http2Connection", "address_of"]
 

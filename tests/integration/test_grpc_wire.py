@@ -22,7 +22,7 @@ from support.h2_client import Raw, framed
 
 from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.server import Http2Server
-from agent_node.http2.wire import PREFACE
+from agent_node.http2.frames import PREFACE
 from agent_node.transport import listening_socket
 
 Errors = h2.errors.ErrorCodes
@@ -238,7 +238,8 @@ def string(value: bytes) -> bytes:
 
 async def answers(server: Http2Server, blocks: list[bytes]) -> list[dict[bytes, bytes]]:
     """Send each header block as a request (with a one-message body) and
-    read the answers' headers and trailers, by request."""
+    read the answers' headers and trailers, by request (a reset: its code
+    as ``:reset``)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     data = PREFACE + SETTINGS
     for index, block in enumerate(blocks):
@@ -261,6 +262,9 @@ async def answers(server: Http2Server, blocks: list[bytes]) -> list[dict[bytes, 
                 fields.setdefault(sid, {}).update(decoder.decode(payload, raw=True))
                 if flags & 1:
                     ended.add(sid)
+            elif kind == 3:
+                fields[sid] = {b":reset": str(struct.unpack(">L", payload)[0]).encode()}
+                ended.add(sid)
     writer.close()
     return [fields[2 * index + 1] for index in range(len(blocks))]
 
@@ -277,6 +281,7 @@ async def test_repeated_indexed_header_blocks_follow_the_table_as_it_changes(
     moving = b"\x83\x86\xc1\xc0\xbf\x40" + string(b"x-tail") + string(b"two")  # shifts them
     replies = await answers(server, [first, indexes, indexes, moving, indexes])
     assert [r[b"grpc-status"] for r in replies[:4]] == [b"0"] * 4
-    # Now 65 is :authority and 62 x-tail: two: no :path, an unknown method.
-    assert replies[4][b"grpc-status"] == b"12"
+    # Now 65 is :authority and 62 x-tail: two: no :path, a malformed request,
+    # reset with PROTOCOL_ERROR (1) before the binding sees it.
+    assert replies[4] == {b":reset": b"1"}
     await still_serves(server)

@@ -58,7 +58,7 @@ from agent_node.a2a.server.grpc.calls import (
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
 from agent_node.http2.connection import Http2Connection
 from agent_node.http2.fields import header_block
-from agent_node.http2.wire import ErrorCode
+from agent_node.http2.frames import ErrorCode
 
 
 class Serving(Protocol):
