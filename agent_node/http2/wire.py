@@ -75,10 +75,12 @@ from agent_node.http2.messages import MALFORMED, HeaderReader, Malformed, traile
 __all__ = ["Peer", "Wire"]
 
 #: How many of the streams we reset are remembered, so that frames the client
-#: sent before it knew are ignored, not taken for errors.
-RESETS_REMEMBERED = 1024
-#: How many runs of stream ids a client skipped are remembered.
-SKIPS_REMEMBERED = 64
+#: sent before it knew (within a round trip) are ignored, not taken for errors;
+#: older ones count as closed by the client. A few KiB per connection at most.
+RESETS_REMEMBERED = 128
+#: How many runs of stream ids a client skipped are remembered (older ones
+#: count as opened and closed: STREAM_CLOSED, not PROTOCOL_ERROR).
+SKIPS_REMEMBERED = 32
 
 
 class Peer(Protocol):
