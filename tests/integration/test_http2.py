@@ -16,11 +16,11 @@ import httpx
 import pytest
 from support.certs import make_certs
 from support.h2_client import Raw
+from support.h2_plain import plain_http2
 from support.nodes import ADA, greeter_config, serving_config, serving_mtls
 from support.served import served
 from support.tls import caller_context
 
-from agent_node.http2.asgi import AsgiConnection
 from agent_node.scope import CALLER, WHEN_GONE, WhenGone
 from agent_node.security.tls import server_context
 
@@ -329,29 +329,12 @@ class Rig:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    app, connections, tasks = Recorder(), set[Any](), set[asyncio.Task[None]]()
-
-    def connection() -> AsgiConnection:
-        return AsgiConnection(
-            app,
-            connections=connections,
-            tasks=tasks,
-            stamp=lambda scope: scope.setdefault(WHEN_GONE, WhenGone()),
-            max_headers=100,
-            max_header_bytes=16384,
-            max_body_bytes=1 << 20,
-            keep_alive=0.5,
-        )
-
-    server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
-    found = Rig(server.sockets[0].getsockname()[1], app, connections)
-    yield found
-    for raw in found.opened:
-        await raw.close()
-    server.close()
-    for open_one in list(connections):
-        open_one.close()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    app = Recorder()
+    async with plain_http2(app, keep_alive=0.5) as server:
+        found = Rig(server.port, app, server.connections)
+        yield found
+        for raw in found.opened:
+            await raw.close()
 
 
 async def test_a_stop_lets_streams_in_flight_answer_and_refuses_new_ones(

@@ -17,12 +17,11 @@ from typing import Any
 
 import hpack
 import pytest
+from support.h2_plain import plain_http2
 
 from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.server import Http2Server
-from agent_node.http2.asgi import AsgiConnection
 from agent_node.http2.frames import PREFACE
-from agent_node.scope import WHEN_GONE, WhenGone
 from agent_node.transport import listening_socket
 
 CASES = 300
@@ -138,24 +137,8 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, int
         yield "grpc", grpc.port, lambda: not grpc.connections
         await grpc.stop(0)
         return
-    connections: set[Any] = set()
-    tasks: set[asyncio.Task[None]] = set()
-
-    def connection() -> AsgiConnection:
-        return AsgiConnection(
-            app,
-            connections=connections,
-            tasks=tasks,
-            stamp=lambda scope: scope.setdefault(WHEN_GONE, WhenGone()),
-            max_headers=100,
-            max_header_bytes=16384,
-            max_body_bytes=1 << 16,
-            keep_alive=5,
-        )
-
-    served = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
-    yield "http", served.sockets[0].getsockname()[1], lambda: not connections and not tasks
-    served.close()
+    async with plain_http2(app, max_body_bytes=1 << 16) as served:
+        yield "http", served.port, lambda: not served.connections and not served.tasks
 
 
 async def one_client(port: int, data: bytes) -> None:
