@@ -14,6 +14,12 @@ the HTTP app's requests: :mod:`.asgi`).
   socket's backpressure (:meth:`Http2Connection.drained`).
 * More than :data:`RESETS_PER_SECOND` client resets a second (HTTP/2's
   "rapid reset" flood) end the connection with ENHANCE_YOUR_CALM.
+* A client that sends without reading what it is answered — PINGs,
+  SETTINGS, requests the wire resets (the 2019 ping, settings and reset
+  floods, CVE-2019-9512/9515/9514) — is not read from while more than
+  :data:`UNREAD_LIMIT` bytes wait for it, until they drain: the answers it
+  makes us queue stay bounded, and a client that reads on is served on.
+  Streams' data waits for the drain anyway (:meth:`Http2Connection.drained`).
 * A TLS connection closed is aborted after :data:`SSL_CLOSE_GRACE`: no
   waiting for a close_notify that an idle client never sends.
 """
@@ -28,7 +34,14 @@ from abc import ABC, abstractmethod
 from agent_node.http2.frames import ErrorCode, WireError
 from agent_node.http2.wire import Wire
 
-__all__ = ["HANG_UP_GRACE", "RESETS_PER_SECOND", "SSL_CLOSE_GRACE", "Http2Connection", "address_of"]
+__all__ = [
+    "HANG_UP_GRACE",
+    "RESETS_PER_SECOND",
+    "SSL_CLOSE_GRACE",
+    "UNREAD_LIMIT",
+    "Http2Connection",
+    "address_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +51,10 @@ RESETS_PER_SECOND = 200
 SSL_CLOSE_GRACE = 0.3
 #: Seconds a connection ended in error gets to read its GOAWAY before it is aborted.
 HANG_UP_GRACE = 1.0
+#: Bytes queued for a client that is not reading them past which it is not
+#: read from until they drain (asyncio's own pause comes at 64 KiB; streams
+#: may each have written a frame more before they saw it).
+UNREAD_LIMIT = 1 << 20
 
 
 class Http2Connection(asyncio.Protocol, ABC):
@@ -56,6 +73,7 @@ class Http2Connection(asyncio.Protocol, ABC):
         self._flushing = False  # a flush is due at the loop's next turn
         self._hung_up = False  # ended in error: what comes is not read
         self._eof = False  # nothing more may be written
+        self._unread = False  # not reading: what we sent waits to be read (UNREAD_LIMIT)
         self._resets, self._resets_since = 0, 0.0
 
     # asyncio's side
@@ -81,6 +99,9 @@ class Http2Connection(asyncio.Protocol, ABC):
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
         self._writable = None
+        if self._unread and self.transport is not None:
+            self._unread = False
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._hung_up:
@@ -144,9 +165,12 @@ class Http2Connection(asyncio.Protocol, ABC):
 
     def flush(self) -> None:
         self._flushing = False
-        out = self.wire.out
-        if out and self.transport is not None and not self._eof:
-            self.transport.write(bytes(out))
+        out, transport = self.wire.out, self.transport
+        if out and transport is not None and not self._eof:
+            transport.write(bytes(out))
+            if not self._unread and transport.get_write_buffer_size() > UNREAD_LIMIT:
+                self._unread = True  # until resume_writing: the client reads again
+                transport.pause_reading()
         out.clear()
 
     def flush_soon(self) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import h2.events
+import hpack
 import httpx
 import pytest
 from support.certs import make_certs
@@ -21,6 +23,8 @@ from support.nodes import ADA, greeter_config, serving_config, serving_mtls
 from support.served import served
 from support.tls import caller_context
 
+from agent_node.http2.connection import UNREAD_LIMIT
+from agent_node.http2.frames import PREFACE
 from agent_node.scope import CALLER, WHEN_GONE, WhenGone
 from agent_node.security.tls import server_context
 
@@ -402,3 +406,69 @@ async def test_an_idle_connection_is_closed_with_a_goaway(
     events = await raw.closed()  # keep_alive: 0.5 s
     assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
     assert not rig.connections
+
+
+async def test_a_client_that_sends_without_reading_is_not_read_from_until_it_reads() -> None:
+    """The ping flood (CVE-2019-9512): PINGs sent, their ACKs never read.
+    The server stops reading once UNREAD_LIMIT bytes wait for the client,
+    so what it queues stays bounded; once the client reads, every PING is
+    answered and the connection serves on."""
+    async with plain_http2(Recorder(), keep_alive=60) as server:
+        await ping_flood(server.port, server.connections)
+
+
+async def ping_flood(port: int, connections: set[Any]) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds little
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(PREFACE + frame(4, 0, 0, b""))
+    pings = frame(6, 0, 0, b"12345678") * 10_000  # 170 KB
+    sent, stalled = 0, False
+    while sent < 600_000:
+        writer.write(pings)
+        sent += 10_000
+        try:
+            await asyncio.wait_for(writer.drain(), 1.0)
+        except TimeoutError:
+            stalled = True  # the server stopped reading
+            break
+    assert stalled, "the server read 10 MB of PINGs whose answers nobody read"
+    (connection,) = connections
+    assert connection.transport.get_write_buffer_size() < UNREAD_LIMIT + 256 * 1024
+    frames = FrameReader(reader)
+    reading = asyncio.ensure_future(writer.drain())
+    acks = 0
+    while acks < sent:
+        kind, flags, _ = await frames.next()
+        acks += kind == 6 and flags & 1
+    await reading
+    assert acks == sent
+    request = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "t")]
+    writer.write(frame(1, 5, 1, hpack.Encoder().encode(request)))
+    while (await frames.next())[::2] != (1, 1):  # HEADERS on stream 1: answered
+        pass
+    writer.close()
+
+
+def frame(kind: int, flags: int, sid: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + sid.to_bytes(4, "big") + payload
+
+
+class FrameReader:
+    """Frames as a server sends them: (type, flags, stream id)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader, self.buffer = reader, b""
+
+    async def next(self) -> tuple[int, int, int]:
+        while True:
+            if len(self.buffer) >= 9:
+                length = int.from_bytes(self.buffer[:3], "big")
+                if len(self.buffer) >= 9 + length:
+                    kind, flags = self.buffer[3], self.buffer[4]
+                    sid = int.from_bytes(self.buffer[5:9], "big") & 0x7FFFFFFF
+                    self.buffer = self.buffer[9 + length :]
+                    return kind, flags, sid
+            self.buffer += await asyncio.wait_for(self.reader.read(1 << 20), 5)
