@@ -142,7 +142,7 @@ class Follower:
     def committed(self, commits: Sequence[Commit]) -> None:
         """Follow what ``commits`` wrote, in their order (a store's commit
         observer: told a few at a time), then hand the spans over."""
-        runs, written, bounds, counts = self._runs, self._written, self._bounds, self._counts
+        runs, written, bounds = self._runs, self._written, self._bounds
         for execution, events in commits:
             try:
                 run = runs.get(execution.id)
@@ -180,23 +180,45 @@ class Follower:
                                 if kind == "execution_completed":  # and its span
                                     self._ended(execution, run, begun)
                                 continue
-                    elif (
-                        run is None
-                        and done.kind == "execution_started"
-                        and begun.kind == "node_started"
-                        and begun.attempt == 1
-                        and begun.node
-                        and begun.visit
-                    ):  # an execution's first commit: its first visit starts
-                        run = self._first(execution, events)
-                        if type(run) is _Run:
-                            run.open = (begun.node, begun.visit, begun.at)
-                            counts.committed(execution, (done,))
-                            continue
+                    elif run is None and self._started(execution, events, done, begun):
+                        continue
+                elif (  # an A2A task's first commit: its message comes between
+                    run is None
+                    and len(events) == 3
+                    and events[1].kind == "message_received"
+                    and self._started(execution, events, events[0], events[2])
+                ):
+                    continue
                 self._follow(execution, events, run)
             except Exception:  # a span lost is better than a commit's caller hurt
                 log.exception("traces: the spans of %s could not be built", execution.id)
         self._flow()
+
+    def _started(
+        self,
+        execution: ExecutionRecord,
+        events: Sequence[EventRecord],
+        done: EventRecord,
+        begun: EventRecord,
+    ) -> bool:
+        """Follow an execution's first commit (``events``: ``done`` is its
+        start, ``begun`` its first visit's, nothing between that the spans
+        or the metrics read); False when ``events`` are not that."""
+        if not (
+            done.kind == "execution_started"
+            and begun.kind == "node_started"
+            and begun.attempt == 1
+            and begun.node
+            and begun.visit
+        ):
+            return False
+        run = self._first(execution, events)
+        if isinstance(run, str):
+            self._other(run, execution, events)
+            return True
+        run.open = (begun.node, begun.visit, begun.at)
+        self._counts.committed(execution, (done,))
+        return True
 
     def _follow(
         self,
