@@ -90,6 +90,9 @@ CONC_WORKFLOWS, CONC_STEPS, CONC_RUNS = 200, 5, 3
 #: Timed runs in a child (``--instructions`` sets it: counted with 1 and 3).
 _RUNS = "TELEMETRY_BENCH_RUNS"
 STEPS = "_steps"  # internal: telemetry_bench.py _steps SETTING MEASURE DIR ENDPOINT
+#: internal: telemetry_bench.py _serve ARGS… — ``agent-node ARGS…`` with its timers
+#: stretched as ``TELEMETRY_BENCH_SLOWDOWN`` says (``--instructions``' send).
+SERVE = "_serve"
 
 
 # -- the receiver ------------------------------------------------------------------
@@ -334,19 +337,37 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list
     return settings
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_paired_steps":
+def _child() -> bool:
+    """Run the internal command ``sys.argv`` names, if it names one."""
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command == "_paired_steps":
         from telemetry_paired import steps_child
 
         _, _, setting, measure, work, endpoint = sys.argv
         asyncio.run(steps_child(setting, measure, Path(work), endpoint))
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == STEPS:
+        return True
+    if command == SERVE:
+        from telemetry_steps import SLOWDOWN, stretch_timers
+
+        from agent_node.cli.main import main as agent_node
+
+        if os.environ.get(SLOWDOWN):
+            stretch_timers(float(os.environ[SLOWDOWN]))
+        sys.argv = ["agent-node", *sys.argv[2:]]
+        agent_node()
+        return True
+    if command == STEPS:
         _, _, setting, measure, work, endpoint = sys.argv
         from telemetry_steps import measure_steps
 
         rate, cpu = asyncio.run(measure_steps(setting, measure, Path(work), endpoint))
         print(json.dumps({"steps_per_s": rate, "cpu_us_per_step": cpu}))
+        return True
+    return False
+
+
+def main() -> None:
+    if _child():
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
