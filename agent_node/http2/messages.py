@@ -125,7 +125,7 @@ def _regular(name: bytes, value: bytes, length: int) -> int:
     """Check a regular field; ``length`` as a ``content-length`` moves it."""
     if not name or _BAD_NAME.search(name) is not None:
         raise Malformed(f"the field name {name!r} is not lower-case visible ASCII without colons")
-    if name in _CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
+    if name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
         raise Malformed(f"the connection-specific field {name!r}")
     if name == b"content-length":
         if not value.isdigit() or (length >= 0 and int(value) != length):
