@@ -76,8 +76,10 @@ __all__ = ["Peer", "Wire"]
 
 #: How many of the streams we reset are remembered, so that frames the client
 #: sent before it knew (within a round trip) are ignored, not taken for errors;
-#: older ones count as closed by the client. A few KiB per connection at most.
-RESETS_REMEMBERED = 128
+#: older ones count as closed by the client. As many as may be open at once
+#: (asgi's MAX_STREAMS), so a burst of early answers forgets none still in
+#: flight; ~17 KiB at most, on a connection that made that many resets.
+RESETS_REMEMBERED = 256
 #: How many runs of stream ids a client skipped are remembered (older ones
 #: count as opened and closed: STREAM_CLOSED, not PROTOCOL_ERROR).
 SKIPS_REMEMBERED = 32
