@@ -13,7 +13,7 @@ against ``content-length`` as DATA arrives (:mod:`.wire`).
 
 The rules are those ``h2`` (python-hyper) applies to what it receives; they
 run once per header block that changes the decoder's table, which a client
-repeating a request does not send (:meth:`agent_node.http2.wire.Wire._decode`).
+repeating a request does not send (:meth:`HeaderReader.read`).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def request_fields(fields: list[tuple[bytes, bytes]]) -> int:
     regular = False
     for name, value in fields:
         if _BAD_VALUE.search(value) is not None:
-            raise Malformed(f"the value of {name!r} holds NUL, CR or LF, or white space at an end")
+            raise _bad_value(name)
         if name[:1] == b":":
             if regular:
                 raise Malformed(f"the pseudo-header {name!r} follows a regular field")
@@ -117,8 +117,12 @@ def trailer_fields(fields: list[tuple[bytes, bytes]]) -> None:
         if name[:1] == b":":
             raise Malformed(f"the pseudo-header {name!r} in trailers")
         if _BAD_VALUE.search(value) is not None:
-            raise Malformed(f"the value of {name!r} holds NUL, CR or LF, or white space at an end")
+            raise _bad_value(name)
         _regular(name, value, -1)
+
+
+def _bad_value(name: bytes) -> Malformed:
+    return Malformed(f"the value of {name!r} holds NUL, CR or LF, or white space at an end")
 
 
 def _regular(name: bytes, value: bytes, length: int) -> int:

@@ -276,9 +276,8 @@ class Wire:
             self._header_block(sid, end, bytes(block), itself)
 
     def _header_block(self, sid: int, end: bool, block: bytes, itself: bool) -> None:
-        fields, length = self._headers_in.read(
-            block
-        )  # even for a stream refused: HPACK's table moves
+        # Read even for a stream refused: HPACK's table moves with every block.
+        fields, length = self._headers_in.read(block)
         if sid <= self.last_sid:
             return self._trailers(sid, end, fields)
         expected = self.last_sid + 2 if self.last_sid else 1
