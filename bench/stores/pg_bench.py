@@ -3,6 +3,7 @@
     .venv/bin/python bench/stores/pg_bench.py                       # everything, 2 rounds
     .venv/bin/python bench/stores/pg_bench.py --parts ours,dbos --rounds 3 \
         --json bench/results/pg.json
+    .venv/bin/python bench/stores/pg_bench.py --parts workers --step-wait 200
 
 Every measurement runs in a fresh process on a fresh database, created on
 the server of ``$AGENT_NODE_BENCH_PG_URL`` (default
@@ -38,6 +39,11 @@ Parts:
              engine's defaults) started at one signal, timed until the last
              execution completed (the parent polls a count every 50 ms);
              steps/s, and the server's CPU over that window as % of one core.
+             ``--step-wait MS``: each step waits MS ms (as a step calling a
+             model or a service does) instead of returning at once, so that
+             a worker is bound by the visits it runs at once (512), not by
+             the cores: whether a second worker adds what the first does
+             while the server has CPU to spare (scenario ``NxE-waitMSms``).
 
 The machine's other load matters: the report prints the load average
 before each part.
@@ -85,7 +91,7 @@ def main() -> None:
         print(json.dumps(asyncio.run(ours_child(sys.argv[2]))), flush=True)
         return
     if len(sys.argv) >= 3 and sys.argv[1] == "_worker":
-        asyncio.run(worker_child(sys.argv[2]))
+        asyncio.run(worker_child(sys.argv[2], float(sys.argv[3]) if len(sys.argv) > 3 else 0.0))
         return
     if len(sys.argv) >= 3 and sys.argv[1] == "_create":
         asyncio.run(create_child(sys.argv[2]))
@@ -101,10 +107,21 @@ def main() -> None:
         " the base commit exported with git archive), in the same rounds: parts"
         " ours-before, workers-before",
     )
+    ap.add_argument(
+        "--step-wait",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="in the workers part, each step waits MS milliseconds (as a model call"
+        " does) instead of returning at once",
+    )
     args = ap.parse_args()
     parts = args.parts.split(",")
     log(f"server: {os.environ.get('AGENT_NODE_BENCH_PG_URL') or DEFAULT_PG_URL}")
     rows: list[dict[str, Any]] = []
+    wait = args.step_wait / 1000
+    #: The workers' scenario: its steps waiting or not.
+    drain = f"-wait{args.step_wait:g}ms" if wait > 0 else ""
 
     def record(part: str, scenario: str, result: dict[str, Any], round_: int) -> None:
         row = {"part": part, "scenario": scenario, "round": round_, "load": loadavg(), **result}
@@ -123,17 +140,18 @@ def main() -> None:
             record("floor", "pgbench", run_floor(), round_)
         if "workers" in parts:
             for count in (1, 2) if round_ % 2 else (2, 1):
-                record("workers", f"{count}x{EXECUTIONS}", run_workers(count, CODE), round_)
+                done = run_workers(count, CODE, wait)
+                record("workers", f"{count}x{EXECUTIONS}{drain}", done, round_)
                 if args.before is not None:
-                    before = run_workers(count, args.before.resolve())
-                    record("workers-before", f"{count}x{EXECUTIONS}", before, round_)
-    _summary(rows)
+                    before = run_workers(count, args.before.resolve(), wait)
+                    record("workers-before", f"{count}x{EXECUTIONS}{drain}", before, round_)
+    _summary(rows, drain)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
-def _summary(rows: list[dict[str, Any]]) -> None:
+def _summary(rows: list[dict[str, Any]], drain: str = "") -> None:
     def med(part: str, scenario: str, key: str) -> float | None:
         values = [r[key] for r in rows if (r["part"], r["scenario"]) == (part, scenario)]
         values = [v for v in values if isinstance(v, int | float)]
@@ -159,23 +177,23 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         ("ours", "conc200", "client_cpu_ms_per_step"),
         ("floor", "pgbench", "commits_per_s_1_clients"),
         ("floor", "pgbench", "commits_per_s_8_clients"),
-        ("workers", f"1x{EXECUTIONS}", "steps_per_s"),
-        ("workers", f"2x{EXECUTIONS}", "steps_per_s"),
-        ("workers-before", f"1x{EXECUTIONS}", "steps_per_s"),
-        ("workers-before", f"2x{EXECUTIONS}", "steps_per_s"),
-        ("workers-before", f"1x{EXECUTIONS}", "server_cpu_pct"),
-        ("workers-before", f"2x{EXECUTIONS}", "server_cpu_pct"),
-        ("workers", f"1x{EXECUTIONS}", "server_cpu_pct"),
-        ("workers", f"2x{EXECUTIONS}", "server_cpu_pct"),
+        ("workers", f"1x{EXECUTIONS}{drain}", "steps_per_s"),
+        ("workers", f"2x{EXECUTIONS}{drain}", "steps_per_s"),
+        ("workers-before", f"1x{EXECUTIONS}{drain}", "steps_per_s"),
+        ("workers-before", f"2x{EXECUTIONS}{drain}", "steps_per_s"),
+        ("workers-before", f"1x{EXECUTIONS}{drain}", "server_cpu_pct"),
+        ("workers-before", f"2x{EXECUTIONS}{drain}", "server_cpu_pct"),
+        ("workers", f"1x{EXECUTIONS}{drain}", "server_cpu_pct"),
+        ("workers", f"2x{EXECUTIONS}{drain}", "server_cpu_pct"),
     ):
         log(f"  {part:11} {scenario:10} {key:24} {med(part, scenario, key)}")
     for part in ("workers", "workers-before"):
-        one = med(part, f"1x{EXECUTIONS}", "steps_per_s")
-        two = med(part, f"2x{EXECUTIONS}", "steps_per_s")
+        one = med(part, f"1x{EXECUTIONS}{drain}", "steps_per_s")
+        two = med(part, f"2x{EXECUTIONS}{drain}", "steps_per_s")
         if one and two:
             log(f"  {part}: 2 workers / 1 worker: {two / one:.2f}x")
-        worker = med(part, f"1x{EXECUTIONS}", "worker_cpu_ms_per_step")
-        server = med(part, f"1x{EXECUTIONS}", "server_cpu_ms_per_step")
+        worker = med(part, f"1x{EXECUTIONS}{drain}", "worker_cpu_ms_per_step")
+        server = med(part, f"1x{EXECUTIONS}{drain}", "server_cpu_ms_per_step")
         if worker and server:
             # What this machine could do with every core on the drain and
             # nothing else running: the figure 2 workers are bound by.

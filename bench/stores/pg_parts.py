@@ -16,6 +16,7 @@ Imported by pg_bench.py once it has put ``bench/`` on ``sys.path``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -97,16 +98,18 @@ def _begin(counter: Statements, database: str) -> tuple[float, ServerCpu]:
     return time.process_time(), ServerCpu(database)
 
 
-async def worker_child(url: str) -> None:
+async def worker_child(url: str, wait: float = 0.0) -> None:
     """A worker process: opens its runtime, waits for ``go`` on stdin,
-    drains, and on ``stop`` prints what it did."""
+    drains, and on ``stop`` prints what it did. ``wait``: each step waits
+    that many seconds (as a step calling a model or a service does) instead
+    of returning at once."""
     from agent_node import Runtime
 
     counter = Statements()
     counter.install()
     _seq, conc, _wait, _state = build_workflows()
     runtime = Runtime(url, scope="all")
-    runtime.workflows.add(conc)
+    runtime.workflows.add(waiting(conc, wait) if wait > 0 else conc)
     await runtime.store.open()
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
@@ -120,6 +123,16 @@ async def worker_child(url: str) -> None:
     out = {"cpu_s": cpu, "statements": counter.statements, "round_trips": counter.round_trips}
     out["begin_commit"] = counter.begin_commit
     print(json.dumps(out), flush=True)
+
+
+def waiting(workflow: Any, seconds: float) -> Any:
+    """``workflow`` (the 5-step one: the executions :func:`create_child`
+    made run on it) with steps that each wait ``seconds``."""
+
+    async def wait(state: Any) -> None:
+        await asyncio.sleep(seconds)
+
+    return dataclasses.replace(workflow, functions=dict.fromkeys(workflow.functions, wait))
 
 
 # -- parts ----------------------------------------------------------------------
@@ -261,7 +274,10 @@ async def create_child(url: str) -> None:
         await store.close()
 
 
-def run_workers(count: int, code: Path) -> dict[str, Any]:
+def run_workers(count: int, code: Path, wait: float = 0.0) -> dict[str, Any]:
+    """``count`` workers drain :data:`EXECUTIONS` executions; ``wait``: each
+    step waits that many seconds (:func:`worker_child`)."""
+
     async def go() -> dict[str, Any]:
         from agent_node.store import store_from_url
 
@@ -275,20 +291,21 @@ def run_workers(count: int, code: Path) -> dict[str, Any]:
             store = store_from_url(pg.url)
             await store.open()
             try:
-                return await _drain(pg, store, count, code)
+                return await _drain(pg, store, count, code, wait)
             finally:
                 await store.close()
 
     return asyncio.run(go())
 
 
-async def _drain(pg: PgDatabase, store: Any, count: int, code: Path) -> dict[str, Any]:
+async def _drain(pg: PgDatabase, store: Any, count: int, code: Path, wait: float) -> dict[str, Any]:
     workers = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             str(SCRIPT),
             "_worker",
             pg.url,
+            str(wait),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
