@@ -8,6 +8,7 @@ steps/s with telemetry off, metrics only, and metrics + traces.
         [--tree NAME=DIR …]
     .venv/bin/python bench/telemetry_bench.py --instructions [--measures send,seq,conc] \
         [--repeat 3] [--connections 1] [--settings off,metrics,traces]
+    .venv/bin/python bench/telemetry_bench.py --bytecodes [--measures seq,conc] [--units 3]
 
 Settings (the node's ``telemetry:``):
 
@@ -51,6 +52,9 @@ measured in the same blocks, each against its own ``NAME:off``.
 ``--instructions`` counts instead of timing (:mod:`telemetry_counted`):
 ``send`` (a node under valgrind's callgrind, its every thread, per
 request), ``seq`` and ``conc`` (per step); it needs ``valgrind``.
+``--bytecodes`` counts a step's Python bytecodes by function instead
+(:mod:`telemetry_bytecodes`): closer to what the clock says than
+instructions, and it says where they go.
 
 The bench needs the ``test`` extra (OpenTelemetry, psutil), and ``taskset``
 to pin (without, nothing is pinned and it says so).
@@ -93,6 +97,8 @@ STEPS = "_steps"  # internal: telemetry_bench.py _steps SETTING MEASURE DIR ENDP
 #: internal: telemetry_bench.py _serve ARGS… — ``agent-node ARGS…`` with its timers
 #: stretched as ``TELEMETRY_BENCH_SLOWDOWN`` says (``--instructions``' send).
 SERVE = "_serve"
+#: internal: telemetry_bench.py _bytecodes SETTING MEASURE DIR ENDPOINT UNITS (``--bytecodes``).
+BYTECODES = "_bytecodes"
 
 
 # -- the receiver ------------------------------------------------------------------
@@ -320,6 +326,24 @@ def table(results: dict[str, dict[str, list[tuple[float, float]]]], best: bool =
     return "\n".join(lines)
 
 
+def _measures(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The measures asked for, checked against the mode's."""
+    measures = [m for m in args.measures.split(",") if m]
+    if args.instructions or args.paired:  # sends on one connection: "send"
+        measures = list(dict.fromkeys("send" if m.startswith("send") else m for m in measures))
+    unknown = (
+        set(measures) - set(MEASURES) - ({"send"} if args.instructions or args.paired else set())
+    )
+    if args.bytecodes:  # steps only: a request's bytecodes run in a served node
+        steps = [m for m in measures if m in ("seq", "conc")]
+        unknown |= set() if args.measures == parser.get_default("measures") else set(measures)
+        unknown -= set(steps)
+        measures = steps
+    if unknown:
+        parser.error(f"unknown measures: {sorted(unknown)}")
+    return measures
+
+
 def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The settings asked for, checked, and ``args.trees`` from ``--tree``."""
     settings = [s for s in args.settings.split(",") if s]
@@ -345,6 +369,11 @@ def _child() -> bool:
 
         _, _, setting, measure, work, endpoint = sys.argv
         asyncio.run(steps_child(setting, measure, Path(work), endpoint))
+        return True
+    if command == BYTECODES:
+        from telemetry_bytecodes import run_child
+
+        run_child(sys.argv[2:])
         return True
     if command == SERVE:
         from telemetry_steps import SLOWDOWN, stretch_timers
@@ -381,6 +410,18 @@ def main() -> None:
         action="store_true",
         help="count instructions per request (send) and step (seq, conc) under valgrind"
         " instead of timing (bench/telemetry_counted.py)",
+    )
+    parser.add_argument(
+        "--bytecodes",
+        action="store_true",
+        help="count Python bytecodes per step (seq, conc), by function, instead of timing"
+        " (bench/telemetry_bytecodes.py)",
+    )
+    parser.add_argument(
+        "--units",
+        type=int,
+        default=3,
+        help="with --bytecodes: seq runs or conc batches warmed up, then counted",
     )
     parser.add_argument(
         "--repeat",
@@ -424,14 +465,7 @@ def main() -> None:
         help="with --paired: settings NAME:off, NAME:traces … run the agent_node in DIR",
     )
     args = parser.parse_args()
-    measures = [m for m in args.measures.split(",") if m]
-    if args.instructions or args.paired:  # sends on one connection: "send"
-        measures = list(dict.fromkeys("send" if m.startswith("send") else m for m in measures))
-    unknown = (
-        set(measures) - set(MEASURES) - ({"send"} if args.instructions or args.paired else set())
-    )
-    if unknown:
-        parser.error(f"unknown measures: {sorted(unknown)}")
+    measures = _measures(parser, args)
     settings = _settings(parser, args)
     args.pin = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     if not args.pin:
@@ -447,6 +481,14 @@ def main() -> None:
 
             with receiver() as endpoint:
                 run_paired(args, measures, settings, scratch, endpoint)
+            return
+        if args.bytecodes:
+            from telemetry_bytecodes import bytecodes, bytecodes_table
+
+            with receiver() as endpoint:
+                for measure in measures:
+                    found = bytecodes(measure, scratch, endpoint, settings, args.units)
+                    print(bytecodes_table(measure, found), flush=True)
             return
         if args.instructions:
             from telemetry_counted import counted_table, instructions
