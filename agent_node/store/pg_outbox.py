@@ -13,12 +13,9 @@ import asyncpg
 from agent_node.store.pg_conn import PgConnections
 from agent_node.store.pg_txn import STMTS
 from agent_node.store.records import DelegationRecord, PushClaim, PushConfigRecord
-from agent_node.store.sql import (
-    DELEGATION_COLUMNS,
-    PENDING_PUSHES,
-    PUSH_COLUMNS,
+from agent_node.store.sql import DELEGATION_COLUMNS, PENDING_PUSHES, PUSH_COLUMNS, numbered
+from agent_node.store.sql_rows import (
     delegation_from_row,
-    numbered,
     push_claim_from_row,
     push_from_row,
     push_row,

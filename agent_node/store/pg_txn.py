@@ -27,10 +27,12 @@ from agent_node.store.sql import (
     WAIT_COLUMNS,
     WORK_COLUMNS,
     Statements,
+    flush_statements,
+)
+from agent_node.store.sql_rows import (
     delegation_from_row,
     delegation_update_row,
     execution_from_row,
-    flush_statements,
     wait_from_row,
     work_from_row,
 )

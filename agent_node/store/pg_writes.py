@@ -44,7 +44,8 @@ from agent_node.store.pg_txn import (
 from agent_node.store.pg_write import Gate, compact, write_sets
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.store.snapshots import settle
-from agent_node.store.sql import WORK_COLUMNS, work_from_row
+from agent_node.store.sql import WORK_COLUMNS
+from agent_node.store.sql_rows import work_from_row
 
 __all__ = ["PgWrites"]
 

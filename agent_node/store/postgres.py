@@ -51,11 +51,10 @@ from agent_node.store.records import (
 )
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import PgSlots, SharedSlots
-from agent_node.store.sql import (
-    EVENT_COLUMNS,
+from agent_node.store.sql import EVENT_COLUMNS, numbered
+from agent_node.store.sql_rows import (
     event_from_row,
     execution_from_row,
-    numbered,
     wait_from_row,
     work_from_row,
 )

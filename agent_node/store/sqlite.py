@@ -38,10 +38,10 @@ from agent_node.store.records import (
 )
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import FileSlots, SharedSlots
-from agent_node.store.sql import (
+from agent_node.store.sql import in_list
+from agent_node.store.sql_rows import (
     event_from_row,
     execution_from_row,
-    in_list,
     wait_from_row,
     work_from_row,
 )

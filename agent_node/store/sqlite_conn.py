@@ -37,7 +37,7 @@ from typing import Any
 from agent_node.errors import ConfigError, StoreError
 from agent_node.store.notify import Notifier
 from agent_node.store.records import ExecutionRecord
-from agent_node.store.sql import execution_from_row
+from agent_node.store.sql_rows import execution_from_row
 from agent_node.store.sqlite_errors import store_error
 from agent_node.store.sqlite_open import BUSY_MS
 from agent_node.store.sqlite_txn import STMTS, state_txn

@@ -32,7 +32,7 @@ import sqlite3
 import time
 
 from agent_node.store.base import Txn
-from agent_node.store.sql import event_row
+from agent_node.store.sql_rows import event_row
 from agent_node.store.sqlite_work import columns
 
 __all__ = [

@@ -12,10 +12,8 @@ from __future__ import annotations
 import sqlite3
 
 from agent_node.store.records import DelegationRecord, PushClaim, PushConfigRecord
-from agent_node.store.sql import (
-    DELEGATION_COLUMNS,
-    PENDING_PUSHES,
-    PUSH_COLUMNS,
+from agent_node.store.sql import DELEGATION_COLUMNS, PENDING_PUSHES, PUSH_COLUMNS
+from agent_node.store.sql_rows import (
     delegation_from_row,
     push_claim_from_row,
     push_from_row,

@@ -19,13 +19,8 @@ from agent_node.store.base import ClaimPlan, Fence, Txn
 from agent_node.store.patches import fold
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.store.snapshots import base_of, finish_fold, settle
-from agent_node.store.sql import (
-    EXECUTION_COLUMNS,
-    Statements,
-    delegation_update_row,
-    execution_from_row,
-    flush_statements,
-)
+from agent_node.store.sql import EXECUTION_COLUMNS, Statements, flush_statements
+from agent_node.store.sql_rows import delegation_update_row, execution_from_row
 from agent_node.store.sqlite_events import INPUT_OF, NEXT_NUM, PATCHES_OF, write_log_txn
 from agent_node.store.sqlite_work import write_work_txn
 from agent_node.store.sqlite_writer import Notices

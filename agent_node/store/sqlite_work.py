@@ -23,7 +23,7 @@ import sqlite3
 
 from agent_node.store.base import Txn
 from agent_node.store.records import WorkItem
-from agent_node.store.sql import work_row
+from agent_node.store.sql_rows import work_row
 
 __all__ = ["columns", "copy_v9", "set_aside_v9", "write_work_txn"]
 

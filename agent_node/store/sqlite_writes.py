@@ -21,11 +21,10 @@ from agent_node.errors import UnknownExecution
 from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
 from agent_node.store.held import plan_held
 from agent_node.store.records import Claim, ExecutionRecord
-from agent_node.store.sql import (
-    WORK_COLUMNS,
+from agent_node.store.sql import WORK_COLUMNS, in_list
+from agent_node.store.sql_rows import (
     delegation_from_row,
     execution_from_row,
-    in_list,
     wait_from_row,
     work_from_row,
 )

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
 from agent_node.store import Txn, store_from_url
-from agent_node.store.sql import EXECUTION_COLUMNS, execution_from_row
+from agent_node.store.sql import EXECUTION_COLUMNS
+from agent_node.store.sql_rows import execution_from_row
 from agent_node.store.sqlite_events import write_log_txn
 from agent_node.store.sqlite_txn import LOCK_EXECUTION
 
