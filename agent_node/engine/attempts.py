@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent_node.store.base import Txn
 from agent_node.store.records import EventRecord, WorkItem
+from agent_node.store.txn import Txn
 
 from .executor import Finish
 from .plans import dumps, finish

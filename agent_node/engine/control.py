@@ -12,8 +12,9 @@ from pydantic import BaseModel
 
 from agent_node.errors import InvalidSignal, UnknownExecution
 from agent_node.ids import new_id
-from agent_node.store.base import Store, Txn
+from agent_node.store.base import Store
 from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WaitRecord
+from agent_node.store.txn import Txn
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans

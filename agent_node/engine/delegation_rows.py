@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agent_node.store.base import Txn
 from agent_node.store.records import DelegationRecord
+from agent_node.store.txn import Txn
 
 __all__ = ["cancel_delegation", "delegation_of", "update_delegation"]
 

@@ -22,9 +22,9 @@ from json.encoder import encode_basestring
 from typing import Any
 
 from agent_node.store import snapshots
-from agent_node.store.base import Txn
 from agent_node.store.patches import StatePatch, dumps
 from agent_node.store.records import WaitRecord, WorkItem
+from agent_node.store.txn import Txn
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from .delegation_rows import cancel_delegation, delegation_of, update_delegation

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_node.errors import InvalidSignal
-from agent_node.store.base import Txn
 from agent_node.store.patches import StatePatch, diff
 from agent_node.store.records import TERMINAL, WaitRecord, WorkItem
+from agent_node.store.txn import Txn
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from .delegation_rows import cancel_delegation, delegation_of, update_delegation

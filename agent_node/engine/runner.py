@@ -30,9 +30,10 @@ from agent_node.errors import (
     UnknownExecution,
     UsageError,
 )
-from agent_node.store.base import Fence, Store, Txn
+from agent_node.store.base import Store
 from agent_node.store.patches import diff
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
+from agent_node.store.txn import Fence, Txn
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import NO_RETRY, RetryPolicy
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from agent_node.errors import ConfigError
-from agent_node.store.base import Fence, Plan, Store, Txn
+from agent_node.store.base import Plan, Store
 from agent_node.store.records import (
     ACTIVE,
     TERMINAL,
@@ -30,6 +30,7 @@ from agent_node.store.records import (
     WaitRecord,
     WorkItem,
 )
+from agent_node.store.txn import Fence, Txn
 
 __all__ = [
     "ACTIVE",

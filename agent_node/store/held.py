@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from agent_node.store.base import Fence, Plan, Txn
+from agent_node.store.base import Plan
 from agent_node.store.records import Claim
+from agent_node.store.txn import Fence, Txn
 
 __all__ = ["plan_held"]
 

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
-from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
+from agent_node.store.base import ClaimPlan, Plan
 from agent_node.store.gauges import StoreGauges, count_by
 from agent_node.store.live import Live
 from agent_node.store.memory_outbox import MemoryOutbox
@@ -31,6 +31,7 @@ from agent_node.store.records import (
     copied,
 )
 from agent_node.store.slots import SharedSlots
+from agent_node.store.txn import Fence, Txn
 
 __all__ = ["MemoryStore"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from agent_node.errors import Fenced, StoreError
-from agent_node.store.base import Fence, Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.patches import fold
 from agent_node.store.records import (
@@ -27,6 +26,7 @@ from agent_node.store.records import (
     copied,
 )
 from agent_node.store.snapshots import base_of, finish_fold, settle
+from agent_node.store.txn import Fence, Txn
 
 __all__ = ["MemoryTables"]
 

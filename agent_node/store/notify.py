@@ -24,7 +24,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from agent_node.store.base import Commit, CommitObserver, CommitTimer, Listener, Txn
+from agent_node.store.base import Commit, CommitObserver, CommitTimer, Listener
+from agent_node.store.txn import Txn
 
 __all__ = ["HELD", "HOLD", "Notifier", "Notifying", "call_later"]
 

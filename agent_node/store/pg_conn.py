@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from agent_node.errors import StoreError, StoreFull
-from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
+from agent_node.store.txn import Txn
 
 __all__ = ["RETRYABLE", "PgConnections", "full", "keep_session", "retried"]
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 from agent_node import collector
 from agent_node.errors import StoreError
-from agent_node.store.base import Txn
 from agent_node.store.pg_write import Gate
+from agent_node.store.txn import Txn
 
 __all__ = ["GroupCommit", "Write"]
 

@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
-from agent_node.store.base import Fence, Txn
 from agent_node.store.patches import fold
 from agent_node.store.pg_write import CHANNEL, Gate, compact, write_sets
 from agent_node.store.records import ExecutionRecord
@@ -36,6 +35,7 @@ from agent_node.store.sql_rows import (
     wait_from_row,
     work_from_row,
 )
+from agent_node.store.txn import Fence, Txn
 
 __all__ = [
     "STMTS",

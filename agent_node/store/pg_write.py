@@ -46,9 +46,9 @@ from typing import Any
 
 import asyncpg
 
-from agent_node.store.base import Fence, Txn
 from agent_node.store.sql import EVENT_COLUMNS, EXECUTION_COLUMNS, WAIT_COLUMNS, WORK_COLUMNS
 from agent_node.store.sql_rows import execution_row
+from agent_node.store.txn import Fence, Txn
 
 __all__ = ["CHANNEL", "Gate", "compact", "write_sets"]
 

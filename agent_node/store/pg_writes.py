@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from agent_node.errors import StoreError
-from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
+from agent_node.store.base import ClaimPlan, Plan
 from agent_node.store.held import plan_held
 from agent_node.store.pg_conn import keep_session, retried
 from agent_node.store.pg_group import GroupCommit
@@ -46,6 +46,7 @@ from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.store.snapshots import settle
 from agent_node.store.sql import WORK_COLUMNS
 from agent_node.store.sql_rows import work_from_row
+from agent_node.store.txn import Fence, Txn
 
 __all__ = ["PgWrites"]
 

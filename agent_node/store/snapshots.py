@@ -58,8 +58,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_node.errors import StoreError
-from agent_node.store.base import StateWrite, Txn
 from agent_node.store.patches import fold
+from agent_node.store.txn import StateWrite, Txn
 
 __all__ = [
     "PATCH_ROOM",

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from agent_node.store.base import Txn
 from agent_node.store.records import (
     TERMINAL,
 )
@@ -23,6 +22,7 @@ from agent_node.store.sql_rows import (
     wait_row,
     work_row,
 )
+from agent_node.store.txn import Txn
 
 __all__ = [
     "ASKING",

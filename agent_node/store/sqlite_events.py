@@ -31,9 +31,9 @@ import logging
 import sqlite3
 import time
 
-from agent_node.store.base import Txn
 from agent_node.store.sql_rows import event_row
 from agent_node.store.sqlite_work import columns
+from agent_node.store.txn import Txn
 
 __all__ = [
     "EVENTS_OF",

@@ -15,7 +15,7 @@ import sqlite3
 from typing import Any, NamedTuple
 
 from agent_node.errors import Fenced, StoreError
-from agent_node.store.base import ClaimPlan, Fence, Txn
+from agent_node.store.base import ClaimPlan
 from agent_node.store.patches import fold
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.store.snapshots import base_of, finish_fold, settle
@@ -24,6 +24,7 @@ from agent_node.store.sql_rows import delegation_update_row, execution_from_row
 from agent_node.store.sqlite_events import INPUT_OF, NEXT_NUM, PATCHES_OF, write_log_txn
 from agent_node.store.sqlite_work import write_work_txn
 from agent_node.store.sqlite_writer import Notices
+from agent_node.store.txn import Fence, Txn
 
 __all__ = [
     "IDS",

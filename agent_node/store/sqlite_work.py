@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from agent_node.store.base import Txn
 from agent_node.store.records import WorkItem
 from agent_node.store.sql_rows import work_row
+from agent_node.store.txn import Txn
 
 __all__ = ["columns", "copy_v9", "set_aside_v9", "write_work_txn"]
 

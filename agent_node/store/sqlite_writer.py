@@ -51,12 +51,12 @@ from typing import Any
 
 from agent_node import collector
 from agent_node.errors import StoreError
-from agent_node.store.base import Txn
 from agent_node.store.notify import Notifier
 from agent_node.store.sqlite_batch import run_alone, run_guarded, run_unguarded
 from agent_node.store.sqlite_checkpoints import Checkpoints, catch_up
 from agent_node.store.sqlite_errors import is_busy, store_error
 from agent_node.store.sqlite_open import BUSY_MS, open_writer
+from agent_node.store.txn import Txn
 
 __all__ = ["Job", "Notices", "Writer"]
 

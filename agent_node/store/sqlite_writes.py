@@ -18,7 +18,7 @@ from collections.abc import Collection
 from typing import TypeVar
 
 from agent_node.errors import UnknownExecution
-from agent_node.store.base import ClaimPlan, Fence, Plan, Txn
+from agent_node.store.base import ClaimPlan, Plan
 from agent_node.store.held import plan_held
 from agent_node.store.records import Claim, ExecutionRecord
 from agent_node.store.sql import WORK_COLUMNS, in_list
@@ -42,6 +42,7 @@ from agent_node.store.sqlite_txn import (
     state_txn,
 )
 from agent_node.store.sqlite_writer import Notices
+from agent_node.store.txn import Fence, Txn
 
 __all__ = ["SqliteWrites"]
 

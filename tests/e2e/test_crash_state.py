@@ -15,7 +15,7 @@ from e2e.procs import CLI, E2E, Spawn, child_env, killed_midway, opened, read_lo
 from support.effects import Effects
 
 from agent_node.store import Store
-from agent_node.store.base import Txn
+from agent_node.store.txn import Txn
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
 from agent_node.errors import StoreError
-from agent_node.store.base import Fence, Plan
+from agent_node.store.base import Plan
 from agent_node.store.memory import MemoryStore
+from agent_node.store.txn import Fence
 
 
 class LosesOneCommit(MemoryStore):

@@ -12,9 +12,9 @@ import pytest
 
 from agent_node.errors import Fenced
 from agent_node.store import Txn
-from agent_node.store.base import Fence
 from agent_node.store.postgres import PostgresStore
 from agent_node.store.records import Claim, ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.txn import Fence
 
 pytestmark = pytest.mark.postgres
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from agent_node import Runtime, Workflow
 from agent_node.errors import Fenced, UnknownExecution
 from agent_node.store import Txn
-from agent_node.store.base import Fence
 from agent_node.store.records import ExecutionRecord
 from agent_node.store.sqlite import SqliteStore
+from agent_node.store.txn import Fence
 
 RUNS = 20
 STEPS = 5

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow
 from agent_node.store import sqlite_events, store_from_url
-from agent_node.store.base import Txn
 from agent_node.store.records import WorkItem
 from agent_node.store.schema import SCHEMA_VERSION
+from agent_node.store.txn import Txn
 from agent_node.workflow.ir import RetryPolicy
 
 

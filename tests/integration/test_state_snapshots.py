@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from agent_node import Runtime, Workflow, current_node
 from agent_node.store import ExecutionRecord, Store
 from agent_node.store import snapshots as policy
-from agent_node.store.base import Txn
 from agent_node.store.patches import StatePatch, dumps
+from agent_node.store.txn import Txn
 
 #: Larger than a row holds: the state lives as a snapshot and patches.
 BLOB = "0123456789abcdef" * 256

@@ -12,7 +12,6 @@ import pytest
 
 from agent_node.errors import Fenced, StoreError, UnknownExecution
 from agent_node.store import Store, Txn, store_from_url
-from agent_node.store.base import Fence
 from agent_node.store.records import (
     DelegationRecord,
     ExecutionRecord,
@@ -21,6 +20,7 @@ from agent_node.store.records import (
     WorkItem,
 )
 from agent_node.store.schema import SCHEMA_VERSION, ddl
+from agent_node.store.txn import Fence
 
 
 def record(execution_id: str, *, created: float | None = None) -> ExecutionRecord:

@@ -13,8 +13,8 @@ import pytest
 
 from agent_node.errors import Fenced
 from agent_node.store import Store, Txn
-from agent_node.store.base import Fence
 from agent_node.store.records import Claim, ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.txn import Fence
 
 OWNER = "worker-a"
 

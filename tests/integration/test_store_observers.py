@@ -12,10 +12,11 @@ import pytest
 
 from agent_node.errors import Fenced
 from agent_node.store import Store, Txn
-from agent_node.store.base import Commit, Fence
+from agent_node.store.base import Commit
 from agent_node.store.memory import MemoryStore
 from agent_node.store.notify import HELD, HOLD
 from agent_node.store.records import ExecutionRecord, WorkItem
+from agent_node.store.txn import Fence
 
 
 def _record(execution_id: str) -> ExecutionRecord:

@@ -14,7 +14,7 @@ import json
 import uuid
 
 from agent_node.store import ExecutionRecord, Store
-from agent_node.store.base import Txn
+from agent_node.store.txn import Txn
 
 __all__ = ["fill"]
 

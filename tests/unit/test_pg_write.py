@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agent_node.store.base import StateWrite, Txn
 from agent_node.store.pg_write import compact
 from agent_node.store.records import DelegationRecord, ExecutionRecord, WaitRecord, WorkItem
+from agent_node.store.txn import StateWrite, Txn
 
 
 def _txn() -> Txn:
