@@ -329,17 +329,16 @@ def table(results: dict[str, dict[str, list[tuple[float, float]]]], best: bool =
 def _measures(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The measures asked for, checked against the mode's."""
     measures = [m for m in args.measures.split(",") if m]
-    if args.instructions or args.paired:  # sends on one connection: "send"
-        measures = list(dict.fromkeys("send" if m.startswith("send") else m for m in measures))
-    unknown = (
-        set(measures) - set(MEASURES) - ({"send"} if args.instructions or args.paired else set())
-    )
     if args.bytecodes:  # steps only: a request's bytecodes run in a served node
-        steps = [m for m in measures if m in ("seq", "conc")]
-        unknown |= set() if args.measures == parser.get_default("measures") else set(measures)
-        unknown -= set(steps)
-        measures = steps
-    if unknown:
+        if args.measures == parser.get_default("measures"):
+            measures = ["seq", "conc"]
+        known = {"seq", "conc"}
+    elif args.instructions or args.paired:  # sends on one connection: "send"
+        measures = list(dict.fromkeys("send" if m.startswith("send") else m for m in measures))
+        known = {*MEASURES, "send"}
+    else:
+        known = set(MEASURES)
+    if unknown := set(measures) - known:
         parser.error(f"unknown measures: {sorted(unknown)}")
     return measures
 
