@@ -12,9 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from agent_node.store.records import (
-    TERMINAL,
-)
+from agent_node.store.records import TERMINAL
 from agent_node.store.sql_rows import (
     delegation_row,
     event_row,
