@@ -39,10 +39,19 @@ _COPY: dict[int, tuple[Callable[[sqlite3.Connection], None], ...]] = {
 def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
     """Create the schema, or bring an older one up to date (versions add
     tables, columns and indexes — the columns first, which new indexes need
-    — and version 10 rebuilds the work and events tables)."""
+    — and version 10 rebuilds the work and events tables). A store of this
+    version is left as it is, as on PostgreSQL: no DDL runs, and opening it
+    does not import SQLAlchemy (a fifth of a command's time, ~0.2 s)."""
     row = None
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_info'").fetchone():
         row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
+    if row is not None and int(row[0]) >= SCHEMA_VERSION:
+        if int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"store schema version {row[0]} is newer than this agent-node's"
+                f" {SCHEMA_VERSION}; upgrade agent-node"
+            )
+        return None, []
     older = range(int(row[0]) + 1, SCHEMA_VERSION + 1) if row is not None else range(0)
     for version in older:
         _before_ddl(conn, version)
@@ -57,13 +66,7 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
         conn.execute(
             "INSERT INTO schema_info (key, value) VALUES ('version', ?)", (str(SCHEMA_VERSION),)
         )
-    elif int(row[0]) > SCHEMA_VERSION:
-        raise StoreError(
-            f"store schema version {row[0]} is newer than this agent-node's {SCHEMA_VERSION};"
-            " upgrade agent-node"
-        )
-    elif int(row[0]) < SCHEMA_VERSION:
-        # Columns were added above; the DDL (IF NOT EXISTS) made the rest.
+    else:  # older: its columns were added above; the DDL (IF NOT EXISTS) made the rest
         conn.execute(
             "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
         )

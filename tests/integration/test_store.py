@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -330,6 +333,48 @@ async def test_a_store_newer_than_the_code_is_refused(durable_url: str) -> None:
     newer = store_from_url(durable_url)
     with pytest.raises(StoreError, match="version 99 is newer"):
         await newer.open()
+
+
+async def test_a_store_newer_than_the_code_is_left_as_it_is(durable_url: str) -> None:
+    s = store_from_url(durable_url)
+    await s.open()
+    await s.close()
+    # As a newer version might: an index of ours dropped, the version raised.
+    await _run_sql(
+        durable_url, ["DROP INDEX ix_work_available", "UPDATE schema_info SET value = '99'"]
+    )
+    with pytest.raises(StoreError, match="version 99 is newer"):
+        await store_from_url(durable_url).open()
+    found = await _run_sql(durable_url, [], INDEX_QUERY[durable_url.split(":")[0]])
+    assert found == 0  # our DDL did not run over it
+
+
+#: Whether the work table's index of when work is due exists, per driver.
+INDEX_QUERY = {
+    "sqlite": "SELECT count(*) FROM sqlite_master WHERE name = 'ix_work_available'",
+    "postgresql": "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_work_available'",
+}
+
+
+def test_a_current_sqlite_store_opens_without_its_ddl(tmp_path: Path) -> None:
+    """Opening a store of this version runs no DDL: a command that reads it
+    does not pay SQLAlchemy's import (what makes the DDL), ~0.2 s."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    opened = (
+        "import asyncio, sys\n"
+        "from agent_node.store import store_from_url\n"
+        "async def main():\n"
+        "    store = store_from_url(sys.argv[1])\n"
+        "    await store.open()\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    run = [sys.executable, "-c", opened, url]
+    made = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert made.stdout.strip() == "True", made  # a new store: its DDL made it
+    reopened = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert reopened.stdout.strip() == "False", reopened
 
 
 async def _run_sql(url: str, statements: list[str], query: str | None = None) -> object:
