@@ -4,16 +4,19 @@ table), and a store of schema 8 gets them on upgrade."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from support.raw_sql import run_sql
 
 from agent_node.store import Txn, store_from_url
 from agent_node.store.listing import Filters, page
 from agent_node.store.records import ExecutionRecord
 from agent_node.store.schema import SCHEMA_VERSION
+from agent_node.store.sql import numbered
 
 INDEXES = ("ix_executions_caller", "ix_executions_context")
 
@@ -126,3 +129,58 @@ async def test_a_version_8_store_gets_the_partial_indexes(durable_url: str) -> N
     version = await run_sql(durable_url, [], "SELECT value FROM schema_info")
     assert version == [(str(SCHEMA_VERSION),)]
     await _assert_partial_and_used(durable_url)
+
+
+def _rows_filtered(plan: Any) -> int:
+    """Rows a plan's nodes read and threw away ("Rows Removed by Filter")."""
+    if isinstance(plan, list):
+        return sum(_rows_filtered(p) for p in plan)
+    if not isinstance(plan, dict):
+        return 0
+    removed = int(plan.get("Rows Removed by Filter", 0))
+    return removed + sum(_rows_filtered(v) for v in plan.values() if isinstance(v, list | dict))
+
+
+async def test_a_listing_by_last_change_reads_the_few_under_a_generic_plan(pg_url: str) -> None:
+    """asyncpg prepares every statement, and PostgreSQL plans a prepared
+    statement for any parameters after a few runs: that plan cannot know
+    that few finished executions changed since ``T``. It must still read
+    them on the index of finished times, not walk the newest-first index
+    through every row to find them (0.3 s a listing with a million)."""
+    store = store_from_url(pg_url)
+    await store.open()
+    await store.close()
+    t0 = time.time() - 100_000
+    # 20,000 finished executions, one a second, the 10 oldest finished last
+    # (written by SQL, at once; PostgreSQL plans for 20,000 rows as for a
+    # million).
+    fill = (
+        "INSERT INTO executions (id, workflow_id, workflow_version, status, state, cursor,"
+        " last_seq, created_at, updated_at)"
+        f" SELECT 'f' || lpad(n::text, 5, '0'), 'wf', '1', 'completed', '{{}}', '', 0,"
+        f" {t0} + n, {t0} + n + CASE WHEN n < 10 THEN 50000 ELSE 0 END"
+        " FROM generate_series(0, 19999) n"
+    )
+    await run_sql(pg_url, [fill, "ANALYZE executions"])  # as autovacuum would have
+
+    conn = await asyncpg.connect(pg_url)
+    plans: list[Any] = []
+
+    async def fetch(sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        name = f"listing{len(plans)}"  # prepared in SQL: EXPLAIN EXECUTE shows its plan
+        await conn.execute(f"PREPARE {name} AS {numbered(sql)}")
+        call = f"EXECUTE {name}({', '.join(map(repr, params))})"
+        plans.append(json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {call}")))
+        return list(await conn.fetch(call))
+
+    try:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        since = Filters(updated_after=t0 + 40_000)
+        rows = await page(fetch, since, limit=5, offset=0, before=None, sqlite=False)
+        assert [row[0] for row in rows] == [f"f{n:05d}" for n in (9, 8, 7, 6, 5)]
+        none = Filters(updated_after=t0 + 90_000)
+        assert await page(fetch, none, limit=5, offset=0, before=None, sqlite=False) == []
+    finally:
+        await conn.close()
+    assert [_rows_filtered(plan) for plan in plans] == [0, 0, 0, 0], plans
+    assert all("$1" in json.dumps(plan) for plan in plans)  # generic plans
