@@ -35,7 +35,7 @@ from typing import Any
 from agent_node.store.records import TERMINAL, Asking
 from agent_node.store.sql import ASKING, EXECUTION_COLUMNS, LIVE, LIVE_IN, TERMINAL_IN
 
-__all__ = ["FINISHED_BACKFILL", "FINISHED_DDL", "PROBE", "Filters", "count", "page"]
+__all__ = ["FINISHED_BACKFILL", "FINISHED_DDL", "PROBE", "Fetch", "Filters", "count", "page"]
 
 #: Runs one statement; its rows.
 Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]

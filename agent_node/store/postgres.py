@@ -26,15 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
-from agent_node.store.listing import Filters, count, page
+from agent_node.store.listing import Fetch, Filters, count, page
 from agent_node.store.notify import Notifying
 from agent_node.store.pg_conn import full, keep_session
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
@@ -62,6 +62,7 @@ from agent_node.store.sql_rows import (
 __all__ = ["PostgresStore"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _PRUNE_LOCK = 0x7072756E65  # "prune": one replica prunes at a time
 
 
@@ -253,8 +254,10 @@ class PostgresStore(PgWrites, Notifying):
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
-        rows = await page(
-            self._fetch_numbered, filters, limit=limit, offset=offset, before=before, sqlite=False
+        rows = await self._listing(
+            lambda fetch: page(
+                fetch, filters, limit=limit, offset=offset, before=before, sqlite=False
+            )
         )
         return await self._with_state([execution_from_row(tuple(r)) for r in rows])
 
@@ -286,11 +289,25 @@ class PostgresStore(PgWrites, Notifying):
         updated_after: float | None = None,
     ) -> int:
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
-        return await count(self._fetch_numbered, filters)
+        return await self._listing(lambda fetch: count(fetch, filters))
 
-    async def _fetch_numbered(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """``_fetch`` of a statement written with ``?`` placeholders (:mod:`.listing`)."""
-        return await self._fetch(numbered(sql), *params)
+    async def _listing(self, run: Callable[[Fetch], Awaitable[T]]) -> T:
+        """``run`` a listing's or a count's statements (:mod:`.listing`, ``?``
+        placeholders) in one read-only snapshot, each planned for its
+        parameters. asyncpg prepares every statement, and PostgreSQL plans a
+        prepared statement once for any parameters after its fifth run; a
+        listing's best plan depends on how many rows its filters match (a
+        status no execution has walks the newest-first index through every
+        row under that plan: 0.2-7 s with a million), and its statements are
+        few and read many rows, so planning each run costs little beside it."""
+        async with self._connection() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+                async def fetch(sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+                    return list(await conn.fetch(numbered(sql), *params))
+
+                return await run(fetch)
 
     async def prune(self, before: float, limit: int) -> int:
         async def job(conn: asyncpg.Connection) -> int:
