@@ -24,6 +24,13 @@ PostgreSQL store numbers them) and run them through a ``fetch`` of their own.
   past :data:`PROBE` subtracts the finished ones changed before ``T``
   from the kept total, when those are fewer; a ``T`` in the middle of a
   huge store is the one case left that counts its rows.
+* **The index** is PostgreSQL's to choose, each statement planned for its
+  parameters (the store asks it to: :meth:`.PostgresStore._listing`).
+  SQLite keeps no statistics of what an index holds, so the store chooses
+  for it when filters meet (or a last change is asked): each filter's rows
+  are counted on its own index, up to :data:`PROBE`, and the listing reads
+  those of the fewest (:func:`_driver`); the live executions are read on the
+  status index (as many as the work in hand).
 """
 
 from __future__ import annotations
@@ -105,6 +112,51 @@ class Filters:
             clauses.append(ASKING[self.asking])
         return clauses, params
 
+    def indexed(self) -> list[tuple[str, str, list[Any]]]:
+        """Each filter that has an index of its own, alone: the index, the
+        condition and its parameters (``updated_after``: the finished ones')."""
+        found: list[tuple[str, str, list[Any]]] = []
+        if self.status:
+            values = list(self.status)
+            condition = f"status IN ({', '.join('?' * len(values))})"
+            found.append(("ix_executions_status", condition, values))
+        for column, index in _INDEXES.items():
+            value = getattr(self, column)
+            if value is not None:
+                found.append((index, f"{column} = ?", [value]))
+        if self.updated_after is not None:
+            found.append((_FINISHED, "finished_at >= ?", [self.updated_after]))
+        return found
+
+
+#: The index of each filter by one value (all but ``status``').
+_INDEXES = {
+    "workflow_id": "ix_executions_workflow",
+    "context_id": "ix_executions_context",
+    "caller": "ix_executions_caller",
+}
+_FINISHED = "ix_executions_finished"
+
+
+async def _driver(fetch: Fetch, filters: Filters) -> tuple[str, str, list[Any]] | None:
+    """SQLite: the filter whose index holds the fewest rows, when it holds
+    fewer than :data:`PROBE` (None: each holds more, or there is one filter
+    and it is not ``updated_after``'s). SQLite keeps no statistics of the
+    values in an index: given a status no execution has and a workflow every
+    one runs, or a last change and a common status, it may walk the index
+    that matches a million rows to find none (0.7-1.7 s). Counting each
+    filter's rows, up to PROBE, on its own index reads at most PROBE
+    entries of each; the listing then reads the fewest."""
+    indexed = filters.indexed()
+    if len(indexed) < 2 and filters.updated_after is None:
+        return None  # one filter: SQLite reads its own index
+    best: tuple[int, tuple[str, str, list[Any]]] | None = None
+    for index, condition, params in indexed:
+        found = await _bounded(fetch, condition, params, index=index)
+        if found < PROBE and (best is None or found < best[0]):
+            best = (found, (index, condition, params))
+    return None if best is None else best[1]
+
 
 async def page(
     fetch: Fetch,
@@ -121,9 +173,22 @@ async def page(
         clauses.append("(created_at, id) < (?, ?)")
         params.extend(before)
     since = filters.updated_after
-    few = since is not None and (
-        await _bounded(fetch, "finished_at >= ?", since, clauses, params) < PROBE
-    )
+    if sqlite:
+        driver = await _driver(fetch, filters)
+        if driver is not None and driver[0] != _FINISHED:  # few rows of one filter: those
+            if since is not None:
+                clauses.append("updated_at >= ?")
+                params.append(since)
+            sql = (
+                f"SELECT {EXECUTION_COLUMNS} FROM executions INDEXED BY {driver[0]}"
+                f"{_where(clauses)}{_ORDER} LIMIT ? OFFSET ?"
+            )
+            return await fetch(sql, [*params, limit, offset])
+        few = driver is not None
+    else:
+        few = since is not None and (
+            await _bounded(fetch, "finished_at >= ?", [since], clauses, params) < PROBE
+        )
     if not few:
         if since is not None:  # enough finished ones match: newest first finds them
             clauses.append("updated_at >= ?")
@@ -148,15 +213,25 @@ async def page(
         f" LIMIT {2 * PROBE}) f{_ORDER} LIMIT {first}"
     )
     live = (
-        f"SELECT {EXECUTION_COLUMNS} FROM executions"
+        f"SELECT {EXECUTION_COLUMNS} FROM executions{_live_hint(sqlite)}"
         f"{_where([f'status IN {_LIVE}', 'updated_at >= ?', *clauses])}{_ORDER} LIMIT {first}"
     )
     sql = f"SELECT * FROM ({done}) d UNION ALL SELECT * FROM ({live}) l{_ORDER} LIMIT ? OFFSET ?"
     return await fetch(sql, [since, *params, since, *params, limit, offset])
 
 
+def _live_hint(sqlite: bool) -> str:
+    """The live executions are read on the status index (they are as many as
+    the work in hand); SQLite, knowing no better, may read those of a caller
+    or a workflow on theirs, finished ones and all (70-700 ms a count)."""
+    return " INDEXED BY ix_executions_status" if sqlite else ""
+
+
 def _kept(
-    status: Collection[str] | None, workflow_id: str | None, caller: str | None
+    status: Collection[str] | None,
+    workflow_id: str | None,
+    caller: str | None,
+    sqlite: bool,
 ) -> tuple[str, list[Any]]:
     """A count by ``status``, ``workflow_id`` and ``caller``: the kept counts
     of the finished statuses asked for (:mod:`.counts`), plus the rows of the
@@ -175,17 +250,17 @@ def _kept(
         params.extend(more)
     if live := sorted(statuses - TERMINAL):
         clauses, more = Filters(status=live, workflow_id=workflow_id, caller=caller).clauses()
-        parts.append(f"(SELECT COUNT(*) FROM executions{_where(clauses)})")
+        parts.append(f"(SELECT COUNT(*) FROM executions{_live_hint(sqlite)}{_where(clauses)})")
         params.extend(more)
     return "SELECT " + (" + ".join(parts) or "0"), params
 
 
-async def count(fetch: Fetch, filters: Filters) -> int:
+async def count(fetch: Fetch, filters: Filters, *, sqlite: bool) -> int:
     """How many executions ``filters`` match."""
     kept = filters.context_id is None and filters.asking is None
     if filters.updated_after is None:
         if kept:
-            sql, params = _kept(filters.status, filters.workflow_id, filters.caller)
+            sql, params = _kept(filters.status, filters.workflow_id, filters.caller, sqlite)
         else:
             clauses, params = filters.clauses()
             sql = f"SELECT COUNT(*) FROM executions{_where(clauses)}"
@@ -193,16 +268,23 @@ async def count(fetch: Fetch, filters: Filters) -> int:
     since = filters.updated_after
     clauses, params = filters.clauses()
     live_sql = (
-        f"SELECT COUNT(*) FROM executions"
+        f"SELECT COUNT(*) FROM executions{_live_hint(sqlite)}"
         f"{_where([f'status IN {_LIVE}', 'updated_at >= ?', *clauses])}"
     )
     live = int((await fetch(live_sql, [since, *params]))[0][0])
-    done = await _bounded(fetch, "finished_at >= ?", since, clauses, params)
+    driver = await _driver(fetch, filters) if sqlite else None
+    if driver is not None:  # one filter's few rows, counted on its index
+        sql = (
+            f"SELECT COUNT(*) FROM executions INDEXED BY {driver[0]}"
+            f"{_where(['finished_at >= ?', *clauses])}"
+        )
+        return live + int((await fetch(sql, [since, *params]))[0][0])
+    done = await _bounded(fetch, "finished_at >= ?", [since], clauses, params)
     if done >= PROBE and kept:
-        earlier = await _bounded(fetch, "finished_at < ?", since, clauses, params)
+        earlier = await _earlier(fetch, since, clauses, params, sqlite)
         if earlier < PROBE:
             statuses = TERMINAL if filters.status is None else set(filters.status) & TERMINAL
-            sql, kept_params = _kept(statuses, filters.workflow_id, filters.caller)
+            sql, kept_params = _kept(statuses, filters.workflow_id, filters.caller, sqlite)
             return live + int((await fetch(sql, kept_params))[0][0] or 0) - earlier
     if done >= PROBE:
         sql = f"SELECT COUNT(*) FROM executions{_where(['finished_at >= ?', *clauses])}"
@@ -210,15 +292,41 @@ async def count(fetch: Fetch, filters: Filters) -> int:
     return live + done
 
 
-async def _bounded(
-    fetch: Fetch, condition: str, since: float, clauses: list[str], params: list[Any]
+async def _earlier(
+    fetch: Fetch, since: float, clauses: list[str], params: list[Any], sqlite: bool
 ) -> int:
-    """How many finished executions match, counted up to :data:`PROBE`."""
+    """How many finished executions that match changed before ``since``,
+    counted up to :data:`PROBE`. SQLite: exactly, on the index of finished
+    times, when fewer than PROBE finished before ``since`` at all (else
+    PROBE): on another index it may walk every row of a caller or a status."""
+    if not sqlite:
+        return await _bounded(fetch, "finished_at < ?", [since], clauses, params)
+    if await _bounded(fetch, "finished_at < ?", [since], index=_FINISHED) >= PROBE:
+        return PROBE
     sql = (
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM executions"
-        f"{_where([condition, *clauses])} LIMIT {PROBE}) p"
+        f"SELECT COUNT(*) FROM executions INDEXED BY {_FINISHED}"
+        f"{_where(['finished_at < ?', *clauses])}"
     )
     return int((await fetch(sql, [since, *params]))[0][0])
+
+
+async def _bounded(
+    fetch: Fetch,
+    condition: str,
+    values: list[Any],
+    clauses: Sequence[str] = (),
+    params: Sequence[Any] = (),
+    *,
+    index: str | None = None,
+) -> int:
+    """How many executions match, counted up to :data:`PROBE` (SQLite: on
+    ``index``)."""
+    hint = f" INDEXED BY {index}" if index else ""
+    sql = (
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM executions{hint}"
+        f"{_where([condition, *clauses])} LIMIT {PROBE}) p"
+    )
+    return int((await fetch(sql, [*values, *params]))[0][0])
 
 
 def _where(clauses: list[str]) -> str:

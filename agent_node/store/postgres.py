@@ -289,7 +289,7 @@ class PostgresStore(PgWrites, Notifying):
         updated_after: float | None = None,
     ) -> int:
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
-        return await self._listing(lambda fetch: count(fetch, filters))
+        return await self._listing(lambda fetch: count(fetch, filters, sqlite=False))
 
     async def _listing(self, run: Callable[[Fetch], Awaitable[T]]) -> T:
         """``run`` a listing's or a count's statements (:mod:`.listing`, ``?``

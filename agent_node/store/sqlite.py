@@ -167,7 +167,7 @@ class SqliteStore(SqliteWrites, Notifying):
         updated_after: float | None = None,
     ) -> int:
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
-        return await count(self._fetch, filters)
+        return await count(self._fetch, filters, sqlite=True)
 
     async def prune(self, before: float, limit: int) -> int:
         def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
