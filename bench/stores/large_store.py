@@ -15,7 +15,9 @@ loopback, one request at a time:
 * ``GetTask`` of random finished tasks;
 * ``ListTasks`` as an operator: the first page, a page deep in the list (its
   token), a status filter, a context, changed in the last hour (few match)
-  and in the last two days (all match);
+  and in the last two days (all match); a status no task has (FAILED), alone
+  and with a change in two days (filters that meet: each on its own matches
+  none or all);
 * ``SendMessage`` (starting and finishing an execution);
 * ``agent-node executions`` and ``agent-node inspect ID`` (whole commands).
 
@@ -189,6 +191,16 @@ def measure(
                     ),
                     samples,
                 )
+            # Filters that meet, each of them matching many or none: a status
+            # no task has, alone and with a change in two days (all changed).
+            failed = {"pageSize": 50, "status": "TASK_STATE_FAILED"}
+            rows["ListTasks status FAILED (none)"] = timed(
+                lambda: rpc("ListTasks", failed), samples
+            )
+            two_days = dt.datetime.fromtimestamp(time.time() - 2 * 86400, dt.UTC).isoformat()
+            rows["ListTasks FAILED, changed in two days"] = timed(
+                lambda: rpc("ListTasks", {**failed, "statusTimestampAfter": two_days}), samples
+            )
             message = {"role": "ROLE_USER", "parts": [{"text": "hi"}]}
             rows["SendMessage (start + finish)"] = timed(
                 lambda: rpc(
