@@ -317,7 +317,7 @@ class PostgresStore(PgWrites, Notifying):
         a million), and its statements are few and read many rows, so
         planning each run costs little beside it. Their connections are
         opened so (``plan_cache_mode``): a transaction setting it for each
-        listing cost 0.4 ms of round trips, twice the listing itself."""
+        listing cost 0.4 ms of round trips, doubling a listing's time."""
         reads = self._reads
         if reads is None:
             raise StoreError(f"the store {self.url} is not open")
