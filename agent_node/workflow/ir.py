@@ -18,6 +18,7 @@ Graph conventions:
 
 from __future__ import annotations
 
+import importlib
 import random
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal, TypeVar
@@ -187,6 +188,14 @@ def parse_node(node_id: str, raw: Mapping[str, Any]) -> NodeSpec:
     """Build the spec of one node from its mapping (``type`` picks the class)."""
     kind = raw.get("type")
     cls = NODE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None and isinstance(kind, str):
+        # The built-in types above the core ones (model, tool, http, eval,
+        # delegate) register themselves when ``agent_node.nodes`` is imported;
+        # a YAML file may name one before anything did (``load_workflow`` in
+        # a fresh process). That package sits above this one: imported by
+        # name, when a file needs it.
+        importlib.import_module("agent_node.nodes")
+        cls = NODE_TYPES.get(kind)
     if cls is None:
         known = ", ".join(sorted(NODE_TYPES))
         raise ValueError(f"unknown node type {kind!r} (known: {known})")

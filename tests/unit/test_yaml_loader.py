@@ -202,3 +202,27 @@ def test_state_schema_problem(tmp_path: Path) -> None:
     error = failure(tmp_path, replace("{type: number, default: 0}", "{type: decimal}"))
     assert error.field == "state_schema"
     assert "unknown type 'decimal'" in str(error)
+
+
+def test_a_fresh_process_loads_every_shipped_workflow_file() -> None:
+    """The node types above the core ones (model, tool, http, eval, delegate)
+    register themselves when their package is imported; ``load_workflow``
+    in a process that imported nothing else still knows them (it said
+    "unknown node type 'model'")."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    files = [p for p in sorted(root.glob("*/*.yaml")) if "\nworkflow:" in "\n" + p.read_text()]
+    assert len(files) >= 5, files
+    loaded = (
+        "import sys, agent_node\n"
+        "for path in sys.argv[1:]:\n"
+        "    wf = agent_node.load_workflow(path)\n"
+        "    print(*sorted({type(n).__name__ for n in wf.ir.nodes.values()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", loaded, *map(str, files)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    types = set(done.stdout.split())
+    assert {"ModelNode", "EvalNode", "DelegateNode"} <= types, done.stdout
