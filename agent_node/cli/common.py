@@ -15,16 +15,17 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
-from agent_node.config import TlsSettings
 from agent_node.errors import AgentNodeError, ConfigError, UnknownExecution, UsageError
-from agent_node.runtime import Runtime
 from agent_node.store import Store, default_store_url, store_from_url
-from agent_node.workflow.compiled import CompiledWorkflow
-from agent_node.workflow.loading import load_workflow
+
+if TYPE_CHECKING:  # imported where used: commands that only read a store skip them (~0.15 s)
+    from agent_node.config import TlsSettings
+    from agent_node.runtime import Runtime
+    from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = [
     "EXIT_FAILURE",
@@ -118,6 +119,8 @@ async def started_runtime(
     """
     store = store_from_url(url, create=create)
     new_file = _new_file(store)
+    from agent_node.runtime import Runtime
+
     runtime = Runtime(store, **options)
     for workflow in workflows:
         runtime.workflows.add(workflow)
@@ -164,6 +167,8 @@ def load_target(ref: str) -> CompiledWorkflow:
     A workflow loaded from ``path/to/file.py:attr`` lives in a module named
     after its path, which no other process can import; an absolute path can.
     """
+    from agent_node.workflow.loading import load_workflow
+
     compiled = load_workflow(ref)
     return dataclasses.replace(compiled, ref=_portable_ref(ref))
 
@@ -185,6 +190,8 @@ def tls_from_cert_dir(cert_dir: Path | None, identity: str | None) -> TlsSetting
     if cert_dir is None or identity is None:
         return None
     folder = cert_dir.resolve()
+    from agent_node.config import TlsSettings
+
     return TlsSettings(
         cert=str(folder / f"{identity}.pem"),
         key=str(folder / f"{identity}-key.pem"),
