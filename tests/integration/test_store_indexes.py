@@ -1,6 +1,9 @@
-"""The indexes by caller and by context hold only the executions that have
-one (schema 9): listings by caller or context still read them (not the
-table), and a store of schema 8 gets them on upgrade."""
+"""The indexes listings read. Those by caller and by context hold only the
+executions that have one (schema 9): listings by caller or context still
+read them (not the table), and a store of schema 8 gets them on upgrade.
+Where filters meet, or a last change is asked, a listing reads the few rows
+it needs on the right index, whatever SQLite knows of what its indexes hold
+or whatever plan PostgreSQL would reuse for any values."""
 
 from __future__ import annotations
 
