@@ -101,9 +101,9 @@ class Filters:
         params: list[Any] = []
         if self.status is not None:
             values = list(self.status)
-            clauses.append(f"status IN ({', '.join('?' * len(values))})" if values else "0 = 1")
+            clauses.append(_status_in(values) if values else "0 = 1")
             params.extend(values)
-        for column in ("workflow_id", "context_id", "caller"):
+        for column in _INDEXES:
             value = getattr(self, column)
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -118,8 +118,7 @@ class Filters:
         found: list[tuple[str, str, list[Any]]] = []
         if self.status:
             values = list(self.status)
-            condition = f"status IN ({', '.join('?' * len(values))})"
-            found.append(("ix_executions_status", condition, values))
+            found.append(("ix_executions_status", _status_in(values), values))
         for column, index in _INDEXES.items():
             value = getattr(self, column)
             if value is not None:
@@ -136,6 +135,10 @@ _INDEXES = {
     "caller": "ix_executions_caller",
 }
 _FINISHED = "ix_executions_finished"
+
+
+def _status_in(values: Sequence[str]) -> str:
+    return f"status IN ({', '.join('?' * len(values))})"
 
 
 async def _driver(fetch: Fetch, filters: Filters) -> tuple[str, str, list[Any]] | None:
