@@ -29,7 +29,7 @@ from .render import detail, status_text, truncate
 __all__ = ["Step", "Watcher", "follow", "short_ids", "steps_table"]
 
 POLL = 0.15
-_UUID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}([0-9a-f]{8})\b")
 _ENDS = {
     "execution_completed": "completed",
     "execution_failed": "failed",
@@ -90,8 +90,10 @@ class Watcher:
 
 
 def short_ids(text: str) -> str:
-    """Task ids cut to their first eight digits (the view is narrow; inspect has them whole)."""
-    return _UUID.sub(r"\1", text)
+    """Task ids cut to their last eight digits (the view is narrow; inspect
+    has them whole): new ids start with their time, so the tasks of one
+    run start alike, and end with random digits."""
+    return _UUID.sub(r"…\1", text)
 
 
 def _status(events: list[Event]) -> str:

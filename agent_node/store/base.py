@@ -180,6 +180,7 @@ class Store(Protocol):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
@@ -193,7 +194,9 @@ class Store(Protocol):
         A2A's INPUT_REQUIRED, ``auth`` AUTH_REQUIRED, ``none`` neither).
         ``caller``: only those whose ``metadata`` names that ``caller`` (the
         identity that created them). ``updated_after``: only those changed
-        at or after that time (epoch seconds)."""
+        at or after that time (epoch seconds). ``id_prefix``: only those
+        whose id starts with it (on an index: a search by the start of an
+        id costs what the ids that match cost, not the store)."""
 
     async def count_executions(
         self,
@@ -204,6 +207,7 @@ class Store(Protocol):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 

@@ -209,11 +209,14 @@ class MemoryStore(MemoryOutbox, Notifying):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        rows = self._matching(status, workflow_id, context_id, asking, caller, updated_after)
+        rows = self._matching(
+            status, workflow_id, context_id, asking, caller, updated_after, id_prefix
+        )
         if before is not None:
             rows = [r for r in rows if (r.created_at, r.id) < before]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
@@ -228,8 +231,13 @@ class MemoryStore(MemoryOutbox, Notifying):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
     ) -> int:
-        return len(self._matching(status, workflow_id, context_id, asking, caller, updated_after))
+        return len(
+            self._matching(
+                status, workflow_id, context_id, asking, caller, updated_after, id_prefix
+            )
+        )
 
     def _matching(
         self,
@@ -239,6 +247,7 @@ class MemoryStore(MemoryOutbox, Notifying):
         asking: Asking | None,
         caller: str | None,
         updated_after: float | None,
+        id_prefix: str | None,
     ) -> list[ExecutionRecord]:
         return [
             r
@@ -249,6 +258,7 @@ class MemoryStore(MemoryOutbox, Notifying):
             and (asking is None or self._asking(r) == asking)
             and (caller is None or r.caller == caller)
             and (updated_after is None or r.updated_at >= updated_after)
+            and (not id_prefix or r.id.startswith(id_prefix))
         ]
 
     def _asking(self, record: ExecutionRecord) -> Asking:

@@ -265,11 +265,12 @@ class PostgresStore(PgWrites, Notifying):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         rows = await self._listing(
             lambda fetch: page(
                 fetch, filters, limit=limit, offset=offset, before=before, sqlite=False
@@ -303,8 +304,9 @@ class PostgresStore(PgWrites, Notifying):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
     ) -> int:
-        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         return await self._listing(lambda fetch: count(fetch, filters, sqlite=False))
 
     async def _listing(self, run: Callable[[Fetch], Awaitable[T]]) -> T:

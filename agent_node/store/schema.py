@@ -45,7 +45,9 @@ Tables (see DESIGN.md, "Durability"):
   (:mod:`.sqlite_work`), and makes its ``events`` a rowid table keyed by
   ``executions.num << 32 | seq`` (:mod:`.sqlite_events`); the upgrade
   numbers the executions and copies both tables. PostgreSQL's tables are
-  those of version 9.
+  those of version 9. Version 11 gives PostgreSQL's executions an index of
+  their ids in code point order (``ix_executions_id``), for a search by the
+  start of an id whatever the database's collation; SQLite's are as in 10.
 
 Versions add: :data:`MIGRATIONS` names the tables each version added (or
 whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
@@ -78,7 +80,7 @@ __all__ = [
     "ddl",
 ]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 #: PostgreSQL: the executions table's pages are filled to 70 % by inserts,
 #: the rest kept for the new versions of their rows. A step updates its
 #: execution's row (its cursor, ``last_seq``, ``updated_at``: no indexed
@@ -102,6 +104,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     8: ("execution_counts", "executions"),  # and ix_executions_finished
     9: ("executions",),  # its partial indexes by caller and context
     10: (),  # SQLite: work rebuilt in slots (sqlite_schema); PostgreSQL: nothing
+    11: ("executions",),  # PostgreSQL: ix_executions_id; SQLite: nothing
 }
 #: The indexes a version redefines: dropped before its DDL makes them again.
 REPLACED_INDEXES: dict[int, tuple[str, ...]] = {
@@ -145,7 +148,18 @@ _TRIGGERS_WITH = "execution_counts"
 
 
 def _metadata(dialect_name: str) -> MetaData:
-    from sqlalchemy import BigInteger, Column, Double, Index, Integer, MetaData, Table, Text, text
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        Double,
+        Index,
+        Integer,
+        MetaData,
+        Table,
+        Text,
+        collate,
+        text,
+    )
 
     metadata = MetaData()
     # SQLite's work and events are keyed by numbers (schema version 10).
@@ -206,6 +220,12 @@ def _metadata(dialect_name: str) -> MetaData:
         ),
         postgresql_with=EXECUTIONS_STORAGE,
     )
+    if not slotted:
+        # PostgreSQL (version 11): the ids in code point order, where a start
+        # of an id is one range whatever the database's collation (the key's
+        # index is in that collation; store/listing.py). SQLite's key is so.
+        executions = metadata.tables["executions"]
+        Index("ix_executions_id", collate(executions.c.id, "C"))
     # A rowid table in SQLite (not WITHOUT ROWID): its values are large, and
     # large values belong in overflow pages, not in the b-tree's own.
     Table(

@@ -146,11 +146,12 @@ class SqliteStore(SqliteWrites, Notifying):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
     ) -> list[ExecutionRecord]:
-        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         rows = await page(
             self._fetch, filters, limit=limit, offset=offset, before=before, sqlite=True
         )
@@ -165,8 +166,9 @@ class SqliteStore(SqliteWrites, Notifying):
         asking: Asking | None = None,
         caller: str | None = None,
         updated_after: float | None = None,
+        id_prefix: str | None = None,
     ) -> int:
-        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after)
+        filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         return await count(self._fetch, filters, sqlite=True)
 
     async def prune(self, before: float, limit: int) -> int:

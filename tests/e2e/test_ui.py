@@ -126,6 +126,20 @@ async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question
     await expect(row).to_be_visible()
     await expect(row.locator(".status")).to_have_text("waiting")
     await page.screenshot(path=str(shots / "overview.png"), full_page=True)
+    # The three tasks, made in one second, are told apart by what is shown
+    # of their ids, and found by it.
+    rows = page.locator("tr.row")
+    await expect(rows).to_have_count(3)
+    shown = await rows.locator("a.id").all_text_contents()
+    assert len(set(shown)) == 3, shown
+    search = page.locator("#filters input[name='q']")
+    await search.fill(await row.locator("a.id").inner_text())
+    await search.press("Enter")
+    await expect(rows).to_have_count(1)
+    await expect(row).to_be_visible()
+    await search.fill("")
+    await search.press("Enter")
+    await expect(rows).to_have_count(3)
 
     # The task: its graph, and its delegations across the three nodes.
     await row.click()

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -200,6 +201,34 @@ async def test_list_executions_filters_newest_first(store: Store) -> None:
     assert joined is not None and joined.meta() == {"joined": True}
     assert await store.count_executions() == 3
     assert await store.count_executions(status=["completed", "pending"], context_id="ctx-1") == 1
+
+
+async def test_list_executions_by_the_start_of_an_id(store: Store) -> None:
+    """``id_prefix``: the ids that start with it, by code point (no
+    collation's idea of equal letters or of punctuation to pass over),
+    newest first, paged and counted like any filter."""
+    names = ["ab-1", "ab-2", "abc", "ab", "aB-3", "ac", "b", "ab\u00e9", "ab\U0010ffff", "a\u00ff"]
+    for index, name in enumerate(names):
+        await store.create(record(name, created=1000.0 + index), lambda txn: None)
+    await store.apply("ab-2", lambda txn: setattr(txn.execution, "status", "completed"))
+
+    async def listed(prefix: str, **filters: Any) -> list[str]:
+        rows = await store.list_executions(id_prefix=prefix, **filters)
+        assert await store.count_executions(id_prefix=prefix, **filters) == len(rows)
+        return [r.id for r in rows]
+
+    assert await listed("ab-") == ["ab-2", "ab-1"]
+    newest_first = ["ab\U0010ffff", "ab\u00e9", "ab", "abc", "ab-2", "ab-1"]
+    assert await listed("ab") == newest_first
+    assert await listed("ab\U0010ffff") == ["ab\U0010ffff"]
+    assert await listed("a\u00ff") == ["a\u00ff"]
+    assert await listed("aB") == ["aB-3"]
+    assert await listed("abc") == ["abc"]
+    assert await listed("abd") == []
+    assert await listed("ab-", status=["completed"]) == ["ab-2"]
+    assert await listed("") == [r.id for r in await store.list_executions()]
+    page = await store.list_executions(id_prefix="ab", limit=2, before=(1000.0 + 7, "ab\u00e9"))
+    assert [r.id for r in page] == ["ab", "abc"]
 
 
 async def test_notifications_after_commit(store: Store) -> None:

@@ -264,3 +264,88 @@ async def test_listings_read_the_few_rows_they_need(durable_url: str) -> None:
                 assert min(took) < 0.008, (name, counted, took)
     finally:
         await store.close()
+
+
+#: Searches by the start of an id among 200,000 executions whose ids begin
+#: with their creation order, as new ids do (:mod:`agent_node.ids`): the
+#: ids that start alike are those of one stretch of time, here the oldest
+#: (a walk from the newest would pass every other). Each: how many match.
+ID_STARTS = {"f000": 1_000, "f00": 10_000, "f": 200_000, "g": 0, "f19999": 10}
+
+
+async def test_a_search_by_the_start_of_an_id_reads_the_ids_that_match(
+    durable_url: str,
+) -> None:
+    """Each search of :data:`ID_STARTS` finds its newest fifty, and counts
+    its matches, in about the time reading those matches takes (walking the
+    200,000 from the newest, or sorting them all, takes ten times as long)."""
+    store = store_from_url(durable_url)
+    await store.open()
+    await store.close()
+    rows = "SELECT 'f' || substr('00000' || n, -6, 6), 'wf', '1', 'completed', '{}', '', 0, n, n"
+    if not durable_url.startswith("sqlite"):
+        rows = rows.replace("substr('00000' || n, -6, 6)", "lpad(n::text, 6, '0')")
+    columns = "id, workflow_id, workflow_version, status, state, cursor, last_seq, created_at"
+    columns += ", updated_at"
+    if durable_url.startswith("sqlite"):
+        series = "WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 199999)"
+        await run_sql(durable_url, [f"{series} INSERT INTO executions ({columns}) {rows} FROM s"])
+    else:
+        await run_sql(
+            durable_url,
+            [
+                "SET session_replication_role = replica",  # no counts (see above)
+                f"INSERT INTO executions ({columns}) {rows} FROM generate_series(0, 199999) n",
+                "ANALYZE executions",
+            ],
+        )
+    store = store_from_url(durable_url)
+    await store.open()
+    try:
+        for prefix, matching in ID_STARTS.items():
+            newest = [f"f{n:06d}" for n in range(199_999, -1, -1) if f"f{n:06d}".startswith(prefix)]
+            took = []
+            for _ in range(5):
+                began = time.perf_counter()
+                found = await store.list_executions(id_prefix=prefix, limit=50)
+                took.append(time.perf_counter() - began)
+            assert [r.id for r in found] == newest[:50], prefix
+            assert len(newest) == matching
+            allowed = 0.008 + matching * 2e-6  # what reading the matches may take
+            assert min(took) < allowed, (prefix, took)
+            if matching <= 10_000:
+                assert await store.count_executions(id_prefix=prefix) == matching
+    finally:
+        await store.close()
+
+
+async def test_a_start_of_an_id_whatever_the_collation(pg_url: str) -> None:
+    """PostgreSQL compares the key by the database's collation, where a start
+    of an id need not be one range of the key's index: with punctuation
+    passed over (glibc's en_US, ICU's "shifted"), "ab-" sorts with "ab" and
+    "ab-1" between "ab0" and "ab2". A search reads the ids in code point
+    order (their own index), so it finds exactly those that start so."""
+    store = store_from_url(pg_url)
+    await store.open()
+    await store.close()
+    await run_sql(
+        pg_url,
+        [
+            "CREATE COLLATION shifted (provider = icu, locale = 'und-u-ka-shifted')",
+            'ALTER TABLE executions ALTER COLUMN id TYPE text COLLATE "shifted"',
+        ],
+    )
+    store = store_from_url(pg_url)
+    await store.open()
+    try:
+        for n, name in enumerate(["ab-1", "ab0", "ab2", "ab-3", "ab", "ab.4", "aa-9", "ab-"]):
+            await store.create(_record(n, caller=None, context=None), _started)
+            await run_sql(pg_url, [f"UPDATE executions SET id = '{name}' WHERE id = 'e{n}'"])
+        found = await store.list_executions(id_prefix="ab-")
+        assert [r.id for r in found] == ["ab-", "ab-3", "ab-1"]
+        assert await store.count_executions(id_prefix="ab-") == 3
+        assert [r.id for r in await store.list_executions(id_prefix="ab.")] == ["ab.4"]
+    finally:
+        await store.close()
+    plan = await _plan(pg_url, Filters(id_prefix="ab-"))
+    assert "ix_executions_id" in plan, plan

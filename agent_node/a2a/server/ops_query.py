@@ -4,12 +4,14 @@ Filters the store applies itself, each on an index: ``status`` (repeated or
 comma-separated), ``workflow`` (or ``skill``, when the node says which
 workflow each skill runs), ``caller``, ``context``, ``since`` (changed at or
 after, epoch seconds) and ``until`` (created at or before: where the
-newest-first walk starts). One more, ``q`` (an execution id, or the start
-of one), the store cannot express: an id is looked up at once; a start of
-one is looked for in the rows the other filters give, at most
-:data:`SCAN_BUDGET` of them a request — a page not full by then ends early
-with a cursor, and ``scanned`` says how far it looked. So no request reads
-every execution.
+newest-first walk starts). One more, ``q``: an execution id, or the start
+of one, or its end. An id is looked up at once; a start of one is a filter
+of the store (``id_prefix``, on an index). The end of one (what the UI
+shows of an id: new ids start with their time, so the ids of one minute
+start alike) is looked for when no id starts with ``q``, in the rows the
+other filters give, at most :data:`SCAN_BUDGET` of them a request — a page
+not full by then ends early with a cursor, and ``scanned`` says how far it
+looked. So no request reads every execution.
 
 Paging is by keyset: a cursor names the ``(created_at, id)`` of the last
 row shown, and the next page is the rows after it (the store's ``before``),
@@ -33,7 +35,7 @@ from typing import Any, get_args
 from starlette.datastructures import QueryParams
 
 from agent_node.runtime import Runtime
-from agent_node.store import ExecutionRecord, ExecutionStatus
+from agent_node.store import ExecutionRecord, ExecutionStatus, Store
 
 from .ops_edge import Refused, boolean, integer, number, summary, text
 
@@ -144,24 +146,36 @@ async def list_executions(
     query = parse(params, skills)
     store = runtime.store
     if query.q is None:
-        found = await store.list_executions(
-            **query.store_filters, limit=query.limit + 1, offset=query.offset, before=query.before
-        )
-        rows = [_row(record) for record in found[: query.limit]]
-        more = len(found) > query.limit
-        page: dict[str, Any] = {"executions": rows, "next": rows[-1]["cursor"] if more else None}
+        page = _page(await _listed(store, query), query.limit)
     else:
         exact = await store.get(query.q) if query.before is None and not query.offset else None
         if exact is not None and _matches(exact, query):
             return {"executions": [_row(exact)], "next": None, "exact": True}
-        page = await _search(runtime, query, query.q)
+        started = await _listed(store, query, id_prefix=query.q)
+        page = _page(started, query.limit) if started else await _search(runtime, query, query.q)
     if query.count:
         page["count"] = await store.count_executions(**query.store_filters)
     return page
 
 
-async def _search(runtime: Runtime, query: _Query, prefix: str) -> dict[str, Any]:
-    """The executions whose id starts with ``prefix``, among at most
+async def _listed(store: Store, query: _Query, **more: Any) -> list[ExecutionRecord]:
+    """The page's rows, and one more if there are more."""
+    return await store.list_executions(
+        **query.store_filters,
+        **more,
+        limit=query.limit + 1,
+        offset=query.offset,
+        before=query.before,
+    )
+
+
+def _page(found: list[ExecutionRecord], limit: int) -> dict[str, Any]:
+    rows = [_row(record) for record in found[:limit]]
+    return {"executions": rows, "next": rows[-1]["cursor"] if len(found) > limit else None}
+
+
+async def _search(runtime: Runtime, query: _Query, end: str) -> dict[str, Any]:
+    """The executions whose id ends with ``end``, among at most
     :data:`SCAN_BUDGET` rows the other filters give."""
     rows: list[dict[str, Any]] = []
     before, offset, scanned = query.before, query.offset, 0
@@ -173,7 +187,7 @@ async def _search(runtime: Runtime, query: _Query, prefix: str) -> dict[str, Any
         for record in found:
             scanned += 1
             before = (record.created_at, record.id)
-            if record.id.startswith(prefix):
+            if record.id.endswith(end):
                 rows.append(_row(record))
                 if len(rows) == query.limit:
                     return {"executions": rows, "next": rows[-1]["cursor"], "scanned": scanned}

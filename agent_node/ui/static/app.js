@@ -95,7 +95,8 @@ function filterParams() {
   const form = $("#filters");
   const params = new URLSearchParams();
   for (const name of ["status", "workflow", "caller", "q"]) {
-    const value = form.elements[name].value.trim();
+    let value = form.elements[name].value.trim();
+    if (name === "q") value = value.replace(/^…/, ""); // an id as the page shows it
     if (value) params.set(name, value);
   }
   for (const name of ["since", "until"]) {

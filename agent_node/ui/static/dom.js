@@ -20,7 +20,9 @@ function build(element, attrs, kids) {
 export const h = (tag, attrs, ...kids) => build(document.createElement(tag), attrs, kids);
 export const s = (tag, attrs, ...kids) => build(document.createElementNS(SVG, tag), attrs, kids);
 
-export const short = (id) => (id ? String(id).slice(0, 8) : "");
+// An id's last eight characters: new ids start with their time (the ids of
+// one minute start alike) and end with random digits.
+export const short = (id) => (!id ? "" : String(id).length > 9 ? `…${String(id).slice(-8)}` : String(id));
 export const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "");
 export const ms = (seconds) => (seconds === null || seconds === undefined ? "" : `${Math.round(seconds * 1000)} ms`);
 export const badge = (word) => h("span", { class: `status ${word || ""}`, text: word || "?" });
