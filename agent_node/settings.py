@@ -175,14 +175,22 @@ class RetentionSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: Finished executions last changed longer ago than this go ("30d", "12h").
+    #: Finished executions last changed longer ago than this go ("30d",
+    #: "12h"; the unit is required: a bare number is refused).
     finished: float
     #: How often the node prunes.
     every: float = 3600.0
     #: Executions deleted per transaction.
     batch: int = Field(default=500, ge=1, le=10_000)
 
-    @field_validator("finished", "every", mode="before")
+    @field_validator("finished", mode="before")
+    @classmethod
+    def _age(cls, value: object) -> float:
+        from agent_node.workflow.durations import parse_age
+
+        return parse_age(value)
+
+    @field_validator("every", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         from agent_node.workflow.durations import parse_duration

@@ -20,7 +20,7 @@ __all__ = ["prune"]
     required=True,
     metavar="AGE",
     help="Finished (completed, failed, canceled) and last changed longer ago than this:"
-    " 30d, 12h, 90m.",
+    " 30d, 12h, 90m (the unit is required).",
 )
 @click.option(
     "--batch",
@@ -41,10 +41,10 @@ def prune(older_than: str, batch: int, store_url: str) -> None:
     'retention:' in its configuration.
     """
     from agent_node.store.retention import prune_all
-    from agent_node.workflow.durations import parse_duration
+    from agent_node.workflow.durations import parse_age
 
     try:
-        age = parse_duration(older_than)
+        age = parse_age(older_than)
     except ValueError as exc:
         raise UsageError(f"--older-than: {exc}") from None
 

@@ -7,7 +7,7 @@ import email.utils
 import re
 import time
 
-__all__ = ["parse_duration", "parse_retry_after"]
+__all__ = ["parse_age", "parse_duration", "parse_retry_after"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -29,6 +29,20 @@ def parse_duration(value: object) -> float:
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {value!r}")
     return seconds
+
+
+def parse_age(value: object) -> float:
+    """An age past which things are deleted (``prune --older-than``,
+    ``retention.finished``), in seconds: its unit must be written. A bare
+    ``30`` is seconds to :func:`parse_duration`, and who writes it here
+    most likely means days: read as seconds, it deletes today's work."""
+    hint = "(write '30d', '12h', '90m' or '45s')"
+    if isinstance(value, str) and (match := _PATTERN.match(value)) and match.group(2):
+        seconds = parse_duration(value)
+        if seconds > 0:
+            return seconds
+        raise ValueError(f"an age must be longer than zero: {value!r} {hint}")
+    raise ValueError(f"not an age with its unit: {value!r} {hint}")
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from agent_node.cli.main import cli
@@ -54,10 +55,14 @@ def test_prune_older_than_a_month(tmp_path: Path) -> None:
     assert asyncio.run(_ids(url)) == {"yesterday", "still-waiting"}
 
 
-def test_prune_refuses_an_age_it_cannot_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("age", ["a while", "30", "0d", "-1d"])
+def test_prune_refuses_an_age_it_cannot_read_and_one_without_its_unit(
+    tmp_path: Path, age: str
+) -> None:
+    """A bare ``30`` was read as seconds, and deleted today's executions."""
     url = f"sqlite:///{tmp_path / 'p.db'}"
     asyncio.run(_fill(url))
-    result = CliRunner().invoke(cli, ["prune", "--older-than", "a while", "--store", url])
-    assert result.exit_code == 2
-    assert "--older-than: not a duration: 'a while'" in result.output
+    result = CliRunner().invoke(cli, ["prune", "--older-than", age, "--store", url])
+    assert result.exit_code == 2, result.output
+    assert "--older-than:" in result.output and "'30d'" in result.output
     assert len(asyncio.run(_ids(url))) == 4

@@ -56,6 +56,9 @@ def test_defaults_paths_and_overrides(tmp_path: Path) -> None:
         ("name: n\nlimits: {max_header: 3}\n", "field 'limits.max_header': Extra inputs"),
         ("name: n\nlimits: {max_concurrent_per_caller: -1}\n", "limits.max_concurrent_per_caller"),
         ("name: n\npolicy: {operators: ['']}\n", "is not an identity or glob"),
+        # A bare number is no age: read as seconds, it deleted today's work.
+        ("name: n\nretention: {finished: 30}\n", "not an age with its unit: 30"),
+        ("name: n\nretention: {finished: '30'}\n", "(write '30d'"),
     ],
 )
 def test_mistakes_name_the_file_and_field(tmp_path: Path, text: str, message: str) -> None:
