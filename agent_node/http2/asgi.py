@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 #: Streams one connection may have at once (SETTINGS_MAX_CONCURRENT_STREAMS);
 #: a stream the client reset counts until the app's task for it returns.
 MAX_STREAMS = 256
+#: Seconds a client may take to send the rest of a body answered unread.
+DRAIN = 2.0
 #: Response headers HTTP/2 forbids (RFC 9113 §8.2.2).
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -310,8 +312,7 @@ class AsgiConnection(Http2Connection):
         finally:
             del self.streams[stream.sid]
             if self.transport is not None:
-                if self.wire.open_remotely(stream.sid):  # the client still sends: stop it
-                    self.wire.reset(stream.sid, ErrorCode.NO_ERROR)
+                self._answered_unread(stream.sid)
                 self.flush_soon()
                 self._idle_soon()
 
@@ -366,9 +367,30 @@ class AsgiConnection(Http2Connection):
         fields.append((b"content-length", str(len(text)).encode()))
         self.wire.send_headers(sid, header_block(fields))
         self.wire.send_data(sid, text, end=True)  # a short text: within any window
-        if self.wire.open_remotely(sid):
-            self.wire.reset(sid, ErrorCode.NO_ERROR)
+        self._answered_unread(sid)
         self.flush_soon()
+
+    def _answered_unread(self, sid: int) -> None:
+        """A request answered while its client still sends its body. RFC 9113
+        (8.1) lets a server reset the stream then, with NO_ERROR; but curl
+        before 8 (Debian 12's 7.88) takes that reset for a failure of the
+        request it was answered ("(92) Stream error in the HTTP/2 framing
+        layer", the answer not shown). A body of announced length that fits
+        in the window the client has (a 401's, most often a few bytes) is let
+        in and dropped, for :data:`DRAIN` seconds at most; any other is
+        stopped at once."""
+        wire = self.wire
+        if not wire.open_remotely(sid):
+            return
+        if wire.ends_alone(sid):
+            asyncio.get_running_loop().call_later(DRAIN, self._stop_unread, sid)
+        else:
+            wire.reset(sid, ErrorCode.NO_ERROR)
+
+    def _stop_unread(self, sid: int) -> None:
+        if self.transport is not None and self.wire.open_remotely(sid):
+            self.wire.reset(sid, ErrorCode.NO_ERROR)
+            self.flush_soon()
 
     # The connection's life
 

@@ -96,10 +96,11 @@ class Peer(Protocol):
 
 
 class _Stream:
-    __slots__ = ("open_remote", "remaining", "send_window", "unacked")
+    __slots__ = ("answered", "open_remote", "remaining", "send_window", "unacked")
 
     def __init__(self, send_window: int, remaining: int) -> None:
         self.open_remote = True
+        self.answered = False  # our end sent while the client still sends
         self.send_window = send_window
         self.unacked = 0  # bytes read since our last WINDOW_UPDATE for it
         self.remaining = remaining  # of the body its content-length announced (-1: none)
@@ -239,6 +240,10 @@ class Wire:
             stream.remaining -= len(data)
             if stream.remaining < 0 or (end and stream.remaining):
                 return self._reset_stream(sid, ErrorCode.PROTOCOL_ERROR)  # not its content-length
+        if stream.answered:  # the rest of a body read by nobody: dropped
+            if end:
+                del self.streams[sid]
+            return
         if end:
             stream.open_remote = False
         else:
@@ -312,6 +317,9 @@ class Wire:
             return self._reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
         if not end or stream.remaining > 0:  # trailers end the request, its body whole
             return self._reset_stream(sid, ErrorCode.PROTOCOL_ERROR)
+        if stream.answered:
+            del self.streams[sid]
+            return
         stream.open_remote = False
         self.peer.on_data(sid, b"", True)
 
@@ -416,13 +424,24 @@ class Wire:
         stream = self.streams.get(sid)
         return stream is not None and stream.open_remote
 
+    def ends_alone(self, sid: int) -> bool:
+        """Whether the client of ``sid`` can send the rest of its request's
+        body (its length announced) within the window it has now."""
+        stream = self.streams.get(sid)
+        if stream is None or not stream.open_remote or stream.remaining < 0:
+            return False
+        return stream.remaining <= STREAM_WINDOW - stream.unacked
+
     def goaway(self, code: int = ErrorCode.NO_ERROR) -> None:
         self._frame(GOAWAY, 0, 0, U32.pack(self.last_sid) + U32.pack(code))
 
     def _closed_locally(self, sid: int) -> None:
         stream = self.streams.get(sid)
-        if stream is not None and not stream.open_remote:
-            del self.streams[sid]
+        if stream is not None:
+            if stream.open_remote:
+                stream.answered = True
+            else:
+                del self.streams[sid]
 
     def _idle(self, sid: int) -> bool:
         """Whether the client never opened ``sid`` (ours, the even ones, included)."""

@@ -27,6 +27,7 @@ from support.tls import caller_context
 
 from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.server import Http2Server
+from agent_node.http2 import asgi
 from agent_node.http2.frames import PREFACE
 from agent_node.security.tls import server_context
 from agent_node.transport import listening_socket
@@ -354,3 +355,46 @@ async def test_a_connection_error_gets_the_code_the_rfc_names(
     assert await client.goaway() == code
     await client.close()
     await serves_on(endpoint)
+
+
+async def test_a_body_answered_unread_is_let_in_or_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app may answer before it reads the body (a 401). A body of announced
+    length within the window the client has is let in and dropped, with no
+    reset (curl before 8 takes a reset after the answer for a failure); one
+    that does not come within DRAIN seconds is then reset with NO_ERROR. A
+    body longer than the window, or of no announced length, is stopped at
+    once (RFC 9113 §8.1)."""
+    monkeypatch.setattr(asgi, "DRAIN", 0.5)
+    certs = make_certs(tmp_path / "certs", "node", "alice")
+    tls = server_context(certs / "node.pem", certs / "node-key.pem", [certs / "ca.pem"])
+    client_tls = caller_context(certs, "alice")
+    client_tls.set_alpn_protocols(["h2"])
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # answers unread
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"who are you?"})
+
+    async with served(app, tls) as url:
+        endpoint = Endpoint("http", int(url.rpartition(":")[2]), client_tls, "POST", "/")
+        client = await Client.open(endpoint)
+        client.headers(1, endpoint.request(content_length="4"), end=False)
+        await client.answered(1)
+        client.send(frame(DATA, END_STREAM, 1, b"abcd"))  # let in, dropped
+        client.headers(3, endpoint.request(content_length="4"), end=False)
+        await client.answered(3)
+        began = asyncio.get_running_loop().time()
+        assert await client.reset_of(3) == NO_ERROR  # it never came
+        assert asyncio.get_running_loop().time() - began >= 0.4
+        client.headers(5, endpoint.request(content_length=str(4 << 20)), end=False)
+        client.headers(7, endpoint.request(), end=False)  # no length announced
+        for sid in (5, 7):
+            await client.answered(sid)
+            began = asyncio.get_running_loop().time()
+            assert await client.reset_of(sid) == NO_ERROR
+            assert asyncio.get_running_loop().time() - began < 0.3
+        await serves_on(endpoint, client)
+        assert not [f for f in client.frames if f[0] == RST_STREAM and f[2] == 1]
+        assert not [f for f in client.frames if f[0] == GOAWAY]
+        await client.close()
