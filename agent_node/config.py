@@ -65,6 +65,7 @@ from pydantic import (
 )
 
 from agent_node.errors import ConfigError
+from agent_node.problems import Problem, describe_validation, problems
 from agent_node.settings import (
     ID_PATTERN,
     CardSource,
@@ -188,10 +189,8 @@ class NodeConfig(BaseModel):
         try:
             listen = ListenConfig.model_validate(merged)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"listen (from the flags): {problems}") from None
+            said = describe_validation(exc, ListenConfig)
+            raise ConfigError(f"listen (from the flags): {said}") from None
         update: dict[str, Any] = {"listen": listen}
         if store is not None:
             update["store"] = store
@@ -288,52 +287,66 @@ class NodeConfig(BaseModel):
     def card_source(self) -> CardSource:
         if self.card is None:
             return CardSource(name=self.name, description=f"agent-node {self.name}")
-        return _load_model(CardSource, self.path(self.card))
+        return _load_model(CardSource, self.path(self.card), field="card")
 
 
 def load_config(path: str | Path) -> NodeConfig:
     """Read and validate ``agent-node.yaml``."""
     file = Path(path)
-    return _load_model(NodeConfig, file, base_dir=file.resolve().parent)
+    return _load_model(NodeConfig, file, missing=_make_one(), base_dir=file.resolve().parent)
 
 
-def _load_model(model: type[M], file: Path, **extra: Any) -> M:
+def _make_one() -> str:
+    """What to do without a configuration file: every command reading one takes ``--config``."""
+    from agent_node.cli.invoked import command_name
+
+    return f" (pass --config FILE, or make one with `{command_name()} init NAME`)"
+
+
+def _load_model(
+    model: type[M], file: Path, *, field: str | None = None, missing: str = "", **extra: Any
+) -> M:
+    """``file`` as a ``model``; a mistake names the configuration ``field``
+    that names the file, when one does, and a missing file says ``missing``."""
     import yaml
 
+    where = f"field {field!r}: {file}" if field else str(file)
     try:
         text = file.read_text(encoding="utf-8")
         raw = yaml.safe_load(text)
     except OSError as exc:
-        raise ConfigError(f"{file}: cannot read it: {exc.strerror or exc}") from None
+        hint = missing if isinstance(exc, FileNotFoundError) else ""
+        raise ConfigError(f"{where}: cannot read it: {exc.strerror or exc}{hint}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "cannot parse it"
-        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"{where}: not valid YAML{at}: {problem}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: expected a mapping at the top, not {type(raw).__name__}")
+        raise ConfigError(f"{where}: expected a mapping at the top, not {type(raw).__name__}")
     try:
         return model.model_validate({**raw, **extra})
     except ValidationError as exc:
-        raise ConfigError(f"{file}: {_mistakes(exc, text)}") from None
+        raise ConfigError(f"{where}: {_mistakes(exc, model, text)}") from None
 
 
 #: Mistakes of one file shown at most (the rest are counted).
 MAX_MISTAKES = 10
 
 
-def _mistakes(exc: ValidationError, text: str) -> str:
+def _mistakes(exc: ValidationError, model: type[BaseModel], text: str) -> str:
     """Every mistake (up to :data:`MAX_MISTAKES`) with its line and field."""
     import yaml
 
     root = yaml.compose(text)
-    found = [(_line_of(root, error["loc"]), error) for error in exc.errors()[:MAX_MISTAKES]]
+    found: list[tuple[int | None, Problem]] = [
+        (_line_of(root, problem.loc), problem) for problem in problems(exc, model)[:MAX_MISTAKES]
+    ]
     found.sort(key=lambda pair: pair[0] or 0)  # in the file's order; the whole file's first
     lines = []
-    for line, error in found:
-        field = ".".join(str(p) for p in error["loc"]) or "(top)"
+    for line, problem in found:
         where = f"line {line}: " if line else ""
-        lines.append(f"{where}field {field!r}: {error['msg']}")
+        lines.append(f"{where}field {problem.field or '(top)'!r}: {problem.message}")
     if exc.error_count() > MAX_MISTAKES:
         lines.append(f"and {exc.error_count() - MAX_MISTAKES} more")
     if len(lines) == 1:

@@ -21,6 +21,10 @@
     ControlSignal                       (BaseException: `except Exception` can't swallow it)
     └── faults.InjectedCrash            a simulated crash at a named fault point (tests)
 
+Messages for users never carry pydantic's own rendering of a
+``ValidationError`` (a URL per error, the input echoed): :mod:`.problems`
+says each error as its field path and what is wrong.
+
 Cancellation is a control signal too: cancelling an execution cancels the
 asyncio task running its node, so the step sees ``asyncio.CancelledError``
 — a ``BaseException``, which ``try: ... except Exception:`` inside a step

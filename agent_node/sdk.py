@@ -199,14 +199,16 @@ class Workflow(Authoring):
 def _parse(node_id: str, spec: dict[str, Any]) -> NodeSpec:
     from pydantic import ValidationError
 
-    from agent_node.workflow.ir import parse_node
+    from agent_node.problems import problems
+    from agent_node.workflow.ir import node_class, parse_node
 
     try:
         return parse_node(node_id, spec)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise WorkflowDefinitionError(first["msg"], node=node_id, field=field) from None
+        first = problems(exc, node_class(spec))[0]
+        raise WorkflowDefinitionError(
+            first.message, node=node_id, field=first.field or None
+        ) from None
     except ValueError as exc:
         raise WorkflowDefinitionError(str(exc), node=node_id, field="type") from None
 

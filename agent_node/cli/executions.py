@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.ids import new_id
+from agent_node.problems import describe_validation
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
 
@@ -121,8 +122,7 @@ def _budget(text: str) -> Budget:
     try:
         return Budget.model_validate(limits)
     except ValidationError as exc:
-        problems = "; ".join(e["msg"] for e in exc.errors(include_url=False))
-        raise UsageError(f"--budget {text!r}: {problems}") from None
+        raise UsageError(f"--budget {text!r}: {describe_validation(exc, Budget)}") from None
 
 
 def _interrupted(

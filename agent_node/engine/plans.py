@@ -250,11 +250,14 @@ def validated_patch(
     raises :class:`InvalidSignal`."""
     from pydantic import ValidationError
 
+    from agent_node.problems import describe_validation
+
     before = json.loads(state_json)
     try:
         model = workflow.state_model.model_validate({**before, **patch})
     except ValidationError as exc:
-        raise InvalidSignal(f"the payload does not fit the workflow's state: {exc}") from None
+        said = describe_validation(exc, workflow.state_model)
+        raise InvalidSignal(f"the payload does not fit the workflow's state: {said}") from None
     return diff(before, model.model_dump(mode="json"))
 
 

@@ -30,6 +30,7 @@ from agent_node.errors import (
     UnknownExecution,
     UsageError,
 )
+from agent_node.problems import describe_validation
 from agent_node.store.base import Store
 from agent_node.store.patches import diff
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
@@ -176,7 +177,8 @@ class Runner:
             return seq, workflow.state_model.model_validate(data), data
         except ValidationError as exc:
             raise StateValidationError(
-                f"the stored state does not fit {workflow.key}: {exc}"
+                f"the stored state does not fit {workflow.key}:"
+                f" {describe_validation(exc, workflow.state_model)}"
             ) from None
 
     async def _note(self, item: WorkItem, kind: str, data: Mapping[str, Any]) -> None:

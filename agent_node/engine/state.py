@@ -11,6 +11,7 @@ from pydantic_core import PydanticSerializationError
 
 from agent_node.engine.executor import NodeContext
 from agent_node.errors import StateValidationError
+from agent_node.problems import describe_validation
 from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["coerce_state", "validated_input"]
@@ -46,7 +47,8 @@ def coerce_state(ctx: NodeContext, result: object) -> BaseModel:
         return model.model_validate(raw)
     except ValidationError as exc:
         raise StateValidationError(
-            f"node {ctx.spec.id!r} produced a state that does not validate: {exc}"
+            f"node {ctx.spec.id!r} produced a state that does not validate:"
+            f" {describe_validation(exc, model)}"
         ) from None
 
 
@@ -59,6 +61,7 @@ def validated_input(
         data: dict[str, Any] = workflow.state_model.model_validate(raw).model_dump(mode="json")
     except ValidationError as exc:
         raise StateValidationError(
-            f"the input does not fit {workflow.key}'s state: {exc}"
+            f"the input does not fit {workflow.key}'s state:"
+            f" {describe_validation(exc, workflow.state_model)}"
         ) from None
     return data

@@ -86,7 +86,7 @@ class _Checker:
 
     def check_start(self) -> None:
         if self.ir.start not in self.ir.nodes:
-            raise self.error(f"start {self.ir.start!r} is not a node", field="start")
+            raise self.error(f"{self.ir.start!r} is not a node ({self.known()})", field="start")
 
     def check_node(self, node_id: str, spec: NodeSpec, *, has_function: bool) -> None:
         for target in spec.successors():

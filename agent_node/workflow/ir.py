@@ -42,6 +42,7 @@ __all__ = [
     "RetryPolicy",
     "WaitNode",
     "WorkflowIR",
+    "node_class",
     "node_type",
     "parse_node",
 ]
@@ -186,6 +187,11 @@ def node_type(cls: _Spec) -> _Spec:
 
 def parse_node(node_id: str, raw: Mapping[str, Any]) -> NodeSpec:
     """Build the spec of one node from its mapping (``type`` picks the class)."""
+    return node_class(raw).model_validate({**raw, "id": node_id})
+
+
+def node_class(raw: Mapping[str, Any]) -> type[NodeSpec]:
+    """The class of the node ``raw`` describes, by its ``type``."""
     kind = raw.get("type")
     cls = NODE_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None and isinstance(kind, str):
@@ -199,7 +205,7 @@ def parse_node(node_id: str, raw: Mapping[str, Any]) -> NodeSpec:
     if cls is None:
         known = ", ".join(sorted(NODE_TYPES))
         raise ValueError(f"unknown node type {kind!r} (known: {known})")
-    return cls.model_validate({**raw, "id": node_id})
+    return cls
 
 
 @node_type

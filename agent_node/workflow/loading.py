@@ -9,6 +9,7 @@ as :class:`agent_node.Workflow` does), so this layer needs no SDK import.
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from agent_node.errors import ConfigError
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -23,14 +24,36 @@ def load_workflow(ref: str) -> CompiledWorkflow:
         from agent_node.workflow.yaml_loader import load_yaml_workflow
 
         return load_yaml_workflow(ref)
+    if ref.endswith(".py") and ":" not in Path(ref).name:
+        raise ConfigError(_name_the_workflow(ref))
     from agent_node.workflow.refs import import_object
 
     target = import_object(ref)
     if isinstance(target, CompiledWorkflow):
         return target
-    compile_ = getattr(target, "compile", None)
-    if callable(compile_) and not isinstance(target, type):
-        compiled = compile_()
+    if _compiles(target):
+        compiled = target.compile()
         if isinstance(compiled, CompiledWorkflow):
             return compiled
     raise ConfigError(f"{ref} is a {type(target).__name__}, not a Workflow")
+
+
+def _compiles(value: object) -> bool:
+    """Whether ``value`` may be a workflow that compiles itself (an SDK ``Workflow``)."""
+    return callable(getattr(value, "compile", None)) and not isinstance(value, type | ModuleType)
+
+
+def _name_the_workflow(ref: str) -> str:
+    """A Python file given alone: which of its objects to name, when it has one."""
+    from agent_node.workflow.refs import import_file
+
+    module = import_file(ref)
+    names = [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and (isinstance(value, CompiledWorkflow) or _compiles(value))
+    ]
+    said = f"{ref!r} is a file: give the workflow in it too"
+    if names:
+        return f"{said}, as in {' or '.join(f'{ref}:{name}' for name in names)}"
+    return f"{said} ({ref}:NAME), but it defines none at its top level"

@@ -30,18 +30,20 @@ import importlib.util
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from agent_node.errors import ConfigError
 
-__all__ = ["RunWhileLoading", "import_object", "refuse_run_while_loading"]
+__all__ = ["RunWhileLoading", "import_file", "import_object", "refuse_run_while_loading"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _loading: contextvars.ContextVar[bool] = contextvars.ContextVar("loading", default=False)
 #: Modules whose top-level code a run stopped: name -> "file:line" of the run.
@@ -75,10 +77,20 @@ _FORMS = "use 'package.module:attr' or 'path/to/file.py:attr'"
 
 def import_object(ref: str, base_dir: Path | None = None) -> Any:
     """The object ``ref`` names; a ``ConfigError`` says what failed and where."""
+    return _importing(_resolve, ref, base_dir)
+
+
+def import_file(path: str, base_dir: Path | None = None) -> ModuleType:
+    """The module of the Python file at ``path``, imported as a reference to
+    one of its objects would import it."""
+    return _importing(_file_module, path, base_dir)
+
+
+def _importing(resolve: Callable[[str, Path | None], T], ref: str, base_dir: Path | None) -> T:
     if not _loop_running():
-        return _import_object(ref, base_dir)
+        return _import_object(resolve, ref, base_dir)
     with ThreadPoolExecutor(1, thread_name_prefix="agent-node-import") as thread:
-        return thread.submit(_import_object, ref, base_dir).result()
+        return thread.submit(_import_object, resolve, ref, base_dir).result()
 
 
 def _loop_running() -> bool:
@@ -94,10 +106,10 @@ def _loop_running() -> bool:
     return True
 
 
-def _import_object(ref: str, base_dir: Path | None) -> Any:
+def _import_object(resolve: Callable[[str, Path | None], T], ref: str, base_dir: Path | None) -> T:
     token = _loading.set(True)
     try:
-        return _resolve(ref, base_dir)
+        return resolve(ref, base_dir)
     finally:
         _loading.reset(token)
 
@@ -109,15 +121,21 @@ def _resolve(ref: str, base_dir: Path | None) -> Any:
     if not target or not attr:
         raise ConfigError(f"bad import reference {ref!r}: {_FORMS}")
     if target.endswith(".py") or "/" in target or "\\" in target:
-        path = Path(target)
-        if not path.is_absolute():
-            path = (base_dir if base_dir is not None else Path.cwd()) / path
-        module = _load_file(path, ref)
+        module = _load_file(_file_path(target, base_dir), ref)
     elif _MODULE_NAME.match(target):
         module = _load_module(target, ref, base_dir)
     else:
         raise ConfigError(f"bad import reference {ref!r}: {target!r} is not a module name")
     return _attribute(module, attr, ref)
+
+
+def _file_module(path: str, base_dir: Path | None) -> ModuleType:
+    return _load_file(_file_path(path, base_dir), path)
+
+
+def _file_path(target: str, base_dir: Path | None) -> Path:
+    path = Path(target)
+    return path if path.is_absolute() else (base_dir or Path.cwd()) / path
 
 
 def _load_module(name: str, ref: str, base_dir: Path | None) -> ModuleType:

@@ -29,9 +29,10 @@ import yaml
 from pydantic import ValidationError
 
 from agent_node.errors import ConfigError, WorkflowDefinitionError
+from agent_node.problems import problems
 from agent_node.workflow.compiled import CompiledWorkflow, StepFn
 from agent_node.workflow.compiler import compile_workflow
-from agent_node.workflow.ir import NodeSpec, PythonNode, WorkflowIR, parse_node
+from agent_node.workflow.ir import NodeSpec, PythonNode, WorkflowIR, node_class
 from agent_node.workflow.refs import import_object
 from agent_node.workflow.schema import SchemaError, model_from_json_schema
 
@@ -70,7 +71,7 @@ def _load(text: str, *, file: str, base_dir: Path | None, ref: str | None) -> Co
     try:
         ir = WorkflowIR.model_validate({**header, "nodes": nodes})
     except ValidationError as exc:
-        raise _translate(exc, file=file, node=None, prefix="workflow") from None
+        raise _translate(exc, WorkflowIR, file=file, node=None, prefix="workflow") from None
     functions = _functions(nodes, base_dir, file)
     return compile_workflow(ir, state_model, functions=functions, ref=ref, file=file)
 
@@ -129,24 +130,29 @@ def _node(node_id: str, raw: object, file: str) -> NodeSpec:
         message = f"a node must be a mapping, not {type(raw).__name__}"
         raise WorkflowDefinitionError(message, file=file, node=node_id)
     try:
-        return parse_node(node_id, raw)
-    except ValidationError as exc:
-        raise _translate(exc, file=file, node=node_id) from None
+        model = node_class(raw)
     except ValueError as exc:
         raise WorkflowDefinitionError(str(exc), file=file, node=node_id, field="type") from None
+    try:
+        return model.model_validate({**raw, "id": node_id})
+    except ValidationError as exc:
+        raise _translate(exc, model, file=file, node=node_id) from None
 
 
 def _translate(
-    exc: ValidationError, *, file: str, node: str | None, prefix: str | None = None
+    exc: ValidationError,
+    model: type[Any],
+    *,
+    file: str,
+    node: str | None,
+    prefix: str | None = None,
 ) -> WorkflowDefinitionError:
     """Pydantic's first error as ours: ``loc`` becomes the field (``cases[0].when``)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"])
-    path = path.lstrip(".")
-    field = (f"{prefix}.{path}" if prefix else path) if path else None
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return WorkflowDefinitionError(f"{first['msg']}{more}", file=file, node=node, field=field)
+    found = problems(exc, model)
+    first = found[0]
+    field = (f"{prefix}.{first.field}" if prefix else first.field) if first.field else None
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return WorkflowDefinitionError(f"{first.message}{more}", file=file, node=node, field=field)
 
 
 def _functions(

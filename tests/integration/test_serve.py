@@ -136,7 +136,7 @@ async def test_a_serving_node_runs_the_pending_executions_of_its_store(node_dir:
     [
         (
             lambda d: (d / "agent-node.yaml").write_text(CONFIG + "listn: 1\n"),
-            "field 'listn': Extra inputs",
+            "field 'listn': unknown field 'listn' (did you mean 'listen'?)",
         ),
         (
             lambda d: (d / "agent-node.yaml").write_text(

@@ -86,10 +86,10 @@ def test_parallel_with_join_compiles() -> None:
     assert compile_nodes(nodes, functions={"b": step, "c": step}).ir.start == "a"
 
 
-def test_start_must_be_a_node() -> None:
-    error = failure({"a": {"type": "end"}}, start="nope")
+def test_start_must_be_a_node_and_the_known_ones_are_listed() -> None:
+    error = failure({"a": {"type": "python", "next": "b"}, "b": {"type": "end"}}, start="nope")
     assert (error.node, error.field, error.file) == (None, "start", "wf.yaml")
-    assert "start 'nope' is not a node" in str(error)
+    assert str(error) == "file 'wf.yaml', field 'start': 'nope' is not a node (known: a, b)"
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,10 @@ def test_defaults_paths_and_overrides(tmp_path: Path) -> None:
             "name: n\nskills: [{id: a, workflow: x}]\npolicy: {skills: {b: ['*']}}\n",
             "policy.skills names skills this node lacks: b",
         ),
-        ("name: n\nlimits: {max_header: 3}\n", "field 'limits.max_header': Extra inputs"),
+        (
+            "name: n\nlimits: {max_header: 3}\n",
+            "field 'limits.max_header': unknown field 'max_header' (did you mean 'max_headers'?)",
+        ),
         ("name: n\nlimits: {max_concurrent_per_caller: -1}\n", "limits.max_concurrent_per_caller"),
         ("name: n\npolicy: {operators: ['']}\n", "is not an identity or glob"),
         # A bare number is no age: read as seconds, it deleted today's work.
@@ -68,9 +71,42 @@ def test_mistakes_name_the_file_and_field(tmp_path: Path, text: str, message: st
     assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
 
 
-def test_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read it"):
-        load_config(tmp_path / "absent.yaml")
+def test_a_missing_file_says_how_to_give_or_make_one(tmp_path: Path) -> None:
+    absent = tmp_path / "absent.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(absent)
+    assert str(caught.value) == (
+        f"{absent}: cannot read it: No such file or directory"
+        " (pass --config FILE, or make one with `agent-node init NAME`)"
+    )
+
+
+def test_a_missing_card_source_names_the_field(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "name: n\ncard: cards/greter.yaml\n"))
+    with pytest.raises(ConfigError) as caught:
+        config.card_source()
+    card = tmp_path / "conf" / "cards" / "greter.yaml"
+    assert str(caught.value) == f"field 'card': {card}: cannot read it: No such file or directory"
+
+
+def test_a_card_source_mistake_names_the_field_and_says_unknown_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: n\ncard: card.yaml\n")
+    (path.parent / "card.yaml").write_text("name: n\ndescription: d\niconurl: y\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path).card_source()
+    assert str(caught.value) == (
+        f"field 'card': {path.parent / 'card.yaml'}: line 3: field 'iconurl':"
+        " unknown field 'iconurl' (did you mean 'iconUrl'?)"
+    )
+
+
+def test_flags_mistakes_name_the_field_without_pydantic_urls(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "name: n\n"))
+    with pytest.raises(ConfigError) as caught:
+        config.with_overrides(port=70000)
+    assert str(caught.value) == (
+        "listen (from the flags): port: Input should be less than or equal to 65535"
+    )
 
 
 def test_every_mistake_is_shown_with_its_line(tmp_path: Path) -> None:
@@ -88,8 +124,8 @@ def test_every_mistake_is_shown_with_its_line(tmp_path: Path) -> None:
     assert str(caught.value).splitlines() == [
         f"{path}: 3 mistakes:",
         "  line 2: field 'listen.port': Input should be less than or equal to 65535",
-        "  line 3: field 'polcy': Extra inputs are not permitted",
-        "  line 6: field 'skills.0.defualt': Extra inputs are not permitted",
+        "  line 3: field 'polcy': unknown field 'polcy' (did you mean 'policy'?)",
+        "  line 6: field 'skills[0].defualt': unknown field 'defualt' (did you mean 'default'?)",
     ]
 
 
@@ -99,5 +135,5 @@ def test_many_mistakes_are_counted_after_the_first_ten(tmp_path: Path) -> None:
         load_config(path)
     lines = str(caught.value).splitlines()
     assert lines[0] == f"{path}: 12 mistakes:"
-    assert lines[1] == "  line 2: field 'typo0': Extra inputs are not permitted"
+    assert lines[1] == "  line 2: field 'typo0': unknown field 'typo0'"
     assert lines[-1] == "  and 2 more" and len(lines) == 12
