@@ -179,11 +179,16 @@ async def _demo(options: _Options, console: Console) -> None:
     style = "bold yellow" if choice.offline else "bold green"
     console.print(f"[{style}]model:[/] {choice.note}")
     if choice.offline and not options.offline and options.api_base is None:
-        # What Ollama needs, as `doctor` says it.
-        from .checks import check_model
+        # What Ollama needs, as `doctor` says it, by this command's flags.
+        from .checks import ModelAdvice, check_model
         from .doctor import print_checks
 
-        print_checks([check_model(f"ollama_chat/{options.model}", options.ollama)])
+        demo = f"{command_name()} demo"
+        advice = ModelAdvice(
+            ollama_at=f"give `{demo} --ollama URL` where it runs",
+            without=f"`{demo} --offline`",
+        )
+        print_checks([check_model(f"ollama_chat/{options.model}", options.ollama, advice)])
     net = Network(
         options.home,
         find_network(options.network),

@@ -1,12 +1,14 @@
 """``agent-node doctor``: check what this setup needs, one line each.
 
 With a configuration (``--config``, or ``agent-node.yaml`` here) it checks
-that node's store, certificates, model and port; without one, the default
-store and model. The checks themselves are in :mod:`.checks`.
+that node's store, certificates, the models its workflows call and its port;
+without one, the default store. The checks themselves are in :mod:`.checks`;
+their advice is for this node's file and for `serve`, which runs it.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -14,17 +16,23 @@ import click
 from .checks import (
     Check,
     check_certificates,
-    check_model,
+    check_models,
     check_port,
     check_python,
     check_store,
 )
 from .common import EXIT_FAILURE, handle_errors
+from .invoked import command_name
 
 __all__ = ["doctor", "print_checks"]
 
 DEFAULT_CONFIG = "agent-node.yaml"
-_MARKS = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "red")}
+_MARKS = {
+    "ok": ("ok", "green"),
+    "skip": ("skip", "cyan"),
+    "warn": ("warn", "yellow"),
+    "fail": ("FAIL", "red"),
+}
 
 
 @click.command()
@@ -48,31 +56,32 @@ def doctor(config_path: str | None, store_url: str | None) -> None:
 
     One line each: ok, or what to do. Exits 1 when a check fails.
     """
-    from agent_node.config import ModelSettings, load_config
+    from agent_node.config import load_config
     from agent_node.store import default_store_url
 
     path = config_path or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     config = load_config(path) if path is not None else None
     checks = [check_python()]
     checks.append(check_store(store_url or (config and config.store) or default_store_url()))
-    if config is not None:
-        checks.append(check_certificates(config))
-    models = config.models if config is not None else ModelSettings()
-    checks.append(check_model(models.default, models.api_base))
-    if config is not None:
-        checks.append(check_port(config.listen.host, config.listen.port))
-    if path is None:
+    if path is None or config is None:
+        checks.append(Check("model", "skip", "no configuration read, so no workflow calls a model"))
         click.echo(f"(no {DEFAULT_CONFIG} here: give --config to check a node's setup)")
+    else:
+        serve = f"{command_name()} serve --config {shlex.quote(path)}"
+        checks.append(check_certificates(config, serve))
+        checks += check_models(config, path)
+        elsewhere = f"`{serve} --port PORT` (or listen.port in {path})"
+        checks.append(check_port(config.listen.host, config.listen.port, elsewhere=elsewhere))
     if not print_checks(checks):
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
 def print_checks(checks: list[Check], *, only_problems: bool = False) -> bool:
-    """One line per check (with ``only_problems``, for those that did not
-    pass); whether none failed."""
+    """One line per check (with ``only_problems``, for those that warn or
+    fail); whether none failed."""
     width = max(len(check.name) for check in checks)
     for check in checks:
-        if only_problems and check.status == "ok":
+        if only_problems and check.status in ("ok", "skip"):
             continue
         mark, color = _MARKS[check.status]
         click.echo(f"{click.style(f'{mark:<4}', fg=color)}  {check.name:<{width}}  {check.line}")

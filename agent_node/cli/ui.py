@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -60,12 +63,14 @@ def ui(
     an operator: it calls their operator API and A2A endpoint with one
     client certificate (--cert-dir DIR --identity NAME, else the tls: of the
     first --config), which must be in each node's policy.operators. The page
-    itself holds no secret and needs no certificate. Ctrl-C stops it.
+    itself holds no secret and needs no certificate. Ctrl-C or SIGTERM stops
+    it cleanly, exit status 0.
     """
     from agent_node.ui.targets import build_network
 
     network = build_network(list(configs), list(peers), tls_from_cert_dir(cert_dir, identity))
     run_async(_serve(network, port))
+    click.echo("agent-node ui stopped")
 
 
 async def _serve(network: Network, port: int) -> None:
@@ -83,12 +88,30 @@ async def _serve(network: Network, port: int) -> None:
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     names = ", ".join(f"{t.key} ({t.url})" for t in network.targets.values())
-    click.echo(
-        f"agent-node ui: http://127.0.0.1:{app.port}/",
-    )
-    click.echo(f"nodes: {names}", err=True)
     try:
-        await server.serve(sockets=[sock])
+        # Before the address is out: a stop asked as soon as it is read counts.
+        with _stop_on_signals(server):
+            click.echo(f"agent-node ui: http://127.0.0.1:{app.port}/")
+            click.echo(f"nodes: {names}", err=True)
+            await server.serve(sockets=[sock])
     finally:
         await calls.aclose()
         sock.close()
+
+
+@contextmanager
+def _stop_on_signals(server: Any) -> Iterator[None]:
+    """SIGINT and SIGTERM stop the server. uvicorn handles them while it
+    serves, then restores the handlers it found and raises the signal again:
+    Python's own would make that a KeyboardInterrupt (click's "Aborted!",
+    exit 1) or a death by SIGTERM; ours only asks the stopped server to stop."""
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -345,3 +345,6 @@ def test_without_ollama_the_demo_says_what_it_needs(tmp_path: Path) -> None:
     assert f"OFFLINE SCRIPTED MODEL (no Ollama answers at {nothing})" in done.stdout
     [line] = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
     assert "model" in line and "`ollama serve`" in line  # as `agent-node doctor` says it
+    # and by the demo's own flags: it has no --model scripted/echo, no models.default
+    assert "demo --ollama URL`" in line and line.endswith("demo --offline`"), line
+    assert "--model" not in line and "models." not in line, line

@@ -90,3 +90,31 @@ def test_hints_name_the_command_as_it_was_typed(tmp_path: Path) -> None:
     # On PATH: its name.
     on_path = f"{SCRIPT.parent}{os.pathsep}/usr/bin:/bin"
     assert hint(tmp_path, on_path) == f"next: agent-node {issue}"
+
+
+def test_the_readme_summary_of_demo_names_all_its_options() -> None:
+    # The demo's own messages send users to its flags (--port when 8501 is
+    # taken, --offline without a model): the summary shows them all.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    summary = readme.split("## Command line", 1)[1].split("```", 2)[1]
+    said = re.search(r"^agent-node demo (.*?)#", summary, re.S | re.M)
+    assert said is not None
+    demo = dict(commands())["demo"]
+    flags = [
+        flag
+        for param in demo.params
+        if isinstance(param, click.Option) and not param.hidden
+        for flag in param.opts + param.secondary_opts
+        if flag.startswith("--") and flag != "--help"
+    ]
+    assert len(flags) >= 12, flags
+    assert [flag for flag in flags if flag not in re.findall(r"--[a-z-]+", said.group(1))] == []
+
+
+def test_the_readme_installs_extras_as_its_quickstart_installs() -> None:
+    # From the clone, into its .venv: `agent-node[x]` would fetch another copy.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "agent-node[" not in readme
+    installs = re.findall(r"([\w./]*)pip install -e '?\.(\[\w+\])?", readme)
+    assert {extra for _, extra in installs} >= {"", "[test]", "[grpc]", "[otel]"}
+    assert {venv for venv, _ in installs} == {".venv/bin/"}

@@ -66,3 +66,32 @@ def test_sigint_stops_a_run_whatever_it_inherited(tmp_path: Path, inherited: str
     assert child.returncode == 130, (out, err)
     assert time.monotonic() - started < 10
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("inherited", INHERITED)
+def test_the_ui_stops_cleanly_on_a_signal(
+    tmp_path: Path, inherited: str, sig: signal.Signals
+) -> None:
+    # A peer that is never called: the UI starts and serves its page all the same.
+    command = [sys.executable, "-m", "agent_node.cli.main", "ui", "--port", "0"]
+    child = subprocess.Popen(
+        [*command, "--peer", "quiet=http://127.0.0.1:9"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, INHERITED[inherited]),
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith("agent-node ui: http://127.0.0.1:")
+        child.send_signal(sig)
+        out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, (out, err)
+    assert out == "agent-node ui stopped\n"
+    assert "Aborted" not in err and "Traceback" not in err

@@ -23,6 +23,18 @@ tls: {{cert: certs/{name}.pem, key: certs/{name}-key.pem, trust: [certs/ca.pem]}
 peers:
   - {{name: other, url: "https://127.0.0.1:1", identity: "spiffe://example.org/agent/other"}}
 models: {{default: "{model}"}}
+skills: [{{id: answer, workflow: answer.yaml}}]
+"""
+#: A workflow that calls the default model: what doctor checks the model of.
+WORKFLOW = """\
+workflow:
+  id: answer
+  version: "1"
+  start: ask
+  state_schema: {type: object, properties: {text: {type: string}, answer: {type: string}}}
+nodes:
+  ask: {type: model, prompt: "{{ state.text }}", output: answer, next: done}
+  done: {type: end}
 """
 
 
@@ -34,6 +46,7 @@ def setup(
         pki.init_ca(certs)
         pki.issue(certs, "helper")
     config = tmp_path / "agent-node.yaml"
+    (tmp_path / "answer.yaml").write_text(WORKFLOW)
     store = tmp_path / "state" / "helper.db"
     config.write_text(CONFIG.format(port=port or free_port(), store=store, name=name, model=model))
     return config
@@ -125,7 +138,7 @@ def test_certificate_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     assert result.exit_code == 1, result.output
     said = lines(result)["certificates"]
     assert said.startswith("FAIL ") and expected in said, said
-    assert "certs issue NAME --force" in said
+    assert f"certs issue {name} --dir {certs} --force" in said  # the one to issue again
 
 
 def test_a_bad_store_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

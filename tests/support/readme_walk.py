@@ -200,7 +200,7 @@ def walking(tmp_path: Path) -> Iterator[Walk]:
         "8501": str(network),
         "8502": str(network + 1),
         "8503": str(network + 2),
-        "8480": str(first),
+        "8483": str(first),
         "8481": str(first + 1),
         "8472": str(grpc),
         "8482": str(grpc + 1),
