@@ -18,6 +18,8 @@ loopback, one request at a time:
   and in the last two days (all match); a status no task has (FAILED), alone
   and with a change in two days (filters that meet: each on its own matches
   none or all);
+* the operator API's search by id (``GET /ops/executions?q=``): the start
+  of old ids (1,000 and 10,000 match), the end of a new one;
 * ``SendMessage`` (starting and finishing an execution);
 * ``agent-node executions`` and ``agent-node inspect ID`` (whole commands).
 
@@ -151,6 +153,11 @@ def measure(
                 assert "result" in answer, answer
                 return answer["result"]  # type: ignore[no-any-return]
 
+            def ops(params: dict[str, Any]) -> dict[str, Any]:
+                answer = http.get("/ops/executions", params=params)
+                assert answer.status_code == 200 and answer.json()["executions"], answer.text
+                return answer.json()  # type: ignore[no-any-return]
+
             ids = (
                 [f"task-{random.randrange(count):08d}" for _ in range(samples + 1)] if count else []
             )
@@ -201,6 +208,22 @@ def measure(
             rows["ListTasks FAILED, changed in two days"] = timed(
                 lambda: rpc("ListTasks", {**failed, "statusTimestampAfter": two_days}), samples
             )
+            if count >= 20_000:
+                # The operator API's search by id (the UI's id box): the start
+                # of old ids (ids that start alike are of one time, as new
+                # ids are), and the end of a new one (looked for among the
+                # newest).
+                for label, q in (
+                    ("1,000 oldest", "task-00012"),
+                    ("10,000 oldest", "task-0001"),
+                ):
+                    rows[f"ops search, id start ({label})"] = timed(
+                        lambda q=q: ops({"q": q, "limit": 50}), samples
+                    )
+                end = f"{count - 10:08d}"[-6:]
+                rows["ops search, id end (a new one)"] = timed(
+                    lambda: ops({"q": end, "limit": 50}), samples
+                )
             message = {"role": "ROLE_USER", "parts": [{"text": "hi"}]}
             rows["SendMessage (start + finish)"] = timed(
                 lambda: rpc(
