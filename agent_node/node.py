@@ -20,15 +20,14 @@ import asyncio
 import ipaddress
 import logging
 import os
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from agent_node import node_grpc
 from agent_node.config import NodeConfig
 from agent_node.errors import ConfigError, UsageError
 from agent_node.node_parts import NodeParts
+from agent_node.stopping import stop_on_signals
 from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["INSECURE_WARNING", "AgentNode"]
@@ -113,7 +112,7 @@ class AgentNode:
         plain = None
         try:
             plain = _plain_metrics(config, parts.metrics)  # a port taken fails the start
-            with _stop_on_signals(server, on_stop):
+            with stop_on_signals(server, on_stop):
                 # The listener accepts first: /readyz says "starting" (and
                 # other requests get 503) while the engine recovers.
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -192,25 +191,6 @@ def _freeze_startup_objects() -> None:
 
     gc.collect()
     gc.freeze()
-
-
-@contextmanager
-def _stop_on_signals(server: Any, on_stop: Callable[[], float]) -> Iterator[None]:
-    """SIGINT/SIGTERM ask uvicorn to stop, also before it installs its own
-    handlers. uvicorn re-raises the signal that stopped it after restoring
-    the handlers it found — ours — so the node goes on to close its runtime
-    instead of dying half way."""
-
-    def stop(*_: object) -> None:
-        on_stop()
-        server.should_exit = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _is_loopback(host: str) -> bool:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -76,6 +73,7 @@ def ui(
 async def _serve(network: Network, port: int) -> None:
     import uvicorn
 
+    from agent_node.stopping import stop_on_signals
     from agent_node.transport import listening_socket
     from agent_node.ui.calls import Calls
     from agent_node.ui.server import create_app
@@ -90,28 +88,10 @@ async def _serve(network: Network, port: int) -> None:
     names = ", ".join(f"{t.key} ({t.url})" for t in network.targets.values())
     try:
         # Before the address is out: a stop asked as soon as it is read counts.
-        with _stop_on_signals(server):
+        with stop_on_signals(server):
             click.echo(f"agent-node ui: http://127.0.0.1:{app.port}/")
             click.echo(f"nodes: {names}", err=True)
             await server.serve(sockets=[sock])
     finally:
         await calls.aclose()
         sock.close()
-
-
-@contextmanager
-def _stop_on_signals(server: Any) -> Iterator[None]:
-    """SIGINT and SIGTERM stop the server. uvicorn handles them while it
-    serves, then restores the handlers it found and raises the signal again:
-    Python's own would make that a KeyboardInterrupt (click's "Aborted!",
-    exit 1) or a death by SIGTERM; ours only asks the stopped server to stop."""
-
-    def stop(*_: object) -> None:
-        server.should_exit = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

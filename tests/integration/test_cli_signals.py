@@ -41,18 +41,23 @@ wf.end("end")
 INHERITED = {"ignored": signal.SIG_IGN, "default": signal.SIG_DFL}
 
 
-@pytest.mark.parametrize("inherited", INHERITED)
-def test_sigint_stops_a_run_whatever_it_inherited(tmp_path: Path, inherited: str) -> None:
-    (tmp_path / "slow.py").write_text(SLOW_PY)
-    command = [sys.executable, "-m", "agent_node.cli.main", "run", "slow.py:wf", "--input", "{}"]
-    child = subprocess.Popen(
-        [*command, "--store", f"sqlite:///{tmp_path}/s.db"],
-        cwd=tmp_path,
+def spawn(command: list[str], cwd: Path, inherited: str) -> subprocess.Popen[str]:
+    """``command`` in ``cwd``, SIGINT handled as :data:`INHERITED` says."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, INHERITED[inherited]),
     )
+
+
+@pytest.mark.parametrize("inherited", INHERITED)
+def test_sigint_stops_a_run_whatever_it_inherited(tmp_path: Path, inherited: str) -> None:
+    (tmp_path / "slow.py").write_text(SLOW_PY)
+    command = [sys.executable, "-m", "agent_node.cli.main", "run", "slow.py:wf", "--input", "{}"]
+    child = spawn([*command, "--store", f"sqlite:///{tmp_path}/s.db"], tmp_path, inherited)
     try:
         assert child.stdout is not None
         assert child.stdout.readline() == "sleeping\n"  # the step runs: Ctrl-C now
@@ -75,14 +80,7 @@ def test_the_ui_stops_cleanly_on_a_signal(
 ) -> None:
     # A peer that is never called: the UI starts and serves its page all the same.
     command = [sys.executable, "-m", "agent_node.cli.main", "ui", "--port", "0"]
-    child = subprocess.Popen(
-        [*command, "--peer", "quiet=http://127.0.0.1:9"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, INHERITED[inherited]),
-    )
+    child = spawn([*command, "--peer", "quiet=http://127.0.0.1:9"], tmp_path, inherited)
     try:
         assert child.stdout is not None
         assert child.stdout.readline().startswith("agent-node ui: http://127.0.0.1:")
