@@ -15,7 +15,7 @@ PostgreSQL store numbers them) and run them through a ``fetch`` of their own.
   PostgreSQL its in-place updates). A finished execution changes no more,
   so its ``finished_at`` — ``updated_at`` while it is finished, NULL before
   (written by the store where it sets a status; on PostgreSQL a trigger,
-  :data:`FINISHED_DDL`, keeps it so for every writer) — is indexed, and a
+  :data:`.finished.FINISHED_DDL`, keeps it so for every writer) — is indexed, and a
   change since ``T`` is ``finished_at >= T`` or a live execution
   (``pending``, ``running``, ``waiting``: bounded by the work in hand)
   with ``updated_at >= T``. When fewer than :data:`PROBE` finished
@@ -49,8 +49,6 @@ from agent_node.store.records import TERMINAL, Asking
 from agent_node.store.sql import ASKING, EXECUTION_COLUMNS, LIVE, LIVE_IN, TERMINAL_IN
 
 __all__ = [
-    "FINISHED_BACKFILL",
-    "FINISHED_DDL",
     "PROBE",
     "SORTED",
     "Fetch",
@@ -73,36 +71,6 @@ SORTED = 20_000
 
 _DONE, _LIVE = TERMINAL_IN, LIVE_IN
 _ORDER = " ORDER BY created_at DESC, id DESC"
-
-#: ``finished_at`` of the rows already there (the upgrade to version 8).
-FINISHED_BACKFILL = f"UPDATE executions SET finished_at = updated_at WHERE status IN {_DONE}"
-
-
-def FINISHED_DDL(dialect: str) -> list[str]:
-    """Triggers that keep ``finished_at`` = ``updated_at`` on finished rows,
-    NULL on live ones (idempotent): PostgreSQL's, before the row is written."""
-    if dialect == "sqlite":
-        # None: the store writes finished_at itself, in the statements that
-        # set a status (store/sql.py). SQLite runs a trigger as a program
-        # for every row a watched statement touches, whatever its WHEN: 7 %
-        # of a concurrent step's instructions. SQL written by hand beside
-        # the store must set it too.
-        return []
-    wrong = (
-        f"(NEW.status IN {_DONE} AND NEW.finished_at IS DISTINCT FROM NEW.updated_at)"
-        f" OR (NEW.status NOT IN {_DONE} AND NEW.finished_at IS NOT NULL)"
-    )
-    return [
-        "CREATE OR REPLACE FUNCTION agent_node_finished() RETURNS trigger LANGUAGE plpgsql AS $$"
-        f" BEGIN NEW.finished_at := CASE WHEN NEW.status IN {_DONE} THEN NEW.updated_at END;"
-        " RETURN NEW; END $$",
-        "DROP TRIGGER IF EXISTS executions_finished ON executions",
-        # BEFORE: the row is written once, with its finished_at (a WHEN that
-        # is false costs no call).
-        "CREATE TRIGGER executions_finished"
-        " BEFORE INSERT OR UPDATE OF status, finished_at ON executions"
-        f" FOR EACH ROW WHEN ({wrong}) EXECUTE FUNCTION agent_node_finished()",
-    ]
 
 
 @dataclass(frozen=True, slots=True)

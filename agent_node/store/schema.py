@@ -64,7 +64,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from agent_node.store.counts import FILL, trigger_ddl
-from agent_node.store.listing import FINISHED_BACKFILL, FINISHED_DDL
+from agent_node.store.finished import FINISHED_BACKFILL, FINISHED_DDL
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
