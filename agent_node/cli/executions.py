@@ -265,7 +265,9 @@ async def _list(
     url: str, statuses: list[str] | None, workflow_id: str | None, limit: int
 ) -> list[ExecutionRecord]:
     async with open_store(url) as store:
-        return await store.list_executions(status=statuses, workflow_id=workflow_id, limit=limit)
+        return await store.list_executions(
+            status=statuses, workflow_id=workflow_id, limit=limit, state=False
+        )
 
 
 @click.command()

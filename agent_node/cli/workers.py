@@ -107,7 +107,7 @@ async def _active(store: Store) -> list[ExecutionRecord]:
     """Pending and running executions, and waiting ones whose timer or
     timeout is due (the engine fires it; a process killed while it waited
     for the timer left it there)."""
-    active = await store.list_executions(status=_ACTIVE, limit=10_000)
+    active = await store.list_executions(status=_ACTIVE, limit=10_000, state=False)
     known = {record.id for record in active}
     for wait in await store.due_waits(time.time(), 10_000):
         if wait.execution_id in known:

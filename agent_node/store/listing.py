@@ -46,7 +46,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_node.store.records import TERMINAL, Asking
-from agent_node.store.sql import ASKING, EXECUTION_COLUMNS, LIVE, LIVE_IN, TERMINAL_IN
+from agent_node.store.sql import (
+    ASKING,
+    EXECUTION_COLUMNS,
+    LIVE,
+    LIVE_IN,
+    STATELESS_COLUMNS,
+    TERMINAL_IN,
+)
 
 __all__ = [
     "PROBE",
@@ -201,8 +208,10 @@ async def page(
     offset: int,
     before: tuple[float, str] | None,
     sqlite: bool,
+    state: bool = True,
 ) -> Sequence[Sequence[Any]]:
-    """The rows of one page, newest first."""
+    """The rows of one page, newest first (their state "" when not ``state``)."""
+    columns = EXECUTION_COLUMNS if state else STATELESS_COLUMNS
     driver = await _driver(fetch, filters) if sqlite else None
     clauses, params = filters.clauses(_id_key(sqlite, driver))
     if before is not None:
@@ -226,16 +235,14 @@ async def page(
         if driver is not None:
             source = f"executions INDEXED BY {driver[0]}{_where(clauses)}"
         else:  # behind OFFSET 0, which no ORDER BY or LIMIT outside passes
-            source = f"(SELECT {EXECUTION_COLUMNS} FROM executions{_where(clauses)} OFFSET 0) s"
-        sql = f"SELECT {EXECUTION_COLUMNS} FROM {source}{_ORDER} LIMIT ? OFFSET ?"
+            source = f"(SELECT {columns} FROM executions{_where(clauses)} OFFSET 0) s"
+        sql = f"SELECT {columns} FROM {source}{_ORDER} LIMIT ? OFFSET ?"
         return await fetch(sql, [*params, limit, offset])
     if not few:
         if since is not None:  # enough finished ones match: newest first finds them
             clauses.append("updated_at >= ?")
             params.append(since)
-        sql = (
-            f"SELECT {EXECUTION_COLUMNS} FROM executions{_where(clauses)}{_ORDER} LIMIT ? OFFSET ?"
-        )
+        sql = f"SELECT {columns} FROM executions{_where(clauses)}{_ORDER} LIMIT ? OFFSET ?"
         return await fetch(sql, [*params, limit, offset])
     # Few finished ones changed since: those, and the live ones changed
     # since, merged. The finished ones are read in the order of finished_at's
@@ -248,12 +255,12 @@ async def page(
     hint = " INDEXED BY ix_executions_finished" if sqlite else ""
     first = limit + offset
     done = (
-        f"SELECT * FROM (SELECT {EXECUTION_COLUMNS} FROM executions{hint}"
+        f"SELECT * FROM (SELECT {columns} FROM executions{hint}"
         f"{_where(['finished_at >= ?', *clauses])} ORDER BY finished_at DESC"
         f" LIMIT {2 * PROBE}) f{_ORDER} LIMIT {first}"
     )
     live = (
-        f"SELECT {EXECUTION_COLUMNS} FROM executions{_live_hint(sqlite)}"
+        f"SELECT {columns} FROM executions{_live_hint(sqlite)}"
         f"{_where([f'status IN {_LIVE}', 'updated_at >= ?', *clauses])}{_ORDER} LIMIT {first}"
     )
     sql = f"SELECT * FROM ({done}) d UNION ALL SELECT * FROM ({live}) l{_ORDER} LIMIT ? OFFSET ?"

@@ -213,6 +213,7 @@ class MemoryStore(MemoryOutbox, Notifying):
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
+        state: bool = True,
     ) -> list[ExecutionRecord]:
         rows = self._matching(
             status, workflow_id, context_id, asking, caller, updated_after, id_prefix
@@ -220,7 +221,8 @@ class MemoryStore(MemoryOutbox, Notifying):
         if before is not None:
             rows = [r for r in rows if (r.created_at, r.id) < before]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return [self._with_state(r) for r in rows[offset : offset + limit]]
+        shown = rows[offset : offset + limit]
+        return [self._with_state(r) for r in shown] if state else [_stateless(r) for r in shown]
 
     async def count_executions(
         self,
@@ -345,3 +347,9 @@ def _ready(item: WorkItem, now: float) -> bool:
 
 def _kind(wait: WaitRecord) -> str:
     return wait.kind
+
+
+def _stateless(record: ExecutionRecord) -> ExecutionRecord:
+    found = copied(record)
+    found.state = ""
+    return found

@@ -269,14 +269,16 @@ class PostgresStore(PgWrites, Notifying):
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
+        state: bool = True,
     ) -> list[ExecutionRecord]:
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         rows = await self._listing(
             lambda fetch: page(
-                fetch, filters, limit=limit, offset=offset, before=before, sqlite=False
+                fetch, filters, limit=limit, offset=offset, before=before, sqlite=False, state=state
             )
         )
-        return await self._with_state([execution_from_row(tuple(r)) for r in rows])
+        records = [execution_from_row(tuple(r)) for r in rows]
+        return await self._with_state(records) if state else records
 
     async def _with_state(self, records: list[ExecutionRecord]) -> list[ExecutionRecord]:
         """``records`` with their whole state: the rows of those whose state

@@ -30,6 +30,7 @@ __all__ = [
     "LIVE_IN",
     "PENDING_PUSHES",
     "PUSH_COLUMNS",
+    "STATELESS_COLUMNS",
     "TERMINAL_IN",
     "Statements",
     "flush_statements",
@@ -40,6 +41,8 @@ EXECUTION_COLUMNS = (
     "id, workflow_id, workflow_version, workflow_ref, status, state, cursor, last_seq,"
     " error, context_id, metadata, created_at, updated_at, state_seq, snapshot_seq, patch_room"
 )
+#: The same, the state read as "" (a listing that shows no state reads none).
+STATELESS_COLUMNS = EXECUTION_COLUMNS.replace(" state,", " '' AS state,")
 #: Finished and live statuses as SQL lists (``status IN …``).
 TERMINAL_IN = "(" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
 LIVE = frozenset({"pending", "running", "waiting"})

@@ -150,12 +150,20 @@ class SqliteStore(SqliteWrites, Notifying):
         limit: int = 100,
         offset: int = 0,
         before: tuple[float, str] | None = None,
+        state: bool = True,
     ) -> list[ExecutionRecord]:
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         rows = await page(
-            self._fetch, filters, limit=limit, offset=offset, before=before, sqlite=True
+            self._fetch,
+            filters,
+            limit=limit,
+            offset=offset,
+            before=before,
+            sqlite=True,
+            state=state,
         )
-        return self._with_state([execution_from_row(r) for r in rows])
+        records = [execution_from_row(r) for r in rows]
+        return self._with_state(records) if state else records
 
     async def count_executions(
         self,

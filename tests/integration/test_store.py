@@ -231,6 +231,24 @@ async def test_list_executions_by_the_start_of_an_id(store: Store) -> None:
     assert [r.id for r in page] == ["ab", "abc"]
 
 
+async def test_a_listing_without_the_state_reads_none(store: Store) -> None:
+    """``state=False``: the rows as with it, their state "" — a large one is
+    not rebuilt from its snapshot for a list that does not show it."""
+    big = '{"blob":"' + "x" * 300_000 + '"}'
+    for name, state in (("small", '{"x":1}'), ("large", big)):
+        made = record(name, created=1000.0 + len(name))
+        made.state = state
+        await store.create(made, lambda txn: None)
+    full = await store.list_executions()
+    bare = await store.list_executions(state=False)
+    assert [r.state for r in full] == ['{"x":1}', big]
+    assert [r.state for r in bare] == ["", ""]
+    for with_state, without in zip(full, bare, strict=True):
+        without.state = with_state.state
+        assert without == with_state
+    assert [r.id for r in await store.list_executions(id_prefix="la", state=False)] == ["large"]
+
+
 async def test_notifications_after_commit(store: Store) -> None:
     seen: list[tuple[str, str]] = []
     arrived = asyncio.Event()

@@ -48,7 +48,9 @@ async def inbox(runtime: Runtime, params: QueryParams) -> dict[str, Any]:
     while phase < len(_KINDS) and len(items) < limit:
         kind, filters = _KINDS[phase]
         want = limit - len(items)
-        records = await runtime.store.list_executions(**filters, limit=want + 1, before=before)
+        records = await runtime.store.list_executions(
+            **filters, limit=want + 1, before=before, state=False
+        )
         for record in records[:want]:
             items += await _items(runtime, kind, record)
         if len(records) > want:

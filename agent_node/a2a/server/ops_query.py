@@ -166,6 +166,7 @@ async def _listed(store: Store, query: _Query, **more: Any) -> list[ExecutionRec
         limit=query.limit + 1,
         offset=query.offset,
         before=query.before,
+        state=False,  # a list shows none
     )
 
 
@@ -181,7 +182,7 @@ async def _search(runtime: Runtime, query: _Query, end: str) -> dict[str, Any]:
     before, offset, scanned = query.before, query.offset, 0
     while scanned < SCAN_BUDGET:
         found = await runtime.store.list_executions(
-            **query.store_filters, limit=_BATCH, offset=offset, before=before
+            **query.store_filters, limit=_BATCH, offset=offset, before=before, state=False
         )
         offset = 0  # an offset counts once, from where the search began
         for record in found:
