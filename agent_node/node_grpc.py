@@ -31,6 +31,7 @@ def bind(config: NodeConfig) -> tuple[Any, int | None]:
     except ImportError as exc:
         raise ConfigError(
             f"listen.grpc_port needs protobuf ({exc}): pip install 'agent-node[grpc]'"
+            " (from a clone: pip install -e '.[grpc]')"
         ) from None
     return server.bind(
         config.listen.host, port, config.limits, config.tls_files(), mtls=config.auth.mtls

@@ -49,7 +49,7 @@ __all__ = ["Traces", "start_traces", "traces_wanted"]
 
 log = logging.getLogger(__name__)
 
-INSTALL = "pip install 'agent-node[otel]'"
+INSTALL = "pip install 'agent-node[otel]' (from a clone: pip install -e '.[otel]')"
 #: Logs read back at once (after a restart many visits may need theirs).
 REPLAYS = 4
 #: Seconds a closing node waits for read-backs and its last export.

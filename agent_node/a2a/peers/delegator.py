@@ -340,7 +340,8 @@ class PeerDelegator:
             except ImportError as exc:
                 raise PeerError(
                     f"peer {card.name!r} is reached over gRPC only, which needs grpcio"
-                    f" ({exc}): pip install 'agent-node[grpc]'",
+                    f" ({exc}): pip install 'agent-node[grpc]'"
+                    " (from a clone: pip install -e '.[grpc]')",
                     transient=False,
                 ) from None
         return self._grpc
