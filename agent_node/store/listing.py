@@ -69,11 +69,10 @@ Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
 
 #: How many finished executions a probe counts at most.
 PROBE = 1000
-#: SQLite: how many executions whose id starts alike are read by the
-#: primary key and sorted, at most; past that the newest are walked. (The
-#: ids of one moment start alike, so a start of ids matches ids of one time,
-#: which may be a month ago: a walk from the newest would pass every
-#: execution since.)
+#: How many executions whose id starts alike are read on the ids' index and
+#: sorted, at most; past that the newest are walked. (The ids of one moment
+#: start alike, so a start of ids matches ids of one time, which may be a
+#: month ago: a walk from the newest would pass every execution since.)
 SORTED = 20_000
 
 _DONE, _LIVE = TERMINAL_IN, LIVE_IN
