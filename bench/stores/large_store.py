@@ -14,7 +14,8 @@ loopback, one request at a time:
 
 * ``GetTask`` of random finished tasks;
 * ``ListTasks`` as an operator: the first page, a page deep in the list (its
-  token), a status filter, a context, changed in the last hour (few match)
+  token), a status filter, a context (alone, and with a status all have),
+  changed in the last hour (few match)
   and in the last two days (all match); a status no task has (FAILED), alone
   and with a change in two days (filters that meet: each on its own matches
   none or all);
@@ -187,6 +188,15 @@ def measure(
             )
             rows["ListTasks one context"] = timed(
                 lambda: rpc("ListTasks", {"pageSize": 50, "contextId": "ctx-7"}), samples
+            )
+            # Filters that each match many: a context's 1,000 and a status all
+            # have (the first page counts them: totalSize).
+            rows["ListTasks one context, COMPLETED"] = timed(
+                lambda: rpc(
+                    "ListTasks",
+                    {"pageSize": 50, "contextId": "ctx-8", "status": "TASK_STATE_COMPLETED"},
+                ),
+                samples,
             )
             # By last change: the last hour (the filled ones are a day older:
             # few match) and two days back (every one matches).
