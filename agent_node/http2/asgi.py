@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 #: a stream the client reset counts until the app's task for it returns.
 MAX_STREAMS = 256
 #: Seconds a client may take to send the rest of a body answered unread.
-DRAIN = 2.0
+DRAIN = 10.0
 #: Response headers HTTP/2 forbids (RFC 9113 §8.2.2).
 _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
@@ -371,18 +371,19 @@ class AsgiConnection(Http2Connection):
         self.flush_soon()
 
     def _answered_unread(self, sid: int) -> None:
-        """A request answered while its client still sends its body. RFC 9113
-        (8.1) lets a server reset the stream then, with NO_ERROR; but curl
-        before 8 (Debian 12's 7.88) takes that reset for a failure of the
-        request it was answered ("(92) Stream error in the HTTP/2 framing
-        layer", the answer not shown). A body of announced length that fits
-        in the window the client has (a 401's, most often a few bytes) is let
-        in and dropped, for :data:`DRAIN` seconds at most; any other is
-        stopped at once."""
+        """A request answered while its client still sends its body (a 401
+        or a 413, answered by its headers). RFC 9113 (8.1) lets a server
+        reset the stream then, with NO_ERROR, but clients take that badly:
+        curl before 8 (Debian 12's 7.88) as a failure of the request it was
+        answered ("(92) Stream error in the HTTP/2 framing layer", the
+        answer not shown), and httpx, left without window to send the rest,
+        waits until it times out. So the rest is let in and dropped, its
+        window given as for any body, up to :data:`.wire.DRAIN_BYTES` (a
+        longer one is stopped at once) and for :data:`DRAIN` seconds."""
         wire = self.wire
         if not wire.open_remotely(sid):
             return
-        if wire.ends_alone(sid):
+        if wire.drains(sid):
             asyncio.get_running_loop().call_later(DRAIN, self._stop_unread, sid)
         else:
             wire.reset(sid, ErrorCode.NO_ERROR)

@@ -95,12 +95,18 @@ class Peer(Protocol):
     def on_goaway(self) -> None: ...
 
 
+#: Bytes of a request body answered unread that are let in and dropped, at
+#: most (see :meth:`Wire.drains`).
+DRAIN_BYTES = 16 << 20
+
+
 class _Stream:
-    __slots__ = ("answered", "open_remote", "remaining", "send_window", "unacked")
+    __slots__ = ("answered", "dropped", "open_remote", "remaining", "send_window", "unacked")
 
     def __init__(self, send_window: int, remaining: int) -> None:
         self.open_remote = True
         self.answered = False  # our end sent while the client still sends
+        self.dropped = 0  # bytes of its body that came after that
         self.send_window = send_window
         self.unacked = 0  # bytes read since our last WINDOW_UPDATE for it
         self.remaining = remaining  # of the body its content-length announced (-1: none)
@@ -241,9 +247,12 @@ class Wire:
             if stream.remaining < 0 or (end and stream.remaining):
                 return self._reset_stream(sid, ErrorCode.PROTOCOL_ERROR)  # not its content-length
         if stream.answered:  # the rest of a body read by nobody: dropped
+            stream.dropped += length
             if end:
                 del self.streams[sid]
-            return
+                return
+            if stream.dropped > DRAIN_BYTES:
+                return self.reset(sid, ErrorCode.NO_ERROR)
         if end:
             stream.open_remote = False
         else:
@@ -251,7 +260,8 @@ class Wire:
             if stream.unacked >= STREAM_WINDOW // 2:
                 self._frame(WINDOW_UPDATE, 0, sid, U32.pack(stream.unacked))
                 stream.unacked = 0
-        self.peer.on_data(sid, data, end)
+        if not stream.answered:
+            self.peer.on_data(sid, data, end)
 
     def _headers(self, flags: int, sid: int, payload: bytes) -> None:
         if not sid % 2:
@@ -424,13 +434,12 @@ class Wire:
         stream = self.streams.get(sid)
         return stream is not None and stream.open_remote
 
-    def ends_alone(self, sid: int) -> bool:
-        """Whether the client of ``sid`` can send the rest of its request's
-        body (its length announced) within the window it has now."""
+    def drains(self, sid: int) -> bool:
+        """Whether the rest of ``sid``'s request body, answered unread, is
+        let in (and dropped) rather than stopped: unless it announced more
+        than :data:`DRAIN_BYTES` (what comes past that is stopped anyway)."""
         stream = self.streams.get(sid)
-        if stream is None or not stream.open_remote or stream.remaining < 0:
-            return False
-        return stream.remaining <= STREAM_WINDOW - stream.unacked
+        return stream is not None and stream.open_remote and stream.remaining <= DRAIN_BYTES
 
     def goaway(self, code: int = ErrorCode.NO_ERROR) -> None:
         self._frame(GOAWAY, 0, 0, U32.pack(self.last_sid) + U32.pack(code))

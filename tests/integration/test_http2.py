@@ -147,6 +147,24 @@ def test_curl_gets_an_answer_given_before_its_body_was_read(
         assert "client certificate is required" in done.stdout, done.stdout
 
 
+@pytest.mark.parametrize("size", [(1 << 20) + 100_000, 5 << 20])
+async def test_a_body_over_the_node_s_limit_is_answered_413_over_http2(
+    node: tuple[str, Path], size: int
+) -> None:
+    """As over HTTP/1.1, at once: the client is not left sending into a
+    window that never opens (a 1.1 MB body timed out, found by a walk with
+    httpx and the a2a-sdk on HTTP/2)."""
+    url, certs = node
+    async with client(certs) as c:
+        began = asyncio.get_running_loop().time()
+        headers = {"content-type": "application/json", **V10}
+        refused = await c.post(f"{url}/a2a", content=b"x" * size, headers=headers)
+        assert refused.http_version == "HTTP/2" and refused.status_code == 413
+        assert asyncio.get_running_loop().time() - began < 5
+        sent = await c.post(f"{url}/a2a", json=message(key="after-413"), headers=V10)
+        assert sent.status_code == 200  # the connection serves on
+
+
 async def test_the_same_policy_holds_over_http2(node: tuple[str, Path]) -> None:
     url, certs = node
     async with client(certs, name=None) as c:  # no client certificate
