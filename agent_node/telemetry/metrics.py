@@ -36,7 +36,7 @@ import sys
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -44,10 +44,11 @@ from prometheus_client.registry import Collector
 
 from agent_node.store import Store
 from agent_node.store.base import Commit
-from agent_node.store.records import Claim, EventRecord, ExecutionRecord
+from agent_node.store.records import Claim, DelegationState, EventRecord, ExecutionRecord
+from agent_node.store.sql import LIVE
 from agent_node.telemetry.tallies import Tallies
 
-__all__ = ["NodeMetrics"]
+__all__ = ["WAIT_KINDS", "NodeMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ _DURATIONS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _ROUND_TRIPS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 _ENDS = {"execution_completed": "completed", "execution_failed": "failed"}
+#: What a node visit parks on (``agent_node.engine.executor.Park.kind``).
+WAIT_KINDS = ("auth", "delegation", "event", "input", "timer")
 #: Seconds a scrape may wait for the store's gauges.
 SCRAPE_TIMEOUT = 2.0
 #: Delegations whose sending time is remembered (for their round trip).
@@ -319,23 +322,27 @@ class _StoreCollector(Collector):
                 0.0 if gauges.oldest_push_at is None else max(0.0, now - gauges.oldest_push_at),
             ),
         ]
-        for name, help_text, label, values in (
+        for name, help_text, label, values, known in (
             (
                 "agent_node_executions_active",
                 "Executions not ended, by status",
                 "status",
                 gauges.executions,
+                LIVE,
             ),
-            ("agent_node_waits", "Parked waits, by kind", "kind", gauges.waits),
+            ("agent_node_waits", "Parked waits, by kind", "kind", gauges.waits, WAIT_KINDS),
             (
                 "agent_node_delegations_open",
                 "Delegations in flight, by state",
                 "state",
                 gauges.delegations,
+                get_args(DelegationState),
             ),
         ):
             family = GaugeMetricFamily(name, help_text, labels=[label])
-            for key, count in sorted(values.items()):
+            # Every value of a closed set, 0 included: an alert on a series
+            # has it from the start, not from the first time it is not 0.
+            for key, count in sorted({**dict.fromkeys(known, 0), **values}.items()):
                 family.add_metric([key], count)
             families.append(family)
         return families

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -228,3 +228,39 @@ async def test_every_commit_is_timed(durable_url: str) -> None:
     # Every write is timed once (more writes than commits of an execution: claims).
     assert timed["agent_node_store_commit_seconds_count"] >= len(commits) >= 10 * 5
     assert 0 < timed["agent_node_store_commit_seconds_sum"] < 60
+
+
+async def test_the_store_s_gauges_show_every_known_value_from_the_start(
+    durable_url: str,
+) -> None:
+    """Executions by live status, waits by kind and delegations by state:
+    each series at 0 before anything was, so an alert on one sees it."""
+    from agent_node.store.records import DelegationState
+    from agent_node.telemetry.metrics import WAIT_KINDS
+
+    runtime = Runtime(durable_url, node="n", scope="all")
+    await runtime.start()
+    metrics = NodeMetrics(runtime.store, runtime.workflows, "n")
+    try:
+        text = (await metrics.scrape()).decode()
+    finally:
+        metrics.close()
+        await runtime.close()
+    found = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    expected = {
+        **{("agent_node_executions_active", (s,)): 0.0 for s in ("pending", "running", "waiting")},
+        **{("agent_node_waits", (k,)): 0.0 for k in WAIT_KINDS},
+        **{("agent_node_delegations_open", (s,)): 0.0 for s in get_args(DelegationState)},
+    }
+    assert {key: found.get(key) for key in expected} == expected
+
+
+def test_the_wait_kinds_counted_are_those_a_visit_parks_on() -> None:
+    from agent_node.engine.executor import Park
+    from agent_node.telemetry.metrics import WAIT_KINDS
+
+    assert set(WAIT_KINDS) == set(get_args(get_type_hints(Park)["kind"]))
