@@ -46,6 +46,7 @@ from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
 from agent_node.a2a.peers.peer_errors import PeerError
 from agent_node.engine import faults
+from agent_node.failures import Failures
 from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, matters, task_state
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
@@ -140,15 +141,16 @@ class Watchdog:
         await self.chunks.close()
 
     async def _run(self) -> None:
+        failures = Failures(log, "delegation watchdog", first=self.interval)
         while True:
             pause = None
             try:
                 await self.check_due()
+                failures.worked()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("delegation watchdog: cannot read the store; trying again")
-                pause = self.interval
+            except Exception as exc:
+                pause = failures.failed(exc)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause or await self._pause()):
                     await self._wake.wait()

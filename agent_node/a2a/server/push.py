@@ -64,6 +64,7 @@ from agent_node.a2a.server.push_guard import (
     pinned,
 )
 from agent_node.config import PushSettings
+from agent_node.failures import Failures
 from agent_node.settings_auth import PushAuth
 from agent_node.store.base import Store
 from agent_node.store.records import TERMINAL, PushClaim
@@ -169,6 +170,7 @@ class PushSender:
             self._wake.set()
 
     async def _run(self) -> None:
+        failures = Failures(log, "push sender", first=self.poll)
         while True:
             timeout = self.poll
             if self._retry_at is not None:
@@ -181,11 +183,11 @@ class PushSender:
             self._wake.clear()
             try:
                 await self.deliver_due()
+                failures.worked()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("push sender: cannot read the outbox; trying again")
-                await asyncio.sleep(self.poll)
+            except Exception as exc:
+                await asyncio.sleep(failures.failed(exc))
 
     async def deliver_due(self) -> int:
         """Claim and deliver what is due now; returns how many pushes were tried."""

@@ -1,0 +1,66 @@
+"""A background loop's repeated failures, logged without flooding.
+
+A node's loops (the delegation watchdog, the push sender) try again when
+their store cannot be read. While the database is down that is every
+second or so, and logging each with its traceback filled a log with 184 KB
+in 30 s on an idle node. :class:`Failures` logs the first failure with its
+traceback, then one line a minute while it goes on, and one when the loop
+works again; and it spaces the tries out, doubling the pause up to a
+ceiling, so a database that comes back is not met by every loop at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+__all__ = ["Failures"]
+
+
+class Failures:
+    """The failures of one loop, ``what`` (``"push sender"``)."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        what: str,
+        *,
+        first: float,
+        most: float = 30.0,
+        every: float = 60.0,
+    ) -> None:
+        self.log, self.what = log, what
+        self.first, self.most, self.every = first, most, every
+        #: Failures in a row, and when the last line about them was logged.
+        self.count = 0
+        self._said = 0.0
+        self._since = 0.0
+
+    def failed(self, exc: BaseException) -> float:
+        """Log ``exc`` as its turn says; how long to wait before the next try."""
+        now = time.monotonic()
+        self.count += 1
+        if self.count == 1:
+            self._since = self._said = now
+            self.log.error("%s: %s; trying again", self.what, exc, exc_info=exc)
+        elif now - self._said >= self.every:
+            self._said = now
+            self.log.warning(
+                "%s: still failing (%d times in %.0f s): %s",
+                self.what,
+                self.count,
+                now - self._since,
+                exc,
+            )
+        return float(min(self.most, self.first * 2 ** (self.count - 1)))
+
+    def worked(self) -> None:
+        """The loop did its work: say so if it had been failing."""
+        if self.count:
+            self.log.warning(
+                "%s: works again after %d failures in %.0f s",
+                self.what,
+                self.count,
+                time.monotonic() - self._since,
+            )
+            self.count = 0

@@ -1,0 +1,39 @@
+"""A loop's repeated failures: logged once with a traceback, then a line a
+minute, then once when it works again; the tries spaced out, doubling."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from agent_node.failures import Failures
+
+log = logging.getLogger("tests.failures")
+
+
+def test_a_failure_that_goes_on_is_logged_once_a_while_and_tried_less_often(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = Failures(log, "push sender", first=0.5, most=4.0)
+    down = ConnectionRefusedError("connection refused")
+    with caplog.at_level(logging.INFO, logger="tests.failures"):
+        pauses = [failures.failed(down) for _ in range(20)]
+        failures.worked()
+        failures.worked()  # working on: nothing more to say
+    assert pauses[:5] == [0.5, 1.0, 2.0, 4.0, 4.0] and set(pauses[4:]) == {4.0}
+    said = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert said[0] == ("ERROR", "push sender: connection refused; trying again", True)
+    assert said[1][0] == "WARNING" and said[1][1].startswith("push sender: works again after 20")
+    assert len(said) == 2
+
+
+def test_while_it_goes_on_a_line_says_how_long(caplog: pytest.LogCaptureFixture) -> None:
+    failures = Failures(log, "delegation watchdog", first=1.0, every=0.0)
+    with caplog.at_level(logging.INFO, logger="tests.failures"):
+        for _ in range(3):
+            failures.failed(OSError("the database is down"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[1].startswith("delegation watchdog: still failing (2 times in ")
+    assert lines[2].startswith("delegation watchdog: still failing (3 times in ")
+    assert all(r.exc_info is None for r in caplog.records[1:])  # the traceback once
