@@ -36,6 +36,7 @@ from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Fetch, Filters, count, page
 from agent_node.store.notify import Notifying
+from agent_node.store.outage import quiet_pool_outages
 from agent_node.store.pg_conn import full, keep_session
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.pg_schema import ensure_schema
@@ -103,6 +104,7 @@ class PostgresStore(PgWrites, Notifying):
     async def open(self) -> None:
         if self._pool is not None:
             return
+        quiet_pool_outages()
         try:
             self._pool = await asyncpg.create_pool(
                 self.dsn,

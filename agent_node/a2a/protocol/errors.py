@@ -20,7 +20,8 @@
         ├── VersionNotSupported             -32009
         ├── Unauthenticated                 -32030  no client certificate (agent-node)
         ├── PermissionDenied                -32031  the policy forbids it (agent-node)
-        └── TooManyRequests                 -32032  the caller's concurrency cap (agent-node)
+        ├── TooManyRequests                 -32032  the caller's concurrency cap (agent-node)
+        └── StoreUnavailable                -32033  the node's store out of reach (agent-node)
 
 :class:`ProtocolError` holds the table: JSON-RPC code, the specification's
 error name, the ``google.rpc.ErrorInfo`` reason, and the HTTP and gRPC
@@ -31,10 +32,10 @@ are ``FAILED_PRECONDITION`` (1.0.0 and the TCK's 1.0-dev snapshot said
 places: TaskNotCancelable is 409 and ContentTypeNotSupported 415 (1.0.1: 400).
 
 A2A defines no JSON-RPC codes for authentication, authorization or rate
-limits (its HTTP bindings use 401, 403 and 429). This node answers them
-with three codes of its own from JSON-RPC's server-error range, next to
-A2A's, with the ErrorInfo domain :data:`NODE_ERROR_DOMAIN` so no client
-mistakes them for A2A's.
+limits (its HTTP bindings use 401, 403 and 429), nor for a server that
+cannot serve now (503). This node answers them with four codes of its own
+from JSON-RPC's server-error range, next to A2A's, with the ErrorInfo
+domain :data:`NODE_ERROR_DOMAIN` so no client mistakes them for A2A's.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ __all__ = [
     "PermissionDenied",
     "ProtocolError",
     "PushNotificationNotSupported",
+    "StoreUnavailable",
     "TaskNotCancelable",
     "TaskNotFound",
     "TooManyRequests",
@@ -215,6 +217,15 @@ class ProtocolError(Enum):
         "Too many requests in flight for this caller",
         NODE_ERROR_DOMAIN,
     )
+    STORE_UNAVAILABLE = ErrorRow(
+        -32033,
+        "StoreUnavailableError",
+        "STORE_UNAVAILABLE",
+        503,
+        "UNAVAILABLE",
+        "The node's store cannot be reached now",
+        NODE_ERROR_DOMAIN,
+    )
 
     @property
     def row(self) -> ErrorRow:
@@ -347,6 +358,14 @@ class TooManyRequests(A2AError):
     """The caller has as many requests in flight as its cap allows."""
 
     error = ProtocolError.TOO_MANY_REQUESTS
+
+
+class StoreUnavailable(A2AError):
+    """The node's database cannot be reached now: nothing of the request was
+    done, and it may be asked again in a moment (a send with the same
+    ``Idempotency-Key`` makes one task however often it is asked)."""
+
+    error = ProtocolError.STORE_UNAVAILABLE
 
 
 _BY_ERROR: dict[ProtocolError, type[A2AError]] = {

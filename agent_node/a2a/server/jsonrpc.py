@@ -50,7 +50,6 @@ from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     A2AError,
-    InternalError,
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
@@ -63,6 +62,7 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server import sse
 from agent_node.a2a.server.bodies import BodyTooLarge, read_json
+from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.operations import (
@@ -74,7 +74,6 @@ from agent_node.a2a.server.operations import (
     requested_version,
     validate,
 )
-from agent_node.errors import StoreError
 from agent_node.scope import OPERATION
 
 __all__ = ["DEFAULT_LIMITS", "Limits", "jsonrpc_endpoint", "refusal"]
@@ -130,12 +129,9 @@ def jsonrpc_endpoint(
         except ClientDisconnect:  # a caller that died or gave up: nobody to answer
             log.debug("A2A JSON-RPC caller went away before its request arrived")
             return Response(status_code=400)
-        except StoreError as exc:  # says what failed: no traceback needed
-            log.error("A2A JSON-RPC request failed (id %r): %s", rpc_id, exc)
-            return _error_response(rpc_id, InternalError.of(exc), version, streamed)
-        except Exception:
-            log.exception("A2A JSON-RPC request failed (id %r)", rpc_id)
-            return _error_response(rpc_id, InternalError("internal error"), version, streamed)
+        except Exception as exc:
+            told = failed(exc, log, f"A2A JSON-RPC request (id {rpc_id!r})")
+            return _error_response(rpc_id, told, version, streamed)
 
     return endpoint
 

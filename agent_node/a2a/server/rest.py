@@ -53,16 +53,17 @@ from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     ERROR_INFO_TYPE,
     A2AError,
-    InternalError,
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
+    StoreUnavailable,
     VersionNotSupported,
 )
 from agent_node.a2a.protocol.models import WireModel
 from agent_node.a2a.server import sse
 from agent_node.a2a.server.bodies import BodyTooLarge, read_json
 from agent_node.a2a.server.card import PROTOCOL_PATH
+from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.media import A2A_JSON, JSON, answer_media_type
@@ -74,7 +75,6 @@ from agent_node.a2a.server.operations import (
     served_version,
     validate,
 )
-from agent_node.errors import StoreError
 from agent_node.scope import OPERATION
 
 __all__ = ["REST_PREFIX", "error_response", "rest_endpoint"]
@@ -166,12 +166,9 @@ def rest_endpoint(
         except ClientDisconnect:  # nobody is left to answer
             log.debug("A2A REST caller went away before its request arrived")
             return Response(status_code=400)
-        except StoreError as exc:  # says what failed: no traceback needed
-            log.error("A2A REST %s %s failed: %s", request.method, request.url.path, exc)
-            return error_response(InternalError.of(exc), media)
-        except Exception:
-            log.exception("A2A REST %s %s failed", request.method, request.url.path)
-            return error_response(InternalError("internal error"), media)
+        except Exception as exc:
+            what = f"A2A REST {request.method} {request.url.path}"
+            return error_response(failed(exc, log, what), media)
 
     return endpoint
 
@@ -287,6 +284,8 @@ def error_response(exc: A2AError, media: str = JSON) -> Response:
     """The binding's answer to ``exc`` (see the module doc), as ``media``
     (:func:`~agent_node.a2a.server.media.answer_media_type`)."""
     headers = {"Allow": ", ".join(exc.allowed)} if isinstance(exc, _NotAllowed) else None
+    if isinstance(exc, StoreUnavailable):
+        headers = {"Retry-After": "1"}
     response = _json(_status(exc), _error_body(exc), media, ascii_only=True)
     if headers:
         response.headers.update(headers)

@@ -45,12 +45,12 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     A2AError,
-    InternalError,
     ParseError,
     VersionNotSupported,
 )
 from agent_node.a2a.protocol.grpc.messages import POOL, SERVICE, from_json, message_class, to_params
 from agent_node.a2a.protocol.models import WireModel
+from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.status import Code, RpcError
 from agent_node.a2a.server.handler import CallContext, TaskHandler
@@ -62,7 +62,6 @@ from agent_node.a2a.server.operations import (
     served_version,
     validate,
 )
-from agent_node.errors import StoreError
 from agent_node.scope import CALLER
 from agent_node.security.tls import identity_of
 
@@ -201,13 +200,7 @@ def _reply(name: str, reply: str, result: Any) -> Message:
 
 
 def _error_of(name: str, exc: Exception) -> A2AError:
-    if isinstance(exc, A2AError):
-        return exc
-    if isinstance(exc, StoreError):  # says what failed: no traceback needed
-        log.error("A2A gRPC %s failed: %s", name, exc)
-        return InternalError.of(exc)
-    log.error("A2A gRPC %s failed", name, exc_info=exc)
-    return InternalError("internal error")
+    return failed(exc, log, f"A2A gRPC {name}")
 
 
 def rpc_error(exc: A2AError) -> RpcError:

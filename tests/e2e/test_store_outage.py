@@ -1,0 +1,58 @@
+"""A node whose PostgreSQL goes away for a while: callers are told the store
+cannot be reached now (JSON-RPC -32033, REST 503 with ``Retry-After``), not
+that the node failed; the log says so in a line, not a traceback a request;
+and the node serves again once the database is back. The database is
+reached through a TCP front the test closes (a real outage to the node:
+its connections cut, new ones refused)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from support.front import Front
+from support.nodes import ADA, greeter_config, serving_config
+
+V10 = {"A2A-Version": "1.0"}
+
+
+def send(key: str) -> dict[str, object]:
+    message = {"messageId": key, "role": "ROLE_USER", "parts": [{"data": {"name": "Ada Lovelace"}}]}
+    return {"jsonrpc": "2.0", "id": key, "method": "SendMessage", "params": {"message": message}}
+
+
+async def test_a_store_outage_is_told_as_one_and_passes(tmp_path: Path, pg_url: str) -> None:
+    database = pg_url.rsplit("/", 1)
+    front = Front([("127.0.0.1", int(database[0].rsplit(":", 1)[1]))])
+    await front.start()
+    config = greeter_config(tmp_path)
+    through = f"{database[0].rsplit(':', 1)[0]}:{front.port}/{database[1]}"
+    config.write_text(config.read_text().replace(f"sqlite:///{tmp_path}/greeter.db", through))
+    # The node starts and stops in a thread: the front copies its bytes on this loop.
+    served = serving_config(tmp_path, config, ["--insecure-dev"])
+    url = await asyncio.to_thread(served.__enter__)
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=V10, timeout=20) as http:
+            done = (await http.post("/a2a", json=send("before"))).json()["result"]["task"]
+            assert done["artifacts"][0]["parts"][0]["data"] == ADA
+            await front.close()  # the database goes away
+            for key in ("down-1", "down-2"):
+                told = await http.post("/a2a", json=send(key))
+                assert told.status_code == 200
+                error = told.json()["error"]
+                assert error["code"] == -32033, error
+                assert "cannot be reached" in error["message"]
+            message = send("down-rest")["params"]
+            rest = await http.post("/a2a/message:send", json=message)
+            assert rest.status_code == 503 and rest.headers["retry-after"] == "1"
+            assert rest.json()["error"]["status"] == "UNAVAILABLE"
+            await front.start()  # it is back
+            again = (await http.post("/a2a", json=send("after"))).json()
+            assert again["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    finally:
+        await asyncio.to_thread(served.__exit__, None, None, None)
+        await front.close()
+    log = (tmp_path / "node.err").read_text()
+    assert "the store cannot be reached" in log
+    assert "Traceback" not in log, log
