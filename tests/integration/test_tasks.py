@@ -122,6 +122,24 @@ async def test_an_idempotency_key_returns_the_same_task_per_caller(service: Task
     assert plain[0] is not None and plain[1] is not None and plain[0].id != plain[1].id
 
 
+async def test_a_stream_repeated_with_its_key_begins_with_the_task_as_it_is(
+    service: TaskService,
+) -> None:
+    """A new task's stream begins with it as accepted (SUBMITTED); the same
+    send again, with its Idempotency-Key, begins with the task as it is now
+    (it asks a question), not as it was accepted (found by an integrator's
+    walk: SUBMITTED, then INPUT_REQUIRED)."""
+    ctx = CallContext(caller="spiffe://test/agent/alice", idempotency_key="trip-1")
+    book = send("Lisbon", metadata={"skill": "book"})
+    first = [e async for e in await service.send_streaming_message(book, ctx)]
+    assert first[0].task is not None
+    assert first[0].task.status.state == TaskState.SUBMITTED
+    again = [e async for e in await service.send_streaming_message(book, ctx)]
+    assert again[0].task is not None and again[0].task.id == first[0].task.id
+    assert again[0].task.status.state == TaskState.INPUT_REQUIRED
+    assert again[0].task.status.message is not None  # the question, as GetTask shows it
+
+
 async def test_the_question_in_the_status_is_the_one_in_the_history(
     service: TaskService,
 ) -> None:

@@ -132,7 +132,7 @@ class TaskService:
         if message.task_id:
             task_id = await self._continue(request, ctx)
         else:
-            task_id = await self._start(request, ctx, then_wait=blocking)
+            task_id, _ = await self._start(request, ctx, then_wait=blocking)
         history = config.history_length if config else None
         if not blocking:
             return SendMessageResponse(task=await self._task(task_id, history_length=history))
@@ -147,7 +147,9 @@ class TaskService:
 
     async def _start(
         self, request: SendMessageRequest, ctx: CallContext, *, then_wait: bool = False
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """Start the task ``request`` asks for: its id, and whether it is new
+        (a send repeated with its ``Idempotency-Key`` finds the one it made)."""
         message = request.message
         skill, workflow = self._skill_of(message, request.metadata)
         if not self.policy.may_call(skill, ctx.caller):
@@ -184,7 +186,7 @@ class TaskService:
         if watch:
             engine.watch_status(task_id)
         try:
-            await engine.submit(
+            _, created = await engine.submit(
                 workflow,
                 state,
                 execution_id=task_id,
@@ -196,7 +198,7 @@ class TaskService:
             if watch:
                 engine.release_status_watch(task_id)
             raise
-        return task_id
+        return task_id, created
 
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
         message = request.message
@@ -260,13 +262,17 @@ class TaskService:
         self, request: SendMessageRequest, ctx: CallContext
     ) -> AsyncIterator[StreamResponse]:
         message = request.message
+        accepted: TaskState | None  # None: the task as it is (a repeated send)
         if message.task_id:
             task_id, accepted = await self._continue(request, ctx), TaskState.WORKING
         else:
-            task_id, accepted = await self._start(request, ctx), TaskState.SUBMITTED
+            task_id, created = await self._start(request, ctx)
+            accepted = TaskState.SUBMITTED if created else None
         config = request.configuration
         task = await self._task(task_id, history_length=config.history_length if config else None)
-        status = TaskStatus(state=accepted, timestamp=task.status.timestamp)
+        status = task.status
+        if accepted is not None:
+            status = TaskStatus(state=accepted, timestamp=task.status.timestamp)
         base = task.model_copy(update={"status": status, "artifacts": None})
         return Follower(await self.watches.private(task_id, base), at_interrupt=True)
 
