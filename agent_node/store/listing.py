@@ -45,6 +45,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent_node.store.id_starts import BY_ID, PG_ID, SORTED, id_key, id_range
 from agent_node.store.records import TERMINAL, Asking
 from agent_node.store.sql import (
     ASKING,
@@ -58,7 +59,6 @@ from agent_node.store.sql import (
 __all__ = [
     "COUNTED",
     "PROBE",
-    "SORTED",
     "Fetch",
     "Filters",
     "count",
@@ -70,11 +70,6 @@ Fetch = Callable[[str, Sequence[Any]], Awaitable[Sequence[Sequence[Any]]]]
 
 #: How many finished executions a probe counts at most.
 PROBE = 1000
-#: How many executions whose id starts alike are read on the ids' index and
-#: sorted, at most; past that the newest are walked. (The ids of one moment
-#: start alike, so a start of ids matches ids of one time, which may be a
-#: month ago: a walk from the newest would pass every execution since.)
-SORTED = 20_000
 #: SQLite: how many rows a count asks each filter's index for at most, when
 #: each holds more than :data:`PROBE`, to read the fewest (a count by a
 #: context and a common status read the status's million: 0.5 s).
@@ -98,11 +93,11 @@ class Filters:
 
     def clauses(self, id_key: str = "id") -> tuple[list[str], list[Any]]:
         """Every filter but ``updated_after``, as conditions and parameters
-        (``id_key``: how the id is compared in code point order, :func:`_id_key`)."""
+        (``id_key``: how the id is compared in code point order, :func:`.id_starts.id_key`)."""
         clauses: list[str] = []
         params: list[Any] = []
         if self.id_prefix:
-            condition, values = _id_range(self.id_prefix, id_key)
+            condition, values = id_range(self.id_prefix, id_key)
             clauses.append(condition)
             params.extend(values)
         if self.status is not None:
@@ -132,7 +127,7 @@ class Filters:
         if self.updated_after is not None:
             found.append((_FINISHED, "finished_at >= ?", [self.updated_after]))
         if self.id_prefix:
-            found.append((_BY_ID, *_id_range(self.id_prefix, "id")))
+            found.append((BY_ID, *id_range(self.id_prefix, "id")))
         return found
 
     @property
@@ -149,34 +144,6 @@ _INDEXES = {
     "caller": "ix_executions_caller",
 }
 _FINISHED = "ix_executions_finished"
-#: SQLite's index of the primary key (the ids, in code point order).
-_BY_ID = "sqlite_autoindex_executions_1"
-#: PostgreSQL's ids in code point order (``ix_executions_id``, :mod:`.schema`):
-#: the key's own order is the database's collation, where a start of an id
-#: need not be one range (``en_US`` passes over hyphens).
-_PG_ID = 'id COLLATE "C"'
-
-
-def _id_range(prefix: str, key: str) -> tuple[str, list[Any]]:
-    """The ids that start with ``prefix``: from it, up to the first string
-    past every string that starts with it (in code point order: UTF-8's
-    bytes, SQLite's BINARY and PostgreSQL's "C")."""
-    end = prefix.rstrip("\U0010ffff")
-    if not end:
-        return f"{key} >= ?", [prefix]
-    after = ord(end[-1]) + 1
-    after = 0xE000 if 0xD800 <= after <= 0xDFFF else after  # no surrogates in UTF-8
-    return f"{key} >= ? AND {key} < ?", [prefix, end[:-1] + chr(after)]
-
-
-def _id_key(sqlite: bool, driver: tuple[str, str, list[Any]] | None) -> str:
-    """How a listing compares ids: on PostgreSQL in code point order (its
-    index of them); on SQLite by the primary key's index only where the
-    listing reads that index (``+id`` is the id, but on no index: else
-    SQLite may read every id of a short prefix, a million, and sort them)."""
-    if not sqlite:
-        return _PG_ID
-    return "id" if driver is not None and driver[0] == _BY_ID else "+id"
 
 
 def _status_in(values: Sequence[str]) -> str:
@@ -204,7 +171,7 @@ async def _driver(
     for bound in bounds:
         best: tuple[int, tuple[str, str, list[Any]]] | None = None
         for index, condition, params in indexed:
-            limit = max(bound, SORTED) if index == _BY_ID else bound
+            limit = max(bound, SORTED) if index == BY_ID else bound
             if best is not None:
                 limit = min(limit, best[0])  # more than the fewest yet: not it
             found = await _bounded(fetch, condition, params, index=index, bound=limit)
@@ -228,7 +195,7 @@ async def page(
     """The rows of one page, newest first (their state "" when not ``state``)."""
     columns = EXECUTION_COLUMNS if state else STATELESS_COLUMNS
     driver = await _driver(fetch, filters) if sqlite else None
-    clauses, params = filters.clauses(_id_key(sqlite, driver))
+    clauses, params = filters.clauses(id_key(sqlite, driver))
     if before is not None:
         clauses.append("(created_at, id) < (?, ?)")
         params.extend(before)
@@ -289,7 +256,7 @@ async def _few_ids(fetch: Fetch, prefix: str) -> bool:
     match (it does not know that ids that start alike were made at one
     time): past every newer execution when they are old (190,000 rows, 32
     ms, to find 10,000 of 200,000)."""
-    return await _bounded(fetch, *_id_range(prefix, _PG_ID), bound=SORTED) < SORTED
+    return await _bounded(fetch, *id_range(prefix, PG_ID), bound=SORTED) < SORTED
 
 
 def _live_hint(sqlite: bool) -> str:
@@ -331,7 +298,7 @@ async def count(fetch: Fetch, filters: Filters, *, sqlite: bool) -> int:
     """How many executions ``filters`` match."""
     kept = filters.context_id is None and filters.asking is None and not filters.id_prefix
     # A count reads no order: a start of ids is a range of the key's index.
-    clauses, params = filters.clauses("id" if sqlite else _PG_ID)
+    clauses, params = filters.clauses("id" if sqlite else PG_ID)
     if filters.updated_after is None:
         if kept:
             sql, params = _kept(filters.status, filters.workflow_id, filters.caller, sqlite)
