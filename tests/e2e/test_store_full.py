@@ -185,7 +185,7 @@ def test_a_send_to_a_node_whose_disk_is_full_is_an_internal_error_saying_so(
         assert send(url, 5)["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
         log = (tmp_path / "node.err").read_text()
     assert "Traceback" not in log
-    assert log.count(f"A2A JSON-RPC request failed (id 2): {FULL}: SQLite") == 1, log
+    assert log.count(f"A2A JSON-RPC request (id 2) failed: {FULL}: SQLite") == 1, log
 
 
 # -- PostgreSQL: a database whose tables live on a full tablespace -------------------------------

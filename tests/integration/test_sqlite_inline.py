@@ -271,12 +271,14 @@ async def test_the_commit_timer_counts_each_write_once_from_the_thread(tmp_path:
         told.clear()
 
         async def batch(first: int) -> None:
-            await asyncio.sleep(0.001 * first)
+            # 10 ms apart: a loop stalled that long (a loaded machine) would
+            # hand two over in one iteration, and they would be told as one.
+            await asyncio.sleep(0.002 * first)
             await asyncio.gather(*(writer.submit(_insert(v)) for v in range(first, first + 5)))
 
         # Batches handed over while the thread runs a slow one: it commits
         # them together, and each is timed from when it was submitted.
-        slow = asyncio.ensure_future(writer.submit(_slow(0.1)))
+        slow = asyncio.ensure_future(writer.submit(_slow(0.2)))
         await asyncio.sleep(0.01)
         await asyncio.gather(*(batch(first) for first in range(1, 40, 5)))
         await slow
@@ -284,5 +286,5 @@ async def test_the_commit_timer_counts_each_write_once_from_the_thread(tmp_path:
         await writer.stop()
     assert sum(writes for _, writes in told) == 41
     assert len(told) == 9  # each loop iteration's batch, told apart
-    assert max(took for took, _ in told) >= 0.1
+    assert max(took for took, _ in told) >= 0.2
     assert all(took >= 0 for took, _ in told)
