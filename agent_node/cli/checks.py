@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from agent_node.config import NodeConfig
 from agent_node.errors import AgentNodeError, UsageError
 
-from .invoked import command_name
+from .invoked import command_name, shown_path
 
 if TYPE_CHECKING:
     from agent_node.nodes.model import ModelNode
@@ -155,7 +155,7 @@ def check_certificates(config: NodeConfig, serve: str) -> Check:
     # `certs issue` writes NAME.pem beside the CA it signs with: the name and
     # folder of the certificate the configuration names.
     fix = (
-        f"`{command_name()} certs issue {cert.stem} --dir {_shown(cert.parent)} --force`"
+        f"`{command_name()} certs issue {cert.stem} --dir {shown_path(cert.parent)} --force`"
         " issues a new one"
     )
     if found.problem is not None:
@@ -175,14 +175,6 @@ def _domains(config: NodeConfig) -> set[str]:
     names += [name for allowed in policy.skills.values() for name in allowed]
     domains = {n.split("/")[2] for n in names if n.startswith("spiffe://") and n.count("/") >= 2}
     return {domain for domain in domains if "*" not in domain}
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is under it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def check_models(config: NodeConfig, file: str) -> list[Check]:

@@ -29,7 +29,7 @@ from rich.panel import Panel
 from agent_node.errors import AgentNodeError
 
 from .common import handle_errors, run_async
-from .invoked import command_name
+from .invoked import command_name, shown_path
 from .render import make_console, model_usage
 
 if TYPE_CHECKING:
@@ -355,19 +355,19 @@ def _show_next(console: Console, net: Network, task_id: str) -> None:
     from agent_node.demo.network import USER
 
     coordinator = net.agents["coordinator"]
-    cert, key, ca = (_shown(path) for path in net.user_files())
+    cert, key, ca = (shown_path(path) for path in net.user_files())
     ask = (
         '{"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message":'
         ' {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "Why do tides happen?"}]}}}'
     )
-    store = f"sqlite:///{_shown(coordinator.config.with_suffix('.db'))}"
+    store = f"sqlite:///{shown_path(coordinator.config.with_suffix('.db'))}"
     program = escape(command_name())
-    serve = [f"    {program} serve --config {_shown(a.config)}\n" for a in net.agents.values()]
+    serve = [f"    {program} serve --config {shown_path(a.config)}\n" for a in net.agents.values()]
     # The coordinator's configuration names the other two as its peers: the
     # page shows all three, as the user (an operator of each).
     ui = (
-        f"    {program} ui --config {_shown(coordinator.config)} --cert-dir {_shown(net.certs)}"
-        f" --identity {USER}\n"
+        f"    {program} ui --config {shown_path(coordinator.config)}"
+        f" --cert-dir {shown_path(net.certs)} --identity {USER}\n"
     )
     console.print(
         "\n[bold]next[/]\n"
@@ -381,15 +381,7 @@ def _show_next(console: Console, net: Network, task_id: str) -> None:
         + "  and ask the coordinator yourself (as the demo's user certificate):\n"
         f"    curl -s --cacert {ca} --cert {cert} --key {key} {coordinator.url}/a2a"
         f" -H 'A2A-Version: 1.0' -H 'Content-Type: application/json' -d '{ask}'\n"
-        f"  the network's files, explained: {_shown(net.source / 'README.md')}",
+        f"  the network's files, explained: {shown_path(net.source / 'README.md')}",
         highlight=False,
         soft_wrap=True,
     )
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it is under it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)

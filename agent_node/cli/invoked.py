@@ -15,7 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["PROGRAM", "command_name"]
+__all__ = ["PROGRAM", "command_name", "shown_path"]
 
 PROGRAM = "agent-node"
 
@@ -38,3 +38,12 @@ def _same(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a hint prints it: relative to the working directory when
+    it is under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
