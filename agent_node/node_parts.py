@@ -142,6 +142,7 @@ class NodeParts:
         )
         posts = {PUSH_PATH: pushes.endpoint}
         health = Health(runtime.store, runtime.engine)
+        tasks.stopping = lambda: health.phase == "draining"
         about = NodeAbout(
             config.name,
             config.url,

@@ -11,8 +11,9 @@ request in flight, records their tasks as completed, closes the rest, and
 exits 0 without a traceback, sooner than its graceful timeout.
 
 A request that outlasts the graceful timeout, or that a forced stop (a second
-Ctrl-C) cuts, is answered 503 (a stream is ended) without a traceback, and
-its task completes at the next start.
+Ctrl-C) cuts, is answered without a traceback — a blocking send with
+JSON-RPC -32033 naming its task, a stream is ended — and its task completes
+at the next start.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ CUTS = [
 
 
 @pytest.mark.parametrize(("mode", "signals"), CUTS)
-async def test_a_request_still_running_when_the_stop_ends_is_answered_503(
+async def test_a_request_still_running_when_the_stop_ends_is_answered_unavailable(
     mode: str, signals: list[signal.Signals], tmp_path: Path, certs: Path, spawn: Spawn
 ) -> None:
     served = await _serve(mode, tmp_path, certs, spawn, step_sleep=LONG_STEP_SLEEP)
@@ -241,16 +242,20 @@ async def test_a_request_still_running_when_the_stop_ends_is_answered_503(
         assert GRACEFUL_SHUTDOWN <= took < GRACEFUL_SHUTDOWN + 15, f"stopping took {took:.1f} s"
     else:
         assert took < GRACEFUL_SHUTDOWN, f"a forced stop took {took:.1f} s"
-    assert answer.status_code == 503, answer.text
-    assert "stopping" in answer.text
-    assert "still running" in served.node.err(), served.node.err()
+    # The blocking send is told the node stops, and which task to ask for.
+    assert answer.status_code == 200, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == -32033 and "stopping" in error["message"], error
+    cut = error["data"][0]["metadata"]["taskId"]
+    assert f"task {cut} still running" in served.node.err(), served.node.err()
+    assert "Traceback" not in served.node.err(), served.node.err()
     streamed = events[0]["task"]
     assert "TASK_STATE_COMPLETED" not in json.dumps(events), events
 
     # Nothing is lost: the next start finishes both tasks.
     served = await _serve(mode, tmp_path, certs, spawn, name="restarted")
     ids = {key.split("/")[0] for key in effects.invocations()}
-    assert streamed["id"] in ids and len(ids) == 2, ids
+    assert ids == {streamed["id"], cut}, ids
     async with served.client() as http:
 
         async def both_completed() -> bool:

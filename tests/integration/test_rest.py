@@ -290,6 +290,21 @@ async def test_send_get_list_cancel_over_rest(node: httpx.AsyncClient) -> None:
     assert_error(again, 409, "FAILED_PRECONDITION", "TASK_NOT_CANCELABLE")
 
 
+async def test_a_key_sent_again_with_another_message_is_422(node: httpx.AsyncClient) -> None:
+    keyed = {**V10, "Idempotency-Key": "order-9"}
+    first = (await node.post("/a2a/message:send", json=message("hi"), headers=keyed)).json()
+    again = await node.post("/a2a/message:send", json=message("hi"), headers=keyed)
+    assert again.json()["task"]["id"] == first["task"]["id"]
+    other = await node.post("/a2a/message:send", json=message("bye"), headers=keyed)
+    said = assert_error(other, 422, "FAILED_PRECONDITION", "IDEMPOTENCY_KEY_REUSED")
+    assert "another message" in said
+    assert other.json()["error"]["details"][0]["metadata"] == {"taskId": first["task"]["id"]}
+    rpc = {"jsonrpc": "2.0", "id": 7, "method": "SendMessage", "params": message("bye")}
+    answer = (await node.post("/a2a", json=rpc, headers=keyed)).json()
+    assert answer["id"] == 7 and answer["error"]["code"] == -32034, answer
+    assert answer["error"]["data"][0]["metadata"] == {"taskId": first["task"]["id"]}
+
+
 async def test_streams_are_bare_stream_responses(node: httpx.AsyncClient) -> None:
     streamed = events(await node.post("/a2a/message:stream", json=message("hi"), headers=V10))
     assert "task" in streamed[0]

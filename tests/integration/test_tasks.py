@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from agent_node import Runtime, Workflow, load_workflow
 from agent_node.a2a.protocol.errors import (
+    IdempotencyKeyReused,
     InvalidParams,
     TaskNotCancelable,
     TaskNotFound,
@@ -109,7 +110,10 @@ async def test_return_immediately_and_a_kept_context(service: TaskService) -> No
 async def test_an_idempotency_key_returns_the_same_task_per_caller(service: TaskService) -> None:
     alice = CallContext(caller="spiffe://test/agent/alice", idempotency_key="order-7")
     first = (await service.send_message(send("one"), alice)).task
-    again = (await service.send_message(send("two"), alice)).task
+    # A retry: a new messageId, and asked to be answered another way.
+    retry = send("one", configuration=SendMessageConfiguration(return_immediately=True))
+    retry.message.message_id = "m-2"
+    again = (await service.send_message(retry, alice)).task
     other = (
         await service.send_message(
             send("one"), CallContext(caller="bob", idempotency_key="order-7")
@@ -120,6 +124,39 @@ async def test_an_idempotency_key_returns_the_same_task_per_caller(service: Task
     assert again.id == first.id and len(again.history or []) == 1  # nothing new started
     assert other.id != first.id
     assert plain[0] is not None and plain[1] is not None and plain[0].id != plain[1].id
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(send("two"), id="another text"),
+        pytest.param(send("one", data={"name": "Ada"}), id="another part"),
+        pytest.param(send("one", metadata={"skill": "book"}), id="another skill"),
+        pytest.param(send("one", context_id="ctx-other"), id="another context"),
+    ],
+)
+async def test_an_idempotency_key_sent_again_with_another_request_is_refused(
+    service: TaskService, changed: SendMessageRequest
+) -> None:
+    """The IETF draft's 422: the key's task is not what the second request
+    asked for, so it is not answered as if it were (found by an
+    integrator's walk: the first task came back, silently)."""
+    alice = CallContext(caller="spiffe://test/agent/alice", idempotency_key="order-8")
+    first = (await service.send_message(send("one", context_id="ctx-1"), alice)).task
+    assert first is not None
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        await service.send_message(changed, alice)
+    assert refused.value.metadata == {"taskId": first.id}
+    with pytest.raises(IdempotencyKeyReused):
+        [e async for e in await service.send_streaming_message(changed, alice)]
+    # Nothing started or recorded: the key's task is as the first send left it.
+    listed = await service.list_tasks(ListTasksRequest(), alice)
+    assert [t.id for t in listed.tasks] == [first.id]
+    kept = await service.get_task(GetTaskRequest(id=first.id), alice)
+    assert len(kept.history or []) == 1 and kept.context_id == "ctx-1"
+    # The same request, without its context (the repeat may leave it out), is a repeat.
+    again = (await service.send_message(send("one"), alice)).task
+    assert again is not None and again.id == first.id
 
 
 async def test_a_stream_repeated_with_its_key_begins_with_the_task_as_it_is(

@@ -41,7 +41,8 @@ EXPECTED: list[tuple[type[e.A2AError], int, str, int, str]] = [
     (e.Unauthenticated, -32030, "UNAUTHENTICATED", 401, "agent-node"),
     (e.PermissionDenied, -32031, "PERMISSION_DENIED", 403, "agent-node"),
     (e.TooManyRequests, -32032, "TOO_MANY_REQUESTS", 429, "agent-node"),
-    (e.StoreUnavailable, -32033, "STORE_UNAVAILABLE", 503, "agent-node"),
+    (e.Unavailable, -32033, "UNAVAILABLE", 503, "agent-node"),
+    (e.IdempotencyKeyReused, -32034, "IDEMPOTENCY_KEY_REUSED", 422, "agent-node"),
 ]
 
 

@@ -4,7 +4,7 @@ One place reads every way a peer's answer can go wrong — no answer at all,
 an HTTP error, a body that is not JSON-RPC, a JSON-RPC error — and says
 whether trying again later may help (``transient``: the peer could not be
 reached, timed out, was busy — 408, 425, 429, 5xx, honouring
-``Retry-After`` — or answered ``-32603``/``-32032``) or not (the request
+``Retry-After`` — or answered ``-32603``, ``-32032`` or ``-32033``) or not (the request
 itself is wrong or forbidden). Messages name the peer by name and say what
 was wrong; URLs are scrubbed from them (they name internal hosts a caller
 must not see).
@@ -38,9 +38,10 @@ __all__ = [
 ]
 
 #: JSON-RPC errors that say the peer could not serve the request now (internal
-#: error, our rate limit): worth trying again. Any other says the request is
-#: wrong or forbidden.
-TRANSIENT_CODES = frozenset({-32603, -32032})
+#: error; agent-node's rate limit, and its -32033: store out of reach, starting
+#: or stopping): worth trying again. Any other says the request is wrong or
+#: forbidden.
+TRANSIENT_CODES = frozenset({-32603, -32032, -32033})
 #: agent-node's own JSON-RPC code for a caller it cannot name (HTTP 401).
 UNAUTHENTICATED = -32030
 #: HTTP statuses worth trying again.

@@ -21,7 +21,10 @@
         ├── Unauthenticated                 -32030  no client certificate (agent-node)
         ├── PermissionDenied                -32031  the policy forbids it (agent-node)
         ├── TooManyRequests                 -32032  the caller's concurrency cap (agent-node)
-        └── StoreUnavailable                -32033  the node's store out of reach (agent-node)
+        ├── Unavailable                     -32033  cannot serve now: store out of reach,
+        │                                           starting, stopping (agent-node)
+        └── IdempotencyKeyReused            -32034  a key sent again with another message
+                                                    (agent-node)
 
 :class:`ProtocolError` holds the table: JSON-RPC code, the specification's
 error name, the ``google.rpc.ErrorInfo`` reason, and the HTTP and gRPC
@@ -33,7 +36,9 @@ places: TaskNotCancelable is 409 and ContentTypeNotSupported 415 (1.0.1: 400).
 
 A2A defines no JSON-RPC codes for authentication, authorization or rate
 limits (its HTTP bindings use 401, 403 and 429), nor for a server that
-cannot serve now (503). This node answers them with four codes of its own
+cannot serve now (503), nor for an ``Idempotency-Key`` sent again with
+another request (422, draft-ietf-httpapi-idempotency-key-header §2.7).
+This node answers them with five codes of its own
 from JSON-RPC's server-error range, next to A2A's, with the ErrorInfo
 domain :data:`NODE_ERROR_DOMAIN` so no client mistakes them for A2A's.
 """
@@ -55,6 +60,7 @@ __all__ = [
     "ErrorRow",
     "ExtendedAgentCardNotConfigured",
     "ExtensionSupportRequired",
+    "IdempotencyKeyReused",
     "InternalError",
     "InvalidAgentResponse",
     "InvalidParams",
@@ -64,11 +70,11 @@ __all__ = [
     "PermissionDenied",
     "ProtocolError",
     "PushNotificationNotSupported",
-    "StoreUnavailable",
     "TaskNotCancelable",
     "TaskNotFound",
     "TooManyRequests",
     "Unauthenticated",
+    "Unavailable",
     "UnsupportedOperation",
     "VersionNotSupported",
     "error_class",
@@ -217,13 +223,22 @@ class ProtocolError(Enum):
         "Too many requests in flight for this caller",
         NODE_ERROR_DOMAIN,
     )
-    STORE_UNAVAILABLE = ErrorRow(
+    UNAVAILABLE = ErrorRow(
         -32033,
-        "StoreUnavailableError",
-        "STORE_UNAVAILABLE",
+        "UnavailableError",
+        "UNAVAILABLE",
         503,
         "UNAVAILABLE",
-        "The node's store cannot be reached now",
+        "The node cannot serve this now; ask again in a moment",
+        NODE_ERROR_DOMAIN,
+    )
+    IDEMPOTENCY_KEY_REUSED = ErrorRow(
+        -32034,
+        "IdempotencyKeyReusedError",
+        "IDEMPOTENCY_KEY_REUSED",
+        422,
+        "FAILED_PRECONDITION",
+        "This Idempotency-Key was sent before with another message",
         NODE_ERROR_DOMAIN,
     )
 
@@ -360,12 +375,23 @@ class TooManyRequests(A2AError):
     error = ProtocolError.TOO_MANY_REQUESTS
 
 
-class StoreUnavailable(A2AError):
-    """The node's database cannot be reached now: nothing of the request was
-    done, and it may be asked again in a moment (a send with the same
-    ``Idempotency-Key`` makes one task however often it is asked)."""
+class Unavailable(A2AError):
+    """The node cannot serve the request now — its database is out of reach,
+    it is starting, or it is stopping — and it may be asked again in a
+    moment (a send with the same ``Idempotency-Key`` makes one task however
+    often it is asked). The message says why; a task the request had
+    already started is named in the error's metadata (``taskId``)."""
 
-    error = ProtocolError.STORE_UNAVAILABLE
+    error = ProtocolError.UNAVAILABLE
+
+
+class IdempotencyKeyReused(A2AError):
+    """A send repeated an ``Idempotency-Key`` with another message than the
+    one that made the key's task: the task is not the one asked for, so it
+    is not answered (the IETF draft's 422). The task's id is in the error's
+    metadata (``taskId``)."""
+
+    error = ProtocolError.IDEMPOTENCY_KEY_REUSED
 
 
 _BY_ERROR: dict[ProtocolError, type[A2AError]] = {

@@ -15,7 +15,8 @@ add. Everything else (cards, the operator API, 404, 405) goes through Starlette.
 
 The health probes (``/healthz``, ``/readyz``: :mod:`agent_node.telemetry.health`)
 are answered first, without authentication. While the node is starting, any
-other request gets ``503`` with ``Retry-After``.
+other request gets ``503`` with ``Retry-After``, in its binding's shape
+(JSON-RPC -32033 at the A2A endpoint, the REST error body on its paths).
 
 Every other request first passes the :class:`Guard`, before its body is read:
 
@@ -44,7 +45,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agent_node.a2a.protocol.errors import A2AError, TooManyRequests, Unauthenticated
+from agent_node.a2a.protocol.errors import (
+    A2AError,
+    TooManyRequests,
+    Unauthenticated,
+    Unavailable,
+)
 from agent_node.a2a.server.card import JWKS_PATH, PROTOCOL_PATH, CardDocument
 from agent_node.a2a.server.jsonrpc import refusal
 from agent_node.a2a.server.media import answer_media_type
@@ -231,13 +237,13 @@ class _Front:
             if path in PROBE_PATHS and scope["method"] in ("GET", "HEAD"):
                 await health(scope, receive, send)
                 return
-            if health.phase == "starting":
-                body = {"error": {"code": 503, "status": "UNAVAILABLE", "message": "starting"}}
-                await JSONResponse(body, 503, {"Retry-After": "1"})(scope, receive, send)
-                return
         endpoint = self.direct.get(path) if scope["method"] == "POST" else None
         to_a2a = endpoint is not None and endpoint is self.a2a
         to_rest = self.rest is not None and path.startswith(REST_PREFIX) and path not in self.taken
+        if health is not None and health.phase == "starting":
+            starting = Unavailable("the node is starting; ask again in a moment")
+            await _refusal(starting, scope, to_a2a, to_rest)(scope, receive, send)
+            return
         if to_rest:
             endpoint = self.rest
         refused = await self.guard.authenticate(scope, _header_of(scope))
@@ -260,7 +266,7 @@ class _Front:
 
 
 def _refusal(error: A2AError, scope: Scope, to_a2a: bool, to_rest: bool) -> Response:
-    headers = {"Retry-After": "1"} if isinstance(error, TooManyRequests) else {}
+    headers = {"Retry-After": "1"} if isinstance(error, (TooManyRequests, Unavailable)) else {}
     if to_a2a:
         return refusal(error, Request(scope), headers)
     if to_rest:

@@ -2,7 +2,7 @@
 the same on every binding (JSON-RPC, REST, gRPC).
 
 * The store out of reach (:func:`~agent_node.store.outage.is_outage`: its
-  database down or restarting): :class:`StoreUnavailable` (-32033, HTTP
+  database down or restarting): :class:`Unavailable` (-32033, HTTP
   503, gRPC UNAVAILABLE), worth asking again; one line logged.
 * The store failing otherwise (:class:`~agent_node.errors.StoreError`, which
   says what failed): an internal error, telling a full disk apart; one line.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from agent_node.a2a.protocol.errors import A2AError, InternalError, StoreUnavailable
+from agent_node.a2a.protocol.errors import A2AError, InternalError, Unavailable
 from agent_node.errors import StoreError
 from agent_node.store.outage import is_outage
 
@@ -28,7 +28,7 @@ def failed(exc: Exception, log: logging.Logger, what: str) -> A2AError:
         return exc
     if is_outage(exc):
         log.warning("%s: the store cannot be reached: %s", what, exc)
-        return StoreUnavailable("the node's store cannot be reached now; ask again in a moment")
+        return Unavailable("the node's store cannot be reached now; ask again in a moment")
     if isinstance(exc, StoreError):  # says what failed: no traceback needed
         log.error("%s failed: %s", what, exc)
         return InternalError.of(exc)

@@ -56,7 +56,7 @@ from agent_node.a2a.protocol.errors import (
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
-    StoreUnavailable,
+    Unavailable,
     VersionNotSupported,
 )
 from agent_node.a2a.protocol.models import WireModel
@@ -284,7 +284,7 @@ def error_response(exc: A2AError, media: str = JSON) -> Response:
     """The binding's answer to ``exc`` (see the module doc), as ``media``
     (:func:`~agent_node.a2a.server.media.answer_media_type`)."""
     headers = {"Allow": ", ".join(exc.allowed)} if isinstance(exc, _NotAllowed) else None
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, Unavailable):
         headers = {"Retry-After": "1"}
     response = _json(_status(exc), _error_body(exc), media, ascii_only=True)
     if headers:

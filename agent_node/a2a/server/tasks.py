@@ -31,8 +31,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from agent_node.a2a.protocol import compat
@@ -41,6 +42,7 @@ from agent_node.a2a.protocol.errors import (
     PermissionDenied,
     TaskNotCancelable,
     TaskNotFound,
+    Unavailable,
     UnsupportedOperation,
 )
 from agent_node.a2a.protocol.models import (
@@ -72,6 +74,7 @@ from agent_node.a2a.server.task_context import CONTEXT_FIELD, context_of, refere
 from agent_node.a2a.server.task_list import ListQuery, token_of
 from agent_node.a2a.server.task_origin import metadata_of, task_id_of
 from agent_node.a2a.server.task_push import get_push, list_push, push_config_of, set_push
+from agent_node.a2a.server.task_repeat import check_repeat
 from agent_node.a2a.server.taskview import (
     MESSAGE_EVENT,
     TASK_EVENTS,
@@ -120,6 +123,9 @@ class TaskService:
         self.watches = Watches(runtime.store, self._task, poll)
         #: GetExtendedAgentCard (:mod:`.extended_card`); the node sets it.
         self.extended_card = ExtendedCard(None, self.policy)
+        #: Whether the node is stopping (a blocking send its stop cuts then
+        #: answers :class:`Unavailable` with its task's id); the node sets it.
+        self.stopping: Callable[[], bool] = lambda: False
 
     # -- SendMessage -------------------------------------------------------------
 
@@ -137,7 +143,18 @@ class TaskService:
         if not blocking:
             return SendMessageResponse(task=await self._task(task_id, history_length=history))
         # The record the wait ends on and one read of the log make the answer.
-        record = await self.runtime.engine.wait(task_id)
+        try:
+            record = await self.runtime.engine.wait(task_id)
+        except asyncio.CancelledError:
+            if not self.stopping():
+                raise
+            # Cut by the node's stop: the task is durable and goes on at its
+            # next start; the caller learns which task to ask for then.
+            log.warning("stopped with task %s still running: its send answered -32033", task_id)
+            raise Unavailable(
+                f"the node is stopping; task {task_id} goes on when it is back: ask for it then",
+                metadata={"taskId": task_id},
+            ) from None
         events = await self._events(task_id)
         reply = reply_message(record, events)
         if reply is not None:
@@ -177,6 +194,9 @@ class TaskService:
             extra = {CONTEXT_FIELD: context}
         state = state_from_message(workflow.state_model, message, extra)
         received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
+        made = ctx.idempotency_key is not None and await self.runtime.store.get(task_id)
+        if made:  # before its push config could touch the key's task
+            await check_repeat(self.runtime.store, task_id, workflow.ir.id, message, made)
         if (push := push_config_of(request)) is not None:
             # Before the task exists, so no change of it can be missed.
             await set_push(self.runtime.store, self.push, push, task_id, ctx, None)
@@ -198,6 +218,8 @@ class TaskService:
             if watch:
                 engine.release_status_watch(task_id)
             raise
+        if not created and not made:  # a first send with the same key, just before
+            await check_repeat(self.runtime.store, task_id, workflow.ir.id, message, None)
         return task_id, created
 
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
