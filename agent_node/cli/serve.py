@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import click
 
 from agent_node.config import NodeConfig, load_config
+from agent_node.errors import AgentNodeError, UsageError
 
-from .common import handle_errors, run_async, tls_from_cert_dir
+from .common import EXIT_FAILURE, EXIT_USAGE, handle_errors, run_async, tls_from_cert_dir
 
 if TYPE_CHECKING:
     from agent_node.workflow.compiled import CompiledWorkflow
@@ -103,10 +104,63 @@ def serve(
     Ctrl-C or SIGTERM stops it cleanly, exit status 0: no new connections,
     the requests in flight are answered, idle and keep-alive connections are
     closed at once. A request still running after 5 seconds is answered 503
-    (Service Unavailable): its task stays in the store and carries on at the
-    next start.
+    (Service Unavailable; a blocking send, JSON-RPC -32033 naming its task):
+    its task stays in the store and carries on at the next start.
+
+    With --log-format json every line on stderr is a JSON object, from the
+    first: a start that fails says why in one.
     """
+
+    def start(as_json: bool) -> None:
+        _serve(
+            config_path,
+            (host, port, grpc_port, bindings, store),
+            (cert_dir, identity, insecure_dev),
+            as_json=as_json,
+            parent_pid=parent_pid,
+        )
+
+    if log_format != "json":
+        start(as_json=False)
+        return
+    # Everything on stderr is JSON from the first line: a start that fails
+    # (a bad file, a port taken, a certificate missing) too.
+    from agent_node.telemetry.logs import use_json_logs
+
+    stop_logging = use_json_logs()
+    try:
+        start(as_json=True)
+    except click.ClickException as exc:  # a flag wrong together with another
+        log.error("%s", exc.format_message())
+        raise click.exceptions.Exit(exc.exit_code) from None
+    except (AgentNodeError, OSError) as exc:
+        log.error("%s", exc)
+        code = EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
+        raise click.exceptions.Exit(code) from None
+    except click.exceptions.Exit:
+        raise
+    except Exception:
+        log.exception("the node failed")
+        raise click.exceptions.Exit(EXIT_FAILURE) from None
+    finally:
+        stop_logging()
+
+
+def _serve(
+    config_path: str,
+    overrides: tuple[str | None, int | None, int | None, str | None, str | None],
+    security: tuple[Path | None, str | None, bool],
+    *,
+    as_json: bool,
+    parent_pid: int | None,
+) -> None:
+    """Serve the node (see :func:`serve`), with the command's overrides of its
+    configuration (host, port, gRPC port, bindings, store) and security
+    (certificate folder, identity, ``--insecure-dev``)."""
     from agent_node.node import INSECURE_WARNING, AgentNode
+
+    host, port, grpc_port, bindings, store = overrides
+    cert_dir, identity, insecure_dev = security
 
     tls = tls_from_cert_dir(cert_dir, identity)
     config = load_config(config_path).with_overrides(
@@ -119,8 +173,6 @@ def serve(
     )
     node = AgentNode(config, insecure_dev=insecure_dev)
     node.check_transport()
-
-    as_json = log_format == "json"
 
     def ready(actual: NodeConfig) -> None:
         from agent_node.store import default_store_url
@@ -140,16 +192,12 @@ def serve(
         if not as_json:
             click.echo(where, err=True)
 
-    if as_json:
-        from agent_node.telemetry.logs import use_json_logs
-
-        stop_logging = use_json_logs()
-    else:
-        stop_logging = _log_failed_tasks(node.workflows)
+    stop_logging = None if as_json else _log_failed_tasks(node.workflows)
     try:
         run_async(node.serve(ready, parent=parent_pid))
     finally:
-        stop_logging()
+        if stop_logging is not None:
+            stop_logging()
     click.echo(f"agent node {config.name!r} stopped")
 
 

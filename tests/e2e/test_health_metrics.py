@@ -3,8 +3,11 @@ the work: real ``agent-node serve`` processes, real uvicorn, real certificates."
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -91,7 +94,14 @@ async def test_probes_say_starting_then_ready_then_draining(spawn: Spawn, tmp_pa
             lambda: probe(url, "/healthz")[0] == 200, "alive", timeout=30, alive=[node]
         )
         assert probe(url, "/readyz") == (503, '{"status": "starting"}')
-        assert send(url, 0).status_code == 503  # no work taken before the engine runs
+        # No work taken before the engine runs; each binding says so in its shape.
+        starting = send(url, 0)
+        assert starting.status_code == 503 and starting.headers["retry-after"] == "1"
+        error = starting.json()["error"]
+        assert error["code"] == -32033 and "starting" in error["message"], error
+        rest = httpx.post(f"{url}/a2a/message:send", json={"message": {}}, headers=V10)
+        assert rest.status_code == 503 and rest.headers["retry-after"] == "1"
+        assert rest.json()["error"]["details"][0]["reason"] == "UNAVAILABLE", rest.text
         assert "listening on" not in node.out()
     finally:
         holder.execute("ROLLBACK")
@@ -187,7 +197,6 @@ def _free_port() -> int:
 
 
 async def test_json_logs_name_the_execution_node_and_trace(spawn: Spawn, tmp_path: Path) -> None:
-    import json
 
     from e2e.procs import E2E
 
@@ -226,3 +235,36 @@ async def test_json_logs_name_the_execution_node_and_trace(spawn: Spawn, tmp_pat
     failed = [line for line in lines if line["logger"] == "agent_node.failures"]
     assert [line["execution_id"] for line in failed] == [ids[1]]
     assert "negative items are refused" in failed[0]["error"]
+
+
+@pytest.mark.parametrize(
+    ("problem", "code", "said"),
+    [
+        ("a field misspelt", 2, "unknown field 'nmae'"),
+        ("its port taken", 2, "Address already in use"),
+        ("--cert-dir without --identity", 2, "--cert-dir and --identity go together"),
+    ],
+)
+def test_a_start_that_fails_says_why_in_json(
+    tmp_path: Path, problem: str, code: int, said: str
+) -> None:
+    """A log pipeline reading a node's JSON lines sees why it did not start
+    (found by an operator's walk: these came as plain text)."""
+    conf = config(tmp_path)
+    args = [*CLI, "serve", "--insecure-dev", "--log-format", "json", "--config", str(conf)]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        if problem == "a field misspelt":
+            conf.write_text(conf.read_text().replace("name:", "nmae:"))
+        elif problem == "its port taken":
+            args += ["--port", str(taken.getsockname()[1])]
+        else:
+            args += ["--cert-dir", str(tmp_path)]
+        env = child_env(tmp_path / "effects.db", step_sleep=0.0)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == code, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1]["level"] == "error", done.stderr
+    assert said in lines[-1]["message"], lines
+    assert "Traceback" not in done.stderr
