@@ -13,7 +13,8 @@ Event kinds and their ``data``:
 ``node_completed``      ``{"patch"?, "append"?, "remove"?, "next", "duration"?, "output"?,
                         "usage"?}``: the node's change to the state, if any
                         (:mod:`~agent_node.store.patches`), is all a step
-                        writes of it
+                        writes of it; a delegate visit's ``duration`` runs
+                        from its delegation's record to the peer's answer
 ``execution_restarted`` ``{"input"}``: the execution continued as new (a
                         :class:`~.executor.Restart`); the log before it is deleted
 ``node_failed``         ``{"error", "type", "retry_at", "duration", "traceback"?}``
@@ -178,8 +179,11 @@ def resolve_wait(
     """Resolve a parked visit with ``outcome`` (from the executor's resume or
     expire). The caller checked that ``wait`` is one of ``txn.waits``."""
     txn.delete_wait(wait.node, wait.visit)
+    details: dict[str, Any] = {}
     if not isinstance(outcome, Park):
         held = delegation_of(txn, wait.node, wait.visit)
+        if held is not None:  # a delegate visit lasts from its send to its answer
+            details["duration"] = round(max(0.0, txn.now - held.sent_at), 6)
         if held is not None and info.get("expired"):
             cancel_delegation(txn, held)  # the watchdog cancels the peer's task
         elif held is not None:  # answered: the peer's task is done with
@@ -187,7 +191,6 @@ def resolve_wait(
     txn.event("wait_resolved", wait.node, wait.visit, data=dumps(info))
     record = txn.execution
     cursor = Cursor.load(record.cursor)
-    details: dict[str, Any] = {}
     patch = None
     if isinstance(outcome, Advance) and outcome.patch:
         patch = validated_patch(workflow, state_of(txn), outcome.patch)
