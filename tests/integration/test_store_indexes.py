@@ -278,7 +278,9 @@ async def test_listings_read_the_few_rows_they_need(durable_url: str) -> None:
                 began = time.perf_counter()
                 assert await store.count_executions(**asked) == 2000, name
                 took.append(time.perf_counter() - began)
-            assert min(took) < 0.008, (name, took)
+            # ~4 ms alone; reading the status's 200,000 takes ~85 ms: room for a
+            # machine busy with other tests (min 15.6 ms seen under such load).
+            assert min(took) < 0.03, (name, took)
     finally:
         await store.close()
 
