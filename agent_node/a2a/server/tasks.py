@@ -4,7 +4,7 @@
   named in the message's or request's metadata as ``skill``, else the
   default one) with the state the message fills; with ``taskId`` it answers
   the task's wait for input or authorization (INPUT_REQUIRED or
-  AUTH_REQUIRED). It blocks until the task is terminal or interrupted,
+  AUTH_REQUIRED: :mod:`agent_node.a2a.server.task_follow_up`). It blocks until the task is terminal or interrupted,
   unless ``returnImmediately``.
 * ``SendStreamingMessage`` starts or continues a task the same way without
   waiting, and streams it (:mod:`agent_node.a2a.server.streaming`): first the task
@@ -12,8 +12,10 @@
   until it is terminal or interrupted. ``SubscribeToTask`` streams a task
   that is not terminal, from how it is now until it is terminal.
 * A send with an ``Idempotency-Key`` is deduplicated on (caller, key): the
-  task id is derived from both, and a repeat finds the task already there.
-  ``messageId`` is never a dedupe key (clients and the TCK reuse them).
+  task id is derived from both, and a repeat finds the task already there;
+  the key with another message is refused
+  (:mod:`agent_node.a2a.server.task_repeat`). ``messageId`` is never a
+  dedupe key (clients and the TCK reuse them).
 * A client's ``contextId`` is kept; without one the task gets a new context.
   A new task can read its context's earlier tasks and the tasks its message
   references (``referenceTaskIds``): :mod:`agent_node.a2a.server.task_context`.
@@ -71,6 +73,7 @@ from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.streaming import POLL_SECONDS, Follower, Watches
 from agent_node.a2a.server.task_context import CONTEXT_FIELD, context_of, referenced
+from agent_node.a2a.server.task_follow_up import ASKING_KINDS, follow_up
 from agent_node.a2a.server.task_list import ListQuery, token_of
 from agent_node.a2a.server.task_origin import metadata_of, task_id_of
 from agent_node.a2a.server.task_push import get_push, list_push, push_config_of, set_push
@@ -78,27 +81,21 @@ from agent_node.a2a.server.task_repeat import check_repeat
 from agent_node.a2a.server.taskview import (
     MESSAGE_EVENT,
     TASK_EVENTS,
-    answer_from_message,
     render_task,
     reply_message,
     state_from_message,
 )
 from agent_node.engine import faults
-from agent_node.errors import InvalidSignal
 from agent_node.ids import new_id
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
 from agent_node.store.records import TERMINAL, ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
-from agent_node.workflow.ir import INPUT_EVENT
 
 __all__ = ["TaskService"]
 
 log = logging.getLogger(__name__)
-
-#: The wait kinds a follow-up message answers (what the task asks its caller).
-_ASKING_KINDS = frozenset({"input", "auth"})
 
 
 class TaskService:
@@ -223,50 +220,10 @@ class TaskService:
         return task_id, created
 
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
-        message = request.message
-        task_id = message.task_id or ""
+        task_id = request.message.task_id or ""
         record = await self._record(task_id, ctx)
-        if record.status in TERMINAL:
-            raise UnsupportedOperation(
-                f"task {task_id} is {record.status}; it takes no more messages"
-            )
-        context_id = record.context_id or record.id
-        if message.context_id and message.context_id != context_id:
-            raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
-        received = message.model_copy(update={"context_id": context_id})
-        await referenced(
-            self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
-        )
-        if (push := push_config_of(request)) is not None:
-            await set_push(self.runtime.store, self.push, push, task_id, ctx, record)
-        answer = answer_from_message(message)
-        if await self._answer_field(record) == "message":
-            answer = received.to_json()
-        try:
-            await self.runtime.engine.control.signal(
-                task_id,
-                INPUT_EVENT,
-                answer,
-                notes=[(MESSAGE_EVENT, received.to_json())],
-            )
-        except InvalidSignal as exc:
-            raise UnsupportedOperation(
-                f"task {task_id} is not asking for input or authorization ({exc})"
-            ) from None
-        self.runtime.engine.drive(task_id)
+        await follow_up(self.runtime, self.policy, self.push, self.skills, record, request, ctx)
         return task_id
-
-    async def _answer_field(self, record: ExecutionRecord) -> str | None:
-        """The state field the task's input or auth wait writes its answer to."""
-        workflow = next((w for w in self.skills.values() if w.ir.id == record.workflow_id), None)
-        if workflow is None:
-            return None
-        for wait in await self.runtime.store.waits(record.id):
-            spec = workflow.ir.nodes.get(wait.node)
-            if wait.kind in _ASKING_KINDS and spec is not None:
-                # A delegate node relays the whole message to the peer that asked.
-                return "message" if spec.type == "delegate" else getattr(spec, "output", None)
-        return None
 
     def _skill_of(
         self, message: Message, metadata: Mapping[str, object] | None
@@ -434,7 +391,7 @@ class TaskService:
     ) -> Task:
         await faults.reached("task_render", record)
         waits = await self.runtime.store.waits(record.id) if record.status == "waiting" else []
-        if any(w.kind in _ASKING_KINDS for w in waits):
+        if any(w.kind in ASKING_KINDS for w in waits):
             # The log was read before the waits: a question asked in between
             # is missing from it. Read it again, now as new as the waits.
             events = await self._events(record.id)

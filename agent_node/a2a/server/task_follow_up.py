@@ -1,0 +1,86 @@
+"""A follow-up message: ``SendMessage`` with the ``taskId`` of a task that
+asks its caller something (INPUT_REQUIRED or AUTH_REQUIRED).
+
+The message answers the task's wait: its parts become the answer the wait's
+node reads (a delegate node relays the whole message to the peer that
+asked), and it is recorded in the task's history. A terminal task takes no
+more messages; a task that asks nothing cannot be answered; a message may
+not move a task to another context. Its caller was checked by the task
+service (:class:`~agent_node.a2a.server.tasks.TaskService`) already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent_node.a2a.protocol.errors import InvalidParams, UnsupportedOperation
+from agent_node.a2a.protocol.models import SendMessageRequest
+from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.push import PushSender
+from agent_node.a2a.server.task_context import referenced
+from agent_node.a2a.server.task_push import push_config_of, set_push
+from agent_node.a2a.server.taskview import MESSAGE_EVENT, answer_from_message
+from agent_node.errors import InvalidSignal
+from agent_node.runtime import Runtime
+from agent_node.security.authz import Policy
+from agent_node.store.records import TERMINAL, ExecutionRecord
+from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import INPUT_EVENT
+
+__all__ = ["ASKING_KINDS", "follow_up"]
+
+#: The wait kinds a follow-up message answers (what the task asks its caller).
+ASKING_KINDS = frozenset({"input", "auth"})
+
+
+async def follow_up(
+    runtime: Runtime,
+    policy: Policy,
+    push: PushSender | None,
+    skills: Mapping[str, CompiledWorkflow],
+    record: ExecutionRecord,
+    request: SendMessageRequest,
+    ctx: CallContext,
+) -> None:
+    """Answer the wait of task ``record`` with ``request``'s message."""
+    message = request.message
+    task_id = record.id
+    if record.status in TERMINAL:
+        raise UnsupportedOperation(f"task {task_id} is {record.status}; it takes no more messages")
+    context_id = record.context_id or record.id
+    if message.context_id and message.context_id != context_id:
+        raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
+    received = message.model_copy(update={"context_id": context_id})
+    await referenced(runtime.store, policy, message.reference_task_ids or [], ctx.caller)
+    if (config := push_config_of(request)) is not None:
+        await set_push(runtime.store, push, config, task_id, ctx, record)
+    answer = answer_from_message(message)
+    if await _answer_field(runtime, skills, record) == "message":
+        answer = received.to_json()
+    try:
+        await runtime.engine.control.signal(
+            task_id,
+            INPUT_EVENT,
+            answer,
+            notes=[(MESSAGE_EVENT, received.to_json())],
+        )
+    except InvalidSignal as exc:
+        raise UnsupportedOperation(
+            f"task {task_id} is not asking for input or authorization ({exc})"
+        ) from None
+    runtime.engine.drive(task_id)
+
+
+async def _answer_field(
+    runtime: Runtime, skills: Mapping[str, CompiledWorkflow], record: ExecutionRecord
+) -> str | None:
+    """The state field the task's input or auth wait writes its answer to."""
+    workflow = next((w for w in skills.values() if w.ir.id == record.workflow_id), None)
+    if workflow is None:
+        return None
+    for wait in await runtime.store.waits(record.id):
+        spec = workflow.ir.nodes.get(wait.node)
+        if wait.kind in ASKING_KINDS and spec is not None:
+            # A delegate node relays the whole message to the peer that asked.
+            return "message" if spec.type == "delegate" else getattr(spec, "output", None)
+    return None
