@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
-from agent_node.a2a.peers.client import expecting, http_client
+from agent_node.a2a.peers.client import expecting, http_client, server_identity
 from agent_node.a2a.server.ops_node import public_card
 from agent_node.security.tls import client_context
 
@@ -52,6 +52,9 @@ class Reply:
 
     status: int
     body: Any
+    #: The identity the node's certificate named at the handshake (None:
+    #: plain HTTP, or a certificate that names none).
+    identity: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -165,7 +168,7 @@ class Calls:
         except httpx.HTTPError as exc:
             raise NodeDown(f"{target.key}: {_reason(exc)}") from None
         try:
-            return Reply(response.status_code, response.json())
+            return Reply(response.status_code, response.json(), server_identity(response))
         except (json.JSONDecodeError, UnicodeDecodeError):
             if response.status_code == 404:
                 return Reply(404, _error(f"{target.key} has no {where.split('?')[0]}"))

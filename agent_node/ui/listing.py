@@ -5,8 +5,12 @@ filters the page gave, a known set; ``/ops/inbox``). Executions are merged
 by creation time and cut to the page's size; the UI's cursor is, per node,
 the cursor that continues after the last row of that node shown (each row
 of ``/ops/executions`` carries its own), so the next page goes on exactly
-where each node stopped — or nothing for a node that has no more. A node
-that is down or refuses is listed in ``errors`` and the others still show.
+where each node stopped — or nothing for a node that has no more. Nodes
+that serve one store are one list (:mod:`.stores`): the first of them to
+answer speaks for it, and only it is asked for the store's next page. A
+node that is down or refuses is listed in ``errors`` and the others still
+show; what a node says besides its rows (how far a search for an id
+looked) is in ``notes``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from .calls import Calls, NodeDown, Reply
+from .stores import by_store
 from .targets import Target
 
 __all__ = ["BadRequest", "inboxes", "list_executions"]
@@ -87,6 +92,21 @@ def _failure(key: str, reply: Reply | NodeDown) -> dict[str, Any] | None:
     return {"node": key, "status": reply.status, "message": message or "refused"}
 
 
+def _answered(
+    asked: Sequence[Target], replies: Sequence[Reply | NodeDown]
+) -> tuple[list[tuple[Target, Reply]], list[dict[str, Any]]]:
+    """The nodes that answered with a page, and the errors of the others."""
+    answered: list[tuple[Target, Reply]] = []
+    errors: list[dict[str, Any]] = []
+    for target, reply in zip(asked, replies, strict=True):
+        failure = _failure(target.key, reply)
+        if failure is not None or isinstance(reply, NodeDown):
+            errors.append(failure or {"node": target.key, "status": "down", "message": ""})
+        else:
+            answered.append((target, reply))
+    return answered, errors
+
+
 async def list_executions(
     calls: Calls, targets: Sequence[Target], query: QueryParams
 ) -> dict[str, Any]:
@@ -98,29 +118,26 @@ async def list_executions(
     replies = await asyncio.gather(
         *(_ask(calls, t, "/ops/executions", _from(base, cursors[t.key])) for t in asked)
     )
-    errors: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    more: dict[str, str] = {}
-    for target, reply in zip(asked, replies, strict=True):
-        failure = _failure(target.key, reply)
-        if failure is not None or isinstance(reply, NodeDown):
-            errors.append(failure or {"node": target.key, "status": "down", "message": ""})
-            continue
-        for row in reply.body.get("executions") or []:
-            rows.append({**row, "node": target.key})
-        if reply.body.get("next"):
-            more[target.key] = str(reply.body["next"])
-        if reply.body.get("scanned") is not None:
-            errors.append({"node": target.key, "status": "note", "message": _scanned(reply.body)})
+    answered, errors = _answered(asked, replies)
     if asked and len([e for e in errors if e["status"] == 400]) == len(asked):
         raise BadRequest(str(errors[0]["message"]))  # every node refused the same input
+    notes: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    more: dict[str, str] = {}
+    for shared in by_store(answered):
+        key, body = shared.target.key, shared.reply.body
+        rows += [shared.mark(row) for row in body.get("executions") or []]
+        if body.get("next"):
+            more[key] = str(body["next"])
+        if body.get("scanned") is not None:
+            notes.append({"node": key, "message": _scanned(body)})
     rows.sort(key=lambda r: (float(r.get("created_at") or 0), str(r.get("id"))), reverse=True)
     shown, rest = rows[:limit], rows[limit:]
     for key in {r["node"] for r in rest}:
         # This node's rows past the cut: it goes on after its last row shown.
         last = next((r for r in reversed(shown) if r["node"] == key), None)
         more[key] = last["cursor"] if last and last.get("cursor") else cursors.get(key, "")
-    return {"executions": shown, "next": _encode(more), "errors": errors}
+    return {"executions": shown, "next": _encode(more), "errors": errors, "notes": notes}
 
 
 def _scanned(body: dict[str, Any]) -> str:
@@ -130,7 +147,7 @@ def _scanned(body: dict[str, Any]) -> str:
 
 
 async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -> dict[str, Any]:
-    """Every node's inbox, one page each (``cursor``: per node, as above)."""
+    """Every store's inbox, one page each (``cursor``: per node, as above)."""
     limit = _limit(query)
     cursors = _cursors(query, targets)
     asked = [t for t in targets if t.key in cursors]
@@ -138,20 +155,17 @@ async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -
     replies = await asyncio.gather(
         *(_ask(calls, t, "/ops/inbox", _from(base, cursors[t.key])) for t in asked)
     )
-    errors: list[dict[str, Any]] = []
+    answered, errors = _answered(asked, replies)
     items: list[dict[str, Any]] = []
     more: dict[str, str] = {}
-    for target, reply in zip(asked, replies, strict=True):
-        failure = _failure(target.key, reply)
-        if failure is not None or isinstance(reply, NodeDown):
-            errors.append(failure or {"node": target.key, "status": "down", "message": ""})
-            continue
+    for shared in by_store(answered):
+        body = shared.reply.body
         # "node" names the agent on the page; the workflow's node becomes "step".
         items += [
-            {**item, "step": item.get("node"), "node": target.key}
-            for item in reply.body.get("items") or []
+            shared.mark({**item, "step": item.get("node")})
+            for item in body.get("items") or []
             if isinstance(item, dict)
         ]
-        if reply.body.get("next"):
-            more[target.key] = str(reply.body["next"])
+        if body.get("next"):
+            more[shared.target.key] = str(body["next"])
     return {"items": items, "next": _encode(more), "errors": errors}

@@ -2,7 +2,9 @@
 
 ``changes``: one stream for the page, fed by each node's ``/ops/stream``
 (:mod:`agent_node.a2a.server.ops_stream`). Each node's ``changes`` event is
-passed on with the node's name added; a ``node`` event says when a node's
+passed on with the node's name added, and the store it serves (as its
+``hello`` said: nodes of one store tell the same changes, which the page
+applies to one row); a ``node`` event says when a node's
 stream opens (``up``) or is lost (``down``, with why), and the relay tries
 again with a growing pause (up to :data:`MAX_PAUSE` seconds). ``live``: one
 execution's ``/ops/executions/{id}/live``, its ``chunk``, ``end``,
@@ -23,6 +25,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from .calls import Calls, NodeDown, path
+from .stores import store_of
 from .targets import Target
 
 __all__ = ["changes", "live"]
@@ -87,9 +90,12 @@ async def _follow(calls: Calls, target: Target, queue: asyncio.Queue[bytes]) -> 
                 await queue.put(frame("node", {"node": target.key, "up": True}))
                 pause = 1.0
                 why = "its stream ended"
+                named: dict[str, Any] = {"node": target.key}
                 async for name, data in events(lines):
-                    if name == "changes" and isinstance(data, dict):
-                        await queue.put(frame("changes", {**data, "node": target.key}))
+                    if name == "hello" and (store := store_of(data)) is not None:
+                        named = {"node": target.key, "store": store}
+                    elif name == "changes" and isinstance(data, dict):
+                        await queue.put(frame("changes", {**data, **named}))
                     elif name == "bye":
                         why = "it is stopping"
         except NodeDown as exc:

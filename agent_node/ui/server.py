@@ -39,6 +39,7 @@ from . import relay
 from .calls import GLANCE, Calls, NodeDown, Reply, path
 from .guard import Guard
 from .listing import BadRequest, inboxes, list_executions
+from .stores import mark_sharing
 from .targets import Target
 from .tree import task_tree
 
@@ -144,6 +145,7 @@ class _Api:
 
     async def nodes(self, request: Request) -> Any:
         shown = await asyncio.gather(*(_node(self.calls, t) for t in self.targets.values()))
+        mark_sharing(shown)
         return {"nodes": shown}
 
     async def executions(self, request: Request) -> Any:
@@ -194,14 +196,20 @@ def _chosen(request: Request, targets: dict[str, Target]) -> list[Target]:
 
 async def _node(calls: Calls, target: Target) -> dict[str, Any]:
     """One node as the nodes view shows it: reachable or not, its summary
-    (``/ops/node``), its card's words and its health."""
-    shown: dict[str, Any] = {"key": target.key, "url": target.url, "identity": target.identity}
+    (``/ops/node``), its card's words and its health, and its ``identity``:
+    the one configured for it, else the one its certificate named (left out
+    where none is known: plain HTTP)."""
+    shown: dict[str, Any] = {"key": target.key, "url": target.url}
+    if target.identity is not None:
+        shown["identity"] = target.identity
     try:
         summary, card, health = await asyncio.gather(
             calls.get(target, "/ops/node", timeout=GLANCE), calls.card(target), calls.health(target)
         )
     except NodeDown as exc:
         return {**shown, "up": False, "error": str(exc), "health": "down"}
+    if summary.identity is not None:
+        shown.setdefault("identity", summary.identity)
     error = None
     if not summary.ok:
         body = summary.body if isinstance(summary.body, dict) else {}

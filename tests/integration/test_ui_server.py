@@ -280,3 +280,117 @@ async def test_an_execution_s_text_is_relayed_as_it_is_written(setup: Setup) -> 
     assert "".join(c["text"] for c in chunks) == "Durable text, as it comes."
     assert chunks[0]["append"] is False and chunks[-1]["last"] is True
     assert events[-1] == ("end", {"status": "canceled"})
+
+
+# -- nodes that share a store ----------------------------------------------------------
+
+
+async def start_replicas(stack: AsyncExitStack, certs: Path, tmp: Path, shared: str) -> Setup:
+    """``r1`` and ``r2``: two processes' worth of one node (its certificate,
+    its name) on the store ``shared``; ``n2`` on a store of its own."""
+    runtimes, peers = {}, []
+    nodes = [("r1", "n1", shared), ("r2", "n1", shared), ("n2", "n2", f"sqlite:///{tmp}/n2.db")]
+    for key, name, store in nodes:
+        runtime = await stack.enter_async_context(Runtime(store, scope="all", poll_interval=0.05))
+        policy = Policy.of(PolicySettings(operators=[f"{D}/ui"]))
+        app = Starlette(routes=ops_routes(runtime, policy, NodeAbout(name)))
+        tls = server_context(certs / f"{name}.pem", certs / f"{name}-key.pem", [certs / "ca.pem"])
+        url = await stack.enter_async_context(served(app, tls))
+        runtimes[key] = runtime
+        peers.append(f"{key}={url}")
+    tls = TlsSettings(
+        cert=str(certs / "ui.pem"), key=str(certs / "ui-key.pem"), trust=[str(certs / "ca.pem")]
+    )
+    calls = Calls(build_network([], peers, tls))
+    stack.push_async_callback(calls.aclose)
+    app = create_app(calls)
+    ui = await stack.enter_async_context(served(app, None))
+    app.port = int(ui.rsplit(":", 1)[1])
+    return Setup(ui, runtimes)
+
+
+async def test_replicas_of_one_store_list_each_execution_once(
+    certs: Path, tmp_path: Path, durable_url: str
+) -> None:
+    async with AsyncExitStack() as stack:
+        setup = await start_replicas(stack, certs, tmp_path, durable_url)
+        shared = await fill(setup.runtimes["r1"].store, 12, start=1_000.0)
+        own = await fill(setup.runtimes["n2"].store, 5, start=1_003.5)
+        held = await setup.runtimes["r2"].run(holding().compile(), {}, execution_id="h1")
+        assert held.status == "waiting"
+        seen: list[tuple[str, str]] = []
+        params: dict[str, Any] = {"limit": 4}
+        async with setup.client() as http:
+            while True:
+                page = (await http.get("/api/executions", params=params)).json()
+                assert page["errors"] == []
+                seen += [(row["node"], row["id"]) for row in page["executions"]]
+                if "cursor" not in params:  # both replicas answered the first page
+                    first = next(row for row in page["executions"] if row["node"] == "r1")
+                    assert first["replicas"] == ["r2"] and first["store"]
+                if not page["next"]:
+                    break
+                params["cursor"] = page["next"]
+            inbox = (await http.get("/api/inbox")).json()
+            nodes = (await http.get("/api/nodes")).json()["nodes"]
+    ids = [i for _, i in seen]
+    assert sorted(ids) == sorted([*shared, *own, "h1"]) and len(ids) == len(set(ids))
+    assert {n for n, i in seen if i in own} == {"n2"}
+    assert {n for n, i in seen if i not in own} == {"r1"}
+    assert [(item["node"], item["execution"]["id"]) for item in inbox["items"]] == [("r1", "h1")]
+    shown = {n["key"]: n for n in nodes}
+    assert shown["r1"]["shares_store_with"] == ["r2"]
+    assert shown["r2"]["shares_store_with"] == ["r1"]
+    assert "shares_store_with" not in shown["n2"]
+    assert shown["r1"]["up"] and shown["r2"]["up"]  # each replica still shown
+    assert shown["r1"]["node"]["store"] == shown["r2"]["node"]["store"]
+    assert shown["r1"]["node"]["counts"] == shown["r2"]["node"]["counts"]
+    # Who each node is, as its certificate said at the handshake.
+    assert [shown[k]["identity"] for k in ("r1", "r2", "n2")] == [f"{D}/n1", f"{D}/n1", f"{D}/n2"]
+
+
+async def test_replicas_tell_their_changes_as_one_store_s(
+    certs: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """Both replicas hear of a change (PostgreSQL's notices reach every
+    process of the store) and say it is their store's: the page applies
+    it to the one row it shows."""
+    async with AsyncExitStack() as stack:
+        setup = await start_replicas(stack, certs, tmp_path, pg_url)
+        stores: dict[str, str] = {}
+        async with setup.client() as http, http.stream("GET", "/api/stream") as response:
+            up: set[str] = set()
+            started = asyncio.Event()
+
+            async def read() -> None:
+                name = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        data = json.loads(line[6:])
+                        if name == "node" and data["up"]:
+                            up.add(data["node"])
+                            if up == {"r1", "r2", "n2"}:
+                                started.set()
+                        if name == "changes" and any(r["id"] == "w1" for r in data["executions"]):
+                            stores[data["node"]] = data["store"]
+                        if {"r1", "r2"} <= set(stores):
+                            return
+
+            reading = asyncio.create_task(read())
+            await asyncio.wait_for(started.wait(), 10)
+            await setup.runtimes["r1"].run(holding().compile(), {}, execution_id="w1")
+            await asyncio.wait_for(reading, 10)
+            nodes = (await http.get("/api/nodes")).json()["nodes"]
+    assert stores["r1"] == stores["r2"] == nodes[0]["node"]["store"]
+
+
+async def test_a_search_s_note_is_no_error(setup: Setup) -> None:
+    ids = await fill(setup.runtimes["n1"].store, 5, start=1_000.0)
+    async with setup.client() as http:
+        page = (await http.get("/api/executions", params={"q": ids[2][-8:]})).json()
+    assert [row["id"] for row in page["executions"]] == [ids[2]]
+    assert [e["node"] for e in page["errors"]] == ["gone"]  # down: an error
+    assert [n["node"] for n in page["notes"]] == ["n1", "n2"]
+    assert "looked through" in page["notes"][0]["message"]

@@ -8,7 +8,8 @@ the store's own filters (``list_executions(asking=…)``; waiting executions
 that ask nothing, whose ``event`` waits are kept), newest first, so a
 request reads a page worth of rows, never every execution. The cursor
 (``next``) holds the kind reached and the last execution listed of it
-(keyset: the next page is an index seek).
+(keyset: the next page is an index seek). The page names its store
+(``store``, as ``/ops/executions`` does).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, WaitRecord
 
 from .ops_edge import Refused, integer, summary
+from .ops_store import store_identity
 from .ops_views import question_of
 
 __all__ = ["inbox"]
@@ -59,7 +61,8 @@ async def inbox(runtime: Runtime, params: QueryParams) -> dict[str, Any]:
             break
         phase, before = phase + 1, None
     more = phase < len(_KINDS)
-    return {"items": items, "next": _encode(phase, before) if more else None}
+    next_page = _encode(phase, before) if more else None
+    return {"items": items, "next": next_page, "store": store_identity(runtime.store)}
 
 
 async def _items(runtime: Runtime, kind: str, record: ExecutionRecord) -> list[dict[str, Any]]:

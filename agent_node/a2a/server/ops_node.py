@@ -1,7 +1,9 @@
 """``GET /ops/node``: who this node is and how busy it is.
 
 Its name, URL, version, the words of its card (name, description,
-skills), which workflow each skill runs, and its load: how many executions
+skills), which workflow each skill runs, the store it serves (``store``:
+:func:`~.ops_store.store_identity`, the same on every node of one store,
+whose counts are the store's) and its load: how many executions
 are pending, running and waiting, and how many ask a person (input,
 authorization) — each an indexed count of the few that are active. The
 ended ones (completed, failed, canceled) are counted only when asked
@@ -22,6 +24,8 @@ from typing import Any, get_args
 from agent_node import __version__
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionStatus
+
+from .ops_store import store_identity
 
 __all__ = ["NodeAbout", "node_view", "public_card"]
 
@@ -60,6 +64,7 @@ async def node_view(runtime: Runtime, about: NodeAbout | None, every: bool) -> d
         "card": public_card(about.card) if about and about.card else None,
         "skills": dict(about.skills) if about else None,
         "engine": engine.state.value,
+        "store": store_identity(store),
         "counts": counts,
         "asking": asking,
         "load": {"running": counts["pending"] + counts["running"], "waiting": counts["waiting"]},

@@ -20,6 +20,9 @@ come in between two pages. ``next`` is the page's cursor; every row also
 carries the cursor that continues right after it, so a view merging
 several nodes resumes each where it stopped. ``offset`` still works for
 callers of before. ``count=1`` adds the total (``count_executions``).
+Every page names the store it comes from (``store``:
+:func:`~.ops_store.store_identity`): nodes of one store list the same
+executions, and a viewer of several shows them once.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store
 
 from .ops_edge import Refused, boolean, integer, number, summary, text
+from .ops_store import store_identity
 
 __all__ = ["MAX_PAGE", "SCAN_BUDGET", "Cursor", "list_executions"]
 
@@ -143,7 +147,11 @@ async def list_executions(
     runtime: Runtime, params: QueryParams, skills: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The page the query asks for (see the module doc)."""
-    query = parse(params, skills)
+    page = await _found(runtime, parse(params, skills))
+    return {**page, "store": store_identity(runtime.store)}
+
+
+async def _found(runtime: Runtime, query: _Query) -> dict[str, Any]:
     store = runtime.store
     if query.q is None:
         page = _page(await _listed(store, query), query.limit)

@@ -1,6 +1,8 @@
 """Server-Sent Events of the operator API: what changes, as it changes.
 
-``GET /ops/stream``: the executions of this node that changed. The store's
+``GET /ops/stream``: the executions of this node that changed. A ``hello``
+event opens it (the engine's state, and the ``store`` the node serves:
+:func:`~.ops_store.store_identity`). The store's
 notices (``status``, ``work``, ``cancel``, …: :mod:`agent_node.store.base`)
 name an execution, often many times a second; they are gathered for
 :data:`COALESCE` seconds and sent as one ``changes`` event holding each
@@ -39,6 +41,7 @@ from agent_node.store import TERMINAL, ExecutionRecord
 from agent_node.store.live import Chunk
 
 from .ops_edge import summary
+from .ops_store import store_identity
 
 __all__ = [
     "COALESCE",
@@ -100,7 +103,8 @@ async def _changes(runtime: Runtime, serving: Callable[[], bool]) -> AsyncIterat
 
     unsubscribe = store.subscribe(noticed)
     try:
-        yield b"retry: 2000\n" + frame("hello", {"engine": runtime.engine.state.value})
+        hello = {"engine": runtime.engine.state.value, "store": store_identity(store)}
+        yield b"retry: 2000\n" + frame("hello", hello)
         beat = _Beat()
         while runtime.engine.state is EngineState.RUNNING and serving():
             try:

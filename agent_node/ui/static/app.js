@@ -62,11 +62,13 @@ function nodeCard(node) {
     { class: `card node-card${node.up ? "" : " down"}`, "data-node": node.key },
     h("h3", {}, h("span", { class: "name", text: node.key }), summary.name && summary.name !== node.key ? h("span", { class: "muted", text: `(${summary.name})` }) : null, badge(node.up ? node.health : "down")),
     h("div", { class: "url", text: node.url }),
+    node.identity ? h("div", { class: "identity muted", text: node.identity }) : null,
     card.name ? h("div", { class: "card-name" }, h("strong", { text: card.name }), card.description ? ` — ${card.description}` : "") : null,
     skills.length ? h("div", { class: "chips" }, skills) : null,
     node.up && !node.error
       ? h("div", { class: "load", text: `running ${load.running || 0} · waiting ${load.waiting || 0} · asking ${(asking.input || 0) + (asking.auth || 0)}${summary.version ? ` · v${summary.version}` : ""}` })
       : null,
+    node.shares_store_with ? h("div", { class: "shared muted", text: `one store with ${node.shares_store_with.join(", ")}: the same executions and counts` }) : null,
     node.error ? h("div", { class: "reach", text: node.error }) : null,
   );
 }
@@ -137,15 +139,18 @@ async function loadExecutions(reset) {
   state.next = page.next;
   $("#more").hidden = !page.next;
   const count = $("#execution-rows").children.length;
-  const problems = page.errors.map((e) => `${e.node}: ${e.message}`);
-  notes.textContent = [count ? `${count} shown` : "no executions", ...problems].join(" · ");
+  const said = [...page.errors, ...(page.notes || [])].map((e) => `${e.node}: ${e.message}`);
+  notes.textContent = [count ? `${count} shown` : "no executions", ...said].join(" · ");
 }
 
+// Nodes of one store list the same executions: a row is the store's
+// (data-store), under the node that speaks for it, its replicas named.
 function executionRow(row) {
+  const replicas = row.replicas && row.replicas.length ? row.replicas : null;
   return h(
     "tr",
-    { class: "row", "data-node": row.node, "data-id": row.id, onclick: () => (location.hash = executionHref(row.node, row.id)) },
-    h("td", { text: row.node }),
+    { class: "row", "data-node": row.node, "data-store": row.store, "data-id": row.id, onclick: () => (location.hash = executionHref(row.node, row.id)) },
+    h("td", { class: "node-cell", text: row.node, title: replicas ? `also served by ${replicas.join(", ")}` : null }),
     h("td", {}, h("a", { class: "id", href: executionHref(row.node, row.id), title: row.id, text: short(row.id) })),
     h("td", { text: row.workflow }),
     h("td", { class: "status-cell" }, badge(row.status)),
@@ -155,10 +160,11 @@ function executionRow(row) {
   );
 }
 
-function applyChanges(node, rows) {
+function applyChanges(node, store, rows) {
   const body = $("#execution-rows");
+  const where = store ? `[data-store="${CSS.escape(store)}"]` : `[data-node="${CSS.escape(node)}"]`;
   for (const row of rows) {
-    const found = body.querySelector(`tr[data-node="${CSS.escape(node)}"][data-id="${CSS.escape(row.id)}"]`);
+    const found = body.querySelector(`tr${where}[data-id="${CSS.escape(row.id)}"]`);
     if (found) {
       found.querySelector(".status-cell").replaceChildren(badge(row.status));
       found.querySelector(".updated").textContent = when(row.updated_at);
@@ -166,7 +172,7 @@ function applyChanges(node, rows) {
       void found.offsetWidth;
       found.classList.add("fresh");
     } else if (!filtered()) {
-      const fresh = executionRow({ ...row, node });
+      const fresh = executionRow({ ...row, node, store });
       fresh.classList.add("fresh");
       body.prepend(fresh);
     }
@@ -194,7 +200,7 @@ function follow() {
   source.addEventListener("changes", (event) => {
     const data = JSON.parse(event.data);
     if (data.overflow) loadExecutions(true);
-    else applyChanges(data.node, data.executions);
+    else applyChanges(data.node, data.store, data.executions);
     refreshNodes();
     refreshInbox();
     const shownHere = data.executions.some((row) => state.watched.has(`${data.node}/${row.id}`));
