@@ -10,6 +10,11 @@ UI does not know, a node that is down and a task the peer does not have
 (yet) end their branch with a ``reach`` saying which. Siblings are read
 at once; the walk stops at :data:`MAX_DEPTH` levels and :data:`MAX_TASKS`
 tasks, so a cycle or a huge fan-out cannot hold the page.
+
+A task's ``skill`` is the one it was started for; a link's is the one the
+delegation asked for, else the peer's task's. A link's ``identity`` is the
+peer's, as its certificate named it to the caller (else as the UI was told
+to expect). Each is left out where nothing tells it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ MAX_TASKS = 64
 
 #: What a task shows in the tree (the rest is one click away).
 _SHOWN = ("id", "workflow", "status", "caller", "created_at", "updated_at", "error", "question")
-_LINK = ("node", "visit", "peer", "skill", "task_id", "endpoint", "sent_at", "taken_at")
+_LINK = ("node", "visit", "peer", "task_id", "endpoint", "sent_at", "taken_at")
 _LINK_MORE = ("resolved_at", "round_trip", "outcome", "via", "answers", "questions", "live")
 
 
@@ -46,6 +51,8 @@ class _Walk:
             return {"node": target.key, "id": execution_id, "reach": _refusal(reply.body)}
         view = reply.body
         shown = {key: view.get(key) for key in _SHOWN}
+        if isinstance(view.get("skill"), str):
+            shown["skill"] = view["skill"]
         delegations = [d for d in view.get("delegations") or [] if isinstance(d, dict)]
         children = await asyncio.gather(*(self.link(d, depth) for d in delegations))
         return {"node": target.key, **shown, "reach": "ok", "children": list(children)}
@@ -55,6 +62,8 @@ class _Walk:
         found = self.calls.network.find(delegation.get("endpoint"), delegation.get("peer"))
         task_id = delegation.get("task_id")
         link["target"] = found.key if found else None
+        _known(link, "skill", delegation.get("skill"))
+        _known(link, "identity", delegation.get("identity") or (found and found.identity))
         if found is None:
             return {**link, "reach": "unknown peer", "task": None}
         if not isinstance(task_id, str) or not task_id:
@@ -65,7 +74,15 @@ class _Walk:
             task = await self.task(found, task_id, depth + 1)
         except NodeDown as exc:
             return {**link, "reach": f"unreachable: {exc}", "task": None}
+        _known(link, "skill", task.get("skill"))
         return {**link, "reach": task["reach"], "task": task}
+
+
+def _known(into: dict[str, Any], key: str, value: Any) -> None:
+    """``into[key] = value`` unless it has one, or ``value`` is none (a
+    field nothing tells is left out, not null)."""
+    if isinstance(value, str) and value and key not in into:
+        into[key] = value
 
 
 def _refusal(body: Any) -> str:

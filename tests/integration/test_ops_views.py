@@ -19,6 +19,7 @@ import pytest
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from support.certs import make_certs
+from support.delegation_rig import delegating, rig
 from support.fake_ollama import FakeOllama, text
 from support.history import fill
 from support.served import served
@@ -26,7 +27,9 @@ from support.tls import caller_context
 
 from agent_node import Runtime, Workflow
 from agent_node.a2a.server.ops import NodeAbout, ops_routes
+from agent_node.a2a.server.ops_views import execution_view
 from agent_node.config import ModelSettings, PolicySettings
+from agent_node.errors import Throttled
 from agent_node.integrations.llm import LlmClient
 from agent_node.nodes.model import ModelExecutor
 from agent_node.security.authz import Policy
@@ -510,3 +513,114 @@ async def test_streams_end_when_the_node_drains(runtime: Runtime, certs: Path) -
             seen = await asyncio.wait_for(asyncio.gather(*readers), 5)
             assert asyncio.get_running_loop().time() - began < 2.5
     assert [events[-1][0] for events in seen] == ["bye", "bye"]
+
+
+# -- which store, errors and notes, skills ---------------------------------------------
+
+
+async def test_nodes_of_one_store_name_it_alike(
+    runtime: Runtime, durable_url: str, certs: Path
+) -> None:
+    """Two nodes on one database (replicas, or two nodes sharing it) name one
+    store on every view a viewer merges by; a store elsewhere is another."""
+    held = await runtime.run(holding(), {"text": "x"})
+    async with (
+        Runtime(durable_url, scope="all", poll_interval=0.05) as replica,
+        Runtime("memory://", scope="all") as apart,
+        Runtime("memory://", scope="all") as apart_too,
+        ops_node(runtime, certs, NodeAbout("shop")) as one,
+        ops_node(replica, certs, NodeAbout("shop")) as two,
+        ops_node(apart, certs, NodeAbout("shop")) as three,
+        ops_node(apart_too, certs, NodeAbout("stock")) as four,
+    ):
+        stores = []
+        for url in (one, two, three, four):
+            node = await get(f"{url}/ops/node", certs)
+            listed = await get(f"{url}/ops/executions", certs)
+            parked = await get(f"{url}/ops/inbox", certs)
+            assert node["store"] == listed["store"] == parked["store"]
+            stores.append(node["store"])
+        shared = await get(f"{two}/ops/executions", certs)
+    assert stores[0] == stores[1]
+    assert len(set(stores)) == 3  # two memory stores are two stores
+    assert [row["id"] for row in shared["executions"]] == [held.execution_id]
+
+
+async def test_errors_hold_failures_only_and_notes_the_rest(
+    runtime: Runtime, node: str, certs: Path
+) -> None:
+    """A message received, a budget set and a service's "come back later"
+    are notes; only a failure is an error."""
+    calls = {"n": 0}
+    wf = Workflow("patient", version="1")
+    wf.state(Note)
+
+    @wf.step
+    async def call(s: Note) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Throttled("429 Too Many Requests", retry_after=0.05)
+        return {"reply": "done"}
+
+    wf.end("done")
+    message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "be patient"}]}
+    execution_id, _ = await runtime.engine.submit(
+        wf.compile(), {"text": "x"}, notes=[("message_received", message)]
+    )
+    assert (await runtime.engine.wait(execution_id)).status == "completed"
+    budgeted = await runtime.run(steps(), {"text": "y"}, budget={"calls": 3})
+    view = await get(f"{node}/ops/executions/{execution_id}", certs)
+    other = await get(f"{node}/ops/executions/{budgeted.execution_id}", certs)
+    assert view["errors"] == [] and other["errors"] == []
+    notes = {n["kind"]: n for n in view["notes"]}
+    assert notes["message"]["text"] == "be patient"
+    assert notes["throttled"]["node"] == "call"
+    assert "429 Too Many Requests" in notes["throttled"]["text"]
+    assert [n["kind"] for n in other["notes"]] == ["budget"]
+    assert "calls 3" in other["notes"][0]["text"]
+    failed = await runtime.run(failing(), {"text": "bad"})
+    broken = await get(f"{node}/ops/executions/{failed.execution_id}", certs)
+    assert broken["errors"] and all(e["error"] for e in broken["errors"])
+    assert broken["notes"] == []
+
+
+async def test_an_execution_tells_the_skill_it_was_started_for(
+    runtime: Runtime, node: str, certs: Path
+) -> None:
+    """Named by its message, else the one skill of the node that runs its
+    workflow; left out (not null) where nothing tells."""
+    plain = await runtime.run(steps(), {"text": "a"})
+    message = {"messageId": "m2", "role": "ROLE_USER", "parts": [], "metadata": {"skill": "shout"}}
+    named, _ = await runtime.engine.submit(
+        steps(), {"text": "b"}, notes=[("message_received", message)]
+    )
+    await runtime.engine.wait(named)
+    unknown = await runtime.run(holding(), {"text": "c"})
+    views = [
+        await get(f"{node}/ops/executions/{execution_id}", certs)
+        for execution_id in (plain.execution_id, named, unknown.execution_id)
+    ]
+    assert [view.get("skill") for view in views] == ["shout", "shout", None]
+    assert "skill" not in views[2]
+
+
+async def test_a_delegation_tells_its_skill_and_leaves_out_what_is_not_known(
+    store_url: str,
+) -> None:
+    async with rig(store_url) as made:
+        by_skill = await made.start(delegating("hello", "skill: ask"))
+        by_peer = await made.start(delegating("hi"))
+        for execution_id in (by_skill, by_peer):
+            await made.finish(execution_id)
+        runtime = made.runtime
+        views = {}
+        for execution_id in (by_skill, by_peer):
+            record = await runtime.store.get(execution_id)
+            assert record is not None
+            views[execution_id] = await execution_view(runtime, record)
+    (asked,) = views[by_skill]["delegations"]
+    (named,) = views[by_peer]["delegations"]
+    assert asked["skill"] == "ask" and asked["peer"] == "p" and asked["outcome"] == "completed"
+    # A peer on plain HTTP proves no identity, and a delegation by peer name
+    # alone asks for no skill: neither is shown as null.
+    assert "identity" not in asked and "skill" not in named and "identity" not in named

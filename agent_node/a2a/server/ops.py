@@ -92,7 +92,8 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
         return await list_executions(runtime, request.query_params, skills)
 
     async def show(request: Request) -> Any:
-        return await execution_view(runtime, await record_of(request, runtime))
+        skills = about.skills if about else None
+        return await execution_view(runtime, await record_of(request, runtime), skills)
 
     async def events(request: Request) -> Any:
         record = await record_of(request, runtime)

@@ -10,6 +10,12 @@ ended, and the questions the peer asked on the way. The durable log
 what is happening now (``sending``, ``asked``, …, and why the last attempt
 to reach the peer failed), also for a delegation the peer has not taken
 yet (no ``delegation_sent`` so far).
+
+``skill`` is the skill the delegation asked the peer for: the one its wait
+named (a peer found by skill), else its request's, else its node's in the
+workflow. ``identity`` is the one the peer's certificate named. Either is
+left out where nothing tells it (a delegation by peer name alone, a peer
+on plain HTTP), never shown as null.
 """
 
 from __future__ import annotations
@@ -20,14 +26,18 @@ from typing import Any
 
 from agent_node.results import Event
 from agent_node.store.records import DelegationRecord
+from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["delegations_of"]
 
 
 def delegations_of(
-    events: Sequence[Event], rows: Sequence[DelegationRecord]
+    events: Sequence[Event],
+    rows: Sequence[DelegationRecord],
+    workflow: CompiledWorkflow | None = None,
 ) -> list[dict[str, Any]]:
-    """Every delegation of the execution, in the order they were started."""
+    """Every delegation of the execution, in the order they were started
+    (``workflow``: the execution's, for the skills its nodes ask for)."""
     found: dict[tuple[str, int], dict[str, Any]] = {}
     for event in events:
         if event.node is None or event.visit is None:
@@ -48,7 +58,33 @@ def delegations_of(
         entry["peer"] = entry["peer"] or row.peer or None
         entry["task_id"] = entry["task_id"] or row.remote_task_id or None
         entry["endpoint"] = entry["endpoint"] or row.endpoint or None
+        entry["version"] = entry["version"] or row.version or None
+        entry["identity"] = entry["identity"] or row.identity or None
+        entry["skill"] = entry["skill"] or _requested_skill(row)
+    for entry in found.values():
+        entry["skill"] = entry["skill"] or _node_skill(workflow, entry["node"])
+        for field in _UNLESS_KNOWN:
+            if entry[field] is None:
+                del entry[field]
     return sorted(found.values(), key=lambda d: (d["sent_at"], d["node"], d["visit"]))
+
+
+#: Fields left out of an entry where nothing tells them.
+_UNLESS_KNOWN = ("skill", "identity")
+
+
+def _requested_skill(row: DelegationRecord) -> str | None:
+    try:
+        skill = json.loads(row.request).get("skill") if row.request else None
+    except (ValueError, AttributeError):
+        return None
+    return skill if isinstance(skill, str) and skill else None
+
+
+def _node_skill(workflow: CompiledWorkflow | None, node: str) -> str | None:
+    spec = workflow.ir.nodes.get(node) if workflow is not None else None
+    skill = getattr(spec, "skill", None) if spec is not None and spec.type == "delegate" else None
+    return skill if isinstance(skill, str) and skill else None
 
 
 def _entry(node: str, visit: int, at: float) -> dict[str, Any]:

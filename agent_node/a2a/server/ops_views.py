@@ -12,28 +12,35 @@ live rows (work, waits, delegations):
 * ``input`` and ``steps``: the state as the execution started, and for each
   node visit that changed it the keys it changed, before and after (a
   viewer folds them for the whole state at any point);
-* ``errors``: each failed attempt with its error and, for a step's own
-  code, its traceback; ``usage``: model calls, tokens and cost, per node
-  and in total;
+* ``errors``: failures only — each failed attempt with its error and, for
+  a step's own code, its traceback; ``notes``: what else the log tells a
+  person (messages, throttling, …: :mod:`.ops_log`); ``usage``: model
+  calls, tokens and cost, per node and in total;
 * ``delegations``: the peers' tasks (:mod:`.ops_delegations`);
-* ``question``: what the execution asks of its caller, when it does.
+* ``question``: what the execution asks of its caller, when it does;
+* ``skill``: the skill it was started for — the one its first message
+  named, else the only skill of this node that runs its workflow; left out
+  when neither tells.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent_node.results import RUN_STARTS, Event, NodeRun, build_timeline, to_event
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, WaitRecord
 from agent_node.store.patches import apply_patch, patch_of
+from agent_node.workflow.compiled import CompiledWorkflow
 
 from .ops_delegations import delegations_of
 from .ops_edge import summary
 from .ops_graph import workflow_graph
+from .ops_log import errors_of, notes_of
+from .taskview import MESSAGE_EVENT
 
 __all__ = ["execution_view", "question_of"]
 
@@ -43,19 +50,26 @@ log = logging.getLogger(__name__)
 ASKING = ("input", "auth")
 
 
-async def execution_view(runtime: Runtime, record: ExecutionRecord) -> dict[str, Any]:
+async def execution_view(
+    runtime: Runtime, record: ExecutionRecord, skills: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The view of the module doc; ``skills``: which workflow each of the
+    node's skills runs (None: not known)."""
     store = runtime.store
     events = [to_event(e) for e in await store.events(record.id)]
     work, waits = await store.work(record.id), await store.waits(record.id)
     runs = build_timeline(events)
+    workflow = _workflow(runtime, record)
     # The input of the run: the first, or the last continued as new.
     started = next((e for e in events if e.kind in RUN_STARTS), None)
     initial = (started.data or {}).get("input") if started is not None else None
+    skill = _skill(events, record, skills)
     return {
         **summary(record),
+        **({"skill": skill} if skill is not None else {}),
         "state": json.loads(record.state),
         "timeline": [_run(run) for run in runs],
-        "graph": _graph(runtime, record),
+        "graph": workflow_graph(workflow) if workflow is not None else None,
         "visited": sorted({e.node for e in events if e.kind == "node_started" and e.node}),
         "current": {
             "work": [
@@ -73,9 +87,10 @@ async def execution_view(runtime: Runtime, record: ExecutionRecord) -> dict[str,
         },
         "input": initial if isinstance(initial, dict) else None,
         "steps": _steps(initial, events),
-        "errors": _errors(events),
+        "errors": errors_of(events),
+        "notes": notes_of(events),
         "usage": _usage(runs),
-        "delegations": delegations_of(events, await store.delegations(record.id)),
+        "delegations": delegations_of(events, await store.delegations(record.id), workflow),
         "question": question_of(events, waits),
         "events": len(events),
     }
@@ -106,15 +121,29 @@ def question_of(events: Sequence[Event], waits: Sequence[WaitRecord]) -> dict[st
     return {"kind": asking.kind, "node": asking.node, "visit": asking.visit, "text": default}
 
 
-def _graph(runtime: Runtime, record: ExecutionRecord) -> dict[str, Any] | None:
+def _workflow(runtime: Runtime, record: ExecutionRecord) -> CompiledWorkflow | None:
     try:
-        workflow = runtime.workflows.get(
+        return runtime.workflows.get(
             record.workflow_id, record.workflow_version, record.workflow_ref
         )
     except Exception as exc:  # a workflow file that no longer loads: the rest still holds
         log.info("no graph of %s: %s", record.workflow_id, exc)
         return None
-    return workflow_graph(workflow)
+
+
+def _skill(
+    events: Sequence[Event], record: ExecutionRecord, skills: Mapping[str, str] | None
+) -> str | None:
+    """The skill the execution was started for (None: nothing tells)."""
+    first = next((e for e in events if e.kind == MESSAGE_EVENT), None)
+    metadata = (first.data or {}).get("metadata") if first is not None else None
+    named = metadata.get("skill") if isinstance(metadata, dict) else None
+    if isinstance(named, str) and (skills is None or skills.get(named) == record.workflow_id):
+        return named
+    running = [
+        skill for skill, workflow in (skills or {}).items() if workflow == record.workflow_id
+    ]
+    return running[0] if len(running) == 1 else None
 
 
 def _run(run: NodeRun) -> dict[str, Any]:
@@ -166,29 +195,6 @@ def _steps(initial: Any, events: Sequence[Event]) -> list[dict[str, Any]]:
             }
         )
     return steps
-
-
-def _errors(events: Sequence[Event]) -> list[dict[str, Any]]:
-    found = []
-    for event in events:
-        data = event.data or {}
-        if event.kind == "node_failed":
-            found.append(
-                {
-                    "node": event.node,
-                    "visit": event.visit,
-                    "attempt": event.attempt,
-                    "at": event.at,
-                    "error": data.get("error"),
-                    "type": data.get("type"),
-                    "retry_at": data.get("retry_at"),
-                    "throttled": bool(data.get("throttled")),
-                    "traceback": data.get("traceback"),
-                }
-            )
-        elif event.kind == "execution_failed":
-            found.append({"node": None, "at": event.at, "error": data.get("error")})
-    return found
 
 
 def _usage(runs: Sequence[NodeRun]) -> dict[str, Any]:

@@ -124,11 +124,13 @@ function taskItem(task) {
     h("strong", { text: task.node }),
     h("a", { class: "id", href: executionHref(task.node, task.id), title: task.id, text: short(task.id) }),
     h("span", { text: task.workflow }),
+    task.skill ? h("span", { class: "skill", text: `skill ${task.skill}` }) : null,
     badge(task.status),
     task.question ? h("span", { class: "muted", text: `asks: ${shown(task.question.text, 80)}` }) : null);
   const children = (task.children || []).map((link) => {
     const trip = link.round_trip !== null && link.round_trip !== undefined ? `round trip ${ms(link.round_trip)}` : link.live ? `now ${link.live.state}` : "";
-    const about = h("div", { class: "link", text: `${link.node}#${link.visit} → ${link.peer || "?"}${link.target && link.target !== link.peer ? ` (${link.target})` : ""} · task ${short(link.task_id)}${trip ? ` · ${trip}` : ""}${link.outcome ? ` · ${link.outcome}` : ""}${link.answers ? ` · ${link.answers} answer(s) relayed` : ""}` });
+    const asked = link.skill ? ` · skill ${link.skill}` : "";
+    const about = h("div", { class: "link", title: link.identity || null, text: `${link.node}#${link.visit} → ${link.peer || "?"}${link.target && link.target !== link.peer ? ` (${link.target})` : ""}${asked} · task ${short(link.task_id)}${trip ? ` · ${trip}` : ""}${link.outcome ? ` · ${link.outcome}` : ""}${link.answers ? ` · ${link.answers} answer(s) relayed` : ""}` });
     if (link.task) {
       const sub = taskItem(link.task);
       sub.prepend(about);
@@ -169,6 +171,12 @@ export function errorsView(errors) {
   return h("div", {}, errors.map((e) => h("div", { class: "error" },
     h("p", {}, h("strong", { text: e.node ? `${e.node}${e.attempt ? ` (attempt ${e.attempt})` : ""}` : "execution" }), ` ${when(e.at)}: `, h("span", { class: "reach", text: e.error || "" }), e.retry_at ? " — a retry follows" : ""),
     e.traceback ? h("pre", { class: "trace", text: e.traceback }) : null)));
+}
+
+// What the log says that is no error: messages, throttling, a model's slot.
+export function notesView(notes) {
+  return h("ul", { class: "notes" }, notes.map((n) => h("li", { class: "note", "data-kind": n.kind },
+    h("strong", { text: n.node ? `${n.node}${n.visit > 1 ? ` #${n.visit}` : ""}` : n.kind }), ` ${when(n.at)}: `, n.text)));
 }
 
 export function eventsView(events) {

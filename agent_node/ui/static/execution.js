@@ -2,7 +2,7 @@
 // and follows the text its models write (SSE) while it runs.
 import { answerForm, cancel, retry, signalForm } from "./actions.js";
 import { $, api, badge, executionPath, h, when } from "./dom.js";
-import { errorsView, eventsView, graph, stepsView, timeline, treeTasks, treeView } from "./drawings.js";
+import { errorsView, eventsView, graph, notesView, stepsView, timeline, treeTasks, treeView } from "./drawings.js";
 import { state } from "./state.js";
 
 export async function loadExecution(first) {
@@ -32,6 +32,8 @@ export async function loadExecution(first) {
     keep || h("pre", { class: "live", id: "live-text" }),
     view.errors.length ? h("h3", { text: "Errors" }) : null,
     view.errors.length ? h("div", { class: "panel", id: "errors" }, errorsView(view.errors)) : null,
+    view.notes && view.notes.length ? h("h3", { text: "Notes" }) : null,
+    view.notes && view.notes.length ? h("div", { class: "panel", id: "notes" }, notesView(view.notes)) : null,
     h("h3", { text: "State, node by node" }),
     h("div", { class: "panel", id: "steps" }, stepsView(view)),
     h("h3", { text: `Event log (${events.events.length})` }),
@@ -58,7 +60,9 @@ function header(node, view) {
     h("div", { class: "head" }, h("h2", {}, `${view.workflow}@${view.version} `, h("span", { class: "id", text: view.id })), badge(view.status)),
     h("dl", { class: "facts" },
       h("dt", { text: "node" }), h("dd", { text: node }),
-      h("dt", { text: "caller" }), h("dd", { text: view.caller || "—" }),
+      view.skill ? h("dt", { text: "skill" }) : null,
+      view.skill ? h("dd", { class: "skill", text: view.skill }) : null,
+      h("dt", { text: "caller" }), h("dd", { class: "caller", text: view.caller || "—" }),
       h("dt", { text: "context" }), h("dd", { text: view.context_id || "—" }),
       h("dt", { text: "created" }), h("dd", { text: when(view.created_at) }),
       h("dt", { text: "updated" }), h("dd", { text: when(view.updated_at) }),
