@@ -122,6 +122,11 @@ async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question
     assert await page.locator(".node-card .name").all_text_contents() == ["a", "b", "c"]
     await expect(page.locator('.node-card[data-node="c"] .status')).to_have_text("ready")
     await expect(page.locator('.node-card[data-node="c"] .chips')).to_contain_text("book")
+    # Who each node is, as its certificate says (never "null").
+    for name in ("a", "b", "c"):
+        identity = page.locator(f'.node-card[data-node="{name}"] .identity')
+        await expect(identity).to_have_text(f"spiffe://example.org/agent/{name}")
+    await expect(page.locator("#node-list")).not_to_contain_text("null")
     row = page.locator(f'tr.row[data-node="a"][data-id="{task_id}"]')
     await expect(row).to_be_visible()
     await expect(row.locator(".status")).to_have_text("waiting")
@@ -153,6 +158,13 @@ async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question
     await expect(middle).to_be_visible()
     await expect(page.locator("#tree .link").first).to_contain_text("now asked")
     await expect(deepest).to_contain_text("book")
+    # The skill each task was started for, and each delegation asked for.
+    await expect(page.locator("#execution .facts dd.skill")).to_have_text("relay")
+    await expect(middle.locator(".skill")).to_have_text("skill relay")
+    await expect(deepest.locator(".skill")).to_have_text("skill book")
+    await expect(page.locator("#tree .link").nth(1)).to_contain_text("skill book")
+    await expect(page.locator("#tree")).not_to_contain_text("null")
+    await expect(page.locator("#execution .facts")).not_to_contain_text("null")
     await expect(page.locator("#tree")).to_contain_text("asks: When do you want to go to Lisbon?")
     await page.screenshot(path=str(shots / "execution-asking.png"), full_page=True)
 
@@ -225,6 +237,62 @@ async def test_the_ui_command_the_demo_prints_shows_its_network(
     peers = [await c.get_attribute("data-node") for c in await children.all()]
     assert peers == ["researcher", "writer", "writer"]
     await page.screenshot(path=str(tmp_path / "screenshots" / "demo.png"), full_page=True)
+
+
+async def test_replicas_of_a_node_on_one_database_show_each_task_once(
+    net: Net, spawn: Spawn, browser: Browser, pg_url: str
+) -> None:
+    """Two processes of node c (one configuration, one PostgreSQL database,
+    two ports): the page shows both, healthy, as one store; every task once,
+    whichever process took it; the inbox counts each question once; a
+    change both processes tell updates the task's one row; and the view of
+    a task says its skill and its message as a note, not as an error."""
+    net.stores["c"] = pg_url
+    net.configure("c", {"book": Path(f"{BOOK}:wf")}, [], OPERATORS)
+    net.configure("c2", {"book": Path(f"{BOOK}:wf")}, [], OPERATORS, node="c")
+    await net.start("c")
+    await net.start("c2", identity="c")
+    configs = [f"--config={net.root / name}.yaml" for name in ("c", "c2")]
+    args = [*CLI, "ui", *configs, "--cert-dir", str(net.certs), "--identity", "ui", "--port", "0"]
+    ui = spawn("ui", args, child_env(net.root / "effects", 0.0))
+    await wait_until(lambda: "agent-node ui: http://" in ui.out(), "the UI", timeout=30, alive=[ui])
+    url = ui.out().split("agent-node ui: ")[1].split()[0]
+    lisbon = await send_text(net, "c", {"parts": [{"text": "Lisbon"}]})
+    porto = await send_text(net, "c2", {"parts": [{"text": "Porto"}]})
+
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(url)
+    cards = page.locator(".node-card")
+    await expect(cards).to_have_count(2)
+    await expect(page.locator(".node-card .status")).to_have_text(["ready", "ready"])
+    await expect(page.locator('.node-card[data-node="c"] .shared')).to_contain_text("c-2")
+    await expect(page.locator('.node-card[data-node="c-2"] .shared')).to_contain_text("c")
+    rows = page.locator("tr.row")
+    await expect(rows).to_have_count(2)
+    assert {await r.get_attribute("data-id") for r in await rows.all()} == {
+        lisbon["id"],
+        porto["id"],
+    }
+    await expect(page.locator("#list-notes")).to_have_text("2 shown")
+    await expect(page.locator("#inbox-count")).to_have_text("2")
+
+    # Answered, the task completes; both processes tell it, one row shows it.
+    await page.click("a[data-view='inbox']")
+    item = page.locator(f'.item[data-id="{porto["id"]}"]')
+    await item.locator("input[name='answer']").fill("in June")
+    await item.locator("button[type='submit']").click()
+    await expect(page.locator(".item")).to_have_count(1, timeout=30_000)
+    await page.click("a[data-view='overview']")
+    row = page.locator(f'tr.row[data-id="{porto["id"]}"]')
+    await expect(row.locator(".status")).to_have_text("completed", timeout=30_000)
+    await expect(rows).to_have_count(2)
+
+    await row.click()
+    await expect(page.locator("#execution .head .status")).to_have_text("completed")
+    await expect(page.locator("#execution .facts dd.skill")).to_have_text("book")
+    await expect(page.locator("#notes")).to_contain_text("Porto")
+    await expect(page.locator("#errors")).to_have_count(0)
+    ui.reap()
 
 
 async def check_nothing_left_the_page_and_no_secret_came_in(
