@@ -4,8 +4,8 @@
   named in the message's or request's metadata as ``skill``, else the
   default one) with the state the message fills; with ``taskId`` it answers
   the task's wait for input or authorization (INPUT_REQUIRED or
-  AUTH_REQUIRED: :mod:`agent_node.a2a.server.task_follow_up`). It blocks until the task is terminal or interrupted,
-  unless ``returnImmediately``.
+  AUTH_REQUIRED: :mod:`agent_node.a2a.server.task_follow_up`). It blocks
+  until the task is terminal or interrupted, unless ``returnImmediately``.
 * ``SendStreamingMessage`` starts or continues a task the same way without
   waiting, and streams it (:mod:`agent_node.a2a.server.streaming`): first the task
   as accepted (SUBMITTED, or WORKING for a follow-up), then its changes,
