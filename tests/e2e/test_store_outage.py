@@ -1,5 +1,6 @@
 """A node whose PostgreSQL goes away for a while: callers are told the store
-cannot be reached now (JSON-RPC -32033, REST 503 with ``Retry-After``), not
+cannot be reached now (JSON-RPC -32033, REST and the operator API 503 with
+``Retry-After``), not
 that the node failed; the log says so in a line, not a traceback a request;
 and the node serves again once the database is back. The database is
 reached through a TCP front the test closes (a real outage to the node:
@@ -47,7 +48,13 @@ async def test_a_store_outage_is_told_as_one_and_passes(tmp_path: Path, pg_url: 
             rest = await http.post("/a2a/message:send", json=message)
             assert rest.status_code == 503 and rest.headers["retry-after"] == "1"
             assert rest.json()["error"]["status"] == "UNAVAILABLE"
+            # The operator API (the UI's source) says so in its JSON, too.
+            for path in ("/ops/node", "/ops/executions"):
+                ops = await http.get(path)
+                assert ops.status_code == 503 and ops.headers["retry-after"] == "1", ops.text
+                assert ops.json()["error"]["status"] == "UNAVAILABLE", ops.text
             await front.start()  # it is back
+            assert (await http.get("/ops/node")).status_code == 200
             again = (await http.post("/a2a", json=send("after"))).json()
             assert again["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"
     finally:

@@ -43,6 +43,7 @@ from agent_node.results import to_event
 from agent_node.runtime import Runtime
 from agent_node.scope import caller_of
 from agent_node.security.authz import Policy
+from agent_node.store.outage import is_outage
 
 from . import ops_actions
 from .ops_edge import Refused, record_of
@@ -68,18 +69,7 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
     ``about``: what ``/ops/node`` says of the node (its name, URL, card, skills)."""
 
     def guarded(handler: Answer) -> Handler:
-        async def endpoint(request: Request) -> Response:
-            caller = caller_of(request.scope)
-            try:
-                if not policy.is_operator(caller):
-                    log.warning("denied: %s may not use the operator API", caller or "anonymous")
-                    raise Refused(403, f"{caller or 'an anonymous caller'} is not an operator")
-                answer = await handler(request)
-            except Refused as exc:
-                return JSONResponse(exc.body(), exc.status)
-            return answer if isinstance(answer, Response) else JSONResponse(answer)
-
-        return endpoint
+        return _guarded(policy, handler)
 
     async def node(request: Request) -> Any:
         counts = request.query_params.get("counts")
@@ -133,3 +123,34 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
 
 def _always() -> bool:
     return True
+
+
+def _failed(exc: Exception, what: str) -> Response:
+    """A request this API failed: the store out of reach is a 503 worth
+    asking again (one line logged, as the A2A bindings log it), anything
+    else a 500 that says nothing of our internals (its traceback logged)."""
+    if is_outage(exc):
+        log.warning("%s: the store cannot be reached: %s", what, exc)
+        refused = Refused(503, "the node's store cannot be reached now; ask again in a moment")
+        return JSONResponse(refused.body(), 503, {"Retry-After": "1"})
+    log.error("%s failed", what, exc_info=exc)
+    return JSONResponse(Refused(500, "internal error").body(), 500)
+
+
+def _guarded(policy: Policy, handler: Answer) -> Handler:
+    """``handler`` for operators only, its answer and failures as JSON."""
+
+    async def endpoint(request: Request) -> Response:
+        caller = caller_of(request.scope)
+        try:
+            if not policy.is_operator(caller):
+                log.warning("denied: %s may not use the operator API", caller or "anonymous")
+                raise Refused(403, f"{caller or 'an anonymous caller'} is not an operator")
+            answer = await handler(request)
+        except Refused as exc:
+            return JSONResponse(exc.body(), exc.status)
+        except Exception as exc:  # answered in the API's shape, not as plain text
+            return _failed(exc, f"{request.method} {request.url.path}")
+        return answer if isinstance(answer, Response) else JSONResponse(answer)
+
+    return endpoint

@@ -35,7 +35,14 @@ MAX_BODY = 256 * 1024
 #: The longest text a query parameter may hold (an id, a workflow, a caller).
 MAX_TEXT = 500
 
-_REASONS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "CONFLICT"}
+_REASONS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 class Refused(Exception):
