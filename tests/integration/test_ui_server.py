@@ -32,6 +32,17 @@ from agent_node.ui.calls import Calls
 from agent_node.ui.server import create_app
 from agent_node.ui.targets import build_network
 
+
+async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
+    """The events of an event stream as they come: (name, data)."""
+    name = ""
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[6:])
+
+
 D = "spiffe://example.org/agent"
 
 
@@ -74,6 +85,13 @@ async def start(stack: AsyncExitStack, certs: Path, tmp: Path, identity: str = "
         runtimes[name] = runtime
         peers.append(f"{name}={url}")
     peers.append(f"gone=https://127.0.0.1:{closed_port()}")
+    return await ui_of(stack, certs, identity, peers, runtimes)
+
+
+async def ui_of(
+    stack: AsyncExitStack, certs: Path, identity: str, peers: list[str], runtimes: dict[str, Any]
+) -> Setup:
+    """The UI, as ``identity``, in front of ``peers`` (``key=url``)."""
     tls = TlsSettings(
         cert=str(certs / f"{identity}.pem"),
         key=str(certs / f"{identity}-key.pem"),
@@ -224,21 +242,16 @@ async def test_changes_on_every_node_reach_one_stream(setup: Setup) -> None:
         up: set[str] = set()
 
         async def read() -> None:
-            name = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    name = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    if name == "node" and data["up"]:
-                        up.add(data["node"])
-                        if up == {"n1", "n2"}:
-                            started.set()
-                    if name == "changes":
-                        for row in data["executions"]:
-                            seen[f"{data['node']}/{row['id']}"] = row["status"]
-                    if seen.get("n2/w2") == "waiting":
-                        return
+            async for name, data in sse(response):
+                if name == "node" and data["up"]:
+                    up.add(data["node"])
+                    if up == {"n1", "n2"}:
+                        started.set()
+                if name == "changes":
+                    for row in data["executions"]:
+                        seen[f"{data['node']}/{row['id']}"] = row["status"]
+                if seen.get("n2/w2") == "waiting":
+                    return
 
         started = asyncio.Event()
         reading = asyncio.create_task(read())
@@ -258,14 +271,10 @@ async def test_an_execution_s_text_is_relayed_as_it_is_written(setup: Setup) -> 
             events: list[tuple[str, Any]] = []
 
             async def read() -> None:
-                name = ""
-                async for line in response.aiter_lines():
-                    if line.startswith("event: "):
-                        name = line[7:]
-                    elif line.startswith("data: "):
-                        events.append((name, json.loads(line[6:])))
-                        if name == "end":
-                            return
+                async for name, data in sse(response):
+                    events.append((name, data))
+                    if name == "end":
+                        return
 
             reading = asyncio.create_task(read())
             while not runtime.store.live.watched("t1"):  # the UI has subscribed on n1
@@ -298,15 +307,7 @@ async def start_replicas(stack: AsyncExitStack, certs: Path, tmp: Path, shared: 
         url = await stack.enter_async_context(served(app, tls))
         runtimes[key] = runtime
         peers.append(f"{key}={url}")
-    tls = TlsSettings(
-        cert=str(certs / "ui.pem"), key=str(certs / "ui-key.pem"), trust=[str(certs / "ca.pem")]
-    )
-    calls = Calls(build_network([], peers, tls))
-    stack.push_async_callback(calls.aclose)
-    app = create_app(calls)
-    ui = await stack.enter_async_context(served(app, None))
-    app.port = int(ui.rsplit(":", 1)[1])
-    return Setup(ui, runtimes)
+    return await ui_of(stack, certs, "ui", peers, runtimes)
 
 
 async def test_replicas_of_one_store_list_each_execution_once(
@@ -363,20 +364,15 @@ async def test_replicas_tell_their_changes_as_one_store_s(
             started = asyncio.Event()
 
             async def read() -> None:
-                name = ""
-                async for line in response.aiter_lines():
-                    if line.startswith("event: "):
-                        name = line[7:]
-                    elif line.startswith("data: "):
-                        data = json.loads(line[6:])
-                        if name == "node" and data["up"]:
-                            up.add(data["node"])
-                            if up == {"r1", "r2", "n2"}:
-                                started.set()
-                        if name == "changes" and any(r["id"] == "w1" for r in data["executions"]):
-                            stores[data["node"]] = data["store"]
-                        if {"r1", "r2"} <= set(stores):
-                            return
+                async for name, data in sse(response):
+                    if name == "node" and data["up"]:
+                        up.add(data["node"])
+                        if up == {"r1", "r2", "n2"}:
+                            started.set()
+                    if name == "changes" and any(r["id"] == "w1" for r in data["executions"]):
+                        stores[data["node"]] = data["store"]
+                    if {"r1", "r2"} <= set(stores):
+                        return
 
             reading = asyncio.create_task(read())
             await asyncio.wait_for(started.wait(), 10)
