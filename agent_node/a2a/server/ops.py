@@ -35,7 +35,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -149,6 +149,8 @@ def _guarded(policy: Policy, handler: Answer) -> Handler:
             answer = await handler(request)
         except Refused as exc:
             return JSONResponse(exc.body(), exc.status)
+        except ClientDisconnect:  # nobody to answer: the server logs it in one line
+            raise
         except Exception as exc:  # answered in the API's shape, not as plain text
             return _failed(exc, f"{request.method} {request.url.path}")
         return answer if isinstance(answer, Response) else JSONResponse(answer)
