@@ -49,7 +49,7 @@ from agent_node.a2a.peers.peer_errors import (
 from agent_node.a2a.peers.push_tokens import push_token, token_key
 from agent_node.errors import ConfigError, NodeFailed
 from agent_node.nodes.delegate import Delegation, Receipt
-from agent_node.nodes.delegation import task_state
+from agent_node.nodes.delegation import SETTLED, task_state
 from agent_node.store.records import DelegationRecord
 
 if TYPE_CHECKING:
@@ -164,6 +164,7 @@ class PeerDelegator:
         task = result.get("task") if isinstance(result, Mapping) else None
         if not isinstance(task, Mapping):
             task = _task_of_message(card, result)
+        task = _with_news(task, sending.pushed)
         follow = "taskPushNotificationConfig" not in configuration and bool(
             capabilities.get("streaming")
         )
@@ -403,3 +404,24 @@ def _task_of_message(card: PeerCard, result: Any) -> Mapping[str, Any]:
         "status": {"state": "TASK_STATE_COMPLETED", "message": dict(message)},
         "artifacts": [{"artifactId": "message", "parts": list(message.get("parts") or [])}],
     }
+
+
+def _with_news(
+    task: Mapping[str, Any], pushed: tuple[Mapping[str, Any], str | None] | None
+) -> Mapping[str, Any]:
+    """The send's answer ``task``, with the status a push told meanwhile when
+    that is later news. A peer that pushes every event as it happens (a2a-sdk
+    1.x) may push its question (INPUT_REQUIRED, AUTH_REQUIRED) before it
+    answers the send, whose answer then says WORKING: the question would
+    wait for the first poll (found by an integrator's walk: 5 s, or
+    ``poll:``). While our send is under way nobody answers the peer's
+    question but us, so a settled state pushed meanwhile is the later one."""
+    if pushed is None:
+        return task
+    news = pushed[0]
+    if task_state(news) not in SETTLED or task_state(task) in SETTLED:
+        return task
+    merged = {**task, "status": news["status"]}
+    if news.get("artifacts"):
+        merged["artifacts"] = news["artifacts"]
+    return merged
