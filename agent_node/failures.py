@@ -4,7 +4,8 @@ A node's loops (the delegation watchdog, the push sender) try again when
 their store cannot be read. While the database is down that is every
 second or so, and logging each with its traceback filled a log with 184 KB
 in 30 s on an idle node. :class:`Failures` logs the first failure with its
-traceback, then one line a minute while it goes on, and one when the loop
+traceback (none for the store out of reach, or a store error, which says
+what failed), then one line a minute while it goes on, and one when the loop
 works again; and it spaces the tries out, doubling the pause up to a
 ceiling, so a database that comes back is not met by every loop at once.
 """
@@ -13,6 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+
+from agent_node.errors import StoreError
+from agent_node.store.outage import is_outage
 
 __all__ = ["Failures"]
 
@@ -42,7 +46,9 @@ class Failures:
         self.count += 1
         if self.count == 1:
             self._since = self._said = now
-            self.log.error("%s: %s; trying again", self.what, exc, exc_info=exc)
+            # An outage, or a store error (it says what failed): no traceback.
+            told = isinstance(exc, StoreError) or is_outage(exc)
+            self.log.error("%s: %s; trying again", self.what, exc, exc_info=None if told else exc)
         elif now - self._said >= self.every:
             self._said = now
             self.log.warning(

@@ -33,6 +33,7 @@ from agent_node.errors import (
     UnknownExecution,
     UsageError,
 )
+from agent_node.failures import Failures
 from agent_node.store.base import Store
 from agent_node.store.records import Claim, ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -52,6 +53,9 @@ log = logging.getLogger("agent_node.engine")
 _Key = tuple[str, str, int]
 #: Longest a run of visits goes on without letting the loop poll (seconds).
 _PASS_EVERY = 0.002
+#: Longest pause between tries of a claim loop whose store fails (seconds):
+#: work is taken again within it once the store is back.
+MOST_BACKOFF = 5.0
 
 
 class Engine:
@@ -247,20 +251,27 @@ class Engine:
     # -- the claim loop ------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        """Claim and run work, fire due waits, and sleep until the next is due
+        or news comes. A failure of the store (down, full, restarting) is
+        logged without flooding and tried again, backing off: it never ends
+        the loop (found by an operator's walk: a read that failed during a
+        PostgreSQL outage ended it, and the node took no more work, forever,
+        while it said it was ready)."""
+        failures = Failures(log, "claiming work", first=self.poll_interval, most=MOST_BACKOFF)
         while self.state is EngineState.RUNNING:
             self._wake.clear()
             try:
                 busy = await self._claim_and_fire()
-            except StoreError as exc:  # it says what failed (a full disk...): no traceback
-                log.error("claiming failed; retrying: %s", exc)
+                delay = 0.0 if busy else await self._idle_delay()
+            except Exception as exc:  # the loop must outlive anything the store does
                 self._status.claims_failed(exc if isinstance(exc, StoreFull) else None)
-                busy = False
+                busy, delay = False, failures.failed(exc)
             else:
                 self._status.claims_failed(None)
+                failures.worked()
             if busy:
                 await asyncio.sleep(0)
                 continue
-            delay = await self._idle_delay()
             await wait_event(self._wake, delay)
 
     async def _claim_and_fire(self) -> bool:
@@ -310,33 +321,39 @@ class Engine:
         """
         missing: dict[_Key, asyncio.Task[None]] = {}
         orphans: set[_Key] = set()
+        failures = Failures(log, "heartbeat", first=self.lease_ttl / 3, most=self.lease_ttl / 3)
         while self.state is EngineState.RUNNING:
             await asyncio.sleep(self.lease_ttl / 3)
             if not self._tasks:
                 missing, orphans = {}, set()
                 continue
-            running = dict(self._tasks)
             try:
-                held = set(
-                    await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl)
-                )
-            except StoreError as exc:
-                log.error("heartbeat failed: %s", exc)
-                continue
-            now_missing = {
-                key: task
-                for key, task in running.items()
-                if key not in held and self._tasks.get(key) is task
-            }
-            for key, task in now_missing.items():
-                if missing.get(key) is task:
-                    log.warning("lost the lease on %s/%s/%d; stopping it", *key)
-                    task.cancel()
-            missing = now_missing
-            now_orphans = held - set(running) - set(self._tasks)
-            for key in now_orphans & orphans:
-                await self._release(*key)
-            orphans = now_orphans
+                missing, orphans = await self._beat(missing, orphans)
+            except Exception as exc:  # as the claim loop: it must go on
+                failures.failed(exc)
+            else:
+                failures.worked()
+
+    async def _beat(
+        self, missing: dict[_Key, asyncio.Task[None]], orphans: set[_Key]
+    ) -> tuple[dict[_Key, asyncio.Task[None]], set[_Key]]:
+        """One heartbeat (see :meth:`_heartbeat_loop`): what it found missing
+        and orphaned, for the next to confirm."""
+        running = dict(self._tasks)
+        held = set(await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl))
+        now_missing = {
+            key: task
+            for key, task in running.items()
+            if key not in held and self._tasks.get(key) is task
+        }
+        for key, task in now_missing.items():
+            if missing.get(key) is task:
+                log.warning("lost the lease on %s/%s/%d; stopping it", *key)
+                task.cancel()
+        now_orphans = held - set(running) - set(self._tasks)
+        for key in now_orphans & orphans:
+            await self._release(*key)
+        return now_missing, now_orphans
 
     async def _release(self, execution_id: str, node: str, visit: int) -> None:
         log.warning(

@@ -63,3 +63,55 @@ async def test_a_store_outage_is_told_as_one_and_passes(tmp_path: Path, pg_url: 
     log = (tmp_path / "node.err").read_text()
     assert "the store cannot be reached" in log
     assert "Traceback" not in log, log
+
+
+async def test_work_goes_on_after_an_outage(tmp_path: Path, pg_url: str) -> None:
+    """The engine's loops outlive an outage (found by an operator's walk: the
+    claim loop ended at its first failed read of the store, and the node took
+    no more work, forever, with /readyz still 200)."""
+    database = pg_url.rsplit("/", 1)
+    front = Front([("127.0.0.1", int(database[0].rsplit(":", 1)[1]))])
+    await front.start()
+    config = greeter_config(tmp_path)
+    through = f"{database[0].rsplit(':', 1)[0]}:{front.port}/{database[1]}"
+    config.write_text(config.read_text().replace(f"sqlite:///{tmp_path}/greeter.db", through))
+    served = serving_config(tmp_path, config, ["--insecure-dev"])
+    url = await asyncio.to_thread(served.__enter__)
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=V10, timeout=20) as http:
+            await front.close()
+            await asyncio.sleep(4)  # every loop of the node meets the outage, more than once
+            await front.start()
+            await wait_until_ok(http)
+            ids = []
+            for key in ("later-1", "later-2"):
+                body = send(key)
+                body["params"]["configuration"] = {"returnImmediately": True}
+                ids.append((await http.post("/a2a", json=body)).json()["result"]["task"]["id"])
+            for task_id in ids:
+                state = ""
+                for _ in range(100):
+                    get = {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "GetTask",
+                        "params": {"id": task_id},
+                    }
+                    state = (await http.post("/a2a", json=get)).json()["result"]["status"]["state"]
+                    if state == "TASK_STATE_COMPLETED":
+                        break
+                    await asyncio.sleep(0.1)
+                assert state == "TASK_STATE_COMPLETED", (task_id, state)
+    finally:
+        await asyncio.to_thread(served.__exit__, None, None, None)
+        await front.close()
+    log = (tmp_path / "node.err").read_text()
+    assert "works again" in log, log
+
+
+async def wait_until_ok(http: httpx.AsyncClient) -> None:
+    for _ in range(100):
+        if (await http.get("/readyz")).status_code == 200:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the node did not become ready again")
