@@ -38,6 +38,7 @@ from agent_node.store.listing import Fetch, Filters, count, page
 from agent_node.store.notify import Notifying
 from agent_node.store.outage import quiet_pool_outages
 from agent_node.store.pg_conn import full, keep_session
+from agent_node.store.pg_listen import Listening, Sending
 from agent_node.store.pg_live import LIVE_CHANNEL, PgLive
 from agent_node.store.pg_schema import ensure_schema
 from agent_node.store.pg_txn import STMTS, state_txn
@@ -86,13 +87,19 @@ class PostgresStore(PgWrites, Notifying):
         super().__init__(url, dsn, pool_size)
         #: False: a database without our schema is a MissingStore, not created.
         self._create_missing = create
-        self._listen: asyncpg.Connection | None = None
         #: Chunks of the text nodes are writing (:mod:`.live`), across the
         #: replicas of the database (:mod:`.pg_live`).
         self.live = PgLive()
+        #: LISTENs for the engine's notices and the replicas' live text;
+        #: opened again when the database comes back (:mod:`.pg_listen`).
+        self._listen = Listening(
+            dsn,
+            [(CHANNEL, self._on_notify), (LIVE_CHANNEL, self.live.on_notify)],
+            self._heard_again,
+        )
         #: Slots shared by the processes of this database (:mod:`.slots`).
         self.slots: SharedSlots | None = PgSlots(dsn)
-        self._live_conn: asyncpg.Connection | None = None
+        self._live_conn = Sending(dsn)
         #: Compacts the counts' shards (store/counts.py) while the store is open.
         self._compactions: asyncio.Task[None] | None = None
         #: Connections for listings and counts, each statement planned for its
@@ -122,10 +129,8 @@ class PostgresStore(PgWrites, Notifying):
                 server_settings={"plan_cache_mode": "force_custom_plan"},
             )
             await self._open_writes()
-            self._listen = await asyncpg.connect(self.dsn)
-            await self._listen.add_listener(CHANNEL, self._on_notify)
-            await self._listen.add_listener(LIVE_CHANNEL, self.live.on_notify)
-            self._live_conn = await asyncpg.connect(self.dsn)
+            await self._listen.open()
+            await self._live_conn.open()
             self.live.start(self._notify_live)
             async with self._pool.acquire() as conn:
                 await ensure_schema(conn, self.url, create=self._create_missing)
@@ -148,14 +153,10 @@ class PostgresStore(PgWrites, Notifying):
                 await compactions
         await self._close_writes()
         await self.live.stop()
-        live, self._live_conn = self._live_conn, None
-        if live is not None:
-            await live.close()
-        listen, self._listen = self._listen, None
+        await self._live_conn.close()
         pool, self._pool = self._pool, None
         reads, self._reads = self._reads, None
-        if listen is not None:
-            await listen.close()
+        await self._listen.close()
         if pool is not None:
             await pool.close()
         if reads is not None:
@@ -180,8 +181,12 @@ class PostgresStore(PgWrites, Notifying):
                 log.debug("counts: compacting failed: %s", exc)
 
     async def _notify_live(self, payload: str) -> None:
-        if self._live_conn is not None:
-            await self._live_conn.execute("SELECT pg_notify($1, $2)", LIVE_CHANNEL, payload)
+        await self._live_conn.notify(LIVE_CHANNEL, payload)
+
+    def _heard_again(self) -> None:
+        """Listening again after the database was away: what was notified
+        meanwhile is lost, so every engine of this process looks for work."""
+        self._notifier.publish("work", "*")
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, execution_id = payload.partition(":")
