@@ -141,6 +141,11 @@ class NodeConfig(BaseModel):
     retention: RetentionSettings | None = None
     #: Metrics, traces and the drain (:mod:`agent_node.settings_telemetry`).
     telemetry: TelemetrySettings = TelemetrySettings()
+    #: Seconds a stopping node (SIGTERM, once its requests are answered) lets
+    #: the node visits it runs finish before it cuts them: it takes no more
+    #: work meanwhile and starts no next visit. A visit cut runs again at its
+    #: next claim (here or on another process), its effects with it.
+    stop_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
     #: Where relative paths are resolved: the configuration file's directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -45,6 +45,8 @@ class NodeParts:
     traces: Any = None  # traces (issue 17)
     #: ``retention:``, and the task that prunes by it.
     retention: Any = None
+    #: Seconds the engine's running visits get to finish when the node stops.
+    stop_grace: float = 0.0
     _pruning: asyncio.Task[None] | None = None
     _trimming: asyncio.Task[None] | None = None
 
@@ -179,6 +181,7 @@ class NodeParts:
         parts.metrics = metrics
         parts.traces = traces  # traces (issue 17)
         parts.retention = config.retention
+        parts.stop_grace = config.stop_grace_seconds
         if config.listen.grpc_port is not None:
             from agent_node.a2a.server.grpc.service import A2AService
 
@@ -224,10 +227,11 @@ class NodeParts:
         await self.pushes.close()
         if self.tasks.push is not None:
             await self.tasks.push.close()
+        # The engine first (no more commits; its running visits given their
+        # grace), then the traces, whose last read-backs of a log still need
+        # the store open.
+        await self.runtime.engine.stop(self.stop_grace)
         if self.traces is not None:  # traces (issue 17)
-            # The engine first (no more commits), then the traces, whose
-            # last read-backs of a log still need the store open.
-            await self.runtime.engine.stop()
             await self.traces.close()
         await self.runtime.close()
         if self.metrics is not None:

@@ -175,21 +175,42 @@ def _show_resume(report: ResumeReport) -> None:
     metavar="N",
     help="Node visits run at once (default: the engine's, 512).",
 )
+@click.option(
+    "--stop-grace",
+    type=click.FloatRange(min=0, max=3600),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM or Ctrl-C, how long the steps running here may finish (no new"
+    " work is taken) before they are cut and run again elsewhere.",
+)
 @store_option
 @handle_errors
-def worker(workflows: tuple[str, ...], node: str, concurrency: int | None, store_url: str) -> None:
+def worker(
+    workflows: tuple[str, ...],
+    node: str,
+    concurrency: int | None,
+    stop_grace: float,
+    store_url: str,
+) -> None:
     """Claim and run work of every execution until SIGTERM or SIGINT.
 
     WORKFLOW (a file or module:attr) is loaded up front; executions of other
-    workflows are loaded from the reference they recorded.
+    workflows are loaded from the reference they recorded. On SIGTERM it
+    takes no more work and lets the steps running here finish (--stop-grace),
+    then releases what is left for other workers to take at once.
     """
     loaded = [load_target(ref) for ref in workflows]
     options: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
-    run_async(_work(store_url, node, loaded, options))
+    run_async(_work(store_url, node, loaded, options, stop_grace))
 
 
 async def _work(
-    url: str, node: str, workflows: list[CompiledWorkflow], options: dict[str, Any]
+    url: str,
+    node: str,
+    workflows: list[CompiledWorkflow],
+    options: dict[str, Any],
+    grace: float,
 ) -> None:
     stop = asyncio.Event()
     with _stop_on_signals(stop):
@@ -198,6 +219,8 @@ async def _work(
             click.echo(f"worker {runtime.engine.owner} on {url} (workflows: {known})")
             click.echo("stop with SIGTERM or Ctrl-C")
             await stop.wait()
+            click.echo(f"stopping: running steps may finish (up to {grace:g} s); no new work")
+            await runtime.engine.stop(grace)
             click.echo("stopping: releasing leases")
     click.echo("stopped")
 

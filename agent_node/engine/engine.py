@@ -101,6 +101,8 @@ class Engine:
         self._slots_wanted = False
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
+        #: Stopping with a grace: no claims, no visit started after the one running.
+        self._stopping = False
         #: Told ``(claims, now)`` after each claim (metrics: how long ready work waited).
         self.claimed_hooks: list[Callable[[Sequence[Claim], float], None]] = []
 
@@ -123,14 +125,39 @@ class Engine:
         """Started, and neither stopped nor crashed (readiness)."""
         return self.state is EngineState.RUNNING
 
-    async def stop(self) -> None:
-        """Stop cleanly: interrupt running nodes and release their leases at once."""
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop cleanly: take no more work, let the node visits running here
+        finish for up to ``grace`` seconds (none starts the visit it leads
+        to: that is left for others to claim at once), then interrupt what
+        still runs and release its leases at once (it runs again elsewhere).
+
+        A node's stop (SIGTERM on a deploy) gives its steps a grace: cutting
+        them made every rolling restart run the steps in flight twice, their
+        effects included (found by an operator's walk)."""
         if self.state is not EngineState.RUNNING:
             return
+        if grace > 0 and self._tasks:
+            await self._let_finish(grace)
         self.state = EngineState.STOPPED
         await self._halt()
         with contextlib.suppress(StoreError):
             await self.store.expire_leases([str(self.owner)], time.time())
+
+    async def _let_finish(self, grace: float) -> None:
+        self._stopping = True
+        self._wake.set()  # the claim loop sees it: no more claims
+        running = len(self._tasks)
+        log.warning("stopping: waiting up to %g s for %d node visit(s) to finish", grace, running)
+        deadline = time.monotonic() + grace
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(list(self._tasks.values()), timeout=left)
+        if self._tasks:
+            log.warning(
+                "stopping: %d node visit(s) still running after %g s are cut; they run again"
+                " at their next claim",
+                len(self._tasks),
+                grace,
+            )
 
     async def abandon(self) -> None:
         """Stop as if the process died: leases stay held (tests, crash simulation)."""
@@ -276,7 +303,7 @@ class Engine:
 
     async def _claim_and_fire(self) -> bool:
         scope = None if self.scope == "all" else list(self._driven)
-        if scope is not None and not scope:
+        if (scope is not None and not scope) or self._stopping:
             return False
         free = self.concurrency - len(self._tasks)
         claimed = 0
@@ -355,10 +382,10 @@ class Engine:
             await self._release(*key)
         return now_missing, now_orphans
 
-    async def _release(self, execution_id: str, node: str, visit: int) -> None:
-        log.warning(
-            "releasing the lease on %s/%s/%d: nothing runs it here", execution_id, node, visit
-        )
+    async def _release(
+        self, execution_id: str, node: str, visit: int, why: str = "nothing runs it here"
+    ) -> None:
+        log.warning("releasing the lease on %s/%s/%d: %s", execution_id, node, visit, why)
         owner = str(self.owner)
         with contextlib.suppress(StoreError, UnknownExecution):
             await self.store.apply(
@@ -424,6 +451,11 @@ class Engine:
                 if self._tasks.get(key) is task:
                     del self._tasks[key]
                 key = None
+                if self._stopping:  # what it leads to is for others to claim at once
+                    for left in ([current] if current else []) + list(extras):
+                        work = left.work
+                        await self._release(work.execution_id, work.node, work.visit, "stopping")
+                    return
                 for extra in extras:  # a fork's other branches: the same state
                     self._spawn(extra, cache)
         finally:

@@ -249,6 +249,7 @@ async def test_a_request_still_running_when_the_stop_ends_is_answered_unavailabl
     cut = error["data"][0]["metadata"]["taskId"]
     assert f"task {cut} still running" in served.node.err(), served.node.err()
     assert "Traceback" not in served.node.err(), served.node.err()
+    stopped_err = served.node.err()
     streamed = events[0]["task"]
     assert "TASK_STATE_COMPLETED" not in json.dumps(events), events
 
@@ -263,3 +264,8 @@ async def test_a_request_still_running_when_the_stop_ends_is_answered_unavailabl
             return all(t["status"]["state"] == "TASK_STATE_COMPLETED" for t in tasks)
 
         await wait_until(both_completed, "both tasks to complete after the restart", timeout=60)
+    # The steps running when the node stopped were let finish (stop_grace_seconds),
+    # not cut and run again at the restart: each step body ran once (found by an
+    # operator's walk: every rolling restart ran the steps in flight twice).
+    assert set(effects.invocations().values()) == {1}, effects.invocations()
+    assert "waiting up to 10 s for 2 node visit(s) to finish" in stopped_err, stopped_err
