@@ -41,6 +41,7 @@ from agent_node.workflow.compiled import CompiledWorkflow
 from . import faults, plans
 from .control import Control, Note
 from .executor import Executor
+from .heartbeat import heartbeat
 from .owner import Owner, is_dead, new_owner
 from .registry import WorkflowRegistry
 from .runner import Runner, StateCache
@@ -53,6 +54,8 @@ log = logging.getLogger("agent_node.engine")
 _Key = tuple[str, str, int]
 #: Longest a run of visits goes on without letting the loop poll (seconds).
 _PASS_EVERY = 0.002
+#: Why a visit a stopping engine would have run next is released.
+_STOPPING = "this process stops; another may take it at once"
 #: Longest pause between tries of a claim loop whose store fails (seconds):
 #: work is taken again within it once the store is back.
 MOST_BACKOFF = 5.0
@@ -116,9 +119,12 @@ class Engine:
         self.state = EngineState.RUNNING
         self._loops.append(asyncio.create_task(self._claim_loop(), name="agent-node claim loop"))
         if self.heartbeat_enabled:
-            self._loops.append(
-                asyncio.create_task(self._heartbeat_loop(), name="agent-node heartbeat")
-            )
+            self._loops.append(asyncio.create_task(heartbeat(self), name="agent-node heartbeat"))
+
+    @property
+    def running_visits(self) -> dict[_Key, asyncio.Task[None]]:
+        """The node visits running here (their tasks), by (execution, node, visit)."""
+        return self._tasks
 
     @property
     def running(self) -> bool:
@@ -336,55 +342,10 @@ class Engine:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, due - time.time() + 0.001))
 
-    async def _heartbeat_loop(self) -> None:
-        """Extend our leases; stop nodes whose lease was taken over; release
-        leases no task runs.
-
-        A heartbeat races with commits: while it runs, a node may commit,
-        give up its lease and take the next node's. So both verdicts need two
-        beats in a row — a node missing from what we hold, still on the same
-        visit; a lease we hold that no task runs — before anything is done.
-        (Stopping a node early only saves work: its commit would be refused.)
-        """
-        missing: dict[_Key, asyncio.Task[None]] = {}
-        orphans: set[_Key] = set()
-        failures = Failures(log, "heartbeat", first=self.lease_ttl / 3, most=self.lease_ttl / 3)
-        while self.state is EngineState.RUNNING:
-            await asyncio.sleep(self.lease_ttl / 3)
-            if not self._tasks:
-                missing, orphans = {}, set()
-                continue
-            try:
-                missing, orphans = await self._beat(missing, orphans)
-            except Exception as exc:  # as the claim loop: it must go on
-                failures.failed(exc)
-            else:
-                failures.worked()
-
-    async def _beat(
-        self, missing: dict[_Key, asyncio.Task[None]], orphans: set[_Key]
-    ) -> tuple[dict[_Key, asyncio.Task[None]], set[_Key]]:
-        """One heartbeat (see :meth:`_heartbeat_loop`): what it found missing
-        and orphaned, for the next to confirm."""
-        running = dict(self._tasks)
-        held = set(await self.store.extend_leases(str(self.owner), time.time() + self.lease_ttl))
-        now_missing = {
-            key: task
-            for key, task in running.items()
-            if key not in held and self._tasks.get(key) is task
-        }
-        for key, task in now_missing.items():
-            if missing.get(key) is task:
-                log.warning("lost the lease on %s/%s/%d; stopping it", *key)
-                task.cancel()
-        now_orphans = held - set(running) - set(self._tasks)
-        for key in now_orphans & orphans:
-            await self._release(*key)
-        return now_missing, now_orphans
-
-    async def _release(
+    async def release_visit(
         self, execution_id: str, node: str, visit: int, why: str = "nothing runs it here"
     ) -> None:
+        """Make a visit leased here claimable at once (nothing runs it here)."""
         log.warning("releasing the lease on %s/%s/%d: %s", execution_id, node, visit, why)
         owner = str(self.owner)
         with contextlib.suppress(StoreError, UnknownExecution):
@@ -454,7 +415,9 @@ class Engine:
                 if self._stopping:  # what it leads to is for others to claim at once
                     for left in ([current] if current else []) + list(extras):
                         work = left.work
-                        await self._release(work.execution_id, work.node, work.visit, "stopping")
+                        await self.release_visit(
+                            work.execution_id, work.node, work.visit, "stopping"
+                        )
                     return
                 for extra in extras:  # a fork's other branches: the same state
                     self._spawn(extra, cache)
