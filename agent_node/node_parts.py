@@ -63,6 +63,7 @@ class NodeParts:
         from agent_node.a2a.server.app import Guard, create_app
         from agent_node.a2a.server.card import CardDocument, build_card, offers_extended_card
         from agent_node.a2a.server.extended_card import ExtendedCard
+        from agent_node.a2a.server.input_modes import input_modes_of
         from agent_node.a2a.server.jsonrpc import jsonrpc_endpoint
         from agent_node.a2a.server.ops import NodeAbout, ops_routes
         from agent_node.a2a.server.push import PushSender
@@ -116,7 +117,10 @@ class NodeParts:
         # Callers are known (and the policy applies) with TLS or another scheme.
         known = secure or authn is not None
         policy = Policy.of(config.policy) if known else Policy.open()
-        tasks = TaskService(runtime, workflows, default_skill=default, policy=policy)
+        modes = input_modes_of(config.card_source(), workflows)
+        tasks = TaskService(
+            runtime, workflows, default_skill=default, policy=policy, input_modes=modes
+        )
         if offers_extended_card(config, workflows):
             extended = _signed(config, build_card(config, workflows, extended=True))
             tasks.extended_card = ExtendedCard(extended, policy)

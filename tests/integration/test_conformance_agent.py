@@ -17,18 +17,25 @@ from agent_node.a2a.protocol.models import (
     SendMessageRequest,
     TaskState,
 )
+from agent_node.a2a.server.card import build_card
 from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.input_modes import input_modes_of
 from agent_node.a2a.server.tasks import TaskService
+from agent_node.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = f"{ROOT}/examples/conformance/conformance.py:wf"
 CTX = CallContext()
 
 
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[TaskService]:
-    workflow = load_workflow(str(ROOT / "examples/conformance/conformance.py") + ":wf")
+    workflow = load_workflow(WORKFLOW)
     async with Runtime(f"sqlite:///{tmp_path}/c.db", scope="all", poll_interval=0.05) as runtime:
-        yield TaskService(runtime, {"conformance": workflow})
+        # The media types its skill takes, as its configuration's card declares them.
+        source = load_config(ROOT / "examples/conformance/agent-node.yaml").card_source()
+        modes = input_modes_of(source, ["conformance"])
+        yield TaskService(runtime, {"conformance": workflow}, input_modes=modes)
 
 
 def send(message_id: str, task_id: str | None = None) -> SendMessageRequest:
@@ -78,3 +85,15 @@ async def test_auth_required_until_a_follow_up_grants_it(agent: TaskService) -> 
     assert hello is not None and hello.status.state == TaskState.COMPLETED
     assert hello.status.message is not None
     assert hello.status.message.parts[0].text == "Hello from TCK"
+
+
+async def test_a_part_of_any_media_type_is_taken(agent: TaskService) -> None:
+    """CORE-SEND-003 (MUST): a part of a made-up media type is accepted, as
+    the card says (a node refuses parts its skill does not declare)."""
+    config = load_config(ROOT / "examples/conformance/agent-node.yaml")
+    card = build_card(config, {"conformance": load_workflow(WORKFLOW)})
+    assert card["skills"][0]["inputModes"] == ["*/*"]
+    odd = Part(raw="dGNr", media_type="application/x-unsupported-tck-type")
+    message = Message(message_id="tck-send-003-1a2b3c4d", role=Role.USER, parts=[odd])
+    done = (await agent.send_message(SendMessageRequest(message=message), CTX)).task
+    assert done is not None and done.status.state == TaskState.COMPLETED

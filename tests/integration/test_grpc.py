@@ -342,6 +342,17 @@ async def test_send_get_list_cancel_over_grpc(node: Caller) -> None:
     assert (again.code, again.reason) == (Code.FAILED_PRECONDITION, "TASK_NOT_CANCELABLE")
 
 
+async def test_a_part_the_skill_does_not_take_is_invalid_argument(node: Caller) -> None:
+    picture = {"raw": "iVBORw0KGgo=", "mediaType": "image/png"}
+    sent = message("hi")
+    sent["message"]["parts"].append(picture)
+    said = await refused(node.call("SendMessage", sent))
+    assert (said.code, said.reason) == (Code.INVALID_ARGUMENT, "CONTENT_TYPE_NOT_SUPPORTED")
+    assert "part 1 (image/png)" in said.message
+    assert said.metadata["mediaTypes"] == "image/png"
+    assert (await node.call("ListTasks", {})).get("tasks", []) == []
+
+
 async def test_streams_are_stream_responses(node: Caller) -> None:
     streamed = await node.stream("SendStreamingMessage", message("hi"))
     assert "task" in streamed[0]

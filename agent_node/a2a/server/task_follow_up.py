@@ -5,17 +5,19 @@ The message answers the task's wait: its parts become the answer the wait's
 node reads (a delegate node relays the whole message to the peer that
 asked), and it is recorded in the task's history. A terminal task takes no
 more messages; a task that asks nothing cannot be answered; a message may
-not move a task to another context. Its caller was checked by the task
-service (:class:`~agent_node.a2a.server.tasks.TaskService`) already.
+not move a task to another context; every part must be in a mode the task's
+skill takes (:mod:`agent_node.a2a.server.input_modes`). Its caller was
+checked by the task service (:class:`~agent_node.a2a.server.tasks.TaskService`) already.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agent_node.a2a.protocol.errors import InvalidParams, UnsupportedOperation
 from agent_node.a2a.protocol.models import SendMessageRequest
 from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.task_context import referenced
 from agent_node.a2a.server.task_push import push_config_of, set_push
@@ -41,8 +43,11 @@ async def follow_up(
     record: ExecutionRecord,
     request: SendMessageRequest,
     ctx: CallContext,
+    *,
+    input_modes: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
-    """Answer the wait of task ``record`` with ``request``'s message."""
+    """Answer the wait of task ``record`` with ``request``'s message;
+    ``input_modes``: what each skill takes (as :class:`TaskService` has it)."""
     message = request.message
     task_id = record.id
     if record.status in TERMINAL:
@@ -50,6 +55,8 @@ async def follow_up(
     context_id = record.context_id or record.id
     if message.context_id and message.context_id != context_id:
         raise InvalidParams(f"task {task_id} belongs to context {context_id!r}")
+    running = [skill for skill, wf in skills.items() if wf.ir.id == record.workflow_id]
+    check_parts(message, running, input_modes or {})
     received = message.model_copy(update={"context_id": context_id})
     await referenced(runtime.store, policy, message.reference_task_ids or [], ctx.caller)
     if (config := push_config_of(request)) is not None:

@@ -16,6 +16,9 @@
   the key with another message is refused
   (:mod:`agent_node.a2a.server.task_repeat`). ``messageId`` is never a
   dedupe key (clients and the TCK reuse them).
+* Every part of a new task's message, or of a follow-up, must be in a media
+  type the skill takes, else ContentTypeNotSupported, before anything is
+  made (:mod:`agent_node.a2a.server.input_modes`).
 * A client's ``contextId`` is kept; without one the task gets a new context.
   A new task can read its context's earlier tasks and the tasks its message
   references (``referenceTaskIds``): :mod:`agent_node.a2a.server.task_context`.
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from agent_node.a2a.protocol import compat
@@ -70,6 +73,7 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
 from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.streaming import POLL_SECONDS, Follower, Watches
 from agent_node.a2a.server.task_context import CONTEXT_FIELD, context_of, referenced
@@ -108,6 +112,7 @@ class TaskService:
         poll: float = POLL_SECONDS,
         push: PushSender | None = None,
         policy: Policy | None = None,
+        input_modes: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.runtime = runtime
         #: Who may do what; open (everything allowed) when not given.
@@ -115,6 +120,10 @@ class TaskService:
         #: Delivers push notifications; None: this agent does not push.
         self.push = push
         self.skills = dict(skills)
+        #: The media types each skill takes (skill id → modes, as its card
+        #: declares them); a skill not named takes the card's default ones
+        #: (:mod:`agent_node.a2a.server.input_modes`).
+        self.input_modes = dict(input_modes or {})
         self.default_skill = default_skill or (next(iter(self.skills)) if self.skills else None)
         #: The tasks being streamed; ``poll`` is their safety poll, in seconds.
         self.watches = Watches(runtime.store, self._task, poll)
@@ -172,6 +181,7 @@ class TaskService:
                 f"{ctx.caller or 'an anonymous caller'} may not call skill {skill!r}",
                 metadata={"skill": skill},
             )
+        check_parts(message, [skill], self.input_modes)
         references = await referenced(
             self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
         )
@@ -222,7 +232,16 @@ class TaskService:
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
         task_id = request.message.task_id or ""
         record = await self._record(task_id, ctx)
-        await follow_up(self.runtime, self.policy, self.push, self.skills, record, request, ctx)
+        await follow_up(
+            self.runtime,
+            self.policy,
+            self.push,
+            self.skills,
+            record,
+            request,
+            ctx,
+            input_modes=self.input_modes,
+        )
         return task_id
 
     def _skill_of(
@@ -336,7 +355,7 @@ class TaskService:
         self, request: ListTaskPushNotificationConfigsRequest, ctx: CallContext
     ) -> ListTaskPushNotificationConfigsResponse:
         await self._record(request.task_id, ctx)
-        return await list_push(self.runtime.store, request.task_id)
+        return await list_push(self.runtime.store, request)
 
     async def delete_task_push_notification_config(
         self, request: DeleteTaskPushNotificationConfigRequest, ctx: CallContext

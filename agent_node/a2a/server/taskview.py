@@ -26,8 +26,10 @@ Parts in a mode the client does not accept are left out
 (:mod:`agent_node.a2a.server.output_modes`).
 
 Input: a message fills the state fields named ``text`` (its text parts,
-joined), ``data`` (its data parts, merged), ``message`` (the whole message),
-and any field named like a key of its data parts; ``context`` gets the
+joined), ``data`` (its data parts, merged), ``message`` (the whole message:
+how file parts reach a workflow), and any field named like a key of its
+data parts (every part in a mode the skill takes:
+:mod:`agent_node.a2a.server.input_modes`); ``context`` gets the
 conversation (:mod:`agent_node.a2a.server.task_context`). A follow-up message
 answers a wait for input with its text, else its data — or with the whole
 message when the wait's ``output`` field is named ``message``.
