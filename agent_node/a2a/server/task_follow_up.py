@@ -4,8 +4,9 @@ asks its caller something (INPUT_REQUIRED or AUTH_REQUIRED).
 The message answers the task's wait: its parts become the answer the wait's
 node reads (a delegate node relays the whole message to the peer that
 asked), and it is recorded in the task's history. A terminal task takes no
-more messages; a task that asks nothing cannot be answered; a message may
-not move a task to another context; every part must be in a mode the task's
+more messages; a task that asks nothing cannot be answered (the refusal
+says, in A2A terms, what the task is doing instead); a message may not move
+a task to another context; every part must be in a mode the task's
 skill takes (:mod:`agent_node.a2a.server.input_modes`). Its caller was
 checked by the task service (:class:`~agent_node.a2a.server.tasks.TaskService`) already.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agent_node.a2a.protocol.errors import InvalidParams, UnsupportedOperation
+from agent_node.a2a.protocol.errors import A2AError, InvalidParams, UnsupportedOperation
 from agent_node.a2a.protocol.models import SendMessageRequest
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.input_modes import check_parts
@@ -72,9 +73,7 @@ async def follow_up(
             notes=[(MESSAGE_EVENT, received.to_json())],
         )
     except InvalidSignal as exc:
-        raise UnsupportedOperation(
-            f"task {task_id} is not asking for input or authorization ({exc})"
-        ) from None
+        raise await _refusal(runtime, task_id, exc) from None
     runtime.engine.drive(task_id)
 
 
@@ -91,3 +90,34 @@ async def _answer_field(
             # A delegate node relays the whole message to the peer that asked.
             return "message" if spec.type == "delegate" else getattr(spec, "output", None)
     return None
+
+
+#: What a task waiting on something other than its caller is doing, by wait kind.
+_DOING = {
+    "timer": "it waits for a timer",
+    "event": "it waits for a signal from outside the conversation",
+}
+
+
+async def _refusal(runtime: Runtime, task_id: str, exc: InvalidSignal) -> A2AError:
+    """Why the engine refused a message as the answer of task ``task_id``, in
+    A2A terms: the task ended or asks nothing (then what it does instead,
+    never the engine's wait names), else the answer does not fit its state."""
+    store = runtime.store
+    record = await store.get(task_id)
+    if record is None or record.status in TERMINAL:  # it ended in between
+        status = record.status if record else "gone"
+        return UnsupportedOperation(f"task {task_id} is {status}; it takes no more messages")
+    kinds = {w.kind for w in await store.waits(task_id)}
+    if kinds & ASKING_KINDS:
+        return InvalidParams(f"the message does not answer task {task_id}: {exc}")
+    doing = []
+    for delegation in await store.delegations(task_id):
+        peer = f"peer {delegation.peer!r}" if delegation.peer else "a peer"
+        doing.append(f"it waits for its delegation to {peer}")
+    doing += [_DOING.get(kind, f"it waits ({kind})") for kind in sorted(kinds - {"delegation"})]
+    detail = f" ({'; '.join(doing)})" if doing else ""
+    state = "submitted" if record.status == "pending" else "working"
+    return UnsupportedOperation(
+        f"task {task_id} is not asking for input or authorization; it is {state}{detail}"
+    )
