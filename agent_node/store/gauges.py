@@ -18,10 +18,11 @@ __all__ = ["GAUGE_QUERIES", "StoreGauges", "count_by", "fold_gauges"]
 
 @dataclass(slots=True)
 class StoreGauges:
-    #: Node visits ready to be claimed, and the oldest one's ``available_at``.
+    #: Node visits ready to be claimed (a lapsed lease's included), and when
+    #: the oldest became claimable.
     ready: int = 0
     oldest_ready_at: float | None = None
-    #: Node visits leased (running somewhere).
+    #: Node visits leased (running somewhere) whose lease still holds.
     leased: int = 0
     #: Executions by status, non-terminal ones only.
     executions: dict[str, int] = field(default_factory=dict)
@@ -38,12 +39,18 @@ class StoreGauges:
 
 #: ``(name, SQL)``: ``{now}`` is the parameter placeholder of the dialect.
 GAUGE_QUERIES: tuple[tuple[str, str], ...] = (
+    # Ready: claimable now, a lease that lapsed (its process killed or gone)
+    # included, since when it became so; leased: running somewhere.
     (
         "ready",
-        "SELECT COUNT(*), MIN(available_at) FROM work"
-        " WHERE lease_owner IS NULL AND available_at <= {now}",
+        "SELECT COUNT(*), MIN(CASE WHEN lease_owner IS NULL THEN available_at"
+        " ELSE lease_expires_at END) FROM work WHERE available_at <= {now}"
+        " AND (lease_owner IS NULL OR lease_expires_at < {now})",
     ),
-    ("leased", "SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL"),
+    (
+        "leased",
+        "SELECT COUNT(*) FROM work WHERE lease_owner IS NOT NULL AND lease_expires_at >= {now}",
+    ),
     (
         "executions",
         "SELECT status, COUNT(*) FROM executions"

@@ -296,7 +296,13 @@ class MemoryStore(MemoryOutbox, Notifying):
 
     async def gauges(self, now: float) -> StoreGauges:
         work = [w for items in self._work.values() for w in items.values()]
-        ready = [w.available_at for w in work if w.lease_owner is None and w.available_at <= now]
+        ready = [
+            w.available_at if w.lease_owner is None else (w.lease_expires_at or 0.0)
+            for w in work
+            if w.available_at <= now
+            and (w.lease_owner is None or (w.lease_expires_at or 0.0) < now)
+        ]
+        leased = sum(w.lease_owner is not None and (w.lease_expires_at or 0.0) >= now for w in work)
         parked = ("waiting", *TERMINAL)
         due = [
             (p, e)
@@ -309,7 +315,7 @@ class MemoryStore(MemoryOutbox, Notifying):
         return StoreGauges(
             ready=len(ready),
             oldest_ready_at=min(ready, default=None),
-            leased=len(work) - sum(w.lease_owner is None for w in work),
+            leased=leased,
             executions=count_by(
                 (e for e in self._executions.values() if e.status not in TERMINAL),
                 lambda e: e.status,

@@ -194,7 +194,7 @@ class SqliteStore(SqliteWrites, Notifying):
     async def gauges(self, now: float) -> StoreGauges:
         results = []
         for name, sql in GAUGE_QUERIES:
-            params = (now,) if "{now}" in sql else ()
+            params = (now,) * sql.count("{now}")
             results.append((name, await self._fetch(sql.format(now="?"), params)))
         return fold_gauges(results)
 
