@@ -31,6 +31,10 @@ def _postgres_outage(exc: BaseException) -> bool:
     errors = asyncpg.exceptions
     if isinstance(exc, errors.InterfaceError):
         return "connection is closed" in str(exc)
+    if isinstance(exc, errors.InternalClientError):
+        # A connection the outage cut mid-statement, taken up again
+        # ("cannot switch to state 12; another operation (2) is in progress").
+        return "another operation" in str(exc)
     return isinstance(
         exc,
         errors.PostgresConnectionError
