@@ -46,6 +46,7 @@ from agent_node.security.authz import Policy
 from agent_node.store.outage import is_outage
 
 from . import ops_actions
+from .failed import log_outage
 from .ops_edge import Refused, record_of
 from .ops_inbox import inbox
 from .ops_node import NodeAbout, node_view
@@ -130,7 +131,7 @@ def _failed(exc: Exception, what: str) -> Response:
     asking again (one line logged, as the A2A bindings log it), anything
     else a 500 that says nothing of our internals (its traceback logged)."""
     if is_outage(exc):
-        log.warning("%s: the store cannot be reached: %s", what, exc)
+        log_outage(log, what, exc)
         refused = Refused(503, "the node's store cannot be reached now; ask again in a moment")
         return JSONResponse(refused.body(), 503, {"Retry-After": "1"})
     log.error("%s failed", what, exc_info=exc)
