@@ -394,11 +394,12 @@ class DeleteTaskPushNotificationConfigRequest(WireModel):
 
 
 class ListTaskPushNotificationConfigsRequest(WireModel):
-    """Params of ``ListTaskPushNotificationConfigs``."""
+    """Params of ``ListTaskPushNotificationConfigs``. ``pageSize`` is 1..100
+    as ListTasks' (unset: all of the task's configs)."""
 
     tenant: str | None = None
     task_id: str
-    page_size: int | None = None
+    page_size: int | None = Field(default=None, ge=1, le=100)
     page_token: str | None = None
 
 

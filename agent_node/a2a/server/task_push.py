@@ -6,16 +6,25 @@ delivers. A config set with a new task gets every change of it; one set
 later gets the changes from then on. The config id defaults to the task
 id; a task has at most :data:`MAX_PUSH_CONFIGS`. Whether the caller may use
 the task is checked before any of these is called.
+
+Listing pages as ``ListTasks`` does: ``pageSize`` 1..100 (unset: all),
+``nextPageToken`` "" on the last page. A token names the task and the last
+config of the page before, ``(created_at, id)`` in the store's order, so a
+config deleted meanwhile moves no other across a page boundary; a token
+that is not one of ours for this task is InvalidParams.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 
 from agent_node.a2a.protocol.errors import InvalidParams, PushNotificationNotSupported, TaskNotFound
 from agent_node.a2a.protocol.models import (
     GetTaskPushNotificationConfigRequest,
+    ListTaskPushNotificationConfigsRequest,
     ListTaskPushNotificationConfigsResponse,
     SendMessageRequest,
     TaskPushNotificationConfig,
@@ -38,6 +47,9 @@ __all__ = [
 MAX_PUSH_CONFIGS = 10
 #: The largest push config accepted, as JSON (URL, token and credentials).
 MAX_PUSH_CONFIG_BYTES = 8192
+#: A page token is base64 of ``[task id, created_at, config id]``: ids of at
+#: most 1 KiB each (a longer one is no token of ours).
+_MAX_TOKEN = 4 * (2 * 1024 + 64) // 3 + 4
 
 
 def push_config_of(request: SendMessageRequest) -> TaskPushNotificationConfig | None:
@@ -95,8 +107,42 @@ async def get_push(
     raise TaskNotFound(f"task {request.task_id} has no push notification config {request.id!r}")
 
 
-async def list_push(store: Store, task_id: str) -> ListTaskPushNotificationConfigsResponse:
-    stored = await store.push_configs(task_id)
-    configs = [TaskPushNotificationConfig.model_validate_json(c.config) for c in stored]
-    # At most MAX_PUSH_CONFIGS: always one page.
-    return ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token="")
+async def list_push(
+    store: Store, request: ListTaskPushNotificationConfigsRequest
+) -> ListTaskPushNotificationConfigsResponse:
+    """One page of the task's push configs, in the store's order (oldest first)."""
+    after = _position_of(request.page_token, request.task_id)
+    stored = await store.push_configs(request.task_id)
+    if after is not None:
+        stored = [c for c in stored if (c.created_at, c.id) > after]
+    page = stored[: request.page_size] if request.page_size else stored
+    configs = [TaskPushNotificationConfig.model_validate_json(c.config) for c in page]
+    more = len(page) < len(stored)
+    token = _token_of(request.task_id, page[-1]) if more else ""
+    return ListTaskPushNotificationConfigsResponse(configs=configs, next_page_token=token)
+
+
+def _token_of(task_id: str, last: PushConfigRecord) -> str:
+    position = json.dumps([task_id, last.created_at, last.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(position.encode()).decode()
+
+
+def _position_of(token: str | None, task_id: str) -> tuple[float, str] | None:
+    """The ``(created_at, id)`` a page token of ``task_id`` starts after
+    (None: from the first); anything else is the caller's mistake."""
+    if not token:
+        return None
+    refused = InvalidParams(
+        f"pageToken is not one this agent issued for task {task_id[:200]!r}:"
+        " pass the nextPageToken of the previous page"
+    )
+    if len(token) > _MAX_TOKEN:
+        raise refused
+    try:
+        position = json.loads(base64.b64decode(token, altchars=b"-_", validate=True))
+    except (binascii.Error, ValueError):  # not base64, not UTF-8, not JSON
+        raise refused from None
+    match position:
+        case [str(owner), int() | float() as created_at, str(config_id)] if owner == task_id:
+            return float(created_at), config_id
+    raise refused
