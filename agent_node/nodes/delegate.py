@@ -290,7 +290,7 @@ class DelegateExecutor:
             return Advance(next=spec.on_timeout, output={"timed_out": True})
         row = ctx.delegation
         why = f" (last attempt: {row.last_error})" if row is not None and row.last_error else ""
-        return Finish("failed", f"delegate node {spec.id!r}: the peer did not answer in time{why}")
+        return Finish("failed", f"delegate node {spec.id!r}: no result from the peer in time{why}")
 
 
 def outcome_of(

@@ -79,7 +79,7 @@ async def test_a_peer_that_stays_broken_fails_at_the_timeout_naming_it(r: Rig) -
         await asyncio.sleep(0.05)
     assert record.status == "failed"
     assert record.error is not None
-    assert "the peer did not answer in time" in record.error
+    assert "no result from the peer in time" in record.error
     assert "peer 'p' answered SendMessage with HTTP 500 (text/html)" in record.error
     assert "://" not in record.error
 
@@ -136,3 +136,21 @@ async def test_a_refusal_routes_to_on_failed(r: Rig) -> None:
     assert record.status == "completed"
     events = await r.runtime.store.events(execution_id)
     assert [e.node for e in events if e.kind == "node_completed"] == ["hand", "failed"]
+
+
+async def test_a_peer_that_keeps_failing_on_the_send_is_not_sent_it_again(r: Rig) -> None:
+    """-32603 is worth trying again, but each send the peer took and failed
+    on may have run its work (a2a-sdk does not deduplicate sends): after a
+    few in a row the delegation fails, saying so (found by an integrator's
+    walk: 24 tasks at the peer for one delegation, and an error that said
+    the peer 'did not answer' and 'refused')."""
+    boom = {"code": -32603, "message": "boom inside the executor"}
+    failing = httpx.Response(200, json={"jsonrpc": "2.0", "id": 1, "error": boom})
+    seen = _sends(r, failing)
+    execution_id = await r.start(delegating("hello"))
+    record = await r.finish(execution_id)
+    assert record.status == "failed", record
+    assert len(seen) == 4, len(seen)
+    assert record.error is not None
+    assert "peer 'p' failed on SendMessage: boom inside the executor" in record.error
+    assert "4 times in a row; not sent again" in record.error

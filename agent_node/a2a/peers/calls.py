@@ -26,6 +26,7 @@ from agent_node.a2a.peers.peer_errors import (
     TRANSIENT_STATUSES,
     PeerError,
     answer_of,
+    did,
     retry_after,
     scrub,
 )
@@ -82,7 +83,7 @@ async def call(
         error = from_jsonrpc_error(raw if isinstance(raw, dict) else {})
         code = error.error.row.code
         raise PeerError(
-            f"peer {card.name!r} refused {method}: {scrub(error.message)}",
+            f"peer {card.name!r} {did(code)} {method}: {scrub(error.message)}",
             transient=code in TRANSIENT_CODES,
             retry_after=retry_after(response),
             code=code,

@@ -49,9 +49,11 @@ from agent_node.a2a.peers.client import IdentityMismatch
 from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.discovery import PeerCard
 from agent_node.a2a.peers.peer_errors import (
+    INTERNAL_ERROR,
     TRANSIENT_CODES,
     PeerError,
     code_of_reason,
+    did,
     scrub,
     unreachable,
 )
@@ -244,9 +246,11 @@ def _refusal(card: PeerCard, method: str, exc: grpc.aio.AioRpcError) -> PeerErro
     status_code = exc.code()
     if status_code == grpc.StatusCode.UNAVAILABLE and code is None:
         return PeerError(f"peer {card.name!r} unreachable: {scrub(message)}", transient=True)
+    if code is None and status_code == grpc.StatusCode.INTERNAL:
+        code = INTERNAL_ERROR
     transient = code in TRANSIENT_CODES if code is not None else status_code in _TRANSIENT
     return PeerError(
-        f"peer {card.name!r} refused {method}: {scrub(message)}",
+        f"peer {card.name!r} {did(code)} {method}: {scrub(message)}",
         transient=transient,
         code=code,
     )

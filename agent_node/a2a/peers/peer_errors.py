@@ -25,11 +25,13 @@ from agent_node.nodes.delegation import scrub
 from agent_node.workflow.durations import parse_retry_after
 
 __all__ = [
+    "INTERNAL_ERROR",
     "TRANSIENT_CODES",
     "TRANSIENT_STATUSES",
     "PeerError",
     "answer_of",
     "code_of_reason",
+    "did",
     "excerpt",
     "retry_after",
     "scrub",
@@ -44,6 +46,8 @@ __all__ = [
 TRANSIENT_CODES = frozenset({-32603, -32032, -32033})
 #: agent-node's own JSON-RPC code for a caller it cannot name (HTTP 401).
 UNAUTHENTICATED = -32030
+#: The peer took the request and failed on it (JSON-RPC's internal error).
+INTERNAL_ERROR = -32603
 #: HTTP statuses worth trying again.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -150,3 +154,9 @@ def excerpt(text: str, limit: int = 120) -> str:
     plain = " ".join(plain.split())
     plain = scrub(plain)
     return plain if len(plain) <= limit else plain[: limit - 1] + "…"
+
+
+def did(code: int | None) -> str:
+    """What a peer that answered with the error ``code`` did with the
+    request: failed on it (an internal error), else refused it."""
+    return "failed on" if code == INTERNAL_ERROR else "refused"

@@ -32,6 +32,7 @@ from agent_node.a2a.peers.peer_errors import (
     TRANSIENT_STATUSES,
     PeerError,
     code_of_reason,
+    did,
     excerpt,
     retry_after,
     scrub,
@@ -109,7 +110,7 @@ def rest_error(
     status = response.status_code if response is not None else 0
     # An unknown reason is judged by the HTTP status alone (a stream's by neither).
     return PeerError(
-        f"peer {card.name!r} refused {operation}: {said}",
+        f"peer {card.name!r} {did(code)} {operation}: {said}",
         transient=code in TRANSIENT_CODES or status in TRANSIENT_STATUSES,
         retry_after=retry_after(response) if response is not None else None,
         code=code,

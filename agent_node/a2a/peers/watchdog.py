@@ -44,7 +44,7 @@ from typing import Any
 
 from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
-from agent_node.a2a.peers.peer_errors import PeerError
+from agent_node.a2a.peers.peer_errors import INTERNAL_ERROR, PeerError
 from agent_node.engine import faults
 from agent_node.failures import Failures
 from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, matters, task_state
@@ -57,6 +57,9 @@ __all__ = ["Watchdog", "inform"]
 
 #: Tries at canceling a peer's task that cannot be reached before giving up.
 ABANDON_TRIES = 10
+#: Sends in a row the peer took and failed on (-32603) before the delegation
+#: fails: each may have run the work at a peer that does not deduplicate.
+SEND_FAILURES = 4
 #: Seconds a peer that could not be reached is not called again.
 PROBE_INTERVAL = 1.0
 #: Pauses (seconds) before each read of a task its stream said is over.
@@ -286,6 +289,15 @@ class Watchdog:
         if not exc.transient:  # the peer refused the send, or lost its task
             log.info("delegation %s: %s", row.key, exc)
             await inform(self.runtime, row, {"kind": "failed", "error": str(exc)})
+            return
+        if row.state == "sending" and exc.code == INTERNAL_ERROR and row.polls >= SEND_FAILURES:
+            # The peer took the message and failed on it, time after time: a
+            # peer that does not deduplicate sends (a2a-sdk does not) ran the
+            # work each time (found by an integrator's walk: 24 tasks at the
+            # peer for one delegation in its 10-minute timeout). Not again.
+            error = f"{exc} ({row.polls} times in a row; not sent again)"
+            log.warning("delegation %s: %s", row.key, error)
+            await inform(self.runtime, row, {"kind": "failed", "error": error})
             return
         if exc.transient and "unreachable" in str(exc):
             self._up.discard(row.peer)
