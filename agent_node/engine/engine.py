@@ -346,7 +346,11 @@ class Engine:
         self, execution_id: str, node: str, visit: int, why: str = "nothing runs it here"
     ) -> None:
         """Make a visit leased here claimable at once (nothing runs it here)."""
-        log.warning("releasing the lease on %s/%s/%d: %s", execution_id, node, visit, why)
+        log.warning(
+            "releasing the lease on %s/%s/%d: %s",
+            *(execution_id, node, visit, why),
+            extra={"execution_id": execution_id, "node": node, "visit": visit},
+        )
         owner = str(self.owner)
         with contextlib.suppress(StoreError, UnknownExecution):
             await self.store.apply(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,10 @@ from agent_node.telemetry.traces_ids import visit_span_id
 
 __all__ = ["JsonFormatter", "use_json_logs"]
 
+#: Loggers whose lines about a node visit name it first (:func:`_visit_named`).
+_VISIT_LOGGERS = ("agent_node.engine", "agent_node.a2a.peers")
+#: A visit's key: ``<execution>/<node>/<visit>``.
+_VISIT_KEY = re.compile(r"([^/\s]+)/([^/\s]+)/(\d+)$")
 #: Record attributes copied when a caller passed them in ``extra``.
 _EXTRA = ("execution_id", "task_id", "node", "visit", "attempt", "workflow_id", "error", "peer")
 
@@ -51,11 +56,28 @@ class JsonFormatter(logging.Formatter):
             found = record.__dict__.get(key)
             if found is not None:
                 line[key] = found
+        if "execution_id" not in line and record.name.startswith(_VISIT_LOGGERS):
+            _visit_named(line, record.args)
         if "execution_id" in line:
             line.setdefault("task_id", line["execution_id"])
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def _visit_named(line: dict[str, Any], args: Any) -> None:
+    """The execution, node and visit a line of the engine or the delegation
+    watchdog names first (``execution/node/visit``, or its tuple), as fields:
+    their lines about a visit are logged outside its attempt (found by an
+    operator's walk: thousands of such lines had the id in their text only)."""
+    first = args[0] if isinstance(args, tuple) and args else None
+    if isinstance(first, str) and (named := _VISIT_KEY.match(first)) is not None:
+        execution_id, node, visit = named.group(1), named.group(2), int(named.group(3))
+    elif isinstance(first, tuple) and len(first) == 3 and isinstance(first[2], int):
+        execution_id, node, visit = str(first[0]), str(first[1]), first[2]
+    else:
+        return
+    line.update(execution_id=execution_id, node=node, visit=visit)
 
 
 def _trace(line: dict[str, Any], traceparent: str | None, visit: str) -> None:
