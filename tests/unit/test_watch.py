@@ -6,11 +6,15 @@ renders)."""
 from __future__ import annotations
 
 import asyncio
+import time
+
+import pytest
 
 from agent_node.a2a.protocol.errors import TaskNotFound
 from agent_node.a2a.protocol.models import StreamResponse, Task, TaskState, TaskStatus
+from agent_node.a2a.server import streaming
 from agent_node.a2a.server.inbox import Inbox
-from agent_node.a2a.server.streaming import Watch
+from agent_node.a2a.server.streaming import Follower, Watch
 from agent_node.store.memory import MemoryStore
 
 POLL = 0.01
@@ -37,10 +41,10 @@ def watching() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("watch ")]
 
 
-async def started(tasks: Tasks) -> tuple[Watch, Inbox[StreamResponse | Exception]]:
+async def started(tasks: Tasks) -> tuple[Watch, Inbox[StreamResponse | Exception | None]]:
     watch = Watch(MemoryStore(), "t", tasks.render, POLL)
     await watch.start()
-    queue: Inbox[StreamResponse | Exception] = Inbox()
+    queue: Inbox[StreamResponse | Exception | None] = Inbox()
     watch.join(queue)
     return watch, queue
 
@@ -87,3 +91,47 @@ async def test_the_last_follower_leaving_mid_render_ends_the_render_and_the_watc
     tasks.hold.set()
     await asyncio.sleep(POLL * 3)
     assert tasks.renders == renders + 1 and queue.empty()
+
+
+async def test_followers_sent_nothing_for_the_keepalive_interval_are_told_the_stream_lives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(streaming, "KEEPALIVE_SECONDS", 0.05)
+    tasks = Tasks(TaskState.WORKING)
+    watch = Watch(MemoryStore(), "t", tasks.render, poll=60)  # the interval wakes it, not the poll
+    await watch.start()
+    queue: Inbox[StreamResponse | Exception | None] = Inbox()
+    watch.join(queue)
+    began = time.monotonic()
+    assert await asyncio.wait_for(queue.get(), 1) is None
+    assert time.monotonic() - began >= 0.05
+    assert await asyncio.wait_for(queue.get(), 1) is None  # and again, while it stays quiet
+    assert not watching()  # a timer between the two, no task
+    tasks.state = TaskState.COMPLETED  # rendered as the timer wakes, at the interval
+    event = await asyncio.wait_for(queue.get(), 1)
+    assert isinstance(event, StreamResponse) and event.status_update is not None
+    await asyncio.sleep(0.1)
+    assert watch.stopped and queue.empty()
+
+
+async def test_a_follower_says_none_while_quiet_and_iterating_it_skips_that(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SSE bindings ask for the keep-alive; gRPC iterates and never sees it."""
+    monkeypatch.setattr(streaming, "KEEPALIVE_SECONDS", POLL * 3)
+    tasks = Tasks(TaskState.WORKING)
+    watch = Watch(MemoryStore(), "t", tasks.render, POLL)
+    await watch.start()
+    pinged, iterated = Follower(watch, at_interrupt=False), Follower(watch, at_interrupt=False)
+    first = await pinged.next_or_keepalive()
+    assert first is not None and first.task is not None
+    assert await asyncio.wait_for(pinged.next_or_keepalive(), 1) is None
+    assert (await anext(iterated)).task is not None
+    following = asyncio.create_task(anext(iterated))
+    await asyncio.sleep(POLL * 12)  # keep-alives went by
+    assert not following.done()
+    tasks.state = TaskState.COMPLETED
+    event = await asyncio.wait_for(following, 1)
+    assert event.status_update is not None
+    assert event.status_update.status.state == TaskState.COMPLETED
+    await pinged.aclose()

@@ -9,6 +9,13 @@ a JSON-RPC ``error`` body, and the stream ends. Over HTTP+JSON the JSON is
 the bare ``StreamResponse``, and an error is an ``error`` event holding the
 binding's error object.
 
+A stream of a task (a :class:`~.streaming.Follower`) quiet for
+:data:`~.streaming.KEEPALIVE_SECONDS` gets a comment line, ``: ping``, as
+the official a2a-sdk server sends: SSE clients skip comments (the a2a-sdk's
+0.3 and 1.x clients, a2a-js), and a read timeout or a proxy's idle cut no
+longer ends a stream whose task is just slow. (Another handler's iterator
+is streamed as it comes.)
+
 The handler's iterator is always closed when the response ends, also when
 the client went away, so that it stops following its task at once.
 
@@ -27,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 from starlette.responses import StreamingResponse
@@ -36,15 +43,18 @@ from starlette.types import Receive, Scope, Send
 from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.errors import A2AError, InternalError, to_jsonrpc_error
 from agent_node.a2a.protocol.models import StreamResponse
-from agent_node.a2a.server.streaming import ends_stream
+from agent_node.a2a.server.streaming import Follower, ends_stream
 from agent_node.errors import StoreError
 from agent_node.scope import WHEN_GONE, WhenGone
 
-__all__ = ["EventStreamResponse", "bare_event_stream", "event_stream"]
+__all__ = ["PING", "EventStreamResponse", "bare_event_stream", "event_stream"]
 
 log = logging.getLogger(__name__)
 
 Version = Literal["1.0", "0.3"]
+
+#: What a quiet stream sends to say it is alive: a comment, which clients skip.
+PING = b": ping\n\n"
 
 #: Streams that end at an interrupted state too (a subscription waits on).
 _UNTIL_INTERRUPTED = frozenset({"SendStreamingMessage"})
@@ -156,8 +166,19 @@ async def _frames(
     frame: Callable[[StreamResponse], bytes],
     error: Callable[[A2AError], bytes],
 ) -> AsyncGenerator[bytes, None]:
+    step: Callable[[], Awaitable[StreamResponse | None]] = events.__anext__
+    following = isinstance(events, Follower)
+    if isinstance(events, Follower):  # a task's stream: None when it is quiet
+        step = events.next_or_keepalive
     try:
-        async for event in events:
+        while True:
+            try:
+                event = await step()
+            except StopAsyncIteration:
+                break
+            if event is None and following:
+                yield PING
+                continue
             if not isinstance(event, StreamResponse):
                 raise TypeError(f"{method} handler streamed {type(event).__name__}")
             yield frame(event)

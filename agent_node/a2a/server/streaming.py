@@ -30,12 +30,22 @@ base of the changes that follow. A stream ends after a terminal state, and a
 ``SendStreamingMessage`` stream also after an interrupted one (input- or
 auth-required). The watch stops when its task is terminal or when its last
 follower leaves (a client that disconnects closes its iterator).
+
+A task may stay quiet for long (a model thinking, a timer, a question
+nobody answers yet), and a silent stream looks dead: clients' read
+timeouts (the a2a-sdk's httpx, 20 s) and proxies' idle cuts end it. So a
+watch whose followers have been sent nothing for :data:`KEEPALIVE_SECONDS`
+tells them the stream is alive, on the poll timer it keeps anyway (no task
+nor timer more per stream): :meth:`Follower.next_or_keepalive` says so
+with ``None``, which the SSE bindings send as a comment line; iterating a
+follower skips it (gRPC has HTTP/2's own pings).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from agent_node.a2a.protocol.models import (
@@ -52,16 +62,28 @@ from agent_node.a2a.server.inbox import Inbox
 from agent_node.store.base import Store
 from agent_node.store.live import Chunk
 
-__all__ = ["POLL_SECONDS", "Follower", "Render", "Watch", "Watches", "ends_stream"]
+__all__ = [
+    "KEEPALIVE_SECONDS",
+    "POLL_SECONDS",
+    "Follower",
+    "Render",
+    "Watch",
+    "Watches",
+    "ends_stream",
+]
 
 log = logging.getLogger(__name__)
 
 #: How often a watch renders its task when no notification came.
 POLL_SECONDS = 1.0
+#: How long a watch's followers may be sent nothing before they are told the
+#: stream is alive (the official a2a-sdk server pings every 15 s too).
+KEEPALIVE_SECONDS = 15.0
 
 #: Renders a task by id (raises TaskNotFound when there is none).
 Render = Callable[[str], Awaitable[Task]]
-_Item = StreamResponse | Exception
+#: What a follower's queue holds; None: "still alive" (nothing happened).
+_Item = StreamResponse | Exception | None
 
 
 def ends_stream(event: StreamResponse, *, at_interrupt: bool) -> bool:
@@ -89,6 +111,8 @@ class Watch:
         self._render = render
         self._poll = poll
         self._followers: list[Inbox[_Item]] = []
+        #: When the followers were last sent anything (``time.monotonic``).
+        self._spoke = time.monotonic()
         #: The next poll while the watch waits; the render under way while not.
         self._timer: asyncio.TimerHandle | None = None
         self._rendering: asyncio.Task[None] | None = None
@@ -164,8 +188,15 @@ class Watch:
             self._wake()
 
     def _wait(self) -> None:
-        """Wait for a notification, or poll after a while."""
-        self._timer = asyncio.get_running_loop().call_later(self._poll, self._wake)
+        """Wait for a notification, or poll after a while; the followers are
+        told the stream is alive once they have been sent nothing for
+        :data:`KEEPALIVE_SECONDS` (the timer wakes by then)."""
+        quiet = time.monotonic() - self._spoke
+        if quiet >= KEEPALIVE_SECONDS:
+            self._publish(None)
+            quiet = 0.0
+        delay = min(self._poll, KEEPALIVE_SECONDS - quiet)
+        self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
 
     def _wake(self) -> None:
         """Render the task again (once more after the render under way)."""
@@ -263,6 +294,7 @@ class Watch:
         return StreamResponse(artifact_update=update)
 
     def _publish(self, item: _Item) -> None:
+        self._spoke = time.monotonic()
         for queue in self._followers:
             queue.put_nowait(item)
 
@@ -318,6 +350,14 @@ class Follower:
         return self
 
     async def __anext__(self) -> StreamResponse:
+        while (event := await self.next_or_keepalive()) is None:
+            pass
+        return event
+
+    async def next_or_keepalive(self) -> StreamResponse | None:
+        """The next event, or None when the stream has been quiet for
+        :data:`KEEPALIVE_SECONDS` (a stream tells its client it is alive);
+        raises StopAsyncIteration after the last."""
         if self._closed:
             raise StopAsyncIteration
         try:
@@ -328,6 +368,8 @@ class Follower:
         except BaseException:
             await self.aclose()
             raise
+        if event is None:
+            return None
         if ends_stream(event, at_interrupt=self._at_interrupt):
             await self.aclose()
         return _merged(event, self._queue)
