@@ -116,3 +116,43 @@ async def wait_until_ok(http: httpx.AsyncClient) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the node did not become ready again")
+
+
+SLOW = """\
+workflow: {id: slow, version: "1", start: pause, state_schema: {type: object}}
+nodes:
+  pause: {type: wait, duration: 2s, next: done}
+  done: {type: end}
+"""
+
+
+async def test_a_blocking_send_the_outage_cuts_names_its_task(tmp_path: Path, pg_url: str) -> None:
+    """The task was made before the database went away: the caller is told
+    which, not only to ask again (which, without an Idempotency-Key, makes a
+    second task; found by an operator's drill)."""
+    database = pg_url.rsplit("/", 1)
+    front = Front([("127.0.0.1", int(database[0].rsplit(":", 1)[1]))])
+    await front.start()
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    config = greeter_config(tmp_path)
+    slow = f"skills:\n  - {{id: slow, workflow: '{tmp_path / 'slow.yaml'}'}}\n"
+    config.write_text(config.read_text().replace("skills:\n", slow))
+    through = f"{database[0].rsplit(':', 1)[0]}:{front.port}/{database[1]}"
+    config.write_text(config.read_text().replace(f"sqlite:///{tmp_path}/greeter.db", through))
+    served = serving_config(tmp_path, config, ["--insecure-dev"])
+    url = await asyncio.to_thread(served.__enter__)
+    try:
+        async with httpx.AsyncClient(base_url=url, headers=V10, timeout=30) as http:
+            body = send("slow-1")
+            body["params"]["metadata"] = {"skill": "slow"}
+            waiting = asyncio.create_task(http.post("/a2a", json=body))
+            await asyncio.sleep(0.5)  # made, and waiting for its timer
+            await front.close()
+            told = (await waiting).json()
+            await front.start()
+    finally:
+        await asyncio.to_thread(served.__exit__, None, None, None)
+        await front.close()
+    error = told["error"]
+    assert error["code"] == -32033 and "was accepted" in error["message"], error
+    assert error["data"][0]["metadata"]["taskId"], error

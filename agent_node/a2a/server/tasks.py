@@ -72,6 +72,7 @@ from agent_node.a2a.protocol.models import (
     TaskStatus,
 )
 from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
+from agent_node.a2a.server.failed import log_outage
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
@@ -94,6 +95,7 @@ from agent_node.ids import new_id
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
+from agent_node.store.outage import is_outage
 from agent_node.store.records import TERMINAL, ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
@@ -151,6 +153,7 @@ class TaskService:
         # The record the wait ends on and one read of the log make the answer.
         try:
             record = await self.runtime.engine.wait(task_id)
+            events = await self._events(task_id)
         except asyncio.CancelledError:
             if not self.stopping():
                 raise
@@ -161,7 +164,16 @@ class TaskService:
                 f"the node is stopping; task {task_id} goes on when it is back: ask for it then",
                 metadata={"taskId": task_id},
             ) from None
-        events = await self._events(task_id)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The task was made: a caller told only "ask again" would make another.
+            log_outage(log, f"SendMessage waiting for task {task_id}", exc)
+            raise Unavailable(
+                f"the node's store cannot be reached now; task {task_id} was accepted and goes"
+                " on: ask for it in a moment",
+                metadata={"taskId": task_id},
+            ) from None
         reply = reply_message(record, events)
         if reply is not None:
             return SendMessageResponse(message=reply)
