@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import subprocess
 import time
@@ -146,8 +147,9 @@ async def test_a_0_3_caller_gets_0_3_task_objects(service: TaskService, hook: Re
 
 
 async def test_failures_are_retried_with_backoff_then_delivered(
-    service: TaskService, hook: Receiver
+    service: TaskService, hook: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, "agent_node.a2a.server.push")
     hook.fail_with = [503, 500]
     task = (await service.send_message(send("hi", push=target(hook.url, id="c")), CTX)).task
     assert task is not None
@@ -163,6 +165,10 @@ async def test_failures_are_retried_with_backoff_then_delivered(
     assert (stored.attempts, stored.last_error) == (0, None)
     await asyncio.sleep(0.3)
     assert len(hook.pushes) == 3  # settled: nothing more is sent
+    # The first failure of the run is logged, once (an operator's walk saw
+    # nothing logged while pushes to a caller that was down failed for 40 s).
+    failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 1 and "HTTP 503" in failed[0] and "trying again" in failed[0], failed
 
 
 async def test_a_client_error_is_not_retried(service: TaskService, hook: Receiver) -> None:

@@ -224,6 +224,14 @@ class PushSender:
             config.attempts, config.next_attempt_at = 0, now
             config.last_error = None if error is None else f"gave up: {error}"
         else:
+            if config.attempts == 0:  # the first of a run of failures; the last says "gave up"
+                log.warning(
+                    "push to %s for task %s failed: %s; trying again (%d tries in all)",
+                    _target(config.config),
+                    config.task_id,
+                    error,
+                    self.settings.attempts,
+                )
             config.attempts += 1
             delay = min(2.0 ** (config.attempts - 1), _MAX_BACKOFF) * random.uniform(0.8, 1.2)
             config.next_attempt_at = now + delay
