@@ -103,6 +103,7 @@ async def _create_schema(conn: asyncpg.Connection) -> None:
             )
         elif version < SCHEMA_VERSION:
             await _upgrade(conn, version)
+            log.warning("upgraded the store schema from version %d to %d", version, SCHEMA_VERSION)
 
 
 async def _upgrade(conn: asyncpg.Connection, version: int) -> None:

@@ -9,6 +9,7 @@ PostgreSQL's counterpart is :mod:`.pg_schema`.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable
 
@@ -25,6 +26,8 @@ from agent_node.store.schema import (
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = ["create_schema"]
+
+log = logging.getLogger(__name__)
 
 #: The tables a version rebuilds: put aside before the DDL makes them anew,
 #: copied into the new ones after.
@@ -70,6 +73,7 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
         conn.execute(
             "UPDATE schema_info SET value = ? WHERE key = 'version'", (str(SCHEMA_VERSION),)
         )
+        log.warning("upgraded the store schema from version %s to %d", row[0], SCHEMA_VERSION)
     return None, []
 
 

@@ -6,8 +6,10 @@ time it is written."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 from support.raw_sql import run_sql
 
@@ -93,7 +95,10 @@ def _v6(dialect: str) -> list[str]:
     ]
 
 
-async def test_a_version_6_store_keeps_its_executions_working(durable_url: str) -> None:
+async def test_a_version_6_store_keeps_its_executions_working(
+    durable_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "agent_node.store")
     dialect = "sqlite" if durable_url.startswith("sqlite") else "postgresql"
     await run_sql(durable_url, _v6(dialect))
     wf = workflow().compile()
@@ -120,3 +125,5 @@ async def test_a_version_6_store_keeps_its_executions_working(durable_url: str) 
     assert [seq for (seq,) in kept] == [rows[1][2]] and rows[1][2] > 5
     version = await run_sql(durable_url, [], "SELECT value FROM schema_info")
     assert version == [(str(SCHEMA_VERSION),)]
+    # An operator reads that it happened (an operator's walk found no line).
+    assert f"upgraded the store schema from version 6 to {SCHEMA_VERSION}" in caplog.text
