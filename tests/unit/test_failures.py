@@ -1,5 +1,6 @@
-"""A loop's repeated failures: logged once with a traceback, then a line a
-minute, then once when it works again; the tries spaced out, doubling."""
+"""A loop's repeated failures: logged once (with a traceback, unless the
+store is out of reach or said what failed), then a line a minute, then once
+when it works again; the tries spaced out, doubling."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_a_failure_that_goes_on_is_logged_once_a_while_and_tried_less_often(
         failures.worked()  # working on: nothing more to say
     assert pauses[:5] == [0.5, 1.0, 2.0, 4.0, 4.0] and set(pauses[4:]) == {4.0}
     said = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
-    assert said[0] == ("ERROR", "push sender: connection refused; trying again", True)
+    # An outage says all there is to say in its line: no traceback.
+    assert said[0] == ("ERROR", "push sender: connection refused; trying again", False)
     assert said[1][0] == "WARNING" and said[1][1].startswith("push sender: works again after 20")
     assert len(said) == 2
 
@@ -37,3 +39,13 @@ def test_while_it_goes_on_a_line_says_how_long(caplog: pytest.LogCaptureFixture)
     assert lines[1].startswith("delegation watchdog: still failing (2 times in ")
     assert lines[2].startswith("delegation watchdog: still failing (3 times in ")
     assert all(r.exc_info is None for r in caplog.records[1:])  # the traceback once
+
+
+def test_a_failure_of_our_own_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = Failures(log, "claiming work", first=0.5)
+    with caplog.at_level(logging.INFO, logger="tests.failures"):
+        failures.failed(KeyError("cursor"))
+    (record,) = caplog.records
+    assert record.exc_info is not None and "claiming work: 'cursor'" in record.getMessage()
