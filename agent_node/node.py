@@ -104,7 +104,11 @@ class AgentNode:
         health = parts.health
         drain = config.telemetry.drain_seconds
 
+        closing = False
+
         def on_stop() -> float:
+            if closing:  # asked again while its steps finish: no more grace
+                parts.runtime.engine.cut_stop_short()
             health.draining()
             return drain
 
@@ -146,7 +150,13 @@ class AgentNode:
         finally:
             if grpc is not None:
                 await grpc.stop(0)  # stopped by now unless serving failed
-            await parts.close()
+            if server.force_exit:  # a second Ctrl-C while it served: no grace
+                parts.runtime.engine.cut_stop_short()
+            # Not before: uvicorn raises the signals it caught again once it
+            # has stopped, and this handler sees them too.
+            closing = True
+            with stop_on_signals(server, on_stop):  # another, while its steps finish: no more
+                await parts.close()
             sock.close()
             if plain:
                 plain[1].close()

@@ -106,6 +106,9 @@ class Engine:
         self._unsubscribe: Any = None
         #: Stopping with a grace: no claims, no visit started after the one running.
         self._stopping = False
+        #: The grace is cut short (:meth:`cut_stop_short`), and what tells its wait.
+        self._cut_short = False
+        self._cut: asyncio.Event | None = None
         #: Told ``(claims, now)`` after each claim (metrics: how long ready work waited).
         self.claimed_hooks: list[Callable[[Sequence[Claim], float], None]] = []
 
@@ -149,14 +152,29 @@ class Engine:
         with contextlib.suppress(StoreError):
             await self.store.expire_leases([str(self.owner)], time.time())
 
+    def cut_stop_short(self) -> None:
+        """Give the running visits of a stop under way (or to come) no more
+        grace: a second Ctrl-C."""
+        self._cut_short = True
+        if self._cut is not None:
+            self._cut.set()
+
     async def _let_finish(self, grace: float) -> None:
         self._stopping = True
         self._wake.set()  # the claim loop sees it: no more claims
+        if self._cut_short:
+            return
         running = len(self._tasks)
         log.warning("stopping: waiting up to %g s for %d node visit(s) to finish", grace, running)
         deadline = time.monotonic() + grace
-        while self._tasks and (left := deadline - time.monotonic()) > 0:
-            await asyncio.wait(list(self._tasks.values()), timeout=left)
+        self._cut = cut = asyncio.Event()
+        cutting = asyncio.create_task(cut.wait())
+        try:
+            while self._tasks and not cut.is_set() and (left := deadline - time.monotonic()) > 0:
+                waited = [*self._tasks.values(), cutting]
+                await asyncio.wait(waited, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cutting.cancel()
         if self._tasks:
             log.warning(
                 "stopping: %d node visit(s) still running after %g s are cut; they run again"

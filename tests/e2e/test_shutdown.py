@@ -264,8 +264,40 @@ async def test_a_request_still_running_when_the_stop_ends_is_answered_unavailabl
             return all(t["status"]["state"] == "TASK_STATE_COMPLETED" for t in tasks)
 
         await wait_until(both_completed, "both tasks to complete after the restart", timeout=60)
-    # The steps running when the node stopped were let finish (stop_grace_seconds),
-    # not cut and run again at the restart: each step body ran once (found by an
-    # operator's walk: every rolling restart ran the steps in flight twice).
-    assert set(effects.invocations().values()) == {1}, effects.invocations()
-    assert "waiting up to 10 s for 2 node visit(s) to finish" in stopped_err, stopped_err
+    if len(signals) == 1:
+        # The steps running when the node stopped were let finish (stop_grace_seconds),
+        # not cut and run again at the restart: each step body ran once (found by an
+        # operator's walk: every rolling restart ran the steps in flight twice).
+        assert set(effects.invocations().values()) == {1}, effects.invocations()
+        assert "waiting up to 10 s for 2 node visit(s) to finish" in stopped_err, stopped_err
+    else:  # forced: no grace, its steps run again at the next start
+        assert "waiting up to" not in stopped_err, stopped_err
+
+
+async def test_a_second_signal_cuts_the_steps_grace_short(
+    tmp_path: Path, certs: Path, spawn: Spawn
+) -> None:
+    """The steps running when the node stops get ``stop_grace_seconds`` (10 s)
+    to finish; asked again, it stops at once (its steps run again at the next
+    start, as after a crash), exit 0 and no traceback."""
+    served = await _serve("plain", tmp_path, certs, spawn, step_sleep=30.0)
+    effects = Effects(tmp_path / "effects.db")
+    async with served.client() as http:
+        body = _send_body(1).replace(
+            b'"message"', b'"configuration":{"returnImmediately":true},"message"'
+        )
+        await http.post(f"{served.url}/a2a", content=body, headers=HEADERS)
+        await wait_until(lambda: _started(effects) == 1, "the step to start", timeout=30)
+    began = time.monotonic()
+    served.node.send(signal.SIGTERM)
+    await wait_until(
+        lambda: "waiting up to 10 s for 1 node visit(s)" in served.node.err(),
+        "the stop to wait for the step",
+        timeout=15,
+    )
+    served.node.send(signal.SIGTERM)
+    code = await asyncio.to_thread(served.node.wait, 30)
+    took = time.monotonic() - began
+    assert code == 0, served.node.describe()
+    assert took < 8, f"stopping took {took:.1f} s"
+    assert "Traceback" not in served.node.err(), served.node.err()
