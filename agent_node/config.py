@@ -44,6 +44,7 @@
       allow: [127.0.0.1, localhost]     # hosts/networks allowed although not public
       attempts: 8                       # tries per change before giving up on it
       timeout: 10                       # seconds per POST
+    stop_grace_seconds: 10              # on SIGTERM, how long running steps may finish
 
 Paths are relative to the configuration file. Command-line flags override
 the file (:meth:`NodeConfig.with_overrides`). Every mistake is a
