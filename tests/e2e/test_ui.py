@@ -267,6 +267,10 @@ async def test_replicas_of_a_node_on_one_database_show_each_task_once(
     await expect(page.locator(".node-card .status")).to_have_text(["ready", "ready"])
     await expect(page.locator('.node-card[data-node="c"] .shared')).to_contain_text("c-2")
     await expect(page.locator('.node-card[data-node="c-2"] .shared')).to_contain_text("c")
+    # Each replica's own share of the work, beside the store's counts.
+    await expect(page.locator('.node-card[data-node="c"] .shared')).to_contain_text(
+        "steps running in this one: 0"
+    )
     rows = page.locator("tr.row")
     await expect(rows).to_have_count(2)
     assert {await r.get_attribute("data-id") for r in await rows.all()} == {

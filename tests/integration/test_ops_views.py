@@ -256,12 +256,38 @@ async def test_the_node_says_who_it_is_and_how_busy(
     assert about["counts"] == {"pending": 0, "running": 0, "waiting": 2}
     assert about["asking"] == {"input": 1, "auth": 0}
     assert about["load"] == {"running": 0, "waiting": 2}
+    assert about["here"] == {"visits": 0, "slots": runtime.engine.concurrency}
     assert about["engine"] == "running"
     every = await get(f"{node}/ops/node", certs, counts="all")
     assert every["counts"]["completed"] == 1 and every["counts"]["failed"] == 0
     async with client(certs) as http:
         wrong = await http.get(f"{node}/ops/node?counts=some")
     assert wrong.status_code == 400 and "counts must be 'all'" in wrong.text
+
+
+async def test_the_node_says_what_runs_in_this_process(
+    runtime: Runtime, node: str, certs: Path
+) -> None:
+    """Replicas of one store show the store's counts alike; ``here`` is each
+    one's own share: the steps running in it."""
+    going = asyncio.Event()
+    wf = Workflow("slow", version="1")
+    wf.state(Note)
+
+    @wf.step
+    async def think(s: Note) -> dict[str, Any]:
+        await going.wait()
+        return {"reply": "done"}
+
+    execution_id, _ = await runtime.engine.submit(wf.compile(), Note())
+    for _ in range(200):
+        if runtime.engine.running_visits:
+            break
+        await asyncio.sleep(0.01)
+    about = await get(f"{node}/ops/node", certs)
+    assert about["here"]["visits"] == 1, about
+    going.set()
+    assert (await runtime.engine.wait(execution_id, until="terminal")).status == "completed"
 
 
 # -- lists ------------------------------------------------------------------------------

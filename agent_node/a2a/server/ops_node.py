@@ -5,7 +5,9 @@ skills), which workflow each skill runs, the store it serves (``store``:
 :func:`~.ops_store.store_identity`, the same on every node of one store,
 whose counts are the store's) and its load: how many executions
 are pending, running and waiting, and how many ask a person (input,
-authorization) — each an indexed count of the few that are active. The
+authorization) — each an indexed count of the few that are active — and
+what this process runs itself (``here``: the node visits running in it, of
+how many at once), which is its own among replicas that share one store. The
 ended ones (completed, failed, canceled) are counted only when asked
 (``?counts=all``): they are most of a store, and counting them reads an
 index entry each (tens of milliseconds a million), which a page that
@@ -68,6 +70,9 @@ async def node_view(runtime: Runtime, about: NodeAbout | None, every: bool) -> d
         "counts": counts,
         "asking": asking,
         "load": {"running": counts["pending"] + counts["running"], "waiting": counts["waiting"]},
+        # This process's own: of a store's nodes (replicas), the one share of
+        # the work that is not the store's.
+        "here": {"visits": len(engine.running_visits), "slots": engine.concurrency},
     }
 
 

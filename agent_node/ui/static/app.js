@@ -68,7 +68,7 @@ function nodeCard(node) {
     node.up && !node.error
       ? h("div", { class: "load", text: `running ${load.running || 0} · waiting ${load.waiting || 0} · asking ${(asking.input || 0) + (asking.auth || 0)}${summary.version ? ` · v${summary.version}` : ""}` })
       : null,
-    node.shares_store_with ? h("div", { class: "shared muted", text: `one store with ${node.shares_store_with.join(", ")}: the same executions and counts` }) : null,
+    node.shares_store_with ? h("div", { class: "shared muted", text: `one store with ${node.shares_store_with.join(", ")}: the same executions and counts; steps running in this one: ${(summary.here || {}).visits || 0}` }) : null,
     node.error ? h("div", { class: "reach", text: node.error }) : null,
   );
 }
