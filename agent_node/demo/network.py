@@ -42,6 +42,9 @@ USER = "user"
 TRUST_DOMAIN = "example.org"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+#: Seconds a demo agent's running steps may finish when it stops (a node's
+#: default is 10, which with its requests' 5 s would outlast STOP_TIMEOUT).
+DEMO_STOP_GRACE = 3.0
 
 
 def find_network(given: Path | None) -> Path:
@@ -126,6 +129,9 @@ class Network:
         }
         for peer in raw.get("peers", []):
             peer["url"] = self.agents[peer["name"]].url
+        # Ctrl-C on the demo stops its agents within STOP_TIMEOUT: a model
+        # call under way gets a short grace, then runs again at the next start.
+        raw.setdefault("stop_grace_seconds", DEMO_STOP_GRACE)
         raw.setdefault("models", {})["default"] = self.model
         if self.api_base is not None:
             raw["models"]["api_base"] = self.api_base
