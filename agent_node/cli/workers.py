@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,8 +197,9 @@ def worker(
 
     WORKFLOW (a file or module:attr) is loaded up front; executions of other
     workflows are loaded from the reference they recorded. On SIGTERM it
-    takes no more work and lets the steps running here finish (--stop-grace),
-    then releases what is left for other workers to take at once.
+    takes no more work and lets the steps running here finish (--stop-grace;
+    a second signal ends the wait), then releases what is left for other
+    workers to take at once.
     """
     loaded = [load_target(ref) for ref in workflows]
     options: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
@@ -213,8 +214,16 @@ async def _work(
     grace: float,
 ) -> None:
     stop = asyncio.Event()
-    with _stop_on_signals(stop):
+    running: list[Runtime] = []
+
+    def asked() -> None:
+        if stop.is_set() and running:  # asked again while its steps finish: no more grace
+            running[0].engine.cut_stop_short()
+        stop.set()
+
+    with _stop_on_signals(asked):
         async with started_runtime(url, workflows, scope="all", node=node, **options) as runtime:
+            running.append(runtime)
             known = ", ".join(w.key for w in workflows) or "loaded on demand"
             click.echo(f"worker {runtime.engine.owner} on {url} (workflows: {known})")
             click.echo("stop with SIGTERM or Ctrl-C")
@@ -226,13 +235,13 @@ async def _work(
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+def _stop_on_signals(asked: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         # Not every platform's loop supports signal handlers; Ctrl-C still interrupts there.
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, asked)
             installed.append(signum)
     try:
         yield

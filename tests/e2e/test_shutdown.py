@@ -301,3 +301,34 @@ async def test_a_second_signal_cuts_the_steps_grace_short(
     assert code == 0, served.node.describe()
     assert took < 8, f"stopping took {took:.1f} s"
     assert "Traceback" not in served.node.err(), served.node.err()
+
+
+async def test_a_worker_lets_its_steps_finish_and_a_second_signal_ends_the_wait(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    """``agent-node worker`` stops as a node does: no more work, the steps
+    running in it given ``--stop-grace``, and a second signal ends the wait."""
+    from agent_node import load_workflow
+    from agent_node.engine.control import Control
+    from agent_node.engine.registry import WorkflowRegistry
+    from agent_node.runtime import default_executors
+
+    store_url = f"sqlite:///{tmp_path}/work.db"
+    effects = Effects(tmp_path / "effects.db")
+    env = child_env(tmp_path / "effects.db", 30.0)
+    worker = spawn("w", [*CLI, "worker", FIVE_STEPS, "--store", store_url], env)
+    await wait_until(lambda: "stop with SIGTERM" in worker.out(), "the worker", timeout=30)
+    async with opened(store_url) as store:
+        control = Control(store, WorkflowRegistry(load_workflow), default_executors())
+        await control.create(load_workflow(FIVE_STEPS), {"item": 1}, "w-1")
+    await wait_until(lambda: _started(effects) == 1, "the step to start", timeout=30)
+    began = time.monotonic()
+    worker.send(signal.SIGTERM)
+    await wait_until(
+        lambda: "running steps may finish (up to 10 s)" in worker.out(), "the wait", timeout=10
+    )
+    await asyncio.sleep(1)
+    worker.send(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 30) == 0, worker.describe()
+    assert time.monotonic() - began < 8, worker.describe()
+    assert "stopped" in worker.out() and "Traceback" not in worker.err(), worker.describe()
