@@ -76,6 +76,7 @@ class Listening:
         if self._closed or connection is not self.connection or self._again is not None:
             return
         self.connection = None
+        _let_go(connection)
         log.warning("notifications: the listening connection was lost; opening another")
         self._again = asyncio.get_running_loop().create_task(
             self._reconnect(), name="agent-node listen again"
@@ -113,10 +114,24 @@ class Sending:
         if connection is None:
             return  # closed with the store
         if connection.is_closed():
+            _let_go(connection)
             self.connection = connection = await asyncpg.connect(self.dsn)
         await connection.execute("SELECT pg_notify($1, $2)", channel, payload)
 
     async def close(self) -> None:
         connection, self.connection = self.connection, None
-        if connection is not None and not connection.is_closed():
+        if connection is None:
+            return
+        if connection.is_closed():
+            _let_go(connection)
+        else:
             await connection.close()
+
+
+def _let_go(connection: asyncpg.Connection) -> None:
+    """Release a connection the database cut: asyncpg may keep its socket
+    half open (a transport left for the collector to warn about)."""
+    try:
+        connection.terminate()
+    except Exception as exc:  # already gone: nothing to release
+        log.debug("notifications: letting a lost connection go: %s", exc)

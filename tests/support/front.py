@@ -23,23 +23,38 @@ class Front:
         self._next = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        #: Both ends of every connection it carries, closed with it.
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._open = False
 
     async def start(self) -> None:
+        self._open = True
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
     async def close(self) -> None:
+        """Stop accepting and cut every connection (a real outage to both sides)."""
+        self._open = False
         if self._server is not None:
             self._server.close()
         for pipe in list(self._pipes):
             pipe.cancel()
         await asyncio.gather(*self._pipes, return_exceptions=True)
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream = await self._connect()
+        self._writers.add(writer)
+        upstream = await self._connect() if self._open else None
+        if upstream is not None and not self._open:  # closed while it connected
+            upstream[1].close()
+            upstream = None
         if upstream is None:
             writer.close()
+            self._writers.discard(writer)
             return
         up_reader, up_writer = upstream
+        self._writers.add(up_writer)
         pipes = [
             asyncio.create_task(_pipe(reader, up_writer)),
             asyncio.create_task(_pipe(up_reader, writer)),
@@ -49,6 +64,7 @@ class Front:
             await asyncio.gather(*pipes, return_exceptions=True)
         finally:
             self._pipes.difference_update(pipes)
+            self._writers.difference_update((writer, up_writer))
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         for _ in range(len(self.backends)):
