@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agent_node.failures import Failures
+from agent_node.store.base import Store
 
+from .owner import Owner
 from .status import EngineState
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 __all__ = ["heartbeat"]
 
@@ -31,6 +30,20 @@ log = logging.getLogger("agent_node.engine")
 #: A node visit: (execution id, node id, visit).
 _Key = tuple[str, str, int]
 _Visits = dict[_Key, asyncio.Task[None]]
+
+
+class Engine(Protocol):
+    """What a heartbeat uses of its engine (:class:`~.engine.Engine`)."""
+
+    store: Store
+    owner: Owner
+    lease_ttl: float
+    state: EngineState
+
+    @property
+    def running_visits(self) -> _Visits: ...
+
+    async def release_visit(self, execution_id: str, node: str, visit: int) -> None: ...
 
 
 async def heartbeat(engine: Engine) -> None:
