@@ -223,7 +223,7 @@ async def test_declared_modes_take_wildcards_parameters_and_any_case(
     for part, mode in [
         (PDF, "application/pdf"),
         (Part(data={"k": 1}), "application/json"),
-        (Part(text="# hi", media_type="text/markdown"), "text/markdown"),
+        (Part(raw="IyBoaQ==", media_type="text/markdown"), "text/markdown"),
     ]:
         with pytest.raises(ContentTypeNotSupported, match=f"part 1 \\({mode}\\)"):
             await service.send_message(
@@ -233,6 +233,36 @@ async def test_declared_modes_take_wildcards_parameters_and_any_case(
         await service.send_message(SendMessageRequest(message=message("any", PDF, PNG)), CTX)
     ).task
     assert anything is not None and anything.status.state == TaskState.COMPLETED
+
+
+@pytest.mark.parametrize("binding", BINDINGS)
+async def test_text_in_any_text_type_is_taken_as_text(
+    client: httpx.AsyncClient, service: TaskService, binding: str
+) -> None:
+    """A chat client labels what its user typed ``text/markdown``: a skill
+    that reads text (the card's default modes, or ``text/plain`` declared)
+    takes it, while a Markdown *file* is held to the skill's modes (found by
+    a walk: such a text part was refused by every default skill)."""
+    for skill, typed in [("greet", "text/markdown"), ("files", "text/html; charset=utf-8")]:
+        sent = message(skill, Part(text="**Ada**", media_type=typed))
+        rpc = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "SendMessage",
+            "params": {"message": sent.to_json()},
+        }
+        if binding == "jsonrpc":
+            answer = (await client.post("/a2a", json=rpc, headers=V10)).json()
+            task = answer["result"]["task"]
+        else:
+            response = await client.post("/a2a/message:send", json=rpc["params"], headers=V10)
+            assert response.status_code == 200, response.text
+            task = response.json()["task"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED", task
+    said, _ = await refused_over(
+        client, binding, message("greet", Part(raw="KipBZGEqKg==", media_type="text/markdown"))
+    )
+    assert "part 0 (text/markdown)" in said
 
 
 async def test_a_file_without_a_media_type_is_octet_stream(service: TaskService) -> None:

@@ -20,6 +20,12 @@ wildcard covering it. Declared modes may be wildcards (``image/*``,
 ``*/*``); parameters (``; charset=utf-8``) and case are ignored on both
 sides (:mod:`agent_node.a2a.server.output_modes`).
 
+A text part is text to the workflow whatever text type it names: a skill
+that takes ``text/plain`` takes a text part labelled ``text/markdown``,
+``text/html`` or any other ``text/*`` (chat clients label what their users
+type as Markdown; refusing it would refuse the text the skill reads). A
+file or data part is held to its type.
+
 File parts reach a workflow through its ``message`` state field (the whole
 message, :mod:`agent_node.a2a.server.taskview`); a skill that takes them
 declares their types, e.g. ``inputModes: [text/plain, image/*]``. A
@@ -32,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from agent_node.a2a.protocol.errors import ContentTypeNotSupported
-from agent_node.a2a.protocol.models import Message
+from agent_node.a2a.protocol.models import Message, Part
 from agent_node.a2a.server.output_modes import accepts, part_mode
 from agent_node.config import CardSource
 
@@ -54,6 +60,17 @@ def input_modes_of(source: CardSource, skills: Iterable[str]) -> dict[str, list[
     return modes
 
 
+def _takes(modes: Sequence[str], part: Part, mode: str) -> bool:
+    """Whether a skill taking ``modes`` takes ``part`` (in ``mode``)."""
+    if accepts(modes, mode):
+        return True
+    return (
+        part.text is not None
+        and mode.split("/", 1)[0].strip().lower() == "text"
+        and accepts(modes, "text/plain")
+    )
+
+
 def check_parts(
     message: Message, skills: Sequence[str], by_skill: Mapping[str, Sequence[str]]
 ) -> None:
@@ -65,7 +82,7 @@ def check_parts(
     refused = [
         (index, mode, part.text is None and part.data is None and not part.media_type)
         for index, part in enumerate(message.parts)
-        if not accepts(modes, mode := part_mode(part))
+        if not _takes(modes, part, mode := part_mode(part))
     ]
     if not refused:
         return
