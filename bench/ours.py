@@ -278,7 +278,7 @@ async def wait2000(kind: str, url: str, directory: Path) -> dict:
     park_s = time.perf_counter() - t0
     await asyncio.sleep(1.0)
     rss1, heap1, blocks1 = rss_bytes(), sqlite_heap(), sys.getallocatedblocks()
-    engine_tasks = len(rt.engine._tasks)  # node tasks still alive in the engine (expect 0)
+    engine_tasks = len(rt.engine.running_visits)  # node tasks still alive in the engine (expect 0)
     cpu_own, idle_own, _ = await idle_cpu(IDLE_SECONDS)
 
     # close the runtime that parked them (memory: keep the store object alive)
@@ -303,7 +303,7 @@ async def wait2000(kind: str, url: str, directory: Path) -> dict:
     await asyncio.sleep(1.0)  # let recovery and the first claim round settle
     cpu, idle, cpu_precise = await idle_cpu(IDLE_SECONDS)
     waiting = await count_waiting(worker.store)
-    worker_tasks = len(worker.engine._tasks)
+    worker_tasks = len(worker.engine.running_visits)
     await worker.close()
     if not is_sqlite:
         await rt.close()
@@ -418,7 +418,7 @@ async def _probe(url: str) -> None:
     await rt.start()
     await asyncio.sleep(1.0)  # recovery + a claim round or two
     rss = rss_bytes()
-    tasks = len(rt.engine._tasks)
+    tasks = len(rt.engine.running_visits)
     await rt.close()
     print(json.dumps({"rss": rss, "tasks": tasks}), flush=True)
 

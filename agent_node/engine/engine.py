@@ -1,12 +1,13 @@
 """The engine: claims ready node visits, runs them, commits their outcomes.
 
 One loop per engine claims what is ready (up to ``concurrency`` visits at a
-time) and starts a task per visit. A task runs the node, commits its result
-and — when the outcome leads to one more node — leases that node in the same
-transaction and goes straight on with it (one transaction per node). Timers
-are fired by the same loop, which sleeps until the next thing is due, a
-store notification arrives, or ``poll_interval`` passes (the safety net for
-writers in other processes that cannot notify us, e.g. SQLite).
+time) and starts a task per visit (:mod:`.visits`). A task runs the node,
+commits its result and — when the outcome leads to one more node — leases
+that node in the same transaction and goes straight on with it (one
+transaction per node). Timers are fired by the same loop, which sleeps
+until the next thing is due, a store notification arrives, or
+``poll_interval`` passes (the safety net for writers in other processes
+that cannot notify us, e.g. SQLite).
 
 Leases last ``lease_ttl`` seconds and are extended by a heartbeat while a
 node runs. Every commit names the fence of its lease; a worker whose lease
@@ -44,16 +45,15 @@ from .executor import Executor
 from .heartbeat import heartbeat
 from .owner import Owner, is_dead, new_owner
 from .registry import WorkflowRegistry
-from .runner import Runner, StateCache
+from .runner import Runner
 from .status import EngineState, StatusWatch, wait_event
+from .visits import Visits
 
 __all__ = ["Engine", "EngineState"]
 
 log = logging.getLogger("agent_node.engine")
 #: A node visit: (execution id, node id, visit).
 _Key = tuple[str, str, int]
-#: Longest a run of visits goes on without letting the loop poll (seconds).
-_PASS_EVERY = 0.002
 #: Why a visit a stopping engine would have run next is released.
 _STOPPING = "this process stops; another may take it at once"
 #: Longest pause between tries of a claim loop whose store fails (seconds):
@@ -88,7 +88,6 @@ class Engine:
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
         self._driven: set[str] = set()
-        self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._status = StatusWatch(store, self, poll_interval)
         self._runner = Runner(
             store,
@@ -99,16 +98,15 @@ class Engine:
             committed=self._status.ended,
         )
         self._wake = asyncio.Event()
-        #: The last claim round filled every free slot: ready work may be
-        #: left, and the next task to end wakes the claim loop for it.
-        self._slots_wanted = False
+        self._visits = Visits(
+            self._runner,
+            wake=self._wake,
+            release=self.release_visit,
+            crashed=self._crashed,
+            full=self._status.full,
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
-        #: Stopping with a grace: no claims, no visit started after the one running.
-        self._stopping = False
-        #: The grace is cut short (:meth:`cut_stop_short`), and what tells its wait.
-        self._cut_short = False
-        self._cut: asyncio.Event | None = None
         #: Told ``(claims, now)`` after each claim (metrics: how long ready work waited).
         self.claimed_hooks: list[Callable[[Sequence[Claim], float], None]] = []
 
@@ -127,7 +125,7 @@ class Engine:
     @property
     def running_visits(self) -> dict[_Key, asyncio.Task[None]]:
         """The node visits running here (their tasks), by (execution, node, visit)."""
-        return self._tasks
+        return self._visits.tasks
 
     @property
     def running(self) -> bool:
@@ -145,8 +143,8 @@ class Engine:
         effects included (found by an operator's walk)."""
         if self.state is not EngineState.RUNNING:
             return
-        if grace > 0 and self._tasks:
-            await self._let_finish(grace)
+        if grace > 0 and self._visits.tasks:
+            await self._visits.let_finish(grace)
         self.state = EngineState.STOPPED
         await self._halt()
         with contextlib.suppress(StoreError):
@@ -155,33 +153,7 @@ class Engine:
     def cut_stop_short(self) -> None:
         """Give the running visits of a stop under way (or to come) no more
         grace: a second Ctrl-C."""
-        self._cut_short = True
-        if self._cut is not None:
-            self._cut.set()
-
-    async def _let_finish(self, grace: float) -> None:
-        self._stopping = True
-        self._wake.set()  # the claim loop sees it: no more claims
-        if self._cut_short:
-            return
-        running = len(self._tasks)
-        log.warning("stopping: waiting up to %g s for %d node visit(s) to finish", grace, running)
-        deadline = time.monotonic() + grace
-        self._cut = cut = asyncio.Event()
-        cutting = asyncio.create_task(cut.wait())
-        try:
-            while self._tasks and not cut.is_set() and (left := deadline - time.monotonic()) > 0:
-                waited = [*self._tasks.values(), cutting]
-                await asyncio.wait(waited, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            cutting.cancel()
-        if self._tasks:
-            log.warning(
-                "stopping: %d node visit(s) still running after %g s are cut; they run again"
-                " at their next claim",
-                len(self._tasks),
-                grace,
-            )
+        self._visits.cut_grace()
 
     async def abandon(self) -> None:
         """Stop as if the process died: leases stay held (tests, crash simulation)."""
@@ -189,16 +161,21 @@ class Engine:
             self.state = EngineState.CRASHED
             await self._halt()
 
+    def _crashed(self, exc: BaseException) -> None:
+        """A node visit hit an injected crash: the engine stops as if it died."""
+        self.crash = exc
+        asyncio.get_running_loop().create_task(self.abandon())
+
     async def _halt(self) -> None:
         self.owner.mark_gone()
         if self._unsubscribe is not None:
             self._unsubscribe()
-        tasks = [*self._loops, *self._tasks.values()]
+        tasks = [*self._loops, *self._visits.tasks.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._loops.clear()
-        self._tasks.clear()
+        self._visits.tasks.clear()
         self._status.wake_all()
 
     async def recover(self) -> int:
@@ -257,7 +234,7 @@ class Engine:
         if leased:
             cache = (0, workflow.state_model.model_validate(data), data)
             for claim in leased:
-                self._spawn(claim, cache)
+                self._visits.spawn(claim, cache)
         return execution_id, True
 
     def drive(self, execution_id: str) -> None:
@@ -295,7 +272,7 @@ class Engine:
         elif kind == "status":
             self._status.changed(execution_id)
         elif kind == "cancel":
-            for key, task in list(self._tasks.items()):
+            for key, task in list(self._visits.tasks.items()):
                 if key[0] == execution_id:
                     task.cancel(f"execution {execution_id} was canceled")
 
@@ -327,9 +304,9 @@ class Engine:
 
     async def _claim_and_fire(self) -> bool:
         scope = None if self.scope == "all" else list(self._driven)
-        if (scope is not None and not scope) or self._stopping:
+        if (scope is not None and not scope) or self._visits.stopping:
             return False
-        free = self.concurrency - len(self._tasks)
+        free = self.concurrency - len(self._visits.tasks)
         claimed = 0
         now = time.time()
         if free > 0:
@@ -342,17 +319,17 @@ class Engine:
                 execution_ids=scope,
             )
             for claim in claims:
-                self._spawn(claim)
+                self._visits.spawn(claim)
             for hook in self.claimed_hooks:
                 hook(claims, now)
             claimed = len(claims)
-        self._slots_wanted = claimed >= free  # every slot taken (or none was free)
+        self._visits.slots_wanted = claimed >= free  # every slot taken (or none was free)
         for wait in await self.store.due_waits(now, 100, scope):
             await self.control.expire(wait)
         return claimed > 0 and claimed == free
 
     async def _idle_delay(self) -> float:
-        if len(self._tasks) >= self.concurrency:
+        if len(self._visits.tasks) >= self.concurrency:
             return self.poll_interval
         scope = None if self.scope == "all" else list(self._driven)
         due = await self.store.next_due(scope) if scope is None or scope else None
@@ -376,73 +353,3 @@ class Engine:
                 lambda txn: plans.release_lease(txn, node, visit, owner),
                 related=True,
             )
-
-    # -- running nodes -------------------------------------------------------------
-
-    def _spawn(self, claim: Claim, cache: StateCache | None = None) -> None:
-        item = claim.work
-        key = (item.execution_id, item.node, item.visit)
-        task = asyncio.create_task(self._drive(claim, cache), name=f"node {item.key}")
-        self._tasks[key] = task
-        task.add_done_callback(lambda t: self._task_done(key, t))
-
-    def _task_done(self, key: _Key, task: asyncio.Task[None]) -> None:
-        if self._tasks.get(key) is task:
-            del self._tasks[key]
-        # What a chain leaves for the claim loop comes as notices: ready work
-        # ("work") and timers ("timer"). A task's end itself matters only when
-        # it frees a slot claims waited for, or when it ended abnormally. (Not
-        # "the pool was full before": tasks that end together have all left
-        # it by the time their callbacks run, and none would wake the loop.)
-        normal = not task.cancelled() and task.exception() is None
-        if not normal or self._slots_wanted:
-            self._slots_wanted = False
-            self._wake.set()
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if isinstance(exc, faults.InjectedCrash):
-            self.crash = exc
-            asyncio.get_running_loop().create_task(self.abandon())
-        elif isinstance(exc, StoreError):  # its commit failed: the node is retried later
-            log.error("node task %s failed: %s", key, exc)
-            if isinstance(exc, StoreFull):
-                self._status.full(key[0], exc)
-        elif exc is not None:
-            log.error("node task %s failed", key, exc_info=exc)
-
-    async def _drive(self, claim: Claim, cache: StateCache | None) -> None:
-        """Run a claimed visit and the ones it leads to, keeping ``_tasks``
-        keyed by the visit this task runs now (also when it is cancelled);
-        ``cache``: the state it runs on, when known (the runner checks)."""
-        task = asyncio.current_task()
-        current: Claim | None = claim
-        key: _Key | None = None
-        passed = time.monotonic()
-        try:
-            while current is not None:
-                if (now := time.monotonic()) - passed > _PASS_EVERY:
-                    # Steps that never wait (and a store whose commits do
-                    # not either) would keep the loop from its sockets and
-                    # timers for as long as the run lasts.
-                    await asyncio.sleep(0)
-                    passed = now
-                key = (current.work.execution_id, current.work.node, current.work.visit)
-                if task is not None:
-                    self._tasks[key] = task
-                current, extras, cache = await self._runner.run_one(current, cache)
-                if self._tasks.get(key) is task:
-                    del self._tasks[key]
-                key = None
-                if self._stopping:  # what it leads to is for others to claim at once
-                    for left in ([current] if current else []) + list(extras):
-                        work = left.work
-                        await self.release_visit(
-                            work.execution_id, work.node, work.visit, "stopping"
-                        )
-                    return
-                for extra in extras:  # a fork's other branches: the same state
-                    self._spawn(extra, cache)
-        finally:
-            if key is not None and self._tasks.get(key) is task:
-                del self._tasks[key]
