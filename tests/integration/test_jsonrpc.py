@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from support.fake_handler import SECRET, FakeHandler
 
-from agent_node.a2a.protocol.errors import ERROR_INFO_TYPE
+from agent_node.a2a.protocol.error_table import ERROR_INFO_TYPE
 from agent_node.a2a.protocol.models import SendMessageRequest, Task, TaskState, TaskStatus
 from agent_node.a2a.server.jsonrpc import Limits, jsonrpc_endpoint
 

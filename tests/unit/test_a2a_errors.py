@@ -7,6 +7,7 @@ from typing import Literal
 import pytest
 
 from agent_node.a2a.protocol import errors as e
+from agent_node.a2a.protocol.error_table import ERROR_INFO_TYPE, ProtocolError
 from agent_node.errors import AgentNodeError
 
 # From TCK.md (1.0-dev) and the specification's JSON-RPC table.
@@ -47,8 +48,8 @@ EXPECTED: list[tuple[type[e.A2AError], int, str, int, str]] = [
 
 
 def test_every_row_has_exactly_one_class() -> None:
-    assert {cls.error for cls, *_ in EXPECTED} == set(e.ProtocolError)
-    assert len(EXPECTED) == len(e.ProtocolError)
+    assert {cls.error for cls, *_ in EXPECTED} == set(ProtocolError)
+    assert len(EXPECTED) == len(ProtocolError)
     for cls, *_ in EXPECTED:
         assert e.error_class(cls.error) is cls
 
@@ -69,7 +70,7 @@ def test_jsonrpc_shapes(
     assert e.to_jsonrpc_error(exc, "1.0") == {
         "code": code,
         "message": cls.error.row.message,
-        "data": [{"@type": e.ERROR_INFO_TYPE, "reason": reason, "domain": domain}],
+        "data": [{"@type": ERROR_INFO_TYPE, "reason": reason, "domain": domain}],
     }
     assert e.to_jsonrpc_error(exc, "0.3") == {"code": code, "message": cls.error.row.message}
 

@@ -19,7 +19,7 @@ import httpx
 
 from agent_node.a2a.peers.client import IdentityMismatch, shown_identity
 from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
-from agent_node.a2a.protocol.errors import ProtocolError
+from agent_node.a2a.protocol.error_table import ProtocolError
 from agent_node.errors import RuntimeFailure
 from agent_node.nodes.delegation import scrub
 from agent_node.workflow.durations import parse_retry_after

@@ -37,7 +37,7 @@ from agent_node.a2a.peers.peer_errors import (
     retry_after,
     scrub,
 )
-from agent_node.a2a.protocol.errors import ERROR_INFO_TYPE
+from agent_node.a2a.protocol.error_table import ERROR_INFO_TYPE
 
 __all__ = ["MEDIA_TYPE", "RestCall", "rest_call", "rest_error", "rest_result"]
 

@@ -50,8 +50,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent_node.a2a.protocol.card_models import AgentCapabilities
+from agent_node.a2a.protocol.error_table import ERROR_INFO_TYPE
 from agent_node.a2a.protocol.errors import (
-    ERROR_INFO_TYPE,
     A2AError,
     InvalidParams,
     InvalidRequest,
