@@ -11,6 +11,17 @@ followed.
 A node that cannot be reached, times out or answers something that is not
 JSON is :class:`NodeDown` (the page shows it as down and goes on); a node
 that answers an HTTP error passes its status and JSON on as a :class:`Reply`.
+
+Fail-over: a node's replicas (:mod:`.replicas`, as their answers named
+their store) answer for it when it cannot. A read (a GET, a stream as it
+opens) that finds the node down, or stopping (503), is asked of the next
+replica of its store in the order the nodes were given. A write (an
+action, an answer) must not be done twice, so it goes to the next replica
+only when it was certainly not sent — the connection never opened
+(:attr:`NodeDown.sent`); after a timeout or a dropped connection it may
+have been done, and the node's failure is what the page sees. The
+:attr:`Reply.by` of an answer names who gave it. When no replica does
+better, the asked node's own failure stands.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +40,7 @@ from agent_node.a2a.peers.client import expecting, http_client, server_identity
 from agent_node.a2a.server.ops_node import public_card
 from agent_node.security.tls import client_context
 
+from .replicas import Replicas
 from .targets import Network, Target
 
 __all__ = ["Calls", "NodeDown", "Reply"]
@@ -45,6 +57,12 @@ _A2A = {"A2A-Version": "1.0"}
 class NodeDown(Exception):
     """The node could not be reached, or answered something that is not JSON."""
 
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        #: Whether the request may have reached the node (False: the
+        #: connection never opened, so the node did nothing of it).
+        self.sent = sent
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -55,6 +73,9 @@ class Reply:
     #: The identity the node's certificate named at the handshake (None:
     #: plain HTTP, or a certificate that names none).
     identity: str | None = None
+    #: The node that answered: the one asked, or a replica of its store that
+    #: answered for it (None: an answer made here).
+    by: Target | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,6 +92,7 @@ class Calls:
 
     def __init__(self, network: Network) -> None:
         self.network = network
+        self.replicas = Replicas(network.targets)
         tls = client_context(*network.tls) if network.tls else None
         self.http = http_client(tls, timeout=TIMEOUT)
 
@@ -84,11 +106,21 @@ class Calls:
         params: Sequence[tuple[str, str]] | None = None,
         *,
         timeout: float = TIMEOUT,
+        fall_over: bool = True,
     ) -> Reply:
-        return await self._call(target, "GET", where, params=params, timeout=timeout)
+        """``where`` of ``target`` — of a replica of its store when it is down
+        or stopping, unless not ``fall_over`` (a look at the node itself)."""
+
+        async def get(to: Target) -> Reply:
+            return await self._call(to, "GET", where, params=params, timeout=timeout)
+
+        return await self._over(target, get, _elsewhere if fall_over else _never)
 
     async def post(self, target: Target, where: str, body: Mapping[str, Any]) -> Reply:
-        return await self._call(target, "POST", where, body=body)
+        async def post(to: Target) -> Reply:
+            return await self._call(to, "POST", where, body=body)
+
+        return await self._over(target, post, _unsent)
 
     async def send_message(self, target: Target, task_id: str, text: str) -> Reply:
         """A2A ``SendMessage`` continuing ``task_id`` with ``text`` (the answer to
@@ -101,24 +133,30 @@ class Calls:
         }
         params = {"message": message, "configuration": {"returnImmediately": True}}
         body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
-        reply = await self._call(target, "POST", "/a2a", body=body, headers=_A2A)
+
+        async def send(to: Target) -> Reply:
+            return await self._call(to, "POST", "/a2a", body=body, headers=_A2A)
+
+        reply = await self._over(target, send, _unsent)
         answer = reply.body if isinstance(reply.body, dict) else {}
         if "error" in answer:
             error = answer["error"] if isinstance(answer["error"], dict) else {}
             message_text = str(error.get("message") or "the node refused the answer")
-            return Reply(409 if reply.status == 200 else reply.status, _error(message_text))
+            status = 409 if reply.status == 200 else reply.status
+            return Reply(status, _error(message_text), by=reply.by)
         return reply
 
     async def card(self, target: Target) -> dict[str, Any] | None:
         """The words of the node's Agent Card (None when it cannot be read)."""
-        reply = await self.get(target, "/.well-known/agent-card.json", timeout=GLANCE)
+        where = "/.well-known/agent-card.json"
+        reply = await self.get(target, where, timeout=GLANCE, fall_over=False)
         return public_card(reply.body) if reply.ok and isinstance(reply.body, dict) else None
 
     async def health(self, target: Target) -> str:
         """``/readyz``'s word (``ready``, ``draining``, …), ``unknown`` where the
         node has no such endpoint, ``down`` where it cannot be reached."""
         try:
-            reply = await self.get(target, "/readyz", timeout=GLANCE)
+            reply = await self.get(target, "/readyz", timeout=GLANCE, fall_over=False)
         except NodeDown:
             return "down"
         status = reply.body.get("status") if isinstance(reply.body, dict) else None
@@ -127,8 +165,26 @@ class Calls:
         return "unknown"
 
     @contextlib.asynccontextmanager
-    async def stream(self, target: Target, where: str) -> AsyncIterator[AsyncIterator[str]]:
-        """The lines of an SSE stream of the node; NodeDown when it will not open."""
+    async def stream(
+        self, target: Target, where: str, *, fall_over: bool = True
+    ) -> AsyncIterator[AsyncIterator[str]]:
+        """The lines of an SSE stream of the node — of the first replica of its
+        store that opens it when the node will not, unless not ``fall_over``;
+        NodeDown when none opens (the node's own failure)."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                lines = await stack.enter_async_context(self._stream(target, where))
+            except NodeDown as down:
+                for replica in self.replicas.of(target) if fall_over else []:
+                    with contextlib.suppress(NodeDown):
+                        lines = await stack.enter_async_context(self._stream(replica, where))
+                        break
+                else:
+                    raise down from None
+            yield lines
+
+    @contextlib.asynccontextmanager
+    async def _stream(self, target: Target, where: str) -> AsyncIterator[AsyncIterator[str]]:
         timeout = httpx.Timeout(TIMEOUT, read=STREAM_IDLE)
         try:
             async with self.http.stream(
@@ -142,7 +198,26 @@ class Calls:
                     raise NodeDown(f"{target.key} answered HTTP {response.status_code}")
                 yield response.aiter_lines()
         except httpx.HTTPError as exc:
-            raise NodeDown(f"{target.key}: {_reason(exc)}") from None
+            raise NodeDown(f"{target.key}: {_reason(exc)}", sent=_sent(exc)) from None
+
+    async def _over(
+        self,
+        target: Target,
+        call: Callable[[Target], Awaitable[Reply]],
+        elsewhere: Callable[[Reply | NodeDown], bool],
+    ) -> Reply:
+        """``call(target)``, and while ``elsewhere`` says its outcome may be
+        bettered, ``call`` on each replica of its store in turn."""
+        asked = outcome = await _outcome(call, target)
+        for replica in self.replicas.of(target):
+            if not elsewhere(outcome):
+                break
+            outcome = await _outcome(call, replica)
+        if elsewhere(outcome):
+            outcome = asked  # no replica did better: the node's own failure
+        if isinstance(outcome, NodeDown):
+            raise outcome
+        return outcome
 
     async def _call(
         self,
@@ -166,13 +241,43 @@ class Calls:
                 extensions=expecting(target.identity),
             )
         except httpx.HTTPError as exc:
-            raise NodeDown(f"{target.key}: {_reason(exc)}") from None
+            raise NodeDown(f"{target.key}: {_reason(exc)}", sent=_sent(exc)) from None
         try:
-            return Reply(response.status_code, response.json(), server_identity(response))
+            answer = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             if response.status_code == 404:
-                return Reply(404, _error(f"{target.key} has no {where.split('?')[0]}"))
+                return Reply(404, _error(f"{target.key} has no {where.split('?')[0]}"), by=target)
             raise NodeDown(f"{target.key} answered HTTP {response.status_code}, not JSON") from None
+        self.replicas.learn(target, answer)
+        return Reply(response.status_code, answer, server_identity(response), target)
+
+
+async def _outcome(call: Callable[[Target], Awaitable[Reply]], target: Target) -> Reply | NodeDown:
+    try:
+        return await call(target)
+    except NodeDown as exc:
+        return exc
+
+
+def _elsewhere(outcome: Reply | NodeDown) -> bool:
+    """A read: any replica can give it when the node is down or stopping."""
+    return isinstance(outcome, NodeDown) or outcome.status == 503
+
+
+def _unsent(outcome: Reply | NodeDown) -> bool:
+    """A write: only one that never left goes to a replica (never done twice)."""
+    return isinstance(outcome, NodeDown) and not outcome.sent
+
+
+def _never(outcome: Reply | NodeDown) -> bool:
+    return False
+
+
+def _sent(exc: httpx.HTTPError) -> bool:
+    """Whether a request that failed with ``exc`` may have reached the node:
+    all but those whose connection never opened (refused, not in time, a
+    handshake that failed, the pool full)."""
+    return not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -6,12 +6,15 @@ passed on with the node's name added, and the store it serves (as its
 ``hello`` said: nodes of one store tell the same changes, which the page
 applies to one row); a ``node`` event says when a node's
 stream opens (``up``) or is lost (``down``, with why), and the relay tries
-again with a growing pause (up to :data:`MAX_PAUSE` seconds). ``live``: one
-execution's ``/ops/executions/{id}/live``, its ``chunk``, ``end``,
-``overflow`` and ``bye`` (the node stops) events passed on, and an
-``error`` event when the node cannot be followed. Only those events are
-passed on, re-encoded here (nothing a node sends goes to the page as raw
-bytes), and every upstream stream closes when the page goes.
+again with a growing pause (up to :data:`MAX_PAUSE` seconds); a node that
+is down is followed through a replica of its store (:mod:`.calls`) where
+the page follows none of them itself. ``live``: one execution's
+``/ops/executions/{id}/live`` (a replica's when the node is down), its
+``chunk``, ``end``, ``overflow`` and ``bye`` (the node stops) events
+passed on, and an ``error`` event when the node cannot be followed. Only
+those events are passed on, re-encoded here (nothing a node sends goes to
+the page as raw bytes), and every upstream stream closes when the page
+goes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from .calls import Calls, NodeDown, path
-from .stores import store_of
+from .replicas import store_of
 from .targets import Target
 
 __all__ = ["changes", "live"]
@@ -66,7 +69,7 @@ def changes(calls: Calls, targets: list[Target]) -> StreamingResponse:
 
 async def _changes(calls: Calls, targets: list[Target]) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[bytes] = asyncio.Queue(1000)
-    followers = [asyncio.create_task(_follow(calls, t, queue)) for t in targets]
+    followers = [asyncio.create_task(_follow(calls, t, targets, queue)) for t in targets]
     try:
         yield b"retry: 3000\n\n"
         while True:
@@ -82,11 +85,15 @@ async def _changes(calls: Calls, targets: list[Target]) -> AsyncIterator[bytes]:
                 await follower
 
 
-async def _follow(calls: Calls, target: Target, queue: asyncio.Queue[bytes]) -> None:
+async def _follow(
+    calls: Calls, target: Target, followed: list[Target], queue: asyncio.Queue[bytes]
+) -> None:
     pause = 1.0
     while True:
+        # A replica stands in for the node only where the page follows none of them.
+        alone = not any(r in followed for r in calls.replicas.of(target))
         try:
-            async with calls.stream(target, "/ops/stream") as lines:
+            async with calls.stream(target, "/ops/stream", fall_over=alone) as lines:
                 await queue.put(frame("node", {"node": target.key, "up": True}))
                 pause = 1.0
                 why = "its stream ended"

@@ -17,9 +17,12 @@
     POST /api/nodes/{node}/executions/{id}/cancel     {"reason"}
     POST /api/nodes/{node}/executions/{id}/retry
 
-Each call becomes a fixed call to one configured node (:mod:`.calls`); a
+Each call becomes a fixed call to one configured node (:mod:`.calls`) —
+or, when that node is down, to a replica of its store, as far as it is
+safe (a read always, a change only when it was certainly not sent); a
 node's refusal comes back with its status and message, a node that is down
-as 502. Errors are ``{"error": {"message": …}}``.
+(and no replica answered for it) as 502. Errors are
+``{"error": {"message": …}}``.
 """
 
 from __future__ import annotations
@@ -204,7 +207,9 @@ async def _node(calls: Calls, target: Target) -> dict[str, Any]:
         shown["identity"] = target.identity
     try:
         summary, card, health = await asyncio.gather(
-            calls.get(target, "/ops/node", timeout=GLANCE), calls.card(target), calls.health(target)
+            calls.get(target, "/ops/node", timeout=GLANCE, fall_over=False),
+            calls.card(target),
+            calls.health(target),
         )
     except NodeDown as exc:
         return {**shown, "up": False, "error": str(exc), "health": "down"}

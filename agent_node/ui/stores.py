@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .calls import Reply
+from .replicas import store_of
 from .targets import Target
 
-__all__ = ["Shared", "by_store", "mark_sharing", "store_of"]
+__all__ = ["Shared", "by_store", "mark_sharing"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,6 @@ class Shared:
         if self.replicas:
             marked["replicas"] = list(self.replicas)
         return marked
-
-
-def store_of(body: Any) -> str | None:
-    store = body.get("store") if isinstance(body, dict) else None
-    return store if isinstance(store, str) and store else None
 
 
 def by_store(answered: Sequence[tuple[Target, Reply]]) -> list[Shared]:

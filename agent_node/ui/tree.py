@@ -6,8 +6,9 @@ followed to the node it went to — the configured target whose origin the
 delegation's endpoint names, else the one named like the peer — and that
 node is asked for the peer's task, and so on (A → B → C). Each link keeps
 the round trip (sent, resolved) and the outcome the caller saw. A peer the
-UI does not know, a node that is down and a task the peer does not have
-(yet) end their branch with a ``reach`` saying which. Siblings are read
+UI does not know, a node that is down (and no replica of its store
+answers for it: :mod:`.calls`) and a task the peer does not have (yet)
+end their branch with a ``reach`` saying which. Siblings are read
 at once; the walk stops at :data:`MAX_DEPTH` levels and :data:`MAX_TASKS`
 tasks, so a cycle or a huge fan-out cannot hold the page.
 
@@ -92,5 +93,6 @@ def _refusal(body: Any) -> str:
 
 
 async def task_tree(calls: Calls, target: Target, execution_id: str) -> dict[str, Any]:
-    """The tree under ``execution_id`` of ``target`` (NodeDown if that node is down)."""
+    """The tree under ``execution_id`` of ``target`` (NodeDown if that node,
+    and every replica of its store, is down)."""
     return await _Walk(calls).task(target, execution_id, 0)
