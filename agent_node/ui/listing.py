@@ -7,7 +7,9 @@ the cursor that continues after the last row of that node shown (each row
 of ``/ops/executions`` carries its own), so the next page goes on exactly
 where each node stopped — or nothing for a node that has no more. Nodes
 that serve one store are one list (:mod:`.stores`): the first of them to
-answer speaks for it, and only it is asked for the store's next page. A
+answer speaks for it, and only it is asked for the store's next page —
+which a replica of it gives, from the same cursor, when it is down (the
+keyset cursors are the store's; ``notes`` says who answered for whom). A
 node that is down or refuses is listed in ``errors`` and the others still
 show; what a node says besides its rows (how far a search for an id
 looked) is in ``notes``.
@@ -94,17 +96,33 @@ def _failure(key: str, reply: Reply | NodeDown) -> dict[str, Any] | None:
 
 def _answered(
     asked: Sequence[Target], replies: Sequence[Reply | NodeDown]
-) -> tuple[list[tuple[Target, Reply]], list[dict[str, Any]]]:
-    """The nodes that answered with a page, and the errors of the others."""
+) -> tuple[list[tuple[Target, Reply]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The nodes that answered with a page (a replica in place of one that was
+    down: :mod:`.calls`), the errors of the others, and notes of who
+    answered for whom."""
     answered: list[tuple[Target, Reply]] = []
     errors: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     for target, reply in zip(asked, replies, strict=True):
         failure = _failure(target.key, reply)
         if failure is not None or isinstance(reply, NodeDown):
             errors.append(failure or {"node": target.key, "status": "down", "message": ""})
-        else:
-            answered.append((target, reply))
-    return answered, errors
+            continue
+        by = reply.by or target
+        if by != target:
+            notes.append({"node": target.key, "message": f"{by.key} answered for it"})
+        if all(by != other for other, _ in answered):  # asked for itself too
+            answered.append((by, reply))
+    return answered, errors, notes
+
+
+def _begun(asked: Sequence[Target], replies: Sequence[Reply | NodeDown]) -> dict[str, str]:
+    """Per node that answered, the key of the node whose cursor it was given."""
+    return {
+        (reply.by or target).key: target.key
+        for target, reply in reversed(list(zip(asked, replies, strict=True)))
+        if isinstance(reply, Reply)
+    }
 
 
 async def list_executions(
@@ -118,10 +136,10 @@ async def list_executions(
     replies = await asyncio.gather(
         *(_ask(calls, t, "/ops/executions", _from(base, cursors[t.key])) for t in asked)
     )
-    answered, errors = _answered(asked, replies)
+    answered, errors, notes = _answered(asked, replies)
     if asked and len([e for e in errors if e["status"] == 400]) == len(asked):
         raise BadRequest(str(errors[0]["message"]))  # every node refused the same input
-    notes: list[dict[str, Any]] = []
+    begun = _begun(asked, replies)
     rows: list[dict[str, Any]] = []
     more: dict[str, str] = {}
     for shared in by_store(answered):
@@ -136,7 +154,7 @@ async def list_executions(
     for key in {r["node"] for r in rest}:
         # This node's rows past the cut: it goes on after its last row shown.
         last = next((r for r in reversed(shown) if r["node"] == key), None)
-        more[key] = last["cursor"] if last and last.get("cursor") else cursors.get(key, "")
+        more[key] = last["cursor"] if last and last.get("cursor") else cursors[begun[key]]
     return {"executions": shown, "next": _encode(more), "errors": errors, "notes": notes}
 
 
@@ -155,7 +173,7 @@ async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -
     replies = await asyncio.gather(
         *(_ask(calls, t, "/ops/inbox", _from(base, cursors[t.key])) for t in asked)
     )
-    answered, errors = _answered(asked, replies)
+    answered, errors, notes = _answered(asked, replies)
     items: list[dict[str, Any]] = []
     more: dict[str, str] = {}
     for shared in by_store(answered):
@@ -168,4 +186,4 @@ async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -
         ]
         if body.get("next"):
             more[shared.target.key] = str(body["next"])
-    return {"items": items, "next": _encode(more), "errors": errors}
+    return {"items": items, "next": _encode(more), "errors": errors, "notes": notes}
