@@ -3,10 +3,10 @@
 A :class:`Wire` parses what a client sends and tells its :class:`Peer` (the
 connection: gRPC's :mod:`agent_node.a2a.server.grpc.connection`,
 the HTTP app's :mod:`.asgi`) of requests, their data, their ends and resets,
-and of new send credit; it frames what the connection answers into
-:attr:`Wire.out`. Header blocks are HPACK: the client's are read and
-checked by :mod:`.messages`; ours are written by :mod:`.fields`; the
-frames' vocabulary is :mod:`.frames`.
+and of new send credit; its sending half (:mod:`.sender`) frames what the
+connection answers into :attr:`Wire.out`. Header blocks are HPACK: the
+client's are read and checked by :mod:`.messages`; ours are written by
+:mod:`.fields`; the frames' vocabulary is :mod:`.frames`.
 
 Why not ``h2``'s state machine, which this replaced: it cost ~0.1 ms of CPU
 per call (an event object per frame, a state machine per stream, its
@@ -71,15 +71,10 @@ from agent_node.http2.frames import (
     unpadded,
 )
 from agent_node.http2.messages import MALFORMED, HeaderReader, Malformed, trailer_fields
+from agent_node.http2.sender import Sender, Stream
 
 __all__ = ["Peer", "Wire"]
 
-#: How many of the streams we reset are remembered, so that frames the client
-#: sent before it knew (within a round trip) are ignored, not taken for errors;
-#: older ones count as closed by the client. As many as may be open at once
-#: (asgi's MAX_STREAMS), so a burst of early answers forgets none still in
-#: flight; ~17 KiB at most, on a connection that made that many resets.
-RESETS_REMEMBERED = 256
 #: How many runs of stream ids a client skipped are remembered (older ones
 #: count as opened and closed: STREAM_CLOSED, not PROTOCOL_ERROR).
 SKIPS_REMEMBERED = 32
@@ -100,39 +95,21 @@ class Peer(Protocol):
 DRAIN_BYTES = 16 << 20
 
 
-class _Stream:
-    __slots__ = ("answered", "dropped", "open_remote", "remaining", "send_window", "unacked")
-
-    def __init__(self, send_window: int, remaining: int) -> None:
-        self.open_remote = True
-        self.answered = False  # our end sent while the client still sends
-        self.dropped = 0  # bytes of its body that came after that
-        self.send_window = send_window
-        self.unacked = 0  # bytes read since our last WINDOW_UPDATE for it
-        self.remaining = remaining  # of the body its content-length announced (-1: none)
-
-
-class Wire:
-    """One HTTP/2 server connection's protocol state."""
+class Wire(Sender):
+    """One HTTP/2 server connection's protocol state: what it reads, and
+    (a :class:`Sender`) what it sends."""
 
     def __init__(self, peer: Peer, *, max_streams: int, max_header_block: int) -> None:
+        super().__init__(max_streams=max_streams, max_header_block=max_header_block)
         self.peer = peer
-        self.max_streams = max_streams
-        self.max_header_block = max_header_block
-        self.out = bytearray()
-        self.streams: dict[int, _Stream] = {}
-        self.last_sid = 0  # the highest stream id the client opened
         self._buffer = b""
         self._preface = False
         self._settled = False  # the client's first SETTINGS came
         self._headers_in = HeaderReader(max_header_block)
         #: A header block in CONTINUATIONs: stream, END_STREAM, the block, self-dependent.
         self._block: tuple[int, bool, bytearray, bool] | None = None
-        self._reset: dict[int, None] = {}  # streams we reset, the latest RESETS_REMEMBERED
         self._skipped: list[tuple[int, int]] = []  # runs of ids the client never opened
-        self._send_window = 65535  # the connection's, as the client grants it
         self._initial_window = 65535  # a new stream's, as the client grants it
-        self.max_frame = MAX_FRAME  # what the client accepts
         self._unacked = 0  # connection bytes read since our last WINDOW_UPDATE
         self._handlers = {
             DATA: self._data,
@@ -146,14 +123,6 @@ class Wire:
             WINDOW_UPDATE: self._window_update,
             CONTINUATION: self._continuation,
         }
-
-    def start(self) -> None:
-        """Our preface: SETTINGS and the connection's larger window."""
-        settings = SETTING.pack(0x3, self.max_streams)  # MAX_CONCURRENT_STREAMS
-        settings += SETTING.pack(0x4, STREAM_WINDOW)  # INITIAL_WINDOW_SIZE
-        settings += SETTING.pack(0x6, self.max_header_block)  # MAX_HEADER_LIST_SIZE
-        self._frame(SETTINGS, 0, 0, settings)
-        self._frame(WINDOW_UPDATE, 0, 0, U32.pack(CONNECTION_WINDOW - 65535))
 
     # Receiving
 
@@ -305,7 +274,7 @@ class Wire:
             return self.reset(sid, ErrorCode.PROTOCOL_ERROR)
         if len(self.streams) >= self.max_streams:
             return self.reset(sid, ErrorCode.REFUSED_STREAM)
-        stream = _Stream(self._initial_window, length)
+        stream = Stream(self._initial_window, length)
         stream.open_remote = not end
         self.streams[sid] = stream
         self.peer.on_request(sid, fields, end)
@@ -384,51 +353,7 @@ class Wire:
         self._frame(SETTINGS, ACK, 0, b"")
         self.peer.on_credit()
 
-    # Sending
-
-    def credit(self, sid: int) -> int:
-        """Bytes of DATA ``sid`` may send now (0: wait for :meth:`Peer.on_credit`)."""
-        stream = self.streams.get(sid)
-        if stream is None:
-            return 0
-        return min(self._send_window, stream.send_window, self.max_frame)
-
-    def send_headers(self, sid: int, block: bytes, end: bool = False) -> None:
-        flags = END_STREAM if end else 0
-        if len(block) <= self.max_frame:
-            self._frame(HEADERS, flags | END_HEADERS, sid, block)
-        else:
-            step = self.max_frame
-            self._frame(HEADERS, flags, sid, block[:step])
-            for at in range(step, len(block), step):
-                last = at + step >= len(block)
-                self._frame(CONTINUATION, END_HEADERS if last else 0, sid, block[at : at + step])
-        if end:
-            self._closed_locally(sid)
-
-    def send_data(self, sid: int, data: bytes, end: bool = False) -> None:
-        """Send ``data`` (at most :meth:`credit` bytes); ``end``: the last of the stream."""
-        stream = self.streams[sid]
-        stream.send_window -= len(data)
-        self._send_window -= len(data)
-        self._frame(DATA, END_STREAM if end else 0, sid, data)
-        if end:
-            self._closed_locally(sid)
-
-    def reset(self, sid: int, code: int) -> None:
-        """End ``sid`` with RST_STREAM (``NO_ERROR`` once answered: stop sending)."""
-        self._frame(RST_STREAM, 0, sid, U32.pack(code))
-        self.forget(sid)
-
-    def forget(self, sid: int) -> None:
-        """Drop ``sid`` unanswered: a stream opened past our GOAWAY's last,
-        which its client knows was not served (a reset now would be an error
-        to clients whose connection the GOAWAY closed, as h2's). What the
-        client sent on it before it knew is ignored."""
-        self.streams.pop(sid, None)
-        self._reset[sid] = None
-        if len(self._reset) > RESETS_REMEMBERED:
-            del self._reset[next(iter(self._reset))]
+    # Asked by the connection
 
     def open_remotely(self, sid: int) -> bool:
         stream = self.streams.get(sid)
@@ -441,17 +366,6 @@ class Wire:
         stream = self.streams.get(sid)
         return stream is not None and stream.open_remote and stream.remaining <= DRAIN_BYTES
 
-    def goaway(self, code: int = ErrorCode.NO_ERROR) -> None:
-        self._frame(GOAWAY, 0, 0, U32.pack(self.last_sid) + U32.pack(code))
-
-    def _closed_locally(self, sid: int) -> None:
-        stream = self.streams.get(sid)
-        if stream is not None:
-            if stream.open_remote:
-                stream.answered = True
-            else:
-                del self.streams[sid]
-
     def _idle(self, sid: int) -> bool:
         """Whether the client never opened ``sid`` (ours, the even ones, included)."""
         return not sid & 1 or sid > self.last_sid
@@ -462,8 +376,3 @@ class Wire:
         self.reset(sid, code)
         if was_open:
             self.peer.on_reset(sid)
-
-    def _frame(self, kind: int, flags: int, sid: int, payload: bytes) -> None:
-        length = len(payload)
-        self.out += HEADER.pack(length >> 8, length & 0xFF, kind, flags, sid)
-        self.out += payload
