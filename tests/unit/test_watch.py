@@ -13,8 +13,9 @@ import pytest
 from agent_node.a2a.protocol.errors import TaskNotFound
 from agent_node.a2a.protocol.models import StreamResponse, Task, TaskState, TaskStatus
 from agent_node.a2a.server import streaming
+from agent_node.a2a.server.follower import Follower
 from agent_node.a2a.server.inbox import Inbox
-from agent_node.a2a.server.streaming import Follower, Watch
+from agent_node.a2a.server.streaming import Watch
 from agent_node.store.memory import MemoryStore
 
 POLL = 0.01

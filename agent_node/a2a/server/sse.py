@@ -9,7 +9,7 @@ a JSON-RPC ``error`` body, and the stream ends. Over HTTP+JSON the JSON is
 the bare ``StreamResponse``, and an error is an ``error`` event holding the
 binding's error object.
 
-A stream of a task (a :class:`~.streaming.Follower`) quiet for
+A stream of a task (a :class:`~.follower.Follower`) quiet for
 :data:`~.streaming.KEEPALIVE_SECONDS` gets a comment line, ``: ping``, as
 the official a2a-sdk server sends: SSE clients skip comments (the a2a-sdk's
 0.3 and 1.x clients, a2a-js), and a read timeout or a proxy's idle cut no
@@ -43,7 +43,7 @@ from starlette.types import Receive, Scope, Send
 from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.errors import A2AError, InternalError, to_jsonrpc_error
 from agent_node.a2a.protocol.models import StreamResponse
-from agent_node.a2a.server.streaming import Follower, ends_stream
+from agent_node.a2a.server.follower import Follower, ends_stream
 from agent_node.errors import StoreError
 from agent_node.scope import WHEN_GONE, WhenGone
 

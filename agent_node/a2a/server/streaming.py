@@ -36,7 +36,7 @@ nobody answers yet), and a silent stream looks dead: clients' read
 timeouts (the a2a-sdk's httpx, 20 s) and proxies' idle cuts end it. So a
 watch whose followers have been sent nothing for :data:`KEEPALIVE_SECONDS`
 tells them the stream is alive, on the poll timer it keeps anyway (no task
-nor timer more per stream): :meth:`Follower.next_or_keepalive` says so
+nor timer more per stream): :meth:`.follower.Follower.next_or_keepalive` says so
 with ``None``, which the SSE bindings send as a comment line; iterating a
 follower skips it (gRPC has HTTP/2's own pings).
 """
@@ -65,11 +65,10 @@ from agent_node.store.live import Chunk
 __all__ = [
     "KEEPALIVE_SECONDS",
     "POLL_SECONDS",
-    "Follower",
+    "Item",
     "Render",
     "Watch",
     "Watches",
-    "ends_stream",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,18 +82,7 @@ KEEPALIVE_SECONDS = 15.0
 #: Renders a task by id (raises TaskNotFound when there is none).
 Render = Callable[[str], Awaitable[Task]]
 #: What a follower's queue holds; None: "still alive" (nothing happened).
-_Item = StreamResponse | Exception | None
-
-
-def ends_stream(event: StreamResponse, *, at_interrupt: bool) -> bool:
-    """Whether a stream ends after ``event``."""
-    if event.task is not None:
-        state = event.task.status.state
-    elif event.status_update is not None:
-        state = event.status_update.status.state
-    else:
-        return event.message is not None
-    return TaskState(state).is_terminal or (at_interrupt and TaskState(state).is_interrupted)
+Item = StreamResponse | Exception | None
 
 
 class Watch:
@@ -110,7 +98,7 @@ class Watch:
         self._store = store
         self._render = render
         self._poll = poll
-        self._followers: list[Inbox[_Item]] = []
+        self._followers: list[Inbox[Item]] = []
         #: When the followers were last sent anything (``time.monotonic``).
         self._spoke = time.monotonic()
         #: The next poll while the watch waits; the render under way while not.
@@ -156,7 +144,7 @@ class Watch:
     def followers(self) -> int:
         return len(self._followers)
 
-    def join(self, queue: Inbox[_Item]) -> Task:
+    def join(self, queue: Inbox[Item]) -> Task:
         """Add a follower; returns the task its events start from (chunks
         that came before a private watch's follower joined follow it)."""
         if self.latest is None:
@@ -174,7 +162,7 @@ class Watch:
                 queue.put_nowait(self._update(stream, node, text, append=False, last=False))
         return base
 
-    def leave(self, queue: Inbox[_Item]) -> None:
+    def leave(self, queue: Inbox[Item]) -> None:
         """Remove a follower; the last one to leave stops the watch."""
         if queue in self._followers:
             self._followers.remove(queue)
@@ -293,7 +281,7 @@ class Watch:
         )
         return StreamResponse(artifact_update=update)
 
-    def _publish(self, item: _Item) -> None:
+    def _publish(self, item: Item) -> None:
         self._spoke = time.monotonic()
         for queue in self._followers:
             queue.put_nowait(item)
@@ -332,81 +320,6 @@ def _no_regress(previous: TaskStatus, status: TaskStatus) -> TaskStatus:
     if status.state == TaskState.SUBMITTED and previous.state != TaskState.SUBMITTED:
         return status.model_copy(update={"state": TaskState.WORKING})
     return status
-
-
-class Follower:
-    """One stream's events from a :class:`Watch`: the task, then its changes
-    until the stream ends. It joins the watch at once; iterating to the end or
-    :meth:`aclose` leaves it (a follower never iterated must be closed)."""
-
-    def __init__(self, watch: Watch, *, at_interrupt: bool) -> None:
-        self._watch = watch
-        self._at_interrupt = at_interrupt
-        self._queue: Inbox[_Item] = Inbox()
-        self._first: StreamResponse | None = StreamResponse(task=watch.join(self._queue))
-        self._closed = False
-
-    def __aiter__(self) -> Follower:
-        return self
-
-    async def __anext__(self) -> StreamResponse:
-        while (event := await self.next_or_keepalive()) is None:
-            pass
-        return event
-
-    async def next_or_keepalive(self) -> StreamResponse | None:
-        """The next event, or None when the stream has been quiet for
-        :data:`KEEPALIVE_SECONDS` (a stream tells its client it is alive);
-        raises StopAsyncIteration after the last."""
-        if self._closed:
-            raise StopAsyncIteration
-        try:
-            event = self._first if self._first is not None else await self._queue.get()
-            self._first = None
-            if isinstance(event, Exception):
-                raise event
-        except BaseException:
-            await self.aclose()
-            raise
-        if event is None:
-            return None
-        if ends_stream(event, at_interrupt=self._at_interrupt):
-            await self.aclose()
-        return _merged(event, self._queue)
-
-    async def aclose(self) -> None:
-        """Stop following (idempotent)."""
-        if not self._closed:
-            self._closed = True
-            self._watch.leave(self._queue)
-
-
-def _merged(event: StreamResponse, queue: Inbox[_Item]) -> StreamResponse:
-    """``event`` and the chunks of the same artifact queued behind it, as one
-    chunk: a follower that reads slower than a model writes gets fewer,
-    longer chunks, never a growing backlog of tiny ones."""
-    update = event.artifact_update
-    if update is None or update.last_chunk or not update.artifact.parts:
-        return event
-    texts = [update.artifact.parts[0].text or ""]
-    last = False
-    while not queue.empty() and not last:
-        following = queue.peek()
-        more = following.artifact_update if isinstance(following, StreamResponse) else None
-        if (
-            more is None
-            or not more.append
-            or more.artifact.artifact_id != update.artifact.artifact_id
-        ):
-            break
-        queue.get_nowait()
-        texts.append(more.artifact.parts[0].text or "")
-        last = bool(more.last_chunk)
-    if len(texts) == 1:
-        return event
-    artifact = update.artifact.model_copy(update={"parts": [Part(text="".join(texts))]})
-    merged = update.model_copy(update={"artifact": artifact, "last_chunk": last})
-    return StreamResponse(artifact_update=merged)
 
 
 class Watches:

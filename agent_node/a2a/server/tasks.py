@@ -73,10 +73,11 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
 from agent_node.a2a.server.failed import log_outage
+from agent_node.a2a.server.follower import Follower
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
-from agent_node.a2a.server.streaming import POLL_SECONDS, Follower, Watches
+from agent_node.a2a.server.streaming import POLL_SECONDS, Watches
 from agent_node.a2a.server.task_context import CONTEXT_FIELD, context_of, referenced
 from agent_node.a2a.server.task_follow_up import ASKING_KINDS, follow_up
 from agent_node.a2a.server.task_list import ListQuery, token_of
