@@ -2,7 +2,8 @@
 
 * ``SendMessage`` without ``taskId`` starts the skill's workflow (the skill
   named in the message's or request's metadata as ``skill``, else the
-  default one) with the state the message fills; with ``taskId`` it answers
+  default one) with the state the message fills
+  (:mod:`agent_node.a2a.server.task_start`); with ``taskId`` it answers
   the task's wait for input or authorization (INPUT_REQUIRED or
   AUTH_REQUIRED: :mod:`agent_node.a2a.server.task_follow_up`). It blocks
   until the task is terminal or interrupted, unless ``returnImmediately``.
@@ -44,7 +45,6 @@ from typing import Any
 from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.errors import (
     InvalidParams,
-    PermissionDenied,
     TaskNotCancelable,
     TaskNotFound,
     Unavailable,
@@ -61,7 +61,6 @@ from agent_node.a2a.protocol.models import (
     ListTaskPushNotificationConfigsResponse,
     ListTasksRequest,
     ListTasksResponse,
-    Message,
     SendMessageRequest,
     SendMessageResponse,
     StreamResponse,
@@ -75,24 +74,18 @@ from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
 from agent_node.a2a.server.failed import log_outage
 from agent_node.a2a.server.follower import Follower
 from agent_node.a2a.server.handler import CallContext
-from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.streaming import POLL_SECONDS, Watches
-from agent_node.a2a.server.task_context import CONTEXT_FIELD, context_of, referenced
 from agent_node.a2a.server.task_follow_up import ASKING_KINDS, follow_up
 from agent_node.a2a.server.task_list import ListQuery, token_of
-from agent_node.a2a.server.task_origin import metadata_of, task_id_of
-from agent_node.a2a.server.task_push import get_push, list_push, push_config_of, set_push
-from agent_node.a2a.server.task_repeat import check_repeat
+from agent_node.a2a.server.task_push import get_push, list_push, set_push
+from agent_node.a2a.server.task_start import start_task
 from agent_node.a2a.server.taskview import (
-    MESSAGE_EVENT,
     TASK_EVENTS,
     render_task,
     reply_message,
-    state_from_message,
 )
 from agent_node.engine import faults
-from agent_node.ids import new_id
 from agent_node.results import Event, to_event
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
@@ -184,63 +177,18 @@ class TaskService:
     async def _start(
         self, request: SendMessageRequest, ctx: CallContext, *, then_wait: bool = False
     ) -> tuple[str, bool]:
-        """Start the task ``request`` asks for: its id, and whether it is new
-        (a send repeated with its ``Idempotency-Key`` finds the one it made)."""
-        message = request.message
-        skill, workflow = self._skill_of(message, request.metadata)
-        if not self.policy.may_call(skill, ctx.caller):
-            log.warning("denied: %s may not call skill %r", ctx.caller or "anonymous", skill)
-            raise PermissionDenied(
-                f"{ctx.caller or 'an anonymous caller'} may not call skill {skill!r}",
-                metadata={"skill": skill},
-            )
-        check_parts(message, [skill], self.input_modes)
-        references = await referenced(
-            self.runtime.store, self.policy, message.reference_task_ids or [], ctx.caller
+        return await start_task(
+            self.runtime,
+            self.policy,
+            self.push,
+            self.skills,
+            self.default_skill,
+            self._task,
+            request,
+            ctx,
+            input_modes=self.input_modes,
+            then_wait=then_wait,
         )
-        task_id = task_id_of(ctx)
-        context_id = message.context_id or new_id()
-        extra = None
-        if CONTEXT_FIELD in workflow.state_model.model_fields:
-            context = await context_of(
-                self.runtime.store,
-                self.policy,
-                self._task,
-                context_id=context_id,
-                caller=ctx.caller,
-                references=references,
-                known=message.context_id is not None,
-            )
-            extra = {CONTEXT_FIELD: context}
-        state = state_from_message(workflow.state_model, message, extra)
-        received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
-        made = ctx.idempotency_key is not None and await self.runtime.store.get(task_id)
-        if made:  # before its push config could touch the key's task
-            await check_repeat(self.runtime.store, task_id, workflow.ir.id, message, made)
-        if (push := push_config_of(request)) is not None:
-            # Before the task exists, so no change of it can be missed.
-            await set_push(self.runtime.store, self.push, push, task_id, ctx, None)
-        self.runtime.workflows.add(workflow)
-        engine = self.runtime.engine
-        watch = then_wait and ctx.idempotency_key is None  # a repeat finds an old task
-        if watch:
-            engine.watch_status(task_id)
-        try:
-            _, created = await engine.submit(
-                workflow,
-                state,
-                execution_id=task_id,
-                context_id=context_id,
-                notes=[(MESSAGE_EVENT, received.to_json())],
-                metadata=metadata_of(ctx, request),
-            )
-        except BaseException:
-            if watch:
-                engine.release_status_watch(task_id)
-            raise
-        if not created and not made:  # a first send with the same key, just before
-            await check_repeat(self.runtime.store, task_id, workflow.ir.id, message, None)
-        return task_id, created
 
     async def _continue(self, request: SendMessageRequest, ctx: CallContext) -> str:
         task_id = request.message.task_id or ""
@@ -256,16 +204,6 @@ class TaskService:
             input_modes=self.input_modes,
         )
         return task_id
-
-    def _skill_of(
-        self, message: Message, metadata: Mapping[str, object] | None
-    ) -> tuple[str, CompiledWorkflow]:
-        named = (message.metadata or {}).get("skill") or (metadata or {}).get("skill")
-        skill = named if isinstance(named, str) else self.default_skill
-        if skill is None or skill not in self.skills:
-            known = ", ".join(sorted(self.skills)) or "none"
-            raise InvalidParams(f"no skill {skill!r} here (skills: {known})")
-        return skill, self.skills[skill]
 
     # -- SendStreamingMessage, SubscribeToTask -----------------------------------
 
