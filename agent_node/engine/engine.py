@@ -54,8 +54,6 @@ __all__ = ["Engine", "EngineState"]
 log = logging.getLogger("agent_node.engine")
 #: A node visit: (execution id, node id, visit).
 _Key = tuple[str, str, int]
-#: Why a visit a stopping engine would have run next is released.
-_STOPPING = "this process stops; another may take it at once"
 #: Longest pause between tries of a claim loop whose store fails (seconds):
 #: work is taken again within it once the store is back.
 MOST_BACKOFF = 5.0

@@ -33,6 +33,8 @@ __all__ = ["Visits"]
 log = logging.getLogger("agent_node.engine")
 #: A node visit: (execution id, node id, visit).
 _Key = tuple[str, str, int]
+#: Why a visit a stopping engine would have run next is released.
+_STOPPING = "this process stops; another may take it at once"
 #: Longest a run of visits goes on without letting the loop poll (seconds).
 _PASS_EVERY = 0.002
 
@@ -155,7 +157,7 @@ class Visits:
                 if self.stopping:  # what it leads to is for others to claim at once
                     for left in ([current] if current else []) + list(extras):
                         work = left.work
-                        await self._release(work.execution_id, work.node, work.visit, "stopping")
+                        await self._release(work.execution_id, work.node, work.visit, _STOPPING)
                     return
                 for extra in extras:  # a fork's other branches: the same state
                     self.spawn(extra, cache)
