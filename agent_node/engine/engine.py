@@ -36,7 +36,7 @@ from agent_node.errors import (
 )
 from agent_node.failures import Failures
 from agent_node.store.base import Store
-from agent_node.store.records import Claim, ExecutionRecord
+from agent_node.store.records import Claim, ExecutionRecord, VisitKey
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
@@ -52,8 +52,6 @@ from .visits import Visits
 __all__ = ["Engine", "EngineState"]
 
 log = logging.getLogger("agent_node.engine")
-#: A node visit: (execution id, node id, visit).
-_Key = tuple[str, str, int]
 #: Longest pause between tries of a claim loop whose store fails (seconds):
 #: work is taken again within it once the store is back.
 MOST_BACKOFF = 5.0
@@ -121,7 +119,7 @@ class Engine:
             self._loops.append(asyncio.create_task(heartbeat(self), name="agent-node heartbeat"))
 
     @property
-    def running_visits(self) -> dict[_Key, asyncio.Task[None]]:
+    def running_visits(self) -> dict[VisitKey, asyncio.Task[None]]:
         """The node visits running here (their tasks), by (execution, node, visit)."""
         return self._visits.tasks
 

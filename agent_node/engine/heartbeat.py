@@ -19,6 +19,7 @@ from typing import Protocol
 
 from agent_node.failures import Failures
 from agent_node.store.base import Store
+from agent_node.store.records import VisitKey
 
 from .owner import Owner
 from .status import EngineState
@@ -27,9 +28,7 @@ __all__ = ["heartbeat"]
 
 log = logging.getLogger("agent_node.engine")
 
-#: A node visit: (execution id, node id, visit).
-_Key = tuple[str, str, int]
-_Visits = dict[_Key, asyncio.Task[None]]
+_Visits = dict[VisitKey, asyncio.Task[None]]
 
 
 class Engine(Protocol):
@@ -49,7 +48,7 @@ class Engine(Protocol):
 async def heartbeat(engine: Engine) -> None:
     """Beat every third of the lease's time while ``engine`` runs."""
     missing: _Visits = {}
-    orphans: set[_Key] = set()
+    orphans: set[VisitKey] = set()
     every = engine.lease_ttl / 3
     failures = Failures(log, "heartbeat", first=every, most=every)
     while engine.state is EngineState.RUNNING:
@@ -65,7 +64,9 @@ async def heartbeat(engine: Engine) -> None:
             failures.worked()
 
 
-async def _beat(engine: Engine, missing: _Visits, orphans: set[_Key]) -> tuple[_Visits, set[_Key]]:
+async def _beat(
+    engine: Engine, missing: _Visits, orphans: set[VisitKey]
+) -> tuple[_Visits, set[VisitKey]]:
     """One beat: what it found missing and orphaned, for the next to confirm."""
     visits = engine.running_visits
     running = dict(visits)

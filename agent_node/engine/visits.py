@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from agent_node.errors import StoreError, StoreFull
-from agent_node.store.records import Claim
+from agent_node.store.records import Claim, VisitKey
 
 from . import faults
 from .runner import Runner, StateCache
@@ -31,8 +31,6 @@ from .runner import Runner, StateCache
 __all__ = ["Visits"]
 
 log = logging.getLogger("agent_node.engine")
-#: A node visit: (execution id, node id, visit).
-_Key = tuple[str, str, int]
 #: Why a visit a stopping engine would have run next is released.
 _STOPPING = "this process stops; another may take it at once"
 #: Longest a run of visits goes on without letting the loop poll (seconds).
@@ -51,7 +49,7 @@ class Visits:
         crashed: Callable[[BaseException], None],
         full: Callable[[str, StoreFull], None],
     ) -> None:
-        self.tasks: dict[_Key, asyncio.Task[None]] = {}
+        self.tasks: dict[VisitKey, asyncio.Task[None]] = {}
         self._runner = runner
         #: The claim loop's: set when a slot it waited for frees.
         self._wake = wake
@@ -107,7 +105,7 @@ class Visits:
         self.tasks[key] = task
         task.add_done_callback(lambda t: self._task_done(key, t))
 
-    def _task_done(self, key: _Key, task: asyncio.Task[None]) -> None:
+    def _task_done(self, key: VisitKey, task: asyncio.Task[None]) -> None:
         if self.tasks.get(key) is task:
             del self.tasks[key]
         # What a chain leaves for the claim loop comes as notices: ready work
@@ -137,7 +135,7 @@ class Visits:
         ``cache``: the state it runs on, when known (the runner checks)."""
         task = asyncio.current_task()
         current: Claim | None = claim
-        key: _Key | None = None
+        key: VisitKey | None = None
         passed = time.monotonic()
         try:
             while current is not None:

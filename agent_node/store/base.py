@@ -42,6 +42,7 @@ from agent_node.store.records import (
     ExecutionRecord,
     PushClaim,
     PushConfigRecord,
+    VisitKey,
     WaitRecord,
     WorkItem,
 )
@@ -145,7 +146,7 @@ class Store(Protocol):
         with an expired lease), bumping ``fence`` and ``attempt``; ``plan``
         records their start. Only items of ``execution_ids`` when given."""
 
-    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+    async def extend_leases(self, owner: str, until: float) -> list[VisitKey]:
         """Extend every lease ``owner`` holds; returns the ``(execution, node,
         visit)`` keys still held, so the owner learns which it lost."""
 

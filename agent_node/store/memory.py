@@ -25,6 +25,7 @@ from agent_node.store.records import (
     Claim,
     EventRecord,
     ExecutionRecord,
+    VisitKey,
     WaitRecord,
     WorkItem,
     asking_of,
@@ -127,7 +128,7 @@ class MemoryStore(MemoryOutbox, Notifying):
             return list(self._work)
         return [e for e in execution_ids if e in self._work]
 
-    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+    async def extend_leases(self, owner: str, until: float) -> list[VisitKey]:
         held = []
         for items in self._work.values():
             for item in items.values():

@@ -48,6 +48,7 @@ from agent_node.store.records import (
     Asking,
     EventRecord,
     ExecutionRecord,
+    VisitKey,
     WaitRecord,
     WorkItem,
 )
@@ -192,7 +193,7 @@ class PostgresStore(PgWrites, Notifying):
         kind, _, execution_id = payload.partition(":")
         self._notifier.publish(kind, execution_id)
 
-    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+    async def extend_leases(self, owner: str, until: float) -> list[VisitKey]:
         rows = await self._fetch(_EXTEND_LEASES, until, owner)
         return [(r[0], r[1], r[2]) for r in rows]
 

@@ -26,6 +26,7 @@ __all__ = [
     "ExecutionStatus",
     "PushClaim",
     "PushConfigRecord",
+    "VisitKey",
     "WaitRecord",
     "WorkItem",
     "asking_of",
@@ -194,6 +195,10 @@ class EventRecord:
     #: from a SQL store (the memory store keeps the commit's). Not a column:
     #: not stored, not compared.
     duration: float | None = field(default=None, compare=False, repr=False)
+
+
+#: A node visit: (execution id, node id, visit).
+VisitKey = tuple[str, str, int]
 
 
 @dataclass(slots=True)

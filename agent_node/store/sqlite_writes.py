@@ -20,7 +20,7 @@ from typing import TypeVar
 from agent_node.errors import UnknownExecution
 from agent_node.store.base import ClaimPlan, Plan
 from agent_node.store.held import plan_held
-from agent_node.store.records import Claim, ExecutionRecord
+from agent_node.store.records import Claim, ExecutionRecord, VisitKey
 from agent_node.store.sql import WORK_COLUMNS, in_list
 from agent_node.store.sql_rows import (
     delegation_from_row,
@@ -141,7 +141,7 @@ class SqliteWrites(SqliteOutbox):
         claims: list[Claim] = await self._writer.submit(job)
         return claims
 
-    async def extend_leases(self, owner: str, until: float) -> list[tuple[str, str, int]]:
+    async def extend_leases(self, owner: str, until: float) -> list[VisitKey]:
         def job(conn: sqlite3.Connection) -> tuple[list[tuple[str, str, int]], Notices]:
             return [tuple(r) for r in conn.execute(STMTS.extend_leases, (until, owner))], []
 
