@@ -159,7 +159,7 @@ class Watch:
             self._backlog = None
         else:  # joining mid-stream: the text so far, then what follows
             for stream, (node, text) in self._writing.items():
-                queue.put_nowait(self._update(stream, node, text, append=False, last=False))
+                queue.put_nowait(self._update(base, stream, node, text, append=False, last=False))
         return base
 
     def leave(self, queue: Inbox[Item]) -> None:
@@ -256,25 +256,26 @@ class Watch:
     def _chunk(self, chunk: Chunk) -> None:
         """A piece of the text a node of the task is writing, as it comes:
         an ``artifactUpdate`` of that node visit's artifact."""
-        if self.latest is None or self.stopped:
+        latest = self.latest
+        if latest is None or self.stopped:
             return
         if chunk.last:
             self._writing.pop(chunk.stream, None)
         else:
             before = self._writing.get(chunk.stream, ("", ""))[1] if chunk.append else ""
             self._writing[chunk.stream] = (chunk.node, before + chunk.text)
-        event = self._update(chunk.stream, chunk.node, chunk.text, chunk.append, chunk.last)
+        event = self._update(latest, chunk.stream, chunk.node, chunk.text, chunk.append, chunk.last)
         if not self._followers and self._backlog is not None:
             self._backlog.append(event)
         self._publish(event)
 
     def _update(
-        self, stream: str, node: str, text: str, append: bool, last: bool
+        self, task: Task, stream: str, node: str, text: str, append: bool, last: bool
     ) -> StreamResponse:
-        assert self.latest is not None
+        """The ``artifactUpdate`` of a chunk of ``stream`` on ``task`` (the latest seen)."""
         update = TaskArtifactUpdateEvent(
             task_id=self.task_id,
-            context_id=self.latest.context_id or self.task_id,
+            context_id=task.context_id or self.task_id,
             artifact=Artifact(artifact_id=stream, name=node, parts=[Part(text=text)]),
             append=append,
             last_chunk=last,
