@@ -98,3 +98,30 @@ def test_peer_errors_parse_back(version: Literal["1.0", "0.3"]) -> None:
 def test_unknown_peer_code_is_internal() -> None:
     exc = e.from_jsonrpc_error({"code": -31999, "message": "odd", "data": "x"})
     assert type(exc) is e.InternalError and exc.message == "odd"
+
+
+def test_a_special_case_of_a_row_leaves_the_row_to_its_class() -> None:
+    # Imported for the classes they define below InvalidRequest and MethodNotFound.
+    from agent_node.a2a.server import bodies, rest  # noqa: F401
+
+    assert e.error_class(ProtocolError.INVALID_REQUEST) is e.InvalidRequest
+    assert type(e.from_jsonrpc_error({"code": -32601})) is e.MethodNotFound
+
+
+def test_an_indirect_subclass_naming_a_row_maps_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every row has its class: free one for the while of the test.
+    monkeypatch.delitem(e._BY_ERROR, ProtocolError.TASK_NOT_FOUND)
+    monkeypatch.delitem(e._BY_CODE, -32001)
+
+    class TaskGone(e.InvalidRequest):
+        error = ProtocolError.TASK_NOT_FOUND
+
+    assert e.error_class(ProtocolError.TASK_NOT_FOUND) is TaskGone
+    assert type(e.from_jsonrpc_error({"code": -32001, "message": "gone"})) is TaskGone
+
+
+def test_a_second_class_for_a_row_is_refused_at_any_depth() -> None:
+    with pytest.raises(TypeError, match="TASK_NOT_FOUND, the row of TaskNotFound"):
+
+        class Again(e.InvalidRequest):
+            error = ProtocolError.TASK_NOT_FOUND

@@ -62,6 +62,12 @@ __all__ = [
 ]
 
 
+#: The class of each row and of each code, filled as the classes are made
+#: (:meth:`A2AError.__init_subclass__`): a subclass at any depth, in any module.
+_BY_ERROR: dict[ProtocolError, type[A2AError]] = {}
+_BY_CODE: dict[int, type[A2AError]] = {}
+
+
 class A2AError(AgentNodeError):
     """An error reported to an A2A peer. Subclasses name their :class:`ProtocolError` row.
 
@@ -76,6 +82,21 @@ class A2AError(AgentNodeError):
         self.message = message or self.error.row.message
         self.metadata = dict(metadata or {})
         super().__init__(self.message)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register a class that names its own row; one that does not (a
+        special case of its parent's, such as an HTTP status of its own)
+        leaves the row to the parent. Two classes for one row are refused."""
+        super().__init_subclass__(**kwargs)
+        if "error" not in cls.__dict__:
+            return
+        taken = _BY_ERROR.get(cls.error)
+        if taken is not None:
+            raise TypeError(
+                f"{cls.__qualname__} names {cls.error.name}, the row of {taken.__qualname__}"
+            )
+        _BY_ERROR[cls.error] = cls
+        _BY_CODE[cls.error.row.code] = cls
 
 
 class ParseError(A2AError):
@@ -205,12 +226,6 @@ class IdempotencyKeyReused(A2AError):
     metadata (``taskId``)."""
 
     error = ProtocolError.IDEMPOTENCY_KEY_REUSED
-
-
-_BY_ERROR: dict[ProtocolError, type[A2AError]] = {
-    cls.error: cls for cls in A2AError.__subclasses__()
-}
-_BY_CODE: dict[int, type[A2AError]] = {err.row.code: cls for err, cls in _BY_ERROR.items()}
 
 
 def error_class(error: ProtocolError) -> type[A2AError]:
