@@ -11,8 +11,8 @@ from agent_node.a2a.protocol.models import (
     TaskStatus,
     TaskStatusUpdateEvent,
 )
-from agent_node.a2a.server.follower import _merged
 from agent_node.a2a.server.inbox import Inbox
+from agent_node.a2a.server.task_stream import _merged
 
 
 def chunk(artifact: str, text: str, append: bool, last: bool = False) -> StreamResponse:

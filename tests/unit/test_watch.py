@@ -13,9 +13,9 @@ import pytest
 from agent_node.a2a.protocol.errors import TaskNotFound
 from agent_node.a2a.protocol.models import StreamResponse, Task, TaskState, TaskStatus
 from agent_node.a2a.server import streaming
-from agent_node.a2a.server.follower import Follower
 from agent_node.a2a.server.inbox import Inbox
 from agent_node.a2a.server.streaming import Watch
+from agent_node.a2a.server.task_stream import TaskStream
 from agent_node.store.memory import MemoryStore
 
 POLL = 0.01
@@ -123,7 +123,7 @@ async def test_a_follower_says_none_while_quiet_and_iterating_it_skips_that(
     tasks = Tasks(TaskState.WORKING)
     watch = Watch(MemoryStore(), "t", tasks.render, POLL)
     await watch.start()
-    pinged, iterated = Follower(watch, at_interrupt=False), Follower(watch, at_interrupt=False)
+    pinged, iterated = TaskStream(watch, at_interrupt=False), TaskStream(watch, at_interrupt=False)
     first = await pinged.next_or_keepalive()
     assert first is not None and first.task is not None
     assert await asyncio.wait_for(pinged.next_or_keepalive(), 1) is None

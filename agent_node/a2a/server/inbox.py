@@ -1,6 +1,6 @@
 """A queue for one waiting task, the size of an open stream.
 
-Every open stream holds a queue of events (its :class:`~.follower.Follower`).
+Every open stream holds a queue of events (its :class:`~.task_stream.TaskStream`).
 ``asyncio.Queue`` keeps three deques (~760 bytes each, empty) whether
 anybody waits or not: some 2 KiB per stream that is idle almost all of its
 life. :class:`Inbox` keeps a list and, only while its one reader waits, a

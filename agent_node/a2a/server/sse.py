@@ -9,7 +9,7 @@ a JSON-RPC ``error`` body, and the stream ends. Over HTTP+JSON the JSON is
 the bare ``StreamResponse``, and an error is an ``error`` event holding the
 binding's error object.
 
-A stream of a task (a :class:`~.follower.Follower`) quiet for
+A stream of a task (a :class:`~.task_stream.TaskStream`) quiet for
 :data:`~.streaming.KEEPALIVE_SECONDS` gets a comment line, ``: ping``, as
 the official a2a-sdk server sends: SSE clients skip comments (the a2a-sdk's
 0.3 and 1.x clients, a2a-js), and a read timeout or a proxy's idle cut no
@@ -43,7 +43,7 @@ from starlette.types import Receive, Scope, Send
 from agent_node.a2a.protocol import compat
 from agent_node.a2a.protocol.errors import A2AError, InternalError, to_jsonrpc_error
 from agent_node.a2a.protocol.models import StreamResponse
-from agent_node.a2a.server.follower import Follower, ends_stream
+from agent_node.a2a.server.task_stream import TaskStream, ends_stream
 from agent_node.errors import StoreError
 from agent_node.scope import WHEN_GONE, WhenGone
 
@@ -167,8 +167,8 @@ async def _frames(
     error: Callable[[A2AError], bytes],
 ) -> AsyncGenerator[bytes, None]:
     step: Callable[[], Awaitable[StreamResponse | None]] = events.__anext__
-    following = isinstance(events, Follower)
-    if isinstance(events, Follower):  # a task's stream: None when it is quiet
+    following = isinstance(events, TaskStream)
+    if isinstance(events, TaskStream):  # a task's stream: None when it is quiet
         step = events.next_or_keepalive
     try:
         while True:

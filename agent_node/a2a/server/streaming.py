@@ -36,7 +36,7 @@ nobody answers yet), and a silent stream looks dead: clients' read
 timeouts (the a2a-sdk's httpx, 20 s) and proxies' idle cuts end it. So a
 watch whose followers have been sent nothing for :data:`KEEPALIVE_SECONDS`
 tells them the stream is alive, on the poll timer it keeps anyway (no task
-nor timer more per stream): :meth:`.follower.Follower.next_or_keepalive` says so
+nor timer more per stream): :meth:`.task_stream.TaskStream.next_or_keepalive` says so
 with ``None``, which the SSE bindings send as a comment line; iterating a
 follower skips it (gRPC has HTTP/2's own pings).
 """

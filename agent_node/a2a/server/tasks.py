@@ -72,7 +72,6 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
 from agent_node.a2a.server.failed import log_outage
-from agent_node.a2a.server.follower import Follower
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.streaming import POLL_SECONDS, Watches
@@ -80,6 +79,7 @@ from agent_node.a2a.server.task_follow_up import ASKING_KINDS, follow_up
 from agent_node.a2a.server.task_list import ListQuery, token_of
 from agent_node.a2a.server.task_push import get_push, list_push, set_push
 from agent_node.a2a.server.task_start import start_task
+from agent_node.a2a.server.task_stream import TaskStream
 from agent_node.a2a.server.taskview import (
     TASK_EVENTS,
     render_task,
@@ -223,7 +223,7 @@ class TaskService:
         if accepted is not None:
             status = TaskStatus(state=accepted, timestamp=task.status.timestamp)
         base = task.model_copy(update={"status": status, "artifacts": None})
-        return Follower(await self.watches.private(task_id, base), at_interrupt=True)
+        return TaskStream(await self.watches.private(task_id, base), at_interrupt=True)
 
     async def subscribe_to_task(
         self, request: SubscribeToTaskRequest, ctx: CallContext
@@ -233,7 +233,7 @@ class TaskService:
             raise UnsupportedOperation(
                 f"task {request.id} is {record.status}; a terminal task cannot be subscribed to"
             )
-        return Follower(await self.watches.shared(request.id), at_interrupt=False)
+        return TaskStream(await self.watches.shared(request.id), at_interrupt=False)
 
     # -- GetTask, ListTasks, CancelTask -------------------------------------------
 

@@ -1,13 +1,13 @@
 """One stream's events from a task's :class:`~.streaming.Watch`.
 
-A :class:`Follower` joins the watch of its task and yields the task as the
+A :class:`TaskStream` joins the watch of its task and yields the task as the
 watch last showed it, then its changes, until the stream ends
 (:func:`ends_stream`): after a terminal state, and for a
 ``SendStreamingMessage`` stream also after an interrupted one. Chunks of one
 artifact queued behind each other reach a slow reader as one longer chunk.
 A stream quiet for :data:`~.streaming.KEEPALIVE_SECONDS` says so with
-``None`` (:meth:`Follower.next_or_keepalive`), which the SSE bindings send
-as a comment line; iterating a follower skips it.
+``None`` (:meth:`TaskStream.next_or_keepalive`), which the SSE bindings send
+as a comment line; iterating a task stream skips it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from agent_node.a2a.protocol.models import Part, StreamResponse, TaskState
 from agent_node.a2a.server.inbox import Inbox
 from agent_node.a2a.server.streaming import Item, Watch
 
-__all__ = ["Follower", "ends_stream"]
+__all__ = ["TaskStream", "ends_stream"]
 
 
 def ends_stream(event: StreamResponse, *, at_interrupt: bool) -> bool:
@@ -30,10 +30,10 @@ def ends_stream(event: StreamResponse, *, at_interrupt: bool) -> bool:
     return TaskState(state).is_terminal or (at_interrupt and TaskState(state).is_interrupted)
 
 
-class Follower:
+class TaskStream:
     """One stream's events from a :class:`Watch`: the task, then its changes
     until the stream ends. It joins the watch at once; iterating to the end or
-    :meth:`aclose` leaves it (a follower never iterated must be closed)."""
+    :meth:`aclose` leaves it (one never iterated must be closed)."""
 
     def __init__(self, watch: Watch, *, at_interrupt: bool) -> None:
         self._watch = watch
@@ -42,7 +42,7 @@ class Follower:
         self._first: StreamResponse | None = StreamResponse(task=watch.join(self._queue))
         self._closed = False
 
-    def __aiter__(self) -> Follower:
+    def __aiter__(self) -> TaskStream:
         return self
 
     async def __anext__(self) -> StreamResponse:
