@@ -70,8 +70,9 @@ _STOPPING_TEXT = b"The node is stopping; ask again once it is back."
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 
-class _Stream:
-    """One request: what the client sent, and how its answer stands."""
+class _Exchange:
+    """One request on a stream, as the app sees it: what the client sent, and
+    how its answer stands (the stream's windows are :class:`.sender.Stream`'s)."""
 
     __slots__ = (
         "body",
@@ -182,7 +183,7 @@ class AsgiConnection(Http2Connection):
         self.app, self.connections, self.tasks, self.stamp = app, connections, tasks, stamp
         self.max_headers, self.max_header_bytes = max_headers, max_header_bytes
         self.max_body_bytes, self.keep_alive = max_body_bytes, keep_alive
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, _Exchange] = {}
         self.server: tuple[str, int] | None = None
         self._stopping = False  # the server stops: no new streams
         self._said_goaway = False  # our GOAWAY is out: the connection closes
@@ -261,7 +262,7 @@ class AsgiConnection(Http2Connection):
             "query_string": query,
             "headers": fields,
         }
-        stream = _Stream(self, sid, scope, end)
+        stream = _Exchange(self, sid, scope, end)
         stream.told = self.stamp(scope)
         self.streams[sid] = stream
         task = asyncio.get_running_loop().create_task(self._run(stream))
@@ -289,7 +290,7 @@ class AsgiConnection(Http2Connection):
 
     # Answers
 
-    async def _run(self, stream: _Stream) -> None:
+    async def _run(self, stream: _Exchange) -> None:
         scope = stream.scope
         try:
             await self.app(scope, stream.receive, stream.send)
@@ -316,7 +317,9 @@ class AsgiConnection(Http2Connection):
                 self.flush_soon()
                 self._idle_soon()
 
-    async def _end(self, stream: _Stream, status: int, text: bytes, *, failed: bool = True) -> None:
+    async def _end(
+        self, stream: _Exchange, status: int, text: bytes, *, failed: bool = True
+    ) -> None:
         """Finish what the app left open: the response it began, ended; or
         ``status`` with ``text`` when none is out — in place of the headers it
         gave but never sent, when it ``failed`` (raised, or was cut)."""
@@ -330,7 +333,7 @@ class AsgiConnection(Http2Connection):
         stream.head = (status, headers)
         await self.answer(stream, text, False)
 
-    async def answer(self, stream: _Stream, body: bytes, more: bool) -> None:
+    async def answer(self, stream: _Exchange, body: bytes, more: bool) -> None:
         """Send ``body`` on ``stream`` (its headers first), the end with it
         unless ``more``; within the client's windows and the socket's pace."""
         sid, wire = stream.sid, self.wire
