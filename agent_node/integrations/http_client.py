@@ -63,7 +63,7 @@ async def _exchange(client: httpx.AsyncClient, request: HttpRequest) -> HttpResp
 async def _read(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of the (decompressed) body, and whether there was more."""
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared[:30]) > limit:
         return b"", True
     chunks: list[bytes] = []
     size = 0

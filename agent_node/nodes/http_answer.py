@@ -94,13 +94,18 @@ def _text(response: HttpResponse) -> str:
     return response.content.decode(charset, errors="replace")
 
 
+def _index(step: str) -> int:
+    """``step`` as a list index; -1 if it is none (isascii: '²'.isdigit() holds)."""
+    return int(step) if step.isascii() and step.isdigit() and len(step) <= 18 else -1
+
+
 def _lookup(value: Any, path: str) -> Any:
     found = value
     for depth, step in enumerate(path.split(".")):
         if isinstance(found, Mapping) and step in found:
             found = found[step]
-        elif isinstance(found, list) and step.isdigit() and int(step) < len(found):
-            found = found[int(step)]
+        elif isinstance(found, list) and 0 <= _index(step) < len(found):
+            found = found[_index(step)]
         else:
             at = ".".join(path.split(".")[:depth]) or "the answer"
             raise PermanentFailure(f"the answer has no {path!r} ({at} is {_kind(found)})")

@@ -96,10 +96,10 @@ def _sqlite(url: str, create: bool) -> Store:
     if unknown:
         raise ConfigError(f"unknown SQLite URL option(s) {sorted(unknown)} in {url!r}")
     cache = options.get("cache_kib", "256")
-    if not cache.isdigit() or int(cache) < 64:
+    if not (cache.isascii() and cache.isdigit()) or int(cache) < 64:
         raise ConfigError(f"cache_kib must be a whole number of KiB, at least 64, not {cache!r}")
     wal = options.get("wal_limit_mib", "64")
-    if not wal.isdigit() or int(wal) < 1:
+    if not (wal.isascii() and wal.isdigit()) or int(wal) < 1:
         raise ConfigError(f"wal_limit_mib must be a whole number of MiB, at least 1, not {wal!r}")
     return SqliteStore(
         url,

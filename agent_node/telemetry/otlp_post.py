@@ -146,7 +146,7 @@ class _Answer:
         if b"chunked" in fields.get(b"transfer-encoding", b""):
             self._chunks()
         elif (length := fields.get(b"content-length")) is not None:
-            if not length.isdigit():
+            if not length.isdigit() or len(length) > 18:
                 raise BadAnswer(f"a bad Content-Length: {length[:40]!r}")
             self._skip(int(length))
         else:  # delimited by the close

@@ -269,7 +269,7 @@ class _Fetch:
 
     async def _read(self, url: str, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_CARD_BYTES:
+        if declared.isascii() and declared.isdigit() and int(declared[:30]) > MAX_CARD_BYTES:
             raise self._failure(url, f"the card is over {MAX_CARD_BYTES} bytes")
         body = bytearray()
         async for chunk in response.aiter_bytes():

@@ -221,7 +221,7 @@ async def _row_of(runtime: Runtime, key: str | None) -> tuple[bool, DelegationRe
         return False, None
     execution_id, _, rest = key.partition("/")
     node, _, visit = rest.rpartition("/")
-    if not node or not visit.isdigit():
+    if not node or not (visit.isascii() and visit.isdigit()) or len(visit) > 18:
         return False, None
     return True, await runtime.store.delegation(execution_id, node, int(visit))
 

@@ -49,8 +49,10 @@ async def read_json(
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"request body too large ({int(declared)} bytes, limit {limit})")
+    # isascii: str.isdigit() holds for '²', which int() refuses; 30 digits
+    # are past any limit (and int() refuses thousands of them).
+    if declared.isascii() and declared.isdigit() and int(declared[:30]) > limit:
+        raise BodyTooLarge(f"request body too large ({declared[:30]} bytes, limit {limit})")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -171,10 +171,16 @@ def served_version(value: str) -> Version | None:
     minor, _, patch = rest.partition(".")
     if not major and not rest:
         return "0.3"
-    if not (major.isdigit() and minor.isdigit()) or (patch and not patch.isdigit()):
+    if not (_number(major) and _number(minor)) or (patch and not _number(patch)):
         return None
     version = f"{int(major)}.{int(minor)}"
     return version if version in ("1.0", "0.3") else None  # type: ignore[return-value]
+
+
+def _number(text: str) -> bool:
+    # isascii: str.isdigit() holds for '²', which int() refuses; a few digits
+    # at most, as int() of thousands of them is refused too.
+    return text.isascii() and text.isdigit() and len(text) <= 9
 
 
 def validate(operation: Operation, params: dict[str, Any], limits: Limits) -> WireModel:

@@ -1,0 +1,190 @@
+"""What a hostile client sends a real ``agent-node serve`` (mutual TLS, bearer
+JWTs, gRPC): each answered with the protocol's own error, on every binding,
+and no traceback in the node's log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import h2.config
+import h2.connection
+import h2.events
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from support.nodes import serving_mtls
+from support.tls import caller_context
+
+from agent_node.security import pki
+
+pytestmark = pytest.mark.slow
+
+DOMAIN = "spiffe://example.org/agent"
+ISSUER = "https://issuer.test"
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+AUTH = f"""
+auth:
+  jwt: {{issuer: "{ISSUER}", audience: greeter, jwks_file: jwks.json,
+         algorithms: [ES256, RS256]}}
+policy:
+  callers: ["{DOMAIN}/alice", "carol"]
+  operators: ["{DOMAIN}/ops-*"]
+"""
+LIST_TASKS = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
+#: A Unicode digit ('²' in Latin-1, as a header's bytes are read): str.isdigit() holds.
+SUPERSCRIPT = b"\xb2.0"
+
+
+class Node:
+    def __init__(self, url: str, directory: Path, certs: Path, grpc_port: int) -> None:
+        self.url, self.directory, self.certs, self.grpc_port = url, directory, certs, grpc_port
+
+    def log(self) -> str:
+        return (self.directory / "node.err").read_text()
+
+    def client(self, name: str | None = "alice", http2: bool = False) -> httpx.Client:
+        return httpx.Client(verify=caller_context(self.certs, name), http2=http2, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    certs = tmp_path_factory.mktemp("hostile") / "certs"
+    pki.init_ca(certs, trust_domain="example.org")
+    for name in ("greeter", "alice", "ops-1"):
+        pki.issue(certs, name)
+    directory = tmp_path_factory.mktemp("hostile-node")
+    ec_jwk = jwt.algorithms.ECAlgorithm.to_jwk(EC_KEY.public_key(), as_dict=True)
+    rsa_jwk = jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key(), as_dict=True)
+    keys = [{**ec_jwk, "kid": "ec-1"}, {**rsa_jwk, "kid": "rsa-1"}]  # as many IdPs' sets
+    (directory / "jwks.json").write_text(json.dumps({"keys": keys}))
+    with serving_mtls(directory, certs, AUTH, grpc=True) as url:
+        with httpx.Client(verify=caller_context(certs, "alice"), timeout=10) as http:
+            card = http.get(f"{url}/.well-known/agent-card.json").json()
+        grpc_url = next(
+            i["url"] for i in card["supportedInterfaces"] if i["protocolBinding"] == "GRPC"
+        )
+        yield Node(url, directory, certs, int(grpc_url.rpartition(":")[2]))
+
+
+def assert_no_traceback(node: Node) -> None:
+    logged = node.log()
+    assert "Traceback" not in logged and "Exception in ASGI" not in logged, logged[-3000:]
+
+
+def raw_http1(node: Node, head: bytes, name: str | None = "alice") -> bytes:
+    """``head`` (a request without a body) sent as is over TLS; the answer."""
+    port = int(node.url.rpartition(":")[2])
+    context = caller_context(node.certs, name)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+        with context.wrap_socket(plain, server_hostname="localhost") as tls:
+            tls.sendall(head)
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    return answer
+
+
+async def raw_grpc(node: Node, fields: list[tuple[bytes, bytes]], body: bytes) -> dict[str, str]:
+    """One gRPC call of ListTasks with ``fields`` added to its headers, sent
+    byte for byte over HTTP/2 (alice's certificate); its headers and trailers."""
+    context = caller_context(node.certs, "alice")
+    context.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", node.grpc_port, ssl=context, server_hostname="localhost"
+    )
+    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    conn = h2.connection.H2Connection(config)
+    conn.initiate_connection()
+    head = [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", b"/lf.a2a.v1.A2AService/ListTasks"),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+        *fields,
+    ]
+    conn.send_headers(1, head)
+    conn.send_data(1, len(body).to_bytes(5, "big") + body, end_stream=True)
+    writer.write(conn.data_to_send())
+    got: dict[str, str] = {}
+    try:
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            assert data, "the connection closed"
+            for event in conn.receive_data(data):
+                for name, value in getattr(event, "headers", None) or ():
+                    got[name.decode()] = value.decode()
+                if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    return got
+            writer.write(conn.data_to_send())
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+# A2A-Version with a digit int() refuses
+
+
+def test_a_unicode_digit_in_a2a_version_is_version_not_supported_on_every_binding(
+    node: Node,
+) -> None:
+    body = json.dumps(LIST_TASKS).encode()
+
+    def post(path: bytes, name: str | None) -> bytes:
+        return raw_http1(
+            node,
+            b"POST "
+            + path
+            + b" HTTP/1.1\r\nHost: localhost\r\nA2A-Version: "
+            + SUPERSCRIPT
+            + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body,
+            name,
+        )
+
+    answer = post(b"/a2a", "alice")
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert b'"code":-32009' in answer
+    anonymous = post(b"/a2a", None)  # the guard's refusal reads the version too
+    assert anonymous.startswith(b"HTTP/1.1 401"), anonymous[:300]
+    assert b'"code":-32030' in anonymous
+    rest = raw_http1(
+        node,
+        b"GET /a2a/tasks/t1 HTTP/1.1\r\nHost: localhost\r\nA2A-Version: "
+        + SUPERSCRIPT
+        + b"\r\nConnection: close\r\n\r\n",
+    )
+    assert rest.startswith(b"HTTP/1.1 400"), rest[:300]
+    assert b"VERSION_NOT_SUPPORTED" in rest
+    for http2 in (False, True):
+        with node.client(http2=http2) as http:
+            query = http.post(f"{node.url}/a2a?A2A-Version=%C2%B2.0", json=LIST_TASKS)
+            header = http.post(
+                f"{node.url}/a2a", json=LIST_TASKS, headers={"A2A-Version": SUPERSCRIPT}
+            )
+        assert query.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+        for answered in (query, header):
+            assert answered.status_code == 200, answered.text
+            assert answered.json()["error"]["code"] == -32009
+    assert_no_traceback(node)
+
+
+async def test_a_unicode_digit_in_a2a_version_metadata_is_failed_precondition(
+    node: Node,
+) -> None:
+    answer = await raw_grpc(node, [(b"a2a-version", SUPERSCRIPT)], b"")
+    assert answer["grpc-status"] == "9", answer  # FAILED_PRECONDITION: VersionNotSupported
+    assert "this binding serves 1.0" in answer["grpc-message"]
+    assert_no_traceback(node)
