@@ -237,8 +237,11 @@ class Store(Protocol):
 
     # -- push configs: the A2A push outbox (see PushConfigRecord) -------------
 
-    async def put_push_config(self, config: PushConfigRecord) -> None:
-        """Insert the config ``(task_id, id)``, or replace it (dropping any lease)."""
+    async def put_push_config(self, config: PushConfigRecord, limit: int | None = None) -> bool:
+        """Insert the config ``(task_id, id)``, or replace it (dropping any
+        lease); False, writing nothing, when it is new and its task has
+        ``limit`` configs already. The count and the write are one step:
+        two adds racing for a task's last place never both get it."""
 
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         """The task's push configs, oldest first."""

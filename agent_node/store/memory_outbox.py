@@ -20,8 +20,13 @@ class MemoryOutbox(MemoryTables):
 
     # -- push configs --------------------------------------------------------
 
-    async def put_push_config(self, config: PushConfigRecord) -> None:
-        self._pushes[(config.task_id, config.id)] = copied(config)
+    async def put_push_config(self, config: PushConfigRecord, limit: int | None = None) -> bool:
+        key = (config.task_id, config.id)
+        if limit is not None and key not in self._pushes:
+            if sum(1 for task_id, _ in self._pushes if task_id == config.task_id) >= limit:
+                return False
+        self._pushes[key] = copied(config)
+        return True
 
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         found = [copied(c) for c in self._pushes.values() if c.task_id == task_id]

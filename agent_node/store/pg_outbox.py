@@ -32,6 +32,8 @@ _CLAIM_PUSHES = numbered(
     + ", ".join(f"p.{c.strip()}" for c in PUSH_COLUMNS.split(","))
     + ", s.last_seq, s.status"
 )
+#: The advisory lock space of push config adds, one lock per task ("push").
+_PUSHES = 0x70757368
 _CLAIM_DELEGATIONS = (
     "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1, claimed_by = $4"
     " FROM (SELECT execution_id, node, visit"
@@ -47,9 +49,23 @@ class PgOutbox(PgConnections):
 
     # -- push configs --------------------------------------------------------
 
-    async def put_push_config(self, config: PushConfigRecord) -> None:
-        async with self._connection() as conn:
+    async def put_push_config(self, config: PushConfigRecord, limit: int | None = None) -> bool:
+        if limit is None:
+            async with self._connection() as conn:
+                await conn.execute(STMTS.put_push, *push_row(config))
+            return True
+
+        async def job(conn: asyncpg.Connection) -> bool:
+            # The task's adds queue here, so each counts what the one before wrote.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", _PUSHES, config.task_id
+            )
+            if await conn.fetchval(STMTS.other_pushes, config.task_id, config.id) >= limit:
+                return False
             await conn.execute(STMTS.put_push, *push_row(config))
+            return True
+
+        return await self._transact(job)
 
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         rows = await self._fetch(STMTS.push_configs_of, task_id)

@@ -32,8 +32,18 @@ class SqliteOutbox(SqliteConnections):
 
     # -- push configs --------------------------------------------------------
 
-    async def put_push_config(self, config: PushConfigRecord) -> None:
-        await self._write(STMTS.put_push, push_row(config))
+    async def put_push_config(self, config: PushConfigRecord, limit: int | None = None) -> bool:
+        def job(conn: sqlite3.Connection) -> tuple[bool, Notices]:
+            # One writer: nothing comes between the count and the insert.
+            if limit is not None:
+                (others,) = conn.execute(STMTS.other_pushes, (config.task_id, config.id)).fetchone()
+                if others >= limit:
+                    return False, []
+            conn.execute(STMTS.put_push, push_row(config))
+            return True, []
+
+        put: bool = await self._writer.submit(job)
+        return put
 
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         return [push_from_row(r) for r in await self._fetch(STMTS.push_configs_of, (task_id,))]

@@ -297,6 +297,22 @@ async def test_push_configs_put_list_replace_delete(store: Store) -> None:
     assert await store.push_configs("nobody") == []
 
 
+async def test_a_push_config_past_the_limit_is_not_written_even_by_racing_adds(
+    store: Store,
+) -> None:
+    for n in range(9):
+        assert await store.put_push_config(push_config("t1", f"c{n}"), limit=10) is True
+    # Connections ready (PostgreSQL), so that the adds below do meet in the store.
+    await asyncio.gather(*(store.push_configs("t1") for _ in range(4)))
+    racing = [store.put_push_config(push_config("t1", f"new{n}"), limit=10) for n in range(4)]
+    assert sorted(await asyncio.gather(*racing)) == [False, False, False, True]
+    assert len(await store.push_configs("t1")) == 10
+    replaced = push_config("t1", "c0", created=9.0)
+    assert await store.put_push_config(replaced, limit=10) is True  # not one more
+    assert await store.put_push_config(push_config("t2", "c0"), limit=10) is True
+    assert len(await store.push_configs("t1")) == 10
+
+
 async def test_claim_pushes_only_parked_or_terminal_tasks_past_the_cursor(store: Store) -> None:
     for task in ("running", "parked", "done", "pushed"):
         await create_with_work(store, task)

@@ -4,8 +4,10 @@ The four ``…PushNotificationConfig`` methods, and ``taskPushNotificationConfig
 in a send, store configs that :class:`~agent_node.a2a.server.push.PushSender`
 delivers. A config set with a new task gets every change of it; one set
 later gets the changes from then on. The config id defaults to the task
-id; a task has at most :data:`MAX_PUSH_CONFIGS`. Whether the caller may use
-the task is checked before any of these is called.
+id; a task has at most :data:`MAX_PUSH_CONFIGS`, however they come (a
+send, its repeats, follow-ups, the create method: the store counts and
+writes in one step, so racing adds cannot pass it either). Whether the
+caller may use the task is checked before any of these is called.
 
 Listing pages as ``ListTasks`` does: ``pageSize`` 1..100 (unset: all),
 ``nextPageToken`` "" on the last page. A token names the task and the last
@@ -75,24 +77,21 @@ async def set_push(
     document = json.dumps(config.to_json(), ensure_ascii=False, separators=(",", ":"))
     if len(document.encode("utf-8")) > MAX_PUSH_CONFIG_BYTES:
         raise InvalidParams(f"push config larger than {MAX_PUSH_CONFIG_BYTES} bytes")
-    existing = {c.id for c in await store.push_configs(task_id)} if record else set()
-    if config.id not in existing and len(existing) >= MAX_PUSH_CONFIGS:
+    settled = record is not None and record.status in TERMINAL
+    stored = PushConfigRecord(
+        task_id=task_id,
+        id=config.id or task_id,
+        config=document,
+        version=ctx.version,
+        caller=ctx.caller,
+        created_at=time.time(),
+        pushed_seq=record.last_seq if record else 0,
+        settled=settled,
+    )
+    if not await store.put_push_config(stored, MAX_PUSH_CONFIGS):
         raise InvalidParams(
             f"task {task_id} has {MAX_PUSH_CONFIGS} push configs already; delete one first"
         )
-    settled = record is not None and record.status in TERMINAL
-    await store.put_push_config(
-        PushConfigRecord(
-            task_id=task_id,
-            id=config.id or task_id,
-            config=document,
-            version=ctx.version,
-            caller=ctx.caller,
-            created_at=time.time(),
-            pushed_seq=record.last_seq if record else 0,
-            settled=settled,
-        )
-    )
     if not settled:
         push.watch(task_id)
     return config
