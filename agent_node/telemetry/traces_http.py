@@ -45,7 +45,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, ParentBased, S
 from opentelemetry.trace import SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_node.a2a.protocol.compat import METHODS_FROM_V03
+from agent_node.a2a.protocol.compat_methods import METHODS_FROM_V03
 from agent_node.scope import OPERATION
 from agent_node.telemetry import traces_wire as wire
 from agent_node.telemetry.metrics_http import counted, route_of

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import pytest
 
-from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import compat, compat_methods
 from agent_node.a2a.protocol.card_models import AgentCard
 from agent_node.a2a.protocol.errors import (
     InvalidParams,
@@ -42,11 +42,11 @@ def test_every_1_0_fixture_but_list_tasks_has_a_0_3_twin() -> None:
 @pytest.mark.parametrize("stem", stems())
 def test_requests(stem: str) -> None:
     new, old = load("1.0", f"{stem}.request.json"), load("0.3", f"{stem}.request.json")
-    assert compat.request_params_to_v03(new["method"], new["params"]) == (
+    assert compat_methods.request_params_to_v03(new["method"], new["params"]) == (
         old["method"],
         old["params"],
     )
-    assert compat.request_params_from_v03(old["method"], old["params"]) == (
+    assert compat_methods.request_params_from_v03(old["method"], old["params"]) == (
         new["method"],
         new["params"],
     )
@@ -58,8 +58,8 @@ def test_requests(stem: str) -> None:
 def test_results(stem: str) -> None:
     method = load("1.0", f"{stem}.request.json")["method"]
     new, old = load("1.0", f"{stem}.response.json"), load("0.3", f"{stem}.response.json")
-    assert compat.result_to_v03(method, new["result"]) == old["result"]
-    assert compat.result_from_v03(method, old["result"]) == new["result"]
+    assert compat_methods.result_to_v03(method, new["result"]) == old["result"]
+    assert compat_methods.result_from_v03(method, old["result"]) == new["result"]
 
 
 @pytest.mark.parametrize("version", ["1.0", "0.3"])
@@ -151,7 +151,7 @@ def test_blocking_is_negated_and_push_config_flattened() -> None:
             },
         },
     }
-    method, new = compat.request_params_from_v03("message/send", params)
+    method, new = compat_methods.request_params_from_v03("message/send", params)
     assert method == "SendMessage"
     assert new["configuration"] == {
         "returnImmediately": True,
@@ -163,47 +163,57 @@ def test_blocking_is_negated_and_push_config_flattened() -> None:
         },
     }
     SendMessageRequest.model_validate(new)
-    assert compat.request_params_to_v03(method, new) == ("message/send", params)
+    assert compat_methods.request_params_to_v03(method, new) == ("message/send", params)
 
 
 def test_push_config_methods() -> None:
     nested = {"taskId": "t1", "pushNotificationConfig": {"id": "p1", "url": "http://h/x"}}
     flat = {"taskId": "t1", "id": "p1", "url": "http://h/x"}
     create = "tasks/pushNotificationConfig/set"
-    assert compat.request_params_from_v03(create, nested) == (
+    assert compat_methods.request_params_from_v03(create, nested) == (
         "CreateTaskPushNotificationConfig",
         flat,
     )
-    assert compat.result_to_v03("GetTaskPushNotificationConfig", flat) == nested
-    get = compat.request_params_from_v03("tasks/pushNotificationConfig/get", {"id": "t1"})
+    assert compat_methods.result_to_v03("GetTaskPushNotificationConfig", flat) == nested
+    get = compat_methods.request_params_from_v03("tasks/pushNotificationConfig/get", {"id": "t1"})
     assert get == ("GetTaskPushNotificationConfig", {"taskId": "t1", "id": "t1"})
     ref = {"id": "t1", "pushNotificationConfigId": "p1"}
-    delete = compat.request_params_from_v03("tasks/pushNotificationConfig/delete", ref)
+    delete = compat_methods.request_params_from_v03("tasks/pushNotificationConfig/delete", ref)
     assert delete == ("DeleteTaskPushNotificationConfig", {"taskId": "t1", "id": "p1"})
-    assert compat.request_params_to_v03(*delete) == ("tasks/pushNotificationConfig/delete", ref)
-    listing = compat.request_params_from_v03("tasks/pushNotificationConfig/list", {"id": "t1"})
+    assert compat_methods.request_params_to_v03(*delete) == (
+        "tasks/pushNotificationConfig/delete",
+        ref,
+    )
+    listing = compat_methods.request_params_from_v03(
+        "tasks/pushNotificationConfig/list", {"id": "t1"}
+    )
     assert listing == ("ListTaskPushNotificationConfigs", {"taskId": "t1"})
-    assert compat.result_to_v03("ListTaskPushNotificationConfigs", {"configs": [flat]}) == [nested]
-    assert compat.result_from_v03("ListTaskPushNotificationConfigs", [nested]) == {
+    assert compat_methods.result_to_v03("ListTaskPushNotificationConfigs", {"configs": [flat]}) == [
+        nested
+    ]
+    assert compat_methods.result_from_v03("ListTaskPushNotificationConfigs", [nested]) == {
         "configs": [flat],
         "nextPageToken": "",
     }
-    assert compat.result_to_v03("DeleteTaskPushNotificationConfig", {}) is None
+    assert compat_methods.result_to_v03("DeleteTaskPushNotificationConfig", {}) is None
 
 
 def test_method_table_is_a_bijection() -> None:
-    assert len(compat.METHODS_FROM_V03) == len(compat.METHODS_TO_V03) == 10
-    assert compat.METHODS_FROM_V03["tasks/resubscribe"] == "SubscribeToTask"
-    assert compat.METHODS_FROM_V03["agent/getAuthenticatedExtendedCard"] == "GetExtendedAgentCard"
+    assert len(compat_methods.METHODS_FROM_V03) == len(compat_methods.METHODS_TO_V03) == 10
+    assert compat_methods.METHODS_FROM_V03["tasks/resubscribe"] == "SubscribeToTask"
+    assert (
+        compat_methods.METHODS_FROM_V03["agent/getAuthenticatedExtendedCard"]
+        == "GetExtendedAgentCard"
+    )
 
 
 def test_unknown_methods_and_bad_params() -> None:
     with pytest.raises(MethodNotFound):
-        compat.request_params_from_v03("tasks/list", {})
+        compat_methods.request_params_from_v03("tasks/list", {})
     with pytest.raises(MethodNotFound):
-        compat.request_params_to_v03("ListTasks", {})
+        compat_methods.request_params_to_v03("ListTasks", {})
     with pytest.raises(InvalidParams):
-        compat.request_params_from_v03("tasks/get", ["t1"])
+        compat_methods.request_params_from_v03("tasks/get", ["t1"])
 
 
 def test_all_states_and_roles_map_both_ways() -> None:

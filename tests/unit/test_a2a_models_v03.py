@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel, RootModel, ValidationError
 
 from agent_node.a2a.protocol import card_models_v03 as vc
-from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import compat, compat_methods
 from agent_node.a2a.protocol import models_v03 as v
 from agent_node.a2a.protocol.models import WireModel
 
@@ -141,7 +141,7 @@ def test_every_fixture_is_used() -> None:
 
 
 def test_every_v03_method_has_models() -> None:
-    assert set(METHODS) == set(compat.METHODS_FROM_V03)
+    assert set(METHODS) == set(compat_methods.METHODS_FROM_V03)
 
 
 # What compat writes for 0.3, from the 1.0 fixtures
@@ -152,14 +152,14 @@ def convertible_stems() -> list[str]:
     return [
         stem
         for stem in stems("1.0")
-        if load("1.0", f"{stem}.request.json")["method"] in compat.METHODS_TO_V03
+        if load("1.0", f"{stem}.request.json")["method"] in compat_methods.METHODS_TO_V03
     ]
 
 
 @pytest.mark.parametrize("stem", convertible_stems())
 def test_compat_params_and_results_are_v03(stem: str) -> None:
     request = load("1.0", f"{stem}.request.json")
-    method, params = compat.request_params_to_v03(request["method"], request["params"])
+    method, params = compat_methods.request_params_to_v03(request["method"], request["params"])
     params_model, result_model = METHODS[method]
     check(params_model, params)
     events = responses("1.0", stem)
@@ -167,12 +167,12 @@ def test_compat_params_and_results_are_v03(stem: str) -> None:
         if method in STREAMING:
             result = compat.stream_event_to_v03(response["result"], final=i == len(events) - 1)
         else:
-            result = compat.result_to_v03(request["method"], response["result"])
+            result = compat_methods.result_to_v03(request["method"], response["result"])
         check(result_model, result)
 
 
 def test_compat_extended_card_is_a_pure_v03_card() -> None:
-    card = compat.result_to_v03("GetExtendedAgentCard", load("1.0", "agent_card.json"))
+    card = compat_methods.result_to_v03("GetExtendedAgentCard", load("1.0", "agent_card.json"))
     check(vc.AgentCard, card)
 
 

@@ -31,7 +31,7 @@ from agent_node.a2a.peers.peer_errors import (
     scrub,
 )
 from agent_node.a2a.peers.rest_calls import MEDIA_TYPE, rest_call, rest_error, rest_result
-from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import compat, compat_methods
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
 
 __all__ = ["call", "subscribe"]
@@ -65,7 +65,7 @@ async def call(
         return rest_result(card, method, response), peer_identity(response)
     name, body_params = method, params
     if card.version == "0.3":
-        name, body_params = compat.request_params_to_v03(method, params)
+        name, body_params = compat_methods.request_params_to_v03(method, params)
     else:
         headers = {**headers, "A2A-Version": "1.0"}
     body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": body_params}
@@ -91,7 +91,7 @@ async def call(
         )
     result = answer.get("result")
     if card.version == "0.3":
-        result = compat.result_from_v03(method, result)
+        result = compat_methods.result_from_v03(method, result)
     return result, identity
 
 
@@ -114,7 +114,7 @@ async def subscribe(
     else:
         name, params = "SubscribeToTask", {"id": task_id}
         if card.version == "0.3":
-            name, params = compat.request_params_to_v03(name, params)
+            name, params = compat_methods.request_params_to_v03(name, params)
         else:
             headers["A2A-Version"] = "1.0"
         opened = client.stream(

@@ -1,14 +1,18 @@
 """A2A 0.3 <-> 1.0 conversion of plain JSON, at the edge.
 
 A node speaks 1.0 inside and accepts 0.3 on the same endpoint: a 0.3 request
-is turned into its 1.0 method and params (:func:`request_params_from_v03`),
-handled as 1.0, and its result or stream events turned back
-(:func:`result_to_v03`, :func:`stream_event_to_v03`). The ``*_to_v03`` /
-``*_from_v03`` pairs also serve a client talking to a 0.3 peer.
+is turned into its 1.0 method and params
+(:func:`.compat_methods.request_params_from_v03`), handled as 1.0, and its
+result or stream events turned back (:func:`.compat_methods.result_to_v03`,
+:func:`stream_event_to_v03`). The ``*_to_v03`` / ``*_from_v03`` pairs also
+serve a client talking to a 0.3 peer. This module converts the objects
+(parts, messages, tasks, stream events, push configs);
+:mod:`.compat_methods` converts a whole call with them, method by method.
 
 What differs (0.3 -> 1.0):
 
-* method names (:data:`METHODS_FROM_V03`); ``ListTasks`` has no 0.3 name;
+* method names (:data:`.compat_methods.METHODS_FROM_V03`); ``ListTasks`` has
+  no 0.3 name;
 * ``kind`` discriminators on task, message, part, and stream events;
 * parts: ``{kind: text|file|data}`` with ``file: {bytes|uri, name, mimeType}``
   -> one object with ``text|raw|url|data`` and ``filename``, ``mediaType``;
@@ -32,12 +36,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent_node.a2a.protocol.compat_card import card_from_v03, card_to_v03, card_v03_fields, v03_url
-from agent_node.a2a.protocol.errors import InvalidParams, MethodNotFound
+from agent_node.a2a.protocol.compat_card import card_from_v03, card_to_v03, card_v03_fields
+from agent_node.a2a.protocol.errors import InvalidParams
 
 __all__ = [
-    "METHODS_FROM_V03",
-    "METHODS_TO_V03",
     "card_from_v03",
     "card_to_v03",
     "card_v03_fields",
@@ -45,12 +47,12 @@ __all__ = [
     "message_to_v03",
     "part_from_v03",
     "part_to_v03",
+    "payload_from_v03",
+    "payload_to_v03",
     "push_config_from_v03",
     "push_config_to_v03",
-    "request_params_from_v03",
-    "request_params_to_v03",
-    "result_from_v03",
-    "result_to_v03",
+    "push_target_from_v03",
+    "push_target_to_v03",
     "stream_event_from_v03",
     "stream_event_to_v03",
     "task_from_v03",
@@ -58,23 +60,6 @@ __all__ = [
 ]
 
 JSON = dict[str, Any]
-
-METHODS_FROM_V03: dict[str, str] = {
-    "message/send": "SendMessage",
-    "message/stream": "SendStreamingMessage",
-    "tasks/get": "GetTask",
-    "tasks/cancel": "CancelTask",
-    "tasks/resubscribe": "SubscribeToTask",
-    "tasks/pushNotificationConfig/set": "CreateTaskPushNotificationConfig",
-    "tasks/pushNotificationConfig/get": "GetTaskPushNotificationConfig",
-    "tasks/pushNotificationConfig/list": "ListTaskPushNotificationConfigs",
-    "tasks/pushNotificationConfig/delete": "DeleteTaskPushNotificationConfig",
-    "agent/getAuthenticatedExtendedCard": "GetExtendedAgentCard",
-}
-"""0.3 method name -> 1.0 method name."""
-
-METHODS_TO_V03: dict[str, str] = {new: old for old, new in METHODS_FROM_V03.items()}
-"""1.0 method name -> 0.3 method name (``ListTasks`` has none)."""
 
 _ROLES = {"ROLE_USER": "user", "ROLE_AGENT": "agent"}
 _STATES = {
@@ -244,10 +229,10 @@ def stream_event_from_v03(event: JSON) -> JSON:
     if kind == "artifact-update":
         artifact = _artifact_from_v03(event["artifact"])
         return {"artifactUpdate": {**_drop(event, "kind"), "artifact": artifact}}
-    return _payload_from_v03(event)
+    return payload_from_v03(event)
 
 
-def _payload_from_v03(obj: JSON) -> JSON:
+def payload_from_v03(obj: JSON) -> JSON:
     """A 0.3 task or message as the 1.0 ``{task}`` / ``{message}`` wrapper."""
     kind = obj.get("kind") or ("message" if "messageId" in obj else "task")
     if kind == "task":
@@ -257,7 +242,8 @@ def _payload_from_v03(obj: JSON) -> JSON:
     raise InvalidParams(f"unknown 0.3 kind {kind!r}")
 
 
-def _payload_to_v03(obj: JSON) -> JSON:
+def payload_to_v03(obj: JSON) -> JSON:
+    """The 1.0 ``{task}`` / ``{message}`` wrapper as the bare 0.3 task or message."""
     if "task" in obj:
         return task_to_v03(obj["task"])
     if "message" in obj:
@@ -268,7 +254,8 @@ def _payload_to_v03(obj: JSON) -> JSON:
 # Push configs
 
 
-def _push_target_to_v03(config: JSON) -> JSON:
+def push_target_to_v03(config: JSON) -> JSON:
+    """A flat 1.0 push config as the 0.3 ``PushNotificationConfig`` (no task id)."""
     out = _drop(config, "tenant", "taskId")
     auth = config.get("authentication")
     if isinstance(auth, dict):
@@ -277,7 +264,8 @@ def _push_target_to_v03(config: JSON) -> JSON:
     return out
 
 
-def _push_target_from_v03(config: JSON) -> JSON:
+def push_target_from_v03(config: JSON) -> JSON:
+    """A 0.3 ``PushNotificationConfig`` as the flat 1.0 push config's fields."""
     out = dict(config)
     auth = config.get("authentication")
     if isinstance(auth, dict):
@@ -290,142 +278,10 @@ def _push_target_from_v03(config: JSON) -> JSON:
 
 def push_config_to_v03(config: JSON) -> JSON:
     """A flat 1.0 ``TaskPushNotificationConfig`` as the nested 0.3 one."""
-    return {"taskId": config.get("taskId"), "pushNotificationConfig": _push_target_to_v03(config)}
+    return {"taskId": config.get("taskId"), "pushNotificationConfig": push_target_to_v03(config)}
 
 
 def push_config_from_v03(config: JSON) -> JSON:
     """A nested 0.3 ``TaskPushNotificationConfig`` as the flat 1.0 one."""
-    target = _push_target_from_v03(config.get("pushNotificationConfig") or {})
+    target = push_target_from_v03(config.get("pushNotificationConfig") or {})
     return {**_drop(config, "pushNotificationConfig"), **target}
-
-
-# Requests and results
-
-
-def _send_params_to_v03(params: JSON) -> JSON:
-    out = _drop(params, "tenant")
-    out["message"] = message_to_v03(params["message"])
-    config = params.get("configuration")
-    if isinstance(config, dict):
-        conf = _rename(_drop(config, "returnImmediately"), {"taskPushNotificationConfig": "x"})
-        if "x" in conf:
-            conf["pushNotificationConfig"] = _push_target_to_v03(conf.pop("x"))
-        if "returnImmediately" in config:
-            conf["blocking"] = not config["returnImmediately"]
-        out["configuration"] = conf
-    return out
-
-
-def _send_params_from_v03(params: JSON) -> JSON:
-    out = dict(params)
-    out["message"] = message_from_v03(params["message"])
-    config = params.get("configuration")
-    if isinstance(config, dict):
-        conf = _drop(config, "blocking", "pushNotificationConfig")
-        if isinstance(config.get("pushNotificationConfig"), dict):
-            target = _push_target_from_v03(config["pushNotificationConfig"])
-            conf["taskPushNotificationConfig"] = target
-        if "blocking" in config:
-            conf["returnImmediately"] = not config["blocking"]
-        out["configuration"] = conf
-    return out
-
-
-def _config_ref_from_v03(params: JSON) -> JSON:
-    # 0.3 let the config id be omitted on get; its default config id is the task id.
-    out = _rename(params, {"id": "taskId", "pushNotificationConfigId": "id"})
-    out.setdefault("id", params.get("id"))
-    return out
-
-
-def _config_ref_to_v03(params: JSON) -> JSON:
-    return _rename(_drop(params, "tenant"), {"id": "pushNotificationConfigId", "taskId": "id"})
-
-
-def _no_tenant(params: JSON) -> JSON:
-    return _drop(params, "tenant")
-
-
-_PARAMS_FROM_V03: dict[str, Callable[[JSON], JSON]] = {
-    "SendMessage": _send_params_from_v03,
-    "SendStreamingMessage": _send_params_from_v03,
-    "GetTask": dict,
-    "CancelTask": dict,
-    "SubscribeToTask": dict,
-    "CreateTaskPushNotificationConfig": push_config_from_v03,
-    "GetTaskPushNotificationConfig": _config_ref_from_v03,
-    "ListTaskPushNotificationConfigs": lambda p: _rename(p, {"id": "taskId"}),
-    "DeleteTaskPushNotificationConfig": _config_ref_from_v03,
-    "GetExtendedAgentCard": lambda p: {},
-}
-
-_PARAMS_TO_V03: dict[str, Callable[[JSON], JSON]] = {
-    "SendMessage": _send_params_to_v03,
-    "SendStreamingMessage": _send_params_to_v03,
-    "GetTask": _no_tenant,
-    "CancelTask": _no_tenant,
-    "SubscribeToTask": _no_tenant,
-    "CreateTaskPushNotificationConfig": push_config_to_v03,
-    "GetTaskPushNotificationConfig": _config_ref_to_v03,
-    "ListTaskPushNotificationConfigs": lambda p: {"id": p.get("taskId")},
-    "DeleteTaskPushNotificationConfig": _config_ref_to_v03,
-    "GetExtendedAgentCard": lambda p: {},
-}
-
-
-def request_params_from_v03(method: str, params: Any) -> tuple[str, JSON]:
-    """The 1.0 method and params of a 0.3 request; unknown methods raise MethodNotFound."""
-    new = METHODS_FROM_V03.get(method)
-    if new is None:
-        raise MethodNotFound(f"Method not found: {method}")
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise InvalidParams("params must be an object")
-    return new, _PARAMS_FROM_V03[new](params)
-
-
-def request_params_to_v03(method: str, params: JSON) -> tuple[str, JSON]:
-    """The 0.3 method and params of a 1.0 request, for calling a 0.3 peer."""
-    old = METHODS_TO_V03.get(method)
-    if old is None:
-        raise MethodNotFound(f"{method} has no A2A 0.3 equivalent")
-    return old, _PARAMS_TO_V03[method](params)
-
-
-_RESULT_TO_V03: dict[str, Callable[[Any], Any]] = {
-    "SendMessage": _payload_to_v03,
-    "GetTask": task_to_v03,
-    "CancelTask": task_to_v03,
-    "CreateTaskPushNotificationConfig": push_config_to_v03,
-    "GetTaskPushNotificationConfig": push_config_to_v03,
-    "ListTaskPushNotificationConfigs": lambda r: _each(r.get("configs", []), push_config_to_v03),
-    "DeleteTaskPushNotificationConfig": lambda r: None,
-    "GetExtendedAgentCard": lambda card: card_to_v03(card, v03_url(card)),
-}
-
-_RESULT_FROM_V03: dict[str, Callable[[Any], Any]] = {
-    "SendMessage": _payload_from_v03,
-    "GetTask": task_from_v03,
-    "CancelTask": task_from_v03,
-    "CreateTaskPushNotificationConfig": push_config_from_v03,
-    "GetTaskPushNotificationConfig": push_config_from_v03,
-    # 0.3 lists every config at once: the one page is the last.
-    "ListTaskPushNotificationConfigs": lambda r: {
-        "configs": _each(r, push_config_from_v03),
-        "nextPageToken": "",
-    },
-    "DeleteTaskPushNotificationConfig": lambda r: {},
-    "GetExtendedAgentCard": lambda card: card_from_v03(card),
-}
-
-
-def result_to_v03(method: str, result: Any) -> Any:
-    """The 0.3 result for a 1.0 method's result (a dict, a list for the push-config
-    list, ``None`` for delete). Streaming methods go through :func:`stream_event_to_v03`."""
-    return _RESULT_TO_V03[method](result)
-
-
-def result_from_v03(method: str, result: Any) -> Any:
-    """The 1.0 result of a 0.3 peer's answer to ``method`` (given by its 1.0 name)."""
-    return _RESULT_FROM_V03[method](result)

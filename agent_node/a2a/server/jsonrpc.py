@@ -16,7 +16,7 @@ handler is not called:
    when absent or empty, by major.minor (``1.0.1`` is 1.0): else -32009.
 7. The method is known: -32601. Each 1.0 name is accepted under either
    version; a 0.3 caller may also use the 0.3 names, whose params are
-   converted by :mod:`agent_node.a2a.protocol.compat`.
+   converted by :mod:`agent_node.a2a.protocol.compat_methods`.
 8. (:mod:`.operations`) Methods the agent's capabilities rule out are
    answered here (-32003, -32004, -32007).
 9. The params validate against the 1.0 request model and the part limits: -32602.
@@ -46,7 +46,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import compat_methods
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     A2AError,
@@ -179,9 +179,9 @@ def _resolve(
     """The 1.0 method, the caller's dialect and the 1.0 params of a request."""
     if method in OPERATIONS:
         return method, "1.0", params
-    if requested == "0.3" and method in compat.METHODS_FROM_V03:
+    if requested == "0.3" and method in compat_methods.METHODS_FROM_V03:
         try:
-            name, converted = compat.request_params_from_v03(method, params)
+            name, converted = compat_methods.request_params_from_v03(method, params)
         except KeyError as exc:
             raise InvalidParams(f"{exc.args[0]}: field required") from None
         except (TypeError, AttributeError, ValueError):
@@ -194,7 +194,7 @@ def _render(name: str, version: Version, result: Any) -> Any:
     if not isinstance(result, WireModel):
         raise TypeError(f"{name} handler returned {type(result).__name__}, not a wire model")
     document = result.to_json()
-    return compat.result_to_v03(name, document) if version == "0.3" else document
+    return compat_methods.result_to_v03(name, document) if version == "0.3" else document
 
 
 # Responses

@@ -42,7 +42,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import compat_methods
 from agent_node.a2a.protocol.errors import (
     InvalidParams,
     TaskNotCancelable,
@@ -319,7 +319,7 @@ class TaskService:
         """The body of a push about ``task_id``: a 1.0 ``StreamResponse`` holding
         the task, or for a 0.3 caller the 0.3 task object."""
         task = (await self._task(task_id)).to_json()
-        return compat.result_to_v03("GetTask", task) if version == "0.3" else {"task": task}
+        return compat_methods.result_to_v03("GetTask", task) if version == "0.3" else {"task": task}
 
     # -- rendering ---------------------------------------------------------------
 
