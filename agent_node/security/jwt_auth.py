@@ -47,6 +47,9 @@ from agent_node.settings_auth import ASYMMETRIC
 __all__ = ["InvalidToken", "JwtVerifier"]
 
 _REMEMBERED = 4096
+#: The key type (JWK ``kty``) each family of ``auth.jwt.algorithms`` (by the
+#: first two letters) verifies with.
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 
 
 class InvalidToken(Refused):
@@ -110,6 +113,10 @@ class JwtVerifier:
         if alg not in self.algorithms:
             raise InvalidToken(f"the bearer token's algorithm {str(alg)[:20]!r} is not accepted")
         key = await self._key(header.get("kid"))
+        if _KEY_TYPES[alg[:2]] != key.key_type:  # PyJWT would raise TypeError
+            kid = header.get("kid")
+            which = f"the key of kid {kid[:40]!r}" if isinstance(kid, str) else "the issuer's key"
+            raise InvalidToken(f"{which} is {key.key_type}, the token says {alg}")
         try:
             claims = jwt.decode(
                 token,
@@ -130,10 +137,13 @@ class JwtVerifier:
             raise InvalidToken("the bearer token's issuer is not trusted") from None
         except jwt.MissingRequiredClaimError as exc:
             raise InvalidToken(f"the bearer token lacks the {exc.claim!r} claim") from None
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, jwt.PyJWKError, TypeError, ValueError, RecursionError):
+            # PyJWT's own errors, and what a key or a token it cannot use
+            # raises (a key the wrong curve for alg; a payload nested past
+            # what json reads): whatever the token holds, it is refused.
             raise InvalidToken("the bearer token's signature does not verify") from None
         identity = self._identity(claims)
-        self._remember(token, identity, float(claims["exp"]))
+        self._remember(token, identity, _seconds(claims["exp"]))
         return identity
 
     def _identity(self, claims: Mapping[str, Any]) -> str:
@@ -211,11 +221,20 @@ def _header(token: str) -> dict[str, Any]:
     head = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):  # RecursionError: "[[[[…"
         raise InvalidToken("the bearer token is not a JWT") from None
     if not isinstance(header, dict) or token.count(".") != 2:
         raise InvalidToken("the bearer token is not a JWT")
     return header
+
+
+def _seconds(exp: Any) -> float:
+    """``exp`` (PyJWT checked it is a number) as seconds; past what a float
+    holds, forever."""
+    try:
+        return float(exp)
+    except OverflowError:
+        return float("inf")
 
 
 def _keys_of(document: Any) -> dict[str | None, jwt.PyJWK]:

@@ -5,11 +5,15 @@ and no traceback in the node's log."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import h2.config
 import h2.connection
@@ -91,10 +95,12 @@ def raw_http1(node: Node, head: bytes, name: str | None = "alice") -> bytes:
     return answer
 
 
-async def raw_grpc(node: Node, fields: list[tuple[bytes, bytes]], body: bytes) -> dict[str, str]:
+async def raw_grpc(
+    node: Node, fields: list[tuple[bytes, bytes]], body: bytes, name: str | None = "alice"
+) -> dict[str, str]:
     """One gRPC call of ListTasks with ``fields`` added to its headers, sent
-    byte for byte over HTTP/2 (alice's certificate); its headers and trailers."""
-    context = caller_context(node.certs, "alice")
+    byte for byte over HTTP/2 (``name``'s certificate); its headers and trailers."""
+    context = caller_context(node.certs, name)
     context.set_alpn_protocols(["h2"])
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", node.grpc_port, ssl=context, server_hostname="localhost"
@@ -188,3 +194,76 @@ async def test_a_unicode_digit_in_a2a_version_metadata_is_failed_precondition(
     assert answer["grpc-status"] == "9", answer  # FAILED_PRECONDITION: VersionNotSupported
     assert "this binding serves 1.0" in answer["grpc-message"]
     assert_no_traceback(node)
+
+
+# Bearer tokens no issuer made
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def claims() -> dict[str, Any]:
+    return {"iss": ISSUER, "aud": "greeter", "sub": "carol", "exp": time.time() + 300}
+
+
+def forged(header: bytes) -> str:
+    """A token with ``header`` (base64url of it as is) and no valid signature."""
+    return f"{b64(header)}.{b64(json.dumps(claims()).encode())}.{b64(b'x' * 64)}"
+
+
+#: Tokens a client can make without any key, by what is wrong with them.
+FORGED = {
+    "header-nested-3000-deep": (forged(b"[" * 3000), "the bearer token is not a JWT"),
+    "es256-naming-the-rsa-key": (
+        forged(b'{"alg":"ES256","kid":"rsa-1"}'),
+        "the key of kid 'rsa-1' is RSA, the token says ES256",
+    ),
+    "rs256-naming-the-ec-key": (
+        forged(b'{"alg":"RS256","kid":"ec-1"}'),
+        "the key of kid 'ec-1' is EC, the token says RS256",
+    ),
+    "payload-not-json": (
+        ".".join((b64(b'{"alg":"ES256","kid":"ec-1"}'), b64(b"[" * 3000), b64(b"x"))),
+        "the bearer token's signature does not verify",
+    ),
+}
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
+def test_a_forged_bearer_token_is_401_with_its_reason(node: Node, http2: bool) -> None:
+    for token, reason in FORGED.values():
+        with node.client(None, http2=http2) as http:
+            answer = http.post(
+                f"{node.url}/a2a",
+                json=LIST_TASKS,
+                headers={"Authorization": f"Bearer {token}", "A2A-Version": "1.0"},
+            )
+            rest = http.get(f"{node.url}/a2a/tasks", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["message"]) == (-32030, reason)
+        assert rest.status_code == 401, rest.text
+        assert rest.json()["error"]["message"] == reason
+    assert_no_traceback(node)
+
+
+async def test_a_forged_bearer_token_in_grpc_metadata_is_unauthenticated(node: Node) -> None:
+    for token, reason in FORGED.values():
+        fields = [(b"authorization", f"Bearer {token}".encode())]
+        answer = await raw_grpc(node, fields, b"", name=None)
+        assert answer["grpc-status"] == "16", answer  # UNAUTHENTICATED
+        assert unquote(answer["grpc-message"]) == reason
+    assert_no_traceback(node)
+
+
+def test_tokens_the_issuer_signed_with_either_key_hold(node: Node) -> None:
+    for key, alg, kid in ((EC_KEY, "ES256", "ec-1"), (RSA_KEY, "RS256", "rsa-1")):
+        token = jwt.encode(claims(), key, algorithm=alg, headers={"kid": kid})
+        with node.client(None) as http:
+            answer = http.post(
+                f"{node.url}/a2a",
+                json=LIST_TASKS,
+                headers={"Authorization": f"Bearer {token}", "A2A-Version": "1.0"},
+            )
+        assert answer.status_code == 200 and "result" in answer.json(), answer.text
