@@ -99,8 +99,13 @@ COMMANDS = {
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, "--version", prog_name="agent-node")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Durable agent workflows: run them, inspect them, keep workers running."""
+    # Every command's log, one line a record whatever a record's text holds.
+    from agent_node.telemetry.stderr_log import use_logs
+
+    ctx.call_on_close(use_logs())
 
 
 def main() -> None:

@@ -125,9 +125,9 @@ def serve(
         return
     # Everything on stderr is JSON from the first line: a start that fails
     # (a bad file, a port taken, a certificate missing) too.
-    from agent_node.telemetry.logs import use_json_logs
+    from agent_node.telemetry.stderr_log import use_logs
 
-    stop_logging = use_json_logs()
+    stop_logging = use_logs("json")
     try:
         start(as_json=True)
     except click.ClickException as exc:  # a flag wrong together with another
@@ -203,6 +203,8 @@ def _serve(
 
 def _log_failed_tasks(workflows: Mapping[str, CompiledWorkflow]) -> Callable[[], None]:
     """Print one line on stderr per task that fails (its id, skill and error)."""
+    from agent_node.telemetry.stderr_log import TextFormatter
+
     skills = {workflow.ir.id: skill for skill, workflow in workflows.items()}
 
     def as_task_line(record: logging.LogRecord) -> bool:
@@ -216,6 +218,7 @@ def _log_failed_tasks(workflows: Mapping[str, CompiledWorkflow]) -> Callable[[],
         return True
 
     handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter())
     handler.addFilter(as_task_line)
     logger = logging.getLogger(FAILURES)
     level = logger.level

@@ -1,5 +1,7 @@
 """JSON logs (``agent-node serve --log-format json``): one object a line on
-stderr, for log pipelines that index fields rather than parse sentences.
+stderr (:mod:`.stderr_log`), for log pipelines that index fields rather
+than parse sentences. No control character is written raw, whatever the
+message holds (:func:`~agent_node.printable.printable_json`).
 
 Each line carries ``ts`` (ISO 8601, UTC), ``level``, ``logger`` and
 ``message``, and what is known of where it happened: ``execution_id`` and
@@ -13,17 +15,15 @@ or from the record's own ``extra``. A traceback goes in ``exception``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from agent_node.engine.context import node_context
+from agent_node.printable import printable_json
 from agent_node.telemetry.traces_ids import visit_span_id
 
-__all__ = ["JsonFormatter", "use_json_logs"]
+__all__ = ["JsonFormatter"]
 
 #: Loggers whose lines about a node visit name it first (:func:`_visit_named`).
 _VISIT_LOGGERS = ("agent_node.engine", "agent_node.a2a.peers")
@@ -62,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             line.setdefault("task_id", line["execution_id"])
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return printable_json(line, default=str)
 
 
 def _visit_named(line: dict[str, Any], args: Any) -> None:
@@ -88,22 +88,3 @@ def _trace(line: dict[str, Any], traceparent: str | None, visit: str) -> None:
     if len(parts) == 4:
         line["trace_id"] = parts[1]
         line["span_id"] = f"{visit_span_id(visit):016x}"
-
-
-def use_json_logs(level: int = logging.INFO) -> Callable[[], None]:
-    """Send every log record at ``level`` or above to stderr as JSON; returns
-    the way back."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "LiteLLM", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
-
-    def stop() -> None:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-
-    return stop

@@ -124,5 +124,6 @@ def test_without_ollama_the_first_task_fails_in_seconds_saying_what_to_do(tmp_pa
     assert "ollama serve" in said["text"] and "scripted/echo" in said["text"]
     assert took < 8, f"the task took {took:.1f} s to fail"  # three quick attempts
     [line] = [line for line in logged.splitlines() if "failed" in line]
-    assert line.startswith(f"task {task['id']} failed (skill ask): node 'answer' failed: model")
+    said = line.partition(" agent_node.failures: ")[2]  # after the line's time and level
+    assert said.startswith(f"task {task['id']} failed (skill ask): node 'answer' failed: model")
     assert f"no Ollama answers at {base}" in line

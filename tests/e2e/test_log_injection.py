@@ -1,0 +1,69 @@
+"""What a caller sends cannot write a line of its own into a node's log: a
+real ``agent-node serve`` over mutual TLS, refused requests whose path
+holds a line feed (found by a hostile walk: an unauthenticated request's
+path forged a WARNING line that looked as genuine as the node's own), a
+carriage return or a terminal's escape sequence."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from support.certs import make_certs
+from support.nodes import serving_config, serving_mtls
+from support.tls import caller_context
+
+pytestmark = pytest.mark.slow
+
+FORGED = "2026-12-07T19:45:00.000+00:00 WARNING agent_node.a2a.server.tasks: FORGED"
+#: What every line of the text log starts with: its time, level and logger.
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 [A-Z]+ agent_node[\w.]*: ")
+
+
+def _hostile_requests(url: str, certs: Path) -> None:
+    with httpx.Client(verify=caller_context(certs, None), timeout=10) as http:
+        forged = http.get(f"{url}/x%0A{FORGED.replace(' ', '%20')}")
+        assert forged.status_code == 401
+        escaped = http.get(f"{url}/y%0D%1B]0;owned%07%1B[2J%C2%9B")
+        assert escaped.status_code == 401
+
+
+def test_a_path_with_a_line_feed_stays_on_its_line(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs", "greeter")
+    node = tmp_path / "node"
+    node.mkdir()
+    with serving_mtls(node, certs) as url:
+        _hostile_requests(url, certs)
+    logged = (node / "node.err").read_bytes()
+    for byte in (b"\x1b", b"\r", b"\x07", "\u009b".encode()):
+        assert byte not in logged, logged
+    said, *lines = logged.decode().splitlines()
+    assert said.startswith("skills: "), said  # serve's own words, then its log
+    assert lines and all(LINE.match(line) for line in lines), lines
+    [forged] = [line for line in lines if "FORGED" in line]
+    assert "/x\\n2026-12-07T19:45:00" in forged
+    [escaped] = [line for line in lines if "/y" in line]
+    assert "/y\\r\\x1b]0;owned\\x07\\x1b[2J\\x9b" in escaped
+
+
+def test_json_logs_keep_each_record_one_object(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs", "greeter")
+    node = tmp_path / "node"
+    node.mkdir()
+    config = node / "agent-node.yaml"
+    with serving_mtls(node, certs):
+        pass  # writes the greeter's configuration
+    flags = ["--cert-dir", str(certs), "--identity", "greeter", "--log-format", "json"]
+    with serving_config(node, config, flags) as url:
+        _hostile_requests(url, certs)
+    logged = (node / "node.err").read_bytes()
+    for byte in (b"\x1b", b"\r", b"\x07", "\u009b".encode()):
+        assert byte not in logged, logged
+    records = [json.loads(line) for line in logged.decode().splitlines()]
+    [forged] = [r for r in records if "FORGED" in r["message"]]
+    assert f"/x\n{FORGED}" in forged["message"]
+    [escaped] = [r for r in records if "/y" in r["message"]]
+    assert "/y\r\x1b]0;owned\x07\x1b[2J\u009b" in escaped["message"]
