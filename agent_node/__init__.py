@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from agent_node.results import Event, NodeRun, RunResult
     from agent_node.runtime import Runtime, close_shared_runtimes
     from agent_node.sdk import Workflow
-    from agent_node.workflow.ir import RetryPolicy
     from agent_node.workflow.loading import load_workflow
+    from agent_node.workflow.retry import RetryPolicy
 
 __all__ = [
     "AgentNodeError",
@@ -78,7 +78,7 @@ _HOMES = {
     "close_shared_runtimes": "agent_node.runtime",
     "Workflow": "agent_node.sdk",
     "load_workflow": "agent_node.workflow.loading",
-    "RetryPolicy": "agent_node.workflow.ir",
+    "RetryPolicy": "agent_node.workflow.retry",
 }
 
 

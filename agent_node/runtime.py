@@ -39,8 +39,8 @@ from agent_node.nodes.model_budget import BUDGET_EVENT
 from agent_node.results import RunResult, to_event
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.store.records import ExecutionRecord
+from agent_node.workflow.budget import Budget
 from agent_node.workflow.compiled import CompiledWorkflow
-from agent_node.workflow.ir import Budget
 from agent_node.workflow.loading import load_workflow
 from agent_node.workflow.refs import refuse_run_while_loading
 

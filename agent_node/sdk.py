@@ -41,9 +41,10 @@ from pydantic import BaseModel
 from agent_node.errors import UsageError, WorkflowDefinitionError
 from agent_node.results import RunResult
 from agent_node.sdk_authoring import DEFAULT, Authoring, node_name
+from agent_node.workflow.budget import Budget
 from agent_node.workflow.compiled import CompiledWorkflow, RouteFn
 from agent_node.workflow.compiler import compile_workflow
-from agent_node.workflow.ir import Budget, NodeSpec, WorkflowIR
+from agent_node.workflow.ir import NodeSpec, WorkflowIR
 from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Workflow"]

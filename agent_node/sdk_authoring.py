@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.workflow.compiled import CompiledWorkflow, StepFn
-from agent_node.workflow.ir import RetryPolicy
+from agent_node.workflow.retry import RetryPolicy
 
 __all__ = ["DEFAULT", "Authoring", "Next", "node_name"]
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
 from agent_node.ids import new_id
+from agent_node.printable import printable
 from agent_node.problems import describe_validation
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
@@ -22,8 +23,8 @@ if TYPE_CHECKING:  # what runs workflows is imported where it is used (~0.15 s)
 
     from agent_node.engine.control import Control
     from agent_node.store.live import Chunk
+    from agent_node.workflow.budget import Budget
     from agent_node.workflow.compiled import CompiledWorkflow
-    from agent_node.workflow.ir import Budget
 
 from .common import (
     EXIT_FAILURE,
@@ -117,7 +118,7 @@ def _budget(text: str) -> Budget:
         if not equals or name.strip() not in ("tokens", "cost", "calls"):
             raise UsageError(f"--budget: {item!r} is not tokens=N, cost=USD or calls=N")
         limits[name.strip()] = value.strip()
-    from agent_node.workflow.ir import Budget
+    from agent_node.workflow.budget import Budget
 
     try:
         return Budget.model_validate(limits)
@@ -177,9 +178,9 @@ class _LiveText:
         if not chunk.append or chunk.stream != self._stream:
             if self._stream is not None:
                 click.echo(err=True)
-            click.secho(f"{chunk.node}: ", dim=True, nl=False, err=True)
+            click.secho(f"{printable(chunk.node)}: ", dim=True, nl=False, err=True)
             self._stream = chunk.stream
-        click.echo(chunk.text, nl=False, err=True)
+        click.echo(printable(chunk.text, lines=True), nl=False, err=True)
         if chunk.last:
             click.echo(err=True)
             self._stream = None
@@ -195,19 +196,16 @@ def _show_run(
     console = render.make_console()
     console.print(render.state_json(result.state.model_dump(mode="json")))
     console.print(render.timeline_table(result.timeline))
-    console.print(
-        Text.assemble(
-            "execution ", (result.execution_id, "bold"), " ", render.status_text(result.status)
-        )
-    )
+    execution = render.plain(result.execution_id, "bold")
+    console.print(Text.assemble("execution ", execution, " ", render.status_text(result.status)))
     if result.error:
-        console.print(Text(f"error: {result.error}", style="red"))
+        console.print(render.plain(f"error: {result.error}", "red"))
         _show_traceback(console, result.events)
     for wait in waits:
-        console.print(f"waiting for {render.describe_wait(wait)}", markup=False)
+        console.print(render.plain(f"waiting for {render.describe_wait(wait)}"))
         if wait.kind in ("event", "input", "auth") and wait.event is not None:
             command = _signal_command(url, result.execution_id, wait, workflow)
-            console.print(f"continue with: {command}", markup=False, soft_wrap=True)
+            console.print(render.plain(f"continue with: {command}"), soft_wrap=True)
 
 
 def _signal_command(
@@ -297,9 +295,10 @@ def _show_traceback(console: Console, log: Sequence[Event]) -> None:
     last = failed[-1]
     data = last.data or {}
     retry = " (a retry follows)" if data.get("retry_at") else ""
-    console.print(f"node {last.node!r} failed (attempt {last.attempt}){retry}:", style="bold")
-    trace = str(data["traceback"])
-    console.print(trace, style="red", markup=False, highlight=False, soft_wrap=True)
+    from .render import plain
+
+    console.print(plain(f"node {last.node!r} failed (attempt {last.attempt}){retry}:", "bold"))
+    console.print(plain(data["traceback"], "red", lines=True), soft_wrap=True)
 
 
 async def _inspect(
@@ -353,7 +352,7 @@ def signal(execution_id: str, event: str, data_text: str | None, store_url: str)
     """Deliver EVENT to the execution ID, which waits for it."""
     payload = parse_json(data_text, "--data") if data_text is not None else None
     record = run_async(_signal(store_url, execution_id, event, payload))
-    click.echo(f"delivered {event!r} to {execution_id}; it is {record.status}")
+    click.echo(printable(f"delivered {event!r} to {execution_id}; it is {record.status}"))
     if record.status in {"pending", "running"}:
         store = "" if store_url == default_store_url() else f" --store {shlex.quote(store_url)}"
         program = command_name()
@@ -380,9 +379,10 @@ def cancel(execution_id: str, reason: str, store_url: str) -> None:
     """Cancel the execution ID (a no-op when it has ended)."""
     cancelled, record = run_async(_cancel(store_url, execution_id, reason))
     if cancelled:
-        click.echo(f"cancelled {execution_id}")
+        click.echo(f"cancelled {printable(execution_id)}")
     else:
-        click.echo(f"{execution_id} had already ended ({record.status}); nothing to cancel")
+        said = f"{execution_id} had already ended ({record.status}); nothing to cancel"
+        click.echo(printable(said))
 
 
 async def _cancel(url: str, execution_id: str, reason: str) -> tuple[bool, ExecutionRecord]:

@@ -36,7 +36,7 @@ from agent_node.store.patches import diff
 from agent_node.store.records import Claim, ExecutionRecord, WorkItem
 from agent_node.store.txn import Fence, Txn
 from agent_node.workflow.compiled import CompiledWorkflow
-from agent_node.workflow.ir import NO_RETRY, RetryPolicy
+from agent_node.workflow.retry import NO_RETRY, RetryPolicy
 
 from . import attempts, faults, plans
 from .context import node_context

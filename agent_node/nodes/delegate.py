@@ -65,7 +65,8 @@ from agent_node.errors import NodeFailed
 from agent_node.nodes.delegation import ASKING, SETTLED, react, relay_row, scrub
 from agent_node.store.records import DelegationRecord
 from agent_node.tracing import child_traceparent
-from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import NodeSpec, node_type
+from agent_node.workflow.retry import RetryPolicy
 
 __all__ = [
     "DELEGATION_EVENT",

@@ -56,7 +56,8 @@ from agent_node.nodes.model_budget import BudgetGuard, OverBudget
 from agent_node.store.live import LiveWriter
 from agent_node.store.records import EventRecord
 from agent_node.workflow.durations import parse_duration
-from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import NodeSpec, node_type
+from agent_node.workflow.retry import RetryPolicy
 
 __all__ = ["EvalExecutor", "EvalNode", "Score"]
 

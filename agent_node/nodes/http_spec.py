@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from agent_node.workflow.ir import NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import NodeSpec, node_type
+from agent_node.workflow.retry import RetryPolicy
 
 __all__ = ["DEFAULT_MAX_BYTES", "HttpNode", "Method", "child_field", "leaves_of"]
 

@@ -86,7 +86,8 @@ from agent_node.nodes.model_schema import (
     schema_model,
 )
 from agent_node.store.live import LiveWriter
-from agent_node.workflow.ir import NO_RETRY, NodeSpec, RetryPolicy, node_type
+from agent_node.workflow.ir import NodeSpec, node_type
+from agent_node.workflow.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
     "Completion",

@@ -1,7 +1,7 @@
 """Budgets kept before the spend: a model call that would cross its execution's budget is not made.
 
 An execution's budget is its workflow's ``budget:``
-(:class:`~agent_node.workflow.ir.Budget`), tightened by one given when it
+(:class:`~agent_node.workflow.budget.Budget`), tightened by one given when it
 was started (a ``budget_set`` event: ``Runtime.run(..., budget=)``,
 ``agent-node run --budget``). What it spent is every model call its log
 records — the ``usage`` of each ``node_completed`` *and* ``node_failed``
@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from agent_node.errors import PermanentFailure
 from agent_node.store.records import EventRecord
-from agent_node.workflow.ir import Budget
+from agent_node.workflow.budget import Budget
 
 __all__ = ["BUDGET_EVENT", "BudgetGuard", "OverBudget", "Priced", "Spend", "spent"]
 

@@ -7,7 +7,7 @@ import email.utils
 import re
 import time
 
-__all__ = ["parse_age", "parse_duration", "parse_retry_after"]
+__all__ = ["as_duration", "parse_age", "parse_duration", "parse_retry_after"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -29,6 +29,17 @@ def parse_duration(value: object) -> float:
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {value!r}")
     return seconds
+
+
+def as_duration(value: object) -> object:
+    """:func:`parse_duration` as a pydantic ``before`` validator of an
+    optional field: None stays None, and a refusal is the plain message."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_age(value: object) -> float:

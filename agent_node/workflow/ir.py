@@ -19,13 +19,14 @@ Graph conventions:
 from __future__ import annotations
 
 import importlib
-import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
-from agent_node.workflow.durations import parse_duration
+from agent_node.workflow.budget import Budget
+from agent_node.workflow.durations import as_duration
+from agent_node.workflow.retry import RetryPolicy
 from agent_node.workflow.values import expressions_in, templates_in
 
 __all__ = [
@@ -33,94 +34,17 @@ __all__ = [
     "NODE_TYPES",
     "BranchCase",
     "BranchNode",
-    "Budget",
     "EndNode",
     "JoinNode",
     "NodeSpec",
     "ParallelNode",
     "PythonNode",
-    "RetryPolicy",
     "WaitNode",
     "WorkflowIR",
     "node_class",
     "node_type",
     "parse_node",
 ]
-
-
-def _duration(value: object) -> object:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
-
-
-class RetryPolicy(BaseModel):
-    """How a failing node is retried: exponential backoff with jitter.
-
-    ``max_attempts`` counts every attempt, the first included (1 = no retry).
-    The delay before attempt ``n + 1`` is ``initial_delay * backoff ** (n - 1)``,
-    capped at ``max_delay``, then spread by ``± jitter`` (a fraction).
-
-    ``rate_limited`` counts apart: how many times one visit may be told to
-    come back later (a 429, :class:`~agent_node.errors.Throttled`) and park
-    on a durable timer — its ``Retry-After``, else the delay above — without
-    using an attempt. Past that, being throttled is a failed attempt.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_attempts: int = Field(default=3, ge=1, le=1000)
-    initial_delay: float = Field(default=0.5, ge=0)
-    backoff: float = Field(default=2.0, ge=1.0)
-    max_delay: float = Field(default=60.0, ge=0)
-    jitter: float = Field(default=0.1, ge=0, le=1)
-    rate_limited: int = Field(default=10, ge=0, le=1000)
-
-    _durations = field_validator("initial_delay", "max_delay", mode="before")(_duration)
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
-        base = min(self.max_delay, self.initial_delay * self.backoff ** max(0, attempt - 1))
-        return max(0.0, base * (1 + self.jitter * (2 * rng() - 1)))
-
-
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-class Budget(BaseModel):
-    """What one execution may spend on models (its model nodes' and judges'
-    calls together): ``tokens`` (prompt and answer), ``cost`` (USD, as the
-    model client prices calls; local models are free) and ``calls``. Each
-    call is checked before it is made (:mod:`agent_node.nodes.model_budget`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    tokens: int | None = Field(default=None, gt=0)
-    cost: float | None = Field(default=None, ge=0)
-    calls: int | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _some_limit(self) -> Budget:
-        if self.tokens is None and self.cost is None and self.calls is None:
-            raise ValueError("a budget limits 'tokens', 'cost' or 'calls'")
-        return self
-
-    def tightened(self, other: Budget | None) -> Budget:
-        """Each limit the lower of this one's and ``other``'s."""
-        if other is None:
-            return self
-
-        def least(a: Any, b: Any) -> Any:
-            return b if a is None else a if b is None else min(a, b)
-
-        return Budget(
-            tokens=least(self.tokens, other.tokens),
-            cost=least(self.cost, other.cost),
-            calls=least(self.calls, other.calls),
-        )
 
 
 class NodeSpec(BaseModel):
@@ -137,7 +61,7 @@ class NodeSpec(BaseModel):
     #: Whether this type has a plain ``next`` field (False for branch/parallel).
     has_next: ClassVar[bool] = True
 
-    _timeout = field_validator("timeout", mode="before")(_duration)
+    _timeout = field_validator("timeout", mode="before")(as_duration)
 
     @field_validator("retry", mode="before")
     @classmethod
@@ -309,7 +233,7 @@ class WaitNode(NodeSpec):
     on_timeout: str | None = None
     next: str | None = None
 
-    _duration = field_validator("duration", mode="before")(_duration)
+    _duration = field_validator("duration", mode="before")(as_duration)
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitNode:

@@ -22,7 +22,7 @@ from agent_node.settings_telemetry import TelemetrySettings
 from agent_node.telemetry.metrics import NodeMetrics
 from agent_node.telemetry.traces import start_traces
 from agent_node.tracing import new_traceparent
-from agent_node.workflow.ir import RetryPolicy
+from agent_node.workflow.retry import RetryPolicy
 
 FAST_RETRY = RetryPolicy(max_attempts=2, initial_delay=0.01, jitter=0)
 #: Families whose figures do not depend on timing, and so must be equal.

@@ -21,7 +21,7 @@ from agent_node.nodes.eval import EvalExecutor
 from agent_node.nodes.model import ModelExecutor
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget, Spend, estimate
 from agent_node.results import RunResult
-from agent_node.workflow.ir import Budget
+from agent_node.workflow.budget import Budget
 from agent_node.workflow.yaml_loader import load_yaml_text
 
 MODEL = "ollama_chat/llama3.2:1b"

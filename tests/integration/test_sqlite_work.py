@@ -19,7 +19,7 @@ from agent_node.store import sqlite_events, store_from_url
 from agent_node.store.records import WorkItem
 from agent_node.store.schema import SCHEMA_VERSION
 from agent_node.store.txn import Txn
-from agent_node.workflow.ir import RetryPolicy
+from agent_node.workflow.retry import RetryPolicy
 
 
 class Count(BaseModel):
