@@ -7,8 +7,10 @@ asked), and it is recorded in the task's history. A terminal task takes no
 more messages; a task that asks nothing cannot be answered (the refusal
 says, in A2A terms, what the task is doing instead); a message may not move
 a task to another context; every part must be in a mode the task's
-skill takes (:mod:`agent_node.a2a.server.input_modes`). Its caller was
-checked by the task service (:class:`~agent_node.a2a.server.tasks.TaskService`) already.
+skill takes (:mod:`agent_node.a2a.server.input_modes`). A push config it
+carries is checked first and stored only once the message is taken: a
+refused message leaves none. Its caller was checked by the task service
+(:class:`~agent_node.a2a.server.tasks.TaskService`) already.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.task_context import referenced
-from agent_node.a2a.server.task_push import push_config_of, set_push
+from agent_node.a2a.server.task_push import check_push, push_config_of
 from agent_node.a2a.server.taskview import MESSAGE_EVENT, answer_from_message
 from agent_node.errors import InvalidSignal
 from agent_node.runtime import Runtime
@@ -60,8 +62,10 @@ async def follow_up(
     check_parts(message, running, input_modes or {})
     received = message.model_copy(update={"context_id": context_id})
     await referenced(runtime.store, policy, message.reference_task_ids or [], ctx.caller)
+    new_push = None
     if (config := push_config_of(request)) is not None:
-        await set_push(runtime.store, push, config, task_id, ctx, record)
+        new_push = check_push(push, config, task_id)
+        await new_push.check_room(runtime.store)
     answer = answer_from_message(message)
     if await _answer_field(runtime, skills, record) == "message":
         answer = received.to_json()
@@ -74,6 +78,8 @@ async def follow_up(
         )
     except InvalidSignal as exc:
         raise await _refusal(runtime, task_id, exc) from None
+    if new_push is not None:  # from the task's event before the answer on
+        await new_push.put(runtime.store, ctx, record)
     runtime.engine.drive(task_id)
 
 

@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import time
+from dataclasses import dataclass
 
 from agent_node.a2a.protocol.errors import InvalidParams, PushNotificationNotSupported, TaskNotFound
 from agent_node.a2a.protocol.models import (
@@ -39,6 +40,8 @@ from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
 __all__ = [
     "MAX_PUSH_CONFIGS",
     "MAX_PUSH_CONFIG_BYTES",
+    "NewPush",
+    "check_push",
     "get_push",
     "list_push",
     "push_config_of",
@@ -60,16 +63,54 @@ def push_config_of(request: SendMessageRequest) -> TaskPushNotificationConfig | 
     return config.task_push_notification_config if config else None
 
 
-async def set_push(
-    store: Store,
-    push: PushSender | None,
-    config: TaskPushNotificationConfig,
-    task_id: str,
-    ctx: CallContext,
-    record: ExecutionRecord | None,
-) -> TaskPushNotificationConfig:
-    """Store a push config of ``task_id``: from the start for a new task
-    (``record`` None), else from the task's current event on."""
+@dataclass(frozen=True, slots=True)
+class NewPush:
+    """A push config checked for a task and not stored yet (:func:`check_push`):
+    a request checks it before it changes anything, and stores it once
+    what it asked is done, so a refused request leaves no config behind."""
+
+    sender: PushSender
+    #: As the task keeps it: its ``taskId`` and ``id`` filled in.
+    config: TaskPushNotificationConfig
+    #: ``config`` as the store keeps it (JSON).
+    document: str
+
+    @property
+    def task_id(self) -> str:
+        return self.config.task_id or ""
+
+    async def check_room(self, store: Store) -> None:
+        """Refuse it now if its task has no room for one more config (the
+        store counts again when it is put: another add may come between)."""
+        held = {c.id for c in await store.push_configs(self.task_id)}
+        if self.config.id not in held and len(held) >= MAX_PUSH_CONFIGS:
+            raise _full(self.task_id)
+
+    async def put(self, store: Store, ctx: CallContext, record: ExecutionRecord | None) -> None:
+        """Store it: from the start of its task (``record`` None), else from
+        the task's current event on."""
+        settled = record is not None and record.status in TERMINAL
+        stored = PushConfigRecord(
+            task_id=self.task_id,
+            id=self.config.id or self.task_id,
+            config=self.document,
+            version=ctx.version,
+            caller=ctx.caller,
+            created_at=time.time(),
+            pushed_seq=record.last_seq if record else 0,
+            settled=settled,
+        )
+        if not await store.put_push_config(stored, MAX_PUSH_CONFIGS):
+            raise _full(self.task_id)
+        if not settled:
+            self.sender.watch(self.task_id)
+
+
+def check_push(
+    push: PushSender | None, config: TaskPushNotificationConfig, task_id: str
+) -> NewPush:
+    """``config`` as task ``task_id`` would keep it, if this agent pushes and
+    the config is one it can deliver; else the protocol's error."""
     if push is None:
         raise PushNotificationNotSupported()
     check_push_url(config.url, push.allow)
@@ -77,24 +118,26 @@ async def set_push(
     document = json.dumps(config.to_json(), ensure_ascii=False, separators=(",", ":"))
     if len(document.encode("utf-8")) > MAX_PUSH_CONFIG_BYTES:
         raise InvalidParams(f"push config larger than {MAX_PUSH_CONFIG_BYTES} bytes")
-    settled = record is not None and record.status in TERMINAL
-    stored = PushConfigRecord(
-        task_id=task_id,
-        id=config.id or task_id,
-        config=document,
-        version=ctx.version,
-        caller=ctx.caller,
-        created_at=time.time(),
-        pushed_seq=record.last_seq if record else 0,
-        settled=settled,
+    return NewPush(push, config, document)
+
+
+async def set_push(
+    store: Store,
+    push: PushSender | None,
+    config: TaskPushNotificationConfig,
+    ctx: CallContext,
+    record: ExecutionRecord,
+) -> TaskPushNotificationConfig:
+    """Store a push config of task ``record`` from its current event on."""
+    new = check_push(push, config, record.id)
+    await new.put(store, ctx, record)
+    return new.config
+
+
+def _full(task_id: str) -> InvalidParams:
+    return InvalidParams(
+        f"task {task_id} has {MAX_PUSH_CONFIGS} push configs already; delete one first"
     )
-    if not await store.put_push_config(stored, MAX_PUSH_CONFIGS):
-        raise InvalidParams(
-            f"task {task_id} has {MAX_PUSH_CONFIGS} push configs already; delete one first"
-        )
-    if not settled:
-        push.watch(task_id)
-    return config
 
 
 async def get_push(

@@ -6,8 +6,11 @@ skill (else PermissionDenied, logged, nothing made), and every part of the
 message must be in a media type the skill takes (:mod:`.input_modes`).
 The message fills the workflow's state, with the task's context (its
 earlier tasks and the ones the message references, :mod:`.task_context`)
-when the state has a field for it. A push config in the request is set
-before the task exists, so no change of it is missed. The message is
+when the state has a field for it. A push config in the request is checked
+before anything is made and stored once the task is, from its start (its
+cursor is before the task's first event, so no change is missed); a send
+refused meanwhile (the key's task made by another message) leaves no
+config on the task. The message is
 recorded in the task's history, the call in its metadata
 (:mod:`.task_origin`). A send with an ``Idempotency-Key`` makes one task
 however often it is repeated, and the key with another message is refused
@@ -26,9 +29,10 @@ from agent_node.a2a.server.input_modes import check_parts
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.task_context import CONTEXT_FIELD, Read, context_of, referenced
 from agent_node.a2a.server.task_origin import metadata_of, task_id_of
-from agent_node.a2a.server.task_push import push_config_of, set_push
+from agent_node.a2a.server.task_push import check_push, push_config_of
 from agent_node.a2a.server.task_repeat import check_repeat
 from agent_node.a2a.server.taskview import MESSAGE_EVENT, state_from_message
+from agent_node.engine import faults
 from agent_node.ids import new_id
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
@@ -85,12 +89,12 @@ async def start_task(
         extra = {CONTEXT_FIELD: context}
     state = state_from_message(workflow.state_model, message, extra)
     received = message.model_copy(update={"task_id": task_id, "context_id": context_id})
+    config = push_config_of(request)
+    new_push = check_push(push, config, task_id) if config is not None else None
     made = ctx.idempotency_key is not None and await runtime.store.get(task_id)
-    if made:  # before its push config could touch the key's task
+    if made:
         await check_repeat(runtime.store, task_id, workflow.ir.id, message, made)
-    if (config := push_config_of(request)) is not None:
-        # Before the task exists, so no change of it can be missed.
-        await set_push(runtime.store, push, config, task_id, ctx, None)
+    await faults.reached("task_submit", task_id)
     runtime.workflows.add(workflow)
     engine = runtime.engine
     watch = then_wait and ctx.idempotency_key is None  # a repeat finds an old task
@@ -105,12 +109,14 @@ async def start_task(
             notes=[(MESSAGE_EVENT, received.to_json())],
             metadata=metadata_of(ctx, request),
         )
+        if not created and not made:  # a first send with the same key, just before
+            await check_repeat(runtime.store, task_id, workflow.ir.id, message, None)
+        if new_push is not None:  # from the task's start: its first change is past the cursor
+            await new_push.put(runtime.store, ctx, None)
     except BaseException:
         if watch:
             engine.release_status_watch(task_id)
         raise
-    if not created and not made:  # a first send with the same key, just before
-        await check_repeat(runtime.store, task_id, workflow.ir.id, message, None)
     return task_id, created
 
 

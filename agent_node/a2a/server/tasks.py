@@ -294,7 +294,7 @@ class TaskService:
         if not request.task_id:
             raise InvalidParams("taskId: field required")
         record = await self._record(request.task_id, ctx)
-        return await set_push(self.runtime.store, self.push, request, record.id, ctx, record)
+        return await set_push(self.runtime.store, self.push, request, ctx, record)
 
     async def get_task_push_notification_config(
         self, request: GetTaskPushNotificationConfigRequest, ctx: CallContext
