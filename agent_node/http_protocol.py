@@ -8,6 +8,9 @@ serves with it):
   ``scope["extensions"]["tls"]["client_cert_chain"]`` (the ASGI TLS
   extension) and the identity it names
   (:func:`agent_node.security.tls.identity_of`) as ``scope["agent_node.caller"]``.
+* Clients late. A connection whose request head, or the next part of
+  whose body, does not come within ``limits.read_timeout`` is closed
+  (:mod:`agent_node.read_deadline`).
 * Header caps. A request with more than ``limits.max_headers`` header fields,
   or a request line and headers longer than ``limits.max_header_bytes``, is
   answered ``431 Request Header Fields Too Large`` and its connection closed,
@@ -230,6 +233,7 @@ def node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     from agent_node.lean_http import LeanConnection
+    from agent_node.read_deadline import ReadDeadline
     from agent_node.security.tls import identity_of
 
     max_headers, max_bytes = limits.max_headers, limits.max_header_bytes
@@ -240,10 +244,11 @@ def node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     def peer_of(der: bytes) -> tuple[str, str | None]:
         return ssl.DER_cert_to_PEM_cert(der), identity_of(der, from_cn=identity_from_cn)
 
-    class NodeProtocol(_GracefulStop, LeanConnection, HttpToolsProtocol):
+    class NodeProtocol(_GracefulStop, ReadDeadline, LeanConnection, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
-        __slots__ = ("_header_bytes", "_header_count", "_oversized", "_peer")
+        __slots__ = ("_header_bytes", "_header_count", "_oversized", "_peer", "_read_timer")
+        read_timeout = limits.read_timeout
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._header_count = 0

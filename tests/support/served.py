@@ -11,18 +11,21 @@ from typing import Any
 
 import uvicorn
 
+from agent_node.config import Limits
 from agent_node.transport import uvicorn_config
 
 __all__ = ["served"]
 
 
 @asynccontextmanager
-async def served(app: Any, tls: ssl.SSLContext | None, *, http2: bool = True) -> AsyncIterator[str]:
+async def served(
+    app: Any, tls: ssl.SSLContext | None, *, http2: bool = True, limits: Limits | None = None
+) -> AsyncIterator[str]:
     """``app`` served by the node's transport on ``127.0.0.1`` over ``tls``
-    (HTTP/2 offered unless not ``http2``); its base URL."""
+    (HTTP/2 offered unless not ``http2``) within ``limits``; its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn_config(app, tls, http2=http2))
+    server = uvicorn.Server(uvicorn_config(app, tls, limits, http2=http2))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         assert not task.done(), "the server did not start"

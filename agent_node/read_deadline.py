@@ -1,0 +1,92 @@
+"""How long an HTTP/1.1 connection waits for its client (``limits.read_timeout``).
+
+uvicorn times a connection only between two requests (its keep-alive timer
+starts once a response is out): one that never sent a request, or stopped
+halfway through its head, was held open for ever — a thousand of them,
+each a descriptor, took the node's last ones. :class:`ReadDeadline` is a
+mixin for the node's uvicorn protocol (``agent_node.http_protocol``) that
+closes such connections: a request head (its line and headers) must be
+complete within ``read_timeout`` of connecting, or of its first byte on a
+kept-alive connection; sending it a byte at a time does not move the
+deadline.
+
+A response takes as long as it takes: an event stream is not timed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+__all__ = ["ReadDeadline"]
+
+log = logging.getLogger(__name__)
+
+_LATE_TEXT = b"Request Timeout: the request did not arrive in time."
+_LATE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: " + str(len(_LATE_TEXT)).encode() + b"\r\n"
+    b"connection: close\r\n\r\n" + _LATE_TEXT
+)
+
+
+class ReadDeadline:
+    """Closes an HTTP/1.1 connection whose client is late (see the module).
+    The subclass sets ``read_timeout`` and keeps ``_read_timer`` in a slot
+    of its own (of a class's bases only one may have slots)."""
+
+    read_timeout: float
+    transport: Any
+    cycle: Any
+    flow: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._read_timer: asyncio.TimerHandle | None = None
+        super().__init__(*args, **kwargs)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._wait(self._nothing_came)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()  # type: ignore[misc]
+        timer = self._read_timer
+        if timer is None:  # a kept-alive connection's next request
+            self._wait(self._head_late)
+        else:  # the first: its deadline counts from connecting
+            timer.cancel()
+            self._read_timer = asyncio.get_running_loop().call_at(timer.when(), self._head_late)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()  # type: ignore[misc]
+        self._stop_waiting()
+
+    def _wait(self, late: Any) -> None:
+        self._stop_waiting()
+        self._read_timer = asyncio.get_running_loop().call_later(self.read_timeout, late)
+
+    def _stop_waiting(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _nothing_came(self) -> None:
+        self._read_timer = None
+        log.debug("closed a connection that sent no request in %ss", self.read_timeout)
+        self.transport.close()
+
+    def _head_late(self) -> None:
+        self._read_timer = None
+        log.debug("closed a connection whose request head took over %ss", self.read_timeout)
+        self._answer_late()
+
+    def _answer_late(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(_LATE)
+            self.transport.close()

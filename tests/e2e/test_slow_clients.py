@@ -1,0 +1,122 @@
+"""Clients that hold an HTTP/1.1 connection without sending: a real
+``agent-node serve`` closes them after ``limits.read_timeout`` (shrunk here
+to a second), and a long response is not cut."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+from support.nodes import greeter_config, serving_config
+from support.served import served
+
+from agent_node.config import Limits
+
+pytestmark = pytest.mark.slow
+
+READ_TIMEOUT = 1.0
+LIST_TASKS = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}).encode()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    directory = tmp_path_factory.mktemp("slow")
+    limits = f"limits: {{read_timeout: {READ_TIMEOUT}, max_concurrent_per_caller: 4}}\n"
+    with serving_config(directory, greeter_config(directory, limits), ["--insecure-dev"]) as url:
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        yield host, int(port)
+
+
+def connect(address: tuple[str, int]) -> socket.socket:
+    sock = socket.create_connection(address)
+    sock.settimeout(READ_TIMEOUT + 5)
+    return sock
+
+
+def answer_of(sock: socket.socket) -> tuple[bytes, float]:
+    """What the node sent before closing ``sock``, and when it closed (s from now)."""
+    started, received = time.monotonic(), b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received, time.monotonic() - started
+
+
+def post(address: tuple[str, int], body: bytes) -> bytes:
+    with connect(address) as sock:
+        sock.sendall(
+            b"POST /a2a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+        return answer_of(sock)[0]
+
+
+def test_a_connection_that_sends_nothing_is_closed(node: tuple[str, int]) -> None:
+    sockets = [connect(node) for _ in range(20)]
+    for sock in sockets:
+        received, after = answer_of(sock)
+        assert received == b"" and after < READ_TIMEOUT + 1
+        sock.close()
+
+
+def test_a_request_head_sent_a_byte_at_a_time_is_cut(node: tuple[str, int]) -> None:
+    head = b"POST /a2a HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    with connect(node) as sock:
+        started = time.monotonic()
+        try:
+            for byte in head:  # each byte well within the timeout; the whole head not
+                sock.sendall(bytes([byte]))
+                time.sleep(READ_TIMEOUT / 5)
+        except OSError:  # closed under it
+            pass
+        received, _ = answer_of(sock)
+    assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert time.monotonic() - started < READ_TIMEOUT + 2
+
+
+def test_a_kept_alive_connection_still_waits_its_keep_alive(node: tuple[str, int]) -> None:
+    with connect(node) as sock:
+        sock.sendall(
+            b"POST /a2a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(LIST_TASKS) + LIST_TASKS
+        )
+        answer = sock.makefile("rb")
+        assert answer.readline() == b"HTTP/1.1 200 OK\r\n"
+        headers = dict(line.split(b":", 1) for line in iter(answer.readline, b"\r\n"))
+        answer.read(int(headers[b"content-length"]))
+        sock.settimeout(READ_TIMEOUT * 2)
+        with pytest.raises(TimeoutError):  # keep_alive (30 s) rules between requests
+            sock.recv(1)
+
+
+# A long response, served by the node's transport.
+
+
+async def events(request: Request) -> StreamingResponse:
+    async def ticks() -> AsyncIterator[bytes]:
+        for tick in range(8):
+            await asyncio.sleep(READ_TIMEOUT / 2)
+            yield f"data: {tick}\n\n".encode()
+
+    return StreamingResponse(ticks(), media_type="text/event-stream")
+
+
+APP = Starlette(routes=[Route("/events", events)])
+
+
+async def test_a_long_event_stream_is_not_cut() -> None:
+    async with (
+        served(APP, None, limits=Limits(read_timeout=READ_TIMEOUT)) as url,
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", f"{url}/events") as response,
+    ):
+        lines = [line async for line in response.aiter_lines() if line]
+    assert lines == [f"data: {tick}" for tick in range(8)]  # 4 s: 4 read timeouts
