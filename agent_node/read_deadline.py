@@ -2,13 +2,20 @@
 
 uvicorn times a connection only between two requests (its keep-alive timer
 starts once a response is out): one that never sent a request, or stopped
-halfway through its head, was held open for ever — a thousand of them,
-each a descriptor, took the node's last ones. :class:`ReadDeadline` is a
+halfway through its head or its body, was held open for ever — a thousand
+of them, each a descriptor, took the node's last ones, and a body that
+never ended held its caller's in-flight slot. :class:`ReadDeadline` is a
 mixin for the node's uvicorn protocol (``agent_node.http_protocol``) that
-closes such connections: a request head (its line and headers) must be
-complete within ``read_timeout`` of connecting, or of its first byte on a
-kept-alive connection; sending it a byte at a time does not move the
-deadline.
+closes such connections:
+
+* a request head (its line and headers) must be complete within
+  ``read_timeout`` of connecting, or of its first byte on a kept-alive
+  connection; sending it a byte at a time does not move the deadline;
+* a body must make progress: ``read_timeout`` without a part of it ends
+  the request, answered ``408 Request Timeout`` when nothing was answered
+  yet. While the node itself does not read (the app has not asked for the
+  body yet, or a ``100 Continue`` is still to be sent) the client is not
+  waited on.
 
 A response takes as long as it takes: an event stream is not timed here.
 """
@@ -65,6 +72,14 @@ class ReadDeadline:
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()  # type: ignore[misc]
+        self._wait(self._body_late)  # until on_message_complete: at once without a body
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)  # type: ignore[misc]
+        self._wait(self._body_late)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()  # type: ignore[misc]
         self._stop_waiting()
 
     def _wait(self, late: Any) -> None:
@@ -84,6 +99,29 @@ class ReadDeadline:
     def _head_late(self) -> None:
         self._read_timer = None
         log.debug("closed a connection whose request head took over %ss", self.read_timeout)
+        self._answer_late()
+
+    def _body_late(self) -> None:
+        self._read_timer = None
+        cycle = self.cycle
+        if cycle is None or self.transport.is_closing():
+            return
+        if self.flow.read_paused or cycle.waiting_for_100_continue:
+            self._wait(self._body_late)  # the app has not read yet: nothing is late
+            return
+        log.debug(
+            "%s %s: no part of the body in %ss",
+            cycle.scope.get("method"),
+            cycle.scope.get("path"),
+            self.read_timeout,
+        )
+        if cycle.response_started:
+            self.transport.close()
+            return
+        # The app waits for the body: it is told the caller is gone, and
+        # whatever it answers is dropped (uvicorn sends nothing once disconnected).
+        cycle.disconnected = True
+        cycle.message_event.set()
         self._answer_late()
 
     def _answer_late(self) -> None:

@@ -168,9 +168,11 @@ class Limits(BaseModel):
     #: idle timeout.
     keep_alive: float = Field(default=30.0, gt=0, le=3600)
     #: Seconds a client may take to send a request's line and headers (from
-    #: connecting, or from the head's first byte on a kept-alive connection)
-    #: before the node closes its connection (``408`` once it began). A long
-    #: response (an event stream) is not cut.
+    #: connecting, or from the head's first byte on a kept-alive connection),
+    #: and between two parts of a body, before the node closes its connection
+    #: (``408`` when nothing was answered yet). Progress is what counts: a
+    #: slow upload that keeps sending, and a long response (an event stream),
+    #: are not cut.
     read_timeout: float = Field(default=20.0, gt=0, le=3600)
 
 

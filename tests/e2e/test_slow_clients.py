@@ -1,6 +1,7 @@
 """Clients that hold an HTTP/1.1 connection without sending: a real
 ``agent-node serve`` closes them after ``limits.read_timeout`` (shrunk here
-to a second), and a long response is not cut."""
+to a second), and a long response or a slow upload that keeps moving is
+not cut."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from support.nodes import greeter_config, serving_config
 from support.served import served
@@ -82,6 +83,23 @@ def test_a_request_head_sent_a_byte_at_a_time_is_cut(node: tuple[str, int]) -> N
     assert time.monotonic() - started < READ_TIMEOUT + 2
 
 
+def test_a_body_that_stops_is_answered_408_and_frees_its_callers_slots(
+    node: tuple[str, int],
+) -> None:
+    stalled = [connect(node) for _ in range(4)]  # the anonymous caller's 4 slots
+    for sock in stalled:
+        sock.sendall(
+            b"POST /a2a HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100000\r\n\r\n{"jsonrpc"'
+        )
+    for sock in stalled:
+        received, after = answer_of(sock)
+        assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), received
+        assert after < READ_TIMEOUT + 2
+        sock.close()
+    assert post(node, LIST_TASKS).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 def test_a_kept_alive_connection_still_waits_its_keep_alive(node: tuple[str, int]) -> None:
     with connect(node) as sock:
         sock.sendall(
@@ -97,7 +115,7 @@ def test_a_kept_alive_connection_still_waits_its_keep_alive(node: tuple[str, int
             sock.recv(1)
 
 
-# A long response, served by the node's transport.
+# A long response and a slow upload, served by the node's transport.
 
 
 async def events(request: Request) -> StreamingResponse:
@@ -109,7 +127,14 @@ async def events(request: Request) -> StreamingResponse:
     return StreamingResponse(ticks(), media_type="text/event-stream")
 
 
-APP = Starlette(routes=[Route("/events", events)])
+async def upload(request: Request) -> JSONResponse:
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+    return JSONResponse({"size": size})
+
+
+APP = Starlette(routes=[Route("/events", events), Route("/upload", upload, methods=["POST"])])
 
 
 async def test_a_long_event_stream_is_not_cut() -> None:
@@ -120,3 +145,17 @@ async def test_a_long_event_stream_is_not_cut() -> None:
     ):
         lines = [line async for line in response.aiter_lines() if line]
     assert lines == [f"data: {tick}" for tick in range(8)]  # 4 s: 4 read timeouts
+
+
+async def test_a_slow_upload_that_keeps_sending_is_not_cut() -> None:
+    async def slowly() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            await asyncio.sleep(READ_TIMEOUT / 2)
+            yield b"x" * 1000
+
+    async with (
+        served(APP, None, limits=Limits(read_timeout=READ_TIMEOUT)) as url,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        response = await client.post(f"{url}/upload", content=slowly())
+    assert response.json() == {"size": 8000}
