@@ -154,3 +154,86 @@ async def test_a_peer_that_keeps_failing_on_the_send_is_not_sent_it_again(r: Rig
     assert record.error is not None
     assert "peer 'p' failed on SendMessage: boom inside the executor" in record.error
     assert "4 times in a row; not sent again" in record.error
+
+
+# -- answers no peer should send (a hostile peer's walk) ----------------------
+
+_COMPLETED_WITH = (
+    b'{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t1","contextId":"c",'
+    b'"status":{"state":"TASK_STATE_COMPLETED"},"artifacts":[{"artifactId":"a",'
+    b'"parts":[{"data":%s}]}]}}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # Nested past what Python's JSON reader takes: it was retried forever,
+        # a traceback each time ("unexpected failure; will retry").
+        (
+            b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+            "answered SendMessage with HTTP 200 (application/json, JSON nested too deeply)",
+        ),
+        # Numbers JSON has no room for, and fields of the wrong types: the
+        # delegation hung until its timeout (5 minutes by default).
+        (
+            _COMPLETED_WITH % b'{"summary":NaN,"words":1e999}',
+            "peer 'p' answered SendMessage with HTTP 200 (application/json, NaN is not JSON)",
+        ),
+        (
+            b'{"jsonrpc":"2.0","id":1,"result":{"task":{"id":5,"contextId":[],'
+            b'"status":"done","artifacts":{"a":1}}}}',
+            "peer 'p' answered SendMessage with a task whose id is not a string",
+        ),
+    ],
+    ids=["nested", "nan", "wrong-types"],
+)
+async def test_an_answer_no_peer_should_send_fails_the_delegation_at_once(
+    r: Rig, body: bytes, reason: str
+) -> None:
+    seen = _sends(
+        r, httpx.Response(200, headers={"content-type": "application/json"}, content=body)
+    )
+    execution_id = await r.start(delegating("hello"))
+    await r.drive()
+    record = await r.runtime.store.get(execution_id)
+    assert record is not None and record.status == "failed", (record, await r.row(execution_id))
+    assert record.error is not None and reason in record.error, record.error
+    assert len(seen) == 1
+
+
+class _Endless(httpx.AsyncByteStream):
+    """A body that goes on and on (and counts what was taken of it)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"jsonrpc":"2.0","id":1,"result":{"task":{"id":"t1","metadata":{"x":"'
+        while True:
+            self.sent += 64 * 1024
+            yield b"a" * (64 * 1024)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+async def test_an_answer_too_large_is_not_read_past_the_cap(
+    r: Rig, monkeypatch: pytest.MonkeyPatch, declared: bool
+) -> None:
+    """A 700 MiB answer was read whole into the caller's memory (RSS 86 →
+    815 MB): an answer is read up to ``MAX_ANSWER_BYTES``, and fails for good
+    past it."""
+    from agent_node.a2a.peers import calls
+
+    monkeypatch.setattr(calls, "MAX_ANSWER_BYTES", 1024 * 1024)
+    endless = _Endless()
+    headers = {"content-type": "application/json"}
+    if declared:
+        headers["content-length"] = str(700 * 1024 * 1024)
+    _sends(r, httpx.Response(200, headers=headers, stream=endless))
+    execution_id = await r.start(delegating("hello"))
+    await r.drive()
+    record = await r.runtime.store.get(execution_id)
+    assert record is not None and record.status == "failed", record
+    assert record.error is not None
+    assert "peer 'p' answered SendMessage with more than 1048576 bytes" in record.error
+    assert endless.sent <= (0 if declared else 1024 * 1024 + 64 * 1024)

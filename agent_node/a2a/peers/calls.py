@@ -8,11 +8,14 @@ whichever :attr:`PeerCard.binding` says, and give back 1.0 JSON either way.
 Every request expects the peer's identity at the TLS handshake
 (:func:`~.client.expecting`). A peer's error is a :class:`PeerError`; a
 call that got no answer raises ``httpx.HTTPError`` for the caller to judge.
+
+An answer is read up to :data:`MAX_ANSWER_BYTES` (decoded), a streamed
+event up to the same: past it the call fails for good, read no further (a
+hostile peer's 700 MiB answer was read whole into the node's memory).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -31,13 +34,18 @@ from agent_node.a2a.peers.peer_errors import (
     scrub,
 )
 from agent_node.a2a.peers.rest_calls import MEDIA_TYPE, rest_call, rest_error, rest_result
-from agent_node.a2a.protocol import compat, compat_methods
+from agent_node.a2a.protocol import compat, compat_methods, strict_json
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
 
 __all__ = ["call", "subscribe"]
 
 #: A stream may be quiet for long: no read timeout.
 STREAM_TIMEOUT = httpx.Timeout(30.0, read=None)
+#: Most bytes one answer (or one streamed event) of a peer may hold: a task
+#: with its history and artifacts, 32 times what a node takes in a request.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: Headers that described the body as it came, not as it is once read.
+_AS_SENT = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 async def call(
@@ -54,29 +62,39 @@ async def call(
     headers = {**headers, **presented.headers}
     if card.binding == "HTTP+JSON":
         request = rest_call(card.endpoint, method, params)
-        response = await client.request(
-            request.method,
-            request.url,
-            json=request.body,
-            params={**request.query, **presented.query},
-            headers={**headers, "A2A-Version": "1.0", "Accept": MEDIA_TYPE},
-            extensions=expecting(card.identity, certificate=presented.certificate),
+        response, identity = await _answer(
+            client,
+            client.build_request(
+                request.method,
+                request.url,
+                json=request.body,
+                params={**request.query, **presented.query},
+                headers={**headers, "A2A-Version": "1.0", "Accept": MEDIA_TYPE},
+                extensions=expecting(card.identity, certificate=presented.certificate),
+            ),
+            card,
+            method,
         )
-        return rest_result(card, method, response), peer_identity(response)
+        return _checked(card, method, rest_result(card, method, response)), identity
     name, body_params = method, params
     if card.version == "0.3":
         name, body_params = compat_methods.request_params_to_v03(method, params)
     else:
         headers = {**headers, "A2A-Version": "1.0"}
     body = {"jsonrpc": "2.0", "id": 1, "method": name, "params": body_params}
-    response = await client.post(
-        card.endpoint,
-        json=body,
-        headers=headers,
-        params=presented.query,
-        extensions=expecting(card.identity, certificate=presented.certificate),
+    response, identity = await _answer(
+        client,
+        client.build_request(
+            "POST",
+            card.endpoint,
+            json=body,
+            headers=headers,
+            params=presented.query,
+            extensions=expecting(card.identity, certificate=presented.certificate),
+        ),
+        card,
+        method,
     )
-    identity = peer_identity(response)
     answer = answer_of(card, method, response)
     if "error" in answer:
         raw = answer["error"]
@@ -91,8 +109,76 @@ async def call(
         )
     result = answer.get("result")
     if card.version == "0.3":
-        result = compat_methods.result_from_v03(method, result)
-    return result, identity
+        try:
+            result = compat_methods.result_from_v03(method, result)
+        except (TypeError, AttributeError, KeyError, ValueError):
+            raise _not_a2a(card, method, "a result 0.3 does not have") from None
+    return _checked(card, method, result), identity
+
+
+async def _answer(
+    client: httpx.AsyncClient, request: httpx.Request, card: PeerCard, method: str
+) -> tuple[httpx.Response, str | None]:
+    """``request``'s answer, read whole within :data:`MAX_ANSWER_BYTES`, and
+    the identity that answered."""
+    response = await client.send(request, stream=True)
+    try:
+        identity = peer_identity(response)
+        declared = response.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise _too_large(card, method)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise _too_large(card, method)
+    finally:
+        await response.aclose()
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _AS_SENT]
+    read = httpx.Response(response.status_code, headers=headers, content=bytes(body))
+    read.request = request
+    return read, identity
+
+
+def _checked(card: PeerCard, method: str, result: Any) -> Any:
+    """``result``, when the task it holds (a send's, a get's, a cancel's)
+    is one a delegation can read; a :class:`PeerError` for good otherwise
+    (a task whose id is a number, whose status is a word: the delegation
+    waited on it until its timeout)."""
+    task = result.get("task") if method == "SendMessage" and isinstance(result, Mapping) else result
+    if method == "SendMessage" and task is None:
+        return result  # a message, or nothing: the delegator reads it so
+    problem = task_problem(task)
+    if problem is not None:
+        raise _not_a2a(card, method, problem)
+    return result
+
+
+def task_problem(task: Any) -> str | None:
+    """What makes ``task`` (1.0 JSON) one no delegation can follow, or None."""
+    if not isinstance(task, Mapping):
+        return "a task that is not an object"
+    if not isinstance(task.get("id"), str) or not task["id"]:
+        return "a task whose id is not a string"
+    status = task.get("status")
+    if not isinstance(status, Mapping) or not isinstance(status.get("state"), str):
+        return "a task without a status naming its state"
+    for name in ("artifacts", "history"):
+        if not isinstance(task.get(name, []), list):
+            return f"a task whose {name} is not a list"
+    return None
+
+
+def _not_a2a(card: PeerCard, method: str, problem: str) -> PeerError:
+    return PeerError(f"peer {card.name!r} answered {method} with {problem}", transient=False)
+
+
+def _too_large(card: PeerCard, method: str) -> PeerError:
+    return PeerError(
+        f"peer {card.name!r} answered {method} with more than {MAX_ANSWER_BYTES} bytes;"
+        " not read further",
+        transient=False,
+    )
 
 
 async def subscribe(
@@ -152,23 +238,69 @@ async def _events(card: PeerCard, response: httpx.Response) -> AsyncIterator[Map
             reason = scrub(str(error.get("message")))
             raise PeerError(f"peer {card.name!r} ended its stream: {reason}", transient=False)
         event = message if rest else message.get("result")
-        if isinstance(event, dict):
-            yield compat.stream_event_from_v03(event) if card.version == "0.3" else event
+        if not isinstance(event, dict):
+            continue
+        if card.version == "0.3":
+            try:
+                event = compat.stream_event_from_v03(event)
+            except (TypeError, AttributeError, KeyError, ValueError):
+                raise _not_a2a(card, "SubscribeToTask", "an event 0.3 does not have") from None
+        if "task" in event and (problem := task_problem(event["task"])) is not None:
+            raise _not_a2a(card, "SubscribeToTask", problem)
+        yield event
 
 
 async def _messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """Each event's ``data`` as a JSON object (others are skipped)."""
+    """Each event's ``data`` as a JSON object (others are skipped); an event
+    (or a line) over :data:`MAX_ANSWER_BYTES` ends the stream."""
     data: list[str] = []
-    async for line in response.aiter_lines():
+    held = 0
+    async for line in _lines(response):
         if line.startswith("data:"):
             data.append(line[5:].strip())
+            held += len(line)
+            if held > MAX_ANSWER_BYTES:
+                raise PeerError(
+                    f"a streamed event of more than {MAX_ANSWER_BYTES} bytes; not read further",
+                    transient=False,
+                )
             continue
         if line or not data:
             continue
         try:
-            message = json.loads("".join(data))
-        except ValueError:
+            message = strict_json.loads("".join(data))
+        except ValueError:  # not JSON, NaN, nested too deeply, …: not an event
             message = None
-        data = []
+        data, held = [], 0
         if isinstance(message, dict):
             yield message
+
+
+async def _lines(response: httpx.Response) -> AsyncIterator[str]:
+    """The lines of ``response``'s text (CR, LF or CRLF), none longer than
+    :data:`MAX_ANSWER_BYTES` (httpx's own line reader holds a line whole,
+    however long). Each piece of text is looked through once."""
+    partial: list[str] = []  # the line under way, in pieces
+    held = 0
+    cr = False  # the last piece ended with a CR: maybe half of a CRLF
+    async for text in response.aiter_text():
+        if cr:
+            text, cr = "\r" + text, False
+        if text.endswith("\r"):
+            text, cr = text[:-1], True
+        first, *lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        partial.append(first)
+        held += len(first)
+        if lines:
+            yield "".join(partial)
+            *whole, last = lines
+            for line in whole:
+                yield line
+            partial, held = [last], len(last)
+        if held > MAX_ANSWER_BYTES:
+            raise PeerError(
+                f"a streamed line of more than {MAX_ANSWER_BYTES} bytes; not read further",
+                transient=False,
+            )
+    if cr or any(partial):
+        yield "".join(partial)

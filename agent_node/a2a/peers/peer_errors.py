@@ -19,6 +19,7 @@ import httpx
 
 from agent_node.a2a.peers.client import IdentityMismatch, shown_identity
 from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
+from agent_node.a2a.protocol import strict_json
 from agent_node.a2a.protocol.error_table import ProtocolError
 from agent_node.errors import RuntimeFailure
 from agent_node.nodes.delegation import scrub
@@ -33,6 +34,7 @@ __all__ = [
     "code_of_reason",
     "did",
     "excerpt",
+    "read_json",
     "retry_after",
     "scrub",
     "unavailable",
@@ -92,15 +94,12 @@ def answer_of(card: PeerCard, method: str, response: httpx.Response) -> dict[str
     """The JSON-RPC answer of ``response``; a :class:`PeerError` for HTTP
     errors and for bodies that are not JSON-RPC."""
     status = response.status_code
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
+    answer, unread = read_json(response)
     if isinstance(answer, dict) and ("result" in answer or "error" in answer):
         if status < 400 or isinstance(answer.get("error"), dict):
             return answer
     kind = response.headers.get("content-type", "no content type").split(";")[0]
-    what = "JSON-RPC" if isinstance(answer, dict) else kind
+    what = "JSON-RPC" if isinstance(answer, dict) else kind + unread
     raise PeerError(
         f"peer {card.name!r} answered {method} with HTTP {status} ({what}): "
         + (excerpt(response.text) or "empty body"),
@@ -108,6 +107,18 @@ def answer_of(card: PeerCard, method: str, response: httpx.Response) -> dict[str
         retry_after=retry_after(response),
         status=status,
     )
+
+
+def read_json(response: httpx.Response) -> tuple[Any, str]:
+    """The JSON of ``response`` as :mod:`~agent_node.a2a.protocol.strict_json`
+    reads it (None when it cannot), and, for a body that says it is JSON but
+    is not, why (``", NaN is not JSON"``) to add to what the error quotes."""
+    try:
+        return strict_json.loads(response.content), ""
+    except ValueError as exc:
+        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        json_said = kind == "application/json" or kind.endswith("+json")
+        return None, f", {excerpt(str(exc), 80)}" if json_said else ""
 
 
 def unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, replace
@@ -32,7 +31,7 @@ from agent_node.a2a.peers.delegator import PeerDelegator
 from agent_node.a2a.peers.peer_errors import PeerError
 from agent_node.a2a.peers.push_tokens import token_key
 from agent_node.a2a.peers.watchdog import inform
-from agent_node.a2a.protocol import compat
+from agent_node.a2a.protocol import compat, strict_json
 from agent_node.nodes.delegation import SETTLED, TERMINAL_STATES, matters, task_state
 from agent_node.runtime import Runtime
 from agent_node.scope import caller_of
@@ -286,8 +285,8 @@ def _pushed_task(raw: bytes) -> _Push | None:
     does): a status update names only the task; an artifact update says
     nothing of its state (an empty status: news that changes nothing)."""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = strict_json.loads(raw)
+    except ValueError:  # not JSON, NaN, nested too deeply, …
         return None
     if not isinstance(body, dict):
         return None

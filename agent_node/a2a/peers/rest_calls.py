@@ -34,6 +34,7 @@ from agent_node.a2a.peers.peer_errors import (
     code_of_reason,
     did,
     excerpt,
+    read_json,
     retry_after,
     scrub,
 )
@@ -74,15 +75,12 @@ def rest_call(endpoint: str, operation: str, params: Mapping[str, Any]) -> RestC
 
 def rest_result(card: PeerCard, operation: str, response: httpx.Response) -> Any:
     """The answer's JSON object; a :class:`PeerError` for any error."""
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
+    answer, unread = read_json(response)
     if response.status_code < 300 and isinstance(answer, dict):
         return answer
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         raise rest_error(card, operation, answer["error"], response)
-    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    kind = response.headers.get("content-type", "no content type").split(";")[0] + unread
     raise PeerError(
         f"peer {card.name!r} answered {operation} with HTTP {response.status_code} ({kind}): "
         + (excerpt(response.text) or "empty body"),

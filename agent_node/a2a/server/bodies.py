@@ -12,12 +12,11 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 from starlette.requests import Request
 
+from agent_node.a2a.protocol import strict_json
 from agent_node.a2a.protocol.errors import ContentTypeNotSupported, InvalidRequest, ParseError
 from agent_node.a2a.server.limits import Limits, depth
 
@@ -65,22 +64,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _parse(body: bytes) -> Any:
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_refuse, parse_float=_float)
-        # Unpaired surrogates parse but cannot be stored or echoed as UTF-8.
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except RecursionError:
+        return strict_json.loads(body.decode("utf-8"))
+    except strict_json.NestedTooDeeply:
         raise InvalidRequest("request nested too deeply") from None
     except ValueError:  # JSONDecodeError, UnicodeDecodeError and UnicodeEncodeError among them
         raise ParseError("invalid JSON") from None
-    return payload
-
-
-def _refuse(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
