@@ -3,7 +3,8 @@
 Three modules share the work (the state machine itself is pure, in
 :mod:`agent_node.nodes.delegation`):
 
-* :class:`PeerDelegator` (this module) makes the calls: ``SendMessage`` with
+* :class:`PeerDelegator` (this module) makes the calls, to the peer
+  :mod:`.peer_choice` picks: ``SendMessage`` with
   ``returnImmediately``, ``messageId`` and ``Idempotency-Key`` = the visit's
   idempotency key, and a push config pointing at our ``/a2a/push`` with this
   delegation's token; ``GetTask``, ``SubscribeToTask`` (SSE), the relay of
@@ -39,15 +40,11 @@ import httpx
 from agent_node.a2a.peers.calls import call, subscribe
 from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.directory import Directory
-from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
-from agent_node.a2a.peers.endpoints import spoken
-from agent_node.a2a.peers.peer_errors import (
-    PeerError,
-    unavailable,
-    unreachable,
-)
+from agent_node.a2a.peers.discovery import PeerCard
+from agent_node.a2a.peers.peer_choice import reach_peer, resolve_peer
+from agent_node.a2a.peers.peer_errors import PeerError, unreachable
 from agent_node.a2a.peers.push_tokens import push_token, token_key
-from agent_node.errors import ConfigError, NodeFailed
+from agent_node.errors import NodeFailed
 from agent_node.nodes.delegate import Delegation, Receipt
 from agent_node.nodes.delegation import SETTLED, task_state
 from agent_node.store.records import DelegationRecord
@@ -129,7 +126,7 @@ class PeerDelegator:
         """Send the row's request; the peer's answer (its task, or a message
         as a completed task). Raises :class:`PeerError`."""
         delegation = Delegation.from_json(row.request or "{}")
-        card = await self._resolve(delegation, row)
+        card = await resolve_peer(self.directory, delegation, row)
         message: dict[str, Any] = {
             "messageId": delegation.idempotency_key,
             "role": "ROLE_USER",
@@ -190,7 +187,7 @@ class PeerDelegator:
             return await self._call(card, "SendMessage", params, headers)
 
     async def get_task(self, row: DelegationRecord) -> Mapping[str, Any]:
-        card = await self._reach(row)
+        card = await reach_peer(self.directory, row)
         # No history: a delegation reads the status and the artifacts only, and
         # a long conversation's history would be serialized and parsed for nothing.
         params = {"id": row.remote_task_id, "historyLength": 0}
@@ -202,7 +199,7 @@ class PeerDelegator:
     async def follow(self, row: DelegationRecord) -> AsyncIterator[Mapping[str, Any]]:
         """Follow the peer's task (``SubscribeToTask``): each task or status
         update it streams, until the stream ends."""
-        card = await self._reach(row)
+        card = await reach_peer(self.directory, row)
         presented = await self._present(card)
         if card.binding == "GRPC":
             events = self._grpc_of(card).subscribe(card, row.remote_task_id, presented)
@@ -228,7 +225,7 @@ class PeerDelegator:
         }
         params = {"message": message, "configuration": {"returnImmediately": True}}
         try:
-            await self._call(await self._reach(row), "SendMessage", params, {})
+            await self._call(await reach_peer(self.directory, row), "SendMessage", params, {})
         except PeerError as exc:
             if exc.transient:
                 raise
@@ -238,62 +235,13 @@ class PeerDelegator:
 
     async def cancel_task(self, row: DelegationRecord) -> None:
         """Cancel the peer's task; one that is over already counts as canceled."""
-        card = await self._reach(row)
+        card = await reach_peer(self.directory, row)
         try:
             await self._call(card, "CancelTask", {"id": row.remote_task_id}, {})
         except PeerError as exc:
             if exc.transient:
                 raise
             log.info("delegation %s: the peer did not cancel its task: %s", row.key, exc)
-
-    async def _reach(self, row: DelegationRecord) -> PeerCard:
-        """Where the peer's task is reached now. A configured peer may have
-        moved since the task was sent (a redeploy, a new port): its current
-        card is used when it is the same identity. Otherwise, or when its card
-        cannot be had, the endpoint the task was sent to."""
-        known = self.directory.knows(row.peer)
-        if not row.endpoint and not known:
-            raise PeerError(f"peer {row.peer!r} is not configured any more", transient=False)
-        if not known:
-            return _card_of(row)
-        try:
-            card = await self.directory.card(row.peer)
-        except PeerUnavailable as exc:
-            if not row.endpoint:
-                raise unavailable(exc) from None
-            return _card_of(row)
-        if row.identity is not None and card.identity not in (None, row.identity):
-            return _card_of(row) if row.endpoint else card
-        return dataclasses.replace(card, identity=row.identity or card.identity)
-
-    async def _resolve(self, delegation: Delegation, row: DelegationRecord) -> PeerCard:
-        """The peer's card: the one named, or the first whose card offers the
-        skill or tag (an unreachable peer may: then try again later)."""
-        try:
-            if delegation.peer is not None:
-                return await self.directory.card(delegation.peer)
-            if row.peer and self.directory.knows(row.peer):
-                return await self.directory.card(row.peer)  # chosen by an earlier try
-            found = await self.directory.all()
-        except PeerUnavailable as exc:
-            raise unavailable(exc) from None
-        except ConfigError as exc:
-            raise PeerError(str(exc), transient=False) from None
-        unreachable = [f for f in found if isinstance(f, PeerUnavailable)]
-        for card in found:
-            if isinstance(card, PeerCard) and card.has(skill=delegation.skill, tag=delegation.tag):
-                return card
-        wanted = " and ".join(
-            f"{label} {value!r}"
-            for label, value in (("skill", delegation.skill), ("tag", delegation.tag))
-            if value
-        )
-        if unreachable:
-            names = ", ".join(repr(f.peer) for f in unreachable)
-            raise PeerError(
-                f"no reachable peer offers {wanted} ({names} unreachable)", transient=True
-            )
-        raise PeerError(f"no configured peer offers {wanted}", transient=False)
 
     async def _call(
         self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]
@@ -360,25 +308,6 @@ class PeerDelegator:
                 f"peer {card.name!r} answered as {identity!r}, not {card.identity!r}",
                 transient=False,
             )
-
-
-def _card_of(row: DelegationRecord) -> PeerCard:
-    """Enough of a card to call the endpoint a delegation was sent to."""
-    binding, version = spoken(row.version)
-    return PeerCard(
-        name=row.peer,
-        base_url=row.endpoint,
-        card={},
-        endpoint=row.endpoint,
-        version=version,
-        identity=row.identity,
-        etag=None,
-        fetched_at=row.sent_at,
-        expires_at=row.sent_at,
-        signed_by=None,
-        card_url=row.endpoint,
-        binding=binding,
-    )
 
 
 def _parts(delegation: Delegation) -> list[dict[str, Any]]:
