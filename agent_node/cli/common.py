@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 import click
 
 from agent_node.errors import AgentNodeError, ConfigError, UnknownExecution, UsageError
+from agent_node.printable import printable
 from agent_node.store import Store, default_store_url, store_from_url
 
 if TYPE_CHECKING:  # imported where used: commands that only read a store skip them (~0.15 s)
@@ -59,8 +60,9 @@ store_option = click.option(
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print ``error: message`` in red on stderr and exit with ``code``."""
-    click.secho(f"error: {message}", fg="red", err=True)
+    """Print ``error: message`` in red on stderr and exit with ``code``; what
+    the message holds from outside (a peer's words) cannot move the terminal."""
+    click.secho(f"error: {printable(message, lines=True)}", fg="red", err=True)
     raise click.exceptions.Exit(code)
 
 

@@ -25,12 +25,13 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
+from rich.text import Text
 
 from agent_node.errors import AgentNodeError
 
 from .common import handle_errors, run_async
 from .invoked import command_name, shown_path
-from .render import make_console, model_usage
+from .render import make_console, model_usage, plain
 
 if TYPE_CHECKING:
     from agent_node.demo.network import Network
@@ -247,7 +248,7 @@ async def _what_to_ask(net: Network, options: _Options, console: Console) -> tup
         ):
             options.mode = "fresh"
             return options.question, None
-    console.print(f"resuming the question {asked!r} (task {last['task']})")
+    console.print(plain(f"resuming the question {asked!r} (task {last['task']})"))
     return asked, str(last["task"])
 
 
@@ -283,7 +284,8 @@ async def _ask_and_show(
         coordinator = net.agents["coordinator"].url
         task_id = resume or await _send(http, coordinator, question)
         net.remember(question, task_id)
-        console.print(f"[bold]question:[/] {question}\n[dim]coordinator task {task_id}[/]")
+        console.print(Text.assemble(("question: ", "bold"), plain(question)))
+        console.print(plain(f"coordinator task {task_id}", "dim"))
         urls = {name: agent.url for name, agent in net.agents.items()}
         watcher = Watcher(http, urls, task_id)
         reading = asyncio.create_task(read_text(http, coordinator, task_id, text))
@@ -339,7 +341,7 @@ def _show_answer(console: Console, task: dict[str, Any], status: str, took: floa
     if status != "completed" or reply is None:
         said = (task.get("status") or {}).get("message") or {}
         why = " ".join(p.get("text", "") for p in said.get("parts") or [])
-        console.print(f"[bold red]the coordinator's task {status}[/] {why}")
+        console.print(Text.assemble((f"the coordinator's task {status} ", "bold red"), plain(why)))
         raise click.exceptions.Exit(1)
     judged = ""
     if isinstance(verdict, dict):
@@ -347,7 +349,8 @@ def _show_answer(console: Console, task: dict[str, Any], status: str, took: floa
         judged = (
             f"judge: {'passed' if verdict.get('passed') else 'not passed'} ({', '.join(marks)})"
         )
-    console.print(Panel(reply, title="answer", subtitle=judged or None, expand=False))
+    subtitle = plain(judged) if judged else None
+    console.print(Panel(plain(reply, lines=True), title="answer", subtitle=subtitle, expand=False))
     console.print(f"answered in {took:.1f} s")
 
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 from rich.panel import Panel
-from rich.text import Text
+
+from .render import plain
 
 __all__ = ["LiveText", "read_text"]
 
@@ -80,7 +81,7 @@ class LiveText:
         shown = written.text if len(written.text) <= SHOWN else "…" + written.text[-SHOWN:]
         state = "wrote" if written.done else "is writing"
         title = f"{self.agents.get(written.via, written.via)} {state} ({written.node})"
-        return Panel(Text(shown), title=title, title_align="left", expand=True)
+        return Panel(plain(shown, lines=True), title=plain(title), title_align="left", expand=True)
 
 
 async def read_text(http: httpx.AsyncClient, url: str, task_id: str, text: LiveText) -> None:

@@ -19,12 +19,13 @@ import httpx
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from agent_node.errors import AgentNodeError
 from agent_node.results import Event, NodeRun, build_timeline
 
 from .demo_text import LiveText
-from .render import detail, status_text, truncate
+from .render import detail, plain, status_text, truncate
 
 __all__ = ["Step", "Watcher", "follow", "short_ids", "steps_table"]
 
@@ -116,7 +117,7 @@ def steps_table(steps: list[Step], title: str) -> Table:
             duration = f"{(now - run.started_at) * 1000:.0f}…"  # so far
         agent = step.agent if step.depth == 0 else f"  └ {step.agent}"
         said = truncate(short_ids(detail(run)), 90)
-        table.add_row(agent, node, status_text(run.status), duration, said)
+        table.add_row(plain(agent), plain(node), status_text(run.status), duration, plain(said))
     return table
 
 
@@ -171,9 +172,9 @@ def _print_step(console: Console, step: Step) -> None:
     indent = "  └ " if step.depth else ""
     took = "" if run.duration is None else f" {run.duration * 1000:.0f} ms"
     console.print(
-        f"{indent}[bold]{step.agent}[/] {run.node}: ",
+        Text.assemble(indent, plain(step.agent, "bold"), " ", plain(f"{run.node}: ")),
         status_text(run.status),
-        f"{took}  {truncate(short_ids(detail(run)), 100)}",
+        plain(f"{took}  {truncate(short_ids(detail(run)), 100)}"),
         sep="",
         highlight=False,
     )

@@ -8,7 +8,6 @@ signature against the node's trust bundle.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +22,6 @@ from .common import EXIT_FAILURE, handle_errors, run_async, tls_from_cert_dir
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
-    from rich.text import Text
 
     from agent_node.a2a.peers.discovery import PeerCard, PeerUnavailable
 
@@ -130,7 +128,9 @@ def discover(
     except AgentNodeError as exc:
         raise AgentNodeError(f"{exc}{_no_certificate(config, url)}") from None
     if as_json:
-        click.echo(json.dumps(found.card, indent=2, ensure_ascii=False))
+        from agent_node.printable import printable_json
+
+        click.echo(printable_json(found.card, indent=2))
     else:
         _console().print(_summary(found, _requirements(config, url, found)))
 
@@ -209,14 +209,16 @@ def _table(
 
     from agent_node.a2a.peers.discovery import PeerCard
 
+    from .render import plain
+
     table = Table()
     # Names, addresses and identities stay on one line; the rest wraps.
     for column in ("peer", "url", "reachable", "card", "speaks", "skills", "identity", "signed"):
         table.add_column(column, no_wrap=column in ("peer", "url", "speaks", "identity"))
     for peer, result in zip(configured, results, strict=True):
-        where = [_plain(peer.name), _plain(peer.url)]
+        where = [plain(peer.name), plain(peer.url)]
         if not isinstance(result, PeerCard):
-            table.add_row(*where, Text(f"✗ {result.reason}", style="red"))
+            table.add_row(*where, plain(f"✗ {result.reason}", "red"))
             continue
         signed = result.signed_by or "no"
         cells = [
@@ -226,7 +228,7 @@ def _table(
             result.identity or "(plain HTTP)",
             "✓ by that identity" if signed == result.identity else signed,
         ]
-        table.add_row(*where, Text("✓", style="green"), *map(_plain, cells))
+        table.add_row(*where, Text("✓", style="green"), *map(plain, cells))
     return table
 
 
@@ -234,6 +236,8 @@ def _summary(found: PeerCard, requirements: list[tuple[str, bool]]) -> Renderabl
     """The card in rows; ``requirements``: its security requirements, each
     with whether what we would present meets it."""
     from rich.table import Table
+
+    from .render import plain
 
     card = found.card
     rows = [
@@ -257,12 +261,5 @@ def _summary(found: PeerCard, requirements: list[tuple[str, bool]]) -> Renderabl
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for label, value in rows:
-        grid.add_row(label, _plain(value))
+        grid.add_row(label, plain(value))
     return grid
-
-
-def _plain(text: str) -> Text:
-    """A peer's words as they are: never read as rich markup."""
-    from rich.text import Text
-
-    return Text(text)

@@ -2,6 +2,13 @@
 
 Imported only by commands that draw something, so ``agent-node --help``
 never pays for rich.
+
+What came from outside — a client's message, an id, a peer's answer, a
+workflow's state or error — is drawn through :func:`plain` (or
+:func:`state_json`): never read as rich markup, its control characters
+shown escaped, so that no one who can reach a node can move the operator's
+terminal (found by a hostile walk: a client's text wrote the clipboard
+with OSC 52 through ``agent-node inspect``).
 """
 
 from __future__ import annotations
@@ -13,10 +20,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.table import Table
 from rich.text import Text
 
+from agent_node.printable import printable, printable_json
 from agent_node.results import NodeRun
 from agent_node.store.records import ExecutionRecord, WaitRecord
 
@@ -27,6 +35,7 @@ __all__ = [
     "executions_table",
     "make_console",
     "model_usage",
+    "plain",
     "state_json",
     "status_text",
     "timeline_table",
@@ -58,6 +67,12 @@ def make_console(*, stderr: bool = False) -> Console:
     return console
 
 
+def plain(text: object, style: str = "", *, lines: bool = False) -> Text:
+    """Text from outside as it is: no markup, control characters escaped
+    (``lines``: line feeds kept, for a traceback or a model's prose)."""
+    return Text(printable(str(text), lines=lines), style=style)
+
+
 def when(timestamp: float | None) -> str:
     if timestamp is None:
         return ""
@@ -75,9 +90,12 @@ def status_text(status: str) -> Text:
     return Text(status, style=_STATUS_STYLES.get(status, ""))
 
 
-def state_json(data: Mapping[str, Any] | str) -> JSON:
-    text = data if isinstance(data, str) else json.dumps(data)
-    return JSON(text, indent=2)
+def state_json(data: Mapping[str, Any] | str) -> Text:
+    """A state (or its JSON text) indented and highlighted, no control character raw."""
+    value = json.loads(data) if isinstance(data, str) else data
+    text = JSONHighlighter()(printable_json(value, indent=2))
+    text.no_wrap = True
+    return text
 
 
 def timeline_table(runs: Sequence[NodeRun]) -> Table:
@@ -91,12 +109,12 @@ def timeline_table(runs: Sequence[NodeRun]) -> Table:
     for run in runs:
         duration = "" if run.duration is None else f"{run.duration * 1000:.1f}"
         table.add_row(
-            run.node,
+            plain(run.node),
             str(run.visit),
             str(run.attempt),
             status_text(run.status),
             duration,
-            truncate(detail(run), 80),
+            plain(truncate(detail(run), 80)),
         )
     return table
 
@@ -162,12 +180,12 @@ def executions_table(records: Iterable[ExecutionRecord]) -> Table:
     table.add_column("error")
     for record in records:
         table.add_row(
-            record.id,
-            f"{record.workflow_id}@{record.workflow_version}",
+            plain(record.id),
+            plain(f"{record.workflow_id}@{record.workflow_version}"),
             status_text(record.status),
             when(record.created_at),
             when(record.updated_at),
-            truncate(record.error, 50),
+            plain(truncate(record.error, 50)),
         )
     return table
 
@@ -178,17 +196,17 @@ def execution_header(
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    grid.add_row("execution", record.id)
-    grid.add_row("workflow", f"{record.workflow_id}@{record.workflow_version}")
+    grid.add_row("execution", plain(record.id))
+    grid.add_row("workflow", plain(f"{record.workflow_id}@{record.workflow_version}"))
     grid.add_row("status", status_text(record.status))
     if record.caller:
-        grid.add_row("caller", record.caller)
+        grid.add_row("caller", plain(record.caller))
     grid.add_row("created", when(record.created_at))
     grid.add_row("updated", when(record.updated_at))
     if record.error:
-        grid.add_row("error", Text(record.error, style="red"))
+        grid.add_row("error", plain(record.error, "red"))
     for wait in waits:
-        grid.add_row("waits for", describe_wait(wait))
+        grid.add_row("waits for", plain(describe_wait(wait)))
     spent = model_usage(runs)
     if spent:
         grid.add_row("models", spent)

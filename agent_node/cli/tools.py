@@ -52,7 +52,9 @@ def tools(config_path: str, as_json: bool) -> None:
         return
     listings = run_async(_listings(config))
     if as_json:
-        click.echo(json.dumps(_as_json(listings), indent=2, ensure_ascii=False))
+        from agent_node.printable import printable_json
+
+        click.echo(printable_json(_as_json(listings), indent=2))
     else:
         from .render import make_console
 
@@ -104,22 +106,24 @@ def _table(listings: Mapping[str, Listing]) -> RenderableType:
     from rich.table import Table
     from rich.text import Text
 
+    from .render import plain
+
     table = Table()
     for column in ("server", "tool", "description", "arguments"):
         table.add_column(column, no_wrap=column in ("server", "tool"), overflow="fold")
     for server, listing in listings.items():
         if isinstance(listing, str):
-            table.add_row(Text(server), Text("✗ unreachable", style="red"), Text(listing))
+            table.add_row(plain(server), Text("✗ unreachable", style="red"), plain(listing))
             continue
         if not listing:
-            table.add_row(Text(server), Text("(no tools)", style="dim"))
+            table.add_row(plain(server), Text("(no tools)", style="dim"))
         for tool in listing:
             description = (tool.description or "").strip().splitlines()
             table.add_row(
-                Text(server),
-                Text(tool.name, style="bold"),
-                Text(description[0] if description else ""),
-                Text(_arguments(tool.input_schema)),
+                plain(server),
+                plain(tool.name, "bold"),
+                plain(description[0] if description else ""),
+                plain(_arguments(tool.input_schema), lines=True),
             )
     return table
 

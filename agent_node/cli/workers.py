@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from agent_node.printable import printable
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, Store, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -147,7 +148,7 @@ def _show_resume(report: ResumeReport) -> None:
     click.echo(f"resumed {len(report.records)} execution(s): {summary}")
     for record in report.records:
         if record.status == "failed":
-            click.secho(f"  {record.id} failed: {record.error}", fg="red")
+            click.secho(printable(f"  {record.id} failed: {record.error}"), fg="red")
     if report.timers:
         click.echo(
             f"{report.timers} execution(s) wait for a timer or timeout:"
@@ -156,7 +157,7 @@ def _show_resume(report: ResumeReport) -> None:
     if report.stuck:
         names = ", ".join(f"{r.id} ({r.workflow_id}@{r.workflow_version})" for r in report.stuck)
         click.secho(
-            f"error: no progress for the idle timeout; gave up on {names}"
+            f"error: no progress for the idle timeout; gave up on {printable(names)}"
             " (is its workflow loadable here, or is another worker holding it?)",
             fg="red",
             err=True,
