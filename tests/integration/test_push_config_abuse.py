@@ -1,10 +1,13 @@
 """Push configs a hostile client sends: the per-task cap holds on every path
-that adds one (a real ``agent-node serve`` over mutual TLS), and a refused
-request leaves none behind (in process, the race forced)."""
+that adds one, values that cannot go in a header are refused on every
+binding (a real ``agent-node serve`` over mutual TLS), a refused request
+leaves no config behind (in process, the race forced), and no delivery
+error repeats a credential."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +19,7 @@ from pydantic import BaseModel
 from support.certs import make_certs
 from support.nodes import serving_mtls
 from support.tls import caller_context
+from support.webhook import receiving
 
 from agent_node import Runtime, Workflow, load_workflow
 from agent_node.a2a.protocol.errors import IdempotencyKeyReused, UnsupportedOperation
@@ -30,10 +34,12 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.push import PushSender
+from agent_node.a2a.server.push_headers import HIDDEN, scrubbed
 from agent_node.a2a.server.task_push import MAX_PUSH_CONFIGS
 from agent_node.a2a.server.tasks import TaskService
 from agent_node.config import PushSettings
 from agent_node.engine import faults
+from agent_node.store.records import PushConfigRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 V10 = {"A2A-Version": "1.0"}
@@ -50,7 +56,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     folder = tmp_path_factory.mktemp("push-abuse")
     certs = make_certs(folder / "certs", "greeter", "alice")
     (folder / "node").mkdir()
-    with serving_mtls(folder / "node", certs) as url:
+    with serving_mtls(folder / "node", certs, grpc=True) as url:
         yield url, certs
 
 
@@ -164,3 +170,106 @@ async def test_the_loser_of_a_race_for_an_idempotency_key_stores_no_push_config(
         assert berlin.task is not None
         configs = await service.runtime.store.push_configs(berlin.task.id)
         assert [c.id for c in configs] == ["from-berlin"]
+
+
+# -- values that cannot be sent in a header ----------------------------------
+
+#: Push configs whose token or authentication cannot go in a header, by why.
+UNSENDABLE = {
+    "credentials-crlf": {
+        "authentication": {"scheme": "Bearer", "credentials": "x\r\nX-Injected: yes"}
+    },
+    "token-crlf": {"token": "t\r\nX-Injected: yes"},
+    "token-not-ascii": {"token": "\u00e9t\u00e9"},
+    "token-space-at-end": {"token": "tok "},
+    "scheme-not-a-token": {"authentication": {"scheme": "Bearer x\r\n", "credentials": "c"}},
+}
+
+
+def grpc_target(card: dict[str, Any]) -> str:
+    (grpc,) = [i for i in card["supportedInterfaces"] if i["protocolBinding"] == "GRPC"]
+    return str(grpc["url"]).removeprefix("https://").replace("127.0.0.1", "localhost")
+
+
+@pytest.mark.parametrize("fields", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+async def test_a_push_config_that_cannot_go_in_a_header_is_invalid_params_everywhere(
+    client: httpx.AsyncClient, node: tuple[str, Path], fields: dict[str, Any]
+) -> None:
+    """Accepted before: each delivery failed 8 times, and the log and
+    ``last_error`` quoted the credential (``Illegal header value b'Bearer x\\r\\n…'``)."""
+    task_id = (await rpc(client, "SendMessage", booking("first")))["result"]["task"]["id"]
+    config = {"taskId": task_id, "id": "bad", "url": "http://127.0.0.1:9/bad", **fields}
+    said = await rpc(client, "CreateTaskPushNotificationConfig", config)
+    assert said["error"]["code"] == -32602, said
+    assert "HTTP" in said["error"]["message"] and "X-Injected" not in said["error"]["message"]
+    auth = fields.get("authentication")
+    nested = {k: v for k, v in config.items() if k != "taskId"}
+    if auth:
+        nested["authentication"] = {"schemes": [auth["scheme"]], "credentials": auth["credentials"]}
+    v03 = {"jsonrpc": "2.0", "id": 1, "method": "tasks/pushNotificationConfig/set"}
+    v03["params"] = {"taskId": task_id, "pushNotificationConfig": nested}
+    said = (await client.post("/a2a", json=v03)).json()
+    assert said["error"]["code"] == -32602, said
+    assert "HTTP" in said["error"]["message"]
+    rest = await client.post(
+        f"/a2a/tasks/{task_id}/pushNotificationConfigs", json=config, headers=V10
+    )
+    assert rest.status_code == 400, rest.text
+    assert rest.json()["error"]["status"] == "INVALID_ARGUMENT"
+    in_a_send = booking("bad")
+    in_a_send["configuration"]["taskPushNotificationConfig"].update(fields)
+    said = await rpc(client, "SendMessage", in_a_send)
+    assert said["error"]["code"] == -32602 and "HTTP" in said["error"]["message"]
+    grpc = pytest.importorskip("grpc")
+    from support.grpc_calls import Caller, mtls_channel, refusal
+
+    card = (await client.get("/.well-known/agent-card.json")).json()
+    _, certs = node
+    async with mtls_channel(grpc_target(card), certs, "alice") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await Caller(channel).call("CreateTaskPushNotificationConfig", config)
+    assert refusal(caught.value).code == grpc.StatusCode.INVALID_ARGUMENT
+    listed = await rpc(client, "ListTaskPushNotificationConfigs", {"taskId": task_id})
+    assert [c["id"] for c in listed["result"]["configs"]] == ["first"]
+
+
+async def test_a_stored_config_that_cannot_go_in_a_header_is_given_up_without_its_secret(
+    durable_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config stored before the check (an older node's): its pushes are
+    given up at once, and neither the log nor ``last_error`` quotes it."""
+    secret = "x\r\nX-Injected: yes"
+    async with receiving() as hook, pushing(durable_url) as service:
+        request = send("Oslo", "unused")
+        request.configuration = SendMessageConfiguration(return_immediately=True)
+        task = (await service.send_message(request, CTX)).task
+        assert task is not None
+        store = service.runtime.store
+        auth = {"scheme": "Bearer", "credentials": secret}
+        document = json.dumps(
+            {"taskId": task.id, "id": "old", "url": hook.url, "authentication": auth}
+        )
+        await store.put_push_config(PushConfigRecord(task.id, "old", document, "1.0", None, 1.0))
+        assert service.push is not None
+        service.push.poll = 0.05
+        await service.push.start()
+        try:
+            while not (stored := (await store.push_configs(task.id))[0]).last_error:
+                await asyncio.sleep(0.05)
+        finally:
+            await service.push.close()
+    assert stored.last_error == "gave up: refused: Authorization: not an HTTP header value"
+    assert hook.pushes == []
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "not an HTTP header value" in logged and "X-Injected" not in logged
+
+
+async def test_what_httpx_quotes_of_a_header_it_refuses_is_scrubbed() -> None:
+    value = "Bearer x\r\nX-Injected: yes"
+    async with receiving() as hook, httpx.AsyncClient() as http:
+        with pytest.raises(httpx.LocalProtocolError) as caught:
+            await http.post(hook.url, headers={"Authorization": value})
+    said = str(caught.value)
+    assert "X-Injected" in said  # what the sender logged and kept before
+    assert scrubbed(said, [value]) == said.replace(repr(value.encode())[2:-1], HIDDEN)
+    assert "X-Injected" not in scrubbed(said, [value])

@@ -23,7 +23,9 @@ exponential backoff (1 s, 2 s, 4 s, … capped at 5 min, with jitter) up to
 on that change (logged, kept in ``last_error``) and the next change is
 tried anew. Redirects are not followed.
 
-SSRF: see :mod:`.push_guard` (``push.allow``).
+SSRF: see :mod:`.push_guard` (``push.allow``). Header values: a push
+whose token or credentials cannot be sent in a header is given up on at
+once, and no error kept or logged quotes them (:mod:`.push_headers`).
 
 Over mutual TLS the sender presents the node's certificate and verifies
 HTTPS receivers against the node's trust bundle (:mod:`.client`).
@@ -47,7 +49,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -63,6 +65,7 @@ from agent_node.a2a.server.push_guard import (
     checked_addresses,
     pinned,
 )
+from agent_node.a2a.server.push_headers import is_field_value, scrubbed
 from agent_node.config import PushSettings
 from agent_node.failures import Failures
 from agent_node.settings_auth import PushAuth
@@ -262,6 +265,9 @@ class PushSender:
                 headers = await self._headers(target, ours)
             except PeerError as exc:  # says what is wrong, never the secret
                 return f"credentials: {exc}", exc.transient
+            unsendable = [name for name, value in headers.items() if not is_field_value(value)]
+            if unsendable:  # a config stored before it was checked: no try can send it
+                return f"refused: {', '.join(unsendable)}: not an HTTP header value", False
             error, retry, status = await self._send(url, addresses, content, headers)
             # A token the receiver refused: once more with a new one (OAuth 2.0).
             if status != 401 or renewed or ours is None or not ours.renew():
@@ -290,6 +296,9 @@ class PushSender:
         retrying, HTTP status), error None on success."""
         response = None
         error = "no address"
+        # Credentials, which an error may quote (a header httpx refused to send).
+        secrets = [v for k, v in headers.items() if k != "Content-Type"]
+        secrets += [v.split(" ", 1)[1] for v in secrets if " " in v]
         for address in addresses:
             post_url, host, extensions = pinned(url, address)
             try:
@@ -297,10 +306,10 @@ class PushSender:
                     post_url, content=content, headers={**headers, **host}, extensions=extensions
                 )
             except httpx.ConnectError as exc:  # refused or unreachable: the next address
-                error = _describe(exc)
+                error = _describe(exc, secrets)
                 continue
             except Exception as exc:  # timeouts, protocol and OS errors: try again later
-                return _describe(exc), True, None
+                return _describe(exc, secrets), True, None
             break
         if response is None:
             return error, True, None
@@ -310,9 +319,11 @@ class PushSender:
         return f"HTTP {status}", status >= 500 or status in _RETRYABLE, status
 
 
-def _describe(exc: BaseException) -> str:
-    """An error as ``last_error`` keeps it: its type, and its message when it has one."""
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def _describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An error as ``last_error`` keeps it: its type, and its message when it
+    has one, without ``secrets``."""
+    said = str(exc)
+    return f"{type(exc).__name__}: {scrubbed(said, secrets)}" if said else type(exc).__name__
 
 
 def _target(config: str) -> str:

@@ -34,6 +34,7 @@ from agent_node.a2a.protocol.models import (
 )
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.push import PushSender, check_push_url
+from agent_node.a2a.server.push_headers import is_field_value, is_token
 from agent_node.store.base import Store
 from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
 
@@ -114,6 +115,7 @@ def check_push(
     if push is None:
         raise PushNotificationNotSupported()
     check_push_url(config.url, push.allow)
+    _check_header_values(config)
     config = config.model_copy(update={"task_id": task_id, "id": config.id or task_id})
     document = json.dumps(config.to_json(), ensure_ascii=False, separators=(",", ":"))
     if len(document.encode("utf-8")) > MAX_PUSH_CONFIG_BYTES:
@@ -132,6 +134,26 @@ async def set_push(
     new = check_push(push, config, record.id)
     await new.put(store, ctx, record)
     return new.config
+
+
+def _check_header_values(config: TaskPushNotificationConfig) -> None:
+    """Refuse what would go in a push's headers but cannot
+    (:mod:`.push_headers`); the value is not quoted: it is a credential."""
+    auth = config.authentication
+    fields = {"token": config.token}
+    if auth is not None:
+        fields["authentication.credentials"] = auth.credentials
+        if auth.scheme and not is_token(auth.scheme):
+            raise InvalidParams(
+                "authentication.scheme is not an HTTP authentication scheme"
+                " (letters, digits and !#$%&'*+-.^_`|~)"
+            )
+    for name, value in fields.items():
+        if value and not is_field_value(value):
+            raise InvalidParams(
+                f"{name} cannot be sent in an HTTP header: visible ASCII only,"
+                " with spaces or tabs only between other characters"
+            )
 
 
 def _full(task_id: str) -> InvalidParams:
