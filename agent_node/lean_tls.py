@@ -15,6 +15,13 @@ connections alike), whose connections hold less:
 * its write backlog is a list: an empty deque keeps a block of 64 items
   (~0.7 KiB), and asyncio only appends to it, reads, replaces and deletes
   its first item, and clears it.
+
+One thing more, for the node's listeners: a served connection whose
+protocol has a ``read_timeout`` (the node's HTTP protocol:
+``limits.read_timeout``) must finish its TLS handshake within it. uvicorn
+leaves asyncio's default, 60 s, in which a client that connects and says
+nothing holds a descriptor: a TLS connection is handed to its protocol only
+once the handshake is done, so the protocol's own deadlines cannot reach it.
 """
 
 from __future__ import annotations
@@ -104,8 +111,11 @@ def _lean(base: type[Any]) -> type[Any]:
         _agent_node_lean = True
         max_size = min(base.max_size, TLS_READ_BUFFER)  # its decrypted reads
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+        def __init__(self, loop: Any, app_protocol: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(loop, app_protocol, *args, **kwargs)
+            read_timeout = getattr(app_protocol, "read_timeout", None)
+            if self._server_side and read_timeout is not None:
+                self._ssl_handshake_timeout = read_timeout
             self._ssl_buffer: bytearray | None = None  # its own: dropped
             self._ssl_buffer_view: memoryview | None = None
             self._write_backlog: list[bytes] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -17,7 +18,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
-from support.nodes import greeter_config, serving_config
+from support.certs import make_certs
+from support.nodes import greeter_config, serving_config, serving_mtls
 from support.served import served
 
 from agent_node.config import Limits
@@ -37,6 +39,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
         yield host, int(port)
 
 
+@pytest.fixture(scope="module")
+def tls_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    certs = make_certs(tmp_path_factory.mktemp("slow-tls") / "certs", "greeter", "alice")
+    directory = tmp_path_factory.mktemp("slow-tls-node")
+    with serving_mtls(directory, certs, f"limits: {{read_timeout: {READ_TIMEOUT}}}\n") as url:
+        host, port = url.removeprefix("https://").rstrip("/").split(":")
+        yield host, int(port)
+
+
 def connect(address: tuple[str, int]) -> socket.socket:
     sock = socket.create_connection(address)
     sock.settimeout(READ_TIMEOUT + 5)
@@ -46,8 +57,11 @@ def connect(address: tuple[str, int]) -> socket.socket:
 def answer_of(sock: socket.socket) -> tuple[bytes, float]:
     """What the node sent before closing ``sock``, and when it closed (s from now)."""
     started, received = time.monotonic(), b""
-    while chunk := sock.recv(4096):
-        received += chunk
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except (ssl.SSLEOFError, ConnectionResetError):  # closed without TLS's goodbye
+        pass
     return received, time.monotonic() - started
 
 
@@ -62,6 +76,26 @@ def post(address: tuple[str, int], body: bytes) -> bytes:
 
 def test_a_connection_that_sends_nothing_is_closed(node: tuple[str, int]) -> None:
     sockets = [connect(node) for _ in range(20)]
+    for sock in sockets:
+        received, after = answer_of(sock)
+        assert received == b"" and after < READ_TIMEOUT + 1
+        sock.close()
+
+
+def test_a_tls_handshake_that_does_not_finish_is_dropped(tls_node: tuple[str, int]) -> None:
+    sockets = [connect(tls_node) for _ in range(20)]  # no ClientHello
+    for sock in sockets:
+        received, after = answer_of(sock)
+        assert received == b"" and after < READ_TIMEOUT + 1  # asyncio's own: 60 s
+        sock.close()
+
+
+def test_a_tls_connection_without_a_certificate_or_request_is_closed(
+    tls_node: tuple[str, int],
+) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    sockets = [context.wrap_socket(connect(tls_node)) for _ in range(20)]
     for sock in sockets:
         received, after = answer_of(sock)
         assert received == b"" and after < READ_TIMEOUT + 1
