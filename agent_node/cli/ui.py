@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +48,13 @@ DEFAULT_PORT = 8480
     show_default=True,
     help="The port on 127.0.0.1 to serve on; 0 picks a free one.",
 )
+@click.option(
+    "--token",
+    default=None,
+    metavar="TEXT",
+    help="What every request must carry (the printed address sets it in a cookie;"
+    " tools send 'Authorization: Bearer TEXT'). Default: a new random one each start.",
+)
 @handle_errors
 def ui(
     configs: tuple[Path, ...],
@@ -53,10 +62,13 @@ def ui(
     cert_dir: Path | None,
     identity: str | None,
     port: int,
+    token: str | None,
 ) -> None:
     """Serve a web UI of the nodes: executions, delegations, inbox.
 
-    It listens on 127.0.0.1 only and prints its URL. Toward each node it is
+    It listens on 127.0.0.1 only and prints its URL, which carries a token
+    no other process of the machine knows (each request needs it: the URL
+    puts it in a cookie; --token sets it for tools). Toward each node it is
     an operator: it calls their operator API and A2A endpoint with one
     client certificate (--cert-dir DIR --identity NAME, else the tls: of the
     first --config), which must be in each node's policy.operators. The page
@@ -66,11 +78,15 @@ def ui(
     from agent_node.ui.targets import build_network
 
     network = build_network(list(configs), list(peers), tls_from_cert_dir(cert_dir, identity))
-    run_async(_serve(network, port))
+    if token is not None and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", token):
+        raise click.BadParameter(
+            "use 16 to 256 ASCII letters, digits, '-' and '_'", param_hint="--token"
+        )
+    run_async(_serve(network, port, token or secrets.token_urlsafe(24)))
     click.echo("agent-node ui stopped")
 
 
-async def _serve(network: Network, port: int) -> None:
+async def _serve(network: Network, port: int, token: str) -> None:
     import uvicorn
 
     from agent_node.stopping import stop_on_signals
@@ -80,16 +96,19 @@ async def _serve(network: Network, port: int) -> None:
 
     sock = listening_socket("127.0.0.1", port, " (the UI)")
     calls = Calls(network)
-    app = create_app(calls)
+    app = create_app(calls, token)
     app.port = sock.getsockname()[1]
     # Open streams (a page following the nodes) must not hold a stop.
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    # uvicorn's own lines go to the command's log (:mod:`agent_node.telemetry.stderr_log`).
+    config = uvicorn.Config(
+        app, log_level="warning", log_config=None, lifespan="off", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     names = ", ".join(f"{t.key} ({t.url})" for t in network.targets.values())
     try:
         # Before the address is out: a stop asked as soon as it is read counts.
         with stop_on_signals(server):
-            click.echo(f"agent-node ui: http://127.0.0.1:{app.port}/")
+            click.echo(f"agent-node ui: http://127.0.0.1:{app.port}/?token={token}")
             click.echo(f"nodes: {names}", err=True)
             await server.serve(sockets=[sock])
     finally:

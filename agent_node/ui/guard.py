@@ -13,12 +13,26 @@ toward every node, so a page from elsewhere must not be able to use it.
   may read an answer. Every answer forbids framing (clickjacking) and
   sniffing, and the page may load scripts, styles and connections from its
   own origin only (Content-Security-Policy); API answers are not cached.
+
+And what keeps other *processes* of the machine out (a hostile-client walk:
+any local user's ``curl`` cancelled a task through the UI, an operator of
+every node): with a ``token`` (``agent-node ui`` always makes one, and prints
+it in the address it prints, as Jupyter does), every request must carry it
+— in a cookie the address sets (``?token=…`` is exchanged for an
+``HttpOnly``, ``SameSite=Strict`` cookie by a redirect that drops it from
+the address bar), or as ``Authorization: Bearer …`` from a tool. Others get
+401 and nothing else. Cookies do not tell ports apart: the cookie's name
+carries the port.
 """
 
 from __future__ import annotations
 
+import hmac
+from urllib.parse import parse_qsl, urlencode
+
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.requests import cookie_parser
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Guard"]
@@ -41,16 +55,25 @@ _HEADERS = [
 class Guard:
     """ASGI middleware: the checks of the module doc, then ``app``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, token: str | None = None) -> None:
         self.app = app
         #: The port served, once known (the server may have picked a free one).
         self.port: int | None = None
+        #: What every request must carry (None: nothing; a UI run as a library).
+        self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         refused = self.refusal(scope)
+        token = self.token
+        if refused is None and token is not None and not self._carries(scope, token):
+            exchanged = self._exchange(scope, token)
+            if exchanged is not None:
+                await exchanged(scope, receive, self._with_headers(scope, send))
+                return
+            refused = 401, "open the address 'agent-node ui' printed: it carries the UI's token"
         if refused is not None:
             status, message = refused
             response = JSONResponse({"error": {"message": message}}, status)
@@ -77,6 +100,35 @@ class Guard:
             if headers.get("content-type", "").split(";")[0].strip() != "application/json":
                 return 415, "send changes as application/json"
         return None
+
+    @property
+    def cookie(self) -> str:
+        """The name of the cookie holding the token (one per port)."""
+        return f"agent_node_ui_{self.port}"
+
+    def _carries(self, scope: Scope, token: str) -> bool:
+        headers = Headers(scope=scope)
+        said = cookie_parser(headers.get("cookie", "")).get(self.cookie, "")
+        bearer = headers.get("authorization", "")
+        if bearer[:7].lower() == "bearer ":
+            said = said or bearer[7:].strip()
+        return hmac.compare_digest(said.encode(), token.encode())
+
+    def _exchange(self, scope: Scope, token: str) -> Response | None:
+        """A page opened with the right ``?token=``: a redirect to the same
+        address without it, setting the cookie."""
+        if scope["method"] not in ("GET", "HEAD"):
+            return None
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        given = [value for name, value in query if name == "token"]
+        if not given or not hmac.compare_digest(given[0].encode(), token.encode()):
+            return None
+        rest = urlencode([(name, value) for name, value in query if name != "token"])
+        response = Response(
+            status_code=303, headers={"location": scope["path"] + (f"?{rest}" if rest else "")}
+        )
+        response.set_cookie(self.cookie, token, httponly=True, samesite="strict", path="/")
+        return response
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
         api = scope["path"].startswith("/api/")

@@ -64,9 +64,9 @@ class _Refused(Exception):
         self.status = status
 
 
-def create_app(calls: Calls) -> Guard:
+def create_app(calls: Calls, token: str | None = None) -> Guard:
     """The app behind its :class:`~.guard.Guard` (set the guard's ``port``
-    once the socket is bound)."""
+    once the socket is bound); ``token``: what every request must carry."""
     files = resources.files("agent_node.ui") / "static"
     pages = {route: (files / name).read_bytes() for route, (name, _) in _STATIC.items()}
     api = _Api(calls)
@@ -87,7 +87,7 @@ def create_app(calls: Calls) -> Guard:
         Route(one + "/answer", _json(api.answer), methods=["POST"]),
     ]
     routes += [Route(f"{one}/{n}", _json(api.action(n)), methods=["POST"]) for n in _ACTIONS]
-    return Guard(Starlette(routes=routes))
+    return Guard(Starlette(routes=routes), token)
 
 
 #: The operator API's actions the page may ask for, passed on as they are.

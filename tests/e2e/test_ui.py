@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from e2e.procs import CLI, Child, Spawn, child_env, wait_until
@@ -79,7 +80,7 @@ async def start_ui(net: Net, spawn: Spawn) -> tuple[Child, str]:
     args = [*CLI, "ui", *configs, "--cert-dir", str(net.certs), "--identity", "ui", "--port", "0"]
     ui = spawn("ui", args, child_env(net.root / "effects", 0.0))
     await wait_until(lambda: "agent-node ui: http://" in ui.out(), "the UI", timeout=30, alive=[ui])
-    found = re.search(r"agent-node ui: (http://127\.0\.0\.1:\d+/)", ui.out())
+    found = re.search(r"agent-node ui: (http://127\.0\.0\.1:\d+/\?token=[\w-]+)", ui.out())
     assert found, ui.describe()
     return ui, found.group(1)
 
@@ -302,7 +303,8 @@ async def test_replicas_of_a_node_on_one_database_show_each_task_once(
 async def check_nothing_left_the_page_and_no_secret_came_in(
     page: Page, url: str, requested: list[str], received: list[Response], net: Net
 ) -> None:
-    origin = url.rstrip("/")
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
     elsewhere = [r for r in requested if not r.startswith((origin + "/", "data:"))]
     assert elsewhere == [], elsewhere
     texts: list[str] = []
