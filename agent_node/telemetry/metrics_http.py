@@ -123,5 +123,7 @@ def plain_server(metrics: NodeMetrics) -> Any:
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    config = uvicorn.Config(plain_metrics_app(metrics), log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        plain_metrics_app(metrics), log_level="warning", log_config=None, lifespan="off"
+    )
     return _Quiet(config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 FORGED = "2026-12-07T19:45:00.000+00:00 WARNING agent_node.a2a.server.tasks: FORGED"
 #: What every line of the text log starts with: its time, level and logger.
-LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 [A-Z]+ agent_node[\w.]*: ")
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 [A-Z]+ [\w.]+: ")
 
 
 def _hostile_requests(url: str, certs: Path) -> None:
@@ -29,6 +30,15 @@ def _hostile_requests(url: str, certs: Path) -> None:
         assert forged.status_code == 401
         escaped = http.get(f"{url}/y%0D%1B]0;owned%07%1B[2J%C2%9B")
         assert escaped.status_code == 401
+    # What uvicorn itself logs (a request it cannot parse) takes the same form.
+    port = int(url.rsplit(":", 1)[1])
+    tls = caller_context(certs, None)
+    tls.set_alpn_protocols(["http/1.1"])
+    with tls.wrap_socket(
+        socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1"
+    ) as raw:
+        raw.sendall(b"GARBAGE\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400 ")
 
 
 def test_a_path_with_a_line_feed_stays_on_its_line(tmp_path: Path) -> None:
@@ -47,6 +57,9 @@ def test_a_path_with_a_line_feed_stays_on_its_line(tmp_path: Path) -> None:
     assert "/x\\n2026-12-07T19:45:00" in forged
     [escaped] = [line for line in lines if "/y" in line]
     assert "/y\\r\\x1b]0;owned\\x07\\x1b[2J\\x9b" in escaped
+    assert any(
+        line.endswith(" WARNING uvicorn.error: Invalid HTTP request received.") for line in lines
+    )
 
 
 def test_json_logs_keep_each_record_one_object(tmp_path: Path) -> None:
@@ -67,3 +80,5 @@ def test_json_logs_keep_each_record_one_object(tmp_path: Path) -> None:
     assert f"/x\n{FORGED}" in forged["message"]
     [escaped] = [r for r in records if "/y" in r["message"]]
     assert "/y\r\x1b]0;owned\x07\x1b[2J\u009b" in escaped["message"]
+    [uvicorn] = [r for r in records if r["logger"] == "uvicorn.error"]
+    assert uvicorn["message"] == "Invalid HTTP request received."
