@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from agent_node.printable import printable
+
 from .checks import (
     Check,
     check_certificates,
@@ -84,5 +86,6 @@ def print_checks(checks: list[Check], *, only_problems: bool = False) -> bool:
         if only_problems and check.status in ("ok", "skip"):
             continue
         mark, color = _MARKS[check.status]
-        click.echo(f"{click.style(f'{mark:<4}', fg=color)}  {check.name:<{width}}  {check.line}")
+        said = printable(f"{check.name:<{width}}  {check.line}")  # a server's words, too
+        click.echo(f"{click.style(f'{mark:<4}', fg=color)}  {said}")
     return all(check.status != "fail" for check in checks)

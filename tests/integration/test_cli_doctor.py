@@ -213,3 +213,16 @@ def assert_flags_exist(words: list[str]) -> None:
     options = {opt for param in command.params for opt in param.opts + param.secondary_opts}
     unknown = [word for word in rest if word.startswith("--") and word not in options]
     assert unknown == [], f"{shlex.join(words)}: no {unknown}"
+
+
+def test_a_checks_line_shows_what_a_server_said_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    # A model server's words (an error's reason phrase) reach a check's line:
+    # they cannot set the terminal's title or write its clipboard.
+    from agent_node.cli.checks import Check
+    from agent_node.cli.doctor import print_checks
+
+    said = "no Ollama answers (500 \x1b]0;owned\x07\x1b]52;c;aGk=\x07\x9b)"
+    assert not print_checks([Check("model", "fail", said)])
+    out = capsys.readouterr().out
+    assert "\x1b]" not in out and "\x07" not in out and "\x9b" not in out
+    assert "(500 \\x1b]0;owned\\x07\\x1b]52;c;aGk=\\x07\\x9b)" in out

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from support.delegation_rig import Rig, delegating, rig
 
-from agent_node.a2a.peers.watchdog import inform
+from agent_node.a2a.peers.news import inform
 from agent_node.engine import faults
 
 ASK = delegating("ask")

@@ -3,7 +3,7 @@
 A push names its delegation by its token (``<key>.<HMAC>``, see
 :func:`~agent_node.a2a.peers.push_tokens.push_token`): the row is found at once,
 whether or not the peer's answer to the send has arrived yet. It is news
-for the row (:func:`~agent_node.a2a.peers.watchdog.inform`) when the token is
+for the row (:func:`~agent_node.a2a.peers.news.inform`) when the token is
 genuine and the push comes from the identity the peer is known by;
 anything else is refused (403, logged). A peer we call with credentials
 (``peers[].auth``) may have no certificate our trust bundle vouches for:
@@ -28,9 +28,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from agent_node.a2a.peers.delegator import PeerDelegator
+from agent_node.a2a.peers.news import inform
 from agent_node.a2a.peers.peer_errors import PeerError
 from agent_node.a2a.peers.push_tokens import token_key
-from agent_node.a2a.peers.watchdog import inform
 from agent_node.a2a.protocol import compat, strict_json
 from agent_node.nodes.delegation import SETTLED, TERMINAL_STATES, matters, task_state
 from agent_node.runtime import Runtime

@@ -22,7 +22,7 @@ their state (:class:`~agent_node.store.records.DelegationRecord`):
   never told is found by sending again: the idempotency key makes that the
   same task), then the row is dropped.
 
-All news goes through :func:`inform`, one transaction that decides from the
+All news goes through :func:`.news.inform`, one transaction that decides from the
 row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
 only writes scheduling columns, conditionally on the row's state and turn.
 
@@ -39,21 +39,22 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
+from agent_node.a2a.peers.news import inform
 from agent_node.a2a.peers.peer_errors import INTERNAL_ERROR, PeerError
+from agent_node.a2a.peers.peer_streams import PeerStreams
 from agent_node.engine import faults
 from agent_node.failures import Failures
-from agent_node.nodes.delegation import ASKED_POLL, TERMINAL_STATES, matters, task_state
+from agent_node.nodes.delegation import ASKED_POLL, matters
 from agent_node.runtime import Runtime
 from agent_node.store.records import DelegationRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Watchdog", "inform"]
+__all__ = ["Watchdog"]
 
 #: Tries at canceling a peer's task that cannot be reached before giving up.
 ABANDON_TRIES = 10
@@ -62,17 +63,6 @@ ABANDON_TRIES = 10
 SEND_FAILURES = 4
 #: Seconds a peer that could not be reached is not called again.
 PROBE_INTERVAL = 1.0
-#: Pauses (seconds) before each read of a task its stream said is over.
-STREAM_READ_PAUSES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
-
-
-async def inform(runtime: Runtime, row: DelegationRecord, news: Mapping[str, Any]) -> bool:
-    """Apply ``news`` to ``row``'s visit and run what it made ready; False
-    when its execution is gone."""
-    done = await runtime.engine.control.inform(row.execution_id, row.node, row.visit, news)
-    if done:
-        runtime.engine.drive(row.execution_id)
-    return done
 
 
 class Watchdog:
@@ -107,15 +97,16 @@ class Watchdog:
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
         self._active: set[asyncio.Task[None]] = set()
-        #: Peer tasks followed over SSE, by delegation key.
-        self._following: dict[str, asyncio.Task[None]] = {}
-        self._unfollowable: set[str] = set()
         #: Peers that could not be reached, and until when they are not called.
         self._down: dict[str, float] = {}
         #: Peers that answered since this watchdog started.
         self._up: set[str] = set()
         #: Streaming peers' text, to whoever watches the delegating execution.
         self.chunks = ChunkRelay(runtime, delegator, max_follow=max_follow)
+        #: Peer tasks followed over their streams for their state.
+        self.streams = PeerStreams(
+            runtime, delegator, self.chunks, max_follow=max_follow, wake=self._wake
+        )
 
     async def start(self) -> None:
         if self._task is None:
@@ -136,11 +127,10 @@ class Watchdog:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        pending = [*self._active, *self._following.values()]
-        self._following = {}
-        for job in pending:
+        active = [*self._active]
+        for job in active:
             job.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*active, *self.streams.cancel(), return_exceptions=True)
         await self.chunks.close()
 
     async def _run(self) -> None:
@@ -242,7 +232,7 @@ class Watchdog:
             "follow": receipt.follow,
             "auth": receipt.auth,
         }
-        if await inform(self.runtime, row, news) and row.key not in self._following:
+        if await inform(self.runtime, row, news) and row.key not in self.streams.following:
             self.chunks.accepted(row)
 
     async def _relay(self, row: DelegationRecord) -> None:
@@ -254,8 +244,8 @@ class Watchdog:
     async def _look(self, row: DelegationRecord) -> None:
         """Poll the peer's task (or start following it over SSE: then polls,
         every ``max_poll``, are a safety net for a stream gone silent)."""
-        following = row.key in self._following
-        if not following and await self._follows(row):
+        following = row.key in self.streams.following
+        if not following and await self.streams.start(row):
             await self._reschedule(row, time.time() + self.max_poll)
             return
         task = await self.delegator.get_task(row)
@@ -335,92 +325,3 @@ class Watchdog:
         if woken:
             log.info("peer %r answers again: taking up %d delegations that waited", peer, woken)
             self._wake.set()
-
-    async def _follows(self, row: DelegationRecord) -> bool:
-        """Start following ``row``'s task over SSE when its peer streams but
-        does not push (and there is room); whether it is followed now."""
-        if row.key in self._unfollowable or len(self._following) >= self.max_follow:
-            return False
-        if not self.delegator.directory.knows(row.peer):
-            return False
-        try:
-            card = await self.delegator.directory.card(row.peer)
-        except Exception:
-            return False
-        capabilities = card.card.get("capabilities") or {}
-        if capabilities.get("pushNotifications") or not capabilities.get("streaming"):
-            return False
-        self._following[row.key] = asyncio.create_task(self._follow(row), name=f"follow {row.key}")
-        return True
-
-    async def _follow(self, row: DelegationRecord) -> None:
-        """Inform the row of each event of the peer's stream; poll at once
-        when the stream ends before the task is over."""
-        over = False
-        try:
-            async for event in self.delegator.follow(row):
-                self.chunks.relay(row, event)
-                task = _task_of_event(row, event)
-                if task is None:
-                    continue
-                if task_state(task) in TERMINAL_STATES:
-                    whole = await self._whole(row)
-                    if whole is None:
-                        break  # its reads never caught up: poll, below
-                    task, over = whole, True
-                await inform(self.runtime, row, {"kind": "task", "task": task, "via": "stream"})
-                if over:
-                    break
-        except PeerError as exc:
-            log.info("delegation %s: cannot follow peer %r: %s", row.key, row.peer, exc)
-            self._unfollowable.add(row.key)
-            if len(self._unfollowable) > 10_000:
-                self._unfollowable.clear()
-        finally:
-            self._following.pop(row.key, None)
-            self.chunks.ended(row)
-        if not over:
-            over = await self._over_by_poll(row)
-        if not over:
-            current = await self.runtime.store.delegation(row.execution_id, row.node, row.visit)
-            if current is not None:
-                await self.runtime.store.reschedule_delegation(current, time.time())
-                self._wake.set()
-
-    async def _whole(self, row: DelegationRecord) -> dict[str, Any] | None:
-        """The peer's task, whole (with artifacts), once its stream said it is
-        over. A peer may stream before its store is written (or read from a
-        lagging replica): a read that still shows the task going on is tried
-        again a few times, briefly. None when none shows it over."""
-        for pause in STREAM_READ_PAUSES:
-            await asyncio.sleep(pause)
-            task = dict(await self.delegator.get_task(row))
-            if task_state(task) in TERMINAL_STATES:
-                return task
-        return None
-
-    async def _over_by_poll(self, row: DelegationRecord) -> bool:
-        """A stream refused or ended before the peer's task did: poll once at
-        once, as a peer refuses to stream a task already over (a fast one
-        settles before we subscribe). Whether that poll found it over (and
-        informed the row); anything else is left to the row's next claim."""
-        try:
-            task = await self.delegator.get_task(row)
-        except PeerError:
-            return False
-        if task_state(task) not in TERMINAL_STATES:
-            return False
-        await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
-        return True
-
-
-def _task_of_event(row: DelegationRecord, event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The peer's task as one stream event shows it (a task, or a status
-    update of it); None for events that say nothing of its state."""
-    task = event.get("task")
-    if isinstance(task, Mapping):
-        return dict(task)
-    update = event.get("statusUpdate")
-    if isinstance(update, Mapping) and isinstance(update.get("status"), Mapping):
-        return {"id": update.get("taskId") or row.remote_task_id, "status": update["status"]}
-    return None
