@@ -201,7 +201,7 @@ class Authoring:
         tools: Sequence[str] | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
-        stream: bool = False,
+        stream: bool | None = None,
         timeout: float | str | None = None,
         retry: RetryPolicy | None = None,
         next: Next = DEFAULT,
@@ -210,7 +210,8 @@ class Authoring:
         ``prompt`` and ``system`` are templates over the state; the answer goes
         to ``output``, validated against ``schema`` (a pydantic model, a JSON
         Schema or ``"module:Model"``) with one repair round; ``tools`` names
-        MCP tools the model may call."""
+        MCP tools the model may call; ``stream=False`` asks for the answer
+        whole (None: streamed, its text going out live)."""
         if isinstance(schema, type):
             schema = f"{schema.__module__}:{schema.__qualname__}"
         spec = {
@@ -224,7 +225,7 @@ class Authoring:
             "tools": list(tools) if tools else None,
             "temperature": temperature,
             "max_tokens": max_tokens,
-            "stream": stream or None,
+            "stream": stream,
         }
         given = {k: v for k, v in spec.items() if v is not None}
         self._add(name, given, next, retry=retry, timeout=timeout)

@@ -150,6 +150,28 @@ async def test_a_streamed_answer_is_assembled(
     assert usage["prompt_tokens"] > 0
 
 
+async def test_stream_false_from_the_python_api_asks_for_the_answer_whole(
+    ollama: FakeOllama, client: LlmClient, runtime_factory: Any
+) -> None:
+    # As `stream: false` in YAML does: a backend that cannot stream is asked whole.
+    from agent_node import Workflow
+
+    wf = Workflow("whole", version="1")
+
+    @wf.state
+    class State(BaseModel):
+        answer: str = ""
+
+    wf.model("ask", prompt="Weather?", output="answer", stream=False)
+    wf.end("done")
+    ollama.script(text("Dry."))
+    runtime = await runtime_factory("memory://", executors={"model": ModelExecutor(client)})
+    result = await runtime.run(wf.compile(), {})
+    assert result.status == "completed", result.error
+    [chat] = ollama.chats()
+    assert chat.body["stream"] is False
+
+
 async def test_an_invalid_structured_answer_is_repaired_once(
     ollama: FakeOllama, client: LlmClient, runtime_factory: Any
 ) -> None:
