@@ -10,7 +10,9 @@ serves with it):
   (:func:`agent_node.security.tls.identity_of`) as ``scope["agent_node.caller"]``.
 * Clients late. A connection whose request head, or the next part of
   whose body, does not come within ``limits.read_timeout`` is closed
-  (:mod:`agent_node.read_deadline`).
+  (:mod:`agent_node.read_deadline`); while it waits on its client it is
+  the idle kind a new connection may take the place of when the listener
+  is at its cap (:mod:`agent_node.connection_cap`).
 * Header caps. A request with more than ``limits.max_headers`` header fields,
   or a request line and headers longer than ``limits.max_header_bytes``, is
   answered ``431 Request Header Fields Too Large`` and its connection closed,
@@ -232,6 +234,7 @@ def _tell_gone(cycle: Any) -> None:
 def node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+    from agent_node.connection_cap import Evictable
     from agent_node.lean_http import LeanConnection
     from agent_node.read_deadline import ReadDeadline
     from agent_node.security.tls import identity_of
@@ -244,7 +247,7 @@ def node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     def peer_of(der: bytes) -> tuple[str, str | None]:
         return ssl.DER_cert_to_PEM_cert(der), identity_of(der, from_cn=identity_from_cn)
 
-    class NodeProtocol(_GracefulStop, ReadDeadline, LeanConnection, HttpToolsProtocol):
+    class NodeProtocol(_GracefulStop, ReadDeadline, Evictable, LeanConnection, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
         __slots__ = ("_header_bytes", "_header_count", "_oversized", "_peer", "_read_timer")

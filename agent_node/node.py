@@ -83,12 +83,14 @@ class AgentNode:
     ) -> None:
         """Serve until SIGINT or SIGTERM — or, with ``parent``, until the
         process of that id is no longer this one's parent — then stop cleanly."""
+        from agent_node.connection_cap import cap_of
         from agent_node.transport import listening_socket, uvicorn_config, uvicorn_server
 
         self.check_transport()
         workflows = self.load_workflows()
         tls = self.config.ssl_context()  # before binding: bad files fail fast
-        sock = listening_socket(self.config.listen.host, self.config.listen.port)
+        listen, cap = self.config.listen, cap_of(self.config.limits.max_connections)
+        sock = listening_socket(listen.host, listen.port, cap=cap)
         grpc, grpc_port = node_grpc.bind(self.config)
         config = self.config.with_overrides(port=sock.getsockname()[1], grpc_port=grpc_port)
         parts = NodeParts.assemble(config, workflows, tls is not None)

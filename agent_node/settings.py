@@ -167,13 +167,19 @@ class Limits(BaseModel):
     #: response"). Behind a load balancer, make it longer than the balancer's
     #: idle timeout.
     keep_alive: float = Field(default=30.0, gt=0, le=3600)
-    #: Seconds a client may take to send a request's line and headers (from
-    #: connecting, or from the head's first byte on a kept-alive connection),
-    #: and between two parts of a body, before the node closes its connection
-    #: (``408`` when nothing was answered yet). Progress is what counts: a
-    #: slow upload that keeps sending, and a long response (an event stream),
-    #: are not cut.
+    #: Seconds a client may take to finish a TLS handshake, to send a
+    #: request's line and headers (from connecting, or from the head's first
+    #: byte on a kept-alive connection), and between two parts of a body,
+    #: before the node closes its connection (``408`` when nothing was
+    #: answered yet). Progress is what counts: a slow upload that keeps
+    #: sending, and a long response (an event stream), are not cut.
     read_timeout: float = Field(default=20.0, gt=0, le=3600)
+    #: Connections the node's HTTP listener holds open at once, TLS
+    #: handshakes included. At the cap a new connection takes the place of
+    #: the one idle longest (no request in flight), or is closed when none
+    #: is. 0: the process's descriptor limit (RLIMIT_NOFILE) less a quarter
+    #: of it, at least 64, for the store, peers and files.
+    max_connections: int = Field(default=0, ge=0)
 
 
 class RetentionSettings(BaseModel):

@@ -1,9 +1,10 @@
 """How a node is served: uvicorn, over mutual TLS when configured.
 
-The one place that sets uvicorn up: the listening socket, the config — its
-HTTP protocol is the node's own (:mod:`agent_node.http_protocol`: the TLS
-peer in each request's scope, header caps, HTTP/2 for the clients that offer
-it, callers gone, a stop's connections) — and the server, whose stop lets
+The one place that sets uvicorn up: the listening socket (the node's holds
+a capped number of connections, :mod:`agent_node.connection_cap`), the
+config — its HTTP protocol is the node's own (:mod:`agent_node.http_protocol`:
+the TLS peer in each request's scope, header caps, HTTP/2 for the clients
+that offer it, callers gone, a stop's connections) — and the server, whose stop lets
 the requests in flight answer for :data:`GRACEFUL_SHUTDOWN` seconds and ends
 those it cuts before it returns (:func:`uvicorn_server`).
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_node.config import Limits
+from agent_node.connection_cap import capped_listener
 from agent_node.errors import ConfigError
 from agent_node.http_protocol import node_protocol
 
@@ -39,15 +41,22 @@ GRACEFUL_SHUTDOWN = 5
 CUT_ANSWER_GRACE = 1.0
 
 
-def listening_socket(host: str, port: int, what: str = "") -> socket.socket:
+def listening_socket(
+    host: str, port: int, what: str = "", *, cap: int | None = None
+) -> socket.socket:
     """A TCP socket bound to ``host:port`` (0: a free port), not yet listening;
     ConfigError when it cannot be (``what``: the listener's name in it).
-    Never ``SO_REUSEPORT``: a second node on the port fails to start."""
+    ``cap``: it holds at most that many accepted connections open
+    (:mod:`agent_node.connection_cap`). Never ``SO_REUSEPORT``: a second
+    node on the port fails to start."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only
     # when the listening socket says TCP; without it a response written in two
     # parts (uvicorn: headers, then body) waits ~40 ms for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if cap is None:
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    else:
+        sock = capped_listener(family, cap)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
