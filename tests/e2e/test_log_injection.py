@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from support.certs import make_certs
 from support.nodes import serving_config, serving_mtls
 from support.tls import caller_context
@@ -82,3 +85,39 @@ def test_json_logs_keep_each_record_one_object(tmp_path: Path) -> None:
     assert "/y\r\x1b]0;owned\x07\x1b[2J\u009b" in escaped["message"]
     [uvicorn] = [r for r in records if r["logger"] == "uvicorn.error"]
     assert uvicorn["message"] == "Invalid HTTP request received."
+
+
+def test_a_jwt_subject_with_a_line_feed_stays_on_its_line(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path / "certs", "greeter")
+    node = tmp_path / "node"
+    node.mkdir()
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    (node / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "k1"}]}))
+    auth = (
+        'auth: {jwt: {issuer: "https://issuer.test", audience: greeter,'
+        " jwks_file: jwks.json, algorithms: [ES256]}}\n"
+        "policy: {skills: {book: [alice]}}\n"
+    )
+    now = time.time()
+    claims = {"iss": "https://issuer.test", "aud": "greeter", "iat": now, "exp": now + 300}
+    sub = f"mallory\n{FORGED}\x1b]0;owned\x07"
+    token = jwt.encode({**claims, "sub": sub}, key, algorithm="ES256", headers={"kid": "k1"})
+    message = {
+        "messageId": "m1",
+        "role": "ROLE_USER",
+        "parts": [{"text": "Rome"}],
+        "metadata": {"skill": "book"},
+    }
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+    with serving_mtls(node, certs, auth) as url:
+        with httpx.Client(verify=caller_context(certs, None), timeout=10) as http:
+            headers = {"A2A-Version": "1.0", "Authorization": f"Bearer {token}"}
+            refused = http.post(f"{url}/a2a", json=body, headers=headers)
+    assert refused.status_code in (200, 403), refused.text
+    logged = (node / "node.err").read_text()
+    assert "\x1b" not in logged and "\x07" not in logged, logged
+    _, *lines = logged.splitlines()
+    assert lines and all(LINE.match(line) for line in lines), lines
+    [named] = [line for line in lines if "FORGED" in line]
+    assert "mallory\\n2026-12-07T19:45:00" in named and "\\x1b]0;owned\\x07" in named
