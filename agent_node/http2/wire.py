@@ -36,11 +36,14 @@ strict ones included, pass):
 
 A breach of the protocol raises :class:`WireError` (the connection error's
 code); the connection sends its GOAWAY and hangs up. Stream errors reset
-the stream alone.
+the stream alone, and so does a fault of the connection's in reading one
+stream's frames (INTERNAL_ERROR, logged): what a frame carries never ends
+the connection's other streams.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from agent_node.http2.frames import (
@@ -74,6 +77,8 @@ from agent_node.http2.messages import MALFORMED, HeaderReader, Malformed, traile
 from agent_node.http2.sender import Sender, Stream
 
 __all__ = ["Peer", "Wire"]
+
+log = logging.getLogger(__name__)
 
 #: How many runs of stream ids a client skipped are remembered (older ones
 #: count as opened and closed: STREAM_CLOSED, not PROTOCOL_ERROR).
@@ -161,8 +166,17 @@ class Wire(Sender):
         if self._block is not None and (kind != CONTINUATION or sid != self._block[0]):
             raise WireError(ErrorCode.PROTOCOL_ERROR, "a header block was interrupted")
         handler = self._handlers.get(kind)
-        if handler is not None:  # other types are ignored (RFC 9113 §4.1)
+        if handler is None:  # other types are ignored (RFC 9113 §4.1)
+            return
+        try:
             handler(flags, sid, payload)
+        except WireError:
+            raise
+        except Exception:  # our fault: one stream's ends that stream alone
+            log.exception("HTTP/2 frame of type %d on stream %d: reading it failed", kind, sid)
+            if not sid:
+                raise WireError(ErrorCode.INTERNAL_ERROR, "an internal error") from None
+            self._reset_stream(sid, ErrorCode.INTERNAL_ERROR)
 
     def _ping(self, flags: int, sid: int, payload: bytes) -> None:
         if sid:

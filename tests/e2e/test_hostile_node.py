@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from support.nodes import serving_mtls
 from support.tls import caller_context
 
+from agent_node.a2a.protocol.grpc.messages import message_class
 from agent_node.security import pki
 
 pytestmark = pytest.mark.slow
@@ -96,9 +98,13 @@ def raw_http1(node: Node, head: bytes, name: str | None = "alice") -> bytes:
 
 
 async def raw_grpc(
-    node: Node, fields: list[tuple[bytes, bytes]], body: bytes, name: str | None = "alice"
+    node: Node,
+    fields: list[tuple[bytes, bytes]],
+    body: bytes,
+    name: str | None = "alice",
+    method: str = "ListTasks",
 ) -> dict[str, str]:
-    """One gRPC call of ListTasks with ``fields`` added to its headers, sent
+    """One gRPC call of ``method`` with ``fields`` added to its headers, sent
     byte for byte over HTTP/2 (``name``'s certificate); its headers and trailers."""
     context = caller_context(node.certs, name)
     context.set_alpn_protocols(["h2"])
@@ -112,7 +118,7 @@ async def raw_grpc(
         (b":method", b"POST"),
         (b":scheme", b"https"),
         (b":authority", b"localhost"),
-        (b":path", b"/lf.a2a.v1.A2AService/ListTasks"),
+        (b":path", f"/lf.a2a.v1.A2AService/{method}".encode()),
         (b"content-type", b"application/grpc"),
         (b"te", b"trailers"),
         *fields,
@@ -267,3 +273,20 @@ def test_tokens_the_issuer_signed_with_either_key_hold(node: Node) -> None:
                 headers={"Authorization": f"Bearer {token}", "A2A-Version": "1.0"},
             )
         assert answer.status_code == 200 and "result" in answer.json(), answer.text
+
+
+# What protobuf holds and JSON does not
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+async def test_a_data_part_holding_nan_or_infinity_is_invalid_argument(
+    node: Node, number: float
+) -> None:
+    request = message_class("SendMessageRequest")()
+    request.message.message_id, request.message.role = f"m-{number}", 1
+    part = request.message.parts.add()
+    part.data.struct_value.fields["name"].number_value = number
+    answer = await raw_grpc(node, [], request.SerializeToString(), method="SendMessage")
+    assert answer["grpc-status"] == "3", answer  # INVALID_ARGUMENT
+    assert "NaN or infinite" in unquote(answer["grpc-message"])
+    assert_no_traceback(node)

@@ -265,3 +265,21 @@ async def test_an_idle_connection_is_closed_politely_and_clients_come_back(
         assert await unary(ch, "/t.T/Echo")(b"one") == b"one"
         await asyncio.sleep(0.8)  # closed meanwhile
         assert await unary(ch, "/t.T/Echo")(b"two") == b"two"
+
+
+async def test_a_grpc_timeout_in_unicode_digits_fails_its_call_alone(serve: Serve) -> None:
+    """'²' passes str.isdigit() and not int(): the call is answered INTERNAL
+    (as grpc-go answers a malformed grpc-timeout), not the connection ended
+    with the other calls on it."""
+    toy = Toy()
+    server = await serve(toy)
+    raw = await Raw.open(server.port)
+    slow = raw.request("/t.T/Slow", framed(b"x"))
+    bad = raw.request("/t.T/Echo", framed(b"x"), grpc_timeout=b"\xb2S")  # type: ignore[arg-type]
+    refused = await asyncio.wait_for(raw.answer(bad), 10)
+    assert refused["grpc-status"] == str(Code.INTERNAL)
+    assert refused["grpc-message"].startswith("grpc-timeout")
+    toy.release.set()
+    answered = await raw.answer(slow)
+    assert (answered[":status"], answered["grpc-status"]) == ("200", "0")
+    await raw.close()

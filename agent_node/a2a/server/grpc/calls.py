@@ -132,6 +132,6 @@ def timeout_seconds(value: str) -> float | None:
     """``grpc-timeout`` (``100m``, ``5S``: at most 8 digits and a unit) in
     seconds; None if it is not one."""
     digits, unit = value[:-1], value[-1:]
-    if not digits.isdigit() or len(digits) > 8 or unit not in _UNITS:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 8 or unit not in _UNITS:
         return None
     return int(digits) * _UNITS[unit]

@@ -45,6 +45,7 @@ from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-unty
 from agent_node.a2a.protocol.card_models import AgentCapabilities
 from agent_node.a2a.protocol.errors import (
     A2AError,
+    InvalidParams,
     ParseError,
     VersionNotSupported,
 )
@@ -181,7 +182,13 @@ class A2AService:
             message = _request_class(name).FromString(request)
         except DecodeError as exc:
             raise ParseError(f"the request is not a {name} request message: {exc}") from None
-        model = validate(operation, to_params(message), self.limits)
+        try:
+            params = to_params(message)
+        except ValueError:  # a Value's NaN or Infinity: no JSON holds it
+            raise InvalidParams(
+                "a number that is NaN or infinite (JSON, and so A2A, has none)"
+            ) from None
+        model = validate(operation, params, self.limits)
         return model, context_of(header, caller, "1.0", self.limits)
 
 
