@@ -5,7 +5,8 @@ same A2A stream any client may read). The coordinator relays the text its
 peers' models write — the researcher's notes, the writer's draft — as
 ``artifactUpdate`` chunks of one artifact per model node visit (their ids
 ``<coordinator visit>/<peer visit>``, :mod:`agent_node.a2a.peers.chunk_relay`),
-and what its own judge writes;
+and what its own model nodes write (not its judge's grades: those stay in
+the node);
 :class:`LiveText` keeps each artifact's text and shows the one written last,
 under the table of steps. Seeing the text is a nicety: a stream that cannot
 be read leaves the steps and the answer as they are.
@@ -64,7 +65,7 @@ class LiveText:
         if written is None or not update.get("append"):
             visit = stream.split("/", 1)[0].rsplit("-", 2)
             via = visit[-2] if len(visit) == 3 else "?"
-            if "/" not in stream:  # the coordinator's own (its judge)
+            if "/" not in stream:  # the coordinator's own
                 via = self.root
             written = self.streams[stream] = _Written(via, str(artifact.get("name") or "?"))
         written.text += text

@@ -5,7 +5,9 @@ Each scorer gives a score between 0 and 1 and a verdict:
 * ``llm_judge`` — a model grades ``input`` (a template; what is judged)
   against ``rubric`` (a template) from 1 to ``scale`` and says why. It asks
   through the model node's machinery (:meth:`ModelExecutor.converse`: the
-  node's model client, structured output with one repair), at temperature 0.
+  node's model client, structured output with one repair), at temperature 0;
+  what it writes is not streamed to the task's caller (a grade is the node's
+  evaluation, not an answer).
   Its score is ``grade / scale``; it passes at ``threshold`` (the scorer's,
   else the node's) or above. A judge whose answer still does not parse after
   its repair gives no verdict: a failed score of 0 saying so (``on_fail``
@@ -53,7 +55,6 @@ from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget
-from agent_node.store.live import LiveWriter
 from agent_node.store.records import EventRecord
 from agent_node.workflow.durations import parse_duration
 from agent_node.workflow.ir import NodeSpec, node_type
@@ -276,10 +277,8 @@ class EvalExecutor(Parkless):
             {"role": "system", "content": _JUDGE_SYSTEM.format(scale=scorer.scale)},
             {"role": "user", "content": _JUDGE_PROMPT.format(rubric=rubric, submission=submission)},
         ]
-        # What the judge writes goes out live, as a model node's answer does.
-        live = LiveWriter(ctx.live, ctx.execution_id, spec.id, ctx.visit) if ctx.live else None
         try:
-            reply = await self.models.converse(spec.judge(index), messages, live, budget=budget)
+            reply = await self.models.converse(spec.judge(index), messages, budget=budget)
         except InvalidAnswer as exc:
             if exc.usage is not None:  # its calls were made: they count
                 usage.append(dict(exc.usage))
@@ -289,9 +288,6 @@ class EvalExecutor(Parkless):
             return Score(
                 name=scorer.label, type=scorer.type, score=0.0, passed=False, reason=reason
             )
-        finally:
-            if live is not None:
-                live.end()
         usage.append(reply.usage)
         budget.count(reply.usage)
         grade = min(max(int(reply.value["score"]), 1), scorer.scale)

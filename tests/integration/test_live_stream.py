@@ -42,15 +42,21 @@ def via_litellm() -> bool:
 
 
 @pytest.fixture
+def skill() -> str:
+    """The workflow served (a test may name another)."""
+    return WRITER
+
+
+@pytest.fixture
 async def node(
-    tmp_path: Path, client: LlmClient, via_litellm: bool
+    tmp_path: Path, client: LlmClient, via_litellm: bool, skill: str
 ) -> AsyncIterator[tuple[TaskService, str]]:
     if via_litellm:
         settings = client.settings.model_copy(update={"via_litellm": True})
         client = LlmClient(settings)
     executors = {"model": ModelExecutor(client)}
     async with Runtime(f"sqlite:///{tmp_path}/store.db", scope="all", executors=executors) as rt:
-        service = TaskService(rt, {"write": load_yaml_text(WRITER)}, default_skill="write")
+        service = TaskService(rt, {"write": load_yaml_text(skill)}, default_skill="write")
         caps = {"streaming": True}
         app = create_app(
             CardDocument.of({"name": "writer"}),
@@ -271,3 +277,34 @@ async def test_a_0_3_client_gets_the_chunks_in_0_3_form(
     assert "".join(u["artifact"]["parts"][0]["text"] for u in updates) == ANSWER
     assert all(p["kind"] == "text" for u in updates for p in u["artifact"]["parts"])
     assert seen[-1]["kind"] == "status-update" and seen[-1]["final"] is True
+
+
+#: The writer's draft, then an eval node (``review``) whose judge grades it.
+JUDGED = WRITER.replace("next: done}", "next: review}").replace(
+    "  done:",
+    "  review:\n"
+    "    type: eval\n"
+    "    scorers: [{type: llm_judge, name: q, rubric: 'Is it good', input: '{{ state.reply }}'}]\n"
+    "    next: done\n"
+    "  done:",
+)
+
+
+@pytest.mark.parametrize("skill", [JUDGED])
+async def test_a_judge_s_grade_is_not_streamed_to_the_caller(
+    ollama: FakeOllama, node: tuple[TaskService, str]
+) -> None:
+    ollama.stream_chunks = 4
+    ollama.script(text(ANSWER), text('{"score": 5, "reason": "Internal: fine."}'))
+    _, url = node
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage"}
+    body["params"] = {"message": message("judged")}
+    async with httpx.AsyncClient(timeout=20) as http:
+        async with http.stream("POST", f"{url}/a2a", json=body, headers=V10) as response:
+            seen = [event async for event in events(response)]
+    assert seen[-1]["statusUpdate"]["status"]["state"] == "TASK_STATE_COMPLETED"
+    check_stream(chunks(seen), seen[0]["task"]["id"])  # the draft goes out live, as before
+    names = [e["artifactUpdate"]["artifact"].get("name") for e in seen if "artifactUpdate" in e]
+    assert "review" not in names
+    assert "Internal" not in json.dumps(seen)
+    assert len(ollama.chats()) == 2
