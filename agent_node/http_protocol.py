@@ -217,6 +217,7 @@ def _serve_http2(protocol: Any, transport: Any, limits: Limits) -> None:
         max_header_bytes=limits.max_header_bytes,
         max_body_bytes=limits.max_body_bytes,
         keep_alive=limits.keep_alive,
+        read_timeout=limits.read_timeout,
     )
     transport.set_protocol(connection)
     connection.connection_made(transport)

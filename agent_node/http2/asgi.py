@@ -16,13 +16,16 @@ request, as uvicorn makes one over HTTP/1.1 (the node's HTTP protocol adds
 the same to its scope: the TLS peer, a :class:`~agent_node.scope.WhenGone`,
 through ``stamp``):
 
-* Header caps: more than ``max_headers`` fields, or a path and fields over
-  ``max_header_bytes`` (counted as HTTP/1.1 counts them), are answered
-  ``431`` on that stream; the connection lives on.
+* Header caps: more than ``max_headers`` fields, or fields (pseudo-headers
+  included) over ``max_header_bytes`` (counted as HTTP/1.1 counts them),
+  are answered ``431`` on that stream; the connection lives on.
 * A request body is read as it comes; past ``max_body_bytes`` (and a
   frame), the rest is dropped unread — the app refuses a body over its
   limit anyway, and a client cannot fill the node's memory faster than the
   app reads.
+* A body that makes no progress for ``read_timeout`` while the app waits
+  for it is answered ``408`` on its stream (the app's ``receive`` then
+  says ``http.disconnect``): it holds its caller's in-flight slot no longer.
 * Responses follow the client's flow-control windows and the socket's
   backpressure; headers HTTP/2 forbids (``connection``, ``transfer-encoding``
   …) are left out, and so is the body of an answer to ``HEAD``.
@@ -50,6 +53,7 @@ from urllib.parse import unquote
 from starlette.requests import ClientDisconnect
 
 from agent_node.http2.connection import Http2Connection, address_of
+from agent_node.http2.exchange import Exchange
 from agent_node.http2.fields import header_block
 from agent_node.http2.frames import MAX_FRAME, ErrorCode
 
@@ -67,90 +71,8 @@ _HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
 _STOPPING_TEXT = b"The node is stopping; ask again once it is back."
+_LATE_TEXT = b"Request Timeout: the request did not arrive in time."
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
-
-
-class _Exchange:
-    """One request on a stream, as the app sees it: what the client sent, and
-    how its answer stands (the stream's windows are :class:`.sender.Stream`'s)."""
-
-    __slots__ = (
-        "body",
-        "conn",
-        "done",
-        "ended",
-        "gone",
-        "head",
-        "read_all",
-        "received",
-        "scope",
-        "sid",
-        "started",
-        "told",
-        "waiter",
-    )
-
-    def __init__(self, conn: AsgiConnection, sid: int, scope: dict[str, Any], ended: bool) -> None:
-        self.conn, self.sid, self.scope = conn, sid, scope
-        self.body: list[bytes] = []
-        self.received = 0  # body bytes kept
-        self.ended = ended  # the request's body is all here
-        self.read_all = False  # ... and the app was told
-        self.waiter: asyncio.Future[None] | None = None  # receive() waiting
-        self.head: tuple[int, Any] | None = None  # http.response.start, not sent yet
-        self.started = False  # the response's headers are out
-        self.done = False  # the response is complete
-        self.gone = False  # the client reset the stream, or left
-        self.told: Any = None  # the scope's WhenGone
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def leave(self) -> None:
-        """The client is gone: the app's receive and WhenGone say so."""
-        if self.gone:
-            return
-        self.gone = True
-        self.wake()
-        told = self.told
-        if told is not None and not self.done and told.callback is not None:
-            told.callback()
-
-    async def receive(self) -> dict[str, Any]:
-        while True:
-            if self.body:
-                body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-                self.body.clear()
-                self.read_all = self.ended
-                return {"type": "http.request", "body": body, "more_body": not self.ended}
-            if self.ended and not self.read_all:
-                self.read_all = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            if self.gone or self.done:
-                return {"type": "http.disconnect"}
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-
-    async def send(self, message: Any) -> None:
-        if self.gone or self.done:
-            return  # as uvicorn: a response nobody reads is dropped
-        kind = message["type"]
-        if kind == "http.response.start":
-            if self.head is not None or self.started:
-                raise RuntimeError("the response has started already")
-            self.head = (int(message["status"]), message.get("headers") or ())
-            return
-        if kind != "http.response.body":
-            raise RuntimeError(f"unexpected ASGI message {kind!r}")
-        if self.head is None and not self.started:
-            raise RuntimeError("a response body before http.response.start")
-        body = b"" if self.scope["method"] == "HEAD" else message.get("body") or b""
-        await self.conn.answer(self, body, bool(message.get("more_body")))
 
 
 class AsgiConnection(Http2Connection):
@@ -174,6 +96,7 @@ class AsgiConnection(Http2Connection):
         max_header_bytes: int,
         max_body_bytes: int,
         keep_alive: float,
+        read_timeout: float,
     ) -> None:
         # Past the header cap a request is refused alone (431); HPACK refuses
         # (the whole connection) only far past it.
@@ -183,7 +106,8 @@ class AsgiConnection(Http2Connection):
         self.app, self.connections, self.tasks, self.stamp = app, connections, tasks, stamp
         self.max_headers, self.max_header_bytes = max_headers, max_header_bytes
         self.max_body_bytes, self.keep_alive = max_body_bytes, keep_alive
-        self.streams: dict[int, _Exchange] = {}
+        self.read_timeout = read_timeout
+        self.streams: dict[int, Exchange] = {}
         self.server: tuple[str, int] | None = None
         self._stopping = False  # the server stops: no new streams
         self._said_goaway = False  # our GOAWAY is out: the connection closes
@@ -227,15 +151,16 @@ class AsgiConnection(Http2Connection):
         fields: list[tuple[bytes, bytes]] = []
         size = 0
         for name, value in headers:
+            # Every field counts, pseudo-headers too, as HTTP/1.1 counts its
+            # request line: a 30 KB :method went past the cap.
+            size += len(name) + len(value) + 4
             if name[:1] == b":":
                 pseudo[name] = value
             else:
-                size += len(name) + len(value) + 4
                 fields.append((name, value))
         method, path = pseudo[b":method"], pseudo.get(b":path")
         if not path:  # a CONNECT (RFC 9113 §8.5): no proxy here
             return self._refuse(sid, 405, b"Method Not Allowed: CONNECT is not served")
-        size += len(path)
         if len(fields) > self.max_headers or size > self.max_header_bytes:
             what = (
                 f"more than {self.max_headers} header fields"
@@ -262,7 +187,7 @@ class AsgiConnection(Http2Connection):
             "query_string": query,
             "headers": fields,
         }
-        stream = _Exchange(self, sid, scope, end)
+        stream = Exchange(self, sid, scope, end)
         stream.told = self.stamp(scope)
         self.streams[sid] = stream
         task = asyncio.get_running_loop().create_task(self._run(stream))
@@ -290,7 +215,7 @@ class AsgiConnection(Http2Connection):
 
     # Answers
 
-    async def _run(self, stream: _Exchange) -> None:
+    async def _run(self, stream: Exchange) -> None:
         scope = stream.scope
         try:
             await self.app(scope, stream.receive, stream.send)
@@ -318,7 +243,7 @@ class AsgiConnection(Http2Connection):
                 self._idle_soon()
 
     async def _end(
-        self, stream: _Exchange, status: int, text: bytes, *, failed: bool = True
+        self, stream: Exchange, status: int, text: bytes, *, failed: bool = True
     ) -> None:
         """Finish what the app left open: the response it began, ended; or
         ``status`` with ``text`` when none is out — in place of the headers it
@@ -333,7 +258,17 @@ class AsgiConnection(Http2Connection):
         stream.head = (status, headers)
         await self.answer(stream, text, False)
 
-    async def answer(self, stream: _Exchange, body: bytes, more: bool) -> None:
+    async def body_late(self, stream: Exchange) -> None:
+        """No part of ``stream``'s body came for ``read_timeout`` while the
+        app waited for it: answered ``408`` (or its response ended), and
+        the app's ``receive`` says ``http.disconnect``."""
+        scope = stream.scope
+        log.debug(
+            "%s %s: no part of the body in %ss", scope["method"], scope["path"], self.read_timeout
+        )
+        await self._end(stream, 408, _LATE_TEXT)
+
+    async def answer(self, stream: Exchange, body: bytes, more: bool) -> None:
         """Send ``body`` on ``stream`` (its headers first), the end with it
         unless ``more``; within the client's windows and the socket's pace."""
         sid, wire = stream.sid, self.wire

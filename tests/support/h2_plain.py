@@ -25,7 +25,11 @@ class PlainHttp2:
 
 @asynccontextmanager
 async def plain_http2(
-    app: Any, *, max_body_bytes: int = 1 << 20, keep_alive: float = 5
+    app: Any,
+    *,
+    max_body_bytes: int = 1 << 20,
+    keep_alive: float = 5,
+    read_timeout: float = 20,
 ) -> AsyncIterator[PlainHttp2]:
     """``app`` served on ``127.0.0.1`` (its port, open connections and
     running streams); at the end, what is still open is closed and awaited."""
@@ -41,6 +45,7 @@ async def plain_http2(
             max_header_bytes=16384,
             max_body_bytes=max_body_bytes,
             keep_alive=keep_alive,
+            read_timeout=read_timeout,
         )
 
     server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
