@@ -13,7 +13,7 @@
         ├── NodeFailed                  a node's body raised, or its result is invalid
         ├── PermanentFailure            a NodeFailed that no retry can mend: not retried
         ├── NodeTimeout                 a node ran past its timeout
-        ├── StateValidationError        a state (patch) does not match the schema
+        ├── StateValidationError        a state (patch) does not match the schema: permanent
         ├── Fenced                      our lease was taken over; the write was refused
         └── StoreError                  the store is unreachable or corrupt
             └── StoreFull               the store could not write: its disk or database is full
@@ -148,8 +148,11 @@ class NodeTimeout(NodeFailed):
     """A node ran past its timeout."""
 
 
-class StateValidationError(NodeFailed):
-    """A state or state patch does not validate against the workflow's schema."""
+class StateValidationError(PermanentFailure):
+    """A state or state patch does not validate against the workflow's schema.
+    Permanent: a node whose output does not fit the state fails at once,
+    whatever its type and retry policy (asking a model or a service again
+    would spend calls on an error that stays)."""
 
 
 class Fenced(RuntimeFailure):

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent_node.engine.executor import NodeContext
-from agent_node.errors import PermanentFailure, StateValidationError
+from agent_node.errors import PermanentFailure
 from agent_node.nodes.base import coerce_state
 from agent_node.nodes.http_spec import HttpNode
 from agent_node.nodes.http_transport import HttpResponse, bare_url
@@ -45,8 +45,8 @@ def answer_problem(method: str, url: str, response: HttpResponse) -> str:
 
 
 def answer_state(ctx: NodeContext, spec: HttpNode, response: HttpResponse) -> BaseModel | None:
-    """The new state (``None``: unchanged); :class:`PermanentFailure` when the answer
-    does not fit it."""
+    """The new state (``None``: unchanged); a :class:`StateValidationError` (a
+    permanent failure) when the answer does not fit it."""
     patch: dict[str, Any] = {}
     if spec.status_output:
         patch[spec.status_output] = response.status
@@ -58,10 +58,7 @@ def answer_state(ctx: NodeContext, spec: HttpNode, response: HttpResponse) -> Ba
             patch[key] = _lookup(value, path)
     if not patch:
         return None
-    try:
-        return coerce_state(ctx, patch)
-    except StateValidationError as exc:
-        raise PermanentFailure(str(exc)) from None
+    return coerce_state(ctx, patch)
 
 
 def _value(response: HttpResponse) -> Any:

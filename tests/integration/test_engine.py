@@ -372,6 +372,25 @@ async def test_cancel_stops_a_running_node(store_url: str, runtime_factory: Any)
     assert await rt.store.work(execution_id) == []
 
 
+async def test_a_step_whose_result_does_not_fit_the_state_is_not_retried(
+    store_url: str, runtime_factory: Any
+) -> None:
+    wf = Workflow("unfit", version="1")
+    wf.state(Count)
+    calls: list[int] = []
+
+    @wf.step(retry=FAST_RETRY)
+    async def wrong(s: Count) -> dict[str, Any]:
+        calls.append(1)
+        return {"n": "not a number"}
+
+    rt: Runtime = await runtime_factory(store_url)
+    result = await rt.run(wf.compile(), Count())
+    assert result.status == "failed"
+    assert result.error is not None and "does not validate" in result.error
+    assert len(calls) == 1
+
+
 async def test_bad_inputs_get_clear_errors_and_touch_nothing_else(
     store_url: str, runtime_factory: Any
 ) -> None:

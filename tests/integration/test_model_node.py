@@ -172,6 +172,23 @@ async def test_stream_false_from_the_python_api_asks_for_the_answer_whole(
     assert chat.body["stream"] is False
 
 
+async def test_an_answer_that_does_not_fit_the_state_fails_at_once(
+    ollama: FakeOllama, client: LlmClient, runtime_factory: Any
+) -> None:
+    # No schema, and the state's key is an integer: asking again cannot mend it.
+    ollama.script(text("about five"), text("about five"), text("about five"))
+    executors = {"model": ModelExecutor(client)}
+    runtime = await runtime_factory("memory://", executors=executors)
+    header = "workflow: {id: n, version: '1', start: ask, state_schema: {n: integer}}\n"
+    node = "nodes:\n  ask: {type: model, prompt: 'How many?', output: n}\n"
+    result = await runtime.run(load_yaml_text(header + node), {"n": 0})
+    assert result.status == "failed"
+    assert result.error is not None and "n: Input should be a valid integer" in result.error
+    assert len(ollama.chats()) == 1
+    [failed] = [e for e in result.events if e.kind == "node_failed"]
+    assert failed.data is not None and failed.data["type"] == "StateValidationError"
+
+
 async def test_an_invalid_structured_answer_is_repaired_once(
     ollama: FakeOllama, client: LlmClient, runtime_factory: Any
 ) -> None:
