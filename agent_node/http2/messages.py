@@ -8,7 +8,8 @@ name in upper case or with a colon, white space or a control character; a
 value with NUL, CR or LF, or white space at its ends; a connection-specific
 field (``connection``, ``transfer-encoding``, …; ``te`` other than
 ``trailers``); an unknown, repeated, late or missing pseudo-header; a
-``content-length`` that is not a number. The body's length is checked
+``:method`` that is not a token (RFC 9110); a ``content-length`` that is
+not a number. The body's length is checked
 against ``content-length`` as DATA arrives (:mod:`.wire`).
 
 The rules are those ``h2`` (python-hyper) applies to what it receives; they
@@ -38,6 +39,8 @@ _CONNECTION_SPECIFIC = frozenset(
 _BAD_NAME = re.compile(rb"[\x00-\x20A-Z:\x7f-\xff]")
 #: A field value may not hold NUL, CR or LF, nor start or end with white space.
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|^[ \t]|[ \t]\Z")
+#: A method is a token (RFC 9110 §9.1, §5.6.2), as HTTP/1.1's request line holds one.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Malformed(Exception):
@@ -103,6 +106,8 @@ def request_fields(fields: list[tuple[bytes, bytes]]) -> int:
     method = pseudo.get(b":method")
     if not method:
         raise Malformed("no :method")
+    if _TOKEN.fullmatch(method) is None:
+        raise Malformed("a :method that is not a token")
     if method == b"CONNECT":
         if b":authority" not in pseudo or b":scheme" in pseudo or b":path" in pseudo:
             raise Malformed("a CONNECT needs :authority, and no :scheme or :path")

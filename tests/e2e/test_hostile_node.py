@@ -9,6 +9,7 @@ import base64
 import contextlib
 import json
 import math
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from support.tls import caller_context
 
 from agent_node.a2a.protocol.grpc.messages import message_class
 from agent_node.security import pki
+from agent_node.telemetry.metrics import HTTP_METHODS
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +99,43 @@ def raw_http1(node: Node, head: bytes, name: str | None = "alice") -> bytes:
     return answer
 
 
+async def raw_h2(
+    node: Node, port: int, head: list[tuple[bytes, bytes]], body: bytes | None, name: str | None
+) -> dict[str, str]:
+    """One request of ``head`` (pseudo-headers included) and ``body``, sent
+    byte for byte over HTTP/2 (``name``'s certificate); the headers and
+    trailers of its answer, and ``reset`` if it was reset."""
+    context = caller_context(node.certs, name)
+    context.set_alpn_protocols(["h2"])
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname="localhost"
+    )
+    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
+    conn = h2.connection.H2Connection(config)
+    conn.initiate_connection()
+    conn.send_headers(1, head, end_stream=body is None)
+    if body is not None:
+        conn.send_data(1, body, end_stream=True)
+    writer.write(conn.data_to_send())
+    got: dict[str, str] = {}
+    try:
+        while True:
+            data = await asyncio.wait_for(reader.read(65536), 10)
+            assert data, "the connection closed"
+            for event in conn.receive_data(data):
+                for field, value in getattr(event, "headers", None) or ():
+                    got[field.decode()] = value.decode()
+                if isinstance(event, h2.events.StreamReset):
+                    got["reset"] = str(event.error_code)
+                if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    return got
+            writer.write(conn.data_to_send())
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
 async def raw_grpc(
     node: Node,
     fields: list[tuple[bytes, bytes]],
@@ -106,14 +145,6 @@ async def raw_grpc(
 ) -> dict[str, str]:
     """One gRPC call of ``method`` with ``fields`` added to its headers, sent
     byte for byte over HTTP/2 (``name``'s certificate); its headers and trailers."""
-    context = caller_context(node.certs, name)
-    context.set_alpn_protocols(["h2"])
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", node.grpc_port, ssl=context, server_hostname="localhost"
-    )
-    config = h2.config.H2Configuration(client_side=True, validate_outbound_headers=False)
-    conn = h2.connection.H2Connection(config)
-    conn.initiate_connection()
     head = [
         (b":method", b"POST"),
         (b":scheme", b"https"),
@@ -123,24 +154,7 @@ async def raw_grpc(
         (b"te", b"trailers"),
         *fields,
     ]
-    conn.send_headers(1, head)
-    conn.send_data(1, len(body).to_bytes(5, "big") + body, end_stream=True)
-    writer.write(conn.data_to_send())
-    got: dict[str, str] = {}
-    try:
-        while True:
-            data = await asyncio.wait_for(reader.read(65536), 10)
-            assert data, "the connection closed"
-            for event in conn.receive_data(data):
-                for name, value in getattr(event, "headers", None) or ():
-                    got[name.decode()] = value.decode()
-                if isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
-                    return got
-            writer.write(conn.data_to_send())
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+    return await raw_h2(node, node.grpc_port, head, len(body).to_bytes(5, "big") + body, name)
 
 
 # A2A-Version with a digit int() refuses
@@ -289,4 +303,46 @@ async def test_a_data_part_holding_nan_or_infinity_is_invalid_argument(
     answer = await raw_grpc(node, [], request.SerializeToString(), method="SendMessage")
     assert answer["grpc-status"] == "3", answer  # INVALID_ARGUMENT
     assert "NaN or infinite" in unquote(answer["grpc-message"])
+    assert_no_traceback(node)
+
+
+# What a client puts in a method
+
+
+def http_port(node: Node) -> int:
+    return int(node.url.rpartition(":")[2])
+
+
+def request_head(method: bytes) -> list[tuple[bytes, bytes]]:
+    return [
+        (b":method", method),
+        (b":scheme", b"https"),
+        (b":authority", b"localhost"),
+        (b":path", b"/a2a"),
+    ]
+
+
+async def test_a_method_is_a_token_within_the_header_cap_and_never_a_metric_label(
+    node: Node,
+) -> None:
+    port = http_port(node)
+    huge = await raw_h2(node, port, request_head(b"M" * 30_000), None, None)
+    assert huge[":status"] == "431", huge  # the cap counts every pseudo-header
+    for bad in (b"GE T", b"G\xe9T", b"GET\x7f"):  # no token: malformed (RFC 9113 §8.1.1)
+        malformed = await raw_h2(node, port, request_head(bad), None, None)
+        assert malformed.get("reset") == "1", (bad, malformed)  # PROTOCOL_ERROR
+    long = b"L" * 2000
+    for index in range(20):
+        odd = await raw_h2(node, port, request_head(long + str(index).encode()), None, None)
+        assert odd[":status"] == "401", odd
+    purge = raw_http1(node, b"PURGE /a2a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", None)
+    assert purge.startswith(b"HTTP/1.1 401"), purge[:200]  # httptools takes it
+    with node.client("ops-1") as ops:
+        metrics = ops.get(f"{node.url}/metrics").text
+    methods = set(re.findall(r'agent_node_http_requests_total\{[^}]*method="([^"]*)"', metrics))
+    assert "other" in methods and methods <= {*HTTP_METHODS, "other"}, methods
+    assert len(metrics) < 200_000
+    logged = node.log()
+    assert "L" * 17 not in logged and "M" * 17 not in logged
+    assert re.search(r"no credentials \(L{16}… /a2a\)", logged)
     assert_no_traceback(node)

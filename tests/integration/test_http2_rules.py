@@ -215,6 +215,9 @@ MALFORMED = {
     "no :path": {":path": None},
     "an empty :path": {":path": ""},
     "no :method": {":method": None},
+    "a :method with a space": {":method": "GE T"},
+    "a :method with a control": {":method": "GET\x7f"},
+    "a :method not ASCII": {":method": "GÉT"},
     "a content-length not a number": {"content-length": "1e3"},
 }
 

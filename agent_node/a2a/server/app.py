@@ -56,7 +56,7 @@ from agent_node.a2a.server.jsonrpc import refusal
 from agent_node.a2a.server.media import answer_media_type
 from agent_node.a2a.server.operations import Endpoint
 from agent_node.a2a.server.rest import REST_PREFIX, error_response
-from agent_node.scope import CALLER, caller_of
+from agent_node.scope import CALLER, caller_of, request_line
 from agent_node.security.authn import Authenticator, Refused
 from agent_node.telemetry.health import PROBE_PATHS, Health
 
@@ -109,7 +109,7 @@ class Guard:
         except Refused as exc:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "a client"
-            log.warning("refused %s: %s (%s %s)", where, exc, scope["method"], scope["path"])
+            log.warning("refused %s: %s (%s)", where, exc, request_line(scope))
             return Unauthenticated(str(exc))
         if found is not None:
             scope[CALLER], scope[SCHEME] = found
@@ -130,7 +130,7 @@ class Guard:
             where = f"{client[0]}:{client[1]}" if client else "a client"
             schemes = self.authn is not None and self.authn.enabled
             missing = "credentials" if schemes else "client certificate"
-            log.warning("refused %s: no %s (%s %s)", where, missing, scope["method"], path)
+            log.warning("refused %s: no %s (%s)", where, missing, request_line(scope))
             return Unauthenticated(NO_CREDENTIALS if schemes else NO_CERTIFICATE)
         cap = self.max_concurrent_per_caller
         if cap and self._in_flight.get(caller, 0) >= cap:

@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from agent_node.results import to_event
 from agent_node.runtime import Runtime
-from agent_node.scope import caller_of
+from agent_node.scope import caller_of, request_line
 from agent_node.security.authz import Policy
 from agent_node.store.outage import is_outage
 
@@ -153,7 +153,7 @@ def _guarded(policy: Policy, handler: Answer) -> Handler:
         except ClientDisconnect:  # nobody to answer: the server logs it in one line
             raise
         except Exception as exc:  # answered in the API's shape, not as plain text
-            return _failed(exc, f"{request.method} {request.url.path}")
+            return _failed(exc, request_line(request.scope))
         return answer if isinstance(answer, Response) else JSONResponse(answer)
 
     return endpoint

@@ -75,7 +75,7 @@ from agent_node.a2a.server.operations import (
     served_version,
     validate,
 )
-from agent_node.scope import OPERATION
+from agent_node.scope import OPERATION, request_line
 
 __all__ = ["REST_PREFIX", "error_response", "rest_endpoint"]
 
@@ -167,7 +167,7 @@ def rest_endpoint(
             log.debug("A2A REST caller went away before its request arrived")
             return Response(status_code=400)
         except Exception as exc:
-            what = f"A2A REST {request.method} {request.url.path}"
+            what = f"A2A REST {request_line(request.scope)}"
             return error_response(failed(exc, log, what), media)
 
     return endpoint
