@@ -48,7 +48,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from agent_node.config import Limits
-from agent_node.scope import CALLER, WHEN_GONE, WhenGone
+from agent_node.scope import CALLER, WHEN_GONE, WhenGone, request_line
 
 __all__ = ["SSL_CLOSE_GRACE", "node_protocol"]
 
@@ -153,14 +153,13 @@ class _GracefulStop:
             try:
                 await app(scope, receive, sending)
             except ClientDisconnect:  # nobody is left to answer: not an error of ours
-                method, path = scope.get("method"), scope.get("path")
-                log.debug("%s %s: the caller went away mid-request", method, path)
+                log.debug("%s: the caller went away mid-request", request_line(scope))
             except asyncio.CancelledError:
                 stopping = protocol()
                 if stopping is None or stopping._phase != "stopping":
                     raise
                 what = "its response was ended" if started else "answered 503"
-                log.warning("stopped with %s still running: %s", scope.get("path"), what)
+                log.warning("stopped with %s still running: %s", request_line(scope), what)
                 if not started:
                     await send(_STOPPING)
                     await send({"type": "http.response.body", "body": _STOPPING_TEXT})

@@ -56,6 +56,7 @@ from agent_node.http2.connection import Http2Connection, address_of
 from agent_node.http2.exchange import Exchange
 from agent_node.http2.fields import header_block
 from agent_node.http2.frames import MAX_FRAME, ErrorCode
+from agent_node.scope import request_line
 
 __all__ = ["MAX_STREAMS", "AsgiConnection"]
 
@@ -225,10 +226,10 @@ class AsgiConnection(Http2Connection):
             if not self._stopping or stream.gone:
                 raise
             what = "its response was ended" if stream.started else "answered 503"
-            log.warning("stopped with %s still running: %s", scope["path"], what)
+            log.warning("stopped with %s still running: %s", request_line(scope), what)
             await self._end(stream, 503, _STOPPING_TEXT)
         except Exception:
-            log.exception("%s %s failed", scope["method"], scope["path"])
+            log.exception("%s failed", request_line(scope))
             if stream.started and not stream.done and not stream.gone:
                 self.wire.reset(stream.sid, ErrorCode.INTERNAL_ERROR)
                 stream.done = True

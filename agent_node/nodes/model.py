@@ -16,8 +16,8 @@ shorthand of state schemas), or ``"package.module:Model"`` naming a pydantic
 model. It is sent as the response format (Ollama's ``format``) and the
 answer is validated against it. An answer that does not parse or validate
 gets ONE repair: the error is sent back to the model, which is asked again;
-a second invalid answer fails the execution (the repair exchange is not
-added to ``messages``).
+a second invalid answer fails the node at once, its ``node_failed`` quoting
+the answer's start (the repair exchange is not added to ``messages``).
 
 Tools: ``tools`` names the tools the model may call (MCP tools, through
 :class:`ToolBox`). When the model asks for tools, they are called — a turn's
@@ -29,15 +29,15 @@ tool that cannot be reached fails the attempt.
 
 Failures: a model server that refuses the request itself (HTTP 4xx other
 than 408, 409, 425, 429: an unknown model, bad credentials, a context too
-long) fails the execution at once — asking again changes nothing. A rate
-limit (429, with or without ``Retry-After``) parks the visit on a durable
-timer for as long as the server asked (:class:`~agent_node.errors.Throttled`:
-no attempt is used, up to ``retry.rate_limited`` times; a kill -9 meanwhile
-loses nothing). Anything else (a timeout, a server error, a connection
-refused) fails the attempt, retried per ``retry`` (default: 3 attempts, 1 s
-then 2 s apart). Each attempt gets its own repair. Model calls carry no
-idempotency key: a retried attempt asks the model again (and calls its
-tools again).
+long) fails the node at once (:class:`ModelRefused`, a permanent failure) —
+asking again changes nothing. A rate limit (429, with or without
+``Retry-After``) parks the visit on a durable timer for as long as the
+server asked (:class:`~agent_node.errors.Throttled`: no attempt is used, up
+to ``retry.rate_limited`` times; a kill -9 meanwhile loses nothing).
+Anything else (a timeout, a server error, a connection refused) fails the
+attempt, retried per ``retry`` (default: 3 attempts, 1 s then 2 s apart).
+Each attempt gets its own repair. Model calls carry no idempotency key: a
+retried attempt asks the model again (and calls its tools again).
 
 Fallbacks: ``model`` may be a list, a chain asked in order when a model
 cannot answer (:mod:`.model_conversation`); ``node_completed`` names the
@@ -103,6 +103,8 @@ __all__ = [
 
 #: (Inside a node spec ``type`` is the discriminator field, not the builtin.)
 _Shape = type[BaseModel]
+#: Characters of an invalid answer quoted in the node's failure.
+_SAID = 500
 _REPAIR = (
     "Your answer does not match the required JSON schema:\n{error}\n"
     "Answer again with only the corrected JSON object."
@@ -243,8 +245,6 @@ class ModelExecutor(Parkless):
             if spec.on_budget is None:
                 return Finish("failed", str(exc), usage=exc.usage)
             return Advance(next=spec.on_budget, output={"over_budget": str(exc)}, usage=exc.usage)
-        except ModelRefused as exc:
-            return Finish("failed", f"{where}: {exc}", usage=exc.usage)
         finally:
             if live is not None:
                 live.end()
@@ -367,9 +367,15 @@ class ModelExecutor(Parkless):
             return parsed(shape, again.text), again
         except Invalid as second:
             raise InvalidAnswer(
-                f"the answer does not match the schema, even after a repair: {second}",
+                f"the answer does not match the schema, even after a repair: {second}"
+                f"\nthe answer began: {_start(again.text)!r}",
                 conversation.usage(),
             ) from None
+
+
+def _start(text: str) -> str:
+    """What an invalid answer said, short enough for an error message."""
+    return text if len(text) <= _SAID else text[:_SAID] + "…"
 
 
 def _messages(ctx: NodeContext, spec: ModelNode) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent_node.errors import NodeFailed, Throttled
+from agent_node.errors import NodeFailed, PermanentFailure, Throttled
 
 __all__ = [
     "Completion",
@@ -64,8 +64,9 @@ class Completion:
         return said
 
 
-class ModelRefused(NodeFailed):
-    """The model's server refused the request itself: asking again changes nothing."""
+class ModelRefused(PermanentFailure):
+    """The model's server refused the request itself: asking again changes
+    nothing, so the node fails at once."""
 
 
 class ModelMissing(ModelRefused):
@@ -86,8 +87,9 @@ class RateLimited(ModelUnavailable, Throttled):
 
 
 class InvalidAnswer(ModelRefused):
-    """The answer did not match the schema, even after its repair; ``usage``:
-    what the calls that led to it cost (they count all the same)."""
+    """The answer did not match the schema, even after its repair (the
+    message quotes its start); ``usage``: what the calls that led to it
+    cost (they count all the same)."""
 
     def __init__(self, message: str, usage: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)

@@ -336,7 +336,7 @@ async def test_a_stream_still_open_when_the_stop_s_grace_ends_is_ended(
     await asyncio.wait_for(serving, 15)
     sock.close()
     assert rest == [""]
-    assert "stopped with /stream still running: its response was ended" in caplog.text
+    assert "stopped with GET /stream still running: its response was ended" in caplog.text
 
 
 async def test_an_app_error_is_a_500_and_the_connection_serves_on(certs: Path) -> None:

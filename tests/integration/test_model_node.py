@@ -225,6 +225,24 @@ async def test_a_second_invalid_answer_fails_the_execution(
     assert len(ollama.chats()) == 2  # no third ask, no retry
 
 
+async def test_an_invalid_answer_fails_the_node_and_shows_what_the_model_said(
+    ollama: FakeOllama, client: LlmClient, runtime_factory: Any
+) -> None:
+    long = "Sure! here is {not json " + "x" * 2000
+    ollama.script(text("Sure! here is {not json"), text(long))
+    node = "{type: model, prompt: 'JSON!', output: answer, schema: {celsius: integer}}"
+    result = await run(runtime_factory, client, node)
+    assert result.status == "failed"
+    kinds = [e.kind for e in result.events if e.node == "ask"]
+    assert "node_completed" not in kinds and kinds[-1] == "node_failed"
+    [failed] = [e for e in result.events if e.kind == "node_failed"]
+    assert failed.data is not None and failed.data["usage"]["calls"] == 2
+    assert failed.data["retry_at"] is None  # for good: asking again changes nothing
+    assert "Sure! here is {not json xxx" in failed.data["error"]
+    assert len(failed.data["error"]) < 1000  # the start of the answer, not all of it
+    assert result.error is not None and "Sure! here is {not json" in result.error
+
+
 async def test_a_schema_can_name_a_pydantic_model(
     ollama: FakeOllama, client: LlmClient, runtime_factory: Any
 ) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 from support.delegation_rig import Rig, delegating, rig, until
@@ -201,3 +203,17 @@ async def _ended(r: Rig, execution_id: str) -> bool:
 
 async def _has_row(r: Rig, execution_id: str) -> bool:
     return await r.row(execution_id) is not None
+
+
+async def test_a_push_with_no_token_of_ours_is_logged_with_its_task_id_cut_short(
+    durable_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone may push; the refusal's log line quotes the task id it names,
+    which is as long as the pusher made it."""
+    async with rig(durable_url) as r, receiving(r) as (_, pusher):
+        status = {"taskId": "T" * 100_000, "contextId": "c", "status": {"state": COMPLETED}}
+        with caplog.at_level(logging.WARNING):
+            answer = await pusher.post(PUSH_PATH, json={"statusUpdate": status})
+        assert answer.status_code == 403
+    [line] = [r.getMessage() for r in caplog.records if "refused a push" in r.getMessage()]
+    assert len(line) < 300, len(line)

@@ -104,7 +104,7 @@ class PushReceiver:
         if row is None:
             log.warning(
                 "refused a push about task %s from %s: not a token of this node",
-                push.task_id,
+                push.task_id[:80],  # as the pusher wrote it: any length
                 caller or "anonymous",
             )
             return _refuse(403, "this push does not match a delegation of this node")
