@@ -8,7 +8,8 @@ function, the new input of an end that continues as new), and compiles
 every expression and template once. The first mistake found is raised as a
 :class:`WorkflowDefinitionError` naming the node and field. The order is
 fixed: ``start``, then the bound functions and routers, then each node in
-map order, then the graph (reachability, a way to an end).
+map order, then the graph (reachability, a way to an end, every path of a
+parallel's branches reaching its join or an end node).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def compile_workflow(
         expressions.update(checker.expressions(node_id, spec))
         templates.update(checker.templates(node_id, spec))
     checker.check_graph()
+    checker.check_parallels(routed=frozenset(routers))
     return CompiledWorkflow(
         ir=ir,
         state_model=state_model,
@@ -146,6 +148,41 @@ class _Checker:
         for node_id in nodes:
             if node_id not in can_finish:
                 raise self.error("no path from this node to an end (a loop without exit?)", node_id)
+
+    def check_parallels(self, routed: frozenset[str]) -> None:
+        """Every path from a parallel's branches reaches its join or an end
+        node. One that stops anywhere else (a node without ``next``) ends
+        its branch without arriving, and the join would wait for it for
+        ever. The nodes in ``routed`` choose their next node when they run,
+        out of this check's sight: the engine fails an execution whose join
+        can no longer fire."""
+        for node_id, spec in self.ir.nodes.items():
+            if isinstance(spec, ParallelNode):
+                self.check_branches(node_id, spec, routed)
+
+    def check_branches(self, node_id: str, parallel: ParallelNode, routed: frozenset[str]) -> None:
+        nodes, join = self.ir.nodes, parallel.join
+
+        def step(current: str) -> list[str]:
+            spec = nodes[current]
+            if current == join or current in routed or isinstance(spec, EndNode):
+                return []
+            # A nested parallel's own branches are its own check; here its
+            # paths go on from its join.
+            return [spec.join] if isinstance(spec, ParallelNode) else spec.successors()
+
+        inside = _closure(parallel.branches, step)
+        for current, spec in nodes.items():
+            stops = current in inside and current != join and current not in routed
+            if stops and spec.can_end() and not isinstance(spec, EndNode):
+                raise self.error(
+                    f"the branches of parallel {node_id!r} can stop here without reaching"
+                    f" its join {join!r}, which would then wait for ever: give this node a"
+                    f" next that leads to {join!r} (or to an end node, which ends the whole"
+                    " execution)",
+                    current,
+                    "next",
+                )
 
     def known(self) -> str:
         return f"known: {', '.join(self.ir.nodes)}"

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from agent_node import Workflow
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.workflow.compiled import StepFn
 from agent_node.workflow.compiler import compile_workflow
@@ -84,6 +85,126 @@ def test_parallel_with_join_compiles() -> None:
         "j": {"type": "join"},
     }
     assert compile_nodes(nodes, functions={"b": step, "c": step}).ir.start == "a"
+
+
+#: The walk's parallel_lost_join.yaml: when ``state.score`` is low, ``b1``
+#: goes to ``side``, which has no ``next``; the branch stopped there, ``j``
+#: waited for it for ever and the execution hung, "waiting" for nothing.
+LOST_JOIN: dict[str, dict[str, Any]] = {
+    "a": {"type": "parallel", "branches": ["b1", "b2"], "join": "j"},
+    "b1": {
+        "type": "branch",
+        "cases": [{"when": "state.score > 5", "next": "j"}],
+        "default": "side",
+    },
+    "side": {"type": "wait", "duration": 0.1},
+    "b2": {"type": "wait", "duration": 0.5, "next": "j"},
+    "j": {"type": "join", "next": "after"},
+    "after": {"type": "python", "next": "done"},
+    "done": {"type": "end"},
+}
+
+
+def test_a_branch_that_can_stop_before_its_join_is_refused() -> None:
+    error = failure(LOST_JOIN, functions={"after": step})
+    assert (error.node, error.field) == ("side", "next")
+    assert "the branches of parallel 'a' can stop here without reaching its join 'j'" in str(error)
+
+
+def test_the_python_api_refuses_it_too() -> None:
+    wf = Workflow("lost", version="1")
+    wf.state(State)
+    wf.parallel("a", ["b1", "b2"], join="j")
+    wf.branch("b1", {"j": "state.score > 5"}, default="side")
+    wf.wait("side", duration=0.1, next=None)
+    wf.wait("b2", duration=0.5, next="j")
+    wf.join("j")
+    with pytest.raises(WorkflowDefinitionError) as caught:
+        wf.compile()
+    assert (caught.value.node, caught.value.field) == ("side", "next")
+    assert "parallel 'a' can stop here without reaching its join 'j'" in str(caught.value)
+
+
+def test_a_nested_join_without_next_stops_the_outer_branch() -> None:
+    nodes = {
+        "a": {"type": "parallel", "branches": ["inner", "c"], "join": "j"},
+        "inner": {"type": "parallel", "branches": ["d", "e"], "join": "j2"},
+        "d": {"type": "python", "next": "j2"},
+        "e": {"type": "python", "next": "j2"},
+        "j2": {"type": "join"},
+        "c": {"type": "python", "next": "j"},
+        "j": {"type": "join"},
+    }
+    error = failure(nodes, functions={"c": step, "d": step, "e": step})
+    assert error.node == "j2"
+    assert "parallel 'a'" in str(error) and "join 'j'" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "routers"),
+    [
+        pytest.param(  # through a branch's cases and default, and a loop
+            {
+                "a": {"type": "parallel", "branches": ["b1", "b2"], "join": "j"},
+                "b1": {
+                    "type": "branch",
+                    "cases": [{"when": "state.score > 5", "next": "j"}],
+                    "default": "again",
+                },
+                "again": {"type": "python", "next": "b1"},
+                "b2": {"type": "wait", "event": "e", "on_timeout": "j", "next": "j"},
+                "j": {"type": "join", "next": "done"},
+                "done": {"type": "end"},
+            },
+            {},
+            id="cases",
+        ),
+        pytest.param(  # an inner parallel inside a branch, meeting at its own join first
+            {
+                "a": {"type": "parallel", "branches": ["inner", "c"], "join": "j"},
+                "inner": {"type": "parallel", "branches": ["d", "again"], "join": "j2"},
+                "d": {"type": "python", "next": "j2"},
+                "again": {"type": "python", "next": "j2"},
+                "j2": {"type": "join", "next": "j"},
+                "c": {"type": "python", "next": "j"},
+                "j": {"type": "join"},
+            },
+            {},
+            id="nested",
+        ),
+        pytest.param(  # an end node ends the whole execution: no join waits
+            {
+                "a": {"type": "parallel", "branches": ["b1", "b2"], "join": "j"},
+                "b1": {
+                    "type": "branch",
+                    "cases": [{"when": "state.score > 5", "next": "j"}],
+                    "default": "done",
+                },
+                "b2": {"type": "wait", "duration": 1, "next": "j"},
+                "j": {"type": "join", "next": "done"},
+                "done": {"type": "end"},
+            },
+            {},
+            id="end",
+        ),
+        pytest.param(  # a route chosen when the node runs: checked then
+            {
+                "a": {"type": "parallel", "branches": ["again", "c"], "join": "j"},
+                "again": {"type": "python", "dynamic_next": True, "routes": ["j"]},
+                "c": {"type": "python", "next": "j"},
+                "j": {"type": "join"},
+            },
+            {"again": route},
+            id="routed",
+        ),
+    ],
+)
+def test_branches_that_reach_their_join_or_an_end_compile(
+    nodes: dict[str, Any], routers: dict[str, Any]
+) -> None:
+    functions = {node_id: step for node_id, raw in nodes.items() if raw["type"] == "python"}
+    compiled = compile_workflow(workflow(nodes), State, functions=functions, routers=routers)
+    assert compiled.ir.start == "a"
 
 
 def test_start_must_be_a_node_and_the_known_ones_are_listed() -> None:

@@ -200,6 +200,24 @@ def test_loop_without_exit(tmp_path: Path) -> None:
     assert "no path from this node to an end" in str(error)
 
 
+def test_a_branch_that_can_stop_before_its_join(tmp_path: Path) -> None:
+    """The walk's parallel_lost_join.yaml loaded, then hung "waiting" for
+    ever once ``b1`` went to ``side``."""
+    text = """\
+        workflow: {id: plj, version: "1", start: a, state_schema: {n: integer}}
+        nodes:
+          a: {type: parallel, branches: [b1, b2], join: j}
+          b1: {type: branch, cases: [{when: "state.n > 5", next: j}], default: side}
+          side: {type: wait, duration: 0.1}
+          b2: {type: wait, duration: 0.5, next: j}
+          j: {type: join, next: done}
+          done: {type: end}
+        """
+    error = failure(tmp_path, text)
+    assert (error.node, error.field) == ("side", "next")
+    assert "without reaching its join 'j'" in str(error)
+
+
 def test_state_schema_problem(tmp_path: Path) -> None:
     error = failure(tmp_path, replace("{type: number, default: 0}", "{type: decimal}"))
     assert error.field == "state_schema"
