@@ -163,7 +163,7 @@ def apply_outcome(
         cursor.joins[outcome.join] = [len(outcome.branches), 0]
         return enqueue(txn, cursor, list(outcome.branches), lease)
     if isinstance(outcome, Park):
-        _park(txn, node, visit, outcome)
+        _park(txn, cursor, node, visit, outcome)
         return []
     if isinstance(outcome, Restart):
         return _restart(txn, workflow, cursor, (node, visit), outcome, info, lease)
@@ -214,12 +214,13 @@ def _goto(
     txn: Txn, workflow: CompiledWorkflow, cursor: Cursor, target: str | None, lease: Lease | None
 ) -> list[WorkItem]:
     if target is None:
-        _settle(txn)
+        _settle(txn, cursor)
         return []
     if workflow.node(target).type == "join":
         expected, arrived = cursor.joins.get(target, [1, 0])
         if arrived + 1 < expected:
             cursor.joins[target] = [expected, arrived + 1]
+            _settle(txn, cursor)  # this path waits at the join: the others go on
             return []
         cursor.joins.pop(target, None)
     return enqueue(txn, cursor, [target], lease)
@@ -243,7 +244,7 @@ def enqueue(txn: Txn, cursor: Cursor, nodes: list[str], lease: Lease | None) -> 
     return leased
 
 
-def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
+def _park(txn: Txn, cursor: Cursor, node: str, visit: int, park: Park) -> None:
     record = txn.execution
     info: dict[str, Any] = {"kind": park.kind, **park.info}
     if park.event is not None:
@@ -258,11 +259,16 @@ def _park(txn: Txn, node: str, visit: int, park: Park) -> None:
         update_delegation(txn, row)
     txn.event("wait_started", node, visit, data=dumps(info))
     txn.put_wait(WaitRecord(record.id, node, visit, park.kind, park.event, park.deadline))
-    _settle(txn)
+    _settle(txn, cursor)
 
 
-def _settle(txn: Txn) -> None:
-    """After a path ended or parked: running, waiting, or completed."""
+def _settle(txn: Txn, cursor: Cursor) -> None:
+    """After a path ended, parked or arrived at a join that waits for more:
+    running, waiting, completed — or failed, when a join still waits for
+    branches and nothing is left that could bring them (a branch that
+    stopped short of it: the compiler refuses such a workflow, but one
+    compiled before it did may still run). Without that, the execution
+    would stay "waiting" for nothing, for ever."""
     record = txn.execution
     if txn.work is None or txn.waits is None:
         raise RuntimeError("this plan needs the execution's work and wait rows (related=True)")
@@ -277,7 +283,19 @@ def _settle(txn: Txn) -> None:
         record.status = "waiting"
         txn.notify("status")
         return
+    if cursor.joins:
+        finish(txn, Finish("failed", error=_starved(cursor.joins)))
+        return
     finish(txn, Finish("completed"))
+
+
+def _starved(joins: dict[str, list[int]]) -> str:
+    """Why the execution cannot go on: the joins that can never fire."""
+    said = "; ".join(
+        f"join {join!r} can never fire: {arrived} of its {expected} branch(es) arrived"
+        for join, (expected, arrived) in joins.items()
+    )
+    return f"{said}, and no other branch is running or waiting (a branch stopped before its join)"
 
 
 def finish(txn: Txn, finish: Finish) -> None:
