@@ -12,6 +12,7 @@
     └── RuntimeFailure                  something went wrong while running
         ├── NodeFailed                  a node's body raised, or its result is invalid
         ├── PermanentFailure            a NodeFailed that no retry can mend: not retried
+        ├── NotEquipped                 this process lacks what the node needs (MCP servers, peers)
         ├── NodeTimeout                 a node ran past its timeout
         ├── StateValidationError        a state (patch) does not match the schema: permanent
         ├── Fenced                      our lease was taken over; the write was refused
@@ -44,6 +45,7 @@ __all__ = [
     "InvalidSignal",
     "NodeFailed",
     "NodeTimeout",
+    "NotEquipped",
     "PermanentFailure",
     "RuntimeFailure",
     "StateValidationError",
@@ -131,6 +133,14 @@ class NodeFailed(RuntimeFailure):
 class PermanentFailure(NodeFailed):
     """A failure no retry can mend (a 404, a peer refusing the request):
     the node fails at once, whatever its retry policy."""
+
+
+class NotEquipped(NodeFailed):
+    """This process lacks what the node needs to run (no ``mcp:`` servers for
+    a tool node, no ``peers:`` for a delegate node): not the execution's
+    fault. An engine that runs a whole store (a worker, ``resume``, a
+    served node) leaves the visit to a process that has it, without using
+    an attempt; an in-process run fails with it, saying what to configure."""
 
 
 class Throttled(NodeFailed):

@@ -7,7 +7,10 @@ a throttled visit parked, or the execution's end.
 * :func:`throttle_node` — a rate-limited visit (:class:`~agent_node.errors.Throttled`):
   ``node_failed`` marked ``throttled`` with the wait, and its work row due
   after it with the attempt given back (the retry policy counts these apart,
-  :func:`throttled_count`).
+  :func:`throttled_count`);
+* :func:`leave_node` — a visit this process is not equipped for
+  (:class:`~agent_node.errors.NotEquipped`): its work row unleased and
+  due later, the attempt given back, for a process that is.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from agent_node.store.txn import Txn
 from .executor import Finish
 from .plans import dumps, finish
 
-__all__ = ["fail_node", "throttle_node", "throttled_count"]
+__all__ = ["fail_node", "leave_node", "throttle_node", "throttled_count"]
 
 
 def fail_node(
@@ -83,6 +86,16 @@ def throttle_node(
     parked = WorkItem(item.execution_id, item.node, item.visit, attempt, retry_at, None, None, 0)
     parked.fence = item.fence
     txn.put_work(parked)
+
+
+def leave_node(txn: Txn, item: WorkItem, available_at: float) -> None:
+    """Give back a visit this process is not equipped for: its work row
+    unleased, due at ``available_at``, the attempt given back (nothing of
+    it ran: no event)."""
+    attempt = max(0, item.attempt - 1)
+    left = WorkItem(item.execution_id, item.node, item.visit, attempt, available_at, None, None, 0)
+    left.fence = item.fence
+    txn.put_work(left)
 
 
 def throttled_count(events: Sequence[EventRecord], node: str, visit: int) -> int:

@@ -36,7 +36,7 @@ from agent_node.errors import (
 )
 from agent_node.failures import Failures
 from agent_node.store.base import Store
-from agent_node.store.records import Claim, ExecutionRecord, VisitKey
+from agent_node.store.records import Claim, ExecutionRecord, VisitKey, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
@@ -84,6 +84,8 @@ class Engine:
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
         self._driven: set[str] = set()
+        #: Due waits this engine could not fire (their workflow not loadable), said once.
+        self._unfired: set[VisitKey] = set()
         self._status = StatusWatch(store, self, poll_interval)
         self._runner = Runner(
             store,
@@ -92,6 +94,7 @@ class Engine:
             owner=str(self.owner),
             lease_ttl=lease_ttl,
             committed=self._status.ended,
+            leaves=scope == "all",
         )
         self._wake = asyncio.Event()
         self._visits = Visits(
@@ -122,6 +125,13 @@ class Engine:
     def running_visits(self) -> dict[VisitKey, asyncio.Task[None]]:
         """The node visits running here (their tasks), by (execution, node, visit)."""
         return self._visits.tasks
+
+    @property
+    def left(self) -> Mapping[VisitKey, str]:
+        """The visits this engine left to a process that can run them (one
+        equipped for them, :class:`~agent_node.errors.NotEquipped`, or with
+        their workflow version), and why."""
+        return self._runner.left
 
     @property
     def running(self) -> bool:
@@ -321,8 +331,24 @@ class Engine:
             claimed = len(claims)
         self._visits.slots_wanted = claimed >= free  # every slot taken (or none was free)
         for wait in await self.store.due_waits(now, 100, scope):
-            await self.control.expire(wait)
+            await self._expire(wait)
         return claimed > 0 and claimed == free
+
+    async def _expire(self, wait: WaitRecord) -> None:
+        """Fire a due wait; one whose workflow (version) is not loadable here
+        stays due, said once in one line, and the other due waits still fire."""
+        try:
+            await self.control.expire(wait)
+        except UsageError as exc:
+            key = (wait.execution_id, wait.node, wait.visit)
+            if key not in self._unfired:
+                self._unfired.add(key)
+                log.error(
+                    "cannot fire the due wait of %s/%s/%d here: %s",
+                    *key,
+                    exc,
+                    extra={"execution_id": wait.execution_id},
+                )
 
     async def _idle_delay(self) -> float:
         if len(self._visits.tasks) >= self.concurrency:

@@ -38,7 +38,9 @@ class WorkflowRegistry:
         if loaded.key != key:
             raise ConfigError(
                 f"{ref} now defines {loaded.key}, but the execution needs {key}:"
-                " keep the old version available to finish its executions"
+                " keep the old version available to finish its executions (a copy of"
+                " the old file registered as a skill of its own; the command line"
+                " finds it with the node's --config)"
             )
         return self.add(loaded)
 

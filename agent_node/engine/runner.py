@@ -24,6 +24,7 @@ from agent_node.errors import (
     Fenced,
     NodeFailed,
     NodeTimeout,
+    NotEquipped,
     PermanentFailure,
     StateValidationError,
     Throttled,
@@ -33,7 +34,7 @@ from agent_node.errors import (
 from agent_node.problems import describe_validation
 from agent_node.store.base import Store
 from agent_node.store.patches import diff
-from agent_node.store.records import Claim, ExecutionRecord, WorkItem
+from agent_node.store.records import Claim, ExecutionRecord, VisitKey, WorkItem
 from agent_node.store.txn import Fence, Txn
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.retry import NO_RETRY, RetryPolicy
@@ -56,8 +57,13 @@ log = logging.getLogger("agent_node.engine")
 CRASH_ALLOWANCE = 10
 #: Seconds a throttled visit waits at most, whatever ``Retry-After`` says.
 MAX_THROTTLE = 3600.0
-#: How often a worker retries a node whose workflow it cannot load.
-_NOT_HERE = RetryPolicy(initial_delay=30.0, backoff=1.0, max_delay=30.0, jitter=0.2)
+#: When a visit this process cannot run (not equipped for it, or its
+#: workflow version unknown here) is due here again
+#: (seconds; doubled each time it is left again, up to the most): soon
+#: enough for a restarted node to take it, rarely enough not to fill
+#: the log with the claims of a process that cannot run it.
+_LEAVE_FIRST = 2.0
+_LEAVE_MOST = 300.0
 #: The state a chain of nodes carries along: (its ``state_seq``, model, data).
 #: A claim whose execution's ``state_seq`` is another was changed by another
 #: writer (a parallel branch, a signal): the state is read again.
@@ -76,8 +82,18 @@ class Runner:
         owner: str,
         lease_ttl: float,
         committed: Callable[[ExecutionRecord], None] = lambda record: None,
+        leaves: bool = False,
     ) -> None:
         self.store = store
+        #: Whether a visit this process is not equipped for is left to one
+        #: that is (an engine over the whole store) rather than failed.
+        self.leaves = leaves
+        #: The visits left so far for a process that can run them (equipped
+        #: for them, or with their workflow version), and why (``resume``
+        #: reports them).
+        self.left: dict[VisitKey, str] = {}
+        #: How many times each visit was given back unrun here.
+        self._given_back: dict[VisitKey, int] = {}
         #: Told each record a commit of a node's outcome wrote (the engine's
         #: waiters take an execution's last one instead of reading it).
         self.committed = committed
@@ -94,8 +110,7 @@ class Runner:
             )
         except UsageError as exc:
             # Not runnable here (yet): another worker, or a later deploy, may have it.
-            log.error("cannot run %s here: %s", item.key, exc)
-            await self._fail(item, exc, 0.0, final=False, policy=_NOT_HERE)
+            await self._leave(item, exc)
             return None, [], None
         try:
             seq, state, data = await self._load_state(workflow, record, cache)
@@ -154,7 +169,11 @@ class Runner:
         duration = time.perf_counter() - started
         if isinstance(error, Throttled) and await self._throttle(item, error, duration, policy):
             return None, [], None
-        retry = item.attempt < policy.max_attempts and not isinstance(error, PermanentFailure)
+        if isinstance(error, NotEquipped) and self.leaves:
+            await self._leave(item, error)
+            return None, [], None
+        final = isinstance(error, PermanentFailure | NotEquipped)
+        retry = item.attempt < policy.max_attempts and not final
         await self._fail(item, error, duration, final=not retry, policy=policy, trace=trace)
         return None, [], None
 
@@ -218,6 +237,36 @@ class Runner:
         except (Fenced, UnknownExecution) as exc:
             log.warning("dropped the throttling of %s: %s", item.key, exc)
         return True
+
+    async def _leave(self, item: WorkItem, error: NotEquipped | UsageError) -> None:
+        """Give the visit back, its attempt unused (once it can run, it has
+        all its attempts, however long it waited), for a process that can
+        run it: one equipped for it, or with its workflow version. Due
+        again here later (each time later, up to :data:`_LEAVE_MOST`), when
+        this process may still lack what it needs. Said once."""
+        times = self._give_back(item)
+        if times == 0:
+            log.warning("left %s for a process that can run it: %s", item.key, error)
+        self.left[(item.execution_id, item.node, item.visit)] = str(error)
+        await self._left_until(item, time.time() + min(_LEAVE_FIRST * 2**times, _LEAVE_MOST))
+
+    def _give_back(self, item: WorkItem) -> int:
+        """Count one more visit given back unrun; how many were before."""
+        key = (item.execution_id, item.node, item.visit)
+        times = self._given_back.get(key, 0)
+        self._given_back[key] = times + 1
+        return times
+
+    async def _left_until(self, item: WorkItem, later: float) -> None:
+        """The visit's work row unleased, due at ``later``, its attempt unused."""
+
+        def plan(txn: Txn) -> None:
+            attempts.leave_node(txn, item, later)
+
+        try:
+            await self.store.apply(item.execution_id, plan, fence=_fence(item))
+        except (Fenced, UnknownExecution) as exc:
+            log.warning("dropped the leaving of %s: %s", item.key, exc)
 
     async def _commit(
         self,

@@ -61,7 +61,7 @@ from agent_node.engine.executor import (
     Reaction,
     ResumeContext,
 )
-from agent_node.errors import NodeFailed
+from agent_node.errors import NodeFailed, NotEquipped
 from agent_node.nodes.delegation import ASKING, SETTLED, react, relay_row, scrub
 from agent_node.store.records import DelegationRecord
 from agent_node.tracing import child_traceparent
@@ -230,7 +230,7 @@ class DelegateExecutor:
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
         if self.peers is None:
-            raise NodeFailed(
+            raise NotEquipped(
                 f"delegate node {spec.id!r}: this runtime has no peers"
                 " (run the workflow in `agent-node serve` with `peers:` configured)"
             )

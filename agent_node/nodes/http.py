@@ -68,7 +68,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from agent_node.engine.executor import Advance, NodeContext, Outcome
-from agent_node.errors import NodeFailed, PermanentFailure
+from agent_node.errors import NodeFailed, NotEquipped, PermanentFailure
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.http_answer import answer_problem, answer_state
 from agent_node.nodes.http_request import build_request, check_redirect, redirected
@@ -155,7 +155,7 @@ class HttpExecutor(Parkless):
     def _transport(self) -> HttpTransport:
         if self.transport is None:
             if self._make_transport is None:
-                raise PermanentFailure("this runtime has no HTTP transport to send requests with")
+                raise NotEquipped("this runtime has no HTTP transport to send requests with")
             self.transport = self._make_transport()
         return self.transport
 

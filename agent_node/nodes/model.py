@@ -66,7 +66,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from agent_node.engine.attempts import throttled_count
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
-from agent_node.errors import NodeFailed, PermanentFailure
+from agent_node.errors import NodeFailed, NotEquipped
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget
 from agent_node.nodes.model_client import (
@@ -305,7 +305,7 @@ class ModelExecutor(Parkless):
             return self.client
         if self._made is None:
             if self._make_client is None:
-                raise PermanentFailure("this runtime has no model client to call models with")
+                raise NotEquipped("this runtime has no model client to call models with")
             self._made = self._make_client()
         return self._made
 
@@ -313,7 +313,7 @@ class ModelExecutor(Parkless):
         if not spec.tools:
             return None
         if self.tools is None:
-            raise NodeFailed(
+            raise NotEquipped(
                 f"model node {spec.id!r}: this runtime has no tools (configure `mcp:` servers)"
             )
         return await self.tools.schemas(spec.tools)

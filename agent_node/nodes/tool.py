@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol
 from pydantic import Field
 
 from agent_node.engine.executor import Advance, NodeContext, Outcome
-from agent_node.errors import NodeFailed
+from agent_node.errors import NodeFailed, NotEquipped
 from agent_node.nodes.base import Parkless
 from agent_node.tracing import child_traceparent
 from agent_node.workflow.ir import NodeSpec, node_type
@@ -116,7 +116,7 @@ class ToolExecutor(Parkless):
     async def execute(self, ctx: NodeContext) -> Outcome:
         spec = _spec(ctx.spec)
         if self.pool is None:
-            raise NodeFailed(
+            raise NotEquipped(
                 f"tool node {spec.id!r}: this runtime has no MCP servers"
                 " (configure `mcp:` in agent-node.yaml and run the workflow in `agent-node serve`)"
             )
