@@ -8,13 +8,12 @@ started and closed in order. :mod:`agent_node.node` serves them.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from agent_node import node_grpc
 from agent_node.config import NodeConfig
+from agent_node.node_equipment import Equipment
 from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["NodeParts"]
@@ -55,9 +54,6 @@ class NodeParts:
         cls, config: NodeConfig, workflows: dict[str, CompiledWorkflow], secure: bool
     ) -> NodeParts:
 
-        from agent_node.a2a.peers.client import http_client
-        from agent_node.a2a.peers.delegator import PeerDelegator
-        from agent_node.a2a.peers.directory import Directory
         from agent_node.a2a.peers.push_receiver import PUSH_PATH, PushReceiver
         from agent_node.a2a.peers.watchdog import Watchdog
         from agent_node.a2a.server.app import Guard, create_app
@@ -69,12 +65,6 @@ class NodeParts:
         from agent_node.a2a.server.push import PushSender
         from agent_node.a2a.server.rest import rest_endpoint
         from agent_node.a2a.server.tasks import TaskService
-        from agent_node.engine.executor import Executor
-        from agent_node.integrations.llm import LlmClient
-        from agent_node.integrations.mcp import McpPool, McpToolBox
-        from agent_node.nodes.delegate import DelegateExecutor
-        from agent_node.nodes.model import ModelExecutor
-        from agent_node.nodes.tool import ToolExecutor
         from agent_node.runtime import Runtime
         from agent_node.scope import caller_of
         from agent_node.security.authn import authenticator
@@ -84,31 +74,10 @@ class NodeParts:
         from agent_node.telemetry.metrics_http import counted, metrics_route
         from agent_node.telemetry.traces import start_traces  # traces (issue 17)
 
-        outgoing = config.client_ssl_context()
-        http = http_client(
-            outgoing,
-            timeout=30.0,
-            identity_from_cn=config.identity_from_cn,
-            bare=config.client_ssl_context(certificate=False),
-        )
-        directory = Directory(config.peers, http, trust=config.trust_paths())
-        delegator = PeerDelegator(
-            directory,
-            http,
-            push_url=config.url + PUSH_PATH,
-            secret=_secret(config),
-            grpc=functools.partial(node_grpc.peers, config, outgoing),
-        )
-        pool = McpPool.from_config(config)  # opens nothing until a tool is first called
-        llm = LlmClient(config.models)
-        models = ModelExecutor(llm, McpToolBox(pool))
-        executors: dict[str, Executor] = {
-            "delegate": DelegateExecutor(delegator),
-            "tool": ToolExecutor(pool),
-            "model": models,
-        }
+        equipment = Equipment.of(config)
+        executors, delegator, http = equipment.executors, equipment.delegator, equipment.http
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
-        llm.backends.shared = runtime.store.slots  # models.backends with shared: true
+        equipment.use_store(runtime.store)
         for workflow in workflows.values():
             runtime.workflows.add(workflow)
         card = CardDocument.of(_signed(config, build_card(config, workflows)))
@@ -129,7 +98,7 @@ class NodeParts:
             # process of this node held (Engine.recover), pushes included.
             owner = str(runtime.engine.owner)
             tasks.push = PushSender(
-                runtime.store, tasks.render_push, config.push, owner=owner, tls=outgoing
+                runtime.store, tasks.render_push, config.push, owner=owner, tls=equipment.outgoing
             )
         capabilities = dict(card.card["capabilities"])
         served = config.listen.bindings
@@ -179,7 +148,8 @@ class NodeParts:
             traces.instrument(http)
         elif metrics is not None:
             app = counted(app, metrics)
-        parts = cls(runtime, tasks, app, http, Watchdog(runtime, delegator), pool, llm, pushes)
+        watchdog = Watchdog(runtime, delegator)
+        parts = cls(runtime, tasks, app, http, watchdog, equipment.tools, equipment.llm, pushes)
         parts.delegator = delegator
         parts.health = health
         parts.metrics = metrics
@@ -275,14 +245,3 @@ def _jwks(config: NodeConfig) -> bytes | None:
     from agent_node.a2a.peers.signing import jwks_of
 
     return json.dumps(jwks_of(config.path(config.tls.cert))).encode()
-
-
-def _secret(config: NodeConfig) -> bytes:
-    """The key of this node's delegation tokens: from its TLS key, so replicas
-    sharing an identity agree; from its name without TLS (development only)."""
-    import hashlib
-
-    material = config.name.encode()
-    if config.tls is not None:
-        material = config.path(config.tls.key).read_bytes()
-    return hashlib.sha256(b"agent-node delegation tokens\0" + material).digest()

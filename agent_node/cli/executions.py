@@ -1,4 +1,5 @@
-"""Commands on single executions: run, executions, inspect, events, signal, cancel."""
+"""Commands that run or read single executions: run, executions, inspect, events
+(signal, cancel and retry: :mod:`.operate`)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from agent_node.printable import printable
 from agent_node.problems import describe_validation
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
+from agent_node.store.records import TERMINAL
 
 if TYPE_CHECKING:  # what runs workflows is imported where it is used (~0.15 s)
     from rich.console import Console
 
-    from agent_node.engine.control import Control
+    from agent_node.config import NodeConfig
     from agent_node.store.live import Chunk
     from agent_node.workflow.budget import Budget
     from agent_node.workflow.compiled import CompiledWorkflow
@@ -31,15 +33,14 @@ from .common import (
     handle_errors,
     load_target,
     open_store,
-    parse_json,
     parse_json_object,
     run_async,
     started_runtime,
     store_option,
 )
-from .invoked import command_name
+from .configured import config_option, node_config, registry, store_of
 
-__all__ = ["cancel", "events", "executions", "inspect", "run", "signal"]
+__all__ = ["events", "executions", "get_execution", "inspect", "run"]
 
 STATUSES: tuple[str, ...] = get_args(ExecutionStatus)
 
@@ -270,21 +271,35 @@ async def _list(
 
 @click.command()
 @click.argument("execution_id", metavar="ID")
+@config_option
 @store_option
 @handle_errors
-def inspect(execution_id: str, store_url: str) -> None:
+def inspect(execution_id: str, config_path: str | None, store_url: str) -> None:
     """Show an execution: status, waits, state and the timeline of its nodes."""
-    record, waits, log = run_async(_inspect(store_url, execution_id))
+    config = node_config(config_path)
+    record, waits, log = run_async(_inspect(store_of(config, store_url), execution_id))
     from . import render
 
     console = render.make_console()
     timeline = build_timeline(log)
     console.print(render.execution_header(record, waits, timeline))
+    if record.status not in TERMINAL and (stuck := _cannot_go_on(record, config)):
+        console.print(render.plain(f"cannot go on here: {stuck}", "red"), soft_wrap=True)
     console.print("state", style="bold")
     console.print(render.state_json(record.state))
     console.print(render.timeline_table(timeline))
     if record.status != "completed":
         _show_traceback(console, log)
+
+
+def _cannot_go_on(record: ExecutionRecord, config: NodeConfig | None) -> str | None:
+    """Why no process like this one can carry the execution on: its workflow
+    (version) does not load (None when it does)."""
+    try:
+        registry(config).get(record.workflow_id, record.workflow_version, record.workflow_ref)
+    except UsageError as exc:
+        return str(exc)
+    return None
 
 
 def _show_traceback(console: Console, log: Sequence[Event]) -> None:
@@ -305,7 +320,7 @@ async def _inspect(
     url: str, execution_id: str
 ) -> tuple[ExecutionRecord, list[WaitRecord], list[Event]]:
     async with open_store(url) as store:
-        record = await _get(store, execution_id)
+        record = await get_execution(store, execution_id)
         waits = await store.waits(execution_id)
         log = [to_event(e) for e in await store.events(execution_id)]
         return record, waits, log
@@ -326,75 +341,12 @@ def events(execution_id: str, after: int, store_url: str) -> None:
 
 async def _events(url: str, execution_id: str, after: int) -> list[Event]:
     async with open_store(url) as store:
-        await _get(store, execution_id)
+        await get_execution(store, execution_id)
         return [to_event(e) for e in await store.events(execution_id, after)]
 
 
-async def _get(store: Store, execution_id: str) -> ExecutionRecord:
+async def get_execution(store: Store, execution_id: str) -> ExecutionRecord:
     record = await store.get(execution_id)
     if record is None:
         raise UnknownExecution(execution_id)
     return record
-
-
-# -- signal / cancel ---------------------------------------------------------------------
-
-
-@click.command()
-@click.argument("execution_id", metavar="ID")
-@click.argument("event")
-@click.option(
-    "--data", "data_text", metavar="JSON", help="The event's payload: JSON or @file.json."
-)
-@store_option
-@handle_errors
-def signal(execution_id: str, event: str, data_text: str | None, store_url: str) -> None:
-    """Deliver EVENT to the execution ID, which waits for it."""
-    payload = parse_json(data_text, "--data") if data_text is not None else None
-    record = run_async(_signal(store_url, execution_id, event, payload))
-    click.echo(printable(f"delivered {event!r} to {execution_id}; it is {record.status}"))
-    if record.status in {"pending", "running"}:
-        store = "" if store_url == default_store_url() else f" --store {shlex.quote(store_url)}"
-        program = command_name()
-        click.echo(f"a running `{program} worker` continues it, or: {program} resume{store}")
-
-
-async def _signal(url: str, execution_id: str, event: str, payload: Any) -> ExecutionRecord:
-    async with open_store(url) as store:
-        await _control(store).signal(execution_id, event, payload)
-        return await _get(store, execution_id)
-
-
-@click.command()
-@click.argument("execution_id", metavar="ID")
-@click.option(
-    "--reason",
-    default="cancelled from the command line",
-    show_default=True,
-    help="Why, recorded in the execution's events.",
-)
-@store_option
-@handle_errors
-def cancel(execution_id: str, reason: str, store_url: str) -> None:
-    """Cancel the execution ID (a no-op when it has ended)."""
-    cancelled, record = run_async(_cancel(store_url, execution_id, reason))
-    if cancelled:
-        click.echo(f"cancelled {printable(execution_id)}")
-    else:
-        said = f"{execution_id} had already ended ({record.status}); nothing to cancel"
-        click.echo(printable(said))
-
-
-async def _cancel(url: str, execution_id: str, reason: str) -> tuple[bool, ExecutionRecord]:
-    async with open_store(url) as store:
-        cancelled = await _control(store).cancel(execution_id, reason)
-        return cancelled, await _get(store, execution_id)
-
-
-def _control(store: Store) -> Control:
-    from agent_node.engine.control import Control
-    from agent_node.engine.registry import WorkflowRegistry
-    from agent_node.nodes import default_executors
-    from agent_node.workflow.loading import load_workflow
-
-    return Control(store, WorkflowRegistry(load_workflow), default_executors())

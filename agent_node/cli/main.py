@@ -29,7 +29,7 @@ COMMANDS = {
         "Run TARGET once per line of INPUTS.jsonl (a JSON object: the input state).",
     ),
     "cancel": LazyCommand(
-        ".executions", "cancel", "Cancel the execution ID (a no-op when it has ended)."
+        ".operate", "cancel", "Cancel the execution ID (a no-op when it has ended)."
     ),
     "certs": LazyCommand(
         ".certs", "certs", "Make a development CA and node certificates for mutual TLS."
@@ -67,6 +67,13 @@ COMMANDS = {
         "Run every pending or running execution, and every one whose timer is due,"
         " until it ends or waits.",
     ),
+    "retry": LazyCommand(
+        ".operate",
+        "retry",
+        "Start a new execution of the failed or canceled execution ID: the same"
+        " workflow version and input, in the same context (what the operator API's"
+        " retry does).",
+    ),
     "run": LazyCommand(
         ".executions",
         "run",
@@ -76,7 +83,7 @@ COMMANDS = {
         ".serve", "serve", "Serve an agent node: its Agent Card, and A2A JSON-RPC at /a2a."
     ),
     "signal": LazyCommand(
-        ".executions", "signal", "Deliver EVENT to the execution ID, which waits for it."
+        ".operate", "signal", "Deliver EVENT to the execution ID, which waits for it."
     ),
     "tools": LazyCommand(
         ".tools",

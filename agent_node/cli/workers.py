@@ -13,9 +13,9 @@ import contextlib
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,7 +32,12 @@ from .common import (
     started_runtime,
     store_option,
 )
+from .configured import config_option, equipped, node_config, node_of, skill_workflows, store_of
 from .invoked import command_name
+
+if TYPE_CHECKING:
+    from agent_node.config import NodeConfig
+    from agent_node.node_equipment import Equipment
 
 __all__ = ["resume", "worker"]
 
@@ -56,6 +61,8 @@ class ResumeReport:
     records: list[ExecutionRecord] = field(default_factory=list)
     timers: int = 0
     stuck: list[ExecutionRecord] = field(default_factory=list)
+    #: Executions with a visit left to a process equipped for it, and why.
+    left: dict[str, str] = field(default_factory=dict)
 
 
 @click.command()
@@ -68,26 +75,37 @@ class ResumeReport:
     metavar="SECONDS",
     help="Give up when no execution made progress for this long.",
 )
+@config_option
 @store_option
 @handle_errors
-def resume(node: str, idle_timeout: float, store_url: str) -> None:
+def resume(node: str, idle_timeout: float, config_path: str | None, store_url: str) -> None:
     """Run every pending or running execution, and every one whose timer is
     due, until it ends or waits.
 
+    With a node's --config, its nodes run as the node runs them (its mcp:
+    servers, models, peers, and the workflow versions its skills register);
+    without, a node that needs them is left to the node (said at the end).
     Exits 1 when an execution failed or made no progress for --idle-timeout.
     """
-    report = run_async(_resume(store_url, node, idle_timeout))
-    _show_resume(report)
+    config = node_config(config_path)
+    url = store_of(config, store_url)
+    report = run_async(_resume(url, node_of(config, node), idle_timeout, config))
+    _show_resume(report, config_path)
     if report.stuck or any(r.status in {"failed", "canceled"} for r in report.records):
         raise click.exceptions.Exit(EXIT_FAILURE)
 
 
-async def _resume(url: str, node: str, idle_timeout: float) -> ResumeReport:
+async def _resume(
+    url: str, node: str, idle_timeout: float, config: NodeConfig | None
+) -> ResumeReport:
     report = ResumeReport()
-    async with started_runtime(url, scope="all", node=node, create=False) as runtime:
+    async with (
+        equipped(config) as equipment,
+        _runtime(url, config, equipment, scope="all", node=node, create=False) as runtime,
+    ):
         seen: dict[str, int] = {}
         last_progress = time.monotonic()
-        while active := await _active(runtime.store):
+        while active := await _movable(runtime, await _active(runtime.store)):
             moved = [r for r in active if seen.get(r.id) != r.last_seq]
             seen.update((r.id, r.last_seq) for r in moved)
             if moved or await _busy(runtime, active):
@@ -101,7 +119,44 @@ async def _resume(url: str, node: str, idle_timeout: float) -> ResumeReport:
             if record is not None:
                 report.records.append(record)
                 report.timers += await _has_timer(runtime, record)
+        for (execution_id, _, _), why in runtime.engine.left.items():
+            report.left[execution_id] = why
     return report
+
+
+@contextlib.asynccontextmanager
+async def _runtime(
+    url: str,
+    config: NodeConfig | None,
+    equipment: Equipment | None,
+    workflows: Sequence[CompiledWorkflow] = (),
+    **options: Any,
+) -> AsyncIterator[Runtime]:
+    """A started runtime over the whole store: with a node's config, its
+    skills' workflows and its nodes' equipment."""
+    if equipment is not None:
+        options["executors"] = equipment.executors
+    known = [*workflows, *skill_workflows(config)]
+    async with started_runtime(url, known, **options) as runtime:
+        if equipment is not None:
+            equipment.use_store(runtime.store)
+        yield runtime
+
+
+async def _movable(runtime: Runtime, active: list[ExecutionRecord]) -> list[ExecutionRecord]:
+    """``active`` without the executions whose work left here waits for a
+    process equipped for it (unless some of their work still runs here)."""
+    left = {execution_id for execution_id, _, _ in runtime.engine.left}
+    if not left:
+        return active
+    owner = str(runtime.engine.owner)
+    kept = []
+    for record in active:
+        if record.id not in left or any(
+            item.lease_owner == owner for item in await runtime.store.work(record.id)
+        ):
+            kept.append(record)
+    return kept
 
 
 async def _active(store: Store) -> list[ExecutionRecord]:
@@ -138,7 +193,7 @@ async def _has_timer(runtime: Runtime, record: ExecutionRecord) -> bool:
     return any(w.kind != "event" or w.deadline is not None for w in waits)
 
 
-def _show_resume(report: ResumeReport) -> None:
+def _show_resume(report: ResumeReport, config_path: str | None) -> None:
     if not report.records and not report.stuck:
         click.echo("nothing to resume: no pending or running executions, no timer due")
         return
@@ -154,6 +209,8 @@ def _show_resume(report: ResumeReport) -> None:
             f"{report.timers} execution(s) wait for a timer or timeout:"
             f" a running `{command_name()} worker` fires it when due"
         )
+    if report.left:
+        _show_left(report.left, config_path)
     if report.stuck:
         names = ", ".join(f"{r.id} ({r.workflow_id}@{r.workflow_version})" for r in report.stuck)
         click.secho(
@@ -162,6 +219,20 @@ def _show_resume(report: ResumeReport) -> None:
             fg="red",
             err=True,
         )
+
+
+def _show_left(left: dict[str, str], config_path: str | None) -> None:
+    program = command_name()
+    hint = f"restart `{program} serve --config …` (it takes them on)"
+    if config_path is None:
+        hint += f", or run `{program} resume --config …` with the node's configuration"
+    click.secho(
+        f"left {len(left)} execution(s) for a process that can run them (a node configured"
+        f" with mcp:/peers:, or one that registers their workflow version): {hint}",
+        fg="yellow",
+    )
+    for execution_id, why in left.items():
+        click.echo(printable(f"  {execution_id}: {why}"))
 
 
 # -- worker ------------------------------------------------------------------------
@@ -185,6 +256,7 @@ def _show_resume(report: ResumeReport) -> None:
     help="On SIGTERM or Ctrl-C, how long the steps running here may finish (no new"
     " work is taken) before they are cut and run again elsewhere.",
 )
+@config_option
 @store_option
 @handle_errors
 def worker(
@@ -192,6 +264,7 @@ def worker(
     node: str,
     concurrency: int | None,
     stop_grace: float,
+    config_path: str | None,
     store_url: str,
 ) -> None:
     """Claim and run work of every execution until SIGTERM or SIGINT.
@@ -200,11 +273,15 @@ def worker(
     workflows are loaded from the reference they recorded. On SIGTERM it
     takes no more work and lets the steps running here finish (--stop-grace;
     a second signal ends the wait), then releases what is left for other
-    workers to take at once.
+    workers to take at once. With a node's --config, its nodes run as the
+    node runs them (mcp:, models:, peers:, its skills' workflow versions);
+    without, a node that needs them is left to a process that has them.
     """
     loaded = [load_target(ref) for ref in workflows]
     options: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
-    run_async(_work(store_url, node, loaded, options, stop_grace))
+    config = node_config(config_path)
+    url = store_of(config, store_url)
+    run_async(_work(url, node_of(config, node), loaded, options, stop_grace, config))
 
 
 async def _work(
@@ -213,6 +290,7 @@ async def _work(
     workflows: list[CompiledWorkflow],
     options: dict[str, Any],
     grace: float,
+    config: NodeConfig | None,
 ) -> None:
     stop = asyncio.Event()
     running: list[Runtime] = []
@@ -223,7 +301,12 @@ async def _work(
         stop.set()
 
     with _stop_on_signals(asked):
-        async with started_runtime(url, workflows, scope="all", node=node, **options) as runtime:
+        async with (
+            equipped(config) as equipment,
+            _runtime(
+                url, config, equipment, workflows, scope="all", node=node, **options
+            ) as runtime,
+        ):
             running.append(runtime)
             known = ", ".join(w.key for w in workflows) or "loaded on demand"
             click.echo(f"worker {runtime.engine.owner} on {url} (workflows: {known})")

@@ -188,7 +188,7 @@ class JwtVerifier:
             try:
                 document = await self._jwks()
                 keys = _keys_of(document)
-            except (OSError, httpx.HTTPError, ValueError) as exc:
+            except (OSError, httpx.HTTPError, ValueError, RecursionError) as exc:
                 if self._keys:  # keep the last good set; try again after min_refresh
                     self._fetched_at = now - self.jwks_ttl + self.jwks_min_refresh
                     return
@@ -207,7 +207,9 @@ class JwtVerifier:
             if self.oidc:
                 discovery = await http.get(url)
                 discovery.raise_for_status()
-                url = str(discovery.json().get("jwks_uri") or "")
+                document = discovery.json()
+                found = document.get("jwks_uri") if isinstance(document, dict) else None
+                url = str(found or "")
                 if not url.startswith(("https://", "http://")):
                     raise ValueError("the OpenID Connect document names no jwks_uri")
             response = await http.get(url)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from support.served import served
 
@@ -204,6 +204,31 @@ async def test_keys_found_by_openid_connect_discovery(issuer: tuple[Issuer, str]
     assert found is not None and found.jwt is not None
     headers = {"authorization": f"Bearer {state.token()}"}
     assert await found.identify(headers.get) == ("alice", "bearer")
+
+
+#: What an issuer's URL may answer in place of its document, by what it is.
+NOT_DOCUMENTS = {"a list": b"[]", "nested deep": b"[" * 100_000, "keys a number": b'{"keys": 5}'}
+
+
+@pytest.mark.parametrize("oidc", [False, True], ids=["jwks", "discovery"])
+@pytest.mark.parametrize("body", NOT_DOCUMENTS.values(), ids=NOT_DOCUMENTS.keys())
+async def test_an_issuer_answering_no_document_has_tokens_refused_not_a_crash(
+    body: bytes, oidc: bool
+) -> None:
+    async def answer(_: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    app = Starlette(routes=[Route("/doc", answer)])
+    async with served(app, None) as url:
+        check = verifier(url, jwks_url=f"{url}/doc", oidc=oidc)
+        with pytest.raises(InvalidToken, match="the issuer's keys cannot be had"):
+            await check.identity_of(_any_token())
+
+
+def _any_token() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": time.time() + 60}
+    return jwt.encode(body, key, algorithm="ES256", headers={"kid": "k1"})
 
 
 def test_settings_refuse_symmetric_algorithms_and_two_key_sources() -> None:

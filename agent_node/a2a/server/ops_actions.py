@@ -27,12 +27,13 @@ from agent_node.nodes.model_budget import BUDGET_EVENT
 from agent_node.results import RUN_STARTS, to_event
 from agent_node.runtime import Runtime
 from agent_node.scope import caller_of
+from agent_node.store import ExecutionRecord
 from agent_node.tracing import new_traceparent
 
 from .ops_edge import Refused, read_body, record_of
 from .taskview import MESSAGE_EVENT
 
-__all__ = ["cancel", "retry", "signal"]
+__all__ = ["cancel", "retry", "retry_execution", "signal"]
 
 #: Notes logged with ``execution_started`` that a retry logs again.
 _REPEATED_NOTES = frozenset({MESSAGE_EVENT, BUDGET_EVENT})
@@ -66,21 +67,35 @@ async def cancel(request: Request, runtime: Runtime) -> Any:
 async def retry(request: Request, runtime: Runtime) -> Any:
     record = await record_of(request, runtime)
     await read_body(request)  # nothing to say yet; a bad body is still refused
+    try:
+        retried_as = await retry_execution(runtime, record, caller_of(request.scope))
+    except UsageError as exc:
+        raise Refused(409, str(exc)) from None
+    return {"id": record.id, "retried_as": retried_as}
+
+
+async def retry_execution(
+    runtime: Runtime, record: ExecutionRecord, retried_by: str | None, *, run_here: bool = True
+) -> str:
+    """Start the retry of ``record`` (see the module's docstring): the new
+    execution's id. A :class:`UsageError` says why it cannot be retried.
+    ``agent-node retry`` calls it too, with ``run_here=False``: the new
+    execution waits for the process that runs the store's work."""
     if record.status not in _RETRYABLE:
         status = record.status
-        raise Refused(409, f"execution {record.id} is {status}: only failed or canceled ones retry")
+        raise UsageError(f"execution {record.id} is {status}: only failed or canceled ones retry")
     try:
         workflow = runtime.workflows.get(
             record.workflow_id, record.workflow_version, record.workflow_ref
         )
     except Exception as exc:  # a workflow file that no longer loads here
-        raise Refused(409, f"cannot retry {record.id}: {exc}") from None
+        raise UsageError(f"cannot retry {record.id}: {exc}") from None
     events = [to_event(e) for e in await runtime.store.events(record.id)]
     # The input of the run: the first, or the last continued as new.
     started = next((e for e in events if e.kind in RUN_STARTS), None)
     initial = (started.data or {}).get("input") if started is not None else None
     if not isinstance(initial, dict):
-        raise Refused(409, f"execution {record.id} has no recorded input to start again with")
+        raise UsageError(f"execution {record.id} has no recorded input to start again with")
     retried_as = new_id()
     notes = []
     for event in events:
@@ -94,7 +109,7 @@ async def retry(request: Request, runtime: Runtime) -> Any:
     metadata = json.loads(record.metadata) if record.metadata else {}
     metadata.update(
         retry_of=record.id,
-        retried_by=caller_of(request.scope),
+        retried_by=retried_by,
         traceparent=new_traceparent(),
         trace_root=True,  # a trace of its own: its span is the root
     )
@@ -103,10 +118,13 @@ async def retry(request: Request, runtime: Runtime) -> Any:
             workflow,
             initial,
             execution_id=retried_as,
+            run_here=run_here,
             context_id=record.context_id,
             notes=notes,
             metadata=metadata,
         )
-    except (UsageError, StateValidationError) as exc:
-        raise Refused(409, f"cannot retry {record.id}: {exc}") from None
-    return {"id": record.id, "retried_as": retried_as}
+    except StateValidationError as exc:
+        raise UsageError(f"cannot retry {record.id}: {exc}") from None
+    except UsageError as exc:
+        raise UsageError(f"cannot retry {record.id}: {exc}") from None
+    return retried_as
