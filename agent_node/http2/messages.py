@@ -137,7 +137,8 @@ def _regular(name: bytes, value: bytes, length: int) -> int:
     if name in _CONNECTION_SPECIFIC or (name == b"te" and value.lower() != b"trailers"):
         raise Malformed(f"the connection-specific field {name!r}")
     if name == b"content-length":
-        if not value.isdigit() or (length >= 0 and int(value) != length):
+        # 18 digits at most: int() refuses thousands of them (ValueError).
+        if not value.isdigit() or len(value) > 18 or (length >= 0 and int(value) != length):
             raise Malformed(f"content-length {value!r}")
         return int(value)
     return length

@@ -219,6 +219,7 @@ MALFORMED = {
     "a :method with a control": {":method": "GET\x7f"},
     "a :method not ASCII": {":method": "GÉT"},
     "a content-length not a number": {"content-length": "1e3"},
+    "a content-length of 5000 digits": {"content-length": "9" * 5000},
 }
 
 
