@@ -4,9 +4,12 @@ Templates are Jinja2, rendered by an ``ImmutableSandboxedEnvironment`` with
 ``StrictUndefined`` and autoescape off. A template sees one name, ``state``:
 the environment has no globals and no loader (so no ``include``, ``extends``
 or ``import``). ``x.key`` on a mapping reads the key first, so ``state.items``
-is the state key, as in expressions, not ``dict.items``. The operators that
-could build huge values (``*``, ``**``, ``%`` on strings) are checked before
-they run, and output beyond 1,000,000 characters fails the render.
+is the state key, as in expressions, not ``dict.items``. What a ``{{ }}``
+prints is JSON when it is a mapping, a list, a boolean or None
+(``{"approved": false}``, not Python's ``{'approved': False}``). The
+operators that could build huge values (``*``, ``**``, ``%`` on strings)
+are checked before they run, and output beyond 1,000,000 characters fails
+the render.
 
 Jinja2 is imported on first use, never at ``import agent_node``.
 """
@@ -14,6 +17,7 @@ Jinja2 is imported on first use, never at ``import agent_node``.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -155,9 +159,17 @@ def _environment() -> ImmutableSandboxedEnvironment:
             _check_operation(operator, left, right)
             return super().call_binop(context, operator, left, right)
 
-    environment = _Sandbox(undefined=StrictUndefined, autoescape=False)
+    environment = _Sandbox(undefined=StrictUndefined, autoescape=False, finalize=_printed)
     environment.globals.clear()
     return environment
+
+
+def _printed(value: Any) -> Any:
+    """What ``{{ value }}`` prints: JSON for what Python would print as its
+    own repr (the state is JSON data, and a prompt or a message reads it so)."""
+    if isinstance(value, Mapping | list | tuple | bool) or value is None:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
 
 
 def _excerpt(source: str) -> str:

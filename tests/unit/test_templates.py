@@ -43,6 +43,15 @@ def test_renders(source: str, expected: str) -> None:
     assert render(source) == expected
 
 
+def test_mappings_lists_and_json_constants_render_as_json() -> None:
+    source = "rejected: {{ state.d }} {{ state.l }} {{ state.b }} {{ state.n }} {{ state.d.ok }}"
+    state = {"d": {"ok": False, "by": "Zoë"}, "l": [1, "x", None], "b": True, "n": None}
+    rendered = compile_template(source).render(state)
+    assert rendered == 'rejected: {"ok": false, "by": "Zoë"} [1, "x", null] true null false'
+    # Inside an expression, Python's values as ever: only what is printed is JSON.
+    assert compile_template("{{ state.b ~ '' }} {{ state.l | length }}").render(state) == "True 3"
+
+
 def test_source_is_kept() -> None:
     template = compile_template("{{ state.name }}!")
     assert template.source == "{{ state.name }}!"
