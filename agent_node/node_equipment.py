@@ -19,7 +19,7 @@ from agent_node.config import NodeConfig
 if TYPE_CHECKING:
     from agent_node.engine.executor import Executor
 
-__all__ = ["Equipment"]
+__all__ = ["Equipment", "delegation_secret"]
 
 
 @dataclass

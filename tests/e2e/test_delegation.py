@@ -23,7 +23,7 @@ from support.tls import caller_context
 from agent_node.a2a.peers.delegator import push_token
 from agent_node.cli.common import tls_from_cert_dir
 from agent_node.config import load_config
-from agent_node.node_parts import _secret
+from agent_node.node_equipment import delegation_secret
 from agent_node.results import to_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -294,7 +294,7 @@ async def test_forged_pushes_are_refused_and_duplicates_do_nothing(net: Net) -> 
     key = f"{record.execution_id}/{record.node}/{record.visit}"
     config = load_config(net.root / "a.yaml")  # served with --cert-dir/--identity a
     config = config.model_copy(update={"tls": tls_from_cert_dir(net.certs, "a")})
-    token = push_token(_secret(config), key)
+    token = push_token(delegation_secret(config), key)
     forged = {"task": {"id": record.remote_task_id, "status": {"state": "TASK_STATE_FAILED"}}}
     url = f"{net.url('a')}/a2a/push"
     async with client(net.certs, "b") as as_b, client(net.certs, "alice") as as_alice:
