@@ -80,6 +80,19 @@ def child_env(effects: Path, step_sleep: float) -> dict[str, str]:
     }
 
 
+def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``agent-node ARGS`` run in ``folder`` to its end (its effects kept
+    there, no step sleep), as a user would type it."""
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=folder,
+        env=child_env(folder / "effects.db", 0.0),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
 async def wait_until(
     condition: Callable[[], bool | Awaitable[bool]],
     what: str,

@@ -5,11 +5,10 @@ one wait leaves them to the old file the node keeps registered as a skill."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from e2e.procs import CLI, child_env, opened
+from e2e.procs import opened, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -40,20 +39,9 @@ nodes:
 """
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=tmp_path,
-        env=child_env(tmp_path / "effects.db", 0.0),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-
 def started(tmp_path: Path, store: str, workflow: Path) -> str:
     """Run ``workflow`` until it parks; its execution id."""
-    ran = cli(tmp_path, "run", str(workflow), "--input", '{"text": "x"}', "--store", store)
+    ran = run_cli(tmp_path, "run", str(workflow), "--input", '{"text": "x"}', "--store", store)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     line = next(line for line in ran.stdout.splitlines() if line.startswith("execution "))
     return line.split()[1]
@@ -66,12 +54,12 @@ async def test_retry_starts_the_canceled_execution_again_and_says_what_next(
     workflow = tmp_path / "parked.yaml"
     workflow.write_text(WAIT_ONLY)
     first = started(tmp_path, store, workflow)
-    early = cli(tmp_path, "retry", first, "--store", store)
+    early = run_cli(tmp_path, "retry", first, "--store", store)
     assert early.returncode == 2, early.stdout + early.stderr
     assert f"execution {first} is waiting: only failed or canceled ones retry" in early.stderr
-    assert cli(tmp_path, "cancel", first, "--store", store).returncode == 0
+    assert run_cli(tmp_path, "cancel", first, "--store", store).returncode == 0
 
-    retried = cli(tmp_path, "retry", first, "--store", store)
+    retried = run_cli(tmp_path, "retry", first, "--store", store)
     assert retried.returncode == 0, retried.stdout + retried.stderr
     said = retried.stdout.splitlines()
     assert said[0].startswith(f"retried {first} as "), retried.stdout
@@ -82,7 +70,7 @@ async def test_retry_starts_the_canceled_execution_again_and_says_what_next(
         assert record is not None and record.status in {"pending", "running"}, record
         assert record.parsed is None or record.parsed.get("retry_of") == first
         assert f'"retry_of": "{first}"' in (record.metadata or "").replace('":"', '": "')
-    resumed = cli(tmp_path, "resume", "--store", store)
+    resumed = run_cli(tmp_path, "resume", "--store", store)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     async with opened(store) as opened_store:
         record = await opened_store.get(new)
@@ -105,7 +93,7 @@ async def test_signal_retry_and_resume_find_an_old_version_the_node_keeps_regist
     current.write_text(flow("1"))
     parked = started(tmp_path, store, current)
     canceled = started(tmp_path, store, current)
-    assert cli(tmp_path, "cancel", canceled, "--store", store).returncode == 0
+    assert run_cli(tmp_path, "cancel", canceled, "--store", store).returncode == 0
     # The author changes the workflow: version 2 in the file the executions recorded.
     current.write_text(flow("2"))
     (tmp_path / "ver.v1.yaml").write_text(flow("1"))
@@ -116,27 +104,27 @@ async def test_signal_retry_and_resume_find_an_old_version_the_node_keeps_regist
         "  - {id: ver-v1, workflow: ver.v1.yaml, card: extended}\n"
     )
 
-    bare = cli(tmp_path, "signal", parked, "go", "--data", "{}", "--store", store)
+    bare = run_cli(tmp_path, "signal", parked, "go", "--data", "{}", "--store", store)
     assert bare.returncode == 2, bare.stdout + bare.stderr
     assert "now defines ver@2, but the execution needs ver@1" in bare.stderr
 
-    signaled = cli(tmp_path, "signal", parked, "go", "--data", "{}", "--config", str(conf))
+    signaled = run_cli(tmp_path, "signal", parked, "go", "--data", "{}", "--config", str(conf))
     assert signaled.returncode == 0, signaled.stdout + signaled.stderr
     assert f"delivered 'go' to {parked}; it is running" in signaled.stdout
     assert f"resume --config {conf}" in signaled.stdout
 
-    retried = cli(tmp_path, "retry", canceled, "--config", str(conf))
+    retried = run_cli(tmp_path, "retry", canceled, "--config", str(conf))
     assert retried.returncode == 0, retried.stdout + retried.stderr
     new = retried.stdout.splitlines()[0].split()[-1]
 
     # Without the config, the node after the wait is not runnable here: left
     # for a process that registers ver@1, at once, its attempt unused.
-    bare_resume = cli(tmp_path, "resume", "--store", store, "--idle-timeout", "60")
+    bare_resume = run_cli(tmp_path, "resume", "--store", store, "--idle-timeout", "60")
     assert bare_resume.returncode == 0, bare_resume.stdout + bare_resume.stderr
     assert "left 1 execution(s) for a process that can run them" in bare_resume.stdout
     assert "needs ver@1" in bare_resume.stdout
 
-    resumed = cli(tmp_path, "resume", "--config", str(conf))
+    resumed = run_cli(tmp_path, "resume", "--config", str(conf))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     async with opened(store) as opened_store:
         done = await opened_store.get(parked)
@@ -163,14 +151,14 @@ async def test_a_due_wait_of_a_version_gone_says_why_in_one_line_and_in_inspect(
     import time
 
     time.sleep(1.2)
-    resumed = cli(tmp_path, "resume", "--store", store, "--idle-timeout", "1")
+    resumed = run_cli(tmp_path, "resume", "--store", store, "--idle-timeout", "1")
     assert resumed.returncode == 1, resumed.stdout + resumed.stderr
     assert "Traceback" not in resumed.stderr, resumed.stderr
     lines = [line for line in resumed.stderr.splitlines() if "cannot fire the due wait" in line]
     assert len(lines) == 1, resumed.stderr
     assert "now defines ver@3, but the execution needs ver@1" in lines[0]
 
-    inspected = cli(tmp_path, "inspect", parked, "--store", store)
+    inspected = run_cli(tmp_path, "inspect", parked, "--store", store)
     assert inspected.returncode == 0, inspected.stdout + inspected.stderr
     assert "cannot go on here" in inspected.stdout, inspected.stdout
     assert "now defines ver@3, but the execution needs ver@1" in inspected.stdout

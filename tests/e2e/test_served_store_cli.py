@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from e2e.procs import CLI, Spawn, child_env, opened, wait_until
+from e2e.procs import CLI, Spawn, child_env, opened, run_cli, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -48,17 +47,6 @@ def node_config(tmp_path: Path, store: str) -> Path:
     return path
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=tmp_path,
-        env=child_env(tmp_path / "effects.db", 0.0),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-
-
 async def test_resume_leaves_a_tool_node_to_the_node_and_runs_it_with_its_config(
     spawn: Spawn, tmp_path: Path
 ) -> None:
@@ -85,13 +73,13 @@ async def test_resume_leaves_a_tool_node_to_the_node_and_runs_it_with_its_config
     node.send(signal.SIGKILL)
     assert node.wait(10) == -signal.SIGKILL
 
-    signaled = cli(tmp_path, "signal", task_id, "go", "--data", "{}", "--store", store)
+    signaled = run_cli(tmp_path, "signal", task_id, "go", "--data", "{}", "--store", store)
     assert signaled.returncode == 0, signaled.stderr
     hint = signaled.stdout.splitlines()[-1]
     # Its next node needs the node's mcp: servers: a bare `resume` cannot run it.
     assert "serve --config" in hint and "resume --config" in hint, signaled.stdout
 
-    bare = cli(tmp_path, "resume", "--store", store, "--idle-timeout", "5")
+    bare = run_cli(tmp_path, "resume", "--store", store, "--idle-timeout", "5")
     assert bare.returncode == 0, bare.stdout + bare.stderr
     said = "left 1 execution(s) for a process that can run them (a node configured with mcp:/peers:"
     assert said in bare.stdout, bare.stdout
@@ -103,7 +91,7 @@ async def test_resume_leaves_a_tool_node_to_the_node_and_runs_it_with_its_config
         events = await opened_store.events(task_id)
     assert not [e for e in events if e.kind == "node_failed"], events
 
-    configured = cli(tmp_path, "resume", "--config", str(conf), "--idle-timeout", "30")
+    configured = run_cli(tmp_path, "resume", "--config", str(conf), "--idle-timeout", "30")
     assert configured.returncode == 0, configured.stdout + configured.stderr
     assert "1 completed" in configured.stdout, configured.stdout
     async with opened(store) as opened_store:
