@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import httpx
 
+from agent_node.content_length import declared_over
 from agent_node.errors import NodeFailed, NodeTimeout
 from agent_node.nodes.http_transport import HttpRequest, HttpResponse, bare_url
 
@@ -63,7 +64,7 @@ async def _exchange(client: httpx.AsyncClient, request: HttpRequest) -> HttpResp
 async def _read(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
     """At most ``limit`` bytes of the (decompressed) body, and whether there was more."""
     declared = response.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared[:30]) > limit:
+    if declared_over(declared, limit):
         return b"", True
     chunks: list[bytes] = []
     size = 0

@@ -36,6 +36,7 @@ from agent_node.a2a.peers.peer_errors import (
 from agent_node.a2a.peers.rest_calls import MEDIA_TYPE, rest_call, rest_error, rest_result
 from agent_node.a2a.protocol import compat, compat_methods, strict_json
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
+from agent_node.content_length import declared_over
 
 __all__ = ["call", "subscribe"]
 
@@ -125,7 +126,7 @@ async def _answer(
     try:
         identity = peer_identity(response)
         declared = response.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        if declared_over(declared, MAX_ANSWER_BYTES):
             raise _too_large(card, method)
         body = bytearray()
         async for chunk in response.aiter_bytes():

@@ -54,6 +54,7 @@ from agent_node.a2a.peers.signing import CardSignatureError, verify_card
 from agent_node.a2a.protocol.card_models import AgentCard
 from agent_node.a2a.protocol.compat_card import card_from_v03
 from agent_node.a2a.protocol.jws import PublicKey
+from agent_node.content_length import declared_over
 from agent_node.errors import RuntimeFailure
 
 __all__ = [
@@ -269,7 +270,7 @@ class _Fetch:
 
     async def _read(self, url: str, response: httpx.Response) -> bytes:
         declared = response.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared[:30]) > MAX_CARD_BYTES:
+        if declared_over(declared, MAX_CARD_BYTES):
             raise self._failure(url, f"the card is over {MAX_CARD_BYTES} bytes")
         body = bytearray()
         async for chunk in response.aiter_bytes():

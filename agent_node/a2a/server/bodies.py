@@ -19,6 +19,7 @@ from starlette.requests import Request
 from agent_node.a2a.protocol import strict_json
 from agent_node.a2a.protocol.errors import ContentTypeNotSupported, InvalidRequest, ParseError
 from agent_node.a2a.server.limits import Limits, depth
+from agent_node.content_length import declared_over
 
 __all__ = ["JSON_ONLY", "BodyTooLarge", "read_json"]
 
@@ -50,7 +51,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     # isascii: str.isdigit() holds for '²', which int() refuses; 30 digits
     # are past any limit (and int() refuses thousands of them).
-    if declared.isascii() and declared.isdigit() and int(declared[:30]) > limit:
+    if declared_over(declared, limit):
         raise BodyTooLarge(f"request body too large ({declared[:30]} bytes, limit {limit})")
     chunks: list[bytes] = []
     size = 0
