@@ -22,7 +22,7 @@ workflow:
   state_schema: {{text: string, got: {{type: object}}, step: string}}
 nodes:
   first: {{type: wait, event: go, output: got, next: second{timeout}}}
-  second: {{type: wait, duration: 10ms, next: done}}
+  second: {{type: branch, cases: [{{when: "state.text == 'x'", next: done}}], default: done}}
   done: {{type: end}}
 """
 
