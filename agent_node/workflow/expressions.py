@@ -128,10 +128,26 @@ def _parse(source: str) -> ast.Expression:
             return ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         detail = "" if exc.msg == "invalid syntax" else f": {exc.msg}"
-        where = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionError(f"invalid syntax{detail}{where}", exc.offset) from None
+        if not exc.offset:  # the parser met the end: nothing to point at but it
+            raise ExpressionError(f"invalid syntax{detail}: the expression ends too soon") from None
+        line, lines, hint = exc.lineno or 1, _LINES.split(source.strip()), ""
+        if line < len(lines) and exc.offset > len(lines[line - 1]):
+            hint = "; an expression goes on to another line only inside brackets"
+        where, column = _position(source, line, exc.offset)
+        raise ExpressionError(f"invalid syntax{detail} at {where}{hint}", column) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ExpressionError(f"invalid expression: {exc}") from None
+
+
+def _position(source: str, line: int, column: int) -> tuple[str, int]:
+    """Where ``line`` and 1-based ``column`` of the stripped ``source`` (what
+    is parsed) are in ``source`` as written: said, and the column."""
+    lead = _LINES.split(source[: len(source) - len(source.lstrip())])
+    if line == 1:
+        column += len(lead[-1])
+    line += len(lead) - 1
+    one_line = len(_LINES.split(source.strip())) == 1 and len(lead) == 1
+    return (f"column {column}" if one_line else f"line {line}, column {column}"), column
 
 
 def _check_size(tree: ast.Expression) -> None:
@@ -161,8 +177,7 @@ class _Compiler:
         text = lines[line - 1] if 0 < line <= len(lines) else ""
         offset = getattr(node, "col_offset", 0) if offset is None else offset
         prefix = text.encode("utf-8", "surrogatepass")[:offset]
-        column = len(prefix.decode("utf-8", "ignore")) + 1
-        where = f"column {column}" if line == 1 else f"line {line}, column {column}"
+        where, column = _position(self.source, line, len(prefix.decode("utf-8", "ignore")) + 1)
         return ExpressionError(f"{message} at {where}", column)
 
     def compile(self, node: ast.AST) -> _Eval:

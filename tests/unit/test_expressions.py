@@ -209,3 +209,31 @@ def test_any_text_compiles_or_raises_expression_error(source: str) -> None:
         expression.evaluate(STATE)
     except NodeFailed:
         pass
+
+
+@pytest.mark.parametrize(
+    ("source", "said", "column"),
+    [
+        # Columns count in the source as written: its leading spaces too.
+        ("  nope + 1", "at column 3", 3),
+        ("\n  (state.a and\n  nope)", "at line 3, column 3", 3),
+        ("(state.x\n + )", "invalid syntax at line 2, column 4", 4),
+        ("  (state.x\n + )", "invalid syntax at line 2, column 4", 4),
+        ('"ééé" + nope', "at column 9", 9),
+        # A syntax error met at the end points nowhere, and says so.
+        ("state.x +", "invalid syntax: the expression ends too soon", None),
+        ("  state.x if", "invalid syntax: the expression ends too soon", None),
+        # A line break outside brackets: why, where the line ends.
+        (
+            "state.a and\n  nope",
+            "invalid syntax at line 1, column 12; an expression goes on to another"
+            " line only inside brackets",
+            12,
+        ),
+    ],
+)
+def test_errors_point_where_the_author_wrote(source: str, said: str, column: int | None) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(source)
+    assert str(caught.value).endswith(said), str(caught.value)
+    assert caught.value.column == column
