@@ -3,9 +3,12 @@
 A client's message, a peer's answer, a JWT's subject, a request's path: any
 of them may hold a line feed that forges a log line, or an escape sequence
 that a terminal obeys (OSC 52 writes the clipboard, OSC 0 the window title,
-CR overwrites what was printed). :func:`printable` shows every control
-character escaped, as Python writes it in a string literal (``\\n``,
-``\\x1b``); :func:`printable_json` writes JSON whose text holds none raw.
+CR overwrites what was printed), or a Unicode bidirectional control that
+shows what follows it reversed or moved (after a U+202E, ``gpj.exe`` reads
+``exe.jpg``; "Trojan Source", CVE-2021-42574). :func:`printable`
+shows every such character escaped, as Python writes it in a string literal
+(``\\n``, ``\\x1b``, ``\\u202e``); :func:`printable_json` writes JSON whose
+text holds none raw.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ from typing import Any
 
 __all__ = ["printable", "printable_json"]
 
-#: C0 controls, DEL, C1 controls, and the two Unicode line and paragraph
-#: separators (``str.splitlines`` and some log viewers break lines there).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: Unicode's bidirectional controls: the marks (ALM, LRM, RLM), embeddings
+#: and overrides (LRE, RLE, PDF, LRO, RLO) and isolates (LRI, RLI, FSI, PDI).
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+#: C0 controls, DEL, C1 controls, the two Unicode line and paragraph
+#: separators (``str.splitlines`` and some log viewers break lines there),
+#: and the bidirectional controls.
+_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
 #: The same but the line feed: a block of lines (a traceback) keeps its lines.
-_CONTROLS_BUT_LF = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS_BUT_LF = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029{_BIDI}]")
 #: What JSON leaves raw of those (it escapes C0 itself).
-_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029]")
+_JSON_RAW = re.compile(f"[\x7f-\x9f\u2028\u2029{_BIDI}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -34,7 +41,8 @@ def printable(text: str, *, lines: bool = False) -> str:
 
 def printable_json(value: Any, *, indent: int | None = None, **options: Any) -> str:
     """``value`` as JSON (non-ASCII text as it is) with no control character
-    raw: the ones JSON allows in a string (DEL, C1, U+2028/9) as ``\\uXXXX``."""
+    raw: the ones JSON allows in a string (DEL, C1, U+2028/9, bidirectional
+    controls) as ``\\uXXXX`` — the same value to a JSON reader."""
     text = json.dumps(value, ensure_ascii=False, indent=indent, **options)
     return _JSON_RAW.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 

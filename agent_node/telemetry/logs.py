@@ -1,7 +1,8 @@
 """JSON logs (``agent-node serve --log-format json``): one object a line on
 stderr (:mod:`.stderr_log`), for log pipelines that index fields rather
-than parse sentences. No control character is written raw, whatever the
-message holds (:func:`~agent_node.printable.printable_json`).
+than parse sentences. No control character (a bidirectional one neither)
+is written raw, whatever the message holds
+(:func:`~agent_node.printable.printable_json`).
 
 Each line carries ``ts`` (ISO 8601, UTC), ``level``, ``logger`` and
 ``message``, and what is known of where it happened: ``execution_id`` and

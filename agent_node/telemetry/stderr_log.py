@@ -7,9 +7,10 @@ As text by default::
 or as JSON objects (:mod:`.logs`, ``serve --log-format json``). A record's
 message never spans lines nor moves the terminal: what its arguments bring
 (a request's path, a JWT's subject, a peer's error) is shown with its
-control characters escaped (:func:`~agent_node.printable.printable`) — an
-unauthenticated caller could otherwise write a line of its own into the
-node's log. A traceback follows its line as the block of lines it is.
+control characters, bidirectional ones too, escaped
+(:func:`~agent_node.printable.printable`) — an unauthenticated caller
+could otherwise write a line of its own into the node's log, or show the
+rest of one reversed. A traceback follows its line as the block of lines it is.
 
 Light on purpose: every command installs it, and the JSON formatter (which
 reads the engine's context) is imported only when asked for.

@@ -2,7 +2,8 @@
 real ``agent-node serve`` over mutual TLS, refused requests whose path
 holds a line feed (found by a hostile walk: an unauthenticated request's
 path forged a WARNING line that looked as genuine as the node's own), a
-carriage return or a terminal's escape sequence."""
+carriage return, a terminal's escape sequence or a bidirectional control
+(U+202E shows the rest of the line reversed: "Trojan Source")."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from support.tls import caller_context
 pytestmark = pytest.mark.slow
 
 FORGED = "2026-12-07T19:45:00.000+00:00 WARNING agent_node.a2a.server.tasks: FORGED"
+#: U+202E (RIGHT-TO-LEFT OVERRIDE) and U+2066 (LEFT-TO-RIGHT ISOLATE) as UTF-8.
+BIDI = ("\u202e".encode(), "\u2066".encode())
 #: What every line of the text log starts with: its time, level and logger.
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 [A-Z]+ [\w.]+: ")
 
@@ -33,6 +36,8 @@ def _hostile_requests(url: str, certs: Path) -> None:
         assert forged.status_code == 401
         escaped = http.get(f"{url}/y%0D%1B]0;owned%07%1B[2J%C2%9B")
         assert escaped.status_code == 401
+        reversed_ = http.get(f"{url}/z%E2%80%AEgpj.exe%E2%81%A6")
+        assert reversed_.status_code == 401
     # What uvicorn itself logs (a request it cannot parse) takes the same form.
     port = int(url.rsplit(":", 1)[1])
     tls = caller_context(certs, None)
@@ -51,7 +56,7 @@ def test_a_path_with_a_line_feed_stays_on_its_line(tmp_path: Path) -> None:
     with serving_mtls(node, certs) as url:
         _hostile_requests(url, certs)
     logged = (node / "node.err").read_bytes()
-    for byte in (b"\x1b", b"\r", b"\x07", "\u009b".encode()):
+    for byte in (b"\x1b", b"\r", b"\x07", "\u009b".encode(), *BIDI):
         assert byte not in logged, logged
     said, *lines = logged.decode().splitlines()
     assert said.startswith("skills: "), said  # serve's own words, then its log
@@ -60,6 +65,8 @@ def test_a_path_with_a_line_feed_stays_on_its_line(tmp_path: Path) -> None:
     assert "/x\\n2026-12-07T19:45:00" in forged
     [escaped] = [line for line in lines if "/y" in line]
     assert "/y\\r\\x1b]0;owned\\x07\\x1b[2J\\x9b" in escaped
+    [bidi] = [line for line in lines if "/z" in line]
+    assert bidi.endswith("(GET /z\\u202egpj.exe\\u2066)"), bidi
     assert any(
         line.endswith(" WARNING uvicorn.error: Invalid HTTP request received.") for line in lines
     )
@@ -76,13 +83,16 @@ def test_json_logs_keep_each_record_one_object(tmp_path: Path) -> None:
     with serving_config(node, config, flags) as url:
         _hostile_requests(url, certs)
     logged = (node / "node.err").read_bytes()
-    for byte in (b"\x1b", b"\r", b"\x07", "\u009b".encode()):
+    for byte in (b"\x1b", b"\r", b"\x07", "\u009b".encode(), *BIDI):
         assert byte not in logged, logged
+    assert b"/z\\u202egpj.exe\\u2066" in logged  # JSON's escapes, in the line itself
     records = [json.loads(line) for line in logged.decode().splitlines()]
     [forged] = [r for r in records if "FORGED" in r["message"]]
     assert f"/x\n{FORGED}" in forged["message"]
     [escaped] = [r for r in records if "/y" in r["message"]]
     assert "/y\r\x1b]0;owned\x07\x1b[2J\u009b" in escaped["message"]
+    [bidi] = [r for r in records if "/z" in r["message"]]
+    assert "/z\u202egpj.exe\u2066" in bidi["message"]  # the same path to a JSON reader
     [uvicorn] = [r for r in records if r["logger"] == "uvicorn.error"]
     assert uvicorn["message"] == "Invalid HTTP request received."
 

@@ -3,7 +3,8 @@ a failed step's error, the traceback that names it — shows its control
 characters escaped and its rich markup literally (found by a hostile walk:
 a client's text to the greeter's ``book`` skill put OSC 52, a clipboard
 write, and OSC 0, the window title, into the operator's terminal through
-``agent-node inspect``). A real ``agent-node serve``, a real SQLite store,
+``agent-node inspect``; a U+202E shows the rest of a line reversed,
+"Trojan Source"). A real ``agent-node serve``, a real SQLite store,
 the CLI as subprocesses whose stdout bytes are read."""
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.slow
 CLI = (sys.executable, "-m", "agent_node.cli.main")
 #: OSC 52 (write the clipboard), OSC 0 (the window title), a C1 CSI, rich markup.
 HOSTILE = "\x1b]52;c;aGk=\x07\x1b]0;owned\x07\x9b[red]x[/red]"
-#: Bytes no output may hold: ESC, BEL, CR and C1 CSI in UTF-8.
-RAW = (b"\x1b", b"\x07", b"\r", b"\xc2\x9b")
+#: Bytes no output may hold: ESC, BEL, CR, C1 CSI and RIGHT-TO-LEFT OVERRIDE in UTF-8.
+RAW = (b"\x1b", b"\x07", b"\r", b"\xc2\x9b", b"\xe2\x80\xae")
 
 FLOW = """
 from pydantic import BaseModel
@@ -59,7 +60,7 @@ def test_inspect_and_executions_show_a_clients_text_escaped(tmp_path: Path) -> N
     message = {
         "messageId": "m1",
         "role": "ROLE_USER",
-        "parts": [{"text": f"Rome{HOSTILE}\rFAKE"}],
+        "parts": [{"text": f"Rome{HOSTILE}\rFAKE\u202etxt.exe"}],
         "metadata": {"skill": "book"},
     }
     body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
@@ -72,7 +73,10 @@ def test_inspect_and_executions_show_a_clients_text_escaped(tmp_path: Path) -> N
     shown = agent_node(tmp_path, store, "inspect", task["id"]).decode()
     asks = "asks: When do you want to go to Rome\\x1b]52;c;aGk=\\x07\\x1b]0;owned\\x07\\x9b[red]x"
     assert asks in shown, shown
-    assert "Rome\\u001b]52;c;aGk=\\u0007\\u001b]0;owned\\u0007\\u009b[red]x[/red]\\rFAKE" in shown
+    assert (
+        "Rome\\u001b]52;c;aGk=\\u0007\\u001b]0;owned\\u0007\\u009b[red]x[/red]\\rFAKE\\u202etxt.exe"
+        in shown
+    )
     listed = agent_node(tmp_path, store, "executions").decode()
     assert task["id"] in listed, listed
 
@@ -80,10 +84,10 @@ def test_inspect_and_executions_show_a_clients_text_escaped(tmp_path: Path) -> N
 def test_run_executions_and_inspect_show_a_failed_steps_error_escaped(tmp_path: Path) -> None:
     (tmp_path / "flow.py").write_text(FLOW)
     store = f"sqlite:///{tmp_path}/s.db"
-    given = json.dumps({"text": f"{HOSTILE}\nsecond line"})
+    given = json.dumps({"text": f"{HOSTILE}\nsecond\u202eline"})
     ran = agent_node(tmp_path, store, "run", "flow.py:wf", "--input", given).decode()
     error = "\\x1b]52;c;aGk=\\x07\\x1b]0;owned\\x07\\x9b[red]x[/red]"
-    assert f"error: node 'explode' failed: {error}\\nsecond line" in ran, ran
+    assert f"error: node 'explode' failed: {error}\\nsecond\\u202eline" in ran, ran
     match = re.search(r"execution (\S+) failed", ran)
     assert match is not None, ran
 
@@ -91,4 +95,4 @@ def test_run_executions_and_inspect_show_a_failed_steps_error_escaped(tmp_path: 
     assert "\\x1b]52;c;aGk=\\x07\\x1b]0;owned\\x07\\x9b[re" in listed, listed
     shown = agent_node(tmp_path, store, "inspect", match.group(1)).decode()
     # The traceback keeps its lines; only the line feed is kept raw.
-    assert f"ValueError: {error}\nsecond line\n" in shown, shown
+    assert f"ValueError: {error}\nsecond\\u202eline\n" in shown, shown

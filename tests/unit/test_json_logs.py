@@ -36,3 +36,14 @@ def test_other_lines_are_left_as_they_are() -> None:
     assert "execution_id" not in plain
     given = formatted("agent_node.engine", "dropped %s", "x/y/1", execution_id="e9")
     assert given["execution_id"] == "e9" and "node" not in given
+
+
+def test_a_bidirectional_control_is_escaped_in_the_json_line() -> None:
+    """json.dumps(ensure_ascii=False) writes U+202E raw: a log viewer would
+    show the rest of the line reversed ("Trojan Source")."""
+    record = logging.LogRecord(
+        "agent_node.x", logging.WARNING, __file__, 1, "refused %s", ("/a2a/\u202etxt.exe",), None
+    )
+    text = JsonFormatter().format(record)
+    assert "\u202e" not in text and "/a2a/\\u202etxt.exe" in text
+    assert json.loads(text)["message"] == "refused /a2a/\u202etxt.exe"

@@ -45,3 +45,19 @@ def test_a_traceback_keeps_its_lines_and_loses_its_escapes() -> None:
     assert rest[0] == "Traceback (most recent call last):"
     assert rest[-2:] == ["ValueError: bad", "value\\x1b[2J"]
     assert "\x1b" not in text
+
+
+def test_a_bidirectional_control_in_the_arguments_is_shown_escaped() -> None:
+    """A task id holding U+202E would show the rest of the line reversed
+    ("Trojan Source"): it is shown as ``\\u202e``, in the traceback too."""
+    line = TextFormatter().format(record("task %s: %s", "t-\u202eevil\u2066", "refused"))
+    assert line.endswith("task t-\\u202eevil\\u2066: refused")
+    assert "\u202e" not in line and "\u2066" not in line
+    try:
+        raise ValueError("path /x\u202ey")
+    except ValueError:
+        failed = logging.LogRecord(
+            "agent_node.x", logging.ERROR, __file__, 1, "m", (), sys.exc_info()
+        )
+    text = TextFormatter().format(failed)
+    assert text.endswith("ValueError: path /x\\u202ey") and "\u202e" not in text
