@@ -111,6 +111,8 @@ _ENDS_EXECUTION = {
 
 def _close(run: NodeRun, event: Event) -> None:
     data = event.data or {}
+    if event.kind == "node_failed" and "usage" in data:
+        run.extra["usage"] = data["usage"]  # the calls of a failed attempt cost all the same
     if event.kind == "node_completed":
         run.status, run.ended_at = "completed", event.at
         run.extra.update({k: v for k, v in data.items() if k in {"next", "output", "usage"}})

@@ -11,8 +11,10 @@ Each scorer gives a score between 0 and 1 and a verdict:
   Its score is ``grade / scale``; it passes at ``threshold`` (the scorer's,
   else the node's) or above. A judge whose answer still does not parse after
   its repair gives no verdict: a failed score of 0 saying so (``on_fail``
-  decides); a judge that cannot be asked at all (an unknown model) fails the
-  execution, and one that cannot be reached fails the attempt (retried).
+  decides); a judge that cannot be asked at all (an unknown model), or whose
+  call would cross the execution's budget, fails the node at once
+  (``node_failed``, never retried, with the usage of the judges' calls made
+  so far), and one that cannot be reached fails the attempt (retried).
 * ``assertion`` — a safe expression over the state (the language of branch
   conditions); 1 when it holds, else 0 with ``message`` as the reason.
 * ``latency`` — seconds since the execution started, or the last completed
@@ -26,7 +28,9 @@ For ``latency`` and ``cost`` the score is 1 within ``max``, else
 
 When it does not, ``on_fail`` decides:
 
-* ``fail`` (default) — the execution fails, naming the scores and reasons;
+* ``fail`` (default) — the execution fails, naming the scores and reasons
+  (the node did its job: its visit completes with the verdict, then
+  ``execution_failed``);
 * ``continue`` — on to ``next`` as if it passed;
 * ``route`` — on to the node ``route``;
 * ``retry_with_feedback`` — the reasons of the failed scorers go into the
@@ -45,7 +49,7 @@ the ``action`` taken; usage: the judge's tokens and cost), shown by
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -221,18 +225,23 @@ class EvalExecutor(Parkless):
         try:
             for index, scorer in enumerate(spec.scorers):
                 scores.append(await self._score(ctx, spec, index, scorer, history, usage, budget))
-        except OverBudget as exc:  # the judges asked so far count
-            return Finish("failed", str(exc), usage=_total(usage))
+        except OverBudget as exc:  # the node fails for good; every judge's calls count
+            exc.usage = _total(_with(usage, exc.usage))
+            raise
         except ModelRefused as exc:
-            spent = [*usage, dict(exc.usage)] if exc.usage else usage
-            return Finish("failed", f"eval node {spec.id!r}: the judge: {exc}", usage=_total(spent))
+            judge = spec.scorers[len(scores)].label  # the scorer after those that scored
+            refused = ModelRefused(f"eval node {spec.id!r}: the judge {judge!r}: {exc}")
+            refused.usage = _total(_with(usage, exc.usage))
+            raise refused from exc
         passed = all(score.passed for score in scores)
         action, target = _decide(spec, ctx.visit, passed)
         mean = round(sum(score.score for score in scores) / len(scores), 4)
         verdict = {"passed": passed, "score": mean, "scores": [s.model_dump() for s in scores]}
         output = {**verdict, "action": action}
         if action == "fail":
-            return Finish("failed", f"eval node {spec.id!r}: {_shortfall(scores)}", output)
+            # A verdict, not a failure of the node: it completes, and ends the execution.
+            why = f"eval node {spec.id!r}: {_shortfall(scores)}"
+            return Finish("failed", why, output, usage=_total(usage))
         patch: dict[str, Any] = {spec.output: verdict} if spec.output else {}
         if action == "revise":
             patch[spec.feedback] = _shortfall(scores, reasons_only=True)
@@ -389,6 +398,11 @@ def _shortfall(scores: Sequence[Score], *, reasons_only: bool = False) -> str:
     if reasons_only:
         return "\n".join(f"- {s.reason or s.name + ' failed'}" for s in failed)
     return "; ".join(f"{s.name} {s.score:.2f}: {s.reason or 'failed'}" for s in failed)
+
+
+def _with(usages: list[dict[str, Any]], more: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """``usages`` and the calls of the judge that failed (``more``), if any."""
+    return [*usages, dict(more)] if more else usages
 
 
 def _total(usages: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

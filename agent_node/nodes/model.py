@@ -34,6 +34,9 @@ asking again changes nothing. A rate limit (429, with or without
 ``Retry-After``) parks the visit on a durable timer for as long as the
 server asked (:class:`~agent_node.errors.Throttled`: no attempt is used, up
 to ``retry.rate_limited`` times; a kill -9 meanwhile loses nothing).
+A call that would cross the execution's budget is not made
+(:mod:`.model_budget`): the node fails at once (:class:`OverBudget`, a
+permanent failure), or goes to ``on_budget`` when given.
 Anything else (a timeout, a server error, a connection refused) fails the
 attempt, retried per ``retry`` (default: 3 attempts, 1 s then 2 s apart).
 Each attempt gets its own repair. Model calls carry no idempotency key: a
@@ -47,6 +50,8 @@ What the node records in ``node_completed``: ``usage`` — the model, the
 number of calls, tokens (prompt, completion, total), cost in USD (None when
 the model has no price), seconds spent waiting for the model, and tool calls
 made; ``output`` — the model, the start of the answer and the tools called.
+A failed attempt's ``node_failed`` carries the ``usage`` of the calls it
+made all the same (they count in budgets, metrics and ``inspect``).
 
 The model is reached through :class:`ModelClient`, which this module owns
 and :class:`agent_node.integrations.llm.LlmClient` implements (litellm,
@@ -65,7 +70,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from agent_node.engine.attempts import throttled_count
-from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
+from agent_node.engine.executor import Advance, NodeContext, Outcome
 from agent_node.errors import NodeFailed, NotEquipped
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget
@@ -243,7 +248,7 @@ class ModelExecutor(Parkless):
             reply = await self.converse(spec, _messages(ctx, spec), live, rate_limits_spent, budget)
         except OverBudget as exc:
             if spec.on_budget is None:
-                return Finish("failed", str(exc), usage=exc.usage)
+                raise  # fails the node for good; ``exc.usage``: the calls made count
             return Advance(next=spec.on_budget, output={"over_budget": str(exc)}, usage=exc.usage)
         finally:
             if live is not None:

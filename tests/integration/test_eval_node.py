@@ -120,6 +120,7 @@ async def test_when_revisions_are_used_up_exhausted_decides(
     assert result.error == "eval node 'check': quality 0.20: Off topic."
     checks = completions(result, "check")
     assert [c["output"]["action"] for c in checks] == ["revise", "fail"]
+    assert [c["usage"]["calls"] for c in checks] == [1, 1]  # a failing verdict's judge counts
     assert len(completions(result, "write")) == 2
 
 
