@@ -250,7 +250,15 @@ def node_protocol(limits: Limits, identity_from_cn: bool) -> type[Any]:
     class NodeProtocol(_GracefulStop, ReadDeadline, Evictable, LeanConnection, HttpToolsProtocol):
         """Adds the TLS peer to every request's scope; caps headers."""
 
-        __slots__ = ("_header_bytes", "_header_count", "_oversized", "_peer", "_read_timer")
+        __slots__ = (
+            "_header_bytes",
+            "_header_count",
+            "_oversized",
+            "_peer",
+            "_read_due",
+            "_read_for",
+            "_read_timer",
+        )
         read_timeout = limits.read_timeout
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
