@@ -26,7 +26,12 @@ more than the span's export does, and nothing here adds to a span while it
 runs.
 
 Nothing a peer sends decides more than a span's parent: names come from a
-closed set, a bad ``traceparent`` is ignored.
+closed set, a bad ``traceparent`` is ignored. A method OpenTelemetry's HTTP
+conventions do not know (RFC 9110's and PATCH are known:
+:data:`~.metrics.HTTP_METHODS`, the metrics' set) is ``_OTHER`` in
+``http.request.method`` and ``HTTP`` in the span's name; the method sent is
+in ``http.request.method_original``, cut at :data:`METHOD_KEPT` characters
+(HTTP/2 takes any token as a method, kilobytes of it).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_node.a2a.protocol.compat_methods import METHODS_FROM_V03
 from agent_node.scope import OPERATION
 from agent_node.telemetry import traces_wire as wire
+from agent_node.telemetry.metrics import HTTP_METHODS
 from agent_node.telemetry.metrics_http import counted, route_of
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
 
@@ -78,6 +84,8 @@ _ROUTES = frozenset(
 #: How much of a JSON-RPC body a client span's name is looked for in.
 PEEK = 4096
 _METHOD = re.compile(rb'"method"\s*:\s*"([A-Za-z/]{1,64})"')
+#: Characters of an unknown method ``http.request.method_original`` keeps.
+METHOD_KEPT = 64
 
 
 _ERROR = wire.status(2, None)
@@ -160,7 +168,7 @@ class RequestSpans:
         else:
             name = f"A2A {operation}"
         attributes: dict[str, Any] = {
-            "http.request.method": method,
+            **_method_attributes(method),
             "url.path": path[:512],
             "url.scheme": scheme,
         }
@@ -267,19 +275,32 @@ def _rest_operation(method: str, path: str) -> str | None:
     return "GetTask" if "tasks/" in tail else None
 
 
+def _method_attributes(method: str) -> dict[str, str]:
+    """``http.request.method`` as OpenTelemetry's HTTP conventions have it: a
+    known method, else ``_OTHER`` and the method sent (cut short) in
+    ``http.request.method_original``."""
+    if method in HTTP_METHODS:
+        return {"http.request.method": method}
+    sent = method if len(method) <= METHOD_KEPT else method[:METHOD_KEPT] + "…"
+    return {"http.request.method": "_OTHER", "http.request.method_original": sent}
+
+
 def span_name(method: str, path: str, head: bytes = b"") -> tuple[str, str | None]:
     """A request's span name, and the A2A operation when it is one: the
-    JSON-RPC method in ``head`` (a body's first bytes), else the REST path's."""
+    JSON-RPC method in ``head`` (a body's first bytes), else the REST path's
+    (a method the conventions do not know names none, and is ``HTTP``)."""
+    known = method in HTTP_METHODS
     operation = _jsonrpc_method(head) if head and method == "POST" else None
-    if operation is None and path.startswith(_REST) and path not in _ROUTES:
+    if operation is None and known and path.startswith(_REST) and path not in _ROUTES:
         operation = _rest_operation(method, path)
     if operation is not None:
         return f"A2A {operation}", operation
+    shown = method if known else "HTTP"
     if path in _ROUTES or path == _JSONRPC:
-        return f"{method} {path}", None
+        return f"{shown} {path}", None
     if path.startswith("/ops/"):
-        return f"{method} /ops", None
-    return method, None
+        return f"{shown} /ops", None
+    return shown, None
 
 
 def traced_app(app: ASGIApp, spans: RequestSpans, metrics: NodeMetrics | None = None) -> ASGIApp:
@@ -345,7 +366,7 @@ def instrument_client(client: httpx.AsyncClient, spans: RequestSpans) -> None:
             head = b""
         name, operation = span_name(request.method, url.path, head)
         attributes: dict[str, Any] = {
-            "http.request.method": request.method,
+            **_method_attributes(request.method),
             "url.full": f"{url.scheme}://{url.netloc.decode()}{url.path}",
             "server.address": url.host,
             "http.response.status_code": response.status_code,

@@ -351,6 +351,11 @@ def test_the_provider_and_the_model_s_own_name(
         ("GET", "/.well-known/agent-card.json", b"", "GET /.well-known/agent-card.json"),
         ("GET", "/ops/executions/123", b"", "GET /ops"),
         ("GET", "/anything/else/" + "x" * 100, b"", "GET"),
+        # A method OpenTelemetry's conventions do not know is HTTP, and names no operation.
+        ("FOO", "/a2a", b'{"method": "SendMessage"}', "HTTP /a2a"),
+        ("PURGE", "/a2a/tasks/t1", b"", "HTTP"),
+        ("get", "/.well-known/agent-card.json", b"", "HTTP /.well-known/agent-card.json"),
+        ("M" * 30_000, "/ops/executions/123", b"", "HTTP /ops"),
     ],
 )
 def test_request_spans_are_named_from_a_closed_set(
