@@ -58,7 +58,7 @@ from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
-from agent_node.nodes.model_budget import BudgetGuard, OverBudget
+from agent_node.nodes.model_budget import PAID, BudgetGuard, OverBudget
 from agent_node.store.records import EventRecord
 from agent_node.workflow.durations import parse_duration
 from agent_node.workflow.ir import NodeSpec, node_type
@@ -367,17 +367,24 @@ def _latency(history: Sequence[EventRecord], scorer: Latency, now: float) -> flo
 
 
 def _cost(history: Sequence[EventRecord], scorer: Cost) -> float:
-    total = 0.0
-    last = 0.0
+    """USD of the model calls so far, or of ``scorer.node``'s last completed
+    visit: failed attempts count (their calls were paid for, as budgets count
+    them), the execution's and the visit's alike."""
+    by_visit: dict[tuple[str | None, int], float] = {}
+    last: tuple[str | None, int] | None = None
     for event in history:
-        if event.kind != "node_completed" or not event.data:
+        if event.kind not in PAID or not event.data:
             continue
         if scorer.node is not None and event.node != scorer.node:
             continue
         cost = (json.loads(event.data).get("usage") or {}).get("cost")
-        last = float(cost or 0.0)
-        total += last
-    return last if scorer.node is not None else total
+        visit = (event.node, event.visit or 0)
+        by_visit[visit] = by_visit.get(visit, 0.0) + float(cost or 0.0)
+        if event.kind == "node_completed":
+            last = visit
+    if scorer.node is None:
+        return sum(by_visit.values())
+    return by_visit.get(last, 0.0) if last is not None else 0.0
 
 
 def _budget_score(scorer: Latency | Cost, measured: float) -> Score:

@@ -29,11 +29,12 @@ from agent_node.errors import PermanentFailure
 from agent_node.store.records import EventRecord
 from agent_node.workflow.budget import Budget
 
-__all__ = ["BUDGET_EVENT", "BudgetGuard", "OverBudget", "Priced", "Spend", "spent"]
+__all__ = ["BUDGET_EVENT", "PAID", "BudgetGuard", "OverBudget", "Priced", "Spend", "spent"]
 
 #: The event that sets an execution's own budget (its data: a Budget).
 BUDGET_EVENT = "budget_set"
-_COUNTED = ("node_completed", "node_failed")
+#: The events whose ``usage`` is model calls made: a failed attempt's calls were paid for.
+PAID = ("node_completed", "node_failed")
 
 
 @runtime_checkable
@@ -71,7 +72,7 @@ def spent(events: Sequence[EventRecord]) -> tuple[Spend, Budget | None]:
     """What the execution's log says it spent, and the budget it was started with."""
     total, own = Spend(), None
     for event in events:
-        if event.kind in _COUNTED and event.data and '"usage"' in event.data:
+        if event.kind in PAID and event.data and '"usage"' in event.data:
             usage = json.loads(event.data).get("usage")
             if isinstance(usage, Mapping):
                 total = total + Spend.of(usage)
