@@ -19,6 +19,7 @@
       key: certs/researcher-key.pem
       trust: [certs/ca.pem]             # CA files peers' certificates must chain to
       identity_from_cn: false           # true: a certificate without a URI SAN is its CN
+      reload_interval: 5                # seconds between looks for new files (SIGHUP: now)
     card_public: false                  # true: the card needs no client certificate
     policy:                             # who may do what, by certificate identity
       callers: ["*"]                    # skills without a rule of their own (default: any)
@@ -87,6 +88,8 @@ from agent_node.settings_telemetry import TelemetrySettings
 
 if TYPE_CHECKING:
     import ssl
+
+    from agent_node.security.tls_reload import CertificateFiles
 
 __all__ = [
     "CardSource",
@@ -201,42 +204,67 @@ class NodeConfig(BaseModel):
         if store is not None:
             update["store"] = store
         if tls is not None:
-            if self.tls is not None and "identity_from_cn" not in tls.model_fields_set:
-                # Flags name the files only: how identities are read stays the file's.
-                tls = tls.model_copy(update={"identity_from_cn": self.tls.identity_from_cn})
+            if self.tls is not None:
+                # Flags name the files only: how identities are read and how
+                # often the files are looked at stay the file's.
+                kept = {"identity_from_cn", "reload_interval"} - tls.model_fields_set
+                tls = tls.model_copy(update={k: getattr(self.tls, k) for k in kept})
             update["tls"] = tls
         return self.model_copy(update=update)
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The server context for ``tls`` (paths resolved), or None for plain HTTP."""
-        if self.tls is None:
+        """The server context for ``tls`` (paths resolved), or None for plain
+        HTTP. It follows its files (:mod:`agent_node.security.tls_reload`)."""
+        files = self.certificate_files()
+        if files is None:
             return None
         from agent_node.security.tls import server_context
+        from agent_node.security.tls_reload import serving
 
-        trust = self.trust_paths()
+        cert, key, trust = files.cert, files.key, files.trust
+        # The protocols the node's transport offers (agent_node.transport): a
+        # context that follows new files must offer them too.
+        alpn = ["h2", "http/1.1"] if self.listen.http2 else ["http/1.1"]
+        mtls = self.auth.mtls
+
         # A client without a certificate is let in to be told so: the app
         # answers its every request 401 (the card too unless card_public).
         # auth.mtls: false asks for none at all (tokens and keys only).
-        return server_context(
-            self.path(self.tls.cert),
-            self.path(self.tls.key),
-            trust,
-            require_client_cert=False,
-            ask_client_cert=self.auth.mtls,
-        )
+        def build() -> ssl.SSLContext:
+            return server_context(
+                cert, key, trust, require_client_cert=False, ask_client_cert=mtls, alpn=alpn
+            )
+
+        return serving(files, build)
 
     def client_ssl_context(self, *, certificate: bool = True) -> ssl.SSLContext | None:
         """What this node calls peers with (delegation, push delivery): its own
         certificate (not with ``certificate=False``), peers verified against
-        the trust bundle; None without TLS."""
-        if self.tls is None:
+        the trust bundle; None without TLS. It follows its files."""
+        files = self.certificate_files()
+        if files is None:
             return None
         from agent_node.security.tls import client_context
+        from agent_node.security.tls_reload import calling
 
-        trust = self.trust_paths()
+        cert, key, trust = files.cert, files.key, files.trust
         if not certificate:
-            return client_context(None, None, trust)
-        return client_context(self.path(self.tls.cert), self.path(self.tls.key), trust)
+            return calling(files, lambda: client_context(None, None, trust))
+        return calling(files, lambda: client_context(cert, key, trust))
+
+    def certificate_files(self) -> CertificateFiles | None:
+        """The process's watch of ``tls``' files (paths resolved), as its
+        contexts follow them; None without TLS."""
+        if self.tls is None:
+            return None
+        from agent_node.security.tls_reload import watched
+
+        return watched(
+            self.path(self.tls.cert),
+            self.path(self.tls.key),
+            self.trust_paths(),
+            interval=self.tls.reload_interval,
+        )
 
     def tls_files(self) -> tuple[Path, Path, list[Path]] | None:
         """The node's certificate, key and trust files (resolved), as gRPC

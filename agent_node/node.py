@@ -11,16 +11,19 @@ A node serves mutual TLS (``tls:`` in its configuration). Plain HTTP is for
 development only: it needs ``insecure_dev`` and a loopback listen address,
 and says so loudly on every start. With TLS the node's policy
 (``policy:``) decides who may call which skill and use the operator API;
-without, nobody has an identity and everything is allowed.
+without, nobody has an identity and everything is allowed. New certificate
+files are taken while it serves, and at once on SIGHUP
+(:mod:`agent_node.security.tls_reload`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_node import node_grpc
@@ -115,6 +118,7 @@ class AgentNode:
             return drain
 
         server.on_stop = on_stop
+        stop_reloads = _watch_certificates(config, parts.metrics)
         plain = None
         try:
             plain = _plain_metrics(config, parts.metrics)  # a port taken fails the start
@@ -150,6 +154,7 @@ class AgentNode:
                     if not serving.done():
                         await asyncio.wait([serving])
         finally:
+            await stop_reloads()
             if grpc is not None:
                 await grpc.stop(0)  # stopped by now unless serving failed
             if server.force_exit:  # a second Ctrl-C while it served: no grace
@@ -172,6 +177,18 @@ def _plain_metrics(config: NodeConfig, metrics: Any) -> tuple[Any, Any] | None:
     from agent_node.telemetry.metrics_http import bind_plain, plain_server
 
     return plain_server(metrics), bind_plain(settings.host, settings.port)
+
+
+def _watch_certificates(config: NodeConfig, metrics: Any) -> Callable[[], Awaitable[None]]:
+    """Look at the node's certificate files while it serves (new ones go to
+    new handshakes; the metrics are told); returns the way to stop."""
+    files = config.certificate_files()
+    if files is None:
+        return lambda: asyncio.sleep(0)
+    from agent_node.security.tls_reload import Watching
+
+    told = None if metrics is None else functools.partial(metrics.tls_certificate, "server")
+    return Watching(files, told).stop
 
 
 async def _until_started(server: Any, serving: asyncio.Task[None]) -> bool:

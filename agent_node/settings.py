@@ -375,6 +375,10 @@ class TlsSettings(BaseModel):
     #: nobody, whatever its CN reads — any CA of ``trust`` may write any CN.
     #: It applies to callers, pushing peers and the peers this node calls.
     identity_from_cn: bool = False
+    #: Seconds between looks at ``cert``, ``key`` and ``trust`` for a new set
+    #: (a ``stat`` each; SIGHUP looks at once): new handshakes use it, open
+    #: connections keep theirs (:mod:`agent_node.security.tls_reload`).
+    reload_interval: float = Field(default=5.0, gt=0, le=3600)
 
 
 class CardSource(BaseModel):

@@ -35,6 +35,7 @@ def server_context(
     *,
     require_client_cert: bool = True,
     ask_client_cert: bool = True,
+    alpn: Sequence[str] = (),
 ) -> ssl.SSLContext:
     """What a node serves with: its chain and key; clients verified against ``trust``.
 
@@ -43,7 +44,8 @@ def server_context(
     without one with an HTTP 401 saying what is missing (an empty reply at
     the handshake explains nothing). A certificate that is presented must
     still chain to ``trust``. ``ask_client_cert=False`` asks for none
-    (``auth.mtls: false``: server TLS only).
+    (``auth.mtls: false``: server TLS only). ``alpn``: the protocols offered
+    by ALPN, most preferred first (none: no ALPN).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _common(context, cert, key, trust)
@@ -51,6 +53,8 @@ def server_context(
         context.verify_mode = ssl.CERT_NONE
     else:
         context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     return context
 
 

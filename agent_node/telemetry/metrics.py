@@ -20,6 +20,8 @@ What is counted, and where it comes from:
   state, the push outbox (due, failing, oldest change's age). On a shared
   database every replica reports the same figures: take one, not the sum.
 * Store commit latency (the time a write waited for its commit).
+* The node's certificate: when the one in use expires, and new files taken
+  or refused (:mod:`agent_node.security.tls_reload`).
 
 Each node has its own registry (several nodes may share a process in
 tests); the names are prefixed ``agent_node_``. Labels come from a closed
@@ -131,10 +133,21 @@ class NodeMetrics:
             "How long a write waited for its commit",
             buckets=_FAST,
         )
+        self.tls_reloads = t.count(
+            "agent_node_tls_reloads",
+            "New certificate files taken or refused, by role and outcome (success, failure)",
+            ["role", "outcome"],
+        )
         r = self.registry
         r.register(t)
         self.store_up = Gauge(
             "agent_node_store_up", "1 when the last scrape could read the store", registry=r
+        )
+        self.tls_expiry = Gauge(
+            "agent_node_tls_certificate_expiry_timestamp_seconds",
+            "When the node's certificate in use expires (Unix time), by role",
+            ["role"],
+            registry=r,
         )
         self._gauges = _StoreCollector(store)
         r.register(self._gauges)
@@ -284,6 +297,15 @@ class NodeMetrics:
                 found = "unknown"
             self._types[key] = found
         return found
+
+    def tls_certificate(self, role: str, not_after: float | None, outcome: str | None) -> None:
+        """The certificate of ``role`` (``server``) in use expires at
+        ``not_after`` (None: unreadable); ``outcome``: of new files looked at
+        (:mod:`agent_node.security.tls_reload`), None for none."""
+        if outcome is not None:
+            self.tls_reloads.add((role, outcome))
+        if not_after is not None:
+            self.tls_expiry.labels(role).set(not_after)
 
     def request(self, method: str, route: str, code: int, seconds: float) -> None:
         label = method if method in HTTP_METHODS else "other"

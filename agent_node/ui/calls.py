@@ -38,7 +38,7 @@ import httpx
 
 from agent_node.a2a.peers.client import expecting, http_client, server_identity
 from agent_node.a2a.server.ops_node import public_card
-from agent_node.security.tls import client_context
+from agent_node.security.tls_reload import client_from_files
 
 from .replicas import Replicas
 from .targets import Network, Target
@@ -93,7 +93,7 @@ class Calls:
     def __init__(self, network: Network) -> None:
         self.network = network
         self.replicas = Replicas(network.targets)
-        tls = client_context(*network.tls) if network.tls else None
+        tls = client_from_files(*network.tls) if network.tls else None
         self.http = http_client(tls, timeout=TIMEOUT)
 
     async def aclose(self) -> None:

@@ -8,10 +8,11 @@ as the HTTP server's.
 
 TLS is the HTTPS side's: the node's certificate and key, a client
 certificate asked for and verified against the trust bundle when one is
-shown (one of another CA fails the handshake), ALPN ``h2``. A client
-without one is let in, as on HTTPS, and its calls are judged by the node's
-``auth:`` — credentials in metadata, or ``UNAUTHENTICATED`` saying a
-certificate is needed.
+shown (one of another CA fails the handshake), ALPN ``h2``; new files are
+taken as the HTTPS side takes them (:mod:`agent_node.security.tls_reload`).
+A client without one is let in, as on HTTPS, and its calls are judged by
+the node's ``auth:`` — credentials in metadata, or ``UNAUTHENTICATED``
+saying a certificate is needed.
 
 Limits: a request message over ``limits.max_body_bytes`` is refused
 (``RESOURCE_EXHAUSTED``) before it is parsed; metadata over
@@ -22,6 +23,7 @@ Limits: a request message over ``limits.max_body_bytes`` is refused
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import time
@@ -34,6 +36,7 @@ from agent_node.a2a.server.grpc.service import A2AService
 from agent_node.config import Limits
 from agent_node.http2.connection import SSL_CLOSE_GRACE
 from agent_node.security.tls import server_context
+from agent_node.security.tls_reload import serving, watched
 from agent_node.transport import listening_socket
 
 __all__ = ["GRACE", "Http2Server", "bind", "serve_service", "stop"]
@@ -60,8 +63,16 @@ def bind(
     context = None
     if tls is not None:
         cert, key, trust = tls
-        context = server_context(cert, key, trust, require_client_cert=False, ask_client_cert=mtls)
-        context.set_alpn_protocols(["h2"])
+        build = functools.partial(
+            server_context,
+            cert,
+            key,
+            trust,
+            require_client_cert=False,
+            ask_client_cert=mtls,
+            alpn=["h2"],
+        )
+        context = serving(watched(cert, key, trust), build)
     sock = listening_socket(host, port, " for gRPC")
     server = Http2Server(
         sock,
