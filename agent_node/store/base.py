@@ -243,6 +243,15 @@ class Store(Protocol):
         ``limit`` configs already. The count and the write are one step:
         two adds racing for a task's last place never both get it."""
 
+    async def take_back_push_config(
+        self, put: PushConfigRecord, previous: PushConfigRecord | None
+    ) -> bool:
+        """Undo :meth:`put_push_config` of ``put`` (its request was refused):
+        if the task's config of that id is still ``put`` (its ``created_at``
+        and ``config``), put ``previous`` back in its place, or remove it
+        when ``previous`` is None, in one step. False, writing nothing, when
+        another write replaced or removed it since: that one stands."""
+
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         """The task's push configs, oldest first."""
 

@@ -28,6 +28,19 @@ class MemoryOutbox(MemoryTables):
         self._pushes[key] = copied(config)
         return True
 
+    async def take_back_push_config(
+        self, put: PushConfigRecord, previous: PushConfigRecord | None
+    ) -> bool:
+        key = (put.task_id, put.id)
+        held = self._pushes.get(key)
+        if held is None or (held.created_at, held.config) != (put.created_at, put.config):
+            return False
+        if previous is None:
+            del self._pushes[key]
+        else:
+            self._pushes[key] = copied(previous)
+        return True
+
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         found = [copied(c) for c in self._pushes.values() if c.task_id == task_id]
         return sorted(found, key=lambda c: (c.created_at, c.id))

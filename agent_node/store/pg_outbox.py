@@ -67,6 +67,19 @@ class PgOutbox(PgConnections):
 
         return await self._transact(job)
 
+    async def take_back_push_config(
+        self, put: PushConfigRecord, previous: PushConfigRecord | None
+    ) -> bool:
+        async def job(conn: asyncpg.Connection) -> bool:
+            mine = (put.task_id, put.id, put.created_at, put.config)
+            if (await conn.execute(STMTS.take_back_push, *mine)).split()[-1] == "0":
+                return False
+            if previous is not None:  # the same place: the task's count does not move
+                await conn.execute(STMTS.put_push, *push_row(previous))
+            return True
+
+        return await self._transact(job)
+
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         rows = await self._fetch(STMTS.push_configs_of, task_id)
         return [push_from_row(tuple(r)) for r in rows]

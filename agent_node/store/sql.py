@@ -223,6 +223,10 @@ class Statements:
             f"SELECT {PUSH_COLUMNS} FROM push_configs WHERE task_id = ? ORDER BY created_at, id"
         )
         self.delete_push = q("DELETE FROM push_configs WHERE task_id = ? AND id = ?")
+        self.take_back_push = q(
+            "DELETE FROM push_configs WHERE task_id = ? AND id = ? AND created_at = ?"
+            " AND config = ?"
+        )
         self.other_pushes = q("SELECT COUNT(*) FROM push_configs WHERE task_id = ? AND id <> ?")
         self.put_delegation = q(
             f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(17)}"

@@ -45,6 +45,20 @@ class SqliteOutbox(SqliteConnections):
         put: bool = await self._writer.submit(job)
         return put
 
+    async def take_back_push_config(
+        self, put: PushConfigRecord, previous: PushConfigRecord | None
+    ) -> bool:
+        def job(conn: sqlite3.Connection) -> tuple[bool, Notices]:
+            mine = (put.task_id, put.id, put.created_at, put.config)
+            if conn.execute(STMTS.take_back_push, mine).rowcount == 0:
+                return False, []
+            if previous is not None:
+                conn.execute(STMTS.put_push, push_row(previous))
+            return True, []
+
+        taken: bool = await self._writer.submit(job)
+        return taken
+
     async def push_configs(self, task_id: str) -> list[PushConfigRecord]:
         return [push_from_row(r) for r in await self._fetch(STMTS.push_configs_of, (task_id,))]
 

@@ -8,8 +8,11 @@ more messages; a task that asks nothing cannot be answered (the refusal
 says, in A2A terms, what the task is doing instead); a message may not move
 a task to another context; every part must be in a mode the task's
 skill takes (:mod:`agent_node.a2a.server.input_modes`). A push config it
-carries is checked first and stored only once the message is taken: a
-refused message leaves none. Its caller was checked by the task service
+carries is checked first, then stored *before* the message is taken, so
+that no other add can take its place under the task's cap once the message
+is in (the caller, told -32602, would send the message again); a refused
+message gives the place back, and puts back the config it replaced. Its
+caller was checked by the task service
 (:class:`~agent_node.a2a.server.tasks.TaskService`) already.
 """
 
@@ -25,9 +28,11 @@ from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.task_context import referenced
 from agent_node.a2a.server.task_push import check_push, push_config_of
 from agent_node.a2a.server.taskview import MESSAGE_EVENT, answer_from_message
+from agent_node.engine import faults
 from agent_node.errors import InvalidSignal
 from agent_node.runtime import Runtime
 from agent_node.security.authz import Policy
+from agent_node.store.outage import is_outage
 from agent_node.store.records import TERMINAL, ExecutionRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.ir import INPUT_EVENT
@@ -62,13 +67,14 @@ async def follow_up(
     check_parts(message, running, input_modes or {})
     received = message.model_copy(update={"context_id": context_id})
     await referenced(runtime.store, policy, message.reference_task_ids or [], ctx.caller)
-    new_push = None
-    if (config := push_config_of(request)) is not None:
-        new_push = check_push(push, config, task_id)
-        await new_push.check_room(runtime.store)
+    config = push_config_of(request)
+    new_push = check_push(push, config, task_id) if config is not None else None
     answer = answer_from_message(message)
     if await _answer_field(runtime, skills, record) == "message":
         answer = received.to_json()
+    # From the task's event before the answer on; a full task refuses it here.
+    held = await new_push.hold(runtime.store, ctx, record) if new_push is not None else None
+    await faults.reached("task_answer", task_id)
     try:
         await runtime.engine.control.signal(
             task_id,
@@ -76,10 +82,14 @@ async def follow_up(
             answer,
             notes=[(MESSAGE_EVENT, received.to_json())],
         )
-    except InvalidSignal as exc:
-        raise await _refusal(runtime, task_id, exc) from None
-    if new_push is not None:  # from the task's event before the answer on
-        await new_push.put(runtime.store, ctx, record)
+    except Exception as exc:
+        # Not taken (the store out of reach: perhaps taken, so kept: a
+        # retry of the same config replaces it).
+        if held is not None and not is_outage(exc):
+            await held.give_back(runtime.store)
+        if isinstance(exc, InvalidSignal):
+            raise await _refusal(runtime, task_id, exc) from None
+        raise
     runtime.engine.drive(task_id)
 
 

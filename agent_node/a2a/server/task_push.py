@@ -6,8 +6,11 @@ delivers. A config set with a new task gets every change of it; one set
 later gets the changes from then on. The config id defaults to the task
 id; a task has at most :data:`MAX_PUSH_CONFIGS`, however they come (a
 send, its repeats, follow-ups, the create method: the store counts and
-writes in one step, so racing adds cannot pass it either). Whether the
-caller may use the task is checked before any of these is called.
+writes in one step, so racing adds cannot pass it either). A follow-up
+holds its config's place before its message is taken, and gives it back
+if the message is refused (:meth:`NewPush.hold`): a config refused for
+want of room is a message not taken. Whether the caller may use the task
+is checked before any of these is called.
 
 Listing pages as ``ListTasks`` does: ``pageSize`` 1..100 (unset: all),
 ``nextPageToken`` "" on the last page. A token names the task and the last
@@ -41,6 +44,7 @@ from agent_node.store.records import TERMINAL, ExecutionRecord, PushConfigRecord
 __all__ = [
     "MAX_PUSH_CONFIGS",
     "MAX_PUSH_CONFIG_BYTES",
+    "HeldPush",
     "NewPush",
     "check_push",
     "get_push",
@@ -67,8 +71,10 @@ def push_config_of(request: SendMessageRequest) -> TaskPushNotificationConfig | 
 @dataclass(frozen=True, slots=True)
 class NewPush:
     """A push config checked for a task and not stored yet (:func:`check_push`):
-    a request checks it before it changes anything, and stores it once
-    what it asked is done, so a refused request leaves no config behind."""
+    a request checks it before it changes anything; a new task's send
+    stores it once the task is made (:meth:`put`), a follow-up before its
+    message is taken, given back if that is refused (:meth:`hold`), so a
+    refused request leaves no config behind."""
 
     sender: PushSender
     #: As the task keeps it: its ``taskId`` and ``id`` filled in.
@@ -80,16 +86,24 @@ class NewPush:
     def task_id(self) -> str:
         return self.config.task_id or ""
 
-    async def check_room(self, store: Store) -> None:
-        """Refuse it now if its task has no room for one more config (the
-        store counts again when it is put: another add may come between)."""
-        held = {c.id for c in await store.push_configs(self.task_id)}
-        if self.config.id not in held and len(held) >= MAX_PUSH_CONFIGS:
-            raise _full(self.task_id)
+    async def hold(self, store: Store, ctx: CallContext, record: ExecutionRecord) -> HeldPush:
+        """Store it now, from the task's current event on, for a request
+        whose message is not taken yet: the place is its own before the
+        message goes in, and :meth:`HeldPush.give_back` undoes this if the
+        message is refused."""
+        config_id = self.config.id or self.task_id
+        # The config this one replaces, to put back then (as read here:
+        # another request's write of this id between the read and the put
+        # would be lost with a give-back of this one).
+        held = await store.push_configs(self.task_id)
+        previous = next((c for c in held if c.id == config_id), None)
+        return HeldPush(await self.put(store, ctx, record), previous)
 
-    async def put(self, store: Store, ctx: CallContext, record: ExecutionRecord | None) -> None:
+    async def put(
+        self, store: Store, ctx: CallContext, record: ExecutionRecord | None
+    ) -> PushConfigRecord:
         """Store it: from the start of its task (``record`` None), else from
-        the task's current event on."""
+        the task's current event on; what was stored."""
         settled = record is not None and record.status in TERMINAL
         stored = PushConfigRecord(
             task_id=self.task_id,
@@ -105,6 +119,22 @@ class NewPush:
             raise _full(self.task_id)
         if not settled:
             self.sender.watch(self.task_id)
+        return stored
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPush:
+    """A push config stored for a request whose message is not taken yet
+    (:meth:`NewPush.hold`)."""
+
+    stored: PushConfigRecord
+    #: The config of the same id it replaced, if any.
+    previous: PushConfigRecord | None
+
+    async def give_back(self, store: Store) -> None:
+        """The message was refused: put back what the task had, unless
+        another request changed that config since (then its write stands)."""
+        await store.take_back_push_config(self.stored, self.previous)
 
 
 def check_push(
