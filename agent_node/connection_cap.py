@@ -12,12 +12,14 @@ loop, 345,038 of them in under a minute — while ``/healthz`` went unanswered.
 
 * It counts the connections it accepted that are still open — in the whole
   process, as descriptors are.
-* At its cap a new connection takes the place of the one idle longest: one
-  waiting for its first request head or between two requests, as its
-  protocol tells (:class:`Evictable`), which is closed at once. With none
-  idle (every connection has a request in flight, or is in its TLS
-  handshake, which ``limits.read_timeout`` bounds) the new connection is
-  closed instead. Either is logged at most once a minute.
+* At its cap a new connection takes the place of the one idle longest, as
+  its protocol tells (:func:`waits`, :func:`works`), which is closed at
+  once: an HTTP/1.1 one waiting for its first request head or between two
+  requests (:class:`Evictable`), an HTTP/2 one with no stream open (sent a
+  GOAWAY first: :mod:`agent_node.http2.asgi`). With none idle (every
+  connection has a request in flight or an event stream open, or is in its
+  TLS handshake, which ``limits.read_timeout`` bounds) the new connection
+  is closed instead. Either is logged at most once a minute.
 * Should descriptors run out anyway, it lets go of one it keeps in
   reserve, accepts and closes the connections waiting, takes its reserve
   back and logs that in one line a minute: clients are told at once, and
@@ -32,9 +34,10 @@ import os
 import resource
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CappedListener", "Evictable", "cap_of", "capped_listener"]
+__all__ = ["CappedListener", "Evictable", "cap_of", "capped_listener", "waits", "works"]
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,9 @@ HEADROOM_SHARE, HEADROOM_MIN = 4, 64
 
 #: The accepted connections still open, by descriptor, oldest first.
 _open: dict[int, socket.socket] = {}
-#: Those whose protocol waits on its client, idle longest first, with their transport.
-_idle: dict[int, Any] = {}
+#: Those whose protocol waits on its client, idle longest first, with how
+#: each is closed at once.
+_idle: dict[int, Callable[[], None]] = {}
 
 
 def cap_of(max_connections: int) -> int:
@@ -150,9 +154,9 @@ def _evict_idle() -> bool:
     """Close the connection idle longest (its descriptor at once); False: none is."""
     if not _idle:
         return False
-    descriptor, transport = next(iter(_idle.items()))
+    descriptor, close = next(iter(_idle.items()))
     del _idle[descriptor]
-    transport.abort()  # leaves the loop's selector now, closes its socket later
+    close()  # leaves the loop's selector now, closes its socket later
     conn = _open.get(descriptor)
     if conn is not None:
         conn.close()  # the descriptor is free for the connection accepted now
@@ -171,34 +175,40 @@ class Evictable:
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)  # type: ignore[misc]
-        _waits(transport)
+        waits(transport, transport.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        _works(self.transport)
+        works(self.transport)
         super().connection_lost(exc)  # type: ignore[misc]
 
     def on_headers_complete(self) -> None:
-        _works(self.transport)
+        works(self.transport)
         super().on_headers_complete()  # type: ignore[misc]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
         if not self.pipeline and not self.transport.is_closing():
-            _waits(self.transport)
+            waits(self.transport, self.transport.abort)
+
+
+def waits(transport: Any, close: Callable[[], None]) -> None:
+    """``transport``'s connection waits on its client from now: at the cap a
+    new connection may take its place, and ``close`` then ends it at once
+    (its socket is closed right after). Call it only while ``transport``
+    is open: its socket's number is a new connection's once it is closed.
+    Nothing for a connection the listener did not accept."""
+    descriptor = _descriptor(transport)
+    if descriptor in _open:
+        _idle.pop(descriptor, None)  # to the end: idle from now
+        _idle[descriptor] = close
+
+
+def works(transport: Any) -> None:
+    """``transport``'s connection serves a request: it is not idle."""
+    if transport is not None:
+        _idle.pop(_descriptor(transport), None)
 
 
 def _descriptor(transport: Any) -> int:
     sock = transport.get_extra_info("socket")
     return -1 if sock is None else int(sock.fileno())
-
-
-def _waits(transport: Any) -> None:
-    descriptor = _descriptor(transport)
-    if descriptor in _open:
-        _idle.pop(descriptor, None)  # to the end: idle from now
-        _idle[descriptor] = transport
-
-
-def _works(transport: Any) -> None:
-    if transport is not None:
-        _idle.pop(_descriptor(transport), None)

@@ -40,6 +40,11 @@ through ``stamp``):
   by the stop is answered ``503``, or ended when its response had begun.
   An idle connection — no stream for ``keep_alive`` seconds — is sent a
   GOAWAY and closed.
+* While it has no stream open, a connection is idle to the listener's cap
+  (``limits.max_connections``, :mod:`agent_node.connection_cap`) as an
+  HTTP/1.1 one between requests is: at the cap a new connection may take
+  its place, and it is sent a GOAWAY and closed at once. One with a stream
+  open (an event stream followed for hours) is never.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from urllib.parse import unquote
 
 from starlette.requests import ClientDisconnect
 
+from agent_node.connection_cap import waits, works
 from agent_node.http2.connection import Http2Connection, address_of
 from agent_node.http2.exchange import Exchange
 from agent_node.http2.fields import header_block
@@ -144,6 +150,8 @@ class AsgiConnection(Http2Connection):
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        if not self.streams:
+            works(self.transport)
         if self._said_goaway:
             return self.wire.forget(sid)
         if self._stopping or len(self.streams) >= MAX_STREAMS:
@@ -308,6 +316,7 @@ class AsgiConnection(Http2Connection):
         self.wire.send_data(sid, text, end=True)  # a short text: within any window
         self._answered_unread(sid)
         self.flush_soon()
+        self._idle_soon()  # no stream was opened: idle as before it
 
     def _answered_unread(self, sid: int) -> None:
         """A request answered while its client still sends its body (a 401
@@ -344,12 +353,30 @@ class AsgiConnection(Http2Connection):
         self.close()
 
     def _idle_soon(self) -> None:
-        if self.streams or self.transport is None:
+        transport = self.transport
+        if self.streams or transport is None:
             return
         if self._stopping:
             self.go_away()
-        elif self._idle is None:
+            return
+        if self._idle is None:
             self._idle = asyncio.get_running_loop().call_later(self.keep_alive, self._close_idle)
+        if not transport.is_closing():
+            waits(transport, self._evicted)
+
+    def _evicted(self) -> None:
+        """The listener, at its cap, gives this idle connection's place to a
+        new one: a GOAWAY (a stream the client opened meanwhile was not
+        served, as its last id says), then closed at once — the listener
+        closes its socket next."""
+        transport = self.transport
+        if transport is None:
+            return
+        if not self._said_goaway:
+            self._said_goaway = True
+            self.wire.goaway()
+            self.flush()
+        transport.abort()
 
     def _close_idle(self) -> None:
         self._idle = None

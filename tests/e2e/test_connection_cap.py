@@ -1,9 +1,14 @@
 """A real ``agent-node serve`` under a low descriptor limit (RLIMIT_NOFILE
 256), flooded with connections that send nothing: it keeps answering, and
-its log stays a few lines."""
+its log stays a few lines. And one over mutual TLS with a cap of three
+connections: past it an idle HTTP/2 connection gives its place to a new
+one (before: only HTTP/1.1 ones did, and a node whose clients held HTTP/2
+connections open refused every new one), never one following a task."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import resource
 import signal
 import socket
@@ -13,10 +18,15 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
+import h2.events
 import httpx
 import pytest
-from support.nodes import greeter_config
+from support.certs import make_certs
+from support.h2_client import Raw
+from support.nodes import greeter_config, serving_mtls
+from support.tls import caller_context
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +114,92 @@ def test_out_of_descriptors_anyway_the_node_logs_one_line_and_recovers(tmp_path:
     text = log.read_text()
     assert "out of descriptors" in text
     assert "Traceback" not in text and len(text.splitlines()) < 20, text[-3000:]
+
+
+# HTTP/2: an idle connection (no stream open) is idle to the cap too.
+
+V10 = {"a2a-version": "1.0"}
+
+
+def booking(text: str, task_id: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"messageId": text, "role": "ROLE_USER", "parts": [{"text": text}]}
+    message["metadata"] = {"skill": "book"}
+    if task_id is not None:
+        message["taskId"] = task_id
+    return {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+
+
+async def h2_connection(port: int, certs: Path) -> Raw:
+    """A raw HTTP/2 connection as alice, its server's SETTINGS read: the
+    node serves it (its connection is one of those the cap counts)."""
+    tls = caller_context(certs, "alice")
+    tls.set_alpn_protocols(["h2"])
+    raw = Raw(*await asyncio.open_connection("127.0.0.1", port, ssl=tls))
+    raw.h2.initiate_connection()
+    raw.flush()
+    while not any(isinstance(e, h2.events.RemoteSettingsChanged) for e in raw.events):
+        assert await raw.read()
+    return raw
+
+
+def post(raw: Raw, body: dict[str, Any]) -> int:
+    sid: int = raw.h2.get_next_available_stream_id()
+    fields = [(":method", "POST"), (":scheme", "https"), (":path", "/a2a")]
+    fields += [(":authority", "127.0.0.1"), ("content-type", "application/json")]
+    raw.h2.send_headers(sid, [*fields, *V10.items()])
+    raw.h2.send_data(sid, json.dumps(body).encode(), end_stream=True)
+    raw.flush()
+    return sid
+
+
+async def body_of(raw: Raw, sid: int, until: bytes | None = None) -> bytes:
+    """What ``sid`` answered, once it ended (or once ``until`` is in it)."""
+    while True:
+        data = b"".join(
+            e.data
+            for e in raw.events
+            if isinstance(e, h2.events.DataReceived) and e.stream_id == sid
+        )
+        if until is not None and until in data:
+            return data
+        if any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid for e in raw.events):
+            return data
+        assert await raw.read(), "the connection closed"
+
+
+async def test_past_its_cap_an_idle_http2_connection_gives_way_never_an_event_stream(
+    tmp_path: Path,
+) -> None:
+    certs = make_certs(tmp_path / "certs", "greeter", "alice")
+    (tmp_path / "node").mkdir()
+    with serving_mtls(tmp_path / "node", certs, "limits: {max_connections: 3}\n") as url:
+        port = int(url.rsplit(":", 1)[1])
+        # The oldest connection: idle at first, then an event stream open.
+        follower = await h2_connection(port, certs)
+        asked = json.loads(await body_of(follower, post(follower, booking("Rome"))))
+        task = asked["result"]["task"]
+        assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED", asked
+        subscribe = {"jsonrpc": "2.0", "id": 2, "method": "SubscribeToTask"}
+        followed = post(follower, {**subscribe, "params": {"id": task["id"]}})
+        await body_of(follower, followed, until=b"TASK_STATE_INPUT_REQUIRED")
+        idlest, idle = await h2_connection(port, certs), await h2_connection(port, certs)
+
+        # A fourth connection, past the cap: it takes the idlest one's place.
+        async with httpx.AsyncClient(
+            http2=True, verify=caller_context(certs, "alice"), timeout=10
+        ) as client:
+            answered = await client.post(
+                f"{url}/a2a", json=booking("early May", task["id"]), headers=V10
+            )
+        assert answered.http_version == "HTTP/2" and answered.status_code == 200, answered.text
+
+        ended = await idlest.closed()
+        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in ended), ended
+        streamed = await body_of(follower, followed)  # followed to the end, never cut
+        assert b"TASK_STATE_COMPLETED" in streamed, streamed
+        idle.h2.ping(b"12345678")  # the other idle one: still served
+        idle.flush()
+        while not any(isinstance(e, h2.events.PingAckReceived) for e in idle.events):
+            assert await idle.read(), "the node closed an idle connection it did not need"
+        for raw in (follower, idle):
+            await raw.close()

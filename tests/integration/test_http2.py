@@ -450,6 +450,21 @@ async def test_an_idle_connection_is_closed_with_a_goaway(
     assert not rig.connections
 
 
+async def test_a_connection_whose_only_request_was_refused_is_still_closed_when_idle(
+    rig: Rig,
+) -> None:
+    """A request refused before the app saw it (431 here) opened no stream:
+    the connection is idle as before it (before: its idle timer was dropped
+    and the connection held open for good)."""
+    raw = await rig.open()
+    fields = {f"x-{n}": "v" for n in range(101)}  # max_headers: 100
+    sid = raw.request("/", None, content_type="text/plain", **fields)
+    assert (await raw.answer(sid))[":status"] == "431"
+    events = await raw.closed()  # keep_alive: 0.5 s
+    assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    assert not rig.connections
+
+
 async def test_a_client_that_sends_without_reading_is_not_read_from_until_it_reads() -> None:
     """The ping flood (CVE-2019-9512): PINGs sent, their ACKs never read.
     The server stops reading once UNREAD_LIMIT bytes wait for the client,
