@@ -218,13 +218,13 @@ class NodeConfig(BaseModel):
         files = self.certificate_files()
         if files is None:
             return None
-        from agent_node.security.tls import server_context
+        from agent_node.security.tls import http_alpn, server_context
         from agent_node.security.tls_reload import serving
 
         cert, key, trust = files.cert, files.key, files.trust
-        # The protocols the node's transport offers (agent_node.transport): a
-        # context that follows new files must offer them too.
-        alpn = ["h2", "http/1.1"] if self.listen.http2 else ["http/1.1"]
+        # What the node's transport offers (agent_node.transport): a context
+        # that follows new files must offer it too.
+        alpn = http_alpn(self.listen.http2)
         mtls = self.auth.mtls
 
         # A client without a certificate is let in to be told so: the app

@@ -23,6 +23,7 @@ from agent_node.config import Limits
 from agent_node.connection_cap import capped_listener
 from agent_node.errors import ConfigError
 from agent_node.http_protocol import node_protocol
+from agent_node.security.tls import http_alpn
 
 __all__ = [
     "CUT_ANSWER_GRACE",
@@ -83,7 +84,7 @@ def uvicorn_config(
 
     limits = limits or Limits()
     if tls is not None:
-        tls.set_alpn_protocols(["h2", "http/1.1"] if http2 else ["http/1.1"])
+        tls.set_alpn_protocols(http_alpn(http2))
     options: dict[str, Any] = {
         "log_level": "warning",
         # uvicorn's own lines ("Invalid HTTP request received.") go to the

@@ -25,7 +25,12 @@ from cryptography.x509.oid import NameOID
 
 from agent_node.errors import ConfigError
 
-__all__ = ["client_context", "identity_of", "server_context"]
+__all__ = ["client_context", "http_alpn", "identity_of", "server_context"]
+
+
+def http_alpn(http2: bool) -> list[str]:
+    """The protocols a node's HTTP port offers by ALPN, most preferred first."""
+    return ["h2", "http/1.1"] if http2 else ["http/1.1"]
 
 
 def server_context(
