@@ -48,20 +48,16 @@ from agent_node.store import Store
 from agent_node.store.base import Commit
 from agent_node.store.records import Claim, DelegationState, EventRecord, ExecutionRecord
 from agent_node.store.sql import LIVE
+from agent_node.telemetry.http_methods import HTTP_METHODS
 from agent_node.telemetry.tallies import Tallies
 
-__all__ = ["HTTP_METHODS", "WAIT_KINDS", "NodeMetrics"]
+__all__ = ["WAIT_KINDS", "NodeMetrics"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds: a node visit (a model call is seconds, a branch microseconds).
 _DURATIONS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _ROUND_TRIPS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
-#: The methods of RFC 9110 (and PATCH), each its own label of the requests
-#: counted; any other a client sends (HTTP/2 takes any token) is "other".
-HTTP_METHODS = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
-)
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 _ENDS = {"execution_completed": "completed", "execution_failed": "failed"}
 #: What a node visit parks on (``agent_node.engine.executor.Park.kind``).

@@ -28,7 +28,7 @@ runs.
 Nothing a peer sends decides more than a span's parent: names come from a
 closed set, a bad ``traceparent`` is ignored. A method OpenTelemetry's HTTP
 conventions do not know (RFC 9110's and PATCH are known:
-:data:`~.metrics.HTTP_METHODS`, the metrics' set) is ``_OTHER`` in
+:data:`~.http_methods.HTTP_METHODS`, the metrics' set) is ``_OTHER`` in
 ``http.request.method`` and ``HTTP`` in the span's name; the method sent is
 in ``http.request.method_original``, cut at :data:`METHOD_KEPT` characters
 (HTTP/2 takes any token as a method, kilobytes of it).
@@ -53,7 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_node.a2a.protocol.compat_methods import METHODS_FROM_V03
 from agent_node.scope import OPERATION
 from agent_node.telemetry import traces_wire as wire
-from agent_node.telemetry.metrics import HTTP_METHODS
+from agent_node.telemetry.http_methods import HTTP_METHODS
 from agent_node.telemetry.metrics_http import counted, route_of
 from agent_node.telemetry.traces_ids import Origin, parse_traceparent
 

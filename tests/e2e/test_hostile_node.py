@@ -29,7 +29,7 @@ from support.tls import caller_context
 
 from agent_node.a2a.protocol.grpc.messages import message_class
 from agent_node.security import pki
-from agent_node.telemetry.metrics import HTTP_METHODS
+from agent_node.telemetry.http_methods import HTTP_METHODS
 
 pytestmark = pytest.mark.slow
 
