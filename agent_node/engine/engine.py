@@ -47,6 +47,7 @@ from .owner import Owner, is_dead, new_owner
 from .registry import WorkflowRegistry
 from .runner import Runner
 from .status import EngineState, StatusWatch, wait_event
+from .stranded import settle_stranded
 from .visits import Visits
 
 __all__ = ["Engine", "EngineState"]
@@ -185,11 +186,14 @@ class Engine:
         self._status.wake_all()
 
     async def recover(self) -> int:
-        """Make leases of dead owners of this node claimable at once."""
+        """Make leases of dead owners of this node claimable at once, and
+        settle the executions an older release left with nothing to move
+        them (:mod:`.stranded`); how many leases were reclaimed."""
         dead = [o for o in await self.store.lease_owners() if is_dead(o, self.owner)]
         count = await self.store.expire_leases(dead, time.time()) if dead else 0
         if count:
             log.info("reclaimed %d lease(s) of dead worker(s) %s", count, ", ".join(dead))
+        await settle_stranded(self.store)
         return count
 
     def _require(self, *states: EngineState) -> None:

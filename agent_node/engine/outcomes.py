@@ -39,6 +39,7 @@ __all__ = [
     "dumps",
     "enqueue",
     "finish",
+    "unstrand",
 ]
 
 
@@ -287,6 +288,20 @@ def _settle(txn: Txn, cursor: Cursor) -> None:
         finish(txn, Finish("failed", error=_starved(cursor.joins)))
         return
     finish(txn, Finish("completed"))
+
+
+def unstrand(txn: Txn, cursor: Cursor) -> None:
+    """Move on an execution that an older release left with nothing to
+    run or wait for (:mod:`.stranded`): its joins whose branches have all
+    arrived go on; without one, it settles as its last path would have
+    today (:func:`_settle`: failed, naming the joins that can never fire)."""
+    ready = [join for join, (expected, arrived) in cursor.joins.items() if arrived >= expected]
+    for join in ready:
+        del cursor.joins[join]
+    if ready:
+        enqueue(txn, cursor, ready, None)
+        return
+    _settle(txn, cursor)
 
 
 def _starved(joins: dict[str, list[int]]) -> str:

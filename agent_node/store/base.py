@@ -47,6 +47,7 @@ from agent_node.store.records import (
     WorkItem,
 )
 from agent_node.store.slots import SharedSlots
+from agent_node.store.stranded import Key, StrandedPage
 from agent_node.store.txn import Fence, Txn
 
 __all__ = [
@@ -325,3 +326,8 @@ class Store(Protocol):
 
     def tell_observers(self) -> None:
         """Tell the observers what is held for them now (:mod:`.notify`)."""
+
+    async def stranded(self, status: str, after: Key | None, limit: int) -> StrandedPage:
+        """Of the first ``limit`` executions in ``status`` after ``after``
+        (``(created_at, id)``, oldest first), those with no work, wait or
+        delegation row: nothing will move them (:mod:`.stranded`)."""

@@ -32,6 +32,7 @@ from agent_node.store.records import (
     copied,
 )
 from agent_node.store.slots import SharedSlots
+from agent_node.store.stranded import Key, StrandedPage
 from agent_node.store.txn import Fence, Txn
 
 __all__ = ["MemoryStore"]
@@ -344,6 +345,18 @@ class MemoryStore(MemoryOutbox, Notifying):
 
     async def waits(self, execution_id: str) -> list[WaitRecord]:
         return [copied(w) for w in self._waits.get(execution_id, {}).values()]
+
+    async def stranded(self, status: str, after: Key | None, limit: int) -> StrandedPage:
+        rows = sorted(
+            (r.created_at, r.id)
+            for r in self._executions.values()
+            if r.status == status and (after is None or (r.created_at, r.id) > after)
+        )[:limit]
+        held = {d.execution_id for d in self._delegations.values()}
+        ids = [
+            i for _, i in rows if not self._work.get(i) and not self._waits.get(i) and i not in held
+        ]
+        return StrandedPage(ids, rows[-1] if len(rows) >= limit else None)
 
 
 def _ready(item: WorkItem, now: float) -> bool:

@@ -61,6 +61,7 @@ from agent_node.store.sql_rows import (
     wait_from_row,
     work_from_row,
 )
+from agent_node.store.stranded import Key, StrandedPage, stranded_page
 
 __all__ = ["PostgresStore"]
 
@@ -385,3 +386,8 @@ class PostgresStore(PgWrites, Notifying):
 
     async def waits(self, execution_id: str) -> list[WaitRecord]:
         return [wait_from_row(tuple(r)) for r in await self._fetch(STMTS.waits_of, execution_id)]
+
+    async def stranded(self, status: str, after: Key | None, limit: int) -> StrandedPage:
+        # Planned for its status, as a listing is: a generic plan could walk
+        # the index by creation, through every finished execution.
+        return await self._listing(lambda fetch: stranded_page(fetch, status, after, limit))

@@ -50,6 +50,7 @@ from agent_node.store.sqlite_schema import create_schema
 from agent_node.store.sqlite_txn import IDS, STMTS
 from agent_node.store.sqlite_writer import Notices
 from agent_node.store.sqlite_writes import SqliteWrites
+from agent_node.store.stranded import Key, StrandedPage, stranded_page
 
 __all__ = ["SqliteStore"]
 
@@ -220,3 +221,6 @@ class SqliteStore(SqliteWrites, Notifying):
 
     async def waits(self, execution_id: str) -> list[WaitRecord]:
         return [wait_from_row(r) for r in await self._fetch(STMTS.waits_of, (execution_id,))]
+
+    async def stranded(self, status: str, after: Key | None, limit: int) -> StrandedPage:
+        return await stranded_page(self._fetch, status, after, limit)
