@@ -90,6 +90,7 @@ class NodeParts:
         tasks = TaskService(
             runtime, workflows, default_skill=default, policy=policy, input_modes=modes
         )
+        tasks.max_open_tasks_per_caller = config.limits.max_open_tasks_per_caller
         if offers_extended_card(config, workflows):
             extended = _signed(config, build_card(config, workflows, extended=True))
             tasks.extended_card = ExtendedCard(extended, policy)

@@ -137,7 +137,9 @@ class Limits(BaseModel):
     Each is enforced before a handler runs, and each refusal is a clear error:
     the body and nesting caps are JSON-RPC -32600 (HTTP 413 for the body), the
     part caps -32602, the header caps HTTP 431, the per-caller cap HTTP 429
-    with JSON-RPC -32032 and ``Retry-After``.
+    with JSON-RPC -32032 and ``Retry-After``. The cap on a caller's open
+    tasks is the task service's, the one that reads the store: -32032 too
+    (HTTP 429, gRPC RESOURCE_EXHAUSTED), without ``Retry-After``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -159,6 +161,16 @@ class Limits(BaseModel):
     #: Requests one caller identity may have in flight at once (streams count
     #: while they are open); 0: no cap. Plain-HTTP callers share one budget.
     max_concurrent_per_caller: int = Field(default=64, ge=0)
+    #: Tasks one caller identity may have open (submitted, working, asking
+    #: for input or waiting) at once: a send that would make one more is
+    #: refused, no task made, until some end (canceled, or answered and
+    #: finished). A follow-up to a task, or a send repeated with its
+    #: ``Idempotency-Key``, is never refused by it. Counted in the store,
+    #: so it holds across restarts and the replicas of one database (sends
+    #: racing at the cap may pass it by as many as are in flight at once);
+    #: callers without an identity (``--insecure-dev``) are not counted.
+    #: 0: no cap.
+    max_open_tasks_per_caller: int = Field(default=10_000, ge=0)
     #: Seconds a connection may sit idle between requests before the node
     #: closes it. Longer than the clients' own pools keep an idle connection
     #: (httpx 5 s, Node's undici 4 s, aiohttp 15 s): with equal times a

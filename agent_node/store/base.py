@@ -216,6 +216,11 @@ class Store(Protocol):
     ) -> int:
         """How many executions :meth:`list_executions` would list, unpaged."""
 
+    async def count_open(self, caller: str, limit: int) -> int:
+        """How many executions ``caller`` created are not finished (pending,
+        running or waiting), counted up to ``limit``: on an index of those
+        alone, so the finished ones and other callers' cost nothing."""
+
     async def prune(self, before: float, limit: int) -> int:
         """Delete up to ``limit`` finished executions last changed before
         ``before``, with their events, waits and push configs (:mod:`.retention`)."""

@@ -243,6 +243,9 @@ class MemoryStore(MemoryOutbox, Notifying):
             )
         )
 
+    async def count_open(self, caller: str, limit: int) -> int:
+        return min(len(self._open.get(caller, ())), limit)
+
     def _matching(
         self,
         status: Collection[str] | None,

@@ -17,6 +17,7 @@ from agent_node.errors import Fenced, StoreError
 from agent_node.store.notify import Notifier
 from agent_node.store.patches import fold
 from agent_node.store.records import (
+    TERMINAL,
     DelegationRecord,
     EventRecord,
     ExecutionRecord,
@@ -47,6 +48,9 @@ class MemoryTables:
         self._delegations: dict[tuple[str, str, int], DelegationRecord] = {}
         #: Who claimed each delegation row last (``claimed_by``).
         self._claimed: dict[tuple[str, str, int], str] = {}
+        #: The unfinished executions of each caller (the SQL stores' index
+        #: ``ix_executions_open``): a count of them reads no other.
+        self._open: dict[str, set[str]] = {}
         self._notifier = Notifier()
 
     def _check_fence(self, execution_id: str, fence: Fence) -> None:
@@ -65,6 +69,7 @@ class MemoryTables:
         record = txn.execution
         record.updated_at = txn.now
         self._executions[record.id] = record
+        self._count_open(record)
         log = self._events.setdefault(record.id, [])
         log.extend(txn.events)
         if txn.log_from is not None:
@@ -93,6 +98,18 @@ class MemoryTables:
             self._notifier.publish(kind, record.id)
         if self._notifier.observed:
             self._notifier.committed([txn])
+
+    def _count_open(self, record: ExecutionRecord) -> None:
+        caller = record.caller
+        if caller is None:
+            return
+        held = self._open.setdefault(caller, set())
+        if record.status in TERMINAL:
+            held.discard(record.id)
+            if not held:
+                del self._open[caller]
+        else:
+            held.add(record.id)
 
     def _keep_state(self, txn: Txn) -> None:
         """Write what ``txn`` changed of the state (:mod:`.snapshots`)."""

@@ -320,6 +320,9 @@ class PostgresStore(PgWrites, Notifying):
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         return await self._listing(lambda fetch: count(fetch, filters, sqlite=False))
 
+    async def count_open(self, caller: str, limit: int) -> int:
+        return int((await self._fetch(STMTS.count_open, caller, limit))[0][0])
+
     async def _listing(self, run: Callable[[Fetch], Awaitable[T]]) -> T:
         """``run`` a listing's or a count's statements (:mod:`.listing`, ``?``
         placeholders), each planned for its parameters. asyncpg prepares

@@ -48,6 +48,10 @@ Tables (see DESIGN.md, "Durability"):
   those of version 9. Version 11 gives PostgreSQL's executions an index of
   their ids in code point order (``ix_executions_id``), for a search by the
   start of an id whatever the database's collation; SQLite's are as in 10.
+  Version 12 indexes each caller's unfinished executions
+  (``ix_executions_open``, partial: those that have a caller and are
+  pending, running or waiting), so the cap on a caller's open tasks counts
+  that caller's few, not the store's (``Store.count_open``).
 
 Versions add: :data:`MIGRATIONS` names the tables each version added (or
 whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
@@ -65,6 +69,7 @@ from typing import TYPE_CHECKING
 
 from agent_node.store.counts import FILL, trigger_ddl
 from agent_node.store.finished import FINISHED_BACKFILL, FINISHED_DDL
+from agent_node.store.sql import OPEN_INDEX, OPEN_WHERE
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -80,12 +85,12 @@ __all__ = [
     "ddl",
 ]
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 #: PostgreSQL: the executions table's pages are filled to 70 % by inserts,
 #: the rest kept for the new versions of their rows. A step updates its
 #: execution's row (its cursor, ``last_seq``, ``updated_at``: no indexed
 #: column), and a new version on the same page is a HOT update, which
-#: writes none of the table's seven indexes. Executions created and run at
+#: writes none of the table's eight indexes. Executions created and run at
 #: once (an A2A task's, ``bench/ours.py conc200``): on full pages (the
 #: default) 4 % of their updates were HOT, at 70 % ~60 %, and a step wrote
 #: 15 % less WAL (2,186 → 1,852 bytes); the server's CPU per step did not
@@ -105,6 +110,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     9: ("executions",),  # its partial indexes by caller and context
     10: (),  # SQLite: work rebuilt in slots (sqlite_schema); PostgreSQL: nothing
     11: ("executions",),  # PostgreSQL: ix_executions_id; SQLite: nothing
+    12: ("executions",),  # ix_executions_open
 }
 #: The indexes a version redefines: dropped before its DDL makes them again.
 REPLACED_INDEXES: dict[int, tuple[str, ...]] = {
@@ -212,6 +218,15 @@ def _metadata(dialect_name: str) -> MetaData:
             postgresql_where=Column("context_id").isnot(None),
         ),
         Index("ix_executions_workflow", "workflow_id", "created_at", "id"),
+        # Partial (version 12): a caller's unfinished executions, counted
+        # against limits.max_open_tasks_per_caller at each new task. An entry
+        # is written when the status moves, as the status index's is.
+        Index(
+            OPEN_INDEX,
+            "caller",
+            sqlite_where=text(f"caller IS NOT NULL AND {OPEN_WHERE}"),
+            postgresql_where=text(f"caller IS NOT NULL AND {OPEN_WHERE}"),
+        ),
         Index(
             "ix_executions_finished",
             "finished_at",

@@ -180,6 +180,9 @@ class SqliteStore(SqliteWrites, Notifying):
         filters = Filters(status, workflow_id, context_id, asking, caller, updated_after, id_prefix)
         return await count(self._fetch, filters, sqlite=True)
 
+    async def count_open(self, caller: str, limit: int) -> int:
+        return int((await self._fetch(STMTS.count_open, (caller, limit)))[0][0])
+
     async def prune(self, before: float, limit: int) -> int:
         def job(conn: sqlite3.Connection) -> tuple[int, Notices]:
             ids = [row[0] for row in conn.execute(PRUNE_CANDIDATES, (before, limit))]

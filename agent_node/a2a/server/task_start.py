@@ -14,7 +14,9 @@ config on the task. The message is
 recorded in the task's history, the call in its metadata
 (:mod:`.task_origin`). A send with an ``Idempotency-Key`` makes one task
 however often it is repeated, and the key with another message is refused
-(:mod:`.task_repeat`).
+(:mod:`.task_repeat`). A caller with as many open tasks as
+``limits.max_open_tasks_per_caller`` allows makes no more
+(:mod:`.open_tasks`); a repeated send, which makes none, is not refused.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from agent_node.a2a.protocol.errors import InvalidParams, PermissionDenied
 from agent_node.a2a.protocol.models import Message, SendMessageRequest
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.input_modes import check_parts
+from agent_node.a2a.server.open_tasks import check_open_tasks
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.task_context import CONTEXT_FIELD, Read, context_of, referenced
 from agent_node.a2a.server.task_origin import metadata_of, task_id_of
@@ -55,12 +58,14 @@ async def start_task(
     ctx: CallContext,
     *,
     input_modes: Mapping[str, Sequence[str]],
+    max_open: int = 0,
     then_wait: bool = False,
 ) -> tuple[str, bool]:
     """Start the task ``request`` asks for: its id, and whether it is new
     (a send repeated with its ``Idempotency-Key`` finds the one it made);
     ``read`` renders a task as its caller gets it, ``input_modes`` says what
-    each skill takes (as :class:`~.tasks.TaskService` has them)."""
+    each skill takes, ``max_open`` how many open tasks a caller may have
+    (0: any; as :class:`~.tasks.TaskService` has them)."""
     message = request.message
     skill, workflow = _skill_of(message, request.metadata, skills, default_skill)
     if not policy.may_call(skill, ctx.caller):
@@ -94,6 +99,8 @@ async def start_task(
     made = ctx.idempotency_key is not None and await runtime.store.get(task_id)
     if made:
         await check_repeat(runtime.store, task_id, workflow.ir.id, message, made)
+    else:
+        await check_open_tasks(runtime.store, ctx.caller, max_open)
     await faults.reached("task_submit", task_id)
     runtime.workflows.add(workflow)
     engine = runtime.engine

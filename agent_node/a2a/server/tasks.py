@@ -33,6 +33,8 @@
   rest, so a task's existence is not disclosed. ListTasks lists the
   caller's own tasks. The caller is recorded as the task's
   ``metadata.caller``.
+* A caller may have :attr:`TaskService.max_open_tasks_per_caller` open
+  tasks; a new one past it is refused (:mod:`agent_node.a2a.server.open_tasks`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ from agent_node.a2a.protocol.models import (
 from agent_node.a2a.server.extended_card import ExtendedCard, ServedCard
 from agent_node.a2a.server.failed import log_outage
 from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.limits import DEFAULT_LIMITS
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.streaming import POLL_SECONDS, Watches
 from agent_node.a2a.server.task_follow_up import ASKING_KINDS, follow_up
@@ -125,6 +128,9 @@ class TaskService:
         self.watches = Watches(runtime.store, self._task, poll)
         #: GetExtendedAgentCard (:mod:`.extended_card`); the node sets it.
         self.extended_card = ExtendedCard(None, self.policy)
+        #: Open tasks one caller may have (``limits.max_open_tasks_per_caller``;
+        #: 0: any); the node sets it.
+        self.max_open_tasks_per_caller = DEFAULT_LIMITS.max_open_tasks_per_caller
         #: Whether the node is stopping (a blocking send its stop cuts then
         #: answers :class:`Unavailable` with its task's id); the node sets it.
         self.stopping: Callable[[], bool] = lambda: False
@@ -187,6 +193,7 @@ class TaskService:
             request,
             ctx,
             input_modes=self.input_modes,
+            max_open=self.max_open_tasks_per_caller,
             then_wait=then_wait,
         )
 
