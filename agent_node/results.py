@@ -6,11 +6,10 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from pydantic import BaseModel
+from typing import Any, Generic
 
 from agent_node.store.records import EventRecord
+from agent_node.workflow.compiled import StateT
 
 __all__ = ["RUN_STARTS", "Event", "NodeRun", "RunResult", "build_timeline", "to_event"]
 
@@ -175,12 +174,14 @@ def _resolved(run: NodeRun, data: dict[str, Any], at: float) -> str:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """The outcome of ``Workflow.run``: terminal, or parked on an event."""
+class RunResult(Generic[StateT]):
+    """The outcome of ``Workflow.run``: terminal, or parked on an event.
+    ``state`` is an instance of the workflow's state model (``StateT`` to a
+    type checker, see :class:`~agent_node.sdk.Workflow`)."""
 
     execution_id: str
     status: str
-    state: BaseModel
+    state: StateT
     error: str | None
     #: The log as the store keeps it: :attr:`events` parses it when first
     #: read (a caller who only wants the state pays nothing for it).

@@ -33,24 +33,34 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from pydantic import BaseModel
 
 from agent_node.errors import UsageError, WorkflowDefinitionError
 from agent_node.results import RunResult
-from agent_node.sdk_authoring import DEFAULT, Authoring, node_name
+from agent_node.sdk_authoring import DEFAULT, Authoring
 from agent_node.workflow.budget import Budget
-from agent_node.workflow.compiled import CompiledWorkflow, RouteFn
+from agent_node.workflow.compiled import CompiledWorkflow, RouteFn, StateT
 from agent_node.workflow.compiler import compile_workflow
 from agent_node.workflow.ir import NodeSpec, WorkflowIR
-from agent_node.workflow.refs import refuse_run_while_loading
+from agent_node.workflow.refs import module_ref, refuse_run_while_loading
 
 __all__ = ["Workflow"]
 
+#: The model of a state given to run: what its result holds.
+S = TypeVar("S", bound=BaseModel)
 
-class Workflow(Authoring):
+
+class Workflow(Authoring, Generic[StateT]):
+    """A workflow declared in Python (see the module's documentation).
+
+    For a type checker, ``wf: Workflow[Expense] = Workflow(...)`` says which
+    state model ``@wf.state`` declares (written before the model, as an
+    annotation may be): runs, resumes included, then return a
+    ``RunResult[Expense]``. Without it, a run given an ``Expense`` returns a
+    ``RunResult[Expense]`` and a resume a ``RunResult[BaseModel]``."""
+
     def __init__(
         self,
         id: str,
@@ -74,11 +84,12 @@ class Workflow(Authoring):
 
     # -- compiling -------------------------------------------------------------
 
-    def compile(self) -> CompiledWorkflow:
+    def compile(self) -> CompiledWorkflow[StateT]:
         """The validated, compiled workflow (cached until the definition changes)."""
         if self._compiled is None:
             self._compiled = self._build()
-        return self._compiled
+        # Its state model is the one @state declared, which StateT stands for.
+        return cast("CompiledWorkflow[StateT]", self._compiled)
 
     def _build(self) -> CompiledWorkflow:
         if self._state_model is None:
@@ -87,7 +98,7 @@ class Workflow(Authoring):
             raise WorkflowDefinitionError(f"workflow {self.id!r} has no nodes")
         nodes: dict[str, NodeSpec] = {}
         for index, node_id in enumerate(self._order):
-            spec = dict(self._specs[node_id])
+            spec = self.named_spec(node_id)
             following = self._order[index + 1] if index + 1 < len(self._order) else None
             self._resolve_next(node_id, spec, self._next[node_id], following)
             nodes[node_id] = _parse(node_id, spec)
@@ -117,8 +128,8 @@ class Workflow(Authoring):
             spec["next"] = following
         elif nxt is None or isinstance(nxt, str):
             spec["next"] = nxt
-        elif callable(nxt) and node_name(nxt) in self._specs and nxt in self._functions.values():
-            spec["next"] = node_name(nxt)
+        elif callable(nxt) and any(fn is nxt for fn in self._functions.values()):
+            spec["next"] = self.node_of(nxt)  # a step function: the node it was declared as
         elif isinstance(nxt, Mapping):
             self._routers[node_id] = _predicate_router(node_id, dict(nxt))
             spec.update(routes=list(nxt), dynamic_next=True)
@@ -136,13 +147,25 @@ class Workflow(Authoring):
         name = next((k for k, v in vars(module).items() if v is self), None)
         if name is None:
             return None
-        path = getattr(module, "__file__", None)
-        if self._module == "__main__" or (self._module or "").startswith("agent_node_ref_"):
-            # A script or a file loaded by path: other processes find it by path.
-            return f"{Path(path).resolve()}:{name}" if path else None
-        return f"{self._module}:{name}"
+        # A script or a file loaded by path: other processes find it by path.
+        where = module_ref(module.__name__)
+        return f"{where}:{name}" if where else None
 
     # -- running ---------------------------------------------------------------
+
+    @overload
+    async def run(
+        self, state: S, *, execution_id: str | None = None, store: str | None = None
+    ) -> RunResult[S]: ...
+
+    @overload
+    async def run(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        store: str | None = None,
+    ) -> RunResult[StateT]: ...
 
     async def run(
         self,
@@ -150,7 +173,7 @@ class Workflow(Authoring):
         *,
         execution_id: str | None = None,
         store: str | None = None,
-    ) -> RunResult:
+    ) -> RunResult[Any]:
         """Run durably until the execution ends or waits for an external event.
 
         Re-running with the ``execution_id`` of an interrupted execution
@@ -166,13 +189,27 @@ class Workflow(Authoring):
         runtime = await shared_runtime(store or self.store)
         return await runtime.run(self.compile(), state, execution_id=execution_id)
 
+    @overload
+    def run_sync(
+        self, state: S, *, execution_id: str | None = None, store: str | None = None
+    ) -> RunResult[S]: ...
+
+    @overload
+    def run_sync(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        execution_id: str | None = None,
+        store: str | None = None,
+    ) -> RunResult[StateT]: ...
+
     def run_sync(
         self,
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
         store: str | None = None,
-    ) -> RunResult:
+    ) -> RunResult[Any]:
         """``run`` in a fresh event loop (not from inside a running one)."""
         refuse_run_while_loading(f"{self.id}.run_sync()")
         import asyncio
@@ -190,7 +227,7 @@ class Workflow(Authoring):
         state: BaseModel | Mapping[str, Any] | None,
         execution_id: str | None,
         store: str | None,
-    ) -> RunResult:
+    ) -> RunResult[Any]:
         from agent_node.runtime import Runtime
 
         async with Runtime(store or self.store) as runtime:

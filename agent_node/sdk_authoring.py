@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel
 
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.workflow.compiled import CompiledWorkflow, StepFn
+from agent_node.workflow.refs import module_ref
 from agent_node.workflow.retry import RetryPolicy
 
-__all__ = ["DEFAULT", "Authoring", "Next", "node_name"]
+__all__ = ["DEFAULT", "Authoring", "Next"]
 
 M = TypeVar("M", bound=type[BaseModel])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +61,30 @@ class Authoring:
         self._compiled = None
         return model
 
+    @overload
+    def step(
+        self,
+        fn: F,
+        *,
+        name: str | None = None,
+        next: Next = DEFAULT,
+        routes: Sequence[str] | None = None,
+        retry: int | RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+    ) -> F: ...
+
+    @overload
+    def step(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        next: Next = DEFAULT,
+        routes: Sequence[str] | None = None,
+        retry: int | RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: float | str | None = None,
+    ) -> Callable[[F], F]: ...
+
     def step(
         self,
         fn: F | None = None,
@@ -69,8 +94,16 @@ class Authoring:
         routes: Sequence[str] | None = None,
         retry: int | RetryPolicy | Mapping[str, Any] | None = None,
         timeout: float | str | None = None,
-    ) -> Any:
-        """Declare an async step ``(state) -> state | dict of changes | None``."""
+    ) -> F | Callable[[F], F]:
+        """Declare an async step ``(state) -> state | dict of changes | None``
+        (or ``continue_as_new(...)``); the function is returned unchanged.
+
+        ``timeout`` (seconds, or ``"30s"``, ``"5m"``) cancels the step at its
+        next ``await`` past the deadline: code that blocks the event loop
+        (``time.sleep``, a CPU-bound loop, a blocking client) cannot be
+        cancelled, holds up every other execution of the process meanwhile,
+        and overruns its timeout. Run such code in a thread: ``await
+        asyncio.to_thread(blocking, ...)``."""
 
         def register(func: F) -> F:
             if not inspect.iscoroutinefunction(func):
@@ -108,7 +141,8 @@ class Authoring:
         self, name: str, branches: Sequence[str | Callable[..., Any]], *, join: str
     ) -> None:
         """Run ``branches`` at once; they continue together at the ``join`` node."""
-        spec = {"type": "parallel", "branches": [node_name(b) for b in branches], "join": join}
+        # Step functions are named when the workflow compiles (see node_of).
+        spec = {"type": "parallel", "branches": list(branches), "join": join}
         self._add(name, spec, None)
 
     def join(self, name: str, *, next: Next = DEFAULT) -> None:
@@ -213,7 +247,7 @@ class Authoring:
         MCP tools the model may call; ``stream=False`` asks for the answer
         whole (None: streamed, its text going out live)."""
         if isinstance(schema, type):
-            schema = f"{schema.__module__}:{schema.__qualname__}"
+            schema = _qualified(schema)
         spec = {
             "type": "model",
             "prompt": prompt,
@@ -257,11 +291,11 @@ class Authoring:
             "scorers": [dict(scorer) for scorer in scorers],
             "threshold": threshold,
             "on_fail": on_fail,
-            "revise": node_name(revise) if revise is not None else None,
+            "revise": revise,
             "feedback": feedback,
             "max_revisions": max_revisions,
             "exhausted": exhausted,
-            "route": node_name(route) if route is not None else None,
+            "route": route,
             "output": output,
         }
         given = {k: v for k, v in spec.items() if v is not None}
@@ -338,6 +372,31 @@ class Authoring:
         spec = {"type": "end", "status": status, "message": message, "output": output}
         self._add(name, {k: v for k, v in spec.items() if v is not None}, None)
 
+    def node_of(self, target: str | Callable[..., Any]) -> str:
+        """The node ``target`` names: a node id, or a step function as it
+        was declared (its ``name=``, else its ``__name__``)."""
+        if isinstance(target, str):
+            return target
+        names = [node_id for node_id, fn in self._functions.items() if fn is target]
+        if len(names) > 1:
+            raise WorkflowDefinitionError(
+                f"{target.__name__} is declared as {len(names)} steps"
+                f" ({', '.join(names)}): name the node instead"
+            )
+        return names[0] if names else target.__name__
+
+    def named_spec(self, node_id: str) -> dict[str, Any]:
+        """A copy of the node's spec with the step functions it points at
+        (parallel branches, an eval's ``revise`` and ``route``) as node ids:
+        named once all steps are declared, so a step declared later counts."""
+        spec = dict(self._specs[node_id])
+        if "branches" in spec:
+            spec["branches"] = [self.node_of(b) for b in spec["branches"]]
+        for key in ("revise", "route"):
+            if callable(spec.get(key)):
+                spec[key] = self.node_of(spec[key])
+        return spec
+
     def _add(
         self,
         node_id: str,
@@ -359,9 +418,7 @@ class Authoring:
         self._compiled = None
 
 
-def node_name(target: str | Callable[..., Any]) -> str:
-    return target if isinstance(target, str) else target.__name__
-
-
-def _qualified(func: Callable[..., Any]) -> str:
-    return f"{func.__module__}:{func.__qualname__}"
+def _qualified(obj: Callable[..., Any] | type) -> str:
+    """``module:qualname``, the module as another process finds it (a
+    script's file, not ``__main__``: :func:`~agent_node.workflow.refs.module_ref`)."""
+    return f"{module_ref(obj.__module__) or obj.__module__}:{obj.__qualname__}"

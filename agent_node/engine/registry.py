@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from agent_node.errors import ConfigError
 from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.ir import WorkflowIR
+from agent_node.workflow.refs import placed_ref
 
 __all__ = ["Loader", "WorkflowRegistry"]
 
@@ -20,7 +23,7 @@ class WorkflowRegistry:
 
     def add(self, workflow: CompiledWorkflow) -> CompiledWorkflow:
         known = self._workflows.get(workflow.key)
-        if known is not None and known is not workflow and known.ir != workflow.ir:
+        if known is not None and known is not workflow and not _same(known.ir, workflow.ir):
             raise ConfigError(
                 f"two different definitions of workflow {workflow.key}: bump its version"
             )
@@ -46,3 +49,24 @@ class WorkflowRegistry:
 
     def __contains__(self, key: str) -> bool:
         return key in self._workflows
+
+
+#: The fields of a node spec that name Python code by reference.
+_CODE_REFS = ("function", "schema")
+
+
+def _same(a: WorkflowIR, b: WorkflowIR) -> bool:
+    """Whether two definitions are one: equal, or equal but for how the
+    module of their Python code was loaded (a file imported as ``flow``,
+    run as ``__main__`` or loaded again from the path an execution
+    recorded names the same functions by other module names)."""
+    return a == b or _placed(a) == _placed(b)
+
+
+def _placed(ir: WorkflowIR) -> dict[str, Any]:
+    data = ir.model_dump()
+    for node in data["nodes"].values():
+        for key in _CODE_REFS:
+            if isinstance(node.get(key), str):
+                node[key] = placed_ref(node[key])
+    return data

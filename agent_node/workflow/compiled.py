@@ -9,13 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
+from agent_node.errors import ConfigError
 from agent_node.workflow.ir import NodeSpec, WorkflowIR
 
-__all__ = ["CompiledWorkflow", "Expression", "RouteFn", "StepFn", "StepResult", "Template"]
+__all__ = [
+    "CompiledWorkflow",
+    "Expression",
+    "RouteFn",
+    "StateT",
+    "StepFn",
+    "StepResult",
+    "Template",
+]
+
+#: A workflow's state model, for type checkers: ``Workflow[Expense]`` runs
+#: to a ``RunResult[Expense]``; where it is not known, a ``BaseModel``.
+StateT = TypeVar("StateT", bound=BaseModel, default=BaseModel, covariant=True)
 
 #: What a step body may return: the new state, a patch of changed keys, or
 #: ``None`` for "no change".
@@ -42,9 +56,9 @@ class Template(Protocol):
 
 
 @dataclass(frozen=True)
-class CompiledWorkflow:
+class CompiledWorkflow(Generic[StateT]):
     ir: WorkflowIR
-    state_model: type[BaseModel]
+    state_model: type[StateT]
     #: Step bodies of python nodes, by node id.
     functions: Mapping[str, StepFn] = field(default_factory=dict)
     #: Dynamic routes of python nodes, by node id.
@@ -62,7 +76,10 @@ class CompiledWorkflow:
         return self.ir.key
 
     def node(self, node_id: str) -> NodeSpec:
-        return self.ir.nodes[node_id]
+        spec = self.ir.nodes.get(node_id)
+        if spec is None:  # an execution's node, of a definition changed since
+            raise ConfigError(f"workflow {self.key} has no node {node_id!r}")
+        return spec
 
     def expression(self, node_id: str, field_name: str) -> Expression:
         return self.expressions[(node_id, field_name)]

@@ -5,8 +5,9 @@ finds ``base_dir/steps.py``; ``pkg.mod:fn`` finds the package ``base_dir/pkg``),
 then on ``sys.path``. A file reference is relative to ``base_dir`` (or the
 working directory) and is loaded under a module name derived from its
 absolute path, kept in ``sys.modules``: importing it twice gives the same
-objects. While a file runs, its directory is on ``sys.path`` so that it can
-import its siblings.
+objects (the file of the script this process runs is that script's
+``__main__``, not run again). While a file runs, its directory is on
+``sys.path`` so that it can import its siblings.
 
 Importing a module for a definition is not running it as a script: a
 user's file may end with an example run (``wf.run_sync(...)``) and no
@@ -39,7 +40,14 @@ from typing import Any, TypeVar
 
 from agent_node.errors import ConfigError
 
-__all__ = ["RunWhileLoading", "import_file", "import_object", "refuse_run_while_loading"]
+__all__ = [
+    "RunWhileLoading",
+    "import_file",
+    "import_object",
+    "module_ref",
+    "placed_ref",
+    "refuse_run_while_loading",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +81,30 @@ def refuse_run_while_loading(what: str) -> None:
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _FORMS = "use 'package.module:attr' or 'path/to/file.py:attr'"
+#: The names of modules loaded from a file by path (``path.py:attr``).
+_FILE_MODULE = "agent_node_ref_"
+
+
+def module_ref(module_name: str) -> str | None:
+    """How a reference names the module ``module_name`` for another process:
+    its name, or its file's absolute path for a script (``__main__``) or a
+    file loaded by path, whose module names no other process can import.
+    None for such a module without a file (``python -c``, a notebook)."""
+    if module_name != "__main__" and not module_name.startswith(_FILE_MODULE):
+        return module_name
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    return str(Path(path).resolve()) if path else None
+
+
+def placed_ref(ref: str) -> str:
+    """``ref`` with a module that is loaded from a file named by that file:
+    one function referred to as ``t05:step`` (imported), ``__main__:step``
+    (run as a script) or by its path compares equal however it was loaded."""
+    target, _, attr = ref.rpartition(":")
+    if not _MODULE_NAME.match(target):
+        return ref
+    path = getattr(sys.modules.get(target), "__file__", None)
+    return f"{Path(path).resolve()}:{attr}" if path else ref
 
 
 def import_object(ref: str, base_dir: Path | None = None) -> Any:
@@ -170,8 +202,11 @@ def _load_file(path: Path, ref: str) -> ModuleType:
     path = path.resolve()
     if not path.is_file():
         raise ConfigError(f"{ref!r}: no such file {str(path)!r}")
+    script = sys.modules.get("__main__")
+    if script is not None and _is_file(script, path):
+        return script
     digest = hashlib.sha256(str(path).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    name = f"agent_node_ref_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+    name = f"{_FILE_MODULE}{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -194,6 +229,14 @@ def _load_file(path: Path, ref: str) -> ModuleType:
             raise ConfigError(f"{ref!r}: importing {str(path)!r} raised {_describe(exc)}") from exc
         raise
     return module
+
+
+def _is_file(module: ModuleType, path: Path) -> bool:
+    """Whether ``module`` was run from the file at ``path``: the script this
+    process runs is the module its file refers to (loading it again would
+    run its top-level code twice and make a second copy of its objects)."""
+    file = getattr(module, "__file__", None)
+    return isinstance(file, str) and Path(file).resolve() == path
 
 
 def _attribute(module: ModuleType, attr: str, ref: str) -> Any:

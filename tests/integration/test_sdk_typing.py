@@ -1,0 +1,128 @@
+"""The SDK as ``mypy --strict`` sees a library user's code: decorated steps
+keep their types, a run's state is the workflow's model, the names a typed
+app annotates with are exported, and a misspelt import is an error, not an
+``Any``. mypy runs as a user runs it, a subprocess (from the checkout, with
+the project's settings — strict — and its cache)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_python_block() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## A workflow in Python\s+```python\n(.*?)```", readme, re.S)
+    assert block is not None, "README.md has no 'A workflow in Python' block"
+    return block.group(1)
+
+
+TYPED = """
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent_node import (
+    Budget,
+    CompiledWorkflow,
+    NodeContext,
+    Restart,
+    RetryPolicy,
+    RunResult,
+    Workflow,
+    continue_as_new,
+    current_node,
+)
+
+wf: Workflow[Counter] = Workflow("typed", version="1")
+
+
+@wf.state
+class Counter(BaseModel):
+    n: int = 0
+
+
+@wf.step(retry=RetryPolicy(max_attempts=2), timeout=5)
+async def inc(s: Counter) -> Counter:
+    return s.model_copy(update={"n": s.n + 1})
+
+
+@wf.step
+async def again(s: Counter) -> Counter | Restart:
+    return continue_as_new(Counter()) if s.n > 9 else s
+
+
+@wf.step(next=None)
+async def done(s: Counter) -> dict[str, Any]:
+    return {"n": current_node().attempt}
+
+
+def register(w: CompiledWorkflow[Counter], budget: Budget | None = None) -> None: ...
+
+
+def attempt(ctx: NodeContext) -> int:
+    return ctx.attempt
+
+
+async def use() -> int:
+    register(wf.compile())
+    first = await wf.run(Counter())
+    resumed = await wf.run(execution_id=first.execution_id)
+    reveal_type(inc)
+    reveal_type(first)
+    reveal_type(resumed.state)
+    return first.state.n + resumed.state.n
+
+
+plain = Workflow("plain")
+plain.state(Counter)
+given: RunResult[Counter] = plain.run_sync(Counter(n=1))
+reveal_type(plain.run_sync(execution_id="x").state)
+"""
+
+MISSPELT = """
+from agent_node import Wrokflow
+"""
+
+#: What mypy says of TYPED: the notes of its reveal_type calls, in order.
+REVEALED = [
+    "def (s: typed.Counter) -> typing.Coroutine[Any, Any, typed.Counter]",
+    "agent_node.results.RunResult[typed.Counter]",
+    "typed.Counter",
+    "pydantic.main.BaseModel",
+]
+
+
+@pytest.mark.timeout(600)  # a first run checks the package too (then cached)
+def test_user_code_type_checks_under_strict(tmp_path: Path) -> None:
+    (tmp_path / "typed.py").write_text(TYPED)
+    (tmp_path / "readme_example.py").write_text(readme_python_block())
+    (tmp_path / "misspelt.py").write_text(MISSPELT)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=590,
+        check=False,
+    )
+    lines = [line.replace(f"{tmp_path}/", "") for line in done.stdout.splitlines()]
+    errors = [line for line in lines if ": error:" in line]
+    assert errors == [
+        'misspelt.py:2: error: Module "agent_node" has no attribute "Wrokflow";'
+        ' maybe "Workflow"?  [attr-defined]'
+    ], done.stdout + done.stderr
+    revealed = [
+        re.sub(r"^typed\.py:\d+: note: Revealed type is ", "", line).strip('"')
+        for line in lines
+        if "Revealed type" in line
+    ]
+    assert revealed == REVEALED
