@@ -29,6 +29,7 @@ from agent_node import collector
 from agent_node.engine import faults
 from agent_node.engine.engine import Engine, EngineState
 from agent_node.engine.executor import Executor
+from agent_node.engine.fit import stored_state
 from agent_node.engine.registry import Loader, WorkflowRegistry
 from agent_node.engine.state import validated_input
 from agent_node.errors import ConfigError, UnknownExecution, UsageError
@@ -210,7 +211,7 @@ class Runtime:
         log = await self.store.events(record.id)
         final = to_event(log[-1]).data if log else None
         output = final.get("output") if isinstance(final, dict) else None
-        state = workflow.state_model.model_validate(json.loads(record.state))
+        state = stored_state(workflow, record.id, record.state)
         return RunResult(record.id, record.status, state, record.error, log, output)
 
 

@@ -17,7 +17,7 @@ from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WaitRecor
 from agent_node.store.txn import Txn
 from agent_node.workflow.compiled import CompiledWorkflow
 
-from . import faults, plans
+from . import faults, fit, plans
 from .executor import Executor, Informed, ResumeContext
 from .failures import report
 from .registry import WorkflowRegistry
@@ -193,16 +193,21 @@ class Control:
 def _resume_context(
     txn: Txn, workflow: CompiledWorkflow, node: str, visit: int, wait: WaitRecord | None
 ) -> ResumeContext:
-    """What an executor sees of one visit inside the transaction on it."""
+    """What an executor sees of one visit inside the transaction on it; a
+    ``ConfigError`` (nothing written) when the workflow's definition no
+    longer fits the execution (:mod:`.fit`)."""
     delegation = next(
         (d for d in txn.delegations or () if (d.node, d.visit) == (node, visit)), None
     )
+    spec = fit.node_at(workflow, txn.execution.id, node)
+    data = json.loads(plans.state_of(txn))
+    fit.stored_state(workflow, txn.execution.id, data)
     return ResumeContext(
         txn.execution.id,
         workflow,
-        workflow.node(node),
+        spec,
         visit,
-        json.loads(plans.state_of(txn)),
+        data,
         txn.now,
         delegation,
         wait,
