@@ -204,7 +204,9 @@ class PermissionDenied(A2AError):
 
 
 class TooManyRequests(A2AError):
-    """The caller has as many requests in flight as its cap allows."""
+    """The caller is at a cap of its own: as many requests in flight as
+    ``limits.max_concurrent_per_caller`` allows, or as many unfinished tasks
+    as ``limits.max_open_tasks_per_caller``."""
 
     error = ProtocolError.TOO_MANY_REQUESTS
 
