@@ -156,7 +156,14 @@ def child_env(tree: str | None = None) -> dict[str, str]:
     ``tree``: a directory whose ``agent_node`` the child imports instead."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH")) if p)
+        # Python puts the working directory (``-m``, ``-c``) or the script's
+        # own before PYTHONPATH: a child started in this checkout imported
+        # this checkout's agent_node whatever the tree (both sides of an A/B
+        # were one code, found in session 32). Safe paths leave them out; the
+        # bench's own modules come by PYTHONPATH, after the tree.
+        paths = (tree, str(HERE), env.get("PYTHONPATH"))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env["PYTHONSAFEPATH"] = "1"
     return env
 
 
