@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent_node.config import NodeConfig
@@ -46,7 +46,10 @@ class NodeParts:
     retention: Any = None
     #: Seconds the engine's running visits get to finish when the node stops.
     stop_grace: float = 0.0
+    #: The skills' workflows, by skill: their tool calls are checked at start.
+    workflows: dict[str, CompiledWorkflow] = field(default_factory=dict)
     _pruning: asyncio.Task[None] | None = None
+    _checking: asyncio.Task[None] | None = None
     _trimming: asyncio.Task[None] | None = None
 
     @classmethod
@@ -73,7 +76,9 @@ class NodeParts:
         from agent_node.telemetry.metrics import NodeMetrics
         from agent_node.telemetry.metrics_http import counted, metrics_route
         from agent_node.telemetry.traces import start_traces  # traces (issue 17)
+        from agent_node.tool_check import check_servers
 
+        check_servers(workflows, [server.name for server in config.mcp])
         equipment = Equipment.of(config)
         executors, delegator, http = equipment.executors, equipment.delegator, equipment.http
         runtime = Runtime(config.store, node=config.name, scope="all", executors=executors)
@@ -157,6 +162,7 @@ class NodeParts:
         parts.traces = traces  # traces (issue 17)
         parts.retention = config.retention
         parts.stop_grace = config.stop_grace_seconds
+        parts.workflows = workflows
         if config.listen.grpc_port is not None:
             from agent_node.a2a.server.grpc.service import A2AService
 
@@ -175,6 +181,9 @@ class NodeParts:
         if self.tasks.push is not None:
             await self.tasks.push.start()
         await self.watchdog.start()
+        from agent_node.tool_check import warn_in_background
+
+        self._checking = warn_in_background(self.tools, self.workflows)
         from agent_node.heap import keep_trimmed
 
         # What a burst (of handshakes, of streams) freed goes back to the system.
@@ -194,7 +203,7 @@ class NodeParts:
             )
 
     async def close(self) -> None:
-        for task in (self._pruning, self._trimming):
+        for task in (self._pruning, self._trimming, self._checking):
             if task is not None:
                 task.cancel()
                 await asyncio.wait([task])

@@ -99,14 +99,21 @@ def node_of(config: NodeConfig | None, node: str) -> str:
 
 @asynccontextmanager
 async def equipped(config: NodeConfig | None) -> AsyncIterator[Equipment | None]:
-    """What the node's nodes run with (None without a config), closed on the way out."""
+    """What the node's nodes run with (None without a config), closed on the
+    way out. A tool node naming an MCP server the config does not have is a
+    :class:`ConfigError`; a tool its server does not list, or arguments its
+    schema refuses, a warning (:mod:`agent_node.tool_check`)."""
     if config is None:
         yield None
         return
     from agent_node.node_equipment import Equipment
+    from agent_node.tool_check import check_servers, warn_tools
 
+    workflows = dict(zip((s.id for s in config.skills), skill_workflows(config), strict=True))
+    check_servers(workflows, [server.name for server in config.mcp])
     equipment = Equipment.of(config)
     try:
+        await warn_tools(equipment.tools, workflows)
         yield equipment
     finally:
         await equipment.aclose()
