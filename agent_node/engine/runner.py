@@ -44,6 +44,7 @@ from .context import node_context
 from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park, Restart
 from .failures import report
 from .registry import WorkflowRegistry
+from .roundtrip import json_exact
 from .state import coerce_state
 from .tracebacks import step_traceback
 
@@ -356,7 +357,11 @@ def _state_change(
     """The change ``outcome`` makes to the state read at ``seq`` (its patch:
     what a step writes), and the state after it. The outcome's state is
     dumped to JSON data, not to text: values it shares with the state before
-    cost nothing to compare (:func:`~agent_node.store.patches.diff`)."""
+    cost nothing to compare (:func:`~agent_node.store.patches.diff`).
+
+    The state after it is the one a resume would read: the step's own model
+    when the state model reads back from JSON as it was (:mod:`.roundtrip`),
+    else its JSON validated again."""
     data = ctx.data if isinstance(ctx.data, dict) else dict(ctx.data)
     if not isinstance(outcome, Advance) or (outcome.state is None and not outcome.patch):
         return None, (seq, ctx.state, data)
@@ -365,6 +370,19 @@ def _state_change(
         model = coerce_state(ctx, outcome.patch)
     new = model.model_dump(mode="json")
     patch = diff(data, new)
-    if not patch:
-        return None, (seq, ctx.state, data)
-    return plans.StateChange(patch, seq), (seq, model, new)
+    exact = json_exact(ctx.workflow.state_model)
+    if not patch:  # a step may still have put a value in another form (a tuple for a list)
+        return None, (seq, ctx.state if exact else _as_stored(ctx, data), data)
+    return plans.StateChange(patch, seq), (seq, model if exact else _as_stored(ctx, new), new)
+
+
+def _as_stored(ctx: NodeContext, data: dict[str, Any]) -> BaseModel:
+    """The state as a resume reads it from ``data``, its JSON form."""
+    model = ctx.workflow.state_model
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise StateValidationError(
+            f"node {ctx.spec.id!r} produced a state that does not read back from its JSON:"
+            f" {describe_validation(exc, model)}"
+        ) from None
