@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from agent_node.errors import AgentNodeError
 from agent_node.store.records import EventRecord, WorkItem
 from agent_node.store.txn import Txn
 
 from .executor import Finish
 from .plans import dumps, finish
 
-__all__ = ["fail_node", "leave_node", "throttle_node", "throttled_count"]
+__all__ = ["described", "fail_node", "leave_node", "throttle_node", "throttled_count"]
 
 
 def fail_node(
@@ -62,7 +63,17 @@ def fail_node(
         )
         return
     txn.delete_work(item.node, item.visit)
-    finish(txn, Finish("failed", f"node {item.node!r} failed: {message}"))
+    finish(txn, Finish("failed", f"node {item.node!r} failed: {described(error)}"))
+
+
+def described(error: BaseException) -> str:
+    """An error as a failed execution says it: our own errors by the message
+    written for users; any other as Python prints it, ``KeyError: 'api_key'``
+    (a step's ``KeyError`` read ``failed: 'api_key'``, its type lost)."""
+    message = str(error)
+    if isinstance(error, AgentNodeError):
+        return message or type(error).__name__
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def throttle_node(

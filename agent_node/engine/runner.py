@@ -322,7 +322,7 @@ class Runner:
     ) -> None:
         retry_at = None if final else time.time() + policy.delay(item.attempt)
         if final:
-            log.info("node %s failed for good: %s", item.key, error)
+            log.info("node %s failed for good: %s", item.key, attempts.described(error))
 
         def plan(txn: Txn) -> ExecutionRecord:
             attempts.fail_node(txn, item, error, retry_at, duration, trace)

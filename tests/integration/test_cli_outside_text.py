@@ -87,12 +87,12 @@ def test_run_executions_and_inspect_show_a_failed_steps_error_escaped(tmp_path: 
     given = json.dumps({"text": f"{HOSTILE}\nsecond\u202eline"})
     ran = agent_node(tmp_path, store, "run", "flow.py:wf", "--input", given).decode()
     error = "\\x1b]52;c;aGk=\\x07\\x1b]0;owned\\x07\\x9b[red]x[/red]"
-    assert f"error: node 'explode' failed: {error}\\nsecond\\u202eline" in ran, ran
+    assert f"error: node 'explode' failed: ValueError: {error}\\nsecond\\u202eline" in ran, ran
     match = re.search(r"execution (\S+) failed", ran)
     assert match is not None, ran
 
     listed = agent_node(tmp_path, store, "executions").decode()
-    assert "\\x1b]52;c;aGk=\\x07\\x1b]0;owned\\x07\\x9b[re" in listed, listed
+    assert "\\x1b]52;c;aGk=\\x07\\x1b]" in listed, listed  # cut short after the type
     shown = agent_node(tmp_path, store, "inspect", match.group(1)).decode()
     # The traceback keeps its lines; only the line feed is kept raw.
     assert f"ValueError: {error}\nsecond\\u202eline\n" in shown, shown

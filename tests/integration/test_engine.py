@@ -225,7 +225,7 @@ async def test_retries_exhausted_fail_the_execution(store_url: str, runtime_fact
     rt: Runtime = await runtime_factory(store_url)
     result = await rt.run(wf.compile(), Count())
     assert result.status == "failed"
-    assert result.error == "node 'broken' failed: always broken"
+    assert result.error == "node 'broken' failed: RuntimeError: always broken"
     assert result.events[-1].kind == "execution_failed"
 
 
@@ -417,7 +417,7 @@ async def test_bad_inputs_get_clear_errors_and_touch_nothing_else(
         rt.run(wf.compile(), Count()),
     )
     assert [r.status for r in results] == ["completed", "failed", "failed", "completed"]
-    assert results[1].error == "node 'explode' failed: the workflow raised"
+    assert results[1].error == "node 'explode' failed: ValueError: the workflow raised"
     assert results[2].error is not None and "does not validate" in results[2].error
     assert results[2].state == Count()  # the invalid patch was not stored
     with pytest.raises(StateValidationError, match="does not fit"):
