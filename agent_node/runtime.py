@@ -6,7 +6,18 @@ and store URL, shared by concurrent runs so their commits are grouped), what
 application may hold itself::
 
     async with Runtime("sqlite:///app.db") as rt:
-        result = await rt.run(workflow, State(query="hi"))
+        result = await rt.run(wf, State(query="hi"))  # a Workflow, or wf.compile()
+        if result.status == "waiting":
+            await rt.signal(result.execution_id, "decision", {"ok": True})
+            result = await rt.wait(result.execution_id)
+
+A runtime drives every execution it started or resumed (``run``,
+``start_execution``, ``wait``, ``signal``) until the execution ends or the
+runtime closes: its timers and wait timeouts fire, and a signal — from
+``rt.signal`` or another process (``agent-node signal``) — moves it on, also
+after ``run`` returned on a park. Executions an earlier process left (a
+crash) are taken up when resumed (``run(wf, execution_id=...)``), or by
+``Runtime(scope="all")``, ``agent-node resume`` or a worker.
 
 It is the composition root of in-process runs, as :mod:`agent_node.node` is
 of a served node: the node executors own the protocols they need, and the
@@ -21,7 +32,7 @@ import asyncio
 import json
 import weakref
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -46,6 +57,16 @@ from agent_node.workflow.loading import load_workflow
 from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Runtime", "close_shared_runtimes", "shared_runtime"]
+
+
+class Compilable(Protocol):
+    """What compiles to a workflow: the SDK's ``Workflow``."""
+
+    def compile(self) -> CompiledWorkflow: ...
+
+
+#: A workflow as ``run`` takes it: compiled, or an SDK ``Workflow``.
+WorkflowLike = CompiledWorkflow | Compilable
 
 
 class Runtime:
@@ -91,6 +112,10 @@ class Runtime:
 
     async def start(self) -> None:
         refuse_run_while_loading("Runtime.start()")
+        if self.engine.state is EngineState.RUNNING:
+            raise UsageError("this Runtime is started already")
+        if self.engine.state is not EngineState.NEW:
+            raise UsageError(_ended(self.engine.state, "cannot start again"))
         await self.store.open()
         await self.engine.start()
         if not self._held:  # full collector passes skip what is alive now (collector.py)
@@ -117,35 +142,90 @@ class Runtime:
 
     async def run(
         self,
-        workflow: CompiledWorkflow,
+        workflow: WorkflowLike,
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Start (or, for an existing ``execution_id``, resume) an execution and
-        wait until it ends or parks on an external event. ``budget``: what
-        this execution may spend on models, within its workflow's own
+        wait until it ends or parks on an external event; the runtime drives
+        it on after that (see the module's doc). ``budget``: what this
+        execution may spend on models, within its workflow's own
         (``tokens``, ``cost`` in USD, ``calls``; checked before each call)."""
-        execution_id = await self._start(workflow, state, execution_id, budget, watch=True)
-        try:
-            record = await self.engine.wait(execution_id)
-        except faults.InjectedCrash:
-            await self.engine.abandon()
-            raise
-        finally:
-            self.engine.release(execution_id)
-        return await self.result(workflow, record)
+        compiled = _compiled(workflow)
+        execution_id = await self._start(compiled, state, execution_id, budget, watch=True)
+        return await self._result_of(compiled, execution_id, "parked")
 
     async def start_execution(
         self,
-        workflow: CompiledWorkflow,
+        workflow: WorkflowLike,
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None,
     ) -> str:
-        return await self._start(workflow, state, execution_id, budget, watch=False)
+        """:meth:`run` without waiting: the execution's id (its result: :meth:`wait`)."""
+        return await self._start(_compiled(workflow), state, execution_id, budget, watch=False)
+
+    async def wait(
+        self, execution_id: str, *, until: Literal["parked", "terminal"] = "parked"
+    ) -> RunResult:
+        """The result of an execution, as :meth:`run` gives it: when it ends
+        or, unless ``until="terminal"``, parks on an external event. Its
+        workflow must be known here (run or started here, or loadable from
+        the reference it recorded). One not driven here yet is from now on
+        (a resume: one an earlier process left goes on)."""
+        self._check_open()
+        record = await self.store.get(execution_id)
+        if record is None:
+            raise UnknownExecution(execution_id)
+        workflow = self.workflows.get(
+            record.workflow_id, record.workflow_version, record.workflow_ref
+        )
+        self.engine.drive(execution_id)
+        return await self._result_of(workflow, execution_id, until)
+
+    async def signal(self, execution_id: str, event: str, data: Any = None) -> None:
+        """Deliver ``event`` (``data``: its JSON payload) to the execution's
+        wait for it, as ``agent-node signal`` does; this runtime drives the
+        execution on. Raises :class:`~agent_node.errors.UnknownExecution`,
+        and :class:`~agent_node.errors.InvalidSignal` when no wait of it
+        takes that event (or the payload does not fit)."""
+        self._check_open()
+        await self.engine.control.signal(execution_id, event, data)
+        self.engine.drive(execution_id)
+
+    async def cancel(self, execution_id: str, reason: str | None = None) -> bool:
+        """Cancel the execution, as ``agent-node cancel`` does (a step of it
+        running here is interrupted); False when it had ended already.
+        Raises :class:`~agent_node.errors.UnknownExecution`."""
+        self._check_open()
+        return await self.engine.control.cancel(execution_id, reason or "cancelled")
+
+    async def _result_of(
+        self, workflow: CompiledWorkflow, execution_id: str, until: Literal["parked", "terminal"]
+    ) -> RunResult:
+        try:
+            record = await self.engine.wait(execution_id, until=until)
+        except faults.InjectedCrash:
+            await self.engine.abandon()
+            raise
+        except UsageError:
+            if self.engine.state is EngineState.RUNNING:
+                raise
+            said = f"stopped waiting for execution {execution_id}"
+            raise UsageError(_ended(self.engine.state, said)) from None
+        return await self.result(workflow, record)
+
+    def _check_open(self) -> None:
+        if self.engine.state is EngineState.NEW:
+            raise UsageError(
+                "the Runtime is not started: use `async with Runtime(...) as rt:`"
+                " or `await rt.start()` first"
+            )
+        if self.engine.state is not EngineState.RUNNING:
+            raise UsageError(_ended(self.engine.state, "cannot run anything"))
 
     async def _start(
         self,
@@ -158,6 +238,7 @@ class Runtime:
     ) -> str:
         """:meth:`start_execution`; with ``watch``, a :meth:`Engine.wait`
         follows (a new execution is watched from its creation on)."""
+        self._check_open()
         self.workflows.add(workflow)
         notes: list[tuple[str, Any]] = []
         if budget is not None:
@@ -213,6 +294,30 @@ class Runtime:
         output = final.get("output") if isinstance(final, dict) else None
         state = stored_state(workflow, record.id, record.state)
         return RunResult(record.id, record.status, state, record.error, log, output)
+
+
+def _compiled(workflow: object) -> CompiledWorkflow:
+    """``workflow`` compiled: an SDK ``Workflow`` is compiled (as its own
+    ``run`` does); a compiled one is used as it is."""
+    if isinstance(workflow, CompiledWorkflow):
+        return workflow
+    compile_ = getattr(workflow, "compile", None)
+    compiled = compile_() if callable(compile_) else None
+    if isinstance(compiled, CompiledWorkflow):
+        return compiled
+    raise UsageError(
+        "give a Workflow or a compiled workflow (wf.compile(), load_workflow(...)),"
+        f" not {type(workflow).__name__}"
+    )
+
+
+def _ended(state: EngineState, what: str) -> str:
+    """Why a runtime that was closed (or crashed) ``what``: make a new one."""
+    how = "was closed" if state is EngineState.STOPPED else "crashed"
+    return (
+        f"this Runtime {how} and {what}: a Runtime is not reopened; make a new Runtime"
+        " (an execution it left goes on with run(workflow, execution_id=...) there)"
+    )
 
 
 def _check_same_workflow(workflow: CompiledWorkflow, record: ExecutionRecord) -> None:

@@ -14,7 +14,9 @@ node runs. Every commit names the fence of its lease; a worker whose lease
 was taken over (a zombie) has its commit refused and drops the result.
 
 ``scope="own"`` limits an engine to the executions it was asked to drive
-(in-process ``Workflow.run``); ``scope="all"`` claims everything (workers).
+(an application's ``Runtime``, ``Workflow.run``) until they end, the parked
+ones kept apart from the runnable (:mod:`.driven`); ``scope="all"`` claims
+everything (workers).
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ from agent_node.errors import (
 )
 from agent_node.failures import Failures
 from agent_node.store.base import Store
-from agent_node.store.records import Claim, ExecutionRecord, VisitKey, WaitRecord
+from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, VisitKey, WaitRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
 from .control import Control, Note
+from .driven import Driven
 from .executor import Executor
 from .heartbeat import heartbeat
 from .owner import Owner, is_dead, new_owner
@@ -84,7 +87,10 @@ class Engine:
         self.control = Control(store, workflows, executors)
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
-        self._driven: set[str] = set()
+        #: What scope "own" drives (:mod:`.driven`).
+        self._driven = Driven(
+            store, self._claim, self._expire, poll_interval=poll_interval, lease_ttl=lease_ttl
+        )
         #: Due waits this engine could not fire (their workflow not loadable), said once.
         self._unfired: set[VisitKey] = set()
         self._status = StatusWatch(store, self, poll_interval)
@@ -94,7 +100,7 @@ class Engine:
             executors,
             owner=str(self.owner),
             lease_ttl=lease_ttl,
-            committed=self._status.ended,
+            committed=self._status.ended if scope == "all" else self._committed,
             leaves=scope == "all",
         )
         self._wake = asyncio.Event()
@@ -235,7 +241,10 @@ class Engine:
             return execution_id, False
         # Its first work is leased to us and starts below: nothing for the
         # claim loop to find (a wake here cost a claim round per request).
-        self._driven.add(execution_id)
+        if self.scope == "own" and leased:
+            self._driven.hold(execution_id, time.time() + self.lease_ttl)
+        elif self.scope == "own":
+            self.drive(execution_id)
         faults.hit("after_create")
         if watch:  # nothing ran yet: no change of it can have been missed
             self.watch_status(execution_id)
@@ -248,8 +257,10 @@ class Engine:
         return execution_id, True
 
     def drive(self, execution_id: str) -> None:
-        """Let this engine claim work of ``execution_id`` (scope ``own``)."""
-        self._driven.add(execution_id)
+        """Let this engine claim work of ``execution_id`` until it ends (scope
+        ``own``): its timers fire, news moves it on."""
+        if self.scope == "own":
+            self._driven.look(execution_id)
         self._wake.set()
 
     def watch_status(self, execution_id: str) -> None:
@@ -270,18 +281,31 @@ class Engine:
         return await self._status.wait(execution_id, until)
 
     def release(self, execution_id: str) -> None:
-        self._driven.discard(execution_id)
+        """Stop driving ``execution_id`` (scope ``own``)."""
+        self._driven.drop(execution_id)
+
+    def _committed(self, record: ExecutionRecord) -> None:
+        """Scope ``own``: a commit here wrote ``record``; one that ended its
+        execution ends driving it."""
+        self._status.ended(record)
+        if record.status in TERMINAL:
+            self._driven.drop(record.id)
 
     # -- notifications -----------------------------------------------------------
 
     def _on_notice(self, kind: str, execution_id: str) -> None:
-        if kind in ("work", "timer") and (
-            self.scope == "all" or execution_id == "*" or execution_id in self._driven
-        ):
+        if self.scope == "own" and kind in ("work", "timer", "status"):
+            if execution_id == "*":
+                self._driven.sweep_soon()
+                self._wake.set()
+            elif self._driven.news(execution_id):  # parked or not: look at it again
+                self._wake.set()
+        if kind in ("work", "timer") and (self.scope == "all" or execution_id == "*"):
             self._wake.set()
         elif kind == "status":
             self._status.changed(execution_id)
         elif kind == "cancel":
+            self._driven.drop(execution_id)
             for key, task in list(self._visits.tasks.items()):
                 if key[0] == execution_id:
                     task.cancel(f"execution {execution_id} was canceled")
@@ -313,30 +337,34 @@ class Engine:
             await wait_event(self._wake, delay)
 
     async def _claim_and_fire(self) -> bool:
-        scope = None if self.scope == "all" else list(self._driven)
-        if (scope is not None and not scope) or self._visits.stopping:
+        if self._visits.stopping:
             return False
         free = self.concurrency - len(self._visits.tasks)
-        claimed = 0
         now = time.time()
-        if free > 0:
-            claims = await self.store.claim(
-                str(self.owner),
-                now=now,
-                lease_until=now + self.lease_ttl,
-                limit=free,
-                plan=plans.start_claimed,
-                execution_ids=scope,
-            )
-            for claim in claims:
-                self._visits.spawn(claim)
-            for hook in self.claimed_hooks:
-                hook(claims, now)
-            claimed = len(claims)
+        if self.scope == "own":  # the executions asked for (:meth:`.driven.Driven.round`)
+            claimed = await self._driven.round(now, free)
+        else:
+            claimed = len(await self._claim(now, free, None)) if free > 0 else 0
         self._visits.slots_wanted = claimed >= free  # every slot taken (or none was free)
-        for wait in await self.store.due_waits(now, 100, scope):
+        for wait in await self.store.due_waits(now, 100) if self.scope == "all" else ():
             await self._expire(wait)
         return claimed > 0 and claimed == free
+
+    async def _claim(self, now: float, free: int, scope: Sequence[str] | None) -> list[Claim]:
+        """Claim up to ``free`` ready visits (of ``scope`` when given) and start them."""
+        claims = await self.store.claim(
+            str(self.owner),
+            now=now,
+            lease_until=now + self.lease_ttl,
+            limit=free,
+            plan=plans.start_claimed,
+            execution_ids=scope,
+        )
+        for claim in claims:
+            self._visits.spawn(claim)
+        for hook in self.claimed_hooks:
+            hook(claims, now)
+        return claims
 
     async def _expire(self, wait: WaitRecord) -> None:
         """Fire a due wait; one whose workflow (version) is not loadable here
@@ -357,8 +385,8 @@ class Engine:
     async def _idle_delay(self) -> float:
         if len(self._visits.tasks) >= self.concurrency:
             return self.poll_interval
-        scope = None if self.scope == "all" else list(self._driven)
-        due = await self.store.next_due(scope) if scope is None or scope else None
+        own = self.scope == "own"
+        due = self._driven.next_at() if own else await self.store.next_due()
         if due is None:
             return self.poll_interval
         return max(0.0, min(self.poll_interval, due - time.time() + 0.001))
