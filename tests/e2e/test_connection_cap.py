@@ -203,3 +203,54 @@ async def test_past_its_cap_an_idle_http2_connection_gives_way_never_an_event_st
             assert await idle.read(), "the node closed an idle connection it did not need"
         for raw in (follower, idle):
             await raw.close()
+
+
+# gRPC: its port's connections count with the HTTP port's, and an idle one
+# gives its place the same way; a client that never ends its TLS handshake
+# is let go after limits.read_timeout (before: asyncio's 60 s, and the
+# port had no cap at all).
+
+
+async def grpc_port_of(url: str, certs: Path) -> int:
+    async with httpx.AsyncClient(verify=caller_context(certs, "alice"), timeout=10) as client:
+        card = (await client.get(f"{url}/.well-known/agent-card.json")).json()
+    found = [i["url"] for i in card["supportedInterfaces"] if i["protocolBinding"] == "GRPC"]
+    return int(found[0].rsplit(":", 1)[1].strip("/"))
+
+
+async def test_grpc_connections_count_toward_the_cap_and_an_idle_one_gives_way(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("grpc")
+    from support.grpc_calls import Caller, mtls_channel
+
+    certs = make_certs(tmp_path / "certs", "greeter", "alice")
+    (tmp_path / "node").mkdir()
+    limits = "limits: {max_connections: 3, read_timeout: 2}\n"
+    with serving_mtls(tmp_path / "node", certs, limits, grpc=True) as url:
+        port = await grpc_port_of(url, certs)
+        silent = socket.create_connection(("127.0.0.1", port))  # no ClientHello, ever
+        started = time.monotonic()
+        silent.settimeout(10)
+        assert silent.recv(1) == b""  # let go once its handshake's time is up
+        assert time.monotonic() - started < 6
+        silent.close()
+
+        idlest, idle = await h2_connection(port, certs), await h2_connection(port, certs)
+        follower = await h2_connection(int(url.rsplit(":", 1)[1]), certs)  # the HTTP port
+        asked = json.loads(await body_of(follower, post(follower, booking("Rome"))))
+        assert asked["result"]["task"]["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
+
+        # A fourth connection, to the gRPC port, past the cap of the process:
+        # the idlest connection (a gRPC one) gives its place.
+        async with mtls_channel(f"127.0.0.1:{port}", certs, "alice") as channel:
+            task = await Caller(channel).call("GetTask", {"id": asked["result"]["task"]["id"]})
+        assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED", task
+        ended = await idlest.closed()
+        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in ended), ended
+        idle.h2.ping(b"12345678")  # the other idle one: still served
+        idle.flush()
+        while not any(isinstance(e, h2.events.PingAckReceived) for e in idle.events):
+            assert await idle.read(), "the node closed an idle connection it did not need"
+        for raw in (follower, idle):
+            await raw.close()

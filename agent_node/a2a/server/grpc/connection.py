@@ -25,7 +25,9 @@ What a connection enforces:
   cancels all of them; a reset flood, or an HTTP/2 protocol error, ends the
   connection (:mod:`agent_node.http2.connection`). A connection with no
   call for ``idle_close`` (:data:`~.server.IDLE_CLOSE`) seconds is closed
-  with a GOAWAY (clients reconnect on their next call).
+  with a GOAWAY (clients reconnect on their next call); meanwhile it is idle
+  to the listener's cap (:mod:`agent_node.connection_cap`), which may give
+  its place to a new connection (a GOAWAY, then closed at once).
 * Replies respect the client's flow-control windows and the socket's
   backpressure, so a slow reader of a stream holds no unbounded buffer.
   What the calls of one turn of the event loop answer leaves in one write.
@@ -56,6 +58,7 @@ from agent_node.a2a.server.grpc.calls import (
     request_message,
 )
 from agent_node.a2a.server.grpc.status import OK, Code, RpcError, Status
+from agent_node.connection_cap import waits, works
 from agent_node.http2.connection import Http2Connection
 from agent_node.http2.fields import header_block
 from agent_node.http2.frames import ErrorCode
@@ -69,6 +72,7 @@ class Serving(Protocol):
     max_body_bytes: int
     max_header_bytes: int
     idle_close: float
+    read_timeout: float | None
 
 
 __all__ = ["Connection", "Serving"]
@@ -124,6 +128,11 @@ class Connection(Http2Connection):
 
     # asyncio's side
 
+    @property
+    def read_timeout(self) -> float | None:
+        """Seconds for the TLS handshake (asyncio's protocol asks, :mod:`agent_node.lean_tls`)."""
+        return self.server.read_timeout
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.server.connections.add(self)
         tls = transport.get_extra_info("ssl_object")
@@ -149,6 +158,8 @@ class Connection(Http2Connection):
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
+        if not self.calls:
+            works(self.transport)
         if self._going_away:
             return self.wire.reset(sid, ErrorCode.REFUSED_STREAM)
         fields, size, metadata = self._read(headers)
@@ -325,6 +336,19 @@ class Connection(Http2Connection):
             self._idle = asyncio.get_running_loop().call_later(
                 self.server.idle_close, self._close_idle
             )
+        if not self.transport.is_closing():
+            waits(self.transport, self._evicted)
+
+    def _evicted(self) -> None:
+        """The listener, at its cap, gives this idle connection's place to a
+        new one: a GOAWAY, then closed at once (its socket is closed next)."""
+        if self.transport is None:
+            return
+        if not self._going_away:
+            self._going_away = True
+            self.wire.goaway()
+            self.flush()
+        self.transport.abort()
 
     def _close_idle(self) -> None:
         self._idle = None

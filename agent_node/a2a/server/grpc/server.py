@@ -16,8 +16,13 @@ saying a certificate is needed.
 
 Limits: a request message over ``limits.max_body_bytes`` is refused
 (``RESOURCE_EXHAUSTED``) before it is parsed; metadata over
-``limits.max_header_bytes`` likewise. The port is never shared
-(``SO_REUSEPORT`` off): a second node on it fails to start, as on HTTP.
+``limits.max_header_bytes`` likewise. A TLS handshake must end within
+``limits.read_timeout``, and the port's connections count toward
+``limits.max_connections`` with the HTTP port's (one budget of
+descriptors, :mod:`agent_node.connection_cap`): past it the connection
+idle longest, on either port, gives its place — never one with a call in
+flight. The port is never shared (``SO_REUSEPORT`` off): a second node on
+it fails to start, as on HTTP.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from agent_node.a2a.server.grpc.calls import Method
 from agent_node.a2a.server.grpc.connection import Connection
 from agent_node.a2a.server.grpc.service import A2AService
 from agent_node.config import Limits
+from agent_node.connection_cap import cap_of
 from agent_node.http2.connection import SSL_CLOSE_GRACE
 from agent_node.security.tls import server_context
 from agent_node.security.tls_reload import serving, watched
@@ -73,12 +79,13 @@ def bind(
             alpn=["h2"],
         )
         context = serving(watched(cert, key, trust), build)
-    sock = listening_socket(host, port, " for gRPC")
+    sock = listening_socket(host, port, " for gRPC", cap=cap_of(limits.max_connections))
     server = Http2Server(
         sock,
         context,
         max_body_bytes=limits.max_body_bytes,
         max_header_bytes=limits.max_header_bytes,
+        read_timeout=limits.read_timeout,
     )
     return server, server.port
 
@@ -105,12 +112,15 @@ class Http2Server:
         max_body_bytes: int,
         max_header_bytes: int,
         idle_close: float = IDLE_CLOSE,
+        read_timeout: float | None = None,
     ) -> None:
         self.sock = sock
         self.tls = tls
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.idle_close = idle_close
+        #: Seconds a client has for its TLS handshake (None: asyncio's 60).
+        self.read_timeout = read_timeout
         self.methods: dict[str, Method] = {}
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
