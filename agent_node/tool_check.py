@@ -155,18 +155,19 @@ def _check_call(
 def _refused(arguments: Mapping[str, Any], schema: Mapping[str, Any]) -> str | None:
     """Why ``schema`` refuses the literal ``arguments`` (those built from the
     state left out), or None; a schema that cannot be used is not checked."""
-    from jsonschema import exceptions, validators  # type: ignore[import-untyped]
+    from jsonschema import exceptions, validators
 
     literal = {k: v for k, v in arguments.items() if not _templated(v, k)}
     missing = [k for k in schema.get("required", ()) if isinstance(k, str) and k not in arguments]
     if missing:
         return f"{', '.join(map(repr, missing))} required, not given"
     try:
-        validator_class = validators.validator_for(schema)
-        validator_class.check_schema(schema)
+        readable = dict(schema)
+        validator_class = validators.validator_for(readable)
+        validator_class.check_schema(readable)
         errors = [
             e
-            for e in validator_class(schema).iter_errors(literal)
+            for e in validator_class(readable).iter_errors(literal)
             if not (e.validator == "required" and not e.path)  # filled from the state
         ]
     except Exception:  # a schema we cannot read (a remote $ref): its tool checks it
