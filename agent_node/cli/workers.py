@@ -114,6 +114,8 @@ async def _resume(
                 report.stuck = active
                 break
             await asyncio.sleep(_POLL)
+        # Those an older release left stranded, settled as the engine started.
+        seen.update((r.id, r.last_seq) for r in runtime.engine.settled if r.id not in seen)
         for execution_id in seen:
             record = await runtime.store.get(execution_id)
             if record is not None:

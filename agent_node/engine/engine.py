@@ -115,6 +115,8 @@ class Engine:
         self._unsubscribe: Any = None
         #: Told ``(claims, now)`` after each claim (metrics: how long ready work waited).
         self.claimed_hooks: list[Callable[[Sequence[Claim], float], None]] = []
+        #: The stranded executions :meth:`recover` settled at start.
+        self.settled: list[ExecutionRecord] = []
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -193,13 +195,15 @@ class Engine:
 
     async def recover(self) -> int:
         """Make leases of dead owners of this node claimable at once, and
-        settle the executions an older release left with nothing to move
-        them (:mod:`.stranded`); how many leases were reclaimed."""
+        (scope ``all``: a node, a worker, ``resume``) settle the executions an
+        older release left with nothing to move them (:mod:`.stranded`,
+        kept in :attr:`settled`); how many leases were reclaimed."""
         dead = [o for o in await self.store.lease_owners() if is_dead(o, self.owner)]
         count = await self.store.expire_leases(dead, time.time()) if dead else 0
         if count:
             log.info("reclaimed %d lease(s) of dead worker(s) %s", count, ", ".join(dead))
-        await settle_stranded(self.store)
+        if self.scope == "all":  # an in-process run's engine leaves the store's others be
+            self.settled = await settle_stranded(self.store)
         return count
 
     def _require(self, *states: EngineState) -> None:

@@ -138,10 +138,12 @@ async def test_resume_settles_what_the_old_release_left_hanging(
     assert "failed" not in before.stdout
 
     resumed = run_cli(tmp_path, "resume", "--store", durable_url)
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.returncode == 1, resumed.stderr  # executions failed: said, as ever
     for execution_id in hung:
         assert f"execution {execution_id} " in resumed.stderr
+        assert f"{execution_id} failed: {STARVED}" in resumed.stdout, resumed.stdout
     assert STARVED in resumed.stderr
+    assert "resumed 2 execution(s): 0 completed, 2 failed" in resumed.stdout
 
     for execution_id in hung:
         after = run_cli(tmp_path, "inspect", execution_id, "--store", durable_url)

@@ -111,7 +111,7 @@ async def opened(url: str) -> Store:
 async def test_an_engine_that_starts_fails_a_stranded_execution_naming_its_join(
     store_url: str,
 ) -> None:
-    runtime = Runtime(store_url)
+    runtime = Runtime(store_url, scope="all")  # a node's, a worker's, resume's
     await runtime.store.open()
     waiting = await strand(runtime.store, "waiting")
     running = await strand(runtime.store, "running")
@@ -131,7 +131,7 @@ async def test_an_engine_that_starts_fails_a_stranded_execution_naming_its_join(
 
 
 async def test_a_stranded_join_whose_branches_all_arrived_goes_on(store_url: str) -> None:
-    runtime = Runtime(store_url)
+    runtime = Runtime(store_url, scope="all")  # a node's, a worker's, resume's
     runtime.workflows.add(joined())
     await runtime.store.open()
     execution_id = await strand(runtime.store, "waiting", {"j": [2, 2]})
@@ -206,3 +206,19 @@ async def test_processes_starting_together_settle_each_execution_once(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_an_in_process_run_s_engine_leaves_the_store_s_others_be(store_url: str) -> None:
+    """``Workflow.run`` and an app's ``Runtime`` drive their own executions:
+    starting one reads no page of the store's others (a node, a worker or
+    ``resume`` settles them)."""
+    runtime = Runtime(store_url)
+    await runtime.store.open()
+    waiting = await strand(runtime.store, "waiting")
+    await runtime.start()
+    try:
+        record = await runtime.store.get(waiting)
+        assert record is not None and record.status == "waiting", record
+        assert runtime.engine.settled == []
+    finally:
+        await runtime.close()
