@@ -100,29 +100,31 @@ class Driven:
         self._park(execution_id, until)
 
     async def round(self, now: float, free: int) -> int:
-        """A claim round for up to ``free`` visits: the due waits of the
-        executions taken (the pending, the parked whose time came) fire,
-        they are claimed for (and all the parked, at a sweep), and those
-        nothing runs here are parked until their next due; how many visits
-        were claimed."""
+        """A claim round for up to ``free`` visits; how many were claimed.
+
+        The executions taken (the pending, the parked whose time came) are
+        looked at — their work and wait rows read, their due waits fired —
+        and claimed for when something of them is ready; the others park
+        until their next due. At a sweep the parked are claimed for when
+        something of them is ready. Reads first: a claim is a write (on
+        SQLite, the file's one writer), a park needs none."""
         taken = self._take(now) if free > 0 else []
-        swept = self._sweep(now) if free > 0 else []
         count = 0
         try:
-            for part in _chunks(taken):
-                for wait in await self.store.due_waits(now, 100, part):
-                    await self._expire(wait)
-            for part in _chunks([*taken, *swept]):
+            ready = [e for e in taken if await self._look(e, now)]
+            ready += await self._ready_among(self._sweep(now) if free > 0 else [], now)
+            for part in _chunks(ready):
                 if count < free:
                     claims = await self._claim(now, free - count, part)
                     for claim in claims:
                         self.hold(claim.work.execution_id, now + self.lease_ttl)
                     count += len(claims)
-            if count < free:
-                for execution_id in taken:
-                    await self._settle(execution_id, now)
+            for execution_id in ready if count < free else ():
+                # Ready, yet nothing was claimed (its wait's workflow not
+                # loadable here, its work leased elsewhere): a poll later.
+                self._settle(execution_id, now + self.poll_interval)
         finally:
-            self._put_back(taken)
+            self._put_back(taken)  # not looked at: no slot was left, or the store failed
         return count
 
     def _take(self, now: float) -> list[str]:
@@ -138,22 +140,42 @@ class Driven:
         self._round |= taken
         return list(taken)
 
-    async def _settle(self, execution_id: str, now: float) -> None:
-        """Park an execution of the round until its next due (a past one —
-        a wait whose workflow is not loadable here — a poll later, not at
-        once); drop it when nothing is left. News during the round keeps it
-        pending."""
+    async def _look(self, execution_id: str, now: float) -> bool:
+        """Whether something of an execution of the round is ready now (a
+        wait that was due fired); if not, it is parked until its next due,
+        or dropped when nothing is left of it."""
         if execution_id not in self._round:
-            return  # dropped, or claimed, during the round
+            return False  # dropped during the round
         work = await self.store.work(execution_id)
         waits = await self.store.waits(execution_id)
-        if execution_id not in self._round:
-            return
-        self._round.discard(execution_id)
+        fired = False
+        for wait in waits:
+            if wait.deadline is not None and wait.deadline <= now:
+                await self._expire(wait)
+                fired = True
         due = next_due(work, waits)
-        if execution_id in self.pending or due is None:
-            return
-        self._park(execution_id, due if due > now else now + self.poll_interval)
+        if fired or (due is not None and due <= now):
+            return True
+        self._settle(execution_id, due)
+        return False
+
+    def _settle(self, execution_id: str, due: float | None) -> None:
+        """Park an execution of the round until ``due``, drop it for None.
+        News during the round keeps it pending."""
+        if execution_id not in self._round:
+            return  # dropped, or claimed, during the round
+        self._round.discard(execution_id)
+        if execution_id not in self.pending and due is not None:
+            self._park(execution_id, due)
+
+    async def _ready_among(self, parked: Sequence[str], now: float) -> list[str]:
+        """The chunks of ``parked`` something of which is due (a read each)."""
+        ready: list[str] = []
+        for part in _chunks(parked):
+            due = await self.store.next_due(part)
+            if due is not None and due <= now:
+                ready.extend(part)
+        return ready
 
     def _sweep(self, now: float) -> list[str]:
         """The parked executions to claim for, every ``poll_interval`` (they stay parked)."""
