@@ -14,13 +14,15 @@ So an execution is, to the claim loop, one of
 * *parked*: nothing was ready when it was last looked at; it is looked at
   again when its next thing is due (a timer, a wait's timeout, a retry, a
   lease's end), on a heap, or when news comes for it. Until then it costs
-  the rounds nothing — but a *sweep* every ``poll_interval`` that claims
-  for the parked in chunks (a signal written by another process that
-  cannot notify this one, ``agent-node signal`` on SQLite).
+  the rounds nothing — but a *sweep* every ``poll_interval``: a read, in
+  chunks, of whether something of the parked is due, and a claim for them
+  when it is (a signal written by another process that cannot notify this
+  one, ``agent-node signal`` on SQLite).
 
-A look that finds no work and no wait left drops the execution, as do its
-end committed here and a ``cancel`` notice. Apart from the engine because
-it is the own scope's bookkeeping, with state of its own.
+A look reads an execution's work and wait rows; one that finds neither
+drops the execution, as do its end committed here and a ``cancel`` notice.
+Apart from the engine because it is the own scope's bookkeeping, with
+state of its own.
 """
 
 from __future__ import annotations
