@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agent_node import Runtime, Workflow
+from agent_node import Runtime, Workflow, close_shared_runtimes
+from agent_node.runtime import shared_runtime
 from agent_node.store.memory import MemoryStore
 from agent_node.store.records import TERMINAL, Claim, ExecutionRecord
 from agent_node.workflow.loading import load_workflow
@@ -180,3 +181,17 @@ async def test_parked_executions_cost_claim_rounds_nothing_and_ended_ones_are_le
         store.scopes.clear()
         await asyncio.sleep(0.8)  # two sweeps' time: none has anything left to claim for
         assert all(n < 100 for n in store.scopes), store.scopes
+
+
+async def test_workflow_run_keeps_driving_on_the_shared_runtime(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.db"
+    wf = approval("shared", timeout=0.3)
+    wf.store = url
+    try:
+        parked = await wf.run(Approval())
+        assert parked.status == "waiting"
+        record = await settled(await shared_runtime(url), parked.execution_id, within=5)
+        assert record.status == "completed", record
+        assert '"status":"expired"' in record.state.replace(" ", "")
+    finally:
+        await close_shared_runtimes()
