@@ -102,19 +102,27 @@ REVEALED = [
 
 
 @pytest.mark.timeout(600)  # a first run checks the package too (then cached)
-def test_user_code_type_checks_under_strict(tmp_path: Path) -> None:
-    (tmp_path / "typed.py").write_text(TYPED)
-    (tmp_path / "readme_example.py").write_text(readme_python_block())
-    (tmp_path / "misspelt.py").write_text(MISSPELT)
+def test_user_code_type_checks_under_strict() -> None:
+    # One folder for every run, its mypy cache beside it: mypy replays what
+    # a cached module said under the path it had then, so user code in a new
+    # folder each run was reported at the first run's paths (and a cache of
+    # its own in a new folder would check the package cold every run).
+    work = Path.home() / ".cache" / "agent-node-tests" / "sdk-typing"
+    (work / "code").mkdir(parents=True, exist_ok=True)
+    code = work / "code"
+    (code / "typed.py").write_text(TYPED)
+    (code / "readme_example.py").write_text(readme_python_block())
+    (code / "misspelt.py").write_text(MISSPELT)
+    strict = ["--strict", "--no-error-summary", "--cache-dir", str(work / "mypy-cache")]
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", str(tmp_path)],
+        [sys.executable, "-m", "mypy", *strict, str(code)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=590,
         check=False,
     )
-    lines = [line.replace(f"{tmp_path}/", "") for line in done.stdout.splitlines()]
+    lines = [line.replace(f"{code}/", "") for line in done.stdout.splitlines()]
     errors = [line for line in lines if ": error:" in line]
     assert errors == [
         'misspelt.py:2: error: Module "agent_node" has no attribute "Wrokflow";'
