@@ -217,7 +217,8 @@ def _models_in_use(config: NodeConfig) -> dict[str, list[str]]:
 def _model_nodes(workflow: CompiledWorkflow) -> list[tuple[str, ModelNode]]:
     """The workflow's model nodes, and its eval nodes' judges (asked as model
     nodes), each with where it is written."""
-    from agent_node.nodes.eval import EvalNode, LlmJudge
+    from agent_node.nodes.eval import EvalNode
+    from agent_node.nodes.eval_scorers import LlmJudge
     from agent_node.nodes.model import ModelNode
 
     found: list[tuple[str, ModelNode]] = []

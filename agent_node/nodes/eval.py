@@ -17,14 +17,8 @@ Each scorer gives a score between 0 and 1 and a verdict:
   so far), and one that cannot be reached fails the attempt (retried).
 * ``assertion`` — a safe expression over the state (the language of branch
   conditions); 1 when it holds, else 0 with ``message`` as the reason.
-* ``latency`` — seconds since the execution started, or the last completed
-  visit of ``node``, against ``max``.
-* ``cost`` — USD of the model calls recorded so far (``usage.cost`` of every
-  completed node, or of ``node`` only) against ``max``; calls without a price
-  (local models) count as free.
-
-For ``latency`` and ``cost`` the score is 1 within ``max``, else
-``max / actual``. The node passes when every scorer passes.
+* ``latency`` and ``cost`` — seconds and USD against ``max``
+  (:mod:`.eval_scorers` says what they measure). The node passes when every scorer passes.
 
 When it does not, ``on_fail`` decides:
 
@@ -48,19 +42,28 @@ the ``action`` taken; usage: the judge's tokens and cost), shown by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from agent_node.engine.executor import Advance, Finish, NodeContext, Outcome
 from agent_node.errors import NodeFailed
 from agent_node.nodes.base import Parkless
+from agent_node.nodes.eval_scorers import (
+    Assertion,
+    Cost,
+    Latency,
+    LlmJudge,
+    Score,
+    Scorer,
+    budget_score,
+    measured_cost,
+    measured_latency,
+)
 from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
-from agent_node.nodes.model_budget import PAID, BudgetGuard, OverBudget
+from agent_node.nodes.model_budget import BudgetGuard, OverBudget
 from agent_node.store.records import EventRecord
-from agent_node.workflow.durations import parse_duration
 from agent_node.workflow.ir import NodeSpec, node_type
 from agent_node.workflow.retry import RetryPolicy
 
@@ -74,58 +77,6 @@ _JUDGE_SYSTEM = (
 )
 _JUDGE_PROMPT = "Rubric:\n{rubric}\n\nSubmission:\n{submission}"
 _Action = Literal["fail", "continue", "route"]
-
-
-class _Scorer(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    #: How the score is named in events and state (default: the type).
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.\-]+$")
-
-    @property
-    def label(self) -> str:
-        return self.name or str(getattr(self, "type", "score"))
-
-
-class LlmJudge(_Scorer):
-    type: Literal["llm_judge"] = "llm_judge"
-    rubric: str = Field(min_length=1)
-    #: What is judged (a template), e.g. ``"{{ state.draft }}"``.
-    input: str = Field(min_length=1)
-    model: str | list[str] | None = Field(default=None, min_length=1)
-    scale: int = Field(default=5, ge=2, le=100)
-    threshold: float | None = Field(default=None, ge=0, le=1)
-    #: The most the judge may write: a grade and a reason, not an essay (a
-    #: small model left unbounded can fill its context with the reason).
-    max_tokens: int = Field(default=512, gt=0)
-
-
-class Assertion(_Scorer):
-    type: Literal["assertion"] = "assertion"
-    expr: str = Field(min_length=1)
-    message: str | None = None
-
-
-class _Budget(_Scorer):
-    #: Measure this node's last completed visit instead of the whole execution.
-    node: str | None = None
-    max: float = Field(gt=0)
-
-
-class Latency(_Budget):
-    type: Literal["latency"] = "latency"
-
-    @field_validator("max", mode="before")
-    @classmethod
-    def _seconds(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
-
-
-class Cost(_Budget):
-    type: Literal["cost"] = "cost"
-
-
-Scorer = Annotated[LlmJudge | Assertion | Latency | Cost, Field(discriminator="type")]
 
 
 @node_type
@@ -198,18 +149,6 @@ class EvalNode(NodeSpec):
         return self._judges[index]
 
 
-class Score(BaseModel):
-    """One scorer's verdict, as recorded."""
-
-    name: str
-    type: str
-    score: float
-    passed: bool
-    reason: str | None = None
-    #: What was measured: the grade, seconds or USD.
-    value: float | None = None
-
-
 class EvalExecutor(Parkless):
     """Scores eval nodes; judges ask through ``models`` (shared with model nodes)."""
 
@@ -266,10 +205,9 @@ class EvalExecutor(Parkless):
             return Score(
                 name=scorer.label, type=scorer.type, score=float(held), passed=held, reason=reason
             )
-        measured = _latency(history, scorer, ctx.now) if isinstance(scorer, Latency) else None
-        if isinstance(scorer, Cost):
-            measured = _cost(history, scorer)
-        return _budget_score(scorer, measured or 0.0)
+        if isinstance(scorer, Latency):
+            return budget_score(scorer, measured_latency(history, scorer, ctx.now))
+        return budget_score(scorer, measured_cost(history, scorer))
 
     async def _judge(
         self,
@@ -349,55 +287,6 @@ async def _history(ctx: NodeContext, spec: EvalNode) -> list[EventRecord]:
     if ctx.history is None:
         raise NodeFailed(f"eval node {spec.id!r}: this engine gives no event history")
     return await ctx.history()
-
-
-def _latency(history: Sequence[EventRecord], scorer: Latency, now: float) -> float:
-    if scorer.node is None:
-        return now - history[0].at if history else 0.0
-    started: float | None = None
-    measured = 0.0
-    for event in history:
-        if event.node != scorer.node:
-            continue
-        if event.kind == "node_started":
-            started = event.at
-        elif event.kind == "node_completed" and started is not None:
-            measured = event.at - started
-    return measured
-
-
-def _cost(history: Sequence[EventRecord], scorer: Cost) -> float:
-    """USD of the model calls so far, or of ``scorer.node``'s last completed
-    visit: failed attempts count (their calls were paid for, as budgets count
-    them), the execution's and the visit's alike."""
-    by_visit: dict[tuple[str | None, int], float] = {}
-    last: tuple[str | None, int] | None = None
-    for event in history:
-        if event.kind not in PAID or not event.data:
-            continue
-        if scorer.node is not None and event.node != scorer.node:
-            continue
-        cost = (json.loads(event.data).get("usage") or {}).get("cost")
-        visit = (event.node, event.visit or 0)
-        by_visit[visit] = by_visit.get(visit, 0.0) + float(cost or 0.0)
-        if event.kind == "node_completed":
-            last = visit
-    if scorer.node is None:
-        return sum(by_visit.values())
-    return by_visit.get(last, 0.0) if last is not None else 0.0
-
-
-def _budget_score(scorer: Latency | Cost, measured: float) -> Score:
-    passed = measured <= scorer.max
-    unit = "s" if isinstance(scorer, Latency) else " USD"
-    return Score(
-        name=scorer.label,
-        type=scorer.type,
-        score=1.0 if passed else round(scorer.max / measured, 4),
-        passed=passed,
-        reason=None if passed else f"{measured:.4g}{unit} is over the {scorer.max:g}{unit} budget",
-        value=round(measured, 6),
-    )
 
 
 def _shortfall(scores: Sequence[Score], *, reasons_only: bool = False) -> str:

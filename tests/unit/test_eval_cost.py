@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent_node.nodes.eval import Cost, _cost
+from agent_node.nodes.eval_scorers import Cost, measured_cost
 from agent_node.store.records import EventRecord
 
 
@@ -26,13 +26,13 @@ HISTORY = [
 
 
 def test_the_whole_execution_counts_failed_attempts() -> None:
-    assert _cost(HISTORY, Cost(max=1)) == pytest.approx(0.065)
+    assert measured_cost(HISTORY, Cost(max=1)) == pytest.approx(0.065)
 
 
 def test_a_node_s_last_completed_visit_counts_its_failed_attempts() -> None:
-    assert _cost(HISTORY[:2], Cost(max=1, node="write")) == pytest.approx(0.05)
-    assert _cost(HISTORY, Cost(max=1, node="write")) == pytest.approx(0.01)
+    assert measured_cost(HISTORY[:2], Cost(max=1, node="write")) == pytest.approx(0.05)
+    assert measured_cost(HISTORY, Cost(max=1, node="write")) == pytest.approx(0.01)
     # A visit that never completed is not the node's last completed visit.
     tail = [*HISTORY, event(5, "node_failed", "write", 3, 0.5)]
-    assert _cost(tail, Cost(max=1, node="write")) == pytest.approx(0.01)
-    assert _cost(HISTORY, Cost(max=1, node="nobody")) == 0.0
+    assert measured_cost(tail, Cost(max=1, node="write")) == pytest.approx(0.01)
+    assert measured_cost(HISTORY, Cost(max=1, node="nobody")) == 0.0
