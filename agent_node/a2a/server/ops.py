@@ -24,9 +24,12 @@ Each part lives in a module of its own: :mod:`.ops_query` (the list),
 Only identities in ``policy.operators`` may call it (a node without TLS has
 no identities, and lets anyone on its loopback address in); anyone else
 gets HTTP 403, logged. Errors are JSON ``{"error": {code, status,
-message}}``: 400 for bad input, 404 for an unknown execution, 409 for an
+message}}``: 400 for bad input, 404 for an unknown execution or a path
+the API lacks, 409 for an
 action the execution's state does not allow (a signal no wait is waiting
-for, a retry of one that did not fail).
+for, a retry of one that did not fail). An execution's id is one path
+segment, percent-encoded: it may hold ``/`` (``%2F``), read from the raw
+path.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote, unquote
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -107,19 +111,56 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
 
         return acting
 
+    one: dict[tuple[str, str], Answer] = {
+        ("GET", ""): show,
+        ("GET", "events"): events,
+        ("GET", "live"): live,
+        ("POST", "signal"): act(ops_actions.signal),
+        ("POST", "cancel"): act(ops_actions.cancel),
+        ("POST", "retry"): act(ops_actions.retry),
+    }
     base = OPS_PATH + "/executions"
     return [
         Route(OPS_PATH + "/node", guarded(node), methods=["GET"]),
         Route(OPS_PATH + "/inbox", guarded(parked), methods=["GET"]),
         Route(OPS_PATH + "/stream", guarded(stream), methods=["GET"]),
         Route(base, guarded(listed), methods=["GET"]),
-        Route(base + "/{id}", guarded(show), methods=["GET"]),
-        Route(base + "/{id}/events", guarded(events), methods=["GET"]),
-        Route(base + "/{id}/live", guarded(live), methods=["GET"]),
-        Route(base + "/{id}/signal", guarded(act(ops_actions.signal)), methods=["POST"]),
-        Route(base + "/{id}/cancel", guarded(act(ops_actions.cancel)), methods=["POST"]),
-        Route(base + "/{id}/retry", guarded(act(ops_actions.retry)), methods=["POST"]),
+        Route(base + "/{rest:path}", guarded(_one_execution(base, one)), methods=["GET", "POST"]),
+        Route(OPS_PATH + "/{rest:path}", guarded(_unknown), methods=_ALL),
     ]
+
+
+_ALL = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _one_execution(base: str, table: dict[tuple[str, str], Answer]) -> Answer:
+    """What a path under ``base`` asks of one execution: its id and the
+    action after it, each segment decoded on its own from the raw path (an
+    id may hold ``/``, sent as ``%2F``: the decoded path cannot tell it
+    from the next segment)."""
+    prefix = base + "/"
+
+    async def one(request: Request) -> Any:
+        raw = request.scope.get("raw_path")
+        where = raw.decode("utf-8", "replace") if raw else quote(request.scope["path"])
+        parts = [unquote(p) for p in where.split("?", 1)[0].removeprefix(prefix).split("/")]
+        if len(parts) > 2 or not parts[0]:
+            raise Refused(404, f"no such operator API path: {request.url.path}")
+        action = parts[1] if len(parts) == 2 else ""
+        handler = table.get((request.method, action))
+        if handler is None:
+            known = any(a == action for _, a in table)
+            if known:
+                raise Refused(405, f"{request.method} is not allowed here")
+            raise Refused(404, f"no such operator API path: {request.url.path}")
+        request.scope["path_params"] = {"id": parts[0]}
+        return await handler(request)
+
+    return one
+
+
+async def _unknown(request: Request) -> Any:
+    raise Refused(404, f"no such operator API path: {request.url.path}")
 
 
 def _always() -> bool:

@@ -4,9 +4,16 @@
 event opens it (the engine's state, and the ``store`` the node serves:
 :func:`~.ops_store.store_identity`). The store's
 notices (``status``, ``work``, ``cancel``, …: :mod:`agent_node.store.base`)
-name an execution, often many times a second; they are gathered for
-:data:`COALESCE` seconds and sent as one ``changes`` event holding each
-execution's summary as it is then. More than :data:`MAX_IDS` at once are
+name an execution, often many times a second; so do this process's
+commits (a step started or done, an execution created: the notices tell
+only when work becomes ready, or an execution parks or ends — a chain of
+steps run here, or a step that sleeps 12 s, would say nothing until it
+ends). The stream observes commits only while someone follows it. What
+they name is gathered for :data:`COALESCE` seconds and sent as one
+``changes`` event holding each execution's summary as it is then; an
+execution already sent less than :data:`SPACING` seconds ago waits out
+the rest of it (a busy execution costs a viewer two rows a second, not
+one per step). More than :data:`MAX_IDS` at once are
 sent as ``{"overflow": n}`` instead (a viewer reloads its page). A comment
 line every :data:`HEARTBEAT` seconds keeps proxies from closing the stream
 and tells a client the node is alive.
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -38,6 +45,7 @@ from starlette.responses import StreamingResponse
 from agent_node.engine.engine import EngineState
 from agent_node.runtime import Runtime
 from agent_node.store import TERMINAL, ExecutionRecord
+from agent_node.store.base import Commit
 from agent_node.store.live import Chunk
 
 from .ops_edge import summary
@@ -48,6 +56,7 @@ __all__ = [
     "HEARTBEAT",
     "MAX_IDS",
     "MAX_QUEUED",
+    "SPACING",
     "TICK",
     "changes_stream",
     "live_stream",
@@ -57,6 +66,8 @@ HEARTBEAT = 15.0
 #: How often a quiet stream looks whether the node still serves.
 TICK = 1.0
 COALESCE = 0.1
+#: The least time between two changes of one execution on one stream.
+SPACING = 0.5
 MAX_IDS = 200
 MAX_QUEUED = 4096
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -94,29 +105,33 @@ _BYE = frame("bye", {"reason": "the node is stopping"})
 
 async def _changes(runtime: Runtime, serving: Callable[[], bool]) -> AsyncIterator[bytes]:
     store = runtime.store
-    pending: set[str] = set()
-    wake = asyncio.Event()
+    pace = _Pace()
 
     def noticed(kind: str, execution_id: str) -> None:
-        pending.add(execution_id)
-        wake.set()
+        pace.add(execution_id)
+
+    def committed(commits: Sequence[Commit]) -> None:
+        for record, _ in commits:
+            pace.add(record.id)
 
     unsubscribe = store.subscribe(noticed)
+    forget = store.observe(committed)
     try:
         hello = {"engine": runtime.engine.state.value, "store": store_identity(store)}
         yield b"retry: 2000\n" + frame("hello", hello)
         beat = _Beat()
         while runtime.engine.state is EngineState.RUNNING and serving():
             try:
-                await asyncio.wait_for(wake.wait(), TICK)
+                await asyncio.wait_for(pace.wake.wait(), min(TICK, pace.wait()))
             except TimeoutError:
                 if beat.due():
                     yield b": heartbeat\n\n"
-                continue
+                if not pace.ready():
+                    continue
             await asyncio.sleep(COALESCE)
-            wake.clear()
-            ids = sorted(pending)
-            pending.clear()
+            ids = pace.take()
+            if not ids:
+                continue
             if len(ids) > MAX_IDS:
                 yield frame("changes", {"executions": [], "overflow": len(ids)})
                 continue
@@ -125,7 +140,45 @@ async def _changes(runtime: Runtime, serving: Callable[[], bool]) -> AsyncIterat
             yield frame("changes", {"executions": rows, "overflow": 0})
         yield _BYE
     finally:
+        forget()
         unsubscribe()
+
+
+class _Pace:
+    """The executions a stream owes its client, each at most once every
+    :data:`SPACING` seconds: one sent less than that ago is held back."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._pending: set[str] = set()
+        #: When each execution was last sent (only those sent within SPACING).
+        self._sent: dict[str, float] = {}
+
+    def add(self, execution_id: str) -> None:
+        self._pending.add(execution_id)
+        if execution_id not in self._sent:
+            self.wake.set()
+
+    def wait(self) -> float:
+        """Seconds until the first held-back execution may go (TICK if none)."""
+        now = self._loop.time()
+        held = [self._sent[i] + SPACING - now for i in self._pending if i in self._sent]
+        return max(0.01, min(held, default=TICK))
+
+    def ready(self) -> bool:
+        return bool(self._pending) and self.wait() <= 0.01
+
+    def take(self) -> list[str]:
+        """The executions due now, sorted; those held back stay pending."""
+        self.wake.clear()
+        now = self._loop.time()
+        self._sent = {i: at for i, at in self._sent.items() if now - at < SPACING}
+        due = sorted(i for i in self._pending if i not in self._sent)
+        self._pending.difference_update(due)
+        for execution_id in due:
+            self._sent[execution_id] = now
+        return due
 
 
 def live_stream(
