@@ -18,16 +18,14 @@ import asyncpg
 
 from agent_node.errors import StoreError
 from agent_node.store.files import MissingStore
-from agent_node.store.schema import (
+from agent_node.store.migrations import (
     ADDED_COLUMNS,
     BACKFILLS,
-    EXECUTIONS_STORAGE,
     FILLS,
     MIGRATIONS,
     REPLACED_INDEXES,
-    SCHEMA_VERSION,
-    ddl,
 )
+from agent_node.store.schema import EXECUTIONS_STORAGE, SCHEMA_VERSION, ddl
 
 __all__ = ["ensure_schema"]
 

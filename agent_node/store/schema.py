@@ -8,58 +8,31 @@ because an ORM or Core round trip costs more than the commit it wraps.
 Tables (see DESIGN.md, "Durability"):
 
 * ``executions`` — the projection: status and state snapshot, updated in the
-  same transaction as the events that change it.
-* ``events`` — the append-only log, unique on ``(execution_id, seq)``.
-* ``work`` — the ready queue with leases and fences.
+  same transaction as the events that change it; ``caller`` (who created it)
+  and an index for every way they are listed — newest first, by caller,
+  context or workflow, by last change (``finished_at``), a caller's
+  unfinished ones — so a page costs the same with a million executions as
+  with ten.
+* ``events`` — the append-only log, unique on ``(execution_id, seq)``
+  (SQLite: a rowid table keyed by ``executions.num << 32 | seq``,
+  :mod:`.sqlite_events`).
+* ``work`` — the ready queue with leases and fences (SQLite: keyed by
+  ``(execution_id, slot)``, :mod:`.sqlite_work`).
 * ``waits`` — parked node visits: events, timers, joins.
 * ``push_configs`` — A2A push targets of tasks, each with its delivery
-  cursor over the task's events (the push outbox; schema version 2).
+  cursor over the task's events (the push outbox).
 * ``delegations`` — tasks sent to peer agents that waits are parked on,
   found by the peer's task id (pushes) and by poll time (the watchdog);
-  schema version 3; version 4 made each row a state machine (``state``,
-  ``turn``, ``request``, ``question``, ``last_error``); version 5 names the
-  watchdog that claimed a row (``claimed_by``, a lease owner), so a node
-  that restarts takes up at once the rows its dead process had claimed,
-  and indexes the rows not taken up since their last move
-  (``ix_delegations_first_poll``). Version 6 gives executions a ``caller``
-  column (metadata's, backfilled) and indexes every way they are listed —
-  newest first, by caller, context or workflow — so a page costs the same
-  with a million executions as with ten.
-* ``snapshots`` — version 7: the state of an execution whose state is too
-  large for its row, as of ``seq``; with the ``executions`` columns
-  ``state_seq``, ``snapshot_seq`` and ``patch_room``, a step writes its
-  patch and not the whole state (:mod:`.snapshots`). Version 6 rows hold
-  their whole state and read as such: nothing is rewritten on upgrade.
-* ``execution_counts`` — version 8: how many finished executions per
-  caller, workflow and status, kept by triggers (in shards: on PostgreSQL
-  each server process adds to its own), so a listing's total is not a scan
-  (:mod:`.counts`); the upgrade counts the rows already there. Version 8
-  also gives executions ``finished_at`` (``updated_at`` once finished, kept
-  by triggers) and its index, for listings by last change (:mod:`.listing`).
-  Version 9 leaves executions without a caller or a context (those started
-  in-process) out of the indexes by caller and by context: a row that no
-  listing finds through an index costs no entry in it (fewer pages written
-  per new execution, and cached).
-  Version 10 keys SQLite's ``work`` by ``(execution_id, slot)``, so that the
-  commit that ends a visit and leases the next moves the row in place
-  (:mod:`.sqlite_work`), and makes its ``events`` a rowid table keyed by
-  ``executions.num << 32 | seq`` (:mod:`.sqlite_events`); the upgrade
-  numbers the executions and copies both tables. PostgreSQL's tables are
-  those of version 9. Version 11 gives PostgreSQL's executions an index of
-  their ids in code point order (``ix_executions_id``), for a search by the
-  start of an id whatever the database's collation; SQLite's are as in 10.
-  Version 12 indexes each caller's unfinished executions
-  (``ix_executions_open``, partial: those that have a caller and are
-  pending, running or waiting), so the cap on a caller's open tasks counts
-  that caller's few, not the store's (``Store.count_open``).
+  each row a state machine, named by the watchdog that claimed it.
+* ``snapshots`` — the state of an execution whose state is too large for
+  its row, as of ``seq`` (:mod:`.snapshots`).
+* ``execution_counts`` — how many finished executions per caller, workflow
+  and status, kept by triggers (:mod:`.counts`).
+* ``schema_info`` — the schema's version.
 
-Versions add: :data:`MIGRATIONS` names the tables each version added (or
-whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
-the DDL that adds them to an existing table, defaults keeping old rows
-meaningful); an index a version redefines is dropped first
-(:data:`REPLACED_INDEXES`) and made again by the DDL. Opening an older store
-creates just those, then runs :data:`FILLS`, what fills the new tables from
-the rows already there.
+These are the tables of :data:`SCHEMA_VERSION`; what each version added to
+the one before, and so what opening an older store creates and fills, is
+:mod:`.migrations`.
 """
 
 from __future__ import annotations
@@ -67,24 +40,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from agent_node.store.counts import FILL, trigger_ddl
-from agent_node.store.finished import FINISHED_BACKFILL, FINISHED_DDL
+from agent_node.store.counts import trigger_ddl
+from agent_node.store.finished import FINISHED_DDL
 from agent_node.store.sql import OPEN_INDEX, OPEN_WHERE
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-__all__ = [
-    "ADDED_COLUMNS",
-    "BACKFILLS",
-    "EXECUTIONS_STORAGE",
-    "FILLS",
-    "MIGRATIONS",
-    "REPLACED_INDEXES",
-    "SCHEMA_VERSION",
-    "ddl",
-]
+__all__ = ["EXECUTIONS_STORAGE", "SCHEMA_VERSION", "ddl"]
 
+#: The version of these tables; a new one is a step in :mod:`.migrations`.
 SCHEMA_VERSION = 12
 #: PostgreSQL: the executions table's pages are filled to 70 % by inserts,
 #: the rest kept for the new versions of their rows. A step updates its
@@ -98,55 +63,6 @@ SCHEMA_VERSION = 12
 #: the pages. An older store gets it when opened
 #: (:func:`.pg_schema.ensure_schema`; only new pages follow it).
 EXECUTIONS_STORAGE = {"fillfactor": 70}
-#: The tables each schema version added to the one before.
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: ("push_configs",),
-    3: ("delegations",),
-    4: (),
-    5: ("delegations",),  # no new table: its new index (ix_delegations_first_poll)
-    6: ("executions",),  # its new indexes
-    7: ("snapshots",),
-    8: ("execution_counts", "executions"),  # and ix_executions_finished
-    9: ("executions",),  # its partial indexes by caller and context
-    10: (),  # SQLite: work rebuilt in slots (sqlite_schema); PostgreSQL: nothing
-    11: ("executions",),  # PostgreSQL: ix_executions_id; SQLite: nothing
-    12: ("executions",),  # ix_executions_open
-}
-#: The indexes a version redefines: dropped before its DDL makes them again.
-REPLACED_INDEXES: dict[int, tuple[str, ...]] = {
-    9: ("ix_executions_caller", "ix_executions_context"),
-}
-#: The columns each schema version added to existing tables: ``(table,
-#: column, type and default)``. A v3 delegation row was sent already.
-ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
-    4: (
-        ("delegations", "state", "TEXT NOT NULL DEFAULT 'sent'"),
-        ("delegations", "turn", "INTEGER NOT NULL DEFAULT 0"),
-        ("delegations", "request", "TEXT"),
-        ("delegations", "question", "TEXT"),
-        ("delegations", "last_error", "TEXT"),
-    ),
-    5: (("delegations", "claimed_by", "TEXT"),),
-    6: (("executions", "caller", "TEXT"),),
-    7: (
-        ("executions", "state_seq", "INTEGER NOT NULL DEFAULT 0"),
-        ("executions", "snapshot_seq", "INTEGER NOT NULL DEFAULT 0"),
-        ("executions", "patch_room", "INTEGER NOT NULL DEFAULT 0"),
-    ),
-    8: (("executions", "finished_at", "DOUBLE PRECISION"),),
-}
-#: Statements that fill a version's new columns in old rows, per dialect.
-BACKFILLS: dict[int, dict[str, str]] = {
-    6: {
-        "sqlite": "UPDATE executions SET caller = json_extract(metadata, '$.caller')"
-        " WHERE caller IS NULL AND metadata LIKE '%\"caller\"%'",
-        "postgresql": "UPDATE executions SET caller = metadata::jsonb ->> 'caller'"
-        " WHERE caller IS NULL AND metadata LIKE '%\"caller\"%'",
-    },
-    8: {"sqlite": FINISHED_BACKFILL, "postgresql": FINISHED_BACKFILL},
-}
-#: Statements run once a version's tables exist, when upgrading to it.
-FILLS: dict[int, tuple[str, ...]] = {8: FILL}
 #: The triggers (counts, finished_at: version 8) are created with this table
 #: (an upgrade through older versions creates their tables before the
 #: columns the triggers read exist).

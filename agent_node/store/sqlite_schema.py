@@ -15,14 +15,8 @@ from collections.abc import Callable
 
 from agent_node.errors import StoreError
 from agent_node.store import sqlite_events, sqlite_work
-from agent_node.store.schema import (
-    ADDED_COLUMNS,
-    BACKFILLS,
-    FILLS,
-    REPLACED_INDEXES,
-    SCHEMA_VERSION,
-    ddl,
-)
+from agent_node.store.migrations import ADDED_COLUMNS, BACKFILLS, FILLS, REPLACED_INDEXES
+from agent_node.store.schema import SCHEMA_VERSION, ddl
 from agent_node.store.sqlite_writer import Notices
 
 __all__ = ["create_schema"]
