@@ -67,11 +67,11 @@ from pydantic import (
     model_validator,
 )
 
+from agent_node.card_source import CardSource
 from agent_node.errors import ConfigError
 from agent_node.problems import Problem, describe_validation, problems
 from agent_node.settings import (
     ID_PATTERN,
-    CardSource,
     Limits,
     ListenConfig,
     McpServerConfig,
@@ -81,7 +81,6 @@ from agent_node.settings import (
     PushSettings,
     RetentionSettings,
     SkillConfig,
-    SkillText,
     TlsSettings,
 )
 from agent_node.settings_auth import AuthSettings
@@ -93,7 +92,6 @@ if TYPE_CHECKING:
     from agent_node.security.tls_reload import CertificateFiles
 
 __all__ = [
-    "CardSource",
     "Limits",
     "ListenConfig",
     "McpServerConfig",
@@ -103,7 +101,6 @@ __all__ = [
     "PolicySettings",
     "PushSettings",
     "SkillConfig",
-    "SkillText",
     "TlsSettings",
     "load_config",
 ]

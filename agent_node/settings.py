@@ -19,7 +19,6 @@ __all__ = [
     "DEFAULT_MODEL",
     "ID_PATTERN",
     "BackendLimit",
-    "CardSource",
     "Limits",
     "ListenConfig",
     "McpServerConfig",
@@ -29,7 +28,6 @@ __all__ = [
     "PushSettings",
     "RetentionSettings",
     "SkillConfig",
-    "SkillText",
     "TlsSettings",
 ]
 
@@ -77,19 +75,6 @@ class SkillConfig(BaseModel):
     #: Hiding is not authorization: who may call it is ``policy``'s
     #: ``callers`` / ``skills`` rule, as for any skill.
     card: Literal["public", "extended"] = "public"
-
-
-class SkillText(BaseModel):
-    """How the card describes a skill (the card source's ``skills`` entries)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    description: str | None = None
-    tags: list[str] = []
-    examples: list[str] = []
-    input_modes: list[str] | None = Field(default=None, alias="inputModes")
-    output_modes: list[str] | None = Field(default=None, alias="outputModes")
 
 
 class PushSettings(BaseModel):
@@ -391,27 +376,3 @@ class TlsSettings(BaseModel):
     #: (a ``stat`` each; SIGHUP looks at once): new handshakes use it, open
     #: connections keep theirs (:mod:`agent_node.security.tls_reload`).
     reload_interval: float = Field(default=5.0, gt=0, le=3600)
-
-
-class CardSource(BaseModel):
-    """The hand-written part of an Agent Card (a YAML file in ``cards/``).
-
-    Skills are listed by id with their words only; which skills exist comes
-    from the node configuration, so nothing is written twice.
-    """
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: str = Field(min_length=1)
-    description: str = Field(min_length=1)
-    version: str = "1.0.0"
-    provider: dict[str, str] | None = None
-    documentation_url: str | None = Field(default=None, alias="documentationUrl")
-    icon_url: str | None = Field(default=None, alias="iconUrl")
-    default_input_modes: list[str] = Field(
-        default=["text/plain", "application/json"], alias="defaultInputModes"
-    )
-    default_output_modes: list[str] = Field(
-        default=["text/plain", "application/json"], alias="defaultOutputModes"
-    )
-    skills: dict[str, SkillText] = {}

@@ -38,7 +38,8 @@ from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.rest import rest_endpoint
 from agent_node.a2a.server.task_origin import task_id_of
 from agent_node.a2a.server.tasks import TaskService
-from agent_node.config import CardSource, PushSettings
+from agent_node.card_source import CardSource
+from agent_node.config import PushSettings
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.yaml_loader import load_yaml_text
 

@@ -35,7 +35,8 @@ from typing import Any
 
 from agent_node.a2a.protocol.card_models import AgentCard
 from agent_node.a2a.protocol.compat_card import card_v03_fields
-from agent_node.config import CardSource, NodeConfig
+from agent_node.card_source import CardSource
+from agent_node.config import NodeConfig
 from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = ["JWKS_PATH", "PROTOCOL_PATH", "CardDocument", "build_card", "offers_extended_card"]

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from agent_node.a2a.protocol.errors import ContentTypeNotSupported
 from agent_node.a2a.protocol.models import Message, Part
 from agent_node.a2a.server.output_modes import accepts, part_mode
-from agent_node.config import CardSource
+from agent_node.card_source import CardSource
 
 __all__ = ["DEFAULT_INPUT_MODES", "check_parts", "input_modes_of"]
 
