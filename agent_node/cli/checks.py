@@ -30,7 +30,7 @@ from agent_node.errors import AgentNodeError, UsageError
 from .invoked import command_name, shown_path
 
 if TYPE_CHECKING:
-    from agent_node.nodes.model import ModelNode
+    from agent_node.nodes.model_spec import ModelNode
     from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = [
@@ -219,7 +219,7 @@ def _model_nodes(workflow: CompiledWorkflow) -> list[tuple[str, ModelNode]]:
     nodes), each with where it is written."""
     from agent_node.nodes.eval import EvalNode
     from agent_node.nodes.eval_scorers import LlmJudge
-    from agent_node.nodes.model import ModelNode
+    from agent_node.nodes.model_spec import ModelNode
 
     found: list[tuple[str, ModelNode]] = []
     for node in workflow.ir.nodes.values():

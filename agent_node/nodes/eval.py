@@ -61,8 +61,9 @@ from agent_node.nodes.eval_scorers import (
     measured_cost,
     measured_latency,
 )
-from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelNode, ModelRefused
+from agent_node.nodes.model import InvalidAnswer, ModelExecutor, ModelRefused
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget
+from agent_node.nodes.model_spec import ModelNode
 from agent_node.store.records import EventRecord
 from agent_node.workflow.ir import NodeSpec, node_type
 from agent_node.workflow.retry import RetryPolicy

@@ -57,6 +57,9 @@ The model is reached through :class:`ModelClient`, which this module owns
 and :class:`agent_node.integrations.llm.LlmClient` implements (litellm,
 imported on first use); the composition (:mod:`agent_node.runtime`,
 :mod:`agent_node.node`) wires it in, so this module never imports it.
+
+The node's spec, the fields above and their validation, is
+:class:`~.model_spec.ModelNode`.
 """
 
 from __future__ import annotations
@@ -65,9 +68,9 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel
 
 from agent_node.engine.attempts import throttled_count
 from agent_node.engine.executor import Advance, NodeContext, Outcome
@@ -83,112 +86,28 @@ from agent_node.nodes.model_client import (
     ToolCall,
 )
 from agent_node.nodes.model_conversation import Conversation
-from agent_node.nodes.model_schema import (
-    Invalid,
-    imported_model,
-    parsed,
-    response_format,
-    schema_model,
-)
+from agent_node.nodes.model_schema import Invalid, parsed, response_format
+from agent_node.nodes.model_spec import ModelNode
 from agent_node.store.live import LiveWriter
-from agent_node.workflow.ir import NodeSpec, node_type
-from agent_node.workflow.retry import NO_RETRY, RetryPolicy
+from agent_node.workflow.retry import NO_RETRY
 
 __all__ = [
     "Completion",
     "InvalidAnswer",
     "ModelClient",
     "ModelExecutor",
-    "ModelNode",
     "ModelRefused",
     "Reply",
     "ToolBox",
     "ToolCall",
 ]
 
-#: (Inside a node spec ``type`` is the discriminator field, not the builtin.)
-_Shape = type[BaseModel]
 #: Characters of an invalid answer quoted in the node's failure.
 _SAID = 500
 _REPAIR = (
     "Your answer does not match the required JSON schema:\n{error}\n"
     "Answer again with only the corrected JSON object."
 )
-
-
-@node_type
-class ModelNode(NodeSpec):
-    """Asks a model; its answer goes into the state (see the module doc)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True
-    )
-
-    type: Literal["model"] = "model"
-    #: Any model string litellm accepts, or a fallback chain of them (the
-    #: next is asked when one cannot answer); None: ``models.default``.
-    model: str | list[str] | None = Field(default=None, min_length=1)
-    system: str | None = None
-    prompt: str | None = None
-    #: The state key holding the chat history (read, then written back longer).
-    messages: str | None = None
-    output: str | None = None
-    #: JSON Schema of the answer, or ``"module:Model"`` (a pydantic model).
-    answer_schema: dict[str, Any] | str | None = Field(default=None, alias="schema")
-    tools: list[str] = Field(default_factory=list)
-    max_tool_rounds: int = Field(default=8, ge=1, le=100)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
-    #: Streamed (the default), the answer's text going out live as it comes
-    #: (:mod:`agent_node.store.live`: A2A subscribers of the task see it);
-    #: False: asked for whole, for a backend that cannot stream.
-    stream: bool | None = None
-    next: str | None = None
-    #: Where to go when a call would cross the execution's budget (None: fail).
-    on_budget: str | None = None
-    retry: RetryPolicy | None = RetryPolicy(max_attempts=3, initial_delay=1.0, max_delay=30.0)
-
-    has_next: ClassVar[bool] = True
-    _answer: _Shape | None = PrivateAttr(default=None)
-
-    @model_validator(mode="after")
-    def _check(self) -> ModelNode:
-        if self.prompt is None and self.messages is None:
-            raise ValueError("a model node needs 'prompt' or 'messages'")
-        if len(set(self.tools)) != len(self.tools) or not all(self.tools):
-            raise ValueError("'tools' must name distinct tools")
-        if isinstance(self.model, list) and (
-            len(set(self.model)) != len(self.model) or not all(self.model)
-        ):
-            raise ValueError("'model' as a list is a fallback chain of distinct models")
-        if isinstance(self.answer_schema, dict):
-            self._answer = schema_model(self.answer_schema, self.id)
-        elif isinstance(self.answer_schema, str) and ":" not in self.answer_schema:
-            raise ValueError("'schema' as a string names a pydantic model: 'package.module:Model'")
-        return self
-
-    def templates(self) -> list[tuple[str, str]]:
-        given = (("system", self.system), ("prompt", self.prompt))
-        return [(name, source) for name, source in given if source is not None]
-
-    def writes(self) -> list[tuple[str, str]]:
-        given = (("output", self.output), ("messages", self.messages))
-        return [(name, key) for name, key in given if key is not None]
-
-    def successors(self) -> list[str]:
-        return [*super().successors(), *([self.on_budget] if self.on_budget else [])]
-
-    def chain(self, default: str) -> list[str]:
-        """The models to ask, in order (``default`` when the node names none)."""
-        if self.model is None:
-            return [default]
-        return [self.model] if isinstance(self.model, str) else list(self.model)
-
-    def answer_model(self) -> _Shape | None:
-        """The model the answer is validated with (imported on first use)."""
-        if self._answer is None and isinstance(self.answer_schema, str):
-            self._answer = imported_model(self.answer_schema, self.id)
-        return self._answer
 
 
 @dataclass(frozen=True, slots=True)

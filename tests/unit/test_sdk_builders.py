@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from agent_node import Workflow
 from agent_node.nodes.delegate import DelegateNode
 from agent_node.nodes.http import HttpNode
-from agent_node.nodes.model import ModelNode
+from agent_node.nodes.model_spec import ModelNode
 from agent_node.nodes.tool import ToolNode
 from agent_node.workflow.ir import WaitNode
 

@@ -28,7 +28,7 @@ from support.otlp import OtlpReceiver, ReceivedSpan, decode, receiving, span_fac
 from agent_node import Workflow
 from agent_node.errors import ConfigError
 from agent_node.nodes.delegate import DelegateNode
-from agent_node.nodes.model import ModelNode
+from agent_node.nodes.model_spec import ModelNode
 from agent_node.runtime import Runtime
 from agent_node.scope import OPERATION
 from agent_node.settings_telemetry import TelemetrySettings, TracesSettings
