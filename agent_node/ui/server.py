@@ -8,7 +8,8 @@
     GET  /api/executions?node=&status=&…    executions across nodes, merged
     GET  /api/inbox                         what waits on a person, every node
     GET  /api/stream                        SSE: changes on every node
-    GET  /api/nodes/{node}/executions/{id}            one execution
+    GET  /api/nodes/{node}/executions/{id}            one execution (the id
+                                                      percent-encoded, "/" too)
     GET  /api/nodes/{node}/executions/{id}/events     its event log
     GET  /api/nodes/{node}/executions/{id}/tree       its cross-agent tree
     GET  /api/nodes/{node}/executions/{id}/live       SSE: its text as written
@@ -22,7 +23,7 @@ or, when that node is down, to a replica of its store, as far as it is
 safe (a read always, a change only when it was certainly not sent); a
 node's refusal comes back with its status and message, a node that is down
 (and no replica answered for it) as 502. Errors are
-``{"error": {"message": …}}``.
+``{"error": {"message": …}}``, a path it lacks too (404).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
+from urllib.parse import quote, unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -70,24 +72,60 @@ def create_app(calls: Calls, token: str | None = None) -> Guard:
     files = resources.files("agent_node.ui") / "static"
     pages = {route: (files / name).read_bytes() for route, (name, _) in _STATIC.items()}
     api = _Api(calls)
-    one = "/api/nodes/{node}/executions/{id}"
     routes = [
         Route(r, _static(pages[r], media), methods=["GET", "HEAD"])
         for r, (_, media) in _STATIC.items()
     ]
+    one: dict[tuple[str, str], Handler] = {
+        ("GET", ""): api.show,
+        ("GET", "events"): api.events,
+        ("GET", "tree"): api.tree,
+        ("GET", "live"): api.live,
+        ("POST", "answer"): api.answer,
+        **{("POST", n): api.action(n) for n in _ACTIONS},
+    }
     routes += [
         Route("/api/nodes", _json(api.nodes), methods=["GET"]),
         Route("/api/executions", _json(api.executions), methods=["GET"]),
         Route("/api/inbox", _json(api.inbox), methods=["GET"]),
         Route("/api/stream", _json(api.stream), methods=["GET"]),
-        Route(one, _json(api.show), methods=["GET"]),
-        Route(one + "/events", _json(api.events), methods=["GET"]),
-        Route(one + "/tree", _json(api.tree), methods=["GET"]),
-        Route(one + "/live", _json(api.live), methods=["GET"]),
-        Route(one + "/answer", _json(api.answer), methods=["POST"]),
+        Route(_ONE, _json(_one_execution(one)), methods=["GET", "POST"]),
     ]
-    routes += [Route(f"{one}/{n}", _json(api.action(n)), methods=["POST"]) for n in _ACTIONS]
-    return Guard(Starlette(routes=routes), token)
+    app = Starlette(routes=routes, exception_handlers={404: _missing, 405: _missing})
+    return Guard(app, token)
+
+
+_ONE = "/api/nodes/{node}/executions/{rest:path}"
+
+
+def _one_execution(table: dict[tuple[str, str], Handler]) -> Handler:
+    """What a path under ``/api/nodes/{node}/executions/`` asks: the id and
+    the action after it, each segment decoded on its own from the raw path
+    (an id may hold ``/``, sent as ``%2F``)."""
+
+    async def one(request: Request) -> Any:
+        raw = request.scope.get("raw_path")
+        where = raw.decode("utf-8", "replace") if raw else quote(request.scope["path"])
+        parts = [unquote(p) for p in where.split("?", 1)[0].split("/")]
+        # "", "api", "nodes", node, "executions", id[, action]
+        if len(parts) not in (6, 7) or not parts[5]:
+            raise _Refused(404, f"nothing at {request.url.path}")
+        action = parts[6] if len(parts) == 7 else ""
+        handler = table.get((request.method, action))
+        if handler is None:
+            allowed = any(a == action for _, a in table)
+            raise _Refused(
+                405 if allowed else 404, f"nothing at {request.method} {request.url.path}"
+            )
+        request.scope["path_params"] = {"node": parts[3], "id": parts[5]}
+        return await handler(request)
+
+    return one
+
+
+async def _missing(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    return _error(status, f"nothing at {request.method} {request.url.path}")
 
 
 #: The operator API's actions the page may ask for, passed on as they are.

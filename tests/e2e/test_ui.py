@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -101,8 +102,7 @@ async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question
     relay_b = net.relay("b", "c", "book", as_text=True, keep="text")
     net.configure("b", {"relay": relay_b}, ["c"], OPERATORS)
     net.configure("a", {"relay": net.relay("a", "b", "relay", as_text=True)}, ["b"], OPERATORS)
-    for name in ("c", "b", "a"):
-        await net.start(name)
+    children = {name: await net.start(name) for name in ("c", "b", "a")}
     ui, url = await start_ui(net, spawn)
     task = await send_text(net, "a", {"parts": [{"text": "Lisbon"}]})
     assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED"
@@ -177,6 +177,24 @@ async def test_the_ui_follows_a_task_across_three_nodes_and_answers_its_question
     await expect(item.locator(".question")).to_have_text("When do you want to go to Lisbon?")
     await expect(item.locator(".relayed")).to_have_text("asked by c, relayed by b to a")
     await page.screenshot(path=str(shots / "inbox.png"), full_page=True)
+    await expect(page.locator("#inbox-count")).to_have_text("1")
+
+    # B, between A and C, is killed: the question is still shown once, at A,
+    # and C's copy offers no answer (it would bypass B and A).
+    children["b"].send(signal.SIGKILL)
+    children["b"].wait(10)
+    await expect(page.locator("#stream-state")).to_contain_text("b (unreachable)")
+    await page.click("a[data-view='overview']")
+    await page.click("a[data-view='inbox']")
+    await expect(page.locator("#inbox-notes")).to_contain_text("b:")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-node", "a")
+    await expect(item.locator(".relayed")).to_have_text("asked by c, relayed by b to a")
+    await expect(page.locator("#inbox-items form.answer")).to_have_count(1)
+    await expect(page.locator("#inbox-count")).to_have_text("1")
+    await page.screenshot(path=str(shots / "inbox-b-down.png"), full_page=True)
+    children["b"] = await net.start("b")
+    await expect(page.locator("#stream-state")).to_have_text("live", timeout=30_000)
     await item.locator("input[name='answer']").fill("in May")
     await item.locator("button[type='submit']").click()
     await expect(page.locator("#flash")).to_contain_text("answer sent to a")

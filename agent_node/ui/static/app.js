@@ -3,28 +3,35 @@
 // Everything a node says is shown as text (textContent), never as HTML.
 import { afterActions } from "./actions.js";
 import { $, api, badge, executionHref, h, short, throttle, when } from "./dom.js";
-import { loadExecution, stopLive } from "./execution.js";
+import { loadExecution, markReach, stopLive } from "./execution.js";
 import { countInbox, loadInbox } from "./inbox.js";
 import { state } from "./state.js";
 
 // -- routing ---------------------------------------------------------------------------
 
+// The overview's filters live in the address (#/?status=failed&…): a reload,
+// back and forward, and a shared link keep them.
 function route() {
   const hash = location.hash || "#/";
-  const parts = hash.slice(2).split("/").map(decodeURIComponent);
+  const at = hash.indexOf("?");
+  const where = at < 0 ? hash : hash.slice(0, at);
+  const query = at < 0 ? "" : hash.slice(at + 1);
+  const parts = where.slice(2).split("/").map(decodeURIComponent);
   stopLive();
   if (parts[0] === "x" && parts.length >= 3) {
     show("execution");
     state.open = { node: parts[1], id: parts.slice(2).join("/") };
-    loadExecution(true);
-  } else if (parts[0] === "inbox") {
-    show("inbox");
-    state.open = null;
-    loadInbox(true);
-  } else {
-    show("overview");
-    state.open = null;
+    return loadExecution(true);
   }
+  state.open = null;
+  if (parts[0] === "inbox") {
+    show("inbox");
+    return loadInbox(true);
+  }
+  show("overview");
+  if (query === state.listed) return Promise.resolve();
+  fillFilters(new URLSearchParams(query));
+  return loadExecutions(true);
 }
 
 function show(view) {
@@ -43,6 +50,8 @@ async function loadNodes() {
   try {
     const answer = await api("/api/nodes");
     state.nodes = answer.nodes;
+    // Kept while the page lives: a node that goes down is still known by its identity.
+    for (const node of state.nodes) if (node.identity) state.identities.set(node.identity, node.key);
   } catch (error) {
     $("#node-list").replaceChildren(h("p", { class: "muted", text: `nodes: ${error.message}` }));
     return;
@@ -93,6 +102,32 @@ function fillChoices() {
 
 // -- executions ----------------------------------------------------------------------
 
+const FIELDS = ["node", "status", "workflow", "skill", "caller", "since", "until", "q"];
+
+// The form as the address holds it: its fields as typed (a time as the field shows it).
+function formQuery() {
+  const form = $("#filters");
+  const query = new URLSearchParams();
+  for (const name of FIELDS) {
+    const value = form.elements[name].value.trim();
+    if (value) query.set(name, value);
+  }
+  return query.toString();
+}
+
+function fillFilters(query) {
+  const form = $("#filters");
+  for (const name of FIELDS) {
+    const field = form.elements[name];
+    const value = query.get(name) || "";
+    // A node or skill not listed yet (the nodes answer later) is kept as an option.
+    if (field.tagName === "SELECT" && value && ![...field.options].some((o) => o.value === value)) {
+      field.append(h("option", { value, text: value }));
+    }
+    field.value = value;
+  }
+}
+
 function filterParams() {
   const form = $("#filters");
   const params = new URLSearchParams();
@@ -121,6 +156,7 @@ function filterParams() {
 const filtered = () => [...filterParams().keys()].length > 0;
 
 async function loadExecutions(reset) {
+  if (reset) state.listed = formQuery();
   const params = filterParams();
   params.set("limit", "50");
   if (!reset && state.next) params.set("cursor", state.next);
@@ -185,18 +221,52 @@ const refreshNodes = throttle(loadNodes, 1500);
 const refreshInbox = throttle(() => (state.view === "inbox" ? loadInbox(true) : countInbox()), 500);
 const refreshExecution = throttle(() => loadExecution(false), 300);
 
-function follow() {
-  const source = new EventSource("/api/stream");
+// The badge says whether the page hears every node: its own link to the UI
+// server, and each node's stream behind it.
+function drawBadge() {
   const badge = $("#stream-state");
-  source.addEventListener("open", () => {
+  const down = [...state.down.keys()];
+  if (state.link !== "up") {
+    badge.textContent = state.link === "token" ? "not connected: this page's token is no longer valid" : "reconnecting: the UI server is not answering…";
+    badge.className = "stream down";
+  } else if (down.length) {
+    badge.textContent = `live, except ${down.join(", ")} (unreachable)`;
+    badge.className = "stream partial";
+  } else {
     badge.textContent = "live";
     badge.className = "stream up";
+  }
+  markReach();
+}
+
+function nodeEvent(data) {
+  if (data.up) state.down.delete(data.node);
+  else if (!state.down.has(data.node)) state.down.set(data.node, { since: Date.now(), error: data.error || "" });
+  drawBadge();
+  refreshNodes();
+  if (state.view === "execution" && state.open && state.open.node === data.node) refreshExecution();
+}
+
+function follow() {
+  const source = new EventSource("/api/stream");
+  source.addEventListener("open", () => {
+    state.link = "up";
+    drawBadge();
   });
   source.addEventListener("error", () => {
-    badge.textContent = "reconnecting…";
-    badge.className = "stream down";
+    state.link = "down";
+    drawBadge();
+    // An EventSource gives up on an answer that is no stream (a 401: the UI
+    // restarted with a new token): ask what the server says, and try again.
+    if (source.readyState === EventSource.CLOSED) {
+      fetch("/api/nodes").then((r) => {
+        state.link = r.status === 401 ? "token" : "down";
+        drawBadge();
+        if (r.status !== 401) setTimeout(follow, 3000);
+      }, () => setTimeout(follow, 3000));
+    }
   });
-  source.addEventListener("node", () => refreshNodes());
+  source.addEventListener("node", (event) => nodeEvent(JSON.parse(event.data)));
   source.addEventListener("changes", (event) => {
     const data = JSON.parse(event.data);
     if (data.overflow) loadExecutions(true);
@@ -208,6 +278,14 @@ function follow() {
   });
 }
 
+// While the open execution's node is unreachable its changes are not told:
+// the view asks again every few seconds (a replica may answer for it).
+function pollWhileDown() {
+  setInterval(() => {
+    if (state.view === "execution" && state.open && state.down.has(state.open.node)) loadExecution(false);
+  }, 3000);
+}
+
 // -- start -----------------------------------------------------------------------------
 
 function start() {
@@ -215,21 +293,26 @@ function start() {
   const form = $("#filters");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    loadExecutions(true);
+    const query = formQuery();
+    if (query === state.listed) loadExecutions(true);
+    else location.hash = query ? `#/?${query}` : "#/";
   });
-  form.addEventListener("reset", () => setTimeout(() => loadExecutions(true), 0));
+  form.addEventListener("reset", () => setTimeout(() => (location.hash = "#/"), 0));
   $("#more").addEventListener("click", () => loadExecutions(false));
   $("#inbox-more").addEventListener("click", () => loadInbox(false));
   window.addEventListener("hashchange", route);
-  route();
   // The list first: the nodes answer it sooner when nothing else is asked of
   // them at once. The rest follows it (or a moment, if it is slow).
-  const listed = loadExecutions(true);
+  const listed = route();
   const moment = new Promise((resolve) => setTimeout(resolve, 300));
   Promise.race([listed, moment]).then(() => {
-    loadNodes();
-    countInbox();
+    // The inbox knows the nodes' identities from them (who asks whom).
+    loadNodes().then(() => {
+      countInbox();
+      if (state.view === "inbox") loadInbox(true);
+    });
     follow();
+    pollWhileDown();
   });
 }
 

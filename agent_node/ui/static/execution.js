@@ -15,7 +15,10 @@ export async function loadExecution(first) {
   try {
     [view, tree, events] = await Promise.all([api(base), api(`${base}/tree`), api(`${base}/events`)]);
   } catch (error) {
-    root.replaceChildren(h("p", { class: "reach", text: `${open.node}: ${error.message}` }));
+    if (state.open !== open) return;
+    // A view already drawn stays, as last known, under what went wrong.
+    if (first || !$("#execution .head-section")) root.replaceChildren(h("p", { class: "reach", role: "alert", text: error.message }));
+    else markReach(error.message);
     return;
   }
   if (state.open !== open) return;
@@ -39,9 +42,35 @@ export async function loadExecution(first) {
     h("h3", { text: `Event log (${events.events.length})` }),
     h("div", { class: "panel", id: "events" }, eventsView(events.events)),
   ];
-  root.replaceChildren(...parts.filter(Boolean));
-  if (first) followLive(open, view);
+  root.replaceChildren(h("p", { id: "execution-reach", class: "banner", role: "alert", hidden: true }), ...parts.filter(Boolean));
+  markReach();
+  if (first) {
+    followLive(open, view);
+    const heading = $("#execution .head h2");
+    heading.tabIndex = -1;
+    heading.focus();
+  }
 }
+
+// Whether the open view's node is heard: when not, the view says since when,
+// shows what was last known, and offers no action (it could not reach it).
+export function markReach(failed) {
+  const open = state.open;
+  const banner = $("#execution-reach");
+  if (!open || !banner) return;
+  const down = state.down.get(open.node);
+  const lost = down || (failed ? { since: Date.now(), error: failed } : null);
+  banner.hidden = !lost;
+  if (lost) {
+    const since = new Date(lost.since).toLocaleTimeString();
+    banner.textContent = `node ${open.node} is unreachable since ${since}; last known state below${lost.error ? ` (${firstLine(lost.error)})` : ""}`;
+  }
+  for (const control of document.querySelectorAll("#execution .actions button, #execution .actions input, #execution .actions textarea")) {
+    control.disabled = Boolean(lost);
+  }
+}
+
+const firstLine = (text) => String(text).split("\n")[0].slice(0, 200);
 
 function header(node, view) {
   const waits = view.current.waits;

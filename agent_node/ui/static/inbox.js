@@ -6,30 +6,58 @@ import { state } from "./state.js";
 
 // A question relayed up a chain appears on every node of it; the page
 // shows it once, at the top (answering there is answering as the caller
-// would), with the chain it came up.
+// would), with the chain it came up. A task whose caller is one of the
+// page's nodes is asked by that node, never by a person: it is never
+// answered directly (that would bypass its caller). When the node between
+// is unreachable, its question is folded into the one above that names
+// that node and asks the same; else it is shown without an answer.
 function topItems(items) {
   const byTask = new Map(items.map((item) => [item.execution.id, item]));
+  const nodeOf = state.identities;
   const below = new Set();
+  const folded = new Map(); // the item above → the item below it, found without the node between
   for (const item of items) {
     const from = item.question && item.question.asked_by;
     if (from && byTask.has(from.task_id)) below.add(from.task_id);
+  }
+  for (const item of items) {
+    const caller = nodeOf.get(item.execution.caller);
+    if (!caller || below.has(item.execution.id) || item.kind === "event") continue;
+    below.add(item.execution.id);
+    const text = item.question && item.question.text;
+    const above = items.find((it) => it !== item && !below.has(it.execution.id) && it.question && it.question.asked_by
+      && it.question.asked_by.peer === caller && !byTask.has(it.question.asked_by.task_id) && it.question.text === text && !folded.has(it));
+    if (above) {
+      folded.set(above, item);
+    } else {
+      below.delete(item.execution.id);
+      item.orphan = caller;
+    }
   }
   return items.filter((item) => !below.has(item.execution.id)).map((item) => {
     const chain = [];
     let at = item;
     while (at && at.question && at.question.asked_by) {
       chain.push(at.question.asked_by.peer);
-      at = byTask.get(at.question.asked_by.task_id);
+      const next = byTask.get(at.question.asked_by.task_id);
+      if (!next && folded.has(at)) {
+        chain.push(folded.get(at).node);
+        break;
+      }
+      at = next;
     }
     return { item, chain };
   });
 }
 
+// The badge: each question once, of every node's first page (as many as a
+// node gives at once); "+" when there are more.
 export async function countInbox() {
   try {
-    const page = await api("/api/inbox?limit=100");
+    const page = await api("/api/inbox?limit=200");
     const count = topItems(page.items).length;
-    $("#inbox-count").textContent = count ? String(count) : "";
+    $("#inbox-count").textContent = count ? `${count}${page.next ? "+" : ""}` : "";
+    $("#inbox-count").title = page.next ? `more than ${count} wait on a person` : "";
   } catch (_) {
     $("#inbox-count").textContent = "";
   }
@@ -52,7 +80,7 @@ export async function loadInbox(reset) {
   state.inboxNext = page.next;
   $("#inbox-more").hidden = !page.next;
   const count = $("#inbox-items").children.length;
-  if (reset) $("#inbox-count").textContent = count ? String(count) : "";
+  if (reset) countInbox();
   $("#inbox-notes").textContent = [count ? "" : "nothing waits on a person", ...page.errors.map((e) => `${e.node}: ${e.message}`)].filter(Boolean).join(" · ");
 }
 
@@ -71,8 +99,9 @@ function inboxItem({ item, chain }) {
   } else {
     body.push(h("p", { class: "question", text: item.question ? item.question.text : "input required" }));
     if (chain.length) body.push(h("p", { class: "relayed", text: `asked by ${chain[chain.length - 1]}${chain.length > 1 ? `, relayed by ${chain.slice(0, -1).reverse().join(", ")}` : ""} to ${item.node}` }));
-    body.push(answerForm(item.node, exec.id, item.question || { kind: item.kind, text: "" }));
+    if (item.orphan) body.push(h("p", { class: "relayed", text: `asked of ${item.orphan}, which is to answer it (answered here, it would bypass ${item.orphan}); it is answered where ${item.orphan}'s caller sees it` }));
+    else body.push(answerForm(item.node, exec.id, item.question || { kind: item.kind, text: "" }));
   }
-  const cancelButton = h("button", { class: "danger", type: "button", onclick: () => cancel(item.node, exec.id) }, "Cancel");
+  const cancelButton = h("button", { class: "danger", type: "button", "aria-label": `Cancel task ${short(exec.id)} on ${item.node}`, onclick: () => cancel(item.node, exec.id) }, "Cancel");
   return h("article", { class: "item", "data-node": item.node, "data-id": exec.id, "data-kind": item.kind }, title, body, h("div", { class: "actions" }, cancelButton));
 }

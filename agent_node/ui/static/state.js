@@ -3,6 +3,10 @@ export const state = {
   view: "overview",
   nodes: [],
   next: null, // the executions list's cursor
+  listed: null, // the filters (as the address holds them) the list shows
+  link: "connecting", // the page's stream from the UI server: up, down, token
+  identities: new Map(), // identity → node key, of every node seen
+  down: new Map(), // node → {since, error}: nodes whose stream is lost
   inboxNext: null,
   open: null, // {node, id} of the execution shown
   live: null, // its EventSource
