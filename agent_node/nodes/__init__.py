@@ -1,8 +1,10 @@
 """One executor per node type (see :mod:`agent_node.engine.executor`).
 
-Adding a node type is one module here: its spec (a :class:`NodeSpec`
+Adding a node type is a module here holding its spec (a :class:`NodeSpec`
 subclass registered with ``@node_type``) and its executor, added to
-:func:`default_executors`.
+:func:`default_executors`; a large one keeps its spec in a module of its
+own (``model_spec``, ``http_spec``) imported by its executor's, and its
+parts beside them (``model_*``, ``http_*``, ``eval_scorers``).
 """
 
 from __future__ import annotations

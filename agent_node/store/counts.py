@@ -40,7 +40,7 @@ index (what they match, not the store); the last change (``updated_after``)
 has no index of its own, as every step changes it. A count row whose
 executions are gone stays, at zero.
 
-Schema version 8 (:mod:`.schema`) adds the table and the triggers, and
+Schema version 8 (:mod:`.migrations`) adds the table and the triggers, and
 fills the counts from the rows already there (:data:`FILL`), in the
 upgrade's transaction.
 """
