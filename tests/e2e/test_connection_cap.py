@@ -167,6 +167,14 @@ async def body_of(raw: Raw, sid: int, until: bytes | None = None) -> bytes:
         assert await raw.read(), "the connection closed"
 
 
+async def still_served(raw: Raw) -> None:
+    """``raw``'s connection answers a PING: the node kept it."""
+    raw.h2.ping(b"12345678")
+    raw.flush()
+    while not any(isinstance(e, h2.events.PingAckReceived) for e in raw.events):
+        assert await raw.read(), "the node closed an idle connection it did not need"
+
+
 async def test_past_its_cap_an_idle_http2_connection_gives_way_never_an_event_stream(
     tmp_path: Path,
 ) -> None:
@@ -197,10 +205,7 @@ async def test_past_its_cap_an_idle_http2_connection_gives_way_never_an_event_st
         assert any(isinstance(e, h2.events.ConnectionTerminated) for e in ended), ended
         streamed = await body_of(follower, followed)  # followed to the end, never cut
         assert b"TASK_STATE_COMPLETED" in streamed, streamed
-        idle.h2.ping(b"12345678")  # the other idle one: still served
-        idle.flush()
-        while not any(isinstance(e, h2.events.PingAckReceived) for e in idle.events):
-            assert await idle.read(), "the node closed an idle connection it did not need"
+        await still_served(idle)  # the other idle one
         for raw in (follower, idle):
             await raw.close()
 
@@ -248,9 +253,6 @@ async def test_grpc_connections_count_toward_the_cap_and_an_idle_one_gives_way(
         assert task["status"]["state"] == "TASK_STATE_INPUT_REQUIRED", task
         ended = await idlest.closed()
         assert any(isinstance(e, h2.events.ConnectionTerminated) for e in ended), ended
-        idle.h2.ping(b"12345678")  # the other idle one: still served
-        idle.flush()
-        while not any(isinstance(e, h2.events.PingAckReceived) for e in idle.events):
-            assert await idle.read(), "the node closed an idle connection it did not need"
+        await still_served(idle)  # the other idle one
         for raw in (follower, idle):
             await raw.close()

@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from e2e.procs import CLI
+from support.readme_blocks import python_block
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def readme_python_block() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"## A workflow in Python\s+```python\n(.*?)```", readme, re.S)
-    assert block is not None, "README.md has no 'A workflow in Python' block"
-    return block.group(1)
 
 
 def call(
@@ -47,7 +40,7 @@ def executions(cwd: Path) -> list[dict[str, str]]:
 
 
 def test_readme_script_is_signalled_and_resumed_from_the_cli(tmp_path: Path) -> None:
-    (tmp_path / "expense.py").write_text(readme_python_block(), encoding="utf-8")
+    (tmp_path / "expense.py").write_text(python_block("A workflow in Python"), encoding="utf-8")
 
     script = call([sys.executable, "expense.py"], tmp_path)
     assert script.returncode == 0, script.stderr

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.readme_blocks import python_block
 
 from agent_node import Workflow, load_workflow
 
@@ -16,12 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"## A workflow in Python\s+```python\n(.*?)```", readme, re.S)
-    assert block is not None
+    block = python_block("A workflow in Python")
     monkeypatch.chdir(tmp_path)  # the default store lives under ./.agent-node/
     namespace: dict[str, object] = {"__name__": "readme_example"}
-    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    exec(compile(block, "README.md", "exec"), namespace)
     result = namespace["result"]
     assert getattr(result, "status", None) == "waiting"
     assert (tmp_path / ".agent-node" / "agent-node.db").exists()

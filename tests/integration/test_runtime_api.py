@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from support.readme_blocks import python_block
 
 import agent_node.runtime
 from agent_node import Runtime, Workflow
@@ -57,16 +57,14 @@ async def test_the_module_docstring_runs_as_written(
 def test_the_readme_runs_a_workflow_from_its_own_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    readme = (ROOT / "README.md").read_text()
     blocks = [
-        re.search(rf"## {title}\s+.*?```python\n(.*?)```", readme, re.S)
+        python_block(title)
         for title in ("A workflow in Python", "Running workflows from your own code")
     ]
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     for block in blocks:
-        assert block is not None
-        exec(compile(block.group(1), "README.md", "exec"), namespace)
+        exec(compile(block, "README.md", "exec"), namespace)
     asyncio.run(namespace["main"]())
 
     async def rows() -> list[Any]:

@@ -12,15 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.readme_blocks import python_block
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def readme_python_block() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"## A workflow in Python\s+```python\n(.*?)```", readme, re.S)
-    assert block is not None, "README.md has no 'A workflow in Python' block"
-    return block.group(1)
 
 
 TYPED = """
@@ -111,7 +105,7 @@ def test_user_code_type_checks_under_strict() -> None:
     (work / "code").mkdir(parents=True, exist_ok=True)
     code = work / "code"
     (code / "typed.py").write_text(TYPED)
-    (code / "readme_example.py").write_text(readme_python_block())
+    (code / "readme_example.py").write_text(python_block("A workflow in Python"))
     (code / "misspelt.py").write_text(MISSPELT)
     strict = ["--strict", "--no-error-summary", "--cache-dir", str(work / "mypy-cache")]
     done = subprocess.run(
