@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
@@ -180,6 +181,10 @@ class Delegation:
     push: bool = True
     #: W3C trace context of this execution, carried to the peer.
     traceparent: str | None = None
+    #: The ``contextId`` the message names (derived from the key): a cancel
+    #: finds the peer's task by it (``ListTasks``) without sending again.
+    #: None in rows written before it was sent: their task cannot be found so.
+    context: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
@@ -378,7 +383,18 @@ def _delegation(ctx: NodeContext, spec: DelegateNode) -> Delegation:
         idempotency_key=ctx.idempotency_key,
         push=spec.push,
         traceparent=child_traceparent(ctx.traceparent, ctx.idempotency_key),
+        context=_context_of(ctx.idempotency_key),
     )
+
+
+#: The namespace of delegations' context ids.
+_CONTEXTS = uuid.UUID("0c7d1f6e-3a57-4b8e-9d3f-6e2a1b5c8d40")
+
+
+def _context_of(idempotency_key: str) -> str:
+    """The ``contextId`` a delegation's message names: the same for every
+    send of one visit (a replayed visit, a repeated send), new for each visit."""
+    return str(uuid.uuid5(_CONTEXTS, idempotency_key))
 
 
 def _spec(spec: object) -> DelegateNode:

@@ -1,8 +1,8 @@
 """Canceling our task at any moment of its delegation ends with the peer's
 task canceled, or never created: before the send, while it is in flight
 (claimed; sent but its answer not recorded), after it, during a relay, and
-when the send's answer was lost (the send is repeated with the same key to
-learn the task). On every store; the moments are forced with interleave
+when the send's answer was lost (the task is looked up by the contextId we
+sent, never by sending again). On every store; the moments are forced with interleave
 points (see :mod:`support.delegation_rig`)."""
 
 from __future__ import annotations
@@ -100,13 +100,17 @@ async def test_during_a_relay(r: Rig) -> None:
 
 async def test_when_the_sends_answer_was_lost(r: Rig) -> None:
     """The peer made the task but its answer never came (503 after the fact):
-    canceling sends again with the same key, learns the task, cancels it."""
+    canceling finds the task by the contextId our message named
+    (``ListTasks``), never by sending again, and cancels it."""
     lost: list[str] = []
+    listed: list[str] = []
 
     def answer(body: dict[str, Any]) -> httpx.Response | None:
         if body["method"] == "SendMessage" and not lost:
             lost.append(r.peer._message(body["params"]["message"])["id"])
             return httpx.Response(503, text="<html>busy</html>")
+        if body["method"] == "ListTasks":
+            listed.append(body["params"]["contextId"])
         return None
 
     r.peer.answer = answer
@@ -118,3 +122,26 @@ async def test_when_the_sends_answer_was_lost(r: Rig) -> None:
     await r.runtime.engine.control.cancel(execution_id)
     await _canceled(r, execution_id)
     assert lost == ["t1"] and list(r.peer.tasks) == ["t1"]
+    assert r.peer.messages == ["hang"]  # sent once: the cancel sent nothing
+    assert listed == [r.peer.tasks["t1"]["contextId"]]
+
+
+async def test_a_send_that_never_reached_the_peer_is_not_sent_by_its_cancel(r: Rig) -> None:
+    """The send failed before the peer had it (a walk: the cancel sent it for
+    the first time, after the delegation had timed out, and the peer ran
+    it): the cancel looks, finds no task, and sends nothing."""
+
+    def answer(body: dict[str, Any]) -> httpx.Response | None:
+        if body["method"] == "SendMessage":
+            raise httpx.ConnectError("connection refused")
+        return None
+
+    r.peer.answer = answer
+    execution_id = await r.start(HANG)
+    await r.drive()
+    row = await r.row(execution_id)
+    assert row is not None and row.state == "sending"
+    r.peer.answer = None  # the peer is back when the cancel comes
+    await r.runtime.engine.control.cancel(execution_id)
+    await _canceled(r, execution_id)
+    assert r.peer.messages == [] and r.peer.tasks == {}

@@ -8,7 +8,8 @@ The first text of a message picks what it does: ``ask`` asks one question
 (AUTH_REQUIRED, status message ``a1``); ``hang`` works until canceled;
 anything else completes at once.
 ``answer`` (a callable) may replace the whole HTTP answer to a request. A
-send repeated with the same ``messageId`` finds the task the first made.
+send repeated with the same ``messageId`` finds the task the first made;
+``ListTasks`` finds tasks by the ``contextId`` their message named.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class FakePeer:
             result = task
         elif method == "SendMessage":
             result = {"task": self._message(params["message"])}
+        elif method == "ListTasks":
+            found = [t for t in self.tasks.values() if t["contextId"] == params.get("contextId")]
+            result = {"tasks": found, "nextPageToken": "", "pageSize": 10, "totalSize": len(found)}
         else:
             error = {"code": -32601, "message": f"no method {method}"}
             return httpx.Response(200, json={"jsonrpc": "2.0", "id": body["id"], "error": error})
@@ -109,7 +113,7 @@ class FakePeer:
         else:
             status = {"state": "TASK_STATE_COMPLETED"}
         status["timestamp"] = now()
-        task = {"id": task_id, "contextId": "c", "status": status}
+        task = {"id": task_id, "contextId": message.get("contextId") or "c", "status": status}
         if status["state"] == "TASK_STATE_COMPLETED":
             task["artifacts"] = [{"artifactId": "a", "parts": [{"text": "done: " + text}]}]
         self.tasks[task_id] = task

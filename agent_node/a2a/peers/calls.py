@@ -40,8 +40,12 @@ from agent_node.content_length import declared_over
 
 __all__ = ["call", "subscribe"]
 
-#: A stream may be quiet for long: no read timeout.
-STREAM_TIMEOUT = httpx.Timeout(30.0, read=None)
+#: Seconds a peer's stream may send nothing at all before it is closed as
+#: gone: three of the ``: ping`` comments servers send every 15 s when their
+#: task is quiet (ours, a2a-sdk's through sse-starlette). A stream silent
+#: longer is a peer or a network that stalled; its task is left to the poll
+#: (before: no read timeout, and a stalled stream was held open for good).
+STREAM_SILENCE = 45.0
 #: Most bytes one answer (or one streamed event) of a peer may hold: a task
 #: with its history and artifacts, 32 times what a node takes in a request.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -146,6 +150,8 @@ def _checked(card: PeerCard, method: str, result: Any) -> Any:
     is one a delegation can read; a :class:`PeerError` for good otherwise
     (a task whose id is a number, whose status is a word: the delegation
     waited on it until its timeout)."""
+    if method == "ListTasks":
+        return result  # tasks the delegator reads one by one
     task = result.get("task") if method == "SendMessage" and isinstance(result, Mapping) else result
     if method == "SendMessage" and task is None:
         return result  # a message, or nothing: the delegator reads it so
@@ -183,11 +189,18 @@ def _too_large(card: PeerCard, method: str) -> PeerError:
 
 
 async def subscribe(
-    client: httpx.AsyncClient, card: PeerCard, task_id: str, presented: Presented = NOTHING
+    client: httpx.AsyncClient,
+    card: PeerCard,
+    task_id: str,
+    presented: Presented = NOTHING,
+    *,
+    silence: float = STREAM_SILENCE,
 ) -> AsyncIterator[tuple[Mapping[str, Any], str | None]]:
     """``SubscribeToTask``: each 1.0 ``StreamResponse`` the peer streams,
-    with the identity that answered, until the stream ends."""
+    with the identity that answered, until the stream ends; a stream that
+    sends nothing for ``silence`` seconds raises ``httpx.ReadTimeout``."""
     headers = {"Accept": "text/event-stream", **presented.headers}
+    timeout = httpx.Timeout(30.0, read=silence)
     if card.binding == "HTTP+JSON":
         request = rest_call(card.endpoint, "SubscribeToTask", {"id": task_id})
         opened = client.stream(
@@ -195,7 +208,7 @@ async def subscribe(
             request.url,
             params=presented.query,
             headers={**headers, "A2A-Version": "1.0"},
-            timeout=STREAM_TIMEOUT,
+            timeout=timeout,
             extensions=expecting(card.identity, certificate=presented.certificate),
         )
     else:
@@ -210,7 +223,7 @@ async def subscribe(
             params=presented.query,
             json={"jsonrpc": "2.0", "id": 1, "method": name, "params": params},
             headers=headers,
-            timeout=STREAM_TIMEOUT,
+            timeout=timeout,
             extensions=expecting(card.identity, certificate=presented.certificate),
         )
     async with opened as response:

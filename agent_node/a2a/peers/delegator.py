@@ -132,6 +132,8 @@ class PeerDelegator:
             "role": "ROLE_USER",
             "parts": _parts(delegation),
         }
+        if delegation.context is not None:
+            message["contextId"] = delegation.context
         if delegation.skill is not None:
             message["metadata"] = {"skill": delegation.skill}
         configuration: dict[str, Any] = {"returnImmediately": True}
@@ -195,6 +197,35 @@ class PeerDelegator:
         if not isinstance(result, Mapping) or not isinstance(result.get("status"), Mapping):
             raise PeerError(f"peer {card.name!r} answered GetTask with no task", transient=True)
         return result
+
+    async def find_task(self, row: DelegationRecord) -> Mapping[str, Any] | None:
+        """The peer's task of a delegation whose send's answer we never had,
+        found without sending anything that could create it: ``ListTasks``
+        by the ``contextId`` its message named. None: the peer has none (the
+        send never reached it). A :class:`PeerError` for good when it cannot
+        be looked up so (a row older than the ``contextId``, a peer called
+        over A2A 0.3 — no ``ListTasks`` — or a binding other than JSON-RPC,
+        a peer that refuses ``ListTasks``)."""
+        delegation = Delegation.from_json(row.request or "{}")
+        card = await resolve_peer(self.directory, delegation, row)
+        why = None
+        if delegation.context is None:
+            why = "its message named no contextId (sent by an older release)"
+        elif card.version == "0.3" or card.binding != "JSONRPC":
+            why = f"peer {card.name!r} is called over {card.dialect}, where we do not list tasks"
+        if why is not None:
+            raise PeerError(
+                f"the peer's task cannot be found without sending again: {why}", transient=False
+            )
+        params = {"contextId": delegation.context, "pageSize": 10, "historyLength": 0}
+        result, _ = await self._call(card, "ListTasks", params, {})
+        tasks = result.get("tasks") if isinstance(result, Mapping) else None
+        for task in tasks if isinstance(tasks, list) else []:
+            if isinstance(task, Mapping) and task.get("contextId") == delegation.context:
+                if isinstance(task.get("id"), str) and task["id"]:
+                    row.peer, row.endpoint, row.version = card.name, card.endpoint, card.dialect
+                    return task
+        return None
 
     async def follow(self, row: DelegationRecord) -> AsyncIterator[Mapping[str, Any]]:
         """Follow the peer's task (``SubscribeToTask``): each task or status

@@ -18,9 +18,11 @@ their state (:class:`~agent_node.store.records.DelegationRecord`):
 * ``answered`` with an answer kept: it is relayed to the peer's task;
 * ``asked``: our caller has the question; a slow poll notices a peer that
   settled meanwhile;
-* ``canceling``: the peer's task is canceled (a task whose id a lost send
-  never told is found by sending again: the idempotency key makes that the
-  same task), then the row is dropped.
+* ``canceling``: the peer's task is canceled, then the row is dropped. A
+  task whose id a lost send never told is looked up by the ``contextId`` our
+  message named (``ListTasks``), never by sending again (that would create
+  the work at a peer the send never reached); none found: nothing to cancel.
+  A peer where it cannot be looked up so is sent nothing (logged).
 
 All news goes through :func:`.news.inform`, one transaction that decides from the
 row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
@@ -263,14 +265,18 @@ class Watchdog:
 
     async def _cancel(self, row: DelegationRecord) -> None:
         if not row.remote_task_id:
-            # A send may have reached the peer before we lost its answer: ask
-            # again with the same key to learn the task (and cancel it below).
-            receipt = await self.delegator.send(row)
-            row.remote_task_id = receipt.task_id
-            row.endpoint, row.version = receipt.endpoint, receipt.version
-        if row.remote_task_id:
-            await self.delegator.cancel_task(row)
-            log.info("delegation %s: canceled the peer's task %s", row.key, row.remote_task_id)
+            # A send may have reached the peer before we lost its answer: look
+            # its task up by our contextId. Never send again to learn it: a
+            # send creates the work at a peer that never had it (a walk saw a
+            # peer run 30 delegations that had timed out, sent by their cancel).
+            task = await self.delegator.find_task(row)
+            if task is None:
+                log.info("delegation %s: the peer has no task of it; nothing to cancel", row.key)
+                await self.runtime.store.drop_delegation(row)
+                return
+            row.remote_task_id = str(task["id"])
+        await self.delegator.cancel_task(row)
+        log.info("delegation %s: canceled the peer's task %s", row.key, row.remote_task_id)
         await self.runtime.store.drop_delegation(row)
 
     async def _later(self, row: DelegationRecord, exc: PeerError) -> None:
