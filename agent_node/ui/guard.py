@@ -28,11 +28,12 @@ carries the port.
 from __future__ import annotations
 
 import hmac
+import html
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Guard"]
@@ -50,6 +51,22 @@ _HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
+
+
+def _refusal(scope: Scope, status: int, message: str) -> Response:
+    """JSON for the API and tools; a readable page where a browser opened one."""
+    browsing = "text/html" in Headers(scope=scope).get("accept", "")
+    if scope["path"].startswith("/api/") or not browsing:
+        return JSONResponse({"error": {"message": message}}, status)
+    page = _PAGE.format(message=html.escape(message))
+    return HTMLResponse(page, status)
+
+
+_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    "<title>agent-node ui</title></head><body><h1>agent-node ui</h1>"
+    "<p>{message}</p></body></html>"
+)
 
 
 class Guard:
@@ -73,10 +90,16 @@ class Guard:
             if exchanged is not None:
                 await exchanged(scope, receive, self._with_headers(scope, send))
                 return
-            refused = 401, "open the address 'agent-node ui' printed: it carries the UI's token"
+            refused = (
+                401,
+                (
+                    "this page's token is no longer valid (or was never given):"
+                    " open the address 'agent-node ui' printed, it carries the UI's token"
+                ),
+            )
         if refused is not None:
             status, message = refused
-            response = JSONResponse({"error": {"message": message}}, status)
+            response = _refusal(scope, status, message)
             await response(scope, receive, self._with_headers(scope, send))
             return
         await self.app(scope, receive, self._with_headers(scope, send))

@@ -200,3 +200,27 @@ async def test_odd_ids_open_filters_stay_in_the_address_and_the_inbox_counts_all
     await expect(page.locator("#inbox-count")).to_have_text("60")
     cancel = page.locator(".item button.danger").first
     assert (await cancel.get_attribute("aria-label") or "").startswith("Cancel task")
+    await expect(page.locator("#inbox-items textarea").first).to_have_attribute(
+        "aria-label", "data of the event approved, as JSON (optional)"
+    )
+
+    # At 375 px the page does not scroll sideways (the table scrolls in its box).
+    narrow = await opened(browser, ui, width=375)
+    await expect(narrow.locator("tr.row")).to_have_count(50)
+    wide = await narrow.evaluate("document.documentElement.scrollWidth")
+    assert wide <= 375, wide
+
+
+async def test_a_page_without_its_token_says_what_to_do(certs: Path, browser: Browser) -> None:
+    tls = TlsSettings(
+        cert=str(certs / "ui.pem"), key=str(certs / "ui-key.pem"), trust=[str(certs / "ca.pem")]
+    )
+    calls = Calls(build_network([], ["n1=https://127.0.0.1:9"], tls))
+    app = create_app(calls, token="t" * 32)
+    async with served(app, None) as ui:
+        app.port = int(ui.rsplit(":", 1)[1])
+        page = await browser.new_page()
+        answer = await page.goto(ui)
+        assert answer is not None and answer.status == 401
+        await expect(page.locator("p")).to_contain_text("open the address 'agent-node ui' printed")
+    await calls.aclose()

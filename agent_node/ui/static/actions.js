@@ -1,7 +1,7 @@
 // What a person may do to an execution, through the UI's API (which turns
 // each into a call to the node): answer its question (an A2A message),
 // signal its event, cancel it, retry it.
-import { executionHref, executionPath, flash, h, post, short } from "./dom.js";
+import { executionHref, executionPath, flash, h, post, said, short } from "./dom.js";
 
 let after = () => {};
 
@@ -22,7 +22,7 @@ export function answerForm(node, id, question) {
       input.value = "";
       after();
     } catch (error) {
-      flash(`${node}: ${error.message}`, true);
+      flash(said(node, error.message), true);
     } finally {
       button.disabled = false;
     }
@@ -30,7 +30,7 @@ export function answerForm(node, id, question) {
 }
 
 export function signalForm(node, id, wait) {
-  const data = h("textarea", { name: "data", placeholder: "data as JSON (optional)", rows: 1 });
+  const data = h("textarea", { name: "data", placeholder: "data as JSON (optional)", rows: 1, "aria-label": `data of the event ${wait.event}, as JSON (optional)` });
   return h("form", { class: "signal", onsubmit: async (event) => {
     event.preventDefault();
     let payload = null;
@@ -47,7 +47,7 @@ export function signalForm(node, id, wait) {
       flash(`signaled ${wait.event} to ${node} (task ${short(id)})`);
       after();
     } catch (error) {
-      flash(`${node}: ${error.message}`, true);
+      flash(said(node, error.message), true);
     }
   } }, data, h("button", { type: "submit", text: `Signal ${wait.event}` }));
 }
@@ -59,7 +59,7 @@ export async function cancel(node, id) {
     flash(answer.canceled ? `canceled ${short(id)}` : `${short(id)} had ended already`);
     after();
   } catch (error) {
-    flash(`${node}: ${error.message}`, true);
+    flash(said(node, error.message), true);
   }
 }
 
@@ -69,6 +69,6 @@ export async function retry(node, id) {
     flash(`started ${short(answer.retried_as)} again with the same input`);
     location.hash = executionHref(node, answer.retried_as);
   } catch (error) {
-    flash(`${node}: ${error.message}`, true);
+    flash(said(node, error.message), true);
   }
 }

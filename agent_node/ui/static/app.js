@@ -2,7 +2,7 @@
 // It talks to its own server only (/api/...), which talks to the nodes.
 // Everything a node says is shown as text (textContent), never as HTML.
 import { afterActions } from "./actions.js";
-import { $, api, badge, executionHref, h, short, throttle, when } from "./dom.js";
+import { $, api, badge, executionHref, h, said, short, throttle, when } from "./dom.js";
 import { loadExecution, markReach, stopLive } from "./execution.js";
 import { countInbox, loadInbox } from "./inbox.js";
 import { state } from "./state.js";
@@ -174,9 +174,16 @@ async function loadExecutions(reset) {
   else $("#execution-rows").append(...rows);
   state.next = page.next;
   $("#more").hidden = !page.next;
+  state.listNotes = [...page.errors, ...(page.notes || [])].map((e) => said(e.node, e.message));
+  countRows();
+}
+
+function countRows() {
   const count = $("#execution-rows").children.length;
-  const said = [...page.errors, ...(page.notes || [])].map((e) => `${e.node}: ${e.message}`);
-  notes.textContent = [count ? `${count} shown` : "no executions", ...said].join(" · ");
+  const form = $("#filters");
+  const exact = form.elements.workflow.value.trim() || form.elements.caller.value.trim();
+  const none = exact ? "no executions (workflow and caller match whole names only)" : "no executions";
+  $("#list-notes").textContent = [count ? `${count} shown` : none, ...state.listNotes].join(" · ");
 }
 
 // Nodes of one store list the same executions: a row is the store's
@@ -213,6 +220,7 @@ function applyChanges(node, store, rows) {
       body.prepend(fresh);
     }
   }
+  countRows();
 }
 
 // -- live updates ---------------------------------------------------------------------
@@ -300,6 +308,14 @@ function start() {
   form.addEventListener("reset", () => setTimeout(() => (location.hash = "#/"), 0));
   $("#more").addEventListener("click", () => loadExecutions(false));
   $("#inbox-more").addEventListener("click", () => loadInbox(false));
+  // The skip link: past the header and the filters, to the first row (or the view's heading).
+  $("#skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    const target = state.view === "overview" ? $("#execution-rows a.id") || $("#executions-title") : $(`#view-${state.view} h2`);
+    if (!target) return;
+    if (!target.matches("a")) target.tabIndex = -1;
+    target.focus();
+  });
   window.addEventListener("hashchange", route);
   // The list first: the nodes answer it sooner when nothing else is asked of
   // them at once. The rest follows it (or a moment, if it is slow).

@@ -24,7 +24,18 @@ export const s = (tag, attrs, ...kids) => build(document.createElementNS(SVG, ta
 // one minute start alike) and end with random digits.
 export const short = (id) => (!id ? "" : String(id).length > 9 ? `…${String(id).slice(-8)}` : String(id));
 export const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "");
-export const ms = (seconds) => (seconds === null || seconds === undefined ? "" : `${Math.round(seconds * 1000)} ms`);
+// A duration in the unit a person reads it in: 849 ms, 12.3 s, 14 min 10 s, 3 h 2 min.
+export function ms(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${(Math.round(seconds * 10) / 10).toFixed(1)} s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+  return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
+}
+export const firstLine = (text) => String(text || "").split("\n")[0].slice(0, 300);
+// A node's message, said once: "b: b: …" (the node's name given twice) becomes "b: …".
+export const said = (node, message) => (String(message).startsWith(`${node}: `) ? String(message) : `${node}: ${message}`);
 export const badge = (word) => h("span", { class: `status ${word || ""}`, text: word || "?" });
 export function shown(value, max = 160) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -35,7 +46,12 @@ export const executionPath = (node, id) =>
   `/api/nodes/${encodeURIComponent(node)}/executions/${encodeURIComponent(id)}`;
 
 export async function api(path, options) {
-  const response = await fetch(path, options);
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (_) {
+    throw new Error("the UI server is not answering (is `agent-node ui` still running?)");
+  }
   let body = null;
   try {
     body = await response.json();
@@ -43,7 +59,7 @@ export async function api(path, options) {
     body = null;
   }
   if (!response.ok) {
-    const message = body && body.error && body.error.message;
+    const message = response.status === 401 ? "this page's token is no longer valid: open the address `agent-node ui` printed" : body && body.error && body.error.message;
     throw new Error(message || `HTTP ${response.status}`);
   }
   return body;

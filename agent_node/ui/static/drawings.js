@@ -1,7 +1,7 @@
 // One execution drawn from what /ops/executions/{id} and its tree say: the
 // workflow graph and the timeline (inline SVG), the cross-agent tree, the
 // state node by node, errors and the event log. Pure: data in, DOM out.
-import { badge, executionHref, h, ms, s, short, shown, when } from "./dom.js";
+import { badge, executionHref, firstLine, h, ms, s, short, shown, when } from "./dom.js";
 
 // The workflow graph: layers by distance from the start, left to right.
 export function graph(view) {
@@ -169,7 +169,9 @@ const stateDetails = (title, value) => h("details", {}, h("summary", { text: tit
 
 export function errorsView(errors) {
   return h("div", {}, errors.map((e) => h("div", { class: "error" },
-    h("p", {}, h("strong", { text: e.node ? `${e.node}${e.attempt ? ` (attempt ${e.attempt})` : ""}` : "execution" }), ` ${when(e.at)}: `, h("span", { class: "reach", text: e.error || "" }), e.retry_at ? " — a retry follows" : ""),
+    h("p", {}, h("strong", { text: e.node ? `${e.node}${e.attempt ? ` (attempt ${e.attempt})` : ""}` : "execution" }), ` ${when(e.at)}: `, h("span", { class: "reach", text: firstLine(e.error) }), e.retry_at ? " — a retry follows" : ""),
+    // The whole message once, folded: a long one is thousands of characters.
+    (e.error || "").length > firstLine(e.error).length ? h("details", {}, h("summary", { text: "the whole message" }), h("pre", { class: "trace", text: e.error })) : null,
     e.traceback ? h("pre", { class: "trace", text: e.traceback }) : null)));
 }
 

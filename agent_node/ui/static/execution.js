@@ -1,7 +1,7 @@
 // The view of one execution: loads it, its tree and its log, draws them,
 // and follows the text its models write (SSE) while it runs.
 import { answerForm, cancel, retry, signalForm } from "./actions.js";
-import { $, api, badge, executionPath, h, when } from "./dom.js";
+import { $, api, badge, executionPath, firstLine, h, when } from "./dom.js";
 import { errorsView, eventsView, graph, notesView, stepsView, timeline, treeTasks, treeView } from "./drawings.js";
 import { state } from "./state.js";
 
@@ -70,7 +70,7 @@ export function markReach(failed) {
   }
 }
 
-const firstLine = (text) => String(text).split("\n")[0].slice(0, 200);
+
 
 function header(node, view) {
   const waits = view.current.waits;
@@ -99,7 +99,7 @@ function header(node, view) {
       usage.calls ? h("dt", { text: "models" }) : null,
       usage.calls ? h("dd", { text: `${usage.calls} calls · ${usage.tokens} tokens · ${usage.cost === null ? "no price" : `$${usage.cost.toFixed(4)}`}` }) : null,
       view.error ? h("dt", { text: "error" }) : null,
-      view.error ? h("dd", { class: "reach", text: view.error }) : null),
+      view.error ? h("dd", { class: "reach", title: view.error, text: firstLine(view.error) }) : null),
     view.question ? h("p", { class: "question" }, h("strong", { text: "asks: " }), view.question.text) : null,
     actions,
   );

@@ -1,7 +1,7 @@
 // The inbox: every node's questions and event waits, a question relayed up
 // a chain shown once, where its caller would answer it.
 import { answerForm, cancel, signalForm } from "./actions.js";
-import { $, api, badge, executionHref, h, short, when } from "./dom.js";
+import { $, api, badge, executionHref, h, said, short, when } from "./dom.js";
 import { state } from "./state.js";
 
 // A question relayed up a chain appears on every node of it; the page
@@ -81,7 +81,7 @@ export async function loadInbox(reset) {
   $("#inbox-more").hidden = !page.next;
   const count = $("#inbox-items").children.length;
   if (reset) countInbox();
-  $("#inbox-notes").textContent = [count ? "" : "nothing waits on a person", ...page.errors.map((e) => `${e.node}: ${e.message}`)].filter(Boolean).join(" · ");
+  $("#inbox-notes").textContent = [count ? "" : "nothing waits on a person", ...page.errors.map((e) => said(e.node, e.message))].filter(Boolean).join(" · ");
 }
 
 function inboxItem({ item, chain }) {

@@ -3,6 +3,7 @@ export const state = {
   view: "overview",
   nodes: [],
   next: null, // the executions list's cursor
+  listNotes: [], // what the nodes said of the list (errors, notes)
   listed: null, // the filters (as the address holds them) the list shows
   link: "connecting", // the page's stream from the UI server: up, down, token
   identities: new Map(), // identity → node key, of every node seen
