@@ -7,9 +7,18 @@ update it streams informs the row, its text goes to the
 stream that says the task is over is checked by a read of the whole task
 (a peer may stream before its store is written); one that ends, or is
 refused, before the task is over gets a poll at once, and else the row is
-made due. A task that cannot be followed is not tried again. Apart from
-:mod:`.watchdog` because it is a pool of tasks with state of its own (the
-follows, the tasks not to follow); the watchdog starts them and polls the rest.
+made due. A task that cannot be followed is not tried again: a stream
+silent past :data:`~.calls.STREAM_SILENCE` (three of the peers' 15 s pings)
+is one, closed and left to the poll.
+
+A follow ends as soon as its delegation settles, however it did (a push, a
+poll, a cancel, its timeout): the store's notices of the executions followed
+are looked at, and a follow whose row is gone, being canceled, or waiting on
+another task is closed (before: a stream outlived its delegation for as long
+as the peer kept it open, holding a descriptor and one of the ``max_follow``
+places). Apart from :mod:`.watchdog` because it is a pool of tasks with state
+of its own (the follows, the tasks not to follow); the watchdog starts them
+and polls the rest.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 from agent_node.a2a.peers.chunk_relay import ChunkRelay
@@ -35,6 +44,8 @@ __all__ = ["PeerStreams"]
 
 #: Pauses (seconds) before each read of a task its stream said is over.
 STREAM_READ_PAUSES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+#: The notices after which a followed delegation may have settled.
+_SETTLING = frozenset({"work", "status", "cancel", "delegation"})
 
 
 class PeerStreams:
@@ -58,11 +69,24 @@ class PeerStreams:
         #: The follows, by delegation key.
         self.following: dict[str, asyncio.Task[None]] = {}
         self._unfollowable: set[str] = set()
+        #: The rows followed, by key, and their keys by execution.
+        self._rows: dict[str, DelegationRecord] = {}
+        self._by_execution: dict[str, set[str]] = {}
+        #: Follows whose delegation settled: to end, not to poll.
+        self._settled: set[str] = set()
+        #: Follows waiting on their stream's next event (safe to cancel).
+        self._reading: set[str] = set()
+        #: Looks at followed rows after a notice, by execution.
+        self._looks: dict[str, asyncio.Task[None]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
 
     def cancel(self) -> list[asyncio.Task[None]]:
         """Stop every follow; their tasks, for the caller to await."""
-        pending = list(self.following.values())
-        self.following = {}
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        pending = [*self.following.values(), *self._looks.values()]
+        self.following, self._looks = {}, {}
         for job in pending:
             job.cancel()
         return pending
@@ -81,15 +105,73 @@ class PeerStreams:
         capabilities = card.card.get("capabilities") or {}
         if capabilities.get("pushNotifications") or not capabilities.get("streaming"):
             return False
+        if self._unsubscribe is None:
+            self._unsubscribe = self.runtime.store.subscribe(self._on_notice)
+        self._rows[row.key] = row
+        self._by_execution.setdefault(row.execution_id, set()).add(row.key)
         self.following[row.key] = asyncio.create_task(self._follow(row), name=f"follow {row.key}")
         return True
+
+    def _on_notice(self, kind: str, execution_id: str) -> None:
+        """A followed execution changed: look whether its delegations settled."""
+        if kind not in _SETTLING:
+            return
+        ids = list(self._by_execution) if execution_id == "*" else [execution_id]
+        for one in ids:
+            if one in self._by_execution and one not in self._looks:
+                self._looks[one] = asyncio.create_task(self._look(one), name=f"settled? {one}")
+
+    async def _look(self, execution_id: str) -> None:
+        """End the follows of ``execution_id`` whose delegation settled: its
+        row gone (answered), being canceled (timed out, canceled), or
+        waiting on another task of the peer."""
+        try:
+            for key in list(self._by_execution.get(execution_id, ())):
+                row = self._rows.get(key)
+                if row is None:
+                    continue
+                try:
+                    now = await self.runtime.store.delegation(execution_id, row.node, row.visit)
+                except Exception:
+                    return  # the store is away: the next notice looks again
+                if _settled(row, now):
+                    self._stop(key)
+        finally:
+            self._looks.pop(execution_id, None)
+
+    def _stop(self, key: str) -> None:
+        """End ``key``'s follow: its stream is closed now if it is being read,
+        else before the next read."""
+        job = self.following.get(key)
+        if job is None:
+            return
+        self._settled.add(key)
+        if key in self._reading:
+            job.cancel()
+
+    async def _next(self, key: str, stream: AsyncIterator[Mapping[str, Any]]) -> Any:
+        """The stream's next event; None when it ended or its delegation settled."""
+        if key in self._settled:
+            return None
+        self._reading.add(key)
+        try:
+            return await anext(stream, None)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if key not in self._settled or task is None:
+                raise
+            task.uncancel()  # our own cancel, by _stop: the follow ends quietly
+            return None
+        finally:
+            self._reading.discard(key)
 
     async def _follow(self, row: DelegationRecord) -> None:
         """Inform the row of each event of the peer's stream; poll at once
         when the stream ends before the task is over."""
         over = False
+        stream = self.delegator.follow(row)
         try:
-            async for event in self.delegator.follow(row):
+            while (event := await self._next(row.key, stream)) is not None:
                 self.chunks.relay(row, event)
                 task = _task_of_event(row, event)
                 if task is None:
@@ -108,7 +190,10 @@ class PeerStreams:
             if len(self._unfollowable) > 10_000:
                 self._unfollowable.clear()
         finally:
-            self.following.pop(row.key, None)
+            if isinstance(stream, AsyncGenerator):  # its connection closes now
+                await stream.aclose()
+            over = over or row.key in self._settled
+            self._forget(row)
             self.chunks.ended(row)
         if not over:
             over = await self._over_by_poll(row)
@@ -117,6 +202,16 @@ class PeerStreams:
             if current is not None:
                 await self.runtime.store.reschedule_delegation(current, time.time())
                 self._wake.set()
+
+    def _forget(self, row: DelegationRecord) -> None:
+        self.following.pop(row.key, None)
+        self._rows.pop(row.key, None)
+        self._settled.discard(row.key)
+        keys = self._by_execution.get(row.execution_id)
+        if keys is not None:
+            keys.discard(row.key)
+            if not keys:
+                del self._by_execution[row.execution_id]
 
     async def _whole(self, row: DelegationRecord) -> dict[str, Any] | None:
         """The peer's task, whole (with artifacts), once its stream said it is
@@ -143,6 +238,13 @@ class PeerStreams:
             return False
         await inform(self.runtime, row, {"kind": "task", "task": dict(task), "via": "poll"})
         return True
+
+
+def _settled(row: DelegationRecord, now: DelegationRecord | None) -> bool:
+    """Whether the delegation ``row`` was followed for, ``now`` as stored,
+    needs its stream no more: answered (gone), being canceled, or waiting on
+    another task of the peer."""
+    return now is None or now.state == "canceling" or now.remote_task_id != row.remote_task_id
 
 
 def _task_of_event(row: DelegationRecord, event: Mapping[str, Any]) -> dict[str, Any] | None:
