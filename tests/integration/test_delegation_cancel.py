@@ -7,6 +7,7 @@ points (see :mod:`support.delegation_rig`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from support.delegation_rig import Rig, delegating, rig
 
+from agent_node.a2a.peers.peer_health import PROBE_INTERVAL
 from agent_node.engine import faults
 
 HANG = delegating("hang")
@@ -142,6 +144,31 @@ async def test_a_send_that_never_reached_the_peer_is_not_sent_by_its_cancel(r: R
     row = await r.row(execution_id)
     assert row is not None and row.state == "sending"
     r.peer.answer = None  # the peer is back when the cancel comes
+    await asyncio.sleep(PROBE_INTERVAL)  # and is probed again
     await r.runtime.engine.control.cancel(execution_id)
     await _canceled(r, execution_id)
     assert r.peer.messages == [] and r.peer.tasks == {}
+
+
+async def test_a_cancel_outlasts_a_partition(r: Rig) -> None:
+    """The peer is out of reach when our task is canceled: the cancel is
+    tried again for minutes, not ten tries (a walk: given up after 2.5 min,
+    and the peer finished work we had reported canceled); the row shows it
+    meanwhile, and the peer's task is canceled once it answers."""
+    execution_id = await r.start(HANG)
+    await r.drive()
+
+    def refuse(body: dict[str, Any]) -> httpx.Response | None:
+        raise httpx.ConnectError("connection refused")
+
+    r.peer.answer = refuse
+    await r.runtime.engine.control.cancel(execution_id)
+    for _ in range(14):
+        await r.due_now(execution_id)
+        await r.drive()
+    row = await r.row(execution_id)
+    assert row is not None and row.state == "canceling" and row.polls >= 12
+    assert row.last_error is not None and "unreachable" in row.last_error
+    r.peer.answer = None
+    await asyncio.sleep(PROBE_INTERVAL)
+    await _canceled(r, execution_id)

@@ -38,7 +38,7 @@ from agent_node.a2a.protocol import compat, compat_methods, strict_json
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
 from agent_node.content_length import declared_over
 
-__all__ = ["call", "subscribe"]
+__all__ = ["CALL_TIMEOUT", "call", "subscribe"]
 
 #: Seconds a peer's stream may send nothing at all before it is closed as
 #: gone: three of the ``: ping`` comments servers send every 15 s when their
@@ -46,6 +46,11 @@ __all__ = ["call", "subscribe"]
 #: longer is a peer or a network that stalled; its task is left to the poll
 #: (before: no read timeout, and a stalled stream was held open for good).
 STREAM_SILENCE = 45.0
+#: A call's timeouts (a send asks ``returnImmediately``: no call waits on the
+#: work): the connection, its TLS handshake included, within 5 s, the answer
+#: within 15 s. A peer that hangs costs a try that long, not the client's
+#: 30 s (a walk saw a hung peer's calls hold every slot of the watchdog).
+CALL_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 #: Most bytes one answer (or one streamed event) of a peer may hold: a task
 #: with its history and artifacts, 32 times what a node takes in a request.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -75,6 +80,7 @@ async def call(
                 json=request.body,
                 params={**request.query, **presented.query},
                 headers={**headers, "A2A-Version": "1.0", "Accept": MEDIA_TYPE},
+                timeout=CALL_TIMEOUT,
                 extensions=expecting(card.identity, certificate=presented.certificate),
             ),
             card,
@@ -95,6 +101,7 @@ async def call(
             json=body,
             headers=headers,
             params=presented.query,
+            timeout=CALL_TIMEOUT,
             extensions=expecting(card.identity, certificate=presented.certificate),
         ),
         card,

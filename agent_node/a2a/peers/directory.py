@@ -29,9 +29,15 @@ from agent_node.a2a.peers.discovery import Clock, PeerCard, PeerUnavailable, fet
 from agent_node.config import PeerConfig
 from agent_node.errors import ConfigError
 
-__all__ = ["Directory"]
+__all__ = ["CARD_TIMEOUT", "Directory"]
 
 log = logging.getLogger(__name__)
+
+
+#: Seconds a card fetch (its JWKS included) may take: one that hangs is a
+#: peer that is down, for every delegation waiting on it (before: the client's
+#: 30 s, shared by all of them).
+CARD_TIMEOUT = 10.0
 
 
 class Directory:
@@ -48,7 +54,10 @@ class Directory:
         *,
         trust: Sequence[Path] = (),
         clock: Clock = time.time,
+        card_timeout: float = CARD_TIMEOUT,
     ) -> None:
+        #: Seconds a card fetch may take (:data:`CARD_TIMEOUT`).
+        self.card_timeout = card_timeout
         self._peers = {peer.name: peer for peer in peers}
         self._client = client
         self._trust = tuple(trust)
@@ -149,24 +158,35 @@ class Directory:
 
     async def _refresh(self, peer: PeerConfig, cached: PeerCard | None) -> PeerCard:
         try:
-            card = await fetch_card(
-                self._client,
-                peer.url,
-                name=peer.name,
-                expected_identity=peer.identity,
-                endpoints=peer.endpoints,
-                previous=cached,
-                trust=self._trust,
-                card_keys=self._keys[peer.name],
-                jwks=self._jwks,
-                require_signature=peer.require_signed_card,
-                clock=self._clock,
-            )
+            async with asyncio.timeout(self.card_timeout):
+                card = await self._fetch(peer, cached)
+        except TimeoutError:
+            self._cards.pop(peer.name, None)
+            raise PeerUnavailable(
+                f"cannot fetch the card: no answer within {self.card_timeout:g} s",
+                peer=peer.name,
+                url=peer.url,
+            ) from None
         except PeerUnavailable:
             self._cards.pop(peer.name, None)
             raise
         self._cards[peer.name] = card
         return card
+
+    async def _fetch(self, peer: PeerConfig, cached: PeerCard | None) -> PeerCard:
+        return await fetch_card(
+            self._client,
+            peer.url,
+            name=peer.name,
+            expected_identity=peer.identity,
+            endpoints=peer.endpoints,
+            previous=cached,
+            trust=self._trust,
+            card_keys=self._keys[peer.name],
+            jwks=self._jwks,
+            require_signature=peer.require_signed_card,
+            clock=self._clock,
+        )
 
     def _fetched(self, name: str, task: asyncio.Task[PeerCard]) -> None:
         if self._fetching.get(name) is task:

@@ -57,7 +57,9 @@ TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 class PeerError(RuntimeFailure):
     """A call to a peer failed. ``transient``: trying again later may help;
     ``retry_after``: seconds the peer asked us to wait; ``code``: its
-    JSON-RPC error code, when it answered with one."""
+    JSON-RPC error code, when it answered with one; ``down``: the peer did
+    not answer at all (refused, reset, timed out, its card could not be
+    fetched): it is taken as down until it answers again."""
 
     def __init__(
         self,
@@ -67,9 +69,11 @@ class PeerError(RuntimeFailure):
         retry_after: float | None = None,
         code: int | None = None,
         status: int | None = None,
+        down: bool = False,
     ) -> None:
         super().__init__(message)
         self.transient = transient
+        self.down = down
         self.retry_after = retry_after
         self.code = code
         #: The HTTP status of the answer, when there was one.
@@ -137,7 +141,9 @@ def unreachable(card: PeerCard, exc: httpx.HTTPError) -> PeerError:
     # is ours or the peer's configuration.
     transient = isinstance(exc, httpx.TransportError) and not _is_tls_refusal(exc)
     return PeerError(
-        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}", transient=transient
+        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}",
+        transient=transient,
+        down=transient,
     )
 
 
@@ -151,7 +157,7 @@ def unavailable(exc: PeerUnavailable) -> PeerError:
     name = exc.peer or "?"
     if exc.permanent:  # its reason names identities and origins, never a URL: kept whole
         return PeerError(f"peer {name!r} rejected: {exc.reason}", transient=False)
-    return PeerError(f"peer {name!r} unavailable: {scrub(exc.reason)}", transient=True)
+    return PeerError(f"peer {name!r} unavailable: {scrub(exc.reason)}", transient=True, down=True)
 
 
 def retry_after(response: httpx.Response) -> float | None:

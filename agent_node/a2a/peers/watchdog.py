@@ -28,10 +28,13 @@ All news goes through :func:`.news.inform`, one transaction that decides from th
 row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
 only writes scheduling columns, conditionally on the row's state and turn.
 
-A peer that cannot be reached is remembered for a moment: rows of it that
-come due meanwhile are put back without a call, so a thousand parked
-delegations cost one probe per moment, not a thousand connection attempts.
-The first call that succeeds makes all of its backed-off rows due at once.
+A peer holds at most a quarter of the slots, and a peer that does not
+answer (refused, reset, timed out, no card) is down until it does: rows of
+it that come due meanwhile are put back without a call, so a thousand parked
+delegations cost one probe a second, not a thousand connection attempts
+(:mod:`.peer_health`). The first call that succeeds makes all of its
+backed-off rows due at once, cancels included. A cancel is tried for
+:data:`CANCEL_PERIOD`, backing off to a minute, then given up (logged).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
 from agent_node.a2a.peers.news import inform
 from agent_node.a2a.peers.peer_errors import INTERNAL_ERROR, PeerError
+from agent_node.a2a.peers.peer_health import PeerHealth
 from agent_node.a2a.peers.peer_streams import PeerStreams
 from agent_node.engine import faults
 from agent_node.failures import Failures
@@ -58,13 +62,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Watchdog"]
 
-#: Tries at canceling a peer's task that cannot be reached before giving up.
-ABANDON_TRIES = 10
+#: Seconds of tries at canceling a peer's task that cannot be reached before
+#: giving up (README: about ten minutes), backing off to a minute.
+CANCEL_PERIOD = 600.0
+CANCEL_MAX_BACKOFF = 60.0
 #: Sends in a row the peer took and failed on (-32603) before the delegation
 #: fails: each may have run the work at a peer that does not deduplicate.
 SEND_FAILURES = 4
-#: Seconds a peer that could not be reached is not called again.
-PROBE_INTERVAL = 1.0
 
 
 class Watchdog:
@@ -99,10 +103,8 @@ class Watchdog:
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
         self._active: set[asyncio.Task[None]] = set()
-        #: Peers that could not be reached, and until when they are not called.
-        self._down: dict[str, float] = {}
-        #: Peers that answered since this watchdog started.
-        self._up: set[str] = set()
+        #: Each peer's slots (a quarter of them at most) and whether it is down.
+        self.health = PeerHealth(cap=max(1, concurrency // 4))
         #: Streaming peers' text, to whoever watches the delegating execution.
         self.chunks = ChunkRelay(runtime, delegator, max_follow=max_follow)
         #: Peer tasks followed over their streams for their state.
@@ -195,12 +197,23 @@ class Watchdog:
         self._wake.set()  # a slot is free: rows may be waiting for one
 
     async def _take(self, row: DelegationRecord) -> None:
+        if not self.health.take(row.peer):
+            # The peer holds its share of the slots (its calls hang?): this
+            # row waits its turn, the others' rows go on.
+            await self._reschedule(row, time.time() + self.interval, row.last_error)
+            return
+        try:
+            await self._visit(row)
+        finally:
+            self.health.give_back(row.peer)
+
+    async def _visit(self, row: DelegationRecord) -> None:
         try:
             await faults.reached("watchdog_claimed", row)
-            if row.state == "canceling":
+            if (why := self.health.down_why(row.peer)) is not None:
+                await self._later(row, PeerError(why, transient=True))
+            elif row.state == "canceling":
                 await self._cancel(row)
-            elif self._is_down(row.peer):
-                await self._later(row, PeerError("waiting for it to come back", transient=True))
             elif row.state == "sending":
                 await self._send(row)
             elif row.state == "answered" and row.relay is not None:
@@ -208,10 +221,12 @@ class Watchdog:
             else:
                 await self._look(row)
         except PeerError as exc:
-            if row.state == "canceling" and (not exc.transient or row.polls >= ABANDON_TRIES):
+            if row.state == "canceling" and (not exc.transient or _cancel_spent(row.polls)):
                 log.warning("delegation %s: gave up canceling the peer's task: %s", row.key, exc)
                 await self.runtime.store.drop_delegation(row)
                 return
+            if exc.down and row.peer:
+                self.health.failed(row.peer, str(exc))
             await self._later(row, exc)
         except asyncio.CancelledError:
             raise
@@ -270,12 +285,14 @@ class Watchdog:
             # send creates the work at a peer that never had it (a walk saw a
             # peer run 30 delegations that had timed out, sent by their cancel).
             task = await self.delegator.find_task(row)
+            await self._alive(row.peer)
             if task is None:
                 log.info("delegation %s: the peer has no task of it; nothing to cancel", row.key)
                 await self.runtime.store.drop_delegation(row)
                 return
             row.remote_task_id = str(task["id"])
         await self.delegator.cancel_task(row)
+        await self._alive(row.peer)
         log.info("delegation %s: canceled the peer's task %s", row.key, row.remote_task_id)
         await self.runtime.store.drop_delegation(row)
 
@@ -295,10 +312,8 @@ class Watchdog:
             log.warning("delegation %s: %s", row.key, error)
             await inform(self.runtime, row, {"kind": "failed", "error": error})
             return
-        if exc.transient and "unreachable" in str(exc):
-            self._up.discard(row.peer)
-            self._down[row.peer] = time.time() + PROBE_INTERVAL
-        delay = min(self.max_backoff, 2.0 ** max(0, row.polls - 1) * random.uniform(0.8, 1.2))
+        cap = CANCEL_MAX_BACKOFF if row.state == "canceling" else self.max_backoff
+        delay = min(cap, 2.0 ** max(0, row.polls - 1) * random.uniform(0.8, 1.2))
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
         log.info("delegation %s: %s; trying again in %.1f s", row.key, exc, delay)
@@ -308,26 +323,21 @@ class Watchdog:
         await faults.reached("watchdog_reschedule", row)
         await self.runtime.store.reschedule_delegation(row, at, error)
 
-    def _is_down(self, peer: str) -> bool:
-        until = self._down.get(peer)
-        if until is None:
-            return False
-        if time.time() >= until:
-            del self._down[peer]  # probe it again
-            return False
-        return True
-
     async def _alive(self, peer: str) -> None:
         """``peer`` answered: its rows that were backed off are due now."""
-        self._down.pop(peer, None)
-        if peer in self._up:
+        if not self.health.answered(peer):
             return
-        self._up.add(peer)
         now, woken = time.time(), 0
-        for state in ("sending", "sent", "answered", "asked"):
-            woken += await self.runtime.store.wake_delegations(
-                peer, state, now, now + self.max_backoff
-            )
+        for state in ("sending", "sent", "answered", "asked", "canceling"):
+            within = now + (CANCEL_MAX_BACKOFF if state == "canceling" else self.max_backoff)
+            woken += await self.runtime.store.wake_delegations(peer, state, now, within)
         if woken:
             log.info("peer %r answers again: taking up %d delegations that waited", peer, woken)
             self._wake.set()
+
+
+def _cancel_spent(polls: int) -> bool:
+    """Whether ``polls`` tries at a cancel, backed off (1 s doubling to
+    :data:`CANCEL_MAX_BACKOFF`), have taken :data:`CANCEL_PERIOD` already."""
+    spent = sum(min(CANCEL_MAX_BACKOFF, 2.0**i) for i in range(max(0, polls - 1)))
+    return spent >= CANCEL_PERIOD
