@@ -18,7 +18,7 @@ from agent_node.printable import printable
 from agent_node.problems import describe_validation
 from agent_node.results import Event, RunResult, build_timeline, to_event
 from agent_node.store import ExecutionRecord, ExecutionStatus, Store, WaitRecord, default_store_url
-from agent_node.store.records import TERMINAL
+from agent_node.store.records import TERMINAL, DelegationRecord
 
 if TYPE_CHECKING:  # what runs workflows is imported where it is used (~0.15 s)
     from rich.console import Console
@@ -277,12 +277,12 @@ async def _list(
 def inspect(execution_id: str, config_path: str | None, store_url: str) -> None:
     """Show an execution: status, waits, state and the timeline of its nodes."""
     config = node_config(config_path)
-    record, waits, log = run_async(_inspect(store_of(config, store_url), execution_id))
+    record, waits, log, delegations = run_async(_inspect(store_of(config, store_url), execution_id))
     from . import render
 
     console = render.make_console()
     timeline = build_timeline(log)
-    console.print(render.execution_header(record, waits, timeline))
+    console.print(render.execution_header(record, waits, timeline, delegations))
     if record.status not in TERMINAL and (stuck := _cannot_go_on(record, config)):
         console.print(render.plain(f"cannot go on here: {stuck}", "red"), soft_wrap=True)
     console.print("state", style="bold")
@@ -318,12 +318,12 @@ def _show_traceback(console: Console, log: Sequence[Event]) -> None:
 
 async def _inspect(
     url: str, execution_id: str
-) -> tuple[ExecutionRecord, list[WaitRecord], list[Event]]:
+) -> tuple[ExecutionRecord, list[WaitRecord], list[Event], list[DelegationRecord]]:
     async with open_store(url) as store:
         record = await get_execution(store, execution_id)
         waits = await store.waits(execution_id)
         log = [to_event(e) for e in await store.events(execution_id)]
-        return record, waits, log
+        return record, waits, log, await store.delegations(execution_id)
 
 
 @click.command()

@@ -26,9 +26,10 @@ from rich.text import Text
 
 from agent_node.printable import printable, printable_json
 from agent_node.results import NodeRun
-from agent_node.store.records import ExecutionRecord, WaitRecord
+from agent_node.store.records import DelegationRecord, ExecutionRecord, WaitRecord
 
 __all__ = [
+    "describe_delegation",
     "describe_wait",
     "detail",
     "execution_header",
@@ -191,7 +192,10 @@ def executions_table(records: Iterable[ExecutionRecord]) -> Table:
 
 
 def execution_header(
-    record: ExecutionRecord, waits: Sequence[WaitRecord], runs: Sequence[NodeRun] = ()
+    record: ExecutionRecord,
+    waits: Sequence[WaitRecord],
+    runs: Sequence[NodeRun] = (),
+    delegations: Sequence[DelegationRecord] = (),
 ) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -207,6 +211,9 @@ def execution_header(
         grid.add_row("error", plain(record.error, "red"))
     for wait in waits:
         grid.add_row("waits for", plain(describe_wait(wait)))
+    now = time.time()
+    for row in delegations:
+        grid.add_row("delegation", plain(describe_delegation(row, now)))
     spent = model_usage(runs)
     if spent:
         grid.add_row("models", spent)
@@ -242,3 +249,30 @@ def describe_wait(wait: WaitRecord) -> str:
         what = wait.kind
     due = f" (due {when(wait.deadline)})" if wait.deadline is not None else ""
     return f"{what} at node {wait.node!r}{due}"
+
+
+#: A delegation row's states, as an operator reads them.
+_DELEGATING = {
+    "sending": "sending",
+    "sent": "with the peer",
+    "asked": "the peer asks our caller",
+    "answered": "relaying our caller's answer",
+    "canceling": "canceling the peer's task",
+}
+
+
+def describe_delegation(row: DelegationRecord, now: float) -> str:
+    """What a delegation is doing now, its tries and why the last failed:
+    ``node 'hand' to b: sending, attempt 4; last error: peer 'b' unreachable
+    (…); next try in 12 s`` (during an outage the timeline says only
+    "sending to b")."""
+    peer = row.peer or "a peer to be chosen"
+    said = f"node {row.node!r} to {peer}: {_DELEGATING.get(row.state, row.state)}"
+    if row.polls:
+        said += f", attempt {row.polls}" if row.state == "sending" else f", {row.polls} polls"
+    if row.last_error:
+        said += f"; last error: {truncate(row.last_error, 200)}"
+    wait = row.next_poll_at - now
+    what = "poll" if row.state in ("sent", "asked") else "try"
+    said += f"; next {what} in {wait:.0f} s" if wait >= 1 else f"; next {what} now"
+    return said

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agent_node.cli.render import describe_wait, detail, model_usage
+from agent_node.cli.render import describe_delegation, describe_wait, detail, model_usage
 from agent_node.results import NodeRun, build_timeline, to_event
-from agent_node.store.records import EventRecord, WaitRecord
+from agent_node.store.records import DelegationRecord, EventRecord, WaitRecord
 
 
 def run(**extra: object) -> NodeRun:
@@ -66,3 +66,16 @@ def test_a_settled_delegation_shows_the_time_from_sending_to_learning() -> None:
     ]
     (research,) = build_timeline([to_event(e) for e in log])
     assert research.detail == "researcher task t1: completed, 250 ms (via push)"
+
+
+def test_a_delegation_says_its_tries_its_last_error_and_the_next() -> None:
+    row = DelegationRecord("e", "hand", 1, "b", "", "", "", None, 0.0, 112.4, 4)
+    row.state, row.last_error = "sending", "peer 'b' unreachable: ConnectTimeout"
+    assert describe_delegation(row, now=100.0) == (
+        "node 'hand' to b: sending, attempt 4;"
+        " last error: peer 'b' unreachable: ConnectTimeout; next try in 12 s"
+    )
+    polled = DelegationRecord("e", "hand", 1, "b", "t1", "https://b/a2a", "1.0", None, 0.0, 99.0, 3)
+    assert describe_delegation(polled, now=100.0) == (
+        "node 'hand' to b: with the peer, 3 polls; next poll now"
+    )
