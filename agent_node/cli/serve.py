@@ -19,7 +19,7 @@ from .common import EXIT_FAILURE, EXIT_USAGE, handle_errors, run_async, tls_from
 if TYPE_CHECKING:
     from agent_node.workflow.compiled import CompiledWorkflow
 
-__all__ = ["serve"]
+__all__ = ["listening_on", "serve"]
 
 #: The logger the engine reports failed executions on (``engine/runner.py``).
 FAILURES = "agent_node.failures"
@@ -179,13 +179,14 @@ def _serve(
 
         skills = ", ".join(node.workflows) or "none"
         where = f"skills: {skills}; store: {actual.store or default_store_url()}"
+        listening = listening_on(actual)
         if as_json:  # stdout keeps its lines (tools read the URL there); stderr is JSON
             if insecure_dev:
                 log.warning(INSECURE_WARNING.format(host=actual.listen.host))
-            log.info("listening on %s; %s", actual.url, where)
+            log.info("listening on %s; %s", listening, where)
         elif insecure_dev:
             click.secho(INSECURE_WARNING.format(host=actual.listen.host), fg="yellow", err=True)
-        click.echo(f"agent node {actual.name!r} listening on {actual.url}")
+        click.echo(f"agent node {actual.name!r} listening on {listening}")
         click.echo(f"agent card: {actual.url}/.well-known/agent-card.json")
         if actual.grpc_target is not None:
             click.echo(f"A2A gRPC: {actual.grpc_target}")
@@ -199,6 +200,17 @@ def _serve(
         if stop_logging is not None:
             stop_logging()
     click.echo(f"agent node {config.name!r} stopped")
+
+
+def listening_on(actual: NodeConfig) -> str:
+    """Where the node listens, as bound (the port a 0 became), and its public
+    URL after it when that differs (a proxy, a load balancer in front):
+    ``https://127.0.0.1:8443 (public URL https://a.example.org)``. Before,
+    the public URL alone was printed, as if the node listened there."""
+    host = actual.listen.host
+    shown = f"[{host}]" if ":" in host else host
+    bound = f"{'https' if actual.tls else 'http'}://{shown}:{actual.listen.port}"
+    return bound if actual.url == bound else f"{bound} (public URL {actual.url})"
 
 
 def _log_failed_tasks(workflows: Mapping[str, CompiledWorkflow]) -> Callable[[], None]:

@@ -267,3 +267,26 @@ def test_a_node_serving_grpc_alone_lists_only_it(node_dir: Path) -> None:
     finally:
         process.kill()
         process.communicate(timeout=10)
+
+
+def test_the_start_line_says_the_address_bound_and_the_public_url_apart(node_dir: Path) -> None:
+    """A node behind a proxy (``public_url``) says where it listens, and the
+    public URL after it (before: only the public URL, as if bound there: a
+    walk read 'listening on …:47111' of a node bound to 47101)."""
+    config = node_dir / "agent-node.yaml"
+    config.write_text(config.read_text() + "public_url: http://agents.example:9999/\n")
+    process = agent_node(node_dir, "serve", "--insecure-dev", "--config", "agent-node.yaml")
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        prefix = "agent node 'greeter' listening on http://127.0.0.1:"
+        assert first.startswith(prefix), first
+        bound, public = first.removeprefix("agent node 'greeter' listening on ").split(" ", 1)
+        assert public == "(public URL http://agents.example:9999)\n"
+        assert httpx.get(f"{bound}/.well-known/agent-card.json").status_code == 200
+        assert process.stdout.readline() == (
+            "agent card: http://agents.example:9999/.well-known/agent-card.json\n"
+        )
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
