@@ -72,6 +72,7 @@ from agent_node.workflow.retry import RetryPolicy
 __all__ = [
     "DELEGATION_EVENT",
     "SETTLED",
+    "UNSENT",
     "DelegateExecutor",
     "DelegateNode",
     "Delegation",
@@ -80,6 +81,10 @@ __all__ = [
     "delegation_event",
     "outcome_of",
 ]
+
+#: What a delegation that timed out before the peer took its message says
+#: (``agent_node_delegations_total`` counts it as ``unsent``).
+UNSENT = "the peer never took the message"
 
 #: The prefix of the event a delegation's wait is resolved by.
 DELEGATION_EVENT = "delegation:"
@@ -292,11 +297,22 @@ class DelegateExecutor:
 
     def expire(self, ctx: ResumeContext) -> Outcome:
         spec = _spec(ctx.spec)
-        if spec.on_timeout is not None:
-            return Advance(next=spec.on_timeout, output={"timed_out": True})
         row = ctx.delegation
+        # Never sent: the visit's output says so (and to whom), for the
+        # delegations counter (``unsent``) and whoever reads the history.
+        unsent = (
+            {"unsent": True, "peer": row.peer or spec.peer or "?"}
+            if row is not None and row.state == "sending"
+            else {}
+        )
+        if spec.on_timeout is not None:
+            return Advance(next=spec.on_timeout, output={"timed_out": True, **unsent})
         why = f" (last attempt: {row.last_error})" if row is not None and row.last_error else ""
-        return Finish("failed", f"delegate node {spec.id!r}: no result from the peer in time{why}")
+        if row is not None and unsent:
+            # A try in flight has no error yet: say the message never got there.
+            why = f" ({UNSENT}; last attempt: {row.last_error or 'a try was under way'})"
+        reason = f"delegate node {spec.id!r}: no result from the peer in time{why}"
+        return Finish("failed", reason, output=unsent or None)
 
 
 def outcome_of(

@@ -66,6 +66,9 @@ WAIT_KINDS = ("auth", "delegation", "event", "input", "timer")
 SCRAPE_TIMEOUT = 2.0
 #: Delegations whose sending time is remembered (for their round trip).
 _SENT_KEPT = 10_000
+#: What the output of a delegate visit that timed out unsent holds (as the
+#: engine writes it: compact JSON), looked for before anything is parsed.
+_UNSENT = '"unsent":true'
 
 
 class NodeMetrics:
@@ -219,6 +222,8 @@ class NodeMetrics:
                 row[-1] += took
                 if self._sent:
                     self._delegated(execution, event, "completed")
+                if _UNSENT in (event.data or ""):
+                    self._unsent(event)
             elif kind == "node_completed" or kind == "node_failed":
                 self._visit(execution, event)
             elif kind == "execution_started":
@@ -293,6 +298,14 @@ class NodeMetrics:
                 found = "unknown"
             self._types[key] = found
         return found
+
+    def _unsent(self, event: EventRecord) -> None:
+        """A delegation that timed out before its peer took the message (its
+        visit's output says ``unsent``): never sent, so never counted by
+        :meth:`_delegated` (a walk: 67 such, counted nowhere)."""
+        output = _data(event.data).get("output")
+        if isinstance(output, dict) and output.get("unsent") is True:
+            self.delegations.add((sys.intern(str(output.get("peer") or "?")), "unsent"))
 
     def tls_certificate(self, role: str, not_after: float | None, outcome: str | None) -> None:
         """The certificate of ``role`` (``server``) in use expires at

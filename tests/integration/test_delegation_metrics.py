@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from support.delegation_rig import delegating, rig
 
@@ -47,3 +49,36 @@ async def test_a_delegate_visit_lasts_from_its_send_to_the_answer(store_url: str
         if sample.name == "agent_node_node_duration_seconds_count"
     }
     assert counted[(("outcome", "completed"), ("type", "delegate"))] == 1, counted
+
+
+async def test_a_delegation_that_timed_out_unsent_is_counted(store_url: str) -> None:
+    """A delegation whose message never reached its peer before its timeout
+    counts as ``unsent`` (a walk: 67 timed out unsent and counted nowhere,
+    the counter holding only delegations the peer had taken), and says so."""
+
+    def refuse(body: dict[str, Any]) -> httpx.Response | None:
+        raise httpx.ConnectError("connection refused")
+
+    async with rig(store_url) as s:
+        metrics = NodeMetrics(s.runtime.store, s.runtime.workflows, "n")
+        try:
+            s.peer.answer = refuse
+            execution_id = await s.start(delegating("hello", "timeout: 1s"))
+            record = None
+            for _ in range(100):
+                record = await s.runtime.store.get(execution_id)
+                if record is not None and record.status == "failed":
+                    break
+                await asyncio.sleep(0.05)
+            assert record is not None and record.status == "failed", record
+            assert "the peer never took the message" in (record.error or ""), record.error
+            text = (await metrics.scrape()).decode()
+        finally:
+            metrics.close()
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "agent_node_delegations_total"
+    }
+    assert counted == {(("outcome", "unsent"), ("peer", "p")): 1}, counted
