@@ -1,11 +1,13 @@
 """What the watchdog knows of each peer's health: its calls in flight, and
 whether it is down.
 
-* **Isolation.** A peer holds at most ``cap`` of the watchdog's slots at a
-  time (:meth:`PeerHealth.take`): a peer whose calls hang until their
-  timeouts can never starve the delegations to the others (a walk saw one
-  hung peer hold all 32 slots, and three delegations to a healthy peer take
-  54 s instead of one).
+* **Isolation.** A peer not known to answer (not yet, or failed since)
+  holds at most a quarter of the watchdog's slots at a time, one that
+  answers three quarters (:meth:`PeerHealth.take`): a quarter is always
+  left to the others, so a peer whose calls hang until their timeouts can
+  never starve the delegations to them (a walk saw one hung peer hold all
+  32 slots, and three delegations to a healthy peer take 54 s instead of
+  one), while a node with one busy peer still sends on most slots.
 * **Down and back.** A call that got no answer — a connection refused or
   reset, a timeout, a card that could not be fetched
   (:attr:`~.peer_errors.PeerError.down`: its kind, never its text) — marks
@@ -32,9 +34,11 @@ PROBE_INTERVAL = 1.0
 class PeerHealth:
     """Per-peer slots and down/up state of one watchdog (see the module doc)."""
 
-    def __init__(self, cap: int) -> None:
-        #: Most calls in flight to one peer at a time.
-        self.cap = cap
+    def __init__(self, slots: int) -> None:
+        #: Most calls in flight to a peer not known to answer.
+        self.cap = max(1, slots // 4)
+        #: Most calls in flight to a peer that answers.
+        self.most = max(1, slots - self.cap)
         self._busy: Counter[str] = Counter()
         #: Peers that are down: until when the next probe waits, and why.
         self._down: dict[str, tuple[float, str]] = {}
@@ -42,8 +46,9 @@ class PeerHealth:
         self._up: set[str] = set()
 
     def take(self, peer: str) -> bool:
-        """A slot of ``peer`` for one call; False when it holds ``cap`` already."""
-        if self._busy[peer] >= self.cap:
+        """A slot of ``peer`` for one call; False when it holds its share already."""
+        share = self.most if peer in self._up and peer not in self._down else self.cap
+        if self._busy[peer] >= share:
             return False
         self._busy[peer] += 1
         return True

@@ -28,10 +28,11 @@ All news goes through :func:`.news.inform`, one transaction that decides from th
 row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
 only writes scheduling columns, conditionally on the row's state and turn.
 
-A peer holds at most a quarter of the slots, and a peer that does not
-answer (refused, reset, timed out, no card) is down until it does: rows of
-it that come due meanwhile are put back without a call, so a thousand parked
-delegations cost one probe a second, not a thousand connection attempts
+A peer holds at most its share of the slots (a quarter until it answers,
+three quarters then), and a peer that does not answer (refused, reset,
+timed out, no card) is down until it does: rows of it that come due
+meanwhile are put back without a call, so a thousand parked delegations
+cost one probe a second, not a thousand connection attempts
 (:mod:`.peer_health`). The first call that succeeds makes all of its
 backed-off rows due at once, cancels included. A cancel is tried for
 :data:`CANCEL_PERIOD`, backing off to a minute, then given up (logged).
@@ -103,8 +104,8 @@ class Watchdog:
         self._wake = asyncio.Event()
         self._unsubscribe: Any = None
         self._active: set[asyncio.Task[None]] = set()
-        #: Each peer's slots (a quarter of them at most) and whether it is down.
-        self.health = PeerHealth(cap=max(1, concurrency // 4))
+        #: Each peer's share of the slots, and whether it is down.
+        self.health = PeerHealth(concurrency)
         #: Streaming peers' text, to whoever watches the delegating execution.
         self.chunks = ChunkRelay(runtime, delegator, max_follow=max_follow)
         #: Peer tasks followed over their streams for their state.
