@@ -5,11 +5,13 @@ a TCP front in this test; A relays three tasks to B and follows each over
 SSE through the front. The front then stalls every connection it carries
 (bytes stop both ways, nothing is closed: a network or a peer that hangs)
 while new connections pass. B's pings no longer reach A: after
-``STREAM_SILENCE`` A closes each stream, polls over a new connection and
-learns B's task is done. Every task completes, and A holds no connection
-to the stalled front (before: the three streams stayed open for good, a
-descriptor and one of the 100 follow places each; a walk saw them 17
-minutes later).
+``STREAM_SILENCE`` A closes each stream, polls over a new connection (B's
+task is still going on) and follows the task again, over a connection that
+passes: each task completes from its stream's news, and A holds no
+connection to the stalled front (before: the three streams stayed open for
+good, a descriptor and one of the 100 follow places each, and the tasks
+completed only at the safety-net poll; a walk saw the streams 17 minutes
+later).
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from typing import Any
 import psutil
 import pytest
 from e2e.procs import Spawn, opened, wait_until
-from e2e.test_delegation import HELLO, Net, _with_steps, finished, send
+from e2e.test_delegation import HELLO, Net, _with_steps, events_of, finished, send
 from support.certs import make_certs
 
 from agent_node.a2a.peers.calls import STREAM_SILENCE
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+#: Seconds B works on each task: past the stall and A's silence deadline.
+WORK = int(STREAM_SILENCE) + 15
 
 
 class StallingFront:
@@ -114,7 +119,8 @@ async def test_streams_that_stall_are_closed_and_their_delegations_complete(
 ) -> None:
     net = Net(tmp_path, make_certs(tmp_path / "certs", "a", "b", "alice"), spawn)
     slow = _with_steps(net.root / "slow.yaml")
-    slow.write_text(HELLO.read_text().replace("duration: 500ms", "duration: 8s"))
+    # B's tasks outlast the stall's silence: A follows them again to learn their end.
+    slow.write_text(HELLO.read_text().replace("duration: 500ms", f"duration: {WORK}s"))
     inner = net.port("b-inner")
     config = net.configure("b", {"greet": slow}, [], f"public_url: {net.url('b')}\n")
     text = config.read_text().replace(f"port: {net.port('b')}", f"port: {inner}")
@@ -136,7 +142,11 @@ async def test_streams_that_stall_are_closed_and_their_delegations_complete(
         async def all_done() -> bool:
             return all([await finished(net.store("a"), t["id"]) for t in tasks])
 
-        await wait_until(all_done, "A's tasks to complete", timeout=STREAM_SILENCE + 60)
+        await wait_until(all_done, "A's tasks to complete", timeout=WORK + 60)
+        for task in tasks:
+            events = await events_of(net.store("a"), task["id"])
+            (resolved,) = [e.data for e in events if e.kind == "wait_resolved"]
+            assert resolved["payload"]["via"] == "stream", resolved  # followed again
         await wait_until(
             lambda: front.held == 0,
             "A to close every connection the front stalled",

@@ -7,9 +7,10 @@ update it streams informs the row, its text goes to the
 stream that says the task is over is checked by a read of the whole task
 (a peer may stream before its store is written); one that ends, or is
 refused, before the task is over gets a poll at once, and else the row is
-made due. A task that cannot be followed is not tried again: a stream
-silent past :data:`~.calls.STREAM_SILENCE` (three of the peers' 15 s pings)
-is one, closed and left to the poll.
+made due. A task that cannot be followed is not tried again; a stream
+that fails after :data:`~.calls.STREAM_SILENCE` or more (silent that long:
+three of the 15 s pings of our servers and a2a-sdk's; the JS SDK sends
+none) is closed, polled at once and followed again when its row comes due.
 
 A follow ends as soon as its delegation settles, however it did (a push, a
 poll, a cancel, its timeout): the store's notices of the executions followed
@@ -29,6 +30,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
+from agent_node.a2a.peers.calls import STREAM_SILENCE
 from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
 from agent_node.a2a.peers.news import inform
@@ -169,6 +171,7 @@ class PeerStreams:
         """Inform the row of each event of the peer's stream; poll at once
         when the stream ends before the task is over."""
         over = False
+        began = time.monotonic()
         stream = self.delegator.follow(row)
         try:
             while (event := await self._next(row.key, stream)) is not None:
@@ -185,10 +188,15 @@ class PeerStreams:
                 if over:
                     break
         except PeerError as exc:
-            log.info("delegation %s: cannot follow peer %r: %s", row.key, row.peer, exc)
-            self._unfollowable.add(row.key)
-            if len(self._unfollowable) > 10_000:
-                self._unfollowable.clear()
+            if exc.transient and time.monotonic() - began >= STREAM_SILENCE:
+                # Silent that long, or cut after a while (a peer that does
+                # not ping, a restart): its row, due now, follows it again.
+                log.info("delegation %s: the stream of peer %r ended: %s", row.key, row.peer, exc)
+            else:
+                log.info("delegation %s: cannot follow peer %r: %s", row.key, row.peer, exc)
+                self._unfollowable.add(row.key)
+                if len(self._unfollowable) > 10_000:
+                    self._unfollowable.clear()
         finally:
             if isinstance(stream, AsyncGenerator):  # its connection closes now
                 await stream.aclose()
