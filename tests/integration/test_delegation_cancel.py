@@ -8,6 +8,7 @@ points (see :mod:`support.delegation_rig`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -150,11 +151,13 @@ async def test_a_send_that_never_reached_the_peer_is_not_sent_by_its_cancel(r: R
     assert r.peer.messages == [] and r.peer.tasks == {}
 
 
-async def test_a_cancel_outlasts_a_partition(r: Rig) -> None:
+async def test_a_cancel_outlasts_a_partition(r: Rig, caplog: pytest.LogCaptureFixture) -> None:
     """The peer is out of reach when our task is canceled: the cancel is
     tried again for minutes, not ten tries (a walk: given up after 2.5 min,
     and the peer finished work we had reported canceled); the row shows it
-    meanwhile, and the peer's task is canceled once it answers."""
+    meanwhile, and the peer's task is canceled once it answers. The peer
+    going down and coming back are one WARNING each, not one a try."""
+    caplog.set_level(logging.WARNING, logger="agent_node.a2a.peers.watchdog")
     execution_id = await r.start(HANG)
     await r.drive()
 
@@ -172,3 +175,6 @@ async def test_a_cancel_outlasts_a_partition(r: Rig) -> None:
     r.peer.answer = None
     await asyncio.sleep(PROBE_INTERVAL)
     await _canceled(r, execution_id)
+    said = [rec.getMessage() for rec in caplog.records if rec.levelno == logging.WARNING]
+    assert [m.split(":")[0] for m in said] == ["peer 'p' is down", "peer 'p' is back"], said
+    assert "ConnectError: connection refused" in said[0]
