@@ -52,21 +52,17 @@ from agent_node.results import RunResult, to_event
 from agent_node.store import Store, default_store_url, store_from_url
 from agent_node.store.records import ExecutionRecord
 from agent_node.workflow.budget import Budget
-from agent_node.workflow.compiled import CompiledWorkflow
+from agent_node.workflow.compiled import CompiledWorkflow, StateT
 from agent_node.workflow.loading import load_workflow
 from agent_node.workflow.refs import refuse_run_while_loading
 
 __all__ = ["Runtime", "close_shared_runtimes", "shared_runtime"]
 
 
-class Compilable(Protocol):
+class Compilable(Protocol[StateT]):
     """What compiles to a workflow: the SDK's ``Workflow``."""
 
-    def compile(self) -> CompiledWorkflow: ...
-
-
-#: A workflow as ``run`` takes it: compiled, or an SDK ``Workflow``.
-WorkflowLike = CompiledWorkflow | Compilable
+    def compile(self) -> CompiledWorkflow[StateT]: ...
 
 
 class Runtime:
@@ -142,12 +138,12 @@ class Runtime:
 
     async def run(
         self,
-        workflow: WorkflowLike,
+        workflow: CompiledWorkflow[StateT] | Compilable[StateT],
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
         budget: Budget | Mapping[str, Any] | None = None,
-    ) -> RunResult:
+    ) -> RunResult[StateT]:
         """Start (or, for an existing ``execution_id``, resume) an execution and
         wait until it ends or parks on an external event; the runtime drives
         it on after that (see the module's doc). ``budget``: what this
@@ -159,7 +155,7 @@ class Runtime:
 
     async def start_execution(
         self,
-        workflow: WorkflowLike,
+        workflow: CompiledWorkflow[Any] | Compilable[Any],
         state: BaseModel | Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
@@ -204,8 +200,11 @@ class Runtime:
         return await self.engine.control.cancel(execution_id, reason or "cancelled")
 
     async def _result_of(
-        self, workflow: CompiledWorkflow, execution_id: str, until: Literal["parked", "terminal"]
-    ) -> RunResult:
+        self,
+        workflow: CompiledWorkflow[StateT],
+        execution_id: str,
+        until: Literal["parked", "terminal"],
+    ) -> RunResult[StateT]:
         try:
             record = await self.engine.wait(execution_id, until=until)
         except faults.InjectedCrash:
@@ -288,7 +287,9 @@ class Runtime:
         if "input" in recorded and recorded["input"] != given:
             raise UsageError(_input_mismatch(record.id, recorded["input"], given))
 
-    async def result(self, workflow: CompiledWorkflow, record: ExecutionRecord) -> RunResult:
+    async def result(
+        self, workflow: CompiledWorkflow[StateT], record: ExecutionRecord
+    ) -> RunResult[StateT]:
         log = await self.store.events(record.id)
         final = to_event(log[-1]).data if log else None
         output = final.get("output") if isinstance(final, dict) else None
@@ -296,7 +297,7 @@ class Runtime:
         return RunResult(record.id, record.status, state, record.error, log, output)
 
 
-def _compiled(workflow: object) -> CompiledWorkflow:
+def _compiled(workflow: CompiledWorkflow[StateT] | Compilable[StateT]) -> CompiledWorkflow[StateT]:
     """``workflow`` compiled: an SDK ``Workflow`` is compiled (as its own
     ``run`` does); a compiled one is used as it is."""
     if isinstance(workflow, CompiledWorkflow):

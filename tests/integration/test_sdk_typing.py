@@ -31,6 +31,7 @@ from agent_node import (
     Restart,
     RetryPolicy,
     RunResult,
+    Runtime,
     Workflow,
     continue_as_new,
     current_node,
@@ -76,6 +77,14 @@ async def use() -> int:
     return first.state.n + resumed.state.n
 
 
+async def embedded() -> int:
+    async with Runtime("memory://") as rt:
+        ran = await rt.run(wf, Counter())
+        compiled = await rt.run(wf.compile(), execution_id=ran.execution_id)
+        reveal_type(ran.state)
+        return ran.state.n + compiled.state.n
+
+
 plain = Workflow("plain")
 plain.state(Counter)
 given: RunResult[Counter] = plain.run_sync(Counter(n=1))
@@ -90,6 +99,7 @@ from agent_node import Wrokflow
 REVEALED = [
     "def (s: typed.Counter) -> typing.Coroutine[Any, Any, typed.Counter]",
     "agent_node.results.RunResult[typed.Counter]",
+    "typed.Counter",
     "typed.Counter",
     "pydantic.main.BaseModel",
 ]
