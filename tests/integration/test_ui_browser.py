@@ -136,6 +136,10 @@ async def test_steps_show_as_they_run_and_a_node_that_goes_is_said(
 ) -> None:
     node, ui = setup
     page = await opened(browser, ui)
+    # The page says "live" once the UI server streams to it; the UI server
+    # follows the node's stream a moment later: one execution listed proves it.
+    await node.runtime.start_execution(holding(), {}, execution_id="warm-1")
+    await expect(page.locator('tr.row[data-id="warm-1"]')).to_have_count(1, timeout=10_000)
     running = asyncio.create_task(node.runtime.run(slow(), {}, execution_id="slow-1"))
     # Created and running: listed at once, not once it ends (6 s later).
     row = page.locator('tr.row[data-id="slow-1"]')

@@ -248,8 +248,14 @@ function drawBadge() {
 }
 
 function nodeEvent(data) {
-  if (data.up) state.down.delete(data.node);
-  else if (!state.down.has(data.node)) state.down.set(data.node, { since: Date.now(), error: data.error || "" });
+  if (data.up) {
+    // A node followed now (first, or again): what changed while it was not,
+    // no change will tell; the list is read again.
+    const missed = state.down.has(data.node) || !state.heard.has(data.node);
+    state.down.delete(data.node);
+    state.heard.add(data.node);
+    if (missed && state.view === "overview" && state.listed !== null) loadExecutions(true);
+  } else if (!state.down.has(data.node)) state.down.set(data.node, { since: Date.now(), error: data.error || "" });
   drawBadge();
   refreshNodes();
   if (state.view === "execution" && state.open && state.open.node === data.node) refreshExecution();
