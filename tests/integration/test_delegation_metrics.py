@@ -21,6 +21,16 @@ SLOW = delegating("hang")
 WORKS = 0.3
 
 
+def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples named ``name`` of a scrape, by their sorted labels."""
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
 async def test_a_delegate_visit_lasts_from_its_send_to_the_answer(store_url: str) -> None:
     async with rig(store_url) as s:
         metrics = NodeMetrics(s.runtime.store, s.runtime.workflows, "n")
@@ -42,12 +52,7 @@ async def test_a_delegate_visit_lasts_from_its_send_to_the_answer(store_url: str
             text = (await metrics.scrape()).decode()
         finally:
             metrics.close()
-    counted = {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "agent_node_node_duration_seconds_count"
-    }
+    counted = samples(text, "agent_node_node_duration_seconds_count")
     assert counted[(("outcome", "completed"), ("type", "delegate"))] == 1, counted
 
 
@@ -75,10 +80,5 @@ async def test_a_delegation_that_timed_out_unsent_is_counted(store_url: str) -> 
             text = (await metrics.scrape()).decode()
         finally:
             metrics.close()
-    counted = {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "agent_node_delegations_total"
-    }
+    counted = samples(text, "agent_node_delegations_total")
     assert counted == {(("outcome", "unsent"), ("peer", "p")): 1}, counted
