@@ -21,8 +21,9 @@ class S(BaseModel):
     feedback: str = ""
 
 
-def test_next_a_step_declared_with_a_name() -> None:
-    wf = Workflow("next-named", version="1", start="notify")
+def charging(workflow_id: str) -> Workflow[S]:
+    """notify, then ``next=`` the step declared as ``charge-card``."""
+    wf: Workflow[S] = Workflow(workflow_id, version="1", start="notify")
     wf.state(S)
 
     @wf.step(name="charge-card", next=None)
@@ -33,25 +34,18 @@ def test_next_a_step_declared_with_a_name() -> None:
     async def notify(s: S) -> dict[str, Any]:
         return {"notified": True}
 
-    node = wf.compile().ir.nodes["notify"]
+    return wf
+
+
+def test_next_a_step_declared_with_a_name() -> None:
+    node = charging("next-named").compile().ir.nodes["notify"]
     assert isinstance(node, PythonNode)
     assert (node.next, node.dynamic_next) == ("charge-card", False)
 
 
 async def test_the_named_step_runs_next() -> None:
-    wf = Workflow("next-named-run", version="1", start="notify")
-    wf.state(S)
-
-    @wf.step(name="charge-card", next=None)
-    async def charge(s: S) -> dict[str, Any]:
-        return {"paid": True}
-
-    @wf.step(next=charge)
-    async def notify(s: S) -> dict[str, Any]:
-        return {"notified": True}
-
     async with Runtime("memory://") as rt:
-        result = await rt.run(wf.compile(), S())
+        result = await rt.run(charging("next-named-run").compile(), S())
     assert (result.status, result.error) == ("completed", None)
     assert result.state == S(paid=True, notified=True)
 
