@@ -1,7 +1,8 @@
 """Canceling a delegation never creates work at the peer, ours or foreign.
 
 Node A delegates to peer F — our own node, or the official a2a-sdk 1.x
-server — over mutual TLS, both real processes:
+server over JSON-RPC or HTTP+JSON (its card offering no other binding) —
+over mutual TLS, both real processes:
 
 * the send never reached F (F was not up yet): once our task is canceled
   and F is up, A looks for F's task (``ListTasks`` by the ``contextId`` it
@@ -11,7 +12,9 @@ server — over mutual TLS, both real processes:
   ``after_send``; our task canceled from the command line while A is
   down): A's restarted watchdog finds F's task and cancels it — still one
   task at F (a2a-sdk does not deduplicate sends: the cancel's send again
-  made a second task, canceled that one, and the first ran on).
+  made a second task, canceled that one, and the first ran on). Over
+  HTTP+JSON it is found with ``GET /tasks?contextId=…`` (before: it was not
+  looked up at all there, and F's task ran on).
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ nodes:
 """
 #: What A asks of F: our node's skill that holds its task, a2a-sdk's scenario
 #: that works until canceled.
-ASKED = {"ours": "skill: hold, data: [name]", "a2a-sdk-1": "text: hang"}
+ASKED = {
+    "ours": "skill: hold, data: [name]",
+    "a2a-sdk-1": "text: hang",
+    "a2a-sdk-1-rest": "text: hang",
+}
 
 
 class Peer:
@@ -65,6 +72,7 @@ class Peer:
             log=self.log,
             push=False,
             streaming=False,
+            rest=self.kind.endswith("-rest"),
         )
         child = spawn("f", argv, {**child_env(self.net.root / "effects", 0.0), **env})
         await wait_until(
@@ -90,7 +98,7 @@ class Peer:
         return [(t, "canceled" if t in canceled else "working") for t in made]
 
 
-@pytest.fixture(params=list(ASKED))
+@pytest.fixture(params=["ours", "a2a-sdk-1"])
 def setup(request: pytest.FixtureRequest, tmp_path: Path, spawn: Spawn) -> tuple[Net, Peer]:
     net = Net(tmp_path, make_certs(tmp_path / "certs", "a", "f", "alice"), spawn)
     peer = Peer(request.param, net)
@@ -136,6 +144,7 @@ async def test_a_send_that_never_reached_the_peer(setup: tuple[Net, Peer], spawn
     assert await peer.tasks() == []
 
 
+@pytest.mark.parametrize("setup", list(ASKED), indirect=True)
 async def test_a_send_whose_answer_was_lost(setup: tuple[Net, Peer], spawn: Spawn) -> None:
     net, peer = setup
     await peer.start(spawn)

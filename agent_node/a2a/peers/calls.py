@@ -1,7 +1,7 @@
 """One call to a peer, in the binding and version its card offers.
 
 A delegation names operations and their A2A 1.0 params (``SendMessage``,
-``GetTask``, ``CancelTask``, ``SubscribeToTask``); :func:`call` and
+``GetTask``, ``ListTasks``, ``CancelTask``, ``SubscribeToTask``); :func:`call` and
 :func:`subscribe` make them over JSON-RPC (1.0, or 0.3 through
 :mod:`~agent_node.a2a.protocol.compat`) or HTTP+JSON (:mod:`.rest_calls`),
 whichever :attr:`PeerCard.binding` says, and give back 1.0 JSON either way.

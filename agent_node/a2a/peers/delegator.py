@@ -201,18 +201,19 @@ class PeerDelegator:
     async def find_task(self, row: DelegationRecord) -> Mapping[str, Any] | None:
         """The peer's task of a delegation whose send's answer we never had,
         found without sending anything that could create it: ``ListTasks``
-        by the ``contextId`` its message named. None: the peer has none (the
-        send never reached it). A :class:`PeerError` for good when it cannot
-        be looked up so (a row older than the ``contextId``, a peer called
-        over A2A 0.3 — no ``ListTasks`` — or a binding other than JSON-RPC,
-        a peer that refuses ``ListTasks``)."""
+        by the ``contextId`` its message named, over whichever binding of
+        A2A 1.0 the peer is called (JSON-RPC, ``GET /tasks?contextId=…`` of
+        HTTP+JSON, gRPC). None: the peer has none (the send never reached
+        it). A :class:`PeerError` for good when it cannot be looked up so (a
+        row older than the ``contextId``, a peer called over A2A 0.3, which
+        has no ``ListTasks``, a peer that refuses ``ListTasks``)."""
         delegation = Delegation.from_json(row.request or "{}")
         card = await resolve_peer(self.directory, delegation, row)
         why = None
         if delegation.context is None:
             why = "its message named no contextId (sent by an older release)"
-        elif card.version == "0.3" or card.binding != "JSONRPC":
-            why = f"peer {card.name!r} is called over {card.dialect}, where we do not list tasks"
+        elif card.version == "0.3":
+            why = f"peer {card.name!r} is called over {card.dialect}, which has no ListTasks"
         if why is not None:
             raise PeerError(
                 f"the peer's task cannot be found without sending again: {why}", transient=False

@@ -2,8 +2,8 @@
 offers neither JSON-RPC nor HTTP+JSON (:mod:`.endpoints` prefers those).
 
 The operations a delegation makes are the ``lf.a2a.v1.A2AService`` methods
-of the same names (``SendMessage``, ``GetTask``, ``CancelTask``; the stream
-``SubscribeToTask``). Params and answers are the 1.0 JSON the HTTP bindings
+of the same names (``SendMessage``, ``GetTask``, ``ListTasks``, ``CancelTask``;
+the stream ``SubscribeToTask``). Params and answers are the 1.0 JSON the HTTP bindings
 speak, converted by the wire contract (:mod:`agent_node.a2a.protocol.grpc`),
 so the delegator reads every binding alike; headers travel as metadata
 (``a2a-version: 1.0``, the idempotency key, ``traceparent``).

@@ -5,6 +5,7 @@ Each operation a delegation makes is a resource under the interface's URL:
 
     SendMessage      POST {url}/message:send          the 1.0 params as the body
     GetTask          GET  {url}/tasks/{id}?historyLength=N
+    ListTasks        GET  {url}/tasks?contextId=…&pageSize=N&historyLength=N
     CancelTask       POST {url}/tasks/{id}:cancel
     SubscribeToTask  GET  {url}/tasks/{id}:subscribe  Server-Sent Events
 
@@ -62,6 +63,9 @@ def rest_call(endpoint: str, operation: str, params: Mapping[str, Any]) -> RestC
     base = endpoint.rstrip("/")
     if operation == "SendMessage":
         return RestCall("POST", f"{base}/message:send", params, {})
+    if operation == "ListTasks":
+        # §11.5: each field of the request a query parameter of its camelCase name.
+        return RestCall("GET", f"{base}/tasks", None, {k: _query(v) for k, v in params.items()})
     task = f"{base}/tasks/{quote(str(params.get('id', '')), safe='')}"
     if operation == "GetTask":
         length = params.get("historyLength")
@@ -71,6 +75,11 @@ def rest_call(endpoint: str, operation: str, params: Mapping[str, Any]) -> RestC
     if operation == "SubscribeToTask":
         return RestCall("GET", f"{task}:subscribe", None, {})
     raise ValueError(f"a delegation makes no {operation} call")
+
+
+def _query(value: Any) -> str:
+    """A request field's value as a query parameter (booleans as ``true``/``false``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def rest_result(card: PeerCard, operation: str, response: httpx.Response) -> Any:
