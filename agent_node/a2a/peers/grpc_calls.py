@@ -42,9 +42,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
+from agent_node.a2a.peers.calls import STREAM_SILENCE
 from agent_node.a2a.peers.client import IdentityMismatch
 from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.discovery import PeerCard
@@ -139,10 +140,19 @@ class GrpcPeers:
         return to_params(answer), identity
 
     async def subscribe(
-        self, card: PeerCard, task_id: str, presented: Presented = NOTHING
+        self,
+        card: PeerCard,
+        task_id: str,
+        presented: Presented = NOTHING,
+        *,
+        silence: float = STREAM_SILENCE,
     ) -> AsyncIterator[tuple[Mapping[str, Any], str | None]]:
         """``SubscribeToTask``: each 1.0 ``StreamResponse`` the peer streams,
-        with the identity that answered, until the stream ends."""
+        with the identity that answered, until the stream ends. A stream
+        that sends nothing for ``silence`` seconds is cancelled: a transient
+        :class:`PeerError`, as the HTTP bindings' read timeout is (a peer or
+        a network that stalls leaves a gRPC stream open for good: before, its
+        task was followed so, holding one of the follow places)."""
         channel, identity = await self._reach(card)
         request, reply = _types("SubscribeToTask")
         stub = channel.unary_stream(
@@ -152,7 +162,18 @@ class GrpcPeers:
         )
         stream = stub(from_json(request, {"id": task_id}), metadata=_metadata({}, presented))
         try:
-            async for event in stream:
+            while True:
+                try:
+                    async with asyncio.timeout(silence):
+                        event = await stream.read()
+                except TimeoutError:
+                    raise PeerError(
+                        f"peer {card.name!r} sent nothing on its SubscribeToTask stream"
+                        f" for {silence:g} s",
+                        transient=True,
+                    ) from None
+                if not isinstance(event, Message):  # grpc.aio.EOF: the stream ended
+                    return
                 yield to_params(event), identity
         except grpc.aio.AioRpcError as exc:
             raise _refusal(card, "SubscribeToTask", exc) from None
