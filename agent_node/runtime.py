@@ -15,7 +15,10 @@ A runtime drives every execution it started or resumed (``run``,
 ``start_execution``, ``wait``, ``signal``) until the execution ends or the
 runtime closes: its timers and wait timeouts fire, and a signal — from
 ``rt.signal`` or another process (``agent-node signal``) — moves it on, also
-after ``run`` returned on a park. Executions an earlier process left (a
+after ``run`` returned on a park. One that another process ends
+(``agent-node cancel``, a worker completing it) is let go, and its
+``wait`` returns, within a ``poll_interval`` (``rt.drives(id)`` says
+whether it still is driven). Executions an earlier process left (a
 crash) are taken up when resumed (``run(wf, execution_id=...)``), or by
 ``Runtime(scope="all")``, ``agent-node resume`` or a worker.
 
@@ -135,6 +138,13 @@ class Runtime:
     @property
     def running(self) -> bool:
         return self.engine.state is EngineState.RUNNING
+
+    def drives(self, execution_id: str) -> bool:
+        """Whether this runtime drives the execution now (see the module's
+        doc): it was run, started, resumed, waited for or signalled here and
+        has not ended. One that ends elsewhere (``agent-node cancel``, a
+        worker) is let go within a ``poll_interval`` or two."""
+        return self.running and self.engine.drives(execution_id)
 
     async def run(
         self,

@@ -19,10 +19,15 @@ So an execution is, to the claim loop, one of
   when it is (a signal written by another process that cannot notify this
   one, ``agent-node signal`` on SQLite).
 
-A look reads an execution's work and wait rows; one that finds neither
-drops the execution, as do its end committed here and a ``cancel`` notice.
-Apart from the engine because it is the own scope's bookkeeping, with
-state of its own.
+A look reads an execution's waits (firing the due ones), then when its
+next thing is due; a sweep reads that of every parked execution, a chunk at
+a time. An execution with neither work nor waits left is let go — found by
+a look or a sweep, so also one another process ended (``agent-node cancel``
+on SQLite, whose notices reach no other process; a worker that completed
+it) — as is one whose end was committed here or whose ``cancel`` notice
+came; ``ended`` is told of those a read found, for a waiter to read the row
+at once. Apart from the engine because it is the own scope's bookkeeping,
+with state of its own.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ import math
 from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 
 from agent_node.store.base import Store
-from agent_node.store.records import Claim, WaitRecord, WorkItem
+from agent_node.store.records import Claim, WaitRecord
 
-__all__ = ["CHUNK", "Driven", "next_due"]
+__all__ = ["CHUNK", "Driven"]
 
 #: Executions a claim or a read scoped to some names at most (a bound on a
 #: statement's size, whatever the store does with the list).
@@ -54,10 +59,12 @@ class Driven:
         *,
         poll_interval: float,
         lease_ttl: float,
+        ended: Callable[[str], None] = lambda execution_id: None,
     ) -> None:
         self.store = store
         self._claim = claim
         self._expire = expire
+        self._ended = ended
         self.poll_interval = poll_interval
         self.lease_ttl = lease_ttl
         self.pending: set[str] = set()
@@ -145,18 +152,20 @@ class Driven:
     async def _look(self, execution_id: str, now: float) -> bool:
         """Whether something of an execution of the round is ready now (a
         wait that was due fired); if not, it is parked until its next due,
-        or dropped when nothing is left of it."""
+        or dropped when nothing is left of it. Whether anything is left is
+        one read (its work and waits read apart could miss a signal of
+        another process moving it from the one to the other, and drop it)."""
         if execution_id not in self._round:
             return False  # dropped during the round
-        work = await self.store.work(execution_id)
-        waits = await self.store.waits(execution_id)
         fired = False
-        for wait in waits:
+        for wait in await self.store.waits(execution_id):
             if wait.deadline is not None and wait.deadline <= now:
                 await self._expire(wait)
                 fired = True
-        due = next_due(work, waits)
-        if fired or (due is not None and due <= now):
+        if fired:
+            return True
+        due = (await self.store.next_due_of([execution_id])).get(execution_id)
+        if due is not None and due <= now:
             return True
         self._settle(execution_id, due)
         return False
@@ -167,16 +176,32 @@ class Driven:
         if execution_id not in self._round:
             return  # dropped, or claimed, during the round
         self._round.discard(execution_id)
-        if execution_id not in self.pending and due is not None:
+        if execution_id in self.pending:
+            return
+        if due is None:
+            self._ended(execution_id)
+        else:
             self._park(execution_id, due)
 
     async def _ready_among(self, parked: Sequence[str], now: float) -> list[str]:
-        """The chunks of ``parked`` something of which is due (a read each)."""
+        """Of ``parked`` (a sweep), those something of which is due now, a
+        read a chunk; the others are parked again until their next due if
+        it came nearer, and those with nothing left are let go."""
         ready: list[str] = []
         for part in _chunks(parked):
-            due = await self.store.next_due(part)
-            if due is not None and due <= now:
-                ready.extend(part)
+            dues = await self.store.next_due_of(part)
+            for execution_id in part:
+                parked_until = self._parked.get(execution_id)
+                if parked_until is None:
+                    continue  # looked at or dropped during the read
+                due = dues.get(execution_id)
+                if due is None:
+                    self.drop(execution_id)
+                    self._ended(execution_id)
+                elif due <= now:
+                    ready.append(execution_id)
+                elif due < parked_until:
+                    self._park(execution_id, due)
         return ready
 
     def _sweep(self, now: float) -> list[str]:
@@ -219,17 +244,3 @@ class Driven:
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
-
-
-def next_due(work: Sequence[WorkItem], waits: Sequence[WaitRecord]) -> float | None:
-    """When something of an execution with these rows is due next: a work
-    row's time (its lease's end, when leased), a wait's deadline; ``inf``
-    when only news can move it (a wait for an event), None when nothing is
-    left (it ended)."""
-    if not work and not waits:
-        return None
-    times = [
-        (item.lease_expires_at or 0.0) if item.lease_owner else item.available_at for item in work
-    ]
-    times.extend(w.deadline for w in waits if w.deadline is not None)
-    return min(times, default=math.inf)

@@ -87,13 +87,18 @@ class Engine:
         self.control = Control(store, workflows, executors)
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
-        #: What scope "own" drives (:mod:`.driven`).
+        self._status = StatusWatch(store, self, poll_interval)
+        #: What scope "own" drives (:mod:`.driven`); one found ended wakes its waiter.
         self._driven = Driven(
-            store, self._claim, self._expire, poll_interval=poll_interval, lease_ttl=lease_ttl
+            store,
+            self._claim,
+            self._expire,
+            poll_interval=poll_interval,
+            lease_ttl=lease_ttl,
+            ended=self._status.changed,
         )
         #: Due waits this engine could not fire (their workflow not loadable), said once.
         self._unfired: set[VisitKey] = set()
-        self._status = StatusWatch(store, self, poll_interval)
         self._runner = Runner(
             store,
             workflows,
@@ -287,6 +292,12 @@ class Engine:
     def release(self, execution_id: str) -> None:
         """Stop driving ``execution_id`` (scope ``own``)."""
         self._driven.drop(execution_id)
+
+    def drives(self, execution_id: str) -> bool:
+        """Whether this engine drives ``execution_id`` now: scope ``all``
+        drives every one; scope ``own`` those it was asked to, until they
+        end (:mod:`.driven`)."""
+        return self.scope == "all" or execution_id in self._driven
 
     def _committed(self, record: ExecutionRecord) -> None:
         """Scope ``own``: a commit here wrote ``record``; one that ended its

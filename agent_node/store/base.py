@@ -169,6 +169,12 @@ class Store(Protocol):
         """The earliest time something becomes due: a delayed work item, an
         expiring lease, or a wait deadline."""
 
+    async def next_due_of(self, execution_ids: Collection[str]) -> dict[str, float]:
+        """When something of each of ``execution_ids`` is next due, in one
+        read: as :meth:`next_due` has it, ``inf`` when only news moves it (a
+        wait for an event). One with neither work nor waits (it ended, or
+        is unknown) is not in the answer."""
+
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         """The execution with its whole current state (materialized from its
         snapshot and the patches since: :mod:`.snapshots`)."""

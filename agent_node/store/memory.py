@@ -9,6 +9,7 @@ writes of executions, work and leases, and the reads.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Sequence
 from typing import TypeVar
@@ -197,6 +198,21 @@ class MemoryStore(MemoryOutbox, Notifying):
             w.deadline for e in ids for w in self._waits[e].values() if w.deadline is not None
         )
         return min(times, default=None)
+
+    async def next_due_of(self, execution_ids: Collection[str]) -> dict[str, float]:
+        dues: dict[str, float] = {}
+        for execution_id in execution_ids:
+            work, waits = self._work.get(execution_id), self._waits.get(execution_id)
+            if not work and not waits:
+                continue
+            due = math.inf
+            for i in work.values() if work else ():
+                due = min(due, i.lease_expires_at or 0.0 if i.lease_owner else i.available_at)
+            for w in waits.values() if waits else ():
+                if w.deadline is not None:
+                    due = min(due, w.deadline)
+            dues[execution_id] = due
+        return dues
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         record = self._executions.get(execution_id)

@@ -54,7 +54,7 @@ from agent_node.store.records import (
 )
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import PgSlots, SharedSlots
-from agent_node.store.sql import EVENT_COLUMNS, numbered
+from agent_node.store.sql import EVENT_COLUMNS, dues_from_rows, numbered
 from agent_node.store.sql_rows import (
     event_from_row,
     execution_from_row,
@@ -257,6 +257,10 @@ class PostgresStore(PgWrites, Notifying):
             wait = await self._fetch(STMTS.next_wait + " AND execution_id = ANY($1::text[])", ids)
         times = [t for t in (work[0][0], wait[0][0]) if t is not None]
         return min(times, default=None)
+
+    async def next_due_of(self, execution_ids: Collection[str]) -> dict[str, float]:
+        ids = list(execution_ids)
+        return dues_from_rows(await self._fetch(STMTS.next_due_of, ids, ids))
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         rows = await self._fetch(STMTS.get_execution, execution_id)

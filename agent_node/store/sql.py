@@ -8,8 +8,9 @@ driver runs with ``executemany``.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from agent_node.store.records import TERMINAL
@@ -35,6 +36,7 @@ __all__ = [
     "STATELESS_COLUMNS",
     "TERMINAL_IN",
     "Statements",
+    "dues_from_rows",
     "flush_statements",
     "numbered",
 ]
@@ -217,6 +219,15 @@ class Statements:
             " ELSE lease_expires_at END) FROM work"
         )
         self.next_wait = "SELECT MIN(deadline) FROM waits WHERE deadline IS NOT NULL"
+        # One statement, so one snapshot: an execution moving from a wait to
+        # work (a signal) meanwhile is never read as having neither.
+        among = "= ANY(?::text[])" if postgres else "IN (SELECT value FROM json_each(?))"
+        self.next_due_of = q(
+            "SELECT execution_id, MIN(CASE WHEN lease_owner IS NULL THEN available_at"
+            f" ELSE lease_expires_at END) FROM work WHERE execution_id {among}"
+            " GROUP BY execution_id UNION ALL SELECT execution_id, MIN(deadline) FROM waits"
+            f" WHERE execution_id {among} GROUP BY execution_id"
+        )
         self.put_push = q(
             f"INSERT INTO push_configs ({PUSH_COLUMNS})"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, id) DO UPDATE"
@@ -337,6 +348,16 @@ def _update_execution(txn: Txn, stmts: Statements) -> tuple[str, list[tuple[Any,
     if write is None or write.row is None:
         return stmts.update_execution_at[moved], [(*row, r.id)]
     return stmts.update_execution_state[moved], [(*row, write.row, r.id)]
+
+
+def dues_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, float]:
+    """The rows of ``next_due_of`` as each execution's next due (``inf``
+    for a time that is NULL: a wait for an event)."""
+    dues: dict[str, float] = {}
+    for execution_id, at in rows:
+        due = math.inf if at is None else float(at)
+        dues[execution_id] = min(due, dues.get(execution_id, math.inf))
+    return dues
 
 
 def in_list(count: int) -> str:

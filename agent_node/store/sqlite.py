@@ -38,7 +38,7 @@ from agent_node.store.records import (
 )
 from agent_node.store.retention import PRUNE_CANDIDATES, PRUNE_DELETES
 from agent_node.store.slots import FileSlots, SharedSlots
-from agent_node.store.sql import in_list
+from agent_node.store.sql import dues_from_rows, in_list
 from agent_node.store.sql_rows import (
     event_from_row,
     execution_from_row,
@@ -130,6 +130,10 @@ class SqliteStore(SqliteWrites, Notifying):
         wait = await self._fetch(STMTS.next_wait + scope_wait, params)
         times = [t for t in (work[0][0], wait[0][0]) if t is not None]
         return min(times, default=None)
+
+    async def next_due_of(self, execution_ids: Collection[str]) -> dict[str, float]:
+        ids = json.dumps(list(execution_ids))
+        return dues_from_rows(await self._fetch(STMTS.next_due_of, (ids, ids)))
 
     async def get(self, execution_id: str) -> ExecutionRecord | None:
         rows = await self._fetch(STMTS.get_execution, (execution_id,))
