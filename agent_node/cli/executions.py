@@ -282,7 +282,7 @@ def inspect(execution_id: str, config_path: str | None, store_url: str) -> None:
 
     console = render.make_console()
     timeline = build_timeline(log)
-    console.print(render.execution_header(record, waits, timeline, delegations))
+    console.print(render.execution_header(record, waits, timeline, delegations, log))
     if record.status not in TERMINAL and (stuck := _cannot_go_on(record, config)):
         console.print(render.plain(f"cannot go on here: {stuck}", "red"), soft_wrap=True)
     console.print("state", style="bold")

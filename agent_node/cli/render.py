@@ -25,10 +25,11 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_node.printable import printable, printable_json
-from agent_node.results import NodeRun
+from agent_node.results import Event, NodeRun
 from agent_node.store.records import DelegationRecord, ExecutionRecord, WaitRecord
 
 __all__ = [
+    "describe_cancel_given_up",
     "describe_delegation",
     "describe_wait",
     "detail",
@@ -196,7 +197,10 @@ def execution_header(
     waits: Sequence[WaitRecord],
     runs: Sequence[NodeRun] = (),
     delegations: Sequence[DelegationRecord] = (),
+    events: Sequence[Event] = (),
 ) -> Table:
+    """The execution's header; ``events``: its log, for the delegations
+    whose cancel was given up (their row is gone)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -214,6 +218,9 @@ def execution_header(
     now = time.time()
     for row in delegations:
         grid.add_row("delegation", plain(describe_delegation(row, now)))
+    for event in events:
+        if event.kind == "delegation_cancel_given_up":
+            grid.add_row("delegation", plain(describe_cancel_given_up(event), "red"))
     spent = model_usage(runs)
     if spent:
         grid.add_row("models", spent)
@@ -269,10 +276,31 @@ def describe_delegation(row: DelegationRecord, now: float) -> str:
     peer = row.peer or "a peer to be chosen"
     said = f"node {row.node!r} to {peer}: {_DELEGATING.get(row.state, row.state)}"
     if row.polls:
-        said += f", attempt {row.polls}" if row.state == "sending" else f", {row.polls} polls"
+        tries = {"sending": f", attempt {row.polls}", "canceling": f", try {row.polls}"}
+        said += tries.get(row.state, f", {row.polls} polls")
     if row.last_error:
         said += f"; last error: {truncate(row.last_error, 200)}"
     wait = row.next_poll_at - now
     what = "poll" if row.state in ("sent", "asked") else "try"
     said += f"; next {what} in {wait:.0f} s" if wait >= 1 else f"; next {what} now"
+    return said
+
+
+def describe_cancel_given_up(event: Event) -> str:
+    """A delegation whose cancel was given up: ``node 'hand' to b: gave up
+    canceling its task t1 after 16 tries (2025-01-01 12:00:00); it may still
+    be running; last error: peer 'b' unreachable (…)``."""
+    data = event.data or {}
+    peer = data.get("peer") or "the peer"
+    task = data.get("task_id")
+    if task:
+        what = f"gave up canceling its task {task}"
+    else:  # a lost answer never told its id: looked for by our contextId
+        what = "gave up finding its task (ListTasks by our contextId) to cancel it"
+    tries = data.get("tries") or 0
+    how = "refused" if data.get("refused") else f"after {tries} tr{'y' if tries == 1 else 'ies'}"
+    said = f"node {event.node!r} to {peer}: {what}, {how} ({when(event.at)});"
+    said += " it may still be running"
+    if data.get("error"):
+        said += f"; last error: {truncate(str(data['error']), 200)}"
     return said

@@ -24,6 +24,10 @@ Event kinds and their ``data``:
                         (``wait_started``, before) handed it
 ``delegation_answered`` ``{"peer", "task_id"}``: our caller answered the peer's
                         question; the watchdog relays it to the peer's task
+``delegation_cancel_given_up`` ``{"peer", "task_id", "tried", "tries", "error",
+                        "refused"}``: the watchdog gave up canceling the peer's
+                        task, which may still run (logged by the watchdog, not
+                        a plan: :mod:`agent_node.a2a.peers.cancel_given_up`)
 ``wait_started``        ``{"kind", "event"?, "deadline"?}``
 ``wait_resolved``       ``{"event"?, "payload"?, "expired"?}``
 ``execution_completed`` ``{"output"?}`` · ``execution_failed`` ``{"error"}`` ·

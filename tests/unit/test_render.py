@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from agent_node.cli.render import describe_delegation, describe_wait, detail, model_usage
-from agent_node.results import NodeRun, build_timeline, to_event
+from agent_node.cli.render import (
+    describe_cancel_given_up,
+    describe_delegation,
+    describe_wait,
+    detail,
+    model_usage,
+    when,
+)
+from agent_node.results import Event, NodeRun, build_timeline, to_event
 from agent_node.store.records import DelegationRecord, EventRecord, WaitRecord
 
 
@@ -78,4 +85,15 @@ def test_a_delegation_says_its_tries_its_last_error_and_the_next() -> None:
     polled = DelegationRecord("e", "hand", 1, "b", "t1", "https://b/a2a", "1.0", None, 0.0, 99.0, 3)
     assert describe_delegation(polled, now=100.0) == (
         "node 'hand' to b: with the peer, 3 polls; next poll now"
+    )
+
+
+def test_a_cancel_given_up_says_what_was_tried_and_that_the_task_may_run() -> None:
+    data = {"peer": "b", "task_id": None, "tried": "ListTasks", "tries": 1, "refused": True}
+    data["error"] = "the peer's task cannot be found without sending again: over 0.3"
+    event = Event(9, "delegation_cancel_given_up", "hand", 1, None, 50.0, data)
+    assert describe_cancel_given_up(event) == (
+        "node 'hand' to b: gave up finding its task (ListTasks by our contextId) to cancel"
+        f" it, refused ({when(50.0)}); it may still be running; last error: the peer's task"
+        " cannot be found without sending again: over 0.3"
     )

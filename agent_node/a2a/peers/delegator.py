@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 __all__ = ["PeerDelegator", "push_token", "task_state", "token_key"]
 
 PUSH_NOT_SUPPORTED = -32003
+#: A cancel's refusals that say the task is over (TaskNotCancelable: it is
+#: terminal) or gone (TaskNotFound): nothing is left running.
+_OVER = frozenset({-32001, -32002})
 
 
 @dataclasses.dataclass
@@ -266,14 +269,16 @@ class PeerDelegator:
         return True
 
     async def cancel_task(self, row: DelegationRecord) -> None:
-        """Cancel the peer's task; one that is over already counts as canceled."""
+        """Cancel the peer's task; one that is over already (not cancelable),
+        or gone, counts as canceled. Any other refusal is a :class:`PeerError`
+        for good: the task may still run (the watchdog says so)."""
         card = await reach_peer(self.directory, row)
         try:
             await self._call(card, "CancelTask", {"id": row.remote_task_id}, {})
         except PeerError as exc:
-            if exc.transient:
+            if exc.code not in _OVER:
                 raise
-            log.info("delegation %s: the peer did not cancel its task: %s", row.key, exc)
+            log.info("delegation %s: the peer's task is over already: %s", row.key, exc)
 
     async def _call(
         self, card: PeerCard, method: str, params: dict[str, Any], headers: dict[str, str]

@@ -22,7 +22,7 @@ their state (:class:`~agent_node.store.records.DelegationRecord`):
   task whose id a lost send never told is looked up by the ``contextId`` our
   message named (``ListTasks``), never by sending again (that would create
   the work at a peer the send never reached); none found: nothing to cancel.
-  A peer where it cannot be looked up so is sent nothing (logged).
+  A peer where it cannot be looked up so is sent nothing.
 
 All news goes through :func:`.news.inform`, one transaction that decides from the
 row as it is then (:mod:`agent_node.nodes.delegation`); the watchdog itself
@@ -35,7 +35,10 @@ meanwhile are put back without a call, so a thousand parked delegations
 cost one probe a second, not a thousand connection attempts
 (:mod:`.peer_health`). The first call that succeeds makes all of its
 backed-off rows due at once, cancels included. A cancel is tried for
-:data:`CANCEL_PERIOD`, backing off to a minute, then given up (logged).
+:data:`CANCEL_PERIOD`, backing off to a minute, then given up; a cancel the
+peer refuses, or a task that cannot be found so, is given up at once. A
+give-up is logged, and said in the execution's log with what was tried
+(:mod:`.cancel_given_up`): the peer's task may still be running.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import random
 import time
 from typing import Any
 
+from agent_node.a2a.peers.cancel_given_up import give_up_cancel
 from agent_node.a2a.peers.chunk_relay import ChunkRelay
 from agent_node.a2a.peers.delegator import PeerDelegator
 from agent_node.a2a.peers.news import inform
@@ -212,8 +216,9 @@ class Watchdog:
         try:
             await faults.reached("watchdog_claimed", row)
             if (why := self.health.down_why(row.peer)) is not None:
-                await self._later(row, PeerError(why, transient=True))
-            elif row.state == "canceling":
+                # Put back below, no call made; a cancel's period runs on.
+                raise PeerError(why, transient=True)
+            if row.state == "canceling":
                 await self._cancel(row)
             elif row.state == "sending":
                 await self._send(row)
@@ -223,8 +228,7 @@ class Watchdog:
                 await self._look(row)
         except PeerError as exc:
             if row.state == "canceling" and (not exc.transient or _cancel_spent(row.polls)):
-                log.warning("delegation %s: gave up canceling the peer's task: %s", row.key, exc)
-                await self.runtime.store.drop_delegation(row)
+                await give_up_cancel(self.runtime.store, row, exc)
                 return
             if exc.down and row.peer:
                 self.health.failed(row.peer, str(exc))

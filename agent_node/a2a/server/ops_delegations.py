@@ -11,6 +11,13 @@ what is happening now (``sending``, ``asked``, …, and why the last attempt
 to reach the peer failed), also for a delegation the peer has not taken
 yet (no ``delegation_sent`` so far).
 
+``cancel_given_up`` (null unless it happened; ``delegation_cancel_given_up``
+in the log): the cancel of the peer's task was given up — tried for about
+ten minutes, or refused — so the peer's task may still be running: when
+(``at``), what was tried (``tried``: ``CancelTask``, or ``ListTasks`` to
+find a task whose id a lost answer never told), how often (``tries``),
+the last error, and whether the peer refused it (``refused``).
+
 ``skill`` is the skill the delegation asked the peer for: the one its wait
 named (a peer found by skill), else its request's, else its node's in the
 workflow. ``identity`` is the one the peer's certificate named. Either is
@@ -106,6 +113,7 @@ def _entry(node: str, visit: int, at: float) -> dict[str, Any]:
         "questions": [],
         "answers": 0,
         "live": None,
+        "cancel_given_up": None,
     }
 
 
@@ -121,6 +129,11 @@ def _apply(entry: dict[str, Any], event: Event, data: dict[str, Any]) -> None:
         )
     elif event.kind == "delegation_answered":
         entry["answers"] += 1
+    elif event.kind == "delegation_cancel_given_up":
+        entry["peer"] = entry["peer"] or data.get("peer")
+        entry["task_id"] = entry["task_id"] or data.get("task_id")
+        given_up = {key: data.get(key) for key in ("tried", "tries", "error", "refused")}
+        entry["cancel_given_up"] = {"at": event.at, **given_up}
     elif event.kind == "wait_resolved" and not _answered(entry, data):
         payload = data.get("payload")
         task = payload.get("task") if isinstance(payload, dict) else None
