@@ -33,7 +33,6 @@ from agent_node.errors import (
 )
 from agent_node.problems import describe_validation
 from agent_node.store.base import Store
-from agent_node.store.patches import diff
 from agent_node.store.records import Claim, ExecutionRecord, VisitKey, WorkItem
 from agent_node.store.txn import Fence, Txn
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -45,7 +44,7 @@ from .executor import Advance, Executor, Finish, NodeContext, Outcome, Park, Res
 from .failures import report
 from .registry import WorkflowRegistry
 from .roundtrip import json_exact
-from .state import coerce_state
+from .state import coerce_state, stored_change
 from .tracebacks import step_traceback
 
 __all__ = ["MAX_THROTTLE", "Runner", "StateCache"]
@@ -368,8 +367,7 @@ def _state_change(
     model = outcome.state
     if model is None:
         model = coerce_state(ctx, outcome.patch)
-    new = model.model_dump(mode="json")
-    patch = diff(data, new)
+    new, patch = stored_change(ctx, model, data)
     exact = json_exact(ctx.workflow.state_model)
     if not patch:  # a step may still have put a value in another form (a tuple for a list)
         return None, (seq, ctx.state if exact else _as_stored(ctx, data), data)
