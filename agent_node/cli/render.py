@@ -272,7 +272,9 @@ def describe_delegation(row: DelegationRecord, now: float) -> str:
     """What a delegation is doing now, its tries and why the last failed:
     ``node 'hand' to b: sending, attempt 4; last error: peer 'b' unreachable
     (…); next try in 12 s`` (during an outage the timeline says only
-    "sending to b")."""
+    "sending to b"), or, while the watchdog tries, ``…; a try in flight
+    since 2026-12-01 12:00:01 (35 s)`` (the row's next time is then the
+    claim's expiry, not a next try)."""
     peer = row.peer or "a peer to be chosen"
     said = f"node {row.node!r} to {peer}: {_DELEGATING.get(row.state, row.state)}"
     if row.polls:
@@ -280,8 +282,11 @@ def describe_delegation(row: DelegationRecord, now: float) -> str:
         said += tries.get(row.state, f", {row.polls} polls")
     if row.last_error:
         said += f"; last error: {truncate(row.last_error, 200)}"
-    wait = row.next_poll_at - now
     what = "poll" if row.state in ("sent", "asked") else "try"
+    if row.claimed_at is not None:
+        since = max(0.0, now - row.claimed_at)
+        return f"{said}; a {what} in flight since {when(row.claimed_at)} ({since:.0f} s)"
+    wait = row.next_poll_at - now
     said += f"; next {what} in {wait:.0f} s" if wait >= 1 else f"; next {what} now"
     return said
 

@@ -155,6 +155,7 @@ class MemoryStore(MemoryOutbox, Notifying):
             delegation = self._delegations.get(at)
             if delegation is not None:
                 delegation.next_poll_at = min(delegation.next_poll_at, now)
+                delegation.claimed_at = None
                 self._notifier.publish("delegation", delegation.execution_id)
         owed = [c for c in self._pushes.values() if c.lease_owner in owners]
         for config in owed:

@@ -97,6 +97,7 @@ class MemoryOutbox(MemoryTables):
         for delegation in due:
             delegation.next_poll_at = lease_until
             delegation.polls += 1
+            delegation.claimed_at = now
             at = (delegation.execution_id, delegation.node, delegation.visit)
             if owner is None:
                 self._claimed.pop(at, None)
@@ -109,7 +110,7 @@ class MemoryOutbox(MemoryTables):
     ) -> bool:
         held = self._held(delegation)
         if held is not None:
-            held.next_poll_at, held.last_error = next_poll_at, error
+            held.next_poll_at, held.last_error, held.claimed_at = next_poll_at, error, None
         return held is not None
 
     async def next_delegation_at(self) -> float | None:

@@ -87,9 +87,13 @@ class MemoryTables:
         for node, visit in txn.delegations_del:
             self._delegations.pop((record.id, node, visit), None)
             self._claimed.pop((record.id, node, visit), None)
-        for delegation in [*txn.delegations_put, *(d for d, _ in txn.delegations_set)]:
+        for delegation in txn.delegations_put:
             at = (delegation.execution_id, delegation.node, delegation.visit)
             self._delegations[at] = copied(delegation)
+        for delegation, _ in txn.delegations_set:  # news ends the try in flight
+            at = (delegation.execution_id, delegation.node, delegation.visit)
+            self._delegations[at] = kept = copied(delegation)
+            kept.claimed_at = None
         if not work:
             del self._work[record.id]
         if not waits:

@@ -40,6 +40,9 @@ is read only when an older store opens: the upgraders (:mod:`.sqlite_schema`,
   partial: those that have a caller and are pending, running or waiting),
   so the cap on a caller's open tasks counts that caller's few, not the
   store's (``Store.count_open``).
+* 13 gives delegations ``claimed_at``: when the watchdog took a row up for
+  the try in flight (None when none is), so a view says a try is under way,
+  and since when, not the claim's expiry as its next try.
 
 Versions add: :data:`MIGRATIONS` names the tables each version added (or
 whose new indexes it creates) and :data:`ADDED_COLUMNS` the columns (with
@@ -70,6 +73,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     10: (),  # SQLite: work rebuilt in slots (sqlite_schema); PostgreSQL: nothing
     11: ("executions",),  # PostgreSQL: ix_executions_id; SQLite: nothing
     12: ("executions",),  # ix_executions_open
+    13: (),
 }
 #: The indexes a version redefines: dropped before its DDL makes them again.
 REPLACED_INDEXES: dict[int, tuple[str, ...]] = {
@@ -93,6 +97,7 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
         ("executions", "patch_room", "INTEGER NOT NULL DEFAULT 0"),
     ),
     8: (("executions", "finished_at", "DOUBLE PRECISION"),),
+    13: (("delegations", "claimed_at", "DOUBLE PRECISION"),),
 }
 #: Statements that fill a version's new columns in old rows, per dialect.
 BACKFILLS: dict[int, dict[str, str]] = {

@@ -35,7 +35,8 @@ _CLAIM_PUSHES = numbered(
 #: The advisory lock space of push config adds, one lock per task ("push").
 _PUSHES = 0x70757368
 _CLAIM_DELEGATIONS = (
-    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1, claimed_by = $4"
+    "UPDATE delegations d SET next_poll_at = $1, polls = d.polls + 1, claimed_by = $4,"
+    " claimed_at = $2"
     " FROM (SELECT execution_id, node, visit"
     " FROM delegations WHERE next_poll_at <= $2 ORDER BY next_poll_at LIMIT $3"
     " FOR UPDATE SKIP LOCKED) s WHERE d.execution_id = s.execution_id AND d.node = s.node"

@@ -213,7 +213,8 @@ class PostgresStore(PgWrites, Notifying):
             if count:
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, "work:*")
             status = await conn.execute(
-                "UPDATE delegations SET next_poll_at = LEAST(next_poll_at, $1), claimed_by = NULL"
+                "UPDATE delegations SET next_poll_at = LEAST(next_poll_at, $1), claimed_by = NULL,"
+                " claimed_at = NULL"
                 " WHERE claimed_by = ANY($2::text[])",
                 now,
                 names,

@@ -304,6 +304,12 @@ class DelegationRecord:
     question: str | None = None
     #: Why the last attempt to reach the peer failed (None after progress).
     last_error: str | None = None
+    #: When the watchdog holding the row took it up for the try now in
+    #: flight (a send, a poll, a relay, a cancel); None when none is. A
+    #: claim sets it (``next_poll_at`` is then the claim's expiry, not a
+    #: next try); whatever ends the try clears it: a reschedule, news
+    #: applied to the row, a lease freed (schema version 13).
+    claimed_at: float | None = None
 
     @property
     def key(self) -> str:

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["EXECUTIONS_STORAGE", "SCHEMA_VERSION", "ddl"]
 
 #: The version of these tables; a new one is a step in :mod:`.migrations`.
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 #: PostgreSQL: the executions table's pages are filled to 70 % by inserts,
 #: the rest kept for the new versions of their rows. A step updates its
 #: execution's row (its cursor, ``last_seq``, ``updated_at``: no indexed
@@ -268,6 +268,7 @@ def _metadata(dialect_name: str) -> MetaData:
         Column("question", Text),
         Column("last_error", Text),
         Column("claimed_by", Text),
+        Column("claimed_at", Double),
         Index("ix_delegations_task", "remote_task_id"),
         Index("ix_delegations_poll", "next_poll_at"),
         # Rows not taken up since their last move: the watchdog sleeps until

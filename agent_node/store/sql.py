@@ -77,13 +77,14 @@ WORK_COLUMNS = (
 WAIT_COLUMNS = "execution_id, node, visit, kind, event, deadline"
 DELEGATION_COLUMNS = (
     "execution_id, node, visit, peer, remote_task_id, endpoint, version, identity, sent_at,"
-    " next_poll_at, polls, relay, state, turn, request, question, last_error"
+    " next_poll_at, polls, relay, state, turn, request, question, last_error, claimed_at"
 )
-#: The columns a delegation's content update writes (all but the key).
+#: The columns a delegation's content update writes (all but the key); news
+#: applied to the row ends the try in flight, if any (``claimed_at``).
 _DELEGATION_SET = (
     "peer = ?, remote_task_id = ?, endpoint = ?, version = ?, identity = ?, sent_at = ?,"
     " next_poll_at = ?, polls = ?, relay = ?, state = ?, turn = ?, request = ?, question = ?,"
-    " last_error = ?"
+    " last_error = ?, claimed_at = NULL"
 )
 _DELEGATION_KEY = "execution_id = ? AND node = ? AND visit = ?"
 
@@ -253,7 +254,7 @@ class Statements:
             f" WHERE caller = ? AND {OPEN_WHERE} LIMIT ?) o"
         )
         self.put_delegation = q(
-            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(17)}"
+            f"INSERT INTO delegations ({DELEGATION_COLUMNS}) VALUES {in_list(18)}"
         )
         self.update_delegation = q(
             f"UPDATE delegations SET {_DELEGATION_SET} WHERE {_DELEGATION_KEY}"
@@ -276,7 +277,7 @@ class Statements:
             f"SELECT {DELEGATION_COLUMNS} FROM delegations WHERE execution_id = ?{lock}"
         )
         self.reschedule_delegation = q(
-            "UPDATE delegations SET next_poll_at = ?, last_error = ?"
+            "UPDATE delegations SET next_poll_at = ?, last_error = ?, claimed_at = NULL"
             f" WHERE {_DELEGATION_KEY} AND state = ? AND turn = ?"
         )
         self.next_delegation_at = q("SELECT MIN(next_poll_at) FROM delegations WHERE polls = 0")

@@ -80,7 +80,7 @@ def wait_row(w: WaitRecord) -> tuple[Any, ...]:
 
 
 def delegation_row(d: DelegationRecord) -> tuple[Any, ...]:
-    return (d.execution_id, d.node, d.visit, *_delegation_content(d))
+    return (d.execution_id, d.node, d.visit, *_delegation_content(d), d.claimed_at)
 
 
 def _delegation_content(d: DelegationRecord) -> tuple[Any, ...]:

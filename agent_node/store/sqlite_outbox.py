@@ -107,14 +107,15 @@ class SqliteOutbox(SqliteConnections):
         self, *, now: float, lease_until: float, limit: int, owner: str | None = None
     ) -> list[DelegationRecord]:
         sql = (
-            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1, claimed_by = ?"
+            "UPDATE delegations SET next_poll_at = ?, polls = polls + 1, claimed_by = ?,"
+            " claimed_at = ?"
             " WHERE (execution_id, node, visit) IN (SELECT execution_id, node, visit"
             " FROM delegations WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?)"
             f" RETURNING {DELEGATION_COLUMNS}"
         )
 
         def job(conn: sqlite3.Connection) -> tuple[list[DelegationRecord], Notices]:
-            rows = conn.execute(sql, (lease_until, owner, now, limit)).fetchall()
+            rows = conn.execute(sql, (lease_until, owner, now, now, limit)).fetchall()
             return [delegation_from_row(r) for r in rows], []
 
         claimed: list[DelegationRecord] = await self._writer.submit(job)

@@ -154,7 +154,8 @@ class SqliteWrites(SqliteOutbox):
             return 0
         sql = f"UPDATE work SET lease_expires_at = ? WHERE lease_owner IN {in_list(len(names))}"
         claims = (
-            "UPDATE delegations SET next_poll_at = MIN(next_poll_at, ?), claimed_by = NULL"
+            "UPDATE delegations SET next_poll_at = MIN(next_poll_at, ?), claimed_by = NULL,"
+            " claimed_at = NULL"
             f" WHERE claimed_by IN {in_list(len(names))}"
         )
 

@@ -9,7 +9,10 @@ ended, and the questions the peer asked on the way. The durable log
 ``wait_resolved``) gives the history; the live ``delegations`` rows add
 what is happening now (``sending``, ``asked``, …, and why the last attempt
 to reach the peer failed), also for a delegation the peer has not taken
-yet (no ``delegation_sent`` so far).
+yet (no ``delegation_sent`` so far). While the watchdog is trying (a send,
+a poll, a relay, a cancel under way) ``live.claimed_at`` says since when
+and ``live.next_poll_at`` is null: the row's own is then the claim's
+expiry, not a next try (before: shown as one, minutes ahead).
 
 ``cancel_given_up`` (null unless it happened; ``delegation_cancel_given_up``
 in the log): the cancel of the peer's task was given up — tried for about
@@ -172,6 +175,7 @@ def _live(row: DelegationRecord) -> dict[str, Any]:
         "turn": row.turn,
         "question": question,
         "last_error": row.last_error,
-        "next_poll_at": row.next_poll_at,
+        "next_poll_at": row.next_poll_at if row.claimed_at is None else None,
+        "claimed_at": row.claimed_at,
         "polls": row.polls,
     }
