@@ -10,7 +10,8 @@ refused, before the task is over gets a poll at once, and else the row is
 made due. A task that cannot be followed is not tried again; a stream
 that fails after :data:`~.calls.STREAM_SILENCE` or more (silent that long:
 three of the 15 s pings of our servers and a2a-sdk's; the JS SDK sends
-none) is closed, polled at once and followed again when its row comes due.
+none, nor does gRPC — every binding's stream has the deadline) is closed,
+polled at once and followed again when its row comes due.
 
 A follow ends as soon as its delegation settles, however it did (a push, a
 poll, a cancel, its timeout): the store's notices of the executions followed
