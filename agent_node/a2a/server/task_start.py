@@ -16,7 +16,9 @@ recorded in the task's history, the call in its metadata
 however often it is repeated, and the key with another message is refused
 (:mod:`.task_repeat`). A caller with as many open tasks as
 ``limits.max_open_tasks_per_caller`` allows makes no more
-(:mod:`.open_tasks`); a repeated send, which makes none, is not refused.
+(:mod:`.open_tasks`: a send holds room for its task until it is made, so
+sends racing at the cap do not pass it); a repeated send, which makes
+none, is not refused.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from agent_node.a2a.protocol.errors import InvalidParams, PermissionDenied
 from agent_node.a2a.protocol.models import Message, SendMessageRequest
 from agent_node.a2a.server.handler import CallContext
 from agent_node.a2a.server.input_modes import check_parts
-from agent_node.a2a.server.open_tasks import check_open_tasks
+from agent_node.a2a.server.open_tasks import room_for_task
 from agent_node.a2a.server.push import PushSender
 from agent_node.a2a.server.task_context import CONTEXT_FIELD, Read, context_of, referenced
 from agent_node.a2a.server.task_origin import metadata_of, task_id_of
@@ -99,23 +101,23 @@ async def start_task(
     made = ctx.idempotency_key is not None and await runtime.store.get(task_id)
     if made:
         await check_repeat(runtime.store, task_id, workflow.ir.id, message, made)
-    else:
-        await check_open_tasks(runtime.store, ctx.caller, max_open)
-    await faults.reached("task_submit", task_id)
-    runtime.workflows.add(workflow)
     engine = runtime.engine
     watch = then_wait and ctx.idempotency_key is None  # a repeat finds an old task
     if watch:
         engine.watch_status(task_id)
     try:
-        _, created = await engine.submit(
-            workflow,
-            state,
-            execution_id=task_id,
-            context_id=context_id,
-            notes=[(MESSAGE_EVENT, received.to_json())],
-            metadata=metadata_of(ctx, request),
-        )
+        # Room held until the task is made: sends racing at the cap do not pass it.
+        async with room_for_task(runtime.store, ctx.caller, 0 if made else max_open):
+            await faults.reached("task_submit", task_id)
+            runtime.workflows.add(workflow)
+            _, created = await engine.submit(
+                workflow,
+                state,
+                execution_id=task_id,
+                context_id=context_id,
+                notes=[(MESSAGE_EVENT, received.to_json())],
+                metadata=metadata_of(ctx, request),
+            )
         if not created and not made:  # a first send with the same key, just before
             await check_repeat(runtime.store, task_id, workflow.ir.id, message, None)
         if new_push is not None:  # from the task's start: its first change is past the cursor
