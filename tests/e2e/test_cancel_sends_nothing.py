@@ -1,7 +1,7 @@
 """Canceling a delegation never creates work at the peer, ours or foreign.
 
 Node A delegates to peer F — our own node, or the official a2a-sdk 1.x
-server over JSON-RPC or HTTP+JSON (its card offering no other binding) —
+server over JSON-RPC, HTTP+JSON or gRPC (its card offering no other binding) —
 over mutual TLS, both real processes:
 
 * the send never reached F (F was not up yet): once our task is canceled
@@ -13,8 +13,9 @@ over mutual TLS, both real processes:
   down): A's restarted watchdog finds F's task and cancels it — still one
   task at F (a2a-sdk does not deduplicate sends: the cancel's send again
   made a second task, canceled that one, and the first ran on). Over
-  HTTP+JSON it is found with ``GET /tasks?contextId=…`` (before: it was not
-  looked up at all there, and F's task ran on).
+  HTTP+JSON it is found with ``GET /tasks?contextId=…``, over gRPC with
+  ``ListTasks`` (before: it was not looked up at all there, and F's task
+  ran on).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 import pytest
 from e2e.foreign.python_peers import python_peer
 from e2e.procs import CLI, Spawn, child_env, opened, wait_until
-from e2e.test_delegation import HOLD, V10, Net, client, send, tasks_of
+from e2e.test_delegation import HOLD, V10, D, Net, client, send, tasks_of
 from support.certs import make_certs
+from support.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -49,6 +51,7 @@ ASKED = {
     "ours": "skill: hold, data: [name]",
     "a2a-sdk-1": "text: hang",
     "a2a-sdk-1-rest": "text: hang",
+    "a2a-sdk-1-grpc": "text: hang",
 }
 
 
@@ -58,6 +61,8 @@ class Peer:
     def __init__(self, kind: str, net: Net) -> None:
         self.kind, self.net = kind, net
         self.log = net.root / "peer.jsonl"
+        #: Where it serves gRPC (alone), if it does.
+        self.grpc_port = free_port() if kind.endswith("-grpc") else None
 
     async def start(self, spawn: Spawn) -> None:
         if self.kind == "ours":
@@ -73,6 +78,7 @@ class Peer:
             push=False,
             streaming=False,
             rest=self.kind.endswith("-rest"),
+            grpc_port=self.grpc_port,
         )
         child = spawn("f", argv, {**child_env(self.net.root / "effects", 0.0), **env})
         await wait_until(
@@ -107,7 +113,10 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path, spawn: Spawn) -> tuple
         net.configure("f", {"hold": tmp_path / "hold.yaml"}, [])
     relay = tmp_path / "relay.yaml"
     relay.write_text(RELAY % ASKED[peer.kind])
-    net.configure("a", {"relay": relay}, ["f"])
+    config = net.configure("a", {"relay": relay}, ["f"])
+    if peer.grpc_port:  # gRPC's port is another origin than the card's: listed
+        listed = f"'{D}/f', endpoints: ['grpcs://127.0.0.1:{peer.grpc_port}']}}"
+        config.write_text(config.read_text().replace(f"'{D}/f'}}", listed))
     return net, peer
 
 
