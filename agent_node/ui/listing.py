@@ -13,6 +13,14 @@ keyset cursors are the store's; ``notes`` says who answered for whom). A
 node that is down or refuses is listed in ``errors`` and the others still
 show; what a node says besides its rows (how far a search for an id
 looked) is in ``notes``.
+
+The first page of executions also says how many there are (``count``):
+each store is asked for its total with its page (``count=1``: the kept
+counts of :mod:`agent_node.store.counts`, not a walk of the rows), and
+``uncounted`` names the nodes whose executions it leaves out (down, or
+refusing, or too old to count). A search by id (``q``) and ``until`` are
+not counted: the nodes count what their store's filters select, and those
+are not among them.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from .calls import Calls, NodeDown, Reply
-from .stores import by_store
+from .stores import Shared, by_store
 from .targets import Target
 
 __all__ = ["BadRequest", "inboxes", "list_executions"]
@@ -133,6 +141,9 @@ async def list_executions(
     asked = [t for t in targets if t.key in cursors]
     base = [(name, value) for name in FILTERS for value in query.getlist(name) if value]
     base.append(("limit", str(limit)))
+    counting = not query.get("cursor") and not any(n in ("q", "until") for n, _ in base)
+    if counting:
+        base.append(("count", "1"))
     replies = await asyncio.gather(
         *(_ask(calls, t, "/ops/executions", _from(base, cursors[t.key])) for t in asked)
     )
@@ -142,7 +153,8 @@ async def list_executions(
     begun = _begun(asked, replies)
     rows: list[dict[str, Any]] = []
     more: dict[str, str] = {}
-    for shared in by_store(answered):
+    stores = by_store(answered)
+    for shared in stores:
         key, body = shared.target.key, shared.reply.body
         rows += [shared.mark(row) for row in body.get("executions") or []]
         if body.get("next"):
@@ -155,7 +167,31 @@ async def list_executions(
         # This node's rows past the cut: it goes on after its last row shown.
         last = next((r for r in reversed(shown) if r["node"] == key), None)
         more[key] = last["cursor"] if last and last.get("cursor") else cursors[begun[key]]
-    return {"executions": shown, "next": _encode(more), "errors": errors, "notes": notes}
+    page = {"executions": shown, "next": _encode(more), "errors": errors, "notes": notes}
+    return {**page, **_counted(calls, stores, errors)} if counting else page
+
+
+def _counted(
+    calls: Calls, stores: Sequence[Shared], errors: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The stores' totals added up (``count``), and the nodes left out of it:
+    those that gave no total, and those that failed whose store no other
+    node counted."""
+    counted = {key for shared in stores for key in (shared.target.key, *shared.replicas)}
+    total = 0
+    uncounted = [
+        key
+        for key in (str(e["node"]) for e in errors)
+        if key not in calls.network.targets
+        or not any(r.key in counted for r in calls.replicas.of(calls.network.targets[key]))
+    ]
+    for shared in stores:
+        count = shared.reply.body.get("count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            total += count
+        else:
+            uncounted.append(shared.target.key)
+    return {"count": total, "uncounted": uncounted}
 
 
 def _scanned(body: dict[str, Any]) -> str:

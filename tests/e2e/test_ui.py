@@ -297,7 +297,7 @@ async def test_replicas_of_a_node_on_one_database_show_each_task_once(
         lisbon["id"],
         porto["id"],
     }
-    await expect(page.locator("#list-notes")).to_have_text("2 shown")
+    await expect(page.locator("#list-notes")).to_have_text("2 executions")
     await expect(page.locator("#inbox-count")).to_have_text("2")
 
     # Answered, the task completes; both processes tell it, one row shows it.

@@ -178,6 +178,8 @@ async def test_odd_ids_open_filters_stay_in_the_address_and_the_inbox_counts_all
         await runtime.start_execution(holding(), {}, execution_id=f"held-{n:02}")
     await runtime.signal(ODD, "approved")
     page = await opened(browser, ui)
+    # How many there are, besides how many are shown.
+    await expect(page.locator("#list-notes")).to_have_text("61 executions · 50 shown")
     # An id holding "/" (and more) opens.
     await page.goto(f"{ui}/#/x/n1/{quote(ODD, safe='')}")
     await expect(page.locator("#execution .head .id")).to_have_text(ODD)
@@ -192,6 +194,7 @@ async def test_odd_ids_open_filters_stay_in_the_address_and_the_inbox_counts_all
     await page.locator("#filters button[type='submit']").click()
     await expect(page).to_have_url(f"{ui}/#/?status=completed")
     await expect(page.locator("tr.row")).to_have_count(1)
+    await expect(page.locator("#list-notes")).to_have_text("1 execution")
     await page.reload()
     await expect(page.locator("#filters select[name='status']")).to_have_value("completed")
     await expect(page.locator("tr.row")).to_have_count(1)

@@ -235,6 +235,27 @@ async def test_pages_merge_the_nodes_newest_first_and_resume_each_where_it_stopp
     assert cursor.status_code == 400 and node.status_code == 400
 
 
+async def test_the_first_page_counts_every_store_and_names_the_nodes_left_out(
+    setup: Setup,
+) -> None:
+    await fill(setup.runtimes["n1"].store, 30, start=1_000.0)
+    await fill(setup.runtimes["n2"].store, 20, start=1_010.5)
+    await setup.runtimes["n2"].run(holding().compile(), {}, execution_id="h1")
+    async with setup.client() as http:
+        first = (await http.get("/api/executions", params={"limit": 7})).json()
+        second = (await http.get("/api/executions", params={"cursor": first["next"]})).json()
+        waiting = (await http.get("/api/executions", params={"status": "waiting"})).json()
+        both = (await http.get("/api/executions", params={"node": "n1,n2"})).json()
+        searched = (await http.get("/api/executions", params={"q": "h1"})).json()
+    assert (first["count"], first["uncounted"]) == (51, ["gone"])  # gone is down
+    assert len(first["executions"]) == 7
+    assert "count" not in second  # a next page: the first said it
+    assert (waiting["count"], len(waiting["executions"])) == (1, 1)
+    assert (both["count"], both["uncounted"]) == (51, [])
+    # A search by id is no filter of the stores: nothing counted (the nodes would refuse).
+    assert "count" not in searched and [r["id"] for r in searched["executions"]] == ["h1"]
+
+
 async def test_changes_on_every_node_reach_one_stream(setup: Setup) -> None:
     async with setup.client() as http, http.stream("GET", "/api/stream?node=n1,n2") as response:
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -329,6 +350,8 @@ async def test_replicas_of_one_store_list_each_execution_once(
                 if "cursor" not in params:  # both replicas answered the first page
                     first = next(row for row in page["executions"] if row["node"] == "r1")
                     assert first["replicas"] == ["r2"] and first["store"]
+                    # Each store counted once: 12 + 1 of r1's and r2's, 5 of n2's.
+                    assert (page["count"], page["uncounted"]) == (18, [])
                 if not page["next"]:
                     break
                 params["cursor"] = page["next"]

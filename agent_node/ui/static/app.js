@@ -170,6 +170,11 @@ async function loadExecutions(reset) {
     return;
   }
   const rows = page.executions.map(executionRow);
+  if (reset) {
+    // How many there are (null: not counted, as for a search by id).
+    state.count = typeof page.count === "number" ? page.count : null;
+    state.uncounted = page.uncounted || [];
+  }
   if (reset) $("#execution-rows").replaceChildren(...rows);
   else $("#execution-rows").append(...rows);
   state.next = page.next;
@@ -183,7 +188,13 @@ function countRows() {
   const form = $("#filters");
   const exact = form.elements.workflow.value.trim() || form.elements.caller.value.trim();
   const none = exact ? "no executions (workflow and caller match whole names only)" : "no executions";
-  $("#list-notes").textContent = [count ? `${count} shown` : none, ...state.listNotes].join(" · ");
+  const told = [];
+  if (state.count !== null && (state.count || state.uncounted.length)) {
+    const some = state.uncounted.length ? `at least ${state.count.toLocaleString()} executions (${state.uncounted.join(", ")} not counted)` : `${state.count.toLocaleString()} ${state.count === 1 ? "execution" : "executions"}`;
+    told.push(some);
+    if (count !== state.count || state.uncounted.length) told.push(`${count.toLocaleString()} shown`);
+  } else told.push(count ? `${count.toLocaleString()} shown` : none);
+  $("#list-notes").textContent = [...told, ...state.listNotes].join(" · ");
 }
 
 // Nodes of one store list the same executions: a row is the store's
@@ -218,6 +229,7 @@ function applyChanges(node, store, rows) {
       const fresh = executionRow({ ...row, node, store });
       fresh.classList.add("fresh");
       body.prepend(fresh);
+      if (state.count !== null) state.count += 1; // a new one: the list shows every execution
     }
   }
   countRows();

@@ -5,6 +5,8 @@ export const state = {
   next: null, // the executions list's cursor
   listNotes: [], // what the nodes said of the list (errors, notes)
   listed: null, // the filters (as the address holds them) the list shows
+  count: null, // how many executions the list's filters select (null: not counted)
+  uncounted: [], // nodes whose executions the count leaves out
   link: "connecting", // the page's stream from the UI server: up, down, token
   identities: new Map(), // identity → node key, of every node seen
   down: new Map(), // node → {since, error}: nodes whose stream is lost
