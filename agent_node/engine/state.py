@@ -99,14 +99,13 @@ def validated_input(
 def _dumped(model: BaseModel, said: Callable[[], str], *, checked: bool = False) -> dict[str, Any]:
     """``model`` as JSON data. ``checked``: a model a step built itself,
     whose values may not be of their fields' types (a warning of pydantic's
-    is an error) and may hold NaN (looked for). Raises
+    is an error). NaN is not looked for here: :func:`stored_change` looks in
+    what a step changed, not in the whole state at every step. Raises
     :class:`StateValidationError` opening with ``said()``."""
     try:
         data: dict[str, Any] = model.model_dump(mode="json", warnings="error" if checked else True)
     except _DUMP_ERRORS as exc:
         raise _unstorable(model, exc, said()) from None
-    if checked and not finite(data):
-        raise _unstorable(model, None, said())
     return data
 
 
