@@ -231,3 +231,39 @@ async def test_a_page_without_its_token_says_what_to_do(certs: Path, browser: Br
         assert answer is not None and answer.status == 401
         await expect(page.locator("p")).to_contain_text("open the address 'agent-node ui' printed")
     await calls.aclose()
+
+
+async def test_a_list_asked_for_before_another_never_replaces_it(
+    setup: tuple[Node, str], browser: Browser
+) -> None:
+    """Back from a filtered list while its answer is still on the way: the
+    list the address now asks for stays, whenever the earlier one comes."""
+    node, ui = setup
+    for n in range(3):
+        await node.runtime.start_execution(holding(), {}, execution_id=f"held-{n}")
+    page = await opened(browser, ui)
+    await expect(page.locator("tr.row")).to_have_count(3)
+    held = asyncio.Event()
+    asked: list[Any] = []
+
+    async def hold(route: Any) -> None:
+        asked.append(route)
+        await held.wait()
+        await route.continue_()
+
+    await page.route("**/api/executions?status=waiting*", hold)
+    async with page.expect_response("**/api/executions?status=waiting*") as late:
+        await page.goto(f"{ui}/#/?status=waiting")
+        async with asyncio.timeout(10):
+            while not asked:
+                await asyncio.sleep(0.02)
+        await node.runtime.signal("held-0", "approved")
+        await page.go_back()
+        await expect(page.locator("tr.row")).to_have_count(3)
+        await expect(page.locator('tr.row[data-id="held-0"] .status')).to_have_text("completed")
+        held.set()
+    await (await late.value).finished()
+    # The page has run what the late answer's arrival set off.
+    await page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r)))")
+    await expect(page.locator("tr.row")).to_have_count(3)
+    await expect(page.locator("#filters select[name='status']")).to_have_value("")

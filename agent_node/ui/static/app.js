@@ -155,8 +155,14 @@ function filterParams() {
 
 const filtered = () => [...filterParams().keys()].length > 0;
 
+// A list asked for anew makes every answer asked for before it stale (back
+// from a filter, the unfiltered list must not be replaced by the filtered
+// one answering late).
+let listAsked = 0;
+
 async function loadExecutions(reset) {
   if (reset) state.listed = formQuery();
+  const asked = reset ? ++listAsked : listAsked;
   const params = filterParams();
   params.set("limit", "50");
   if (!reset && state.next) params.set("cursor", state.next);
@@ -165,10 +171,12 @@ async function loadExecutions(reset) {
   try {
     page = await api(`/api/executions?${params}`);
   } catch (error) {
+    if (asked !== listAsked) return;
     notes.textContent = error.message;
     if (reset) $("#execution-rows").replaceChildren();
     return;
   }
+  if (asked !== listAsked) return;
   const rows = page.executions.map(executionRow);
   if (reset) {
     // How many there are (null: not counted, as for a search by id).
