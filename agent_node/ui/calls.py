@@ -22,6 +22,9 @@ only when it was certainly not sent — the connection never opened
 have been done, and the node's failure is what the page sees. The
 :attr:`Reply.by` of an answer names who gave it. When no replica does
 better, the asked node's own failure stands.
+
+Every call tells :attr:`Calls.reach` (:mod:`.reach`) whether its node
+answered, and which identity its certificate named.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ from agent_node.a2a.peers.client import expecting, http_client, server_identity
 from agent_node.a2a.server.ops_node import public_card
 from agent_node.security.tls_reload import client_from_files
 
+from .reach import Reach
 from .replicas import Replicas
 from .targets import Network, Target
 
-__all__ = ["Calls", "NodeDown", "Reply"]
+__all__ = ["Calls", "NodeDown", "Reply", "Stream"]
 
 #: Seconds a node has to answer a call (a down node must not hold a page).
 TIMEOUT = 10.0
@@ -82,6 +86,15 @@ class Reply:
         return self.status == 200
 
 
+@dataclass(frozen=True)
+class Stream:
+    """An SSE stream opened: its lines, and the node that serves it (the one
+    asked, or a replica of its store that answered for it)."""
+
+    lines: AsyncIterator[str]
+    by: Target
+
+
 def path(*segments: str) -> str:
     """``/a/b/c`` from segments, each percent-encoded whole (no ``/`` or ``..`` escapes)."""
     return "".join("/" + quote(segment, safe="") for segment in segments)
@@ -93,6 +106,8 @@ class Calls:
     def __init__(self, network: Network) -> None:
         self.network = network
         self.replicas = Replicas(network.targets)
+        #: Which nodes answer, since when not, and who they are.
+        self.reach = Reach()
         tls = client_from_files(*network.tls) if network.tls else None
         self.http = http_client(tls, timeout=TIMEOUT)
 
@@ -167,21 +182,23 @@ class Calls:
     @contextlib.asynccontextmanager
     async def stream(
         self, target: Target, where: str, *, fall_over: bool = True
-    ) -> AsyncIterator[AsyncIterator[str]]:
-        """The lines of an SSE stream of the node — of the first replica of its
-        store that opens it when the node will not, unless not ``fall_over``;
-        NodeDown when none opens (the node's own failure)."""
+    ) -> AsyncIterator[Stream]:
+        """An SSE stream of the node — of the first replica of its store that
+        opens it when the node will not, unless not ``fall_over``; NodeDown
+        when none opens (the node's own failure)."""
         async with contextlib.AsyncExitStack() as stack:
             try:
                 lines = await stack.enter_async_context(self._stream(target, where))
+                by = target
             except NodeDown as down:
                 for replica in self.replicas.of(target) if fall_over else []:
                     with contextlib.suppress(NodeDown):
                         lines = await stack.enter_async_context(self._stream(replica, where))
+                        by = replica
                         break
                 else:
                     raise down from None
-            yield lines
+            yield Stream(lines, by)
 
     @contextlib.asynccontextmanager
     async def _stream(self, target: Target, where: str) -> AsyncIterator[AsyncIterator[str]]:
@@ -193,12 +210,13 @@ class Calls:
                 timeout=timeout,
                 extensions=expecting(target.identity),
             ) as response:
+                self.reach.heard(target.key, server_identity(response))
                 if response.status_code != 200:
                     await response.aread()
                     raise NodeDown(f"{target.key} answered HTTP {response.status_code}")
                 yield response.aiter_lines()
         except httpx.HTTPError as exc:
-            raise NodeDown(f"{target.key}: {_reason(exc)}", sent=_sent(exc)) from None
+            raise self._down(target, _reason(exc), sent=_sent(exc)) from None
 
     async def _over(
         self,
@@ -241,15 +259,25 @@ class Calls:
                 extensions=expecting(target.identity),
             )
         except httpx.HTTPError as exc:
-            raise NodeDown(f"{target.key}: {_reason(exc)}", sent=_sent(exc)) from None
+            raise self._down(target, _reason(exc), sent=_sent(exc)) from None
+        identity = server_identity(response)
         try:
             answer = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             if response.status_code == 404:
+                self.reach.heard(target.key, identity)
                 return Reply(404, _error(f"{target.key} has no {where.split('?')[0]}"), by=target)
-            raise NodeDown(f"{target.key} answered HTTP {response.status_code}, not JSON") from None
+            why = f"answered HTTP {response.status_code}, not JSON"
+            raise self._down(target, why, sent=True) from None
+        self.reach.heard(target.key, identity)
         self.replicas.learn(target, answer)
-        return Reply(response.status_code, answer, server_identity(response), target)
+        return Reply(response.status_code, answer, identity, target)
+
+    def _down(self, target: Target, why: str, *, sent: bool) -> NodeDown:
+        """The failure of a call to ``target``, noted as its outage."""
+        message = f"{target.key}: {why}"
+        self.reach.lost(target.key, message)
+        return NodeDown(message, sent=sent)
 
 
 async def _outcome(call: Callable[[Target], Awaitable[Reply]], target: Target) -> Reply | NodeDown:

@@ -4,8 +4,10 @@
 
     GET  /                                  the page (static/index.html)
     GET  /static/app.css, /static/*.js      its style and its script's modules
-    GET  /api/nodes                         each node: summary, card, health
+    GET  /api/nodes                         each node: summary, card, health,
+                                            or since when it is unreachable
     GET  /api/executions?node=&status=&…    executions across nodes, merged
+                                            (the first page: how many, too)
     GET  /api/inbox                         what waits on a person, every node
     GET  /api/stream                        SSE: changes on every node
     GET  /api/nodes/{node}/executions/{id}            one execution (the id
@@ -44,6 +46,7 @@ from . import relay
 from .calls import GLANCE, Calls, NodeDown, Reply, path
 from .guard import Guard
 from .listing import BadRequest, inboxes, list_executions
+from .relay import Watch
 from .stores import mark_sharing
 from .targets import Target
 from .tree import task_tree
@@ -66,12 +69,13 @@ class _Refused(Exception):
         self.status = status
 
 
-def create_app(calls: Calls, token: str | None = None) -> Guard:
+def create_app(calls: Calls, token: str | None = None, *, watch: Watch | None = None) -> Guard:
     """The app behind its :class:`~.guard.Guard` (set the guard's ``port``
-    once the socket is bound); ``token``: what every request must carry."""
+    once the socket is bound); ``token``: what every request must carry;
+    ``watch``: how a node that hangs is found out (:class:`~.relay.Watch`)."""
     files = resources.files("agent_node.ui") / "static"
     pages = {route: (files / name).read_bytes() for route, (name, _) in _STATIC.items()}
-    api = _Api(calls)
+    api = _Api(calls, watch or Watch())
     routes = [
         Route(r, _static(pages[r], media), methods=["GET", "HEAD"])
         for r, (_, media) in _STATIC.items()
@@ -163,9 +167,10 @@ def _json(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 class _Api:
     """The page's calls, each turned into fixed calls to the nodes."""
 
-    def __init__(self, calls: Calls) -> None:
+    def __init__(self, calls: Calls, watch: Watch) -> None:
         self.calls = calls
         self.targets = calls.network.targets
+        self.watch = watch
 
     def target(self, request: Request) -> Target:
         key = request.path_params["node"]
@@ -197,7 +202,7 @@ class _Api:
         return await inboxes(self.calls, _chosen(request, self.targets), request.query_params)
 
     async def stream(self, request: Request) -> Any:
-        return relay.changes(self.calls, _chosen(request, self.targets))
+        return relay.changes(self.calls, _chosen(request, self.targets), self.watch)
 
     async def show(self, request: Request) -> Any:
         return await self.calls.get(self.target(request), self.ops(request))
@@ -236,13 +241,15 @@ def _chosen(request: Request, targets: dict[str, Target]) -> list[Target]:
 
 
 async def _node(calls: Calls, target: Target) -> dict[str, Any]:
-    """One node as the nodes view shows it: reachable or not, its summary
-    (``/ops/node``), its card's words and its health, and its ``identity``:
-    the one configured for it, else the one its certificate named (left out
-    where none is known: plain HTTP)."""
+    """One node as the nodes view shows it: reachable or not (and since when
+    not: ``since``, epoch seconds), its summary (``/ops/node``), its card's
+    words and its health, and its ``identity``: the one configured for it,
+    else the one its certificate named, now or when it last answered (left
+    out where none is known: plain HTTP, or never reached)."""
     shown: dict[str, Any] = {"key": target.key, "url": target.url}
-    if target.identity is not None:
-        shown["identity"] = target.identity
+    identity = target.identity or calls.reach.identity(target.key)
+    if identity is not None:
+        shown["identity"] = identity
     try:
         summary, card, health = await asyncio.gather(
             calls.get(target, "/ops/node", timeout=GLANCE, fall_over=False),
@@ -250,7 +257,9 @@ async def _node(calls: Calls, target: Target) -> dict[str, Any]:
             calls.health(target),
         )
     except NodeDown as exc:
-        return {**shown, "up": False, "error": str(exc), "health": "down"}
+        outage = calls.reach.outage(target.key)
+        since = outage.since if outage is not None else None
+        return {**shown, "up": False, "error": str(exc), "since": since, "health": "down"}
     if summary.identity is not None:
         shown.setdefault("identity", summary.identity)
     error = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -194,12 +195,16 @@ async def test_a_ui_that_is_no_operator_is_told_so(certs: Path, tmp_path: Path) 
 
 async def test_a_node_that_is_down_is_shown_down_and_the_rest_still_works(setup: Setup) -> None:
     await fill(setup.runtimes["n1"].store, 3, start=1_000.0)
+    began = time.time()
     async with setup.client() as http:
-        nodes = (await http.get("/api/nodes")).json()["nodes"]
         listed = (await http.get("/api/executions")).json()
+        nodes = (await http.get("/api/nodes")).json()["nodes"]
         one = await http.get("/api/nodes/gone/executions/x")
     gone = next(n for n in nodes if n["key"] == "gone")
     assert gone["up"] is False and gone["health"] == "down" and gone["error"]
+    # Since the UI server's first call that found it down (the list's), not since this look.
+    assert began <= gone["since"] < time.time()
+    assert all("since" not in n for n in nodes if n["up"])
     assert {n["key"]: n["up"] for n in nodes} == {"n1": True, "n2": True, "gone": False}
     assert len(listed["executions"]) == 3
     assert [e["node"] for e in listed["errors"]] == ["gone"]

@@ -2,7 +2,7 @@
 // It talks to its own server only (/api/...), which talks to the nodes.
 // Everything a node says is shown as text (textContent), never as HTML.
 import { afterActions } from "./actions.js";
-import { $, api, badge, executionHref, h, said, short, throttle, when } from "./dom.js";
+import { $, api, badge, executionHref, firstLine, h, said, short, throttle, when } from "./dom.js";
 import { loadExecution, markReach, stopLive } from "./execution.js";
 import { countInbox, loadInbox } from "./inbox.js";
 import { state } from "./state.js";
@@ -46,18 +46,39 @@ function show(view) {
 
 // -- nodes ----------------------------------------------------------------------------
 
+// Answers may come back out of order (a node that hangs holds one for
+// seconds): only the latest asked is drawn.
+let nodesAsked = 0;
+
 async function loadNodes() {
+  const asked = ++nodesAsked;
+  let answer;
   try {
-    const answer = await api("/api/nodes");
-    state.nodes = answer.nodes;
-    // Kept while the page lives: a node that goes down is still known by its identity.
-    for (const node of state.nodes) if (node.identity) state.identities.set(node.identity, node.key);
+    answer = await api("/api/nodes");
   } catch (error) {
-    $("#node-list").replaceChildren(h("p", { class: "muted", text: `nodes: ${error.message}` }));
+    if (asked === nodesAsked) $("#node-list").replaceChildren(h("p", { class: "muted", text: `nodes: ${error.message}` }));
     return;
   }
-  $("#node-list").replaceChildren(...state.nodes.map(nodeCard));
+  if (asked !== nodesAsked) return;
+  // What was last known of a node stays on its card while it is unreachable.
+  const before = new Map(state.nodes.map((n) => [n.key, n]));
+  state.nodes = answer.nodes.map((n) => (n.up || !before.has(n.key) ? n : { ...before.get(n.key), ...n, card: n.card || before.get(n.key).card }));
+  // Kept while the page lives: a node that goes down is still known by its identity.
+  for (const node of state.nodes) if (node.identity) state.identities.set(node.identity, node.key);
+  drawNodes();
   fillChoices();
+}
+
+function drawNodes() {
+  if (state.nodes.length) $("#node-list").replaceChildren(...state.nodes.map(nodeCard));
+}
+
+// Unreachable: its stream is lost (state.down, as the UI server says) or it
+// did not answer the UI server's last look; since when, as the UI server saw it.
+function outageOf(node) {
+  const down = state.down.get(node.key);
+  if (down) return down;
+  return node.up ? null : { since: node.since ? node.since * 1000 : null, error: node.error || "" };
 }
 
 function nodeCard(node) {
@@ -65,20 +86,23 @@ function nodeCard(node) {
   const card = node.card || {};
   const load = summary.load || {};
   const asking = summary.asking || {};
+  const outage = outageOf(node);
   const skills = (card.skills || []).map((skill) => h("span", { class: "chip", title: skill.description || "", text: skill.name || skill.id }));
   return h(
     "article",
-    { class: `card node-card${node.up ? "" : " down"}`, "data-node": node.key },
-    h("h3", {}, h("span", { class: "name", text: node.key }), summary.name && summary.name !== node.key ? h("span", { class: "muted", text: `(${summary.name})` }) : null, badge(node.up ? node.health : "down")),
+    { class: `card node-card${outage ? " down" : ""}`, "data-node": node.key },
+    h("h3", {}, h("span", { class: "name", text: node.key }), summary.name && summary.name !== node.key ? h("span", { class: "muted", text: `(${summary.name})` }) : null, outage ? h("span", { class: "status down", text: "unreachable" }) : badge(node.health)),
     h("div", { class: "url", text: node.url }),
     node.identity ? h("div", { class: "identity muted", text: node.identity }) : null,
     card.name ? h("div", { class: "card-name" }, h("strong", { text: card.name }), card.description ? ` — ${card.description}` : "") : null,
     skills.length ? h("div", { class: "chips" }, skills) : null,
-    node.up && !node.error
+    !outage && !node.error
       ? h("div", { class: "load", text: `running ${load.running || 0} · waiting ${load.waiting || 0} · asking ${(asking.input || 0) + (asking.auth || 0)}${summary.version ? ` · v${summary.version}` : ""}` })
       : null,
     node.shares_store_with ? h("div", { class: "shared muted", text: `one store with ${node.shares_store_with.join(", ")}: the same executions and counts; steps running in this one: ${(summary.here || {}).visits || 0}` }) : null,
-    node.error ? h("div", { class: "reach", text: node.error }) : null,
+    outage
+      ? h("div", { class: "reach", role: "status", text: `unreachable${outage.since ? ` since ${new Date(outage.since).toLocaleTimeString()}` : ""}${outage.error ? `: ${firstLine(outage.error)}` : ""}` })
+      : node.error ? h("div", { class: "reach", text: node.error }) : null,
   );
 }
 
@@ -275,8 +299,13 @@ function nodeEvent(data) {
     state.down.delete(data.node);
     state.heard.add(data.node);
     if (missed && state.view === "overview" && state.listed !== null) loadExecutions(true);
-  } else if (!state.down.has(data.node)) state.down.set(data.node, { since: Date.now(), error: data.error || "" });
+  } else {
+    // Since when, as the UI server saw it: a page opened in an outage says when it began.
+    const since = data.since ? data.since * 1000 : (state.down.get(data.node) || {}).since || Date.now();
+    state.down.set(data.node, { since, error: data.error || "" });
+  }
   drawBadge();
+  drawNodes(); // at once: asking the nodes again takes a down one seconds to tell
   refreshNodes();
   if (state.view === "execution" && state.open && state.open.node === data.node) refreshExecution();
 }

@@ -9,7 +9,7 @@ export const state = {
   uncounted: [], // nodes whose executions the count leaves out
   link: "connecting", // the page's stream from the UI server: up, down, token
   identities: new Map(), // identity → node key, of every node seen
-  down: new Map(), // node → {since, error}: nodes whose stream is lost
+  down: new Map(), // node → {since (ms), error}: nodes whose stream is lost
   heard: new Set(), // nodes whose stream has come up at least once
   inboxNext: null,
   open: null, // {node, id} of the execution shown
