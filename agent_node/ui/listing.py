@@ -21,6 +21,13 @@ counts of :mod:`agent_node.store.counts`, not a walk of the rows), and
 refusing, or too old to count). A search by id (``q``) and ``until`` are
 not counted: the nodes count what their store's filters select, and those
 are not among them.
+
+An inbox question relayed up a chain names the task that asked it
+(``asked_by``: the peer's name on the asking node, its task); the peer is
+also named as the page names it (``target``: by the endpoint the
+delegation went to, else by that name), and the identity the asking node
+saw its certificate name is remembered for it (:mod:`.reach`): a node that
+is down is still known by it.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from starlette.datastructures import QueryParams
 
 from .calls import Calls, NodeDown, Reply
 from .stores import Shared, by_store
-from .targets import Target
+from .targets import Network, Target
 
 __all__ = ["BadRequest", "inboxes", "list_executions"]
 
@@ -216,10 +223,34 @@ async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -
         body = shared.reply.body
         # "node" names the agent on the page; the workflow's node becomes "step".
         items += [
-            shared.mark({**item, "step": item.get("node")})
+            shared.mark({**_asker_named(calls, item), "step": item.get("node")})
             for item in body.get("items") or []
             if isinstance(item, dict)
         ]
         if body.get("next"):
             more[shared.target.key] = str(body["next"])
     return {"items": items, "next": _encode(more), "errors": errors, "notes": notes}
+
+
+def _asker_named(calls: Calls, item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with the peer that asked its question (if a peer did) named
+    as the page names it, and its identity remembered for that node."""
+    question = item.get("question")
+    if not isinstance(question, dict) or not isinstance(question.get("asked_by"), dict):
+        return item
+    asked_by: dict[str, Any] = question["asked_by"]
+    target = _target_of(calls.network, asked_by)
+    if target is None:
+        return item
+    identity = asked_by.get("identity")
+    if isinstance(identity, str) and identity:
+        calls.reach.learn_identity(target.key, identity)
+    named = {**asked_by, "target": target.key}
+    return {**item, "question": {**question, "asked_by": named}}
+
+
+def _target_of(network: Network, asked_by: dict[str, Any]) -> Target | None:
+    endpoint, peer = asked_by.get("endpoint"), asked_by.get("peer")
+    return network.find(
+        endpoint if isinstance(endpoint, str) else None, peer if isinstance(peer, str) else None
+    )

@@ -72,10 +72,13 @@ async def _items(runtime: Runtime, kind: str, record: ExecutionRecord) -> list[d
         return []  # moved on since it was listed
     if kind == "event":
         return [_item(kind, record, wait, None) for wait in waits]
-    tail = [to_event(e) for e in await store.events(record.id, max(0, record.last_seq - _TAIL))]
-    question = question_of(tail, waits)
+    told = [to_event(e) for e in await store.events(record.id, max(0, record.last_seq - _TAIL))]
+    question = question_of(told, waits)
     if question is not None and "asked_at" not in question:  # asked long ago: read it all
-        question = question_of([to_event(e) for e in await store.events(record.id)], waits)
+        told = [to_event(e) for e in await store.events(record.id)]
+        question = question_of(told, waits)
+    if question is not None and question.get("asked_by"):  # a peer asked: where it is
+        question = question_of(told, waits, await store.delegations(record.id))
     return [_item(kind, record, waits[0], question)]
 
 

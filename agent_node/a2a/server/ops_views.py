@@ -17,7 +17,9 @@ live rows (work, waits, delegations):
   person (messages, throttling, …: :mod:`.ops_log`); ``usage``: model
   calls, tokens and cost, per node and in total;
 * ``delegations``: the peers' tasks (:mod:`.ops_delegations`);
-* ``question``: what the execution asks of its caller, when it does;
+* ``question``: what the execution asks of its caller, when it does (and
+  when a peer asked it first, ``asked_by``: the peer, its task, and the
+  endpoint and identity the delegation reached it at, where known);
 * ``skill``: the skill it was started for — the one its first message
   named, else the only skill of this node that runs its workflow; left out
   when neither tells.
@@ -34,6 +36,7 @@ from agent_node.results import RUN_STARTS, Event, NodeRun, build_timeline, to_ev
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, WaitRecord
 from agent_node.store.patches import apply_patch, patch_of
+from agent_node.store.records import DelegationRecord
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from .ops_delegations import delegations_of
@@ -64,6 +67,7 @@ async def execution_view(
     started = next((e for e in events if e.kind in RUN_STARTS), None)
     initial = (started.data or {}).get("input") if started is not None else None
     skill = _skill(events, record, skills)
+    rows = await store.delegations(record.id)
     return {
         **summary(record),
         **({"skill": skill} if skill is not None else {}),
@@ -90,15 +94,22 @@ async def execution_view(
         "errors": errors_of(events),
         "notes": notes_of(events),
         "usage": _usage(runs),
-        "delegations": delegations_of(events, await store.delegations(record.id), workflow),
-        "question": question_of(events, waits),
+        "delegations": delegations_of(events, rows, workflow),
+        "question": question_of(events, waits, rows),
         "events": len(events),
     }
 
 
-def question_of(events: Sequence[Event], waits: Sequence[WaitRecord]) -> dict[str, Any] | None:
+def question_of(
+    events: Sequence[Event],
+    waits: Sequence[WaitRecord],
+    delegations: Sequence[DelegationRecord] = (),
+) -> dict[str, Any] | None:
     """What the execution asks its caller: the asking wait's prompt (its last
-    ``wait_started``), or None when it asks nothing."""
+    ``wait_started``), or None when it asks nothing. A question a peer asked
+    first (``asked_by``) also names where the delegation reached the peer and
+    who its certificate said it is, from the visit's row of ``delegations``
+    (a viewer tells by them which node asked, even one down since)."""
     asking = next((w for w in waits if w.kind == "auth"), None)
     asking = asking or next((w for w in waits if w.kind == "input"), None)
     if asking is None:
@@ -116,9 +127,20 @@ def question_of(events: Sequence[Event], waits: Sequence[WaitRecord]) -> dict[st
                 "visit": asking.visit,
                 "text": str(data.get("prompt") or default),
                 "asked_at": event.at,
-                "asked_by": data.get("asked_by"),
+                "asked_by": _asker(data.get("asked_by"), asking, delegations),
             }
     return {"kind": asking.kind, "node": asking.node, "visit": asking.visit, "text": default}
+
+
+def _asker(
+    asked_by: Any, wait: WaitRecord, delegations: Sequence[DelegationRecord]
+) -> dict[str, Any] | None:
+    """``asked_by`` with the endpoint and identity of the wait's delegation."""
+    if not isinstance(asked_by, dict):
+        return None
+    row = next((d for d in delegations if (d.node, d.visit) == (wait.node, wait.visit)), None)
+    where = {"endpoint": row.endpoint, "identity": row.identity} if row is not None else {}
+    return {**asked_by, **{key: value for key, value in where.items() if value}}
 
 
 def _workflow(runtime: Runtime, record: ExecutionRecord) -> CompiledWorkflow | None:

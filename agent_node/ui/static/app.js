@@ -26,7 +26,8 @@ function route() {
   state.open = null;
   if (parts[0] === "inbox") {
     show("inbox");
-    return loadInbox(true);
+    // Who asks whom is told by the nodes' identities: the inbox waits for them.
+    return state.looked ? loadInbox(true) : Promise.resolve();
   }
   show("overview");
   if (query === state.listed) return Promise.resolve();
@@ -56,9 +57,11 @@ async function loadNodes() {
   try {
     answer = await api("/api/nodes");
   } catch (error) {
+    state.looked = true;
     if (asked === nodesAsked) $("#node-list").replaceChildren(h("p", { class: "muted", text: `nodes: ${error.message}` }));
     return;
   }
+  state.looked = true;
   if (asked !== nodesAsked) return;
   // What was last known of a node stays on its card while it is unreachable.
   const before = new Map(state.nodes.map((n) => [n.key, n]));
@@ -307,6 +310,7 @@ function nodeEvent(data) {
   drawBadge();
   drawNodes(); // at once: asking the nodes again takes a down one seconds to tell
   refreshNodes();
+  refreshInbox(); // a question its node relays says whether that node is down
   if (state.view === "execution" && state.open && state.open.node === data.node) refreshExecution();
 }
 

@@ -10,8 +10,10 @@ import { state } from "./state.js";
 // page's nodes is asked by that node, never by a person: it is never
 // answered directly (that would bypass its caller). When the node between
 // is unreachable, its question is folded into the one above that names
-// that node and asks the same; else it is shown without an answer.
+// that node and asks the same; else it is shown without an answer, saying
+// why (and that its caller is down, when it is).
 function topItems(items) {
+  learnAskers(items);
   const byTask = new Map(items.map((item) => [item.execution.id, item]));
   const nodeOf = state.identities;
   const below = new Set();
@@ -25,8 +27,8 @@ function topItems(items) {
     if (!caller || below.has(item.execution.id) || item.kind === "event") continue;
     below.add(item.execution.id);
     const text = item.question && item.question.text;
-    const above = items.find((it) => it !== item && !below.has(it.execution.id) && it.question && it.question.asked_by
-      && it.question.asked_by.peer === caller && !byTask.has(it.question.asked_by.task_id) && it.question.text === text && !folded.has(it));
+    const above = items.find((it) => it !== item && !below.has(it.execution.id) && askerOf(it) === caller
+      && !byTask.has(it.question.asked_by.task_id) && it.question.text === text && !folded.has(it));
     if (above) {
       folded.set(above, item);
     } else {
@@ -38,7 +40,7 @@ function topItems(items) {
     const chain = [];
     let at = item;
     while (at && at.question && at.question.asked_by) {
-      chain.push(at.question.asked_by.peer);
+      chain.push(askerOf(at));
       const next = byTask.get(at.question.asked_by.task_id);
       if (!next && folded.has(at)) {
         chain.push(folded.get(at).node);
@@ -48,6 +50,38 @@ function topItems(items) {
     }
     return { item, chain };
   });
+}
+
+// The node a question came up from, as the page names it (the UI server
+// finds it by the endpoint the delegation went to), else as the asking
+// node names its peer.
+function askerOf(item) {
+  const by = item.question && item.question.asked_by;
+  return by ? by.target || by.peer : null;
+}
+
+// A node that asked is known by the identity its certificate named to the
+// node it asked: a task it started is its, even while it is down.
+function learnAskers(items) {
+  for (const item of items) {
+    const by = item.question && item.question.asked_by;
+    if (by && by.target && by.identity && !state.identities.has(by.identity)) state.identities.set(by.identity, by.target);
+  }
+}
+
+// Whether the page's node `key` is unreachable: {since (ms), error}, else null.
+function outageOf(key) {
+  const down = state.down.get(key);
+  if (down) return down;
+  const node = state.nodes.find((n) => n.key === key);
+  return node && !node.up ? { since: node.since ? node.since * 1000 : null, error: node.error || "" } : null;
+}
+
+function unanswerable(caller) {
+  const outage = outageOf(caller);
+  if (!outage) return `asked of ${caller}, which is to answer it (answered here, it would bypass ${caller}); it is answered where ${caller}'s caller sees it`;
+  const since = outage.since ? ` since ${new Date(outage.since).toLocaleTimeString()}` : "";
+  return `not answerable from here: its caller ${caller}, which relays the question up to its own caller, is unreachable${since} (answered here, it would bypass ${caller}); it is answered where ${caller}'s caller sees it, once ${caller} is back`;
 }
 
 // The badge: each question once, of every node's first page (as many as a
@@ -99,7 +133,7 @@ function inboxItem({ item, chain }) {
   } else {
     body.push(h("p", { class: "question", text: item.question ? item.question.text : "input required" }));
     if (chain.length) body.push(h("p", { class: "relayed", text: `asked by ${chain[chain.length - 1]}${chain.length > 1 ? `, relayed by ${chain.slice(0, -1).reverse().join(", ")}` : ""} to ${item.node}` }));
-    if (item.orphan) body.push(h("p", { class: "relayed", text: `asked of ${item.orphan}, which is to answer it (answered here, it would bypass ${item.orphan}); it is answered where ${item.orphan}'s caller sees it` }));
+    if (item.orphan) body.push(h("p", { class: "relayed why", text: unanswerable(item.orphan) }));
     else body.push(answerForm(item.node, exec.id, item.question || { kind: item.kind, text: "" }));
   }
   const cancelButton = h("button", { class: "danger", type: "button", "aria-label": `Cancel task ${short(exec.id)} on ${item.node}`, onclick: () => cancel(item.node, exec.id) }, "Cancel");

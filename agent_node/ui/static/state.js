@@ -2,6 +2,7 @@
 export const state = {
   view: "overview",
   nodes: [],
+  looked: false, // whether the nodes have been asked once (the inbox needs their identities)
   next: null, // the executions list's cursor
   listNotes: [], // what the nodes said of the list (errors, notes)
   listed: null, // the filters (as the address holds them) the list shows
