@@ -11,11 +11,14 @@ call that got no answer raises ``httpx.HTTPError`` for the caller to judge.
 
 An answer is read up to :data:`MAX_ANSWER_BYTES` (decoded), a streamed
 event up to the same: past it the call fails for good, read no further (a
-hostile peer's 700 MiB answer was read whole into the node's memory).
+hostile peer's 700 MiB answer was read whole into the node's memory). A
+call is answered whole within :data:`CALL_DEADLINE`, or it fails as a
+timeout does (``httpx.ReadTimeout``: the peer is taken as down).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -38,7 +41,7 @@ from agent_node.a2a.protocol import compat, compat_methods, strict_json
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
 from agent_node.content_length import declared_over
 
-__all__ = ["CALL_TIMEOUT", "call", "subscribe"]
+__all__ = ["CALL_DEADLINE", "CALL_TIMEOUT", "call", "subscribe"]
 
 #: Seconds a peer's stream may send nothing at all before it is closed as
 #: gone: three of the ``: ping`` comments servers send every 15 s when their
@@ -51,6 +54,11 @@ STREAM_SILENCE = 45.0
 #: within 15 s. A peer that hangs costs a try that long, not the client's
 #: 30 s (a walk saw a hung peer's calls hold every slot of the watchdog).
 CALL_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+#: Seconds a call has in all, its connection and its whole answer: the 5 s
+#: and 15 s of :data:`CALL_TIMEOUT`. httpx's timeouts bound each read, not
+#: the answer: a peer that sent its answer a space every 5 s held a call 60 s
+#: (a walk's), and could hold it for good.
+CALL_DEADLINE = 20.0
 #: Most bytes one answer (or one streamed event) of a peer may hold: a task
 #: with its history and artifacts, 32 times what a node takes in a request.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -65,10 +73,13 @@ async def call(
     params: dict[str, Any],
     headers: dict[str, str],
     presented: Presented = NOTHING,
+    *,
+    deadline: float = CALL_DEADLINE,
 ) -> tuple[Any, str | None]:
     """``method`` with its 1.0 ``params``: its 1.0 result, and the identity
     that answered. ``presented``: the credentials the peer wants besides our
-    certificate (:mod:`.credentials`)."""
+    certificate (:mod:`.credentials`); ``deadline``: seconds the call has in
+    all, past which it raises ``httpx.ReadTimeout``."""
     headers = {**headers, **presented.headers}
     if card.binding == "HTTP+JSON":
         request = rest_call(card.endpoint, method, params)
@@ -85,6 +96,7 @@ async def call(
             ),
             card,
             method,
+            deadline,
         )
         return _checked(card, method, rest_result(card, method, response)), identity
     name, body_params = method, params
@@ -106,6 +118,7 @@ async def call(
         ),
         card,
         method,
+        deadline,
     )
     answer = answer_of(card, method, response)
     if "error" in answer:
@@ -129,6 +142,23 @@ async def call(
 
 
 async def _answer(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    card: PeerCard,
+    method: str,
+    deadline: float,
+) -> tuple[httpx.Response, str | None]:
+    """``request``'s answer, read whole within ``deadline`` seconds, as a
+    timeout of httpx's own (the delegator counts the peer down for it, as
+    for any other), and the identity that answered."""
+    try:
+        async with asyncio.timeout(deadline):
+            return await _read(client, request, card, method)
+    except TimeoutError:
+        raise httpx.ReadTimeout(f"no whole answer within {deadline:g} s", request=request) from None
+
+
+async def _read(
     client: httpx.AsyncClient, request: httpx.Request, card: PeerCard, method: str
 ) -> tuple[httpx.Response, str | None]:
     """``request``'s answer, read whole within :data:`MAX_ANSWER_BYTES`, and
