@@ -154,10 +154,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests run one after another on one xdist worker (they
-    start real processes, ports and caches of their own, and time things);
-    the integration and unit tests share the other worker and that one's
-    spare time (``-n 2 --dist loadgroup`` in pyproject.toml)."""
+    """An end-to-end test file runs whole on one xdist worker, its tests one
+    after another (they share module fixtures: nodes, networks, caches), and
+    the files are shared out between the workers first, before the
+    integration and unit tests fill what is left (``-n 2 --dist loadgroup``
+    in pyproject.toml; collection order puts ``e2e/`` first). All end-to-end
+    tests on one worker made them the suite's critical path: ~43 of its
+    ~60 worker-minutes, the other worker idle after the rest."""
     for item in items:
         if "/tests/e2e/" in str(item.path):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+            item.add_marker(pytest.mark.xdist_group(f"e2e:{item.path.name}"))
