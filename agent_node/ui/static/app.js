@@ -5,7 +5,7 @@ import { afterActions } from "./actions.js";
 import { $, api, badge, executionHref, firstLine, h, said, short, throttle, when } from "./dom.js";
 import { loadExecution, markReach, stopLive } from "./execution.js";
 import { countInbox, loadInbox } from "./inbox.js";
-import { state } from "./state.js";
+import { outageOf, state } from "./state.js";
 
 // -- routing ---------------------------------------------------------------------------
 
@@ -76,20 +76,12 @@ function drawNodes() {
   if (state.nodes.length) $("#node-list").replaceChildren(...state.nodes.map(nodeCard));
 }
 
-// Unreachable: its stream is lost (state.down, as the UI server says) or it
-// did not answer the UI server's last look; since when, as the UI server saw it.
-function outageOf(node) {
-  const down = state.down.get(node.key);
-  if (down) return down;
-  return node.up ? null : { since: node.since ? node.since * 1000 : null, error: node.error || "" };
-}
-
 function nodeCard(node) {
   const summary = node.node || {};
   const card = node.card || {};
   const load = summary.load || {};
   const asking = summary.asking || {};
-  const outage = outageOf(node);
+  const outage = outageOf(node.key);
   const skills = (card.skills || []).map((skill) => h("span", { class: "chip", title: skill.description || "", text: skill.name || skill.id }));
   return h(
     "article",

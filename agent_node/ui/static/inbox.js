@@ -2,7 +2,7 @@
 // a chain shown once, where its caller would answer it.
 import { answerForm, cancel, signalForm } from "./actions.js";
 import { $, api, badge, executionHref, h, said, short, when } from "./dom.js";
-import { state } from "./state.js";
+import { outageOf, state } from "./state.js";
 
 // A question relayed up a chain appears on every node of it; the page
 // shows it once, at the top (answering there is answering as the caller
@@ -67,14 +67,6 @@ function learnAskers(items) {
     const by = item.question && item.question.asked_by;
     if (by && by.target && by.identity && !state.identities.has(by.identity)) state.identities.set(by.identity, by.target);
   }
-}
-
-// Whether the page's node `key` is unreachable: {since (ms), error}, else null.
-function outageOf(key) {
-  const down = state.down.get(key);
-  if (down) return down;
-  const node = state.nodes.find((n) => n.key === key);
-  return node && !node.up ? { since: node.since ? node.since * 1000 : null, error: node.error || "" } : null;
 }
 
 function unanswerable(caller) {

@@ -17,3 +17,13 @@ export const state = {
   live: null, // its EventSource
   watched: new Set(), // "node/id" of every task in its tree: a change redraws it
 };
+
+// Whether the node `key` is unreachable — its stream is lost, or it did not
+// answer the UI server's last look — and since when (ms, as the UI server
+// saw it): {since, error}, else null.
+export function outageOf(key) {
+  const down = state.down.get(key);
+  if (down) return down;
+  const node = state.nodes.find((n) => n.key === key);
+  return node && !node.up ? { since: node.since ? node.since * 1000 : null, error: node.error || "" } : null;
+}
