@@ -15,12 +15,19 @@ which then need not even be imported for a demo's text.
 * Ollama: ``POST {base}/api/chat`` with ``stream: true``; each line a JSON
   object whose ``message.content`` is the next piece; the last (``done``)
   carries the token counts (``prompt_eval_count``, ``eval_count``); an
-  ``error`` line fails the call. ``temperature`` and ``max_tokens`` become
+  ``error`` line fails the call, and so does an answer that ends without
+  its ``done`` line. ``temperature`` and ``max_tokens`` become
   ``options.temperature`` and ``options.num_predict``.
 * OpenAI-compatible: ``POST {base}/chat/completions`` with ``stream: true``
   and ``stream_options.include_usage``; each ``data:`` event's
   ``choices[0].delta.content`` is the next piece, the usage comes last, then
-  ``data: [DONE]``.
+  ``data: [DONE]``. An answer that ends with neither a ``finish_reason``
+  nor ``[DONE]`` fails the call.
+
+An answer cut short so (the server, or a proxy before it, closed a
+well-formed stream mid-answer) is :class:`ModelUnavailable`, as a dropped
+connection is: retried, or the next model of a chain — never half an
+answer taken for a whole one.
 
 Failures are classified as litellm's are (:mod:`.llm_errors`): a 429 is
 :class:`~agent_node.nodes.model_client.RateLimited` with its
@@ -82,13 +89,14 @@ class DirectStream:
             "stream": True,
             "options": settings,
         }
-        answer = _Answer(model, on_text)
+        answer = _Answer(model, on_text, 'no "done": true line')
 
         def line(raw: bytes) -> bool:
             chunk = answer.read(raw)
             answer.add((chunk.get("message") or {}).get("content"))
             if chunk.get("done"):
                 answer.count(chunk.get("prompt_eval_count"), chunk.get("eval_count"))
+                answer.end(chunk.get("done_reason"))
             return True
 
         await self._read(f"{base}/api/chat", body, {}, model, what_to_do, line)
@@ -115,17 +123,20 @@ class DirectStream:
             if options.get(name) is not None:
                 body[name] = options[name]
         headers = {"Authorization": f"Bearer {key}"}
-        answer = _Answer(model, on_text)
+        answer = _Answer(model, on_text, "no finish_reason, no [DONE]")
 
         def line(raw: bytes) -> bool:
             if not raw.startswith(b"data:"):
                 return True
             data = raw[5:].strip()
             if data == b"[DONE]":
+                answer.end(None)
                 return False
             event = answer.read(data)
             for choice in event.get("choices") or ():
                 answer.add((choice.get("delta") or {}).get("content"))
+                if (reason := choice.get("finish_reason")) is not None:
+                    answer.end(reason)
             if isinstance(usage := event.get("usage"), Mapping):
                 answer.count(usage.get("prompt_tokens"), usage.get("completion_tokens"))
             return True
@@ -201,14 +212,19 @@ async def _refusal(response: httpx.Response, model: str) -> NodeFailed:
 
 
 class _Answer:
-    """An answer as its pieces come: the text, given on as it comes, and its counts."""
+    """An answer as its pieces come: the text, given on as it comes, its
+    counts, and whether it ended (``unended``: what its end would have been)."""
 
-    def __init__(self, model: str, on_text: Callable[[str], None] | None) -> None:
+    def __init__(self, model: str, on_text: Callable[[str], None] | None, unended: str) -> None:
         self.model = model
         self.on_text = on_text
         self.pieces: list[str] = []
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
         self.started = time.perf_counter()
+        self.unended = unended
+        self.ended = False
+        #: Why the model stopped, as the server said (None: it did not say).
+        self.finish_reason: str | None = None
 
     def read(self, raw: bytes) -> Any:
         """One line's JSON object; the server's error, mid-answer, fails the call."""
@@ -228,7 +244,21 @@ class _Answer:
         self.usage["prompt_tokens"] = int(prompt or 0)
         self.usage["completion_tokens"] = int(completion or 0)
 
+    def end(self, reason: object) -> None:
+        """The server said the answer is whole (``reason``: why it stopped)."""
+        self.ended = True
+        if reason is not None:
+            self.finish_reason = str(reason)
+
     def completion(self) -> Completion:
+        """The whole answer; :class:`ModelUnavailable` when its stream ended
+        before the answer did (a clean close mid-answer)."""
+        if not self.ended:
+            came = sum(map(len, self.pieces))
+            raise ModelUnavailable(
+                f"model {self.model!r}: the answer's stream ended before the answer did"
+                f" ({self.unended}; {came} characters had come)"
+            )
         usage = {**self.usage, "total_tokens": sum(self.usage.values())}
         latency = time.perf_counter() - self.started
         text = "".join(self.pieces)

@@ -346,10 +346,26 @@ async def _streamed(
         chunks.append(chunk)
         if on_text is not None and (text := _delta_text(chunk)):
             on_text(text)
+    if _unended(stream):
+        came = sum(len(_delta_text(chunk) or "") for chunk in chunks)
+        raise ModelUnavailable(
+            f"model {model!r}: the answer's stream ended before the answer did"
+            f" (no finish reason; {came} characters had come)"
+        )
     built = litellm.stream_chunk_builder(chunks, messages=list(messages))
     if built is None:
         raise NodeFailed(f"model {model!r}: the stream ended without an answer")
     return built
+
+
+def _unended(stream: Any) -> bool:
+    """Whether litellm's stream ended without the provider saying why (a
+    finish reason): a stream closed mid-answer, which litellm finishes with
+    a made-up ``stop`` of its own."""
+    if not hasattr(stream, "received_finish_reason"):
+        return False  # a litellm that keeps no such record: nothing to tell by
+    said = (stream.received_finish_reason, getattr(stream, "intermittent_finish_reason", None))
+    return all(reason is None for reason in said)
 
 
 def _delta_text(chunk: Any) -> str | None:

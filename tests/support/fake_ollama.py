@@ -87,6 +87,13 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     #: Streamed: drop the connection after this many pieces (a server that dies).
     cut_after: int | None = None
+    #: Streamed: end the stream cleanly after this many pieces, without its
+    #: ``done`` line (a server or proxy that gives up mid-answer).
+    closed_after: int | None = None
+    #: Why the model stopped (``done_reason``: ``stop``, ``length`` …).
+    done_reason: str = "stop"
+    #: Whether the answer gives its token counts (an old server gives none).
+    counted: bool = True
 
 
 def text(content: str, *, delay: float = 0.0) -> Reply:
@@ -243,9 +250,11 @@ def _tokens(content: str) -> int:
 
 
 def _counts(prompt_tokens: int, reply: Reply) -> dict[str, Any]:
+    if not reply.counted:
+        return {"done_reason": reply.done_reason}
     said = reply.content + json.dumps(list(reply.tool_calls)) if reply.tool_calls else reply.content
     return {
-        "done_reason": "stop",
+        "done_reason": reply.done_reason,
         "total_duration": 1_000_000,
         "load_duration": 10_000,
         "prompt_eval_count": prompt_tokens,
@@ -269,6 +278,8 @@ async def _stream(
             await asyncio.sleep(delay)
         if index == reply.cut_after:
             raise ConnectionAbortedError("fake ollama: cut mid-answer")  # uvicorn drops it
+        if index == reply.closed_after:
+            return
         piece = {"role": "assistant", "content": reply.content[start : start + size]}
         yield _line(_chunk(model, piece, done=False))
     if reply.tool_calls:

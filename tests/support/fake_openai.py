@@ -36,7 +36,23 @@ class FakeOpenAI:
     answer: str = "Hello from an OpenAI-compatible server."
     #: How many pieces a streamed answer is cut into (at most).
     pieces: int = 4
+    #: Why the model stopped (``finish_reason``: ``stop``, ``length`` …).
+    finish_reason: str = "stop"
+    #: Whether answers give their usage (a server that counts nothing: False).
+    counted: bool = True
+    #: How many streamed answers, from the next, end cleanly after
+    #: ``closed_after`` pieces with neither a finish reason nor ``[DONE]``
+    #: (a server or proxy that gives up mid-answer).
+    unended: int = 0
+    closed_after: int = 1
     chats: list[dict[str, Any]] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """As new: the default answer and behaviour, no chats recorded."""
+        fresh = FakeOpenAI(self.url)
+        for name in ("answer", "pieces", "finish_reason", "counted", "unended", "closed_after"):
+            setattr(self, name, getattr(fresh, name))
+        self.chats.clear()
 
     def app(self) -> Starlette:
         return Starlette(
@@ -63,28 +79,35 @@ class FakeOpenAI:
             choice = {
                 "index": 0,
                 "message": {"role": "assistant", "content": self.answer},
-                "finish_reason": "stop",
+                "finish_reason": self.finish_reason,
             }
-            return JSONResponse(
-                {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
-            )
-        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            whole = {**base, "object": "chat.completion", "choices": [choice]}
+            return JSONResponse({**whole, "usage": usage} if self.counted else whole)
+        with_usage = self.counted and bool((body.get("stream_options") or {}).get("include_usage"))
+        closed_after = None
+        if self.unended > 0:
+            self.unended -= 1
+            closed_after = self.closed_after
         return StreamingResponse(
-            self._events(base, usage if with_usage else None), media_type="text/event-stream"
+            self._events(base, usage if with_usage else None, closed_after),
+            media_type="text/event-stream",
         )
 
     async def _events(
-        self, base: dict[str, Any], usage: dict[str, Any] | None
+        self, base: dict[str, Any], usage: dict[str, Any] | None, closed_after: int | None
     ) -> AsyncIterator[bytes]:
         chunk = {**base, "object": "chat.completion.chunk"}
         size = max(1, -(-len(self.answer) // max(1, self.pieces)))
         first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
         yield _event({**chunk, "choices": [first]})
-        for start in range(0, len(self.answer), size):
+        for index, start in enumerate(range(0, len(self.answer), size)):
+            if index == closed_after:
+                return
             piece = self.answer[start : start + size]
             choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
             yield _event({**chunk, "choices": [choice]})
-        yield _event({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        last = {"index": 0, "delta": {}, "finish_reason": self.finish_reason}
+        yield _event({**chunk, "choices": [last]})
         if usage is not None:
             yield _event({**chunk, "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"
