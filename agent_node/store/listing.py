@@ -37,6 +37,12 @@ PostgreSQL store numbers them) and run them through a ``fetch`` of their own.
   are counted on its own index, up to :data:`PROBE`, and the listing reads
   those of the fewest (:func:`_driver`); the live executions are read on the
   status index (as many as the work in hand).
+* **A NUL character** (U+0000) is in no id, context, caller or workflow
+  stored (PostgreSQL's text cannot hold one, nor bind one: an internal
+  error; the edges refuse ids that hold one): a filter that holds one
+  matches nothing, without a statement, and a page's position ``(t,
+  "e\\0…")`` (a forged cursor) is the rows up to ``(t, "e")``, as the memory
+  store reads it.
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ PROBE = 1000
 COUNTED = 100_000
 
 _DONE, _LIVE = TERMINAL_IN, LIVE_IN
+_NUL = "\x00"
 _ORDER = " ORDER BY created_at DESC, id DESC"
 
 
@@ -129,6 +136,11 @@ class Filters:
         if self.id_prefix:
             found.append((BY_ID, *id_range(self.id_prefix, "id")))
         return found
+
+    def unmatched(self) -> bool:
+        """Whether a filter holds a NUL character: then no execution matches."""
+        texts = (self.workflow_id, self.context_id, self.caller, self.id_prefix)
+        return any(_NUL in text for text in texts if text)
 
     @property
     def probed(self) -> bool:
@@ -193,12 +205,15 @@ async def page(
     state: bool = True,
 ) -> Sequence[Sequence[Any]]:
     """The rows of one page, newest first (their state "" when not ``state``)."""
+    if filters.unmatched():
+        return []
     columns = EXECUTION_COLUMNS if state else STATELESS_COLUMNS
     driver = await _driver(fetch, filters) if sqlite else None
     clauses, params = filters.clauses(id_key(sqlite, driver))
     if before is not None:
-        clauses.append("(created_at, id) < (?, ?)")
-        params.extend(before)
+        clause, values = _before(before)
+        clauses.append(clause)
+        params.extend(values)
     since = filters.updated_after
     if sqlite:
         chosen = driver is not None and driver[0] != _FINISHED
@@ -249,6 +264,14 @@ async def page(
     return await fetch(sql, [since, *params, since, *params, limit, offset])
 
 
+def _before(position: tuple[float, str]) -> tuple[str, list[Any]]:
+    """The condition of the rows before ``position``. Its id cut at a NUL
+    (none is stored): those before ``(t, "e\\0…")`` are those up to ``(t, "e")``."""
+    at, last = position
+    head, nul, _ = last.partition(_NUL)
+    return f"(created_at, id) {'<=' if nul else '<'} (?, ?)", [at, head]
+
+
 async def _few_ids(fetch: Fetch, prefix: str) -> bool:
     """PostgreSQL: whether fewer than :data:`SORTED` ids start with
     ``prefix``, to be read on their index and sorted. Asked to order the
@@ -296,6 +319,8 @@ def _kept(
 
 async def count(fetch: Fetch, filters: Filters, *, sqlite: bool) -> int:
     """How many executions ``filters`` match."""
+    if filters.unmatched():
+        return 0
     kept = filters.context_id is None and filters.asking is None and not filters.id_prefix
     # A count reads no order: a start of ids is a range of the key's index.
     clauses, params = filters.clauses("id" if sqlite else PG_ID)

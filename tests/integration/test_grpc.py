@@ -324,6 +324,20 @@ def booking(text: str = "Lisbon", task_id: str | None = None) -> dict[str, Any]:
     return ask
 
 
+async def test_an_id_holding_nul_is_invalid_argument(node: Caller) -> None:
+    """PostgreSQL's text cannot hold a NUL: such an id was an internal error there."""
+    nul_context = message()
+    nul_context["message"]["contextId"] = "c\x00"
+    for method, params, field in (
+        ("GetTask", {"id": "t\x00"}, "id"),
+        ("ListTasks", {"contextId": "c\x00"}, "contextId"),
+        ("SendMessage", nul_context, "message.contextId"),
+    ):
+        invalid = await refused(node.call(method, params))
+        assert (invalid.code, invalid.reason) == (Code.INVALID_ARGUMENT, "INVALID_PARAMS")
+        assert invalid.message == f"{field}: an id cannot hold a NUL character (U+0000)"
+
+
 async def test_send_get_list_cancel_over_grpc(node: Caller) -> None:
     task = (await node.call("SendMessage", message("hi")))["task"]
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"

@@ -137,6 +137,20 @@ async def test_a_protocol_error_keeps_its_code_and_is_final(peers: GrpcPeers, se
     assert (unsupported.value.code, unsupported.value.transient) == (-32004, False)
 
 
+async def test_a_task_whose_id_holds_nul_is_not_a2a_for_good(
+    peers: GrpcPeers, served: int, handler: FakeHandler
+) -> None:
+    """As over the HTTP bindings: no store of ours can keep such an id
+    (PostgreSQL's text), and its send was tried again and again."""
+    handler.tasks["t1"] = handler.tasks["t1"].model_copy(update={"id": "t\x00evil"})
+    with pytest.raises(PeerError) as caught:
+        await peers.call(card(served), "GetTask", {"id": "t1"}, {})
+    assert not caught.value.transient
+    assert (
+        str(caught.value) == "peer 'b' answered GetTask with a task whose id holds a NUL character"
+    )
+
+
 async def test_a_server_s_internal_error_is_worth_trying_again(
     peers: GrpcPeers, served: int
 ) -> None:

@@ -41,7 +41,7 @@ from agent_node.a2a.protocol import compat, compat_methods, strict_json
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
 from agent_node.content_length import declared_over
 
-__all__ = ["CALL_DEADLINE", "CALL_TIMEOUT", "call", "subscribe"]
+__all__ = ["CALL_DEADLINE", "CALL_TIMEOUT", "call", "checked_result", "subscribe", "task_problem"]
 
 #: Seconds a peer's stream may send nothing at all before it is closed as
 #: gone: three of the ``: ping`` comments servers send every 15 s when their
@@ -98,7 +98,7 @@ async def call(
             method,
             deadline,
         )
-        return _checked(card, method, rest_result(card, method, response)), identity
+        return checked_result(card, method, rest_result(card, method, response)), identity
     name, body_params = method, params
     if card.version == "0.3":
         name, body_params = compat_methods.request_params_to_v03(method, params)
@@ -138,7 +138,7 @@ async def call(
             result = compat_methods.result_from_v03(method, result)
         except (TypeError, AttributeError, KeyError, ValueError):
             raise _not_a2a(card, method, "a result 0.3 does not have") from None
-    return _checked(card, method, result), identity
+    return checked_result(card, method, result), identity
 
 
 async def _answer(
@@ -182,13 +182,17 @@ async def _read(
     return read, identity
 
 
-def _checked(card: PeerCard, method: str, result: Any) -> Any:
+def checked_result(card: PeerCard, method: str, result: Any) -> Any:
     """``result``, when the task it holds (a send's, a get's, a cancel's)
     is one a delegation can read; a :class:`PeerError` for good otherwise
     (a task whose id is a number, whose status is a word: the delegation
     waited on it until its timeout)."""
-    if method == "ListTasks":
-        return result  # tasks the delegator reads one by one
+    if method == "ListTasks":  # tasks the delegator reads one by one, and keeps one's id
+        tasks = result.get("tasks") if isinstance(result, Mapping) else None
+        for listed in tasks if isinstance(tasks, list) else []:
+            if isinstance(listed, Mapping) and (problem := _nul_in(listed)) is not None:
+                raise _not_a2a(card, method, problem)
+        return result
     task = result.get("task") if method == "SendMessage" and isinstance(result, Mapping) else result
     if method == "SendMessage" and task is None:
         return result  # a message, or nothing: the delegator reads it so
@@ -199,17 +203,29 @@ def _checked(card: PeerCard, method: str, result: Any) -> Any:
 
 
 def task_problem(task: Any) -> str | None:
-    """What makes ``task`` (1.0 JSON) one no delegation can follow, or None."""
+    """What makes ``task`` (1.0 JSON) one no delegation can follow, or None.
+    Its id and ``contextId`` hold no NUL character: the id is stored as text,
+    which PostgreSQL's cannot hold (the answer was tried again and again,
+    sending the message each time), and no A2A id holds one."""
     if not isinstance(task, Mapping):
         return "a task that is not an object"
     if not isinstance(task.get("id"), str) or not task["id"]:
         return "a task whose id is not a string"
+    if (problem := _nul_in(task)) is not None:
+        return problem
     status = task.get("status")
     if not isinstance(status, Mapping) or not isinstance(status.get("state"), str):
         return "a task without a status naming its state"
     for name in ("artifacts", "history"):
         if not isinstance(task.get(name, []), list):
             return f"a task whose {name} is not a list"
+    return None
+
+
+def _nul_in(task: Mapping[str, Any]) -> str | None:
+    for name in ("id", "contextId"):
+        if "\x00" in str(task.get(name) or ""):
+            return f"a task whose {name} holds a NUL character"
     return None
 
 

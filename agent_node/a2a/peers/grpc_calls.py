@@ -45,7 +45,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
-from agent_node.a2a.peers.calls import STREAM_SILENCE
+from agent_node.a2a.peers.calls import STREAM_SILENCE, checked_result
 from agent_node.a2a.peers.client import IdentityMismatch
 from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.discovery import PeerCard
@@ -137,7 +137,7 @@ class GrpcPeers:
             )
         except grpc.aio.AioRpcError as exc:
             raise _refusal(card, method, exc) from None
-        return to_params(answer), identity
+        return checked_result(card, method, to_params(answer)), identity
 
     async def subscribe(
         self,

@@ -236,6 +236,8 @@ async def _received(request: Request) -> _Push | Response:
     push = _pushed_task(raw)
     if push is None:
         return _refuse(400, "not a push of an A2A task (StreamResponse or 0.3 task)")
+    if "\x00" in push.task_id:  # no A2A id holds one, nor can PostgreSQL's text
+        return _refuse(400, "a task id cannot hold a NUL character")
     return push
 
 

@@ -44,6 +44,7 @@ from agent_node.a2a.protocol.models import (
     WireModel,
 )
 from agent_node.a2a.server.handler import CallContext
+from agent_node.a2a.server.id_fields import check_ids
 from agent_node.a2a.server.limits import Limits, check_message
 from agent_node.scope import caller_of
 
@@ -184,11 +185,13 @@ def _number(text: str) -> bool:
 
 
 def validate(operation: Operation, params: dict[str, Any], limits: Limits) -> WireModel:
-    """``params`` as the operation's 1.0 request model, within ``limits``: else -32602."""
+    """``params`` as the operation's 1.0 request model, within ``limits``,
+    its ids free of NUL (:mod:`.id_fields`): else -32602."""
     try:
         model = operation.request.model_validate(params)
     except ValidationError as exc:
         raise InvalidParams(describe(exc)) from None
+    check_ids(model)
     if operation.check is not None:
         operation.check(model, limits)
     return model

@@ -146,6 +146,8 @@ def _one_execution(base: str, table: dict[tuple[str, str], Answer]) -> Answer:
         parts = [unquote(p) for p in where.split("?", 1)[0].removeprefix(prefix).split("/")]
         if len(parts) > 2 or not parts[0]:
             raise Refused(404, f"no such operator API path: {request.url.path}")
+        if "\x00" in parts[0]:  # no id holds one, and PostgreSQL cannot look one up
+            raise Refused(404, f"no execution {parts[0]!r}")
         action = parts[1] if len(parts) == 2 else ""
         handler = table.get((request.method, action))
         if handler is None:

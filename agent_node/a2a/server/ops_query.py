@@ -78,6 +78,8 @@ class Cursor:
         number = isinstance(created_at, int | float) and not isinstance(created_at, bool)
         if not number or not math.isfinite(created_at) or not isinstance(last_id, str):
             raise Refused(400, "cursor is not one this API gave out")
+        if "\x00" in last_id:  # no id holds one (PostgreSQL cannot bind it)
+            raise Refused(400, "cursor is not one this API gave out")
         return cls(float(created_at), last_id)
 
 

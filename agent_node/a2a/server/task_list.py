@@ -108,6 +108,8 @@ def page_of(token: str | None) -> tuple[int, tuple[float, str] | None, int | Non
         raise refused from None
     if not bar or not task_id or len(task_id) > _MAX_ID or at != at or abs(at) > 1e12:
         raise refused
+    if "\x00" in task_id:  # no task id holds one (PostgreSQL cannot bind it)
+        raise refused
     return 0, (at, task_id), total
 
 
