@@ -171,6 +171,32 @@ async def test_failures_are_retried_with_backoff_then_delivered(
     assert len(failed) == 1 and "HTTP 503" in failed[0] and "trying again" in failed[0], failed
 
 
+async def test_the_log_names_a_push_s_origin_and_config_never_its_path_or_query(
+    service: TaskService, hook: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A caller's webhook URL may hold its secret in the query or the path
+    (a Slack or Discord webhook's token is its path): the operator's log
+    says where by the origin and the config, nothing more."""
+    caplog.set_level(logging.DEBUG, "agent_node")
+    hook.fail_with = [500, 404]
+    push = target(f"{hook.url}/hooks/SECRET-PATH;SECRET-PARAM?key=SECRET-QUERY#SECRET", id="c1")
+    task = (await service.send_message(send("hi", push=push), CTX)).task
+    assert task is not None
+
+    async def given_up() -> bool:
+        (stored,) = await service.runtime.store.push_configs(task.id)
+        return stored.settled
+
+    await until(given_up, "the push to be given up")
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("agent_node")]
+    assert [m for m in said if m.startswith("push to")] == [
+        f"push to {hook.url} (config 'c1') for task {task.id} failed: HTTP 500;"
+        " trying again (8 tries in all)",
+        f"push to {hook.url} (config 'c1') for task {task.id}: gave up after 2 tries: HTTP 404",
+    ]
+    assert not [m for m in said if "SECRET" in m]
+
+
 async def test_a_client_error_is_not_retried(service: TaskService, hook: Receiver) -> None:
     hook.fail_with = [404]
     task = (await service.send_message(send("hi", push=target(hook.url)), CTX)).task

@@ -215,8 +215,9 @@ class PushSender:
             if error is not None:
                 tries = config.attempts + 1
                 log.warning(
-                    "push to %s for task %s: gave up after %d %s: %s",
+                    "push to %s (config %r) for task %s: gave up after %d %s: %s",
                     _target(config.config),
+                    config.id,
                     config.task_id,
                     tries,
                     "try" if tries == 1 else "tries",
@@ -229,8 +230,9 @@ class PushSender:
         else:
             if config.attempts == 0:  # the first of a run of failures; the last says "gave up"
                 log.warning(
-                    "push to %s for task %s failed: %s; trying again (%d tries in all)",
+                    "push to %s (config %r) for task %s failed: %s; trying again (%d tries in all)",
                     _target(config.config),
+                    config.id,
                     config.task_id,
                     error,
                     self.settings.attempts,
@@ -327,6 +329,13 @@ def _describe(exc: BaseException, secrets: Iterable[str] = ()) -> str:
 
 
 def _target(config: str) -> str:
-    """The URL of a stored config, without its query (it may hold secrets)."""
-    url = str(json.loads(config).get("url", ""))
-    return url.split("?", 1)[0]
+    """Where a stored config pushes to, as the log says it: the URL's origin.
+    The rest is the caller's and may hold its secrets: a key in the query,
+    or the path itself (a Slack or Discord webhook's token is its path)."""
+    parts = urlsplit(str(json.loads(config).get("url", "")))
+    host = parts.hostname or "?"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port out of range: checked when the config was set
+        port = ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}{port}"
