@@ -2,8 +2,10 @@
 a throttled visit parked, or the execution's end.
 
 * :func:`fail_node` — ``node_failed`` (the error, its type, the retry's time,
-  a python step's traceback, the usage of the model calls it made), then the
-  work row due again at ``retry_at``, or the execution failed;
+  a python step's traceback, the usage of the model calls it made: the
+  error's, which the runner fills from what the executor reported while it
+  ran when the error has none, :func:`spent_usage`), then the work row due
+  again at ``retry_at``, or the execution failed;
 * :func:`throttle_node` — a rate-limited visit (:class:`~agent_node.errors.Throttled`):
   ``node_failed`` marked ``throttled`` with the wait, and its work row due
   after it with the attempt given back (the retry policy counts these apart,
@@ -15,7 +17,8 @@ a throttled visit parked, or the execution's end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from agent_node.errors import AgentNodeError
 from agent_node.store.records import EventRecord, WorkItem
@@ -24,7 +27,14 @@ from agent_node.store.txn import Txn
 from .executor import Finish
 from .plans import dumps, finish
 
-__all__ = ["described", "fail_node", "leave_node", "throttle_node", "throttled_count"]
+__all__ = [
+    "described",
+    "fail_node",
+    "leave_node",
+    "spent_usage",
+    "throttle_node",
+    "throttled_count",
+]
 
 
 def fail_node(
@@ -97,6 +107,30 @@ def throttle_node(
     parked = WorkItem(item.execution_id, item.node, item.visit, attempt, retry_at, None, None, 0)
     parked.fence = item.fence
     txn.put_work(parked)
+
+
+def spent_usage(
+    sources: Iterable[Callable[[], Mapping[str, Any] | None]],
+) -> dict[str, Any] | None:
+    """The sum of what an attempt's sources of spending say they used
+    (:attr:`~.executor.NodeContext.spending`), key by key: numbers added
+    (None where each is None), flags or-ed, anything else the first's;
+    None when they say nothing or no call was made."""
+    total: dict[str, Any] = {}
+    for source in sources:
+        for key, value in (source() or {}).items():
+            total[key] = _added(total.get(key), value) if key in total else value
+    if not total or not total.get("calls", 1):
+        return None
+    return {k: round(v, 8) if isinstance(v, float) else v for k, v in total.items()}
+
+
+def _added(before: Any, value: Any) -> Any:
+    if isinstance(before, bool) or isinstance(value, bool):
+        return bool(before) or bool(value)
+    if isinstance(before, int | float) and isinstance(value, int | float):
+        return before + value
+    return before if before is not None else value
 
 
 def leave_node(txn: Txn, item: WorkItem, available_at: float) -> None:

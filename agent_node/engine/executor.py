@@ -84,6 +84,12 @@ class NodeContext:
     #: Logs an event about this attempt while it runs (``kind``, data), under
     #: its lease: what it waits for (a model backend's slot) shows in ``inspect``.
     note: Callable[[str, Mapping[str, Any]], Awaitable[None]] | None = None
+    #: What the attempt has paid for so far, as its executor adds sources
+    #: while it runs (each gives a ``usage`` mapping of counts when asked: a
+    #: model node's conversation, each judge's): a failed attempt's
+    #: ``node_failed`` records their sum however it ended — a node
+    #: ``timeout`` that cut it mid-call too (:func:`~.attempts.spent_usage`).
+    spending: list[Callable[[], Mapping[str, Any] | None]] = field(default_factory=list)
 
     @property
     def idempotency_key(self) -> str:

@@ -165,6 +165,9 @@ class Runner:
             return await self._commit(workflow, claim, outcome, change, started, new_cache)
         node_context.reset(token)
         faults.hit("after_effect", item.node)
+        if isinstance(error, NodeFailed) and error.usage is None:
+            # Calls made count however the attempt ended (a timeout cut it short).
+            error.usage = attempts.spent_usage(ctx.spending)
         policy = spec.retry or NO_RETRY
         duration = time.perf_counter() - started
         if isinstance(error, Throttled) and await self._throttle(item, error, duration, policy):

@@ -51,7 +51,9 @@ number of calls, tokens (prompt, completion, total), cost in USD (None when
 the model has no price), seconds spent waiting for the model, and tool calls
 made; ``output`` — the model, the start of the answer and the tools called.
 A failed attempt's ``node_failed`` carries the ``usage`` of the calls it
-made all the same (they count in budgets, metrics and ``inspect``).
+made all the same (they count in budgets, metrics and ``inspect``) — one cut
+by the node's ``timeout`` too, and a call cut short after its answer began
+(its tokens estimated, ``estimated: true``).
 
 The model is reached through :class:`ModelClient`, which this module owns
 and :class:`agent_node.integrations.llm.LlmClient` implements (litellm,
@@ -73,6 +75,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent_node.engine.attempts import throttled_count
+from agent_node.engine.context import node_context
 from agent_node.engine.executor import Advance, NodeContext, Outcome
 from agent_node.errors import NodeFailed, NotEquipped
 from agent_node.nodes.base import Parkless
@@ -210,6 +213,8 @@ class ModelExecutor(Parkless):
             rate_limits_spent=rate_limits_spent,
             budget=budget,
         )
+        if (ctx := node_context.get()) is not None:
+            ctx.spending.append(conversation.usage)  # counted however the attempt ends
         try:
             conversation.offered = await self._offered(spec)
             answer = await self._answer(spec, conversation)

@@ -29,7 +29,17 @@ from agent_node.errors import PermanentFailure
 from agent_node.store.records import EventRecord
 from agent_node.workflow.budget import Budget
 
-__all__ = ["BUDGET_EVENT", "PAID", "BudgetGuard", "OverBudget", "Priced", "Spend", "spent"]
+__all__ = [
+    "BUDGET_EVENT",
+    "PAID",
+    "BudgetGuard",
+    "OverBudget",
+    "Priced",
+    "Spend",
+    "prompt_tokens",
+    "spent",
+    "text_tokens",
+]
 
 #: The event that sets an execution's own budget (its data: a Budget).
 BUDGET_EVENT = "budget_set"
@@ -81,6 +91,26 @@ def spent(events: Sequence[EventRecord]) -> tuple[Spend, Budget | None]:
     return total, own
 
 
+def text_tokens(characters: int) -> int:
+    """Tokens of a text this long, at four characters a token (an estimate)."""
+    return (characters + 3) // 4
+
+
+def prompt_tokens(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None
+) -> int:
+    """Tokens of a call's prompt, estimated from its messages and tool schemas as sent."""
+    sent = json.dumps(list(messages), ensure_ascii=False)
+    if tools:
+        sent += json.dumps(list(tools), ensure_ascii=False)
+    return text_tokens(len(sent))
+
+
+async def price(client: object, model: str, prompt: int, answer: int) -> float | None:
+    """USD for such a call as ``client`` prices it (None: it cannot)."""
+    return await client.price(model, prompt, answer) if isinstance(client, Priced) else None
+
+
 async def estimate(
     client: object,
     model: str,
@@ -89,13 +119,10 @@ async def estimate(
     max_tokens: int | None,
 ) -> Spend:
     """What one call is expected to cost at most (see the module doc)."""
-    sent = json.dumps(list(messages), ensure_ascii=False)
-    if tools:
-        sent += json.dumps(list(tools), ensure_ascii=False)
-    prompt = (len(sent) + 3) // 4
+    prompt = prompt_tokens(messages, tools)
     answer = max_tokens or 0
-    price = await client.price(model, prompt, answer) if isinstance(client, Priced) else None
-    return Spend(prompt + answer, float(price or 0.0), 1)
+    cost = await price(client, model, prompt, answer)
+    return Spend(prompt + answer, float(cost or 0.0), 1)
 
 
 class BudgetGuard:

@@ -48,6 +48,9 @@ class Completion:
     #: In USD, as the client prices the call; None when it cannot.
     cost: float | None = None
     latency_s: float = 0.0
+    #: Whether ``usage`` is an estimate (four characters a token), not the
+    #: server's count: it gave none, or the call was cut short.
+    estimated: bool = False
 
     def message(self) -> dict[str, Any]:
         """This answer as an OpenAI-style assistant message (for the next turn)."""

@@ -10,16 +10,31 @@ while rate-limit waits are left parks the visit instead (the chain starts
 over from its first model afterwards). Each model given up on is recorded
 (``fell_back``: the model and why), and the summary names the model that
 answered.
+
+Every call made counts in :meth:`Conversation.usage`, one cut short too: a
+call that fails (or is cancelled: a node's ``timeout``) after its answer
+began to stream counts, its tokens estimated at four characters a token —
+the prompt as sent, the answer as far as it came — and marked
+``estimated``. A call that fails before any of its answer came (refused,
+unreachable) counts nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent_node.nodes.model_budget import BudgetGuard, Spend, estimate
+from agent_node.nodes.model_budget import (
+    BudgetGuard,
+    Spend,
+    estimate,
+    price,
+    prompt_tokens,
+    text_tokens,
+)
 from agent_node.nodes.model_client import (
     Completion,
     ModelClient,
@@ -73,6 +88,8 @@ class Conversation:
     fell_back: list[dict[str, str]] = field(default_factory=list)
     #: Checks each call against the execution's budget before it is made.
     budget: BudgetGuard | None = None
+    #: Characters of the answer of the call in flight come so far.
+    _came: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         if self.spec.prompt is not None:
@@ -98,16 +115,41 @@ class Conversation:
             await self.budget.check(call, Spend.of(self.usage()))
         if self.live is not None:
             self.live.restart()
-        return await self.client.complete(
-            self.model,
-            self.messages,
-            tools=self.offered,
-            response_format=self.response_format,
-            stream=bool(spec.stream) or self.live is not None,
-            temperature=spec.temperature,
-            max_tokens=spec.max_tokens,
-            on_text=self.live.write if self.live is not None else None,
-        )
+        streamed = bool(spec.stream) or self.live is not None
+        self._came, started = 0, time.perf_counter()
+        try:
+            return await self.client.complete(
+                self.model,
+                self.messages,
+                tools=self.offered,
+                response_format=self.response_format,
+                stream=streamed,
+                temperature=spec.temperature,
+                max_tokens=spec.max_tokens,
+                on_text=self._heard if streamed else None,
+            )
+        except BaseException:  # a cancellation too: a node's timeout cut the call
+            if self._came:  # its answer had begun: the call was made
+                self.completions.append(await self._cut(time.perf_counter() - started))
+            raise
+
+    def _heard(self, text: str) -> None:
+        """A piece of the answer of the call in flight."""
+        self._came += len(text)
+        if self.live is not None:
+            self.live.write(text)
+
+    async def _cut(self, latency: float) -> Completion:
+        """The call in flight, cut short: what it cost, estimated."""
+        prompt = prompt_tokens(self.messages, self.offered)
+        answer = text_tokens(self._came)
+        usage = {"prompt_tokens": prompt, "completion_tokens": answer}
+        usage["total_tokens"] = prompt + answer
+        try:
+            cost = await price(self.client, self.model, prompt, answer)
+        except Exception:  # no price for it: it still counts
+            cost = None
+        return Completion(self.model, "", usage=usage, cost=cost, latency_s=latency, estimated=True)
 
     async def _fall_back(self, error: Exception) -> bool:
         """Move on to the chain's next model after ``error``; False when
@@ -136,7 +178,7 @@ class Conversation:
             return sum(int(c.usage.get(kind, 0)) for c in self.completions)
 
         costs = [c.cost for c in self.completions if c.cost is not None]
-        return {
+        counted = {
             "model": self.model,
             "calls": len(self.completions),
             "prompt_tokens": tokens("prompt_tokens"),
@@ -146,6 +188,9 @@ class Conversation:
             "latency_s": round(sum(c.latency_s for c in self.completions), 6),
             "tool_calls": len(self.tools_called),
         }
+        if any(c.estimated for c in self.completions):
+            counted["estimated"] = True  # some counts are ours, not the server's
+        return counted
 
     def summary(self, answer: Completion) -> dict[str, Any]:
         text = answer.text if len(answer.text) <= _EXCERPT else answer.text[: _EXCERPT - 1] + "…"

@@ -90,6 +90,9 @@ class Reply:
     #: Streamed: end the stream cleanly after this many pieces, without its
     #: ``done`` line (a server or proxy that gives up mid-answer).
     closed_after: int | None = None
+    #: Streamed: send nothing more after this many pieces, the connection
+    #: held open (a model server stuck mid-answer).
+    stall_after: int | None = None
     #: Why the model stopped (``done_reason``: ``stop``, ``length`` …).
     done_reason: str = "stop"
     #: Whether the answer gives its token counts (an old server gives none).
@@ -280,6 +283,8 @@ async def _stream(
             raise ConnectionAbortedError("fake ollama: cut mid-answer")  # uvicorn drops it
         if index == reply.closed_after:
             return
+        if index == reply.stall_after:
+            await asyncio.Event().wait()  # until the client gives up
         piece = {"role": "assistant", "content": reply.content[start : start + size]}
         yield _line(_chunk(model, piece, done=False))
     if reply.tool_calls:
