@@ -1,4 +1,5 @@
-"""NUL (U+0000) in ids, the same on every store and binding.
+"""The ids a request names, and those a peer answers with: no NUL, no
+longer than MAX_ID_CHARS, the same on every store and binding.
 
 PostgreSQL's text cannot hold a NUL: a caller's task id, contextId or
 ListTasks filter holding one was an internal error there (-32603, asyncpg's
@@ -10,13 +11,16 @@ finds no execution of such an id. A NUL inside a message's text or metadata
 is stored and read back (it is stored as JSON). A peer whose task id holds
 one answered what no store could keep: its send was tried again and again
 (the message sent each time); now it fails the delegation at once, and such
-a push is refused."""
+a push is refused. A contextId of 3,000 characters was an internal error on
+PostgreSQL too (an index row holds ~2.7 kB), and a 900 kB task id came back
+whole in the not-found message: ids are at most 512 characters."""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +36,7 @@ from agent_node.a2a.peers.push_receiver import PUSH_PATH, PushReceiver
 from agent_node.a2a.peers.push_tokens import push_token
 from agent_node.a2a.server.app import Guard, create_app
 from agent_node.a2a.server.card import CardDocument
+from agent_node.a2a.server.id_fields import MAX_ID_CHARS
 from agent_node.a2a.server.jsonrpc import Limits, jsonrpc_endpoint
 from agent_node.a2a.server.ops import ops_routes
 from agent_node.a2a.server.rest import rest_endpoint
@@ -124,6 +129,32 @@ async def test_an_id_holding_nul_is_invalid_params_naming_it(
         assert error["code"] == -32602 and error["message"].startswith("pageToken is not one")
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
     assert loud == [], [r.getMessage() for r in loud]
+
+
+async def test_an_id_longer_than_the_cap_is_invalid_params_and_not_echoed(
+    node: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "a" * 900_000
+    with caplog.at_level(logging.INFO):
+        error = (await rpc(node, "GetTask", {"id": huge}))["error"]
+        assert (error["code"], error["message"]) == (
+            -32602,
+            f"id: an id is at most {MAX_ID_CHARS} characters, not 900000",
+        )
+        context = "".join(random.choice("\U0001f600\u00e9x\u4e2d") for _ in range(3000))
+        error = (await rpc(node, "SendMessage", {"message": message(contextId=context)}))["error"]
+        assert error["code"] == -32602 and error["message"].startswith("message.contextId: an id")
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == [], [r.getMessage()[:200] for r in loud]
+
+
+async def test_an_id_at_the_cap_is_a_context_like_any(node: httpx.AsyncClient) -> None:
+    """512 characters of four bytes each: 2 kB, within what PostgreSQL's index takes."""
+    context = "".join(random.choice("\U0001f600\U0001f680\U0001f308") for _ in range(MAX_ID_CHARS))
+    task = (await rpc(node, "SendMessage", {"message": message(contextId=context)}))["result"]
+    assert task["task"]["contextId"] == context
+    listed = (await rpc(node, "ListTasks", {"contextId": context}))["result"]
+    assert [t["id"] for t in listed["tasks"]] == [task["task"]["id"]]
 
 
 async def test_over_rest_an_id_holding_nul_is_a_400(node: httpx.AsyncClient) -> None:
