@@ -161,10 +161,11 @@ def _scores(output: object) -> str:
 
 
 def _usage(usage: object) -> str:
-    """What a model call cost: ``412 tok · $0.0012 · 1.3 s``."""
+    """What a model call cost: ``412 tok · $0.0012 · 1.3 s`` (``~412 tok``:
+    estimated, the server counted none or the call was cut short)."""
     if not isinstance(usage, Mapping) or not usage.get("total_tokens"):
         return ""
-    parts = [f"{usage['total_tokens']} tok"]
+    parts = [f"{'~' if usage.get('estimated') else ''}{usage['total_tokens']} tok"]
     if usage.get("cost"):
         parts.append(f"${float(usage['cost']):.4f}")
     if usage.get("latency_s"):
@@ -235,7 +236,8 @@ def model_usage(runs: Sequence[NodeRun]) -> str:
         return ""
     tokens = sum(int(u.get("total_tokens") or 0) for u in usages)
     costs = [float(u["cost"]) for u in usages if u.get("cost") is not None]
-    parts = [f"{calls} call{'s' if calls > 1 else ''}", f"{tokens:,} tok"]
+    about = "~" if any(u.get("estimated") for u in usages) else ""
+    parts = [f"{calls} call{'s' if calls > 1 else ''}", f"{about}{tokens:,} tok"]
     parts.append(f"${sum(costs):.4f}" if costs else "no price")
     return " · ".join(parts)
 

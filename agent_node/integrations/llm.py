@@ -44,6 +44,7 @@ passes through untouched. This module implements
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import time
@@ -58,6 +59,7 @@ from agent_node.integrations.backends import Backends
 from agent_node.integrations.direct_stream import DirectStream
 from agent_node.integrations.llm_answers import completion, streamed
 from agent_node.integrations.llm_errors import translated
+from agent_node.nodes.model_budget import prompt_tokens, text_tokens
 from agent_node.nodes.model_client import (
     Completion,
     ModelUnavailable,
@@ -169,12 +171,27 @@ class LlmClient:
         (:mod:`agent_node.integrations.scripted`): litellm is not loaded."""
         if model.startswith(scripted.PREFIX):
             return await scripted.complete(model, messages, response_format, on_text)
+        given = {"temperature": temperature, "max_tokens": max_tokens}
+        asked = (model, messages, tools, response_format, given, on_text)
+        answer = await self._answer(*asked, stream or on_text is not None)
+        return await self._counted(model, messages, tools, answer)
+
+    async def _answer(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None,
+        response_format: Mapping[str, Any] | None,
+        given: Mapping[str, Any],
+        on_text: Callable[[str], None] | None,
+        stream: bool,
+    ) -> Completion:
+        """The call of :meth:`complete`: read directly or through litellm."""
         ollama = model.startswith(_OLLAMA_PREFIXES)
         if ollama and not self._answered:
             await self._probe(model)  # seconds, not litellm's import and retries
         plain = not tools and response_format is None and not self.settings.via_litellm
-        if plain and (stream or on_text is not None):
-            given = {"temperature": temperature, "max_tokens": max_tokens}
+        if plain and stream:
             direct = self._direct(model, messages, given, on_text)
             if direct is not None:  # plain streamed text from a local server
                 async with self.backends.slot(model):
@@ -183,7 +200,6 @@ class LlmClient:
         # No retries inside the call: a 429 parks the visit durably, and the
         # node's retry policy (not the OpenAI client's) retries the rest.
         options: dict[str, Any] = {"timeout": self.settings.timeout, "max_retries": 0}
-        given = {"temperature": temperature, "max_tokens": max_tokens}
         options.update({key: value for key, value in given.items() if value is not None})
         if tools:
             options["tools"] = [dict(tool) for tool in tools]
@@ -200,6 +216,31 @@ class LlmClient:
             )
         async with self.backends.slot(model):
             return await self._ask(litellm, model, messages, options, on_text, stream, what_to_do)
+
+    async def _counted(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None,
+        answer: Completion,
+    ) -> Completion:
+        """``answer``, its tokens estimated when the server counted none (an
+        OpenAI-compatible server that sends no usage, an old Ollama): four
+        characters a token, the prompt as sent, marked ``estimated`` and
+        priced by those counts — a token budget holds all the same."""
+        if answer.usage.get("total_tokens"):
+            return answer
+        calls = answer.tool_calls
+        said = len(answer.text) + sum(len(call.name) + len(call.arguments) for call in calls)
+        prompt, reply = prompt_tokens(messages, tools), text_tokens(said)
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": reply,
+            "total_tokens": prompt + reply,
+        }
+        cost = await self.price(model, prompt, reply)
+        cost = answer.cost if cost is None else cost
+        return dataclasses.replace(answer, usage=usage, cost=cost, estimated=True)
 
     async def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """USD for a call of ``model`` with these token counts, as litellm

@@ -49,6 +49,15 @@ def test_the_header_sums_the_model_calls() -> None:
     assert model_usage([run()]) == ""
 
 
+def test_estimated_tokens_are_shown_as_such() -> None:
+    """Counted by four characters a token (the server counted none, or the
+    call was cut short): ``~``, in the timeline and the header."""
+    usage = {"calls": 1, "total_tokens": 90, "cost": None, "estimated": True}
+    assert detail(run(output={"text": "hi"}, usage=usage, next="done")) == "→ done · ~90 tok"
+    counted = run(usage={"calls": 1, "total_tokens": 1000, "cost": None})
+    assert model_usage([counted, run(usage=usage)]) == "2 calls · ~1,090 tok · no price"
+
+
 def test_a_wait_for_authorization_is_named_with_the_event_that_answers_it() -> None:
     wait = WaitRecord("e1", "login", 1, "auth", "input", None)
     assert describe_wait(wait) == "authorization (event 'input') at node 'login'"
