@@ -351,6 +351,13 @@ class McpServerConfig(BaseModel):
     url: str | None = Field(default=None, pattern=r"^https?://")
     #: HTTP headers for a streamable-HTTP server (e.g. Authorization).
     headers: dict[str, str] = {}
+    #: Seconds one tool call may wait for its answer (a node's ``timeout``,
+    #: when it has one, is its calls' instead). 60 s, the MCP TypeScript
+    #: SDK's default: tools often wrap slow work (a fetch, a build, a model).
+    timeout: float = Field(default=60.0, gt=0)
+    #: The largest answer a tool call may give: its text and files, or its
+    #: structured content as JSON (10 MiB, as the http node's ``max_bytes``).
+    max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerConfig:

@@ -6,12 +6,14 @@ not configure, a tool its server does not have, or literal arguments its
 input schema refuses, was served, and failed its first task. Now, as
 ``serve`` (and ``resume``/``worker`` with ``--config``) starts:
 
-* :func:`check_servers`, no I/O: a tool node naming a server that ``mcp:``
-  does not configure is a :class:`~agent_node.errors.ConfigError` — the
-  node refuses to start, naming the skill's workflow, the node and the server.
+* :func:`check_servers`, no I/O: a tool node (or a model node's
+  ``server/tool``) naming a server that ``mcp:`` does not configure is a
+  :class:`~agent_node.errors.ConfigError` — the node refuses to start,
+  naming the skill's workflow, the node and the server.
 * :func:`warn_tools`, once the servers list their tools: a tool that its
-  server (or, unnamed, no server) lists, a model node's tool that no server
-  lists, and literal arguments that the tool's ``input_schema`` refuses are
+  server (or, unnamed, no server) does not list, a model node's tool that
+  its server (or, unnamed, no server) does not list, and literal arguments
+  that the tool's ``input_schema`` refuses are
   warnings, one line each — a server may gain a tool later, so the node
   starts. Arguments built from the state (``{{ … }}``) are known only when
   a task runs: they are left out, and so is a ``required`` they fill. A
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_node.errors import ConfigError
 from agent_node.nodes.tool import ToolNode
+from agent_node.nodes.tool_refs import ToolRef
 from agent_node.printable import printable
 from agent_node.workflow.compiled import CompiledWorkflow
 from agent_node.workflow.values import expressions_in, templates_in
@@ -53,12 +56,14 @@ _LONGEST = 300
 def check_servers(workflows: Mapping[str, CompiledWorkflow], servers: Collection[str]) -> None:
     """Refuse a tool node of ``workflows`` (by skill) naming a server not in
     ``servers`` (the node's ``mcp:``); raises :class:`ConfigError`."""
-    for skill, workflow, node in _tool_nodes(workflows):
-        if node.server is not None and node.server not in servers:
+    named = [(s, w, n.id, n.server) for s, w, n in _tool_nodes(workflows)]
+    named += [(s, w, node, ref.server) for s, w, node, ref in _model_tools(workflows)]
+    for skill, workflow, node, server in named:
+        if server is not None and server not in servers:
             configured = f"its mcp: names {', '.join(servers)}" if servers else "it has no mcp:"
             raise ConfigError(
-                f"skill {skill!r}: {_named(workflow)}, node {node.id!r}: MCP server"
-                f" {node.server!r} is not configured on this node ({configured})"
+                f"skill {skill!r}: {_named(workflow)}, node {node!r}: MCP server"
+                f" {server!r} is not configured on this node ({configured})"
             )
 
 
@@ -68,19 +73,17 @@ async def warn_tools(
     """Log a warning for each tool call of ``workflows`` that the pool's
     servers say cannot work (see the module doc); returns them."""
     calls = list(_tool_nodes(workflows))
-    asked_by_models = any(_model_tools(workflows))
+    offered = [ref for *_, ref in _model_tools(workflows)]
     wanted = {n.server for _, _, n in calls if n.server is not None}
-    if asked_by_models or any(n.server is None for _, _, n in calls):
+    wanted |= {ref.server for ref in offered if ref.server is not None}
+    if any(n.server is None for _, _, n in calls) or any(r.server is None for r in offered):
         wanted = set(pool.servers)
     wanted &= set(pool.servers)
     listed, warnings = await _listings(pool, sorted(wanted), timeout)
     for _, workflow, node in calls:
         warnings.extend(_check_call(workflow, node, listed, pool.servers))
-    for workflow, model_node, tool in _model_tools(workflows):
-        answered = len(listed) == len(pool.servers)  # else it may be the silent one's
-        if answered and not any(tool in tools for tools in listed.values()):
-            where = f"{_named(workflow)}, node {model_node!r}"
-            warnings.append(f"{where}: no MCP server lists tool {tool!r}, which the model may call")
+    for _, workflow, model_node, ref in _model_tools(workflows):
+        warnings.extend(_check_model_tool(workflow, model_node, ref, listed, pool.servers))
     # Tool names, schemas and errors are the servers' words: no line feed or
     # escape of theirs reaches a log line or a terminal.
     warnings = [printable(w) for w in warnings]
@@ -152,6 +155,29 @@ def _check_call(
         yield f"{where}: its arguments do not fit {schema}: {problem}"
 
 
+def _check_model_tool(
+    workflow: CompiledWorkflow,
+    node: str,
+    ref: ToolRef,
+    listed: Mapping[str, Mapping[str, ToolInfo]],
+    servers: Collection[str],
+) -> Iterator[str]:
+    """What cannot work in one tool a model node offers its model."""
+    where = f"{_named(workflow)}, node {node!r}"
+    if ref.server is not None:
+        tools = listed.get(ref.server)
+        if tools is not None and ref.tool not in tools:
+            lacking = f"MCP server {ref.server!r} lists no tool {ref.tool!r}"
+            yield f"{where}: {lacking}, which the model may call"
+        return
+    owners = [s for s, tools in listed.items() if ref.tool in tools]
+    if len(owners) > 1:
+        named = ", ".join(f"'{s}/{ref.tool}'" for s in sorted(owners))
+        yield f"{where}: tool {ref.tool!r} is listed by {_names(owners)}: name its server ({named})"
+    elif not owners and len(listed) == len(servers):  # else it may be the silent one's
+        yield f"{where}: no MCP server lists tool {ref.tool!r}, which the model may call"
+
+
 def _refused(arguments: Mapping[str, Any], schema: Mapping[str, Any]) -> str | None:
     """Why ``schema`` refuses the literal ``arguments`` (those built from the
     state left out), or None; a schema that cannot be used is not checked."""
@@ -198,13 +224,13 @@ def _tool_nodes(
 
 def _model_tools(
     workflows: Mapping[str, CompiledWorkflow],
-) -> Iterator[tuple[CompiledWorkflow, str, str]]:
-    """``(workflow, node, tool)`` of the tools model nodes may call."""
-    for workflow in workflows.values():
+) -> Iterator[tuple[str, CompiledWorkflow, str, ToolRef]]:
+    """``(skill, workflow, node, tool)`` of the tools model nodes may call."""
+    for skill, workflow in workflows.items():
         for node in workflow.ir.nodes.values():
             for tool in getattr(node, "tools", None) or ():
                 if node.type == "model" and isinstance(tool, str):
-                    yield workflow, node.id, tool
+                    yield skill, workflow, node.id, ToolRef.parse(tool)
 
 
 def _named(workflow: CompiledWorkflow) -> str:

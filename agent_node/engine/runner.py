@@ -153,8 +153,10 @@ class Runner:
                 async with asyncio.timeout(spec.timeout):
                     outcome = await self.executors[spec.type].execute(ctx)
             change, new_cache = _state_change(ctx, outcome, seq)
-        except TimeoutError:
-            error: Exception = NodeTimeout(f"node {spec.id!r} timed out after {spec.timeout}s")
+        except TimeoutError as exc:
+            error: Exception = NodeTimeout(
+                f"node {spec.id!r} timed out after {spec.timeout}s{_waiting_on(exc)}"
+            )
             trace = None
         except Exception as exc:
             error = exc
@@ -387,3 +389,13 @@ def _as_stored(ctx: NodeContext, data: dict[str, Any]) -> BaseModel:
             f"node {ctx.spec.id!r} produced a state that does not read back from its JSON:"
             f" {describe_validation(exc, model)}"
         ) from None
+
+
+def _waiting_on(timeout: TimeoutError) -> str:
+    """What the node was waiting for when its time ran out, when the work it
+    cancelled says (a ``CancelledError`` with a message, e.g. an MCP server
+    still starting): ``": <that>"``, else nothing."""
+    cancelled = timeout.__cause__
+    if isinstance(cancelled, asyncio.CancelledError) and cancelled.args:
+        return f": {cancelled.args[0]}"
+    return ""

@@ -8,6 +8,17 @@ concurrently on one session (JSON-RPC ids keep them apart; measured: five
 0.2 s calls on one stdio session take 0.21 s together), so nothing is
 serialized per server except opening.
 
+A server's start (spawn and ``initialize``) is the pool's, not the
+caller's: it runs in a task of its own, bounded by ``open_timeout``, and
+every caller waits for that one start. A caller that gives up (its node
+timed out) leaves it going, so the next call finds the server up — and its
+timeout says the server was still starting (the ``CancelledError`` it ends
+with carries that, which the runner quotes).
+
+Each call waits for its answer at most its node's ``timeout``, else its
+server's ``timeout`` (``mcp:``), and takes an answer up to its server's
+``max_bytes`` (:class:`~agent_node.nodes.tool.AnswerTooLarge` beyond).
+
 A session that was lost (its server exited) or retired (a call failed at
 the transport or protocol level) is replaced by the next call; what a
 session is — its states, its task, how the SDK's failures become
@@ -24,14 +35,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from agent_node.config import McpServerConfig, NodeConfig
 from agent_node.errors import NodeFailed, UsageError
-from agent_node.integrations.mcp_session import CLOSE_TIMEOUT, McpSession, boundary
+from agent_node.integrations.mcp_session import (
+    CLOSE_TIMEOUT,
+    McpSession,
+    boundary,
+    calling,
+    too_large,
+)
+from agent_node.integrations.mcp_toolbox import McpToolBox
 from agent_node.integrations.mcp_tools import ToolInfo, tool_result
 from agent_node.nodes.tool import ToolResult
 
@@ -111,20 +129,29 @@ class McpPool:
         arguments: Mapping[str, Any],
         *,
         meta: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> ToolResult:
-        """Call ``tool`` on ``server``. An ``is_error`` answer is returned,
-        not raised; failing to get an answer raises ``NodeFailed``."""
+        """Call ``tool`` on ``server``, waiting ``timeout`` seconds at most
+        (None: the server's ``timeout``). An ``is_error`` answer is returned,
+        not raised; failing to get an answer raises ``NodeFailed``, an answer
+        over the server's ``max_bytes`` :class:`AnswerTooLarge`."""
         session = await self._session(server)
+        deadline = session.config.timeout if timeout is None else timeout
         session.inflight += 1
         try:
-            with boundary(server, f"calling tool {tool!r}", session):
+            with calling(session, tool, deadline):
                 sent = cast("RequestParamsMeta", dict(meta)) if meta else None
-                result = await session.client.call_tool(tool, dict(arguments), meta=sent)
+                result = await session.client.call_tool(
+                    tool, dict(arguments), read_timeout_seconds=deadline, meta=sent
+                )
         finally:
             session.inflight -= 1
             if not session.usable and session.inflight == 0:
                 self._close_later(session)
-        return tool_result(result)
+        answer = tool_result(result)
+        if answer.size() > session.config.max_bytes:
+            raise too_large(session, tool)
+        return answer
 
     async def list_tools(self, server: str | None = None) -> dict[str, list[ToolInfo]]:
         """The tools of ``server`` (every server when None), listed afresh."""
@@ -132,11 +159,16 @@ class McpPool:
         listings = await asyncio.gather(*(self._tools(name, fresh=True) for name in names))
         return dict(zip(names, listings, strict=True))
 
-    async def tool_info(self, tool: str) -> tuple[str, ToolInfo]:
-        """The server offering ``tool`` and how it lists it (cached listings)."""
-        server = await self.server_for(tool)
-        listed = await self._tools(server, fresh=False)
-        return server, next(info for info in listed if info.name == tool)
+    async def tool_info(self, tool: str, server: str | None = None) -> tuple[str, ToolInfo]:
+        """The server offering ``tool`` (``server`` when named) and how it
+        lists it (cached listings, listed afresh once when it lacks the tool)."""
+        server = server or await self.server_for(tool)
+        for fresh in (False, True):
+            listed = await self._tools(server, fresh=fresh)
+            found = next((info for info in listed if info.name == tool), None)
+            if found is not None:
+                return server, found
+        raise NodeFailed(f"MCP server {server!r} offers no tool named {tool!r}")
 
     async def server_for(self, tool: str) -> str:
         """The one server offering ``tool``; ``NodeFailed`` when none or several do.
@@ -162,7 +194,7 @@ class McpPool:
             if owners:
                 raise NodeFailed(
                     f"tool {tool!r} is offered by several MCP servers ({', '.join(owners)}):"
-                    " name the server"
+                    f" name the server (a tool node's server:, a model node's '{owners[0]}/{tool}')"
                 )
         unreachable = f"; unreachable: {'; '.join(failures)}" if failures else ""
         raise NodeFailed(
@@ -174,6 +206,10 @@ class McpPool:
         """Close every session (stdio servers are stopped); idempotent."""
         self._state = PoolState.CLOSED
         for slot in self._slots.values():
+            opening = slot.opening
+            if opening is not None:
+                opening.cancel()
+                await asyncio.wait({opening})
             if slot.session is not None:
                 self._close_later(slot.session)
                 slot.session = None
@@ -181,25 +217,43 @@ class McpPool:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _session(self, server: str) -> McpSession:
-        """The server's usable session, opened when it has none."""
+        """The server's usable session, once its start (shared) is done."""
         slot = self._slot(server)
         current = slot.session
         if current is not None and current.usable:
             return current
-        async with slot.lock:
+        if slot.opening is None:
+            self._guard()
+            slot.opening = asyncio.create_task(
+                self._open(slot), name=f"mcp:{server} start", context=contextvars.Context()
+            )
+            slot.opening.add_done_callback(_retrieved)
+        opening = slot.opening
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            if opening.done():
+                raise
+            # Our caller gave up; the start goes on for the next one. Say why
+            # we were waiting (the runner quotes it in the node's timeout).
+            raise asyncio.CancelledError(
+                f"the MCP server {server!r} was still starting (it goes on starting,"
+                f" for up to {self._open_timeout:g} s, for the next attempt)"
+            ) from None
+
+    async def _open(self, slot: _Slot) -> McpSession:
+        """Start a session for ``slot`` in place of its unusable one."""
+        try:
             current = slot.session
-            if current is not None and current.usable:
-                return current
             if current is not None:
                 current.move("retired")
                 slot.session = None
                 if current.inflight == 0:
                     self._close_later(current)
-            self._guard()
             self.spawns += 1
             session = McpSession(slot.config, self._cwd(slot.config), self._errlog)
             try:
-                with boundary(server, "opening a session"):
+                with boundary(slot.config.name, "opening a session"):
                     await session.open(self._open_timeout)
             except BaseException:
                 self._close_later(session)
@@ -209,6 +263,8 @@ class McpPool:
                 self._guard()
             slot.session = session
             return session
+        finally:
+            slot.opening = None
 
     async def _tools(self, server: str, *, fresh: bool) -> list[ToolInfo]:
         session = await self._session(server)
@@ -218,10 +274,17 @@ class McpPool:
 
         tools: list[ToolInfo] = []
         cursor: str | None = None
+        deadline = session.config.timeout
         with boundary(server, "listing tools", session):
             for _ in range(_MAX_PAGES):
                 params = PaginatedRequestParams(cursor=cursor) if cursor else None
-                page = await session.client.list_tools(params=params)
+                try:
+                    async with asyncio.timeout(deadline):
+                        page = await session.client.list_tools(params=params)
+                except TimeoutError:
+                    raise NodeFailed(
+                        f"mcp server {server!r}: listing tools: no answer within {deadline:g} s"
+                    ) from None
                 tools += [
                     ToolInfo(t.name, t.description, dict(t.input_schema), t.output_schema)
                     for t in page.tools
@@ -260,11 +323,18 @@ class McpPool:
 
 @dataclass
 class _Slot:
-    """One configured server: its settings, its session, who may open it."""
+    """One configured server: its settings, its session, its start under way."""
 
     config: McpServerConfig
     session: McpSession | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    opening: asyncio.Task[McpSession] | None = None
+
+
+def _retrieved(task: asyncio.Task[McpSession]) -> None:
+    """A start's failure is its waiters' to report; one nobody waited for
+    (its callers gave up) is not logged as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _offering(
@@ -281,26 +351,3 @@ def _offering(
         elif any(info.name == tool for info in tools):
             owners.append(server)
     return owners, failures
-
-
-class McpToolBox:
-    """The pool's tools as model nodes call them (``agent_node.nodes.model.ToolBox``)."""
-
-    def __init__(self, pool: McpPool) -> None:
-        self.pool = pool
-
-    async def schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        for name in names:
-            _, info = await self.pool.tool_info(name)
-            function = {
-                "name": name,
-                "description": info.description or "",
-                "parameters": info.input_schema,
-            }
-            found.append({"type": "function", "function": function})
-        return found
-
-    async def call(self, name: str, args: Mapping[str, Any]) -> str:
-        result = await self.pool.call(await self.pool.server_for(name), name, args)
-        return f"error: {result.content_text}" if result.is_error else result.content_text

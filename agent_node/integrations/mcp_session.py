@@ -16,7 +16,12 @@ A session goes through these states (``SessionState``):
   are stopped), or once a lost or retired session has no call in flight.
 
 A tool that answers ``is_error`` is an answer, not a session problem; so is
-a JSON-RPC "no such method" or "invalid params": the session stays.
+a JSON-RPC "no such method" or "invalid params": the session stays. So is a
+call that gets no answer within its deadline (the SDK tells the server it
+gave up on it: ``notifications/cancelled``), and one whose answer is over
+the size cap (a streamable-HTTP server's answer is read up to the cap only,
+:func:`.mcp_transport.sse_cap`): :func:`calling` says either as such, naming the server
+and the tool.
 
 Every foreign exception (mcp, anyio, httpx2, ``OSError``) is translated into
 :class:`~agent_node.errors.NodeFailed` naming the server, by one context
@@ -46,19 +51,30 @@ from agent_node.config import McpServerConfig
 from agent_node.errors import NodeFailed
 from agent_node.integrations.mcp_tools import ToolInfo
 from agent_node.integrations.mcp_transport import Watched, transport
+from agent_node.nodes.tool import AnswerTooLarge
 
 if TYPE_CHECKING:
     from mcp.client import ClientSession
 
-__all__ = ["CLOSE_TIMEOUT", "McpSession", "SessionState", "boundary"]
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "McpSession",
+    "SessionState",
+    "boundary",
+    "calling",
+    "too_large",
+]
 
 log = logging.getLogger(__name__)
 
 #: Seconds closing one session may take before its task is cancelled.
 CLOSE_TIMEOUT = 10.0
 #: JSON-RPC errors about the request, not the session (method not found,
-#: invalid params): the session is kept.
-_REQUEST_ERRORS = frozenset({-32601, -32602})
+#: invalid params, the SDK's request timeout): the session is kept.
+_REQUEST_ERRORS = frozenset({-32601, -32602, -32001})
+#: What the SDK says when a streamable-HTTP answer (one SSE event) is over
+#: its cap: the request is given up, the session is fine.
+_SSE_OVER_CAP = "Server-sent event exceeded the"
 
 #: A session's lifecycle (see the module doc); "closing" is final.
 SessionState = Literal["opening", "ready", "lost", "retired", "closing"]
@@ -159,6 +175,37 @@ def boundary(server: str, doing: str, session: McpSession | None = None) -> Iter
         if session is not None and _breaks_session(exc):
             session.move("retired")
         raise NodeFailed(f"mcp server {server!r}: {doing}: {_describe(exc)}") from exc
+
+
+@contextmanager
+def calling(session: McpSession, tool: str, deadline: float) -> Iterator[None]:
+    """:func:`boundary` of one tool call: no answer within ``deadline``
+    seconds, and an answer over the server's ``max_bytes``, said as such
+    (the first a transient failure, the second :class:`AnswerTooLarge`)."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+
+    server = session.config.name
+    with boundary(server, f"calling tool {tool!r}", session):
+        try:
+            yield
+        except MCPError as exc:
+            if exc.code == REQUEST_TIMEOUT:
+                raise NodeFailed(
+                    f"mcp server {server!r}: tool {tool!r} gave no answer within {deadline:g} s"
+                    " (its node's timeout, else the server's timeout: in mcp:)"
+                ) from exc
+            if exc.code == CONNECTION_CLOSED and _SSE_OVER_CAP in exc.message:
+                raise too_large(session, tool) from exc
+            raise
+
+
+def too_large(session: McpSession, tool: str) -> AnswerTooLarge:
+    cap = session.config.max_bytes
+    return AnswerTooLarge(
+        f"mcp server {session.config.name!r}: the answer of tool {tool!r} is larger than"
+        f" max_bytes ({cap:,} bytes; the server's max_bytes in mcp:)"
+    )
 
 
 def _breaks_session(exc: Exception) -> bool:

@@ -31,9 +31,11 @@ class ToolInfo:
 
 def tool_result(result: CallToolResult) -> ToolResult:
     """A call's result as nodes see it: its content as text, its structured
-    content, and whether the tool answered with an error."""
+    content, whether the tool answered with an error, and its images, audio
+    and binary resources as A2A file parts (the text saying where each was)."""
     text = "\n".join(_text(block) for block in result.content)
-    return ToolResult(text, result.structured_content, bool(result.is_error))
+    files = tuple(part for block in result.content if (part := _file(block)) is not None)
+    return ToolResult(text, result.structured_content, bool(result.is_error), files)
 
 
 def _text(block: ContentBlock) -> str:
@@ -48,3 +50,17 @@ def _text(block: ContentBlock) -> str:
     if isinstance(block, ResourceLink):
         return f"[resource {block.uri}]"
     return f"[{block.type} {getattr(block, 'mime_type', '')}]".replace(" ]", "]")
+
+
+def _file(block: ContentBlock) -> dict[str, str] | None:
+    """A block holding bytes as an A2A 1.0 file part (its JSON), else None."""
+    from mcp_types import AudioContent, BlobResourceContents, EmbeddedResource, ImageContent
+
+    if isinstance(block, ImageContent | AudioContent):
+        return {"raw": block.data, "mediaType": block.mime_type}
+    if isinstance(block, EmbeddedResource) and isinstance(block.resource, BlobResourceContents):
+        inner = block.resource
+        part = {"raw": inner.blob, "mediaType": inner.mime_type or "application/octet-stream"}
+        name = str(inner.uri).rstrip("/").rpartition("/")[2]
+        return {**part, "filename": name} if name else part
+    return None

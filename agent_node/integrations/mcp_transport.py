@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mcp.client import Transport
     from mcp.shared.message import SessionMessage
 
-__all__ = ["Watched", "transport"]
+__all__ = ["Watched", "sse_cap", "transport"]
 
 
 def transport(config: McpServerConfig, cwd: Path | None, errlog: TextIO | None) -> Transport:
@@ -39,11 +39,20 @@ def transport(config: McpServerConfig, cwd: Path | None, errlog: TextIO | None) 
             command=command, args=args, env=dict(config.env) or None, cwd=cwd
         )
         return stdio_client(params, errlog=errlog or _stderr())
-    return _http_transport(str(config.url), dict(config.headers))
+    return _http_transport(str(config.url), dict(config.headers), sse_cap(config.max_bytes))
 
 
-def _http_transport(url: str, headers: dict[str, str]) -> Transport:
-    """Streamable HTTP through an ``httpx2`` client carrying ``headers``."""
+def sse_cap(max_bytes: int) -> int:
+    """The most bytes read of one streamable-HTTP answer (an SSE event):
+    ``max_bytes`` of content may come JSON-escaped, and with its structured
+    form beside it (a string result often is), so twice that and a margin;
+    answers between the two are read, then refused by the pool's size check."""
+    return 2 * max_bytes + 64 * 1024
+
+
+def _http_transport(url: str, headers: dict[str, str], cap: int) -> Transport:
+    """Streamable HTTP through an ``httpx2`` client carrying ``headers``,
+    reading at most ``cap`` bytes of one SSE event (the SDK's default: 1 MiB)."""
     from contextlib import asynccontextmanager
 
     import httpx2
@@ -54,7 +63,8 @@ def _http_transport(url: str, headers: dict[str, str]) -> Transport:
         # The SDK's own timeouts: 30 s to connect or write, 300 s to read a stream.
         timeout = httpx2.Timeout(30.0, read=300.0)
         async with httpx2.AsyncClient(headers=headers, timeout=timeout) as client:
-            async with streamable_http_client(url, http_client=client) as streams:
+            connecting = streamable_http_client(url, http_client=client, max_sse_event_size=cap)
+            async with connecting as streams:
                 yield streams
 
     return connect()

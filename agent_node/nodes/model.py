@@ -20,7 +20,9 @@ a second invalid answer fails the node at once, its ``node_failed`` quoting
 the answer's start (the repair exchange is not added to ``messages``).
 
 Tools: ``tools`` names the tools the model may call (MCP tools, through
-:class:`ToolBox`). When the model asks for tools, they are called — a turn's
+:class:`ToolBox`): ``tool``, or ``server/tool`` when several servers offer
+one of that name, each shown to the model under a valid function name
+(:mod:`.tool_refs`). When the model asks for tools, they are called — a turn's
 calls concurrently — their results are sent back and the model is asked
 again, for at most ``max_tool_rounds`` rounds; a model still asking after
 that fails the attempt. A tool the node does not offer, or arguments that
@@ -40,7 +42,10 @@ permanent failure), or goes to ``on_budget`` when given.
 Anything else (a timeout, a server error, a connection refused) fails the
 attempt, retried per ``retry`` (default: 3 attempts, 1 s then 2 s apart).
 Each attempt gets its own repair. Model calls carry no idempotency key: a
-retried attempt asks the model again (and calls its tools again).
+retried attempt asks the model again (and calls its tools again; each tool
+call carries a key of its own, numbered over the attempt, and the same call
+in the same place of a retry carries the same key:
+:func:`~.tool.model_call_key`).
 
 Fallbacks: ``model`` may be a list, a chain asked in order when a model
 cannot answer (:mod:`.model_conversation`); ``node_completed`` names the
@@ -91,6 +96,7 @@ from agent_node.nodes.model_client import (
 from agent_node.nodes.model_conversation import Conversation
 from agent_node.nodes.model_schema import Invalid, parsed, response_format
 from agent_node.nodes.model_spec import ModelNode
+from agent_node.nodes.tool_refs import ToolRef
 from agent_node.store.live import LiveWriter
 from agent_node.workflow.retry import NO_RETRY
 
@@ -253,8 +259,13 @@ class ModelExecutor(Parkless):
         for _ in range(spec.max_tool_rounds):
             if not completion.tool_calls:
                 return completion
+            # Calls are numbered over the attempt (their idempotency keys).
+            done = len(conversation.tools_called) - len(completion.tool_calls)
             results = await asyncio.gather(
-                *(self._use(spec, call) for call in completion.tool_calls)
+                *(
+                    self._use(spec, call, done + i)
+                    for i, call in enumerate(completion.tool_calls, 1)
+                )
             )
             conversation.add(completion.message(), *results)
             completion = await conversation.ask()
@@ -265,10 +276,11 @@ class ModelExecutor(Parkless):
             )
         return completion
 
-    async def _use(self, spec: ModelNode, call: ToolCall) -> dict[str, Any]:
+    async def _use(self, spec: ModelNode, call: ToolCall, ordinal: int) -> dict[str, Any]:
         answer = {"role": "tool", "tool_call_id": call.id, "name": call.name}
-        if call.name not in spec.tools or self.tools is None:
-            offered = ", ".join(spec.tools) or "none"
+        entry = spec.tool_entry(call.name)
+        if entry is None or self.tools is None:
+            offered = ", ".join(ToolRef.parse(e).function for e in spec.tools) or "none"
             return {**answer, "content": f"error: no tool {call.name!r} (tools: {offered})"}
         try:
             args = json.loads(call.arguments or "{}")
@@ -276,7 +288,7 @@ class ModelExecutor(Parkless):
             return {**answer, "content": f"error: the arguments are not JSON: {exc}"}
         if not isinstance(args, dict):
             return {**answer, "content": "error: the arguments must be a JSON object"}
-        return {**answer, "content": await self.tools.call(call.name, args)}
+        return {**answer, "content": await self.tools.call(entry, args, ordinal=ordinal)}
 
     async def _structured(
         self,

@@ -136,11 +136,14 @@ class ToolBox(Protocol):
 
     async def schemas(self, names: Sequence[str]) -> list[dict[str, Any]]:
         """OpenAI-style function tools (``{"type": "function", "function":
-        {"name", "description", "parameters"}}``) for ``names``, in order;
-        ``NodeFailed`` when one is unknown."""
+        {"name", "description", "parameters"}}``) for ``names`` (entries of a
+        node's ``tools``), in order, each named by its function name
+        (:mod:`.tool_refs`); ``NodeFailed`` when one is unknown."""
         ...
 
-    async def call(self, name: str, args: Mapping[str, Any]) -> str:
-        """The tool's answer as text (a tool's own error is an answer too);
-        ``NodeFailed`` when the tool cannot be reached."""
+    async def call(self, name: str, args: Mapping[str, Any], *, ordinal: int = 1) -> str:
+        """The answer of the tool ``name`` (an entry of the node's ``tools``)
+        as text (a tool's own error is an answer too); ``NodeFailed`` when
+        the tool cannot be reached. ``ordinal``: the call's number in the
+        attempt (1, 2, …), for its idempotency key."""
         ...

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from agent_node.nodes import tool_refs
 from agent_node.nodes.model_schema import imported_model, schema_model
 from agent_node.workflow.ir import NodeSpec, node_type
 from agent_node.workflow.retry import RetryPolicy
@@ -44,6 +45,7 @@ class ModelNode(NodeSpec):
     output: str | None = None
     #: JSON Schema of the answer, or ``"module:Model"`` (a pydantic model).
     answer_schema: dict[str, Any] | str | None = Field(default=None, alias="schema")
+    #: The tools the model may call: ``tool`` or ``server/tool`` (:mod:`.tool_refs`).
     tools: list[str] = Field(default_factory=list)
     max_tool_rounds: int = Field(default=8, ge=1, le=100)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -66,6 +68,8 @@ class ModelNode(NodeSpec):
             raise ValueError("a model node needs 'prompt' or 'messages'")
         if len(set(self.tools)) != len(self.tools) or not all(self.tools):
             raise ValueError("'tools' must name distinct tools")
+        if (wrong := tool_refs.problem(self.tools)) is not None:
+            raise ValueError(f"'tools': {wrong}")
         if isinstance(self.model, list) and (
             len(set(self.model)) != len(self.model) or not all(self.model)
         ):
@@ -92,6 +96,11 @@ class ModelNode(NodeSpec):
         if self.model is None:
             return [default]
         return [self.model] if isinstance(self.model, str) else list(self.model)
+
+    def tool_entry(self, function: str) -> str | None:
+        """The entry of ``tools`` the model calls by ``function`` (None: none)."""
+        shown = (e for e in self.tools if tool_refs.ToolRef.parse(e).function == function)
+        return next(shown, None)
 
     def answer_model(self) -> _Shape | None:
         """The model the answer is validated with (imported on first use)."""

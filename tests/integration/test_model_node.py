@@ -58,7 +58,7 @@ class Weather:
         forecast = {"name": "forecast", "description": "The weather.", "parameters": parameters}
         return [{"type": "function", "function": forecast}]
 
-    async def call(self, name: str, args: Mapping[str, Any]) -> str:
+    async def call(self, name: str, args: Mapping[str, Any], *, ordinal: int = 1) -> str:
         self.calls.append((name, dict(args)))
         return f"sunny in {args.get('city')}, 24 °C"
 

@@ -79,8 +79,9 @@ async def test_unknown_tools_and_arguments_the_schema_refuses_are_warned_of(
             warnings = await warn_tools(pool, flows)
     where = "workflow tools@1, node"
     assert warnings == [
-        f"{where} 'typo': MCP server 'local' lists no tool 'ad' (it lists add, broken, echo,"
-        " fail, forecast, pid, seen, sleep); a task reaching the node fails unless it gains it",
+        f"{where} 'typo': MCP server 'local' lists no tool 'ad' (it lists add, big, broken,"
+        " echo, fail, forecast, hang, picture, pid, seen, sleep); a task reaching the node"
+        " fails unless it gains it",
         f"{where} 'wrong': its arguments do not fit the input schema of local/add:"
         " 'three' is not of type 'integer' (at b)",
         f"{where} 'short': its arguments do not fit the input schema of local/add:"
@@ -102,7 +103,8 @@ async def test_a_tool_two_servers_list_and_the_tools_models_call() -> None:
         ),
         "model": workflow(
             """
-  first: {type: model, model: m, prompt: hi, tools: [echo, b_echo, nope], next: done}
+  first: {type: model, model: m, prompt: hi, next: done,
+          tools: [echo, twin/echo, b_echo, nope, twin/nada]}
   done: {type: end}
 """,
             name="asks",
@@ -111,10 +113,17 @@ async def test_a_tool_two_servers_list_and_the_tools_models_call() -> None:
     servers = [local(), local("twin"), local("prefixed", "--prefix", "b_")]
     async with McpPool(servers) as pool:
         warnings = await warn_tools(pool, flows)
+    asks = "workflow asks@1, node 'first'"
     assert warnings == [
         "workflow tools@1, node 'first': tool 'pid' is listed by local, twin: name its server",
-        "workflow asks@1, node 'first': no MCP server lists tool 'nope', which the model may call",
+        f"{asks}: tool 'echo' is listed by local, twin: name its server"
+        " ('local/echo', 'twin/echo')",
+        f"{asks}: no MCP server lists tool 'nope', which the model may call",
+        f"{asks}: MCP server 'twin' lists no tool 'nada', which the model may call",
     ]
+    # A model node's server/tool naming a server not configured refuses the start.
+    with pytest.raises(ConfigError, match=r"node 'first': MCP server 'twin' is not configured"):
+        check_servers({"model": flows["model"]}, ["local", "prefixed"])
 
 
 async def test_a_server_that_does_not_answer_is_one_warning_within_the_timeout() -> None:

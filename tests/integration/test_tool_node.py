@@ -8,17 +8,15 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support.mcp_http import http_server
 from support.ports import free_port
 
 from agent_node import NodeFailed, Runtime, WorkflowDefinitionError
@@ -218,7 +216,7 @@ async def test_tools_are_found_by_name_across_servers() -> None:
 
 @pytest.mark.slow
 async def test_a_streamable_http_server_serves_the_same_tools() -> None:
-    with _http_server() as url:
+    with http_server() as url:
         servers = [
             McpServerConfig(name="web", url=url, headers={"X-Test": "from-config"}),
             McpServerConfig(name="local", command=COMMAND),
@@ -298,31 +296,3 @@ async def _gone(pid: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"process {pid} did not exit")
-
-
-def _http_server_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the MCP server exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the MCP server did not listen in time")
-
-
-@contextmanager
-def _http_server() -> Iterator[str]:
-    """``tests/support/mcp_server.py --http PORT`` in a subprocess; yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [*COMMAND, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _http_server_ready(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)

@@ -11,20 +11,37 @@ tools). Tools:
 * ``fail(message)`` — an error result (``is_error``) with ``message``;
 * ``pid()`` — the server's process id (tests kill it);
 * ``sleep(seconds)`` — answers after a delay (concurrency checks);
+* ``hang()`` — never answers (deadlines);
+* ``big(kib)`` — ``kib`` KiB of text (size caps);
+* ``picture()`` — an image block, an audio block, a blob resource and a text;
 * ``seen()`` — the request's ``_meta`` and ``X-Test`` header, the server's
   working directory and ``$MCP_TEST_VALUE``.
+
+``--start-delay S`` waits ``S`` seconds before serving (a slow start).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import time
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, TextContent
+from mcp_types import (
+    AudioContent,
+    BlobResourceContents,
+    CallToolResult,
+    EmbeddedResource,
+    ImageContent,
+    TextContent,
+)
+
+#: The bytes of :func:`picture`'s image (a PNG header and some padding).
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 
 
 def add(a: int, b: int) -> int:
@@ -63,9 +80,35 @@ async def sleep(seconds: float) -> float:
     return seconds
 
 
+async def hang() -> str:
+    """Never answers."""
+    await anyio.sleep_forever()
+    return "never"
+
+
+def big(kib: int) -> str:
+    """``kib`` KiB of text."""
+    return "y" * (kib * 1024)
+
+
+def picture() -> CallToolResult:
+    """An image, a sound, a blob resource and a caption."""
+    png = base64.b64encode(PNG).decode()
+    wav = base64.b64encode(b"RIFF0000WAVE").decode()
+    blob = BlobResourceContents(uri="file:///charts/q3.pdf", mime_type="application/pdf", blob=png)
+    return CallToolResult(
+        content=[
+            ImageContent(type="image", data=png, mime_type="image/png"),
+            AudioContent(type="audio", data=wav, mime_type="audio/wav"),
+            EmbeddedResource(type="resource", resource=blob),
+            TextContent(type="text", text="a chart"),
+        ]
+    )
+
+
 def build(prefix: str = "") -> MCPServer:
     server = MCPServer("agent-node-test-tools", log_level="WARNING")
-    for tool in (add, forecast, fail, broken, pid, sleep, seen):
+    for tool in (add, forecast, fail, broken, pid, sleep, seen, hang, big, picture):
         server.add_tool(tool, name=prefix + tool.__name__)
     server.add_tool(echo, name=prefix + "echo", structured_output=False)
     return server
@@ -86,7 +129,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", type=int, default=None, metavar="PORT")
     parser.add_argument("--prefix", default="")
+    parser.add_argument("--start-delay", type=float, default=0.0)
     args = parser.parse_args()
+    time.sleep(args.start_delay)
     server = build(args.prefix)
     if args.http is None:
         server.run()
