@@ -1,17 +1,18 @@
 """The JSON-RPC 2.0 binding of A2A: the Starlette endpoint for ``POST /a2a``.
 
 A request passes these checks in order; the first that fails answers with
-its JSON-RPC error (HTTP 200, except 413 for a body too large) and the
-handler is not called:
+its JSON-RPC error (HTTP 200, except 413 for a body too large and 415 for
+an encoded one) and the handler is not called:
 
 1. ``Content-Type`` is ``application/json`` (parameters allowed), checked
-   before the body is read: else -32005 ContentTypeNotSupported.
+   before the body is read: else -32005 ContentTypeNotSupported; a
+   ``Content-Encoding`` (gzip, …) is -32005 too, with HTTP 415.
 2. (:mod:`.bodies`) The body fits :attr:`Limits.max_body_bytes`: ``Content-Length`` first, then
    counted while it streams, so a false or missing length cannot bypass it.
 3. The body is UTF-8 JSON without ``NaN``, infinities or unpaired surrogates: -32700.
 4. Nesting is at most :attr:`Limits.max_depth`: -32600.
 5. The envelope is a single JSON-RPC 2.0 request with an ``id`` (A2A uses no
-   notifications, and batches are refused): -32600.
+   notifications, and batches are refused), naming no key twice: -32600.
 6. ``A2A-Version`` (header, else ``?A2A-Version=``) is ``1.0``, or ``0.3``
    when absent or empty, by major.minor (``1.0.1`` is 1.0): else -32009.
 7. The method is known: -32601. Each 1.0 name is accepted under either
@@ -61,7 +62,7 @@ from agent_node.a2a.protocol.models import (
     WireModel,
 )
 from agent_node.a2a.server import sse
-from agent_node.a2a.server.bodies import BodyTooLarge, read_json
+from agent_node.a2a.server.bodies import read_json, refused_with
 from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
@@ -233,5 +234,5 @@ def _error_response(
     body = {"jsonrpc": "2.0", "id": rpc_id, "error": to_jsonrpc_error(exc, version)}
     # ASCII escapes: an error must be sendable whatever text its message holds.
     content = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
-    status = 413 if isinstance(exc, BodyTooLarge) else 200
-    return Response(content, status_code=status, media_type="application/json")
+    status, headers = refused_with(exc) or (200, None)
+    return Response(content, status_code=status, headers=headers, media_type="application/json")

@@ -61,7 +61,7 @@ from agent_node.a2a.protocol.errors import (
 )
 from agent_node.a2a.protocol.models import WireModel
 from agent_node.a2a.server import sse
-from agent_node.a2a.server.bodies import BodyTooLarge, read_json
+from agent_node.a2a.server.bodies import read_json, refused_with
 from agent_node.a2a.server.card import PROTOCOL_PATH
 from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
@@ -273,8 +273,8 @@ def _error_body(exc: A2AError) -> dict[str, Any]:
 
 
 def _status(exc: A2AError) -> int:
-    if isinstance(exc, BodyTooLarge):
-        return 413
+    if (refused := refused_with(exc)) is not None:
+        return refused[0]
     if isinstance(exc, _NotAllowed):
         return 405
     return exc.error.row.http_status
@@ -286,6 +286,8 @@ def error_response(exc: A2AError, media: str = JSON) -> Response:
     headers = {"Allow": ", ".join(exc.allowed)} if isinstance(exc, _NotAllowed) else None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": "1"}
+    if (refused := refused_with(exc)) is not None and refused[1]:
+        headers = refused[1]
     response = _json(_status(exc), _error_body(exc), media, ascii_only=True)
     if headers:
         response.headers.update(headers)
