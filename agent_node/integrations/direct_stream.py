@@ -32,8 +32,8 @@ answer taken for a whole one.
 Failures are classified as litellm's are (:mod:`.llm_errors`): a 429 is
 :class:`~agent_node.nodes.model_client.RateLimited` with its
 ``Retry-After``, a 5xx or no answer at all ``ModelUnavailable``, a 404
-``ModelMissing``, another 4xx ``ModelRefused``. Local models are free:
-the cost is 0.
+``ModelMissing``, another 4xx ``ModelRefused``. The cost is left at 0:
+the client prices the call (:mod:`.llm_prices`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,10 @@ OpenAI-compatible servers (``openai/<model>`` with ``models.api_base``:
 llama.cpp's ``llama-server``, LM Studio, vLLM, …): the base URL (``…/v1``)
 is passed as ``api_base``, with ``$OPENAI_API_KEY`` or a placeholder key (a
 local server asks for none). Without ``models.api_base``, ``openai/…`` is
-OpenAI's, as litellm has it.
+OpenAI's, as litellm has it. Either way a model litellm's price map names
+is priced by it (``openai/gpt-4o-mini`` behind a gateway costs what OpenAI
+charges), one it does not name is free (a local model), the same whether
+its answer was read directly or through litellm (:mod:`.llm_prices`).
 
 Every failure leaves as :class:`~agent_node.errors.NodeFailed` naming the
 model — :class:`~agent_node.nodes.model.ModelRefused` when the server refused
@@ -59,6 +62,7 @@ from agent_node.integrations.backends import Backends
 from agent_node.integrations.direct_stream import DirectStream
 from agent_node.integrations.llm_answers import completion, streamed
 from agent_node.integrations.llm_errors import translated
+from agent_node.integrations.llm_prices import mapped
 from agent_node.nodes.model_budget import prompt_tokens, text_tokens
 from agent_node.nodes.model_client import (
     Completion,
@@ -208,7 +212,7 @@ class LlmClient:
         what_to_do = self._what_to_do(model) if ollama else ""
         if ollama:
             options.update(await self._ollama(litellm, model))
-        elif model.startswith(OPENAI_PREFIX) and self.settings.api_base:
+        elif self._at_api_base(model):
             options.update(self._openai_compatible())
             what_to_do = (
                 f"start the OpenAI-compatible server (llama.cpp's llama-server, LM Studio,"
@@ -227,37 +231,45 @@ class LlmClient:
         """``answer``, its tokens estimated when the server counted none (an
         OpenAI-compatible server that sends no usage, an old Ollama): four
         characters a token, the prompt as sent, marked ``estimated`` and
-        priced by those counts — a token budget holds all the same."""
-        if answer.usage.get("total_tokens"):
-            return answer
-        calls = answer.tool_calls
-        said = len(answer.text) + sum(len(call.name) + len(call.arguments) for call in calls)
-        prompt, reply = prompt_tokens(messages, tools), text_tokens(said)
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": reply,
-            "total_tokens": prompt + reply,
-        }
-        cost = await self.price(model, prompt, reply)
+        priced by those counts — a token budget holds all the same. An
+        ``openai/`` model at ``models.api_base`` is priced here whichever
+        way its answer was read (litellm prices only what it read itself)."""
+        usage, estimated = answer.usage, not answer.usage.get("total_tokens")
+        if estimated:
+            calls = answer.tool_calls
+            said = len(answer.text) + sum(len(call.name) + len(call.arguments) for call in calls)
+            prompt, reply = prompt_tokens(messages, tools), text_tokens(said)
+            usage = {"prompt_tokens": prompt, "completion_tokens": reply}
+            usage["total_tokens"] = prompt + reply
+        elif not self._at_api_base(model):
+            return answer  # counted by its server, priced by litellm (or free)
+        cost = await self.price(model, usage["prompt_tokens"], usage["completion_tokens"])
         cost = answer.cost if cost is None else cost
-        return dataclasses.replace(answer, usage=usage, cost=cost, estimated=True)
+        return dataclasses.replace(answer, usage=usage, cost=cost, estimated=estimated)
 
     async def price(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        """USD for a call of ``model`` with these token counts, as litellm
-        prices it (a budget checks calls before they are made); None when
-        it has no price; local models (Ollama, scripted) are free."""
+        """USD for a call of ``model`` with these token counts, as litellm's
+        price map has it (a budget checks calls before they are made); None
+        when it has no price. Local models (Ollama, scripted) are free, and
+        so is an ``openai/`` model at ``models.api_base`` the map does not
+        name (a local server's: :mod:`.llm_prices`)."""
         if model.startswith((scripted.PREFIX, *_OLLAMA_PREFIXES)):
             return 0.0
-        if model.startswith(OPENAI_PREFIX) and self.settings.api_base:
-            return 0.0  # a local OpenAI-compatible server
+        local = self._at_api_base(model)
+        if local and _loaded is None and not await mapped(model):
+            return 0.0  # not litellm's to price: no need to load it
         litellm = await _litellm()
         try:
             prompt, answer = litellm.cost_per_token(
                 model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
             )
         except Exception:  # an unpriced model
-            return None
+            return 0.0 if local else None
         return float(prompt) + float(answer)
+
+    def _at_api_base(self, model: str) -> bool:
+        """Whether ``model`` is asked at ``models.api_base`` (an OpenAI-compatible server's)."""
+        return model.startswith(OPENAI_PREFIX) and bool(self.settings.api_base)
 
     async def _ask(
         self,
@@ -295,7 +307,7 @@ class LlmClient:
             return functools.partial(
                 self._stream.ollama, base, model, messages, options, on_text, hint
             )
-        if model.startswith(OPENAI_PREFIX) and self.settings.api_base:
+        if self._at_api_base(model) and self.settings.api_base:
             key = self._openai_compatible()["api_key"]
             base = self.settings.api_base.rstrip("/")
             hint = f"start the OpenAI-compatible server at {base}, or set models.api_base"

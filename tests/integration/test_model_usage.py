@@ -1,12 +1,17 @@
 """What a model call is recorded to have used, whatever its server says:
 an answer with no token counts is estimated (four characters a token,
-``estimated``) so a token budget still holds. Read directly and through
-litellm, from a fake Ollama and a fake OpenAI-compatible server on loopback."""
+``estimated``) so a token budget still holds; an ``openai/`` model at
+``models.api_base`` is priced by litellm's map when it names the model, else
+free, the same on every path. Read directly and through litellm, from a fake
+Ollama and a fake OpenAI-compatible server on loopback."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +20,12 @@ from support.fake_openai import FakeOpenAI, serving
 
 from agent_node import Runtime
 from agent_node.config import ModelSettings
-from agent_node.integrations.llm import LlmClient
+from agent_node.integrations.llm import LlmClient, load_litellm
 from agent_node.nodes.model import ModelExecutor
 from agent_node.results import RunResult
 from agent_node.workflow.yaml_loader import load_yaml_text
 
+ROOT = Path(__file__).resolve().parents[2]
 ANSWER = "Paris is the capital of France, and it has been for a long while."
 #: Two model nodes, the second asking about the first's answer.
 TWO = """
@@ -102,3 +108,48 @@ async def test_an_answer_without_token_counts_is_estimated_and_budgets_hold(
     result = await run(settings, two(model, "budget: {tokens: 50}", stream))
     assert result.status == "failed"
     assert "model node 'second'" in (result.error or "") and "50 tokens" in (result.error or "")
+
+
+#: (through litellm, streamed): the paths an answer of an ``openai/`` model can take.
+PATHS = {"direct": (False, True), "litellm-streamed": (True, True), "litellm-whole": (True, False)}
+
+
+@pytest.mark.parametrize("name", ["gpt-4o-mini", "local-model"])
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_an_openai_model_at_the_api_base_is_priced_by_litellms_map_on_every_path(
+    openai: FakeOpenAI, path: str, name: str
+) -> None:
+    """A model the map names costs what the map says, whatever URL serves
+    it (before: 0 read directly, priced through litellm); one it does not
+    name costs 0 (before: None through litellm)."""
+    via_litellm, stream = PATHS[path]
+    settings = ModelSettings(api_base=openai.url, timeout=10, via_litellm=via_litellm)
+    result = await run(settings, two(f"openai/{name}", stream=stream))
+    assert result.status == "completed", result.error
+    usage = usage_of(result, "first")
+    if name == "local-model":
+        assert usage["cost"] == 0.0, usage
+        return
+    counts = {
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+    }
+    priced = sum(load_litellm().cost_per_token(model=f"openai/{name}", **counts))
+    assert usage["cost"] == pytest.approx(priced) and usage["cost"] > 0, usage
+
+
+def test_a_local_model_is_found_free_without_loading_litellm() -> None:
+    """Its name is looked up in litellm's map as a file: the import (~3 s)
+    is not paid before a local server's first answer."""
+    code = (
+        "import asyncio, sys\n"
+        "from agent_node.config import ModelSettings\n"
+        "from agent_node.integrations.llm import LlmClient\n"
+        "client = LlmClient(ModelSettings(api_base='http://127.0.0.1:9/v1'))\n"
+        "cost = asyncio.run(client.price('openai/local-model', 1000, 500))\n"
+        "print(cost, 'litellm' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.stdout.split() == ["0.0", "False"], done.stderr
