@@ -130,7 +130,8 @@ def detail(run: NodeRun) -> str:
 
 def _answered_by(output: object) -> str:
     """Which model answered a model node (and those a fallback chain gave
-    up on), or why it did not call one (its budget)."""
+    up on; why it stopped when it did not finish: ``finish: length``), or
+    why it did not call one (its budget)."""
     if not isinstance(output, Mapping):
         return ""
     if output.get("over_budget"):
@@ -139,7 +140,9 @@ def _answered_by(output: object) -> str:
         return ""
     skipped = [f.get("model") for f in output.get("fell_back") or () if isinstance(f, Mapping)]
     after = f" (after {', '.join(map(str, skipped))} failed)" if skipped else ""
-    return f"{output['model']}{after}"
+    reason = output.get("finish_reason")
+    stopped = f" · finish: {reason}" if reason not in (None, "stop", "tool_calls") else ""
+    return f"{output['model']}{after}{stopped}"
 
 
 def _route(following: object) -> str:

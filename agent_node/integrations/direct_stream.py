@@ -262,4 +262,11 @@ class _Answer:
         usage = {**self.usage, "total_tokens": sum(self.usage.values())}
         latency = time.perf_counter() - self.started
         text = "".join(self.pieces)
-        return Completion(self.model, text, usage=usage, cost=0.0, latency_s=latency)
+        return Completion(
+            self.model,
+            text,
+            usage=usage,
+            cost=0.0,
+            latency_s=latency,
+            finish_reason=self.finish_reason,
+        )

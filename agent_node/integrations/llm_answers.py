@@ -93,7 +93,12 @@ def completion(litellm: ModuleType, model: str, response: Any, latency: float) -
         usage=_usage(getattr(response, "usage", None)),
         cost=_cost(litellm, response),
         latency_s=latency,
+        finish_reason=_said(getattr(choices[0], "finish_reason", None)),
     )
+
+
+def _said(reason: object) -> str | None:
+    return str(reason) if reason else None
 
 
 def _arguments(raw: object) -> str:

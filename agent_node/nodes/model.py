@@ -38,7 +38,12 @@ server asked (:class:`~agent_node.errors.Throttled`: no attempt is used, up
 to ``retry.rate_limited`` times; a kill -9 meanwhile loses nothing).
 A call that would cross the execution's budget is not made
 (:mod:`.model_budget`): the node fails at once (:class:`OverBudget`, a
-permanent failure), or goes to ``on_budget`` when given.
+permanent failure), or goes to ``on_budget`` when given. An answer the
+model did not finish — its finish reason ``length`` (it reached
+``max_tokens`` or its context) or ``content_filter`` (its provider withheld
+the rest) — is the answer all the same (``on_incomplete: continue``, the
+default) or fails the node at once (``on_incomplete: fail``:
+:class:`IncompleteAnswer`, a permanent failure).
 Anything else (a timeout, a server error, a connection refused) fails the
 attempt, retried per ``retry`` (default: 3 attempts, 1 s then 2 s apart).
 Each attempt gets its own repair. Model calls carry no idempotency key: a
@@ -54,7 +59,8 @@ model that answered, and those given up on (``fell_back``).
 What the node records in ``node_completed``: ``usage`` — the model, the
 number of calls, tokens (prompt, completion, total), cost in USD (None when
 the model has no price), seconds spent waiting for the model, and tool calls
-made; ``output`` — the model, the start of the answer and the tools called.
+made; ``output`` — the model, the start of the answer, the tools called
+and why the model stopped (``finish_reason``, as its server said).
 A failed attempt's ``node_failed`` carries the ``usage`` of the calls it
 made all the same (they count in budgets, metrics and ``inspect``) — one cut
 by the node's ``timeout`` too, and a call cut short after its answer began
@@ -87,6 +93,7 @@ from agent_node.nodes.base import Parkless
 from agent_node.nodes.model_budget import BudgetGuard, OverBudget
 from agent_node.nodes.model_client import (
     Completion,
+    IncompleteAnswer,
     InvalidAnswer,
     ModelClient,
     ModelRefused,
@@ -102,6 +109,7 @@ from agent_node.workflow.retry import NO_RETRY
 
 __all__ = [
     "Completion",
+    "IncompleteAnswer",
     "InvalidAnswer",
     "ModelClient",
     "ModelExecutor",
@@ -113,6 +121,11 @@ __all__ = [
 
 #: Characters of an invalid answer quoted in the node's failure.
 _SAID = 500
+#: The finish reasons of an answer the model did not finish, and what they mean.
+_INCOMPLETE = {
+    "length": "it reached max_tokens or its context length",
+    "content_filter": "its provider's content filter withheld the rest",
+}
 _REPAIR = (
     "Your answer does not match the required JSON schema:\n{error}\n"
     "Answer again with only the corrected JSON object."
@@ -258,7 +271,7 @@ class ModelExecutor(Parkless):
         completion = await conversation.ask()
         for _ in range(spec.max_tool_rounds):
             if not completion.tool_calls:
-                return completion
+                return _finished(spec, completion)
             # Calls are numbered over the attempt (their idempotency keys).
             done = len(conversation.tools_called) - len(completion.tool_calls)
             results = await asyncio.gather(
@@ -274,7 +287,7 @@ class ModelExecutor(Parkless):
                 f"model node {spec.id!r}: the model still calls tools after"
                 f" {spec.max_tool_rounds} rounds (max_tool_rounds)"
             )
-        return completion
+        return _finished(spec, completion)
 
     async def _use(self, spec: ModelNode, call: ToolCall, ordinal: int) -> dict[str, Any]:
         answer = {"role": "tool", "tool_call_id": call.id, "name": call.name}
@@ -312,6 +325,19 @@ class ModelExecutor(Parkless):
                 f"\nthe answer began: {_start(again.text)!r}",
                 conversation.usage(),
             ) from None
+
+
+def _finished(spec: ModelNode, answer: Completion) -> Completion:
+    """``answer``, unless the model did not finish it and the node says to
+    fail then (``on_incomplete: fail``)."""
+    why = _INCOMPLETE.get(answer.finish_reason or "")
+    if why is None or spec.on_incomplete != "fail":
+        return answer
+    raise IncompleteAnswer(
+        f"model {answer.model!r} did not finish its answer: finish reason"
+        f" {answer.finish_reason!r} ({why}), after {len(answer.text)} characters"
+        " (on_incomplete: fail)"
+    )
 
 
 def _start(text: str) -> str:

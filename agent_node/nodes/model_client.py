@@ -16,6 +16,7 @@ from agent_node.errors import NodeFailed, PermanentFailure, Throttled
 
 __all__ = [
     "Completion",
+    "IncompleteAnswer",
     "InvalidAnswer",
     "ModelClient",
     "ModelMissing",
@@ -51,6 +52,10 @@ class Completion:
     #: Whether ``usage`` is an estimate (four characters a token), not the
     #: server's count: it gave none, or the call was cut short.
     estimated: bool = False
+    #: Why the model stopped, as its server said: ``stop``, ``tool_calls``,
+    #: ``length`` (it reached ``max_tokens`` or its context),
+    #: ``content_filter`` (its provider withheld the rest) …; None: not said.
+    finish_reason: str | None = None
 
     def message(self) -> dict[str, Any]:
         """This answer as an OpenAI-style assistant message (for the next turn)."""
@@ -87,6 +92,13 @@ class RateLimited(ModelUnavailable, Throttled):
     """The server said to come back later (429, a provider's rate limit):
     the visit parks for ``retry_after`` seconds without using an attempt
     (:class:`~agent_node.errors.Throttled`)."""
+
+
+class IncompleteAnswer(ModelRefused):
+    """The model did not finish its answer (finish reason ``length`` or
+    ``content_filter``) and its node says to fail then (``on_incomplete:
+    fail``): asking again stops the same way. ``usage``: what the calls
+    that led to it cost."""
 
 
 class InvalidAnswer(ModelRefused):

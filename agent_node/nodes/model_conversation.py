@@ -195,4 +195,6 @@ class Conversation:
     def summary(self, answer: Completion) -> dict[str, Any]:
         text = answer.text if len(answer.text) <= _EXCERPT else answer.text[: _EXCERPT - 1] + "…"
         said = {"model": self.model, "text": text, "tools": list(self.tools_called)}
+        if answer.finish_reason is not None:
+            said["finish_reason"] = answer.finish_reason
         return {**said, "fell_back": list(self.fell_back)} if self.fell_back else said

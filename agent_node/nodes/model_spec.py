@@ -57,6 +57,11 @@ class ModelNode(NodeSpec):
     next: str | None = None
     #: Where to go when a call would cross the execution's budget (None: fail).
     on_budget: str | None = None
+    #: What an answer the model did not finish does (its finish reason
+    #: ``length``: it reached ``max_tokens`` or its context; or
+    #: ``content_filter``: its provider withheld the rest): ``continue``
+    #: takes it as the answer; ``fail`` fails the node, not retried.
+    on_incomplete: Literal["continue", "fail"] = "continue"
     retry: RetryPolicy | None = RetryPolicy(max_attempts=3, initial_delay=1.0, max_delay=30.0)
 
     has_next: ClassVar[bool] = True

@@ -49,6 +49,12 @@ def test_the_header_sums_the_model_calls() -> None:
     assert model_usage([run()]) == ""
 
 
+def test_an_answer_the_model_did_not_finish_says_why_it_stopped() -> None:
+    cut = {"model": "openai/m", "text": "Once upon", "finish_reason": "length"}
+    assert detail(run(output=cut)) == "openai/m · finish: length"
+    assert detail(run(output={**cut, "finish_reason": "stop"})) == "openai/m"
+
+
 def test_estimated_tokens_are_shown_as_such() -> None:
     """Counted by four characters a token (the server counted none, or the
     call was cut short): ``~``, in the timeline and the header."""
