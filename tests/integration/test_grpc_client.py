@@ -5,9 +5,11 @@ and every way a call fails, judged as the HTTP bindings' failures are."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,12 +168,38 @@ async def test_nobody_listening_is_transient_and_a_server_back_is_called(
     with pytest.raises(PeerError) as down:
         await peers.call(card(port), "GetTask", {"id": "t1"}, {})
     assert down.value.transient and "unreachable" in str(down.value)
+    assert down.value.down  # taken as down meanwhile, as over HTTP
     server, _ = await _serve(certs, "b", handler, port)
     try:
         result, _ = await peers.call(card(port), "GetTask", {"id": "t1"}, {})
     finally:
         await stop(server, 0)
     assert result["id"] == "t1"
+
+
+class Hanging(FakeHandler):
+    """Takes GetTask and never answers it."""
+
+    async def get_task(self, request: Any, ctx: Any) -> Any:
+        await asyncio.Event().wait()
+
+
+async def test_a_call_past_its_deadline_is_transient_and_the_peer_down(
+    certs: Path, peers: GrpcPeers
+) -> None:
+    """As over HTTP (test_call_deadline.py): before, gRPC's own deadline
+    was 30 s, and its expiry left the peer taken as up."""
+    server, port = await _serve(certs, "b", Hanging.with_working_task())
+    began = time.monotonic()
+    try:
+        with pytest.raises(PeerError) as late:
+            await peers.call(card(port), "GetTask", {"id": "t1"}, {}, deadline=0.5)
+    finally:
+        await stop(server, 0)
+    assert time.monotonic() - began < 3
+    assert late.value.transient and late.value.down
+    # Said by whichever side saw the deadline first: grpcio, or our server
+    assert str(late.value).lower() == "peer 'b' unreachable: deadline exceeded"
 
 
 async def test_a_server_the_trust_bundle_does_not_vouch_for_is_final(

@@ -28,8 +28,10 @@ protocol error (``grpc-status-details-bin``, how our server and a2a-sdk's
 answer) is a :class:`~.peer_errors.PeerError` carrying that error's JSON-RPC
 code, judged by the one rule of every binding; otherwise the status decides
 (``UNAVAILABLE``, ``DEADLINE_EXCEEDED``, ``RESOURCE_EXHAUSTED``, ``ABORTED``,
-``INTERNAL``, ``UNKNOWN``: try again later). Importing this module imports
-grpcio: the delegator does so only for a gRPC peer.
+``INTERNAL``, ``UNKNOWN``: try again later; the first two, no answer: the
+peer is down, as a refused connection or a timeout over HTTP). A unary
+call has :data:`~.calls.CALL_DEADLINE`, as over HTTP. Importing this module
+imports grpcio: the delegator does so only for a gRPC peer.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 
-from agent_node.a2a.peers.calls import STREAM_SILENCE, checked_result
+from agent_node.a2a.peers.calls import CALL_DEADLINE, STREAM_SILENCE, checked_result
 from agent_node.a2a.peers.client import IdentityMismatch
 from agent_node.a2a.peers.credentials import NOTHING, Presented
 from agent_node.a2a.peers.discovery import PeerCard
@@ -69,8 +71,6 @@ from agent_node.security.tls import identity_of
 
 __all__ = ["GrpcPeers"]
 
-#: A unary call's deadline (the HTTP client's timeout).
-CALL_TIMEOUT = 30.0
 #: How long the identity handshake may take.
 HANDSHAKE_TIMEOUT = 10.0
 _DETAILS = "grpc-status-details-bin"
@@ -84,6 +84,9 @@ _TRANSIENT = frozenset(
         grpc.StatusCode.UNKNOWN,
     }
 )
+#: Statuses of a call the peer did not answer (refused, reset, past its
+#: deadline), unless it said so itself (an ErrorInfo).
+_NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 #: Headers a delegation sends that mean something as metadata.
 _METADATA = ("idempotency-key", "traceparent", "a2a-extensions")
 
@@ -119,9 +122,12 @@ class GrpcPeers:
         params: Mapping[str, Any],
         headers: Mapping[str, str],
         presented: Presented = NOTHING,
+        *,
+        deadline: float = CALL_DEADLINE,
     ) -> tuple[Any, str | None]:
         """``method`` with its 1.0 ``params``: its 1.0 result, and the
-        identity that answered. ``presented``: credentials, sent as metadata."""
+        identity that answered. ``presented``: credentials, sent as metadata;
+        ``deadline``: the call's, as over HTTP (:data:`~.calls.CALL_DEADLINE`)."""
         channel, identity = await self._reach(card)
         request, reply = _types(method)
         stub = channel.unary_unary(
@@ -133,7 +139,7 @@ class GrpcPeers:
             answer = await stub(
                 from_json(request, dict(params)),
                 metadata=_metadata(headers, presented),
-                timeout=CALL_TIMEOUT,
+                timeout=deadline,
             )
         except grpc.aio.AioRpcError as exc:
             raise _refusal(card, method, exc) from None
@@ -246,7 +252,9 @@ def _unreached(card: PeerCard, exc: BaseException) -> PeerError:
         )
     detail = scrub(str(exc)) or "no answer"
     return PeerError(
-        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}", transient=True
+        f"peer {card.name!r} unreachable: {type(exc).__name__}: {detail}",
+        transient=True,
+        down=True,
     )
 
 
@@ -265,8 +273,10 @@ def _refusal(card: PeerCard, method: str, exc: grpc.aio.AioRpcError) -> PeerErro
                 code = code_of_reason(info.reason)
                 break
     status_code = exc.code()
-    if status_code == grpc.StatusCode.UNAVAILABLE and code is None:
-        return PeerError(f"peer {card.name!r} unreachable: {scrub(message)}", transient=True)
+    if status_code in _NO_ANSWER and code is None:  # the peer is down, as over HTTP
+        return PeerError(
+            f"peer {card.name!r} unreachable: {scrub(message)}", transient=True, down=True
+        )
     if code is None and status_code == grpc.StatusCode.INTERNAL:
         code = INTERNAL_ERROR
     transient = code in TRANSIENT_CODES if code is not None else status_code in _TRANSIENT
