@@ -321,9 +321,11 @@ class ModelSettings(BaseModel):
     default: str = Field(
         default_factory=lambda: os.environ.get("AGENT_NODE_MODEL") or DEFAULT_MODEL
     )
-    #: Where the local model server is: Ollama's base URL (None: ``$OLLAMA_API_BASE``,
-    #: else http://localhost:11434), or an OpenAI-compatible server's (``…/v1``) for
-    #: ``openai/<model>`` models (llama.cpp's server, LM Studio, vLLM).
+    #: Where the local model server is: Ollama's base URL, or an
+    #: OpenAI-compatible server's (``…/v1``) for ``openai/<model>`` models
+    #: (llama.cpp's server, LM Studio, vLLM). Ollama models are asked at
+    #: ``$OLLAMA_API_BASE`` when set, else here unless this is a ``…/v1``
+    #: server's, else at http://localhost:11434 (a chain may ask both).
     api_base: str | None = None
     #: Seconds one model call may take.
     timeout: float = Field(default=120.0, gt=0)

@@ -275,9 +275,9 @@ def check_model(
 def _check_ollama(model: str, api_base: str | None, advice: ModelAdvice) -> Check:
     import httpx
 
-    from agent_node.integrations.llm import DEFAULT_OLLAMA
+    from agent_node.integrations.ollama_base import ollama_base
 
-    base = (api_base or os.environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA).rstrip("/")
+    base = ollama_base(api_base)
     name = model.split("/", 1)[1]
     try:
         with httpx.Client(timeout=PROBE_TIMEOUT, trust_env=False) as http:

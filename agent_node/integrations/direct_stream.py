@@ -207,7 +207,8 @@ async def _refusal(response: httpx.Response, model: str) -> NodeFailed:
         text = str(said or text)
     except (ValueError, AttributeError):
         pass
-    message = f"model {model!r}: HTTP {response.status_code}: {' '.join(text.split())[:500]}"
+    said = " ".join(text.split())[:500]
+    message = f"model {model!r}: HTTP {response.status_code} from {response.request.url}: {said}"
     return failure_for(response.status_code, message, response.headers)
 
 

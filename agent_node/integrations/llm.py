@@ -9,11 +9,13 @@ internet) and ``LITELLM_MODE=PRODUCTION`` (no ``load_dotenv()`` of ``./.env``).
 
 Ollama (``ollama_chat/<model>``, ``ollama/<model>``):
 
-* the base URL is :attr:`ModelSettings.api_base`, else ``$OLLAMA_API_BASE``,
-  else ``http://localhost:11434``. It is passed as ``api_base`` *and* written
-  to ``$OLLAMA_API_BASE``, because litellm asks some endpoints (``/api/show``)
-  there whatever ``api_base`` says. The variable is process-wide: two
-  clients with different bases in one process take turns setting it.
+* the base URL is ``$OLLAMA_API_BASE``, else :attr:`ModelSettings.api_base`
+  unless it is an OpenAI-compatible server's (``…/v1``), else
+  ``http://localhost:11434`` (:mod:`.ollama_base`). It is passed as
+  ``api_base`` *and* written to ``$OLLAMA_API_BASE``, because litellm asks
+  some endpoints (``/api/show``) there whatever ``api_base`` says. The
+  variable is process-wide: two clients with different bases in one
+  process take turns setting it.
 * an ``ollama_chat`` model is registered with litellm as a local model that
   costs nothing, once. Otherwise litellm asks ``/api/show`` for its price
   three to five times per call, with a *blocking* HTTP client, partly on the
@@ -63,6 +65,7 @@ from agent_node.integrations.direct_stream import DirectStream
 from agent_node.integrations.llm_answers import completion, streamed
 from agent_node.integrations.llm_errors import translated
 from agent_node.integrations.llm_prices import mapped
+from agent_node.integrations.ollama_base import DEFAULT_OLLAMA, ollama_base, tell_litellm
 from agent_node.nodes.model_budget import prompt_tokens, text_tokens
 from agent_node.nodes.model_client import (
     Completion,
@@ -72,7 +75,6 @@ from agent_node.nodes.model_client import (
 
 __all__ = ["DEFAULT_OLLAMA", "Completion", "LlmClient", "ToolCall", "load_litellm"]
 
-DEFAULT_OLLAMA = "http://localhost:11434"
 _OLLAMA_PREFIXES = ("ollama_chat/", "ollama/")
 #: Models of an OpenAI-compatible server at ``models.api_base``.
 OPENAI_PREFIX = "openai/"
@@ -125,9 +127,7 @@ class LlmClient:
     def __init__(self, settings: ModelSettings | None = None) -> None:
         self.settings = settings or ModelSettings()
         #: Where Ollama models are asked.
-        self.ollama_base = (
-            self.settings.api_base or os.environ.get("OLLAMA_API_BASE") or DEFAULT_OLLAMA
-        ).rstrip("/")
+        self.ollama_base = ollama_base(self.settings.api_base)
         self._http: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._registered: set[str] = set()
         #: Whether Ollama has answered at ``ollama_base`` once (it is not asked again).
@@ -341,8 +341,7 @@ class LlmClient:
         )
 
     async def _ollama(self, litellm: ModuleType, model: str) -> dict[str, Any]:
-        if os.environ.get("OLLAMA_API_BASE") != self.ollama_base:
-            os.environ["OLLAMA_API_BASE"] = self.ollama_base
+        tell_litellm(self.ollama_base)
         if model.startswith("ollama_chat/") and model not in self._registered:
             if model not in litellm.model_cost:
                 local = {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0}

@@ -9,7 +9,7 @@ which answers the rest of the attempt (tool rounds, the repair). A 429
 while rate-limit waits are left parks the visit instead (the chain starts
 over from its first model afterwards). Each model given up on is recorded
 (``fell_back``: the model and why), and the summary names the model that
-answered.
+answered. When the last model fails too, its error says every model's.
 
 Every call made counts in :meth:`Conversation.usage`, one cut short too: a
 call that fails (or is cancelled: a node's ``timeout``) after its answer
@@ -102,6 +102,9 @@ class Conversation:
                 break
             except (ModelUnavailable, ModelMissing) as exc:
                 if not await self._fall_back(exc):
+                    if self.fell_back and not self.fallbacks:  # the chain is spent
+                        failed = [f["error"] for f in self.fell_back]
+                        exc.args = (f"every model of the chain failed: {'; '.join(failed)}; {exc}",)
                     raise
         self.completions.append(completion)
         self.tools_called.extend(call.name for call in completion.tool_calls)
