@@ -48,8 +48,11 @@ def test_each_operation_is_its_resource() -> None:
     assert rest_call(CARD.endpoint, "CancelTask", {"id": "t"}).url.endswith("/tasks/t:cancel")
     subscribe = rest_call(CARD.endpoint, "SubscribeToTask", {"id": "t"})
     assert (subscribe.method, subscribe.url) == ("GET", "https://b.example/rest/tasks/t:subscribe")
+    listed = rest_call(CARD.endpoint, "ListTasks", {"contextId": "c", "pageSize": 10})
+    assert (listed.method, listed.url, listed.body) == ("GET", "https://b.example/rest/tasks", None)
+    assert dict(listed.query) == {"contextId": "c", "pageSize": "10"}
     with pytest.raises(ValueError):
-        rest_call(CARD.endpoint, "ListTasks", {})
+        rest_call(CARD.endpoint, "DeleteTaskPushNotificationConfig", {})
 
 
 def test_an_answer_is_its_json_object() -> None:
