@@ -10,10 +10,18 @@ count as success (default: any 2xx).
 
 Which failures are retried, and why:
 
-* 5xx, 408, 425, 429, a timeout or a network error: the attempt raises and
+* 5xx, 408, 425, a timeout or a network error: the attempt raises and
   the node's retry policy retries it (default: 3 attempts, 0.5 s then 1 s
-  apart). These are what a later attempt can fix. ``Retry-After`` is not
-  read: the policy's backoff decides when.
+  apart). These are what a later attempt can fix.
+* 429, and a 503 with ``Retry-After``: the server asked us to come back
+  later. The visit parks on a durable timer for as long as its
+  ``Retry-After`` says (seconds or an HTTP date; a 429 without one: the
+  policy's delay) without using an attempt, up to ``retry.rate_limited``
+  times (:class:`~agent_node.errors.Throttled`, as the model node's rate
+  limits; a kill -9 meanwhile loses nothing). A ``Retry-After`` longer
+  than ``retry.max_delay`` (60 s by default; an hour at most) fails the
+  execution at once, naming the wait: the node does not come back sooner
+  than asked, nor wait longer than its author allowed.
 * Any other status — 4xx above all: the execution fails at once, naming the
   status, the URL (without its query, which may hold secrets) and the start
   of the body. A client error says the request itself is wrong: sending it
@@ -68,12 +76,15 @@ from typing import Any
 from urllib.parse import urljoin
 
 from agent_node.engine.executor import Advance, NodeContext, Outcome
-from agent_node.errors import NodeFailed, NotEquipped, PermanentFailure
+from agent_node.engine.runner import MAX_THROTTLE
+from agent_node.errors import NodeFailed, NotEquipped, PermanentFailure, Throttled
 from agent_node.nodes.base import Parkless
 from agent_node.nodes.http_answer import answer_problem, answer_state
 from agent_node.nodes.http_request import build_request, check_redirect, redirected
 from agent_node.nodes.http_spec import DEFAULT_MAX_BYTES, HttpNode
 from agent_node.nodes.http_transport import HttpRequest, HttpResponse, HttpTransport, bare_url
+from agent_node.workflow.durations import parse_retry_after
+from agent_node.workflow.retry import NO_RETRY
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -90,6 +101,8 @@ __all__ = [
 MAX_REDIRECTS = 5
 #: Statuses besides 5xx that a later attempt may fix.
 _RETRYABLE = frozenset({408, 425, 429})
+#: Statuses whose ``Retry-After`` says when to come back (429 parks without one too).
+_THROTTLING = frozenset({429, 503})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -119,10 +132,7 @@ class HttpExecutor(Parkless):
         response, url = await self._exchange(spec, request)
         duration = time.perf_counter() - started
         if not spec.accepts(response.status):
-            problem = answer_problem(request.method, url, response)
-            if response.status >= 500 or response.status in _RETRYABLE:
-                raise NodeFailed(f"http node {spec.id!r}: {problem}")
-            raise PermanentFailure(problem)
+            raise _refused(spec, response, answer_problem(request.method, url, response))
         if response.oversized:
             raise PermanentFailure(
                 f"{request.method} {bare_url(url)}: the answer is larger than"
@@ -158,6 +168,26 @@ class HttpExecutor(Parkless):
                 raise NotEquipped("this runtime has no HTTP transport to send requests with")
             self.transport = self._make_transport()
         return self.transport
+
+
+def _refused(spec: HttpNode, response: HttpResponse, problem: str) -> NodeFailed:
+    """What an answer that was not accepted fails the attempt with: parked
+    (:class:`Throttled`), retried (:class:`NodeFailed`) or failed for good."""
+    status = response.status
+    wait = parse_retry_after(response.headers.get("retry-after"))
+    if status in _THROTTLING and (wait is not None or status == 429):
+        longest, which = (spec.retry or NO_RETRY).max_delay, "its retry.max_delay"
+        if longest > MAX_THROTTLE:
+            longest, which = MAX_THROTTLE, "the most any node waits"
+        if wait is not None and wait > longest:
+            return PermanentFailure(
+                f"{problem}; it asks to come back in {wait:,.1f} s (Retry-After),"
+                f" later than the node waits ({longest:g} s, {which})"
+            )
+        return Throttled(f"http node {spec.id!r}: {problem}", wait)
+    if status >= 500 or status in _RETRYABLE:
+        return NodeFailed(f"http node {spec.id!r}: {problem}")
+    return PermanentFailure(problem)
 
 
 def _spec(spec: object) -> HttpNode:
