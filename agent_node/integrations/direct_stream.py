@@ -181,8 +181,10 @@ class DirectStream:
             hint = f"; {what_to_do}" if what_to_do else ""
             why = str(exc) or type(exc).__name__
             raise ModelUnavailable(f"model {model!r}: {type(exc).__name__}: {why}{hint}") from None
-        except ValueError as exc:  # a line that is not JSON
-            raise NodeFailed(f"model {model!r}: an answer that cannot be read: {exc}") from None
+        except ValueError as exc:  # a line that is not JSON: the server failed
+            raise ModelUnavailable(
+                f"model {model!r}: an answer that cannot be read: {exc}"
+            ) from None
 
     def _client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()

@@ -12,11 +12,18 @@ from litellm's and httpx's exceptions (:func:`translated`):
 * 408, 409, 425 → a plain failure, retried;
 * any other 4xx → :class:`ModelRefused`: asking again changes nothing.
 
+litellm says two other things as a 500 of its own making, told apart here
+by what they say: no credentials for the provider (``Missing credentials``,
+``Missing … API key``) → :class:`ModelNotConfigured`, a configuration
+error, not retried; an answer that is not JSON (a 200 whose body does not
+parse) → :class:`ModelUnavailable` saying so, as the direct client says it.
+
 Every message names the model, and says what to do when nothing answered.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +31,7 @@ from contextlib import contextmanager
 from agent_node.errors import NodeFailed
 from agent_node.nodes.model_client import (
     ModelMissing,
+    ModelNotConfigured,
     ModelRefused,
     ModelUnavailable,
     RateLimited,
@@ -40,6 +48,12 @@ _UNANSWERED = frozenset({"APIConnectionError", "Timeout", "APITimeoutError", "Co
 _NO_CONNECTION = "Connection error."
 #: litellm's prefixes: "litellm.NotFoundError: Ollama_chatException - …".
 _NOISE = re.compile(r"^(litellm\.\w+: )?(\w+Exception - )?")
+#: How providers' clients say they have no key: "Missing credentials. …",
+#: "Missing Anthropic API Key", "The api_key client option must be set …".
+_NO_KEY = re.compile(
+    r"\bmissing\b[^.\n]{0,40}\b(credentials|api[ _-]?key)\b|\bapi_key\b[^.\n]{0,40}\bmust be set\b",
+    re.IGNORECASE,
+)
 
 
 def failure_for(status: int, message: str, headers: Mapping[str, str] | None = None) -> NodeFailed:
@@ -76,6 +90,15 @@ def translated(model: str, what_to_do: str = "") -> Iterator[None]:
     except NodeFailed:
         raise
     except Exception as exc:
+        if _NO_KEY.search(str(exc)):
+            raise ModelNotConfigured(
+                f"model {model!r}: this process has no credentials for its provider:"
+                f" {_text(exc).splitlines()[0]}"
+            ) from exc
+        if (unreadable := _unreadable(exc)) is not None:
+            raise ModelUnavailable(
+                f"model {model!r}: an answer that cannot be read: {unreadable}"
+            ) from exc
         hint = f"; {what_to_do}" if what_to_do and unanswered(exc) else ""
         message = f"model {model!r}: {_describe(exc)}{hint}"
         status = getattr(exc, "status_code", None)
@@ -103,13 +126,30 @@ def unanswered(exc: Exception) -> bool:
     return type(exc).__name__ in _UNANSWERED or str(exc).rstrip().endswith(_NO_CONNECTION)
 
 
+def _unreadable(exc: BaseException) -> str | None:
+    """What did not parse, when ``exc`` (or what caused it) is an answer's
+    JSON that does not."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes, not a cycle
+        if seen is None:
+            return None
+        if isinstance(seen, json.JSONDecodeError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _text(exc: Exception) -> str:
+    """What ``exc`` says, without litellm's prefixes, cut short."""
+    text = str(getattr(exc, "message", "") or exc).strip()
+    text = _NOISE.sub("", text).strip() or type(exc).__name__
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+
+
 def _describe(exc: Exception) -> str:
     kind = type(exc).__name__
-    text = str(getattr(exc, "message", "") or exc).strip()
-    text = _NOISE.sub("", text).strip() or kind
     status = getattr(exc, "status_code", None)
     # litellm gives connection failures and timeouts a made-up status.
     answered = isinstance(status, int) and not unanswered(exc)
     where = f"{kind} (HTTP {status})" if answered else kind
-    short = text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
-    return f"{where}: {short}"
+    return f"{where}: {_text(exc)}"

@@ -14,7 +14,8 @@ Each scorer gives a score between 0 and 1 and a verdict:
   decides); a judge that cannot be asked at all (an unknown model), or whose
   call would cross the execution's budget, fails the node at once
   (``node_failed``, never retried, with the usage of the judges' calls made
-  so far), and one that cannot be reached fails the attempt (retried).
+  so far), and one that cannot be reached, or whose server fails, fails the
+  attempt (retried); either error names the judge.
 * ``assertion`` — a safe expression over the state (the language of branch
   conditions); 1 when it holds, else 0 with ``message`` as the reason.
 * ``latency`` and ``cost`` — seconds and USD against ``max``
@@ -173,6 +174,11 @@ class EvalExecutor(Parkless):
             refused = ModelRefused(f"eval node {spec.id!r}: the judge {judge!r}: {exc}")
             refused.usage = _total(_with(usage, exc.usage))
             raise refused from exc
+        except NodeFailed as exc:  # retried (or parked: a 429) as it is, saying whose it was
+            judge = spec.scorers[len(scores)].label
+            exc.args = (f"eval node {spec.id!r}: the judge {judge!r}: {exc}",)
+            exc.usage = _total(_with(usage, exc.usage))
+            raise
         passed = all(score.passed for score in scores)
         action, target = _decide(spec, ctx.visit, passed)
         mean = round(sum(score.score for score in scores) / len(scores), 4)

@@ -20,6 +20,7 @@ __all__ = [
     "InvalidAnswer",
     "ModelClient",
     "ModelMissing",
+    "ModelNotConfigured",
     "ModelRefused",
     "ModelUnavailable",
     "RateLimited",
@@ -80,6 +81,13 @@ class ModelRefused(PermanentFailure):
 class ModelMissing(ModelRefused):
     """The server has no such model (not installed, not served): the next
     model of a fallback chain is asked; alone, the node fails at once."""
+
+
+class ModelNotConfigured(ModelMissing):
+    """This process cannot call the model: it has no credentials for the
+    model's provider (no API key in its environment). A configuration
+    error, not the server's: the next model of a fallback chain is asked;
+    alone, the node fails at once, saying what to set."""
 
 
 class ModelUnavailable(NodeFailed):

@@ -45,12 +45,16 @@ class FakeOpenAI:
     #: (a server or proxy that gives up mid-answer).
     unended: int = 0
     closed_after: int = 1
+    #: A whole (not streamed) answer's body, sent as it is with a 200 in
+    #: place of the answer (a server that answers what is not JSON).
+    whole_body: bytes | None = None
     chats: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
         """As new: the default answer and behaviour, no chats recorded."""
         fresh = FakeOpenAI(self.url)
-        for name in ("answer", "pieces", "finish_reason", "counted", "unended", "closed_after"):
+        kept = ("answer", "pieces", "finish_reason", "counted", "unended", "closed_after")
+        for name in (*kept, "whole_body"):
             setattr(self, name, getattr(fresh, name))
         self.chats.clear()
 
@@ -75,6 +79,8 @@ class FakeOpenAI:
             "total_tokens": max(1, prompt) + max(1, len(self.answer) // 4),
         }
         base = {"id": "chatcmpl-1", "created": int(time.time()), "model": body.get("model", MODEL)}
+        if not body.get("stream") and self.whole_body is not None:
+            return Response(self.whole_body, media_type="application/json")
         if not body.get("stream"):
             choice = {
                 "index": 0,
