@@ -1,5 +1,6 @@
 """``--config F``: a node's configuration, for the commands that work on its
-store from outside it (``signal``, ``retry``, ``resume``, ``worker``).
+store from outside it (``signal``, ``retry``, ``resume``, ``worker``) and
+``run``, which runs a workflow as the node would.
 
 It gives them the node's store (unless ``--store`` says another), the
 workflows its skills register — an old version kept as a skill of its own
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -25,14 +27,19 @@ if TYPE_CHECKING:
     from agent_node.workflow.compiled import CompiledWorkflow
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "config_option",
     "equipped",
     "node_config",
     "node_of",
+    "note_unread_config",
     "registry",
     "skill_workflows",
     "store_of",
 ]
+
+#: The file a node's configuration is in by convention (``serve``'s default).
+DEFAULT_CONFIG = "agent-node.yaml"
 
 config_option = click.option(
     "--config",
@@ -51,6 +58,24 @@ def node_config(path: str | None) -> NodeConfig | None:
     from agent_node.config import load_config
 
     return load_config(path)
+
+
+#: The node types that run with what a node's configuration gives (models:, mcp:, peers:).
+_EQUIPPED = frozenset({"model", "tool", "delegate", "eval"})
+
+
+def note_unread_config(workflow: CompiledWorkflow) -> None:
+    """Say that ``./agent-node.yaml`` is not read when the workflow has nodes
+    it would configure: they run with the defaults (a model's call goes to
+    its provider, not the file's ``models.api_base``)."""
+    if Path(DEFAULT_CONFIG).is_file() and any(
+        node.type in _EQUIPPED for node in workflow.ir.nodes.values()
+    ):
+        click.echo(
+            f"note: {DEFAULT_CONFIG} here is not read; give --config {DEFAULT_CONFIG}"
+            " to run with its models:, mcp: and peers:",
+            err=True,
+        )
 
 
 def store_of(config: NodeConfig | None, store_url: str) -> str:
@@ -98,22 +123,29 @@ def node_of(config: NodeConfig | None, node: str) -> str:
 
 
 @asynccontextmanager
-async def equipped(config: NodeConfig | None) -> AsyncIterator[Equipment | None]:
+async def equipped(
+    config: NodeConfig | None, *, check_skills: bool = True
+) -> AsyncIterator[Equipment | None]:
     """What the node's nodes run with (None without a config), closed on the
-    way out. A tool node naming an MCP server the config does not have is a
+    way out. With ``check_skills`` (a command that runs the skills' work), a
+    tool node of theirs naming an MCP server the config does not have is a
     :class:`ConfigError`; a tool its server does not list, or arguments its
-    schema refuses, a warning (:mod:`agent_node.tool_check`)."""
+    schema refuses, a warning (:mod:`agent_node.tool_check`). ``run``, which
+    runs one workflow of its own, leaves them unchecked (and unstarted)."""
     if config is None:
         yield None
         return
     from agent_node.node_equipment import Equipment
     from agent_node.tool_check import check_servers, warn_tools
 
-    workflows = dict(zip((s.id for s in config.skills), skill_workflows(config), strict=True))
-    check_servers(workflows, [server.name for server in config.mcp])
+    workflows: dict[str, CompiledWorkflow] = {}
+    if check_skills:
+        workflows = dict(zip((s.id for s in config.skills), skill_workflows(config), strict=True))
+        check_servers(workflows, [server.name for server in config.mcp])
     equipment = Equipment.of(config)
     try:
-        await warn_tools(equipment.tools, workflows)
+        if workflows:
+            await warn_tools(equipment.tools, workflows)
         yield equipment
     finally:
         await equipment.aclose()

@@ -38,7 +38,7 @@ from .common import (
     started_runtime,
     store_option,
 )
-from .configured import config_option, node_config, registry, store_of
+from .configured import config_option, equipped, node_config, note_unread_config, registry, store_of
 
 __all__ = ["events", "executions", "get_execution", "inspect", "run"]
 
@@ -79,6 +79,7 @@ _EXAMPLE_PAYLOADS = {
     help="What this execution may spend on models, within its workflow's budget:"
     " tokens=N, cost=USD, calls=N, comma-separated (e.g. tokens=20000,cost=0.05).",
 )
+@config_option
 @store_option
 @handle_errors
 def run(
@@ -87,26 +88,34 @@ def run(
     execution_id: str | None,
     live: bool | None,
     budget: str | None,
+    config_path: str | None,
     store_url: str,
 ) -> None:
     """Run the workflow TARGET (file.yaml, file.py:attr or package.module:attr).
 
     With the --execution-id of an existing execution, resume it (or show how
     it ended); its --input, if given, must be the one it started with.
-    Interrupted (Ctrl-C), it says how to continue.
+    Interrupted (Ctrl-C), it says how to continue. With a node's --config,
+    its nodes run as the node runs them: its models: (api_base, keys,
+    backends), mcp: servers and peers:, in its store (unless --store).
     """
     state = parse_json_object(input_text, "--input") if input_text is not None else None
     workflow = load_target(target)
+    config = node_config(config_path)
+    url = store_of(config, store_url)
+    if config is None:
+        note_unread_config(workflow)
     if state is not None and execution_id is None:
         execution_id = new_id()  # known before it runs, to name if interrupted
     if live is None:
         live = sys.stderr.isatty()
     limits = _budget(budget) if budget is not None else None
+    running = _run(url, workflow, state, execution_id, live, limits, config)
     try:
-        result, waits = run_async(_run(store_url, workflow, state, execution_id, live, limits))
+        result, waits = run_async(running)
     except KeyboardInterrupt:
-        _interrupted(target, input_text, execution_id, store_url)
-    _show_run(store_url, workflow, result, waits)
+        _interrupted(target, input_text, execution_id, url, config_path)
+    _show_run(url, workflow, result, waits, config_path)
     if result.status not in {"completed", "waiting"}:
         raise click.exceptions.Exit(EXIT_FAILURE)
 
@@ -128,7 +137,7 @@ def _budget(text: str) -> Budget:
 
 
 def _interrupted(
-    target: str, input_text: str | None, execution_id: str | None, url: str
+    target: str, input_text: str | None, execution_id: str | None, url: str, config: str | None
 ) -> NoReturn:
     click.echo(err=True)
     if execution_id is None:
@@ -137,8 +146,7 @@ def _interrupted(
     words = ["agent-node", "run", target, "--execution-id", execution_id]
     if input_text is not None:
         words += ["--input", input_text]
-    if url != default_store_url():
-        words += ["--store", url]
+    words += _where(url, config)
     click.secho(
         f"interrupted: execution {execution_id} stopped where it was (what it completed is kept)",
         fg="red",
@@ -148,6 +156,13 @@ def _interrupted(
     raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
+def _where(url: str, config: str | None) -> list[str]:
+    """The options a later command needs to find this execution and run it
+    as this one did: the node's --config, the store when not the default."""
+    words = ["--config", config] if config is not None else []
+    return words + (["--store", url] if url != default_store_url() else [])
+
+
 async def _run(
     url: str,
     workflow: CompiledWorkflow,
@@ -155,8 +170,14 @@ async def _run(
     execution_id: str | None,
     live: bool = False,
     budget: Budget | None = None,
+    config: NodeConfig | None = None,
 ) -> tuple[RunResult, list[WaitRecord]]:
-    async with started_runtime(url) as runtime:
+    async with (
+        equipped(config, check_skills=False) as equipment,
+        started_runtime(url, executors=equipment.executors if equipment else None) as runtime,
+    ):
+        if equipment is not None:
+            equipment.use_store(runtime.store)
         if live:
             execution_id = execution_id or new_id()
             unsubscribe = runtime.store.live.subscribe(execution_id, _LiveText())
@@ -188,7 +209,11 @@ class _LiveText:
 
 
 def _show_run(
-    url: str, workflow: CompiledWorkflow, result: RunResult, waits: list[WaitRecord]
+    url: str,
+    workflow: CompiledWorkflow,
+    result: RunResult,
+    waits: list[WaitRecord],
+    config: str | None,
 ) -> None:
     from rich.text import Text
 
@@ -205,18 +230,16 @@ def _show_run(
     for wait in waits:
         console.print(render.plain(f"waiting for {render.describe_wait(wait)}"))
         if wait.kind in ("event", "input", "auth") and wait.event is not None:
-            command = _signal_command(url, result.execution_id, wait, workflow)
+            command = _signal_command(url, config, result.execution_id, wait, workflow)
             console.print(render.plain(f"continue with: {command}"), soft_wrap=True)
 
 
 def _signal_command(
-    url: str, execution_id: str, wait: WaitRecord, workflow: CompiledWorkflow
+    url: str, config: str | None, execution_id: str, wait: WaitRecord, workflow: CompiledWorkflow
 ) -> str:
     words = ["agent-node", "signal", execution_id, wait.event or "", "--data"]
     words.append(_example_payload(workflow, wait.node))
-    if url != default_store_url():
-        words += ["--store", url]
-    return shlex.join(words)
+    return shlex.join(words + _where(url, config))
 
 
 def _example_payload(workflow: CompiledWorkflow, node_id: str) -> str:

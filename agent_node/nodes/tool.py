@@ -161,8 +161,8 @@ class ToolExecutor(Parkless):
         spec = _spec(ctx.spec)
         if self.pool is None:
             raise NotEquipped(
-                f"tool node {spec.id!r}: this runtime has no MCP servers"
-                " (configure `mcp:` in agent-node.yaml and run the workflow in `agent-node serve`)"
+                f"tool node {spec.id!r}: this runtime has no MCP servers (configure `mcp:`"
+                " in agent-node.yaml and run with it: `agent-node serve`, `run --config`)"
             )
         arguments = build(ctx.workflow, spec.id, "arguments", spec.arguments, ctx.data)
         server = spec.server or await self.pool.server_for(spec.tool)
