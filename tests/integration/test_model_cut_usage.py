@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from support.fake_ollama import FakeOllama, Reply, tool_call
+from support.fake_ollama import FakeOllama, Reply, json_reply, text, tool_call
 
 from agent_node import Runtime
 from agent_node.config import ModelSettings
 from agent_node.integrations.llm import LlmClient, load_litellm
+from agent_node.nodes.eval import EvalExecutor
 from agent_node.nodes.model import ModelExecutor
 from agent_node.results import RunResult
 from agent_node.workflow.yaml_loader import load_yaml_text
@@ -60,6 +61,7 @@ async def run(ollama: FakeOllama, wf: Any, tools: Stuck | None = None, **models:
     settings = ModelSettings(default=MODEL, api_base=ollama.url, **{"timeout": 10, **models})
     async with LlmClient(settings) as client:
         executors = {"model": ModelExecutor(client, tools)}
+        executors["eval"] = EvalExecutor(executors["model"])
         async with Runtime("memory://", executors=executors) as rt:
             return await rt.run(wf, {})
 
@@ -111,3 +113,27 @@ async def test_a_call_cut_mid_answer_counts_its_tokens_estimated(
     assert usage["completion_tokens"] == (came + 3) // 4, usage
     assert usage["prompt_tokens"] > 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+async def test_an_eval_node_timed_out_in_its_second_judge_counts_the_first_judges_call(
+    ollama: FakeOllama,
+) -> None:
+    await asyncio.to_thread(load_litellm)  # (judges ask through it: not in the timeout)
+    ollama.script(json_reply({"score": 5, "reason": "Clear."}), text("late", delay=2.5))
+    judges = [
+        {"type": "llm_judge", "name": name, "rubric": "Clear?", "input": "x"}
+        for name in ("one", "two")
+    ]
+    wf = load_yaml_text(
+        f"""
+workflow: {{id: judged, version: '1', start: review, state_schema: {{}}}}
+nodes:
+  review: {{type: eval, scorers: {judges}, timeout: 1, retry: {{max_attempts: 1}}, next: done}}
+  done: {{type: end}}
+"""
+    )
+    result = await run(ollama, wf)
+    assert result.status == "failed"
+    [failed] = [e.data or {} for e in result.events if e.kind == "node_failed"]
+    assert failed["type"] == "NodeTimeout" and failed["usage"]["calls"] == 1, failed
+    assert len(ollama.chats()) == 2
