@@ -277,6 +277,7 @@ class Authoring:
         exhausted: str | None = None,
         route: str | Callable[..., Any] | None = None,
         output: str | None = None,
+        timeout: float | str | None = None,
         retry: RetryPolicy | None = None,
         next: Next = DEFAULT,
     ) -> None:
@@ -285,7 +286,7 @@ class Authoring:
         ``{"type": "assertion", "expr": …}``, ``{"type": "latency"|"cost",
         "max": …}``; ``on_fail="retry_with_feedback"`` re-runs ``revise`` with
         the reasons in the state key ``feedback``, at most ``max_revisions``
-        times."""
+        times. ``timeout`` bounds an attempt, its judges' calls included."""
         spec = {
             "type": "eval",
             "scorers": [dict(scorer) for scorer in scorers],
@@ -299,7 +300,7 @@ class Authoring:
             "output": output,
         }
         given = {k: v for k, v in spec.items() if v is not None}
-        self._add(name, given, next, retry=retry)
+        self._add(name, given, next, retry=retry, timeout=timeout)
 
     def tool(
         self,

@@ -3,10 +3,13 @@ http) compile to the same IR as their YAML."""
 
 from __future__ import annotations
 
+import inspect
+
 from pydantic import BaseModel
 
 from agent_node import Workflow
 from agent_node.nodes.delegate import DelegateNode
+from agent_node.nodes.eval import EvalNode
 from agent_node.nodes.http import HttpNode
 from agent_node.nodes.model_spec import ModelNode
 from agent_node.nodes.tool import ToolNode
@@ -85,3 +88,29 @@ def test_wait_for_authorization_and_the_auth_route_of_a_delegation() -> None:
     assert isinstance(ask, DelegateNode) and ask.on_auth_required == "login"
     assert ask.routed("TASK_STATE_AUTH_REQUIRED") == "login"
     assert ask.routed("TASK_STATE_INPUT_REQUIRED") is None
+
+
+def test_every_builder_that_retries_a_node_bounds_its_attempts() -> None:
+    """A node that may be retried may hang too: each builder taking ``retry=``
+    takes ``timeout=`` (``wf.eval``, whose judges call models, lacked it)."""
+    builders = {
+        name: inspect.signature(member).parameters
+        for name, member in inspect.getmembers(Workflow, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    retried = {name for name, params in builders.items() if "retry" in params}
+    assert {"step", "model", "tool", "http", "delegate", "eval"} <= retried
+    assert [name for name in sorted(retried) if "timeout" not in builders[name]] == []
+
+
+def test_an_eval_s_timeout_compiles_as_its_yaml_does() -> None:
+    wf = Workflow("judged", version="1")
+
+    @wf.state
+    class State(BaseModel):
+        draft: str = ""
+
+    wf.eval("review", scorers=[{"type": "assertion", "expr": "state.draft"}], timeout="2m")
+    wf.end("done")
+    review = wf.compile().ir.nodes["review"]
+    assert isinstance(review, EvalNode) and review.timeout == 120.0
