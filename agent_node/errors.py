@@ -17,7 +17,9 @@
         ├── StateValidationError        a state (patch) does not match the schema: permanent
         ├── Fenced                      our lease was taken over; the write was refused
         └── StoreError                  the store is unreachable or corrupt
-            └── StoreFull               the store could not write: its disk or database is full
+            ├── StoreFull               the store could not write: its disk or database is full
+            ├── StoreOutdated           a newer agent-node upgraded the store under this process
+            └── StoreInUse              an upgrade refused: other processes have the store open
 
     ControlSignal                       (BaseException: `except Exception` can't swallow it)
     └── faults.InjectedCrash            a simulated crash at a named fault point (tests)
@@ -51,6 +53,8 @@ __all__ = [
     "StateValidationError",
     "StoreError",
     "StoreFull",
+    "StoreInUse",
+    "StoreOutdated",
     "Throttled",
     "UnknownExecution",
     "UsageError",
@@ -176,6 +180,17 @@ class StoreError(RuntimeFailure):
 class StoreFull(StoreError):
     """The store could not write: its disk (or PostgreSQL's) is full. Nothing
     of the write was kept; it may succeed once space is freed."""
+
+
+class StoreOutdated(StoreError):
+    """A newer agent-node upgraded the store this process has open: what this
+    one would write, the new schema may not hold. The process stops taking
+    work and stops (:mod:`agent_node.engine.schema_guard`)."""
+
+
+class StoreInUse(StoreError):
+    """Upgrading the store was refused: other processes have it open, which
+    the new schema would break (:mod:`agent_node.store.attached`)."""
 
 
 class ControlSignal(BaseException):

@@ -23,12 +23,13 @@ import functools
 import ipaddress
 import logging
 import os
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent_node import node_grpc
 from agent_node.config import NodeConfig
-from agent_node.errors import ConfigError, UsageError
+from agent_node.errors import ConfigError, StoreOutdated, UsageError
 from agent_node.node_parts import NodeParts
 from agent_node.stopping import stop_on_signals
 from agent_node.workflow.compiled import CompiledWorkflow
@@ -51,6 +52,8 @@ class AgentNode:
         #: Serve plain HTTP (loopback only) instead of mutual TLS.
         self.insecure_dev = insecure_dev
         self.workflows: dict[str, CompiledWorkflow] = {}
+        #: Set when the node stopped because a newer agent-node upgraded its store.
+        self.outdated: StoreOutdated | None = None
 
     def check_transport(self) -> None:
         """Refuse what the node must not serve: no TLS without ``insecure_dev``,
@@ -85,7 +88,9 @@ class AgentNode:
         self, ready: Callable[[NodeConfig], None] | None = None, *, parent: int | None = None
     ) -> None:
         """Serve until SIGINT or SIGTERM — or, with ``parent``, until the
-        process of that id is no longer this one's parent — then stop cleanly."""
+        process of that id is no longer this one's parent, or until a newer
+        agent-node upgraded the store (then :attr:`outdated` says so) — then
+        stop cleanly."""
         from agent_node.connection_cap import cap_of
         from agent_node.transport import listening_socket, uvicorn_config, uvicorn_server
 
@@ -118,6 +123,7 @@ class AgentNode:
             return drain
 
         server.on_stop = on_stop
+        _stop_when_outdated(self, parts, server)
         stop_reloads = _watch_certificates(config, parts.metrics)
         plain = None
         try:
@@ -167,6 +173,18 @@ class AgentNode:
             sock.close()
             if plain:
                 plain[1].close()
+
+
+def _stop_when_outdated(node: AgentNode, parts: NodeParts, server: Any) -> None:
+    """Once a newer agent-node upgraded the store (the engine stopped): the
+    node's loops stop at once, and it drains and stops as on SIGTERM."""
+
+    def outdated(error: StoreOutdated) -> None:
+        node.outdated = error
+        parts.quiet()
+        server.handle_exit(signal.SIGTERM, None)
+
+    parts.runtime.engine.outdated_hooks.append(outdated)
 
 
 def _plain_metrics(config: NodeConfig, metrics: Any) -> tuple[Any, Any] | None:

@@ -51,6 +51,7 @@ class NodeParts:
     _pruning: asyncio.Task[None] | None = None
     _checking: asyncio.Task[None] | None = None
     _trimming: asyncio.Task[None] | None = None
+    _quieting: asyncio.Task[None] | None = None
 
     @classmethod
     def assemble(
@@ -202,7 +203,22 @@ class NodeParts:
                 name="agent-node retention",
             )
 
+    def quiet(self) -> None:
+        """Stop at once the loops that write to the store (the watchdog, the
+        push sender, retention), ahead of :meth:`close`: a newer agent-node
+        upgraded it, and what they would write it may not hold."""
+        self._quieting = asyncio.create_task(self._quiet(), name="agent-node quiet")
+
+    async def _quiet(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+        await self.watchdog.close()
+        if self.tasks.push is not None:
+            await self.tasks.push.close()
+
     async def close(self) -> None:
+        if self._quieting is not None:
+            await asyncio.wait([self._quieting])
         for task in (self._pruning, self._trimming, self._checking):
             if task is not None:
                 task.cancel()

@@ -3,7 +3,9 @@
 Errors are translated at this one boundary: an :class:`AgentNodeError` (or a
 file the command could not read) becomes one red ``error: ...`` line on
 stderr and an exit code — 2 for a usage mistake, 1 for a runtime failure —
-never a traceback.
+never a traceback. A process that serves (``serve``, ``worker``) exits 75
+(EX_TEMPFAIL) when a newer agent-node upgraded its store under it: its
+supervisor starts it again, with the new release.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:  # imported where used: commands that only read a store skip t
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_OUTDATED",
     "EXIT_USAGE",
     "fail",
     "handle_errors",
@@ -48,6 +51,8 @@ T = TypeVar("T")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: A newer agent-node upgraded the store under a serving process (sysexits' EX_TEMPFAIL).
+EXIT_OUTDATED = 75
 
 store_option = click.option(
     "--store",

@@ -94,6 +94,11 @@ COMMANDS = {
         ".tokens", "tokens", "Issue development bearer JWTs that a node's auth.jwt accepts."
     ),
     "ui": LazyCommand(".ui", "ui", "Serve a web UI of the nodes: executions, delegations, inbox."),
+    "upgrade": LazyCommand(
+        ".upgrade",
+        "upgrade",
+        "Upgrade a store to this release's schema (one way: back it up first).",
+    ),
     "worker": LazyCommand(
         ".workers", "worker", "Claim and run work of every execution until SIGTERM or SIGINT."
     ),

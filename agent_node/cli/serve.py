@@ -14,7 +14,14 @@ import click
 from agent_node.config import NodeConfig, load_config
 from agent_node.errors import AgentNodeError, UsageError
 
-from .common import EXIT_FAILURE, EXIT_USAGE, handle_errors, run_async, tls_from_cert_dir
+from .common import (
+    EXIT_FAILURE,
+    EXIT_OUTDATED,
+    EXIT_USAGE,
+    handle_errors,
+    run_async,
+    tls_from_cert_dir,
+)
 
 if TYPE_CHECKING:
     from agent_node.workflow.compiled import CompiledWorkflow
@@ -105,7 +112,9 @@ def serve(
     the requests in flight are answered, idle and keep-alive connections are
     closed at once. A request still running after 5 seconds is answered 503
     (Service Unavailable; a blocking send, JSON-RPC -32033 naming its task):
-    its task stays in the store and carries on at the next start.
+    its task stays in the store and carries on at the next start. A node
+    whose store a newer agent-node upgraded stops so too, with exit status
+    75: start it again with the new release.
 
     With --log-format json every line on stderr is a JSON object, from the
     first: a start that fails says why in one.
@@ -199,6 +208,9 @@ def _serve(
     finally:
         if stop_logging is not None:
             stop_logging()
+    if node.outdated is not None:  # said at ERROR when found
+        click.echo(f"agent node {config.name!r} stopped: its store is newer (exit {EXIT_OUTDATED})")
+        raise click.exceptions.Exit(EXIT_OUTDATED)
     click.echo(f"agent node {config.name!r} stopped")
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agent_node.errors import StoreOutdated
 from agent_node.printable import printable
 from agent_node.runtime import Runtime
 from agent_node.store import ExecutionRecord, Store, WaitRecord
@@ -26,6 +27,7 @@ from agent_node.workflow.compiled import CompiledWorkflow
 
 from .common import (
     EXIT_FAILURE,
+    EXIT_OUTDATED,
     handle_errors,
     load_target,
     run_async,
@@ -278,6 +280,7 @@ def worker(
     workers to take at once. With a node's --config, its nodes run as the
     node runs them (mcp:, models:, peers:, its skills' workflow versions);
     without, a node that needs them is left to a process that has them.
+    Once a newer agent-node upgraded the store it stops, exit status 75.
     """
     loaded = [load_target(ref) for ref in workflows]
     options: dict[str, Any] = {} if concurrency is None else {"concurrency": concurrency}
@@ -310,10 +313,14 @@ async def _work(
             ) as runtime,
         ):
             running.append(runtime)
+            runtime.engine.outdated_hooks.append(lambda _error: stop.set())
             known = ", ".join(w.key for w in workflows) or "loaded on demand"
             click.echo(f"worker {runtime.engine.owner} on {url} (workflows: {known})")
             click.echo("stop with SIGTERM or Ctrl-C")
             await stop.wait()
+            if isinstance(runtime.engine.crash, StoreOutdated):  # said at ERROR when found
+                click.echo(f"stopped: the store is newer than this worker (exit {EXIT_OUTDATED})")
+                raise click.exceptions.Exit(EXIT_OUTDATED)
             click.echo(f"stopping: running steps may finish (up to {grace:g} s); no new work")
             await runtime.engine.stop(grace)
             click.echo("stopping: releasing leases")

@@ -13,6 +13,9 @@ Leases last ``lease_ttl`` seconds and are extended by a heartbeat while a
 node runs. Every commit names the fence of its lease; a worker whose lease
 was taken over (a zombie) has its commit refused and drops the result.
 
+A guard reads the store's schema version while the engine runs: once a
+newer agent-node upgraded the store, the engine stops (:mod:`.schema_guard`).
+
 ``scope="own"`` limits an engine to the executions it was asked to drive
 (an application's ``Runtime``, ``Workflow.run``) until they end, the parked
 ones kept apart from the runnable (:mod:`.driven`); ``scope="all"`` claims
@@ -33,6 +36,7 @@ from pydantic import BaseModel
 from agent_node.errors import (
     StoreError,
     StoreFull,
+    StoreOutdated,
     UnknownExecution,
     UsageError,
 )
@@ -49,6 +53,7 @@ from .heartbeat import heartbeat
 from .owner import Owner, is_dead, new_owner
 from .registry import WorkflowRegistry
 from .runner import Runner
+from .schema_guard import SchemaGuard
 from .status import EngineState, StatusWatch, wait_event
 from .stranded import settle_stranded
 from .visits import Visits
@@ -88,6 +93,10 @@ class Engine:
         self.state = EngineState.NEW
         self.crash: BaseException | None = None
         self._status = StatusWatch(store, self, poll_interval)
+        self.schema = SchemaGuard(store)
+        #: Told once this engine stopped because a newer agent-node upgraded its store.
+        self.outdated_hooks: list[Callable[[StoreOutdated], None]] = []
+        self._outdating: asyncio.Task[None] | None = None
         #: What scope "own" drives (:mod:`.driven`); one found ended wakes its waiter.
         self._driven = Driven(
             store,
@@ -115,6 +124,7 @@ class Engine:
             release=self.release_visit,
             crashed=self._crashed,
             full=self._status.full,
+            failed=self.schema.soon,
         )
         self._loops: list[asyncio.Task[None]] = []
         self._unsubscribe: Any = None
@@ -132,6 +142,8 @@ class Engine:
         await self.recover()
         self.state = EngineState.RUNNING
         self._loops.append(asyncio.create_task(self._claim_loop(), name="agent-node claim loop"))
+        guard = self.schema.watch(self._outdated)
+        self._loops.append(asyncio.create_task(guard, name="agent-node schema guard"))
         if self.heartbeat_enabled:
             self._loops.append(asyncio.create_task(heartbeat(self), name="agent-node heartbeat"))
 
@@ -185,6 +197,22 @@ class Engine:
         """A node visit hit an injected crash: the engine stops as if it died."""
         self.crash = exc
         asyncio.get_running_loop().create_task(self.abandon())
+
+    def _outdated(self, error: StoreOutdated) -> None:
+        self._outdating = asyncio.get_running_loop().create_task(self._stop_outdated(error))
+
+    async def _stop_outdated(self, error: StoreOutdated) -> None:
+        """A newer agent-node upgraded the store: stop at once — what runs
+        here would commit the old way — and let the leases go, for the newer
+        release's processes to take up; waiters raise ``error``."""
+        if self.state is not EngineState.RUNNING:
+            return
+        self.state, self.crash = EngineState.OUTDATED, error
+        await self._halt()
+        with contextlib.suppress(Exception):  # the new schema may refuse even this
+            await self.store.expire_leases([str(self.owner)], time.time())
+        for hook in self.outdated_hooks:
+            hook(error)
 
     async def _halt(self) -> None:
         self.owner.mark_gone()
@@ -341,6 +369,7 @@ class Engine:
                 busy = await self._claim_and_fire()
                 delay = 0.0 if busy else await self._idle_delay()
             except Exception as exc:  # the loop must outlive anything the store does
+                self.schema.soon()  # a newer schema fails claims so: the guard looks at once
                 self._status.claims_failed(exc if isinstance(exc, StoreFull) else None)
                 busy, delay = False, failures.failed(exc)
             else:

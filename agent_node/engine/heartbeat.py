@@ -7,7 +7,9 @@ its lease and take the next visit's. So both verdicts need two beats in a
 row — a visit missing from what we hold, still on the same visit; a lease
 we hold that no task runs — before anything is done. (Stopping a visit
 early only saves work: its commit would be refused.) A failure of the store
-never ends it: it is logged without flooding, and the next beat tries again.
+never ends it: it is logged without flooding, the schema guard looks at
+the store's version at once (:mod:`.schema_guard`), and the next beat tries
+again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from agent_node.store.base import Store
 from agent_node.store.records import VisitKey
 
 from .owner import Owner
+from .schema_guard import SchemaGuard
 from .status import EngineState
 
 __all__ = ["heartbeat"]
@@ -38,6 +41,7 @@ class Engine(Protocol):
     owner: Owner
     lease_ttl: float
     state: EngineState
+    schema: SchemaGuard
 
     @property
     def running_visits(self) -> _Visits: ...
@@ -59,6 +63,7 @@ async def heartbeat(engine: Engine) -> None:
         try:
             missing, orphans = await _beat(engine, missing, orphans)
         except Exception as exc:  # as the claim loop: it must go on
+            engine.schema.soon()  # a newer schema may be why
             failures.failed(exc)
         else:
             failures.worked()

@@ -33,6 +33,8 @@ class EngineState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"
     CRASHED = "crashed"
+    #: Stopped: a newer agent-node upgraded the store (:mod:`.schema_guard`).
+    OUTDATED = "outdated"
 
 
 class _Watched(Protocol):

@@ -48,6 +48,7 @@ class Visits:
         release: Callable[[str, str, int, str], Awaitable[None]],
         crashed: Callable[[BaseException], None],
         full: Callable[[str, StoreFull], None],
+        failed: Callable[[], None],
     ) -> None:
         self.tasks: dict[VisitKey, asyncio.Task[None]] = {}
         self._runner = runner
@@ -56,6 +57,8 @@ class Visits:
         self._release = release
         self._crashed = crashed
         self._full = full
+        #: Told when a commit fails (the store's schema may have changed).
+        self._failed = failed
         #: The last claim round filled every free slot: ready work may be
         #: left, and the next task to end wakes the claim loop for it.
         self.slots_wanted = False
@@ -124,6 +127,7 @@ class Visits:
             self._crashed(exc)
         elif isinstance(exc, StoreError):  # its commit failed: the node is retried later
             log.error("node task %s failed: %s", key, exc)
+            self._failed()
             if isinstance(exc, StoreFull):
                 self._full(key[0], exc)
         elif exc is not None:

@@ -58,12 +58,15 @@ def default_store_url() -> str:
     return os.environ.get("AGENT_NODE_STORE") or DEFAULT_STORE_URL
 
 
-def store_from_url(url: str, *, create: bool = True) -> Store:
+def store_from_url(url: str, *, create: bool = True, force_upgrade: bool = False) -> Store:
     """A (not yet opened) store for ``url``; raises :class:`ConfigError` on a bad URL.
 
     ``create=False`` is for commands that only read: opening a SQLite file or
     a PostgreSQL database that holds no store then raises
     :class:`~agent_node.store.files.MissingStore` instead of creating one.
+    Opening a store of an older schema upgrades it, unless other processes
+    have it open (:class:`~agent_node.errors.StoreInUse`,
+    :mod:`.attached`); ``force_upgrade`` upgrades it under them.
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "memory":
@@ -71,18 +74,18 @@ def store_from_url(url: str, *, create: bool = True) -> Store:
 
         return MemoryStore(url)
     if scheme == "sqlite":
-        return _sqlite(url, create)
+        return _sqlite(url, create, force_upgrade)
     if scheme in {"postgresql", "postgres", "postgresql+asyncpg"}:
         from agent_node.store.postgres import PostgresStore
 
         dsn = "postgresql://" + url.split("://", 1)[1]
-        return PostgresStore(url, dsn, create=create)
+        return PostgresStore(url, dsn, create=create, force_upgrade=force_upgrade)
     raise ConfigError(
         f"unsupported store URL {url!r}: use memory://, sqlite:///path.db or postgresql://…"
     )
 
 
-def _sqlite(url: str, create: bool) -> Store:
+def _sqlite(url: str, create: bool, force_upgrade: bool) -> Store:
     from agent_node.store.sqlite import SqliteStore
 
     parts = urlsplit(url)
@@ -108,4 +111,5 @@ def _sqlite(url: str, create: bool) -> Store:
         cache_kib=int(cache),
         wal_limit=int(wal) * 1024 * 1024,
         create=create,
+        force_upgrade=force_upgrade,
     )

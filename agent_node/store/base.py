@@ -101,6 +101,12 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections; pending writes finish first."""
 
+    async def schema_version(self) -> int | None:
+        """The schema version the store holds now: above this release's
+        :data:`~.schema.SCHEMA_VERSION` once a newer agent-node upgraded it
+        since it was opened (:mod:`agent_node.engine.schema_guard`); None for
+        a store without one (memory). One primary-key read."""
+
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
         """Insert a new execution and run ``plan`` on it in the same transaction.
 

@@ -53,6 +53,9 @@ class MemoryStore(MemoryOutbox, Notifying):
     async def open(self) -> None:
         return None
 
+    async def schema_version(self) -> int | None:
+        return None  # no schema: no other process can upgrade it
+
     async def close(self) -> None:
         return None
 

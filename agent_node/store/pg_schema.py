@@ -7,7 +7,8 @@ serialised by a session advisory lock taken before the transaction: the
 transaction then starts after the one that held it committed, and sees its
 tables. (Taken inside, the catalog lookups of the transaction that waited
 may still miss tables created meanwhile, and it would create the schema a
-second time.)
+second time.) An upgrade is refused while agent-node processes of an older
+release are connected to the database (:mod:`.attached`), unless forced.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import asyncpg
 
 from agent_node.errors import StoreError
+from agent_node.store.attached import pg_attached, refusal
 from agent_node.store.files import MissingStore
 from agent_node.store.migrations import (
     ADDED_COLUMNS,
@@ -37,17 +39,21 @@ _SCHEMA_LOCK = 0x6167656E74  # "agent": serialises concurrent schema creation
 _STORAGE_WAIT = "1s"
 
 
-async def ensure_schema(conn: asyncpg.Connection, url: str, *, create: bool) -> None:
+async def ensure_schema(
+    conn: asyncpg.Connection, url: str, *, create: bool, force: bool = False
+) -> None:
     """Create or upgrade the schema of ``url`` unless it is current, and
     give its executions table its storage parameters (:func:`_storage`);
-    ``create=False``: a database without one is a :class:`MissingStore`."""
+    ``create=False``: a database without one is a :class:`MissingStore`;
+    an older one is upgraded while older agent-nodes are connected only
+    with ``force`` (else :class:`~agent_node.errors.StoreInUse`)."""
     version = await _schema_version(conn)
     if version != SCHEMA_VERSION:
         if version is None and not create:
             raise MissingStore(url, f"no store in {url}: it has no agent-node tables")
         await conn.execute("SELECT pg_advisory_lock($1)", _SCHEMA_LOCK)
         try:
-            await _create_schema(conn)
+            await _create_schema(conn, url, force)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _SCHEMA_LOCK)
     await _storage(conn)
@@ -83,7 +89,7 @@ async def _storage(conn: asyncpg.Connection) -> None:
         )
 
 
-async def _create_schema(conn: asyncpg.Connection) -> None:
+async def _create_schema(conn: asyncpg.Connection, url: str, force: bool) -> None:
     """Create or upgrade the schema (the caller holds the schema lock)."""
     async with conn.transaction():
         version = await _schema_version(conn)
@@ -100,6 +106,13 @@ async def _create_schema(conn: asyncpg.Connection) -> None:
                 f" {SCHEMA_VERSION}; upgrade agent-node"
             )
         elif version < SCHEMA_VERSION:
+            attached = await pg_attached(conn)
+            if attached and not force:
+                raise refusal(url, version, attached)
+            if attached:
+                log.warning(
+                    "upgrading %s under other processes (forced): %s", url, "; ".join(attached)
+                )
             await _upgrade(conn, version)
             log.warning("upgraded the store schema from version %d to %d", version, SCHEMA_VERSION)
 

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from agent_node.errors import StoreError
+from agent_node.store.attached import named
 from agent_node.store.counts import COMPACT, COMPACT_EVERY, COMPACT_LOCK
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Fetch, Filters, count, page
@@ -85,10 +86,21 @@ _EXTEND_LEASES = (
 
 
 class PostgresStore(PgWrites, Notifying):
-    def __init__(self, url: str, dsn: str, *, pool_size: int = 10, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        dsn: str,
+        *,
+        pool_size: int = 10,
+        create: bool = True,
+        force_upgrade: bool = False,
+    ) -> None:
+        dsn = named(dsn)  # every connection names this process and its schema (attached.py)
         super().__init__(url, dsn, pool_size)
         #: False: a database without our schema is a MissingStore, not created.
         self._create_missing = create
+        #: Upgrade an older schema even while older agent-nodes are connected.
+        self._force_upgrade = force_upgrade
         #: Chunks of the text nodes are writing (:mod:`.live`), across the
         #: replicas of the database (:mod:`.pg_live`).
         self.live = PgLive()
@@ -135,7 +147,9 @@ class PostgresStore(PgWrites, Notifying):
             await self._live_conn.open()
             self.live.start(self._notify_live)
             async with self._pool.acquire() as conn:
-                await ensure_schema(conn, self.url, create=self._create_missing)
+                await ensure_schema(
+                    conn, self.url, create=self._create_missing, force=self._force_upgrade
+                )
             self._compactions = asyncio.create_task(
                 self._keep_compacting(), name="agent-node count compactions"
             )
@@ -193,6 +207,10 @@ class PostgresStore(PgWrites, Notifying):
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         kind, _, execution_id = payload.partition(":")
         self._notifier.publish(kind, execution_id)
+
+    async def schema_version(self) -> int | None:
+        rows = await self._fetch("SELECT value FROM schema_info WHERE key = 'version'")
+        return int(rows[0][0]) if rows else None
 
     async def extend_leases(self, owner: str, until: float) -> list[VisitKey]:
         rows = await self._fetch(_EXTEND_LEASES, until, owner)

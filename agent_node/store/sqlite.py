@@ -18,12 +18,14 @@ cache is 512 KiB (``?cache_kib=N`` to change; :mod:`.sqlite_conn` says why).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
+from agent_node.store.attached import Marker
 from agent_node.store.files import create_private, require_file
 from agent_node.store.gauges import GAUGE_QUERIES, StoreGauges, fold_gauges
 from agent_node.store.listing import Filters, count, page
@@ -67,12 +69,17 @@ class SqliteStore(SqliteWrites, Notifying):
         cache_kib: int = 512,
         wal_limit: int = 64 * 1024 * 1024,
         create: bool = True,
+        force_upgrade: bool = False,
     ) -> None:
         super().__init__(
             url, path, synchronous=synchronous, cache_kib=cache_kib, wal_limit=wal_limit
         )
         #: False: opening a missing file is a :class:`MissingStore` (see files.py).
         self._create_missing = create
+        #: Upgrade an older schema even while other processes have the file open.
+        self._force_upgrade = force_upgrade
+        #: This process's mark on the file while it is open (:mod:`.attached`).
+        self._marker = Marker(path)
         #: Chunks of the text nodes are writing (:mod:`.live`), in this process.
         self.live = Live()
         #: Slots shared by the processes of this file (:mod:`.slots`).
@@ -87,9 +94,13 @@ class SqliteStore(SqliteWrites, Notifying):
             create_private(self.path)
         else:
             require_file(self.url, self.path)
+        self._marker.take()
         self._writer.start()
+        schema = functools.partial(
+            create_schema, url=self.url, path=self.path, force=self._force_upgrade
+        )
         try:
-            await self._writer.submit(create_schema)
+            await self._writer.submit(schema)
         except BaseException:
             await self.close()
             raise
@@ -100,6 +111,11 @@ class SqliteStore(SqliteWrites, Notifying):
             return
         await self._writer.stop()
         self._close_readers()
+        self._marker.release()
+
+    async def schema_version(self) -> int | None:
+        rows = await self._fetch("SELECT value FROM schema_info WHERE key = 'version'", ())
+        return int(rows[0][0]) if rows else None
 
     # -- reads ---------------------------------------------------------------
 

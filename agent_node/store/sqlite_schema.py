@@ -3,8 +3,10 @@
 Apart from the store because it runs once, when the store opens, and is
 the one place that knows how the file's versions differ. It is a job of the
 writer (:mod:`.sqlite_writer`), inside its ``BEGIN IMMEDIATE``: processes
-opening one file at once create or upgrade it one after another.
-PostgreSQL's counterpart is :mod:`.pg_schema`.
+opening one file at once create or upgrade it one after another. An
+upgrade is refused while processes of an older release have the file open
+(:mod:`.attached`), unless forced. PostgreSQL's counterpart is
+:mod:`.pg_schema`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from agent_node.errors import StoreError
 from agent_node.store import sqlite_events, sqlite_work
+from agent_node.store.attached import refusal, sqlite_attached
 from agent_node.store.migrations import ADDED_COLUMNS, BACKFILLS, FILLS, REPLACED_INDEXES
 from agent_node.store.schema import SCHEMA_VERSION, ddl
 from agent_node.store.sqlite_writer import Notices
@@ -33,12 +37,16 @@ _COPY: dict[int, tuple[Callable[[sqlite3.Connection], None], ...]] = {
 }
 
 
-def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
+def create_schema(
+    conn: sqlite3.Connection, *, url: str, path: Path, force: bool
+) -> tuple[None, Notices]:
     """Create the schema, or bring an older one up to date (versions add
     tables, columns and indexes — the columns first, which new indexes need
     — and version 10 rebuilds the work and events tables). A store of this
     version is left as it is, as on PostgreSQL: no DDL runs, and opening it
-    does not import SQLAlchemy (a fifth of a command's time, ~0.2 s)."""
+    does not import SQLAlchemy (a fifth of a command's time, ~0.2 s). An
+    older one is not upgraded while other processes that it would break have
+    ``path`` open (:class:`~agent_node.errors.StoreInUse`), unless ``force``."""
     row = None
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_info'").fetchone():
         row = conn.execute("SELECT value FROM schema_info WHERE key = 'version'").fetchone()
@@ -49,6 +57,8 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
                 f" {SCHEMA_VERSION}; upgrade agent-node"
             )
         return None, []
+    if row is not None:
+        _may_upgrade(url, path, int(row[0]), force)
     older = range(int(row[0]) + 1, SCHEMA_VERSION + 1) if row is not None else range(0)
     for version in older:
         _before_ddl(conn, version)
@@ -69,6 +79,15 @@ def create_schema(conn: sqlite3.Connection) -> tuple[None, Notices]:
         )
         log.warning("upgraded the store schema from version %s to %d", row[0], SCHEMA_VERSION)
     return None, []
+
+
+def _may_upgrade(url: str, path: Path, version: int, force: bool) -> None:
+    """Refuse to upgrade from ``version`` while others have the file open, unless ``force``."""
+    attached = sqlite_attached(path)
+    if attached and not force:
+        raise refusal(url, version, attached)
+    if attached:
+        log.warning("upgrading %s under other processes (forced): %s", url, "; ".join(attached))
 
 
 def _before_ddl(conn: sqlite3.Connection, version: int) -> None:

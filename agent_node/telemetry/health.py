@@ -1,7 +1,8 @@
 """Liveness and readiness: ``/healthz`` and ``/readyz``.
 
 Both answer without authentication — a load balancer or a kubelet has no
-client certificate — and reveal nothing but a status word:
+client certificate — and reveal nothing but a status word (and, when the
+store is newer than the node, which schema versions):
 
 * ``/healthz``: 200 ``{"status": "ok"}`` while the process serves HTTP at all.
 * ``/readyz``: 200 ``{"status": "ready"}`` when the node would do work sent
@@ -9,7 +10,9 @@ client certificate — and reveal nothing but a status word:
   it is not draining, and its store answers a primary-key read within a
   second; else 503 with ``starting``, ``draining`` or ``unavailable``. A
   store check is reused for half a second, so a flood of probes costs one
-  read a half second.
+  read a half second. A node whose store a newer agent-node upgraded
+  answers 503 ``outdated`` with the ``reason`` (from then on, draining or
+  not: :mod:`agent_node.engine.schema_guard`); it is stopping.
 
 The phases: *starting* from the moment the listener accepts until the
 node's parts have started; *serving*; *draining* from the moment a stop is
@@ -26,6 +29,8 @@ import time
 from typing import Literal, Protocol
 
 from starlette.types import Receive, Scope, Send
+
+from agent_node.errors import StoreOutdated
 
 __all__ = ["PROBE_PATHS", "Health"]
 
@@ -48,6 +53,9 @@ class _Running(Protocol):
     @property
     def running(self) -> bool: ...
 
+    #: Why the engine stopped on its own (a newer schema: StoreOutdated).
+    crash: BaseException | None
+
 
 class Health:
     """The node's phase, and the checks behind ``/readyz``."""
@@ -60,6 +68,12 @@ class Health:
         self._store_ok = False
         self._checking: asyncio.Task[bool] | None = None
 
+    @property
+    def reason(self) -> str | None:
+        """Why the node is outdated: a newer agent-node upgraded its store."""
+        crash = self._engine.crash
+        return str(crash) if isinstance(crash, StoreOutdated) else None
+
     def serving(self) -> None:
         self.phase = "serving"
 
@@ -69,7 +83,10 @@ class Health:
         self.phase = "draining"
 
     async def readiness(self) -> str:
-        """``ready``, or why not: ``starting``, ``draining`` or ``unavailable``."""
+        """``ready``, or why not: ``starting``, ``draining``, ``unavailable``
+        or ``outdated`` (:attr:`reason` says why)."""
+        if self.reason is not None:
+            return "outdated"
         if self.phase != "serving":
             return self.phase
         if not self._engine.running or not await self._store_answers():
@@ -106,7 +123,10 @@ class Health:
         else:
             status = await self.readiness()
             code = 200 if status == "ready" else 503
-        body = json.dumps({"status": status}).encode()
+        answer = {"status": status}
+        if status == "outdated" and self.reason is not None:
+            answer["reason"] = self.reason
+        body = json.dumps(answer).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
