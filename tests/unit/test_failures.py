@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from agent_node.errors import StoreError
 from agent_node.failures import Failures
 
 log = logging.getLogger("tests.failures")
@@ -49,3 +50,26 @@ def test_a_failure_of_our_own_is_logged_with_its_traceback(
         failures.failed(KeyError("cursor"))
     (record,) = caplog.records
     assert record.exc_info is not None and "claiming work: 'cursor'" in record.getMessage()
+
+
+def test_a_new_failure_in_a_run_is_logged_once_with_the_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A claim loop that failed on one error and then on another said only
+    the first until a minute passed: the second — the cause of its staying
+    stuck — is logged at once, once, with the count so far."""
+    failures = Failures(log, "claiming work", first=0.5)
+    locked = StoreError("database is locked")
+    column = StoreError("table events has no column named execution_id")
+    with caplog.at_level(logging.INFO, logger="tests.failures"):
+        for exc in (locked, locked, column, locked, column, column):
+            failures.failed(exc)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("ERROR", "claiming work: database is locked; trying again"),
+        (
+            "ERROR",
+            "claiming work: now failing otherwise (3 failures in 0 s):"
+            " table events has no column named execution_id; trying again",
+        ),
+    ]
