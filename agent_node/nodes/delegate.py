@@ -196,7 +196,11 @@ class Delegation:
 
     @classmethod
     def from_json(cls, text: str) -> Delegation:
-        return cls(**json.loads(text))
+        """The request a row holds; keys a newer release added are left out
+        (forward compatible: ``context`` came without a schema bump, and an
+        older release raised TypeError on every row that had it)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,16 @@ meaningful); an index a version redefines is dropped first
 (:data:`REPLACED_INDEXES`) and made again by the DDL. Opening an older store
 creates just those, then runs :data:`FILLS`, what fills the new tables from
 the rows already there.
+
+What needs a new version: any change an older release cannot read or
+would write wrongly — a table, a column, an index it relies on, and the
+JSON a row holds (a delegation's ``request``, a push config) when an older
+release could not read it. Readers of JSON payloads ignore keys they do not
+know (``Delegation.from_json``), so a key added is not such a change; a key
+removed, renamed or given another meaning is. A newer version is what the
+running processes of older releases notice and stop on
+(:mod:`agent_node.engine.schema_guard`), and what an upgrade refuses to
+make while they are attached (:mod:`.attached`).
 """
 
 from __future__ import annotations
