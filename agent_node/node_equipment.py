@@ -43,7 +43,8 @@ class Equipment:
         from agent_node.a2a.peers.directory import Directory
         from agent_node.a2a.peers.push_receiver import PUSH_PATH
         from agent_node.integrations.llm import LlmClient
-        from agent_node.integrations.mcp import McpPool, McpToolBox
+        from agent_node.integrations.mcp import McpPool
+        from agent_node.integrations.mcp_toolbox import McpToolBox
         from agent_node.nodes.delegate import DelegateExecutor
         from agent_node.nodes.model import ModelExecutor
         from agent_node.nodes.tool import ToolExecutor

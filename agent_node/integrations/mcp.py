@@ -49,7 +49,6 @@ from agent_node.integrations.mcp_session import (
     calling,
     too_large,
 )
-from agent_node.integrations.mcp_toolbox import McpToolBox
 from agent_node.integrations.mcp_tools import ToolInfo, tool_result
 from agent_node.nodes.tool import ToolResult
 
@@ -60,7 +59,6 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "OPEN_TIMEOUT",
     "McpPool",
-    "McpToolBox",
     "PoolState",
     "ToolInfo",
     "ToolResult",

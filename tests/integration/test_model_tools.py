@@ -17,7 +17,8 @@ from support.fake_ollama import FakeOllama, Reply, text, tool_call
 from agent_node.config import McpServerConfig
 from agent_node.errors import WorkflowDefinitionError
 from agent_node.integrations.llm import LlmClient
-from agent_node.integrations.mcp import McpPool, McpToolBox
+from agent_node.integrations.mcp import McpPool
+from agent_node.integrations.mcp_toolbox import McpToolBox
 from agent_node.nodes.model import ModelExecutor
 from agent_node.nodes.tool import IDEMPOTENCY_META
 from agent_node.results import RunResult
