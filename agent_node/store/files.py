@@ -23,8 +23,9 @@ from agent_node.errors import ConfigError
 
 __all__ = ["MissingStore", "create_private", "require_file"]
 
-#: Files beside a database that are not stores of their own.
-_COMPANIONS = ("-wal", "-shm", "-journal")
+#: Files beside a database that are not stores of their own (``.attached``:
+#: :mod:`.attached`).
+_COMPANIONS = ("-wal", "-shm", "-journal", ".attached")
 
 
 class MissingStore(ConfigError):

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from agent_node.cli.main import cli
 from agent_node.errors import StoreInUse
 from agent_node.store import store_from_url
+from agent_node.store.files import MissingStore
 from agent_node.store.schema import SCHEMA_VERSION
 
 OLDER = SCHEMA_VERSION - 1
@@ -43,6 +44,7 @@ sys.stdin.read()
 CURRENT = """
 import asyncio, sys
 from agent_node.store import store_from_url
+from agent_node.store.files import MissingStore
 
 async def main():
     store = store_from_url(sys.argv[1])
@@ -212,3 +214,12 @@ async def test_postgresql_connections_carry_the_name_of_this_process(pg_url: str
     finally:
         await admin.close()
         await store.close()
+
+
+async def test_the_side_file_is_not_offered_for_a_missing_store(tmp_path: Path) -> None:
+    """The mark is left beside the file (``<db>.attached``); a store gone is not it."""
+    await _make(f"sqlite:///{tmp_path}/store.db")
+    (tmp_path / "store.db").unlink()
+    with pytest.raises(MissingStore) as missing:
+        await store_from_url(f"sqlite:///{tmp_path}/store.db", create=False).open()
+    assert (tmp_path / "store.db.attached").exists() and "did you mean" not in str(missing.value)
