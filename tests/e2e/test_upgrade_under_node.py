@@ -3,13 +3,15 @@ once at ERROR, /readyz answers 503 ``outdated`` with the reason while it
 drains, and it exits with status 75 for its supervisor to start it again
 (with the new release). Before, an old node on an upgraded file spun on
 "claiming failed" (144,000 lines a minute) and answered every request
--32603, for as long as it ran."""
+-32603, for as long as it ran; an old PostgreSQL replica failed steps
+silently."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from e2e.procs import CLI, Spawn, child_env, wait_until
@@ -46,11 +48,27 @@ def node_config(tmp_path: Path, store: str) -> Path:
     return path
 
 
+async def upgrade(url: str) -> None:
+    """What a newer agent-node's upgrade leaves: the version raised."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            conn.execute("UPDATE schema_info SET value = ?", (str(NEWER),))
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    pg = await asyncpg.connect(url)
+    try:
+        await pg.execute("UPDATE schema_info SET value = $1", str(NEWER))
+    finally:
+        await pg.close()
+
+
 async def test_a_node_stops_with_status_75_once_a_newer_agent_node_upgraded_its_store(
-    spawn: Spawn, tmp_path: Path
+    spawn: Spawn, tmp_path: Path, durable_url: str
 ) -> None:
-    db = tmp_path / "node.db"
-    conf = node_config(tmp_path, f"sqlite:///{db}")
+    conf = node_config(tmp_path, durable_url)
     node = spawn(
         "node",
         [*CLI, "serve", "--insecure-dev", "--config", str(conf)],
@@ -60,12 +78,7 @@ async def test_a_node_stops_with_status_75_once_a_newer_agent_node_upgraded_its_
     url = node.out().splitlines()[0].split()[-1]
     async with httpx.AsyncClient(base_url=url, timeout=5) as client:
         assert (await client.get("/readyz")).json() == {"status": "ready"}
-        conn = sqlite3.connect(db)  # what a newer agent-node's upgrade leaves
-        try:
-            conn.execute("UPDATE schema_info SET value = ?", (str(NEWER),))
-            conn.commit()
-        finally:
-            conn.close()
+        await upgrade(durable_url)
 
         async def outdated() -> bool:
             return (await client.get("/readyz")).status_code == 503
