@@ -90,3 +90,14 @@ async def test_a_node_stops_with_status_75_once_a_newer_agent_node_upgraded_its_
     assert node.err().count(REASON) == 1, node.err()  # once, at ERROR
     assert "ERROR" in next(line for line in node.err().splitlines() if REASON in line)
     assert "stopped: its store is newer (exit 75)" in node.out()
+
+
+async def test_a_worker_stops_with_status_75_too(spawn: Spawn, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/worker.db"
+    worker = spawn(
+        "worker", [*CLI, "worker", "--store", url], child_env(tmp_path / "effects.db", 0.0)
+    )
+    await wait_until(lambda: "stop with SIGTERM" in worker.out(), "the worker", timeout=30)
+    await upgrade(url)
+    assert worker.wait(30) == 75, worker.describe()
+    assert worker.err().count(REASON) == 1 and "the store is newer" in worker.out()
