@@ -68,9 +68,10 @@ class SchemaGuard:
             return None
         if version is None or version <= SCHEMA_VERSION:
             return None
+        # Not the store's URL: /readyz says it to anyone, and a URL may hold a password.
         self.outdated = StoreOutdated(
-            f"the store {self.store.url} was upgraded to schema {version} by a newer"
-            f" agent-node; this one ({SCHEMA_VERSION}) stops: upgrade it"
+            f"the store was upgraded to schema {version} by a newer agent-node;"
+            f" this one ({SCHEMA_VERSION}) stops: upgrade it"
         )
         log.error("%s", self.outdated)
         return self.outdated
