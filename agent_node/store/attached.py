@@ -220,7 +220,7 @@ def _command(pid: int) -> str:
             words = cmdline.read().split(b"\0")
     except OSError:
         return "its command line unknown"
-    text = " ".join(w.decode(errors="replace") for w in words if w)
+    text = " ".join(" ".join(w.decode(errors="replace").split()) for w in words if w)
     return text if len(text) <= 120 else text[:119] + "…"
 
 
