@@ -4,13 +4,14 @@ cancel, expire. The CLI uses them directly; the engine through ``control``."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from pydantic import BaseModel
 
-from agent_node.errors import InvalidSignal, UnknownExecution
+from agent_node.errors import InvalidSignal, UnknownExecution, UsageError
 from agent_node.ids import new_id
 from agent_node.store.base import Store
 from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, WaitRecord
@@ -24,6 +25,8 @@ from .registry import WorkflowRegistry
 from .state import validated_input
 
 __all__ = ["Control", "Note"]
+
+log = logging.getLogger("agent_node.engine")
 
 #: An extra event for the log: ``(kind, JSON-able data)``.
 Note = tuple[str, Any]
@@ -42,6 +45,8 @@ class Control:
         self.store = store
         self.workflows = workflows
         self.executors = executors
+        #: Due waits :meth:`fire_due` could not fire (their workflow not loadable), said once.
+        self._unfired: set[tuple[str, str, int]] = set()
 
     async def create(
         self,
@@ -153,6 +158,23 @@ class Control:
         if ended is not None:
             report(ended)
         return informed
+
+    async def fire_due(self, wait: WaitRecord) -> None:
+        """:meth:`expire` a due wait for an engine's claim loop: one whose
+        workflow (version) is not loadable here stays due, said once in one
+        line, and the loop goes on with the other due waits."""
+        try:
+            await self.expire(wait)
+        except UsageError as exc:
+            key = (wait.execution_id, wait.node, wait.visit)
+            if key not in self._unfired:
+                self._unfired.add(key)
+                log.error(
+                    "cannot fire the due wait of %s/%s/%d here: %s",
+                    *key,
+                    exc,
+                    extra={"execution_id": wait.execution_id},
+                )
 
     async def expire(self, wait: WaitRecord) -> None:
         """Resolve a wait whose deadline passed (a no-op if it was resolved)."""

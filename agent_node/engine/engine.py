@@ -37,12 +37,11 @@ from agent_node.errors import (
     StoreError,
     StoreFull,
     StoreOutdated,
-    UnknownExecution,
     UsageError,
 )
 from agent_node.failures import Failures
 from agent_node.store.base import Store
-from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, VisitKey, WaitRecord
+from agent_node.store.records import TERMINAL, Claim, ExecutionRecord, VisitKey
 from agent_node.workflow.compiled import CompiledWorkflow
 
 from . import faults, plans
@@ -56,7 +55,7 @@ from .runner import Runner
 from .schema_guard import SchemaGuard
 from .status import EngineState, StatusWatch, wait_event
 from .stranded import settle_stranded
-from .visits import Visits
+from .visits import Visits, release_lease
 
 __all__ = ["Engine", "EngineState"]
 
@@ -101,13 +100,11 @@ class Engine:
         self._driven = Driven(
             store,
             self._claim,
-            self._expire,
+            self.control.fire_due,
             poll_interval=poll_interval,
             lease_ttl=lease_ttl,
             ended=self._status.changed,
         )
-        #: Due waits this engine could not fire (their workflow not loadable), said once.
-        self._unfired: set[VisitKey] = set()
         self._runner = Runner(
             store,
             workflows,
@@ -391,7 +388,7 @@ class Engine:
             claimed = len(await self._claim(now, free, None)) if free > 0 else 0
         self._visits.slots_wanted = claimed >= free  # every slot taken (or none was free)
         for wait in await self.store.due_waits(now, 100) if self.scope == "all" else ():
-            await self._expire(wait)
+            await self.control.fire_due(wait)
         return claimed > 0 and claimed == free
 
     async def _claim(self, now: float, free: int, scope: Sequence[str] | None) -> list[Claim]:
@@ -410,22 +407,6 @@ class Engine:
             hook(claims, now)
         return claims
 
-    async def _expire(self, wait: WaitRecord) -> None:
-        """Fire a due wait; one whose workflow (version) is not loadable here
-        stays due, said once in one line, and the other due waits still fire."""
-        try:
-            await self.control.expire(wait)
-        except UsageError as exc:
-            key = (wait.execution_id, wait.node, wait.visit)
-            if key not in self._unfired:
-                self._unfired.add(key)
-                log.error(
-                    "cannot fire the due wait of %s/%s/%d here: %s",
-                    *key,
-                    exc,
-                    extra={"execution_id": wait.execution_id},
-                )
-
     async def _idle_delay(self) -> float:
         if len(self._visits.tasks) >= self.concurrency:
             return self.poll_interval
@@ -439,15 +420,4 @@ class Engine:
         self, execution_id: str, node: str, visit: int, why: str = "nothing runs it here"
     ) -> None:
         """Make a visit leased here claimable at once (nothing runs it here)."""
-        log.warning(
-            "releasing the lease on %s/%s/%d: %s",
-            *(execution_id, node, visit, why),
-            extra={"execution_id": execution_id, "node": node, "visit": visit},
-        )
-        owner = str(self.owner)
-        with contextlib.suppress(StoreError, UnknownExecution):
-            await self.store.apply(
-                execution_id,
-                lambda txn: plans.release_lease(txn, node, visit, owner),
-                related=True,
-            )
+        await release_lease(self.store, str(self.owner), (execution_id, node, visit), why)

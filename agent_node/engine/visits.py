@@ -18,17 +18,19 @@ the grace).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from agent_node.errors import StoreError, StoreFull
+from agent_node.errors import StoreError, StoreFull, UnknownExecution
+from agent_node.store.base import Store
 from agent_node.store.records import Claim, VisitKey
 
-from . import faults
+from . import faults, plans
 from .runner import Runner, StateCache
 
-__all__ = ["Visits"]
+__all__ = ["Visits", "release_lease"]
 
 log = logging.getLogger("agent_node.engine")
 #: Why a visit a stopping engine would have run next is released.
@@ -166,3 +168,20 @@ class Visits:
         finally:
             if key is not None and self.tasks.get(key) is task:
                 del self.tasks[key]
+
+
+async def release_lease(store: Store, owner: str, key: VisitKey, why: str) -> None:
+    """Make the visit ``key`` leased to ``owner`` claimable at once (nothing
+    runs it here: ``why``); a store down or the execution gone leaves it to
+    its lease's expiry."""
+    execution_id, node, visit = key
+    log.warning(
+        "releasing the lease on %s/%s/%d: %s",
+        *key,
+        why,
+        extra={"execution_id": execution_id, "node": node, "visit": visit},
+    )
+    with contextlib.suppress(StoreError, UnknownExecution):
+        await store.apply(
+            execution_id, lambda txn: plans.release_lease(txn, node, visit, owner), related=True
+        )
