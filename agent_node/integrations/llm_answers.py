@@ -5,11 +5,23 @@ on as it comes), a whole one, into a :class:`~agent_node.nodes.model_client.Comp
 A stream that ends without the provider saying why it stopped (no finish
 reason: closed mid-answer) fails the call (:class:`ModelUnavailable`, as a
 dropped connection does); litellm would make up a ``stop`` for it.
+
+Each tool call a streamed answer opens is given an id when it came without
+one, before litellm's ``stream_chunk_builder`` assembles the answer: it
+drops a call that has none, silently, and litellm gives an Ollama call one
+only when its arguments are not empty (a call of a tool that takes no
+arguments was lost, the node ending with no text and no call made); some
+OpenAI-compatible servers send none at all. Ollama's pieces each carry
+whole calls, which litellm numbers from 0 in every piece: they are
+numbered across the answer, or the builder would merge two calls that came
+in two pieces into one. A call's arguments are JSON text: none (``""``, as
+some servers send for a tool without parameters) is ``{}``.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -36,7 +48,9 @@ async def streamed(
         **options,
     )
     chunks = []
+    calls = _Calls(whole=model.startswith(("ollama_chat/", "ollama/")))
     async for chunk in stream:
+        calls.mark(chunk)
         chunks.append(chunk)
         if on_text is not None and (text := _delta_text(chunk)):
             on_text(text)
@@ -50,6 +64,32 @@ async def streamed(
     if built is None:
         raise NodeFailed(f"model {model!r}: the stream ended without an answer")
     return built
+
+
+class _Calls:
+    """The tool calls of a streamed answer, marked as they come so that
+    litellm's ``stream_chunk_builder`` keeps each (see the module doc).
+
+    ``whole``: each piece's calls are whole calls (Ollama's), not fragments
+    of calls an ``index`` ties together (OpenAI's)."""
+
+    def __init__(self, *, whole: bool) -> None:
+        self.whole = whole
+        #: The (choice, call) indexes of the calls opened so far.
+        self.opened: set[tuple[int, int]] = set()
+
+    def mark(self, chunk: Any) -> None:
+        for choice in getattr(chunk, "choices", None) or ():
+            delta = getattr(choice, "delta", None)
+            for call in getattr(delta, "tool_calls", None) or ():
+                if self.whole:
+                    call.index = len(self.opened)
+                key = (int(getattr(choice, "index", 0) or 0), int(call.index or 0))
+                named = getattr(getattr(call, "function", None), "name", None)
+                if not call.id and named and key not in self.opened:
+                    call.id = f"call_{uuid.uuid4().hex}"
+                if call.id or self.whole:
+                    self.opened.add(key)
 
 
 def _unended(stream: Any) -> bool:
@@ -102,8 +142,9 @@ def _said(reason: object) -> str | None:
 
 
 def _arguments(raw: object) -> str:
+    """The call's arguments as JSON text; none (a server's ``""``) is ``{}``."""
     if isinstance(raw, str):
-        return raw
+        return raw if raw.strip() else "{}"
     return json.dumps(raw if raw is not None else {})
 
 

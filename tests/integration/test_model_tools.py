@@ -58,9 +58,7 @@ async def run(runtime_factory: Any, client: LlmClient, pool: McpPool, node: str)
 
 
 def calls(*names: str) -> Reply:
-    """One turn of the model calling ``names`` together, without arguments
-    (nodes that get it ask with ``stream: false``: litellm's stream assembly
-    drops a call whose arguments are ``{}``)."""
+    """One turn of the model calling ``names`` together, without arguments."""
     return Reply(tool_calls=tuple({"function": {"name": n, "arguments": {}}} for n in names))
 
 
@@ -68,12 +66,13 @@ async def test_a_tool_two_servers_offer_is_named_with_its_server(
     ollama: FakeOllama, client: LlmClient, pool: McpPool, runtime_factory: Any
 ) -> None:
     ollama.script(calls("twin__seen", "local__seen"), calls("twin__seen"), text("done"))
-    node = "{type: model, prompt: hi, tools: [local/seen, twin/seen], stream: false}"
+    node = "{type: model, prompt: hi, tools: [local/seen, twin/seen]}"
 
     result = await run(runtime_factory, client, pool, node)
 
     assert result.status == "completed", result.error
     first, _, third = ollama.chats()
+    assert all(chat.body["stream"] for chat in ollama.chats())  # a node streams by default
     offered = [t["function"]["name"] for t in first.body["tools"]]
     assert offered == ["local__seen", "twin__seen"]
     assert all(FUNCTION_NAME.match(name) for name in offered)
@@ -99,7 +98,7 @@ async def test_a_tool_round_is_bounded_by_the_server_s_deadline(
     ollama: FakeOllama, client: LlmClient, pool: McpPool, runtime_factory: Any
 ) -> None:
     ollama.script(calls("twin__hang"))
-    node = "{type: model, prompt: hi, tools: [twin/hang], stream: false, retry: 1}"
+    node = "{type: model, prompt: hi, tools: [twin/hang], retry: 1}"
 
     result = await run(runtime_factory, client, pool, node)
 

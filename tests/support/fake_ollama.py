@@ -97,6 +97,8 @@ class Reply:
     done_reason: str = "stop"
     #: Whether the answer gives its token counts (an old server gives none).
     counted: bool = True
+    #: Streamed: each tool call in a piece of its own (Ollama may send them so).
+    calls_apart: bool = False
 
 
 def text(content: str, *, delay: float = 0.0) -> Reply:
@@ -287,8 +289,9 @@ async def _stream(
             await asyncio.Event().wait()  # until the client gives up
         piece = {"role": "assistant", "content": reply.content[start : start + size]}
         yield _line(_chunk(model, piece, done=False))
-    if reply.tool_calls:
-        calls = {"role": "assistant", "content": "", "tool_calls": list(reply.tool_calls)}
+    whole = list(reply.tool_calls)
+    for sent in filter(None, [[call] for call in whole] if reply.calls_apart else [whole]):
+        calls = {"role": "assistant", "content": "", "tool_calls": sent}
         yield _line(_chunk(model, calls, done=False))
     last = _chunk(model, {"role": "assistant", "content": ""}, done=True)
     yield _line({**last, **_counts(prompt_tokens, reply)})

@@ -5,7 +5,10 @@ vLLM speak this): real HTTP on a loopback port, scripted answers.
 with ``"stream": true`` — server-sent events of ``chat.completion.chunk``
 objects (``delta.content`` pieces, a ``finish_reason``, the usage when
 ``stream_options.include_usage`` asks, then ``data: [DONE]``), as those
-servers do. ``GET /v1/models`` lists the model. Every chat request is
+servers do. Scripted ``tool_calls`` come after the text, each as OpenAI
+streams one: a delta with its ``id`` (when the call has one), ``name`` and
+``arguments: ""``, then its arguments (when there are any) in a delta of
+their own. ``GET /v1/models`` lists the model. Every chat request is
 recorded. It runs uvicorn in a thread of its own, like the fake Ollama.
 """
 
@@ -48,13 +51,17 @@ class FakeOpenAI:
     #: A whole (not streamed) answer's body, sent as it is with a 200 in
     #: place of the answer (a server that answers what is not JSON).
     whole_body: bytes | None = None
+    #: Tool calls the model makes, as OpenAI's whole answer has them:
+    #: ``{"id", "function": {"name", "arguments": "<JSON text>"}}`` (no ``id``:
+    #: a server that sends none); the finish reason is then ``tool_calls``.
+    tool_calls: tuple[dict[str, Any], ...] = ()
     chats: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
         """As new: the default answer and behaviour, no chats recorded."""
         fresh = FakeOpenAI(self.url)
         kept = ("answer", "pieces", "finish_reason", "counted", "unended", "closed_after")
-        for name in (*kept, "whole_body"):
+        for name in (*kept, "whole_body", "tool_calls"):
             setattr(self, name, getattr(fresh, name))
         self.chats.clear()
 
@@ -82,11 +89,10 @@ class FakeOpenAI:
         if not body.get("stream") and self.whole_body is not None:
             return Response(self.whole_body, media_type="application/json")
         if not body.get("stream"):
-            choice = {
-                "index": 0,
-                "message": {"role": "assistant", "content": self.answer},
-                "finish_reason": self.finish_reason,
-            }
+            message: dict[str, Any] = {"role": "assistant", "content": self.answer}
+            if self.tool_calls:
+                message["tool_calls"] = [{"type": "function", **c} for c in self.tool_calls]
+            choice = {"index": 0, "message": message, "finish_reason": self._finish_reason()}
             whole = {**base, "object": "chat.completion", "choices": [choice]}
             return JSONResponse({**whole, "usage": usage} if self.counted else whole)
         with_usage = self.counted and bool((body.get("stream_options") or {}).get("include_usage"))
@@ -112,11 +118,31 @@ class FakeOpenAI:
             piece = self.answer[start : start + size]
             choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
             yield _event({**chunk, "choices": [choice]})
-        last = {"index": 0, "delta": {}, "finish_reason": self.finish_reason}
+        for delta in self._call_deltas():
+            yield _event(
+                {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            )
+        last = {"index": 0, "delta": {}, "finish_reason": self._finish_reason()}
         yield _event({**chunk, "choices": [last]})
         if usage is not None:
             yield _event({**chunk, "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"
+
+    def _finish_reason(self) -> str:
+        return "tool_calls" if self.tool_calls else self.finish_reason
+
+    def _call_deltas(self) -> Iterator[dict[str, Any]]:
+        """The deltas that stream ``tool_calls``, as OpenAI sends them."""
+        for index, call in enumerate(self.tool_calls):
+            function = call["function"]
+            opened: dict[str, Any] = {"index": index, "type": "function"}
+            opened["function"] = {"name": function["name"], "arguments": ""}
+            if "id" in call:
+                opened["id"] = call["id"]
+            yield {"tool_calls": [opened]}
+            if function["arguments"]:
+                piece = {"index": index, "function": {"arguments": function["arguments"]}}
+                yield {"tool_calls": [piece]}
 
 
 def _event(data: dict[str, Any]) -> bytes:
