@@ -41,6 +41,7 @@
     limits:                             # the edge: every refusal is a clear error
       max_body_bytes: 1048576
       max_concurrent_per_caller: 64
+      max_streams_per_caller: 256
       max_open_tasks_per_caller: 10000
     push:                               # A2A push notifications to callers
       allow: [127.0.0.1, localhost]     # hosts/networks allowed although not public

@@ -119,6 +119,7 @@ class NodeParts:
             require_identity=known,
             card_public=config.card_public,
             max_concurrent_per_caller=config.limits.max_concurrent_per_caller,
+            max_streams_per_caller=config.limits.max_streams_per_caller,
             authn=authn,
             open_paths=frozenset({PUSH_PATH}) if pushes.anonymous else frozenset(),
         )

@@ -122,7 +122,8 @@ class Limits(BaseModel):
     Each is enforced before a handler runs, and each refusal is a clear error:
     the body and nesting caps are JSON-RPC -32600 (HTTP 413 for the body), the
     part caps -32602, the header caps HTTP 431, the per-caller cap HTTP 429
-    with JSON-RPC -32032 and ``Retry-After``. The cap on a caller's open
+    with JSON-RPC -32032 and ``Retry-After`` (the cap on open streams
+    -32032 without it: only closing one makes room). The cap on a caller's open
     tasks is the task service's, the one that reads the store: -32032 too
     (HTTP 429, gRPC RESOURCE_EXHAUSTED), without ``Retry-After``.
     """
@@ -143,9 +144,14 @@ class Limits(BaseModel):
     max_headers: int = Field(default=100, ge=8, le=10_000)
     #: Largest request line plus header fields, in bytes (16 KiB).
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
-    #: Requests one caller identity may have in flight at once (streams count
-    #: while they are open); 0: no cap. Plain-HTTP callers share one budget.
+    #: Requests one caller identity may have in flight at once (event
+    #: streams apart); 0: no cap. Plain-HTTP callers share one budget.
     max_concurrent_per_caller: int = Field(default=64, ge=0)
+    #: Event streams (SendStreamingMessage, SubscribeToTask) one caller
+    #: identity may have open at once, on every binding together: one more
+    #: is refused (-32032) until one closes. Apart from the requests, so
+    #: that a caller following its tasks can still cancel them. 0: no cap.
+    max_streams_per_caller: int = Field(default=256, ge=0)
     #: Tasks one caller identity may have open (submitted, working, asking
     #: for input or waiting) at once: a send that would make one more is
     #: refused, no task made, until some end (canceled, or answered and

@@ -227,7 +227,7 @@ async def test_one_caller_s_requests_in_flight_are_capped_across_bindings(serve:
     alice, bob = served.caller("alice"), served.caller("bob")
     first = asyncio.create_task(alice.call("SendMessage", message()))
     second = asyncio.create_task(alice.call("SendMessage", message()))
-    while sum(guard._in_flight.values()) < 2:
+    while guard.in_flight.counts(ALICE)[0] < 2:
         await asyncio.sleep(0.01)
     third = await refused(alice.call("SendMessage", message()))
     assert (third.code, third.reason) == (Code.RESOURCE_EXHAUSTED, "TOO_MANY_REQUESTS")
@@ -237,7 +237,7 @@ async def test_one_caller_s_requests_in_flight_are_capped_across_bindings(serve:
     handler.release.set()
     for call in (first, second, bobs):
         assert (await call)["task"]
-    assert guard._in_flight == {}
+    assert guard.in_flight.counts(ALICE) == (0, 0)
     assert (await alice.call("SendMessage", message()))["task"]
 
 

@@ -29,8 +29,11 @@ Every other request first passes the :class:`Guard`, before its body is read:
   certificate that does not chain to the trust bundle still fails the
   handshake.
 * At most ``limits.max_concurrent_per_caller`` requests of one identity are
-  in flight at once (a stream counts until it closes); one more gets HTTP
-  429 with JSON-RPC -32032 and ``Retry-After``, and the refusal is logged.
+  in flight at once; one more gets HTTP 429 with JSON-RPC -32032 and
+  ``Retry-After``. An event stream leaves that count for the caller's open
+  streams, under ``limits.max_streams_per_caller``
+  (:mod:`agent_node.a2a.server.in_flight`, which logs the refusals once a
+  minute per caller). The card and its keys are never refused so.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from agent_node.a2a.protocol.errors import (
     Unavailable,
 )
 from agent_node.a2a.server.card import JWKS_PATH, PROTOCOL_PATH, CardDocument
+from agent_node.a2a.server.in_flight import IN_FLIGHT, InFlight, Ticket
 from agent_node.a2a.server.jsonrpc import refusal
 from agent_node.a2a.server.media import answer_media_type
 from agent_node.a2a.server.operations import Endpoint
@@ -89,12 +93,17 @@ class Guard:
     card_public: bool = False
     #: Requests one identity may have in flight; 0: no cap.
     max_concurrent_per_caller: int = 0
+    #: Event streams one identity may have open; 0: no cap.
+    max_streams_per_caller: int = 0
     #: The schemes callers may use besides a client certificate (``auth:``).
     authn: Authenticator | None = None
     #: Paths whose endpoint judges each request itself, identity or not (the
     #: push receiver, when peers may push on their token alone).
     open_paths: frozenset[str] = frozenset()
-    _in_flight: dict[str | None, int] = field(default_factory=dict, repr=False)
+    in_flight: InFlight = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.in_flight = InFlight(self.max_concurrent_per_caller, self.max_streams_per_caller)
 
     async def authenticate(
         self, scope: Scope, header: Callable[[str], str | None]
@@ -123,8 +132,8 @@ class Guard:
     def refuse(self, scope: Scope) -> A2AError | None:
         caller = caller_of(scope)
         path = scope["path"]
-        public = self.card_public and (path in CARD_PATHS or path == JWKS_PATH)
-        public = public or path in self.open_paths
+        card = path in CARD_PATHS or path == JWKS_PATH
+        public = (self.card_public and card) or path in self.open_paths
         if self.require_identity and caller is None and not public:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "a client"
@@ -132,23 +141,18 @@ class Guard:
             missing = "credentials" if schemes else "client certificate"
             log.warning("refused %s: no %s (%s)", where, missing, request_line(scope))
             return Unauthenticated(NO_CREDENTIALS if schemes else NO_CERTIFICATE)
-        cap = self.max_concurrent_per_caller
-        if cap and self._in_flight.get(caller, 0) >= cap:
-            log.warning("refused: %s has %d requests in flight", caller or "anonymous", cap)
-            return TooManyRequests(f"{cap} requests in flight already; retry when one is done")
-        return None
+        # The card says how to call: a caller at its cap must still read it.
+        return None if card else self.in_flight.full(caller)
 
-    def enter(self, scope: Scope) -> str | None:
-        caller = caller_of(scope)
-        self._in_flight[caller] = self._in_flight.get(caller, 0) + 1
-        return caller
+    def enter(self, scope: Scope) -> Ticket:
+        """Count the request of ``scope`` in flight until :meth:`leave`; its
+        binding may move it to the streams (:func:`~.in_flight.open_stream`)."""
+        ticket = self.in_flight.enter(caller_of(scope))
+        scope[IN_FLIGHT] = ticket
+        return ticket
 
-    def leave(self, caller: str | None) -> None:
-        left = self._in_flight[caller] - 1
-        if left:
-            self._in_flight[caller] = left
-        else:
-            del self._in_flight[caller]
+    def leave(self, ticket: Ticket) -> None:
+        self.in_flight.leave(ticket)
 
 
 def create_app(
@@ -254,7 +258,7 @@ class _Front:
                 response.headers.update(self.guard.challenge())
             await response(scope, receive, send)
             return
-        caller = self.guard.enter(scope)
+        ticket = self.guard.enter(scope)
         try:
             if endpoint is not None:
                 response = await endpoint(Request(scope, receive))
@@ -262,7 +266,7 @@ class _Front:
             else:
                 await self.app(scope, receive, send)
         finally:
-            self.guard.leave(caller)
+            self.guard.leave(ticket)
 
 
 def _refusal(error: A2AError, scope: Scope, to_a2a: bool, to_rest: bool) -> Response:

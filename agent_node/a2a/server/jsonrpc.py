@@ -65,6 +65,7 @@ from agent_node.a2a.server import sse
 from agent_node.a2a.server.bodies import read_json, refused_with
 from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
+from agent_node.a2a.server.in_flight import open_stream
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.operations import (
     OPERATIONS,
@@ -121,6 +122,8 @@ def jsonrpc_endpoint(
                 raise refused
             model = validate(operation, params, limits)
             ctx = call_context(request, version, limits)
+            if operation.stream:
+                open_stream(request.scope)  # before the handler makes a task
             result = await handler_call(handler, name)(model, ctx)
             if operation.stream:
                 return sse.event_stream(rpc_id, name, version, result)

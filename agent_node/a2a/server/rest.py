@@ -65,6 +65,7 @@ from agent_node.a2a.server.bodies import read_json, refused_with
 from agent_node.a2a.server.card import PROTOCOL_PATH
 from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
+from agent_node.a2a.server.in_flight import open_stream
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.media import A2A_JSON, JSON, answer_media_type
 from agent_node.a2a.server.operations import (
@@ -155,6 +156,8 @@ def rest_endpoint(
             params = await _params(request, name, ids, limits)
             model = validate(operation, params, limits)
             ctx = call_context(request, "1.0", limits)
+            if operation.stream:
+                open_stream(request.scope)  # before the handler makes a task
             result = await handler_call(handler, name)(model, ctx)
             if operation.stream:
                 return sse.bare_event_stream(name, result, _error_body)

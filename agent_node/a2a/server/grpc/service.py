@@ -8,7 +8,9 @@ A call goes the way an HTTP binding's request goes (:mod:`..operations`):
    ``auth:``); a call that must name someone and does not is
    ``UNAUTHENTICATED``. The node's :class:`~agent_node.a2a.server.app.Guard`
    counts it among the caller's requests in flight, across every binding:
-   one more than ``limits.max_concurrent_per_caller`` is ``RESOURCE_EXHAUSTED``.
+   one more than ``limits.max_concurrent_per_caller`` is ``RESOURCE_EXHAUSTED``;
+   a streaming call among its open streams (``limits.max_streams_per_caller``:
+   :mod:`~agent_node.a2a.server.in_flight`).
 2. ``a2a-version`` metadata, by major.minor: absent, empty or 1.0 (the
    binding is A2A 1.0's), else VersionNotSupported.
 3. The capability gate, then the request message as ProtoJSON
@@ -68,6 +70,7 @@ from agent_node.security.tls import identity_of
 
 if TYPE_CHECKING:
     from agent_node.a2a.server.app import Guard
+    from agent_node.a2a.server.in_flight import Ticket
 
 __all__ = ["A2AService", "rpc_error"]
 
@@ -112,15 +115,15 @@ class A2AService:
 
     def _unary(self, name: str, reply: str) -> Any:
         async def call(call: Call, request: bytes) -> bytes:
-            caller = await self._admit(name, call)
+            ticket = await self._admit(name, call)
             try:
-                model, ctx = self._prepare(name, request, call, caller)
+                model, ctx = self._prepare(name, request, call, ticket.caller)
                 result = await handler_call(self.handler, name)(model, ctx)
                 return _reply(name, reply, result).SerializeToString()
             except Exception as exc:  # answered as a status
                 raise rpc_error(_error_of(name, exc)) from None
             finally:
-                self.guard.leave(caller)
+                self.guard.leave(ticket)
 
         return call
 
@@ -128,10 +131,11 @@ class A2AService:
         event_class = message_class("StreamResponse").DESCRIPTOR.full_name
 
         async def stream(call: Call, request: bytes) -> AsyncIterator[bytes]:
-            caller = await self._admit(name, call)
+            ticket = await self._admit(name, call)
             events: Any = None
             try:
-                model, ctx = self._prepare(name, request, call, caller)
+                model, ctx = self._prepare(name, request, call, ticket.caller)
+                self.guard.in_flight.to_stream(ticket)  # before the handler makes a task
                 events = await handler_call(self.handler, name)(model, ctx)
                 async for event in events:
                     yield from_json(event_class, event.to_json()).SerializeToString()
@@ -142,11 +146,11 @@ class A2AService:
                     if events is not None and hasattr(events, "aclose"):
                         await events.aclose()
                 finally:
-                    self.guard.leave(caller)
+                    self.guard.leave(ticket)
 
         return stream
 
-    async def _admit(self, name: str, call: Call) -> str | None:
+    async def _admit(self, name: str, call: Call) -> Ticket:
         """The caller's identity, counted in flight; else RpcError."""
         caller = None
         if call.certificate is not None:
