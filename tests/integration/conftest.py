@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from support import fake_openai
 from support.fake_ollama import FakeOllama, serving
+from support.fake_openai import FakeOpenAI
 
 from agent_node import Runtime
 from agent_node.config import ModelSettings
@@ -70,3 +72,20 @@ async def client(ollama: FakeOllama) -> AsyncIterator[LlmClient]:
     settings = ModelSettings(default=FAKE_MODEL, api_base=ollama.url, timeout=10)
     async with LlmClient(settings) as made:
         yield made
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[FakeOpenAI]:
+    """One fake OpenAI-compatible server per test module."""
+    with fake_openai.serving() as server:
+        yield server
+
+
+@pytest.fixture
+def openai(openai_server: FakeOpenAI, request: pytest.FixtureRequest) -> Iterator[FakeOpenAI]:
+    """The module's fake OpenAI-compatible server, emptied, answering the
+    module's ``ANSWER`` (when it has one)."""
+    openai_server.reset()
+    openai_server.answer = getattr(request.module, "ANSWER", openai_server.answer)
+    yield openai_server
+    openai_server.reset()

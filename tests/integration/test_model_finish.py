@@ -6,12 +6,11 @@ a fake OpenAI-compatible server on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from support.fake_ollama import FakeOllama, Reply
-from support.fake_openai import FakeOpenAI, serving
+from support.fake_openai import FakeOpenAI
 from support.workflows import WRITER_YAML
 
 from agent_node import Runtime
@@ -31,20 +30,6 @@ PATHS = {
     "openai-litellm": ("openai/local-model", True, True),
     "openai-litellm-whole": ("openai/local-model", True, False),
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with serving() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai(server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    server.reset()
-    server.answer = ANSWER
-    yield server
-    server.reset()
 
 
 async def run(

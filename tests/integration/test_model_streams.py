@@ -7,12 +7,11 @@ OpenAI-compatible server on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from support.fake_ollama import FakeOllama, Reply, text
-from support.fake_openai import FakeOpenAI, serving
+from support.fake_openai import FakeOpenAI
 from support.workflows import WRITER_YAML
 
 from agent_node import Runtime
@@ -26,20 +25,6 @@ ANSWER = "Paris is the capital of France, and it has been for a long while."
 RETRIED = WRITER_YAML.replace(
     "next: done}", "next: done, retry: {max_attempts: 2, initial_delay: 0.01}}"
 )
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with serving() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai(server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    server.reset()
-    server.answer = ANSWER
-    yield server
-    server.reset()
 
 
 async def run(settings: ModelSettings, model: str, workflow: str = RETRIED) -> RunResult:

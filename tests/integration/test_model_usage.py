@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.fake_ollama import FakeOllama, Reply
-from support.fake_openai import FakeOpenAI, serving
+from support.fake_openai import FakeOpenAI
 
 from agent_node import Runtime
 from agent_node.config import ModelSettings
@@ -40,20 +39,6 @@ nodes:
   second: {type: model, model: MODEL, prompt: "More: {{ state.first }}", output: second, next: done}
   done: {type: end, output: [first, second]}
 """
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAI]:
-    with serving() as fake:
-        yield fake
-
-
-@pytest.fixture
-def openai(server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    server.reset()
-    server.answer = ANSWER
-    yield server
-    server.reset()
 
 
 def two(model: str, budget: str = "", stream: bool = True) -> Any:
