@@ -1,7 +1,7 @@
 """A model's streamed tokens through a node to an A2A subscriber: latency and throughput.
 
     .venv/bin/python bench/models/stream_bench.py [--tokens 400] [--rate 100] \
-        [--burst 20000] [--json FILE|-]
+        [--burst 20000] [--ports FIRST] [--json FILE|-]
 
 Three processes on loopback: a fake Ollama (this script with ``--fake``)
 streaming NDJSON chunks of one token each, every token's text the moment it
@@ -28,6 +28,11 @@ HTTP, no litellm), so the live channel, the task's watch and the SSE are
 what is measured; the difference is litellm's streaming (its per-chunk
 wrapper was ~65 % of the node's CPU in a py-spy profile).
 
+Each node is sent work once it is ready (``/readyz`` 200; the relay node,
+which has no probes, once its card answers): a node answers 503 "the node
+is starting" for a while after its port opens, and a send then gets no
+tokens. Ports: free ones, or ``--ports FIRST`` and the three after it.
+
 Prints a table and, with ``--json``, the figures.
 """
 
@@ -43,6 +48,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -171,17 +178,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+#: What says a node is ready for work: its readiness probe; the relay node
+#: (no probes, its runtime started before it listens) its card.
+READY = "/readyz"
+CARD = "/.well-known/agent-card.json"
+#: Loopback asked directly, whatever proxy the environment names.
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes], what: str, path: str | None) -> None:
+    """Until ``path`` answers 200 on ``port`` (None: until the port accepts)."""
     deadline = time.monotonic() + 60
+    said = "nothing"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited ({proc.returncode})")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
+            if path is None:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return
+            with LOOPBACK.open(f"http://127.0.0.1:{port}{path}", timeout=1):
+                return  # a 200 (urllib raises on any other status)
+        except urllib.error.HTTPError as exc:
+            said = f"{exc.code} {exc.read()[:200].decode(errors='replace')}"
         except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{what} was not ready within 60 s ({path or 'its port'}: {said})")
 
 
 async def stream_once(url: str, count: int, rate: float) -> tuple[list[float], list[float]]:
@@ -205,17 +228,25 @@ async def stream_once(url: str, count: int, rate: float) -> tuple[list[float], l
     async with httpx.AsyncClient(timeout=300) as http:
         headers = {"A2A-Version": "1.0"}
         async with http.stream("POST", f"{url}/a2a", json=body, headers=headers) as response:
+            if response.status_code != 200:
+                said = (await response.aread())[:300].decode(errors="replace")
+                raise SystemExit(f"the send was refused: HTTP {response.status_code}: {said}")
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 now = time.time_ns()
-                event = json.loads(line[5:])["result"]
+                answer = json.loads(line[5:])
+                if "result" not in answer:
+                    raise SystemExit(f"the send failed: {answer.get('error', answer)}")
+                event = answer["result"]
                 update = event.get("artifactUpdate")
                 if not update or update["artifact"].get("name") != "write":
                     continue
                 for stamp in update["artifact"]["parts"][0]["text"].split():
                     latencies.append((now - int(stamp)) / 1e6)
                     arrivals.append(now / 1e9)
+    if not latencies:
+        raise SystemExit(f"{count} tokens asked of the node at {url}, none came")
     return latencies, arrivals
 
 
@@ -253,6 +284,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=400)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--burst", type=int, default=20000)
+    parser.add_argument("--ports", type=int, help="the first of four ports (default: free ones)")
     parser.add_argument("--json")
     args = parser.parse_args()
     if args.fake:
@@ -261,13 +293,18 @@ def main() -> None:
     if args.relay_node:
         relay_node(args.relay_node, Path(tempfile.mkdtemp(prefix="stream-relay-")))
         return
-    fake_port = free_port()
+    ports = iter(range(args.ports, args.ports + 4)) if args.ports else None
+
+    def port() -> int:
+        return next(ports) if ports is not None else free_port()
+
+    fake_port = port()
     procs = [subprocess.Popen([sys.executable, __file__, "--fake", str(fake_port)])]
     figures: dict[str, Any] = {}
     try:
-        wait_for(fake_port, procs[0], "the fake model")
+        wait_for(fake_port, procs[0], "the fake model", None)
         for path, via_litellm in (("direct", False), ("litellm", True)):
-            node_port = free_port()
+            node_port = port()
             scratch = Path(tempfile.mkdtemp(prefix="stream-bench-"))
             (scratch / "tokens.yaml").write_text(WORKFLOW)
             (scratch / "agent-node.yaml").write_text(
@@ -282,13 +319,13 @@ def main() -> None:
             env = {**os.environ, "PYTHONWARNINGS": "ignore"}
             served = subprocess.Popen(node, cwd=scratch, env=env, stdout=subprocess.DEVNULL)
             procs.append(served)
-            wait_for(node_port, served, "the node")
+            wait_for(node_port, served, "the node", READY)
             figures[path] = asyncio.run(measure(args, f"http://127.0.0.1:{node_port}"))
             served.terminate()
             served.wait(10)
-        relay_port = free_port()
+        relay_port = port()
         procs.append(subprocess.Popen([sys.executable, __file__, "--relay-node", str(relay_port)]))
-        wait_for(relay_port, procs[-1], "the node without litellm")
+        wait_for(relay_port, procs[-1], "the node without litellm", CARD)
         figures["own_path"] = asyncio.run(measure(args, f"http://127.0.0.1:{relay_port}"))
     finally:
         for proc in procs:
