@@ -13,7 +13,9 @@ the HTTP app's requests: :mod:`.asgi`).
   for the client's windows (:meth:`Http2Connection.credit`) and the
   socket's backpressure (:meth:`Http2Connection.drained`).
 * More than :data:`RESETS_PER_SECOND` client resets a second (HTTP/2's
-  "rapid reset" flood) end the connection with ENHANCE_YOUR_CALM.
+  "rapid reset" flood) end the connection with ENHANCE_YOUR_CALM, as do
+  the floods the wire counts (frames that carry nothing, CONTINUATIONs);
+  they are logged as warnings, other breaches at debug level.
 * A client that sends without reading what it is answered — PINGs,
   SETTINGS, requests the wire resets (the 2019 ping, settings and reset
   floods, CVE-2019-9512/9515/9514) — is not read from while more than
@@ -109,7 +111,9 @@ class Http2Connection(asyncio.Protocol, ABC):
         try:
             self.wire.receive(data)
         except WireError as exc:
-            log.debug("%s connection from %s: HTTP/2 error: %s", self.kind, self.client, exc)
+            # A flood (ENHANCE_YOUR_CALM) is worth an operator's eye; a breach is not.
+            level = logging.WARNING if exc.code == ErrorCode.ENHANCE_YOUR_CALM else logging.DEBUG
+            log.log(level, "%s connection from %s: HTTP/2 error: %s", self.kind, self.client, exc)
             self.wire.goaway(exc.code)
             self._hang_up()
             return

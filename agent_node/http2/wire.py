@@ -27,8 +27,12 @@ strict ones included, pass):
   body is not as long as its ``content-length``;
 * a header block is HEADERS then CONTINUATIONs with nothing between; it is
   decoded even for a stream that is refused (the HPACK table must follow);
-  one over ``max_header_block`` bytes ends the connection
-  (ENHANCE_YOUR_CALM: the CONTINUATION flood);
+  one over ``max_header_block`` bytes, or in more CONTINUATIONs than
+  :attr:`Wire.max_continuations`, ends the connection (ENHANCE_YOUR_CALM:
+  the CONTINUATION floods, CVE-2023-45288 and its kin);
+* more than :data:`EMPTY_FRAMES` frames that carry nothing in a row (empty
+  DATA, PRIORITY, unknown types: :meth:`Wire._nothing`) end the connection
+  (ENHANCE_YOUR_CALM: CVE-2019-9518); an empty DATA is not even reported;
 * flow control both ways: the client's windows are honoured (what may be
   sent now: :meth:`Wire.credit`), ours are replenished as data is read;
   SETTINGS_INITIAL_WINDOW_SIZE changes move open streams' windows;
@@ -98,6 +102,14 @@ class Peer(Protocol):
 #: Bytes of a request body answered unread that are let in and dropped, at
 #: most (see :meth:`Wire.drains`).
 DRAIN_BYTES = 16 << 20
+#: What a frame of such a body counts for against DRAIN_BYTES, at least: a
+#: frame costs CPU whatever it holds, so tiny ones are stopped after 16 Ki.
+DRAIN_FRAME_BYTES = 1024
+#: Frames that carry nothing a client may send with no request or body
+#: between; no client's habit (a few PRIORITY frames, an empty DATA) nears it.
+EMPTY_FRAMES = 100
+#: CONTINUATIONs a header block may have, at least (nghttp2 allows 8).
+CONTINUATIONS = 16
 
 
 class Wire(Sender):
@@ -111,8 +123,12 @@ class Wire(Sender):
         self._preface = False
         self._settled = False  # the client's first SETTINGS came
         self._headers_in = HeaderReader(max_header_block)
+        #: CONTINUATIONs a header block may have: room for one of max_header_block in full frames.
+        self.max_continuations = max(CONTINUATIONS, max_header_block // MAX_FRAME)
         #: A header block in CONTINUATIONs: stream, END_STREAM, the block, self-dependent.
         self._block: tuple[int, bool, bytearray, bool] | None = None
+        self._continuations = 0  # of the header block in progress
+        self._empty = 0  # frames that carried nothing since the last request or body
         self._skipped: list[tuple[int, int]] = []  # runs of ids the client never opened
         self._initial_window = 65535  # a new stream's, as the client grants it
         self._unacked = 0  # connection bytes read since our last WINDOW_UPDATE
@@ -167,7 +183,7 @@ class Wire(Sender):
             raise WireError(ErrorCode.PROTOCOL_ERROR, "a header block was interrupted")
         handler = self._handlers.get(kind)
         if handler is None:  # other types are ignored (RFC 9113 §4.1)
-            return
+            return self._nothing()
         try:
             handler(flags, sid, payload)
         except WireError:
@@ -206,6 +222,7 @@ class Wire(Sender):
             return self._reset_stream(sid, ErrorCode.FRAME_SIZE_ERROR)
         if U32.unpack_from(payload)[0] & MAX_WINDOW == sid:
             return self._reset_stream(sid, ErrorCode.PROTOCOL_ERROR)  # depends on itself
+        self._nothing()  # read, and ignored
 
     def _push_promise(self, flags: int, sid: int, payload: bytes) -> None:
         raise WireError(ErrorCode.PROTOCOL_ERROR, "a client may not push")
@@ -219,18 +236,20 @@ class Wire(Sender):
             self._frame(WINDOW_UPDATE, 0, 0, U32.pack(self._unacked))
             self._unacked = 0
         data = unpadded(flags, payload)  # bad padding: a connection error, whatever the stream
+        end = bool(flags & END_STREAM)
+        if not data and not end:
+            self._nothing()
         stream = self.streams.get(sid)
         if stream is None or not stream.open_remote:
             if stream is None and sid in self._reset:
                 return  # sent before the client knew of our reset: dropped
             return self._reset_stream(sid, ErrorCode.STREAM_CLOSED)  # the client ended it
-        end = bool(flags & END_STREAM)
         if stream.remaining >= 0:
             stream.remaining -= len(data)
             if stream.remaining < 0 or (end and stream.remaining):
                 return self._reset_stream(sid, ErrorCode.PROTOCOL_ERROR)  # not its content-length
         if stream.answered:  # the rest of a body read by nobody: dropped
-            stream.dropped += length
+            stream.dropped += max(length, DRAIN_FRAME_BYTES)
             if end:
                 del self.streams[sid]
                 return
@@ -243,7 +262,8 @@ class Wire(Sender):
             if stream.unacked >= STREAM_WINDOW // 2:
                 self._frame(WINDOW_UPDATE, 0, sid, U32.pack(stream.unacked))
                 stream.unacked = 0
-        if not stream.answered:
+        if not stream.answered and (data or end):  # an empty part tells the app nothing
+            self._empty = 0
             self.peer.on_data(sid, data, end)
 
     def _headers(self, flags: int, sid: int, payload: bytes) -> None:
@@ -261,6 +281,7 @@ class Wire(Sender):
             self._header_block(sid, end, block, itself)
         else:
             self._block = (sid, end, bytearray(block), itself)
+            self._continuations = 0
 
     def _continuation(self, flags: int, sid: int, payload: bytes) -> None:
         if self._block is None:
@@ -269,6 +290,9 @@ class Wire(Sender):
         block += payload
         if len(block) > self.max_header_block:
             raise WireError(ErrorCode.ENHANCE_YOUR_CALM, "a header block over the limit")
+        self._continuations += 1
+        if self._continuations > self.max_continuations:
+            raise WireError(ErrorCode.ENHANCE_YOUR_CALM, "a header block in too many frames")
         if flags & END_HEADERS:
             self._block = None
             self._header_block(sid, end, bytes(block), itself)
@@ -291,6 +315,7 @@ class Wire(Sender):
         stream = Stream(self._initial_window, length)
         stream.open_remote = not end
         self.streams[sid] = stream
+        self._empty = 0
         self.peer.on_request(sid, fields, end)
 
     def _trailers(self, sid: int, end: bool, fields: list[tuple[bytes, bytes]]) -> None:
@@ -314,6 +339,7 @@ class Wire(Sender):
             del self.streams[sid]
             return
         stream.open_remote = False
+        self._empty = 0
         self.peer.on_data(sid, b"", True)
 
     def _window_update(self, flags: int, sid: int, payload: bytes) -> None:
@@ -379,6 +405,13 @@ class Wire(Sender):
         than :data:`DRAIN_BYTES` (what comes past that is stopped anyway)."""
         stream = self.streams.get(sid)
         return stream is not None and stream.open_remote and stream.remaining <= DRAIN_BYTES
+
+    def _nothing(self) -> None:
+        """A frame that carried nothing was read: each costs what any frame
+        costs, and neither flow control nor a stream's state bounds them."""
+        self._empty += 1
+        if self._empty > EMPTY_FRAMES:
+            raise WireError(ErrorCode.ENHANCE_YOUR_CALM, "frames that carry nothing, flooded")
 
     def _idle(self, sid: int) -> bool:
         """Whether the client never opened ``sid`` (ours, the even ones, included)."""

@@ -1,10 +1,11 @@
 """A request body that stops coming over HTTP/2: its stream is answered 408
-after ``read_timeout`` and the app is told the caller is gone; one that
-keeps coming, however slowly, is read whole."""
+after ``read_timeout`` and the app is told the caller is gone, empty DATA
+frames or not; one that keeps coming, however slowly, is read whole."""
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any
 
 from support.h2_client import Raw
@@ -65,4 +66,26 @@ async def test_a_slow_body_that_keeps_coming_is_read_whole() -> None:
         assert answer[":status"] == "200"
         data = b"".join(e.data for e in raw.events if getattr(e, "data", None))
         assert data == b"600"
+        await raw.close()
+
+
+async def test_empty_data_frames_do_not_keep_a_body_waiting() -> None:
+    """An empty DATA frame is no part of the body: a client that sends one
+    every fifth of ``read_timeout`` is answered 408 all the same."""
+    app = Reader()
+    async with plain_http2(app, read_timeout=READ_TIMEOUT) as server:
+        raw = await Raw.open(server.port)
+        sid = start(raw)
+
+        async def trickle() -> None:
+            while True:
+                raw.writer.write(struct.pack(">HBBBL", 0, 0, 0, 0, sid))  # DATA, empty
+                await asyncio.sleep(READ_TIMEOUT / 5)
+
+        trickling = asyncio.create_task(trickle())
+        try:
+            assert (await raw.answer(sid))[":status"] == "408"
+        finally:
+            trickling.cancel()
+        await asyncio.wait_for(app.gone.wait(), 5)
         await raw.close()
