@@ -107,6 +107,11 @@ class Store(Protocol):
         since it was opened (:mod:`agent_node.engine.schema_guard`); None for
         a store without one (memory). One primary-key read."""
 
+    async def store_id(self) -> str:
+        """The store's own random id, the same for every process that serves
+        it (:mod:`.store_id`): written by the first to ask, then read (and
+        kept by this object)."""
+
     async def create(self, execution: ExecutionRecord, plan: Plan[T]) -> T | None:
         """Insert a new execution and run ``plan`` on it in the same transaction.
 

@@ -33,6 +33,7 @@ from agent_node.store.records import (
     copied,
 )
 from agent_node.store.slots import SharedSlots
+from agent_node.store.store_id import new_store_id
 from agent_node.store.stranded import Key, StrandedPage
 from agent_node.store.txn import Fence, Txn
 
@@ -49,12 +50,17 @@ class MemoryStore(MemoryOutbox, Notifying):
         self.live = Live()
         #: One process runs every execution: its own slots suffice.
         self.slots: SharedSlots | None = None
+        #: This object's: no other serves its executions.
+        self._store_id = new_store_id()
 
     async def open(self) -> None:
         return None
 
     async def schema_version(self) -> int | None:
         return None  # no schema: no other process can upgrade it
+
+    async def store_id(self) -> str:
+        return self._store_id
 
     async def close(self) -> None:
         return None

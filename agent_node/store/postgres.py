@@ -62,6 +62,7 @@ from agent_node.store.sql_rows import (
     wait_from_row,
     work_from_row,
 )
+from agent_node.store.store_id import READ_STORE_ID, TAKE_STORE_ID_PG, new_store_id
 from agent_node.store.stranded import Key, StrandedPage, stranded_page
 
 __all__ = ["PostgresStore"]
@@ -119,6 +120,8 @@ class PostgresStore(PgWrites, Notifying):
         #: Connections for listings and counts, each statement planned for its
         #: parameters (:meth:`_listing`); opened as they are needed.
         self._reads: asyncpg.Pool | None = None
+        #: The store's id, once read (:mod:`.store_id`).
+        self._store_id: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -211,6 +214,15 @@ class PostgresStore(PgWrites, Notifying):
     async def schema_version(self) -> int | None:
         rows = await self._fetch("SELECT value FROM schema_info WHERE key = 'version'")
         return int(rows[0][0]) if rows else None
+
+    async def store_id(self) -> str:
+        if self._store_id is None:
+            rows = await self._fetch(READ_STORE_ID)
+            if not rows:
+                await self._count(TAKE_STORE_ID_PG, new_store_id())
+                rows = await self._fetch(READ_STORE_ID)
+            self._store_id = str(rows[0][0])
+        return self._store_id
 
     async def extend_leases(self, owner: str, until: float) -> list[VisitKey]:
         rows = await self._fetch(_EXTEND_LEASES, until, owner)

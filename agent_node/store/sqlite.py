@@ -52,6 +52,7 @@ from agent_node.store.sqlite_schema import create_schema
 from agent_node.store.sqlite_txn import IDS, STMTS
 from agent_node.store.sqlite_writer import Notices
 from agent_node.store.sqlite_writes import SqliteWrites
+from agent_node.store.store_id import READ_STORE_ID, TAKE_STORE_ID_SQLITE, new_store_id
 from agent_node.store.stranded import Key, StrandedPage, stranded_page
 
 __all__ = ["SqliteStore"]
@@ -84,6 +85,8 @@ class SqliteStore(SqliteWrites, Notifying):
         self.live = Live()
         #: Slots shared by the processes of this file (:mod:`.slots`).
         self.slots: SharedSlots | None = FileSlots(path.with_name(path.name + ".slots"))
+        #: The store's id, once read (:mod:`.store_id`).
+        self._store_id: str | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -116,6 +119,15 @@ class SqliteStore(SqliteWrites, Notifying):
     async def schema_version(self) -> int | None:
         rows = await self._fetch("SELECT value FROM schema_info WHERE key = 'version'", ())
         return int(rows[0][0]) if rows else None
+
+    async def store_id(self) -> str:
+        if self._store_id is None:
+            rows = await self._fetch(READ_STORE_ID, ())
+            if not rows:
+                await self._write(TAKE_STORE_ID_SQLITE, (new_store_id(),))
+                rows = await self._fetch(READ_STORE_ID, ())
+            self._store_id = str(rows[0][0])
+        return self._store_id
 
     # -- reads ---------------------------------------------------------------
 

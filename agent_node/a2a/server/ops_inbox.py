@@ -62,7 +62,7 @@ async def inbox(runtime: Runtime, params: QueryParams) -> dict[str, Any]:
         phase, before = phase + 1, None
     more = phase < len(_KINDS)
     next_page = _encode(phase, before) if more else None
-    return {"items": items, "next": next_page, "store": store_identity(runtime.store)}
+    return {"items": items, "next": next_page, "store": await store_identity(runtime.store)}
 
 
 async def _items(runtime: Runtime, kind: str, record: ExecutionRecord) -> list[dict[str, Any]]:

@@ -66,7 +66,7 @@ async def node_view(runtime: Runtime, about: NodeAbout | None, every: bool) -> d
         "card": public_card(about.card) if about and about.card else None,
         "skills": dict(about.skills) if about else None,
         "engine": engine.state.value,
-        "store": store_identity(store),
+        "store": await store_identity(store),
         "counts": counts,
         "asking": asking,
         "load": {"running": counts["pending"] + counts["running"], "waiting": counts["waiting"]},

@@ -150,7 +150,7 @@ async def list_executions(
 ) -> dict[str, Any]:
     """The page the query asks for (see the module doc)."""
     page = await _found(runtime, parse(params, skills))
-    return {**page, "store": store_identity(runtime.store)}
+    return {**page, "store": await store_identity(runtime.store)}
 
 
 async def _found(runtime: Runtime, query: _Query) -> dict[str, Any]:

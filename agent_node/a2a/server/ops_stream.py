@@ -117,7 +117,7 @@ async def _changes(runtime: Runtime, serving: Callable[[], bool]) -> AsyncIterat
     unsubscribe = store.subscribe(noticed)
     forget = store.observe(committed)
     try:
-        hello = {"engine": runtime.engine.state.value, "store": store_identity(store)}
+        hello = {"engine": runtime.engine.state.value, "store": await store_identity(store)}
         yield b"retry: 2000\n" + frame("hello", hello)
         beat = _Beat()
         while runtime.engine.state is EngineState.RUNNING and serving():
