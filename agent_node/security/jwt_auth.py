@@ -16,22 +16,25 @@ The identity is ``auth.jwt.identity`` with the token's claims filled in
 (``{sub}`` by default; ``{iss}#{sub}`` when several issuers' subjects could
 meet), so ``policy:`` names JWT callers as it names certificates.
 
-Keys come from a JWK Set: a file, a URL, or the ``jwks_uri`` of the
-issuer's OpenID Connect discovery document. A fetched set is kept for
-``jwks_ttl`` seconds; a token naming a ``kid`` the set lacks fetches it again
-at once (no more than once per ``jwks_min_refresh`` seconds), so a new key
-is picked up without a restart and a key rotated out is refused once the
-set is fetched again. Verified tokens are remembered (at most 4096, each
-until its ``exp``, forgotten whenever the set changes): the signature is
-checked once per token, not per request.
+Keys come from a JWK Set (:mod:`agent_node.security.jwks`): a file, a URL,
+or the ``jwks_uri`` of the issuer's OpenID Connect discovery document,
+kept for ``jwks_ttl`` seconds and fetched again at once for a ``kid`` the
+set lacks, so a new key is picked up without a restart and a key rotated
+out is refused once the set is fetched again; a slow or hostile issuer
+never holds up requests while a set is held. Verified tokens are
+remembered (at most 4096, each until its ``exp``, forgotten whenever the
+set changes): the signature is checked once per token, not per request.
+
+RFC 7519's dates (``exp``, ``nbf``, ``iat``) must be numbers and ``sub`` a
+string: a signed token that breaks that is refused saying so.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -41,6 +44,7 @@ from typing import Any
 import httpx
 import jwt
 
+from agent_node.security.jwks import KeySet
 from agent_node.security.refused import Refused
 from agent_node.settings_auth import ASYMMETRIC
 
@@ -75,6 +79,7 @@ class JwtVerifier:
         oidc: bool = False,
         jwks_ttl: float = 300.0,
         jwks_min_refresh: float = 5.0,
+        jwks_deadline: float = 10.0,
         http: Callable[[], httpx.AsyncClient] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -88,17 +93,19 @@ class JwtVerifier:
         self.algorithms = list(algorithms)
         self.identity = identity
         self.leeway = leeway
-        self.jwks_file = jwks_file
-        self.jwks_url = jwks_url
-        self.oidc = oidc
-        self.jwks_ttl = jwks_ttl
-        self.jwks_min_refresh = jwks_min_refresh
-        self._http = http or (lambda: httpx.AsyncClient(timeout=10, trust_env=False))
+        self.keys = KeySet(
+            file=jwks_file,
+            url=jwks_url,
+            oidc=oidc,
+            ttl=jwks_ttl,
+            min_refresh=jwks_min_refresh,
+            deadline=jwks_deadline,
+            http=http or (lambda: httpx.AsyncClient(timeout=10, trust_env=False)),
+            clock=clock,
+        )
         self._clock = clock
-        self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
         self._verified: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.keys.changed = self._verified.clear
 
     async def identity_of(self, token: str) -> str:
         """The identity ``token`` names; :class:`InvalidToken` for any token
@@ -117,15 +124,27 @@ class JwtVerifier:
             kid = header.get("kid")
             which = f"the key of kid {kid[:40]!r}" if isinstance(kid, str) else "the issuer's key"
             raise InvalidToken(f"{which} is {key.key_type}, the token says {alg}")
+        claims = _signed_claims(token, key, alg)
+        _check_types(claims)
         try:
-            claims = jwt.decode(
+            # The signature held: the claims are checked without it again.
+            jwt.decode(
                 token,
-                key.key,
                 algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
-                options={"require": ["exp", "iss", "aud"]},
+                # PyJWT checks nothing it is not told to without the signature.
+                options={
+                    "verify_signature": False,
+                    "verify_exp": True,
+                    "verify_nbf": True,
+                    "verify_iat": True,
+                    "verify_aud": True,
+                    "verify_iss": True,
+                    "verify_sub": True,
+                    "require": _REQUIRED,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the bearer token has expired") from None
@@ -137,11 +156,8 @@ class JwtVerifier:
             raise InvalidToken("the bearer token's issuer is not trusted") from None
         except jwt.MissingRequiredClaimError as exc:
             raise InvalidToken(f"the bearer token lacks the {exc.claim!r} claim") from None
-        except (jwt.InvalidTokenError, jwt.PyJWKError, TypeError, ValueError, RecursionError):
-            # PyJWT's own errors, and what a key or a token it cannot use
-            # raises (a key the wrong curve for alg; a payload nested past
-            # what json reads): whatever the token holds, it is refused.
-            raise InvalidToken("the bearer token's signature does not verify") from None
+        except (jwt.InvalidTokenError, TypeError, ValueError):
+            raise InvalidToken("the bearer token's claims do not hold") from None
         identity = self._identity(claims)
         self._remember(token, identity, _seconds(claims["exp"]))
         return identity
@@ -164,57 +180,56 @@ class JwtVerifier:
             self._verified.popitem(last=False)
 
     async def _key(self, kid: Any) -> jwt.PyJWK:
-        wanted = kid if isinstance(kid, str) else None
-        now = self._clock()
-        if now - self._fetched_at > self.jwks_ttl:
-            await self._refresh(now)
-        elif not self._find(wanted) and now - self._fetched_at >= self.jwks_min_refresh:
-            await self._refresh(now)  # a key we do not know yet: rotated in?
-        key = self._find(wanted)
+        try:
+            key = await self.keys.find(kid if isinstance(kid, str) else None)
+        except ValueError as exc:
+            raise InvalidToken(f"the issuer's keys cannot be had: {exc}") from None
         if key is None:
             raise InvalidToken(f"the bearer token's key {str(kid)[:40]!r} is not the issuer's")
         return key
 
-    def _find(self, kid: str | None) -> jwt.PyJWK | None:
-        if kid is None:
-            only = list(self._keys.values())
-            return only[0] if len(only) == 1 else None
-        return self._keys.get(kid)
 
-    async def _refresh(self, now: float) -> None:
-        async with self._lock:
-            if self._fetched_at >= now:  # another request fetched it meanwhile
-                return
-            try:
-                document = await self._jwks()
-                keys = _keys_of(document)
-            except (OSError, httpx.HTTPError, ValueError, RecursionError) as exc:
-                if self._keys:  # keep the last good set; try again after min_refresh
-                    self._fetched_at = now - self.jwks_ttl + self.jwks_min_refresh
-                    return
-                raise InvalidToken(f"the issuer's keys cannot be had: {exc}") from None
-            if keys != self._keys:
-                self._verified.clear()
-            self._keys = keys
-            self._fetched_at = self._clock()
+_REQUIRED = ["exp", "iss", "aud"]
+#: RFC 7519's dates: NumericDate, a JSON number (PyJWT takes "9999999999").
+_DATES = ("exp", "nbf", "iat")
 
-    async def _jwks(self) -> Any:
-        if self.jwks_file is not None:
-            return json.loads(self.jwks_file.read_text())
-        assert self.jwks_url is not None
-        async with self._http() as http:
-            url = self.jwks_url
-            if self.oidc:
-                discovery = await http.get(url)
-                discovery.raise_for_status()
-                document = discovery.json()
-                found = document.get("jwks_uri") if isinstance(document, dict) else None
-                url = str(found or "")
-                if not url.startswith(("https://", "http://")):
-                    raise ValueError("the OpenID Connect document names no jwks_uri")
-            response = await http.get(url)
-            response.raise_for_status()
-            return response.json()
+
+def _signed_claims(token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
+    """The token's claims, once its signature verifies with ``key``; none checked."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=[alg],
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
+        )
+    except (jwt.InvalidTokenError, jwt.PyJWKError, TypeError, ValueError, RecursionError):
+        # PyJWT's own errors, and what a key or a token it cannot use
+        # raises (a key the wrong curve for alg; a payload nested past
+        # what json reads): whatever the token holds, it is refused.
+        raise InvalidToken("the bearer token's signature does not verify") from None
+    return claims
+
+
+def _check_types(claims: Mapping[str, Any]) -> None:
+    """Refuse signed claims of the wrong type, each for what it is: dates that
+    are not numbers, a ``sub`` that is not a string."""
+    for name in _DATES:
+        value = claims.get(name, 0)
+        # isfinite of an int past a float's range raises: such ints are fine.
+        finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+        if isinstance(value, bool) or not finite:
+            raise InvalidToken(f"the bearer token's {name!r} is not a date (a number of seconds)")
+    if "sub" in claims and not isinstance(claims["sub"], str):
+        raise InvalidToken("the bearer token's 'sub' is not a string")
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -237,20 +252,3 @@ def _seconds(exp: Any) -> float:
         return float(exp)
     except OverflowError:
         return float("inf")
-
-
-def _keys_of(document: Any) -> dict[str | None, jwt.PyJWK]:
-    """The signing keys of a JWK Set (those of unknown types are skipped)."""
-    entries = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise ValueError("not a JWK Set")
-    keys: dict[str | None, jwt.PyJWK] = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            key = jwt.PyJWK(entry)
-        except (jwt.PyJWKError, jwt.InvalidKeyError):
-            continue
-        keys[entry.get("kid") if isinstance(entry.get("kid"), str) else None] = key
-    return keys
