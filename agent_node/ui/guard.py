@@ -20,7 +20,8 @@ every node): with a ``token`` (``agent-node ui`` always makes one, and prints
 it in the address it prints, as Jupyter does), every request must carry it
 — in a cookie the address sets (``?token=…`` is exchanged for an
 ``HttpOnly``, ``SameSite=Strict`` cookie by a redirect that drops it from
-the address bar), or as ``Authorization: Bearer …`` from a tool. Others get
+the address bar — to a path of this server only: ``//evil.com/?token=…``
+was sent on to ``//evil.com/``), or as ``Authorization: Bearer …`` from a tool. Others get
 401 and nothing else. Cookies do not tell ports apart: the cookie's name
 carries the port.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import hmac
 import html
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -67,6 +68,13 @@ _PAGE = (
     "<title>agent-node ui</title></head><body><h1>agent-node ui</h1>"
     "<p>{message}</p></body></html>"
 )
+
+
+def _own_path(path: str) -> str:
+    """``path`` as a location on this server: encoded (no control
+    characters, no backslash), and with one leading slash — ``//host/``
+    (or ``/\\host/``, which browsers read alike) is another site."""
+    return "/" + quote(path, safe="/:@!$&'()*+,;=~").lstrip("/")
 
 
 class Guard:
@@ -147,9 +155,8 @@ class Guard:
         if not given or not hmac.compare_digest(given[0].encode(), token.encode()):
             return None
         rest = urlencode([(name, value) for name, value in query if name != "token"])
-        response = Response(
-            status_code=303, headers={"location": scope["path"] + (f"?{rest}" if rest else "")}
-        )
+        location = _own_path(scope["path"]) + (f"?{rest}" if rest else "")
+        response = Response(status_code=303, headers={"location": location})
         response.set_cookie(self.cookie, token, httponly=True, samesite="strict", path="/")
         return response
 
