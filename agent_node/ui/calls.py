@@ -12,10 +12,10 @@ A node that cannot be reached, times out or answers something that is not
 JSON is :class:`NodeDown` (the page shows it as down and goes on); a node
 that answers an HTTP error passes its status and JSON on as a :class:`Reply`.
 
-Fail-over: a node's replicas (:mod:`.replicas`, as their answers named
-their store) answer for it when it cannot. A read (a GET, a stream as it
-opens) that finds the node down, or stopping (503), is asked of the next
-replica of its store in the order the nodes were given. A write (an
+Fail-over: a node's replicas (:mod:`.replicas`: as their answers proved,
+the same store and the same node) answer for it when it cannot. A read (a
+GET, a stream as it opens) that finds the node down, or stopping (503), is
+asked of the next replica of its store in the order the nodes were given. A write (an
 action, an answer) must not be done twice, so it goes to the next replica
 only when it was certainly not sent — the connection never opened
 (:attr:`NodeDown.sent`); after a timeout or a dropped connection it may
@@ -93,6 +93,8 @@ class Stream:
 
     lines: AsyncIterator[str]
     by: Target
+    #: The identity the serving node's certificate named (None: plain HTTP).
+    identity: str | None = None
 
 
 def path(*segments: str) -> str:
@@ -188,20 +190,18 @@ class Calls:
         when none opens (the node's own failure)."""
         async with contextlib.AsyncExitStack() as stack:
             try:
-                lines = await stack.enter_async_context(self._stream(target, where))
-                by = target
+                stream = await stack.enter_async_context(self._stream(target, where))
             except NodeDown as down:
                 for replica in self.replicas.of(target) if fall_over else []:
                     with contextlib.suppress(NodeDown):
-                        lines = await stack.enter_async_context(self._stream(replica, where))
-                        by = replica
+                        stream = await stack.enter_async_context(self._stream(replica, where))
                         break
                 else:
                     raise down from None
-            yield Stream(lines, by)
+            yield stream
 
     @contextlib.asynccontextmanager
-    async def _stream(self, target: Target, where: str) -> AsyncIterator[AsyncIterator[str]]:
+    async def _stream(self, target: Target, where: str) -> AsyncIterator[Stream]:
         timeout = httpx.Timeout(TIMEOUT, read=STREAM_IDLE)
         try:
             async with self.http.stream(
@@ -210,11 +210,12 @@ class Calls:
                 timeout=timeout,
                 extensions=expecting(target.identity),
             ) as response:
-                self.reach.heard(target.key, server_identity(response))
+                identity = server_identity(response)
+                self.reach.heard(target.key, identity)
                 if response.status_code != 200:
                     await response.aread()
                     raise NodeDown(f"{target.key} answered HTTP {response.status_code}")
-                yield response.aiter_lines()
+                yield Stream(response.aiter_lines(), target, identity)
         except httpx.HTTPError as exc:
             raise self._down(target, _reason(exc), sent=_sent(exc)) from None
 
@@ -270,7 +271,7 @@ class Calls:
             why = f"answered HTTP {response.status_code}, not JSON"
             raise self._down(target, why, sent=True) from None
         self.reach.heard(target.key, identity)
-        self.replicas.learn(target, answer)
+        self.replicas.learn(target, answer, identity)
         return Reply(response.status_code, answer, identity, target)
 
     def _down(self, target: Target, why: str, *, sent: bool) -> NodeDown:

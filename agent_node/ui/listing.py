@@ -6,13 +6,13 @@ by creation time and cut to the page's size; the UI's cursor is, per node,
 the cursor that continues after the last row of that node shown (each row
 of ``/ops/executions`` carries its own), so the next page goes on exactly
 where each node stopped — or nothing for a node that has no more. Nodes
-that serve one store are one list (:mod:`.stores`): the first of them to
-answer speaks for it, and only it is asked for the store's next page —
-which a replica of it gives, from the same cursor, when it is down (the
-keyset cursors are the store's; ``notes`` says who answered for whom). A
-node that is down or refuses is listed in ``errors`` and the others still
-show; what a node says besides its rows (how far a search for an id
-looked) is in ``notes``.
+that serve one store, as they proved it, are one list (:mod:`.stores`):
+the first of them to answer speaks for it, and only it is asked for the
+store's next page — which a replica of it gives, from the same cursor, when
+it is down (the keyset cursors are the store's; ``notes`` says who answered
+for whom). A node that is down or refuses is listed in ``errors`` and the
+others still show; what a node says besides its rows (how far a search for
+an id looked) is in ``notes``.
 
 The first page of executions also says how many there are (``count``):
 each store is asked for its total with its page (``count=1``: the kept
@@ -160,7 +160,7 @@ async def list_executions(
     begun = _begun(asked, replies)
     rows: list[dict[str, Any]] = []
     more: dict[str, str] = {}
-    stores = by_store(answered)
+    stores = by_store(calls.replicas, answered)
     for shared in stores:
         key, body = shared.target.key, shared.reply.body
         rows += [shared.mark(row) for row in body.get("executions") or []]
@@ -219,7 +219,7 @@ async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -
     answered, errors, notes = _answered(asked, replies)
     items: list[dict[str, Any]] = []
     more: dict[str, str] = {}
-    for shared in by_store(answered):
+    for shared in by_store(calls.replicas, answered):
         body = shared.reply.body
         # "node" names the agent on the page; the workflow's node becomes "step".
         items += [

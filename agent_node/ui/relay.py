@@ -3,8 +3,9 @@
 ``changes``: one stream for the page, fed by each node's ``/ops/stream``
 (:mod:`agent_node.a2a.server.ops_stream`). Each node's ``changes`` event is
 passed on with the node's name added, and the store it serves (as its
-``hello`` said: nodes of one store tell the same changes, which the page
-applies to one row); a ``node`` event says when a node's
+``hello`` said, told apart as :meth:`.Replicas.shown` does: the replicas
+of a node tell the same changes, which the page applies to one row); a
+``node`` event says when a node's
 stream opens (``up``) or is lost (``down``, with why and since when: the
 outage :mod:`.reach` keeps), and the relay tries
 again with a growing pause (up to :data:`MAX_PAUSE` seconds); a node that
@@ -135,7 +136,7 @@ async def _heard(
     """Pass on what ``target``'s stream tells until it ends, or its node
     stops answering (:func:`_hung`); why it was lost."""
     silence = _Silence()
-    passing = asyncio.create_task(_pass_on(target, silence.heard(stream.lines), queue))
+    passing = asyncio.create_task(_pass_on(calls, target, stream, silence, queue))
     hanging = asyncio.create_task(_hung(calls, stream.by, silence, watch))
     try:
         done, _ = await asyncio.wait((passing, hanging), return_when=asyncio.FIRST_COMPLETED)
@@ -146,12 +147,15 @@ async def _heard(
         await asyncio.gather(passing, hanging, return_exceptions=True)
 
 
-async def _pass_on(target: Target, lines: AsyncIterator[str], queue: asyncio.Queue[bytes]) -> str:
+async def _pass_on(
+    calls: Calls, target: Target, stream: Stream, silence: _Silence, queue: asyncio.Queue[bytes]
+) -> str:
     why = "its stream ended"
     named: dict[str, Any] = {"node": target.key}
-    async for name, data in events(lines):
-        if name == "hello" and (store := store_of(data)) is not None:
-            named = {"node": target.key, "store": store}
+    async for name, data in events(silence.heard(stream.lines)):
+        if name == "hello" and store_of(data) is not None:
+            calls.replicas.learn(stream.by, data, stream.identity)
+            named = {"node": target.key, "store": calls.replicas.shown(stream.by)}
         elif name == "changes" and isinstance(data, dict):
             await queue.put(frame("changes", {**data, **named}))
         elif name == "bye":

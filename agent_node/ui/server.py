@@ -191,7 +191,7 @@ class _Api:
 
     async def nodes(self, request: Request) -> Any:
         shown = await asyncio.gather(*(_node(self.calls, t) for t in self.targets.values()))
-        mark_sharing(shown)
+        mark_sharing(self.calls.replicas, self.targets, shown)
         return {"nodes": shown}
 
     async def executions(self, request: Request) -> Any:

@@ -1,23 +1,23 @@
 """Nodes that serve one store, shown as one.
 
 Executions belong to a store, not to a node: the replicas of a node (two
-``agent-node serve`` on one database) and different nodes given one
-database each list every execution of it. Each answer of the operator API
-names its store (``store``: :mod:`agent_node.a2a.server.ops_store`), so of
-the nodes that answered for one store, the first (in the order the nodes
-were given) speaks for it — its rows are the store's, listed once — and
-the others are its ``replicas``. A node that names no store (an older
-one) is a store of its own.
+``agent-node serve`` of one configuration on one database) each list every
+execution of it. Of the nodes that answered for one store — proved so, as
+:mod:`.replicas` has it: the id kept in the store, and the same node's
+certificate — the first (in the order the nodes were given) speaks for it:
+its rows are the store's, listed once, and the others are its
+``replicas``. A node whose store is not known (an older one) or not proved
+shared is a store of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .calls import Reply
-from .replicas import store_of
+from .replicas import Replicas, store_of
 from .targets import Target
 
 __all__ = ["Shared", "by_store", "mark_sharing"]
@@ -29,7 +29,8 @@ class Shared:
 
     target: Target
     reply: Reply
-    #: The store's identity (None: the node did not say).
+    #: The store as the page tells it apart (:meth:`.Replicas.shown`; None:
+    #: the node did not say).
     store: str | None
     #: The keys of the other nodes that answered for the same store.
     replicas: tuple[str, ...]
@@ -44,33 +45,31 @@ class Shared:
         return marked
 
 
-def by_store(answered: Sequence[tuple[Target, Reply]]) -> list[Shared]:
+def by_store(replicas: Replicas, answered: Sequence[tuple[Target, Reply]]) -> list[Shared]:
     """One :class:`Shared` per store among ``answered`` (in their order)."""
     groups: dict[str, list[tuple[Target, Reply]]] = {}
     for target, reply in answered:
-        store = store_of(reply.body)
-        groups.setdefault(store if store is not None else f"node:{target.key}", []).append(
-            (target, reply)
-        )
+        store = replicas.shown(target)
+        groups.setdefault(store or f"node:{target.key}", []).append((target, reply))
     shared = []
     for members in groups.values():
         (target, reply), rest = members[0], members[1:]
-        replicas = tuple(t.key for t, _ in rest)
-        shared.append(Shared(target, reply, store_of(reply.body), replicas))
+        others = tuple(t.key for t, _ in rest)
+        shared.append(Shared(target, reply, replicas.shown(target), others))
     return shared
 
 
-def mark_sharing(nodes: Sequence[dict[str, Any]]) -> None:
-    """Give each node of the nodes view (its ``/ops/node`` as ``node``) the
-    keys of the others that serve its store (``shares_store_with``): their
-    counts are the same store's, not to be added up."""
-    keys: dict[str, list[str]] = {}
+def mark_sharing(
+    replicas: Replicas, targets: Mapping[str, Target], nodes: Sequence[dict[str, Any]]
+) -> None:
+    """Give each node of the nodes view that named its store (its
+    ``/ops/node`` as ``node``) the keys of the others that did and serve it
+    (``shares_store_with``): their counts are the same store's, not to be
+    added up."""
+    named = {shown["key"] for shown in nodes if store_of(shown.get("node")) is not None}
     for shown in nodes:
-        store = store_of(shown.get("node"))
-        if store is not None:
-            keys.setdefault(store, []).append(shown["key"])
-    for shown in nodes:
-        store = store_of(shown.get("node"))
-        others = [k for k in keys.get(store, []) if k != shown["key"]] if store else []
+        if shown["key"] not in named:
+            continue
+        others = [r.key for r in replicas.of(targets[shown["key"]]) if r.key in named]
         if others:
             shown["shares_store_with"] = others

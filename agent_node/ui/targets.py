@@ -14,6 +14,11 @@ The UI presents one client certificate to every node: ``--cert-dir DIR
 each node's ``policy.operators``. Plain ``http://`` targets (nodes run
 with ``--insecure-dev``) need no certificate.
 
+The nodes the operator named (``--config``, ``--peer``) are the operator's;
+one named only in a configuration's ``peers:`` is another party's
+(:attr:`Target.peer`), and never stands in for the operator's
+(:mod:`.replicas`).
+
 :func:`same_node` tells whether a URL a delegation names is one of them:
 same scheme and port, and the same host — the loopback names
 (``localhost``, ``127.0.0.1``, ``::1``) counting as one.
@@ -45,6 +50,10 @@ class Target:
     url: str
     #: The identity its certificate must name; None: any the trust bundle vouches for.
     identity: str | None = None
+    #: Named only as a peer of a configured node (a ``peers:`` entry), not
+    #: by the operator (``--config``, ``--peer``): another party's node,
+    #: which never stands in for one of the operator's (:mod:`.replicas`).
+    peer: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,16 +102,19 @@ def build_network(configs: list[Path], peers: list[str], tls: TlsSettings | None
                 f"{config.name} listens on a free port (0): give its URL with --peer instead"
             )
         found.append(Target(config.name, _url_of(config, tls is not None)))
-        found += [Target(p.name, p.url.rstrip("/"), p.identity) for p in config.peers]
+        found += [Target(p.name, p.url.rstrip("/"), p.identity, peer=True) for p in config.peers]
     found += [_peer(spec) for spec in peers]
     targets: dict[str, Target] = {}
     for target in found:
-        if any(same_node(target.url, t.url) for t in targets.values()):
-            continue  # named twice (a node, and a peer of another)
+        known = next((t for t in targets.values() if same_node(target.url, t.url)), None)
+        if known is not None:  # named twice (a node, and a peer of another)
+            peer = known.peer and target.peer  # the operator's if the operator named it
+            targets[known.key] = Target(known.key, known.url, known.identity, peer=peer)
+            continue
         key, n = target.key, 2
         while key in targets:
             key, n = f"{target.key}-{n}", n + 1
-        targets[key] = Target(key, target.url, target.identity)
+        targets[key] = Target(key, target.url, target.identity, peer=target.peer)
     if not targets:
         raise ConfigError("no nodes to show: give --config FILE or --peer URL")
     files = _tls_files(tls, loaded)

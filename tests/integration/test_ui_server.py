@@ -406,8 +406,9 @@ async def test_replicas_tell_their_changes_as_one_store_s(
             await asyncio.wait_for(started.wait(), 10)
             await setup.runtimes["r1"].run(holding().compile(), {}, execution_id="w1")
             await asyncio.wait_for(reading, 10)
-            nodes = (await http.get("/api/nodes")).json()["nodes"]
-    assert stores["r1"] == stores["r2"] == nodes[0]["node"]["store"]
+            rows = (await http.get("/api/executions")).json()["executions"]
+    # The store as the page tells it apart: the one its row of w1 carries.
+    assert stores["r1"] == stores["r2"] == next(r["store"] for r in rows if r["id"] == "w1")
 
 
 async def test_a_search_s_note_is_no_error(setup: Setup) -> None:

@@ -1,8 +1,10 @@
 """Which node the UI's calls go to when the one asked cannot answer
 (agent_node/ui/calls.py, agent_node/ui/replicas.py), against fake nodes
 (``httpx.MockTransport``): replicas are the nodes whose answers named one
-store, tried in the order given; a read goes on past a node that is down
-or stopping (503); a write only past one it certainly did not reach."""
+store over the same node's certificate (here plain HTTP: none), all given
+by the operator or all peers of a configuration, tried in the order
+given; a read goes on past a node that is down or stopping (503); a write
+only past one it certainly did not reach."""
 
 from __future__ import annotations
 
@@ -65,12 +67,26 @@ def test_replicas_are_the_nodes_that_named_one_store_in_the_order_given() -> Non
     r1, n2, r3, r4 = TARGETS.values()
     assert replicas.of(r1) == []  # nothing said yet
     for key, store in STORES.items():
-        replicas.learn(TARGETS[key], {"store": store})
-    replicas.learn(Target("x", "http://127.0.0.1:47199"), {"store": "sqlite:a"})  # not ours
-    replicas.learn(r1, {"error": {"message": "no store named"}})
+        replicas.learn(TARGETS[key], {"store": store}, None)
+    replicas.learn(Target("x", "http://127.0.0.1:47199"), {"store": "sqlite:a"}, None)  # not ours
+    replicas.learn(r1, {"error": {"message": "no store named"}}, None)
     assert (replicas.of(r1), replicas.of(r4), replicas.of(n2)) == ([r3, r4], [r1, r3], [])
-    replicas.learn(r3, {"store": "sqlite:b"})  # its latest word counts
+    replicas.learn(r3, {"store": "sqlite:b"}, None)  # its latest word counts
     assert (replicas.of(r1), replicas.of(n2)) == ([r4], [r3])
+
+
+def test_only_the_same_node_s_certificate_and_the_operator_s_word_make_replicas() -> None:
+    r1, n2, r3, r4 = TARGETS.values()
+    peer = Target("peer", "http://127.0.0.1:47198", peer=True)  # a configuration's peer only
+    replicas = Replicas({**TARGETS, "peer": peer})
+    replicas.learn(r1, {"store": "sqlite:a"}, "spiffe://example.org/agent/a")
+    replicas.learn(r3, {"store": "sqlite:a"}, "spiffe://example.org/agent/a")
+    replicas.learn(r4, {"store": "sqlite:a"}, "spiffe://example.org/agent/other")
+    replicas.learn(peer, {"store": "sqlite:a"}, "spiffe://example.org/agent/a")
+    assert (replicas.of(r1), replicas.of(r4), replicas.of(peer)) == ([r3], [], [])
+    assert replicas.shown(r1) == replicas.shown(r3)
+    assert len({replicas.shown(t) for t in (r1, r4, peer)}) == 3
+    assert replicas.shown(n2) is None  # it never said
 
 
 async def test_a_read_goes_on_past_nodes_down_or_stopping(nodes: tuple[Calls, Nodes]) -> None:

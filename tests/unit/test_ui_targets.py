@@ -50,6 +50,16 @@ def test_a_configuration_brings_its_peers_and_no_node_comes_twice(tmp_path: Path
     assert network.find("https://127.0.0.1:9999/a2a", "nobody") is None
 
 
+def test_a_peer_of_a_configuration_is_the_operator_s_only_when_the_operator_names_it(
+    tmp_path: Path,
+) -> None:
+    a = write(tmp_path, "a", 9001, {"b": 9002, "c": 9003, "e": 9005})
+    b = write(tmp_path, "b", 9002, {})
+    network = build_network([a, b], ["https://localhost:9003"], TLS)
+    peers = {key: target.peer for key, target in network.targets.items()}
+    assert peers == {"a": False, "b": False, "c": False, "e": True}
+
+
 def test_the_first_configuration_s_certificate_is_the_ui_s(tmp_path: Path) -> None:
     a = write(tmp_path, "a", 9001, {}, tls=True)
     network = build_network([a], [], None)
