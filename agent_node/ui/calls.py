@@ -11,6 +11,12 @@ followed.
 A node that cannot be reached, times out or answers something that is not
 JSON is :class:`NodeDown` (the page shows it as down and goes on); a node
 that answers an HTTP error passes its status and JSON on as a :class:`Reply`.
+A call has its ``timeout`` in all, its connection and its whole answer —
+httpx's own timeouts bound each read, and a node that sent a byte every 5 s
+held a page (and the UI's stop) for as long as it liked — and an answer,
+or a line of a stream, is read up to :data:`~.answers.MAX_ANSWER_BYTES`
+(:mod:`.answers`); past either the node is down. A stream has
+:data:`TIMEOUT` to open.
 
 Fail-over: a node's replicas (:mod:`.replicas`: as their answers proved,
 the same store and the same node) answer for it when it cannot. A read (a
@@ -29,8 +35,8 @@ answered, and which identity its certificate named.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,19 +49,22 @@ from agent_node.a2a.peers.client import expecting, http_client, server_identity
 from agent_node.a2a.server.ops_node import public_card
 from agent_node.security.tls_reload import client_from_files
 
+from .answers import TooLarge, json_of, lines
 from .reach import Reach
 from .replicas import Replicas
 from .targets import Network, Target
 
 __all__ = ["Calls", "NodeDown", "Reply", "Stream"]
 
-#: Seconds a node has to answer a call (a down node must not hold a page).
+#: Seconds a node has to answer a call, whole (a down node must not hold a page).
 TIMEOUT = 10.0
 #: Seconds a quick look (health, the node's summary) may take.
 GLANCE = 3.0
 #: Seconds without a byte on a stream (heartbeats come every 15) before it counts as lost.
 STREAM_IDLE = 45.0
 _A2A = {"A2A-Version": "1.0"}
+#: What an answer that is not JSON reads as.
+_NOT_JSON = object()
 
 
 class NodeDown(Exception):
@@ -202,22 +211,36 @@ class Calls:
 
     @contextlib.asynccontextmanager
     async def _stream(self, target: Target, where: str) -> AsyncIterator[Stream]:
-        timeout = httpx.Timeout(TIMEOUT, read=STREAM_IDLE)
+        request = self.http.build_request(
+            "GET",
+            target.url + where,
+            timeout=httpx.Timeout(TIMEOUT, read=STREAM_IDLE),
+            extensions=expecting(target.identity),
+        )
         try:
-            async with self.http.stream(
-                "GET",
-                target.url + where,
-                timeout=timeout,
-                extensions=expecting(target.identity),
-            ) as response:
-                identity = server_identity(response)
-                self.reach.heard(target.key, identity)
-                if response.status_code != 200:
-                    await response.aread()
-                    raise NodeDown(f"{target.key} answered HTTP {response.status_code}")
-                yield Stream(response.aiter_lines(), target, identity)
+            async with asyncio.timeout(TIMEOUT):
+                response = await self.http.send(request, stream=True)
+        except TimeoutError:
+            raise self._down(target, "no answer in time", sent=True) from None
         except httpx.HTTPError as exc:
             raise self._down(target, _reason(exc), sent=_sent(exc)) from None
+        try:
+            identity = server_identity(response)
+            self.reach.heard(target.key, identity)
+            if response.status_code != 200:
+                raise NodeDown(f"{target.key} answered HTTP {response.status_code}")
+            yield Stream(self._lines(target, response), target, identity)
+        except httpx.HTTPError as exc:
+            raise self._down(target, _reason(exc), sent=_sent(exc)) from None
+        finally:
+            await response.aclose()
+
+    async def _lines(self, target: Target, response: httpx.Response) -> AsyncIterator[str]:
+        try:
+            async for line in lines(response):
+                yield line
+        except TooLarge as exc:
+            raise self._down(target, f"it sent {exc}", sent=True) from None
 
     async def _over(
         self,
@@ -249,30 +272,47 @@ class Calls:
         headers: Mapping[str, str] | None = None,
         timeout: float = TIMEOUT,
     ) -> Reply:
+        request = self.http.build_request(
+            method,
+            target.url + where,
+            params=list(params) if params else None,
+            json=body,
+            headers=headers,
+            # A connection that does not open fails before the deadline: unsent.
+            timeout=httpx.Timeout(timeout, connect=timeout / 2),
+            extensions=expecting(target.identity),
+        )
         try:
-            response = await self.http.request(
-                method,
-                target.url + where,
-                params=list(params) if params else None,
-                json=body,
-                headers=headers,
-                timeout=timeout,
-                extensions=expecting(target.identity),
-            )
+            async with asyncio.timeout(timeout):
+                status, answer, identity = await self._read(request)
+        except TimeoutError:
+            raise self._down(target, "no answer in time", sent=True) from None
         except httpx.HTTPError as exc:
             raise self._down(target, _reason(exc), sent=_sent(exc)) from None
-        identity = server_identity(response)
-        try:
-            answer = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            if response.status_code == 404:
+        except TooLarge as exc:
+            raise self._down(target, f"it answered {exc}", sent=True) from None
+        if answer is _NOT_JSON:
+            if status == 404:
                 self.reach.heard(target.key, identity)
                 return Reply(404, _error(f"{target.key} has no {where.split('?')[0]}"), by=target)
-            why = f"answered HTTP {response.status_code}, not JSON"
-            raise self._down(target, why, sent=True) from None
+            why = f"answered HTTP {status}, not JSON"
+            raise self._down(target, why, sent=True)
         self.reach.heard(target.key, identity)
         self.replicas.learn(target, answer, identity)
-        return Reply(response.status_code, answer, identity, target)
+        return Reply(status, answer, identity, target)
+
+    async def _read(self, request: httpx.Request) -> tuple[int, Any, str | None]:
+        """``request``'s status, its JSON (:data:`_NOT_JSON`: it is none) and
+        the identity that answered."""
+        response = await self.http.send(request, stream=True)
+        try:
+            identity = server_identity(response)
+            try:
+                return response.status_code, await json_of(response), identity
+            except ValueError:
+                return response.status_code, _NOT_JSON, identity
+        finally:
+            await response.aclose()
 
     def _down(self, target: Target, why: str, *, sent: bool) -> NodeDown:
         """The failure of a call to ``target``, noted as its outage."""

@@ -40,6 +40,7 @@ from agent_node.a2a.peers.rest_calls import MEDIA_TYPE, rest_call, rest_error, r
 from agent_node.a2a.protocol import compat, compat_methods, strict_json
 from agent_node.a2a.protocol.errors import from_jsonrpc_error
 from agent_node.content_length import declared_over
+from agent_node.text_lines import LineTooLong, bounded_lines
 
 __all__ = ["CALL_DEADLINE", "CALL_TIMEOUT", "call", "checked_result", "subscribe", "task_problem"]
 
@@ -344,30 +345,13 @@ async def _messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[str]:
-    """The lines of ``response``'s text (CR, LF or CRLF), none longer than
-    :data:`MAX_ANSWER_BYTES` (httpx's own line reader holds a line whole,
-    however long). Each piece of text is looked through once."""
-    partial: list[str] = []  # the line under way, in pieces
-    held = 0
-    cr = False  # the last piece ended with a CR: maybe half of a CRLF
-    async for text in response.aiter_text():
-        if cr:
-            text, cr = "\r" + text, False
-        if text.endswith("\r"):
-            text, cr = text[:-1], True
-        first, *lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        partial.append(first)
-        held += len(first)
-        if lines:
-            yield "".join(partial)
-            *whole, last = lines
-            for line in whole:
-                yield line
-            partial, held = [last], len(last)
-        if held > MAX_ANSWER_BYTES:
-            raise PeerError(
-                f"a streamed line of more than {MAX_ANSWER_BYTES} bytes; not read further",
-                transient=False,
-            )
-    if cr or any(partial):
-        yield "".join(partial)
+    """The lines of ``response``'s text, none longer than :data:`MAX_ANSWER_BYTES`
+    (:mod:`agent_node.text_lines`)."""
+    try:
+        async for line in bounded_lines(response.aiter_text(), MAX_ANSWER_BYTES):
+            yield line
+    except LineTooLong:
+        raise PeerError(
+            f"a streamed line of more than {MAX_ANSWER_BYTES} bytes; not read further",
+            transient=False,
+        ) from None
