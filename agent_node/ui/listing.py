@@ -10,9 +10,11 @@ that serve one store, as they proved it, are one list (:mod:`.stores`):
 the first of them to answer speaks for it, and only it is asked for the
 store's next page — which a replica of it gives, from the same cursor, when
 it is down (the keyset cursors are the store's; ``notes`` says who answered
-for whom). A node that is down or refuses is listed in ``errors`` and the
-others still show; what a node says besides its rows (how far a search for
-an id looked) is in ``notes``.
+for whom). A node that is down, refuses, or does not answer in time is
+listed in ``errors`` and the others still show; so is one whose rows do not
+all fit (an execution with no id, or a creation time that is not a
+number): those rows are left out, the others merged. What a node says
+besides its rows (how far a search for an id looked) is in ``notes``.
 
 The first page of executions also says how many there are (``count``):
 each store is asked for its total with its page (``count=1``: the kept
@@ -36,6 +38,7 @@ import asyncio
 import base64
 import binascii
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -163,12 +166,15 @@ async def list_executions(
     stores = by_store(calls.replicas, answered)
     for shared in stores:
         key, body = shared.target.key, shared.reply.body
-        rows += [shared.mark(row) for row in body.get("executions") or []]
+        fitting, left_out = shared.rows("executions", _listable)
+        rows += [shared.mark(row) for row in fitting]
+        if left_out:
+            errors.append(shared.unread(left_out))
         if body.get("next"):
             more[key] = str(body["next"])
         if body.get("scanned") is not None:
             notes.append({"node": key, "message": _scanned(body)})
-    rows.sort(key=lambda r: (float(r.get("created_at") or 0), str(r.get("id"))), reverse=True)
+    rows.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
     shown, rest = rows[:limit], rows[limit:]
     for key in {r["node"] for r in rest}:
         # This node's rows past the cut: it goes on after its last row shown.
@@ -188,9 +194,12 @@ def _counted(
     total = 0
     uncounted = [
         key
-        for key in (str(e["node"]) for e in errors)
-        if key not in calls.network.targets
-        or not any(r.key in counted for r in calls.replicas.of(calls.network.targets[key]))
+        for key in dict.fromkeys(str(e["node"]) for e in errors)
+        if key not in counted
+        and (
+            key not in calls.network.targets
+            or not any(r.key in counted for r in calls.replicas.of(calls.network.targets[key]))
+        )
     ]
     for shared in stores:
         count = shared.reply.body.get("count")
@@ -199,6 +208,16 @@ def _counted(
         else:
             uncounted.append(shared.target.key)
     return {"count": total, "uncounted": uncounted}
+
+
+def _listable(row: dict[str, Any]) -> bool:
+    """A row the merge can order and go on after: its id, its creation time
+    (a number), and its cursor (text), if any."""
+    created, cursor = row.get("created_at"), row.get("cursor")
+    if not isinstance(created, int | float) or isinstance(created, bool):
+        return False
+    text = cursor is None or isinstance(cursor, str)
+    return isinstance(row.get("id"), str) and math.isfinite(created) and text
 
 
 def _scanned(body: dict[str, Any]) -> str:
@@ -221,12 +240,13 @@ async def inboxes(calls: Calls, targets: Sequence[Target], query: QueryParams) -
     more: dict[str, str] = {}
     for shared in by_store(calls.replicas, answered):
         body = shared.reply.body
+        fitting, left_out = shared.rows("items", lambda item: True)
         # "node" names the agent on the page; the workflow's node becomes "step".
         items += [
-            shared.mark({**_asker_named(calls, item), "step": item.get("node")})
-            for item in body.get("items") or []
-            if isinstance(item, dict)
+            shared.mark({**_asker_named(calls, item), "step": item.get("node")}) for item in fitting
         ]
+        if left_out:
+            errors.append(shared.unread(left_out))
         if body.get("next"):
             more[shared.target.key] = str(body["next"])
     return {"items": items, "next": _encode(more), "errors": errors, "notes": notes}

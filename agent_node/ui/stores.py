@@ -7,12 +7,14 @@ execution of it. Of the nodes that answered for one store — proved so, as
 certificate — the first (in the order the nodes were given) speaks for it:
 its rows are the store's, listed once, and the others are its
 ``replicas``. A node whose store is not known (an older one) or not proved
-shared is a store of its own.
+shared is a store of its own. A row an answer holds that is not one (not
+an object, no id, a creation time that is not a number) is left out, and
+its node named in the page's ``errors``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,26 @@ class Shared:
         if self.replicas:
             marked["replicas"] = list(self.replicas)
         return marked
+
+    def rows(self, field: str, fits: Callable[[Any], bool]) -> tuple[list[dict[str, Any]], int]:
+        """The rows of the answer's ``field`` that ``fits`` takes, and how many
+        it left out (a ``field`` that is not a list counts one)."""
+        given = self.reply.body.get(field) if isinstance(self.reply.body, dict) else None
+        if given is None:
+            return [], 0
+        if not isinstance(given, list):
+            return [], 1
+        rows = [row for row in given if isinstance(row, dict) and fits(row)]
+        return rows, len(given) - len(rows)
+
+    def unread(self, left_out: int) -> dict[str, Any]:
+        """The page's error for ``left_out`` rows of this store that did not fit."""
+        what = "row" if left_out == 1 else "rows"
+        return {
+            "node": self.target.key,
+            "status": "unreadable",
+            "message": f"{left_out} {what} of its answer could not be read: left out",
+        }
 
 
 def by_store(replicas: Replicas, answered: Sequence[tuple[Target, Reply]]) -> list[Shared]:
