@@ -19,8 +19,14 @@ Each call waits for its answer at most its node's ``timeout``, else its
 server's ``timeout`` (``mcp:``), and takes an answer up to its server's
 ``max_bytes`` (:class:`~agent_node.nodes.tool.AnswerTooLarge` beyond).
 
+A call left unanswered (deadline passed, caller gave up) has its server
+sent a ``ping`` (``ping_timeout``, 5 s): a server that answers is slow and
+keeps its session; one that does not is wedged, and its session is retired
+and closed (a stdio server stopped), said once as a WARNING. Calls wanting
+the session meanwhile wait for that verdict.
+
 A session that was lost (its server exited) or retired (a call failed at
-the transport or protocol level) is replaced by the next call; what a
+the transport or protocol level; wedged) is replaced by the next call; what a
 session is — its states, its task, how the SDK's failures become
 :class:`~agent_node.errors.NodeFailed` — is :mod:`.mcp_session`; how it
 reaches its server, :mod:`.mcp_transport`; the tools and results as we see
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -48,6 +55,7 @@ from agent_node.integrations.mcp_session import (
     boundary,
     calling,
     too_large,
+    unanswered,
 )
 from agent_node.integrations.mcp_tools import ToolInfo, tool_result
 from agent_node.nodes.tool import ToolResult
@@ -58,14 +66,20 @@ if TYPE_CHECKING:
 __all__ = [
     "CLOSE_TIMEOUT",
     "OPEN_TIMEOUT",
+    "PING_TIMEOUT",
     "McpPool",
     "PoolState",
     "ToolInfo",
     "ToolResult",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Seconds a server may take to start and answer ``initialize``.
 OPEN_TIMEOUT = 30.0
+#: Seconds a server may take to answer the ``ping`` that follows a call it
+#: left unanswered, before its session is taken for wedged and replaced.
+PING_TIMEOUT = 5.0
 #: Most ``tools/list`` pages read from one server (a paginator that never ends).
 _MAX_PAGES = 100
 
@@ -88,11 +102,13 @@ class McpPool:
         *,
         base_dir: Path | None = None,
         open_timeout: float = OPEN_TIMEOUT,
+        ping_timeout: float = PING_TIMEOUT,
         errlog: TextIO | None = None,
     ) -> None:
         self._slots = {server.name: _Slot(server) for server in servers}
         self._base_dir = base_dir
         self._open_timeout = open_timeout
+        self._ping_timeout = ping_timeout
         self._errlog = errlog
         self._state = PoolState.OPEN
         self._closing: set[asyncio.Task[None]] = set()
@@ -139,9 +155,14 @@ class McpPool:
         try:
             with calling(session, tool, deadline):
                 sent = cast("RequestParamsMeta", dict(meta)) if meta else None
-                result = await session.client.call_tool(
-                    tool, dict(arguments), read_timeout_seconds=deadline, meta=sent
-                )
+                try:
+                    result = await session.client.call_tool(
+                        tool, dict(arguments), read_timeout_seconds=deadline, meta=sent
+                    )
+                except BaseException as exc:
+                    if unanswered(exc):
+                        self._check(self._slots[server], session)
+                    raise
         finally:
             session.inflight -= 1
             if not session.usable and session.inflight == 0:
@@ -204,6 +225,10 @@ class McpPool:
         """Close every session (stdio servers are stopped); idempotent."""
         self._state = PoolState.CLOSED
         for slot in self._slots.values():
+            checking, slot.checking = slot.checking, None
+            if checking is not None:
+                checking.cancel()
+                await asyncio.wait({checking})
             opening = slot.opening
             if opening is not None:
                 opening.cancel()
@@ -217,6 +242,8 @@ class McpPool:
     async def _session(self, server: str) -> McpSession:
         """The server's usable session, once its start (shared) is done."""
         slot = self._slot(server)
+        if slot.checking is not None:
+            await asyncio.wait({slot.checking})  # the verdict on the current session
         current = slot.session
         if current is not None and current.usable:
             return current
@@ -263,6 +290,37 @@ class McpPool:
             return session
         finally:
             slot.opening = None
+
+    def _check(self, slot: _Slot, session: McpSession) -> None:
+        """Have ``session``, which left a call unanswered, checked (one check at
+        a time; the pool's task, so a caller that gave up does not end it)."""
+        if slot.checking is not None or not session.usable or self._state is PoolState.CLOSED:
+            return
+        name = f"mcp:{slot.config.name} check"
+        slot.checking = asyncio.create_task(
+            self._verdict(slot, session), name=name, context=contextvars.Context()
+        )
+        slot.checking.add_done_callback(_retrieved)
+
+    async def _verdict(self, slot: _Slot, session: McpSession) -> None:
+        """Keep ``session`` if its server answers a ping; else replace it."""
+        try:
+            if await session.answers_ping(self._ping_timeout) or not session.usable:
+                return  # a slow tool, not a dead server (or it was replaced meanwhile)
+            log.warning(
+                "mcp server %r: a call went unanswered, then a ping did too (%g s):"
+                " the server is taken for wedged; its session is closed%s and the next"
+                " call opens a new one",
+                slot.config.name,
+                self._ping_timeout,
+                " (its process stopped)" if slot.config.command is not None else "",
+            )
+            session.move("retired")
+            if slot.session is session:
+                slot.session = None
+            self._close_later(session, wedged=True)
+        finally:
+            slot.checking = None
 
     async def _tools(self, server: str, *, fresh: bool) -> list[ToolInfo]:
         session = await self._session(server)
@@ -311,10 +369,11 @@ class McpPool:
         cwd = Path(config.cwd)
         return cwd if cwd.is_absolute() or self._base_dir is None else self._base_dir / cwd
 
-    def _close_later(self, session: McpSession) -> None:
+    def _close_later(self, session: McpSession, *, wedged: bool = False) -> None:
         if session.state == "closing":
             return
-        task = asyncio.create_task(session.close(), context=contextvars.Context())
+        closing = session.close(wedged=wedged)
+        task = asyncio.create_task(closing, context=contextvars.Context())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -326,9 +385,11 @@ class _Slot:
     config: McpServerConfig
     session: McpSession | None = None
     opening: asyncio.Task[McpSession] | None = None
+    #: The check of its session after a call went unanswered, under way.
+    checking: asyncio.Task[None] | None = None
 
 
-def _retrieved(task: asyncio.Task[McpSession]) -> None:
+def _retrieved(task: asyncio.Task[Any]) -> None:
     """A start's failure is its waiters' to report; one nobody waited for
     (its callers gave up) is not logged as never retrieved."""
     if not task.cancelled():

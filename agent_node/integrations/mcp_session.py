@@ -11,7 +11,10 @@ A session goes through these states (``SessionState``):
   connection closed mid-call, an HTTP failure, a server's internal error).
   That call is a node failure — it may have reached the server, so it is not
   repeated here; the node's retry policy decides — and the next call opens
-  a new session. The old one is closed once its in-flight calls are done;
+  a new session. The old one is closed once its in-flight calls are done —
+  at once when it was retired for not answering a ``ping`` after a call
+  went unanswered (a wedged server: :meth:`McpSession.answers_ping`), as
+  its calls would only wait out their deadlines;
 * **closing** — for good: by :meth:`~.mcp.McpPool.aclose` (stdio servers
   are stopped), or once a lost or retired session has no call in flight.
 
@@ -45,7 +48,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from agent_node.config import McpServerConfig
 from agent_node.errors import NodeFailed
@@ -63,12 +66,15 @@ __all__ = [
     "boundary",
     "calling",
     "too_large",
+    "unanswered",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Seconds closing one session may take before its task is cancelled.
 CLOSE_TIMEOUT = 10.0
+#: The same for a wedged HTTP server's session (its DELETE goes unanswered).
+WEDGED_GRACE = 1.0
 #: JSON-RPC errors about the request, not the session (method not found,
 #: invalid params, the SDK's request timeout): the session is kept.
 _REQUEST_ERRORS = frozenset({-32601, -32602, -32001})
@@ -125,7 +131,33 @@ class McpSession:
             raise TimeoutError(f"no answer to initialize within {timeout:g} s") from None
         self.move("ready")
 
-    async def close(self) -> None:
+    async def answers_ping(self, timeout: float) -> bool:
+        """Whether the server answers a ``ping`` within ``timeout`` seconds
+        (an error answer is an answer: the server reads and writes).
+
+        A ping unanswered is left pending, not cancelled: cancelling it would
+        have the SDK send ``notifications/cancelled``, which waits (up to 5 s)
+        for a transport a wedged server blocks; it ends with the session."""
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
+
+        ping = asyncio.ensure_future(self.client.send_ping())
+        ping.add_done_callback(_quiet)
+        done, _ = await asyncio.wait({ping}, timeout=timeout)
+        if not done or ping.cancelled():
+            return False
+        exc = ping.exception()
+        if isinstance(exc, MCPError):
+            return exc.code not in (CONNECTION_CLOSED, REQUEST_TIMEOUT)
+        return exc is None  # else the transport broke: no answer
+
+    async def close(self, *, wedged: bool = False) -> None:
+        """End the session: politely (a stdio server's stdin closed, 2 s of
+        grace, its process group killed and reaped; an HTTP session's DELETE)
+        within CLOSE_TIMEOUT, else cut short. A ``wedged`` HTTP server is given
+        WEDGED_GRACE (it will not answer the DELETE); a stdio one the same as
+        ever: the SDK's shutdown stops its process, which a cancel could cut
+        short and leave running."""
         self.move("closing")
         self._stop.set()
         task = self._task
@@ -133,9 +165,11 @@ class McpSession:
             return
         if not self._ready.done():
             task.cancel()  # still starting: nothing to wind down politely
-        _, pending = await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
+        grace = WEDGED_GRACE if wedged and self.config.command is None else CLOSE_TIMEOUT
+        _, pending = await asyncio.wait({task}, timeout=grace)
         if pending:
-            log.warning("mcp server %r: closing took over %g s", self.config.name, CLOSE_TIMEOUT)
+            if grace == CLOSE_TIMEOUT:
+                log.warning("mcp server %r: closing took over %g s", self.config.name, grace)
             task.cancel()
             await asyncio.wait({task}, timeout=CLOSE_TIMEOUT)
         if self._ready.done() and not self._ready.cancelled():
@@ -200,6 +234,17 @@ def calling(session: McpSession, tool: str, deadline: float) -> Iterator[None]:
             raise
 
 
+def unanswered(exc: BaseException) -> bool:
+    """Whether a request ended without an answer: its deadline passed, or its
+    caller gave up (cancelled: a node's timeout is often first)."""
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import REQUEST_TIMEOUT
+
+    if isinstance(exc, asyncio.CancelledError):
+        return True
+    return isinstance(exc, MCPError) and exc.code == REQUEST_TIMEOUT
+
+
 def too_large(session: McpSession, tool: str) -> AnswerTooLarge:
     cap = session.config.max_bytes
     return AnswerTooLarge(
@@ -216,6 +261,12 @@ def _breaks_session(exc: Exception) -> bool:
     # RuntimeError: the SDK refusing a result (structured content against the
     # tool's output schema, an unexpected input request); the session is fine.
     return not isinstance(exc, RuntimeError)
+
+
+def _quiet(task: asyncio.Future[Any]) -> None:
+    """An abandoned request's outcome is nobody's: retrieved, not logged."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _describe(exc: BaseException) -> str:

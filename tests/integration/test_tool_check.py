@@ -80,8 +80,8 @@ async def test_unknown_tools_and_arguments_the_schema_refuses_are_warned_of(
     where = "workflow tools@1, node"
     assert warnings == [
         f"{where} 'typo': MCP server 'local' lists no tool 'ad' (it lists add, big, broken,"
-        " echo, fail, forecast, hang, picture, pid, seen, sleep); a task reaching the node"
-        " fails unless it gains it",
+        " echo, fail, forecast, hang, picture, pid, seen, sleep, wedge); a task reaching the"
+        " node fails unless it gains it",
         f"{where} 'wrong': its arguments do not fit the input schema of local/add:"
         " 'three' is not of type 'integer' (at b)",
         f"{where} 'short': its arguments do not fit the input schema of local/add:"

@@ -12,6 +12,9 @@ tools). Tools:
 * ``pid()`` — the server's process id (tests kill it);
 * ``sleep(seconds)`` — answers after a delay (concurrency checks);
 * ``hang()`` — never answers (deadlines);
+* ``wedge(seconds, until)`` — blocks the server's whole event loop for
+  ``seconds`` (600 by default) or until the file ``until`` exists: it
+  answers nothing meanwhile, not even ``ping`` (a wedged server);
 * ``big(kib)`` — ``kib`` KiB of text (size caps);
 * ``picture()`` — an image block, an audio block, a blob resource and a text;
 * ``seen()`` — the request's ``_meta`` and ``X-Test`` header, the server's
@@ -86,6 +89,15 @@ async def hang() -> str:
     return "never"
 
 
+async def wedge(seconds: float = 600.0, until: str = "") -> str:
+    """Blocks the whole server for ``seconds``, or until the file ``until``
+    exists: sleeps that never yield to its event loop."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not (until and os.path.exists(until)):
+        time.sleep(0.01)  # not awaited: the point is that nothing else runs meanwhile
+    return "unwedged"
+
+
 def big(kib: int) -> str:
     """``kib`` KiB of text."""
     return "y" * (kib * 1024)
@@ -108,7 +120,7 @@ def picture() -> CallToolResult:
 
 def build(prefix: str = "") -> MCPServer:
     server = MCPServer("agent-node-test-tools", log_level="WARNING")
-    for tool in (add, forecast, fail, broken, pid, sleep, seen, hang, big, picture):
+    for tool in (add, forecast, fail, broken, pid, sleep, seen, hang, wedge, big, picture):
         server.add_tool(tool, name=prefix + tool.__name__)
     server.add_tool(echo, name=prefix + "echo", structured_output=False)
     return server
