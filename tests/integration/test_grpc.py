@@ -225,11 +225,13 @@ async def test_one_caller_s_requests_in_flight_are_capped_across_bindings(serve:
     guard = Guard(require_identity=True, max_concurrent_per_caller=2)
     served = await serve(handler, guard=guard)
     alice, bob = served.caller("alice"), served.caller("bob")
-    first = asyncio.create_task(alice.call("SendMessage", message()))
-    second = asyncio.create_task(alice.call("SendMessage", message()))
+    # Sends that do not wait for their tasks (a blocking one counts as a stream).
+    at_once = {**message(), "configuration": {"returnImmediately": True}}
+    first = asyncio.create_task(alice.call("SendMessage", at_once))
+    second = asyncio.create_task(alice.call("SendMessage", at_once))
     while guard.in_flight.counts(ALICE)[0] < 2:
         await asyncio.sleep(0.01)
-    third = await refused(alice.call("SendMessage", message()))
+    third = await refused(alice.call("SendMessage", at_once))
     assert (third.code, third.reason) == (Code.RESOURCE_EXHAUSTED, "TOO_MANY_REQUESTS")
     assert third.domain == "agent-node"
     bobs = asyncio.create_task(bob.call("SendMessage", message()))  # another caller's own cap

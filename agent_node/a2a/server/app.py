@@ -30,8 +30,9 @@ Every other request first passes the :class:`Guard`, before its body is read:
   handshake.
 * At most ``limits.max_concurrent_per_caller`` requests of one identity are
   in flight at once; one more gets HTTP 429 with JSON-RPC -32032 and
-  ``Retry-After``. An event stream leaves that count for the caller's open
-  streams, under ``limits.max_streams_per_caller``
+  ``Retry-After``. An event stream (the operator API's too), and a blocking
+  SendMessage, leave that count for the caller's open streams, under
+  ``limits.max_streams_per_caller``
   (:mod:`agent_node.a2a.server.in_flight`, which logs the refusals once a
   minute per caller). The card and its keys are never refused so.
 """

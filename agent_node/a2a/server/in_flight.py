@@ -7,15 +7,31 @@ one identity at once: one more is refused with -32032 and ``Retry-After``,
 which comes true because requests end.
 
 An event stream (SendStreamingMessage, SubscribeToTask, over JSON-RPC,
-HTTP+JSON or gRPC) lives as long as the task it follows, which may be for
-ever. Counted among the requests, a caller's open streams would refuse every
-other call of its own — the CancelTask or GetTask of the very tasks it
-follows — with a ``Retry-After`` that cannot come true. So a binding, once
-it knows that a request opens a stream and before the handler starts
-anything, moves it from the caller's requests to its streams
-(:func:`open_stream`), at most ``limits.max_streams_per_caller``: one more
-is refused (:class:`TooManyStreams`, -32032, no ``Retry-After``) saying that
-closing one makes room.
+HTTP+JSON or gRPC; the operator API's ``/ops/stream`` and
+``/ops/executions/{id}/live``) lives as long as what it follows, which may
+be for ever. Counted among the requests, a caller's open streams would
+refuse every other call of its own — the CancelTask or GetTask of the very
+tasks it follows, an operator's own API — with a ``Retry-After`` that
+cannot come true. So a binding, once it knows that a request opens a
+stream and before the handler starts anything, moves it from the caller's
+requests to its streams (:func:`open_stream`), at most
+``limits.max_streams_per_caller``: one more is refused
+(:class:`TooManyStreams`, -32032, no ``Retry-After``) saying that closing
+one makes room.
+
+A blocking SendMessage (without ``returnImmediately``; 0.3: ``blocking``
+not false) follows its task the same way: it is answered when the task is
+terminal or interrupted, after a timer, a peer or a person took as long as
+they take. So it counts as a stream too (:func:`follows_its_task`), moved
+before the handler makes a task, like a stream. Answering it with the task
+as it is after a bound would keep it a request, but A2A 1.0 (§3.2.2) says
+a blocking send MUST wait until the task is terminal or interrupted, and a
+client that sends no configuration (what the SDKs do) is owed exactly
+that. Moving it only once its task parks would find the streams full after
+the task was made: a refusal then would orphan the task, and keeping it a
+request would bring the lockout back. A blocking send over the cap is
+refused before any task is made, as a stream is; one that ends at once was
+a stream for a moment, which costs nothing.
 
 A client at a cap can send refused requests as fast as it likes: each
 caller's refusals are logged once per :data:`LOG_EVERY` seconds, with how
@@ -31,8 +47,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent_node.a2a.protocol.errors import TooManyRequests
+from agent_node.a2a.protocol.models import SendMessageRequest
 
-__all__ = ["IN_FLIGHT", "LOG_EVERY", "InFlight", "Ticket", "TooManyStreams", "open_stream"]
+__all__ = [
+    "IN_FLIGHT",
+    "LOG_EVERY",
+    "InFlight",
+    "Ticket",
+    "TooManyStreams",
+    "follows_its_task",
+    "open_stream",
+]
 
 log = logging.getLogger("agent_node.a2a.server.app")
 
@@ -101,7 +126,7 @@ class InFlight:
             who = "you have" if caller is None else f"{caller[:100]} has"
             raise TooManyStreams(
                 f"{who} {open_} event streams open, as many as this node allows one caller;"
-                " closing one makes room",
+                " closing one makes room (a blocking SendMessage counts as one)",
                 metadata={"openStreams": str(open_), "limit": str(cap)},
             )
         _add(self._requests, caller, -1)
@@ -137,6 +162,18 @@ def open_stream(scope: Any) -> None:
     ticket = scope.get(IN_FLIGHT)
     if isinstance(ticket, Ticket):
         ticket.counter.to_stream(ticket)
+
+
+def follows_its_task(stream: bool, request: object) -> bool:
+    """Whether a request follows its task for as long as the task takes (see
+    the module doc): an event stream (``stream``, the operation's), or a
+    SendMessage that blocks until its task is terminal or interrupted."""
+    if stream:
+        return True
+    if not isinstance(request, SendMessageRequest):
+        return False
+    config = request.configuration
+    return not (config and config.return_immediately)
 
 
 def _add(counts: dict[str | None, int], caller: str | None, step: int) -> None:

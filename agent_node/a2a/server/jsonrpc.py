@@ -65,7 +65,7 @@ from agent_node.a2a.server import sse
 from agent_node.a2a.server.bodies import read_json, refused_with
 from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
-from agent_node.a2a.server.in_flight import open_stream
+from agent_node.a2a.server.in_flight import follows_its_task, open_stream
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.operations import (
     OPERATIONS,
@@ -122,7 +122,7 @@ def jsonrpc_endpoint(
                 raise refused
             model = validate(operation, params, limits)
             ctx = call_context(request, version, limits)
-            if operation.stream:
+            if follows_its_task(operation.stream, model):
                 open_stream(request.scope)  # before the handler makes a task
             result = await handler_call(handler, name)(model, ctx)
             if operation.stream:

@@ -51,6 +51,7 @@ from agent_node.store.outage import is_outage
 
 from . import ops_actions
 from .failed import log_outage
+from .in_flight import TooManyStreams, open_stream
 from .ops_edge import Refused, record_of
 from .ops_inbox import inbox
 from .ops_node import NodeAbout, node_view
@@ -97,12 +98,15 @@ def ops_routes(runtime: Runtime, policy: Policy, about: NodeAbout | None = None)
     serving = about.serving if about else _always
 
     async def live(request: Request) -> Any:
-        return live_stream(runtime, await record_of(request, runtime), serving)
+        record = await record_of(request, runtime)
+        _open_stream(request)
+        return live_stream(runtime, record, serving)
 
     async def parked(request: Request) -> Any:
         return await inbox(runtime, request.query_params)
 
     async def stream(request: Request) -> Any:
+        _open_stream(request)
         return changes_stream(runtime, serving)
 
     def act(action: Callable[[Request, Runtime], Awaitable[Any]]) -> Answer:
@@ -159,6 +163,16 @@ def _one_execution(base: str, table: dict[tuple[str, str], Answer]) -> Answer:
         return await handler(request)
 
     return one
+
+
+def _open_stream(request: Request) -> None:
+    """Count ``request`` among its operator's event streams, not its requests
+    in flight (:mod:`.in_flight`): a UI with many pages open must not lock
+    its operator out of the API. At the cap: 429, without ``Retry-After``."""
+    try:
+        open_stream(request.scope)
+    except TooManyStreams as exc:
+        raise Refused(429, exc.message) from None
 
 
 async def _unknown(request: Request) -> Any:

@@ -65,7 +65,7 @@ from agent_node.a2a.server.bodies import read_json, refused_with
 from agent_node.a2a.server.card import PROTOCOL_PATH
 from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.handler import TaskHandler
-from agent_node.a2a.server.in_flight import open_stream
+from agent_node.a2a.server.in_flight import follows_its_task, open_stream
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.media import A2A_JSON, JSON, answer_media_type
 from agent_node.a2a.server.operations import (
@@ -156,7 +156,7 @@ def rest_endpoint(
             params = await _params(request, name, ids, limits)
             model = validate(operation, params, limits)
             ctx = call_context(request, "1.0", limits)
-            if operation.stream:
+            if follows_its_task(operation.stream, model):
                 open_stream(request.scope)  # before the handler makes a task
             result = await handler_call(handler, name)(model, ctx)
             if operation.stream:

@@ -9,8 +9,8 @@ A call goes the way an HTTP binding's request goes (:mod:`..operations`):
    ``UNAUTHENTICATED``. The node's :class:`~agent_node.a2a.server.app.Guard`
    counts it among the caller's requests in flight, across every binding:
    one more than ``limits.max_concurrent_per_caller`` is ``RESOURCE_EXHAUSTED``;
-   a streaming call among its open streams (``limits.max_streams_per_caller``:
-   :mod:`~agent_node.a2a.server.in_flight`).
+   a streaming call, or a blocking SendMessage, among its open streams
+   (``limits.max_streams_per_caller``: :mod:`~agent_node.a2a.server.in_flight`).
 2. ``a2a-version`` metadata, by major.minor: absent, empty or 1.0 (the
    binding is A2A 1.0's), else VersionNotSupported.
 3. The capability gate, then the request message as ProtoJSON
@@ -57,6 +57,7 @@ from agent_node.a2a.server.failed import failed
 from agent_node.a2a.server.grpc.calls import Call, Method
 from agent_node.a2a.server.grpc.status import Code, RpcError
 from agent_node.a2a.server.handler import CallContext, TaskHandler
+from agent_node.a2a.server.in_flight import follows_its_task
 from agent_node.a2a.server.limits import DEFAULT_LIMITS, Limits
 from agent_node.a2a.server.operations import (
     OPERATIONS,
@@ -118,6 +119,8 @@ class A2AService:
             ticket = await self._admit(name, call)
             try:
                 model, ctx = self._prepare(name, request, call, ticket.caller)
+                if follows_its_task(False, model):  # a blocking send: before its task is made
+                    self.guard.in_flight.to_stream(ticket)
                 result = await handler_call(self.handler, name)(model, ctx)
                 return _reply(name, reply, result).SerializeToString()
             except Exception as exc:  # answered as a status
