@@ -301,11 +301,17 @@ async def test_replicas_of_a_node_on_one_database_show_each_task_once(
     await expect(page.locator("#inbox-count")).to_have_text("2")
 
     # Answered, the task completes; both processes tell it, one row shows it.
+    # The inbox is drawn again on the nodes' changes (both processes tell
+    # each): the answer typed stays (test_ui_browser_typing), and the answer
+    # is sent before the item is awaited to go.
     await page.click("a[data-view='inbox']")
+    await expect(page.locator(".item")).to_have_count(2)
     item = page.locator(f'.item[data-id="{porto["id"]}"]')
     await item.locator("input[name='answer']").fill("in June")
     await item.locator("button[type='submit']").click()
-    await expect(page.locator(".item")).to_have_count(1, timeout=30_000)
+    await expect(page.locator("#flash")).to_contain_text("answer sent to c")
+    await expect(item).to_have_count(0, timeout=30_000)
+    await expect(page.locator(".item")).to_have_count(1)
     await page.click("a[data-view='overview']")
     row = page.locator(f'tr.row[data-id="{porto["id"]}"]')
     await expect(row.locator(".status")).to_have_text("completed", timeout=30_000)

@@ -71,6 +71,33 @@ export const post = (path, body) =>
     body: JSON.stringify(body || {}),
   });
 
+// Draws `kids` in place of what `root` shows, keeping what a person is
+// doing there: an element of `kids` marked data-keep is replaced by the
+// shown one of the same mark (a form keeps its typed text, its button as it
+// is, a send under way), and the element that had focus gets it back with
+// its selection. A redraw comes with any change of a node: it must not
+// take an answer from under the hands typing it.
+export function redraw(root, kids) {
+  // Asked first: a shown element moved into `kids` loses the focus.
+  const focused = root.contains(document.activeElement) ? document.activeElement : null;
+  const typing = focused && typeof focused.selectionStart === "number";
+  const selection = typing ? [focused.selectionStart, focused.selectionEnd, focused.selectionDirection] : null;
+  const shown = new Map([...root.querySelectorAll("[data-keep]")].map((el) => [el.dataset.keep, el]));
+  for (const kid of kids) {
+    for (const fresh of kid.querySelectorAll("[data-keep]")) {
+      const kept = shown.get(fresh.dataset.keep);
+      if (!kept) continue;
+      shown.delete(fresh.dataset.keep);
+      fresh.replaceWith(kept);
+    }
+  }
+  root.replaceChildren(...kids);
+  if (focused && focused.isConnected && document.activeElement !== focused) {
+    focused.focus({ preventScroll: true });
+    if (selection) focused.setSelectionRange(...selection);
+  }
+}
+
 let flashTimer = null;
 export function flash(text, bad) {
   const box = $("#flash");

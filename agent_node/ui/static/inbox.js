@@ -1,7 +1,7 @@
 // The inbox: every node's questions and event waits, a question relayed up
 // a chain shown once, where its caller would answer it.
 import { answerForm, cancel, signalForm } from "./actions.js";
-import { $, api, badge, executionHref, h, said, short, when } from "./dom.js";
+import { $, api, badge, executionHref, h, redraw, said, short, when } from "./dom.js";
 import { outageOf, state } from "./state.js";
 
 // A question relayed up a chain appears on every node of it; the page
@@ -89,19 +89,26 @@ export async function countInbox() {
   }
 }
 
+// An inbox asked for anew makes every answer asked for before it stale
+// (drawn late, it would show a question answered since).
+let inboxAsked = 0;
+
 export async function loadInbox(reset) {
+  const asked = reset ? ++inboxAsked : inboxAsked;
   const params = new URLSearchParams({ limit: "50" });
   if (!reset && state.inboxNext) params.set("cursor", state.inboxNext);
   let page;
   try {
     page = await api(`/api/inbox?${params}`);
   } catch (error) {
-    $("#inbox-notes").textContent = error.message;
+    if (asked === inboxAsked) $("#inbox-notes").textContent = error.message;
     return;
   }
+  if (asked !== inboxAsked) return;
   const tops = topItems(page.items);
   const shownItems = tops.map(inboxItem);
-  if (reset) $("#inbox-items").replaceChildren(...shownItems);
+  // Redrawn on every change of any node: an answer being typed stays.
+  if (reset) redraw($("#inbox-items"), shownItems);
   else $("#inbox-items").append(...shownItems);
   state.inboxNext = page.next;
   $("#inbox-more").hidden = !page.next;
@@ -109,6 +116,15 @@ export async function loadInbox(reset) {
   if (reset) countInbox();
   $("#inbox-notes").textContent = [count ? "" : "nothing waits on a person", ...page.errors.map((e) => said(e.node, e.message))].filter(Boolean).join(" · ");
 }
+
+// What a redraw keeps of an item (data-keep): its forms and its Cancel, as
+// long as it asks the same. An item of a store's replicas is the store's
+// (the node that speaks for it may change).
+const keepMark = (item, ...what) => JSON.stringify([item.store || item.node, item.execution.id, ...what]);
+const kept = (element, mark) => {
+  element.dataset.keep = mark;
+  return element;
+};
 
 function inboxItem({ item, chain }) {
   const exec = item.execution;
@@ -121,13 +137,16 @@ function inboxItem({ item, chain }) {
   const body = [];
   if (item.kind === "event") {
     body.push(h("p", { class: "question", text: `waits for the event “${item.event}” at step ${item.step}${item.deadline ? `, until ${when(item.deadline)}` : ""}` }));
-    body.push(signalForm(item.node, exec.id, item));
+    body.push(kept(signalForm(item.node, exec.id, item), keepMark(item, "signal", item.event, item.step)));
   } else {
     body.push(h("p", { class: "question", text: item.question ? item.question.text : "input required" }));
     if (chain.length) body.push(h("p", { class: "relayed", text: `asked by ${chain[chain.length - 1]}${chain.length > 1 ? `, relayed by ${chain.slice(0, -1).reverse().join(", ")}` : ""} to ${item.node}` }));
     if (item.orphan) body.push(h("p", { class: "relayed why", text: unanswerable(item.orphan) }));
-    else body.push(answerForm(item.node, exec.id, item.question || { kind: item.kind, text: "" }));
+    else {
+      const question = item.question || { kind: item.kind, text: "" };
+      body.push(kept(answerForm(item.node, exec.id, question), keepMark(item, "answer", question.kind, question.text)));
+    }
   }
-  const cancelButton = h("button", { class: "danger", type: "button", "aria-label": `Cancel task ${short(exec.id)} on ${item.node}`, onclick: () => cancel(item.node, exec.id) }, "Cancel");
-  return h("article", { class: "item", "data-node": item.node, "data-id": exec.id, "data-kind": item.kind }, title, body, h("div", { class: "actions" }, cancelButton));
+  const cancelButton = h("button", { class: "danger", type: "button", "data-keep": keepMark(item, "cancel"), "aria-label": `Cancel task ${short(exec.id)} on ${item.node}`, onclick: () => cancel(item.node, exec.id) }, "Cancel");
+  return h("article", { class: "item", "data-node": item.node, "data-store": item.store, "data-id": exec.id, "data-kind": item.kind }, title, body, h("div", { class: "actions" }, cancelButton));
 }
