@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import pytest
 from e2e.procs import CLI, Child, Spawn, child_env, wait_until
 from e2e.test_delegation import BOOK, Net, finished, send_text
-from playwright.async_api import Browser, Page, Response, async_playwright, expect
-from support.browser import ARGS, find_chromium
+from playwright.async_api import Browser, Page, Response, expect
+from support.browser import chromium_browser, find_chromium
 from support.certs import make_certs
 from support.ports import free_ports
 
@@ -70,10 +70,8 @@ def net(tmp_path: Path, spawn: Spawn) -> Net:
 
 @pytest.fixture
 async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium, args=ARGS)
+    async with chromium_browser(chromium) as launched:
         yield launched
-        await launched.close()
 
 
 async def start_ui(net: Net, spawn: Spawn) -> tuple[Child, str]:

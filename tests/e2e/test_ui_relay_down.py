@@ -16,8 +16,8 @@ import pytest
 from e2e.procs import CLI, Spawn, child_env, wait_until
 from e2e.test_delegation import BOOK, Net, finished, send_text
 from e2e.test_ui import OPERATORS
-from playwright.async_api import Browser, async_playwright, expect
-from support.browser import ARGS, find_chromium
+from playwright.async_api import Browser, expect
+from support.browser import chromium_browser
 from support.certs import make_certs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -31,13 +31,8 @@ def net(tmp_path: Path, spawn: Spawn) -> Net:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    found, why = find_chromium()
-    if found is None:
-        pytest.skip(why)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=found, args=ARGS)
+    async with chromium_browser() as launched:
         yield launched
-        await launched.close()
 
 
 async def test_a_question_whose_relaying_node_is_down_is_answered_only_where_it_can_be(

@@ -14,10 +14,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from pydantic import BaseModel
 from starlette.applications import Starlette
-from support.browser import ARGS, find_chromium
+from support.browser import chromium_browser
 from support.certs import make_certs
 from support.served import served
 
@@ -115,13 +115,8 @@ async def setup(certs: Path, tmp_path: Path) -> AsyncIterator[tuple[Node, str]]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    found, why = find_chromium()
-    if found is None:
-        pytest.skip(why)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=found, args=ARGS)
+    async with chromium_browser() as launched:
         yield launched
-        await launched.close()
 
 
 async def opened(browser: Browser, url: str, width: int = 1300) -> Page:

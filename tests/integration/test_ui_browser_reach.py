@@ -14,10 +14,10 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from starlette.applications import Starlette
 from starlette.routing import Route
-from support.browser import ARGS, find_chromium
+from support.browser import chromium_browser
 from support.certs import make_certs
 from support.served import served
 
@@ -126,13 +126,8 @@ async def stalled(certs: Path, tmp_path: Path) -> AsyncIterator[tuple[Stall, str
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    found, why = find_chromium()
-    if found is None:
-        pytest.skip(why)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=found, args=ARGS)
+    async with chromium_browser() as launched:
         yield launched
-        await launched.close()
 
 
 async def test_a_node_that_hangs_is_shown_unreachable_since_then_and_again_when_it_answers(

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, async_playwright, expect
-from support.browser import ARGS, find_chromium
+from playwright.async_api import Browser, expect
+from support.browser import chromium_browser
 from support.certs import make_certs
 from support.served import served
 from support.tls import caller_context
@@ -94,13 +94,8 @@ async def ui(node: tuple[NodeParts, str, Path]) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    found, why = find_chromium()
-    if found is None:
-        pytest.skip(why)
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=found, args=ARGS)
+    async with chromium_browser() as launched:
         yield launched
-        await launched.close()
 
 
 async def book(url: str, certs: Path, place: str) -> str:

@@ -7,8 +7,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-__all__ = ["ARGS", "find_chromium"]
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
+__all__ = ["ARGS", "chromium_browser", "find_chromium"]
 
 #: No sandbox (root in a container), no GPU, and nothing that calls home.
 ARGS = [
@@ -42,3 +50,19 @@ def find_chromium() -> tuple[str | None, str]:
         return found, ""
     tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
     return None, f"chromium is not installed, and `apt-get install chromium` failed: {tail[0]}"
+
+
+@asynccontextmanager
+async def chromium_browser(path: str | None = None) -> AsyncIterator[Browser]:
+    """Playwright driving the system's Chromium (``path``, else found as
+    :func:`find_chromium` finds it; the test is skipped when there is none)."""
+    from playwright.async_api import async_playwright
+
+    if path is None:
+        path, why = find_chromium()
+        if path is None:
+            pytest.skip(why)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=path, args=ARGS)
+        yield launched
+        await launched.close()
