@@ -32,14 +32,7 @@ async def r(store_url: str) -> AsyncIterator[Rig]:
 async def _canceled(r: Rig, execution_id: str) -> None:
     """Drive until the row is gone; the execution is canceled, and so is
     every task the peer made."""
-    for _ in range(10):
-        if await r.row(execution_id) is None:
-            break
-        await r.due_now(execution_id)
-        await r.drive()
-    assert await r.row(execution_id) is None
-    record = await r.runtime.store.get(execution_id)
-    assert record is not None and record.status == "canceled"
+    await r.canceled(execution_id, rounds=10)
     assert sorted(r.peer.canceled) == sorted(r.peer.tasks)
     states = {t["status"]["state"] for t in r.peer.tasks.values()}
     assert states <= {"TASK_STATE_CANCELED"}

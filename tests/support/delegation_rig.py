@@ -92,6 +92,19 @@ class Rig:
             await asyncio.sleep(0.01)
         raise AssertionError(f"execution {execution_id} did not end")
 
+    async def canceled(self, execution_id: str, rounds: int = 30) -> ExecutionRecord:
+        """Drive a cancel until its delegation row is gone (rows made due at
+        once); the execution, which is canceled."""
+        for _ in range(rounds):
+            if await self.row(execution_id) is None:
+                break
+            await self.due_now(execution_id)
+            await self.drive()
+        assert await self.row(execution_id) is None
+        record = await self.runtime.store.get(execution_id)
+        assert record is not None and record.status == "canceled"
+        return record
+
     async def _has_row(self, execution_id: str) -> bool:
         return await self.row(execution_id) is not None
 
